@@ -1,0 +1,54 @@
+# goosed — the two commands: `make run` and `make test`. Everything else is a step of those.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+HOST       ?= 127.0.0.1
+PORT       ?= 3000
+
+.PHONY: all deps build run test unit api lint check-asan bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+build:
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: deps build
+	$(BUILD)/goosed --host $(HOST) --port $(PORT)
+
+# make test: unit tests, OpenAPI lint, black-box suite; then all of it again under ASan+UBSan.
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory build unit api BUILD=$(BUILD)
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory check-asan
+
+unit:
+	cd $(BUILD) && ctest --output-on-failure
+
+api:
+	GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed node --test --test-concurrency=2 tests/api/
+
+lint:
+	npx --no-install redocly lint --format=stylish docs/openapi.json
+
+check-asan:
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGOOSED_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@$(MAKE) --no-print-directory unit api BUILD=$(ASAN_BUILD) \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+bench:
+	@scripts/deps.sh bench
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DGOOSED_TESTS=OFF >/dev/null
+	@cmake --build build-release -j$(JOBS)
+	GOOSED_BIN=$(CURDIR)/build-release/goosed bash bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'bench/*.c')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-release

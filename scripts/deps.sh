@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what goosed needs on Debian 12, idempotently and quietly when all is present.
+#   scripts/deps.sh build   compiler, CMake and the libraries goosed links
+#   scripts/deps.sh test    build + cmocka + Node and the npm packages of package-lock.json
+#   scripts/deps.sh bench   build + wrk and nginx (the benchmark's reference server)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-build}
+pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev
+      libsodium-dev libcurl4-openssl-dev libwslay-dev)
+case $what in
+  build) ;;
+  test)  pkgs+=(libcmocka-dev util-linux) ;;
+  bench) pkgs+=(wrk nginx-light) ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+[ "$what" = test ] && ! command -v node >/dev/null && pkgs+=(nodejs npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$what" = test ]; then
+  # npm ci only when node_modules is absent or older than the lock file.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "deps: npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+fi

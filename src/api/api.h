@@ -1,0 +1,34 @@
+/* api: the HTTP resources. One file per resource; the route table is in routes.c. */
+#ifndef GD_API_H
+#define GD_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "http/http.h"
+#include "store/store.h"
+
+typedef struct {
+    const config *cfg;
+    store *st;
+    uint64_t started_ns; /* monotonic */
+} app;
+
+extern const http_route api_routes[];
+extern const size_t api_nroutes;
+
+/* Answers a failed store call: 404 naming the session, 503 with the store's reason, else 500. */
+void api_store_error(http_req *r, gd_err e, const char *session_id);
+
+void api_status(http_req *r);
+void api_health(http_req *r);
+void api_openapi(http_req *r);
+void api_config_get(http_req *r);
+void api_session_create(http_req *r);
+void api_session_list(http_req *r);
+void api_session_get(http_req *r);
+void api_session_delete(http_req *r);
+void api_messages_list(http_req *r);
+
+#endif

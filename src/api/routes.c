@@ -1,0 +1,40 @@
+/* The route table: a route is one line. /api is canonical; seed 000's unprefixed paths are
+ * aliases of the same handlers. */
+#include "api/api.h"
+
+#include <stdio.h>
+
+const http_route api_routes[] = {
+    {"GET", "/status", api_status, 0},
+    {"GET", "/api/health", api_health, 0},
+    {"GET", "/openapi.json", api_openapi, 0},
+    {"GET", "/api/config", api_config_get, 0},
+
+    {"POST", "/api/sessions", api_session_create, ROUTE_BODY},
+    {"GET", "/api/sessions", api_session_list, 0},
+    {"GET", "/api/sessions/{id}", api_session_get, 0},
+    {"DELETE", "/api/sessions/{id}", api_session_delete, 0},
+    {"GET", "/api/sessions/{id}/messages", api_messages_list, 0},
+
+    {"POST", "/sessions", api_session_create, ROUTE_BODY},
+    {"GET", "/sessions", api_session_list, 0},
+    {"GET", "/sessions/{id}", api_session_get, 0},
+    {"DELETE", "/sessions/{id}", api_session_delete, 0},
+    {"GET", "/sessions/{id}/messages", api_messages_list, 0},
+};
+const size_t api_nroutes = sizeof api_routes / sizeof *api_routes;
+
+void api_store_error(http_req *r, gd_err e, const char *session_id)
+{
+    switch (e) {
+    case GD_ENOTFOUND:
+        http_reply_error(r, 404, "not_found", "session '%s' not found", session_id ? session_id : "");
+        return;
+    case GD_ESTORE:
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
+        return;
+    default:
+        http_reply_error(r, 500, "internal", "internal error: %s", gd_strerror(e));
+        return;
+    }
+}

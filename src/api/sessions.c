@@ -1,0 +1,209 @@
+/* Sessions: create, list, get, delete, and their message history. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/clock.h"
+#include "core/ids.h"
+
+#define NAME_MAX_CHARS 256
+#define DEFAULT_NAME   "New session"
+
+static json_t *session_json(const store_session *s)
+{
+    char created[RFC3339_LEN], updated[RFC3339_LEN];
+    clock_rfc3339(s->created_at, created);
+    clock_rfc3339(s->updated_at, updated);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}",
+                     "id", s->id, "name", s->name,
+                     "working_dir", s->working_dir, "working_directory", s->working_dir,
+                     "created_at", created, "updated_at", updated,
+                     "message_count", (json_int_t)s->message_count,
+                     "input_tokens", (json_int_t)s->input_tokens,
+                     "output_tokens", (json_int_t)s->output_tokens,
+                     "total_tokens", (json_int_t)(s->input_tokens + s->output_tokens));
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* Reads an optional string field; null counts as absent. false (and a 400 sent) when it is
+ * of another type. */
+static bool opt_string(http_req *r, json_t *body, const char *field, const char **out)
+{
+    json_t *v = body ? json_object_get(body, field) : NULL;
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        http_reply_error(r, 400, "bad_request", "%s: must be a string", field);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+/* The working directory, under any of its three names; resolved to an absolute real path. */
+static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
+{
+    static const char *const names[] = {"working_directory", "working_dir", "cwd"};
+    const char *val = NULL, *field = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *v;
+        if (!opt_string(r, body, names[i], &v))
+            return false;
+        if (v && val && strcmp(v, val) != 0) {
+            http_reply_error(r, 400, "bad_request", "%s and %s disagree: give the working directory once",
+                             field, names[i]);
+            return false;
+        }
+        if (v && !val) {
+            val = v;
+            field = names[i];
+        }
+    }
+    if (!val) {
+        if (!getcwd(out, PATH_MAX)) {
+            http_reply_error(r, 500, "internal", "cannot read the server's working directory: %s",
+                             strerror(errno));
+            return false;
+        }
+        return true;
+    }
+    if (!*val) {
+        http_reply_error(r, 400, "bad_request", "%s: must not be empty", field);
+        return false;
+    }
+    if (strlen(val) >= PATH_MAX) {
+        http_reply_error(r, 400, "bad_request", "%s: longer than %d bytes", field, PATH_MAX - 1);
+        return false;
+    }
+    struct stat st;
+    if (!realpath(val, out) || stat(out, &st) != 0) {
+        http_reply_error(r, 400, "bad_request", "%s: %s: %s", field, val,
+                         errno == ENOENT ? "no such directory" : strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        http_reply_error(r, 400, "bad_request", "%s: %s is not a directory", field, val);
+        return false;
+    }
+    return true;
+}
+
+void api_session_create(http_req *r)
+{
+    app *a = http_app(r);
+    json_t *body = http_body(r);
+    store_session s;
+    memset(&s, 0, sizeof s);
+    const char *name;
+    if (!opt_string(r, body, "name", &name))
+        return;
+    if (name && (!*name || utf8_chars(name) > NAME_MAX_CHARS)) {
+        http_reply_error(r, 400, "bad_request", "name: must be 1 to %d characters", NAME_MAX_CHARS);
+        return;
+    }
+    if (!working_dir(r, body, s.working_dir))
+        return;
+    snprintf(s.name, sizeof s.name, "%s", name ? name : DEFAULT_NAME);
+    ids_uuid4(s.id);
+    gd_err e = a->st->ops->session_create(a->st, &s);
+    if (e) {
+        api_store_error(r, e, s.id);
+        return;
+    }
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/sessions/%s", s.id);
+    http_add_header(r, "Location", loc);
+    http_reply_json(r, 201, session_json(&s));
+}
+
+/* A whole decimal number in [min, max] from the query string; def when absent. */
+static bool query_long(http_req *r, const char *name, long min, long max, long def, long *out)
+{
+    const char *v = http_query(r, name);
+    *out = def;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < min || n > max || *v == '+' || *v == ' ') {
+        http_reply_error(r, 400, "bad_request", "%s: must be a whole number from %ld to %ld", name, min, max);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+void api_session_list(http_req *r)
+{
+    app *a = http_app(r);
+    long limit, offset, total = 0;
+    if (!query_long(r, "limit", 1, 1000, 100, &limit) || !query_long(r, "offset", 0, LONG_MAX / 2, 0, &offset))
+        return;
+    store_session *list;
+    size_t n;
+    gd_err e = a->st->ops->session_list(a->st, limit, offset, &list, &n, &total);
+    if (e) {
+        api_store_error(r, e, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, session_json(&list[i]));
+    free(list);
+    char tc[24];
+    snprintf(tc, sizeof tc, "%ld", total);
+    http_add_header(r, "X-Total-Count", tc);
+    http_reply_json(r, 200, arr);
+}
+
+void api_session_get(http_req *r)
+{
+    app *a = http_app(r);
+    const char *id = http_param(r, 0);
+    store_session s;
+    gd_err e = a->st->ops->session_get(a->st, id, &s);
+    if (e) {
+        api_store_error(r, e, id);
+        return;
+    }
+    http_reply_json(r, 200, session_json(&s));
+}
+
+void api_session_delete(http_req *r)
+{
+    app *a = http_app(r);
+    const char *id = http_param(r, 0);
+    gd_err e = a->st->ops->session_delete(a->st, id);
+    if (e) {
+        api_store_error(r, e, id);
+        return;
+    }
+    http_reply_empty(r, 204);
+}
+
+void api_messages_list(http_req *r)
+{
+    app *a = http_app(r);
+    const char *id = http_param(r, 0);
+    json_t *msgs;
+    gd_err e = a->st->ops->messages_list(a->st, id, &msgs);
+    if (e) {
+        api_store_error(r, e, id);
+        return;
+    }
+    http_reply_json(r, 200, msgs);
+}

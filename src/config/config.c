@@ -1,0 +1,311 @@
+#include "config/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+
+typedef enum { K_STR, K_INT, K_LIST, K_LOG } key_kind;
+
+/* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
+static const struct cfg_key {
+    const char *file_key;
+    const char *env;
+    const char *flag;
+    key_kind kind;
+    long min, max;
+    size_t off, size; /* where in config, and the size of a string field */
+    const char *what; /* "a port 0..65535": for messages */
+} keys[] = {
+#define STR(f) offsetof(config, f), sizeof(((config *)0)->f)
+    {"GOOSE_HOST", "GOOSE_HOST", "host", K_STR, 1, 0, STR(host), "a host name or address"},
+    {"GOOSE_PORT", "GOOSE_PORT", "port", K_INT, 0, 65535, offsetof(config, port), 0, "a port 0..65535"},
+    {"GOOSE_PROVIDER", "GOOSE_PROVIDER", NULL, K_STR, 0, 0, STR(provider), "a provider name"},
+    {"GOOSE_MODEL", "GOOSE_MODEL", NULL, K_STR, 0, 0, STR(model), "a model name"},
+    {"api_timeout", "GOOSE_API_TIMEOUT", NULL, K_INT, 1, 86400, offsetof(config, api_timeout), 0,
+     "a number of seconds 1..86400"},
+    {"max_retries", "GOOSE_MAX_RETRIES", NULL, K_INT, 0, 100, offsetof(config, max_retries), 0,
+     "an integer 0..100"},
+    {"max_body_size", "GOOSE_MAX_BODY_SIZE", NULL, K_INT, 1024, 1L << 30,
+     offsetof(config, max_body_size), 0, "a number of bytes 1024..1073741824"},
+    {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors), 0,
+     "a list of origins such as https://app.example.com, or *"},
+    {"log_level", "RUST_LOG", "log-level", K_LOG, 0, 0, STR(log_spec),
+     "a level (error, warn, info, debug, trace) or a filter such as info,goose=debug"},
+#undef STR
+};
+#define NKEYS (sizeof keys / sizeof *keys)
+
+static const char usage[] =
+    "Usage: goosed [options]\n"
+    "\n"
+    "goosed is a self-hostable AI agent server: sessions, messages and streamed replies over HTTP.\n"
+    "\n"
+    "Options:\n"
+    "  --host HOST        address to bind (env GOOSE_HOST, default 127.0.0.1)\n"
+    "  --port PORT        port to listen on, 0 for any free one (env GOOSE_PORT, default 3000)\n"
+    "  --log-level SPEC   error|warn|info|debug|trace, or a filter like info,store=debug\n"
+    "                     (env RUST_LOG, default info)\n"
+    "  --config FILE      config.yaml to read (default $GOOSE_CONFIG_DIR/config.yaml or\n"
+    "                     ~/.config/goose/config.yaml)\n"
+    "  --help             show this help and exit\n"
+    "  --version          show the version and exit\n"
+    "\n"
+    "Environment: GOOSE_HOST, GOOSE_PORT, GOOSE_CONFIG_DIR, GOOSE_PROVIDER, GOOSE_MODEL,\n"
+    "GOOSE_API_TIMEOUT, GOOSE_MAX_RETRIES, GOOSE_MAX_BODY_SIZE, GOOSE_CORS_ORIGINS, RUST_LOG,\n"
+    "XDG_DATA_HOME (sessions are stored in $XDG_DATA_HOME/goose/sessions/sessions.db).\n"
+    "Precedence: flag > environment > config.yaml > default.\n";
+
+const char *config_usage(void)
+{
+    return usage;
+}
+
+static void set_defaults(config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->host, sizeof c->host, "127.0.0.1");
+    c->port = 3000;
+    c->api_timeout = 600;
+    c->max_retries = 3;
+    c->max_body_size = 10L * 1024 * 1024;
+    snprintf(c->log_spec, sizeof c->log_spec, "info");
+}
+
+/* Applies one scalar value to key k. `where` names its source for messages ("GOOSE_PORT",
+ * "--port", "/x/config.yaml:3: api_timeout"). */
+static gd_err apply(config *c, const struct cfg_key *k, const char *val, const char *where,
+                    char *err, size_t errlen)
+{
+    char *base = (char *)c;
+    switch (k->kind) {
+    case K_STR:
+        if (strlen(val) >= k->size || (k->min > 0 && !*val)) {
+            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        snprintf(base + k->off, k->size, "%s", val);
+        return GD_OK;
+    case K_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (!*val || *end || errno || v < k->min || v > k->max) {
+            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        *(long *)(base + k->off) = v;
+        return GD_OK;
+    }
+    case K_LIST: {
+        /* A comma-separated string replaces the list. */
+        c->ncors = 0;
+        const char *p = val;
+        while (*p) {
+            while (*p == ' ' || *p == ',')
+                p++;
+            size_t n = strcspn(p, ", ");
+            if (!n)
+                break;
+            if (c->ncors == CFG_MAX_ORIGINS || n >= sizeof c->cors[0]) {
+                snprintf(err, errlen, "%s: expected %s (at most %d, each under %zu characters)",
+                         where, k->what, CFG_MAX_ORIGINS, sizeof c->cors[0]);
+                return GD_EINVAL;
+            }
+            memcpy(c->cors[c->ncors], p, n);
+            c->cors[c->ncors++][n] = '\0';
+            p += n;
+        }
+        return GD_OK;
+    }
+    case K_LOG: {
+        char msg[200];
+        if (log_configure(val, msg, sizeof msg) != GD_OK) {
+            snprintf(err, errlen, "%s: %s", where, msg);
+            return GD_EINVAL;
+        }
+        snprintf(base + k->off, k->size, "%s", val);
+        return GD_OK;
+    }
+    }
+    return GD_EINVAL;
+}
+
+static const struct cfg_key *find_file_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].file_key, name))
+            return &keys[i];
+    return NULL;
+}
+
+/* Reads config.yaml. A missing file is fine unless `must_exist`. */
+static gd_err load_file(config *c, const char *path, bool must_exist, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT && !must_exist)
+            return GD_OK;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return GD_EINVAL;
+    }
+    snprintf(c->config_file, sizeof c->config_file, "%s", path);
+
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    gd_err rc = GD_OK;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu: %s%s%s", path, parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "invalid YAML",
+                 parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return GD_EINVAL;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root && root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
+        root = NULL; /* an empty document */
+    if (root && root->type != YAML_MAPPING_NODE) {
+        snprintf(err, errlen, "%s:%zu: expected a mapping of keys to values at the top level", path,
+                 root->start_mark.line + 1);
+        rc = GD_EINVAL;
+        goto out;
+    }
+    for (yaml_node_pair_t *pr = root ? root->data.mapping.pairs.start : NULL;
+         pr && pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
+        yaml_node_t *vn = yaml_document_get_node(&doc, pr->value);
+        if (!kn || kn->type != YAML_SCALAR_NODE || !vn)
+            continue;
+        const char *name = (const char *)kn->data.scalar.value;
+        const struct cfg_key *k = find_file_key(name);
+        if (!k)
+            continue; /* the real Goose keeps many other keys here */
+        char where[PATH_MAX + 64];
+        snprintf(where, sizeof where, "%s:%zu: %s", path, vn->start_mark.line + 1, name);
+        if (vn->type == YAML_SCALAR_NODE) {
+            rc = apply(c, k, (const char *)vn->data.scalar.value, where, err, errlen);
+        } else if (vn->type == YAML_SEQUENCE_NODE && k->kind == K_LIST) {
+            buf joined;
+            buf_init(&joined, 16384);
+            for (yaml_node_item_t *it = vn->data.sequence.items.start;
+                 it < vn->data.sequence.items.top; it++) {
+                yaml_node_t *in = yaml_document_get_node(&doc, *it);
+                if (!in || in->type != YAML_SCALAR_NODE) {
+                    snprintf(err, errlen, "%s: expected %s", where, k->what);
+                    rc = GD_EINVAL;
+                    break;
+                }
+                buf_printf(&joined, "%s,", (const char *)in->data.scalar.value);
+            }
+            if (!rc)
+                rc = apply(c, k, joined.data ? joined.data : "", where, err, errlen);
+            buf_free(&joined);
+        } else {
+            snprintf(err, errlen, "%s: expected %s, got a %s", where, k->what,
+                     vn->type == YAML_MAPPING_NODE ? "mapping" : "list");
+            rc = GD_EINVAL;
+        }
+        if (rc)
+            break;
+    }
+out:
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
+static void default_paths(config *c, char *cfgpath, size_t cfglen)
+{
+    const char *home = getenv("HOME");
+    const char *dir = getenv("GOOSE_CONFIG_DIR");
+    const char *xdg_cfg = getenv("XDG_CONFIG_HOME");
+    const char *xdg_data = getenv("XDG_DATA_HOME");
+    if (!home || !*home)
+        home = "/tmp";
+    if (dir && *dir)
+        snprintf(cfgpath, cfglen, "%s/config.yaml", dir);
+    else if (xdg_cfg && *xdg_cfg)
+        snprintf(cfgpath, cfglen, "%s/goose/config.yaml", xdg_cfg);
+    else
+        snprintf(cfgpath, cfglen, "%s/.config/goose/config.yaml", home);
+    if (xdg_data && *xdg_data)
+        snprintf(c->data_dir, sizeof c->data_dir, "%s/goose/sessions", xdg_data);
+    else
+        snprintf(c->data_dir, sizeof c->data_dir, "%s/.local/share/goose/sessions", home);
+}
+
+gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *err, size_t errlen)
+{
+    const char *flagval[NKEYS] = {0};
+    const char *config_flag = NULL;
+    *action = CFG_RUN;
+    set_defaults(c);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            *action = CFG_HELP;
+            return GD_OK;
+        }
+        if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
+            *action = CFG_VERSION;
+            return GD_OK;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument \"%.60s\" (see --help)", a);
+            return GD_EINVAL;
+        }
+        /* --name value or --name=value */
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const char *val = eq ? eq + 1 : NULL;
+        const char **slot = NULL;
+        if (nlen == 6 && !strncmp(name, "config", 6)) {
+            slot = &config_flag;
+        } else {
+            for (size_t k = 0; k < NKEYS; k++)
+                if (keys[k].flag && strlen(keys[k].flag) == nlen && !strncmp(keys[k].flag, name, nlen))
+                    slot = &flagval[k];
+        }
+        if (!slot) {
+            snprintf(err, errlen, "unknown option \"--%.*s\" (see --help)", (int)nlen, name);
+            return GD_EINVAL;
+        }
+        if (!val) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "option \"--%.*s\" needs a value", (int)nlen, name);
+                return GD_EINVAL;
+            }
+            val = argv[++i];
+        }
+        *slot = val;
+    }
+
+    char cfgpath[PATH_MAX];
+    default_paths(c, cfgpath, sizeof cfgpath);
+    gd_err rc = config_flag ? load_file(c, config_flag, true, err, errlen)
+                            : load_file(c, cfgpath, false, err, errlen);
+    if (rc)
+        return rc;
+
+    for (size_t k = 0; k < NKEYS; k++) {
+        const char *v = getenv(keys[k].env);
+        if (v && (*v || keys[k].kind == K_STR) && (rc = apply(c, &keys[k], v, keys[k].env, err, errlen)))
+            return rc;
+    }
+    for (size_t k = 0; k < NKEYS; k++) {
+        char where[64];
+        snprintf(where, sizeof where, "--%s", keys[k].flag ? keys[k].flag : "");
+        if (flagval[k] && (rc = apply(c, &keys[k], flagval[k], where, err, errlen)))
+            return rc;
+    }
+    return GD_OK;
+}

@@ -1,0 +1,39 @@
+/* config: the effective configuration, from flags > environment > config.yaml > defaults.
+ * Every key is one row of the table in config.c. */
+#ifndef GD_CONFIG_H
+#define GD_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+
+#define CFG_MAX_ORIGINS 32
+
+typedef struct {
+    char host[256];
+    long port;
+    char provider[128]; /* "" when not configured */
+    char model[256];    /* "" when not configured */
+    long api_timeout;   /* seconds */
+    long max_retries;
+    long max_body_size; /* bytes */
+    char log_spec[256];
+    int ncors;
+    char cors[CFG_MAX_ORIGINS][256]; /* "*" alone allows every origin */
+    char config_file[PATH_MAX]; /* the config.yaml read, "" when none was */
+    char data_dir[PATH_MAX];    /* where sessions.db lives */
+} config;
+
+typedef enum { CFG_RUN, CFG_HELP, CFG_VERSION } cfg_action;
+
+/* Fills c from argv, the environment and config.yaml. On a bad flag, value or file returns
+ * GD_EINVAL with a one-line message in err (naming the file, line and key, the variable, or
+ * the flag). *action says whether to serve or to print help/version. */
+gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *err, size_t errlen);
+
+/* The usage text for --help. */
+const char *config_usage(void);
+
+#endif

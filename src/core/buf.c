@@ -1,0 +1,98 @@
+#include "core/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_init(buf *b, size_t cap)
+{
+    b->data = NULL;
+    b->len = b->alloc = 0;
+    b->cap = cap;
+}
+
+void buf_free(buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->alloc = 0;
+}
+
+void buf_reset(buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static gd_err buf_reserve(buf *b, size_t extra)
+{
+    if (extra > b->cap || b->len > b->cap - extra)
+        return GD_ETOOBIG;
+    size_t need = b->len + extra + 1;
+    if (need <= b->alloc)
+        return GD_OK;
+    size_t n = b->alloc ? b->alloc : 64;
+    while (n < need)
+        n *= 2;
+    if (n > b->cap + 1)
+        n = b->cap + 1;
+    char *p = realloc(b->data, n);
+    if (!p)
+        return GD_ENOMEM;
+    b->data = p;
+    b->alloc = n;
+    return GD_OK;
+}
+
+gd_err buf_append(buf *b, const void *data, size_t len)
+{
+    gd_err e = buf_reserve(b, len);
+    if (e)
+        return e;
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return GD_OK;
+}
+
+gd_err buf_puts(buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+gd_err buf_vprintf(buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return GD_EINVAL;
+    gd_err e = buf_reserve(b, (size_t)n);
+    if (e)
+        return e;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return GD_OK;
+}
+
+gd_err buf_printf(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    gd_err e = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+char *buf_detach(buf *b)
+{
+    char *p = b->data;
+    if (!p)
+        p = calloc(1, 1);
+    b->data = NULL;
+    b->len = b->alloc = 0;
+    return p;
+}

@@ -1,0 +1,21 @@
+/* One result type for the whole server. Values are never renumbered; add new ones at the end
+ * and give each a message in err.c (the switch has no default, so the compiler flags a gap). */
+#ifndef GD_ERR_H
+#define GD_ERR_H
+
+typedef enum {
+    GD_OK = 0,
+    GD_AGAIN = 1,     /* would block: try again later */
+    GD_ENOMEM = 2,    /* out of memory */
+    GD_EINVAL = 3,    /* invalid argument or input */
+    GD_ENOTFOUND = 4, /* no such object */
+    GD_ETOOBIG = 5,   /* a capped buffer or value reached its cap */
+    GD_ESTORE = 6,    /* the store failed (I/O, disk full, read-only, corrupt) */
+    GD_EIO = 7,       /* an operating-system call failed */
+    GD_ECONFLICT = 8, /* the object exists or is busy */
+} gd_err;
+
+/* A static, human-readable description of err. */
+const char *gd_strerror(gd_err err);
+
+#endif

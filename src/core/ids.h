@@ -1,0 +1,19 @@
+/* ids: random identifiers from libsodium's CSPRNG. */
+#ifndef GD_IDS_H
+#define GD_IDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define UUID_STR_LEN 37 /* 36 characters and the NUL */
+
+/* Writes a lowercase RFC 4122 version-4 UUID into out. ids_init must have been called. */
+void ids_uuid4(char out[UUID_STR_LEN]);
+/* Writes n-1 random URL-safe characters and a NUL into out. */
+void ids_token(char *out, size_t n);
+/* True when s looks like a lowercase UUID (36 chars, hex and dashes in place). */
+bool ids_is_uuid(const char *s);
+/* Returns -1 when libsodium cannot be initialised. */
+int ids_init(void);
+
+#endif

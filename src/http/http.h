@@ -1,0 +1,45 @@
+/* http: the HTTP server (libmicrohttpd, epoll, a thread pool) and the request API handlers use.
+ * http knows nothing of sessions: handlers come from the route table given to http_start. */
+#ifndef GD_HTTP_H
+#define GD_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "http/router.h"
+
+typedef struct http_server http_server;
+typedef struct http_req http_req;
+
+/* Starts serving routes on cfg->host:cfg->port. `app` is handed to handlers (http_app).
+ * Returns NULL with a message in err when the address cannot be bound. */
+http_server *http_start(const config *cfg, const http_route *routes, size_t nroutes, void *app,
+                        char *err, size_t errlen);
+int http_port(const http_server *s);
+/* Graceful stop: stop accepting, wait up to timeout_ms for requests in flight, then close all. */
+void http_stop(http_server *s, int timeout_ms);
+
+/* --- for handlers --- */
+void *http_app(http_req *r);
+const char *http_method(http_req *r);
+const char *http_path(http_req *r);
+const char *http_param(http_req *r, int i);              /* i-th {placeholder} of the route */
+const char *http_query(http_req *r, const char *name);   /* NULL when absent */
+const char *http_header(http_req *r, const char *name);  /* NULL when absent */
+/* The request's JSON object body, or NULL when the body was empty. Owned by the request. */
+json_t *http_body(http_req *r);
+
+/* Adds a response header; call before a reply function. Copies both strings. */
+void http_add_header(http_req *r, const char *name, const char *value);
+/* Replies. Exactly one per request. http_reply_json takes ownership of body. */
+void http_reply_json(http_req *r, int status, json_t *body);
+void http_reply_text(http_req *r, int status, const char *content_type, const char *text, size_t len);
+void http_reply_static(http_req *r, int status, const char *content_type, const void *data, size_t len);
+void http_reply_empty(http_req *r, int status);
+/* The one way errors leave the server: `{"error": message, "code": code}` with status. */
+void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,38 @@
+/* router: matches a method and path against the route table. Patterns are literal segments
+ * and `{name}` placeholders that match one non-empty segment. */
+#ifndef GD_ROUTER_H
+#define GD_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ROUTE_MAX_PARAMS 4
+#define ROUTE_PARAM_MAX  128
+
+struct http_req;
+typedef void (*http_handler)(struct http_req *r);
+
+enum {
+    ROUTE_BODY = 1, /* the handler takes a JSON object body (Content-Type checked, body parsed) */
+};
+
+typedef struct {
+    const char *method; /* "GET", "POST", ...; a GET route also answers HEAD */
+    const char *pattern;
+    http_handler fn;
+    unsigned flags;
+} http_route;
+
+typedef struct {
+    const http_route *route; /* NULL when nothing matched the method */
+    bool path_known;         /* some route has this path (so: 405, not 404) */
+    char allow[96];          /* methods of this path, "GET, HEAD, POST, OPTIONS" */
+    int nparams;
+    char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
+} route_match;
+
+/* Fills m for method and path. The path has no query string. */
+void router_match(const http_route *routes, size_t n, const char *method, const char *path,
+                  route_match *m);
+
+#endif

@@ -1,0 +1,523 @@
+/* The HTTP server: libmicrohttpd in epoll thread-pool mode. A request's life:
+ *   first call   -> request id, route match, early 404/405/413/415, CORS preflight
+ *   upload calls -> body appended to a capped buffer (413 at the cap)
+ *   last call    -> JSON body parsed and checked, the route's handler called
+ *   completed    -> one access-log line, the request freed (never inside a handler). */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/log.h"
+
+#define MAX_EXTRA_HEADERS 8
+#define RID_MAX           128
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    int port;
+    const config *cfg;
+    const http_route *routes;
+    size_t nroutes;
+    void *app;
+    pthread_mutex_t mu;
+    pthread_cond_t idle; /* signalled when inflight drops to 0 */
+    int inflight;
+    atomic_ulong errors; /* error responses sent, for the operator */
+};
+
+struct http_req {
+    http_server *s;
+    struct MHD_Connection *conn;
+    char method[16];
+    char *path;
+    route_match m;
+    buf body;
+    json_t *json;
+    uint64_t t0;
+    int status; /* 0 until a reply is queued */
+    size_t resp_len;
+    const char *origin; /* the request's Origin when it is allowed, else NULL */
+    char rid[RID_MAX + 1];
+    char client[INET6_ADDRSTRLEN];
+    int nhdrs;
+    char *hdrs[MAX_EXTRA_HEADERS][2];
+};
+
+/* ---- helpers for handlers ---- */
+
+void *http_app(http_req *r)
+{
+    return r->s->app;
+}
+const char *http_method(http_req *r)
+{
+    return r->method;
+}
+const char *http_path(http_req *r)
+{
+    return r->path;
+}
+const char *http_param(http_req *r, int i)
+{
+    return i < r->m.nparams ? r->m.params[i] : NULL;
+}
+const char *http_query(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+const char *http_header(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+json_t *http_body(http_req *r)
+{
+    return r->json;
+}
+
+void http_add_header(http_req *r, const char *name, const char *value)
+{
+    if (r->nhdrs == MAX_EXTRA_HEADERS) {
+        log_error("http", "too many response headers for %s %s; dropped %s", r->method, r->path, name);
+        return;
+    }
+    r->hdrs[r->nhdrs][0] = strdup(name);
+    r->hdrs[r->nhdrs][1] = strdup(value);
+    r->nhdrs++;
+}
+
+/* Queues resp with the headers every response carries. Consumes resp. */
+static void queue(http_req *r, int status, struct MHD_Response *resp, const char *ctype, size_t len)
+{
+    if (!resp) {
+        log_error("http", "out of memory building a response for %s %s", r->method, r->path);
+        r->status = 500;
+        return;
+    }
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    if (r->origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "X-Request-Id, X-Total-Count, Location");
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
+    for (int i = 0; i < r->nhdrs; i++)
+        MHD_add_response_header(resp, r->hdrs[i][0], r->hdrs[i][1]);
+    if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
+        log_warn("http", "could not queue the %d response to %s %s", status, r->method, r->path);
+    MHD_destroy_response(resp);
+    r->status = status;
+    r->resp_len = len;
+}
+
+void http_reply_static(http_req *r, int status, const char *ctype, const void *data, size_t len)
+{
+    queue(r, status, MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT),
+          ctype, len);
+}
+
+void http_reply_text(http_req *r, int status, const char *ctype, const char *text, size_t len)
+{
+    queue(r, status, MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY),
+          ctype, len);
+}
+
+void http_reply_empty(http_req *r, int status)
+{
+    queue(r, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT), NULL, 0);
+}
+
+void http_reply_json(http_req *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        http_reply_error(r, 500, "internal", "could not encode the response");
+        return;
+    }
+    size_t len = strlen(text);
+    queue(r, status, MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE),
+          "application/json; charset=utf-8", len);
+}
+
+void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    atomic_fetch_add(&r->s->errors, 1);
+    json_t *o = json_pack("{s:s, s:s}", "error", msg, "code", code);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) { /* out of memory, or a message that is not UTF-8: still answer */
+        static const char fallback[] = "{\"error\":\"internal error\",\"code\":\"internal\"}";
+        queue(r, status, MHD_create_response_from_buffer(sizeof fallback - 1, (void *)fallback,
+                                                         MHD_RESPMEM_PERSISTENT),
+              "application/json; charset=utf-8", sizeof fallback - 1);
+        return;
+    }
+    size_t len = strlen(text);
+    queue(r, status, MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE),
+          "application/json; charset=utf-8", len);
+    if (status >= 500)
+        log_warn("http", "%s %s -> %d %s rid=%s", r->method, r->path, status, msg, r->rid);
+}
+
+/* ---- request life ---- */
+
+static bool valid_rid(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > RID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static const char *allowed_origin(const config *cfg, const char *origin)
+{
+    if (!origin)
+        return NULL;
+    for (int i = 0; i < cfg->ncors; i++)
+        if (!strcmp(cfg->cors[i], "*") || !strcmp(cfg->cors[i], origin))
+            return origin;
+    return NULL;
+}
+
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16))
+        return true;
+    /* application/<anything>+json */
+    return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/* Answers 415 unless the request says its body is JSON. */
+static bool check_json_type(http_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (is_json_type(ct))
+        return true;
+    http_reply_error(r, 415, "unsupported_media_type",
+                     "Content-Type must be application/json (got %.80s)", ct ? ct : "none");
+    return false;
+}
+
+static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *url, const char *method)
+{
+    http_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->s = s;
+    r->conn = c;
+    r->t0 = clock_mono_ns();
+    snprintf(r->method, sizeof r->method, "%s", method);
+    r->path = strdup(url);
+    buf_init(&r->body, (size_t)s->cfg->max_body_size);
+    const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid && valid_rid(rid))
+        snprintf(r->rid, sizeof r->rid, "%s", rid);
+    else
+        ids_token(r->rid, 21);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client, sizeof r->client);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client, sizeof r->client);
+    else
+        snprintf(r->client, sizeof r->client, "-");
+    r->origin = allowed_origin(s->cfg, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+    pthread_mutex_lock(&s->mu);
+    s->inflight++;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static void req_free(http_req *r)
+{
+    buf_free(&r->body);
+    json_decref(r->json);
+    for (int i = 0; i < r->nhdrs; i++) {
+        free(r->hdrs[i][0]);
+        free(r->hdrs[i][1]);
+    }
+    free(r->path);
+    free(r);
+}
+
+/* The first call: everything that can be decided from the request line and headers. */
+static void begin(http_req *r)
+{
+    http_server *s = r->s;
+    router_match(s->routes, s->nroutes, r->method, r->path, &r->m);
+    if (!strcmp(r->method, "OPTIONS") && r->m.path_known) {
+        http_add_header(r, "Allow", r->m.allow);
+        if (r->origin) {
+            http_add_header(r, "Access-Control-Allow-Methods", r->m.allow);
+            http_add_header(r, "Access-Control-Allow-Headers",
+                            "Content-Type, Authorization, X-Request-Id, Last-Event-ID");
+            http_add_header(r, "Access-Control-Max-Age", "600");
+        }
+        http_reply_empty(r, 204);
+        return;
+    }
+    if (!r->m.route) {
+        if (r->m.path_known) {
+            http_add_header(r, "Allow", r->m.allow);
+            http_reply_error(r, 405, "method_not_allowed", "method %s is not allowed on %s (allowed: %s)",
+                             r->method, r->path, r->m.allow);
+        } else {
+            http_reply_error(r, 404, "not_found", "no such path: %s", r->path);
+        }
+        return;
+    }
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || *end || n > (unsigned long long)s->cfg->max_body_size) {
+            http_reply_error(r, 413, "payload_too_large", "request body is larger than the limit of %ld bytes",
+                             s->cfg->max_body_size);
+            return;
+        }
+        if (n > 0 && (r->m.route->flags & ROUTE_BODY))
+            check_json_type(r);
+    }
+}
+
+/* The last call: the body is complete. */
+static void dispatch(http_req *r)
+{
+    const http_route *rt = r->m.route;
+    if ((rt->flags & ROUTE_BODY) && r->body.len > 0) {
+        if (!check_json_type(r))
+            return;
+        json_error_t jerr;
+        r->json = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!r->json) {
+            if (json_error_code(&jerr) == json_error_invalid_utf8)
+                http_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8 (at byte %d)",
+                                 jerr.position);
+            else
+                http_reply_error(r, 400, "invalid_json",
+                                 "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                                 jerr.line, jerr.column);
+            return;
+        }
+        if (!json_is_object(r->json)) {
+            http_reply_error(r, 400, "invalid_json", "request body must be a JSON object");
+            return;
+        }
+    }
+    rt->fn(r);
+    if (!r->status) {
+        log_error("http", "handler for %s %s gave no response", rt->method, rt->pattern);
+        http_reply_error(r, 500, "internal", "internal error");
+    }
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    http_server *s = cls;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = req_new(s, c, url, method);
+        if (!r)
+            return MHD_NO; /* out of memory: MHD closes the connection */
+        *con_cls = r;
+        begin(r);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->status && buf_append(&r->body, upload, *upload_size) != GD_OK)
+            http_reply_error(r, 413, "payload_too_large", "request body is larger than the limit of %ld bytes",
+                             s->cfg->max_body_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!r->status)
+        dispatch(r);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_server *s = cls;
+    http_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    double ms = (double)(clock_mono_ns() - r->t0) / 1e6;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method, r->path,
+                 r->status, r->resp_len, ms, r->rid);
+    else
+        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s aborted=%d", r->client, r->method,
+                 r->path, r->status, r->resp_len, ms, r->rid, (int)toe);
+    req_free(r);
+    pthread_mutex_lock(&s->mu);
+    if (--s->inflight == 0)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_debug("http", "%s", msg);
+}
+
+/* Creates, binds and listens on host:port; returns the socket or -1 with err set. */
+static int listen_on(const char *host, int port, int *family, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve host \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, saved = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) {
+            *family = ai->ai_family;
+            break;
+        }
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(saved));
+    return fd;
+}
+
+http_server *http_start(const config *cfg, const http_route *routes, size_t nroutes, void *app,
+                        char *err, size_t errlen)
+{
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->routes = routes;
+    s->nroutes = nroutes;
+    s->app = app;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    int family = AF_INET;
+    s->listen_fd = listen_on(cfg->host, (int)cfg->port, &family, err, errlen);
+    if (s->listen_fd < 0) {
+        free(s);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* Handlers may wait for a durable commit; more threads than cores lets those waits overlap
+     * (and lets the store batch their commits together). */
+    unsigned threads = (unsigned)(ncpu > 0 ? ncpu * 4 : 4);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+    if (family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
+                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+                                 MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                                 MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->host, s->port);
+        close(s->listen_fd);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int http_port(const http_server *s)
+{
+    return s->port;
+}
+
+void http_stop(http_server *s, int timeout_ms)
+{
+    if (!s)
+        return;
+    MHD_quiesce_daemon(s->daemon);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->inflight > 0)
+        if (pthread_cond_timedwait(&s->idle, &s->mu, &until) == ETIMEDOUT)
+            break;
+    int left = s->inflight;
+    pthread_mutex_unlock(&s->mu);
+    if (left)
+        log_warn("server", "%d request(s) still running after %d ms; closing them", left, timeout_ms);
+    MHD_stop_daemon(s->daemon);
+    close(s->listen_fd);
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,77 @@
+/* goosed: flags and config, the store, the HTTP server, and a graceful stop on SIGTERM/SIGINT. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "store/store.h"
+
+#define SHUTDOWN_GRACE_MS 10000
+
+int main(int argc, char **argv)
+{
+    /* Signals: SIGTERM/SIGINT are taken by sigwait below, in this thread only (blocked before any
+     * thread starts, so every thread inherits the mask). A peer closing a socket, or a file size
+     * limit, becomes an error return instead of killing the server. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+
+    static config cfg;
+    cfg_action action;
+    char err[1024];
+    if (config_load(&cfg, argc, argv, &action, err, sizeof err) != GD_OK) {
+        fprintf(stderr, "goosed: %s\n", err);
+        return 2;
+    }
+    if (action == CFG_HELP) {
+        fputs(config_usage(), stdout);
+        return 0;
+    }
+    if (action == CFG_VERSION) {
+        printf("goosed %s\n", GOOSED_VERSION);
+        return 0;
+    }
+    if (ids_init() != 0) {
+        fprintf(stderr, "goosed: cannot initialise the random number generator\n");
+        return 1;
+    }
+
+    app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
+    a.st = store_sqlite_open(cfg.data_dir);
+    if (!a.st) {
+        fprintf(stderr, "goosed: out of memory\n");
+        return 1;
+    }
+    http_server *srv = http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
+    if (!srv) {
+        log_error("server", "%s", err);
+        store_close(a.st);
+        return 1;
+    }
+    cfg.port = http_port(srv);
+    const char *lb = strchr(cfg.host, ':') ? "[" : "", *rb = *lb ? "]" : "";
+    log_info("server", "goosed %s listening on http://%s%s%s:%ld", GOOSED_VERSION, lb, cfg.host, rb,
+             cfg.port);
+    if (!cfg.provider[0])
+        log_info("server", "no provider configured yet (set GOOSE_PROVIDER, or POST /api/providers)");
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("server", "%s received: finishing requests in flight, then stopping",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop(srv, SHUTDOWN_GRACE_MS);
+    store_close(a.st);
+    log_info("server", "shutdown complete");
+    return 0;
+}
