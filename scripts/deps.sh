@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 
 what=${1:-build}
 pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev
-      libsodium-dev libcurl4-openssl-dev libwslay-dev)
+      libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev)
 case $what in
   build) ;;
-  test)  pkgs+=(libcmocka-dev util-linux) ;;
+  test)  pkgs+=(util-linux) ;;
   bench) pkgs+=(wrk nginx-light) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

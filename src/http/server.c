@@ -53,6 +53,7 @@ struct http_req {
     uint64_t t0;
     int status; /* 0 until a reply is queued */
     size_t resp_len;
+    bool too_big; /* the body passed the cap: the rest is discarded, then 413 */
     const char *origin; /* the request's Origin when it is allowed, else NULL */
     char rid[RID_MAX + 1];
     char client[INET6_ADDRSTRLEN];
@@ -121,9 +122,12 @@ static void queue(http_req *r, int status, struct MHD_Response *resp, const char
     }
     for (int i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdrs[i][0], r->hdrs[i][1]);
-    if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
-        log_warn("http", "could not queue the %d response to %s %s", status, r->method, r->path);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
+    if (ok != MHD_YES) {
+        log_error("http", "could not queue the %d response to %s %s", status, r->method, r->path);
+        return;
+    }
     r->status = status;
     r->resp_len = len;
 }
@@ -363,13 +367,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->status && buf_append(&r->body, upload, *upload_size) != GD_OK)
-            http_reply_error(r, 413, "payload_too_large", "request body is larger than the limit of %ld bytes",
-                             s->cfg->max_body_size);
+        /* MHD takes no response in the middle of an upload: past the cap, the rest of the body
+         * is read and dropped, and the 413 goes out when it ends. */
+        if (!r->status && !r->too_big && buf_append(&r->body, upload, *upload_size) != GD_OK) {
+            r->too_big = true;
+            buf_free(&r->body);
+        }
         *upload_size = 0;
         return MHD_YES;
     }
-    if (!r->status)
+    if (r->status)
+        return MHD_YES;
+    if (r->too_big)
+        http_reply_error(r, 413, "payload_too_large", "request body is larger than the limit of %ld bytes",
+                         s->cfg->max_body_size);
+    else
         dispatch(r);
     return MHD_YES;
 }
