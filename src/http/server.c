@@ -284,6 +284,7 @@ static void req_free(http_req *r)
 static void begin(http_req *r)
 {
     http_server *s = r->s;
+    log_debug("http", "%s %s started rid=%s", r->method, r->path, r->rid);
     router_match(s->routes, s->nroutes, r->method, r->path, &r->m);
     if (!strcmp(r->method, "OPTIONS") && r->m.path_known) {
         http_add_header(r, "Allow", r->m.allow);
