@@ -94,7 +94,8 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
         char *end;
         errno = 0;
         long v = strtol(val, &end, 10);
-        if (!*val || *end || errno || v < k->min || v > k->max) {
+        bool digits = (*val >= '0' && *val <= '9') || (*val == '-' && val[1] >= '0' && val[1] <= '9');
+        if (!digits || *end || errno || v < k->min || v > k->max) {
             snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
             return GD_EINVAL;
         }
@@ -202,7 +203,11 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
                     rc = GD_EINVAL;
                     break;
                 }
-                buf_printf(&joined, "%s,", (const char *)in->data.scalar.value);
+                if (buf_printf(&joined, "%s,", (const char *)in->data.scalar.value) != GD_OK) {
+                    snprintf(err, errlen, "%s: expected %s (the list is too long)", where, k->what);
+                    rc = GD_EINVAL;
+                    break;
+                }
             }
             if (!rc)
                 rc = apply(c, k, joined.data ? joined.data : "", where, err, errlen);

@@ -1,5 +1,6 @@
 #include "core/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,9 @@ static gd_err buf_reserve(buf *b, size_t extra)
         return GD_OK;
     size_t n = b->alloc ? b->alloc : 64;
     while (n < need)
-        n *= 2;
-    if (n > b->cap + 1)
-        n = b->cap + 1;
+        n = n > SIZE_MAX / 2 ? need : n * 2;
+    if (n - 1 > b->cap) /* never allocate past cap + 1, written so that cap + 1 cannot wrap */
+        n = need;
     char *p = realloc(b->data, n);
     if (!p)
         return GD_ENOMEM;

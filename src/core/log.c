@@ -57,11 +57,13 @@ gd_err log_configure(const char *spec, char *err, size_t errlen)
     while (*p) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        while (len && (*p == ' ')) {
+        while (len && *p == ' ') {
             p++;
             len--;
         }
+        while (len && p[len - 1] == ' ')
+            len--;
+        const char *eq = memchr(p, '=', len);
         if (len == 0) {
             /* empty item: tolerate "info," */
         } else if (!eq) {

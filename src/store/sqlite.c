@@ -294,6 +294,10 @@ static gd_err ensure_open_locked(sqlite_store *ss)
     /* mkdir -p, each missing level 0700 */
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", ss->dir);
+    if (!tmp[0]) {
+        snprintf(ss->open_err, sizeof ss->open_err, "no data directory given");
+        goto fail;
+    }
     for (char *p = tmp + 1;; p++) {
         if (*p == '/' || !*p) {
             char c = *p;
@@ -465,6 +469,10 @@ static gd_err sq_session_list(store *st, long limit, long offset, store_session 
     sqlite_store *ss = (sqlite_store *)st;
     *out = NULL;
     *n = 0;
+    if (limit <= 0 || offset < 0) {
+        store_set_errmsg("limit must be positive and offset not negative");
+        return GD_EINVAL;
+    }
     conn *c = reader_get(ss);
     if (!c)
         return GD_ESTORE;
@@ -484,16 +492,22 @@ static gd_err sq_session_list(store *st, long limit, long offset, store_session 
         goto out;
     }
     *total = (long)sqlite3_column_int64(cs, 0);
-    arr = calloc((size_t)(limit > 0 ? limit : 1), sizeof *arr);
-    if (!arr) {
-        store_set_errmsg("out of memory");
-        goto out;
-    }
     sqlite3_bind_int64(ls, 1, limit);
     sqlite3_bind_int64(ls, 2, offset);
     int rc;
-    while ((rc = sqlite3_step(ls)) == SQLITE_ROW && cnt < (size_t)limit)
+    size_t cap = 0;
+    while ((rc = sqlite3_step(ls)) == SQLITE_ROW && cnt < (size_t)limit) {
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 16;
+            store_session *grown = realloc(arr, cap * sizeof *arr);
+            if (!grown) {
+                store_set_errmsg("out of memory");
+                goto out;
+            }
+            arr = grown;
+        }
         row_to_session(ls, &arr[cnt++]);
+    }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         e = read_failed(c);
         goto out;

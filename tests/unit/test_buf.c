@@ -1,0 +1,268 @@
+/* Unit tests for core/buf: the capped growable byte string. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+static void test_init_is_empty(void **state)
+{
+    buf b;
+    buf_init(&b, 100);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 100);
+    buf_free(&b);
+    buf_free(&b); /* twice is harmless */
+    assert_null(b.data);
+}
+
+static void test_append_and_puts(void **state)
+{
+    buf b;
+    buf_init(&b, 1024);
+    assert_int_equal(buf_append(&b, "abc", 3), GD_OK);
+    assert_int_equal(b.len, 3);
+    assert_string_equal(b.data, "abc");
+    assert_int_equal(buf_puts(&b, "def"), GD_OK);
+    assert_string_equal(b.data, "abcdef");
+    /* Binary data with a NUL inside keeps its length. */
+    assert_int_equal(buf_append(&b, "x\0y", 3), GD_OK);
+    assert_int_equal(b.len, 9);
+    assert_memory_equal(b.data, "abcdefx\0y", 9);
+    assert_int_equal(b.data[9], '\0');
+    buf_free(&b);
+}
+
+static void test_append_empty(void **state)
+{
+    buf b;
+    buf_init(&b, 16);
+    assert_int_equal(buf_append(&b, "", 0), GD_OK);
+    assert_int_equal(b.len, 0);
+    assert_non_null(b.data); /* NUL-terminated even when empty after an append */
+    assert_string_equal(b.data, "");
+    buf_free(&b);
+}
+
+static void test_printf(void **state)
+{
+    buf b;
+    buf_init(&b, 1024);
+    assert_int_equal(buf_printf(&b, "%d-%s", 42, "x"), GD_OK);
+    assert_string_equal(b.data, "42-x");
+    assert_int_equal(buf_printf(&b, "|%05.1f|", 3.14159), GD_OK);
+    assert_string_equal(b.data, "42-x|003.1|");
+    assert_int_equal(b.len, strlen("42-x|003.1|"));
+    assert_int_equal(buf_printf(&b, "%s", ""), GD_OK);
+    assert_int_equal(b.len, strlen("42-x|003.1|"));
+    buf_free(&b);
+}
+
+static void test_printf_empty_first(void **state)
+{
+    buf b;
+    buf_init(&b, 8);
+    assert_int_equal(buf_printf(&b, "%s", ""), GD_OK);
+    assert_non_null(b.data);
+    assert_string_equal(b.data, "");
+    buf_free(&b);
+}
+
+static void test_reset_keeps_allocation(void **state)
+{
+    buf b;
+    buf_init(&b, 1024);
+    assert_int_equal(buf_puts(&b, "hello world"), GD_OK);
+    char *before = b.data;
+    size_t alloc = b.alloc;
+    buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_ptr_equal(b.data, before);
+    assert_int_equal(b.alloc, alloc);
+    assert_string_equal(b.data, "");
+    assert_int_equal(buf_puts(&b, "hi"), GD_OK);
+    assert_string_equal(b.data, "hi");
+    buf_free(&b);
+
+    buf e;
+    buf_init(&e, 10);
+    buf_reset(&e); /* never allocated: no crash */
+    assert_null(e.data);
+}
+
+static void test_detach(void **state)
+{
+    buf b;
+    buf_init(&b, 1024);
+    assert_int_equal(buf_puts(&b, "owned"), GD_OK);
+    char *s = buf_detach(&b);
+    assert_non_null(s);
+    assert_string_equal(s, "owned");
+    free(s);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.alloc, 0);
+    /* b is empty and reusable, with its cap. */
+    assert_int_equal(b.cap, 1024);
+    assert_int_equal(buf_puts(&b, "again"), GD_OK);
+    assert_string_equal(b.data, "again");
+    buf_free(&b);
+}
+
+static void test_detach_empty_is_not_null(void **state)
+{
+    buf b;
+    buf_init(&b, 10);
+    char *s = buf_detach(&b);
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    free(s);
+}
+
+static void test_cap_exact(void **state)
+{
+    buf b;
+    buf_init(&b, 10);
+    assert_int_equal(buf_append(&b, "0123456789", 10), GD_OK); /* exactly at the cap */
+    assert_int_equal(b.len, 10);
+    assert_string_equal(b.data, "0123456789");
+    /* One byte past the cap fails and writes nothing. */
+    assert_int_equal(buf_append(&b, "x", 1), GD_ETOOBIG);
+    assert_int_equal(b.len, 10);
+    assert_string_equal(b.data, "0123456789");
+    assert_int_equal(buf_printf(&b, "%c", 'y'), GD_ETOOBIG);
+    assert_string_equal(b.data, "0123456789");
+    /* An empty append at the cap is still fine. */
+    assert_int_equal(buf_append(&b, "", 0), GD_OK);
+    assert_int_equal(b.len, 10);
+    assert_true(b.alloc <= b.cap + 1);
+    buf_free(&b);
+}
+
+static void test_cap_one_append_too_big(void **state)
+{
+    buf b;
+    buf_init(&b, 10);
+    assert_int_equal(buf_puts(&b, "abc"), GD_OK);
+    /* 3 + 8 = 11 > 10: nothing of it is written. */
+    assert_int_equal(buf_append(&b, "12345678", 8), GD_ETOOBIG);
+    assert_int_equal(b.len, 3);
+    assert_string_equal(b.data, "abc");
+    /* 3 + 7 = 10: fits. */
+    assert_int_equal(buf_append(&b, "1234567", 7), GD_OK);
+    assert_string_equal(b.data, "abc1234567");
+    buf_free(&b);
+}
+
+static void test_cap_printf(void **state)
+{
+    buf b;
+    buf_init(&b, 5);
+    assert_int_equal(buf_printf(&b, "%s", "123456"), GD_ETOOBIG);
+    assert_int_equal(b.len, 0);
+    assert_true(b.data == NULL || b.data[0] == '\0');
+    assert_int_equal(buf_printf(&b, "%d", 12345), GD_OK);
+    assert_string_equal(b.data, "12345");
+    assert_int_equal(buf_printf(&b, "%d", 6), GD_ETOOBIG);
+    assert_string_equal(b.data, "12345");
+    buf_free(&b);
+}
+
+static void test_cap_zero(void **state)
+{
+    buf b;
+    buf_init(&b, 0);
+    assert_int_equal(buf_append(&b, "a", 1), GD_ETOOBIG);
+    assert_int_equal(buf_append(&b, "", 0), GD_OK);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+}
+
+static void test_huge_len_no_overflow(void **state)
+{
+    buf b;
+    buf_init(&b, 100);
+    assert_int_equal(buf_puts(&b, "ab"), GD_OK);
+    /* len + extra would wrap around; must still be refused. */
+    assert_int_equal(buf_append(&b, "x", SIZE_MAX), GD_ETOOBIG);
+    assert_int_equal(buf_append(&b, "x", SIZE_MAX - 1), GD_ETOOBIG);
+    assert_string_equal(b.data, "ab");
+    buf_free(&b);
+}
+
+/* regression: cap + 1 wrapped to 0 with a cap of SIZE_MAX, and the copy overflowed */
+static void test_cap_size_max(void **state)
+{
+    buf b;
+    buf_init(&b, SIZE_MAX);
+    assert_int_equal(buf_puts(&b, "hello"), GD_OK);
+    assert_int_equal(buf_printf(&b, " %s", "world"), GD_OK);
+    assert_string_equal(b.data, "hello world");
+    buf_free(&b);
+}
+
+static void test_growth_many_appends(void **state)
+{
+    buf b;
+    buf_init(&b, 1 << 20);
+    for (int i = 0; i < 10000; i++) {
+        char c = (char)('a' + i % 26);
+        assert_int_equal(buf_append(&b, &c, 1), GD_OK);
+    }
+    assert_int_equal(b.len, 10000);
+    assert_int_equal(strlen(b.data), 10000);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(b.data[i], 'a' + i % 26);
+    assert_true(b.alloc >= b.len + 1);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(buf_printf(&b, "[%04d]", i), GD_OK);
+    assert_int_equal(b.len, 10000 + 6000);
+    assert_memory_equal(b.data + 10000, "[0000][0001]", 12);
+    assert_memory_equal(b.data + b.len - 6, "[0999]", 6);
+    buf_free(&b);
+}
+
+static void test_growth_up_to_cap(void **state)
+{
+    /* Growth by doubling is clamped to the cap: fill an odd-sized cap exactly. */
+    const size_t cap = 1000;
+    buf b;
+    buf_init(&b, cap);
+    for (size_t i = 0; i < cap; i++)
+        assert_int_equal(buf_append(&b, "z", 1), GD_OK);
+    assert_int_equal(b.len, cap);
+    assert_true(b.alloc <= cap + 1);
+    assert_int_equal(buf_append(&b, "z", 1), GD_ETOOBIG);
+    assert_int_equal(b.len, cap);
+    assert_int_equal(strlen(b.data), cap);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init_is_empty),
+        cmocka_unit_test(test_append_and_puts),
+        cmocka_unit_test(test_append_empty),
+        cmocka_unit_test(test_printf),
+        cmocka_unit_test(test_printf_empty_first),
+        cmocka_unit_test(test_reset_keeps_allocation),
+        cmocka_unit_test(test_detach),
+        cmocka_unit_test(test_detach_empty_is_not_null),
+        cmocka_unit_test(test_cap_exact),
+        cmocka_unit_test(test_cap_one_append_too_big),
+        cmocka_unit_test(test_cap_printf),
+        cmocka_unit_test(test_cap_zero),
+        cmocka_unit_test(test_huge_len_no_overflow),
+        cmocka_unit_test(test_cap_size_max),
+        cmocka_unit_test(test_growth_many_appends),
+        cmocka_unit_test(test_growth_up_to_cap),
+    };
+    return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
+}

@@ -1,0 +1,253 @@
+/* Unit tests for http/router: matching a method and path against a route table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "http/router.h"
+
+/* Distinct handlers so a test can tell which route matched. */
+static void h_status(struct http_req *r) { (void)r; }
+static void h_list(struct http_req *r) { (void)r; }
+static void h_create(struct http_req *r) { (void)r; }
+static void h_get(struct http_req *r) { (void)r; }
+static void h_delete(struct http_req *r) { (void)r; }
+static void h_messages(struct http_req *r) { (void)r; }
+static void h_insights(struct http_req *r) { (void)r; }
+static void h_two(struct http_req *r) { (void)r; }
+
+static const http_route routes[] = {
+    {"GET", "/status", h_status, 0},
+    {"POST", "/api/sessions", h_create, ROUTE_BODY},
+    {"GET", "/api/sessions", h_list, 0},
+    {"GET", "/api/sessions/insights", h_insights, 0}, /* a literal before the {id} route wins */
+    {"GET", "/api/sessions/{id}", h_get, 0},
+    {"DELETE", "/api/sessions/{id}", h_delete, 0},
+    {"GET", "/api/sessions/{id}/messages", h_messages, 0},
+    {"PUT", "/a/{x}/b/{y}", h_two, 0},
+};
+#define NROUTES (sizeof routes / sizeof *routes)
+
+static route_match m;
+
+static const http_route *match(const char *method, const char *path)
+{
+    memset(&m, 0x5a, sizeof m); /* router_match must clear everything */
+    router_match(routes, NROUTES, method, path, &m);
+    return m.route;
+}
+
+static void test_literal(void **state)
+{
+    assert_non_null(match("GET", "/status"));
+    assert_ptr_equal(m.route->fn, h_status);
+    assert_true(m.path_known);
+    assert_int_equal(m.nparams, 0);
+    assert_string_equal(m.allow, "GET, HEAD, OPTIONS");
+
+    assert_non_null(match("POST", "/api/sessions"));
+    assert_ptr_equal(m.route->fn, h_create);
+    assert_int_equal(m.route->flags, ROUTE_BODY);
+    assert_non_null(match("GET", "/api/sessions"));
+    assert_ptr_equal(m.route->fn, h_list);
+    assert_int_equal(m.route->flags, 0);
+    assert_string_equal(m.allow, "POST, GET, HEAD, OPTIONS");
+}
+
+static void test_param(void **state)
+{
+    assert_non_null(match("GET", "/api/sessions/abc-123"));
+    assert_ptr_equal(m.route->fn, h_get);
+    assert_int_equal(m.nparams, 1);
+    assert_string_equal(m.params[0], "abc-123");
+    assert_string_equal(m.allow, "GET, HEAD, DELETE, OPTIONS");
+
+    assert_non_null(match("DELETE", "/api/sessions/xyz"));
+    assert_ptr_equal(m.route->fn, h_delete);
+    assert_string_equal(m.params[0], "xyz");
+
+    assert_non_null(match("GET", "/api/sessions/s1/messages"));
+    assert_ptr_equal(m.route->fn, h_messages);
+    assert_int_equal(m.nparams, 1);
+    assert_string_equal(m.params[0], "s1");
+    assert_string_equal(m.allow, "GET, HEAD, OPTIONS");
+
+    assert_non_null(match("PUT", "/a/one/b/two"));
+    assert_ptr_equal(m.route->fn, h_two);
+    assert_int_equal(m.nparams, 2);
+    assert_string_equal(m.params[0], "one");
+    assert_string_equal(m.params[1], "two");
+}
+
+static void test_literal_before_param(void **state)
+{
+    assert_non_null(match("GET", "/api/sessions/insights"));
+    assert_ptr_equal(m.route->fn, h_insights);
+    assert_int_equal(m.nparams, 0);
+    /* The {id} route also matches this path, so its DELETE is allowed too. */
+    assert_string_equal(m.allow, "GET, HEAD, DELETE, OPTIONS");
+    assert_non_null(match("DELETE", "/api/sessions/insights"));
+    assert_ptr_equal(m.route->fn, h_delete);
+    assert_string_equal(m.params[0], "insights");
+}
+
+static void test_trailing_slash(void **state)
+{
+    assert_non_null(match("GET", "/status/"));
+    assert_ptr_equal(m.route->fn, h_status);
+    assert_non_null(match("GET", "/api/sessions/"));
+    assert_ptr_equal(m.route->fn, h_list);
+    assert_non_null(match("GET", "/api/sessions/abc/"));
+    assert_ptr_equal(m.route->fn, h_get);
+    assert_string_equal(m.params[0], "abc");
+    assert_non_null(match("GET", "/api/sessions/abc/messages/"));
+    assert_ptr_equal(m.route->fn, h_messages);
+    /* Only one. */
+    assert_null(match("GET", "/status//"));
+    assert_false(m.path_known);
+}
+
+static void test_head(void **state)
+{
+    assert_non_null(match("HEAD", "/status"));
+    assert_ptr_equal(m.route->fn, h_status);
+    assert_non_null(match("HEAD", "/api/sessions/abc"));
+    assert_ptr_equal(m.route->fn, h_get);
+    assert_string_equal(m.params[0], "abc");
+    /* HEAD is answered only by GET routes. */
+    assert_null(match("HEAD", "/a/x/b/y"));
+    assert_true(m.path_known);
+    assert_string_equal(m.allow, "PUT, OPTIONS");
+}
+
+static void test_method_not_allowed(void **state)
+{
+    assert_null(match("POST", "/status"));
+    assert_true(m.path_known);
+    assert_string_equal(m.allow, "GET, HEAD, OPTIONS");
+
+    assert_null(match("PUT", "/api/sessions/abc"));
+    assert_true(m.path_known);
+    assert_string_equal(m.allow, "GET, HEAD, DELETE, OPTIONS");
+    assert_int_equal(m.nparams, 0);
+
+    assert_null(match("DELETE", "/api/sessions"));
+    assert_true(m.path_known);
+    assert_string_equal(m.allow, "POST, GET, HEAD, OPTIONS");
+
+    /* OPTIONS itself has no route: the caller answers it from allow. */
+    assert_null(match("OPTIONS", "/api/sessions/abc/messages"));
+    assert_true(m.path_known);
+    assert_string_equal(m.allow, "GET, HEAD, OPTIONS");
+
+    /* Methods are case-sensitive. */
+    assert_null(match("get", "/status"));
+    assert_true(m.path_known);
+}
+
+static void test_not_found(void **state)
+{
+    static const char *const paths[] = {
+        "/",
+        "",
+        "/nope",
+        "/statusx",
+        "/stat",
+        "/Status",
+        "/status/extra",
+        "/api/sessions//messages",  /* empty {id} segment */
+        "/api/sessions/abc/messages/more",
+        "/api/sessions/abc/def",
+        "/api/sessions/abc//",
+        "/api/sessions//",
+        "//api/sessions",
+        "/a//b/y",
+        "/a/x/b/",
+        "/a/x/b",
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        if (match("GET", paths[i]) || m.path_known)
+            fail_msg("\"%s\" matched", paths[i]);
+        if (match("PUT", paths[i]) || m.path_known)
+            fail_msg("PUT \"%s\" matched", paths[i]);
+        assert_int_equal(m.nparams, 0);
+        assert_string_equal(m.allow, "");
+    }
+}
+
+static void test_segment_length(void **state)
+{
+    char path[64 + ROUTE_PARAM_MAX * 2];
+    char seg[ROUTE_PARAM_MAX + 2];
+
+    /* The longest segment that fits: ROUTE_PARAM_MAX - 1 characters. */
+    memset(seg, 'a', ROUTE_PARAM_MAX - 1);
+    seg[ROUTE_PARAM_MAX - 1] = '\0';
+    snprintf(path, sizeof path, "/api/sessions/%s", seg);
+    assert_non_null(match("GET", path));
+    assert_string_equal(m.params[0], seg);
+
+    /* One more is not matched at all (and never overflows params). */
+    memset(seg, 'b', ROUTE_PARAM_MAX);
+    seg[ROUTE_PARAM_MAX] = '\0';
+    snprintf(path, sizeof path, "/api/sessions/%s", seg);
+    assert_null(match("GET", path));
+    assert_false(m.path_known);
+    snprintf(path, sizeof path, "/api/sessions/%s/messages", seg);
+    assert_null(match("GET", path));
+    assert_false(m.path_known);
+
+    /* A very long path of any shape is fine. */
+    char big[8192];
+    memset(big, '/', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_null(match("GET", big));
+    memset(big, 'x', sizeof big - 1);
+    big[0] = '/';
+    assert_null(match("GET", big));
+}
+
+static void test_too_many_params(void **state)
+{
+    static const http_route many[] = {
+        {"GET", "/{a}/{b}/{c}/{d}", h_get, 0},
+        {"GET", "/{a}/{b}/{c}/{d}/{e}", h_two, 0},
+    };
+    router_match(many, 2, "GET", "/1/2/3/4", &m);
+    assert_non_null(m.route);
+    assert_int_equal(m.nparams, ROUTE_MAX_PARAMS);
+    assert_string_equal(m.params[3], "4");
+    /* A pattern with more placeholders than ROUTE_MAX_PARAMS never matches. */
+    router_match(many, 2, "GET", "/1/2/3/4/5", &m);
+    assert_null(m.route);
+    assert_false(m.path_known);
+}
+
+static void test_empty_table(void **state)
+{
+    router_match(routes, 0, "GET", "/status", &m);
+    assert_null(m.route);
+    assert_false(m.path_known);
+    assert_string_equal(m.allow, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_literal),
+        cmocka_unit_test(test_param),
+        cmocka_unit_test(test_literal_before_param),
+        cmocka_unit_test(test_trailing_slash),
+        cmocka_unit_test(test_head),
+        cmocka_unit_test(test_method_not_allowed),
+        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_segment_length),
+        cmocka_unit_test(test_too_many_params),
+        cmocka_unit_test(test_empty_table),
+    };
+    return cmocka_run_group_tests_name("router", tests, NULL, NULL);
+}
