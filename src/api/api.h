@@ -18,8 +18,9 @@ typedef struct {
 extern const http_route api_routes[];
 extern const size_t api_nroutes;
 
-/* Answers a failed store call: 404 naming the session, 503 with the store's reason, else 500. */
-void api_store_error(http_req *r, gd_err e, const char *session_id);
+/* Answers a failed store call: 404 naming the session, 503 with the store's reason (msg, or
+ * store_errmsg() when NULL), else 500. */
+void api_store_error(http_req *r, gd_err e, const char *session_id, const char *msg);
 
 void api_status(http_req *r);
 void api_health(http_req *r);

@@ -101,12 +101,48 @@ static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
     return true;
 }
 
+/* A create waits for its durable commit without holding a server thread: the request is
+ * suspended, and the store's writer resumes it once the row is on disk. */
+struct create_state {
+    http_req *r;
+    store_session s;
+    gd_err e;
+    char err[256];
+};
+
+static void create_done(void *ud, gd_err e, const char *msg)
+{
+    struct create_state *cs = ud;
+    cs->e = e;
+    if (msg)
+        snprintf(cs->err, sizeof cs->err, "%s", msg);
+    http_resume(cs->r);
+}
+
+static void create_finish(http_req *r)
+{
+    struct create_state *cs = http_state(r, sizeof *cs);
+    if (cs->e) {
+        api_store_error(r, cs->e, cs->s.id, cs->err);
+        return;
+    }
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/sessions/%s", cs->s.id);
+    http_add_header(r, "Location", loc);
+    http_reply_json(r, 201, session_json(&cs->s));
+}
+
 void api_session_create(http_req *r)
 {
     app *a = http_app(r);
     json_t *body = http_body(r);
-    store_session s;
-    memset(&s, 0, sizeof s);
+    struct create_state *cs = http_state(r, sizeof *cs);
+    if (!cs) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    store_session *s = &cs->s;
+    cs->r = r;
     const char *name;
     if (!opt_string(r, body, "name", &name))
         return;
@@ -114,19 +150,12 @@ void api_session_create(http_req *r)
         http_reply_error(r, 400, "bad_request", "name: must be 1 to %d characters", NAME_MAX_CHARS);
         return;
     }
-    if (!working_dir(r, body, s.working_dir))
+    if (!working_dir(r, body, s->working_dir))
         return;
-    snprintf(s.name, sizeof s.name, "%s", name ? name : DEFAULT_NAME);
-    ids_uuid4(s.id);
-    gd_err e = a->st->ops->session_create(a->st, &s);
-    if (e) {
-        api_store_error(r, e, s.id);
-        return;
-    }
-    char loc[64];
-    snprintf(loc, sizeof loc, "/api/sessions/%s", s.id);
-    http_add_header(r, "Location", loc);
-    http_reply_json(r, 201, session_json(&s));
+    snprintf(s->name, sizeof s->name, "%s", name ? name : DEFAULT_NAME);
+    ids_uuid4(s->id);
+    http_suspend(r, create_finish);
+    a->st->ops->session_create_async(a->st, s, create_done, cs);
 }
 
 /* A whole decimal number in [min, max] from the query string; def when absent. */
@@ -157,7 +186,7 @@ void api_session_list(http_req *r)
     size_t n;
     gd_err e = a->st->ops->session_list(a->st, limit, offset, &list, &n, &total);
     if (e) {
-        api_store_error(r, e, NULL);
+        api_store_error(r, e, NULL, NULL);
         return;
     }
     json_t *arr = json_array();
@@ -177,7 +206,7 @@ void api_session_get(http_req *r)
     store_session s;
     gd_err e = a->st->ops->session_get(a->st, id, &s);
     if (e) {
-        api_store_error(r, e, id);
+        api_store_error(r, e, id, NULL);
         return;
     }
     http_reply_json(r, 200, session_json(&s));
@@ -189,7 +218,7 @@ void api_session_delete(http_req *r)
     const char *id = http_param(r, 0);
     gd_err e = a->st->ops->session_delete(a->st, id);
     if (e) {
-        api_store_error(r, e, id);
+        api_store_error(r, e, id, NULL);
         return;
     }
     http_reply_empty(r, 204);
@@ -202,7 +231,7 @@ void api_messages_list(http_req *r)
     json_t *msgs;
     gd_err e = a->st->ops->messages_list(a->st, id, &msgs);
     if (e) {
-        api_store_error(r, e, id);
+        api_store_error(r, e, id, NULL);
         return;
     }
     http_reply_json(r, 200, msgs);

@@ -31,6 +31,15 @@ const char *http_header(http_req *r, const char *name);  /* NULL when absent */
 /* The request's JSON object body, or NULL when the body was empty. Owned by the request. */
 json_t *http_body(http_req *r);
 
+/* Per-request state for a handler that suspends: `size` zeroed bytes, allocated on the first
+ * call and returned again on later ones; freed with the request. NULL when out of memory. */
+void *http_state(http_req *r, size_t size);
+/* Suspends the request: the handler returns without replying, and `cont` runs on a server
+ * thread once http_resume(r) is called. Call it before starting the work that will resume. */
+void http_suspend(http_req *r, http_handler cont);
+/* Wakes a suspended request. Thread-safe; may be called before the handler has returned. */
+void http_resume(http_req *r);
+
 /* Adds a response header; call before a reply function. Copies both strings. */
 void http_add_header(http_req *r, const char *name, const char *value);
 /* Replies. Exactly one per request. http_reply_json takes ownership of body. */

@@ -40,6 +40,7 @@ struct http_server {
     pthread_cond_t idle; /* signalled when inflight drops to 0 */
     int inflight;
     atomic_ulong errors; /* error responses sent, for the operator */
+    atomic_bool stopping; /* new connections are refused */
 };
 
 struct http_req {
@@ -54,6 +55,8 @@ struct http_req {
     int status; /* 0 until a reply is queued */
     size_t resp_len;
     bool too_big; /* the body passed the cap: the rest is discarded, then 413 */
+    http_handler cont; /* set while suspended: what runs when resumed */
+    void *state;       /* http_state */
     const char *origin; /* the request's Origin when it is allowed, else NULL */
     char rid[RID_MAX + 1];
     char client[INET6_ADDRSTRLEN];
@@ -90,6 +93,24 @@ const char *http_header(http_req *r, const char *name)
 json_t *http_body(http_req *r)
 {
     return r->json;
+}
+
+void *http_state(http_req *r, size_t size)
+{
+    if (!r->state)
+        r->state = calloc(1, size);
+    return r->state;
+}
+
+void http_suspend(http_req *r, http_handler cont)
+{
+    r->cont = cont;
+    MHD_suspend_connection(r->conn);
+}
+
+void http_resume(http_req *r)
+{
+    MHD_resume_connection(r->conn);
 }
 
 void http_add_header(http_req *r, const char *name, const char *value)
@@ -276,6 +297,7 @@ static void req_free(http_req *r)
         free(r->hdrs[i][0]);
         free(r->hdrs[i][1]);
     }
+    free(r->state);
     free(r->path);
     free(r);
 }
@@ -322,6 +344,16 @@ static void begin(http_req *r)
     }
 }
 
+/* Runs a handler (or a resumed continuation); it must reply or suspend. */
+static void run_handler(http_req *r, http_handler fn)
+{
+    fn(r);
+    if (!r->status && !r->cont) {
+        log_error("http", "handler for %s %s gave no response", r->method, r->path);
+        http_reply_error(r, 500, "internal", "internal error");
+    }
+}
+
 /* The last call: the body is complete. */
 static void dispatch(http_req *r)
 {
@@ -346,11 +378,7 @@ static void dispatch(http_req *r)
             return;
         }
     }
-    rt->fn(r);
-    if (!r->status) {
-        log_error("http", "handler for %s %s gave no response", rt->method, rt->pattern);
-        http_reply_error(r, 500, "internal", "internal error");
-    }
+    run_handler(r, rt->fn);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -379,6 +407,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     }
     if (r->status)
         return MHD_YES;
+    if (r->cont) { /* resumed */
+        http_handler cont = r->cont;
+        r->cont = NULL;
+        run_handler(r, cont);
+        return MHD_YES;
+    }
     if (r->too_big)
         http_reply_error(r, 413, "payload_too_large", "request body is larger than the limit of %ld bytes",
                          s->cfg->max_body_size);
@@ -407,6 +441,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (--s->inflight == 0)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* During shutdown new connections are closed at once. (MHD_quiesce_daemon would stop accepting
+ * too, but it races with the epoll workers in libmicrohttpd 0.9.75 and aborts the process.) */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    http_server *s = cls;
+    return atomic_load(&s->stopping) ? MHD_NO : MHD_YES;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -479,14 +521,13 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
                                              : ((struct sockaddr_in *)&ss)->sin_port);
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    /* Handlers may wait for a durable commit; more threads than cores lets those waits overlap
-     * (and lets the store batch their commits together). */
-    unsigned threads = (unsigned)(ncpu > 0 ? ncpu * 4 : 4);
+    /* Handlers never wait on slow work (they suspend), so one thread per core is enough. */
+    unsigned threads = (unsigned)(ncpu > 0 ? ncpu : 1);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
+    s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_access, s,
                                  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
                                  MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -511,7 +552,7 @@ void http_stop(http_server *s, int timeout_ms)
 {
     if (!s)
         return;
-    MHD_quiesce_daemon(s->daemon);
+    atomic_store(&s->stopping, true);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;

@@ -87,6 +87,9 @@ typedef struct write_op {
     bool done;
     char err[256];
     struct write_op *next;
+    /* Asynchronous writes: called instead of waking a waiter; the op is then freed. */
+    store_done on_done;
+    void *ud;
 } write_op;
 
 typedef struct {
@@ -263,12 +266,25 @@ static void *writer_main(void *arg)
         ss->head = ss->tail = NULL;
         pthread_mutex_unlock(&ss->mu);
         run_batch(ss, batch);
+        write_op *async = NULL;
         pthread_mutex_lock(&ss->mu);
         for (write_op *op = batch, *next; op; op = next) {
             next = op->next; /* op belongs to its caller once done is set */
-            op->done = true;
+            if (op->on_done) {
+                op->next = async;
+                async = op;
+            } else {
+                op->done = true;
+            }
         }
         pthread_cond_broadcast(&ss->done);
+        pthread_mutex_unlock(&ss->mu);
+        for (write_op *op = async, *next; op; op = next) {
+            next = op->next;
+            op->on_done(op->ud, op->result, op->result ? (op->err[0] ? op->err : gd_strerror(op->result)) : NULL);
+            free(op);
+        }
+        pthread_mutex_lock(&ss->mu);
     }
     pthread_mutex_unlock(&ss->mu);
     return NULL;
@@ -368,6 +384,28 @@ static gd_err submit(sqlite_store *ss, write_op *op)
     if (op->result)
         store_set_errmsg("%s", op->err[0] ? op->err : gd_strerror(op->result));
     return op->result;
+}
+
+/* Queues a heap-allocated op with on_done set; the writer calls it and frees op. If the store
+ * is down, calls it at once. */
+static void submit_async(sqlite_store *ss, write_op *op)
+{
+    pthread_mutex_lock(&ss->mu);
+    gd_err e = ensure_open_locked(ss);
+    if (!e) {
+        op->next = NULL;
+        if (ss->tail)
+            ss->tail->next = op;
+        else
+            ss->head = op;
+        ss->tail = op;
+        pthread_cond_signal(&ss->work);
+    }
+    pthread_mutex_unlock(&ss->mu);
+    if (e) {
+        op->on_done(op->ud, e, store_errmsg());
+        free(op);
+    }
 }
 
 /* ---- readers ---- */
@@ -610,6 +648,28 @@ static gd_err sq_session_create(store *st, store_session *s)
     return submit((sqlite_store *)st, &op);
 }
 
+struct insert_op {
+    write_op op;
+    struct insert_arg a;
+};
+
+static void sq_session_create_async(store *st, store_session *s, store_done done, void *ud)
+{
+    struct insert_op *io = calloc(1, sizeof *io);
+    if (!io) {
+        done(ud, GD_ENOMEM, "out of memory");
+        return;
+    }
+    io->a.s = s;
+    io->a.created_us = now_us();
+    s->created_at = s->updated_at = (time_t)(io->a.created_us / 1000000);
+    io->op.fn = w_session_insert;
+    io->op.arg = &io->a;
+    io->op.on_done = done;
+    io->op.ud = ud;
+    submit_async((sqlite_store *)st, &io->op);
+}
+
 static gd_err w_session_delete(conn *c, void *arg, char *err, size_t errlen)
 {
     sqlite3_stmt *st = stmt(c, ST_SESSION_DELETE);
@@ -659,6 +719,7 @@ static const store_ops sqlite_ops = {
     .close = sq_close,
     .health = sq_health,
     .session_create = sq_session_create,
+    .session_create_async = sq_session_create_async,
     .session_get = sq_session_get,
     .session_list = sq_session_list,
     .session_delete = sq_session_delete,

@@ -27,6 +27,11 @@ typedef struct {
 
 typedef struct store store;
 
+/* Called when an asynchronous write is durable or has failed; errmsg is NULL on success. It
+ * runs on the store's writer thread (or at once, in the caller, when the store is down), so it
+ * must be quick: hand the result over and wake whoever waits. */
+typedef void (*store_done)(void *ud, gd_err e, const char *errmsg);
+
 typedef struct {
     const char *name;
     void (*close)(store *st);
@@ -34,6 +39,9 @@ typedef struct {
     gd_err (*health)(store *st);
     /* Stores s, setting its created_at and updated_at. */
     gd_err (*session_create)(store *st, store_session *s);
+    /* The same without waiting: done(ud, …) is called once s is durable. s must stay valid
+     * until then. */
+    void (*session_create_async)(store *st, store_session *s, store_done done, void *ud);
     gd_err (*session_get)(store *st, const char *id, store_session *out);
     /* Newest first. *out is an array of *n sessions the caller frees with free(). */
     gd_err (*session_list)(store *st, long limit, long offset, store_session **out, size_t *n,
