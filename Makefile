@@ -30,7 +30,7 @@ unit:
 	cd $(BUILD) && ctest --output-on-failure
 
 api:
-	GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed node --test --test-concurrency=2 tests/api/
+	GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed node --test --test-concurrency=2 tests/api/ tests/fakes/
 
 lint:
 	npx --no-install redocly lint --format=stylish docs/openapi.json
