@@ -61,8 +61,9 @@ int main(int argc, char **argv)
     }
     cfg.port = http_port(srv);
     const char *lb = strchr(cfg.host, ':') ? "[" : "", *rb = *lb ? "]" : "";
-    log_info("server", "goosed %s listening on http://%s%s%s:%ld", GOOSED_VERSION, lb, cfg.host, rb,
-             cfg.port);
+    /* Always printed, whatever the filter: scripts and tests wait for this line. */
+    log_write(LOG_INFO, "server", "goosed %s listening on http://%s%s%s:%ld", GOOSED_VERSION, lb,
+              cfg.host, rb, cfg.port);
     if (!cfg.provider[0])
         log_info("server", "no provider configured yet (set GOOSE_PROVIDER, or POST /api/providers)");
 
@@ -72,6 +73,6 @@ int main(int argc, char **argv)
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(srv, SHUTDOWN_GRACE_MS);
     store_close(a.st);
-    log_info("server", "shutdown complete");
+    log_write(LOG_INFO, "server", "shutdown complete");
     return 0;
 }

@@ -37,13 +37,13 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
-/* Reads an optional string field; null counts as absent. false (and a 400 sent) when it is
- * of another type. */
+/* Reads an optional string field. false (and a 400 sent) when it is of another type, null
+ * included: the OpenAPI document says string. */
 static bool opt_string(http_req *r, json_t *body, const char *field, const char **out)
 {
     json_t *v = body ? json_object_get(body, field) : NULL;
     *out = NULL;
-    if (!v || json_is_null(v))
+    if (!v)
         return true;
     if (!json_is_string(v)) {
         http_reply_error(r, 400, "bad_request", "%s: must be a string", field);

@@ -227,24 +227,33 @@ out:
     return rc;
 }
 
-static void default_paths(config *c, char *cfgpath, size_t cfglen)
+/* Where config.yaml and the data live. Without HOME (and without the XDG variables that would
+ * make it unnecessary) there is no safe default: a shared directory like /tmp would expose every
+ * session, so that is an error. cfgpath is "" when no config file location is known. */
+static gd_err default_paths(config *c, char *cfgpath, size_t cfglen, char *err, size_t errlen)
 {
     const char *home = getenv("HOME");
     const char *dir = getenv("GOOSE_CONFIG_DIR");
     const char *xdg_cfg = getenv("XDG_CONFIG_HOME");
     const char *xdg_data = getenv("XDG_DATA_HOME");
-    if (!home || !*home)
-        home = "/tmp";
+    if (home && !*home)
+        home = NULL;
+    if (!home && !(xdg_data && *xdg_data)) {
+        snprintf(err, errlen, "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
+        return GD_EINVAL;
+    }
+    cfgpath[0] = '\0';
     if (dir && *dir)
         snprintf(cfgpath, cfglen, "%s/config.yaml", dir);
     else if (xdg_cfg && *xdg_cfg)
         snprintf(cfgpath, cfglen, "%s/goose/config.yaml", xdg_cfg);
-    else
+    else if (home)
         snprintf(cfgpath, cfglen, "%s/.config/goose/config.yaml", home);
     if (xdg_data && *xdg_data)
         snprintf(c->data_dir, sizeof c->data_dir, "%s/goose/sessions", xdg_data);
     else
         snprintf(c->data_dir, sizeof c->data_dir, "%s/.local/share/goose/sessions", home);
+    return GD_OK;
 }
 
 gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *err, size_t errlen)
@@ -295,9 +304,13 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
     }
 
     char cfgpath[PATH_MAX];
-    default_paths(c, cfgpath, sizeof cfgpath);
-    gd_err rc = config_flag ? load_file(c, config_flag, true, err, errlen)
-                            : load_file(c, cfgpath, false, err, errlen);
+    gd_err rc = default_paths(c, cfgpath, sizeof cfgpath, err, errlen);
+    if (rc)
+        return rc;
+    if (config_flag)
+        rc = load_file(c, config_flag, true, err, errlen);
+    else if (cfgpath[0])
+        rc = load_file(c, cfgpath, false, err, errlen);
     if (rc)
         return rc;
 

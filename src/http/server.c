@@ -302,6 +302,27 @@ static void req_free(http_req *r)
     free(r);
 }
 
+struct framing {
+    int content_length; /* how many Content-Length headers */
+    const char *first_cl;
+    bool cl_differ;
+    bool transfer_encoding;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (f->content_length++ == 0)
+            f->first_cl = value;
+        else if (strcmp(f->first_cl, value) != 0)
+            f->cl_differ = true;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->transfer_encoding = true;
+    }
+    return MHD_YES;
+}
+
 /* The first call: everything that can be decided from the request line and headers. */
 static void begin(http_req *r)
 {
@@ -329,7 +350,17 @@ static void begin(http_req *r)
         }
         return;
     }
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    /* Two lengths, or a length and chunked framing, are how requests are smuggled past a proxy
+     * that reads them differently (RFC 9112 section 6.3): refuse both. */
+    struct framing f = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.cl_differ || (f.content_length && f.transfer_encoding)) {
+        http_reply_error(r, 400, "bad_request", "%s",
+                         f.cl_differ ? "conflicting Content-Length headers"
+                                     : "both Content-Length and Transfer-Encoding given");
+        return;
+    }
+    const char *cl = f.first_cl;
     if (cl) {
         char *end;
         errno = 0;
@@ -362,7 +393,7 @@ static void dispatch(http_req *r)
         if (!check_json_type(r))
             return;
         json_error_t jerr;
-        r->json = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+        r->json = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!r->json) {
             if (json_error_code(&jerr) == json_error_invalid_utf8)
                 http_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8 (at byte %d)",

@@ -1,0 +1,193 @@
+// The store when the disk misbehaves: unavailable at start (XDG_DATA_HOME is a file, a read-only
+// or corrupt data directory), full at run time (prlimit --fsize). The server keeps serving.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { writeFileSync, readFileSync, rmSync, mkdirSync, chmodSync, chownSync, statSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
+import { get, post, del, request, assertError, assertAlive, assertSession } from './lib/http.mjs';
+
+function have(tool) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every session route answers 503 storage_unavailable, and the rest of the server works. */
+async function assertStoreDown(srv) {
+  const h = await get(srv, '/api/health');
+  assert.equal(h.status, 503, h.text);
+  assert.equal(h.body.status, 'unavailable');
+  assert.match(h.body.version, /^\d+\.\d+\.\d+$/);
+  assert.ok(Number.isInteger(h.body.uptime_s));
+  assert.equal(typeof h.body.store, 'string');
+  assert.ok(h.body.store.length > 0 && h.body.store !== 'ok', `store: ${h.body.store}`);
+
+  const id = randomUUID();
+  for (const r of [
+    await post(srv, '/api/sessions', { name: 'x' }),
+    await post(srv, '/sessions', {}),
+    await get(srv, '/api/sessions'),
+    await get(srv, '/sessions?limit=5'),
+    await get(srv, `/api/sessions/${id}`),
+    await get(srv, `/sessions/${id}/messages`),
+    await del(srv, `/api/sessions/${id}`),
+  ]) {
+    assertError(r, 503, 'storage_unavailable', /^storage unavailable: \S/);
+  }
+  const s = await get(srv, '/status');
+  assert.equal(s.status, 200);
+  assert.equal(s.text, 'ok');
+  assert.equal((await get(srv, '/api/config')).status, 200);
+  assert.equal((await get(srv, '/openapi.json')).status, 200);
+}
+
+/** The server retries opening the store on later requests (it may pace its attempts): poll
+ * /api/health, bounded, until the store is back; then it must work. */
+async function assertStoreUp(srv) {
+  let h;
+  for (const t0 = Date.now(); Date.now() - t0 < 5000; await delay(50)) {
+    h = await get(srv, '/api/health');
+    if (h.status !== 503) break;
+  }
+  assert.equal(h.status, 200, h.text);
+  assert.equal(h.body.store, 'ok');
+  const r = await post(srv, '/api/sessions', { name: 'store is back' });
+  assert.equal(r.status, 201, r.text);
+  assertSession(r.body, { name: 'store is back' });
+  const l = await get(srv, '/api/sessions');
+  assert.equal(l.status, 200);
+  assert.ok(l.body.some((s) => s.id === r.body.id));
+}
+
+describe('store unavailable at start', () => {
+  it('XDG_DATA_HOME is a regular file: the server starts, session routes are 503, then it recovers', async (t) => {
+    const dir = tempDir();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const xdg = path.join(dir, 'data');
+    writeFileSync(xdg, 'a file, not a directory\n');
+    const srv = await startServer({ env: { XDG_DATA_HOME: xdg } });
+    try {
+      await assertStoreDown(srv);
+      // The server retries on later requests: fix the disk, and the store comes back.
+      unlinkSync(xdg);
+      mkdirSync(xdg);
+      await assertStoreUp(srv);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('a corrupt sessions.db: 503, the file is left as it was', async (t) => {
+    const home = tempDir();
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const dir = path.join(home, '.local/share/goose/sessions');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const db = path.join(dir, 'sessions.db');
+    const junk = randomBytes(16384);
+    writeFileSync(db, junk);
+    const srv = await startServer({ home });
+    try {
+      await assertStoreDown(srv);
+    } finally {
+      await stopAndCheck(srv);
+    }
+    assert.deepEqual(readFileSync(db), junk, 'the server must not overwrite a file it cannot read');
+  });
+
+  it('a read-only data directory: 503 until it is writable again', async (t) => {
+    const isRoot = process.getuid() === 0;
+    if (isRoot && !have('setpriv')) return t.skip('running as root and setpriv (util-linux) is missing');
+    const home = tempDir();
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const data = path.join(home, '.local/share/goose/sessions');
+    mkdirSync(data, { recursive: true });
+    let wrap = [];
+    if (isRoot) {
+      // root ignores permissions: run the server as nobody, in a HOME it can enter but not write.
+      for (const d of [home, path.join(home, '.local'), path.join(home, '.local/share'), path.join(home, '.local/share/goose')]) chmodSync(d, 0o755);
+      chownSync(data, 65534, 65534);
+      wrap = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    }
+    chmodSync(data, 0o555);
+    const srv = await startServer({ home, wrap });
+    try {
+      await assertStoreDown(srv);
+      chmodSync(data, 0o700);
+      await assertStoreUp(srv);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('store directories', () => {
+  it('the directories the server creates are 0700', async () => {
+    const srv = await startServer();
+    try {
+      await assertAlive(srv);
+      for (const d of ['.local', '.local/share', '.local/share/goose', '.local/share/goose/sessions']) {
+        const mode = statSync(path.join(srv.home, d)).mode & 0o777;
+        assert.equal(mode.toString(8), '700', `mode of $HOME/${d}`);
+      }
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('disk full', () => {
+  it('writes fail with 503 storage_unavailable; reads keep working; nothing answered 201 is lost', async (t) => {
+    if (!have('prlimit')) return t.skip('prlimit (util-linux) is missing');
+    const home = tempDir();
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const srv = await startServer({ home, wrap: ['prlimit', '--fsize=200000'] });
+    const made = [];
+    let full;
+    try {
+      for (let i = 0; i < 3000 && !full; i++) {
+        const r = await post(srv, '/api/sessions', { name: `fill ${i} ${'x'.repeat(200)}` });
+        if (r.status === 201) made.push(r.body);
+        else if (r.status === 503) full = r;
+        else assert.fail(`unexpected answer while filling the disk: ${r.status} ${r.text}`);
+      }
+      assert.ok(full, `no 503 after ${made.length} sessions under a 200 kB file size limit`);
+      assertError(full, 503, 'storage_unavailable', /^storage unavailable: \S/);
+      assert.ok(made.length > 0, 'some sessions fit before the disk filled up');
+
+      await assertAlive(srv);
+      const l = await get(srv, '/api/sessions?limit=1000');
+      assert.equal(l.status, 200, l.text);
+      assert.equal(l.headers.get('x-total-count'), String(made.length));
+      assert.deepEqual(new Set(l.body.map((s) => s.id)), new Set(made.map((s) => s.id)));
+      const one = await get(srv, `/api/sessions/${made[0].id}`);
+      assert.equal(one.status, 200);
+      assert.deepEqual(one.body, made[0]);
+      assert.deepEqual((await get(srv, `/sessions/${made.at(-1).id}/messages`)).body, []);
+      // Still full: still a clean 503, never a 500 or a crash.
+      const again = await request(srv, 'POST', '/sessions', { json: { name: 'y'.repeat(256) } });
+      assert.ok(again.status === 503 || again.status === 201, `${again.status} ${again.text}`);
+      if (again.status === 503) assert.equal(again.body.code, 'storage_unavailable');
+      else made.push(again.body);
+    } finally {
+      await stopAndCheck(srv);
+    }
+
+    // Room again: every session answered 201 is there, and the store takes new ones.
+    const srv2 = await startServer({ home });
+    try {
+      const l = await get(srv2, '/api/sessions?limit=1000');
+      assert.equal(l.status, 200);
+      assert.deepEqual(new Set(l.body.map((s) => s.id)), new Set(made.map((s) => s.id)));
+      await assertStoreUp(srv2);
+    } finally {
+      await stopAndCheck(srv2);
+    }
+  });
+});
