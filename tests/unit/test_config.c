@@ -519,6 +519,24 @@ static void test_file_bad_values(void **state)
     file_fails("GOOSE_PORT: \"+80\"\n", ":1: GOOSE_PORT: expected a port 0..65535, got \"+80\"");
 }
 
+/* regression: without HOME the data went to a shared /tmp directory */
+static void test_no_home(void **state)
+{
+    unsetenv("HOME");
+    load_fails(LOAD0(), "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
+    setenv("HOME", "", 1);
+    load_fails(LOAD0(), "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
+    char data[PATH_MAX + 16];
+    snprintf(data, sizeof data, "%s/data", home);
+    setenv("XDG_DATA_HOME", data, 1);
+    load_ok(LOAD0());
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "%s/goose/sessions", data);
+    assert_string_equal(c.data_dir, want);
+    assert_string_equal(c.config_file, "");
+    setenv("HOME", home, 1);
+}
+
 /* regression: a list item that did not fit the joined list was silently dropped */
 static void test_file_cors_list_too_long(void **state)
 {
@@ -610,6 +628,7 @@ int main(void)
         T(test_precedence),
         T(test_file_bad_values),
         T(test_file_cors_list_too_long),
+        T(test_no_home),
         T(test_file_wrong_shape),
         T(test_file_syntax_error),
         T(test_file_unreadable),
