@@ -1,6 +1,7 @@
 #include "core/ids.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <string.h>
 
 int ids_init(void)
@@ -33,6 +34,32 @@ void ids_token(char *out, size_t n)
     for (size_t i = 0; i + 1 < n; i++)
         out[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
     out[n - 1] = '\0';
+}
+
+/* splitmix64: a fast, well-mixed sequence; seeded per thread, so ids never repeat in practice. */
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+void ids_request_id(char out[REQUEST_ID_LEN])
+{
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static _Thread_local uint64_t state;
+    static _Thread_local bool seeded;
+    if (!seeded) {
+        randombytes_buf(&state, sizeof state);
+        seeded = true;
+    }
+    for (int half = 0; half < 2; half++) {
+        uint64_t v = splitmix64(&state);
+        for (int i = 0; i < 10; i++, v /= 62)
+            out[half * 10 + i] = alphabet[v % 62];
+    }
+    out[REQUEST_ID_LEN - 1] = '\0';
 }
 
 bool ids_is_uuid(const char *s)

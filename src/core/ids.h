@@ -9,8 +9,12 @@
 
 /* Writes a lowercase RFC 4122 version-4 UUID into out. ids_init must have been called. */
 void ids_uuid4(char out[UUID_STR_LEN]);
-/* Writes n-1 random URL-safe characters and a NUL into out. */
+/* Writes n-1 random URL-safe characters and a NUL into out (CSPRNG: for secrets). */
 void ids_token(char *out, size_t n);
+/* Writes 20 URL-safe characters and a NUL: unique, not secret (request ids). No system call:
+ * a per-thread generator seeded once from the CSPRNG. */
+#define REQUEST_ID_LEN 21
+void ids_request_id(char out[REQUEST_ID_LEN]);
 /* True when s looks like a lowercase UUID (36 chars, hex and dashes in place). */
 bool ids_is_uuid(const char *s);
 /* Returns -1 when libsodium cannot be initialised. */

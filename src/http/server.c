@@ -273,7 +273,7 @@ static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *u
     if (rid && valid_rid(rid))
         snprintf(r->rid, sizeof r->rid, "%s", rid);
     else
-        ids_token(r->rid, 21);
+        ids_request_id(r->rid);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
     if (sa && sa->sa_family == AF_INET)
@@ -553,7 +553,7 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* Handlers never wait on slow work (they suspend), so one thread per core is enough. */
-    unsigned threads = (unsigned)(ncpu > 0 ? ncpu : 1);
+    unsigned threads = (unsigned)(ncpu > 0 ? ncpu * 2 : 2);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)

@@ -134,6 +134,28 @@ static void test_token_small_sizes(void **state)
     assert_int_equal(t[2], 'z');
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_request_id(void **state)
+{
+    enum { N = 20000 };
+    static char ids[N][REQUEST_ID_LEN];
+    for (int i = 0; i < N; i++) {
+        ids_request_id(ids[i]);
+        assert_int_equal(strlen(ids[i]), REQUEST_ID_LEN - 1);
+        for (int j = 0; j < REQUEST_ID_LEN - 1; j++)
+            if (!strchr("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", ids[i][j]))
+                fail_msg("request id %s has a character outside [0-9a-zA-Z]", ids[i]);
+    }
+    qsort(ids, N, sizeof ids[0], cmp_str);
+    for (int i = 1; i < N; i++)
+        if (!strcmp(ids[i - 1], ids[i]))
+            fail_msg("request id %s drawn twice", ids[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_is_uuid),
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_token_small_sizes),
+        cmocka_unit_test(test_request_id),
     };
     return cmocka_run_group_tests_name("ids", tests, init, NULL);
 }
