@@ -34,6 +34,7 @@ api:
 
 lint:
 	npx --no-install redocly lint --format=stylish docs/openapi.json
+	clang-format --dry-run -Werror $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'bench/*.c')
 
 check-asan:
 	@test -f $(ASAN_BUILD)/CMakeCache.txt || cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGOOSED_SANITIZE=ON >/dev/null

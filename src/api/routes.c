@@ -28,10 +28,12 @@ void api_store_error(http_req *r, gd_err e, const char *session_id, const char *
 {
     switch (e) {
     case GD_ENOTFOUND:
-        http_reply_error(r, 404, "not_found", "session '%s' not found", session_id ? session_id : "");
+        http_reply_error(r, 404, "not_found", "session '%s' not found",
+                         session_id ? session_id : "");
         return;
     case GD_ESTORE:
-        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", msg ? msg : store_errmsg());
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s",
+                         msg ? msg : store_errmsg());
         return;
     default:
         http_reply_error(r, 500, "internal", "internal error: %s", gd_strerror(e));

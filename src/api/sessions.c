@@ -19,14 +19,12 @@ static json_t *session_json(const store_session *s)
     char created[RFC3339_LEN], updated[RFC3339_LEN];
     clock_rfc3339(s->created_at, created);
     clock_rfc3339(s->updated_at, updated);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}",
-                     "id", s->id, "name", s->name,
-                     "working_dir", s->working_dir, "working_directory", s->working_dir,
-                     "created_at", created, "updated_at", updated,
-                     "message_count", (json_int_t)s->message_count,
-                     "input_tokens", (json_int_t)s->input_tokens,
-                     "output_tokens", (json_int_t)s->output_tokens,
-                     "total_tokens", (json_int_t)(s->input_tokens + s->output_tokens));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id", s->id, "name",
+                     s->name, "working_dir", s->working_dir, "working_directory", s->working_dir,
+                     "created_at", created, "updated_at", updated, "message_count",
+                     (json_int_t)s->message_count, "input_tokens", (json_int_t)s->input_tokens,
+                     "output_tokens", (json_int_t)s->output_tokens, "total_tokens",
+                     (json_int_t)(s->input_tokens + s->output_tokens));
 }
 
 static size_t utf8_chars(const char *s)
@@ -43,8 +41,7 @@ static bool opt_string(http_req *r, json_t *body, const char *field, const char 
 {
     json_t *v = body ? json_object_get(body, field) : NULL;
     *out = NULL;
-    if (!v)
-        return true;
+    if (!v) return true;
     if (!json_is_string(v)) {
         http_reply_error(r, 400, "bad_request", "%s: must be a string", field);
         return false;
@@ -60,11 +57,11 @@ static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
     const char *val = NULL, *field = NULL;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const char *v;
-        if (!opt_string(r, body, names[i], &v))
-            return false;
+        if (!opt_string(r, body, names[i], &v)) return false;
         if (v && val && strcmp(v, val) != 0) {
-            http_reply_error(r, 400, "bad_request", "%s and %s disagree: give the working directory once",
-                             field, names[i]);
+            http_reply_error(r, 400, "bad_request",
+                             "%s and %s disagree: give the working directory once", field,
+                             names[i]);
             return false;
         }
         if (v && !val) {
@@ -114,8 +111,7 @@ static void create_done(void *ud, gd_err e, const char *msg)
 {
     struct create_state *cs = ud;
     cs->e = e;
-    if (msg)
-        snprintf(cs->err, sizeof cs->err, "%s", msg);
+    if (msg) snprintf(cs->err, sizeof cs->err, "%s", msg);
     http_resume(cs->r);
 }
 
@@ -144,14 +140,12 @@ void api_session_create(http_req *r)
     store_session *s = &cs->s;
     cs->r = r;
     const char *name;
-    if (!opt_string(r, body, "name", &name))
-        return;
+    if (!opt_string(r, body, "name", &name)) return;
     if (name && (!*name || utf8_chars(name) > NAME_MAX_CHARS)) {
         http_reply_error(r, 400, "bad_request", "name: must be 1 to %d characters", NAME_MAX_CHARS);
         return;
     }
-    if (!working_dir(r, body, s->working_dir))
-        return;
+    if (!working_dir(r, body, s->working_dir)) return;
     snprintf(s->name, sizeof s->name, "%s", name ? name : DEFAULT_NAME);
     ids_uuid4(s->id);
     http_suspend(r, create_finish);
@@ -163,13 +157,13 @@ static bool query_long(http_req *r, const char *name, long min, long max, long d
 {
     const char *v = http_query(r, name);
     *out = def;
-    if (!v)
-        return true;
+    if (!v) return true;
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
     if (!*v || *end || errno || n < min || n > max || *v == '+' || *v == ' ') {
-        http_reply_error(r, 400, "bad_request", "%s: must be a whole number from %ld to %ld", name, min, max);
+        http_reply_error(r, 400, "bad_request", "%s: must be a whole number from %ld to %ld", name,
+                         min, max);
         return false;
     }
     *out = n;
@@ -180,7 +174,8 @@ void api_session_list(http_req *r)
 {
     app *a = http_app(r);
     long limit, offset, total = 0;
-    if (!query_long(r, "limit", 1, 1000, 100, &limit) || !query_long(r, "offset", 0, LONG_MAX / 2, 0, &offset))
+    if (!query_long(r, "limit", 1, 1000, 100, &limit) ||
+        !query_long(r, "offset", 0, LONG_MAX / 2, 0, &offset))
         return;
     store_session *list;
     size_t n;

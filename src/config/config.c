@@ -23,7 +23,8 @@ static const struct cfg_key {
 } keys[] = {
 #define STR(f) offsetof(config, f), sizeof(((config *)0)->f)
     {"GOOSE_HOST", "GOOSE_HOST", "host", K_STR, 1, 0, STR(host), "a host name or address"},
-    {"GOOSE_PORT", "GOOSE_PORT", "port", K_INT, 0, 65535, offsetof(config, port), 0, "a port 0..65535"},
+    {"GOOSE_PORT", "GOOSE_PORT", "port", K_INT, 0, 65535, offsetof(config, port), 0,
+     "a port 0..65535"},
     {"GOOSE_PROVIDER", "GOOSE_PROVIDER", NULL, K_STR, 0, 0, STR(provider), "a provider name"},
     {"GOOSE_MODEL", "GOOSE_MODEL", NULL, K_STR, 0, 0, STR(model), "a model name"},
     {"api_timeout", "GOOSE_API_TIMEOUT", NULL, K_INT, 1, 86400, offsetof(config, api_timeout), 0,
@@ -43,7 +44,8 @@ static const struct cfg_key {
 static const char usage[] =
     "Usage: goosed [options]\n"
     "\n"
-    "goosed is a self-hostable AI agent server: sessions, messages and streamed replies over HTTP.\n"
+    "goosed is a self-hostable AI agent server: sessions, messages and streamed replies over "
+    "HTTP.\n"
     "\n"
     "Options:\n"
     "  --host HOST        address to bind (env GOOSE_HOST, default 127.0.0.1)\n"
@@ -94,7 +96,8 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
         char *end;
         errno = 0;
         long v = strtol(val, &end, 10);
-        bool digits = (*val >= '0' && *val <= '9') || (*val == '-' && val[1] >= '0' && val[1] <= '9');
+        bool digits =
+            (*val >= '0' && *val <= '9') || (*val == '-' && val[1] >= '0' && val[1] <= '9');
         if (!digits || *end || errno || v < k->min || v > k->max) {
             snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
             return GD_EINVAL;
@@ -110,8 +113,7 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             while (*p == ' ' || *p == ',')
                 p++;
             size_t n = strcspn(p, ", ");
-            if (!n)
-                break;
+            if (!n) break;
             if (c->ncors == CFG_MAX_ORIGINS || n >= sizeof c->cors[0]) {
                 snprintf(err, errlen, "%s: expected %s (at most %d, each under %zu characters)",
                          where, k->what, CFG_MAX_ORIGINS, sizeof c->cors[0]);
@@ -139,8 +141,7 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
 static const struct cfg_key *find_file_key(const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        if (!strcmp(keys[i].file_key, name))
-            return &keys[i];
+        if (!strcmp(keys[i].file_key, name)) return &keys[i];
     return NULL;
 }
 
@@ -149,8 +150,7 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        if (errno == ENOENT && !must_exist)
-            return GD_OK;
+        if (errno == ENOENT && !must_exist) return GD_OK;
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return GD_EINVAL;
     }
@@ -163,8 +163,8 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
     yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
         snprintf(err, errlen, "%s:%zu: %s%s%s", path, parser.problem_mark.line + 1,
-                 parser.problem ? parser.problem : "invalid YAML",
-                 parser.context ? " " : "", parser.context ? parser.context : "");
+                 parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
+                 parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         fclose(f);
         return GD_EINVAL;
@@ -182,12 +182,10 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
          pr && pr < root->data.mapping.pairs.top; pr++) {
         yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
         yaml_node_t *vn = yaml_document_get_node(&doc, pr->value);
-        if (!kn || kn->type != YAML_SCALAR_NODE || !vn)
-            continue;
+        if (!kn || kn->type != YAML_SCALAR_NODE || !vn) continue;
         const char *name = (const char *)kn->data.scalar.value;
         const struct cfg_key *k = find_file_key(name);
-        if (!k)
-            continue; /* the real Goose keeps many other keys here */
+        if (!k) continue; /* the real Goose keeps many other keys here */
         char where[PATH_MAX + 64];
         snprintf(where, sizeof where, "%s:%zu: %s", path, vn->start_mark.line + 1, name);
         if (vn->type == YAML_SCALAR_NODE) {
@@ -209,16 +207,14 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
                     break;
                 }
             }
-            if (!rc)
-                rc = apply(c, k, joined.data ? joined.data : "", where, err, errlen);
+            if (!rc) rc = apply(c, k, joined.data ? joined.data : "", where, err, errlen);
             buf_free(&joined);
         } else {
             snprintf(err, errlen, "%s: expected %s, got a %s", where, k->what,
                      vn->type == YAML_MAPPING_NODE ? "mapping" : "list");
             rc = GD_EINVAL;
         }
-        if (rc)
-            break;
+        if (rc) break;
     }
 out:
     yaml_document_delete(&doc);
@@ -236,10 +232,10 @@ static gd_err default_paths(config *c, char *cfgpath, size_t cfglen, char *err, 
     const char *dir = getenv("GOOSE_CONFIG_DIR");
     const char *xdg_cfg = getenv("XDG_CONFIG_HOME");
     const char *xdg_data = getenv("XDG_DATA_HOME");
-    if (home && !*home)
-        home = NULL;
+    if (home && !*home) home = NULL;
     if (!home && !(xdg_data && *xdg_data)) {
-        snprintf(err, errlen, "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
+        snprintf(err, errlen,
+                 "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
         return GD_EINVAL;
     }
     cfgpath[0] = '\0';
@@ -286,7 +282,8 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
             slot = &config_flag;
         } else {
             for (size_t k = 0; k < NKEYS; k++)
-                if (keys[k].flag && strlen(keys[k].flag) == nlen && !strncmp(keys[k].flag, name, nlen))
+                if (keys[k].flag && strlen(keys[k].flag) == nlen &&
+                    !strncmp(keys[k].flag, name, nlen))
                     slot = &flagval[k];
         }
         if (!slot) {
@@ -305,25 +302,23 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
 
     char cfgpath[PATH_MAX];
     gd_err rc = default_paths(c, cfgpath, sizeof cfgpath, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (config_flag)
         rc = load_file(c, config_flag, true, err, errlen);
     else if (cfgpath[0])
         rc = load_file(c, cfgpath, false, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
 
     for (size_t k = 0; k < NKEYS; k++) {
         const char *v = getenv(keys[k].env);
-        if (v && (*v || keys[k].kind == K_STR) && (rc = apply(c, &keys[k], v, keys[k].env, err, errlen)))
+        if (v && (*v || keys[k].kind == K_STR) &&
+            (rc = apply(c, &keys[k], v, keys[k].env, err, errlen)))
             return rc;
     }
     for (size_t k = 0; k < NKEYS; k++) {
         char where[64];
         snprintf(where, sizeof where, "--%s", keys[k].flag ? keys[k].flag : "");
-        if (flagval[k] && (rc = apply(c, &keys[k], flagval[k], where, err, errlen)))
-            return rc;
+        if (flagval[k] && (rc = apply(c, &keys[k], flagval[k], where, err, errlen))) return rc;
     }
     return GD_OK;
 }

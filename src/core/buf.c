@@ -22,25 +22,21 @@ void buf_free(buf *b)
 void buf_reset(buf *b)
 {
     b->len = 0;
-    if (b->data)
-        b->data[0] = '\0';
+    if (b->data) b->data[0] = '\0';
 }
 
 static gd_err buf_reserve(buf *b, size_t extra)
 {
-    if (extra > b->cap || b->len > b->cap - extra)
-        return GD_ETOOBIG;
+    if (extra > b->cap || b->len > b->cap - extra) return GD_ETOOBIG;
     size_t need = b->len + extra + 1;
-    if (need <= b->alloc)
-        return GD_OK;
+    if (need <= b->alloc) return GD_OK;
     size_t n = b->alloc ? b->alloc : 64;
     while (n < need)
         n = n > SIZE_MAX / 2 ? need : n * 2;
     if (n - 1 > b->cap) /* never allocate past cap + 1, written so that cap + 1 cannot wrap */
         n = need;
     char *p = realloc(b->data, n);
-    if (!p)
-        return GD_ENOMEM;
+    if (!p) return GD_ENOMEM;
     b->data = p;
     b->alloc = n;
     return GD_OK;
@@ -49,10 +45,8 @@ static gd_err buf_reserve(buf *b, size_t extra)
 gd_err buf_append(buf *b, const void *data, size_t len)
 {
     gd_err e = buf_reserve(b, len);
-    if (e)
-        return e;
-    if (len)
-        memcpy(b->data + b->len, data, len);
+    if (e) return e;
+    if (len) memcpy(b->data + b->len, data, len);
     b->len += len;
     b->data[b->len] = '\0';
     return GD_OK;
@@ -69,11 +63,9 @@ gd_err buf_vprintf(buf *b, const char *fmt, va_list ap)
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
-        return GD_EINVAL;
+    if (n < 0) return GD_EINVAL;
     gd_err e = buf_reserve(b, (size_t)n);
-    if (e)
-        return e;
+    if (e) return e;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return GD_OK;
@@ -91,8 +83,7 @@ gd_err buf_printf(buf *b, const char *fmt, ...)
 char *buf_detach(buf *b)
 {
     char *p = b->data;
-    if (!p)
-        p = calloc(1, 1);
+    if (!p) p = calloc(1, 1);
     b->data = NULL;
     b->len = b->alloc = 0;
     return p;

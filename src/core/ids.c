@@ -18,8 +18,7 @@ void ids_uuid4(char out[UUID_STR_LEN])
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     char *p = out;
     for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
         *p++ = hex[b[i] >> 4];
         *p++ = hex[b[i] & 15];
     }
@@ -29,8 +28,7 @@ void ids_uuid4(char out[UUID_STR_LEN])
 void ids_token(char *out, size_t n)
 {
     static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    if (n == 0)
-        return;
+    if (n == 0) return;
     for (size_t i = 0; i + 1 < n; i++)
         out[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
     out[n - 1] = '\0';
@@ -64,13 +62,11 @@ void ids_request_id(char out[REQUEST_ID_LEN])
 
 bool ids_is_uuid(const char *s)
 {
-    if (strlen(s) != 36)
-        return false;
+    if (strlen(s) != 36) return false;
     for (int i = 0; i < 36; i++) {
         char c = s[i];
         if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return false;
+            if (c != '-') return false;
         } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
             return false;
         }

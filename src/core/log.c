@@ -68,7 +68,8 @@ gd_err log_configure(const char *spec, char *err, size_t errlen)
             /* empty item: tolerate "info," */
         } else if (!eq) {
             if (!parse_level(p, len, &deflt)) {
-                snprintf(err, errlen, "unknown log level \"%.*s\" (use error, warn, info, debug or trace)",
+                snprintf(err, errlen,
+                         "unknown log level \"%.*s\" (use error, warn, info, debug or trace)",
                          (int)len, p);
                 return GD_EINVAL;
             }
@@ -93,14 +94,12 @@ gd_err log_configure(const char *spec, char *err, size_t errlen)
             rules[n].level = lv;
             n++;
         }
-        if (!end)
-            break;
+        if (!end) break;
         p = end + 1;
     }
     /* A rule naming this whole program sets the default for all of its modules. */
     for (int i = 0; i < n; i++)
-        if (is_self(rules[i].module))
-            deflt = rules[i].level;
+        if (is_self(rules[i].module)) deflt = rules[i].level;
     filter.deflt = deflt;
     memcpy(filter.rules, rules, sizeof rules);
     filter.nrules = n;
@@ -117,8 +116,7 @@ bool log_enabled(log_level level, const char *module)
 {
     log_level lv = filter.deflt;
     for (int i = 0; i < filter.nrules; i++)
-        if (!strcmp(filter.rules[i].module, module))
-            lv = filter.rules[i].level;
+        if (!strcmp(filter.rules[i].module, module)) lv = filter.rules[i].level;
     return level <= lv;
 }
 
@@ -130,16 +128,16 @@ void log_write(log_level level, const char *module, const char *fmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, tags[level], module);
+    int n = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, tags[level], module);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
+    if (len > sizeof line - 2) len = sizeof line - 2;
     line[len++] = '\n';
     /* One write(2) per line keeps lines from different threads whole. */
     ssize_t w = write(STDERR_FILENO, line, len);

@@ -22,8 +22,7 @@ const char *log_spec(void); /* the filter in force, as given */
 
 #define LOG_AT(lvl, mod, ...)                                                                      \
     do {                                                                                           \
-        if (log_enabled(lvl, mod))                                                                 \
-            log_write(lvl, mod, __VA_ARGS__);                                                      \
+        if (log_enabled(lvl, mod)) log_write(lvl, mod, __VA_ARGS__);                               \
     } while (0)
 #define log_error(mod, ...) LOG_AT(LOG_ERROR, mod, __VA_ARGS__)
 #define log_warn(mod, ...)  LOG_AT(LOG_WARN, mod, __VA_ARGS__)

@@ -25,9 +25,9 @@ void http_stop(http_server *s, int timeout_ms);
 void *http_app(http_req *r);
 const char *http_method(http_req *r);
 const char *http_path(http_req *r);
-const char *http_param(http_req *r, int i);              /* i-th {placeholder} of the route */
-const char *http_query(http_req *r, const char *name);   /* NULL when absent */
-const char *http_header(http_req *r, const char *name);  /* NULL when absent */
+const char *http_param(http_req *r, int i);             /* i-th {placeholder} of the route */
+const char *http_query(http_req *r, const char *name);  /* NULL when absent */
+const char *http_header(http_req *r, const char *name); /* NULL when absent */
 /* The request's JSON object body, or NULL when the body was empty. Owned by the request. */
 json_t *http_body(http_req *r);
 
@@ -44,8 +44,10 @@ void http_resume(http_req *r);
 void http_add_header(http_req *r, const char *name, const char *value);
 /* Replies. Exactly one per request. http_reply_json takes ownership of body. */
 void http_reply_json(http_req *r, int status, json_t *body);
-void http_reply_text(http_req *r, int status, const char *content_type, const char *text, size_t len);
-void http_reply_static(http_req *r, int status, const char *content_type, const void *data, size_t len);
+void http_reply_text(http_req *r, int status, const char *content_type, const char *text,
+                     size_t len);
+void http_reply_static(http_req *r, int status, const char *content_type, const void *data,
+                       size_t len);
 void http_reply_empty(http_req *r, int status);
 /* The one way errors leave the server: `{"error": message, "code": code}` with status. */
 void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)

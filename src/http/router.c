@@ -11,8 +11,7 @@ static bool match_pattern(const char *pat, const char *path, route_match *m)
         if (*pat == '{') {
             const char *close = strchr(pat, '}');
             size_t n = strcspn(path, "/");
-            if (!close || n == 0 || n >= ROUTE_PARAM_MAX || np == ROUTE_MAX_PARAMS)
-                return false;
+            if (!close || n == 0 || n >= ROUTE_PARAM_MAX || np == ROUTE_MAX_PARAMS) return false;
             memcpy(m->params[np], path, n);
             m->params[np++][n] = '\0';
             pat = close + 1;
@@ -21,16 +20,14 @@ static bool match_pattern(const char *pat, const char *path, route_match *m)
             return false;
         }
     }
-    if (*pat || (*path && strcmp(path, "/") != 0))
-        return false;
+    if (*pat || (*path && strcmp(path, "/") != 0)) return false;
     m->nparams = np;
     return true;
 }
 
 static void allow_add(route_match *m, const char *method)
 {
-    if (strstr(m->allow, method))
-        return;
+    if (strstr(m->allow, method)) return;
     size_t len = strlen(m->allow);
     snprintf(m->allow + len, sizeof m->allow - len, "%s%s", len ? ", " : "", method);
 }
@@ -43,18 +40,15 @@ void router_match(const http_route *routes, size_t n, const char *method, const 
     const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
     for (size_t i = 0; i < n; i++) {
         memset(&tmp, 0, sizeof tmp);
-        if (!match_pattern(routes[i].pattern, path, &tmp))
-            continue;
+        if (!match_pattern(routes[i].pattern, path, &tmp)) continue;
         m->path_known = true;
         allow_add(m, routes[i].method);
-        if (!strcmp(routes[i].method, "GET"))
-            allow_add(m, "HEAD");
+        if (!strcmp(routes[i].method, "GET")) allow_add(m, "HEAD");
         if (!m->route && !strcmp(routes[i].method, want)) {
             m->route = &routes[i];
             m->nparams = tmp.nparams;
             memcpy(m->params, tmp.params, sizeof tmp.params);
         }
     }
-    if (m->path_known)
-        allow_add(m, "OPTIONS");
+    if (m->path_known) allow_add(m, "OPTIONS");
 }

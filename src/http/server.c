@@ -39,7 +39,7 @@ struct http_server {
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when inflight drops to 0 */
     int inflight;
-    atomic_ulong errors; /* error responses sent, for the operator */
+    atomic_ulong errors;  /* error responses sent, for the operator */
     atomic_bool stopping; /* new connections are refused */
 };
 
@@ -54,9 +54,9 @@ struct http_req {
     uint64_t t0;
     int status; /* 0 until a reply is queued */
     size_t resp_len;
-    bool too_big; /* the body passed the cap: the rest is discarded, then 413 */
-    http_handler cont; /* set while suspended: what runs when resumed */
-    void *state;       /* http_state */
+    bool too_big;       /* the body passed the cap: the rest is discarded, then 413 */
+    http_handler cont;  /* set while suspended: what runs when resumed */
+    void *state;        /* http_state */
     const char *origin; /* the request's Origin when it is allowed, else NULL */
     char rid[RID_MAX + 1];
     char client[INET6_ADDRSTRLEN];
@@ -97,8 +97,7 @@ json_t *http_body(http_req *r)
 
 void *http_state(http_req *r, size_t size)
 {
-    if (!r->state)
-        r->state = calloc(1, size);
+    if (!r->state) r->state = calloc(1, size);
     return r->state;
 }
 
@@ -116,7 +115,8 @@ void http_resume(http_req *r)
 void http_add_header(http_req *r, const char *name, const char *value)
 {
     if (r->nhdrs == MAX_EXTRA_HEADERS) {
-        log_error("http", "too many response headers for %s %s; dropped %s", r->method, r->path, name);
+        log_error("http", "too many response headers for %s %s; dropped %s", r->method, r->path,
+                  name);
         return;
     }
     r->hdrs[r->nhdrs][0] = strdup(name);
@@ -132,8 +132,7 @@ static void queue(http_req *r, int status, struct MHD_Response *resp, const char
         r->status = 500;
         return;
     }
-    if (ctype)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
     if (r->origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
@@ -196,8 +195,9 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
     json_decref(o);
     if (!text) { /* out of memory, or a message that is not UTF-8: still answer */
         static const char fallback[] = "{\"error\":\"internal error\",\"code\":\"internal\"}";
-        queue(r, status, MHD_create_response_from_buffer(sizeof fallback - 1, (void *)fallback,
-                                                         MHD_RESPMEM_PERSISTENT),
+        queue(r, status,
+              MHD_create_response_from_buffer(sizeof fallback - 1, (void *)fallback,
+                                              MHD_RESPMEM_PERSISTENT),
               "application/json; charset=utf-8", sizeof fallback - 1);
         return;
     }
@@ -213,8 +213,7 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
 static bool valid_rid(const char *v)
 {
     size_t n = strlen(v);
-    if (n == 0 || n > RID_MAX)
-        return false;
+    if (n == 0 || n > RID_MAX) return false;
     for (size_t i = 0; i < n; i++) {
         char c = v[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -226,23 +225,19 @@ static bool valid_rid(const char *v)
 
 static const char *allowed_origin(const config *cfg, const char *origin)
 {
-    if (!origin)
-        return NULL;
+    if (!origin) return NULL;
     for (int i = 0; i < cfg->ncors; i++)
-        if (!strcmp(cfg->cors[i], "*") || !strcmp(cfg->cors[i], origin))
-            return origin;
+        if (!strcmp(cfg->cors[i], "*") || !strcmp(cfg->cors[i], origin)) return origin;
     return NULL;
 }
 
 static bool is_json_type(const char *ct)
 {
-    if (!ct)
-        return false;
+    if (!ct) return false;
     size_t n = strcspn(ct, ";");
     while (n && ct[n - 1] == ' ')
         n--;
-    if (n == 16 && !strncasecmp(ct, "application/json", 16))
-        return true;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) return true;
     /* application/<anything>+json */
     return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
 }
@@ -251,18 +246,17 @@ static bool is_json_type(const char *ct)
 static bool check_json_type(http_req *r)
 {
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-    if (is_json_type(ct))
-        return true;
+    if (is_json_type(ct)) return true;
     http_reply_error(r, 415, "unsupported_media_type",
                      "Content-Type must be application/json (got %.80s)", ct ? ct : "none");
     return false;
 }
 
-static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *url, const char *method)
+static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *url,
+                         const char *method)
 {
     http_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     r->s = s;
     r->conn = c;
     r->t0 = clock_mono_ns();
@@ -274,12 +268,15 @@ static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *u
         snprintf(r->rid, sizeof r->rid, "%s", rid);
     else
         ids_request_id(r->rid);
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
     if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client, sizeof r->client);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client,
+                  sizeof r->client);
     else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client, sizeof r->client);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
+                  sizeof r->client);
     else
         snprintf(r->client, sizeof r->client, "-");
     r->origin = allowed_origin(s->cfg, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
@@ -309,7 +306,8 @@ struct framing {
     bool transfer_encoding;
 };
 
-static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
 {
     struct framing *f = cls;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
@@ -343,8 +341,9 @@ static void begin(http_req *r)
     if (!r->m.route) {
         if (r->m.path_known) {
             http_add_header(r, "Allow", r->m.allow);
-            http_reply_error(r, 405, "method_not_allowed", "method %s is not allowed on %s (allowed: %s)",
-                             r->method, r->path, r->m.allow);
+            http_reply_error(r, 405, "method_not_allowed",
+                             "method %s is not allowed on %s (allowed: %s)", r->method, r->path,
+                             r->m.allow);
         } else {
             http_reply_error(r, 404, "not_found", "no such path: %s", r->path);
         }
@@ -366,12 +365,12 @@ static void begin(http_req *r)
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
         if (errno || *end || n > (unsigned long long)s->cfg->max_body_size) {
-            http_reply_error(r, 413, "payload_too_large", "request body is larger than the limit of %ld bytes",
+            http_reply_error(r, 413, "payload_too_large",
+                             "request body is larger than the limit of %ld bytes",
                              s->cfg->max_body_size);
             return;
         }
-        if (n > 0 && (r->m.route->flags & ROUTE_BODY))
-            check_json_type(r);
+        if (n > 0 && (r->m.route->flags & ROUTE_BODY)) check_json_type(r);
     }
 }
 
@@ -390,18 +389,18 @@ static void dispatch(http_req *r)
 {
     const http_route *rt = r->m.route;
     if ((rt->flags & ROUTE_BODY) && r->body.len > 0) {
-        if (!check_json_type(r))
-            return;
+        if (!check_json_type(r)) return;
         json_error_t jerr;
-        r->json = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        r->json =
+            json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!r->json) {
             if (json_error_code(&jerr) == json_error_invalid_utf8)
-                http_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8 (at byte %d)",
-                                 jerr.position);
+                http_reply_error(r, 400, "invalid_json",
+                                 "request body is not valid UTF-8 (at byte %d)", jerr.position);
             else
                 http_reply_error(r, 400, "invalid_json",
-                                 "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
-                                 jerr.line, jerr.column);
+                                 "request body is not valid JSON: %s (line %d, column %d)",
+                                 jerr.text, jerr.line, jerr.column);
             return;
         }
         if (!json_is_object(r->json)) {
@@ -420,8 +419,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     http_req *r = *con_cls;
     if (!r) {
         r = req_new(s, c, url, method);
-        if (!r)
-            return MHD_NO; /* out of memory: MHD closes the connection */
+        if (!r) return MHD_NO; /* out of memory: MHD closes the connection */
         *con_cls = r;
         begin(r);
         return MHD_YES;
@@ -436,8 +434,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         *upload_size = 0;
         return MHD_YES;
     }
-    if (r->status)
-        return MHD_YES;
+    if (r->status) return MHD_YES;
     if (r->cont) { /* resumed */
         http_handler cont = r->cont;
         r->cont = NULL;
@@ -445,7 +442,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     if (r->too_big)
-        http_reply_error(r, 413, "payload_too_large", "request body is larger than the limit of %ld bytes",
+        http_reply_error(r, 413, "payload_too_large",
+                         "request body is larger than the limit of %ld bytes",
                          s->cfg->max_body_size);
     else
         dispatch(r);
@@ -457,8 +455,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     http_server *s = cls;
     http_req *r = *con_cls;
-    if (!r)
-        return;
+    if (!r) return;
     *con_cls = NULL;
     double ms = (double)(clock_mono_ns() - r->t0) / 1e6;
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -469,8 +466,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  r->path, r->status, r->resp_len, ms, r->rid, (int)toe);
     req_free(r);
     pthread_mutex_lock(&s->mu);
-    if (--s->inflight == 0)
-        pthread_cond_broadcast(&s->idle);
+    if (--s->inflight == 0) pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -493,7 +489,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* Creates, binds and listens on host:port; returns the socket or -1 with err set. */
 static int listen_on(const char *host, int port, int *family, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%d", port);
@@ -520,8 +517,7 @@ static int listen_on(const char *host, int port, int *family, char *err, size_t 
         fd = -1;
     }
     freeaddrinfo(res);
-    if (fd < 0)
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(saved));
+    if (fd < 0) snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(saved));
     return fd;
 }
 
@@ -556,15 +552,12 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     unsigned threads = (unsigned)(ncpu > 0 ? ncpu * 2 : 2);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
-    if (family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_access, s,
-                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-                                 MHD_OPTION_THREAD_POOL_SIZE, threads,
+    if (family == AF_INET6) flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_access, s, MHD_OPTION_LISTEN_SOCKET,
+                                 (MHD_socket)s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-                                 MHD_OPTION_END);
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->host, s->port);
         close(s->listen_fd);
@@ -581,8 +574,7 @@ int http_port(const http_server *s)
 
 void http_stop(http_server *s, int timeout_ms)
 {
-    if (!s)
-        return;
+    if (!s) return;
     atomic_store(&s->stopping, true);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -594,12 +586,12 @@ void http_stop(http_server *s, int timeout_ms)
     }
     pthread_mutex_lock(&s->mu);
     while (s->inflight > 0)
-        if (pthread_cond_timedwait(&s->idle, &s->mu, &until) == ETIMEDOUT)
-            break;
+        if (pthread_cond_timedwait(&s->idle, &s->mu, &until) == ETIMEDOUT) break;
     int left = s->inflight;
     pthread_mutex_unlock(&s->mu);
     if (left)
-        log_warn("server", "%d request(s) still running after %d ms; closing them", left, timeout_ms);
+        log_warn("server", "%d request(s) still running after %d ms; closing them", left,
+                 timeout_ms);
     MHD_stop_daemon(s->daemon);
     close(s->listen_fd);
     pthread_cond_destroy(&s->idle);

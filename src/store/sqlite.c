@@ -42,7 +42,8 @@ static const char *const stmt_sql[ST__N] = {
     [ST_SESSION_LIST] = "SELECT " SESSION_COLS
                         " FROM sessions ORDER BY created_us DESC, rowid DESC LIMIT ?1 OFFSET ?2",
     [ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
-    [ST_SESSION_INSERT] = "INSERT INTO sessions(" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0)",
+    [ST_SESSION_INSERT] =
+        "INSERT INTO sessions(" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0)",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_MESSAGES_LIST] = "SELECT id, role, content, created_us FROM messages WHERE session_id = ?1 "
                          "ORDER BY seq",
@@ -96,7 +97,7 @@ typedef struct {
     store base;
     char dir[PATH_MAX];
     char path[PATH_MAX];
-    pthread_mutex_t mu; /* guards everything below */
+    pthread_mutex_t mu;  /* guards everything below */
     pthread_cond_t work; /* the writer waits here for writes */
     pthread_cond_t done; /* writers' callers wait here for their results */
     bool open;
@@ -121,8 +122,7 @@ static int64_t now_us(void)
 
 static void conn_close(conn *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     for (int i = 0; i < ST__N; i++)
         sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
@@ -139,13 +139,15 @@ static conn *conn_open(const char *path, bool writer, char *err, size_t errlen)
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
         conn_close(c);
         return NULL;
     }
     sqlite3_busy_timeout(c->db, 5000);
-    const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                                 : "PRAGMA query_only=ON;";
+    const char *pragmas =
+        writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+               : "PRAGMA query_only=ON;";
     char *msg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot set up %s: %s", path, msg ? msg : sqlite3_errmsg(c->db));
@@ -179,41 +181,43 @@ static int exec_err(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+    if (rc != SQLITE_OK) snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return rc;
 }
 
 static gd_err migrate(sqlite3 *db, char *err, size_t errlen)
 {
-    if (exec_err(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", err, errlen))
+    if (exec_err(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", err,
+                 errlen))
         return GD_ESTORE;
     sqlite3_stmt *s;
     int version = 0;
-    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL) !=
+        SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(db));
         return GD_ESTORE;
     }
-    if (sqlite3_step(s) == SQLITE_ROW)
-        version = sqlite3_column_int(s, 0);
+    if (sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     if (version > NMIGRATIONS) {
-        snprintf(err, errlen, "the database schema is version %d, newer than this goosed knows (%d)",
-                 version, NMIGRATIONS);
+        snprintf(err, errlen,
+                 "the database schema is version %d, newer than this goosed knows (%d)", version,
+                 NMIGRATIONS);
         return GD_ESTORE;
     }
     for (int v = version; v < NMIGRATIONS; v++) {
         char bump[96];
-        snprintf(bump, sizeof bump, "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d);", v + 1);
-        if (exec_err(db, "BEGIN IMMEDIATE", err, errlen))
-            return GD_ESTORE;
+        snprintf(bump, sizeof bump,
+                 "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d);", v + 1);
+        if (exec_err(db, "BEGIN IMMEDIATE", err, errlen)) return GD_ESTORE;
         if (exec_err(db, migrations[v], err, errlen) || exec_err(db, bump, err, errlen) ||
             exec_err(db, "COMMIT", err, errlen)) {
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return GD_ESTORE;
         }
-        log_info("store", "migrated %s to schema version %d", sqlite3_db_filename(db, "main"), v + 1);
+        log_info("store", "migrated %s to schema version %d", sqlite3_db_filename(db, "main"),
+                 v + 1);
     }
     return GD_OK;
 }
@@ -236,8 +240,7 @@ static void run_batch(sqlite_store *ss, write_op *batch)
         sqlite3_exec(db, "SAVEPOINT op", NULL, NULL, NULL);
         op->err[0] = '\0';
         op->result = op->fn(ss->wconn, op->arg, op->err, sizeof op->err);
-        if (op->result)
-            sqlite3_exec(db, "ROLLBACK TO op", NULL, NULL, NULL);
+        if (op->result) sqlite3_exec(db, "ROLLBACK TO op", NULL, NULL, NULL);
         sqlite3_exec(db, "RELEASE op", NULL, NULL, NULL);
     }
     if (exec_err(db, "COMMIT", err, sizeof err)) {
@@ -260,8 +263,7 @@ static void *writer_main(void *arg)
     for (;;) {
         while (!ss->head && !ss->stopping)
             pthread_cond_wait(&ss->work, &ss->mu);
-        if (!ss->head)
-            break; /* stopping, and nothing left to write */
+        if (!ss->head) break; /* stopping, and nothing left to write */
         write_op *batch = ss->head;
         ss->head = ss->tail = NULL;
         pthread_mutex_unlock(&ss->mu);
@@ -281,7 +283,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&ss->mu);
         for (write_op *op = async, *next; op; op = next) {
             next = op->next;
-            op->on_done(op->ud, op->result, op->result ? (op->err[0] ? op->err : gd_strerror(op->result)) : NULL);
+            op->on_done(op->ud, op->result,
+                        op->result ? (op->err[0] ? op->err : gd_strerror(op->result)) : NULL);
             free(op);
         }
         pthread_mutex_lock(&ss->mu);
@@ -293,8 +296,7 @@ static void *writer_main(void *arg)
 /* Opens the store if it is not open yet (at most one attempt a second). Caller holds mu. */
 static gd_err ensure_open_locked(sqlite_store *ss)
 {
-    if (ss->open)
-        return GD_OK;
+    if (ss->open) return GD_OK;
     if (ss->stopping) {
         store_set_errmsg("the store is closing");
         return GD_ESTORE;
@@ -324,8 +326,7 @@ static gd_err ensure_open_locked(sqlite_store *ss)
                 goto fail;
             }
             *p = c;
-            if (!c)
-                break;
+            if (!c) break;
         }
     }
     conn *w = conn_open(ss->path, true, err, sizeof err);
@@ -381,8 +382,7 @@ static gd_err submit(sqlite_store *ss, write_op *op)
     while (!op->done)
         pthread_cond_wait(&ss->done, &ss->mu);
     pthread_mutex_unlock(&ss->mu);
-    if (op->result)
-        store_set_errmsg("%s", op->err[0] ? op->err : gd_strerror(op->result));
+    if (op->result) store_set_errmsg("%s", op->err[0] ? op->err : gd_strerror(op->result));
     return op->result;
 }
 
@@ -421,12 +421,10 @@ static conn *reader_get(sqlite_store *ss)
         ss->nidle--;
     }
     pthread_mutex_unlock(&ss->mu);
-    if (e || c)
-        return c;
+    if (e || c) return c;
     char err[PATH_MAX + 256];
     c = conn_open(ss->path, false, err, sizeof err);
-    if (!c)
-        store_set_errmsg("%s", err);
+    if (!c) store_set_errmsg("%s", err);
     return c;
 }
 
@@ -454,7 +452,8 @@ static void row_to_session(sqlite3_stmt *s, store_session *out)
     memset(out, 0, sizeof *out);
     snprintf(out->id, sizeof out->id, "%s", (const char *)sqlite3_column_text(s, 0));
     snprintf(out->name, sizeof out->name, "%s", (const char *)sqlite3_column_text(s, 1));
-    snprintf(out->working_dir, sizeof out->working_dir, "%s", (const char *)sqlite3_column_text(s, 2));
+    snprintf(out->working_dir, sizeof out->working_dir, "%s",
+             (const char *)sqlite3_column_text(s, 2));
     out->created_at = (time_t)(sqlite3_column_int64(s, 3) / 1000000);
     out->updated_at = (time_t)(sqlite3_column_int64(s, 4) / 1000000);
     out->message_count = (long)sqlite3_column_int64(s, 5);
@@ -468,12 +467,10 @@ static gd_err sq_health(store *st)
 {
     sqlite_store *ss = (sqlite_store *)st;
     conn *c = reader_get(ss);
-    if (!c)
-        return GD_ESTORE;
+    if (!c) return GD_ESTORE;
     sqlite3_stmt *s = stmt(c, ST_SESSION_COUNT);
     gd_err e = !s ? GD_ESTORE : sqlite3_step(s) == SQLITE_ROW ? GD_OK : read_failed(c);
-    if (s)
-        stmt_done(s);
+    if (s) stmt_done(s);
     reader_put(ss, c);
     return e;
 }
@@ -482,8 +479,7 @@ static gd_err sq_session_get(store *st, const char *id, store_session *out)
 {
     sqlite_store *ss = (sqlite_store *)st;
     conn *c = reader_get(ss);
-    if (!c)
-        return GD_ESTORE;
+    if (!c) return GD_ESTORE;
     sqlite3_stmt *s = stmt(c, ST_SESSION_GET);
     gd_err e = GD_ESTORE;
     if (s) {
@@ -512,8 +508,7 @@ static gd_err sq_session_list(store *st, long limit, long offset, store_session 
         return GD_EINVAL;
     }
     conn *c = reader_get(ss);
-    if (!c)
-        return GD_ESTORE;
+    if (!c) return GD_ESTORE;
     gd_err e = GD_ESTORE;
     store_session *arr = NULL;
     size_t cnt = 0;
@@ -523,8 +518,7 @@ static gd_err sq_session_list(store *st, long limit, long offset, store_session 
         e = read_failed(c);
         goto out;
     }
-    if (!(cs = stmt(c, ST_SESSION_COUNT)) || !(ls = stmt(c, ST_SESSION_LIST)))
-        goto out;
+    if (!(cs = stmt(c, ST_SESSION_COUNT)) || !(ls = stmt(c, ST_SESSION_LIST))) goto out;
     if (sqlite3_step(cs) != SQLITE_ROW) {
         e = read_failed(c);
         goto out;
@@ -555,10 +549,8 @@ static gd_err sq_session_list(store *st, long limit, long offset, store_session 
     arr = NULL;
     e = GD_OK;
 out:
-    if (cs)
-        stmt_done(cs);
-    if (ls)
-        stmt_done(ls);
+    if (cs) stmt_done(cs);
+    if (ls) stmt_done(ls);
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     free(arr);
     reader_put(ss, c);
@@ -570,8 +562,7 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
     sqlite_store *ss = (sqlite_store *)st;
     *out = NULL;
     conn *c = reader_get(ss);
-    if (!c)
-        return GD_ESTORE;
+    if (!c) return GD_ESTORE;
     gd_err e = GD_ESTORE;
     sqlite3_stmt *gs = NULL, *ms = NULL;
     json_t *arr = json_array();
@@ -579,8 +570,7 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
         e = read_failed(c);
         goto out;
     }
-    if (!(gs = stmt(c, ST_SESSION_GET)) || !(ms = stmt(c, ST_MESSAGES_LIST)))
-        goto out;
+    if (!(gs = stmt(c, ST_SESSION_GET)) || !(ms = stmt(c, ST_MESSAGES_LIST))) goto out;
     sqlite3_bind_text(gs, 1, session_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(gs);
     if (rc != SQLITE_ROW) {
@@ -592,9 +582,10 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
         char when[RFC3339_LEN];
         clock_rfc3339((time_t)(sqlite3_column_int64(ms, 3) / 1000000), when);
         json_t *content = json_loads((const char *)sqlite3_column_text(ms, 2), 0, NULL);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:s}", "id", sqlite3_column_text(ms, 0),
-                                             "role", sqlite3_column_text(ms, 1), "content",
-                                             content ? content : json_array(), "created_at", when));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:o, s:s}", "id", sqlite3_column_text(ms, 0),
+                                        "role", sqlite3_column_text(ms, 1), "content",
+                                        content ? content : json_array(), "created_at", when));
     }
     if (rc != SQLITE_DONE) {
         e = read_failed(c);
@@ -604,10 +595,8 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
     arr = NULL;
     e = GD_OK;
 out:
-    if (gs)
-        stmt_done(gs);
-    if (ms)
-        stmt_done(ms);
+    if (gs) stmt_done(gs);
+    if (ms) stmt_done(ms);
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     json_decref(arr);
     reader_put(ss, c);
@@ -634,8 +623,7 @@ static gd_err w_session_insert(conn *c, void *arg, char *err, size_t errlen)
     sqlite3_bind_int64(st, 4, a->created_us);
     int rc = sqlite3_step(st);
     stmt_done(st);
-    if (rc == SQLITE_DONE)
-        return GD_OK;
+    if (rc == SQLITE_DONE) return GD_OK;
     snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
     return rc == SQLITE_CONSTRAINT ? GD_ECONFLICT : GD_ESTORE;
 }
@@ -701,8 +689,7 @@ static void sq_close(store *st)
     bool was_open = ss->open;
     pthread_cond_signal(&ss->work);
     pthread_mutex_unlock(&ss->mu);
-    if (was_open)
-        pthread_join(ss->writer, NULL); /* it drains the queue first */
+    if (was_open) pthread_join(ss->writer, NULL); /* it drains the queue first */
     for (conn *c = ss->idle, *next; c; c = next) {
         next = c->next;
         conn_close(c);
@@ -729,8 +716,7 @@ static const store_ops sqlite_ops = {
 store *store_sqlite_open(const char *dir)
 {
     sqlite_store *ss = calloc(1, sizeof *ss);
-    if (!ss)
-        return NULL;
+    if (!ss) return NULL;
     ss->base.ops = &sqlite_ops;
     snprintf(ss->dir, sizeof ss->dir, "%s", dir);
     snprintf(ss->path, sizeof ss->path, "%s/sessions.db", dir);

@@ -66,8 +66,7 @@ void store_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 
 static inline void store_close(store *st)
 {
-    if (st)
-        st->ops->close(st);
+    if (st) st->ops->close(st);
 }
 
 #endif

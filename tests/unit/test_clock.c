@@ -72,10 +72,8 @@ static void test_mono_ns(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339_known),
-        cmocka_unit_test(test_rfc3339_out_of_range),
-        cmocka_unit_test(test_rfc3339_is_utc),
-        cmocka_unit_test(test_rfc3339_length),
+        cmocka_unit_test(test_rfc3339_known),  cmocka_unit_test(test_rfc3339_out_of_range),
+        cmocka_unit_test(test_rfc3339_is_utc), cmocka_unit_test(test_rfc3339_length),
         cmocka_unit_test(test_mono_ns),
     };
     return cmocka_run_group_tests_name("clock", tests, NULL, NULL);

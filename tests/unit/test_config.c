@@ -17,9 +17,9 @@
 #include "core/log.h"
 
 static const char *const env_vars[] = {
-    "GOOSE_HOST",        "GOOSE_PORT",          "GOOSE_PROVIDER",     "GOOSE_MODEL",
-    "GOOSE_API_TIMEOUT", "GOOSE_MAX_RETRIES",   "GOOSE_MAX_BODY_SIZE", "GOOSE_CORS_ORIGINS",
-    "GOOSE_CONFIG_DIR",  "RUST_LOG",            "XDG_CONFIG_HOME",    "XDG_DATA_HOME",
+    "GOOSE_HOST",        "GOOSE_PORT",        "GOOSE_PROVIDER",      "GOOSE_MODEL",
+    "GOOSE_API_TIMEOUT", "GOOSE_MAX_RETRIES", "GOOSE_MAX_BODY_SIZE", "GOOSE_CORS_ORIGINS",
+    "GOOSE_CONFIG_DIR",  "RUST_LOG",          "XDG_CONFIG_HOME",     "XDG_DATA_HOME",
 };
 
 static char home[64];
@@ -43,8 +43,7 @@ static int setup(void **state)
     for (size_t i = 0; i < sizeof env_vars / sizeof *env_vars; i++)
         unsetenv(env_vars[i]);
     snprintf(home, sizeof home, "/tmp/test_config_XXXXXX");
-    if (!mkdtemp(home))
-        return -1;
+    if (!mkdtemp(home)) return -1;
     setenv("HOME", home, 1);
     snprintf(home_cfg, sizeof home_cfg, "%s/.config/goose/config.yaml", home);
     char err0[128];
@@ -93,23 +92,20 @@ static gd_err load_argv(const char **args)
 
 static void load_ok(gd_err e)
 {
-    if (e != GD_OK)
-        fail_msg("config_load failed: %s", err);
+    if (e != GD_OK) fail_msg("config_load failed: %s", err);
     assert_int_equal(action, CFG_RUN);
 }
 
 static void load_fails(gd_err e, const char *want)
 {
-    if (e == GD_OK)
-        fail_msg("config_load succeeded; expected \"%s\"", want);
+    if (e == GD_OK) fail_msg("config_load succeeded; expected \"%s\"", want);
     assert_int_equal(e, GD_EINVAL);
     assert_string_equal(err, want);
 }
 
 static void load_fails_prefix(gd_err e, const char *prefix)
 {
-    if (e == GD_OK)
-        fail_msg("config_load succeeded; expected \"%s...\"", prefix);
+    if (e == GD_OK) fail_msg("config_load succeeded; expected \"%s...\"", prefix);
     assert_int_equal(e, GD_EINVAL);
     if (strncmp(err, prefix, strlen(prefix)) != 0)
         fail_msg("error is \"%s\", expected it to start with \"%s\"", err, prefix);
@@ -350,7 +346,8 @@ static void test_env_errors(void **state)
     unsetenv("GOOSE_PORT");
 
     setenv("GOOSE_MAX_BODY_SIZE", "512", 1);
-    load_fails(LOAD0(), "GOOSE_MAX_BODY_SIZE: expected a number of bytes 1024..1073741824, got \"512\"");
+    load_fails(LOAD0(),
+               "GOOSE_MAX_BODY_SIZE: expected a number of bytes 1024..1073741824, got \"512\"");
     unsetenv("GOOSE_MAX_BODY_SIZE");
 
     setenv("GOOSE_HOST", "", 1);
@@ -384,8 +381,8 @@ static void test_file_keys(void **state)
                          "cors_origins:\n"
                          "  - https://a.example.com\n"
                          "  - https://b.example.com\n"
-                         "extensions:\n"            /* unknown keys are ignored, */
-                         "  developer:\n"           /* whatever their shape */
+                         "extensions:\n"  /* unknown keys are ignored, */
+                         "  developer:\n" /* whatever their shape */
                          "    enabled: true\n"
                          "    timeout: 300\n"
                          "GOOSE_MODE: auto\n"
@@ -440,8 +437,7 @@ static void test_file_empty(void **state)
     static const char *const empties[] = {"", "\n\n", "# only a comment\n", "---\n", "---\n...\n"};
     for (size_t i = 0; i < sizeof empties / sizeof *empties; i++) {
         write_file(home_cfg, empties[i]);
-        if (LOAD0() != GD_OK)
-            fail_msg("empty config.yaml #%zu: %s", i, err);
+        if (LOAD0() != GD_OK) fail_msg("empty config.yaml #%zu: %s", i, err);
         assert_int_equal(c.port, 3000);
         assert_string_equal(c.config_file, home_cfg);
     }
@@ -507,15 +503,18 @@ static void test_file_bad_values(void **state)
 {
     file_fails("GOOSE_MODEL: m\napi_timeout: 0\n",
                ":2: api_timeout: expected a number of seconds 1..86400, got \"0\"");
-    file_fails("\n\nGOOSE_PORT: 99999\n", ":3: GOOSE_PORT: expected a port 0..65535, got \"99999\"");
+    file_fails("\n\nGOOSE_PORT: 99999\n",
+               ":3: GOOSE_PORT: expected a port 0..65535, got \"99999\"");
     file_fails("max_retries: lots\n", ":1: max_retries: expected an integer 0..100, got \"lots\"");
-    file_fails("api_timeout:\n", ":1: api_timeout: expected a number of seconds 1..86400, got \"\"");
+    file_fails("api_timeout:\n",
+               ":1: api_timeout: expected a number of seconds 1..86400, got \"\"");
     file_fails("GOOSE_HOST: ''\n", ":1: GOOSE_HOST: expected a host name or address, got \"\"");
     file_fails_prefix("log_level: loud\n", ":1: log_level: unknown log level \"loud\"");
     /* The value's own line is named when it is on a later line than its key. */
     file_fails("GOOSE_PORT:\n  abc\n", ":2: GOOSE_PORT: expected a port 0..65535, got \"abc\"");
     /* regression: strtol's leading blanks and plus sign are not numbers here */
-    file_fails("GOOSE_PORT: \" 8080\"\n", ":1: GOOSE_PORT: expected a port 0..65535, got \" 8080\"");
+    file_fails("GOOSE_PORT: \" 8080\"\n",
+               ":1: GOOSE_PORT: expected a port 0..65535, got \" 8080\"");
     file_fails("GOOSE_PORT: \"+80\"\n", ":1: GOOSE_PORT: expected a port 0..65535, got \"+80\"");
 }
 
@@ -523,9 +522,11 @@ static void test_file_bad_values(void **state)
 static void test_no_home(void **state)
 {
     unsetenv("HOME");
-    load_fails(LOAD0(), "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
+    load_fails(LOAD0(),
+               "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
     setenv("HOME", "", 1);
-    load_fails(LOAD0(), "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
+    load_fails(LOAD0(),
+               "HOME is not set: set HOME or XDG_DATA_HOME to say where sessions are stored");
     char data[PATH_MAX + 16];
     snprintf(data, sizeof data, "%s/data", home);
     setenv("XDG_DATA_HOME", data, 1);
@@ -549,11 +550,14 @@ static void test_file_cors_list_too_long(void **state)
 
 static void test_file_wrong_shape(void **state)
 {
-    file_fails("GOOSE_MODEL:\n  name: x\n", ":2: GOOSE_MODEL: expected a model name, got a mapping");
+    file_fails("GOOSE_MODEL:\n  name: x\n",
+               ":2: GOOSE_MODEL: expected a model name, got a mapping");
     file_fails("GOOSE_PORT: {a: 1}\n", ":1: GOOSE_PORT: expected a port 0..65535, got a mapping");
-    file_fails("GOOSE_PROVIDER: [a, b]\n", ":1: GOOSE_PROVIDER: expected a provider name, got a list");
+    file_fails("GOOSE_PROVIDER: [a, b]\n",
+               ":1: GOOSE_PROVIDER: expected a provider name, got a list");
     file_fails_prefix("cors_origins:\n  a: b\n", ":2: cors_origins: expected a list of origins");
-    file_fails_prefix("cors_origins:\n  - [nested]\n", ":2: cors_origins: expected a list of origins");
+    file_fails_prefix("cors_origins:\n  - [nested]\n",
+                      ":2: cors_origins: expected a list of origins");
     file_fails("- a\n- b\n", ":1: expected a mapping of keys to values at the top level");
     file_fails("\n# c\nhello\n", ":3: expected a mapping of keys to values at the top level");
 }

@@ -72,8 +72,7 @@ static void test_uuid4_unique(void **state)
         ids_uuid4(u[i]);
     qsort(u, N, sizeof *u, cmp);
     for (int i = 1; i < N; i++)
-        if (!strcmp(u[i - 1], u[i]))
-            fail_msg("duplicate uuid %s", u[i]);
+        if (!strcmp(u[i - 1], u[i])) fail_msg("duplicate uuid %s", u[i]);
     free(u);
 }
 
@@ -147,24 +146,21 @@ static void test_request_id(void **state)
         ids_request_id(ids[i]);
         assert_int_equal(strlen(ids[i]), REQUEST_ID_LEN - 1);
         for (int j = 0; j < REQUEST_ID_LEN - 1; j++)
-            if (!strchr("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", ids[i][j]))
+            if (!strchr("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                        ids[i][j]))
                 fail_msg("request id %s has a character outside [0-9a-zA-Z]", ids[i]);
     }
     qsort(ids, N, sizeof ids[0], cmp_str);
     for (int i = 1; i < N; i++)
-        if (!strcmp(ids[i - 1], ids[i]))
-            fail_msg("request id %s drawn twice", ids[i]);
+        if (!strcmp(ids[i - 1], ids[i])) fail_msg("request id %s drawn twice", ids[i]);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid4_format),
-        cmocka_unit_test(test_uuid4_variant_nibbles_all_seen),
-        cmocka_unit_test(test_uuid4_unique),
-        cmocka_unit_test(test_is_uuid),
-        cmocka_unit_test(test_token),
-        cmocka_unit_test(test_token_small_sizes),
+        cmocka_unit_test(test_uuid4_format), cmocka_unit_test(test_uuid4_variant_nibbles_all_seen),
+        cmocka_unit_test(test_uuid4_unique), cmocka_unit_test(test_is_uuid),
+        cmocka_unit_test(test_token),        cmocka_unit_test(test_token_small_sizes),
         cmocka_unit_test(test_request_id),
     };
     return cmocka_run_group_tests_name("ids", tests, init, NULL);

@@ -18,8 +18,7 @@ static void configure_ok(const char *spec)
 {
     err[0] = '\0';
     gd_err e = log_configure(spec, err, sizeof err);
-    if (e != GD_OK)
-        fail_msg("log_configure(\"%s\") failed: %s", spec, err);
+    if (e != GD_OK) fail_msg("log_configure(\"%s\") failed: %s", spec, err);
     assert_string_equal(log_spec(), spec);
 }
 

@@ -11,14 +11,38 @@
 #include "http/router.h"
 
 /* Distinct handlers so a test can tell which route matched. */
-static void h_status(struct http_req *r) { (void)r; }
-static void h_list(struct http_req *r) { (void)r; }
-static void h_create(struct http_req *r) { (void)r; }
-static void h_get(struct http_req *r) { (void)r; }
-static void h_delete(struct http_req *r) { (void)r; }
-static void h_messages(struct http_req *r) { (void)r; }
-static void h_insights(struct http_req *r) { (void)r; }
-static void h_two(struct http_req *r) { (void)r; }
+static void h_status(struct http_req *r)
+{
+    (void)r;
+}
+static void h_list(struct http_req *r)
+{
+    (void)r;
+}
+static void h_create(struct http_req *r)
+{
+    (void)r;
+}
+static void h_get(struct http_req *r)
+{
+    (void)r;
+}
+static void h_delete(struct http_req *r)
+{
+    (void)r;
+}
+static void h_messages(struct http_req *r)
+{
+    (void)r;
+}
+static void h_insights(struct http_req *r)
+{
+    (void)r;
+}
+static void h_two(struct http_req *r)
+{
+    (void)r;
+}
 
 static const http_route routes[] = {
     {"GET", "/status", h_status, 0},
@@ -159,7 +183,7 @@ static void test_not_found(void **state)
         "/stat",
         "/Status",
         "/status/extra",
-        "/api/sessions//messages",  /* empty {id} segment */
+        "/api/sessions//messages", /* empty {id} segment */
         "/api/sessions/abc/messages/more",
         "/api/sessions/abc/def",
         "/api/sessions/abc//",
@@ -170,10 +194,8 @@ static void test_not_found(void **state)
         "/a/x/b",
     };
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
-        if (match("GET", paths[i]) || m.path_known)
-            fail_msg("\"%s\" matched", paths[i]);
-        if (match("PUT", paths[i]) || m.path_known)
-            fail_msg("PUT \"%s\" matched", paths[i]);
+        if (match("GET", paths[i]) || m.path_known) fail_msg("\"%s\" matched", paths[i]);
+        if (match("PUT", paths[i]) || m.path_known) fail_msg("PUT \"%s\" matched", paths[i]);
         assert_int_equal(m.nparams, 0);
         assert_string_equal(m.allow, "");
     }

@@ -38,8 +38,7 @@ static int group_setup(void **state)
 static int setup(void **state)
 {
     snprintf(root, sizeof root, "/tmp/test_store_XXXXXX");
-    if (!mkdtemp(root))
-        return -1;
+    if (!mkdtemp(root)) return -1;
     snprintf(dir, sizeof dir, "%s/a/b/sessions", root);
     return 0;
 }
@@ -60,8 +59,7 @@ static void new_session(store_session *s, const char *name)
 
 static void ok(gd_err e)
 {
-    if (e != GD_OK)
-        fail_msg("store call failed: %s: %s", gd_strerror(e), store_errmsg());
+    if (e != GD_OK) fail_msg("store call failed: %s: %s", gd_strerror(e), store_errmsg());
 }
 
 static void test_open_creates_dirs(void **state)
@@ -338,8 +336,7 @@ static void test_reopen(void **state)
 
 static void assert_estore(gd_err e, const char *what, const char *needle)
 {
-    if (e != GD_ESTORE)
-        fail_msg("%s: expected GD_ESTORE, got %s", what, gd_strerror(e));
+    if (e != GD_ESTORE) fail_msg("%s: expected GD_ESTORE, got %s", what, gd_strerror(e));
     const char *m = store_errmsg();
     if (!strstr(m, needle))
         fail_msg("%s: store_errmsg() is \"%s\", expected it to mention \"%s\"", what, m, needle);
@@ -572,8 +569,7 @@ static void test_concurrent_creates(void **state)
 /* An optional argument runs only the tests whose names match it ("test_list*"). */
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
+    if (argc > 1) cmocka_set_test_filter(argv[1]);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_open_creates_dirs),
