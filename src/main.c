@@ -65,8 +65,9 @@ int main(int argc, char **argv)
     log_write(LOG_INFO, "server", "goosed %s listening on http://%s%s%s:%ld", GOOSED_VERSION, lb,
               cfg.host, rb, cfg.port);
     if (!cfg.provider[0])
-        log_info("server",
-                 "no provider configured yet (set GOOSE_PROVIDER in the environment or config.yaml)");
+        log_info(
+            "server",
+            "no provider configured yet (set GOOSE_PROVIDER in the environment or config.yaml)");
 
     int sig = 0;
     sigwait(&stop, &sig);
