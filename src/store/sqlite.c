@@ -362,6 +362,18 @@ static gd_err ensure_open(sqlite_store *ss)
     return e;
 }
 
+/* Appends op to the writer's queue and wakes the writer. Caller holds mu. */
+static void enqueue_locked(sqlite_store *ss, write_op *op)
+{
+    op->next = NULL;
+    if (ss->tail)
+        ss->tail->next = op;
+    else
+        ss->head = op;
+    ss->tail = op;
+    pthread_cond_signal(&ss->work);
+}
+
 /* Queues a write and waits until it is durable (or failed). */
 static gd_err submit(sqlite_store *ss, write_op *op)
 {
@@ -372,13 +384,7 @@ static gd_err submit(sqlite_store *ss, write_op *op)
         return e;
     }
     op->done = false;
-    op->next = NULL;
-    if (ss->tail)
-        ss->tail->next = op;
-    else
-        ss->head = op;
-    ss->tail = op;
-    pthread_cond_signal(&ss->work);
+    enqueue_locked(ss, op);
     while (!op->done)
         pthread_cond_wait(&ss->done, &ss->mu);
     pthread_mutex_unlock(&ss->mu);
@@ -392,15 +398,7 @@ static void submit_async(sqlite_store *ss, write_op *op)
 {
     pthread_mutex_lock(&ss->mu);
     gd_err e = ensure_open_locked(ss);
-    if (!e) {
-        op->next = NULL;
-        if (ss->tail)
-            ss->tail->next = op;
-        else
-            ss->head = op;
-        ss->tail = op;
-        pthread_cond_signal(&ss->work);
-    }
+    if (!e) enqueue_locked(ss, op);
     pthread_mutex_unlock(&ss->mu);
     if (e) {
         op->on_done(op->ud, e, store_errmsg());
