@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "api/api.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "providers/provider.h"
 #include "store/store.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -49,13 +51,16 @@ int main(int argc, char **argv)
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
     a.st = store_sqlite_open(cfg.data_dir);
-    if (!a.st) {
-        fprintf(stderr, "goosed: out of memory\n");
+    if (!a.st || prov_client_start() != GD_OK || !(a.agent = agent_new(&cfg, a.st))) {
+        fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
         return 1;
     }
     http_server *srv = http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
     if (!srv) {
         log_error("server", "%s", err);
+        agent_shutdown(a.agent, 0);
+        agent_free(a.agent);
+        prov_client_stop();
         store_close(a.st);
         return 1;
     }
@@ -73,7 +78,13 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     log_info("server", "%s received: finishing requests in flight, then stopping",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* Order: refuse new connections; let replies finish (then cancel them), which ends their
+     * streams; finish the requests left; then the provider loop and the store. */
+    http_refuse_new(srv);
+    agent_shutdown(a.agent, SHUTDOWN_GRACE_MS);
     http_stop(srv, SHUTDOWN_GRACE_MS);
+    agent_free(a.agent);
+    prov_client_stop();
     store_close(a.st);
     log_write(LOG_INFO, "server", "shutdown complete");
     return 0;

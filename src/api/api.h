@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/agent.h"
 #include "config/config.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -12,6 +13,7 @@
 typedef struct {
     const config *cfg;
     store *st;
+    agent *agent;
     uint64_t started_ns; /* monotonic */
 } app;
 
@@ -31,5 +33,9 @@ void api_session_list(http_req *r);
 void api_session_get(http_req *r);
 void api_session_delete(http_req *r);
 void api_messages_list(http_req *r);
+void api_message_post(http_req *r);
+void api_message_stream(http_req *r);
+void api_session_events(http_req *r);
+void api_session_cancel(http_req *r);
 
 #endif

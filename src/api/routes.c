@@ -15,12 +15,17 @@ const http_route api_routes[] = {
     {"GET", "/api/sessions/{id}", api_session_get, 0},
     {"DELETE", "/api/sessions/{id}", api_session_delete, 0},
     {"GET", "/api/sessions/{id}/messages", api_messages_list, 0},
+    {"POST", "/api/sessions/{id}/messages", api_message_post, ROUTE_BODY},
+    {"POST", "/api/sessions/{id}/messages/stream", api_message_stream, ROUTE_BODY},
+    {"GET", "/api/sessions/{id}/events", api_session_events, 0},
+    {"POST", "/api/sessions/{id}/cancel", api_session_cancel, 0},
 
     {"POST", "/sessions", api_session_create, ROUTE_BODY},
     {"GET", "/sessions", api_session_list, 0},
     {"GET", "/sessions/{id}", api_session_get, 0},
     {"DELETE", "/sessions/{id}", api_session_delete, 0},
     {"GET", "/sessions/{id}/messages", api_messages_list, 0},
+    {"POST", "/sessions/{id}/messages", api_message_stream, ROUTE_BODY},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof *api_routes;
 

@@ -33,6 +33,8 @@ static const struct cfg_key {
      "an integer 0..100"},
     {"max_body_size", "GOOSE_MAX_BODY_SIZE", NULL, K_INT, 1024, 1L << 30,
      offsetof(config, max_body_size), 0, "a number of bytes 1024..1073741824"},
+    {"GOOSE_MAX_TURNS", "GOOSE_MAX_TURNS", NULL, K_INT, 1, 100000, offsetof(config, max_turns), 0,
+     "an integer 1..100000"},
     {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors), 0,
      "a list of origins such as https://app.example.com, or *"},
     {"log_level", "RUST_LOG", "log-level", K_LOG, 0, 0, STR(log_spec),
@@ -74,6 +76,7 @@ static void set_defaults(config *c)
     c->port = 3000;
     c->api_timeout = 600;
     c->max_retries = 3;
+    c->max_turns = 1000;
     c->max_body_size = 10L * 1024 * 1024;
     snprintf(c->log_spec, sizeof c->log_spec, "info");
 }

@@ -19,6 +19,7 @@ typedef struct {
     long api_timeout;   /* seconds */
     long max_retries;
     long max_body_size; /* bytes */
+    long max_turns;     /* provider round trips in one reply */
     char log_spec[256];
     int ncors;
     char cors[CFG_MAX_ORIGINS][256]; /* "*" alone allows every origin */

@@ -40,6 +40,22 @@ void http_suspend(http_req *r, http_handler cont);
 /* Wakes a suspended request. Thread-safe; may be called before the handler has returned. */
 void http_resume(http_req *r);
 
+/* A streamed response body: fn fills buf with up to max bytes and returns how many; 0 means
+ * "nothing now" and fn must have called http_stream_wait(r) (a later http_resume(r) calls it
+ * again); HTTP_STREAM_END ends the response. Runs on a server thread. free_cls(cls) is called
+ * once the response is done with (the connection closed or finished). */
+#define HTTP_STREAM_END ((long)-1)
+typedef long (*http_stream_fn)(void *cls, char *buf, size_t max);
+void http_reply_stream(http_req *r, int status, const char *content_type, http_stream_fn fn,
+                       void *cls, void (*free_cls)(void *cls));
+/* From inside a stream function: suspend until http_resume(r). */
+void http_stream_wait(http_req *r);
+/* Calls fn(arg) when the request is finished with (after its response, or when the client
+ * went away). One per request. */
+void http_on_done(http_req *r, void (*fn)(void *arg), void *arg);
+/* Stops accepting new connections (the first step of a graceful stop). */
+void http_refuse_new(http_server *s);
+
 /* Adds a response header; call before a reply function. Copies both strings. */
 void http_add_header(http_req *r, const char *name, const char *value);
 /* Replies. Exactly one per request. http_reply_json takes ownership of body. */

@@ -54,8 +54,10 @@ struct http_req {
     uint64_t t0;
     int status; /* 0 until a reply is queued */
     size_t resp_len;
-    bool too_big;       /* the body passed the cap: the rest is discarded, then 413 */
-    http_handler cont;  /* set while suspended: what runs when resumed */
+    bool too_big;      /* the body passed the cap: the rest is discarded, then 413 */
+    http_handler cont; /* set while suspended: what runs when resumed */
+    void (*on_done)(void *);
+    void *on_done_arg;
     void *state;        /* http_state */
     const char *origin; /* the request's Origin when it is allowed, else NULL */
     char rid[RID_MAX + 1];
@@ -167,6 +169,53 @@ void http_reply_text(http_req *r, int status, const char *ctype, const char *tex
 void http_reply_empty(http_req *r, int status)
 {
     queue(r, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT), NULL, 0);
+}
+
+void http_stream_wait(http_req *r)
+{
+    MHD_suspend_connection(r->conn);
+}
+
+struct stream_ctx {
+    http_stream_fn fn;
+    void *cls;
+    void (*free_cls)(void *);
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct stream_ctx *sc = cls;
+    long n = sc->fn(sc->cls, out, max);
+    return n == HTTP_STREAM_END ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream_ctx *sc = cls;
+    if (sc->free_cls) sc->free_cls(sc->cls);
+    free(sc);
+}
+
+void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_fn fn, void *cls,
+                       void (*free_cls)(void *))
+{
+    struct stream_ctx *sc = malloc(sizeof *sc);
+    if (!sc) {
+        if (free_cls) free_cls(cls);
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    *sc = (struct stream_ctx){fn, cls, free_cls};
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, sc, stream_free);
+    if (!resp) {
+        stream_free(sc);
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
+    queue(r, status, resp, ctype, 0);
 }
 
 void http_reply_json(http_req *r, int status, json_t *body)
@@ -286,8 +335,15 @@ static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *u
     return r;
 }
 
+void http_on_done(http_req *r, void (*fn)(void *), void *arg)
+{
+    r->on_done = fn;
+    r->on_done_arg = arg;
+}
+
 static void req_free(http_req *r)
 {
+    if (r->on_done) r->on_done(r->on_done_arg);
     buf_free(&r->body);
     json_decref(r->json);
     for (int i = 0; i < r->nhdrs; i++) {
@@ -570,6 +626,11 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
 int http_port(const http_server *s)
 {
     return s->port;
+}
+
+void http_refuse_new(http_server *s)
+{
+    atomic_store(&s->stopping, true);
 }
 
 void http_stop(http_server *s, int timeout_ms)

@@ -31,6 +31,8 @@ enum stmt_id {
     ST_SESSION_INSERT,
     ST_SESSION_DELETE,
     ST_MESSAGES_LIST,
+    ST_MESSAGE_INSERT,
+    ST_SESSION_BUMP,
     ST__N
 };
 
@@ -47,6 +49,13 @@ static const char *const stmt_sql[ST__N] = {
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_MESSAGES_LIST] = "SELECT id, role, content, created_us FROM messages WHERE session_id = ?1 "
                          "ORDER BY seq",
+    [ST_MESSAGE_INSERT] =
+        "INSERT INTO messages(id, session_id, seq, role, content, created_us, input_tokens, "
+        "output_tokens) SELECT ?1, ?2, COALESCE(MAX(seq), 0) + 1, ?3, ?4, ?5, ?6, ?7 FROM messages "
+        "WHERE session_id = ?2",
+    [ST_SESSION_BUMP] = "UPDATE sessions SET message_count = message_count + 1, updated_us = ?2, "
+                        "input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4 "
+                        "WHERE id = ?1",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -88,9 +97,12 @@ typedef struct write_op {
     bool done;
     char err[256];
     struct write_op *next;
-    /* Asynchronous writes: called instead of waking a waiter; the op is then freed. */
+    /* Asynchronous writes: called instead of waking a waiter; the op is then freed, and
+     * free_arg(free_ptr) called when set. */
     store_done on_done;
     void *ud;
+    void (*free_arg)(void *);
+    void *free_ptr;
 } write_op;
 
 typedef struct {
@@ -285,6 +297,7 @@ static void *writer_main(void *arg)
             next = op->next;
             op->on_done(op->ud, op->result,
                         op->result ? (op->err[0] ? op->err : gd_strerror(op->result)) : NULL);
+            if (op->free_arg) op->free_arg(op->free_ptr);
             free(op);
         }
         pthread_mutex_lock(&ss->mu);
@@ -402,6 +415,7 @@ static void submit_async(sqlite_store *ss, write_op *op)
     pthread_mutex_unlock(&ss->mu);
     if (e) {
         op->on_done(op->ud, e, store_errmsg());
+        if (op->free_arg) op->free_arg(op->free_ptr);
         free(op);
     }
 }
@@ -656,6 +670,83 @@ static void sq_session_create_async(store *st, store_session *s, store_done done
     submit_async((sqlite_store *)st, &io->op);
 }
 
+struct append_op {
+    write_op op;
+    char session_id[UUID_STR_LEN];
+    char role[16];
+    char *content;
+    int64_t created_us;
+    long in_tok, out_tok;
+    char *id;
+};
+
+static gd_err w_message_append(conn *c, void *arg, char *err, size_t errlen)
+{
+    struct append_op *a = arg;
+    sqlite3_stmt *bump = stmt(c, ST_SESSION_BUMP), *ins = stmt(c, ST_MESSAGE_INSERT);
+    if (!bump || !ins) {
+        snprintf(err, errlen, "%s", store_errmsg());
+        return GD_ESTORE;
+    }
+    sqlite3_bind_text(bump, 1, a->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(bump, 2, a->created_us);
+    sqlite3_bind_int64(bump, 3, a->in_tok);
+    sqlite3_bind_int64(bump, 4, a->out_tok);
+    int rc = sqlite3_step(bump);
+    stmt_done(bump);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    if (sqlite3_changes(c->db) == 0) {
+        snprintf(err, errlen, "session '%s' not found", a->session_id);
+        return GD_ENOTFOUND;
+    }
+    sqlite3_bind_text(ins, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, a->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 3, a->role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 4, a->content, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 5, a->created_us);
+    sqlite3_bind_int64(ins, 6, a->in_tok);
+    sqlite3_bind_int64(ins, 7, a->out_tok);
+    rc = sqlite3_step(ins);
+    stmt_done(ins);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    return GD_OK;
+}
+
+static void sq_message_append_async(store *st, const char *session_id, const char *role,
+                                    json_t *content, long in_tok, long out_tok,
+                                    char id_out[UUID_STR_LEN], store_done done, void *ud)
+{
+    struct append_op *a = calloc(1, sizeof *a);
+    char *text = json_dumps(content, JSON_COMPACT);
+    if (!a || !text) {
+        free(a);
+        free(text);
+        done(ud, GD_ENOMEM, "out of memory");
+        return;
+    }
+    snprintf(a->session_id, sizeof a->session_id, "%s", session_id);
+    snprintf(a->role, sizeof a->role, "%s", role);
+    ids_uuid4(id_out);
+    a->id = id_out;
+    a->content = text;
+    a->created_us = now_us();
+    a->in_tok = in_tok;
+    a->out_tok = out_tok;
+    a->op.fn = w_message_append;
+    a->op.arg = a;
+    a->op.on_done = done;
+    a->op.ud = ud;
+    a->op.free_arg = free; /* the content string */
+    a->op.free_ptr = text;
+    submit_async((sqlite_store *)st, &a->op);
+}
+
 static gd_err w_session_delete(conn *c, void *arg, char *err, size_t errlen)
 {
     sqlite3_stmt *st = stmt(c, ST_SESSION_DELETE);
@@ -709,6 +800,7 @@ static const store_ops sqlite_ops = {
     .session_list = sq_session_list,
     .session_delete = sq_session_delete,
     .messages_list = sq_messages_list,
+    .message_append_async = sq_message_append_async,
 };
 
 store *store_sqlite_open(const char *dir)

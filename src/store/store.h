@@ -47,6 +47,14 @@ typedef struct {
     gd_err (*session_list)(store *st, long limit, long offset, store_session **out, size_t *n,
                            long *total);
     gd_err (*session_delete)(store *st, const char *id);
+    /* Appends a message (role, content items) to a session: gives it an id (written into
+     * id_out, which must stay valid until done), the next sequence number and the time, adds
+     * its tokens to the session's totals and bumps message_count and updated_at. content is
+     * serialised before this returns. done as for session_create_async; GD_ENOTFOUND when
+     * the session is gone. */
+    void (*message_append_async)(store *st, const char *session_id, const char *role,
+                                 json_t *content, long input_tokens, long output_tokens,
+                                 char id_out[UUID_STR_LEN], store_done done, void *ud);
     /* The session's messages, oldest first, as a new JSON array the caller owns. */
     gd_err (*messages_list)(store *st, const char *session_id, json_t **out);
 } store_ops;

@@ -1,0 +1,41 @@
+/* agent: replies. A turn is a state machine driven by callbacks (the provider loop, the store's
+ * writer, a tool worker), not a blocked thread:
+ *   store the user message -> stream from the provider -> store the assistant message
+ *   -> run its tool calls -> store their results -> stream again ... -> message_complete
+ * Every step publishes events on the session's bus; every message is stored before the event
+ * that completes it. */
+#ifndef GD_AGENT_H
+#define GD_AGENT_H
+
+#include <stdint.h>
+
+#include "agent/bus.h"
+#include "config/config.h"
+#include "providers/provider.h"
+#include "store/store.h"
+
+typedef struct agent agent;
+
+agent *agent_new(const config *cfg, store *st);
+/* Graceful stop: lets running replies finish for up to grace_ms, then cancels the rest, waits
+ * for them, and closes every bus (watching clients see their stream end). */
+void agent_shutdown(agent *a, int grace_ms);
+/* Frees the agent; agent_shutdown first, and no bus users left. */
+void agent_free(agent *a);
+
+/* The session's bus, created on first use; release it with agent_bus_release. */
+bus *agent_bus_get(agent *a, const char *session_id);
+void agent_bus_release(agent *a, bus *b);
+
+/* Starts a reply to text. *first_seq is the sequence number of the turn's first event; the
+ * turn's events end with `message_complete` or `error`. Errors (message in err): GD_ENOTFOUND
+ * no such session; GD_ECONFLICT a reply is already running; GD_EINVAL no usable provider;
+ * GD_ESTORE the store failed. */
+gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t *first_seq,
+                   char *err, size_t errlen);
+/* Stops the running reply (provider request and tools). GD_ENOTFOUND when none runs. */
+gd_err agent_cancel(agent *a, const char *session_id);
+/* Resolves the configured provider; GD_EINVAL with a message saying how to configure one. */
+gd_err agent_provider(const config *cfg, provider_cfg *out, char *err, size_t errlen);
+
+#endif

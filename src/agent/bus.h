@@ -1,0 +1,48 @@
+/* bus: a session's event stream. Events get a per-session sequence number and stay in a ring
+ * so that a client reconnecting with Last-Event-ID gets what it missed. Subscribers hold a
+ * cursor; one with nothing to read is "armed" and woken by the next publish. */
+#ifndef GD_BUS_H
+#define GD_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUS_RING 1024 /* events kept per session for replay */
+
+typedef struct bus bus;
+typedef struct bus_sub bus_sub;
+
+/* A new bus. Its sequence numbers start at the current time in microseconds, so a session's
+ * event ids keep increasing across replies and restarts without any stored state. */
+bus *bus_new(void);
+void bus_free(bus *b); /* no subscribers may remain */
+
+/* Publishes an event; data is JSON text. Returns its sequence number. Thread-safe. */
+uint64_t bus_publish(bus *b, const char *event, const char *data);
+/* The sequence number the next event will get. */
+uint64_t bus_next_seq(bus *b);
+
+/* A subscriber reading from sequence number `from` on. wake(ud) is called (under the bus lock,
+ * so it must only wake, e.g. resume a connection) when an armed subscriber has news. */
+bus_sub *bus_subscribe(bus *b, uint64_t from, void (*wake)(void *ud), void *ud);
+void bus_unsubscribe(bus_sub *s);
+
+typedef enum {
+    BUS_EVENT,  /* *seq, *event, *data are set; the caller frees event and data */
+    BUS_NONE,   /* nothing now: arm(ud) was called under the lock and the subscriber is armed */
+    BUS_PING,   /* a keep-alive is due */
+    BUS_GAP,    /* the cursor fell out of the ring: events were lost */
+    BUS_CLOSED, /* the bus is closed (shutdown) and everything was read */
+} bus_read;
+
+bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*arm)(void *ud),
+                  void *ud);
+
+/* Closes the bus: subscribers read what is left, then BUS_CLOSED. */
+void bus_close(bus *b);
+
+/* Marks every subscriber of b as owing a keep-alive and wakes the armed ones. */
+void bus_ping(bus *b);
+
+#endif

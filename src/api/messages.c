@@ -1,0 +1,330 @@
+/* Messages: a user message starts a reply. The reply is watched on the session's bus, either
+ * as Server-Sent Events (seed 000's event names) or, for a plain JSON request, by suspending
+ * the request until the reply ends and answering the final assistant message (seed 001). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "api/api.h"
+#include "core/buf.h"
+
+#define SSE_OUT_CAP (64u << 20)
+
+typedef struct {
+    http_req *r;
+    app *a;
+    bus *b;
+    bus_sub *sub;
+    buf out;
+    size_t off;
+    bool until_turn_end; /* a reply's stream ends with it; a watch does not */
+    bool done;
+    /* JSON mode */
+    char session_id[UUID_STR_LEN];
+    json_t *end; /* the message_complete or error event's data */
+    bool is_error;
+} watch;
+
+static void w_wake(void *ud)
+{
+    watch *w = ud;
+    http_resume(w->r);
+}
+
+static void w_arm_stream(void *ud)
+{
+    watch *w = ud;
+    http_stream_wait(w->r);
+}
+
+static bool is_turn_end(const char *event)
+{
+    return !strcmp(event, "message_complete") || !strcmp(event, "error");
+}
+
+static void watch_free(void *cls)
+{
+    watch *w = cls;
+    bus_unsubscribe(w->sub);
+    if (w->b)
+        agent_bus_release(w->a->agent, w->b);
+    buf_free(&w->out);
+    json_decref(w->end);
+    free(w);
+}
+
+static watch *watch_new(http_req *r, const char *session_id, uint64_t from, bool until_turn_end)
+{
+    app *a = http_app(r);
+    watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->r = r;
+    w->a = a;
+    w->until_turn_end = until_turn_end;
+    snprintf(w->session_id, sizeof w->session_id, "%s", session_id);
+    buf_init(&w->out, SSE_OUT_CAP);
+    w->b = agent_bus_get(a->agent, session_id);
+    w->sub = w->b ? bus_subscribe(w->b, from, w_wake, w) : NULL;
+    if (!w->sub) {
+        watch_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* ---- SSE ---- */
+
+static long sse_read(void *cls, char *dst, size_t max)
+{
+    watch *w = cls;
+    for (;;) {
+        if (w->off < w->out.len) {
+            size_t n = w->out.len - w->off < max ? w->out.len - w->off : max;
+            memcpy(dst, w->out.data + w->off, n);
+            w->off += n;
+            return (long)n;
+        }
+        buf_reset(&w->out);
+        w->off = 0;
+        if (w->done)
+            return HTTP_STREAM_END;
+        uint64_t seq;
+        char *ev, *data;
+        switch (bus_next(w->sub, &seq, &ev, &data, w_arm_stream, w)) {
+        case BUS_EVENT:
+            buf_printf(&w->out, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", seq, ev, data);
+            if (w->until_turn_end && is_turn_end(ev))
+                w->done = true;
+            free(ev);
+            free(data);
+            break;
+        case BUS_PING:
+            buf_puts(&w->out, ": ping\n\n");
+            break;
+        case BUS_GAP:
+            buf_puts(&w->out, "event: error\ndata: {\"error\":\"this client fell too far behind and "
+                              "missed events; reload the history\",\"code\":\"events_lost\"}\n\n");
+            break;
+        case BUS_CLOSED:
+            w->done = true;
+            break;
+        case BUS_NONE:
+            return 0; /* suspended by w_arm_stream; a publish resumes us */
+        }
+    }
+}
+
+static void reply_sse(http_req *r, watch *w)
+{
+    http_reply_stream(r, 200, "text/event-stream; charset=utf-8", sse_read, w, watch_free);
+}
+
+/* ---- JSON: wait for the end of the reply ---- */
+
+static void json_cont(http_req *r);
+
+static void w_arm_json(void *ud)
+{
+    watch *w = ud;
+    http_suspend(w->r, json_cont);
+}
+
+static char *joined_text(json_t *content)
+{
+    buf b;
+    buf_init(&b, 64u << 20);
+    size_t i;
+    json_t *it;
+    json_array_foreach(content, i, it)
+    {
+        const char *t = json_string_value(json_object_get(it, "text"));
+        if (t && !strcmp(json_string_value(json_object_get(it, "type")) ? json_string_value(json_object_get(it, "type")) : "", "text"))
+            buf_puts(&b, t);
+    }
+    return buf_detach(&b);
+}
+
+static void json_answer(http_req *r, watch *w)
+{
+    if (w->is_error) {
+        const char *code = json_string_value(json_object_get(w->end, "code"));
+        const char *msg = json_string_value(json_object_get(w->end, "error"));
+        int status = code && !strcmp(code, "storage_unavailable") ? 503 : 502;
+        http_reply_error(r, status, code ? code : "provider_error", "%s", msg ? msg : "the reply failed");
+        return;
+    }
+    const char *mid = json_string_value(json_object_get(w->end, "message_id"));
+    json_t *msgs = NULL, *found = NULL, *m;
+    size_t i;
+    gd_err e = w->a->st->ops->messages_list(w->a->st, w->session_id, &msgs);
+    if (e) {
+        api_store_error(r, e, w->session_id, NULL);
+        return;
+    }
+    json_array_foreach(msgs, i, m)
+    {
+        if (mid && !strcmp(json_string_value(json_object_get(m, "id")), mid))
+            found = m;
+    }
+    json_t *content = found ? json_object_get(found, "content") : NULL;
+    char *text = joined_text(content);
+    json_t *o = json_pack("{s:s?, s:s, s:s, s:o, s:s?, s:O?, s:O?}", "id", mid, "role", "assistant",
+                          "content", text, "content_items", content ? json_incref(content) : json_array(),
+                          "created_at", found ? json_string_value(json_object_get(found, "created_at")) : NULL,
+                          "stop_reason", json_object_get(w->end, "stop_reason"), "usage",
+                          json_object_get(w->end, "usage"));
+    free(text);
+    json_decref(msgs);
+    http_reply_json(r, 200, o);
+}
+
+static void json_cont(http_req *r)
+{
+    watch *w = http_state(r, sizeof(watch *)) ? *(watch **)http_state(r, sizeof(watch *)) : NULL;
+    for (;;) {
+        uint64_t seq;
+        char *ev, *data;
+        bus_read br = bus_next(w->sub, &seq, &ev, &data, w_arm_json, w);
+        if (br == BUS_NONE)
+            return; /* suspended again */
+        if (br == BUS_CLOSED) {
+            http_reply_error(r, 503, "shutting_down", "the server is shutting down");
+            return;
+        }
+        if (br != BUS_EVENT)
+            continue;
+        if (is_turn_end(ev)) {
+            w->end = json_loads(data, 0, NULL);
+            w->is_error = !strcmp(ev, "error");
+            free(ev);
+            free(data);
+            json_answer(r, w);
+            return;
+        }
+        free(ev);
+        free(data);
+    }
+}
+
+/* ---- handlers ---- */
+
+static bool wants_sse(http_req *r)
+{
+    const char *accept = http_header(r, "Accept");
+    return accept && strstr(accept, "text/event-stream");
+}
+
+static void start_reply(http_req *r, bool sse)
+{
+    app *a = http_app(r);
+    const char *sid = http_param(r, 0);
+    json_t *body = http_body(r);
+    json_t *content = body ? json_object_get(body, "content") : NULL;
+    json_t *role = body ? json_object_get(body, "role") : NULL;
+    if (!json_is_string(content) || !json_string_length(content)) {
+        http_reply_error(r, 400, "bad_request", "content: a non-empty string is required");
+        return;
+    }
+    if (role && (!json_is_string(role) || strcmp(json_string_value(role), "user"))) {
+        http_reply_error(r, 400, "bad_request", "role: only \"user\" can be sent");
+        return;
+    }
+    uint64_t first;
+    char err[512];
+    gd_err e = agent_start(a->agent, sid, json_string_value(content), &first, err, sizeof err);
+    switch (e) {
+    case GD_OK:
+        break;
+    case GD_ENOTFOUND:
+        http_reply_error(r, 404, "not_found", "session '%s' not found", sid);
+        return;
+    case GD_ECONFLICT:
+        http_reply_error(r, 409, "reply_running", "%s", err);
+        return;
+    case GD_EINVAL:
+        http_reply_error(r, 503, "provider_not_configured", "%s", err);
+        return;
+    default:
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", err);
+        return;
+    }
+    watch *w = watch_new(r, sid, first, true);
+    if (!w) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    if (sse) {
+        reply_sse(r, w);
+        return;
+    }
+    watch **slot = http_state(r, sizeof(watch *));
+    if (!slot) {
+        watch_free(w);
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    *slot = w;
+    http_on_done(r, watch_free, w);
+    json_cont(r);
+}
+
+void api_message_post(http_req *r)
+{
+    start_reply(r, wants_sse(r));
+}
+
+void api_message_stream(http_req *r)
+{
+    start_reply(r, true);
+}
+
+void api_session_events(http_req *r)
+{
+    app *a = http_app(r);
+    const char *sid = http_param(r, 0);
+    store_session s;
+    gd_err e = a->st->ops->session_get(a->st, sid, &s);
+    if (e) {
+        api_store_error(r, e, sid, NULL);
+        return;
+    }
+    uint64_t from = 0;
+    const char *last = http_header(r, "Last-Event-ID");
+    if (!last)
+        last = http_query(r, "after");
+    if (last) {
+        char *end;
+        unsigned long long v = strtoull(last, &end, 10);
+        if (*last < '0' || *last > '9' || *end) {
+            http_reply_error(r, 400, "bad_request", "Last-Event-ID: must be an event id (a whole number)");
+            return;
+        }
+        from = (uint64_t)v + 1;
+    }
+    watch *w = watch_new(r, sid, from, false);
+    if (!w) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    reply_sse(r, w);
+}
+
+void api_session_cancel(http_req *r)
+{
+    app *a = http_app(r);
+    const char *sid = http_param(r, 0);
+    if (agent_cancel(a->agent, sid) != GD_OK) {
+        store_session s;
+        gd_err e = a->st->ops->session_get(a->st, sid, &s);
+        if (e) {
+            api_store_error(r, e, sid, NULL);
+            return;
+        }
+        http_reply_error(r, 409, "no_reply_running", "no reply is running in session '%s'", sid);
+        return;
+    }
+    http_reply_json(r, 202, json_pack("{s:b}", "cancelling", 1));
+}

@@ -1,0 +1,295 @@
+/* The OpenAI Chat Completions dialect, spoken by OpenAI and the compatible family (Ollama,
+ * OpenRouter, Groq, DeepSeek, ...). Streamed: `data: {chat.completion.chunk}` events, then
+ * `data: [DONE]`; tool calls arrive as deltas keyed by index, their arguments split across
+ * chunks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "providers/provider.h"
+
+#define MAX_TOOL_CALLS 64
+#define ARGS_CAP       (4u << 20)
+
+/* ---- request ---- */
+
+static const char *item_type(json_t *item)
+{
+    const char *t = json_string_value(json_object_get(item, "type"));
+    return t ? t : "";
+}
+
+static void join_text(json_t *content, buf *out)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(content, i, it)
+    {
+        const char *t = json_string_value(json_object_get(it, "text"));
+        if (t && !strcmp(item_type(it), "text")) {
+            if (out->len)
+                buf_puts(out, "\n");
+            buf_puts(out, t);
+        }
+    }
+}
+
+/* The text of a tool response's content items, joined. Caller frees. */
+static char *response_text(json_t *item)
+{
+    buf b;
+    buf_init(&b, 16u << 20);
+    join_text(json_object_get(item, "content"), &b);
+    return buf_detach(&b);
+}
+
+static json_t *convert_message(json_t *msg, json_t *out)
+{
+    const char *role = json_string_value(json_object_get(msg, "role"));
+    json_t *content = json_object_get(msg, "content");
+    size_t i;
+    json_t *it;
+    if (role && !strcmp(role, "assistant")) {
+        buf text;
+        buf_init(&text, 16u << 20);
+        join_text(content, &text);
+        json_t *calls = json_array();
+        json_array_foreach(content, i, it)
+        {
+            if (strcmp(item_type(it), "tool_request"))
+                continue;
+            char *args = json_object_get(it, "arguments") ? json_dumps(json_object_get(it, "arguments"), JSON_COMPACT) : NULL;
+            json_array_append_new(
+                calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(it, "id"),
+                                 "type", "function", "function", "name",
+                                 json_object_get(it, "name"), "arguments", args ? args : "{}"));
+            free(args);
+        }
+        json_t *m = json_pack("{s:s}", "role", "assistant");
+        json_object_set_new(m, "content", text.len ? json_string(text.data) : json_null());
+        if (json_array_size(calls))
+            json_object_set(m, "tool_calls", calls);
+        json_decref(calls);
+        buf_free(&text);
+        json_array_append_new(out, m);
+        return out;
+    }
+    /* user: tool results first (they must follow the assistant's tool calls), then text */
+    json_array_foreach(content, i, it)
+    {
+        if (strcmp(item_type(it), "tool_response"))
+            continue;
+        char *t = response_text(it);
+        json_array_append_new(out, json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
+                                             json_object_get(it, "id"), "content", t));
+        free(t);
+    }
+    buf text;
+    buf_init(&text, 16u << 20);
+    join_text(content, &text);
+    if (text.len)
+        json_array_append_new(out, json_pack("{s:s, s:s}", "role", "user", "content", text.data));
+    buf_free(&text);
+    return out;
+}
+
+static json_t *oa_build(const provider_cfg *c, const char *system, json_t *messages, json_t *tools)
+{
+    json_t *msgs = json_array();
+    if (system && *system)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", system));
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m) convert_message(m, msgs);
+    json_t *body = json_pack("{s:s, s:o, s:b, s:{s:b}}", "model", c->model, "messages", msgs,
+                             "stream", 1, "stream_options", "include_usage", 1);
+    if (tools && json_array_size(tools)) {
+        json_t *ts = json_array(), *t;
+        json_array_foreach(tools, i, t)
+        {
+            json_array_append_new(ts, json_pack("{s:s, s:{s:O, s:O, s:O}}", "type", "function",
+                                                "function", "name", json_object_get(t, "name"),
+                                                "description", json_object_get(t, "description"),
+                                                "parameters", json_object_get(t, "input_schema")));
+        }
+        json_object_set_new(body, "tools", ts);
+    }
+    return body;
+}
+
+static void oa_url(const provider_cfg *c, char *url, size_t len)
+{
+    snprintf(url, len, "%s/%s", c->base, c->path);
+}
+
+static struct curl_slist *oa_headers(const provider_cfg *c, struct curl_slist *h)
+{
+    if (c->key[0]) {
+        char auth[1100];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->key);
+        h = curl_slist_append(h, auth);
+    }
+    return h;
+}
+
+/* ---- stream ---- */
+
+struct prov_parser {
+    prov_sink sink;
+    bool done;         /* [DONE] seen */
+    char finish[32];   /* finish_reason, "" until seen */
+    long in_tokens, out_tokens;
+    int ncalls;
+    struct {
+        char *id;
+        char *name;
+        buf args;
+    } calls[MAX_TOOL_CALLS];
+};
+
+static prov_parser *oa_parser_new(const prov_sink *sink)
+{
+    prov_parser *p = calloc(1, sizeof *p);
+    if (p)
+        p->sink = *sink;
+    return p;
+}
+
+static void oa_parser_free(prov_parser *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->ncalls; i++) {
+        free(p->calls[i].id);
+        free(p->calls[i].name);
+        buf_free(&p->calls[i].args);
+    }
+    free(p);
+}
+
+static gd_err fail(prov_result *res, const char *msg)
+{
+    snprintf(res->error, sizeof res->error, "%s", msg);
+    return GD_EINVAL;
+}
+
+static gd_err tool_delta(prov_parser *p, json_t *tc, prov_result *res)
+{
+    json_int_t idx = json_integer_value(json_object_get(tc, "index"));
+    if (idx < 0 || idx >= MAX_TOOL_CALLS)
+        return fail(res, "provider sent a tool call index out of range");
+    while (p->ncalls <= idx)
+        buf_init(&p->calls[p->ncalls++].args, ARGS_CAP);
+    const char *id = json_string_value(json_object_get(tc, "id"));
+    json_t *fn = json_object_get(tc, "function");
+    const char *name = json_string_value(json_object_get(fn, "name"));
+    const char *args = json_string_value(json_object_get(fn, "arguments"));
+    if (id && !p->calls[idx].id)
+        p->calls[idx].id = strdup(id);
+    if (name && !p->calls[idx].name)
+        p->calls[idx].name = strdup(name);
+    if (args && buf_puts(&p->calls[idx].args, args) != GD_OK)
+        return fail(res, "tool call arguments larger than 4 MiB");
+    return GD_OK;
+}
+
+static gd_err oa_parser_event(prov_parser *p, const char *event, const char *data, prov_result *res)
+{
+    if (!strcmp(data, "[DONE]")) {
+        p->done = true;
+        return GD_OK;
+    }
+    json_error_t jerr;
+    json_t *chunk = json_loads(data, 0, &jerr);
+    if (!chunk || !json_is_object(chunk)) {
+        json_decref(chunk);
+        snprintf(res->error, sizeof res->error, "provider sent an invalid stream chunk: %s", jerr.text);
+        return GD_EINVAL;
+    }
+    gd_err e = GD_OK;
+    json_t *err = json_object_get(chunk, "error");
+    if (err) {
+        const char *msg = json_string_value(json_object_get(err, "message"));
+        e = fail(res, msg ? msg : "provider reported an error in the stream");
+        goto out;
+    }
+    json_t *usage = json_object_get(chunk, "usage");
+    if (json_is_object(usage)) {
+        p->in_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
+        p->out_tokens = (long)json_integer_value(json_object_get(usage, "completion_tokens"));
+    }
+    json_t *choice = json_array_get(json_object_get(chunk, "choices"), 0);
+    if (!choice)
+        goto out;
+    json_t *delta = json_object_get(choice, "delta");
+    const char *s;
+    if ((s = json_string_value(json_object_get(delta, "reasoning_content"))) && *s && p->sink.thinking)
+        p->sink.thinking(p->sink.ud, s, strlen(s));
+    if ((s = json_string_value(json_object_get(delta, "content"))) && *s)
+        p->sink.text(p->sink.ud, s, strlen(s));
+    size_t i;
+    json_t *tc;
+    json_array_foreach(json_object_get(delta, "tool_calls"), i, tc)
+    {
+        if ((e = tool_delta(p, tc, res)))
+            goto out;
+    }
+    if ((s = json_string_value(json_object_get(choice, "finish_reason"))))
+        snprintf(p->finish, sizeof p->finish, "%s", s);
+out:
+    json_decref(chunk);
+    return e;
+}
+
+static gd_err oa_parser_finish(prov_parser *p, prov_result *res)
+{
+    if (!p->done && !p->finish[0])
+        return fail(res, "the provider's stream ended before it was complete");
+    for (int i = 0; i < p->ncalls; i++) {
+        if (!p->calls[i].name)
+            return fail(res, "provider sent a tool call without a name");
+        char gen[32];
+        if (!p->calls[i].id)
+            snprintf(gen, sizeof gen, "call_%d", i);
+        const char *raw = p->calls[i].args.len ? p->calls[i].args.data : "{}";
+        json_t *args = json_loads(raw, 0, NULL);
+        /* Unparseable arguments are handed on as NULL: the agent answers the model with an error. */
+        p->sink.tool_call(p->sink.ud, p->calls[i].id ? p->calls[i].id : gen, p->calls[i].name,
+                          json_is_object(args) ? args : NULL);
+        json_decref(args);
+    }
+    const char *f = p->finish;
+    snprintf(res->stop_reason, sizeof res->stop_reason, "%s",
+             !strcmp(f, "length")                        ? "max_tokens"
+             : !strcmp(f, "tool_calls") || p->ncalls > 0 ? "tool_use"
+                                                         : "end_turn");
+    res->input_tokens = p->in_tokens;
+    res->output_tokens = p->out_tokens;
+    return GD_OK;
+}
+
+static void oa_error_body(const char *body, size_t len, prov_result *res)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *err = json_object_get(j, "error");
+    const char *msg = json_is_string(err) ? json_string_value(err)
+                                          : json_string_value(json_object_get(err, "message"));
+    if (msg)
+        snprintf(res->error, sizeof res->error, "%s", msg);
+    else
+        snprintf(res->error, sizeof res->error, "%.*s", (int)(len > 300 ? 300 : len), body);
+    json_decref(j);
+}
+
+const prov_dialect_ops dialect_openai = {
+    .name = "openai",
+    .build = oa_build,
+    .url = oa_url,
+    .headers = oa_headers,
+    .parser_new = oa_parser_new,
+    .parser_event = oa_parser_event,
+    .parser_finish = oa_parser_finish,
+    .parser_free = oa_parser_free,
+    .error_body = oa_error_body,
+};

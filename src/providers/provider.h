@@ -1,0 +1,137 @@
+/* providers: LLM providers. A provider is a row of the table in registry.c (name, dialect, host
+ * and key variables, default model); a dialect (openai.c, anthropic.c, google.c) knows how to
+ * build a request body and parse the provider's stream. client.c drives every request of every
+ * session on one libcurl multi handle, with retries.
+ *
+ * The conversation handed to a dialect is goosed's own message format: an array of
+ *   {"role": "user"|"assistant", "content": [item, ...]}
+ * with items
+ *   {"type":"text","text":s}
+ *   {"type":"thinking","thinking":s,"signature":s?}              (assistant)
+ *   {"type":"tool_request","id":s,"name":s,"arguments":{...}}     (assistant)
+ *   {"type":"tool_response","id":s,"name":s,"content":[{"type":"text","text":s}],"is_error":b}
+ *                                                                  (user: tool results, as Goose does)
+ * Tools are an array of {"name":s,"description":s,"input_schema":{...}}. */
+#ifndef GD_PROVIDER_H
+#define GD_PROVIDER_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+
+typedef enum { DIALECT_OPENAI, DIALECT_ANTHROPIC, DIALECT_GOOGLE } prov_dialect;
+
+/* One row per provider. */
+typedef struct {
+    const char *name;          /* "openai", "ollama", ... */
+    prov_dialect dialect;
+    const char *host_env;      /* "OPENAI_HOST" */
+    const char *default_host;  /* "https://api.openai.com" */
+    const char *path_env;      /* "OPENAI_BASE_PATH", or NULL */
+    const char *default_path;  /* "v1/chat/completions"; for google the models/ prefix */
+    const char *key_env;       /* "OPENAI_API_KEY"; NULL when no key is needed */
+    const char *default_model;
+    const char *description;
+} provider_def;
+
+extern const provider_def provider_defs[];
+extern const size_t provider_ndefs;
+const provider_def *provider_find(const char *name);
+
+/* Everything a request needs, resolved from config, environment and secrets. */
+typedef struct {
+    const provider_def *def;
+    char base[1024];  /* scheme://host[:port][/prefix], no trailing slash */
+    char path[256];   /* relative path, no leading slash */
+    char key[1024];   /* "" when none */
+    char model[256];
+    long timeout_s;   /* api_timeout: connect + whole response without progress */
+    long max_retries;
+} provider_cfg;
+
+/* What the stream produced, and how it ended. */
+typedef struct {
+    char stop_reason[32]; /* end_turn, tool_use, max_tokens, error, cancelled */
+    long input_tokens;
+    long output_tokens;
+    long http_status;     /* 0 when no HTTP answer (connection error) */
+    bool retryable;       /* 429, 5xx, connection errors */
+    long retry_after_ms;  /* from Retry-After, 0 when absent */
+    char error[1024];     /* the provider's own message when it failed */
+} prov_result;
+
+/* Where a dialect's parser delivers the reply as it arrives (on the provider thread). The
+ * strings are only valid during the call. */
+typedef struct {
+    void *ud;
+    void (*text)(void *ud, const char *s, size_t n);
+    void (*thinking)(void *ud, const char *s, size_t n);
+    /* thinking signature (Anthropic), once the thinking block ends */
+    void (*signature)(void *ud, const char *s);
+    /* a whole tool call, once its arguments are complete; arguments is borrowed */
+    void (*tool_call)(void *ud, const char *id, const char *name, json_t *arguments);
+} prov_sink;
+
+typedef struct prov_parser prov_parser;
+
+/* A dialect: request building and stream parsing. No I/O here. */
+typedef struct {
+    const char *name;
+    /* The request body. Caller owns the result. */
+    json_t *(*build)(const provider_cfg *c, const char *system, json_t *messages, json_t *tools);
+    /* The endpoint URL for a streamed request, written into url. */
+    void (*url)(const provider_cfg *c, char *url, size_t len);
+    /* Appends auth and dialect headers (Content-Type and Accept are added by the client). */
+    struct curl_slist *(*headers)(const provider_cfg *c, struct curl_slist *h);
+    prov_parser *(*parser_new)(const prov_sink *sink);
+    /* One server-sent event: event is its `event:` name or NULL, data its joined `data:` lines.
+     * Returns GD_EINVAL with res->error set for a malformed event (the stream is then failed). */
+    gd_err (*parser_event)(prov_parser *p, const char *event, const char *data, prov_result *res);
+    /* The stream ended cleanly: deliver what is pending, set stop_reason and usage. Returns
+     * GD_EINVAL with res->error when it ended too early (no terminator, an open tool call). */
+    gd_err (*parser_finish)(prov_parser *p, prov_result *res);
+    void (*parser_free)(prov_parser *p);
+    /* A non-2xx answer's body: put the provider's own message into res->error. */
+    void (*error_body)(const char *body, size_t len, prov_result *res);
+} prov_dialect_ops;
+
+extern const prov_dialect_ops dialect_openai;
+extern const prov_dialect_ops dialect_anthropic;
+extern const prov_dialect_ops dialect_google;
+const prov_dialect_ops *dialect_of(const provider_def *def);
+
+/* ---- client.c: requests on libcurl's multi interface ---- */
+
+typedef struct prov_call prov_call;
+/* Called once per call, on the provider thread, when it has ended (done, failed after its
+ * retries, or cancelled). The call is freed right after it returns. */
+typedef void (*prov_done)(void *ud, const prov_result *res);
+
+gd_err prov_client_start(void);
+void prov_client_stop(void);
+/* Starts a streamed request. Takes no ownership of messages/tools (they are serialised now).
+ * Retries 429, 5xx and connection errors with exponential backoff and jitter, honouring
+ * Retry-After, up to cfg->max_retries times, but never once output has reached the sink.
+ * Returns NULL (and does not call done) only when out of memory. */
+prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *messages,
+                           json_t *tools, const prov_sink *sink, prov_done done, void *ud);
+/* Asks a call to stop; done is called with stop_reason "cancelled". Thread-safe. The handle is
+ * valid until done has returned. */
+void prov_call_cancel(prov_call *c);
+
+/* ---- sse_reader.c: text/event-stream framing ---- */
+
+typedef struct sse_reader sse_reader;
+typedef gd_err (*sse_event_fn)(void *ud, const char *event, const char *data);
+/* A reader that calls fn for each complete event; lines are capped at max_line bytes. */
+sse_reader *sse_reader_new(size_t max_line, sse_event_fn fn, void *ud);
+/* Feeds bytes; GD_ETOOBIG when a line passes the cap, or fn's error. */
+gd_err sse_reader_feed(sse_reader *r, const char *data, size_t len);
+/* End of input: dispatches a last event not followed by a blank line. */
+gd_err sse_reader_end(sse_reader *r);
+void sse_reader_free(sse_reader *r);
+
+#endif

@@ -1,0 +1,118 @@
+/* text/event-stream framing (the WHATWG "event stream interpretation"): lines end in LF, CRLF
+ * or CR; `event:` names the event, `data:` lines are joined with LF, a blank line dispatches,
+ * lines starting with ':' are comments. Every line is capped. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "providers/provider.h"
+
+struct sse_reader {
+    buf line;
+    buf event;
+    buf data;
+    bool have_data;
+    bool last_cr; /* the previous byte was CR: a following LF belongs to it */
+    sse_event_fn fn;
+    void *ud;
+};
+
+sse_reader *sse_reader_new(size_t max_line, sse_event_fn fn, void *ud)
+{
+    sse_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    buf_init(&r->line, max_line);
+    buf_init(&r->event, 256);
+    buf_init(&r->data, max_line * 4);
+    r->fn = fn;
+    r->ud = ud;
+    return r;
+}
+
+void sse_reader_free(sse_reader *r)
+{
+    if (!r)
+        return;
+    buf_free(&r->line);
+    buf_free(&r->event);
+    buf_free(&r->data);
+    free(r);
+}
+
+static gd_err dispatch(sse_reader *r)
+{
+    gd_err e = GD_OK;
+    if (r->have_data)
+        e = r->fn(r->ud, r->event.len ? r->event.data : NULL, r->data.data ? r->data.data : "");
+    buf_reset(&r->event);
+    buf_reset(&r->data);
+    r->have_data = false;
+    return e;
+}
+
+static gd_err line_done(sse_reader *r)
+{
+    const char *l = r->line.data ? r->line.data : "";
+    size_t n = r->line.len;
+    gd_err e = GD_OK;
+    if (n == 0) {
+        e = dispatch(r);
+    } else if (l[0] != ':') {
+        const char *colon = memchr(l, ':', n);
+        size_t flen = colon ? (size_t)(colon - l) : n;
+        const char *val = colon ? colon + 1 : l + n;
+        if (colon && *val == ' ')
+            val++;
+        size_t vlen = n - (size_t)(val - l);
+        if (flen == 5 && !memcmp(l, "event", 5)) {
+            buf_reset(&r->event);
+            e = buf_append(&r->event, val, vlen);
+        } else if (flen == 4 && !memcmp(l, "data", 4)) {
+            if (r->have_data)
+                e = buf_append(&r->data, "\n", 1);
+            if (!e)
+                e = buf_append(&r->data, val, vlen);
+            r->have_data = true;
+        } /* id:, retry: and unknown fields are ignored */
+    }
+    buf_reset(&r->line);
+    return e;
+}
+
+gd_err sse_reader_feed(sse_reader *r, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        gd_err e;
+        if (c == '\n' && r->last_cr) {
+            r->last_cr = false;
+            continue;
+        }
+        r->last_cr = c == '\r';
+        if (c == '\n' || c == '\r') {
+            if ((e = line_done(r)))
+                return e;
+            continue;
+        }
+        /* Append runs of ordinary bytes at once. */
+        size_t j = i;
+        while (j < len && data[j] != '\n' && data[j] != '\r')
+            j++;
+        if ((e = buf_append(&r->line, data + i, j - i)))
+            return e;
+        i = j - 1;
+    }
+    return GD_OK;
+}
+
+gd_err sse_reader_end(sse_reader *r)
+{
+    gd_err e = GD_OK;
+    if (r->line.len)
+        e = line_done(r);
+    if (!e)
+        e = dispatch(r);
+    return e;
+}
