@@ -7,6 +7,7 @@
 #include "agent/agent.h"
 #include "api/api.h"
 #include "config/config.h"
+#include "config/secrets.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
@@ -48,6 +49,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "goosed: cannot initialise the random number generator\n");
         return 1;
     }
+
+    char cfgdir[PATH_MAX];
+    snprintf(cfgdir, sizeof cfgdir, "%s", cfg.config_path);
+    char *slash = strrchr(cfgdir, '/');
+    if (slash) *slash = '\0';
+    if (cfg.config_path[0] && secrets_load(cfgdir, err, sizeof err) != GD_OK)
+        log_warn("config", "%s (ignored: API keys must come from the environment)", err);
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
     a.st = store_sqlite_open(cfg.data_dir);

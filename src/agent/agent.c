@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "config/secrets.h"
 #include "extensions/developer.h"
 
 #define TEXT_CAP (16u << 20)
@@ -29,11 +30,14 @@ typedef struct sess {
 struct agent {
     const config *cfg;
     store *st;
-    pthread_mutex_t mu; /* guards sessions, and each sess's refs and running */
+    pthread_mutex_t mu;  /* guards sessions, and each sess's refs and running */
     pthread_cond_t idle; /* signalled when a turn ends */
     sess *sessions;
     int nturns;
     bool stopping;
+    pthread_mutex_t pmu; /* guards provider and model */
+    char provider[128];
+    char model[256];
     pthread_t ticker; /* keep-alive pings every KEEPALIVE_S */
     pthread_cond_t tick;
 };
@@ -71,11 +75,9 @@ struct turn {
 static sess *sess_get_locked(agent *a, const char *id)
 {
     for (sess *s = a->sessions; s; s = s->next)
-        if (!strcmp(s->id, id))
-            return s;
+        if (!strcmp(s->id, id)) return s;
     sess *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->b = bus_new();
     if (!s->b) {
         free(s);
@@ -89,8 +91,7 @@ static sess *sess_get_locked(agent *a, const char *id)
 
 static void sess_release_locked(agent *a, sess *s)
 {
-    if (--s->refs == 0 && !s->running)
-        s->idle_since = time(NULL);
+    if (--s->refs == 0 && !s->running) s->idle_since = time(NULL);
 }
 
 /* Frees the buses nobody has used for BUS_IDLE_S (all idle ones when `all`). */
@@ -113,8 +114,7 @@ bus *agent_bus_get(agent *a, const char *session_id)
 {
     pthread_mutex_lock(&a->mu);
     sess *s = sess_get_locked(a, session_id);
-    if (s)
-        s->refs++;
+    if (s) s->refs++;
     pthread_mutex_unlock(&a->mu);
     return s ? s->b : NULL;
 }
@@ -138,8 +138,7 @@ static void publish(turn *t, const char *event, json_t *data)
 {
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
-    if (text)
-        bus_publish(t->se->b, event, text);
+    if (text) bus_publish(t->se->b, event, text);
     free(text);
 }
 
@@ -156,8 +155,7 @@ static void turn_end(turn *t, const char *event, json_t *data)
     json_decref(data);
     pthread_mutex_lock(&a->mu);
     t->se->running = NULL;
-    if (text)
-        bus_publish(t->se->b, event, text);
+    if (text) bus_publish(t->se->b, event, text);
     free(text);
     sess_release_locked(a, t->se);
     a->nturns--;
@@ -204,13 +202,13 @@ static void flush_text(turn *t)
 {
     if (t->thinking.len) {
         json_t *it = json_pack("{s:s, s:s}", "type", "thinking", "thinking", t->thinking.data);
-        if (t->signature)
-            json_object_set_new(it, "signature", json_string(t->signature));
+        if (t->signature) json_object_set_new(it, "signature", json_string(t->signature));
         json_array_append_new(t->content, it);
         buf_reset(&t->thinking);
     }
     if (t->text.len) {
-        json_array_append_new(t->content, json_pack("{s:s, s:s}", "type", "text", "text", t->text.data));
+        json_array_append_new(t->content,
+                              json_pack("{s:s, s:s}", "type", "text", "text", t->text.data));
         buf_reset(&t->text);
     }
 }
@@ -218,8 +216,7 @@ static void flush_text(turn *t)
 static void on_text(void *ud, const char *s, size_t n)
 {
     turn *t = ud;
-    if (t->thinking.len)
-        flush_text(t);
+    if (t->thinking.len) flush_text(t);
     buf_append(&t->text, s, n);
     publish(t, "message_chunk", json_pack("{s:s, s:s%}", "type", "text", "text", s, n));
 }
@@ -245,8 +242,7 @@ static void on_tool_call(void *ud, const char *id, const char *name, json_t *arg
     /* O takes a reference, o steals one: json_object() for missing arguments must be stolen. */
     json_t *it = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_request", "id", id, "name", name,
                            "arguments", args ? json_incref(args) : json_object());
-    if (!args)
-        json_object_set_new(it, "invalid_arguments", json_true());
+    if (!args) json_object_set_new(it, "invalid_arguments", json_true());
     json_array_append_new(t->content, it);
     t->ntool_calls++;
     publish(t, "tool_call",
@@ -264,7 +260,8 @@ static void on_results_stored(void *ud, gd_err e, const char *msg)
         turn_fail(t, "storage_unavailable", msg);
         return;
     }
-    json_array_append_new(t->history, json_pack("{s:s, s:O}", "role", "user", "content", t->results));
+    json_array_append_new(t->history,
+                          json_pack("{s:s, s:O}", "role", "user", "content", t->results));
     json_decref(t->results);
     t->results = NULL;
     if (atomic_load(&t->cancel))
@@ -280,7 +277,8 @@ static void on_assistant_stored(void *ud, gd_err e, const char *msg)
         turn_fail(t, "storage_unavailable", msg);
         return;
     }
-    json_array_append_new(t->history, json_pack("{s:s, s:O}", "role", "assistant", "content", t->content));
+    json_array_append_new(t->history,
+                          json_pack("{s:s, s:O}", "role", "assistant", "content", t->content));
     if (!strcmp(t->last.stop_reason, "error")) {
         turn_fail(t, "provider_error", t->last.error);
         return;
@@ -314,8 +312,7 @@ static void on_provider_done(void *ud, const prov_result *res)
         size_t i;
         json_array_foreach(t->content, i, it)
         {
-            if (strcmp(item_type(it), "tool_request"))
-                json_array_append(kept, it);
+            if (strcmp(item_type(it), "tool_request")) json_array_append(kept, it);
         }
         json_decref(t->content);
         t->content = kept;
@@ -348,14 +345,17 @@ static void start_round(turn *t)
     t->content = json_array();
     t->ntool_calls = 0;
     memset(&t->last, 0, sizeof t->last);
-    prov_sink sink = {.ud = t, .text = on_text, .thinking = on_thinking, .signature = on_signature,
+    prov_sink sink = {.ud = t,
+                      .text = on_text,
+                      .thinking = on_thinking,
+                      .signature = on_signature,
                       .tool_call = on_tool_call};
     pthread_mutex_lock(&t->mu);
-    t->call = prov_call_start(&t->pcfg, t->system, t->history, t->tools, &sink, on_provider_done, t);
+    t->call =
+        prov_call_start(&t->pcfg, t->system, t->history, t->tools, &sink, on_provider_done, t);
     bool ok = t->call != NULL;
     pthread_mutex_unlock(&t->mu);
-    if (!ok)
-        turn_fail(t, "internal", "out of memory starting the provider request");
+    if (!ok) turn_fail(t, "internal", "out of memory starting the provider request");
 }
 
 /* ---- tools (a worker thread) ---- */
@@ -367,12 +367,10 @@ static void *run_tools(void *arg)
     size_t i;
     json_array_foreach(t->content, i, it)
     {
-        if (strcmp(item_type(it), "tool_request"))
-            continue;
+        if (strcmp(item_type(it), "tool_request")) continue;
         const char *id = json_string_value(json_object_get(it, "id"));
         const char *name = json_string_value(json_object_get(it, "name"));
-        if (!id || !name)
-            continue; /* we built these items ourselves: never happens */
+        if (!id || !name) continue; /* we built these items ourselves: never happens */
         tool_output out = {0};
         if (atomic_load(&t->cancel)) {
             out.text = strdup("cancelled by the user before it ran");
@@ -390,12 +388,13 @@ static void *run_tools(void *arg)
             out.is_error = true;
         }
         const char *text = out.text ? out.text : "";
-        publish(t, "tool_result", json_pack("{s:s, s:s, s:s, s:b}", "id", id, "tool", name,
-                                            "result", text, "is_error", out.is_error));
+        publish(t, "tool_result",
+                json_pack("{s:s, s:s, s:s, s:b}", "id", id, "tool", name, "result", text,
+                          "is_error", out.is_error));
         json_array_append_new(results,
                               json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:b}", "type",
-                                        "tool_response", "id", id, "name", name, "content",
-                                        "type", "text", "text", text, "is_error", out.is_error));
+                                        "tool_response", "id", id, "name", name, "content", "type",
+                                        "text", "text", text, "is_error", out.is_error));
         free(out.text);
     }
     t->results = results;
@@ -406,22 +405,53 @@ static void *run_tools(void *arg)
 
 /* ---- starting ---- */
 
-gd_err agent_provider(const config *cfg, provider_cfg *out, char *err, size_t errlen)
+void agent_current(agent *a, char *name, size_t namelen, char *model, size_t modellen)
 {
+    pthread_mutex_lock(&a->pmu);
+    snprintf(name, namelen, "%s", a->provider);
+    snprintf(model, modellen, "%s", a->model);
+    pthread_mutex_unlock(&a->pmu);
+}
+
+void agent_set_current(agent *a, const char *name, const char *model)
+{
+    pthread_mutex_lock(&a->pmu);
+    snprintf(a->provider, sizeof a->provider, "%s", name);
+    snprintf(a->model, sizeof a->model, "%s", model);
+    pthread_mutex_unlock(&a->pmu);
+}
+
+int agent_provider_key(const provider_def *def, char *out, size_t outlen)
+{
+    if (!def->key_env) return 0;
+    const char *env = getenv(def->key_env);
+    if (env && *env) {
+        snprintf(out, outlen, "%s", env);
+        return 1;
+    }
+    return secrets_get(def->key_env, out, outlen);
+}
+
+gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
+{
+    const config *cfg = a->cfg;
+    char name[128], model[256];
+    agent_current(a, name, sizeof name, model, sizeof model);
     memset(out, 0, sizeof *out);
-    if (!cfg->provider[0]) {
+    if (!name[0]) {
         snprintf(err, errlen,
                  "no provider configured: set GOOSE_PROVIDER (openai, anthropic, google, ollama, "
-                 "...) and its API key, e.g. GOOSE_PROVIDER=openai OPENAI_API_KEY=sk-...");
+                 "...) and its API key, e.g. GOOSE_PROVIDER=openai OPENAI_API_KEY=sk-..., or "
+                 "POST /api/providers {\"name\": \"openai\", \"api_key\": \"sk-...\"}");
         return GD_EINVAL;
     }
-    const provider_def *def = provider_find(cfg->provider);
+    const provider_def *def = provider_find(name);
     if (!def) {
         buf names;
         buf_init(&names, 1024);
         for (size_t i = 0; i < provider_ndefs; i++)
             buf_printf(&names, "%s%s", i ? ", " : "", provider_defs[i].name);
-        snprintf(err, errlen, "unknown provider '%s' (known: %s)", cfg->provider, names.data);
+        snprintf(err, errlen, "unknown provider '%s' (known: %s)", name, names.data);
         buf_free(&names);
         return GD_EINVAL;
     }
@@ -435,15 +465,12 @@ gd_err agent_provider(const config *cfg, provider_cfg *out, char *err, size_t er
     snprintf(out->path, sizeof out->path, "%s", path && *path ? path : def->default_path);
     while (out->path[0] == '/')
         memmove(out->path, out->path + 1, strlen(out->path));
-    if (def->key_env) {
-        const char *key = getenv(def->key_env);
-        if (!key || !*key) {
-            snprintf(err, errlen, "provider %s needs an API key: set %s", def->name, def->key_env);
-            return GD_EINVAL;
-        }
-        snprintf(out->key, sizeof out->key, "%s", key);
+    if (def->key_env && !agent_provider_key(def, out->key, sizeof out->key)) {
+        snprintf(err, errlen, "provider %s needs an API key: set %s, or POST /api/providers",
+                 def->name, def->key_env);
+        return GD_EINVAL;
     }
-    snprintf(out->model, sizeof out->model, "%s", cfg->model[0] ? cfg->model : def->default_model);
+    snprintf(out->model, sizeof out->model, "%s", model[0] ? model : def->default_model);
     out->timeout_s = cfg->api_timeout;
     out->max_retries = cfg->max_retries;
     return GD_OK;
@@ -488,7 +515,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
-    if ((e = agent_provider(a->cfg, &t->pcfg, err, errlen))) {
+    if ((e = agent_provider(a, &t->pcfg, err, errlen))) {
         free(t);
         return e;
     }
@@ -502,7 +529,8 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
     sess *se = a->stopping ? NULL : sess_get_locked(a, session_id);
     if (!se || se->running) {
         pthread_mutex_unlock(&a->mu);
-        snprintf(err, errlen, "%s", se ? "a reply is already running in this session" : "shutting down");
+        snprintf(err, errlen, "%s",
+                 se ? "a reply is already running in this session" : "shutting down");
         json_decref(msgs);
         free(t);
         return se ? GD_ECONFLICT : GD_ESTORE;
@@ -526,8 +554,9 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
     json_t *m;
     json_array_foreach(msgs, i, m)
     {
-        json_array_append_new(t->history, json_pack("{s:O, s:O}", "role", json_object_get(m, "role"),
-                                                    "content", json_object_get(m, "content")));
+        json_array_append_new(t->history,
+                              json_pack("{s:O, s:O}", "role", json_object_get(m, "role"), "content",
+                                        json_object_get(m, "content")));
     }
     json_decref(msgs);
     json_t *content = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
@@ -549,8 +578,7 @@ gd_err agent_cancel(agent *a, const char *session_id)
             turn *t = s->running;
             atomic_store(&t->cancel, true);
             pthread_mutex_lock(&t->mu);
-            if (t->call)
-                prov_call_cancel(t->call);
+            if (t->call) prov_call_cancel(t->call);
             pthread_mutex_unlock(&t->mu);
             e = GD_OK;
         }
@@ -570,8 +598,7 @@ static void *ticker_main(void *arg)
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += KEEPALIVE_S;
         pthread_cond_timedwait(&a->tick, &a->mu, &until);
-        if (a->stopping)
-            break;
+        if (a->stopping) break;
         evict_idle_locked(a, false);
         for (sess *s = a->sessions; s; s = s->next)
             bus_ping(s->b);
@@ -583,13 +610,15 @@ static void *ticker_main(void *arg)
 agent *agent_new(const config *cfg, store *st)
 {
     agent *a = calloc(1, sizeof *a);
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     a->cfg = cfg;
     a->st = st;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->idle, NULL);
     pthread_cond_init(&a->tick, NULL);
+    pthread_mutex_init(&a->pmu, NULL);
+    snprintf(a->provider, sizeof a->provider, "%s", cfg->provider);
+    snprintf(a->model, sizeof a->model, "%s", cfg->model);
     if (pthread_create(&a->ticker, NULL, ticker_main, a) != 0) {
         free(a);
         return NULL;
@@ -603,8 +632,7 @@ static void cancel_all_locked(agent *a)
         if (s->running) {
             atomic_store(&s->running->cancel, true);
             pthread_mutex_lock(&s->running->mu);
-            if (s->running->call)
-                prov_call_cancel(s->running->call);
+            if (s->running->call) prov_call_cancel(s->running->call);
             pthread_mutex_unlock(&s->running->mu);
         }
     }
@@ -624,10 +652,10 @@ void agent_shutdown(agent *a, int grace_ms)
     a->stopping = true;
     pthread_cond_broadcast(&a->tick);
     while (a->nturns > 0)
-        if (pthread_cond_timedwait(&a->idle, &a->mu, &until) != 0)
-            break;
+        if (pthread_cond_timedwait(&a->idle, &a->mu, &until) != 0) break;
     if (a->nturns > 0) {
-        log_warn("agent", "%d reply(ies) still running after %d ms: cancelling them", a->nturns, grace_ms);
+        log_warn("agent", "%d reply(ies) still running after %d ms: cancelling them", a->nturns,
+                 grace_ms);
         cancel_all_locked(a);
         while (a->nturns > 0)
             pthread_cond_wait(&a->idle, &a->mu);
@@ -640,8 +668,7 @@ void agent_shutdown(agent *a, int grace_ms)
 
 void agent_free(agent *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     pthread_cond_destroy(&a->tick);
     pthread_cond_destroy(&a->idle);
     pthread_mutex_destroy(&a->mu);

@@ -35,7 +35,14 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
                    char *err, size_t errlen);
 /* Stops the running reply (provider request and tools). GD_ENOTFOUND when none runs. */
 gd_err agent_cancel(agent *a, const char *session_id);
-/* Resolves the configured provider; GD_EINVAL with a message saying how to configure one. */
-gd_err agent_provider(const config *cfg, provider_cfg *out, char *err, size_t errlen);
+/* Resolves the current provider (name, model, key from the environment or secrets.yaml);
+ * GD_EINVAL with a message saying how to configure one. */
+gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen);
+/* The current provider and model ("" when none). */
+void agent_current(agent *a, char *name, size_t namelen, char *model, size_t modellen);
+/* Makes name/model current for the replies that start from now on. */
+void agent_set_current(agent *a, const char *name, const char *model);
+/* The API key of def from the environment or secrets.yaml; 0 when there is none. */
+int agent_provider_key(const provider_def *def, char *out, size_t outlen);
 
 #endif

@@ -30,8 +30,7 @@ struct bus {
 bus *bus_new(void)
 {
     bus *b = calloc(1, sizeof *b);
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     pthread_mutex_init(&b->mu, NULL);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -41,8 +40,7 @@ bus *bus_new(void)
 
 void bus_free(bus *b)
 {
-    if (!b)
-        return;
+    if (!b) return;
     for (int i = 0; i < BUS_RING; i++) {
         free(b->ring[i].event);
         free(b->ring[i].data);
@@ -88,15 +86,13 @@ uint64_t bus_next_seq(bus *b)
 bus_sub *bus_subscribe(bus *b, uint64_t from, void (*wake)(void *ud), void *ud)
 {
     bus_sub *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->b = b;
     s->wake = wake;
     s->ud = ud;
     pthread_mutex_lock(&b->mu);
     s->cursor = from ? from : b->next_seq;
-    if (s->cursor > b->next_seq)
-        s->cursor = b->next_seq;
+    if (s->cursor > b->next_seq) s->cursor = b->next_seq;
     s->next = b->subs;
     b->subs = s;
     pthread_mutex_unlock(&b->mu);
@@ -105,8 +101,7 @@ bus_sub *bus_subscribe(bus *b, uint64_t from, void (*wake)(void *ud), void *ud)
 
 void bus_unsubscribe(bus_sub *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     bus *b = s->b;
     pthread_mutex_lock(&b->mu);
     for (bus_sub **pp = &b->subs; *pp; pp = &(*pp)->next) {
@@ -143,8 +138,7 @@ bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*a
         r = BUS_PING;
     } else {
         s->armed = true;
-        if (arm)
-            arm(ud);
+        if (arm) arm(ud);
         r = BUS_NONE;
     }
     pthread_mutex_unlock(&b->mu);

@@ -48,8 +48,7 @@ static void watch_free(void *cls)
 {
     watch *w = cls;
     bus_unsubscribe(w->sub);
-    if (w->b)
-        agent_bus_release(w->a->agent, w->b);
+    if (w->b) agent_bus_release(w->a->agent, w->b);
     buf_free(&w->out);
     json_decref(w->end);
     free(w);
@@ -59,8 +58,7 @@ static watch *watch_new(http_req *r, const char *session_id, uint64_t from, bool
 {
     app *a = http_app(r);
     watch *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
     w->r = r;
     w->a = a;
     w->until_turn_end = until_turn_end;
@@ -89,15 +87,13 @@ static long sse_read(void *cls, char *dst, size_t max)
         }
         buf_reset(&w->out);
         w->off = 0;
-        if (w->done)
-            return HTTP_STREAM_END;
+        if (w->done) return HTTP_STREAM_END;
         uint64_t seq;
         char *ev, *data;
         switch (bus_next(w->sub, &seq, &ev, &data, w_arm_stream, w)) {
         case BUS_EVENT:
             buf_printf(&w->out, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", seq, ev, data);
-            if (w->until_turn_end && is_turn_end(ev))
-                w->done = true;
+            if (w->until_turn_end && is_turn_end(ev)) w->done = true;
             free(ev);
             free(data);
             break;
@@ -105,8 +101,9 @@ static long sse_read(void *cls, char *dst, size_t max)
             buf_puts(&w->out, ": ping\n\n");
             break;
         case BUS_GAP:
-            buf_puts(&w->out, "event: error\ndata: {\"error\":\"this client fell too far behind and "
-                              "missed events; reload the history\",\"code\":\"events_lost\"}\n\n");
+            buf_puts(&w->out,
+                     "event: error\ndata: {\"error\":\"this client fell too far behind and "
+                     "missed events; reload the history\",\"code\":\"events_lost\"}\n\n");
             break;
         case BUS_CLOSED:
             w->done = true;
@@ -141,7 +138,10 @@ static char *joined_text(json_t *content)
     json_array_foreach(content, i, it)
     {
         const char *t = json_string_value(json_object_get(it, "text"));
-        if (t && !strcmp(json_string_value(json_object_get(it, "type")) ? json_string_value(json_object_get(it, "type")) : "", "text"))
+        if (t && !strcmp(json_string_value(json_object_get(it, "type"))
+                             ? json_string_value(json_object_get(it, "type"))
+                             : "",
+                         "text"))
             buf_puts(&b, t);
     }
     return buf_detach(&b);
@@ -153,7 +153,8 @@ static void json_answer(http_req *r, watch *w)
         const char *code = json_string_value(json_object_get(w->end, "code"));
         const char *msg = json_string_value(json_object_get(w->end, "error"));
         int status = code && !strcmp(code, "storage_unavailable") ? 503 : 502;
-        http_reply_error(r, status, code ? code : "provider_error", "%s", msg ? msg : "the reply failed");
+        http_reply_error(r, status, code ? code : "provider_error", "%s",
+                         msg ? msg : "the reply failed");
         return;
     }
     const char *mid = json_string_value(json_object_get(w->end, "message_id"));
@@ -166,16 +167,15 @@ static void json_answer(http_req *r, watch *w)
     }
     json_array_foreach(msgs, i, m)
     {
-        if (mid && !strcmp(json_string_value(json_object_get(m, "id")), mid))
-            found = m;
+        if (mid && !strcmp(json_string_value(json_object_get(m, "id")), mid)) found = m;
     }
     json_t *content = found ? json_object_get(found, "content") : NULL;
     char *text = joined_text(content);
-    json_t *o = json_pack("{s:s?, s:s, s:s, s:o, s:s?, s:O?, s:O?}", "id", mid, "role", "assistant",
-                          "content", text, "content_items", content ? json_incref(content) : json_array(),
-                          "created_at", found ? json_string_value(json_object_get(found, "created_at")) : NULL,
-                          "stop_reason", json_object_get(w->end, "stop_reason"), "usage",
-                          json_object_get(w->end, "usage"));
+    json_t *o = json_pack(
+        "{s:s?, s:s, s:s, s:o, s:s?, s:O?, s:O?}", "id", mid, "role", "assistant", "content", text,
+        "content_items", content ? json_incref(content) : json_array(), "created_at",
+        found ? json_string_value(json_object_get(found, "created_at")) : NULL, "stop_reason",
+        json_object_get(w->end, "stop_reason"), "usage", json_object_get(w->end, "usage"));
     free(text);
     json_decref(msgs);
     http_reply_json(r, 200, o);
@@ -188,14 +188,12 @@ static void json_cont(http_req *r)
         uint64_t seq;
         char *ev, *data;
         bus_read br = bus_next(w->sub, &seq, &ev, &data, w_arm_json, w);
-        if (br == BUS_NONE)
-            return; /* suspended again */
+        if (br == BUS_NONE) return; /* suspended again */
         if (br == BUS_CLOSED) {
             http_reply_error(r, 503, "shutting_down", "the server is shutting down");
             return;
         }
-        if (br != BUS_EVENT)
-            continue;
+        if (br != BUS_EVENT) continue;
         if (is_turn_end(ev)) {
             w->end = json_loads(data, 0, NULL);
             w->is_error = !strcmp(ev, "error");
@@ -293,13 +291,13 @@ void api_session_events(http_req *r)
     }
     uint64_t from = 0;
     const char *last = http_header(r, "Last-Event-ID");
-    if (!last)
-        last = http_query(r, "after");
+    if (!last) last = http_query(r, "after");
     if (last) {
         char *end;
         unsigned long long v = strtoull(last, &end, 10);
         if (*last < '0' || *last > '9' || *end) {
-            http_reply_error(r, 400, "bad_request", "Last-Event-ID: must be an event id (a whole number)");
+            http_reply_error(r, 400, "bad_request",
+                             "Last-Event-ID: must be an event id (a whole number)");
             return;
         }
         from = (uint64_t)v + 1;

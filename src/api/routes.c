@@ -9,6 +9,9 @@ const http_route api_routes[] = {
     {"GET", "/api/health", api_health, 0},
     {"GET", "/openapi.json", api_openapi, 0},
     {"GET", "/api/config", api_config_get, 0},
+    {"GET", "/api/providers", api_providers_list, 0},
+    {"POST", "/api/providers", api_providers_set, ROUTE_BODY},
+    {"GET", "/api/providers/current", api_providers_current, 0},
 
     {"POST", "/api/sessions", api_session_create, ROUTE_BODY},
     {"GET", "/api/sessions", api_session_list, 0},

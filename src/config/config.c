@@ -306,6 +306,7 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
     char cfgpath[PATH_MAX];
     gd_err rc = default_paths(c, cfgpath, sizeof cfgpath, err, errlen);
     if (rc) return rc;
+    snprintf(c->config_path, sizeof c->config_path, "%s", config_flag ? config_flag : cfgpath);
     if (config_flag)
         rc = load_file(c, config_flag, true, err, errlen);
     else if (cfgpath[0])

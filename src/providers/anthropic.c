@@ -1,44 +1,388 @@
-/* The anthropic dialect: not written yet; requests fail with a clear message.
- */
+/* The Anthropic Messages dialect. Streamed: `event: <type>` / `data: {"type": <type>, ...}`
+ * pairs: message_start, then per content block content_block_start, content_block_delta...,
+ * content_block_stop (blocks come one after another, never interleaved), then message_delta
+ * (stop_reason, usage) and message_stop; `ping` may come anywhere, `error` ends the stream.
+ * A tool_use block's input arrives as input_json_delta pieces and is whole at its block stop. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/buf.h"
 #include "providers/provider.h"
 
+#define MAX_TOKENS 8192
+#define ARGS_CAP   (4u << 20)
+#define SIG_CAP    (1u << 20)
+#define VERSION    "2023-06-01"
+
+/* ---- request ---- */
+
+static const char *item_type(json_t *item)
+{
+    const char *t = json_string_value(json_object_get(item, "type"));
+    return t ? t : "";
+}
+
+/* The API refuses empty and whitespace-only text blocks. */
+static bool blank(const char *s)
+{
+    for (; s && *s; s++)
+        if (!strchr(" \t\r\n", *s)) return false;
+    return true;
+}
+
+/* A tool_result block for a tool_response item: its text items as text blocks. New reference. */
+static json_t *tool_result(json_t *item)
+{
+    json_t *blocks = json_array(), *it;
+    size_t i;
+    json_array_foreach(json_object_get(item, "content"), i, it)
+    {
+        const char *t = json_string_value(json_object_get(it, "text"));
+        if (!strcmp(item_type(it), "text") && !blank(t))
+            json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", t));
+    }
+    json_t *b =
+        json_pack("{s:s, s:O}", "type", "tool_result", "tool_use_id", json_object_get(item, "id"));
+    if (!b) { /* no id: nothing the API could match it with */
+        json_decref(blocks);
+        return NULL;
+    }
+    if (json_array_size(blocks)) json_object_set(b, "content", blocks);
+    json_decref(blocks);
+    json_object_set_new(b, "is_error",
+                        json_boolean(json_is_true(json_object_get(item, "is_error"))));
+    return b;
+}
+
+/* The Anthropic content blocks of one goosed message. New reference; may be empty. */
+static json_t *convert_content(json_t *content, bool assistant)
+{
+    json_t *blocks = json_array(), *it;
+    size_t i;
+    json_array_foreach(content, i, it)
+    {
+        const char *type = item_type(it);
+        json_t *b = NULL;
+        if (!strcmp(type, "text")) {
+            const char *t = json_string_value(json_object_get(it, "text"));
+            if (!blank(t)) b = json_pack("{s:s, s:s}", "type", "text", "text", t);
+        } else if (!strcmp(type, "thinking") && assistant) {
+            /* Only a signed thinking block may go back: the API refuses one without. */
+            const char *t = json_string_value(json_object_get(it, "thinking"));
+            const char *sig = json_string_value(json_object_get(it, "signature"));
+            if (t && sig && *sig)
+                b = json_pack("{s:s, s:s, s:s}", "type", "thinking", "thinking", t, "signature",
+                              sig);
+        } else if (!strcmp(type, "tool_request") && assistant) {
+            json_t *args = json_object_get(it, "arguments");
+            b = json_pack("{s:s, s:O, s:O}", "type", "tool_use", "id", json_object_get(it, "id"),
+                          "name", json_object_get(it, "name"));
+            if (b)
+                json_object_set_new(b, "input",
+                                    json_is_object(args) ? json_incref(args) : json_object());
+        } else if (!strcmp(type, "tool_response") && !assistant) {
+            b = tool_result(it);
+        }
+        if (b) json_array_append_new(blocks, b);
+    }
+    return blocks;
+}
+
+/* In a user message the tool results must come first, before any text. */
+static void results_first(json_t *blocks)
+{
+    json_t *sorted = json_array(), *b;
+    size_t i;
+    for (int want_result = 1; want_result >= 0; want_result--) {
+        json_array_foreach(blocks, i, b)
+        {
+            if ((strcmp(item_type(b), "tool_result") == 0) == want_result)
+                json_array_append(sorted, b);
+        }
+    }
+    json_array_clear(blocks);
+    json_array_extend(blocks, sorted);
+    json_decref(sorted);
+}
+
+static json_t *an_build(const provider_cfg *c, const char *system, json_t *messages, json_t *tools)
+{
+    json_t *msgs = json_array(), *m;
+    size_t i;
+    json_array_foreach(messages, i, m)
+    {
+        const char *r = json_string_value(json_object_get(m, "role"));
+        const char *role = r && !strcmp(r, "assistant") ? "assistant" : "user";
+        json_t *blocks = convert_content(json_object_get(m, "content"), !strcmp(role, "assistant"));
+        json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+        if (!json_array_size(blocks)) {
+            json_decref(blocks);
+        } else if (last && !strcmp(json_string_value(json_object_get(last, "role")), role)) {
+            /* The API wants user and assistant to alternate: merge same-role neighbours. */
+            json_array_extend(json_object_get(last, "content"), blocks);
+            json_decref(blocks);
+        } else {
+            json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", role, "content", blocks));
+        }
+    }
+    json_array_foreach(msgs, i, m)
+    {
+        if (!strcmp(json_string_value(json_object_get(m, "role")), "user"))
+            results_first(json_object_get(m, "content"));
+    }
+    json_t *body = json_pack("{s:s, s:i}", "model", c->model, "max_tokens", MAX_TOKENS);
+    if (system && *system) json_object_set_new(body, "system", json_string(system));
+    json_object_set_new(body, "stream", json_true());
+    json_object_set_new(body, "messages", msgs);
+    if (tools && json_array_size(tools)) {
+        json_t *ts = json_array(), *t;
+        json_array_foreach(tools, i, t)
+        {
+            json_t *schema = json_object_get(t, "input_schema");
+            json_t *tool = json_pack("{s:O}", "name", json_object_get(t, "name"));
+            if (!tool) continue;
+            if (json_is_string(json_object_get(t, "description")))
+                json_object_set(tool, "description", json_object_get(t, "description"));
+            json_object_set_new(tool, "input_schema",
+                                json_is_object(schema)
+                                    ? json_incref(schema)
+                                    : json_pack("{s:s, s:{}}", "type", "object", "properties"));
+            json_array_append_new(ts, tool);
+        }
+        json_object_set_new(body, "tools", ts);
+    }
+    return body;
+}
+
+static void an_url(const provider_cfg *c, char *url, size_t len)
+{
+    snprintf(url, len, "%s/%s", c->base, c->path);
+}
+
+static struct curl_slist *an_headers(const provider_cfg *c, struct curl_slist *h)
+{
+    if (c->key[0]) {
+        char key[1100];
+        snprintf(key, sizeof key, "x-api-key: %s", c->key);
+        h = curl_slist_append(h, key);
+    }
+    return curl_slist_append(h, "anthropic-version: " VERSION);
+}
+
+/* ---- stream ---- */
+
+typedef enum { BLOCK_NONE, BLOCK_TEXT, BLOCK_THINKING, BLOCK_TOOL, BLOCK_OTHER } block_kind;
+
 struct prov_parser {
-  int unused;
+    prov_sink sink;
+    bool stopped;  /* message_stop seen */
+    char stop[32]; /* message_delta's stop_reason, "" until seen */
+    long in_tokens, out_tokens;
+    int ncalls;
+    block_kind block; /* the open content block */
+    char *tool_id;
+    char *tool_name;
+    json_t *tool_input; /* the tool_use block's input at its start */
+    buf args;           /* its input_json_delta pieces */
+    buf sig;            /* the thinking block's signature_delta pieces */
 };
 
-static json_t *build(const provider_cfg *c, const char *system,
-                     json_t *messages, json_t *tools) {
-  return json_object();
+static prov_parser *an_parser_new(const prov_sink *sink)
+{
+    prov_parser *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->sink = *sink;
+    buf_init(&p->args, ARGS_CAP);
+    buf_init(&p->sig, SIG_CAP);
+    return p;
 }
-static void url(const provider_cfg *c, char *u, size_t len) {
-  snprintf(u, len, "%s/%s", c->base, c->path);
+
+static void block_reset(prov_parser *p)
+{
+    free(p->tool_id);
+    free(p->tool_name);
+    json_decref(p->tool_input);
+    p->tool_id = p->tool_name = NULL;
+    p->tool_input = NULL;
+    buf_reset(&p->args);
+    buf_reset(&p->sig);
+    p->block = BLOCK_NONE;
 }
-static struct curl_slist *headers(const provider_cfg *c, struct curl_slist *h) {
-  return h;
+
+static void an_parser_free(prov_parser *p)
+{
+    if (!p) return;
+    block_reset(p);
+    buf_free(&p->args);
+    buf_free(&p->sig);
+    free(p);
 }
-static prov_parser *parser_new(const prov_sink *sink) {
-  return calloc(1, sizeof(prov_parser));
+
+static gd_err fail(prov_result *res, const char *msg)
+{
+    snprintf(res->error, sizeof res->error, "%s", msg);
+    return GD_EINVAL;
 }
-static gd_err parser_event(prov_parser *p, const char *event, const char *data,
-                           prov_result *res) {
-  snprintf(res->error, sizeof res->error,
-           "the anthropic provider is not supported yet");
-  return GD_EINVAL;
+
+/* Token counts: input is the whole prompt, cached parts included. */
+static void take_usage(prov_parser *p, json_t *usage)
+{
+    json_t *in = json_object_get(usage, "input_tokens");
+    if (json_is_integer(in))
+        p->in_tokens =
+            (long)(json_integer_value(in) +
+                   json_integer_value(json_object_get(usage, "cache_creation_input_tokens")) +
+                   json_integer_value(json_object_get(usage, "cache_read_input_tokens")));
+    json_t *out = json_object_get(usage, "output_tokens");
+    if (json_is_integer(out)) p->out_tokens = (long)json_integer_value(out);
 }
-static gd_err parser_finish(prov_parser *p, prov_result *res) {
-  snprintf(res->error, sizeof res->error,
-           "the anthropic provider is not supported yet");
-  return GD_EINVAL;
+
+static gd_err block_start(prov_parser *p, json_t *block, prov_result *res)
+{
+    block_reset(p);
+    const char *type = item_type(block);
+    if (!strcmp(type, "text")) {
+        p->block = BLOCK_TEXT;
+        const char *t = json_string_value(json_object_get(block, "text"));
+        if (t && *t) p->sink.text(p->sink.ud, t, strlen(t));
+    } else if (!strcmp(type, "thinking")) {
+        p->block = BLOCK_THINKING;
+        const char *t = json_string_value(json_object_get(block, "thinking"));
+        if (t && *t && p->sink.thinking) p->sink.thinking(p->sink.ud, t, strlen(t));
+    } else if (!strcmp(type, "tool_use")) {
+        const char *id = json_string_value(json_object_get(block, "id"));
+        const char *name = json_string_value(json_object_get(block, "name"));
+        if (!id || !name || !*name)
+            return fail(res, "provider sent a tool call without an id or a name");
+        p->block = BLOCK_TOOL;
+        p->tool_id = strdup(id);
+        p->tool_name = strdup(name);
+        p->tool_input = json_incref(json_object_get(block, "input"));
+        if (!p->tool_id || !p->tool_name) return fail(res, "out of memory");
+    } else {
+        p->block = BLOCK_OTHER; /* redacted_thinking, server tools, ...: not kept */
+    }
+    return GD_OK;
 }
-static void parser_free(prov_parser *p) { free(p); }
-static void error_body(const char *body, size_t len, prov_result *res) {
-  snprintf(res->error, sizeof res->error, "%.*s", (int)(len > 300 ? 300 : len),
-           body);
+
+static gd_err block_delta(prov_parser *p, json_t *delta, prov_result *res)
+{
+    const char *type = item_type(delta);
+    const char *s;
+    if (!strcmp(type, "text_delta")) {
+        if ((s = json_string_value(json_object_get(delta, "text"))) && *s)
+            p->sink.text(p->sink.ud, s, strlen(s));
+    } else if (!strcmp(type, "thinking_delta")) {
+        if ((s = json_string_value(json_object_get(delta, "thinking"))) && *s && p->sink.thinking)
+            p->sink.thinking(p->sink.ud, s, strlen(s));
+    } else if (!strcmp(type, "signature_delta")) {
+        if ((s = json_string_value(json_object_get(delta, "signature"))) &&
+            buf_puts(&p->sig, s) != GD_OK)
+            return fail(res, "provider sent a thinking signature larger than 1 MiB");
+    } else if (!strcmp(type, "input_json_delta")) {
+        if (p->block != BLOCK_TOOL)
+            return fail(res, "provider sent tool arguments outside a tool call");
+        if ((s = json_string_value(json_object_get(delta, "partial_json"))) &&
+            buf_puts(&p->args, s) != GD_OK)
+            return fail(res, "tool call arguments larger than 4 MiB");
+    } /* citations_delta and future kinds are ignored */
+    return GD_OK;
+}
+
+static void block_stop(prov_parser *p)
+{
+    if (p->block == BLOCK_THINKING && p->sig.len && p->sink.signature) {
+        p->sink.signature(p->sink.ud, p->sig.data);
+    } else if (p->block == BLOCK_TOOL) {
+        json_t *args;
+        if (p->args.len)
+            args = json_loads(p->args.data, JSON_DECODE_ANY, NULL);
+        else /* no deltas: the input given at the start, or {} */
+            args = json_is_object(p->tool_input) ? json_incref(p->tool_input) : json_object();
+        /* Unparseable arguments are handed on as NULL: the agent answers the model with an error.
+         */
+        p->sink.tool_call(p->sink.ud, p->tool_id, p->tool_name, json_is_object(args) ? args : NULL);
+        json_decref(args);
+        p->ncalls++;
+    }
+    block_reset(p);
+}
+
+static gd_err an_parser_event(prov_parser *p, const char *event, const char *data, prov_result *res)
+{
+    json_error_t jerr;
+    json_t *ev = json_loads(data, 0, &jerr);
+    if (!json_is_object(ev)) {
+        json_decref(ev);
+        snprintf(res->error, sizeof res->error, "provider sent an invalid stream event: %s",
+                 ev ? "not a JSON object" : jerr.text);
+        return GD_EINVAL;
+    }
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!type) type = event ? event : "";
+    gd_err e = GD_OK;
+    if (!strcmp(type, "error")) {
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(ev, "error"), "message"));
+        e = fail(res, msg ? msg : "provider reported an error in the stream");
+    } else if (p->stopped) {
+        /* nothing counts after message_stop */
+    } else if (!strcmp(type, "message_start")) {
+        take_usage(p, json_object_get(json_object_get(ev, "message"), "usage"));
+    } else if (!strcmp(type, "content_block_start")) {
+        e = block_start(p, json_object_get(ev, "content_block"), res);
+    } else if (!strcmp(type, "content_block_delta")) {
+        e = block_delta(p, json_object_get(ev, "delta"), res);
+    } else if (!strcmp(type, "content_block_stop")) {
+        block_stop(p);
+    } else if (!strcmp(type, "message_delta")) {
+        const char *s =
+            json_string_value(json_object_get(json_object_get(ev, "delta"), "stop_reason"));
+        if (s) snprintf(p->stop, sizeof p->stop, "%s", s);
+        take_usage(p, json_object_get(ev, "usage"));
+    } else if (!strcmp(type, "message_stop")) {
+        p->stopped = true;
+    } /* ping and event types added later are ignored */
+    json_decref(ev);
+    return e;
+}
+
+static gd_err an_parser_finish(prov_parser *p, prov_result *res)
+{
+    if (!p->stopped) return fail(res, "the provider's stream ended before it was complete");
+    if (p->block == BLOCK_TOOL) return fail(res, "the provider's stream ended inside a tool call");
+    const char *s = p->stop;
+    snprintf(res->stop_reason, sizeof res->stop_reason, "%s",
+             !strcmp(s, "max_tokens")                  ? "max_tokens"
+             : !strcmp(s, "tool_use") || p->ncalls > 0 ? "tool_use"
+                                                       : "end_turn");
+    res->input_tokens = p->in_tokens;
+    res->output_tokens = p->out_tokens;
+    return GD_OK;
+}
+
+static void an_error_body(const char *body, size_t len, prov_result *res)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *err = json_object_get(j, "error");
+    const char *msg = json_is_string(err) ? json_string_value(err)
+                                          : json_string_value(json_object_get(err, "message"));
+    if (msg)
+        snprintf(res->error, sizeof res->error, "%s", msg);
+    else
+        snprintf(res->error, sizeof res->error, "%.*s", (int)(len > 300 ? 300 : len), body);
+    json_decref(j);
 }
 
 const prov_dialect_ops dialect_anthropic = {
-    "anthropic",  build,         url,         headers,   parser_new,
-    parser_event, parser_finish, parser_free, error_body};
+    .name = "anthropic",
+    .build = an_build,
+    .url = an_url,
+    .headers = an_headers,
+    .parser_new = an_parser_new,
+    .parser_event = an_parser_event,
+    .parser_finish = an_parser_finish,
+    .parser_free = an_parser_free,
+    .error_body = an_error_body,
+};

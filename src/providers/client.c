@@ -20,10 +20,10 @@
 #include "core/log.h"
 #include "providers/provider.h"
 
-#define SSE_LINE_CAP   (8u << 20)
-#define ERR_BODY_CAP   (64u << 10)
-#define RETRY_BASE_MS  500
-#define RETRY_MAX_MS   30000
+#define SSE_LINE_CAP  (8u << 20)
+#define ERR_BODY_CAP  (64u << 10)
+#define RETRY_BASE_MS 500
+#define RETRY_MAX_MS  30000
 
 struct prov_call {
     provider_cfg cfg;
@@ -31,8 +31,8 @@ struct prov_call {
     char *body;
     struct curl_slist *hdrs;
     CURL *easy;
-    prov_sink user;  /* the caller's sink */
-    prov_sink mine;  /* forwards to user, noting that output started */
+    prov_sink user; /* the caller's sink */
+    prov_sink mine; /* forwards to user, noting that output started */
     prov_done done;
     void *ud;
     prov_parser *parser;
@@ -41,7 +41,7 @@ struct prov_call {
     bool output_started;
     bool stream_error; /* the parser rejected the stream */
     int attempt;
-    uint64_t retry_at;  /* monotonic ns; 0 when not waiting */
+    uint64_t retry_at; /* monotonic ns; 0 when not waiting */
     buf errbody;
     atomic_bool cancel;
     char errbuf[CURL_ERROR_SIZE];
@@ -70,14 +70,12 @@ static void w_thinking(void *ud, const char *s, size_t n)
 {
     prov_call *c = ud;
     c->output_started = true;
-    if (c->user.thinking)
-        c->user.thinking(c->user.ud, s, n);
+    if (c->user.thinking) c->user.thinking(c->user.ud, s, n);
 }
 static void w_signature(void *ud, const char *s)
 {
     prov_call *c = ud;
-    if (c->user.signature)
-        c->user.signature(c->user.ud, s);
+    if (c->user.signature) c->user.signature(c->user.ud, s);
 }
 static void w_tool_call(void *ud, const char *id, const char *name, json_t *args)
 {
@@ -98,8 +96,7 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 {
     prov_call *c = ud;
     size_t len = size * n;
-    if (atomic_load(&c->cancel))
-        return 0; /* aborts the transfer */
+    if (atomic_load(&c->cancel)) return 0; /* aborts the transfer */
     long status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status > 299) {
@@ -124,8 +121,7 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (len > 12 && !strncasecmp(ptr, "retry-after:", 12)) {
         double secs = atof(ptr + 12);
-        if (secs > 0)
-            c->res.retry_after_ms = (long)(secs * 1000);
+        if (secs > 0) c->res.retry_after_ms = (long)(secs * 1000);
     }
     return len;
 }
@@ -139,8 +135,7 @@ static void attempt_cleanup(prov_call *c)
         curl_easy_cleanup(c->easy);
         c->easy = NULL;
     }
-    if (c->parser)
-        c->d->parser_free(c->parser);
+    if (c->parser) c->d->parser_free(c->parser);
     c->parser = NULL;
     sse_reader_free(c->sse);
     c->sse = NULL;
@@ -223,8 +218,7 @@ static void fail_or_retry(prov_call *c)
             long base = RETRY_BASE_MS << (c->attempt - 1 < 6 ? c->attempt - 1 : 6);
             wait = base / 2 + (long)randombytes_uniform((uint32_t)(base / 2 + 1));
         }
-        if (wait > RETRY_MAX_MS)
-            wait = RETRY_MAX_MS;
+        if (wait > RETRY_MAX_MS) wait = RETRY_MAX_MS;
         log_info("provider", "%s: %s; retrying in %ld ms (attempt %d of %ld)", c->cfg.def->name,
                  c->res.error, wait, c->attempt + 1, c->cfg.max_retries + 1);
         attempt_cleanup(c);
@@ -273,8 +267,7 @@ static void on_transfer_done(prov_call *c, CURLcode code)
         return;
     }
     gd_err e = sse_reader_end(c->sse);
-    if (!e)
-        e = c->d->parser_finish(c->parser, &c->res);
+    if (!e) e = c->d->parser_finish(c->parser, &c->res);
     if (e) {
         snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
         c->res.retryable = !c->output_started;
@@ -308,8 +301,7 @@ static void *loop_main(void *arg)
         long timeout_ms = 1000;
         for (prov_call *c = cl.calls, *next; c; c = next) {
             next = c->next;
-            if (stopping)
-                atomic_store(&c->cancel, true);
+            if (stopping) atomic_store(&c->cancel, true);
             if (atomic_load(&c->cancel) && (c->retry_at || !c->easy)) {
                 finish(c);
             } else if (c->retry_at && c->retry_at <= now) {
@@ -320,21 +312,18 @@ static void *loop_main(void *arg)
                 }
             } else if (c->retry_at) {
                 long ms = (long)((c->retry_at - now) / 1000000u) + 1;
-                if (ms < timeout_ms)
-                    timeout_ms = ms;
+                if (ms < timeout_ms) timeout_ms = ms;
             } else if (atomic_load(&c->cancel)) {
                 finish(c); /* removes the easy handle: the transfer stops now */
             }
         }
-        if (stopping && !cl.calls)
-            break;
+        if (stopping && !cl.calls) break;
         int running;
         curl_multi_perform(cl.multi, &running);
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(cl.multi, &left))) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
+            if (m->msg != CURLMSG_DONE) continue;
             prov_call *c;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
             on_transfer_done(c, m->data.result);
@@ -346,21 +335,17 @@ static void *loop_main(void *arg)
 
 gd_err prov_client_start(void)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return GD_EIO;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return GD_EIO;
     cl.multi = curl_multi_init();
-    if (!cl.multi)
-        return GD_ENOMEM;
-    if (pthread_create(&cl.thread, NULL, loop_main, NULL) != 0)
-        return GD_EIO;
+    if (!cl.multi) return GD_ENOMEM;
+    if (pthread_create(&cl.thread, NULL, loop_main, NULL) != 0) return GD_EIO;
     cl.running = true;
     return GD_OK;
 }
 
 void prov_client_stop(void)
 {
-    if (!cl.running)
-        return;
+    if (!cl.running) return;
     pthread_mutex_lock(&cl.mu);
     cl.stopping = true;
     pthread_mutex_unlock(&cl.mu);
@@ -375,8 +360,7 @@ prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *
                            json_t *tools, const prov_sink *sink, prov_done done, void *ud)
 {
     prov_call *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->cfg = *cfg;
     c->d = dialect_of(cfg->def);
     json_t *body = c->d->build(cfg, system, messages, tools);
@@ -391,7 +375,10 @@ prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *
     }
     buf_init(&c->errbody, ERR_BODY_CAP);
     c->user = *sink;
-    c->mine = (prov_sink){.ud = c, .text = w_text, .thinking = w_thinking, .signature = w_signature,
+    c->mine = (prov_sink){.ud = c,
+                          .text = w_text,
+                          .thinking = w_thinking,
+                          .signature = w_signature,
                           .tool_call = w_tool_call};
     c->done = done;
     c->ud = ud;

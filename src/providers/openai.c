@@ -28,8 +28,7 @@ static void join_text(json_t *content, buf *out)
     {
         const char *t = json_string_value(json_object_get(it, "text"));
         if (t && !strcmp(item_type(it), "text")) {
-            if (out->len)
-                buf_puts(out, "\n");
+            if (out->len) buf_puts(out, "\n");
             buf_puts(out, t);
         }
     }
@@ -57,19 +56,19 @@ static json_t *convert_message(json_t *msg, json_t *out)
         json_t *calls = json_array();
         json_array_foreach(content, i, it)
         {
-            if (strcmp(item_type(it), "tool_request"))
-                continue;
-            char *args = json_object_get(it, "arguments") ? json_dumps(json_object_get(it, "arguments"), JSON_COMPACT) : NULL;
-            json_array_append_new(
-                calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(it, "id"),
-                                 "type", "function", "function", "name",
-                                 json_object_get(it, "name"), "arguments", args ? args : "{}"));
+            if (strcmp(item_type(it), "tool_request")) continue;
+            char *args = json_object_get(it, "arguments")
+                             ? json_dumps(json_object_get(it, "arguments"), JSON_COMPACT)
+                             : NULL;
+            json_array_append_new(calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id",
+                                                   json_object_get(it, "id"), "type", "function",
+                                                   "function", "name", json_object_get(it, "name"),
+                                                   "arguments", args ? args : "{}"));
             free(args);
         }
         json_t *m = json_pack("{s:s}", "role", "assistant");
         json_object_set_new(m, "content", text.len ? json_string(text.data) : json_null());
-        if (json_array_size(calls))
-            json_object_set(m, "tool_calls", calls);
+        if (json_array_size(calls)) json_object_set(m, "tool_calls", calls);
         json_decref(calls);
         buf_free(&text);
         json_array_append_new(out, m);
@@ -78,8 +77,7 @@ static json_t *convert_message(json_t *msg, json_t *out)
     /* user: tool results first (they must follow the assistant's tool calls), then text */
     json_array_foreach(content, i, it)
     {
-        if (strcmp(item_type(it), "tool_response"))
-            continue;
+        if (strcmp(item_type(it), "tool_response")) continue;
         char *t = response_text(it);
         json_array_append_new(out, json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
                                              json_object_get(it, "id"), "content", t));
@@ -137,8 +135,8 @@ static struct curl_slist *oa_headers(const provider_cfg *c, struct curl_slist *h
 
 struct prov_parser {
     prov_sink sink;
-    bool done;         /* [DONE] seen */
-    char finish[32];   /* finish_reason, "" until seen */
+    bool done;       /* [DONE] seen */
+    char finish[32]; /* finish_reason, "" until seen */
     long in_tokens, out_tokens;
     int ncalls;
     struct {
@@ -151,15 +149,13 @@ struct prov_parser {
 static prov_parser *oa_parser_new(const prov_sink *sink)
 {
     prov_parser *p = calloc(1, sizeof *p);
-    if (p)
-        p->sink = *sink;
+    if (p) p->sink = *sink;
     return p;
 }
 
 static void oa_parser_free(prov_parser *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     for (int i = 0; i < p->ncalls; i++) {
         free(p->calls[i].id);
         free(p->calls[i].name);
@@ -185,10 +181,8 @@ static gd_err tool_delta(prov_parser *p, json_t *tc, prov_result *res)
     json_t *fn = json_object_get(tc, "function");
     const char *name = json_string_value(json_object_get(fn, "name"));
     const char *args = json_string_value(json_object_get(fn, "arguments"));
-    if (id && !p->calls[idx].id)
-        p->calls[idx].id = strdup(id);
-    if (name && !p->calls[idx].name)
-        p->calls[idx].name = strdup(name);
+    if (id && !p->calls[idx].id) p->calls[idx].id = strdup(id);
+    if (name && !p->calls[idx].name) p->calls[idx].name = strdup(name);
     if (args && buf_puts(&p->calls[idx].args, args) != GD_OK)
         return fail(res, "tool call arguments larger than 4 MiB");
     return GD_OK;
@@ -204,7 +198,8 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
     json_t *chunk = json_loads(data, 0, &jerr);
     if (!chunk || !json_is_object(chunk)) {
         json_decref(chunk);
-        snprintf(res->error, sizeof res->error, "provider sent an invalid stream chunk: %s", jerr.text);
+        snprintf(res->error, sizeof res->error, "provider sent an invalid stream chunk: %s",
+                 jerr.text);
         return GD_EINVAL;
     }
     gd_err e = GD_OK;
@@ -220,11 +215,11 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
         p->out_tokens = (long)json_integer_value(json_object_get(usage, "completion_tokens"));
     }
     json_t *choice = json_array_get(json_object_get(chunk, "choices"), 0);
-    if (!choice)
-        goto out;
+    if (!choice) goto out;
     json_t *delta = json_object_get(choice, "delta");
     const char *s;
-    if ((s = json_string_value(json_object_get(delta, "reasoning_content"))) && *s && p->sink.thinking)
+    if ((s = json_string_value(json_object_get(delta, "reasoning_content"))) && *s &&
+        p->sink.thinking)
         p->sink.thinking(p->sink.ud, s, strlen(s));
     if ((s = json_string_value(json_object_get(delta, "content"))) && *s)
         p->sink.text(p->sink.ud, s, strlen(s));
@@ -232,8 +227,7 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
     json_t *tc;
     json_array_foreach(json_object_get(delta, "tool_calls"), i, tc)
     {
-        if ((e = tool_delta(p, tc, res)))
-            goto out;
+        if ((e = tool_delta(p, tc, res))) goto out;
     }
     if ((s = json_string_value(json_object_get(choice, "finish_reason"))))
         snprintf(p->finish, sizeof p->finish, "%s", s);
@@ -247,14 +241,13 @@ static gd_err oa_parser_finish(prov_parser *p, prov_result *res)
     if (!p->done && !p->finish[0])
         return fail(res, "the provider's stream ended before it was complete");
     for (int i = 0; i < p->ncalls; i++) {
-        if (!p->calls[i].name)
-            return fail(res, "provider sent a tool call without a name");
+        if (!p->calls[i].name) return fail(res, "provider sent a tool call without a name");
         char gen[32];
-        if (!p->calls[i].id)
-            snprintf(gen, sizeof gen, "call_%d", i);
+        if (!p->calls[i].id) snprintf(gen, sizeof gen, "call_%d", i);
         const char *raw = p->calls[i].args.len ? p->calls[i].args.data : "{}";
         json_t *args = json_loads(raw, 0, NULL);
-        /* Unparseable arguments are handed on as NULL: the agent answers the model with an error. */
+        /* Unparseable arguments are handed on as NULL: the agent answers the model with an error.
+         */
         p->sink.tool_call(p->sink.ud, p->calls[i].id ? p->calls[i].id : gen, p->calls[i].name,
                           json_is_object(args) ? args : NULL);
         json_decref(args);

@@ -10,7 +10,8 @@
  *   {"type":"thinking","thinking":s,"signature":s?}              (assistant)
  *   {"type":"tool_request","id":s,"name":s,"arguments":{...}}     (assistant)
  *   {"type":"tool_response","id":s,"name":s,"content":[{"type":"text","text":s}],"is_error":b}
- *                                                                  (user: tool results, as Goose does)
+ *     (tool results travel in user messages, as in Goose)
+ *
  * Tools are an array of {"name":s,"description":s,"input_schema":{...}}. */
 #ifndef GD_PROVIDER_H
 #define GD_PROVIDER_H
@@ -26,13 +27,13 @@ typedef enum { DIALECT_OPENAI, DIALECT_ANTHROPIC, DIALECT_GOOGLE } prov_dialect;
 
 /* One row per provider. */
 typedef struct {
-    const char *name;          /* "openai", "ollama", ... */
+    const char *name; /* "openai", "ollama", ... */
     prov_dialect dialect;
-    const char *host_env;      /* "OPENAI_HOST" */
-    const char *default_host;  /* "https://api.openai.com" */
-    const char *path_env;      /* "OPENAI_BASE_PATH", or NULL */
-    const char *default_path;  /* "v1/chat/completions"; for google the models/ prefix */
-    const char *key_env;       /* "OPENAI_API_KEY"; NULL when no key is needed */
+    const char *host_env;     /* "OPENAI_HOST" */
+    const char *default_host; /* "https://api.openai.com" */
+    const char *path_env;     /* "OPENAI_BASE_PATH", or NULL */
+    const char *default_path; /* "v1/chat/completions"; for google the models/ prefix */
+    const char *key_env;      /* "OPENAI_API_KEY"; NULL when no key is needed */
     const char *default_model;
     const char *description;
 } provider_def;
@@ -44,11 +45,11 @@ const provider_def *provider_find(const char *name);
 /* Everything a request needs, resolved from config, environment and secrets. */
 typedef struct {
     const provider_def *def;
-    char base[1024];  /* scheme://host[:port][/prefix], no trailing slash */
-    char path[256];   /* relative path, no leading slash */
-    char key[1024];   /* "" when none */
+    char base[1024]; /* scheme://host[:port][/prefix], no trailing slash */
+    char path[256];  /* relative path, no leading slash */
+    char key[1024];  /* "" when none */
     char model[256];
-    long timeout_s;   /* api_timeout: connect + whole response without progress */
+    long timeout_s; /* api_timeout: connect + whole response without progress */
     long max_retries;
 } provider_cfg;
 
@@ -57,10 +58,10 @@ typedef struct {
     char stop_reason[32]; /* end_turn, tool_use, max_tokens, error, cancelled */
     long input_tokens;
     long output_tokens;
-    long http_status;     /* 0 when no HTTP answer (connection error) */
-    bool retryable;       /* 429, 5xx, connection errors */
-    long retry_after_ms;  /* from Retry-After, 0 when absent */
-    char error[1024];     /* the provider's own message when it failed */
+    long http_status;    /* 0 when no HTTP answer (connection error) */
+    bool retryable;      /* 429, 5xx, connection errors */
+    long retry_after_ms; /* from Retry-After, 0 when absent */
+    char error[1024];    /* the provider's own message when it failed */
 } prov_result;
 
 /* Where a dialect's parser delivers the reply as it arrives (on the provider thread). The

@@ -11,8 +11,8 @@ const provider_def provider_defs[] = {
      "v1/messages", "ANTHROPIC_API_KEY", "claude-sonnet-4-20250514", "Anthropic Messages"},
     {"google", DIALECT_GOOGLE, "GOOGLE_HOST", "https://generativelanguage.googleapis.com", NULL,
      "v1beta/models", "GOOGLE_API_KEY", "gemini-2.5-flash", "Google Gemini"},
-    {"ollama", DIALECT_OPENAI, "OLLAMA_HOST", "http://localhost:11434", NULL,
-     "v1/chat/completions", NULL, "qwen2.5", "Ollama (local models)"},
+    {"ollama", DIALECT_OPENAI, "OLLAMA_HOST", "http://localhost:11434", NULL, "v1/chat/completions",
+     NULL, "qwen2.5", "Ollama (local models)"},
     {"openrouter", DIALECT_OPENAI, "OPENROUTER_HOST", "https://openrouter.ai", NULL,
      "api/v1/chat/completions", "OPENROUTER_API_KEY", "anthropic/claude-sonnet-4", "OpenRouter"},
     {"groq", DIALECT_OPENAI, "GROQ_HOST", "https://api.groq.com", NULL,
@@ -38,8 +38,7 @@ const size_t provider_ndefs = sizeof provider_defs / sizeof *provider_defs;
 const provider_def *provider_find(const char *name)
 {
     for (size_t i = 0; i < provider_ndefs; i++)
-        if (!strcmp(provider_defs[i].name, name))
-            return &provider_defs[i];
+        if (!strcmp(provider_defs[i].name, name)) return &provider_defs[i];
     return NULL;
 }
 

@@ -21,8 +21,7 @@ struct sse_reader {
 sse_reader *sse_reader_new(size_t max_line, sse_event_fn fn, void *ud)
 {
     sse_reader *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     buf_init(&r->line, max_line);
     buf_init(&r->event, 256);
     buf_init(&r->data, max_line * 4);
@@ -33,8 +32,7 @@ sse_reader *sse_reader_new(size_t max_line, sse_event_fn fn, void *ud)
 
 void sse_reader_free(sse_reader *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     buf_free(&r->line);
     buf_free(&r->event);
     buf_free(&r->data);
@@ -63,17 +61,14 @@ static gd_err line_done(sse_reader *r)
         const char *colon = memchr(l, ':', n);
         size_t flen = colon ? (size_t)(colon - l) : n;
         const char *val = colon ? colon + 1 : l + n;
-        if (colon && *val == ' ')
-            val++;
+        if (colon && *val == ' ') val++;
         size_t vlen = n - (size_t)(val - l);
         if (flen == 5 && !memcmp(l, "event", 5)) {
             buf_reset(&r->event);
             e = buf_append(&r->event, val, vlen);
         } else if (flen == 4 && !memcmp(l, "data", 4)) {
-            if (r->have_data)
-                e = buf_append(&r->data, "\n", 1);
-            if (!e)
-                e = buf_append(&r->data, val, vlen);
+            if (r->have_data) e = buf_append(&r->data, "\n", 1);
+            if (!e) e = buf_append(&r->data, val, vlen);
             r->have_data = true;
         } /* id:, retry: and unknown fields are ignored */
     }
@@ -92,16 +87,14 @@ gd_err sse_reader_feed(sse_reader *r, const char *data, size_t len)
         }
         r->last_cr = c == '\r';
         if (c == '\n' || c == '\r') {
-            if ((e = line_done(r)))
-                return e;
+            if ((e = line_done(r))) return e;
             continue;
         }
         /* Append runs of ordinary bytes at once. */
         size_t j = i;
         while (j < len && data[j] != '\n' && data[j] != '\r')
             j++;
-        if ((e = buf_append(&r->line, data + i, j - i)))
-            return e;
+        if ((e = buf_append(&r->line, data + i, j - i))) return e;
         i = j - 1;
     }
     return GD_OK;
@@ -110,9 +103,7 @@ gd_err sse_reader_feed(sse_reader *r, const char *data, size_t len)
 gd_err sse_reader_end(sse_reader *r)
 {
     gd_err e = GD_OK;
-    if (r->line.len)
-        e = line_done(r);
-    if (!e)
-        e = dispatch(r);
+    if (r->line.len) e = line_done(r);
+    if (!e) e = dispatch(r);
     return e;
 }

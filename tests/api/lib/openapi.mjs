@@ -15,7 +15,10 @@
 //   - a response documented with content has a Content-Type whose media type is documented,
 //     with `charset=utf-8` for JSON and text (the contract requires it), and a body matching
 //     the schema (Ajv, JSON Schema 2020-12, errors listed with their instancePath);
-//   - a response documented without content (204, HEAD) has an empty body.
+//   - a response documented without content (204, HEAD) has an empty body;
+//   - a `text/event-stream` response (a reply or event stream) is accepted where one is
+//     documented: status, headers and Content-Type (with charset=utf-8) are checked, the body is
+//     not (it is a stream: pass its text, or undefined when it was not read).
 // Answers that belong to no single operation live in the spec's root `x-global-responses`:
 //   - an unknown path may answer 404 (`unknownPath`), and nothing else;
 //   - a listed path with an undocumented method may answer 405 (`methodNotAllowed`); its `Allow`
@@ -25,7 +28,8 @@
 // HEAD on a path with a documented GET uses the GET operation (same headers, empty body).
 //
 // `body` may be a string (raw text, parsed here for JSON media types), a Buffer/Uint8Array,
-// an already-parsed JSON value, or undefined/null/'' for "no body".
+// an already-parsed JSON value, or undefined/null/'' for "no body" (or, for an event stream,
+// for "not read").
 // `headers` may be a fetch `Headers` object or a plain object (any case; array values joined).
 import { AssertionError } from 'node:assert';
 import { readFileSync } from 'node:fs';
@@ -213,6 +217,7 @@ function parseMediaType(value) {
   return { essence: essence.trim().toLowerCase(), params };
 }
 
+const isEventStream = (essence) => essence === 'text/event-stream';
 const isJsonType = (essence) => essence === 'application/json' || /^application\/[^/]+\+json$/.test(essence);
 const needsUtf8 = (essence) => isJsonType(essence) || essence.startsWith('text/');
 
@@ -298,6 +303,10 @@ function checkBody(where, response, get, body, bodyless) {
     if (!isEmptyBody(body)) fail(`${where}: a HEAD response must have an empty body, got ${excerpt(bytesToString(body))}`);
     return;
   }
+  // Server-Sent Events: the body is a stream that may still be running, or was never read (the
+  // caller may pass the text, a ReadableStream or undefined). Its events are described in the
+  // spec (EventStream, StreamEvent) but not checked here.
+  if (isEventStream(essence)) return;
   const schema = content[key].schema;
   let value = bytesToString(body);
   if (isJsonType(essence)) {

@@ -1,0 +1,90 @@
+/* Providers (seed 001): which LLM providers exist, which is current, and setting one up. The
+ * API key goes to secrets.yaml (0600) and is never echoed or logged. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "config/secrets.h"
+
+static json_t *provider_json(app *a, const provider_def *d, const char *current)
+{
+    char key[8];
+    bool configured = !d->key_env || agent_provider_key(d, key, sizeof key);
+    json_t *keys = json_array();
+    if (d->key_env)
+        json_array_append_new(keys, json_string(d->key_env));
+    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "name", d->name, "description",
+                     d->description, "default_model", d->default_model, "required_keys", keys,
+                     "configured", configured, "current", !strcmp(current, d->name));
+}
+
+void api_providers_list(http_req *r)
+{
+    app *a = http_app(r);
+    char name[128], model[256];
+    agent_current(a->agent, name, sizeof name, model, sizeof model);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < provider_ndefs; i++)
+        json_array_append_new(arr, provider_json(a, &provider_defs[i], name));
+    http_reply_json(r, 200, arr);
+}
+
+void api_providers_current(http_req *r)
+{
+    app *a = http_app(r);
+    char name[128], model[256];
+    agent_current(a->agent, name, sizeof name, model, sizeof model);
+    const provider_def *d = name[0] ? provider_find(name) : NULL;
+    if (!model[0] && d)
+        snprintf(model, sizeof model, "%s", d->default_model);
+    http_reply_json(r, 200, json_pack("{s:s?, s:s?}", "name", name[0] ? name : NULL, "model",
+                                      model[0] ? model : NULL));
+}
+
+void api_providers_set(http_req *r)
+{
+    app *a = http_app(r);
+    json_t *body = http_body(r);
+    json_t *jn = body ? json_object_get(body, "name") : NULL;
+    json_t *jk = body ? json_object_get(body, "api_key") : NULL;
+    json_t *jm = body ? json_object_get(body, "model") : NULL;
+    if (!json_is_string(jn)) {
+        http_reply_error(r, 400, "bad_request", "name: a provider name is required (see GET /api/providers)");
+        return;
+    }
+    const provider_def *d = provider_find(json_string_value(jn));
+    if (!d) {
+        http_reply_error(r, 400, "bad_request", "name: unknown provider '%.100s' (see GET /api/providers)",
+                         json_string_value(jn));
+        return;
+    }
+    if (jk && (!json_is_string(jk) || !json_string_length(jk))) {
+        http_reply_error(r, 400, "bad_request", "api_key: must be a non-empty string");
+        return;
+    }
+    if (jm && (!json_is_string(jm) || !json_string_length(jm) || json_string_length(jm) > 255)) {
+        http_reply_error(r, 400, "bad_request", "model: must be a string of 1 to 255 characters");
+        return;
+    }
+    char have[8];
+    if (d->key_env && !jk && !agent_provider_key(d, have, sizeof have)) {
+        http_reply_error(r, 400, "bad_request", "api_key: provider %s needs an API key (%s)", d->name,
+                         d->key_env);
+        return;
+    }
+    char err[512];
+    if (d->key_env && jk && secrets_set(d->key_env, json_string_value(jk), err, sizeof err) != GD_OK) {
+        http_reply_error(r, 503, "storage_unavailable", "cannot save the API key: %s", err);
+        return;
+    }
+    const char *model = jm ? json_string_value(jm) : d->default_model;
+    const char *keys[] = {"GOOSE_PROVIDER", "GOOSE_MODEL"};
+    const char *vals[] = {d->name, model};
+    if (config_file_set(a->cfg->config_path, keys, vals, 2, err, sizeof err) != GD_OK) {
+        http_reply_error(r, 503, "storage_unavailable", "cannot save the provider choice: %s", err);
+        return;
+    }
+    agent_set_current(a->agent, d->name, model);
+    http_reply_json(r, 200, json_pack("{s:s, s:s, s:b}", "name", d->name, "model", model,
+                                      "configured", 1));
+}

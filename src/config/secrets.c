@@ -1,0 +1,241 @@
+#include "config/secrets.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+
+#define MAX_SECRETS 64
+
+static struct {
+    pthread_mutex_t mu;
+    char path[PATH_MAX];
+    int n;
+    struct {
+        char name[128];
+        char *value;
+    } items[MAX_SECRETS];
+} sec = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void put_locked(const char *name, const char *value)
+{
+    for (int i = 0; i < sec.n; i++) {
+        if (!strcmp(sec.items[i].name, name)) {
+            free(sec.items[i].value);
+            sec.items[i].value = strdup(value);
+            return;
+        }
+    }
+    if (sec.n == MAX_SECRETS)
+        return;
+    snprintf(sec.items[sec.n].name, sizeof sec.items[sec.n].name, "%s", name);
+    sec.items[sec.n++].value = strdup(value);
+}
+
+gd_err secrets_load(const char *dir, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&sec.mu);
+    snprintf(sec.path, sizeof sec.path, "%s/secrets.yaml", dir);
+    FILE *f = fopen(sec.path, "rb");
+    if (!f) {
+        pthread_mutex_unlock(&sec.mu);
+        if (errno == ENOENT)
+            return GD_OK;
+        snprintf(err, errlen, "%s: cannot open: %s", sec.path, strerror(errno));
+        return GD_EINVAL;
+    }
+    yaml_parser_t p;
+    yaml_document_t doc;
+    gd_err rc = GD_OK;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_file(&p, f);
+    if (!yaml_parser_load(&p, &doc)) {
+        snprintf(err, errlen, "%s:%zu: %s", sec.path, p.problem_mark.line + 1,
+                 p.problem ? p.problem : "invalid YAML");
+        rc = GD_EINVAL;
+    } else {
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (root && root->type == YAML_MAPPING_NODE) {
+            for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
+                 pr < root->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
+                yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
+                if (k && v && k->type == YAML_SCALAR_NODE && v->type == YAML_SCALAR_NODE)
+                    put_locked((const char *)k->data.scalar.value,
+                               (const char *)v->data.scalar.value);
+            }
+        }
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&p);
+    fclose(f);
+    pthread_mutex_unlock(&sec.mu);
+    return rc;
+}
+
+int secrets_get(const char *name, char *out, size_t outlen)
+{
+    int found = 0;
+    pthread_mutex_lock(&sec.mu);
+    for (int i = 0; i < sec.n; i++) {
+        if (!strcmp(sec.items[i].name, name) && sec.items[i].value && *sec.items[i].value) {
+            snprintf(out, outlen, "%s", sec.items[i].value);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&sec.mu);
+    return found;
+}
+
+/* A YAML double-quoted scalar. */
+static void yaml_quote(buf *b, const char *s)
+{
+    buf_puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            buf_printf(b, "\\x%02x", c);
+        else
+            buf_append(b, s, 1);
+    }
+    buf_puts(b, "\"");
+}
+
+/* mkdir -p of path's directory, 0700. */
+static void make_parent(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    char *slash = strrchr(tmp, '/');
+    if (!slash || slash == tmp)
+        return;
+    *slash = '\0';
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0700);
+            *p = '/';
+        }
+    }
+    mkdir(tmp, 0700);
+}
+
+/* Writes data to path atomically with the given mode. */
+static gd_err write_atomic(const char *path, const char *data, size_t len, mode_t mode, char *err,
+                           size_t errlen)
+{
+    char tmp[PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    make_parent(path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return GD_EIO;
+    }
+    fchmod(fd, mode);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return GD_EIO;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return GD_EIO;
+    }
+    return GD_OK;
+}
+
+gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&sec.mu);
+    put_locked(name, value);
+    buf b;
+    buf_init(&b, 1u << 20);
+    buf_puts(&b, "# goosed secrets: API keys set through the API. Keep this file private (0600).\n");
+    for (int i = 0; i < sec.n; i++) {
+        buf_printf(&b, "%s: ", sec.items[i].name);
+        yaml_quote(&b, sec.items[i].value ? sec.items[i].value : "");
+        buf_puts(&b, "\n");
+    }
+    gd_err e = write_atomic(sec.path, b.data, b.len, 0600, err, errlen);
+    buf_free(&b);
+    pthread_mutex_unlock(&sec.mu);
+    if (!e)
+        log_info("config", "stored secret %s in %s", name, sec.path); /* the name, never the value */
+    return e;
+}
+
+gd_err config_file_set(const char *path, const char *const *keys, const char *const *values, int n,
+                       char *err, size_t errlen)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    buf old, out;
+    buf_init(&old, 16u << 20);
+    buf_init(&out, 16u << 20);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char chunk[4096];
+        size_t r;
+        while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+            buf_append(&old, chunk, r);
+        fclose(f);
+    }
+    bool done[16] = {false};
+    const char *p = old.data ? old.data : "";
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        int hit = -1;
+        for (int i = 0; i < n && i < 16; i++) {
+            size_t kl = strlen(keys[i]);
+            if (!strncmp(p, keys[i], kl) && p[kl] == ':')
+                hit = i;
+        }
+        if (hit >= 0) {
+            if (!done[hit]) {
+                buf_printf(&out, "%s: ", keys[hit]);
+                yaml_quote(&out, values[hit]);
+                buf_puts(&out, "\n");
+                done[hit] = true;
+            }
+        } else {
+            buf_append(&out, p, len);
+            if (!nl)
+                buf_puts(&out, "\n");
+        }
+        p += len;
+    }
+    for (int i = 0; i < n && i < 16; i++) {
+        if (!done[i]) {
+            buf_printf(&out, "%s: ", keys[i]);
+            yaml_quote(&out, values[i]);
+            buf_puts(&out, "\n");
+        }
+    }
+    gd_err e = write_atomic(path, out.data ? out.data : "", out.len, 0600, err, errlen);
+    buf_free(&old);
+    buf_free(&out);
+    pthread_mutex_unlock(&mu);
+    return e;
+}

@@ -1,0 +1,23 @@
+/* secrets: API keys set through the API, kept in secrets.yaml (mode 0600) beside config.yaml.
+ * Values never appear in logs or responses. Thread-safe. */
+#ifndef GD_SECRETS_H
+#define GD_SECRETS_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+
+/* Loads dir/secrets.yaml (a missing file is fine). On a broken file returns GD_EINVAL with a
+ * message naming it; the secrets then start empty. */
+gd_err secrets_load(const char *dir, char *err, size_t errlen);
+/* Copies the secret `name` into out; 0 when absent. Environment variables take precedence and
+ * are not consulted here. */
+int secrets_get(const char *name, char *out, size_t outlen);
+/* Sets name = value and rewrites the file atomically (temporary file, fsync, rename), 0600. */
+gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen);
+/* Rewrites (or adds) top-level `key: "value"` lines of dir/config.yaml, keeping everything else
+ * (comments included). Atomic like secrets_set. */
+gd_err config_file_set(const char *path, const char *const *keys, const char *const *values, int n,
+                       char *err, size_t errlen);
+
+#endif

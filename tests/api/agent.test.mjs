@@ -1,0 +1,311 @@
+// The agent: a message goes in, the (fake) provider streams a reply, tools run, and the client
+// watches it over SSE or gets the final message as JSON. The provider is tests/fakes, a separate
+// process speaking OpenAI's exact streaming format.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
+import { request, get, post, assertError, assertAlive } from './lib/http.mjs';
+import { startFake, parseSSE } from '../fakes/lib.mjs';
+
+const KEY = 'sk-test-key';
+
+async function newSession(srv, dir) {
+  const r = await post(srv, '/api/sessions', { name: 'agent test', working_directory: dir });
+  assert.equal(r.status, 201, r.text);
+  return r.body.id;
+}
+
+/** POSTs a message and reads the whole SSE reply (it ends after message_complete or error). */
+async function sse(srv, p, content, headers = {}) {
+  const r = await request(srv, 'POST', p, { json: { content }, headers });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+  return parseSSE(r.text).map((e) => ({ ...e, json: JSON.parse(e.data) }));
+}
+
+function texts(events) {
+  return events.filter((e) => e.event === 'message_chunk').map((e) => e.json.text).join('');
+}
+
+describe('agent with an OpenAI-compatible provider', () => {
+  let fake;
+  let srv;
+  let dir;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    dir = tempDir('goosed-agent-cwd-');
+    srv = await startServer({
+      env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY },
+    });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('streams a text reply as SSE and stores both messages', async () => {
+    await fake.reset();
+    await fake.script([{ text: 'Hello there, friend.', chunks: 4, usage: { input: 12, output: 5 } }]);
+    const id = await newSession(srv, dir);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'Say hello');
+    assert.equal(texts(events), 'Hello there, friend.');
+    assert.ok(events.filter((e) => e.event === 'message_chunk').length >= 2, 'the reply arrived in pieces');
+    const last = events.at(-1);
+    assert.equal(last.event, 'message_complete');
+    assert.equal(last.json.stop_reason, 'end_turn');
+    assert.deepEqual(last.json.usage, { input_tokens: 12, output_tokens: 5 });
+    const ids = events.map((e) => Number(e.id));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'event ids increase');
+    assert.equal(new Set(ids).size, ids.length, 'event ids are unique');
+
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    assert.equal(hist.status, 200);
+    assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant']);
+    assert.deepEqual(hist.body[0].content, [{ type: 'text', text: 'Say hello' }]);
+    assert.deepEqual(hist.body[1].content, [{ type: 'text', text: 'Hello there, friend.' }]);
+    assert.equal(hist.body[1].id, last.json.message_id);
+
+    const s = await get(srv, `/api/sessions/${id}`);
+    assert.equal(s.body.message_count, 2);
+    assert.equal(s.body.input_tokens, 12);
+    assert.equal(s.body.output_tokens, 5);
+    assert.equal(s.body.total_tokens, 17);
+
+    const sent = await fake.requests();
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0].headers.authorization, `Bearer ${KEY}`);
+    assert.equal(sent[0].body.model, 'gpt-test');
+    assert.equal(sent[0].body.stream, true);
+    assert.equal(sent[0].body.messages[0].role, 'system');
+    assert.match(sent[0].body.messages[0].content, new RegExp(dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    assert.deepEqual(sent[0].body.messages.at(-1), { role: 'user', content: 'Say hello' });
+    assert.ok(sent[0].body.tools.some((t) => t.function.name === 'developer__shell'), 'the developer tools are offered');
+  });
+
+  it("seed 000's POST /sessions/{id}/messages and Accept: text/event-stream stream too", async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ text: 'one' }, { text: 'two' }]);
+    const a = await sse(srv, `/sessions/${id}/messages`, 'first');
+    assert.equal(texts(a), 'one');
+    const b = await sse(srv, `/api/sessions/${id}/messages`, 'second', { Accept: 'text/event-stream' });
+    assert.equal(texts(b), 'two');
+    assert.ok(Number(b[0].id) > Number(a.at(-1).id), 'event ids go on across replies');
+    const sent = await fake.requests();
+    const second = sent.at(-1).body.messages;
+    assert.deepEqual(second.slice(1).map((m) => m.role), ['user', 'assistant', 'user'], 'history is sent back');
+  });
+
+  it("answers seed 001's JSON message when the client does not ask for a stream", async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ text: "I'll create a Python script...", usage: { input: 3, output: 4 } }]);
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'Create a Python script', role: 'user' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.role, 'assistant');
+    assert.equal(r.body.content, "I'll create a Python script...");
+    assert.equal(r.body.stop_reason, 'end_turn');
+    assert.deepEqual(r.body.usage, { input_tokens: 3, output_tokens: 4 });
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    assert.equal(hist.body.at(-1).id, r.body.id);
+  });
+
+  it('runs a tool call in the working directory and sends the result back to the model', async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([
+      { text: 'Let me check', tool_calls: [{ id: 'call_1', name: 'developer__shell', arguments: { command: 'echo hello-from-shell > made.txt && cat made.txt' } }], split: 3 },
+      { text: 'The file says hello.' },
+    ]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'Make a file');
+    const names = events.map((e) => e.event);
+    assert.deepEqual(names.filter((n) => n !== 'message_chunk'), ['tool_call', 'tool_result', 'message_complete']);
+    const call = events.find((e) => e.event === 'tool_call').json;
+    assert.deepEqual(call, { id: 'call_1', tool: 'developer__shell', arguments: { command: 'echo hello-from-shell > made.txt && cat made.txt' }, status: 'running' });
+    const result = events.find((e) => e.event === 'tool_result').json;
+    assert.equal(result.id, 'call_1');
+    assert.equal(result.is_error, false);
+    assert.match(result.result, /hello-from-shell/);
+    assert.equal(readFileSync(path.join(dir, 'made.txt'), 'utf8'), 'hello-from-shell\n');
+    assert.equal(texts(events), 'Let me checkThe file says hello.');
+
+    const sent = await fake.requests();
+    const msgs = sent.at(-1).body.messages;
+    const tool = msgs.find((m) => m.role === 'tool');
+    assert.equal(tool.tool_call_id, 'call_1');
+    assert.match(tool.content, /hello-from-shell/);
+    const asked = msgs.find((m) => m.role === 'assistant' && m.tool_calls);
+    assert.equal(asked.tool_calls[0].function.name, 'developer__shell');
+
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.equal(hist.body[1].content.at(-1).type, 'tool_request');
+    assert.equal(hist.body[2].content[0].type, 'tool_response');
+    assert.equal(hist.body[2].content[0].id, 'call_1');
+  });
+
+  it("reports the provider's own error, as an SSE error event and as a 502 in JSON", async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ error: { status: 400, message: 'This model does not exist (fake)' } }]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+    assert.equal(events.at(-1).event, 'error');
+    assert.match(events.at(-1).json.error, /This model does not exist \(fake\)/);
+    assert.equal(events.at(-1).json.code, 'provider_error');
+    await fake.script([{ error: { status: 400, message: 'Still no such model' } }]);
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+    assertError(r, 502, 'provider_error', /Still no such model/);
+    await assertAlive(srv);
+  });
+
+  it('retries a 500 and a 429 with Retry-After, then succeeds', async () => {
+    const id = await newSession(srv, dir);
+    await fake.reset();
+    await fake.script([
+      { error: { status: 500, message: 'upstream hiccup' } },
+      { error: { status: 429, message: 'slow down', retry_after: 1 } },
+      { text: 'third time lucky' },
+    ]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+    assert.equal(texts(events), 'third time lucky');
+    assert.equal(events.at(-1).event, 'message_complete');
+    assert.equal((await fake.requests()).length, 3);
+  });
+
+  it('a truncated stream is an error, not a silent partial reply', async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ text: 'one two three four five', chunks: 5, truncate_after: 2 }]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+    assert.equal(events.at(-1).event, 'error');
+    assert.match(events.at(-1).json.error, /ended before it was complete/);
+  });
+
+  it('answers 409 to a second message while a reply runs, and cancel stops it', async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ text: 'slow reply', chunks: 2, stall_after: 1, stall_ms: 20000 }]);
+    const ctl = new AbortController();
+    const res = await fetch(`${srv.url}/api/sessions/${id}/messages/stream`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'go' }), signal: ctl.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    while (!text.includes('message_chunk')) { // the reply is running: its first chunk arrived
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'stream ended early');
+      text += dec.decode(value);
+    }
+    const busy = await post(srv, `/api/sessions/${id}/messages`, { content: 'again' });
+    assertError(busy, 409, 'reply_running');
+    const c = await post(srv, `/api/sessions/${id}/cancel`, undefined);
+    assert.equal(c.status, 202);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value);
+    }
+    const events = parseSSE(text);
+    const end = events.at(-1);
+    assert.equal(end.event, 'message_complete');
+    assert.equal(JSON.parse(end.data).stop_reason, 'cancelled');
+    const none = await post(srv, `/api/sessions/${id}/cancel`, undefined);
+    assertError(none, 409, 'no_reply_running');
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant'], 'what arrived before the cancel is kept');
+    const kept = hist.body[1].content[0].text;
+    assert.ok(kept.length > 0 && 'slow reply'.startsWith(kept) && kept !== 'slow reply', `kept "${kept}"`);
+  });
+
+  it('replays missed events to a watcher that sends Last-Event-ID', async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ text: 'abc', chunks: 3 }]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+    const first = Number(events[0].id);
+    const ctl = new AbortController();
+    const res = await fetch(`${srv.url}/api/sessions/${id}/events`, { headers: { 'Last-Event-ID': String(first) }, signal: ctl.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    while (!text.includes('event: message_complete')) {
+      const { value, done } = await reader.read();
+      assert.ok(!done);
+      text += dec.decode(value);
+    }
+    ctl.abort();
+    const replayed = parseSSE(text).filter((e) => !e.incomplete);
+    assert.deepEqual(replayed.map((e) => Number(e.id)), events.slice(1).map((e) => Number(e.id)));
+  });
+
+  it('validates the message and the session', async () => {
+    const id = await newSession(srv, dir);
+    assertError(await post(srv, `/api/sessions/${id}/messages`, {}), 400, 'bad_request', /content/);
+    assertError(await post(srv, `/api/sessions/${id}/messages`, { content: '' }), 400, 'bad_request', /content/);
+    assertError(await post(srv, `/api/sessions/${id}/messages`, { content: 'x', role: 'assistant' }), 400, 'bad_request', /role/);
+    assertError(await post(srv, '/api/sessions/00000000-0000-4000-8000-000000000000/messages', { content: 'x' }), 404, 'not_found');
+    assertError(await post(srv, '/api/sessions/00000000-0000-4000-8000-000000000000/cancel', undefined), 404, 'not_found');
+  });
+});
+
+describe('agent without a provider', () => {
+  it('tells the user how to configure one, and keeps serving', async () => {
+    const srv = await startServer();
+    try {
+      const r = await post(srv, '/api/sessions', { working_directory: srv.home });
+      const m = await post(srv, `/api/sessions/${r.body.id}/messages`, { content: 'hi' });
+      assertError(m, 503, 'provider_not_configured', /GOOSE_PROVIDER/);
+      await assertAlive(srv);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
+// The same tool loop through the Anthropic and Gemini dialects: each provider's own wire format,
+// and the tool result sent back the way that provider wants it.
+for (const prov of [
+  {
+    name: 'anthropic', env: (url) => ({ ANTHROPIC_HOST: url, ANTHROPIC_API_KEY: 'ak' }), keys: { anthropic: 'ak' },
+    resultSent: (body) => body.messages.flatMap((m) => (Array.isArray(m.content) ? m.content : [])).find((b) => b.type === 'tool_result'),
+    check: (r) => { assert.equal(r.tool_use_id, 'toolu_1'); assert.match(JSON.stringify(r.content), /hi-from-tool/); },
+  },
+  {
+    name: 'google', env: (url) => ({ GOOGLE_HOST: url, GOOGLE_API_KEY: 'gk' }), keys: { google: 'gk' },
+    resultSent: (body) => body.contents.flatMap((c) => c.parts).find((p) => p.functionResponse),
+    check: (r) => { assert.equal(r.functionResponse.name, 'developer__shell'); assert.match(JSON.stringify(r.functionResponse.response), /hi-from-tool/); },
+  },
+]) {
+  describe(`agent with the ${prov.name} provider`, () => {
+    it('streams text, runs a tool call and sends its result back in the provider\'s format', async () => {
+      const fake = await startFake({ keys: prov.keys });
+      const srv = await startServer({ env: { GOOSE_PROVIDER: prov.name, ...prov.env(fake.url) } });
+      try {
+        const dir = tempDir('goosed-agent-cwd-');
+        const id = await newSession(srv, dir);
+        await fake.script([
+          { text: 'Let me look', tool_calls: [{ id: 'toolu_1', name: 'developer__shell', arguments: { command: 'echo hi-from-tool' } }], split: 3, usage: { input: 7, output: 3 } },
+          { text: 'All done.', usage: { input: 9, output: 2 } },
+        ]);
+        const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'run it');
+        assert.equal(texts(events), 'Let me lookAll done.');
+        const call = events.find((e) => e.event === 'tool_call').json;
+        assert.deepEqual(call.arguments, { command: 'echo hi-from-tool' });
+        assert.match(events.find((e) => e.event === 'tool_result').json.result, /hi-from-tool/);
+        const end = events.at(-1);
+        assert.equal(end.event, 'message_complete');
+        assert.deepEqual(end.json.usage, { input_tokens: 16, output_tokens: 5 });
+        const sent = await fake.requests();
+        assert.equal(sent.length, 2);
+        prov.check(prov.resultSent(sent[1].body));
+      } finally {
+        try {
+          await stopAndCheck(srv);
+        } finally {
+          await fake.stop();
+        }
+      }
+    });
+  });
+}
