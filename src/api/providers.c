@@ -11,8 +11,7 @@ static json_t *provider_json(app *a, const provider_def *d, const char *current)
     char key[8];
     bool configured = !d->key_env || agent_provider_key(d, key, sizeof key);
     json_t *keys = json_array();
-    if (d->key_env)
-        json_array_append_new(keys, json_string(d->key_env));
+    if (d->key_env) json_array_append_new(keys, json_string(d->key_env));
     return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "name", d->name, "description",
                      d->description, "default_model", d->default_model, "required_keys", keys,
                      "configured", configured, "current", !strcmp(current, d->name));
@@ -35,10 +34,10 @@ void api_providers_current(http_req *r)
     char name[128], model[256];
     agent_current(a->agent, name, sizeof name, model, sizeof model);
     const provider_def *d = name[0] ? provider_find(name) : NULL;
-    if (!model[0] && d)
-        snprintf(model, sizeof model, "%s", d->default_model);
-    http_reply_json(r, 200, json_pack("{s:s?, s:s?}", "name", name[0] ? name : NULL, "model",
-                                      model[0] ? model : NULL));
+    if (!model[0] && d) snprintf(model, sizeof model, "%s", d->default_model);
+    http_reply_json(
+        r, 200,
+        json_pack("{s:s?, s:s?}", "name", name[0] ? name : NULL, "model", model[0] ? model : NULL));
 }
 
 void api_providers_set(http_req *r)
@@ -49,12 +48,14 @@ void api_providers_set(http_req *r)
     json_t *jk = body ? json_object_get(body, "api_key") : NULL;
     json_t *jm = body ? json_object_get(body, "model") : NULL;
     if (!json_is_string(jn)) {
-        http_reply_error(r, 400, "bad_request", "name: a provider name is required (see GET /api/providers)");
+        http_reply_error(r, 400, "bad_request",
+                         "name: a provider name is required (see GET /api/providers)");
         return;
     }
     const provider_def *d = provider_find(json_string_value(jn));
     if (!d) {
-        http_reply_error(r, 400, "bad_request", "name: unknown provider '%.100s' (see GET /api/providers)",
+        http_reply_error(r, 400, "bad_request",
+                         "name: unknown provider '%.100s' (see GET /api/providers)",
                          json_string_value(jn));
         return;
     }
@@ -68,23 +69,26 @@ void api_providers_set(http_req *r)
     }
     char have[8];
     if (d->key_env && !jk && !agent_provider_key(d, have, sizeof have)) {
-        http_reply_error(r, 400, "bad_request", "api_key: provider %s needs an API key (%s)", d->name,
-                         d->key_env);
+        http_reply_error(r, 400, "bad_request", "api_key: provider %s needs an API key (%s)",
+                         d->name, d->key_env);
         return;
     }
     char err[512];
-    if (d->key_env && jk && secrets_set(d->key_env, json_string_value(jk), err, sizeof err) != GD_OK) {
-        http_reply_error(r, 503, "storage_unavailable", "cannot save the API key: %s", err);
+    if (d->key_env && jk &&
+        secrets_set(d->key_env, json_string_value(jk), err, sizeof err) != GD_OK) {
+        http_reply_error(r, 503, "storage_unavailable",
+                         "storage unavailable: cannot save the API key: %s", err);
         return;
     }
     const char *model = jm ? json_string_value(jm) : d->default_model;
     const char *keys[] = {"GOOSE_PROVIDER", "GOOSE_MODEL"};
     const char *vals[] = {d->name, model};
     if (config_file_set(a->cfg->config_path, keys, vals, 2, err, sizeof err) != GD_OK) {
-        http_reply_error(r, 503, "storage_unavailable", "cannot save the provider choice: %s", err);
+        http_reply_error(r, 503, "storage_unavailable",
+                         "storage unavailable: cannot save the provider choice: %s", err);
         return;
     }
     agent_set_current(a->agent, d->name, model);
-    http_reply_json(r, 200, json_pack("{s:s, s:s, s:b}", "name", d->name, "model", model,
-                                      "configured", 1));
+    http_reply_json(r, 200,
+                    json_pack("{s:s, s:s, s:b}", "name", d->name, "model", model, "configured", 1));
 }

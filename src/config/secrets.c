@@ -35,8 +35,7 @@ static void put_locked(const char *name, const char *value)
             return;
         }
     }
-    if (sec.n == MAX_SECRETS)
-        return;
+    if (sec.n == MAX_SECRETS) return;
     snprintf(sec.items[sec.n].name, sizeof sec.items[sec.n].name, "%s", name);
     sec.items[sec.n++].value = strdup(value);
 }
@@ -48,8 +47,7 @@ gd_err secrets_load(const char *dir, char *err, size_t errlen)
     FILE *f = fopen(sec.path, "rb");
     if (!f) {
         pthread_mutex_unlock(&sec.mu);
-        if (errno == ENOENT)
-            return GD_OK;
+        if (errno == ENOENT) return GD_OK;
         snprintf(err, errlen, "%s: cannot open: %s", sec.path, strerror(errno));
         return GD_EINVAL;
     }
@@ -118,8 +116,7 @@ static void make_parent(const char *path)
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
     char *slash = strrchr(tmp, '/');
-    if (!slash || slash == tmp)
-        return;
+    if (!slash || slash == tmp) return;
     *slash = '\0';
     for (char *p = tmp + 1; *p; p++) {
         if (*p == '/') {
@@ -148,8 +145,7 @@ static gd_err write_atomic(const char *path, const char *data, size_t len, mode_
     while (off < len) {
         ssize_t w = write(fd, data + off, len - off);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
             close(fd);
             unlink(tmp);
@@ -171,7 +167,8 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
     put_locked(name, value);
     buf b;
     buf_init(&b, 1u << 20);
-    buf_puts(&b, "# goosed secrets: API keys set through the API. Keep this file private (0600).\n");
+    buf_puts(&b,
+             "# goosed secrets: API keys set through the API. Keep this file private (0600).\n");
     for (int i = 0; i < sec.n; i++) {
         buf_printf(&b, "%s: ", sec.items[i].name);
         yaml_quote(&b, sec.items[i].value ? sec.items[i].value : "");
@@ -181,7 +178,8 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
     buf_free(&b);
     pthread_mutex_unlock(&sec.mu);
     if (!e)
-        log_info("config", "stored secret %s in %s", name, sec.path); /* the name, never the value */
+        log_info("config", "stored secret %s in %s", name,
+                 sec.path); /* the name, never the value */
     return e;
 }
 
@@ -209,8 +207,7 @@ gd_err config_file_set(const char *path, const char *const *keys, const char *co
         int hit = -1;
         for (int i = 0; i < n && i < 16; i++) {
             size_t kl = strlen(keys[i]);
-            if (!strncmp(p, keys[i], kl) && p[kl] == ':')
-                hit = i;
+            if (!strncmp(p, keys[i], kl) && p[kl] == ':') hit = i;
         }
         if (hit >= 0) {
             if (!done[hit]) {
@@ -221,8 +218,7 @@ gd_err config_file_set(const char *path, const char *const *keys, const char *co
             }
         } else {
             buf_append(&out, p, len);
-            if (!nl)
-                buf_puts(&out, "\n");
+            if (!nl) buf_puts(&out, "\n");
         }
         p += len;
     }
