@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/content.h"
 #include "core/log.h"
 #include "config/secrets.h"
 #include "extensions/developer.h"
@@ -192,12 +193,6 @@ static void turn_complete(turn *t, const char *why)
 
 /* ---- provider stream (provider thread) ---- */
 
-static const char *item_type(json_t *item)
-{
-    const char *t = json_string_value(json_object_get(item, "type"));
-    return t ? t : "";
-}
-
 static void flush_text(turn *t)
 {
     if (t->thinking.len) {
@@ -312,7 +307,7 @@ static void on_provider_done(void *ud, const prov_result *res)
         size_t i;
         json_array_foreach(t->content, i, it)
         {
-            if (strcmp(item_type(it), "tool_request")) json_array_append(kept, it);
+            if (strcmp(content_type(it), "tool_request")) json_array_append(kept, it);
         }
         json_decref(t->content);
         t->content = kept;
@@ -367,7 +362,7 @@ static void *run_tools(void *arg)
     size_t i;
     json_array_foreach(t->content, i, it)
     {
-        if (strcmp(item_type(it), "tool_request")) continue;
+        if (strcmp(content_type(it), "tool_request")) continue;
         const char *id = json_string_value(json_object_get(it, "id"));
         const char *name = json_string_value(json_object_get(it, "name"));
         if (!id || !name) continue; /* we built these items ourselves: never happens */

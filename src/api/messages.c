@@ -9,6 +9,7 @@
 #include "agent/agent.h"
 #include "api/api.h"
 #include "core/buf.h"
+#include "core/content.h"
 
 #define SSE_OUT_CAP (64u << 20)
 
@@ -129,24 +130,6 @@ static void w_arm_json(void *ud)
     http_suspend(w->r, json_cont);
 }
 
-static char *joined_text(json_t *content)
-{
-    buf b;
-    buf_init(&b, 64u << 20);
-    size_t i;
-    json_t *it;
-    json_array_foreach(content, i, it)
-    {
-        const char *t = json_string_value(json_object_get(it, "text"));
-        if (t && !strcmp(json_string_value(json_object_get(it, "type"))
-                             ? json_string_value(json_object_get(it, "type"))
-                             : "",
-                         "text"))
-            buf_puts(&b, t);
-    }
-    return buf_detach(&b);
-}
-
 static void json_answer(http_req *r, watch *w)
 {
     if (w->is_error) {
@@ -170,7 +153,7 @@ static void json_answer(http_req *r, watch *w)
         if (mid && !strcmp(json_string_value(json_object_get(m, "id")), mid)) found = m;
     }
     json_t *content = found ? json_object_get(found, "content") : NULL;
-    char *text = joined_text(content);
+    char *text = content_text(content, "");
     json_t *o = json_pack(
         "{s:s?, s:s, s:s, s:o, s:s?, s:O?, s:O?}", "id", mid, "role", "assistant", "content", text,
         "content_items", content ? json_incref(content) : json_array(), "created_at",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/content.h"
 #include "providers/provider.h"
 
 #define MAX_TOKENS 8192
@@ -17,20 +18,6 @@
 
 /* ---- request ---- */
 
-static const char *item_type(json_t *item)
-{
-    const char *t = json_string_value(json_object_get(item, "type"));
-    return t ? t : "";
-}
-
-/* The API refuses empty and whitespace-only text blocks. */
-static bool blank(const char *s)
-{
-    for (; s && *s; s++)
-        if (!strchr(" \t\r\n", *s)) return false;
-    return true;
-}
-
 /* A tool_result block for a tool_response item: its text items as text blocks. New reference. */
 static json_t *tool_result(json_t *item)
 {
@@ -39,7 +26,7 @@ static json_t *tool_result(json_t *item)
     json_array_foreach(json_object_get(item, "content"), i, it)
     {
         const char *t = json_string_value(json_object_get(it, "text"));
-        if (!strcmp(item_type(it), "text") && !blank(t))
+        if (!strcmp(content_type(it), "text") && !content_blank(t))
             json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", t));
     }
     json_t *b =
@@ -62,11 +49,11 @@ static json_t *convert_content(json_t *content, bool assistant)
     size_t i;
     json_array_foreach(content, i, it)
     {
-        const char *type = item_type(it);
+        const char *type = content_type(it);
         json_t *b = NULL;
         if (!strcmp(type, "text")) {
             const char *t = json_string_value(json_object_get(it, "text"));
-            if (!blank(t)) b = json_pack("{s:s, s:s}", "type", "text", "text", t);
+            if (!content_blank(t)) b = json_pack("{s:s, s:s}", "type", "text", "text", t);
         } else if (!strcmp(type, "thinking") && assistant) {
             /* Only a signed thinking block may go back: the API refuses one without. */
             const char *t = json_string_value(json_object_get(it, "thinking"));
@@ -97,7 +84,7 @@ static void results_first(json_t *blocks)
     for (int want_result = 1; want_result >= 0; want_result--) {
         json_array_foreach(blocks, i, b)
         {
-            if ((strcmp(item_type(b), "tool_result") == 0) == want_result)
+            if ((strcmp(content_type(b), "tool_result") == 0) == want_result)
                 json_array_append(sorted, b);
         }
     }
@@ -241,7 +228,7 @@ static void take_usage(prov_parser *p, json_t *usage)
 static gd_err block_start(prov_parser *p, json_t *block, prov_result *res)
 {
     block_reset(p);
-    const char *type = item_type(block);
+    const char *type = content_type(block);
     if (!strcmp(type, "text")) {
         p->block = BLOCK_TEXT;
         const char *t = json_string_value(json_object_get(block, "text"));
@@ -268,7 +255,7 @@ static gd_err block_start(prov_parser *p, json_t *block, prov_result *res)
 
 static gd_err block_delta(prov_parser *p, json_t *delta, prov_result *res)
 {
-    const char *type = item_type(delta);
+    const char *type = content_type(delta);
     const char *s;
     if (!strcmp(type, "text_delta")) {
         if ((s = json_string_value(json_object_get(delta, "text"))) && *s)
@@ -365,13 +352,7 @@ static gd_err an_parser_finish(prov_parser *p, prov_result *res)
 static void an_error_body(const char *body, size_t len, prov_result *res)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
-    json_t *err = json_object_get(j, "error");
-    const char *msg = json_is_string(err) ? json_string_value(err)
-                                          : json_string_value(json_object_get(err, "message"));
-    if (msg)
-        snprintf(res->error, sizeof res->error, "%s", msg);
-    else
-        snprintf(res->error, sizeof res->error, "%.*s", (int)(len > 300 ? 300 : len), body);
+    content_error_message(j, body, len, res->error, sizeof res->error);
     json_decref(j);
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/buf.h"
 #include "core/ids.h"
+#include "core/content.h"
 #include "providers/provider.h"
 
 #define SCHEMA_DEPTH 24
@@ -20,38 +21,6 @@
 #define SKIP_SIGNATURE "skip_thought_signature_validator"
 
 /* ---- request ---- */
-
-static const char *item_type(json_t *item)
-{
-    const char *t = json_string_value(json_object_get(item, "type"));
-    return t ? t : "";
-}
-
-static bool blank(const char *s)
-{
-    for (; s && *s; s++)
-        if (!strchr(" \t\r\n", *s)) return false;
-    return true;
-}
-
-/* The text of a tool response's content items, joined. Caller frees. */
-static char *response_text(json_t *item)
-{
-    buf b;
-    buf_init(&b, 16u << 20);
-    buf_puts(&b, "");
-    size_t i;
-    json_t *it;
-    json_array_foreach(json_object_get(item, "content"), i, it)
-    {
-        const char *t = json_string_value(json_object_get(it, "text"));
-        if (t && !strcmp(item_type(it), "text")) {
-            if (b.len) buf_puts(&b, "\n");
-            buf_puts(&b, t);
-        }
-    }
-    return buf_detach(&b);
-}
 
 /* Schema cleaning state: the root (for $ref), the $refs being inlined (a cycle stops there),
  * and a node budget (a schema that unfolds too far is cut). */
@@ -243,10 +212,10 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
     size_t i;
     json_array_foreach(content, i, it)
     {
-        const char *type = item_type(it);
+        const char *type = content_type(it);
         if (!strcmp(type, "text")) {
             const char *t = json_string_value(json_object_get(it, "text"));
-            if (!blank(t))
+            if (!content_blank(t))
                 json_array_append_new(model ? parts : texts, json_pack("{s:s}", "text", t));
         } else if (!strcmp(type, "thinking") && model) {
             const char *s = json_string_value(json_object_get(it, "signature"));
@@ -274,7 +243,7 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
             const char *id = json_string_value(json_object_get(it, "id"));
             if (!name && id) name = json_string_value(json_object_get(names, id));
             if (!name) continue;
-            char *text = response_text(it);
+            char *text = content_text(json_object_get(it, "content"), "\n");
             json_array_append_new(parts, json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name",
                                                    name, "response", "content", text ? text : ""));
             free(text);
@@ -486,12 +455,8 @@ static void gm_error_body(const char *body, size_t len, prov_result *res)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
     json_t *err = json_object_get(json_is_array(j) ? json_array_get(j, 0) : j, "error");
-    const char *msg = json_is_string(err) ? json_string_value(err)
-                                          : json_string_value(json_object_get(err, "message"));
-    if (msg)
-        snprintf(res->error, sizeof res->error, "%s", msg);
-    else
-        snprintf(res->error, sizeof res->error, "%.*s", (int)(len > 300 ? 300 : len), body);
+    content_error_message(json_is_array(j) ? json_array_get(j, 0) : j, body, len, res->error,
+                          sizeof res->error);
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(err, "details"), i, d)

@@ -7,41 +7,13 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/content.h"
 #include "providers/provider.h"
 
 #define MAX_TOOL_CALLS 64
 #define ARGS_CAP       (4u << 20)
 
 /* ---- request ---- */
-
-static const char *item_type(json_t *item)
-{
-    const char *t = json_string_value(json_object_get(item, "type"));
-    return t ? t : "";
-}
-
-static void join_text(json_t *content, buf *out)
-{
-    size_t i;
-    json_t *it;
-    json_array_foreach(content, i, it)
-    {
-        const char *t = json_string_value(json_object_get(it, "text"));
-        if (t && !strcmp(item_type(it), "text")) {
-            if (out->len) buf_puts(out, "\n");
-            buf_puts(out, t);
-        }
-    }
-}
-
-/* The text of a tool response's content items, joined. Caller frees. */
-static char *response_text(json_t *item)
-{
-    buf b;
-    buf_init(&b, 16u << 20);
-    join_text(json_object_get(item, "content"), &b);
-    return buf_detach(&b);
-}
 
 static json_t *convert_message(json_t *msg, json_t *out)
 {
@@ -50,13 +22,11 @@ static json_t *convert_message(json_t *msg, json_t *out)
     size_t i;
     json_t *it;
     if (role && !strcmp(role, "assistant")) {
-        buf text;
-        buf_init(&text, 16u << 20);
-        join_text(content, &text);
+        char *text = content_text(content, "\n");
         json_t *calls = json_array();
         json_array_foreach(content, i, it)
         {
-            if (strcmp(item_type(it), "tool_request")) continue;
+            if (strcmp(content_type(it), "tool_request")) continue;
             char *args = json_object_get(it, "arguments")
                              ? json_dumps(json_object_get(it, "arguments"), JSON_COMPACT)
                              : NULL;
@@ -67,28 +37,25 @@ static json_t *convert_message(json_t *msg, json_t *out)
             free(args);
         }
         json_t *m = json_pack("{s:s}", "role", "assistant");
-        json_object_set_new(m, "content", text.len ? json_string(text.data) : json_null());
+        json_object_set_new(m, "content", *text ? json_string(text) : json_null());
         if (json_array_size(calls)) json_object_set(m, "tool_calls", calls);
         json_decref(calls);
-        buf_free(&text);
+        free(text);
         json_array_append_new(out, m);
         return out;
     }
     /* user: tool results first (they must follow the assistant's tool calls), then text */
     json_array_foreach(content, i, it)
     {
-        if (strcmp(item_type(it), "tool_response")) continue;
-        char *t = response_text(it);
+        if (strcmp(content_type(it), "tool_response")) continue;
+        char *t = content_text(json_object_get(it, "content"), "\n");
         json_array_append_new(out, json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
                                              json_object_get(it, "id"), "content", t));
         free(t);
     }
-    buf text;
-    buf_init(&text, 16u << 20);
-    join_text(content, &text);
-    if (text.len)
-        json_array_append_new(out, json_pack("{s:s, s:s}", "role", "user", "content", text.data));
-    buf_free(&text);
+    char *text = content_text(content, "\n");
+    if (*text) json_array_append_new(out, json_pack("{s:s, s:s}", "role", "user", "content", text));
+    free(text);
     return out;
 }
 
@@ -265,13 +232,7 @@ static gd_err oa_parser_finish(prov_parser *p, prov_result *res)
 static void oa_error_body(const char *body, size_t len, prov_result *res)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
-    json_t *err = json_object_get(j, "error");
-    const char *msg = json_is_string(err) ? json_string_value(err)
-                                          : json_string_value(json_object_get(err, "message"));
-    if (msg)
-        snprintf(res->error, sizeof res->error, "%s", msg);
-    else
-        snprintf(res->error, sizeof res->error, "%.*s", (int)(len > 300 ? 300 : len), body);
+    content_error_message(j, body, len, res->error, sizeof res->error);
     json_decref(j);
 }
 
