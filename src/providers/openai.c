@@ -83,8 +83,22 @@ static json_t *oa_build(const provider_cfg *c, const char *system, json_t *messa
     return body;
 }
 
+static bool is_azure(const provider_cfg *c)
+{
+    return !strcmp(c->def->name, "azure_openai");
+}
+
+/* Azure OpenAI addresses a deployment (AZURE_OPENAI_DEPLOYMENT_NAME, default: the model) with an
+ * api-version (AZURE_OPENAI_API_VERSION), and takes the key in an api-key header. */
 static void oa_url(const provider_cfg *c, char *url, size_t len)
 {
+    if (is_azure(c)) {
+        const char *dep = getenv("AZURE_OPENAI_DEPLOYMENT_NAME");
+        const char *ver = getenv("AZURE_OPENAI_API_VERSION");
+        snprintf(url, len, "%s/%s/%s/chat/completions?api-version=%s", c->base, c->path,
+                 dep && *dep ? dep : c->model, ver && *ver ? ver : "2024-10-21");
+        return;
+    }
     snprintf(url, len, "%s/%s", c->base, c->path);
 }
 
@@ -92,7 +106,8 @@ static struct curl_slist *oa_headers(const provider_cfg *c, struct curl_slist *h
 {
     if (c->key[0]) {
         char auth[1100];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->key);
+        snprintf(auth, sizeof auth, is_azure(c) ? "api-key: %s" : "Authorization: Bearer %s",
+                 c->key);
         h = curl_slist_append(h, auth);
     }
     return h;

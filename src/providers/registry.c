@@ -30,6 +30,10 @@ const provider_def provider_defs[] = {
      "v1/chat/completions", NULL, "local-model", "LM Studio (local models)"},
     {"litellm", DIALECT_OPENAI, "LITELLM_HOST", "http://localhost:4000", NULL,
      "v1/chat/completions", "LITELLM_API_KEY", "gpt-4o", "LiteLLM proxy"},
+    /* Azure: base is the resource endpoint; the deployment and api-version make the path (openai.c)
+     */
+    {"azure_openai", DIALECT_OPENAI, "AZURE_OPENAI_ENDPOINT", "https://example.openai.azure.com",
+     NULL, "openai/deployments", "AZURE_OPENAI_API_KEY", "gpt-4o", "Azure OpenAI"},
     {"custom", DIALECT_OPENAI, "CUSTOM_HOST", "http://localhost:8000", "CUSTOM_BASE_PATH",
      "v1/chat/completions", "CUSTOM_API_KEY", "default", "Any OpenAI-compatible endpoint"},
 };

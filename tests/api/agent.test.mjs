@@ -309,3 +309,51 @@ for (const prov of [
     });
   });
 }
+
+describe('provider edge cases', () => {
+  it('Azure OpenAI: the deployment URL with its api-version, and the key in api-key', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({
+      env: { GOOSE_PROVIDER: 'azure_openai', AZURE_OPENAI_ENDPOINT: fake.url, AZURE_OPENAI_API_KEY: KEY, AZURE_OPENAI_DEPLOYMENT_NAME: 'my-deployment' },
+    });
+    try {
+      const id = await newSession(srv, srv.home);
+      await fake.script([{ text: 'from azure' }]);
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.content, 'from azure');
+      const [sent] = await fake.requests();
+      assert.equal(sent.path, '/openai/deployments/my-deployment/chat/completions');
+      assert.equal(new URLSearchParams(sent.query).get('api-version'), '2024-10-21');
+      assert.equal(sent.headers['api-key'], KEY);
+      assert.equal(sent.headers.authorization, undefined);
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+
+  it('a provider that stalls past api_timeout ends the reply with an error', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({
+      env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_API_TIMEOUT: '1', GOOSE_MAX_RETRIES: '0' },
+    });
+    try {
+      const id = await newSession(srv, srv.home);
+      await fake.script([{ text: 'never arrives', stall_after: 0, stall_ms: 8000 }]);
+      const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+      assert.equal(events.at(-1).event, 'error');
+      assert.equal(events.at(-1).json.code, 'provider_error');
+      await assertAlive(srv);
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+});
