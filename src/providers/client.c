@@ -333,18 +333,32 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* The loop (and libcurl with its TLS library) starts with the first provider request, so a
+ * server that has not replied yet stays small. */
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+
+static void start_loop(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(cl.multi = curl_multi_init()))
+        return;
+    if (pthread_create(&cl.thread, NULL, loop_main, NULL) != 0) {
+        curl_multi_cleanup(cl.multi);
+        cl.multi = NULL;
+        return;
+    }
+    cl.running = true;
+}
+
+static void start_loop_never(void) {}
+
 gd_err prov_client_start(void)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return GD_EIO;
-    cl.multi = curl_multi_init();
-    if (!cl.multi) return GD_ENOMEM;
-    if (pthread_create(&cl.thread, NULL, loop_main, NULL) != 0) return GD_EIO;
-    cl.running = true;
     return GD_OK;
 }
 
 void prov_client_stop(void)
 {
+    pthread_once(&start_once, start_loop_never); /* a request after this does not start it */
     if (!cl.running) return;
     pthread_mutex_lock(&cl.mu);
     cl.stopping = true;
@@ -359,6 +373,8 @@ void prov_client_stop(void)
 prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *messages,
                            json_t *tools, const prov_sink *sink, prov_done done, void *ud)
 {
+    pthread_once(&start_once, start_loop);
+    if (!cl.running) return NULL;
     prov_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->cfg = *cfg;
