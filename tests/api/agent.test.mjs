@@ -357,3 +357,64 @@ describe('provider edge cases', () => {
     }
   });
 });
+
+describe('watching replies', () => {
+  /** Opens GET /events and returns {next(event), close()} reading parsed events as they come. */
+  async function watch(srv, id) {
+    const ctl = new AbortController();
+    const res = await fetch(`${srv.url}/api/sessions/${id}/events`, { signal: ctl.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    const seen = [];
+    return {
+      seen,
+      async until(name) {
+        for (;;) {
+          const done = parseSSE(buf).filter((e) => !e.incomplete);
+          if (done.some((e) => e.event === name)) { seen.splice(0, seen.length, ...done); return done; }
+          const r = await reader.read();
+          assert.ok(!r.done, 'watch ended early');
+          buf += dec.decode(r.value);
+        }
+      },
+      close() { ctl.abort(); },
+    };
+  }
+
+  it('several clients see the same reply, and a client that leaves does not stop it', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY } });
+    try {
+      const id = await newSession(srv, srv.home);
+      const a = await watch(srv, id);
+      const b = await watch(srv, id);
+      await fake.script([{ text: 'one two three four', chunks: 4, delay_ms: 20 }]);
+      // The sender reads its first chunk, then goes away.
+      const ctl = new AbortController();
+      const res = await fetch(`${srv.url}/api/sessions/${id}/messages/stream`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'count' }), signal: ctl.signal,
+      });
+      const reader = res.body.getReader();
+      const first = await reader.read();
+      assert.ok(!first.done);
+      ctl.abort();
+      const ea = await a.until('message_complete');
+      const eb = await b.until('message_complete');
+      a.close();
+      b.close();
+      assert.deepEqual(ea.map((e) => e.id), eb.map((e) => e.id), 'both watchers saw the same events');
+      assert.equal(ea.filter((e) => e.event === 'message_chunk').map((e) => JSON.parse(e.data).text).join(''), 'one two three four');
+      const hist = await get(srv, `/api/sessions/${id}/messages`);
+      assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant']);
+      assert.deepEqual(hist.body[1].content, [{ type: 'text', text: 'one two three four' }], 'the whole reply was stored');
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+});
