@@ -68,7 +68,8 @@ struct turn {
     int rounds;
     long in_tok, out_tok; /* the whole turn */
     prov_result last;
-    char msg_id[UUID_STR_LEN];
+    char msg_id[UUID_STR_LEN];       /* id of the last user or tool-result message stored */
+    char assistant_id[UUID_STR_LEN]; /* id of the last assistant message stored, "" if none */
 };
 
 /* ---- sessions and buses ---- */
@@ -186,9 +187,9 @@ static void turn_complete(turn *t, const char *why)
     snprintf(stop_reason, sizeof stop_reason, "%s", why); /* why may be t->last.stop_reason */
     snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "%s", stop_reason);
     turn_end(t, "message_complete",
-             json_pack("{s:s, s:s, s:{s:I, s:I}}", "stop_reason", stop_reason, "message_id",
-                       t->msg_id, "usage", "input_tokens", (json_int_t)t->in_tok, "output_tokens",
-                       (json_int_t)t->out_tok));
+             json_pack("{s:s, s:s?, s:{s:I, s:I}}", "stop_reason", stop_reason, "message_id",
+                       t->assistant_id[0] ? t->assistant_id : NULL, "usage", "input_tokens",
+                       (json_int_t)t->in_tok, "output_tokens", (json_int_t)t->out_tok));
 }
 
 /* ---- provider stream (provider thread) ---- */
@@ -321,7 +322,7 @@ static void on_provider_done(void *ud, const prov_result *res)
         }
     }
     t->a->st->ops->message_append_async(t->a->st, t->se->id, "assistant", t->content,
-                                        res->input_tokens, res->output_tokens, t->msg_id,
+                                        res->input_tokens, res->output_tokens, t->assistant_id,
                                         on_assistant_stored, t);
 }
 

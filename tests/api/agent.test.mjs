@@ -418,3 +418,32 @@ describe('watching replies', () => {
     }
   });
 });
+
+describe('cancelling before any output', () => {
+  it('ends with message_id null and never labels the user message as the assistant', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY } });
+    try {
+      const id = await newSession(srv, srv.home);
+      await fake.script([{ text: 'never', stall_after: 0, stall_ms: 20000 }]);
+      const pending = post(srv, `/api/sessions/${id}/messages`, { content: 'cancel me' });
+      // cancel once the reply is running: a 409 no_reply_running means it has not started yet
+      for (let i = 0; i < 200; i++) {
+        const c = await post(srv, `/api/sessions/${id}/cancel`, undefined);
+        if (c.status === 202) break;
+        assertError(c, 409, 'no_reply_running');
+      }
+      const r = await pending;
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.stop_reason, 'cancelled');
+      assert.equal(r.body.id, null);
+      assert.equal(r.body.content, '');
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+});
