@@ -166,7 +166,7 @@ static void json_answer(http_req *r, watch *w)
 
 static void json_cont(http_req *r)
 {
-    watch *w = http_state(r, sizeof(watch *)) ? *(watch **)http_state(r, sizeof(watch *)) : NULL;
+    watch *w = *(watch **)http_state(r, sizeof(watch *)); /* set by start_reply */
     for (;;) {
         uint64_t seq;
         char *ev, *data;
