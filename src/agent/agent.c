@@ -199,6 +199,8 @@ static void flush_text(turn *t)
     if (t->thinking.len) {
         json_t *it = json_pack("{s:s, s:s}", "type", "thinking", "thinking", t->thinking.data);
         if (t->signature) json_object_set_new(it, "signature", json_string(t->signature));
+        free(t->signature); /* used: it must not attach to a later item */
+        t->signature = NULL;
         json_array_append_new(t->content, it);
         buf_reset(&t->thinking);
     }
@@ -239,6 +241,12 @@ static void on_tool_call(void *ud, const char *id, const char *name, json_t *arg
     json_t *it = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_request", "id", id, "name", name,
                            "arguments", args ? json_incref(args) : json_object());
     if (!args) json_object_set_new(it, "invalid_arguments", json_true());
+    /* A signature that came with no thinking text (Gemini puts it on the call) goes on the call. */
+    if (t->signature) {
+        json_object_set_new(it, "signature", json_string(t->signature));
+        free(t->signature);
+        t->signature = NULL;
+    }
     json_array_append_new(t->content, it);
     t->ntool_calls++;
     publish(t, "tool_call",
