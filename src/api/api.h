@@ -37,6 +37,7 @@ void api_message_post(http_req *r);
 void api_message_stream(http_req *r);
 void api_session_events(http_req *r);
 void api_session_cancel(http_req *r);
+void api_session_stream(http_req *r); /* the WebSocket, stream_ws.c */
 void api_providers_list(http_req *r);
 void api_providers_current(http_req *r);
 void api_providers_set(http_req *r);

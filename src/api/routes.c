@@ -22,6 +22,7 @@ const http_route api_routes[] = {
     {"POST", "/api/sessions/{id}/messages/stream", api_message_stream, ROUTE_BODY},
     {"GET", "/api/sessions/{id}/events", api_session_events, 0},
     {"POST", "/api/sessions/{id}/cancel", api_session_cancel, 0},
+    {"GET", "/api/sessions/{id}/stream", api_session_stream, 0}, /* WebSocket */
 
     {"POST", "/sessions", api_session_create, ROUTE_BODY},
     {"GET", "/sessions", api_session_list, 0},

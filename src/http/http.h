@@ -56,6 +56,23 @@ void http_on_done(http_req *r, void (*fn)(void *arg), void *arg);
 /* Stops accepting new connections (the first step of a graceful stop). */
 void http_refuse_new(http_server *s);
 
+/* Protocol upgrades (WebSocket). http_reply_upgrade answers 101 Switching Protocols with the
+ * headers added by http_add_header (Upgrade, Sec-WebSocket-Accept; Connection is added). Once the
+ * 101 has been sent, fn(r, cls, fd, extra, extra_len, up) runs on a server thread: r is still
+ * valid during the call only; extra holds bytes the client sent after its request (valid during
+ * the call only). From then on the socket is the caller's: it must never close fd, but call
+ * http_upgrade_close(up) exactly once, from any thread, when done with it (the server then
+ * closes fd and frees the request). The request counts as in flight until then, so http_stop
+ * waits for upgraded connections (up to its timeout). fn is not called when the client went
+ * away before the 101 was sent. */
+typedef struct http_upgrade http_upgrade;
+typedef void (*http_upgrade_fn)(http_req *r, void *cls, int fd, const char *extra, size_t extra_len,
+                                http_upgrade *up);
+void http_reply_upgrade(http_req *r, http_upgrade_fn fn, void *cls);
+void http_upgrade_close(http_upgrade *up);
+/* True once the server has started stopping (http_refuse_new or http_stop). */
+bool http_stopping(http_req *r);
+
 /* Adds a response header; call before a reply function. Copies both strings. */
 void http_add_header(http_req *r, const char *name, const char *value);
 /* Replies. Exactly one per request. http_reply_json takes ownership of body. */

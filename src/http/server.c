@@ -64,6 +64,8 @@ struct http_req {
     char client[INET6_ADDRSTRLEN];
     int nhdrs;
     char *hdrs[MAX_EXTRA_HEADERS][2];
+    http_upgrade_fn upgrade; /* http_reply_upgrade */
+    void *upgrade_cls;
 };
 
 /* ---- helpers for handlers ---- */
@@ -255,6 +257,32 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
           "application/json; charset=utf-8", len);
     if (status >= 500)
         log_warn("http", "%s %s -> %d %s rid=%s", r->method, r->path, status, msg, r->rid);
+}
+
+/* ---- protocol upgrades ---- */
+
+static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra,
+                        size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    http_req *r = con_cls;
+    r->upgrade(r, r->upgrade_cls, (int)sock, extra, extra_len, (http_upgrade *)urh);
+}
+
+void http_reply_upgrade(http_req *r, http_upgrade_fn fn, void *cls)
+{
+    r->upgrade = fn;
+    r->upgrade_cls = cls;
+    queue(r, 101, MHD_create_response_for_upgrade(on_upgraded, NULL), NULL, 0);
+}
+
+void http_upgrade_close(http_upgrade *up)
+{
+    MHD_upgrade_action((struct MHD_UpgradeResponseHandle *)up, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+bool http_stopping(http_req *r)
+{
+    return atomic_load(&r->s->stopping);
 }
 
 /* ---- request life ---- */
