@@ -59,7 +59,7 @@ int main(int argc, char **argv)
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
     a.st = store_sqlite_open(cfg.data_dir);
-    if (!a.st || prov_client_start() != GD_OK || !(a.agent = agent_new(&cfg, a.st))) {
+    if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {
         fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
         return 1;
     }

@@ -351,11 +351,6 @@ static void start_loop(void)
 
 static void start_loop_never(void) {}
 
-gd_err prov_client_start(void)
-{
-    return GD_OK;
-}
-
 void prov_client_stop(void)
 {
     pthread_once(&start_once, start_loop_never); /* a request after this does not start it */

@@ -111,7 +111,7 @@ typedef struct prov_call prov_call;
  * retries, or cancelled). The call is freed right after it returns. */
 typedef void (*prov_done)(void *ud, const prov_result *res);
 
-gd_err prov_client_start(void);
+/* The loop starts with the first request; this stops it (if it ran) and refuses later ones. */
 void prov_client_stop(void);
 /* Starts a streamed request. Takes no ownership of messages/tools (they are serialised now).
  * Retries 429, 5xx and connection errors with exponential backoff and jitter, honouring
