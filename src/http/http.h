@@ -28,6 +28,8 @@ const char *http_path(http_req *r);
 const char *http_param(http_req *r, int i);             /* i-th {placeholder} of the route */
 const char *http_query(http_req *r, const char *name);  /* NULL when absent */
 const char *http_header(http_req *r, const char *name); /* NULL when absent */
+/* Whether the request's Origin header names an origin of the cors_origins list (or it is "*"). */
+bool http_origin_listed(http_req *r);
 /* The request's JSON object body, or NULL when the body was empty. Owned by the request. */
 json_t *http_body(http_req *r);
 

@@ -94,6 +94,10 @@ const char *http_header(http_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
+bool http_origin_listed(http_req *r)
+{
+    return r->origin != NULL;
+}
 json_t *http_body(http_req *r)
 {
     return r->json;

@@ -186,6 +186,16 @@ static bool valid_key(const char *key)
            binlen == 16 && end == key + 24;
 }
 
+/* A browser sends Origin with every WebSocket handshake, and the same-origin policy does not
+ * apply to WebSockets: without this check any web page could drive a user's local goosed
+ * (cross-site WebSocket hijacking). Same origin: "scheme://" + the Host the client asked for. */
+static bool same_origin(const char *origin, const char *host)
+{
+    const char *p = strstr(origin, "://");
+    if (!p || !host) return false;
+    return !strcasecmp(p + 3, host);
+}
+
 bool ws_handshake_ok(http_req *r)
 {
     const char *v;
@@ -226,6 +236,14 @@ bool ws_handshake_ok(http_req *r)
     if (!valid_key(v)) {
         http_reply_error(r, 400, "bad_request",
                          "Sec-WebSocket-Key must be 16 bytes in base64 (24 characters)");
+        return false;
+    }
+    v = http_header(r, "Origin");
+    if (v && !same_origin(v, http_header(r, "Host")) && !http_origin_listed(r)) {
+        http_reply_error(r, 403, "forbidden_origin",
+                         "WebSocket connections from origin %.200s are not allowed: it is neither "
+                         "this server nor in cors_origins",
+                         v);
         return false;
     }
     return true;

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
 import { get, post, rawRequest, assertAlive } from './lib/http.mjs';
+import { validateResponse } from './lib/openapi.mjs';
 import { startFake } from '../fakes/lib.mjs';
 
 const KEY = 'sk-test-key';
@@ -209,6 +210,7 @@ async function connect(srv, path, { headers = {}, extra } = {}) {
     hdrs[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
   }
   const rest = buf.subarray(end + 4);
+  validateResponse({ method: 'GET', path, status, headers: hdrs, body: status === 101 ? '' : rest.toString() });
   if (status === 101) {
     assert.equal(hdrs['sec-websocket-accept'], crypto.createHash('sha1').update(key + GUID).digest('base64'));
     assert.match(hdrs.upgrade, /^websocket$/i);
@@ -225,8 +227,7 @@ async function connect(srv, path, { headers = {}, extra } = {}) {
 function badHandshake(srv, path, headers) {
   let req = `GET ${path} HTTP/1.1\r\nHost: ${srv.connectHost}:${srv.port}\r\n`;
   for (const [k, v] of Object.entries(headers)) if (v !== undefined) req += `${k}: ${v}\r\n`;
-  // The upgrade route is not in docs/openapi.json yet, so its answers are checked here instead.
-  return rawRequest(srv, `${req}\r\n`, { validate: false });
+  return rawRequest(srv, `${req}\r\n`); // checked against docs/openapi.json
 }
 
 const GOOD = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' };
@@ -390,9 +391,24 @@ describe('WebSocket stream', () => {
     // Header tokens are case-insensitive and may come in lists.
     const { ws } = await connect(srv, p, { headers: { Upgrade: 'WebSocket', Connection: 'keep-alive, upgrade' } });
     await ws.close();
-    const post405 = await rawRequest(srv, `POST ${p} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`, { validate: false });
+    const post405 = await rawRequest(srv, `POST ${p} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
     assert.equal(post405.status, 405);
     await assertAlive(srv);
+  });
+
+  it("a web page from another origin is refused (403); the server's own origin is not", async () => {
+    const id = await newSession(srv, dir);
+    const p = `/api/sessions/${id}/stream`;
+    for (const origin of ['https://evil.example', 'null', `http://${srv.connectHost}:${srv.port + 1}`]) {
+      const res = await badHandshake(srv, p, { ...GOOD, Origin: origin });
+      assertJsonError(res, 403, 'forbidden_origin', new RegExp(`origin ${origin.replace(/[.:/]/g, '\\$&')} are not allowed`));
+    }
+    // The page the server itself served (same scheme://host:port as the Host it was asked for).
+    const { ws } = await connect(srv, p, { headers: { Origin: `http://${srv.connectHost}:${srv.port}` } });
+    await fake.script([{ text: 'same origin' }]);
+    ws.sendJSON({ type: 'message', content: 'hi' });
+    assert.equal(deltas(await ws.until('message_complete')), 'same origin');
+    await ws.close();
   });
 
   it('answers a ping with a pong carrying the same payload', async () => {
@@ -541,6 +557,23 @@ describe('WebSocket stream', () => {
     ws.sendJSON({ type: 'message', content: 'again' });
     assert.equal(deltas(await ws.until('message_complete')), 'recovered');
     await ws.close();
+  });
+});
+
+describe('WebSocket origins listed in cors_origins', () => {
+  it('a listed origin may connect; an unlisted one may not', async () => {
+    const srv = await startServer({ env: { GOOSE_CORS_ORIGINS: 'https://app.example,http://localhost:5173' } });
+    try {
+      const id = await newSession(srv, srv.home);
+      const p = `/api/sessions/${id}/stream`;
+      for (const origin of ['https://app.example', 'http://localhost:5173']) {
+        const { ws } = await connect(srv, p, { headers: { Origin: origin } });
+        await ws.close();
+      }
+      assertJsonError(await badHandshake(srv, p, { ...GOOD, Origin: 'https://app.example.evil' }), 403, 'forbidden_origin', /app\.example\.evil/);
+    } finally {
+      await stopAndCheck(srv);
+    }
   });
 });
 
