@@ -298,14 +298,8 @@ static void block_stop(prov_parser *p)
 
 static gd_err an_parser_event(prov_parser *p, const char *event, const char *data, prov_result *res)
 {
-    json_error_t jerr;
-    json_t *ev = json_loads(data, 0, &jerr);
-    if (!json_is_object(ev)) {
-        json_decref(ev);
-        snprintf(res->error, sizeof res->error, "provider sent an invalid stream event: %s",
-                 ev ? "not a JSON object" : jerr.text);
-        return GD_EINVAL;
-    }
+    json_t *ev = prov_parse_chunk(data, res);
+    if (!ev) return GD_EINVAL;
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!type) type = event ? event : "";
     gd_err e = GD_OK;

@@ -387,14 +387,8 @@ static gd_err part(prov_parser *p, json_t *pt, prov_result *res)
 
 static gd_err gm_parser_event(prov_parser *p, const char *event, const char *data, prov_result *res)
 {
-    json_error_t jerr;
-    json_t *chunk = json_loads(data, 0, &jerr);
-    if (!json_is_object(chunk)) {
-        json_decref(chunk);
-        snprintf(res->error, sizeof res->error, "provider sent an invalid stream chunk: %s",
-                 chunk ? "not a JSON object" : jerr.text);
-        return GD_EINVAL;
-    }
+    json_t *chunk = prov_parse_chunk(data, res);
+    if (!chunk) return GD_EINVAL;
     gd_err e = GD_OK;
     json_t *err = json_object_get(chunk, "error");
     if (err) {

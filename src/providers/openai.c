@@ -176,14 +176,8 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
         p->done = true;
         return GD_OK;
     }
-    json_error_t jerr;
-    json_t *chunk = json_loads(data, 0, &jerr);
-    if (!chunk || !json_is_object(chunk)) {
-        json_decref(chunk);
-        snprintf(res->error, sizeof res->error, "provider sent an invalid stream chunk: %s",
-                 jerr.text);
-        return GD_EINVAL;
-    }
+    json_t *chunk = prov_parse_chunk(data, res);
+    if (!chunk) return GD_EINVAL;
     gd_err e = GD_OK;
     json_t *err = json_object_get(chunk, "error");
     if (err) {

@@ -99,6 +99,9 @@ typedef struct {
     void (*error_body)(const char *body, size_t len, prov_result *res);
 } prov_dialect_ops;
 
+/* One streamed chunk's JSON object, or NULL with res->error naming what was wrong with it. */
+json_t *prov_parse_chunk(const char *data, prov_result *res);
+
 extern const prov_dialect_ops dialect_openai;
 extern const prov_dialect_ops dialect_anthropic;
 extern const prov_dialect_ops dialect_google;

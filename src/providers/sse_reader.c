@@ -1,7 +1,9 @@
 /* text/event-stream framing (the WHATWG "event stream interpretation"): lines end in LF, CRLF
  * or CR; `event:` names the event, `data:` lines are joined with LF, a blank line dispatches,
  * lines starting with ':' are comments. Every line is capped. */
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,4 +108,19 @@ gd_err sse_reader_end(sse_reader *r)
     if (r->line.len) e = line_done(r);
     if (!e) e = dispatch(r);
     return e;
+}
+
+json_t *prov_parse_chunk(const char *data, prov_result *res)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(data, 0, &jerr);
+    if (json_is_object(j)) return j;
+    if (j)
+        snprintf(res->error, sizeof res->error,
+                 "the provider sent a stream chunk that is not a JSON object");
+    else
+        snprintf(res->error, sizeof res->error,
+                 "the provider sent a stream chunk that is not valid JSON: %s", jerr.text);
+    json_decref(j);
+    return NULL;
 }

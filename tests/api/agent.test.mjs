@@ -181,6 +181,38 @@ describe('agent with an OpenAI-compatible provider', () => {
     assert.match(events.at(-1).json.error, /ended before it was complete/);
   });
 
+  it('an invalid JSON chunk is an error naming it, and the server keeps serving', async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ text: 'one two three four five', chunks: ['one', ' two', ' three', ' four', ' five'], garbage_after: 2 }]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+    assert.equal(texts(events), 'one two', 'what came before the bad chunk was relayed');
+    assert.equal(events.at(-1).event, 'error');
+    assert.equal(events.at(-1).json.code, 'provider_error');
+    assert.match(events.at(-1).json.error, /stream chunk that is not valid JSON/);
+    // What the user saw is kept: the partial reply is stored as the assistant's message.
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    assert.deepEqual(hist.body.map((m) => [m.role, m.content]), [
+      ['user', [{ type: 'text', text: 'hi' }]],
+      ['assistant', [{ type: 'text', text: 'one two' }]],
+    ]);
+    await assertAlive(srv);
+  });
+
+  it("an error inside the stream carries the provider's own message", async () => {
+    const id = await newSession(srv, dir);
+    await fake.script([{ text: 'partial answer here', chunks: ['partial', ' answer', ' here'], error: { status: 500, message: 'The server had an error (fake)', in_stream: true, after: 1 } }]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+    assert.equal(texts(events), 'partial');
+    assert.equal(events.at(-1).event, 'error');
+    assert.equal(events.at(-1).json.code, 'provider_error');
+    assert.match(events.at(-1).json.error, /The server had an error \(fake\)/);
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    assert.deepEqual(hist.body.map((m) => [m.role, m.content]), [
+      ['user', [{ type: 'text', text: 'hi' }]],
+      ['assistant', [{ type: 'text', text: 'partial' }]],
+    ]);
+  });
+
   it('answers 409 to a second message while a reply runs, and cancel stops it', async () => {
     const id = await newSession(srv, dir);
     await fake.script([{ text: 'slow reply', chunks: 2, stall_after: 1, stall_ms: 20000 }]);

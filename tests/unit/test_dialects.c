@@ -566,7 +566,7 @@ static const stream_case cases[] = {
     {"openai truncated", &dialect_openai, OPENAI_TRUNC, false, "one two", "", "", 0, NULL, 0, 0,
      INCOMPLETE},
     {"openai garbage", &dialect_openai, OPENAI_GARBAGE, false, "one", "", "", 0, NULL, 0, 0,
-     "invalid stream"},
+     "not valid JSON"},
     {"openai in-stream error", &dialect_openai, OPENAI_INSTREAM, false, "partial", "", "", 0, NULL,
      0, 0, "Overloaded right now"},
     {"anthropic text", &dialect_anthropic, ANTHROPIC_TEXT, true, "Hello world", "Let me think.",
@@ -578,7 +578,7 @@ static const stream_case cases[] = {
     {"anthropic truncated", &dialect_anthropic, ANTHROPIC_TRUNC, false, "one two", "", "", 0, NULL,
      0, 0, INCOMPLETE},
     {"anthropic garbage", &dialect_anthropic, ANTHROPIC_GARBAGE, false, "one", "", "", 0, NULL, 0,
-     0, "invalid stream"},
+     0, "not valid JSON"},
     {"anthropic in-stream error", &dialect_anthropic, ANTHROPIC_INSTREAM, false, "partial", "", "",
      0, NULL, 0, 0, "Overloaded right now"},
     {"google text", &dialect_google, GOOGLE_TEXT, true, "Hello world", "Let me think.", "", 0,
@@ -594,7 +594,7 @@ static const stream_case cases[] = {
     {"google truncated", &dialect_google, GOOGLE_TRUNC, false, "one two", "", "", 0, NULL, 0, 0,
      INCOMPLETE},
     {"google garbage", &dialect_google, GOOGLE_GARBAGE, false, "one", "", "", 0, NULL, 0, 0,
-     "invalid stream"},
+     "not valid JSON"},
     {"google in-stream error", &dialect_google, GOOGLE_INSTREAM, false, "partial", "", "", 0, NULL,
      0, 0, "Overloaded right now"},
 };
@@ -819,7 +819,7 @@ static void test_anthropic_edges(void **state)
     rec_free(&r);
 
     assert_int_equal(run1(&dialect_anthropic, "data: [1]\n\n", &r, &res), GD_EINVAL);
-    assert_non_null(strstr(res.error, "invalid stream"));
+    assert_non_null(strstr(res.error, "not a JSON object"));
     rec_free(&r);
 
     assert_int_equal(run1(&dialect_anthropic, A_TOOL_NO_NAME, &r, &res), GD_EINVAL);
