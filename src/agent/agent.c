@@ -55,8 +55,14 @@ struct turn {
     json_t *history; /* [{role, content}] sent to the provider */
     json_t *tools;
     atomic_bool cancel;
-    pthread_mutex_t mu; /* guards call */
+    pthread_mutex_t mu; /* guards call, user_state and deferred */
     prov_call *call;
+    /* The user's message is stored while the first provider request is already on its way (the
+     * fsync is off the first token's path); the first round's end waits for it. */
+    enum { USER_PENDING, USER_STORED, USER_FAILED } user_state;
+    bool deferred;         /* the first round ended before the user message was stored */
+    const char *user_code; /* why it could not be stored: the error's code and message */
+    char user_err[256];
     /* the assistant message being received (provider thread only) */
     json_t *content;
     buf text;
@@ -256,6 +262,7 @@ static void on_tool_call(void *ud, const char *id, const char *name, json_t *arg
 
 static void start_round(turn *t);
 static void *run_tools(void *arg);
+static void on_provider_done(void *ud, const prov_result *res);
 
 static void on_results_stored(void *ud, gd_err e, const char *msg)
 {
@@ -300,16 +307,15 @@ static void on_assistant_stored(void *ud, gd_err e, const char *msg)
     pthread_attr_destroy(&attr);
 }
 
-static void on_provider_done(void *ud, const prov_result *res)
+/* A provider round is over and the user message is stored (or failed to be): keep what the
+ * round produced. */
+static void round_finished(turn *t)
 {
-    turn *t = ud;
-    pthread_mutex_lock(&t->mu);
-    t->call = NULL;
-    pthread_mutex_unlock(&t->mu);
-    flush_text(t);
-    t->last = *res;
-    t->in_tok += res->input_tokens;
-    t->out_tok += res->output_tokens;
+    const prov_result *res = &t->last;
+    if (t->user_state == USER_FAILED) {
+        turn_fail(t, t->user_code, t->user_err);
+        return;
+    }
     if (!strcmp(res->stop_reason, "error") || !strcmp(res->stop_reason, "cancelled")) {
         /* Keep what arrived, but never a tool call that will not run. */
         json_t *kept = json_array(), *it;
@@ -334,10 +340,27 @@ static void on_provider_done(void *ud, const prov_result *res)
                                         on_assistant_stored, t);
 }
 
+static void on_provider_done(void *ud, const prov_result *res)
+{
+    turn *t = ud;
+    flush_text(t);
+    t->last = *res;
+    t->in_tok += res->input_tokens;
+    t->out_tok += res->output_tokens;
+    pthread_mutex_lock(&t->mu);
+    t->call = NULL;
+    bool wait = t->user_state == USER_PENDING;
+    t->deferred = wait;
+    pthread_mutex_unlock(&t->mu);
+    if (!wait) round_finished(t);
+}
+
 static void start_round(turn *t)
 {
     if (atomic_load(&t->cancel)) {
-        turn_complete(t, "cancelled");
+        /* Through on_provider_done, which waits for the user message of the first round. */
+        prov_result r = {.stop_reason = "cancelled"};
+        on_provider_done(t, &r);
         return;
     }
     if (t->rounds >= t->a->cfg->max_turns) {
@@ -359,7 +382,10 @@ static void start_round(turn *t)
         prov_call_start(&t->pcfg, t->system, t->history, t->tools, &sink, on_provider_done, t);
     bool ok = t->call != NULL;
     pthread_mutex_unlock(&t->mu);
-    if (!ok) turn_fail(t, "internal", "out of memory starting the provider request");
+    if (!ok) {
+        prov_result r = {.stop_reason = "error", .error = "out of memory starting the request"};
+        on_provider_done(t, &r);
+    }
 }
 
 /* ---- tools (a worker thread) ---- */
@@ -495,14 +521,21 @@ static char *system_prompt(const char *cwd)
     return buf_detach(&b);
 }
 
+/* On the store's thread, while the first round may still be running. */
 static void on_user_stored(void *ud, gd_err e, const char *msg)
 {
     turn *t = ud;
+    pthread_mutex_lock(&t->mu);
+    t->user_state = e ? USER_FAILED : USER_STORED;
     if (e) {
-        turn_fail(t, e == GD_ENOTFOUND ? "not_found" : "storage_unavailable", msg);
-        return;
+        t->user_code = e == GD_ENOTFOUND ? "not_found" : "storage_unavailable";
+        snprintf(t->user_err, sizeof t->user_err, "%s", msg);
+        atomic_store(&t->cancel, true);
+        if (t->call) prov_call_cancel(t->call);
     }
-    start_round(t);
+    bool resume = t->deferred;
+    pthread_mutex_unlock(&t->mu);
+    if (resume) round_finished(t);
 }
 
 gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t *first_seq,
@@ -570,6 +603,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
     a->st->ops->message_append_async(a->st, session_id, "user", content, 0, 0, t->msg_id,
                                      on_user_stored, t);
     json_decref(content);
+    start_round(t);
     return GD_OK;
 }
 

@@ -24,6 +24,12 @@ extern const size_t api_nroutes;
  * store_errmsg() when NULL), else 500. */
 void api_store_error(http_req *r, gd_err e, const char *session_id, const char *msg);
 
+/* How a reply that agent_start could not start is reported, over HTTP or as a WebSocket error
+ * frame: the HTTP status and error code it returns, and the message (in msg) from agent_start's
+ * err. */
+int api_start_failure(gd_err e, const char *session_id, const char *err, const char **code,
+                      char *msg, size_t msglen);
+
 void api_status(http_req *r);
 void api_health(http_req *r);
 void api_openapi(http_req *r);

@@ -198,6 +198,29 @@ static bool wants_sse(http_req *r)
     return accept && strstr(accept, "text/event-stream");
 }
 
+int api_start_failure(gd_err e, const char *session_id, const char *err, const char **code,
+                      char *msg, size_t msglen)
+{
+    switch (e) {
+    case GD_ENOTFOUND:
+        *code = "not_found";
+        snprintf(msg, msglen, "session '%s' not found", session_id);
+        return 404;
+    case GD_ECONFLICT:
+        *code = "reply_running";
+        snprintf(msg, msglen, "%s", err);
+        return 409;
+    case GD_EINVAL:
+        *code = "provider_not_configured";
+        snprintf(msg, msglen, "%s", err);
+        return 503;
+    default:
+        *code = "storage_unavailable";
+        snprintf(msg, msglen, "storage unavailable: %s", err);
+        return 503;
+    }
+}
+
 static void start_reply(http_req *r, bool sse)
 {
     app *a = http_app(r);
@@ -216,20 +239,11 @@ static void start_reply(http_req *r, bool sse)
     uint64_t first;
     char err[512];
     gd_err e = agent_start(a->agent, sid, json_string_value(content), &first, err, sizeof err);
-    switch (e) {
-    case GD_OK:
-        break;
-    case GD_ENOTFOUND:
-        http_reply_error(r, 404, "not_found", "session '%s' not found", sid);
-        return;
-    case GD_ECONFLICT:
-        http_reply_error(r, 409, "reply_running", "%s", err);
-        return;
-    case GD_EINVAL:
-        http_reply_error(r, 503, "provider_not_configured", "%s", err);
-        return;
-    default:
-        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", err);
+    if (e) {
+        const char *code;
+        char msg[600];
+        int status = api_start_failure(e, sid, err, &code, msg, sizeof msg);
+        http_reply_error(r, status, code, "%s", msg);
         return;
     }
     watch *w = watch_new(r, sid, first, true);

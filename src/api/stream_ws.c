@@ -150,22 +150,11 @@ static void start_reply(stream *s, json_t *m)
     char err[512];
     gd_err e =
         agent_start(s->a->agent, s->sid, json_string_value(content), &first, err, sizeof err);
-    switch (e) {
-    case GD_OK:
-        return; /* its events arrive through the bus like every other reply's */
-    case GD_ENOTFOUND:
-        send_error(s->c, "not_found", "session '%s' not found", s->sid);
-        return;
-    case GD_ECONFLICT:
-        send_error(s->c, "reply_running", "%s", err);
-        return;
-    case GD_EINVAL:
-        send_error(s->c, "provider_not_configured", "%s", err);
-        return;
-    default:
-        send_error(s->c, "storage_unavailable", "storage unavailable: %s", err);
-        return;
-    }
+    if (e == GD_OK) return; /* its events arrive through the bus like every other reply's */
+    const char *code;
+    char msg[600];
+    api_start_failure(e, s->sid, err, &code, msg, sizeof msg);
+    send_error(s->c, code, "%s", msg);
 }
 
 static void cancel_reply(stream *s, json_t *m)

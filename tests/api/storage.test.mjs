@@ -9,6 +9,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
 import { get, post, del, request, assertError, assertAlive, assertSession } from './lib/http.mjs';
+import { startFake, parseSSE } from '../fakes/lib.mjs';
 
 function have(tool) {
   try {
@@ -188,6 +189,41 @@ describe('disk full', () => {
       await assertStoreUp(srv2);
     } finally {
       await stopAndCheck(srv2);
+    }
+  });
+
+  it('a message that cannot be stored ends its reply with storage_unavailable, and nothing half-stored', async (t) => {
+    if (!have('prlimit')) return t.skip('prlimit (util-linux) is missing');
+    const home = tempDir();
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const fake = await startFake({ keys: { openai: 'sk-full' } });
+    t.after(() => fake.stop());
+    await fake.script({ responses: [], default: { text: 'an answer that will not be kept' } });
+    const srv = await startServer({
+      home,
+      wrap: ['prlimit', '--fsize=200000'],
+      env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: 'sk-full' },
+    });
+    try {
+      const s = await post(srv, '/api/sessions', { name: 'kept' });
+      assert.equal(s.status, 201, s.text);
+      for (let i = 0; i < 3000; i++) {
+        const r = await post(srv, '/api/sessions', { name: `fill ${i} ${'x'.repeat(200)}` });
+        if (r.status === 503) break;
+        assert.equal(r.status, 201, r.text);
+      }
+      const big = 'y'.repeat(100_000); // cannot fit in what is left of a 200 kB file
+      const r = await request(srv, 'POST', `/api/sessions/${s.body.id}/messages/stream`, { json: { content: big } });
+      assert.equal(r.status, 200, r.text);
+      const last = parseSSE(r.text).at(-1);
+      assert.equal(last.event, 'error');
+      assert.equal(JSON.parse(last.data).code, 'storage_unavailable');
+      const j = await post(srv, `/api/sessions/${s.body.id}/messages`, { content: big });
+      assertError(j, 503, 'storage_unavailable', /\S/);
+      assert.deepEqual((await get(srv, `/api/sessions/${s.body.id}/messages`)).body, [], 'no message was stored');
+      await assertAlive(srv);
+    } finally {
+      await stopAndCheck(srv);
     }
   });
 });
