@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/buf.h"
@@ -39,6 +40,7 @@ struct agent {
     pthread_mutex_t pmu; /* guards provider and model */
     char provider[128];
     char model[256];
+    char **tool_env;  /* the shell's environment: ours without the providers' API keys */
     pthread_t ticker; /* keep-alive pings every KEEPALIVE_S */
     pthread_cond_t tick;
 };
@@ -409,7 +411,7 @@ static void *run_tools(void *arg)
             out.text = strdup("the tool call's arguments were not valid JSON");
             out.is_error = true;
         } else if (!strncmp(name, "developer__", 11)) {
-            tool_ctx ctx = {.cwd = t->cwd, .cancel = &t->cancel};
+            tool_ctx ctx = {.cwd = t->cwd, .cancel = &t->cancel, .env = t->a->tool_env};
             developer_call(name, json_object_get(it, "arguments"), &ctx, &out);
         } else {
             char msg[300];
@@ -462,6 +464,30 @@ int agent_provider_key(const provider_def *def, char *out, size_t outlen)
     return secrets_get(def->key_env, out, outlen);
 }
 
+/* Anthropic's extended thinking, off unless CLAUDE_THINKING_ENABLED is set (to anything but
+ * "", "0" or "false"); CLAUDE_THINKING_BUDGET tokens (default 16000, at least 1024 as the API
+ * requires). */
+static gd_err thinking_budget(provider_cfg *out, char *err, size_t errlen)
+{
+    const char *on = getenv("CLAUDE_THINKING_ENABLED");
+    if (!on || !*on || !strcmp(on, "0") || !strcasecmp(on, "false")) return GD_OK;
+    const char *b = getenv("CLAUDE_THINKING_BUDGET");
+    out->thinking_budget = 16000;
+    if (b && *b) {
+        char *end;
+        long v = strtol(b, &end, 10);
+        if (*end || v < 1024 || v > 1000000) {
+            snprintf(err, errlen,
+                     "CLAUDE_THINKING_BUDGET: %.40s is not a number of tokens from 1024 to "
+                     "1000000",
+                     b);
+            return GD_EINVAL;
+        }
+        out->thinking_budget = v;
+    }
+    return GD_OK;
+}
+
 gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
 {
     const config *cfg = a->cfg;
@@ -503,6 +529,7 @@ gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
     snprintf(out->model, sizeof out->model, "%s", model[0] ? model : def->default_model);
     out->timeout_s = cfg->api_timeout;
     out->max_retries = cfg->max_retries;
+    if (!strcmp(def->name, "anthropic")) return thinking_budget(out, err, errlen);
     return GD_OK;
 }
 
@@ -645,6 +672,30 @@ static void *ticker_main(void *arg)
     return NULL;
 }
 
+/* The server's environment without the providers' API keys (OPENAI_API_KEY, ...), for the
+ * commands the model runs: a prompt injected through a file the model reads must not be able to
+ * make it print them. NULL when out of memory (the tools then get the whole environment). */
+static char **tool_environment(void)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    if (!env) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(environ[i], "=");
+        bool secret = false;
+        for (size_t p = 0; p < provider_ndefs && !secret; p++) {
+            const char *key = provider_defs[p].key_env;
+            secret = key && strlen(key) == len && !strncmp(environ[i], key, len);
+        }
+        if (!secret) env[k++] = environ[i];
+    }
+    return env;
+}
+
 agent *agent_new(const config *cfg, store *st)
 {
     agent *a = calloc(1, sizeof *a);
@@ -657,7 +708,9 @@ agent *agent_new(const config *cfg, store *st)
     pthread_mutex_init(&a->pmu, NULL);
     snprintf(a->provider, sizeof a->provider, "%s", cfg->provider);
     snprintf(a->model, sizeof a->model, "%s", cfg->model);
+    a->tool_env = tool_environment();
     if (pthread_create(&a->ticker, NULL, ticker_main, a) != 0) {
+        free(a->tool_env);
         free(a);
         return NULL;
     }
@@ -707,6 +760,7 @@ void agent_shutdown(agent *a, int grace_ms)
 void agent_free(agent *a)
 {
     if (!a) return;
+    free(a->tool_env);
     pthread_cond_destroy(&a->tick);
     pthread_cond_destroy(&a->idle);
     pthread_mutex_destroy(&a->mu);

@@ -682,6 +682,7 @@ static gd_err tool_shell(json_t *args, const tool_ctx *ctx, tool_output *out)
     size_t cap = ctx && ctx->output_cap > 0 ? ctx->output_cap : DEV_OUTPUT_CAP;
     if (cap > DEV_TEXT_CAP / 2 - 4096) cap = DEV_TEXT_CAP / 2 - 4096;
     const char *cwd = ctx && ctx->cwd && ctx->cwd[0] ? ctx->cwd : ".";
+    char *const *env = ctx ? ctx->env : NULL;
     char eb[128];
 
     struct stat st;
@@ -746,7 +747,7 @@ static gd_err tool_shell(json_t *args, const tool_ctx *ctx, tool_output *out)
     if (!rc) rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
     pid_t pid = -1;
     char *argv[] = {"sh", "-c", (char *)command, NULL};
-    if (!rc) rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+    if (!rc) rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, env ? env : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(po[1]);

@@ -44,6 +44,9 @@ typedef struct {
     /* when it becomes true, a running shell is killed (process group) and the call returns
      * promptly. Borrowed; may be NULL (no cancellation). */
     const atomic_bool *cancel;
+    /* the environment of commands the shell runs (NULL-terminated "NAME=value" strings).
+     * Borrowed; NULL: the server's own. */
+    char *const *env;
 } tool_ctx;
 
 /* Runs one tool synchronously (called from a worker thread; must be thread-safe). Unknown tool

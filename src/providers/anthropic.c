@@ -118,7 +118,13 @@ static json_t *an_build(const provider_cfg *c, const char *system, json_t *messa
         if (!strcmp(json_string_value(json_object_get(m, "role")), "user"))
             results_first(json_object_get(m, "content"));
     }
-    json_t *body = json_pack("{s:s, s:i}", "model", c->model, "max_tokens", MAX_TOKENS);
+    /* With thinking on, max_tokens covers the thinking budget and the answer. */
+    json_t *body = json_pack("{s:s, s:I}", "model", c->model, "max_tokens",
+                             (json_int_t)(MAX_TOKENS + c->thinking_budget));
+    if (c->thinking_budget > 0)
+        json_object_set_new(body, "thinking",
+                            json_pack("{s:s, s:I}", "type", "enabled", "budget_tokens",
+                                      (json_int_t)c->thinking_budget));
     if (system && *system) json_object_set_new(body, "system", json_string(system));
     json_object_set_new(body, "stream", json_true());
     json_object_set_new(body, "messages", msgs);

@@ -51,6 +51,9 @@ typedef struct {
     char model[256];
     long timeout_s; /* api_timeout: connect + whole response without progress */
     long max_retries;
+    /* Anthropic extended thinking: its budget in tokens, 0 when off (CLAUDE_THINKING_ENABLED,
+     * CLAUDE_THINKING_BUDGET, as the real Goose names them) */
+    long thinking_budget;
 } provider_cfg;
 
 /* What the stream produced, and how it ended. */

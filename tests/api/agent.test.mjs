@@ -37,7 +37,7 @@ describe('agent with an OpenAI-compatible provider', () => {
     fake = await startFake({ keys: { openai: KEY } });
     dir = tempDir('goosed-agent-cwd-');
     srv = await startServer({
-      env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY },
+      env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ANTHROPIC_API_KEY: 'sk-ant-hidden', GOOSED_TEST_VISIBLE: 'visible' },
     });
   });
   after(async () => {
@@ -144,6 +144,15 @@ describe('agent with an OpenAI-compatible provider', () => {
     assert.equal(hist.body[1].content.at(-1).type, 'tool_request');
     assert.equal(hist.body[2].content[0].type, 'tool_response');
     assert.equal(hist.body[2].content[0].id, 'call_1');
+  });
+
+  it("the shell does not see the providers' API keys, and sees the rest of the environment", async () => {
+    const id = await newSession(srv, dir);
+    const command = 'echo "openai=${OPENAI_API_KEY:-unset} anthropic=${ANTHROPIC_API_KEY:-unset} other=${GOOSED_TEST_VISIBLE:-unset}"';
+    await fake.script([{ tool_calls: [{ id: 'call_env', name: 'developer__shell', arguments: { command } }] }, { text: 'done' }]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'print the keys');
+    const result = events.find((e) => e.event === 'tool_result').json;
+    assert.match(result.result, /openai=unset anthropic=unset other=visible/);
   });
 
   it("reports the provider's own error, as an SSE error event and as a 502 in JSON", async () => {
@@ -343,6 +352,42 @@ for (const prov of [
 }
 
 describe('provider edge cases', () => {
+  it('Anthropic extended thinking: asked for with CLAUDE_THINKING_ENABLED, streamed, and sent back signed', async () => {
+    const fake = await startFake({ keys: { anthropic: 'ak' } });
+    const env = { GOOSE_PROVIDER: 'anthropic', ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: 'ak', CLAUDE_THINKING_ENABLED: 'true', CLAUDE_THINKING_BUDGET: '4096' };
+    const srv = await startServer({ env });
+    try {
+      const id = await newSession(srv, tempDir('goosed-agent-cwd-'));
+      await fake.script([
+        { thinking: 'I should list the files.', signature: 'sig_think', tool_calls: [{ id: 'toolu_t', name: 'developer__list_files', arguments: {} }] },
+        { text: 'Listed.' },
+      ]);
+      const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'what is here?');
+      const thought = events.filter((e) => e.event === 'message_chunk' && e.json.type === 'thinking').map((e) => e.json.text).join('');
+      assert.equal(thought, 'I should list the files.');
+      assert.equal(events.at(-1).event, 'message_complete');
+      const sent = await fake.requests();
+      assert.deepEqual(sent[0].body.thinking, { type: 'enabled', budget_tokens: 4096 });
+      assert.ok(sent[0].body.max_tokens > 4096, `max_tokens ${sent[0].body.max_tokens} leaves room for the answer`);
+      const back = sent[1].body.messages.find((m) => m.role === 'assistant').content;
+      assert.deepEqual(back[0], { type: 'thinking', thinking: 'I should list the files.', signature: 'sig_think' });
+      assert.equal(back[1].type, 'tool_use');
+    } finally {
+      await stopAndCheck(srv);
+    }
+    const bad = await startServer({ env: { ...env, CLAUDE_THINKING_BUDGET: '100' } });
+    try {
+      const id = await newSession(bad, bad.home);
+      assertError(await post(bad, `/api/sessions/${id}/messages`, { content: 'hi' }), 503, 'provider_not_configured', /CLAUDE_THINKING_BUDGET: 100 is not a number of tokens from 1024/);
+    } finally {
+      try {
+        await stopAndCheck(bad);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+
   it('Azure OpenAI: the deployment URL with its api-version, and the key in api-key', async () => {
     const fake = await startFake({ keys: { openai: KEY } });
     const srv = await startServer({

@@ -1084,6 +1084,15 @@ static void test_build_anthropic(void **state)
                 " {\"type\":\"text\",\"text\":\"note\"},{\"type\":\"text\",\"text\":\"more\"}]}]}");
     json_decref(body);
 
+    /* Extended thinking: the budget, and max_tokens raised by it. */
+    c.thinking_budget = 2048;
+    body = build(&dialect_anthropic, &c, NULL, "[]", NULL);
+    assert_json(body, "{\"model\":\"claude-sonnet-4-20250514\",\"max_tokens\":10240,"
+                      "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":2048},"
+                      "\"stream\":true,\"messages\":[]}");
+    json_decref(body);
+    c.thinking_budget = 0;
+
     json_t *t = build(&dialect_anthropic, &c, NULL, "[]", "[{\"name\":\"bare\"}]");
     assert_json(json_object_get(t, "tools"),
                 "[{\"name\":\"bare\",\"input_schema\":{\"type\":\"object\",\"properties\":{}}}]");
