@@ -238,9 +238,15 @@ static void on_transfer_done(prov_call *c, CURLcode code)
         finish(c);
         return;
     }
-    if (c->stream_error) { /* the parser rejected the stream: no retry, the reply is broken */
+    if (c->stream_error) {
+        /* The parser rejected the stream. A transient error the provider reported in it
+         * (overloaded, ...) is retried like a 5xx if nothing reached the client yet; a broken
+         * stream is not. */
+        if (c->res.retryable) {
+            fail_or_retry(c);
+            return;
+        }
         snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
-        c->res.retryable = false;
         finish(c);
         return;
     }

@@ -394,6 +394,7 @@ static gd_err gm_parser_event(prov_parser *p, const char *event, const char *dat
     if (err) {
         const char *msg = json_string_value(json_object_get(err, "message"));
         e = fail(res, msg ? msg : "provider reported an error in the stream");
+        res->retryable = prov_transient_error(err);
         goto out;
     }
     const char *blocked =

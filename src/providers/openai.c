@@ -183,6 +183,7 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
     if (err) {
         const char *msg = json_string_value(json_object_get(err, "message"));
         e = fail(res, msg ? msg : "provider reported an error in the stream");
+        res->retryable = prov_transient_error(err);
         goto out;
     }
     json_t *usage = json_object_get(chunk, "usage");

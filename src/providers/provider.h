@@ -102,6 +102,11 @@ typedef struct {
     void (*error_body)(const char *body, size_t len, prov_result *res);
 } prov_dialect_ops;
 
+/* Whether an error a provider reported inside its stream is worth retrying: overloaded, rate
+ * limited or a server error (Anthropic's overloaded_error / api_error / rate_limit_error,
+ * OpenAI's server_error, Gemini's 429 and 5xx codes). */
+bool prov_transient_error(json_t *err);
+
 /* One streamed chunk's JSON object, or NULL with res->error naming what was wrong with it. */
 json_t *prov_parse_chunk(const char *data, prov_result *res);
 

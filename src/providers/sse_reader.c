@@ -124,3 +124,23 @@ json_t *prov_parse_chunk(const char *data, prov_result *res)
     json_decref(j);
     return NULL;
 }
+
+bool prov_transient_error(json_t *err)
+{
+    static const char *const transient[] = {
+        "overloaded_error",   "api_error",         "rate_limit_error",
+        "server_error",       "UNAVAILABLE",       "INTERNAL",
+        "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "rate_limit_exceeded"};
+    json_t *code = json_object_get(err, "code");
+    if (json_is_integer(code)) {
+        json_int_t c = json_integer_value(code);
+        if (c == 429 || (c >= 500 && c <= 599)) return true;
+    }
+    const char *fields[] = {"type", "status", "code"};
+    for (size_t f = 0; f < sizeof fields / sizeof *fields; f++) {
+        const char *v = json_string_value(json_object_get(err, fields[f]));
+        for (size_t i = 0; v && i < sizeof transient / sizeof *transient; i++)
+            if (!strcmp(v, transient[i])) return true;
+    }
+    return false;
+}

@@ -209,12 +209,14 @@ describe('agent with an OpenAI-compatible provider', () => {
 
   it("an error inside the stream carries the provider's own message", async () => {
     const id = await newSession(srv, dir);
+    await fake.reset();
     await fake.script([{ text: 'partial answer here', chunks: ['partial', ' answer', ' here'], error: { status: 500, message: 'The server had an error (fake)', in_stream: true, after: 1 } }]);
     const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
     assert.equal(texts(events), 'partial');
     assert.equal(events.at(-1).event, 'error');
     assert.equal(events.at(-1).json.code, 'provider_error');
     assert.match(events.at(-1).json.error, /The server had an error \(fake\)/);
+    assert.equal((await fake.requests()).length, 1, 'not retried once output reached the client');
     const hist = await get(srv, `/api/sessions/${id}/messages`);
     assert.deepEqual(hist.body.map((m) => [m.role, m.content]), [
       ['user', [{ type: 'text', text: 'hi' }]],
@@ -352,6 +354,38 @@ for (const prov of [
 }
 
 describe('provider edge cases', () => {
+  it('Anthropic overloaded inside the stream, before any output: retried like a 529', async () => {
+    const fake = await startFake({ keys: { anthropic: 'ak' } });
+    const srv = await startServer({ env: { GOOSE_PROVIDER: 'anthropic', ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: 'ak' } });
+    try {
+      const id = await newSession(srv, srv.home);
+      await fake.script([
+        { text: 'never seen', error: { status: 529, in_stream: true, after: 0 } },
+        { text: 'second try' },
+        { text: 'not retried', chunks: ['not', ' retried'], error: { status: 529, in_stream: true, after: 1 } },
+        { text: 'must not be asked for' },
+      ]);
+      let events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+      assert.equal(texts(events), 'second try');
+      assert.equal(events.at(-1).event, 'message_complete');
+      assert.equal((await fake.requests()).length, 2);
+      events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'again');
+      assert.equal(texts(events), 'not');
+      assert.deepEqual([events.at(-1).event, events.at(-1).json.error], ['error', 'Overloaded']);
+      assert.equal((await fake.requests()).length, 3);
+      await fake.script([{ error: { status: 400, message: 'prompt is too long (fake)', in_stream: true, after: 0 } }, { text: 'must not be asked for' }]);
+      events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'a third');
+      assert.deepEqual([events.at(-1).event, events.at(-1).json.error], ['error', 'prompt is too long (fake)']);
+      assert.equal((await fake.requests()).length, 4, 'a request error is not retried');
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+
   it('Anthropic extended thinking: asked for with CLAUDE_THINKING_ENABLED, streamed, and sent back signed', async () => {
     const fake = await startFake({ keys: { anthropic: 'ak' } });
     const env = { GOOSE_PROVIDER: 'anthropic', ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: 'ak', CLAUDE_THINKING_ENABLED: 'true', CLAUDE_THINKING_BUDGET: '4096' };

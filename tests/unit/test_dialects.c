@@ -1024,6 +1024,34 @@ static void test_build_openai(void **state)
     json_decref(body);
 }
 
+static void test_transient_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *err;
+        bool transient;
+    } errs[] = {
+        {"{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}", true},
+        {"{\"type\":\"api_error\"}", true},
+        {"{\"type\":\"rate_limit_error\"}", true},
+        {"{\"type\":\"invalid_request_error\",\"message\":\"prompt is too long\"}", false},
+        {"{\"type\":\"server_error\",\"code\":null}", true},
+        {"{\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}", true},
+        {"{\"type\":\"invalid_request_error\",\"code\":\"context_length_exceeded\"}", false},
+        {"{\"code\":503,\"status\":\"UNAVAILABLE\"}", true},
+        {"{\"code\":429}", true},
+        {"{\"code\":400,\"status\":\"INVALID_ARGUMENT\"}", false},
+        {"{}", false},
+    };
+    for (size_t i = 0; i < sizeof errs / sizeof *errs; i++) {
+        json_t *e = json_loads(errs[i].err, 0, NULL);
+        assert_non_null(e);
+        if (prov_transient_error(e) != errs[i].transient) fail_msg("%s", errs[i].err);
+        json_decref(e);
+    }
+    assert_false(prov_transient_error(NULL));
+}
+
 static void test_build_anthropic(void **state)
 {
     provider_cfg c = cfg_for("anthropic", "claude-sonnet-4-20250514");
@@ -1324,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_build_google),
         cmocka_unit_test(test_google_schema),
         cmocka_unit_test(test_url_and_headers),
+        cmocka_unit_test(test_transient_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
