@@ -354,6 +354,28 @@ for (const prov of [
 }
 
 describe('provider edge cases', () => {
+  it("a wrong API key: the provider's 401 message, not retried", async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: 'sk-wrong-key-1234' } });
+    try {
+      const id = await newSession(srv, srv.home);
+      const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+      assert.equal(events.at(-1).event, 'error');
+      assert.equal(events.at(-1).json.code, 'provider_error');
+      assert.match(events.at(-1).json.error, /HTTP 401: Incorrect API key provided/);
+      assert.doesNotMatch(events.at(-1).json.error, /sk-wrong-key-1234/, 'the key itself is not repeated');
+      assert.equal((await fake.requests()).length, 1, 'a 401 is not retried');
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      assertError(r, 502, 'provider_error', /Incorrect API key/);
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+
   it('Anthropic overloaded inside the stream, before any output: retried like a 529', async () => {
     const fake = await startFake({ keys: { anthropic: 'ak' } });
     const srv = await startServer({ env: { GOOSE_PROVIDER: 'anthropic', ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: 'ak' } });
