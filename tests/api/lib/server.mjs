@@ -17,9 +17,25 @@ const LISTENING = /listening on http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)/;
 // Sanitizer builds read their options from the environment (make check-asan sets them).
 const PASS_THROUGH = ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS', 'TSAN_OPTIONS'];
 
+// Temporary directories made by this test file, removed when it exits (GOOSED_KEEP_TMP=1 keeps
+// them, to look at what a failed test left).
+const made = [];
+process.on('exit', () => {
+  if (process.env.GOOSED_KEEP_TMP) return;
+  for (const d of made) {
+    try {
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      // a test made it unreadable on purpose and failed before restoring it: leave it
+    }
+  }
+});
+
 /** A fresh temporary directory (realpath'd, so it compares equal to what the server stores). */
 export function tempDir(prefix = 'goosed-test-') {
-  return realpathSync(mkdtempSync(path.join(os.tmpdir(), prefix)));
+  const d = realpathSync(mkdtempSync(path.join(os.tmpdir(), prefix)));
+  made.push(d);
+  return d;
 }
 
 /** The child's environment: PATH, HOME, sanitizer options, then `extra` (undefined deletes). */
