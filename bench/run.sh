@@ -7,14 +7,25 @@
 # Runs BENCH_ROUNDS rounds of: nginx (static 200 "ok", access log to a file), goosed GET /status,
 # goosed POST /api/sessions (durable: every 201 is committed and fsynced); each figure is the best
 # of its rounds. Then nginx with its access log off (for information only) and the start-up timer
-# (bench/startup.c). Same wrk settings for every run.
+# (bench/startup.c). Same wrk settings for every run. Then the agent benchmarks of issue 3: a new
+# goosed whose OpenAI provider is the fake (tests/fakes/fake-provider.mjs, a separate Node process),
+# driven by bench/agent.mjs: BENCH_AGENT_REPLIES concurrent replies (peak RSS meanwhile), the
+# first-token latency goosed adds, and the relay's throughput.
 # Everything listens on 127.0.0.1 only; every run is bounded in time; whatever this script starts is
 # stopped on every way out. Exit 0 when the benchmarks ran, whether or not the targets were met (the
 # report says which); non-zero when a tool fails or goosed dies.
 #
 # Knobs (environment): GOOSED_BIN (default build/goosed), BENCH_ROUNDS (default 2), BENCH_DURATION
 # (seconds per measured wrk run, default 10), BENCH_WARMUP (seconds, default 2), BENCH_THREADS (2),
-# BENCH_CONNECTIONS (64), BENCH_STARTUP_RUNS (20), BENCH_REPORT (default docs/BENCHMARKS.md).
+# BENCH_CONNECTIONS (64), BENCH_STARTUP_RUNS (20), BENCH_REPORT (default docs/BENCHMARKS.md);
+# agent benchmarks: BENCH_AGENT_REPLIES (500 concurrent replies), BENCH_AGENT_TOKENS (50 tokens each),
+# BENCH_AGENT_INTERVAL_MS (20 ms apart), BENCH_AGENT_ROUNDS (2 rounds of those, each after a warm-up
+# of BENCH_AGENT_REPLIES_WARMUP = 50 concurrent replies), BENCH_AGENT_SAMPLES
+# (500 first-token samples each way, after BENCH_AGENT_WARMUP = 50), BENCH_AGENT_RELAY_TOKENS
+# (100000 tokens at full speed), BENCH_AGENT_RELAY_RUNS (3), BENCH_AGENT_TIMEOUT (120 s per
+# bench/agent.mjs run).
+# A reply through goosed that errors or arrives incomplete makes the exit status 1, after the report
+# is written (its "Problems seen" says what happened).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,6 +40,16 @@ ROUNDS=${BENCH_ROUNDS:-2}
 REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}
 OUTDIR=$ROOT/bench/out # raw wrk output and server logs of the last run (git-ignored)
 POST_BODY='{"name":"bench","working_directory":"/tmp"}'
+AGENT_REPLIES=${BENCH_AGENT_REPLIES:-500}
+AGENT_TOKENS=${BENCH_AGENT_TOKENS:-50}
+AGENT_INTERVAL_MS=${BENCH_AGENT_INTERVAL_MS:-20}
+AGENT_ROUNDS=${BENCH_AGENT_ROUNDS:-2}
+AGENT_REPLIES_WARMUP=${BENCH_AGENT_REPLIES_WARMUP:-50}
+AGENT_SAMPLES=${BENCH_AGENT_SAMPLES:-500}
+AGENT_WARMUP=${BENCH_AGENT_WARMUP:-50}
+RELAY_TOKENS=${BENCH_AGENT_RELAY_TOKENS:-100000}
+RELAY_RUNS=${BENCH_AGENT_RELAY_RUNS:-3}
+AGENT_TIMEOUT=${BENCH_AGENT_TIMEOUT:-120}
 
 die() {
     echo "bench: $*" >&2
@@ -45,6 +66,7 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 [ -n "$NGINX" ] || missing+=(nginx-light)
 command -v cc >/dev/null || missing+=(gcc)
+command -v node >/dev/null || missing+=(nodejs) # bench/agent.mjs and the fake provider
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: installing ${missing[*]}"
     sudo=
@@ -56,6 +78,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -x "$NGINX" ] || die "nginx not found after install"
 command -v wrk >/dev/null || die "wrk not found after install"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
+    die "bench/agent.mjs needs Node 18 or later (found $(node --version))"
+
+# 500 concurrent replies hold about 2 sockets per reply in each process (client, goosed, the fake).
+NEED_FDS=$((2 * AGENT_REPLIES + 256))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FDS" ]; then
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FDS" ]; then
+        die "open-file limit $(ulimit -n) is below the $NEED_FDS that $AGENT_REPLIES concurrent replies need (raise ulimit -n)"
+    fi
+fi
 
 # --- scratch space and cleanup --------------------------------------------------------------------
 # On disk, not tmpfs, so that fsync costs what it costs (the store's durability is part of the test).
@@ -65,6 +98,7 @@ rm -rf "$OUTDIR"
 mkdir -p "$OUTDIR"
 GOOSED_PID=
 NGINX_PREFIX=
+FAKE_PID=
 
 stop_goosed() { # SIGTERM, then up to 12 s for the graceful shutdown, then SIGKILL; sets GOOSED_RC
     GOOSED_RC=
@@ -101,14 +135,30 @@ stop_nginx() {
     NGINX_PREFIX=
 }
 
+stop_fake() { # the fake provider: SIGTERM, up to 5 s, then SIGKILL
+    [ -n "$FAKE_PID" ] || return 0
+    kill -TERM "$FAKE_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$FAKE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$FAKE_PID" 2>/dev/null || true
+    wait "$FAKE_PID" 2>/dev/null || true
+    FAKE_PID=
+}
+
 cleanup() {
     local rc=$?
     set +e
     stop_nginx
     stop_goosed
+    stop_fake
     if [ -f "$WORK/goosed.log" ]; then
         { grep -v ' access: ' "$WORK/goosed.log"; echo "... last access lines:"; grep ' access: ' "$WORK/goosed.log" | tail -n 20; } >"$OUTDIR/goosed.log"
     fi
+    for f in "$WORK"/goosed-*.log; do [ -f "$f" ] && cp "$f" "$OUTDIR/"; done
+    [ -f "$WORK/fake.err" ] && cp "$WORK/fake.err" "$OUTDIR/fake-provider.err"
     rm -rf "$WORK"
     exit $rc
 }
@@ -229,26 +279,43 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 start_nginx nginx on
 NGINX_URL=http://127.0.0.1:$NGINX_PORT/status
 
+# wait_listening FILE PID WHAT: the port from FILE's `listening on http://127.0.0.1:PORT` line (10 s at
+# most, while PID lives), into LISTEN_PORT.
+wait_listening() {
+    local i
+    LISTEN_PORT=
+    for ((i = 0; i < 200; i++)); do
+        LISTEN_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$1" | head -n1)
+        [ -n "$LISTEN_PORT" ] && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$1" >&2
+    die "$3 did not print 'listening on http://127.0.0.1:PORT'"
+}
+
+# start_goosed LOG ENV...: goosed with only HOME, PATH and ENV in its environment, stderr to LOG; sets
+# GOOSED_PID, GPORT and GOOSED_LOG.
+start_goosed() {
+    GOOSED_LOG=$1
+    shift
+    local cmd=(env -i "HOME=$GHOME" "PATH=$PATH" "$@" "$GOOSED_BIN" --host 127.0.0.1 --port 0)
+    record "${cmd[*]/#PATH=*/PATH=\$PATH} 2>$(basename "$GOOSED_LOG")   # HOME: a new empty directory, so the SQLite file is new"
+    "${cmd[@]}" 2>"$GOOSED_LOG" </dev/null >/dev/null &
+    GOOSED_PID=$!
+    wait_listening "$GOOSED_LOG" "$GOOSED_PID" goosed
+    GPORT=$LISTEN_PORT
+}
+
 GHOME=$WORK/home
 mkdir -m 700 "$GHOME"
 GLOG=$WORK/goosed.log # big (one line per request): bench/out/ keeps all but the access lines
-gcmd=(env -i "HOME=$GHOME" "PATH=$PATH" "$GOOSED_BIN" --host 127.0.0.1 --port 0)
-record "${gcmd[*]/#PATH=*/PATH=\$PATH} 2>goosed.log   # HOME: a new empty directory, so the SQLite file is new"
-"${gcmd[@]}" 2>"$GLOG" </dev/null >/dev/null &
-GOOSED_PID=$!
-GPORT=
-for ((i = 0; i < 200; i++)); do
-    GPORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$GLOG" | head -n1)
-    [ -n "$GPORT" ] && break
-    kill -0 "$GOOSED_PID" 2>/dev/null || break
-    sleep 0.05
-done
-[ -n "$GPORT" ] || { cat "$GLOG" >&2; die "goosed did not log 'listening on http://127.0.0.1:PORT'"; }
+start_goosed "$GLOG"
 
 goosed_alive() {
     kill -0 "$GOOSED_PID" 2>/dev/null && return 0
     echo "bench: goosed died; last lines of its log:" >&2
-    tail -n 20 "$GLOG" >&2
+    tail -n 20 "$GOOSED_LOG" >&2
     GOOSED_PID=
     exit 1
 }
@@ -299,6 +366,83 @@ STARTUP_LINE=$("${scmd[@]}" 2>"$OUTDIR/startup.err") || {
 }
 for kv in $STARTUP_LINE; do printf -v "startup_${kv%%=*}" '%s' "${kv#*=}"; done
 
+# --- agent benchmarks (issue 3) ---------------------------------------------------------------------
+# goosed between a client and an LLM provider played by the fake (a separate Node process): a new
+# goosed on a new HOME, its OpenAI provider pointed at the fake; bench/agent.mjs scripts the fake,
+# sends the load, checks every reply and prints one AGENT_RESULT line of JSON.
+fcmd=(node tests/fakes/fake-provider.mjs --no-log --host 127.0.0.1 --port 0)
+record "${fcmd[*]} >fake.out   # prints 'listening on http://127.0.0.1:PORT' when ready"
+"${fcmd[@]}" >"$WORK/fake.out" 2>"$WORK/fake.err" </dev/null &
+FAKE_PID=$!
+wait_listening "$WORK/fake.out" "$FAKE_PID" "the fake provider"
+FAKE_URL=http://127.0.0.1:$LISTEN_PORT
+
+# start_agent_goosed NAME: a new goosed on a new HOME, its OpenAI provider the fake, stderr to
+# $WORK/goosed-NAME.log.
+start_agent_goosed() {
+    GHOME=$WORK/$1-home
+    mkdir -m 700 "$GHOME"
+    start_goosed "$WORK/goosed-$1.log" "XDG_DATA_HOME=$GHOME/.local/share" GOOSE_PROVIDER=openai \
+        GOOSE_MODEL=gpt-4o OPENAI_API_KEY=sk-bench "OPENAI_HOST=$FAKE_URL"
+}
+
+# stop_agent_goosed NAME: SIGTERM; sets NAME_exit (its exit status), NAME_shutdown (yes when it logged
+# `shutdown complete`) and NAME_bad (its WARN/ERROR lines).
+stop_agent_goosed() {
+    local log=$GOOSED_LOG
+    stop_goosed
+    printf -v "$1_exit" '%s' "$GOOSED_RC"
+    printf -v "$1_shutdown" '%s' "$(grep -q 'shutdown complete' "$log" && echo yes || echo no)"
+    printf -v "$1_bad" '%s' "$(grep -Ec ' (ERROR|WARN) ' "$log" || true)"
+}
+
+# agent_run NAME MODE [ARGS]: one bench/agent.mjs run; the fields of its AGENT_RESULT line become
+# variables NAME_field (NAME_rc: its exit status; 1 means a reply failed or was incomplete). Its
+# stdout goes to bench/out/agent-NAME.txt, its progress and failures to bench/out/agent-NAME.err.
+agent_run() {
+    local name=$1 mode=$2 out=$OUTDIR/agent-$1.txt err=$OUTDIR/agent-$1.err rc=0 line k v
+    shift 2
+    local cmd=(node bench/agent.mjs "$mode" "$@" --goosed "http://127.0.0.1:$GPORT" --fake "$FAKE_URL"
+        --goosed-pid "$GOOSED_PID" --fake-pid "$FAKE_PID" --timeout-s "$AGENT_TIMEOUT")
+    local shown="${cmd[*]}"
+    shown=${shown/--goosed-pid $GOOSED_PID/--goosed-pid <goosed pid>}
+    record "${shown/--fake-pid $FAKE_PID/--fake-pid <fake pid>}"
+    echo "bench: ${cmd[*]}" >&2
+    "${cmd[@]}" >"$out" 2>"$err" || rc=$?
+    line=$(grep '^AGENT_RESULT ' "$out") || {
+        cat "$err" >&2
+        die "bench/agent.mjs $mode exited with status $rc and printed no result line (see $err)"
+    }
+    [ "$rc" = 0 ] || sed 's/^/    /' "$err" >&2
+    # shellcheck disable=SC2016 # the backquotes are JavaScript's
+    while IFS='=' read -r k v; do
+        printf -v "${name}_$k" '%s' "$v"
+    done < <(node -e '
+        for (const [k, v] of Object.entries(JSON.parse(process.argv[1])))
+            console.log(`${k}=${String(v ?? "").replace(/[\n`|]/g, " ")}`);' "${line#AGENT_RESULT }")
+    printf -v "${name}_rc" '%s' "$rc"
+}
+
+# First-token latency and relay throughput on one goosed (quiet, few sessions); then the concurrent
+# replies on a new goosed, so that its VmHWM covers those rounds and nothing else.
+start_agent_goosed latency
+agent_run ftl first-token --samples "$AGENT_SAMPLES" --warmup "$AGENT_WARMUP"
+goosed_alive
+agent_run relay throughput --tokens "$RELAY_TOKENS" --runs "$RELAY_RUNS"
+goosed_alive
+stop_agent_goosed latency_goosed
+start_agent_goosed replies
+AGENT_IDLE_RSS=$(rss_kb "$GOOSED_PID")
+for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+    agent_run "replies_$r" replies --replies "$AGENT_REPLIES" --tokens "$AGENT_TOKENS" \
+        --interval-ms "$AGENT_INTERVAL_MS" --warmup "$AGENT_REPLIES_WARMUP"
+    goosed_alive
+done
+AGENT_END_RSS=$(rss_kb "$GOOSED_PID")
+stop_agent_goosed replies_goosed
+stop_fake
+FAKE_ERR_LINES=$(grep -c . "$WORK/fake.err" || true)
+
 # --- report -----------------------------------------------------------------------------------------
 calc() { awk "BEGIN { $1 }"; }
 best nginx
@@ -348,6 +492,84 @@ done
 RUNS+=(nginx_nolog)
 DETAILS+=$'\n'$(row nginx_nolog "nginx static 200, access log off (information only)")
 
+# Agent benchmarks. av NAME: the value of variable NAME ("n/a" when the run did not report it);
+# fmt FORMAT NAME: the same, printf-formatted.
+av() { printf '%s' "${!1:-n/a}"; }
+fmt() {
+    local v=${!2:-}
+    if [ -z "$v" ]; then printf 'n/a'; else calc "printf \"$1\", $v"; fi
+}
+num() { printf '%s' "${!1:-0}"; } # for comparisons: a missing figure counts as 0
+PROVIDER_MS=$((AGENT_TOKENS * AGENT_INTERVAL_MS))
+LIMIT_MS=$(calc "printf \"%.0f\", 1.2 * $PROVIDER_MS")
+WORST=1 # the round whose slowest reply through goosed was slowest
+OVER_TOTAL=0
+AGENT_HWM=0
+REPLIES_RC=0
+for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+    if calc "exit !($(num "replies_${r}_g_ratio_max") > $(num "replies_${WORST}_g_ratio_max"))"; then WORST=$r; fi
+    v=replies_${r}_g_over_limit e=replies_${r}_g_errors h=replies_${r}_hwm_kb c=replies_${r}_rc
+    OVER_TOTAL=$((OVER_TOTAL + ${!v:-0} + ${!e:-0}))
+    [ "${!h:-0}" -le "$AGENT_HWM" ] || AGENT_HWM=${!h}
+    [ "${!c}" = 0 ] || REPLIES_RC=${!c}
+done
+W=replies_$WORST
+# Every reply of every round within 1.2 x the provider's time, and none failed.
+REPLIES_OK=$(verdict "$OVER_TOTAL == 0 && $REPLIES_RC == 0")
+AGENT_RSS_OK=$(verdict "$AGENT_HWM > 0 && $AGENT_HWM * 1024 < 128000000")
+FTL_OK=$(verdict "$ftl_rc == 0 && $(num ftl_added_p50_ms) < 1")
+RELAY_OK=$(verdict "$relay_rc == 0 && $relay_g_complete_runs == $RELAY_RUNS")
+ALL_REPLIES=$((AGENT_ROUNDS * AGENT_REPLIES))
+BATCH_RATIO=$(calc "printf \"%.2f\", $(num "${W}_g_batch_wall_ms") / $PROVIDER_MS")
+BATCH_CMP=$(calc "print ($(num "${W}_g_batch_wall_ms") <= $LIMIT_MS) ? \"within\" : \"over\"")
+
+AGENT_TABLE="| benchmark | goosed | the fake alone | target | result |
+|---|---|---|---|---|
+| $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart): each reply's time ÷ the provider's $(fmt_int "$PROVIDER_MS") ms, worst of $AGENT_ROUNDS rounds | max $(fmt %.2f "${W}_g_ratio_max") (p50 $(fmt %.2f "${W}_g_ratio_p50"), p99 $(fmt %.2f "${W}_g_ratio_p99")); $OVER_TOTAL of $(fmt_int "$ALL_REPLIES") replies over 1.2 or failed | max $(fmt %.2f "${W}_d_ratio_max") (p50 $(fmt %.2f "${W}_d_ratio_p50"), p99 $(fmt %.2f "${W}_d_ratio_p99")) | every reply ≤ 1.2 × | $REPLIES_OK |
+| the same: batch wall time, first request sent to last \`message_complete\`, worst round | $(fmt_int "$(num "${W}_g_batch_wall_ms")") ms ($BATCH_RATIO × $(fmt_int "$PROVIDER_MS") ms, $BATCH_CMP $(fmt_int "$LIMIT_MS") ms) | $(fmt_int "$(num "${W}_d_batch_wall_ms")") ms | information (1.2 × = $(fmt_int "$LIMIT_MS") ms) | — |
+| goosed peak RSS (VmHWM) during the concurrent replies (a goosed of their own, $AGENT_ROUNDS rounds) | $(mb "$AGENT_HWM") ($AGENT_HWM kB) | — | < 128 MB | $AGENT_RSS_OK |
+| first-token latency added by goosed, p50 of $ftl_samples sequential samples | $(fmt %.3f ftl_added_p50_ms) ms ($(fmt %.3f ftl_g_first_ms_p50) − $(fmt %.3f ftl_d_first_ms_p50)) | $(fmt %.3f ftl_d_first_ms_p50) ms | < 1 ms | $FTL_OK |
+| the same, p99 | $(fmt %.3f ftl_added_p99_ms) ms ($(fmt %.3f ftl_g_first_ms_p99) − $(fmt %.3f ftl_d_first_ms_p99)) | $(fmt %.3f ftl_d_first_ms_p99) ms | information | — |
+| relay throughput: one reply of $(fmt_int "$RELAY_TOKENS") tokens at full speed, tokens/s, best of $RELAY_RUNS | $(fmt_int "$relay_g_tps_best") | $(fmt_int "$relay_d_tps_best") | every token arrives | $RELAY_OK ($relay_g_complete_runs of $RELAY_RUNS runs complete) |"
+
+# The concurrent replies, every round, both ways.
+rrow() { # rrow ROUND PREFIX LABEL
+    local p=replies_$1_$2 cpu
+    cpu="$(av "${p}_goosed_cpu_s") / $(av "${p}_fake_cpu_s") / $(av "${p}_client_cpu_s") s in $(av "${p}_wall_s") s"
+    [ "$2" = d ] && cpu="— / $(av "${p}_fake_cpu_s") / $(av "${p}_client_cpu_s") s in $(av "${p}_wall_s") s"
+    echo "| round $1: $3 | $(av "${p}_errors") | $(fmt %.0f "${p}_dur_ms_p50") / $(fmt %.0f "${p}_dur_ms_p99") / $(fmt %.0f "${p}_dur_ms_max") ms | $(fmt %.2f "${p}_ratio_p50") / $(fmt %.2f "${p}_ratio_p99") / $(fmt %.2f "${p}_ratio_max") | $(av "${p}_over_limit") | $(fmt %.1f "${p}_first_ms_p50") / $(fmt %.1f "${p}_first_ms_p99") / $(fmt %.1f "${p}_first_ms_max") ms | $(fmt %.0f "${p}_stream_ms_p50") / $(fmt %.0f "${p}_stream_ms_max") ms | $(fmt %.1f "${p}_tail_ms_p50") / $(fmt %.1f "${p}_tail_ms_p99") ms | $(fmt_int "$(num "${p}_batch_wall_ms")") ms | $cpu |"
+}
+REPLY_DETAILS="| run | failed | reply time p50 / p99 / max | ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max | over 1.2 × | request → first token p50 / p99 / max | first → last token p50 / max | last token → end p50 / p99 | batch wall time | CPU goosed / fake / client |
+|---|---|---|---|---|---|---|---|---|---|"
+LATENESS=()
+for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+    REPLY_DETAILS+=$'\n'$(rrow "$r" d "the fake directly")
+    REPLY_DETAILS+=$'\n'$(rrow "$r" g "through goosed")
+    LATENESS+=("round $r: mean $(av "replies_${r}_d_fake_late_mean_ms") ms, max $(av "replies_${r}_d_fake_late_max_ms") ms when called directly; mean $(av "replies_${r}_g_fake_late_mean_ms") ms, max $(av "replies_${r}_g_fake_late_max_ms") ms behind goosed")
+done
+LATENESS_TEXT=$(printf '%s; ' "${LATENESS[@]}")
+HWM_TEXT=
+for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+    HWM_TEXT+="$(av "replies_${r}_hwm_kb") kB after round $r, "
+done
+
+FTL_DETAILS="| first token | p50 | p99 | min | mean | max | samples |
+|---|---|---|---|---|---|---|
+| the fake directly (\`POST $(av ftl_direct_path)\`, the body goosed sends it) | $(av ftl_d_first_ms_p50) ms | $(av ftl_d_first_ms_p99) ms | $(av ftl_d_first_ms_min) ms | $(av ftl_d_first_ms_mean) ms | $(av ftl_d_first_ms_max) ms | $(av ftl_d_samples) |
+| through goosed (\`POST /api/sessions/{id}/messages/stream\`, a new session each) | $(av ftl_g_first_ms_p50) ms | $(av ftl_g_first_ms_p99) ms | $(av ftl_g_first_ms_min) ms | $(av ftl_g_first_ms_mean) ms | $(av ftl_g_first_ms_max) ms | $(av ftl_g_samples) |
+| added by goosed (difference of the two) | $(av ftl_added_p50_ms) ms | $(av ftl_added_p99_ms) ms | | | | |"
+
+RELAY_DETAILS="| run | through goosed: tokens/s | text chunks received | \`events_lost\` errors | reply stored complete | goosed CPU | the fake directly: tokens/s | text chunks received |
+|---|---|---|---|---|---|---|---|"
+RELAY_LOST_RUNS=0
+RELAY_STORED_RUNS=0
+for ((r = 1; r <= RELAY_RUNS; r++)); do
+    v=relay_g${r}_lost_events s=relay_g${r}_stored_ok
+    [ "${!v:-0}" = 0 ] || RELAY_LOST_RUNS=$((RELAY_LOST_RUNS + 1))
+    [ "${!s:-}" != true ] || RELAY_STORED_RUNS=$((RELAY_STORED_RUNS + 1))
+    RELAY_DETAILS+=$'\n'"| $r | $(fmt_int "$(num "relay_g${r}_tps")") | $(fmt_int "$(num "relay_g${r}_chunks")") of $(fmt_int "$RELAY_TOKENS") | $(av "relay_g${r}_lost_events") | $(av "relay_g${r}_stored_ok") | $(av "relay_g${r}_goosed_cpu_s") s | $(fmt_int "$(num "relay_d${r}_tps")") | $(fmt_int "$(num "relay_d${r}_chunks")") of $(fmt_int "$RELAY_TOKENS") |"
+done
+
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
     GIT_REV="$GIT_REV, with uncommitted changes"
@@ -359,11 +581,15 @@ MISSED=()
 [ "$POST_OK" = PASS ] || MISSED+=("POST /api/sessions")
 [ "$RSS_OK" = PASS ] || MISSED+=("idle RSS")
 [ "$STARTUP_OK" = PASS ] || MISSED+=("start-up")
+[ "$REPLIES_OK" = PASS ] || MISSED+=("$AGENT_REPLIES concurrent replies within 1.2 × the provider's time")
+[ "$AGENT_RSS_OK" = PASS ] || MISSED+=("peak RSS under $AGENT_REPLIES concurrent replies")
+[ "$FTL_OK" = PASS ] || MISSED+=("added first-token latency")
+[ "$RELAY_OK" = PASS ] || MISSED+=("relay throughput: every token arrives")
 if [ ${#MISSED[@]} -eq 0 ]; then
-    SUMMARY="All four targets met."
+    SUMMARY="All eight targets met."
 else
     SUMMARY=$(printf '%s, ' "${MISSED[@]}")
-    SUMMARY="Targets missed: ${SUMMARY%, }."
+    SUMMARY="Of eight targets, missed: ${SUMMARY%, }."
 fi
 
 # Anything that looked wrong, for the report's "Problems seen".
@@ -390,8 +616,38 @@ done
 if [ -z "$STORED" ] || [ "$STORED" -lt "$CREATED" ]; then
     PROBLEMS+=("the store holds ${STORED:-an unknown number of} sessions, fewer than the $CREATED answered 2xx by the measured runs.")
 fi
+# The agent benchmarks.
+for run in $(seq -f 'replies_%g' 1 "$AGENT_ROUNDS") ftl relay; do
+    c=${run}_rc e=${run}_errors f=${run}_first_error
+    [ "${!c}" = 0 ] || PROBLEMS+=("\`bench/agent.mjs\` run \`$run\` (bench/out/agent-$run.err): ${!e} replies failed or were incomplete; the first: ${!f}.")
+done
+if [ "$REPLIES_OK" != PASS ]; then
+    PROBLEMS+=("$OVER_TOTAL of $(fmt_int "$ALL_REPLIES") concurrent replies through goosed took longer than 1.2 × $(fmt_int "$PROVIDER_MS") ms (or failed). \
+In the worst round the time went to the first token: request → first token p50 $(fmt %.0f "${W}_g_first_ms_p50") ms, \
+max $(fmt %.0f "${W}_g_first_ms_max") ms through goosed against p50 $(fmt %.0f "${W}_d_first_ms_p50") ms, max $(fmt %.0f "${W}_d_first_ms_max") ms \
+from the fake alone; after the first token, the stream took p50 $(fmt %.0f "${W}_g_stream_ms_p50") ms (the fake's schedule: \
+$((AGENT_TOKENS - 1)) × $AGENT_INTERVAL_MS = $(((AGENT_TOKENS - 1) * AGENT_INTERVAL_MS)) ms) and the end (last token → \`message_complete\`) \
+p99 $(fmt %.1f "${W}_g_tail_ms_p99") ms. The machine's $(nproc) CPUs were shared: during that run goosed used \
+$(av "${W}_g_goosed_cpu_s") s of CPU, the fake $(av "${W}_g_fake_cpu_s") s and the client $(av "${W}_g_client_cpu_s") s, in $(av "${W}_g_wall_s") s.")
+fi
+if [ "$RELAY_LOST_RUNS" -gt 0 ]; then
+    PROBLEMS+=("Relay: through goosed, the $(fmt_int "$RELAY_TOKENS")-token reply reached the client incomplete in $RELAY_LOST_RUNS of \
+$RELAY_RUNS runs, with \`events_lost\` error events (the client's stream fell more than the event ring's 1024 events behind), \
+while goosed stored the complete reply in $RELAY_STORED_RUNS of $RELAY_RUNS: the tokens reached goosed and were dropped between its \
+event bus and the client's stream. The same client read every token from the fake directly.")
+fi
+for gd in latency replies; do
+    x=${gd}_goosed_exit sd=${gd}_goosed_shutdown b=${gd}_goosed_bad
+    if [ "${!b}" -gt 0 ]; then
+        first=$(grep -Em1 ' (ERROR|WARN) ' "$WORK/goosed-$gd.log" | cut -c1-200)
+        PROBLEMS+=("goosed of the agent benchmarks ($gd) logged ${!b} WARN/ERROR lines; the first: \`$first\`.")
+    fi
+    [ "${!x}" = 0 ] || PROBLEMS+=("goosed of the agent benchmarks ($gd) exited with status ${!x} after SIGTERM (expected 0).")
+    [ "${!sd}" = yes ] || PROBLEMS+=("goosed of the agent benchmarks ($gd) did not log \`shutdown complete\` after SIGTERM.")
+done
+[ "$FAKE_ERR_LINES" = 0 ] || PROBLEMS+=("the fake provider wrote $FAKE_ERR_LINES lines to stderr (bench/out/fake-provider.err).")
 if [ ${#PROBLEMS[@]} -eq 0 ]; then
-    PROBLEM_TEXT="None: no non-2xx answers, no socket errors, no WARN/ERROR log lines, clean exits on SIGTERM."
+    PROBLEM_TEXT="None: no non-2xx answers, no socket errors, no failed or incomplete replies, no WARN/ERROR log lines, clean exits on SIGTERM."
 else
     PROBLEM_TEXT=$(printf -- '- %s\n' "${PROBLEMS[@]}")
 fi
@@ -411,6 +667,25 @@ Ratios are goosed's requests/s over nginx's requests/s for a static 200 \`ok\`, 
 same wrk settings; each requests/s figure is the best of $ROUNDS rounds (see every run below). Against nginx with its
 access log off, the \`GET /status\` ratio would be $NOLOG_RATIO. A durable session create answers 201 only after its
 row is committed and fsynced (SQLite, WAL, \`synchronous=FULL\`; the data directory is on $WORK_FS).
+
+## Agent benchmarks (issue 3)
+
+goosed between a client and an LLM provider played by the fake (\`tests/fakes/fake-provider.mjs\`, a separate Node
+process on the same machine), as its \`openai\` provider; the client is \`bench/agent.mjs\`. "The fake alone" is the
+same client calling the fake directly, the same way, in the same run.
+
+$AGENT_TABLE
+
+A reply's time runs from sending \`POST /api/sessions/{id}/messages/stream\` to receiving its \`message_complete\`
+event; the provider's time for it is $AGENT_TOKENS tokens × $AGENT_INTERVAL_MS ms = $(fmt_int "$PROVIDER_MS") ms (the fake writes the first token at once and
+token k at k × $AGENT_INTERVAL_MS ms after it, so its own schedule ends at $(((AGENT_TOKENS - 1) * AGENT_INTERVAL_MS)) ms). The target is judged on every reply of
+every round: each must complete, with exactly its $AGENT_TOKENS tokens' text, within 1.2 × $(fmt_int "$PROVIDER_MS") ms = $(fmt_int "$LIMIT_MS") ms of its own request.
+The batch wall time (first request sent to the last \`message_complete\`) is shown beside it for comparison and
+is not what the verdict uses. First-token latency: the time from sending the request to receiving the first
+text delta, through goosed (\`message_chunk\`) and from the fake directly (the first \`delta.content\`); goosed's
+added latency is the difference of the two p50s (and p99s). Relay throughput: text chunks received ÷ the time
+from sending the request to receiving the last one; "every token arrives" means every run delivered the whole
+text \`w0 w1 … w$((RELAY_TOKENS - 1))\` and its end event.
 
 ## Reference point (quoted, not measured by us)
 
@@ -435,6 +710,33 @@ Sessions in the store after the run (\`X-Total-Count\`): ${STORED:-unknown}; the
 (with the first request; the warm-up's creates come on top).
 goosed wrote $ACCESS_LINES access-log lines and $BAD_LINES WARN/ERROR lines; on SIGTERM it exited with status
 $GOOSED_EXIT and logged \`shutdown complete\`: $SHUTDOWN_LOGGED.
+
+### Agent benchmarks, every run
+
+$AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart), each round first from the fake directly, then through goosed
+(new sessions, created before the timed part; "failed": replies that errored or arrived incomplete):
+
+$REPLY_DETAILS
+
+The fake's own lateness in writing paced tokens (\`GET /_fake/stats\`): ${LATENESS_TEXT%; }.
+Each round started with a warm-up of $(av replies_1_warmup) concurrent replies each way (same script; not counted, but checked). All
+$AGENT_REPLIES requests were written within $(av replies_1_g_send_spread_ms) ms (round 1, through goosed). These rounds ran on a goosed of their own:
+RSS $(mb "$AGENT_IDLE_RSS") after start-up; VmHWM ${HWM_TEXT%, }; RSS $(mb "$AGENT_END_RSS") after the last round.
+
+First-token latency, $(av ftl_samples) samples each way after $(av ftl_warmup) warm-up samples, alternating the fake directly and goosed on
+one keep-alive connection each (the fake's script: $(av ftl_tokens) tokens $(av ftl_interval_ms) ms apart; its request body: $(av ftl_body_bytes) bytes); over the
+measured samples goosed used $(av ftl_m_goosed_cpu_s) s of CPU, the fake $(av ftl_m_fake_cpu_s) s, the client $(av ftl_m_client_cpu_s) s, in $(av ftl_m_wall_s) s:
+
+$FTL_DETAILS
+
+Relay throughput, one reply of $(fmt_int "$RELAY_TOKENS") tokens written by the fake at full speed, each run first from the fake directly,
+then through goosed (a new session each run):
+
+$RELAY_DETAILS
+
+The agent benchmarks' two goosed processes (first-token and relay; concurrent replies) wrote $latency_goosed_bad and
+$replies_goosed_bad WARN/ERROR lines; on SIGTERM they exited with status $latency_goosed_exit and $replies_goosed_exit and logged \`shutdown complete\`:
+$latency_goosed_shutdown and $replies_goosed_shutdown.
 
 ## Problems seen
 
@@ -461,6 +763,15 @@ $PROBLEM_TEXT
 - Start-up (\`bench/startup.c\`): fork/exec \`goosed --host 127.0.0.1 --port P\` on a new \`HOME\`, connect every
   0.2 ms until the port accepts, send \`GET /status\`, read the whole answer (200 \`ok\`) and stop the clock;
   then SIGTERM and wait for exit 0. Repeated $startup_n times (min $startup_min_ms ms, median $startup_median_ms ms, max $startup_max_ms ms).
+- Agent benchmarks: the fake provider (\`tests/fakes/fake-provider.mjs --no-log\`, Node $(node --version)) and two new goosed
+  processes, one for the first-token and relay runs, then one for the concurrent replies, each on a new empty \`HOME\` on
+  $WORK_FS, with \`GOOSE_PROVIDER=openai GOOSE_MODEL=gpt-4o OPENAI_HOST=<the fake>\`, log level info, stderr to a file
+  (goosed logs one access line and two agent lines per reply, nothing per token). The client,
+  \`bench/agent.mjs\`, uses node:net sockets with its own small HTTP/1.1 reader (keep-alive, chunked) and
+  \`process.hrtime.bigint()\` when the bytes arrive; it scripts the fake (\`POST /_fake/script\`), asks goosed for one
+  short warm-up reply first, and sends the fake directly the very body goosed sent it then. The client, the fake and
+  goosed share the machine's $(nproc) CPUs. CPU times are utime + stime from \`/proc/PID/stat\` (goosed, the fake) and
+  \`process.cpuUsage()\` (the client) over the measured part; RSS figures come from \`/proc/PID/status\`.
 
 Commands, in the order they ran (paths under a temporary directory; ports picked free at run time):
 
@@ -475,9 +786,20 @@ echo "$SUMMARY"
 echo
 echo "$TABLE"
 echo
+echo "$AGENT_TABLE"
+echo
 echo "$DETAILS"
 echo
 echo "Problems seen:"
 echo "$PROBLEM_TEXT"
 echo
 echo "bench: wrote $REPORT (raw output in bench/out/)"
+FAILED_RUNS=()
+for run in $(seq -f 'replies_%g' 1 "$AGENT_ROUNDS") ftl relay; do
+    c=${run}_rc
+    [ "${!c}" = 0 ] || FAILED_RUNS+=("$run")
+done
+if [ ${#FAILED_RUNS[@]} -gt 0 ]; then
+    echo "bench: FAIL: replies through goosed failed or arrived incomplete in: ${FAILED_RUNS[*]} (see \"Problems seen\" in $REPORT and bench/out/agent-*.err)" >&2
+    exit 1
+fi

@@ -1,0 +1,703 @@
+#!/usr/bin/env node
+// bench/agent.mjs — the agent benchmarks' load generator (`make bench`, bench/run.sh).
+//
+//   node bench/agent.mjs MODE --goosed http://127.0.0.1:P --fake http://127.0.0.1:F [options]
+//
+// goosed must be running with OPENAI_HOST pointing at the fake provider (tests/fakes/
+// fake-provider.mjs, started with --no-log); this script scripts the fake itself (POST /_fake/...).
+//
+// Modes:
+//   replies      --replies N --tokens T --interval-ms I --warmup W (500, 50, 20, 50): N sessions are
+//                created first; then one message to each at the same moment (POST
+//                /api/sessions/{id}/messages/stream), the fake streaming T tokens I ms apart to each.
+//                Before that, for comparison, the same N streams are asked of the fake directly; and
+//                before both, W replies each way at once as a warm-up (not counted, but checked).
+//                Per reply: the time from sending the request to its message_complete, over the
+//                provider's own time T x I ms.
+//   first-token  --samples S --warmup W (500, 50), the fake sending --tokens T --interval-ms I (2, 2):
+//                sequential, on keep-alive connections, alternating: the fake directly (POST
+//                /v1/chat/completions, stream: true, the very body goosed sends it) and goosed (a new
+//                session per sample, created before timing); time from sending the request to the
+//                first text delta (fake) / first message_chunk (goosed).
+//   throughput   --tokens T --runs R (100000, 3): one reply of T tokens at the fake's full speed,
+//                from the fake directly and through goosed, R times each; text chunks received per
+//                second, from sending the request to receiving the last one; and whether goosed
+//                stored the whole reply (GET /api/sessions/{id}/messages).
+//
+// Every reply is checked: status 200, exactly the text `w0 w1 ... w{T-1}`, one message_complete
+// (fake: [DONE]), no error event. Output: one line `AGENT_RESULT {json}` on stdout (flat JSON, for
+// bench/run.sh); progress on stderr. Exit 0 when every reply was complete and right, 1 otherwise
+// (the result line is still printed, with `ok: false`, `errors` and `first_error`), 2 on a usage
+// error, a failure to set up, or the --timeout-s deadline (no result line then).
+// --goosed-pid / --fake-pid (optional): CPU time (utime + stime from /proc/PID/stat) used by each
+// process during the measured part, and goosed's VmHWM right after it.
+// Raw node:net sockets with a small HTTP/1.1 client (keep-alive, chunked), timed with
+// process.hrtime.bigint() when the bytes arrive, so nothing but the sockets sits between the clock
+// and the wire.
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+
+const USAGE = 'usage: node bench/agent.mjs replies|first-token|throughput --goosed URL --fake URL\n'
+  + '  [--replies N] [--tokens N] [--interval-ms N] [--samples N] [--warmup N] [--runs N]\n'
+  + '  [--timeout-s N] [--goosed-pid PID] [--fake-pid PID]';
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------------------------
+
+function usage(msg) {
+  process.stderr.write(`agent: ${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const mode = argv[0];
+  if (!['replies', 'first-token', 'throughput'].includes(mode)) usage(`unknown mode ${mode ?? '(none)'}`);
+  const o = { mode, timeoutS: 120 };
+  const ints = {
+    '--replies': 'replies', '--tokens': 'tokens', '--interval-ms': 'intervalMs', '--samples': 'samples',
+    '--warmup': 'warmup', '--runs': 'runs', '--timeout-s': 'timeoutS', '--goosed-pid': 'goosedPid',
+    '--fake-pid': 'fakePid',
+  };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (i + 1 >= argv.length) usage(`missing value for ${a}`);
+    const v = argv[++i];
+    if (a === '--goosed' || a === '--fake') {
+      let u;
+      try { u = new URL(v); } catch { usage(`${a}: not a URL: ${v}`); }
+      if (u.protocol !== 'http:') usage(`${a}: only http:// URLs`);
+      o[a.slice(2)] = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), hostHeader: u.host };
+    } else if (ints[a]) {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) usage(`${a}: a non-negative integer, got ${v}`);
+      o[ints[a]] = n;
+    } else usage(`unknown option ${a}`);
+  }
+  if (!o.goosed || !o.fake) usage('--goosed and --fake are required');
+  const defaults = {
+    replies: { replies: 500, tokens: 50, intervalMs: 20, warmup: 50 },
+    'first-token': { samples: 500, warmup: 50, tokens: 2, intervalMs: 2 },
+    throughput: { tokens: 100000, intervalMs: 0, runs: 3 },
+  }[mode];
+  for (const [k, v] of Object.entries(defaults)) o[k] ??= v;
+  if (o.tokens < 1) usage('--tokens: at least 1');
+  return o;
+}
+
+const O = parseArgs(process.argv.slice(2));
+
+function log(msg) { process.stderr.write(`agent: ${msg}\n`); }
+
+// The whole run is bounded: past the deadline, say so and exit (the sockets die with us).
+setTimeout(() => {
+  log(`FAIL: ${O.mode} did not finish within ${O.timeoutS} s (--timeout-s)`);
+  process.exit(2);
+}, O.timeoutS * 1000);
+
+const now = () => process.hrtime.bigint();
+const ms = (a, b) => Number(b - a) / 1e6; // b - a, in milliseconds
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client on one keep-alive socket: one request at a time; the body is handed
+// to onBody(buffer, time) as it arrives (chunked framing removed), or collected.
+// ---------------------------------------------------------------------------------------------
+
+class Conn {
+  constructor(target) {
+    this.target = target;
+    this.sock = null;
+    this.cur = null; // the response being read
+    this.dead = false;
+  }
+
+  open() {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: this.target.host, port: this.target.port });
+      s.setNoDelay(true);
+      const onErr = (e) => reject(new Error(`connect ${this.target.hostHeader}: ${e.message}`));
+      s.once('error', onErr);
+      s.once('connect', () => {
+        s.off('error', onErr);
+        this.sock = s;
+        s.on('data', (b) => this.onData(b, now()));
+        s.on('error', (e) => this.fail(new Error(`socket error: ${e.message}`)));
+        s.on('close', () => {
+          this.dead = true;
+          const r = this.cur;
+          if (r && r.phase === 'body' && r.mode === 'close') this.finish(now());
+          else this.fail(new Error(r && r.phase === 'body' ? 'connection closed mid-body' : 'connection closed before the response'));
+        });
+        resolve(this);
+      });
+    });
+  }
+
+  close() { this.sock?.destroy(); this.dead = true; }
+
+  /** Sends prebuilt request bytes; resolves with {status, headers, body?, tSend, tHead, tEnd}. */
+  send(bytes, onBody = null) {
+    if (this.cur) throw new Error('Conn.send: a request is already in flight');
+    if (this.dead) return Promise.reject(new Error('connection is closed'));
+    return new Promise((resolve, reject) => {
+      this.cur = {
+        phase: 'head', head: null, onBody, resolve, reject, parts: onBody ? null : [],
+        mode: null, left: 0, cs: 'size', line: '', status: 0, headers: {}, tSend: 0n, tHead: 0n,
+      };
+      this.cur.tSend = now();
+      this.sock.write(bytes);
+    });
+  }
+
+  fail(err) {
+    const r = this.cur;
+    if (!r) return;
+    this.cur = null;
+    this.close();
+    r.reject(err);
+  }
+
+  finish(t) {
+    const r = this.cur;
+    this.cur = null;
+    if (r.headers.connection?.toLowerCase() === 'close') this.close();
+    r.resolve({
+      status: r.status, headers: r.headers, body: r.parts ? Buffer.concat(r.parts) : null,
+      tSend: r.tSend, tHead: r.tHead, tEnd: t,
+    });
+  }
+
+  emit(r, b, t) {
+    if (b.length === 0) return;
+    if (r.onBody) r.onBody(b, t);
+    else r.parts.push(b);
+  }
+
+  onData(buf, t) {
+    let off = 0;
+    while (off < buf.length) {
+      const r = this.cur;
+      if (!r) { this.fail(new Error('bytes arrived with no request in flight')); return; }
+      if (r.phase === 'head') {
+        r.head = r.head ? Buffer.concat([r.head, buf.subarray(off)]) : buf.subarray(off);
+        const i = r.head.indexOf('\r\n\r\n');
+        if (i < 0) return;
+        const lines = r.head.toString('latin1', 0, i).split('\r\n');
+        buf = r.head.subarray(i + 4);
+        off = 0;
+        r.head = null;
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+        if (!m) { this.fail(new Error(`bad status line: ${lines[0]}`)); return; }
+        r.status = Number(m[1]);
+        if (r.status >= 100 && r.status < 200) continue; // an interim response: read the next head
+        for (const l of lines.slice(1)) {
+          const c = l.indexOf(':');
+          if (c > 0) r.headers[l.slice(0, c).trim().toLowerCase()] = l.slice(c + 1).trim();
+        }
+        r.tHead = t;
+        r.phase = 'body';
+        if (r.status === 204 || r.status === 304) r.mode = 'none';
+        else if (/chunked/i.test(r.headers['transfer-encoding'] ?? '')) r.mode = 'chunked';
+        else if (r.headers['content-length'] !== undefined) { r.mode = 'length'; r.left = Number(r.headers['content-length']); }
+        else r.mode = 'close';
+        if (r.mode === 'none' || (r.mode === 'length' && r.left === 0)) {
+          this.finish(t);
+          if (buf.length) { this.fail(new Error('unexpected bytes after a response')); return; }
+        }
+        continue;
+      }
+      if (r.mode === 'length' || r.mode === 'close') {
+        const n = r.mode === 'close' ? buf.length - off : Math.min(r.left, buf.length - off);
+        this.emit(r, buf.subarray(off, off + n), t);
+        off += n;
+        if (r.mode === 'length') {
+          r.left -= n;
+          if (r.left === 0) this.finish(t);
+        }
+        continue;
+      }
+      // chunked
+      if (r.cs === 'size' || r.cs === 'trailer') {
+        const nl = buf.indexOf(10, off);
+        if (nl < 0) { r.line += buf.toString('latin1', off); return; }
+        const line = (r.line + buf.toString('latin1', off, nl)).replace(/\r$/, '');
+        r.line = '';
+        off = nl + 1;
+        if (r.cs === 'trailer') {
+          if (line === '') this.finish(t);
+          continue;
+        }
+        const size = parseInt(line.split(';')[0], 16);
+        if (!Number.isFinite(size)) { this.fail(new Error(`bad chunk size line: ${line}`)); return; }
+        if (size === 0) r.cs = 'trailer';
+        else { r.cs = 'data'; r.left = size; }
+      } else if (r.cs === 'data') {
+        const n = Math.min(r.left, buf.length - off);
+        this.emit(r, buf.subarray(off, off + n), t);
+        off += n;
+        r.left -= n;
+        if (r.left === 0) { r.cs = 'crlf'; r.line = ''; }
+      } else { // the CRLF after a chunk's data
+        const nl = buf.indexOf(10, off);
+        if (nl < 0) return;
+        off = nl + 1;
+        r.cs = 'size';
+      }
+    }
+  }
+}
+
+function requestBytes(target, method, path, body, extra = {}) {
+  const b = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  let h = `${method} ${path} HTTP/1.1\r\nHost: ${target.hostHeader}\r\n`;
+  if (b) h += `Content-Type: application/json\r\nContent-Length: ${b.length}\r\n`;
+  for (const [k, v] of Object.entries(extra)) h += `${k}: ${v}\r\n`;
+  h += '\r\n';
+  return b ? Buffer.concat([Buffer.from(h, 'latin1'), b]) : Buffer.from(h, 'latin1');
+}
+
+async function openConns(target, n) {
+  const out = [];
+  for (let i = 0; i < n; i += 64) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 64); j++) batch.push(new Conn(target).open());
+    out.push(...await Promise.all(batch));
+  }
+  return out;
+}
+
+/** One JSON request; throws unless the status is `want`. */
+async function call(conn, method, path, body, want = 200) {
+  const res = await conn.send(requestBytes(conn.target, method, path, body));
+  const text = res.body.toString('utf8');
+  if (res.status !== want) throw new Error(`${method} ${path}: expected ${want}, got ${res.status}: ${text.slice(0, 300)}`);
+  return text === '' ? null : JSON.parse(text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-Sent Events: blocks separated by a blank line; `event:`, `data:` lines; comments skipped.
+// ---------------------------------------------------------------------------------------------
+
+class SSE {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.dec = new StringDecoder('utf8');
+    this.buf = '';
+  }
+
+  feed(chunk, t) {
+    let s = this.dec.write(chunk);
+    if (s.includes('\r')) s = s.replace(/\r\n?/g, '\n');
+    this.buf += s;
+    let start = 0;
+    for (;;) {
+      const end = this.buf.indexOf('\n\n', start);
+      if (end < 0) break;
+      let event = 'message';
+      let data = null;
+      for (const line of this.buf.slice(start, end).split('\n')) {
+        if (line.startsWith('data:')) {
+          const v = line.slice(line[5] === ' ' ? 6 : 5);
+          data = data === null ? v : `${data}\n${v}`;
+        } else if (line.startsWith('event:')) event = line.slice(line[6] === ' ' ? 7 : 6);
+      }
+      start = end + 2;
+      if (data !== null) this.onEvent(event, data, t);
+    }
+    this.buf = start === this.buf.length ? '' : this.buf.slice(start);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One streamed reply, through goosed or from the fake directly
+// ---------------------------------------------------------------------------------------------
+
+function newReply() {
+  return { status: 0, text: '', chunks: 0, complete: 0, done: 0, errors: [], tSend: 0n, tFirst: 0n, tLast: 0n, tComplete: 0n, tEnd: 0n };
+}
+
+function firstText(r, t) {
+  r.chunks++;
+  if (r.tFirst === 0n) r.tFirst = t;
+  r.tLast = t;
+}
+
+/** goosed's SSE: message_chunk {type, text}, message_complete, error. */
+function goosedSink(r) {
+  return new SSE((event, data, t) => {
+    if (event === 'message_chunk') {
+      const d = JSON.parse(data);
+      if (d.type === 'text') { r.text += d.text; firstText(r, t); }
+    } else if (event === 'message_complete') {
+      r.complete++;
+      r.tComplete = t;
+    } else if (event === 'error') r.errors.push(`error event: ${data}`);
+  });
+}
+
+/** The fake's OpenAI stream: data: chunk JSON ... data: [DONE]. */
+function directSink(r) {
+  return new SSE((event, data, t) => {
+    if (data === '[DONE]') { r.done++; r.tComplete = t; return; }
+    const d = JSON.parse(data);
+    if (d.error) { r.errors.push(`error chunk: ${data}`); return; }
+    const c = d.choices?.[0]?.delta?.content;
+    if (typeof c === 'string' && c !== '') { r.text += c; firstText(r, t); }
+  });
+}
+
+/** Sends `bytes` on `conn` and reads the streamed reply into `r` (never rejects: errors go to r.errors). */
+async function streamReply(conn, bytes, r, direct) {
+  const sink = direct ? directSink(r) : goosedSink(r);
+  let bad = null; // a non-200 answer: keep its body for the message
+  try {
+    const res = await conn.send(bytes, (b, t) => {
+      if (bad) { bad.push(b); return; }
+      if (conn.cur.status !== 200) { bad = [b]; return; }
+      try { sink.feed(b, t); } catch (e) { r.errors.push(`unparseable event: ${e.message}`); }
+    });
+    r.status = res.status;
+    r.tSend = res.tSend;
+    r.tEnd = res.tEnd;
+    if (res.status !== 200) r.errors.push(`HTTP ${res.status}: ${Buffer.concat(bad ?? []).toString('utf8').slice(0, 200)}`);
+  } catch (e) {
+    r.errors.push(e.message);
+  }
+  return r;
+}
+
+const expectedCache = new Map();
+function expectedText(n) {
+  if (!expectedCache.has(n)) {
+    const parts = new Array(n);
+    for (let i = 0; i < n; i++) parts[i] = i === 0 ? 'w0' : ` w${i}`;
+    expectedCache.set(n, parts.join(''));
+  }
+  return expectedCache.get(n);
+}
+
+/** The problems with one finished reply (empty when it is complete and right). */
+function check(r, tokens, direct) {
+  const seen = new Map(); // identical errors (e.g. several events_lost) counted, not repeated
+  for (const e of r.errors) seen.set(e, (seen.get(e) ?? 0) + 1);
+  const p = [...seen].map(([e, n]) => (n > 1 ? `${n} x ${e}` : e));
+  if (r.status === 200) {
+    const want = expectedText(tokens);
+    if (r.text !== want) {
+      p.push(`text: ${r.text.length} characters, want ${want.length} (${r.chunks} text chunks; ends "${r.text.slice(-24)}")`);
+    }
+    if (direct && r.done !== 1) p.push(`[DONE] seen ${r.done} times`);
+    if (!direct && r.complete !== 1) p.push(`message_complete seen ${r.complete} times`);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics, the fake's control routes, /proc
+// ---------------------------------------------------------------------------------------------
+
+function pct(sorted, q) { // nearest rank
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))];
+}
+const r3 = (x) => Number(x.toFixed(3));
+
+function summary(values, prefix) {
+  const s = [...values].sort((a, b) => a - b);
+  return {
+    [`${prefix}_p50`]: r3(pct(s, 50)), [`${prefix}_p99`]: r3(pct(s, 99)), [`${prefix}_max`]: r3(s.at(-1) ?? NaN),
+    [`${prefix}_min`]: r3(s[0] ?? NaN), [`${prefix}_mean`]: r3(s.reduce((a, b) => a + b, 0) / (s.length || 1)),
+  };
+}
+
+async function fakeSetup(conn, response) {
+  await call(conn, 'POST', '/_fake/reset', {});
+  await call(conn, 'POST', '/_fake/config', { log: false });
+  await call(conn, 'POST', '/_fake/script', { default: response });
+}
+
+const TICKS = 100; // USER_HZ on Linux
+function cpuSeconds(pid) {
+  if (!pid) return null;
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS; // utime, stime (fields 14 and 15)
+  } catch { return null; }
+}
+function statusKb(pid, key) {
+  if (!pid) return null;
+  try {
+    const m = new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch { return null; }
+}
+function cpuMark() { return { g: cpuSeconds(O.goosedPid), f: cpuSeconds(O.fakePid), c: process.cpuUsage(), t: now() }; }
+function cpuSince(m, prefix) {
+  const g = cpuSeconds(O.goosedPid);
+  const f = cpuSeconds(O.fakePid);
+  const c = process.cpuUsage(m.c);
+  const o = { [`${prefix}_wall_s`]: r3(ms(m.t, now()) / 1000), [`${prefix}_client_cpu_s`]: r3((c.user + c.system) / 1e6) };
+  if (g !== null && m.g !== null) o[`${prefix}_goosed_cpu_s`] = r3(g - m.g);
+  if (f !== null && m.f !== null) o[`${prefix}_fake_cpu_s`] = r3(f - m.f);
+  return o;
+}
+
+async function createSessions(conns, n) {
+  const ids = new Array(n);
+  let next = 0;
+  const body = { working_directory: '/tmp' };
+  await Promise.all(conns.map(async (c) => {
+    while (next < n) {
+      const i = next++;
+      ids[i] = (await call(c, 'POST', '/api/sessions', body, 201)).id;
+    }
+  }));
+  return ids;
+}
+
+const streamPath = (id) => `/api/sessions/${id}/messages/stream`;
+const MESSAGE = { content: 'hi' };
+let DIRECT_PATH = '/v1/chat/completions';
+let DIRECT_BODY = JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+
+/** Asks goosed for one short reply (the warm-up) with the fake's request log on, and keeps the body
+ *  goosed sent, so the direct calls send the fake exactly what goosed sends it. */
+async function captureProviderRequest(fakeConn, goosedConn, id) {
+  await call(fakeConn, 'POST', '/_fake/config', { log: true });
+  await call(fakeConn, 'DELETE', '/_fake/requests');
+  await call(fakeConn, 'POST', '/_fake/script?append=1', { responses: [{ tokens: 3 }] });
+  const r = await streamReply(goosedConn, requestBytes(goosedConn.target, 'POST', streamPath(id), MESSAGE), newReply(), false);
+  const p = check(r, 3, false);
+  if (p.length) throw new Error(`warm-up reply through goosed failed: ${p.join('; ')}`);
+  const reqs = await call(fakeConn, 'GET', '/_fake/requests?provider=openai');
+  await call(fakeConn, 'POST', '/_fake/config', { log: false });
+  await call(fakeConn, 'DELETE', '/_fake/requests');
+  const last = reqs.at(-1);
+  if (!last || !last.body || last.body.stream !== true) throw new Error('goosed sent the fake no streamed OpenAI request');
+  DIRECT_PATH = last.path + (Object.keys(last.query ?? {}).length ? `?${new URLSearchParams(last.query)}` : '');
+  DIRECT_BODY = JSON.stringify(last.body);
+}
+
+function directBytes(target) {
+  return requestBytes(target, 'POST', DIRECT_PATH, DIRECT_BODY, { Authorization: 'Bearer sk-bench', Accept: 'text/event-stream' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modes
+// ---------------------------------------------------------------------------------------------
+
+/** Sends every request in one synchronous loop ("at the same moment") and waits for all replies. */
+async function batch(conns, bytesList, direct, tokens) {
+  const replies = conns.map(() => newReply());
+  const tFirst = now();
+  const waits = conns.map((c, i) => streamReply(c, bytesList[i], replies[i], direct));
+  const tLastSent = now();
+  await Promise.all(waits);
+  const tAll = replies.reduce((a, r) => (r.tComplete > a ? r.tComplete : a), 0n);
+  const problems = replies.map((r) => check(r, tokens, direct));
+  return { replies, problems, tFirst, tLastSent, tAll };
+}
+
+function batchFigures(b, prefix, providerMs) {
+  const ok = b.replies.filter((r, i) => b.problems[i].length === 0);
+  const dur = ok.map((r) => ms(r.tSend, r.tComplete));
+  const first = ok.map((r) => ms(r.tSend, r.tFirst));
+  const stream = ok.map((r) => ms(r.tFirst, r.tLast));
+  const tail = ok.map((r) => ms(r.tLast, r.tComplete));
+  const bad = b.problems.filter((p) => p.length);
+  const chunks = ok.map((r) => r.chunks);
+  return {
+    [`${prefix}_ok`]: ok.length,
+    [`${prefix}_errors`]: bad.length,
+    [`${prefix}_first_error`]: bad.length ? bad[0].join('; ').slice(0, 300) : '',
+    ...summary(dur, `${prefix}_dur_ms`),
+    ...summary(dur.map((d) => d / providerMs), `${prefix}_ratio`),
+    ...summary(first, `${prefix}_first_ms`),
+    ...summary(stream, `${prefix}_stream_ms`),
+    ...summary(tail, `${prefix}_tail_ms`),
+    [`${prefix}_over_limit`]: dur.filter((d) => d > 1.2 * providerMs).length,
+    [`${prefix}_batch_wall_ms`]: r3(ms(b.tFirst, b.tAll)),
+    [`${prefix}_send_spread_ms`]: r3(ms(b.tFirst, b.tLastSent)),
+    [`${prefix}_chunks_min`]: Math.min(...chunks),
+    [`${prefix}_chunks_max`]: Math.max(...chunks),
+  };
+}
+
+async function modeReplies() {
+  const { replies: n, tokens, intervalMs } = O;
+  const providerMs = tokens * intervalMs;
+  const [fc] = await openConns(O.fake, 1);
+  const response = { tokens, interval_ms: intervalMs };
+  await fakeSetup(fc, response);
+  const res = { mode: 'replies', replies: n, tokens, interval_ms: intervalMs, provider_ms: providerMs };
+
+  // Sessions first (not timed), then one warm-up reply, which also gives the body goosed sends.
+  const nw = Math.min(O.warmup, n);
+  const gconns = await openConns(O.goosed, n);
+  log(`creating ${n + 1 + nw} sessions`);
+  const ids = await createSessions(gconns.slice(0, 32), n + 1 + nw);
+  await captureProviderRequest(fc, gconns[0], ids[n]);
+  res.body_bytes = Buffer.byteLength(DIRECT_BODY);
+
+  // Warm-up (the fake's JIT, goosed's first large batch): W replies each way at once, not counted.
+  const warmProblems = [];
+  if (nw > 0) {
+    log(`warm-up: ${nw} replies from the fake directly, then ${nw} through goosed`);
+    await fakeSetup(fc, response);
+    const wconns = await openConns(O.fake, nw);
+    const wd = await batch(wconns, wconns.map((c) => directBytes(c.target)), true, tokens);
+    for (const c of wconns) c.close();
+    const wg = await batch(gconns.slice(0, nw), gconns.slice(0, nw).map((c, i) => requestBytes(c.target, 'POST', streamPath(ids[n + 1 + i]), MESSAGE)), false, tokens);
+    for (const p of [...wd.problems, ...wg.problems]) if (p.length) warmProblems.push(`warm-up: ${p.join('; ')}`);
+  }
+  res.warmup = nw;
+  res.warmup_errors = warmProblems.length;
+
+  // The fake on its own: the same N streams, asked of it directly at the same moment.
+  log(`${n} replies from the fake directly`);
+  const dconns = await openConns(O.fake, n);
+  await fakeSetup(fc, response);
+  const dBytes = dconns.map((c) => directBytes(c.target));
+  let mark = cpuMark();
+  const d = await batch(dconns, dBytes, true, tokens);
+  Object.assign(res, batchFigures(d, 'd', providerMs), cpuSince(mark, 'd'));
+  let st = await call(fc, 'GET', '/_fake/stats');
+  Object.assign(res, { d_fake_late_mean_ms: st.late_mean_ms, d_fake_late_max_ms: st.late_max_ms, d_fake_peak: st.peak });
+  for (const c of dconns) c.close();
+
+  // Through goosed.
+  log(`${n} replies through goosed`);
+  await fakeSetup(fc, response);
+  res.hwm_before_kb = statusKb(O.goosedPid, 'VmHWM');
+  res.rss_before_kb = statusKb(O.goosedPid, 'VmRSS');
+  const gBytes = gconns.map((c, i) => requestBytes(c.target, 'POST', streamPath(ids[i]), MESSAGE));
+  mark = cpuMark();
+  const g = await batch(gconns, gBytes, false, tokens);
+  Object.assign(res, batchFigures(g, 'g', providerMs), cpuSince(mark, 'g'));
+  res.hwm_kb = statusKb(O.goosedPid, 'VmHWM');
+  res.rss_after_kb = statusKb(O.goosedPid, 'VmRSS');
+  st = await call(fc, 'GET', '/_fake/stats');
+  Object.assign(res, { g_fake_late_mean_ms: st.late_mean_ms, g_fake_late_max_ms: st.late_max_ms, g_fake_peak: st.peak, g_fake_served: st.served });
+  for (const c of gconns) c.close();
+  fc.close();
+  res.errors = res.g_errors + res.d_errors + res.warmup_errors;
+  res.first_error = res.g_first_error || res.d_first_error || (warmProblems[0] ?? '').slice(0, 300);
+  return res;
+}
+
+async function modeFirstToken() {
+  const { samples, warmup, tokens, intervalMs } = O;
+  const [fc] = await openConns(O.fake, 1);
+  const response = { tokens, interval_ms: intervalMs };
+  await fakeSetup(fc, response);
+  const [gc, sc] = await openConns(O.goosed, 2);
+  const [dc] = await openConns(O.fake, 1);
+  const total = samples + warmup;
+  log(`creating ${total + 1} sessions`);
+  const ids = await createSessions([sc], total + 1);
+  sc.close();
+  await captureProviderRequest(fc, gc, ids[total]);
+  await fakeSetup(fc, response);
+  const dBytes = directBytes(dc.target);
+
+  const g = [];
+  const d = [];
+  const problems = [];
+  let mark = cpuMark();
+  log(`${warmup} + ${samples} samples each, alternating the fake directly and goosed`);
+  for (let i = 0; i < total; i++) {
+    if (i === warmup) mark = cpuMark();
+    const gb = requestBytes(gc.target, 'POST', streamPath(ids[i]), MESSAGE);
+    const order = i % 2 === 0 ? [true, false] : [false, true]; // which goes first alternates
+    for (const direct of order) {
+      const r = await streamReply(direct ? dc : gc, direct ? dBytes : gb, newReply(), direct);
+      const p = check(r, tokens, direct);
+      if (p.length) { problems.push(`${direct ? 'fake' : 'goosed'} sample ${i}: ${p.join('; ')}`); continue; }
+      if (i >= warmup) (direct ? d : g).push(ms(r.tSend, r.tFirst));
+    }
+  }
+  const gs = summary(g, 'g_first_ms');
+  const ds = summary(d, 'd_first_ms');
+  return {
+    mode: 'first-token', samples, warmup, tokens, interval_ms: intervalMs,
+    body_bytes: Buffer.byteLength(DIRECT_BODY), direct_path: DIRECT_PATH,
+    ...gs, ...ds,
+    added_p50_ms: r3(gs.g_first_ms_p50 - ds.d_first_ms_p50),
+    added_p99_ms: r3(gs.g_first_ms_p99 - ds.d_first_ms_p99),
+    g_samples: g.length, d_samples: d.length,
+    ...cpuSince(mark, 'm'),
+    errors: problems.length, first_error: problems[0]?.slice(0, 300) ?? '',
+  };
+}
+
+async function modeThroughput() {
+  const { tokens, runs } = O;
+  const [fc] = await openConns(O.fake, 1);
+  const response = { tokens, interval_ms: 0 };
+  await fakeSetup(fc, response);
+  const [gc] = await openConns(O.goosed, 1);
+  const [dc] = await openConns(O.fake, 1);
+  const ids = await createSessions([gc], runs + 1);
+  await captureProviderRequest(fc, gc, ids[runs]);
+  await fakeSetup(fc, response);
+  const res = { mode: 'throughput', tokens, runs, body_bytes: Buffer.byteLength(DIRECT_BODY), g_complete_runs: 0, d_complete_runs: 0 };
+  const problems = [];
+  const tps = { g: [], d: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const direct of [true, false]) {
+      const k = `${direct ? 'd' : 'g'}${i + 1}`;
+      const who = direct ? 'the fake directly' : 'through goosed';
+      const bytes = direct ? directBytes(dc.target) : requestBytes(gc.target, 'POST', streamPath(ids[i]), MESSAGE);
+      const mark = cpuMark();
+      const r = await streamReply(direct ? dc : gc, bytes, newReply(), direct);
+      Object.assign(res, cpuSince(mark, k));
+      const p = check(r, tokens, direct);
+      // The rate counts the text chunks that arrived, so a run that lost some still has a figure.
+      const rate = r.chunks && r.tLast ? r.chunks / (ms(r.tSend, r.tLast) / 1000) : 0;
+      Object.assign(res, {
+        [`${k}_tps`]: Math.round(rate),
+        [`${k}_chunks`]: r.chunks,
+        [`${k}_lost_events`]: r.errors.filter((e) => e.includes('events_lost')).length,
+        [`${k}_first_ms`]: r.tFirst ? r3(ms(r.tSend, r.tFirst)) : null,
+        [`${k}_last_ms`]: r.tLast ? r3(ms(r.tSend, r.tLast)) : null,
+        [`${k}_ok`]: p.length === 0,
+      });
+      if (!direct && r.status === 200) {
+        // What goosed stored: tells a relay that dropped events from a reply that lost tokens.
+          const msgs = await call(gc, 'GET', `/api/sessions/${ids[i]}/messages`);
+        const last = msgs.at(-1);
+        res[`${k}_stored_ok`] = last?.role === 'assistant' && last.content?.[0]?.text === expectedText(tokens);
+      }
+      if (p.length) problems.push(`${who}, run ${i + 1}: ${p.join('; ')}`);
+      if (r.status === 200) tps[direct ? 'd' : 'g'].push(rate);
+      if (p.length === 0) res[`${direct ? 'd' : 'g'}_complete_runs`]++;
+      log(`${who}, run ${i + 1}: ${Math.round(rate)} tokens/s, ${r.chunks} of ${tokens} text chunks${p.length ? ` (${p.join('; ')})` : ''}`);
+    }
+  }
+  // Best of the runs (a run that lost events counts the chunks that did arrive; see *_complete_runs).
+  res.g_tps_best = Math.round(Math.max(0, ...tps.g));
+  res.d_tps_best = Math.round(Math.max(0, ...tps.d));
+  res.errors = problems.length;
+  res.first_error = problems[0]?.slice(0, 300) ?? '';
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const MODES = { replies: modeReplies, 'first-token': modeFirstToken, throughput: modeThroughput };
+let result;
+try {
+  result = await MODES[O.mode]();
+} catch (e) {
+  log(`FAIL: ${O.mode}: could not run: ${e.message}`);
+  process.exit(2);
+}
+result.ok = result.errors === 0;
+process.stdout.write(`AGENT_RESULT ${JSON.stringify(result)}\n`);
+if (!result.ok) {
+  log(`FAIL: ${O.mode}: ${result.errors} replies failed or were incomplete; the first: ${result.first_error}`);
+  process.exit(1);
+}
+process.exit(0);
