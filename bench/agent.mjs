@@ -20,7 +20,7 @@
 //                session per sample, created before timing); time from sending the request to the
 //                first text delta (fake) / first message_chunk (goosed).
 //   throughput   --tokens T --runs R (100000, 3): one reply of T tokens at the fake's full speed,
-//                from the fake directly and through goosed, R times each; text chunks received per
+//                from the fake directly and through goosed, R times each; tokens received per
 //                second, from sending the request to receiving the last one; and whether goosed
 //                stored the whole reply (GET /api/sessions/{id}/messages).
 //
@@ -654,10 +654,14 @@ async function modeThroughput() {
       const r = await streamReply(direct ? dc : gc, bytes, newReply(), direct);
       Object.assign(res, cpuSince(mark, k));
       const p = check(r, tokens, direct);
-      // The rate counts the text chunks that arrived, so a run that lost some still has a figure.
-      const rate = r.chunks && r.tLast ? r.chunks / (ms(r.tSend, r.tLast) / 1000) : 0;
+      // The rate counts the tokens (words w0 w1 ...) that arrived, so a run that lost some still has
+      // a figure. goosed may deliver several tokens in one chunk (a client that falls behind gets
+      // the pending text merged rather than lost), so chunks are not tokens.
+      const arrived = (r.text.match(/w\d+/g) ?? []).length;
+      const rate = arrived && r.tLast ? arrived / (ms(r.tSend, r.tLast) / 1000) : 0;
       Object.assign(res, {
         [`${k}_tps`]: Math.round(rate),
+        [`${k}_tokens`]: arrived,
         [`${k}_chunks`]: r.chunks,
         [`${k}_lost_events`]: r.errors.filter((e) => e.includes('events_lost')).length,
         [`${k}_first_ms`]: r.tFirst ? r3(ms(r.tSend, r.tFirst)) : null,
@@ -673,7 +677,7 @@ async function modeThroughput() {
       if (p.length) problems.push(`${who}, run ${i + 1}: ${p.join('; ')}`);
       if (r.status === 200) tps[direct ? 'd' : 'g'].push(rate);
       if (p.length === 0) res[`${direct ? 'd' : 'g'}_complete_runs`]++;
-      log(`${who}, run ${i + 1}: ${Math.round(rate)} tokens/s, ${r.chunks} of ${tokens} text chunks${p.length ? ` (${p.join('; ')})` : ''}`);
+      log(`${who}, run ${i + 1}: ${Math.round(rate)} tokens/s, ${arrived} of ${tokens} tokens in ${r.chunks} text chunks${p.length ? ` (${p.join('; ')})` : ''}`);
     }
   }
   // Best of the runs (a run that lost events counts the chunks that did arrive; see *_complete_runs).

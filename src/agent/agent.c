@@ -224,14 +224,14 @@ static void on_text(void *ud, const char *s, size_t n)
     turn *t = ud;
     if (t->thinking.len) flush_text(t);
     buf_append(&t->text, s, n);
-    publish(t, "message_chunk", json_pack("{s:s, s:s%}", "type", "text", "text", s, n));
+    bus_publish_chunk(t->se->b, "message_chunk", "text", s, n);
 }
 
 static void on_thinking(void *ud, const char *s, size_t n)
 {
     turn *t = ud;
     buf_append(&t->thinking, s, n);
-    publish(t, "message_chunk", json_pack("{s:s, s:s%}", "type", "thinking", "text", s, n));
+    bus_publish_chunk(t->se->b, "message_chunk", "thinking", s, n);
 }
 
 static void on_signature(void *ud, const char *s)

@@ -1,9 +1,14 @@
 #include "agent/bus.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "core/buf.h"
+
+#define CHUNK_MERGE_MAX (64u << 10) /* a merged chunk's text stops growing here */
 
 struct bus_sub {
     bus *b;
@@ -21,7 +26,10 @@ struct bus {
     struct {
         uint64_t seq;
         char *event;
-        char *data;
+        char *data; /* JSON text; for a chunk, rendered from kind and text when stale */
+        char *kind; /* a chunk's "type" (text, thinking); NULL for other events */
+        buf text;   /* a chunk's text, merged pieces included */
+        bool stale; /* data lags text */
     } ring[BUS_RING];
     bus_sub *subs;
     bool closed;
@@ -44,6 +52,8 @@ void bus_free(bus *b)
     for (int i = 0; i < BUS_RING; i++) {
         free(b->ring[i].event);
         free(b->ring[i].data);
+        free(b->ring[i].kind);
+        buf_free(&b->ring[i].text);
     }
     pthread_mutex_destroy(&b->mu);
     free(b);
@@ -59,20 +69,86 @@ static void wake_armed(bus *b)
     }
 }
 
-uint64_t bus_publish(bus *b, const char *event, const char *data)
+/* Takes the next slot for event (its strings are consumed); under the lock. */
+static size_t take_slot(bus *b, char *event, char *data, char *kind)
 {
-    char *e = strdup(event), *d = strdup(data);
-    pthread_mutex_lock(&b->mu);
     uint64_t seq = b->next_seq++;
     size_t slot = seq % BUS_RING;
     free(b->ring[slot].event);
     free(b->ring[slot].data);
+    free(b->ring[slot].kind);
+    buf_free(&b->ring[slot].text); /* a merged chunk's allocation is not kept */
     b->ring[slot].seq = seq;
-    b->ring[slot].event = e;
-    b->ring[slot].data = d;
+    b->ring[slot].event = event;
+    b->ring[slot].data = data;
+    b->ring[slot].kind = kind;
+    b->ring[slot].stale = false;
+    return slot;
+}
+
+uint64_t bus_publish(bus *b, const char *event, const char *data)
+{
+    char *e = strdup(event), *d = strdup(data);
+    pthread_mutex_lock(&b->mu);
+    uint64_t seq = b->next_seq;
+    take_slot(b, e, d, NULL);
     wake_armed(b);
     pthread_mutex_unlock(&b->mu);
     return seq;
+}
+
+/* Whether the newest event is a chunk of this event and kind that no subscriber has read yet,
+ * so that more text can go into it. Under the lock. */
+static bool mergeable(bus *b, const char *event, const char *kind, size_t n)
+{
+    if (b->next_seq == 0) return false;
+    uint64_t last = b->next_seq - 1;
+    size_t slot = last % BUS_RING;
+    if (b->ring[slot].seq != last || !b->ring[slot].kind || strcmp(b->ring[slot].kind, kind) ||
+        !b->ring[slot].event || strcmp(b->ring[slot].event, event) ||
+        b->ring[slot].text.len + n > CHUNK_MERGE_MAX)
+        return false;
+    for (bus_sub *s = b->subs; s; s = s->next)
+        if (s->cursor > last) return false;
+    return true;
+}
+
+uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const char *text, size_t n)
+{
+    pthread_mutex_lock(&b->mu);
+    uint64_t seq;
+    size_t slot;
+    if (mergeable(b, event, kind, n)) {
+        seq = b->next_seq - 1;
+        slot = seq % BUS_RING;
+    } else {
+        seq = b->next_seq;
+        slot = take_slot(b, strdup(event), NULL, strdup(kind));
+        buf_init(&b->ring[slot].text, n > CHUNK_MERGE_MAX ? n : CHUNK_MERGE_MAX);
+    }
+    buf_append(&b->ring[slot].text, text, n);
+    b->ring[slot].stale = true;
+    wake_armed(b); /* a subscriber that is armed has read everything: the event is new to it */
+    pthread_mutex_unlock(&b->mu);
+    return seq;
+}
+
+/* A chunk's data, rendered from its text when stale; under the lock. */
+static const char *slot_data(bus *b, size_t slot)
+{
+    if (b->ring[slot].stale) {
+        json_t *o = json_pack("{s:s, s:s%}", "type", b->ring[slot].kind, "text",
+                              b->ring[slot].text.data ? b->ring[slot].text.data : "",
+                              b->ring[slot].text.len);
+        char *d = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (d) {
+            free(b->ring[slot].data);
+            b->ring[slot].data = d;
+            b->ring[slot].stale = false;
+        }
+    }
+    return b->ring[slot].data ? b->ring[slot].data : "{}";
 }
 
 uint64_t bus_next_seq(bus *b)
@@ -114,8 +190,22 @@ void bus_unsubscribe(bus_sub *s)
     free(s);
 }
 
+static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool arming,
+                     void (*arm)(void *ud), void *ud);
+
 bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*arm)(void *ud),
                   void *ud)
+{
+    return next(s, seq, event, data, true, arm, ud);
+}
+
+bus_read bus_poll(bus_sub *s, uint64_t *seq, char **event, char **data)
+{
+    return next(s, seq, event, data, false, NULL, NULL);
+}
+
+static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool arming,
+                     void (*arm)(void *ud), void *ud)
 {
     bus *b = s->b;
     bus_read r;
@@ -128,7 +218,7 @@ bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*a
         } else {
             *seq = s->cursor++;
             *event = strdup(b->ring[slot].event);
-            *data = strdup(b->ring[slot].data);
+            *data = strdup(slot_data(b, slot));
             r = BUS_EVENT;
         }
     } else if (b->closed) {
@@ -137,8 +227,10 @@ bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*a
         s->ping = false;
         r = BUS_PING;
     } else {
-        s->armed = true;
-        if (arm) arm(ud);
+        if (arming) {
+            s->armed = true;
+            if (arm) arm(ud);
+        }
         r = BUS_NONE;
     }
     pthread_mutex_unlock(&b->mu);

@@ -20,6 +20,12 @@ void bus_free(bus *b); /* no subscribers may remain */
 
 /* Publishes an event; data is JSON text. Returns its sequence number. Thread-safe. */
 uint64_t bus_publish(bus *b, const char *event, const char *data);
+/* Publishes a piece of streamed text as event with data {"type": kind, "text": text} (text: n
+ * bytes of UTF-8). When the newest event is a chunk of the same event and kind that no
+ * subscriber has read yet, the text is added to it instead (up to 64 KiB): a client that falls
+ * behind a fast stream gets bigger chunks rather than losing events, and nothing it already
+ * saw changes. Returns the event's sequence number. Thread-safe. */
+uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const char *text, size_t n);
 /* The sequence number the next event will get. */
 uint64_t bus_next_seq(bus *b);
 
@@ -38,6 +44,10 @@ typedef enum {
 
 bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*arm)(void *ud),
                   void *ud);
+
+/* bus_next without arming: BUS_NONE just means nothing now, and no wake-up will follow. For a
+ * reader that already holds something to send and only wants to add what else is ready. */
+bus_read bus_poll(bus_sub *s, uint64_t *seq, char **event, char **data);
 
 /* Closes the bus: subscribers read what is left, then BUS_CLOSED. */
 void bus_close(bus *b);

@@ -50,7 +50,7 @@ describe('agent with an OpenAI-compatible provider', () => {
 
   it('streams a text reply as SSE and stores both messages', async () => {
     await fake.reset();
-    await fake.script([{ text: 'Hello there, friend.', chunks: 4, usage: { input: 12, output: 5 } }]);
+    await fake.script([{ text: 'Hello there, friend.', chunks: 4, delay_ms: 50, usage: { input: 12, output: 5 } }]);
     const id = await newSession(srv, dir);
     const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'Say hello');
     assert.equal(texts(events), 'Hello there, friend.');

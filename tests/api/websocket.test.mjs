@@ -269,7 +269,7 @@ describe('WebSocket stream', () => {
 
   it("seed 001's flow: a message in, content_delta frames and message_complete out", async () => {
     const id = await newSession(srv, dir);
-    await fake.script([{ text: "I'll create a function that adds two numbers.", chunks: 4, usage: { input: 11, output: 9 } }]);
+    await fake.script([{ text: "I'll create a function that adds two numbers.", chunks: 4, delay_ms: 50, usage: { input: 11, output: 9 } }]);
     const { ws } = await connect(srv, `/api/sessions/${id}/stream`);
     ws.sendJSON({ type: 'message', content: 'Create a function...' });
     const frames = await ws.until('message_complete');
