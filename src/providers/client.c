@@ -1,17 +1,24 @@
 /* Provider requests for every session, driven by one thread on one libcurl multi handle: a
- * thousand replies in flight are a thousand small structs and easy handles, not threads.
+ * thousand replies in flight are a thousand small structs and easy handles, not threads. The
+ * thread waits in epoll and hands libcurl only the sockets that are ready
+ * (curl_multi_socket_action), so the cost of a token does not grow with the number of replies
+ * in flight, as it would with curl_multi_perform and curl_multi_poll, which visit every one.
  *
  * A call is attempted, and retried on 429, 5xx and connection errors (exponential backoff with
  * jitter, or the provider's Retry-After) as long as nothing has reached the sink yet. A stall
  * longer than api_timeout ends the attempt (CURLOPT_LOW_SPEED_*). Everything about a call
  * happens on the loop thread; other threads only queue calls and set cancel flags. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -52,11 +59,24 @@ static struct {
     pthread_t thread;
     bool running;
     CURLM *multi;
+    int epfd; /* the sockets libcurl wants watched, and evfd */
+    int evfd; /* wakes the loop: a call queued or cancelled, or stop */
     pthread_mutex_t mu;
     prov_call *incoming; /* guarded by mu */
     bool stopping;       /* guarded by mu */
-    prov_call *calls;    /* loop thread only: started or waiting to retry */
-} cl = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    /* loop thread only */
+    prov_call *calls;  /* started or waiting to retry */
+    bool tend;         /* tend_calls is due: woken, or a retry was scheduled */
+    long curl_timeout; /* libcurl's timer: ms from curl_timer_at, -1 when none */
+    uint64_t curl_timer_at;
+} cl = {.mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1, .curl_timeout = -1};
+
+static void wake_loop(void)
+{
+    uint64_t one = 1;
+    if (write(cl.evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_error("provider", "cannot wake the provider loop: %s", strerror(errno));
+}
 
 /* ---- the sink wrapper ---- */
 
@@ -223,6 +243,7 @@ static void fail_or_retry(prov_call *c)
                  c->res.error, wait, c->attempt + 1, c->cfg.max_retries + 1);
         attempt_cleanup(c);
         c->retry_at = clock_mono_ns() + (uint64_t)wait * 1000000u;
+        cl.tend = true; /* so that the loop times the retry */
         return;
     }
     snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
@@ -285,56 +306,142 @@ static void on_transfer_done(prov_call *c, CURLcode code)
 
 /* ---- the loop ---- */
 
-static void *loop_main(void *arg)
+/* libcurl says which events a socket needs (CURLMOPT_SOCKETFUNCTION). */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    for (;;) {
-        pthread_mutex_lock(&cl.mu);
-        prov_call *in = cl.incoming;
-        cl.incoming = NULL;
-        bool stopping = cl.stopping;
-        pthread_mutex_unlock(&cl.mu);
-        while (in) {
-            prov_call *c = in;
-            in = in->next;
-            c->next = cl.calls;
-            cl.calls = c;
+    (void)easy, (void)userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(cl.epfd, EPOLL_CTL_DEL, fd, NULL); /* fails harmlessly if closed already */
+        return 0;
+    }
+    struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
+                                       (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
+                             .data.fd = fd};
+    if (socketp) {
+        if (epoll_ctl(cl.epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    }
+    if (epoll_ctl(cl.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+        (errno != EEXIST || epoll_ctl(cl.epfd, EPOLL_CTL_MOD, fd, &ev) < 0)) {
+        log_error("provider", "epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    curl_multi_assign(cl.multi, fd, &cl); /* any non-NULL mark: "added" */
+    return 0;
+}
+
+/* libcurl's single timer (CURLMOPT_TIMERFUNCTION): -1 deletes it. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi, (void)userp;
+    cl.curl_timeout = timeout_ms;
+    cl.curl_timer_at = clock_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    return 0;
+}
+
+static void read_done(void)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(cl.multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        prov_call *c;
+        CURL *easy = m->easy_handle;
+        CURLcode result = m->data.result;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
+        on_transfer_done(c, result);
+    }
+}
+
+/* New calls, cancels, due retries, stop: walks every call, so it runs only when woken for one
+ * of these, or when a retry is due. Returns the ms until the next retry, -1 when none waits. */
+static long tend_calls(bool stopping)
+{
+    pthread_mutex_lock(&cl.mu);
+    prov_call *in = cl.incoming;
+    cl.incoming = NULL;
+    pthread_mutex_unlock(&cl.mu);
+    while (in) {
+        prov_call *c = in;
+        in = in->next;
+        c->next = cl.calls;
+        cl.calls = c;
+        if (!attempt_start(c)) {
+            snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
+            finish(c);
+        }
+    }
+    uint64_t now = clock_mono_ns();
+    long timeout_ms = -1;
+    for (prov_call *c = cl.calls, *next; c; c = next) {
+        next = c->next;
+        if (stopping) atomic_store(&c->cancel, true);
+        if (atomic_load(&c->cancel) && (c->retry_at || !c->easy)) {
+            finish(c);
+        } else if (c->retry_at && c->retry_at <= now) {
+            c->retry_at = 0;
             if (!attempt_start(c)) {
                 snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
                 finish(c);
             }
+        } else if (c->retry_at) {
+            long ms = (long)((c->retry_at - now) / 1000000u) + 1;
+            if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = ms;
+        } else if (atomic_load(&c->cancel)) {
+            finish(c); /* removes the easy handle: the transfer stops now */
         }
+    }
+    return timeout_ms;
+}
+
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    uint64_t tend_at = 0; /* monotonic ns of the next due retry, 0 when none */
+    cl.tend = true;
+    struct epoll_event evs[64];
+    int running;
+    for (;;) {
+        pthread_mutex_lock(&cl.mu);
+        bool stopping = cl.stopping;
+        pthread_mutex_unlock(&cl.mu);
         uint64_t now = clock_mono_ns();
-        long timeout_ms = 1000;
-        for (prov_call *c = cl.calls, *next; c; c = next) {
-            next = c->next;
-            if (stopping) atomic_store(&c->cancel, true);
-            if (atomic_load(&c->cancel) && (c->retry_at || !c->easy)) {
-                finish(c);
-            } else if (c->retry_at && c->retry_at <= now) {
-                c->retry_at = 0;
-                if (!attempt_start(c)) {
-                    snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
-                    finish(c);
-                }
-            } else if (c->retry_at) {
-                long ms = (long)((c->retry_at - now) / 1000000u) + 1;
-                if (ms < timeout_ms) timeout_ms = ms;
-            } else if (atomic_load(&c->cancel)) {
-                finish(c); /* removes the easy handle: the transfer stops now */
-            }
+        if (cl.tend || stopping || (tend_at && tend_at <= now)) {
+            cl.tend = false;
+            long ms = tend_calls(stopping);
+            tend_at = ms >= 0 ? clock_mono_ns() + (uint64_t)ms * 1000000u : 0;
+            read_done(); /* a call that failed to start was finished; nothing else pending */
+            now = clock_mono_ns();
         }
         if (stopping && !cl.calls) break;
-        int running;
-        curl_multi_perform(cl.multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(cl.multi, &left))) {
-            if (m->msg != CURLMSG_DONE) continue;
-            prov_call *c;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-            on_transfer_done(c, m->data.result);
+        long wait = 1000; /* only a bound: the loop has nothing to do on its own */
+        if (tend_at) {
+            long t = tend_at > now ? (long)((tend_at - now) / 1000000u) + 1 : 0;
+            if (t < wait) wait = t;
         }
-        curl_multi_poll(cl.multi, NULL, 0, (int)timeout_ms, NULL);
+        if (cl.curl_timeout >= 0) {
+            long t =
+                cl.curl_timer_at > now ? (long)((cl.curl_timer_at - now + 999999u) / 1000000u) : 0;
+            if (t < wait) wait = t;
+        }
+        int n = epoll_wait(cl.epfd, evs, (int)(sizeof evs / sizeof *evs), (int)wait);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == cl.evfd) {
+                uint64_t v;
+                if (read(cl.evfd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    log_error("provider", "eventfd: %s", strerror(errno));
+                cl.tend = true;
+                continue;
+            }
+            int mask = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                       (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                       (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(cl.multi, evs[i].data.fd, mask, &running);
+        }
+        if (cl.curl_timeout >= 0 && cl.curl_timer_at <= clock_mono_ns()) {
+            cl.curl_timeout = -1;
+            curl_multi_socket_action(cl.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        read_done();
     }
     return NULL;
 }
@@ -343,11 +450,26 @@ static void *loop_main(void *arg)
  * server that has not replied yet stays small. */
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 
+static void close_loop_fds(void)
+{
+    if (cl.epfd >= 0) close(cl.epfd);
+    if (cl.evfd >= 0) close(cl.evfd);
+    cl.epfd = cl.evfd = -1;
+}
+
 static void start_loop(void)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(cl.multi = curl_multi_init()))
         return;
-    if (pthread_create(&cl.thread, NULL, loop_main, NULL) != 0) {
+    cl.epfd = epoll_create1(EPOLL_CLOEXEC);
+    cl.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = cl.evfd};
+    if (cl.epfd < 0 || cl.evfd < 0 || epoll_ctl(cl.epfd, EPOLL_CTL_ADD, cl.evfd, &ev) < 0 ||
+        curl_multi_setopt(cl.multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(cl.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        pthread_create(&cl.thread, NULL, loop_main, NULL) != 0) {
+        log_error("provider", "cannot start the provider loop: %s", strerror(errno));
+        close_loop_fds();
         curl_multi_cleanup(cl.multi);
         cl.multi = NULL;
         return;
@@ -364,9 +486,10 @@ void prov_client_stop(void)
     pthread_mutex_lock(&cl.mu);
     cl.stopping = true;
     pthread_mutex_unlock(&cl.mu);
-    curl_multi_wakeup(cl.multi);
+    wake_loop();
     pthread_join(cl.thread, NULL);
     curl_multi_cleanup(cl.multi);
+    close_loop_fds();
     curl_global_cleanup();
     cl.running = false;
 }
@@ -403,12 +526,12 @@ prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *
     c->next = cl.incoming;
     cl.incoming = c;
     pthread_mutex_unlock(&cl.mu);
-    curl_multi_wakeup(cl.multi);
+    wake_loop();
     return c;
 }
 
 void prov_call_cancel(prov_call *c)
 {
     atomic_store(&c->cancel, true);
-    curl_multi_wakeup(cl.multi);
+    wake_loop();
 }

@@ -21,10 +21,10 @@ static struct {
     CURLMcode (*multi_cleanup)(CURLM *);
     CURLMcode (*multi_add_handle)(CURLM *, CURL *);
     CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
-    CURLMcode (*multi_perform)(CURLM *, int *);
+    CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+    CURLMcode (*multi_assign)(CURLM *, curl_socket_t, void *);
+    CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
     CURLMsg *(*multi_info_read)(CURLM *, int *);
-    CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd[], unsigned int, int, int *);
-    CURLMcode (*multi_wakeup)(CURLM *);
     CURL *(*easy_init)(void);
     void (*easy_cleanup)(CURL *);
     CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
@@ -55,10 +55,10 @@ static void load(void)
         S(multi_cleanup, "curl_multi_cleanup"),
         S(multi_add_handle, "curl_multi_add_handle"),
         S(multi_remove_handle, "curl_multi_remove_handle"),
-        S(multi_perform, "curl_multi_perform"),
+        S(multi_socket_action, "curl_multi_socket_action"),
+        S(multi_assign, "curl_multi_assign"),
+        S(multi_setopt, "curl_multi_setopt"),
         S(multi_info_read, "curl_multi_info_read"),
-        S(multi_poll, "curl_multi_poll"),
-        S(multi_wakeup, "curl_multi_wakeup"),
         S(easy_init, "curl_easy_init"),
         S(easy_cleanup, "curl_easy_cleanup"),
         S(easy_setopt, "curl_easy_setopt"),
@@ -109,22 +109,35 @@ HIDDEN CURLMcode curl_multi_remove_handle(CURLM *m, CURL *e)
 {
     return ready() ? fn.multi_remove_handle(m, e) : CURLM_INTERNAL_ERROR;
 }
-HIDDEN CURLMcode curl_multi_perform(CURLM *m, int *running)
+HIDDEN CURLMcode curl_multi_socket_action(CURLM *m, curl_socket_t s, int mask, int *running)
 {
-    return ready() ? fn.multi_perform(m, running) : CURLM_INTERNAL_ERROR;
+    return ready() ? fn.multi_socket_action(m, s, mask, running) : CURLM_INTERNAL_ERROR;
+}
+HIDDEN CURLMcode curl_multi_assign(CURLM *m, curl_socket_t s, void *p)
+{
+    return ready() ? fn.multi_assign(m, s, p) : CURLM_INTERNAL_ERROR;
+}
+/* curl_multi_setopt's argument type comes from the option number, as for curl_easy_setopt. */
+HIDDEN CURLMcode curl_multi_setopt(CURLM *m, CURLMoption opt, ...)
+{
+    if (!ready()) return CURLM_INTERNAL_ERROR;
+    va_list ap;
+    va_start(ap, opt);
+    CURLMcode rc;
+    if (opt < CURLOPTTYPE_OBJECTPOINT)
+        rc = fn.multi_setopt(m, opt, va_arg(ap, long));
+    else if (opt < CURLOPTTYPE_FUNCTIONPOINT)
+        rc = fn.multi_setopt(m, opt, va_arg(ap, void *));
+    else if (opt < CURLOPTTYPE_OFF_T)
+        rc = fn.multi_setopt(m, opt, va_arg(ap, void (*)(void)));
+    else
+        rc = fn.multi_setopt(m, opt, va_arg(ap, curl_off_t));
+    va_end(ap);
+    return rc;
 }
 HIDDEN CURLMsg *curl_multi_info_read(CURLM *m, int *left)
 {
     return ready() ? fn.multi_info_read(m, left) : NULL;
-}
-HIDDEN CURLMcode curl_multi_poll(CURLM *m, struct curl_waitfd extra[], unsigned int n, int ms,
-                                 int *ret)
-{
-    return ready() ? fn.multi_poll(m, extra, n, ms, ret) : CURLM_INTERNAL_ERROR;
-}
-HIDDEN CURLMcode curl_multi_wakeup(CURLM *m)
-{
-    return ready() ? fn.multi_wakeup(m) : CURLM_INTERNAL_ERROR;
 }
 HIDDEN CURL *curl_easy_init(void)
 {
