@@ -20,7 +20,7 @@
 # BENCH_CONNECTIONS (64), BENCH_STARTUP_RUNS (20), BENCH_REPORT (default docs/BENCHMARKS.md);
 # agent benchmarks: BENCH_AGENT_REPLIES (500 concurrent replies), BENCH_AGENT_TOKENS (50 tokens each),
 # BENCH_AGENT_INTERVAL_MS (20 ms apart), BENCH_AGENT_ROUNDS (2 rounds of those, each after a warm-up
-# of BENCH_AGENT_REPLIES_WARMUP = 50 concurrent replies), BENCH_AGENT_SAMPLES
+# of BENCH_AGENT_REPLIES_WARMUP = BENCH_AGENT_REPLIES concurrent replies), BENCH_AGENT_SAMPLES
 # (500 first-token samples each way, after BENCH_AGENT_WARMUP = 50), BENCH_AGENT_RELAY_TOKENS
 # (100000 tokens at full speed), BENCH_AGENT_RELAY_RUNS (3), BENCH_AGENT_TIMEOUT (120 s per
 # bench/agent.mjs run).
@@ -44,7 +44,9 @@ AGENT_REPLIES=${BENCH_AGENT_REPLIES:-500}
 AGENT_TOKENS=${BENCH_AGENT_TOKENS:-50}
 AGENT_INTERVAL_MS=${BENCH_AGENT_INTERVAL_MS:-20}
 AGENT_ROUNDS=${BENCH_AGENT_ROUNDS:-2}
-AGENT_REPLIES_WARMUP=${BENCH_AGENT_REPLIES_WARMUP:-50}
+# As wide as the measured batch: the client opens its connections to the fake before timing, so
+# goosed gets its pool of provider connections opened before timing too.
+AGENT_REPLIES_WARMUP=${BENCH_AGENT_REPLIES_WARMUP:-${BENCH_AGENT_REPLIES:-500}}
 AGENT_SAMPLES=${BENCH_AGENT_SAMPLES:-500}
 AGENT_WARMUP=${BENCH_AGENT_WARMUP:-50}
 RELAY_TOKENS=${BENCH_AGENT_RELAY_TOKENS:-100000}
@@ -721,7 +723,9 @@ $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms a
 $REPLY_DETAILS
 
 The fake's own lateness in writing paced tokens (\`GET /_fake/stats\`): ${LATENESS_TEXT%; }.
-Each round started with a warm-up of $(av replies_1_warmup) concurrent replies each way (same script; not counted, but checked). All
+Each round started with a warm-up of $(av replies_1_warmup) concurrent replies each way (same script; not counted, but checked):
+the client holds its connections to the fake open before timing, and the warm-up gives goosed its pool of
+provider connections the same way (libcurl keeps up to 1,024 idle ones). All
 $AGENT_REPLIES requests were written within $(av replies_1_g_send_spread_ms) ms (round 1, through goosed). These rounds ran on a goosed of their own:
 RSS $(mb "$AGENT_IDLE_RSS") after start-up; VmHWM ${HWM_TEXT%, }; RSS $(mb "$AGENT_END_RSS") after the last round.
 

@@ -467,6 +467,10 @@ static void start_loop(void)
     if (cl.epfd < 0 || cl.evfd < 0 || epoll_ctl(cl.epfd, EPOLL_CTL_ADD, cl.evfd, &ev) < 0 ||
         curl_multi_setopt(cl.multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
         curl_multi_setopt(cl.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        /* Keep up to this many idle connections to providers for the next requests (libcurl's
+         * default shrinks the pool with the transfers in flight, so a burst of replies would
+         * open, and pay TCP and TLS handshakes for, most of its connections again). */
+        curl_multi_setopt(cl.multi, CURLMOPT_MAXCONNECTS, 1024L) != CURLM_OK ||
         pthread_create(&cl.thread, NULL, loop_main, NULL) != 0) {
         log_error("provider", "cannot start the provider loop: %s", strerror(errno));
         close_loop_fds();
