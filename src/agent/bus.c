@@ -20,17 +20,19 @@ struct bus_sub {
     bus_sub *next;
 };
 
+struct slot {
+    uint64_t seq;
+    char *event;
+    char *data; /* JSON text; for a chunk, rendered from kind and text when stale */
+    char *kind; /* a chunk's "type" (text, thinking); NULL for other events */
+    buf text;   /* a chunk's text, merged pieces included */
+    bool stale; /* data lags text */
+};
+
 struct bus {
     pthread_mutex_t mu;
-    uint64_t next_seq; /* starts at the creation time in microseconds */
-    struct {
-        uint64_t seq;
-        char *event;
-        char *data; /* JSON text; for a chunk, rendered from kind and text when stale */
-        char *kind; /* a chunk's "type" (text, thinking); NULL for other events */
-        buf text;   /* a chunk's text, merged pieces included */
-        bool stale; /* data lags text */
-    } ring[BUS_RING];
+    uint64_t next_seq;           /* starts at the creation time in microseconds */
+    struct slot *ring[BUS_RING]; /* NULL until used: an idle session's bus stays small */
     bus_sub *subs;
     bool closed;
 };
@@ -50,10 +52,13 @@ void bus_free(bus *b)
 {
     if (!b) return;
     for (int i = 0; i < BUS_RING; i++) {
-        free(b->ring[i].event);
-        free(b->ring[i].data);
-        free(b->ring[i].kind);
-        buf_free(&b->ring[i].text);
+        struct slot *e = b->ring[i];
+        if (!e) continue;
+        free(e->event);
+        free(e->data);
+        free(e->kind);
+        buf_free(&e->text);
+        free(e);
     }
     pthread_mutex_destroy(&b->mu);
     free(b);
@@ -69,21 +74,36 @@ static void wake_armed(bus *b)
     }
 }
 
-/* Takes the next slot for event (its strings are consumed); under the lock. */
-static size_t take_slot(bus *b, char *event, char *data, char *kind)
+/* Takes the next slot for event (its strings are consumed); under the lock. Out of memory, the
+ * event is dropped but still numbered, so that readers see a gap (events_lost) rather than
+ * nothing: returns NULL then. */
+static struct slot *take_slot(bus *b, char *event, char *data, char *kind)
 {
     uint64_t seq = b->next_seq++;
-    size_t slot = seq % BUS_RING;
-    free(b->ring[slot].event);
-    free(b->ring[slot].data);
-    free(b->ring[slot].kind);
-    buf_free(&b->ring[slot].text); /* a merged chunk's allocation is not kept */
-    b->ring[slot].seq = seq;
-    b->ring[slot].event = event;
-    b->ring[slot].data = data;
-    b->ring[slot].kind = kind;
-    b->ring[slot].stale = false;
-    return slot;
+    size_t i = seq % BUS_RING;
+    struct slot *e = b->ring[i];
+    if (e) {
+        free(e->event);
+        free(e->data);
+        free(e->kind);
+        buf_free(&e->text); /* a merged chunk's allocation is not kept */
+    } else {
+        e = b->ring[i] = calloc(1, sizeof *e);
+    }
+    if (!e || !event || (!data && !kind)) {
+        if (e) e->seq = 0; /* never a valid sequence number: a gap */
+        free(event);
+        free(data);
+        free(kind);
+        if (e) e->event = e->data = e->kind = NULL;
+        return NULL;
+    }
+    e->seq = seq;
+    e->event = event;
+    e->data = data;
+    e->kind = kind;
+    e->stale = false;
+    return e;
 }
 
 uint64_t bus_publish(bus *b, const char *event, const char *data)
@@ -104,9 +124,9 @@ static bool mergeable(bus *b, const char *event, const char *kind, size_t n)
     if (b->next_seq == 0) return false;
     uint64_t last = b->next_seq - 1;
     size_t slot = last % BUS_RING;
-    if (b->ring[slot].seq != last || !b->ring[slot].kind || strcmp(b->ring[slot].kind, kind) ||
-        !b->ring[slot].event || strcmp(b->ring[slot].event, event) ||
-        b->ring[slot].text.len + n > CHUNK_MERGE_MAX)
+    if (!b->ring[slot] || b->ring[slot]->seq != last || !b->ring[slot]->kind ||
+        strcmp(b->ring[slot]->kind, kind) || !b->ring[slot]->event ||
+        strcmp(b->ring[slot]->event, event) || b->ring[slot]->text.len + n > CHUNK_MERGE_MAX)
         return false;
     for (bus_sub *s = b->subs; s; s = s->next)
         if (s->cursor > last) return false;
@@ -117,17 +137,19 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
 {
     pthread_mutex_lock(&b->mu);
     uint64_t seq;
-    size_t slot;
+    struct slot *e;
     if (mergeable(b, event, kind, n)) {
         seq = b->next_seq - 1;
-        slot = seq % BUS_RING;
+        e = b->ring[seq % BUS_RING];
     } else {
         seq = b->next_seq;
-        slot = take_slot(b, strdup(event), NULL, strdup(kind));
-        buf_init(&b->ring[slot].text, n > CHUNK_MERGE_MAX ? n : CHUNK_MERGE_MAX);
+        e = take_slot(b, strdup(event), NULL, strdup(kind));
+        if (e) buf_init(&e->text, n > CHUNK_MERGE_MAX ? n : CHUNK_MERGE_MAX);
     }
-    buf_append(&b->ring[slot].text, text, n);
-    b->ring[slot].stale = true;
+    if (e) {
+        buf_append(&e->text, text, n);
+        e->stale = true;
+    }
     wake_armed(b); /* a subscriber that is armed has read everything: the event is new to it */
     pthread_mutex_unlock(&b->mu);
     return seq;
@@ -136,19 +158,19 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
 /* A chunk's data, rendered from its text when stale; under the lock. */
 static const char *slot_data(bus *b, size_t slot)
 {
-    if (b->ring[slot].stale) {
-        json_t *o = json_pack("{s:s, s:s%}", "type", b->ring[slot].kind, "text",
-                              b->ring[slot].text.data ? b->ring[slot].text.data : "",
-                              b->ring[slot].text.len);
+    if (b->ring[slot]->stale) {
+        json_t *o = json_pack("{s:s, s:s%}", "type", b->ring[slot]->kind, "text",
+                              b->ring[slot]->text.data ? b->ring[slot]->text.data : "",
+                              b->ring[slot]->text.len);
         char *d = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (d) {
-            free(b->ring[slot].data);
-            b->ring[slot].data = d;
-            b->ring[slot].stale = false;
+            free(b->ring[slot]->data);
+            b->ring[slot]->data = d;
+            b->ring[slot]->stale = false;
         }
     }
-    return b->ring[slot].data ? b->ring[slot].data : "{}";
+    return b->ring[slot]->data ? b->ring[slot]->data : "{}";
 }
 
 uint64_t bus_next_seq(bus *b)
@@ -212,12 +234,12 @@ static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool 
     pthread_mutex_lock(&b->mu);
     if (s->cursor < b->next_seq) {
         size_t slot = s->cursor % BUS_RING;
-        if (b->ring[slot].seq != s->cursor) {
+        if (!b->ring[slot] || b->ring[slot]->seq != s->cursor) {
             s->cursor = b->next_seq;
             r = BUS_GAP;
         } else {
             *seq = s->cursor++;
-            *event = strdup(b->ring[slot].event);
+            *event = strdup(b->ring[slot]->event);
             *data = strdup(slot_data(b, slot));
             r = BUS_EVENT;
         }
