@@ -51,7 +51,7 @@ struct agent {
 struct turn {
     agent *a;
     sess *se;
-    char cwd[PATH_MAX];
+    char *cwd; /* the session's working directory */
     provider_cfg pcfg;
     char *system;
     json_t *history; /* [{role, content}] sent to the provider */
@@ -179,6 +179,7 @@ static void turn_end(turn *t, const char *event, json_t *data)
     buf_free(&t->thinking);
     free(t->signature);
     free(t->system);
+    free(t->cwd);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -575,17 +576,20 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         return e;
     }
     turn *t = calloc(1, sizeof *t);
-    if (!t) {
+    if (!t || !(t->cwd = strdup(s.working_dir))) {
+        free(t);
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
     if ((e = agent_provider(a, &t->pcfg, err, errlen))) {
+        free(t->cwd);
         free(t);
         return e;
     }
     json_t *msgs;
     if ((e = a->st->ops->messages_list(a->st, session_id, &msgs))) {
         snprintf(err, errlen, "%s", store_errmsg());
+        free(t->cwd);
         free(t);
         return e;
     }
@@ -596,6 +600,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         snprintf(err, errlen, "%s",
                  se ? "a reply is already running in this session" : "shutting down");
         json_decref(msgs);
+        free(t->cwd);
         free(t);
         return se ? GD_ECONFLICT : GD_ESTORE;
     }
@@ -607,7 +612,6 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
 
     t->a = a;
     t->se = se;
-    snprintf(t->cwd, sizeof t->cwd, "%s", s.working_dir);
     pthread_mutex_init(&t->mu, NULL);
     buf_init(&t->text, TEXT_CAP);
     buf_init(&t->thinking, TEXT_CAP);

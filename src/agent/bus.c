@@ -124,8 +124,8 @@ static bool mergeable(bus *b, const char *event, const char *kind, size_t n)
     if (b->next_seq == 0) return false;
     uint64_t last = b->next_seq - 1;
     size_t slot = last % BUS_RING;
-    if (!b->ring[slot] || b->ring[slot]->seq != last || !b->ring[slot]->kind ||
-        strcmp(b->ring[slot]->kind, kind) || !b->ring[slot]->event ||
+    if (!b->ring[slot] || b->ring[slot]->seq != last || !b->ring[slot]->stale ||
+        !b->ring[slot]->kind || strcmp(b->ring[slot]->kind, kind) || !b->ring[slot]->event ||
         strcmp(b->ring[slot]->event, event) || b->ring[slot]->text.len + n > CHUNK_MERGE_MAX)
         return false;
     for (bus_sub *s = b->subs; s; s = s->next)
@@ -168,6 +168,8 @@ static const char *slot_data(bus *b, size_t slot)
             free(b->ring[slot]->data);
             b->ring[slot]->data = d;
             b->ring[slot]->stale = false;
+            /* Read now, so nothing merges into it any more: the rendered data is all we keep. */
+            buf_free(&b->ring[slot]->text);
         }
     }
     return b->ring[slot]->data ? b->ring[slot]->data : "{}";

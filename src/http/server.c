@@ -213,7 +213,7 @@ void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_f
     }
     *sc = (struct stream_ctx){fn, cls, free_cls};
     struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, sc, stream_free);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sc, stream_free);
     if (!resp) {
         stream_free(sc);
         http_reply_error(r, 500, "internal", "out of memory");

@@ -112,6 +112,23 @@ static void test_chunks_merge_until_read(void **state)
     bus_free(b);
 }
 
+/* A chunk a reader saw stays as it was, even once that reader has gone. */
+static void test_read_chunk_is_final(void **state)
+{
+    (void)state;
+    bus *b = bus_new();
+    bus_sub *s = bus_subscribe(b, 0, NULL, NULL);
+    uint64_t a = bus_publish_chunk(b, "message_chunk", "text", "one", 3);
+    expect(s, "message_chunk", "{\"type\":\"text\",\"text\":\"one\"}");
+    bus_unsubscribe(s);
+    assert_int_equal(bus_publish_chunk(b, "message_chunk", "text", " two", 4), a + 1);
+    bus_sub *r = bus_subscribe(b, a, NULL, NULL);
+    expect(r, "message_chunk", "{\"type\":\"text\",\"text\":\"one\"}");
+    expect(r, "message_chunk", "{\"type\":\"text\",\"text\":\" two\"}");
+    bus_unsubscribe(r);
+    bus_free(b);
+}
+
 static void test_merge_stops_at_64k(void **state)
 {
     (void)state;
@@ -129,9 +146,8 @@ static void test_merge_stops_at_64k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sequence_and_replay),
-        cmocka_unit_test(test_gap),
-        cmocka_unit_test(test_chunks_merge_until_read),
+        cmocka_unit_test(test_sequence_and_replay),     cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_chunks_merge_until_read), cmocka_unit_test(test_read_chunk_is_final),
         cmocka_unit_test(test_merge_stops_at_64k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
