@@ -263,6 +263,15 @@ static void on_tool_call(void *ud, const char *id, const char *name, json_t *arg
                       args ? json_incref(args) : json_object(), "status", "running"));
 }
 
+static void on_burst(void *ud, bool begin)
+{
+    turn *t = ud;
+    if (begin)
+        bus_hold(t->se->b);
+    else
+        bus_release(t->se->b);
+}
+
 static void start_round(turn *t);
 static void *run_tools(void *arg);
 static void on_provider_done(void *ud, const prov_result *res);
@@ -379,7 +388,8 @@ static void start_round(turn *t)
                       .text = on_text,
                       .thinking = on_thinking,
                       .signature = on_signature,
-                      .tool_call = on_tool_call};
+                      .tool_call = on_tool_call,
+                      .burst = on_burst};
     pthread_mutex_lock(&t->mu);
     t->call =
         prov_call_start(&t->pcfg, t->system, t->history, t->tools, &sink, on_provider_done, t);

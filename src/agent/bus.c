@@ -35,6 +35,8 @@ struct bus {
     struct slot *ring[BUS_RING]; /* NULL until used: an idle session's bus stays small */
     bus_sub *subs;
     bool closed;
+    int held;          /* bus_hold depth: wake-ups wait for bus_release */
+    bool wake_pending; /* something was published while held */
 };
 
 bus *bus_new(void)
@@ -66,6 +68,10 @@ void bus_free(bus *b)
 
 static void wake_armed(bus *b)
 {
+    if (b->held) {
+        b->wake_pending = true;
+        return;
+    }
     for (bus_sub *s = b->subs; s; s = s->next) {
         if (s->armed) {
             s->armed = false;
@@ -259,6 +265,23 @@ static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool 
     }
     pthread_mutex_unlock(&b->mu);
     return r;
+}
+
+void bus_hold(bus *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->held++;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void bus_release(bus *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (b->held > 0 && --b->held == 0 && b->wake_pending) {
+        b->wake_pending = false;
+        wake_armed(b);
+    }
+    pthread_mutex_unlock(&b->mu);
 }
 
 void bus_close(bus *b)

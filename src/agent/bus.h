@@ -49,6 +49,12 @@ bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*a
  * reader that already holds something to send and only wants to add what else is ready. */
 bus_read bus_poll(bus_sub *s, uint64_t *seq, char **event, char **data);
 
+/* Between bus_hold and bus_release, publishing wakes nobody; bus_release wakes the armed
+ * subscribers once if anything was published. For a producer that publishes a burst (all the
+ * events in one read from the provider): one wake-up per burst instead of one per event. */
+void bus_hold(bus *b);
+void bus_release(bus *b);
+
 /* Closes the bus: subscribers read what is left, then BUS_CLOSED. */
 void bus_close(bus *b);
 

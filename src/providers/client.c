@@ -124,7 +124,9 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
         buf_append(&c->errbody, ptr, len < room ? len : room);
         return len;
     }
+    if (c->user.burst) c->user.burst(c->user.ud, true);
     gd_err e = sse_reader_feed(c->sse, ptr, len);
+    if (c->user.burst) c->user.burst(c->user.ud, false);
     if (e) {
         if (e == GD_ETOOBIG)
             snprintf(c->res.error, sizeof c->res.error, "the provider sent a line over %u bytes",

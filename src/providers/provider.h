@@ -77,6 +77,9 @@ typedef struct {
     void (*signature)(void *ud, const char *s);
     /* a whole tool call, once its arguments are complete; arguments is borrowed */
     void (*tool_call)(void *ud, const char *id, const char *name, json_t *arguments);
+    /* optional: called with true before the events of one read from the provider are
+     * delivered and with false after them, so that the sink can pass them on as one burst */
+    void (*burst)(void *ud, bool begin);
 } prov_sink;
 
 typedef struct prov_parser prov_parser;

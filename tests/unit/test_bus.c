@@ -112,6 +112,32 @@ static void test_chunks_merge_until_read(void **state)
     bus_free(b);
 }
 
+static void test_hold_wakes_once(void **state)
+{
+    (void)state;
+    bus *b = bus_new();
+    wakes = 0;
+    bus_sub *s = bus_subscribe(b, 0, on_wake, NULL);
+    uint64_t seq;
+    char *ev, *d;
+    assert_int_equal(bus_next(s, &seq, &ev, &d, NULL, NULL), BUS_NONE); /* armed */
+    bus_hold(b);
+    bus_publish_chunk(b, "message_chunk", "text", "a", 1);
+    bus_publish(b, "tool_call", "{}");
+    bus_publish_chunk(b, "message_chunk", "text", "b", 1);
+    assert_int_equal(wakes, 0);
+    bus_release(b);
+    assert_int_equal(wakes, 1);
+    expect(s, "message_chunk", "{\"type\":\"text\",\"text\":\"a\"}");
+    expect(s, "tool_call", "{}");
+    expect(s, "message_chunk", "{\"type\":\"text\",\"text\":\"b\"}");
+    bus_hold(b);
+    bus_release(b); /* nothing published: nobody woken */
+    assert_int_equal(wakes, 1);
+    bus_unsubscribe(s);
+    bus_free(b);
+}
+
 /* A chunk a reader saw stays as it was, even once that reader has gone. */
 static void test_read_chunk_is_final(void **state)
 {
@@ -148,7 +174,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequence_and_replay),     cmocka_unit_test(test_gap),
         cmocka_unit_test(test_chunks_merge_until_read), cmocka_unit_test(test_read_chunk_is_final),
-        cmocka_unit_test(test_merge_stops_at_64k),
+        cmocka_unit_test(test_hold_wakes_once),         cmocka_unit_test(test_merge_stops_at_64k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
