@@ -2,6 +2,7 @@
 #ifndef GD_API_H
 #define GD_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,8 @@ extern const size_t api_nroutes;
 /* Answers a failed store call: 404 naming the session, 503 with the store's reason (msg, or
  * store_errmsg() when NULL), else 500. */
 void api_store_error(http_req *r, gd_err e, const char *session_id, const char *msg);
+/* Whether the session exists; when not (or the store failed), the answer is sent. */
+bool api_session_found(http_req *r, const char *session_id);
 
 /* How a reply that agent_start could not start is reported, over HTTP or as a WebSocket error
  * frame: the HTTP status and error code it returns, and the message (in msg) from agent_start's

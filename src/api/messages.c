@@ -287,14 +287,8 @@ void api_message_stream(http_req *r)
 
 void api_session_events(http_req *r)
 {
-    app *a = http_app(r);
     const char *sid = http_param(r, 0);
-    store_session s;
-    gd_err e = a->st->ops->session_get(a->st, sid, &s);
-    if (e) {
-        api_store_error(r, e, sid, NULL);
-        return;
-    }
+    if (!api_session_found(r, sid)) return;
     uint64_t from = 0;
     const char *last = http_header(r, "Last-Event-ID");
     if (!last) last = http_query(r, "after");
@@ -321,12 +315,7 @@ void api_session_cancel(http_req *r)
     app *a = http_app(r);
     const char *sid = http_param(r, 0);
     if (agent_cancel(a->agent, sid) != GD_OK) {
-        store_session s;
-        gd_err e = a->st->ops->session_get(a->st, sid, &s);
-        if (e) {
-            api_store_error(r, e, sid, NULL);
-            return;
-        }
+        if (!api_session_found(r, sid)) return;
         http_reply_error(r, 409, "no_reply_running", "no reply is running in session '%s'", sid);
         return;
     }

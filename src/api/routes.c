@@ -49,3 +49,12 @@ void api_store_error(http_req *r, gd_err e, const char *session_id, const char *
         return;
     }
 }
+
+bool api_session_found(http_req *r, const char *session_id)
+{
+    app *a = http_app(r);
+    store_session s;
+    gd_err e = a->st->ops->session_get(a->st, session_id, &s);
+    if (e) api_store_error(r, e, session_id, NULL);
+    return !e;
+}

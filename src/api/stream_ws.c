@@ -239,14 +239,6 @@ static const ws_handler stream_handler = {
 
 void api_session_stream(http_req *r)
 {
-    if (!ws_handshake_ok(r)) return;
-    app *a = http_app(r);
-    const char *sid = http_param(r, 0);
-    store_session s;
-    gd_err e = a->st->ops->session_get(a->st, sid, &s);
-    if (e) {
-        api_store_error(r, e, sid, NULL);
-        return;
-    }
+    if (!ws_handshake_ok(r) || !api_session_found(r, http_param(r, 0))) return;
     ws_accept(r, &stream_handler);
 }

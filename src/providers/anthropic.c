@@ -350,13 +350,6 @@ static gd_err an_parser_finish(prov_parser *p, prov_result *res)
     return GD_OK;
 }
 
-static void an_error_body(const char *body, size_t len, prov_result *res)
-{
-    json_t *j = json_loadb(body, len, 0, NULL);
-    content_error_message(j, body, len, res->error, sizeof res->error);
-    json_decref(j);
-}
-
 const prov_dialect_ops dialect_anthropic = {
     .name = "anthropic",
     .build = an_build,
@@ -366,5 +359,5 @@ const prov_dialect_ops dialect_anthropic = {
     .parser_event = an_parser_event,
     .parser_finish = an_parser_finish,
     .parser_free = an_parser_free,
-    .error_body = an_error_body,
+    .error_body = prov_error_body_json,
 };

@@ -239,13 +239,6 @@ static gd_err oa_parser_finish(prov_parser *p, prov_result *res)
     return GD_OK;
 }
 
-static void oa_error_body(const char *body, size_t len, prov_result *res)
-{
-    json_t *j = json_loadb(body, len, 0, NULL);
-    content_error_message(j, body, len, res->error, sizeof res->error);
-    json_decref(j);
-}
-
 const prov_dialect_ops dialect_openai = {
     .name = "openai",
     .build = oa_build,
@@ -255,5 +248,5 @@ const prov_dialect_ops dialect_openai = {
     .parser_event = oa_parser_event,
     .parser_finish = oa_parser_finish,
     .parser_free = oa_parser_free,
-    .error_body = oa_error_body,
+    .error_body = prov_error_body_json,
 };

@@ -110,6 +110,10 @@ typedef struct {
  * OpenAI's server_error, Gemini's 429 and 5xx codes). */
 bool prov_transient_error(json_t *err);
 
+/* error_body for providers whose error answers are JSON with the message where
+ * content_error_message looks for it (OpenAI's and Anthropic's {"error": {"message"}}). */
+void prov_error_body_json(const char *body, size_t len, prov_result *res);
+
 /* One streamed chunk's JSON object, or NULL with res->error naming what was wrong with it. */
 json_t *prov_parse_chunk(const char *data, prov_result *res);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/content.h"
 #include "providers/provider.h"
 
 struct sse_reader {
@@ -143,4 +144,11 @@ bool prov_transient_error(json_t *err)
             if (!strcmp(v, transient[i])) return true;
     }
     return false;
+}
+
+void prov_error_body_json(const char *body, size_t len, prov_result *res)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    content_error_message(j, body, len, res->error, sizeof res->error);
+    json_decref(j);
 }
