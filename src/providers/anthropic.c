@@ -310,10 +310,7 @@ static gd_err an_parser_event(prov_parser *p, const char *event, const char *dat
     if (!type) type = event ? event : "";
     gd_err e = GD_OK;
     if (!strcmp(type, "error")) {
-        json_t *err = json_object_get(ev, "error");
-        const char *msg = json_string_value(json_object_get(err, "message"));
-        e = fail(res, msg ? msg : "provider reported an error in the stream");
-        res->retryable = prov_transient_error(err);
+        e = prov_stream_error(json_object_get(ev, "error"), res);
     } else if (p->stopped) {
         /* nothing counts after message_stop */
     } else if (!strcmp(type, "message_start")) {

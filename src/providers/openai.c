@@ -181,9 +181,7 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
     gd_err e = GD_OK;
     json_t *err = json_object_get(chunk, "error");
     if (err) {
-        const char *msg = json_string_value(json_object_get(err, "message"));
-        e = fail(res, msg ? msg : "provider reported an error in the stream");
-        res->retryable = prov_transient_error(err);
+        e = prov_stream_error(err, res);
         goto out;
     }
     json_t *usage = json_object_get(chunk, "usage");

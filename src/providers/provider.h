@@ -110,6 +110,10 @@ typedef struct {
  * OpenAI's server_error, Gemini's 429 and 5xx codes). */
 bool prov_transient_error(json_t *err);
 
+/* An error the provider reported inside its stream ({"message", "type"/"code"/"status"}): its
+ * message into res->error, whether it is worth retrying; returns GD_EINVAL. */
+gd_err prov_stream_error(json_t *err, prov_result *res);
+
 /* error_body for providers whose error answers are JSON with the message where
  * content_error_message looks for it (OpenAI's and Anthropic's {"error": {"message"}}). */
 void prov_error_body_json(const char *body, size_t len, prov_result *res);

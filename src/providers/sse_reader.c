@@ -152,3 +152,12 @@ void prov_error_body_json(const char *body, size_t len, prov_result *res)
     content_error_message(j, body, len, res->error, sizeof res->error);
     json_decref(j);
 }
+
+gd_err prov_stream_error(json_t *err, prov_result *res)
+{
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    snprintf(res->error, sizeof res->error, "%s",
+             msg ? msg : "provider reported an error in the stream");
+    res->retryable = prov_transient_error(err);
+    return GD_EINVAL;
+}
