@@ -246,6 +246,15 @@ async function newSession(srv, dir) {
   return r.body.id;
 }
 
+/** Connects, sends these raw frames, and expects the server to close with `code`, then hang up. */
+async function closesWith(srv, id, frames, code) {
+  const { ws } = await connect(srv, `/api/sessions/${id}/stream`);
+  for (const bytes of frames) ws.send(bytes);
+  const f = await ws.frame();
+  assert.deepEqual([f.opcode, f.code], [OP.close, code]);
+  await ws.closed;
+}
+
 const deltas = (frames) => frames.filter((f) => f.type === 'content_delta').map((f) => f.delta).join('');
 
 describe('WebSocket stream', () => {
@@ -449,52 +458,27 @@ describe('WebSocket stream', () => {
 
   it('closes with 1009 for a message over 1 MiB, and the close frame arrives intact', async () => {
     const id = await newSession(srv, dir);
-    const { ws } = await connect(srv, `/api/sessions/${id}/stream`);
-    ws.send(frame(OP.text, Buffer.alloc((1 << 20) + 1, 'a')));
-    const f = await ws.frame();
-    assert.equal(f.opcode, OP.close);
-    assert.equal(f.code, 1009);
-    await ws.closed;
+    await closesWith(srv, id, [frame(OP.text, Buffer.alloc((1 << 20) + 1, 'a'))], 1009);
     // Also across fragments: each is small, the message is not.
-    const { ws: ws2 } = await connect(srv, `/api/sessions/${id}/stream`);
     const piece = Buffer.alloc(300 * 1024, 'b');
-    for (let i = 0; i < 3; i++) ws2.send(frame(i ? OP.cont : OP.text, piece, { fin: false }));
-    ws2.send(frame(OP.cont, piece));
-    const f2 = await ws2.frame();
-    assert.deepEqual([f2.opcode, f2.code], [OP.close, 1009]);
-    await ws2.closed;
+    const pieces = [0, 1, 2].map((i) => frame(i ? OP.cont : OP.text, piece, { fin: false }));
+    await closesWith(srv, id, [...pieces, frame(OP.cont, piece)], 1009);
     await assertAlive(srv);
   });
 
   it('closes with 1002 for an unmasked client frame and for a fragmented control frame', async () => {
     const id = await newSession(srv, dir);
-    const { ws } = await connect(srv, `/api/sessions/${id}/stream`);
-    ws.send(frame(OP.text, '{"type":"cancel"}', { mask: false }));
-    const f = await ws.frame();
-    assert.deepEqual([f.opcode, f.code], [OP.close, 1002]);
-    await ws.closed;
-    const { ws: ws2 } = await connect(srv, `/api/sessions/${id}/stream`);
-    ws2.send(frame(OP.ping, 'x', { fin: false }));
-    const f2 = await ws2.frame();
-    assert.deepEqual([f2.opcode, f2.code], [OP.close, 1002]);
-    await ws2.closed;
+    await closesWith(srv, id, [frame(OP.text, '{"type":"cancel"}', { mask: false })], 1002);
+    await closesWith(srv, id, [frame(OP.ping, 'x', { fin: false })], 1002);
     await assertAlive(srv);
   });
 
   it('closes with 1007 for a text message that is not UTF-8, and 1002 for reserved bits', async () => {
     const id = await newSession(srv, dir);
-    const { ws } = await connect(srv, `/api/sessions/${id}/stream`);
-    ws.send(frame(OP.text, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
-    const f = await ws.frame();
-    assert.deepEqual([f.opcode, f.code], [OP.close, 1007]);
-    await ws.closed;
-    const { ws: ws2 } = await connect(srv, `/api/sessions/${id}/stream`);
+    await closesWith(srv, id, [frame(OP.text, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))], 1007);
     const bytes = frame(OP.text, '{"type":"cancel"}');
     bytes[0] |= 0x40; // RSV1 without a negotiated extension
-    ws2.send(bytes);
-    const f2 = await ws2.frame();
-    assert.deepEqual([f2.opcode, f2.code], [OP.close, 1002]);
-    await ws2.closed;
+    await closesWith(srv, id, [bytes], 1002);
   });
 
   it('thinking arrives as thinking_delta frames, before the text', async () => {
