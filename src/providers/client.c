@@ -319,15 +319,12 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
                                        (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
                              .data.fd = fd};
-    if (socketp) {
-        if (epoll_ctl(cl.epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
-    }
-    if (epoll_ctl(cl.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
-        (errno != EEXIST || epoll_ctl(cl.epfd, EPOLL_CTL_MOD, fd, &ev) < 0)) {
+    /* socketp: set by curl_multi_assign below once the socket is in the epoll set */
+    if (epoll_ctl(cl.epfd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
         log_error("provider", "epoll_ctl: %s", strerror(errno));
         return -1;
     }
-    curl_multi_assign(cl.multi, fd, &cl); /* any non-NULL mark: "added" */
+    if (!socketp) curl_multi_assign(cl.multi, fd, &cl); /* any non-NULL mark */
     return 0;
 }
 
@@ -411,7 +408,6 @@ static void *loop_main(void *arg)
             cl.tend = false;
             long ms = tend_calls(stopping);
             tend_at = ms >= 0 ? clock_mono_ns() + (uint64_t)ms * 1000000u : 0;
-            read_done(); /* a call that failed to start was finished; nothing else pending */
             now = clock_mono_ns();
         }
         if (stopping && !cl.calls) break;

@@ -390,11 +390,6 @@ static gd_err gm_parser_event(prov_parser *p, const char *event, const char *dat
     json_t *chunk = prov_parse_chunk(data, res);
     if (!chunk) return GD_EINVAL;
     gd_err e = GD_OK;
-    json_t *err = json_object_get(chunk, "error");
-    if (err) {
-        e = prov_stream_error(err, res);
-        goto out;
-    }
     const char *blocked =
         json_string_value(json_object_get(json_object_get(chunk, "promptFeedback"), "blockReason"));
     if (blocked) {

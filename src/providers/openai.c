@@ -179,11 +179,6 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
     json_t *chunk = prov_parse_chunk(data, res);
     if (!chunk) return GD_EINVAL;
     gd_err e = GD_OK;
-    json_t *err = json_object_get(chunk, "error");
-    if (err) {
-        e = prov_stream_error(err, res);
-        goto out;
-    }
     json_t *usage = json_object_get(chunk, "usage");
     if (json_is_object(usage)) {
         p->in_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));

@@ -118,7 +118,9 @@ gd_err prov_stream_error(json_t *err, prov_result *res);
  * content_error_message looks for it (OpenAI's and Anthropic's {"error": {"message"}}). */
 void prov_error_body_json(const char *body, size_t len, prov_result *res);
 
-/* One streamed chunk's JSON object, or NULL with res->error naming what was wrong with it. */
+/* One streamed chunk's JSON object, or NULL with res->error naming what was wrong with it: not
+ * JSON, not an object, or an error the provider reported in the stream (an "error" member, as
+ * all three dialects send it; see prov_stream_error). */
 json_t *prov_parse_chunk(const char *data, prov_result *res);
 
 extern const prov_dialect_ops dialect_openai;

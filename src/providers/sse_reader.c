@@ -115,7 +115,13 @@ json_t *prov_parse_chunk(const char *data, prov_result *res)
 {
     json_error_t jerr;
     json_t *j = json_loads(data, 0, &jerr);
-    if (json_is_object(j)) return j;
+    if (json_is_object(j)) {
+        json_t *err = json_object_get(j, "error");
+        if (!err || json_is_null(err)) return j;
+        prov_stream_error(err, res);
+        json_decref(j);
+        return NULL;
+    }
     if (j)
         snprintf(res->error, sizeof res->error,
                  "the provider sent a stream chunk that is not a JSON object");
