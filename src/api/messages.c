@@ -76,6 +76,36 @@ static watch *watch_new(http_req *r, const char *session_id, uint64_t from, bool
 
 /* ---- SSE ---- */
 
+/* Appends the next event for this client to w->out. False when there is none now; with `arm`,
+ * the subscriber is then armed and the connection suspended, and a publish resumes it. */
+static bool pull_event(watch *w, bool arm)
+{
+    uint64_t seq;
+    char *ev, *data;
+    switch (arm ? bus_next(w->sub, &seq, &ev, &data, w_arm_stream, w)
+                : bus_poll(w->sub, &seq, &ev, &data)) {
+    case BUS_NONE:
+        return false;
+    case BUS_EVENT:
+        buf_printf(&w->out, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", seq, ev, data);
+        if (w->until_turn_end && is_turn_end(ev)) w->done = true;
+        free(ev);
+        free(data);
+        return true;
+    case BUS_PING:
+        buf_puts(&w->out, ": ping\n\n");
+        return true;
+    case BUS_GAP:
+        buf_puts(&w->out, "event: error\ndata: {\"error\":\"this client fell too far behind and "
+                          "missed events; reload the history\",\"code\":\"events_lost\"}\n\n");
+        return true;
+    case BUS_CLOSED:
+        w->done = true;
+        return true;
+    }
+    return false;
+}
+
 static long sse_read(void *cls, char *dst, size_t max)
 {
     watch *w = cls;
@@ -89,38 +119,11 @@ static long sse_read(void *cls, char *dst, size_t max)
         buf_reset(&w->out);
         w->off = 0;
         if (w->done) return HTTP_STREAM_END;
-        /* Everything ready, up to what fits this call: one send for many events, so that a
-         * fast provider's stream does not cost a send (and an epoll round) per token. */
-        for (bool first = true; !w->done && w->out.len < max; first = false) {
-            uint64_t seq;
-            char *ev, *data;
-            bus_read rd = first ? bus_next(w->sub, &seq, &ev, &data, w_arm_stream, w)
-                                : bus_poll(w->sub, &seq, &ev, &data);
-            if (rd == BUS_NONE) {
-                if (first) return 0; /* suspended by w_arm_stream; a publish resumes us */
-                break;
-            }
-            switch (rd) {
-            case BUS_EVENT:
-                buf_printf(&w->out, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", seq, ev, data);
-                if (w->until_turn_end && is_turn_end(ev)) w->done = true;
-                free(ev);
-                free(data);
-                break;
-            case BUS_PING:
-                buf_puts(&w->out, ": ping\n\n");
-                break;
-            case BUS_GAP:
-                buf_puts(&w->out,
-                         "event: error\ndata: {\"error\":\"this client fell too far behind and "
-                         "missed events; reload the history\",\"code\":\"events_lost\"}\n\n");
-                break;
-            case BUS_CLOSED:
-            case BUS_NONE:
-                w->done = true;
-                break;
-            }
-        }
+        if (!pull_event(w, true)) return 0; /* suspended until the next publish */
+        /* Everything else ready, up to what fits this call: one send for many events, so that
+         * a fast provider's stream does not cost a send (and an epoll round) per token. */
+        while (!w->done && w->out.len < max && pull_event(w, false))
+            ;
     }
 }
 
