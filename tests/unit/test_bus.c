@@ -38,6 +38,16 @@ static void expect_none(bus_sub *s)
     assert_int_equal(bus_poll(s, &seq, &ev, &d), BUS_NONE);
 }
 
+/* A subscriber that has read everything and waits: the next publish wakes it (on_wake). */
+static bus_sub *armed_subscriber(bus *b)
+{
+    bus_sub *s = bus_subscribe(b, 0, on_wake, NULL);
+    uint64_t seq;
+    char *ev, *d;
+    assert_int_equal(bus_next(s, &seq, &ev, &d, NULL, NULL), BUS_NONE);
+    return s;
+}
+
 static void test_sequence_and_replay(void **state)
 {
     (void)state;
@@ -77,10 +87,7 @@ static void test_chunks_merge_until_read(void **state)
     (void)state;
     bus *b = bus_new();
     wakes = 0;
-    bus_sub *s = bus_subscribe(b, 0, on_wake, NULL);
-    uint64_t seq;
-    char *ev, *d;
-    assert_int_equal(bus_next(s, &seq, &ev, &d, NULL, NULL), BUS_NONE); /* armed */
+    bus_sub *s = armed_subscriber(b);
 
     uint64_t a = bus_publish_chunk(b, "message_chunk", "text", "Hel", 3);
     uint64_t a2 = bus_publish_chunk(b, "message_chunk", "text", "lo \"w\"", 6);
@@ -117,10 +124,7 @@ static void test_hold_wakes_once(void **state)
     (void)state;
     bus *b = bus_new();
     wakes = 0;
-    bus_sub *s = bus_subscribe(b, 0, on_wake, NULL);
-    uint64_t seq;
-    char *ev, *d;
-    assert_int_equal(bus_next(s, &seq, &ev, &d, NULL, NULL), BUS_NONE); /* armed */
+    bus_sub *s = armed_subscriber(b);
     bus_hold(b);
     bus_publish_chunk(b, "message_chunk", "text", "a", 1);
     bus_publish(b, "tool_call", "{}");
