@@ -102,19 +102,23 @@ GOOSED_PID=
 NGINX_PREFIX=
 FAKE_PID=
 
+# stop_pid PID SECONDS: SIGTERM, up to SECONDS for it to exit, then SIGKILL. Non-zero when it had
+# to be killed. (Polls: nginx's master is not our child, so `wait` cannot time it.)
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < $2 * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    return 1
+}
+
 stop_goosed() { # SIGTERM, then up to 12 s for the graceful shutdown, then SIGKILL; sets GOOSED_RC
     GOOSED_RC=
     [ -n "$GOOSED_PID" ] || return 0
-    kill -TERM "$GOOSED_PID" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 120; i++)); do
-        kill -0 "$GOOSED_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$GOOSED_PID" 2>/dev/null; then
-        echo "bench: goosed did not stop within 12 s of SIGTERM; killing it" >&2
-        kill -KILL "$GOOSED_PID" 2>/dev/null || true
-    fi
+    stop_pid "$GOOSED_PID" 12 || echo "bench: goosed did not stop within 12 s of SIGTERM; killed it" >&2
     GOOSED_RC=0
     wait "$GOOSED_PID" 2>/dev/null || GOOSED_RC=$?
     GOOSED_PID=
@@ -124,28 +128,14 @@ stop_nginx() {
     [ -n "$NGINX_PREFIX" ] || return 0
     local pid
     pid=$(cat "$NGINX_PREFIX/nginx.pid" 2>/dev/null || true)
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
+    [ -z "$pid" ] || stop_pid "$pid" 5 || true
     cp "$NGINX_PREFIX/error.log" "$OUTDIR/nginx-$(basename "$NGINX_PREFIX")-error.log" 2>/dev/null || true
     NGINX_PREFIX=
 }
 
 stop_fake() { # the fake provider: SIGTERM, up to 5 s, then SIGKILL
     [ -n "$FAKE_PID" ] || return 0
-    kill -TERM "$FAKE_PID" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$FAKE_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$FAKE_PID" 2>/dev/null || true
+    stop_pid "$FAKE_PID" 5 || true
     wait "$FAKE_PID" 2>/dev/null || true
     FAKE_PID=
 }
