@@ -35,6 +35,32 @@ static const struct cfg_key {
      offsetof(config, max_body_size), 0, "a number of bytes 1024..1073741824"},
     {"GOOSE_MAX_TURNS", "GOOSE_MAX_TURNS", NULL, K_INT, 1, 100000, offsetof(config, max_turns), 0,
      "an integer 1..100000"},
+#define LIM(key, env, f, lo, hi, what)                                                             \
+    {                                                                                              \
+        key, env, NULL, K_INT, lo, hi, offsetof(config, f), 0, what                                \
+    }
+    LIM("max_connections", "GOOSE_MAX_CONNECTIONS", max_connections, 16, 1000000,
+        "a number of connections 16..1000000"),
+    LIM("max_connections_per_client", "GOOSE_MAX_CONNECTIONS_PER_CLIENT",
+        max_connections_per_client, 1, 1000000, "a number of connections 1..1000000"),
+    LIM("header_timeout", "GOOSE_HEADER_TIMEOUT", header_timeout, 1, 3600,
+        "a number of seconds 1..3600"),
+    LIM("max_replies", "GOOSE_MAX_REPLIES", max_replies, 1, 1000000,
+        "a number of replies 1..1000000"),
+    LIM("max_watchers_per_session", "GOOSE_MAX_WATCHERS_PER_SESSION", max_watchers_per_session, 1,
+        1000000, "a number of clients 1..1000000"),
+    LIM("store_queue_max", "GOOSE_STORE_QUEUE_MAX", store_queue_max, 1, 10000000,
+        "a number of writes 1..10000000"),
+    LIM("tool_workers", "GOOSE_TOOL_WORKERS", tool_workers, 1, 1024, "a number of threads 1..1024"),
+    LIM("max_tool_processes", "GOOSE_MAX_TOOL_PROCESSES", max_tool_processes, 1, 100000,
+        "a number of processes 1..100000"),
+    LIM("tool_timeout", "GOOSE_TOOL_TIMEOUT", tool_timeout, 1, 86400,
+        "a number of seconds 1..86400"),
+    LIM("tool_output_cap", "GOOSE_TOOL_OUTPUT_CAP", tool_output_cap, 1024, 1L << 30,
+        "a number of bytes 1024..1073741824"),
+    LIM("context_limit", "GOOSE_CONTEXT_LIMIT", context_limit, 1000, 100000000,
+        "a number of tokens 1000..100000000"),
+#undef LIM
     {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors), 0,
      "a list of origins such as https://app.example.com, or *"},
     {"log_level", "RUST_LOG", "log-level", K_LOG, 0, 0, STR(log_spec),
@@ -78,6 +104,17 @@ static void set_defaults(config *c)
     c->max_retries = 3;
     c->max_turns = 1000;
     c->max_body_size = 10L * 1024 * 1024;
+    c->max_connections = 10000;
+    c->max_connections_per_client = 1024;
+    c->header_timeout = 15;
+    c->max_replies = 5000;
+    c->max_watchers_per_session = 256;
+    c->store_queue_max = 100000;
+    c->tool_workers = 16;
+    c->max_tool_processes = 512;
+    c->tool_timeout = 300;
+    c->tool_output_cap = 64L * 1024;
+    c->context_limit = 128000;
     snprintf(c->log_spec, sizeof c->log_spec, "info");
 }
 

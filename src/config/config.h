@@ -20,6 +20,18 @@ typedef struct {
     long max_retries;
     long max_body_size; /* bytes */
     long max_turns;     /* provider round trips in one reply */
+    /* bounds: what one client, or all of them, may hold (each refused with 429/503) */
+    long max_connections;            /* open HTTP connections in total */
+    long max_connections_per_client; /* open HTTP connections from one client address */
+    long header_timeout;             /* seconds to send a request's headers (slowloris) */
+    long max_replies;                /* replies running at once, all sessions */
+    long max_watchers_per_session;   /* SSE and WebSocket clients watching one session */
+    long store_queue_max;            /* writes waiting for the store's writer */
+    long tool_workers;               /* threads for tools that block on the disk */
+    long max_tool_processes;         /* tool child processes running at once */
+    long tool_timeout;               /* seconds a tool call may run */
+    long tool_output_cap;            /* bytes of a tool's output kept (per stream) */
+    long context_limit;              /* tokens of history sent to the provider (estimated) */
     char log_spec[256];
     int ncors;
     char cors[CFG_MAX_ORIGINS][256]; /* "*" alone allows every origin */
