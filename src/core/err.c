@@ -21,6 +21,18 @@ const char *gd_strerror(gd_err err)
         return "input/output error";
     case GD_ECONFLICT:
         return "conflict";
+    case GD_EBUSY:
+        return "busy: a limit is reached";
+    case GD_ESHUTDOWN:
+        return "shutting down";
+    case GD_EGONE:
+        return "gone";
+    case GD_EUNAVAIL:
+        return "service unavailable";
+    case GD_ETIMEOUT:
+        return "timed out";
+    case GD_ECANCELLED:
+        return "cancelled";
     }
     return "unknown error";
 }

@@ -5,14 +5,21 @@
 
 typedef enum {
     GD_OK = 0,
-    GD_AGAIN = 1,     /* would block: try again later */
-    GD_ENOMEM = 2,    /* out of memory */
-    GD_EINVAL = 3,    /* invalid argument or input */
-    GD_ENOTFOUND = 4, /* no such object */
-    GD_ETOOBIG = 5,   /* a capped buffer or value reached its cap */
-    GD_ESTORE = 6,    /* the store failed (I/O, disk full, read-only, corrupt) */
-    GD_EIO = 7,       /* an operating-system call failed */
-    GD_ECONFLICT = 8, /* the object exists or is busy */
+    GD_AGAIN = 1,       /* would block: try again later */
+    GD_ENOMEM = 2,      /* out of memory */
+    GD_EINVAL = 3,      /* invalid argument or input */
+    GD_ENOTFOUND = 4,   /* no such object */
+    GD_ETOOBIG = 5,     /* a capped buffer or value reached its cap */
+    GD_ESTORE = 6,      /* the store failed (I/O, disk full, read-only, corrupt) */
+    GD_EIO = 7,         /* an operating-system call failed */
+    GD_ECONFLICT = 8,   /* the object exists or is busy */
+    GD_EBUSY = 9,       /* a configured bound is reached (connections, replies, queue): later */
+    GD_ESHUTDOWN = 10,  /* the server is shutting down */
+    GD_EGONE = 11,      /* the object went away while in use (a session deleted mid-reply) */
+    GD_EUNAVAIL = 12,   /* a service needed is unavailable (the provider, libcurl missing) */
+    GD_ETIMEOUT = 13,   /* an operation ran out of time */
+    GD_ECANCELLED = 14, /* stopped on request */
+#define GD_ERR_LAST GD_ECANCELLED
 } gd_err;
 
 /* A static, human-readable description of err. */

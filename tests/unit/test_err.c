@@ -18,8 +18,9 @@ static void test_strerror(void **state)
     assert_int_equal(GD_OK, 0);
     assert_int_equal(GD_AGAIN, 1);
     assert_int_equal(GD_ECONFLICT, 8);
+    assert_int_equal(GD_ECANCELLED, 14);
     /* Every code has a distinct, non-empty message; anything else is "unknown error". */
-    for (int i = GD_OK; i <= GD_ECONFLICT; i++) {
+    for (int i = GD_OK; i <= GD_ERR_LAST; i++) {
         const char *m = gd_strerror((gd_err)i);
         assert_non_null(m);
         assert_true(*m);
