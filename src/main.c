@@ -1,6 +1,7 @@
 /* goosed: flags and config, the store, the HTTP server, and a graceful stop on SIGTERM/SIGINT. */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,7 +13,6 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "http/http.h"
-#include "providers/provider.h"
 #include "store/store.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -29,6 +29,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
+
+    /* Not dumpable: no core file with the API keys in it, and no process of the same user (a
+     * tool's shell included, once its capabilities are dropped) can read our memory or
+     * /proc/PID/environ. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) perror("goosed: prctl(PR_SET_DUMPABLE)");
 
     static config cfg;
     cfg_action action;
@@ -63,12 +68,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
         return 1;
     }
+    agent_repair(a.agent);
     http_server *srv = http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
     if (!srv) {
         log_error("server", "%s", err);
         agent_shutdown(a.agent, 0);
         agent_free(a.agent);
-        prov_client_stop();
         store_close(a.st);
         return 1;
     }
@@ -92,7 +97,6 @@ int main(int argc, char **argv)
     agent_shutdown(a.agent, SHUTDOWN_GRACE_MS);
     http_stop(srv, SHUTDOWN_GRACE_MS);
     agent_free(a.agent);
-    prov_client_stop();
     store_close(a.st);
     log_write(LOG_INFO, "server", "shutdown complete");
     return 0;

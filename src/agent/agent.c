@@ -1,92 +1,111 @@
+/* agent: the owner of every turn. One loop thread ("agent") runs every turn's state machine
+ * (turn.c), the provider client (its sockets and timers) and the extensions' I/O (tool child
+ * processes); the store's writer, the worker pool and the HTTP threads only post messages to
+ * it. HTTP threads touch a session's bus and its counters under `mu`, never a turn.
+ *
+ * History is read on a worker of the pool, never on an HTTP or WebSocket thread, nor on the
+ * loop. */
 #include "agent/agent.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "agent/turn.h"
+#include "config/secrets.h"
 #include "core/buf.h"
 #include "core/clock.h"
-#include "core/content.h"
 #include "core/log.h"
-#include "config/secrets.h"
-#include "extensions/developer.h"
+#include "core/loop.h"
+#include "core/pool.h"
+#include "extensions/extension.h"
+#include "extensions/sandbox.h"
 
-#define TEXT_CAP (16u << 20)
+#define KEEPALIVE_MS (15 * 1000)
+#define BUS_IDLE_S   300 /* how long a session's events stay replayable after its last use */
 
-typedef struct turn turn;
+typedef struct a_turn a_turn;
 
-/* A session the agent knows about: its bus, and its running turn if any. */
+/* A session the agent knows about. `mu` guards b, refs, watchers, running and idle_since; the
+ * fields below the line belong to the loop thread. */
 typedef struct sess {
     char id[UUID_STR_LEN];
     bus *b;
-    int refs; /* bus users, plus one for a running turn */
-    turn *running;
-    time_t idle_since; /* refs reached 0: the bus is kept a while for clients that reconnect */
+    int refs;     /* bus users, plus one for a running turn, plus pending cancels */
+    int watchers; /* clients watching (SSE, WebSocket, a JSON request waiting) */
+    bool running; /* a turn is reserved or runs */
+    time_t idle_since;
     struct sess *next;
+    /* ---- loop thread ---- */
+    a_turn *turn;
+    ext_registry *reg;
+    ext_host host;
 } sess;
 
 struct agent {
     const config *cfg;
     store *st;
-    pthread_mutex_t mu;  /* guards sessions, and each sess's refs and running */
+    loop *l;
+    pool *workers;
+    char **tool_env;
+    char cfg_dir[PATH_MAX];
+    const char *protected_dirs[3];
+    pthread_mutex_t mu;  /* guards sessions, nturns, stopping */
     pthread_cond_t idle; /* signalled when a turn ends */
     sess *sessions;
-    int nturns;
+    long nturns;
     bool stopping;
     pthread_mutex_t pmu; /* guards provider and model */
     char provider[128];
     char model[256];
-    char **tool_env;  /* the shell's environment: ours without the providers' API keys */
-    pthread_t ticker; /* keep-alive pings every KEEPALIVE_S */
-    pthread_cond_t tick;
+    /* ---- loop thread ---- */
+    prov_client *pc;
+    loop_timer *ticker;
 };
 
-#define KEEPALIVE_S 15
-#define BUS_IDLE_S  300 /* how long a session's events stay replayable after its last use */
+/* A store completion on its way to the loop. */
+typedef struct {
+    a_turn *at;
+    turn_store_kind kind;
+    gd_err err;
+    char msg[256];
+} stored_msg;
 
-struct turn {
+/* The agent's side of a turn: everything the effects need. */
+struct a_turn {
     agent *a;
     sess *se;
-    char *cwd; /* the session's working directory */
+    turn *t;
     provider_cfg pcfg;
     char *system;
-    json_t *history; /* [{role, content}] sent to the provider */
     json_t *tools;
-    atomic_bool cancel;
-    pthread_mutex_t mu; /* guards call, user_state and deferred */
     prov_call *call;
-    /* The user's message is stored while the first provider request is already on its way (the
-     * fsync is off the first token's path); the first round's end waits for it. */
-    enum { USER_PENDING, USER_STORED, USER_FAILED } user_state;
-    bool deferred;         /* the first round ended before the user message was stored */
-    const char *user_code; /* why it could not be stored: the error's code and message */
-    char user_err[256];
-    /* the assistant message being received (provider thread only) */
-    json_t *content;
-    buf text;
-    buf thinking;
-    char *signature;
-    int ntool_calls;
-    /* tool results being stored */
-    json_t *results;
-    int rounds;
-    long in_tok, out_tok; /* the whole turn */
-    prov_result last;
-    char msg_id[UUID_STR_LEN];       /* id of the last user or tool-result message stored */
-    char assistant_id[UUID_STR_LEN]; /* id of the last assistant message stored, "" if none */
+    ext_call *tool;
+    char cwd[PATH_MAX];
+    stored_msg stored[3]; /* one slot per turn_store_kind: at most one write of each runs */
+    /* the history read on a worker */
+    json_t *history;
+    gd_err history_err;
+    char history_msg[256];
 };
 
-/* ---- sessions and buses ---- */
+/* ---- sessions and buses (any thread, under mu) ---- */
 
-static sess *sess_get_locked(agent *a, const char *id)
+static sess *sess_find_locked(agent *a, const char *id)
 {
     for (sess *s = a->sessions; s; s = s->next)
         if (!strcmp(s->id, id)) return s;
-    sess *s = calloc(1, sizeof *s);
+    return NULL;
+}
+
+static sess *sess_get_locked(agent *a, const char *id)
+{
+    sess *s = sess_find_locked(a, id);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->b = bus_new();
     if (!s->b) {
@@ -99,34 +118,31 @@ static sess *sess_get_locked(agent *a, const char *id)
     return s;
 }
 
-static void sess_release_locked(agent *a, sess *s)
+static void sess_release_locked(sess *s)
 {
     if (--s->refs == 0 && !s->running) s->idle_since = time(NULL);
 }
 
-/* Frees the buses nobody has used for BUS_IDLE_S (all idle ones when `all`). */
-static void evict_idle_locked(agent *a, bool all)
-{
-    time_t now = time(NULL);
-    for (sess **pp = &a->sessions; *pp;) {
-        sess *s = *pp;
-        if (s->refs == 0 && !s->running && (all || now - s->idle_since >= BUS_IDLE_S)) {
-            *pp = s->next;
-            bus_free(s->b);
-            free(s);
-        } else {
-            pp = &s->next;
-        }
-    }
-}
-
-bus *agent_bus_get(agent *a, const char *session_id)
+bus *agent_bus_get(agent *a, const char *session_id, gd_err *e)
 {
     pthread_mutex_lock(&a->mu);
     sess *s = sess_get_locked(a, session_id);
-    if (s) s->refs++;
+    *e = !s ? GD_ENOMEM : s->watchers >= a->cfg->max_watchers_per_session ? GD_EBUSY : GD_OK;
+    if (*e == GD_OK) {
+        s->refs++;
+        s->watchers++;
+    }
     pthread_mutex_unlock(&a->mu);
-    return s ? s->b : NULL;
+    return *e == GD_OK ? s->b : NULL;
+}
+
+bool agent_watchers_full(agent *a, const char *session_id)
+{
+    pthread_mutex_lock(&a->mu);
+    sess *s = sess_find_locked(a, session_id);
+    bool full = s && s->watchers >= a->cfg->max_watchers_per_session;
+    pthread_mutex_unlock(&a->mu);
+    return full;
 }
 
 void agent_bus_release(agent *a, bus *b)
@@ -134,319 +150,299 @@ void agent_bus_release(agent *a, bus *b)
     pthread_mutex_lock(&a->mu);
     for (sess *s = a->sessions; s; s = s->next) {
         if (s->b == b) {
-            sess_release_locked(a, s);
+            s->watchers--;
+            sess_release_locked(s);
             break;
         }
     }
     pthread_mutex_unlock(&a->mu);
 }
 
-/* ---- events ---- */
+/* ---- the effects of a turn (loop thread) ---- */
 
-/* Publishes event with a JSON object (consumed). */
-static void publish(turn *t, const char *event, json_t *data)
+static void a_turn_free(a_turn *at)
 {
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    json_decref(data);
-    if (text) bus_publish(t->se->b, event, text);
-    free(text);
+    turn_free(at->t);
+    json_decref(at->tools);
+    json_decref(at->history);
+    free(at->system);
+    free(at);
 }
 
-/* Ends the turn with its last event (consumed). The session stops being busy and the event is
- * published in one step under the agent's lock, so a client that reacts to the event by sending
- * the next message is never refused, and the next reply's events come after this one. */
-static void turn_end(turn *t, const char *event, json_t *data)
+/* Steps the turn, and frees it once it is over (the outermost step: turn.c may step itself). */
+static void step(a_turn *at, const turn_ev *ev)
 {
-    agent *a = t->a;
-    log_info("agent", "session %s: reply ended (%s, %d round(s), %ld in / %ld out tokens)",
-             t->se->id, t->last.stop_reason[0] ? t->last.stop_reason : "error", t->rounds,
-             t->in_tok, t->out_tok);
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    json_decref(data);
-    pthread_mutex_lock(&a->mu);
-    t->se->running = NULL;
-    if (text) bus_publish(t->se->b, event, text);
-    free(text);
-    sess_release_locked(a, t->se);
-    a->nturns--;
-    pthread_cond_broadcast(&a->idle);
-    pthread_mutex_unlock(&a->mu);
-    json_decref(t->history);
-    json_decref(t->tools);
-    json_decref(t->content);
-    json_decref(t->results);
-    buf_free(&t->text);
-    buf_free(&t->thinking);
-    free(t->signature);
-    free(t->system);
-    free(t->cwd);
-    pthread_mutex_destroy(&t->mu);
-    free(t);
+    turn_step(at->t, ev);
+    if (at->t->state == TURN_DONE) a_turn_free(at);
 }
 
-static void turn_fail(turn *t, const char *code, const char *msg)
+static void post_or_log(agent *a, loop_fn fn, void *ud)
 {
-    snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "error");
-    turn_end(t, "error", json_pack("{s:s, s:s}", "error", msg, "code", code));
+    if (loop_post(a->l, fn, ud) != GD_OK)
+        log_error("agent", "cannot hand a completion to the agent loop (out of memory)");
 }
 
-static void turn_complete(turn *t, const char *why)
+static void history_loaded(void *ud)
 {
-    char stop_reason[sizeof t->last.stop_reason];
-    snprintf(stop_reason, sizeof stop_reason, "%s", why); /* why may be t->last.stop_reason */
-    snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "%s", stop_reason);
-    turn_end(t, "message_complete",
-             json_pack("{s:s, s:s?, s:{s:I, s:I}}", "stop_reason", stop_reason, "message_id",
-                       t->assistant_id[0] ? t->assistant_id : NULL, "usage", "input_tokens",
-                       (json_int_t)t->in_tok, "output_tokens", (json_int_t)t->out_tok));
+    a_turn *at = ud;
+    json_t *h = at->history;
+    at->history = NULL;
+    step(at, &(turn_ev){.kind = TURN_EV_HISTORY,
+                        .err = at->history_err,
+                        .msg = at->history_msg,
+                        .history = h});
 }
 
-/* ---- provider stream (provider thread) ---- */
-
-static void flush_text(turn *t)
+/* On a worker: reads the whole history. */
+static void history_job(void *arg)
 {
-    if (t->thinking.len) {
-        json_t *it = json_pack("{s:s, s:s}", "type", "thinking", "thinking", t->thinking.data);
-        if (t->signature) json_object_set_new(it, "signature", json_string(t->signature));
-        free(t->signature); /* used: it must not attach to a later item */
-        t->signature = NULL;
-        json_array_append_new(t->content, it);
-        buf_reset(&t->thinking);
-    }
-    if (t->text.len) {
-        json_array_append_new(t->content,
-                              json_pack("{s:s, s:s}", "type", "text", "text", t->text.data));
-        buf_reset(&t->text);
-    }
+    a_turn *at = arg;
+    agent *a = at->a;
+    at->history_err = a->st->ops->messages_list(a->st, at->se->id, &at->history);
+    if (at->history_err)
+        snprintf(at->history_msg, sizeof at->history_msg, "%s", store_errmsg());
+    post_or_log(a, history_loaded, at);
 }
 
-static void on_text(void *ud, const char *s, size_t n)
+static void fx_load_history(turn *t)
 {
-    turn *t = ud;
-    if (t->thinking.len) flush_text(t);
-    buf_append(&t->text, s, n);
-    bus_publish_chunk(t->se->b, "message_chunk", "text", s, n);
+    a_turn *at = t->owner;
+    gd_err e = pool_submit(at->a->workers, history_job, at);
+    if (e == GD_OK) return;
+    at->history_err = e == GD_AGAIN ? GD_EBUSY : e;
+    snprintf(at->history_msg, sizeof at->history_msg, "%s",
+             e == GD_AGAIN ? "too many tool calls and history reads are waiting; try again"
+                           : "cannot read the session's history now");
+    post_or_log(at->a, history_loaded, at);
 }
 
-static void on_thinking(void *ud, const char *s, size_t n)
+static void stored_on_loop(void *ud)
 {
-    turn *t = ud;
-    buf_append(&t->thinking, s, n);
-    bus_publish_chunk(t->se->b, "message_chunk", "thinking", s, n);
+    stored_msg *m = ud;
+    step(m->at, &(turn_ev){.kind = TURN_EV_STORED, .store = m->kind, .err = m->err,
+                           .msg = m->msg});
 }
 
-static void on_signature(void *ud, const char *s)
+/* On the store's writer thread (or in the caller when the store is down): hand over. */
+static void on_store_done(void *ud, gd_err e, const char *msg)
 {
-    turn *t = ud;
-    free(t->signature);
-    t->signature = strdup(s);
+    stored_msg *m = ud;
+    m->err = e;
+    snprintf(m->msg, sizeof m->msg, "%s", msg ? msg : "");
+    post_or_log(m->at->a, stored_on_loop, m);
 }
 
-static void on_tool_call(void *ud, const char *id, const char *name, json_t *args)
+static void fx_store(turn *t, turn_store_kind kind, const char *role, json_t *content,
+                     long in_tok, long out_tok, char id_out[UUID_STR_LEN])
 {
-    turn *t = ud;
-    flush_text(t);
-    /* O takes a reference, o steals one: json_object() for missing arguments must be stolen. */
-    json_t *it = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_request", "id", id, "name", name,
-                           "arguments", args ? json_incref(args) : json_object());
-    if (!args) json_object_set_new(it, "invalid_arguments", json_true());
-    /* A signature that came with no thinking text (Gemini puts it on the call) goes on the call. */
-    if (t->signature) {
-        json_object_set_new(it, "signature", json_string(t->signature));
-        free(t->signature);
-        t->signature = NULL;
-    }
-    json_array_append_new(t->content, it);
-    t->ntool_calls++;
-    publish(t, "tool_call",
-            json_pack("{s:s, s:s, s:o, s:s}", "id", id, "tool", name, "arguments",
-                      args ? json_incref(args) : json_object(), "status", "running"));
+    a_turn *at = t->owner;
+    stored_msg *m = &at->stored[kind];
+    m->at = at;
+    m->kind = kind;
+    at->a->st->ops->message_append_async(at->a->st, at->se->id, role, content, in_tok, out_tok,
+                                         id_out, on_store_done, m);
 }
 
-static void on_burst(void *ud, bool begin)
+static void s_text(void *ud, const char *s, size_t n)
 {
-    turn *t = ud;
+    turn_on_text(((a_turn *)ud)->t, s, n);
+}
+static void s_thinking(void *ud, const char *s, size_t n)
+{
+    turn_on_thinking(((a_turn *)ud)->t, s, n);
+}
+static void s_signature(void *ud, const char *s)
+{
+    turn_on_signature(((a_turn *)ud)->t, s);
+}
+static void s_tool_call(void *ud, const char *id, const char *name, json_t *args)
+{
+    turn_on_tool_call(((a_turn *)ud)->t, id, name, args);
+}
+static void s_burst(void *ud, bool begin)
+{
+    a_turn *at = ud;
     if (begin)
-        bus_hold(t->se->b);
+        bus_hold(at->se->b);
     else
-        bus_release(t->se->b);
-}
-
-static void start_round(turn *t);
-static void *run_tools(void *arg);
-static void on_provider_done(void *ud, const prov_result *res);
-
-static void on_results_stored(void *ud, gd_err e, const char *msg)
-{
-    turn *t = ud;
-    if (e) {
-        turn_fail(t, "storage_unavailable", msg);
-        return;
-    }
-    json_array_append_new(t->history,
-                          json_pack("{s:s, s:O}", "role", "user", "content", t->results));
-    json_decref(t->results);
-    t->results = NULL;
-    if (atomic_load(&t->cancel))
-        turn_complete(t, "cancelled");
-    else
-        start_round(t);
-}
-
-static void on_assistant_stored(void *ud, gd_err e, const char *msg)
-{
-    turn *t = ud;
-    if (e) {
-        turn_fail(t, "storage_unavailable", msg);
-        return;
-    }
-    json_array_append_new(t->history,
-                          json_pack("{s:s, s:O}", "role", "assistant", "content", t->content));
-    if (!strcmp(t->last.stop_reason, "error")) {
-        turn_fail(t, "provider_error", t->last.error);
-        return;
-    }
-    if (t->ntool_calls == 0) {
-        turn_complete(t, atomic_load(&t->cancel) ? "cancelled" : t->last.stop_reason);
-        return;
-    }
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &attr, run_tools, t) != 0)
-        turn_fail(t, "internal", "cannot start a thread for the tool calls");
-    pthread_attr_destroy(&attr);
-}
-
-/* A provider round is over and the user message is stored (or failed to be): keep what the
- * round produced. */
-static void round_finished(turn *t)
-{
-    const prov_result *res = &t->last;
-    if (t->user_state == USER_FAILED) {
-        turn_fail(t, t->user_code, t->user_err);
-        return;
-    }
-    if (!strcmp(res->stop_reason, "error") || !strcmp(res->stop_reason, "cancelled")) {
-        /* Keep what arrived, but never a tool call that will not run. */
-        json_t *kept = json_array(), *it;
-        size_t i;
-        json_array_foreach(t->content, i, it)
-        {
-            if (strcmp(content_type(it), "tool_request")) json_array_append(kept, it);
-        }
-        json_decref(t->content);
-        t->content = kept;
-        t->ntool_calls = 0;
-        if (json_array_size(kept) == 0) {
-            if (!strcmp(res->stop_reason, "error"))
-                turn_fail(t, "provider_error", res->error);
-            else
-                turn_complete(t, "cancelled");
-            return;
-        }
-    }
-    t->a->st->ops->message_append_async(t->a->st, t->se->id, "assistant", t->content,
-                                        res->input_tokens, res->output_tokens, t->assistant_id,
-                                        on_assistant_stored, t);
+        bus_release(at->se->b);
 }
 
 static void on_provider_done(void *ud, const prov_result *res)
 {
-    turn *t = ud;
-    flush_text(t);
-    t->last = *res;
-    t->in_tok += res->input_tokens;
-    t->out_tok += res->output_tokens;
-    pthread_mutex_lock(&t->mu);
-    t->call = NULL;
-    bool wait = t->user_state == USER_PENDING;
-    t->deferred = wait;
-    pthread_mutex_unlock(&t->mu);
-    if (!wait) round_finished(t);
+    a_turn *at = ud;
+    at->call = NULL;
+    step(at, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = res});
 }
 
-static void start_round(turn *t)
+static bool fx_stream(turn *t)
 {
-    if (atomic_load(&t->cancel)) {
-        /* Through on_provider_done, which waits for the user message of the first round. */
-        prov_result r = {.stop_reason = "cancelled"};
-        on_provider_done(t, &r);
+    a_turn *at = t->owner;
+    prov_sink sink = {.ud = at,
+                      .text = s_text,
+                      .thinking = s_thinking,
+                      .signature = s_signature,
+                      .tool_call = s_tool_call,
+                      .burst = s_burst};
+    at->call = prov_call_start(at->a->pc, &at->pcfg, at->system, t->history, at->tools, &sink,
+                               on_provider_done, at);
+    return at->call != NULL;
+}
+
+static void fx_cancel_stream(turn *t)
+{
+    a_turn *at = t->owner;
+    if (at->call) prov_call_cancel(at->call);
+}
+
+static void on_tool_done(void *ud, ext_result *res)
+{
+    a_turn *at = ud;
+    at->tool = NULL;
+    step(at, &(turn_ev){.kind = TURN_EV_TOOL, .content = res->content, .is_error = res->is_error});
+}
+
+static bool fx_call_tool(turn *t, const char *name, json_t *args)
+{
+    a_turn *at = t->owner;
+    const config *cfg = at->a->cfg;
+    ext_call_opts o = {.timeout_ms = cfg->tool_timeout * 1000,
+                       .output_cap = (size_t)cfg->tool_output_cap};
+    at->tool = registry_call(at->se->reg, name, args, &o, on_tool_done, at);
+    return at->tool != NULL;
+}
+
+static void fx_cancel_tool(turn *t)
+{
+    a_turn *at = t->owner;
+    if (at->tool) registry_cancel(at->tool);
+}
+
+static void fx_publish(turn *t, const char *event, json_t *data)
+{
+    a_turn *at = t->owner;
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (text) bus_publish(at->se->b, event, text);
+    free(text);
+}
+
+static void fx_chunk(turn *t, const char *kind, const char *s, size_t n)
+{
+    a_turn *at = t->owner;
+    bus_publish_chunk(at->se->b, "message_chunk", kind, s, n);
+}
+
+/* The session stops being busy and the last event is published in one step under the lock, so
+ * a client that reacts to the event by sending the next message is never refused, and the
+ * next reply's events come after this one. */
+static void fx_end(turn *t, const char *event, json_t *data)
+{
+    a_turn *at = t->owner;
+    agent *a = at->a;
+    log_info("agent", "session %s: reply ended (%s, %d round(s), %ld in / %ld out tokens)",
+             at->se->id, t->last.stop_reason[0] ? t->last.stop_reason : "error", t->rounds,
+             t->in_tok, t->out_tok);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    at->se->turn = NULL;
+    pthread_mutex_lock(&a->mu);
+    at->se->running = false;
+    if (text) bus_publish(at->se->b, event, text);
+    sess_release_locked(at->se);
+    a->nturns--;
+    pthread_cond_broadcast(&a->idle);
+    pthread_mutex_unlock(&a->mu);
+    free(text);
+}
+
+static const turn_fx agent_fx = {
+    .load_history = fx_load_history,
+    .store = fx_store,
+    .stream = fx_stream,
+    .cancel_stream = fx_cancel_stream,
+    .call_tool = fx_call_tool,
+    .cancel_tool = fx_cancel_tool,
+    .chunk = fx_chunk,
+    .publish = fx_publish,
+    .end = fx_end,
+};
+
+/* ---- starting (loop thread) ---- */
+
+static char *system_prompt(const char *cwd, ext_registry *reg)
+{
+    char date[RFC3339_LEN];
+    clock_rfc3339(time(NULL), date);
+    char *ext = registry_instructions(reg);
+    buf b;
+    buf_init(&b, 1u << 20);
+    gd_err e = buf_printf(&b,
+                          "You are goose, a general-purpose AI agent. You help the user by "
+                          "reasoning and by calling the tools you are given; prefer doing over "
+                          "describing.\n\n"
+                          "The current date and time is %s.\nThe working directory is %s.\n\n"
+                          "# Extensions\n\n%s",
+                          date, cwd, ext ? ext : "");
+    free(ext);
+    if (e) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_detach(&b);
+}
+
+/* The session's extensions, made on its first turn. */
+static bool ensure_registry(agent *a, sess *se, const char *cwd)
+{
+    if (se->reg) return true;
+    se->host = (ext_host){.l = a->l,
+                          .workers = a->workers,
+                          .env = a->tool_env,
+                          .protected_dirs = a->protected_dirs};
+    snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
+    snprintf(se->host.cwd, sizeof se->host.cwd, "%s", cwd);
+    if (!(se->reg = registry_new(&se->host))) return false;
+    extension *dev = developer_new(&se->host);
+    if (!dev || registry_add(se->reg, dev) != GD_OK) {
+        registry_free(se->reg);
+        se->reg = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* Ends a turn that could not begin (its state machine never ran). */
+static void fail_early(a_turn *at, const char *code, const char *msg)
+{
+    at->t->state = TURN_DONE;
+    snprintf(at->t->last.stop_reason, sizeof at->t->last.stop_reason, "error");
+    agent_fx.end(at->t, "error", json_pack("{s:s, s:s}", "error", msg, "code", code));
+    a_turn_free(at);
+}
+
+static void turn_start_on_loop(void *ud)
+{
+    a_turn *at = ud;
+    agent *a = at->a;
+    at->se->turn = at;
+    char err[512];
+    if (!a->pc && !(a->pc = prov_client_new(a->l, err, sizeof err))) {
+        fail_early(at, "provider_unavailable", err);
         return;
     }
-    if (t->rounds >= t->a->cfg->max_turns) {
-        turn_complete(t, "max_turns");
+    if (!ensure_registry(a, at->se, at->cwd) || !(at->tools = registry_tools(at->se->reg)) ||
+        !(at->system = system_prompt(at->cwd, at->se->reg))) {
+        fail_early(at, "internal", "out of memory starting the reply");
         return;
     }
-    t->rounds++;
-    json_decref(t->content);
-    t->content = json_array();
-    t->ntool_calls = 0;
-    memset(&t->last, 0, sizeof t->last);
-    prov_sink sink = {.ud = t,
-                      .text = on_text,
-                      .thinking = on_thinking,
-                      .signature = on_signature,
-                      .tool_call = on_tool_call,
-                      .burst = on_burst};
-    pthread_mutex_lock(&t->mu);
-    t->call =
-        prov_call_start(&t->pcfg, t->system, t->history, t->tools, &sink, on_provider_done, t);
-    bool ok = t->call != NULL;
-    pthread_mutex_unlock(&t->mu);
-    if (!ok) {
-        prov_result r = {.stop_reason = "error", .error = "out of memory starting the request"};
-        on_provider_done(t, &r);
-    }
+    log_info("agent", "session %s: reply started with %s/%s", at->se->id, at->pcfg.def->name,
+             at->pcfg.model);
+    turn_begin(at->t);
+    if (at->t->state == TURN_DONE) a_turn_free(at);
 }
 
-/* ---- tools (a worker thread) ---- */
-
-static void *run_tools(void *arg)
-{
-    turn *t = arg;
-    json_t *results = json_array(), *it;
-    size_t i;
-    json_array_foreach(t->content, i, it)
-    {
-        if (strcmp(content_type(it), "tool_request")) continue;
-        const char *id = json_string_value(json_object_get(it, "id"));
-        const char *name = json_string_value(json_object_get(it, "name"));
-        if (!id || !name) continue; /* we built these items ourselves: never happens */
-        tool_output out = {0};
-        if (atomic_load(&t->cancel)) {
-            out.text = strdup("cancelled by the user before it ran");
-            out.is_error = true;
-        } else if (json_is_true(json_object_get(it, "invalid_arguments"))) {
-            out.text = strdup("the tool call's arguments were not valid JSON");
-            out.is_error = true;
-        } else if (!strncmp(name, "developer__", 11)) {
-            tool_ctx ctx = {.cwd = t->cwd, .cancel = &t->cancel, .env = t->a->tool_env};
-            developer_call(name, json_object_get(it, "arguments"), &ctx, &out);
-        } else {
-            char msg[300];
-            snprintf(msg, sizeof msg, "no such tool: %s", name);
-            out.text = strdup(msg);
-            out.is_error = true;
-        }
-        const char *text = out.text ? out.text : "";
-        publish(t, "tool_result",
-                json_pack("{s:s, s:s, s:s, s:b}", "id", id, "tool", name, "result", text,
-                          "is_error", out.is_error));
-        json_array_append_new(results,
-                              json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:b}", "type",
-                                        "tool_response", "id", id, "name", name, "content", "type",
-                                        "text", "text", text, "is_error", out.is_error));
-        free(out.text);
-    }
-    t->results = results;
-    t->a->st->ops->message_append_async(t->a->st, t->se->id, "user", results, 0, 0, t->msg_id,
-                                        on_results_stored, t);
-    return NULL;
-}
-
-/* ---- starting ---- */
+/* ---- the provider ---- */
 
 void agent_current(agent *a, char *name, size_t namelen, char *model, size_t modellen)
 {
@@ -544,37 +540,7 @@ gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
     return GD_OK;
 }
 
-static char *system_prompt(const char *cwd)
-{
-    char date[RFC3339_LEN];
-    clock_rfc3339(time(NULL), date);
-    buf b;
-    buf_init(&b, 1u << 20);
-    buf_printf(&b,
-               "You are goose, a general-purpose AI agent. You help the user by reasoning and by "
-               "calling the tools you are given; prefer doing over describing.\n\n"
-               "The current date and time is %s.\nThe working directory is %s.\n\n"
-               "# Extensions\n\n## developer\n%s\n",
-               date, cwd, developer_instructions());
-    return buf_detach(&b);
-}
-
-/* On the store's thread, while the first round may still be running. */
-static void on_user_stored(void *ud, gd_err e, const char *msg)
-{
-    turn *t = ud;
-    pthread_mutex_lock(&t->mu);
-    t->user_state = e ? USER_FAILED : USER_STORED;
-    if (e) {
-        t->user_code = e == GD_ENOTFOUND ? "not_found" : "storage_unavailable";
-        snprintf(t->user_err, sizeof t->user_err, "%s", msg);
-        atomic_store(&t->cancel, true);
-        if (t->call) prov_call_cancel(t->call);
-    }
-    bool resume = t->deferred;
-    pthread_mutex_unlock(&t->mu);
-    if (resume) round_finished(t);
-}
+/* ---- starting, cancelling (HTTP threads) ---- */
 
 gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t *first_seq,
                    char *err, size_t errlen)
@@ -585,129 +551,219 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such session" : store_errmsg());
         return e;
     }
-    turn *t = calloc(1, sizeof *t);
-    if (!t || !(t->cwd = strdup(s.working_dir))) {
-        free(t);
+    a_turn *at = calloc(1, sizeof *at);
+    if (!at) {
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
-    if ((e = agent_provider(a, &t->pcfg, err, errlen))) {
-        free(t->cwd);
-        free(t);
+    if ((e = agent_provider(a, &at->pcfg, err, errlen))) {
+        free(at);
         return e;
     }
-    json_t *msgs;
-    if ((e = a->st->ops->messages_list(a->st, session_id, &msgs))) {
-        snprintf(err, errlen, "%s", store_errmsg());
-        free(t->cwd);
-        free(t);
-        return e;
+    at->a = a;
+    snprintf(at->cwd, sizeof at->cwd, "%s", s.working_dir);
+    if (!(at->t = turn_new(&agent_fx, at, text, a->cfg->max_turns, a->cfg->context_limit))) {
+        free(at);
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
     }
     pthread_mutex_lock(&a->mu);
     sess *se = a->stopping ? NULL : sess_get_locked(a, session_id);
-    if (!se || se->running) {
+    if (a->stopping)
+        e = GD_ESHUTDOWN, snprintf(err, errlen, "the server is shutting down");
+    else if (!se)
+        e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
+    else if (se->running)
+        e = GD_ECONFLICT, snprintf(err, errlen, "a reply is already running in this session");
+    else if (a->nturns >= a->cfg->max_replies)
+        e = GD_EBUSY, snprintf(err, errlen,
+                               "%ld replies are running, the most this server runs at once "
+                               "(max_replies); try again shortly",
+                               a->nturns);
+    if (e) {
         pthread_mutex_unlock(&a->mu);
-        snprintf(err, errlen, "%s",
-                 se ? "a reply is already running in this session" : "shutting down");
-        json_decref(msgs);
-        free(t->cwd);
-        free(t);
-        return se ? GD_ECONFLICT : GD_ESTORE;
+        a_turn_free(at);
+        return e;
     }
-    se->running = t;
+    se->running = true;
     se->refs++;
     a->nturns++;
+    at->se = se;
     *first_seq = bus_next_seq(se->b);
-    pthread_mutex_unlock(&a->mu);
-
-    t->a = a;
-    t->se = se;
-    pthread_mutex_init(&t->mu, NULL);
-    buf_init(&t->text, TEXT_CAP);
-    buf_init(&t->thinking, TEXT_CAP);
-    t->system = system_prompt(t->cwd);
-    t->tools = developer_tools();
-    t->history = json_array();
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m)
-    {
-        json_array_append_new(t->history,
-                              json_pack("{s:O, s:O}", "role", json_object_get(m, "role"), "content",
-                                        json_object_get(m, "content")));
+    if (loop_post(a->l, turn_start_on_loop, at) != GD_OK) {
+        se->running = false;
+        sess_release_locked(se);
+        a->nturns--;
+        pthread_mutex_unlock(&a->mu);
+        a_turn_free(at);
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
     }
-    json_decref(msgs);
-    json_t *content = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
-    json_array_append_new(t->history, json_pack("{s:s, s:O}", "role", "user", "content", content));
-    log_info("agent", "session %s: reply started with %s/%s", session_id, t->pcfg.def->name,
-             t->pcfg.model);
-    a->st->ops->message_append_async(a->st, session_id, "user", content, 0, 0, t->msg_id,
-                                     on_user_stored, t);
-    json_decref(content);
-    start_round(t);
+    pthread_mutex_unlock(&a->mu);
     return GD_OK;
+}
+
+typedef struct {
+    agent *a;
+    sess *se;
+} cancel_msg;
+
+static void cancel_on_loop(void *ud)
+{
+    cancel_msg *m = ud;
+    if (m->se->turn) step(m->se->turn, &(turn_ev){.kind = TURN_EV_CANCEL});
+    pthread_mutex_lock(&m->a->mu);
+    sess_release_locked(m->se);
+    pthread_mutex_unlock(&m->a->mu);
+    free(m);
 }
 
 gd_err agent_cancel(agent *a, const char *session_id)
 {
-    gd_err e = GD_ENOTFOUND;
+    cancel_msg *m = malloc(sizeof *m);
+    if (!m) return GD_ENOMEM;
     pthread_mutex_lock(&a->mu);
-    for (sess *s = a->sessions; s; s = s->next) {
-        if (!strcmp(s->id, session_id) && s->running) {
-            turn *t = s->running;
-            atomic_store(&t->cancel, true);
-            pthread_mutex_lock(&t->mu);
-            if (t->call) prov_call_cancel(t->call);
-            pthread_mutex_unlock(&t->mu);
-            e = GD_OK;
-        }
+    sess *se = sess_find_locked(a, session_id);
+    gd_err e = se && se->running ? GD_OK : GD_ENOTFOUND;
+    if (e == GD_OK) {
+        se->refs++; /* the session stays until the cancel has run */
+        *m = (cancel_msg){a, se};
+        if ((e = loop_post(a->l, cancel_on_loop, m)) != GD_OK) sess_release_locked(se);
     }
     pthread_mutex_unlock(&a->mu);
+    if (e) free(m);
     return e;
 }
 
-/* Every KEEPALIVE_S seconds, a `: ping` comment for every watching client, so proxies and
- * clients see the connection is alive, and a client that went away is noticed. */
-static void *ticker_main(void *arg)
+/* ---- keep-alive and eviction (loop thread) ---- */
+
+static void sess_free(sess *s)
 {
-    agent *a = arg;
-    pthread_mutex_lock(&a->mu);
-    while (!a->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += KEEPALIVE_S;
-        pthread_cond_timedwait(&a->tick, &a->mu, &until);
-        if (a->stopping) break;
-        evict_idle_locked(a, false);
-        for (sess *s = a->sessions; s; s = s->next)
-            bus_ping(s->b);
-    }
-    pthread_mutex_unlock(&a->mu);
-    return NULL;
+    registry_free(s->reg);
+    bus_free(s->b);
+    free(s);
 }
 
-/* The server's environment without the providers' API keys (OPENAI_API_KEY, ...), for the
- * commands the model runs: a prompt injected through a file the model reads must not be able to
- * make it print them. NULL when out of memory (the tools then get the whole environment). */
-static char **tool_environment(void)
+/* Frees the sessions nobody has used for BUS_IDLE_S (all idle ones when `all`). */
+static void evict_idle(agent *a, bool all)
 {
-    extern char **environ;
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 1, sizeof *env);
-    if (!env) return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strcspn(environ[i], "=");
-        bool secret = false;
-        for (size_t p = 0; p < provider_ndefs && !secret; p++) {
-            const char *key = provider_defs[p].key_env;
-            secret = key && strlen(key) == len && !strncmp(environ[i], key, len);
+    time_t now = time(NULL);
+    sess *gone = NULL;
+    pthread_mutex_lock(&a->mu);
+    for (sess **pp = &a->sessions; *pp;) {
+        sess *s = *pp;
+        if (s->refs == 0 && !s->running && (all || now - s->idle_since >= BUS_IDLE_S)) {
+            *pp = s->next;
+            s->next = gone;
+            gone = s;
+        } else {
+            pp = &s->next;
         }
-        if (!secret) env[k++] = environ[i];
     }
-    return env;
+    pthread_mutex_unlock(&a->mu);
+    while (gone) { /* outside the lock: closing extensions may wait for their processes */
+        sess *s = gone;
+        gone = s->next;
+        sess_free(s);
+    }
+}
+
+/* Every KEEPALIVE_MS, a `: ping` comment for every watching client, so proxies and clients see
+ * the connection is alive, and a client that went away is noticed. */
+static void tick(void *ud)
+{
+    agent *a = ud;
+    evict_idle(a, false);
+    pthread_mutex_lock(&a->mu);
+    for (sess *s = a->sessions; s; s = s->next)
+        bus_ping(s->b);
+    pthread_mutex_unlock(&a->mu);
+    a->ticker = loop_timer_add(a->l, KEEPALIVE_MS, tick, a);
+}
+
+/* ---- crash repair ---- */
+
+/* After a crash (kill -9, power loss) during a tool call, a session's last message is the
+ * assistant's tool request with no result: the providers refuse such a conversation (every
+ * tool call must be answered). Each gets a stored result saying the turn was interrupted. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    gd_err e;
+} waiter;
+
+static void repair_done(void *ud, gd_err e, const char *msg)
+{
+    waiter *w = ud;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->e = e;
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_signal(&w->cv);
+}
+
+static gd_err repair_one(agent *a, const char *sid, json_t *content)
+{
+    json_t *results = json_array(), *it;
+    size_t i;
+    json_array_foreach(content, i, it)
+    {
+        if (strcmp(json_string_value(json_object_get(it, "type")) ?: "", "tool_request")) continue;
+        json_array_append_new(
+            results,
+            json_pack("{s:s, s:s?, s:s?, s:[{s:s, s:s}], s:b}", "type", "tool_response", "id",
+                      json_string_value(json_object_get(it, "id")), "name",
+                      json_string_value(json_object_get(it, "name")), "content", "type", "text",
+                      "text",
+                      "interrupted: goosed stopped before this tool call finished (the server "
+                      "was restarted); it may or may not have taken effect",
+                      "is_error", 1));
+    }
+    if (json_array_size(results) == 0) {
+        json_decref(results);
+        return GD_OK;
+    }
+    waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    char id[UUID_STR_LEN];
+    a->st->ops->message_append_async(a->st, sid, "user", results, 0, 0, id, repair_done, &w);
+    json_decref(results);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    if (w.e == GD_OK)
+        log_warn("agent", "session %s: a reply was interrupted during a tool call; its results "
+                          "now say so",
+                 sid);
+    return w.e;
+}
+
+void agent_repair(agent *a)
+{
+    json_t *list = NULL, *it;
+    if (a->st->ops->sessions_unfinished(a->st, &list) != GD_OK) {
+        log_warn("agent", "cannot look for replies interrupted by a crash: %s", store_errmsg());
+        return;
+    }
+    size_t i;
+    json_array_foreach(list, i, it)
+    {
+        const char *sid = json_string_value(json_object_get(it, "session_id"));
+        json_t *content = json_object_get(json_object_get(it, "message"), "content");
+        if (sid && json_is_array(content) && repair_one(a, sid, content) != GD_OK)
+            log_warn("agent", "session %s: cannot store the interrupted tool results: %s", sid,
+                     store_errmsg());
+    }
+    json_decref(list);
+}
+
+/* ---- life cycle ---- */
+
+static void start_ticker(void *ud)
+{
+    agent *a = ud;
+    a->ticker = loop_timer_add(a->l, KEEPALIVE_MS, tick, a);
 }
 
 agent *agent_new(const config *cfg, store *st)
@@ -718,29 +774,61 @@ agent *agent_new(const config *cfg, store *st)
     a->st = st;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->idle, NULL);
-    pthread_cond_init(&a->tick, NULL);
     pthread_mutex_init(&a->pmu, NULL);
     snprintf(a->provider, sizeof a->provider, "%s", cfg->provider);
     snprintf(a->model, sizeof a->model, "%s", cfg->model);
-    a->tool_env = tool_environment();
-    if (pthread_create(&a->ticker, NULL, ticker_main, a) != 0) {
-        free(a->tool_env);
+    /* The built-in tools refuse goosed's own configuration (secrets.yaml) and data. */
+    snprintf(a->cfg_dir, sizeof a->cfg_dir, "%s", cfg->config_path);
+    char *slash = strrchr(a->cfg_dir, '/');
+    if (slash) *slash = '\0';
+    int n = 0;
+    if (a->cfg_dir[0]) a->protected_dirs[n++] = a->cfg_dir;
+    if (cfg->data_dir[0]) a->protected_dirs[n++] = cfg->data_dir;
+    a->protected_dirs[n] = NULL;
+    a->tool_env = sandbox_env_new();
+    a->workers = pool_new("tools", (int)cfg->tool_workers, 4096);
+    a->l = loop_new("agent");
+    if (!a->tool_env || !a->workers || !a->l || loop_post(a->l, start_ticker, a) != GD_OK) {
+        if (a->l) loop_free(a->l);
+        if (a->workers) pool_free(a->workers);
+        sandbox_env_free(a->tool_env);
         free(a);
         return NULL;
     }
     return a;
 }
 
-static void cancel_all_locked(agent *a)
+static void cancel_all(void *ud)
 {
+    agent *a = ud;
+    pthread_mutex_lock(&a->mu);
+    size_t n = 0, k = 0;
+    for (sess *s = a->sessions; s; s = s->next)
+        n += s->turn != NULL;
+    a_turn **turns = calloc(n ? n : 1, sizeof *turns);
+    for (sess *s = a->sessions; s && turns; s = s->next)
+        if (s->turn) turns[k++] = s->turn;
+    pthread_mutex_unlock(&a->mu);
+    /* Outside the lock: a turn that ends takes it. Nothing else frees turns meanwhile, since
+     * only this thread does. */
+    for (size_t i = 0; i < k; i++)
+        step(turns[i], &(turn_ev){.kind = TURN_EV_CANCEL});
+    free(turns);
+}
+
+static void teardown(void *ud)
+{
+    agent *a = ud;
+    if (a->ticker) loop_timer_cancel(a->ticker);
+    a->ticker = NULL;
+    pthread_mutex_lock(&a->mu);
     for (sess *s = a->sessions; s; s = s->next) {
-        if (s->running) {
-            atomic_store(&s->running->cancel, true);
-            pthread_mutex_lock(&s->running->mu);
-            if (s->running->call) prov_call_cancel(s->running->call);
-            pthread_mutex_unlock(&s->running->mu);
-        }
+        registry_free(s->reg);
+        s->reg = NULL;
     }
+    pthread_mutex_unlock(&a->mu);
+    prov_client_free(a->pc);
+    a->pc = NULL;
 }
 
 void agent_shutdown(agent *a, int grace_ms)
@@ -755,35 +843,37 @@ void agent_shutdown(agent *a, int grace_ms)
     }
     pthread_mutex_lock(&a->mu);
     a->stopping = true;
-    pthread_cond_broadcast(&a->tick);
     while (a->nturns > 0)
         if (pthread_cond_timedwait(&a->idle, &a->mu, &until) != 0) break;
     if (a->nturns > 0) {
-        log_warn("agent", "%d reply(ies) still running after %d ms: cancelling them", a->nturns,
+        log_warn("agent", "%ld reply(ies) still running after %d ms: cancelling them", a->nturns,
                  grace_ms);
-        cancel_all_locked(a);
+        if (loop_post(a->l, cancel_all, a) != GD_OK)
+            log_error("agent", "cannot cancel the running replies (out of memory)");
         while (a->nturns > 0)
             pthread_cond_wait(&a->idle, &a->mu);
     }
     for (sess *s = a->sessions; s; s = s->next)
         bus_close(s->b);
     pthread_mutex_unlock(&a->mu);
-    pthread_join(a->ticker, NULL);
 }
 
 void agent_free(agent *a)
 {
     if (!a) return;
-    free(a->tool_env);
-    pthread_cond_destroy(&a->tick);
+    /* Extensions and the provider client live on the loop: closed there, then the loop ends. */
+    if (loop_post(a->l, teardown, a) != GD_OK) log_error("agent", "cannot post the teardown");
+    loop_free(a->l);
+    pool_free(a->workers);
+    sandbox_env_free(a->tool_env);
     pthread_cond_destroy(&a->idle);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->pmu);
     /* The HTTP server is stopped before this, so no session has bus users left. */
     while (a->sessions) {
         sess *s = a->sessions;
         a->sessions = s->next;
-        bus_free(s->b);
-        free(s);
+        sess_free(s);
     }
     free(a);
 }

@@ -1,9 +1,6 @@
-/* agent: replies. A turn is a state machine driven by callbacks (the provider loop, the store's
- * writer, a tool worker), not a blocked thread:
- *   store the user message -> stream from the provider -> store the assistant message
- *   -> run its tool calls -> store their results -> stream again ... -> message_complete
- * Every step publishes events on the session's bus; every message is stored before the event
- * that completes it. */
+/* agent: replies. One loop thread owns every turn (turn.h has its states); the store, the
+ * provider client and the extensions report to it. Every step publishes events on the
+ * session's bus; every message is stored before the event that completes it. */
 #ifndef GD_AGENT_H
 #define GD_AGENT_H
 
@@ -17,20 +14,29 @@
 typedef struct agent agent;
 
 agent *agent_new(const config *cfg, store *st);
+/* Before serving: every session whose reply was interrupted by a crash during a tool call gets
+ * a stored result for each unanswered tool request, so the next message works against the
+ * providers' rules. */
+void agent_repair(agent *a);
 /* Graceful stop: lets running replies finish for up to grace_ms, then cancels the rest, waits
  * for them, and closes every bus (watching clients see their stream end). */
 void agent_shutdown(agent *a, int grace_ms);
 /* Frees the agent; agent_shutdown first, and no bus users left. */
 void agent_free(agent *a);
 
-/* The session's bus, created on first use; release it with agent_bus_release. */
-bus *agent_bus_get(agent *a, const char *session_id);
+/* The session's bus for a client that watches it, created on first use; release it with
+ * agent_bus_release. NULL with *e = GD_EBUSY when max_watchers_per_session clients watch it
+ * already, GD_ENOMEM. */
+bus *agent_bus_get(agent *a, const char *session_id, gd_err *e);
 void agent_bus_release(agent *a, bus *b);
+/* Whether the session has max_watchers_per_session watchers already (a hint: it may change). */
+bool agent_watchers_full(agent *a, const char *session_id);
 
 /* Starts a reply to text. *first_seq is the sequence number of the turn's first event; the
  * turn's events end with `message_complete` or `error`. Errors (message in err): GD_ENOTFOUND
  * no such session; GD_ECONFLICT a reply is already running; GD_EINVAL no usable provider;
- * GD_ESTORE the store failed. */
+ * GD_EBUSY max_replies run already; GD_ESHUTDOWN the server is stopping; GD_ESTORE the store
+ * failed; GD_ENOMEM. */
 gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t *first_seq,
                    char *err, size_t errlen);
 /* Stops the running reply (provider request and tools). GD_ENOTFOUND when none runs. */

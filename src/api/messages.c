@@ -55,23 +55,45 @@ static void watch_free(void *cls)
     free(w);
 }
 
-static watch *watch_new(http_req *r, const char *session_id, uint64_t from, bool until_turn_end)
+/* A watch of the session's bus; NULL with *e = GD_EBUSY when the session has as many watchers
+ * as it may, GD_ENOMEM. Subscribe it with watch_from. */
+static watch *watch_new(http_req *r, const char *session_id, bool until_turn_end, gd_err *e)
 {
     app *a = http_app(r);
     watch *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
+    if (!w) {
+        *e = GD_ENOMEM;
+        return NULL;
+    }
     w->r = r;
     w->a = a;
     w->until_turn_end = until_turn_end;
     snprintf(w->session_id, sizeof w->session_id, "%s", session_id);
     buf_init(&w->out, SSE_OUT_CAP);
-    w->b = agent_bus_get(a->agent, session_id);
-    w->sub = w->b ? bus_subscribe(w->b, from, w_wake, w) : NULL;
-    if (!w->sub) {
+    if (!(w->b = agent_bus_get(a->agent, session_id, e))) {
         watch_free(w);
         return NULL;
     }
     return w;
+}
+
+static bool watch_from(watch *w, uint64_t from)
+{
+    return (w->sub = bus_subscribe(w->b, from, w_wake, w)) != NULL;
+}
+
+/* Answers a watch that could not be made. */
+static void watch_refused(http_req *r, gd_err e, const char *sid)
+{
+    if (e == GD_EBUSY) {
+        http_add_header(r, "Retry-After", "5");
+        http_reply_error(r, 429, "too_many_watchers",
+                         "session '%s' has as many watching clients as it may have "
+                         "(max_watchers_per_session); close one or try again later",
+                         sid);
+        return;
+    }
+    http_reply_error(r, 500, "internal", "out of memory");
 }
 
 /* ---- SSE ---- */
@@ -142,27 +164,40 @@ static void w_arm_json(void *ud)
     http_suspend(w->r, json_cont);
 }
 
+/* The HTTP status of a reply that ended with an error event's code. */
+static int end_status(const char *code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } map[] = {
+        {"storage_unavailable", 503}, {"busy", 503},           {"provider_unavailable", 503},
+        {"session_gone", 404},        {"context_too_long", 413}, {"internal", 500},
+    };
+    for (size_t i = 0; code && i < sizeof map / sizeof *map; i++)
+        if (!strcmp(map[i].code, code)) return map[i].status;
+    return 502; /* provider_error, and what a provider said */
+}
+
 static void json_answer(http_req *r, watch *w)
 {
     if (w->is_error) {
         const char *code = json_string_value(json_object_get(w->end, "code"));
         const char *msg = json_string_value(json_object_get(w->end, "error"));
-        int status = code && !strcmp(code, "storage_unavailable") ? 503 : 502;
+        int status = end_status(code);
+        if (status == 503) http_add_header(r, "Retry-After", "5");
         http_reply_error(r, status, code ? code : "provider_error", "%s",
                          msg ? msg : "the reply failed");
         return;
     }
     const char *mid = json_string_value(json_object_get(w->end, "message_id"));
-    json_t *msgs = NULL, *found = NULL, *m;
-    size_t i;
-    gd_err e = w->a->st->ops->messages_list(w->a->st, w->session_id, &msgs);
-    if (e) {
-        api_store_error(r, e, w->session_id, NULL);
-        return;
-    }
-    json_array_foreach(msgs, i, m)
-    {
-        if (mid && !strcmp(json_string_value(json_object_get(m, "id")), mid)) found = m;
+    json_t *found = NULL;
+    if (mid) {
+        gd_err e = w->a->st->ops->message_get(w->a->st, w->session_id, mid, &found);
+        if (e) {
+            api_store_error(r, e, w->session_id, NULL);
+            return;
+        }
     }
     json_t *content = found ? json_object_get(found, "content") : NULL;
     char *text = content_text(content, "");
@@ -172,7 +207,7 @@ static void json_answer(http_req *r, watch *w)
         found ? json_string_value(json_object_get(found, "created_at")) : NULL, "stop_reason",
         json_object_get(w->end, "stop_reason"), "usage", json_object_get(w->end, "usage"));
     free(text);
-    json_decref(msgs);
+    json_decref(found);
     http_reply_json(r, 200, o);
 }
 
@@ -213,6 +248,7 @@ static bool wants_sse(http_req *r)
 int api_start_failure(gd_err e, const char *session_id, const char *err, const char **code,
                       char *msg, size_t msglen)
 {
+    snprintf(msg, msglen, "%s", err);
     switch (e) {
     case GD_ENOTFOUND:
         *code = "not_found";
@@ -220,16 +256,26 @@ int api_start_failure(gd_err e, const char *session_id, const char *err, const c
         return 404;
     case GD_ECONFLICT:
         *code = "reply_running";
-        snprintf(msg, msglen, "%s", err);
         return 409;
     case GD_EINVAL:
         *code = "provider_not_configured";
-        snprintf(msg, msglen, "%s", err);
         return 503;
-    default:
+    case GD_EBUSY:
+        *code = "busy";
+        return 503;
+    case GD_ESHUTDOWN:
+        *code = "shutting_down";
+        return 503;
+    case GD_EUNAVAIL:
+        *code = "provider_unavailable";
+        return 503;
+    case GD_ESTORE:
         *code = "storage_unavailable";
         snprintf(msg, msglen, "storage unavailable: %s", err);
         return 503;
+    default:
+        *code = "internal";
+        return 500;
     }
 }
 
@@ -248,18 +294,26 @@ static void start_reply(http_req *r, bool sse)
         http_reply_error(r, 400, "bad_request", "role: only \"user\" can be sent");
         return;
     }
+    gd_err e;
+    watch *w = watch_new(r, sid, true, &e);
+    if (!w) {
+        watch_refused(r, e, sid);
+        return;
+    }
     uint64_t first;
     char err[512];
-    gd_err e = agent_start(a->agent, sid, json_string_value(content), &first, err, sizeof err);
+    e = agent_start(a->agent, sid, json_string_value(content), &first, err, sizeof err);
     if (e) {
+        watch_free(w);
         const char *code;
         char msg[600];
         int status = api_start_failure(e, sid, err, &code, msg, sizeof msg);
+        if (status == 503) http_add_header(r, "Retry-After", "5");
         http_reply_error(r, status, code, "%s", msg);
         return;
     }
-    watch *w = watch_new(r, sid, first, true);
-    if (!w) {
+    if (!watch_from(w, first)) {
+        watch_free(w); /* the reply runs on; its events stay replayable */
         http_reply_error(r, 500, "internal", "out of memory");
         return;
     }
@@ -305,9 +359,15 @@ void api_session_events(http_req *r)
         }
         from = (uint64_t)v + 1;
     }
-    watch *w = watch_new(r, sid, from, false);
+    gd_err e;
+    watch *w = watch_new(r, sid, false, &e);
+    if (w && !watch_from(w, from)) {
+        watch_free(w);
+        w = NULL;
+        e = GD_ENOMEM;
+    }
     if (!w) {
-        http_reply_error(r, 500, "internal", "out of memory");
+        watch_refused(r, e, sid);
         return;
     }
     reply_sse(r, w);

@@ -153,7 +153,7 @@ static void start_reply(stream *s, json_t *m)
     if (e == GD_OK) return; /* its events arrive through the bus like every other reply's */
     const char *code;
     char msg[600];
-    api_start_failure(e, s->sid, err, &code, msg, sizeof msg);
+    (void)api_start_failure(e, s->sid, err, &code, msg, sizeof msg);
     send_error(s->c, code, "%s", msg);
 }
 
@@ -225,7 +225,10 @@ static void *s_open(http_req *r, ws_conn *c)
     s->a = http_app(r);
     s->c = c;
     snprintf(s->sid, sizeof s->sid, "%s", http_param(r, 0));
-    s->b = agent_bus_get(s->a->agent, s->sid);
+    gd_err e;
+    /* A session with all the watchers it may have: refused (1011) here only when the race
+     * with another client was lost; api_session_stream answered 429 before the upgrade. */
+    s->b = agent_bus_get(s->a->agent, s->sid, &e);
     s->sub = s->b ? bus_subscribe(s->b, 0, s_wake, s) : NULL;
     if (!s->sub) {
         s_close(c, s);
@@ -240,5 +243,14 @@ static const ws_handler stream_handler = {
 void api_session_stream(http_req *r)
 {
     if (!ws_handshake_ok(r) || !api_session_found(r, http_param(r, 0))) return;
+    app *a = http_app(r);
+    if (agent_watchers_full(a->agent, http_param(r, 0))) {
+        http_add_header(r, "Retry-After", "5");
+        http_reply_error(r, 429, "too_many_watchers",
+                         "session '%s' has as many watching clients as it may have "
+                         "(max_watchers_per_session); close one or try again later",
+                         http_param(r, 0));
+        return;
+    }
     ws_accept(r, &stream_handler);
 }

@@ -1,22 +1,20 @@
-/* Provider requests for every session, driven by one thread on one libcurl multi handle: a
- * thousand replies in flight are a thousand small structs and easy handles, not threads. The
- * thread waits in epoll and hands libcurl only the sockets that are ready
+/* Provider requests for every session on one libcurl multi handle, driven by a core/loop (the
+ * agent's): a thousand replies in flight are a thousand small structs and easy handles, not
+ * threads. The loop watches the sockets libcurl names and hands it only the ready ones
  * (curl_multi_socket_action), so the cost of a token does not grow with the number of replies
  * in flight, as it would with curl_multi_perform and curl_multi_poll, which visit every one.
  *
  * A call is attempted, and retried on 429, 5xx and connection errors (exponential backoff with
  * jitter, or the provider's Retry-After) as long as nothing has reached the sink yet. A stall
- * longer than api_timeout ends the attempt (CURLOPT_LOW_SPEED_*). Everything about a call
- * happens on the loop thread; other threads only queue calls and set cancel flags. */
+ * longer than api_timeout ends the attempt (CURLOPT_LOW_SPEED_*). Everything here happens on
+ * the loop's thread: the sink and done callbacks run there, so the agent that owns the loop
+ * needs no locks and no hand-over for a token. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "providers/provider.h"
 
 #define SSE_LINE_CAP  (8u << 20)
@@ -33,6 +32,7 @@
 #define RETRY_MAX_MS  30000
 
 struct prov_call {
+    prov_client *cl;
     provider_cfg cfg;
     const prov_dialect_ops *d;
     char *body;
@@ -47,36 +47,20 @@ struct prov_call {
     prov_result res;
     bool output_started;
     bool stream_error; /* the parser rejected the stream */
+    bool cancel;
     int attempt;
-    uint64_t retry_at; /* monotonic ns; 0 when not waiting */
+    loop_timer *timer; /* the next attempt (a retry), or the cancel taking effect */
     buf errbody;
-    atomic_bool cancel;
     char errbuf[CURL_ERROR_SIZE];
-    struct prov_call *next;
+    struct prov_call *prev, *next;
 };
 
-static struct {
-    pthread_t thread;
-    bool running;
+struct prov_client {
+    loop *l;
     CURLM *multi;
-    int epfd; /* the sockets libcurl wants watched, and evfd */
-    int evfd; /* wakes the loop: a call queued or cancelled, or stop */
-    pthread_mutex_t mu;
-    prov_call *incoming; /* guarded by mu */
-    bool stopping;       /* guarded by mu */
-    /* loop thread only */
-    prov_call *calls;  /* started or waiting to retry */
-    bool tend;         /* tend_calls is due: woken, or a retry was scheduled */
-    long curl_timeout; /* libcurl's timer: ms from curl_timer_at, -1 when none */
-    uint64_t curl_timer_at;
-} cl = {.mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1, .curl_timeout = -1};
-
-static void wake_loop(void)
-{
-    uint64_t one = 1;
-    if (write(cl.evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-        log_error("provider", "cannot wake the provider loop: %s", strerror(errno));
-}
+    loop_timer *curl_timer; /* libcurl's one timer */
+    prov_call *calls;       /* started, waiting to retry, or being cancelled */
+};
 
 /* ---- the sink wrapper ---- */
 
@@ -116,7 +100,7 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 {
     prov_call *c = ud;
     size_t len = size * n;
-    if (atomic_load(&c->cancel)) return 0; /* aborts the transfer */
+    if (c->cancel) return 0; /* aborts the transfer */
     long status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status > 299) {
@@ -153,7 +137,7 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
 static void attempt_cleanup(prov_call *c)
 {
     if (c->easy) {
-        curl_multi_remove_handle(cl.multi, c->easy);
+        curl_multi_remove_handle(c->cl->multi, c->easy);
         curl_easy_cleanup(c->easy);
         c->easy = NULL;
     }
@@ -196,7 +180,7 @@ static bool attempt_start(prov_call *c)
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     c->errbuf[0] = '\0';
     c->attempt++;
-    if (curl_multi_add_handle(cl.multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(c->cl->multi, e) != CURLM_OK) {
         snprintf(c->res.error, sizeof c->res.error, "cannot start the provider request");
         return false;
     }
@@ -207,23 +191,29 @@ static bool attempt_start(prov_call *c)
 static void call_free(prov_call *c)
 {
     attempt_cleanup(c);
+    if (c->timer) loop_timer_cancel(c->timer);
     curl_slist_free_all(c->hdrs);
     free(c->body);
     buf_free(&c->errbody);
     free(c);
 }
 
-/* Removes c from the loop's list, reports, frees. */
+static void unlink_call(prov_call *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->cl->calls == c)
+        c->cl->calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* Removes c from the client's list, reports, frees. */
 static void finish(prov_call *c)
 {
-    for (prov_call **pp = &cl.calls; *pp; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    }
+    unlink_call(c);
     attempt_cleanup(c);
-    if (atomic_load(&c->cancel)) {
+    if (c->cancel) {
         snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "cancelled");
         c->res.error[0] = '\0';
     }
@@ -231,10 +221,20 @@ static void finish(prov_call *c)
     call_free(c);
 }
 
+static void retry_now(void *ud)
+{
+    prov_call *c = ud;
+    c->timer = NULL;
+    if (c->cancel || !attempt_start(c)) {
+        if (!c->cancel) snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
+        finish(c);
+    }
+}
+
 static void fail_or_retry(prov_call *c)
 {
     if (c->res.retryable && !c->output_started && c->attempt <= c->cfg.max_retries &&
-        !atomic_load(&c->cancel)) {
+        !c->cancel) {
         long wait = c->res.retry_after_ms;
         if (!wait) {
             long base = RETRY_BASE_MS << (c->attempt - 1 < 6 ? c->attempt - 1 : 6);
@@ -244,9 +244,9 @@ static void fail_or_retry(prov_call *c)
         log_info("provider", "%s: %s; retrying in %ld ms (attempt %d of %ld)", c->cfg.def->name,
                  c->res.error, wait, c->attempt + 1, c->cfg.max_retries + 1);
         attempt_cleanup(c);
-        c->retry_at = clock_mono_ns() + (uint64_t)wait * 1000000u;
-        cl.tend = true; /* so that the loop times the retry */
-        return;
+        c->timer = loop_timer_add(c->cl->l, (uint64_t)wait, retry_now, c);
+        if (c->timer) return;
+        snprintf(c->res.error, sizeof c->res.error, "out of memory scheduling a retry");
     }
     snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
     finish(c);
@@ -257,7 +257,7 @@ static void on_transfer_done(prov_call *c, CURLcode code)
     long status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
     c->res.http_status = status;
-    if (atomic_load(&c->cancel)) {
+    if (c->cancel) {
         finish(c);
         return;
     }
@@ -306,42 +306,13 @@ static void on_transfer_done(prov_call *c, CURLcode code)
     finish(c);
 }
 
-/* ---- the loop ---- */
+/* ---- libcurl on the loop ---- */
 
-/* libcurl says which events a socket needs (CURLMOPT_SOCKETFUNCTION). */
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy, (void)userp;
-    if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(cl.epfd, EPOLL_CTL_DEL, fd, NULL); /* fails harmlessly if closed already */
-        return 0;
-    }
-    struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
-                                       (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
-                             .data.fd = fd};
-    /* socketp: set by curl_multi_assign below once the socket is in the epoll set */
-    if (epoll_ctl(cl.epfd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
-        log_error("provider", "epoll_ctl: %s", strerror(errno));
-        return -1;
-    }
-    if (!socketp) curl_multi_assign(cl.multi, fd, &cl); /* any non-NULL mark */
-    return 0;
-}
-
-/* libcurl's single timer (CURLMOPT_TIMERFUNCTION): -1 deletes it. */
-static int on_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi, (void)userp;
-    cl.curl_timeout = timeout_ms;
-    cl.curl_timer_at = clock_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
-    return 0;
-}
-
-static void read_done(void)
+static void read_done(prov_client *cl)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(cl.multi, &left))) {
+    while ((m = curl_multi_info_read(cl->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
         prov_call *c;
         CURL *easy = m->easy_handle;
@@ -351,158 +322,121 @@ static void read_done(void)
     }
 }
 
-/* New calls, cancels, due retries, stop: walks every call, so it runs only when woken for one
- * of these, or when a retry is due. Returns the ms until the next retry, -1 when none waits. */
-static long tend_calls(bool stopping)
+static void on_ready(loop_fd *w, int fd, unsigned events, void *ud)
 {
-    pthread_mutex_lock(&cl.mu);
-    prov_call *in = cl.incoming;
-    cl.incoming = NULL;
-    pthread_mutex_unlock(&cl.mu);
-    while (in) {
-        prov_call *c = in;
-        in = in->next;
-        c->next = cl.calls;
-        cl.calls = c;
-        if (!attempt_start(c)) {
-            snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
-            finish(c);
-        }
-    }
-    uint64_t now = clock_mono_ns();
-    long timeout_ms = -1;
-    for (prov_call *c = cl.calls, *next; c; c = next) {
-        next = c->next;
-        if (stopping) atomic_store(&c->cancel, true);
-        if (atomic_load(&c->cancel) && (c->retry_at || !c->easy)) {
-            finish(c);
-        } else if (c->retry_at && c->retry_at <= now) {
-            c->retry_at = 0;
-            if (!attempt_start(c)) {
-                snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
-                finish(c);
-            }
-        } else if (c->retry_at) {
-            long ms = (long)((c->retry_at - now) / 1000000u) + 1;
-            if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = ms;
-        } else if (atomic_load(&c->cancel)) {
-            finish(c); /* removes the easy handle: the transfer stops now */
-        }
-    }
-    return timeout_ms;
-}
-
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    uint64_t tend_at = 0; /* monotonic ns of the next due retry, 0 when none */
-    cl.tend = true;
-    struct epoll_event evs[64];
+    prov_client *cl = ud;
     int running;
-    for (;;) {
-        pthread_mutex_lock(&cl.mu);
-        bool stopping = cl.stopping;
-        pthread_mutex_unlock(&cl.mu);
-        uint64_t now = clock_mono_ns();
-        if (cl.tend || stopping || (tend_at && tend_at <= now)) {
-            cl.tend = false;
-            long ms = tend_calls(stopping);
-            tend_at = ms >= 0 ? clock_mono_ns() + (uint64_t)ms * 1000000u : 0;
-            now = clock_mono_ns();
-        }
-        if (stopping && !cl.calls) break;
-        long wait = 1000; /* only a bound: the loop has nothing to do on its own */
-        if (tend_at) {
-            long t = tend_at > now ? (long)((tend_at - now) / 1000000u) + 1 : 0;
-            if (t < wait) wait = t;
-        }
-        if (cl.curl_timeout >= 0) {
-            long t =
-                cl.curl_timer_at > now ? (long)((cl.curl_timer_at - now + 999999u) / 1000000u) : 0;
-            if (t < wait) wait = t;
-        }
-        int n = epoll_wait(cl.epfd, evs, (int)(sizeof evs / sizeof *evs), (int)wait);
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == cl.evfd) {
-                uint64_t v;
-                if (read(cl.evfd, &v, sizeof v) < 0 && errno != EAGAIN)
-                    log_error("provider", "eventfd: %s", strerror(errno));
-                cl.tend = true;
-                continue;
-            }
-            int mask = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-                       (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-                       (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-            curl_multi_socket_action(cl.multi, evs[i].data.fd, mask, &running);
-        }
-        if (cl.curl_timeout >= 0 && cl.curl_timer_at <= clock_mono_ns()) {
-            cl.curl_timeout = -1;
-            curl_multi_socket_action(cl.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        }
-        read_done();
+    int mask = (events & LOOP_READ ? CURL_CSELECT_IN : 0) |
+               (events & LOOP_WRITE ? CURL_CSELECT_OUT : 0) |
+               (events & (LOOP_HUP | LOOP_ERR) ? CURL_CSELECT_ERR : 0);
+    curl_multi_socket_action(cl->multi, fd, mask, &running);
+    read_done(cl);
+}
+
+/* libcurl says which events a socket needs (CURLMOPT_SOCKETFUNCTION); socketp is the socket's
+ * watcher once it has one. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    prov_client *cl = userp;
+    loop_fd *w = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (w) loop_fd_del(w);
+        curl_multi_assign(cl->multi, fd, NULL);
+        return 0;
     }
-    return NULL;
+    unsigned ev = (what & CURL_POLL_IN ? LOOP_READ : 0u) | (what & CURL_POLL_OUT ? LOOP_WRITE : 0u);
+    if (w) return loop_fd_mod(w, ev) == GD_OK ? 0 : -1;
+    if (!(w = loop_fd_add(cl->l, fd, ev, on_ready, cl))) {
+        log_error("provider", "cannot watch a provider socket: %s", strerror(errno));
+        return -1;
+    }
+    curl_multi_assign(cl->multi, fd, w);
+    return 0;
 }
 
-/* The loop (and libcurl with its TLS library) starts with the first provider request, so a
- * server that has not replied yet stays small. */
-static pthread_once_t start_once = PTHREAD_ONCE_INIT;
-
-static void close_loop_fds(void)
+static void on_curl_timer(void *ud)
 {
-    if (cl.epfd >= 0) close(cl.epfd);
-    if (cl.evfd >= 0) close(cl.evfd);
-    cl.epfd = cl.evfd = -1;
+    prov_client *cl = ud;
+    int running;
+    cl->curl_timer = NULL;
+    curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    read_done(cl);
 }
 
-static void start_loop(void)
+/* libcurl's single timer (CURLMOPT_TIMERFUNCTION): -1 deletes it. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(cl.multi = curl_multi_init()))
-        return;
-    cl.epfd = epoll_create1(EPOLL_CLOEXEC);
-    cl.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = cl.evfd};
-    if (cl.epfd < 0 || cl.evfd < 0 || epoll_ctl(cl.epfd, EPOLL_CTL_ADD, cl.evfd, &ev) < 0 ||
-        curl_multi_setopt(cl.multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-        curl_multi_setopt(cl.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+    (void)multi;
+    prov_client *cl = userp;
+    if (cl->curl_timer) loop_timer_cancel(cl->curl_timer);
+    cl->curl_timer = NULL;
+    if (timeout_ms < 0) return 0;
+    cl->curl_timer = loop_timer_add(cl->l, (uint64_t)timeout_ms, on_curl_timer, cl);
+    return cl->curl_timer ? 0 : -1;
+}
+
+/* libcurl (and its TLS library) is loaded with the first client, so a server that has not
+ * replied yet stays small. */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+prov_client *prov_client_new(loop *l, char *err, size_t errlen)
+{
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        snprintf(err, errlen, "the provider client is unavailable: libcurl (libcurl.so.4) cannot "
+                              "be loaded or initialised; install libcurl4");
+        return NULL;
+    }
+    prov_client *cl = calloc(1, sizeof *cl);
+    if (!cl || !(cl->multi = curl_multi_init())) {
+        free(cl);
+        snprintf(err, errlen, "out of memory starting the provider client");
+        return NULL;
+    }
+    cl->l = l;
+    if (curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl) != CURLM_OK ||
+        curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl) != CURLM_OK ||
         /* Keep up to this many idle connections to providers for the next requests (libcurl's
          * default shrinks the pool with the transfers in flight, so a burst of replies would
          * open, and pay TCP and TLS handshakes for, most of its connections again). */
-        curl_multi_setopt(cl.multi, CURLMOPT_MAXCONNECTS, 1024L) != CURLM_OK ||
-        pthread_create(&cl.thread, NULL, loop_main, NULL) != 0) {
-        log_error("provider", "cannot start the provider loop: %s", strerror(errno));
-        close_loop_fds();
-        curl_multi_cleanup(cl.multi);
-        cl.multi = NULL;
-        return;
+        curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, 1024L) != CURLM_OK) {
+        curl_multi_cleanup(cl->multi);
+        free(cl);
+        snprintf(err, errlen, "cannot configure libcurl's multi interface");
+        return NULL;
     }
-    cl.running = true;
+    return cl;
 }
 
-static void start_loop_never(void) {}
-
-void prov_client_stop(void)
+void prov_client_free(prov_client *cl)
 {
-    pthread_once(&start_once, start_loop_never); /* a request after this does not start it */
-    if (!cl.running) return;
-    pthread_mutex_lock(&cl.mu);
-    cl.stopping = true;
-    pthread_mutex_unlock(&cl.mu);
-    wake_loop();
-    pthread_join(cl.thread, NULL);
-    curl_multi_cleanup(cl.multi);
-    close_loop_fds();
-    curl_global_cleanup();
-    cl.running = false;
+    if (!cl) return;
+    while (cl->calls) {
+        prov_call *c = cl->calls;
+        unlink_call(c);
+        call_free(c);
+    }
+    if (cl->curl_timer) loop_timer_cancel(cl->curl_timer);
+    curl_multi_cleanup(cl->multi); /* removes the sockets' watchers through on_socket */
+    free(cl);
 }
 
-prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *messages,
-                           json_t *tools, const prov_sink *sink, prov_done done, void *ud)
+prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char *system,
+                           json_t *messages, json_t *tools, const prov_sink *sink, prov_done done,
+                           void *ud)
 {
-    pthread_once(&start_once, start_loop);
-    if (!cl.running) return NULL;
     prov_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    c->cl = cl;
     c->cfg = *cfg;
     c->d = dialect_of(cfg->def);
     json_t *body = c->d->build(cfg, system, messages, tools);
@@ -511,10 +445,6 @@ prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *
     c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Accept: text/event-stream");
     c->hdrs = c->d->headers(cfg, c->hdrs);
-    if (!c->body || !c->hdrs) {
-        call_free(c);
-        return NULL;
-    }
     buf_init(&c->errbody, ERR_BODY_CAP);
     c->user = *sink;
     c->mine = (prov_sink){.ud = c,
@@ -524,16 +454,31 @@ prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *
                           .tool_call = w_tool_call};
     c->done = done;
     c->ud = ud;
-    pthread_mutex_lock(&cl.mu);
-    c->next = cl.incoming;
-    cl.incoming = c;
-    pthread_mutex_unlock(&cl.mu);
-    wake_loop();
+    /* The first attempt starts on the next iteration, so done never runs inside this call. */
+    if (!c->body || !c->hdrs || !(c->timer = loop_timer_add(cl->l, 0, retry_now, c))) {
+        call_free(c);
+        return NULL;
+    }
+    c->next = cl->calls;
+    if (cl->calls) cl->calls->prev = c;
+    cl->calls = c;
     return c;
+}
+
+static void cancel_now(void *ud)
+{
+    prov_call *c = ud;
+    c->timer = NULL;
+    finish(c); /* removes the easy handle: the transfer stops now */
 }
 
 void prov_call_cancel(prov_call *c)
 {
-    atomic_store(&c->cancel, true);
-    wake_loop();
+    if (c->cancel) return;
+    c->cancel = true;
+    /* Ends on the next iteration (not inside this call, which may come from a sink callback
+     * running inside libcurl): a pending retry or first attempt is replaced. */
+    if (c->timer) loop_timer_cancel(c->timer);
+    c->timer = loop_timer_add(c->cl->l, 0, cancel_now, c);
+    /* Out of memory: the write callback sees the flag and aborts the transfer. */
 }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "core/loop.h"
 
 typedef enum { DIALECT_OPENAI, DIALECT_ANTHROPIC, DIALECT_GOOGLE } prov_dialect;
 
@@ -128,23 +129,30 @@ extern const prov_dialect_ops dialect_anthropic;
 extern const prov_dialect_ops dialect_google;
 const prov_dialect_ops *dialect_of(const provider_def *def);
 
-/* ---- client.c: requests on libcurl's multi interface ---- */
+/* ---- client.c: requests on libcurl's multi interface, on a core/loop ---- */
 
+typedef struct prov_client prov_client;
 typedef struct prov_call prov_call;
-/* Called once per call, on the provider thread, when it has ended (done, failed after its
- * retries, or cancelled). The call is freed right after it returns. */
+/* Called once per call, on the loop's thread, when it has ended (done, failed after its
+ * retries, or cancelled); never from inside prov_call_start or prov_call_cancel. The call is
+ * freed right after it returns. */
 typedef void (*prov_done)(void *ud, const prov_result *res);
 
-/* The loop starts with the first request; this stops it (if it ran) and refuses later ones. */
-void prov_client_stop(void);
+/* A client whose requests run on l (borrowed). Loads libcurl on first use; NULL with a message
+ * in err when it cannot be loaded (GD_EUNAVAIL for the caller) or when out of memory. Every
+ * function below runs on l's thread only. */
+prov_client *prov_client_new(loop *l, char *err, size_t errlen);
+/* Frees the client; calls still running end without their done. */
+void prov_client_free(prov_client *cl);
 /* Starts a streamed request. Takes no ownership of messages/tools (they are serialised now).
  * Retries 429, 5xx and connection errors with exponential backoff and jitter, honouring
  * Retry-After, up to cfg->max_retries times, but never once output has reached the sink.
  * Returns NULL (and does not call done) only when out of memory. */
-prov_call *prov_call_start(const provider_cfg *cfg, const char *system, json_t *messages,
-                           json_t *tools, const prov_sink *sink, prov_done done, void *ud);
-/* Asks a call to stop; done is called with stop_reason "cancelled". Thread-safe. The handle is
- * valid until done has returned. */
+prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char *system,
+                           json_t *messages, json_t *tools, const prov_sink *sink, prov_done done,
+                           void *ud);
+/* Asks a call to stop; done follows with stop_reason "cancelled". The handle is valid until
+ * done has returned. */
 void prov_call_cancel(prov_call *c);
 
 /* ---- sse_reader.c: text/event-stream framing ---- */

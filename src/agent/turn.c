@@ -1,0 +1,443 @@
+#include "agent/turn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/content.h"
+
+#define TEXT_CAP (16u << 20) /* bytes of text (and of thinking) in one assistant message */
+
+turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
+               long context_limit)
+{
+    turn *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->fx = fx;
+    t->owner = owner;
+    t->max_rounds = max_rounds;
+    t->context_limit = context_limit;
+    t->user = json_pack("[{s:s}]", "type", "text");
+    if (!t->user || json_object_set_new(json_array_get(t->user, 0), "text", json_string(text))) {
+        json_decref(t->user);
+        free(t);
+        return NULL;
+    }
+    buf_init(&t->text, TEXT_CAP);
+    buf_init(&t->thinking, TEXT_CAP);
+    return t;
+}
+
+void turn_free(turn *t)
+{
+    if (!t) return;
+    json_decref(t->history);
+    json_decref(t->user);
+    json_decref(t->content);
+    json_decref(t->results);
+    buf_free(&t->text);
+    buf_free(&t->thinking);
+    free(t->signature);
+    free(t);
+}
+
+/* ---- endings ---- */
+
+static void end(turn *t, const char *event, json_t *data)
+{
+    t->state = TURN_DONE;
+    t->fx->end(t, event, data);
+}
+
+static void fail(turn *t, const char *code, const char *msg)
+{
+    snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "error");
+    end(t, "error", json_pack("{s:s, s:s}", "error", msg, "code", code));
+}
+
+static void complete(turn *t, const char *why)
+{
+    char stop_reason[sizeof t->last.stop_reason];
+    snprintf(stop_reason, sizeof stop_reason, "%s", why); /* why may be t->last.stop_reason */
+    snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "%s", stop_reason);
+    end(t, "message_complete",
+        json_pack("{s:s, s:s?, s:{s:I, s:I}}", "stop_reason", stop_reason, "message_id",
+                  t->reply_id[0] ? t->reply_id : NULL, "usage", "input_tokens",
+                  (json_int_t)t->in_tok, "output_tokens", (json_int_t)t->out_tok));
+}
+
+/* A write that failed: the session was deleted meanwhile, a bound was reached, or the store
+ * is down. */
+static void store_failed(turn *t, gd_err e, const char *msg)
+{
+    switch (e) {
+    case GD_ENOTFOUND:
+    case GD_EGONE:
+        fail(t, "session_gone", "the session was deleted during the reply");
+        return;
+    case GD_EBUSY:
+        fail(t, "busy", msg && *msg ? msg : "the store is busy");
+        return;
+    default:
+        fail(t, "storage_unavailable", msg && *msg ? msg : "the store failed");
+        return;
+    }
+}
+
+/* ---- the history sent to the provider ---- */
+
+static size_t json_size(json_t *j)
+{
+    return json_dumpb(j, NULL, 0, JSON_COMPACT);
+}
+
+/* Appends {role, content} (content borrowed). */
+static bool history_add(turn *t, const char *role, json_t *content)
+{
+    return json_array_append_new(t->history,
+                                 json_pack("{s:s, s:O}", "role", role, "content", content)) == 0;
+}
+
+/* Whether the history fits the context limit; when not, ends the turn. Tokens are estimated at
+ * four bytes each, as the providers' tokenizers average on English and code. */
+static bool fits_context(turn *t)
+{
+    long tokens = (long)(json_size(t->history) / 4);
+    if (tokens <= t->context_limit) return true;
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "the conversation is about %ld tokens, over the context limit of %ld "
+             "(context_limit in config.yaml, GOOSE_CONTEXT_LIMIT); start a new session",
+             tokens, t->context_limit);
+    fail(t, "context_too_long", msg);
+    return false;
+}
+
+/* ---- rounds ---- */
+
+static void round_over(turn *t);
+
+static void start_round(turn *t)
+{
+    if (t->cancel) {
+        t->state = TURN_STREAMING;
+        prov_result r = {.stop_reason = "cancelled"};
+        turn_step(t, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = &r});
+        return;
+    }
+    if (t->rounds >= t->max_rounds) {
+        complete(t, "max_turns");
+        return;
+    }
+    if (t->rounds > 0 && !fits_context(t)) return;
+    t->rounds++;
+    json_decref(t->content);
+    t->content = json_array();
+    memset(&t->last, 0, sizeof t->last);
+    t->state = TURN_STREAMING;
+    if (!t->content || !t->fx->stream(t)) {
+        prov_result r = {.stop_reason = "error", .error = "out of memory starting the request"};
+        turn_step(t, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = &r});
+    }
+}
+
+static void flush_text(turn *t)
+{
+    if (t->thinking.len) {
+        json_t *it = json_pack("{s:s, s:s}", "type", "thinking", "thinking", t->thinking.data);
+        if (t->signature) json_object_set_new(it, "signature", json_string(t->signature));
+        free(t->signature); /* used: it must not attach to a later item */
+        t->signature = NULL;
+        json_array_append_new(t->content, it);
+        buf_reset(&t->thinking);
+    }
+    if (t->text.len) {
+        json_array_append_new(t->content,
+                              json_pack("{s:s, s:s}", "type", "text", "text", t->text.data));
+        buf_reset(&t->text);
+    }
+}
+
+static size_t count_tool_requests(json_t *content)
+{
+    size_t i, n = 0;
+    json_t *it;
+    json_array_foreach(content, i, it) n += !strcmp(content_type(it), "tool_request");
+    return n;
+}
+
+/* The provider's round is over and the user message is stored (or failed to be). */
+static void round_over(turn *t)
+{
+    const prov_result *res = &t->last;
+    if (t->user_err) {
+        store_failed(t, t->user_err, t->user_msg);
+        return;
+    }
+    if (!strcmp(res->stop_reason, "error") || !strcmp(res->stop_reason, "cancelled")) {
+        /* Keep what arrived, but never a tool call that will not run. */
+        json_t *kept = json_array(), *it;
+        size_t i;
+        json_array_foreach(t->content, i, it)
+        {
+            if (strcmp(content_type(it), "tool_request")) json_array_append(kept, it);
+        }
+        json_decref(t->content);
+        t->content = kept;
+        if (json_array_size(kept) == 0) {
+            if (!strcmp(res->stop_reason, "error"))
+                fail(t, "provider_error", res->error);
+            else
+                complete(t, "cancelled");
+            return;
+        }
+    }
+    t->state = TURN_STORING_REPLY;
+    t->fx->store(t, TURN_STORE_REPLY, "assistant", t->content, res->input_tokens,
+                 res->output_tokens, t->reply_id);
+}
+
+/* ---- tools ---- */
+
+static void store_results(turn *t)
+{
+    t->state = TURN_STORING_RESULTS;
+    t->fx->store(t, TURN_STORE_RESULTS, "user", t->results, 0, 0, t->results_id);
+}
+
+/* Adds the result of the tool request `req` and publishes it (content consumed). */
+static void add_result(turn *t, json_t *req, json_t *content, bool is_error)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    const char *name = json_string_value(json_object_get(req, "name"));
+    char *text = content_text(content, "\n");
+    t->fx->publish(t, "tool_result",
+                   json_pack("{s:s, s:s, s:s, s:O, s:b}", "id", id, "tool", name, "result",
+                             text ? text : "", "content", content, "is_error", is_error));
+    free(text);
+    json_array_append_new(t->results,
+                          json_pack("{s:s, s:s, s:s, s:o, s:b}", "type", "tool_response", "id", id,
+                                    "name", name, "content", content, "is_error", is_error));
+}
+
+static void add_text_result(turn *t, json_t *req, const char *text)
+{
+    add_result(t, req, json_pack("[{s:s, s:s}]", "type", "text", "text", text), true);
+}
+
+/* Starts the next tool request of the stored reply, or stores the results once none is left.
+ * A call that cannot start gets an error result, so the model always sees one result per
+ * request (the providers refuse a conversation without it). */
+static void run_next_tool(turn *t)
+{
+    t->state = TURN_RUNNING_TOOLS;
+    for (;;) {
+        json_t *req = json_array_get(t->content, t->next_tool);
+        if (!req) {
+            store_results(t);
+            return;
+        }
+        if (strcmp(content_type(req), "tool_request")) {
+            t->next_tool++;
+            continue;
+        }
+        if (t->cancel) {
+            add_text_result(t, req, "cancelled by the user before it ran");
+        } else if (json_is_true(json_object_get(req, "invalid_arguments"))) {
+            add_text_result(t, req, "the tool call's arguments were not valid JSON");
+        } else if (!t->fx->call_tool(t, json_string_value(json_object_get(req, "name")),
+                                     json_object_get(req, "arguments"))) {
+            add_text_result(t, req, "out of memory starting the tool");
+        } else {
+            return; /* TURN_EV_TOOL follows */
+        }
+        t->next_tool++;
+    }
+}
+
+/* ---- the transition function ---- */
+
+static void on_history(turn *t, const turn_ev *ev)
+{
+    if (ev->err) {
+        json_decref(ev->history);
+        if (ev->err == GD_ENOTFOUND)
+            fail(t, "session_gone", "the session was deleted before the reply started");
+        else
+            fail(t, ev->err == GD_EBUSY ? "busy" : "storage_unavailable",
+                 ev->msg ? ev->msg : "cannot read the session's history");
+        return;
+    }
+    if (t->cancel) {
+        json_decref(ev->history);
+        complete(t, "cancelled");
+        return;
+    }
+    t->history = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(ev->history, i, m)
+    {
+        history_add(t, json_string_value(json_object_get(m, "role")),
+                    json_object_get(m, "content"));
+    }
+    json_decref(ev->history);
+    history_add(t, "user", t->user);
+    if (!fits_context(t)) return;
+    /* The user message is stored while the first request is already on its way: the fsync is
+     * off the first token's path, and the round's end waits for it. */
+    t->user_pending = true;
+    t->fx->store(t, TURN_STORE_USER, "user", t->user, 0, 0, t->user_id);
+    start_round(t);
+}
+
+static void on_stored(turn *t, const turn_ev *ev)
+{
+    switch (ev->store) {
+    case TURN_STORE_USER:
+        t->user_pending = false;
+        json_decref(t->user);
+        t->user = NULL;
+        if (ev->err) {
+            t->user_err = ev->err;
+            snprintf(t->user_msg, sizeof t->user_msg, "%s", ev->msg ? ev->msg : "");
+            t->cancel = true;
+            if (t->state == TURN_STREAMING && !t->round_over) t->fx->cancel_stream(t);
+        }
+        if (t->round_over) {
+            t->round_over = false;
+            round_over(t);
+        }
+        return;
+    case TURN_STORE_REPLY:
+        if (ev->err) {
+            store_failed(t, ev->err, ev->msg);
+            return;
+        }
+        history_add(t, "assistant", t->content);
+        if (!strcmp(t->last.stop_reason, "error")) {
+            fail(t, "provider_error", t->last.error);
+            return;
+        }
+        if (count_tool_requests(t->content) == 0) {
+            complete(t, t->cancel ? "cancelled" : t->last.stop_reason);
+            return;
+        }
+        json_decref(t->results);
+        t->results = json_array();
+        t->next_tool = 0;
+        run_next_tool(t);
+        return;
+    case TURN_STORE_RESULTS:
+        if (ev->err) {
+            store_failed(t, ev->err, ev->msg);
+            return;
+        }
+        history_add(t, "user", t->results);
+        if (t->cancel)
+            complete(t, "cancelled");
+        else
+            start_round(t);
+        return;
+    }
+}
+
+static void on_provider(turn *t, const turn_ev *ev)
+{
+    flush_text(t);
+    t->last = *ev->res;
+    t->in_tok += ev->res->input_tokens;
+    t->out_tok += ev->res->output_tokens;
+    if (t->truncated && strcmp(t->last.stop_reason, "error") &&
+        strcmp(t->last.stop_reason, "cancelled")) {
+        snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "error");
+        snprintf(t->last.error, sizeof t->last.error,
+                 "the reply passed %u MiB of text, more than goosed keeps in one message",
+                 TEXT_CAP >> 20);
+    }
+    if (t->user_pending) {
+        t->round_over = true; /* round_over runs once the user message is stored */
+        return;
+    }
+    round_over(t);
+}
+
+void turn_begin(turn *t)
+{
+    t->state = TURN_LOADING;
+    t->fx->load_history(t);
+}
+
+void turn_step(turn *t, const turn_ev *ev)
+{
+    if (ev->kind == TURN_EV_CANCEL) {
+        if (t->cancel) return;
+        t->cancel = true;
+        if (t->state == TURN_STREAMING && !t->round_over) t->fx->cancel_stream(t);
+        if (t->state == TURN_RUNNING_TOOLS) t->fx->cancel_tool(t);
+        return;
+    }
+    switch (t->state) {
+    case TURN_LOADING:
+        if (ev->kind == TURN_EV_HISTORY) on_history(t, ev);
+        return;
+    case TURN_STREAMING:
+        if (ev->kind == TURN_EV_PROVIDER) on_provider(t, ev);
+        if (ev->kind == TURN_EV_STORED) on_stored(t, ev);
+        return;
+    case TURN_STORING_REPLY:
+    case TURN_STORING_RESULTS:
+        if (ev->kind == TURN_EV_STORED) on_stored(t, ev);
+        return;
+    case TURN_RUNNING_TOOLS:
+        if (ev->kind == TURN_EV_TOOL) {
+            add_result(t, json_array_get(t->content, t->next_tool),
+                       ev->content ? ev->content : json_array(), ev->is_error);
+            t->next_tool++;
+            run_next_tool(t);
+        }
+        return;
+    case TURN_DONE:
+        return;
+    }
+}
+
+/* ---- the provider's stream ---- */
+
+void turn_on_text(turn *t, const char *s, size_t n)
+{
+    if (t->thinking.len) flush_text(t);
+    if (buf_append(&t->text, s, n) != GD_OK) t->truncated = true;
+    t->fx->chunk(t, "text", s, n);
+}
+
+void turn_on_thinking(turn *t, const char *s, size_t n)
+{
+    if (buf_append(&t->thinking, s, n) != GD_OK) t->truncated = true;
+    t->fx->chunk(t, "thinking", s, n);
+}
+
+void turn_on_signature(turn *t, const char *s)
+{
+    free(t->signature);
+    t->signature = strdup(s);
+}
+
+void turn_on_tool_call(turn *t, const char *id, const char *name, json_t *args)
+{
+    flush_text(t);
+    /* O takes a reference, o steals one: json_object() for missing arguments must be stolen. */
+    json_t *it = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_request", "id", id, "name", name,
+                           "arguments", args ? json_incref(args) : json_object());
+    if (!args) json_object_set_new(it, "invalid_arguments", json_true());
+    /* A signature that came with no thinking text (Gemini puts it on the call) goes on the call. */
+    if (t->signature) {
+        json_object_set_new(it, "signature", json_string(t->signature));
+        free(t->signature);
+        t->signature = NULL;
+    }
+    json_array_append_new(t->content, it);
+    t->fx->publish(t, "tool_call",
+                   json_pack("{s:s, s:s, s:o, s:s}", "id", id, "tool", name, "arguments",
+                             args ? json_incref(args) : json_object(), "status", "running"));
+}

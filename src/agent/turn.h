@@ -1,0 +1,126 @@
+/* turn: one reply, as an explicit state machine with one transition function. The agent's loop
+ * thread owns every turn: the store, the provider client and the extensions report to it as
+ * events (turn_step), and the turn acts on the world only through its effects (turn_fx), which
+ * the agent implements and unit tests replace.
+ *
+ *   LOADING ──history──► STREAMING ──provider done──► STORING_REPLY ──stored──┬─► DONE
+ *   (the user message is stored while the first     (no tool calls, error,    │
+ *    request streams; the round's end waits for it)  cancelled, max_turns)    ▼
+ *                    ▲                                                 RUNNING_TOOLS
+ *                    └──────────── stored ◄── STORING_RESULTS ◄── all tools done
+ *
+ * Every message is stored before the event that completes it is published. */
+#ifndef GD_TURN_H
+#define GD_TURN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/ids.h"
+#include "providers/provider.h"
+
+typedef enum {
+    TURN_LOADING,         /* the history is being read (off the loop, on a worker) */
+    TURN_STREAMING,       /* a provider request runs (the first one beside the user message) */
+    TURN_STORING_REPLY,   /* the assistant message is being stored */
+    TURN_RUNNING_TOOLS,   /* its tool calls run, one after the other */
+    TURN_STORING_RESULTS, /* their results are being stored */
+    TURN_DONE,            /* the last event is published; the agent frees the turn */
+} turn_state;
+
+/* Which write a store completion is for. */
+typedef enum { TURN_STORE_USER, TURN_STORE_REPLY, TURN_STORE_RESULTS } turn_store_kind;
+
+typedef enum {
+    TURN_EV_HISTORY,     /* history (owned by the event, stolen by the turn) or err */
+    TURN_EV_STORED,      /* kind, err, msg */
+    TURN_EV_PROVIDER,    /* res */
+    TURN_EV_TOOL,        /* content (stolen), is_error */
+    TURN_EV_CANCEL,      /* the user asked to stop */
+} turn_ev_kind;
+
+typedef struct {
+    turn_ev_kind kind;
+    gd_err err;
+    const char *msg; /* why err, for the user */
+    json_t *history; /* TURN_EV_HISTORY: [{role, content, ...}] oldest first */
+    turn_store_kind store;
+    const prov_result *res;
+    json_t *content; /* TURN_EV_TOOL: MCP content items */
+    bool is_error;
+} turn_ev;
+
+typedef struct turn turn;
+
+/* What a turn does to the world. Each starter reports back later through turn_step, never from
+ * inside the call. */
+typedef struct {
+    void (*load_history)(turn *t);
+    /* Appends a message; id_out gets its id (it must stay valid until the completion). */
+    void (*store)(turn *t, turn_store_kind kind, const char *role, json_t *content, long in_tok,
+                  long out_tok, char id_out[UUID_STR_LEN]);
+    /* Starts a provider request with t->history; false when it cannot start (out of memory). */
+    bool (*stream)(turn *t);
+    void (*cancel_stream)(turn *t);
+    /* Starts a tool call; false when it cannot start (out of memory). */
+    bool (*call_tool)(turn *t, const char *name, json_t *args);
+    void (*cancel_tool)(turn *t);
+    /* Publishes a piece of streamed text (kind "text" or "thinking") as a message_chunk. */
+    void (*chunk)(turn *t, const char *kind, const char *s, size_t n);
+    /* Publishes an event (data consumed). */
+    void (*publish)(turn *t, const char *event, json_t *data);
+    /* The turn is over: publishes its last event (data consumed); the agent frees t after
+     * turn_step returns. */
+    void (*end)(turn *t, const char *event, json_t *data);
+} turn_fx;
+
+struct turn {
+    const turn_fx *fx;
+    void *owner; /* the agent's per-turn data */
+    turn_state state;
+    long max_rounds;
+    long context_limit; /* tokens, estimated as bytes / 4 */
+    json_t *history;    /* [{role, content}] as sent to the provider */
+    json_t *user;       /* the user's content items, until stored */
+    bool cancel;
+    /* the first round's user message: stored while the request streams */
+    bool user_pending;
+    bool round_over; /* the provider finished while user_pending */
+    gd_err user_err;
+    char user_msg[256];
+    /* the assistant message being received */
+    json_t *content;
+    buf text;
+    buf thinking;
+    char *signature;
+    bool truncated; /* text or thinking passed its cap: the stored reply would lack it */
+    /* the tool calls of the stored reply, run one after the other */
+    size_t next_tool;
+    json_t *results;
+    int rounds;
+    long in_tok, out_tok;
+    prov_result last;
+    char user_id[UUID_STR_LEN];
+    char reply_id[UUID_STR_LEN];   /* the last assistant message stored, "" if none */
+    char results_id[UUID_STR_LEN]; /* the last tool results stored */
+};
+
+/* A turn for the user's text (copied). NULL when out of memory. */
+turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
+               long context_limit);
+void turn_free(turn *t);
+/* Starts it: TURN_LOADING. */
+void turn_begin(turn *t);
+/* The one transition function. */
+void turn_step(turn *t, const turn_ev *ev);
+
+/* The provider's stream, while TURN_STREAMING (the sink's callbacks). */
+void turn_on_text(turn *t, const char *s, size_t n);
+void turn_on_thinking(turn *t, const char *s, size_t n);
+void turn_on_signature(turn *t, const char *s);
+void turn_on_tool_call(turn *t, const char *id, const char *name, json_t *args);
+
+#endif
