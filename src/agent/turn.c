@@ -43,16 +43,16 @@ void turn_free(turn *t)
 
 /* ---- endings ---- */
 
-static void end(turn *t, const char *event, json_t *data)
+static void turn_end(turn *t, const char *event, json_t *data)
 {
     t->state = TURN_DONE;
     t->fx->end(t, event, data);
 }
 
-static void fail(turn *t, const char *code, const char *msg)
+static void turn_fail(turn *t, const char *code, const char *msg)
 {
     snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "error");
-    end(t, "error", json_pack("{s:s, s:s}", "error", msg, "code", code));
+    turn_end(t, "error", json_pack("{s:s, s:s}", "error", msg, "code", code));
 }
 
 static void complete(turn *t, const char *why)
@@ -60,7 +60,7 @@ static void complete(turn *t, const char *why)
     char stop_reason[sizeof t->last.stop_reason];
     snprintf(stop_reason, sizeof stop_reason, "%s", why); /* why may be t->last.stop_reason */
     snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "%s", stop_reason);
-    end(t, "message_complete",
+    turn_end(t, "message_complete",
         json_pack("{s:s, s:s?, s:{s:I, s:I}}", "stop_reason", stop_reason, "message_id",
                   t->reply_id[0] ? t->reply_id : NULL, "usage", "input_tokens",
                   (json_int_t)t->in_tok, "output_tokens", (json_int_t)t->out_tok));
@@ -73,13 +73,13 @@ static void store_failed(turn *t, gd_err e, const char *msg)
     switch (e) {
     case GD_ENOTFOUND:
     case GD_EGONE:
-        fail(t, "session_gone", "the session was deleted during the reply");
+        turn_fail(t, "session_gone", "the session was deleted during the reply");
         return;
     case GD_EBUSY:
-        fail(t, "busy", msg && *msg ? msg : "the store is busy");
+        turn_fail(t, "busy", msg && *msg ? msg : "the store is busy");
         return;
     default:
-        fail(t, "storage_unavailable", msg && *msg ? msg : "the store failed");
+        turn_fail(t, "storage_unavailable", msg && *msg ? msg : "the store failed");
         return;
     }
 }
@@ -109,7 +109,7 @@ static bool fits_context(turn *t)
              "the conversation is about %ld tokens, over the context limit of %ld "
              "(context_limit in config.yaml, GOOSE_CONTEXT_LIMIT); start a new session",
              tokens, t->context_limit);
-    fail(t, "context_too_long", msg);
+    turn_fail(t, "context_too_long", msg);
     return false;
 }
 
@@ -186,7 +186,7 @@ static void round_over(turn *t)
         t->content = kept;
         if (json_array_size(kept) == 0) {
             if (!strcmp(res->stop_reason, "error"))
-                fail(t, "provider_error", res->error);
+                turn_fail(t, "provider_error", res->error);
             else
                 complete(t, "cancelled");
             return;
@@ -262,9 +262,9 @@ static void on_history(turn *t, const turn_ev *ev)
     if (ev->err) {
         json_decref(ev->history);
         if (ev->err == GD_ENOTFOUND)
-            fail(t, "session_gone", "the session was deleted before the reply started");
+            turn_fail(t, "session_gone", "the session was deleted before the reply started");
         else
-            fail(t, ev->err == GD_EBUSY ? "busy" : "storage_unavailable",
+            turn_fail(t, ev->err == GD_EBUSY ? "busy" : "storage_unavailable",
                  ev->msg ? ev->msg : "cannot read the session's history");
         return;
     }
@@ -316,7 +316,7 @@ static void on_stored(turn *t, const turn_ev *ev)
         }
         history_add(t, "assistant", t->content);
         if (!strcmp(t->last.stop_reason, "error")) {
-            fail(t, "provider_error", t->last.error);
+            turn_fail(t, "provider_error", t->last.error);
             return;
         }
         if (count_tool_requests(t->content) == 0) {

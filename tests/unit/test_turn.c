@@ -1,0 +1,340 @@
+/* Unit tests for the turn's state machine (agent/turn.c, included): its effects are recorded by
+ * a fake, and the test plays the store, the provider and the tools by stepping events. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "agent/turn.c"
+
+/* What the turn asked for, in order, as short strings ("store:user", "stream", ...). */
+typedef struct {
+    char log[64][48];
+    int n;
+    json_t *last_data;
+    char last_event[32];
+    bool stream_ok;
+    json_t *streamed_history; /* a copy of the history at each stream */
+} rec;
+
+static void note(turn *t, const char *fmt, const char *arg)
+{
+    rec *r = t->owner;
+    snprintf(r->log[r->n++], sizeof r->log[0], fmt, arg);
+}
+
+static void f_load(turn *t)
+{
+    note(t, "load%s", "");
+}
+static void f_store(turn *t, turn_store_kind kind, const char *role, json_t *content, long in,
+                    long out, char id[UUID_STR_LEN])
+{
+    static const char *names[] = {"user", "reply", "results"};
+    note(t, "store:%s", names[kind]);
+    snprintf(id, UUID_STR_LEN, "id-%s", names[kind]);
+}
+static bool f_stream(turn *t)
+{
+    rec *r = t->owner;
+    note(t, "stream%s", "");
+    json_decref(r->streamed_history);
+    r->streamed_history = json_deep_copy(t->history);
+    return r->stream_ok;
+}
+static void f_cancel_stream(turn *t)
+{
+    note(t, "cancel_stream%s", "");
+}
+static bool f_call_tool(turn *t, const char *name, json_t *args)
+{
+    note(t, "tool:%s", name);
+    return true;
+}
+static void f_cancel_tool(turn *t)
+{
+    note(t, "cancel_tool%s", "");
+}
+static void f_chunk(turn *t, const char *kind, const char *s, size_t n)
+{
+    note(t, "chunk:%s", kind);
+}
+static void f_publish(turn *t, const char *event, json_t *data)
+{
+    note(t, "publish:%s", event);
+    json_decref(data);
+}
+static void f_end(turn *t, const char *event, json_t *data)
+{
+    rec *r = t->owner;
+    note(t, "end:%s", event);
+    json_decref(r->last_data);
+    r->last_data = data;
+    snprintf(r->last_event, sizeof r->last_event, "%s", event);
+}
+
+static const turn_fx fx = {f_load,    f_store,       f_stream, f_cancel_stream, f_call_tool,
+                           f_cancel_tool, f_chunk, f_publish, f_end};
+
+static turn *new_turn(rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->stream_ok = true;
+    turn *t = turn_new(&fx, r, "hello", 10, 100000);
+    assert_non_null(t);
+    turn_begin(t);
+    return t;
+}
+
+static void done(turn *t, rec *r)
+{
+    turn_free(t);
+    json_decref(r->last_data);
+    json_decref(r->streamed_history);
+}
+
+static void history(turn *t, json_t *msgs)
+{
+    turn_step(t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = msgs});
+}
+static void stored(turn *t, turn_store_kind k, gd_err e)
+{
+    turn_step(t, &(turn_ev){.kind = TURN_EV_STORED, .store = k, .err = e, .msg = "disk full"});
+}
+static void provider(turn *t, const char *stop)
+{
+    prov_result r = {0};
+    snprintf(r.stop_reason, sizeof r.stop_reason, "%s", stop);
+    r.input_tokens = 3;
+    r.output_tokens = 4;
+    turn_step(t, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = &r});
+}
+static void tool_done(turn *t, const char *text, bool is_error)
+{
+    turn_step(t, &(turn_ev){.kind = TURN_EV_TOOL,
+                            .content = json_pack("[{s:s, s:s}]", "type", "text", "text", text),
+                            .is_error = is_error});
+}
+
+static int find(rec *r, const char *what)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->log[i], what)) return i;
+    return -1;
+}
+
+/* A text reply: the user message is stored while the request streams; the reply is stored
+ * only after both, and message_complete comes after that. */
+static void test_text_reply(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    assert_int_equal(t->state, TURN_LOADING);
+    assert_string_equal(r.log[0], "load");
+    history(t, json_array());
+    assert_int_equal(t->state, TURN_STREAMING);
+    assert_true(find(&r, "store:user") >= 0 && find(&r, "stream") > find(&r, "store:user"));
+    assert_int_equal(json_array_size(r.streamed_history), 1);
+    turn_on_text(t, "Hi", 2);
+    turn_on_text(t, " there", 6);
+    provider(t, "end_turn");
+    /* the user message is not stored yet: the round waits */
+    assert_int_equal(find(&r, "store:reply"), -1);
+    stored(t, TURN_STORE_USER, GD_OK);
+    assert_int_equal(t->state, TURN_STORING_REPLY);
+    assert_true(find(&r, "store:reply") >= 0);
+    assert_int_equal(find(&r, "end:message_complete"), -1);
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_int_equal(t->state, TURN_DONE);
+    assert_string_equal(r.last_event, "message_complete");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")), "end_turn");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "message_id")), "id-reply");
+    json_t *c = json_array_get(t->content, 0);
+    assert_string_equal(json_string_value(json_object_get(c, "text")), "Hi there");
+    done(t, &r);
+}
+
+/* A tool round: the reply with the call is stored, the tool runs, its result is stored, and the
+ * next request carries both. */
+static void test_tool_round(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    turn_on_tool_call(t, "call_1", "developer__shell", json_pack("{s:s}", "command", "ls"));
+    provider(t, "tool_use");
+    assert_int_equal(t->state, TURN_STORING_REPLY);
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_int_equal(t->state, TURN_RUNNING_TOOLS);
+    assert_true(find(&r, "tool:developer__shell") >= 0);
+    tool_done(t, "a.txt", false);
+    assert_int_equal(t->state, TURN_STORING_RESULTS);
+    assert_true(find(&r, "publish:tool_result") >= 0);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_int_equal(t->state, TURN_STREAMING);
+    /* user, assistant (tool request), user (tool response) */
+    assert_int_equal(json_array_size(r.streamed_history), 3);
+    json_t *res = json_array_get(
+        json_object_get(json_array_get(r.streamed_history, 2), "content"), 0);
+    assert_string_equal(json_string_value(json_object_get(res, "type")), "tool_response");
+    assert_string_equal(json_string_value(json_object_get(res, "id")), "call_1");
+    turn_on_text(t, "done", 4);
+    provider(t, "end_turn");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_string_equal(r.last_event, "message_complete");
+    assert_int_equal(t->rounds, 2);
+    done(t, &r);
+}
+
+/* Cancel during a tool: the tool is cancelled, its result stored, and the turn completes as
+ * cancelled without another request. Every tool request gets a result. */
+static void test_cancel_during_tool(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    turn_on_tool_call(t, "c1", "x__a", json_object());
+    turn_on_tool_call(t, "c2", "x__b", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
+    assert_true(find(&r, "cancel_tool") >= 0);
+    tool_done(t, "killed", true);
+    /* the second never ran, but it has a result */
+    assert_int_equal(find(&r, "tool:x__b"), -1);
+    assert_int_equal(t->state, TURN_STORING_RESULTS);
+    assert_int_equal(json_array_size(t->results), 2);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")), "cancelled");
+    int streams = 0;
+    for (int i = 0; i < r.n; i++)
+        streams += !strcmp(r.log[i], "stream");
+    assert_int_equal(streams, 1); /* no request after the cancel */
+    done(t, &r);
+}
+
+/* The user message cannot be stored: the stream is cancelled and the turn ends with the
+ * store's error, storing nothing else. */
+static void test_user_store_fails(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_ESTORE);
+    assert_true(find(&r, "cancel_stream") >= 0);
+    provider(t, "cancelled");
+    assert_string_equal(r.last_event, "error");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
+                        "storage_unavailable");
+    assert_int_equal(find(&r, "store:reply"), -1);
+    done(t, &r);
+}
+
+/* The session is deleted mid-reply: session_gone, not storage_unavailable. */
+static void test_session_gone(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    turn_on_text(t, "x", 1);
+    provider(t, "end_turn");
+    stored(t, TURN_STORE_REPLY, GD_ENOTFOUND);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")), "session_gone");
+    done(t, &r);
+}
+
+/* A provider error with nothing received: provider_error, nothing stored but the user message. */
+static void test_provider_error(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    provider(t, "error");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")), "provider_error");
+    assert_int_equal(find(&r, "store:reply"), -1);
+    done(t, &r);
+}
+
+/* A history over the context limit is refused before anything is stored or sent. */
+static void test_context_limit(void **state)
+{
+    rec r;
+    memset(&r, 0, sizeof r);
+    turn *t = turn_new(&fx, &r, "hello", 10, 1000);
+    turn_begin(t);
+    json_t *big = json_array();
+    char *text = malloc(8001);
+    memset(text, 'a', 8000);
+    text[8000] = '\0';
+    json_array_append_new(big, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "user", "content",
+                                         "type", "text", "text", text));
+    free(text);
+    history(t, big);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
+                        "context_too_long");
+    assert_int_equal(find(&r, "store:user"), -1);
+    assert_int_equal(find(&r, "stream"), -1);
+    done(t, &r);
+}
+
+/* max_turns: the rounds stop at the limit with stop_reason max_turns. */
+static void test_max_turns(void **state)
+{
+    rec r;
+    memset(&r, 0, sizeof r);
+    r.stream_ok = true;
+    turn *t = turn_new(&fx, &r, "hello", 1, 100000);
+    turn_begin(t);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    turn_on_tool_call(t, "c1", "x__a", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    tool_done(t, "ok", false);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")), "max_turns");
+    done(t, &r);
+}
+
+/* Cancel while the history loads: nothing is stored or sent. */
+static void test_cancel_while_loading(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
+    history(t, json_array());
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")), "cancelled");
+    assert_int_equal(find(&r, "store:user"), -1);
+    done(t, &r);
+}
+
+/* A request that cannot start (out of memory) ends as a provider error, after the user
+ * message is stored. */
+static void test_stream_cannot_start(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    r.stream_ok = false;
+    history(t, json_array());
+    assert_int_equal(find(&r, "end:error"), -1);
+    stored(t, TURN_STORE_USER, GD_OK);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")), "provider_error");
+    done(t, &r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_reply),         cmocka_unit_test(test_tool_round),
+        cmocka_unit_test(test_cancel_during_tool), cmocka_unit_test(test_user_store_fails),
+        cmocka_unit_test(test_session_gone),       cmocka_unit_test(test_provider_error),
+        cmocka_unit_test(test_context_limit),      cmocka_unit_test(test_max_turns),
+        cmocka_unit_test(test_cancel_while_loading), cmocka_unit_test(test_stream_cannot_start),
+    };
+    return cmocka_run_group_tests_name("turn", tests, NULL, NULL);
+}
