@@ -117,6 +117,13 @@ static void tool_done(turn *t, const char *text, bool is_error)
                             .is_error = is_error});
 }
 
+/* The provider's tool call (args consumed: the turn only borrows them). */
+static void tool_call(turn *t, const char *id, const char *name, json_t *args)
+{
+    turn_on_tool_call(t, id, name, args);
+    json_decref(args);
+}
+
 static int find(rec *r, const char *what)
 {
     for (int i = 0; i < r->n; i++)
@@ -163,7 +170,7 @@ static void test_tool_round(void **state)
     turn *t = new_turn(&r);
     history(t, json_array());
     stored(t, TURN_STORE_USER, GD_OK);
-    turn_on_tool_call(t, "call_1", "developer__shell", json_pack("{s:s}", "command", "ls"));
+    tool_call(t, "call_1", "developer__shell", json_pack("{s:s}", "command", "ls"));
     provider(t, "tool_use");
     assert_int_equal(t->state, TURN_STORING_REPLY);
     stored(t, TURN_STORE_REPLY, GD_OK);
@@ -196,8 +203,8 @@ static void test_cancel_during_tool(void **state)
     turn *t = new_turn(&r);
     history(t, json_array());
     stored(t, TURN_STORE_USER, GD_OK);
-    turn_on_tool_call(t, "c1", "x__a", json_object());
-    turn_on_tool_call(t, "c2", "x__b", json_object());
+    tool_call(t, "c1", "x__a", json_object());
+    tool_call(t, "c2", "x__b", json_object());
     provider(t, "tool_use");
     stored(t, TURN_STORE_REPLY, GD_OK);
     turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
@@ -292,7 +299,7 @@ static void test_max_turns(void **state)
     turn_begin(t);
     history(t, json_array());
     stored(t, TURN_STORE_USER, GD_OK);
-    turn_on_tool_call(t, "c1", "x__a", json_object());
+    tool_call(t, "c1", "x__a", json_object());
     provider(t, "tool_use");
     stored(t, TURN_STORE_REPLY, GD_OK);
     tool_done(t, "ok", false);
