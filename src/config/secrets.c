@@ -17,27 +17,35 @@
 #define MAX_SECRETS 64
 
 static struct {
-    pthread_mutex_t mu;
+    pthread_mutex_t wmu; /* one writer of the file at a time; taken before mu */
+    pthread_mutex_t mu;  /* the values: never held across file I/O */
     char path[PATH_MAX];
     int n;
     struct {
         char name[128];
         char *value;
     } items[MAX_SECRETS];
-} sec = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} sec = {.wmu = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void put_locked(const char *name, const char *value)
+/* GD_ETOOBIG when MAX_SECRETS are kept already, GD_ENOMEM. */
+static gd_err put_locked(const char *name, const char *value)
 {
+    char *v = strdup(value);
+    if (!v) return GD_ENOMEM;
     for (int i = 0; i < sec.n; i++) {
         if (!strcmp(sec.items[i].name, name)) {
             free(sec.items[i].value);
-            sec.items[i].value = strdup(value);
-            return;
+            sec.items[i].value = v;
+            return GD_OK;
         }
     }
-    if (sec.n == MAX_SECRETS) return;
+    if (sec.n == MAX_SECRETS) {
+        free(v);
+        return GD_ETOOBIG;
+    }
     snprintf(sec.items[sec.n].name, sizeof sec.items[sec.n].name, "%s", name);
-    sec.items[sec.n++].value = strdup(value);
+    sec.items[sec.n++].value = v;
+    return GD_OK;
 }
 
 gd_err secrets_load(const char *dir, char *err, size_t errlen)
@@ -67,9 +75,11 @@ gd_err secrets_load(const char *dir, char *err, size_t errlen)
                  pr < root->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
                 yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
-                if (k && v && k->type == YAML_SCALAR_NODE && v->type == YAML_SCALAR_NODE)
+                if (k && v && k->type == YAML_SCALAR_NODE && v->type == YAML_SCALAR_NODE &&
                     put_locked((const char *)k->data.scalar.value,
-                               (const char *)v->data.scalar.value);
+                               (const char *)v->data.scalar.value) != GD_OK)
+                    log_warn("config", "%s: %s not loaded: more than %d secrets, or out of memory",
+                             sec.path, (const char *)k->data.scalar.value, MAX_SECRETS);
             }
         }
         yaml_document_delete(&doc);
@@ -95,19 +105,19 @@ int secrets_get(const char *name, char *out, size_t outlen)
 }
 
 /* A YAML double-quoted scalar. */
-static void yaml_quote(buf *b, const char *s)
+static gd_err yaml_quote(buf *b, const char *s)
 {
-    buf_puts(b, "\"");
-    for (; *s; s++) {
+    gd_err e = buf_puts(b, "\"");
+    for (; *s && !e; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            buf_printf(b, "\\%c", c);
+            e = buf_printf(b, "\\%c", c);
         else if (c < 0x20)
-            buf_printf(b, "\\x%02x", c);
+            e = buf_printf(b, "\\x%02x", c);
         else
-            buf_append(b, s, 1);
+            e = buf_append(b, s, 1);
     }
-    buf_puts(b, "\"");
+    return e ? e : buf_puts(b, "\"");
 }
 
 /* mkdir -p of path's directory, 0700. */
@@ -163,23 +173,34 @@ static gd_err write_atomic(const char *path, const char *data, size_t len, mode_
 
 gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen)
 {
+    /* The file is rendered under mu and written under wmu only, so secrets_get (a reply
+     * starting) never waits for the fsync. */
+    pthread_mutex_lock(&sec.wmu);
     pthread_mutex_lock(&sec.mu);
-    put_locked(name, value);
+    gd_err e = put_locked(name, value);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", sec.path);
     buf b;
     buf_init(&b, 1u << 20);
-    buf_puts(&b,
-             "# goosed secrets: API keys set through the API. Keep this file private (0600).\n");
-    for (int i = 0; i < sec.n; i++) {
-        buf_printf(&b, "%s: ", sec.items[i].name);
-        yaml_quote(&b, sec.items[i].value ? sec.items[i].value : "");
-        buf_puts(&b, "\n");
-    }
-    gd_err e = write_atomic(sec.path, b.data, b.len, 0600, err, errlen);
-    buf_free(&b);
-    pthread_mutex_unlock(&sec.mu);
     if (!e)
-        log_info("config", "stored secret %s in %s", name,
-                 sec.path); /* the name, never the value */
+        e = buf_puts(&b, "# goosed secrets: API keys set through the API. Keep this file private "
+                         "(0600).\n");
+    for (int i = 0; i < sec.n && !e; i++) {
+        e = buf_printf(&b, "%s: ", sec.items[i].name);
+        if (!e) e = yaml_quote(&b, sec.items[i].value ? sec.items[i].value : "");
+        if (!e) e = buf_puts(&b, "\n");
+    }
+    pthread_mutex_unlock(&sec.mu);
+    if (e == GD_ETOOBIG && b.len == 0)
+        snprintf(err, errlen, "%s holds %d secrets, the most goosed keeps: remove one first", path,
+                 MAX_SECRETS);
+    else if (e)
+        snprintf(err, errlen, "cannot store the secret %s: %s", name, gd_strerror(e));
+    else
+        e = write_atomic(path, b.data, b.len, 0600, err, errlen);
+    buf_free(&b);
+    pthread_mutex_unlock(&sec.wmu);
+    if (!e) log_info("config", "stored secret %s in %s", name, path); /* the name, never the value */
     return e;
 }
 
