@@ -1,0 +1,305 @@
+// The agent core: tools that hold no thread while they run, secrets out of the tools' reach,
+// crash consistency after kill -9, the bounds on replies, watchers and context, and every error
+// case with its own code. The provider is tests/fakes (OpenAI's wire format and rules).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { startServer, stopAndCheck, kill9AndCheck, tempDir } from './lib/server.mjs';
+import { request, get, post, del, assertError } from './lib/http.mjs';
+import { startFake, parseSSE } from '../fakes/lib.mjs';
+
+const KEY = 'sk-core-test-key-0123456789';
+
+function providerEnv(fake, extra = {}) {
+  return { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ...extra };
+}
+
+async function newSession(srv, dir) {
+  const r = await post(srv, '/api/sessions', { name: 'core test', working_directory: dir });
+  assert.equal(r.status, 201, r.text);
+  return r.body.id;
+}
+
+/** Waits until cond() is true, checking every 20 ms, failing after ms. */
+async function until(cond, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function threads(pid) {
+  return readdirSync(`/proc/${pid}/task`).length;
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('tools run without holding a thread', () => {
+  let fake;
+  let srv;
+  const N = 200;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake, { GOOSE_TOOL_WORKERS: 4 }) });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it(`runs ${N} shell tools at once, on a bounded number of threads`, async () => {
+    const dir = tempDir('goosed-core-barrier-');
+    const gate = path.join(dir, 'gate');
+    mkdirSync(gate);
+    // Each command marks that it started, then waits until all N have: it can only finish if
+    // every one of them runs at the same time. Then it sleeps two seconds, as the issue's tools do.
+    const cmd = `touch "${gate}/$$"; n=0; while [ "$(ls "${gate}" | wc -l)" -lt ${N} ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done; sleep 2; echo "saw $(ls "${gate}" | wc -l) running"`;
+    await fake.script({
+      responses: Array.from({ length: N }, (_, i) => ({ tool_calls: [{ id: `call_${i}`, name: 'developer__shell', arguments: { command: cmd } }] })),
+      default: { text: 'all done' },
+    });
+    const ids = [];
+    for (let i = 0; i < N; i++) ids.push(await newSession(srv, dir));
+    const started = Date.now();
+    const replies = ids.map((id) => post(srv, `/api/sessions/${id}/messages`, { content: 'run it' }));
+    await until(() => readdirSync(gate).length >= N, 60_000, `${N} shells to start`);
+    const during = threads(srv.proc.pid);
+    const results = await Promise.all(replies);
+    const wall = Date.now() - started;
+    for (const r of results) {
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.content, 'all done');
+    }
+    const hist = await get(srv, `/api/sessions/${ids[0]}/messages`);
+    const result = hist.body[2].content[0];
+    assert.equal(result.type, 'tool_response');
+    assert.equal(result.is_error, false, JSON.stringify(result));
+    assert.match(result.content[0].text, new RegExp(`saw ${N} running`));
+    // MHD's threads, the agent loop, the WebSocket loop, the store's writer, 4 tool workers.
+    assert.ok(during < 32, `goosed ran ${during} threads while ${N} tools ran`);
+    console.log(`# ${N} concurrent 2 s shell tools: ${wall} ms wall, ${during} threads in goosed`);
+  });
+});
+
+describe('secrets are out of the tools\' reach', () => {
+  let fake;
+  let srv;
+  let home;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    home = tempDir('goosed-core-home-');
+    mkdirSync(path.join(home, '.config', 'goose'), { recursive: true });
+    writeFileSync(path.join(home, '.config', 'goose', 'secrets.yaml'), `ANTHROPIC_API_KEY: "sk-ant-secret-in-file"\n`, { mode: 0o600 });
+    srv = await startServer({ home, env: providerEnv(fake, { GOOSE_SECRET_THING: 'goose-secret', SOME_TOKEN: 'tok-123' }) });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('a shell cannot read goosed\'s environment, and sees only an allow-listed one', async () => {
+    const dir = tempDir('goosed-core-cwd-');
+    const pid = srv.proc.pid;
+    await fake.script([
+      { tool_calls: [{ id: 'call_env', name: 'developer__shell', arguments: { command: `cat /proc/${pid}/environ | tr '\\0' '\\n'; echo ---; env; echo ---; cat /proc/${pid}/cmdline >/dev/null && echo cmdline-readable` } }] },
+      { text: 'ok' },
+    ]);
+    const id = await newSession(srv, dir);
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'look around' });
+    assert.equal(r.status, 200, r.text);
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    const out = hist.body[2].content[0].content[0].text;
+    assert.ok(!out.includes(KEY), `the shell saw the API key:\n${out}`);
+    assert.ok(!out.includes('goose-secret') && !out.includes('tok-123'), `the shell saw variables off the allow-list:\n${out}`);
+    assert.match(out, /Permission denied/, 'reading a non-dumpable goosed\'s environ is refused');
+    assert.match(out, /PATH=/, 'PATH is passed on');
+    assert.match(out, /HOME=/, 'HOME is passed on');
+  });
+
+  it('the text editor refuses goosed\'s own configuration and data, also through ../ and a symlink', async () => {
+    const dir = tempDir('goosed-core-cwd-');
+    const secrets = path.join(home, '.config', 'goose', 'secrets.yaml');
+    execFileSync('ln', ['-s', path.join(home, '.config', 'goose'), path.join(dir, 'cfg')]);
+    const rel = path.relative(dir, secrets);
+    await fake.script([
+      { tool_calls: [
+        { id: 'call_a', name: 'developer__text_editor', arguments: { command: 'view', path: secrets } },
+        { id: 'call_b', name: 'developer__text_editor', arguments: { command: 'view', path: rel } },
+        { id: 'call_c', name: 'developer__text_editor', arguments: { command: 'view', path: path.join(dir, 'cfg', 'secrets.yaml') } },
+        { id: 'call_d', name: 'developer__text_editor', arguments: { command: 'write', path: path.join(home, '.config', 'goose', 'config.yaml'), file_text: 'GOOSE_HOST: 0.0.0.0\n' } },
+      ] },
+      { text: 'ok' },
+    ]);
+    const id = await newSession(srv, dir);
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'read the secrets' });
+    assert.equal(r.status, 200, r.text);
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    const results = hist.body[2].content;
+    assert.equal(results.length, 4);
+    for (const res of results) {
+      assert.equal(res.is_error, true, JSON.stringify(res));
+      assert.match(res.content[0].text, /refused/);
+      assert.ok(!res.content[0].text.includes('sk-ant-secret-in-file'));
+    }
+    assert.ok(!existsSync(path.join(home, '.config', 'goose', 'config.yaml')) ||
+      !readFileSync(path.join(home, '.config', 'goose', 'config.yaml'), 'utf8').includes('0.0.0.0'));
+  });
+});
+
+describe('crash consistency: kill -9 during a tool call', () => {
+  let fake;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+  });
+  after(() => fake.stop());
+
+  it('repairs the history on the next start, the next message works, and no tool process survives', async () => {
+    const home = tempDir('goosed-core-crash-');
+    const dir = tempDir('goosed-core-cwd-');
+    const pidFile = path.join(dir, 'tool.pid');
+    await fake.script([
+      { tool_calls: [{ id: 'call_crash', name: 'developer__shell', arguments: { command: `sleep 300 & echo $! > "${pidFile}.bg"; echo $$ > "${pidFile}"; wait` } }] },
+    ]);
+    let srv = await startServer({ home, env: providerEnv(fake) });
+    const id = await newSession(srv, dir);
+    const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'run something long' }).catch((e) => e);
+    await until(() => existsSync(pidFile) && existsSync(`${pidFile}.bg`) && readFileSync(`${pidFile}.bg`, 'utf8').trim() !== '', 10_000, 'the tool to start');
+    const shPid = Number(readFileSync(pidFile, 'utf8'));
+    const bgPid = Number(readFileSync(`${pidFile}.bg`, 'utf8'));
+    assert.ok(alive(shPid) && alive(bgPid));
+    await kill9AndCheck(srv);
+    await reply;
+    await until(() => !alive(shPid) && !alive(bgPid), 5000, 'the tool processes to die with goosed');
+
+    await fake.reset();
+    await fake.script([{ text: 'Back again.' }]);
+    srv = await startServer({ home, env: providerEnv(fake) });
+    try {
+      const hist = await get(srv, `/api/sessions/${id}/messages`);
+      assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant', 'user']);
+      const repaired = hist.body[2].content[0];
+      assert.equal(repaired.type, 'tool_response');
+      assert.equal(repaired.id, 'call_crash');
+      assert.equal(repaired.is_error, true);
+      assert.match(repaired.content[0].text, /interrupted/);
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'are you there?' });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.content, 'Back again.');
+      const sent = await fake.requests();
+      const msgs = sent.at(-1).body.messages;
+      const toolMsg = msgs.find((m) => m.role === 'tool');
+      assert.equal(toolMsg.tool_call_id, 'call_crash');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('bounds and error codes', () => {
+  let fake;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+  });
+  after(() => fake.stop());
+
+  it('max_replies: a reply over the bound is refused with 503 busy and Retry-After', async () => {
+    await fake.reset();
+    await fake.script([{ text: 'slow', stall_ms: 30_000 }]);
+    const srv = await startServer({ env: providerEnv(fake, { GOOSE_MAX_REPLIES: 1 }) });
+    try {
+      const dir = tempDir('goosed-core-cwd-');
+      const a = await newSession(srv, dir);
+      const b = await newSession(srv, dir);
+      const first = request(srv, 'POST', `/api/sessions/${a}/messages`, { json: { content: 'one' } });
+      await until(async () => (await fake.requests()).length === 1, 10_000, 'the first reply to reach the provider');
+      const r = await post(srv, `/api/sessions/${b}/messages`, { content: 'two' });
+      assertError(r, 503, 'busy', /max_replies/);
+      assert.ok(Number(r.headers.get('retry-after')) > 0);
+      assert.equal((await post(srv, `/api/sessions/${a}/cancel`)).status, 202);
+      const done = await first;
+      assert.equal(done.status, 200, done.text);
+      assert.equal(done.body.stop_reason, 'cancelled');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('max_watchers_per_session: one watcher too many gets 429 with Retry-After', async () => {
+    const srv = await startServer({ env: { GOOSE_MAX_WATCHERS_PER_SESSION: 1 } });
+    try {
+      const id = await newSession(srv, tempDir('goosed-core-cwd-'));
+      const ctl = new AbortController();
+      const first = await fetch(`${srv.url}/api/sessions/${id}/events`, { signal: ctl.signal });
+      assert.equal(first.status, 200);
+      const r = await get(srv, `/api/sessions/${id}/events`);
+      assertError(r, 429, 'too_many_watchers', /max_watchers_per_session/);
+      assert.ok(Number(r.headers.get('retry-after')) > 0);
+      ctl.abort();
+      await first.body?.cancel().catch(() => {});
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('context_limit: a conversation over it is refused with 413 context_too_long, and nothing is stored', async () => {
+    const srv = await startServer({ env: providerEnv(fake, { GOOSE_CONTEXT_LIMIT: 1000 }) });
+    try {
+      const id = await newSession(srv, tempDir('goosed-core-cwd-'));
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'x'.repeat(6000) });
+      assertError(r, 413, 'context_too_long', /context limit of 1000/);
+      const hist = await get(srv, `/api/sessions/${id}/messages`);
+      assert.deepEqual(hist.body, []);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('a session deleted during its reply ends the reply with session_gone', async () => {
+    await fake.reset();
+    await fake.script([{ text: 'late answer', stall_ms: 1000 }]);
+    const srv = await startServer({ env: providerEnv(fake) });
+    try {
+      const id = await newSession(srv, tempDir('goosed-core-cwd-'));
+      const reply = request(srv, 'POST', `/api/sessions/${id}/messages`, { json: { content: 'hi' }, headers: { Accept: 'text/event-stream' } });
+      await until(async () => (await fake.requests()).length === 1, 10_000, 'the reply to reach the provider');
+      assert.equal((await del(srv, `/api/sessions/${id}`)).status, 204);
+      const r = await reply;
+      const events = parseSSE(r.text);
+      const last = events.at(-1);
+      assert.equal(last.event, 'error');
+      assert.equal(JSON.parse(last.data).code, 'session_gone');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('libcurl missing: 503 provider_unavailable naming it, not "out of memory"', async () => {
+    const libdir = tempDir('goosed-core-nocurl-');
+    execFileSync('cc', ['-shared', '-fPIC', '-o', path.join(libdir, 'libcurl.so.4'), '-x', 'c', '/dev/null']);
+    const srv = await startServer({ env: providerEnv(fake, { LD_LIBRARY_PATH: libdir }) });
+    try {
+      const id = await newSession(srv, tempDir('goosed-core-cwd-'));
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      assertError(r, 503, 'provider_unavailable', /libcurl/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
