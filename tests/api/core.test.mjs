@@ -9,6 +9,7 @@ import path from 'node:path';
 import { startServer, stopAndCheck, kill9AndCheck, tempDir } from './lib/server.mjs';
 import { request, get, post, del, assertError } from './lib/http.mjs';
 import { startFake, parseSSE } from '../fakes/lib.mjs';
+import { connect } from './lib/ws.mjs';
 
 const KEY = 'sk-core-test-key-0123456789';
 
@@ -298,6 +299,56 @@ describe('bounds and error codes', () => {
       const id = await newSession(srv, tempDir('goosed-core-cwd-'));
       const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
       assertError(r, 503, 'provider_unavailable', /libcurl/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('a long history does not stall other sessions', () => {
+  let fake;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+  });
+  after(() => fake.stop());
+
+  it('while a 40 MB history loads, another session\'s WebSocket answers within 50 ms', async () => {
+    const home = tempDir('goosed-core-big-');
+    const dir = tempDir('goosed-core-cwd-');
+    let srv = await startServer({ home, env: providerEnv(fake) });
+    const big = await newSession(srv, dir);
+    const other = await newSession(srv, dir);
+    await stopAndCheck(srv);
+    // 5,000 messages of 8 KB each, written straight into goosed's database.
+    const db = path.join(home, '.local', 'share', 'goose', 'sessions', 'goosed.db');
+    execFileSync('sqlite3', [db], {
+      input: `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+INSERT INTO messages(id, session_id, seq, role, content, created_us, input_tokens, output_tokens)
+SELECT printf('m-%05d', i), '${big}', i, CASE i % 2 WHEN 1 THEN 'user' ELSE 'assistant' END,
+  '[{"type":"text","text":"' || replace(hex(zeroblob(4000)), '0', 'a') || '"}]', 1700000000000000 + i, 0, 0 FROM n;
+UPDATE sessions SET message_count = 5000 WHERE id = '${big}';\n`,
+    });
+    srv = await startServer({ home, env: providerEnv(fake) });
+    try {
+      const { ws } = await connect(srv, `/api/sessions/${other}/stream`);
+      let done = false;
+      const reply = post(srv, `/api/sessions/${big}/messages`, { content: 'and one more' }).finally(() => { done = true; });
+      const rtts = [];
+      while (!done) {
+        const t0 = process.hrtime.bigint();
+        ws.sendJSON({ type: 'cancel' });
+        const m = await ws.json();
+        rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        assert.equal(m.code, 'no_reply_running');
+      }
+      const r = await reply;
+      // 40 MB is about 10M tokens: over the default context limit, found once it is loaded.
+      assertError(r, 413, 'context_too_long', /context limit/);
+      assert.ok(rtts.length >= 3, `only ${rtts.length} probes ran while the history loaded`);
+      const max = Math.max(...rtts);
+      console.log(`# ${rtts.length} WebSocket probes while a 40 MB history loaded: max ${max.toFixed(1)} ms`);
+      assert.ok(max < 50, `a WebSocket round trip took ${max.toFixed(1)} ms while another session's history loaded`);
+      await ws.close();
     } finally {
       await stopAndCheck(srv);
     }
