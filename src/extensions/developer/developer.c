@@ -1,0 +1,357 @@
+/* developer: the built-in developer extension (extension.h): its tool table, its ops, and the
+ * life of a call. The tools live beside it: shell.c, editor.c, files.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "extensions/developer/dev.h"
+#include "extensions/sandbox.h"
+
+#define LOG_MOD "developer"
+
+/* ---- the tool table ---- */
+
+/* The descriptions and list_files' schema are formats: the limits come from dev.h, so they are
+ * written in one place. The shell's time limit and output cap are set per call by the host. */
+static const char SHELL_DESC[] =
+    "Run a shell command with /bin/sh -c in the session's working directory and return its exit "
+    "status, stdout and stderr (captured separately). Each call is a fresh shell: `cd`, variables "
+    "and `source` do not persist between calls, so chain them (`cd sub && make`). stdin is "
+    "/dev/null, so interactive prompts get end-of-file: pass flags such as `-y` instead. "
+    "Limits: the command is killed (with everything it started) when it runs past its time "
+    "limit; each of stdout and stderr keeps a bounded number of bytes (the first and last halves, "
+    "with a note saying how much was left out in between), so avoid commands that print a lot - "
+    "filter them (grep, head, tail) or redirect output to a file and read the parts you need. "
+    "The call returns when the command ends; background processes that still hold its output "
+    "then get SIGHUP, so start a long-running process as `nohup server > server.log 2>&1 &` to "
+    "keep it running. Prefer `rg` / `grep -rn` to search code and developer__list_files to "
+    "explore directories.";
+
+static const char EDITOR_DESC_FMT[] =
+    "View and edit text files. Paths are absolute or relative to the session's working directory. "
+    "Commands:\n"
+    "- view: show a file with line numbers (`N: text`), or list a directory. view_range [start, "
+    "end] shows lines start to end, 1-based and inclusive; end -1 means to the end of the file. "
+    "Files over %d KB and binary files are refused; files over %d lines need a view_range.\n"
+    "- write: create or overwrite the file with file_text (parent directories are created; a "
+    "final newline is added when missing). Use it for new files; prefer str_replace for edits.\n"
+    "- str_replace: replace old_str with new_str (omit new_str to delete). old_str must match "
+    "the file exactly, whitespace and indentation included, and occur exactly once: include "
+    "enough surrounding lines to make it unique. View the file first.\n"
+    "- insert: insert new_str as new lines after line insert_line (0 inserts at the top, -1 at "
+    "the end).\n"
+    "- undo_edit: restore the file as it was before the last write, str_replace or insert (up to "
+    "%d steps per file).\n"
+    "Edits are limited to files of %d MB.";
+
+static const char LIST_DESC_FMT[] =
+    "List the files and directories under a path (default: the working directory), recursively "
+    "up to max_depth levels (default %d; 1 lists only the path's own entries). Output is sorted, "
+    "one entry per line, relative to the path, directories ending in `/`. `.git` and "
+    "`node_modules` are skipped; symbolic links are listed but not followed. pattern is a shell "
+    "glob (`*`, `?`, `[...]`) matched against each entry's name, or against its relative path "
+    "when the pattern contains `/` (`*` then also matches `/`, e.g. `src/*.c`). At most %d "
+    "entries are shown, with a note when the listing is cut: narrow it with path, max_depth or "
+    "pattern.";
+
+static const char INSTRUCTIONS[] =
+    "The developer extension lets you work on the user's machine, in the session's working "
+    "directory.\n"
+    "- developer__shell runs shell commands (builds, tests, git, searches with rg or grep). Each "
+    "call is a fresh /bin/sh with no terminal and stdin closed; state such as `cd` does not "
+    "persist between calls. Keep output small: filter it or redirect it to a file.\n"
+    "- developer__text_editor views and edits files. View a file before editing it; make edits "
+    "with str_replace (old_str must occur exactly once), create files with write, and undo a "
+    "mistake with undo_edit.\n"
+    "- developer__list_files shows the layout of a directory tree.\n"
+    "Relative paths are resolved against the working directory.";
+
+/* The input schemas, as JSON text (plain JSON Schema: type, properties, required, enum, items
+ * and descriptions only, which every provider accepts). */
+static const char SHELL_SCHEMA[] =
+    "{\"type\": \"object\","
+    " \"properties\": {"
+    "  \"command\": {\"type\": \"string\","
+    "   \"description\": \"The command line, run as /bin/sh -c <command>.\"}},"
+    " \"required\": [\"command\"]}";
+
+static const char EDITOR_SCHEMA[] =
+    "{\"type\": \"object\","
+    " \"properties\": {"
+    "  \"command\": {\"type\": \"string\","
+    "   \"enum\": [\"view\", \"write\", \"str_replace\", \"insert\", \"undo_edit\"],"
+    "   \"description\": \"The operation to perform.\"},"
+    "  \"path\": {\"type\": \"string\","
+    "   \"description\": \"The file or directory: absolute, or relative to the working "
+    "directory.\"},"
+    "  \"file_text\": {\"type\": \"string\","
+    "   \"description\": \"write: the complete new content of the file.\"},"
+    "  \"old_str\": {\"type\": \"string\","
+    "   \"description\": \"str_replace: the exact text to replace; it must occur exactly once in "
+    "the file.\"},"
+    "  \"new_str\": {\"type\": \"string\","
+    "   \"description\": \"str_replace: the replacement (default empty). insert: the lines to "
+    "insert.\"},"
+    "  \"insert_line\": {\"type\": \"integer\","
+    "   \"description\": \"insert: the line after which new_str goes (0 = at the top, -1 = at the "
+    "end).\"},"
+    "  \"view_range\": {\"type\": \"array\", \"items\": {\"type\": \"integer\"},"
+    "   \"description\": \"view: [start, end], 1-based and inclusive; end -1 = to the end of the "
+    "file.\"}},"
+    " \"required\": [\"command\", \"path\"]}";
+
+static const char LIST_SCHEMA_FMT[] =
+    "{\"type\": \"object\","
+    " \"properties\": {"
+    "  \"path\": {\"type\": \"string\","
+    "   \"description\": \"The directory to list (default: the working directory).\"},"
+    "  \"max_depth\": {\"type\": \"integer\","
+    "   \"description\": \"How many levels to descend, at least 1 (default %d).\"},"
+    "  \"pattern\": {\"type\": \"string\","
+    "   \"description\": \"Show only entries matching this glob, e.g. `*.py` or `src/*test*`.\"}},"
+    " \"required\": []}";
+
+/* MCP's tool annotations: hints for approval policies and clients. */
+static const char SHELL_ANN[] =
+    "{\"title\": \"Shell\", \"readOnlyHint\": false, \"destructiveHint\": true,"
+    " \"idempotentHint\": false, \"openWorldHint\": true}";
+static const char EDITOR_ANN[] =
+    "{\"title\": \"Text editor\", \"readOnlyHint\": false, \"destructiveHint\": true,"
+    " \"idempotentHint\": false, \"openWorldHint\": false}";
+static const char LIST_ANN[] =
+    "{\"title\": \"List files\", \"readOnlyHint\": true, \"openWorldHint\": false}";
+
+enum { TOOL_SHELL, TOOL_EDITOR, TOOL_LIST };
+
+/* One tool as MCP lists it, from JSON texts; NULL when one does not parse (a typo above: the
+ * unit test catches it) or out of memory. */
+static json_t *tool_entry(const char *name, const char *desc, const char *schema, const char *ann)
+{
+    json_error_t je;
+    json_t *s = json_loads(schema, 0, &je), *a = s ? json_loads(ann, 0, &je) : NULL;
+    if (!s || !a) {
+        log_error(LOG_MOD, "%s: bad schema or annotations: %s", name, je.text);
+        json_decref(s);
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:o, s:o}", "name", name, "description", desc, "inputSchema", s,
+                     "annotations", a);
+}
+
+static json_t *build_tools(void)
+{
+    char editor_desc[sizeof EDITOR_DESC_FMT + 64], list_desc[sizeof LIST_DESC_FMT + 64],
+        list_schema[sizeof LIST_SCHEMA_FMT + 64];
+    snprintf(editor_desc, sizeof editor_desc, EDITOR_DESC_FMT, DEV_VIEW_MAX / 1024, DEV_VIEW_LINES,
+             DEV_UNDO_STEPS, DEV_EDIT_MAX / (1024 * 1024));
+    snprintf(list_desc, sizeof list_desc, LIST_DESC_FMT, DEV_LIST_DEPTH, DEV_LIST_MAX);
+    snprintf(list_schema, sizeof list_schema, LIST_SCHEMA_FMT, DEV_LIST_DEPTH);
+    json_t *tools = json_array();
+    if (!tools ||
+        json_array_append_new(tools, tool_entry("shell", SHELL_DESC, SHELL_SCHEMA, SHELL_ANN)) ||
+        json_array_append_new(tools,
+                              tool_entry("text_editor", editor_desc, EDITOR_SCHEMA, EDITOR_ANN)) ||
+        json_array_append_new(tools, tool_entry("list_files", list_desc, list_schema, LIST_ANN))) {
+        json_decref(tools);
+        return NULL;
+    }
+    return tools;
+}
+
+/* ---- calls ---- */
+
+static void dev_free(developer *d)
+{
+    dev_undo_free(&d->undo);
+    pthread_mutex_destroy(&d->undo.mu);
+    json_decref(d->tools);
+    sandbox_env_free(d->env);
+    sandbox_env_free(d->protected_dirs);
+    free(d);
+}
+
+static void dev_unref(developer *d)
+{
+    if (--d->refs == 0) dev_free(d);
+}
+
+static void call_unlink(dev_call *c)
+{
+    developer *d = c->d;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (d->calls == c)
+        d->calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void call_free(dev_call *c)
+{
+    developer *d = c->d;
+    if (!c->orphan) call_unlink(c);
+    dev_shell_free(c->sh);
+    json_decref(c->args);
+    free(c->out.text);
+    free(c);
+    dev_unref(d);
+}
+
+void dev_call_end(dev_call *c)
+{
+    if (!c->orphan) {
+        call_unlink(c);
+        c->orphan = true; /* unlinked: call_free must not do it again */
+        ext_result res = c->out.text ? ext_text_result(c->out.text, c->out.is_error)
+                                     : ext_text_result("out of memory", true);
+        c->done(c->ud, &res); /* res.content is the callee's now */
+    }
+    call_free(c);
+}
+
+static void posted_end(void *arg)
+{
+    dev_call_end(arg);
+}
+
+gd_err dev_call_post(dev_call *c)
+{
+    return loop_post(c->d->host.l, posted_end, c);
+}
+
+gd_err dev_submit(dev_call *c, pool_fn fn)
+{
+    gd_err e = pool_submit(c->d->host.workers, fn, c);
+    if (e == GD_OK || e == GD_ENOMEM) return e;
+    dev_fail(&c->out, e,
+             e == GD_AGAIN ? "too many tool calls are running; try again"
+                           : "the tool was not run: goosed is shutting down");
+    return dev_call_post(c);
+}
+
+/* A job's result back on the loop. */
+static void job_done(void *arg)
+{
+    dev_call_end(arg);
+}
+
+/* On a worker: the text editor or list_files. */
+static void job_run(void *arg)
+{
+    dev_call *c = arg;
+    c->job(c, &c->out);
+    if (loop_post(c->d->host.l, job_done, c))
+        log_error(LOG_MOD, "a tool's result could not be handed back: the loop is shutting down");
+}
+
+/* ---- the extension's ops ---- */
+
+static const char *dev_instructions(extension *x)
+{
+    return INSTRUCTIONS;
+}
+
+static json_t *dev_tools(extension *x)
+{
+    return ((developer *)x)->tools;
+}
+
+static ext_call *dev_call_start(extension *x, const char *tool, json_t *args,
+                                const ext_call_opts *o, ext_done done, void *ud)
+{
+    developer *d = (developer *)x;
+    dev_call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->base.x = x;
+    c->d = d;
+    c->done = done;
+    c->ud = ud;
+    atomic_init(&c->cancel, false);
+    snprintf(c->cwd, sizeof c->cwd, "%s", d->orig->cwd);
+    c->next = d->calls;
+    if (c->next) c->next->prev = c;
+    d->calls = c;
+    d->refs++;
+
+    if (args && json_is_null(args)) args = NULL;
+    bool ok;
+    if (args && !json_is_object(args)) {
+        dev_fail(&c->out, GD_EINVAL, "developer__%s: the arguments must be a JSON object",
+                 tool ? tool : "(no name)");
+        ok = dev_call_post(c) == GD_OK;
+    } else if (tool && !strcmp(tool, "shell")) {
+        ok = dev_shell_start(c, args, o);
+    } else if (tool && (!strcmp(tool, "text_editor") || !strcmp(tool, "list_files"))) {
+        c->args = json_incref(args);
+        c->job = !strcmp(tool, "list_files") ? dev_files_run : dev_editor_run;
+        ok = dev_submit(c, job_run) == GD_OK;
+    } else {
+        dev_fail(&c->out, GD_EINVAL,
+                 "unknown tool '%s': the developer extension has shell, text_editor and "
+                 "list_files",
+                 tool ? tool : "");
+        ok = dev_call_post(c) == GD_OK;
+    }
+    if (!ok) {
+        call_free(c);
+        return NULL;
+    }
+    return &c->base;
+}
+
+static void dev_cancel(ext_call *ec)
+{
+    dev_call *c = (dev_call *)ec;
+    atomic_store(&c->cancel, true);
+    if (c->sh) dev_shell_cancel(c);
+}
+
+static void dev_close(extension *x)
+{
+    developer *d = (developer *)x;
+    d->closed = true;
+    while (d->calls) {
+        dev_call *c = d->calls;
+        call_unlink(c);
+        c->orphan = true;
+        atomic_store(&c->cancel, true);
+        /* A running shell is killed now; a job, a start or a posted result still to come frees
+         * its call when it arrives (the extension lives on until then, without the host). */
+        if (c->sh && dev_shell_close(c)) call_free(c);
+    }
+    dev_unref(d);
+}
+
+static const extension_ops OPS = {
+    .instructions = dev_instructions,
+    .tools = dev_tools,
+    .call = dev_call_start,
+    .cancel = dev_cancel,
+    .close = dev_close,
+};
+
+extension *developer_new(const ext_host *host)
+{
+    developer *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->base.ops = &OPS;
+    snprintf(d->base.name, sizeof d->base.name, "developer");
+    d->host = *host;
+    d->orig = host;
+    /* Copies: workers may still read them after close, when the host may be gone. */
+    d->env = host->env ? sandbox_env_dup(host->env) : sandbox_env_new();
+    d->protected_dirs = sandbox_env_dup((char *const *)host->protected_dirs);
+    d->tools = build_tools();
+    if (!d->env || !d->protected_dirs || !d->tools || pthread_mutex_init(&d->undo.mu, NULL)) {
+        json_decref(d->tools);
+        sandbox_env_free(d->env);
+        sandbox_env_free(d->protected_dirs);
+        free(d);
+        return NULL;
+    }
+    d->host.env = d->env;
+    d->host.protected_dirs = (const char *const *)d->protected_dirs;
+    d->refs = 1;
+    return &d->base;
+}
