@@ -63,7 +63,7 @@ int main(int argc, char **argv)
         log_warn("config", "%s (ignored: API keys must come from the environment)", err);
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
-    a.st = store_sqlite_open(cfg.data_dir);
+    a.st = store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max);
     if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {
         fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
         return 1;

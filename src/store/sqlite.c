@@ -1,16 +1,26 @@
-/* The SQLite store. One file, WAL mode, forward-only migrations.
+/* The SQLite store. One file of its own, goosed.db, marked with STORE_SQLITE_APP_ID; WAL mode;
+ * forward-only migrations.
  *
  * Writes go through one writer thread that commits every write queued meanwhile in a single
  * transaction (group commit): with synchronous=FULL each COMMIT is an fsync, so batching is
  * what lets many concurrent durable writes share one. Each write runs in its own SAVEPOINT, so
- * one failing write does not undo the others. Reads use a pool of read-only connections, which
- * WAL lets run beside the writer.
+ * one failing write does not undo the others. The queue is bounded (queue_max). Reads use a
+ * pool of read-only connections, which WAL lets run beside the writer.
  *
  * A store that cannot be opened (no such directory, read-only, corrupt) is not fatal: every
- * call answers GD_ESTORE with the reason, and tries again at most once a second. */
+ * call answers GD_ESTORE with the reason, and tries again at most once a second. Opening is
+ * done by one caller at a time, without holding the store's mutex; others answer GD_ESTORE
+ * ("the store is opening") meanwhile.
+ *
+ * The real Goose keeps its sessions.db in the same directory with a schema of its own. goosed
+ * before goosed.db used that name too: such a file (goosed's tables, a schema version this
+ * goosed knows) is moved to goosed.db once; any other sessions.db is opened only read-only
+ * (immutable when it has no WAL, so not even a -shm is made beside it) and left untouched. */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -18,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 
 #define READERS_MAX 64
+#define LEGACY_FILE "sessions.db" /* the real Goose's name, which goosed once used too */
 
 enum stmt_id {
     ST_SESSION_GET,
@@ -33,6 +45,8 @@ enum stmt_id {
     ST_MESSAGES_LIST,
     ST_MESSAGE_INSERT,
     ST_SESSION_BUMP,
+    ST_MESSAGE_GET,
+    ST_UNFINISHED,
     ST__N
 };
 
@@ -56,6 +70,15 @@ static const char *const stmt_sql[ST__N] = {
     [ST_SESSION_BUMP] = "UPDATE sessions SET message_count = message_count + 1, updated_us = ?2, "
                         "input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4 "
                         "WHERE id = ?1",
+    [ST_MESSAGE_GET] = "SELECT id, role, content, created_us FROM messages WHERE session_id = ?1 "
+                       "AND id = ?2",
+    /* Sessions drive (CROSS JOIN keeps them the outer loop); each one's last message is two
+     * searches of the UNIQUE (session_id, seq) index, never a scan of messages. */
+    [ST_UNFINISHED] = "SELECT s.id, lastmsg.id, lastmsg.role, lastmsg.content, lastmsg.created_us "
+                      "FROM sessions AS s CROSS JOIN messages AS lastmsg "
+                      "WHERE lastmsg.session_id = s.id AND lastmsg.seq = "
+                      "(SELECT prev.seq FROM messages AS prev WHERE prev.session_id = s.id "
+                      "ORDER BY prev.seq DESC LIMIT 1) AND lastmsg.role = 'assistant'",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -93,6 +116,10 @@ typedef struct conn {
 typedef struct write_op {
     gd_err (*fn)(conn *c, void *arg, char *err, size_t errlen);
     void *arg;
+    /* The session a write is for (appends), or that it deletes (deletes jumps ahead of the
+     * queued writes for their session); NULL for others. */
+    const char *session_id;
+    bool deletes;
     gd_err result;
     bool done;
     char err[256];
@@ -108,18 +135,25 @@ typedef struct write_op {
 typedef struct {
     store base;
     char dir[PATH_MAX];
-    char path[PATH_MAX];
-    pthread_mutex_t mu;  /* guards everything below */
-    pthread_cond_t work; /* the writer waits here for writes */
-    pthread_cond_t done; /* writers' callers wait here for their results */
+    char path[PATH_MAX];   /* dir/goosed.db */
+    char legacy[PATH_MAX]; /* dir/sessions.db */
+    size_t queue_max;
+    pthread_mutex_t mu;    /* guards everything below */
+    pthread_cond_t work;   /* the writer waits here for writes */
+    pthread_cond_t done;   /* writers' callers wait here for their results */
+    pthread_cond_t opened; /* close waits here for an opening under way to end */
     bool open;
+    bool opening; /* one caller is opening the store, without holding mu */
     bool stopping;
     time_t last_try;
     char open_err[PATH_MAX + 512];
     pthread_t writer;
     conn *wconn;
     write_op *head, *tail;
-    conn *idle; /* idle read connections */
+    size_t nqueued;    /* writes in head..tail */
+    uint64_t batches;  /* transactions the writer ran, one per batch */
+    size_t last_batch; /* writes in the last one */
+    conn *idle;        /* idle read connections */
     int nidle;
 } sqlite_store;
 
@@ -141,27 +175,31 @@ static void conn_close(conn *c)
     free(c);
 }
 
-static conn *conn_open(const char *path, bool writer, char *err, size_t errlen)
+/* Opens name (a path, or a file: URI) with flags; NULL with err set on failure. */
+static conn *conn_open_raw(const char *name, int flags, char *err, size_t errlen)
 {
     conn *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    int rc = sqlite3_open_v2(name, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s", path,
+        snprintf(err, errlen, "cannot open %s: %s", name,
                  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
         conn_close(c);
         return NULL;
     }
     sqlite3_busy_timeout(c->db, 5000);
-    const char *pragmas =
-        writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-               : "PRAGMA query_only=ON;";
+    return c;
+}
+
+/* A read connection to path (query_only). NULL with err set on failure. */
+static conn *reader_open(const char *path, char *err, size_t errlen)
+{
+    conn *c = conn_open_raw(path, SQLITE_OPEN_READWRITE, err, errlen);
     char *msg = NULL;
-    if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+    if (c && sqlite3_exec(c->db, "PRAGMA query_only=ON;", NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot set up %s: %s", path, msg ? msg : sqlite3_errmsg(c->db));
         sqlite3_free(msg);
         conn_close(c);
@@ -198,40 +236,325 @@ static int exec_err(sqlite3 *db, const char *sql, char *err, size_t errlen)
     return rc;
 }
 
+/* The single integer sql answers; -1 with err set when it fails, 0 for NULL or no row. */
+static long long query_int(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    long long v = 0;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    else if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        v = -1;
+    }
+    sqlite3_finalize(s);
+    return v;
+}
+
+enum db_kind {
+    DB_EMPTY,      /* no tables yet (a new file) */
+    DB_OURS,       /* goosed's tables and schema_version */
+    DB_FOREIGN,    /* an SQLite database of someone else's */
+    DB_UNREADABLE, /* not an SQLite database, or it cannot be read */
+};
+
+/* What db holds, by reading only: its application_id, its tables (goosed's and no others), the
+ * columns of sessions and messages, and schema_version (into *version, for DB_OURS). why says
+ * what decided, for DB_FOREIGN and DB_UNREADABLE. */
+static enum db_kind db_kind(sqlite3 *db, int *version, char *why, size_t whylen)
+{
+    *version = 0;
+    long long app = query_int(db, "PRAGMA application_id", why, whylen);
+    if (app < 0) return DB_UNREADABLE;
+    if (app != 0 && app != STORE_SQLITE_APP_ID) {
+        snprintf(why, whylen, "its application_id is 0x%08llx, not goosed's 0x%08x", app,
+                 STORE_SQLITE_APP_ID);
+        return DB_FOREIGN;
+    }
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
+                           "LIKE 'sqlite\\_%' ESCAPE '\\'",
+                           -1, &s, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+        return DB_UNREADABLE;
+    }
+    bool sv = false, sessions = false, messages = false;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        if (!strcmp(name, "schema_version"))
+            sv = true;
+        else if (!strcmp(name, "sessions"))
+            sessions = true;
+        else if (!strcmp(name, "messages"))
+            messages = true;
+        else {
+            snprintf(why, whylen, "it has a table '%.64s' goosed does not make", name);
+            sqlite3_finalize(s);
+            return DB_FOREIGN;
+        }
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+        return DB_UNREADABLE;
+    }
+    long long v = sv ? query_int(db, "SELECT max(version) FROM schema_version", why, whylen) : 0;
+    if (v < 0) return DB_UNREADABLE;
+    if (!sessions && !messages && v == 0) return DB_EMPTY; /* schema_version alone: a fresh file */
+    if (!sessions || !messages || !sv || v < 1) {
+        snprintf(why, whylen, "it lacks goosed's tables (sessions, messages, schema_version)");
+        return DB_FOREIGN;
+    }
+    long long cols = query_int(db,
+                               "SELECT (SELECT count(*) FROM pragma_table_info('sessions') WHERE "
+                               "name IN ('id', 'working_dir', 'created_us', 'updated_us', "
+                               "'message_count')) + (SELECT count(*) FROM "
+                               "pragma_table_info('messages') WHERE name IN ('id', 'session_id', "
+                               "'seq', 'role', 'content', 'created_us'))",
+                               why, whylen);
+    if (cols < 0) return DB_UNREADABLE;
+    if (cols != 11) {
+        snprintf(why, whylen, "its sessions and messages tables are not goosed's (no created_us)");
+        return DB_FOREIGN;
+    }
+    *version = v > INT_MAX ? INT_MAX : (int)v;
+    return DB_OURS;
+}
+
 static gd_err migrate(sqlite3 *db, char *err, size_t errlen)
 {
-    if (exec_err(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", err,
-                 errlen))
-        return GD_ESTORE;
-    sqlite3_stmt *s;
-    int version = 0;
-    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL) !=
-        SQLITE_OK) {
-        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-        return GD_ESTORE;
-    }
-    if (sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+    /* In a new file, schema_version is made with the first migration. */
+    long long have = query_int(
+        db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+        err, errlen);
+    long long v =
+        have > 0 ? query_int(db, "SELECT max(version) FROM schema_version", err, errlen) : have;
+    if (v < 0) return GD_ESTORE;
+    int version = v > INT_MAX ? INT_MAX : (int)v;
     if (version > NMIGRATIONS) {
         snprintf(err, errlen,
                  "the database schema is version %d, newer than this goosed knows (%d)", version,
                  NMIGRATIONS);
         return GD_ESTORE;
     }
-    for (int v = version; v < NMIGRATIONS; v++) {
-        char bump[96];
+    for (int m = version; m < NMIGRATIONS; m++) {
+        char bump[160];
         snprintf(bump, sizeof bump,
-                 "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d);", v + 1);
+                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                 "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d);",
+                 m + 1);
         if (exec_err(db, "BEGIN IMMEDIATE", err, errlen)) return GD_ESTORE;
-        if (exec_err(db, migrations[v], err, errlen) || exec_err(db, bump, err, errlen) ||
+        if (exec_err(db, migrations[m], err, errlen) || exec_err(db, bump, err, errlen) ||
             exec_err(db, "COMMIT", err, errlen)) {
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return GD_ESTORE;
         }
         log_info("store", "migrated %s to schema version %d", sqlite3_db_filename(db, "main"),
-                 v + 1);
+                 m + 1);
+    }
+    long long app = query_int(db, "PRAGMA application_id", err, errlen);
+    if (app < 0) return GD_ESTORE;
+    if (app != STORE_SQLITE_APP_ID) {
+        char mark[64];
+        snprintf(mark, sizeof mark, "PRAGMA application_id = %d", STORE_SQLITE_APP_ID);
+        if (exec_err(db, mark, err, errlen)) return GD_ESTORE;
     }
     return GD_OK;
+}
+
+/* ---- opening ---- */
+
+/* A file: URI for path with the query q, every byte but [A-Za-z0-9/._~-] percent-encoded. */
+static void file_uri(const char *path, const char *q, char *out, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = (size_t)snprintf(out, len, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && o + 4 < len; p++) {
+        if (isalnum(*p) || strchr("/._~-", *p)) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    snprintf(out + o, len - o, "?%s", q);
+}
+
+static bool exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Makes a durable record of a rename in dir. */
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    fsync(fd);
+    close(fd);
+}
+
+/* An older goosed kept its database in sessions.db, the real Goose's name. If goosed.db does
+ * not exist and sessions.db is goosed's (told by reading it read-only), moves it there (its WAL
+ * checkpointed into it first). Anything else named sessions.db is left as it is. GD_ESTORE,
+ * with err set, only when goosed's old database is there but cannot be moved now. */
+static gd_err adopt_legacy(sqlite_store *ss, char *err, size_t errlen)
+{
+    struct stat old, cur;
+    if (stat(ss->legacy, &old) != 0) return GD_OK;
+    if (stat(ss->path, &cur) == 0) {
+        if (cur.st_dev == old.st_dev && cur.st_ino == old.st_ino) {
+            /* a move cut short between link() and unlink(): finish it */
+            if (unlink(ss->legacy) == 0)
+                log_info("store", "removed %s, a second name of %s left by an interrupted move",
+                         ss->legacy, ss->path);
+        }
+        return GD_OK;
+    }
+
+    /* Tell whose it is without writing anything beside it: with no WAL, open it immutable (no
+     * locks, no -shm); with one, as a plain reader, which reads the WAL too. */
+    char wal[PATH_MAX + 8], shm[PATH_MAX + 8], uri[3 * PATH_MAX + 64], why[256];
+    snprintf(wal, sizeof wal, "%s-wal", ss->legacy);
+    snprintf(shm, sizeof shm, "%s-shm", ss->legacy);
+    file_uri(ss->legacy, exists(wal) ? "mode=ro" : "mode=ro&immutable=1", uri, sizeof uri);
+    conn *c = conn_open_raw(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, why, sizeof why);
+    int version = 0;
+    enum db_kind k = c ? db_kind(c->db, &version, why, sizeof why) : DB_UNREADABLE;
+    conn_close(c);
+    if (k != DB_OURS || version > NMIGRATIONS) {
+        if (k == DB_OURS)
+            snprintf(why, sizeof why, "its schema is version %d, newer than this goosed knows",
+                     version);
+        else if (k == DB_EMPTY)
+            snprintf(why, sizeof why, "it has no tables");
+        log_info("store", "%s is not goosed's (%s): left untouched", ss->legacy, why);
+        return GD_OK;
+    }
+
+    /* It is goosed's: checkpoint its WAL and leave WAL mode, so the one file holds it all. That
+     * needs it to be unused; again under the write lock, in case it changed meanwhile. */
+    c = conn_open_raw(ss->legacy, SQLITE_OPEN_READWRITE, err, errlen);
+    if (!c) return GD_ESTORE;
+    gd_err e = GD_ESTORE;
+    if (exec_err(c->db, "BEGIN IMMEDIATE", why, sizeof why)) {
+        snprintf(err, errlen, "cannot move goosed's old database %s to %s: %s", ss->legacy,
+                 ss->path, why);
+        goto out;
+    }
+    k = db_kind(c->db, &version, why, sizeof why);
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    if (k != DB_OURS || version > NMIGRATIONS) {
+        e = GD_OK;
+        goto out;
+    }
+    sqlite3_stmt *s = NULL;
+    const char *mode = NULL;
+    if (!exec_err(c->db, "PRAGMA wal_checkpoint(TRUNCATE)", why, sizeof why) &&
+        sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=DELETE", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(s, 0);
+    bool left_wal = mode && !strcmp(mode, "delete");
+    if (!mode) snprintf(why, sizeof why, "%s", sqlite3_errmsg(c->db));
+    sqlite3_finalize(s);
+    if (!left_wal) {
+        snprintf(err, errlen,
+                 "cannot move goosed's old database %s to %s: %s (is another goosed using it?)",
+                 ss->legacy, ss->path, mode ? "it stays in WAL mode" : why);
+        goto out;
+    }
+    conn_close(c);
+    c = NULL;
+    /* link + unlink rather than rename, so a goosed.db made meanwhile is never replaced. */
+    if (link(ss->legacy, ss->path) == 0) {
+        unlink(ss->legacy);
+    } else if (errno == EEXIST) {
+        e = GD_OK;
+        goto out;
+    } else if (rename(ss->legacy, ss->path) != 0) { /* a file system without hard links */
+        snprintf(err, errlen, "cannot move goosed's old database %s to %s: %s", ss->legacy,
+                 ss->path, strerror(errno));
+        goto out;
+    }
+    unlink(shm); /* a stale index; the WAL itself is gone with WAL mode */
+    sync_dir(ss->dir);
+    log_info("store",
+             "moved goosed's database from %s to %s: sessions.db is the real Goose's name, and "
+             "goosed now keeps a file of its own",
+             ss->legacy, ss->path);
+    e = GD_OK;
+out:
+    conn_close(c);
+    return e;
+}
+
+/* mkdir -p dir, each missing level 0700. */
+static gd_err make_dirs(const char *dir, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    if (!tmp[0]) {
+        snprintf(err, errlen, "no data directory given");
+        return GD_ESTORE;
+    }
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+                snprintf(err, errlen, "cannot create directory %s: %s", tmp, strerror(errno));
+                return GD_ESTORE;
+            }
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return GD_OK;
+}
+
+/* The writer's connection to goosed.db, migrated and ready; NULL with err set. Slow (disk I/O,
+ * maybe a busy wait on a lock): called without holding mu. */
+static conn *writer_open(sqlite_store *ss, char *err, size_t errlen)
+{
+    if (make_dirs(ss->dir, err, errlen) || adopt_legacy(ss, err, errlen)) return NULL;
+    conn *c = conn_open_raw(ss->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
+    if (!c) return NULL;
+    /* Look before writing anything: a file that is not goosed's is left as it is. */
+    char why[256];
+    int version;
+    switch (db_kind(c->db, &version, why, sizeof why)) {
+    case DB_EMPTY:
+    case DB_OURS:
+        break;
+    case DB_FOREIGN:
+        snprintf(err, errlen, "%s is not goosed's database (%s): move it away", ss->path, why);
+        goto fail;
+    case DB_UNREADABLE:
+        snprintf(err, errlen, "cannot read %s: %s", ss->path, why);
+        goto fail;
+    }
+    if (exec_err(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                 why, sizeof why)) {
+        snprintf(err, errlen, "cannot set up %s: %s", ss->path, why);
+        goto fail;
+    }
+    if (migrate(c->db, why, sizeof why)) {
+        snprintf(err, errlen, "cannot prepare %s: %s", ss->path, why);
+        goto fail;
+    }
+    return c;
+fail:
+    conn_close(c);
+    return NULL;
 }
 
 /* ---- the writer ---- */
@@ -277,11 +600,15 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&ss->work, &ss->mu);
         if (!ss->head) break; /* stopping, and nothing left to write */
         write_op *batch = ss->head;
+        size_t n = ss->nqueued;
         ss->head = ss->tail = NULL;
+        ss->nqueued = 0;
         pthread_mutex_unlock(&ss->mu);
         run_batch(ss, batch);
         write_op *async = NULL;
         pthread_mutex_lock(&ss->mu);
+        ss->batches++;
+        ss->last_batch = n;
         for (write_op *op = batch, *next; op; op = next) {
             next = op->next; /* op belongs to its caller once done is set */
             if (op->on_done) {
@@ -306,113 +633,109 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Opens the store if it is not open yet (at most one attempt a second). Caller holds mu. */
-static gd_err ensure_open_locked(sqlite_store *ss)
-{
-    if (ss->open) return GD_OK;
-    if (ss->stopping) {
-        store_set_errmsg("the store is closing");
-        return GD_ESTORE;
-    }
-    time_t now = time(NULL);
-    if (ss->last_try && now - ss->last_try < 1) {
-        store_set_errmsg("%s", ss->open_err);
-        return GD_ESTORE;
-    }
-    ss->last_try = now;
-
-    char err[PATH_MAX + 256];
-    /* mkdir -p, each missing level 0700 */
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", ss->dir);
-    if (!tmp[0]) {
-        snprintf(ss->open_err, sizeof ss->open_err, "no data directory given");
-        goto fail;
-    }
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-                snprintf(ss->open_err, sizeof ss->open_err, "cannot create directory %s: %s", tmp,
-                         strerror(errno));
-                goto fail;
-            }
-            *p = c;
-            if (!c) break;
-        }
-    }
-    conn *w = conn_open(ss->path, true, err, sizeof err);
-    if (!w) {
-        snprintf(ss->open_err, sizeof ss->open_err, "%s", err);
-        goto fail;
-    }
-    if (migrate(w->db, err, sizeof err)) {
-        snprintf(ss->open_err, sizeof ss->open_err, "cannot prepare %s: %.256s", ss->path, err);
-        conn_close(w);
-        goto fail;
-    }
-    if (pthread_create(&ss->writer, NULL, writer_main, ss) != 0) {
-        snprintf(ss->open_err, sizeof ss->open_err, "cannot start the store's writer thread");
-        conn_close(w);
-        goto fail;
-    }
-    ss->wconn = w;
-    ss->open = true;
-    log_info("store", "sessions stored in %s", ss->path);
-    return GD_OK;
-fail:
-    log_error("store", "%s", ss->open_err);
-    store_set_errmsg("%s", ss->open_err);
-    return GD_ESTORE;
-}
-
+/* Opens the store if it is not open yet (at most one attempt a second, by one caller at a
+ * time; the others answer GD_ESTORE meanwhile). The I/O runs without holding mu. */
 static gd_err ensure_open(sqlite_store *ss)
 {
     pthread_mutex_lock(&ss->mu);
-    gd_err e = ensure_open_locked(ss);
+    const char *why = NULL;
+    time_t now = time(NULL);
+    if (ss->open)
+        why = "";
+    else if (ss->stopping)
+        why = "the store is closing";
+    else if (ss->opening)
+        why = "the store is opening (another call is opening it now)";
+    else if (ss->last_try && now - ss->last_try < 1)
+        why = ss->open_err;
+    if (why) {
+        if (why[0]) store_set_errmsg("%s", why);
+        pthread_mutex_unlock(&ss->mu);
+        return why[0] ? GD_ESTORE : GD_OK;
+    }
+    ss->last_try = now;
+    ss->opening = true;
     pthread_mutex_unlock(&ss->mu);
-    return e;
+
+    char err[sizeof ss->open_err];
+    conn *w = writer_open(ss, err, sizeof err);
+    /* The writer waits for work under mu, and work is queued only once open is set. */
+    if (w && pthread_create(&ss->writer, NULL, writer_main, ss) != 0) {
+        snprintf(err, sizeof err, "cannot start the store's writer thread");
+        conn_close(w);
+        w = NULL;
+    }
+
+    pthread_mutex_lock(&ss->mu);
+    ss->opening = false;
+    if (w) {
+        ss->wconn = w;
+        ss->open = true;
+    } else {
+        snprintf(ss->open_err, sizeof ss->open_err, "%s", err);
+    }
+    pthread_cond_broadcast(&ss->opened);
+    pthread_mutex_unlock(&ss->mu);
+    if (!w) {
+        log_error("store", "%s", err);
+        store_set_errmsg("%s", err);
+        return GD_ESTORE;
+    }
+    log_info("store", "sessions stored in %s", ss->path);
+    return GD_OK;
 }
 
-/* Appends op to the writer's queue and wakes the writer. Caller holds mu. */
-static void enqueue_locked(sqlite_store *ss, write_op *op)
+/* Appends op to the writer's queue and wakes the writer: GD_EBUSY when the queue is full,
+ * GD_ESTORE when the store is closing (store_errmsg() set). A delete goes before the first
+ * queued write for its session, so those find the session gone. Caller holds mu. */
+static gd_err enqueue_locked(sqlite_store *ss, write_op *op)
 {
-    op->next = NULL;
-    if (ss->tail)
-        ss->tail->next = op;
-    else
-        ss->head = op;
-    ss->tail = op;
+    if (ss->stopping || !ss->open) {
+        store_set_errmsg("the store is closing");
+        return GD_ESTORE;
+    }
+    if (ss->nqueued >= ss->queue_max) {
+        store_set_errmsg("the store's write queue is full (%zu writes waiting)", ss->nqueued);
+        return GD_EBUSY;
+    }
+    write_op **at = ss->tail ? &ss->tail->next : &ss->head;
+    if (op->deletes && op->session_id)
+        for (at = &ss->head; *at; at = &(*at)->next)
+            if ((*at)->session_id && !strcmp((*at)->session_id, op->session_id)) break;
+    op->next = *at;
+    *at = op;
+    if (!op->next) ss->tail = op;
+    ss->nqueued++;
     pthread_cond_signal(&ss->work);
+    return GD_OK;
 }
 
 /* Queues a write and waits until it is durable (or failed). */
 static gd_err submit(sqlite_store *ss, write_op *op)
 {
+    gd_err e = ensure_open(ss);
+    if (e) return e;
     pthread_mutex_lock(&ss->mu);
-    gd_err e = ensure_open_locked(ss);
-    if (e) {
-        pthread_mutex_unlock(&ss->mu);
-        return e;
-    }
     op->done = false;
-    enqueue_locked(ss, op);
-    while (!op->done)
+    e = enqueue_locked(ss, op);
+    while (!e && !op->done)
         pthread_cond_wait(&ss->done, &ss->mu);
     pthread_mutex_unlock(&ss->mu);
+    if (e) return e;
     if (op->result) store_set_errmsg("%s", op->err[0] ? op->err : gd_strerror(op->result));
     return op->result;
 }
 
 /* Queues a heap-allocated op with on_done set; the writer calls it and frees op. If the store
- * is down, calls it at once. */
+ * is down or its queue full, calls it at once, in the caller. */
 static void submit_async(sqlite_store *ss, write_op *op)
 {
-    pthread_mutex_lock(&ss->mu);
-    gd_err e = ensure_open_locked(ss);
-    if (!e) enqueue_locked(ss, op);
-    pthread_mutex_unlock(&ss->mu);
+    gd_err e = ensure_open(ss);
+    if (!e) {
+        pthread_mutex_lock(&ss->mu);
+        e = enqueue_locked(ss, op);
+        pthread_mutex_unlock(&ss->mu);
+    }
     if (e) {
         op->on_done(op->ud, e, store_errmsg());
         if (op->free_arg) op->free_arg(op->free_ptr);
@@ -424,18 +747,17 @@ static void submit_async(sqlite_store *ss, write_op *op)
 
 static conn *reader_get(sqlite_store *ss)
 {
+    if (ensure_open(ss)) return NULL;
     pthread_mutex_lock(&ss->mu);
-    gd_err e = ensure_open_locked(ss);
-    conn *c = NULL;
-    if (!e && ss->idle) {
-        c = ss->idle;
+    conn *c = ss->idle;
+    if (c) {
         ss->idle = c->next;
         ss->nidle--;
     }
     pthread_mutex_unlock(&ss->mu);
-    if (e || c) return c;
+    if (c) return c;
     char err[PATH_MAX + 256];
-    c = conn_open(ss->path, false, err, sizeof err);
+    c = reader_open(ss->path, err, sizeof err);
     if (!c) store_set_errmsg("%s", err);
     return c;
 }
@@ -471,6 +793,18 @@ static void row_to_session(sqlite3_stmt *s, store_session *out)
     out->message_count = (long)sqlite3_column_int64(s, 5);
     out->input_tokens = (long)sqlite3_column_int64(s, 6);
     out->output_tokens = (long)sqlite3_column_int64(s, 7);
+}
+
+/* A message as messages_list gives it, from the columns id, role, content, created_us of s
+ * starting at col. A new object the caller owns; NULL when out of memory. */
+static json_t *row_to_message(sqlite3_stmt *s, int col)
+{
+    char when[RFC3339_LEN];
+    clock_rfc3339((time_t)(sqlite3_column_int64(s, col + 3) / 1000000), when);
+    json_t *content = json_loads((const char *)sqlite3_column_text(s, col + 2), 0, NULL);
+    return json_pack("{s:s, s:s, s:o, s:s}", "id", sqlite3_column_text(s, col), "role",
+                     sqlite3_column_text(s, col + 1), "content", content ? content : json_array(),
+                     "created_at", when);
 }
 
 /* ---- operations ---- */
@@ -591,13 +925,11 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
     }
     sqlite3_bind_text(ms, 1, session_id, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(ms)) == SQLITE_ROW) {
-        char when[RFC3339_LEN];
-        clock_rfc3339((time_t)(sqlite3_column_int64(ms, 3) / 1000000), when);
-        json_t *content = json_loads((const char *)sqlite3_column_text(ms, 2), 0, NULL);
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:o, s:s}", "id", sqlite3_column_text(ms, 0),
-                                        "role", sqlite3_column_text(ms, 1), "content",
-                                        content ? content : json_array(), "created_at", when));
+        if (json_array_append_new(arr, row_to_message(ms, 0))) {
+            store_set_errmsg("out of memory");
+            e = GD_ENOMEM;
+            goto out;
+        }
     }
     if (rc != SQLITE_DONE) {
         e = read_failed(c);
@@ -610,6 +942,68 @@ out:
     if (gs) stmt_done(gs);
     if (ms) stmt_done(ms);
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    json_decref(arr);
+    reader_put(ss, c);
+    return e;
+}
+
+static gd_err sq_message_get(store *st, const char *session_id, const char *message_id,
+                             json_t **out)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *out = NULL;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    gd_err e = GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, ST_MESSAGE_GET);
+    if (s) {
+        sqlite3_bind_text(s, 1, session_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            e = (*out = row_to_message(s, 0)) ? GD_OK : GD_ENOMEM;
+            if (e) store_set_errmsg("out of memory");
+        } else if (rc == SQLITE_DONE) {
+            store_set_errmsg("no message '%s' in session '%s'", message_id, session_id);
+            e = GD_ENOTFOUND;
+        } else {
+            e = read_failed(c);
+        }
+        stmt_done(s);
+    }
+    reader_put(ss, c);
+    return e;
+}
+
+static gd_err sq_sessions_unfinished(store *st, json_t **out)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *out = NULL;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    gd_err e = GD_ESTORE;
+    json_t *arr = json_array();
+    sqlite3_stmt *s = stmt(c, ST_UNFINISHED);
+    if (!s || !arr) goto out;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *m = row_to_message(s, 1);
+        if (!m || json_array_append_new(arr, json_pack("{s:s, s:o}", "session_id",
+                                                       sqlite3_column_text(s, 0), "message", m))) {
+            store_set_errmsg("out of memory");
+            e = GD_ENOMEM;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        e = read_failed(c);
+        goto out;
+    }
+    *out = arr;
+    arr = NULL;
+    e = GD_OK;
+out:
+    if (s) stmt_done(s);
     json_decref(arr);
     reader_put(ss, c);
     return e;
@@ -740,6 +1134,7 @@ static void sq_message_append_async(store *st, const char *session_id, const cha
     a->out_tok = out_tok;
     a->op.fn = w_message_append;
     a->op.arg = a;
+    a->op.session_id = a->session_id;
     a->op.on_done = done;
     a->op.ud = ud;
     a->op.free_arg = free; /* the content string */
@@ -766,7 +1161,7 @@ static gd_err w_session_delete(conn *c, void *arg, char *err, size_t errlen)
 
 static gd_err sq_session_delete(store *st, const char *id)
 {
-    write_op op = {.fn = w_session_delete, .arg = (void *)id};
+    write_op op = {.fn = w_session_delete, .arg = (void *)id, .session_id = id, .deletes = true};
     return submit((sqlite_store *)st, &op);
 }
 
@@ -775,6 +1170,8 @@ static void sq_close(store *st)
     sqlite_store *ss = (sqlite_store *)st;
     pthread_mutex_lock(&ss->mu);
     ss->stopping = true;
+    while (ss->opening)
+        pthread_cond_wait(&ss->opened, &ss->mu);
     bool was_open = ss->open;
     pthread_cond_signal(&ss->work);
     pthread_mutex_unlock(&ss->mu);
@@ -786,6 +1183,7 @@ static void sq_close(store *st)
     conn_close(ss->wconn); /* the last connection: SQLite checkpoints and removes the WAL */
     pthread_cond_destroy(&ss->work);
     pthread_cond_destroy(&ss->done);
+    pthread_cond_destroy(&ss->opened);
     pthread_mutex_destroy(&ss->mu);
     free(ss);
 }
@@ -801,18 +1199,23 @@ static const store_ops sqlite_ops = {
     .session_delete = sq_session_delete,
     .messages_list = sq_messages_list,
     .message_append_async = sq_message_append_async,
+    .message_get = sq_message_get,
+    .sessions_unfinished = sq_sessions_unfinished,
 };
 
-store *store_sqlite_open(const char *dir)
+store *store_sqlite_open(const char *dir, size_t queue_max)
 {
     sqlite_store *ss = calloc(1, sizeof *ss);
     if (!ss) return NULL;
     ss->base.ops = &sqlite_ops;
     snprintf(ss->dir, sizeof ss->dir, "%s", dir);
-    snprintf(ss->path, sizeof ss->path, "%s/sessions.db", dir);
+    snprintf(ss->path, sizeof ss->path, "%s/" STORE_SQLITE_FILE, dir);
+    snprintf(ss->legacy, sizeof ss->legacy, "%s/" LEGACY_FILE, dir);
+    ss->queue_max = queue_max ? queue_max : STORE_QUEUE_MAX_DEFAULT;
     pthread_mutex_init(&ss->mu, NULL);
     pthread_cond_init(&ss->work, NULL);
     pthread_cond_init(&ss->done, NULL);
+    pthread_cond_init(&ss->opened, NULL);
     ensure_open(ss); /* failure is logged; calls retry */
     return &ss->base;
 }

@@ -1,6 +1,11 @@
 /* store: where sessions and messages live. The interface every backend implements (SQLite now,
  * PostgreSQL later); it knows nothing of HTTP. All functions are thread-safe. A write returns
- * only once it is durable (committed and synced). On GD_ESTORE, store_errmsg() says why. */
+ * only once it is durable (committed and synced). On GD_ESTORE, store_errmsg() says why.
+ *
+ * Writes wait in a bounded queue for the store's writer: a write that finds the queue full
+ * fails at once with GD_EBUSY ("the store's write queue is full (N writes waiting)"), the
+ * asynchronous ones through done, called in the caller. A session deleted while writes for it
+ * are queued is deleted before them: they answer GD_ENOTFOUND. */
 #ifndef GD_STORE_H
 #define GD_STORE_H
 
@@ -55,17 +60,40 @@ typedef struct {
     void (*message_append_async)(store *st, const char *session_id, const char *role,
                                  json_t *content, long input_tokens, long output_tokens,
                                  char id_out[UUID_STR_LEN], store_done done, void *ud);
-    /* The session's messages, oldest first, as a new JSON array the caller owns. */
+    /* The session's messages, oldest first, as a new JSON array the caller owns: each one
+     * {"id", "role", "content": [items], "created_at": RFC 3339}. GD_ENOTFOUND (and *out
+     * NULL) when the session does not exist. */
     gd_err (*messages_list)(store *st, const char *session_id, json_t **out);
+    /* One message of a session, as a new JSON object the caller owns, of the same shape as an
+     * element of messages_list. GD_ENOTFOUND (and *out NULL) when the session or the message
+     * does not exist. */
+    gd_err (*message_get)(store *st, const char *session_id, const char *message_id, json_t **out);
+    /* For repair after a crash: a new JSON array the caller owns, in no particular order, of
+     * {"session_id", "message"} for every session whose last message has the role
+     * "assistant", "message" being that last message as in messages_list. One indexed lookup
+     * per session: cheap with many sessions. The caller decides what to repair. */
+    gd_err (*sessions_unfinished)(store *st, json_t **out);
 } store_ops;
 
 struct store {
     const store_ops *ops;
 };
 
-/* Opens (or will keep trying to open) the SQLite store in dir. Never NULL unless out of
- * memory: a store that cannot be opened now answers GD_ESTORE and retries on later calls. */
-store *store_sqlite_open(const char *dir);
+/* The file of the SQLite store in its directory, and the SQLite application_id that marks it
+ * as goosed's ("gsd1" in ASCII). The real Goose keeps its own sessions.db in the same
+ * directory, with another schema: goosed never writes to it. */
+#define STORE_SQLITE_FILE   "goosed.db"
+#define STORE_SQLITE_APP_ID 0x67736431
+/* Default bound of the write queue (store_sqlite_open's queue_max 0). */
+#define STORE_QUEUE_MAX_DEFAULT 100000
+
+/* Opens (or will keep trying to open) the SQLite store STORE_SQLITE_FILE in dir, with at most
+ * queue_max writes waiting for the writer (0: STORE_QUEUE_MAX_DEFAULT). Never NULL unless out
+ * of memory: a store that cannot be opened now answers GD_ESTORE and retries on later calls.
+ * A sessions.db in dir that an older goosed wrote (goosed's tables, a schema version it
+ * knows) is moved to STORE_SQLITE_FILE once, when that does not exist yet; any other
+ * sessions.db is only ever read, to tell. The caller frees the store with store_close(). */
+store *store_sqlite_open(const char *dir, size_t queue_max);
 
 /* Why the calling thread's last store call failed. */
 const char *store_errmsg(void);

@@ -1,5 +1,8 @@
 /* Unit tests for store (SQLite backend): sessions CRUD, persistence, a store that cannot open,
- * and concurrent writers through the group-commit writer. Each test gets a fresh temp dir. */
+ * concurrent writers through the group-commit writer, batches and their savepoints, the
+ * asynchronous paths, the bounded queue, messages, crash repair, and living beside the real
+ * Goose's sessions.db. Each test gets a fresh temp dir. The .c is included, so a test can
+ * hold the writer busy (a gate op) and read its counters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +11,7 @@
 
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +22,7 @@
 
 #include "core/ids.h"
 #include "core/log.h"
-#include "store/store.h"
+#include "store/sqlite.c"
 
 static char root[64];
 static char dir[256]; /* root/a/b/sessions: none of the levels below root exist yet */
@@ -64,7 +68,7 @@ static void ok(gd_err e)
 
 static void test_open_creates_dirs(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     assert_non_null(st);
     assert_string_equal(st->ops->name, "sqlite");
     ok(st->ops->health(st));
@@ -73,16 +77,19 @@ static void test_open_creates_dirs(void **state)
     assert_true(S_ISDIR(sb.st_mode));
     assert_int_equal(sb.st_mode & 0777, 0700);
     char db[512];
-    snprintf(db, sizeof db, "%s/sessions.db", dir);
+    snprintf(db, sizeof db, "%s/goosed.db", dir);
     assert_int_equal(stat(db, &sb), 0);
     assert_true(S_ISREG(sb.st_mode));
+    snprintf(db, sizeof db, "%s/sessions.db", dir);
+    assert_int_equal(stat(db, &sb), -1); /* the real Goose's name: never made */
+    assert_int_equal(((sqlite_store *)st)->queue_max, STORE_QUEUE_MAX_DEFAULT);
     store_close(st);
     store_close(NULL); /* harmless */
 }
 
 static void test_create_get(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session s, got;
     new_session(&s, "first");
     time_t before = time(NULL);
@@ -112,7 +119,7 @@ static void test_create_get(void **state)
 
 static void test_names_roundtrip(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session s, got;
     new_session(&s, "");
     ok(st->ops->session_create(st, &s));
@@ -135,7 +142,7 @@ static void test_names_roundtrip(void **state)
 
 static void test_duplicate_id(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session s, t, got;
     new_session(&s, "one");
     ok(st->ops->session_create(st, &s));
@@ -158,7 +165,7 @@ static void free_list(store_session *l)
 
 static void test_list(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session *l = (store_session *)1;
     size_t n = 99;
     long total = -1;
@@ -222,7 +229,7 @@ static void test_list(void **state)
 /* regression: LIMIT -1 means "all" to SQLite and overflowed a one-slot page */
 static void test_list_bad_bounds(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session s[3], *l = NULL;
     size_t n;
     long total;
@@ -242,7 +249,7 @@ static void test_list_bad_bounds(void **state)
 /* regression: an empty directory name read past the end of the string */
 static void test_empty_dir(void **state)
 {
-    store *st = store_sqlite_open("");
+    store *st = store_sqlite_open("", 0);
     assert_int_equal(st->ops->health(st), GD_ESTORE);
     assert_non_null(strstr(store_errmsg(), "no data directory"));
     store_close(st);
@@ -250,7 +257,7 @@ static void test_empty_dir(void **state)
 
 static void test_delete(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session a, b, got;
     new_session(&a, "a");
     new_session(&b, "b");
@@ -282,7 +289,7 @@ static void test_delete(void **state)
 
 static void test_messages_list(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session s;
     new_session(&s, "m");
     ok(st->ops->session_create(st, &s));
@@ -303,7 +310,7 @@ static void test_messages_list(void **state)
 
 static void test_reopen(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     store_session a, b, got;
     new_session(&a, "kept-a");
     new_session(&b, "kept-b");
@@ -311,7 +318,7 @@ static void test_reopen(void **state)
     ok(st->ops->session_create(st, &b));
     store_close(st);
 
-    st = store_sqlite_open(dir);
+    st = store_sqlite_open(dir, 0);
     ok(st->ops->health(st));
     ok(st->ops->session_get(st, a.id, &got));
     assert_string_equal(got.name, "kept-a");
@@ -328,7 +335,7 @@ static void test_reopen(void **state)
     ok(st->ops->session_delete(st, a.id));
     store_close(st);
 
-    st = store_sqlite_open(dir);
+    st = store_sqlite_open(dir, 0);
     assert_int_equal(st->ops->session_get(st, a.id, &got), GD_ENOTFOUND);
     ok(st->ops->session_get(st, b.id, &got));
     store_close(st);
@@ -373,7 +380,7 @@ static void test_parent_is_a_file(void **state)
     fclose(f);
     snprintf(bad, sizeof bad, "%s/sessions", file);
 
-    store *st = store_sqlite_open(bad);
+    store *st = store_sqlite_open(bad, 0);
     assert_non_null(st); /* never NULL: it answers GD_ESTORE instead */
     assert_all_fail(st, "cannot create directory", bad);
     assert_non_null(strstr(store_errmsg(), "Not a directory"));
@@ -381,7 +388,7 @@ static void test_parent_is_a_file(void **state)
 
     /* Deeper: the file is a middle level. */
     snprintf(bad, sizeof bad, "%s/x/y", file);
-    st = store_sqlite_open(bad);
+    st = store_sqlite_open(bad, 0);
     assert_all_fail(st, "Not a directory", "Not a directory");
     store_close(st);
 }
@@ -394,8 +401,8 @@ static void test_dir_is_a_file(void **state)
     FILE *f = fopen(file, "w");
     assert_non_null(f);
     fclose(f);
-    store *st = store_sqlite_open(file);
-    assert_all_fail(st, "sessions.db", "sessions.db");
+    store *st = store_sqlite_open(file, 0);
+    assert_all_fail(st, "goosed.db", "goosed.db");
     store_close(st);
 }
 
@@ -407,15 +414,15 @@ static void test_not_a_database(void **state)
     snprintf(p, sizeof p, "%s/a/b", root);
     mkdir(p, 0700);
     mkdir(dir, 0700);
-    snprintf(p, sizeof p, "%s/sessions.db", dir);
+    snprintf(p, sizeof p, "%s/goosed.db", dir);
     FILE *f = fopen(p, "w");
     assert_non_null(f);
     fputs("this is not an SQLite database, just some text long enough to have a header......\n"
           "..................................................................................\n",
           f);
     fclose(f);
-    store *st = store_sqlite_open(dir);
-    assert_all_fail(st, "sessions.db", "sessions.db");
+    store *st = store_sqlite_open(dir, 0);
+    assert_all_fail(st, "goosed.db", "goosed.db");
     assert_non_null(strstr(store_errmsg(), "not a database"));
     store_close(st);
 }
@@ -423,17 +430,17 @@ static void test_not_a_database(void **state)
 static void test_newer_schema(void **state)
 {
     /* A database written by a newer goosed is refused, not migrated backwards. */
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     ok(st->ops->health(st));
     store_close(st);
     char p[300];
-    snprintf(p, sizeof p, "%s/sessions.db", dir);
+    snprintf(p, sizeof p, "%s/goosed.db", dir);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    st = store_sqlite_open(dir);
+    st = store_sqlite_open(dir, 0);
     assert_all_fail(st, "newer than this goosed knows", "schema is version 99");
     store_close(st);
 }
@@ -464,7 +471,7 @@ static void test_recovers(void **state)
     assert_non_null(f);
     fclose(f);
     snprintf(sub, sizeof sub, "%s/sessions", file);
-    store *st = store_sqlite_open(sub);
+    store *st = store_sqlite_open(sub, 0);
     assert_int_equal(st->ops->health(st), GD_ESTORE);
     assert_int_equal(unlink(file), 0);
     /* Wait until the wall-clock second changes: the retry throttle counts whole seconds. */
@@ -522,7 +529,7 @@ static int cmp_id(const void *a, const void *b)
 
 static void test_concurrent_creates(void **state)
 {
-    store *st = store_sqlite_open(dir);
+    store *st = store_sqlite_open(dir, 0);
     static struct worker w[THREADS];
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
@@ -559,10 +566,981 @@ static void test_concurrent_creates(void **state)
     store_close(st);
 
     /* All durable: a fresh open sees them. */
-    st = store_sqlite_open(dir);
+    st = store_sqlite_open(dir, 0);
     ok(st->ops->session_list(st, 1, 0, &l, &n, &total));
     assert_int_equal(total, THREADS * PER_THREAD);
     free(l);
+    store_close(st);
+}
+
+/* ---- helpers for the writer's queue ---- */
+
+/* An asynchronous write's outcome: how often done was called, with what. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;
+    gd_err e;
+    char msg[512];
+} waiter;
+
+static void waiter_init(waiter *w)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->e = (gd_err)-1;
+}
+
+static void on_done(void *ud, gd_err e, const char *msg)
+{
+    waiter *w = ud;
+    pthread_mutex_lock(&w->mu);
+    w->calls++;
+    w->e = e;
+    snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "(null)");
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Waits until done was called; returns its code. */
+static gd_err wait_done(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->calls)
+        pthread_cond_wait(&w->cv, &w->mu);
+    gd_err e = w->e;
+    pthread_mutex_unlock(&w->mu);
+    return e;
+}
+
+static int calls(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int n = w->calls;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* A write that holds the writer until opened: writes queued meanwhile wait, then make one
+ * batch. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, release;
+    waiter done;
+} gate;
+
+static gd_err w_gate(conn *c, void *arg, char *err, size_t errlen)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->running = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->release)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    return GD_OK;
+}
+
+/* Queues the gate and returns once the writer runs it. */
+static void gate_close(store *st, gate *g)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    waiter_init(&g->done);
+    write_op *op = calloc(1, sizeof *op);
+    op->fn = w_gate;
+    op->arg = g;
+    op->on_done = on_done;
+    op->ud = &g->done;
+    submit_async((sqlite_store *)st, op);
+    pthread_mutex_lock(&g->mu);
+    while (!g->running)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->release = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    assert_int_equal(wait_done(&g->done), GD_OK);
+}
+
+static size_t queued(store *st)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    pthread_mutex_lock(&ss->mu);
+    size_t n = ss->nqueued;
+    pthread_mutex_unlock(&ss->mu);
+    return n;
+}
+
+static void batches(store *st, uint64_t *n, size_t *last)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    pthread_mutex_lock(&ss->mu);
+    *n = ss->batches;
+    *last = ss->last_batch;
+    pthread_mutex_unlock(&ss->mu);
+}
+
+static json_t *text_content(const char *text)
+{
+    return json_pack("[{s:s, s:s}]", "type", "text", "text", text);
+}
+
+/* Appends a message and waits until it is durable; its code. */
+static gd_err append(store *st, const char *sid, const char *role, json_t *content, long in,
+                     long out, char id[UUID_STR_LEN])
+{
+    waiter w;
+    waiter_init(&w);
+    st->ops->message_append_async(st, sid, role, content, in, out, id, on_done, &w);
+    json_decref(content);
+    return wait_done(&w);
+}
+
+/* ---- batches ---- */
+
+static void test_batched_commit(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s, made[5];
+    new_session(&s, "batched");
+    ok(st->ops->session_create(st, &s));
+
+    gate g;
+    gate_close(st, &g);
+    uint64_t before, after;
+    size_t last;
+    batches(st, &before, &last);
+    enum { N = 20 };
+    waiter w[N + 5];
+    char ids[N][UUID_STR_LEN];
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "m%d", i);
+        waiter_init(&w[i]);
+        json_t *c = text_content(text);
+        st->ops->message_append_async(st, s.id, i % 2 ? "assistant" : "user", c, 1, 2, ids[i],
+                                      on_done, &w[i]);
+        json_decref(c);
+    }
+    for (int i = 0; i < 5; i++) {
+        new_session(&made[i], "queued");
+        waiter_init(&w[N + i]);
+        st->ops->session_create_async(st, &made[i], on_done, &w[N + i]);
+    }
+    assert_int_equal(queued(st), N + 5);
+    for (int i = 0; i < N + 5; i++)
+        assert_int_equal(calls(&w[i]), 0); /* none is durable before the writer runs */
+    gate_open(&g);
+    for (int i = 0; i < N + 5; i++)
+        assert_int_equal(wait_done(&w[i]), GD_OK);
+    batches(st, &after, &last);
+    /* The gate's transaction, then one for everything queued behind it. */
+    assert_int_equal(after - before, 2);
+    assert_int_equal(last, N + 5);
+    assert_int_equal(queued(st), 0);
+
+    json_t *msgs;
+    ok(st->ops->messages_list(st, s.id, &msgs));
+    assert_int_equal(json_array_size(msgs), N);
+    for (int i = 0; i < N; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, i), "id")),
+                            ids[i]);
+    json_decref(msgs);
+    store_session got;
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, N);
+    assert_int_equal(got.input_tokens, N);
+    assert_int_equal(got.output_tokens, 2 * N);
+    for (int i = 0; i < 5; i++)
+        ok(st->ops->session_get(st, made[i].id, &got));
+    store_close(st);
+    for (int i = 0; i < N + 5; i++)
+        assert_int_equal(calls(&w[i]), 1);
+}
+
+/* Inserts a session, then fails: its savepoint must undo the insert, and only it. */
+static store_session partial_session;
+static gd_err w_partial(conn *c, void *arg, char *err, size_t errlen)
+{
+    struct insert_arg a = {.s = &partial_session, .created_us = now_us()};
+    gd_err e = w_session_insert(c, &a, err, errlen);
+    if (e) return e;
+    snprintf(err, errlen, "injected failure after a successful insert");
+    return GD_ESTORE;
+}
+
+static void test_savepoint_rollback(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session a, gone, c, got;
+    new_session(&a, "kept");
+    new_session(&gone, "deleted");
+    ok(st->ops->session_create(st, &a));
+    ok(st->ops->session_create(st, &gone));
+    ok(st->ops->session_delete(st, gone.id));
+    new_session(&partial_session, "never");
+    new_session(&c, "created in the batch");
+
+    gate g;
+    gate_close(st, &g);
+    waiter w[5];
+    char ids[5][UUID_STR_LEN];
+    for (int i = 0; i < 5; i++)
+        waiter_init(&w[i]);
+    json_t *one = text_content("one"), *lost = text_content("lost"), *two = text_content("two");
+    st->ops->message_append_async(st, a.id, "user", one, 1, 0, ids[0], on_done, &w[0]);
+    st->ops->message_append_async(st, gone.id, "user", lost, 1, 0, ids[1], on_done, &w[1]);
+    write_op *op = calloc(1, sizeof *op);
+    op->fn = w_partial;
+    op->on_done = on_done;
+    op->ud = &w[2];
+    submit_async((sqlite_store *)st, op);
+    st->ops->message_append_async(st, a.id, "assistant", two, 0, 1, ids[3], on_done, &w[3]);
+    st->ops->session_create_async(st, &c, on_done, &w[4]);
+    json_decref(one);
+    json_decref(lost);
+    json_decref(two);
+    gate_open(&g);
+
+    assert_int_equal(wait_done(&w[0]), GD_OK);
+    assert_int_equal(wait_done(&w[1]), GD_ENOTFOUND);
+    assert_non_null(strstr(w[1].msg, gone.id));
+    assert_int_equal(wait_done(&w[2]), GD_ESTORE);
+    assert_string_equal(w[2].msg, "injected failure after a successful insert");
+    assert_int_equal(wait_done(&w[3]), GD_OK);
+    assert_int_equal(wait_done(&w[4]), GD_OK);
+    uint64_t n;
+    size_t last;
+    batches(st, &n, &last);
+    assert_int_equal(last, 5); /* all five in one transaction */
+
+    assert_int_equal(st->ops->session_get(st, partial_session.id, &got), GD_ENOTFOUND);
+    assert_int_equal(st->ops->session_get(st, gone.id, &got), GD_ENOTFOUND);
+    ok(st->ops->session_get(st, c.id, &got));
+    ok(st->ops->session_get(st, a.id, &got));
+    assert_int_equal(got.message_count, 2);
+    assert_int_equal(got.input_tokens, 1);
+    assert_int_equal(got.output_tokens, 1);
+    json_t *msgs;
+    ok(st->ops->messages_list(st, a.id, &msgs));
+    assert_int_equal(json_array_size(msgs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "id")), ids[0]);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "id")), ids[3]);
+    json_decref(msgs);
+    store_close(st);
+}
+
+/* ---- the asynchronous paths ---- */
+
+static void test_async_paths(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s, dup, got;
+    waiter w[4];
+    for (int i = 0; i < 4; i++)
+        waiter_init(&w[i]);
+    new_session(&s, "async");
+    st->ops->session_create_async(st, &s, on_done, &w[0]);
+    assert_int_equal(wait_done(&w[0]), GD_OK);
+    assert_string_equal(w[0].msg, "(null)"); /* no message on success */
+    assert_true(s.created_at > 0 && s.updated_at == s.created_at);
+    ok(st->ops->session_get(st, s.id, &got));
+
+    new_session(&dup, "dup");
+    memcpy(dup.id, s.id, sizeof dup.id);
+    st->ops->session_create_async(st, &dup, on_done, &w[1]);
+    assert_int_equal(wait_done(&w[1]), GD_ECONFLICT);
+    assert_non_null(strstr(w[1].msg, "UNIQUE"));
+
+    char id[UUID_STR_LEN], never[UUID_STR_LEN];
+    ids_uuid4(never);
+    json_t *c = text_content("hello");
+    st->ops->message_append_async(st, never, "user", c, 0, 0, id, on_done, &w[2]);
+    assert_int_equal(wait_done(&w[2]), GD_ENOTFOUND);
+    assert_non_null(strstr(w[2].msg, never));
+    st->ops->message_append_async(st, s.id, "user", c, 0, 0, id, on_done, &w[3]);
+    json_decref(c); /* serialised before the call returns */
+    assert_int_equal(wait_done(&w[3]), GD_OK);
+    assert_int_equal(strlen(id), UUID_STR_LEN - 1);
+    store_close(st);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(calls(&w[i]), 1);
+
+    /* A store that is down answers at once, in the caller. */
+    char file[300], bad[400];
+    snprintf(file, sizeof file, "%s/plainfile", root);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(bad, sizeof bad, "%s/sessions", file);
+    st = store_sqlite_open(bad, 0);
+    for (int i = 0; i < 2; i++)
+        waiter_init(&w[i]);
+    new_session(&s, "down");
+    st->ops->session_create_async(st, &s, on_done, &w[0]);
+    assert_int_equal(calls(&w[0]), 1);
+    assert_int_equal(w[0].e, GD_ESTORE);
+    assert_non_null(strstr(w[0].msg, "Not a directory"));
+    c = text_content("x");
+    st->ops->message_append_async(st, s.id, "user", c, 0, 0, id, on_done, &w[1]);
+    json_decref(c);
+    assert_int_equal(calls(&w[1]), 1);
+    assert_int_equal(w[1].e, GD_ESTORE);
+    store_close(st);
+    assert_int_equal(calls(&w[0]), 1);
+    assert_int_equal(calls(&w[1]), 1);
+}
+
+/* ---- the queue's bound ---- */
+
+static void test_queue_bound(void **state)
+{
+    store *st = store_sqlite_open(dir, 3);
+    store_session s, t, got;
+    new_session(&s, "bounded");
+    ok(st->ops->session_create(st, &s));
+
+    gate g;
+    gate_close(st, &g);
+    waiter w[5];
+    char ids[5][UUID_STR_LEN];
+    json_t *c = text_content("q");
+    for (int i = 0; i < 5; i++) {
+        waiter_init(&w[i]);
+        st->ops->message_append_async(st, s.id, "user", c, 0, 0, ids[i], on_done, &w[i]);
+    }
+    assert_int_equal(queued(st), 3);
+    for (int i = 3; i < 5; i++) { /* beyond the bound: refused at once, in the caller */
+        assert_int_equal(calls(&w[i]), 1);
+        assert_int_equal(w[i].e, GD_EBUSY);
+        assert_string_equal(w[i].msg, "the store's write queue is full (3 writes waiting)");
+    }
+    new_session(&t, "refused");
+    assert_int_equal(st->ops->session_create(st, &t), GD_EBUSY);
+    assert_string_equal(store_errmsg(), "the store's write queue is full (3 writes waiting)");
+    assert_int_equal(st->ops->session_delete(st, s.id), GD_EBUSY);
+    gate_open(&g);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(wait_done(&w[i]), GD_OK);
+
+    /* Drained: writes are taken again. */
+    ok(st->ops->session_create(st, &t));
+    assert_int_equal(append(st, s.id, "user", json_incref(c), 0, 0, ids[4]), GD_OK);
+    json_decref(c);
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, 4);
+    store_close(st);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(calls(&w[i]), 1);
+}
+
+/* ---- a delete while writes for its session are queued ---- */
+
+struct deleter {
+    store *st;
+    const char *id;
+    gd_err e;
+};
+
+static void *delete_main(void *arg)
+{
+    struct deleter *d = arg;
+    d->e = d->st->ops->session_delete(d->st, d->id);
+    return NULL;
+}
+
+static void test_delete_while_queued(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session a, b, got;
+    new_session(&a, "deleted while queued");
+    new_session(&b, "kept");
+    ok(st->ops->session_create(st, &a));
+    ok(st->ops->session_create(st, &b));
+    char ida[UUID_STR_LEN];
+    assert_int_equal(append(st, a.id, "user", text_content("before"), 0, 0, ida), GD_OK);
+
+    gate g;
+    gate_close(st, &g);
+    waiter w[3];
+    char ids[3][UUID_STR_LEN];
+    json_t *c = text_content("queued");
+    waiter_init(&w[0]);
+    st->ops->message_append_async(st, a.id, "assistant", c, 0, 0, ids[0], on_done, &w[0]);
+    waiter_init(&w[1]);
+    st->ops->message_append_async(st, b.id, "assistant", c, 0, 0, ids[1], on_done, &w[1]);
+    struct deleter d = {.st = st, .id = a.id, .e = (gd_err)-1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, delete_main, &d), 0);
+    while (queued(st) < 3) /* the delete is queued (its caller waits) */
+        sched_yield();
+    waiter_init(&w[2]);
+    st->ops->message_append_async(st, a.id, "user", c, 0, 0, ids[2], on_done, &w[2]);
+    json_decref(c);
+    gate_open(&g);
+    pthread_join(t, NULL);
+
+    assert_int_equal(d.e, GD_OK);
+    assert_int_equal(wait_done(&w[0]), GD_ENOTFOUND); /* queued before the delete came */
+    assert_non_null(strstr(w[0].msg, a.id));
+    assert_int_equal(wait_done(&w[1]), GD_OK); /* another session's write is untouched */
+    assert_int_equal(wait_done(&w[2]), GD_ENOTFOUND);
+    assert_int_equal(st->ops->session_get(st, a.id, &got), GD_ENOTFOUND);
+    ok(st->ops->session_get(st, b.id, &got));
+    assert_int_equal(got.message_count, 1);
+    store_close(st);
+}
+
+/* ---- messages ---- */
+
+static void test_messages_roundtrip(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s, got;
+    new_session(&s, "history");
+    ok(st->ops->session_create(st, &s));
+    json_t *contents[4] = {
+        text_content("first, with \"quotes\", a \\ and a swan \xF0\x9F\xA6\xA2"),
+        json_pack("[{s:s, s:s}, {s:s, s:s, s:{s:s, s:{s:s}}}]", "type", "text", "text",
+                  "let me look", "type", "toolRequest", "id", "call-1", "toolCall", "name",
+                  "developer__shell", "arguments", "command", "ls -la"),
+        json_pack("[{s:s, s:s, s:{s:s, s:[{s:s, s:s}]}}]", "type", "toolResponse", "id", "call-1",
+                  "toolResult", "status", "success", "value", "type", "text", "text", "total 0\n"),
+        json_array(),
+    };
+    const char *roles[4] = {"user", "assistant", "user", "assistant"};
+    char ids[4][UUID_STR_LEN];
+    time_t before = time(NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(append(st, s.id, roles[i], json_incref(contents[i]), 10 * i, i, ids[i]),
+                         GD_OK);
+
+    json_t *msgs;
+    ok(st->ops->messages_list(st, s.id, &msgs));
+    assert_int_equal(json_array_size(msgs), 4);
+    for (int i = 0; i < 4; i++) {
+        json_t *m = json_array_get(msgs, i);
+        assert_int_equal(json_object_size(m), 4);
+        assert_string_equal(json_string_value(json_object_get(m, "id")), ids[i]);
+        assert_string_equal(json_string_value(json_object_get(m, "role")), roles[i]);
+        assert_true(json_equal(json_object_get(m, "content"), contents[i]));
+        const char *when = json_string_value(json_object_get(m, "created_at"));
+        assert_non_null(when);
+        assert_int_equal(strlen(when), RFC3339_LEN - 1);
+
+        /* message_get: the same object */
+        json_t *one = (json_t *)1;
+        ok(st->ops->message_get(st, s.id, ids[i], &one));
+        assert_true(json_equal(one, m));
+        json_decref(one);
+    }
+    json_decref(msgs);
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, 4);
+    assert_int_equal(got.input_tokens, 60);
+    assert_int_equal(got.output_tokens, 6);
+    assert_true(got.updated_at >= before && got.updated_at >= got.created_at);
+
+    /* Survives a reopen. */
+    store_close(st);
+    st = store_sqlite_open(dir, 0);
+    ok(st->ops->messages_list(st, s.id, &msgs));
+    assert_int_equal(json_array_size(msgs), 4);
+    for (int i = 0; i < 4; i++)
+        assert_true(json_equal(json_object_get(json_array_get(msgs, i), "content"), contents[i]));
+    json_decref(msgs);
+    for (int i = 0; i < 4; i++)
+        json_decref(contents[i]);
+    store_close(st);
+}
+
+static void test_message_get_absent(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session a, b;
+    new_session(&a, "a");
+    new_session(&b, "b");
+    ok(st->ops->session_create(st, &a));
+    ok(st->ops->session_create(st, &b));
+    char id[UUID_STR_LEN], never[UUID_STR_LEN];
+    assert_int_equal(append(st, a.id, "user", text_content("in a"), 0, 0, id), GD_OK);
+    ids_uuid4(never);
+    json_t *m = (json_t *)1;
+    assert_int_equal(st->ops->message_get(st, a.id, never, &m), GD_ENOTFOUND);
+    assert_null(m);
+    assert_non_null(strstr(store_errmsg(), never));
+    m = (json_t *)1;
+    assert_int_equal(st->ops->message_get(st, b.id, id, &m), GD_ENOTFOUND); /* another's */
+    assert_null(m);
+    m = (json_t *)1;
+    assert_int_equal(st->ops->message_get(st, never, id, &m), GD_ENOTFOUND);
+    assert_null(m);
+    ok(st->ops->message_get(st, a.id, id, &m));
+    json_decref(m);
+    ok(st->ops->session_delete(st, a.id));
+    assert_int_equal(st->ops->message_get(st, a.id, id, &m), GD_ENOTFOUND);
+    store_close(st);
+}
+
+/* ---- crash repair ---- */
+
+static json_t *find_unfinished(json_t *arr, const char *sid)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        if (!strcmp(json_string_value(json_object_get(e, "session_id")), sid))
+            return json_object_get(e, "message");
+    }
+    return NULL;
+}
+
+static void test_sessions_unfinished(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    json_t *arr = NULL;
+    ok(st->ops->sessions_unfinished(st, &arr));
+    assert_int_equal(json_array_size(arr), 0);
+    json_decref(arr);
+
+    /* empty; user last; assistant last (twice); assistant then user */
+    const char *shapes[5] = {"", "u", "ua", "aua", "au"};
+    store_session s[5];
+    char id[UUID_STR_LEN];
+    for (int i = 0; i < 5; i++) {
+        new_session(&s[i], shapes[i]);
+        ok(st->ops->session_create(st, &s[i]));
+        for (const char *r = shapes[i]; *r; r++) {
+            char text[32];
+            snprintf(text, sizeof text, "%s #%d", shapes[i], (int)(r - shapes[i]));
+            assert_int_equal(
+                append(st, s[i].id, *r == 'u' ? "user" : "assistant", text_content(text), 0, 0, id),
+                GD_OK);
+        }
+    }
+    ok(st->ops->sessions_unfinished(st, &arr));
+    assert_int_equal(json_array_size(arr), 2);
+    for (int i = 2; i <= 3; i++) {
+        json_t *m = find_unfinished(arr, s[i].id), *msgs;
+        assert_non_null(m);
+        ok(st->ops->messages_list(st, s[i].id, &msgs));
+        assert_true(json_equal(m, json_array_get(msgs, json_array_size(msgs) - 1)));
+        assert_string_equal(json_string_value(json_object_get(m, "role")), "assistant");
+        json_decref(msgs);
+    }
+    json_decref(arr);
+    store_close(st);
+}
+
+/* With 10k sessions: one indexed lookup per session, never a scan of messages. The time is
+ * printed, not asserted. */
+static void test_sessions_unfinished_many(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    sqlite_store *ss = (sqlite_store *)st;
+    enum { S = 10000, PER = 4 };
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(ss->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *is, *im;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO sessions(id, name, working_dir, created_us, "
+                                        "updated_us) VALUES (?1, 'many', '/tmp', ?2, ?2)",
+                                        -1, &is, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO messages(id, session_id, seq, role, content, "
+                                        "created_us) VALUES (?1, ?2, ?3, ?4, '[]', ?5)",
+                                        -1, &im, NULL),
+                     SQLITE_OK);
+    int want = 0;
+    for (int i = 0; i < S; i++) {
+        char sid[32], mid[48];
+        snprintf(sid, sizeof sid, "session-%05d", i);
+        sqlite3_bind_text(is, 1, sid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(is, 2, 1000000LL * i);
+        assert_int_equal(sqlite3_step(is), SQLITE_DONE);
+        sqlite3_reset(is);
+        /* every third session ends with the assistant's message */
+        bool unfinished = i % 3 == 0;
+        want += unfinished;
+        for (int k = 1; k <= PER; k++) {
+            snprintf(mid, sizeof mid, "%s-m%d", sid, k);
+            sqlite3_bind_text(im, 1, mid, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(im, 2, sid, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int(im, 3, k);
+            sqlite3_bind_text(im, 4, (k % 2 == 0) == unfinished ? "assistant" : "user", -1,
+                              SQLITE_STATIC);
+            sqlite3_bind_int64(im, 5, 1000000LL * i + k);
+            assert_int_equal(sqlite3_step(im), SQLITE_DONE);
+            sqlite3_reset(im);
+        }
+    }
+    sqlite3_finalize(is);
+    sqlite3_finalize(im);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+
+    /* The plan: sessions scanned, messages only searched through an index. */
+    sqlite3_stmt *plan;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", stmt_sql[ST_UNFINISHED]);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &plan, NULL), SQLITE_OK);
+    int searches = 0;
+    while (sqlite3_step(plan) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(plan, 3);
+        if (strstr(detail, "lastmsg") || strstr(detail, "prev")) {
+            if (strncmp(detail, "SEARCH", 6) || !strstr(detail, "INDEX"))
+                fail_msg("messages is not searched through an index: %s", detail);
+            searches++;
+        }
+    }
+    sqlite3_finalize(plan);
+    sqlite3_close(db);
+    assert_int_equal(searches, 2);
+
+    struct timespec t0, t1;
+    json_t *arr;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok(st->ops->sessions_unfinished(st, &arr));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(json_array_size(arr), want);
+    json_t *m = find_unfinished(arr, "session-00003");
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "id")), "session-00003-m4");
+    assert_null(find_unfinished(arr, "session-00001"));
+    printf("# sessions_unfinished: %d sessions of %d messages, %zu unfinished, %.1f ms\n", S, PER,
+           json_array_size(arr), (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    json_decref(arr);
+    store_close(st);
+}
+
+/* ---- opening ---- */
+
+static void test_opening_is_not_waited_for(void **state)
+{
+    /* While one caller opens the store (without holding its mutex), others answer at once. */
+    char file[300], bad[400];
+    snprintf(file, sizeof file, "%s/plainfile", root);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(bad, sizeof bad, "%s/sessions", file);
+    store *st = store_sqlite_open(bad, 0);
+    sqlite_store *ss = (sqlite_store *)st;
+    pthread_mutex_lock(&ss->mu);
+    ss->opening = true;
+    ss->last_try = 0;
+    pthread_mutex_unlock(&ss->mu);
+    assert_estore(st->ops->health(st), "health", "the store is opening");
+    store_session s;
+    new_session(&s, "x");
+    assert_estore(st->ops->session_create(st, &s), "session_create", "the store is opening");
+    waiter w;
+    waiter_init(&w);
+    st->ops->session_create_async(st, &s, on_done, &w);
+    assert_int_equal(calls(&w), 1);
+    assert_int_equal(w.e, GD_ESTORE);
+    pthread_mutex_lock(&ss->mu);
+    ss->opening = false;
+    pthread_cond_broadcast(&ss->opened);
+    pthread_mutex_unlock(&ss->mu);
+    store_close(st);
+}
+
+/* ---- living beside the real Goose ---- */
+
+/* The shape of the real Goose's own sessions.db (schema version 11): other tables, other
+ * columns. */
+static const char real_goose_sql[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT "
+    "CURRENT_TIMESTAMP);"
+    "WITH RECURSIVE v(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM v WHERE n < 11) "
+    "INSERT INTO schema_version(version) SELECT n FROM v;"
+    "CREATE TABLE sessions (id TEXT PRIMARY KEY, name TEXT DEFAULT '', description TEXT, "
+    "working_dir TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at "
+    "TIMESTAMP DEFAULT CURRENT_TIMESTAMP, thread_id TEXT);"
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, "
+    "role TEXT NOT NULL, content_json TEXT NOT NULL, created_timestamp INTEGER NOT NULL, "
+    "message_id TEXT);"
+    "CREATE TABLE threads (id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT 'New Chat');"
+    "CREATE TABLE thread_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, thread_id TEXT NOT "
+    "NULL, role TEXT NOT NULL, content_json TEXT NOT NULL);"
+    "INSERT INTO sessions(id, working_dir) VALUES ('20250101_1', '/home/me');"
+    "INSERT INTO messages(session_id, role, content_json, created_timestamp) VALUES "
+    "('20250101_1', 'user', '[]', 1735689600);";
+
+static void make_dirs_for_test(void)
+{
+    char err[256];
+    assert_int_equal(make_dirs(dir, err, sizeof err), GD_OK);
+}
+
+static void exec_file(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", path, msg);
+    sqlite3_close(db);
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    char *b = malloc(*n ? *n : 1);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+/* Whether path followed by suffix exists. */
+static bool file_exists(const char *path, const char *suffix)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s%s", path, suffix);
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static long long app_id_of(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char err[128];
+    long long v = query_int(db, "PRAGMA application_id", err, sizeof err);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Byte for byte the same, and nothing made beside it. */
+static void assert_untouched(const char *path, const char *was, size_t n)
+{
+    size_t m;
+    char *now = slurp(path, &m);
+    assert_int_equal(m, n);
+    assert_memory_equal(now, was, n);
+    free(now);
+    assert_false(file_exists(path, "-wal"));
+    assert_false(file_exists(path, "-shm"));
+    assert_false(file_exists(path, "-journal"));
+}
+
+static void test_beside_real_goose(void **state)
+{
+    make_dirs_for_test();
+    char real[300];
+    snprintf(real, sizeof real, "%s/sessions.db", dir);
+    exec_file(real, real_goose_sql);
+    size_t n;
+    char *was = slurp(real, &n);
+
+    store *st = store_sqlite_open(dir, 0);
+    ok(st->ops->health(st));
+    store_session s, got;
+    new_session(&s, "mine");
+    ok(st->ops->session_create(st, &s));
+    char id[UUID_STR_LEN];
+    assert_int_equal(append(st, s.id, "user", text_content("hi"), 0, 0, id), GD_OK);
+    store_close(st);
+    st = store_sqlite_open(dir, 0);
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, 1);
+    store_close(st);
+
+    char mine[300];
+    snprintf(mine, sizeof mine, "%s/goosed.db", dir);
+    assert_int_equal(app_id_of(mine), STORE_SQLITE_APP_ID);
+    assert_untouched(real, was, n);
+    free(was);
+}
+
+static void test_beside_other_sessions_db(void **state)
+{
+    /* A newer goosed's database, an empty SQLite file, and junk: all left as they are. */
+    static const char *const cases[] = {
+        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version "
+        "VALUES (99);"
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, name TEXT NOT NULL, working_dir TEXT NOT "
+        "NULL, created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL, message_count INTEGER "
+        "NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT "
+        "NULL DEFAULT 0);"
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT "
+        "NULL, role TEXT NOT NULL, content TEXT NOT NULL, created_us INTEGER NOT NULL);",
+        "PRAGMA user_version = 7;",
+        "PRAGMA application_id = 1234; CREATE TABLE sessions (id TEXT);", NULL, /* junk */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        teardown(state);
+        setup(state);
+        make_dirs_for_test();
+        char real[300];
+        snprintf(real, sizeof real, "%s/sessions.db", dir);
+        if (cases[i]) {
+            exec_file(real, cases[i]);
+        } else {
+            FILE *f = fopen(real, "w");
+            for (int k = 0; k < 4096; k++)
+                fputc((k * 7919) & 0xff, f);
+            fclose(f);
+        }
+        size_t n;
+        char *was = slurp(real, &n);
+        store *st = store_sqlite_open(dir, 0);
+        ok(st->ops->health(st));
+        store_session s;
+        new_session(&s, "mine");
+        ok(st->ops->session_create(st, &s));
+        store_close(st);
+        assert_untouched(real, was, n);
+        free(was);
+    }
+}
+
+/* Makes dir/sessions.db as an older goosed left it: goosed's schema, no application_id, and
+ * (after a kill -9) the last session still in its WAL. Returns that session's id. */
+static void make_old_goosed_db(store_session *kept, store_session *in_wal)
+{
+    store *st = store_sqlite_open(dir, 0);
+    new_session(kept, "from the old file");
+    ok(st->ops->session_create(st, kept));
+    char id[UUID_STR_LEN];
+    assert_int_equal(append(st, kept->id, "user", text_content("old message"), 3, 0, id), GD_OK);
+    store_close(st);
+    char from[300], to[300];
+    snprintf(from, sizeof from, "%s/goosed.db", dir);
+    snprintf(to, sizeof to, "%s/sessions.db", dir);
+    assert_int_equal(rename(from, to), 0);
+    exec_file(to, "PRAGMA application_id = 0");
+    /* One more session, left in the WAL as a crash leaves it. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(to, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL), SQLITE_OK);
+    new_session(in_wal, "only in the wal");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode=WAL; INSERT INTO sessions(id, name, working_dir, created_us, "
+             "updated_us) VALUES ('%s', 'only in the wal', '/tmp', 1, 1);",
+             in_wal->id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_true(file_exists(to, "-wal"));
+}
+
+static void test_old_goosed_db_moved(void **state)
+{
+    store_session kept, in_wal, got;
+    make_old_goosed_db(&kept, &in_wal);
+    store *st = store_sqlite_open(dir, 0);
+    ok(st->ops->health(st));
+    ok(st->ops->session_get(st, kept.id, &got));
+    assert_string_equal(got.name, "from the old file");
+    assert_int_equal(got.message_count, 1);
+    assert_int_equal(got.input_tokens, 3);
+    ok(st->ops->session_get(st, in_wal.id, &got));
+    json_t *msgs;
+    ok(st->ops->messages_list(st, kept.id, &msgs));
+    assert_int_equal(json_array_size(msgs), 1);
+    json_decref(msgs);
+    store_session s;
+    new_session(&s, "new");
+    ok(st->ops->session_create(st, &s));
+    store_close(st);
+
+    char p[300];
+    snprintf(p, sizeof p, "%s/sessions.db", dir);
+    assert_false(file_exists(p, ""));
+    assert_false(file_exists(p, "-wal"));
+    assert_false(file_exists(p, "-shm"));
+    snprintf(p, sizeof p, "%s/goosed.db", dir);
+    assert_int_equal(app_id_of(p), STORE_SQLITE_APP_ID);
+
+    /* Once: the next start opens goosed.db and finds no sessions.db. */
+    st = store_sqlite_open(dir, 0);
+    ok(st->ops->session_get(st, s.id, &got));
+    store_close(st);
+}
+
+static void test_old_goosed_db_in_use(void **state)
+{
+    /* Another process still has goosed's old file open: it is not moved, the store stays down
+     * and says why, and nothing is lost. */
+    store_session kept, in_wal, got;
+    make_old_goosed_db(&kept, &in_wal);
+    char old[300];
+    snprintf(old, sizeof old, "%s/sessions.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "SELECT count(*) FROM sessions", NULL, NULL, NULL),
+                     SQLITE_OK);
+    store *st = store_sqlite_open(dir, 0);
+    assert_estore(st->ops->health(st), "health", "is another goosed using it?");
+    store_close(st);
+    assert_true(file_exists(old, ""));
+    assert_false(file_exists(dir, "/goosed.db"));
+    sqlite3_close(db);
+
+    st = store_sqlite_open(dir, 0);
+    ok(st->ops->session_get(st, kept.id, &got));
+    ok(st->ops->session_get(st, in_wal.id, &got));
+    store_close(st);
+    assert_false(file_exists(old, ""));
+}
+
+static void test_interrupted_move_finished(void **state)
+{
+    /* A move cut short after link(): both names for one file. The second one goes. */
+    store *st = store_sqlite_open(dir, 0);
+    store_session s, got;
+    new_session(&s, "linked");
+    ok(st->ops->session_create(st, &s));
+    store_close(st);
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/goosed.db", dir);
+    snprintf(b, sizeof b, "%s/sessions.db", dir);
+    assert_int_equal(link(a, b), 0);
+    st = store_sqlite_open(dir, 0);
+    ok(st->ops->session_get(st, s.id, &got));
+    store_close(st);
+    assert_false(file_exists(b, ""));
+}
+
+static void test_foreign_goosed_db(void **state)
+{
+    /* A goosed.db that is not goosed's is refused, and not written to. */
+    make_dirs_for_test();
+    char p[300];
+    snprintf(p, sizeof p, "%s/goosed.db", dir);
+    exec_file(p, real_goose_sql);
+    exec_file(p, "PRAGMA journal_mode=DELETE");
+    size_t n;
+    char *was = slurp(p, &n);
+    store *st = store_sqlite_open(dir, 0);
+    assert_estore(st->ops->health(st), "health", "is not goosed's database");
+    assert_non_null(strstr(store_errmsg(), "thread"));
+    store_close(st);
+    assert_untouched(p, was, n);
+    free(was);
+
+    exec_file(p, "DROP TABLE threads; DROP TABLE thread_messages; DROP TABLE messages; DROP "
+                 "TABLE sessions; DROP TABLE schema_version; PRAGMA application_id = 42;");
+    st = store_sqlite_open(dir, 0);
+    assert_estore(st->ops->health(st), "health", "application_id is 0x0000002a");
     store_close(st);
 }
 
@@ -589,6 +1567,22 @@ int main(int argc, char **argv)
         T(test_errmsg_per_thread),
         T(test_recovers),
         T(test_concurrent_creates),
+        T(test_batched_commit),
+        T(test_savepoint_rollback),
+        T(test_async_paths),
+        T(test_queue_bound),
+        T(test_delete_while_queued),
+        T(test_messages_roundtrip),
+        T(test_message_get_absent),
+        T(test_sessions_unfinished),
+        T(test_sessions_unfinished_many),
+        T(test_opening_is_not_waited_for),
+        T(test_beside_real_goose),
+        T(test_beside_other_sessions_db),
+        T(test_old_goosed_db_moved),
+        T(test_old_goosed_db_in_use),
+        T(test_interrupted_move_finished),
+        T(test_foreign_goosed_db),
     };
     return cmocka_run_group_tests_name("store", tests, group_setup, NULL);
 }
