@@ -18,57 +18,58 @@ typedef struct {
     json_t *streamed_history; /* a copy of the history at each stream */
 } rec;
 
-static void note(turn *t, const char *fmt, const char *arg)
+/* Notes "what" or "what:arg". */
+static void note(turn *t, const char *what, const char *arg)
 {
     rec *r = t->owner;
-    snprintf(r->log[r->n++], sizeof r->log[0], fmt, arg);
+    snprintf(r->log[r->n++], sizeof r->log[0], "%s%s%s", what, *arg ? ":" : "", arg);
 }
 
 static void f_load(turn *t)
 {
-    note(t, "load%s", "");
+    note(t, "load", "");
 }
 static void f_store(turn *t, turn_store_kind kind, const char *role, json_t *content, long in,
                     long out, char id[UUID_STR_LEN])
 {
     static const char *names[] = {"user", "reply", "results"};
-    note(t, "store:%s", names[kind]);
+    note(t, "store", names[kind]);
     snprintf(id, UUID_STR_LEN, "id-%s", names[kind]);
 }
 static bool f_stream(turn *t)
 {
     rec *r = t->owner;
-    note(t, "stream%s", "");
+    note(t, "stream", "");
     json_decref(r->streamed_history);
     r->streamed_history = json_deep_copy(t->history);
     return r->stream_ok;
 }
 static void f_cancel_stream(turn *t)
 {
-    note(t, "cancel_stream%s", "");
+    note(t, "cancel_stream", "");
 }
 static bool f_call_tool(turn *t, const char *name, json_t *args)
 {
-    note(t, "tool:%s", name);
+    note(t, "tool", name);
     return true;
 }
 static void f_cancel_tool(turn *t)
 {
-    note(t, "cancel_tool%s", "");
+    note(t, "cancel_tool", "");
 }
 static void f_chunk(turn *t, const char *kind, const char *s, size_t n)
 {
-    note(t, "chunk:%s", kind);
+    note(t, "chunk", kind);
 }
 static void f_publish(turn *t, const char *event, json_t *data)
 {
-    note(t, "publish:%s", event);
+    note(t, "publish", event);
     json_decref(data);
 }
 static void f_end(turn *t, const char *event, json_t *data)
 {
     rec *r = t->owner;
-    note(t, "end:%s", event);
+    note(t, "end", event);
     json_decref(r->last_data);
     r->last_data = data;
     snprintf(r->last_event, sizeof r->last_event, "%s", event);
