@@ -129,3 +129,98 @@ json_t *content_tool_parts(json_t *items, bool (*image_ok)(const char *mime))
     }
     return parts;
 }
+
+#define INTERRUPTED "the tool call did not finish: goosed stopped before its result was stored"
+
+static bool is_role(json_t *m, const char *role)
+{
+    const char *r = json_string_value(json_object_get(m, "role"));
+    return r && !strcmp(r, role);
+}
+
+/* The ids of the tool_request items of an assistant message, as an object id -> item. */
+static json_t *requests_of(json_t *m)
+{
+    json_t *ids = json_object(), *it;
+    size_t i;
+    if (!is_role(m, "assistant")) return ids;
+    json_array_foreach(json_object_get(m, "content"), i, it)
+    {
+        const char *id = json_string_value(json_object_get(it, "id"));
+        if (id && !strcmp(content_type(it), "tool_request")) json_object_set(ids, id, it);
+    }
+    return ids;
+}
+
+/* The is_error tool_response standing for the result of a call that never finished. */
+static json_t *interrupted(const char *id, json_t *req)
+{
+    return json_pack("{s:s, s:s, s:O?, s:[{s:s, s:s}], s:b}", "type", "tool_response", "id", id,
+                     "name", json_object_get(req, "name"), "content", "type", "text", "text",
+                     INTERRUPTED, "is_error", 1);
+}
+
+json_t *content_answer_tool_calls(json_t *messages)
+{
+    json_t *out = json_array(), *m;
+    json_t *open = json_object(); /* the calls of the previous message, id -> tool_request */
+    size_t i;
+    json_array_foreach(messages, i, m)
+    {
+        json_t *content = json_array(), *it;
+        size_t j;
+        bool user = !is_role(m, "assistant");
+        /* answer what the previous message asked and this one does not */
+        json_t *missing = json_copy(open);
+        json_array_foreach(json_object_get(m, "content"), j, it)
+        {
+            const char *id = json_string_value(json_object_get(it, "id"));
+            if (strcmp(content_type(it), "tool_response")) continue;
+            if (user && id && json_object_get(missing, id)) json_object_del(missing, id);
+        }
+        if (!user && json_object_size(missing)) { /* an assistant right after: a user between */
+            json_t *answers = json_array();
+            const char *id;
+            json_t *req;
+            json_object_foreach(missing, id, req)
+            {
+                json_array_append_new(answers, interrupted(id, req));
+            }
+            json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", answers));
+            json_object_clear(missing);
+        }
+        const char *id;
+        json_t *req;
+        json_object_foreach(missing, id, req)
+        {
+            json_array_append_new(content, interrupted(id, req));
+        }
+        json_decref(missing);
+        /* keep the rest, less the answers to no call */
+        json_array_foreach(json_object_get(m, "content"), j, it)
+        {
+            const char *rid = json_string_value(json_object_get(it, "id"));
+            if (!strcmp(content_type(it), "tool_response") &&
+                (!user || !rid || !json_object_get(open, rid)))
+                continue;
+            json_array_append(content, it);
+        }
+        json_t *copy = json_copy(m);
+        json_object_set_new(copy, "content", content);
+        json_array_append_new(out, copy);
+        json_decref(open);
+        open = requests_of(m);
+    }
+    /* the conversation ends with unanswered calls */
+    if (json_object_size(open)) {
+        json_t *answers = json_array(), *req;
+        const char *id;
+        json_object_foreach(open, id, req)
+        {
+            json_array_append_new(answers, interrupted(id, req));
+        }
+        json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", answers));
+    }
+    json_decref(open);
+    return out;
+}

@@ -1379,6 +1379,60 @@ static void test_mcp_edges(void **state)
     json_decref(parts);
 }
 
+/* Every tool call answered, every answer to a call: what a conversation stored by a goosed
+ * that stopped mid-tool-call needs before any API takes it. */
+static void test_answer_tool_calls(void **state)
+{
+    (void)state;
+    json_t *conv = parse(CONVERSATION);
+    json_t *fixed = content_answer_tool_calls(conv);
+    assert_true(json_equal(conv, fixed)); /* nothing to change */
+    json_decref(fixed);
+    json_decref(conv);
+
+#define REQ(id)  "{\"type\":\"tool_request\",\"id\":\"" id "\",\"name\":\"sh\",\"arguments\":{}}"
+#define RESP(id) "{\"type\":\"tool_response\",\"id\":\"" id "\",\"name\":\"sh\",\"content\":[]}"
+#define GONE(id)                                                                                   \
+    "{\"type\":\"tool_response\",\"id\":\"" id "\",\"name\":\"sh\",\"content\":[{\"type\":"        \
+    "\"text\",\"text\":\"the tool call did not finish: goosed stopped before its result was "      \
+    "stored\"}],\"is_error\":true}"
+#define MSG(role, items) "{\"role\":\"" role "\",\"content\":[" items "]}"
+#define TEXT(t)          "{\"type\":\"text\",\"text\":\"" t "\"}"
+    static const struct {
+        const char *in, *want;
+    } convs[] = {
+        /* stopped mid-call, then a new user message */
+        {"[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a") "," REQ("b")) "," MSG(
+             "user", TEXT("again")) "]",
+         "[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a") "," REQ("b")) "," MSG(
+             "user", GONE("a") "," GONE("b") "," TEXT("again")) "]"},
+        /* the conversation ends with the calls */
+        {"[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a")) "]",
+         "[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a")) "," MSG("user", GONE("a")) "]"},
+        /* an assistant message right after the calls */
+        {"[" MSG("assistant", REQ("a")) "," MSG("assistant", TEXT("hm")) "]",
+         "[" MSG("assistant", REQ("a")) "," MSG("user", GONE("a")) "," MSG("assistant",
+                                                                           TEXT("hm")) "]"},
+        /* one of two answered */
+        {"[" MSG("assistant", REQ("a") "," REQ("b")) "," MSG("user", RESP("b")) "]",
+         "[" MSG("assistant", REQ("a") "," REQ("b")) "," MSG("user", GONE("a") "," RESP("b")) "]"},
+        /* answers to no call of the message before are left out */
+        {"[" MSG("user", RESP("z") "," TEXT("hi")) "," MSG("assistant", REQ("a")) "," MSG(
+             "user", RESP("a") "," RESP("q")) "]",
+         "[" MSG("user", TEXT("hi")) "," MSG("assistant", REQ("a")) "," MSG("user", RESP("a")) "]"},
+    };
+    for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
+        json_t *in = parse(convs[i].in);
+        json_t *before = json_deep_copy(in);
+        json_t *got = content_answer_tool_calls(in);
+        assert_json(got, convs[i].want);
+        assert_true(json_equal(in, before)); /* the input is not changed */
+        json_decref(got);
+        json_decref(before);
+        json_decref(in);
+    }
+}
+
 /* Gemini takes a subset of OpenAPI 3.0's schema and refuses unknown keys. */
 static void test_google_schema(void **state)
 {
@@ -1540,6 +1594,7 @@ int main(void)
         cmocka_unit_test(test_mcp_anthropic),
         cmocka_unit_test(test_mcp_google),
         cmocka_unit_test(test_mcp_edges),
+        cmocka_unit_test(test_answer_tool_calls),
         cmocka_unit_test(test_url_and_headers),
         cmocka_unit_test(test_transient_errors),
     };
