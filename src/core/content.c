@@ -1,5 +1,6 @@
 #include "core/content.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,4 +44,183 @@ void content_error_message(json_t *root, const char *body, size_t len, char *out
         snprintf(out, outlen, "%s", msg);
     else
         snprintf(out, outlen, "%.*s", (int)(len > 300 ? 300 : len), body);
+}
+
+/* Appends {"type":"text","text":s} to parts unless s is NULL or empty. */
+static void add_text(json_t *parts, const char *s)
+{
+    if (s && *s) json_array_append_new(parts, json_pack("{s:s, s:s}", "type", "text", "text", s));
+}
+
+/* Appends a short text note standing for what could not be sent. */
+static void __attribute__((format(printf, 2, 3))) add_note(json_t *parts, const char *fmt, ...)
+{
+    char note[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof note, fmt, ap);
+    va_end(ap);
+    add_text(parts, note);
+}
+
+/* An image, or a note when the provider cannot take its mime type or it lacks its data. */
+static void add_image(json_t *parts, const char *mime, const char *data, const char *what,
+                      bool (*image_ok)(const char *mime))
+{
+    if (!mime || !*mime || !data || !*data)
+        add_note(parts, "[%s without %s: left out]", what,
+                 !data || !*data ? "data" : "a mime type");
+    else if (!image_ok || !image_ok(mime))
+        add_note(parts, "[%s of type %.100s: this provider cannot take it, left out]", what, mime);
+    else
+        json_array_append_new(
+            parts, json_pack("{s:s, s:s, s:s}", "type", "image", "mimeType", mime, "data", data));
+}
+
+static void add_resource(json_t *parts, json_t *res, bool (*image_ok)(const char *mime))
+{
+    const char *uri = json_string_value(json_object_get(res, "uri"));
+    const char *mime = json_string_value(json_object_get(res, "mimeType"));
+    const char *text = json_string_value(json_object_get(res, "text"));
+    const char *blob = json_string_value(json_object_get(res, "blob"));
+    if (!uri) uri = "(no uri)";
+    if (text) {
+        buf b;
+        buf_init(&b, 64u << 20);
+        if (buf_printf(&b, "resource %s:\n", uri) == GD_OK && buf_puts(&b, text) == GD_OK)
+            add_text(parts, b.data);
+        else
+            add_note(parts, "[resource %.200s: too large, left out]", uri);
+        buf_free(&b);
+    } else if (blob && mime && !strncmp(mime, "image/", 6) && image_ok && image_ok(mime)) {
+        add_image(parts, mime, blob, "an image resource", image_ok);
+    } else {
+        add_note(parts, "[resource %.300s (%.100s): %s, left out]", uri,
+                 mime ? mime : "no mime type",
+                 blob ? "binary content this provider cannot take" : "neither text nor blob");
+    }
+}
+
+json_t *content_tool_parts(json_t *items, bool (*image_ok)(const char *mime))
+{
+    json_t *parts = json_array(), *it;
+    size_t i;
+    json_array_foreach(items, i, it)
+    {
+        const char *type = content_type(it);
+        if (!strcmp(type, "text")) {
+            json_t *t = json_object_get(it, "text");
+            if (json_is_string(t))
+                add_text(parts, json_string_value(t));
+            else
+                add_note(parts, "[a text item without text: left out]");
+        } else if (!strcmp(type, "image")) {
+            add_image(parts, json_string_value(json_object_get(it, "mimeType")),
+                      json_string_value(json_object_get(it, "data")), "an image", image_ok);
+        } else if (!strcmp(type, "resource") && json_is_object(json_object_get(it, "resource"))) {
+            add_resource(parts, json_object_get(it, "resource"), image_ok);
+        } else if (!strcmp(type, "resource_link") && json_is_string(json_object_get(it, "uri"))) {
+            add_note(parts, "[resource link %.300s]",
+                     json_string_value(json_object_get(it, "uri")));
+        } else {
+            add_note(parts, "[a tool result item of type \"%.60s\": not supported, left out]",
+                     *type ? type : "(none)");
+        }
+    }
+    return parts;
+}
+
+#define INTERRUPTED "the tool call did not finish: goosed stopped before its result was stored"
+
+static bool is_role(json_t *m, const char *role)
+{
+    const char *r = json_string_value(json_object_get(m, "role"));
+    return r && !strcmp(r, role);
+}
+
+/* The ids of the tool_request items of an assistant message, as an object id -> item. */
+static json_t *requests_of(json_t *m)
+{
+    json_t *ids = json_object(), *it;
+    size_t i;
+    if (!is_role(m, "assistant")) return ids;
+    json_array_foreach(json_object_get(m, "content"), i, it)
+    {
+        const char *id = json_string_value(json_object_get(it, "id"));
+        if (id && !strcmp(content_type(it), "tool_request")) json_object_set(ids, id, it);
+    }
+    return ids;
+}
+
+/* The is_error tool_response standing for the result of a call that never finished. */
+static json_t *interrupted(const char *id, json_t *req)
+{
+    return json_pack("{s:s, s:s, s:O?, s:[{s:s, s:s}], s:b}", "type", "tool_response", "id", id,
+                     "name", json_object_get(req, "name"), "content", "type", "text", "text",
+                     INTERRUPTED, "is_error", 1);
+}
+
+json_t *content_answer_tool_calls(json_t *messages)
+{
+    json_t *out = json_array(), *m;
+    json_t *open = json_object(); /* the calls of the previous message, id -> tool_request */
+    size_t i;
+    json_array_foreach(messages, i, m)
+    {
+        json_t *content = json_array(), *it;
+        size_t j;
+        bool user = !is_role(m, "assistant");
+        /* answer what the previous message asked and this one does not */
+        json_t *missing = json_copy(open);
+        json_array_foreach(json_object_get(m, "content"), j, it)
+        {
+            const char *id = json_string_value(json_object_get(it, "id"));
+            if (strcmp(content_type(it), "tool_response")) continue;
+            if (user && id && json_object_get(missing, id)) json_object_del(missing, id);
+        }
+        if (!user && json_object_size(missing)) { /* an assistant right after: a user between */
+            json_t *answers = json_array();
+            const char *id;
+            json_t *req;
+            json_object_foreach(missing, id, req)
+            {
+                json_array_append_new(answers, interrupted(id, req));
+            }
+            json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", answers));
+            json_object_clear(missing);
+        }
+        const char *id;
+        json_t *req;
+        json_object_foreach(missing, id, req)
+        {
+            json_array_append_new(content, interrupted(id, req));
+        }
+        json_decref(missing);
+        /* keep the rest, less the answers to no call */
+        json_array_foreach(json_object_get(m, "content"), j, it)
+        {
+            const char *rid = json_string_value(json_object_get(it, "id"));
+            if (!strcmp(content_type(it), "tool_response") &&
+                (!user || !rid || !json_object_get(open, rid)))
+                continue;
+            json_array_append(content, it);
+        }
+        json_t *copy = json_copy(m);
+        json_object_set_new(copy, "content", content);
+        json_array_append_new(out, copy);
+        json_decref(open);
+        open = requests_of(m);
+    }
+    /* the conversation ends with unanswered calls */
+    if (json_object_size(open)) {
+        json_t *answers = json_array(), *req;
+        const char *id;
+        json_object_foreach(open, id, req)
+        {
+            json_array_append_new(answers, interrupted(id, req));
+        }
+        json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", answers));
+    }
+    json_decref(open);
+    return out;
 }

@@ -18,17 +18,34 @@
 
 /* ---- request ---- */
 
-/* A tool_result block for a tool_response item: its text items as text blocks. New reference. */
+/* The image types the Messages API takes in an image block. */
+static bool image_ok(const char *mime)
+{
+    static const char *const ok[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(mime, ok[i])) return true;
+    return false;
+}
+
+/* A tool_result block for a tool_response item: its MCP content as text blocks (blank ones
+ * left out) and base64 image blocks; is_error carried. New reference, NULL without an id. */
 static json_t *tool_result(json_t *item)
 {
+    json_t *parts = content_tool_parts(json_object_get(item, "content"), image_ok);
     json_t *blocks = json_array(), *it;
     size_t i;
-    json_array_foreach(json_object_get(item, "content"), i, it)
+    json_array_foreach(parts, i, it)
     {
         const char *t = json_string_value(json_object_get(it, "text"));
-        if (!strcmp(content_type(it), "text") && !content_blank(t))
+        if (!strcmp(content_type(it), "image"))
+            json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:O, s:O}}", "type", "image",
+                                                    "source", "type", "base64", "media_type",
+                                                    json_object_get(it, "mimeType"), "data",
+                                                    json_object_get(it, "data")));
+        else if (!content_blank(t))
             json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", t));
     }
+    json_decref(parts);
     json_t *b =
         json_pack("{s:s, s:O}", "type", "tool_result", "tool_use_id", json_object_get(item, "id"));
     if (!b) { /* no id: nothing the API could match it with */

@@ -202,11 +202,21 @@ static bool wants_signatures(const char *model)
     return !strstr(model, "gemini-1") && !strstr(model, "gemini-2") && !strstr(model, "gemma");
 }
 
+/* The image types Gemini takes as inline data. */
+static bool image_ok(const char *mime)
+{
+    static const char *const ok[] = {"image/png", "image/jpeg", "image/webp", "image/heic",
+                                     "image/heif"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(mime, ok[i])) return true;
+    return false;
+}
+
 /* The parts of one goosed message. names maps tool call ids to names (for a tool response that
  * lacks its name). New reference; may be empty. */
 static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model, json_t *names)
 {
-    json_t *parts = json_array(), *texts = json_array(), *it;
+    json_t *parts = json_array(), *images = json_array(), *texts = json_array(), *it;
     const char *sig = NULL; /* the last thinking item's signature */
     bool first_call = true;
     size_t i;
@@ -243,14 +253,34 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
             const char *id = json_string_value(json_object_get(it, "id"));
             if (!name && id) name = json_string_value(json_object_get(names, id));
             if (!name) continue;
-            char *text = content_text(json_object_get(it, "content"), "\n");
-            json_array_append_new(parts, json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name",
-                                                   name, "response", "content", text ? text : ""));
-            free(text);
+            json_t *results = content_tool_parts(json_object_get(it, "content"), image_ok), *r;
+            size_t j;
+            buf text;
+            buf_init(&text, 64u << 20);
+            json_array_foreach(results, j, r)
+            {
+                const char *t = json_string_value(json_object_get(r, "text"));
+                if (!strcmp(content_type(r), "image")) {
+                    json_array_append_new(images,
+                                          json_pack("{s:{s:O, s:O}}", "inlineData", "mimeType",
+                                                    json_object_get(r, "mimeType"), "data",
+                                                    json_object_get(r, "data")));
+                    t = "[an image: it follows after the function responses]";
+                }
+                if (text.len) (void)buf_puts(&text, "\n");
+                (void)buf_puts(&text, t);
+            }
+            json_array_append_new(parts,
+                                  json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name", name,
+                                            "response", "content", text.data ? text.data : ""));
+            buf_free(&text);
+            json_decref(results);
         }
     }
-    /* A user message: the function responses first, then the text. */
+    /* A user message: the function responses first, then their images, then the text. */
+    json_array_extend(parts, images);
     json_array_extend(parts, texts);
+    json_decref(images);
     json_decref(texts);
     return parts;
 }

@@ -15,6 +15,57 @@
 
 /* ---- request ---- */
 
+/* The image types the Chat Completions API takes in an image_url part. */
+static bool image_ok(const char *mime)
+{
+    static const char *const ok[] = {"image/png", "image/jpeg", "image/gif", "image/webp"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(mime, ok[i])) return true;
+    return false;
+}
+
+/* The `tool` message answering one tool_response item, appended to out: its text (an image
+ * replaced by a note saying it follows); its images appended to images as image_url parts with
+ * a data: URL, after a text part naming the call. */
+static void tool_message(json_t *item, json_t *out, json_t *images)
+{
+    json_t *parts = content_tool_parts(json_object_get(item, "content"), image_ok), *p;
+    const char *id = json_string_value(json_object_get(item, "id"));
+    buf text;
+    buf_init(&text, 64u << 20);
+    size_t i, nimages = 0;
+    json_array_foreach(parts, i, p)
+    {
+        const char *t = json_string_value(json_object_get(p, "text"));
+        if (strcmp(content_type(p), "image")) {
+            if (text.len) (void)buf_puts(&text, "\n");
+            (void)buf_puts(&text, t);
+            continue;
+        }
+        if (nimages++ == 0) {
+            char head[300];
+            snprintf(head, sizeof head,
+                     "The images returned by the tool call %.200s:", id ? id : "");
+            json_array_append_new(images, json_pack("{s:s, s:s}", "type", "text", "text", head));
+        }
+        buf url;
+        buf_init(&url, 64u << 20);
+        if (buf_printf(&url, "data:%s;base64,",
+                       json_string_value(json_object_get(p, "mimeType"))) == GD_OK &&
+            buf_puts(&url, json_string_value(json_object_get(p, "data"))) == GD_OK)
+            json_array_append_new(images, json_pack("{s:s, s:{s:s}}", "type", "image_url",
+                                                    "image_url", "url", url.data));
+        buf_free(&url);
+        if (text.len) (void)buf_puts(&text, "\n");
+        (void)buf_puts(&text, "[an image: it follows in the next user message]");
+    }
+    json_array_append_new(out, json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
+                                         json_object_get(item, "id"), "content",
+                                         text.data ? text.data : ""));
+    buf_free(&text);
+    json_decref(parts);
+}
+
 static json_t *convert_message(json_t *msg, json_t *out)
 {
     const char *role = json_string_value(json_object_get(msg, "role"));
@@ -45,14 +96,18 @@ static json_t *convert_message(json_t *msg, json_t *out)
         return out;
     }
     /* user: tool results first (they must follow the assistant's tool calls), then text */
+    json_t *images = json_array();
     json_array_foreach(content, i, it)
     {
         if (strcmp(content_type(it), "tool_response")) continue;
-        char *t = content_text(json_object_get(it, "content"), "\n");
-        json_array_append_new(out, json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
-                                             json_object_get(it, "id"), "content", t));
-        free(t);
+        tool_message(it, out, images);
     }
+    /* A tool message takes only text: the images of all the results of this turn follow in one
+     * user message, after the last tool message (any other role there ends the tool answers). */
+    if (json_array_size(images))
+        json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", images));
+    else
+        json_decref(images);
     char *text = content_text(content, "\n");
     if (*text) json_array_append_new(out, json_pack("{s:s, s:s}", "role", "user", "content", text));
     free(text);

@@ -9,8 +9,19 @@
  *   {"type":"text","text":s}
  *   {"type":"thinking","thinking":s,"signature":s?}              (assistant)
  *   {"type":"tool_request","id":s,"name":s,"arguments":{...}}     (assistant)
- *   {"type":"tool_response","id":s,"name":s,"content":[{"type":"text","text":s}],"is_error":b}
+ *   {"type":"tool_response","id":s,"name":s,"content":[mcp item, ...],"is_error":b}
  *     (tool results travel in user messages, as in Goose)
+ * where a tool result's content is an array of MCP content items:
+ *   {"type":"text","text":s}
+ *   {"type":"image","data":base64,"mimeType":s}
+ *   {"type":"resource","resource":{"uri":s,"mimeType":s?,"text":s}}  or  {...,"blob":base64}
+ * Each dialect sends them in its API's own shape (content_tool_parts in core/content.h reads
+ * them): OpenAI puts the text in the `tool` message and the images in one `user` message after
+ * the turn's tool messages (image_url parts with data: URLs); Anthropic sends text and base64
+ * image blocks in the tool_result, with is_error; Gemini puts the text in the functionResponse
+ * ({"content": text}) and the images as inlineData parts after the function responses. A text
+ * resource is sent as text ("resource <uri>:\n<text>"), an image blob as an image, other blobs,
+ * images of a type the API refuses and unknown item types as a short text note.
  *
  * Tools are an array of {"name":s,"description":s,"input_schema":{...}}. */
 #ifndef GD_PROVIDER_H

@@ -10,6 +10,7 @@
 // See README.md in this directory for the script format and the control routes (/_fake/...).
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 
 // ---------------------------------------------------------------------------------------------
 // Command line and state
@@ -52,6 +53,9 @@ function initialConfig() {
     keys: { openai: ARGS.keys.openai ?? null, anthropic: ARGS.keys.anthropic ?? null, google: ARGS.keys.google ?? null },
     log: ARGS.log,
     require_anthropic_version: true,
+    // Refuse, as the real APIs do, a conversation whose tool calls are not all answered
+    // (see checkConversation).
+    check_conversation: true,
   };
 }
 
@@ -67,7 +71,7 @@ const state = {
 function freshStats() {
   // late_*: how far after its due time each paced delta (delay_ms/interval_ms) was written, i.e.
   // the fake's own scheduling error, so a benchmark can tell the fake's delay from goosed's.
-  return { active: 0, peak: 0, served: 0, paced_deltas: 0, late_max_ms: 0, late_sum_ms: 0 };
+  return { active: 0, peak: 0, served: 0, refused: 0, paced_deltas: 0, late_max_ms: 0, late_sum_ms: 0 };
 }
 
 const DEFAULT_TEXT = 'Hello from the fake.';
@@ -293,7 +297,7 @@ function errorBody(provider, e) {
   const status = e.status ?? 500;
   if (provider === 'openai') {
     const d = OPENAI_ERR[status] ?? (status >= 500 ? OPENAI_ERR[500] : OPENAI_ERR[400]);
-    return { error: { message: e.message ?? d[2], type: e.type ?? d[0], param: null, code: e.code !== undefined ? e.code : d[1] } };
+    return { error: { message: e.message ?? d[2], type: e.type ?? d[0], param: e.param ?? null, code: e.code !== undefined ? e.code : d[1] } };
   }
   if (provider === 'anthropic') {
     const d = ANTHROPIC_ERR[status] ?? (status >= 500 ? ANTHROPIC_ERR[500] : ANTHROPIC_ERR[400]);
@@ -306,6 +310,139 @@ function errorBody(provider, e) {
   if (e.retry_after !== undefined) details.push({ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${e.retry_after}s` });
   if (details.length) err.details = details;
   return { error: err };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversation rules the real APIs enforce: every tool call answered, every answer to a call
+// ---------------------------------------------------------------------------------------------
+// Each check returns null when the request body is a conversation the provider takes, else the
+// error the provider answers with: {status: 400, message, type?, code?, param?}.
+
+/** OpenAI Chat Completions: an assistant message with tool_calls is followed by tool messages
+ * answering each of its ids before any other role; a tool message answers a preceding call. */
+function checkOpenAI(body) {
+  const msgs = Array.isArray(body.messages) ? body.messages : [];
+  let open = null; // ids of the last assistant message's tool_calls still to be answered
+  for (let i = 0; i <= msgs.length; i++) {
+    const m = msgs[i];
+    if (m?.role === 'tool') {
+      if (!open || !open.delete(m.tool_call_id)) {
+        return {
+          status: 400, code: null, param: `messages.[${i}].role`,
+          message: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+        };
+      }
+      continue;
+    }
+    if (open && open.size) {
+      return {
+        status: 400, code: null, param: `messages.[${i < msgs.length ? i : i - 1}].role`,
+        message: "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. "
+          + `The following tool_call_ids did not have response messages: ${[...open].join(', ')}`,
+      };
+    }
+    open = null;
+    if (m?.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length) {
+      open = new Set(m.tool_calls.map((tc) => tc?.id));
+    }
+  }
+  return null;
+}
+
+const ANTHROPIC_IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'];
+
+/** An Anthropic image block's problem, or null. `at` is its path for the message. */
+function anthropicImageError(b, at) {
+  const src = b.source;
+  if (!isObj(src)) return `${at}.image.source: Field required`;
+  if (src.type === 'base64') {
+    if (!ANTHROPIC_IMAGE_TYPES.includes(src.media_type)) {
+      return `${at}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'`;
+    }
+    if (typeof src.data !== 'string' || src.data === '') return `${at}.image.source.base64.data: Field required`;
+    return null;
+  }
+  if (src.type === 'url') return typeof src.url === 'string' ? null : `${at}.image.source.url.url: Field required`;
+  return `${at}.image.source: Input tag '${src.type}' found using 'type' does not match any of the expected tags: 'base64', 'url'`;
+}
+
+/** Anthropic Messages: every tool_use has a tool_result with its id in the very next message (a
+ * user message), every tool_result a tool_use in the message before; image blocks well formed. */
+function checkAnthropic(body) {
+  const msgs = Array.isArray(body.messages) ? body.messages : [];
+  const blocks = (m) => (Array.isArray(m?.content) ? m.content : []);
+  for (const [i, m] of msgs.entries()) {
+    for (const [j, b] of blocks(m).entries()) {
+      const inner = b?.type === 'tool_result' && Array.isArray(b.content) ? b.content : [];
+      const images = [[b, `messages.${i}.content.${j}`],
+        ...inner.map((x, k) => [x, `messages.${i}.content.${j}.tool_result.content.${k}`])];
+      for (const [x, at] of images) {
+        const e = x?.type === 'image' ? anthropicImageError(x, at) : null;
+        if (e) return { status: 400, message: e };
+      }
+    }
+    const prev = i > 0 ? msgs[i - 1] : null;
+    const uses = prev?.role === 'assistant'
+      ? new Set(blocks(prev).filter((b) => b?.type === 'tool_use').map((b) => b.id)) : new Set();
+    for (const [j, b] of blocks(m).entries()) {
+      if (b?.type !== 'tool_result') continue;
+      if (m.role !== 'user' || !uses.has(b.tool_use_id)) {
+        return {
+          status: 400,
+          message: `messages.${i}.content.${j}: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${b.tool_use_id}. `
+            + 'Each `tool_result` block must have a corresponding `tool_use` block in the previous message.',
+        };
+      }
+    }
+    if (m?.role !== 'assistant') continue;
+    const next = msgs[i + 1];
+    const answered = new Set(next?.role === 'user'
+      ? blocks(next).filter((b) => b?.type === 'tool_result').map((b) => b.tool_use_id) : []);
+    const missing = blocks(m).filter((b) => b?.type === 'tool_use' && !answered.has(b.id)).map((b) => b.id);
+    if (missing.length) {
+      return {
+        status: 400,
+        message: `messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(', ')}. `
+          + 'Each `tool_use` block must have a corresponding `tool_result` block in the next message.',
+      };
+    }
+  }
+  return null;
+}
+
+/** Gemini: a model turn with functionCall parts is followed by a user turn with as many
+ * functionResponse parts; function responses come right after a function call turn. */
+function checkGoogle(body) {
+  const contents = Array.isArray(body.contents) ? body.contents : [];
+  const count = (c, key) => (Array.isArray(c?.parts) ? c.parts.filter((p) => isObj(p?.[key])).length : 0);
+  for (const [i, c] of contents.entries()) {
+    const calls = c?.role === 'model' ? count(c, 'functionCall') : 0;
+    const prevCalls = i > 0 && contents[i - 1]?.role === 'model' ? count(contents[i - 1], 'functionCall') : 0;
+    if (count(c, 'functionResponse') && !prevCalls) {
+      return { status: 400, message: 'Please ensure that function response turn comes immediately after a function call turn.' };
+    }
+    if (!calls) continue;
+    const next = contents[i + 1];
+    const answers = next && next.role !== 'model' ? count(next, 'functionResponse') : 0;
+    if (answers !== calls) {
+      return {
+        status: 400,
+        message: 'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.',
+      };
+    }
+  }
+  return null;
+}
+
+const CHECKS = { openai: checkOpenAI, anthropic: checkAnthropic, google: checkGoogle };
+
+/** Refusals also go to stderr and, when FAKE_PROVIDER_REFUSALS names a file, are appended to it
+ * (one JSON line each), so a whole test run can be checked for conversations a real API refuses. */
+function noteRefusal(entry, err) {
+  state.stats.refused++;
+  const line = JSON.stringify({ provider: entry.provider, seq: entry.seq, message: err.message, body: entry.body });
+  process.stderr.write(`fake-provider: refused ${entry.provider} request #${entry.seq}: ${err.message}\n`);
+  if (process.env.FAKE_PROVIDER_REFUSALS) appendFileSync(process.env.FAKE_PROVIDER_REFUSALS, `${line}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -814,6 +951,14 @@ function handleProvider(req, res, url, route, rawBody) {
     sendProviderError(res, provider, { status: 400, message: parseError ? `Invalid JSON in request body: ${parseError}` : 'Request body must be a JSON object' }, ctx);
     return;
   }
+  // A conversation the real API refuses gets its 400 and, like an auth error, takes no
+  // scripted response.
+  const refusal = state.config.check_conversation ? CHECKS[provider](body) : null;
+  if (refusal) {
+    noteRefusal(entry, refusal);
+    sendProviderError(res, provider, refusal, ctx);
+    return;
+  }
   const r = state.queue.length ? state.queue.shift() : (state.defaultResponse ?? { text: DEFAULT_TEXT });
   respond(req, res, provider, ctx, r);
 }
@@ -922,7 +1067,7 @@ function handleControl(req, res, url, rawBody) {
   if (p === '/_fake/config' && m === 'POST') {
     if (!isObj(body)) return sendJson(res, 400, { error: 'body must be an object' });
     for (const k of Object.keys(body)) {
-      if (!['keys', 'log', 'require_anthropic_version'].includes(k)) return sendJson(res, 400, { error: `unknown key "${k}"` });
+      if (!['keys', 'log', 'require_anthropic_version', 'check_conversation'].includes(k)) return sendJson(res, 400, { error: `unknown key "${k}"` });
     }
     if (body.keys !== undefined) {
       const e = setKeys(body.keys);
@@ -930,13 +1075,14 @@ function handleControl(req, res, url, rawBody) {
     }
     if (body.log !== undefined) state.config.log = Boolean(body.log);
     if (body.require_anthropic_version !== undefined) state.config.require_anthropic_version = Boolean(body.require_anthropic_version);
+    if (body.check_conversation !== undefined) state.config.check_conversation = Boolean(body.check_conversation);
     return sendJson(res, 200, state.config);
   }
   if (p === '/_fake/config' && m === 'GET') return sendJson(res, 200, state.config);
   if (p === '/_fake/stats' && m === 'GET') {
     const st = state.stats;
     return sendJson(res, 200, {
-      active: st.active, peak: st.peak, served: st.served,
+      active: st.active, peak: st.peak, served: st.served, refused: st.refused,
       paced_deltas: st.paced_deltas,
       late_max_ms: Number(st.late_max_ms.toFixed(3)),
       late_mean_ms: st.paced_deltas ? Number((st.late_sum_ms / st.paced_deltas).toFixed(3)) : 0,

@@ -5,7 +5,8 @@ import http from 'node:http';
 import { startFake, parseSSE } from './lib.mjs';
 
 let fake;
-before(async () => { fake = await startFake(); });
+// Its refusals are this suite's own: kept out of a run's FAKE_PROVIDER_REFUSALS file.
+before(async () => { fake = await startFake({ env: { FAKE_PROVIDER_REFUSALS: '' } }); });
 after(async () => { await fake?.stop(); });
 beforeEach(async () => { await fake.reset(); });
 
@@ -469,6 +470,147 @@ describe('Google Gemini', () => {
     const arr = json(r);
     assert.ok(Array.isArray(arr));
     assert.equal(arr.map((c) => c.candidates[0].content.parts[0].text).join(''), 'x y z');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('conversation rules: every tool call answered, as the real APIs demand', () => {
+  const OA = '/v1/chat/completions';
+  const call = (id, name = 'developer__shell') => ({ id, type: 'function', function: { name, arguments: '{}' } });
+  const asst = (...ids) => ({ role: 'assistant', content: null, tool_calls: ids.map((id) => call(id)) });
+  const tool = (id) => ({ role: 'tool', tool_call_id: id, content: 'ok' });
+  const user = (text) => ({ role: 'user', content: text });
+
+  /** Posts, expects a 400 in the provider's shape, and that no scripted response was taken. */
+  async function refused(path, body, headers = {}) {
+    await fake.script([{ text: 'kept' }]);
+    const before = (await fake.stats()).refused;
+    const r = await post(path, body, { headers });
+    assert.equal(r.status, 400, r.text);
+    assert.equal((await fake.stats()).refused, before + 1);
+    assert.equal((await fake.stats()).queued, 1, 'a refused request takes no scripted response');
+    assert.match(fake.stderr(), /fake-provider: refused/);
+    return json(r);
+  }
+  async function accepted(path, body, headers = {}) {
+    await fake.script([{ text: 'fine' }]);
+    const r = await post(path, body, { headers });
+    assert.equal(r.status, 200, r.text);
+    return r;
+  }
+
+  test('openai: each tool_call_id answered by tool messages before any other role', async () => {
+    await accepted(OA, { model: 'm', messages: [user('hi'), asst('a', 'b'), tool('b'), tool('a'), user('next')] });
+    await accepted(OA, { model: 'm', messages: [user('hi'), asst('a'), tool('a')] });
+    const e = (await refused(OA, { model: 'm', messages: [user('hi'), asst('a', 'b'), tool('a'), user('next')] })).error;
+    assert.equal(e.message, "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: b");
+    assert.equal(e.type, 'invalid_request_error');
+    assert.equal(e.param, 'messages.[3].role');
+    // a user message (the images of a turn) between the tool messages ends the answers
+    const e2 = (await refused(OA, { model: 'm', messages: [asst('a', 'b'), tool('a'), user('img'), tool('b')] })).error;
+    assert.match(e2.message, /did not have response messages: b$/);
+    // the conversation ends after the calls
+    const e3 = (await refused(OA, { model: 'm', stream: true, messages: [user('hi'), asst('x', 'y')] })).error;
+    assert.match(e3.message, /did not have response messages: x, y$/);
+  });
+
+  test('openai: a tool message must answer a preceding tool call', async () => {
+    const msg = "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.";
+    let e = (await refused(OA, { model: 'm', messages: [user('hi'), tool('a')] })).error;
+    assert.equal(e.message, msg);
+    assert.equal(e.param, 'messages.[1].role');
+    e = (await refused(OA, { model: 'm', messages: [asst('a'), tool('a'), tool('a')] })).error;
+    assert.equal(e.message, msg, 'answered twice');
+    e = (await refused(OA, { model: 'm', messages: [asst('a'), tool('zzz')] })).error;
+    assert.equal(e.message, msg, 'an id no call had');
+  });
+
+  const AN = '/v1/messages';
+  const use = (id) => ({ type: 'tool_use', id, name: 'developer__shell', input: {} });
+  const result = (id, content) => ({ type: 'tool_result', tool_use_id: id, ...(content ? { content } : {}) });
+  const image = (source) => ({ type: 'image', source });
+  const png = { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' };
+
+  test('anthropic: every tool_use has its tool_result in the very next message', async () => {
+    const h = ANTHROPIC_HEADERS;
+    await accepted(AN, { model: 'm', max_tokens: 10, messages: [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [{ type: 'text', text: 'ok' }, use('t1'), use('t2')] },
+      { role: 'user', content: [result('t2'), result('t1', [{ type: 'text', text: 'x' }, image(png)]), { type: 'text', text: 'more' }] },
+    ] }, h);
+    const b = await refused(AN, { model: 'm', max_tokens: 10, messages: [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [use('t1'), use('t2')] },
+      { role: 'user', content: [result('t1')] },
+    ] }, h);
+    assert.equal(b.type, 'error');
+    assert.equal(b.error.type, 'invalid_request_error');
+    assert.equal(b.error.message, 'messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: t2. Each `tool_use` block must have a corresponding `tool_result` block in the next message.');
+    // answered one message too late
+    const b2 = await refused(AN, { model: 'm', max_tokens: 10, messages: [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [use('t1')] },
+      { role: 'user', content: 'wait' },
+      { role: 'assistant', content: 'sure' },
+      { role: 'user', content: [result('t1')] },
+    ] }, h);
+    assert.match(b2.error.message, /^messages\.1: `tool_use` ids were found without `tool_result` blocks immediately after: t1\./);
+  });
+
+  test('anthropic: a tool_result needs its tool_use in the previous message', async () => {
+    const b = await refused(AN, { model: 'm', max_tokens: 10, messages: [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [use('t1')] },
+      { role: 'user', content: [result('t1'), result('t9')] },
+    ] }, ANTHROPIC_HEADERS);
+    assert.equal(b.error.message, 'messages.2.content.1: unexpected `tool_use_id` found in `tool_result` blocks: t9. Each `tool_result` block must have a corresponding `tool_use` block in the previous message.');
+  });
+
+  test('anthropic: image blocks need a base64 source with a known media_type and data', async () => {
+    const conv = (img) => ({ model: 'm', max_tokens: 10, messages: [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [use('t1')] },
+      { role: 'user', content: [result('t1', [image(img)])] },
+    ] });
+    await accepted(AN, conv(png), ANTHROPIC_HEADERS);
+    let b = await refused(AN, conv({ ...png, media_type: 'image/svg+xml' }), ANTHROPIC_HEADERS);
+    assert.match(b.error.message, /^messages\.2\.content\.0\.tool_result\.content\.0\.image\.source\.base64\.media_type: Input should be/);
+    b = await refused(AN, conv({ type: 'base64', media_type: 'image/png' }), ANTHROPIC_HEADERS);
+    assert.match(b.error.message, /base64\.data: Field required$/);
+    b = await refused(AN, conv({ type: 'file', file_id: 'f' }), ANTHROPIC_HEADERS);
+    assert.match(b.error.message, /Input tag 'file' found/);
+    b = await refused(AN, { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: [image({ type: 'base64', data: 'x' })] }] }, ANTHROPIC_HEADERS);
+    assert.match(b.error.message, /^messages\.0\.content\.0\.image\.source\.base64\.media_type/);
+  });
+
+  const fcall = (name) => ({ functionCall: { name, args: {} } });
+  const fresp = (name) => ({ functionResponse: { name, response: { content: 'ok' } } });
+
+  test('gemini: as many functionResponse parts in the next user turn as functionCall parts', async () => {
+    await accepted(GEMINI_STREAM, { contents: [
+      { role: 'user', parts: [{ text: 'hi' }] },
+      { role: 'model', parts: [{ text: 'ok' }, fcall('a'), fcall('b')] },
+      { role: 'user', parts: [fresp('a'), fresp('b'), { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } }, { text: 'more' }] },
+    ] });
+    const msg = 'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.';
+    for (const next of [[fresp('a')], [{ text: 'no answers' }], null]) {
+      const contents = [{ role: 'user', parts: [{ text: 'hi' }] }, { role: 'model', parts: [fcall('a'), fcall('b')] }];
+      if (next) contents.push({ role: 'user', parts: next });
+      const b = await refused(GEMINI_STREAM, { contents });
+      assert.equal(b.error.code, 400);
+      assert.equal(b.error.status, 'INVALID_ARGUMENT');
+      assert.equal(b.error.message, msg);
+    }
+    const b = await refused(GEMINI_WHOLE, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }, { role: 'model', parts: [{ text: 'x' }] }, { role: 'user', parts: [fresp('a')] }] });
+    assert.equal(b.error.message, 'Please ensure that function response turn comes immediately after a function call turn.');
+  });
+
+  test('check_conversation: false lets anything through', async () => {
+    await fake.config({ check_conversation: false });
+    await accepted(OA, { model: 'm', messages: [user('hi'), tool('nobody')] });
+    await fake.config({ check_conversation: true });
+    await refused(OA, { model: 'm', messages: [user('hi'), tool('nobody')] });
   });
 });
 

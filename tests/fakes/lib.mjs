@@ -21,13 +21,14 @@ const LISTENING = /^listening on (http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+))$/m;
  *   keys       {openai, anthropic, google}: API keys the fake then requires (default: none)
  *   log        false: do not keep the request log (benchmarks)
  *   args       extra command-line arguments
+ *   env        extra environment for the process (over this process's own)
  *   timeoutMs  how long to wait for the listening line (default 10 s)
  * Resolves, once the process has printed `listening on http://HOST:PORT`, with
  *   {url, host, port, pid, proc, script(), append(), requests(), clearRequests(), reset(),
  *    config(), stats(), stderr(), stop()}.
  */
 export function startFake(opts = {}) {
-  const { port = 0, host = '127.0.0.1', keys = {}, log = true, args = [], timeoutMs = 10_000 } = opts;
+  const { port = 0, host = '127.0.0.1', keys = {}, log = true, args = [], env = {}, timeoutMs = 10_000 } = opts;
   const argv = [FAKE_PROVIDER, '--port', String(port), '--host', host];
   if (keys.openai) argv.push('--openai-key', keys.openai);
   if (keys.anthropic) argv.push('--anthropic-key', keys.anthropic);
@@ -35,7 +36,7 @@ export function startFake(opts = {}) {
   if (!log) argv.push('--no-log');
   argv.push(...args);
 
-  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   proc.stderr.setEncoding('utf8');
@@ -96,9 +97,9 @@ function makeHandle({ url, host, port, proc, exited, stderr }) {
     clearRequests: () => call(url, 'DELETE', '/_fake/requests'),
     /** Clears the queue, the default response and the log; restores the command-line config. */
     reset: () => call(url, 'POST', '/_fake/reset'),
-    /** {keys: {openai, anthropic, google}, log, require_anthropic_version}; null removes a key. */
+    /** {keys: {openai, anthropic, google}, log, require_anthropic_version, check_conversation}; null removes a key. */
     config: (cfg) => call(url, 'POST', '/_fake/config', cfg),
-    /** {active, peak, served, queued, logged}. */
+    /** {active, peak, served, refused, queued, logged, ...}. */
     stats: () => call(url, 'GET', '/_fake/stats'),
     /** SIGTERM, then SIGKILL after 5 s; resolves with {code, signal}. */
     async stop() {

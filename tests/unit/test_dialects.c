@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/content.h"
 #include "core/ids.h"
 #include "providers/provider.h"
 
@@ -1194,6 +1195,244 @@ static void test_build_google(void **state)
     json_decref(body);
 }
 
+/* ---- tool results as MCP content items ---- */
+
+/* Three tool calls answered with an image, resources (text, image blob, other blob) and a mix
+ * with an item of an unknown type, an image of a type no API takes, and is_error. */
+static const char *MCP_CONV =
+    "["
+    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Look.\"}]},"
+    "{\"role\":\"assistant\",\"content\":["
+    "  {\"type\":\"tool_request\",\"id\":\"c1\",\"name\":\"shot\",\"arguments\":{}},"
+    "  {\"type\":\"tool_request\",\"id\":\"c2\",\"name\":\"read\",\"arguments\":{}},"
+    "  {\"type\":\"tool_request\",\"id\":\"c3\",\"name\":\"mixed\",\"arguments\":{}}]},"
+    "{\"role\":\"user\",\"content\":["
+    "  {\"type\":\"tool_response\",\"id\":\"c1\",\"name\":\"shot\",\"content\":["
+    "   {\"type\":\"image\",\"data\":\"iVBOR\",\"mimeType\":\"image/png\"}],\"is_error\":false},"
+    "  {\"type\":\"tool_response\",\"id\":\"c2\",\"name\":\"read\",\"content\":["
+    "   {\"type\":\"resource\",\"resource\":{\"uri\":\"file:///a.txt\",\"mimeType\":\"text/plain\","
+    "    \"text\":\"hello\"}},"
+    "   {\"type\":\"resource\",\"resource\":{\"uri\":\"file:///b.png\",\"mimeType\":\"image/png\","
+    "    \"blob\":\"QkxPQg==\"}},"
+    "   {\"type\":\"resource\",\"resource\":{\"uri\":\"file:///c.pdf\","
+    "    \"mimeType\":\"application/pdf\",\"blob\":\"JVBERi0=\"}}],\"is_error\":false},"
+    "  {\"type\":\"tool_response\",\"id\":\"c3\",\"name\":\"mixed\",\"content\":["
+    "   {\"type\":\"text\",\"text\":\"before\"},"
+    "   {\"type\":\"image\",\"data\":\"R0lG\",\"mimeType\":\"image/gif\"},"
+    "   {\"type\":\"audio\",\"data\":\"AAAA\",\"mimeType\":\"audio/wav\"},"
+    "   {\"type\":\"image\",\"data\":\"PHN2Zz4=\",\"mimeType\":\"image/svg+xml\"},"
+    "   {\"type\":\"text\",\"text\":\"after\"}],\"is_error\":true},"
+    "  {\"type\":\"text\",\"text\":\"What do you see?\"}]}"
+    "]";
+
+#define PDF_NOTE                                                                                   \
+    "[resource file:///c.pdf (application/pdf): binary content this provider cannot take, left "   \
+    "out]"
+#define AUDIO_NOTE "[a tool result item of type \\\"audio\\\": not supported, left out]"
+#define SVG_NOTE   "[an image of type image/svg+xml: this provider cannot take it, left out]"
+
+static void test_mcp_openai(void **state)
+{
+    (void)state;
+    provider_cfg c = cfg_for("openai", "gpt-4o");
+    json_t *body = build(&dialect_openai, &c, NULL, MCP_CONV, NULL);
+    /* The text (an image replaced by a note) in each tool message, all the images in one user
+     * message after the last tool message, then the user's text. */
+    assert_json(
+        json_object_get(body, "messages"),
+        "[{\"role\":\"user\",\"content\":\"Look.\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        " {\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"shot\",\"arguments\":\"{}"
+        "\"}},"
+        " {\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"read\",\"arguments\":\"{}"
+        "\"}},"
+        " {\"id\":\"c3\",\"type\":\"function\",\"function\":{\"name\":\"mixed\","
+        "  \"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\","
+        " \"content\":\"[an image: it follows in the next user message]\"},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":\"resource "
+        "file:///a.txt:\\nhello\\n"
+        "[an image: it follows in the next user message]\\n" PDF_NOTE "\"},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c3\",\"content\":\"before\\n"
+        "[an image: it follows in the next user message]\\n" AUDIO_NOTE "\\n" SVG_NOTE
+        "\\nafter\"},"
+        "{\"role\":\"user\",\"content\":["
+        " {\"type\":\"text\",\"text\":\"The images returned by the tool call c1:\"},"
+        " {\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,iVBOR\"}},"
+        " {\"type\":\"text\",\"text\":\"The images returned by the tool call c2:\"},"
+        " {\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,QkxPQg==\"}},"
+        " {\"type\":\"text\",\"text\":\"The images returned by the tool call c3:\"},"
+        " {\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/gif;base64,R0lG\"}}]},"
+        "{\"role\":\"user\",\"content\":\"What do you see?\"}]");
+    json_decref(body);
+
+    /* Text only: no image message; is_error has no field in this API. */
+    body = build(&dialect_openai, &c, NULL,
+                 "[{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_request\",\"id\":\"c1\","
+                 " \"name\":\"x\",\"arguments\":{}}]},"
+                 "{\"role\":\"user\",\"content\":[{\"type\":\"tool_response\",\"id\":\"c1\","
+                 " \"name\":\"x\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+                 " {\"type\":\"text\",\"text\":\"b\"}],\"is_error\":true}]}]",
+                 NULL);
+    json_t *msgs = json_object_get(body, "messages");
+    assert_int_equal(json_array_size(msgs), 2);
+    assert_json(json_array_get(msgs, 1),
+                "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"a\\nb\"}");
+    json_decref(body);
+}
+
+static void test_mcp_anthropic(void **state)
+{
+    (void)state;
+    provider_cfg c = cfg_for("anthropic", "claude-sonnet-4-20250514");
+    json_t *body = build(&dialect_anthropic, &c, NULL, MCP_CONV, NULL);
+    assert_json(
+        json_object_get(body, "messages"),
+        "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Look.\"}]},"
+        "{\"role\":\"assistant\",\"content\":["
+        " {\"type\":\"tool_use\",\"id\":\"c1\",\"name\":\"shot\",\"input\":{}},"
+        " {\"type\":\"tool_use\",\"id\":\"c2\",\"name\":\"read\",\"input\":{}},"
+        " {\"type\":\"tool_use\",\"id\":\"c3\",\"name\":\"mixed\",\"input\":{}}]},"
+        "{\"role\":\"user\",\"content\":["
+        " {\"type\":\"tool_result\",\"tool_use_id\":\"c1\",\"is_error\":false,\"content\":["
+        "  {\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
+        "   \"data\":\"iVBOR\"}}]},"
+        " {\"type\":\"tool_result\",\"tool_use_id\":\"c2\",\"is_error\":false,\"content\":["
+        "  {\"type\":\"text\",\"text\":\"resource file:///a.txt:\\nhello\"},"
+        "  {\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
+        "   \"data\":\"QkxPQg==\"}},"
+        "  {\"type\":\"text\",\"text\":\"" PDF_NOTE "\"}]},"
+        " {\"type\":\"tool_result\",\"tool_use_id\":\"c3\",\"is_error\":true,\"content\":["
+        "  {\"type\":\"text\",\"text\":\"before\"},"
+        "  {\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/gif\","
+        "   \"data\":\"R0lG\"}},"
+        "  {\"type\":\"text\",\"text\":\"" AUDIO_NOTE "\"},"
+        "  {\"type\":\"text\",\"text\":\"" SVG_NOTE "\"},"
+        "  {\"type\":\"text\",\"text\":\"after\"}]},"
+        " {\"type\":\"text\",\"text\":\"What do you see?\"}]}]");
+    json_decref(body);
+}
+
+static void test_mcp_google(void **state)
+{
+    (void)state;
+    provider_cfg c = cfg_for("google", "gemini-2.5-flash");
+    json_t *body = build(&dialect_google, &c, NULL, MCP_CONV, NULL);
+    /* The text in each functionResponse, the images as inlineData after all of them (Gemini
+     * takes no GIF), then the user's text. */
+    assert_json(json_object_get(body, "contents"),
+                "[{\"role\":\"user\",\"parts\":[{\"text\":\"Look.\"}]},"
+                "{\"role\":\"model\",\"parts\":["
+                " {\"functionCall\":{\"name\":\"shot\",\"args\":{}}},"
+                " {\"functionCall\":{\"name\":\"read\",\"args\":{}}},"
+                " {\"functionCall\":{\"name\":\"mixed\",\"args\":{}}}]},"
+                "{\"role\":\"user\",\"parts\":["
+                " {\"functionResponse\":{\"name\":\"shot\",\"response\":{\"content\":"
+                "  \"[an image: it follows after the function responses]\"}}},"
+                " {\"functionResponse\":{\"name\":\"read\",\"response\":{\"content\":"
+                "  \"resource file:///a.txt:\\nhello\\n[an image: it follows after the function "
+                "responses]\\n" PDF_NOTE "\"}}},"
+                " {\"functionResponse\":{\"name\":\"mixed\",\"response\":{\"content\":\"before\\n"
+                "[an image of type image/gif: this provider cannot take it, left out]\\n" AUDIO_NOTE
+                "\\n" SVG_NOTE "\\nafter\"}}},"
+                " {\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"iVBOR\"}},"
+                " {\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"QkxPQg==\"}},"
+                " {\"text\":\"What do you see?\"}]}]");
+    json_decref(body);
+}
+
+/* Items missing what they need become notes; nothing is dropped or sent raw. */
+static void test_mcp_edges(void **state)
+{
+    (void)state;
+    json_t *items = parse("[{\"type\":\"text\",\"text\":\"\"},"
+                          " {\"type\":\"text\"},"
+                          " {\"type\":\"image\",\"mimeType\":\"image/png\"},"
+                          " {\"type\":\"image\",\"data\":\"AA==\"},"
+                          " {\"type\":\"resource\",\"resource\":{\"uri\":\"x://y\"}},"
+                          " {\"type\":\"resource\",\"resource\":{\"blob\":\"AA==\"}},"
+                          " {\"type\":\"resource\"},"
+                          " {\"type\":\"resource_link\",\"uri\":\"file:///z\",\"name\":\"z\"},"
+                          " {\"data\":\"raw\"},"
+                          " \"a string\"]");
+    json_t *parts = content_tool_parts(items, NULL);
+    assert_json(parts,
+                "[{\"type\":\"text\",\"text\":\"[a text item without text: left out]\"},"
+                "{\"type\":\"text\",\"text\":\"[an image without data: left out]\"},"
+                "{\"type\":\"text\",\"text\":\"[an image without a mime type: left out]\"},"
+                "{\"type\":\"text\",\"text\":\"[resource x://y (no mime type): neither "
+                "text nor blob, left out]\"},"
+                "{\"type\":\"text\",\"text\":\"[resource (no uri) (no mime type): binary "
+                "content this provider cannot take, left out]\"},"
+                "{\"type\":\"text\",\"text\":\"[a tool result item of type \\\"resource\\\": "
+                "not supported, left out]\"},"
+                "{\"type\":\"text\",\"text\":\"[resource link file:///z]\"},"
+                "{\"type\":\"text\",\"text\":\"[a tool result item of type \\\"(none)\\\": "
+                "not supported, left out]\"},"
+                "{\"type\":\"text\",\"text\":\"[a tool result item of type \\\"(none)\\\": "
+                "not supported, left out]\"}]");
+    json_decref(parts);
+    json_decref(items);
+    /* Not an array: nothing. */
+    parts = content_tool_parts(NULL, NULL);
+    assert_int_equal(json_array_size(parts), 0);
+    json_decref(parts);
+}
+
+/* Every tool call answered, every answer to a call: what a conversation stored by a goosed
+ * that stopped mid-tool-call needs before any API takes it. */
+static void test_answer_tool_calls(void **state)
+{
+    (void)state;
+    json_t *conv = parse(CONVERSATION);
+    json_t *fixed = content_answer_tool_calls(conv);
+    assert_true(json_equal(conv, fixed)); /* nothing to change */
+    json_decref(fixed);
+    json_decref(conv);
+
+#define REQ(id)  "{\"type\":\"tool_request\",\"id\":\"" id "\",\"name\":\"sh\",\"arguments\":{}}"
+#define RESP(id) "{\"type\":\"tool_response\",\"id\":\"" id "\",\"name\":\"sh\",\"content\":[]}"
+#define GONE(id)                                                                                   \
+    "{\"type\":\"tool_response\",\"id\":\"" id "\",\"name\":\"sh\",\"content\":[{\"type\":"        \
+    "\"text\",\"text\":\"the tool call did not finish: goosed stopped before its result was "      \
+    "stored\"}],\"is_error\":true}"
+#define MSG(role, items) "{\"role\":\"" role "\",\"content\":[" items "]}"
+#define TEXT(t)          "{\"type\":\"text\",\"text\":\"" t "\"}"
+    static const struct {
+        const char *in, *want;
+    } convs[] = {
+        /* stopped mid-call, then a new user message */
+        {"[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a") "," REQ("b")) "," MSG(
+             "user", TEXT("again")) "]",
+         "[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a") "," REQ("b")) "," MSG(
+             "user", GONE("a") "," GONE("b") "," TEXT("again")) "]"},
+        /* the conversation ends with the calls */
+        {"[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a")) "]",
+         "[" MSG("user", TEXT("go")) "," MSG("assistant", REQ("a")) "," MSG("user", GONE("a")) "]"},
+        /* an assistant message right after the calls */
+        {"[" MSG("assistant", REQ("a")) "," MSG("assistant", TEXT("hm")) "]",
+         "[" MSG("assistant", REQ("a")) "," MSG("user", GONE("a")) "," MSG("assistant",
+                                                                           TEXT("hm")) "]"},
+        /* one of two answered */
+        {"[" MSG("assistant", REQ("a") "," REQ("b")) "," MSG("user", RESP("b")) "]",
+         "[" MSG("assistant", REQ("a") "," REQ("b")) "," MSG("user", GONE("a") "," RESP("b")) "]"},
+        /* answers to no call of the message before are left out */
+        {"[" MSG("user", RESP("z") "," TEXT("hi")) "," MSG("assistant", REQ("a")) "," MSG(
+             "user", RESP("a") "," RESP("q")) "]",
+         "[" MSG("user", TEXT("hi")) "," MSG("assistant", REQ("a")) "," MSG("user", RESP("a")) "]"},
+    };
+    for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
+        json_t *in = parse(convs[i].in);
+        json_t *before = json_deep_copy(in);
+        json_t *got = content_answer_tool_calls(in);
+        assert_json(got, convs[i].want);
+        assert_true(json_equal(in, before)); /* the input is not changed */
+        json_decref(got);
+        json_decref(before);
+        json_decref(in);
+    }
+}
+
 /* Gemini takes a subset of OpenAPI 3.0's schema and refuses unknown keys. */
 static void test_google_schema(void **state)
 {
@@ -1351,6 +1590,11 @@ int main(void)
         cmocka_unit_test(test_build_anthropic),
         cmocka_unit_test(test_build_google),
         cmocka_unit_test(test_google_schema),
+        cmocka_unit_test(test_mcp_openai),
+        cmocka_unit_test(test_mcp_anthropic),
+        cmocka_unit_test(test_mcp_google),
+        cmocka_unit_test(test_mcp_edges),
+        cmocka_unit_test(test_answer_tool_calls),
         cmocka_unit_test(test_url_and_headers),
         cmocka_unit_test(test_transient_errors),
     };
