@@ -146,13 +146,13 @@ describe('agent with an OpenAI-compatible provider', () => {
     assert.equal(hist.body[2].content[0].id, 'call_1');
   });
 
-  it("the shell does not see the providers' API keys, and sees the rest of the environment", async () => {
+  it("the shell sees an allow-listed environment: no API keys, no other variable of goosed's", async () => {
     const id = await newSession(srv, dir);
-    const command = 'echo "openai=${OPENAI_API_KEY:-unset} anthropic=${ANTHROPIC_API_KEY:-unset} other=${GOOSED_TEST_VISIBLE:-unset}"';
+    const command = 'echo "openai=${OPENAI_API_KEY:-unset} anthropic=${ANTHROPIC_API_KEY:-unset} other=${GOOSED_TEST_VISIBLE:-unset} path=${PATH:+set}"';
     await fake.script([{ tool_calls: [{ id: 'call_env', name: 'developer__shell', arguments: { command } }] }, { text: 'done' }]);
     const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'print the keys');
     const result = events.find((e) => e.event === 'tool_result').json;
-    assert.match(result.result, /openai=unset anthropic=unset other=visible/);
+    assert.match(result.result, /openai=unset anthropic=unset other=unset path=set/);
   });
 
   it("reports the provider's own error, as an SSE error event and as a 502 in JSON", async () => {

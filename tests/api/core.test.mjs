@@ -68,7 +68,8 @@ describe('tools run without holding a thread', () => {
     mkdirSync(gate);
     // Each command marks that it started, then waits until all N have: it can only finish if
     // every one of them runs at the same time. Then it sleeps two seconds, as the issue's tools do.
-    const cmd = `touch "${gate}/$$"; n=0; while [ "$(ls "${gate}" | wc -l)" -lt ${N} ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done; sleep 2; echo "saw $(ls "${gate}" | wc -l) running"`;
+    // (Only shell built-ins in the wait, so that N waiting shells cost little CPU.)
+    const cmd = `touch "${gate}/$$"; n=0; while :; do set -- "${gate}"/*; [ $# -ge ${N} ] && break; n=$((n+1)); [ $n -gt 300 ] && break; sleep 0.2; done; sleep 2; set -- "${gate}"/*; echo "saw $# running"`;
     await fake.script({
       responses: Array.from({ length: N }, (_, i) => ({ tool_calls: [{ id: `call_${i}`, name: 'developer__shell', arguments: { command: cmd } }] })),
       default: { text: 'all done' },
