@@ -282,6 +282,14 @@ static void on_history(turn *t, const turn_ev *ev)
                     json_object_get(m, "content"));
     }
     json_decref(ev->history);
+    /* A tool call whose result was never stored (a crash the start-up repair did not see, or a
+     * store failure in the last turn) still gets an answer: the providers refuse the
+     * conversation otherwise. */
+    json_t *fixed = content_answer_tool_calls(t->history);
+    if (fixed) {
+        json_decref(t->history);
+        t->history = fixed;
+    }
     history_add(t, "user", t->user);
     if (!fits_context(t)) return;
     /* The user message is stored while the first request is already on its way: the fsync is
