@@ -181,7 +181,8 @@ static void *sweep(void *arg)
         conn *c;
         while ((c = cs->q[Q_HEADERS].head) && c->due_ns <= now) {
             unqueue(cs, c);
-            log_debug("http", "closing connection (fd %d): no complete request headers within %llu s",
+            log_debug("http",
+                      "closing connection (fd %d): no complete request headers within %llu s",
                       c->fd, (unsigned long long)(cs->header_ns / 1000000000ull));
             shutdown(c->fd, SHUT_RDWR);
         }
@@ -218,7 +219,8 @@ conns *conns_new(long max_total, long max_per_client, long header_timeout_s, cha
     cs->max_per_client = max_per_client;
     cs->header_ns = (uint64_t)header_timeout_s * 1000000000ull;
     /* An idle connection is polled every half header_timeout (at most every second), so a
-     * kept-alive request's deadline falls between 1 and 1.5 header_timeouts after its first byte. */
+     * kept-alive request's deadline falls between 1 and 1.5 header_timeouts after its first byte.
+     */
     cs->idle_poll_ns = cs->header_ns / 2 < IDLE_POLL_NS ? cs->header_ns / 2 : IDLE_POLL_NS;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

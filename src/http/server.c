@@ -284,15 +284,16 @@ static size_t utf8_seq(const unsigned char *p)
     return n;
 }
 
-/* Copies in to out (outlen > 0), each byte that is not part of valid UTF-8 written as \xNN, so
- * that a message naming a client's bytes (a path, an id) is still a JSON string. Truncates. */
-static void utf8_clean(const char *in, char *out, size_t outlen)
+/* Copies in to out (outlen > 0), each byte that is not part of valid UTF-8 (and, with controls,
+ * each control character) written as \xNN, so that a client's bytes (a path, an id) can go into
+ * a JSON string or a log line. Truncates. */
+static void utf8_clean(const char *in, char *out, size_t outlen, bool controls)
 {
     const unsigned char *p = (const unsigned char *)in;
     size_t o = 0;
     while (*p) {
         size_t n = utf8_seq(p);
-        if (n == 0) {
+        if (n == 0 || (controls && (*p < 0x20 || *p == 0x7F))) {
             if (o + 4 >= outlen) break;
             snprintf(out + o, outlen - o, "\\x%02X", *p);
             o += 4;
@@ -321,7 +322,7 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    utf8_clean(raw, msg, sizeof msg);
+    utf8_clean(raw, msg, sizeof msg, false);
     atomic_fetch_add(&r->s->errors, 1);
     /* "Try again later" answers say when. */
     if ((status == 503 || status == 429) && !has_header(r, "Retry-After"))
@@ -662,12 +663,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     double ms = (double)(clock_mono_ns() - r->t0) / 1e6;
+    char path[1024]; /* the client's bytes: one log line whatever they are */
+    utf8_clean(r->path, path, sizeof path, true);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method, r->path,
+        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method, path,
                  r->status, r->resp_len, ms, r->rid);
     else
         log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s aborted=%d", r->client, r->method,
-                 r->path, r->status, r->resp_len, ms, r->rid, (int)toe);
+                 path, r->status, r->resp_len, ms, r->rid, (int)toe);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->upgrade)
         conns_request_done(s->conns, r->cn); /* kept alive, or about to be closed */
     else
