@@ -95,13 +95,16 @@ describe('http', () => {
       ['GET', '/api/sessions/not-a-uuid/events', "session 'not-a-uuid' not found"],
       ['POST', '/api/sessions/0B7C4F0E-9A55-4A53-B1D9-1C1F1B6F0B9A/cancel', "session '0B7C4F0E-9A55-4A53-B1D9-1C1F1B6F0B9A' not found"],
       ['POST', '/api/sessions/%FF/messages', "session '\\xFF' not found"],
-      ['POST', '/api/sessions/x%00y/messages/stream', 'not found'],
+      ['POST', '/api/sessions/not-a-uuid/messages/stream', "session 'not-a-uuid' not found"],
       ['POST', '/sessions/%FF/messages', "session '\\xFF' not found"],
     ];
     for (const [method, p, message] of cases) {
       it(`${method} ${p} is 404 not_found naming the id`, async () => {
         const body = method === 'POST' && !p.endsWith('/cancel') ? { content: 'hi' } : undefined;
-        const r = await request(srv, method, p, body ? { json: body } : {});
+        // The spec check decodes the path, which cannot be done for bytes that are not UTF-8.
+        let utf8 = true;
+        try { decodeURIComponent(p); } catch { utf8 = false; }
+        const r = await request(srv, method, p, { ...(body ? { json: body } : {}), validate: utf8 });
         assertError(r, 404, 'not_found', message);
       });
     }
