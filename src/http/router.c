@@ -3,9 +3,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/ids.h"
+
+/* The member named by the collection segment that ends just before pattern position `brace`
+ * ("/api/sessions/{id}" -> "session"), into m->noun. */
+static void set_noun(const char *pattern, const char *brace, route_match *m)
+{
+    const char *end = brace;
+    if (end > pattern && end[-1] == '/') end--;
+    const char *start = end;
+    while (start > pattern && start[-1] != '/')
+        start--;
+    size_t n = (size_t)(end - start);
+    if (n > 1 && end[-1] == 's') n--;
+    if (n == 0 || n >= sizeof m->noun) {
+        snprintf(m->noun, sizeof m->noun, "item");
+        return;
+    }
+    memcpy(m->noun, start, n);
+    m->noun[n] = '\0';
+}
+
 /* Matches path against pattern; fills params. A trailing slash on the path is ignored. */
 static bool match_pattern(const char *pat, const char *path, route_match *m)
 {
+    const char *pattern = pat;
     int np = 0;
     while (*pat && *path) {
         if (*pat == '{') {
@@ -14,6 +36,11 @@ static bool match_pattern(const char *pat, const char *path, route_match *m)
             if (!close || n == 0 || n >= ROUTE_PARAM_MAX || np == ROUTE_MAX_PARAMS) return false;
             memcpy(m->params[np], path, n);
             m->params[np++][n] = '\0';
+            if (!m->bad_param && close - pat == 3 && !strncmp(pat, "{id}", 4) &&
+                !ids_is_uuid(m->params[np - 1])) {
+                m->bad_param = np;
+                set_noun(pattern, pat, m);
+            }
             pat = close + 1;
             path += n;
         } else if (*pat++ != *path++) {
@@ -48,6 +75,8 @@ void router_match(const http_route *routes, size_t n, const char *method, const 
             m->route = &routes[i];
             m->nparams = tmp.nparams;
             memcpy(m->params, tmp.params, sizeof tmp.params);
+            m->bad_param = tmp.bad_param;
+            memcpy(m->noun, tmp.noun, sizeof tmp.noun);
         }
     }
     if (m->path_known) allow_add(m, "OPTIONS");

@@ -1,5 +1,11 @@
 /* router: matches a method and path against the route table. Patterns are literal segments
- * and `{name}` placeholders that match one non-empty segment. */
+ * and `{name}` placeholders that match one non-empty segment.
+ *
+ * A placeholder named `{id}` holds an identifier (a lowercase UUID, core/ids.h) of one member of
+ * the collection named by the segment before it: in `/api/sessions/{id}`, a session. A segment
+ * that is not an identifier (not a UUID, not UTF-8) still selects the route, so that the answer
+ * is 404 naming it rather than 405 or an unknown path, and no handler ever sees it: bad_param
+ * says which parameter, and noun names the member ("session"). */
 #ifndef GD_ROUTER_H
 #define GD_ROUTER_H
 
@@ -29,6 +35,8 @@ typedef struct {
     char allow[96];          /* methods of this path, "GET, HEAD, POST, OPTIONS" */
     int nparams;
     char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
+    int bad_param; /* 0, or 1 + the index of an `{id}` parameter that is not an identifier */
+    char noun[32]; /* with bad_param: what the identifier names, "session" */
 } route_match;
 
 /* Fills m for method and path. The path has no query string. */

@@ -2,7 +2,20 @@
  *   first call   -> request id, route match, early 404/405/413/415, CORS preflight
  *   upload calls -> body appended to a capped buffer (413 at the cap)
  *   last call    -> JSON body parsed and checked, the route's handler called
- *   completed    -> one access-log line, the request freed (never inside a handler). */
+ *   completed    -> one access-log line, the request freed (never inside a handler).
+ *
+ * What clients can hold is bounded here (with http/conns.c):
+ *   - max_connections in total. libmicrohttpd's own limit is set a reserve above it: at its limit
+ *     MHD stops accepting (new clients then wait in the listen backlog, unanswered), so the bound
+ *     we answer is ours. A connection accepted over max_connections is marked in the
+ *     connection-notify callback, and its request is answered 503 too_many_connections with
+ *     Retry-After and Connection: close through http_reply_error; the header deadline closes it
+ *     if it never sends one. The open-file limit is raised at start so that the bound is
+ *     reachable.
+ *   - max_connections_per_client open connections from one address: the same 503 (as nginx's
+ *     limit_conn answers at request time).
+ *   - header_timeout: complete request headers within that many seconds of the accept (or of
+ *     the first byte of a kept-alive connection's next request); see conns.h. */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -16,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,9 +38,13 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "http/conns.h"
 
 #define MAX_EXTRA_HEADERS 8
 #define RID_MAX           128
+#define RETRY_AFTER_S     "1"  /* seconds, for every 503 and 429 that does not say otherwise */
+#define IDLE_TIMEOUT_S    75u  /* a kept-alive connection between requests */
+#define FD_HEADROOM       256L /* descriptors besides connections: store, logs, pipes, children */
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -36,6 +54,8 @@ struct http_server {
     const http_route *routes;
     size_t nroutes;
     void *app;
+    conns *conns;
+    long max_conns; /* max_connections, lowered when the open-file limit cannot hold it */
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when inflight drops to 0 */
     int inflight;
@@ -66,6 +86,7 @@ struct http_req {
     char *hdrs[MAX_EXTRA_HEADERS][2];
     http_upgrade_fn upgrade; /* http_reply_upgrade */
     void *upgrade_cls;
+    conn *cn; /* the connection's record in s->conns; NULL when it could not be made */
 };
 
 /* ---- helpers for handlers ---- */
@@ -237,18 +258,79 @@ void http_reply_json(http_req *r, int status, json_t *body)
           "application/json; charset=utf-8", len);
 }
 
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF), or 0 when the bytes there are not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return n;
+}
+
+/* Copies in to out (outlen > 0), each byte that is not part of valid UTF-8 (and, with controls,
+ * each control character) written as \xNN, so that a client's bytes (a path, an id) can go into
+ * a JSON string or a log line. Truncates. */
+static void utf8_clean(const char *in, char *out, size_t outlen, bool controls)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0 || (controls && (*p < 0x20 || *p == 0x7F))) {
+            if (o + 4 >= outlen) break;
+            snprintf(out + o, outlen - o, "\\x%02X", *p);
+            o += 4;
+            p++;
+            continue;
+        }
+        if (o + n >= outlen) break;
+        memcpy(out + o, p, n);
+        o += n;
+        p += n;
+    }
+    out[o] = '\0';
+}
+
+static bool has_header(const http_req *r, const char *name)
+{
+    for (int i = 0; i < r->nhdrs; i++)
+        if (!strcasecmp(r->hdrs[i][0], name)) return true;
+    return false;
+}
+
 void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)
 {
-    char msg[1024];
+    char raw[1024], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    utf8_clean(raw, msg, sizeof msg, false);
     atomic_fetch_add(&r->s->errors, 1);
+    /* "Try again later" answers say when. */
+    if ((status == 503 || status == 429) && !has_header(r, "Retry-After"))
+        http_add_header(r, "Retry-After", RETRY_AFTER_S);
     json_t *o = json_pack("{s:s, s:s}", "error", msg, "code", code);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    if (!text) { /* out of memory, or a message that is not UTF-8: still answer */
+    if (!text) { /* out of memory: still answer */
         static const char fallback[] = "{\"error\":\"internal error\",\"code\":\"internal\"}";
         queue(r, status,
               MHD_create_response_from_buffer(sizeof fallback - 1, (void *)fallback,
@@ -414,6 +496,24 @@ static void begin(http_req *r)
 {
     http_server *s = r->s;
     log_debug("http", "%s %s started rid=%s", r->method, r->path, r->rid);
+    switch (conns_refusal(r->cn)) {
+    case CONN_OK:
+        break;
+    case CONN_OVER_TOTAL:
+        http_add_header(r, "Connection", "close");
+        http_reply_error(r, 503, "too_many_connections",
+                         "the server has its limit of %ld connections open (max_connections); "
+                         "try again later",
+                         s->max_conns);
+        return;
+    case CONN_OVER_CLIENT:
+        http_add_header(r, "Connection", "close");
+        http_reply_error(r, 503, "too_many_connections",
+                         "%s has its limit of %ld connections open "
+                         "(max_connections_per_client); close one or try again later",
+                         r->client, s->cfg->max_connections_per_client);
+        return;
+    }
     router_match(s->routes, s->nroutes, r->method, r->path, &r->m);
     if (!strcmp(r->method, "OPTIONS") && r->m.path_known) {
         http_add_header(r, "Allow", r->m.allow);
@@ -435,6 +535,11 @@ static void begin(http_req *r)
         } else {
             http_reply_error(r, 404, "not_found", "no such path: %s", r->path);
         }
+        return;
+    }
+    if (r->m.bad_param) { /* an {id} that is no identifier names nothing */
+        http_reply_error(r, 404, "not_found", "%s '%s' not found", r->m.noun,
+                         r->m.params[r->m.bad_param - 1]);
         return;
     }
     /* Two lengths, or a length and chunked framing, are how requests are smuggled past a proxy
@@ -517,6 +622,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         r = req_new(s, c, url, method);
         if (!r) return MHD_NO; /* out of memory: MHD closes the connection */
         *con_cls = r;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        r->cn = ci ? ci->socket_context : NULL;
+        conns_headers_done(s->conns, r->cn);
         begin(r);
         return MHD_YES;
     }
@@ -554,12 +663,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     double ms = (double)(clock_mono_ns() - r->t0) / 1e6;
+    char path[1024]; /* the client's bytes: one log line whatever they are */
+    utf8_clean(r->path, path, sizeof path, true);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method, r->path,
+        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method, path,
                  r->status, r->resp_len, ms, r->rid);
     else
         log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s aborted=%d", r->client, r->method,
-                 r->path, r->status, r->resp_len, ms, r->rid, (int)toe);
+                 path, r->status, r->resp_len, ms, r->rid, (int)toe);
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->upgrade)
+        conns_request_done(s->conns, r->cn); /* kept alive, or about to be closed */
+    else
+        conns_retire(s->conns, r->cn);
     req_free(r);
     pthread_mutex_lock(&s->mu);
     if (--s->inflight == 0) pthread_cond_broadcast(&s->idle);
@@ -572,6 +687,79 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 {
     http_server *s = cls;
     return atomic_load(&s->stopping) ? MHD_NO : MHD_YES;
+}
+
+/* Every accepted connection is counted and bounded (conns.h) from here to its close. STARTED and
+ * CLOSED run on the connection's own server thread; MHD calls CLOSED before it closes the
+ * socket, which is what lets the header sweeper shut sockets down safely. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context =
+            fd ? conns_open(s->conns, fd->connect_fd, ad ? ad->client_addr : NULL) : NULL;
+        if (!*socket_context)
+            log_warn("http", "out of memory: a connection is served without its bounds");
+        return;
+    }
+    conns_close(s->conns, *socket_context);
+    *socket_context = NULL;
+}
+
+/* Raises the soft open-file limit towards `want` (up to the hard limit); returns how many
+ * descriptors the process may now have open (`want` when it cannot tell, or when unlimited). */
+static long raise_nofile(long want, long *hard)
+{
+    struct rlimit rl;
+    *hard = -1;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+    *hard = rl.rlim_max == RLIM_INFINITY ? -1 : (long)rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want) {
+        rlim_t to = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (rlim_t)want ? (rlim_t)want
+                                                                                : rl.rlim_max;
+        struct rlimit nr = {to, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nr) == 0) rl.rlim_cur = to;
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)want ? want : (long)rl.rlim_cur;
+}
+
+/* Connections MHD may hold above max_connections: the refused ones, until they are answered. */
+static long conn_reserve(long max)
+{
+    return max / 16 > 16 ? max / 16 : 16;
+}
+
+/* Sets s->max_conns to max_connections, or to what the open-file limit can hold (with a
+ * warning naming both). Returns MHD's connection limit, or -1 with err set. */
+static long size_connections(http_server *s, char *err, size_t errlen)
+{
+    long max = s->cfg->max_connections;
+    long want = max + conn_reserve(max) + FD_HEADROOM, hard;
+    long have = raise_nofile(want, &hard);
+    if (have < want) {
+        long avail = have - FD_HEADROOM;
+        long fit = avail - (avail / 17 > 16 ? avail / 17 : 16);
+        if (fit < 16) {
+            snprintf(err, errlen,
+                     "the open-file limit is %ld (hard limit %ld): too low to serve even 16 "
+                     "connections; raise it (ulimit -n, or LimitNOFILE= in a systemd unit)",
+                     have, hard);
+            return -1;
+        }
+        log_warn("http",
+                 "max_connections is %ld, but the open-file limit is %ld (hard limit %ld): "
+                 "serving at most %ld connections; raise the hard limit to %ld (ulimit -Hn, or "
+                 "LimitNOFILE= in a systemd unit)",
+                 max, have, hard, fit, want);
+        max = fit;
+    }
+    s->max_conns = max;
+    return max + conn_reserve(max);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -643,19 +831,31 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
 
+    long mhd_limit = size_connections(s, err, errlen);
+    s->conns = mhd_limit < 0 ? NULL
+                             : conns_new(s->max_conns, cfg->max_connections_per_client,
+                                         cfg->header_timeout, err, errlen);
+    if (!s->conns) {
+        close(s->listen_fd);
+        free(s);
+        return NULL;
+    }
+
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* Handlers never wait on slow work (they suspend), so one thread per core is enough. */
     unsigned threads = (unsigned)(ncpu > 0 ? ncpu * 2 : 2);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_access, s, MHD_OPTION_LISTEN_SOCKET,
-                                 (MHD_socket)s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, 0, on_accept, s, on_access, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->host, s->port);
+        conns_free(s->conns);
         close(s->listen_fd);
         free(s);
         return NULL;
@@ -694,6 +894,7 @@ void http_stop(http_server *s, int timeout_ms)
         log_warn("server", "%d request(s) still running after %d ms; closing them", left,
                  timeout_ms);
     MHD_stop_daemon(s->daemon);
+    conns_free(s->conns); /* every connection is closed now */
     close(s->listen_fd);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);

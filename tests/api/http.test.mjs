@@ -84,6 +84,32 @@ describe('http', () => {
     }
   });
 
+  describe('path ids that are no identifier', () => {
+    // A session id is a lowercase UUID; anything else names no session, whatever the route: 404
+    // not_found naming it (bytes that are not UTF-8 shown as \xNN), never another code.
+    const cases = [
+      ['GET', '/api/sessions/%FF%FE', "session '\\xFF\\xFE' not found"],
+      ['GET', '/sessions/%C0%AF', "session '\\xC0\\xAF' not found"],
+      ['GET', '/api/sessions/%ED%A0%80/messages', "session '\\xED\\xA0\\x80' not found"],
+      ['DELETE', '/api/sessions/caf%C3%A9', "session 'café' not found"],
+      ['GET', '/api/sessions/not-a-uuid/events', "session 'not-a-uuid' not found"],
+      ['POST', '/api/sessions/0B7C4F0E-9A55-4A53-B1D9-1C1F1B6F0B9A/cancel', "session '0B7C4F0E-9A55-4A53-B1D9-1C1F1B6F0B9A' not found"],
+      ['POST', '/api/sessions/%FF/messages', "session '\\xFF' not found"],
+      ['POST', '/api/sessions/not-a-uuid/messages/stream', "session 'not-a-uuid' not found"],
+      ['POST', '/sessions/%FF/messages', "session '\\xFF' not found"],
+    ];
+    for (const [method, p, message] of cases) {
+      it(`${method} ${p} is 404 not_found naming the id`, async () => {
+        const body = method === 'POST' && !p.endsWith('/cancel') ? { content: 'hi' } : undefined;
+        // The spec check decodes the path, which cannot be done for bytes that are not UTF-8.
+        let utf8 = true;
+        try { decodeURIComponent(p); } catch { utf8 = false; }
+        const r = await request(srv, method, p, { ...(body ? { json: body } : {}), validate: utf8 });
+        assertError(r, 404, 'not_found', message);
+      });
+    }
+  });
+
   describe('request bodies', () => {
     it(`a body of exactly max_body_size (${LIMIT}) bytes is accepted`, async () => {
       const r = await request(srv, 'POST', '/api/sessions', { body: bodyOfSize(LIMIT), headers: { 'Content-Type': 'application/json' } });

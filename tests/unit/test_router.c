@@ -249,6 +249,61 @@ static void test_too_many_params(void **state)
     assert_false(m.path_known);
 }
 
+#define UUID "0b7c4f0e-9a55-4a53-b1d9-1c1f1b6f0b9a"
+
+static void test_id_param(void **state)
+{
+    /* An identifier: the route, no bad parameter. */
+    assert_non_null(match("GET", "/api/sessions/" UUID));
+    assert_ptr_equal(m.route->fn, h_get);
+    assert_int_equal(m.bad_param, 0);
+    assert_string_equal(m.params[0], UUID);
+    assert_non_null(match("GET", "/api/sessions/" UUID "/messages/"));
+    assert_ptr_equal(m.route->fn, h_messages);
+    assert_int_equal(m.bad_param, 0);
+
+    /* Not an identifier: the route is still selected (404 naming it, not 405 or unknown path),
+     * with bad_param and the noun of the collection. */
+    static const char *const bad[] = {
+        "abc",
+        "\xff\xfe",
+        "0B7C4F0E-9A55-4A53-B1D9-1C1F1B6F0B9A", /* identifiers are lowercase */
+        "0b7c4f0e-9a55-4a53-b1d9-1c1f1b6f0b9",  /* one short */
+        "0b7c4f0e-9a55-4a53-b1d9-1c1f1b6f0b9aa",
+        "0b7c4f0e+9a55-4a53-b1d9-1c1f1b6f0b9a",
+        "0b7c4f0e-9a55-4a53-b1d9-1c1f1b6f0b9\xc3\xa9",
+    };
+    char path[256];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(path, sizeof path, "/api/sessions/%s/messages", bad[i]);
+        if (!match("GET", path)) fail_msg("\"%s\" selected no route", path);
+        assert_ptr_equal(m.route->fn, h_messages);
+        assert_int_equal(m.bad_param, 1);
+        assert_string_equal(m.params[0], bad[i]);
+        assert_string_equal(m.noun, "session");
+    }
+    /* Only {id} placeholders are checked. */
+    assert_non_null(match("PUT", "/a/one/b/two"));
+    assert_int_equal(m.bad_param, 0);
+    /* A method without a route is 405 whatever the id. */
+    assert_null(match("PUT", "/api/sessions/abc"));
+    assert_true(m.path_known);
+    assert_int_equal(m.bad_param, 0);
+
+    /* The noun is the collection's segment, singular; the second {id} is named by its own. */
+    static const http_route nested[] = {
+        {"GET", "/{id}", h_get, 0},
+        {"GET", "/users/{id}/keys/{id}", h_two, 0},
+    };
+    router_match(nested, 2, "GET", "/users/" UUID "/keys/k1", &m);
+    assert_ptr_equal(m.route->fn, h_two);
+    assert_int_equal(m.bad_param, 2);
+    assert_string_equal(m.noun, "key");
+    router_match(nested, 2, "GET", "/x", &m);
+    assert_int_equal(m.bad_param, 1);
+    assert_string_equal(m.noun, "item");
+}
+
 static void test_empty_table(void **state)
 {
     router_match(routes, 0, "GET", "/status", &m);
@@ -269,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_segment_length),
         cmocka_unit_test(test_too_many_params),
+        cmocka_unit_test(test_id_param),
         cmocka_unit_test(test_empty_table),
     };
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
