@@ -11,7 +11,7 @@ pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev lib
       libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev)
 case $what in
   build) ;;
-  test)  pkgs+=(util-linux clang-format) ;;
+  test)  pkgs+=(util-linux clang-format sqlite3) ;;
   bench) pkgs+=(wrk nginx-light) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

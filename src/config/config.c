@@ -87,7 +87,7 @@ static const char usage[] =
     "\n"
     "Environment: GOOSE_HOST, GOOSE_PORT, GOOSE_CONFIG_DIR, GOOSE_PROVIDER, GOOSE_MODEL,\n"
     "GOOSE_API_TIMEOUT, GOOSE_MAX_RETRIES, GOOSE_MAX_BODY_SIZE, GOOSE_CORS_ORIGINS, RUST_LOG,\n"
-    "XDG_DATA_HOME (sessions are stored in $XDG_DATA_HOME/goose/sessions/sessions.db).\n"
+    "XDG_DATA_HOME (sessions are stored in $XDG_DATA_HOME/goose/sessions/goosed.db).\n"
     "Precedence: flag > environment > config.yaml > default.\n";
 
 const char *config_usage(void)

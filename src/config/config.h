@@ -36,7 +36,7 @@ typedef struct {
     int ncors;
     char cors[CFG_MAX_ORIGINS][256]; /* "*" alone allows every origin */
     char config_file[PATH_MAX];      /* the config.yaml read, "" when none was */
-    char data_dir[PATH_MAX];         /* where sessions.db lives */
+    char data_dir[PATH_MAX];         /* where goosed.db lives */
     char config_path[PATH_MAX]; /* config.yaml (existing or not): API-made settings are saved there
                                  */
 } config;

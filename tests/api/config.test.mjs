@@ -208,7 +208,8 @@ describe('effective configuration', () => {
     for (const [k, v] of Object.entries(DEFAULTS)) assert.deepEqual(cfg[k], v, k);
     assertPort(cfg, srv);
     assert.ok(cfg.data_dir.startsWith(path.join(srv.home, '.local/share/goose')), `data_dir ${cfg.data_dir}`);
-    assert.ok(existsSync(path.join(srv.home, '.local/share/goose/sessions/sessions.db')), 'sessions.db is under $HOME/.local/share/goose/sessions');
+    assert.ok(existsSync(path.join(srv.home, '.local/share/goose/sessions/goosed.db')), 'goosed.db is under $HOME/.local/share/goose/sessions');
+    assert.ok(!existsSync(path.join(srv.home, '.local/share/goose/sessions/sessions.db')), "the real Goose's sessions.db is never made");
   }));
 
   it("seed A's config.yaml, verbatim", () => withServer({
@@ -427,8 +428,8 @@ describe('effective configuration', () => {
       await withServer({ env: { XDG_DATA_HOME: xdg } }, async (srv) => {
         const cfg = await getConfig(srv);
         assert.ok(cfg.data_dir.startsWith(path.join(xdg, 'goose')), `data_dir ${cfg.data_dir}`);
-        assert.ok(existsSync(path.join(xdg, 'goose/sessions/sessions.db')));
-        assert.ok(!existsSync(path.join(srv.home, '.local/share/goose/sessions/sessions.db')));
+        assert.ok(existsSync(path.join(xdg, 'goose/sessions/goosed.db')));
+        assert.ok(!existsSync(path.join(srv.home, '.local/share/goose/sessions/goosed.db')));
       });
     } finally { rmSync(xdg, { recursive: true, force: true }); }
   });

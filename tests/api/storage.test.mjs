@@ -85,12 +85,12 @@ describe('store unavailable at start', () => {
     }
   });
 
-  it('a corrupt sessions.db: 503, the file is left as it was', async (t) => {
+  it('a corrupt goosed.db: 503, the file is left as it was', async (t) => {
     const home = tempDir();
     t.after(() => rmSync(home, { recursive: true, force: true }));
     const dir = path.join(home, '.local/share/goose/sessions');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const db = path.join(dir, 'sessions.db');
+    const db = path.join(dir, 'goosed.db');
     const junk = randomBytes(16384);
     writeFileSync(db, junk);
     const srv = await startServer({ home });
