@@ -41,6 +41,7 @@ void api_store_error(http_req *r, gd_err e, const char *session_id, const char *
                          session_id ? session_id : "");
         return;
     case GD_ESTORE:
+    case GD_EBUSY: /* the write queue is full: the message says so; Retry-After comes with 503 */
         http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s",
                          msg ? msg : store_errmsg());
         return;
