@@ -199,8 +199,7 @@ static void history_job(void *arg)
     a_turn *at = arg;
     agent *a = at->a;
     at->history_err = a->st->ops->messages_list(a->st, at->se->id, &at->history);
-    if (at->history_err)
-        snprintf(at->history_msg, sizeof at->history_msg, "%s", store_errmsg());
+    if (at->history_err) snprintf(at->history_msg, sizeof at->history_msg, "%s", store_errmsg());
     post_or_log(a, history_loaded, at);
 }
 
@@ -219,8 +218,7 @@ static void fx_load_history(turn *t)
 static void stored_on_loop(void *ud)
 {
     stored_msg *m = ud;
-    step(m->at, &(turn_ev){.kind = TURN_EV_STORED, .store = m->kind, .err = m->err,
-                           .msg = m->msg});
+    step(m->at, &(turn_ev){.kind = TURN_EV_STORED, .store = m->kind, .err = m->err, .msg = m->msg});
 }
 
 /* On the store's writer thread (or in the caller when the store is down): hand over. */
@@ -232,8 +230,8 @@ static void on_store_done(void *ud, gd_err e, const char *msg)
     post_or_log(m->at->a, stored_on_loop, m);
 }
 
-static void fx_store(turn *t, turn_store_kind kind, const char *role, json_t *content,
-                     long in_tok, long out_tok, char id_out[UUID_STR_LEN])
+static void fx_store(turn *t, turn_store_kind kind, const char *role, json_t *content, long in_tok,
+                     long out_tok, char id_out[UUID_STR_LEN])
 {
     a_turn *at = t->owner;
     stored_msg *m = &at->stored[kind];
@@ -396,10 +394,8 @@ static char *system_prompt(const char *cwd, ext_registry *reg)
 static bool ensure_registry(agent *a, sess *se, const char *cwd)
 {
     if (se->reg) return true;
-    se->host = (ext_host){.l = a->l,
-                          .workers = a->workers,
-                          .env = a->tool_env,
-                          .protected_dirs = a->protected_dirs};
+    se->host = (ext_host){
+        .l = a->l, .workers = a->workers, .env = a->tool_env, .protected_dirs = a->protected_dirs};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
     snprintf(se->host.cwd, sizeof se->host.cwd, "%s", cwd);
     if (!(se->reg = registry_new(&se->host))) return false;
@@ -733,8 +729,9 @@ static gd_err repair_one(agent *a, const char *sid, json_t *content)
         pthread_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
     if (w.e == GD_OK)
-        log_warn("agent", "session %s: a reply was interrupted during a tool call; its results "
-                          "now say so",
+        log_warn("agent",
+                 "session %s: a reply was interrupted during a tool call; its results "
+                 "now say so",
                  sid);
     return w.e;
 }

@@ -61,9 +61,9 @@ static void complete(turn *t, const char *why)
     snprintf(stop_reason, sizeof stop_reason, "%s", why); /* why may be t->last.stop_reason */
     snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "%s", stop_reason);
     turn_end(t, "message_complete",
-        json_pack("{s:s, s:s?, s:{s:I, s:I}}", "stop_reason", stop_reason, "message_id",
-                  t->reply_id[0] ? t->reply_id : NULL, "usage", "input_tokens",
-                  (json_int_t)t->in_tok, "output_tokens", (json_int_t)t->out_tok));
+             json_pack("{s:s, s:s?, s:{s:I, s:I}}", "stop_reason", stop_reason, "message_id",
+                       t->reply_id[0] ? t->reply_id : NULL, "usage", "input_tokens",
+                       (json_int_t)t->in_tok, "output_tokens", (json_int_t)t->out_tok));
 }
 
 /* A write that failed: the session was deleted meanwhile, a bound was reached, or the store
@@ -265,7 +265,7 @@ static void on_history(turn *t, const turn_ev *ev)
             turn_fail(t, "session_gone", "the session was deleted before the reply started");
         else
             turn_fail(t, ev->err == GD_EBUSY ? "busy" : "storage_unavailable",
-                 ev->msg ? ev->msg : "cannot read the session's history");
+                      ev->msg ? ev->msg : "cannot read the session's history");
         return;
     }
     if (t->cancel) {

@@ -35,11 +35,11 @@ typedef enum {
 typedef enum { TURN_STORE_USER, TURN_STORE_REPLY, TURN_STORE_RESULTS } turn_store_kind;
 
 typedef enum {
-    TURN_EV_HISTORY,     /* history (owned by the event, stolen by the turn) or err */
-    TURN_EV_STORED,      /* kind, err, msg */
-    TURN_EV_PROVIDER,    /* res */
-    TURN_EV_TOOL,        /* content (stolen), is_error */
-    TURN_EV_CANCEL,      /* the user asked to stop */
+    TURN_EV_HISTORY,  /* history (owned by the event, stolen by the turn) or err */
+    TURN_EV_STORED,   /* kind, err, msg */
+    TURN_EV_PROVIDER, /* res */
+    TURN_EV_TOOL,     /* content (stolen), is_error */
+    TURN_EV_CANCEL,   /* the user asked to stop */
 } turn_ev_kind;
 
 typedef struct {

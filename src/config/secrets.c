@@ -200,7 +200,8 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
         e = write_atomic(path, b.data, b.len, 0600, err, errlen);
     buf_free(&b);
     pthread_mutex_unlock(&sec.wmu);
-    if (!e) log_info("config", "stored secret %s in %s", name, path); /* the name, never the value */
+    if (!e)
+        log_info("config", "stored secret %s in %s", name, path); /* the name, never the value */
     return e;
 }
 

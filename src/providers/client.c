@@ -233,8 +233,7 @@ static void retry_now(void *ud)
 
 static void fail_or_retry(prov_call *c)
 {
-    if (c->res.retryable && !c->output_started && c->attempt <= c->cfg.max_retries &&
-        !c->cancel) {
+    if (c->res.retryable && !c->output_started && c->attempt <= c->cfg.max_retries && !c->cancel) {
         long wait = c->res.retry_after_ms;
         if (!wait) {
             long base = RETRY_BASE_MS << (c->attempt - 1 < 6 ? c->attempt - 1 : 6);
@@ -390,8 +389,9 @@ prov_client *prov_client_new(loop *l, char *err, size_t errlen)
 {
     pthread_once(&global_once, global_init);
     if (global_rc != CURLE_OK) {
-        snprintf(err, errlen, "the provider client is unavailable: libcurl (libcurl.so.4) cannot "
-                              "be loaded or initialised; install libcurl4");
+        snprintf(err, errlen,
+                 "the provider client is unavailable: libcurl (libcurl.so.4) cannot "
+                 "be loaded or initialised; install libcurl4");
         return NULL;
     }
     prov_client *cl = calloc(1, sizeof *cl);

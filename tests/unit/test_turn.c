@@ -75,8 +75,9 @@ static void f_end(turn *t, const char *event, json_t *data)
     snprintf(r->last_event, sizeof r->last_event, "%s", event);
 }
 
-static const turn_fx fx = {f_load,    f_store,       f_stream, f_cancel_stream, f_call_tool,
-                           f_cancel_tool, f_chunk, f_publish, f_end};
+static const turn_fx fx = {f_load,          f_store,     f_stream,
+                           f_cancel_stream, f_call_tool, f_cancel_tool,
+                           f_chunk,         f_publish,   f_end};
 
 static turn *new_turn(rec *r)
 {
@@ -184,8 +185,8 @@ static void test_tool_round(void **state)
     assert_int_equal(t->state, TURN_STREAMING);
     /* user, assistant (tool request), user (tool response) */
     assert_int_equal(json_array_size(r.streamed_history), 3);
-    json_t *res = json_array_get(
-        json_object_get(json_array_get(r.streamed_history, 2), "content"), 0);
+    json_t *res =
+        json_array_get(json_object_get(json_array_get(r.streamed_history, 2), "content"), 0);
     assert_string_equal(json_string_value(json_object_get(res, "type")), "tool_response");
     assert_string_equal(json_string_value(json_object_get(res, "id")), "call_1");
     turn_on_text(t, "done", 4);
@@ -216,7 +217,8 @@ static void test_cancel_during_tool(void **state)
     assert_int_equal(t->state, TURN_STORING_RESULTS);
     assert_int_equal(json_array_size(t->results), 2);
     stored(t, TURN_STORE_RESULTS, GD_OK);
-    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")), "cancelled");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
+                        "cancelled");
     int streams = 0;
     for (int i = 0; i < r.n; i++)
         streams += !strcmp(r.log[i], "stream");
@@ -279,8 +281,8 @@ static void test_context_limit(void **state)
     char *text = malloc(8001);
     memset(text, 'a', 8000);
     text[8000] = '\0';
-    json_array_append_new(big, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "user", "content",
-                                         "type", "text", "text", text));
+    json_array_append_new(big, json_pack("{s:s, s:[{s:s, s:s}]}", "role", "user", "content", "type",
+                                         "text", "text", text));
     free(text);
     history(t, big);
     assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
@@ -305,7 +307,8 @@ static void test_max_turns(void **state)
     stored(t, TURN_STORE_REPLY, GD_OK);
     tool_done(t, "ok", false);
     stored(t, TURN_STORE_RESULTS, GD_OK);
-    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")), "max_turns");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
+                        "max_turns");
     done(t, &r);
 }
 
@@ -316,7 +319,8 @@ static void test_cancel_while_loading(void **state)
     turn *t = new_turn(&r);
     turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
     history(t, json_array());
-    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")), "cancelled");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
+                        "cancelled");
     assert_int_equal(find(&r, "store:user"), -1);
     done(t, &r);
 }
@@ -338,10 +342,10 @@ static void test_stream_cannot_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_reply),         cmocka_unit_test(test_tool_round),
-        cmocka_unit_test(test_cancel_during_tool), cmocka_unit_test(test_user_store_fails),
-        cmocka_unit_test(test_session_gone),       cmocka_unit_test(test_provider_error),
-        cmocka_unit_test(test_context_limit),      cmocka_unit_test(test_max_turns),
+        cmocka_unit_test(test_text_reply),           cmocka_unit_test(test_tool_round),
+        cmocka_unit_test(test_cancel_during_tool),   cmocka_unit_test(test_user_store_fails),
+        cmocka_unit_test(test_session_gone),         cmocka_unit_test(test_provider_error),
+        cmocka_unit_test(test_context_limit),        cmocka_unit_test(test_max_turns),
         cmocka_unit_test(test_cancel_while_loading), cmocka_unit_test(test_stream_cannot_start),
     };
     return cmocka_run_group_tests_name("turn", tests, NULL, NULL);
