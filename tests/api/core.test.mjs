@@ -313,7 +313,7 @@ describe('a long history does not stall other sessions', () => {
   });
   after(() => fake.stop());
 
-  it('while a 40 MB history loads, another session\'s WebSocket answers within 50 ms', async () => {
+  it('while a 40 MB history loads, another session\'s WebSocket answers within 50 ms (250 under the sanitizers)', async () => {
     const home = tempDir('goosed-core-big-');
     const dir = tempDir('goosed-core-cwd-');
     let srv = await startServer({ home, env: providerEnv(fake) });
@@ -348,7 +348,11 @@ UPDATE sessions SET message_count = 5000 WHERE id = '${big}';\n`,
       assert.ok(rtts.length >= 3, `only ${rtts.length} probes ran while the history loaded`);
       const max = Math.max(...rtts);
       console.log(`# ${rtts.length} WebSocket probes while a 40 MB history loaded: max ${max.toFixed(1)} ms`);
-      assert.ok(max < 50, `a WebSocket round trip took ${max.toFixed(1)} ms while another session's history loaded`);
+      // 50 ms, the issue's bound (a history read on the I/O thread took 1,974 ms); the sanitizer
+      // build runs everything several times slower, on the same two cores as the worker parsing
+      // the history, so it gets more room.
+      const bound = process.env.ASAN_OPTIONS ? 250 : 50;
+      assert.ok(max < bound, `a WebSocket round trip took ${max.toFixed(1)} ms while another session's history loaded`);
       await ws.close();
     } finally {
       await stopAndCheck(srv);
