@@ -19,7 +19,7 @@ extern char **environ;
 
 /* ---- the environment ---- */
 
-static const char *const ENV_ALLOWED[] = {"PATH", "HOME", "USER",     "LOGNAME", "SHELL",
+static const char *const ENV_ALLOWED[] = {"PATH", "HOME",     "USER", "LOGNAME", "SHELL",
                                           "LANG", "LANGUAGE", "TERM", "TZ",      "TMPDIR"};
 
 static bool env_allowed(const char *entry)

@@ -287,4 +287,3 @@ int dev_write_file(const char *path, const char *data, size_t len)
     if (close(fd) < 0 && errno != EINTR) return errno;
     return 0;
 }
-

@@ -88,7 +88,6 @@ static gd_err append_numbered(buf *b, const char *data, size_t len, size_t first
     return GD_OK;
 }
 
-
 /* Undo history (dev_undo, one per extension instance): per absolute path, the contents before
  * each of the last DEV_UNDO_STEPS edits (oldest first). Bounded in bytes for all files of the
  * instance together: past DEV_UNDO_BYTES the oldest steps of any file go. u->mu guards it. */
@@ -240,7 +239,7 @@ static gd_err editor_view_dir(const char *path, dev_out *out)
     DIR *d = opendir(path);
     if (!d)
         return dev_fail(out, GD_EIO, "Cannot list the directory '%s': %s", path,
-                    dev_errstr(errno, eb, sizeof eb));
+                        dev_errstr(errno, eb, sizeof eb));
     size_t n = 0, alloc = 0, total = 0;
     char **names = NULL;
     struct dirent *de;
@@ -294,7 +293,8 @@ static gd_err editor_view_dir(const char *path, dev_out *out)
 static bool parse_range(json_t *vr, long long *first, long long *last)
 {
     if (!json_is_array(vr) || json_array_size(vr) != 2) return false;
-    return dev_json_to_ll(json_array_get(vr, 0), first) && dev_json_to_ll(json_array_get(vr, 1), last);
+    return dev_json_to_ll(json_array_get(vr, 0), first) &&
+           dev_json_to_ll(json_array_get(vr, 1), last);
 }
 
 static gd_err editor_view(const char *path, json_t *args, dev_out *out)
@@ -303,8 +303,8 @@ static gd_err editor_view(const char *path, json_t *args, dev_out *out)
     struct stat st;
     if (stat(path, &st) < 0)
         return dev_fail(out, errno == ENOENT ? GD_ENOTFOUND : GD_EIO,
-                    "The path '%s' does not exist or is not accessible: %s", path,
-                    dev_errstr(errno, eb, sizeof eb));
+                        "The path '%s' does not exist or is not accessible: %s", path,
+                        dev_errstr(errno, eb, sizeof eb));
     if (S_ISDIR(st.st_mode)) return editor_view_dir(path, out);
     if (!S_ISREG(st.st_mode))
         return dev_fail(out, GD_EINVAL, "'%s' is not a regular file or a directory", path);
@@ -314,41 +314,44 @@ static gd_err editor_view(const char *path, json_t *args, dev_out *out)
     bool ranged = vr && !json_is_null(vr);
     if (ranged && !parse_range(vr, &first, &last))
         return dev_fail(out, GD_EINVAL,
-                    "view_range must be an array of two integers [start, end] (1-based, "
-                    "inclusive; end -1 = to the end of the file)");
+                        "view_range must be an array of two integers [start, end] (1-based, "
+                        "inclusive; end -1 = to the end of the file)");
     if (ranged && first < 1)
         return dev_fail(out, GD_EINVAL, "view_range: start must be 1 or more (got %lld)", first);
     if (ranged && last != -1 && last < first)
-        return dev_fail(out, GD_EINVAL, "view_range: end (%lld) must be -1 or at least start (%lld)",
-                    last, first);
+        return dev_fail(out, GD_EINVAL,
+                        "view_range: end (%lld) must be -1 or at least start (%lld)", last, first);
 
     char *data;
     size_t len;
     int e = dev_read_file(path, DEV_VIEW_MAX, &data, &len);
     if (e == EFBIG)
-        return dev_fail(out, GD_ETOOBIG,
-                    "File '%s' is too large to view (%.1f KB; the limit is %d KB). Look at parts "
-                    "of it with the shell instead, e.g. `sed -n '100,200p' FILE`, `head`, "
-                    "`tail` or `grep -n`.",
-                    path, (double)st.st_size / 1024.0, DEV_VIEW_MAX / 1024);
+        return dev_fail(
+            out, GD_ETOOBIG,
+            "File '%s' is too large to view (%.1f KB; the limit is %d KB). Look at parts "
+            "of it with the shell instead, e.g. `sed -n '100,200p' FILE`, `head`, "
+            "`tail` or `grep -n`.",
+            path, (double)st.st_size / 1024.0, DEV_VIEW_MAX / 1024);
     if (e)
         return dev_fail(out, e == ENOENT ? GD_ENOTFOUND : GD_EIO, "Cannot read '%s': %s", path,
-                    dev_errstr(e, eb, sizeof eb));
+                        dev_errstr(e, eb, sizeof eb));
     if (memchr(data, '\0', len)) {
         free(data);
-        return dev_fail(out, GD_EINVAL,
-                    "'%s' looks like a binary file (it contains NUL bytes); it cannot be viewed as "
-                    "text. Inspect it with the shell (e.g. `file`, `xxd | head`).",
-                    path);
+        return dev_fail(
+            out, GD_EINVAL,
+            "'%s' looks like a binary file (it contains NUL bytes); it cannot be viewed as "
+            "text. Inspect it with the shell (e.g. `file`, `xxd | head`).",
+            path);
     }
     size_t total = count_lines(data, len);
     if (!ranged && total > DEV_VIEW_LINES) {
         free(data);
-        return dev_fail(out, GD_EINVAL,
-                    "'%s' has %zu lines, more than the %d shown at once. Use view_range to read "
-                    "part of it, e.g. [1, 500], then [501, 1000]; or search it with "
-                    "`grep -n` in the shell.",
-                    path, total, DEV_VIEW_LINES);
+        return dev_fail(
+            out, GD_EINVAL,
+            "'%s' has %zu lines, more than the %d shown at once. Use view_range to read "
+            "part of it, e.g. [1, 500], then [501, 1000]; or search it with "
+            "`grep -n` in the shell.",
+            path, total, DEV_VIEW_LINES);
     }
     buf b;
     buf_init(&b, DEV_TEXT_CAP);
@@ -365,8 +368,8 @@ static gd_err editor_view(const char *path, json_t *args, dev_out *out)
         free(data);
         buf_free(&b);
         return dev_fail(out, GD_EINVAL,
-                    "view_range: start line %lld is past the end of '%s' (%zu lines)", first, path,
-                    total);
+                        "view_range: start line %lld is past the end of '%s' (%zu lines)", first,
+                        path, total);
     }
     size_t lo = (size_t)first,
            hi = last == -1 || (unsigned long long)last > total ? total : (size_t)last;
@@ -414,22 +417,23 @@ static gd_err edit_read(const char *path, char **data, size_t *len, dev_out *out
     char eb[128];
     int e = dev_read_file(path, DEV_EDIT_MAX, data, len);
     if (e == ENOENT)
-        return dev_fail(out, GD_ENOTFOUND, "File '%s' does not exist; create it with the write command",
-                    path);
+        return dev_fail(out, GD_ENOTFOUND,
+                        "File '%s' does not exist; create it with the write command", path);
     if (e == EFBIG)
-        return dev_fail(out, GD_ETOOBIG,
-                    "File '%s' is larger than %d MB, the limit for edits; edit it with the shell "
-                    "(e.g. sed) instead",
-                    path, DEV_EDIT_MAX / (1024 * 1024));
+        return dev_fail(
+            out, GD_ETOOBIG,
+            "File '%s' is larger than %d MB, the limit for edits; edit it with the shell "
+            "(e.g. sed) instead",
+            path, DEV_EDIT_MAX / (1024 * 1024));
     if (e == EISDIR) return dev_fail(out, GD_EINVAL, "'%s' is a directory, not a file", path);
     if (e) return dev_fail(out, GD_EIO, "Cannot read '%s': %s", path, dev_errstr(e, eb, sizeof eb));
     if (memchr(*data, '\0', *len)) {
         free(*data);
         *data = NULL;
         return dev_fail(out, GD_EINVAL,
-                    "'%s' looks like a binary file (it contains NUL bytes); "
-                    "the text editor does not edit binary files",
-                    path);
+                        "'%s' looks like a binary file (it contains NUL bytes); "
+                        "the text editor does not edit binary files",
+                        path);
     }
     return GD_OK;
 }
@@ -439,8 +443,9 @@ static gd_err edit_write(const char *path, const char *data, size_t len, dev_out
     char eb[128];
     int e = dev_write_file(path, data, len);
     if (e)
-        return dev_fail(out, GD_EIO, "Cannot write '%s': %s (undo_edit restores the previous content)",
-                    path, dev_errstr(e, eb, sizeof eb));
+        return dev_fail(out, GD_EIO,
+                        "Cannot write '%s': %s (undo_edit restores the previous content)", path,
+                        dev_errstr(e, eb, sizeof eb));
     return GD_OK;
 }
 
@@ -467,12 +472,12 @@ static gd_err editor_write(dev_undo *u, const char *path, json_t *args, dev_out 
             undoable = false;
         else if (e)
             return dev_fail(out, GD_EIO, "Cannot read the current '%s': %s", path,
-                        dev_errstr(e, eb, sizeof eb));
+                            dev_errstr(e, eb, sizeof eb));
     } else {
         int e = make_parents(path);
         if (e)
             return dev_fail(out, GD_EIO, "Cannot create the directories for '%s': %s", path,
-                        dev_errstr(e, eb, sizeof eb));
+                            dev_errstr(e, eb, sizeof eb));
     }
     bool add_nl = tlen && text[tlen - 1] != '\n';
     char *content = malloc(tlen + 2);
@@ -537,15 +542,16 @@ static gd_err editor_replace(dev_undo *u, const char *path, json_t *args, dev_ou
     json_t *jo = json_object_get(args, "old_str"), *jn = json_object_get(args, "new_str");
     if (!json_is_string(jo))
         return dev_fail(out, GD_EINVAL,
-                    "str_replace needs \"old_str\" (a string): the exact text to "
-                    "replace");
+                        "str_replace needs \"old_str\" (a string): the exact text to "
+                        "replace");
     if (jn && !json_is_null(jn) && !json_is_string(jn))
         return dev_fail(out, GD_EINVAL, "str_replace: \"new_str\" must be a string");
     const char *os = json_string_value(jo),
                *ns = jn && json_is_string(jn) ? json_string_value(jn) : "";
     size_t ol = json_string_length(jo), nl = jn && json_is_string(jn) ? json_string_length(jn) : 0;
     if (!ol)
-        return dev_fail(out, GD_EINVAL, "str_replace: \"old_str\" is empty; use insert to add text");
+        return dev_fail(out, GD_EINVAL,
+                        "str_replace: \"old_str\" is empty; use insert to add text");
 
     char *data;
     size_t len;
@@ -572,15 +578,16 @@ static gd_err editor_replace(dev_undo *u, const char *path, json_t *args, dev_ou
         free(crlf_o);
         free(crlf_n);
         if (count == 0)
-            return dev_fail(out, GD_EINVAL,
-                        "No match for old_str in '%s'. It must match the file exactly, "
-                        "whitespace, indentation and line ends included; view the file to check "
-                        "the current text.",
-                        path);
+            return dev_fail(
+                out, GD_EINVAL,
+                "No match for old_str in '%s'. It must match the file exactly, "
+                "whitespace, indentation and line ends included; view the file to check "
+                "the current text.",
+                path);
         return dev_fail(out, GD_EINVAL,
-                    "old_str occurs %s%zu times in '%s'; it must occur exactly once. Include "
-                    "more of the surrounding lines to make it unique.",
-                    count >= 1000 ? "at least " : "", count, path);
+                        "old_str occurs %s%zu times in '%s'; it must occur exactly once. Include "
+                        "more of the surrounding lines to make it unique.",
+                        count >= 1000 ? "at least " : "", count, path);
     }
     size_t newlen = len - ol + nl;
     char *nd = malloc(newlen + 1);
@@ -615,8 +622,8 @@ static gd_err editor_insert(dev_undo *u, const char *path, json_t *args, dev_out
     long long line;
     if (!jl || !dev_json_to_ll(jl, &line))
         return dev_fail(out, GD_EINVAL,
-                    "insert needs \"insert_line\" (an integer: the line after "
-                    "which to insert; 0 = at the top, -1 = at the end)");
+                        "insert needs \"insert_line\" (an integer: the line after "
+                        "which to insert; 0 = at the top, -1 = at the end)");
     if (!json_is_string(jn))
         return dev_fail(out, GD_EINVAL, "insert needs \"new_str\" (a string): the text to insert");
     const char *ns = json_string_value(jn);
@@ -631,9 +638,9 @@ static gd_err editor_insert(dev_undo *u, const char *path, json_t *args, dev_out
     if (line < 0 || (unsigned long long)line > total) {
         free(data);
         return dev_fail(out, GD_EINVAL,
-                    "insert_line %lld is out of range: '%s' has %zu lines (use 0 to insert at "
-                    "the top, %zu or -1 to insert at the end)",
-                    line, path, total, total);
+                        "insert_line %lld is out of range: '%s' has %zu lines (use 0 to insert at "
+                        "the top, %zu or -1 to insert at the end)",
+                        line, path, total, total);
     }
     size_t off = line_offset(data, len, (size_t)line + 1);
     bool pre_nl = off == len && len && data[len - 1] != '\n'; /* last line lacks its newline */
@@ -682,7 +689,8 @@ static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *
         if (unlink(path) < 0 && errno != ENOENT) {
             int e = errno;
             undo_unpop(u, path, &s);
-            return dev_fail(out, GD_EIO, "Cannot remove '%s': %s", path, dev_errstr(e, eb, sizeof eb));
+            return dev_fail(out, GD_EIO, "Cannot remove '%s': %s", path,
+                            dev_errstr(e, eb, sizeof eb));
         }
         buf_printf(&b,
                    "Undid the last edit of %s: the file did not exist before it, so it was "
@@ -692,7 +700,8 @@ static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *
         int e = dev_write_file(path, s.data, s.len);
         if (e) {
             undo_unpop(u, path, &s);
-            return dev_fail(out, GD_EIO, "Cannot write '%s': %s", path, dev_errstr(e, eb, sizeof eb));
+            return dev_fail(out, GD_EIO, "Cannot write '%s': %s", path,
+                            dev_errstr(e, eb, sizeof eb));
         }
         buf_printf(&b, "Undid the last edit of %s; it is back to its previous %zu lines.", path,
                    count_lines(s.data, s.len));

@@ -15,7 +15,7 @@
 #include "extensions/sandbox.h"
 
 typedef struct {
-    const ext_host *host; /* its protected directories are not entered */
+    const ext_host *host;    /* its protected directories are not entered */
     char root[DEV_PATH_MAX]; /* the real path of the directory listed */
     buf *out;
     const char *pattern; /* NULL: everything */
@@ -140,8 +140,9 @@ static gd_err list_files(dev_call *c, json_t *args, dev_out *out)
     long long depth = DEV_LIST_DEPTH;
     if (jd && !json_is_null(jd)) {
         if (!dev_json_to_ll(jd, &depth) || depth < 1)
-            return dev_fail(out, GD_EINVAL,
-                        "developer__list_files: \"max_depth\" must be an integer of at least 1");
+            return dev_fail(
+                out, GD_EINVAL,
+                "developer__list_files: \"max_depth\" must be an integer of at least 1");
         if (depth > DEV_LIST_DEPTH_MAX) depth = DEV_LIST_DEPTH_MAX;
     }
     const char *pattern = NULL;
@@ -158,11 +159,11 @@ static gd_err list_files(dev_call *c, json_t *args, dev_out *out)
     if (fd < 0) {
         int e = errno;
         return dev_fail(out,
-                    e == ENOENT    ? GD_ENOTFOUND
-                    : e == ENOTDIR ? GD_EINVAL
-                                   : GD_EIO,
-                    "developer__list_files: cannot list '%s': %s", path,
-                    e == ENOTDIR ? "it is not a directory" : dev_errstr(e, eb, sizeof eb));
+                        e == ENOENT    ? GD_ENOTFOUND
+                        : e == ENOTDIR ? GD_EINVAL
+                                       : GD_EIO,
+                        "developer__list_files: cannot list '%s': %s", path,
+                        e == ENOTDIR ? "it is not a directory" : dev_errstr(e, eb, sizeof eb));
     }
     buf body, b;
     buf_init(&body, DEV_TEXT_CAP);
@@ -210,7 +211,6 @@ static gd_err list_files(dev_call *c, json_t *args, dev_out *out)
     free(L);
     return dev_finish(out, &b, was_cancelled, GD_OK);
 }
-
 
 void dev_files_run(dev_call *c, dev_out *out)
 {

@@ -123,7 +123,6 @@ static gd_err capture_render(buf *b, const char *label, const capture *c)
     return GD_OK;
 }
 
-
 /* ---- the supervisor (in the child: async-signal-safe calls only) ---- */
 
 /* What the child needs, prepared before fork. */
@@ -136,8 +135,15 @@ typedef struct {
 } spawn_req;
 
 /* Where the child failed, sent back on the error pipe (fd 3 in the child). */
-enum { STAGE_FDS = 1, STAGE_SETPGID, STAGE_PDEATHSIG, STAGE_PRIVS, STAGE_FORK, STAGE_CHDIR,
-       STAGE_EXEC };
+enum {
+    STAGE_FDS = 1,
+    STAGE_SETPGID,
+    STAGE_PDEATHSIG,
+    STAGE_PRIVS,
+    STAGE_FORK,
+    STAGE_CHDIR,
+    STAGE_EXEC
+};
 typedef struct {
     int stage, err;
 } spawn_err;
@@ -145,13 +151,20 @@ typedef struct {
 static const char *stage_what(int stage)
 {
     switch (stage) {
-    case STAGE_FDS: return "setting up its file descriptors";
-    case STAGE_SETPGID: return "creating its process group";
-    case STAGE_PDEATHSIG: return "tying it to goosed's life";
-    case STAGE_PRIVS: return "dropping its privileges";
-    case STAGE_FORK: return "forking the shell";
-    case STAGE_CHDIR: return "entering the working directory";
-    default: return "executing it";
+    case STAGE_FDS:
+        return "setting up its file descriptors";
+    case STAGE_SETPGID:
+        return "creating its process group";
+    case STAGE_PDEATHSIG:
+        return "tying it to goosed's life";
+    case STAGE_PRIVS:
+        return "dropping its privileges";
+    case STAGE_FORK:
+        return "forking the shell";
+    case STAGE_CHDIR:
+        return "entering the working directory";
+    default:
+        return "executing it";
     }
 }
 
@@ -335,8 +348,7 @@ static void shell_spawn(void *arg)
     } else if (!S_ISDIR(st.st_mode)) {
         dev_fail(&c->out, GD_ENOTFOUND,
                  "developer__shell: the working directory '%s' is not a directory", cwd);
-    } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
-               pipe2(pr, O_CLOEXEC) < 0 ||
+    } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pr, O_CLOEXEC) < 0 ||
                (nul = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
         dev_fail(&c->out, GD_EIO, "developer__shell: cannot create pipes: %s",
                  dev_errstr(errno, eb, sizeof eb));
@@ -380,8 +392,8 @@ static void shell_spawn(void *arg)
             close(po[0]);
             close(pe[0]);
             if (pid < 0)
-                dev_fail(&c->out, GD_EIO, "developer__shell: cannot start /bin/sh in '%s': %s",
-                         cwd, dev_errstr(fe, eb, sizeof eb));
+                dev_fail(&c->out, GD_EIO, "developer__shell: cannot start /bin/sh in '%s': %s", cwd,
+                         dev_errstr(fe, eb, sizeof eb));
             else
                 dev_fail(&c->out, GD_EIO,
                          "developer__shell: cannot start /bin/sh in '%s': %s (while %s)", cwd,
@@ -460,9 +472,7 @@ static void on_child_exit(loop_child *ch, pid_t pid, int status, void *ud)
     shell_eval(c);
 }
 
-static void noop_exit(loop_child *ch, pid_t pid, int status, void *ud)
-{
-}
+static void noop_exit(loop_child *ch, pid_t pid, int status, void *ud) {}
 
 /* The command is over: the result, from what was captured. */
 static void shell_finish(dev_call *c)
