@@ -80,9 +80,7 @@ static void on_loop(loop *l, void (*fn)(void *), void *arg)
     pthread_mutex_unlock(&g_mu);
 }
 
-static void nothing(void *arg)
-{
-}
+static void nothing(void *arg) {}
 
 static void close_ext(void *arg)
 {
@@ -912,8 +910,9 @@ static void test_protected_dirs(void **state)
     snprintf(p, sizeof p, "%s/dangling", f->dir);
     assert_int_equal(symlink(dangling, p), 0);
 
-    const char *paths[] = {"../conf/secrets.yaml", "link/secrets.yaml", "./sub/../../conf",
-                           "link", "dangling", "../work/link/./secrets.yaml"};
+    const char *paths[] = {
+        "../conf/secrets.yaml",       "link/secrets.yaml", "./sub/../../conf", "link", "dangling",
+        "../work/link/./secrets.yaml"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         out_t o = ed(f, "{s:s, s:s}", "command", "view", "path", paths[i]);
         assert_true(o.is_error);
@@ -931,7 +930,7 @@ static void test_protected_dirs(void **state)
     char b[64] = {0};
     assert_non_null(fgets(b, sizeof b, fp));
     fclose(fp);
-    assert_string_equal(b, "key: sk-secret\n"); /* not overwritten */
+    assert_string_equal(b, "key: sk-secret\n");   /* not overwritten */
     assert_int_equal(access(dangling, F_OK), -1); /* not created through the dangling link */
 
     out_t o = list(f, "{\"path\": \"link\"}");
@@ -968,7 +967,8 @@ static void test_editor_write_view(void **state)
     assert_string_equal(read_text(f, "sub/dir/a.txt"), "one\ntwo\nthree\nfour\nfive\n");
 
     o = ed(f, "{s:s, s:s}", "command", "view", "path", "sub/dir/a.txt");
-    assert_contains(o.text, "/sub/dir/a.txt (5 lines)\n1: one\n2: two\n3: three\n4: four\n5: five\n");
+    assert_contains(o.text,
+                    "/sub/dir/a.txt (5 lines)\n1: one\n2: two\n3: three\n4: four\n5: five\n");
     free(o.text);
 
     o = ed(f, "{s:s, s:s, s:[i,i]}", "command", "view", "path", "sub/dir/a.txt", "view_range", 2,
@@ -1272,13 +1272,13 @@ static void test_undo_per_instance(void **state)
     assert_non_null(other);
     out_t o = ed(f, "{s:s, s:s, s:s}", "command", "write", "path", "p.txt", "file_text", "mine\n");
     free(o.text);
-    o = call_x(f, other, "text_editor",
-               json_pack("{s:s, s:s, s:s}", "command", "write", "path", "q.txt", "file_text",
-                         "theirs\n"));
+    o = call_x(
+        f, other, "text_editor",
+        json_pack("{s:s, s:s, s:s}", "command", "write", "path", "q.txt", "file_text", "theirs\n"));
     free(o.text);
     /* Neither sees the other's edits. */
-    o = call_x(f, other, "text_editor", json_pack("{s:s, s:s}", "command", "undo_edit", "path",
-                                                  "p.txt"));
+    o = call_x(f, other, "text_editor",
+               json_pack("{s:s, s:s}", "command", "undo_edit", "path", "p.txt"));
     assert_true(o.is_error);
     assert_contains(o.text, "No edit history");
     free(o.text);
@@ -1293,8 +1293,8 @@ static void test_undo_per_instance(void **state)
                          "old_str", "mine", "new_str", "ours"));
     assert_false(o.is_error);
     free(o.text);
-    o = call_x(f, other, "text_editor", json_pack("{s:s, s:s}", "command", "undo_edit", "path",
-                                                  "p.txt"));
+    o = call_x(f, other, "text_editor",
+               json_pack("{s:s, s:s}", "command", "undo_edit", "path", "p.txt"));
     assert_false(o.is_error);
     assert_contains(o.text, " 0 more undo steps");
     free(o.text);
@@ -1351,9 +1351,9 @@ static void *edit_worker(void *arg)
     w->ok = true;
     for (int i = 0; i < 30 && w->ok; i++) {
         snprintf(text, sizeof text, "worker %d step %d\n", w->id, i);
-        out_t o = call_x(w->f, w->x, "text_editor",
-                         json_pack("{s:s, s:s, s:s}", "command", "write", "path", path,
-                                   "file_text", text));
+        out_t o = call_x(
+            w->f, w->x, "text_editor",
+            json_pack("{s:s, s:s, s:s}", "command", "write", "path", path, "file_text", text));
         w->ok = !o.is_error;
         free(o.text);
         /* Everyone also edits one shared file, from two sessions: the edits serialise. */
@@ -1678,8 +1678,7 @@ static void test_list_cap(void **state)
     blocker b;
     block_pool(f->p, &b, 4);
     req q;
-    begin(f, &q, f->x, "list_files",
-          json_pack("{s:s, s:s}", "path", "many", "pattern", "nothing"));
+    begin(f, &q, f->x, "list_files", json_pack("{s:s, s:s}", "path", "many", "pattern", "nothing"));
     on_loop(f->l, cancel_call, &q);
     unblock_pool(&b);
     wait_end(&q);
