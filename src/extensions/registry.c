@@ -54,9 +54,13 @@ static extension *find(ext_registry *r, const char *name, size_t len)
 gd_err registry_add(ext_registry *r, extension *x)
 {
     if (!x) return GD_ENOMEM;
-    if (!x->name[0] || strstr(x->name, "__") || find(r, x->name, strlen(x->name))) {
+    if (!x->name[0] || strstr(x->name, "__")) { /* tool names could not be split */
         x->ops->close(x);
-        return x->name[0] && !strstr(x->name, "__") ? GD_ECONFLICT : GD_EINVAL;
+        return GD_EINVAL;
+    }
+    if (find(r, x->name, strlen(x->name))) {
+        x->ops->close(x);
+        return GD_ECONFLICT;
     }
     if (r->n == r->alloc) {
         size_t na = r->alloc ? r->alloc * 2 : 4;
