@@ -10,6 +10,8 @@ import { startServer, stopAndCheck, kill9AndCheck, tempDir } from './lib/server.
 import { request, get, post, del, assertError } from './lib/http.mjs';
 import { startFake, parseSSE } from '../fakes/lib.mjs';
 import { connect } from './lib/ws.mjs';
+import net from 'node:net';
+import { once } from 'node:events';
 
 const KEY = 'sk-core-test-key-0123456789';
 
@@ -356,6 +358,48 @@ UPDATE sessions SET message_count = 5000 WHERE id = '${big}';\n`,
       await ws.close();
     } finally {
       await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('shutting down', () => {
+  it('a message sent while goosed stops gets 503 shutting_down; the running reply finishes', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({ env: providerEnv(fake) });
+    try {
+      await fake.script([{ text: 'finished anyway', stall_ms: 2000 }]);
+      const dir = tempDir('goosed-core-cwd-');
+      const a = await newSession(srv, dir);
+      const b = await newSession(srv, dir);
+      // A kept-alive connection, opened before the stop (a stopping server accepts no new ones).
+      const sock = net.connect({ host: srv.connectHost, port: srv.port });
+      await once(sock, 'connect');
+      let got = '';
+      sock.setEncoding('latin1');
+      sock.on('data', (d) => { got += d; });
+      const answer = async (re) => until(() => re.test(got), 10_000, `an answer matching ${re}`);
+      sock.write(`GET /status HTTP/1.1\r\nHost: ${srv.connectHost}\r\n\r\n`);
+      await answer(/\r\n\r\nok$/);
+      got = '';
+      const running = post(srv, `/api/sessions/${a}/messages`, { content: 'take your time' });
+      await until(async () => (await fake.requests()).length === 1, 10_000, 'the reply to reach the provider');
+      const from = srv.log().length;
+      srv.proc.kill('SIGTERM');
+      await srv.waitForLog(/SIGTERM received/, { from });
+      const body = JSON.stringify({ content: 'one more' });
+      sock.write(`POST /api/sessions/${b}/messages HTTP/1.1\r\nHost: ${srv.connectHost}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      await answer(/\r\n\r\n\{.*\}$/s);
+      assert.match(got, /^HTTP\/1\.1 503 /);
+      assert.match(got, /\r\nRetry-After: \d+\r\n/i);
+      const json = JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4));
+      assert.equal(json.code, 'shutting_down');
+      sock.destroy();
+      const r = await running;
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.content, 'finished anyway');
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
     }
   });
 });
