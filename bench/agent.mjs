@@ -923,14 +923,29 @@ async function openWatchers(ws, parallel, deadlineS) {
   for (const w of ws) if (!w.status && !w.error) w.error = `not opened: no response head within ${deadlineS} s`;
 }
 
-/** `n` sequential GET /status on `conn` after `warmup` not counted: latency figures, prefix_*. */
+/** `n` sequential GET /status on `conn` after `warmup` not counted: latency figures, prefix_*. A
+ *  request unanswered within 10 s ends the sampling (the rest count as errors). */
 async function statusSamples(conn, warmup, n, prefix) {
   const t = [];
   let bad = 0;
   let firstBad = '';
   const bytes = requestBytes(conn.target, 'GET', '/status');
   for (let i = 0; i < warmup + n; i++) {
-    const r = await conn.send(bytes);
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(resolve, 10000); });
+    let r;
+    try {
+      r = await Promise.race([conn.send(bytes), late]);
+    } catch (e) {
+      r = { status: 0, body: Buffer.from(e.message) };
+    }
+    clearTimeout(timer);
+    if (r === undefined) {
+      bad += warmup + n - i;
+      firstBad ||= 'GET /status: no answer within 10 s';
+      conn.close();
+      break;
+    }
     if (r.status !== 200) {
       bad++;
       firstBad ||= `GET /status: HTTP ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`;

@@ -871,17 +871,18 @@ and the watchers run on a goosed of their own.
 
 $MEM_TABLE
 
-Memory per concurrent reply: on a new goosed, 2 N + 1 sessions are created and one short reply is asked first, on
+Memory per concurrent reply: on a new goosed, 2N + 1 sessions are created and one short reply is asked first, on
 connections closed before the base is read, so "before" (\`VmRSS\`) holds start-up, the store and the provider
 set-up but no reply. The client then opens the N connections to goosed, goosed's \`VmHWM\` is reset (5 written to
 \`/proc/PID/clear_refs\`), and one message goes out on each at the same moment; the peak is \`VmHWM\` after the
-batch (or \`VmRSS\` sampled every 10 ms meanwhile, if that was higher). (peak − before) ÷ N is all one more concurrent reply
-costs goosed: its client's connection, its reply and its connection to the provider. Unlike the agent
-benchmarks' $AGENT_REPLIES concurrent replies, no warm-up batch goes through goosed (its memory would be in "before"), so goosed
-opens its N provider connections inside the batch: the reply times include that, and the 1.2 × target is not
-applied. A second batch of N follows at once on the same connections, to N other sessions, with goosed's provider
-connections open (libcurl keeps up to 1,024 idle ones): its times compare with the agent benchmarks'. The fake alone: the same N streams asked of the fake directly, after a warm-up of N. Memory per idle
-watcher: on a new goosed, $MEM_SESSIONS sessions, then $(fmt_int "$MEM_WATCHERS") clients (each session $MEM_PER_SESSION, each client on its own
+batch (or \`VmRSS\` sampled every 10 ms meanwhile, if that was higher). (peak − before) ÷ N is all one more
+concurrent reply costs goosed: its client's connection, its reply and its connection to the provider. Unlike the
+agent benchmarks' $AGENT_REPLIES concurrent replies, no warm-up batch goes through goosed (its memory would be in
+"before"), so goosed opens its N provider connections inside the batch: the reply times include that, and the
+1.2 × target is not applied. A second batch of N follows at once on the same connections, to N other sessions,
+with goosed's provider connections open (libcurl keeps up to 1,024 idle ones): its times compare with the agent
+benchmarks'. The fake alone: the same N streams asked of the fake directly, after a warm-up of N. Memory per idle
+watcher: on a new goosed, $MEM_SESSIONS sessions, then $(fmt_int "$MEM_WATCHERS") clients ($MEM_PER_SESSION per session, each on its own
 connection) send \`GET /api/sessions/{id}/events\` and stay connected, idle; once every one has its \`200\` head
 and 1 s has passed, (\`VmRSS\` − \`VmRSS\` before they connected) ÷ $(fmt_int "$MEM_WATCHERS"). \`GET /status\` latency:
 $(fmt_int "$MEM_STATUS_SAMPLES") sequential requests on one keep-alive connection (after 50 not counted), from sending the request to
@@ -1022,9 +1023,9 @@ report_how_memory() {
     cat <<EOF
 - Memory benchmarks: the same fake provider; one new goosed per batch size and one for the watchers, each on a new
   empty \`HOME\` on $WORK_FS, configured as for the agent benchmarks and with its bounds set in its environment,
-  high enough for the load: $MEM_LIMITS_TEXT. Open-file limit (\`ulimit -n\`, inherited
-  by goosed, the fake and the client): $OPEN_FILES. The client's connections to goosed come from $MEM_ADDR_TEXT
-  (ephemeral ports $PORT_LO–$PORT_HI). \`VmRSS\` and \`VmHWM\` from \`/proc/PID/status\`, read by the client.
+  high enough for the load: $MEM_LIMITS_TEXT.
+  Open-file limit (\`ulimit -n\`, inherited by goosed, the fake and the client): $OPEN_FILES. The client's
+  connections to goosed come from $MEM_ADDR_TEXT (ephemeral ports $PORT_LO–$PORT_HI). \`VmRSS\` and \`VmHWM\` from \`/proc/PID/status\`, read by the client.
 EOF
 }
 report_commands() {
