@@ -448,6 +448,14 @@ function summary(values, prefix) {
   };
 }
 
+/** A new control connection to the fake in place of `fc`: the fake closes a keep-alive connection
+ *  after 30 s idle, as a batch that runs into its deadline leaves this one. */
+async function freshFake(fc) {
+  fc.close();
+  const [c] = await openConns(O.fake, 1);
+  return c;
+}
+
 async function fakeSetup(conn, response) {
   await call(conn, 'POST', '/_fake/reset', {});
   await call(conn, 'POST', '/_fake/config', { log: false });
@@ -579,7 +587,7 @@ function batchFigures(b, prefix, providerMs) {
 async function modeReplies() {
   const { replies: n, tokens, intervalMs } = O;
   const providerMs = tokens * intervalMs;
-  const [fc] = await openConns(O.fake, 1);
+  let [fc] = await openConns(O.fake, 1);
   const response = { tokens, interval_ms: intervalMs };
   await fakeSetup(fc, response);
   const res = { mode: 'replies', replies: n, tokens, interval_ms: intervalMs, provider_ms: providerMs };
@@ -596,6 +604,7 @@ async function modeReplies() {
   const warmProblems = [];
   if (nw > 0) {
     log(`warm-up: ${nw} replies from the fake directly, then ${nw} through goosed`);
+    fc = await freshFake(fc);
     await fakeSetup(fc, response);
     const wconns = await openConns(O.fake, nw);
     const wd = await batch(wconns, wconns.map((c) => directBytes(c.target)), true, tokens);
@@ -609,17 +618,20 @@ async function modeReplies() {
   // The fake on its own: the same N streams, asked of it directly at the same moment.
   log(`${n} replies from the fake directly`);
   const dconns = await openConns(O.fake, n);
+  fc = await freshFake(fc);
   await fakeSetup(fc, response);
   const dBytes = dconns.map((c) => directBytes(c.target));
   let mark = cpuMark();
   const d = await batch(dconns, dBytes, true, tokens);
   Object.assign(res, batchFigures(d, 'd', providerMs), cpuSince(mark, 'd'));
+  fc = await freshFake(fc);
   let st = await call(fc, 'GET', '/_fake/stats');
   Object.assign(res, { d_fake_late_mean_ms: st.late_mean_ms, d_fake_late_max_ms: st.late_max_ms, d_fake_peak: st.peak });
   for (const c of dconns) c.close();
 
   // Through goosed.
   log(`${n} replies through goosed`);
+  fc = await freshFake(fc);
   await fakeSetup(fc, response);
   res.hwm_before_kb = statusKb(O.goosedPid, 'VmHWM');
   res.rss_before_kb = statusKb(O.goosedPid, 'VmRSS');
@@ -629,6 +641,7 @@ async function modeReplies() {
   Object.assign(res, batchFigures(g, 'g', providerMs), cpuSince(mark, 'g'));
   res.hwm_kb = statusKb(O.goosedPid, 'VmHWM');
   res.rss_after_kb = statusKb(O.goosedPid, 'VmRSS');
+  fc = await freshFake(fc);
   st = await call(fc, 'GET', '/_fake/stats');
   Object.assign(res, { g_fake_late_mean_ms: st.late_mean_ms, g_fake_late_max_ms: st.late_max_ms, g_fake_peak: st.peak, g_fake_served: st.served });
   for (const c of gconns) c.close();
@@ -771,7 +784,7 @@ async function modeMemory() {
   const pid = O.goosedPid;
   if (!pid) usage('memory: --goosed-pid is required (the figures are its /proc/PID/status)');
   const providerMs = tokens * intervalMs;
-  const [fc] = await openConns(O.fake, 1);
+  let [fc] = await openConns(O.fake, 1);
   const response = { tokens, interval_ms: intervalMs };
   await fakeSetup(fc, response);
   const res = { mode: 'memory', replies: n, tokens, interval_ms: intervalMs, provider_ms: providerMs, local_addresses: O.localAddresses };
@@ -788,6 +801,7 @@ async function modeMemory() {
   const warmProblems = [];
   if (O.warmup > 0) {
     log(`warm-up: ${O.warmup} replies from the fake directly`);
+    fc = await freshFake(fc);
     await fakeSetup(fc, response);
     const wconns = await openConns(O.fake, O.warmup);
     const wd = await batch(wconns, wconns.map((c) => directBytes(c.target)), true, tokens, O.batchTimeoutS);
@@ -798,10 +812,12 @@ async function modeMemory() {
   res.warmup_errors = warmProblems.length;
   log(`${n} replies from the fake directly`);
   const dconns = await openConns(O.fake, n);
+  fc = await freshFake(fc);
   await fakeSetup(fc, response);
   let mark = cpuMark();
   const d = await batch(dconns, dconns.map((c) => directBytes(c.target)), true, tokens, O.batchTimeoutS);
   Object.assign(res, batchFigures(d, 'd', providerMs), cpuSince(mark, 'd'));
+  fc = await freshFake(fc);
   let st = await call(fc, 'GET', '/_fake/stats');
   Object.assign(res, { d_fake_late_mean_ms: st.late_mean_ms, d_fake_late_max_ms: st.late_max_ms });
   for (const c of dconns) c.close();
@@ -812,6 +828,7 @@ async function modeMemory() {
   res.hwm_base_kb = statusKb(pid, 'VmHWM');
   const gconns = await openConns(O.goosed, n, true);
   res.rss_conns_kb = statusKb(pid, 'VmRSS');
+  fc = await freshFake(fc);
   await fakeSetup(fc, response);
   res.hwm_reset = resetHwm(pid);
   res.rss_before_kb = statusKb(pid, 'VmRSS');
@@ -825,11 +842,13 @@ async function modeMemory() {
   res.rss_sampled_max_kb = sampler.stop();
   res.hwm_peak_kb = statusKb(pid, 'VmHWM');
   res.rss_end_kb = statusKb(pid, 'VmRSS');
+  fc = await freshFake(fc);
   st = await call(fc, 'GET', '/_fake/stats');
   Object.assign(res, { g_fake_late_mean_ms: st.late_mean_ms, g_fake_late_max_ms: st.late_max_ms, g_fake_served: st.served });
 
   // A second batch right after, on the same connections, to N other sessions: goosed's provider
   // connections are open by now, as in `replies` after its warm-up. Its times compare with those.
+  fc = await freshFake(fc);
   await fakeSetup(fc, response);
   res.w_hwm_reset = resetHwm(pid);
   log(`a second batch of ${n} replies through goosed`);
