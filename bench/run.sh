@@ -34,8 +34,8 @@
 # BENCH_ONLY: a comma-separated subset of http (nginx, goosed under wrk, start-up), agent (issue 3's
 # agent benchmarks) and memory, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
-# A reply through goosed that errors or arrives incomplete makes the exit status 1, after the report
-# is written (its "Problems seen" says what happened).
+# A reply through goosed that errors or arrives incomplete (or a watcher that fails to connect) makes
+# the exit status 1, after the report is written (its "Problems seen" says what happened).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -134,7 +134,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)
 # The limit set here is inherited by goosed, the fake and the client.
 NEED_FDS=$((2 * AGENT_REPLIES + 256))
 NEED_FOR=("$AGENT_REPLIES concurrent replies")
-if want memory; then
+if want memory && [ $((2 * MEM_PEAK_CONNS + 256)) -gt "$NEED_FDS" ]; then
     NEED_FDS=$((2 * MEM_PEAK_CONNS + 256))
     NEED_FOR=("$MEM_MAX_REPLIES concurrent replies and $MEM_WATCHERS watchers")
 fi
