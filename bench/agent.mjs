@@ -23,6 +23,29 @@
 //                from the fake directly and through goosed, R times each; tokens received per
 //                second, from sending the request to receiving the last one; and whether goosed
 //                stored the whole reply (GET /api/sessions/{id}/messages).
+//   memory       --replies N --tokens T --interval-ms I --warmup W (500, 50, 20, N): goosed's memory
+//                per concurrent reply, on a goosed of its own (start a new one for each N). N + 1
+//                sessions are created and one short reply asked (not counted); then the same N
+//                streams from the fake directly (after a warm-up of W, for its JIT; for comparison);
+//                then goosed's VmRSS ("base"), N new connections to goosed, VmHWM reset (writing 5
+//                to /proc/PID/clear_refs), and one message on each at the same moment, as in
+//                `replies` but with no warm-up through goosed (a warm-up would leave its memory in
+//                the base): goosed opens its provider connections inside the batch. Peak: VmHWM
+//                after the batch (and VmRSS sampled every 10 ms, as a check). Per reply: (peak -
+//                base) / N, the reply's client connection included. Then a second batch of N on the
+//                same connections to N other sessions (goosed's provider connections open by then,
+//                as in `replies` after its warm-up), for its reply times. Every reply must end
+//                within --batch-timeout-s (default 60) of its batch's start or counts as failed.
+//   watchers     --sessions S --per-session P --samples Q --warmup W (50, 100, 1000, 50): goosed's
+//                memory per idle watcher. S sessions are created; Q sequential GET /status (after W
+//                not counted) on one keep-alive connection; goosed's VmRSS ("base"); then S x P
+//                clients, each on its own connection, GET /api/sessions/{id}/events (P per
+//                session) and wait, idle; once every one has its 200 head (within
+//                --connect-timeout-s, default 60) and --settle-ms (1000) have passed, VmRSS again;
+//                then Q GET /status again on a new connection while they stay connected. Per
+//                watcher: (connected - base) / (S x P).
+//   --local-addresses K (memory, watchers; default 1): the connections to goosed come from
+//                127.0.0.1 .. 127.0.0.K in turn, when one address has too few ephemeral ports.
 //
 // Every reply is checked: status 200, exactly the text `w0 w1 ... w{T-1}`, one message_complete
 // (fake: [DONE]), no error event. Output: one line `AGENT_RESULT {json}` on stdout (flat JSON, for
@@ -35,12 +58,13 @@
 // process.hrtime.bigint() when the bytes arrive, so nothing but the sockets sits between the clock
 // and the wire.
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 
-const USAGE = 'usage: node bench/agent.mjs replies|first-token|throughput --goosed URL --fake URL\n'
+const USAGE = 'usage: node bench/agent.mjs replies|first-token|throughput|memory|watchers --goosed URL --fake URL\n'
   + '  [--replies N] [--tokens N] [--interval-ms N] [--samples N] [--warmup N] [--runs N]\n'
-  + '  [--timeout-s N] [--goosed-pid PID] [--fake-pid PID]';
+  + '  [--sessions N] [--per-session N] [--local-addresses N] [--batch-timeout-s N]\n'
+  + '  [--connect-timeout-s N] [--settle-ms N] [--timeout-s N] [--goosed-pid PID] [--fake-pid PID]';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -53,12 +77,14 @@ function usage(msg) {
 
 function parseArgs(argv) {
   const mode = argv[0];
-  if (!['replies', 'first-token', 'throughput'].includes(mode)) usage(`unknown mode ${mode ?? '(none)'}`);
-  const o = { mode, timeoutS: 120 };
+  if (!['replies', 'first-token', 'throughput', 'memory', 'watchers'].includes(mode)) usage(`unknown mode ${mode ?? '(none)'}`);
+  const o = { mode, timeoutS: 120, localAddresses: 1, batchTimeoutS: 60, connectTimeoutS: 60, settleMs: 1000 };
   const ints = {
     '--replies': 'replies', '--tokens': 'tokens', '--interval-ms': 'intervalMs', '--samples': 'samples',
     '--warmup': 'warmup', '--runs': 'runs', '--timeout-s': 'timeoutS', '--goosed-pid': 'goosedPid',
-    '--fake-pid': 'fakePid',
+    '--fake-pid': 'fakePid', '--sessions': 'sessions', '--per-session': 'perSession',
+    '--local-addresses': 'localAddresses', '--batch-timeout-s': 'batchTimeoutS',
+    '--connect-timeout-s': 'connectTimeoutS', '--settle-ms': 'settleMs',
   };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
@@ -75,14 +101,18 @@ function parseArgs(argv) {
       o[ints[a]] = n;
     } else usage(`unknown option ${a}`);
   }
-  if (!o.goosed || !o.fake) usage('--goosed and --fake are required');
+  if (!o.goosed || (!o.fake && mode !== 'watchers')) usage(mode === 'watchers' ? '--goosed is required' : '--goosed and --fake are required');
   const defaults = {
     replies: { replies: 500, tokens: 50, intervalMs: 20, warmup: 50 },
     'first-token': { samples: 500, warmup: 50, tokens: 2, intervalMs: 2 },
     throughput: { tokens: 100000, intervalMs: 0, runs: 3 },
+    memory: { replies: 500, tokens: 50, intervalMs: 20, warmup: o.replies ?? 500 },
+    watchers: { sessions: 50, perSession: 100, samples: 1000, warmup: 50, tokens: 1 },
   }[mode];
   for (const [k, v] of Object.entries(defaults)) o[k] ??= v;
   if (o.tokens < 1) usage('--tokens: at least 1');
+  if (o.localAddresses < 1 || o.localAddresses > 254) usage('--local-addresses: 1..254');
+  if (mode === 'watchers' && (o.sessions < 1 || o.perSession < 1)) usage('--sessions, --per-session: at least 1');
   return o;
 }
 
@@ -105,8 +135,9 @@ const ms = (a, b) => Number(b - a) / 1e6; // b - a, in milliseconds
 // ---------------------------------------------------------------------------------------------
 
 class Conn {
-  constructor(target) {
+  constructor(target, localAddress = undefined) {
     this.target = target;
+    this.localAddress = localAddress;
     this.sock = null;
     this.cur = null; // the response being read
     this.dead = false;
@@ -114,9 +145,9 @@ class Conn {
 
   open() {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: this.target.host, port: this.target.port });
+      const s = net.connect({ host: this.target.host, port: this.target.port, localAddress: this.localAddress });
       s.setNoDelay(true);
-      const onErr = (e) => reject(new Error(`connect ${this.target.hostHeader}: ${e.message}`));
+      const onErr = (e) => reject(new Error(`connect ${this.target.hostHeader}${this.localAddress ? ` from ${this.localAddress}` : ''}: ${e.message}`));
       s.once('error', onErr);
       s.once('connect', () => {
         s.off('error', onErr);
@@ -257,11 +288,17 @@ function requestBytes(target, method, path, body, extra = {}) {
   return b ? Buffer.concat([Buffer.from(h, 'latin1'), b]) : Buffer.from(h, 'latin1');
 }
 
-async function openConns(target, n) {
+/** The local address of the i-th connection to goosed: 127.0.0.1 .. 127.0.0.K in turn (--local-addresses K),
+ *  or the system's choice when K is 1. */
+function localAddress(i) {
+  return O.localAddresses > 1 ? `127.0.0.${1 + (i % O.localAddresses)}` : undefined;
+}
+
+async function openConns(target, n, spread = false) {
   const out = [];
   for (let i = 0; i < n; i += 64) {
     const batch = [];
-    for (let j = i; j < Math.min(n, i + 64); j++) batch.push(new Conn(target).open());
+    for (let j = i; j < Math.min(n, i + 64); j++) batch.push(new Conn(target, spread ? localAddress(j) : undefined).open());
     out.push(...await Promise.all(batch));
   }
   return out;
@@ -411,6 +448,14 @@ function summary(values, prefix) {
   };
 }
 
+/** A new control connection to the fake in place of `fc`: the fake closes a keep-alive connection
+ *  after 30 s idle, as a batch that runs into its deadline leaves this one. */
+async function freshFake(fc) {
+  fc.close();
+  const [c] = await openConns(O.fake, 1);
+  return c;
+}
+
 async function fakeSetup(conn, response) {
   await call(conn, 'POST', '/_fake/reset', {});
   await call(conn, 'POST', '/_fake/config', { log: false });
@@ -488,13 +533,27 @@ function directBytes(target) {
 // Modes
 // ---------------------------------------------------------------------------------------------
 
-/** Sends every request in one synchronous loop ("at the same moment") and waits for all replies. */
-async function batch(conns, bytesList, direct, tokens) {
+/** Sends every request in one synchronous loop ("at the same moment") and waits for all replies.
+ *  With deadlineS, a reply not finished that many seconds after the first request is failed and
+ *  its connection closed. */
+async function batch(conns, bytesList, direct, tokens, deadlineS = 0) {
   const replies = conns.map(() => newReply());
+  const finished = conns.map(() => false);
   const tFirst = now();
-  const waits = conns.map((c, i) => streamReply(c, bytesList[i], replies[i], direct));
+  const waits = conns.map((c, i) => streamReply(c, bytesList[i], replies[i], direct).then(() => { finished[i] = true; }));
   const tLastSent = now();
+  const timer = deadlineS > 0 ? setTimeout(() => {
+    let n = 0;
+    conns.forEach((c, i) => {
+      if (finished[i]) return;
+      n++;
+      replies[i].errors.push(`no complete reply within ${deadlineS} s of the batch's first request`);
+      c.close();
+    });
+    log(`${n} of ${conns.length} replies not finished within ${deadlineS} s: closed their connections`);
+  }, deadlineS * 1000) : null;
   await Promise.all(waits);
+  if (timer) clearTimeout(timer);
   const tAll = replies.reduce((a, r) => (r.tComplete > a ? r.tComplete : a), 0n);
   const problems = replies.map((r) => check(r, tokens, direct));
   return { replies, problems, tFirst, tLastSent, tAll };
@@ -528,7 +587,7 @@ function batchFigures(b, prefix, providerMs) {
 async function modeReplies() {
   const { replies: n, tokens, intervalMs } = O;
   const providerMs = tokens * intervalMs;
-  const [fc] = await openConns(O.fake, 1);
+  let [fc] = await openConns(O.fake, 1);
   const response = { tokens, interval_ms: intervalMs };
   await fakeSetup(fc, response);
   const res = { mode: 'replies', replies: n, tokens, interval_ms: intervalMs, provider_ms: providerMs };
@@ -545,6 +604,7 @@ async function modeReplies() {
   const warmProblems = [];
   if (nw > 0) {
     log(`warm-up: ${nw} replies from the fake directly, then ${nw} through goosed`);
+    fc = await freshFake(fc);
     await fakeSetup(fc, response);
     const wconns = await openConns(O.fake, nw);
     const wd = await batch(wconns, wconns.map((c) => directBytes(c.target)), true, tokens);
@@ -558,17 +618,20 @@ async function modeReplies() {
   // The fake on its own: the same N streams, asked of it directly at the same moment.
   log(`${n} replies from the fake directly`);
   const dconns = await openConns(O.fake, n);
+  fc = await freshFake(fc);
   await fakeSetup(fc, response);
   const dBytes = dconns.map((c) => directBytes(c.target));
   let mark = cpuMark();
   const d = await batch(dconns, dBytes, true, tokens);
   Object.assign(res, batchFigures(d, 'd', providerMs), cpuSince(mark, 'd'));
+  fc = await freshFake(fc);
   let st = await call(fc, 'GET', '/_fake/stats');
   Object.assign(res, { d_fake_late_mean_ms: st.late_mean_ms, d_fake_late_max_ms: st.late_max_ms, d_fake_peak: st.peak });
   for (const c of dconns) c.close();
 
   // Through goosed.
   log(`${n} replies through goosed`);
+  fc = await freshFake(fc);
   await fakeSetup(fc, response);
   res.hwm_before_kb = statusKb(O.goosedPid, 'VmHWM');
   res.rss_before_kb = statusKb(O.goosedPid, 'VmRSS');
@@ -578,6 +641,7 @@ async function modeReplies() {
   Object.assign(res, batchFigures(g, 'g', providerMs), cpuSince(mark, 'g'));
   res.hwm_kb = statusKb(O.goosedPid, 'VmHWM');
   res.rss_after_kb = statusKb(O.goosedPid, 'VmRSS');
+  fc = await freshFake(fc);
   st = await call(fc, 'GET', '/_fake/stats');
   Object.assign(res, { g_fake_late_mean_ms: st.late_mean_ms, g_fake_late_max_ms: st.late_max_ms, g_fake_peak: st.peak, g_fake_served: st.served });
   for (const c of gconns) c.close();
@@ -688,9 +752,287 @@ async function modeThroughput() {
   return res;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Memory: per concurrent reply, per idle watcher
 // ---------------------------------------------------------------------------------------------
 
-const MODES = { replies: modeReplies, 'first-token': modeFirstToken, throughput: modeThroughput };
+const sleep = (msec) => new Promise((resolve) => setTimeout(resolve, msec));
+
+/** Resets the process's VmHWM to its VmRSS now (Linux: 5 into /proc/PID/clear_refs); false when
+ *  it could not (then VmHWM is the peak since the process started). */
+function resetHwm(pid) {
+  if (!pid) return false;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch (e) {
+    log(`could not reset goosed's VmHWM (/proc/${pid}/clear_refs: ${e.code ?? e.message}); its peak is since start-up`);
+    return false;
+  }
+}
+
+/** Samples the process's VmRSS every `everyMs` until stopped; stop() returns the largest seen. */
+function rssSampler(pid, everyMs) {
+  let max = statusKb(pid, 'VmRSS') ?? 0;
+  const t = setInterval(() => { max = Math.max(max, statusKb(pid, 'VmRSS') ?? 0); }, everyMs);
+  return { stop() { clearInterval(t); return Math.max(max, statusKb(pid, 'VmRSS') ?? 0); } };
+}
+
+async function modeMemory() {
+  const { replies: n, tokens, intervalMs } = O;
+  const pid = O.goosedPid;
+  if (!pid) usage('memory: --goosed-pid is required (the figures are its /proc/PID/status)');
+  const providerMs = tokens * intervalMs;
+  let [fc] = await openConns(O.fake, 1);
+  const response = { tokens, interval_ms: intervalMs };
+  await fakeSetup(fc, response);
+  const res = { mode: 'memory', replies: n, tokens, interval_ms: intervalMs, provider_ms: providerMs, local_addresses: O.localAddresses };
+
+  // Sessions and one short reply first, on a few connections closed before the base is read.
+  const sconns = await openConns(O.goosed, 8);
+  log(`creating ${2 * n + 1} sessions`);
+  const ids = await createSessions(sconns, 2 * n + 1);
+  await captureProviderRequest(fc, sconns[0], ids[2 * n]);
+  for (const c of sconns) c.close();
+  res.body_bytes = Buffer.byteLength(DIRECT_BODY);
+
+  // The fake on its own, for comparison: a warm-up of W (its JIT), then the same N streams.
+  const warmProblems = [];
+  if (O.warmup > 0) {
+    log(`warm-up: ${O.warmup} replies from the fake directly`);
+    fc = await freshFake(fc);
+    await fakeSetup(fc, response);
+    const wconns = await openConns(O.fake, O.warmup);
+    const wd = await batch(wconns, wconns.map((c) => directBytes(c.target)), true, tokens, O.batchTimeoutS);
+    for (const c of wconns) c.close();
+    for (const p of wd.problems) if (p.length) warmProblems.push(`warm-up (the fake directly): ${p.join('; ')}`);
+  }
+  res.warmup = O.warmup;
+  res.warmup_errors = warmProblems.length;
+  log(`${n} replies from the fake directly`);
+  const dconns = await openConns(O.fake, n);
+  fc = await freshFake(fc);
+  await fakeSetup(fc, response);
+  let mark = cpuMark();
+  const d = await batch(dconns, dconns.map((c) => directBytes(c.target)), true, tokens, O.batchTimeoutS);
+  Object.assign(res, batchFigures(d, 'd', providerMs), cpuSince(mark, 'd'));
+  fc = await freshFake(fc);
+  let st = await call(fc, 'GET', '/_fake/stats');
+  Object.assign(res, { d_fake_late_mean_ms: st.late_mean_ms, d_fake_late_max_ms: st.late_max_ms });
+  for (const c of dconns) c.close();
+
+  // goosed: the base, then N connections, then the batch with the peak around it.
+  await sleep(O.settleMs);
+  res.rss_base_kb = statusKb(pid, 'VmRSS');
+  res.hwm_base_kb = statusKb(pid, 'VmHWM');
+  const gconns = await openConns(O.goosed, n, true);
+  res.rss_conns_kb = statusKb(pid, 'VmRSS');
+  fc = await freshFake(fc);
+  await fakeSetup(fc, response);
+  res.hwm_reset = resetHwm(pid);
+  res.rss_before_kb = statusKb(pid, 'VmRSS');
+  res.hwm_before_kb = statusKb(pid, 'VmHWM');
+  log(`${n} replies through goosed (RSS ${res.rss_base_kb} kB before its ${n} connections, ${res.rss_before_kb} kB with them)`);
+  const gBytes = gconns.map((c, i) => requestBytes(c.target, 'POST', streamPath(ids[i]), MESSAGE));
+  const sampler = rssSampler(pid, 10);
+  mark = cpuMark();
+  const g = await batch(gconns, gBytes, false, tokens, O.batchTimeoutS);
+  Object.assign(res, batchFigures(g, 'g', providerMs), cpuSince(mark, 'g'));
+  res.rss_sampled_max_kb = sampler.stop();
+  res.hwm_peak_kb = statusKb(pid, 'VmHWM');
+  res.rss_end_kb = statusKb(pid, 'VmRSS');
+  fc = await freshFake(fc);
+  st = await call(fc, 'GET', '/_fake/stats');
+  Object.assign(res, { g_fake_late_mean_ms: st.late_mean_ms, g_fake_late_max_ms: st.late_max_ms, g_fake_served: st.served });
+
+  // A second batch right after, on the same connections, to N other sessions: goosed's provider
+  // connections are open by now, as in `replies` after its warm-up. Its times compare with those.
+  fc = await freshFake(fc);
+  await fakeSetup(fc, response);
+  res.w_hwm_reset = resetHwm(pid);
+  log(`a second batch of ${n} replies through goosed`);
+  const wBytes = gconns.map((c, i) => requestBytes(c.target, 'POST', streamPath(ids[n + i]), MESSAGE));
+  mark = cpuMark();
+  const w = await batch(gconns, wBytes, false, tokens, O.batchTimeoutS);
+  Object.assign(res, batchFigures(w, 'w', providerMs), cpuSince(mark, 'w'));
+  res.w_hwm_peak_kb = statusKb(pid, 'VmHWM');
+  res.w_rss_end_kb = statusKb(pid, 'VmRSS');
+  for (const c of gconns) c.close();
+  fc.close();
+  await sleep(O.settleMs);
+  res.rss_closed_kb = statusKb(pid, 'VmRSS');
+
+  const peak = Math.max(res.hwm_peak_kb ?? 0, res.rss_sampled_max_kb ?? 0);
+  res.peak_kb = peak;
+  res.delta_kb = peak - res.rss_base_kb;
+  res.per_reply_kb = r3(res.delta_kb / n);
+  res.conns_delta_kb = res.rss_conns_kb - res.rss_base_kb;
+  res.per_conn_kb = r3(res.conns_delta_kb / n);
+  res.errors = res.g_errors + res.w_errors + res.d_errors + res.warmup_errors;
+  res.first_error = res.g_first_error || res.w_first_error || res.d_first_error || (warmProblems[0] ?? '').slice(0, 300);
+  log(`peak ${peak} kB, base ${res.rss_base_kb} kB: ${res.per_reply_kb} kB per reply; worst reply ${res.g_ratio_max} x the provider's ${providerMs} ms`);
+  return res;
+}
+
+/** One idle SSE client on a connection of its own: `opened` resolves once its response head has
+ *  arrived, or it failed (status stays 0, error says why); bytes after the head are counted. */
+class Watcher {
+  constructor(target, path, local) {
+    this.target = target;
+    this.path = path;
+    this.local = local;
+    this.status = 0;
+    this.error = '';
+    this.closed = false;
+    this.bytes = 0; // body bytes received after the head (pings, if any)
+    this.sock = null;
+  }
+
+  open() {
+    return new Promise((resolve) => {
+      let head = Buffer.alloc(0);
+      const s = net.connect({ host: this.target.host, port: this.target.port, localAddress: this.local });
+      this.sock = s;
+      this.resolve = resolve;
+      s.setNoDelay(true);
+      s.on('connect', () => s.write(requestBytes(this.target, 'GET', this.path, undefined, { Accept: 'text/event-stream' })));
+      s.on('data', (b) => {
+        if (this.status) { this.bytes += b.length; return; }
+        head = Buffer.concat([head, b]);
+        const i = head.indexOf('\r\n\r\n');
+        if (i < 0) return;
+        const line = head.toString('latin1', 0, head.indexOf('\r\n'));
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(line);
+        this.status = m ? Number(m[1]) : 999;
+        this.bytes = head.length - i - 4;
+        if (this.status !== 200) this.error = `HTTP ${line.slice(9)}: ${head.toString('utf8', i + 4).slice(0, 200)}`;
+        resolve();
+      });
+      s.on('error', (e) => { this.error ||= `${e.message}${this.local ? ` (from ${this.local})` : ''}`; });
+      s.on('close', () => {
+        this.closed = true;
+        if (!this.status) { this.error ||= 'connection closed before the response head'; resolve(); }
+      });
+    });
+  }
+
+  fail(msg) {
+    if (this.status) return;
+    this.error ||= msg;
+    this.close();
+    this.resolve?.();
+  }
+
+  close() { this.sock?.destroy(); }
+}
+
+/** Opens every watcher, at most `parallel` connecting at once; gives up on the rest after deadlineS. */
+async function openWatchers(ws, parallel, deadlineS) {
+  let next = 0;
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    for (const w of ws) if (!w.status) w.fail(`no response head within ${deadlineS} s`);
+  }, deadlineS * 1000);
+  await Promise.all(Array.from({ length: Math.min(parallel, ws.length) }, async () => {
+    while (next < ws.length && !late) await ws[next++].open();
+  }));
+  clearTimeout(timer);
+  for (const w of ws) if (!w.status && !w.error) w.error = `not opened: no response head within ${deadlineS} s`;
+}
+
+/** `n` sequential GET /status on `conn` after `warmup` not counted: latency figures, prefix_*. A
+ *  request unanswered within 10 s ends the sampling (the rest count as errors). */
+async function statusSamples(conn, warmup, n, prefix) {
+  const t = [];
+  let bad = 0;
+  let firstBad = '';
+  const bytes = requestBytes(conn.target, 'GET', '/status');
+  for (let i = 0; i < warmup + n; i++) {
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(resolve, 10000); });
+    let r;
+    try {
+      r = await Promise.race([conn.send(bytes), late]);
+    } catch (e) {
+      r = { status: 0, body: Buffer.from(e.message) };
+    }
+    clearTimeout(timer);
+    if (r === undefined) {
+      bad += warmup + n - i;
+      firstBad ||= 'GET /status: no answer within 10 s';
+      conn.close();
+      break;
+    }
+    if (r.status !== 200) {
+      bad++;
+      firstBad ||= `GET /status: HTTP ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`;
+      continue;
+    }
+    if (i >= warmup) t.push(ms(r.tSend, r.tEnd));
+  }
+  return { ...summary(t, `${prefix}_ms`), [`${prefix}_samples`]: t.length, [`${prefix}_errors`]: bad, [`${prefix}_first_error`]: firstBad };
+}
+
+async function modeWatchers() {
+  const { sessions: ns, perSession: per, samples, warmup } = O;
+  const pid = O.goosedPid;
+  if (!pid) usage('watchers: --goosed-pid is required (the figures are its /proc/PID/status)');
+  const total = ns * per;
+  const res = { mode: 'watchers', sessions: ns, per_session: per, watchers: total, samples, warmup, local_addresses: O.localAddresses };
+  const sconns = await openConns(O.goosed, 4);
+  log(`creating ${ns} sessions`);
+  const ids = await createSessions(sconns, ns);
+  for (const c of sconns) c.close();
+
+  let [sc] = await openConns(O.goosed, 1);
+  Object.assign(res, await statusSamples(sc, warmup, samples, 'idle_status'));
+  sc.close();
+  await sleep(O.settleMs);
+  res.rss_base_kb = statusKb(pid, 'VmRSS');
+  res.hwm_reset = resetHwm(pid);
+  res.hwm_base_kb = statusKb(pid, 'VmHWM');
+
+  log(`connecting ${total} watchers (${per} on each of ${ns} sessions)`);
+  const ws = Array.from({ length: total }, (_, i) => new Watcher(O.goosed, `/api/sessions/${ids[i % ns]}/events`, localAddress(i)));
+  const mark = cpuMark();
+  await openWatchers(ws, 128, O.connectTimeoutS);
+  Object.assign(res, cpuSince(mark, 'connect'));
+  const failed = ws.filter((w) => w.status !== 200);
+  res.connected = total - failed.length;
+  res.connect_errors = failed.length;
+  res.connect_first_error = failed.length ? failed[0].error.slice(0, 300) : '';
+  if (failed.length) log(`${failed.length} of ${total} watchers not connected; the first: ${res.connect_first_error}`);
+
+  await sleep(O.settleMs);
+  res.rss_connected_kb = statusKb(pid, 'VmRSS');
+  res.hwm_connected_kb = statusKb(pid, 'VmHWM');
+  [sc] = await openConns(O.goosed, 1);
+  const cpu = cpuMark();
+  Object.assign(res, await statusSamples(sc, warmup, samples, 'status'), cpuSince(cpu, 'status'));
+  sc.close();
+  res.rss_after_status_kb = statusKb(pid, 'VmRSS');
+  res.hwm_after_status_kb = statusKb(pid, 'VmHWM');
+  const dropped = ws.filter((w) => w.status === 200 && w.closed);
+  res.dropped = dropped.length; // connected, then closed by goosed while idle
+  res.idle_bytes = ws.reduce((a, w) => a + w.bytes, 0);
+  for (const w of ws) w.close();
+  await sleep(O.settleMs);
+  res.rss_closed_kb = statusKb(pid, 'VmRSS');
+
+  res.delta_kb = res.rss_connected_kb - res.rss_base_kb;
+  res.per_watcher_kb = r3(res.delta_kb / total);
+  res.errors = res.connect_errors + res.dropped + res.idle_status_errors + res.status_errors;
+  res.first_error = res.connect_first_error || (res.dropped ? `${res.dropped} watchers were closed by goosed while idle` : '')
+    || res.idle_status_first_error || res.status_first_error;
+  log(`${res.connected} of ${total} watchers: ${res.per_watcher_kb} kB each; GET /status p50 ${res.status_ms_p50} ms, p99 ${res.status_ms_p99} ms while connected`);
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const MODES = { replies: modeReplies, 'first-token': modeFirstToken, throughput: modeThroughput, memory: modeMemory, watchers: modeWatchers };
 let result;
 try {
   result = await MODES[O.mode]();

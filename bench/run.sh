@@ -10,7 +10,10 @@
 # (bench/startup.c). Same wrk settings for every run. Then the agent benchmarks of issue 3: a new
 # goosed whose OpenAI provider is the fake (tests/fakes/fake-provider.mjs, a separate Node process),
 # driven by bench/agent.mjs: BENCH_AGENT_REPLIES concurrent replies (peak RSS meanwhile), the
-# first-token latency goosed adds, and the relay's throughput.
+# first-token latency goosed adds, and the relay's throughput. Then the memory benchmarks: goosed's
+# memory per concurrent reply (BENCH_MEMORY_REPLIES batches, each on a new goosed) and per idle
+# watcher (SSE clients of GET /api/sessions/{id}/events, on another new goosed), with GET /status
+# latency while the watchers are connected; these are reported, with no target.
 # Everything listens on 127.0.0.1 only; every run is bounded in time; whatever this script starts is
 # stopped on every way out. Exit 0 when the benchmarks ran, whether or not the targets were met (the
 # report says which); non-zero when a tool fails or goosed dies.
@@ -23,9 +26,16 @@
 # of BENCH_AGENT_REPLIES_WARMUP = BENCH_AGENT_REPLIES concurrent replies), BENCH_AGENT_SAMPLES
 # (500 first-token samples each way, after BENCH_AGENT_WARMUP = 50), BENCH_AGENT_RELAY_TOKENS
 # (100000 tokens at full speed), BENCH_AGENT_RELAY_RUNS (3), BENCH_AGENT_TIMEOUT (120 s per
-# bench/agent.mjs run).
-# A reply through goosed that errors or arrives incomplete makes the exit status 1, after the report
-# is written (its "Problems seen" says what happened).
+# bench/agent.mjs run); memory benchmarks: BENCH_MEMORY_REPLIES (the batch sizes, "500 1000 2000"; each
+# reply BENCH_AGENT_TOKENS tokens BENCH_AGENT_INTERVAL_MS apart), BENCH_MEMORY_SESSIONS (50) ×
+# BENCH_MEMORY_WATCHERS_PER_SESSION (100) watchers, BENCH_MEMORY_STATUS_SAMPLES (1000 GET /status),
+# BENCH_MEMORY_LOCAL_ADDRS (the connections to goosed come from 127.0.0.1 .. 127.0.0.K; default: 1,
+# or more when the ephemeral port range is short), BENCH_MEMORY_TIMEOUT (300 s per bench/agent.mjs run).
+# BENCH_ONLY: a comma-separated subset of http (nginx, goosed under wrk, start-up), agent (issue 3's
+# agent benchmarks) and memory, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
+# to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
+# A reply through goosed that errors or arrives incomplete (or a watcher that fails to connect) makes
+# the exit status 1, after the report is written (its "Problems seen" says what happened).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,7 +47,14 @@ THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-20}
 ROUNDS=${BENCH_ROUNDS:-2}
-REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}
+ONLY=${BENCH_ONLY:-http,agent,memory}
+for part in ${ONLY//,/ }; do
+    case $part in http | agent | memory) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory)" >&2 && exit 2 ;; esac
+done
+want() { [[ ,$ONLY, == *,$1,* ]]; } # want PART: whether this run measures PART
+FULL=no
+want http && want agent && want memory && FULL=yes
+if [ "$FULL" = yes ]; then REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}; else REPORT=${BENCH_REPORT:-bench/out/BENCHMARKS.md}; fi
 OUTDIR=$ROOT/bench/out # raw wrk output and server logs of the last run (git-ignored)
 POST_BODY='{"name":"bench","working_directory":"/tmp"}'
 AGENT_REPLIES=${BENCH_AGENT_REPLIES:-500}
@@ -52,6 +69,31 @@ AGENT_WARMUP=${BENCH_AGENT_WARMUP:-50}
 RELAY_TOKENS=${BENCH_AGENT_RELAY_TOKENS:-100000}
 RELAY_RUNS=${BENCH_AGENT_RELAY_RUNS:-3}
 AGENT_TIMEOUT=${BENCH_AGENT_TIMEOUT:-120}
+MEM_SIZES=${BENCH_MEMORY_REPLIES:-500 1000 2000}
+MEM_SESSIONS=${BENCH_MEMORY_SESSIONS:-50}
+MEM_PER_SESSION=${BENCH_MEMORY_WATCHERS_PER_SESSION:-100}
+MEM_WATCHERS=$((MEM_SESSIONS * MEM_PER_SESSION))
+MEM_STATUS_SAMPLES=${BENCH_MEMORY_STATUS_SAMPLES:-1000}
+MEM_TIMEOUT=${BENCH_MEMORY_TIMEOUT:-300}
+MEM_BATCH_TIMEOUT=60 # a reply not finished this long after its batch began counts as failed
+MEM_MAX_REPLIES=0 # the largest batch
+for n in $MEM_SIZES; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_MEMORY_REPLIES: '$n' is not a positive whole number" >&2 && exit 2; }
+    [ "$n" -le "$MEM_MAX_REPLIES" ] || MEM_MAX_REPLIES=$n
+done
+MEM_PEAK_CONNS=$((MEM_MAX_REPLIES > MEM_WATCHERS ? MEM_MAX_REPLIES : MEM_WATCHERS))
+# goosed's bounds for the memory benchmarks, set explicitly and high enough for their load: every
+# connection of a run comes from the one client (whose addresses count as one client or as few).
+MEM_LIMITS=("GOOSE_MAX_CONNECTIONS=$((MEM_PEAK_CONNS + 1024))"
+    "GOOSE_MAX_CONNECTIONS_PER_CLIENT=$((MEM_PEAK_CONNS + 1024))"
+    "GOOSE_MAX_WATCHERS_PER_SESSION=$((MEM_PER_SESSION + 256))"
+    "GOOSE_MAX_REPLIES=$((MEM_MAX_REPLIES + 256))")
+# Ephemeral ports: connect() shares one between different destinations, but keep the connections
+# to goosed within half the range (TIME_WAIT from earlier runs takes some); past that, spread them
+# over more loopback addresses.
+read -r PORT_LO PORT_HI </proc/sys/net/ipv4/ip_local_port_range
+EPHEMERAL=$((PORT_HI - PORT_LO + 1))
+MEM_ADDRS=${BENCH_MEMORY_LOCAL_ADDRS:-$(((2 * MEM_PEAK_CONNS + EPHEMERAL - 1) / EPHEMERAL))}
 
 die() {
     echo "bench: $*" >&2
@@ -65,9 +107,11 @@ case $GOOSED_BIN in /*) ;; *) GOOSED_BIN=$ROOT/$GOOSED_BIN ;; esac
 NGINX=$(command -v nginx || true)
 [ -n "$NGINX" ] || { [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx; } || true
 missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-[ -n "$NGINX" ] || missing+=(nginx-light)
-command -v cc >/dev/null || missing+=(gcc)
+if want http; then
+    command -v wrk >/dev/null || missing+=(wrk)
+    [ -n "$NGINX" ] || missing+=(nginx-light)
+    command -v cc >/dev/null || missing+=(gcc)
+fi
 command -v node >/dev/null || missing+=(nodejs) # bench/agent.mjs and the fake provider
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: installing ${missing[*]}"
@@ -78,19 +122,30 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 fi
-[ -x "$NGINX" ] || die "nginx not found after install"
-command -v wrk >/dev/null || die "wrk not found after install"
+if want http; then
+    [ -x "$NGINX" ] || die "nginx not found after install"
+    command -v wrk >/dev/null || die "wrk not found after install"
+fi
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
     die "bench/agent.mjs needs Node 18 or later (found $(node --version))"
 
-# 500 concurrent replies hold about 2 sockets per reply in each process (client, goosed, the fake).
+# 500 concurrent replies hold about 2 sockets per reply in each process (client, goosed, the fake);
+# the memory benchmarks' largest batch as many, and each watcher one in the client and one in goosed.
+# The limit set here is inherited by goosed, the fake and the client.
 NEED_FDS=$((2 * AGENT_REPLIES + 256))
+NEED_FOR=("$AGENT_REPLIES concurrent replies")
+if want memory && [ $((2 * MEM_PEAK_CONNS + 256)) -gt "$NEED_FDS" ]; then
+    NEED_FDS=$((2 * MEM_PEAK_CONNS + 256))
+    NEED_FOR=("$MEM_MAX_REPLIES concurrent replies and $MEM_WATCHERS watchers")
+fi
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FDS" ]; then
-    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    hard=$(ulimit -Hn)
+    if [ "$hard" = unlimited ] || [ "$hard" -ge "$NEED_FDS" ]; then ulimit -n "$NEED_FDS"; else ulimit -n "$hard"; fi
     if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FDS" ]; then
-        die "open-file limit $(ulimit -n) is below the $NEED_FDS that $AGENT_REPLIES concurrent replies need (raise ulimit -n)"
+        die "open-file limit $(ulimit -n) (hard limit $hard) is below the $NEED_FDS that ${NEED_FOR[*]} need (raise ulimit -Hn)"
     fi
 fi
+OPEN_FILES=$(ulimit -n)
 
 # --- scratch space and cleanup --------------------------------------------------------------------
 # On disk, not tmpfs, so that fsync costs what it costs (the store's durability is part of the test).
@@ -162,10 +217,6 @@ trap 'exit 143' TERM
 # Recorded commands, in run order, for the report.
 COMMANDS=()
 record() { COMMANDS+=("$*"); }
-
-STARTUP=$WORK/startup
-cc -std=c11 -O2 -Wall -Wextra -o "$STARTUP" bench/startup.c
-record "cc -std=c11 -O2 -Wall -Wextra -o startup bench/startup.c"
 
 # http METHOD PORT PATH [BODY]: one request over bash's /dev/tcp; sets HTTP_CODE and HTTP_HEADERS.
 http() {
@@ -266,11 +317,6 @@ start_nginx() {
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# nginx (access log on) and goosed both stay up through the rounds; each round measures nginx, then
-# goosed GET /status, then goosed POST /api/sessions, so both see the same background load.
-start_nginx nginx on
-NGINX_URL=http://127.0.0.1:$NGINX_PORT/status
-
 # wait_listening FILE PID WHAT: the port from FILE's `listening on http://127.0.0.1:PORT` line (10 s at
 # most, while PID lives), into LISTEN_PORT.
 wait_listening() {
@@ -299,11 +345,6 @@ start_goosed() {
     GPORT=$LISTEN_PORT
 }
 
-GHOME=$WORK/home
-mkdir -m 700 "$GHOME"
-GLOG=$WORK/goosed.log # big (one line per request): bench/out/ keeps all but the access lines
-start_goosed "$GLOG"
-
 goosed_alive() {
     kill -0 "$GOOSED_PID" 2>/dev/null && return 0
     echo "bench: goosed died; last lines of its log:" >&2
@@ -312,70 +353,93 @@ goosed_alive() {
     exit 1
 }
 
-# A few requests of each kind, then a second of quiet: that is "idle".
-for i in 1 2 3; do expect 200 GET "$GPORT" /status; done
-expect 200 GET "$GPORT" /api/health
-expect 201 POST "$GPORT" /api/sessions "$POST_BODY"
-expect 200 GET "$GPORT" /api/sessions
-sleep 1
-goosed_alive
-IDLE_RSS=$(rss_kb "$GOOSED_PID")
-record "awk '/^VmRSS:/' /proc/<goosed pid>/status   # idle: after start-up, 6 requests and 1 s of quiet"
+# --- nginx beside goosed under wrk, and the start-up time (the http part) ---------------------------
+if want http; then
+    STARTUP=$WORK/startup
+    cc -std=c11 -O2 -Wall -Wextra -o "$STARTUP" bench/startup.c
+    record "cc -std=c11 -O2 -Wall -Wextra -o startup bench/startup.c"
 
-for ((r = 1; r <= ROUNDS; r++)); do
-    warm=$([ "$r" = 1 ] && echo warm || echo)
-    wrk_run "nginx_$r" "$NGINX_URL" bench/status.lua "$warm"
-    wrk_run "goosed_status_$r" "http://127.0.0.1:$GPORT/status" bench/status.lua "$warm"
+    # nginx (access log on) and goosed both stay up through the rounds; each round measures nginx, then
+    # goosed GET /status, then goosed POST /api/sessions, so both see the same background load.
+    start_nginx nginx on
+    NGINX_URL=http://127.0.0.1:$NGINX_PORT/status
+
+    GHOME=$WORK/home
+    mkdir -m 700 "$GHOME"
+    GLOG=$WORK/goosed.log # big (one line per request): bench/out/ keeps all but the access lines
+    start_goosed "$GLOG"
+
+    # A few requests of each kind, then a second of quiet: that is "idle".
+    for i in 1 2 3; do expect 200 GET "$GPORT" /status; done
+    expect 200 GET "$GPORT" /api/health
+    expect 201 POST "$GPORT" /api/sessions "$POST_BODY"
+    expect 200 GET "$GPORT" /api/sessions
+    sleep 1
     goosed_alive
-    wrk_run "goosed_post_$r" "http://127.0.0.1:$GPORT/api/sessions" bench/post_session.lua "$warm"
-    goosed_alive
-done
-LOAD_RSS=$(rss_kb "$GOOSED_PID")
-PEAK_RSS=$(hwm_kb "$GOOSED_PID")
-sleep 2
-AFTER_RSS=$(rss_kb "$GOOSED_PID")
-expect 200 GET "$GPORT" '/api/sessions?limit=1'
-STORED=$(printf '%s' "$HTTP_HEADERS" | tr -d '\r' | awk -F': *' 'tolower($1) == "x-total-count" {print $2}')
-stop_goosed
-GOOSED_EXIT=$GOOSED_RC
-grep -q 'shutdown complete' "$GLOG" && SHUTDOWN_LOGGED=yes || SHUTDOWN_LOGGED=no
-ACCESS_LINES=$(grep -c ' access: ' "$GLOG" || true)
-BAD_LINES=$(grep -Ec ' (ERROR|WARN) ' "$GLOG" || true)
+    IDLE_RSS=$(rss_kb "$GOOSED_PID")
+    record "awk '/^VmRSS:/' /proc/<goosed pid>/status   # idle: after start-up, 6 requests and 1 s of quiet"
 
-# For information: nginx with its access log off, once.
-stop_nginx
-start_nginx nginx_nolog off
-wrk_run nginx_nolog "http://127.0.0.1:$NGINX_PORT/status" bench/status.lua warm
-stop_nginx
+    for ((r = 1; r <= ROUNDS; r++)); do
+        warm=$([ "$r" = 1 ] && echo warm || echo)
+        wrk_run "nginx_$r" "$NGINX_URL" bench/status.lua "$warm"
+        wrk_run "goosed_status_$r" "http://127.0.0.1:$GPORT/status" bench/status.lua "$warm"
+        goosed_alive
+        wrk_run "goosed_post_$r" "http://127.0.0.1:$GPORT/api/sessions" bench/post_session.lua "$warm"
+        goosed_alive
+    done
+    LOAD_RSS=$(rss_kb "$GOOSED_PID")
+    PEAK_RSS=$(hwm_kb "$GOOSED_PID")
+    sleep 2
+    AFTER_RSS=$(rss_kb "$GOOSED_PID")
+    expect 200 GET "$GPORT" '/api/sessions?limit=1'
+    STORED=$(printf '%s' "$HTTP_HEADERS" | tr -d '\r' | awk -F': *' 'tolower($1) == "x-total-count" {print $2}')
+    stop_goosed
+    GOOSED_EXIT=$GOOSED_RC
+    grep -q 'shutdown complete' "$GLOG" && SHUTDOWN_LOGGED=yes || SHUTDOWN_LOGGED=no
+    ACCESS_LINES=$(grep -c ' access: ' "$GLOG" || true)
+    BAD_LINES=$(grep -Ec ' (ERROR|WARN) ' "$GLOG" || true)
 
-# --- start-up ---------------------------------------------------------------------------------------
-scmd=(env TMPDIR="$WORK" "$STARTUP" -n "$STARTUP_RUNS" "$GOOSED_BIN")
-record "${scmd[*]}"
-echo "bench: ${scmd[*]}" >&2
-STARTUP_LINE=$("${scmd[@]}" 2>"$OUTDIR/startup.err") || {
-    cat "$OUTDIR/startup.err" >&2
-    die "start-up timer failed"
-}
-for kv in $STARTUP_LINE; do printf -v "startup_${kv%%=*}" '%s' "${kv#*=}"; done
+    # For information: nginx with its access log off, once.
+    stop_nginx
+    start_nginx nginx_nolog off
+    wrk_run nginx_nolog "http://127.0.0.1:$NGINX_PORT/status" bench/status.lua warm
+    stop_nginx
+
+    # --- start-up -----------------------------------------------------------------------------------
+    scmd=(env TMPDIR="$WORK" "$STARTUP" -n "$STARTUP_RUNS" "$GOOSED_BIN")
+    record "${scmd[*]}"
+    echo "bench: ${scmd[*]}" >&2
+    STARTUP_LINE=$("${scmd[@]}" 2>"$OUTDIR/startup.err") || {
+        cat "$OUTDIR/startup.err" >&2
+        die "start-up timer failed"
+    }
+    for kv in $STARTUP_LINE; do printf -v "startup_${kv%%=*}" '%s' "${kv#*=}"; done
+fi
 
 # --- agent benchmarks (issue 3) ---------------------------------------------------------------------
 # goosed between a client and an LLM provider played by the fake (a separate Node process): a new
 # goosed on a new HOME, its OpenAI provider pointed at the fake; bench/agent.mjs scripts the fake,
-# sends the load, checks every reply and prints one AGENT_RESULT line of JSON.
-fcmd=(node tests/fakes/fake-provider.mjs --no-log --host 127.0.0.1 --port 0)
-record "${fcmd[*]} >fake.out   # prints 'listening on http://127.0.0.1:PORT' when ready"
-"${fcmd[@]}" >"$WORK/fake.out" 2>"$WORK/fake.err" </dev/null &
-FAKE_PID=$!
-wait_listening "$WORK/fake.out" "$FAKE_PID" "the fake provider"
-FAKE_URL=http://127.0.0.1:$LISTEN_PORT
+# sends the load, checks every reply and prints one AGENT_RESULT line of JSON. The memory benchmarks
+# use the same fake.
+FAKE_ERR_LINES=0
+if want agent || want memory; then
+    fcmd=(node tests/fakes/fake-provider.mjs --no-log --host 127.0.0.1 --port 0)
+    record "${fcmd[*]} >fake.out   # prints 'listening on http://127.0.0.1:PORT' when ready"
+    "${fcmd[@]}" >"$WORK/fake.out" 2>"$WORK/fake.err" </dev/null &
+    FAKE_PID=$!
+    wait_listening "$WORK/fake.out" "$FAKE_PID" "the fake provider"
+    FAKE_URL=http://127.0.0.1:$LISTEN_PORT
+fi
 
-# start_agent_goosed NAME: a new goosed on a new HOME, its OpenAI provider the fake, stderr to
-# $WORK/goosed-NAME.log.
+# start_agent_goosed NAME [ENV...]: a new goosed on a new HOME, its OpenAI provider the fake, ENV in
+# its environment too, stderr to $WORK/goosed-NAME.log.
 start_agent_goosed() {
     GHOME=$WORK/$1-home
     mkdir -m 700 "$GHOME"
-    start_goosed "$WORK/goosed-$1.log" "XDG_DATA_HOME=$GHOME/.local/share" GOOSE_PROVIDER=openai \
-        GOOSE_MODEL=gpt-4o OPENAI_API_KEY=sk-bench "OPENAI_HOST=$FAKE_URL"
+    local name=$1
+    shift
+    start_goosed "$WORK/goosed-$name.log" "XDG_DATA_HOME=$GHOME/.local/share" GOOSE_PROVIDER=openai \
+        GOOSE_MODEL=gpt-4o OPENAI_API_KEY=sk-bench "OPENAI_HOST=$FAKE_URL" "$@"
 }
 
 # stop_agent_goosed NAME: SIGTERM; sets NAME_exit (its exit status), NAME_shutdown (yes when it logged
@@ -395,7 +459,7 @@ agent_run() {
     local name=$1 mode=$2 out=$OUTDIR/agent-$1.txt err=$OUTDIR/agent-$1.err rc=0 line k v
     shift 2
     local cmd=(node bench/agent.mjs "$mode" "$@" --goosed "http://127.0.0.1:$GPORT" --fake "$FAKE_URL"
-        --goosed-pid "$GOOSED_PID" --fake-pid "$FAKE_PID" --timeout-s "$AGENT_TIMEOUT")
+        --goosed-pid "$GOOSED_PID" --fake-pid "$FAKE_PID" --timeout-s "${RUN_TIMEOUT:-$AGENT_TIMEOUT}")
     local shown="${cmd[*]}"
     shown=${shown/--goosed-pid $GOOSED_PID/--goosed-pid <goosed pid>}
     record "${shown/--fake-pid $FAKE_PID/--fake-pid <fake pid>}"
@@ -417,39 +481,58 @@ agent_run() {
 
 # First-token latency and relay throughput on one goosed (quiet, few sessions); then the concurrent
 # replies on a new goosed, so that its VmHWM covers those rounds and nothing else.
-start_agent_goosed latency
-agent_run ftl first-token --samples "$AGENT_SAMPLES" --warmup "$AGENT_WARMUP"
-goosed_alive
-agent_run relay throughput --tokens "$RELAY_TOKENS" --runs "$RELAY_RUNS"
-goosed_alive
-stop_agent_goosed latency_goosed
-start_agent_goosed replies
-AGENT_IDLE_RSS=$(rss_kb "$GOOSED_PID")
-for ((r = 1; r <= AGENT_ROUNDS; r++)); do
-    agent_run "replies_$r" replies --replies "$AGENT_REPLIES" --tokens "$AGENT_TOKENS" \
-        --interval-ms "$AGENT_INTERVAL_MS" --warmup "$AGENT_REPLIES_WARMUP"
+if want agent; then
+    start_agent_goosed latency
+    agent_run ftl first-token --samples "$AGENT_SAMPLES" --warmup "$AGENT_WARMUP"
     goosed_alive
-done
-AGENT_END_RSS=$(rss_kb "$GOOSED_PID")
-stop_agent_goosed replies_goosed
-stop_fake
-FAKE_ERR_LINES=$(grep -c . "$WORK/fake.err" || true)
+    agent_run relay throughput --tokens "$RELAY_TOKENS" --runs "$RELAY_RUNS"
+    goosed_alive
+    stop_agent_goosed latency_goosed
+    start_agent_goosed replies
+    AGENT_IDLE_RSS=$(rss_kb "$GOOSED_PID")
+    for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+        agent_run "replies_$r" replies --replies "$AGENT_REPLIES" --tokens "$AGENT_TOKENS" \
+            --interval-ms "$AGENT_INTERVAL_MS" --warmup "$AGENT_REPLIES_WARMUP"
+        goosed_alive
+    done
+    AGENT_END_RSS=$(rss_kb "$GOOSED_PID")
+    stop_agent_goosed replies_goosed
+fi
+
+# --- memory per concurrent reply and per idle watcher -------------------------------------------------
+# Each batch size on a goosed of its own (a new HOME, the fake as its provider), so that its base and
+# peak belong to that batch alone; then the watchers on another new goosed. Their bounds are set
+# explicitly (MEM_LIMITS); the open-file limit was raised above for goosed, the fake and the client.
+MEM_RUNS=()
+MEM_START=$SECONDS
+if want memory; then
+    RUN_TIMEOUT=$MEM_TIMEOUT
+    for n in $MEM_SIZES; do
+        start_agent_goosed "memory-$n" "${MEM_LIMITS[@]}"
+        agent_run "mem_$n" memory --replies "$n" --tokens "$AGENT_TOKENS" --interval-ms "$AGENT_INTERVAL_MS" \
+            --warmup "$n" --local-addresses "$MEM_ADDRS" --batch-timeout-s "$MEM_BATCH_TIMEOUT"
+        goosed_alive
+        stop_agent_goosed "mem_${n}_goosed"
+        MEM_RUNS+=("mem_$n")
+    done
+    start_agent_goosed watchers "${MEM_LIMITS[@]}"
+    agent_run watch watchers --sessions "$MEM_SESSIONS" --per-session "$MEM_PER_SESSION" \
+        --samples "$MEM_STATUS_SAMPLES" --warmup 50 --local-addresses "$MEM_ADDRS"
+    goosed_alive
+    stop_agent_goosed watch_goosed
+    MEM_RUNS+=(watch)
+    unset RUN_TIMEOUT
+fi
+MEM_SECONDS=$((SECONDS - MEM_START))
+if [ -n "$FAKE_PID" ]; then
+    stop_fake
+    FAKE_ERR_LINES=$(grep -c . "$WORK/fake.err" || true)
+fi
 
 # --- report -----------------------------------------------------------------------------------------
 calc() { awk "BEGIN { $1 }"; }
-best nginx
-best goosed_status
-best goosed_post
 fmt_int() { printf '%.0f' "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
 verdict() { calc "print (($1) ? \"PASS\" : \"FAIL\")"; }
-
-STATUS_RATIO=$(calc "printf \"%.2f\", $goosed_status_rps / $nginx_rps")
-POST_RATIO=$(calc "printf \"%.2f\", $goosed_post_rps / $nginx_rps")
-NOLOG_RATIO=$(calc "printf \"%.2f\", $goosed_status_rps / $nginx_nolog_rps")
-STATUS_OK=$(verdict "$goosed_status_rps >= 0.5 * $nginx_rps")
-POST_OK=$(verdict "$goosed_post_rps >= 0.15 * $nginx_rps")
-RSS_OK=$(verdict "$IDLE_RSS * 1024 < 10000000")
-STARTUP_OK=$(verdict "$startup_median_ms < 50")
 mb() { calc "printf \"%.1f MB\", $1 * 1024 / 1e6"; }
 
 errs() { # errs NAME: "0" or a description of non-2xx responses and socket errors
@@ -461,30 +544,7 @@ errs() { # errs NAME: "0" or a description of non-2xx responses and socket error
     fi
 }
 
-TABLE="| benchmark | goosed | nginx | ratio | target | result |
-|---|---|---|---|---|---|
-| \`GET /status\`, requests/s | $(fmt_int "$goosed_status_rps") | $(fmt_int "$nginx_rps") | $STATUS_RATIO | ≥ 0.50 × nginx | $STATUS_OK |
-| \`POST /api/sessions\` (durable), requests/s | $(fmt_int "$goosed_post_rps") | $(fmt_int "$nginx_rps") (static \`GET\`) | $POST_RATIO | ≥ 0.15 × nginx | $POST_OK |
-| idle RSS | $(mb "$IDLE_RSS") ($IDLE_RSS kB) | — | — | < 10 MB | $RSS_OK |
-| start-up to first answered request, median of $startup_n | $startup_median_ms ms (max $startup_max_ms ms) | — | — | < 50 ms | $STARTUP_OK |"
-
-row() { # row NAME LABEL: one line of the every-run table
-    local n=$1 rps=${1}_rps req=${1}_requests p50=${1}_p50_ms p99=${1}_p99_ms max=${1}_max_ms
-    echo "| $2 | $(fmt_int "${!rps}") | $(fmt_int "${!req}") | ${!p50} ms | ${!p99} ms | ${!max} ms | $(errs "$n") |"
-}
-RUNS=()
-DETAILS="| run | requests/s | requests | latency p50 | latency p99 | latency max | errors |
-|---|---|---|---|---|---|---|"
-for ((r = 1; r <= ROUNDS; r++)); do
-    RUNS+=("nginx_$r" "goosed_status_$r" "goosed_post_$r")
-    DETAILS+=$'\n'$(row "nginx_$r" "round $r: nginx static 200, access log to a file")
-    DETAILS+=$'\n'$(row "goosed_status_$r" "round $r: goosed \`GET /status\`")
-    DETAILS+=$'\n'$(row "goosed_post_$r" "round $r: goosed \`POST /api/sessions\`")
-done
-RUNS+=(nginx_nolog)
-DETAILS+=$'\n'$(row nginx_nolog "nginx static 200, access log off (information only)")
-
-# Agent benchmarks. av NAME: the value of variable NAME ("n/a" when the run did not report it);
+# av NAME: the value of variable NAME ("n/a" when the run did not report it);
 # fmt FORMAT NAME: the same, printf-formatted.
 av() { printf '%s' "${!1:-n/a}"; }
 fmt() {
@@ -494,28 +554,76 @@ fmt() {
 num() { printf '%s' "${!1:-0}"; } # for comparisons: a missing figure counts as 0
 PROVIDER_MS=$((AGENT_TOKENS * AGENT_INTERVAL_MS))
 LIMIT_MS=$(calc "printf \"%.0f\", 1.2 * $PROVIDER_MS")
-WORST=1 # the round whose slowest reply through goosed was slowest
-OVER_TOTAL=0
-AGENT_HWM=0
-REPLIES_RC=0
-for ((r = 1; r <= AGENT_ROUNDS; r++)); do
-    if calc "exit !($(num "replies_${r}_g_ratio_max") > $(num "replies_${WORST}_g_ratio_max"))"; then WORST=$r; fi
-    v=replies_${r}_g_over_limit e=replies_${r}_g_errors h=replies_${r}_hwm_kb c=replies_${r}_rc
-    OVER_TOTAL=$((OVER_TOTAL + ${!v:-0} + ${!e:-0}))
-    [ "${!h:-0}" -le "$AGENT_HWM" ] || AGENT_HWM=${!h}
-    [ "${!c}" = 0 ] || REPLIES_RC=${!c}
-done
-W=replies_$WORST
-# Every reply of every round within 1.2 x the provider's time, and none failed.
-REPLIES_OK=$(verdict "$OVER_TOTAL == 0 && $REPLIES_RC == 0")
-AGENT_RSS_OK=$(verdict "$AGENT_HWM > 0 && $AGENT_HWM * 1024 < 128000000")
-FTL_OK=$(verdict "$ftl_rc == 0 && $(num ftl_added_p50_ms) < 1")
-RELAY_OK=$(verdict "$relay_rc == 0 && $relay_g_complete_runs == $RELAY_RUNS")
-ALL_REPLIES=$((AGENT_ROUNDS * AGENT_REPLIES))
-BATCH_RATIO=$(calc "printf \"%.2f\", $(num "${W}_g_batch_wall_ms") / $PROVIDER_MS")
-BATCH_CMP=$(calc "print ($(num "${W}_g_batch_wall_ms") <= $LIMIT_MS) ? \"within\" : \"over\"")
+MISSED=()
+NTARGETS=0
 
-AGENT_TABLE="| benchmark | goosed | the fake alone | target | result |
+# The http part.
+if want http; then
+    best nginx
+    best goosed_status
+    best goosed_post
+
+    STATUS_RATIO=$(calc "printf \"%.2f\", $goosed_status_rps / $nginx_rps")
+    POST_RATIO=$(calc "printf \"%.2f\", $goosed_post_rps / $nginx_rps")
+    NOLOG_RATIO=$(calc "printf \"%.2f\", $goosed_status_rps / $nginx_nolog_rps")
+    STATUS_OK=$(verdict "$goosed_status_rps >= 0.5 * $nginx_rps")
+    POST_OK=$(verdict "$goosed_post_rps >= 0.15 * $nginx_rps")
+    RSS_OK=$(verdict "$IDLE_RSS * 1024 < 10000000")
+    STARTUP_OK=$(verdict "$startup_median_ms < 50")
+
+    TABLE="| benchmark | goosed | nginx | ratio | target | result |
+|---|---|---|---|---|---|
+| \`GET /status\`, requests/s | $(fmt_int "$goosed_status_rps") | $(fmt_int "$nginx_rps") | $STATUS_RATIO | ≥ 0.50 × nginx | $STATUS_OK |
+| \`POST /api/sessions\` (durable), requests/s | $(fmt_int "$goosed_post_rps") | $(fmt_int "$nginx_rps") (static \`GET\`) | $POST_RATIO | ≥ 0.15 × nginx | $POST_OK |
+| idle RSS | $(mb "$IDLE_RSS") ($IDLE_RSS kB) | — | — | < 10 MB | $RSS_OK |
+| start-up to first answered request, median of $startup_n | $startup_median_ms ms (max $startup_max_ms ms) | — | — | < 50 ms | $STARTUP_OK |"
+
+    row() { # row NAME LABEL: one line of the every-run table
+        local n=$1 rps=${1}_rps req=${1}_requests p50=${1}_p50_ms p99=${1}_p99_ms max=${1}_max_ms
+        echo "| $2 | $(fmt_int "${!rps}") | $(fmt_int "${!req}") | ${!p50} ms | ${!p99} ms | ${!max} ms | $(errs "$n") |"
+    }
+    RUNS=()
+    DETAILS="| run | requests/s | requests | latency p50 | latency p99 | latency max | errors |
+|---|---|---|---|---|---|---|"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        RUNS+=("nginx_$r" "goosed_status_$r" "goosed_post_$r")
+        DETAILS+=$'\n'$(row "nginx_$r" "round $r: nginx static 200, access log to a file")
+        DETAILS+=$'\n'$(row "goosed_status_$r" "round $r: goosed \`GET /status\`")
+        DETAILS+=$'\n'$(row "goosed_post_$r" "round $r: goosed \`POST /api/sessions\`")
+    done
+    RUNS+=(nginx_nolog)
+    DETAILS+=$'\n'$(row nginx_nolog "nginx static 200, access log off (information only)")
+    [ "$STATUS_OK" = PASS ] || MISSED+=("GET /status")
+    [ "$POST_OK" = PASS ] || MISSED+=("POST /api/sessions")
+    [ "$RSS_OK" = PASS ] || MISSED+=("idle RSS")
+    [ "$STARTUP_OK" = PASS ] || MISSED+=("start-up")
+    NTARGETS=$((NTARGETS + 4))
+fi
+
+# The agent benchmarks.
+if want agent; then
+    WORST=1 # the round whose slowest reply through goosed was slowest
+    OVER_TOTAL=0
+    AGENT_HWM=0
+    REPLIES_RC=0
+    for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+        if calc "exit !($(num "replies_${r}_g_ratio_max") > $(num "replies_${WORST}_g_ratio_max"))"; then WORST=$r; fi
+        v=replies_${r}_g_over_limit e=replies_${r}_g_errors h=replies_${r}_hwm_kb c=replies_${r}_rc
+        OVER_TOTAL=$((OVER_TOTAL + ${!v:-0} + ${!e:-0}))
+        [ "${!h:-0}" -le "$AGENT_HWM" ] || AGENT_HWM=${!h}
+        [ "${!c}" = 0 ] || REPLIES_RC=${!c}
+    done
+    W=replies_$WORST
+    # Every reply of every round within 1.2 x the provider's time, and none failed.
+    REPLIES_OK=$(verdict "$OVER_TOTAL == 0 && $REPLIES_RC == 0")
+    AGENT_RSS_OK=$(verdict "$AGENT_HWM > 0 && $AGENT_HWM * 1024 < 128000000")
+    FTL_OK=$(verdict "$ftl_rc == 0 && $(num ftl_added_p50_ms) < 1")
+    RELAY_OK=$(verdict "$relay_rc == 0 && $relay_g_complete_runs == $RELAY_RUNS")
+    ALL_REPLIES=$((AGENT_ROUNDS * AGENT_REPLIES))
+    BATCH_RATIO=$(calc "printf \"%.2f\", $(num "${W}_g_batch_wall_ms") / $PROVIDER_MS")
+    BATCH_CMP=$(calc "print ($(num "${W}_g_batch_wall_ms") <= $LIMIT_MS) ? \"within\" : \"over\"")
+
+    AGENT_TABLE="| benchmark | goosed | the fake alone | target | result |
 |---|---|---|---|---|
 | $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart): each reply's time ÷ the provider's $(fmt_int "$PROVIDER_MS") ms, worst of $AGENT_ROUNDS rounds | max $(fmt %.2f "${W}_g_ratio_max") (p50 $(fmt %.2f "${W}_g_ratio_p50"), p99 $(fmt %.2f "${W}_g_ratio_p99")); $OVER_TOTAL of $(fmt_int "$ALL_REPLIES") replies over 1.2 or failed | max $(fmt %.2f "${W}_d_ratio_max") (p50 $(fmt %.2f "${W}_d_ratio_p50"), p99 $(fmt %.2f "${W}_d_ratio_p99")) | every reply ≤ 1.2 × | $REPLIES_OK |
 | the same: batch wall time, first request sent to last \`message_complete\`, worst round | $(fmt_int "$(num "${W}_g_batch_wall_ms")") ms ($BATCH_RATIO × $(fmt_int "$PROVIDER_MS") ms, $BATCH_CMP $(fmt_int "$LIMIT_MS") ms) | $(fmt_int "$(num "${W}_d_batch_wall_ms")") ms | information (1.2 × = $(fmt_int "$LIMIT_MS") ms) | — |
@@ -524,43 +632,87 @@ AGENT_TABLE="| benchmark | goosed | the fake alone | target | result |
 | the same, p99 | $(fmt %.3f ftl_added_p99_ms) ms ($(fmt %.3f ftl_g_first_ms_p99) − $(fmt %.3f ftl_d_first_ms_p99)) | $(fmt %.3f ftl_d_first_ms_p99) ms | information | — |
 | relay throughput: one reply of $(fmt_int "$RELAY_TOKENS") tokens at full speed, tokens/s, best of $RELAY_RUNS | $(fmt_int "$relay_g_tps_best") | $(fmt_int "$relay_d_tps_best") | every token arrives | $RELAY_OK ($relay_g_complete_runs of $RELAY_RUNS runs complete) |"
 
-# The concurrent replies, every round, both ways.
-rrow() { # rrow ROUND PREFIX LABEL
-    local p=replies_$1_$2 cpu
-    cpu="$(av "${p}_goosed_cpu_s") / $(av "${p}_fake_cpu_s") / $(av "${p}_client_cpu_s") s in $(av "${p}_wall_s") s"
-    [ "$2" = d ] && cpu="— / $(av "${p}_fake_cpu_s") / $(av "${p}_client_cpu_s") s in $(av "${p}_wall_s") s"
-    echo "| round $1: $3 | $(av "${p}_errors") | $(fmt %.0f "${p}_dur_ms_p50") / $(fmt %.0f "${p}_dur_ms_p99") / $(fmt %.0f "${p}_dur_ms_max") ms | $(fmt %.2f "${p}_ratio_p50") / $(fmt %.2f "${p}_ratio_p99") / $(fmt %.2f "${p}_ratio_max") | $(av "${p}_over_limit") | $(fmt %.1f "${p}_first_ms_p50") / $(fmt %.1f "${p}_first_ms_p99") / $(fmt %.1f "${p}_first_ms_max") ms | $(fmt %.0f "${p}_stream_ms_p50") / $(fmt %.0f "${p}_stream_ms_max") ms | $(fmt %.1f "${p}_tail_ms_p50") / $(fmt %.1f "${p}_tail_ms_p99") ms | $(fmt_int "$(num "${p}_batch_wall_ms")") ms | $cpu |"
-}
-REPLY_DETAILS="| run | failed | reply time p50 / p99 / max | ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max | over 1.2 × | request → first token p50 / p99 / max | first → last token p50 / max | last token → end p50 / p99 | batch wall time | CPU goosed / fake / client |
+    # The concurrent replies, every round, both ways.
+    rrow() { # rrow ROUND PREFIX LABEL
+        local p=replies_$1_$2 cpu
+        cpu="$(av "${p}_goosed_cpu_s") / $(av "${p}_fake_cpu_s") / $(av "${p}_client_cpu_s") s in $(av "${p}_wall_s") s"
+        [ "$2" = d ] && cpu="— / $(av "${p}_fake_cpu_s") / $(av "${p}_client_cpu_s") s in $(av "${p}_wall_s") s"
+        echo "| round $1: $3 | $(av "${p}_errors") | $(fmt %.0f "${p}_dur_ms_p50") / $(fmt %.0f "${p}_dur_ms_p99") / $(fmt %.0f "${p}_dur_ms_max") ms | $(fmt %.2f "${p}_ratio_p50") / $(fmt %.2f "${p}_ratio_p99") / $(fmt %.2f "${p}_ratio_max") | $(av "${p}_over_limit") | $(fmt %.1f "${p}_first_ms_p50") / $(fmt %.1f "${p}_first_ms_p99") / $(fmt %.1f "${p}_first_ms_max") ms | $(fmt %.0f "${p}_stream_ms_p50") / $(fmt %.0f "${p}_stream_ms_max") ms | $(fmt %.1f "${p}_tail_ms_p50") / $(fmt %.1f "${p}_tail_ms_p99") ms | $(fmt_int "$(num "${p}_batch_wall_ms")") ms | $cpu |"
+    }
+    REPLY_DETAILS="| run | failed | reply time p50 / p99 / max | ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max | over 1.2 × | request → first token p50 / p99 / max | first → last token p50 / max | last token → end p50 / p99 | batch wall time | CPU goosed / fake / client |
 |---|---|---|---|---|---|---|---|---|---|"
-LATENESS=()
-for ((r = 1; r <= AGENT_ROUNDS; r++)); do
-    REPLY_DETAILS+=$'\n'$(rrow "$r" d "the fake directly")
-    REPLY_DETAILS+=$'\n'$(rrow "$r" g "through goosed")
-    LATENESS+=("round $r: mean $(av "replies_${r}_d_fake_late_mean_ms") ms, max $(av "replies_${r}_d_fake_late_max_ms") ms when called directly; mean $(av "replies_${r}_g_fake_late_mean_ms") ms, max $(av "replies_${r}_g_fake_late_max_ms") ms behind goosed")
-done
-LATENESS_TEXT=$(printf '%s; ' "${LATENESS[@]}")
-HWM_TEXT=
-for ((r = 1; r <= AGENT_ROUNDS; r++)); do
-    HWM_TEXT+="$(av "replies_${r}_hwm_kb") kB after round $r, "
-done
+    LATENESS=()
+    for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+        REPLY_DETAILS+=$'\n'$(rrow "$r" d "the fake directly")
+        REPLY_DETAILS+=$'\n'$(rrow "$r" g "through goosed")
+        LATENESS+=("round $r: mean $(av "replies_${r}_d_fake_late_mean_ms") ms, max $(av "replies_${r}_d_fake_late_max_ms") ms when called directly; mean $(av "replies_${r}_g_fake_late_mean_ms") ms, max $(av "replies_${r}_g_fake_late_max_ms") ms behind goosed")
+    done
+    LATENESS_TEXT=$(printf '%s; ' "${LATENESS[@]}")
+    HWM_TEXT=
+    for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+        HWM_TEXT+="$(av "replies_${r}_hwm_kb") kB after round $r, "
+    done
 
-FTL_DETAILS="| first token | p50 | p99 | min | mean | max | samples |
+    FTL_DETAILS="| first token | p50 | p99 | min | mean | max | samples |
 |---|---|---|---|---|---|---|
 | the fake directly (\`POST $(av ftl_direct_path)\`, the body goosed sends it) | $(av ftl_d_first_ms_p50) ms | $(av ftl_d_first_ms_p99) ms | $(av ftl_d_first_ms_min) ms | $(av ftl_d_first_ms_mean) ms | $(av ftl_d_first_ms_max) ms | $(av ftl_d_samples) |
 | through goosed (\`POST /api/sessions/{id}/messages/stream\`, a new session each) | $(av ftl_g_first_ms_p50) ms | $(av ftl_g_first_ms_p99) ms | $(av ftl_g_first_ms_min) ms | $(av ftl_g_first_ms_mean) ms | $(av ftl_g_first_ms_max) ms | $(av ftl_g_samples) |
 | added by goosed (difference of the two) | $(av ftl_added_p50_ms) ms | $(av ftl_added_p99_ms) ms | | | | |"
 
-RELAY_DETAILS="| run | through goosed: tokens/s | tokens received | in text chunks | \`events_lost\` errors | reply stored complete | goosed CPU | the fake directly: tokens/s | tokens received |
+    RELAY_DETAILS="| run | through goosed: tokens/s | tokens received | in text chunks | \`events_lost\` errors | reply stored complete | goosed CPU | the fake directly: tokens/s | tokens received |
 |---|---|---|---|---|---|---|---|---|"
-RELAY_LOST_RUNS=0
-RELAY_STORED_RUNS=0
-for ((r = 1; r <= RELAY_RUNS; r++)); do
-    v=relay_g${r}_lost_events s=relay_g${r}_stored_ok
-    [ "${!v:-0}" = 0 ] || RELAY_LOST_RUNS=$((RELAY_LOST_RUNS + 1))
-    [ "${!s:-}" != true ] || RELAY_STORED_RUNS=$((RELAY_STORED_RUNS + 1))
-    RELAY_DETAILS+=$'\n'"| $r | $(fmt_int "$(num "relay_g${r}_tps")") | $(fmt_int "$(num "relay_g${r}_tokens")") of $(fmt_int "$RELAY_TOKENS") | $(fmt_int "$(num "relay_g${r}_chunks")") | $(av "relay_g${r}_lost_events") | $(av "relay_g${r}_stored_ok") | $(av "relay_g${r}_goosed_cpu_s") s | $(fmt_int "$(num "relay_d${r}_tps")") | $(fmt_int "$(num "relay_d${r}_tokens")") of $(fmt_int "$RELAY_TOKENS") |"
-done
+    RELAY_LOST_RUNS=0
+    RELAY_STORED_RUNS=0
+    for ((r = 1; r <= RELAY_RUNS; r++)); do
+        v=relay_g${r}_lost_events s=relay_g${r}_stored_ok
+        [ "${!v:-0}" = 0 ] || RELAY_LOST_RUNS=$((RELAY_LOST_RUNS + 1))
+        [ "${!s:-}" != true ] || RELAY_STORED_RUNS=$((RELAY_STORED_RUNS + 1))
+        RELAY_DETAILS+=$'\n'"| $r | $(fmt_int "$(num "relay_g${r}_tps")") | $(fmt_int "$(num "relay_g${r}_tokens")") of $(fmt_int "$RELAY_TOKENS") | $(fmt_int "$(num "relay_g${r}_chunks")") | $(av "relay_g${r}_lost_events") | $(av "relay_g${r}_stored_ok") | $(av "relay_g${r}_goosed_cpu_s") s | $(fmt_int "$(num "relay_d${r}_tps")") | $(fmt_int "$(num "relay_d${r}_tokens")") of $(fmt_int "$RELAY_TOKENS") |"
+    done
+    [ "$REPLIES_OK" = PASS ] || MISSED+=("$AGENT_REPLIES concurrent replies within 1.2 × the provider's time")
+    [ "$AGENT_RSS_OK" = PASS ] || MISSED+=("peak RSS under $AGENT_REPLIES concurrent replies")
+    [ "$FTL_OK" = PASS ] || MISSED+=("added first-token latency")
+    [ "$RELAY_OK" = PASS ] || MISSED+=("relay throughput: every token arrives")
+    NTARGETS=$((NTARGETS + 4))
+fi
+
+# The memory benchmarks (reported, no target).
+if want memory; then
+    # The memory benchmarks. mem_result NAME: the result cell ("—", or where to look when the run failed).
+    mem_result() {
+        local c=${1}_rc
+        if [ "${!c}" = 0 ]; then printf '—'; else printf 'incomplete (see Problems seen)'; fi
+    }
+    MEM_TABLE="| benchmark | goosed | the fake alone | target | result |
+|---|---|---|---|---|"
+    MEM_DETAILS="| replies at once | RSS before: base / with their connections | peak: VmHWM / VmRSS every 10 ms | after the first batch / 1 s after the second closed | per reply | per connection alone | failed | reply time ÷ $(fmt_int "$PROVIDER_MS") ms through goosed p50 / p99 / max | request → first token through goosed p50 / max | batch wall time | CPU goosed / fake / client | second batch: failed, ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max, peak (VmHWM) | the fake alone ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    MEM_EXITS=()
+    for n in $MEM_SIZES; do
+        p=mem_$n
+        MEM_TABLE+=$'\n'"| memory per concurrent reply: $(fmt_int "$n") replies at once ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart; a goosed of their own), (peak − before) ÷ $(fmt_int "$n") | $(fmt %.1f "${p}_per_reply_kb") kB per reply: RSS $(mb "$(num "${p}_rss_base_kb")") before, peak $(mb "$(num "${p}_peak_kb")"); worst reply $(fmt %.2f "${p}_g_ratio_max") × the provider's $(fmt_int "$PROVIDER_MS") ms (p50 $(fmt %.2f "${p}_g_ratio_p50")) with goosed opening its provider connections in the batch, $(fmt %.2f "${p}_w_ratio_max") × (p50 $(fmt %.2f "${p}_w_ratio_p50")) in a second batch right after; $(( $(num "${p}_g_errors") + $(num "${p}_w_errors") )) of $(fmt_int "$((2 * n))") failed | worst reply $(fmt %.2f "${p}_d_ratio_max") × (p50 $(fmt %.2f "${p}_d_ratio_p50")) | reported | $(mem_result "$p") |"
+        MEM_DETAILS+=$'\n'"| $(fmt_int "$n") | $(av "${p}_rss_base_kb") / $(av "${p}_rss_conns_kb") kB | $(av "${p}_hwm_peak_kb") / $(av "${p}_rss_sampled_max_kb") kB | $(av "${p}_rss_end_kb") / $(av "${p}_rss_closed_kb") kB | $(fmt %.1f "${p}_per_reply_kb") kB | $(fmt %.1f "${p}_per_conn_kb") kB | $(av "${p}_g_errors") | $(fmt %.2f "${p}_g_ratio_p50") / $(fmt %.2f "${p}_g_ratio_p99") / $(fmt %.2f "${p}_g_ratio_max") | $(fmt %.0f "${p}_g_first_ms_p50") / $(fmt %.0f "${p}_g_first_ms_max") ms | $(fmt_int "$(num "${p}_g_batch_wall_ms")") ms | $(av "${p}_g_goosed_cpu_s") / $(av "${p}_g_fake_cpu_s") / $(av "${p}_g_client_cpu_s") s in $(av "${p}_g_wall_s") s | $(av "${p}_w_errors"), $(fmt %.2f "${p}_w_ratio_p50") / $(fmt %.2f "${p}_w_ratio_p99") / $(fmt %.2f "${p}_w_ratio_max"), $(av "${p}_w_hwm_peak_kb") kB | $(fmt %.2f "${p}_d_ratio_p50") / $(fmt %.2f "${p}_d_ratio_p99") / $(fmt %.2f "${p}_d_ratio_max") |"
+        MEM_EXITS+=("${p}_goosed")
+    done
+    MEM_EXITS+=(watch_goosed)
+    MEM_TABLE+=$'\n'"| memory per idle watcher: $(fmt_int "$MEM_WATCHERS") SSE clients of \`GET /api/sessions/{id}/events\` ($MEM_SESSIONS sessions × $MEM_PER_SESSION, each on its own connection; a goosed of their own), (connected − before) ÷ $(fmt_int "$MEM_WATCHERS") | $(fmt %.1f watch_per_watcher_kb) kB per watcher: RSS $(mb "$(num watch_rss_base_kb)") before, $(mb "$(num watch_rss_connected_kb)") with them connected; $(fmt_int "$(num watch_connected)") of $(fmt_int "$MEM_WATCHERS") connected | — | reported | $(mem_result watch) |
+| \`GET /status\` latency while those $(fmt_int "$MEM_WATCHERS") watchers are connected, $(fmt_int "$MEM_STATUS_SAMPLES") sequential requests | p50 $(av watch_status_ms_p50) ms, p99 $(av watch_status_ms_p99) ms (with none connected: p50 $(av watch_idle_status_ms_p50) ms, p99 $(av watch_idle_status_ms_p99) ms) | — | reported | $(mem_result watch) |"
+    MEM_WATCH_TEXT="Watchers: the $(fmt_int "$MEM_WATCHERS") connected in $(av watch_connect_wall_s) s (goosed used $(av watch_connect_goosed_cpu_s) s of CPU meanwhile)."
+    MEM_WATCH_TEXT+=" goosed's RSS: $(av watch_rss_base_kb) kB before, $(av watch_rss_connected_kb) kB with them connected (VmHWM $(av watch_hwm_connected_kb) kB),"
+    MEM_WATCH_TEXT+=" $(av watch_rss_after_status_kb) kB after the \`GET /status\` samples, $(av watch_rss_closed_kb) kB 1 s after they closed."
+    MEM_WATCH_TEXT+=" While idle they received $(av watch_idle_bytes) bytes after their response heads; goosed closed $(av watch_dropped) of them."
+    MEM_WATCH_TEXT+=" \`GET /status\`, $(av watch_status_samples) samples while they were connected: p50 $(av watch_status_ms_p50) ms, p99 $(av watch_status_ms_p99) ms,"
+    MEM_WATCH_TEXT+=" max $(av watch_status_ms_max) ms (goosed used $(av watch_status_goosed_cpu_s) s of CPU for them); before they connected: p50"
+    MEM_WATCH_TEXT+=" $(av watch_idle_status_ms_p50) ms, p99 $(av watch_idle_status_ms_p99) ms, max $(av watch_idle_status_ms_max) ms."
+    MEM_EXIT_TEXT=
+    for g in "${MEM_EXITS[@]}"; do
+        x=${g}_exit sd=${g}_shutdown b=${g}_bad
+        label=${g%_goosed}
+        [ "$label" = watch ] && label=watchers || label="${label#mem_} replies"
+        MEM_EXIT_TEXT+="$label: ${!b} WARN/ERROR lines, exit status ${!x}, \`shutdown complete\` ${!sd}; "
+    done
+    MEM_EXIT_TEXT=${MEM_EXIT_TEXT%; }
+fi
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
@@ -568,75 +720,93 @@ if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]
 fi
 CPU=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 [ -n "$CPU" ] || CPU=unknown
-MISSED=()
-[ "$STATUS_OK" = PASS ] || MISSED+=("GET /status")
-[ "$POST_OK" = PASS ] || MISSED+=("POST /api/sessions")
-[ "$RSS_OK" = PASS ] || MISSED+=("idle RSS")
-[ "$STARTUP_OK" = PASS ] || MISSED+=("start-up")
-[ "$REPLIES_OK" = PASS ] || MISSED+=("$AGENT_REPLIES concurrent replies within 1.2 × the provider's time")
-[ "$AGENT_RSS_OK" = PASS ] || MISSED+=("peak RSS under $AGENT_REPLIES concurrent replies")
-[ "$FTL_OK" = PASS ] || MISSED+=("added first-token latency")
-[ "$RELAY_OK" = PASS ] || MISSED+=("relay throughput: every token arrives")
-if [ ${#MISSED[@]} -eq 0 ]; then
-    SUMMARY="All eight targets met."
+
+case $NTARGETS in 8) TARGETS_WORD=eight ;; 4) TARGETS_WORD=four ;; *) TARGETS_WORD=$NTARGETS ;; esac
+if [ "$NTARGETS" = 0 ]; then
+    SUMMARY="No targets in this run: its figures are reported."
+elif [ ${#MISSED[@]} -eq 0 ]; then
+    SUMMARY="All $TARGETS_WORD targets met."
 else
     SUMMARY=$(printf '%s, ' "${MISSED[@]}")
-    SUMMARY="Of eight targets, missed: ${SUMMARY%, }."
+    SUMMARY="Of $TARGETS_WORD targets, missed: ${SUMMARY%, }."
 fi
+
 
 # Anything that looked wrong, for the report's "Problems seen".
 PROBLEMS=()
-for run in "${RUNS[@]}"; do
-    e=$(errs "$run")
-    [ "$e" = 0 ] || PROBLEMS+=("wrk run \`$run\`: $e.")
-done
-if [ "$BAD_LINES" -gt 0 ]; then
-    first=$(grep -Em1 ' (ERROR|WARN) ' "$GLOG" | cut -c1-200)
-    PROBLEMS+=("goosed logged $BAD_LINES WARN/ERROR lines under load; the first: \`$first\`.")
+if want http; then
+    for run in "${RUNS[@]}"; do
+        e=$(errs "$run")
+        [ "$e" = 0 ] || PROBLEMS+=("wrk run \`$run\`: $e.")
+    done
+    if [ "$BAD_LINES" -gt 0 ]; then
+        first=$(grep -Em1 ' (ERROR|WARN) ' "$GLOG" | cut -c1-200)
+        PROBLEMS+=("goosed logged $BAD_LINES WARN/ERROR lines under load; the first: \`$first\`.")
+    fi
+    [ "$GOOSED_EXIT" = 0 ] || PROBLEMS+=("goosed exited with status $GOOSED_EXIT after SIGTERM (expected 0).")
+    [ "$SHUTDOWN_LOGGED" = yes ] || PROBLEMS+=("goosed did not log \`shutdown complete\` after SIGTERM.")
+    if [ "$startup_bad_exits" != 0 ]; then
+        first=$({ grep -m1 'Fatal' "$OUTDIR/startup.err" || grep -m1 -E 'exited with|did not exit' "$OUTDIR/startup.err"; } | sed 's/^ *//' | cut -c1-200)
+        PROBLEMS+=("start-up timer: goosed did not exit 0 after SIGTERM in $startup_bad_exits of $startup_n runs (\`$first\`; full logs in bench/out/startup.err).")
+    fi
+    CREATED=1 # the priming POST, plus every 2xx of the measured POST runs (warm-up creates not counted)
+    for ((r = 1; r <= ROUNDS; r++)); do
+        req=goosed_post_${r}_requests bad=goosed_post_${r}_non2xx
+        CREATED=$((CREATED + ${!req} - ${!bad}))
+    done
+    if [ -z "$STORED" ] || [ "$STORED" -lt "$CREATED" ]; then
+        PROBLEMS+=("the store holds ${STORED:-an unknown number of} sessions, fewer than the $CREATED answered 2xx by the measured runs.")
+    fi
 fi
-[ "$GOOSED_EXIT" = 0 ] || PROBLEMS+=("goosed exited with status $GOOSED_EXIT after SIGTERM (expected 0).")
-[ "$SHUTDOWN_LOGGED" = yes ] || PROBLEMS+=("goosed did not log \`shutdown complete\` after SIGTERM.")
-if [ "$startup_bad_exits" != 0 ]; then
-    first=$({ grep -m1 'Fatal' "$OUTDIR/startup.err" || grep -m1 -E 'exited with|did not exit' "$OUTDIR/startup.err"; } | sed 's/^ *//' | cut -c1-200)
-    PROBLEMS+=("start-up timer: goosed did not exit 0 after SIGTERM in $startup_bad_exits of $startup_n runs (\`$first\`; full logs in bench/out/startup.err).")
-fi
-CREATED=1 # the priming POST, plus every 2xx of the measured POST runs (warm-up creates not counted)
-for ((r = 1; r <= ROUNDS; r++)); do
-    req=goosed_post_${r}_requests bad=goosed_post_${r}_non2xx
-    CREATED=$((CREATED + ${!req} - ${!bad}))
-done
-if [ -z "$STORED" ] || [ "$STORED" -lt "$CREATED" ]; then
-    PROBLEMS+=("the store holds ${STORED:-an unknown number of} sessions, fewer than the $CREATED answered 2xx by the measured runs.")
-fi
-# The agent benchmarks.
-for run in $(seq -f 'replies_%g' 1 "$AGENT_ROUNDS") ftl relay; do
-    c=${run}_rc e=${run}_errors f=${run}_first_error
-    [ "${!c}" = 0 ] || PROBLEMS+=("\`bench/agent.mjs\` run \`$run\` (bench/out/agent-$run.err): ${!e} replies failed or were incomplete; the first: ${!f}.")
-done
-if [ "$REPLIES_OK" != PASS ]; then
-    PROBLEMS+=("$OVER_TOTAL of $(fmt_int "$ALL_REPLIES") concurrent replies through goosed took longer than 1.2 × $(fmt_int "$PROVIDER_MS") ms (or failed). \
+if want agent; then
+    for run in $(seq -f 'replies_%g' 1 "$AGENT_ROUNDS") ftl relay; do
+        c=${run}_rc e=${run}_errors f=${run}_first_error
+        [ "${!c}" = 0 ] || PROBLEMS+=("\`bench/agent.mjs\` run \`$run\` (bench/out/agent-$run.err): ${!e} replies failed or were incomplete; the first: ${!f}.")
+    done
+    if [ "$REPLIES_OK" != PASS ]; then
+        PROBLEMS+=("$OVER_TOTAL of $(fmt_int "$ALL_REPLIES") concurrent replies through goosed took longer than 1.2 × $(fmt_int "$PROVIDER_MS") ms (or failed). \
 In the worst round the time went to the first token: request → first token p50 $(fmt %.0f "${W}_g_first_ms_p50") ms, \
 max $(fmt %.0f "${W}_g_first_ms_max") ms through goosed against p50 $(fmt %.0f "${W}_d_first_ms_p50") ms, max $(fmt %.0f "${W}_d_first_ms_max") ms \
 from the fake alone; after the first token, the stream took p50 $(fmt %.0f "${W}_g_stream_ms_p50") ms (the fake's schedule: \
 $((AGENT_TOKENS - 1)) × $AGENT_INTERVAL_MS = $(((AGENT_TOKENS - 1) * AGENT_INTERVAL_MS)) ms) and the end (last token → \`message_complete\`) \
 p99 $(fmt %.1f "${W}_g_tail_ms_p99") ms. The machine's $(nproc) CPUs were shared: during that run goosed used \
 $(av "${W}_g_goosed_cpu_s") s of CPU, the fake $(av "${W}_g_fake_cpu_s") s and the client $(av "${W}_g_client_cpu_s") s, in $(av "${W}_g_wall_s") s.")
-fi
-if [ "$RELAY_LOST_RUNS" -gt 0 ]; then
-    PROBLEMS+=("Relay: through goosed, the $(fmt_int "$RELAY_TOKENS")-token reply reached the client incomplete in $RELAY_LOST_RUNS of \
+    fi
+    if [ "$RELAY_LOST_RUNS" -gt 0 ]; then
+        PROBLEMS+=("Relay: through goosed, the $(fmt_int "$RELAY_TOKENS")-token reply reached the client incomplete in $RELAY_LOST_RUNS of \
 $RELAY_RUNS runs, with \`events_lost\` error events (the client's stream fell more than the event ring's 1024 events behind), \
 while goosed stored the complete reply in $RELAY_STORED_RUNS of $RELAY_RUNS: the tokens reached goosed and were dropped between its \
 event bus and the client's stream. The same client read every token from the fake directly.")
-fi
-for gd in latency replies; do
-    x=${gd}_goosed_exit sd=${gd}_goosed_shutdown b=${gd}_goosed_bad
-    if [ "${!b}" -gt 0 ]; then
-        first=$(grep -Em1 ' (ERROR|WARN) ' "$WORK/goosed-$gd.log" | cut -c1-200)
-        PROBLEMS+=("goosed of the agent benchmarks ($gd) logged ${!b} WARN/ERROR lines; the first: \`$first\`.")
     fi
-    [ "${!x}" = 0 ] || PROBLEMS+=("goosed of the agent benchmarks ($gd) exited with status ${!x} after SIGTERM (expected 0).")
-    [ "${!sd}" = yes ] || PROBLEMS+=("goosed of the agent benchmarks ($gd) did not log \`shutdown complete\` after SIGTERM.")
-done
+    for gd in latency replies; do
+        x=${gd}_goosed_exit sd=${gd}_goosed_shutdown b=${gd}_goosed_bad
+        if [ "${!b}" -gt 0 ]; then
+            first=$(grep -Em1 ' (ERROR|WARN) ' "$WORK/goosed-$gd.log" | cut -c1-200)
+            PROBLEMS+=("goosed of the agent benchmarks ($gd) logged ${!b} WARN/ERROR lines; the first: \`$first\`.")
+        fi
+        [ "${!x}" = 0 ] || PROBLEMS+=("goosed of the agent benchmarks ($gd) exited with status ${!x} after SIGTERM (expected 0).")
+        [ "${!sd}" = yes ] || PROBLEMS+=("goosed of the agent benchmarks ($gd) did not log \`shutdown complete\` after SIGTERM.")
+    done
+fi
+if want memory; then
+    for run in "${MEM_RUNS[@]}"; do
+        c=${run}_rc e=${run}_errors f=${run}_first_error h=${run}_hwm_reset
+        what="replies failed or were incomplete"
+        [ "$run" != watch ] || what="watchers failed to connect or were closed, or GET /status requests failed"
+        [ "${!c}" = 0 ] || PROBLEMS+=("\`bench/agent.mjs\` run \`$run\` (bench/out/agent-$run.err): ${!e:-some} $what; the first: ${!f:-see the file}.")
+        [ "${!h:-true}" = true ] || PROBLEMS+=("run \`$run\`: goosed's VmHWM could not be reset (/proc/PID/clear_refs), so its peak counts from start-up.")
+    done
+    for g in "${MEM_EXITS[@]}"; do
+        x=${g}_exit sd=${g}_shutdown b=${g}_bad log=${g%_goosed}
+        [ "$log" = watch ] && log=watchers || log=memory-${log#mem_}
+        if [ "${!b}" -gt 0 ]; then
+            first=$(grep -Em1 ' (ERROR|WARN) ' "$WORK/goosed-$log.log" | cut -c1-200)
+            PROBLEMS+=("goosed of the memory benchmarks ($log) logged ${!b} WARN/ERROR lines; the first: \`$first\`.")
+        fi
+        [ "${!x}" = 0 ] || PROBLEMS+=("goosed of the memory benchmarks ($log) exited with status ${!x} after SIGTERM (expected 0).")
+        [ "${!sd}" = yes ] || PROBLEMS+=("goosed of the memory benchmarks ($log) did not log \`shutdown complete\` after SIGTERM.")
+    done
+fi
 [ "$FAKE_ERR_LINES" = 0 ] || PROBLEMS+=("the fake provider wrote $FAKE_ERR_LINES lines to stderr (bench/out/fake-provider.err).")
 if [ ${#PROBLEMS[@]} -eq 0 ]; then
     PROBLEM_TEXT="None: no non-2xx answers, no socket errors, no failed or incomplete replies, no WARN/ERROR log lines, clean exits on SIGTERM."
@@ -644,22 +814,31 @@ else
     PROBLEM_TEXT=$(printf -- '- %s\n' "${PROBLEMS[@]}")
 fi
 
-mkdir -p "$(dirname "$REPORT")"
-{
+
+# The report, section by section (each but the first starts with its blank line).
+report_top() {
     cat <<EOF
 # Benchmarks
 
 Generated by \`make bench\` (\`bench/run.sh\`) — do not edit by hand; run it again.
 
-$SUMMARY
-
+$PARTIAL$SUMMARY
+EOF
+}
+report_http_top() {
+    echo
+    cat <<EOF
 $TABLE
 
 Ratios are goosed's requests/s over nginx's requests/s for a static 200 \`ok\`, measured in the same run with the
 same wrk settings; each requests/s figure is the best of $ROUNDS rounds (see every run below). Against nginx with its
 access log off, the \`GET /status\` ratio would be $NOLOG_RATIO. A durable session create answers 201 only after its
 row is committed and fsynced (SQLite, WAL, \`synchronous=FULL\`; the data directory is on $WORK_FS).
-
+EOF
+}
+report_agent_top() {
+    echo
+    cat <<EOF
 ## Agent benchmarks (issue 3)
 
 goosed between a client and an LLM provider played by the fake (\`tests/fakes/fake-provider.mjs\`, a separate Node
@@ -680,7 +859,40 @@ from sending the request to receiving the last one; "every token arrives" means 
 text \`w0 w1 … w$((RELAY_TOKENS - 1))\` and its end event. A client that falls behind gets the text that
 is waiting for it merged into fewer, bigger \`message_chunk\` events (nothing it already saw changes), so
 goosed's chunk count is below the token count when the client is the slower side.
+EOF
+}
+report_memory_top() {
+    echo
+    cat <<EOF
+## Memory per concurrent reply and per idle watcher
 
+Reported, with no target yet. The client is \`bench/agent.mjs\` again, the provider the same fake; each batch size
+and the watchers run on a goosed of their own.
+
+$MEM_TABLE
+
+Memory per concurrent reply: on a new goosed, 2N + 1 sessions are created and one short reply is asked first, on
+connections closed before the base is read, so "before" (\`VmRSS\`) holds start-up, the store and the provider
+set-up but no reply. The client then opens the N connections to goosed, goosed's \`VmHWM\` is reset (5 written to
+\`/proc/PID/clear_refs\`), and one message goes out on each at the same moment; the peak is \`VmHWM\` after the
+batch (or \`VmRSS\` sampled every 10 ms meanwhile, if that was higher). (peak − before) ÷ N is all one more
+concurrent reply costs goosed: its client's connection, its reply and its connection to the provider. Unlike the
+agent benchmarks' $AGENT_REPLIES concurrent replies, no warm-up batch goes through goosed (its memory would be in
+"before"), so goosed opens its N provider connections inside the batch: the reply times include that, and the
+1.2 × target is not applied. A second batch of N follows at once on the same connections, to N other sessions,
+with goosed's provider connections open (libcurl keeps up to 1,024 idle ones): its times compare with the agent
+benchmarks'. The fake alone: the same N streams asked of the fake directly, after a warm-up of N. Memory per idle
+watcher: on a new goosed, $MEM_SESSIONS sessions, then $(fmt_int "$MEM_WATCHERS") clients ($MEM_PER_SESSION per session, each on its own
+connection) send \`GET /api/sessions/{id}/events\` and stay connected, idle; once every one has its \`200\` head
+and 1 s has passed, (\`VmRSS\` − \`VmRSS\` before they connected) ÷ $(fmt_int "$MEM_WATCHERS"). \`GET /status\` latency:
+$(fmt_int "$MEM_STATUS_SAMPLES") sequential requests on one keep-alive connection (after 50 not counted), from sending the request to
+receiving the whole answer, while the watchers are connected, and before they connected for comparison. kB are
+the 1,024-byte units of \`/proc/PID/status\`.
+EOF
+}
+report_reference() {
+    echo
+    cat <<EOF
 ## Reference point (quoted, not measured by us)
 
 Issue 2 quotes an agent server written in TypeScript, measured on this machine. Those numbers are quoted from
@@ -691,9 +903,11 @@ the issue; this bench did not run that server.
 | health requests/s | about 1,100 | $(fmt_int "$goosed_status_rps") (\`GET /status\`) |
 | session creates/s | about 180 | $(fmt_int "$goosed_post_rps") |
 | idle memory | 310 MB | $(mb "$IDLE_RSS") RSS |
-
-## Every run
-
+EOF
+}
+report_http_every_run() {
+    echo
+    cat <<EOF
 $DETAILS
 
 Errors: wrk's count of non-2xx/3xx responses and of socket errors; anything but 0 is a problem to look at.
@@ -704,7 +918,11 @@ Sessions in the store after the run (\`X-Total-Count\`): ${STORED:-unknown}; the
 (with the first request; the warm-up's creates come on top).
 goosed wrote $ACCESS_LINES access-log lines and $BAD_LINES WARN/ERROR lines; on SIGTERM it exited with status
 $GOOSED_EXIT and logged \`shutdown complete\`: $SHUTDOWN_LOGGED.
-
+EOF
+}
+report_agent_every_run() {
+    echo
+    cat <<EOF
 ### Agent benchmarks, every run
 
 $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart), each round first from the fake directly, then through goosed
@@ -733,16 +951,43 @@ $RELAY_DETAILS
 The agent benchmarks' two goosed processes (first-token and relay; concurrent replies) wrote $latency_goosed_bad and
 $replies_goosed_bad WARN/ERROR lines; on SIGTERM they exited with status $latency_goosed_exit and $replies_goosed_exit and logged \`shutdown complete\`:
 $latency_goosed_shutdown and $replies_goosed_shutdown.
+EOF
+}
+report_memory_every_run() {
+    echo
+    cat <<EOF
+### Memory, every run
 
+Concurrent replies, one goosed per size ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart; "failed": replies that errored, arrived
+incomplete or did not end within $MEM_BATCH_TIMEOUT s):
+
+$MEM_DETAILS
+
+$MEM_WATCH_TEXT
+
+The memory benchmarks' goosed processes: ${MEM_EXIT_TEXT}. These runs took $MEM_SECONDS s in all.
+EOF
+}
+report_problems() {
+    echo
+    cat <<EOF
 ## Problems seen
 
 $PROBLEM_TEXT
-
+EOF
+}
+report_how_head() {
+    echo
+    cat <<EOF
 ## How it was measured
 
 - Machine: $(nproc) CPUs, $CPU; Linux $(uname -r); $(awk '/^MemTotal:/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) memory.
-  Load average before the run: $LOAD_START. wrk runs on the same machine, so it shares the CPUs with the server.
+  Load average before the run: $LOAD_START. $SHARED
 - Date: $(date -u +%Y-%m-%dT%H:%M:%SZ). Commit: $GIT_REV. Binary: \`${GOOSED_BIN#"$ROOT"/}\` ($("$GOOSED_BIN" --version 2>/dev/null || echo "version unknown")).
+EOF
+}
+report_how_http() {
+    cat <<EOF
 - Tools: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //').
 - wrk: $THREADS threads, $CONNS keep-alive connections, ${DURATION} s per measured run, \`--timeout 5s\`; before the
   first round, a ${WARMUP} s warm-up run against each URL (not counted). $ROUNDS rounds, each measuring nginx, then
@@ -759,6 +1004,10 @@ $PROBLEM_TEXT
 - Start-up (\`bench/startup.c\`): fork/exec \`goosed --host 127.0.0.1 --port P\` on a new \`HOME\`, connect every
   0.2 ms until the port accepts, send \`GET /status\`, read the whole answer (200 \`ok\`) and stop the clock;
   then SIGTERM and wait for exit 0. Repeated $startup_n times (min $startup_min_ms ms, median $startup_median_ms ms, max $startup_max_ms ms).
+EOF
+}
+report_how_agent() {
+    cat <<EOF
 - Agent benchmarks: the fake provider (\`tests/fakes/fake-provider.mjs --no-log\`, Node $(node --version)) and two new goosed
   processes, one for the first-token and relay runs, then one for the concurrent replies, each on a new empty \`HOME\` on
   $WORK_FS, with \`GOOSE_PROVIDER=openai GOOSE_MODEL=gpt-4o OPENAI_HOST=<the fake>\`, log level info, stderr to a file
@@ -768,34 +1017,80 @@ $PROBLEM_TEXT
   short warm-up reply first, and sends the fake directly the very body goosed sent it then. The client, the fake and
   goosed share the machine's $(nproc) CPUs. CPU times are utime + stime from \`/proc/PID/stat\` (goosed, the fake) and
   \`process.cpuUsage()\` (the client) over the measured part; RSS figures come from \`/proc/PID/status\`.
-
+EOF
+}
+report_how_memory() {
+    cat <<EOF
+- Memory benchmarks: the same fake provider; one new goosed per batch size and one for the watchers, each on a new
+  empty \`HOME\` on $WORK_FS, configured as for the agent benchmarks and with its bounds set in its environment,
+  high enough for the load: $MEM_LIMITS_TEXT.
+  Open-file limit (\`ulimit -n\`, inherited by goosed, the fake and the client): $OPEN_FILES. The client's
+  connections to goosed come from $MEM_ADDR_TEXT (ephemeral ports $PORT_LO–$PORT_HI). \`VmRSS\` and \`VmHWM\` from \`/proc/PID/status\`, read by the client.
+EOF
+}
+report_commands() {
+    echo
+    cat <<EOF
 Commands, in the order they ran (paths under a temporary directory; ports picked free at run time):
 
 \`\`\`sh
 $(printf '%s\n' "${COMMANDS[@]}" | sed "s|$WORK|\$TMP|g; s|$ROOT/||g")
 \`\`\`
 EOF
+}
+
+PARTIAL=
+[ "$FULL" = yes ] || PARTIAL="A partial run (\`BENCH_ONLY=$ONLY\`): only the sections of those parts.
+
+"
+SHARED="wrk runs on the same machine, so it shares the CPUs with the server."
+want http || SHARED="The client runs on the same machine, so it shares the CPUs with goosed."
+# shellcheck disable=SC2016 # the backquotes are Markdown's
+MEM_LIMITS_TEXT=$(printf '`%s` ' "${MEM_LIMITS[@]}")
+MEM_LIMITS_TEXT=${MEM_LIMITS_TEXT% }
+if [ "$MEM_ADDRS" = 1 ]; then MEM_ADDR_TEXT=127.0.0.1; else MEM_ADDR_TEXT="127.0.0.1 .. 127.0.0.$MEM_ADDRS in turn"; fi
+
+mkdir -p "$(dirname "$REPORT")"
+{
+    report_top
+    if want http; then report_http_top; fi
+    if want agent; then report_agent_top; fi
+    if want memory; then report_memory_top; fi
+    if want http; then report_reference; fi
+    printf '\n## Every run\n'
+    if want http; then report_http_every_run; fi
+    if want agent; then report_agent_every_run; fi
+    if want memory; then report_memory_every_run; fi
+    report_problems
+    report_how_head
+    if want http; then report_how_http; fi
+    if want agent; then report_how_agent; fi
+    if want memory; then report_how_memory; fi
+    report_commands
 } >"$REPORT"
 
 echo
 echo "$SUMMARY"
-echo
-echo "$TABLE"
-echo
-echo "$AGENT_TABLE"
-echo
-echo "$DETAILS"
+if want http; then printf '\n%s\n' "$TABLE"; fi
+if want agent; then printf '\n%s\n' "$AGENT_TABLE"; fi
+if want memory; then printf '\n%s\n' "$MEM_TABLE"; fi
+if want http; then printf '\n%s\n' "$DETAILS"; fi
 echo
 echo "Problems seen:"
 echo "$PROBLEM_TEXT"
 echo
 echo "bench: wrote $REPORT (raw output in bench/out/)"
 FAILED_RUNS=()
-for run in $(seq -f 'replies_%g' 1 "$AGENT_ROUNDS") ftl relay; do
+AGENT_RUNS=()
+if want agent; then
+    for ((r = 1; r <= AGENT_ROUNDS; r++)); do AGENT_RUNS+=("replies_$r"); done
+    AGENT_RUNS+=(ftl relay)
+fi
+for run in "${AGENT_RUNS[@]}" "${MEM_RUNS[@]}"; do
     c=${run}_rc
     [ "${!c}" = 0 ] || FAILED_RUNS+=("$run")
 done
 if [ ${#FAILED_RUNS[@]} -gt 0 ]; then
-    echo "bench: FAIL: replies through goosed failed or arrived incomplete in: ${FAILED_RUNS[*]} (see \"Problems seen\" in $REPORT and bench/out/agent-*.err)" >&2
+    echo "bench: FAIL: replies through goosed (or watchers) failed or arrived incomplete in: ${FAILED_RUNS[*]} (see \"Problems seen\" in $REPORT and bench/out/agent-*.err)" >&2
     exit 1
 fi
