@@ -53,6 +53,7 @@ struct agent {
     char **tool_env;
     char cfg_dir[PATH_MAX];
     const char *protected_dirs[3];
+    ext_limits limits;
     pthread_mutex_t mu;  /* guards sessions, nturns, stopping */
     pthread_cond_t idle; /* signalled when a turn ends */
     sess *sessions;
@@ -394,8 +395,11 @@ static char *system_prompt(const char *cwd, ext_registry *reg)
 static bool ensure_registry(agent *a, sess *se, const char *cwd)
 {
     if (se->reg) return true;
-    se->host = (ext_host){
-        .l = a->l, .workers = a->workers, .env = a->tool_env, .protected_dirs = a->protected_dirs};
+    se->host = (ext_host){.l = a->l,
+                          .workers = a->workers,
+                          .env = a->tool_env,
+                          .protected_dirs = a->protected_dirs,
+                          .limits = &a->limits};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
     snprintf(se->host.cwd, sizeof se->host.cwd, "%s", cwd);
     if (!(se->reg = registry_new(&se->host))) return false;
@@ -782,6 +786,7 @@ agent *agent_new(const config *cfg, store *st)
     if (a->cfg_dir[0]) a->protected_dirs[n++] = a->cfg_dir;
     if (cfg->data_dir[0]) a->protected_dirs[n++] = cfg->data_dir;
     a->protected_dirs[n] = NULL;
+    a->limits.max_processes = cfg->max_tool_processes;
     a->tool_env = sandbox_env_new();
     a->workers = pool_new("tools", (int)cfg->tool_workers, 4096);
     a->l = loop_new("agent");

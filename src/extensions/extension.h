@@ -17,6 +17,7 @@
 #define GD_EXTENSION_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,6 +26,12 @@
 #include "core/pool.h"
 
 #define EXT_NAME_MAX 64 /* bytes of an extension's name; tool names are "<extension>__<tool>" */
+
+/* Bounds shared by every session's extensions (the agent owns them). */
+typedef struct {
+    long max_processes;    /* tool child processes running at once */
+    atomic_long processes; /* running now */
+} ext_limits;
 
 /* What every extension of a session shares: where it runs and what it may see. Borrowed by the
  * extensions, so it must outlive them. */
@@ -35,6 +42,7 @@ typedef struct {
     /* directories the built-in tools refuse to read or write (goosed's config and data
      * directories), NULL-terminated; absolute, without a trailing slash */
     const char *const *protected_dirs;
+    ext_limits *limits; /* NULL: unbounded */
     char session_id[40];
     char cwd[4096]; /* the session's working directory */
 } ext_host;

@@ -245,6 +245,38 @@ describe('bounds and error codes', () => {
     }
   });
 
+  it('max_tool_processes: a shell over the bound gets an error result naming it; the model sees it', async () => {
+    await fake.reset();
+    const dir = tempDir('goosed-core-cwd-');
+    const gate = path.join(dir, 'gate');
+    await fake.script([
+      { tool_calls: [{ id: 'call_hold', name: 'developer__shell', arguments: { command: `touch "${gate}.started"; while [ ! -e "${gate}" ]; do sleep 0.05; done; echo released` } }] },
+      { tool_calls: [{ id: 'call_over', name: 'developer__shell', arguments: { command: 'echo should not run' } }] },
+      { text: 'b done' },
+      { text: 'a done' },
+    ]);
+    const srv = await startServer({ env: providerEnv(fake, { GOOSE_MAX_TOOL_PROCESSES: 1 }) });
+    try {
+      const a = await newSession(srv, dir);
+      const b = await newSession(srv, dir);
+      const first = post(srv, `/api/sessions/${a}/messages`, { content: 'hold' });
+      await until(() => existsSync(`${gate}.started`), 10_000, 'the first tool to start');
+      const r = await post(srv, `/api/sessions/${b}/messages`, { content: 'over' });
+      assert.equal(r.status, 200, r.text);
+      const hist = await get(srv, `/api/sessions/${b}/messages`);
+      const res = hist.body[2].content[0];
+      assert.equal(res.is_error, true, JSON.stringify(hist.body));
+      assert.match(res.content[0].text, /max_tool_processes/);
+      writeFileSync(gate, '');
+      const done = await first;
+      assert.equal(done.status, 200, done.text);
+      const ha = await get(srv, `/api/sessions/${a}/messages`);
+      assert.match(ha.body[2].content[0].content[0].text, /released/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
   it('max_watchers_per_session: one watcher too many gets 429 with Retry-After', async () => {
     const srv = await startServer({ env: { GOOSE_MAX_WATCHERS_PER_SESSION: 1 } });
     try {

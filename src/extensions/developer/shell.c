@@ -275,6 +275,7 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
 enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL, STOP_LEFTOVER };
 
 struct dev_shell {
+    ext_limits *limits; /* counts this process while set */
     /* the request, read by the worker */
     char *command;
     long timeout_ms;
@@ -307,6 +308,7 @@ static void kill_group(dev_shell *sh, int sig)
 void dev_shell_free(dev_shell *sh)
 {
     if (!sh) return;
+    if (sh->limits) atomic_fetch_sub(&sh->limits->processes, 1);
     capture_free(&sh->co);
     capture_free(&sh->ce);
     free(sh->chunk);
@@ -639,11 +641,22 @@ bool dev_shell_start(dev_call *c, json_t *args, const ext_call_opts *o)
         dev_fail(&c->out, GD_EINVAL, "developer__shell: \"command\" contains a NUL character");
     if (c->out.text) return dev_call_post(c) == GD_OK;
 
+    ext_limits *lim = c->d->host.limits;
+    if (lim && atomic_fetch_add(&lim->processes, 1) >= lim->max_processes) {
+        atomic_fetch_sub(&lim->processes, 1);
+        dev_fail(&c->out, GD_EBUSY,
+                 "developer__shell: %ld tool processes are running, the most goosed runs at once "
+                 "(max_tool_processes); try again when one has finished",
+                 lim->max_processes);
+        return dev_call_post(c) == GD_OK;
+    }
     dev_shell *sh = calloc(1, sizeof *sh);
     if (!sh || !(sh->command = strdup(command))) {
+        if (lim) atomic_fetch_sub(&lim->processes, 1);
         free(sh);
         return false;
     }
+    sh->limits = lim; /* counted until dev_shell_free */
     sh->fd_out = sh->fd_err = sh->co.fd = sh->ce.fd = -1;
     sh->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : DEV_TIMEOUT_MS;
     sh->cap = o && o->output_cap > 0 ? o->output_cap : DEV_OUTPUT_CAP;
