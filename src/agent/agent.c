@@ -860,6 +860,11 @@ void agent_shutdown(agent *a, int grace_ms)
     pthread_mutex_unlock(&a->mu);
 }
 
+pool *agent_pool(agent *a)
+{
+    return a->workers;
+}
+
 void agent_free(agent *a)
 {
     if (!a) return;

@@ -8,6 +8,7 @@
 
 #include "agent/bus.h"
 #include "config/config.h"
+#include "core/pool.h"
 #include "providers/provider.h"
 #include "store/store.h"
 
@@ -21,6 +22,9 @@ void agent_repair(agent *a);
 /* Graceful stop: lets running replies finish for up to grace_ms, then cancels the rest, waits
  * for them, and closes every bus (watching clients see their stream end). */
 void agent_shutdown(agent *a, int grace_ms);
+/* The workers for blocking reads and tools (the bounded pool of tool_workers threads), for
+ * handlers that must not read a long history on an HTTP thread. */
+pool *agent_pool(agent *a);
 /* Frees the agent; agent_shutdown first, and no bus users left. */
 void agent_free(agent *a);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "core/pool.h"
 #include "core/clock.h"
 #include "core/ids.h"
 
@@ -219,15 +220,65 @@ void api_session_delete(http_req *r)
     http_reply_empty(r, 204);
 }
 
+/* A history read on a worker of the pool: a long history must not hold an HTTP thread (and the
+ * other connections it serves) while it is read. The request is suspended meanwhile. */
+typedef struct {
+    http_req *r;
+    app *a;
+    char id[UUID_STR_LEN];
+    gd_err e;
+    char err[256];
+    json_t *msgs;
+} history_read;
+
+static void history_job(void *arg)
+{
+    history_read *h = arg;
+    h->e = h->a->st->ops->messages_list(h->a->st, h->id, &h->msgs);
+    if (h->e) snprintf(h->err, sizeof h->err, "%s", store_errmsg());
+    http_resume(h->r);
+}
+
+static void history_free(void *arg)
+{
+    history_read *h = arg;
+    json_decref(h->msgs);
+    free(h);
+}
+
+static void messages_answer(http_req *r)
+{
+    history_read *h = *(history_read **)http_state(r, sizeof(history_read *));
+    if (h->e == GD_EBUSY) {
+        http_reply_error(r, 503, "storage_unavailable",
+                         "storage unavailable: too many history reads and tool calls are waiting; "
+                         "try again");
+    } else if (h->e) {
+        api_store_error(r, h->e, h->id, h->err);
+    } else {
+        http_reply_json(r, 200, h->msgs);
+        h->msgs = NULL;
+    }
+}
+
 void api_messages_list(http_req *r)
 {
     app *a = http_app(r);
-    const char *id = http_param(r, 0);
-    json_t *msgs;
-    gd_err e = a->st->ops->messages_list(a->st, id, &msgs);
-    if (e) {
-        api_store_error(r, e, id, NULL);
+    history_read **slot = http_state(r, sizeof(history_read *));
+    history_read *h = slot ? calloc(1, sizeof *h) : NULL;
+    if (!h) {
+        http_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    http_reply_json(r, 200, msgs);
+    *slot = h;
+    h->r = r;
+    h->a = a;
+    snprintf(h->id, sizeof h->id, "%s", http_param(r, 0));
+    http_on_done(r, history_free, h);
+    http_suspend(r, messages_answer);
+    gd_err e = pool_submit(agent_pool(a->agent), history_job, h);
+    if (e) {
+        h->e = e == GD_AGAIN ? GD_EBUSY : e;
+        http_resume(r);
+    }
 }
