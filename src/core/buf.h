@@ -47,15 +47,17 @@ void buf_free(buf *b);
 void buf_reset(buf *b); /* keeps the allocation, len = 0 */
 /* Appends; GD_ETOOBIG past the cap, GD_ENOMEM, (printf) GD_EINVAL for a bad format. On failure
  * nothing is written. */
-gd_err buf_append(buf *b, const void *data, size_t len);
-gd_err buf_puts(buf *b, const char *s);
-gd_err buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-gd_err buf_vprintf(buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+gd_err buf_append(buf *b, const void *data, size_t len) BUF_MUST_CHECK;
+gd_err buf_puts(buf *b, const char *s) BUF_MUST_CHECK;
+gd_err buf_printf(buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3))) BUF_MUST_CHECK;
+gd_err buf_vprintf(buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0))) BUF_MUST_CHECK;
 /* After the append that failed with err, ends b with note (e.g. "\n[truncated]\n") so that what
  * was built says it is cut short. When the note does not fit the cap (or memory), bytes are
  * dropped from the end of b first, never inside a UTF-8 sequence. GD_OK when err is GD_OK or the
  * note is in; err when even that is impossible (b has no room at all for the note). */
-gd_err buf_mark_truncated(buf *b, gd_err err, const char *note);
+gd_err buf_mark_truncated(buf *b, gd_err err, const char *note) BUF_MUST_CHECK;
 /* Drops an append's result on purpose: the call site says in a comment why that is harmless. */
 static inline void buf_ignore(gd_err e)
 {
@@ -63,6 +65,6 @@ static inline void buf_ignore(gd_err e)
 }
 /* Hands the data to the caller (who frees it with free()) and leaves b empty. Never NULL
  * unless out of memory. */
-char *buf_detach(buf *b);
+char *buf_detach(buf *b) BUF_MUST_CHECK;
 
 #endif
