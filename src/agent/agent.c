@@ -374,15 +374,16 @@ static char *system_prompt(const char *cwd, ext_registry *reg)
     char date[RFC3339_LEN];
     clock_rfc3339(time(NULL), date);
     char *ext = registry_instructions(reg);
+    if (!ext) return NULL; /* out of memory */
     buf b;
-    buf_init(&b, 1u << 20);
+    buf_init(&b, BUF_CAP_SYSTEM_PROMPT);
     gd_err e = buf_printf(&b,
                           "You are goose, a general-purpose AI agent. You help the user by "
                           "reasoning and by calling the tools you are given; prefer doing over "
                           "describing.\n\n"
                           "The current date and time is %s.\nThe working directory is %s.\n\n"
                           "# Extensions\n\n%s",
-                          date, cwd, ext ? ext : "");
+                          date, cwd, ext);
     free(ext);
     if (e) {
         buf_free(&b);
@@ -511,10 +512,12 @@ gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
     const provider_def *def = provider_find(name);
     if (!def) {
         buf names;
-        buf_init(&names, 1024);
-        for (size_t i = 0; i < provider_ndefs; i++)
-            buf_printf(&names, "%s%s", i ? ", " : "", provider_defs[i].name);
-        snprintf(err, errlen, "unknown provider '%s' (known: %s)", name, names.data);
+        buf_init(&names, BUF_CAP_MESSAGE);
+        gd_err e = GD_OK;
+        for (size_t i = 0; i < provider_ndefs && !e; i++)
+            e = buf_printf(&names, "%s%s", i ? ", " : "", provider_defs[i].name);
+        snprintf(err, errlen, "unknown provider '%s' (known: %s)", name,
+                 e || !names.data ? "see the documentation" : names.data);
         buf_free(&names);
         return GD_EINVAL;
     }

@@ -152,10 +152,10 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
         e = take_slot(b, strdup(event), NULL, strdup(kind));
         if (e) buf_init(&e->text, n > CHUNK_MERGE_MAX ? n : CHUNK_MERGE_MAX);
     }
-    if (e) {
-        buf_append(&e->text, text, n);
+    if (e && buf_append(&e->text, text, n) != GD_OK)
+        e->seq = 0; /* out of memory: subscribers reach a gap (events lost), as in take_slot */
+    else if (e)
         e->stale = true;
-    }
     wake_armed(b); /* a subscriber that is armed has read everything: the event is new to it */
     pthread_mutex_unlock(&b->mu);
     return seq;

@@ -6,8 +6,6 @@
 
 #include "core/content.h"
 
-#define TEXT_CAP (16u << 20) /* bytes of text (and of thinking) in one assistant message */
-
 turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
                long context_limit)
 {
@@ -23,8 +21,8 @@ turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds
         free(t);
         return NULL;
     }
-    buf_init(&t->text, TEXT_CAP);
-    buf_init(&t->thinking, TEXT_CAP);
+    buf_init(&t->text, BUF_CAP_REPLY_TEXT);
+    buf_init(&t->thinking, BUF_CAP_REPLY_TEXT);
     return t;
 }
 
@@ -361,7 +359,7 @@ static void on_provider(turn *t, const turn_ev *ev)
         snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "error");
         snprintf(t->last.error, sizeof t->last.error,
                  "the reply passed %u MiB of text, more than goosed keeps in one message",
-                 TEXT_CAP >> 20);
+                 BUF_CAP_REPLY_TEXT >> 20);
     }
     if (t->user_pending) {
         t->round_over = true; /* round_over runs once the user message is stored */
@@ -412,17 +410,28 @@ void turn_step(turn *t, const turn_ev *ev)
 
 /* ---- the provider's stream ---- */
 
+/* Keeps a piece of the reply and streams it. From the first piece that cannot be kept (past the
+ * cap, or out of memory) on, nothing more is kept or streamed, so that clients saw what is
+ * stored; the reply then ends in an error (on_provider). */
+static void keep_piece(turn *t, buf *b, const char *kind, const char *s, size_t n)
+{
+    if (t->truncated) return;
+    if (buf_append(b, s, n) != GD_OK) {
+        t->truncated = true;
+        return;
+    }
+    t->fx->chunk(t, kind, s, n);
+}
+
 void turn_on_text(turn *t, const char *s, size_t n)
 {
     if (t->thinking.len) flush_text(t);
-    if (buf_append(&t->text, s, n) != GD_OK) t->truncated = true;
-    t->fx->chunk(t, "text", s, n);
+    keep_piece(t, &t->text, "text", s, n);
 }
 
 void turn_on_thinking(turn *t, const char *s, size_t n)
 {
-    if (buf_append(&t->thinking, s, n) != GD_OK) t->truncated = true;
-    t->fx->chunk(t, "thinking", s, n);
+    keep_piece(t, &t->thinking, "thinking", s, n);
 }
 
 void turn_on_signature(turn *t, const char *s)

@@ -11,8 +11,6 @@
 #include "core/buf.h"
 #include "core/content.h"
 
-#define SSE_OUT_CAP (64u << 20)
-
 typedef struct {
     http_req *r;
     app *a;
@@ -69,7 +67,7 @@ static watch *watch_new(http_req *r, const char *session_id, bool until_turn_end
     w->a = a;
     w->until_turn_end = until_turn_end;
     snprintf(w->session_id, sizeof w->session_id, "%s", session_id);
-    buf_init(&w->out, SSE_OUT_CAP);
+    buf_init(&w->out, BUF_CAP_SSE_OUT);
     if (!(w->b = agent_bus_get(a->agent, session_id, e))) {
         watch_free(w);
         return NULL;
@@ -98,28 +96,44 @@ static void watch_refused(http_req *r, gd_err e, const char *sid)
 
 /* ---- SSE ---- */
 
+/* An event that could not be added to w->out (larger than its cap, or out of memory) ends the
+ * stream with an error event saying so; when even that does not fit, the stream just ends,
+ * without the reply's end event. */
+static void pull_failed(watch *w, gd_err e)
+{
+    w->done = true;
+    buf_ignore(buf_printf(&w->out,
+                          "event: error\ndata: {\"error\":\"an event could not be sent (%s); "
+                          "reload the history\",\"code\":\"events_lost\"}\n\n",
+                          e == GD_ETOOBIG ? "too large" : "out of memory"));
+}
+
 /* Appends the next event for this client to w->out. False when there is none now; with `arm`,
  * the subscriber is then armed and the connection suspended, and a publish resumes it. */
 static bool pull_event(watch *w, bool arm)
 {
     uint64_t seq;
     char *ev, *data;
+    gd_err e;
     switch (arm ? bus_next(w->sub, &seq, &ev, &data, w_arm_stream, w)
                 : bus_poll(w->sub, &seq, &ev, &data)) {
     case BUS_NONE:
         return false;
     case BUS_EVENT:
-        buf_printf(&w->out, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", seq, ev, data);
+        e = buf_printf(&w->out, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", seq, ev, data);
         if (w->until_turn_end && is_turn_end(ev)) w->done = true;
         free(ev);
         free(data);
+        if (e) pull_failed(w, e);
         return true;
     case BUS_PING:
-        buf_puts(&w->out, ": ping\n\n");
+        if ((e = buf_puts(&w->out, ": ping\n\n"))) pull_failed(w, e);
         return true;
     case BUS_GAP:
-        buf_puts(&w->out, "event: error\ndata: {\"error\":\"this client fell too far behind and "
-                          "missed events; reload the history\",\"code\":\"events_lost\"}\n\n");
+        e = buf_puts(&w->out, "event: error\ndata: {\"error\":\"this client fell too far behind "
+                              "and missed events; reload the history\",\"code\":\"events_lost\"}"
+                              "\n\n");
+        if (e) pull_failed(w, e);
         return true;
     case BUS_CLOSED:
         w->done = true;

@@ -232,7 +232,7 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
             rc = apply(c, k, (const char *)vn->data.scalar.value, where, err, errlen);
         } else if (vn->type == YAML_SEQUENCE_NODE && k->kind == K_LIST) {
             buf joined;
-            buf_init(&joined, 16384);
+            buf_init(&joined, BUF_CAP_CONFIG_LIST);
             for (yaml_node_item_t *it = vn->data.sequence.items.start;
                  it < vn->data.sequence.items.top; it++) {
                 yaml_node_t *in = yaml_document_get_node(&doc, *it);

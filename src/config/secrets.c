@@ -120,6 +120,14 @@ static gd_err yaml_quote(buf *b, const char *s)
     return e ? e : buf_puts(b, "\"");
 }
 
+/* A line `key: "value"`. */
+static gd_err yaml_entry(buf *b, const char *key, const char *value)
+{
+    gd_err e = buf_printf(b, "%s: ", key);
+    if (!e) e = yaml_quote(b, value);
+    return e ? e : buf_puts(b, "\n");
+}
+
 /* mkdir -p of path's directory, 0700. */
 static void make_parent(const char *path)
 {
@@ -181,19 +189,22 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", sec.path);
     buf b;
-    buf_init(&b, 1u << 20);
+    buf_init(&b, BUF_CAP_SECRETS_FILE);
     if (!e)
         e = buf_puts(&b, "# goosed secrets: API keys set through the API. Keep this file private "
                          "(0600).\n");
     for (int i = 0; i < sec.n && !e; i++) {
-        e = buf_printf(&b, "%s: ", sec.items[i].name);
-        if (!e) e = yaml_quote(&b, sec.items[i].value ? sec.items[i].value : "");
-        if (!e) e = buf_puts(&b, "\n");
+        e = yaml_entry(&b, sec.items[i].name, sec.items[i].value ? sec.items[i].value : "");
     }
     pthread_mutex_unlock(&sec.mu);
     if (e == GD_ETOOBIG && b.len == 0)
         snprintf(err, errlen, "%s holds %d secrets, the most goosed keeps: remove one first", path,
                  MAX_SECRETS);
+    else if (e == GD_ETOOBIG)
+        snprintf(err, errlen,
+                 "cannot store the secret %s: %s would be larger than %u bytes; remove a secret "
+                 "or use a shorter value",
+                 name, path, BUF_CAP_SECRETS_FILE);
     else if (e)
         snprintf(err, errlen, "cannot store the secret %s: %s", name, gd_strerror(e));
     else
@@ -211,19 +222,20 @@ gd_err config_file_set(const char *path, const char *const *keys, const char *co
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&mu);
     buf old, out;
-    buf_init(&old, 16u << 20);
-    buf_init(&out, 16u << 20);
+    buf_init(&old, BUF_CAP_CONFIG_FILE);
+    buf_init(&out, BUF_CAP_CONFIG_FILE);
+    gd_err e = GD_OK; /* the first failed append: the file is then left as it is */
     FILE *f = fopen(path, "rb");
     if (f) {
         char chunk[4096];
         size_t r;
-        while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-            buf_append(&old, chunk, r);
+        while (!e && (r = fread(chunk, 1, sizeof chunk, f)) > 0)
+            e = buf_append(&old, chunk, r);
         fclose(f);
     }
     bool done[16] = {false};
     const char *p = old.data ? old.data : "";
-    while (*p) {
+    while (*p && !e) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
         int hit = -1;
@@ -233,25 +245,24 @@ gd_err config_file_set(const char *path, const char *const *keys, const char *co
         }
         if (hit >= 0) {
             if (!done[hit]) {
-                buf_printf(&out, "%s: ", keys[hit]);
-                yaml_quote(&out, values[hit]);
-                buf_puts(&out, "\n");
+                e = yaml_entry(&out, keys[hit], values[hit]);
                 done[hit] = true;
             }
         } else {
-            buf_append(&out, p, len);
-            if (!nl) buf_puts(&out, "\n");
+            e = buf_append(&out, p, len);
+            if (!e && !nl) e = buf_puts(&out, "\n");
         }
         p += len;
     }
-    for (int i = 0; i < n && i < 16; i++) {
-        if (!done[i]) {
-            buf_printf(&out, "%s: ", keys[i]);
-            yaml_quote(&out, values[i]);
-            buf_puts(&out, "\n");
-        }
-    }
-    gd_err e = write_atomic(path, out.data ? out.data : "", out.len, 0600, err, errlen);
+    for (int i = 0; i < n && i < 16 && !e; i++)
+        if (!done[i]) e = yaml_entry(&out, keys[i], values[i]);
+    if (e == GD_ETOOBIG)
+        snprintf(err, errlen, "cannot update %s: it is, or would become, larger than %u bytes",
+                 path, BUF_CAP_CONFIG_FILE);
+    else if (e)
+        snprintf(err, errlen, "cannot update %s: %s", path, gd_strerror(e));
+    else
+        e = write_atomic(path, out.data ? out.data : "", out.len, 0600, err, errlen);
     buf_free(&old);
     buf_free(&out);
     pthread_mutex_unlock(&mu);

@@ -80,6 +80,24 @@ gd_err buf_printf(buf *b, const char *fmt, ...)
     return e;
 }
 
+gd_err buf_mark_truncated(buf *b, gd_err err, const char *note)
+{
+    if (!err) return GD_OK;
+    size_t n = strlen(note);
+    if (buf_append(b, note, n) == GD_OK) return GD_OK;
+    /* No room to grow: make it in what b already has, within the cap. */
+    size_t room = b->alloc ? b->alloc - 1 : 0;
+    if (room > b->cap) room = b->cap;
+    if (n > room) return err;
+    size_t keep = room - n < b->len ? room - n : b->len;
+    while (keep > 0 && ((unsigned char)b->data[keep] & 0xC0) == 0x80) /* a continuation byte */
+        keep--;
+    memcpy(b->data + keep, note, n);
+    b->len = keep + n;
+    b->data[b->len] = '\0';
+    return GD_OK;
+}
+
 char *buf_detach(buf *b)
 {
     char *p = b->data;

@@ -22,15 +22,20 @@ bool content_blank(const char *s)
 char *content_text(json_t *items, const char *sep)
 {
     buf b;
-    buf_init(&b, 64u << 20);
+    buf_init(&b, BUF_CAP_CONTENT);
     size_t i;
     json_t *it;
+    gd_err e = GD_OK;
     json_array_foreach(items, i, it)
     {
         const char *t = json_string_value(json_object_get(it, "text"));
         if (!t || strcmp(content_type(it), "text")) continue;
-        if (b.len) buf_puts(&b, sep);
-        buf_puts(&b, t);
+        if (!e && b.len) e = buf_puts(&b, sep);
+        if (!e) e = buf_puts(&b, t);
+    }
+    if (buf_mark_truncated(&b, e, "\n[truncated]")) {
+        buf_free(&b);
+        return NULL; /* out of memory */
     }
     return buf_detach(&b);
 }
@@ -86,7 +91,7 @@ static void add_resource(json_t *parts, json_t *res, bool (*image_ok)(const char
     if (!uri) uri = "(no uri)";
     if (text) {
         buf b;
-        buf_init(&b, 64u << 20);
+        buf_init(&b, BUF_CAP_CONTENT);
         if (buf_printf(&b, "resource %s:\n", uri) == GD_OK && buf_puts(&b, text) == GD_OK)
             add_text(parts, b.data);
         else

@@ -9,8 +9,6 @@
 
 #define LOG_MOD "extensions"
 
-#define REG_MSG_CAP (64 * 1024) /* the "unknown tool" message, with the list of known ones */
-
 /* A call that ends without reaching an extension (unknown tool or extension): its result is
  * posted to the loop, so done never runs inside registry_call. */
 typedef struct reg_call {
@@ -119,15 +117,20 @@ json_t *registry_tools(ext_registry *r)
 char *registry_instructions(ext_registry *r)
 {
     buf b;
-    buf_init(&b, 1024 * 1024);
-    for (size_t i = 0; i < r->n; i++) {
+    buf_init(&b, BUF_CAP_INSTRUCTIONS);
+    gd_err e = GD_OK;
+    for (size_t i = 0; i < r->n && !e; i++) {
         const char *text = r->xs[i]->ops->instructions(r->xs[i]);
         if (!text || !text[0]) continue;
-        if (buf_printf(&b, "## %s\n%s%s", r->xs[i]->name, text,
-                       text[strlen(text) - 1] == '\n' ? "" : "\n")) {
-            buf_free(&b);
-            return NULL;
-        }
+        e = buf_printf(&b, "## %s\n%s%s", r->xs[i]->name, text,
+                       text[strlen(text) - 1] == '\n' ? "" : "\n");
+        if (e == GD_ETOOBIG)
+            log_warn(LOG_MOD, "the instructions of extension %s pass %u bytes in all: cut",
+                     r->xs[i]->name, BUF_CAP_INSTRUCTIONS);
+    }
+    if (buf_mark_truncated(&b, e, "\n[the rest of the extensions' instructions was cut]\n")) {
+        buf_free(&b);
+        return NULL; /* out of memory */
     }
     char *s = b.data ? buf_detach(&b) : strdup("");
     buf_free(&b);
@@ -152,7 +155,7 @@ static bool has_tool(extension *x, const char *tool)
 static char *unknown_message(ext_registry *r, const char *full_name)
 {
     buf b;
-    buf_init(&b, REG_MSG_CAP);
+    buf_init(&b, BUF_CAP_MESSAGE);
     gd_err e = buf_printf(&b, "unknown tool '%s'", full_name);
     const char *sep = "; the tools are ";
     for (size_t i = 0; i < r->n && !e; i++) {
@@ -168,7 +171,7 @@ static char *unknown_message(ext_registry *r, const char *full_name)
         }
     }
     if (!e && !strcmp(sep, "; the tools are ")) e = buf_puts(&b, "; no extension is enabled");
-    if (e == GD_ETOOBIG) e = GD_OK; /* a long list, cut: still says what is wrong */
+    e = buf_mark_truncated(&b, e, ", ..."); /* a long list, cut: still says what is wrong */
     char *s = e ? NULL : buf_detach(&b);
     buf_free(&b);
     return s;

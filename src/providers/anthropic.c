@@ -12,8 +12,6 @@
 #include "providers/provider.h"
 
 #define MAX_TOKENS 8192
-#define ARGS_CAP   (4u << 20)
-#define SIG_CAP    (1u << 20)
 #define VERSION    "2023-06-01"
 
 /* ---- request ---- */
@@ -203,8 +201,8 @@ static prov_parser *an_parser_new(const prov_sink *sink)
     prov_parser *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->sink = *sink;
-    buf_init(&p->args, ARGS_CAP);
-    buf_init(&p->sig, SIG_CAP);
+    buf_init(&p->args, BUF_CAP_TOOL_ARGS);
+    buf_init(&p->sig, BUF_CAP_SIGNATURE);
     return p;
 }
 
@@ -289,13 +287,15 @@ static gd_err block_delta(prov_parser *p, json_t *delta, prov_result *res)
     } else if (!strcmp(type, "signature_delta")) {
         if ((s = json_string_value(json_object_get(delta, "signature"))) &&
             buf_puts(&p->sig, s) != GD_OK)
-            return fail(res, "provider sent a thinking signature larger than 1 MiB");
+            return fail(
+                res,
+                "provider sent a thinking signature larger than 1 MiB"); /* BUF_CAP_SIGNATURE */
     } else if (!strcmp(type, "input_json_delta")) {
         if (p->block != BLOCK_TOOL)
             return fail(res, "provider sent tool arguments outside a tool call");
         if ((s = json_string_value(json_object_get(delta, "partial_json"))) &&
             buf_puts(&p->args, s) != GD_OK)
-            return fail(res, "tool call arguments larger than 4 MiB");
+            return fail(res, "tool call arguments larger than 4 MiB"); /* BUF_CAP_TOOL_ARGS */
     } /* citations_delta and future kinds are ignored */
     return GD_OK;
 }

@@ -26,8 +26,6 @@
 #include "core/loop.h"
 #include "providers/provider.h"
 
-#define SSE_LINE_CAP  (8u << 20)
-#define ERR_BODY_CAP  (64u << 10)
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS  30000
 
@@ -104,8 +102,10 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     long status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status > 299) {
-        size_t room = ERR_BODY_CAP - c->errbody.len;
-        buf_append(&c->errbody, ptr, len < room ? len : room);
+        /* Only the start is kept, to explain the error; its status is reported in any case, so
+         * a piece lost to a lack of memory only shortens the explanation. */
+        size_t room = BUF_CAP_PROVIDER_ERROR - c->errbody.len;
+        buf_ignore(buf_append(&c->errbody, ptr, len < room ? len : room));
         return len;
     }
     if (c->user.burst) c->user.burst(c->user.ud, true);
@@ -113,8 +113,11 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     if (c->user.burst) c->user.burst(c->user.ud, false);
     if (e) {
         if (e == GD_ETOOBIG)
-            snprintf(c->res.error, sizeof c->res.error, "the provider sent a line over %u bytes",
-                     SSE_LINE_CAP);
+            snprintf(c->res.error, sizeof c->res.error,
+                     "the provider sent a stream line over %u bytes, an event over %u bytes or an "
+                     "event name over %u bytes",
+                     BUF_CAP_SSE_LINE, BUF_CAP_SSE_LINE * BUF_CAP_SSE_DATA_LINES,
+                     BUF_CAP_SSE_EVENT_NAME);
         c->stream_error = true;
         return 0;
     }
@@ -152,7 +155,7 @@ static bool attempt_start(prov_call *c)
     char url[1400];
     c->d->url(&c->cfg, url, sizeof url);
     c->parser = c->d->parser_new(&c->mine);
-    c->sse = sse_reader_new(SSE_LINE_CAP, on_event, c);
+    c->sse = sse_reader_new(BUF_CAP_SSE_LINE, on_event, c);
     c->easy = curl_easy_init();
     if (!c->parser || !c->sse || !c->easy) {
         snprintf(c->res.error, sizeof c->res.error, "out of memory");
@@ -445,7 +448,7 @@ prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char 
     c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Accept: text/event-stream");
     c->hdrs = c->d->headers(cfg, c->hdrs);
-    buf_init(&c->errbody, ERR_BODY_CAP);
+    buf_init(&c->errbody, BUF_CAP_PROVIDER_ERROR);
     c->user = *sink;
     c->mine = (prov_sink){.ud = c,
                           .text = w_text,

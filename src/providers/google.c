@@ -256,7 +256,8 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
             json_t *results = content_tool_parts(json_object_get(it, "content"), image_ok), *r;
             size_t j;
             buf text;
-            buf_init(&text, 64u << 20);
+            buf_init(&text, BUF_CAP_CONTENT);
+            gd_err e = GD_OK; /* the first failed append to text */
             json_array_foreach(results, j, r)
             {
                 const char *t = json_string_value(json_object_get(r, "text"));
@@ -267,12 +268,16 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
                                                     json_object_get(r, "data")));
                     t = "[an image: it follows after the function responses]";
                 }
-                if (text.len) (void)buf_puts(&text, "\n");
-                (void)buf_puts(&text, t);
+                if (!e && text.len) e = buf_puts(&text, "\n");
+                if (!e) e = buf_puts(&text, t);
             }
-            json_array_append_new(parts,
-                                  json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name", name,
-                                            "response", "content", text.data ? text.data : ""));
+            const char *s =
+                buf_mark_truncated(&text, e, "\n[the rest of this tool result was cut: too long]")
+                    ? "[this tool result was left out: out of memory]"
+                : text.data ? text.data
+                            : "";
+            json_array_append_new(parts, json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name",
+                                                   name, "response", "content", s));
             buf_free(&text);
             json_decref(results);
         }

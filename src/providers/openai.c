@@ -11,7 +11,6 @@
 #include "providers/provider.h"
 
 #define MAX_TOOL_CALLS 64
-#define ARGS_CAP       (4u << 20)
 
 /* ---- request ---- */
 
@@ -32,14 +31,15 @@ static void tool_message(json_t *item, json_t *out, json_t *images)
     json_t *parts = content_tool_parts(json_object_get(item, "content"), image_ok), *p;
     const char *id = json_string_value(json_object_get(item, "id"));
     buf text;
-    buf_init(&text, 64u << 20);
+    buf_init(&text, BUF_CAP_CONTENT);
+    gd_err e = GD_OK; /* the first failed append to text */
     size_t i, nimages = 0;
     json_array_foreach(parts, i, p)
     {
         const char *t = json_string_value(json_object_get(p, "text"));
         if (strcmp(content_type(p), "image")) {
-            if (text.len) (void)buf_puts(&text, "\n");
-            (void)buf_puts(&text, t);
+            if (!e && text.len) e = buf_puts(&text, "\n");
+            if (!e) e = buf_puts(&text, t);
             continue;
         }
         if (nimages++ == 0) {
@@ -49,19 +49,26 @@ static void tool_message(json_t *item, json_t *out, json_t *images)
             json_array_append_new(images, json_pack("{s:s, s:s}", "type", "text", "text", head));
         }
         buf url;
-        buf_init(&url, 64u << 20);
-        if (buf_printf(&url, "data:%s;base64,",
-                       json_string_value(json_object_get(p, "mimeType"))) == GD_OK &&
-            buf_puts(&url, json_string_value(json_object_get(p, "data"))) == GD_OK)
+        buf_init(&url, BUF_CAP_CONTENT);
+        gd_err ue =
+            buf_printf(&url, "data:%s;base64,", json_string_value(json_object_get(p, "mimeType")));
+        if (!ue) ue = buf_puts(&url, json_string_value(json_object_get(p, "data")));
+        if (!ue)
             json_array_append_new(images, json_pack("{s:s, s:{s:s}}", "type", "image_url",
                                                     "image_url", "url", url.data));
         buf_free(&url);
-        if (text.len) (void)buf_puts(&text, "\n");
-        (void)buf_puts(&text, "[an image: it follows in the next user message]");
+        if (!e && text.len) e = buf_puts(&text, "\n");
+        if (!e)
+            e = buf_puts(&text, ue ? "[an image: too large to send, left out]"
+                                   : "[an image: it follows in the next user message]");
     }
+    const char *s =
+        buf_mark_truncated(&text, e, "\n[the rest of this tool result was cut: too long]")
+            ? "[this tool result was left out: out of memory]"
+        : text.data ? text.data
+                    : "";
     json_array_append_new(out, json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
-                                         json_object_get(item, "id"), "content",
-                                         text.data ? text.data : ""));
+                                         json_object_get(item, "id"), "content", s));
     buf_free(&text);
     json_decref(parts);
 }
@@ -213,7 +220,7 @@ static gd_err tool_delta(prov_parser *p, json_t *tc, prov_result *res)
     if (idx < 0 || idx >= MAX_TOOL_CALLS)
         return fail(res, "provider sent a tool call index out of range");
     while (p->ncalls <= idx)
-        buf_init(&p->calls[p->ncalls++].args, ARGS_CAP);
+        buf_init(&p->calls[p->ncalls++].args, BUF_CAP_TOOL_ARGS);
     const char *id = json_string_value(json_object_get(tc, "id"));
     json_t *fn = json_object_get(tc, "function");
     const char *name = json_string_value(json_object_get(fn, "name"));
@@ -221,7 +228,7 @@ static gd_err tool_delta(prov_parser *p, json_t *tc, prov_result *res)
     if (id && !p->calls[idx].id) p->calls[idx].id = strdup(id);
     if (name && !p->calls[idx].name) p->calls[idx].name = strdup(name);
     if (args && buf_puts(&p->calls[idx].args, args) != GD_OK)
-        return fail(res, "tool call arguments larger than 4 MiB");
+        return fail(res, "tool call arguments larger than 4 MiB"); /* BUF_CAP_TOOL_ARGS */
     return GD_OK;
 }
 

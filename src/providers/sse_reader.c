@@ -26,8 +26,8 @@ sse_reader *sse_reader_new(size_t max_line, sse_event_fn fn, void *ud)
     sse_reader *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     buf_init(&r->line, max_line);
-    buf_init(&r->event, 256);
-    buf_init(&r->data, max_line * 4);
+    buf_init(&r->event, BUF_CAP_SSE_EVENT_NAME);
+    buf_init(&r->data, max_line * BUF_CAP_SSE_DATA_LINES);
     r->fn = fn;
     r->ud = ud;
     return r;

@@ -244,6 +244,66 @@ static void test_growth_up_to_cap(void **state)
     buf_free(&b);
 }
 
+static void test_mark_truncated_ok_is_noop(void **state)
+{
+    buf b;
+    buf_init(&b, 16);
+    assert_int_equal(buf_puts(&b, "abc"), GD_OK);
+    assert_int_equal(buf_mark_truncated(&b, GD_OK, "[cut]"), GD_OK);
+    assert_string_equal(b.data, "abc");
+    buf_free(&b);
+}
+
+static void test_mark_truncated_appends_note(void **state)
+{
+    buf b;
+    buf_init(&b, 16);
+    gd_err e = buf_puts(&b, "abc");
+    if (!e) e = buf_puts(&b, "a piece far too long for the cap");
+    if (!e) e = buf_puts(&b, "x"); /* not reached: the first error stops the run */
+    assert_int_equal(e, GD_ETOOBIG);
+    assert_int_equal(buf_mark_truncated(&b, e, "[cut]"), GD_OK);
+    assert_string_equal(b.data, "abc[cut]");
+    buf_free(&b);
+}
+
+static void test_mark_truncated_makes_room(void **state)
+{
+    /* Full to the cap: the end gives way to the note, and the cap holds. */
+    buf b;
+    buf_init(&b, 10);
+    assert_int_equal(buf_puts(&b, "0123456789"), GD_OK);
+    assert_int_equal(buf_mark_truncated(&b, buf_puts(&b, "more"), "[cut]"), GD_OK);
+    assert_string_equal(b.data, "01234[cut]");
+    assert_int_equal(b.len, 10);
+    buf_free(&b);
+}
+
+static void test_mark_truncated_keeps_utf8_whole(void **state)
+{
+    /* "aé€" is 1 + 2 + 3 bytes; making room for 2 bytes of note must not split the euro sign. */
+    buf b;
+    buf_init(&b, 6);
+    assert_int_equal(buf_puts(&b, "a\xc3\xa9\xe2\x82\xac"), GD_OK);
+    assert_int_equal(buf_mark_truncated(&b, GD_ETOOBIG, "~~"), GD_OK);
+    assert_string_equal(b.data, "a\xc3\xa9~~");
+    buf_free(&b);
+}
+
+static void test_mark_truncated_no_room(void **state)
+{
+    /* A note longer than the cap cannot be added: the error comes back, b is unchanged. */
+    buf b;
+    buf_init(&b, 4);
+    assert_int_equal(buf_puts(&b, "abcd"), GD_OK);
+    assert_int_equal(buf_mark_truncated(&b, GD_ETOOBIG, "[too long]"), GD_ETOOBIG);
+    assert_string_equal(b.data, "abcd");
+    buf_free(&b);
+    buf_init(&b, 0);
+    assert_int_equal(buf_mark_truncated(&b, GD_ENOMEM, "x"), GD_ENOMEM);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +323,11 @@ int main(void)
         cmocka_unit_test(test_cap_size_max),
         cmocka_unit_test(test_growth_many_appends),
         cmocka_unit_test(test_growth_up_to_cap),
+        cmocka_unit_test(test_mark_truncated_ok_is_noop),
+        cmocka_unit_test(test_mark_truncated_appends_note),
+        cmocka_unit_test(test_mark_truncated_makes_room),
+        cmocka_unit_test(test_mark_truncated_keeps_utf8_whole),
+        cmocka_unit_test(test_mark_truncated_no_room),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

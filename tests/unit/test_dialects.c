@@ -455,20 +455,20 @@ static void r_text(void *ud, const char *s, size_t n)
 {
     rec *r = ud;
     assert_true(n > 0);
-    buf_append(&r->text, s, n);
-    buf_puts(&r->order, "t");
+    assert_int_equal(buf_append(&r->text, s, n), GD_OK);
+    assert_int_equal(buf_puts(&r->order, "t"), GD_OK);
 }
 static void r_thinking(void *ud, const char *s, size_t n)
 {
     rec *r = ud;
-    buf_append(&r->thinking, s, n);
-    buf_puts(&r->order, "k");
+    assert_int_equal(buf_append(&r->thinking, s, n), GD_OK);
+    assert_int_equal(buf_puts(&r->order, "k"), GD_OK);
 }
 static void r_signature(void *ud, const char *s)
 {
     rec *r = ud;
     snprintf(r->sig, sizeof r->sig, "%s", s);
-    buf_puts(&r->order, "s");
+    assert_int_equal(buf_puts(&r->order, "s"), GD_OK);
 }
 static void r_tool_call(void *ud, const char *id, const char *name, json_t *args)
 {
@@ -476,7 +476,7 @@ static void r_tool_call(void *ud, const char *id, const char *name, json_t *args
     json_t *c = json_pack("{s:s, s:s}", "id", id, "name", name);
     json_object_set(c, "arguments", args ? args : json_null());
     json_array_append_new(r->calls, c);
-    buf_puts(&r->order, "c");
+    assert_int_equal(buf_puts(&r->order, "c"), GD_OK);
 }
 
 static void rec_init(rec *r)
@@ -485,9 +485,9 @@ static void rec_init(rec *r)
     buf_init(&r->text, 1 << 20);
     buf_init(&r->thinking, 1 << 20);
     buf_init(&r->order, 1 << 20);
-    buf_puts(&r->text, "");
-    buf_puts(&r->thinking, "");
-    buf_puts(&r->order, "");
+    assert_int_equal(buf_puts(&r->text, ""), GD_OK);
+    assert_int_equal(buf_puts(&r->thinking, ""), GD_OK);
+    assert_int_equal(buf_puts(&r->order, ""), GD_OK);
     r->calls = json_array();
 }
 

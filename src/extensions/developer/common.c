@@ -73,10 +73,15 @@ char *dev_utf8_sanitize(const char *data, size_t len)
     return out;
 }
 
-gd_err dev_finish(dev_out *out, buf *b, bool is_error, gd_err err)
+gd_err dev_finish(dev_out *out, buf *b, gd_err built, bool is_error, gd_err err)
 {
     out->is_error = is_error;
-    out->text = dev_utf8_sanitize(b->data ? b->data : "", b->len);
+    out->text = NULL;
+    if (!buf_mark_truncated(b, built,
+                            built == GD_ETOOBIG
+                                ? "\n[truncated: the result is longer than goosed keeps]\n"
+                                : "\n[truncated: out of memory]\n"))
+        out->text = dev_utf8_sanitize(b->data ? b->data : "", b->len);
     buf_free(b);
     if (!out->text) {
         out->text = strdup("out of memory");
@@ -89,13 +94,13 @@ gd_err dev_finish(dev_out *out, buf *b, bool is_error, gd_err err)
 gd_err dev_fail(dev_out *out, gd_err err, const char *fmt, ...)
 {
     buf b;
-    buf_init(&b, 64 * 1024);
+    buf_init(&b, BUF_CAP_MESSAGE);
     va_list ap;
     va_start(ap, fmt);
     gd_err e = buf_vprintf(&b, fmt, ap);
     va_end(ap);
-    if (e == GD_ETOOBIG) buf_puts(&b, "(error message too long)");
-    return dev_finish(out, &b, true, err);
+    if (e == GD_ETOOBIG) e = buf_puts(&b, "(error message too long)");
+    return dev_finish(out, &b, e, true, err);
 }
 
 gd_err dev_refuse(dev_out *out, const char *path)

@@ -47,8 +47,10 @@ typedef struct {
     bool is_error;
 } dev_out;
 
-/* Sets out from b (which is freed: its bytes become valid UTF-8) and returns err. */
-gd_err dev_finish(dev_out *out, buf *b, bool is_error, gd_err err);
+/* Sets out from b (which is freed: its bytes become valid UTF-8) and returns err. built is the
+ * first failed append to b (GD_OK: none): the text then ends with a note that it is truncated,
+ * or, when even that cannot be done, is "out of memory" (is_error, GD_ENOMEM returned). */
+gd_err dev_finish(dev_out *out, buf *b, gd_err built, bool is_error, gd_err err);
 /* An error result from the format; returns err. */
 gd_err dev_fail(dev_out *out, gd_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -273,20 +273,20 @@ static gd_err editor_view_dir(const char *path, dev_out *out)
     if (n) qsort(names, n, sizeof *names, name_cmp);
     buf b;
     buf_init(&b, DEV_TEXT_CAP);
-    buf_printf(&b, "'%s' is a directory with %zu entries:\n", path, total);
+    gd_err be = buf_printf(&b, "'%s' is a directory with %zu entries:\n", path, total);
     size_t shown = n < DEV_DIR_VIEW_MAX ? n : DEV_DIR_VIEW_MAX;
     for (size_t i = 0; i < n; i++) {
-        if (i < shown) buf_printf(&b, "%s\n", names[i] + 1);
+        if (!be && i < shown) be = buf_printf(&b, "%s\n", names[i] + 1);
         free(names[i]);
     }
     free(names);
-    if (!total) buf_puts(&b, "(empty directory)\n");
-    if (total > shown)
-        buf_printf(&b,
-                   "... and %zu more entries (showing %zu); use developer__list_files with "
-                   "a pattern to find the rest\n",
-                   total - shown, shown);
-    return dev_finish(out, &b, false, GD_OK);
+    if (!be && !total) be = buf_puts(&b, "(empty directory)\n");
+    if (!be && total > shown)
+        be = buf_printf(&b,
+                        "... and %zu more entries (showing %zu); use developer__list_files with "
+                        "a pattern to find the rest\n",
+                        total - shown, shown);
+    return dev_finish(out, &b, be, false, GD_OK);
 }
 
 /* The view_range argument into first/last (last 0: to the end). */
@@ -361,8 +361,8 @@ static gd_err editor_view(const char *path, json_t *args, dev_out *out)
             buf_free(&b);
             return dev_fail(out, GD_EINVAL, "'%s' is empty: there is no line %lld", path, first);
         }
-        buf_printf(&b, "%s (empty file)\n", path);
-        return dev_finish(out, &b, false, GD_OK);
+        gd_err be = buf_printf(&b, "%s (empty file)\n", path);
+        return dev_finish(out, &b, be, false, GD_OK);
     }
     if ((unsigned long long)first > total) {
         free(data);
@@ -373,20 +373,19 @@ static gd_err editor_view(const char *path, json_t *args, dev_out *out)
     }
     size_t lo = (size_t)first,
            hi = last == -1 || (unsigned long long)last > total ? total : (size_t)last;
-    if (ranged)
-        buf_printf(&b, "%s (lines %zu-%zu of %zu)\n", path, lo, hi, total);
-    else
-        buf_printf(&b, "%s (%zu lines)\n", path, total);
-    gd_err ge = append_numbered(&b, data, len, lo, hi);
+    gd_err ge = ranged ? buf_printf(&b, "%s (lines %zu-%zu of %zu)\n", path, lo, hi, total)
+                       : buf_printf(&b, "%s (%zu lines)\n", path, total);
+    if (!ge) ge = append_numbered(&b, data, len, lo, hi);
     free(data);
     if (ge) {
         buf_free(&b);
         return dev_fail(out, ge, "Cannot show '%s': %s", path, gd_strerror(ge));
     }
     if (hi < total)
-        buf_printf(&b, "[Showing lines %zu-%zu of %zu. Use view_range [%zu, %zu] to see more.]\n",
-                   lo, hi, total, hi + 1, hi + 500 < total ? hi + 500 : total);
-    return dev_finish(out, &b, false, GD_OK);
+        ge = buf_printf(&b,
+                        "[Showing lines %zu-%zu of %zu. Use view_range [%zu, %zu] to see more.]\n",
+                        lo, hi, total, hi + 1, hi + 500 < total ? hi + 500 : total);
+    return dev_finish(out, &b, ge, false, GD_OK);
 }
 
 /* The result of an edit: a message and the changed lines with some context. */
@@ -400,15 +399,15 @@ static gd_err edit_result(dev_out *out, const char *what, const char *path, cons
     if (to > total) to = total;
     buf b;
     buf_init(&b, DEV_TEXT_CAP);
-    buf_printf(&b, "%s %s.", what, path);
+    gd_err be = buf_printf(&b, "%s %s.", what, path);
     if (total && lo <= hi) {
-        buf_printf(&b, " Lines %zu-%zu now read:\n", lo, hi);
-        append_numbered(&b, data, len, lo, hi);
-    } else {
-        buf_printf(&b, " The file is now empty.\n");
+        if (!be) be = buf_printf(&b, " Lines %zu-%zu now read:\n", lo, hi);
+        if (!be) be = append_numbered(&b, data, len, lo, hi);
+    } else if (!be) {
+        be = buf_puts(&b, " The file is now empty.\n");
     }
-    buf_puts(&b, "Review the change; use undo_edit to revert it if it is wrong.\n");
-    return dev_finish(out, &b, false, GD_OK);
+    if (!be) be = buf_puts(&b, "Review the change; use undo_edit to revert it if it is wrong.\n");
+    return dev_finish(out, &b, be, false, GD_OK);
 }
 
 /* Reads a file for editing: must exist, be regular, under DEV_EDIT_MAX, text. */
@@ -497,11 +496,11 @@ static gd_err editor_write(dev_undo *u, const char *path, json_t *args, dev_out 
     size_t lines = count_lines(content, tlen);
     free(content);
     buf b;
-    buf_init(&b, 4096);
-    buf_printf(&b, "%s %s (%zu lines, %zu bytes).%s\n", existed ? "Overwrote" : "Created", path,
-               lines, tlen,
-               undoable ? "" : " Note: the previous content was too large to keep for undo_edit.");
-    return dev_finish(out, &b, false, GD_OK);
+    buf_init(&b, DEV_TEXT_CAP);
+    gd_err be = buf_printf(
+        &b, "%s %s (%zu lines, %zu bytes).%s\n", existed ? "Overwrote" : "Created", path, lines,
+        tlen, undoable ? "" : " Note: the previous content was too large to keep for undo_edit.");
+    return dev_finish(out, &b, be, false, GD_OK);
 }
 
 /* Occurrences of needle in hay, overlapping ones included (any of them would be ambiguous);
@@ -684,7 +683,8 @@ static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *
     if (!undo_pop(u, path, &s, &left))
         return dev_fail(out, GD_EINVAL, "No edit history for '%s': there is nothing to undo", path);
     buf b;
-    buf_init(&b, 4096);
+    buf_init(&b, DEV_TEXT_CAP);
+    gd_err be;
     if (!s.data) {
         if (unlink(path) < 0 && errno != ENOENT) {
             int e = errno;
@@ -692,10 +692,10 @@ static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *
             return dev_fail(out, GD_EIO, "Cannot remove '%s': %s", path,
                             dev_errstr(e, eb, sizeof eb));
         }
-        buf_printf(&b,
-                   "Undid the last edit of %s: the file did not exist before it, so it was "
-                   "removed.",
-                   path);
+        be = buf_printf(&b,
+                        "Undid the last edit of %s: the file did not exist before it, so it was "
+                        "removed.",
+                        path);
     } else {
         int e = dev_write_file(path, s.data, s.len);
         if (e) {
@@ -703,12 +703,14 @@ static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *
             return dev_fail(out, GD_EIO, "Cannot write '%s': %s", path,
                             dev_errstr(e, eb, sizeof eb));
         }
-        buf_printf(&b, "Undid the last edit of %s; it is back to its previous %zu lines.", path,
-                   count_lines(s.data, s.len));
+        be = buf_printf(&b, "Undid the last edit of %s; it is back to its previous %zu lines.",
+                        path, count_lines(s.data, s.len));
         free(s.data);
     }
-    buf_printf(&b, " %d more undo step%s available for this file.\n", left, left == 1 ? "" : "s");
-    return dev_finish(out, &b, false, GD_OK);
+    if (!be)
+        be = buf_printf(&b, " %d more undo step%s available for this file.\n", left,
+                        left == 1 ? "" : "s");
+    return dev_finish(out, &b, be, false, GD_OK);
 }
 
 void dev_editor_run(dev_call *c, dev_out *out)

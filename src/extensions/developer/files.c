@@ -182,34 +182,36 @@ static gd_err list_files(dev_call *c, json_t *args, dev_out *out)
     list_dir(L, fd, 0, 1);
 
     buf_init(&b, DEV_TEXT_CAP);
-    buf_printf(&b, "%s/ (%zu %s, depth %d%s%s%s)\n", strcmp(path, "/") ? path : "", L->count,
-               L->count == 1 ? "entry" : "entries", L->max_depth, pattern ? ", pattern '" : "",
-               pattern ? pattern : "", pattern ? "'" : "");
-    if (body.len)
-        buf_append(&b, body.data, body.len);
-    else
-        buf_puts(&b, pattern ? "(no entries match the pattern)\n" : "(empty directory)\n");
+    gd_err e = buf_printf(&b, "%s/ (%zu %s, depth %d%s%s%s)\n", strcmp(path, "/") ? path : "",
+                          L->count, L->count == 1 ? "entry" : "entries", L->max_depth,
+                          pattern ? ", pattern '" : "", pattern ? pattern : "", pattern ? "'" : "");
+    if (!e)
+        e = body.len ? buf_append(&b, body.data, body.len)
+                     : buf_puts(&b, pattern ? "(no entries match the pattern)\n"
+                                            : "(empty directory)\n");
     buf_free(&body);
-    if (L->capped)
-        buf_printf(&b, "[listing cut at %d entries: narrow it with path, max_depth or pattern]\n",
-                   DEV_LIST_MAX);
-    if (L->partial)
-        buf_printf(&b,
-                   "[some directories have more than %d entries: only part of them was "
-                   "read]\n",
-                   DEV_DIR_READ_MAX);
-    if (L->unreadable)
-        buf_printf(&b, "[%zu director%s could not be read]\n", L->unreadable,
-                   L->unreadable == 1 ? "y" : "ies");
-    if (L->protected_dirs)
-        buf_printf(&b, "[%zu director%s of goosed's own configuration or data not entered]\n",
-                   L->protected_dirs, L->protected_dirs == 1 ? "y" : "ies");
-    if (L->stopped)
-        buf_printf(&b, "[%s: narrow the listing with path, max_depth or pattern]\n",
-                   L->cancelled ? "cancelled" : "stopped after examining too many entries");
+    /* The count: the cut may also come from the size of the text. */
+    if (!e && L->capped)
+        e = buf_printf(&b,
+                       "[listing cut at %zu entries: narrow it with path, max_depth or pattern]\n",
+                       L->count);
+    if (!e && L->partial)
+        e = buf_printf(&b,
+                       "[some directories have more than %d entries: only part of them was "
+                       "read]\n",
+                       DEV_DIR_READ_MAX);
+    if (!e && L->unreadable)
+        e = buf_printf(&b, "[%zu director%s could not be read]\n", L->unreadable,
+                       L->unreadable == 1 ? "y" : "ies");
+    if (!e && L->protected_dirs)
+        e = buf_printf(&b, "[%zu director%s of goosed's own configuration or data not entered]\n",
+                       L->protected_dirs, L->protected_dirs == 1 ? "y" : "ies");
+    if (!e && L->stopped)
+        e = buf_printf(&b, "[%s: narrow the listing with path, max_depth or pattern]\n",
+                       L->cancelled ? "cancelled" : "stopped after examining too many entries");
     bool was_cancelled = L->cancelled;
     free(L);
-    return dev_finish(out, &b, was_cancelled, GD_OK);
+    return dev_finish(out, &b, e, was_cancelled, GD_OK);
 }
 
 void dev_files_run(dev_call *c, dev_out *out)

@@ -485,30 +485,31 @@ static void shell_finish(dev_call *c)
     buf_init(&b, DEV_TEXT_CAP);
     bool is_error = false;
     int status = sh->status;
+    gd_err e;
     if (sh->reason == STOP_TIMEOUT) {
-        buf_printf(&b, "killed: timed out after %g s\n", (double)sh->timeout_ms / 1000.0);
+        e = buf_printf(&b, "killed: timed out after %g s\n", (double)sh->timeout_ms / 1000.0);
         is_error = true;
     } else if (sh->reason == STOP_CANCEL) {
-        buf_puts(&b, "cancelled\n");
+        e = buf_puts(&b, "cancelled\n");
         is_error = true;
     } else if (WIFEXITED(status)) {
-        buf_printf(&b, "exit status: %d\n", WEXITSTATUS(status));
+        e = buf_printf(&b, "exit status: %d\n", WEXITSTATUS(status));
     } else if (WIFSIGNALED(status)) {
-        buf_printf(&b, "killed by signal %d%s\n", WTERMSIG(status),
-                   WCOREDUMP(status) ? " (core dumped)" : "");
+        e = buf_printf(&b, "killed by signal %d%s\n", WTERMSIG(status),
+                       WCOREDUMP(status) ? " (core dumped)" : "");
     } else {
-        buf_puts(&b, "exit status: unknown\n");
+        e = buf_puts(&b, "exit status: unknown\n");
     }
-    if (sh->reason == STOP_LEFTOVER)
-        buf_puts(&b, "note: processes the command left in the background still held its output; "
-                     "they were sent SIGHUP and anything more they print is lost. To keep a "
-                     "process running, start it with `nohup cmd > cmd.log 2>&1 &`\n");
-    capture_render(&b, "stdout", &sh->co);
-    capture_render(&b, "stderr", &sh->ce);
+    if (!e && sh->reason == STOP_LEFTOVER)
+        e = buf_puts(&b, "note: processes the command left in the background still held its "
+                         "output; they were sent SIGHUP and anything more they print is lost. To "
+                         "keep a process running, start it with `nohup cmd > cmd.log 2>&1 &`\n");
+    if (!e) e = capture_render(&b, "stdout", &sh->co);
+    if (!e) e = capture_render(&b, "stderr", &sh->ce);
     log_debug(LOG_MOD, "shell %d done", (int)sh->pid);
     dev_shell_free(sh);
     c->sh = NULL;
-    dev_finish(&c->out, &b, is_error, GD_OK);
+    dev_finish(&c->out, &b, e, is_error, GD_OK);
     dev_call_end(c);
 }
 
