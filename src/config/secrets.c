@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,23 +182,33 @@ static gd_err write_atomic(const char *path, const char *data, size_t len, mode_
 
 gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen)
 {
-    /* The file is rendered under mu and written under wmu only, so secrets_get (a reply
-     * starting) never waits for the fsync. */
+    /* The file is rendered with the new value under mu and written under wmu only, so
+     * secrets_get (a reply starting) never waits for the fsync; the value is kept in memory only
+     * once the file holds it, so a refused value is not used either. */
     pthread_mutex_lock(&sec.wmu);
     pthread_mutex_lock(&sec.mu);
-    gd_err e = put_locked(name, value);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", sec.path);
+    bool found = false;
+    for (int i = 0; i < sec.n && !found; i++)
+        found = !strcmp(sec.items[i].name, name);
+    gd_err e = !found && sec.n == MAX_SECRETS ? GD_ETOOBIG : GD_OK;
+    bool full = e != GD_OK;
     buf b;
     buf_init(&b, BUF_CAP_SECRETS_FILE);
     if (!e)
         e = buf_puts(&b, "# goosed secrets: API keys set through the API. Keep this file private "
                          "(0600).\n");
     for (int i = 0; i < sec.n && !e; i++) {
-        e = yaml_entry(&b, sec.items[i].name, sec.items[i].value ? sec.items[i].value : "");
+        bool me = !strcmp(sec.items[i].name, name);
+        e = yaml_entry(&b, sec.items[i].name,
+                       me                   ? value
+                       : sec.items[i].value ? sec.items[i].value
+                                            : "");
     }
+    if (!e && !found) e = yaml_entry(&b, name, value);
     pthread_mutex_unlock(&sec.mu);
-    if (e == GD_ETOOBIG && b.len == 0)
+    if (full)
         snprintf(err, errlen, "%s holds %d secrets, the most goosed keeps: remove one first", path,
                  MAX_SECRETS);
     else if (e == GD_ETOOBIG)
@@ -210,6 +221,12 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
     else
         e = write_atomic(path, b.data, b.len, 0600, err, errlen);
     buf_free(&b);
+    if (!e) {
+        pthread_mutex_lock(&sec.mu);
+        e = put_locked(name, value);
+        pthread_mutex_unlock(&sec.mu);
+        if (e) snprintf(err, errlen, "cannot keep the secret %s: %s", name, gd_strerror(e));
+    }
     pthread_mutex_unlock(&sec.wmu);
     if (!e)
         log_info("config", "stored secret %s in %s", name, path); /* the name, never the value */

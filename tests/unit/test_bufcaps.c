@@ -153,6 +153,12 @@ static void test_secrets_file_cap(void **state)
     assert_non_null(strstr(s, "SMALL_KEY: \"v1\""));
     assert_null(strstr(s, "BIG_KEY"));
     free(s);
+    /* nor is the refused value used, and the next secret is stored as usual */
+    char got[16];
+    assert_int_equal(secrets_get("BIG_KEY", got, sizeof got), 0);
+    assert_int_equal(secrets_set("OTHER_KEY", "v2", err, sizeof err), GD_OK);
+    assert_int_equal(secrets_get("OTHER_KEY", got, sizeof got), 1);
+    assert_string_equal(got, "v2");
     free(big);
     unlink(path);
     rmdir(dir);
