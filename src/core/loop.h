@@ -3,9 +3,10 @@
  * The WebSocket I/O, the provider client, the agent and the tools' child processes all live
  * on loops; nothing else in goosed calls epoll_wait.
  *
- * Threads: loop_post and loop_stop may be called from any thread. Every other function must be
- * called on the loop's own thread (from a callback, or from a posted function); every callback
- * runs there. A callback may add or remove any watcher or timer, its own included. */
+ * Threads: loop_post may be called from any thread, loop_free from any but the loop's own. Every
+ * other function must be called on the loop's own thread (from a callback, or from a posted
+ * function); every callback runs there. A callback may add or remove any watcher or timer, its own
+ * included. */
 #ifndef GD_LOOP_H
 #define GD_LOOP_H
 
@@ -22,7 +23,10 @@ typedef struct loop_child loop_child;
 
 /* Events for loop_fd_add/loop_fd_mod (level-triggered). */
 enum { LOOP_READ = 1, LOOP_WRITE = 2 };
-/* What a fd callback may see besides those: the peer hung up or the fd failed. */
+/* What a fd callback may see besides those: the peer hung up or the fd failed. Both are
+ * reported whatever was asked for, and level-triggered too: a callback that sees them must stop
+ * watching (loop_fd_del) or it is called again at once. A socket's half-close (the peer's FIN)
+ * is not a LOOP_HUP: it shows as LOOP_READ, and read returns 0. */
 enum { LOOP_HUP = 4, LOOP_ERR = 8 };
 
 typedef void (*loop_fn)(void *ud);
@@ -48,21 +52,24 @@ gd_err loop_post(loop *l, loop_fn fn, void *ud);
  * does not own fd: close it after loop_fd_del. NULL when out of memory or epoll refuses fd. */
 loop_fd *loop_fd_add(loop *l, int fd, unsigned events, loop_fd_fn fn, void *ud);
 gd_err loop_fd_mod(loop_fd *w, unsigned events);
-/* Stops watching and frees w; its callback is not called again, even for events already
- * collected in this iteration. */
+/* Stops watching and frees w (at the end of the iteration: safe from any callback, w's own
+ * included); its callback is not called again, even for events already collected in this
+ * iteration. NULL is ignored. */
 void loop_fd_del(loop_fd *w);
 
 /* fn(ud) once, after ms milliseconds (monotonic clock); 0 runs it on the next iteration.
  * NULL when out of memory. The timer is freed after its callback returns. */
 loop_timer *loop_timer_add(loop *l, uint64_t ms, loop_fn fn, void *ud);
-/* Cancels a timer that has not fired yet and frees it. */
+/* Cancels a timer that has not fired yet and frees it. From the timer's own callback it does
+ * nothing (the timer is freed when the callback returns); NULL is ignored. */
 void loop_timer_cancel(loop_timer *t);
 
 /* Calls fn once child pid has exited, with its wait status, and reaps it (a pidfd: no SIGCHLD
  * handler, and other children of goosed are not touched). NULL when out of memory or the
  * process is not a child of goosed. */
 loop_child *loop_child_watch(loop *l, pid_t pid, loop_child_fn fn, void *ud);
-/* Stops watching (the child is not killed; it is reaped later, when it exits). */
+/* Stops watching (the child is not killed; it is reaped later, when it exits, as long as the
+ * loop runs). From c's own callback it does nothing. c belongs to the loop afterwards. */
 void loop_child_forget(loop_child *c);
 
 /* Milliseconds of the loop's clock (CLOCK_MONOTONIC), read once per iteration. */

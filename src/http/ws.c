@@ -1,6 +1,6 @@
-/* WebSocket connections: the handshake, and one I/O thread for all of them.
+/* WebSocket connections: the handshake, and one core/loop, "ws-io", for all of them.
  *
- * A connection's life on the I/O thread:
+ * A connection's life on the loop:
  *   OPEN    wslay reads and writes; on_message / on_wake run; a close frame may be queued (by
  *           the application, or by wslay for a protocol error, 1002, or a message over the cap,
  *           1009), after which the peer's close is awaited for CLOSE_WAIT_MS
@@ -8,10 +8,24 @@
  *           shut down (FIN after the close frame), and what the peer still sends is read and
  *           dropped until it closes too or LINGER_MS pass, so that unread bytes never turn our
  *           close frame into a reset
- *   DEAD    reaped at the end of the loop iteration: on_close, then the socket goes back to the
- *           HTTP server (http_upgrade_close), which closes it
+ *   DEAD    reaped by a function posted to the loop: on_close, then the socket goes back to the
+ *           HTTP server (http_upgrade_close), which closes it; the memory goes in a second post
  * Connections are never freed inside their own callbacks: they are marked DEAD and reaped at a
- * safe point. The thread starts with the first connection and ends with the last. */
+ * safe point.
+ *
+ * Each connection is a fd watcher of the loop and has one timer, armed for whichever comes
+ * first: the end of the close handshake or of the lingering close, or the keep-alive check
+ * (lazily: reading does not move the timer; when it fires early it is armed again for
+ * last_rx + WS_PING_S).
+ *
+ * ws_wake posts to the loop; a per-connection atomic flag makes a burst of wakes post once. A
+ * wake posted before on_close returned may run after the reap: the connection's memory is freed
+ * by a later post, so that wake finds it DEAD and does nothing.
+ *
+ * The loop is created with the first connection and lives as long as the process: loop_free
+ * cannot run on the loop's own thread, where the last connection ends, and an idle loop costs
+ * one sleeping thread. (There is no ws init function to create it at start-up, and
+ * adding one would mean a change in main.c for no gain.) */
 #include "http/ws.h"
 
 #include <errno.h>
@@ -20,21 +34,21 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <wslay/wslay.h>
 
-#include "core/clock.h"
 #include "core/log.h"
+#include "core/loop.h"
 
-#define CLOSE_WAIT_MS 2000         /* after our close frame, how long the peer has to answer */
-#define LINGER_MS     2000         /* after the close handshake, how long the peer has to close */
-#define RECV_BUDGET   (256u << 10) /* bytes read from one connection per loop iteration */
+#define CLOSE_WAIT_MS 2000 /* after our close frame, how long the peer has to answer */
+#define LINGER_MS     2000 /* after the close handshake, how long the peer has to close */
+#define PING_MS       (WS_PING_S * 1000u)
+#define RECV_BUDGET   (256u << 10)      /* bytes read from one connection per loop iteration */
 #define OUT_LOW       (WS_OUT_HIGH / 4) /* a starved producer is woken below this */
 #define FLUSH_ROUNDS  4                 /* producer wake-ups per connection per loop iteration */
 
@@ -51,34 +65,31 @@ struct ws_conn {
     ws_state state;
     bool going_away; /* the server was stopping when the connection opened */
     bool closing;    /* a close frame was queued: no more messages */
-    bool wblocked;   /* send said EAGAIN: wait for EPOLLOUT */
+    bool wblocked;   /* send said EAGAIN: wait for LOOP_WRITE */
     bool starved;    /* ws_room said no: on_wake again once the queue drains */
     bool ping_out;   /* a ping is unanswered */
     bool io_failed;  /* recv saw the peer close or reset the connection */
     size_t rbudget;
-    uint32_t interest; /* the events registered with epoll */
     uint64_t last_rx;  /* ms: when the peer last sent anything */
     uint64_t ping_at;  /* ms */
     uint64_t deadline; /* ms: the close handshake or the lingering close ends by then; 0: none */
-    bool woken;        /* on io.woken or io.pending (guarded by io.mu) */
-    ws_conn *wnext;    /* io.woken / io.pending link (guarded by io.mu) */
-    ws_conn *prev, *next, *dnext; /* every connection / the dead ones (I/O thread only) */
+    atomic_bool woken; /* a wake is posted and has not run yet (any thread) */
+    loop_fd *w;        /* the socket's watcher (loop thread only, as everything below) */
+    loop_timer *timer; /* the deadline or the keep-alive check */
+    uint64_t timer_at; /* ms: when timer fires */
+    ws_conn *dnext;    /* io.dead */
 };
 
 static struct {
-    pthread_mutex_t mu; /* guards everything below but `all` and `dead` */
-    bool running;       /* the I/O thread runs */
-    bool signalled;     /* the eventfd was written since the thread last looked */
-    int epfd, evfd;
-    ws_conn *pending; /* opened, not yet seen by the I/O thread */
-    ws_conn *woken;
-    int nconns;          /* connections alive, pending ones included */
-    ws_conn *all, *dead; /* I/O thread only */
-} io = {.mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1};
+    pthread_mutex_t mu; /* guards l's creation */
+    loop *l;            /* "ws-io", created with the first connection; never freed */
+    ws_conn *dead;      /* marked DEAD, not yet reaped (loop thread) */
+    bool reap_posted;   /* a reap is posted (loop thread) */
+} io = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t now_ms(void)
 {
-    return clock_mono_ns() / 1000000u;
+    return loop_now_ms(io.l);
 }
 
 /* ---- SHA-1 (only for Sec-WebSocket-Accept) ---- */
@@ -260,7 +271,7 @@ static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *out, size_t len, in
         c->preoff += n;
         return (ssize_t)n;
     }
-    if (c->rbudget == 0) { /* fair share used: epoll (level-triggered) brings us back */
+    if (c->rbudget == 0) { /* fair share used: the loop (level-triggered) brings us back */
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -344,28 +355,29 @@ void ws_close(ws_conn *c, uint16_t code, const char *reason)
     wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, n);
 }
 
-static void signal_locked(void)
+static void conn_service(ws_conn *c, unsigned ev, bool wake);
+
+/* The posted wake-up (loop thread). The flag is cleared first, so a wake during on_wake posts
+ * again. */
+static void wake_run(void *ud)
 {
-    if (io.signalled) return;
-    uint64_t one = 1;
-    if (write(io.evfd, &one, sizeof one) < 0) { /* full counter: the thread is awake anyway */
-    }
-    io.signalled = true;
+    ws_conn *c = ud;
+    atomic_store(&c->woken, false);
+    conn_service(c, 0, true);
 }
 
 void ws_wake(ws_conn *c)
 {
-    pthread_mutex_lock(&io.mu);
-    if (!c->woken) {
-        c->woken = true;
-        c->wnext = io.woken;
-        io.woken = c;
-        signal_locked();
+    if (atomic_exchange(&c->woken, true)) return; /* one is posted already */
+    if (loop_post(io.l, wake_run, c) != GD_OK) {
+        atomic_store(&c->woken, false); /* out of memory: the next wake tries again */
+        log_error("ws", "fd %d: cannot schedule a wake-up (out of memory)", c->fd);
     }
-    pthread_mutex_unlock(&io.mu);
 }
 
-/* ---- the I/O thread ---- */
+/* ---- the loop ---- */
+
+static void reap_dead(void *ud);
 
 static void conn_dead(ws_conn *c)
 {
@@ -373,6 +385,37 @@ static void conn_dead(ws_conn *c)
     c->state = WS_DEAD;
     c->dnext = io.dead;
     io.dead = c;
+    if (io.reap_posted) return;
+    if (loop_post(io.l, reap_dead, NULL) == GD_OK)
+        io.reap_posted = true;
+    else /* the next conn_dead, or the next connection's end, tries again */
+        log_error("ws", "cannot schedule the reaping of a connection (out of memory)");
+}
+
+static void conn_timer(void *ud);
+
+/* Arms c's one timer for the earliest of its deadline and its keep-alive check. */
+static void conn_arm(ws_conn *c)
+{
+    uint64_t at;
+    if (c->state == WS_DEAD) return;
+    if (c->deadline)
+        at = c->deadline;
+    else if (c->state == WS_OPEN && !c->closing)
+        at = (c->ping_out ? c->ping_at : c->last_rx) + PING_MS;
+    else
+        return;
+    if (c->timer) {
+        if (c->timer_at == at) return;
+        loop_timer_cancel(c->timer);
+    }
+    uint64_t now = now_ms();
+    c->timer = loop_timer_add(io.l, at > now ? at - now : 0, conn_timer, c);
+    c->timer_at = at;
+    if (!c->timer) {
+        log_error("ws", "fd %d: cannot set a timer (out of memory); closing", c->fd);
+        conn_dead(c);
+    }
 }
 
 /* Sends what is queued and lets a starved producer queue more, a few rounds at most. */
@@ -386,7 +429,7 @@ static void conn_flush(ws_conn *c)
         if (!c->starved || c->wblocked || c->closing ||
             wslay_event_get_queued_msg_length(c->ctx) >= OUT_LOW)
             return;
-        if (round == FLUSH_ROUNDS) { /* others' turn: come back on the next iteration */
+        if (round == FLUSH_ROUNDS) { /* others' turn: come back on a later iteration */
             ws_wake(c);
             return;
         }
@@ -395,7 +438,7 @@ static void conn_flush(ws_conn *c)
     }
 }
 
-/* Moves c along OPEN -> LINGER after the close handshake and registers the events it needs. */
+/* Moves c along OPEN -> LINGER after the close handshake and watches the events it needs. */
 static void conn_settle(ws_conn *c)
 {
     uint64_t now = now_ms();
@@ -408,24 +451,19 @@ static void conn_settle(ws_conn *c)
             shutdown(c->fd, SHUT_WR);
             c->state = WS_LINGER;
             c->deadline = now + LINGER_MS;
+            conn_arm(c);
         } else if ((c->closing || !wr || wslay_event_get_close_sent(c->ctx)) && !c->deadline) {
             /* closing: by us, or by wslay (it stopped reading after a protocol error) */
             c->closing = true;
             c->deadline = now + CLOSE_WAIT_MS;
+            conn_arm(c);
         }
     }
     if (c->state == WS_DEAD) return;
-    uint32_t want = 0;
-    if (c->state == WS_LINGER || wslay_event_want_read(c->ctx)) want |= EPOLLIN;
-    if (c->state == WS_OPEN && c->wblocked) want |= EPOLLOUT;
-    if (want != c->interest) {
-        struct epoll_event ev = {.events = want, .data.ptr = c};
-        if (epoll_ctl(io.epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
-            conn_dead(c);
-            return;
-        }
-        c->interest = want;
-    }
+    unsigned want = 0;
+    if (c->state == WS_LINGER || wslay_event_want_read(c->ctx)) want |= LOOP_READ;
+    if (c->state == WS_OPEN && c->wblocked) want |= LOOP_WRITE;
+    if (loop_fd_mod(c->w, want) != GD_OK) conn_dead(c);
 }
 
 /* After the close handshake: reads and drops until the peer closes. */
@@ -466,22 +504,22 @@ static void conn_recv_failed(ws_conn *c, int rv)
         conn_dead(c);
 }
 
-/* Handles epoll events ev and, when wake, the application's wake-up. */
-static void conn_service(ws_conn *c, uint32_t ev, bool wake)
+/* Handles the socket's events ev (LOOP_*) and, when wake, the application's wake-up. */
+static void conn_service(ws_conn *c, unsigned ev, bool wake)
 {
     if (c->state == WS_DEAD) return;
-    if (ev & EPOLLERR) {
+    if (ev & LOOP_ERR) {
         conn_dead(c);
         return;
     }
     if (c->state == WS_LINGER) {
-        if (ev & (EPOLLIN | EPOLLHUP)) conn_linger(c);
+        if (ev & (LOOP_READ | LOOP_HUP)) conn_linger(c);
         return;
     }
-    if (ev & EPOLLOUT) c->wblocked = false;
-    if (ev & (EPOLLIN | EPOLLHUP)) {
+    if (ev & LOOP_WRITE) c->wblocked = false;
+    if (ev & (LOOP_READ | LOOP_HUP)) {
         if (!wslay_event_want_read(c->ctx)) {
-            if (ev & EPOLLHUP) conn_dead(c);
+            if (ev & LOOP_HUP) conn_dead(c);
         } else {
             c->rbudget = RECV_BUDGET;
             int rv = wslay_event_recv(c->ctx);
@@ -494,179 +532,111 @@ static void conn_service(ws_conn *c, uint32_t ev, bool wake)
     conn_settle(c);
 }
 
-static void conn_start(ws_conn *c)
+static void conn_io(loop_fd *w, int fd, unsigned events, void *ud)
 {
-    c->next = io.all;
-    if (io.all) io.all->prev = c;
-    io.all = c;
-    c->last_rx = now_ms();
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    if (epoll_ctl(io.epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-        log_warn("ws", "cannot watch a WebSocket connection: %s", strerror(errno));
-        conn_dead(c);
+    conn_service(ud, events, false);
+}
+
+/* The one timer: a deadline passed, or it is time to look at the keep-alive. */
+static void conn_timer(void *ud)
+{
+    ws_conn *c = ud;
+    c->timer = NULL;
+    if (c->state == WS_DEAD) return;
+    uint64_t now = now_ms();
+    if (c->deadline) {
+        if (now >= c->deadline) conn_dead(c);
+        conn_arm(c);
         return;
     }
-    c->interest = EPOLLIN;
-    if (!c->ud)
-        ws_close(c, WS_CLOSE_INTERNAL, "the server could not start this stream");
-    else if (c->going_away)
-        ws_close(c, WS_CLOSE_GOING_AWAY, "the server is shutting down");
-    conn_service(c, EPOLLIN, true); /* bytes that came with the handshake, and the first pull */
-}
-
-static void conn_reap(ws_conn *c)
-{
-    epoll_ctl(io.epfd, EPOLL_CTL_DEL, c->fd, NULL); /* fails harmlessly if never added */
-    if (c->ud) c->h->on_close(c, c->ud);            /* after this no ws_wake comes for c */
-    pthread_mutex_lock(&io.mu);
-    if (c->woken) {
-        for (ws_conn **pp = &io.woken; *pp; pp = &(*pp)->wnext) {
-            if (*pp == c) {
-                *pp = c->wnext;
-                break;
-            }
-        }
-    }
-    io.nconns--;
-    pthread_mutex_unlock(&io.mu);
-    if (c->prev) c->prev->next = c->next;
-    if (c->next) c->next->prev = c->prev;
-    if (io.all == c) io.all = c->next;
-    log_debug("ws", "fd %d: closed (sent %u, received %u)", c->fd,
-              wslay_event_get_status_code_sent(c->ctx),
-              wslay_event_get_status_code_received(c->ctx));
-    wslay_event_context_free(c->ctx);
-    free(c->pre);
-    http_upgrade_close(c->up); /* the HTTP server closes the socket */
-    free(c);
-}
-
-/* Once a second: close deadlines, keep-alive pings, peers that stopped answering. */
-static void sweep(uint64_t now)
-{
-    for (ws_conn *c = io.all; c; c = c->next) {
-        if (c->state == WS_DEAD) continue;
-        if (c->deadline && now >= c->deadline) {
-            conn_dead(c);
-            continue;
-        }
-        if (c->state != WS_OPEN || c->closing) continue;
-        if (c->ping_out && now - c->ping_at >= WS_PING_S * 1000u) {
+    if (c->state == WS_OPEN && !c->closing) {
+        if (c->ping_out && now - c->ping_at >= PING_MS) {
             log_info("ws", "fd %d: no answer to a ping in %d s; closing", c->fd, WS_PING_S);
             conn_dead(c);
-        } else if (!c->ping_out && now - c->last_rx >= WS_PING_S * 1000u) {
+            return;
+        }
+        if (!c->ping_out && now - c->last_rx >= PING_MS) {
             struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
             if (wslay_event_queue_msg(c->ctx, &ping) == 0) {
                 c->ping_out = true;
                 c->ping_at = now;
                 conn_flush(c);
                 conn_settle(c);
+            } else { /* out of memory: try again a bit later */
+                c->last_rx = now - PING_MS + 1000;
             }
         }
     }
+    conn_arm(c);
 }
 
-/* Takes the list at *head (guarded by io.mu) and runs fn on each; a connection leaves the list
- * (woken = false) just before fn runs, so a wake during fn puts it back for the next round. */
-static void drain_list(ws_conn **head, void (*fn)(ws_conn *c))
+/* Posted by upgraded(): the connection joins the loop. */
+static void conn_start(void *ud)
+{
+    ws_conn *c = ud;
+    c->last_rx = now_ms();
+    c->w = loop_fd_add(io.l, c->fd, LOOP_READ, conn_io, c);
+    if (!c->w) {
+        log_warn("ws", "cannot watch a WebSocket connection: %s", strerror(errno));
+        conn_dead(c);
+        return;
+    }
+    conn_arm(c);
+    if (!c->ud)
+        ws_close(c, WS_CLOSE_INTERNAL, "the server could not start this stream");
+    else if (c->going_away)
+        ws_close(c, WS_CLOSE_GOING_AWAY, "the server is shutting down");
+    /* wakes since open were held back by the flag, set in upgraded(): let them through */
+    atomic_store(&c->woken, false);
+    conn_service(c, LOOP_READ, true); /* bytes that came with the handshake, and the first pull */
+}
+
+/* Posted after the reap: every wake posted before on_close returned has run by now. */
+static void conn_free(void *ud)
+{
+    free(ud);
+}
+
+static void conn_reap(ws_conn *c)
+{
+    loop_fd_del(c->w);
+    loop_timer_cancel(c->timer);
+    c->w = NULL;
+    c->timer = NULL;
+    if (c->ud) c->h->on_close(c, c->ud); /* after this no ws_wake comes for c */
+    log_debug("ws", "fd %d: closed (sent %u, received %u)", c->fd,
+              wslay_event_get_status_code_sent(c->ctx),
+              wslay_event_get_status_code_received(c->ctx));
+    wslay_event_context_free(c->ctx);
+    c->ctx = NULL;
+    free(c->pre);
+    c->pre = NULL;
+    http_upgrade_close(c->up);                  /* the HTTP server closes the socket */
+    if (loop_post(io.l, conn_free, c) != GD_OK) /* leaked rather than used after free */
+        log_error("ws", "fd %d: cannot schedule freeing a connection (out of memory)", c->fd);
+}
+
+static void reap_dead(void *ud)
+{
+    io.reap_posted = false;
+    while (io.dead) {
+        ws_conn *c = io.dead;
+        io.dead = c->dnext;
+        conn_reap(c);
+    }
+}
+
+/* The loop, created on first use. NULL when it cannot be started. */
+static loop *io_loop(void)
 {
     pthread_mutex_lock(&io.mu);
-    ws_conn *c = *head;
-    *head = NULL;
+    if (!io.l) {
+        io.l = loop_new("ws-io");
+        if (!io.l) log_error("ws", "cannot start the WebSocket I/O loop: %s", strerror(errno));
+    }
+    loop *l = io.l;
     pthread_mutex_unlock(&io.mu);
-    while (c) {
-        pthread_mutex_lock(&io.mu);
-        ws_conn *next = c->wnext;
-        c->woken = false;
-        pthread_mutex_unlock(&io.mu);
-        fn(c);
-        c = next;
-    }
-}
-
-static void wake_one(ws_conn *c)
-{
-    conn_service(c, 0, true);
-}
-
-static void *io_main(void *arg)
-{
-    struct epoll_event evs[64];
-    uint64_t last_sweep = now_ms();
-    for (;;) {
-        int n = epoll_wait(io.epfd, evs, 64, 1000);
-        for (int i = 0; i < n; i++) {
-            ws_conn *c = evs[i].data.ptr;
-            if (c) {
-                conn_service(c, evs[i].events, false);
-                continue;
-            }
-            uint64_t v;
-            pthread_mutex_lock(&io.mu);
-            if (read(io.evfd, &v, sizeof v) < 0) { /* EAGAIN: already read */
-            }
-            io.signalled = false;
-            pthread_mutex_unlock(&io.mu);
-        }
-        drain_list(&io.pending, conn_start);
-        drain_list(&io.woken, wake_one);
-        uint64_t now = now_ms();
-        if (now - last_sweep >= 1000) {
-            sweep(now);
-            last_sweep = now;
-        }
-        while (io.dead) {
-            ws_conn *c = io.dead;
-            io.dead = c->dnext;
-            conn_reap(c);
-        }
-        pthread_mutex_lock(&io.mu);
-        if (io.nconns == 0) { /* the last connection is gone: so is the thread */
-            io.running = false;
-            close(io.epfd);
-            close(io.evfd);
-            io.epfd = io.evfd = -1;
-            io.signalled = false;
-            pthread_mutex_unlock(&io.mu);
-            return NULL;
-        }
-        pthread_mutex_unlock(&io.mu);
-    }
-}
-
-/* Hands c to the I/O thread, starting it if needed. false when it cannot be started. */
-static bool io_add(ws_conn *c)
-{
-    pthread_mutex_lock(&io.mu);
-    if (!io.running) {
-        io.epfd = epoll_create1(EPOLL_CLOEXEC);
-        io.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-        pthread_t th;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        bool ok = io.epfd >= 0 && io.evfd >= 0 &&
-                  epoll_ctl(io.epfd, EPOLL_CTL_ADD, io.evfd, &ev) == 0 &&
-                  pthread_create(&th, &attr, io_main, NULL) == 0;
-        pthread_attr_destroy(&attr);
-        if (!ok) {
-            log_error("ws", "cannot start the WebSocket I/O thread: %s", strerror(errno));
-            if (io.epfd >= 0) close(io.epfd);
-            if (io.evfd >= 0) close(io.evfd);
-            io.epfd = io.evfd = -1;
-            pthread_mutex_unlock(&io.mu);
-            return false;
-        }
-        io.running = true;
-        io.signalled = false;
-    }
-    c->wnext = io.pending;
-    io.pending = c;
-    io.nconns++;
-    signal_locked();
-    pthread_mutex_unlock(&io.mu);
-    return true;
+    return l;
 }
 
 /* The HTTP server's upgrade callback (a server thread): the socket is ours from here. */
@@ -675,14 +645,15 @@ static void upgraded(http_req *r, void *cls, int fd, const char *extra, size_t e
 {
     const ws_handler *h = cls;
     ws_conn *c = calloc(1, sizeof *c);
-    if (!c) {
+    if (!c || !io_loop()) {
+        free(c);
         http_upgrade_close(up);
         return;
     }
     c->fd = fd;
     c->up = up;
     c->h = h;
-    c->woken = true; /* not on io.woken until the I/O thread has started it */
+    atomic_init(&c->woken, true); /* no wake is posted until conn_start has run */
     if (extra_len) {
         c->pre = malloc(extra_len);
         if (c->pre) memcpy(c->pre, extra, extra_len);
@@ -706,7 +677,8 @@ static void upgraded(http_req *r, void *cls, int fd, const char *extra, size_t e
     /* Checked after open subscribed to its events: a server that started stopping before this
      * point either closes those events later (and the stream sees it) or is seen here. */
     c->going_away = http_stopping(r);
-    if (!io_add(c)) {
+    if (loop_post(io.l, conn_start, c) != GD_OK) {
+        log_error("ws", "cannot hand a WebSocket connection to its loop (out of memory)");
         if (c->ud) h->on_close(c, c->ud);
         wslay_event_context_free(c->ctx);
         free(c->pre);

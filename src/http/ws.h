@@ -1,13 +1,13 @@
 /* ws: WebSocket connections (RFC 6455), framed by wslay, over connections upgraded by the HTTP
- * server. One I/O thread runs an epoll loop for every WebSocket connection (it starts with the
- * first and ends with the last); each connection is a wslay event context over a non-blocking
- * socket. wslay answers pings, reassembles fragmented messages and enforces masking (1002) and
- * the message cap (1009); this module adds the handshake, keep-alive pings, the close handshake
- * with a lingering close, and back-pressure: the application queues frames when woken and only
- * while ws_room says there is room.
+ * server. One core/loop, "ws-io", runs every WebSocket connection (it starts with the first and
+ * stays); each connection is a wslay event context over a non-blocking socket. wslay answers pings,
+ * reassembles fragmented messages and enforces masking (1002) and the message cap (1009); this
+ * module adds the handshake, keep-alive pings, the close handshake with a lingering close, and
+ * back-pressure: the application queues frames when woken and only while ws_room says there is
+ * room.
  *
  * Threads: ws_wake may be called from any thread; every other ws_ function and every callback
- * runs on the I/O thread (open runs on the server thread doing the upgrade). */
+ * runs on the loop's thread (open runs on the server thread doing the upgrade). */
 #ifndef GD_WS_H
 #define GD_WS_H
 
