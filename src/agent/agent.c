@@ -821,9 +821,17 @@ static void cancel_all(void *ud)
     free(turns);
 }
 
+typedef struct {
+    agent *a;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} teardown_msg;
+
 static void teardown(void *ud)
 {
-    agent *a = ud;
+    teardown_msg *m = ud;
+    agent *a = m->a;
     if (a->ticker) loop_timer_cancel(a->ticker);
     a->ticker = NULL;
     pthread_mutex_lock(&a->mu);
@@ -834,6 +842,10 @@ static void teardown(void *ud)
     pthread_mutex_unlock(&a->mu);
     prov_client_free(a->pc);
     a->pc = NULL;
+    pthread_mutex_lock(&m->mu);
+    m->done = true;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
 }
 
 void agent_shutdown(agent *a, int grace_ms)
@@ -871,10 +883,20 @@ pool *agent_pool(agent *a)
 void agent_free(agent *a)
 {
     if (!a) return;
-    /* Extensions and the provider client live on the loop: closed there, then the loop ends. */
-    if (loop_post(a->l, teardown, a) != GD_OK) log_error("agent", "cannot post the teardown");
-    loop_free(a->l);
+    /* Extensions and the provider client live on the loop: they are closed there first; then the
+     * workers finish their jobs, whose completions still reach the running loop; then the loop
+     * ends. */
+    teardown_msg m = {.a = a, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    if (loop_post(a->l, teardown, &m) == GD_OK) {
+        pthread_mutex_lock(&m.mu);
+        while (!m.done)
+            pthread_cond_wait(&m.cv, &m.mu);
+        pthread_mutex_unlock(&m.mu);
+    } else {
+        log_error("agent", "cannot post the teardown (out of memory)");
+    }
     pool_free(a->workers);
+    loop_free(a->l);
     sandbox_env_free(a->tool_env);
     pthread_cond_destroy(&a->idle);
     pthread_mutex_destroy(&a->mu);
