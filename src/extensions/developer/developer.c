@@ -159,6 +159,23 @@ static json_t *build_tools(void)
     return tools;
 }
 
+/* The tool list is the same for every instance (a session each), so it is built once and
+ * shared: jansson's reference counts are atomic, and nothing changes it after it is built. It
+ * lives as long as the process. */
+static json_t *shared_tools;
+static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+
+static void shared_tools_build(void)
+{
+    shared_tools = build_tools();
+}
+
+static json_t *tools_ref(void)
+{
+    pthread_once(&shared_once, shared_tools_build);
+    return shared_tools ? json_incref(shared_tools) : NULL;
+}
+
 /* ---- calls ---- */
 
 static void dev_free(developer *d)
@@ -342,7 +359,7 @@ extension *developer_new(const ext_host *host)
     /* Copies: workers may still read them after close, when the host may be gone. */
     d->env = host->env ? sandbox_env_dup(host->env) : sandbox_env_new();
     d->protected_dirs = sandbox_env_dup((char *const *)host->protected_dirs);
-    d->tools = build_tools();
+    d->tools = tools_ref();
     if (!d->env || !d->protected_dirs || !d->tools || pthread_mutex_init(&d->undo.mu, NULL)) {
         json_decref(d->tools);
         sandbox_env_free(d->env);
