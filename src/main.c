@@ -1,5 +1,6 @@
 /* goosed: flags and config, the store, the HTTP server, and a graceful stop on SIGTERM/SIGINT. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -94,8 +95,14 @@ int main(int argc, char **argv)
     /* Order: refuse new connections; let replies finish (then cancel them), which ends their
      * streams; finish the requests left; then the provider loop and the store. */
     http_refuse_new(srv);
-    agent_shutdown(a.agent, SHUTDOWN_GRACE_MS);
+    bool ended = agent_shutdown(a.agent, SHUTDOWN_GRACE_MS);
     http_stop(srv, SHUTDOWN_GRACE_MS);
+    if (!ended) {
+        /* A reply still holds the agent: freeing it would pull memory from under it. Every
+         * stored message is durable already; the process ends here. */
+        log_error("server", "exiting with a reply still running");
+        return 1;
+    }
     agent_free(a.agent);
     store_close(a.st);
     log_write(LOG_INFO, "server", "shutdown complete");

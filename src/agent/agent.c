@@ -127,8 +127,11 @@ static void sess_release_locked(sess *s)
 bus *agent_bus_get(agent *a, const char *session_id, gd_err *e)
 {
     pthread_mutex_lock(&a->mu);
-    sess *s = sess_get_locked(a, session_id);
-    *e = !s ? GD_ENOMEM : s->watchers >= a->cfg->max_watchers_per_session ? GD_EBUSY : GD_OK;
+    sess *s = a->stopping ? NULL : sess_get_locked(a, session_id);
+    *e = a->stopping                                       ? GD_ESHUTDOWN
+         : !s                                              ? GD_ENOMEM
+         : s->watchers >= a->cfg->max_watchers_per_session ? GD_EBUSY
+                                                           : GD_OK;
     if (*e == GD_OK) {
         s->refs++;
         s->watchers++;
@@ -437,6 +440,7 @@ static void turn_start_on_loop(void *ud)
         fail_early(at, "internal", "out of memory starting the reply");
         return;
     }
+    at->t->overhead_bytes = strlen(at->system) + json_dumpb(at->tools, NULL, 0, JSON_COMPACT);
     log_info("agent", "session %s: reply started with %s/%s", at->se->id, at->pcfg.def->name,
              at->pcfg.model);
     turn_begin(at->t);
@@ -609,19 +613,21 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
 typedef struct {
     agent *a;
     sess *se;
+    bool gone;
 } cancel_msg;
 
 static void cancel_on_loop(void *ud)
 {
     cancel_msg *m = ud;
-    if (m->se->turn) step(m->se->turn, &(turn_ev){.kind = TURN_EV_CANCEL});
+    if (m->se->turn)
+        step(m->se->turn, &(turn_ev){.kind = TURN_EV_CANCEL, .err = m->gone ? GD_EGONE : GD_OK});
     pthread_mutex_lock(&m->a->mu);
     sess_release_locked(m->se);
     pthread_mutex_unlock(&m->a->mu);
     free(m);
 }
 
-gd_err agent_cancel(agent *a, const char *session_id)
+static gd_err cancel(agent *a, const char *session_id, bool gone)
 {
     cancel_msg *m = malloc(sizeof *m);
     if (!m) return GD_ENOMEM;
@@ -630,12 +636,22 @@ gd_err agent_cancel(agent *a, const char *session_id)
     gd_err e = se && se->running ? GD_OK : GD_ENOTFOUND;
     if (e == GD_OK) {
         se->refs++; /* the session stays until the cancel has run */
-        *m = (cancel_msg){a, se};
+        *m = (cancel_msg){a, se, gone};
         if ((e = loop_post(a->l, cancel_on_loop, m)) != GD_OK) sess_release_locked(se);
     }
     pthread_mutex_unlock(&a->mu);
     if (e) free(m);
     return e;
+}
+
+gd_err agent_cancel(agent *a, const char *session_id)
+{
+    return cancel(a, session_id, false);
+}
+
+void agent_session_deleted(agent *a, const char *session_id)
+{
+    (void)cancel(a, session_id, true);
 }
 
 /* ---- keep-alive and eviction (loop thread) ---- */
@@ -694,6 +710,7 @@ typedef struct {
     pthread_cond_t cv;
     bool done;
     gd_err e;
+    char msg[256];
 } waiter;
 
 static void repair_done(void *ud, gd_err e, const char *msg)
@@ -702,8 +719,10 @@ static void repair_done(void *ud, gd_err e, const char *msg)
     pthread_mutex_lock(&w->mu);
     w->done = true;
     w->e = e;
-    pthread_mutex_unlock(&w->mu);
+    snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "");
+    /* Signalled under the lock: once it is released the waiter may return, and w is gone. */
     pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 static gd_err repair_one(agent *a, const char *sid, json_t *content)
@@ -740,6 +759,8 @@ static gd_err repair_one(agent *a, const char *sid, json_t *content)
                  "session %s: a reply was interrupted during a tool call; its results "
                  "now say so",
                  sid);
+    if (w.e)
+        log_warn("agent", "session %s: cannot store the interrupted tool results: %s", sid, w.msg);
     return w.e;
 }
 
@@ -755,9 +776,7 @@ void agent_repair(agent *a)
     {
         const char *sid = json_string_value(json_object_get(it, "session_id"));
         json_t *content = json_object_get(json_object_get(it, "message"), "content");
-        if (sid && json_is_array(content) && repair_one(a, sid, content) != GD_OK)
-            log_warn("agent", "session %s: cannot store the interrupted tool results: %s", sid,
-                     store_errmsg());
+        if (sid && json_is_array(content)) repair_one(a, sid, content); /* logs a failure */
     }
     json_decref(list);
 }
@@ -848,7 +867,7 @@ static void teardown(void *ud)
     pthread_mutex_unlock(&m->mu);
 }
 
-void agent_shutdown(agent *a, int grace_ms)
+bool agent_shutdown(agent *a, int grace_ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -867,12 +886,22 @@ void agent_shutdown(agent *a, int grace_ms)
                  grace_ms);
         if (loop_post(a->l, cancel_all, a) != GD_OK)
             log_error("agent", "cannot cancel the running replies (out of memory)");
+        /* A cancelled turn ends as soon as its provider request and tool are stopped; one
+         * that does not within another grace waits for something that will not come (a
+         * completion lost to a lack of memory, a wedged store). */
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += grace_ms / 1000 + 1;
         while (a->nturns > 0)
-            pthread_cond_wait(&a->idle, &a->mu);
+            if (pthread_cond_timedwait(&a->idle, &a->mu, &until) != 0) break;
     }
+    bool ended = a->nturns == 0;
+    if (!ended) log_error("agent", "%ld reply(ies) did not end after being cancelled", a->nturns);
     for (sess *s = a->sessions; s; s = s->next)
         bus_close(s->b);
     pthread_mutex_unlock(&a->mu);
+    /* Nothing a worker runs may outlive the requests it answers (a suspended history read). */
+    if (ended) pool_quiesce(a->workers);
+    return ended;
 }
 
 pool *agent_pool(agent *a)

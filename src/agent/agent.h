@@ -20,8 +20,10 @@ agent *agent_new(const config *cfg, store *st);
  * providers' rules. */
 void agent_repair(agent *a);
 /* Graceful stop: lets running replies finish for up to grace_ms, then cancels the rest, waits
- * for them, and closes every bus (watching clients see their stream end). */
-void agent_shutdown(agent *a, int grace_ms);
+ * for them, closes every bus (watching clients see their stream end) and lets the workers
+ * finish what they run (new jobs are refused). false when a reply did not end even after its
+ * cancel: the agent must then not be freed. */
+bool agent_shutdown(agent *a, int grace_ms);
 /* The workers for blocking reads and tools (the bounded pool of tool_workers threads), for
  * handlers that must not read a long history on an HTTP thread. */
 pool *agent_pool(agent *a);
@@ -45,6 +47,8 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
                    char *err, size_t errlen);
 /* Stops the running reply (provider request and tools). GD_ENOTFOUND when none runs. */
 gd_err agent_cancel(agent *a, const char *session_id);
+/* The session was deleted: a reply running there stops, ending with session_gone. */
+void agent_session_deleted(agent *a, const char *session_id);
 /* Resolves the current provider (name, model, key from the environment or secrets.yaml);
  * GD_EINVAL with a message saying how to configure one. */
 gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen);

@@ -55,6 +55,10 @@ static void turn_fail(turn *t, const char *code, const char *msg)
 
 static void complete(turn *t, const char *why)
 {
+    if (t->gone) { /* cancelled because the session was deleted: say so */
+        turn_fail(t, "session_gone", "the session was deleted during the reply");
+        return;
+    }
     char stop_reason[sizeof t->last.stop_reason];
     snprintf(stop_reason, sizeof stop_reason, "%s", why); /* why may be t->last.stop_reason */
     snprintf(t->last.stop_reason, sizeof t->last.stop_reason, "%s", stop_reason);
@@ -75,6 +79,9 @@ static void store_failed(turn *t, gd_err e, const char *msg)
         return;
     case GD_EBUSY:
         turn_fail(t, "busy", msg && *msg ? msg : "the store is busy");
+        return;
+    case GD_ENOMEM:
+        turn_fail(t, "internal", "out of memory storing a message");
         return;
     default:
         turn_fail(t, "storage_unavailable", msg && *msg ? msg : "the store failed");
@@ -100,7 +107,7 @@ static bool history_add(turn *t, const char *role, json_t *content)
  * four bytes each, as the providers' tokenizers average on English and code. */
 static bool fits_context(turn *t)
 {
-    long tokens = (long)(json_size(t->history) / 4);
+    long tokens = (long)((json_size(t->history) + t->overhead_bytes) / 4);
     if (tokens <= t->context_limit) return true;
     char msg[300];
     snprintf(msg, sizeof msg,
@@ -262,7 +269,10 @@ static void on_history(turn *t, const turn_ev *ev)
         if (ev->err == GD_ENOTFOUND)
             turn_fail(t, "session_gone", "the session was deleted before the reply started");
         else
-            turn_fail(t, ev->err == GD_EBUSY ? "busy" : "storage_unavailable",
+            turn_fail(t,
+                      ev->err == GD_EBUSY    ? "busy"
+                      : ev->err == GD_ENOMEM ? "internal"
+                                             : "storage_unavailable",
                       ev->msg ? ev->msg : "cannot read the session's history");
         return;
     }
@@ -377,6 +387,7 @@ void turn_begin(turn *t)
 void turn_step(turn *t, const turn_ev *ev)
 {
     if (ev->kind == TURN_EV_CANCEL) {
+        if (ev->err == GD_EGONE) t->gone = true;
         if (t->cancel) return;
         t->cancel = true;
         if (t->state == TURN_STREAMING && !t->round_over) t->fx->cancel_stream(t);

@@ -82,10 +82,12 @@ struct turn {
     void *owner; /* the agent's per-turn data */
     turn_state state;
     long max_rounds;
-    long context_limit; /* tokens, estimated as bytes / 4 */
-    json_t *history;    /* [{role, content}] as sent to the provider */
-    json_t *user;       /* the user's content items, until stored */
+    long context_limit;    /* tokens, estimated as bytes / 4 */
+    size_t overhead_bytes; /* sent with every request besides the history: prompt, tools */
+    json_t *history;       /* [{role, content}] as sent to the provider */
+    json_t *user;          /* the user's content items, until stored */
     bool cancel;
+    bool gone; /* the session was deleted: the turn ends with session_gone */
     /* the first round's user message: stored while the request streams */
     bool user_pending;
     bool round_over; /* the provider finished while user_pending */

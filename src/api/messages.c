@@ -83,6 +83,10 @@ static bool watch_from(watch *w, uint64_t from)
 /* Answers a watch that could not be made. */
 static void watch_refused(http_req *r, gd_err e, const char *sid)
 {
+    if (e == GD_ESHUTDOWN) {
+        http_reply_error(r, 503, "shutting_down", "the server is shutting down");
+        return;
+    }
     if (e == GD_EBUSY) {
         http_add_header(r, "Retry-After", "5");
         http_reply_error(r, 429, "too_many_watchers",
@@ -127,6 +131,10 @@ static bool pull_event(watch *w, bool arm)
         if (e) pull_failed(w, e);
         return true;
     case BUS_PING:
+        if (http_peer_gone(w->r)) { /* the client left: its place is freed now */
+            w->done = true;
+            return true;
+        }
         if ((e = buf_puts(&w->out, ": ping\n\n"))) pull_failed(w, e);
         return true;
     case BUS_GAP:
@@ -134,6 +142,9 @@ static bool pull_event(watch *w, bool arm)
                               "and missed events; reload the history\",\"code\":\"events_lost\"}"
                               "\n\n");
         if (e) pull_failed(w, e);
+        /* A reply's own stream may have lost its end with them: it ends here, and the client
+         * reloads the history, as the event says. */
+        if (w->until_turn_end) w->done = true;
         return true;
     case BUS_CLOSED:
         w->done = true;
@@ -309,6 +320,8 @@ static void start_reply(http_req *r, bool sse)
         http_reply_error(r, 400, "bad_request", "role: only \"user\" can be sent");
         return;
     }
+    /* Checked first, so that a message to an unknown id makes no watch (nor its bus). */
+    if (!api_session_found(r, sid)) return;
     gd_err e;
     watch *w = watch_new(r, sid, true, &e);
     if (!w) {
@@ -392,7 +405,12 @@ void api_session_cancel(http_req *r)
 {
     app *a = http_app(r);
     const char *sid = http_param(r, 0);
-    if (agent_cancel(a->agent, sid) != GD_OK) {
+    gd_err e = agent_cancel(a->agent, sid);
+    if (e == GD_ENOMEM) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    if (e != GD_OK) {
         if (!api_session_found(r, sid)) return;
         http_reply_error(r, 409, "no_reply_running", "no reply is running in session '%s'", sid);
         return;

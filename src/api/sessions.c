@@ -217,6 +217,9 @@ void api_session_delete(http_req *r)
         api_store_error(r, e, id, NULL);
         return;
     }
+    /* A reply still running there stops now, instead of running its tools for nothing and
+     * failing when it stores their results. */
+    agent_session_deleted(a->agent, id);
     http_reply_empty(r, 204);
 }
 
@@ -253,6 +256,9 @@ static void messages_answer(http_req *r)
         http_reply_error(r, 503, "storage_unavailable",
                          "storage unavailable: too many history reads and tool calls are waiting; "
                          "try again");
+    } else if (h->e == GD_ESHUTDOWN || h->e == GD_EINVAL) {
+        http_reply_error(r, 503, "storage_unavailable",
+                         "storage unavailable: the server is shutting down");
     } else if (h->e) {
         api_store_error(r, h->e, h->id, h->err);
     } else {

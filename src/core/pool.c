@@ -26,6 +26,9 @@ struct pool {
     size_t queued, queue_max;
     int max_threads, nthreads, idle;
     pthread_t *threads;
+    int running;            /* jobs being run now */
+    pthread_cond_t drained; /* running and queued reached 0, for pool_quiesce */
+    bool closed;            /* pool_quiesce: new jobs are refused */
     bool stopping;
 };
 
@@ -47,10 +50,12 @@ static void *worker_main(void *arg)
         p->head = j->next;
         if (!p->head) p->tail = NULL;
         p->queued--;
+        p->running++;
         pthread_mutex_unlock(&p->mu);
         j->fn(j->arg);
         free(j);
         pthread_mutex_lock(&p->mu);
+        if (--p->running == 0 && !p->head) pthread_cond_broadcast(&p->drained);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -67,7 +72,7 @@ pool *pool_new(const char *name, int threads, size_t queue_max)
         free(p);
         return NULL;
     }
-    if (pthread_cond_init(&p->cv, NULL) != 0) {
+    if (pthread_cond_init(&p->cv, NULL) != 0 || pthread_cond_init(&p->drained, NULL) != 0) {
         pthread_mutex_destroy(&p->mu);
         free(p->threads);
         free(p);
@@ -103,8 +108,8 @@ gd_err pool_submit(pool *p, pool_fn fn, void *arg)
     j->arg = arg;
     j->next = NULL;
     pthread_mutex_lock(&p->mu);
-    if (p->stopping || p->queued >= p->queue_max) {
-        gd_err err = p->stopping ? GD_EINVAL : GD_AGAIN;
+    if (p->stopping || p->closed || p->queued >= p->queue_max) {
+        gd_err err = p->stopping ? GD_EINVAL : p->closed ? GD_ESHUTDOWN : GD_AGAIN;
         pthread_mutex_unlock(&p->mu);
         free(j);
         return err;
@@ -135,6 +140,15 @@ int pool_threads(pool *p)
     return n;
 }
 
+void pool_quiesce(pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    while ((p->running || p->head) && p->nthreads > 0)
+        pthread_cond_wait(&p->drained, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
 void pool_free(pool *p)
 {
     if (!p) return;
@@ -153,6 +167,7 @@ void pool_free(pool *p)
         free(j);
     }
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->drained);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
     free(p);

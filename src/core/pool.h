@@ -15,8 +15,13 @@ typedef void (*pool_fn)(void *arg);
 /* NULL when out of memory. threads >= 1. */
 pool *pool_new(const char *name, int threads, size_t queue_max);
 /* Queues fn(arg) for a worker. GD_AGAIN when queue_max jobs already wait (the caller says
- * "busy" to whoever asked), GD_ENOMEM, GD_EINVAL once pool_free has started. Thread-safe. */
+ * "busy" to whoever asked), GD_ENOMEM, GD_ESHUTDOWN once pool_quiesce has started, GD_EINVAL
+ * once pool_free has. Thread-safe. */
 gd_err pool_submit(pool *p, pool_fn fn, void *arg);
+/* The first step of a stop: refuses new jobs (GD_ESHUTDOWN) and waits until the queued and
+ * running ones are done, so that nothing a job points to (a suspended request) is freed
+ * under it. */
+void pool_quiesce(pool *p);
 /* Runs every queued job, then joins the workers and frees the pool. */
 void pool_free(pool *p);
 /* Worker threads running now (for tests and /status). */

@@ -50,6 +50,10 @@ void http_resume(http_req *r);
 typedef long (*http_stream_fn)(void *cls, char *buf, size_t max);
 void http_reply_stream(http_req *r, int status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_cls)(void *cls));
+/* From inside a stream function: whether the client has closed its side of the connection (a
+ * peek at the socket, without reading). A suspended stream learns it no other way until a write
+ * fails. */
+bool http_peer_gone(http_req *r);
 /* From inside a stream function: suspend until http_resume(r). */
 void http_stream_wait(http_req *r);
 /* Calls fn(arg) when the request is finished with (after its response, or when the client

@@ -88,11 +88,13 @@ describe('tools run without holding a thread', () => {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.body.content, 'all done');
     }
-    const hist = await get(srv, `/api/sessions/${ids[0]}/messages`);
-    const result = hist.body[2].content[0];
-    assert.equal(result.type, 'tool_response');
-    assert.equal(result.is_error, false, JSON.stringify(result));
-    assert.match(result.content[0].text, new RegExp(`saw ${N} running`));
+    for (const id of ids) {
+      const hist = await get(srv, `/api/sessions/${id}/messages`);
+      const result = hist.body[2].content[0];
+      assert.equal(result.type, 'tool_response');
+      assert.equal(result.is_error, false, JSON.stringify(result));
+      assert.match(result.content[0].text, new RegExp(`saw ${N} running`));
+    }
     // MHD's threads, the agent loop, the WebSocket loop, the store's writer, 4 tool workers.
     assert.ok(during < 32, `goosed ran ${during} threads while ${N} tools ran`);
     console.log(`# ${N} concurrent 2 s shell tools: ${wall} ms wall, ${during} threads in goosed`);
@@ -240,6 +242,11 @@ describe('bounds and error codes', () => {
       const done = await first;
       assert.equal(done.status, 200, done.text);
       assert.equal(done.body.stop_reason, 'cancelled');
+      // the slot is free again
+      await fake.script([{ text: 'second' }]);
+      const again = await post(srv, `/api/sessions/${b}/messages`, { content: 'two again' });
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.body.content, 'second');
     } finally {
       await stopAndCheck(srv);
     }
@@ -289,6 +296,15 @@ describe('bounds and error codes', () => {
       assert.ok(Number(r.headers.get('retry-after')) > 0);
       ctl.abort();
       await first.body?.cancel().catch(() => {});
+      // once the server has seen the first watcher go, its place is free again
+      let again;
+      await until(async () => {
+        again = await fetch(`${srv.url}/api/sessions/${id}/events`);
+        if (again.status === 200) return true;
+        await again.text();
+        return false;
+      }, 45_000, 'the watcher\'s place to be freed (a suspended stream looks for its client at each keep-alive, every 15 s)');
+      await again.body.cancel();
     } finally {
       await stopAndCheck(srv);
     }
@@ -307,9 +323,9 @@ describe('bounds and error codes', () => {
     }
   });
 
-  it('a session deleted during its reply ends the reply with session_gone', async () => {
+  it('a session deleted during its reply ends the reply at once with session_gone', async () => {
     await fake.reset();
-    await fake.script([{ text: 'late answer', stall_ms: 1000 }]);
+    await fake.script([{ text: 'late answer', stall_ms: 30_000 }]);
     const srv = await startServer({ env: providerEnv(fake) });
     try {
       const id = await newSession(srv, tempDir('goosed-core-cwd-'));

@@ -173,12 +173,50 @@ static void test_free_drains(void **state_)
     state_destroy(&s);
 }
 
+static void *quiesce_main(void *arg)
+{
+    pool_quiesce(arg);
+    return NULL;
+}
+
+/* pool_quiesce refuses new jobs at once, and returns only once the running and queued ones are
+ * done; the pool still works for pool_free afterwards. */
+static void test_quiesce(void **state_)
+{
+    state s;
+    state_init(&s);
+    pool *p = pool_new("t-quiesce", 2, 100);
+    assert_non_null(p);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(pool_submit(p, gated, &s), GD_OK);
+    wait_running(&s, 2);
+    pthread_t q;
+    assert_int_equal(pthread_create(&q, NULL, quiesce_main, p), 0);
+    for (;;) { /* until the pool is closed */
+        pthread_mutex_lock(&p->mu);
+        bool closed = p->closed;
+        pthread_mutex_unlock(&p->mu);
+        if (closed) break;
+        sched_yield();
+    }
+    assert_int_equal(pool_submit(p, gated, &s), GD_ESHUTDOWN);
+    pthread_mutex_lock(&s.mu);
+    assert_int_equal(s.ran, 0); /* quiesce is still waiting: nothing finished */
+    pthread_mutex_unlock(&s.mu);
+    open_gate(&s);
+    pthread_join(q, NULL);
+    assert_int_equal(s.ran, 5);
+    pool_free(p);
+    state_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_bound),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_free_drains),
+        cmocka_unit_test(test_quiesce),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

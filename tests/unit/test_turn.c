@@ -339,14 +339,77 @@ static void test_stream_cannot_start(void **state)
     done(t, &r);
 }
 
+/* A history whose last tool call was never answered (its results were not stored): the request
+ * answers it, so the provider accepts the conversation. */
+static void test_unanswered_call_in_history(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    json_t *h =
+        json_pack("[{s:s, s:[{s:s, s:s}]}, {s:s, s:[{s:s, s:s, s:s, s:{}}]}]", "role", "user",
+                  "content", "type", "text", "text", "run it", "role", "assistant", "content",
+                  "type", "tool_request", "id", "c9", "name", "x__a", "arguments");
+    history(t, h);
+    assert_int_equal(t->state, TURN_STREAMING);
+    json_t *sent = r.streamed_history;
+    /* user, assistant (the call), an answer for it, then the new user message */
+    json_t *answer = NULL, *m;
+    size_t i;
+    json_array_foreach(sent, i, m)
+    {
+        json_t *it = json_array_get(json_object_get(m, "content"), 0);
+        if (!strcmp(json_string_value(json_object_get(it, "type")), "tool_response")) answer = it;
+    }
+    assert_non_null(answer);
+    assert_string_equal(json_string_value(json_object_get(answer, "id")), "c9");
+    assert_true(json_is_true(json_object_get(answer, "is_error")));
+    json_t *last = json_array_get(
+        json_object_get(json_array_get(sent, json_array_size(sent) - 1), "content"), 0);
+    assert_string_equal(json_string_value(json_object_get(last, "text")), "hello");
+    stored(t, TURN_STORE_USER, GD_OK);
+    provider(t, "cancelled");
+    done(t, &r);
+}
+
+/* A cancel in the middle of a round with text and a tool call: the text is stored, the call
+ * (which will not run) is not, and the turn completes as cancelled. */
+static void test_cancel_keeps_partial_text(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    turn_on_text(t, "half an ans", 11);
+    tool_call(t, "c1", "x__a", json_object());
+    turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
+    assert_true(find(&r, "cancel_stream") >= 0);
+    provider(t, "cancelled");
+    assert_int_equal(t->state, TURN_STORING_REPLY);
+    assert_int_equal(json_array_size(t->content), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(t->content, 0), "type")),
+                        "text");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
+                        "cancelled");
+    assert_int_equal(find(&r, "tool:x__a"), -1);
+    done(t, &r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_reply),           cmocka_unit_test(test_tool_round),
-        cmocka_unit_test(test_cancel_during_tool),   cmocka_unit_test(test_user_store_fails),
-        cmocka_unit_test(test_session_gone),         cmocka_unit_test(test_provider_error),
-        cmocka_unit_test(test_context_limit),        cmocka_unit_test(test_max_turns),
-        cmocka_unit_test(test_cancel_while_loading), cmocka_unit_test(test_stream_cannot_start),
+        cmocka_unit_test(test_text_reply),
+        cmocka_unit_test(test_tool_round),
+        cmocka_unit_test(test_cancel_during_tool),
+        cmocka_unit_test(test_user_store_fails),
+        cmocka_unit_test(test_session_gone),
+        cmocka_unit_test(test_provider_error),
+        cmocka_unit_test(test_context_limit),
+        cmocka_unit_test(test_max_turns),
+        cmocka_unit_test(test_cancel_while_loading),
+        cmocka_unit_test(test_stream_cannot_start),
+        cmocka_unit_test(test_unanswered_call_in_history),
+        cmocka_unit_test(test_cancel_keeps_partial_text),
     };
     return cmocka_run_group_tests_name("turn", tests, NULL, NULL);
 }
