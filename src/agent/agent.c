@@ -42,6 +42,8 @@ typedef struct sess {
     /* ---- loop thread ---- */
     a_turn *turn;
     ext_registry *reg;
+    json_t *tools;      /* reg's tools in the providers' shape, made once */
+    size_t tools_bytes; /* their size as JSON, for the context estimate */
     ext_host host;
 } sess;
 
@@ -89,6 +91,7 @@ struct a_turn {
     stored_msg stored[3]; /* one slot per turn_store_kind: at most one write of each runs */
     /* the history read on a worker */
     json_t *history;
+    size_t history_bytes;
     gd_err history_err;
     char history_msg[256];
 };
@@ -194,7 +197,8 @@ static void history_loaded(void *ud)
     step(at, &(turn_ev){.kind = TURN_EV_HISTORY,
                         .err = at->history_err,
                         .msg = at->history_msg,
-                        .history = h});
+                        .history = h,
+                        .history_bytes = at->history_bytes});
 }
 
 /* On a worker: reads the whole history. */
@@ -202,8 +206,15 @@ static void history_job(void *arg)
 {
     a_turn *at = arg;
     agent *a = at->a;
-    at->history_err = a->st->ops->messages_list(a->st, at->se->id, &at->history);
-    if (at->history_err) snprintf(at->history_msg, sizeof at->history_msg, "%s", store_errmsg());
+    json_t *stored = NULL;
+    at->history_err = a->st->ops->messages_list(a->st, at->se->id, &stored);
+    if (at->history_err) {
+        snprintf(at->history_msg, sizeof at->history_msg, "%s", store_errmsg());
+    } else if (!(at->history = turn_prepare_history(stored, &at->history_bytes))) {
+        at->history_err = GD_ENOMEM;
+        snprintf(at->history_msg, sizeof at->history_msg, "out of memory preparing the history");
+    }
+    json_decref(stored);
     post_or_log(a, history_loaded, at);
 }
 
@@ -435,12 +446,15 @@ static void turn_start_on_loop(void *ud)
         fail_early(at, "provider_unavailable", err);
         return;
     }
-    if (!ensure_registry(a, at->se, at->cwd) || !(at->tools = registry_tools(at->se->reg)) ||
-        !(at->system = system_prompt(at->cwd, at->se->reg))) {
+    sess *se = at->se;
+    if (ensure_registry(a, se, at->cwd) && !se->tools && (se->tools = registry_tools(se->reg)))
+        se->tools_bytes = json_dumpb(se->tools, NULL, 0, JSON_COMPACT);
+    if (!se->tools || !(at->tools = json_incref(se->tools)) ||
+        !(at->system = system_prompt(at->cwd, se->reg))) {
         fail_early(at, "internal", "out of memory starting the reply");
         return;
     }
-    at->t->overhead_bytes = strlen(at->system) + json_dumpb(at->tools, NULL, 0, JSON_COMPACT);
+    at->t->overhead_bytes = strlen(at->system) + se->tools_bytes;
     log_info("agent", "session %s: reply started with %s/%s", at->se->id, at->pcfg.def->name,
              at->pcfg.model);
     turn_begin(at->t);
@@ -658,6 +672,7 @@ void agent_session_deleted(agent *a, const char *session_id)
 
 static void sess_free(sess *s)
 {
+    json_decref(s->tools);
     registry_free(s->reg);
     bus_free(s->b);
     free(s);
@@ -857,6 +872,8 @@ static void teardown(void *ud)
     for (sess *s = a->sessions; s; s = s->next) {
         registry_free(s->reg);
         s->reg = NULL;
+        json_decref(s->tools);
+        s->tools = NULL;
     }
     pthread_mutex_unlock(&a->mu);
     prov_client_free(a->pc);

@@ -96,18 +96,47 @@ static size_t json_size(json_t *j)
     return json_dumpb(j, NULL, 0, JSON_COMPACT);
 }
 
-/* Appends {role, content} (content borrowed). */
+/* Appends {role, content} (content borrowed) to history and counts its bytes in *bytes. */
+static bool add_message(json_t *history, size_t *bytes, const char *role, json_t *content)
+{
+    json_t *m = json_pack("{s:s, s:O}", "role", role, "content", content);
+    if (!m) return false;
+    *bytes += json_size(m) + 1;
+    return json_array_append_new(history, m) == 0;
+}
+
 static bool history_add(turn *t, const char *role, json_t *content)
 {
-    return json_array_append_new(t->history,
-                                 json_pack("{s:s, s:O}", "role", role, "content", content)) == 0;
+    return add_message(t->history, &t->history_bytes, role, content);
+}
+
+json_t *turn_prepare_history(json_t *stored, size_t *bytes)
+{
+    json_t *h = json_array(), *m;
+    size_t i, n = 2;
+    if (!h) return NULL;
+    json_array_foreach(stored, i, m)
+    {
+        if (!add_message(h, &n, json_string_value(json_object_get(m, "role")),
+                         json_object_get(m, "content"))) {
+            json_decref(h);
+            return NULL;
+        }
+    }
+    /* A tool call whose result was never stored (a crash the start-up repair did not see, or a
+     * store failure in the last turn) still gets an answer: the providers refuse the
+     * conversation otherwise. */
+    json_t *fixed = content_answer_tool_calls(h);
+    json_decref(h);
+    if (fixed) *bytes = json_size(fixed);
+    return fixed;
 }
 
 /* Whether the history fits the context limit; when not, ends the turn. Tokens are estimated at
  * four bytes each, as the providers' tokenizers average on English and code. */
 static bool fits_context(turn *t)
 {
-    long tokens = (long)((json_size(t->history) + t->overhead_bytes) / 4);
+    long tokens = (long)((t->history_bytes + t->overhead_bytes) / 4);
     if (tokens <= t->context_limit) return true;
     char msg[300];
     snprintf(msg, sizeof msg,
@@ -281,23 +310,8 @@ static void on_history(turn *t, const turn_ev *ev)
         complete(t, "cancelled");
         return;
     }
-    t->history = json_array();
-    size_t i;
-    json_t *m;
-    json_array_foreach(ev->history, i, m)
-    {
-        history_add(t, json_string_value(json_object_get(m, "role")),
-                    json_object_get(m, "content"));
-    }
-    json_decref(ev->history);
-    /* A tool call whose result was never stored (a crash the start-up repair did not see, or a
-     * store failure in the last turn) still gets an answer: the providers refuse the
-     * conversation otherwise. */
-    json_t *fixed = content_answer_tool_calls(t->history);
-    if (fixed) {
-        json_decref(t->history);
-        t->history = fixed;
-    }
+    t->history = ev->history; /* prepared off the loop: turn_prepare_history */
+    t->history_bytes = ev->history_bytes;
     history_add(t, "user", t->user);
     if (!fits_context(t)) return;
     /* The user message is stored while the first request is already on its way: the fsync is

@@ -46,7 +46,8 @@ typedef struct {
     turn_ev_kind kind;
     gd_err err;
     const char *msg; /* why err, for the user */
-    json_t *history; /* TURN_EV_HISTORY: [{role, content, ...}] oldest first */
+    json_t *history; /* TURN_EV_HISTORY: from turn_prepare_history */
+    size_t history_bytes;
     turn_store_kind store;
     const prov_result *res;
     json_t *content; /* TURN_EV_TOOL: MCP content items */
@@ -85,6 +86,7 @@ struct turn {
     long context_limit;    /* tokens, estimated as bytes / 4 */
     size_t overhead_bytes; /* sent with every request besides the history: prompt, tools */
     json_t *history;       /* [{role, content}] as sent to the provider */
+    size_t history_bytes;  /* its size as JSON */
     json_t *user;          /* the user's content items, until stored */
     bool cancel;
     bool gone; /* the session was deleted: the turn ends with session_gone */
@@ -110,6 +112,11 @@ struct turn {
     char results_id[UUID_STR_LEN]; /* the last tool results stored */
 };
 
+/* The history a turn starts from, made from the stored messages (borrowed) off the agent's
+ * loop, since a long one takes a while: [{role, content}], with an is_error answer for every
+ * tool call whose result was never stored; *bytes gets its size as JSON. NULL when out of
+ * memory. */
+json_t *turn_prepare_history(json_t *stored, size_t *bytes);
 /* A turn for the user's text (copied). NULL when out of memory. */
 turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
                long context_limit);

@@ -96,9 +96,14 @@ static void done(turn *t, rec *r)
     json_decref(r->streamed_history);
 }
 
+/* The stored messages msgs (consumed) arrive, prepared as the agent's worker prepares them. */
 static void history(turn *t, json_t *msgs)
 {
-    turn_step(t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = msgs});
+    size_t bytes = 0;
+    json_t *h = turn_prepare_history(msgs, &bytes);
+    json_decref(msgs);
+    assert_non_null(h);
+    turn_step(t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = h, .history_bytes = bytes});
 }
 static void stored(turn *t, turn_store_kind k, gd_err e)
 {
