@@ -44,6 +44,7 @@ typedef struct sess {
     ext_registry *reg;
     json_t *tools;      /* reg's tools in the providers' shape, made once */
     size_t tools_bytes; /* their size as JSON, for the context estimate */
+    char *cwd;          /* the working directory the extensions were made for */
     ext_host host;
 } sess;
 
@@ -87,7 +88,7 @@ struct a_turn {
     json_t *tools;
     prov_call *call;
     ext_call *tool;
-    char cwd[PATH_MAX];
+    char *cwd;            /* the session's working directory */
     stored_msg stored[3]; /* one slot per turn_store_kind: at most one write of each runs */
     /* the history read on a worker */
     json_t *history;
@@ -173,6 +174,7 @@ static void a_turn_free(a_turn *at)
     json_decref(at->tools);
     json_decref(at->history);
     free(at->system);
+    free(at->cwd);
     free(at);
 }
 
@@ -416,7 +418,9 @@ static bool ensure_registry(agent *a, sess *se, const char *cwd)
                           .protected_dirs = a->protected_dirs,
                           .limits = &a->limits};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
-    snprintf(se->host.cwd, sizeof se->host.cwd, "%s", cwd);
+    free(se->cwd);
+    if (!(se->cwd = strdup(cwd))) return false;
+    se->host.cwd = se->cwd;
     if (!(se->reg = registry_new(&se->host))) return false;
     extension *dev = developer_new(&se->host);
     if (!dev || registry_add(se->reg, dev) != GD_OK) {
@@ -582,8 +586,13 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         return e;
     }
     at->a = a;
-    snprintf(at->cwd, sizeof at->cwd, "%s", s.working_dir);
+    if (!(at->cwd = strdup(s.working_dir))) {
+        free(at);
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
     if (!(at->t = turn_new(&agent_fx, at, text, a->cfg->max_turns, a->cfg->context_limit))) {
+        free(at->cwd);
         free(at);
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
@@ -674,6 +683,7 @@ static void sess_free(sess *s)
 {
     json_decref(s->tools);
     registry_free(s->reg);
+    free(s->cwd);
     bus_free(s->b);
     free(s);
 }

@@ -44,7 +44,7 @@ typedef struct {
     const char *const *protected_dirs;
     ext_limits *limits; /* NULL: unbounded */
     char session_id[40];
-    char cwd[4096]; /* the session's working directory */
+    const char *cwd; /* the session's working directory (read when a call starts) */
 } ext_host;
 
 /* One call's options. */

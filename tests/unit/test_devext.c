@@ -105,7 +105,7 @@ static int setup_with(void **state, int threads, size_t queue)
     f->host.env = NULL; /* the developer builds the allow-list itself */
     f->host.protected_dirs = f->protected_dirs;
     snprintf(f->host.session_id, sizeof f->host.session_id, "test");
-    snprintf(f->host.cwd, sizeof f->host.cwd, "%s", f->dir);
+    f->host.cwd = f->dir;
     f->x = developer_new(&f->host);
     if (!f->x) return -1;
     *state = f;
@@ -641,7 +641,7 @@ static void test_shell_cwd_stdin_env(void **state)
     free(o.text);
 
     /* A missing working directory is an error. */
-    snprintf(f->host.cwd, sizeof f->host.cwd, "/nonexistent/dir");
+    f->host.cwd = "/nonexistent/dir";
     o = shell(f, "true");
     assert_true(o.is_error);
     assert_contains(o.text, "/nonexistent/dir");
@@ -1537,7 +1537,7 @@ static int pdeathsig_helper(const char *dir)
     loop *l = loop_new("helper");
     pool *p = pool_new("helper", 1, 4);
     ext_host h = {.l = l, .workers = p};
-    snprintf(h.cwd, sizeof h.cwd, "%s", dir);
+    h.cwd = dir;
     extension *x = developer_new(&h);
     if (!l || !p || !x) return 1;
     req q;
