@@ -131,14 +131,15 @@ static void sess_release_locked(sess *s)
 bus *agent_bus_get(agent *a, const char *session_id, gd_err *e)
 {
     pthread_mutex_lock(&a->mu);
-    sess *s = a->stopping ? NULL : sess_get_locked(a, session_id);
-    *e = a->stopping                                       ? GD_ESHUTDOWN
-         : !s                                              ? GD_ENOMEM
-         : s->watchers >= a->cfg->max_watchers_per_session ? GD_EBUSY
-                                                           : GD_OK;
+    sess *s = sess_get_locked(a, session_id);
+    *e = !s ? GD_ENOMEM : s->watchers >= a->cfg->max_watchers_per_session ? GD_EBUSY : GD_OK;
     if (*e == GD_OK) {
         s->refs++;
         s->watchers++;
+        /* Once stopping, a bus with no reply running is closed, a new one too: its watcher
+         * reads what is left and ends (a WebSocket closes with 1001) instead of holding the
+         * stop up. A running reply's bus is closed when the reply has ended. */
+        if (a->stopping && !s->running) bus_close(s->b);
     }
     pthread_mutex_unlock(&a->mu);
     return *e == GD_OK ? s->b : NULL;
