@@ -10,10 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:?usage: bench/compare.sh REV [ROUNDS]}
 ROUNDS=${2:-2}
-OUT=bench/out
-mkdir -p "$OUT"
+OUT=bench/out # bench/run.sh empties it at each run: the rounds' reports are kept in $keep
 base=$(mktemp -d)
-trap 'git worktree remove --force "$base" >/dev/null 2>&1 || rm -rf "$base"' EXIT
+keep=$(mktemp -d)
+trap 'git worktree remove --force "$base" >/dev/null 2>&1 || rm -rf "$base"; rm -rf "$keep"' EXIT
 git worktree add -q --detach "$base" "$REV"
 for dir in . "$base"; do
     cmake -S "$dir" -B "$dir/build-release" -DCMAKE_BUILD_TYPE=Release -DGOOSED_TESTS=OFF >/dev/null
@@ -32,17 +32,19 @@ cell() { grep -F "| $2" "$1" | head -1 | cut -d'|' -f3 | sed 's/^ *//; s/ *$//' 
     echo
     echo "| run | 500 concurrent replies, worst ÷ 1,000 ms | peak RSS | first token added, p50 | relay, tokens/s |"
     echo "|---|---|---|---|---|"
-} >"$OUT/compare.md"
+} >"$keep/compare.md"
 for r in $(seq "$ROUNDS"); do
     for side in "$here" "$there"; do
         bin=$PWD/build-release/goosed
         [ "$side" = "$here" ] || bin=$base/build-release/goosed
-        rep=$OUT/compare-$side-$r.md
+        rep=$keep/report-$side-$r.md
         echo "compare: round $r, $side" >&2
-        BENCH_ONLY=agent BENCH_REPORT=$rep GOOSED_BIN=$bin bash bench/run.sh >"$OUT/compare-$side-$r.log" 2>&1 ||
-            echo "compare: $side round $r: bench/run.sh failed (see $OUT/compare-$side-$r.log)" >&2
+        BENCH_ONLY=agent BENCH_REPORT=$rep GOOSED_BIN=$bin bash bench/run.sh >"$keep/run-$side-$r.log" 2>&1 ||
+            { echo "compare: $side round $r: bench/run.sh failed:" >&2; tail -20 "$keep/run-$side-$r.log" >&2; }
         echo "| $side, round $r | $(cell "$rep" "500 concurrent replies") | $(cell "$rep" "goosed peak RSS") |" \
-            "$(cell "$rep" "first-token latency added by goosed, p50") | $(cell "$rep" "relay throughput") |" >>"$OUT/compare.md"
+            "$(cell "$rep" "first-token latency added by goosed, p50") | $(cell "$rep" "relay throughput") |" >>"$keep/compare.md"
     done
 done
+mkdir -p "$OUT"
+cp "$keep/compare.md" "$OUT/compare.md"
 cat "$OUT/compare.md"
