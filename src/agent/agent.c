@@ -38,7 +38,8 @@ typedef struct sess {
     int watchers; /* clients watching (SSE, WebSocket, a JSON request waiting) */
     bool running; /* a turn is reserved or runs */
     time_t idle_since;
-    struct sess *next;
+    struct sess *next;  /* every session, for the walks (keep-alive, eviction, stop) */
+    struct sess *hnext; /* the next in its hash bucket, for lookups by id */
     /* ---- loop thread ---- */
     a_turn *turn;
     ext_registry *reg;
@@ -60,6 +61,8 @@ struct agent {
     pthread_mutex_t mu;  /* guards sessions, nturns, stopping */
     pthread_cond_t idle; /* signalled when a turn ends */
     sess *sessions;
+    sess **buckets; /* by id hash; nbuckets a power of two, grown with the sessions */
+    size_t nbuckets, nsessions;
     long nturns;
     bool stopping;
     pthread_mutex_t pmu; /* guards provider and model */
@@ -99,17 +102,45 @@ struct a_turn {
 
 /* ---- sessions and buses (any thread, under mu) ---- */
 
+static size_t id_hash(const char *id)
+{
+    size_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 static sess *sess_find_locked(agent *a, const char *id)
 {
-    for (sess *s = a->sessions; s; s = s->next)
+    if (!a->nbuckets) return NULL;
+    for (sess *s = a->buckets[id_hash(id) & (a->nbuckets - 1)]; s; s = s->hnext)
         if (!strcmp(s->id, id)) return s;
     return NULL;
+}
+
+/* Doubles the buckets once there are as many sessions; false when out of memory (lookups then
+ * get slower, nothing else). */
+static bool rehash_locked(agent *a)
+{
+    size_t n = a->nbuckets ? a->nbuckets * 2 : 256;
+    sess **b = calloc(n, sizeof *b);
+    if (!b) return false;
+    for (sess *s = a->sessions; s; s = s->next) {
+        size_t i = id_hash(s->id) & (n - 1);
+        s->hnext = b[i];
+        b[i] = s;
+    }
+    free(a->buckets);
+    a->buckets = b;
+    a->nbuckets = n;
+    return true;
 }
 
 static sess *sess_get_locked(agent *a, const char *id)
 {
     sess *s = sess_find_locked(a, id);
     if (s) return s;
+    if (a->nsessions >= a->nbuckets && !rehash_locked(a) && !a->nbuckets) return NULL;
     s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->b = bus_new();
@@ -120,7 +151,23 @@ static sess *sess_get_locked(agent *a, const char *id)
     snprintf(s->id, sizeof s->id, "%s", id);
     s->next = a->sessions;
     a->sessions = s;
+    size_t i = id_hash(id) & (a->nbuckets - 1);
+    s->hnext = a->buckets[i];
+    a->buckets[i] = s;
+    a->nsessions++;
     return s;
+}
+
+/* Takes s out of the hash (the caller unlinks it from the list). */
+static void sess_unhash_locked(agent *a, sess *s)
+{
+    for (sess **pp = &a->buckets[id_hash(s->id) & (a->nbuckets - 1)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == s) {
+            *pp = s->hnext;
+            break;
+        }
+    }
+    a->nsessions--;
 }
 
 static void sess_release_locked(sess *s)
@@ -154,15 +201,13 @@ bool agent_watchers_full(agent *a, const char *session_id)
     return full;
 }
 
-void agent_bus_release(agent *a, bus *b)
+void agent_bus_release(agent *a, const char *session_id)
 {
     pthread_mutex_lock(&a->mu);
-    for (sess *s = a->sessions; s; s = s->next) {
-        if (s->b == b) {
-            s->watchers--;
-            sess_release_locked(s);
-            break;
-        }
+    sess *s = sess_find_locked(a, session_id);
+    if (s) {
+        s->watchers--;
+        sess_release_locked(s);
     }
     pthread_mutex_unlock(&a->mu);
 }
@@ -699,6 +744,7 @@ static void evict_idle(agent *a, bool all)
         sess *s = *pp;
         if (s->refs == 0 && !s->running && (all || now - s->idle_since >= BUS_IDLE_S)) {
             *pp = s->next;
+            sess_unhash_locked(a, s);
             s->next = gone;
             gone = s;
         } else {
@@ -964,5 +1010,6 @@ void agent_free(agent *a)
         a->sessions = s->next;
         sess_free(s);
     }
+    free(a->buckets);
     free(a);
 }

@@ -34,7 +34,7 @@ void agent_free(agent *a);
  * agent_bus_release. NULL with *e = GD_EBUSY when max_watchers_per_session clients watch it
  * already, GD_ENOMEM. */
 bus *agent_bus_get(agent *a, const char *session_id, gd_err *e);
-void agent_bus_release(agent *a, bus *b);
+void agent_bus_release(agent *a, const char *session_id);
 /* Whether the session has max_watchers_per_session watchers already (a hint: it may change). */
 bool agent_watchers_full(agent *a, const char *session_id);
 

@@ -47,7 +47,7 @@ static void watch_free(void *cls)
 {
     watch *w = cls;
     bus_unsubscribe(w->sub);
-    if (w->b) agent_bus_release(w->a->agent, w->b);
+    if (w->b) agent_bus_release(w->a->agent, w->session_id);
     buf_free(&w->out);
     json_decref(w->end);
     free(w);

@@ -214,7 +214,7 @@ static void s_close(ws_conn *c, void *ud)
 {
     stream *s = ud;
     bus_unsubscribe(s->sub);
-    if (s->b) agent_bus_release(s->a->agent, s->b);
+    if (s->b) agent_bus_release(s->a->agent, s->sid);
     free(s);
 }
 

@@ -1447,13 +1447,15 @@ static void test_many_shells_few_threads(void **state)
     int max_threads = 0;
     pthread_mutex_lock(&g_mu);
     for (;;) {
-        int done = 0;
-        for (int i = 0; i < N; i++)
-            done += q[i].done;
         pthread_mutex_unlock(&g_mu);
         int t = threads_now();
         if (t > max_threads) max_threads = t;
         pthread_mutex_lock(&g_mu);
+        /* counted under the lock, right before waiting: a completion signalled while the
+         * threads were being counted is not lost */
+        int done = 0;
+        for (int i = 0; i < N; i++)
+            done += q[i].done;
         if (done == N) break;
         pthread_cond_wait(&g_cv, &g_mu);
     }
