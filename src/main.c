@@ -96,11 +96,11 @@ int main(int argc, char **argv)
      * streams; finish the requests left; then the provider loop and the store. */
     http_refuse_new(srv);
     bool ended = agent_shutdown(a.agent, SHUTDOWN_GRACE_MS);
-    http_stop(srv, SHUTDOWN_GRACE_MS);
-    if (!ended) {
-        /* A reply still holds the agent: freeing it would pull memory from under it. Every
-         * stored message is durable already; the process ends here. */
-        log_error("server", "exiting with a reply still running");
+    bool closed = http_stop(srv, SHUTDOWN_GRACE_MS);
+    if (!ended || !closed) {
+        /* A reply or a connection still holds the agent: freeing it would pull memory from
+         * under them. Every stored message is durable already; the process ends here. */
+        log_error("server", "exiting with %s still running", ended ? "a connection" : "a reply");
         return 1;
     }
     agent_free(a.agent);

@@ -18,8 +18,10 @@ typedef struct http_req http_req;
 http_server *http_start(const config *cfg, const http_route *routes, size_t nroutes, void *app,
                         char *err, size_t errlen);
 int http_port(const http_server *s);
-/* Graceful stop: stop accepting, wait up to timeout_ms for requests in flight, then close all. */
-void http_stop(http_server *s, int timeout_ms);
+/* Graceful stop: stop accepting, wait up to timeout_ms for requests in flight (upgraded
+ * connections included), then close all and free the server. false, with nothing freed, when
+ * some are still in flight then: the caller must not free what they use (end the process). */
+bool http_stop(http_server *s, int timeout_ms);
 
 /* --- for handlers --- */
 void *http_app(http_req *r);

@@ -883,9 +883,9 @@ void http_refuse_new(http_server *s)
     atomic_store(&s->stopping, true);
 }
 
-void http_stop(http_server *s, int timeout_ms)
+bool http_stop(http_server *s, int timeout_ms)
 {
-    if (!s) return;
+    if (!s) return true;
     atomic_store(&s->stopping, true);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -900,13 +900,18 @@ void http_stop(http_server *s, int timeout_ms)
         if (pthread_cond_timedwait(&s->idle, &s->mu, &until) == ETIMEDOUT) break;
     int left = s->inflight;
     pthread_mutex_unlock(&s->mu);
-    if (left)
-        log_warn("server", "%d request(s) still running after %d ms; closing them", left,
-                 timeout_ms);
+    if (left) {
+        /* A handler, or an upgraded connection's loop, still holds its request: freeing the
+         * server (and, after it, what those requests point to) would pull memory from under
+         * them. The caller ends the process instead. */
+        log_warn("server", "%d request(s) still running after %d ms", left, timeout_ms);
+        return false;
+    }
     MHD_stop_daemon(s->daemon);
     conns_free(s->conns); /* every connection is closed now */
     close(s->listen_fd);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);
+    return true;
 }
