@@ -903,6 +903,39 @@ out:
     return e;
 }
 
+/* Every row of s (bound, on c) as a JSON array in *out, made by row(s); GD_ENOMEM, or the read's
+ * error. */
+static gd_err collect_rows(conn *c, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *s), json_t **out)
+{
+    json_t *arr = json_array();
+    int rc = SQLITE_NOMEM;
+    while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (json_array_append_new(arr, row(s))) break;
+    }
+    if (rc == SQLITE_DONE) {
+        *out = arr;
+        return GD_OK;
+    }
+    json_decref(arr);
+    if (rc != SQLITE_ROW && rc != SQLITE_NOMEM) return read_failed(c);
+    store_set_errmsg("out of memory");
+    return GD_ENOMEM;
+}
+
+static json_t *message_row(sqlite3_stmt *s)
+{
+    return row_to_message(s, 0);
+}
+
+/* A row of ST_UNFINISHED: the session's id, then its last message. */
+static json_t *unfinished_row(sqlite3_stmt *s)
+{
+    json_t *m = row_to_message(s, 1);
+    return m ? json_pack("{s:s, s:o}", "session_id", (const char *)sqlite3_column_text(s, 0),
+                         "message", m)
+             : NULL;
+}
+
 static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
 {
     sqlite_store *ss = (sqlite_store *)st;
@@ -911,7 +944,6 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
     if (!c) return GD_ESTORE;
     gd_err e = GD_ESTORE;
     sqlite3_stmt *gs = NULL, *ms = NULL;
-    json_t *arr = json_array();
     if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         e = read_failed(c);
         goto out;
@@ -924,25 +956,11 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
         goto out;
     }
     sqlite3_bind_text(ms, 1, session_id, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(ms)) == SQLITE_ROW) {
-        if (json_array_append_new(arr, row_to_message(ms, 0))) {
-            store_set_errmsg("out of memory");
-            e = GD_ENOMEM;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        e = read_failed(c);
-        goto out;
-    }
-    *out = arr;
-    arr = NULL;
-    e = GD_OK;
+    e = collect_rows(c, ms, message_row, out);
 out:
     if (gs) stmt_done(gs);
     if (ms) stmt_done(ms);
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-    json_decref(arr);
     reader_put(ss, c);
     return e;
 }
@@ -981,30 +999,9 @@ static gd_err sq_sessions_unfinished(store *st, json_t **out)
     *out = NULL;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
-    gd_err e = GD_ESTORE;
-    json_t *arr = json_array();
     sqlite3_stmt *s = stmt(c, ST_UNFINISHED);
-    if (!s || !arr) goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *m = row_to_message(s, 1);
-        if (!m || json_array_append_new(arr, json_pack("{s:s, s:o}", "session_id",
-                                                       sqlite3_column_text(s, 0), "message", m))) {
-            store_set_errmsg("out of memory");
-            e = GD_ENOMEM;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        e = read_failed(c);
-        goto out;
-    }
-    *out = arr;
-    arr = NULL;
-    e = GD_OK;
-out:
+    gd_err e = s ? collect_rows(c, s, unfinished_row, out) : GD_ESTORE;
     if (s) stmt_done(s);
-    json_decref(arr);
     reader_put(ss, c);
     return e;
 }
