@@ -506,22 +506,15 @@ static void begin(http_req *r)
 {
     http_server *s = r->s;
     log_debug("http", "%s %s started rid=%s", r->method, r->path, r->rid);
-    switch (conns_refusal(r->cn)) {
-    case CONN_OK:
-        break;
-    case CONN_OVER_TOTAL:
+    conn_refusal why = conns_refusal(r->cn);
+    if (why != CONN_OK) {
+        bool total = why == CONN_OVER_TOTAL;
         http_add_header(r, "Connection", "close");
         http_reply_error(r, 503, "too_many_connections",
-                         "the server has its limit of %ld connections open (max_connections); "
-                         "try again later",
-                         s->max_conns);
-        return;
-    case CONN_OVER_CLIENT:
-        http_add_header(r, "Connection", "close");
-        http_reply_error(r, 503, "too_many_connections",
-                         "%s has its limit of %ld connections open "
-                         "(max_connections_per_client); close one or try again later",
-                         r->client, s->cfg->max_connections_per_client);
+                         "%s has its limit of %ld connections open (%s); try again later",
+                         total ? "the server" : r->client,
+                         total ? s->max_conns : s->cfg->max_connections_per_client,
+                         total ? "max_connections" : "max_connections_per_client");
         return;
     }
     router_match(s->routes, s->nroutes, r->method, r->path, &r->m);

@@ -7,21 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, stopAndCheck, kill9AndCheck, tempDir } from './lib/server.mjs';
+import { startServer, stopAndCheck, kill9AndCheck, tempDir, have } from './lib/server.mjs';
 import { get, post } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 
 const APP_ID = 0x67736431; // "gsd1": PRAGMA application_id of goosed.db
 const KEY = 'sk-coexistence';
-
-function have(tool) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Runs sqlite3 on db with each of cmds (SQL, or a dot-command) in turn; its output. */
 const sqlite = (db, ...cmds) => execFileSync('sqlite3', ['-batch', db, ...cmds], { encoding: 'utf8' }).trim();

@@ -2,23 +2,13 @@
 // or corrupt data directory), full at run time (prlimit --fsize). The server keeps serving.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync, readFileSync, rmSync, mkdirSync, chmodSync, chownSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
+import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
 import { get, post, del, request, assertError, assertAlive, assertSession } from './lib/http.mjs';
 import { startFake, parseSSE } from '../fakes/lib.mjs';
-
-function have(tool) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Every session route answers 503 storage_unavailable, and the rest of the server works. */
 async function assertStoreDown(srv) {

@@ -1,7 +1,7 @@
 // Spawns the real goosed binary for black-box tests: a fresh HOME, a minimal environment, an
 // ephemeral port read from the `listening on http://HOST:PORT` log line (no sleeps, no guessing).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -243,4 +243,14 @@ export function runGoosed(args = [], env = {}, { timeoutMs = 5000, cwd } = {}) {
     proc.on('error', (e) => done(null, null, e));
     proc.on('close', (code, signal) => done(code, signal));
   });
+}
+
+/** Whether a command is on PATH (a test that needs it skips cleanly otherwise). */
+export function have(tool) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
