@@ -74,7 +74,6 @@ static void store_failed(turn *t, gd_err e, const char *msg)
 {
     switch (e) {
     case GD_ENOTFOUND:
-    case GD_EGONE:
         turn_fail(t, "session_gone", "the session was deleted during the reply");
         return;
     case GD_EBUSY:

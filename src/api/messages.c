@@ -292,9 +292,6 @@ int api_start_failure(gd_err e, const char *session_id, const char *err, const c
     case GD_ESHUTDOWN:
         *code = "shutting_down";
         return 503;
-    case GD_EUNAVAIL:
-        *code = "provider_unavailable";
-        return 503;
     case GD_ESTORE:
         *code = "storage_unavailable";
         snprintf(msg, msglen, "storage unavailable: %s", err);

@@ -284,6 +284,32 @@ describe('bounds and error codes', () => {
     }
   });
 
+  it('tool_timeout and tool_output_cap reach the tools: a long command is killed, a loud one cut', async () => {
+    await fake.reset();
+    await fake.script([
+      { tool_calls: [
+        { id: 'call_slow', name: 'developer__shell', arguments: { command: 'echo started; sleep 30' } },
+        { id: 'call_loud', name: 'developer__shell', arguments: { command: 'head -c 100000 /dev/zero | tr "\\0" x' } },
+      ] },
+      { text: 'ok' },
+    ]);
+    const srv = await startServer({ env: providerEnv(fake, { GOOSE_TOOL_TIMEOUT: 1, GOOSE_TOOL_OUTPUT_CAP: 2048 }) });
+    try {
+      const id = await newSession(srv, tempDir('goosed-core-cwd-'));
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'go' });
+      assert.equal(r.status, 200, r.text);
+      const [slow, loud] = (await get(srv, `/api/sessions/${id}/messages`)).body[2].content;
+      assert.equal(slow.is_error, true);
+      assert.match(slow.content[0].text, /timed out after 1 s/);
+      assert.match(slow.content[0].text, /started/);
+      const out = loud.content[0].text;
+      assert.ok(out.length < 8192, `a 100,000-byte output came back as ${out.length} bytes`);
+      assert.match(out, /x{100}/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
   it('max_watchers_per_session: one watcher too many gets 429 with Retry-After', async () => {
     const srv = await startServer({ env: { GOOSE_MAX_WATCHERS_PER_SESSION: 1 } });
     try {
