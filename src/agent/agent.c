@@ -68,6 +68,7 @@ struct agent {
     pthread_mutex_t pmu; /* guards provider and model */
     char provider[128];
     char model[256];
+    ext_set *exts; /* the configured extensions (borrowed); NULL: the developer alone */
     /* ---- loop thread ---- */
     prov_client *pc;
     loop_timer *ticker;
@@ -468,7 +469,7 @@ static bool ensure_registry(agent *a, sess *se, const char *cwd)
     if (!(se->cwd = strdup(cwd))) return false;
     se->host.cwd = se->cwd;
     if (!(se->reg = registry_new(&se->host))) return false;
-    extension *dev = developer_new(&se->host);
+    extension *dev = developer_new(&se->host, NULL);
     if (!dev || registry_add(se->reg, dev) != GD_OK) {
         registry_free(se->reg);
         se->reg = NULL;
@@ -509,6 +510,20 @@ static void turn_start_on_loop(void *ud)
              at->pcfg.model);
     turn_begin(at->t);
     if (at->t->state == TURN_DONE) a_turn_free(at);
+}
+
+/* ---- configured extensions ---- */
+
+void agent_use_extensions(agent *a, ext_set *s)
+{
+    a->exts = s;
+}
+
+json_t *agent_extension_status(agent *a, const char *name)
+{
+    (void)a;
+    (void)name;
+    return NULL;
 }
 
 /* ---- the provider ---- */

@@ -8,6 +8,7 @@
 
 #include "agent/bus.h"
 #include "config/config.h"
+#include "extensions/ext_config.h"
 #include "core/pool.h"
 #include "providers/provider.h"
 #include "store/store.h"
@@ -27,6 +28,14 @@ bool agent_shutdown(agent *a, int grace_ms);
 /* The workers for blocking reads and tools (the bounded pool of tool_workers threads), for
  * handlers that must not read a long history on an HTTP thread. */
 pool *agent_pool(agent *a);
+/* The configured extensions sessions start from (borrowed: it must outlive the agent). Changes
+ * to the set apply to each session's next turn. Call before serving. */
+void agent_use_extensions(agent *a, ext_set *s);
+/* What the sessions' instances of the configured extension name are doing: a new object
+ * {"status": "running" | "starting" | "failed" | "stopped", "error": why (failed only),
+ * "tools": [{"name", "description", "inputSchema", "annotations"?}]} (the tools of its last
+ * successful start). NULL when no session has used it since goosed started. Thread-safe. */
+json_t *agent_extension_status(agent *a, const char *name);
 /* Frees the agent; agent_shutdown first, and no bus users left. */
 void agent_free(agent *a);
 

@@ -33,6 +33,10 @@ const char *gd_strerror(gd_err err)
         return "timed out";
     case GD_ECANCELLED:
         return "cancelled";
+    case GD_EDENIED:
+        return "refused by policy";
+    case GD_EPROTO:
+        return "protocol error";
     }
     return "unknown error";
 }

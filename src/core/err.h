@@ -19,7 +19,9 @@ typedef enum {
     GD_EUNAVAIL = 12,   /* a service needed is unavailable (the provider, libcurl missing) */
     GD_ETIMEOUT = 13,   /* an operation ran out of time */
     GD_ECANCELLED = 14, /* stopped on request */
-#define GD_ERR_LAST GD_ECANCELLED
+    GD_EDENIED = 15,    /* refused by policy (the allowlist, the user's answer) */
+    GD_EPROTO = 16,     /* a peer broke its protocol (garbage, a line past its cap) */
+#define GD_ERR_LAST GD_EPROTO
 } gd_err;
 
 /* A static, human-readable description of err. */

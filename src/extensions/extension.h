@@ -27,6 +27,27 @@
 
 #define EXT_NAME_MAX 64 /* bytes of an extension's name; tool names are "<extension>__<tool>" */
 
+typedef struct extension extension;
+typedef struct ext_call ext_call;
+
+/* ---- what a host serves for its extensions (MCP's server-initiated requests) ---- */
+
+/* The answer to a host request: result (stolen; NULL on error, then code and msg say why, as
+ * JSON-RPC errors: -32601 unsupported, -1 declined ...). Called exactly once, on the loop. */
+typedef void (*ext_reply_fn)(void *rud, json_t *result, int code, const char *msg);
+
+typedef struct {
+    /* A request an extension's server made: method "elicitation/create" or
+     * "sampling/createMessage"; params borrowed. reply(rud, ...) once, later (never from inside
+     * this call). Returns a handle for cancel, NULL when refused at once (reply was then posted
+     * already). NULL function: every request is answered -32601. */
+    void *(*request)(void *ud, extension *x, const char *method, json_t *params, ext_reply_fn reply,
+                     void *rud);
+    /* The extension went away before the answer: drop the request without calling reply. */
+    void (*request_cancel)(void *ud, void *handle);
+    void *ud;
+} ext_host_ops;
+
 /* Bounds shared by every session's extensions (the agent owns them). */
 typedef struct {
     long max_processes;    /* tool child processes running at once */
@@ -44,28 +65,44 @@ typedef struct {
     const char *const *protected_dirs;
     ext_limits *limits; /* NULL: unbounded */
     char session_id[40];
-    const char *cwd; /* the session's working directory (read when a call starts) */
+    const char *cwd;         /* the session's working directory (read when a call starts) */
+    const ext_host_ops *ops; /* NULL: the host serves no requests */
 } ext_host;
+
+/* A tool's progress (MCP notifications/progress): total < 0 when unknown, message may be NULL.
+ * Runs on the loop while the call runs. */
+typedef void (*ext_progress_fn)(void *ud, double progress, double total, const char *message);
 
 /* One call's options. */
 typedef struct {
-    long timeout_ms;   /* 0: the extension's default */
-    size_t output_cap; /* bytes of output kept (per stream for a shell); 0: the default */
+    long timeout_ms;          /* 0: the extension's default */
+    size_t output_cap;        /* bytes of output kept (per stream for a shell); 0: the default */
+    ext_progress_fn progress; /* NULL: progress is dropped; called with the call's ud */
 } ext_call_opts;
 
 typedef struct {
-    json_t *content; /* array of content items; never NULL in a result handed to ext_done */
-    bool is_error;   /* the tool failed: the model sees the content as an error */
+    json_t *content;    /* array of content items; never NULL in a result handed to ext_done */
+    bool is_error;      /* the tool failed: the model sees the content as an error */
+    json_t *structured; /* MCP structuredContent, or NULL; owned like content */
 } ext_result;
-
-typedef struct extension extension;
-typedef struct ext_call ext_call;
 
 /* A call has ended (done, failed, timed out or cancelled). res->content now belongs to the
  * callee (json_decref it). The ext_call handle is freed right after this returns. */
 typedef void (*ext_done)(void *ud, ext_result *res);
 
+/* An extension's start has ended: GD_OK and tools() is current, or the error and why (for the
+ * model and the extension list). Called once, later, on the loop. */
+typedef void (*ext_started)(void *ud, gd_err e, const char *why);
+
+typedef enum { EXT_STOPPED, EXT_STARTING, EXT_RUNNING, EXT_FAILED } ext_state;
+
 typedef struct {
+    /* Brings the extension up if it is not (spawns and initializes a server, connects), then
+     * done(ud, ...) once, later; again after a crash (with backoff: a start within the backoff
+     * fails at once with the last reason). Several starts may wait together. NULL: always up. */
+    void (*start)(extension *x, ext_started done, void *ud);
+    /* Its state, and for EXT_FAILED why (copied into why). NULL: always EXT_RUNNING. */
+    ext_state (*state)(extension *x, char *why, size_t whylen);
     /* Text for the system prompt, or NULL. Owned by the extension. */
     const char *(*instructions)(extension *x);
     /* The tools as MCP lists them: an array of {"name" (without the extension's prefix),
@@ -81,13 +118,15 @@ typedef struct {
     /* Asks a running call to stop (a child process is killed with its process group); done
      * follows soon with is_error and what output there was. */
     void (*cancel)(ext_call *c);
-    /* Cancels what still runs, without calling any done, and frees x. */
+    /* Cancels what still runs and drops waiting starts, without calling any done, stops what
+     * it spawned (a server process: stdin closed, then SIGTERM, then SIGKILL) and frees x. */
     void (*close)(extension *x);
 } extension_ops;
 
 struct extension {
     const extension_ops *ops;
     char name[EXT_NAME_MAX]; /* "developer" */
+    unsigned tools_gen;      /* bumped whenever tools() changes (list_changed, a restart) */
 };
 
 /* Every extension's call struct starts with this, so the registry can cancel any call. */
@@ -104,6 +143,14 @@ ext_registry *registry_new(const ext_host *host);
 /* Adds x (the registry owns it from now on, also on failure). GD_ECONFLICT when an extension
  * of that name is there already, GD_ENOMEM. */
 gd_err registry_add(ext_registry *r, extension *x);
+/* Starts every extension that is not up (extension_ops.start), then done(ud, GD_OK, NULL) once,
+ * later, on the loop, when all have answered: one that failed offers no tools (its state says
+ * why). Freeing r drops a waiting done. */
+void registry_start(ext_registry *r, ext_started done, void *ud);
+/* Sum of the extensions' tools_gen: when it changes, registry_tools must be asked again. */
+unsigned registry_tools_gen(ext_registry *r);
+/* The extension called name, or NULL. */
+extension *registry_find(ext_registry *r, const char *name);
 /* Every tool of every extension in the providers' shape: a new array of {"name":
  * "<extension>__<tool>", "description", "input_schema", "annotations"?}. Caller owns it. */
 json_t *registry_tools(ext_registry *r);
@@ -125,8 +172,9 @@ ext_result ext_text_result(const char *text, bool is_error);
 
 /* ---- built-in extensions ---- */
 
-/* The developer extension (shell, text editor, file listing), with its own undo history. NULL
+/* The developer extension (shell, text editor, file listing), with its own undo history. cfg
+ * (borrowed, may be NULL) is its config object: "allow_shell": false offers no shell tool. NULL
  * when out of memory. */
-extension *developer_new(const ext_host *host);
+extension *developer_new(const ext_host *host, const json_t *cfg);
 
 #endif

@@ -20,11 +20,21 @@ typedef struct reg_call {
     ext_result res;
 } reg_call;
 
+/* A registry_start waiting for its extensions. */
+typedef struct reg_start {
+    struct reg_start *next;
+    ext_registry *r; /* NULL once the registry is freed: nothing more is called */
+    size_t waiting;  /* extensions that have not answered yet */
+    ext_started done;
+    void *ud;
+} reg_start;
+
 struct ext_registry {
     const ext_host *host;
     extension **xs;
     size_t n, alloc;
     reg_call *pending; /* posted calls whose done has not run yet */
+    reg_start *starts; /* registry_starts not over yet */
 };
 
 ext_result ext_text_result(const char *text, bool is_error)
@@ -72,6 +82,84 @@ gd_err registry_add(ext_registry *r, extension *x)
     }
     r->xs[r->n++] = x;
     return GD_OK;
+}
+
+extension *registry_find(ext_registry *r, const char *name)
+{
+    return find(r, name, strlen(name));
+}
+
+unsigned registry_tools_gen(ext_registry *r)
+{
+    unsigned g = 0;
+    for (size_t i = 0; i < r->n; i++)
+        g += r->xs[i]->tools_gen;
+    return g;
+}
+
+static void start_unlink(reg_start *s)
+{
+    if (!s->r) return;
+    for (reg_start **pp = &s->r->starts; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+}
+
+/* One extension of a registry_start has answered (on the loop, posted by the extension). */
+static void start_one_done(void *ud, gd_err e, const char *why)
+{
+    reg_start *s = ud;
+    if (e && s->r)
+        log_warn(LOG_MOD, "an extension failed to start: %s", why ? why : gd_strerror(e));
+    if (--s->waiting) return;
+    if (s->r) {
+        start_unlink(s);
+        s->done(s->ud, GD_OK, NULL);
+    }
+    free(s);
+}
+
+/* Posted when nothing had to start: done still runs later, never inside registry_start. */
+static void start_none(void *ud)
+{
+    reg_start *s = ud;
+    s->waiting = 1;
+    start_one_done(s, GD_OK, NULL);
+}
+
+void registry_start(ext_registry *r, ext_started done, void *ud)
+{
+    reg_start *s = calloc(1, sizeof *s);
+    if (!s) {
+        done(ud, GD_ENOMEM, "out of memory starting the extensions");
+        return;
+    }
+    s->r = r;
+    s->done = done;
+    s->ud = ud;
+    s->next = r->starts;
+    r->starts = s;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->xs[i]->ops->start &&
+            (!r->xs[i]->ops->state || r->xs[i]->ops->state(r->xs[i], NULL, 0) != EXT_RUNNING))
+            n++;
+    if (!n) {
+        if (loop_post(r->host->l, start_none, s)) {
+            start_unlink(s);
+            free(s);
+            done(ud, GD_ENOMEM, "out of memory starting the extensions");
+        }
+        return;
+    }
+    s->waiting = n + 1; /* held until every start is asked, so none can finish it early */
+    for (size_t i = 0; i < r->n; i++)
+        if (r->xs[i]->ops->start &&
+            (!r->xs[i]->ops->state || r->xs[i]->ops->state(r->xs[i], NULL, 0) != EXT_RUNNING))
+            r->xs[i]->ops->start(r->xs[i], start_one_done, s);
+    s->waiting--; /* every start answers later (posted), so waiting > 0 here */
 }
 
 json_t *registry_tools(ext_registry *r)
@@ -238,6 +326,11 @@ void registry_cancel(ext_call *c)
 void registry_free(ext_registry *r)
 {
     if (!r) return;
+    for (reg_start *s = r->starts, *next; s; s = next) { /* freed when their last start answers */
+        next = s->next;
+        s->r = NULL;
+    }
+    r->starts = NULL;
     while (r->pending) { /* posted: freed when they run, without their done */
         reg_call *c = r->pending;
         reg_call_unlink(c);

@@ -106,7 +106,7 @@ static int setup_with(void **state, int threads, size_t queue)
     f->host.protected_dirs = f->protected_dirs;
     snprintf(f->host.session_id, sizeof f->host.session_id, "test");
     f->host.cwd = f->dir;
-    f->x = developer_new(&f->host);
+    f->x = developer_new(&f->host, NULL);
     if (!f->x) return -1;
     *state = f;
     return 0;
@@ -467,8 +467,8 @@ static void reg_setup(void *arg)
     reg_ctx *rc = arg;
     rc->r = registry_new(&rc->f->host);
     assert_non_null(rc->r);
-    assert_int_equal(registry_add(rc->r, developer_new(&rc->f->host)), GD_OK);
-    rc->dup = registry_add(rc->r, developer_new(&rc->f->host)); /* closed by the registry */
+    assert_int_equal(registry_add(rc->r, developer_new(&rc->f->host, NULL)), GD_OK);
+    rc->dup = registry_add(rc->r, developer_new(&rc->f->host, NULL)); /* closed by the registry */
     rc->tools = registry_tools(rc->r);
     rc->instructions = registry_instructions(rc->r);
 }
@@ -847,7 +847,7 @@ static void test_env_allow_list(void **state)
     sandbox_env_free(env);
 
     /* A developer made now (host->env NULL: the allow-list) shows none of it to a command. */
-    extension *x = developer_new(&f->host);
+    extension *x = developer_new(&f->host, NULL);
     assert_non_null(x);
     out_t o = call_x(f, x, "shell", json_pack("{s:s}", "command", "env"));
     on_loop(f->l, close_ext, x);
@@ -1268,7 +1268,7 @@ static void test_editor_undo_chain(void **state)
 static void test_undo_per_instance(void **state)
 {
     fx *f = *state;
-    extension *other = developer_new(&f->host); /* another session's */
+    extension *other = developer_new(&f->host, NULL); /* another session's */
     assert_non_null(other);
     out_t o = ed(f, "{s:s, s:s, s:s}", "command", "write", "path", "p.txt", "file_text", "mine\n");
     free(o.text);
@@ -1388,7 +1388,7 @@ static void *shell_worker(void *arg)
 static void test_concurrent_calls(void **state)
 {
     fx *f = *state;
-    extension *other = developer_new(&f->host);
+    extension *other = developer_new(&f->host, NULL);
     assert_non_null(other);
     write_text(f, "shared.txt", "");
     enum { N = 4 };
@@ -1540,7 +1540,7 @@ static int pdeathsig_helper(const char *dir)
     pool *p = pool_new("helper", 1, 4);
     ext_host h = {.l = l, .workers = p};
     h.cwd = dir;
-    extension *x = developer_new(&h);
+    extension *x = developer_new(&h, NULL);
     if (!l || !p || !x) return 1;
     req q;
     memset(&q, 0, sizeof q);

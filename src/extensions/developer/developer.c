@@ -348,7 +348,24 @@ static const extension_ops OPS = {
     .close = dev_close,
 };
 
-extension *developer_new(const ext_host *host)
+/* The shared tools without the shell (a new array; NULL when out of memory). */
+static json_t *tools_without_shell(json_t *all)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(all, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        if (out && (!n || strcmp(n, "shell")) && json_array_append(out, t)) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+extension *developer_new(const ext_host *host, const json_t *cfg)
 {
     developer *d = calloc(1, sizeof *d);
     if (!d) return NULL;
@@ -360,6 +377,11 @@ extension *developer_new(const ext_host *host)
     d->env = host->env ? sandbox_env_dup(host->env) : sandbox_env_new();
     d->protected_dirs = sandbox_env_dup((char *const *)host->protected_dirs);
     d->tools = tools_ref();
+    if (d->tools && json_is_false(json_object_get(cfg, "allow_shell"))) {
+        json_t *some = tools_without_shell(d->tools);
+        json_decref(d->tools);
+        d->tools = some;
+    }
     if (!d->env || !d->protected_dirs || !d->tools || pthread_mutex_init(&d->undo.mu, NULL)) {
         json_decref(d->tools);
         sandbox_env_free(d->env);
