@@ -9,6 +9,7 @@
 #include "agent/agent.h"
 #include "api/api.h"
 #include "config/config.h"
+#include "config/permissions.h"
 #include "config/secrets.h"
 #include "core/clock.h"
 #include "core/ids.h"
@@ -62,6 +63,8 @@ int main(int argc, char **argv)
     if (slash) *slash = '\0';
     if (cfg.config_path[0] && secrets_load(cfgdir, err, sizeof err) != GD_OK)
         log_warn("config", "%s (ignored: API keys must come from the environment)", err);
+    if (cfg.config_path[0] && permissions_load(cfgdir, err, sizeof err) != GD_OK)
+        log_warn("config", "%s (ignored: tools whose answer was \"always\" will ask again)", err);
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
     a.st = store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "agent/turn.h"
+#include "config/permissions.h"
 #include "config/secrets.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -38,6 +39,7 @@ typedef struct sess {
     int watchers; /* clients watching (SSE, WebSocket, a JSON request waiting) */
     bool running; /* a turn is reserved or runs */
     time_t idle_since;
+    char pending[128];  /* the id of the tool request whose tool_confirmation waits, or "" */
     struct sess *next;  /* every session, for the walks (keep-alive, eviction, stop) */
     struct sess *hnext; /* the next in its hash bucket, for lookups by id */
     /* ---- loop thread ---- */
@@ -65,6 +67,7 @@ struct agent {
     size_t nbuckets, nsessions;
     long nturns;
     bool stopping;
+    _Atomic int mode;    /* exec_mode of sessions without their own */
     pthread_mutex_t pmu; /* guards provider and model */
     char provider[128];
     char model[256];
@@ -93,6 +96,7 @@ struct a_turn {
     prov_call *call;
     ext_call *tool;
     char *cwd;            /* the session's working directory */
+    exec_mode mode;       /* this turn's */
     stored_msg stored[3]; /* one slot per turn_store_kind: at most one write of each runs */
     /* the history read on a worker */
     json_t *history;
@@ -380,9 +384,46 @@ static void fx_cancel_tool(turn *t)
     if (at->tool) registry_cancel(at->tool);
 }
 
+/* The user's standing answer for the tool, else the turn's mode, says whether it runs. */
+static turn_permission fx_permission(turn *t, json_t *req)
+{
+    a_turn *at = t->owner;
+    const char *name = json_string_value(json_object_get(req, "name"));
+    if (at->mode == MODE_CHAT || !name) return TURN_DENY; /* no tool was offered */
+    switch (permissions_get(name)) {
+    case PERM_ALWAYS_ALLOW:
+        return TURN_ALLOW;
+    case PERM_NEVER_ALLOW:
+        return TURN_DENY;
+    case PERM_ASK_BEFORE:
+        return TURN_ASK;
+    case PERM_NONE:
+        break;
+    }
+    switch (at->mode) {
+    case MODE_AUTO:
+        return TURN_ALLOW;
+    case MODE_SMART_APPROVE:
+        return registry_read_only(at->se->reg, name, json_object_get(req, "arguments")) ? TURN_ALLOW
+                                                                                        : TURN_ASK;
+    default:
+        return TURN_ASK;
+    }
+}
+
+/* Notes which question waits (under mu: HTTP threads check answers against it). */
+static void set_pending(a_turn *at, const char *id)
+{
+    pthread_mutex_lock(&at->a->mu);
+    snprintf(at->se->pending, sizeof at->se->pending, "%s", id ? id : "");
+    pthread_mutex_unlock(&at->a->mu);
+}
+
 static void fx_publish(turn *t, const char *event, json_t *data)
 {
     a_turn *at = t->owner;
+    if (!strcmp(event, "tool_confirmation"))
+        set_pending(at, json_string_value(json_object_get(data, "id")));
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     if (text) bus_publish(at->se->b, event, text);
@@ -410,6 +451,7 @@ static void fx_end(turn *t, const char *event, json_t *data)
     at->se->turn = NULL;
     pthread_mutex_lock(&a->mu);
     at->se->running = false;
+    at->se->pending[0] = '\0';
     if (text) bus_publish(at->se->b, event, text);
     sess_release_locked(at->se);
     a->nturns--;
@@ -425,6 +467,7 @@ static const turn_fx agent_fx = {
     .cancel_stream = fx_cancel_stream,
     .call_tool = fx_call_tool,
     .cancel_tool = fx_cancel_tool,
+    .permission = fx_permission,
     .chunk = fx_chunk,
     .publish = fx_publish,
     .end = fx_end,
@@ -498,14 +541,16 @@ static void turn_start_on_loop(void *ud)
         return;
     }
     sess *se = at->se;
+    at->mode = agent_mode(a);
     if (ensure_registry(a, se, at->cwd) && !se->tools && (se->tools = registry_tools(se->reg)))
         se->tools_bytes = json_dumpb(se->tools, NULL, 0, JSON_COMPACT);
-    if (!se->tools || !(at->tools = json_incref(se->tools)) ||
+    bool chat = at->mode == MODE_CHAT; /* no tools offered */
+    if (!se->tools || !(at->tools = chat ? json_array() : json_incref(se->tools)) ||
         !(at->system = system_prompt(at->cwd, se->reg))) {
         fail_early(at, "internal", "out of memory starting the reply");
         return;
     }
-    at->t->overhead_bytes = strlen(at->system) + se->tools_bytes;
+    at->t->overhead_bytes = strlen(at->system) + (chat ? 0 : se->tools_bytes);
     log_info("agent", "session %s: reply started with %s/%s", at->se->id, at->pcfg.def->name,
              at->pcfg.model);
     turn_begin(at->t);
@@ -703,8 +748,11 @@ typedef struct {
 static void cancel_on_loop(void *ud)
 {
     cancel_msg *m = ud;
-    if (m->se->turn)
-        step(m->se->turn, &(turn_ev){.kind = TURN_EV_CANCEL, .err = m->gone ? GD_EGONE : GD_OK});
+    a_turn *at = m->se->turn;
+    if (at) {
+        if (turn_pending_confirmation(at->t)) set_pending(at, NULL);
+        step(at, &(turn_ev){.kind = TURN_EV_CANCEL, .err = m->gone ? GD_EGONE : GD_OK});
+    }
     pthread_mutex_lock(&m->a->mu);
     sess_release_locked(m->se);
     pthread_mutex_unlock(&m->a->mu);
@@ -724,6 +772,124 @@ static gd_err cancel(agent *a, const char *session_id, bool gone)
         if ((e = loop_post(a->l, cancel_on_loop, m)) != GD_OK) sess_release_locked(se);
     }
     pthread_mutex_unlock(&a->mu);
+    if (e) free(m);
+    return e;
+}
+
+/* ---- tool confirmations ---- */
+
+int exec_mode_parse(const char *s)
+{
+    static const char *const names[] = {"auto", "approve", "smart_approve", "chat"};
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, names[i])) return i;
+    return s && !strcmp(s, "smart_approval") ? MODE_SMART_APPROVE : -1;
+}
+
+const char *exec_mode_name(exec_mode m)
+{
+    static const char *const names[] = {"auto", "approve", "smart_approve", "chat"};
+    return (unsigned)m < 4 ? names[m] : "auto";
+}
+
+exec_mode agent_mode(agent *a)
+{
+    return (exec_mode)atomic_load(&a->mode);
+}
+
+void agent_set_mode(agent *a, exec_mode m)
+{
+    atomic_store(&a->mode, (int)m);
+}
+
+typedef enum { ACT_ALLOW_ONCE, ACT_ALWAYS_ALLOW, ACT_DENY_ONCE, ACT_ALWAYS_DENY, ACT_CANCEL } act;
+
+typedef struct {
+    agent *a;
+    sess *se;
+    act action;
+    char id[128];
+} confirm_msg;
+
+/* Writes permission.yaml on a worker: the loop never waits for the disk. */
+static void save_permissions(void *ud)
+{
+    (void)ud;
+    char err[512];
+    if (permissions_save(err, sizeof err) != GD_OK)
+        log_error("agent", "the answer \"always\" holds until goosed stops, but %s", err);
+}
+
+static void confirm_on_loop(void *ud)
+{
+    confirm_msg *m = ud;
+    a_turn *at = m->se->turn;
+    const char *id = at ? turn_pending_confirmation(at->t) : NULL;
+    if (id && !strcmp(id, m->id)) { /* else answered or cancelled meanwhile */
+        set_pending(at, NULL);
+        if (m->action == ACT_ALWAYS_ALLOW || m->action == ACT_ALWAYS_DENY) {
+            json_t *req = json_array_get(at->t->content, at->t->next_tool);
+            const char *tool = json_string_value(json_object_get(req, "name"));
+            if (tool &&
+                permissions_put(tool, m->action == ACT_ALWAYS_ALLOW ? PERM_ALWAYS_ALLOW
+                                                                    : PERM_NEVER_ALLOW) == GD_OK &&
+                pool_submit(m->a->workers, save_permissions, NULL) != GD_OK)
+                log_error("agent", "cannot write permission.yaml now (the workers are busy)");
+        }
+        if (m->action == ACT_CANCEL)
+            step(at, &(turn_ev){.kind = TURN_EV_CANCEL});
+        else
+            step(at, &(turn_ev){.kind = TURN_EV_ANSWER,
+                                .answer = m->action <= ACT_ALWAYS_ALLOW ? TURN_ALLOW : TURN_DENY});
+    }
+    pthread_mutex_lock(&m->a->mu);
+    sess_release_locked(m->se);
+    pthread_mutex_unlock(&m->a->mu);
+    free(m);
+}
+
+gd_err agent_confirm(agent *a, const char *session_id, const char *id, const char *action,
+                     char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        act a;
+    } acts[] = {{"allow_once", ACT_ALLOW_ONCE},   {"always_allow", ACT_ALWAYS_ALLOW},
+                {"deny_once", ACT_DENY_ONCE},     {"deny", ACT_DENY_ONCE},
+                {"always_deny", ACT_ALWAYS_DENY}, {"cancel", ACT_CANCEL}};
+    size_t i = 0, n = sizeof acts / sizeof *acts;
+    while (action && i < n && strcmp(acts[i].name, action))
+        i++;
+    if (!action || i == n) {
+        snprintf(err, errlen,
+                 "action: expected allow_once, always_allow, deny_once, deny, always_deny or "
+                 "cancel");
+        return GD_EINVAL;
+    }
+    confirm_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
+    pthread_mutex_lock(&a->mu);
+    sess *se = sess_find_locked(a, session_id);
+    gd_err e = se && se->pending[0] && !strcmp(se->pending, id) ? GD_OK : GD_ENOTFOUND;
+    if (e == GD_OK) {
+        se->pending[0] = '\0'; /* a second answer to the same question gets 404 */
+        se->refs++;
+        *m = (confirm_msg){a, se, acts[i].a, ""};
+        snprintf(m->id, sizeof m->id, "%s", id);
+        if ((e = loop_post(a->l, confirm_on_loop, m)) != GD_OK) {
+            sess_release_locked(se);
+            snprintf(se->pending, sizeof se->pending, "%s", id);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (e == GD_ENOTFOUND)
+        snprintf(err, errlen, "no tool confirmation '%.100s' is waiting in session '%s'", id,
+                 session_id);
+    else if (e)
+        snprintf(err, errlen, "out of memory");
     if (e) free(m);
     return e;
 }
@@ -887,6 +1053,8 @@ agent *agent_new(const config *cfg, store *st)
     pthread_mutex_init(&a->pmu, NULL);
     snprintf(a->provider, sizeof a->provider, "%s", cfg->provider);
     snprintf(a->model, sizeof a->model, "%s", cfg->model);
+    int mode = exec_mode_parse(cfg->mode);
+    atomic_store(&a->mode, mode < 0 ? MODE_AUTO : mode);
     /* The built-in tools refuse goosed's own configuration (secrets.yaml) and data. */
     snprintf(a->cfg_dir, sizeof a->cfg_dir, "%s", cfg->config_path);
     char *slash = strrchr(a->cfg_dir, '/');

@@ -15,6 +15,12 @@
 
 typedef struct agent agent;
 
+/* Execution modes: whether tools run, ask first, or are not offered. */
+typedef enum { MODE_AUTO, MODE_APPROVE, MODE_SMART_APPROVE, MODE_CHAT } exec_mode;
+/* "auto", "approve", "smart_approve" (also seed B's "smart_approval"), "chat"; -1 otherwise. */
+int exec_mode_parse(const char *s);
+const char *exec_mode_name(exec_mode m);
+
 agent *agent_new(const config *cfg, store *st);
 /* Before serving: every session whose reply was interrupted by a crash during a tool call gets
  * a stored result for each unanswered tool request, so the next message works against the
@@ -58,6 +64,15 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
 gd_err agent_cancel(agent *a, const char *session_id);
 /* The session was deleted: a reply running there stops, ending with session_gone. */
 void agent_session_deleted(agent *a, const char *session_id);
+/* The mode of the replies that start from now on in sessions without their own. */
+exec_mode agent_mode(agent *a);
+void agent_set_mode(agent *a, exec_mode m);
+/* Answers the tool_confirmation `id` pending in the session: action is allow_once, always_allow,
+ * deny_once (or deny), always_deny or cancel; "always" answers are kept in permission.yaml.
+ * GD_EINVAL (an unknown action), GD_ENOTFOUND (no such question is waiting), GD_ENOMEM; the
+ * message in err. */
+gd_err agent_confirm(agent *a, const char *session_id, const char *id, const char *action,
+                     char *err, size_t errlen);
 /* Resolves the current provider (name, model, key from the environment or secrets.yaml);
  * GD_EINVAL with a message saying how to configure one. */
 gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen);

@@ -258,6 +258,24 @@ static void add_text_result(turn *t, json_t *req, const char *text)
     add_result(t, req, json_pack("[{s:s, s:s}]", "type", "text", "text", text), true);
 }
 
+/* The choices a tool_confirmation offers (the real Goose's). */
+static json_t *choices(void)
+{
+    return json_pack("[s, s, s, s, s]", "allow_once", "always_allow", "deny_once", "always_deny",
+                     "cancel");
+}
+
+/* Starts the call of req, or gives it an error result when it cannot start; true when a
+ * TURN_EV_TOOL follows. */
+static bool start_tool(turn *t, json_t *req)
+{
+    if (t->fx->call_tool(t, json_string_value(json_object_get(req, "name")),
+                         json_object_get(req, "arguments")))
+        return true;
+    add_text_result(t, req, "out of memory starting the tool");
+    return false;
+}
+
 /* Starts the next tool request of the stored reply, or stores the results once none is left.
  * A call that cannot start gets an error result, so the model always sees one result per
  * request (the providers refuse a conversation without it). */
@@ -278,11 +296,20 @@ static void run_next_tool(turn *t)
             add_text_result(t, req, "cancelled by the user before it ran");
         } else if (json_is_true(json_object_get(req, "invalid_arguments"))) {
             add_text_result(t, req, "the tool call's arguments were not valid JSON");
-        } else if (!t->fx->call_tool(t, json_string_value(json_object_get(req, "name")),
-                                     json_object_get(req, "arguments"))) {
-            add_text_result(t, req, "out of memory starting the tool");
         } else {
-            return; /* TURN_EV_TOOL follows */
+            turn_permission p = t->fx->permission ? t->fx->permission(t, req) : TURN_ALLOW;
+            if (p == TURN_DENY) {
+                add_text_result(t, req, "denied: the user does not allow this tool");
+            } else if (p == TURN_ASK) {
+                t->state = TURN_AWAITING_APPROVAL;
+                t->fx->publish(t, "tool_confirmation",
+                               json_pack("{s:O, s:O, s:O, s:o}", "id", json_object_get(req, "id"),
+                                         "tool", json_object_get(req, "name"), "arguments",
+                                         json_object_get(req, "arguments"), "choices", choices()));
+                return; /* TURN_EV_ANSWER or TURN_EV_CANCEL follows */
+            } else if (start_tool(t, req)) {
+                return; /* TURN_EV_TOOL follows */
+            }
         }
         t->next_tool++;
     }
@@ -405,6 +432,7 @@ void turn_step(turn *t, const turn_ev *ev)
         t->cancel = true;
         if (t->state == TURN_STREAMING && !t->round_over) t->fx->cancel_stream(t);
         if (t->state == TURN_RUNNING_TOOLS) t->fx->cancel_tool(t);
+        if (t->state == TURN_AWAITING_APPROVAL) run_next_tool(t); /* answers it: cancelled */
         return;
     }
     switch (t->state) {
@@ -427,9 +455,26 @@ void turn_step(turn *t, const turn_ev *ev)
             run_next_tool(t);
         }
         return;
+    case TURN_AWAITING_APPROVAL:
+        if (ev->kind != TURN_EV_ANSWER) return;
+        if (ev->answer == TURN_ALLOW) {
+            t->state = TURN_RUNNING_TOOLS;
+            if (start_tool(t, json_array_get(t->content, t->next_tool))) return;
+        } else {
+            add_text_result(t, json_array_get(t->content, t->next_tool), "denied by the user");
+        }
+        t->next_tool++;
+        run_next_tool(t);
+        return;
     case TURN_DONE:
         return;
     }
+}
+
+const char *turn_pending_confirmation(const turn *t)
+{
+    if (t->state != TURN_AWAITING_APPROVAL) return NULL;
+    return json_string_value(json_object_get(json_array_get(t->content, t->next_tool), "id"));
 }
 
 /* ---- the provider's stream ---- */

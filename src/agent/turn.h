@@ -6,8 +6,9 @@
  *   LOADING ──history──► STREAMING ──provider done──► STORING_REPLY ──stored──┬─► DONE
  *   (the user message is stored while the first     (no tool calls, error,    │
  *    request streams; the round's end waits for it)  cancelled, max_turns)    ▼
- *                    ▲                                                 RUNNING_TOOLS
- *                    └──────────── stored ◄── STORING_RESULTS ◄── all tools done
+ *                    ▲                                                 RUNNING_TOOLS ◄─┐
+ *                    └──────────── stored ◄── STORING_RESULTS ◄── all tools done   │ answer
+ *                                                     (a tool that must ask) AWAITING_APPROVAL
  *
  * Every message is stored before the event that completes it is published. */
 #ifndef GD_TURN_H
@@ -23,12 +24,13 @@
 #include "providers/provider.h"
 
 typedef enum {
-    TURN_LOADING,         /* the history is being read (off the loop, on a worker) */
-    TURN_STREAMING,       /* a provider request runs (the first one beside the user message) */
-    TURN_STORING_REPLY,   /* the assistant message is being stored */
-    TURN_RUNNING_TOOLS,   /* its tool calls run, one after the other */
-    TURN_STORING_RESULTS, /* their results are being stored */
-    TURN_DONE,            /* the last event is published; the agent frees the turn */
+    TURN_LOADING,           /* the history is being read (off the loop, on a worker) */
+    TURN_STREAMING,         /* a provider request runs (the first one beside the user message) */
+    TURN_STORING_REPLY,     /* the assistant message is being stored */
+    TURN_RUNNING_TOOLS,     /* its tool calls run, one after the other */
+    TURN_AWAITING_APPROVAL, /* a tool_confirmation is published: waiting for the user's answer */
+    TURN_STORING_RESULTS,   /* their results are being stored */
+    TURN_DONE,              /* the last event is published; the agent frees the turn */
 } turn_state;
 
 /* Which write a store completion is for. */
@@ -40,7 +42,11 @@ typedef enum {
     TURN_EV_PROVIDER, /* res */
     TURN_EV_TOOL,     /* content (stolen), is_error */
     TURN_EV_CANCEL,   /* the user asked to stop */
+    TURN_EV_ANSWER,   /* the user answered the pending tool_confirmation: allow or deny */
 } turn_ev_kind;
+
+/* What the policy says about a tool call, and what a user's answer comes to. */
+typedef enum { TURN_ALLOW, TURN_DENY, TURN_ASK } turn_permission;
 
 typedef struct {
     turn_ev_kind kind;
@@ -52,6 +58,7 @@ typedef struct {
     const prov_result *res;
     json_t *content; /* TURN_EV_TOOL: MCP content items */
     bool is_error;
+    turn_permission answer; /* TURN_EV_ANSWER: TURN_ALLOW or TURN_DENY */
 } turn_ev;
 
 typedef struct turn turn;
@@ -69,6 +76,9 @@ typedef struct {
     /* Starts a tool call; false when it cannot start (out of memory). */
     bool (*call_tool)(turn *t, const char *name, json_t *args);
     void (*cancel_tool)(turn *t);
+    /* Whether the tool request req (a tool_request item, borrowed) may run, must be refused, or
+     * needs the user's answer (the turn then publishes a tool_confirmation and waits). */
+    turn_permission (*permission)(turn *t, json_t *req);
     /* Publishes a piece of streamed text (kind "text" or "thinking") as a message_chunk. */
     void (*chunk)(turn *t, const char *kind, const char *s, size_t n);
     /* Publishes an event (data consumed). */
@@ -121,6 +131,8 @@ json_t *turn_prepare_history(json_t *stored, size_t *bytes);
 turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
                long context_limit);
 void turn_free(turn *t);
+/* The id of the tool request waiting for an answer (TURN_AWAITING_APPROVAL), else NULL. */
+const char *turn_pending_confirmation(const turn *t);
 /* Starts it: TURN_LOADING. */
 void turn_begin(turn *t);
 /* The one transition function. */

@@ -37,6 +37,7 @@ void api_status(http_req *r);
 void api_health(http_req *r);
 void api_openapi(http_req *r);
 void api_config_get(http_req *r);
+void api_config_patch(http_req *r);
 void api_session_create(http_req *r);
 void api_session_list(http_req *r);
 void api_session_get(http_req *r);
@@ -46,6 +47,7 @@ void api_message_post(http_req *r);
 void api_message_stream(http_req *r);
 void api_session_events(http_req *r);
 void api_session_cancel(http_req *r);
+void api_tool_confirm(http_req *r);
 void api_session_stream(http_req *r); /* the WebSocket, stream_ws.c */
 void api_providers_list(http_req *r);
 void api_providers_current(http_req *r);

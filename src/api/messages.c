@@ -414,3 +414,37 @@ void api_session_cancel(http_req *r)
     }
     http_reply_json(r, 202, json_pack("{s:b}", "cancelling", 1));
 }
+
+/* POST /api/sessions/{id}/tool_confirmations {"id", "action"}: the user's answer to a
+ * tool_confirmation event. */
+void api_tool_confirm(http_req *r)
+{
+    app *a = http_app(r);
+    const char *sid = http_param(r, 0);
+    json_t *body = http_body(r);
+    json_t *id = json_object_get(body, "id"), *action = json_object_get(body, "action");
+    if (!json_is_string(id) || !json_string_length(id)) {
+        http_reply_error(r, 400, "bad_request",
+                         "id: a string is required (the id of the tool_confirmation event)");
+        return;
+    }
+    if (!json_is_string(action)) {
+        http_reply_error(r, 400, "bad_request",
+                         "action: a string is required (allow_once, always_allow, deny_once, "
+                         "always_deny or cancel)");
+        return;
+    }
+    char err[512];
+    gd_err e = agent_confirm(a->agent, sid, json_string_value(id), json_string_value(action), err,
+                             sizeof err);
+    if (e == GD_EINVAL) {
+        http_reply_error(r, 400, "bad_request", "%s", err);
+    } else if (e == GD_ENOTFOUND) {
+        if (!api_session_found(r, sid)) return;
+        http_reply_error(r, 404, "not_found", "%s", err);
+    } else if (e) {
+        http_reply_error(r, 500, "internal", "%s", err);
+    } else {
+        http_reply_json(r, 200, json_pack("{s:O, s:O}", "id", id, "action", action));
+    }
+}

@@ -9,6 +9,7 @@ const http_route api_routes[] = {
     {"GET", "/api/health", api_health, 0},
     {"GET", "/openapi.json", api_openapi, 0},
     {"GET", "/api/config", api_config_get, 0},
+    {"PATCH", "/api/config", api_config_patch, ROUTE_BODY},
     {"GET", "/api/providers", api_providers_list, 0},
     {"POST", "/api/providers", api_providers_set, ROUTE_BODY},
     {"GET", "/api/providers/current", api_providers_current, 0},
@@ -22,6 +23,7 @@ const http_route api_routes[] = {
     {"POST", "/api/sessions/{id}/messages/stream", api_message_stream, ROUTE_BODY},
     {"GET", "/api/sessions/{id}/events", api_session_events, 0},
     {"POST", "/api/sessions/{id}/cancel", api_session_cancel, 0},
+    {"POST", "/api/sessions/{id}/tool_confirmations", api_tool_confirm, ROUTE_BODY},
     {"GET", "/api/sessions/{id}/stream", api_session_stream, 0}, /* WebSocket */
 
     {"POST", "/sessions", api_session_create, ROUTE_BODY},

@@ -1,7 +1,8 @@
 /* The WebSocket stream of a session (seed 001): GET /api/sessions/{id}/stream.
  *
  * Client -> server text frames: {"type":"message","content":"…"} starts a reply,
- * {"type":"cancel"} cancels the running one. Anything else gets an error frame, and the
+ * {"type":"cancel"} cancels the running one, {"type":"tool_confirmation","id","action"} answers a
+ * tool_confirmation. Anything else gets an error frame, and the
  * connection stays open. Server -> client: every event of the session's replies from the moment
  * the client connected (like GET …/events), as seed 001's frames. A thin writer over the
  * session's bus, like the SSE watch in messages.c: the bus wakes the WebSocket I/O thread, which
@@ -163,6 +164,25 @@ static void cancel_reply(stream *s, json_t *m)
         send_error(s->c, "no_reply_running", "no reply is running in this session");
 }
 
+/* {"type":"tool_confirmation","id","action"}: the answer to a tool_confirmation frame. */
+static void confirm_tool(stream *s, json_t *m)
+{
+    const char *id = json_string_value(json_object_get(m, "id"));
+    const char *action = json_string_value(json_object_get(m, "action"));
+    if (!id || !action) {
+        send_error(s->c, "bad_request", "%s: a string is required", id ? "action" : "id");
+        return;
+    }
+    char err[512];
+    gd_err e = agent_confirm(s->a->agent, s->sid, id, action, err, sizeof err);
+    if (e)
+        send_error(s->c,
+                   e == GD_EINVAL      ? "bad_request"
+                   : e == GD_ENOTFOUND ? "not_found"
+                                       : "internal",
+                   "%s", err);
+}
+
 /* What a client may send: {"type": …} -> its handler. */
 static const struct {
     const char *type;
@@ -170,6 +190,7 @@ static const struct {
 } client_frames[] = {
     {"message", start_reply},
     {"cancel", cancel_reply},
+    {"tool_confirmation", confirm_tool},
 };
 
 static void s_message(ws_conn *c, void *ud, bool text, const char *data, size_t len)
@@ -197,7 +218,8 @@ static void s_message(ws_conn *c, void *ud, bool text, const char *data, size_t 
     if (type && i < n)
         client_frames[i].fn(s, m);
     else
-        send_error(c, "bad_request", "type: %s (expected \"message\" or \"cancel\")",
+        send_error(c, "bad_request",
+                   "type: %s (expected \"message\", \"cancel\" or \"tool_confirmation\")",
                    type ? "unknown frame type" : "a string is required");
     json_decref(m);
 }

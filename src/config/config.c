@@ -9,7 +9,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 
-typedef enum { K_STR, K_INT, K_LIST, K_LOG } key_kind;
+typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE } key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
 static const struct cfg_key {
@@ -33,6 +33,8 @@ static const struct cfg_key {
      "an integer 0..100"},
     {"max_body_size", "GOOSE_MAX_BODY_SIZE", NULL, K_INT, 1024, 1L << 30,
      offsetof(config, max_body_size), 0, "a number of bytes 1024..1073741824"},
+    {"GOOSE_MODE", "GOOSE_MODE", NULL, K_MODE, 0, 0, STR(mode),
+     "an execution mode: auto, approve, smart_approve or chat"},
     {"GOOSE_MAX_TURNS", "GOOSE_MAX_TURNS", NULL, K_INT, 1, 100000, offsetof(config, max_turns), 0,
      "an integer 1..100000"},
 #define LIM(key, env, f, lo, hi, what)                                                             \
@@ -100,6 +102,7 @@ static void set_defaults(config *c)
     memset(c, 0, sizeof *c);
     snprintf(c->host, sizeof c->host, "127.0.0.1");
     c->port = 3000;
+    snprintf(c->mode, sizeof c->mode, "auto");
     c->api_timeout = 600;
     c->max_retries = 3;
     c->max_turns = 1000;
@@ -164,6 +167,17 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             p += n;
         }
         return GD_OK;
+    }
+    case K_MODE: {
+        static const char *const modes[] = {"auto", "approve", "smart_approve", "smart_approval",
+                                            "chat"};
+        for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+            if (!strcmp(val, modes[i])) {
+                snprintf(base + k->off, k->size, "%s", val);
+                return GD_OK;
+            }
+        snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+        return GD_EINVAL;
     }
     case K_LOG: {
         char msg[200];

@@ -16,6 +16,7 @@ typedef struct {
     long port;
     char provider[128]; /* "" when not configured */
     char model[256];    /* "" when not configured */
+    char mode[32];      /* execution mode: auto, approve, smart_approve (smart_approval), chat */
     long api_timeout;   /* seconds */
     long max_retries;
     long max_body_size; /* bytes */

@@ -147,8 +147,7 @@ static void make_parent(const char *path)
     mkdir(tmp, 0700);
 }
 
-/* Writes data to path atomically with the given mode. */
-static gd_err write_atomic(const char *path, const char *data, size_t len, mode_t mode, char *err,
+gd_err config_write_atomic(const char *path, const char *data, size_t len, unsigned mode, char *err,
                            size_t errlen)
 {
     char tmp[PATH_MAX + 16];
@@ -219,7 +218,7 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
     else if (e)
         snprintf(err, errlen, "cannot store the secret %s: %s", name, gd_strerror(e));
     else
-        e = write_atomic(path, b.data, b.len, 0600, err, errlen);
+        e = config_write_atomic(path, b.data, b.len, 0600, err, errlen);
     buf_free(&b);
     if (!e) {
         pthread_mutex_lock(&sec.mu);
@@ -279,7 +278,7 @@ gd_err config_file_set(const char *path, const char *const *keys, const char *co
     else if (e)
         snprintf(err, errlen, "cannot update %s: %s", path, gd_strerror(e));
     else
-        e = write_atomic(path, out.data ? out.data : "", out.len, 0600, err, errlen);
+        e = config_write_atomic(path, out.data ? out.data : "", out.len, 0600, err, errlen);
     buf_free(&old);
     buf_free(&out);
     pthread_mutex_unlock(&mu);

@@ -20,4 +20,9 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
 gd_err config_file_set(const char *path, const char *const *keys, const char *const *values, int n,
                        char *err, size_t errlen);
 
+/* Writes data to path atomically (a temporary file beside it, fsync, rename) with mode, making
+ * its directory (0700) when missing. GD_EIO with a message naming the file. */
+gd_err config_write_atomic(const char *path, const char *data, size_t len, unsigned mode, char *err,
+                           size_t errlen);
+
 #endif

@@ -103,6 +103,9 @@ typedef struct {
     void (*start)(extension *x, ext_started done, void *ud);
     /* Its state, and for EXT_FAILED why (copied into why). NULL: always EXT_RUNNING. */
     ext_state (*state)(extension *x, char *why, size_t whylen);
+    /* Whether calling tool with args (borrowed, may be NULL) only reads: smart_approve runs it
+     * without asking. NULL: the tool's readOnlyHint annotation says. */
+    bool (*read_only)(extension *x, const char *tool, json_t *args);
     /* Text for the system prompt, or NULL. Owned by the extension. */
     const char *(*instructions)(extension *x);
     /* The tools as MCP lists them: an array of {"name" (without the extension's prefix),
@@ -149,6 +152,9 @@ gd_err registry_add(ext_registry *r, extension *x);
 void registry_start(ext_registry *r, ext_started done, void *ud);
 /* Sum of the extensions' tools_gen: when it changes, registry_tools must be asked again. */
 unsigned registry_tools_gen(ext_registry *r);
+/* Whether the call of full_name with args only reads (extension_ops.read_only, else the tool's
+ * readOnlyHint); false for an unknown tool. */
+bool registry_read_only(ext_registry *r, const char *full_name, json_t *args);
 /* The extension called name, or NULL. */
 extension *registry_find(ext_registry *r, const char *name);
 /* Every tool of every extension in the providers' shape: a new array of {"name":

@@ -239,6 +239,24 @@ static bool has_tool(extension *x, const char *tool)
     return false;
 }
 
+bool registry_read_only(ext_registry *r, const char *full_name, json_t *args)
+{
+    const char *sep = full_name ? strstr(full_name, "__") : NULL;
+    extension *x = sep ? find(r, full_name, (size_t)(sep - full_name)) : NULL;
+    if (!x || !has_tool(x, sep + 2)) return false;
+    if (x->ops->read_only) return x->ops->read_only(x, sep + 2, args);
+    json_t *tools = x->ops->tools(x);
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        if (n && !strcmp(n, sep + 2))
+            return json_is_true(json_object_get(json_object_get(t, "annotations"), "readOnlyHint"));
+    }
+    return false;
+}
+
 /* "unknown tool 'X'; the tools are a__b, c__d" (a new string, NULL when out of memory). */
 static char *unknown_message(ext_registry *r, const char *full_name)
 {

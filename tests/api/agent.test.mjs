@@ -8,6 +8,7 @@ import path from 'node:path';
 import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
 import { request, get, post, assertError, assertAlive } from './lib/http.mjs';
 import { startFake, parseSSE } from '../fakes/lib.mjs';
+import { watch } from './lib/events.mjs';
 
 const KEY = 'sk-test-key';
 
@@ -492,30 +493,6 @@ describe('provider edge cases', () => {
 });
 
 describe('watching replies', () => {
-  /** Opens GET /events and returns {next(event), close()} reading parsed events as they come. */
-  async function watch(srv, id) {
-    const ctl = new AbortController();
-    const res = await fetch(`${srv.url}/api/sessions/${id}/events`, { signal: ctl.signal });
-    assert.equal(res.status, 200);
-    const reader = res.body.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    const seen = [];
-    return {
-      seen,
-      async until(name) {
-        for (;;) {
-          const done = parseSSE(buf).filter((e) => !e.incomplete);
-          if (done.some((e) => e.event === name)) { seen.splice(0, seen.length, ...done); return done; }
-          const r = await reader.read();
-          assert.ok(!r.done, 'watch ended early');
-          buf += dec.decode(r.value);
-        }
-      },
-      close() { ctl.abort(); },
-    };
-  }
-
   it('several clients see the same reply, and a client that leaves does not stop it', async () => {
     const fake = await startFake({ keys: { openai: KEY } });
     const srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY } });

@@ -320,6 +320,9 @@ test('the SSE event schemas are in the spec and describe what the agent sends', 
     ['StreamEvent', { event: 'error', data: '{"error":"x","code":"events_lost"}' }],
     ['SendMessageRequest', { content: 'hi' }],
     ['SendMessageRequest', { content: 'hi', role: 'user', other: 1 }],
+    ['StreamEvent', { id: '8', event: 'tool_confirmation', data: '{"id":"c","tool":"t","arguments":{},"choices":["allow_once"]}' }],
+    ['ToolConfirmationEvent', { id: 'c', tool: 'developer__shell', arguments: { command: 'ls' }, choices: ['allow_once', 'always_allow', 'deny_once', 'always_deny', 'cancel'] }],
+    ['ToolConfirmationRequest', { id: 'c', action: 'deny' }],
   ];
   for (const [name, value] of valid) assert.equal(check(name, value), null, `${name} ${JSON.stringify(value)}`);
   const invalid = [
@@ -329,7 +332,9 @@ test('the SSE event schemas are in the spec and describe what the agent sends', 
     ['MessageCompleteEvent', { stop_reason: 'error', message_id: 'm1', usage: { input_tokens: 0, output_tokens: 0 } }],
     ['ErrorEvent', { error: 'x' }],
     ['StreamEvent', { event: 'message_chunk', data: '{}' }],
-    ['StreamEvent', { id: '1', event: 'tool_confirmation', data: '{}' }],
+    ['StreamEvent', { id: '1', event: 'tool_approval', data: '{}' }],
+    ['ToolConfirmationEvent', { id: 'c', tool: 't', arguments: {}, choices: ['maybe'] }],
+    ['ToolConfirmationRequest', { id: 'c', action: 'sure' }],
     ['SendMessageRequest', { content: '' }],
     ['SendMessageRequest', { content: 'hi', role: 'assistant' }],
     ['SendMessageRequest', { role: 'user' }],
@@ -356,6 +361,8 @@ test('health and config bodies are exact', () => {
     log_level: 'info',
     config_file: null,
     data_dir: '/home/a/.local/share/goose/sessions',
+    execution_mode: 'auto',
+    auto_save: true,
   };
   ok({ method: 'GET', path: '/api/config', status: 200, headers: h, body: config });
   bad({ method: 'GET', path: '/api/config', status: 200, headers: h, body: { ...config, api_key: 'secret' } }, /additional properties/);

@@ -16,6 +16,8 @@ typedef struct {
     char last_event[32];
     bool stream_ok;
     json_t *streamed_history; /* a copy of the history at each stream */
+    turn_permission policy;   /* what f_permission answers (TURN_ALLOW by memset: 0) */
+    json_t *confirmation;     /* the last tool_confirmation's data */
 } rec;
 
 /* Notes "what" or "what:arg". */
@@ -57,13 +59,26 @@ static void f_cancel_tool(turn *t)
 {
     note(t, "cancel_tool", "");
 }
+static turn_permission f_permission(turn *t, json_t *req)
+{
+    rec *r = t->owner;
+    note(t, "permission", json_string_value(json_object_get(req, "name")));
+    return r->policy;
+}
+#define PERMISSION_FX f_permission
 static void f_chunk(turn *t, const char *kind, const char *s, size_t n)
 {
     note(t, "chunk", kind);
 }
 static void f_publish(turn *t, const char *event, json_t *data)
 {
+    rec *r = t->owner;
     note(t, "publish", event);
+    if (!strcmp(event, "tool_confirmation")) {
+        json_decref(r->confirmation);
+        r->confirmation = data;
+        return;
+    }
     json_decref(data);
 }
 static void f_end(turn *t, const char *event, json_t *data)
@@ -75,9 +90,16 @@ static void f_end(turn *t, const char *event, json_t *data)
     snprintf(r->last_event, sizeof r->last_event, "%s", event);
 }
 
-static const turn_fx fx = {f_load,          f_store,     f_stream,
-                           f_cancel_stream, f_call_tool, f_cancel_tool,
-                           f_chunk,         f_publish,   f_end};
+static const turn_fx fx = {.load_history = f_load,
+                           .store = f_store,
+                           .stream = f_stream,
+                           .cancel_stream = f_cancel_stream,
+                           .call_tool = f_call_tool,
+                           .cancel_tool = f_cancel_tool,
+                           .permission = PERMISSION_FX,
+                           .chunk = f_chunk,
+                           .publish = f_publish,
+                           .end = f_end};
 
 static turn *new_turn(rec *r)
 {
@@ -94,6 +116,7 @@ static void done(turn *t, rec *r)
     turn_free(t);
     json_decref(r->last_data);
     json_decref(r->streamed_history);
+    json_decref(r->confirmation);
 }
 
 /* The stored messages msgs (consumed) arrive, prepared as the agent's worker prepares them. */
@@ -400,6 +423,92 @@ static void test_cancel_keeps_partial_text(void **state)
     done(t, &r);
 }
 
+/* Two tool calls that must ask: the first is allowed and runs, the second denied and answered
+ * "denied by the user" without running; both results are stored, and the turn goes on. */
+static void test_approval_allow_and_deny(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    r.policy = TURN_ASK;
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__write", json_pack("{s:s}", "path", "a"));
+    tool_call(t, "c2", "x__delete", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_int_equal(t->state, TURN_AWAITING_APPROVAL);
+    assert_string_equal(turn_pending_confirmation(t), "c1");
+    assert_string_equal(json_string_value(json_object_get(r.confirmation, "tool")), "x__write");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.confirmation, "arguments"), "path")),
+        "a");
+    assert_int_equal(json_array_size(json_object_get(r.confirmation, "choices")), 5);
+    assert_int_equal(find(&r, "tool:x__write"), -1); /* nothing runs before the answer */
+    turn_step(t, &(turn_ev){.kind = TURN_EV_ANSWER, .answer = TURN_ALLOW});
+    assert_int_equal(t->state, TURN_RUNNING_TOOLS);
+    assert_true(find(&r, "tool:x__write") >= 0);
+    tool_done(t, "written", false);
+    assert_int_equal(t->state, TURN_AWAITING_APPROVAL);
+    assert_string_equal(turn_pending_confirmation(t), "c2");
+    turn_step(t, &(turn_ev){.kind = TURN_EV_ANSWER, .answer = TURN_DENY});
+    assert_int_equal(find(&r, "tool:x__delete"), -1);
+    assert_int_equal(t->state, TURN_STORING_RESULTS);
+    json_t *denied = json_array_get(t->results, 1);
+    assert_true(json_is_true(json_object_get(denied, "is_error")));
+    char *text = content_text(json_object_get(denied, "content"), "");
+    assert_string_equal(text, "denied by the user");
+    free(text);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_int_equal(t->state, TURN_STREAMING); /* the model sees both results */
+    done(t, &r);
+}
+
+/* A cancel while a question waits answers every request (cancelled) and ends the turn. */
+static void test_approval_cancelled(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    r.policy = TURN_ASK;
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__a", json_object());
+    tool_call(t, "c2", "x__b", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_int_equal(t->state, TURN_AWAITING_APPROVAL);
+    turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
+    assert_null(turn_pending_confirmation(t));
+    assert_int_equal(t->state, TURN_STORING_RESULTS);
+    assert_int_equal(json_array_size(t->results), 2);
+    assert_int_equal(find(&r, "tool:x__a"), -1);
+    /* an answer arriving late changes nothing */
+    turn_step(t, &(turn_ev){.kind = TURN_EV_ANSWER, .answer = TURN_ALLOW});
+    assert_int_equal(find(&r, "tool:x__a"), -1);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
+                        "cancelled");
+    done(t, &r);
+}
+
+/* A policy that refuses: no question, a denial result, the tool never runs. */
+static void test_policy_denies(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    r.policy = TURN_DENY;
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__a", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_int_equal(find(&r, "publish:tool_confirmation"), -1);
+    assert_int_equal(find(&r, "tool:x__a"), -1);
+    assert_int_equal(t->state, TURN_STORING_RESULTS);
+    assert_true(json_is_true(json_object_get(json_array_get(t->results, 0), "is_error")));
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    done(t, &r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +524,9 @@ int main(void)
         cmocka_unit_test(test_stream_cannot_start),
         cmocka_unit_test(test_unanswered_call_in_history),
         cmocka_unit_test(test_cancel_keeps_partial_text),
+        cmocka_unit_test(test_approval_allow_and_deny),
+        cmocka_unit_test(test_approval_cancelled),
+        cmocka_unit_test(test_policy_denies),
     };
     return cmocka_run_group_tests_name("turn", tests, NULL, NULL);
 }

@@ -47,9 +47,15 @@ static void f_end(turn *t, const char *event, json_t *data)
     r->end_data = data;
 }
 
-static const turn_fx fx = {f_load,          f_store,     f_stream,
-                           f_cancel_stream, f_call_tool, f_cancel_tool,
-                           f_chunk,         f_publish,   f_end};
+static const turn_fx fx = {.load_history = f_load,
+                           .store = f_store,
+                           .stream = f_stream,
+                           .cancel_stream = f_cancel_stream,
+                           .call_tool = f_call_tool,
+                           .cancel_tool = f_cancel_tool,
+                           .chunk = f_chunk,
+                           .publish = f_publish,
+                           .end = f_end};
 
 static void test_text_past_cap(void **state)
 {

@@ -340,7 +340,17 @@ static void dev_close(extension *x)
     dev_unref(d);
 }
 
+/* list_files and the text editor's view only read; the shell and the other edits may write. */
+static bool dev_read_only(extension *x, const char *tool, json_t *args)
+{
+    (void)x;
+    if (!strcmp(tool, "list_files")) return true;
+    const char *cmd = json_string_value(json_object_get(args, "command"));
+    return !strcmp(tool, "text_editor") && cmd && !strcmp(cmd, "view");
+}
+
 static const extension_ops OPS = {
+    .read_only = dev_read_only,
     .instructions = dev_instructions,
     .tools = dev_tools,
     .call = dev_call_start,
