@@ -47,6 +47,8 @@ enum stmt_id {
     ST_SESSION_BUMP,
     ST_MESSAGE_GET,
     ST_UNFINISHED,
+    ST_SETTINGS_GET,
+    ST_SETTINGS_SET,
     ST__N
 };
 
@@ -79,6 +81,8 @@ static const char *const stmt_sql[ST__N] = {
                       "WHERE lastmsg.session_id = s.id AND lastmsg.seq = "
                       "(SELECT prev.seq FROM messages AS prev WHERE prev.session_id = s.id "
                       "ORDER BY prev.seq DESC LIMIT 1) AND lastmsg.role = 'assistant'",
+    [ST_SETTINGS_GET] = "SELECT settings FROM sessions WHERE id = ?1",
+    [ST_SETTINGS_SET] = "UPDATE sessions SET settings = ?2 WHERE id = ?1",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -104,6 +108,8 @@ static const char *const migrations[] = {
     "  input_tokens INTEGER NOT NULL DEFAULT 0,"
     "  output_tokens INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE (session_id, seq));",
+    /* 2: a session's own settings (execution mode, extensions added or removed), as JSON */
+    "ALTER TABLE sessions ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -843,6 +849,66 @@ static gd_err sq_session_get(store *st, const char *id, store_session *out)
     return e;
 }
 
+static gd_err sq_session_settings_get(store *st, const char *id, json_t **out)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *out = NULL;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, ST_SETTINGS_GET);
+    gd_err e = GD_ESTORE;
+    if (s) {
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            json_t *o = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
+            *out = json_is_object(o) ? o : json_object();
+            if (o && !json_is_object(o)) json_decref(o);
+            e = *out ? GD_OK : GD_ENOMEM;
+        } else {
+            e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
+        }
+        stmt_done(s);
+    }
+    reader_put(ss, c);
+    return e;
+}
+
+typedef struct {
+    const char *id;
+    const char *text;
+} settings_arg;
+
+static gd_err w_settings_set(conn *c, void *arg, char *err, size_t errlen)
+{
+    settings_arg *a = arg;
+    sqlite3_stmt *st = stmt(c, ST_SETTINGS_SET);
+    if (!st) {
+        snprintf(err, errlen, "%s", store_errmsg());
+        return GD_ESTORE;
+    }
+    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    return sqlite3_changes(c->db) ? GD_OK : GD_ENOTFOUND;
+}
+
+static gd_err sq_session_settings_set(store *st, const char *id, json_t *settings)
+{
+    char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) return GD_ENOMEM;
+    settings_arg a = {id, text};
+    write_op op = {.fn = w_settings_set, .arg = &a, .session_id = id};
+    gd_err e = submit((sqlite_store *)st, &op);
+    free(text);
+    return e;
+}
+
 static gd_err sq_session_list(store *st, long limit, long offset, store_session **out, size_t *n,
                               long *total)
 {
@@ -1198,6 +1264,8 @@ static const store_ops sqlite_ops = {
     .message_append_async = sq_message_append_async,
     .message_get = sq_message_get,
     .sessions_unfinished = sq_sessions_unfinished,
+    .session_settings_get = sq_session_settings_get,
+    .session_settings_set = sq_session_settings_set,
 };
 
 store *store_sqlite_open(const char *dir, size_t queue_max)

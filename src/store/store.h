@@ -73,6 +73,11 @@ typedef struct {
      * "assistant", "message" being that last message as in messages_list. One indexed lookup
      * per session: cheap with many sessions. The caller decides what to repair. */
     gd_err (*sessions_unfinished)(store *st, json_t **out);
+    /* The session's own settings, a JSON object ({} when none: "execution_mode", "extensions"
+     * ...) the caller owns. GD_ENOTFOUND when the session does not exist. */
+    gd_err (*session_settings_get)(store *st, const char *id, json_t **out);
+    /* Replaces them (settings borrowed), durably. GD_ENOTFOUND when the session is gone. */
+    gd_err (*session_settings_set)(store *st, const char *id, json_t *settings);
 } store_ops;
 
 struct store {
