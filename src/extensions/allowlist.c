@@ -37,7 +37,7 @@ static struct {
     char **cmds; /* the list when ok */
     size_t n;
     bool ok;
-    char why[512]; /* when !ok: why there is no list */
+    char why[512];         /* when !ok: why there is no list */
     struct timespec mtime; /* SRC_FILE: the version read */
     off_t size;
     bool read_once;
@@ -76,9 +76,8 @@ static gd_err parse_list(const char *text, size_t len, char ***out, size_t *n, c
     size_t k = 0;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     yaml_node_t *list = NULL;
-    for (yaml_node_pair_t *pr = root && root->type == YAML_MAPPING_NODE
-                                    ? root->data.mapping.pairs.start
-                                    : NULL;
+    for (yaml_node_pair_t *pr =
+             root && root->type == YAML_MAPPING_NODE ? root->data.mapping.pairs.start : NULL;
          pr && pr < root->data.mapping.pairs.top; pr++) {
         yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
         if (kn && kn->type == YAML_SCALAR_NODE &&
@@ -106,9 +105,8 @@ static gd_err parse_list(const char *text, size_t len, char ***out, size_t *n, c
          it++) {
         yaml_node_t *en = yaml_document_get_node(&doc, *it);
         const char *cmd = NULL, *id = NULL;
-        for (yaml_node_pair_t *pr = en && en->type == YAML_MAPPING_NODE
-                                        ? en->data.mapping.pairs.start
-                                        : NULL;
+        for (yaml_node_pair_t *pr =
+                 en && en->type == YAML_MAPPING_NODE ? en->data.mapping.pairs.start : NULL;
              pr && pr < en->data.mapping.pairs.top; pr++) {
             yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
             yaml_node_t *vn = yaml_document_get_node(&doc, pr->value);
@@ -214,7 +212,8 @@ static void fetch_url(bool keep_old)
         if (rc == CURLE_WRITE_ERROR)
             snprintf(why, sizeof why, "it is larger than %u bytes", ALLOWLIST_MAX_BYTES);
         else if (rc != CURLE_OK)
-            snprintf(why, sizeof why, "cannot fetch it: %s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+            snprintf(why, sizeof why, "cannot fetch it: %s",
+                     errbuf[0] ? errbuf : curl_easy_strerror(rc));
         else if (status < 200 || status > 299)
             snprintf(why, sizeof why, "fetching it answered HTTP %ld", status);
         curl_easy_cleanup(c);
@@ -379,8 +378,8 @@ typedef struct {
 static void strip_exe(char *t)
 {
     size_t l = strlen(t);
-    if (l > 4 && (!strcmp(t + l - 4, ".exe") || !strcmp(t + l - 4, ".cmd") ||
-                  !strcmp(t + l - 4, ".bat")))
+    if (l > 4 &&
+        (!strcmp(t + l - 4, ".exe") || !strcmp(t + l - 4, ".cmd") || !strcmp(t + l - 4, ".bat")))
         t[l - 4] = '\0';
 }
 
@@ -447,8 +446,7 @@ gd_err allowlist_match(const char *cmdline, const char *const *commands, size_t 
             if (slash) {
                 slash[1] = '\0';
                 size_t dl = strlen(self);
-                if (!strncmp(c->tok[0], self, dl) && !strchr(c->tok[0] + dl, '/'))
-                    c->tok[0] += dl;
+                if (!strncmp(c->tok[0], self, dl) && !strchr(c->tok[0] + dl, '/')) c->tok[0] += dl;
             }
         }
     }
@@ -499,8 +497,8 @@ gd_err allowlist_check(const json_t *cfg, char *why, size_t len)
     buf line;
     buf_init(&line, 64 << 10);
     gd_err e = buf_puts(&line, json_is_string(json_object_get(cfg, "cmd"))
-                                       ? json_string_value(json_object_get(cfg, "cmd"))
-                                       : "");
+                                   ? json_string_value(json_object_get(cfg, "cmd"))
+                                   : "");
     size_t i;
     json_t *a;
     json_array_foreach(json_object_get(cfg, "args"), i, a)

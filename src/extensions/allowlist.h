@@ -10,9 +10,10 @@
  * command, compared the way the real Goose compares them: `.exe`/`.cmd`/`.bat` and npx's `-y`
  * ignored, a `package@version` compared as `package`. Anything more (extra arguments) is refused.
  * Unset: everything is allowed. An empty list allows everything too, as in the real Goose. A list
- * that cannot be fetched, read or parsed refuses every stdio extension. GOOSE_ALLOWLIST_WARNING=true
- * logs a refusal instead; GOOSE_ALLOWLIST_BYPASS=true (the real Goose's) turns the check off.
- * Other extension types are always allowed. Thread-safe; a check never waits for the network. */
+ * that cannot be fetched, read or parsed refuses every stdio extension.
+ * GOOSE_ALLOWLIST_WARNING=true logs a refusal instead; GOOSE_ALLOWLIST_BYPASS=true (the real
+ * Goose's) turns the check off. Other extension types are always allowed. Thread-safe; a check
+ * never waits for the network. */
 #ifndef GD_ALLOWLIST_H
 #define GD_ALLOWLIST_H
 
@@ -23,7 +24,7 @@
 #include "core/err.h"
 
 #define ALLOWLIST_REFRESH_S     600
-#define ALLOWLIST_FETCH_TIMEOUT 10        /* seconds for one fetch of the URL */
+#define ALLOWLIST_FETCH_TIMEOUT 10         /* seconds for one fetch of the URL */
 #define ALLOWLIST_MAX_BYTES     (1u << 20) /* the list's size cap */
 
 /* Reads the environment; for a URL, fetches the list once now (at most

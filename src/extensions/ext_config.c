@@ -21,7 +21,7 @@
 #include "core/log.h"
 #include "extensions/allowlist.h"
 
-#define MAX_LIST_ITEMS 1024     /* args, env_keys, available_tools; envs and headers */
+#define MAX_LIST_ITEMS 1024       /* args, env_keys, available_tools; envs and headers */
 #define MAX_STRING     (32 << 10) /* bytes of one cmd, arg, env value, header value, uri */
 #define MAX_TIMEOUT_S  86400
 #define YAML_MAX_DEPTH 32
@@ -57,8 +57,7 @@ gd_err ext_name_key(const char *name, char *key, size_t keylen, char *err, size_
     }
     if (!n) {
         snprintf(err, errlen,
-                 "name: '%.80s' has no letter, digit, '_' or '-': an extension needs a name",
-                 name);
+                 "name: '%.80s' has no letter, digit, '_' or '-': an extension needs a name", name);
         return GD_EINVAL;
     }
     if (strstr(key, "__")) {
@@ -101,7 +100,8 @@ static bool header_name_ok(const char *s)
 {
     if (!*s) return false;
     for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", *s))
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
+            strchr("()<>@,;:\\\"/[]?={}", *s))
             return false;
     return true;
 }
@@ -131,7 +131,8 @@ static bool check_strings(const char *name, json_t *out, const json_t *cfg, cons
         if (json_string_length(it) > MAX_STRING)
             FAIL("%s: %s[%zu]: longer than %d bytes", name, key, i, MAX_STRING);
         if (!clean_string(it, line))
-            FAIL("%s: %s[%zu]: must not hold a NUL%s", name, key, i, line ? " or a line break" : "");
+            FAIL("%s: %s[%zu]: must not hold a NUL%s", name, key, i,
+                 line ? " or a line break" : "");
         if (envname && !env_name_ok(json_string_value(it)))
             FAIL("%s: %s[%zu]: '%.60s' is not an environment variable name", name, key, i,
                  json_string_value(it));
@@ -236,9 +237,9 @@ static bool check_all(const char *name, json_t *out, const json_t *cfg, char *er
         (!json_is_integer(to) || json_integer_value(to) < 1 ||
          json_integer_value(to) > MAX_TIMEOUT_S))
         FAIL("%s: timeout: must be a number of seconds 1..%d", name, MAX_TIMEOUT_S);
-    json_object_set_new(out, "timeout", to && !json_is_null(to)
-                                            ? json_integer(json_integer_value(to))
-                                            : json_integer(EXT_DEFAULT_TIMEOUT_S));
+    json_object_set_new(out, "timeout",
+                        to && !json_is_null(to) ? json_integer(json_integer_value(to))
+                                                : json_integer(EXT_DEFAULT_TIMEOUT_S));
 
     json_t *bu = json_object_get(cfg, "bundled");
     if (bu && !json_is_null(bu) && !json_is_boolean(bu))
@@ -250,8 +251,7 @@ static bool check_all(const char *name, json_t *out, const json_t *cfg, char *er
         FAIL("%s: display_name: must be a string", name);
     json_t *cn = json_object_get(cfg, "name");
     if (cn && !json_is_null(cn) && !json_is_string(cn)) FAIL("%s: name: must be a string", name);
-    if (json_is_string(cn) && strcmp(json_string_value(cn), name) != 0 &&
-        (!dn || json_is_null(dn)))
+    if (json_is_string(cn) && strcmp(json_string_value(cn), name) != 0 && (!dn || json_is_null(dn)))
         json_object_set(out, "display_name", cn);
 
     if (!check_string(name, out, cfg, "description", false, err, errlen) ||
@@ -359,7 +359,8 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth)
         json_t *a = json_array();
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++)
-            json_array_append_new(a, yaml_to_json(doc, yaml_document_get_node(doc, *it), depth + 1));
+            json_array_append_new(a,
+                                  yaml_to_json(doc, yaml_document_get_node(doc, *it), depth + 1));
         return a;
     }
     case YAML_MAPPING_NODE: {
@@ -368,8 +369,9 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth)
              p++) {
             yaml_node_t *k = yaml_document_get_node(doc, p->key);
             if (!k || k->type != YAML_SCALAR_NODE) continue;
-            json_object_setn_new(o, (const char *)k->data.scalar.value, k->data.scalar.length,
-                                 yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1));
+            json_object_setn_new(
+                o, (const char *)k->data.scalar.value, k->data.scalar.length,
+                yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1));
         }
         return o;
     }
@@ -400,7 +402,8 @@ static json_t *developer_default(void)
     return c;
 }
 
-/* The allowlist's verdict on an enabled stdio entry read at start: refused ones are kept, marked. */
+/* The allowlist's verdict on an enabled stdio entry read at start: refused ones are kept, marked.
+ */
 static json_t *mark_refused(json_t *c, const char *path)
 {
     if (!json_is_true(json_object_get(c, "enabled")) || !ext_config_supported(c)) return c;
@@ -434,9 +437,8 @@ static bool load_map(const char *path, json_t *map)
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     yaml_node_t *ext = NULL;
-    for (yaml_node_pair_t *p = root && root->type == YAML_MAPPING_NODE
-                                   ? root->data.mapping.pairs.start
-                                   : NULL;
+    for (yaml_node_pair_t *p =
+             root && root->type == YAML_MAPPING_NODE ? root->data.mapping.pairs.start : NULL;
          p && p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(&doc, p->key);
         if (k && k->type == YAML_SCALAR_NODE &&
@@ -480,13 +482,12 @@ static bool load_map(const char *path, json_t *map)
             json_decref(raw);
             if (c) json_object_set_new(map, key, c);
         }
-    } else if (ext && !(ext->type == YAML_SCALAR_NODE && (ext->data.scalar.length == 0 ||
-                                                          !strcmp((const char *)ext->data.scalar.value,
-                                                                  "null") ||
-                                                          !strcmp((const char *)ext->data.scalar.value,
-                                                                  "~")))) {
-        log_warn("extensions", "%s:%zu: extensions: expected a mapping of names to configs",
-                 path, ext->start_mark.line + 1);
+    } else if (ext && !(ext->type == YAML_SCALAR_NODE &&
+                        (ext->data.scalar.length == 0 ||
+                         !strcmp((const char *)ext->data.scalar.value, "null") ||
+                         !strcmp((const char *)ext->data.scalar.value, "~")))) {
+        log_warn("extensions", "%s:%zu: extensions: expected a mapping of names to configs", path,
+                 ext->start_mark.line + 1);
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
@@ -500,7 +501,8 @@ ext_set *ext_set_load(const config *cfg)
     if (!s) return NULL;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
-    snprintf(s->path, sizeof s->path, "%s", cfg->config_file[0] ? cfg->config_file : cfg->config_path);
+    snprintf(s->path, sizeof s->path, "%s",
+             cfg->config_file[0] ? cfg->config_file : cfg->config_path);
     s->map = json_object();
     if (!s->map) {
         ext_set_free(s);
@@ -545,8 +547,8 @@ static bool plain_ok(const char *s)
     if (!isalpha((unsigned char)*s) && *s != '_' && *s != '/') return false;
     for (const char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("_-./@+=", *p)) return false;
-    static const char *const special[] = {"true", "false", "null", "yes", "no", "on", "off",
-                                          "y",    "n"};
+    static const char *const special[] = {"true", "false", "null", "yes", "no",
+                                          "on",   "off",   "y",    "n"};
     for (size_t i = 0; i < sizeof special / sizeof *special; i++)
         if (!strcasecmp(s, special[i])) return false;
     return true;
@@ -607,8 +609,8 @@ static gd_err put_field(buf *b, int indent, const char *key, const json_t *v)
     gd_err e = buf_printf(b, "%*s", indent, "");
     if (!e) e = put_str(b, key);
     if (!e) e = buf_puts(b, ":");
-    bool empty = (json_is_array(v) && !json_array_size(v)) ||
-                 (json_is_object(v) && !json_object_size(v));
+    bool empty =
+        (json_is_array(v) && !json_array_size(v)) || (json_is_object(v) && !json_object_size(v));
     if (empty) return e ? e : buf_puts(b, json_is_array(v) ? " []\n" : " {}\n");
     if (is_scalar(v) || !all_scalars(v)) {
         if (!e) e = buf_puts(b, " ");
@@ -640,11 +642,12 @@ static gd_err put_field(buf *b, int indent, const char *key, const json_t *v)
 static bool worth_writing(const char *type, const char *k, const json_t *v)
 {
     if (!strcmp(k, "supported") || !strcmp(k, "invalid") || !strcmp(k, "refused")) return false;
-    static const char *const stdio_keys[] = {"cmd", "args", "envs", "env_keys", NULL};
-    static const char *const http_keys[] = {"uri", "headers", "envs", "env_keys", NULL};
-    static const char *const optional[] = {"cmd",   "args",    "envs",    "env_keys",
-                                           "uri",   "headers", "bundled", NULL};
-    const char *const *own = !strcmp(type, "stdio")                                   ? stdio_keys
+    static const char *const stdio_keys[] = {"cmd", "args", NULL};
+    static const char *const http_keys[] = {"uri", NULL};
+    static const char *const optional[] = {
+        "cmd",     "args",    "envs",        "env_keys",        "uri",
+        "headers", "bundled", "description", "available_tools", NULL};
+    const char *const *own = !strcmp(type, "stdio")                                     ? stdio_keys
                              : !strcmp(type, "streamable_http") || !strcmp(type, "sse") ? http_keys
                                                                                         : NULL;
     for (size_t i = 0; own && own[i]; i++)
@@ -738,8 +741,8 @@ static bool line_key(const line *l, char *out, size_t outlen, const char **after
             p++;
         if (p >= end || *p != ':') return false;
     } else {
-        while (p < end && *p != '\n' && !(*p == ':' && (p + 1 == end || p[1] == ' ' ||
-                                                        p[1] == '\n' || p[1] == '\r'))) {
+        while (p < end && *p != '\n' &&
+               !(*p == ':' && (p + 1 == end || p[1] == ' ' || p[1] == '\n' || p[1] == '\r'))) {
             if (*p == '#' && p > l->s && p[-1] == ' ') return false;
             if (n + 1 < outlen) out[n++] = *p;
             p++;
@@ -763,7 +766,7 @@ static bool value_below(const char *after, const char *end)
 }
 
 typedef struct {
-    const char *start, *end; /* the entry: its key line to the end of its last content line */
+    const char *start, *end;   /* the entry: its key line to the end of its last content line */
     char key[EXT_KEY_MAX + 1]; /* normalized */
 } entry_span;
 
