@@ -58,11 +58,11 @@ static json_t *entry_json(app *a, const char *name, const json_t *c)
     } else if (json_is_string(invalid)) {
         error = invalid;
     } else if (!ext_config_supported(c) && !error) {
-        json_object_set_new(e, "error", json_sprintf("type %s is not supported by goosed%s",
-                                                     type ? type : "?",
-                                                     type && !strcmp(type, "builtin")
-                                                         ? " (its only builtin is developer)"
-                                                         : ""));
+        json_object_set_new(e, "error",
+                            json_sprintf("type %s is not supported by goosed%s", type ? type : "?",
+                                         type && !strcmp(type, "builtin")
+                                             ? " (its only builtin is developer)"
+                                             : ""));
     }
     json_object_set_new(e, "status", json_string(status));
     if (json_is_string(error)) json_object_set(e, "error", error);
