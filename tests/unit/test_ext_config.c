@@ -292,9 +292,9 @@ static void test_write_back(void **state)
     s = load();
     json_t *m = ext_set_snapshot(s, NULL);
     assert_int_equal(json_object_size(m), 3);
-    assert_string_equal(json_string_value(json_array_get(
-                            json_object_get(json_object_get(m, "slack"), "args"), 0)),
-                        "mcp x");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(json_object_get(m, "slack"), "args"), 0)),
+        "mcp x");
     assert_true(json_is_false(json_object_get(json_object_get(m, "developer"), "enabled")));
     json_decref(m);
     ext_set_free(s);
@@ -304,8 +304,8 @@ static void test_write_back_no_block(void **state)
 {
     write_file("# c\nGOOSE_MODEL: m"); /* no newline at the end */
     ext_set *s = load();
-    json_t *cfg = json_pack("{s:s, s:s, s:{s:s}}", "type", "streamable_http", "uri", "https://x/mcp",
-                            "headers", "Authorization", "Bearer \"q\"");
+    json_t *cfg = json_pack("{s:s, s:s, s:{s:s}}", "type", "streamable_http", "uri",
+                            "https://x/mcp", "headers", "Authorization", "Bearer \"q\"");
     assert_int_equal(ext_set_put(s, "remote", cfg, err, sizeof err), GD_OK);
     json_decref(cfg);
     char *t = read_file();
@@ -313,10 +313,10 @@ static void test_write_back_no_block(void **state)
     ext_set_free(s);
     s = load();
     json_t *m = ext_set_snapshot(s, NULL);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_object_get(m, "remote"), "headers"),
-                            "Authorization")),
-                        "Bearer \"q\"");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_object_get(m, "remote"), "headers"),
+                                          "Authorization")),
+        "Bearer \"q\"");
     json_decref(m);
     /* a file that cannot be written: GD_ESTORE, nothing changes */
     snprintf(s->path, sizeof s->path, "%s/no/such/dir/\x01/config.yaml", "/proc/self");
@@ -348,8 +348,9 @@ static void test_allowlist_match(void **state)
     assert_int_equal(allowlist_match("uvx mcp_slack --verbose", list, n, why, sizeof why),
                      GD_EDENIED);
     assert_non_null(strstr(why, "adds arguments to 'uvx mcp_slack'"));
-    static const char *const no[] = {"uvx other", "prefix_npx mcp_github", "/bin/bash",
-                                     "/home/u/uvx mcp_slack", "minecraft2", ""};
+    static const char *const no[] = {"uvx other",  "prefix_npx mcp_github",
+                                     "/bin/bash",  "/home/u/uvx mcp_slack",
+                                     "minecraft2", ""};
     for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
         if (allowlist_match(no[i], list, n, why, sizeof why) != GD_EDENIED)
             fail_msg("%s allowed", no[i]);
