@@ -14,6 +14,8 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "extensions/allowlist.h"
+#include "extensions/ext_config.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -67,11 +69,14 @@ int main(int argc, char **argv)
         log_warn("config", "%s (ignored: tools whose answer was \"always\" will ask again)", err);
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
-    a.st = store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max);
+    allowlist_start();
+    a.exts = ext_set_load(&cfg);
+    a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;
     if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {
         fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
         return 1;
     }
+    agent_use_extensions(a.agent, a.exts);
     agent_repair(a.agent);
     http_server *srv = http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
     if (!srv) {
@@ -79,6 +84,8 @@ int main(int argc, char **argv)
         agent_shutdown(a.agent, 0);
         agent_free(a.agent);
         store_close(a.st);
+        ext_set_free(a.exts);
+        allowlist_stop();
         return 1;
     }
     cfg.port = http_port(srv);
@@ -108,6 +115,8 @@ int main(int argc, char **argv)
     }
     agent_free(a.agent);
     store_close(a.st);
+    ext_set_free(a.exts);
+    allowlist_stop();
     log_write(LOG_INFO, "server", "shutdown complete");
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "config/config.h"
+#include "extensions/ext_config.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -15,6 +16,7 @@ typedef struct {
     const config *cfg;
     store *st;
     agent *agent;
+    ext_set *exts;       /* the configured extensions (config.yaml's `extensions:` map) */
     uint64_t started_ns; /* monotonic */
 } app;
 
@@ -52,5 +54,11 @@ void api_session_stream(http_req *r); /* the WebSocket, stream_ws.c */
 void api_providers_list(http_req *r);
 void api_providers_current(http_req *r);
 void api_providers_set(http_req *r);
+void api_extensions_list(http_req *r);
+void api_extensions_add(http_req *r);
+void api_extensions_toggle(http_req *r);
+void api_extensions_enable(http_req *r);
+void api_extensions_disable(http_req *r);
+void api_extensions_delete(http_req *r);
 
 #endif

@@ -13,6 +13,10 @@ const http_route api_routes[] = {
     {"GET", "/api/providers", api_providers_list, 0},
     {"POST", "/api/providers", api_providers_set, ROUTE_BODY},
     {"GET", "/api/providers/current", api_providers_current, 0},
+    {"GET", "/api/extensions", api_extensions_list, 0},
+    {"POST", "/api/extensions", api_extensions_add, ROUTE_BODY},
+    {"PATCH", "/api/extensions/{name}/toggle", api_extensions_toggle, ROUTE_BODY},
+    {"DELETE", "/api/extensions/{name}", api_extensions_delete, 0},
 
     {"POST", "/api/sessions", api_session_create, ROUTE_BODY},
     {"GET", "/api/sessions", api_session_list, 0},
@@ -32,6 +36,9 @@ const http_route api_routes[] = {
     {"DELETE", "/sessions/{id}", api_session_delete, 0},
     {"GET", "/sessions/{id}/messages", api_messages_list, 0},
     {"POST", "/sessions/{id}/messages", api_message_stream, ROUTE_BODY},
+    {"GET", "/extensions", api_extensions_list, 0},
+    {"POST", "/extensions/{name}/enable", api_extensions_enable, 0},
+    {"POST", "/extensions/{name}/disable", api_extensions_disable, 0},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof *api_routes;
 

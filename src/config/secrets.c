@@ -105,8 +105,7 @@ int secrets_get(const char *name, char *out, size_t outlen)
     return found;
 }
 
-/* A YAML double-quoted scalar. */
-static gd_err yaml_quote(buf *b, const char *s)
+gd_err config_yaml_quote(buf *b, const char *s)
 {
     gd_err e = buf_puts(b, "\"");
     for (; *s && !e; s++) {
@@ -125,7 +124,7 @@ static gd_err yaml_quote(buf *b, const char *s)
 static gd_err yaml_entry(buf *b, const char *key, const char *value)
 {
     gd_err e = buf_printf(b, "%s: ", key);
-    if (!e) e = yaml_quote(b, value);
+    if (!e) e = config_yaml_quote(b, value);
     return e ? e : buf_puts(b, "\n");
 }
 
@@ -232,11 +231,13 @@ gd_err secrets_set(const char *name, const char *value, char *err, size_t errlen
     return e;
 }
 
-gd_err config_file_set(const char *path, const char *const *keys, const char *const *values, int n,
-                       char *err, size_t errlen)
+/* config.yaml's writers (config_file_set, config_file_edit) take turns. */
+static pthread_mutex_t cfg_file_mu = PTHREAD_MUTEX_INITIALIZER;
+
+gd_err config_file_edit(const char *path, config_file_edit_fn edit, void *ctx, char *err,
+                        size_t errlen)
 {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&cfg_file_mu);
     buf old, out;
     buf_init(&old, BUF_CAP_CONFIG_FILE);
     buf_init(&out, BUF_CAP_CONFIG_FILE);
@@ -249,38 +250,62 @@ gd_err config_file_set(const char *path, const char *const *keys, const char *co
             e = buf_append(&old, chunk, r);
         fclose(f);
     }
-    bool done[16] = {false};
-    const char *p = old.data ? old.data : "";
-    while (*p && !e) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
-        int hit = -1;
-        for (int i = 0; i < n && i < 16; i++) {
-            size_t kl = strlen(keys[i]);
-            if (!strncmp(p, keys[i], kl) && p[kl] == ':') hit = i;
-        }
-        if (hit >= 0) {
-            if (!done[hit]) {
-                e = yaml_entry(&out, keys[hit], values[hit]);
-                done[hit] = true;
-            }
-        } else {
-            e = buf_append(&out, p, len);
-            if (!e && !nl) e = buf_puts(&out, "\n");
-        }
-        p += len;
-    }
-    for (int i = 0; i < n && i < 16 && !e; i++)
-        if (!done[i]) e = yaml_entry(&out, keys[i], values[i]);
+    err[0] = '\0';
+    if (!e) e = edit(old.data ? old.data : "", old.len, &out, ctx, err, errlen);
     if (e == GD_ETOOBIG)
         snprintf(err, errlen, "cannot update %s: it is, or would become, larger than %u bytes",
                  path, BUF_CAP_CONFIG_FILE);
-    else if (e)
+    else if (e && !err[0])
         snprintf(err, errlen, "cannot update %s: %s", path, gd_strerror(e));
-    else
+    else if (!e)
         e = config_write_atomic(path, out.data ? out.data : "", out.len, 0600, err, errlen);
     buf_free(&old);
     buf_free(&out);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&cfg_file_mu);
     return e;
+}
+
+struct set_ctx {
+    const char *const *keys;
+    const char *const *values;
+    int n;
+};
+
+/* config_file_set's edit: each `key:` line replaced, the keys not found appended. */
+static gd_err set_edit(const char *old, size_t oldlen, buf *out, void *ctx, char *err,
+                       size_t errlen)
+{
+    const struct set_ctx *c = ctx;
+    gd_err e = GD_OK;
+    bool done[16] = {false};
+    const char *p = old, *end = old + oldlen;
+    while (p < end && !e) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        int hit = -1;
+        for (int i = 0; i < c->n && i < 16; i++) {
+            size_t kl = strlen(c->keys[i]);
+            if (len > kl && !strncmp(p, c->keys[i], kl) && p[kl] == ':') hit = i;
+        }
+        if (hit >= 0) {
+            if (!done[hit]) {
+                e = yaml_entry(out, c->keys[hit], c->values[hit]);
+                done[hit] = true;
+            }
+        } else {
+            e = buf_append(out, p, len);
+            if (!e && !nl) e = buf_puts(out, "\n");
+        }
+        p += len;
+    }
+    for (int i = 0; i < c->n && i < 16 && !e; i++)
+        if (!done[i]) e = yaml_entry(out, c->keys[i], c->values[i]);
+    return e;
+}
+
+gd_err config_file_set(const char *path, const char *const *keys, const char *const *values, int n,
+                       char *err, size_t errlen)
+{
+    struct set_ctx c = {keys, values, n};
+    return config_file_edit(path, set_edit, &c, err, errlen);
 }

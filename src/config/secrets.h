@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 
 /* Loads dir/secrets.yaml (a missing file is fine). On a broken file returns GD_EINVAL with a
@@ -24,5 +25,15 @@ gd_err config_file_set(const char *path, const char *const *keys, const char *co
  * its directory (0700) when missing. GD_EIO with a message naming the file. */
 gd_err config_write_atomic(const char *path, const char *data, size_t len, unsigned mode, char *err,
                            size_t errlen);
+/* Rewrites config.yaml at path, taking turns with config_file_set: reads it ("" when missing),
+ * has edit render the new text from the old into out, and writes that atomically like
+ * secrets_set (0600). An error from edit (its message in err, or gd_strerror's) leaves the file
+ * as it was; GD_EIO when it cannot be written (message in err). */
+typedef gd_err (*config_file_edit_fn)(const char *old, size_t oldlen, buf *out, void *ctx,
+                                      char *err, size_t errlen);
+gd_err config_file_edit(const char *path, config_file_edit_fn edit, void *ctx, char *err,
+                        size_t errlen);
+/* Appends s to b as a YAML double-quoted scalar (control characters escaped). */
+gd_err config_yaml_quote(buf *b, const char *s) BUF_MUST_CHECK;
 
 #endif

@@ -36,9 +36,18 @@
 #include "core/err.h"
 
 #define EXT_DEFAULT_TIMEOUT_S 300
+#define EXT_KEY_MAX                                                                                \
+    63 /* bytes of a name (its key), after normalizing: extension.h's EXT_NAME_MAX less the NUL */
+
+/* The key of an extension named name, as the real Goose makes it (name_to_key): ASCII letters,
+ * digits, '_' and '-' kept, whitespace dropped, anything else '_', lower-cased ("GitHub Tools"
+ * -> "githubtools"). GD_EINVAL with a message when that is empty, longer than EXT_KEY_MAX or
+ * holds "__" (it separates an extension's name from its tools' names). */
+gd_err ext_name_key(const char *name, char *key, size_t keylen, char *err, size_t errlen);
 
 /* Checks and normalizes one extension's config (borrowed) named name: a new object (see above)
- * with "name" set to name, or NULL with GD_EINVAL and a message naming the bad key in err
+ * with "name" set to name's key (ext_name_key; a "name" the config held that differs becomes its
+ * "display_name"), or NULL with GD_EINVAL and a message naming the bad key in err
  * (e.g. "everything: cmd: a string is required for type stdio"). An unknown type is not an
  * error: the object gets "supported": false. */
 json_t *ext_config_check(const char *name, const json_t *cfg, char *err, size_t errlen);
@@ -63,9 +72,14 @@ json_t *ext_set_snapshot(ext_set *s, unsigned *gen);
  * message in err), GD_EDENIED (refused by the allowlist, why in err), GD_ESTORE (the file could
  * not be written: nothing changed). */
 gd_err ext_set_put(ext_set *s, const char *name, const json_t *cfg, char *err, size_t errlen);
-/* Sets name's `enabled`. GD_ENOTFOUND, GD_ESTORE as above. */
+/* Sets name's `enabled`. GD_ENOTFOUND, GD_EDENIED (enabling a stdio extension the allowlist
+ * refuses), GD_ESTORE as above. */
 gd_err ext_set_enable(ext_set *s, const char *name, bool enabled, char *err, size_t errlen);
 /* Removes name. GD_ENOTFOUND, GD_ESTORE as above. */
 gd_err ext_set_remove(ext_set *s, const char *name, char *err, size_t errlen);
+
+/* Keys a snapshot's entry may hold beyond the config, never written to config.yaml:
+ * "supported": false (see above); "invalid": why config.yaml's entry was not usable (kept as
+ * written, unsupported); "refused": why the allowlist refused it at start (it is not started). */
 
 #endif

@@ -28,6 +28,7 @@ static struct {
     CURL *(*easy_init)(void);
     void (*easy_cleanup)(CURL *);
     CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
     const char *(*easy_strerror)(CURLcode);
     struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
@@ -62,6 +63,7 @@ static void load(void)
         S(easy_init, "curl_easy_init"),
         S(easy_cleanup, "curl_easy_cleanup"),
         S(easy_setopt, "curl_easy_setopt"),
+        S(easy_perform, "curl_easy_perform"),
         S(easy_getinfo, "curl_easy_getinfo"),
         S(easy_strerror, "curl_easy_strerror"),
         S(slist_append, "curl_slist_append"),
@@ -146,6 +148,10 @@ HIDDEN CURL *curl_easy_init(void)
 HIDDEN void curl_easy_cleanup(CURL *e)
 {
     if (ready()) fn.easy_cleanup(e);
+}
+HIDDEN CURLcode curl_easy_perform(CURL *e)
+{
+    return ready() ? fn.easy_perform(e) : CURLE_FAILED_INIT;
 }
 HIDDEN const char *curl_easy_strerror(CURLcode c)
 {
