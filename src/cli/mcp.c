@@ -193,8 +193,8 @@ static void conformance_next(cli *c)
     json_t *t = json_array_get(c->tools, c->next++);
     json_t *args = schema_args(json_object_get(t, "inputSchema"));
     ext_call_opts o = {.progress = progress};
-    ext_call *call = c->x->ops->call(c->x, json_string_value(json_object_get(t, "name")), args,
-                                     &o, call_done, c);
+    ext_call *call = c->x->ops->call(c->x, json_string_value(json_object_get(t, "name")), args, &o,
+                                     call_done, c);
     json_decref(args);
     if (!call) {
         snprintf(c->msg, sizeof c->msg, "out of memory");
@@ -321,8 +321,8 @@ static void target_name(const char *s, bool url, char *out, size_t n)
     for (; *b && k + 1 < n && k < 32; b++) {
         if (url && (*b == '/' || *b == ':')) break;
         char ch = *b;
-        out[k++] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                           ch == '-' || ch == '_' || ch == '.'
+        out[k++] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                           (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'
                        ? ch
                        : '_';
     }
@@ -412,10 +412,10 @@ int cli_mcp(int argc, char **argv)
 
     char name[EXT_NAME_MAX];
     target_name(url ? url : argv[cmd_at], url != NULL, name, sizeof name);
-    json_t *cfg = json_pack("{s:s, s:s, s:[], s:{}, s:[], s:{}, s:[], s:f}", "name", name, "type",
-                            url ? (sse ? "sse" : "streamable_http") : "stdio", "args", "envs",
-                            "env_keys", "headers", "available_tools", "timeout",
-                            timeout > 0 ? timeout : 300.0);
+    json_t *cfg =
+        json_pack("{s:s, s:s, s:[], s:{}, s:[], s:{}, s:[], s:f}", "name", name, "type",
+                  url ? (sse ? "sse" : "streamable_http") : "stdio", "args", "envs", "env_keys",
+                  "headers", "available_tools", "timeout", timeout > 0 ? timeout : 300.0);
     if (!cfg) {
         fprintf(stderr, "goosed mcp: out of memory\n");
         return 1;
@@ -432,7 +432,8 @@ int cli_mcp(int argc, char **argv)
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "/");
     char **env = sandbox_env_new();
-    static const ext_host_ops ops = {.request = host_request, .request_cancel = host_request_cancel};
+    static const ext_host_ops ops = {.request = host_request,
+                                     .request_cancel = host_request_cancel};
     ext_host_ops myops = ops;
     myops.ud = &c;
     c.host = (ext_host){.env = env, .cwd = cwd, .ops = &myops};

@@ -155,7 +155,7 @@ static void went_down(mcp_ext *x, const char *why)
     x->acc = NULL;
     x->list_id = 0;
     x->relist = false;
-    log_warn(x->base.name, "%s", why);
+    log_warn(LOG_MOD, "%s", why);
 }
 
 static void call_finish(mcp_call *c, json_t *content, bool is_error, json_t *structured);
@@ -247,8 +247,8 @@ static void on_list(void *ud, json_t *result, int code, const char *msg)
         if (x->st == EXT_STARTING) {
             start_failed(x, "tools/list failed: %s (%d)", msg, code);
         } else {
-            log_warn(x->base.name, "tools/list failed: %s (%d); keeping the tools listed before",
-                     msg, code);
+            log_warn(LOG_MOD, "%s: tools/list failed: %s (%d); keeping the tools listed before",
+                     x->base.name, msg, code);
             json_decref(x->acc);
             x->acc = NULL;
         }
@@ -261,7 +261,7 @@ static void on_list(void *ud, json_t *result, int code, const char *msg)
         return;
     }
     if (next && next[0])
-        log_warn(x->base.name, "tools/list: more than %d pages; the rest is ignored",
+        log_warn(LOG_MOD, "%s: tools/list: more than %d pages; the rest is ignored", x->base.name,
                  MCP_LIST_PAGES_MAX);
     listed(x);
 }
@@ -307,9 +307,10 @@ static void on_init(void *ud, json_t *result, int code, const char *msg)
     free(x->instructions);
     x->instructions = ins && ins[0] ? strdup(ins) : NULL;
     json_t *si = json_object_get(result, "serverInfo");
-    log_info(LOG_MOD, "%s: initialized %s %s, protocol %s", x->base.name,
-             json_string_value(json_object_get(si, "name")) ?: "(unnamed server)",
-             json_string_value(json_object_get(si, "version")) ?: "", v);
+    const char *sn = json_string_value(json_object_get(si, "name"));
+    const char *sv = json_string_value(json_object_get(si, "version"));
+    log_info(LOG_MOD, "%s: initialized %s%s%s, protocol %s", x->base.name,
+             sn ? sn : "(unnamed server)", sv ? " " : "", sv ? sv : "", v);
     mcp_rpc_set_version(x->rpc, v);
     mcp_rpc_notify(x->rpc, "notifications/initialized", NULL);
     list_page(x, NULL);
@@ -394,7 +395,7 @@ static void on_notify(void *ud, const char *method, json_t *params)
         const char *txt = json_is_string(data) ? json_string_value(data) : s;
         char esc[1024];
         mcp_escape(txt ? txt : "", txt ? strlen(txt) : 0, 200, esc, sizeof esc);
-        log_info(x->base.name, "server log: %s", esc);
+        log_info(LOG_MOD, "%s: server log: %s", x->base.name, esc);
         free(s);
     }
 }
