@@ -238,12 +238,21 @@ static void run(void *ud)
     c->x->ops->start(c->x, started, c);
 }
 
+/* Waits until the server process is reaped (it gets a moment after its stdin closes, then
+ * SIGTERM, then SIGKILL), so that nothing is left unwatched when the loop goes. */
+static void reaped(void *ud)
+{
+    cli *c = ud;
+    if (mcp_servers_running() && loop_timer_add(c->l, 20, reaped, c)) return;
+    sem_post(&c->sem);
+}
+
 static void stop(void *ud)
 {
     cli *c = ud;
     c->x->ops->close(c->x);
     c->x = NULL;
-    sem_post(&c->sem);
+    reaped(c);
 }
 
 /* ---- output ---- */

@@ -226,7 +226,8 @@ static void do_cancel(void *arg)
 static char *result_text(call_t *c)
 {
     return json_string_value(json_object_get(json_array_get(c->res.content, 0), "text"))
-               ? (char *)json_string_value(json_object_get(json_array_get(c->res.content, 0), "text"))
+               ? (char *)json_string_value(
+                     json_object_get(json_array_get(c->res.content, 0), "text"))
                : "";
 }
 
@@ -401,8 +402,8 @@ static void test_matching(void **state)
     json_t *p;
     json_int_t ida = expect("tools/call", &p);
     assert_string_equal(json_string_value(json_object_get(p, "name")), "echo");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(p, "arguments"), "text")), "A");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(p, "arguments"), "text")),
+                        "A");
     const char *tok =
         json_string_value(json_object_get(json_object_get(p, "_meta"), "progressToken"));
     assert_non_null(tok);
@@ -537,9 +538,8 @@ static void test_server_requests(void **state)
     json_decref(m);
     inject("{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"what/ever\"}");
     m = next_sent();
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(m, "error"), "message")),
-        "Method not found");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "error"), "message")),
+                        "Method not found");
     json_decref(m);
 }
 

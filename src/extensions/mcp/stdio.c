@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #define STDIO_TX_CAP      (16u << 20) /* bytes queued for the server's stdin */
 #define STDIO_READ_CHUNK  (64u << 10)
 #define STDIO_READS_TURN  16    /* reads per wake-up, so a flood leaves the loop room */
+#define STDIO_DRAIN_READS 128   /* reads after the exit, for what it wrote before */
 #define STDIO_ERR_LINE    2048  /* bytes of one stderr line logged */
 #define STDIO_ERR_BURST   200   /* stderr lines logged per window ... */
 #define STDIO_ERR_WINDOW  10000 /* ... of this many milliseconds; the rest is counted */
@@ -77,6 +79,13 @@ struct stdio_t {
 };
 
 static void stdio_free(stdio_t *t);
+
+static atomic_uint servers; /* reapers alive */
+
+unsigned mcp_servers_running(void)
+{
+    return atomic_load(&servers);
+}
 
 /* ---- failing (reported later, on the loop) ---- */
 
@@ -207,7 +216,7 @@ static void eof_wait_over(void *ud)
 /* Reads stdout: a bounded amount, or (drain) everything there is. */
 static void read_out(stdio_t *t, bool drain)
 {
-    for (int i = 0; drain || i < STDIO_READS_TURN; i++) {
+    for (int i = 0; i < (drain ? STDIO_DRAIN_READS : STDIO_READS_TURN); i++) {
         ssize_t r = read(t->out, t->chunk, STDIO_READ_CHUNK);
         if (r > 0) {
             if (!feed(t, t->chunk, (size_t)r)) return;
@@ -368,6 +377,7 @@ static void reaper_free(reaper *rp)
 {
     if (rp->t) loop_timer_cancel(rp->t);
     free(rp);
+    atomic_fetch_sub(&servers, 1);
 }
 
 static void on_exit_(loop_child *c, pid_t pid, int status, void *ud)
@@ -707,6 +717,7 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
                  strerror(ce.err), stage_what(ce.stage));
         goto out;
     }
+    atomic_fetch_add(&servers, 1); /* until reaper_free, or the failure just below */
     rp->l = host->l;
     rp->pid = pid;
     rp->owner = t;
@@ -714,6 +725,7 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
+        atomic_fetch_sub(&servers, 1);
         snprintf(err, errlen, "%s: out of memory to watch the server", name);
         goto out;
     }
