@@ -34,6 +34,9 @@ static const char usage[] =
     "               (--json: the whole result); exit status 1 when the tool reports an error\n"
     "  conformance  what the scenario named by MCP_CONFORMANCE_SCENARIO asks of a client\n"
     "  --timeout S  seconds a call may take (default 300; also bounds the start, at most 30)\n"
+    "  --env NAME=VALUE  a variable for a stdio server (its config's envs); repeatable\n"
+    "  --env-key NAME    passes NAME from goosed's environment or secrets.yaml (env_keys)\n"
+    "A stdio server gets only a safe part of goosed's environment (PATH, HOME, LANG ...).\n"
     "\n"
     "Exit status: 0 done, 1 the server or the tool failed, 2 a usage error.\n";
 
@@ -54,6 +57,7 @@ typedef struct {
     json_t *out;
     size_t next; /* conformance: the next tool to call */
     json_t *tools;
+    json_t *envs, *env_keys; /* --env, --env-key */
 } cli;
 
 static void finish(cli *c, int rc)
@@ -339,21 +343,20 @@ static void target_name(const char *s, bool url, char *out, size_t n)
     if (!k) snprintf(out, n, "mcp");
 }
 
-int cli_mcp(int argc, char **argv)
+static int mcp_main(cli *c, int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    cli c = {.rc = 1};
     const char *sub = argv[1];
     if (!strcmp(sub, "tools"))
-        c.mode = M_TOOLS;
+        c->mode = M_TOOLS;
     else if (!strcmp(sub, "call"))
-        c.mode = M_CALL;
+        c->mode = M_CALL;
     else if (!strcmp(sub, "conformance"))
-        c.mode = M_CONFORMANCE;
+        c->mode = M_CONFORMANCE;
     else
         return usage_error("unknown command '%s'", sub);
 
@@ -363,13 +366,14 @@ int cli_mcp(int argc, char **argv)
     int cmd_at = -1;
     const char *pos[3];
     int npos = 0;
+    json_t *envs = c->envs, *env_keys = c->env_keys;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) {
             cmd_at = i + 1;
             break;
         } else if (!strcmp(a, "--json")) {
-            c.json = true;
+            c->json = true;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
             return 0;
@@ -379,6 +383,16 @@ int cli_mcp(int argc, char **argv)
             timeout = strtod(argv[++i], &end);
             if (*end || timeout <= 0 || timeout > 86400)
                 return usage_error("--timeout: '%s' is not a number of seconds", argv[i]);
+        } else if (!strcmp(a, "--env")) {
+            const char *eq = i + 1 < argc ? strchr(argv[i + 1], '=') : NULL;
+            if (!eq || eq == argv[i + 1]) return usage_error("%s needs NAME=VALUE", a);
+            char nm[256];
+            snprintf(nm, sizeof nm, "%.*s", (int)(eq - argv[i + 1]), argv[i + 1]);
+            json_object_set_new(envs, nm, json_string(eq + 1));
+            i++;
+        } else if (!strcmp(a, "--env-key")) {
+            if (i + 1 >= argc || !argv[i + 1][0]) return usage_error("%s needs a NAME", a);
+            json_array_append_new(env_keys, json_string(argv[++i]));
         } else if (!strcmp(a, "--sse")) {
             if (i + 1 >= argc) return usage_error("%s needs a URL", a);
             url = argv[++i];
@@ -398,21 +412,21 @@ int cli_mcp(int argc, char **argv)
     if (cmd_at < 0 && !url)
         return usage_error("%s", "no server: give -- COMMAND [ARGS...], a URL or --sse URL");
     if (cmd_at >= 0 && url) return usage_error("%s", "give either a command or a URL, not both");
-    if (c.mode == M_TOOLS && npos) return usage_error("unexpected argument '%s'", pos[0]);
-    if (c.mode == M_CONFORMANCE && npos) return usage_error("unexpected argument '%s'", pos[0]);
-    if (c.mode == M_CALL) {
+    if (c->mode == M_TOOLS && npos) return usage_error("unexpected argument '%s'", pos[0]);
+    if (c->mode == M_CONFORMANCE && npos) return usage_error("unexpected argument '%s'", pos[0]);
+    if (c->mode == M_CALL) {
         if (npos < 1) return usage_error("%s", "call: which tool?");
         if (npos > 2) return usage_error("unexpected argument '%s'", pos[2]);
-        c.tool = pos[0];
+        c->tool = pos[0];
         json_error_t je;
-        c.args = npos == 2 ? json_loads(pos[1], JSON_DECODE_ANY, &je) : json_object();
-        if (!c.args) return usage_error("the arguments are not JSON: %s", je.text);
-        if (!json_is_object(c.args)) {
-            json_decref(c.args);
+        c->args = npos == 2 ? json_loads(pos[1], JSON_DECODE_ANY, &je) : json_object();
+        if (!c->args) return usage_error("the arguments are not JSON: %s", je.text);
+        if (!json_is_object(c->args)) {
+            json_decref(c->args);
             return usage_error("%s", "the arguments must be a JSON object");
         }
     }
-    c.scenario = getenv("MCP_CONFORMANCE_SCENARIO");
+    c->scenario = getenv("MCP_CONFORMANCE_SCENARIO");
 
     const char *rl = getenv("RUST_LOG");
     char lerr[256];
@@ -421,10 +435,10 @@ int cli_mcp(int argc, char **argv)
 
     char name[EXT_NAME_MAX];
     target_name(url ? url : argv[cmd_at], url != NULL, name, sizeof name);
-    json_t *cfg =
-        json_pack("{s:s, s:s, s:[], s:{}, s:[], s:{}, s:[], s:f}", "name", name, "type",
-                  url ? (sse ? "sse" : "streamable_http") : "stdio", "args", "envs", "env_keys",
-                  "headers", "available_tools", "timeout", timeout > 0 ? timeout : 300.0);
+    json_t *cfg = json_pack("{s:s, s:s, s:[], s:O, s:O, s:{}, s:[], s:f}", "name", name, "type",
+                            url ? (sse ? "sse" : "streamable_http") : "stdio", "args", "envs", envs,
+                            "env_keys", env_keys, "headers", "available_tools", "timeout",
+                            timeout > 0 ? timeout : 300.0);
     if (!cfg) {
         fprintf(stderr, "goosed mcp: out of memory\n");
         return 1;
@@ -444,51 +458,60 @@ int cli_mcp(int argc, char **argv)
     static const ext_host_ops ops = {.request = host_request,
                                      .request_cancel = host_request_cancel};
     ext_host_ops myops = ops;
-    myops.ud = &c;
-    c.host = (ext_host){.env = env, .cwd = cwd, .ops = &myops};
+    myops.ud = c;
+    c->host = (ext_host){.env = env, .cwd = cwd, .ops = &myops};
     char err[1024];
-    sem_init(&c.sem, 0, 0);
-    if (!env || !(c.l = loop_new("mcp-cli"))) {
+    sem_init(&c->sem, 0, 0);
+    if (!env || !(c->l = loop_new("mcp-cli"))) {
         fprintf(stderr, "goosed mcp: cannot start (out of memory or threads)\n");
         json_decref(cfg);
-        json_decref(c.args);
+        json_decref(c->args);
         sandbox_env_free(env);
         return 1;
     }
-    c.host.l = c.l;
-    if (!(c.x = mcp_extension_new(cfg, &c.host, err, sizeof err))) {
+    c->host.l = c->l;
+    if (!(c->x = mcp_extension_new(cfg, &c->host, err, sizeof err))) {
         fprintf(stderr, "goosed mcp: %s\n", err);
-        loop_free(c.l);
+        loop_free(c->l);
         json_decref(cfg);
-        json_decref(c.args);
+        json_decref(c->args);
         sandbox_env_free(env);
         return 1;
     }
     json_decref(cfg);
-    if (loop_post(c.l, run, &c) != GD_OK) {
+    if (loop_post(c->l, run, c) != GD_OK) {
         fprintf(stderr, "goosed mcp: out of memory\n");
         return 1;
     }
-    while (sem_wait(&c.sem) < 0 && errno == EINTR) {
+    while (sem_wait(&c->sem) < 0 && errno == EINTR) {
     }
-    if (loop_post(c.l, stop, &c) == GD_OK)
-        while (sem_wait(&c.sem) < 0 && errno == EINTR) {
+    if (loop_post(c->l, stop, c) == GD_OK)
+        while (sem_wait(&c->sem) < 0 && errno == EINTR) {
         }
-    loop_free(c.l);
+    loop_free(c->l);
 
-    int rc = c.rc;
-    if (c.mode == M_TOOLS && c.out) {
-        print_tools(c.out, c.json);
-    } else if (c.mode == M_CALL && c.out) {
-        print_result(c.out, c.json, rc ? stderr : stdout);
-    } else if (c.mode == M_CONFORMANCE && !rc) {
-        printf("done: %zu tools called\n", c.next);
+    int rc = c->rc;
+    if (c->mode == M_TOOLS && c->out) {
+        print_tools(c->out, c->json);
+    } else if (c->mode == M_CALL && c->out) {
+        print_result(c->out, c->json, rc ? stderr : stdout);
+    } else if (c->mode == M_CONFORMANCE && !rc) {
+        printf("done: %zu tools called\n", c->next);
     }
-    if (rc && c.msg[0]) fprintf(stderr, "goosed mcp: %s\n", c.msg);
-    json_decref(c.out);
-    json_decref(c.args);
-    json_decref(c.tools);
+    if (rc && c->msg[0]) fprintf(stderr, "goosed mcp: %s\n", c->msg);
+    json_decref(c->out);
+    json_decref(c->args);
+    json_decref(c->tools);
     sandbox_env_free(env);
-    sem_destroy(&c.sem);
+    sem_destroy(&c->sem);
+    return rc;
+}
+
+int cli_mcp(int argc, char **argv)
+{
+    cli c = {.rc = 1, .envs = json_object(), .env_keys = json_array()};
+    int rc = c.envs && c.env_keys ? mcp_main(&c, argc, argv) : 1;
+    json_decref(c.envs);
+    json_decref(c.env_keys);
     return rc;
 }

@@ -94,6 +94,17 @@ describe('goosed mcp: server-everything over stdio', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /URI: file:\/\//);
   });
+  it('the server sees the safe environment, --env and --env-key, and no secret', async () => {
+    const r = await runGoosed(['mcp', 'call', '--env', 'FOO=bar baz', '--env-key', 'MY_TOKEN', 'get-env',
+      '--', NODE, EVERYTHING, 'stdio'], { SECRET_API_KEY: 'do-not-pass', MY_TOKEN: 'tok-123' }, opts);
+    assert.equal(r.code, 0, r.stderr);
+    const env = JSON.parse(r.stdout);
+    assert.equal(env.FOO, 'bar baz');
+    assert.equal(env.MY_TOKEN, 'tok-123');
+    assert.ok(env.PATH);
+    assert.equal(env.SECRET_API_KEY, undefined);
+    assert.doesNotMatch(r.stdout, /do-not-pass/);
+  });
   it('structuredContent is kept', async () => {
     const r = await everything('call', '--json', 'get-structured-content', '{"location":"New York"}');
     assert.equal(r.code, 0, r.stderr);
