@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,6 +511,13 @@ static int mcp_main(cli *c, int argc, char **argv)
 
 int cli_mcp(int argc, char **argv)
 {
+    /* goosed blocks SIGINT and SIGTERM for its own sigwait; a command-line client just dies of
+     * them (its server follows: PR_SET_PDEATHSIG). */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
     cli c = {.rc = 1, .envs = json_object(), .env_keys = json_array()};
     int rc = c.envs && c.env_keys ? mcp_main(&c, argc, argv) : 1;
     json_decref(c.envs);

@@ -129,8 +129,8 @@ static void exit_reason(int status, char *out, size_t n)
     if (WIFEXITED(status))
         snprintf(out, n, "exited with status %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
-        snprintf(out, n, "was killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
+        snprintf(out, n, "was killed by signal %d (SIG%s)", WTERMSIG(status),
+                 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
     else
         snprintf(out, n, "exited");
 }
@@ -623,7 +623,7 @@ static char **build_env(const json_t *cfg, const ext_host *host, const char *nam
         const char *key = json_string_value(v);
         if (!key) continue;
         const char *val = getenv(key);
-        static char sec[8192];
+        char sec[8192];
         if (!val && secrets_get(key, sec, sizeof sec) > 0) val = sec;
         if (!val) {
             log_warn(LOG_MOD,
