@@ -178,6 +178,15 @@ describe('goosed mcp: servers that misbehave', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /speaks MCP protocol version "2024-11-05"; goosed speaks 2025-11-25/);
   });
+  it('a flood on stderr: 200 lines logged, tagged, and a count of the rest', async () => {
+    const r = await runGoosed(['mcp', 'tools', '--', NODE, FAKE, 'stderrflood'], { RUST_LOG: 'info' }, opts);
+    assert.equal(r.code, 0, r.stderr);
+    const noise = r.stderr.split('\n').filter((l) => /mcp:node: noise line \d+$/.test(l));
+    assert.equal(noise.length, 200);
+    const m = r.stderr.match(/mcp:node: \((\d+) more lines of stderr not logged\)/);
+    assert.ok(m, r.stderr.slice(-500));
+    assert.ok(Number(m[1]) > 0);
+  });
   it('a request we do not serve is answered -32601, ping with {}', async () => {
     const r = await fake('serverreq', 'call', 'ask');
     assert.equal(r.code, 0, r.stderr);

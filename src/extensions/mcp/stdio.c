@@ -418,6 +418,7 @@ static void reaper_step(void *ud)
 
 static void stdio_free(stdio_t *t)
 {
+    if (t->err_dropped) log_info(t->name, "(%lu more lines of stderr not logged)", t->err_dropped);
     unwatch_io(t);
     if (t->eof_timer) loop_timer_cancel(t->eof_timer);
     if (t->fail_timer) loop_timer_cancel(t->fail_timer);

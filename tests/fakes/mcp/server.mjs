@@ -5,13 +5,16 @@
 // line that is not JSON), flood (writes a line past goosed's cap), exit (exits at start with
 // status 1), oldversion (speaks 2024-11-05 only), silent (never answers initialize),
 // serverreq (the tool ask sends the client an unsupported request and a ping, and reports the
-// answers).
+// answers), stderrflood (5000 lines on stderr before it starts).
 import { createInterface } from 'node:readline';
 
 const mode = process.argv[2] || 'ok';
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
 const reply = (id, result) => send({ jsonrpc: '2.0', id, result });
 
+if (mode === 'stderrflood') {
+  for (let i = 0; i < 5000; i++) process.stderr.write(`noise line ${i}\n`);
+}
 if (mode === 'exit') {
   process.stderr.write('fake server: no configuration, giving up\n');
   process.exit(1);
