@@ -51,6 +51,7 @@ typedef struct {
     json_t *args;
     const char *scenario;
     loop *l;
+    pool *workers; /* where the server is forked, as in goosed */
     ext_host host;
     extension *x;
     sem_t sem;
@@ -464,7 +465,8 @@ static int mcp_main(cli *c, int argc, char **argv)
     c->host = (ext_host){.env = env, .cwd = cwd, .ops = &myops};
     char err[1024];
     sem_init(&c->sem, 0, 0);
-    if (!env || !(c->l = loop_new("mcp-cli"))) {
+    if (!env || !(c->l = loop_new("mcp-cli")) || !(c->workers = pool_new("mcp-cli", 1, 4))) {
+        if (c->l) loop_free(c->l);
         fprintf(stderr, "goosed mcp: cannot start (out of memory or threads)\n");
         json_decref(cfg);
         json_decref(c->args);
@@ -472,9 +474,11 @@ static int mcp_main(cli *c, int argc, char **argv)
         return 1;
     }
     c->host.l = c->l;
+    c->host.workers = c->workers;
     if (!(c->x = mcp_extension_new(cfg, &c->host, err, sizeof err))) {
         fprintf(stderr, "goosed mcp: %s\n", err);
         loop_free(c->l);
+        pool_free(c->workers);
         json_decref(cfg);
         json_decref(c->args);
         sandbox_env_free(env);
@@ -491,6 +495,7 @@ static int mcp_main(cli *c, int argc, char **argv)
         while (sem_wait(&c->sem) < 0 && errno == EINTR) {
         }
     loop_free(c->l);
+    pool_free(c->workers);
 
     int rc = c->rc;
     if (c->mode == M_TOOLS && c->out) {

@@ -26,6 +26,7 @@
 #include "config/secrets.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "extensions/mcp/client.h"
 #include "extensions/mcp/transport.h"
 #include "extensions/sandbox.h"
@@ -76,6 +77,7 @@ struct stdio_t {
     uint64_t err_win;
     unsigned err_lines;
     unsigned long err_dropped;
+    void *job; /* spawn_job while the process starts (spawned() clears it) */
 };
 
 static void stdio_free(stdio_t *t);
@@ -319,6 +321,7 @@ static void on_in(loop_fd *w, int fd, unsigned events, void *ud)
 
 static void flush_tx(stdio_t *t)
 {
+    if (t->in < 0) return; /* still starting: spawned() flushes */
     while (t->tx_off < t->tx.len) {
         ssize_t w = write(t->in, t->tx.data + t->tx_off, t->tx.len - t->tx_off);
         if (w < 0 && errno == EINTR) continue;
@@ -446,8 +449,8 @@ static void stdio_free(stdio_t *t)
 static void stdio_close(mcp_transport *base)
 {
     stdio_t *t = (stdio_t *)base;
-    if (t->depth > 0) {
-        t->closing = true; /* freed when the callback returns */
+    if (t->depth > 0 || t->job) { /* in a callback, or starting on a worker */
+        t->closing = true;        /* freed when the callback returns */
         t->cb.message = NULL;
         return;
     }
@@ -643,46 +646,39 @@ oom:
     return NULL;
 }
 
-mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
-                             char *err, size_t errlen)
-{
-    const char *name = json_string_value(json_object_get(cfg, "name"));
-    const char *cmd = json_string_value(json_object_get(cfg, "cmd"));
-    if (!name) name = "mcp";
-    if (!cmd || !cmd[0]) {
-        snprintf(err, errlen, "%s: cmd: a command is required for type stdio", name);
-        return NULL;
-    }
-    char **env = build_env(cfg, host, name);
-    json_t *args = json_object_get(cfg, "args");
-    size_t na = json_array_size(args);
-    char **argv = calloc(na + 2, sizeof *argv);
-    stdio_t *t = calloc(1, sizeof *t);
-    reaper *rp = calloc(1, sizeof *rp);
+/* The spawn, on a worker (fork of a large process takes a while) or inline: t->job is filled
+ * with the process and its pipes, or with why it did not start. */
+typedef struct {
     char path[PATH_MAX];
+    char cmd[256];
+    char **argv, **env;
+    char *cwd;
+    pid_t pid;
+    int in, out, err;
+    char why[512];
+} spawn_job;
+
+static void job_free(spawn_job *j)
+{
+    if (!j) return;
+    env_free(j->argv);
+    env_free(j->env);
+    free(j->cwd);
+    free(j);
+}
+
+static void spawn_run(spawn_job *j)
+{
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, pfail[2] = {-1, -1};
-    mcp_transport *ret = NULL;
-    if (!env || !argv || !t || !rp || !(t->chunk = malloc(STDIO_READ_CHUNK))) {
-        snprintf(err, errlen, "%s: out of memory", name);
-        goto out;
-    }
-    argv[0] = (char *)cmd;
-    for (size_t i = 0; i < na; i++) {
-        const char *a = json_string_value(json_array_get(args, i));
-        argv[i + 1] = (char *)(a ? a : "");
-    }
-    if (!find_exec(cmd, env, path, sizeof path)) {
-        snprintf(err, errlen, "%s: cannot start '%s': %s", name, cmd,
-                 strchr(cmd, '/') ? "no such executable file" : "not found in PATH");
-        goto out;
-    }
-    const char *cwd = host->cwd && host->cwd[0] ? host->cwd : NULL;
+    char eb[128];
     if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0 ||
         pipe2(pfail, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "%s: cannot create pipes: %s", name, strerror(errno));
+        snprintf(j->why, sizeof j->why, "cannot create pipes: %s",
+                 strerror_r(errno, eb, sizeof eb) ? "error" : eb);
         goto out;
     }
-    spawn_req r = {.path = path, .argv = argv, .env = env, .cwd = cwd, .max_fd = 1 << 16};
+    spawn_req r = {
+        .path = j->path, .argv = j->argv, .env = j->env, .cwd = j->cwd, .max_fd = 1 << 16};
     sandbox_child_prepare(&r.sb);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
@@ -699,7 +695,8 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
     close(pfail[1]);
     pin[0] = pout[1] = perr[1] = pfail[1] = -1;
     if (pid < 0) {
-        snprintf(err, errlen, "%s: cannot start '%s': fork: %s", name, cmd, strerror(fe));
+        snprintf(j->why, sizeof j->why, "cannot start '%s': fork: %s", j->cmd,
+                 strerror_r(fe, eb, sizeof eb) ? "error" : eb);
         goto out;
     }
     child_err ce;
@@ -713,48 +710,19 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
     if (got == sizeof ce) {
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
-        snprintf(err, errlen, "%s: cannot start '%s'%s%s: %s (while %s)", name, cmd,
-                 ce.stage == ST_CHDIR ? " in " : "", ce.stage == ST_CHDIR ? cwd : "",
-                 strerror(ce.err), stage_what(ce.stage));
+        snprintf(j->why, sizeof j->why, "cannot start '%s'%s%s: %s (while %s)", j->cmd,
+                 ce.stage == ST_CHDIR ? " in " : "", ce.stage == ST_CHDIR ? j->cwd : "",
+                 strerror_r(ce.err, eb, sizeof eb) ? "error" : eb, stage_what(ce.stage));
         goto out;
     }
-    atomic_fetch_add(&servers, 1); /* until reaper_free, or the failure just below */
-    rp->l = host->l;
-    rp->pid = pid;
-    rp->owner = t;
-    if (!(rp->ch = loop_child_watch(host->l, pid, on_exit_, rp))) {
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        atomic_fetch_sub(&servers, 1);
-        snprintf(err, errlen, "%s: out of memory to watch the server", name);
-        goto out;
-    }
-    t->base.ops = &stdio_ops;
-    t->cb = *cb;
-    t->l = host->l;
-    snprintf(t->name, sizeof t->name, "mcp:%s", name);
-    t->in = pin[1];
-    t->out = pout[0];
-    t->err = perr[0];
+    j->pid = pid;
+    j->in = pin[1];
+    j->out = pout[0];
+    j->err = perr[0];
     pin[1] = pout[0] = perr[0] = -1;
-    t->rp = rp;
-    rp = NULL;
-    buf_init(&t->rx, MCP_LINE_MAX + 1);
-    buf_init(&t->tx, STDIO_TX_CAP);
-    buf_init(&t->erx, STDIO_ERR_LINE + 1);
-    fcntl(t->in, F_SETFL, O_NONBLOCK);
-    fcntl(t->out, F_SETFL, O_NONBLOCK);
-    fcntl(t->err, F_SETFL, O_NONBLOCK);
-    t->err_win = loop_now_ms(host->l);
-    t->wout = loop_fd_add(host->l, t->out, LOOP_READ, on_out, t);
-    t->werr = loop_fd_add(host->l, t->err, LOOP_READ, on_err, t);
-    if (!t->wout || !t->werr) {
-        fail(t, GD_ENOMEM, "out of memory to watch its output");
-    }
-    log_debug(LOG_MOD, "%s: started %s (pid %d)", name, path, (int)pid);
-    ret = &t->base;
-    t = NULL;
+    fcntl(j->in, F_SETFL, O_NONBLOCK);
+    fcntl(j->out, F_SETFL, O_NONBLOCK);
+    fcntl(j->err, F_SETFL, O_NONBLOCK);
 out:
     for (int i = 0; i < 2; i++) {
         if (pin[i] >= 0) close(pin[i]);
@@ -762,12 +730,150 @@ out:
         if (perr[i] >= 0) close(perr[i]);
         if (pfail[i] >= 0) close(pfail[i]);
     }
-    if (t) {
-        free(t->chunk);
-        free(t);
+}
+
+static void on_exit_(loop_child *c, pid_t pid, int status, void *ud);
+
+/* On the loop: the process runs (watched from now on) or did not start (reported later). */
+static void spawned(void *ud)
+{
+    stdio_t *t = ud;
+    spawn_job *j = t->job;
+    t->job = NULL;
+    reaper *rp = j->pid > 0 ? calloc(1, sizeof *rp) : NULL;
+    if (rp) {
+        rp->l = t->l;
+        rp->pid = j->pid;
+        rp->owner = t;
+        rp->ch = loop_child_watch(t->l, j->pid, on_exit_, rp);
     }
-    free(rp);
-    free(argv);
-    env_free(env);
-    return ret;
+    if (j->pid > 0 && (!rp || !rp->ch)) {
+        killpg(j->pid, SIGKILL);
+        while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        free(rp);
+        rp = NULL;
+        close(j->in);
+        close(j->out);
+        close(j->err);
+        j->pid = 0;
+        snprintf(j->why, sizeof j->why, "out of memory to watch the server");
+    }
+    if (rp) {
+        atomic_fetch_add(&servers, 1); /* until reaper_free */
+        t->rp = rp;
+        t->in = j->in;
+        t->out = j->out;
+        t->err = j->err;
+    }
+    if (t->closing) { /* closed while it started */
+        job_free(j);
+        stdio_free(t);
+        return;
+    }
+    if (!rp) {
+        fail(t, GD_EIO, "%s", j->why);
+        job_free(j);
+        return;
+    }
+    log_debug(LOG_MOD, "%s: started %s (pid %d)", t->name, j->path, (int)j->pid);
+    job_free(j);
+    t->wout = loop_fd_add(t->l, t->out, LOOP_READ, on_out, t);
+    t->werr = loop_fd_add(t->l, t->err, LOOP_READ, on_err, t);
+    if (!t->wout || !t->werr) {
+        fail(t, GD_ENOMEM, "out of memory to watch its output");
+        return;
+    }
+    flush_tx(t); /* what was sent while it started */
+}
+
+static void spawn_work(void *arg)
+{
+    stdio_t *t = arg;
+    spawn_run(t->job);
+    if (loop_post(t->l, spawned, t) != GD_OK) {
+        /* The loop is gone (shutting down): nothing will watch the server. */
+        spawn_job *j = t->job;
+        log_error(LOG_MOD, "%s: the loop refused the started server; killing it", t->name);
+        if (j->pid > 0) {
+            killpg(j->pid, SIGKILL);
+            while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            close(j->in);
+            close(j->out);
+            close(j->err);
+        }
+    }
+}
+
+static char **argv_new(const char *cmd, json_t *args)
+{
+    size_t na = json_array_size(args);
+    char **argv = calloc(na + 2, sizeof *argv);
+    if (!argv || !(argv[0] = strdup(cmd))) {
+        free(argv);
+        return NULL;
+    }
+    for (size_t i = 0; i < na; i++) {
+        const char *a = json_string_value(json_array_get(args, i));
+        if (!(argv[i + 1] = strdup(a ? a : ""))) {
+            env_free(argv);
+            return NULL;
+        }
+    }
+    return argv;
+}
+
+mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
+                             char *err, size_t errlen)
+{
+    const char *name = json_string_value(json_object_get(cfg, "name"));
+    const char *cmd = json_string_value(json_object_get(cfg, "cmd"));
+    if (!name) name = "mcp";
+    if (!cmd || !cmd[0]) {
+        snprintf(err, errlen, "%s: cmd: a command is required for type stdio", name);
+        return NULL;
+    }
+    stdio_t *t = calloc(1, sizeof *t);
+    spawn_job *j = calloc(1, sizeof *j);
+    if (!t || !j || !(t->chunk = malloc(STDIO_READ_CHUNK)) ||
+        !(j->env = build_env(cfg, host, name)) ||
+        !(j->argv = argv_new(cmd, json_object_get(cfg, "args"))) ||
+        (host->cwd && host->cwd[0] && !(j->cwd = strdup(host->cwd)))) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        goto fail;
+    }
+    snprintf(j->cmd, sizeof j->cmd, "%s", cmd);
+    if (!find_exec(cmd, j->env, j->path, sizeof j->path)) {
+        snprintf(err, errlen, "%s: cannot start '%s': %s", name, cmd,
+                 strchr(cmd, '/') ? "no such executable file" : "not found in PATH");
+        goto fail;
+    }
+    t->base.ops = &stdio_ops;
+    t->cb = *cb;
+    t->l = host->l;
+    snprintf(t->name, sizeof t->name, "mcp:%s", name);
+    t->in = t->out = t->err = -1;
+    buf_init(&t->rx, MCP_LINE_MAX + 1);
+    buf_init(&t->tx, STDIO_TX_CAP);
+    buf_init(&t->erx, STDIO_ERR_LINE + 1);
+    t->err_win = loop_now_ms(host->l);
+    t->job = j;
+    if (host->workers && pool_submit(host->workers, spawn_work, t) == GD_OK)
+        return &t->base; /* spawned() takes over on the loop */
+    spawn_run(j);
+    if (j->pid <= 0) {
+        snprintf(err, errlen, "%s: %s", name, j->why);
+        buf_free(&t->rx);
+        buf_free(&t->tx);
+        buf_free(&t->erx);
+        goto fail;
+    }
+    spawned(t);
+    return &t->base;
+fail:
+    if (t) free(t->chunk);
+    free(t);
+    job_free(j);
+    return NULL;
 }
