@@ -10,6 +10,8 @@
 
 #define LOG_MOD "mcp"
 
+#define MCP_HOST_REQUESTS_MAX 16 /* elicitations and samplings of one server waiting at once */
+
 mcp_transport_factory mcp_rpc_transport_new = mcp_transport_new;
 
 typedef struct pending {
@@ -257,6 +259,13 @@ static void on_request(mcp_rpc *r, const char *method, json_t *id, json_t *param
         !strcmp(method, "elicitation/create") || !strcmp(method, "sampling/createMessage");
     if (!hostly || !r->host->ops || !r->host->ops->request) {
         send_error(r, id, -32601, "Method not found");
+        return;
+    }
+    unsigned open = 0;
+    for (hostreq *o = r->reqs; o; o = o->next)
+        open++;
+    if (open >= MCP_HOST_REQUESTS_MAX) {
+        send_error(r, id, -32000, "too many requests waiting for an answer");
         return;
     }
     hostreq *h = calloc(1, sizeof *h);

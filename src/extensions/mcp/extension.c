@@ -19,7 +19,9 @@
 #define MCP_LIST_PAGES_MAX   100   /* pages of tools/list followed */
 #define MCP_START_TIMEOUT_MS 30000 /* the most a start waits for initialize */
 #define MCP_BACKOFF_MAX_MS   60000
-#define MCP_STABLE_MS        60000 /* a server up this long starts its backoff afresh */
+#define MCP_TOOLS_MAX        1000        /* tools kept of one server */
+#define MCP_TOOLS_BYTES      (16u << 20) /* bytes of their JSON */
+#define MCP_STABLE_MS        60000       /* a server up this long starts its backoff afresh */
 
 typedef struct mcp_ext mcp_ext;
 
@@ -68,6 +70,8 @@ struct mcp_ext {
     json_t *acc;
     json_int_t list_id;
     int pages;
+    size_t acc_bytes; /* of the tools in acc */
+    bool acc_full;
     bool relist;
     waiter *waiters;
     spost *posts;
@@ -201,18 +205,28 @@ static void take_page(mcp_ext *x, json_t *acc, json_t *list)
         if (!name || !name[0] || strlen(name) > 128) continue;
         if (!tool_allowed(x, name)) continue;
         json_t *schema = json_object_get(t, "inputSchema");
-        json_t *o = json_pack(
-            "{s:s, s:s, s:O}", "name", name, "description",
-            json_string_value(json_object_get(t, "description"))
-                ? json_string_value(json_object_get(t, "description"))
-                : "",
-            "inputSchema", json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object"));
-        if (!json_is_object(schema)) json_decref(json_object_get(o, "inputSchema"));
+        const char *desc = json_string_value(json_object_get(t, "description"));
+        json_t *sch =
+            json_is_object(schema) ? json_incref(schema) : json_pack("{s:s}", "type", "object");
+        json_t *o = json_pack("{s:s, s:s, s:o}", "name", name, "description", desc ? desc : "",
+                              "inputSchema", sch);
         if (!o) continue;
         json_t *ann = json_object_get(t, "annotations");
         if (json_is_object(ann)) json_object_set(o, "annotations", ann);
         json_t *title = json_object_get(t, "title");
         if (json_is_string(title)) json_object_set(o, "title", title);
+        size_t size = json_dumpb(o, NULL, 0, JSON_COMPACT);
+        if (json_array_size(acc) >= MCP_TOOLS_MAX || x->acc_bytes + size > MCP_TOOLS_BYTES) {
+            if (!x->acc_full)
+                log_warn(LOG_MOD,
+                         "%s: tools/list: more than %d tools or %u bytes of them; the "
+                         "rest is ignored",
+                         x->base.name, MCP_TOOLS_MAX, MCP_TOOLS_BYTES);
+            x->acc_full = true;
+            json_decref(o);
+            continue;
+        }
+        x->acc_bytes += size;
         json_array_append_new(acc, o);
     }
 }
@@ -272,6 +286,8 @@ static void list_page(mcp_ext *x, const char *cursor)
         json_decref(x->acc);
         x->acc = json_array();
         x->pages = 0;
+        x->acc_bytes = 0;
+        x->acc_full = false;
     }
     json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
     long to = x->timeout_ms < MCP_START_TIMEOUT_MS ? x->timeout_ms : MCP_START_TIMEOUT_MS;
@@ -548,9 +564,9 @@ static ext_call *x_call(extension *base, const char *tool, json_t *args, const e
         call_fail(c, "%s__%s: the arguments must be a JSON object", x->base.name, tool);
         return &c->base;
     }
-    json_t *params = json_pack("{s:s, s:O, s:{s:s}}", "name", tool, "arguments",
-                               args ? args : json_object(), "_meta", "progressToken", c->token);
-    if (!args) json_decref(json_object_get(params, "arguments"));
+    json_t *params =
+        json_pack("{s:s, s:o, s:{s:s}}", "name", tool, "arguments",
+                  args ? json_incref(args) : json_object(), "_meta", "progressToken", c->token);
     if (!params ||
         !(c->id = mcp_rpc_request(x->rpc, "tools/call", params, c->timeout_ms, on_call, c))) {
         x->calls = c->next;
