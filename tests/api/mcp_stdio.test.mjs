@@ -119,11 +119,14 @@ describe('goosed mcp: server-filesystem over stdio', () => {
     try {
       writeFileSync(path.join(dir, 'hello.txt'), 'hello\n');
       mkdirSync(path.join(dir, 'sub'));
-      const r = await mcp(['call', 'list_directory', JSON.stringify({ path: dir }), '--', NODE, FILESYSTEM, dir]);
+      // server-filesystem replaces its directories with the client's roots (roots/list: goosed's
+      // working directory) once it has them, so both are the temporary directory.
+      const inDir = (args) => runGoosed(['mcp', ...args], {}, { ...opts, cwd: dir });
+      const r = await inDir(['call', 'list_directory', JSON.stringify({ path: dir }), '--', NODE, FILESYSTEM, dir]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /\[FILE\] hello\.txt/);
       assert.match(r.stdout, /\[DIR\] sub/);
-      const out = await mcp(['call', 'read_text_file', JSON.stringify({ path: '/etc/hostname' }), '--', NODE, FILESYSTEM, dir]);
+      const out = await inDir(['call', 'read_text_file', JSON.stringify({ path: '/etc/hostname' }), '--', NODE, FILESYSTEM, dir]);
       assert.equal(out.code, 1);
       assert.match(out.stderr, /outside allowed directories|Access denied/);
     } finally {
