@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "api/api.h"
+#include "cli/cli.h"
 #include "config/config.h"
 #include "config/permissions.h"
 #include "config/secrets.h"
@@ -38,6 +39,9 @@ int main(int argc, char **argv)
      * tool's shell included, once its capabilities are dropped) can read our memory or
      * /proc/PID/environ. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) perror("goosed: prctl(PR_SET_DUMPABLE)");
+
+    /* `goosed mcp ...`: the command-line MCP client, not the server. */
+    if (argc > 1 && !strcmp(argv[1], "mcp")) return cli_mcp(argc - 1, argv + 1);
 
     static config cfg;
     cfg_action action;

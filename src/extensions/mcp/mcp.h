@@ -20,4 +20,9 @@
  * for a type that is not MCP, or when out of memory. */
 extension *mcp_extension_new(const json_t *cfg, const ext_host *host, char *err, size_t errlen);
 
+/* Server processes that MCP extensions started and that have not been reaped yet, on every loop
+ * (a closed extension's server gets its stdin closed, then SIGTERM, then SIGKILL: a few seconds).
+ * A program about to free its loop waits for 0 so that no child is left unwatched. */
+unsigned mcp_servers_running(void);
+
 #endif

@@ -1,0 +1,9 @@
+/* cli: goosed's subcommands that are not the server. */
+#ifndef GD_CLI_H
+#define GD_CLI_H
+
+/* `goosed mcp ...` (argv[0] is "mcp"): an MCP client on the command line. Returns the exit
+ * status: 0 done, 1 the tool or the server failed (message on stderr), 2 a usage error. */
+int cli_mcp(int argc, char **argv);
+
+#endif

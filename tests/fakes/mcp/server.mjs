@@ -1,0 +1,98 @@
+// A small MCP server over stdio, written by hand (no SDK), that misbehaves on request:
+//   node server.mjs MODE
+// MODE: ok (tools echo and boom/sleep/ask; three pages of tools/list), crash (exits with status
+// 3 during a call of boom), hang (never answers tools/call), garbage (answers initialize with a
+// line that is not JSON), flood (writes a line past goosed's cap), exit (exits at start with
+// status 1), oldversion (speaks 2024-11-05 only), silent (never answers initialize),
+// serverreq (the tool ask sends the client an unsupported request and a ping, and reports the
+// answers), stderrflood (5000 lines on stderr before it starts).
+import { createInterface } from 'node:readline';
+
+const mode = process.argv[2] || 'ok';
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
+const reply = (id, result) => send({ jsonrpc: '2.0', id, result });
+
+if (mode === 'stderrflood') {
+  for (let i = 0; i < 5000; i++) process.stderr.write(`noise line ${i}\n`);
+}
+if (mode === 'exit') {
+  process.stderr.write('fake server: no configuration, giving up\n');
+  process.exit(1);
+}
+
+const tools = [
+  { name: 'echo', description: 'Echoes text', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } },
+  { name: 'boom', description: 'Crashes in crash mode', inputSchema: { type: 'object' } },
+  { name: 'sleep', description: 'Never answers in hang mode', inputSchema: { type: 'object' }, annotations: { readOnlyHint: true } },
+  { name: 'ask', description: 'Asks the client things', inputSchema: { type: 'object' } },
+];
+const waiting = new Map(); // our requests to the client: id -> resolve
+let nextId = 1;
+const ask = (method, params) =>
+  new Promise((resolve) => {
+    const id = `srv-${nextId++}`;
+    waiting.set(id, resolve);
+    send({ jsonrpc: '2.0', id, method, params });
+  });
+
+const rl = createInterface({ input: process.stdin });
+rl.on('line', async (line) => {
+  const m = JSON.parse(line);
+  if (m.id !== undefined && !m.method) {
+    const r = waiting.get(m.id);
+    waiting.delete(m.id);
+    if (r) r(m);
+    return;
+  }
+  if (m.method === 'initialize') {
+    if (mode === 'silent') return;
+    if (mode === 'garbage') {
+      process.stdout.write('Hello! I am a server\x01 and this is not JSON\n');
+      return;
+    }
+    if (mode === 'flood') {
+      process.stdout.write('{"jsonrpc":"2.0","id":1,"result":"' + 'x'.repeat(5 << 20));
+      return;
+    }
+    reply(m.id, {
+      protocolVersion: mode === 'oldversion' ? '2024-11-05' : m.params.protocolVersion,
+      capabilities: { tools: { listChanged: true } },
+      serverInfo: { name: 'fake', version: '1.0.0' },
+      instructions: 'Use the fake tools wisely.',
+    });
+    return;
+  }
+  if (m.method === 'tools/list') {
+    // three pages: one tool, one tool, the rest
+    const page = m.params && m.params.cursor ? Number(m.params.cursor) : 0;
+    const items = page < 2 ? [tools[page]] : tools.slice(2);
+    reply(m.id, page < 2 ? { tools: items, nextCursor: String(page + 1) } : { tools: items });
+    return;
+  }
+  if (m.method === 'tools/call') {
+    const name = m.params.name;
+    if (name === 'echo') {
+      reply(m.id, { content: [{ type: 'text', text: String(m.params.arguments.text) }] });
+    } else if (name === 'boom') {
+      if (mode === 'crash') {
+        process.stderr.write('fake server: about to crash\n');
+        process.exit(3);
+      }
+      reply(m.id, { content: [{ type: 'text', text: 'no boom' }], isError: true });
+    } else if (name === 'sleep') {
+      if (mode !== 'hang') reply(m.id, { content: [{ type: 'text', text: 'awake' }] });
+    } else if (name === 'ask') {
+      const a = await ask('foo/bar', {});
+      const p = await ask('ping');
+      reply(m.id, {
+        content: [{ type: 'text', text: `foo/bar: ${a.error.code} ${a.error.message}; ping: ${JSON.stringify(p.result)}` }],
+        structuredContent: { code: a.error.code },
+      });
+    } else {
+      send({ jsonrpc: '2.0', id: m.id, error: { code: -32602, message: `Unknown tool: ${name}` } });
+    }
+    return;
+  }
+  if (m.id !== undefined && m.method) send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } });
+});
+rl.on('close', () => process.exit(0));
