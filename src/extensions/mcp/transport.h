@@ -41,8 +41,8 @@ struct mcp_transport {
 
 /* The transport for a checked config of type stdio, streamable_http or sse. name tags the
  * server's stderr in goosed's log. NULL with a message in err. */
-mcp_transport *mcp_transport_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
-                                 char *err, size_t errlen);
+mcp_transport *mcp_transport_new(const json_t *cfg, const ext_host *host,
+                                 const mcp_transport_cb *cb, char *err, size_t errlen);
 
 mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
                              char *err, size_t errlen);
