@@ -1,0 +1,664 @@
+/* extension: an MCP server as an extension (extension.h): the lifecycle (initialize, the version
+ * agreed, notifications/initialized), the tools (tools/list page by page, again on
+ * notifications/tools/list_changed), calls (tools/call with a timeout, progress, cancellation)
+ * and what happens when the server goes away (every running call ends with an error, the state
+ * says why, the next start tries again after a backoff). Every completion is posted through a
+ * zero-delay loop timer, so no callback runs inside the op that caused it and close can drop
+ * what is still queued. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "extensions/ext_config.h"
+#include "extensions/mcp/client.h"
+#include "extensions/mcp/mcp.h"
+
+#define LOG_MOD              "mcp"
+#define MCP_LIST_PAGES_MAX   100     /* pages of tools/list followed */
+#define MCP_START_TIMEOUT_MS 30000   /* the most a start waits for initialize */
+#define MCP_BACKOFF_MAX_MS   60000
+#define MCP_STABLE_MS        60000   /* a server up this long starts its backoff afresh */
+
+typedef struct mcp_ext mcp_ext;
+
+typedef struct waiter {
+    struct waiter *next;
+    ext_started done;
+    void *ud;
+} waiter;
+
+/* A start's answer on its way. */
+typedef struct spost {
+    struct spost *next;
+    mcp_ext *x;
+    loop_timer *t;
+    ext_started done;
+    void *ud;
+    gd_err e;
+    char why[512];
+} spost;
+
+typedef struct mcp_call {
+    ext_call base;
+    struct mcp_call *next;
+    json_int_t id; /* the pending tools/call, 0 when none */
+    char tool[128];
+    char token[32];
+    long timeout_ms;
+    ext_progress_fn progress;
+    ext_done done;
+    void *ud;
+    bool finished;
+    ext_result res;
+    loop_timer *post;
+} mcp_call;
+
+struct mcp_ext {
+    extension base;
+    json_t *cfg;
+    const ext_host *host;
+    mcp_rpc *rpc;
+    ext_state st;
+    char why[512];
+    json_t *tools;
+    char *instructions;
+    /* tools/list under way */
+    json_t *acc;
+    json_int_t list_id;
+    int pages;
+    bool relist;
+    waiter *waiters;
+    spost *posts;
+    mcp_call *calls;
+    unsigned failures;
+    uint64_t retry_at, up_at;
+    long timeout_ms;
+    unsigned long long seq;
+};
+
+/* ---- starts ---- */
+
+static void spost_run(void *ud)
+{
+    spost *p = ud;
+    mcp_ext *x = p->x;
+    for (spost **pp = &x->posts; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    ext_started done = p->done;
+    void *dud = p->ud;
+    gd_err e = p->e;
+    char why[sizeof p->why];
+    memcpy(why, p->why, sizeof why);
+    free(p);
+    done(dud, e, e ? why : NULL);
+}
+
+static void post_started(mcp_ext *x, ext_started done, void *ud, gd_err e, const char *why)
+{
+    spost *p = calloc(1, sizeof *p);
+    if (!p) {
+        log_error(LOG_MOD, "%s: out of memory to answer a start", x->base.name);
+        return;
+    }
+    p->x = x;
+    p->done = done;
+    p->ud = ud;
+    p->e = e;
+    snprintf(p->why, sizeof p->why, "%s", why ? why : "");
+    if (!(p->t = loop_timer_add(x->host->l, 0, spost_run, p))) {
+        log_error(LOG_MOD, "%s: out of memory to answer a start", x->base.name);
+        free(p);
+        return;
+    }
+    p->next = x->posts;
+    x->posts = p;
+}
+
+static void answer_waiters(mcp_ext *x, gd_err e, const char *why)
+{
+    waiter *w = x->waiters;
+    x->waiters = NULL;
+    while (w) {
+        waiter *n = w->next;
+        post_started(x, w->done, w->ud, e, why);
+        free(w);
+        w = n;
+    }
+}
+
+static long backoff_ms(unsigned failures)
+{
+    long ms = 1000;
+    for (unsigned i = 1; i < failures && ms < MCP_BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    return ms > MCP_BACKOFF_MAX_MS ? MCP_BACKOFF_MAX_MS : ms;
+}
+
+/* The server is gone or never came up: why (already prefixed with the name) is kept for state
+ * and the next starts within the backoff. */
+static void went_down(mcp_ext *x, const char *why)
+{
+    uint64_t now = loop_now_ms(x->host->l);
+    if (x->st == EXT_RUNNING && now - x->up_at >= MCP_STABLE_MS) x->failures = 0;
+    x->failures++;
+    x->retry_at = now + (uint64_t)backoff_ms(x->failures);
+    snprintf(x->why, sizeof x->why, "%s", why);
+    x->st = EXT_FAILED;
+    mcp_rpc_close(x->rpc);
+    x->rpc = NULL;
+    json_decref(x->acc);
+    x->acc = NULL;
+    x->list_id = 0;
+    x->relist = false;
+    log_warn(x->base.name, "%s", why);
+}
+
+static void call_finish(mcp_call *c, json_t *content, bool is_error, json_t *structured);
+static void call_fail(mcp_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void start_failed(mcp_ext *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void start_failed(mcp_ext *x, const char *fmt, ...)
+{
+    char why[512];
+    int k = snprintf(why, sizeof why, "%s: ", x->base.name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why + k, sizeof why - (size_t)k, fmt, ap);
+    va_end(ap);
+    went_down(x, why);
+    answer_waiters(x, GD_EUNAVAIL, x->why);
+}
+
+/* ---- tools/list ---- */
+
+static bool tool_allowed(mcp_ext *x, const char *name)
+{
+    json_t *av = json_object_get(x->cfg, "available_tools");
+    if (!json_array_size(av)) return true;
+    size_t i;
+    json_t *v;
+    json_array_foreach(av, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s && !strcmp(s, name)) return true;
+    }
+    return false;
+}
+
+/* Adds the valid tools of one page to acc (name, description, inputSchema, annotations). */
+static void take_page(mcp_ext *x, json_t *acc, json_t *list)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        if (!name || !name[0] || strlen(name) > 128) continue;
+        if (!tool_allowed(x, name)) continue;
+        json_t *schema = json_object_get(t, "inputSchema");
+        json_t *o = json_pack("{s:s, s:s, s:O}", "name", name, "description",
+                              json_string_value(json_object_get(t, "description"))
+                                  ? json_string_value(json_object_get(t, "description"))
+                                  : "",
+                              "inputSchema",
+                              json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object"));
+        if (!json_is_object(schema)) json_decref(json_object_get(o, "inputSchema"));
+        if (!o) continue;
+        json_t *ann = json_object_get(t, "annotations");
+        if (json_is_object(ann)) json_object_set(o, "annotations", ann);
+        json_t *title = json_object_get(t, "title");
+        if (json_is_string(title)) json_object_set(o, "title", title);
+        json_array_append_new(acc, o);
+    }
+}
+
+static void list_page(mcp_ext *x, const char *cursor);
+
+static void listed(mcp_ext *x)
+{
+    json_decref(x->tools);
+    x->tools = x->acc;
+    x->acc = NULL;
+    x->list_id = 0;
+    x->base.tools_gen++;
+    if (x->st == EXT_STARTING) {
+        x->st = EXT_RUNNING;
+        x->up_at = loop_now_ms(x->host->l);
+        x->why[0] = '\0';
+        log_info(LOG_MOD, "%s: running, %zu tools", x->base.name, json_array_size(x->tools));
+        answer_waiters(x, GD_OK, NULL);
+    }
+    if (x->relist) {
+        x->relist = false;
+        list_page(x, NULL);
+    }
+}
+
+static void on_list(void *ud, json_t *result, int code, const char *msg)
+{
+    mcp_ext *x = ud;
+    x->list_id = 0;
+    if (!result) {
+        if (x->st == EXT_STARTING) {
+            start_failed(x, "tools/list failed: %s (%d)", msg, code);
+        } else {
+            log_warn(x->base.name, "tools/list failed: %s (%d); keeping the tools listed before",
+                     msg, code);
+            json_decref(x->acc);
+            x->acc = NULL;
+        }
+        return;
+    }
+    take_page(x, x->acc, json_object_get(result, "tools"));
+    const char *next = json_string_value(json_object_get(result, "nextCursor"));
+    if (next && next[0] && ++x->pages < MCP_LIST_PAGES_MAX) {
+        list_page(x, next);
+        return;
+    }
+    if (next && next[0])
+        log_warn(x->base.name, "tools/list: more than %d pages; the rest is ignored",
+                 MCP_LIST_PAGES_MAX);
+    listed(x);
+}
+
+static void list_page(mcp_ext *x, const char *cursor)
+{
+    if (!cursor) {
+        json_decref(x->acc);
+        x->acc = json_array();
+        x->pages = 0;
+    }
+    json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
+    long to = x->timeout_ms < MCP_START_TIMEOUT_MS ? x->timeout_ms : MCP_START_TIMEOUT_MS;
+    if (!x->acc || !params || !(x->list_id = mcp_rpc_request(x->rpc, "tools/list", params, to,
+                                                             on_list, x))) {
+        if (x->st == EXT_STARTING)
+            start_failed(x, "out of memory while listing its tools");
+        json_decref(x->acc);
+        x->acc = NULL;
+    }
+}
+
+/* ---- initialize ---- */
+
+static void on_init(void *ud, json_t *result, int code, const char *msg)
+{
+    mcp_ext *x = ud;
+    if (!result) {
+        if (code == MCP_RPC_TIMEOUT)
+            start_failed(x, "did not answer initialize: %s", msg);
+        else
+            start_failed(x, "initialize failed: %s (%d)", msg, code);
+        return;
+    }
+    const char *v = json_string_value(json_object_get(result, "protocolVersion"));
+    if (!mcp_version_supported(v)) {
+        start_failed(x,
+                     "the server speaks MCP protocol version %s%s%s; goosed speaks %s (and "
+                     "2025-06-18, 2025-03-26)",
+                     v ? "\"" : "", v ? v : "(none given)", v ? "\"" : "", MCP_PROTOCOL_LATEST);
+        return;
+    }
+    const char *ins = json_string_value(json_object_get(result, "instructions"));
+    free(x->instructions);
+    x->instructions = ins && ins[0] ? strdup(ins) : NULL;
+    json_t *si = json_object_get(result, "serverInfo");
+    log_info(LOG_MOD, "%s: initialized %s %s, protocol %s", x->base.name,
+             json_string_value(json_object_get(si, "name")) ?: "(unnamed server)",
+             json_string_value(json_object_get(si, "version")) ?: "", v);
+    mcp_rpc_set_version(x->rpc, v);
+    mcp_rpc_notify(x->rpc, "notifications/initialized", NULL);
+    list_page(x, NULL);
+}
+
+static void on_notify(void *ud, const char *method, json_t *params);
+static void on_closed(void *ud, gd_err e, const char *why);
+
+static void begin(mcp_ext *x)
+{
+    char err[512];
+    x->st = EXT_STARTING;
+    mcp_rpc_cb cb = {.notify = on_notify, .closed = on_closed, .ud = x};
+    if (!(x->rpc = mcp_rpc_new(x->cfg, x->host, &x->base, &cb, err, sizeof err))) {
+        /* err names the extension already */
+        went_down(x, err);
+        answer_waiters(x, GD_EUNAVAIL, x->why);
+        return;
+    }
+    bool host_serves = x->host->ops && x->host->ops->request;
+    json_t *caps = json_pack("{s:{s:b}}", "roots", "listChanged", 0);
+    if (caps && host_serves) {
+        json_object_set_new(caps, "elicitation", json_pack("{s:{}}", "form"));
+        json_object_set_new(caps, "sampling", json_object());
+    }
+    json_t *params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", MCP_PROTOCOL_LATEST,
+                               "capabilities", caps ? caps : json_object(), "clientInfo", "name",
+                               "goosed", "version", GOOSED_VERSION);
+    long to = x->timeout_ms < MCP_START_TIMEOUT_MS ? x->timeout_ms : MCP_START_TIMEOUT_MS;
+    if (!params || !mcp_rpc_request(x->rpc, "initialize", params, to, on_init, x))
+        start_failed(x, "out of memory while initializing");
+}
+
+static void x_start(extension *base, ext_started done, void *ud)
+{
+    mcp_ext *x = (mcp_ext *)base;
+    if (x->st == EXT_RUNNING) {
+        post_started(x, done, ud, GD_OK, NULL);
+        return;
+    }
+    if (x->st == EXT_FAILED && loop_now_ms(x->host->l) < x->retry_at) {
+        post_started(x, done, ud, GD_EUNAVAIL, x->why);
+        return;
+    }
+    waiter *w = calloc(1, sizeof *w);
+    if (!w) {
+        post_started(x, done, ud, GD_ENOMEM, "out of memory");
+        return;
+    }
+    w->done = done;
+    w->ud = ud;
+    w->next = x->waiters;
+    x->waiters = w;
+    if (x->st != EXT_STARTING) begin(x);
+}
+
+/* ---- from the server ---- */
+
+static void on_notify(void *ud, const char *method, json_t *params)
+{
+    mcp_ext *x = ud;
+    if (!strcmp(method, "notifications/progress")) {
+        const char *tok = json_string_value(json_object_get(params, "progressToken"));
+        for (mcp_call *c = x->calls; tok && c; c = c->next)
+            if (!c->finished && !strcmp(c->token, tok)) {
+                json_t *jt = json_object_get(params, "total");
+                if (c->progress)
+                    c->progress(c->ud, json_number_value(json_object_get(params, "progress")),
+                                json_is_number(jt) ? json_number_value(jt) : -1,
+                                json_string_value(json_object_get(params, "message")));
+                return;
+            }
+    } else if (!strcmp(method, "notifications/tools/list_changed")) {
+        if (x->st != EXT_RUNNING) return;
+        if (x->list_id)
+            x->relist = true;
+        else
+            list_page(x, NULL);
+    } else if (!strcmp(method, "notifications/message")) {
+        json_t *data = json_object_get(params, "data");
+        char *s = json_is_string(data) ? NULL : json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+        const char *txt = json_is_string(data) ? json_string_value(data) : s;
+        char esc[1024];
+        mcp_escape(txt ? txt : "", txt ? strlen(txt) : 0, 200, esc, sizeof esc);
+        log_info(x->base.name, "server log: %s", esc);
+        free(s);
+    }
+}
+
+static void on_closed(void *ud, gd_err e, const char *why)
+{
+    mcp_ext *x = ud;
+    if (x->st == EXT_STARTING) {
+        start_failed(x, "the server %s", why);
+        return;
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: the server %s", x->base.name, why);
+    for (mcp_call *c = x->calls; c; c = c->next)
+        if (!c->finished) call_fail(c, "%s__%s failed: %s", x->base.name, c->tool, msg);
+    went_down(x, msg);
+}
+
+/* ---- calls ---- */
+
+static void call_post(void *ud)
+{
+    mcp_call *c = ud;
+    mcp_ext *x = (mcp_ext *)c->base.x;
+    c->post = NULL;
+    for (mcp_call **pp = &x->calls; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    ext_result res = c->res;
+    ext_done done = c->done;
+    void *dud = c->ud;
+    free(c);
+    done(dud, &res);
+}
+
+static void call_finish(mcp_call *c, json_t *content, bool is_error, json_t *structured)
+{
+    mcp_ext *x = (mcp_ext *)c->base.x;
+    if (c->id && x->rpc) mcp_rpc_forget(x->rpc, c->id);
+    c->id = 0;
+    c->finished = true;
+    c->res.content = content ? content : json_array();
+    if (!c->res.content) c->res = ext_text_result("", true);
+    c->res.is_error = is_error;
+    c->res.structured = structured;
+    if (!(c->post = loop_timer_add(x->host->l, 0, call_post, c)))
+        log_error(LOG_MOD, "%s: out of memory to end a call of %s", x->base.name, c->tool);
+}
+
+static void call_fail(mcp_call *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ext_result r = ext_text_result(msg, true);
+    call_finish(c, r.content, true, NULL);
+}
+
+static void send_cancelled(mcp_ext *x, json_int_t id, const char *reason)
+{
+    if (x->rpc && id)
+        mcp_rpc_notify(x->rpc, "notifications/cancelled",
+                       json_pack("{s:I, s:s}", "requestId", id, "reason", reason));
+}
+
+static void on_call(void *ud, json_t *result, int code, const char *msg)
+{
+    mcp_call *c = ud;
+    mcp_ext *x = (mcp_ext *)c->base.x;
+    json_int_t id = c->id;
+    c->id = 0;
+    if (!result) {
+        if (code == MCP_RPC_TIMEOUT) {
+            send_cancelled(x, id, msg);
+            call_fail(c, "%s__%s: %s", x->base.name, c->tool, msg);
+        } else {
+            call_fail(c, "%s__%s: the server answered with an error: %s (%d)", x->base.name,
+                      c->tool, msg, code);
+        }
+        return;
+    }
+    json_t *content = json_object_get(result, "content");
+    json_t *sc = json_object_get(result, "structuredContent");
+    bool is_error = json_is_true(json_object_get(result, "isError"));
+    if (!json_is_array(content)) {
+        if (sc) { /* structured only: the model sees it as text */
+            char *s = json_dumps(sc, JSON_COMPACT | JSON_ENCODE_ANY);
+            ext_result r = ext_text_result(s ? s : "", is_error);
+            free(s);
+            call_finish(c, r.content, is_error, json_incref(sc));
+            return;
+        }
+        call_fail(c, "%s__%s: the server's result has no content array", x->base.name, c->tool);
+        return;
+    }
+    call_finish(c, json_incref(content), is_error, sc ? json_incref(sc) : NULL);
+}
+
+static json_t *find_tool(mcp_ext *x, const char *name)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(x->tools, i, t)
+    {
+        if (!strcmp(json_string_value(json_object_get(t, "name")), name)) return t;
+    }
+    return NULL;
+}
+
+static ext_call *x_call(extension *base, const char *tool, json_t *args, const ext_call_opts *o,
+                        ext_done done, void *ud)
+{
+    mcp_ext *x = (mcp_ext *)base;
+    mcp_call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->base.x = base;
+    c->done = done;
+    c->ud = ud;
+    c->progress = o ? o->progress : NULL;
+    snprintf(c->tool, sizeof c->tool, "%s", tool);
+    snprintf(c->token, sizeof c->token, "goosed-%llu", ++x->seq);
+    c->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : x->timeout_ms;
+    c->next = x->calls;
+    x->calls = c;
+    if (x->st != EXT_RUNNING) {
+        call_fail(c, "%s__%s: the extension is not running%s%s", x->base.name, tool,
+                  x->st == EXT_FAILED ? ": " : "", x->st == EXT_FAILED ? x->why : "");
+        return &c->base;
+    }
+    if (!find_tool(x, tool)) {
+        char names[1024] = "";
+        size_t i, k = 0;
+        json_t *t;
+        json_array_foreach(x->tools, i, t)
+        {
+            int w = snprintf(names + k, sizeof names - k, "%s%s", k ? ", " : "",
+                             json_string_value(json_object_get(t, "name")));
+            if (w < 0 || (size_t)w >= sizeof names - k) break;
+            k += (size_t)w;
+        }
+        call_fail(c, "%s has no tool named '%s'; its tools: %s", x->base.name, tool,
+                  k ? names : "(none)");
+        return &c->base;
+    }
+    if (args && !json_is_object(args)) {
+        call_fail(c, "%s__%s: the arguments must be a JSON object", x->base.name, tool);
+        return &c->base;
+    }
+    json_t *params = json_pack("{s:s, s:O, s:{s:s}}", "name", tool, "arguments",
+                               args ? args : json_object(), "_meta", "progressToken", c->token);
+    if (!args) json_decref(json_object_get(params, "arguments"));
+    if (!params || !(c->id = mcp_rpc_request(x->rpc, "tools/call", params, c->timeout_ms, on_call,
+                                             c))) {
+        x->calls = c->next;
+        free(c);
+        return NULL;
+    }
+    return &c->base;
+}
+
+static void x_cancel(ext_call *base)
+{
+    mcp_call *c = (mcp_call *)base;
+    mcp_ext *x = (mcp_ext *)base->x;
+    if (c->finished) return;
+    json_int_t id = c->id;
+    if (x->rpc && id) mcp_rpc_forget(x->rpc, id);
+    c->id = 0;
+    send_cancelled(x, id, "cancelled");
+    call_fail(c, "%s__%s: cancelled", x->base.name, c->tool);
+}
+
+/* ---- the rest ---- */
+
+static ext_state x_state(extension *base, char *why, size_t whylen)
+{
+    mcp_ext *x = (mcp_ext *)base;
+    if (why && whylen) snprintf(why, whylen, "%s", x->st == EXT_FAILED ? x->why : "");
+    return x->st;
+}
+
+static const char *x_instructions(extension *base)
+{
+    return ((mcp_ext *)base)->instructions;
+}
+
+static json_t *x_tools(extension *base)
+{
+    return ((mcp_ext *)base)->tools;
+}
+
+static void x_close(extension *base)
+{
+    mcp_ext *x = (mcp_ext *)base;
+    while (x->calls) {
+        mcp_call *c = x->calls;
+        x->calls = c->next;
+        if (!c->finished) send_cancelled(x, c->id, "the extension was closed");
+        if (c->post) loop_timer_cancel(c->post);
+        if (c->finished) {
+            json_decref(c->res.content);
+            json_decref(c->res.structured);
+        }
+        free(c);
+    }
+    mcp_rpc_close(x->rpc);
+    while (x->posts) {
+        spost *p = x->posts;
+        x->posts = p->next;
+        loop_timer_cancel(p->t);
+        free(p);
+    }
+    while (x->waiters) {
+        waiter *w = x->waiters;
+        x->waiters = w->next;
+        free(w);
+    }
+    json_decref(x->acc);
+    json_decref(x->tools);
+    json_decref(x->cfg);
+    free(x->instructions);
+    free(x);
+}
+
+static const extension_ops mcp_ops = {
+    .start = x_start,
+    .state = x_state,
+    .instructions = x_instructions,
+    .tools = x_tools,
+    .call = x_call,
+    .cancel = x_cancel,
+    .close = x_close,
+};
+
+extension *mcp_extension_new(const json_t *cfg, const ext_host *host, char *err, size_t errlen)
+{
+    const char *type = json_string_value(json_object_get(cfg, "type"));
+    const char *name = json_string_value(json_object_get(cfg, "name"));
+    if (!name || !name[0]) name = "mcp";
+    if (!type || (strcmp(type, "stdio") && strcmp(type, "streamable_http") && strcmp(type, "sse"))) {
+        snprintf(err, errlen, "%s: type '%s' is not an MCP extension (stdio, streamable_http, sse)",
+                 name, type ? type : "");
+        return NULL;
+    }
+    mcp_ext *x = calloc(1, sizeof *x);
+    if (!x || !(x->tools = json_array())) {
+        free(x);
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
+    x->base.ops = &mcp_ops;
+    snprintf(x->base.name, sizeof x->base.name, "%s", name);
+    x->cfg = json_incref((json_t *)cfg);
+    x->host = host;
+    x->st = EXT_STOPPED;
+    json_t *to = json_object_get(cfg, "timeout");
+    double s = json_is_number(to) ? json_number_value(to) : EXT_DEFAULT_TIMEOUT_S;
+    if (s <= 0) s = EXT_DEFAULT_TIMEOUT_S;
+    if (s > 86400) s = 86400;
+    x->timeout_ms = (long)(s * 1000);
+    return &x->base;
+}
