@@ -40,9 +40,9 @@ struct mcp_rpc {
     json_int_t next_id;
     pending *pend;
     hostreq *reqs;
-    int depth;         /* inside a transport callback */
-    bool dead;         /* closed while inside one: freed when it returns */
-    loop_timer *reap;  /* the deferred close */
+    int depth;        /* inside a transport callback */
+    bool dead;        /* closed while inside one: freed when it returns */
+    loop_timer *reap; /* the deferred close */
 };
 
 bool mcp_version_supported(const char *v)
@@ -107,8 +107,8 @@ static void send_msg(mcp_rpc *r, json_t *msg)
 
 static void send_result(mcp_rpc *r, json_t *id, json_t *result)
 {
-    json_t *m = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id,
-                          "result", result ? result : json_object());
+    json_t *m = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result",
+                          result ? result : json_object());
     send_msg(r, m);
 }
 
@@ -191,8 +191,10 @@ void mcp_rpc_forget(mcp_rpc *r, json_int_t id)
 void mcp_rpc_notify(mcp_rpc *r, const char *method, json_t *params)
 {
     json_t *m = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", method);
-    if (m && params) json_object_set_new(m, "params", params);
-    else json_decref(params);
+    if (m && params)
+        json_object_set_new(m, "params", params);
+    else
+        json_decref(params);
     send_msg(r, m);
 }
 
@@ -242,8 +244,8 @@ static void on_request(mcp_rpc *r, const char *method, json_t *id, json_t *param
         char *uri = mcp_file_uri(cwd);
         const char *base = strrchr(cwd, '/');
         base = base && base[1] ? base + 1 : cwd;
-        json_t *res = json_pack("{s:[{s:s, s:s}]}", "roots", "uri", uri ? uri : "file:///", "name",
-                                base);
+        json_t *res =
+            json_pack("{s:[{s:s, s:s}]}", "roots", "uri", uri ? uri : "file:///", "name", base);
         free(uri);
         if (res)
             send_result(r, id, res);
@@ -444,7 +446,6 @@ void mcp_rpc_close(mcp_rpc *r)
         pending_free(p);
     }
     if (!(r->reap = loop_timer_add(r->host->l, 0, reap, r))) {
-        log_error(LOG_MOD, "%s: no memory to close the transport later; leaking it",
-                  r->x->name);
+        log_error(LOG_MOD, "%s: no memory to close the transport later; leaking it", r->x->name);
     }
 }

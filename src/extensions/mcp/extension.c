@@ -16,10 +16,10 @@
 #include "extensions/mcp/mcp.h"
 
 #define LOG_MOD              "mcp"
-#define MCP_LIST_PAGES_MAX   100     /* pages of tools/list followed */
-#define MCP_START_TIMEOUT_MS 30000   /* the most a start waits for initialize */
+#define MCP_LIST_PAGES_MAX   100   /* pages of tools/list followed */
+#define MCP_START_TIMEOUT_MS 30000 /* the most a start waits for initialize */
 #define MCP_BACKOFF_MAX_MS   60000
-#define MCP_STABLE_MS        60000   /* a server up this long starts its backoff afresh */
+#define MCP_STABLE_MS        60000 /* a server up this long starts its backoff afresh */
 
 typedef struct mcp_ext mcp_ext;
 
@@ -201,12 +201,12 @@ static void take_page(mcp_ext *x, json_t *acc, json_t *list)
         if (!name || !name[0] || strlen(name) > 128) continue;
         if (!tool_allowed(x, name)) continue;
         json_t *schema = json_object_get(t, "inputSchema");
-        json_t *o = json_pack("{s:s, s:s, s:O}", "name", name, "description",
-                              json_string_value(json_object_get(t, "description"))
-                                  ? json_string_value(json_object_get(t, "description"))
-                                  : "",
-                              "inputSchema",
-                              json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object"));
+        json_t *o = json_pack(
+            "{s:s, s:s, s:O}", "name", name, "description",
+            json_string_value(json_object_get(t, "description"))
+                ? json_string_value(json_object_get(t, "description"))
+                : "",
+            "inputSchema", json_is_object(schema) ? schema : json_pack("{s:s}", "type", "object"));
         if (!json_is_object(schema)) json_decref(json_object_get(o, "inputSchema"));
         if (!o) continue;
         json_t *ann = json_object_get(t, "annotations");
@@ -275,10 +275,9 @@ static void list_page(mcp_ext *x, const char *cursor)
     }
     json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
     long to = x->timeout_ms < MCP_START_TIMEOUT_MS ? x->timeout_ms : MCP_START_TIMEOUT_MS;
-    if (!x->acc || !params || !(x->list_id = mcp_rpc_request(x->rpc, "tools/list", params, to,
-                                                             on_list, x))) {
-        if (x->st == EXT_STARTING)
-            start_failed(x, "out of memory while listing its tools");
+    if (!x->acc || !params ||
+        !(x->list_id = mcp_rpc_request(x->rpc, "tools/list", params, to, on_list, x))) {
+        if (x->st == EXT_STARTING) start_failed(x, "out of memory while listing its tools");
         json_decref(x->acc);
         x->acc = NULL;
     }
@@ -551,8 +550,8 @@ static ext_call *x_call(extension *base, const char *tool, json_t *args, const e
     json_t *params = json_pack("{s:s, s:O, s:{s:s}}", "name", tool, "arguments",
                                args ? args : json_object(), "_meta", "progressToken", c->token);
     if (!args) json_decref(json_object_get(params, "arguments"));
-    if (!params || !(c->id = mcp_rpc_request(x->rpc, "tools/call", params, c->timeout_ms, on_call,
-                                             c))) {
+    if (!params ||
+        !(c->id = mcp_rpc_request(x->rpc, "tools/call", params, c->timeout_ms, on_call, c))) {
         x->calls = c->next;
         free(c);
         return NULL;
@@ -639,7 +638,8 @@ extension *mcp_extension_new(const json_t *cfg, const ext_host *host, char *err,
     const char *type = json_string_value(json_object_get(cfg, "type"));
     const char *name = json_string_value(json_object_get(cfg, "name"));
     if (!name || !name[0]) name = "mcp";
-    if (!type || (strcmp(type, "stdio") && strcmp(type, "streamable_http") && strcmp(type, "sse"))) {
+    if (!type ||
+        (strcmp(type, "stdio") && strcmp(type, "streamable_http") && strcmp(type, "sse"))) {
         snprintf(err, errlen, "%s: type '%s' is not an MCP extension (stdio, streamable_http, sse)",
                  name, type ? type : "");
         return NULL;

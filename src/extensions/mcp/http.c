@@ -141,8 +141,10 @@ static void on_get_done(mcp_req *r, CURLcode code)
         return;
     }
     bool ok = r->sse && r->status >= 200 && r->status <= 299;
-    if (ok && r->got_event) failures = 0;
-    else failures++;
+    if (ok && r->got_event)
+        failures = 0;
+    else
+        failures++;
     long wait = retry_of(t, r);
     if (!ok) wait = wait << (failures < 5 ? failures : 5);
     if (wait > RETRY_MAX_MS) wait = RETRY_MAX_MS;
@@ -252,8 +254,9 @@ static void http_send(mcp_transport *tr, json_t *msg)
     session_headers(t, lines, &n, ver, sizeof ver, sid, sizeof sid);
     json_t *id = json_object_get(msg, "id");
     const char *method = json_string_value(json_object_get(msg, "method"));
-    mcp_req *r = mcp_req_start(&t->b, "POST", t->b.uri, lines, body,
-                               (t->b.timeout_s + MCP_HTTP_CONNECT_S) * 1000L, on_post_done, NULL, t);
+    mcp_req *r =
+        mcp_req_start(&t->b, "POST", t->b.uri, lines, body,
+                      (t->b.timeout_s + MCP_HTTP_CONNECT_S) * 1000L, on_post_done, NULL, t);
     free(body);
     if (!r) {
         mcp_http_fail(&t->b, GD_ENOMEM, "out of memory sending a message");

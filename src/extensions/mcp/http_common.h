@@ -42,9 +42,9 @@ struct mcp_req {
     bool sse;          /* the response is an event stream */
     bool got_event;    /* at least one event arrived */
     sse_reader *rd;
-    buf raw;             /* a body that is not an event stream */
-    gd_err stream_err;   /* the body was cut: why says why */
-    json_t *want;        /* ids of requests whose responses this stream should bring, or NULL */
+    buf raw;           /* a body that is not an event stream */
+    gd_err stream_err; /* the body was cut: why says why */
+    json_t *want;      /* ids of requests whose responses this stream should bring, or NULL */
     mcp_req_done done;
     mcp_req_event event; /* NULL: events other than messages are ignored */
     void *ud;            /* the transport's */

@@ -12,7 +12,7 @@
 
 typedef struct {
     mcp_http_base b;
-    char *endpoint; /* NULL until the server named it */
+    char *endpoint;    /* NULL until the server named it */
     json_t *pending;   /* messages waiting for the endpoint */
     loop_timer *flush; /* posts them, outside libcurl's callbacks */
 } sse_t;
@@ -94,10 +94,10 @@ static void post(sse_t *t, json_t *msg)
 {
     char *body = json_dumps(msg, JSON_COMPACT);
     static const char *const lines[] = {"Content-Type: application/json", NULL};
-    mcp_req *r = body ? mcp_req_start(&t->b, "POST", t->endpoint, lines, body,
-                                      (t->b.timeout_s + MCP_HTTP_CONNECT_S) * 1000L,
-                                      on_post_done, NULL, t)
-                      : NULL;
+    mcp_req *r =
+        body ? mcp_req_start(&t->b, "POST", t->endpoint, lines, body,
+                             (t->b.timeout_s + MCP_HTTP_CONNECT_S) * 1000L, on_post_done, NULL, t)
+             : NULL;
     free(body);
     json_t *id = json_object_get(msg, "id");
     if (r && id && json_object_get(msg, "method") && !(r->want = json_pack("[O]", id))) {

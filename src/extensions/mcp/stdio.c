@@ -31,14 +31,14 @@
 
 #define LOG_MOD "mcp"
 
-#define STDIO_TX_CAP       (16u << 20) /* bytes queued for the server's stdin */
-#define STDIO_READ_CHUNK   (64u << 10)
-#define STDIO_READS_TURN   16          /* reads per wake-up, so a flood leaves the loop room */
-#define STDIO_ERR_LINE     2048        /* bytes of one stderr line logged */
-#define STDIO_ERR_BURST    200         /* stderr lines logged per window ... */
-#define STDIO_ERR_WINDOW   10000       /* ... of this many milliseconds; the rest is counted */
-#define STDIO_GRACE_MS     2000        /* after closing stdin, and after SIGTERM */
-#define STDIO_EOF_WAIT_MS  2000        /* stdout closed, the process still runs */
+#define STDIO_TX_CAP      (16u << 20) /* bytes queued for the server's stdin */
+#define STDIO_READ_CHUNK  (64u << 10)
+#define STDIO_READS_TURN  16    /* reads per wake-up, so a flood leaves the loop room */
+#define STDIO_ERR_LINE    2048  /* bytes of one stderr line logged */
+#define STDIO_ERR_BURST   200   /* stderr lines logged per window ... */
+#define STDIO_ERR_WINDOW  10000 /* ... of this many milliseconds; the rest is counted */
+#define STDIO_GRACE_MS    2000  /* after closing stdin, and after SIGTERM */
+#define STDIO_EOF_WAIT_MS 2000  /* stdout closed, the process still runs */
 
 typedef struct stdio_t stdio_t;
 
@@ -255,7 +255,8 @@ static void err_line(stdio_t *t, const char *p, size_t n)
         return;
     }
     char esc[STDIO_ERR_LINE + 8];
-    while (n && (p[n - 1] == '\r')) n--;
+    while (n && (p[n - 1] == '\r'))
+        n--;
     mcp_escape(p, n, STDIO_ERR_LINE / 4, esc, sizeof esc);
     log_info(t->name, "%s", esc);
 }
@@ -459,12 +460,18 @@ typedef struct {
 static const char *stage_what(int s)
 {
     switch (s) {
-    case ST_FDS: return "setting up its file descriptors";
-    case ST_SETPGID: return "creating its process group";
-    case ST_PDEATHSIG: return "tying it to goosed's life";
-    case ST_PRIVS: return "dropping its privileges";
-    case ST_CHDIR: return "entering the working directory";
-    default: return "executing it";
+    case ST_FDS:
+        return "setting up its file descriptors";
+    case ST_SETPGID:
+        return "creating its process group";
+    case ST_PDEATHSIG:
+        return "tying it to goosed's life";
+    case ST_PRIVS:
+        return "dropping its privileges";
+    case ST_CHDIR:
+        return "entering the working directory";
+    default:
+        return "executing it";
     }
 }
 
@@ -609,8 +616,9 @@ static char **build_env(const json_t *cfg, const ext_host *host, const char *nam
         static char sec[8192];
         if (!val && secrets_get(key, sec, sizeof sec) > 0) val = sec;
         if (!val) {
-            log_warn(LOG_MOD, "%s: env_keys: %s is set neither in goosed's environment nor in "
-                              "secrets.yaml; the server runs without it",
+            log_warn(LOG_MOD,
+                     "%s: env_keys: %s is set neither in goosed's environment nor in "
+                     "secrets.yaml; the server runs without it",
                      name, key);
             continue;
         }

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-mcp_transport *mcp_transport_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
-                                 char *err, size_t errlen)
+mcp_transport *mcp_transport_new(const json_t *cfg, const ext_host *host,
+                                 const mcp_transport_cb *cb, char *err, size_t errlen)
 {
     const char *type = json_string_value(json_object_get(cfg, "type"));
     const char *name = json_string_value(json_object_get(cfg, "name"));
