@@ -30,8 +30,7 @@ static void test_url_resolve(void **state)
     /* Another origin would receive the config's headers (a bearer token): refused. */
     assert_int_equal(mcp_url_resolve("http://h:1/sse", "http://evil:1/m", out, sizeof out),
                      GD_EINVAL);
-    assert_int_equal(mcp_url_resolve("http://h:1/sse", "http://h:2/m", out, sizeof out),
-                     GD_EINVAL);
+    assert_int_equal(mcp_url_resolve("http://h:1/sse", "http://h:2/m", out, sizeof out), GD_EINVAL);
     assert_int_equal(mcp_url_resolve("http://h:1/sse", "//evil/m", out, sizeof out), GD_EINVAL);
     assert_int_equal(mcp_url_resolve("http://h:1/sse", "file:///etc/passwd", out, sizeof out),
                      GD_OK); /* a relative path named "file:..." on the same origin */
