@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 HOST       ?= 127.0.0.1
 PORT       ?= 3000
 
-.PHONY: all deps build run test unit api lint check-asan bench format clean
+.PHONY: all deps build run test unit api conformance lint check-asan bench format clean
 
 all: build
 
@@ -19,10 +19,11 @@ build:
 run: deps build
 	$(BUILD)/goosed --host $(HOST) --port $(PORT)
 
-# make test: unit tests, OpenAPI lint, black-box suite; then all of it again under ASan+UBSan.
+# make test: unit tests, OpenAPI lint, black-box suite, the MCP conformance suite; then the unit
+# and black-box tests again under ASan+UBSan.
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory build unit api BUILD=$(BUILD)
+	@$(MAKE) --no-print-directory build unit api conformance BUILD=$(BUILD)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check-asan
 
@@ -31,6 +32,10 @@ unit:
 
 api:
 	GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed node --test --test-concurrency=2 tests/api/ tests/fakes/
+
+# The official MCP conformance suite with `goosed mcp conformance` as its client (normal build only).
+conformance:
+	tests/conformance/run.sh $(CURDIR)/$(BUILD)/goosed
 
 lint:
 	npx --no-install redocly lint --format=stylish docs/openapi.json

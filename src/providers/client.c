@@ -10,7 +10,6 @@
  * the loop's thread: the sink and done callbacks run there, so the agent that owns the loop
  * needs no locks and no hand-over for a token. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/curl_loop.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "providers/provider.h"
@@ -55,9 +55,8 @@ struct prov_call {
 
 struct prov_client {
     loop *l;
-    CURLM *multi;
-    loop_timer *curl_timer; /* libcurl's one timer */
-    prov_call *calls;       /* started, waiting to retry, or being cancelled */
+    curl_loop *curl;
+    prov_call *calls; /* started, waiting to retry, or being cancelled */
 };
 
 /* ---- the sink wrapper ---- */
@@ -140,7 +139,7 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
 static void attempt_cleanup(prov_call *c)
 {
     if (c->easy) {
-        curl_multi_remove_handle(c->cl->multi, c->easy);
+        curl_loop_remove(c->cl->curl, c->easy);
         curl_easy_cleanup(c->easy);
         c->easy = NULL;
     }
@@ -148,6 +147,14 @@ static void attempt_cleanup(prov_call *c)
     c->parser = NULL;
     sse_reader_free(c->sse);
     c->sse = NULL;
+}
+
+static void on_transfer_done(prov_call *c, CURLcode code);
+
+static void on_transfer_end(CURL *easy, CURLcode code, void *ud)
+{
+    (void)easy;
+    on_transfer_done(ud, code);
 }
 
 static bool attempt_start(prov_call *c)
@@ -172,7 +179,6 @@ static bool attempt_start(prov_call *c)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, c->cfg.timeout_s);
@@ -183,7 +189,7 @@ static bool attempt_start(prov_call *c)
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     c->errbuf[0] = '\0';
     c->attempt++;
-    if (curl_multi_add_handle(c->cl->multi, e) != CURLM_OK) {
+    if (curl_loop_add(c->cl->curl, e, on_transfer_end, c) != GD_OK) {
         snprintf(c->res.error, sizeof c->res.error, "cannot start the provider request");
         return false;
     }
@@ -308,115 +314,20 @@ static void on_transfer_done(prov_call *c, CURLcode code)
     finish(c);
 }
 
-/* ---- libcurl on the loop ---- */
-
-static void read_done(prov_client *cl)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(cl->multi, &left))) {
-        if (m->msg != CURLMSG_DONE) continue;
-        prov_call *c;
-        CURL *easy = m->easy_handle;
-        CURLcode result = m->data.result;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
-        on_transfer_done(c, result);
-    }
-}
-
-static void on_ready(loop_fd *w, int fd, unsigned events, void *ud)
-{
-    prov_client *cl = ud;
-    int running;
-    int mask = (events & LOOP_READ ? CURL_CSELECT_IN : 0) |
-               (events & LOOP_WRITE ? CURL_CSELECT_OUT : 0) |
-               (events & (LOOP_HUP | LOOP_ERR) ? CURL_CSELECT_ERR : 0);
-    curl_multi_socket_action(cl->multi, fd, mask, &running);
-    read_done(cl);
-}
-
-/* libcurl says which events a socket needs (CURLMOPT_SOCKETFUNCTION); socketp is the socket's
- * watcher once it has one. */
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    prov_client *cl = userp;
-    loop_fd *w = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (w) loop_fd_del(w);
-        curl_multi_assign(cl->multi, fd, NULL);
-        return 0;
-    }
-    unsigned ev = (what & CURL_POLL_IN ? LOOP_READ : 0u) | (what & CURL_POLL_OUT ? LOOP_WRITE : 0u);
-    if (w) return loop_fd_mod(w, ev) == GD_OK ? 0 : -1;
-    if (!(w = loop_fd_add(cl->l, fd, ev, on_ready, cl))) {
-        log_error("provider", "cannot watch a provider socket: %s", strerror(errno));
-        return -1;
-    }
-    curl_multi_assign(cl->multi, fd, w);
-    return 0;
-}
-
-static void on_curl_timer(void *ud)
-{
-    prov_client *cl = ud;
-    int running;
-    cl->curl_timer = NULL;
-    curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    read_done(cl);
-}
-
-/* libcurl's single timer (CURLMOPT_TIMERFUNCTION): -1 deletes it. */
-static int on_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    prov_client *cl = userp;
-    if (cl->curl_timer) loop_timer_cancel(cl->curl_timer);
-    cl->curl_timer = NULL;
-    if (timeout_ms < 0) return 0;
-    cl->curl_timer = loop_timer_add(cl->l, (uint64_t)timeout_ms, on_curl_timer, cl);
-    return cl->curl_timer ? 0 : -1;
-}
-
-/* libcurl (and its TLS library) is loaded with the first client, so a server that has not
- * replied yet stays small. */
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc = CURLE_FAILED_INIT;
-
-static void global_init(void)
-{
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 prov_client *prov_client_new(loop *l, char *err, size_t errlen)
 {
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK) {
-        snprintf(err, errlen,
-                 "the provider client is unavailable: libcurl (libcurl.so.4) cannot "
-                 "be loaded or initialised; install libcurl4");
-        return NULL;
-    }
     prov_client *cl = calloc(1, sizeof *cl);
-    if (!cl || !(cl->multi = curl_multi_init())) {
-        free(cl);
+    if (!cl) {
         snprintf(err, errlen, "out of memory starting the provider client");
         return NULL;
     }
-    cl->l = l;
-    if (curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-        curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl) != CURLM_OK ||
-        curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
-        curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl) != CURLM_OK ||
-        /* Keep up to this many idle connections to providers for the next requests (libcurl's
-         * default shrinks the pool with the transfers in flight, so a burst of replies would
-         * open, and pay TCP and TLS handshakes for, most of its connections again). */
-        curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, 1024L) != CURLM_OK) {
-        curl_multi_cleanup(cl->multi);
+    char why[200];
+    if (!(cl->curl = curl_loop_new(l, "provider", why, sizeof why))) {
         free(cl);
-        snprintf(err, errlen, "cannot configure libcurl's multi interface");
+        snprintf(err, errlen, "the provider client is unavailable: %s", why);
         return NULL;
     }
+    cl->l = l;
     return cl;
 }
 
@@ -428,8 +339,7 @@ void prov_client_free(prov_client *cl)
         unlink_call(c);
         call_free(c);
     }
-    if (cl->curl_timer) loop_timer_cancel(cl->curl_timer);
-    curl_multi_cleanup(cl->multi); /* removes the sockets' watchers through on_socket */
+    curl_loop_free(cl->curl);
     free(cl);
 }
 

@@ -177,5 +177,10 @@ gd_err sse_reader_feed(sse_reader *r, const char *data, size_t len);
 /* End of input: dispatches a last event not followed by a blank line. */
 gd_err sse_reader_end(sse_reader *r);
 void sse_reader_free(sse_reader *r);
+/* The last event ID (the `id:` field as of the last dispatched event, "" when none): owned by
+ * r, valid until the next feed. What a client sends as Last-Event-ID when it reconnects. */
+const char *sse_reader_last_id(const sse_reader *r);
+/* The reconnection time the stream asked for with `retry:` in ms, or -1 when it did not. */
+long sse_reader_retry_ms(const sse_reader *r);
 
 #endif

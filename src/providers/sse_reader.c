@@ -15,6 +15,9 @@ struct sse_reader {
     buf line;
     buf event;
     buf data;
+    buf id;      /* the last event ID buffer: the `id:` field seen last */
+    buf last_id; /* the last event ID: id, as of the last dispatch */
+    long retry_ms;
     bool have_data;
     bool last_cr; /* the previous byte was CR: a following LF belongs to it */
     sse_event_fn fn;
@@ -28,6 +31,9 @@ sse_reader *sse_reader_new(size_t max_line, sse_event_fn fn, void *ud)
     buf_init(&r->line, max_line);
     buf_init(&r->event, BUF_CAP_SSE_EVENT_NAME);
     buf_init(&r->data, max_line * BUF_CAP_SSE_DATA_LINES);
+    buf_init(&r->id, BUF_CAP_SSE_EVENT_NAME);
+    buf_init(&r->last_id, BUF_CAP_SSE_EVENT_NAME);
+    r->retry_ms = -1;
     r->fn = fn;
     r->ud = ud;
     return r;
@@ -39,12 +45,16 @@ void sse_reader_free(sse_reader *r)
     buf_free(&r->line);
     buf_free(&r->event);
     buf_free(&r->data);
+    buf_free(&r->id);
+    buf_free(&r->last_id);
     free(r);
 }
 
 static gd_err dispatch(sse_reader *r)
 {
     gd_err e = GD_OK;
+    buf_reset(&r->last_id);
+    if (r->id.len && (e = buf_append(&r->last_id, r->id.data, r->id.len))) return e;
     if (r->have_data)
         e = r->fn(r->ud, r->event.len ? r->event.data : NULL, r->data.data ? r->data.data : "");
     buf_reset(&r->event);
@@ -73,7 +83,18 @@ static gd_err line_done(sse_reader *r)
             if (r->have_data) e = buf_append(&r->data, "\n", 1);
             if (!e) e = buf_append(&r->data, val, vlen);
             r->have_data = true;
-        } /* id:, retry: and unknown fields are ignored */
+        } else if (flen == 2 && !memcmp(l, "id", 2)) {
+            if (!memchr(val, '\0', vlen)) {
+                buf_reset(&r->id);
+                e = buf_append(&r->id, val, vlen);
+            }
+        } else if (flen == 5 && !memcmp(l, "retry", 5)) {
+            long ms = 0;
+            size_t i = 0;
+            while (i < vlen && val[i] >= '0' && val[i] <= '9' && ms < 86400000)
+                ms = ms * 10 + (val[i++] - '0');
+            if (vlen && i == vlen) r->retry_ms = ms;
+        } /* unknown fields are ignored */
     }
     buf_reset(&r->line);
     return e;
@@ -109,6 +130,16 @@ gd_err sse_reader_end(sse_reader *r)
     if (r->line.len) e = line_done(r);
     if (!e) e = dispatch(r);
     return e;
+}
+
+const char *sse_reader_last_id(const sse_reader *r)
+{
+    return r->last_id.len ? r->last_id.data : "";
+}
+
+long sse_reader_retry_ms(const sse_reader *r)
+{
+    return r->retry_ms;
 }
 
 json_t *prov_parse_chunk(const char *data, prov_result *res)

@@ -1,0 +1,50 @@
+// A tiny streamable HTTP MCP server for the transport's tests: it requires the bearer token given
+// in MCP_FAKE_TOKEN (when set), answers initialize (with a session id), tools/list and tools/call
+// echo as JSON, and with MCP_FAKE_STALE=1 answers 404 to the first tools/call of the first
+// session (a session the server forgot), so the client must initialize again. It listens on a
+// free port of 127.0.0.1 and prints "port N" on stdout once it does; what it saw goes to stderr
+// as one JSON line per request.
+import http from 'node:http';
+
+const token = process.env.MCP_FAKE_TOKEN;
+const stale = process.env.MCP_FAKE_STALE === '1';
+const sessions = new Set();
+let sessionsMade = 0;
+let staleDone = false;
+
+const server = http.createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (d) => { body += d; });
+  req.on('end', () => {
+    const sid = req.headers['mcp-session-id'];
+    const auth = req.headers.authorization;
+    let msg = null;
+    try { msg = body ? JSON.parse(body) : null; } catch { /* reported below */ }
+    process.stderr.write(JSON.stringify({ method: req.method, rpc: msg?.method ?? null, sid: sid ?? null, auth: auth === `Bearer ${token}` }) + '\n');
+    if (token && auth !== `Bearer ${token}`) { res.writeHead(401); res.end('missing or wrong bearer token'); return; }
+    if (req.method === 'GET') { res.writeHead(405); res.end(); return; }
+    if (req.method === 'DELETE') { sessions.delete(sid); res.writeHead(200); res.end(); return; }
+    if (!msg) { res.writeHead(400); res.end('bad JSON'); return; }
+    if (msg.method === 'initialize') {
+      const id = `s${++sessionsMade}`;
+      sessions.add(id);
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': id });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: msg.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'fake-http', version: '1' } } }));
+      return;
+    }
+    if (!sessions.has(sid) || (stale && !staleDone && msg.method === 'tools/call')) {
+      if (msg.method === 'tools/call') { staleDone = true; sessions.delete(sid); }
+      res.writeHead(404); res.end('session not found'); return;
+    }
+    if (msg.id === undefined || msg.method === undefined) { res.writeHead(202); res.end(); return; }
+    let result;
+    if (msg.method === 'tools/list') result = { tools: [{ name: 'echo', description: 'Echoes a message', inputSchema: { type: 'object', properties: { message: { type: 'string' } } } }] };
+    else if (msg.method === 'tools/call') result = { content: [{ type: 'text', text: `Echo: ${msg.params.arguments?.message}` }] };
+    else if (msg.method === 'ping') result = {};
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(result ? { jsonrpc: '2.0', id: msg.id, result } : { jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'not supported' } }));
+  });
+});
+server.listen(0, '127.0.0.1', () => { process.stdout.write(`port ${server.address().port}\n`); });
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
