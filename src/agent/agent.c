@@ -23,6 +23,7 @@
 #include "core/loop.h"
 #include "core/pool.h"
 #include "extensions/extension.h"
+#include "extensions/mcp/mcp.h"
 #include "extensions/sandbox.h"
 
 #define KEEPALIVE_MS (15 * 1000)
@@ -45,8 +46,11 @@ typedef struct sess {
     /* ---- loop thread ---- */
     a_turn *turn;
     ext_registry *reg;
-    json_t *tools;      /* reg's tools in the providers' shape, made once */
+    json_t *tools;      /* reg's tools in the providers' shape, made again when they change */
+    unsigned tools_gen; /* registry_tools_gen when they were made */
     size_t tools_bytes; /* their size as JSON, for the context estimate */
+    unsigned reg_gen;   /* the configured set's generation reg was made from */
+    char *reg_key;      /* and the session's own extension settings, as JSON */
     char *cwd;          /* the working directory the extensions were made for */
     ext_host host;
 } sess;
@@ -71,7 +75,9 @@ struct agent {
     pthread_mutex_t pmu; /* guards provider and model */
     char provider[128];
     char model[256];
-    ext_set *exts; /* the configured extensions (borrowed); NULL: the developer alone */
+    ext_set *exts;       /* the configured extensions (borrowed); NULL: the developer alone */
+    pthread_mutex_t smu; /* guards ext_status */
+    json_t *ext_status;  /* name -> {status, error?, tools}: what sessions' instances did last */
     /* ---- loop thread ---- */
     prov_client *pc;
     loop_timer *ticker;
@@ -97,6 +103,7 @@ struct a_turn {
     ext_call *tool;
     char *cwd;            /* the session's working directory */
     exec_mode mode;       /* this turn's */
+    json_t *settings;     /* the session's own settings, read when the turn was asked for */
     stored_msg stored[3]; /* one slot per turn_store_kind: at most one write of each runs */
     /* the history read on a worker */
     json_t *history;
@@ -224,6 +231,7 @@ static void a_turn_free(a_turn *at)
     turn_free(at->t);
     json_decref(at->tools);
     json_decref(at->history);
+    json_decref(at->settings);
     free(at->system);
     free(at->cwd);
     free(at);
@@ -365,7 +373,25 @@ static void on_tool_done(void *ud, ext_result *res)
 {
     a_turn *at = ud;
     at->tool = NULL;
-    step(at, &(turn_ev){.kind = TURN_EV_TOOL, .content = res->content, .is_error = res->is_error});
+    step(at, &(turn_ev){.kind = TURN_EV_TOOL,
+                        .content = res->content,
+                        .structured = res->structured,
+                        .is_error = res->is_error});
+}
+
+static void fx_publish(turn *t, const char *event, json_t *data);
+
+/* An extension's progress notification for the running call: a tool_progress event. */
+static void on_tool_progress(void *ud, double progress, double total, const char *message)
+{
+    a_turn *at = ud;
+    json_t *req = json_array_get(at->t->content, at->t->next_tool);
+    json_t *ev = json_pack("{s:O?, s:O?, s:f}", "id", json_object_get(req, "id"), "tool",
+                           json_object_get(req, "name"), "progress", progress);
+    if (!ev) return;
+    if (total >= 0) json_object_set_new(ev, "total", json_real(total));
+    if (message) json_object_set_new(ev, "message", json_string(message));
+    fx_publish(at->t, "tool_progress", ev);
 }
 
 static bool fx_call_tool(turn *t, const char *name, json_t *args)
@@ -373,7 +399,8 @@ static bool fx_call_tool(turn *t, const char *name, json_t *args)
     a_turn *at = t->owner;
     const config *cfg = at->a->cfg;
     ext_call_opts o = {.timeout_ms = cfg->tool_timeout * 1000,
-                       .output_cap = (size_t)cfg->tool_output_cap};
+                       .output_cap = (size_t)cfg->tool_output_cap,
+                       .progress = on_tool_progress};
     at->tool = registry_call(at->se->reg, name, args, &o, on_tool_done, at);
     return at->tool != NULL;
 }
@@ -498,10 +525,60 @@ static char *system_prompt(const char *cwd, ext_registry *reg)
     return buf_detach(&b);
 }
 
-/* The session's extensions, made on its first turn. */
-static bool ensure_registry(agent *a, sess *se, const char *cwd)
+/* Adds the extension for cfg (checked) to se's registry; one that cannot be made is logged and
+ * left out (the model then simply does not get its tools). */
+static void add_extension(sess *se, json_t *cfg)
 {
-    if (se->reg) return true;
+    const char *name = json_string_value(json_object_get(cfg, "name"));
+    const char *type = json_string_value(json_object_get(cfg, "type"));
+    char err[512] = "out of memory";
+    extension *x = NULL;
+    if (type && !strcmp(type, "builtin"))
+        x = developer_new(&se->host, cfg); /* the one builtin goosed has (ext_config_supported) */
+    else
+        x = mcp_extension_new(cfg, &se->host, err, sizeof err);
+    gd_err e = x ? registry_add(se->reg, x) : GD_ENOMEM;
+    if (e)
+        log_warn("agent", "session %s: extension %s left out: %s", se->id, name ? name : "?",
+                 x ? gd_strerror(e) : err);
+}
+
+/* Whether the session's own settings remove the configured extension name. */
+static bool removed(json_t *own, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(own, "remove"), i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), name)) return true;
+    return false;
+}
+
+/* The session's extensions: the configured ones that are enabled, supported and allowed, minus
+ * those the session removed, plus those it added. Made again when the configuration or the
+ * session's settings changed since (processes of the old set are stopped). */
+static bool ensure_registry(agent *a, sess *se, a_turn *at)
+{
+    unsigned gen = 0;
+    json_t *snap = a->exts ? ext_set_snapshot(a->exts, &gen) : NULL;
+    json_t *own = json_object_get(at->settings, "extensions");
+    char *key = own ? json_dumps(own, JSON_COMPACT | JSON_SORT_KEYS) : strdup("");
+    if (!key || (a->exts && !snap)) {
+        free(key);
+        json_decref(snap);
+        return false;
+    }
+    if (se->reg && se->reg_gen == gen && se->reg_key && !strcmp(se->reg_key, key)) {
+        free(key);
+        json_decref(snap);
+        return true;
+    }
+    registry_free(se->reg);
+    se->reg = NULL;
+    json_decref(se->tools);
+    se->tools = NULL;
+    free(se->reg_key);
+    se->reg_key = key;
+    se->reg_gen = gen;
     se->host = (ext_host){.l = a->l,
                           .workers = a->workers,
                           .env = a->tool_env,
@@ -509,15 +586,29 @@ static bool ensure_registry(agent *a, sess *se, const char *cwd)
                           .limits = &a->limits};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
     free(se->cwd);
-    if (!(se->cwd = strdup(cwd))) return false;
-    se->host.cwd = se->cwd;
-    if (!(se->reg = registry_new(&se->host))) return false;
-    extension *dev = developer_new(&se->host, NULL);
-    if (!dev || registry_add(se->reg, dev) != GD_OK) {
-        registry_free(se->reg);
-        se->reg = NULL;
+    if (!(se->cwd = strdup(at->cwd)) || !(se->reg = registry_new(&se->host))) {
+        json_decref(snap);
         return false;
     }
+    se->host.cwd = se->cwd;
+    if (!snap) { /* no configured set: the developer extension alone */
+        json_t *dev = json_pack("{s:s, s:s}", "name", "developer", "type", "builtin");
+        if (dev) add_extension(se, dev);
+        json_decref(dev);
+        return true;
+    }
+    const char *name;
+    json_t *cfg;
+    json_object_foreach(snap, name, cfg)
+    {
+        if (!json_is_true(json_object_get(cfg, "enabled")) || !ext_config_supported(cfg) ||
+            json_object_get(cfg, "refused") || removed(own, name) ||
+            json_object_get(json_object_get(own, "add"), name))
+            continue;
+        add_extension(se, cfg);
+    }
+    json_object_foreach(json_object_get(own, "add"), name, cfg) add_extension(se, cfg);
+    json_decref(snap);
     return true;
 }
 
@@ -530,6 +621,57 @@ static void fail_early(a_turn *at, const char *code, const char *msg)
     a_turn_free(at);
 }
 
+/* Notes what the session's extensions did, for GET /api/extensions (loop thread). */
+static void note_ext_status(agent *a, ext_registry *reg)
+{
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        extension *x = registry_get(reg, i);
+        char why[512] = "";
+        ext_state st = x->ops->state ? x->ops->state(x, why, sizeof why) : EXT_RUNNING;
+        static const char *const names[] = {"stopped", "starting", "running", "failed"};
+        json_t *o = json_pack("{s:s}", "status", names[st]);
+        if (!o) continue;
+        if (st == EXT_FAILED) json_object_set_new(o, "error", json_string(why));
+        pthread_mutex_lock(&a->smu);
+        json_t *old = json_object_get(a->ext_status, x->name);
+        json_t *tools = st == EXT_RUNNING ? json_deep_copy(x->ops->tools(x))
+                                          : json_incref(json_object_get(old, "tools"));
+        json_object_set_new(o, "tools", tools ? tools : json_array());
+        json_object_set_new(a->ext_status, x->name, o);
+        pthread_mutex_unlock(&a->smu);
+    }
+}
+
+/* The session's extensions are up (or failed: they then offer no tools): the turn begins. */
+static void registry_started(void *ud, gd_err e, const char *why)
+{
+    (void)e;
+    (void)why;
+    a_turn *at = ud;
+    agent *a = at->a;
+    sess *se = at->se;
+    note_ext_status(a, se->reg);
+    unsigned gen = registry_tools_gen(se->reg);
+    if (!se->tools || se->tools_gen != gen) {
+        json_decref(se->tools);
+        if ((se->tools = registry_tools(se->reg))) {
+            se->tools_gen = gen;
+            se->tools_bytes = json_dumpb(se->tools, NULL, 0, JSON_COMPACT);
+        }
+    }
+    bool chat = at->mode == MODE_CHAT; /* no tools offered */
+    if (!se->tools || !(at->tools = chat ? json_array() : json_incref(se->tools)) ||
+        !(at->system = system_prompt(at->cwd, se->reg))) {
+        fail_early(at, "internal", "out of memory starting the reply");
+        return;
+    }
+    at->t->overhead_bytes = strlen(at->system) + (chat ? 0 : se->tools_bytes);
+    log_info("agent", "session %s: reply started with %s/%s (%s)", se->id, at->pcfg.def->name,
+             at->pcfg.model, exec_mode_name(at->mode));
+    turn_begin(at->t);
+    if (at->t->state == TURN_DONE) a_turn_free(at);
+}
+
 static void turn_start_on_loop(void *ud)
 {
     a_turn *at = ud;
@@ -540,21 +682,13 @@ static void turn_start_on_loop(void *ud)
         fail_early(at, "provider_unavailable", err);
         return;
     }
-    sess *se = at->se;
-    at->mode = agent_mode(a);
-    if (ensure_registry(a, se, at->cwd) && !se->tools && (se->tools = registry_tools(se->reg)))
-        se->tools_bytes = json_dumpb(se->tools, NULL, 0, JSON_COMPACT);
-    bool chat = at->mode == MODE_CHAT; /* no tools offered */
-    if (!se->tools || !(at->tools = chat ? json_array() : json_incref(se->tools)) ||
-        !(at->system = system_prompt(at->cwd, se->reg))) {
-        fail_early(at, "internal", "out of memory starting the reply");
+    int own = exec_mode_parse(json_string_value(json_object_get(at->settings, "execution_mode")));
+    at->mode = own >= 0 ? (exec_mode)own : agent_mode(a);
+    if (!ensure_registry(a, at->se, at)) {
+        fail_early(at, "internal", "out of memory starting the extensions");
         return;
     }
-    at->t->overhead_bytes = strlen(at->system) + (chat ? 0 : se->tools_bytes);
-    log_info("agent", "session %s: reply started with %s/%s", at->se->id, at->pcfg.def->name,
-             at->pcfg.model);
-    turn_begin(at->t);
-    if (at->t->state == TURN_DONE) a_turn_free(at);
+    registry_start(at->se->reg, registry_started, at); /* MCP servers start, or are up already */
 }
 
 /* ---- configured extensions ---- */
@@ -566,9 +700,10 @@ void agent_use_extensions(agent *a, ext_set *s)
 
 json_t *agent_extension_status(agent *a, const char *name)
 {
-    (void)a;
-    (void)name;
-    return NULL;
+    pthread_mutex_lock(&a->smu);
+    json_t *o = json_incref(json_object_get(a->ext_status, name));
+    pthread_mutex_unlock(&a->smu);
+    return o;
 }
 
 /* ---- the provider ---- */
@@ -691,13 +826,21 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         free(at);
         return e;
     }
+    /* one row's point read, like the session's above: its execution mode and extensions */
+    if ((e = a->st->ops->session_settings_get(a->st, session_id, &at->settings))) {
+        snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such session" : store_errmsg());
+        free(at);
+        return e;
+    }
     at->a = a;
     if (!(at->cwd = strdup(s.working_dir))) {
+        json_decref(at->settings);
         free(at);
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
     if (!(at->t = turn_new(&agent_fx, at, text, a->cfg->max_turns, a->cfg->context_limit))) {
+        json_decref(at->settings);
         free(at->cwd);
         free(at);
         snprintf(err, errlen, "out of memory");
@@ -910,6 +1053,7 @@ static void sess_free(sess *s)
 {
     json_decref(s->tools);
     registry_free(s->reg);
+    free(s->reg_key);
     free(s->cwd);
     bus_free(s->b);
     free(s);
@@ -1051,6 +1195,8 @@ agent *agent_new(const config *cfg, store *st)
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->idle, NULL);
     pthread_mutex_init(&a->pmu, NULL);
+    pthread_mutex_init(&a->smu, NULL);
+    a->ext_status = json_object();
     snprintf(a->provider, sizeof a->provider, "%s", cfg->provider);
     snprintf(a->model, sizeof a->model, "%s", cfg->model);
     int mode = exec_mode_parse(cfg->mode);
@@ -1187,6 +1333,8 @@ void agent_free(agent *a)
     pthread_cond_destroy(&a->idle);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->pmu);
+    pthread_mutex_destroy(&a->smu);
+    json_decref(a->ext_status);
     /* The HTTP server is stopped before this, so no session has bus users left. */
     while (a->sessions) {
         sess *s = a->sessions;

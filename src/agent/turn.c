@@ -238,24 +238,28 @@ static void store_results(turn *t)
     t->fx->store(t, TURN_STORE_RESULTS, "user", t->results, 0, 0, t->results_id);
 }
 
-/* Adds the result of the tool request `req` and publishes it (content consumed). */
-static void add_result(turn *t, json_t *req, json_t *content, bool is_error)
+/* Adds the result of the tool request `req` and publishes it (content and structured, which
+ * may be NULL, consumed). */
+static void add_result(turn *t, json_t *req, json_t *content, json_t *structured, bool is_error)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *name = json_string_value(json_object_get(req, "name"));
     char *text = content_text(content, "\n");
-    t->fx->publish(t, "tool_result",
-                   json_pack("{s:s, s:s, s:s, s:O, s:b}", "id", id, "tool", name, "result",
-                             text ? text : "", "content", content, "is_error", is_error));
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:O, s:b}", "id", id, "tool", name, "result",
+                           text ? text : "", "content", content, "is_error", is_error);
+    if (ev && structured) json_object_set(ev, "structured_content", structured);
+    t->fx->publish(t, "tool_result", ev);
     free(text);
-    json_array_append_new(t->results,
-                          json_pack("{s:s, s:s, s:s, s:o, s:b}", "type", "tool_response", "id", id,
-                                    "name", name, "content", content, "is_error", is_error));
+    json_t *item = json_pack("{s:s, s:s, s:s, s:o, s:b}", "type", "tool_response", "id", id, "name",
+                             name, "content", content, "is_error", is_error);
+    if (item && structured) json_object_set(item, "structured_content", structured);
+    json_decref(structured);
+    json_array_append_new(t->results, item);
 }
 
 static void add_text_result(turn *t, json_t *req, const char *text)
 {
-    add_result(t, req, json_pack("[{s:s, s:s}]", "type", "text", "text", text), true);
+    add_result(t, req, json_pack("[{s:s, s:s}]", "type", "text", "text", text), NULL, true);
 }
 
 /* The choices a tool_confirmation offers (the real Goose's). */
@@ -450,7 +454,7 @@ void turn_step(turn *t, const turn_ev *ev)
     case TURN_RUNNING_TOOLS:
         if (ev->kind == TURN_EV_TOOL) {
             add_result(t, json_array_get(t->content, t->next_tool),
-                       ev->content ? ev->content : json_array(), ev->is_error);
+                       ev->content ? ev->content : json_array(), ev->structured, ev->is_error);
             t->next_tool++;
             run_next_tool(t);
         }

@@ -56,7 +56,8 @@ typedef struct {
     size_t history_bytes;
     turn_store_kind store;
     const prov_result *res;
-    json_t *content; /* TURN_EV_TOOL: MCP content items */
+    json_t *content;    /* TURN_EV_TOOL: MCP content items (stolen) */
+    json_t *structured; /* TURN_EV_TOOL: MCP structuredContent (stolen), or NULL */
     bool is_error;
     turn_permission answer; /* TURN_EV_ANSWER: TURN_ALLOW or TURN_DENY */
 } turn_ev;

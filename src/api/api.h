@@ -50,6 +50,13 @@ void api_message_stream(http_req *r);
 void api_session_events(http_req *r);
 void api_session_cancel(http_req *r);
 void api_tool_confirm(http_req *r);
+void api_session_patch(http_req *r);
+void api_session_extensions_get(http_req *r);
+void api_session_extensions_add(http_req *r);
+void api_session_extensions_remove(http_req *r);
+/* The session settings a create body asks for ("execution_mode", "extensions"): 1 and *out (the
+ * caller owns it), 0 when it asks for none, -1 when an error was answered. */
+int api_session_settings_from_body(http_req *r, json_t *body, json_t **out);
 void api_session_stream(http_req *r); /* the WebSocket, stream_ws.c */
 void api_providers_list(http_req *r);
 void api_providers_current(http_req *r);

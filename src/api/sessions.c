@@ -104,6 +104,7 @@ static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
 struct create_state {
     http_req *r;
     store_session s;
+    json_t *settings; /* the session's own settings, stored once it exists; or NULL */
     gd_err e;
     char err[256];
 };
@@ -119,8 +120,13 @@ static void create_done(void *ud, gd_err e, const char *msg)
 static void create_finish(http_req *r)
 {
     struct create_state *cs = http_state(r, sizeof *cs);
+    app *a = http_app(r);
+    json_t *settings = cs->settings;
+    cs->settings = NULL;
+    if (!cs->e && settings) cs->e = a->st->ops->session_settings_set(a->st, cs->s.id, settings);
+    json_decref(settings);
     if (cs->e) {
-        api_store_error(r, cs->e, cs->s.id, cs->err);
+        api_store_error(r, cs->e, cs->s.id, cs->err[0] ? cs->err : NULL);
         return;
     }
     char loc[64];
@@ -147,6 +153,7 @@ void api_session_create(http_req *r)
         return;
     }
     if (!working_dir(r, body, s->working_dir)) return;
+    if (api_session_settings_from_body(r, body, &cs->settings) < 0) return;
     snprintf(s->name, sizeof s->name, "%s", name ? name : DEFAULT_NAME);
     ids_uuid4(s->id);
     http_suspend(r, create_finish);

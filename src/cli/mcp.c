@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "config/config.h"
+#include "config/secrets.h"
 #include "core/log.h"
+#include "extensions/ext_config.h"
 #include "extensions/mcp/mcp.h"
 #include "extensions/sandbox.h"
 
@@ -323,6 +326,50 @@ static int usage_error(const char *fmt, ...)
 }
 
 /* "mcp" from a command (its base name) or a URL (its host), for the log's tags. */
+/* The checked config of the extension called name in config.yaml (found as goosed finds it:
+ * --config is not taken here, GOOSE_CONFIG_DIR and HOME are), with env_keys resolved from
+ * secrets.yaml; NULL with a message on stderr. */
+static json_t *configured_extension(const char *name)
+{
+    static config cfg;
+    cfg_action action;
+    char err[1024];
+    char *argv[] = {"goosed", NULL};
+    if (config_load(&cfg, 1, argv, &action, err, sizeof err) != GD_OK) {
+        fprintf(stderr, "goosed mcp: %s\n", err);
+        return NULL;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", cfg.config_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    if (dir[0] && secrets_load(dir, err, sizeof err) != GD_OK)
+        fprintf(stderr, "goosed mcp: %s (ignored)\n", err);
+    char key[EXT_KEY_MAX + 1];
+    if (ext_name_key(name, key, sizeof key, err, sizeof err) != GD_OK) {
+        fprintf(stderr, "goosed mcp: %s\n", err);
+        return NULL;
+    }
+    ext_set *set = ext_set_load(&cfg);
+    json_t *snap = set ? ext_set_snapshot(set, NULL) : NULL;
+    json_t *x = json_incref(json_object_get(snap, key));
+    json_decref(snap);
+    ext_set_free(set);
+    const char *refused = json_string_value(json_object_get(x, "refused"));
+    if (!x)
+        fprintf(stderr, "goosed mcp: no extension '%s' in %s\n", key,
+                cfg.config_file[0] ? cfg.config_file : "config.yaml (there is none)");
+    else if (refused)
+        fprintf(stderr, "goosed mcp: %s: %s\n", key, refused);
+    else if (!ext_config_supported(x) ||
+             !strcmp(json_string_value(json_object_get(x, "type")) ?: "", "builtin"))
+        fprintf(stderr, "goosed mcp: %s is not an MCP server goosed can start\n", key);
+    else
+        return x;
+    json_decref(x);
+    return NULL;
+}
+
 static void target_name(const char *s, bool url, char *out, size_t n)
 {
     const char *b = s;
@@ -412,8 +459,14 @@ static int mcp_main(cli *c, int argc, char **argv)
         }
     }
     if (cmd_at >= 0 && cmd_at >= argc) return usage_error("%s", "-- must be followed by a command");
-    if (cmd_at < 0 && !url)
-        return usage_error("%s", "no server: give -- COMMAND [ARGS...], a URL or --sse URL");
+    const char *ext_name = NULL; /* the target is an extension of config.yaml */
+    if (cmd_at < 0 && !url && npos && c->mode != M_CONFORMANCE) {
+        ext_name = pos[0];
+        memmove(pos, pos + 1, --npos * sizeof *pos);
+    }
+    if (cmd_at < 0 && !url && !ext_name)
+        return usage_error("%s", "no server: give -- COMMAND [ARGS...], a URL, --sse URL or the "
+                                 "name of an extension in config.yaml");
     if (cmd_at >= 0 && url) return usage_error("%s", "give either a command or a URL, not both");
     if (c->mode == M_TOOLS && npos) return usage_error("unexpected argument '%s'", pos[0]);
     if (c->mode == M_CONFORMANCE && npos) return usage_error("unexpected argument '%s'", pos[0]);
@@ -436,17 +489,22 @@ static int mcp_main(cli *c, int argc, char **argv)
     if (log_configure(rl && rl[0] ? rl : "error", lerr, sizeof lerr) != GD_OK)
         log_configure("error", lerr, sizeof lerr);
 
+    json_t *cfg = NULL;
+    if (ext_name && !(cfg = configured_extension(ext_name))) return 1;
     char name[EXT_NAME_MAX];
-    target_name(url ? url : argv[cmd_at], url != NULL, name, sizeof name);
-    json_t *cfg = json_pack("{s:s, s:s, s:[], s:O, s:O, s:{}, s:[], s:f}", "name", name, "type",
-                            url ? (sse ? "sse" : "streamable_http") : "stdio", "args", "envs", envs,
-                            "env_keys", env_keys, "headers", "available_tools", "timeout",
-                            timeout > 0 ? timeout : 300.0);
+    if (!ext_name) target_name(url ? url : argv[cmd_at], url != NULL, name, sizeof name);
+    if (!cfg)
+        cfg = json_pack("{s:s, s:s, s:[], s:O, s:O, s:{}, s:[], s:f}", "name", name, "type",
+                        url ? (sse ? "sse" : "streamable_http") : "stdio", "args", "envs", envs,
+                        "env_keys", env_keys, "headers", "available_tools", "timeout",
+                        timeout > 0 ? timeout : 300.0);
     if (!cfg) {
         fprintf(stderr, "goosed mcp: out of memory\n");
         return 1;
     }
-    if (url) {
+    if (ext_name) {
+        /* as configured */
+    } else if (url) {
         json_object_set_new(cfg, "uri", json_string(url));
     } else {
         json_object_set_new(cfg, "cmd", json_string(argv[cmd_at]));

@@ -155,6 +155,9 @@ unsigned registry_tools_gen(ext_registry *r);
 /* Whether the call of full_name with args only reads (extension_ops.read_only, else the tool's
  * readOnlyHint); false for an unknown tool. */
 bool registry_read_only(ext_registry *r, const char *full_name, json_t *args);
+/* The extensions, in the order added: registry_get(r, i) for i < registry_count(r). */
+size_t registry_count(ext_registry *r);
+extension *registry_get(ext_registry *r, size_t i);
 /* The extension called name, or NULL. */
 extension *registry_find(ext_registry *r, const char *name);
 /* Every tool of every extension in the providers' shape: a new array of {"name":

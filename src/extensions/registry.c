@@ -84,6 +84,16 @@ gd_err registry_add(ext_registry *r, extension *x)
     return GD_OK;
 }
 
+size_t registry_count(ext_registry *r)
+{
+    return r ? r->n : 0;
+}
+
+extension *registry_get(ext_registry *r, size_t i)
+{
+    return i < r->n ? r->xs[i] : NULL;
+}
+
 extension *registry_find(ext_registry *r, const char *name)
 {
     return find(r, name, strlen(name));

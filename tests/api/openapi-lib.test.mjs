@@ -127,7 +127,7 @@ test('204 must be empty; errors, 404, 405, OPTIONS and /status', () => {
   ok({ method: 'PUT', path: '/api/sessions', status: 405, headers: { ...rid, 'Content-Type': JSON_CT, Allow: 'GET, HEAD, POST, OPTIONS' }, body: e405 });
   bad({ method: 'PUT', path: '/api/sessions', status: 405, headers: { ...rid, 'Content-Type': JSON_CT, Allow: 'GET, OPTIONS' }, body: e405 }, /Allow/);
   bad({ method: 'PUT', path: '/api/sessions', status: 200, headers: rid, body: '' }, /method PUT is not documented/);
-  ok({ method: 'OPTIONS', path: `/api/sessions/${ID}`, status: 204, headers: { ...rid, Allow: 'GET, HEAD, DELETE, OPTIONS' }, body: '' });
+  ok({ method: 'OPTIONS', path: `/api/sessions/${ID}`, status: 204, headers: { ...rid, Allow: 'GET, HEAD, DELETE, PATCH, OPTIONS' }, body: '' });
   ok({ method: 'GET', path: '/status', status: 200, headers: { ...rid, 'Content-Type': 'text/plain; charset=utf-8' }, body: 'ok' });
   ok({ method: 'HEAD', path: '/status', status: 200, headers: { ...rid, 'Content-Type': 'text/plain; charset=utf-8' }, body: '' });
   bad({ method: 'GET', path: '/status', status: 200, headers: { ...rid, 'Content-Type': JSON_CT }, body: '"ok"' }, /not documented/);

@@ -55,6 +55,9 @@ typedef struct mcp_call {
     bool finished;
     ext_result res;
     loop_timer *post;
+    json_t *args; /* kept to send the call again once, in a new MCP session */
+    bool retried; /* sent again already */
+    bool waiting; /* for the new session to be initialized */
 } mcp_call;
 
 struct mcp_ext {
@@ -416,9 +419,52 @@ static void on_notify(void *ud, const char *method, json_t *params)
     }
 }
 
+static bool call_send(mcp_ext *x, mcp_call *c);
+
+/* The new MCP session after an expired one is up (or failed): the calls it interrupted are
+ * sent again, or fail. */
+static void resend_waiting(void *ud, gd_err e, const char *why)
+{
+    mcp_ext *x = ud;
+    for (mcp_call *c = x->calls; c; c = c->next) {
+        if (!c->waiting) continue;
+        c->waiting = false;
+        if (e)
+            call_fail(c, "%s__%s failed: %s", x->base.name, c->tool, why ? why : "");
+        else if (!call_send(x, c))
+            call_fail(c, "%s__%s: out of memory sending the call again", x->base.name, c->tool);
+    }
+}
+
 static void on_closed(void *ud, gd_err e, const char *why)
 {
     mcp_ext *x = ud;
+    if (e == GD_ENOTFOUND && x->st == EXT_RUNNING) {
+        /* The server forgot our session (streamable HTTP's 404): a new one is initialized at
+         * once (no backoff: nothing crashed), and each interrupted call is sent again, once. */
+        log_info(LOG_MOD, "%s: the server %s: initializing a new session", x->base.name, why);
+        for (mcp_call *c = x->calls; c; c = c->next) {
+            if (c->finished || c->waiting) continue;
+            if (c->retried) {
+                call_fail(c, "%s__%s failed: the server %s twice", x->base.name, c->tool, why);
+                continue;
+            }
+            c->retried = c->waiting = true;
+            c->id = 0;
+        }
+        mcp_rpc_close(x->rpc);
+        x->rpc = NULL;
+        waiter *w = calloc(1, sizeof *w);
+        if (w) {
+            w->done = resend_waiting;
+            w->ud = x;
+            w->next = x->waiters;
+            x->waiters = w;
+        }
+        begin(x);
+        if (!w) resend_waiting(x, GD_ENOMEM, "out of memory");
+        return;
+    }
     if (x->st == EXT_STARTING) {
         start_failed(x, "the server %s", why);
         return;
@@ -445,6 +491,7 @@ static void call_post(void *ud)
     ext_result res = c->res;
     ext_done done = c->done;
     void *dud = c->ud;
+    json_decref(c->args);
     free(c);
     done(dud, &res);
 }
@@ -454,6 +501,7 @@ static void call_finish(mcp_call *c, json_t *content, bool is_error, json_t *str
     mcp_ext *x = (mcp_ext *)c->base.x;
     if (c->id && x->rpc) mcp_rpc_forget(x->rpc, c->id);
     c->id = 0;
+    c->waiting = false;
     c->finished = true;
     c->res.content = content ? content : json_array();
     if (!c->res.content) c->res = ext_text_result("", true);
@@ -564,16 +612,23 @@ static ext_call *x_call(extension *base, const char *tool, json_t *args, const e
         call_fail(c, "%s__%s: the arguments must be a JSON object", x->base.name, tool);
         return &c->base;
     }
-    json_t *params =
-        json_pack("{s:s, s:o, s:{s:s}}", "name", tool, "arguments",
-                  args ? json_incref(args) : json_object(), "_meta", "progressToken", c->token);
-    if (!params ||
-        !(c->id = mcp_rpc_request(x->rpc, "tools/call", params, c->timeout_ms, on_call, c))) {
+    c->args = args ? json_incref(args) : json_object();
+    if (!c->args || !call_send(x, c)) {
         x->calls = c->next;
+        json_decref(c->args);
         free(c);
         return NULL;
     }
     return &c->base;
+}
+
+/* Sends c's tools/call; false when out of memory. */
+static bool call_send(mcp_ext *x, mcp_call *c)
+{
+    json_t *params = json_pack("{s:s, s:O, s:{s:s}}", "name", c->tool, "arguments", c->args,
+                               "_meta", "progressToken", c->token);
+    return params &&
+           (c->id = mcp_rpc_request(x->rpc, "tools/call", params, c->timeout_ms, on_call, c));
 }
 
 static void x_cancel(ext_call *base)
@@ -619,6 +674,7 @@ static void x_close(extension *base)
             json_decref(c->res.content);
             json_decref(c->res.structured);
         }
+        json_decref(c->args);
         free(c);
     }
     mcp_rpc_close(x->rpc);

@@ -109,7 +109,7 @@ static void session_headers(http_t *t, const char **lines, size_t *n, char *ver,
 static bool session_gone(http_t *t, mcp_req *r)
 {
     if (r->status != 404 || !t->session) return false;
-    mcp_http_fail(&t->b, GD_ENOTFOUND, "the server ended the MCP session");
+    mcp_http_fail(&t->b, GD_ENOTFOUND, "ended the MCP session (HTTP 404)");
     return true;
 }
 

@@ -27,7 +27,7 @@ static void on_post_done(mcp_req *r, CURLcode code)
     if (t->b.failed) {
         /* the end is on its way */
     } else if (r->status == 404) {
-        mcp_http_fail(&t->b, GD_ENOTFOUND, "the server ended the MCP session");
+        mcp_http_fail(&t->b, GD_ENOTFOUND, "ended the MCP session (HTTP 404)");
     } else if (code != CURLE_OK && !r->status) {
         mcp_http_fail(&t->b, GD_EIO, "%s", why);
     } else if (code != CURLE_OK || r->status < 200 || r->status > 299) {
@@ -79,7 +79,7 @@ static void on_stream_done(mcp_req *r, CURLcode code)
     if (r->stream_err)
         mcp_http_fail(&t->b, r->stream_err == GD_ENOMEM ? GD_ENOMEM : GD_EPROTO, "%s", why);
     else if (r->status == 404)
-        mcp_http_fail(&t->b, GD_ENOTFOUND, "the server ended the MCP session");
+        mcp_http_fail(&t->b, GD_ENOTFOUND, "ended the MCP session (HTTP 404)");
     else if ((code != CURLE_OK && !r->status) || r->status < 200 || r->status > 299)
         mcp_http_fail(&t->b, GD_EIO, "%s", why);
     else if (!r->sse)

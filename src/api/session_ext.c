@@ -1,0 +1,329 @@
+/* A session's own settings: its execution mode (PATCH /api/sessions/{id}) and the extensions it
+ * adds to, or removes from, the configured ones (GET/POST/DELETE /api/sessions/{id}/extensions;
+ * also when the session is created). Kept in the store beside the session:
+ *
+ *   {"execution_mode": "approve",
+ *    "extensions": {"add": {name: checked config}, "remove": [name]}}
+ *
+ * A change applies to the session's next reply. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "extensions/allowlist.h"
+
+/* One read-modify-write of a session's settings at a time (they change rarely). */
+static pthread_mutex_t settings_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The configured extension called key, or NULL (a new reference). */
+static json_t *configured(app *a, const char *key)
+{
+    json_t *snap = a->exts ? ext_set_snapshot(a->exts, NULL) : NULL;
+    json_t *cfg = json_incref(json_object_get(snap, key));
+    json_decref(snap);
+    return cfg;
+}
+
+/* settings.extensions, made when missing (borrowed from settings). */
+static json_t *own_extensions(json_t *settings)
+{
+    json_t *x = json_object_get(settings, "extensions");
+    if (!json_is_object(x)) {
+        x = json_pack("{s:{}, s:[]}", "add", "remove");
+        if (!x || json_object_set_new(settings, "extensions", x)) return NULL;
+    }
+    if (!json_is_object(json_object_get(x, "add"))) json_object_set_new(x, "add", json_object());
+    if (!json_is_array(json_object_get(x, "remove")))
+        json_object_set_new(x, "remove", json_array());
+    return x;
+}
+
+static void unremove(json_t *own, const char *key)
+{
+    json_t *rm = json_object_get(own, "remove");
+    for (size_t i = json_array_size(rm); i-- > 0;)
+        if (!strcmp(json_string_value(json_array_get(rm, i)) ?: "", key)) json_array_remove(rm, i);
+}
+
+/* Applies one entry {"name", "config"?, "enabled"?} to settings: a config adds a session-only
+ * extension (checked, and allowed by GOOSE_ALLOWLIST); a bare name enables a configured one for
+ * this session; "enabled": false removes it. 0, or the HTTP status of the error (msg says why). */
+static int apply_entry(app *a, json_t *settings, json_t *entry, char *msg, size_t len)
+{
+    json_t *jn = json_object_get(entry, "name"), *jc = json_object_get(entry, "config");
+    json_t *je = json_object_get(entry, "enabled");
+    if (!json_is_object(entry) || !json_is_string(jn)) {
+        snprintf(msg, len, "extensions: each entry needs a \"name\" (a string)");
+        return 400;
+    }
+    if ((jc && !json_is_object(jc)) || (je && !json_is_boolean(je))) {
+        snprintf(msg, len, "%s: %s", jc && !json_is_object(jc) ? "config" : "enabled",
+                 jc && !json_is_object(jc) ? "must be an object" : "must be a boolean");
+        return 400;
+    }
+    char key[EXT_KEY_MAX + 1];
+    if (ext_name_key(json_string_value(jn), key, sizeof key, msg, len)) return 400;
+    json_t *own = own_extensions(settings);
+    if (!own) {
+        snprintf(msg, len, "out of memory");
+        return 500;
+    }
+    json_t *add = json_object_get(own, "add");
+    if (json_is_false(je)) { /* off for this session */
+        bool known = json_object_get(add, key) != NULL;
+        json_object_del(add, key);
+        json_t *cfg = configured(a, key);
+        if (cfg) {
+            unremove(own, key);
+            json_array_append_new(json_object_get(own, "remove"), json_string(key));
+        }
+        json_decref(cfg);
+        if (!known && !cfg) {
+            snprintf(msg, len, "extension '%s' is neither configured nor added to this session",
+                     key);
+            return 404;
+        }
+        return 0;
+    }
+    json_t *cfg = jc ? ext_config_check(key, jc, msg, len) : configured(a, key);
+    if (!cfg) {
+        if (jc) return 400;
+        snprintf(msg, len,
+                 "extension '%s' is not configured: give its \"config\" to add it to this session",
+                 key);
+        return 404;
+    }
+    if (!ext_config_supported(cfg)) {
+        snprintf(msg, len, "%s: type %s is not supported by goosed", key,
+                 json_string_value(json_object_get(cfg, "type")) ?: "?");
+        json_decref(cfg);
+        return 400;
+    }
+    if (allowlist_check(cfg, msg, len) != GD_OK) {
+        json_decref(cfg);
+        return 403;
+    }
+    unremove(own, key);
+    json_t *conf = configured(a, key);
+    bool plain = !jc && conf && json_is_true(json_object_get(conf, "enabled"));
+    json_decref(conf);
+    if (plain) { /* enabled in config.yaml already: not removing it is enough */
+        json_object_del(add, key);
+        json_decref(cfg);
+        return 0;
+    }
+    /* a copy: the configured one belongs to the set's snapshot, which is never modified */
+    json_t *mine = json_deep_copy(cfg);
+    json_decref(cfg);
+    if (!mine || json_object_set_new(mine, "enabled", json_true()) ||
+        json_object_set_new(add, key, mine)) {
+        snprintf(msg, len, "out of memory");
+        return 500;
+    }
+    return 0;
+}
+
+static const char *code_of(int status)
+{
+    return status == 403 ? "forbidden" : status == 404 ? "not_found" : "bad_request";
+}
+
+int api_session_settings_from_body(http_req *r, json_t *body, json_t **out)
+{
+    app *a = http_app(r);
+    *out = NULL;
+    json_t *mode = json_object_get(body, "execution_mode");
+    json_t *exts = json_object_get(body, "extensions");
+    if (!mode && !exts) return 0;
+    json_t *settings = json_object();
+    char msg[512];
+    int status = settings ? 0 : 500;
+    if (!status && mode && !json_is_null(mode)) {
+        if (exec_mode_parse(json_string_value(mode)) < 0) {
+            snprintf(msg, sizeof msg,
+                     "execution_mode: expected auto, approve, smart_approve (or smart_approval) "
+                     "or chat");
+            status = 400;
+        } else {
+            json_object_set_new(settings, "execution_mode",
+                                json_string(exec_mode_name(exec_mode_parse(json_string_value(mode)))));
+        }
+    }
+    if (!status && exts && !json_is_array(exts)) {
+        snprintf(msg, sizeof msg, "extensions: must be a list of {\"name\", \"config\"?, "
+                                  "\"enabled\"?}");
+        status = 400;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(exts, i, e)
+    {
+        if (status) break;
+        status = apply_entry(a, settings, e, msg, sizeof msg);
+    }
+    if (status) {
+        json_decref(settings);
+        if (status == 500)
+            http_reply_error(r, 500, "internal", "out of memory");
+        else
+            http_reply_error(r, status, code_of(status), "%s", msg);
+        return -1;
+    }
+    *out = settings;
+    return 1;
+}
+
+/* The session's effective extensions: [{name, type, source, enabled}]. */
+static json_t *effective(app *a, json_t *settings)
+{
+    json_t *snap = a->exts ? ext_set_snapshot(a->exts, NULL) : NULL;
+    json_t *own = json_object_get(settings, "extensions");
+    json_t *add = json_object_get(own, "add");
+    json_t *out = json_array();
+    const char *k;
+    json_t *cfg;
+    json_object_foreach(snap, k, cfg)
+    {
+        if (json_object_get(add, k)) continue;
+        bool on = json_is_true(json_object_get(cfg, "enabled")) && ext_config_supported(cfg) &&
+                  !json_object_get(cfg, "refused");
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(own, "remove"), i, v) if (!strcmp(
+            json_string_value(v) ?: "", k)) on = false;
+        json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type",
+                                             json_object_get(cfg, "type"), "source", "config",
+                                             "enabled", on));
+    }
+    json_object_foreach(add, k, cfg)
+        json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type",
+                                             json_object_get(cfg, "type"), "source", "session",
+                                             "enabled", 1));
+    json_decref(snap);
+    return out;
+}
+
+static void reply_settings(http_req *r, json_t *settings)
+{
+    app *a = http_app(r);
+    json_t *mode = json_object_get(settings, "execution_mode");
+    http_reply_json(r, 200,
+                    json_pack("{s:O, s:s, s:o}", "execution_mode", mode ? mode : json_null(),
+                              "effective_mode",
+                              mode ? json_string_value(mode) : exec_mode_name(agent_mode(a->agent)),
+                              "extensions", effective(a, settings)));
+}
+
+/* Reads the settings (404 and false when the session does not exist). */
+static bool read_settings(http_req *r, const char *sid, json_t **out)
+{
+    app *a = http_app(r);
+    gd_err e = a->st->ops->session_settings_get(a->st, sid, out);
+    if (e) api_store_error(r, e, sid, NULL);
+    return !e;
+}
+
+static bool write_settings(http_req *r, const char *sid, json_t *settings)
+{
+    app *a = http_app(r);
+    gd_err e = a->st->ops->session_settings_set(a->st, sid, settings);
+    if (e) api_store_error(r, e, sid, NULL);
+    return !e;
+}
+
+void api_session_extensions_get(http_req *r)
+{
+    json_t *settings;
+    if (!read_settings(r, http_param(r, 0), &settings)) return;
+    reply_settings(r, settings);
+    json_decref(settings);
+}
+
+/* POST {"name", "config"?, "enabled"?} or a list of them. */
+void api_session_extensions_add(http_req *r)
+{
+    const char *sid = http_param(r, 0);
+    json_t *body = http_body(r);
+    json_t *list = json_is_array(body) ? json_incref(body) : json_pack("[O]", body);
+    json_t *settings = NULL;
+    pthread_mutex_lock(&settings_mu);
+    if (!list) {
+        http_reply_error(r, 500, "internal", "out of memory");
+    } else if (read_settings(r, sid, &settings)) {
+        char msg[512];
+        int status = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e)
+        {
+            if ((status = apply_entry(http_app(r), settings, e, msg, sizeof msg))) break;
+        }
+        if (status)
+            http_reply_error(r, status, code_of(status), "%s", msg);
+        else if (write_settings(r, sid, settings))
+            reply_settings(r, settings);
+    }
+    pthread_mutex_unlock(&settings_mu);
+    json_decref(list);
+    json_decref(settings);
+}
+
+void api_session_extensions_remove(http_req *r)
+{
+    const char *sid = http_param(r, 0);
+    json_t *entry = json_pack("{s:s, s:b}", "name", http_param(r, 1), "enabled", 0);
+    json_t *settings = NULL;
+    pthread_mutex_lock(&settings_mu);
+    if (entry && read_settings(r, sid, &settings)) {
+        char msg[512];
+        int status = apply_entry(http_app(r), settings, entry, msg, sizeof msg);
+        if (status)
+            http_reply_error(r, status, code_of(status), "%s", msg);
+        else if (write_settings(r, sid, settings))
+            http_reply_empty(r, 204);
+    } else if (!entry) {
+        http_reply_error(r, 500, "internal", "out of memory");
+    }
+    pthread_mutex_unlock(&settings_mu);
+    json_decref(entry);
+    json_decref(settings);
+}
+
+/* PATCH /api/sessions/{id} {"execution_mode": mode | null}. */
+void api_session_patch(http_req *r)
+{
+    const char *sid = http_param(r, 0);
+    json_t *body = http_body(r);
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) if (strcmp(k, "execution_mode"))
+    {
+        http_reply_error(r, 400, "bad_request",
+                         "%.64s: unknown setting (PATCH takes execution_mode)", k);
+        return;
+    }
+    json_t *mode = json_object_get(body, "execution_mode");
+    if (!mode) {
+        http_reply_error(r, 400, "bad_request", "execution_mode: required (a mode, or null)");
+        return;
+    }
+    int m = json_is_null(mode) ? -2 : exec_mode_parse(json_string_value(mode));
+    if (m == -1) {
+        http_reply_error(r, 400, "bad_request",
+                         "execution_mode: expected auto, approve, smart_approve (or "
+                         "smart_approval), chat, or null for the server's");
+        return;
+    }
+    json_t *settings;
+    pthread_mutex_lock(&settings_mu);
+    if (read_settings(r, sid, &settings)) {
+        if (m == -2)
+            json_object_del(settings, "execution_mode");
+        else
+            json_object_set_new(settings, "execution_mode", json_string(exec_mode_name(m)));
+        if (write_settings(r, sid, settings)) reply_settings(r, settings);
+        json_decref(settings);
+    }
+    pthread_mutex_unlock(&settings_mu);
+}

@@ -1,0 +1,206 @@
+// MCP extensions in replies: a server from config.yaml (the real Goose's format) whose tools the
+// model calls through goosed — server-everything over stdio (echo, progress, structured content,
+// the environment it was given, the roots it is told) and server-filesystem on a temporary
+// directory — plus extensions per session, and the status the extension list reports.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, stopAndCheck, tempDir, REPO } from './lib/server.mjs';
+import { get, post, del, request, assertError } from './lib/http.mjs';
+import { startFake } from '../fakes/lib.mjs';
+import { watch } from './lib/events.mjs';
+
+const KEY = 'sk-mcp-agent-secret-0123';
+const EVERYTHING = path.join(REPO, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+const FILESYSTEM = path.join(REPO, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
+
+const env = (fake, extra = {}) => ({ GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ...extra });
+
+function configYaml(fsDir) {
+  return `# my goose config
+GOOSE_MODEL: gpt-test
+extensions:
+  developer:
+    bundled: true
+    display_name: Developer
+    enabled: true
+    name: developer
+    timeout: 300
+    type: builtin
+  everything:
+    enabled: true
+    name: everything
+    type: stdio
+    cmd: ${process.execPath}
+    args:
+    - ${EVERYTHING}
+    - stdio
+    envs:
+      EVERYTHING_MODE: test
+    timeout: 30
+  files:
+    enabled: false
+    name: files
+    type: stdio
+    cmd: ${process.execPath}
+    args: [${FILESYSTEM}, ${fsDir}]
+`;
+}
+
+async function newSession(srv, dir, extra = {}) {
+  const r = await post(srv, '/api/sessions', { name: 'mcp', working_directory: dir, ...extra });
+  assert.equal(r.status, 201, r.text);
+  return r.body.id;
+}
+
+const call = (id, name, args) => ({ tool_calls: [{ id, name, arguments: args }] });
+
+async function toolMessages(fake) {
+  return (await fake.requests('openai')).at(-1).body.messages.filter((m) => m.role === 'tool');
+}
+
+describe('an MCP server from config.yaml in a reply', () => {
+  let fake, srv, dir, fsDir;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    dir = tempDir('goosed-mcp-cwd-');
+    fsDir = tempDir('goosed-mcp-fs-');
+    writeFileSync(path.join(fsDir, 'hello.txt'), 'hello from the filesystem server\n');
+    srv = await startServer({ env: env(fake), configYaml: configYaml(fsDir) });
+  });
+  after(async () => {
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  it('offers its tools to the model and runs them: echo, with the result the model sees', async () => {
+    const sid = await newSession(srv, dir);
+    await fake.script([call('e1', 'everything__echo', { message: 'hi there' }), { text: 'echoed' }]);
+    const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'echo it' });
+    assert.equal(r.status, 200, r.text);
+    const reqs = await fake.requests('openai');
+    const names = reqs.at(-2).body.tools.map((t) => t.function.name);
+    assert.ok(names.includes('everything__echo') && names.includes('everything__get-sum'), names.join(','));
+    assert.ok(names.includes('developer__shell'));
+    assert.ok(!names.some((n) => n.startsWith('files__')), 'a disabled extension offers nothing');
+    const tools = await toolMessages(fake);
+    assert.match(JSON.stringify(tools[0].content), /Echo: hi there/);
+  });
+
+  it('forwards progress as tool_progress events and keeps structuredContent', async () => {
+    const sid = await newSession(srv, dir);
+    const w = await watch(srv, sid);
+    await fake.script([
+      call('p1', 'everything__trigger-long-running-operation', { duration: 0.3, steps: 3 }),
+      call('s1', 'everything__get-structured-content', { location: 'Chicago' }),
+      { text: 'done' },
+    ]);
+    const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'work' });
+    assert.equal(r.status, 200, r.text);
+    const seen = await w.until('message_complete');
+    w.close();
+    const progress = seen.filter((e) => e.event === 'tool_progress').map((e) => JSON.parse(e.data));
+    assert.ok(progress.length >= 2, `progress events: ${JSON.stringify(progress)}`);
+    assert.equal(progress[0].id, 'p1');
+    assert.equal(progress[0].tool, 'everything__trigger-long-running-operation');
+    assert.ok(progress.every((p) => p.total === 3));
+    const structured = seen.filter((e) => e.event === 'tool_result').map((e) => JSON.parse(e.data)).find((d) => d.id === 's1');
+    assert.equal(typeof structured.structured_content.temperature, 'number');
+    const hist = await get(srv, `/api/sessions/${sid}/messages`);
+    const stored = hist.body.flatMap((m) => m.content).find((c) => c.type === 'tool_response' && c.id === 's1');
+    assert.deepEqual(stored.structured_content, structured.structured_content, 'stored with the result');
+  });
+
+  it('gives the server its envs and a safe environment: no provider key', async () => {
+    const sid = await newSession(srv, dir);
+    await fake.script([call('v1', 'everything__get-env', {}), { text: 'seen' }]);
+    assert.equal((await post(srv, `/api/sessions/${sid}/messages`, { content: 'env' })).status, 200);
+    const text = JSON.stringify((await toolMessages(fake))[0].content);
+    assert.match(text, /EVERYTHING_MODE/);
+    assert.ok(!text.includes(KEY) && !text.includes('OPENAI_API_KEY'), 'the provider key never reaches a server');
+  });
+
+  it('answers roots/list with the session\'s working directory', async () => {
+    const sid = await newSession(srv, dir);
+    await fake.script([call('r1', 'everything__get-roots-list', {}), { text: 'roots' }]);
+    assert.equal((await post(srv, `/api/sessions/${sid}/messages`, { content: 'roots' })).status, 200);
+    assert.match(JSON.stringify((await toolMessages(fake))[0].content), new RegExp(`file://${dir}`));
+  });
+
+  it('reports the extension running with its tools once a session used it', async () => {
+    const list = await get(srv, '/api/extensions');
+    const ev = list.body.extensions.find((x) => x.name === 'everything');
+    assert.equal(ev.status, 'running');
+    assert.ok(ev.tools.some((t) => t.name === 'echo'));
+    assert.equal(list.body.extensions.find((x) => x.name === 'files').enabled, false);
+  });
+
+  it('adds an extension to one session only, and removes one from it', async () => {
+    // server-filesystem serves the roots its client names: goosed names the session's directory
+    const a = await newSession(srv, fsDir, { extensions: [{ name: 'files' }, { name: 'everything', enabled: false }] });
+    const b = await newSession(srv, dir);
+    const got = await get(srv, `/api/sessions/${a}/extensions`);
+    assert.equal(got.status, 200, got.text);
+    const byName = Object.fromEntries(got.body.extensions.map((x) => [x.name, x]));
+    assert.equal(byName.files.enabled, true);
+    assert.equal(byName.everything.enabled, false);
+    await fake.script([call('f1', 'files__read_text_file', { path: path.join(fsDir, 'hello.txt') }), { text: 'read' }]);
+    assert.equal((await post(srv, `/api/sessions/${a}/messages`, { content: 'read' })).status, 200);
+    const reqs = await fake.requests('openai');
+    const names = reqs.at(-2).body.tools.map((t) => t.function.name);
+    assert.ok(names.includes('files__read_text_file') && !names.some((n) => n.startsWith('everything__')), names.join(','));
+    assert.match(JSON.stringify((await toolMessages(fake))[0].content), /hello from the filesystem server/);
+    // the other session is as configured
+    await fake.script([{ text: 'plain' }]);
+    assert.equal((await post(srv, `/api/sessions/${b}/messages`, { content: 'hi' })).status, 200);
+    const bnames = (await fake.requests('openai')).at(-1).body.tools.map((t) => t.function.name);
+    assert.ok(bnames.includes('everything__echo') && !bnames.some((n) => n.startsWith('files__')), bnames.join(','));
+    // removed from session a: the next reply has no files tools
+    assert.equal((await del(srv, `/api/sessions/${a}/extensions/files`)).status, 204);
+    await fake.script([{ text: 'none' }]);
+    assert.equal((await post(srv, `/api/sessions/${a}/messages`, { content: 'again' })).status, 200);
+    const anames = ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
+    assert.ok(!anames.some((n) => n.startsWith('files__')), anames.join(','));
+    // errors
+    assertError(await post(srv, `/api/sessions/${a}/extensions`, { name: 'nope' }), 404, 'not_found', /nope/);
+    assertError(await post(srv, `/api/sessions/${a}/extensions`, { name: 'x', config: { type: 'stdio' } }), 400, 'bad_request', /cmd/);
+    assertError(await del(srv, `/api/sessions/${a}/extensions/nope`), 404, 'not_found');
+    assertError(await post(srv, '/api/sessions', { working_directory: dir, execution_mode: 'yolo' }), 400, 'bad_request', /execution_mode/);
+  });
+
+  it('PATCH /api/sessions/{id} sets the session\'s own mode', async () => {
+    const sid = await newSession(srv, dir);
+    const r = await request(srv, 'PATCH', `/api/sessions/${sid}`, { json: { execution_mode: 'chat' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.effective_mode, 'chat');
+    await fake.script([{ text: 'chatting' }]);
+    assert.equal((await post(srv, `/api/sessions/${sid}/messages`, { content: 'hi' })).status, 200);
+    const last = (await fake.requests('openai')).at(-1).body;
+    assert.ok(!last.tools || last.tools.length === 0);
+    assertError(await request(srv, 'PATCH', `/api/sessions/${sid}`, { json: { execution_mode: 'loud' } }), 400, 'bad_request');
+    assertError(await request(srv, 'PATCH', `/api/sessions/${sid}`, { json: { name: 'x' } }), 400, 'bad_request', /name/);
+  });
+});
+
+describe('a broken MCP server in a reply', () => {
+  it('a server that exits at start gives the model no tools from it, and the reply still works', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({
+      env: env(fake),
+      configYaml: `extensions:\n  dead:\n    enabled: true\n    type: stdio\n    name: dead\n    cmd: /bin/false\n  developer: {enabled: true, type: builtin, name: developer}\n`,
+    });
+    try {
+      const sid = await newSession(srv, srv.home);
+      await fake.script([call('d1', 'dead__anything', {}), { text: 'fine' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'go' });
+      assert.equal(r.status, 200, r.text);
+      assert.match(JSON.stringify((await toolMessages(fake))[0].content), /unknown tool/);
+      const ext = (await get(srv, '/api/extensions')).body.extensions.find((x) => x.name === 'dead');
+      assert.equal(ext.status, 'failed');
+      assert.ok(ext.error && ext.error.length > 0);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});
