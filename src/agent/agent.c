@@ -30,6 +30,7 @@
 #define BUS_IDLE_S   300 /* how long a session's events stay replayable after its last use */
 
 typedef struct a_turn a_turn;
+typedef struct agent_req agent_req;
 
 /* A session the agent knows about. `mu` guards b, refs, watchers, running and idle_since; the
  * fields below the line belong to the loop thread. */
@@ -41,6 +42,7 @@ typedef struct sess {
     bool running; /* a turn is reserved or runs */
     time_t idle_since;
     char pending[128];  /* the id of the tool request whose tool_confirmation waits, or "" */
+    json_t *open_reqs;  /* ids of the extensions\' requests waiting for the user: id -> kind */
     struct sess *next;  /* every session, for the walks (keep-alive, eviction, stop) */
     struct sess *hnext; /* the next in its hash bucket, for lookups by id */
     /* ---- loop thread ---- */
@@ -53,6 +55,10 @@ typedef struct sess {
     char *reg_key;      /* and the session's own extension settings, as JSON */
     char *cwd;          /* the working directory the extensions were made for */
     ext_host host;
+    ext_host_ops host_ops; /* ud: this session */
+    struct agent *a;
+    agent_req *reqs;  /* the extensions\' requests (elicitation, sampling) not answered yet */
+    unsigned req_seq; /* for their ids */
 } sess;
 
 struct agent {
@@ -156,10 +162,12 @@ static sess *sess_get_locked(agent *a, const char *id)
     s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->b = bus_new();
-    if (!s->b) {
+    if (!s->b || !(s->open_reqs = json_object())) {
+        bus_free(s->b);
         free(s);
         return NULL;
     }
+    s->a = a;
     snprintf(s->id, sizeof s->id, "%s", id);
     s->next = a->sessions;
     a->sessions = s;
@@ -525,6 +533,228 @@ static char *system_prompt(const char *cwd, ext_registry *reg)
     return buf_detach(&b);
 }
 
+/* ---- the extensions' requests: elicitation and sampling (loop thread) ----
+ *
+ * An MCP server may ask the user for input (elicitation/create: an `elicitation` event, answered
+ * through POST /api/sessions/{id}/elicitations or a WebSocket frame, the schema's defaults filled
+ * in) or ask the session's model for a completion (sampling/createMessage: approved like a tool
+ * call named `<extension>__sampling`, then served by the session's provider). */
+
+struct agent_req {
+    agent_req *next;
+    sess *se;
+    char id[48];
+    bool sampling;
+    char ext[EXT_NAME_MAX];
+    json_t *params;
+    ext_reply_fn reply; /* NULL once the extension gave up on it */
+    void *rud;
+    prov_call *call; /* the sampling request to the provider */
+    buf text;
+    char model[256];
+};
+
+static void req_unlink(agent_req *r)
+{
+    for (agent_req **pp = &r->se->reqs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    pthread_mutex_lock(&r->se->a->mu);
+    json_object_del(r->se->open_reqs, r->id);
+    pthread_mutex_unlock(&r->se->a->mu);
+}
+
+/* Answers r (result stolen, or an error) and frees it. */
+static void req_answer(agent_req *r, json_t *result, int code, const char *msg)
+{
+    req_unlink(r);
+    if (r->reply)
+        r->reply(r->rud, result, code, msg);
+    else
+        json_decref(result);
+    json_decref(r->params);
+    buf_free(&r->text);
+    free(r);
+}
+
+static agent_req *req_find(sess *se, const char *id)
+{
+    for (agent_req *r = se->reqs; r; r = r->next)
+        if (!strcmp(r->id, id)) return r;
+    return NULL;
+}
+
+static void sampling_text(void *ud, const char *s, size_t n)
+{
+    agent_req *r = ud;
+    buf_ignore(buf_append(&r->text, s, n)); /* past the cap the rest is dropped */
+}
+
+static void sampling_done(void *ud, const prov_result *res)
+{
+    agent_req *r = ud;
+    r->call = NULL;
+    if (!strcmp(res->stop_reason, "error") || !strcmp(res->stop_reason, "cancelled")) {
+        req_answer(r, NULL, -1, res->error[0] ? res->error : "the sampling request failed");
+        return;
+    }
+    json_t *out =
+        json_pack("{s:s, s:{s:s, s:s#}, s:s, s:s}", "role", "assistant", "content", "type", "text",
+                  "text", r->text.data ? r->text.data : "", r->text.len, "model", r->model,
+                  "stopReason", !strcmp(res->stop_reason, "max_tokens") ? "maxTokens" : "endTurn");
+    req_answer(r, out, out ? 0 : -32603, out ? NULL : "out of memory");
+}
+
+/* MCP sampling messages -> the history the dialects take: [{role, content: [items]}]. */
+static json_t *sampling_history(json_t *msgs)
+{
+    json_t *h = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *c = json_object_get(m, "content");
+        json_t *items = json_is_array(c) ? json_incref(c) : c ? json_pack("[O]", c) : NULL;
+        if (!role || (strcmp(role, "user") && strcmp(role, "assistant")) || !items) {
+            json_decref(items);
+            json_decref(h);
+            return NULL;
+        }
+        json_array_append_new(h, json_pack("{s:s, s:o}", "role", role, "content", items));
+    }
+    return h;
+}
+
+static void sampling_start(agent_req *r)
+{
+    agent *a = r->se->a;
+    provider_cfg pcfg;
+    char err[512];
+    json_t *h = sampling_history(json_object_get(r->params, "messages"));
+    if (!h || !json_array_size(h)) {
+        json_decref(h);
+        req_answer(r, NULL, -32602,
+                   "messages: a list of {role: user or assistant, content} is required");
+        return;
+    }
+    if (r->se->turn) {
+        pcfg = r->se->turn->pcfg;
+    } else if (agent_provider(a, &pcfg, err, sizeof err) ||
+               (!a->pc && !(a->pc = prov_client_new(a->l, err, sizeof err)))) {
+        json_decref(h);
+        req_answer(r, NULL, -1, err);
+        return;
+    }
+    snprintf(r->model, sizeof r->model, "%s", pcfg.model);
+    buf_init(&r->text, BUF_CAP_REPLY_TEXT);
+    prov_sink sink = {.ud = r, .text = sampling_text};
+    json_t *none = json_array();
+    const char *sys = json_string_value(json_object_get(r->params, "systemPrompt"));
+    r->call = none ? prov_call_start(a->pc, &pcfg, sys ? sys : "", h, none, &sink, sampling_done, r)
+                   : NULL;
+    json_decref(none);
+    json_decref(h);
+    log_info("agent", "session %s: %s asked the model for a completion (sampling)", r->se->id,
+             r->ext);
+    if (!r->call) req_answer(r, NULL, -32603, "out of memory");
+}
+
+/* Publishes an event on the session's bus (data consumed). */
+static void publish(sess *se, const char *event, json_t *data)
+{
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (text) bus_publish(se->b, event, text);
+    free(text);
+}
+
+/* A sampling request is approved like a tool call named <extension>__sampling. */
+static void sampling_permit(agent_req *r, exec_mode mode)
+{
+    char tool[EXT_NAME_MAX + 16];
+    snprintf(tool, sizeof tool, "%s__sampling", r->ext);
+    perm_rule rule = permissions_get(tool);
+    if (rule == PERM_NEVER_ALLOW || (mode == MODE_CHAT && rule != PERM_ALWAYS_ALLOW)) {
+        req_answer(r, NULL, -1, "the user does not allow this server to use the model");
+        return;
+    }
+    if (rule == PERM_ALWAYS_ALLOW || (mode == MODE_AUTO && rule != PERM_ASK_BEFORE)) {
+        sampling_start(r);
+        return;
+    }
+    publish(r->se, "tool_confirmation",
+            json_pack("{s:s, s:s, s:O, s:[sssss]}", "id", r->id, "tool", tool, "arguments",
+                      r->params, "choices", "allow_once", "always_allow", "deny_once",
+                      "always_deny", "cancel"));
+}
+
+static void *host_request(void *ud, extension *x, const char *method, json_t *params,
+                          ext_reply_fn reply, void *rud)
+{
+    sess *se = ud;
+    bool sampling = !strcmp(method, "sampling/createMessage");
+    const char *emode = json_string_value(json_object_get(params, "mode"));
+    if (!sampling && emode && strcmp(emode, "form")) {
+        reply(rud, NULL, -32602, "only form elicitation is supported");
+        return NULL;
+    }
+    agent_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        reply(rud, NULL, -32603, "out of memory");
+        return NULL;
+    }
+    r->se = se;
+    r->sampling = sampling;
+    r->params = json_incref(params);
+    r->reply = reply;
+    r->rud = rud;
+    snprintf(r->ext, sizeof r->ext, "%s", x->name);
+    snprintf(r->id, sizeof r->id, "%s-%u", sampling ? "sampling" : "elicitation", ++se->req_seq);
+    r->next = se->reqs;
+    se->reqs = r;
+    pthread_mutex_lock(&se->a->mu);
+    json_object_set_new(se->open_reqs, r->id, json_string(sampling ? "sampling" : "elicitation"));
+    pthread_mutex_unlock(&se->a->mu);
+    char id[48];
+    snprintf(id, sizeof id, "%s", r->id);
+    if (sampling) {
+        sampling_permit(r, se->turn ? se->turn->mode : agent_mode(se->a));
+        return req_find(se, id); /* NULL: answered already */
+    }
+    publish(se, "elicitation",
+            json_pack("{s:s, s:s, s:O?, s:O?}", "id", r->id, "extension", r->ext, "message",
+                      json_object_get(params, "message"), "requested_schema",
+                      json_object_get(params, "requestedSchema")));
+    log_info("agent", "session %s: %s asks the user for input (%s)", se->id, r->ext, r->id);
+    return r;
+}
+
+static void host_request_cancel(void *ud, void *handle)
+{
+    (void)ud;
+    agent_req *r = handle;
+    r->reply = NULL; /* the extension gave up: nobody is answered */
+    if (r->call)
+        prov_call_cancel(r->call); /* sampling_done frees it */
+    else
+        req_answer(r, NULL, 0, NULL);
+}
+
+/* Fills what the user left out of content with the schema's defaults. */
+static void apply_defaults(json_t *content, json_t *schema)
+{
+    const char *k;
+    json_t *prop;
+    json_object_foreach(json_object_get(schema, "properties"), k, prop)
+    {
+        json_t *def = json_object_get(prop, "default");
+        if (def && !json_object_get(content, k)) json_object_set(content, k, def);
+    }
+}
+
 /* Adds the extension for cfg (checked) to se's registry; one that cannot be made is logged and
  * left out (the model then simply does not get its tools). */
 static void add_extension(sess *se, json_t *cfg)
@@ -579,11 +809,14 @@ static bool ensure_registry(agent *a, sess *se, a_turn *at)
     free(se->reg_key);
     se->reg_key = key;
     se->reg_gen = gen;
+    se->host_ops =
+        (ext_host_ops){.request = host_request, .request_cancel = host_request_cancel, .ud = se};
     se->host = (ext_host){.l = a->l,
                           .workers = a->workers,
                           .env = a->tool_env,
                           .protected_dirs = a->protected_dirs,
-                          .limits = &a->limits};
+                          .limits = &a->limits,
+                          .ops = &se->host_ops};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
     free(se->cwd);
     if (!(se->cwd = strdup(at->cwd)) || !(se->reg = registry_new(&se->host))) {
@@ -963,22 +1196,42 @@ static void save_permissions(void *ud)
         log_error("agent", "the answer \"always\" holds until goosed stops, but %s", err);
 }
 
+/* Keeps an "always" answer for tool, writing permission.yaml on a worker. */
+static void remember(agent *a, const char *tool, act action)
+{
+    if (action != ACT_ALWAYS_ALLOW && action != ACT_ALWAYS_DENY) return;
+    if (permissions_put(tool, action == ACT_ALWAYS_ALLOW ? PERM_ALWAYS_ALLOW : PERM_NEVER_ALLOW) ==
+            GD_OK &&
+        pool_submit(a->workers, save_permissions, NULL) != GD_OK)
+        log_error("agent", "cannot write permission.yaml now (the workers are busy)");
+}
+
+/* The answer to an extension's sampling request waiting for approval. */
+static void confirm_sampling(confirm_msg *m, agent_req *r)
+{
+    char tool[EXT_NAME_MAX + 16];
+    snprintf(tool, sizeof tool, "%s__sampling", r->ext);
+    remember(m->a, tool, m->action);
+    if (m->action == ACT_ALLOW_ONCE || m->action == ACT_ALWAYS_ALLOW)
+        sampling_start(r);
+    else
+        req_answer(r, NULL, -1,
+                   m->action == ACT_CANCEL ? "cancelled by the user" : "declined by the user");
+}
+
 static void confirm_on_loop(void *ud)
 {
     confirm_msg *m = ud;
     a_turn *at = m->se->turn;
+    agent_req *r = req_find(m->se, m->id);
     const char *id = at ? turn_pending_confirmation(at->t) : NULL;
-    if (id && !strcmp(id, m->id)) { /* else answered or cancelled meanwhile */
+    if (r && r->sampling && !r->call) {
+        confirm_sampling(m, r);
+    } else if (id && !strcmp(id, m->id)) { /* else answered or cancelled meanwhile */
         set_pending(at, NULL);
-        if (m->action == ACT_ALWAYS_ALLOW || m->action == ACT_ALWAYS_DENY) {
-            json_t *req = json_array_get(at->t->content, at->t->next_tool);
-            const char *tool = json_string_value(json_object_get(req, "name"));
-            if (tool &&
-                permissions_put(tool, m->action == ACT_ALWAYS_ALLOW ? PERM_ALWAYS_ALLOW
-                                                                    : PERM_NEVER_ALLOW) == GD_OK &&
-                pool_submit(m->a->workers, save_permissions, NULL) != GD_OK)
-                log_error("agent", "cannot write permission.yaml now (the workers are busy)");
-        }
+        const char *tool = json_string_value(
+            json_object_get(json_array_get(at->t->content, at->t->next_tool), "name"));
+        if (tool) remember(m->a, tool, m->action);
         if (m->action == ACT_CANCEL)
             step(at, &(turn_ev){.kind = TURN_EV_CANCEL});
         else
@@ -1016,9 +1269,15 @@ gd_err agent_confirm(agent *a, const char *session_id, const char *id, const cha
     }
     pthread_mutex_lock(&a->mu);
     sess *se = sess_find_locked(a, session_id);
-    gd_err e = se && se->pending[0] && !strcmp(se->pending, id) ? GD_OK : GD_ENOTFOUND;
+    const char *kind = se ? json_string_value(json_object_get(se->open_reqs, id)) : NULL;
+    bool sampling = kind && !strcmp(kind, "sampling");
+    gd_err e =
+        se && ((se->pending[0] && !strcmp(se->pending, id)) || sampling) ? GD_OK : GD_ENOTFOUND;
     if (e == GD_OK) {
-        se->pending[0] = '\0'; /* a second answer to the same question gets 404 */
+        if (sampling) /* a second answer to the same question gets 404 */
+            json_object_set_new(se->open_reqs, id, json_string("sampling (answered)"));
+        else
+            se->pending[0] = '\0';
         se->refs++;
         *m = (confirm_msg){a, se, acts[i].a, ""};
         snprintf(m->id, sizeof m->id, "%s", id);
@@ -1031,6 +1290,79 @@ gd_err agent_confirm(agent *a, const char *session_id, const char *id, const cha
     if (e == GD_ENOTFOUND)
         snprintf(err, errlen, "no tool confirmation '%.100s' is waiting in session '%s'", id,
                  session_id);
+    else if (e)
+        snprintf(err, errlen, "out of memory");
+    if (e) free(m);
+    return e;
+}
+
+typedef struct {
+    agent *a;
+    sess *se;
+    char id[48];
+    char action[16];
+    json_t *content;
+} elicit_msg;
+
+static void elicit_on_loop(void *ud)
+{
+    elicit_msg *m = ud;
+    agent_req *r = req_find(m->se, m->id);
+    if (r && !r->sampling) {
+        json_t *res = json_pack("{s:s}", "action", m->action);
+        if (res && !strcmp(m->action, "accept")) {
+            json_t *c = m->content ? json_deep_copy(m->content) : json_object();
+            if (c) apply_defaults(c, json_object_get(r->params, "requestedSchema"));
+            json_object_set_new(res, "content", c ? c : json_object());
+        }
+        log_info("agent", "session %s: the user answered %s: %s", m->se->id, m->id, m->action);
+        req_answer(r, res, res ? 0 : -32603, res ? NULL : "out of memory");
+    }
+    pthread_mutex_lock(&m->a->mu);
+    sess_release_locked(m->se);
+    pthread_mutex_unlock(&m->a->mu);
+    json_decref(m->content);
+    free(m);
+}
+
+gd_err agent_elicitation_answer(agent *a, const char *session_id, const char *id,
+                                const char *action, json_t *content, char *err, size_t errlen)
+{
+    if (!action ||
+        (strcmp(action, "accept") && strcmp(action, "decline") && strcmp(action, "cancel"))) {
+        snprintf(err, errlen, "action: expected accept, decline or cancel");
+        return GD_EINVAL;
+    }
+    if (content && !json_is_object(content)) {
+        snprintf(err, errlen, "content: must be an object (the answers, by field)");
+        return GD_EINVAL;
+    }
+    elicit_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
+    pthread_mutex_lock(&a->mu);
+    sess *se = sess_find_locked(a, session_id);
+    const char *kind = se ? json_string_value(json_object_get(se->open_reqs, id)) : NULL;
+    gd_err e = kind && !strcmp(kind, "elicitation") ? GD_OK : GD_ENOTFOUND;
+    if (e == GD_OK) {
+        json_object_set_new(se->open_reqs, id, json_string("elicitation (answered)"));
+        se->refs++;
+        m->a = a;
+        m->se = se;
+        snprintf(m->id, sizeof m->id, "%s", id);
+        snprintf(m->action, sizeof m->action, "%s", action);
+        m->content = json_incref(content);
+        if ((e = loop_post(a->l, elicit_on_loop, m)) != GD_OK) {
+            sess_release_locked(se);
+            json_object_set_new(se->open_reqs, id, json_string("elicitation"));
+            json_decref(m->content);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (e == GD_ENOTFOUND)
+        snprintf(err, errlen, "no elicitation '%.60s' is waiting in session '%s'", id, session_id);
     else if (e)
         snprintf(err, errlen, "out of memory");
     if (e) free(m);
@@ -1052,9 +1384,10 @@ void agent_session_deleted(agent *a, const char *session_id)
 static void sess_free(sess *s)
 {
     json_decref(s->tools);
-    registry_free(s->reg);
+    registry_free(s->reg); /* drops the extensions' open requests (request_cancel) */
     free(s->reg_key);
     free(s->cwd);
+    json_decref(s->open_reqs);
     bus_free(s->b);
     free(s);
 }

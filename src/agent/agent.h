@@ -73,6 +73,11 @@ void agent_set_mode(agent *a, exec_mode m);
  * message in err. */
 gd_err agent_confirm(agent *a, const char *session_id, const char *id, const char *action,
                      char *err, size_t errlen);
+/* Answers the elicitation `id` an extension's server asked in the session: action accept (content:
+ * the answers by field, borrowed; the schema's defaults fill the rest), decline or cancel.
+ * GD_EINVAL (bad action or content), GD_ENOTFOUND (no such question waits), GD_ENOMEM. */
+gd_err agent_elicitation_answer(agent *a, const char *session_id, const char *id,
+                                const char *action, json_t *content, char *err, size_t errlen);
 /* Resolves the current provider (name, model, key from the environment or secrets.yaml);
  * GD_EINVAL with a message saying how to configure one. */
 gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen);

@@ -50,6 +50,7 @@ void api_message_stream(http_req *r);
 void api_session_events(http_req *r);
 void api_session_cancel(http_req *r);
 void api_tool_confirm(http_req *r);
+void api_elicitation_answer(http_req *r);
 void api_session_patch(http_req *r);
 void api_session_extensions_get(http_req *r);
 void api_session_extensions_add(http_req *r);

@@ -448,3 +448,37 @@ void api_tool_confirm(http_req *r)
         http_reply_json(r, 200, json_pack("{s:O, s:O}", "id", id, "action", action));
     }
 }
+
+/* POST /api/sessions/{id}/elicitations {"id", "action", "content"?}: the user's answer to an
+ * elicitation event (an extension's server asking for input). */
+void api_elicitation_answer(http_req *r)
+{
+    app *a = http_app(r);
+    const char *sid = http_param(r, 0);
+    json_t *body = http_body(r);
+    json_t *id = json_object_get(body, "id"), *action = json_object_get(body, "action");
+    if (!json_is_string(id) || !json_string_length(id)) {
+        http_reply_error(r, 400, "bad_request",
+                         "id: a string is required (the id of the elicitation event)");
+        return;
+    }
+    if (!json_is_string(action)) {
+        http_reply_error(r, 400, "bad_request",
+                         "action: a string is required (accept, decline or cancel)");
+        return;
+    }
+    char err[512];
+    gd_err e =
+        agent_elicitation_answer(a->agent, sid, json_string_value(id), json_string_value(action),
+                                 json_object_get(body, "content"), err, sizeof err);
+    if (e == GD_EINVAL) {
+        http_reply_error(r, 400, "bad_request", "%s", err);
+    } else if (e == GD_ENOTFOUND) {
+        if (!api_session_found(r, sid)) return;
+        http_reply_error(r, 404, "not_found", "%s", err);
+    } else if (e) {
+        http_reply_error(r, 500, "internal", "%s", err);
+    } else {
+        http_reply_json(r, 200, json_pack("{s:O, s:O}", "id", id, "action", action));
+    }
+}

@@ -32,6 +32,7 @@ const http_route api_routes[] = {
     {"GET", "/api/sessions/{id}/events", api_session_events, 0},
     {"POST", "/api/sessions/{id}/cancel", api_session_cancel, 0},
     {"POST", "/api/sessions/{id}/tool_confirmations", api_tool_confirm, ROUTE_BODY},
+    {"POST", "/api/sessions/{id}/elicitations", api_elicitation_answer, ROUTE_BODY},
     {"GET", "/api/sessions/{id}/stream", api_session_stream, 0}, /* WebSocket */
 
     {"POST", "/sessions", api_session_create, ROUTE_BODY},

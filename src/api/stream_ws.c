@@ -2,11 +2,11 @@
  *
  * Client -> server text frames: {"type":"message","content":"…"} starts a reply,
  * {"type":"cancel"} cancels the running one, {"type":"tool_confirmation","id","action"} answers a
- * tool_confirmation. Anything else gets an error frame, and the
- * connection stays open. Server -> client: every event of the session's replies from the moment
- * the client connected (like GET …/events), as seed 001's frames. A thin writer over the
- * session's bus, like the SSE watch in messages.c: the bus wakes the WebSocket I/O thread, which
- * pulls events while the socket has room. */
+ * tool_confirmation, {"type":"elicitation_response","id","action","content"} an elicitation.
+ * Anything else gets an error frame, and the connection stays open. Server -> client: every event
+ * of the session's replies from the moment the client connected (like GET …/events), as seed 001's
+ * frames. A thin writer over the session's bus, like the SSE watch in messages.c: the bus wakes the
+ * WebSocket I/O thread, which pulls events while the socket has room. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -183,6 +183,26 @@ static void confirm_tool(stream *s, json_t *m)
                    "%s", err);
 }
 
+/* {"type":"elicitation_response","id","action","content"?}: the answer to an elicitation frame. */
+static void answer_elicitation(stream *s, json_t *m)
+{
+    const char *id = json_string_value(json_object_get(m, "id"));
+    const char *action = json_string_value(json_object_get(m, "action"));
+    if (!id || !action) {
+        send_error(s->c, "bad_request", "%s: a string is required", id ? "action" : "id");
+        return;
+    }
+    char err[512];
+    gd_err e = agent_elicitation_answer(s->a->agent, s->sid, id, action,
+                                        json_object_get(m, "content"), err, sizeof err);
+    if (e)
+        send_error(s->c,
+                   e == GD_EINVAL      ? "bad_request"
+                   : e == GD_ENOTFOUND ? "not_found"
+                                       : "internal",
+                   "%s", err);
+}
+
 /* What a client may send: {"type": …} -> its handler. */
 static const struct {
     const char *type;
@@ -191,6 +211,7 @@ static const struct {
     {"message", start_reply},
     {"cancel", cancel_reply},
     {"tool_confirmation", confirm_tool},
+    {"elicitation_response", answer_elicitation},
 };
 
 static void s_message(ws_conn *c, void *ud, bool text, const char *data, size_t len)
@@ -219,7 +240,8 @@ static void s_message(ws_conn *c, void *ud, bool text, const char *data, size_t 
         client_frames[i].fn(s, m);
     else
         send_error(c, "bad_request",
-                   "type: %s (expected \"message\", \"cancel\" or \"tool_confirmation\")",
+                   "type: %s (expected \"message\", \"cancel\", \"tool_confirmation\" or "
+                   "\"elicitation_response\")",
                    type ? "unknown frame type" : "a string is required");
     json_decref(m);
 }

@@ -127,6 +127,40 @@ describe('an MCP server from config.yaml in a reply', () => {
     assert.match(JSON.stringify((await toolMessages(fake))[0].content), new RegExp(`file://${dir}`));
   });
 
+  it('an elicitation reaches the client as an event; its answer, with the schema\'s defaults, reaches the server', async () => {
+    const sid = await newSession(srv, dir);
+    const w = await watch(srv, sid);
+    await fake.script([call('el1', 'everything__trigger-elicitation-request', {}), { text: 'thanks' }]);
+    const pending = post(srv, `/api/sessions/${sid}/messages`, { content: 'ask me' });
+    const seen = await w.until('elicitation');
+    const q = JSON.parse(seen.find((e) => e.event === 'elicitation').data);
+    assert.equal(q.extension, 'everything');
+    assert.match(q.message, /Please provide inputs/);
+    assert.equal(q.requested_schema.properties.firstLine.default, 'It was a dark and stormy night.');
+    assertError(await post(srv, `/api/sessions/${sid}/elicitations`, { id: q.id, action: 'maybe' }), 400, 'bad_request', /action/);
+    assertError(await post(srv, `/api/sessions/${sid}/elicitations`, { id: 'elicitation-999', action: 'accept' }), 404, 'not_found');
+    const ok = await post(srv, `/api/sessions/${sid}/elicitations`, { id: q.id, action: 'accept', content: { name: 'Ada' } });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await pending).status, 200);
+    w.close();
+    const text = JSON.stringify((await toolMessages(fake))[0].content);
+    assert.match(text, /Ada/);
+    assert.match(text, /It was a dark and stormy night/, 'the default was filled in');
+    assert.match(text, /Monica/);
+  });
+
+  it('a sampling request is served by the session\'s provider (auto mode)', async () => {
+    const sid = await newSession(srv, dir);
+    await fake.script([call('sa1', 'everything__trigger-sampling-request', { prompt: 'say hi', maxTokens: 20 }), { text: 'the sampled answer' }, { text: 'done sampling' }]);
+    const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'sample' });
+    assert.equal(r.status, 200, r.text);
+    const reqs = await fake.requests('openai');
+    const sampling = reqs.at(-2).body;
+    assert.match(JSON.stringify(sampling.messages), /say hi/);
+    assert.ok(!sampling.tools || sampling.tools.length === 0, 'a sampling request offers no tools');
+    assert.match(JSON.stringify((await toolMessages(fake))[0].content), /the sampled answer/);
+  });
+
   it('reports the extension running with its tools once a session used it', async () => {
     const list = await get(srv, '/api/extensions');
     const ev = list.body.extensions.find((x) => x.name === 'everything');
@@ -179,6 +213,37 @@ describe('an MCP server from config.yaml in a reply', () => {
     assert.ok(!last.tools || last.tools.length === 0);
     assertError(await request(srv, 'PATCH', `/api/sessions/${sid}`, { json: { execution_mode: 'loud' } }), 400, 'bad_request');
     assertError(await request(srv, 'PATCH', `/api/sessions/${sid}`, { json: { name: 'x' } }), 400, 'bad_request', /name/);
+  });
+});
+
+describe('sampling needs approval outside auto mode', () => {
+  it('asks with a tool_confirmation named <extension>__sampling; denied, the server is told', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const fsDir = tempDir('goosed-mcp-fs-');
+    const srv = await startServer({ env: env(fake, { GOOSE_MODE: 'smart_approve' }), configYaml: configYaml(fsDir) });
+    try {
+      const sid = await newSession(srv, srv.home);
+      const w = await watch(srv, sid);
+      await fake.script([call('sb1', 'everything__trigger-sampling-request', { prompt: 'x' }), { text: 'after' }]);
+      const pending = post(srv, `/api/sessions/${sid}/messages`, { content: 'sample' });
+      // the tool itself is not read-only: it asks first
+      let seen = await w.until('tool_confirmation');
+      assert.equal(JSON.parse(seen.at(-1).data).id, 'sb1');
+      assert.equal((await post(srv, `/api/sessions/${sid}/tool_confirmations`, { id: 'sb1', action: 'allow_once' })).status, 200);
+      seen = await w.until('tool_confirmation', (d) => d.tool === 'everything__sampling');
+      const q = JSON.parse(seen.filter((e) => e.event === 'tool_confirmation').at(-1).data);
+      assert.match(q.id, /^sampling-/);
+      assert.match(JSON.stringify(q.arguments.messages), /x/);
+      assert.equal((await post(srv, `/api/sessions/${sid}/tool_confirmations`, { id: q.id, action: 'deny' })).status, 200);
+      assert.equal((await pending).status, 200);
+      w.close();
+      const text = JSON.stringify((await toolMessages(fake))[0].content);
+      assert.match(text, /declined by the user/);
+      assert.equal((await fake.requests('openai')).length, 2, 'the model was not asked for the sample');
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
   });
 });
 
