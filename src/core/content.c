@@ -125,8 +125,18 @@ json_t *content_tool_parts(json_t *items, bool (*image_ok)(const char *mime))
         } else if (!strcmp(type, "resource") && json_is_object(json_object_get(it, "resource"))) {
             add_resource(parts, json_object_get(it, "resource"), image_ok);
         } else if (!strcmp(type, "resource_link") && json_is_string(json_object_get(it, "uri"))) {
-            add_note(parts, "[resource link %.300s]",
-                     json_string_value(json_object_get(it, "uri")));
+            const char *name = json_string_value(json_object_get(it, "name"));
+            add_note(parts, "[resource link %.300s%s%.200s%s]",
+                     json_string_value(json_object_get(it, "uri")), name ? " (" : "",
+                     name ? name : "", name ? ")" : "");
+        } else if (!strcmp(type, "audio")) {
+            /* none of the providers' tool results takes audio: the model is told what it was */
+            const char *mime = json_string_value(json_object_get(it, "mimeType"));
+            const char *data = json_string_value(json_object_get(it, "data"));
+            add_note(parts,
+                     "[audio (%.100s, about %zu bytes): this provider cannot take audio in "
+                     "a tool result, left out]",
+                     mime ? mime : "no mime type", data ? strlen(data) / 4 * 3 : 0);
         } else {
             add_note(parts, "[a tool result item of type \"%.60s\": not supported, left out]",
                      *type ? type : "(none)");

@@ -1228,8 +1228,10 @@ static const char *MCP_CONV =
 #define PDF_NOTE                                                                                   \
     "[resource file:///c.pdf (application/pdf): binary content this provider cannot take, left "   \
     "out]"
-#define AUDIO_NOTE "[a tool result item of type \\\"audio\\\": not supported, left out]"
-#define SVG_NOTE   "[an image of type image/svg+xml: this provider cannot take it, left out]"
+#define AUDIO_NOTE                                                                                 \
+    "[audio (audio/wav, about 3 bytes): this provider cannot take audio in a tool result, left "   \
+    "out]"
+#define SVG_NOTE "[an image of type image/svg+xml: this provider cannot take it, left out]"
 
 static void test_mcp_openai(void **state)
 {
@@ -1366,7 +1368,7 @@ static void test_mcp_edges(void **state)
                 "content this provider cannot take, left out]\"},"
                 "{\"type\":\"text\",\"text\":\"[a tool result item of type \\\"resource\\\": "
                 "not supported, left out]\"},"
-                "{\"type\":\"text\",\"text\":\"[resource link file:///z]\"},"
+                "{\"type\":\"text\",\"text\":\"[resource link file:///z (z)]\"},"
                 "{\"type\":\"text\",\"text\":\"[a tool result item of type \\\"(none)\\\": "
                 "not supported, left out]\"},"
                 "{\"type\":\"text\",\"text\":\"[a tool result item of type \\\"(none)\\\": "
