@@ -406,9 +406,7 @@ static bool fx_call_tool(turn *t, const char *name, json_t *args)
 {
     a_turn *at = t->owner;
     const config *cfg = at->a->cfg;
-    ext_call_opts o = {.timeout_ms = cfg->tool_timeout * 1000,
-                       .output_cap = (size_t)cfg->tool_output_cap,
-                       .progress = on_tool_progress};
+    ext_call_opts o = {.output_cap = (size_t)cfg->tool_output_cap, .progress = on_tool_progress};
     at->tool = registry_call(at->se->reg, name, args, &o, on_tool_done, at);
     return at->tool != NULL;
 }
@@ -816,7 +814,8 @@ static bool ensure_registry(agent *a, sess *se, a_turn *at)
                           .env = a->tool_env,
                           .protected_dirs = a->protected_dirs,
                           .limits = &a->limits,
-                          .ops = &se->host_ops};
+                          .ops = &se->host_ops,
+                          .tool_timeout_ms = a->cfg->tool_timeout * 1000};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
     free(se->cwd);
     if (!(se->cwd = strdup(at->cwd)) || !(se->reg = registry_new(&se->host))) {

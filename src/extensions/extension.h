@@ -67,6 +67,8 @@ typedef struct {
     char session_id[40];
     const char *cwd;         /* the session's working directory (read when a call starts) */
     const ext_host_ops *ops; /* NULL: the host serves no requests */
+    long tool_timeout_ms;    /* built-in tools' default timeout (0: their own); an MCP
+                              * extension's is its config's `timeout` */
 } ext_host;
 
 /* A tool's progress (MCP notifications/progress): total < 0 when unknown, message may be NULL.

@@ -659,7 +659,9 @@ bool dev_shell_start(dev_call *c, json_t *args, const ext_call_opts *o)
     }
     sh->limits = lim; /* counted until dev_shell_free */
     sh->fd_out = sh->fd_err = sh->co.fd = sh->ce.fd = -1;
-    sh->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : DEV_TIMEOUT_MS;
+    sh->timeout_ms = o && o->timeout_ms > 0           ? o->timeout_ms
+                     : c->d->host.tool_timeout_ms > 0 ? c->d->host.tool_timeout_ms
+                                                      : DEV_TIMEOUT_MS;
     sh->cap = o && o->output_cap > 0 ? o->output_cap : DEV_OUTPUT_CAP;
     if (sh->cap > DEV_TEXT_CAP / 2 - 4096) sh->cap = DEV_TEXT_CAP / 2 - 4096;
     c->sh = sh;
