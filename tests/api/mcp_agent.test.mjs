@@ -269,3 +269,47 @@ describe('a broken MCP server in a reply', () => {
     }
   });
 });
+
+describe('extensions that crash or hang, in replies', () => {
+  const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
+  it('a crash is a tool error for the model, other sessions keep their own server, and the next reply starts it again', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({
+      env: env(fake),
+      configYaml: `extensions:\n  crashy:\n    enabled: true\n    type: stdio\n    name: crashy\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, crash]\n  hangy:\n    enabled: true\n    type: stdio\n    name: hangy\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, hang]\n    timeout: 1\n`,
+    });
+    try {
+      const a = await newSession(srv, srv.home);
+      const b = await newSession(srv, srv.home);
+      // b's server is up before a's crashes
+      await fake.script([call('b0', 'crashy__echo', { text: 'before' }), { text: 'b ok' }]);
+      assert.equal((await post(srv, `/api/sessions/${b}/messages`, { content: 'hi' })).status, 200);
+      await fake.script([call('a1', 'crashy__boom', {}), call('a2', 'hangy__sleep', {}), { text: 'a done' }]);
+      const r = await post(srv, `/api/sessions/${a}/messages`, { content: 'break it' });
+      assert.equal(r.status, 200, r.text);
+      const reqs = await fake.requests('openai');
+      const afterBoom = reqs.at(-2).body.messages.filter((m) => m.role === 'tool').at(-1);
+      assert.match(JSON.stringify(afterBoom.content), /crashy__boom failed: .*exited with status 3/);
+      const afterHang = (await toolMessages(fake)).at(-1);
+      assert.match(JSON.stringify(afterHang.content), /timed out after 1 s/);
+      // session b's own instance still answers
+      await fake.script([call('b1', 'crashy__echo', { text: 'still here' }), { text: 'b again' }]);
+      assert.equal((await post(srv, `/api/sessions/${b}/messages`, { content: 'again' })).status, 200);
+      assert.match(JSON.stringify((await toolMessages(fake)).at(-1).content), /still here/);
+      // a's next replies: within the backoff the server is not started again (its tools are not
+      // offered); once it has passed, a reply starts it again
+      let offered = false;
+      const deadline = Date.now() + 15000;
+      while (!offered && Date.now() < deadline) {
+        await fake.script([{ text: 'checking' }]);
+        assert.equal((await post(srv, `/api/sessions/${a}/messages`, { content: 'tools?' })).status, 200);
+        offered = ((await fake.requests('openai')).at(-1).body.tools ?? []).some((t) => t.function.name === 'crashy__echo');
+      }
+      assert.ok(offered, 'the crashed server was started again by a later reply');
+      assert.match(srv.log(), /crashy.*exited with status 3/);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});
