@@ -313,3 +313,32 @@ describe('extensions that crash or hang, in replies', () => {
     }
   });
 });
+
+describe('the developer extension through the API (seed 001)', () => {
+  it('allow_shell: false takes the shell tool away from the next reply, true gives it back', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({ env: env(fake) });
+    try {
+      const sid = await newSession(srv, srv.home);
+      const tools = async () => ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
+      await fake.script([{ text: 'one' }]);
+      assert.equal((await post(srv, `/api/sessions/${sid}/messages`, { content: 'a' })).status, 200);
+      assert.ok((await tools()).includes('developer__shell'));
+      const off = await post(srv, '/api/extensions', { name: 'developer', config: { allow_shell: false } });
+      assert.ok(off.status === 200 || off.status === 201, off.text);
+      await fake.script([call('sh1', 'developer__shell', { command: 'id' }), { text: 'two' }]);
+      assert.equal((await post(srv, `/api/sessions/${sid}/messages`, { content: 'b' })).status, 200);
+      const now = await tools();
+      assert.ok(!now.includes('developer__shell') && now.includes('developer__text_editor'), now.join(','));
+      assert.match(JSON.stringify((await toolMessages(fake)).at(-1).content), /unknown tool 'developer__shell'/);
+      const on = await post(srv, '/api/extensions', { name: 'developer', config: { allow_shell: true } });
+      assert.equal(on.status, 200, on.text);
+      await fake.script([{ text: 'three' }]);
+      assert.equal((await post(srv, `/api/sessions/${sid}/messages`, { content: 'c' })).status, 200);
+      assert.ok((await tools()).includes('developer__shell'));
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});
