@@ -342,3 +342,26 @@ describe('the developer extension through the API (seed 001)', () => {
     }
   });
 });
+
+describe('MCP server processes count against max_tool_processes', () => {
+  it('a session whose server would pass the bound gets no tools from it, and says why', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const fsDir = tempDir('goosed-mcp-fs-');
+    const srv = await startServer({ env: env(fake, { GOOSE_MAX_TOOL_PROCESSES: 1 }), configYaml: configYaml(fsDir) });
+    try {
+      const a = await newSession(srv, srv.home);
+      const b = await newSession(srv, srv.home);
+      await fake.script([call('m1', 'everything__echo', { message: 'first' }), { text: 'a ok' }]);
+      assert.equal((await post(srv, `/api/sessions/${a}/messages`, { content: 'a' })).status, 200);
+      assert.match(JSON.stringify((await toolMessages(fake)).at(-1).content), /Echo: first/);
+      await fake.script([{ text: 'b ok' }]);
+      assert.equal((await post(srv, `/api/sessions/${b}/messages`, { content: 'b' })).status, 200);
+      const names = ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
+      assert.ok(!names.some((n) => n.startsWith('everything__')), names.join(','));
+      assert.match(srv.log(), /max_tool_processes/);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});

@@ -55,6 +55,7 @@ typedef struct {
     stdio_t *owner;
     bool exited;
     int status;
+    ext_limits *lim; /* the process counts against max_tool_processes until reaped */
 } reaper;
 
 struct stdio_t {
@@ -77,8 +78,16 @@ struct stdio_t {
     uint64_t err_win;
     unsigned err_lines;
     unsigned long err_dropped;
-    void *job; /* spawn_job while the process starts (spawned() clears it) */
+    void *job;       /* spawn_job while the process starts (spawned() clears it) */
+    ext_limits *lim; /* a reserved process slot, until the reaper takes it over */
 };
+
+/* Gives back a slot of max_tool_processes. */
+static void release_slot(ext_limits **lim)
+{
+    if (*lim) atomic_fetch_sub(&(*lim)->processes, 1);
+    *lim = NULL;
+}
 
 static void stdio_free(stdio_t *t);
 
@@ -379,6 +388,7 @@ static void stdio_set_version(mcp_transport *t, const char *v) {}
 static void reaper_free(reaper *rp)
 {
     if (rp->t) loop_timer_cancel(rp->t);
+    release_slot(&rp->lim);
     free(rp);
     atomic_fetch_sub(&servers, 1);
 }
@@ -428,6 +438,7 @@ static void stdio_free(stdio_t *t)
     if (t->in >= 0) close(t->in); /* end of file on its stdin: the polite way to stop */
     if (t->out >= 0) close(t->out);
     if (t->err >= 0) close(t->err);
+    release_slot(&t->lim); /* the process never ran */
     reaper *rp = t->rp;
     if (rp) {
         rp->owner = NULL;
@@ -761,6 +772,8 @@ static void spawned(void *ud)
     }
     if (rp) {
         atomic_fetch_add(&servers, 1); /* until reaper_free */
+        rp->lim = t->lim;
+        t->lim = NULL;
         t->rp = rp;
         t->in = j->in;
         t->out = j->out;
@@ -859,6 +872,19 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
     buf_init(&t->erx, STDIO_ERR_LINE + 1);
     t->err_win = loop_now_ms(host->l);
     t->job = j;
+    ext_limits *lim = host->limits;
+    if (lim && atomic_fetch_add(&lim->processes, 1) >= lim->max_processes) {
+        atomic_fetch_sub(&lim->processes, 1);
+        snprintf(err, errlen,
+                 "%s: %ld tool processes run already, the most goosed runs at once "
+                 "(max_tool_processes)",
+                 name, lim->max_processes);
+        buf_free(&t->rx);
+        buf_free(&t->tx);
+        buf_free(&t->erx);
+        goto fail;
+    }
+    t->lim = lim;
     if (host->workers && pool_submit(host->workers, spawn_work, t) == GD_OK)
         return &t->base; /* spawned() takes over on the loop */
     spawn_run(j);
@@ -872,7 +898,10 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
     spawned(t);
     return &t->base;
 fail:
-    if (t) free(t->chunk);
+    if (t) {
+        release_slot(&t->lim);
+        free(t->chunk);
+    }
     free(t);
     job_free(j);
     return NULL;
