@@ -35,6 +35,13 @@ async function checkEnforced(srv) {
   assert.equal(r.status, 201);
   const l = await get(srv, '/api/extensions');
   assert.ok(!l.body.extensions.some((e) => e.name === 'slack3' || e.name === 'evil'));
+  // per session too: at creation and later
+  assertError(await post(srv, '/api/sessions', { working_directory: srv.home, extensions: [stdio('evil', 'bash', ['-c', 'id'])] }), 403, 'forbidden',
+    /'bash -c id' is not in the allowlist/);
+  const s = await post(srv, '/api/sessions', { working_directory: srv.home });
+  assertError(await post(srv, `/api/sessions/${s.body.id}/extensions`, stdio('evil', 'bash', ['-c', 'id'])), 403, 'forbidden', /not in the allowlist/);
+  r = await post(srv, `/api/sessions/${s.body.id}/extensions`, stdio('slack9', 'uvx', ['mcp_slack']));
+  assert.equal(r.status, 200, r.text);
 }
 
 describe('GOOSE_ALLOWLIST', () => {
