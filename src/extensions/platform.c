@@ -58,9 +58,9 @@ static json_t *make_tools(void)
         /* read_resource */
         "name", "read_resource", "description", read_desc, "inputSchema", "type", "object",
         "required", "uri", "properties", "uri", "type", "string", "description", "Resource URI",
-        "extension_name", "type", "string", "description", "Optional extension name",
-        "annotations", "title", "Read a resource", "readOnlyHint", 1, "destructiveHint", 0,
-        "idempotentHint", 0, "openWorldHint", 0);
+        "extension_name", "type", "string", "description", "Optional extension name", "annotations",
+        "title", "Read a resource", "readOnlyHint", 1, "destructiveHint", 0, "idempotentHint", 0,
+        "openWorldHint", 0);
 }
 
 static json_t *p_tools(extension *base)
