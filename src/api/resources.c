@@ -50,10 +50,18 @@ static void on_registry(ext_registry *reg, void *ud)
     const char *ext = st->has_ext ? st->ext : NULL;
     reg_req *q = NULL;
     if (reg) switch (st->op) {
-        case OP_RESOURCES: q = registry_list(reg, REG_RESOURCES, ext, on_answer, st); break;
-        case OP_PROMPTS: q = registry_list(reg, REG_PROMPTS, ext, on_answer, st); break;
-        case OP_READ: q = registry_read_resource(reg, ext, st->arg, on_answer, st); break;
-        case OP_PROMPT: q = registry_get_prompt(reg, ext, st->arg, st->args, on_answer, st); break;
+        case OP_RESOURCES:
+            q = registry_list(reg, REG_RESOURCES, ext, on_answer, st);
+            break;
+        case OP_PROMPTS:
+            q = registry_list(reg, REG_PROMPTS, ext, on_answer, st);
+            break;
+        case OP_READ:
+            q = registry_read_resource(reg, ext, st->arg, on_answer, st);
+            break;
+        case OP_PROMPT:
+            q = registry_get_prompt(reg, ext, st->arg, st->args, on_answer, st);
+            break;
         }
     if (!q) on_answer(st, NULL, GD_ENOMEM, "out of memory");
 }
@@ -77,11 +85,19 @@ static void answer(http_req *r)
             st->result = NULL;
         }
         return;
-    case GD_ENOTFOUND: http_reply_error(r, 404, "not_found", "%s", st->msg); return;
-    case GD_EINVAL: http_reply_error(r, 400, "bad_request", "%s", st->msg); return;
+    case GD_ENOTFOUND:
+        http_reply_error(r, 404, "not_found", "%s", st->msg);
+        return;
+    case GD_EINVAL:
+        http_reply_error(r, 400, "bad_request", "%s", st->msg);
+        return;
     case GD_EPROTO:
-    case GD_ETOOBIG: http_reply_error(r, 502, "extension_error", "%s", st->msg); return;
-    case GD_ETIMEOUT: http_reply_error(r, 504, "extension_timeout", "%s", st->msg); return;
+    case GD_ETOOBIG:
+        http_reply_error(r, 502, "extension_error", "%s", st->msg);
+        return;
+    case GD_ETIMEOUT:
+        http_reply_error(r, 504, "extension_timeout", "%s", st->msg);
+        return;
     case GD_EUNAVAIL:
         http_reply_error(r, 503, "extension_unavailable", "%s", st->msg);
         return;
@@ -89,7 +105,9 @@ static void answer(http_req *r)
         http_reply_error(r, 503, "extension_unavailable",
                          "%s: the session's extensions changed; try again", st->msg);
         return;
-    default: http_reply_error(r, 500, "internal", "%s", st->msg); return;
+    default:
+        http_reply_error(r, 500, "internal", "%s", st->msg);
+        return;
     }
 }
 
