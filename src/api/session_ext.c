@@ -146,15 +146,13 @@ int api_session_settings_from_body(http_req *r, json_t *body, json_t **out)
                      "or chat");
             status = 400;
         } else {
-            json_object_set_new(
-                settings, "execution_mode",
-                json_string(exec_mode_name(exec_mode_parse(json_string_value(mode)))));
+            json_object_set_new(settings, "execution_mode",
+                                json_string(exec_mode_name(exec_mode_parse(json_string_value(mode)))));
         }
     }
     if (!status && exts && !json_is_array(exts)) {
-        snprintf(msg, sizeof msg,
-                 "extensions: must be a list of {\"name\", \"config\"?, "
-                 "\"enabled\"?}");
+        snprintf(msg, sizeof msg, "extensions: must be a list of {\"name\", \"config\"?, "
+                                  "\"enabled\"?}");
         status = 400;
     }
     size_t i;
@@ -192,15 +190,16 @@ static json_t *effective(app *a, json_t *settings)
                   !json_object_get(cfg, "refused");
         size_t i;
         json_t *v;
-        json_array_foreach(json_object_get(own, "remove"), i,
-                           v) if (!strcmp(json_string_value(v) ?: "", k)) on = false;
+        json_array_foreach(json_object_get(own, "remove"), i, v) if (!strcmp(
+            json_string_value(v) ?: "", k)) on = false;
         json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type",
                                              json_object_get(cfg, "type"), "source", "config",
                                              "enabled", on));
     }
-    json_object_foreach(add, k, cfg) json_array_append_new(
-        out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type", json_object_get(cfg, "type"),
-                       "source", "session", "enabled", 1));
+    json_object_foreach(add, k, cfg)
+        json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type",
+                                             json_object_get(cfg, "type"), "source", "session",
+                                             "enabled", 1));
     json_decref(snap);
     return out;
 }
