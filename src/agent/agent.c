@@ -771,6 +771,16 @@ static void add_extension(sess *se, json_t *cfg)
                  x ? gd_strerror(e) : err);
 }
 
+/* The platform extension, last (registry_free closes it first): its tools reach the others'
+ * resources, offered only when one serves some. */
+static void add_platform(sess *se)
+{
+    gd_err e = registry_add(se->reg, platform_new(&se->host, se->reg));
+    if (e)
+        log_warn("agent", "session %s: the platform extension left out: %s", se->id,
+                 gd_strerror(e));
+}
+
 /* Whether the session's own settings remove the configured extension name. */
 static bool removed(json_t *own, const char *name)
 {
@@ -784,11 +794,11 @@ static bool removed(json_t *own, const char *name)
 /* The session's extensions: the configured ones that are enabled, supported and allowed, minus
  * those the session removed, plus those it added. Made again when the configuration or the
  * session's settings changed since (processes of the old set are stopped). */
-static bool ensure_registry(agent *a, sess *se, a_turn *at)
+static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cwd)
 {
     unsigned gen = 0;
     json_t *snap = a->exts ? ext_set_snapshot(a->exts, &gen) : NULL;
-    json_t *own = json_object_get(at->settings, "extensions");
+    json_t *own = json_object_get(settings, "extensions");
     char *key = own ? json_dumps(own, JSON_COMPACT | JSON_SORT_KEYS) : strdup("");
     if (!key || (a->exts && !snap)) {
         free(key);
@@ -818,7 +828,7 @@ static bool ensure_registry(agent *a, sess *se, a_turn *at)
                           .tool_timeout_ms = a->cfg->tool_timeout * 1000};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
     free(se->cwd);
-    if (!(se->cwd = strdup(at->cwd)) || !(se->reg = registry_new(&se->host))) {
+    if (!(se->cwd = strdup(cwd)) || !(se->reg = registry_new(&se->host))) {
         json_decref(snap);
         return false;
     }
@@ -827,6 +837,7 @@ static bool ensure_registry(agent *a, sess *se, a_turn *at)
         json_t *dev = json_pack("{s:s, s:s}", "name", "developer", "type", "builtin");
         if (dev) add_extension(se, dev);
         json_decref(dev);
+        add_platform(se);
         return true;
     }
     const char *name;
@@ -841,6 +852,7 @@ static bool ensure_registry(agent *a, sess *se, a_turn *at)
     }
     json_object_foreach(json_object_get(own, "add"), name, cfg) add_extension(se, cfg);
     json_decref(snap);
+    add_platform(se);
     return true;
 }
 
@@ -916,11 +928,80 @@ static void turn_start_on_loop(void *ud)
     }
     int own = exec_mode_parse(json_string_value(json_object_get(at->settings, "execution_mode")));
     at->mode = own >= 0 ? (exec_mode)own : agent_mode(a);
-    if (!ensure_registry(a, at->se, at)) {
+    if (!ensure_registry(a, at->se, at->settings, at->cwd)) {
         fail_early(at, "internal", "out of memory starting the extensions");
         return;
     }
     registry_start(at->se->reg, registry_started, at); /* MCP servers start, or are up already */
+}
+
+/* ---- a session's extensions for the API (resources, prompts) ---- */
+
+typedef struct {
+    agent *a;
+    sess *se;
+    json_t *settings;
+    char *cwd;
+    void (*fn)(ext_registry *r, void *ud);
+    void *ud;
+} ext_req_msg;
+
+static void ext_request_on_loop(void *ud)
+{
+    ext_req_msg *m = ud;
+    sess *se = m->se;
+    /* a running turn keeps the registry it began with; otherwise it is made as a turn would */
+    bool ok = se->turn ? se->reg != NULL : ensure_registry(m->a, se, m->settings, m->cwd);
+    m->fn(ok ? se->reg : NULL, m->ud);
+    pthread_mutex_lock(&m->a->mu);
+    sess_release_locked(se);
+    pthread_mutex_unlock(&m->a->mu);
+    json_decref(m->settings);
+    free(m->cwd);
+    free(m);
+}
+
+gd_err agent_session_ext_request(agent *a, const char *session_id,
+                                 void (*fn)(ext_registry *r, void *ud), void *ud, char *err,
+                                 size_t errlen)
+{
+    store_session s;
+    ext_req_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
+    gd_err e = a->st->ops->session_get(a->st, session_id, &s);
+    if (!e) e = a->st->ops->session_settings_get(a->st, session_id, &m->settings);
+    if (e) {
+        snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such session" : store_errmsg());
+        json_decref(m->settings);
+        free(m);
+        return e;
+    }
+    *m = (ext_req_msg){
+        .a = a, .settings = m->settings, .cwd = strdup(s.working_dir), .fn = fn, .ud = ud};
+    pthread_mutex_lock(&a->mu);
+    sess *se = a->stopping || !m->cwd ? NULL : sess_get_locked(a, session_id);
+    if (a->stopping)
+        e = GD_ESHUTDOWN, snprintf(err, errlen, "the server is shutting down");
+    else if (!se)
+        e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
+    if (!e) {
+        se->refs++; /* the session stays until fn has run */
+        m->se = se;
+        if ((e = loop_post(a->l, ext_request_on_loop, m)) != GD_OK) {
+            sess_release_locked(se);
+            snprintf(err, errlen, "out of memory");
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (e) {
+        json_decref(m->settings);
+        free(m->cwd);
+        free(m);
+    }
+    return e;
 }
 
 /* ---- configured extensions ---- */

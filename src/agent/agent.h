@@ -9,6 +9,7 @@
 #include "agent/bus.h"
 #include "config/config.h"
 #include "extensions/ext_config.h"
+#include "extensions/extension.h"
 #include "core/pool.h"
 #include "providers/provider.h"
 #include "store/store.h"
@@ -42,6 +43,15 @@ void agent_use_extensions(agent *a, ext_set *s);
  * "tools": [{"name", "description", "inputSchema", "annotations"?}]} (the tools of its last
  * successful start). NULL when no session has used it since goosed started. Thread-safe. */
 json_t *agent_extension_status(agent *a, const char *name);
+/* Runs fn(r, ud) on the agent's loop with the session's extensions (made as its next turn
+ * would make them, or those of the turn running there), for requests that are no turn's
+ * (resources, prompts). r is NULL when out of memory; it is valid during fn only, but requests
+ * started on it (registry_list ...) end by themselves, with GD_EGONE if it is freed first.
+ * GD_ENOTFOUND (no such session), GD_ESTORE, GD_ESHUTDOWN, GD_ENOMEM with the message in err:
+ * fn is then never called. */
+gd_err agent_session_ext_request(agent *a, const char *session_id,
+                                 void (*fn)(ext_registry *r, void *ud), void *ud, char *err,
+                                 size_t errlen);
 /* Frees the agent; agent_shutdown first, and no bus users left. */
 void agent_free(agent *a);
 

@@ -68,5 +68,10 @@ void api_extensions_toggle(http_req *r);
 void api_extensions_enable(http_req *r);
 void api_extensions_disable(http_req *r);
 void api_extensions_delete(http_req *r);
+/* A session's MCP resources and prompts (resources.c). */
+void api_resources_list(http_req *r);
+void api_resources_read(http_req *r);
+void api_prompts_list(http_req *r);
+void api_prompts_get(http_req *r);
 
 #endif

@@ -34,6 +34,10 @@ const http_route api_routes[] = {
     {"POST", "/api/sessions/{id}/tool_confirmations", api_tool_confirm, ROUTE_BODY},
     {"POST", "/api/sessions/{id}/elicitations", api_elicitation_answer, ROUTE_BODY},
     {"GET", "/api/sessions/{id}/stream", api_session_stream, 0}, /* WebSocket */
+    {"GET", "/api/sessions/{id}/resources", api_resources_list, 0},
+    {"GET", "/api/sessions/{id}/resources/read", api_resources_read, 0},
+    {"GET", "/api/sessions/{id}/prompts", api_prompts_list, 0},
+    {"POST", "/api/sessions/{id}/prompts/get", api_prompts_get, ROUTE_BODY},
 
     {"POST", "/sessions", api_session_create, ROUTE_BODY},
     {"GET", "/sessions", api_session_list, 0},

@@ -24,6 +24,9 @@
 static const char usage[] =
     "usage: goosed mcp tools [--json] [--timeout S] TARGET\n"
     "       goosed mcp call [--json] [--timeout S] TARGET TOOL ['{json arguments}']\n"
+    "       goosed mcp resources [--json] [--timeout S] TARGET\n"
+    "       goosed mcp read [--json] [--timeout S] TARGET URI\n"
+    "       goosed mcp prompts [--json] [--timeout S] TARGET\n"
     "       goosed mcp conformance URL\n"
     "\n"
     "An MCP client on the command line, to check a server before adding it as an extension.\n"
@@ -37,6 +40,10 @@ static const char usage[] =
     "  tools        prints each tool's name and description (--json: the tools/list array)\n"
     "  call         calls TOOL and prints its content: text as text, anything else as JSON\n"
     "               (--json: the whole result); exit status 1 when the tool reports an error\n"
+    "  resources    prints each resource's URI, name and type (--json: the resources/list array)\n"
+    "  read         reads URI and prints its text contents, anything else as JSON (--json: the\n"
+    "               contents array)\n"
+    "  prompts      prints each prompt's name and description (--json: the prompts/list array)\n"
     "  conformance  what the scenario named by MCP_CONFORMANCE_SCENARIO asks of a client\n"
     "  --timeout S  seconds a call may take (default 300; also bounds the start, at most 30)\n"
     "  --env NAME=VALUE  a variable for a stdio server (its config's envs); repeatable\n"
@@ -45,7 +52,7 @@ static const char usage[] =
     "\n"
     "Exit status: 0 done, 1 the server or the tool failed, 2 a usage error.\n";
 
-enum { M_TOOLS, M_CALL, M_CONFORMANCE };
+enum { M_TOOLS, M_CALL, M_CONFORMANCE, M_RESOURCES, M_READ, M_PROMPTS };
 
 typedef struct {
     int mode;
@@ -212,6 +219,15 @@ static void conformance_next(cli *c)
     }
 }
 
+/* The answer of resources, read or prompts. */
+static void json_done(void *ud, json_t *result, gd_err e, const char *msg)
+{
+    cli *c = ud;
+    if (e) snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : gd_strerror(e));
+    c->out = result;
+    finish(c, e ? 1 : 0);
+}
+
 static void started(void *ud, gd_err e, const char *why)
 {
     cli *c = ud;
@@ -233,6 +249,16 @@ static void started(void *ud, gd_err e, const char *why)
             return;
         }
         conformance_next(c);
+        return;
+    }
+    if (c->mode == M_RESOURCES || c->mode == M_READ || c->mode == M_PROMPTS) {
+        ext_call *q = c->mode == M_RESOURCES ? c->x->ops->resources(c->x, json_done, c)
+                      : c->mode == M_READ    ? c->x->ops->read_resource(c->x, c->tool, json_done, c)
+                                             : c->x->ops->prompts(c->x, json_done, c);
+        if (!q) {
+            snprintf(c->msg, sizeof c->msg, "out of memory");
+            finish(c, 1);
+        }
         return;
     }
     ext_call_opts o = {.progress = progress};
@@ -309,6 +335,40 @@ static void print_result(json_t *res, bool as_json, FILE *f)
             char *s = json_dumps(item, JSON_COMPACT);
             if (s) fprintf(f, "%s\n", s);
             free(s);
+        }
+    }
+}
+
+/* resources, read, prompts: one line per item, or the JSON. */
+static void print_items(int mode, json_t *out, bool as_json)
+{
+    if (as_json) {
+        char *s = json_dumps(out, JSON_INDENT(2));
+        if (s) puts(s);
+        free(s);
+        return;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(out, i, it)
+    {
+        const char *text = json_string_value(json_object_get(it, "text"));
+        const char *mime = json_string_value(json_object_get(it, "mimeType"));
+        const char *desc = json_string_value(json_object_get(it, "description"));
+        if (mode == M_READ && text) {
+            fputs(text, stdout);
+            if (!text[0] || text[strlen(text) - 1] != '\n') putchar('\n');
+        } else if (mode == M_READ) {
+            char *s = json_dumps(it, JSON_COMPACT);
+            if (s) puts(s);
+            free(s);
+        } else if (mode == M_RESOURCES) {
+            printf("%s  %s%s%s%s\n", json_string_value(json_object_get(it, "uri")),
+                   json_string_value(json_object_get(it, "name")), mime ? "  (" : "",
+                   mime ? mime : "", mime ? ")" : "");
+        } else {
+            printf("%s%s%s\n", json_string_value(json_object_get(it, "name")), desc ? "  " : "",
+                   desc ? desc : "");
         }
     }
 }
@@ -407,6 +467,12 @@ static int mcp_main(cli *c, int argc, char **argv)
         c->mode = M_CALL;
     else if (!strcmp(sub, "conformance"))
         c->mode = M_CONFORMANCE;
+    else if (!strcmp(sub, "resources"))
+        c->mode = M_RESOURCES;
+    else if (!strcmp(sub, "read"))
+        c->mode = M_READ;
+    else if (!strcmp(sub, "prompts"))
+        c->mode = M_PROMPTS;
     else
         return usage_error("unknown command '%s'", sub);
 
@@ -468,7 +534,13 @@ static int mcp_main(cli *c, int argc, char **argv)
         return usage_error("%s", "no server: give -- COMMAND [ARGS...], a URL, --sse URL or the "
                                  "name of an extension in config.yaml");
     if (cmd_at >= 0 && url) return usage_error("%s", "give either a command or a URL, not both");
-    if (c->mode == M_TOOLS && npos) return usage_error("unexpected argument '%s'", pos[0]);
+    if ((c->mode == M_TOOLS || c->mode == M_RESOURCES || c->mode == M_PROMPTS) && npos)
+        return usage_error("unexpected argument '%s'", pos[0]);
+    if (c->mode == M_READ) {
+        if (npos < 1) return usage_error("%s", "read: which URI?");
+        if (npos > 1) return usage_error("unexpected argument '%s'", pos[1]);
+        c->tool = pos[0];
+    }
     if (c->mode == M_CONFORMANCE && npos) return usage_error("unexpected argument '%s'", pos[0]);
     if (c->mode == M_CALL) {
         if (npos < 1) return usage_error("%s", "call: which tool?");
@@ -560,6 +632,8 @@ static int mcp_main(cli *c, int argc, char **argv)
         print_tools(c->out, c->json);
     } else if (c->mode == M_CALL && c->out) {
         print_result(c->out, c->json, rc ? stderr : stdout);
+    } else if ((c->mode == M_RESOURCES || c->mode == M_READ || c->mode == M_PROMPTS) && c->out) {
+        print_items(c->mode, c->out, c->json);
     } else if (c->mode == M_CONFORMANCE && !rc) {
         printf("done: %zu tools called\n", c->next);
     }

@@ -98,6 +98,17 @@ typedef void (*ext_started)(void *ud, gd_err e, const char *why);
 
 typedef enum { EXT_STOPPED, EXT_STARTING, EXT_RUNNING, EXT_FAILED } ext_state;
 
+/* A resource or prompt request has ended: result (now the callee's: json_decref it), or NULL
+ * with e and msg saying why: GD_ENOTFOUND (no such resource or prompt, or the extension has
+ * none), GD_EPROTO (the server answered with an error, or with a malformed result),
+ * GD_ETIMEOUT, GD_EUNAVAIL (the extension is not running), GD_ETOOBIG (past a bound),
+ * GD_ECANCELLED, GD_EGONE (the session's extensions were closed meanwhile), GD_ENOMEM. Called
+ * exactly once, later, on the loop's thread. */
+typedef void (*ext_json_done)(void *ud, json_t *result, gd_err e, const char *msg);
+
+/* What an extension serves besides tools (extension_ops.serves). */
+enum { EXT_SERVES_RESOURCES = 1, EXT_SERVES_PROMPTS = 2 };
+
 typedef struct {
     /* Brings the extension up if it is not (spawns and initializes a server, connects), then
      * done(ud, ...) once, later; again after a crash (with backoff: a start within the backoff
@@ -126,6 +137,25 @@ typedef struct {
     /* Cancels what still runs and drops waiting starts, without calling any done, stops what
      * it spawned (a server process: stdin closed, then SIGTERM, then SIGKILL) and frees x. */
     void (*close)(extension *x);
+
+    /* ---- optional: resources and prompts (NULL: the extension has none) ---- */
+
+    /* EXT_SERVES_* bits: what the extension served at its last start (an MCP server's
+     * capabilities); 0 before a start. NULL: nothing. */
+    unsigned (*serves)(extension *x);
+    /* Every resource (every page, within bounds): done gets an array of {"uri", "name",
+     * "description"?, "mimeType"?}. Like call: done exactly once, later; cancel ends it with
+     * GD_ECANCELLED; NULL only when out of memory. */
+    ext_call *(*resources)(extension *x, ext_json_done done, void *ud);
+    /* Reads uri (borrowed): done gets the array of contents, each {"uri", "mimeType"?, "text"}
+     * or {"uri", "mimeType"?, "blob"} (a "resource" content item's "resource"). */
+    ext_call *(*read_resource)(extension *x, const char *uri, ext_json_done done, void *ud);
+    /* Every prompt: done gets an array of {"name", "description"?, "arguments"?}. */
+    ext_call *(*prompts)(extension *x, ext_json_done done, void *ud);
+    /* The prompt name with args (borrowed, string values; may be NULL): done gets
+     * {"description"?, "messages": [{"role", "content"}]}. */
+    ext_call *(*get_prompt)(extension *x, const char *name, json_t *args, ext_json_done done,
+                            void *ud);
 } extension_ops;
 
 struct extension {
@@ -177,6 +207,30 @@ void registry_cancel(ext_call *c);
 /* Closes every extension (running calls are cancelled without their done) and frees r. */
 void registry_free(ext_registry *r);
 
+/* ---- resources and prompts across a session's extensions (the platform tools, the API) ---- */
+
+typedef struct reg_req reg_req;
+enum { REG_RESOURCES, REG_PROMPTS };
+
+/* Lists what (REG_RESOURCES or REG_PROMPTS) of the extension called ext (NULL: of every
+ * extension that serves them; one that fails is then left out, with a log line). Extensions
+ * that are not up are started first. done gets an array of the items, each with "extension"
+ * (its extension's name) first. ext unknown or serving none: GD_ENOTFOUND. done exactly once,
+ * later, on the loop, unless the request is cancelled; when r is freed first, with GD_EGONE
+ * (posted). NULL only when out of memory. */
+reg_req *registry_list(ext_registry *r, int what, const char *ext, ext_json_done done, void *ud);
+/* Reads uri from ext (NULL: from the first extension, in order, that has it): done gets the
+ * contents array (see extension_ops.read_resource). Strings borrowed. */
+reg_req *registry_read_resource(ext_registry *r, const char *ext, const char *uri,
+                                ext_json_done done, void *ud);
+/* Gets the prompt name of ext with args (borrowed, may be NULL). */
+reg_req *registry_get_prompt(ext_registry *r, const char *ext, const char *name, json_t *args,
+                             ext_json_done done, void *ud);
+/* Drops q: its done is never called (what it asked of extensions is cancelled). */
+void registry_req_cancel(reg_req *q);
+/* Whether some extension of r (other than the platform one) serves what (EXT_SERVES_*). */
+bool registry_serves(ext_registry *r, unsigned what);
+
 /* A result with one text item; NULL content when out of memory is replaced by an empty array.
  * For extensions building their results. */
 ext_result ext_text_result(const char *text, bool is_error);
@@ -187,5 +241,10 @@ ext_result ext_text_result(const char *text, bool is_error);
  * (borrowed, may be NULL) is its config object: "allow_shell": false offers no shell tool. NULL
  * when out of memory. */
 extension *developer_new(const ext_host *host, const json_t *cfg);
+
+/* The platform extension, as the real Goose offers: list_resources and read_resource over the
+ * other extensions of r (borrowed: r owns it once added, so it lives as long). Its tools are
+ * offered only while some extension of r serves resources. NULL when out of memory. */
+extension *platform_new(const ext_host *host, ext_registry *r);
 
 #endif

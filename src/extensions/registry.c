@@ -35,6 +35,7 @@ struct ext_registry {
     size_t n, alloc;
     reg_call *pending; /* posted calls whose done has not run yet */
     reg_start *starts; /* registry_starts not over yet */
+    reg_req *reqs;     /* resource and prompt requests not over yet */
 };
 
 ext_result ext_text_result(const char *text, bool is_error)
@@ -351,6 +352,8 @@ void registry_cancel(ext_call *c)
     /* a registry call ends by itself, with is_error already */
 }
 
+static void reqs_free(ext_registry *r);
+
 void registry_free(ext_registry *r)
 {
     if (!r) return;
@@ -366,6 +369,313 @@ void registry_free(ext_registry *r)
     }
     for (size_t i = r->n; i-- > 0;)
         r->xs[i]->ops->close(r->xs[i]);
+    reqs_free(r); /* after the extensions: the platform's close cancels its own first */
     free(r->xs);
     free(r);
+}
+
+/* ---- resources and prompts across the extensions ---- */
+
+typedef enum { Q_RESOURCES, Q_PROMPTS, Q_READ, Q_PROMPT } q_kind;
+
+typedef struct {
+    reg_req *q;
+    extension *x;
+    ext_call *c; /* the extension's request while it runs */
+    json_t *result;
+    gd_err e;
+    char msg[512];
+} reg_sub;
+
+struct reg_req {
+    reg_req *prev, *next;
+    ext_registry *r;
+    q_kind kind;
+    bool all;       /* no extension named: every one that serves it */
+    bool cancelled; /* done is never called; freed once the subs have answered */
+    char *arg;      /* the uri or the prompt's name */
+    json_t *args;   /* the prompt's arguments */
+    ext_json_done done;
+    void *ud;
+    reg_sub *subs;
+    size_t nsubs, waiting;
+    loop_timer *post; /* an answer known at once, on its way */
+};
+
+bool registry_serves(ext_registry *r, unsigned what)
+{
+    for (size_t i = 0; r && i < r->n; i++)
+        if (r->xs[i]->ops->serves && (r->xs[i]->ops->serves(r->xs[i]) & what)) return true;
+    return false;
+}
+
+static void req_free(reg_req *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else if (q->r)
+        q->r->reqs = q->next;
+    if (q->next) q->next->prev = q->prev;
+    for (size_t i = 0; i < q->nsubs; i++)
+        json_decref(q->subs[i].result);
+    free(q->subs);
+    free(q->arg);
+    json_decref(q->args);
+    free(q);
+}
+
+static bool has_op(extension *x, q_kind k)
+{
+    switch (k) {
+    case Q_RESOURCES:
+        return x->ops->resources != NULL;
+    case Q_PROMPTS:
+        return x->ops->prompts != NULL;
+    case Q_READ:
+        return x->ops->read_resource != NULL;
+    case Q_PROMPT:
+        return x->ops->get_prompt != NULL;
+    }
+    return false;
+}
+
+/* The answer of a request whose subs have all answered: result (new) or the error in e, msg. */
+static json_t *req_answer(reg_req *q, gd_err *e, char *msg, size_t msglen)
+{
+    *e = GD_OK;
+    if (!q->all) {
+        reg_sub *s = &q->subs[0];
+        if (s->e) {
+            *e = s->e;
+            snprintf(msg, msglen, "%s", s->msg);
+            return NULL;
+        }
+    }
+    if (q->kind == Q_RESOURCES || q->kind == Q_PROMPTS) {
+        json_t *out = json_array();
+        for (size_t i = 0; out && i < q->nsubs; i++) {
+            reg_sub *s = &q->subs[i];
+            if (s->e) {
+                if (s->e != GD_ENOTFOUND) log_warn(LOG_MOD, "left out of a listing: %s", s->msg);
+                continue;
+            }
+            size_t j;
+            json_t *it;
+            json_array_foreach(s->result, j, it)
+            {
+                json_t *o = json_pack("{s:s}", "extension", s->x->name);
+                if (o) json_object_update(o, it);
+                if (!o || json_array_append_new(out, o)) {
+                    json_decref(out);
+                    out = NULL;
+                    break;
+                }
+            }
+        }
+        if (!out) *e = GD_ENOMEM, snprintf(msg, msglen, "out of memory");
+        return out;
+    }
+    for (size_t i = 0; i < q->nsubs; i++)
+        if (!q->subs[i].e) return json_incref(q->subs[i].result);
+    for (size_t i = 0; i < q->nsubs; i++) /* every one failed: the first real failure */
+        if (q->subs[i].e != GD_ENOTFOUND) {
+            *e = q->subs[i].e;
+            snprintf(msg, msglen, "%s", q->subs[i].msg);
+            return NULL;
+        }
+    *e = GD_ENOTFOUND;
+    snprintf(msg, msglen, "no extension of this session has %s '%s'",
+             q->kind == Q_READ ? "the resource" : "the prompt", q->arg);
+    return NULL;
+}
+
+/* Every sub has answered: done is called (unless cancelled) and q freed. */
+static void req_finish(reg_req *q)
+{
+    if (q->cancelled) {
+        req_free(q);
+        return;
+    }
+    gd_err e;
+    char msg[512] = "";
+    json_t *res = req_answer(q, &e, msg, sizeof msg);
+    ext_json_done done = q->done;
+    void *ud = q->ud;
+    req_free(q);
+    done(ud, res, e, e ? msg : NULL);
+}
+
+static void req_posted(void *ud)
+{
+    reg_req *q = ud;
+    q->post = NULL;
+    req_finish(q);
+}
+
+static void sub_end(reg_sub *s, json_t *result, gd_err e, const char *msg)
+{
+    s->c = NULL;
+    s->result = result;
+    s->e = e;
+    if (e) snprintf(s->msg, sizeof s->msg, "%s", msg ? msg : gd_strerror(e));
+    if (--s->q->waiting == 0) req_finish(s->q);
+}
+
+static void sub_done(void *ud, json_t *result, gd_err e, const char *msg)
+{
+    sub_end(ud, result, e, msg);
+}
+
+/* Asks s's extension (up by now). false when out of memory. */
+static bool sub_issue(reg_sub *s)
+{
+    reg_req *q = s->q;
+    extension *x = s->x;
+    switch (q->kind) {
+    case Q_RESOURCES:
+        s->c = x->ops->resources(x, sub_done, s);
+        break;
+    case Q_PROMPTS:
+        s->c = x->ops->prompts(x, sub_done, s);
+        break;
+    case Q_READ:
+        s->c = x->ops->read_resource(x, q->arg, sub_done, s);
+        break;
+    case Q_PROMPT:
+        s->c = x->ops->get_prompt(x, q->arg, q->args, sub_done, s);
+        break;
+    }
+    return s->c != NULL;
+}
+
+static void sub_started(void *ud, gd_err e, const char *why)
+{
+    reg_sub *s = ud;
+    if (e)
+        sub_end(s, NULL, GD_EUNAVAIL, why);
+    else if (s->q->cancelled)
+        sub_end(s, NULL, GD_ECANCELLED, "cancelled");
+    else if (!sub_issue(s))
+        sub_end(s, NULL, GD_ENOMEM, "out of memory");
+}
+
+static reg_req *req_new(ext_registry *r, q_kind kind, const char *ext, const char *arg,
+                        json_t *args, ext_json_done done, void *ud)
+{
+    reg_req *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    q->r = r;
+    q->kind = kind;
+    q->all = !ext;
+    q->done = done;
+    q->ud = ud;
+    q->args = args ? json_incref(args) : NULL;
+    q->subs = calloc(r->n ? r->n : 1, sizeof *q->subs);
+    if (!q->subs || (arg && !(q->arg = strdup(arg)))) {
+        json_decref(q->args);
+        free(q->subs);
+        free(q);
+        return NULL;
+    }
+    q->next = r->reqs;
+    if (q->next) q->next->prev = q;
+    r->reqs = q;
+    static const char *const what[] = {"resources", "prompts", "resources", "prompts"};
+    if (ext) {
+        extension *x = registry_find(r, ext);
+        reg_sub *s = &q->subs[q->nsubs++];
+        s->q = q;
+        s->x = x;
+        s->e = GD_ENOTFOUND;
+        if (!x)
+            snprintf(s->msg, sizeof s->msg, "no extension named '%s' in this session", ext);
+        else if (!has_op(x, kind))
+            snprintf(s->msg, sizeof s->msg, "extension '%s' has no %s", ext, what[kind]);
+        else
+            s->e = GD_OK;
+        if (s->e) q->nsubs--; /* answered at once, below */
+    } else {
+        for (size_t i = 0; i < r->n; i++)
+            if (has_op(r->xs[i], kind)) {
+                reg_sub *s = &q->subs[q->nsubs++];
+                s->q = q;
+                s->x = r->xs[i];
+            }
+    }
+    q->waiting = q->nsubs + 1; /* held until every sub is asked, so none can finish it early */
+    for (size_t i = 0; i < q->nsubs; i++) {
+        reg_sub *s = &q->subs[i];
+        extension *x = s->x;
+        if (x->ops->start && (!x->ops->state || x->ops->state(x, NULL, 0) != EXT_RUNNING))
+            x->ops->start(x, sub_started, s); /* answers later, posted */
+        else if (!sub_issue(s))
+            sub_end(s, NULL, GD_ENOMEM, "out of memory");
+    }
+    if (ext && !q->nsubs) q->nsubs = 1; /* the error of the one named, kept in subs[0] */
+    if (--q->waiting == 0 && !(q->post = loop_timer_add(r->host->l, 0, req_posted, q))) {
+        req_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+reg_req *registry_list(ext_registry *r, int what, const char *ext, ext_json_done done, void *ud)
+{
+    return req_new(r, what == REG_PROMPTS ? Q_PROMPTS : Q_RESOURCES, ext, NULL, NULL, done, ud);
+}
+
+reg_req *registry_read_resource(ext_registry *r, const char *ext, const char *uri,
+                                ext_json_done done, void *ud)
+{
+    return req_new(r, Q_READ, ext, uri, NULL, done, ud);
+}
+
+reg_req *registry_get_prompt(ext_registry *r, const char *ext, const char *name, json_t *args,
+                             ext_json_done done, void *ud)
+{
+    return req_new(r, Q_PROMPT, ext, name, args, done, ud);
+}
+
+void registry_req_cancel(reg_req *q)
+{
+    if (!q || q->cancelled) return;
+    q->cancelled = true;
+    if (q->post) { /* nothing runs: freed now */
+        loop_timer_cancel(q->post);
+        req_free(q);
+        return;
+    }
+    for (size_t i = 0; i < q->nsubs; i++)
+        if (q->subs[i].c) q->subs[i].x->ops->cancel(q->subs[i].c); /* their done follows */
+}
+
+typedef struct {
+    ext_json_done done;
+    void *ud;
+} gone_msg;
+
+static void gone_run(void *ud)
+{
+    gone_msg *g = ud;
+    g->done(g->ud, NULL, GD_EGONE, "the session's extensions were closed meanwhile");
+    free(g);
+}
+
+/* The extensions are closed: what they were asked will never answer. A request not cancelled
+ * ends with GD_EGONE, posted. */
+static void reqs_free(ext_registry *r)
+{
+    while (r->reqs) {
+        reg_req *q = r->reqs;
+        if (q->post) loop_timer_cancel(q->post);
+        if (!q->cancelled) {
+            gone_msg *g = malloc(sizeof *g);
+            if (g) *g = (gone_msg){q->done, q->ud};
+            if (!g || loop_post(r->host->l, gone_run, g)) {
+                log_error(LOG_MOD, "out of memory ending a resource request");
+                free(g);
+            }
+        }
+        req_free(q);
+    }
 }

@@ -567,6 +567,115 @@ static void test_crash(void **state)
     assert_int_equal(F.made, 1); /* within the backoff: no new server */
 }
 
+/* ---- resources and prompts ---- */
+
+typedef struct {
+    bool done;
+    json_t *result;
+    gd_err e;
+    char msg[512];
+    int which; /* 0 resources, 1 read, 2 prompts */
+    const char *uri;
+} jreq_t;
+
+static void on_json_done(void *ud, json_t *result, gd_err e, const char *msg)
+{
+    jreq_t *q = ud;
+    pthread_mutex_lock(&mu);
+    q->result = result;
+    q->e = e;
+    snprintf(q->msg, sizeof q->msg, "%s", msg ? msg : "");
+    q->done = true;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void do_jreq(void *arg)
+{
+    jreq_t *q = arg;
+    ext_call *c = q->which == 0   ? X->ops->resources(X, on_json_done, q)
+                  : q->which == 1 ? X->ops->read_resource(X, q->uri, on_json_done, q)
+                                  : X->ops->prompts(X, on_json_done, q);
+    assert_non_null(c);
+}
+
+static void test_resources(void **state)
+{
+    started_t s = {0};
+    on_loop(do_start, &s);
+    json_int_t id = expect("initialize", NULL);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"protocolVersion\":\"2025-11-25\","
+           "\"capabilities\":{\"tools\":{},\"resources\":{}}}}",
+           (long long)id);
+    expect("notifications/initialized", NULL);
+    id = expect("tools/list", NULL);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"tools\":%s}}", (long long)id, TOOLS1);
+    wait_flag(&s.done);
+    assert_int_equal(X->ops->serves(X), EXT_SERVES_RESOURCES);
+
+    /* two pages; an item without a uri is left out */
+    jreq_t l = {.which = 0};
+    on_loop(do_jreq, &l);
+    json_t *p;
+    id = expect("resources/list", &p);
+    assert_null(json_object_get(p, "cursor"));
+    json_decref(p);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"resources\":[{\"uri\":\"f://a\","
+           "\"name\":\"a\",\"mimeType\":\"text/plain\"},{\"name\":\"no "
+           "uri\"}],\"nextCursor\":\"c2\"}}",
+           (long long)id);
+    id = expect("resources/list", &p);
+    assert_string_equal(json_string_value(json_object_get(p, "cursor")), "c2");
+    json_decref(p);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"resources\":[{\"uri\":\"f://b\","
+           "\"name\":\"b\"}]}}",
+           (long long)id);
+    wait_flag(&l.done);
+    assert_int_equal(l.e, GD_OK);
+    assert_int_equal(json_array_size(l.result), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l.result, 1), "uri")),
+                        "f://b");
+    json_decref(l.result);
+
+    /* a read: the contents; an unknown resource: not found; a server error: the protocol */
+    jreq_t r = {.which = 1, .uri = "f://a"};
+    on_loop(do_jreq, &r);
+    id = expect("resources/read", &p);
+    assert_string_equal(json_string_value(json_object_get(p, "uri")), "f://a");
+    json_decref(p);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"contents\":[{\"uri\":\"f://a\","
+           "\"text\":\"hello\"}]}}",
+           (long long)id);
+    wait_flag(&r.done);
+    assert_int_equal(r.e, GD_OK);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r.result, 0), "text")),
+                        "hello");
+    json_decref(r.result);
+    jreq_t nf = {.which = 1, .uri = "f://zz"};
+    on_loop(do_jreq, &nf);
+    id = expect("resources/read", NULL);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":{\"code\":-32002,\"message\":\"nope\"}}",
+           (long long)id);
+    wait_flag(&nf.done);
+    assert_int_equal(nf.e, GD_ENOTFOUND);
+    assert_null(nf.result);
+    jreq_t bad = {.which = 1, .uri = "f://b"};
+    on_loop(do_jreq, &bad);
+    id = expect("resources/read", NULL);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":{\"code\":-32603,\"message\":\"fire\"}}",
+           (long long)id);
+    wait_flag(&bad.done);
+    assert_int_equal(bad.e, GD_EPROTO);
+    assert_non_null(strstr(bad.msg, "fire"));
+
+    /* no prompts capability: refused without asking the server */
+    jreq_t pr = {.which = 2};
+    on_loop(do_jreq, &pr);
+    wait_flag(&pr.done);
+    assert_int_equal(pr.e, GD_ENOTFOUND);
+    assert_non_null(strstr(pr.msg, "no prompts"));
+}
+
 static void test_escape_and_uri(void **state)
 {
     char out[64];
@@ -591,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resources, setup, teardown),
         cmocka_unit_test(test_escape_and_uri),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

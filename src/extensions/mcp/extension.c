@@ -22,6 +22,14 @@
 #define MCP_TOOLS_MAX        1000        /* tools kept of one server */
 #define MCP_TOOLS_BYTES      (16u << 20) /* bytes of their JSON */
 #define MCP_STABLE_MS        60000       /* a server up this long starts its backoff afresh */
+#define MCP_ITEMS_MAX        1000        /* resources or prompts kept of one listing */
+#define MCP_ITEMS_BYTES      (4u << 20)  /* bytes of their JSON */
+#define MCP_READ_BYTES       (16u << 20) /* bytes of a resource read or a prompt got */
+
+/* What a call asks: a tool, or (answered through ext_json_done) a resource or prompt request. */
+typedef enum { K_TOOL, K_RESOURCES, K_READ, K_PROMPTS, K_PROMPT } call_kind;
+static const char *const kind_method[] = {"tools/call", "resources/list", "resources/read",
+                                          "prompts/list", "prompts/get"};
 
 typedef struct mcp_ext mcp_ext;
 
@@ -58,6 +66,13 @@ typedef struct mcp_call {
     json_t *args; /* kept to send the call again once, in a new MCP session */
     bool retried; /* sent again already */
     bool waiting; /* for the new session to be initialized */
+    /* resource and prompt requests (kind != K_TOOL): args holds the request's params */
+    call_kind kind;
+    ext_json_done jdone;
+    gd_err jerr;      /* why it failed (the message is res.content's text) */
+    json_t *acc;      /* a listing's items so far */
+    size_t acc_bytes; /* their size as JSON */
+    int pages;
 } mcp_call;
 
 struct mcp_ext {
@@ -69,6 +84,7 @@ struct mcp_ext {
     char why[512];
     json_t *tools;
     char *instructions;
+    unsigned serves; /* EXT_SERVES_* from the capabilities of the last initialize */
     /* tools/list under way */
     json_t *acc;
     json_int_t list_id;
@@ -322,6 +338,9 @@ static void on_init(void *ud, json_t *result, int code, const char *msg)
                      v ? "\"" : "", v ? v : "(none given)", v ? "\"" : "", MCP_PROTOCOL_LATEST);
         return;
     }
+    json_t *caps = json_object_get(result, "capabilities");
+    x->serves = (json_is_object(json_object_get(caps, "resources")) ? EXT_SERVES_RESOURCES : 0) |
+                (json_is_object(json_object_get(caps, "prompts")) ? EXT_SERVES_PROMPTS : 0);
     const char *ins = json_string_value(json_object_get(result, "instructions"));
     free(x->instructions);
     x->instructions = ins && ins[0] ? strdup(ins) : NULL;
@@ -492,6 +511,22 @@ static void call_post(void *ud)
     ext_done done = c->done;
     void *dud = c->ud;
     json_decref(c->args);
+    json_decref(c->acc);
+    if (c->kind != K_TOOL) {
+        ext_json_done jdone = c->jdone;
+        gd_err e = c->jerr;
+        free(c);
+        json_decref(res.structured);
+        if (!e) {
+            jdone(dud, res.content, GD_OK, NULL);
+            return;
+        }
+        const char *msg =
+            json_string_value(json_object_get(json_array_get(res.content, 0), "text"));
+        jdone(dud, NULL, e, msg ? msg : gd_strerror(e));
+        json_decref(res.content);
+        return;
+    }
     free(c);
     done(dud, &res);
 }
@@ -511,15 +546,31 @@ static void call_finish(mcp_call *c, json_t *content, bool is_error, json_t *str
         log_error(LOG_MOD, "%s: out of memory to end a call of %s", x->base.name, c->tool);
 }
 
-static void call_fail(mcp_call *c, const char *fmt, ...)
+static void call_vfail(mcp_call *c, gd_err e, const char *fmt, va_list ap)
 {
     char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    ext_result r = ext_text_result(msg, true);
+    c->jerr = e;
+    call_finish(c, r.content, true, NULL);
+}
+
+static void call_fail(mcp_call *c, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    call_vfail(c, GD_EUNAVAIL, fmt, ap);
     va_end(ap);
-    ext_result r = ext_text_result(msg, true);
-    call_finish(c, r.content, true, NULL);
+}
+
+static void call_fail_e(mcp_call *c, gd_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void call_fail_e(mcp_call *c, gd_err e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    call_vfail(c, e, fmt, ap);
+    va_end(ap);
 }
 
 static void send_cancelled(mcp_ext *x, json_int_t id, const char *reason)
@@ -529,11 +580,17 @@ static void send_cancelled(mcp_ext *x, json_int_t id, const char *reason)
                        json_pack("{s:I, s:s}", "requestId", id, "reason", reason));
 }
 
+static void on_json(mcp_call *c, json_t *result, int code, const char *msg);
+
 static void on_call(void *ud, json_t *result, int code, const char *msg)
 {
     mcp_call *c = ud;
     mcp_ext *x = (mcp_ext *)c->base.x;
     json_int_t id = c->id;
+    if (c->kind != K_TOOL) {
+        on_json(c, result, code, msg);
+        return;
+    }
     c->id = 0;
     if (!result) {
         if (code == MCP_RPC_TIMEOUT) {
@@ -622,9 +679,12 @@ static ext_call *x_call(extension *base, const char *tool, json_t *args, const e
     return &c->base;
 }
 
-/* Sends c's tools/call; false when out of memory. */
+/* Sends c's tools/call (or its resource or prompt request); false when out of memory. */
 static bool call_send(mcp_ext *x, mcp_call *c)
 {
+    if (c->kind != K_TOOL)
+        return (c->id = mcp_rpc_request(x->rpc, kind_method[c->kind], json_deep_copy(c->args),
+                                        c->timeout_ms, on_call, c));
     json_t *params = json_pack("{s:s, s:O, s:{s:s}}", "name", c->tool, "arguments", c->args,
                                "_meta", "progressToken", c->token);
     return params &&
@@ -640,7 +700,209 @@ static void x_cancel(ext_call *base)
     if (x->rpc && id) mcp_rpc_forget(x->rpc, id);
     c->id = 0;
     send_cancelled(x, id, "cancelled");
-    call_fail(c, "%s__%s: cancelled", x->base.name, c->tool);
+    call_fail_e(c, GD_ECANCELLED, "%s__%s: cancelled", x->base.name, c->tool);
+}
+
+/* ---- resources and prompts ---- */
+
+/* Copies the string members keys of item into a new object; NULL when a required one (the
+ * first `required` keys) is missing. */
+static json_t *pick(json_t *item, const char *const *keys, size_t nkeys, size_t required)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < nkeys; i++) {
+        json_t *v = json_object_get(item, keys[i]);
+        if (json_is_string(v))
+            json_object_set(o, keys[i], v);
+        else if (i < required) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* Adds a listing page's valid items to c->acc; false when a bound was passed. */
+static bool take_items(mcp_ext *x, mcp_call *c, json_t *list)
+{
+    static const char *const rkeys[] = {"uri", "name", "description", "mimeType", "title"};
+    static const char *const pkeys[] = {"name", "description", "title"};
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it)
+    {
+        json_t *o = c->kind == K_RESOURCES ? pick(it, rkeys, 5, 2) : pick(it, pkeys, 3, 1);
+        if (!o) continue;
+        json_t *args = json_object_get(it, "arguments");
+        if (c->kind == K_PROMPTS && json_is_array(args)) json_object_set(o, "arguments", args);
+        size_t size = json_dumpb(o, NULL, 0, JSON_COMPACT);
+        if (json_array_size(c->acc) >= MCP_ITEMS_MAX || c->acc_bytes + size > MCP_ITEMS_BYTES) {
+            log_warn(LOG_MOD, "%s: %s: more than %d items or %u bytes of them; the rest is ignored",
+                     x->base.name, kind_method[c->kind], MCP_ITEMS_MAX, MCP_ITEMS_BYTES);
+            json_decref(o);
+            return false;
+        }
+        c->acc_bytes += size;
+        json_array_append_new(c->acc, o);
+    }
+    return true;
+}
+
+/* Whether an error answer means "no such resource or prompt": MCP's -32002, or the invalid
+ * params the TypeScript SDK answers with "... not found". */
+static bool not_found(int code, const char *msg)
+{
+    return code == -32002 || (code == -32602 && msg && strstr(msg, "not found"));
+}
+
+static void on_json(mcp_call *c, json_t *result, int code, const char *msg)
+{
+    mcp_ext *x = (mcp_ext *)c->base.x;
+    json_int_t id = c->id;
+    c->id = 0;
+    const char *m = kind_method[c->kind];
+    if (!result) {
+        if (code == MCP_RPC_TIMEOUT) {
+            send_cancelled(x, id, msg);
+            call_fail_e(c, GD_ETIMEOUT, "%s: %s: %s", x->base.name, m, msg);
+        } else {
+            call_fail_e(c,
+                        not_found(code, msg)                    ? GD_ENOTFOUND
+                        : c->kind == K_PROMPT && code == -32602 ? GD_EINVAL
+                                                                : GD_EPROTO,
+                        "%s: %s: the server answered with an error: %s (%d)", x->base.name, m, msg,
+                        code);
+        }
+        return;
+    }
+    if (c->kind == K_RESOURCES || c->kind == K_PROMPTS) {
+        json_t *list = json_object_get(result, c->kind == K_RESOURCES ? "resources" : "prompts");
+        if (!json_is_array(list)) {
+            call_fail_e(c, GD_EPROTO, "%s: %s: the server's result has no %s array", x->base.name,
+                        m, c->kind == K_RESOURCES ? "resources" : "prompts");
+            return;
+        }
+        bool room = take_items(x, c, list);
+        const char *next = json_string_value(json_object_get(result, "nextCursor"));
+        if (room && next && next[0] && ++c->pages < MCP_LIST_PAGES_MAX) {
+            json_object_set_new(c->args, "cursor", json_string(next));
+            if (!call_send(x, c))
+                call_fail_e(c, GD_ENOMEM, "%s: %s: out of memory", x->base.name, m);
+            return;
+        }
+        if (room && next && next[0])
+            log_warn(LOG_MOD, "%s: %s: more than %d pages; the rest is ignored", x->base.name, m,
+                     MCP_LIST_PAGES_MAX);
+        json_t *acc = c->acc;
+        c->acc = NULL;
+        call_finish(c, acc, false, NULL);
+        return;
+    }
+    size_t size = json_dumpb(result, NULL, 0, JSON_COMPACT);
+    if (size > MCP_READ_BYTES) {
+        call_fail_e(c, GD_ETOOBIG, "%s: %s: the answer has %zu bytes, more than the %u kept",
+                    x->base.name, m, size, MCP_READ_BYTES);
+        return;
+    }
+    if (c->kind == K_READ) {
+        json_t *contents = json_object_get(result, "contents");
+        json_t *out = json_array();
+        size_t i;
+        json_t *it;
+        json_array_foreach(contents, i, it)
+        {
+            static const char *const keys[] = {"uri", "mimeType", "text", "blob"};
+            json_t *o = pick(it, keys, 4, 1);
+            if (o && (json_object_get(o, "text") || json_object_get(o, "blob")))
+                json_array_append_new(out, o);
+            else
+                json_decref(o);
+        }
+        if (!json_is_array(contents)) {
+            json_decref(out);
+            call_fail_e(c, GD_EPROTO, "%s: %s: the server's result has no contents array",
+                        x->base.name, m);
+            return;
+        }
+        call_finish(c, out, false, NULL);
+        return;
+    }
+    json_t *msgs = json_object_get(result, "messages");
+    if (!json_is_array(msgs)) {
+        call_fail_e(c, GD_EPROTO, "%s: %s: the server's result has no messages array", x->base.name,
+                    m);
+        return;
+    }
+    json_t *out = json_pack("{s:O}", "messages", msgs);
+    json_t *desc = json_object_get(result, "description");
+    if (out && json_is_string(desc)) json_object_set(out, "description", desc);
+    call_finish(c, out, false, NULL);
+}
+
+/* Starts a resource or prompt request; params stolen. */
+static ext_call *json_request(mcp_ext *x, call_kind kind, json_t *params, ext_json_done done,
+                              void *ud)
+{
+    mcp_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        json_decref(params);
+        return NULL;
+    }
+    c->base.x = &x->base;
+    c->kind = kind;
+    c->jdone = done;
+    c->ud = ud;
+    c->args = params;
+    snprintf(c->tool, sizeof c->tool, "%s", kind_method[kind]);
+    c->timeout_ms = x->timeout_ms;
+    c->next = x->calls;
+    x->calls = c;
+    unsigned need =
+        kind == K_RESOURCES || kind == K_READ ? EXT_SERVES_RESOURCES : EXT_SERVES_PROMPTS;
+    if (x->st != EXT_RUNNING) {
+        call_fail(c, "%s: the extension is not running%s%s", x->base.name,
+                  x->st == EXT_FAILED ? ": " : "", x->st == EXT_FAILED ? x->why : "");
+    } else if (!(x->serves & need)) {
+        call_fail_e(c, GD_ENOTFOUND, "%s has no %s", x->base.name,
+                    need == EXT_SERVES_RESOURCES ? "resources" : "prompts");
+    } else if (!params ||
+               ((kind == K_RESOURCES || kind == K_PROMPTS) && !(c->acc = json_array())) ||
+               !call_send(x, c)) {
+        x->calls = c->next;
+        json_decref(c->args);
+        json_decref(c->acc);
+        free(c);
+        return NULL;
+    }
+    return &c->base;
+}
+
+static unsigned x_serves(extension *base)
+{
+    return ((mcp_ext *)base)->serves;
+}
+
+static ext_call *x_resources(extension *base, ext_json_done done, void *ud)
+{
+    return json_request((mcp_ext *)base, K_RESOURCES, json_object(), done, ud);
+}
+
+static ext_call *x_read_resource(extension *base, const char *uri, ext_json_done done, void *ud)
+{
+    return json_request((mcp_ext *)base, K_READ, json_pack("{s:s}", "uri", uri), done, ud);
+}
+
+static ext_call *x_prompts(extension *base, ext_json_done done, void *ud)
+{
+    return json_request((mcp_ext *)base, K_PROMPTS, json_object(), done, ud);
+}
+
+static ext_call *x_get_prompt(extension *base, const char *name, json_t *args, ext_json_done done,
+                              void *ud)
+{
+    json_t *p = json_pack("{s:s}", "name", name);
+    if (p && json_is_object(args)) json_object_set(p, "arguments", args);
+    return json_request((mcp_ext *)base, K_PROMPT, p, done, ud);
 }
 
 /* ---- the rest ---- */
@@ -675,6 +937,7 @@ static void x_close(extension *base)
             json_decref(c->res.structured);
         }
         json_decref(c->args);
+        json_decref(c->acc);
         free(c);
     }
     mcp_rpc_close(x->rpc);
@@ -704,6 +967,11 @@ static const extension_ops mcp_ops = {
     .call = x_call,
     .cancel = x_cancel,
     .close = x_close,
+    .serves = x_serves,
+    .resources = x_resources,
+    .read_resource = x_read_resource,
+    .prompts = x_prompts,
+    .get_prompt = x_get_prompt,
 };
 
 extension *mcp_extension_new(const json_t *cfg, const ext_host *host, char *err, size_t errlen)

@@ -5,7 +5,8 @@
 // line that is not JSON), flood (writes a line past goosed's cap), exit (exits at start with
 // status 1), oldversion (speaks 2024-11-05 only), silent (never answers initialize),
 // serverreq (the tool ask sends the client an unsupported request and a ping, and reports the
-// answers), stderrflood (5000 lines on stderr before it starts).
+// answers), stderrflood (5000 lines on stderr before it starts), resources (serves resources in two
+// pages: fake://hang is never answered, fake://broken is answered with an error).
 import { createInterface } from 'node:readline';
 
 const mode = process.argv[2] || 'ok';
@@ -56,7 +57,7 @@ rl.on('line', async (line) => {
     }
     reply(m.id, {
       protocolVersion: mode === 'oldversion' ? '2024-11-05' : m.params.protocolVersion,
-      capabilities: { tools: { listChanged: true } },
+      capabilities: mode === 'resources' ? { tools: {}, resources: {}, prompts: {} } : { tools: { listChanged: true } },
       serverInfo: { name: 'fake', version: '1.0.0' },
       instructions: 'Use the fake tools wisely.',
     });
@@ -67,6 +68,21 @@ rl.on('line', async (line) => {
     const page = m.params && m.params.cursor ? Number(m.params.cursor) : 0;
     const items = page < 2 ? [tools[page]] : tools.slice(2);
     reply(m.id, page < 2 ? { tools: items, nextCursor: String(page + 1) } : { tools: items });
+    return;
+  }
+  if (mode === 'resources' && m.method === 'resources/list') {
+    const second = m.params && m.params.cursor === 'p2';
+    reply(m.id, second
+      ? { resources: [{ uri: 'fake://hang', name: 'hang' }, { uri: 'fake://broken', name: 'broken' }] }
+      : { resources: [{ uri: 'fake://a', name: 'a', mimeType: 'text/plain' }], nextCursor: 'p2' });
+    return;
+  }
+  if (mode === 'resources' && m.method === 'resources/read') {
+    const uri = m.params.uri;
+    if (uri === 'fake://hang') return;
+    if (uri === 'fake://broken') send({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'disk on fire' } });
+    else if (uri === 'fake://a') reply(m.id, { contents: [{ uri, mimeType: 'text/plain', text: 'content of a' }] });
+    else send({ jsonrpc: '2.0', id: m.id, error: { code: -32002, message: `Resource not found: ${uri}` } });
     return;
   }
   if (m.method === 'tools/call') {
