@@ -472,6 +472,7 @@ async function sessions() {
     }
     flat(out, 'load_call_ms', times);
     flat(out, 'load_reply_ms', replyMs);
+    flat(out, 'load_reply_per_call_ms', replyMs.map((x) => x / O.perReply));
     out.load_peak_kb = peak;
     out.load_peak_goosed_kb = peakGoosed;
     out.load_peak_servers_kb = peakServers;
