@@ -31,8 +31,16 @@
 # BENCH_MEMORY_WATCHERS_PER_SESSION (100) watchers, BENCH_MEMORY_STATUS_SAMPLES (1000 GET /status),
 # BENCH_MEMORY_LOCAL_ADDRS (the connections to goosed come from 127.0.0.1 .. 127.0.0.K; default: 1,
 # or more when the ephemeral port range is short), BENCH_MEMORY_TIMEOUT (300 s per bench/agent.mjs run).
+# MCP benchmarks (issue 8; bench/mcp.mjs, server-everything over stdio as a config.yaml extension):
+# BENCH_MCP_CALLS_PER_REPLY (50 echo calls in each reply; at most 64, the OpenAI reader's limit),
+# BENCH_MCP_REPLIES (20 measured replies of those, after 1 not counted; the direct client makes as many
+# calls as are measured through goosed, after as many warm-up calls as one reply has),
+# BENCH_MCP_SESSIONS (the session counts, "1 10 100", each on a goosed of its own),
+# BENCH_MCP_LOAD_CALLS (20 echo calls per session when they all call at once), BENCH_MCP_START_BATCH
+# (10: more sessions than that start their servers that many at a time), BENCH_MCP_TIMEOUT (600 s
+# per bench/mcp.mjs run).
 # BENCH_ONLY: a comma-separated subset of http (nginx, goosed under wrk, start-up), agent (issue 3's
-# agent benchmarks) and memory, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
+# agent benchmarks), memory and mcp, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
 # A reply through goosed that errors or arrives incomplete (or a watcher that fails to connect) makes
 # the exit status 1, after the report is written (its "Problems seen" says what happened).
@@ -47,13 +55,13 @@ THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-20}
 ROUNDS=${BENCH_ROUNDS:-2}
-ONLY=${BENCH_ONLY:-http,agent,memory}
+ONLY=${BENCH_ONLY:-http,agent,memory,mcp}
 for part in ${ONLY//,/ }; do
-    case $part in http | agent | memory) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory)" >&2 && exit 2 ;; esac
+    case $part in http | agent | memory | mcp) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp)" >&2 && exit 2 ;; esac
 done
 want() { [[ ,$ONLY, == *,$1,* ]]; } # want PART: whether this run measures PART
 FULL=no
-want http && want agent && want memory && FULL=yes
+want http && want agent && want memory && want mcp && FULL=yes
 if [ "$FULL" = yes ]; then REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}; else REPORT=${BENCH_REPORT:-bench/out/BENCHMARKS.md}; fi
 OUTDIR=$ROOT/bench/out # raw wrk output and server logs of the last run (git-ignored)
 POST_BODY='{"name":"bench","working_directory":"/tmp"}'
@@ -75,6 +83,12 @@ MEM_PER_SESSION=${BENCH_MEMORY_WATCHERS_PER_SESSION:-100}
 MEM_WATCHERS=$((MEM_SESSIONS * MEM_PER_SESSION))
 MEM_STATUS_SAMPLES=${BENCH_MEMORY_STATUS_SAMPLES:-1000}
 MEM_TIMEOUT=${BENCH_MEMORY_TIMEOUT:-300}
+MCP_PER_REPLY=${BENCH_MCP_CALLS_PER_REPLY:-50}
+MCP_REPLIES=${BENCH_MCP_REPLIES:-20}
+MCP_SESSIONS=${BENCH_MCP_SESSIONS:-1 10 100}
+MCP_LOAD_CALLS=${BENCH_MCP_LOAD_CALLS:-20}
+MCP_TIMEOUT=${BENCH_MCP_TIMEOUT:-600}
+MCP_START_BATCH=${BENCH_MCP_START_BATCH:-10}
 MEM_BATCH_TIMEOUT=60 # a reply not finished this long after its batch began counts as failed
 MEM_MAX_REPLIES=0 # the largest batch
 for n in $MEM_SIZES; do
@@ -422,7 +436,7 @@ fi
 # sends the load, checks every reply and prints one AGENT_RESULT line of JSON. The memory benchmarks
 # use the same fake.
 FAKE_ERR_LINES=0
-if want agent || want memory; then
+if want agent || want memory || want mcp; then
     fcmd=(node tests/fakes/fake-provider.mjs --no-log --host 127.0.0.1 --port 0)
     record "${fcmd[*]} >fake.out   # prints 'listening on http://127.0.0.1:PORT' when ready"
     "${fcmd[@]}" >"$WORK/fake.out" 2>"$WORK/fake.err" </dev/null &
@@ -524,6 +538,99 @@ if want memory; then
     unset RUN_TIMEOUT
 fi
 MEM_SECONDS=$((SECONDS - MEM_START))
+
+# --- MCP extensions (issue 8) -------------------------------------------------------------------------
+# server-everything over stdio, called directly by bench/mcp.mjs and as an extension of goosed
+# (config.yaml's `extensions:` map), with the fake as goosed's provider and GOOSE_MAX_TURNS=1: every
+# reply is one provider request whose K echo calls goosed runs one after the other. Each goosed has a
+# HOME of its own; each session gets its own server process.
+MCP_RUNS=()
+MCP_COMMANDS=()
+MCP_START=$SECONDS
+# mcp_run NAME MODE [ARGS]: one bench/mcp.mjs run; its MCP_RESULT fields become variables NAME_field
+# (NAME_rc: its exit status). Its stdout goes to bench/out/mcp-NAME.txt, its stderr to .err.
+mcp_run() {
+    local name=$1 mode=$2 out=$OUTDIR/mcp-$1.txt err=$OUTDIR/mcp-$1.err rc=0 line k v
+    shift 2
+    local cmd=(node bench/mcp.mjs "$mode" "$@" --timeout-s "$MCP_TIMEOUT")
+    [ "$mode" = direct ] || cmd+=(--goosed "http://127.0.0.1:$GPORT" --fake "$FAKE_URL" --goosed-pid "$GOOSED_PID")
+    local shown="${cmd[*]}"
+    shown=${shown/--goosed-pid $GOOSED_PID/--goosed-pid <goosed pid>}
+    record "$shown"
+    MCP_COMMANDS+=("$shown")
+    echo "bench: ${cmd[*]}" >&2
+    "${cmd[@]}" >"$out" 2>"$err" || rc=$?
+    line=$(grep '^MCP_RESULT ' "$out") || {
+        cat "$err" >&2
+        die "bench/mcp.mjs $mode exited with status $rc and printed no result line (see $err)"
+    }
+    [ "$rc" = 0 ] || sed 's/^/    /' "$err" >&2
+    # shellcheck disable=SC2016 # the backquotes are JavaScript's
+    while IFS='=' read -r k v; do
+        printf -v "${name}_$k" '%s' "$v"
+    done < <(node -e '
+        for (const [k, v] of Object.entries(JSON.parse(process.argv[1])))
+            console.log(`${k}=${String(v ?? "").replace(/[\n`|]/g, " ")}`);' "${line#MCP_RESULT }")
+    printf -v "${name}_rc" '%s' "$rc"
+    MCP_RUNS+=("$name")
+}
+
+# start_mcp_goosed NAME: a new goosed whose config.yaml enables server-everything over stdio.
+start_mcp_goosed() {
+    GHOME=$WORK/$1-home
+    mkdir -m 700 "$GHOME"
+    mkdir -p "$GHOME/.config/goose"
+    cat >"$GHOME/.config/goose/config.yaml" <<YAML
+extensions:
+  everything:
+    enabled: true
+    name: everything
+    type: stdio
+    cmd: $(command -v node)
+    args:
+    - $EVERYTHING
+    - stdio
+    timeout: 300
+YAML
+    start_goosed "$WORK/goosed-$1.log" "XDG_DATA_HOME=$GHOME/.local/share" GOOSE_PROVIDER=openai \
+        GOOSE_MODEL=gpt-4o OPENAI_API_KEY=sk-bench "OPENAI_HOST=$FAKE_URL" GOOSE_MAX_TURNS=1 \
+        GOOSE_CONTEXT_LIMIT=100000000
+    MCP_COMMANDS+=("${COMMANDS[-1]}   # config.yaml: extensions: everything: {type: stdio, cmd: node, args: [$REL_EVERYTHING, stdio], timeout: 300}")
+}
+
+# stop_mcp_goosed NAME: as stop_agent_goosed, and NAME_left: server processes still alive 2 s later.
+stop_mcp_goosed() {
+    local pid=$GOOSED_PID kids
+    kids=$(pgrep -P "$pid" | tr '\n' ' ' || true)
+    stop_agent_goosed "$1"
+    sleep 2
+    local left=0 k
+    for k in $kids; do kill -0 "$k" 2>/dev/null && left=$((left + 1)); done
+    printf -v "$1_left" '%s' "$left"
+}
+
+if want mcp; then
+    EVERYTHING=$ROOT/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+    REL_EVERYTHING=${EVERYTHING#"$ROOT"/}
+    [ -f "$EVERYTHING" ] || die "$EVERYTHING is missing (npm ci installs the pinned packages)"
+    MCP_MEASURED=$((MCP_REPLIES * (MCP_PER_REPLY - 1)))
+    mcp_run mcp_direct direct --server "$REL_EVERYTHING" --calls "$MCP_MEASURED" --warmup "$MCP_PER_REPLY"
+    start_mcp_goosed mcp-latency
+    mcp_run mcp_lat latency --calls-per-reply "$MCP_PER_REPLY" --replies "$MCP_REPLIES" --warmup 1
+    goosed_alive
+    stop_mcp_goosed mcp_lat_goosed
+    MCP_GOOSEDS=(mcp_lat_goosed)
+    for n in $MCP_SESSIONS; do
+        start_mcp_goosed "mcp-$n"
+        batch=()
+        [ "$n" -le "$MCP_START_BATCH" ] || batch=(--start-batch "$MCP_START_BATCH")
+        mcp_run "mcp_s$n" sessions --sessions "$n" --calls-per-reply "$MCP_LOAD_CALLS" "${batch[@]}"
+        goosed_alive
+        stop_mcp_goosed "mcp_s${n}_goosed"
+        MCP_GOOSEDS+=("mcp_s${n}_goosed")
+    done
+fi
+MCP_SECONDS=$((SECONDS - MCP_START))
 if [ -n "$FAKE_PID" ]; then
     stop_fake
     FAKE_ERR_LINES=$(grep -c . "$WORK/fake.err" || true)
@@ -714,6 +821,42 @@ if want memory; then
     MEM_EXIT_TEXT=${MEM_EXIT_TEXT%; }
 fi
 
+# The MCP benchmarks.
+if want mcp; then
+    MCP_ADDED_P50=$(calc "printf \"%.3f\", $(num mcp_lat_call_ms_p50) - $(num mcp_direct_call_ms_p50)")
+    MCP_ADDED_P99=$(calc "printf \"%.3f\", $(num mcp_lat_call_ms_p99) - $(num mcp_direct_call_ms_p99)")
+    MCP_ADDED_MEAN=$(calc "printf \"%.3f\", $(num mcp_lat_call_ms_mean) - $(num mcp_direct_call_ms_mean)")
+    MCP_OK=$(verdict "$mcp_direct_rc == 0 && $mcp_lat_rc == 0 && $MCP_ADDED_P50 < 1")
+    [ "$MCP_OK" = PASS ] || MISSED+=("MCP tool call overhead")
+    NTARGETS=$((NTARGETS + 1))
+    MCP_BIG=0
+    for n in $MCP_SESSIONS; do [ "$n" -le "$MCP_BIG" ] || MCP_BIG=$n; done
+    B=mcp_s$MCP_BIG
+    MCP_TABLE="| benchmark | through goosed | server-everything directly | target | result |
+|---|---|---|---|---|
+| \`echo\` tool call round trip over stdio, p50 of $(fmt_int "$(num mcp_lat_call_ms_n)") sequential calls | $(av mcp_lat_call_ms_p50) ms | $(av mcp_direct_call_ms_p50) ms | added by goosed < 1 ms: $MCP_ADDED_P50 ms | $MCP_OK |
+| the same, p99 | $(av mcp_lat_call_ms_p99) ms | $(av mcp_direct_call_ms_p99) ms | information: added $MCP_ADDED_P99 ms | — |
+| the same, mean | $(av mcp_lat_call_ms_mean) ms | $(av mcp_direct_call_ms_mean) ms | information: added $MCP_ADDED_MEAN ms | — |
+| $MCP_BIG sessions calling tools at once, each its own server ($MCP_LOAD_CALLS echo calls each, $(fmt_int "$(num "${B}_load_calls")") in all) | wall $(fmt_int "$(num "${B}_load_wall_ms")") ms ($(fmt_int "$(num "${B}_load_calls_per_s")") calls/s); per call (a reply's time ÷ $MCP_LOAD_CALLS) p50 $(fmt %.1f "${B}_load_reply_per_call_ms_p50") ms, max $(fmt %.1f "${B}_load_reply_per_call_ms_max") ms; peak memory $(mb "$(num "${B}_load_peak_goosed_kb")") goosed + $(mb "$(num "${B}_load_peak_servers_kb")") servers (RSS) | — | reported | — |
+| per-session cost of a stdio server (server-everything): start-up added to the session's first reply, p50, with $(for n in $MCP_SESSIONS; do if [ "$n" -le "$MCP_START_BATCH" ]; then printf '%s / ' "$n"; else printf '%s (%s at a time) / ' "$n" "$MCP_START_BATCH"; fi; done | sed 's| / $||') sessions starting at once | $(for n in $MCP_SESSIONS; do printf '%s ms / ' "$(calc "printf \"%.0f\", $(num "mcp_s${n}_with_ttft_ms_p50") - $(num "mcp_s${n}_without_ttft_ms_p50")")"; done | sed 's| / $||') | spawn to \`tools/list\` answer, alone: $(fmt %.0f mcp_direct_start_tools_ms) ms | reported | — |
+| the same: memory per session (the server's process), RSS / PSS, with ${MCP_SESSIONS// / / } sessions | $(for n in $MCP_SESSIONS; do printf '%s / %s, ' "$(mb "$(num "mcp_s${n}_server_rss_per_session_kb")")" "$(mb "$(num "mcp_s${n}_server_pss_per_session_kb")")"; done | sed 's|, $||') | alone, after the calls: $(mb "$(num mcp_direct_server_rss_kb)") / $(mb "$(num mcp_direct_server_pss_kb)") | reported | — |"
+    MCP_DETAILS="| sessions | first reply → first token, without the extension: p50 / max | with it: p50 / max | added, p50 | batch wall time without / with | server processes | servers' RSS: total / per session | PSS: total / per session | goosed RSS: before / after first replies without / with | all calling at once: wall, calls/s, per call (intervals) p50 / p99 / max, reply p50 / max | peak RSS while calling: goosed + servers | goosed CPU: starting the servers / the calls |
+|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for n in $MCP_SESSIONS; do
+        p=mcp_s$n
+        MCP_DETAILS+=$'\n'"| $n | $(av "${p}_without_ttft_ms_p50") / $(av "${p}_without_ttft_ms_max") ms | $(av "${p}_with_ttft_ms_p50") / $(av "${p}_with_ttft_ms_max") ms | $(calc "printf \"%.1f\", $(num "${p}_with_ttft_ms_p50") - $(num "${p}_without_ttft_ms_p50")") ms | $(fmt_int "$(num "${p}_without_wall_ms")") / $(fmt_int "$(num "${p}_with_wall_ms")") ms | $(av "${p}_server_procs") | $(mb "$(num "${p}_server_rss_kb")") / $(mb "$(num "${p}_server_rss_per_session_kb")") | $(mb "$(num "${p}_server_pss_kb")") / $(mb "$(num "${p}_server_pss_per_session_kb")") | $(av "${p}_goosed_rss_base_kb") / $(av "${p}_goosed_rss_without_kb") / $(av "${p}_goosed_rss_with_kb") kB | $(fmt_int "$(num "${p}_load_wall_ms")") ms, $(fmt_int "$(num "${p}_load_calls_per_s")")/s, $(av "${p}_load_call_ms_p50") / $(av "${p}_load_call_ms_p99") / $(av "${p}_load_call_ms_max") ms, $(fmt %.0f "${p}_load_reply_ms_p50") / $(fmt %.0f "${p}_load_reply_ms_max") ms | $(mb "$(num "${p}_load_peak_goosed_kb")") + $(mb "$(num "${p}_load_peak_servers_kb")") | $(av "${p}_with_goosed_cpu_s") / $(av "${p}_load_goosed_cpu_s") s |"
+    done
+    MCP_EXIT_TEXT=
+    for g in "${MCP_GOOSEDS[@]}"; do
+        x=${g}_exit sd=${g}_shutdown b=${g}_bad l=${g}_left
+        label=${g%_goosed}
+        label=${label#mcp_}
+        [ "$label" = lat ] && label="round trip" || label="${label#s} sessions"
+        MCP_EXIT_TEXT+="$label: ${!b} WARN/ERROR lines, exit status ${!x}, \`shutdown complete\` ${!sd}, ${!l} server processes left 2 s after; "
+    done
+    MCP_EXIT_TEXT=${MCP_EXIT_TEXT%; }
+fi
+
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
     GIT_REV="$GIT_REV, with uncommitted changes"
@@ -721,14 +864,16 @@ fi
 CPU=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 [ -n "$CPU" ] || CPU=unknown
 
-case $NTARGETS in 8) TARGETS_WORD=eight ;; 4) TARGETS_WORD=four ;; *) TARGETS_WORD=$NTARGETS ;; esac
+case $NTARGETS in 9) TARGETS_WORD=nine ;; 8) TARGETS_WORD=eight ;; 5) TARGETS_WORD=five ;; 4) TARGETS_WORD=four ;; 1) TARGETS_WORD=one ;; *) TARGETS_WORD=$NTARGETS ;; esac
 if [ "$NTARGETS" = 0 ]; then
     SUMMARY="No targets in this run: its figures are reported."
 elif [ ${#MISSED[@]} -eq 0 ]; then
     SUMMARY="All $TARGETS_WORD targets met."
+    [ "$NTARGETS" != 1 ] || SUMMARY="The one target met."
 else
     SUMMARY=$(printf '%s, ' "${MISSED[@]}")
     SUMMARY="Of $TARGETS_WORD targets, missed: ${SUMMARY%, }."
+    [ "$NTARGETS" != 1 ] || SUMMARY="The one target missed: ${SUMMARY#*missed: }"
 fi
 
 
@@ -805,6 +950,24 @@ if want memory; then
         fi
         [ "${!x}" = 0 ] || PROBLEMS+=("goosed of the memory benchmarks ($log) exited with status ${!x} after SIGTERM (expected 0).")
         [ "${!sd}" = yes ] || PROBLEMS+=("goosed of the memory benchmarks ($log) did not log \`shutdown complete\` after SIGTERM.")
+    done
+fi
+if want mcp; then
+    for run in "${MCP_RUNS[@]}"; do
+        c=${run}_rc e=${run}_errors f=${run}_first_error
+        [ "${!c}" = 0 ] || PROBLEMS+=("\`bench/mcp.mjs\` run \`$run\` (bench/out/mcp-$run.err): ${!e:-some} calls or replies failed; the first: ${!f:-see the file}.")
+    done
+    for g in "${MCP_GOOSEDS[@]}"; do
+        x=${g}_exit sd=${g}_shutdown b=${g}_bad l=${g}_left log=${g%_goosed}
+        log=${log#mcp_}
+        [ "$log" = lat ] && log=mcp-latency || log=mcp-${log#s}
+        if [ "${!b}" -gt 0 ]; then
+            first=$(grep -Em1 ' (ERROR|WARN) ' "$WORK/goosed-$log.log" | cut -c1-200)
+            PROBLEMS+=("goosed of the MCP benchmarks ($log) logged ${!b} WARN/ERROR lines; the first: \`$first\`.")
+        fi
+        [ "${!x}" = 0 ] || PROBLEMS+=("goosed of the MCP benchmarks ($log) exited with status ${!x} after SIGTERM (expected 0).")
+        [ "${!sd}" = yes ] || PROBLEMS+=("goosed of the MCP benchmarks ($log) did not log \`shutdown complete\` after SIGTERM.")
+        [ "${!l}" = 0 ] || PROBLEMS+=("goosed of the MCP benchmarks ($log) left ${!l} server processes running 2 s after it exited.")
     done
 fi
 [ "$FAKE_ERR_LINES" = 0 ] || PROBLEMS+=("the fake provider wrote $FAKE_ERR_LINES lines to stderr (bench/out/fake-provider.err).")
@@ -968,6 +1131,74 @@ $MEM_WATCH_TEXT
 The memory benchmarks' goosed processes: ${MEM_EXIT_TEXT}. These runs took $MEM_SECONDS s in all.
 EOF
 }
+report_mcp() {
+    echo
+    cat <<EOR
+## MCP extensions (issue 8)
+
+\`@modelcontextprotocol/server-everything\` ($(node -p "require('./node_modules/@modelcontextprotocol/server-everything/package.json').version")) over stdio, called by a client directly and as
+an extension of goosed (config.yaml's \`extensions:\` map, \`type: stdio\`, \`cmd: node\`); goosed's provider is the fake,
+the client \`bench/mcp.mjs\`. Figures from a machine shared with other work at the time (load average $LOAD_START
+before the run): the tails (p99, max) especially carry other processes' noise.
+
+$MCP_TABLE
+
+What each number includes:
+
+- **Directly**: \`bench/mcp.mjs direct\` spawns \`node $REL_EVERYTHING stdio\`, sends \`initialize\`,
+  \`notifications/initialized\` and \`tools/list\`, then $(av mcp_direct_warmup) \`tools/call\` \`echo\` (not counted) and
+  $(fmt_int "$(num mcp_direct_calls)") more, one at a time. A call's time runs from writing its request line to the server's
+  stdin to parsing its answer from its stdout: Node's JSON encoding and parsing, the two pipes, and the
+  server's own work.
+- **Through goosed**: \`bench/mcp.mjs latency\`, one session; the fake answers every provider request with
+  $MCP_PER_REPLY \`everything__echo\` calls in one assistant message, and \`GOOSE_MAX_TURNS=1\` ends the reply after
+  them, so a reply is one provider request and $MCP_PER_REPLY tool calls that goosed runs one after the other on the
+  session's own server. One reply first (not counted: it starts the server and warms its JIT, as the direct
+  client's warm-up does), then $MCP_REPLIES replies on \`POST /api/sessions/{id}/messages/stream\`. A call's time is the
+  interval between the arrival at the client of two consecutive \`tool_result\` events of a reply, so $((MCP_PER_REPLY - 1))
+  per reply: goosed publishing one result (the event, its JSON), starting the next call (permission check,
+  the registry, JSON-RPC encoding, the write to the server's stdin), the server's work, reading and parsing its
+  answer, turning it into a result and publishing that. The SSE delivery to the client is in both ends of the
+  interval and cancels out, except for its jitter: two events read in one socket read get one arrival time
+  (so a few intervals are near 0 and the one before is longer; the mean is not affected). The first call of
+  each reply is left out (its interval would include the rest of the provider's stream and the fsynced write of
+  the assistant message): from the last \`tool_call\` event to the first \`tool_result\`, p50 $(av mcp_lat_first_ms_p50) ms.
+  "Added by goosed" is the difference of the two p50s (p99s, means). goosed used $(av mcp_lat_goosed_cpu_s) s of CPU over the $MCP_REPLIES
+  measured replies ($(av mcp_lat_wall_s) s), which includes each reply's provider request and history (growing to
+  $(( (MCP_REPLIES + 1) * MCP_PER_REPLY )) calls and results).
+  Both clients share the machine's $(nproc) CPUs with the server; through goosed, goosed and the fake share them too.
+- **Sessions** (\`bench/mcp.mjs sessions --sessions N\`, one new goosed per N): N sessions with the extension and N
+  with it disabled (a per-session override, \`"extensions": [{"name": "everything", "enabled": false}]\`) are
+  created first. The N without it then send their first message at the same moment (the fake answers \`ok\`),
+  then the N with it: goosed starts each session's server, initializes it and lists its tools before asking
+  the provider, so the first reply's time to its first \`message_chunk\` with the extension, minus the same
+  without it, is the start-up a stdio server adds to a session. Memory: 1 s later, the sum of \`VmRSS\`, and of
+  \`Pss\` (\`/proc/PID/smaps_rollup\`, which shares the pages of the \`node\` binary and its libraries between the
+  processes that map them), over goosed's descendant processes (the servers), divided by N. Then the N sessions
+  with the extension all send one message at the same moment, $MCP_LOAD_CALLS echo calls each (the servers are running
+  by then): wall time from the first request to the last \`message_complete\`, per-call times as above, and the
+  peak of goosed's \`VmRSS\` plus its descendants' (sampled every 50 ms). Under that load the intervals between
+  \`tool_result\` arrivals mostly measure how the client's reads batch events (many arrive together: p50 near 0),
+  so the headline per-call figure is each reply's time divided by its $MCP_LOAD_CALLS calls. More than $MCP_START_BATCH sessions start their
+  servers $MCP_START_BATCH at a time (each batch of first replies after the previous one ended; "batch wall time" is
+  then the sum): 100 server-everything processes started at once on this $(nproc)-CPU machine each need about half a
+  second of CPU, and none answered \`initialize\` within goosed's 30 s start timeout (\`MCP_START_TIMEOUT_MS\`),
+  so that case measures the timeout, not the cost.
+
+$MCP_DETAILS
+
+Server start-up alone (\`direct\`): spawn to the \`initialize\` answer $(av mcp_direct_start_init_ms) ms, to the \`tools/list\` answer
+$(av mcp_direct_start_tools_ms) ms ($(av mcp_direct_tools) tools, protocol $(av mcp_direct_protocol)); its memory after the calls: RSS $(av mcp_direct_server_rss_kb) kB, PSS $(av mcp_direct_server_pss_kb) kB.
+Per call, directly: min $(av mcp_direct_call_ms_min) ms, max $(av mcp_direct_call_ms_max) ms; through goosed: min $(av mcp_lat_call_ms_min) ms, max $(av mcp_lat_call_ms_max) ms.
+The MCP benchmarks' goosed processes: ${MCP_EXIT_TEXT}. These runs took $MCP_SECONDS s in all.
+
+Commands (paths under a temporary directory; ports picked free at run time):
+
+\`\`\`sh
+$(printf '%s\n' "${MCP_COMMANDS[@]}" | sed "s|$WORK|\$TMP|g; s|$ROOT/||g")
+\`\`\`
+EOR
+}
 report_problems() {
     echo
     cat <<EOF
@@ -1061,6 +1292,7 @@ mkdir -p "$(dirname "$REPORT")"
     if want http; then report_http_every_run; fi
     if want agent; then report_agent_every_run; fi
     if want memory; then report_memory_every_run; fi
+    if want mcp; then report_mcp; fi
     report_problems
     report_how_head
     if want http; then report_how_http; fi
@@ -1074,6 +1306,7 @@ echo "$SUMMARY"
 if want http; then printf '\n%s\n' "$TABLE"; fi
 if want agent; then printf '\n%s\n' "$AGENT_TABLE"; fi
 if want memory; then printf '\n%s\n' "$MEM_TABLE"; fi
+if want mcp; then printf '\n%s\n\n%s\n' "$MCP_TABLE" "$MCP_DETAILS"; fi
 if want http; then printf '\n%s\n' "$DETAILS"; fi
 echo
 echo "Problems seen:"
@@ -1086,7 +1319,7 @@ if want agent; then
     for ((r = 1; r <= AGENT_ROUNDS; r++)); do AGENT_RUNS+=("replies_$r"); done
     AGENT_RUNS+=(ftl relay)
 fi
-for run in "${AGENT_RUNS[@]}" "${MEM_RUNS[@]}"; do
+for run in "${AGENT_RUNS[@]}" "${MEM_RUNS[@]}" "${MCP_RUNS[@]}"; do
     c=${run}_rc
     [ "${!c}" = 0 ] || FAILED_RUNS+=("$run")
 done
