@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/turn.h"
 #include "config/permissions.h"
@@ -1623,6 +1624,8 @@ agent *agent_new(const config *cfg, store *st)
     if (cfg->data_dir[0]) a->protected_dirs[n++] = cfg->data_dir;
     a->protected_dirs[n] = NULL;
     a->limits.max_processes = cfg->max_tool_processes;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    a->limits.max_starting = (int)(cpus > 1 ? 2 * cpus : 2); /* MCP servers starting at once */
     a->tool_env = sandbox_env_new();
     a->workers = pool_new("tools", (int)cfg->tool_workers, 4096);
     a->l = loop_new("agent");

@@ -52,6 +52,13 @@ typedef struct {
 typedef struct {
     long max_processes;    /* tool child processes running at once */
     atomic_long processes; /* running now */
+    /* MCP servers starting at once (spawned, not yet through initialize and tools/list): the
+     * others wait their turn, so that a hundred sessions starting together do not all miss
+     * their start timeout on a few CPUs. Loop thread only (every session's extensions share the
+     * agent's loop). 0: no bound. */
+    int max_starting;
+    int starting;
+    void *start_queue; /* the extensions waiting, oldest first (mcp/extension.c's) */
 } ext_limits;
 
 /* What every extension of a session shares: where it runs and what it may see. Borrowed by the

@@ -688,6 +688,57 @@ static void test_escape_and_uri(void **state)
     free(u);
 }
 
+/* With ext_limits.max_starting = 1, a second server waits until the first is up, then starts;
+ * one closed while it waits never starts. */
+static extension *Y, *Z;
+static started_t YS, ZS;
+static void do_gate_setup(void *arg)
+{
+    char err[256];
+    Y = mcp_extension_new(CFG, &H, err, sizeof err);
+    Z = mcp_extension_new(CFG, &H, err, sizeof err);
+    assert_non_null(Y);
+    assert_non_null(Z);
+    Y->ops->start(Y, on_started, &YS);
+    Z->ops->start(Z, on_started, &ZS);
+}
+static void do_gate_close(void *arg)
+{
+    if (arg == Z) Z->ops->close(Z), Z = NULL;
+    if (arg == Y) Y->ops->close(Y), Y = NULL;
+}
+
+static void test_start_gate(void **state)
+{
+    ext_limits lim = {.max_starting = 1};
+    H.limits = &lim;
+    start_ok("2025-11-25", TOOLS1); /* X alone: through the gate and out */
+    assert_int_equal(lim.starting, 0);
+    assert_int_equal(F.made, 1);
+    on_loop(do_gate_setup, NULL); /* Y starts, Z waits */
+    json_int_t id = expect("initialize", NULL);
+    assert_int_equal(F.made, 2);
+    assert_int_equal(lim.starting, 1);
+    assert_non_null(lim.start_queue);
+    char why[64];
+    assert_int_equal(Z->ops->state(Z, why, sizeof why), EXT_STARTING);
+    on_loop(do_gate_close, Z); /* closed while it waits: it never starts */
+    assert_null(lim.start_queue);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"protocolVersion\":\"2025-11-25\","
+           "\"capabilities\":{}}}",
+           (long long)id);
+    expect("notifications/initialized", NULL);
+    id = expect("tools/list", NULL);
+    inject("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"tools\":[]}}", (long long)id);
+    wait_flag(&YS.done);
+    assert_int_equal(YS.e, GD_OK);
+    assert_int_equal(lim.starting, 0);
+    assert_int_equal(F.made, 2); /* Z never made a transport */
+    assert_false(ZS.done);       /* and its waiter was dropped with it */
+    on_loop(do_gate_close, Y);
+    H.limits = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -701,6 +752,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_gate, setup, teardown),
         cmocka_unit_test(test_escape_and_uri),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -99,6 +99,9 @@ struct mcp_ext {
     uint64_t retry_at, up_at;
     long timeout_ms;
     unsigned long long seq;
+    bool holds_slot;           /* one of ext_limits.max_starting, while it starts */
+    bool queued;               /* waits for one */
+    struct mcp_ext *gate_next; /* in ext_limits.start_queue */
 };
 
 /* ---- starts ---- */
@@ -162,6 +165,58 @@ static long backoff_ms(unsigned failures)
     return ms > MCP_BACKOFF_MAX_MS ? MCP_BACKOFF_MAX_MS : ms;
 }
 
+/* ---- the start gate: at most ext_limits.max_starting servers start at once ---- */
+
+static void begin(mcp_ext *x);
+
+static void gate_unqueue(mcp_ext *x)
+{
+    ext_limits *lim = x->host->limits;
+    for (mcp_ext **pp = (mcp_ext **)&lim->start_queue; *pp; pp = &(*pp)->gate_next)
+        if (*pp == x) {
+            *pp = x->gate_next;
+            break;
+        }
+    x->gate_next = NULL;
+    x->queued = false;
+}
+
+/* x's start is over (up, failed or closed): its slot goes to the oldest waiting. */
+static void gate_release(mcp_ext *x)
+{
+    if (!x->holds_slot) return;
+    x->holds_slot = false;
+    ext_limits *lim = x->host->limits;
+    lim->starting--;
+    mcp_ext *next = lim->start_queue;
+    if (next) {
+        gate_unqueue(next);
+        begin(next);
+    }
+}
+
+/* Whether x may start now; if not, it waits in the queue (still EXT_STARTING). */
+static bool gate_enter(mcp_ext *x)
+{
+    ext_limits *lim = x->host->limits;
+    if (!lim || lim->max_starting <= 0 || x->holds_slot) return true;
+    if (lim->starting >= lim->max_starting) {
+        if (!x->queued) {
+            mcp_ext **pp = (mcp_ext **)&lim->start_queue;
+            while (*pp)
+                pp = &(*pp)->gate_next;
+            *pp = x;
+            x->queued = true;
+            log_debug(LOG_MOD, "%s: waits to start (%d servers are starting)", x->base.name,
+                      lim->starting);
+        }
+        return false;
+    }
+    lim->starting++;
+    x->holds_slot = true;
+    return true;
+}
+
 /* The server is gone or never came up: why (already prefixed with the name) is kept for state
  * and the next starts within the backoff. */
 static void went_down(mcp_ext *x, const char *why)
@@ -179,6 +234,7 @@ static void went_down(mcp_ext *x, const char *why)
     x->list_id = 0;
     x->relist = false;
     log_warn(LOG_MOD, "%s", why);
+    gate_release(x);
 }
 
 static void call_finish(mcp_call *c, json_t *content, bool is_error, json_t *structured);
@@ -264,6 +320,7 @@ static void listed(mcp_ext *x)
         x->up_at = loop_now_ms(x->host->l);
         x->why[0] = '\0';
         log_info(LOG_MOD, "%s: running, %zu tools", x->base.name, json_array_size(x->tools));
+        gate_release(x);
         answer_waiters(x, GD_OK, NULL);
     }
     if (x->relist) {
@@ -361,6 +418,7 @@ static void begin(mcp_ext *x)
 {
     char err[512];
     x->st = EXT_STARTING;
+    if (!gate_enter(x)) return; /* gate_release begins it later */
     mcp_rpc_cb cb = {.notify = on_notify, .closed = on_closed, .ud = x};
     if (!(x->rpc = mcp_rpc_new(x->cfg, x->host, &x->base, &cb, err, sizeof err))) {
         /* err names the extension already */
@@ -927,6 +985,8 @@ static json_t *x_tools(extension *base)
 static void x_close(extension *base)
 {
     mcp_ext *x = (mcp_ext *)base;
+    if (x->queued) gate_unqueue(x);
+    gate_release(x); /* the next waiting server starts */
     while (x->calls) {
         mcp_call *c = x->calls;
         x->calls = c->next;
