@@ -27,8 +27,9 @@
 #include "extensions/mcp/mcp.h"
 #include "extensions/sandbox.h"
 
-#define KEEPALIVE_MS (15 * 1000)
-#define BUS_IDLE_S   300 /* how long a session's events stay replayable after its last use */
+#define KEEPALIVE_MS      (15 * 1000)
+#define BUS_IDLE_S        300  /* how long a session's events stay replayable after its last use */
+#define MCP_CLOSE_WAIT_MS 6000 /* at exit, for closed MCP servers to be reaped */
 
 typedef struct a_turn a_turn;
 typedef struct agent_req agent_req;
@@ -1670,14 +1671,14 @@ static void teardown(void *ud)
     agent *a = m->a;
     if (a->ticker) loop_timer_cancel(a->ticker);
     a->ticker = NULL;
-    pthread_mutex_lock(&a->mu);
+    /* The sessions stay (HTTP threads are gone by now); their registries are freed without mu:
+     * closing an extension answers its open requests, which takes mu. */
     for (sess *s = a->sessions; s; s = s->next) {
         registry_free(s->reg);
         s->reg = NULL;
         json_decref(s->tools);
         s->tools = NULL;
     }
-    pthread_mutex_unlock(&a->mu);
     prov_client_free(a->pc);
     a->pc = NULL;
     pthread_mutex_lock(&m->mu);
@@ -1743,6 +1744,10 @@ void agent_free(agent *a)
     } else {
         log_error("agent", "cannot post the teardown (out of memory)");
     }
+    /* The closed MCP servers get a moment to exit, then SIGTERM, then SIGKILL, all watched by
+     * the loop: it runs until they are reaped (a DELETE to an HTTP server ends too). */
+    if (!mcp_servers_wait(MCP_CLOSE_WAIT_MS))
+        log_warn("agent", "%u MCP server(s) still not reaped at exit", mcp_servers_running());
     pool_free(a->workers);
     loop_free(a->l);
     sandbox_env_free(a->tool_env);

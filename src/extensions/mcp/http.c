@@ -293,6 +293,7 @@ static void finish_now(void *ud)
     http_t *t = ud;
     t->finish = NULL;
     http_free(t);
+    mcp_linger(-1); /* the DELETE is over */
 }
 
 static void on_delete_done(mcp_req *r, CURLcode code)
@@ -322,7 +323,10 @@ static void teardown(mcp_http_base *b)
         session_headers(t, lines, &n, ver, sizeof ver, sid, sizeof sid);
         mcp_req *r = mcp_req_start(b, "DELETE", b->uri, lines, NULL, MCP_HTTP_DELETE_MS,
                                    on_delete_done, NULL, t);
-        if (r) return;
+        if (r) {
+            mcp_linger(1); /* until finish_now */
+            return;
+        }
     }
     http_free(t);
 }

@@ -9,6 +9,7 @@
 #define GD_MCP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "extensions/extension.h"
 
@@ -20,9 +21,12 @@
  * for a type that is not MCP, or when out of memory. */
 extension *mcp_extension_new(const json_t *cfg, const ext_host *host, char *err, size_t errlen);
 
-/* Server processes that MCP extensions started and that have not been reaped yet, on every loop
- * (a closed extension's server gets its stdin closed, then SIGTERM, then SIGKILL: a few seconds).
- * A program about to free its loop waits for 0 so that no child is left unwatched. */
+/* What closed MCP extensions still run on their loops: server processes not reaped yet (a closed
+ * extension's server gets its stdin closed, then SIGTERM, then SIGKILL: a few seconds) and HTTP
+ * DELETEs in flight. A program about to free its loop waits for 0 (the loop still running), so
+ * that no child is left unwatched and no request unfreed. */
 unsigned mcp_servers_running(void);
+/* Waits up to ms for mcp_servers_running() to be 0; whether it is. */
+bool mcp_servers_wait(long ms);
 
 #endif

@@ -91,13 +91,6 @@ static void release_slot(ext_limits **lim)
 
 static void stdio_free(stdio_t *t);
 
-static atomic_uint servers; /* reapers alive */
-
-unsigned mcp_servers_running(void)
-{
-    return atomic_load(&servers);
-}
-
 /* ---- failing (reported later, on the loop) ---- */
 
 static void deliver_fail(void *ud)
@@ -390,7 +383,7 @@ static void reaper_free(reaper *rp)
     if (rp->t) loop_timer_cancel(rp->t);
     release_slot(&rp->lim);
     free(rp);
-    atomic_fetch_sub(&servers, 1);
+    mcp_linger(-1);
 }
 
 static void on_exit_(loop_child *c, pid_t pid, int status, void *ud)
@@ -771,7 +764,7 @@ static void spawned(void *ud)
         snprintf(j->why, sizeof j->why, "out of memory to watch the server");
     }
     if (rp) {
-        atomic_fetch_add(&servers, 1); /* until reaper_free */
+        mcp_linger(1); /* until reaper_free */
         rp->lim = t->lim;
         t->lim = NULL;
         t->rp = rp;

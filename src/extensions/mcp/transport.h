@@ -51,4 +51,8 @@ mcp_transport *mcp_http_new(const json_t *cfg, const ext_host *host, const mcp_t
 mcp_transport *mcp_sse_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
                            char *err, size_t errlen);
 
+/* A closed transport still runs something (+1) or no longer does (-1): a server process not
+ * reaped yet, a DELETE in flight. mcp_servers_running / mcp_servers_wait count them. */
+void mcp_linger(int delta);
+
 #endif
