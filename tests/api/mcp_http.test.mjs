@@ -7,14 +7,15 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runGoosed, tempDir } from './lib/server.mjs';
+import { runGoosed, tempDir, startServer, stopAndCheck } from './lib/server.mjs';
+import { post, get } from './lib/http.mjs';
+import { startFake } from '../fakes/lib.mjs';
+import { watch } from './lib/events.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const everything = path.join(root, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 const fake = path.join(root, 'tests/fakes/mcp/http_server.mjs');
 
-const help = await runGoosed(['mcp']);
-const skip = /mcp tools/.test(help.stdout + help.stderr) ? false : 'goosed has no mcp command';
 
 /** Starts a node server and resolves once it says it listens: {proc, port, stderr()}. */
 function startNode(args, env, ready) {
@@ -43,7 +44,7 @@ async function startEverything(t, mode) {
   return srv;
 }
 
-test('server-everything over streamable HTTP: tools and a call', { skip }, async (t) => {
+test('server-everything over streamable HTTP: tools and a call', async (t) => {
   const srv = await startEverything(t, 'streamableHttp');
   const url = `http://127.0.0.1:${srv.port}/mcp`;
   const tools = await runGoosed(['mcp', 'tools', url], {}, { timeoutMs: 30000 });
@@ -54,7 +55,7 @@ test('server-everything over streamable HTTP: tools and a call', { skip }, async
   assert.match(call.stdout, /Echo: hi/);
 });
 
-test('server-everything over the legacy HTTP+SSE transport: tools and a call', { skip }, async (t) => {
+test('server-everything over the legacy HTTP+SSE transport: tools and a call', async (t) => {
   const srv = await startEverything(t, 'sse');
   const url = `http://127.0.0.1:${srv.port}/sse`;
   const tools = await runGoosed(['mcp', 'tools', '--sse', url], {}, { timeoutMs: 30000 });
@@ -65,7 +66,7 @@ test('server-everything over the legacy HTTP+SSE transport: tools and a call', {
   assert.match(call.stdout, /Echo: hi/);
 });
 
-test('a bearer token from config.yaml reaches the server, never the log; a forgotten session is initialized again', { skip }, async (t) => {
+test('a bearer token from config.yaml reaches the server, never the log; a forgotten session is initialized again', async (t) => {
   const token = 'tok-' + Math.random().toString(36).slice(2);
   const srv = await startNode([fake], { MCP_FAKE_TOKEN: token, MCP_FAKE_STALE: '1' }, (s) => Number(/port (\d+)/.exec(s)?.[1] ?? 0));
   t.after(() => srv.proc.kill('SIGTERM'));
@@ -83,4 +84,54 @@ test('a bearer token from config.yaml reaches the server, never the log; a forgo
   // The 404 on the first session's call made the client initialize a second session.
   assert.equal(seen.filter((r) => r.rpc === 'initialize').length, 2);
   assert.ok(seen.some((r) => r.rpc === 'tools/call' && r.sid === 's2'));
+});
+
+test('in replies: server-everything over streamable HTTP, its tools called by the model (echo, sum, image, progress, elicitation, sampling)', async (t) => {
+  const KEY = 'sk-mcp-http-agent';
+  const ev = await startEverything(t, 'streamableHttp');
+  const fake = await startFake({ keys: { openai: KEY } });
+  t.after(() => fake.stop());
+  const srv = await startServer({
+    env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY },
+    configYaml: `extensions:\n  everything:\n    enabled: true\n    type: streamable_http\n    name: everything\n    uri: http://127.0.0.1:${ev.port}/mcp\n    timeout: 60\n`,
+  });
+  try {
+    const s = await post(srv, '/api/sessions', { working_directory: srv.home });
+    const sid = s.body.id;
+    const w = await watch(srv, sid);
+    const call = (id, name, args) => ({ tool_calls: [{ id, name: `everything__${name}`, arguments: args }] });
+    await fake.script([
+      call('h1', 'echo', { message: 'over http' }),
+      call('h2', 'get-sum', { a: 2, b: 40 }),
+      call('h3', 'get-tiny-image', {}),
+      call('h4', 'trigger-long-running-operation', { duration: 0.2, steps: 2 }),
+      call('h5', 'trigger-elicitation-request', {}),
+      call('h6', 'trigger-sampling-request', { prompt: 'sample me' }),
+      { text: 'sampled over http' },
+      { text: 'all done' },
+    ]);
+    const pending = post(srv, `/api/sessions/${sid}/messages`, { content: 'use everything' });
+    const seen = await w.until('elicitation');
+    const q = JSON.parse(seen.find((e) => e.event === 'elicitation').data);
+    assert.equal((await post(srv, `/api/sessions/${sid}/elicitations`, { id: q.id, action: 'accept', content: { name: 'Grace' } })).status, 200);
+    const r = await pending;
+    assert.equal(r.status, 200, r.text);
+    const all = await w.until('message_complete');
+    w.close();
+    const results = Object.fromEntries(all.filter((e) => e.event === 'tool_result').map((e) => JSON.parse(e.data)).map((d) => [d.id, d]));
+    assert.match(results.h1.result, /Echo: over http/);
+    assert.match(results.h2.result, /42/);
+    assert.ok(results.h3.content.some((c) => c.type === 'image' && c.mimeType === 'image/png'), JSON.stringify(results.h3.content));
+    assert.ok(all.some((e) => e.event === 'tool_progress' && JSON.parse(e.data).id === 'h4'));
+    assert.match(results.h5.result, /Grace/);
+    assert.match(results.h6.result, /sampled over http/);
+    // the image reached the model in OpenAI's format (a user message with an image_url part)
+    const reqs = await fake.requests('openai');
+    const last = reqs.at(-1).body.messages;
+    assert.ok(JSON.stringify(last).includes('data:image/png;base64,'), 'the image was sent to the model');
+    const ext = (await get(srv, '/api/extensions')).body.extensions.find((x) => x.name === 'everything');
+    assert.equal(ext.status, 'running');
+  } finally {
+    await stopAndCheck(srv);
+  }
 });
