@@ -67,8 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[1024];
     char *argv[] = {"goosed", "--config", path, NULL};
     gd_err e = config_load(&cfg, 3, argv, &act, err, sizeof err);
-    if (e) CHECK(e == GD_EINVAL && err[0] && memchr(err, '\0', sizeof err));
-    else CHECK(cfg.ncors >= 0 && cfg.ncors <= CFG_MAX_ORIGINS);
+    if (e)
+        CHECK(e == GD_EINVAL && err[0] && memchr(err, '\0', sizeof err));
+    else
+        CHECK(cfg.ncors >= 0 && cfg.ncors <= CFG_MAX_ORIGINS);
 
     /* its extensions */
     config ecfg;

@@ -80,7 +80,8 @@ static void run(void *arg)
         size_t keep = len < sizeof line ? len : sizeof line - 1;
         memcpy(line, d, keep);
         CHECK(on_header(line, 1, keep, r) == keep);
-        CHECK(memchr(r->ctype, '\0', sizeof r->ctype) && memchr(r->session, '\0', sizeof r->session));
+        CHECK(memchr(r->ctype, '\0', sizeof r->ctype) &&
+              memchr(r->session, '\0', sizeof r->session));
         d += len;
         n -= len;
         if (len <= 2 && (line[0] == '\n' || line[0] == '\r')) break; /* the blank line */

@@ -2,8 +2,8 @@
  * parser_event / parser_finish (openai.c, anthropic.c, google.c), then its error_body on the same
  * bytes. Input: byte 0 picks the dialect, byte 1 the size of the pieces the stream is fed in
  * (1..256: events split at every place), the rest is the stream. Checks that every string reaching
- * the sink is as long as it says, tool calls come with an id, a name and an object or NULL (unparseable arguments), and the
- * result's strings stay terminated. */
+ * the sink is as long as it says, tool calls come with an id, a name and an object or NULL
+ * (unparseable arguments), and the result's strings stay terminated. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -48,8 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(p);
             bool is_id = !strncmp(p, "{id}", 4);
             /* bad_param names the first {id} that is not one */
-            if (is_id && (m.bad_param == 0 || m.bad_param > i + 1))
-                CHECK(ids_is_uuid(m.params[i]));
+            if (is_id && (m.bad_param == 0 || m.bad_param > i + 1)) CHECK(ids_is_uuid(m.params[i]));
             if (m.bad_param == i + 1) CHECK(is_id && !ids_is_uuid(m.params[i]));
             p++;
         }
