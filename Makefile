@@ -1,11 +1,13 @@
 # goosed — the two commands: `make run` and `make test`. Everything else is a step of those.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 HOST       ?= 127.0.0.1
 PORT       ?= 3000
 
-.PHONY: all deps build run test unit api conformance lint check-asan bench format clean
+.PHONY: all deps build run test unit api conformance lint check-asan bench format clean fuzz fuzz-replay
 
 all: build
 
@@ -19,8 +21,9 @@ build:
 run: deps build
 	$(BUILD)/goosed --host $(HOST) --port $(PORT)
 
-# make test: unit tests, OpenAPI lint, black-box suite, the MCP conformance suite; then the unit
-# and black-box tests again under ASan+UBSan.
+# make test: unit tests (with the replay of every fuzz corpus, tests/fuzz/corpus), OpenAPI lint,
+# black-box suite, the MCP conformance suite; then the unit tests, the replays and the black-box
+# tests again under ASan+UBSan.
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory build unit api conformance BUILD=$(BUILD)
@@ -47,6 +50,18 @@ check-asan:
 	@$(MAKE) --no-print-directory unit api BUILD=$(ASAN_BUILD) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# The fuzz corpora replayed alone (they also run within `make unit`).
+fuzz-replay: build
+	cd $(BUILD) && ctest --output-on-failure -R '^fuzz_'
+
+# Each libFuzzer harness (tests/fuzz/fuzz_*.c, clang, ASan+UBSan) for FUZZ_SECONDS, starting from
+# its seeds; new inputs go to $(FUZZ_BUILD)/corpus, crashes to $(FUZZ_BUILD)/artifacts.
+fuzz:
+	@test -f $(FUZZ_BUILD)/CMakeCache.txt || CC=clang cmake -S . -B $(FUZZ_BUILD) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOOSED_FUZZ=ON -DGOOSED_TESTS=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_ONLY)
+
 bench:
 	@scripts/deps.sh bench
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DGOOSED_TESTS=OFF >/dev/null
@@ -57,4 +72,4 @@ format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'bench/*.c')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-release
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-release

@@ -412,6 +412,8 @@ gd_err mcp_url_resolve(const char *base, const char *ref, char *out, size_t outl
 {
     size_t ol = origin_len(base);
     if (!ol) return GD_EINVAL;
+    for (const char *c = ref; *c; c++) /* a line break, a space: not one URL (found by fuzzing) */
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f) return GD_EINVAL;
     int n;
     if (!strncmp(ref, "//", 2)) {
         size_t sl = (size_t)(strchr(base, ':') - base) + 1; /* "http:" */

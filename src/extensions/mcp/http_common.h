@@ -109,7 +109,8 @@ void mcp_req_free(mcp_req *r);
 void mcp_req_error(const mcp_req *r, CURLcode code, char *out, size_t outlen);
 
 /* Resolves ref (an absolute URL, an absolute path or a relative path) against base into out.
- * GD_EINVAL when it is another origin (scheme, host and port) than base's, or does not fit. */
+ * GD_EINVAL when it is another origin (scheme, host and port) than base's, holds a space or a
+ * control character (two `data:` lines joined with a line break), or does not fit. */
 gd_err mcp_url_resolve(const char *base, const char *ref, char *out, size_t outlen);
 
 #endif
