@@ -15,9 +15,9 @@
 #include "core/log.h"
 #include "http/http.h"
 
-#define MAX_PROXIES     32
+#define MAX_PROXIES      32
 #define USERS_RECHECK_NS 1000000000ull /* how often "are there users now?" is asked, when none */
-#define SESSION_SEGMENT "/sessions/{id}"
+#define SESSION_SEGMENT  "/sessions/{id}"
 
 static struct {
     const config *cfg;
@@ -116,8 +116,8 @@ static bool is_loopback(const struct sockaddr *sa)
 /* Whether every address host resolves to is a loopback one (false when it does not resolve). */
 static bool host_is_loopback(const char *host)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
     if (getaddrinfo(host, "0", &hints, &res) != 0) return false;
     bool all = res != NULL;
@@ -176,8 +176,9 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
         A.nproxies++;
     }
     if (cfg->trusted_proxy_header[0] && !A.nproxies)
-        log_warn("auth", "trusted_proxy_header %s is set but trusted_proxies is empty: the header "
-                         "is ignored from every address",
+        log_warn("auth",
+                 "trusted_proxy_header %s is set but trusted_proxies is empty: the header "
+                 "is ignored from every address",
                  cfg->trusted_proxy_header);
     if (A.nproxies && !cfg->trusted_proxy_header[0])
         log_warn("auth", "trusted_proxies is set but trusted_proxy_header is not: no proxy is "
@@ -230,8 +231,7 @@ static void unauthorized(struct http_req *r, const char *why)
     if (A.cfg->secret_key[0]) o += (size_t)snprintf(ways + o, sizeof ways - o, "X-Secret-Key");
     o += (size_t)snprintf(ways + o, sizeof ways - o, "%sAuthorization: Bearer <token>",
                           o ? ", or " : "");
-    if (proxy_mode())
-        snprintf(ways + o, sizeof ways - o, ", or come through the trusted proxy");
+    if (proxy_mode()) snprintf(ways + o, sizeof ways - o, ", or come through the trusted proxy");
     http_add_header(r, "WWW-Authenticate", "Bearer realm=\"goosed\"");
     http_reply_error(r, 401, "unauthorized", "%s: send %s", why, ways);
 }
@@ -264,8 +264,7 @@ static bool proxy_user(struct http_req *r, const char *name, auth_user *user)
             e = A.st->ops->user_get_by_name(A.st, name, &su);
     }
     if (e) {
-        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s",
-                         store_errmsg());
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
         return false;
     }
     from_store(user, &su);
@@ -317,8 +316,7 @@ static bool authenticate(struct http_req *r, const char *peer, auth_user *user)
             unauthorized(r, "the bearer token is not valid");
             return false;
         }
-        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s",
-                         store_errmsg());
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
         return false;
     }
     unauthorized(r, "authentication required");
@@ -351,16 +349,18 @@ bool auth_request(struct http_req *r, const route_match *m, const char *peer, au
     if (!authenticate(r, peer, user)) return false;
     if (!m->route || m->bad_param) return true; /* 404/405 follow */
     if ((m->route->flags & ROUTE_ADMIN) && !user->admin) {
-        http_reply_error(r, 403, "forbidden", "%s %s needs an admin; %s is not one",
-                         http_method(r), http_path(r), user->name);
+        http_reply_error(r, 403, "forbidden", "%s %s needs an admin; %s is not one", http_method(r),
+                         http_path(r), user->name);
         return false;
     }
     int p = session_param(m->route);
     if (p >= 0 && p < m->nparams && A.st) {
+        /* Another user's session and a session that does not exist get the same answer, here,
+         * before anything else about the request is looked at (api_store_error's 404). A store
+         * that fails is left to the handler, which answers for it. */
         store_session s;
-        if (A.st->ops->session_get(A.st, m->params[p], &s) == GD_OK &&
-            strcmp(s.user_id, user->id) != 0) {
-            /* Exactly the answer for a session that does not exist (api_store_error). */
+        gd_err e = A.st->ops->session_get(A.st, m->params[p], &s);
+        if (e == GD_ENOTFOUND || (e == GD_OK && strcmp(s.user_id, user->id) != 0)) {
             http_reply_error(r, 404, "not_found", "session '%s' not found", m->params[p]);
             return false;
         }

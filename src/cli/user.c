@@ -155,8 +155,7 @@ int cli_user(int argc, char **argv)
             fprintf(stderr,
                     "goosed user: %s %s%s; the token above is shown only now (clients send "
                     "Authorization: Bearer <token>)\n",
-                    !strcmp(cmd, "add") ? "added" : "new token for", name,
-                    admin ? " (admin)" : "");
+                    !strcmp(cmd, "add") ? "added" : "new token for", name, admin ? " (admin)" : "");
         }
         memset(token, 0, sizeof token);
     }
