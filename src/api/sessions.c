@@ -154,6 +154,7 @@ void api_session_create(http_req *r)
         return;
     }
     if (!working_dir(r, body, s->working_dir)) return;
+    if (!auth_session_quota(r)) return;
     if (api_session_settings_from_body(r, body, &cs->settings) < 0) return;
     snprintf(s->name, sizeof s->name, "%s", name ? name : DEFAULT_NAME);
     ids_uuid4(s->id);

@@ -5,7 +5,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +20,7 @@
 #define MAX_PROXIES      32
 #define USERS_RECHECK_NS 1000000000ull /* how often "are there users now?" is asked, when none */
 #define SESSION_SEGMENT  "/sessions/{id}"
+#define RATE_SLOTS       1024 /* users counted at once by requests_per_minute */
 
 static struct {
     const config *cfg;
@@ -206,6 +209,79 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
     return GD_OK;
 }
 
+/* ---- requests per minute ---- */
+
+/* One user's count in the current minute (a fixed window), by user id. */
+typedef struct {
+    char id[UUID_STR_LEN + 1]; /* "" free; the local user is "-" */
+    uint64_t window;           /* minute number, monotonic */
+    long count;
+} rate_slot;
+
+static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;
+static rate_slot rate[RATE_SLOTS];
+
+/* Counts a request of user id; 0 when within requests_per_minute, else the seconds until the
+ * next minute starts. A slot of an older minute is reused; a full table of this minute's users
+ * shares the first slot probed. */
+static long rate_count(const char *id, long limit)
+{
+    uint64_t now = clock_mono_ns() / 1000000000ull, minute = now / 60;
+    const char *key = id[0] ? id : "-";
+    size_t h = 5381;
+    for (const char *p = key; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    pthread_mutex_lock(&rate_mu);
+    rate_slot *slot = NULL, *reuse = NULL;
+    for (size_t i = 0; i < RATE_SLOTS && !slot; i++) {
+        rate_slot *s = &rate[(h + i) % RATE_SLOTS];
+        if (!strcmp(s->id, key))
+            slot = s;
+        else if (!s->id[0] || s->window != minute) {
+            if (!reuse) reuse = s;
+            if (!s->id[0]) break; /* the key is not further on */
+        }
+    }
+    if (!slot) {
+        slot = reuse ? reuse : &rate[h % RATE_SLOTS];
+        snprintf(slot->id, sizeof slot->id, "%s", key);
+        slot->window = minute;
+        slot->count = 0;
+    }
+    if (slot->window != minute) {
+        slot->window = minute;
+        slot->count = 0;
+    }
+    long wait = ++slot->count > limit ? (long)(60 - now % 60) : 0;
+    pthread_mutex_unlock(&rate_mu);
+    return wait;
+}
+
+bool auth_session_quota(struct http_req *r)
+{
+    const auth_user *u = http_user(r);
+    long max = A.cfg ? A.cfg->max_sessions_per_user : 0;
+    if (max <= 0 || !A.st) return true;
+    store_session *list = NULL;
+    size_t n = 0;
+    long total = 0;
+    gd_err e = A.st->ops->session_list_owned(A.st, u->id, 1, 0, &list, &n, &total);
+    free(list);
+    if (e) {
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
+        return false;
+    }
+    if (total >= max) {
+        http_add_header(r, "Retry-After", "60");
+        http_reply_error(r, 429, "too_many_sessions",
+                         "%s has %ld sessions, the limit (max_sessions_per_user); delete one "
+                         "first",
+                         u->name, total);
+        return false;
+    }
+    return true;
+}
+
 /* ---- requests ---- */
 
 static void local_user(auth_user *u)
@@ -347,6 +423,18 @@ bool auth_request(struct http_req *r, const route_match *m, const char *peer, au
         return true;
     }
     if (!authenticate(r, peer, user)) return false;
+    long wait =
+        A.cfg->requests_per_minute > 0 ? rate_count(user->id, A.cfg->requests_per_minute) : 0;
+    if (wait > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%ld", wait);
+        http_add_header(r, "Retry-After", ra);
+        http_reply_error(r, 429, "rate_limited",
+                         "%s has made more than %ld requests this minute (requests_per_minute); "
+                         "try again in %ld s",
+                         user->name, A.cfg->requests_per_minute, wait);
+        return false;
+    }
     if (!m->route || m->bad_param) return true; /* 404/405 follow */
     if ((m->route->flags & ROUTE_ADMIN) && !user->admin) {
         http_reply_error(r, 403, "forbidden", "%s %s needs an admin; %s is not one", http_method(r),

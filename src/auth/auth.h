@@ -48,6 +48,10 @@ bool auth_request(struct http_req *r, const route_match *m, const char *peer, au
  * by the request. Implemented by the server (http/server.c). */
 const auth_user *http_user(struct http_req *r);
 
+/* For a handler that makes a session: true when the caller may own one more
+ * (max_sessions_per_user); otherwise false, answered 429 too_many_sessions (or 503). */
+bool auth_session_quota(struct http_req *r);
+
 /* Whether authentication is on now (a secret key, a trusted proxy, or at least one user). */
 bool auth_enabled(void);
 

@@ -64,6 +64,10 @@ static const struct cfg_key {
         "a number of bytes 1024..1073741824"),
     LIM("context_limit", "GOOSE_CONTEXT_LIMIT", context_limit, 1000, 100000000,
         "a number of tokens 1000..100000000"),
+    LIM("requests_per_minute", "GOOSE_REQUESTS_PER_MINUTE", requests_per_minute, 0, 100000000,
+        "a number of requests 0..100000000 (0: no limit)"),
+    LIM("max_sessions_per_user", "GOOSE_MAX_SESSIONS_PER_USER", max_sessions_per_user, 0, 100000000,
+        "a number of sessions 0..100000000 (0: no limit)"),
 #undef LIM
     {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors), 0,
      "a list of origins such as https://app.example.com, or *"},

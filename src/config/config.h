@@ -45,6 +45,8 @@ typedef struct {
     char trusted_proxy_header[128]; /* e.g. X-Remote-User; "" when no proxy is trusted */
     char trusted_proxies[1024];     /* their addresses, comma-separated */
     bool insecure_no_auth;          /* serve a non-loopback address with no authentication */
+    long requests_per_minute;       /* per user (429 with Retry-After past it); 0: no limit */
+    long max_sessions_per_user;     /* sessions one user may own; 0: no limit */
 } config;
 
 typedef enum { CFG_RUN, CFG_HELP, CFG_VERSION } cfg_action;

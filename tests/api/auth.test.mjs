@@ -395,3 +395,44 @@ http {
     assert.equal((await get(srv, '/status')).status, 200);
   });
 });
+
+describe('per-user limits', () => {
+  it('requests_per_minute: 429 rate_limited with Retry-After, counted per user; /status is not counted', async (t) => {
+    const home = tempDir();
+    const a = await addUser(home, 'ann');
+    const b = await addUser(home, 'ben');
+    const srv = await startServer({ home, configYaml: 'requests_per_minute: 5\n' });
+    t.after(() => stopAndCheck(srv));
+    // A minute boundary may fall between two requests: then a sixth one is allowed too. Send
+    // enough that some request is refused in any case, and check the first refusal.
+    let refused = null;
+    for (let i = 0; i < 11 && !refused; i++) {
+      const r = await get(srv, '/api/sessions', { headers: bearer(a) });
+      if (r.status === 429) refused = r;
+      else assert.equal(r.status, 200);
+    }
+    assert.ok(refused, 'ann was never refused');
+    assertError(refused, 429, 'rate_limited', /ann has made more than 5 requests this minute/);
+    const ra = Number(refused.headers.get('retry-after'));
+    assert.ok(ra >= 1 && ra <= 60, `Retry-After ${ra}`);
+    assert.equal((await get(srv, '/api/sessions', { headers: bearer(b) })).status, 200, 'ben has his own count');
+    assert.equal((await get(srv, '/status')).status, 200);
+  });
+
+  it('max_sessions_per_user: 429 too_many_sessions for the owner only; a delete makes room', async (t) => {
+    const home = tempDir();
+    const a = await addUser(home, 'ann');
+    const b = await addUser(home, 'ben');
+    const srv = await startServer({ home, configYaml: 'max_sessions_per_user: 2\n' });
+    t.after(() => stopAndCheck(srv));
+    const s1 = await post(srv, '/api/sessions', {}, { headers: bearer(a) });
+    assert.equal(s1.status, 201);
+    assert.equal((await post(srv, '/api/sessions', {}, { headers: bearer(a) })).status, 201);
+    const third = await post(srv, '/api/sessions', {}, { headers: bearer(a) });
+    assertError(third, 429, 'too_many_sessions', /ann has 2 sessions/);
+    assert.ok(third.headers.get('retry-after'));
+    assert.equal((await post(srv, '/api/sessions', {}, { headers: bearer(b) })).status, 201, 'ben owns none yet');
+    assert.equal((await request(srv, 'DELETE', `/api/sessions/${s1.body.id}`, { headers: bearer(a) })).status, 204);
+    assert.equal((await post(srv, '/api/sessions', {}, { headers: bearer(a) })).status, 201);
+  });
+});
