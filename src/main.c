@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "api/api.h"
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "config/permissions.h"
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
 
     /* `goosed mcp ...`: the command-line MCP client, not the server. */
     if (argc > 1 && !strcmp(argv[1], "mcp")) return cli_mcp(argc - 1, argv + 1);
+    /* `goosed user ...`: the users and their tokens. */
+    if (argc > 1 && !strcmp(argv[1], "user")) return cli_user(argc - 1, argv + 1);
 
     static config cfg;
     cfg_action action;
@@ -81,16 +84,20 @@ int main(int argc, char **argv)
         return 1;
     }
     agent_use_extensions(a.agent, a.exts);
-    agent_repair(a.agent);
-    http_server *srv = http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
+    /* Authentication, or the refusal to serve a network address without it (exit status 2). */
+    bool refused = auth_setup(&cfg, a.st, err, sizeof err) != GD_OK;
+    if (refused) fprintf(stderr, "goosed: %s\n", err);
+    if (!refused) agent_repair(a.agent);
+    http_server *srv =
+        refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
     if (!srv) {
-        log_error("server", "%s", err);
+        if (!refused) log_error("server", "%s", err);
         agent_shutdown(a.agent, 0);
         agent_free(a.agent);
         store_close(a.st);
         ext_set_free(a.exts);
         allowlist_stop();
-        return 1;
+        return refused ? 2 : 1;
     }
     cfg.port = http_port(srv);
     const char *lb = strchr(cfg.host, ':') ? "[" : "", *rb = *lb ? "]" : "";

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "core/pool.h"
 #include "core/clock.h"
 #include "core/ids.h"
@@ -153,9 +154,11 @@ void api_session_create(http_req *r)
         return;
     }
     if (!working_dir(r, body, s->working_dir)) return;
+    if (!auth_session_quota(r)) return;
     if (api_session_settings_from_body(r, body, &cs->settings) < 0) return;
     snprintf(s->name, sizeof s->name, "%s", name ? name : DEFAULT_NAME);
     ids_uuid4(s->id);
+    snprintf(s->user_id, sizeof s->user_id, "%s", http_user(r)->id); /* the owner */
     http_suspend(r, create_finish);
     a->st->ops->session_create_async(a->st, s, create_done, cs);
 }
@@ -187,7 +190,8 @@ void api_session_list(http_req *r)
         return;
     store_session *list;
     size_t n;
-    gd_err e = a->st->ops->session_list(a->st, limit, offset, &list, &n, &total);
+    gd_err e =
+        a->st->ops->session_list_owned(a->st, http_user(r)->id, limit, offset, &list, &n, &total);
     if (e) {
         api_store_error(r, e, NULL, NULL);
         return;

@@ -9,7 +9,9 @@
 #include "core/buf.h"
 #include "core/log.h"
 
-typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE } key_kind;
+/* K_CSV: a string kept as given, which config.yaml may also give as a list (joined with commas);
+ * K_BOOL: true/false (yes/no, 1/0), and a flag that takes no value. */
+typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE, K_CSV, K_BOOL } key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
 static const struct cfg_key {
@@ -62,11 +64,23 @@ static const struct cfg_key {
         "a number of bytes 1024..1073741824"),
     LIM("context_limit", "GOOSE_CONTEXT_LIMIT", context_limit, 1000, 100000000,
         "a number of tokens 1000..100000000"),
+    LIM("requests_per_minute", "GOOSE_REQUESTS_PER_MINUTE", requests_per_minute, 0, 100000000,
+        "a number of requests 0..100000000 (0: no limit)"),
+    LIM("max_sessions_per_user", "GOOSE_MAX_SESSIONS_PER_USER", max_sessions_per_user, 0, 100000000,
+        "a number of sessions 0..100000000 (0: no limit)"),
 #undef LIM
     {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors), 0,
      "a list of origins such as https://app.example.com, or *"},
     {"log_level", "RUST_LOG", "log-level", K_LOG, 0, 0, STR(log_spec),
      "a level (error, warn, info, debug, trace) or a filter such as info,goose=debug"},
+    {"GOOSE_SERVER__SECRET_KEY", "GOOSE_SERVER__SECRET_KEY", NULL, K_STR, 0, 0, STR(secret_key),
+     "a secret key of at most 511 bytes"},
+    {"trusted_proxy_header", "GOOSE_TRUSTED_PROXY_HEADER", NULL, K_STR, 0, 0,
+     STR(trusted_proxy_header), "a header name such as X-Remote-User"},
+    {"trusted_proxies", "GOOSE_TRUSTED_PROXIES", NULL, K_CSV, 0, 0, STR(trusted_proxies),
+     "a list of proxy addresses such as 127.0.0.1"},
+    {"insecure_no_auth", "GOOSE_INSECURE_NO_AUTH", "insecure-no-auth", K_BOOL, 0, 0,
+     offsetof(config, insecure_no_auth), 0, "true or false"},
 #undef STR
 };
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -84,11 +98,14 @@ static const char usage[] =
     "                     (env RUST_LOG, default info)\n"
     "  --config FILE      config.yaml to read (default $GOOSE_CONFIG_DIR/config.yaml or\n"
     "                     ~/.config/goose/config.yaml)\n"
+    "  --insecure-no-auth serve a non-loopback address with no authentication\n"
     "  --help             show this help and exit\n"
     "  --version          show the version and exit\n"
     "\n"
     "Environment: GOOSE_HOST, GOOSE_PORT, GOOSE_CONFIG_DIR, GOOSE_PROVIDER, GOOSE_MODEL,\n"
     "GOOSE_API_TIMEOUT, GOOSE_MAX_RETRIES, GOOSE_MAX_BODY_SIZE, GOOSE_CORS_ORIGINS, RUST_LOG,\n"
+    "GOOSE_SERVER__SECRET_KEY (clients then send it as X-Secret-Key), GOOSE_TRUSTED_PROXY_HEADER,\n"
+    "GOOSE_TRUSTED_PROXIES, GOOSE_INSECURE_NO_AUTH,\n"
     "XDG_DATA_HOME (sessions are stored in $XDG_DATA_HOME/goose/sessions/goosed.db).\n"
     "Precedence: flag > environment > config.yaml > default.\n";
 
@@ -128,6 +145,19 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
 {
     char *base = (char *)c;
     switch (k->kind) {
+    case K_BOOL: {
+        bool *b = (bool *)(base + k->off);
+        if (!strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "1"))
+            *b = true;
+        else if (!strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "0"))
+            *b = false;
+        else {
+            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        return GD_OK;
+    }
+    case K_CSV:
     case K_STR:
         if (strlen(val) >= k->size || (k->min > 0 && !*val)) {
             snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
@@ -244,7 +274,7 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
         snprintf(where, sizeof where, "%s:%zu: %s", path, vn->start_mark.line + 1, name);
         if (vn->type == YAML_SCALAR_NODE) {
             rc = apply(c, k, (const char *)vn->data.scalar.value, where, err, errlen);
-        } else if (vn->type == YAML_SEQUENCE_NODE && k->kind == K_LIST) {
+        } else if (vn->type == YAML_SEQUENCE_NODE && (k->kind == K_LIST || k->kind == K_CSV)) {
             buf joined;
             buf_init(&joined, BUF_CAP_CONFIG_LIST);
             for (yaml_node_item_t *it = vn->data.sequence.items.start;
@@ -344,6 +374,8 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
             snprintf(err, errlen, "unknown option \"--%.*s\" (see --help)", (int)nlen, name);
             return GD_EINVAL;
         }
+        for (size_t k = 0; !val && k < NKEYS; k++)
+            if (slot == &flagval[k] && keys[k].kind == K_BOOL) val = "true"; /* a bare switch */
         if (!val) {
             if (i + 1 >= argc) {
                 snprintf(err, errlen, "option \"--%.*s\" needs a value", (int)nlen, name);

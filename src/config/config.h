@@ -40,6 +40,13 @@ typedef struct {
     char data_dir[PATH_MAX];         /* where goosed.db lives */
     char config_path[PATH_MAX]; /* config.yaml (existing or not): API-made settings are saved there
                                  */
+    /* authentication (auth/auth.h) */
+    char secret_key[512];           /* GOOSE_SERVER__SECRET_KEY: the X-Secret-Key; "" when none */
+    char trusted_proxy_header[128]; /* e.g. X-Remote-User; "" when no proxy is trusted */
+    char trusted_proxies[1024];     /* their addresses, comma-separated */
+    bool insecure_no_auth;          /* serve a non-loopback address with no authentication */
+    long requests_per_minute;       /* per user (429 with Retry-After past it); 0: no limit */
+    long max_sessions_per_user;     /* sessions one user may own; 0: no limit */
 } config;
 
 typedef enum { CFG_RUN, CFG_HELP, CFG_VERSION } cfg_action;

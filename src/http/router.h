@@ -19,7 +19,9 @@ struct http_req;
 typedef void (*http_handler)(struct http_req *r);
 
 enum {
-    ROUTE_BODY = 1, /* the handler takes a JSON object body (Content-Type checked, body parsed) */
+    ROUTE_BODY = 1,   /* the handler takes a JSON object body (Content-Type checked, body parsed) */
+    ROUTE_PUBLIC = 2, /* answered without authentication (auth/auth.h) */
+    ROUTE_ADMIN = 4,  /* only an admin may call it: 403 for other users */
 };
 
 typedef struct {

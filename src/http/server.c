@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/ids.h"
@@ -86,7 +87,8 @@ struct http_req {
     char *hdrs[MAX_EXTRA_HEADERS][2];
     http_upgrade_fn upgrade; /* http_reply_upgrade */
     void *upgrade_cls;
-    conn *cn; /* the connection's record in s->conns; NULL when it could not be made */
+    conn *cn;       /* the connection's record in s->conns; NULL when it could not be made */
+    auth_user user; /* who sent it (auth_request) */
 };
 
 /* ---- helpers for handlers ---- */
@@ -122,6 +124,10 @@ bool http_origin_listed(http_req *r)
 json_t *http_body(http_req *r)
 {
     return r->json;
+}
+const auth_user *http_user(http_req *r)
+{
+    return &r->user;
 }
 
 void *http_state(http_req *r, size_t size)
@@ -523,12 +529,14 @@ static void begin(http_req *r)
         if (r->origin) {
             http_add_header(r, "Access-Control-Allow-Methods", r->m.allow);
             http_add_header(r, "Access-Control-Allow-Headers",
-                            "Content-Type, Authorization, X-Request-Id, Last-Event-ID");
+                            "Content-Type, Authorization, X-Secret-Key, X-Request-Id, "
+                            "Last-Event-ID");
             http_add_header(r, "Access-Control-Max-Age", "600");
         }
         http_reply_empty(r, 204);
         return;
     }
+    if (!auth_request(r, &r->m, r->client, &r->user)) return; /* 401/403/404 sent */
     if (!r->m.route) {
         if (r->m.path_known) {
             http_add_header(r, "Allow", r->m.allow);

@@ -49,11 +49,21 @@ enum stmt_id {
     ST_UNFINISHED,
     ST_SETTINGS_GET,
     ST_SETTINGS_SET,
+    ST_SESSION_LIST_OWNED,
+    ST_SESSION_COUNT_OWNED,
+    ST_USER_INSERT,
+    ST_USER_BY_HASH,
+    ST_USER_BY_NAME,
+    ST_USER_LIST,
+    ST_USER_DELETE,
+    ST_USER_SET_TOKEN,
+    ST_USER_COUNT,
     ST__N
 };
 
 #define SESSION_COLS                                                                               \
-    "id, name, working_dir, created_us, updated_us, message_count, input_tokens, output_tokens"
+    "id, name, working_dir, created_us, updated_us, message_count, input_tokens, output_tokens, "  \
+    "user_id"
 
 static const char *const stmt_sql[ST__N] = {
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ?1",
@@ -61,7 +71,7 @@ static const char *const stmt_sql[ST__N] = {
                         " FROM sessions ORDER BY created_us DESC, rowid DESC LIMIT ?1 OFFSET ?2",
     [ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
     [ST_SESSION_INSERT] =
-        "INSERT INTO sessions(" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0)",
+        "INSERT INTO sessions(" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0, ?5)",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_MESSAGES_LIST] = "SELECT id, role, content, created_us FROM messages WHERE session_id = ?1 "
                          "ORDER BY seq",
@@ -83,6 +93,19 @@ static const char *const stmt_sql[ST__N] = {
                       "ORDER BY prev.seq DESC LIMIT 1) AND lastmsg.role = 'assistant'",
     [ST_SETTINGS_GET] = "SELECT settings FROM sessions WHERE id = ?1",
     [ST_SETTINGS_SET] = "UPDATE sessions SET settings = ?2 WHERE id = ?1",
+    [ST_SESSION_LIST_OWNED] = "SELECT " SESSION_COLS " FROM sessions WHERE user_id = ?3 ORDER BY "
+                              "created_us DESC, rowid DESC LIMIT ?1 OFFSET ?2",
+    [ST_SESSION_COUNT_OWNED] = "SELECT count(*) FROM sessions WHERE user_id = ?1",
+#define USER_COLS "id, name, admin, token_hash IS NOT NULL, created_us"
+    [ST_USER_INSERT] =
+        "INSERT INTO users(id, name, admin, token_hash, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_USER_BY_HASH] = "SELECT " USER_COLS " FROM users WHERE token_hash = ?1",
+    [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE name = ?1",
+    [ST_USER_LIST] = "SELECT " USER_COLS " FROM users ORDER BY name",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE name = ?1",
+    [ST_USER_SET_TOKEN] = "UPDATE users SET token_hash = ?2 WHERE name = ?1",
+    [ST_USER_COUNT] = "SELECT count(*) FROM users",
+#undef USER_COLS
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -110,6 +133,16 @@ static const char *const migrations[] = {
     "  UNIQUE (session_id, seq));",
     /* 2: a session's own settings (execution mode, extensions added or removed), as JSON */
     "ALTER TABLE sessions ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    /* 3: users (only a hash of each token), and the owner of each session ("" the local user,
+     * which owns every session made before) */
+    "CREATE TABLE users ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  admin INTEGER NOT NULL DEFAULT 0,"
+    "  token_hash BLOB UNIQUE,"
+    "  created_us INTEGER NOT NULL);"
+    "ALTER TABLE sessions ADD COLUMN user_id TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX sessions_by_user ON sessions(user_id, created_us DESC);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -300,6 +333,8 @@ static enum db_kind db_kind(sqlite3 *db, int *version, char *why, size_t whylen)
             sessions = true;
         else if (!strcmp(name, "messages"))
             messages = true;
+        else if (!strcmp(name, "users"))
+            continue; /* schema version 3 on */
         else {
             snprintf(why, whylen, "it has a table '%.64s' goosed does not make", name);
             sqlite3_finalize(s);
@@ -799,6 +834,7 @@ static void row_to_session(sqlite3_stmt *s, store_session *out)
     out->message_count = (long)sqlite3_column_int64(s, 5);
     out->input_tokens = (long)sqlite3_column_int64(s, 6);
     out->output_tokens = (long)sqlite3_column_int64(s, 7);
+    snprintf(out->user_id, sizeof out->user_id, "%s", (const char *)sqlite3_column_text(s, 8));
 }
 
 /* A message as messages_list gives it, from the columns id, role, content, created_us of s
@@ -909,8 +945,9 @@ static gd_err sq_session_settings_set(store *st, const char *id, json_t *setting
     return e;
 }
 
-static gd_err sq_session_list(store *st, long limit, long offset, store_session **out, size_t *n,
-                              long *total)
+/* session_list, of every session (owner NULL) or of one owner's. */
+static gd_err session_list(store *st, const char *owner, long limit, long offset,
+                           store_session **out, size_t *n, long *total)
 {
     sqlite_store *ss = (sqlite_store *)st;
     *out = NULL;
@@ -930,7 +967,13 @@ static gd_err sq_session_list(store *st, long limit, long offset, store_session 
         e = read_failed(c);
         goto out;
     }
-    if (!(cs = stmt(c, ST_SESSION_COUNT)) || !(ls = stmt(c, ST_SESSION_LIST))) goto out;
+    if (!(cs = stmt(c, owner ? ST_SESSION_COUNT_OWNED : ST_SESSION_COUNT)) ||
+        !(ls = stmt(c, owner ? ST_SESSION_LIST_OWNED : ST_SESSION_LIST)))
+        goto out;
+    if (owner) {
+        sqlite3_bind_text(cs, 1, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ls, 3, owner, -1, SQLITE_STATIC);
+    }
     if (sqlite3_step(cs) != SQLITE_ROW) {
         e = read_failed(c);
         goto out;
@@ -967,6 +1010,18 @@ out:
     free(arr);
     reader_put(ss, c);
     return e;
+}
+
+static gd_err sq_session_list(store *st, long limit, long offset, store_session **out, size_t *n,
+                              long *total)
+{
+    return session_list(st, NULL, limit, offset, out, n, total);
+}
+
+static gd_err sq_session_list_owned(store *st, const char *user_id, long limit, long offset,
+                                    store_session **out, size_t *n, long *total)
+{
+    return session_list(st, user_id ? user_id : "", limit, offset, out, n, total);
 }
 
 /* Every row of s (bound, on c) as a JSON array in *out, made by row(s); GD_ENOMEM, or the read's
@@ -1090,6 +1145,7 @@ static gd_err w_session_insert(conn *c, void *arg, char *err, size_t errlen)
     sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, s->working_dir, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, a->created_us);
+    sqlite3_bind_text(st, 5, s->user_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     stmt_done(st);
     if (rc == SQLITE_DONE) return GD_OK;
@@ -1228,6 +1284,187 @@ static gd_err sq_session_delete(store *st, const char *id)
     return submit((sqlite_store *)st, &op);
 }
 
+/* ---- users ---- */
+
+static void row_to_user(sqlite3_stmt *s, store_user *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(out->name, sizeof out->name, "%s", (const char *)sqlite3_column_text(s, 1));
+    out->admin = sqlite3_column_int(s, 2) != 0;
+    out->has_token = sqlite3_column_int(s, 3) != 0;
+    out->created_at = (time_t)(sqlite3_column_int64(s, 4) / 1000000);
+}
+
+/* One user by the statement id with its single parameter: text (name) or a hash. */
+static gd_err user_get(store *st, enum stmt_id id, const char *name, const unsigned char *hash,
+                       store_user *out)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, id);
+    gd_err e = GD_ESTORE;
+    if (s) {
+        if (hash)
+            sqlite3_bind_blob(s, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+        else
+            sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            row_to_user(s, out);
+            e = GD_OK;
+        } else {
+            e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
+        }
+        stmt_done(s);
+    }
+    reader_put(ss, c);
+    return e;
+}
+
+static gd_err sq_user_get_by_token_hash(store *st, const unsigned char hash[STORE_TOKEN_HASH_LEN],
+                                        store_user *out)
+{
+    return user_get(st, ST_USER_BY_HASH, NULL, hash, out);
+}
+
+static gd_err sq_user_get_by_name(store *st, const char *name, store_user *out)
+{
+    return user_get(st, ST_USER_BY_NAME, name, NULL, out);
+}
+
+static gd_err sq_user_count(store *st, long *n)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *n = 0;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, ST_USER_COUNT);
+    gd_err e = GD_ESTORE;
+    if (s) {
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            *n = (long)sqlite3_column_int64(s, 0);
+            e = GD_OK;
+        } else {
+            e = read_failed(c);
+        }
+        stmt_done(s);
+    }
+    reader_put(ss, c);
+    return e;
+}
+
+static gd_err sq_user_list(store *st, store_user **out, size_t *n)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *out = NULL;
+    *n = 0;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, ST_USER_LIST);
+    gd_err e = GD_ESTORE;
+    store_user *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    if (s) {
+        int rc;
+        e = GD_OK;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 16;
+                store_user *grown = realloc(arr, cap * sizeof *arr);
+                if (!grown) {
+                    store_set_errmsg("out of memory");
+                    e = GD_ENOMEM;
+                    break;
+                }
+                arr = grown;
+            }
+            row_to_user(s, &arr[cnt++]);
+        }
+        if (!e && rc != SQLITE_DONE) e = read_failed(c);
+        stmt_done(s);
+    }
+    reader_put(ss, c);
+    if (e) {
+        free(arr);
+        return e;
+    }
+    *out = arr;
+    *n = cnt;
+    return GD_OK;
+}
+
+/* A write to users: which statement, and its parameters. */
+struct user_write {
+    enum stmt_id id;
+    const store_user *u;       /* ST_USER_INSERT */
+    const char *name;          /* ST_USER_DELETE, ST_USER_SET_TOKEN */
+    const unsigned char *hash; /* ST_USER_INSERT (or NULL), ST_USER_SET_TOKEN */
+    int64_t created_us;
+};
+
+static gd_err w_user(conn *c, void *arg, char *err, size_t errlen)
+{
+    const struct user_write *w = arg;
+    sqlite3_stmt *st = stmt(c, w->id);
+    if (!st) {
+        snprintf(err, errlen, "%s", store_errmsg());
+        return GD_ESTORE;
+    }
+    if (w->id == ST_USER_INSERT) {
+        sqlite3_bind_text(st, 1, w->u->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, w->u->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, w->u->admin ? 1 : 0);
+        if (w->hash) sqlite3_bind_blob(st, 4, w->hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, w->created_us);
+    } else {
+        sqlite3_bind_text(st, 1, w->name, -1, SQLITE_STATIC);
+        if (w->hash) sqlite3_bind_blob(st, 2, w->hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+    }
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc == SQLITE_CONSTRAINT) {
+        snprintf(err, errlen, "a user named '%s' exists already", w->u ? w->u->name : w->name);
+        return GD_ECONFLICT;
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    if (w->id != ST_USER_INSERT && !sqlite3_changes(c->db)) {
+        snprintf(err, errlen, "no user named '%s'", w->name);
+        return GD_ENOTFOUND;
+    }
+    return GD_OK;
+}
+
+static gd_err sq_user_add(store *st, store_user *u, const unsigned char *token_hash)
+{
+    ids_uuid4(u->id);
+    struct user_write w = {
+        .id = ST_USER_INSERT, .u = u, .hash = token_hash, .created_us = now_us()};
+    u->created_at = (time_t)(w.created_us / 1000000);
+    u->has_token = token_hash != NULL;
+    write_op op = {.fn = w_user, .arg = &w};
+    return submit((sqlite_store *)st, &op);
+}
+
+static gd_err sq_user_remove(store *st, const char *name)
+{
+    struct user_write w = {.id = ST_USER_DELETE, .name = name};
+    write_op op = {.fn = w_user, .arg = &w};
+    return submit((sqlite_store *)st, &op);
+}
+
+static gd_err sq_user_set_token(store *st, const char *name,
+                                const unsigned char hash[STORE_TOKEN_HASH_LEN])
+{
+    struct user_write w = {.id = ST_USER_SET_TOKEN, .name = name, .hash = hash};
+    write_op op = {.fn = w_user, .arg = &w};
+    return submit((sqlite_store *)st, &op);
+}
+
 static void sq_close(store *st)
 {
     sqlite_store *ss = (sqlite_store *)st;
@@ -1266,6 +1503,14 @@ static const store_ops sqlite_ops = {
     .sessions_unfinished = sq_sessions_unfinished,
     .session_settings_get = sq_session_settings_get,
     .session_settings_set = sq_session_settings_set,
+    .session_list_owned = sq_session_list_owned,
+    .user_add = sq_user_add,
+    .user_get_by_token_hash = sq_user_get_by_token_hash,
+    .user_get_by_name = sq_user_get_by_name,
+    .user_list = sq_user_list,
+    .user_remove = sq_user_remove,
+    .user_set_token = sq_user_set_token,
+    .user_count = sq_user_count,
 };
 
 store *store_sqlite_open(const char *dir, size_t queue_max)

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -28,7 +29,20 @@ typedef struct {
     long message_count;
     long input_tokens;
     long output_tokens;
+    char user_id[UUID_STR_LEN]; /* the owner's store_user id; "" for the local user */
 } store_session;
+
+#define STORE_USER_NAME_MAX  64 /* bytes */
+#define STORE_TOKEN_HASH_LEN 32 /* a BLAKE2b-256 hash of a user's token */
+
+/* A user of a server with authentication (auth/auth.h). Tokens are never stored: only a hash. */
+typedef struct {
+    char id[UUID_STR_LEN];
+    char name[STORE_USER_NAME_MAX + 1];
+    bool admin;
+    bool has_token; /* users made by a trusted proxy have none */
+    time_t created_at;
+} store_user;
 
 typedef struct store store;
 
@@ -78,6 +92,27 @@ typedef struct {
     gd_err (*session_settings_get)(store *st, const char *id, json_t **out);
     /* Replaces them (settings borrowed), durably. GD_ENOTFOUND when the session is gone. */
     gd_err (*session_settings_set)(store *st, const char *id, json_t *settings);
+
+    /* --- users and ownership --- */
+    /* As session_list, only the sessions whose user_id is user_id ("" the local user's). */
+    gd_err (*session_list_owned)(store *st, const char *user_id, long limit, long offset,
+                                 store_session **out, size_t *n, long *total);
+    /* Stores a new user u (name and admin read; id and created_at set here) with the token
+     * hash (NULL: a user with no token). GD_ECONFLICT when the name is taken. */
+    gd_err (*user_add)(store *st, store_user *u, const unsigned char *token_hash);
+    /* The user whose token hashes to hash; GD_ENOTFOUND when none. */
+    gd_err (*user_get_by_token_hash)(store *st, const unsigned char hash[STORE_TOKEN_HASH_LEN],
+                                     store_user *out);
+    gd_err (*user_get_by_name)(store *st, const char *name, store_user *out);
+    /* Every user, by name. *out is an array of *n users the caller frees with free(). */
+    gd_err (*user_list)(store *st, store_user **out, size_t *n);
+    /* Removes the user (their sessions stay, reachable by no one). GD_ENOTFOUND when none. */
+    gd_err (*user_remove)(store *st, const char *name);
+    /* Replaces the user's token hash (the old token stops working). GD_ENOTFOUND when none. */
+    gd_err (*user_set_token)(store *st, const char *name,
+                             const unsigned char hash[STORE_TOKEN_HASH_LEN]);
+    /* How many users there are. */
+    gd_err (*user_count)(store *st, long *n);
 } store_ops;
 
 struct store {

@@ -390,7 +390,7 @@ describe('effective configuration', () => {
   });
 
   it("seed B's `goosed --host 0.0.0.0 --port …`: listens on every interface", () => withServer({
-    args: ['--host', '0.0.0.0'],
+    args: ['--host', '0.0.0.0', '--insecure-no-auth'], // no authentication configured here
   }, async (srv) => {
     assert.equal(srv.host, '0.0.0.0');
     assert.equal((await get(srv, '/status')).text, 'ok');
@@ -398,7 +398,7 @@ describe('effective configuration', () => {
   }));
 
   it("seed A's docker-compose environment (GOOSE_HOST=0.0.0.0, GOOSE_PROVIDER)", () => withServer({
-    env: { GOOSE_HOST: '0.0.0.0', GOOSE_PORT: '0', GOOSE_PROVIDER: 'anthropic', ANTHROPIC_API_KEY: 'sk-test-not-a-key', GOOSE_DISABLE_TELEMETRY: 'true' },
+    env: { GOOSE_HOST: '0.0.0.0', GOOSE_INSECURE_NO_AUTH: 'true', GOOSE_PORT: '0', GOOSE_PROVIDER: 'anthropic', ANTHROPIC_API_KEY: 'sk-test-not-a-key', GOOSE_DISABLE_TELEMETRY: 'true' },
   }, async (srv) => {
     assert.equal(srv.host, '0.0.0.0');
     const cfg = await getConfig(srv);

@@ -1,0 +1,457 @@
+/* auth: the secret key, user tokens and the trusted proxy's header (see auth.h). */
+#include "auth/auth.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "http/http.h"
+
+#define MAX_PROXIES      32
+#define USERS_RECHECK_NS 1000000000ull /* how often "are there users now?" is asked, when none */
+#define SESSION_SEGMENT  "/sessions/{id}"
+#define RATE_SLOTS       1024 /* users counted at once by requests_per_minute */
+
+static struct {
+    const config *cfg;
+    store *st;
+    int nproxies;
+    struct sockaddr_storage proxies[MAX_PROXIES]; /* ss_family and the address only */
+    atomic_bool users;        /* some user exists (once seen, kept until restart) */
+    atomic_ullong users_seen; /* when the store was last asked, monotonic ns */
+} A;
+
+/* ---- tokens and secrets ---- */
+
+void auth_token_hash(const char *token, size_t len, unsigned char hash[STORE_TOKEN_HASH_LEN])
+{
+    crypto_generichash(hash, STORE_TOKEN_HASH_LEN, (const unsigned char *)token, len, NULL, 0);
+}
+
+void auth_token_new(char out[AUTH_TOKEN_LEN], unsigned char hash[STORE_TOKEN_HASH_LEN])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(out, "gd_", 3);
+    sodium_bin2base64(out + 3, AUTH_TOKEN_LEN - 3, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    auth_token_hash(out, strlen(out), hash);
+}
+
+bool auth_secret_equal(const char *given, const char *expected)
+{
+    /* Both are hashed first, so that the comparison runs over 32 bytes whatever their lengths. */
+    unsigned char a[32], b[32];
+    crypto_generichash(a, sizeof a, (const unsigned char *)given, strlen(given), NULL, 0);
+    crypto_generichash(b, sizeof b, (const unsigned char *)expected, strlen(expected), NULL, 0);
+    return sodium_memcmp(a, b, sizeof a) == 0;
+}
+
+bool auth_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > STORE_USER_NAME_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] <= 0x20 || (unsigned char)name[i] >= 0x7F) return false;
+    return true;
+}
+
+/* ---- set-up ---- */
+
+/* Parses an address (IPv4 or IPv6, no port) into ss; false when it is none. */
+static bool parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, s, &in4->sin_addr) == 1) {
+        ss->ss_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
+        ss->ss_family = AF_INET6;
+        /* An IPv4-mapped address is the IPv4 one (a dual-stack socket reports them so). */
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            struct in_addr v4;
+            memcpy(&v4, &in6->sin6_addr.s6_addr[12], 4);
+            memset(ss, 0, sizeof *ss);
+            ss->ss_family = AF_INET;
+            in4->sin_addr = v4;
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                   &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* Whether every address host resolves to is a loopback one (false when it does not resolve). */
+static bool host_is_loopback(const char *host)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res;
+    if (getaddrinfo(host, "0", &hints, &res) != 0) return false;
+    bool all = res != NULL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (!is_loopback(ai->ai_addr)) all = false;
+    freeaddrinfo(res);
+    return all;
+}
+
+static bool proxy_mode(void)
+{
+    return A.cfg && A.cfg->trusted_proxy_header[0] && A.nproxies > 0;
+}
+
+/* Asks the store whether users exist, at most once a second while none did. Once some did,
+ * authentication stays on until restart (removing every user does not open the server). */
+static bool users_exist(void)
+{
+    if (atomic_load(&A.users)) return true;
+    if (!A.st) return false;
+    uint64_t now = clock_mono_ns(), last = atomic_load(&A.users_seen);
+    if (last && now - last < USERS_RECHECK_NS) return false;
+    if (!atomic_compare_exchange_strong(&A.users_seen, &last, now)) return atomic_load(&A.users);
+    long n = 0;
+    if (A.st->ops->user_count(A.st, &n) == GD_OK && n > 0) atomic_store(&A.users, true);
+    return atomic_load(&A.users);
+}
+
+bool auth_enabled(void)
+{
+    return A.cfg && (A.cfg->secret_key[0] || proxy_mode() || users_exist());
+}
+
+gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
+{
+    A.cfg = cfg;
+    A.st = st;
+    A.nproxies = 0;
+    atomic_store(&A.users, false);
+    atomic_store(&A.users_seen, 0);
+    char list[sizeof cfg->trusted_proxies];
+    snprintf(list, sizeof list, "%s", cfg->trusted_proxies);
+    for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        if (A.nproxies == MAX_PROXIES) {
+            snprintf(err, errlen, "trusted_proxies: at most %d addresses", MAX_PROXIES);
+            return GD_EINVAL;
+        }
+        if (!parse_addr(tok, &A.proxies[A.nproxies])) {
+            snprintf(err, errlen,
+                     "trusted_proxies: \"%.64s\" is not an IPv4 or IPv6 address (names and "
+                     "networks are not accepted)",
+                     tok);
+            return GD_EINVAL;
+        }
+        A.nproxies++;
+    }
+    if (cfg->trusted_proxy_header[0] && !A.nproxies)
+        log_warn("auth",
+                 "trusted_proxy_header %s is set but trusted_proxies is empty: the header "
+                 "is ignored from every address",
+                 cfg->trusted_proxy_header);
+    if (A.nproxies && !cfg->trusted_proxy_header[0])
+        log_warn("auth", "trusted_proxies is set but trusted_proxy_header is not: no proxy is "
+                         "trusted");
+    long n = 0;
+    if (st && st->ops->user_count(st, &n) == GD_OK && n > 0) atomic_store(&A.users, true);
+    atomic_store(&A.users_seen, clock_mono_ns());
+    bool on = auth_enabled();
+    if (!on && !host_is_loopback(cfg->host)) {
+        if (!cfg->insecure_no_auth) {
+            snprintf(err, errlen,
+                     "refusing to listen on %s with no authentication: anyone who can reach it "
+                     "could run commands as this user. Set GOOSE_SERVER__SECRET_KEY, add a user "
+                     "(goosed user add NAME), or set trusted_proxy_header and trusted_proxies; "
+                     "or pass --insecure-no-auth (insecure_no_auth: true) to serve it open",
+                     cfg->host);
+            return GD_EINVAL;
+        }
+        log_warn("auth", "serving %s with NO authentication (--insecure-no-auth)", cfg->host);
+    }
+    if (on)
+        log_info("auth", "authentication on:%s%s%s", cfg->secret_key[0] ? " X-Secret-Key" : "",
+                 atomic_load(&A.users) ? " user tokens" : "",
+                 proxy_mode() ? " trusted proxy header" : "");
+    return GD_OK;
+}
+
+/* ---- requests per minute ---- */
+
+/* One user's count in the current minute (a fixed window), by user id. */
+typedef struct {
+    char id[UUID_STR_LEN + 1]; /* "" free; the local user is "-" */
+    uint64_t window;           /* minute number, monotonic */
+    long count;
+} rate_slot;
+
+static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;
+static rate_slot rate[RATE_SLOTS];
+
+/* Counts a request of user id; 0 when within requests_per_minute, else the seconds until the
+ * next minute starts. A slot of an older minute is reused; a full table of this minute's users
+ * shares the first slot probed. */
+static long rate_count(const char *id, long limit)
+{
+    uint64_t now = clock_mono_ns() / 1000000000ull, minute = now / 60;
+    const char *key = id[0] ? id : "-";
+    size_t h = 5381;
+    for (const char *p = key; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    pthread_mutex_lock(&rate_mu);
+    rate_slot *slot = NULL, *reuse = NULL;
+    for (size_t i = 0; i < RATE_SLOTS && !slot; i++) {
+        rate_slot *s = &rate[(h + i) % RATE_SLOTS];
+        if (!strcmp(s->id, key))
+            slot = s;
+        else if (!s->id[0] || s->window != minute) {
+            if (!reuse) reuse = s;
+            if (!s->id[0]) break; /* the key is not further on */
+        }
+    }
+    if (!slot) {
+        slot = reuse ? reuse : &rate[h % RATE_SLOTS];
+        snprintf(slot->id, sizeof slot->id, "%s", key);
+        slot->window = minute;
+        slot->count = 0;
+    }
+    if (slot->window != minute) {
+        slot->window = minute;
+        slot->count = 0;
+    }
+    long wait = ++slot->count > limit ? (long)(60 - now % 60) : 0;
+    pthread_mutex_unlock(&rate_mu);
+    return wait;
+}
+
+bool auth_session_quota(struct http_req *r)
+{
+    const auth_user *u = http_user(r);
+    long max = A.cfg ? A.cfg->max_sessions_per_user : 0;
+    if (max <= 0 || !A.st) return true;
+    store_session *list = NULL;
+    size_t n = 0;
+    long total = 0;
+    gd_err e = A.st->ops->session_list_owned(A.st, u->id, 1, 0, &list, &n, &total);
+    free(list);
+    if (e) {
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
+        return false;
+    }
+    if (total >= max) {
+        http_add_header(r, "Retry-After", "60");
+        http_reply_error(r, 429, "too_many_sessions",
+                         "%s has %ld sessions, the limit (max_sessions_per_user); delete one "
+                         "first",
+                         u->name, total);
+        return false;
+    }
+    return true;
+}
+
+/* ---- requests ---- */
+
+static void local_user(auth_user *u)
+{
+    memset(u, 0, sizeof *u);
+    snprintf(u->name, sizeof u->name, "local");
+    u->admin = true;
+}
+
+static void from_store(auth_user *u, const store_user *su)
+{
+    memset(u, 0, sizeof *u);
+    snprintf(u->id, sizeof u->id, "%s", su->id);
+    snprintf(u->name, sizeof u->name, "%s", su->name);
+    u->admin = su->admin;
+}
+
+/* Answers 401 with WWW-Authenticate and the ways accepted here. */
+static void unauthorized(struct http_req *r, const char *why)
+{
+    char ways[256] = "";
+    size_t o = 0;
+    if (A.cfg->secret_key[0]) o += (size_t)snprintf(ways + o, sizeof ways - o, "X-Secret-Key");
+    o += (size_t)snprintf(ways + o, sizeof ways - o, "%sAuthorization: Bearer <token>",
+                          o ? ", or " : "");
+    if (proxy_mode()) snprintf(ways + o, sizeof ways - o, ", or come through the trusted proxy");
+    http_add_header(r, "WWW-Authenticate", "Bearer realm=\"goosed\"");
+    http_reply_error(r, 401, "unauthorized", "%s: send %s", why, ways);
+}
+
+static bool peer_trusted(const char *peer)
+{
+    struct sockaddr_storage ss;
+    if (!parse_addr(peer, &ss)) return false;
+    for (int i = 0; i < A.nproxies; i++)
+        if (same_addr(&ss, &A.proxies[i])) return true;
+    return false;
+}
+
+/* The user a trusted proxy named, made on first use. false when answered. */
+static bool proxy_user(struct http_req *r, const char *name, auth_user *user)
+{
+    if (!auth_name_valid(name)) {
+        unauthorized(r, "the proxy's user name is not acceptable");
+        return false;
+    }
+    store_user su;
+    gd_err e = A.st->ops->user_get_by_name(A.st, name, &su);
+    if (e == GD_ENOTFOUND) {
+        memset(&su, 0, sizeof su);
+        snprintf(su.name, sizeof su.name, "%s", name);
+        e = A.st->ops->user_add(A.st, &su, NULL);
+        if (e == GD_OK)
+            log_info("auth", "user %s created on first use (trusted proxy)", su.name);
+        else if (e == GD_ECONFLICT) /* made by a request beside this one */
+            e = A.st->ops->user_get_by_name(A.st, name, &su);
+    }
+    if (e) {
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
+        return false;
+    }
+    from_store(user, &su);
+    return true;
+}
+
+/* Who sent r, into user; false when answered (401, 503). */
+static bool authenticate(struct http_req *r, const char *peer, auth_user *user)
+{
+    const char *hdr = A.cfg->trusted_proxy_header;
+    const char *named = hdr[0] ? http_header(r, hdr) : NULL;
+    bool on = auth_enabled();
+    if (named && !(proxy_mode() && peer_trusted(peer))) {
+        /* Names only: the header's, and the address it came from. */
+        log_warn("auth", "ignored %s from %s: not a trusted proxy (trusted_proxies)", hdr, peer);
+        named = NULL;
+    }
+    if (named && *named) return proxy_user(r, named, user);
+    if (!on) {
+        local_user(user);
+        return true;
+    }
+    const char *key = http_header(r, "X-Secret-Key");
+    if (key) {
+        if (A.cfg->secret_key[0] && auth_secret_equal(key, A.cfg->secret_key)) {
+            local_user(user);
+            return true;
+        }
+        unauthorized(r, "the X-Secret-Key is wrong");
+        return false;
+    }
+    const char *az = http_header(r, "Authorization");
+    if (az && !strncasecmp(az, "Bearer ", 7)) {
+        const char *tok = az + 7;
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            len--;
+        unsigned char hash[STORE_TOKEN_HASH_LEN];
+        auth_token_hash(tok, len, hash);
+        store_user su;
+        gd_err e = len ? A.st->ops->user_get_by_token_hash(A.st, hash, &su) : GD_ENOTFOUND;
+        if (e == GD_OK) {
+            from_store(user, &su);
+            return true;
+        }
+        if (e == GD_ENOTFOUND) {
+            unauthorized(r, "the bearer token is not valid");
+            return false;
+        }
+        http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
+        return false;
+    }
+    unauthorized(r, "authentication required");
+    return false;
+}
+
+/* Which parameter of the route is a session's id (-1: none). */
+static int session_param(const http_route *rt)
+{
+    const char *at = strstr(rt->pattern, SESSION_SEGMENT);
+    if (!at) return -1;
+    int i = 0;
+    for (const char *p = rt->pattern; p < at; p++)
+        i += *p == '{';
+    return i;
+}
+
+bool auth_request(struct http_req *r, const route_match *m, const char *peer, auth_user *user)
+{
+    if (m->route && (m->route->flags & ROUTE_PUBLIC)) {
+        local_user(user);
+        user->admin = false;
+        snprintf(user->name, sizeof user->name, "anonymous");
+        return true;
+    }
+    if (!A.cfg) { /* not set up (unit tests of the server alone) */
+        local_user(user);
+        return true;
+    }
+    if (!authenticate(r, peer, user)) return false;
+    long wait =
+        A.cfg->requests_per_minute > 0 ? rate_count(user->id, A.cfg->requests_per_minute) : 0;
+    if (wait > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%ld", wait);
+        http_add_header(r, "Retry-After", ra);
+        http_reply_error(r, 429, "rate_limited",
+                         "%s has made more than %ld requests this minute (requests_per_minute); "
+                         "try again in %ld s",
+                         user->name, A.cfg->requests_per_minute, wait);
+        return false;
+    }
+    if (!m->route || m->bad_param) return true; /* 404/405 follow */
+    if ((m->route->flags & ROUTE_ADMIN) && !user->admin) {
+        http_reply_error(r, 403, "forbidden", "%s %s needs an admin; %s is not one", http_method(r),
+                         http_path(r), user->name);
+        return false;
+    }
+    int p = session_param(m->route);
+    if (p >= 0 && p < m->nparams && A.st) {
+        /* Another user's session and a session that does not exist get the same answer, here,
+         * before anything else about the request is looked at (api_store_error's 404). A store
+         * that fails is left to the handler, which answers for it. */
+        store_session s;
+        gd_err e = A.st->ops->session_get(A.st, m->params[p], &s);
+        if (e == GD_ENOTFOUND || (e == GD_OK && strcmp(s.user_id, user->id) != 0)) {
+            http_reply_error(r, 404, "not_found", "session '%s' not found", m->params[p]);
+            return false;
+        }
+    }
+    return true;
+}
