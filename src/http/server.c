@@ -455,12 +455,12 @@ static bool host_split(const char *host, char *name, size_t namelen, long *port)
 }
 
 /* Whether host (a Host header, or an origin's host[:port]) is listed in allowed_hosts, whole or
- * by its name alone; "*" lists every host. */
-static bool host_listed(const config *cfg, const char *host, const char *name)
+ * by its name alone; with star, "*" lists every host. */
+static bool host_listed(const config *cfg, const char *host, const char *name, bool star)
 {
     for (int i = 0; i < cfg->nallowed_hosts; i++)
-        if (!strcmp(cfg->allowed_hosts[i], "*") || !strcasecmp(cfg->allowed_hosts[i], host) ||
-            !strcasecmp(cfg->allowed_hosts[i], name))
+        if ((star && !strcmp(cfg->allowed_hosts[i], "*")) ||
+            !strcasecmp(cfg->allowed_hosts[i], host) || !strcasecmp(cfg->allowed_hosts[i], name))
             return true;
     return false;
 }
@@ -472,12 +472,12 @@ static bool host_allowed(const http_server *s, const char *host)
     char name[256];
     long port;
     if (!host_split(host, name, sizeof name, &port)) return false;
-    return loopback_name(name) || host_listed(s->cfg, host, name);
+    return loopback_name(name) || host_listed(s->cfg, host, name, true);
 }
 
 /* Whether origin ("http://127.0.0.1:3000") is this server's own: a loopback name with this
- * server's port, or a host of allowed_hosts. Comparing Origin with the request's Host would not
- * do: a rebound page sends its own domain as both. */
+ * server's port, or a host named in allowed_hosts ("*" names none here). Comparing Origin with
+ * the request's Host would not do: a rebound page sends its own domain as both. */
 static bool origin_is_own(const http_server *s, const char *origin)
 {
     if (!origin) return false;
@@ -488,7 +488,7 @@ static bool origin_is_own(const http_server *s, const char *origin)
     long port;
     if (!host_split(host, name, sizeof name, &port)) return false;
     if (port == 0) port = tls ? 443 : 80;
-    return (loopback_name(name) && port == s->port) || host_listed(s->cfg, host, name);
+    return (loopback_name(name) && port == s->port) || host_listed(s->cfg, host, name, false);
 }
 
 static bool is_json_type(const char *ct)
