@@ -912,7 +912,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     if (!r->s) { /* on_uri ran, the access handler never did: MHD refused the request itself */
-        log_info("access", "%s request refused by the HTTP parser (a malformed request)", "-");
+        char target[256]; /* the client's bytes: one log line whatever they are */
+        utf8_clean(r->raw ? r->raw : "", target, sizeof target, true);
+        log_info("access", "- \"%s\" refused by libmicrohttpd (a malformed request)", target);
         free(r->raw);
         free(r);
         return;
