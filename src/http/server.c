@@ -729,8 +729,6 @@ static void begin(http_req *r, const char *version)
                          total ? "max_connections" : "max_connections_per_client");
         return;
     }
-    /* Two lengths, or a length and chunked framing, are how requests are smuggled past a proxy
-     * that reads them differently (RFC 9112 section 6.3): refuse both. */
     struct framing f = {0};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
     if (!check_request(r, version, &f)) return;
@@ -769,6 +767,9 @@ static void begin(http_req *r, const char *version)
                          r->m.params[r->m.bad_param - 1]);
         return;
     }
+    /* Two lengths, or a length and chunked framing, are how requests are smuggled past a proxy
+     * that reads them differently (RFC 9112 section 6.3): refuse both, and codings we do not
+     * read. */
     if (f.cl_differ || (f.content_length && f.transfer_encoding)) {
         refuse_framing(r, f.cl_differ ? "conflicting Content-Length headers"
                                       : "both Content-Length and Transfer-Encoding given");
