@@ -15,7 +15,20 @@
  *   - max_connections_per_client open connections from one address: the same 503 (as nginx's
  *     limit_conn answers at request time).
  *   - header_timeout: complete request headers within that many seconds of the accept (or of
- *     the first byte of a kept-alive connection's next request); see conns.h. */
+ *     the first byte of a kept-alive connection's next request), and each piece of a body
+ *     within that many seconds of the last (a chunk size no client fills); see conns.h.
+ *
+ * The strict edge (check_request, check_origin): routing works on the raw target (on_uri, MHD's
+ * URI log callback, sees it before MHD decodes it); bound to loopback, only loopback Host names
+ * or allowed_hosts are served (421 otherwise: DNS rebinding); HTTP/1.1 needs one Host; header
+ * names are tokens and values hold no control characters; only chunked transfer coding;
+ * POST/PUT/PATCH/DELETE need application/json and no foreign Origin (CSRF). Those refusals close
+ * the connection. MHD's own strict mode (MHD_OPTION_STRICT_FOR_CLIENT) is not used: in 0.9.75 it
+ * refuses a missing Host or a folded first header with its HTML page written twice, where the
+ * checks here answer once, in JSON. What MHD refuses before any callback of ours still gets its
+ * HTML page (once, then a close) -- a request line or header it cannot parse, a target or headers
+ * over its buffer (414, 431), HTTP/2.0 (505), a bad chunk size -- or, for a Content-Length that is
+ * not a number, its page with the head written twice (0.9.75 has no hook to answer these). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
