@@ -2,6 +2,7 @@
  * as Server-Sent Events (seed 000's event names) or, for a plain JSON request, by suspending
  * the request until the reply ends and answering the final assistant message (seed 001). */
 #include <inttypes.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,10 +377,12 @@ void api_session_events(http_req *r)
     if (!last) last = http_query(r, "after");
     if (last) {
         char *end;
+        errno = 0;
         unsigned long long v = strtoull(last, &end, 10);
-        if (*last < '0' || *last > '9' || *end) {
+        /* range-checked: 2^64 and over must not wrap to 0 and replay everything */
+        if (*last < '0' || *last > '9' || *end || errno == ERANGE || v >= UINT64_MAX) {
             http_reply_error(r, 400, "bad_request",
-                             "Last-Event-ID: must be an event id (a whole number)");
+                             "Last-Event-ID: must be an event id (a whole number below 2^64 - 1)");
             return;
         }
         from = (uint64_t)v + 1;

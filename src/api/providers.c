@@ -6,6 +6,17 @@
 #include "api/api.h"
 #include "config/secrets.h"
 
+#define API_KEY_MAX 4096 /* bytes: real keys are under 200; a cap keeps secrets.yaml small */
+
+/* Whether v holds a control character (a newline would end a line of secrets.yaml or
+ * config.yaml, and no key or model name has one). */
+static bool has_control(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7F) return true;
+    return false;
+}
+
 static json_t *provider_json(app *a, const provider_def *d, const char *current)
 {
     char key[8];
@@ -63,8 +74,23 @@ void api_providers_set(http_req *r)
         http_reply_error(r, 400, "bad_request", "api_key: must be a non-empty string");
         return;
     }
+    if (jk && json_string_length(jk) > API_KEY_MAX) {
+        http_reply_error(r, 400, "bad_request", "api_key: must be at most %d bytes (got %zu)",
+                         API_KEY_MAX, json_string_length(jk));
+        return;
+    }
+    if (jk && has_control(json_string_value(jk), json_string_length(jk))) {
+        http_reply_error(r, 400, "bad_request",
+                         "api_key: must not hold control characters (a newline, a NUL)");
+        return;
+    }
     if (jm && (!json_is_string(jm) || !json_string_length(jm) || json_string_length(jm) > 255)) {
         http_reply_error(r, 400, "bad_request", "model: must be a string of 1 to 255 characters");
+        return;
+    }
+    if (jm && has_control(json_string_value(jm), json_string_length(jm))) {
+        http_reply_error(r, 400, "bad_request",
+                         "model: must not hold control characters (a newline, a NUL)");
         return;
     }
     char have[8];

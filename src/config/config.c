@@ -20,7 +20,8 @@ static const struct cfg_key {
     const char *flag;
     key_kind kind;
     long min, max;
-    size_t off, size; /* where in config, and the size of a string field */
+    size_t off, size; /* where in config, and the size of a string field (K_LIST: where its
+                         count is) */
     const char *what; /* "a port 0..65535": for messages */
 } keys[] = {
 #define STR(f) offsetof(config, f), sizeof(((config *)0)->f)
@@ -69,8 +70,10 @@ static const struct cfg_key {
     LIM("max_sessions_per_user", "GOOSE_MAX_SESSIONS_PER_USER", max_sessions_per_user, 0, 100000000,
         "a number of sessions 0..100000000 (0: no limit)"),
 #undef LIM
-    {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors), 0,
-     "a list of origins such as https://app.example.com, or *"},
+    {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors),
+     offsetof(config, ncors), "a list of origins such as https://app.example.com, or *"},
+    {"allowed_hosts", "GOOSE_ALLOWED_HOSTS", NULL, K_LIST, 0, 0, offsetof(config, allowed_hosts),
+     offsetof(config, nallowed_hosts), "a list of host names such as goose.example.com, or *"},
     {"log_level", "RUST_LOG", "log-level", K_LOG, 0, 0, STR(log_spec),
      "a level (error, warn, info, debug, trace) or a filter such as info,goose=debug"},
     {"GOOSE_SERVER__SECRET_KEY", "GOOSE_SERVER__SECRET_KEY", NULL, K_STR, 0, 0, STR(secret_key),
@@ -180,20 +183,22 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
     }
     case K_LIST: {
         /* A comma-separated string replaces the list. */
-        c->ncors = 0;
+        char(*list)[256] = (char(*)[256])(base + k->off);
+        int *count = (int *)(base + k->size);
+        *count = 0;
         const char *p = val;
         while (*p) {
             while (*p == ' ' || *p == ',')
                 p++;
             size_t n = strcspn(p, ", ");
             if (!n) break;
-            if (c->ncors == CFG_MAX_ORIGINS || n >= sizeof c->cors[0]) {
+            if (*count == CFG_MAX_ORIGINS || n >= sizeof list[0]) {
                 snprintf(err, errlen, "%s: expected %s (at most %d, each under %zu characters)",
-                         where, k->what, CFG_MAX_ORIGINS, sizeof c->cors[0]);
+                         where, k->what, CFG_MAX_ORIGINS, sizeof list[0]);
                 return GD_EINVAL;
             }
-            memcpy(c->cors[c->ncors], p, n);
-            c->cors[c->ncors++][n] = '\0';
+            memcpy(list[*count], p, n);
+            list[(*count)++][n] = '\0';
             p += n;
         }
         return GD_OK;

@@ -36,8 +36,10 @@ typedef struct {
     char log_spec[256];
     int ncors;
     char cors[CFG_MAX_ORIGINS][256]; /* "*" alone allows every origin */
-    char config_file[PATH_MAX];      /* the config.yaml read, "" when none was */
-    char data_dir[PATH_MAX];         /* where goosed.db lives */
+    int nallowed_hosts;
+    char allowed_hosts[CFG_MAX_ORIGINS][256]; /* Host values served besides loopback names */
+    char config_file[PATH_MAX];               /* the config.yaml read, "" when none was */
+    char data_dir[PATH_MAX];                  /* where goosed.db lives */
     char config_path[PATH_MAX]; /* config.yaml (existing or not): API-made settings are saved there
                                  */
     /* authentication (auth/auth.h) */

@@ -295,6 +295,14 @@ void conns_headers_done(conns *cs, conn *c)
     pthread_mutex_unlock(&cs->mu);
 }
 
+void conns_body_wait(conns *cs, conn *c)
+{
+    if (!c) return;
+    pthread_mutex_lock(&cs->mu);
+    enqueue(cs, c, Q_HEADERS, now_ns() + cs->header_ns);
+    pthread_mutex_unlock(&cs->mu);
+}
+
 void conns_request_done(conns *cs, conn *c)
 {
     if (!c) return;

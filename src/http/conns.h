@@ -43,6 +43,10 @@ void conns_headers_done(conns *cs, conn *c);
 /* A request is finished and the connection is kept alive: it is idle until the next request's
  * first byte, which starts a new header deadline. */
 void conns_request_done(conns *cs, conn *c);
+/* The request's headers are in and a body is expected, or a piece of it just came: the next
+ * piece is due within header_timeout, or the connection is shut down (a body that stops, or a
+ * chunk size no client will fill). conns_headers_done ends the wait. */
+void conns_body_wait(conns *cs, conn *c);
 /* The connection will carry no more requests (it was upgraded, or is being closed): no deadline
  * applies any more. */
 void conns_retire(conns *cs, conn *c);

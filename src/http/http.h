@@ -32,6 +32,9 @@ const char *http_query(http_req *r, const char *name);  /* NULL when absent */
 const char *http_header(http_req *r, const char *name); /* NULL when absent */
 /* Whether the request's Origin header names an origin of the cors_origins list (or it is "*"). */
 bool http_origin_listed(http_req *r);
+/* Whether the request's Origin is listed (above) or this server's own: a loopback origin with
+ * this server's port, or a host of allowed_hosts. */
+bool http_origin_trusted(http_req *r);
 /* The request's JSON object body, or NULL when the body was empty. Owned by the request. */
 json_t *http_body(http_req *r);
 

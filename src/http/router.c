@@ -24,30 +24,134 @@ static void set_noun(const char *pattern, const char *brace, route_match *m)
     m->noun[n] = '\0';
 }
 
-/* Matches path against pattern; fills params. A trailing slash on the path is ignored. */
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes the raw segment in[0..n) into out (NUL-terminated). Returns the decoded
+ * length, or -1 when it does not fit in outlen or a '%' is not followed by two hex digits. */
+static long decode_segment(const char *in, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -1;
+            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+            if (hi < 0 || lo < 0) return -1;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (o + 1 >= outlen) return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+/* Length of the valid UTF-8 sequence at p[0..n) (RFC 3629), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (len > n || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return len;
+}
+
+/* Checks every segment of the raw path once: percent-encoding well formed, no NUL, valid UTF-8
+ * once decoded. false with m->bad_segment and m->why set. */
+static bool check_segments(const char *path, route_match *m)
+{
+    int i = 0;
+    for (const char *p = path; *p;) {
+        p += *p == '/';
+        size_t rn = strcspn(p, "/");
+        i++;
+        /* ids and names are short: decode what fits, check the bytes of what does not */
+        char seg[1024];
+        long n = decode_segment(p, rn < sizeof seg / 3 ? rn : sizeof seg / 3, seg, sizeof seg);
+        const char *why = NULL;
+        if (n < 0 && rn < sizeof seg / 3)
+            why = "a '%' not followed by two hexadecimal digits";
+        else if (n >= 0 && memchr(seg, '\0', (size_t)n))
+            why = "a NUL byte (%00)";
+        else if (n >= 0)
+            for (size_t k = 0; k < (size_t)n;) {
+                size_t l = utf8_len((const unsigned char *)seg + k, (size_t)n - k);
+                if (!l) {
+                    why = "bytes that are not UTF-8";
+                    break;
+                }
+                k += l;
+            }
+        if (why) {
+            m->bad_segment = i;
+            snprintf(m->why, sizeof m->why, "%s", why);
+            snprintf(m->segment, sizeof m->segment, "%.*s",
+                     (int)(rn < sizeof m->segment ? rn : sizeof m->segment - 1), p);
+            return false;
+        }
+        p += rn;
+    }
+    return true;
+}
+
+/* Matches the raw path against pattern segment by segment, each path segment percent-decoded
+ * once; fills params with the decoded values. A trailing slash on the path is ignored. */
 static bool match_pattern(const char *pat, const char *path, route_match *m)
 {
     const char *pattern = pat;
-    int np = 0;
-    while (*pat && *path) {
+    int np = 0, seg = 0;
+    while (*pat) {
+        if (*pat != '/' || *path != '/') return false;
+        pat++;
+        path++;
+        seg++;
+        size_t pn = strcspn(pat, "/"), rn = strcspn(path, "/");
+        char dec[ROUTE_PARAM_MAX];
+        long dn = decode_segment(path, rn, dec, sizeof dec);
         if (*pat == '{') {
-            const char *close = strchr(pat, '}');
-            size_t n = strcspn(path, "/");
-            if (!close || n == 0 || n >= ROUTE_PARAM_MAX || np == ROUTE_MAX_PARAMS) return false;
-            memcpy(m->params[np], path, n);
-            m->params[np++][n] = '\0';
+            const char *close = memchr(pat, '}', pn);
+            if (!close || rn == 0 || dn <= 0 || np == ROUTE_MAX_PARAMS) return false;
+            memcpy(m->params[np++], dec, (size_t)dn + 1);
+            if (!m->bad_segment && memchr(dec, '/', (size_t)dn)) {
+                m->bad_segment = seg; /* %2F: one segment must stay one */
+                snprintf(m->why, sizeof m->why, "an encoded '/' (%%2F)");
+                snprintf(m->segment, sizeof m->segment, "%.*s",
+                         (int)(rn < sizeof m->segment ? rn : sizeof m->segment - 1), path);
+            }
             if (!m->bad_param && close - pat == 3 && !strncmp(pat, "{id}", 4) &&
                 !ids_is_uuid(m->params[np - 1])) {
                 m->bad_param = np;
                 set_noun(pattern, pat, m);
             }
-            pat = close + 1;
-            path += n;
-        } else if (*pat++ != *path++) {
+        } else if (dn < 0 || (size_t)dn != pn || memcmp(dec, pat, pn) != 0) {
             return false;
         }
+        pat += pn;
+        path += rn;
     }
-    if (*pat || (*path && strcmp(path, "/") != 0)) return false;
+    if (*path && strcmp(path, "/") != 0) return false;
     m->nparams = np;
     return true;
 }
@@ -63,6 +167,7 @@ void router_match(const http_route *routes, size_t n, const char *method, const 
                   route_match *m)
 {
     memset(m, 0, sizeof *m);
+    if (!check_segments(path, m)) return;
     route_match tmp;
     const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
     for (size_t i = 0; i < n; i++) {
@@ -77,6 +182,9 @@ void router_match(const http_route *routes, size_t n, const char *method, const 
             memcpy(m->params, tmp.params, sizeof tmp.params);
             m->bad_param = tmp.bad_param;
             memcpy(m->noun, tmp.noun, sizeof tmp.noun);
+            m->bad_segment = tmp.bad_segment;
+            memcpy(m->why, tmp.why, sizeof tmp.why);
+            memcpy(m->segment, tmp.segment, sizeof tmp.segment);
         }
     }
     if (m->path_known) allow_add(m, "OPTIONS");

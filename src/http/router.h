@@ -5,7 +5,13 @@
  * the collection named by the segment before it: in `/api/sessions/{id}`, a session. A segment
  * that is not an identifier (not a UUID, not UTF-8) still selects the route, so that the answer
  * is 404 naming it rather than 405 or an unknown path, and no handler ever sees it: bad_param
- * says which parameter, and noun names the member ("session"). */
+ * says which parameter, and noun names the member ("session").
+ *
+ * The path given is the raw one, as the client sent it (no query string): it is split on '/'
+ * first and each segment percent-decoded once, so that "%2F" never makes two segments. A path
+ * with a segment that cannot be decoded, that holds a NUL (%00) or that is not UTF-8 once
+ * decoded matches nothing; nor does a route whose placeholder would hold a '/' (%2F): for both,
+ * bad_segment says which segment (1-based), segment holds its raw text and why the reason. */
 #ifndef GD_ROUTER_H
 #define GD_ROUTER_H
 
@@ -37,8 +43,11 @@ typedef struct {
     char allow[96];          /* methods of this path, "GET, HEAD, POST, OPTIONS" */
     int nparams;
     char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
-    int bad_param; /* 0, or 1 + the index of an `{id}` parameter that is not an identifier */
-    char noun[32]; /* with bad_param: what the identifier names, "session" */
+    int bad_param;    /* 0, or 1 + the index of an `{id}` parameter that is not an identifier */
+    char noun[32];    /* with bad_param: what the identifier names, "session" */
+    int bad_segment;  /* 0, or 1 + the index of a path segment refused (then: 400) */
+    char segment[80]; /* with bad_segment: its raw text (truncated) */
+    char why[48];     /* with bad_segment: what is wrong with it */
 } route_match;
 
 /* Fills m for method and path. The path has no query string. */

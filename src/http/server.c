@@ -15,7 +15,20 @@
  *   - max_connections_per_client open connections from one address: the same 503 (as nginx's
  *     limit_conn answers at request time).
  *   - header_timeout: complete request headers within that many seconds of the accept (or of
- *     the first byte of a kept-alive connection's next request); see conns.h. */
+ *     the first byte of a kept-alive connection's next request), and each piece of a body
+ *     within that many seconds of the last (a chunk size no client fills); see conns.h.
+ *
+ * The strict edge (check_request, check_origin): routing works on the raw target (on_uri, MHD's
+ * URI log callback, sees it before MHD decodes it); bound to loopback, only loopback Host names
+ * or allowed_hosts are served (421 otherwise: DNS rebinding); HTTP/1.1 needs one Host; header
+ * names are tokens and values hold no control characters; only chunked transfer coding;
+ * POST/PUT/PATCH/DELETE need application/json and no foreign Origin (CSRF). Those refusals close
+ * the connection. MHD's own strict mode (MHD_OPTION_STRICT_FOR_CLIENT) is not used: in 0.9.75 it
+ * refuses a missing Host or a folded first header with its HTML page written twice, where the
+ * checks here answer once, in JSON. What MHD refuses before any callback of ours still gets its
+ * HTML page (once, then a close) -- a request line or header it cannot parse, a target or headers
+ * over its buffer (414, 431), HTTP/2.0 (505), a bad chunk size -- or, for a Content-Length that is
+ * not a number, its page with the head written twice (0.9.75 has no hook to answer these). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -46,6 +59,9 @@
 #define RETRY_AFTER_S     "1"  /* seconds, for every 503 and 429 that does not say otherwise */
 #define IDLE_TIMEOUT_S    75u  /* a kept-alive connection between requests */
 #define FD_HEADROOM       256L /* descriptors besides connections: store, logs, pipes, children */
+/* bytes of a body over max_body_size read and dropped before the 413 (see begin) */
+#define BODY_DRAIN_MAX(max)                                                                        \
+    ((unsigned long long)(max)*4 > (16ull << 20) ? (unsigned long long)(max)*4 : (16ull << 20))
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -60,12 +76,15 @@ struct http_server {
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when inflight drops to 0 */
     int inflight;
+    bool loopback;        /* bound to a loopback address: Host is checked (DNS rebinding) */
     atomic_ulong errors;  /* error responses sent, for the operator */
     atomic_bool stopping; /* new connections are refused */
 };
 
 struct http_req {
-    http_server *s;
+    http_server *s;   /* NULL until the first call of the access handler (see on_uri) */
+    char *raw;        /* the request target as the client sent it (on_uri), or NULL */
+    uintptr_t raw_at; /* where MHD had it: tells a NUL inside the target (on_uri) */
     struct MHD_Connection *conn;
     char method[16];
     char *path;
@@ -75,12 +94,14 @@ struct http_req {
     uint64_t t0;
     int status; /* 0 until a reply is queued */
     size_t resp_len;
-    bool too_big;      /* the body passed the cap: the rest is discarded, then 413 */
-    http_handler cont; /* set while suspended: what runs when resumed */
+    bool too_big;               /* the body passed the cap: the rest is discarded, then 413 */
+    unsigned long long dropped; /* bytes of body discarded since */
+    http_handler cont;          /* set while suspended: what runs when resumed */
     void (*on_done)(void *);
     void *on_done_arg;
     void *state;        /* http_state */
     const char *origin; /* the request's Origin when it is allowed, else NULL */
+    bool origin_own;    /* the request's Origin is this server's own (origin_is_own) */
     char rid[RID_MAX + 1];
     char client[INET6_ADDRSTRLEN];
     int nhdrs;
@@ -120,6 +141,10 @@ const char *http_header(http_req *r, const char *name)
 bool http_origin_listed(http_req *r)
 {
     return r->origin != NULL;
+}
+bool http_origin_trusted(http_req *r)
+{
+    return r->origin != NULL || r->origin_own;
 }
 json_t *http_body(http_req *r)
 {
@@ -410,6 +435,81 @@ static const char *allowed_origin(const config *cfg, const char *origin)
     return NULL;
 }
 
+/* Whether name (a Host's name part, brackets kept for IPv6) names this machine's loopback:
+ * localhost, 127.x.x.x or [::1]. */
+static bool loopback_name(const char *name)
+{
+    struct in_addr a4;
+    if (!strcasecmp(name, "localhost") || !strcmp(name, "[::1]")) return true;
+    return inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* Splits a Host value ("name", "name:port", "[v6]:port") into its name (into name) and port (0
+ * when none). false when it is not of that shape. */
+static bool host_split(const char *host, char *name, size_t namelen, long *port)
+{
+    const char *colon;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        if (!close) return false;
+        colon = close[1] == ':' ? close + 1 : NULL;
+        if (close[1] && !colon) return false;
+    } else {
+        colon = strchr(host, ':');
+    }
+    size_t n = colon ? (size_t)(colon - host) : strlen(host);
+    if (n == 0 || n >= namelen) return false;
+    memcpy(name, host, n);
+    name[n] = '\0';
+    *port = 0;
+    if (colon) {
+        char *end;
+        errno = 0;
+        const char *p = colon + 1;
+        if (*p < '0' || *p > '9') return false;
+        *port = strtol(p, &end, 10);
+        if (errno || *end || *port < 1 || *port > 65535) return false;
+    }
+    return true;
+}
+
+/* Whether host (a Host header, or an origin's host[:port]) is listed in allowed_hosts, whole or
+ * by its name alone; with star, "*" lists every host. */
+static bool host_listed(const config *cfg, const char *host, const char *name, bool star)
+{
+    for (int i = 0; i < cfg->nallowed_hosts; i++)
+        if ((star && !strcmp(cfg->allowed_hosts[i], "*")) ||
+            !strcasecmp(cfg->allowed_hosts[i], host) || !strcasecmp(cfg->allowed_hosts[i], name))
+            return true;
+    return false;
+}
+
+/* Whether a server bound to loopback may answer a request for host: a page on a domain an
+ * attacker rebinds to 127.0.0.1 sends its own domain as Host, and is refused. */
+static bool host_allowed(const http_server *s, const char *host)
+{
+    char name[256];
+    long port;
+    if (!host_split(host, name, sizeof name, &port)) return false;
+    return loopback_name(name) || host_listed(s->cfg, host, name, true);
+}
+
+/* Whether origin ("http://127.0.0.1:3000") is this server's own: a loopback name with this
+ * server's port, or a host named in allowed_hosts ("*" names none here). Comparing Origin with
+ * the request's Host would not do: a rebound page sends its own domain as both. */
+static bool origin_is_own(const http_server *s, const char *origin)
+{
+    if (!origin) return false;
+    bool tls = !strncasecmp(origin, "https://", 8);
+    if (!tls && strncasecmp(origin, "http://", 7)) return false;
+    const char *host = origin + (tls ? 8 : 7);
+    char name[256];
+    long port;
+    if (!host_split(host, name, sizeof name, &port)) return false;
+    if (port == 0) port = tls ? 443 : 80;
+    return (loopback_name(name) && port == s->port) || host_listed(s->cfg, host, name, false);
+}
+
 static bool is_json_type(const char *ct)
 {
     if (!ct) return false;
@@ -431,16 +531,27 @@ static bool check_json_type(http_req *r)
     return false;
 }
 
-static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *url,
-                         const char *method)
+/* Fills the request on the first call of the access handler. r comes from on_uri (or is NULL,
+ * when on_uri ran out of memory). The path is the raw one, without its query string: the router
+ * decodes it segment by segment. Returns NULL when out of memory (r freed). */
+static http_req *req_init(http_server *s, http_req *r, struct MHD_Connection *c, const char *url,
+                          const char *method)
 {
-    http_req *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    if (!r || !r->raw) {
+        free(r);
+        return NULL;
+    }
     r->s = s;
     r->conn = c;
     r->t0 = clock_mono_ns();
     snprintf(r->method, sizeof r->method, "%s", method);
-    r->path = strdup(url);
+    (void)url; /* decoded by MHD: "%2F" and "%00" are lost there */
+    r->path = strndup(r->raw, strcspn(r->raw, "?#"));
+    if (!r->path) {
+        free(r->raw);
+        free(r);
+        return NULL;
+    }
     buf_init(&r->body, (size_t)s->cfg->max_body_size);
     const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && valid_rid(rid))
@@ -458,7 +569,9 @@ static http_req *req_new(http_server *s, struct MHD_Connection *c, const char *u
                   sizeof r->client);
     else
         snprintf(r->client, sizeof r->client, "-");
-    r->origin = allowed_origin(s->cfg, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    r->origin = allowed_origin(s->cfg, origin);
+    r->origin_own = origin_is_own(s, origin);
     pthread_mutex_lock(&s->mu);
     s->inflight++;
     pthread_mutex_unlock(&s->mu);
@@ -482,6 +595,7 @@ static void req_free(http_req *r)
     }
     free(r->state);
     free(r->path);
+    free(r->raw);
     free(r);
 }
 
@@ -490,25 +604,136 @@ struct framing {
     const char *first_cl;
     bool cl_differ;
     bool transfer_encoding;
+    const char *te;  /* the (first) Transfer-Encoding value */
+    int hosts;       /* how many Host headers */
+    const char *bad; /* a header name or value no well-formed request has, or NULL */
+    const char *bad_why;
 };
+
+/* A header name is a token (RFC 9110 section 5.1): no whitespace, no control characters, so
+ * that "Content-Length : 5" is never a second, unknown header with the body read as the next
+ * request. Values hold no control characters but tab. */
+static const char *bad_header(const char *key, const char *value)
+{
+    if (!*key) return "an empty header name";
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        if (*p <= ' ' || *p == 0x7F || *p == ':' || *p == '"')
+            return "whitespace or a control character in a header name";
+    for (const unsigned char *p = (const unsigned char *)value; p && *p; p++)
+        if ((*p < ' ' && *p != '\t') || *p == 0x7F) return "a control character in a header value";
+    return NULL;
+}
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *value)
 {
     struct framing *f = cls;
+    const char *why = f->bad ? NULL : bad_header(key, value);
+    if (why) {
+        f->bad = key;
+        f->bad_why = why;
+    }
+    if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) f->hosts++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
         if (f->content_length++ == 0)
             f->first_cl = value;
         else if (strcmp(f->first_cl, value) != 0)
             f->cl_differ = true;
     } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        if (!f->transfer_encoding) f->te = value;
         f->transfer_encoding = true;
     }
     return MHD_YES;
 }
 
+static bool state_changing(const char *method)
+{
+    return !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH") ||
+           !strcmp(method, "DELETE");
+}
+
+/* Refuses a request with 400 and closes the connection after it: what follows its headers
+ * cannot be trusted to be where the next request starts. */
+static void refuse_framing(http_req *r, const char *what)
+{
+    http_add_header(r, "Connection", "close");
+    http_reply_error(r, 400, "bad_request", "%s", what);
+}
+
+/* What the request line and headers must be, whatever the route (the strict edge). false once
+ * it has answered. */
+static bool check_request(http_req *r, const char *version, const struct framing *f)
+{
+    http_server *s = r->s;
+    char msg[300];
+    /* a raw NUL in the target: MHD's copy ends at it, its parse of the line does not */
+    size_t rawlen = strlen(r->raw);
+    uintptr_t v = (uintptr_t)version;
+    if (v > r->raw_at && v - r->raw_at - 1 > rawlen && v - r->raw_at < (1u << 20)) {
+        refuse_framing(r, "the request target holds a NUL byte");
+        return false;
+    }
+    for (const unsigned char *p = (const unsigned char *)r->raw; *p; p++)
+        if (*p <= ' ' || *p == 0x7F) {
+            refuse_framing(r, "the request target holds a space or a control character (send "
+                              "them percent-encoded)");
+            return false;
+        }
+    if (f->bad) {
+        snprintf(msg, sizeof msg, "malformed header \"%.60s\": %s", f->bad, f->bad_why);
+        refuse_framing(r, msg);
+        return false;
+    }
+    if (f->hosts > 1) {
+        refuse_framing(r, "more than one Host header");
+        return false;
+    }
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!host && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {
+        refuse_framing(r, "an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)");
+        return false;
+    }
+    if (host && s->loopback && !host_allowed(s, host)) {
+        char h[120];
+        utf8_clean(host, h, sizeof h, true);
+        http_reply_error(r, 421, "misdirected_host",
+                         "this server is bound to loopback and does not answer for host \"%s\" "
+                         "(a page on another domain may be trying to reach it through DNS "
+                         "rebinding); to allow it, add it to allowed_hosts in config.yaml "
+                         "(env GOOSE_ALLOWED_HOSTS)",
+                         h);
+        return false;
+    }
+    return true;
+}
+
+/* Browsers send Origin (and Sec-Fetch-Site) with cross-site requests; a form or a fetch from
+ * another site must not change anything here (CSRF). Clients that are no browser send neither. */
+static bool check_origin(http_req *r)
+{
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    bool listed = r->origin != NULL;
+    if (origin && !listed && !r->origin_own) {
+        char o[200];
+        utf8_clean(origin, o, sizeof o, true);
+        http_reply_error(r, 403, "forbidden_origin",
+                         "requests from origin %s may not change anything here: it is neither "
+                         "this server nor in cors_origins",
+                         o);
+        return false;
+    }
+    if (site && !strcasecmp(site, "cross-site") && !listed) {
+        http_reply_error(r, 403, "forbidden_origin",
+                         "a cross-site request (Sec-Fetch-Site: cross-site) from an origin not in "
+                         "cors_origins may not change anything here");
+        return false;
+    }
+    return true;
+}
+
 /* The first call: everything that can be decided from the request line and headers. */
-static void begin(http_req *r)
+static void begin(http_req *r, const char *version)
 {
     http_server *s = r->s;
     log_debug("http", "%s %s started rid=%s", r->method, r->path, r->rid);
@@ -523,7 +748,17 @@ static void begin(http_req *r)
                          total ? "max_connections" : "max_connections_per_client");
         return;
     }
+    struct framing f = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (!check_request(r, version, &f)) return;
     router_match(s->routes, s->nroutes, r->method, r->path, &r->m);
+    if (r->m.bad_segment) {
+        char seg[200];
+        utf8_clean(r->m.segment, seg, sizeof seg, true);
+        http_reply_error(r, 400, "bad_request", "path segment %d (\"%s\") holds %s",
+                         r->m.bad_segment, seg, r->m.why);
+        return;
+    }
     if (!strcmp(r->method, "OPTIONS") && r->m.path_known) {
         http_add_header(r, "Allow", r->m.allow);
         if (r->origin) {
@@ -554,14 +789,25 @@ static void begin(http_req *r)
         return;
     }
     /* Two lengths, or a length and chunked framing, are how requests are smuggled past a proxy
-     * that reads them differently (RFC 9112 section 6.3): refuse both. */
-    struct framing f = {0};
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+     * that reads them differently (RFC 9112 section 6.3): refuse both, and codings we do not
+     * read. */
     if (f.cl_differ || (f.content_length && f.transfer_encoding)) {
-        http_reply_error(r, 400, "bad_request", "%s",
-                         f.cl_differ ? "conflicting Content-Length headers"
-                                     : "both Content-Length and Transfer-Encoding given");
+        refuse_framing(r, f.cl_differ ? "conflicting Content-Length headers"
+                                      : "both Content-Length and Transfer-Encoding given");
         return;
+    }
+    if (f.transfer_encoding && strcasecmp(f.te, "chunked") != 0) {
+        char te[100];
+        utf8_clean(f.te, te, sizeof te, true);
+        char msg[200];
+        snprintf(msg, sizeof msg, "Transfer-Encoding \"%s\" is not supported: only chunked", te);
+        refuse_framing(r, msg);
+        return;
+    }
+    if (state_changing(r->method)) {
+        if (!check_origin(r)) return;
+        /* even with no body: a form posts without one, and a form cannot say application/json */
+        if (!check_json_type(r)) return;
     }
     const char *cl = f.first_cl;
     if (cl) {
@@ -572,8 +818,11 @@ static void begin(http_req *r)
         /* Over the limit but not absurd: read and drop the body, then answer 413. Answering
          * at once makes the server close a socket the client is still writing to, and the
          * client then sees a reset instead of the 413 (nginx's lingering close solves the same). */
-        unsigned long long drain = max * 4 > (16ull << 20) ? max * 4 : (16ull << 20);
-        if (!errno && !*end && n > max && n <= drain) {
+        unsigned long long drain = BODY_DRAIN_MAX(max);
+        if (*cl < '0' || *cl > '9') {
+            refuse_framing(r, "Content-Length must be a whole number");
+            return;
+        } else if (!errno && !*end && n > max && n <= drain) {
             r->too_big = true;
             buf_free(&r->body);
         } else if (errno || *end || n > max) {
@@ -629,15 +878,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 {
     http_server *s = cls;
     http_req *r = *con_cls;
-    if (!r) {
-        r = req_new(s, c, url, method);
+    if (!r || !r->s) {
+        *con_cls = NULL;
+        r = req_init(s, r, c, url, method);
         if (!r) return MHD_NO; /* out of memory: MHD closes the connection */
         *con_cls = r;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->cn = ci ? ci->socket_context : NULL;
-        conns_headers_done(s->conns, r->cn);
-        begin(r);
+        begin(r, version);
+        /* a body to come is held to the header deadline between its pieces (a chunk size no
+         * client will ever fill, a body that stops) */
+        if (r->status)
+            conns_headers_done(s->conns, r->cn);
+        else
+            conns_body_wait(s->conns, r->cn);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -647,9 +902,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             r->too_big = true;
             buf_free(&r->body);
         }
+        r->dropped += r->too_big ? *upload_size : 0;
         *upload_size = 0;
+        /* a chunked body never says its size: past the drain allowance it is not read on */
+        if (r->dropped > BODY_DRAIN_MAX(s->cfg->max_body_size)) return MHD_NO;
+        conns_body_wait(s->conns, r->cn);
         return MHD_YES;
     }
+    conns_headers_done(s->conns, r->cn);
     if (r->status) return MHD_YES;
     if (r->cont) { /* resumed */
         http_handler cont = r->cont;
@@ -673,6 +933,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     http_req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
+    if (!r->s) { /* on_uri ran, the access handler never did: MHD refused the request itself */
+        char target[256]; /* the client's bytes: one log line whatever they are */
+        utf8_clean(r->raw ? r->raw : "", target, sizeof target, true);
+        log_info("access", "- \"%s\" refused by libmicrohttpd (a malformed request)", target);
+        free(r->raw);
+        free(r);
+        return;
+    }
     double ms = (double)(clock_mono_ns() - r->t0) / 1e6;
     char path[1024]; /* the client's bytes: one log line whatever they are */
     utf8_clean(r->path, path, sizeof path, true);
@@ -690,6 +958,20 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     pthread_mutex_lock(&s->mu);
     if (--s->inflight == 0) pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Called by MHD with the request target as the client sent it (before MHD decodes it, and
+ * before the headers are read): the request starts here, and its raw target is kept for the
+ * router. The return value is the access handler's first *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    http_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->raw = strdup(uri);
+    r->raw_at = (uintptr_t)uri;
+    return r;
 }
 
 /* During shutdown new connections are closed at once. (MHD_quiesce_daemon would stop accepting
@@ -841,6 +1123,13 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET)
+        s->loopback = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        s->loopback =
+            IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+    }
 
     long mhd_limit = size_connections(s, err, errlen);
     s->conns = mhd_limit < 0 ? NULL
@@ -858,12 +1147,13 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(
-        flags, 0, on_accept, s, on_access, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+    s->daemon =
+        MHD_start_daemon(flags, 0, on_accept, s, on_access, s, MHD_OPTION_LISTEN_SOCKET,
+                         (MHD_socket)s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                         on_connection, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)mhd_limit,
+                         MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER,
+                         on_mhd_log, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->host, s->port);
         conns_free(s->conns);

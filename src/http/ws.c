@@ -197,16 +197,6 @@ static bool valid_key(const char *key)
            binlen == 16 && end == key + 24;
 }
 
-/* A browser sends Origin with every WebSocket handshake, and the same-origin policy does not
- * apply to WebSockets: without this check any web page could drive a user's local goosed
- * (cross-site WebSocket hijacking). Same origin: "scheme://" + the Host the client asked for. */
-static bool same_origin(const char *origin, const char *host)
-{
-    const char *p = strstr(origin, "://");
-    if (!p || !host) return false;
-    return !strcasecmp(p + 3, host);
-}
-
 bool ws_handshake_ok(http_req *r)
 {
     const char *v;
@@ -249,8 +239,12 @@ bool ws_handshake_ok(http_req *r)
                          "Sec-WebSocket-Key must be 16 bytes in base64 (24 characters)");
         return false;
     }
+    /* A browser sends Origin with every WebSocket handshake, and the same-origin policy does
+     * not apply to WebSockets: without this check any web page could drive a user's local
+     * goosed (cross-site WebSocket hijacking). Origin == Host is no proof: a page on a domain
+     * rebound to 127.0.0.1 sends its domain as both. */
     v = http_header(r, "Origin");
-    if (v && !same_origin(v, http_header(r, "Host")) && !http_origin_listed(r)) {
+    if (v && !http_origin_trusted(r)) {
         http_reply_error(r, 403, "forbidden_origin",
                          "WebSocket connections from origin %.200s are not allowed: it is neither "
                          "this server nor in cors_origins",

@@ -171,6 +171,8 @@ typedef struct write_op {
     void *free_ptr;
 } write_op;
 
+#define HEALTH_WRITE_S 60 /* how long a failed write makes /api/health answer 503 */
+
 typedef struct {
     store base;
     char dir[PATH_MAX];
@@ -189,10 +191,12 @@ typedef struct {
     pthread_t writer;
     conn *wconn;
     write_op *head, *tail;
-    size_t nqueued;    /* writes in head..tail */
-    uint64_t batches;  /* transactions the writer ran, one per batch */
-    size_t last_batch; /* writes in the last one */
-    conn *idle;        /* idle read connections */
+    size_t nqueued;         /* writes in head..tail */
+    uint64_t batches;       /* transactions the writer ran, one per batch */
+    size_t last_batch;      /* writes in the last one */
+    time_t write_failed_at; /* when the last batch failed to be stored (disk full), or 0 */
+    char write_err[256];    /* why, for /api/health */
+    conn *idle;             /* idle read connections */
     int nidle;
 } sqlite_store;
 
@@ -650,6 +654,15 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&ss->mu);
         ss->batches++;
         ss->last_batch = n;
+        /* what /api/health reports: whether the last batch could be stored */
+        ss->write_failed_at = 0;
+        for (write_op *op = batch; op; op = op->next)
+            if (op->result == GD_ESTORE) {
+                ss->write_failed_at = time(NULL);
+                snprintf(ss->write_err, sizeof ss->write_err, "%s",
+                         op->err[0] ? op->err : gd_strerror(op->result));
+                break;
+            }
         for (write_op *op = batch, *next; op; op = next) {
             next = op->next; /* op belongs to its caller once done is set */
             if (op->on_done) {
@@ -860,6 +873,16 @@ static gd_err sq_health(store *st)
     gd_err e = !s ? GD_ESTORE : sqlite3_step(s) == SQLITE_ROW ? GD_OK : read_failed(c);
     if (s) stmt_done(s);
     reader_put(ss, c);
+    /* Reads working is not enough: a full disk fails every write. Until a later write is
+     * stored (or HEALTH_WRITE_S pass with none tried), the last failure is the answer. */
+    pthread_mutex_lock(&ss->mu);
+    time_t at = ss->write_failed_at;
+    if (!e && at && time(NULL) - at < HEALTH_WRITE_S) {
+        store_set_errmsg("the last write failed %lld s ago: %s", (long long)(time(NULL) - at),
+                         ss->write_err);
+        e = GD_ESTORE;
+    }
+    pthread_mutex_unlock(&ss->mu);
     return e;
 }
 

@@ -136,7 +136,7 @@ describe('shutdown', () => {
     let sigSent;
     // Headers first, with Expect: 100-continue: the 100 says the server has the request in hand.
     // Only then SIGTERM, and only once the server says it is stopping, the body.
-    const res = await rawRequest(srv, `POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`, {
+    const res = await rawRequest(srv, `POST /api/sessions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`, {
       timeoutMs: 8000,
       interim: (head, sock) => {
         assert.equal(head.status, 100);

@@ -17,9 +17,11 @@
 #include "core/log.h"
 
 static const char *const env_vars[] = {
-    "GOOSE_HOST",        "GOOSE_PORT",        "GOOSE_PROVIDER",      "GOOSE_MODEL",
-    "GOOSE_API_TIMEOUT", "GOOSE_MAX_RETRIES", "GOOSE_MAX_BODY_SIZE", "GOOSE_CORS_ORIGINS",
-    "GOOSE_CONFIG_DIR",  "RUST_LOG",          "XDG_CONFIG_HOME",     "XDG_DATA_HOME",
+    "GOOSE_HOST",          "GOOSE_PORT",         "GOOSE_PROVIDER",
+    "GOOSE_MODEL",         "GOOSE_API_TIMEOUT",  "GOOSE_MAX_RETRIES",
+    "GOOSE_MAX_BODY_SIZE", "GOOSE_CORS_ORIGINS", "GOOSE_ALLOWED_HOSTS",
+    "GOOSE_CONFIG_DIR",    "RUST_LOG",           "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
 };
 
 static char home[64];
@@ -289,6 +291,24 @@ static void test_env_cors_star(void **state)
     load_ok(LOAD0());
     assert_int_equal(c.ncors, 1);
     assert_string_equal(c.cors[0], "https://x.example");
+}
+
+static void test_allowed_hosts(void **state)
+{
+    /* A list of its own: cors_origins is left alone. */
+    write_file(home_cfg, "allowed_hosts:\n  - goose.example\n  - other.example:8443\n"
+                         "cors_origins: https://a.example\n");
+    load_ok(LOAD0());
+    assert_int_equal(c.nallowed_hosts, 2);
+    assert_string_equal(c.allowed_hosts[0], "goose.example");
+    assert_string_equal(c.allowed_hosts[1], "other.example:8443");
+    assert_int_equal(c.ncors, 1);
+    assert_string_equal(c.cors[0], "https://a.example");
+    setenv("GOOSE_ALLOWED_HOSTS", "*", 1);
+    load_ok(LOAD0());
+    assert_int_equal(c.nallowed_hosts, 1);
+    assert_string_equal(c.allowed_hosts[0], "*");
+    assert_int_equal(c.ncors, 1);
 }
 
 static void test_env_empty_ignored(void **state)
@@ -621,6 +641,7 @@ int main(void)
         T(test_help_version),
         T(test_env),
         T(test_env_cors_star),
+        T(test_allowed_hosts),
         T(test_env_empty_ignored),
         T(test_env_config_dir),
         T(test_env_xdg_config_home),

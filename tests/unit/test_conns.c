@@ -133,6 +133,35 @@ static void test_header_deadline(void **state)
     close(fast[1]);
 }
 
+static void test_body_deadline(void **state)
+{
+    /* A body that stops (a chunk size no client fills) is held to header_timeout between its
+     * pieces; a finished body has no deadline. */
+    char err[256];
+    conns *cs = conns_new(100, 100, 1, err, sizeof err);
+    assert_non_null(cs);
+    int stalled[2], done[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, stalled), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, done), 0);
+    struct sockaddr_storage a = v4("10.0.4.1");
+    conn *cst = conns_open(cs, stalled[0], SA(a));
+    conn *cdn = conns_open(cs, done[0], SA(a));
+    conns_body_wait(cs, cst); /* headers in, a body expected */
+    conns_body_wait(cs, cdn);
+    conns_body_wait(cs, cdn);    /* a piece came */
+    conns_headers_done(cs, cdn); /* and the last */
+    assert_true(peer_sees_eof(stalled[1]));
+    struct pollfd p = {done[1], POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 0), 0);
+    conns_close(cs, cst);
+    conns_close(cs, cdn);
+    conns_free(cs);
+    close(stalled[0]);
+    close(stalled[1]);
+    close(done[0]);
+    close(done[1]);
+}
+
 static void test_no_deadline_when_idle_unknown(void **state)
 {
     /* An idle kept-alive connection whose received bytes cannot be read (not TCP) has no
@@ -159,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_per_client),
         cmocka_unit_test(test_total),
         cmocka_unit_test(test_header_deadline),
+        cmocka_unit_test(test_body_deadline),
         cmocka_unit_test(test_no_deadline_when_idle_unknown),
     };
     return cmocka_run_group_tests_name("conns", tests, NULL, NULL);

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { validateResponse } from './openapi.mjs';
 
 const RAW_TIMEOUT_MS = 5000;
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 function baseUrl(server) {
   return typeof server === 'string' ? server : server.url;
@@ -24,6 +25,8 @@ function headersObject(h) {
  * request(server, method, path, {json, body, headers, validate})
  *   json: a value sent as JSON (Content-Type: application/json unless headers say otherwise)
  *   body: a raw string / Buffer body
+ *   neither: a POST, PUT, PATCH or DELETE still says Content-Type: application/json unless
+ *   headers say otherwise
  * Resolves with {status, headers (a Headers object), body (parsed JSON, or the text), text}.
  * JSON responses must parse, and every response must be one docs/openapi.json documents
  * (lib/openapi.mjs validateResponse; validate: false to skip).
@@ -38,6 +41,10 @@ export async function request(server, method, path, opts = {}) {
     }
   } else if (body !== undefined) {
     init.body = body;
+  } else if (STATE_CHANGING.has(method) && !Object.keys(init.headers).some((k) => k.toLowerCase() === 'content-type')) {
+    // goosed refuses a state-changing request that does not say application/json, even with no
+    // body (a cross-site form cannot say it): a well-behaved client always does.
+    init.headers['Content-Type'] = 'application/json';
   }
   const res = await fetch(baseUrl(server) + path, init);
   const text = await res.text();

@@ -24,7 +24,9 @@
 //   - a listed path with an undocumented method may answer 405 (`methodNotAllowed`); its `Allow`
 //     header must list exactly the documented methods, plus HEAD where GET is, plus OPTIONS;
 //   - OPTIONS on a listed path (unless documented as an operation) answers 204 (`preflight`),
-//     with the same `Allow` check.
+//     with the same `Allow` check;
+//   - any request may answer 421 (`misdirectedHost`), and 400 (`malformedRequest`) where its
+//     operation documents no 400 of its own.
 // HEAD on a path with a documented GET uses the GET operation (same headers, empty body).
 //
 // `body` may be a string (raw text, parsed here for JSON media types), a Buffer/Uint8Array,
@@ -345,7 +347,16 @@ export function validateResponse({ method, path, status, headers, body } = {}) {
   let response;
   let bodyless = m === 'HEAD';
 
-  if (!match) {
+  const documented400 = match && (() => {
+    const it = deref(spec.paths[match.template]);
+    const op = it[m.toLowerCase()] ?? (m === 'HEAD' ? it.get : undefined);
+    return !!op?.responses?.['400'];
+  })();
+  if (code === 421 && global.misdirectedHost) {
+    response = deref(global.misdirectedHost);
+  } else if (code === 400 && global.malformedRequest && !documented400) {
+    response = deref(global.malformedRequest);
+  } else if (!match) {
     if (code !== 404 || !global.unknownPath)
       fail(`${where}: no path of docs/openapi.json matches ${pathnameOf(path)} (an unknown path may only answer 404)`);
     response = deref(global.unknownPath);
