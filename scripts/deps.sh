@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what goosed needs on Debian 12, idempotently and quietly when all is present.
 #   scripts/deps.sh build   compiler, CMake and the libraries goosed links
-#   scripts/deps.sh test    build + cmocka + Node and the npm packages of package-lock.json
+#   scripts/deps.sh test    build + cmocka + Node, the npm packages of package-lock.json and nginx
+#                          (the trusted-proxy tests run goosed behind it)
 #   scripts/deps.sh bench   build + wrk and nginx (the benchmark's reference server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev lib
       libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev)
 case $what in
   build) ;;
-  test)  pkgs+=(util-linux clang-format sqlite3) ;;
+  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light) ;;
   bench) pkgs+=(wrk nginx-light) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { startServer, stopAndCheck, runGoosed, tempDir, have } from './lib/server.mjs';
+import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
 import { request, get, post, assertError } from './lib/http.mjs';
 import { spec } from './lib/openapi.mjs';
 import { connect } from './lib/ws.mjs';
@@ -214,10 +214,9 @@ describe('users with tokens: isolation', () => {
       const bytes = readFileSync(path.join(dir, f));
       for (const t of tokens) assert.equal(bytes.indexOf(t), -1, `a token is in ${f}`);
     }
-    if (have('sqlite3')) {
-      const out = execFileSync('sqlite3', [path.join(dir, 'goosed.db'), 'SELECT name, admin, length(token_hash) FROM users ORDER BY name'], { encoding: 'utf8' });
-      assert.equal(out.trim(), 'alice|1|32\nbob|0|32');
-    }
+    // sqlite3 is installed by scripts/deps.sh test
+    const out = execFileSync('sqlite3', [path.join(dir, 'goosed.db'), 'SELECT name, admin, length(token_hash) FROM users ORDER BY name'], { encoding: 'utf8' });
+    assert.equal(out.trim(), 'alice|1|32\nbob|0|32');
   });
 });
 
@@ -304,7 +303,7 @@ async function waitListening(port, proc, ms = 10_000) {
   }
 }
 
-describe('trusted proxy: goosed behind a real nginx with auth_basic', { skip: !have('nginx') && 'nginx is not installed' }, () => {
+describe('trusted proxy: goosed behind a real nginx with auth_basic', () => {
   let srv, nginx, nport, dir;
   const PROXY_ADDR = '127.0.0.2'; // nginx connects from here; the test's own requests come from 127.0.0.1
   before(async () => {
