@@ -9,7 +9,8 @@
 #include "core/buf.h"
 #include "core/log.h"
 
-typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE } key_kind;
+/* K_ONOFF: "on" or "off"; K_BOOL: "true" or "false" (stored as written). */
+typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE, K_ONOFF, K_BOOL, K_ROOTS } key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
 static const struct cfg_key {
@@ -62,7 +63,22 @@ static const struct cfg_key {
         "a number of bytes 1024..1073741824"),
     LIM("context_limit", "GOOSE_CONTEXT_LIMIT", context_limit, 1000, 100000000,
         "a number of tokens 1000..100000000"),
+    LIM("tool_max_memory", "GOOSE_TOOL_MAX_MEMORY", tool_max_memory, 0, 1L << 46,
+        "a number of bytes (0: no limit)"),
+    LIM("tool_max_cpu_seconds", "GOOSE_TOOL_MAX_CPU_SECONDS", tool_max_cpu_seconds, 0, 1L << 30,
+        "a number of seconds (0: no limit)"),
+    LIM("tool_max_file_size", "GOOSE_TOOL_MAX_FILE_SIZE", tool_max_file_size, 0, 1L << 50,
+        "a number of bytes (0: no limit)"),
+    LIM("tool_max_user_processes", "GOOSE_TOOL_MAX_USER_PROCESSES", tool_max_user_processes, 0,
+        10000000, "a number of processes (0: no limit)"),
 #undef LIM
+    {"sandbox", "GOOSE_SANDBOX", NULL, K_ONOFF, 0, 0, STR(sandbox), "on or off"},
+    {"tool_network", "GOOSE_TOOL_NETWORK", NULL, K_BOOL, 0, 0, STR(tool_network),
+     "true or false"},
+    {"bwrap_path", "GOOSE_BWRAP_PATH", NULL, K_STR, 0, 0, STR(bwrap_path),
+     "the path of the bwrap executable"},
+    {"allowed_roots", "GOOSE_ALLOWED_ROOTS", NULL, K_ROOTS, 0, 0, offsetof(config, roots), 0,
+     "a list of existing directories"},
     {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors), 0,
      "a list of origins such as https://app.example.com, or *"},
     {"log_level", "RUST_LOG", "log-level", K_LOG, 0, 0, STR(log_spec),
@@ -118,6 +134,12 @@ static void set_defaults(config *c)
     c->tool_timeout = 300;
     c->tool_output_cap = 64L * 1024;
     c->context_limit = 128000;
+    snprintf(c->sandbox, sizeof c->sandbox, "on");
+    snprintf(c->tool_network, sizeof c->tool_network, "true");
+    c->tool_max_memory = 4L << 30;
+    c->tool_max_cpu_seconds = 3600;
+    c->tool_max_file_size = 4L << 30;
+    c->tool_max_user_processes = 4096;
     snprintf(c->log_spec, sizeof c->log_spec, "info");
 }
 
@@ -164,6 +186,42 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             }
             memcpy(c->cors[c->ncors], p, n);
             c->cors[c->ncors++][n] = '\0';
+            p += n;
+        }
+        return GD_OK;
+    }
+    case K_ONOFF:
+    case K_BOOL:
+        if (!strcmp(val, k->kind == K_ONOFF ? "on" : "true") ||
+            !strcmp(val, k->kind == K_ONOFF ? "off" : "false")) {
+            snprintf(base + k->off, k->size, "%s", val);
+            return GD_OK;
+        }
+        snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+        return GD_EINVAL;
+    case K_ROOTS: {
+        /* A comma-separated string replaces the list; each entry resolved to its real path. */
+        c->nroots = 0;
+        const char *p = val;
+        while (*p) {
+            while (*p == ',')
+                p++;
+            size_t n = strcspn(p, ",");
+            if (!n) break;
+            char one[PATH_MAX];
+            if (c->nroots == CFG_MAX_ROOTS || n >= sizeof one) {
+                snprintf(err, errlen, "%s: expected %s (at most %d, each under %zu bytes)", where,
+                         k->what, CFG_MAX_ROOTS, sizeof one);
+                return GD_EINVAL;
+            }
+            memcpy(one, p, n);
+            one[n] = '\0';
+            if (one[0] != '/' || !realpath(one, c->roots[c->nroots])) {
+                snprintf(err, errlen, "%s: %s: %s", where, one,
+                         one[0] != '/' ? "not an absolute path" : strerror(errno));
+                return GD_EINVAL;
+            }
+            c->nroots++;
             p += n;
         }
         return GD_OK;
@@ -244,7 +302,7 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
         snprintf(where, sizeof where, "%s:%zu: %s", path, vn->start_mark.line + 1, name);
         if (vn->type == YAML_SCALAR_NODE) {
             rc = apply(c, k, (const char *)vn->data.scalar.value, where, err, errlen);
-        } else if (vn->type == YAML_SEQUENCE_NODE && k->kind == K_LIST) {
+        } else if (vn->type == YAML_SEQUENCE_NODE && (k->kind == K_LIST || k->kind == K_ROOTS)) {
             buf joined;
             buf_init(&joined, BUF_CAP_CONFIG_LIST);
             for (yaml_node_item_t *it = vn->data.sequence.items.start;

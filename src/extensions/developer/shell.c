@@ -127,6 +127,7 @@ static gd_err capture_render(buf *b, const char *label, const capture *c)
 
 /* What the child needs, prepared before fork. */
 typedef struct {
+    const char *path; /* /bin/sh, or bwrap */
     char *const *argv;
     char *const *env;
     const char *cwd;
@@ -236,7 +237,9 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (chdir(r->cwd) < 0) child_fail(3, STAGE_CHDIR, errno);
-        execve("/bin/sh", r->argv, r->env);
+        int le = sandbox_child_limits(&r->sb);
+        if (le) child_fail(3, STAGE_PRIVS, le);
+        execve(r->path, r->argv, r->env);
         child_fail(3, STAGE_EXEC, errno);
     }
     /* The output pipes stay with the shell only: they reach end of file once it and whatever
@@ -339,10 +342,20 @@ static void shell_spawn(void *arg)
     dev_shell *sh = c->sh;
     char eb[128];
     const char *cwd = c->cwd[0] ? c->cwd : ".";
+    char abscwd[DEV_PATH_MAX];
+    const sandbox_cfg *sb = sandbox_current();
+    bool bwrap = sb && !sb->open;
+    char **bargv = NULL;
+    char why[512];
     struct stat st;
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, pr[2] = {-1, -1}, nul = -1;
     if (atomic_load(&c->cancel)) {
         dev_fail(&c->out, GD_ECANCELLED, "cancelled: the command was not started");
+    } else if (bwrap && !sb->ready) {
+        dev_fail(&c->out, GD_EUNAVAIL,
+                 "developer__shell: refused: tools run only in a sandbox, and %s (set `sandbox: "
+                 "off` in goosed's config to run them without one)",
+                 sb->why);
     } else if (stat(cwd, &st) < 0) {
         dev_fail(&c->out, GD_ENOTFOUND,
                  "developer__shell: the working directory '%s' is not accessible: %s", cwd,
@@ -350,6 +363,15 @@ static void shell_spawn(void *arg)
     } else if (!S_ISDIR(st.st_mode)) {
         dev_fail(&c->out, GD_ENOTFOUND,
                  "developer__shell: the working directory '%s' is not a directory", cwd);
+    } else if (bwrap && !realpath(cwd, abscwd)) {
+        dev_fail(&c->out, GD_ENOTFOUND,
+                 "developer__shell: the working directory '%s' is not accessible: %s", cwd,
+                 dev_errstr(errno, eb, sizeof eb));
+    } else if (bwrap && !(bargv = sandbox_argv_new(sb, &c->d->host, SANDBOX_SHELL, abscwd,
+                                                   (char *const[]){"/bin/sh", "-c", sh->command,
+                                                                   NULL},
+                                                   why, sizeof why))) {
+        dev_fail(&c->out, GD_EINVAL, "developer__shell: refused: %s", why);
     } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pr, O_CLOEXEC) < 0 ||
                (nul = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
         dev_fail(&c->out, GD_EIO, "developer__shell: cannot create pipes: %s",
@@ -363,8 +385,12 @@ static void shell_spawn(void *arg)
         fcntl(po[0], F_SETFL, O_NONBLOCK);
         fcntl(pe[0], F_SETFL, O_NONBLOCK);
         char *argv[] = {"sh", "-c", sh->command, NULL};
-        spawn_req r = {.argv = argv, .env = c->d->env, .cwd = cwd, .max_fd = 1 << 16};
-        sandbox_child_prepare(&r.sb);
+        spawn_req r = {.path = bargv ? bargv[0] : "/bin/sh",
+                       .argv = bargv ? bargv : argv,
+                       .env = c->d->env,
+                       .cwd = cwd,
+                       .max_fd = 1 << 16};
+        sandbox_child_prepare(&r.sb, sb);
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
             rl.rlim_cur < (1u << 20))
@@ -394,11 +420,11 @@ static void shell_spawn(void *arg)
             close(po[0]);
             close(pe[0]);
             if (pid < 0)
-                dev_fail(&c->out, GD_EIO, "developer__shell: cannot start /bin/sh in '%s': %s", cwd,
-                         dev_errstr(fe, eb, sizeof eb));
+                dev_fail(&c->out, GD_EIO, "developer__shell: cannot start %s in '%s': %s", r.path,
+                         cwd, dev_errstr(fe, eb, sizeof eb));
             else
                 dev_fail(&c->out, GD_EIO,
-                         "developer__shell: cannot start /bin/sh in '%s': %s (while %s)", cwd,
+                         "developer__shell: cannot start %s in '%s': %s (while %s)", r.path, cwd,
                          dev_errstr(se.err, eb, sizeof eb), stage_what(se.stage));
         } else {
             sh->pid = pid;
@@ -406,6 +432,7 @@ static void shell_spawn(void *arg)
             sh->fd_err = pe[0];
         }
     }
+    sandbox_argv_free(bargv);
     if (loop_post(c->d->host.l, shell_spawned, c)) {
         /* The loop is gone (shutting down): nothing will watch the command. */
         log_error(LOG_MOD, "shell: the loop refused the started command; killing it");
