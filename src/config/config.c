@@ -73,8 +73,7 @@ static const struct cfg_key {
         10000000, "a number of processes (0: no limit)"),
 #undef LIM
     {"sandbox", "GOOSE_SANDBOX", NULL, K_ONOFF, 0, 0, STR(sandbox), "on or off"},
-    {"tool_network", "GOOSE_TOOL_NETWORK", NULL, K_BOOL, 0, 0, STR(tool_network),
-     "true or false"},
+    {"tool_network", "GOOSE_TOOL_NETWORK", NULL, K_BOOL, 0, 0, STR(tool_network), "true or false"},
     {"bwrap_path", "GOOSE_BWRAP_PATH", NULL, K_STR, 0, 0, STR(bwrap_path),
      "the path of the bwrap executable"},
     {"allowed_roots", "GOOSE_ALLOWED_ROOTS", NULL, K_ROOTS, 0, 0, offsetof(config, roots), 0,

@@ -180,7 +180,7 @@ bool sandbox_path_allowed(const ext_host *h, const char *resolved_path)
 void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb)
 {
     sc->root = geteuid() == 0;
-    sc->bwrap = sb && !sb->open && sb->ready;
+    sc->bwrap = sb && !sb->open;
     sc->nlimits = 0;
     sc->cap_last = 63; /* unknown: try them all (the kernel says EINVAL past its last) */
     if (sb) {
@@ -301,8 +301,8 @@ void sandbox_argv_free(char **argv)
 }
 
 /* The system, read-only: symbolic links (merged /usr: /bin -> usr/bin) stay links. */
-static const char *const SYSTEM_DIRS[] = {"/usr", "/bin",  "/sbin", "/lib", "/lib32",
-                                          "/lib64", "/libx32", "/etc", "/opt"};
+static const char *const SYSTEM_DIRS[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+                                          "/lib64", "/libx32", "/etc",  "/opt"};
 /* Files of /etc that hold secrets: replaced by an empty file. */
 static const char *const ETC_SECRET_FILES[] = {"/etc/shadow", "/etc/shadow-", "/etc/gshadow",
                                                "/etc/gshadow-", "/etc/sudoers"};
@@ -503,8 +503,8 @@ static bool find_bwrap(const char *configured, char *out, size_t n, char *why, s
         const char *c = strchr(path, ':');
         size_t len = c ? (size_t)(c - path) : strlen(path);
         struct stat st;
-        if (len && snprintf(out, n, "%.*s/bwrap", (int)len, path) < (int)n &&
-            stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+        if (len && snprintf(out, n, "%.*s/bwrap", (int)len, path) < (int)n && stat(out, &st) == 0 &&
+            S_ISREG(st.st_mode) && access(out, X_OK) == 0)
             return true;
         path += len + (c ? 1 : 0);
     }
@@ -522,7 +522,8 @@ static bool probe(sandbox_cfg *sb)
     char **env = sandbox_env_new();
     int pe[2];
     if (!argv || !env || pipe2(pe, O_CLOEXEC) < 0) {
-        snprintf(sb->why, sizeof sb->why, "cannot try bubblewrap: %s", argv ? strerror(errno) : why);
+        snprintf(sb->why, sizeof sb->why, "cannot try bubblewrap: %s",
+                 argv ? strerror(errno) : why);
         sandbox_argv_free(argv);
         sandbox_env_free(env);
         return false;
@@ -564,8 +565,8 @@ static bool probe(sandbox_cfg *sb)
     for (char *p = msg; *p; p++)
         if (*p == '\n') *p = ' ';
     snprintf(sb->why, sizeof sb->why, "%s does not work here (%s)", sb->bwrap,
-             pid < 0      ? "fork failed"
-             : got        ? msg
+             pid < 0         ? "fork failed"
+             : got           ? msg
              : WIFEXITED(st) ? "it exited with an error"
                              : "it was killed");
     return false;

@@ -367,10 +367,10 @@ static void shell_spawn(void *arg)
         dev_fail(&c->out, GD_ENOTFOUND,
                  "developer__shell: the working directory '%s' is not accessible: %s", cwd,
                  dev_errstr(errno, eb, sizeof eb));
-    } else if (bwrap && !(bargv = sandbox_argv_new(sb, &c->d->host, SANDBOX_SHELL, abscwd,
-                                                   (char *const[]){"/bin/sh", "-c", sh->command,
-                                                                   NULL},
-                                                   why, sizeof why))) {
+    } else if (bwrap &&
+               !(bargv = sandbox_argv_new(sb, &c->d->host, SANDBOX_SHELL, abscwd,
+                                          (char *const[]){"/bin/sh", "-c", sh->command, NULL}, why,
+                                          sizeof why))) {
         dev_fail(&c->out, GD_EINVAL, "developer__shell: refused: %s", why);
     } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pr, O_CLOEXEC) < 0 ||
                (nul = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {

@@ -882,8 +882,8 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
                      j->cwd ? j->cwd : ".", strerror(errno));
             goto fail;
         }
-        if (!(j->bargv = sandbox_argv_new(sb, host, SANDBOX_SERVER, rcwd, j->argv, why,
-                                          sizeof why))) {
+        if (!(j->bargv =
+                  sandbox_argv_new(sb, host, SANDBOX_SERVER, rcwd, j->argv, why, sizeof why))) {
             snprintf(err, errlen, "%s: refused: %s", name, why);
             goto fail;
         }
