@@ -234,10 +234,13 @@ int sandbox_child_limits(const sandbox_child *sc)
 {
     for (int i = 0; i < sc->nlimits; i++) {
         struct rlimit rl = {.rlim_cur = sc->limits[i].value, .rlim_max = sc->limits[i].value};
+        /* CPU: SIGXCPU at the limit (the process can tell), SIGKILL a second later */
+        if (sc->limits[i].resource == RLIMIT_CPU) rl.rlim_max++;
         struct rlimit old;
-        if (getrlimit(sc->limits[i].resource, &old) == 0 && old.rlim_max != RLIM_INFINITY &&
-            old.rlim_max < rl.rlim_max)
-            rl.rlim_cur = rl.rlim_max = old.rlim_max; /* never above what we were given */
+        if (getrlimit(sc->limits[i].resource, &old) == 0 && old.rlim_max != RLIM_INFINITY) {
+            if (old.rlim_max < rl.rlim_max) rl.rlim_max = old.rlim_max; /* never above it */
+            if (rl.rlim_cur > rl.rlim_max) rl.rlim_cur = rl.rlim_max;
+        }
         if (setrlimit(sc->limits[i].resource, &rl) < 0) return errno;
     }
     return 0;
