@@ -7,7 +7,11 @@
  * kernel for SIGHUP when its parent goes (PR_SET_PDEATHSIG), and then kills the whole group,
  * so no tool process outlives goosed, even after `kill -9`. It holds a copy of goosed's memory,
  * so it is not dumpable (no core, no ptrace, no /proc/PID/environ for the tools) and keeps no fd
- * of goosed's. Between fork and exec only async-signal-safe calls are made. */
+ * of goosed's. Between fork and exec only async-signal-safe calls are made.
+ *
+ * Unless `sandbox: off`, the shell runs under bubblewrap (sandbox_argv_new): its own PID
+ * namespace, so that whatever the command leaves behind (`setsid`, `nohup`, `&`) dies with it,
+ * the working directory the only place it can write, and the limits of sandbox_child_limits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
