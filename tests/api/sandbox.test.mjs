@@ -54,11 +54,30 @@ function withMarker(marker) {
   return out;
 }
 
-async function until(cond, ms, what) {
+function comm(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** What the processes marked by markers are: pid, state and parent, for a failure message. */
+function describe_(markers) {
+  return markers.flatMap((m) => withMarker(m).map((p) => {
+    try {
+      return `${m}: ${readFileSync(`/proc/${p}/stat`, 'utf8').trim()}`;
+    } catch {
+      return `${m}: ${p} gone`;
+    }
+  })).join('\n');
+}
+
+async function until(cond, ms, what, more = () => '') {
   const end = Date.now() + ms;
   for (;;) {
     if (await cond()) return;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}\n${more()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -145,12 +164,33 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
     ]);
     const id = await newSession(srv, dir);
     const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'go' }).catch((e) => e);
-    await until(() => withMarker(a).length && withMarker(b).length && withMarker(c).length, 10_000, 'the command to start');
+    // The sleeps themselves (the markers are in bwrap's and sh's command lines from the start).
+    await until(() => [a, b, c].every((m) => withMarker(m).some((p) => comm(p) === 'sleep')), 10_000, 'the command to start');
     const cr = await post(srv, `/api/sessions/${id}/cancel`, undefined);
     assert.equal(cr.status, 202, cr.text);
     await reply;
     await until(() => !withMarker(a).length && !withMarker(b).length && !withMarker(c).length, 5000,
-      'every process of the command to die at the cancel');
+      'every process of the command to die at the cancel', () => describe_([a, b, c]));
+  });
+
+  it('a cancel right at the start leaves nothing behind either', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const marks = [];
+    for (let i = 0; i < 5; i++) {
+      const a = marker();
+      marks.push(a);
+      await fake.script([
+        { tool_calls: [{ id: 'call_sb', name: 'developer__shell', arguments: { command: `setsid sleep ${a} & sleep ${a}` } }] },
+        { text: 'ok' },
+      ]);
+      const id = await newSession(srv, dir);
+      const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'go' }).catch((e) => e);
+      await until(() => withMarker(a).length > 0, 10_000, 'the tool to start'); // bwrap, maybe not yet its command
+      await post(srv, `/api/sessions/${id}/cancel`, undefined);
+      await reply;
+    }
+    await until(() => marks.every((m) => !withMarker(m).length), 5000,
+      'every process to die at the cancels', () => describe_(marks));
   });
 
   it('the network is on by default', async () => {

@@ -205,6 +205,42 @@ __attribute__((noreturn)) static void die_like(int sig)
     _exit(128 + sig);
 }
 
+/* In the supervisor, once the shell (or bwrap) is gone: SIGKILLs the processes it adopted as a
+ * subreaper (from /proc/self/task/PID/children) and reaps them. A sandbox's namespace init dies
+ * with everything in its namespace. Async-signal-safe. */
+static void kill_adopted(void)
+{
+    char path[64] = "/proc/self/task/", num[16];
+    int n = 0;
+    for (unsigned v = (unsigned)getpid(); v; v /= 10)
+        num[n++] = (char)('0' + v % 10);
+    size_t l = strlen(path);
+    while (n)
+        path[l++] = num[--n];
+    memcpy(path + l, "/children", sizeof "/children");
+    for (int round = 0; round < 8; round++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        char b[1024];
+        ssize_t r = read(fd, b, sizeof b - 1);
+        close(fd);
+        if (r <= 0) return;
+        b[r] = '\0';
+        int killed = 0;
+        for (char *p = b; *p;) {
+            long pid = 0;
+            while (*p >= '0' && *p <= '9')
+                pid = pid * 10 + (*p++ - '0');
+            if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0) killed++;
+            while (*p && (*p < '0' || *p > '9'))
+                p++;
+        }
+        while (waitpid(-1, NULL, 0) > 0) {
+        }
+        if (!killed) return;
+    }
+}
+
 /* The supervisor: fds = /dev/null, the stdout and stderr pipes' write ends, the error pipe. */
 __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent, const int fds[4])
 {
@@ -232,6 +268,10 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
     int e = sandbox_child_enter(&r->sb);
     if (e) child_fail(3, STAGE_PRIVS, e);
 
+    /* Under bubblewrap, orphans become ours, not init's: the namespace's init, when bwrap itself
+     * was killed (a cancel just after the start) before that init asked to die with it, is
+     * then killed by kill_adopted. (Without the sandbox, `nohup cmd &` is left to live.) */
+    if (r->sb.bwrap) prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL);
     pid_t sh = fork();
     if (sh < 0) child_fail(3, STAGE_FORK, errno);
     if (sh == 0) {
@@ -263,9 +303,12 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
         if (s == SIGCHLD) {
             int st;
             pid_t p = waitpid(sh, &st, WNOHANG);
+            if (p == sh && r->sb.bwrap) kill_adopted();
             if (p == sh && WIFEXITED(st)) _exit(WEXITSTATUS(st));
             if (p == sh && WIFSIGNALED(st)) die_like(WTERMSIG(st));
             if (p < 0 && errno == ECHILD) _exit(127);
+            while (waitpid(-1, NULL, WNOHANG) > 0) { /* adopted orphans that ended */
+            }
         } else if (s == SIGHUP && getppid() != parent) {
             /* goosed is gone (a SIGHUP sent to the group by goosed itself leaves the parent as it
              * is): take the whole group, this process included, with it. */
