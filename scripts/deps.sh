@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-build}
+# bubblewrap: shell commands and stdio extensions run under bwrap (without it goosed refuses to
+# run tools unless `sandbox: off`).
 pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev
-      libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev)
+      libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap)
 case $what in
   build) ;;
   test)  pkgs+=(util-linux clang-format sqlite3 nginx-light) ;;

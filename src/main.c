@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "extensions/allowlist.h"
 #include "extensions/ext_config.h"
+#include "extensions/sandbox.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -74,6 +75,8 @@ int main(int argc, char **argv)
         log_warn("config", "%s (ignored: API keys must come from the environment)", err);
     if (cfg.config_path[0] && permissions_load(cfgdir, err, sizeof err) != GD_OK)
         log_warn("config", "%s (ignored: tools whose answer was \"always\" will ask again)", err);
+
+    sandbox_init(&cfg); /* how tools run: says so in the log */
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
     allowlist_start();

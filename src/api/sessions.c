@@ -52,6 +52,29 @@ static bool opt_string(http_req *r, json_t *body, const char *field, const char 
     return true;
 }
 
+/* Whether the real path dir is inside one of the configured allowed_roots (none: anywhere);
+ * else a 400 naming them. */
+static bool inside_roots(http_req *r, const char *field, const char *dir)
+{
+    const config *c = ((app *)http_app(r))->cfg;
+    if (c->nroots == 0) return true;
+    char list[2048] = "";
+    size_t used = 0;
+    for (int i = 0; i < c->nroots; i++) {
+        size_t n = strlen(c->roots[i]);
+        if (!strncmp(dir, c->roots[i], n) &&
+            (dir[n] == '\0' || dir[n] == '/' || !strcmp(c->roots[i], "/")))
+            return true;
+        int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", c->roots[i]);
+        if (w > 0 && (size_t)w < sizeof list - used) used += (size_t)w;
+    }
+    http_reply_error(r, 400, "bad_request",
+                     "%s: %s is outside the directories sessions may be created in "
+                     "(allowed_roots: %s)",
+                     field, dir, list);
+    return false;
+}
+
 /* The working directory, under any of its three names; resolved to an absolute real path. */
 static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
 {
@@ -77,7 +100,7 @@ static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
                              strerror(errno));
             return false;
         }
-        return true;
+        return inside_roots(r, "working_dir (the server's own, none was given)", out);
     }
     if (!*val) {
         http_reply_error(r, 400, "bad_request", "%s: must not be empty", field);
@@ -97,7 +120,7 @@ static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
         http_reply_error(r, 400, "bad_request", "%s: %s is not a directory", field, val);
         return false;
     }
-    return true;
+    return inside_roots(r, field, out);
 }
 
 /* A create waits for its durable commit without holding a server thread: the request is

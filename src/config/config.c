@@ -10,8 +10,9 @@
 #include "core/log.h"
 
 /* K_CSV: a string kept as given, which config.yaml may also give as a list (joined with commas);
- * K_BOOL: true/false (yes/no, 1/0), and a flag that takes no value. */
-typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE, K_CSV, K_BOOL } key_kind;
+ * K_BOOL: true/false (yes/no, 1/0) into a bool, and a flag that takes no value; K_ONOFF: "on" or
+ * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths. */
+typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE, K_CSV, K_BOOL, K_ONOFF, K_ROOTS } key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
 static const struct cfg_key {
@@ -69,7 +70,22 @@ static const struct cfg_key {
         "a number of requests 0..100000000 (0: no limit)"),
     LIM("max_sessions_per_user", "GOOSE_MAX_SESSIONS_PER_USER", max_sessions_per_user, 0, 100000000,
         "a number of sessions 0..100000000 (0: no limit)"),
+    LIM("tool_max_memory", "GOOSE_TOOL_MAX_MEMORY", tool_max_memory, 0, 1L << 46,
+        "a number of bytes (0: no limit)"),
+    LIM("tool_max_cpu_seconds", "GOOSE_TOOL_MAX_CPU_SECONDS", tool_max_cpu_seconds, 0, 1L << 30,
+        "a number of seconds (0: no limit)"),
+    LIM("tool_max_file_size", "GOOSE_TOOL_MAX_FILE_SIZE", tool_max_file_size, 0, 1L << 50,
+        "a number of bytes (0: no limit)"),
+    LIM("tool_max_user_processes", "GOOSE_TOOL_MAX_USER_PROCESSES", tool_max_user_processes, 0,
+        10000000, "a number of processes (0: no limit)"),
 #undef LIM
+    {"sandbox", "GOOSE_SANDBOX", NULL, K_ONOFF, 0, 0, STR(sandbox), "on or off"},
+    {"tool_network", "GOOSE_TOOL_NETWORK", NULL, K_BOOL, 0, 0, offsetof(config, tool_network), 0,
+     "true or false"},
+    {"bwrap_path", "GOOSE_BWRAP_PATH", NULL, K_STR, 0, 0, STR(bwrap_path),
+     "the path of the bwrap executable"},
+    {"allowed_roots", "GOOSE_ALLOWED_ROOTS", NULL, K_ROOTS, 0, 0, offsetof(config, roots), 0,
+     "a list of existing directories"},
     {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors),
      offsetof(config, ncors), "a list of origins such as https://app.example.com, or *"},
     {"allowed_hosts", "GOOSE_ALLOWED_HOSTS", NULL, K_LIST, 0, 0, offsetof(config, allowed_hosts),
@@ -138,6 +154,12 @@ static void set_defaults(config *c)
     c->tool_timeout = 300;
     c->tool_output_cap = 64L * 1024;
     c->context_limit = 128000;
+    snprintf(c->sandbox, sizeof c->sandbox, "on");
+    c->tool_network = true;
+    c->tool_max_memory = 4L << 30;
+    c->tool_max_cpu_seconds = 3600;
+    c->tool_max_file_size = 4L << 30;
+    c->tool_max_user_processes = 4096;
     snprintf(c->log_spec, sizeof c->log_spec, "info");
 }
 
@@ -199,6 +221,40 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             }
             memcpy(list[*count], p, n);
             list[(*count)++][n] = '\0';
+            p += n;
+        }
+        return GD_OK;
+    }
+    case K_ONOFF:
+        if (!strcmp(val, "on") || !strcmp(val, "off")) {
+            snprintf(base + k->off, k->size, "%s", val);
+            return GD_OK;
+        }
+        snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+        return GD_EINVAL;
+    case K_ROOTS: {
+        /* A comma-separated string replaces the list; each entry resolved to its real path. */
+        c->nroots = 0;
+        const char *p = val;
+        while (*p) {
+            while (*p == ',')
+                p++;
+            size_t n = strcspn(p, ",");
+            if (!n) break;
+            char one[PATH_MAX];
+            if (c->nroots == CFG_MAX_ROOTS || n >= sizeof one) {
+                snprintf(err, errlen, "%s: expected %s (at most %d, each under %zu bytes)", where,
+                         k->what, CFG_MAX_ROOTS, sizeof one);
+                return GD_EINVAL;
+            }
+            memcpy(one, p, n);
+            one[n] = '\0';
+            if (one[0] != '/' || !realpath(one, c->roots[c->nroots])) {
+                snprintf(err, errlen, "%s: %s: %s", where, one,
+                         one[0] != '/' ? "not an absolute path" : strerror(errno));
+                return GD_EINVAL;
+            }
+            c->nroots++;
             p += n;
         }
         return GD_OK;
@@ -279,7 +335,8 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
         snprintf(where, sizeof where, "%s:%zu: %s", path, vn->start_mark.line + 1, name);
         if (vn->type == YAML_SCALAR_NODE) {
             rc = apply(c, k, (const char *)vn->data.scalar.value, where, err, errlen);
-        } else if (vn->type == YAML_SEQUENCE_NODE && (k->kind == K_LIST || k->kind == K_CSV)) {
+        } else if (vn->type == YAML_SEQUENCE_NODE &&
+                   (k->kind == K_LIST || k->kind == K_CSV || k->kind == K_ROOTS)) {
             buf joined;
             buf_init(&joined, BUF_CAP_CONFIG_LIST);
             for (yaml_node_item_t *it = vn->data.sequence.items.start;

@@ -10,6 +10,7 @@
 #include "core/err.h"
 
 #define CFG_MAX_ORIGINS 32
+#define CFG_MAX_ROOTS   16
 
 typedef struct {
     char host[256];
@@ -33,6 +34,16 @@ typedef struct {
     long tool_timeout;               /* seconds a tool call may run */
     long tool_output_cap;            /* bytes of a tool's output kept (per stream) */
     long context_limit;              /* tokens of history sent to the provider (estimated) */
+    /* the tools' sandbox (src/extensions/sandbox.c) */
+    char sandbox[8];              /* "on": bubblewrap, or no tools; "off": tools run open */
+    char bwrap_path[PATH_MAX];    /* "" : bwrap found in PATH */
+    bool tool_network;            /* false: --unshare-net */
+    long tool_max_memory;         /* bytes of address space per process (RLIMIT_AS), 0: none */
+    long tool_max_cpu_seconds;    /* CPU seconds per process (RLIMIT_CPU), 0: none */
+    long tool_max_file_size;      /* bytes of one file written (RLIMIT_FSIZE), 0: none */
+    long tool_max_user_processes; /* RLIMIT_NPROC, 0: none */
+    int nroots;                   /* allowed_roots: 0 means anywhere */
+    char roots[CFG_MAX_ROOTS][PATH_MAX]; /* real paths */
     char log_spec[256];
     int ncors;
     char cors[CFG_MAX_ORIGINS][256]; /* "*" alone allows every origin */

@@ -1,6 +1,7 @@
 /* sandbox: the tools' environment, privileges and forbidden directories (see sandbox.h). */
 #include "extensions/sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -8,9 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "core/log.h"
+
+#define LOG_MOD "sandbox"
 
 extern char **environ;
 
@@ -168,12 +175,28 @@ bool sandbox_path_allowed(const ext_host *h, const char *resolved_path)
     return sandbox_real_path_allowed(h, resolved_path) && sandbox_real_path_allowed(h, real);
 }
 
-/* ---- privileges of a child process ---- */
+/* ---- privileges and limits of a child process ---- */
 
-void sandbox_child_prepare(sandbox_child *sc)
+void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb)
 {
     sc->root = geteuid() == 0;
+    sc->bwrap = sb && !sb->open;
+    sc->nlimits = 0;
     sc->cap_last = 63; /* unknown: try them all (the kernel says EINVAL past its last) */
+    if (sb) {
+        const struct {
+            int res;
+            long v;
+        } l[] = {{RLIMIT_AS, sb->max_memory},
+                 {RLIMIT_CPU, sb->max_cpu_seconds},
+                 {RLIMIT_FSIZE, sb->max_file_size},
+                 {RLIMIT_NPROC, sb->max_processes}};
+        for (size_t i = 0; i < sizeof l / sizeof *l; i++)
+            if (l[i].v > 0) {
+                sc->limits[sc->nlimits].resource = l[i].res;
+                sc->limits[sc->nlimits++].value = (unsigned long)l[i].v;
+            }
+    }
     int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         char b[16];
@@ -189,6 +212,10 @@ void sandbox_child_prepare(sandbox_child *sc)
 
 int sandbox_child_enter(const sandbox_child *sc)
 {
+    /* A root goosed's bubblewrap needs its capabilities to make the namespaces (mapping uid 0 in
+     * a user namespace needs them too); it drops them all for the command (--cap-drop ALL) and
+     * sets no_new_privs itself. */
+    if (sc->bwrap && sc->root) return 0;
     if (sc->root)
         for (int c = 0; c <= sc->cap_last; c++)
             if (prctl(PR_CAPBSET_DROP, (unsigned long)c, 0UL, 0UL, 0UL) < 0 && errno != EINVAL)
@@ -201,4 +228,379 @@ int sandbox_child_enter(const sandbox_child *sc)
     if (syscall(SYS_capset, &hdr, data) < 0) return errno;
     if (sc->root && prctl(PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) < 0) return errno;
     return 0;
+}
+
+int sandbox_child_limits(const sandbox_child *sc)
+{
+    for (int i = 0; i < sc->nlimits; i++) {
+        struct rlimit rl = {.rlim_cur = sc->limits[i].value, .rlim_max = sc->limits[i].value};
+        /* CPU: SIGXCPU at the limit (the process can tell), SIGKILL a second later */
+        if (sc->limits[i].resource == RLIMIT_CPU) rl.rlim_max++;
+        struct rlimit old;
+        if (getrlimit(sc->limits[i].resource, &old) == 0 && old.rlim_max != RLIM_INFINITY) {
+            if (old.rlim_max < rl.rlim_max) rl.rlim_max = old.rlim_max; /* never above it */
+            if (rl.rlim_cur > rl.rlim_max) rl.rlim_cur = rl.rlim_max;
+        }
+        if (setrlimit(sc->limits[i].resource, &rl) < 0) return errno;
+    }
+    return 0;
+}
+
+/* ---- bubblewrap ---- */
+
+static sandbox_cfg g_sb;
+static bool g_sb_set;
+
+const sandbox_cfg *sandbox_current(void)
+{
+    return g_sb_set ? &g_sb : NULL;
+}
+
+/* A growing argv of malloc'd strings. */
+typedef struct {
+    char **v;
+    size_t n, cap;
+    bool oom;
+} sb_argv;
+
+static void av_add(sb_argv *a, const char *s)
+{
+    if (a->oom) return;
+    if (a->n + 2 > a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 64;
+        char **p = realloc(a->v, nc * sizeof *p);
+        if (!p) {
+            a->oom = true;
+            return;
+        }
+        a->v = p;
+        a->cap = nc;
+    }
+    if (!(a->v[a->n] = strdup(s))) {
+        a->oom = true;
+        return;
+    }
+    a->v[++a->n] = NULL;
+}
+
+static void av_add2(sb_argv *a, const char *x, const char *y)
+{
+    av_add(a, x);
+    av_add(a, y);
+}
+
+static void av_add3(sb_argv *a, const char *x, const char *y, const char *z)
+{
+    av_add(a, x);
+    av_add(a, y);
+    av_add(a, z);
+}
+
+void sandbox_argv_free(char **argv)
+{
+    for (char **p = argv; p && *p; p++)
+        free(*p);
+    free(argv);
+}
+
+/* The system, read-only: symbolic links (merged /usr: /bin -> usr/bin) stay links. */
+static const char *const SYSTEM_DIRS[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+                                          "/lib64", "/libx32", "/etc",  "/opt"};
+/* Files of /etc that hold secrets: replaced by an empty file. */
+static const char *const ETC_SECRET_FILES[] = {"/etc/shadow", "/etc/shadow-", "/etc/gshadow",
+                                               "/etc/gshadow-", "/etc/sudoers"};
+/* Directories of /etc that hold secrets: replaced by an empty tmpfs. */
+static const char *const ETC_SECRET_DIRS[] = {"/etc/ssl/private", "/etc/sudoers.d",
+                                              "/etc/ssh/ssh_host_keys"};
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Whether path is visible in the sandbox through one of the binds so far (roots). */
+static bool under_any(const char *path, const char *const *roots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (inside(path, roots[i])) return true;
+    return false;
+}
+
+#define SB_MAX_BINDS 32
+
+/* The read-only directories a stdio server's executable and absolute path arguments need:
+ * an executable outside the system is bound with its directory (its prefix when that is a bin/
+ * directory, as /opt/node/bin/node needs /opt/node/lib); a path argument inside a node_modules
+ * tree with the directory above node_modules (the package's dependencies), else its directory. */
+static size_t server_paths(char *const *cmd, char binds[][SB_PATH_MAX], size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; cmd[i] && n < max; i++) {
+        if (cmd[i][0] != '/') continue;
+        char real[SB_PATH_MAX];
+        if (!realpath(cmd[i], real)) continue;
+        bool sys = false;
+        for (size_t k = 0; k < sizeof SYSTEM_DIRS / sizeof *SYSTEM_DIRS; k++)
+            if (inside(real, SYSTEM_DIRS[k])) sys = true;
+        if (sys) continue;
+        char *nm = strstr(real, "/node_modules/");
+        if (nm) {
+            *nm = '\0';
+        } else if (!is_dir(real)) {
+            char *sl = strrchr(real, '/');
+            if (sl) *sl = '\0';
+            sl = strrchr(real, '/');
+            if (i == 0 && sl && !strcmp(sl, "/bin")) *sl = '\0';
+        }
+        if (!real[0] || !strcmp(real, "/")) continue;
+        snprintf(binds[n++], SB_PATH_MAX, "%s", real);
+    }
+    return n;
+}
+
+char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind kind,
+                        const char *cwd, char *const *cmd, char *why, size_t whylen)
+{
+    char rcwd[SB_PATH_MAX] = "";
+    if (cwd) {
+        if (!resolve_real(cwd, rcwd, sizeof rcwd)) {
+            snprintf(why, whylen, "the working directory '%s' cannot be resolved", cwd);
+            return NULL;
+        }
+        if (!strcmp(rcwd, "/")) {
+            snprintf(why, whylen,
+                     "the session's working directory is /: the sandbox does not make the whole "
+                     "file system writable; create the session in a project directory");
+            return NULL;
+        }
+        if (!sandbox_real_path_allowed(h, rcwd)) {
+            snprintf(why, whylen,
+                     "the session's working directory '%s' is inside goosed's own configuration "
+                     "or data directory",
+                     rcwd);
+            return NULL;
+        }
+    }
+    sb_argv a = {0};
+    const char *roots[SB_MAX_BINDS + 16];
+    size_t nroots = 0;
+    av_add(&a, sb->bwrap);
+    av_add(&a, "--die-with-parent");
+    av_add(&a, "--new-session");
+    av_add(&a, "--unshare-pid");
+    av_add(&a, "--unshare-ipc");
+    av_add(&a, "--unshare-uts");
+    av_add(&a, "--unshare-cgroup-try");
+    if (!sb->root) av_add(&a, "--unshare-user");
+    if (!sb->network) av_add(&a, "--unshare-net");
+    av_add2(&a, "--cap-drop", "ALL");
+    for (size_t i = 0; i < sizeof SYSTEM_DIRS / sizeof *SYSTEM_DIRS; i++) {
+        const char *d = SYSTEM_DIRS[i];
+        struct stat st;
+        if (lstat(d, &st) < 0) continue;
+        if (S_ISLNK(st.st_mode)) {
+            char t[SB_PATH_MAX];
+            ssize_t tl = readlink(d, t, sizeof t - 1);
+            if (tl <= 0) continue;
+            t[tl] = '\0';
+            av_add3(&a, "--symlink", t, d);
+        } else if (S_ISDIR(st.st_mode)) {
+            av_add3(&a, "--ro-bind", d, d);
+            roots[nroots++] = d;
+        }
+    }
+    for (size_t i = 0; i < sizeof ETC_SECRET_FILES / sizeof *ETC_SECRET_FILES; i++) {
+        struct stat st;
+        if (lstat(ETC_SECRET_FILES[i], &st) == 0 && S_ISREG(st.st_mode))
+            av_add3(&a, "--ro-bind", "/dev/null", ETC_SECRET_FILES[i]);
+    }
+    for (size_t i = 0; i < sizeof ETC_SECRET_DIRS / sizeof *ETC_SECRET_DIRS; i++) {
+        struct stat st;
+        if (lstat(ETC_SECRET_DIRS[i], &st) == 0 && S_ISDIR(st.st_mode))
+            av_add2(&a, "--tmpfs", ETC_SECRET_DIRS[i]);
+    }
+    DIR *sshd = opendir("/etc/ssh"); /* the host's private keys */
+    if (sshd) {
+        struct dirent *de;
+        char p[SB_PATH_MAX];
+        while ((de = readdir(sshd)))
+            if (!strncmp(de->d_name, "ssh_host_", 9) && strlen(de->d_name) > 4 &&
+                !strcmp(de->d_name + strlen(de->d_name) - 4, "_key") &&
+                snprintf(p, sizeof p, "/etc/ssh/%s", de->d_name) < (int)sizeof p)
+                av_add3(&a, "--ro-bind", "/dev/null", p);
+        closedir(sshd);
+    }
+    av_add2(&a, "--proc", "/proc");
+    av_add2(&a, "--dev", "/dev");
+    av_add2(&a, "--tmpfs", "/tmp");
+    av_add3(&a, "--setenv", "TMPDIR", "/tmp");
+    /* The home directory: an empty one, thrown away at the end (dotfiles, caches). */
+    const char *home = getenv("HOME");
+    if (home && home[0] == '/' && strcmp(home, "/") && !under_any(home, roots, nroots))
+        av_add2(&a, "--tmpfs", home);
+    char(*binds)[SB_PATH_MAX] = NULL;
+    if (kind == SANDBOX_SERVER && !(binds = malloc(SB_MAX_BINDS * sizeof *binds))) a.oom = true;
+    if (binds) {
+        size_t nb = server_paths(cmd, binds, SB_MAX_BINDS);
+        for (size_t i = 0; i < nb; i++)
+            if (sandbox_real_path_allowed(h, binds[i])) {
+                av_add3(&a, "--ro-bind", binds[i], binds[i]);
+                roots[nroots++] = binds[i];
+            }
+        /* npx keeps the packages it runs in ~/.npm/_npx: a server started with it needs the
+         * cache, writable. The shell never gets it (a command could plant a package there that
+         * a server would run later). */
+        const char *base = strrchr(cmd[0], '/');
+        base = base ? base + 1 : cmd[0];
+        char npm[SB_PATH_MAX];
+        if ((!strcmp(base, "npx") || !strcmp(base, "npm")) && home && home[0] == '/' &&
+            snprintf(npm, sizeof npm, "%s/.npm", home) < (int)sizeof npm && is_dir(npm))
+            av_add3(&a, "--bind", npm, npm);
+    }
+    if (rcwd[0]) {
+        av_add3(&a, "--bind", rcwd, rcwd);
+        av_add2(&a, "--chdir", rcwd);
+        roots[nroots++] = rcwd;
+    } else {
+        av_add2(&a, "--chdir", "/");
+    }
+    /* goosed's own directories, where something bound above shows them: an empty tmpfs. */
+    for (const char *const *d = h ? h->protected_dirs : NULL; d && *d; d++) {
+        char real[SB_PATH_MAX];
+        if ((*d)[0] != '/' || !resolve_real(*d, real, sizeof real) || !is_dir(real)) continue;
+        if (under_any(real, roots, nroots)) av_add2(&a, "--tmpfs", real);
+    }
+    av_add(&a, "--");
+    for (size_t i = 0; cmd[i]; i++)
+        av_add(&a, cmd[i]);
+    free(binds);
+    if (a.oom || !a.v) {
+        sandbox_argv_free(a.v);
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    return a.v;
+}
+
+bool sandbox_path_inside(const char *root, const char *path)
+{
+    char rr[SB_PATH_MAX], rp[SB_PATH_MAX];
+    if (!root || root[0] != '/' || !resolve_real(root, rr, sizeof rr)) return false;
+    if (!resolve_real(path, rp, sizeof rp)) return false; /* fail closed */
+    return inside(rp, rr);
+}
+
+/* bwrap in PATH (goosed's), or the configured path. */
+static bool find_bwrap(const char *configured, char *out, size_t n, char *why, size_t whylen)
+{
+    if (configured && configured[0]) {
+        snprintf(out, n, "%s", configured);
+        if (access(out, X_OK) == 0) return true;
+        snprintf(why, whylen, "bwrap_path %s: %s", configured, strerror(errno));
+        return false;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *c = strchr(path, ':');
+        size_t len = c ? (size_t)(c - path) : strlen(path);
+        struct stat st;
+        if (len && snprintf(out, n, "%.*s/bwrap", (int)len, path) < (int)n && stat(out, &st) == 0 &&
+            S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+            return true;
+        path += len + (c ? 1 : 0);
+    }
+    snprintf(why, whylen, "bubblewrap (bwrap) is not installed: it is not in PATH");
+    return false;
+}
+
+/* Runs bwrap once, as a tool would, with /bin/true: whether it can make its namespaces here. */
+static bool probe(sandbox_cfg *sb)
+{
+    const char *t = access("/usr/bin/true", X_OK) == 0 ? "/usr/bin/true" : "/bin/true";
+    char *const cmd[] = {(char *)t, NULL};
+    char why[256];
+    char **argv = sandbox_argv_new(sb, NULL, SANDBOX_SHELL, NULL, cmd, why, sizeof why);
+    char **env = sandbox_env_new();
+    int pe[2];
+    if (!argv || !env || pipe2(pe, O_CLOEXEC) < 0) {
+        snprintf(sb->why, sizeof sb->why, "cannot try bubblewrap: %s",
+                 argv ? strerror(errno) : why);
+        sandbox_argv_free(argv);
+        sandbox_env_free(env);
+        return false;
+    }
+    sandbox_child sc;
+    sandbox_child_prepare(&sc, sb);
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (nul >= 0) {
+            dup2(nul, 0);
+            dup2(nul, 1);
+        }
+        dup2(pe[1], 2);
+        if (sandbox_child_enter(&sc) == 0) execve(argv[0], argv, env);
+        _exit(127);
+    }
+    close(pe[1]);
+    if (nul >= 0) close(nul);
+    char msg[256];
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(pe[0], msg + got, sizeof msg - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+        if (got == sizeof msg - 1) break;
+    }
+    msg[got] = '\0';
+    close(pe[0]);
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    sandbox_argv_free(argv);
+    sandbox_env_free(env);
+    if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) return true;
+    while (got && (msg[got - 1] == '\n' || msg[got - 1] == '\r'))
+        msg[--got] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '\n') *p = ' ';
+    snprintf(sb->why, sizeof sb->why, "%s does not work here (%s)", sb->bwrap,
+             pid < 0         ? "fork failed"
+             : got           ? msg
+             : WIFEXITED(st) ? "it exited with an error"
+                             : "it was killed");
+    return false;
+}
+
+void sandbox_init(const config *cfg)
+{
+    sandbox_cfg *sb = &g_sb;
+    memset(sb, 0, sizeof *sb);
+    sb->open = !strcmp(cfg->sandbox, "off");
+    sb->network = cfg->tool_network;
+    sb->root = geteuid() == 0;
+    sb->max_memory = cfg->tool_max_memory;
+    sb->max_cpu_seconds = cfg->tool_max_cpu_seconds;
+    sb->max_file_size = cfg->tool_max_file_size;
+    sb->max_processes = cfg->tool_max_user_processes;
+    g_sb_set = true;
+    if (sb->open) {
+        log_warn(LOG_MOD, "sandbox: off: shell commands and stdio extensions run without a "
+                          "sandbox, with every file of goosed's user in reach");
+        return;
+    }
+    if (find_bwrap(cfg->bwrap_path, sb->bwrap, sizeof sb->bwrap, sb->why, sizeof sb->why))
+        sb->ready = probe(sb);
+    if (sb->ready)
+        log_info(LOG_MOD, "tools run in a sandbox: %s, network %s", sb->bwrap,
+                 sb->network ? "on" : "off (tool_network: false)");
+    else
+        log_error(LOG_MOD,
+                  "tools cannot run: %s. Shell commands and stdio extensions are refused; install "
+                  "bubblewrap, or set `sandbox: off` (GOOSE_SANDBOX=off) to run them without a "
+                  "sandbox",
+                  sb->why);
 }

@@ -1,13 +1,54 @@
-/* sandbox: what keeps goosed's secrets out of the tools' reach. Today: the child environment as
- * an allow-list, every capability dropped in a tool's process (a root goosed's tools cannot read
- * goosed's /proc/PID/environ or memory), and the directories the built-in file tools refuse
- * (goosed's own configuration and data). bubblewrap will go here later. */
+/* sandbox: what keeps goosed's secrets out of the tools' reach: the child environment as an
+ * allow-list; every capability dropped in a tool's process; shell commands and stdio MCP servers
+ * run under bubblewrap (the session's working directory writable, the system read-only, goosed's
+ * configuration and data and every home directory absent, their own PID namespace, limits on
+ * memory, CPU time, file size and processes, network on or off); and the paths the built-in file
+ * tools accept (inside the session's working directory, never goosed's own directories). */
 #ifndef GD_SANDBOX_H
 #define GD_SANDBOX_H
 
 #include <stdbool.h>
 
+#include "config/config.h"
 #include "extensions/extension.h"
+
+/* How tools run, from the configuration, probed once at start (sandbox_init). */
+typedef struct {
+    bool open;    /* `sandbox: off`: tools run without bubblewrap */
+    bool ready;   /* bubblewrap runs here (probed) */
+    bool network; /* `tool_network`: false adds --unshare-net */
+    bool root;    /* goosed runs as uid 0: bwrap sets up the namespaces with its privileges */
+    char bwrap[PATH_MAX];
+    char why[512]; /* when not ready: why, for the tool result */
+    long max_memory, max_cpu_seconds, max_file_size, max_processes; /* 0: no limit */
+} sandbox_cfg;
+
+/* Reads the sandbox settings of cfg, looks for bubblewrap and runs it once to see that it works
+ * here, and logs one line saying how tools will run. Call once at start, before any tool runs
+ * and before threads spawn tools. Until it is called (the command-line client `goosed mcp`, unit
+ * tests), sandbox_current() is NULL and tools run open. */
+void sandbox_init(const config *cfg);
+/* The settings sandbox_init made, or NULL before it. */
+const sandbox_cfg *sandbox_current(void);
+
+/* Who uses sandbox_argv_new: a shell command (nothing but the system and the working directory),
+ * or a stdio MCP server (also the directories its executable and its absolute path arguments
+ * need, read-only, and the npm cache ~/.npm writable, for servers started with npx). */
+typedef enum { SANDBOX_SHELL, SANDBOX_SERVER } sandbox_kind;
+
+/* The argv that runs cmd (a NULL-terminated argv whose cmd[0] is an absolute path) under
+ * bubblewrap in cwd (absolute, real), hiding h->protected_dirs. Touches the disk: call it on a
+ * worker, before fork. A NULL-terminated array of malloc'd strings the caller frees with
+ * sandbox_argv_free; NULL with the reason in why (a working directory that is / or inside
+ * goosed's own directories, out of memory). */
+char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind kind,
+                        const char *cwd, char *const *cmd, char *why, size_t whylen);
+/* Frees what sandbox_argv_new returned (NULL is fine). */
+void sandbox_argv_free(char **argv);
+
+/* Whether path (absolute, from dev_resolve_path) is inside root (the session's working
+ * directory) once every symbolic link of both is resolved. Touches the disk. */
+bool sandbox_path_inside(const char *root, const char *path);
 
 /* The environment for tools' child processes: the variables of goosed's environment on an
  * allow-list (PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TERM, TZ, TMPDIR) and
@@ -33,15 +74,26 @@ bool sandbox_real_path_allowed(const ext_host *h, const char *real_path);
  * afterwards is not async-signal-safe). */
 typedef struct {
     bool root;    /* euid 0: drop the bounding set and set no_new_privs */
+    bool bwrap;   /* bubblewrap runs next: as root it keeps its privileges to set up the
+                   * namespaces and drops every capability of the command itself */
     int cap_last; /* the highest capability number the kernel knows */
+    int nlimits;
+    struct {
+        int resource;
+        unsigned long value;
+    } limits[4];
 } sandbox_child;
 
-/* Fills sc for sandbox_child_enter. */
-void sandbox_child_prepare(sandbox_child *sc);
+/* Fills sc for sandbox_child_enter and sandbox_child_limits: sb NULL means no bubblewrap and no
+ * limits; `sandbox: off` keeps the limits, without bubblewrap. */
+void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb);
 /* In a child after fork, before exec (async-signal-safe): drops every capability (bounding set,
  * ambient, effective, permitted, inheritable) and, as root, sets no_new_privs, so that exec
  * gives nothing back. Returns 0, or the errno of the step that failed (the child must then not
  * run the tool). */
 int sandbox_child_enter(const sandbox_child *sc);
+/* In a child, just before exec (async-signal-safe): sets the resource limits (RLIMIT_AS, CPU,
+ * FSIZE, NPROC) of the sandbox. Returns 0 or the errno of the setrlimit that failed. */
+int sandbox_child_limits(const sandbox_child *sc);
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "extensions/developer/dev.h"
+#include "extensions/sandbox.h"
 
 const char *dev_errstr(int e, char *b, size_t n)
 {
@@ -107,6 +108,22 @@ gd_err dev_refuse(dev_out *out, const char *path)
 {
     return dev_fail(out, GD_EINVAL,
                     "refused: %s is inside goosed's own configuration or data directory", path);
+}
+
+bool dev_path_ok(dev_call *c, const char *tool, const char *path, dev_out *out)
+{
+    if (!sandbox_path_allowed(&c->d->host, path)) {
+        dev_refuse(out, path);
+        return false;
+    }
+    if (c->cwd[0] == '/' && !sandbox_path_inside(c->cwd, path)) {
+        dev_fail(out, GD_EINVAL,
+                 "refused: %s: %s is outside the session's working directory %s (after "
+                 "resolving symbolic links); the file tools work inside it only",
+                 tool, path, c->cwd);
+        return false;
+    }
+    return true;
 }
 
 /* An integer argument: a JSON integer, a real with no fraction, or a string of digits (models

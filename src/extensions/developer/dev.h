@@ -151,5 +151,10 @@ bool dev_shell_close(dev_call *c);
 
 /* The message shown when a refused path is used. */
 gd_err dev_refuse(dev_out *out, const char *path);
+/* Whether a tool of call c may use path (absolute, from dev_resolve_path): not in goosed's own
+ * directories, and inside the session's working directory once every symbolic link is resolved
+ * (absolute paths elsewhere, `..` and links that lead out are refused). false with the error
+ * result in out. Touches the disk: call it on a worker. */
+bool dev_path_ok(dev_call *c, const char *tool, const char *path, dev_out *out);
 
 #endif

@@ -757,10 +757,7 @@ void dev_editor_run(dev_call *c, dev_out *out)
                  cmd);
         return;
     }
-    if (!sandbox_path_allowed(&c->d->host, path)) {
-        dev_refuse(out, path);
-        return;
-    }
+    if (!dev_path_ok(c, "developer__text_editor", path, out)) return;
     if (!fn) {
         editor_view(path, args, out);
         return;

@@ -154,7 +154,7 @@ static gd_err list_files(dev_call *c, json_t *args, dev_out *out)
     char path[DEV_PATH_MAX];
     if (!dev_resolve_path(c->cwd, p, path, sizeof path))
         return dev_fail(out, GD_EINVAL, "developer__list_files: bad path '%s': %s", p, path);
-    if (!sandbox_path_allowed(&c->d->host, path)) return dev_refuse(out, path);
+    if (!dev_path_ok(c, "developer__list_files", path, out)) return GD_EINVAL;
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;

@@ -7,7 +7,11 @@
  * kernel for SIGHUP when its parent goes (PR_SET_PDEATHSIG), and then kills the whole group,
  * so no tool process outlives goosed, even after `kill -9`. It holds a copy of goosed's memory,
  * so it is not dumpable (no core, no ptrace, no /proc/PID/environ for the tools) and keeps no fd
- * of goosed's. Between fork and exec only async-signal-safe calls are made. */
+ * of goosed's. Between fork and exec only async-signal-safe calls are made.
+ *
+ * Unless `sandbox: off`, the shell runs under bubblewrap (sandbox_argv_new): its own PID
+ * namespace, so that whatever the command leaves behind (`setsid`, `nohup`, `&`) dies with it,
+ * the working directory the only place it can write, and the limits of sandbox_child_limits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -127,6 +131,7 @@ static gd_err capture_render(buf *b, const char *label, const capture *c)
 
 /* What the child needs, prepared before fork. */
 typedef struct {
+    const char *path; /* /bin/sh, or bwrap */
     char *const *argv;
     char *const *env;
     const char *cwd;
@@ -200,6 +205,42 @@ __attribute__((noreturn)) static void die_like(int sig)
     _exit(128 + sig);
 }
 
+/* In the supervisor, once the shell (or bwrap) is gone: SIGKILLs the processes it adopted as a
+ * subreaper (from /proc/self/task/PID/children) and reaps them. A sandbox's namespace init dies
+ * with everything in its namespace. Async-signal-safe. */
+static void kill_adopted(void)
+{
+    char path[64] = "/proc/self/task/", num[16];
+    int n = 0;
+    for (unsigned v = (unsigned)getpid(); v; v /= 10)
+        num[n++] = (char)('0' + v % 10);
+    size_t l = strlen(path);
+    while (n)
+        path[l++] = num[--n];
+    memcpy(path + l, "/children", sizeof "/children");
+    for (int round = 0; round < 8; round++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        char b[1024];
+        ssize_t r = read(fd, b, sizeof b - 1);
+        close(fd);
+        if (r <= 0) return;
+        b[r] = '\0';
+        int killed = 0;
+        for (char *p = b; *p;) {
+            long pid = 0;
+            while (*p >= '0' && *p <= '9')
+                pid = pid * 10 + (*p++ - '0');
+            if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0) killed++;
+            while (*p && (*p < '0' || *p > '9'))
+                p++;
+        }
+        while (waitpid(-1, NULL, 0) > 0) {
+        }
+        if (!killed) return;
+    }
+}
+
 /* The supervisor: fds = /dev/null, the stdout and stderr pipes' write ends, the error pipe. */
 __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent, const int fds[4])
 {
@@ -227,6 +268,10 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
     int e = sandbox_child_enter(&r->sb);
     if (e) child_fail(3, STAGE_PRIVS, e);
 
+    /* Under bubblewrap, orphans become ours, not init's: the namespace's init, when bwrap itself
+     * was killed (a cancel just after the start) before that init asked to die with it, is
+     * then killed by kill_adopted. (Without the sandbox, `nohup cmd &` is left to live.) */
+    if (r->sb.bwrap) prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL);
     pid_t sh = fork();
     if (sh < 0) child_fail(3, STAGE_FORK, errno);
     if (sh == 0) {
@@ -236,7 +281,9 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (chdir(r->cwd) < 0) child_fail(3, STAGE_CHDIR, errno);
-        execve("/bin/sh", r->argv, r->env);
+        int le = sandbox_child_limits(&r->sb);
+        if (le) child_fail(3, STAGE_PRIVS, le);
+        execve(r->path, r->argv, r->env);
         child_fail(3, STAGE_EXEC, errno);
     }
     /* The output pipes stay with the shell only: they reach end of file once it and whatever
@@ -256,9 +303,12 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
         if (s == SIGCHLD) {
             int st;
             pid_t p = waitpid(sh, &st, WNOHANG);
+            if (p == sh && r->sb.bwrap) kill_adopted();
             if (p == sh && WIFEXITED(st)) _exit(WEXITSTATUS(st));
             if (p == sh && WIFSIGNALED(st)) die_like(WTERMSIG(st));
             if (p < 0 && errno == ECHILD) _exit(127);
+            while (waitpid(-1, NULL, WNOHANG) > 0) { /* adopted orphans that ended */
+            }
         } else if (s == SIGHUP && getppid() != parent) {
             /* goosed is gone (a SIGHUP sent to the group by goosed itself leaves the parent as it
              * is): take the whole group, this process included, with it. */
@@ -339,10 +389,20 @@ static void shell_spawn(void *arg)
     dev_shell *sh = c->sh;
     char eb[128];
     const char *cwd = c->cwd[0] ? c->cwd : ".";
+    char abscwd[DEV_PATH_MAX];
+    const sandbox_cfg *sb = sandbox_current();
+    bool bwrap = sb && !sb->open;
+    char **bargv = NULL;
+    char why[512];
     struct stat st;
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, pr[2] = {-1, -1}, nul = -1;
     if (atomic_load(&c->cancel)) {
         dev_fail(&c->out, GD_ECANCELLED, "cancelled: the command was not started");
+    } else if (bwrap && !sb->ready) {
+        dev_fail(&c->out, GD_EUNAVAIL,
+                 "developer__shell: refused: tools run only in a sandbox, and %s (set `sandbox: "
+                 "off` in goosed's config to run them without one)",
+                 sb->why);
     } else if (stat(cwd, &st) < 0) {
         dev_fail(&c->out, GD_ENOTFOUND,
                  "developer__shell: the working directory '%s' is not accessible: %s", cwd,
@@ -350,6 +410,15 @@ static void shell_spawn(void *arg)
     } else if (!S_ISDIR(st.st_mode)) {
         dev_fail(&c->out, GD_ENOTFOUND,
                  "developer__shell: the working directory '%s' is not a directory", cwd);
+    } else if (bwrap && !realpath(cwd, abscwd)) {
+        dev_fail(&c->out, GD_ENOTFOUND,
+                 "developer__shell: the working directory '%s' is not accessible: %s", cwd,
+                 dev_errstr(errno, eb, sizeof eb));
+    } else if (bwrap &&
+               !(bargv = sandbox_argv_new(sb, &c->d->host, SANDBOX_SHELL, abscwd,
+                                          (char *const[]){"/bin/sh", "-c", sh->command, NULL}, why,
+                                          sizeof why))) {
+        dev_fail(&c->out, GD_EINVAL, "developer__shell: refused: %s", why);
     } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pr, O_CLOEXEC) < 0 ||
                (nul = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
         dev_fail(&c->out, GD_EIO, "developer__shell: cannot create pipes: %s",
@@ -363,8 +432,12 @@ static void shell_spawn(void *arg)
         fcntl(po[0], F_SETFL, O_NONBLOCK);
         fcntl(pe[0], F_SETFL, O_NONBLOCK);
         char *argv[] = {"sh", "-c", sh->command, NULL};
-        spawn_req r = {.argv = argv, .env = c->d->env, .cwd = cwd, .max_fd = 1 << 16};
-        sandbox_child_prepare(&r.sb);
+        spawn_req r = {.path = bargv ? bargv[0] : "/bin/sh",
+                       .argv = bargv ? bargv : argv,
+                       .env = c->d->env,
+                       .cwd = cwd,
+                       .max_fd = 1 << 16};
+        sandbox_child_prepare(&r.sb, sb);
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
             rl.rlim_cur < (1u << 20))
@@ -394,11 +467,11 @@ static void shell_spawn(void *arg)
             close(po[0]);
             close(pe[0]);
             if (pid < 0)
-                dev_fail(&c->out, GD_EIO, "developer__shell: cannot start /bin/sh in '%s': %s", cwd,
-                         dev_errstr(fe, eb, sizeof eb));
+                dev_fail(&c->out, GD_EIO, "developer__shell: cannot start %s in '%s': %s", r.path,
+                         cwd, dev_errstr(fe, eb, sizeof eb));
             else
                 dev_fail(&c->out, GD_EIO,
-                         "developer__shell: cannot start /bin/sh in '%s': %s (while %s)", cwd,
+                         "developer__shell: cannot start %s in '%s': %s (while %s)", r.path, cwd,
                          dev_errstr(se.err, eb, sizeof eb), stage_what(se.stage));
         } else {
             sh->pid = pid;
@@ -406,6 +479,7 @@ static void shell_spawn(void *arg)
             sh->fd_err = pe[0];
         }
     }
+    sandbox_argv_free(bargv);
     if (loop_post(c->d->host.l, shell_spawned, c)) {
         /* The loop is gone (shutting down): nothing will watch the command. */
         log_error(LOG_MOD, "shell: the loop refused the started command; killing it");

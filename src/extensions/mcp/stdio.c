@@ -536,6 +536,8 @@ __attribute__((noreturn)) static void child_run(const spawn_req *r, pid_t parent
     int e = sandbox_child_enter(&r->sb);
     if (e) child_fail(3, ST_PRIVS, e);
     if (r->cwd && chdir(r->cwd) < 0) child_fail(3, ST_CHDIR, errno);
+    e = sandbox_child_limits(&r->sb);
+    if (e) child_fail(3, ST_PRIVS, e);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -656,6 +658,7 @@ typedef struct {
     char path[PATH_MAX];
     char cmd[256];
     char **argv, **env;
+    char **bargv; /* the same under bubblewrap, or NULL: run open */
     char *cwd;
     pid_t pid;
     int in, out, err;
@@ -667,6 +670,7 @@ static void job_free(spawn_job *j)
     if (!j) return;
     env_free(j->argv);
     env_free(j->env);
+    sandbox_argv_free(j->bargv);
     free(j->cwd);
     free(j);
 }
@@ -681,9 +685,12 @@ static void spawn_run(spawn_job *j)
                  strerror_r(errno, eb, sizeof eb) ? "error" : eb);
         goto out;
     }
-    spawn_req r = {
-        .path = j->path, .argv = j->argv, .env = j->env, .cwd = j->cwd, .max_fd = 1 << 16};
-    sandbox_child_prepare(&r.sb);
+    spawn_req r = {.path = j->bargv ? j->bargv[0] : j->path,
+                   .argv = j->bargv ? j->bargv : j->argv,
+                   .env = j->env,
+                   .cwd = j->cwd,
+                   .max_fd = 1 << 16};
+    sandbox_child_prepare(&r.sb, sandbox_current());
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < (1u << 20))
@@ -854,6 +861,32 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
         snprintf(err, errlen, "%s: cannot start '%s': %s", name, cmd,
                  strchr(cmd, '/') ? "no such executable file" : "not found in PATH");
         goto fail;
+    }
+    const sandbox_cfg *sb = sandbox_current();
+    if (sb && !sb->open) {
+        char why[512], rcwd[PATH_MAX];
+        free(j->argv[0]); /* bwrap runs the executable found, not a name looked up again */
+        if (!(j->argv[0] = strdup(j->path))) {
+            snprintf(err, errlen, "%s: out of memory", name);
+            goto fail;
+        }
+        if (!sb->ready) {
+            snprintf(err, errlen,
+                     "%s: refused: tools run only in a sandbox, and %s (set `sandbox: off` in "
+                     "goosed's config to run them without one)",
+                     name, sb->why);
+            goto fail;
+        }
+        if (!realpath(j->cwd ? j->cwd : ".", rcwd)) {
+            snprintf(err, errlen, "%s: the working directory '%s' is not accessible: %s", name,
+                     j->cwd ? j->cwd : ".", strerror(errno));
+            goto fail;
+        }
+        if (!(j->bargv =
+                  sandbox_argv_new(sb, host, SANDBOX_SERVER, rcwd, j->argv, why, sizeof why))) {
+            snprintf(err, errlen, "%s: refused: %s", name, why);
+            goto fail;
+        }
     }
     t->base.ops = &stdio_ops;
     t->cb = *cb;

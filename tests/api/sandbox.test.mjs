@@ -1,0 +1,387 @@
+// Tools in a sandbox: shell commands run under bubblewrap (the working directory writable, the
+// system read-only, goosed's own directories and the homes absent, their own PID namespace,
+// limits, network on or off); the file tools stay inside the working directory; allowed_roots
+// bounds where sessions are made; without bubblewrap, tools are refused unless `sandbox: off`.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync } from 'node:fs';
+import path from 'node:path';
+import net from 'node:net';
+import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
+import { get, post } from './lib/http.mjs';
+import { startFake } from '../fakes/lib.mjs';
+
+const KEY = 'sk-sandbox-test-key-0123456789';
+const SECRET = 'sb-secret-value-7f3a9c';
+
+function providerEnv(fake, extra = {}) {
+  return { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ...extra };
+}
+
+async function newSession(srv, dir) {
+  const r = await post(srv, '/api/sessions', { name: 'sandbox test', working_directory: dir });
+  assert.equal(r.status, 201, r.text);
+  return r.body.id;
+}
+
+/** Runs one tool call in a new session made in dir; resolves with {text, is_error}. */
+async function tool(srv, fake, dir, name, args) {
+  await fake.script([
+    { tool_calls: [{ id: 'call_sb', name, arguments: args }] },
+    { text: 'ok' },
+  ]);
+  const id = await newSession(srv, dir);
+  const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'go' });
+  assert.equal(r.status, 200, r.text);
+  const hist = await get(srv, `/api/sessions/${id}/messages`);
+  const res = hist.body[2].content[0];
+  return { text: res.content[0].text, is_error: res.is_error };
+}
+
+const shell = (srv, fake, dir, command) => tool(srv, fake, dir, 'developer__shell', { command });
+
+/** The pids of the processes whose command line contains marker. */
+function withMarker(marker) {
+  const out = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker)) out.push(Number(p));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function comm(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** What the processes marked by markers are: pid, state and parent, for a failure message. */
+function describe_(markers) {
+  return markers.flatMap((m) => withMarker(m).map((p) => {
+    try {
+      return `${m}: ${readFileSync(`/proc/${p}/stat`, 'utf8').trim()}`;
+    } catch {
+      return `${m}: ${p} gone`;
+    }
+  })).join('\n');
+}
+
+async function until(cond, ms, what, more = () => '') {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}\n${more()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let seq = 0;
+/** A unique sleep duration: its command line marks the process. */
+const marker = () => `900.${process.pid}${++seq}${Date.now() % 10000}`;
+
+const bwrapWorks = have('bwrap');
+
+describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
+  let fake;
+  let srv;
+  let home;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    home = tempDir('goosed-sb-home-');
+    mkdirSync(path.join(home, '.config', 'goose'), { recursive: true });
+    writeFileSync(path.join(home, '.config', 'goose', 'secrets.yaml'), `MY_KEY: ${SECRET}\n`);
+    srv = await startServer({ home, env: providerEnv(fake), configYaml: `# ${SECRET}\nGOOSE_MODE: auto\n` });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('says so at start', () => {
+    assert.match(srv.log(), /tools run in a sandbox: \S*bwrap, network on/);
+  });
+
+  it("cannot read goosed's secrets and config, the homes, or /proc/1/environ", async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const cfg = path.join(home, '.config', 'goose');
+    const out = await shell(srv, fake, dir,
+      `cat "${cfg}/secrets.yaml" "${cfg}/config.yaml"; ls /root /home; tr '\\0' '\\n' < /proc/1/environ; ls "${home}"; echo done`);
+    assert.match(out.text, /done/);
+    assert.ok(!out.text.includes(SECRET), `the shell read a secret:\n${out.text}`);
+    assert.ok(!out.text.includes(KEY), `the shell saw the API key:\n${out.text}`);
+    assert.match(out.text, /ls: cannot access '\/root': No such file or directory/);
+    assert.match(out.text, /ls: cannot access '\/home': No such file or directory/);
+  });
+
+  it("hides goosed's directories also when the working directory holds them", async () => {
+    const out = await shell(srv, fake, srv.home,
+      'cat .config/goose/secrets.yaml .config/goose/config.yaml; ls -a .config/goose .local/share/goose/sessions; echo done');
+    assert.match(out.text, /done/);
+    assert.ok(!out.text.includes(SECRET), `the shell read a secret:\n${out.text}`);
+    assert.ok(!out.text.includes('goosed.db'), `the shell saw the data directory:\n${out.text}`);
+  });
+
+  it('writes only inside the working directory', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const outside = tempDir('goosed-sb-outside-');
+    const out = await shell(srv, fake, dir,
+      `echo x > /usr/goosed-sb-test; echo x > /etc/goosed-sb-test; echo x > "${outside}/f"; echo inside > here.txt; echo done`);
+    assert.match(out.text, /done/);
+    assert.match(out.text, /Read-only file system/);
+    assert.ok(!existsSync('/usr/goosed-sb-test') && !existsSync('/etc/goosed-sb-test'));
+    assert.ok(!existsSync(path.join(outside, 'f')), 'a write outside the working directory reached the disk');
+    assert.equal(readFileSync(path.join(dir, 'here.txt'), 'utf8'), 'inside\n');
+  });
+
+  it('setsid and nohup children do not outlive the command', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const a = marker();
+    const b = marker();
+    const out = await shell(srv, fake, dir, `setsid sleep ${a} & nohup sleep ${b} >/dev/null 2>&1 & echo started`);
+    assert.match(out.text, /started/);
+    await until(() => withMarker(a).length === 0 && withMarker(b).length === 0, 5000,
+      'the setsid and nohup children to die with the command');
+  });
+
+  it('setsid and nohup children do not outlive a cancel', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const a = marker();
+    const b = marker();
+    const c = marker();
+    await fake.script([
+      { tool_calls: [{ id: 'call_sb', name: 'developer__shell', arguments: { command: `setsid sleep ${a} & nohup sleep ${b} >/dev/null 2>&1 & sleep ${c}` } }] },
+      { text: 'ok' },
+    ]);
+    const id = await newSession(srv, dir);
+    const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'go' }).catch((e) => e);
+    // The sleeps themselves (the markers are in bwrap's and sh's command lines from the start).
+    await until(() => [a, b, c].every((m) => withMarker(m).some((p) => comm(p) === 'sleep')), 10_000, 'the command to start');
+    const cr = await post(srv, `/api/sessions/${id}/cancel`, undefined);
+    assert.equal(cr.status, 202, cr.text);
+    await reply;
+    await until(() => !withMarker(a).length && !withMarker(b).length && !withMarker(c).length, 5000,
+      'every process of the command to die at the cancel', () => describe_([a, b, c]));
+  });
+
+  it('a cancel right at the start leaves nothing behind either', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const marks = [];
+    for (let i = 0; i < 5; i++) {
+      const a = marker();
+      marks.push(a);
+      await fake.script([
+        { tool_calls: [{ id: 'call_sb', name: 'developer__shell', arguments: { command: `setsid sleep ${a} & sleep ${a}` } }] },
+        { text: 'ok' },
+      ]);
+      const id = await newSession(srv, dir);
+      const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'go' }).catch((e) => e);
+      await until(() => withMarker(a).length > 0, 10_000, 'the tool to start'); // bwrap, maybe not yet its command
+      await post(srv, `/api/sessions/${id}/cancel`, undefined);
+      await reply;
+    }
+    await until(() => marks.every((m) => !withMarker(m).length), 5000,
+      'every process to die at the cancels', () => describe_(marks));
+  });
+
+  it('the network is on by default', async () => {
+    const listener = net.createServer((s) => s.end());
+    await new Promise((r) => listener.listen(0, '127.0.0.1', r));
+    try {
+      const port = listener.address().port;
+      const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'),
+        `node -e "require('net').connect(${port},'127.0.0.1').on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',(e)=>console.log('ERR',e.code))"`);
+      assert.match(out.text, /CONNECTED/);
+    } finally {
+      listener.close();
+    }
+  });
+
+  it('the text editor refuses ../, absolute paths and symbolic links that leave the working directory', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const outside = tempDir('goosed-sb-outside-');
+    writeFileSync(path.join(outside, 'victim.txt'), 'untouched\n');
+    symlinkSync(outside, path.join(dir, 'out'));
+    symlinkSync(path.join(outside, 'new.txt'), path.join(dir, 'dangling'));
+    const rel = path.relative(dir, path.join(outside, 'victim.txt'));
+    for (const p of [rel, path.join(outside, 'victim.txt'), 'out/victim.txt', 'dangling', '/etc/passwd']) {
+      const v = await tool(srv, fake, dir, 'developer__text_editor', { command: 'view', path: p });
+      assert.equal(v.is_error, true, `view ${p}: ${v.text}`);
+      assert.match(v.text, /refused: .*outside the session's working directory/);
+      const w = await tool(srv, fake, dir, 'developer__text_editor', { command: 'write', path: p, file_text: 'pwned\n' });
+      assert.equal(w.is_error, true, `write ${p}: ${w.text}`);
+    }
+    assert.equal(readFileSync(path.join(outside, 'victim.txt'), 'utf8'), 'untouched\n');
+    assert.ok(!existsSync(path.join(outside, 'new.txt')), 'created through the dangling link');
+    const l = await tool(srv, fake, dir, 'developer__list_files', { path: '..' });
+    assert.equal(l.is_error, true, l.text);
+    // Inside, links included, all works.
+    symlinkSync(dir, path.join(dir, 'self'));
+    const ok = await tool(srv, fake, dir, 'developer__text_editor', { command: 'write', path: 'self/a.txt', file_text: 'fine\n' });
+    assert.equal(ok.is_error, false, ok.text);
+    assert.equal(readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'fine\n');
+  });
+});
+
+describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
+  let fake;
+  let srv;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({
+      env: providerEnv(fake),
+      configYaml: 'tool_network: false\ntool_max_memory: 1073741824\ntool_max_file_size: 100000\ntool_max_cpu_seconds: 3\n',
+    });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('network off blocks a connection to a loopback port', async () => {
+    assert.match(srv.log(), /network off/);
+    let connections = 0;
+    const listener = net.createServer((s) => { connections++; s.end(); });
+    await new Promise((r) => listener.listen(0, '127.0.0.1', r));
+    try {
+      const port = listener.address().port;
+      const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'),
+        `node -e "require('net').connect(${port},'127.0.0.1').on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',(e)=>console.log('ERR',e.code))"`);
+      assert.match(out.text, /ERR E/);
+      assert.ok(!out.text.includes('CONNECTED'));
+      assert.equal(connections, 0);
+    } finally {
+      listener.close();
+    }
+  });
+
+  it('a memory hog hits tool_max_memory and the server stays up', async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), `awk 'BEGIN { s = "x"; while (1) s = s s }'; echo "rc=$?"`);
+    assert.match(out.text, /rc=[1-9]/);
+    assert.match(out.text, /out of memory|Cannot allocate|memory/i);
+    assert.equal((await get(srv, '/status')).status, 200);
+  });
+
+  it('a large file hits tool_max_file_size', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const out = await shell(srv, fake, dir, 'head -c 1000000 /dev/zero > big; echo "rc=$?"');
+    assert.match(out.text, /rc=153/, 'head is killed by SIGXFSZ');
+    assert.equal(readFileSync(path.join(dir, 'big')).length, 100000);
+  });
+
+  it('a busy loop hits tool_max_cpu_seconds', async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), 'sh -c "while :; do :; done"; echo "rc=$?"');
+    assert.match(out.text, /rc=152/, 'the loop is killed by SIGXCPU');
+  });
+});
+
+describe('a fork bomb as a normal user', { skip: (!bwrapWorks || !have('setpriv') || process.getuid() !== 0) && 'needs bubblewrap, setpriv and root to become nobody' }, () => {
+  // RLIMIT_NPROC does not bind uid 0, so goosed runs as nobody here.
+  let fake;
+  let srv;
+  let dir;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    const home = tempDir('goosed-sb-nobody-');
+    dir = path.join(home, 'work');
+    mkdirSync(dir);
+    chownSync(home, 65534, 65534);
+    chownSync(dir, 65534, 65534);
+    srv = await startServer({
+      home,
+      cwd: home,
+      env: providerEnv(fake, { GOOSE_TOOL_MAX_USER_PROCESSES: 80 }),
+      wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+    });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('hits the process limit and the server stays up', async () => {
+    const m = marker();
+    const out = await shell(srv, fake, dir, `i=0; while [ $i -lt 300 ]; do sleep ${m} & i=$((i+1)); done; echo spawned`);
+    assert.match(out.text, /fork|Resource temporarily unavailable/i, out.text);
+    assert.equal((await get(srv, '/status')).status, 200);
+    await until(() => withMarker(m).length === 0, 5000, 'the sleeps to die with the command');
+  });
+});
+
+describe('without bubblewrap', () => {
+  let fake;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+  });
+  after(() => fake.stop());
+
+  it('says so at start and refuses to run tools', async () => {
+    const srv = await startServer({ env: providerEnv(fake), configYaml: 'bwrap_path: /nonexistent/bwrap\n' });
+    try {
+      assert.match(srv.log(), /tools cannot run: bwrap_path \/nonexistent\/bwrap: No such file or directory/);
+      const dir = tempDir('goosed-sb-cwd-');
+      const out = await shell(srv, fake, dir, 'echo ran > ran.txt');
+      assert.equal(out.is_error, true);
+      assert.match(out.text, /refused: tools run only in a sandbox/);
+      assert.ok(!existsSync(path.join(dir, 'ran.txt')));
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('runs them open with sandbox: off (GOOSE_SANDBOX=off), and says so', async () => {
+    const srv = await startServer({ env: providerEnv(fake, { GOOSE_SANDBOX: 'off' }), configYaml: 'bwrap_path: /nonexistent/bwrap\n' });
+    try {
+      assert.match(srv.log(), /sandbox: off: shell commands and stdio extensions run without a sandbox/);
+      const dir = tempDir('goosed-sb-cwd-');
+      const out = await shell(srv, fake, dir, 'echo ran > ran.txt; echo done');
+      assert.equal(out.is_error, false, out.text);
+      assert.ok(existsSync(path.join(dir, 'ran.txt')));
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('allowed_roots', () => {
+  let srv;
+  let root;
+  before(async () => {
+    root = tempDir('goosed-sb-root-');
+    mkdirSync(path.join(root, 'proj'));
+    srv = await startServer({ configYaml: `allowed_roots:\n  - ${root}\n` });
+  });
+  after(() => stopAndCheck(srv));
+
+  it('sessions are made inside a root only (real paths, links resolved)', async () => {
+    const ok = await post(srv, '/api/sessions', { working_directory: path.join(root, 'proj') });
+    assert.equal(ok.status, 201, ok.text);
+    const other = tempDir('goosed-sb-other-');
+    symlinkSync(other, path.join(root, 'escape'));
+    for (const d of [other, path.join(root, 'escape'), path.join(root, 'proj', '..', '..')]) {
+      const r = await post(srv, '/api/sessions', { working_directory: d });
+      assert.equal(r.status, 400, `${d}: ${r.text}`);
+      assert.match(r.body.message ?? r.text, /outside the directories sessions may be created in \(allowed_roots: /);
+      assert.ok((r.body.message ?? r.text).includes(root), r.text);
+    }
+  });
+
+  it('a root that does not exist is a configuration error', async () => {
+    await assert.rejects(startServer({ configYaml: 'allowed_roots: [/nonexistent/goosed-root]\n' }), /allowed_roots/);
+  });
+});
