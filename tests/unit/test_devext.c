@@ -124,9 +124,12 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
     return 0;
 }
 
+static void release_blocked(void);
+
 static int teardown(void **state)
 {
     fx *f = *state;
+    release_blocked(); /* a failed assertion between block_pool and unblock_pool: fail, not hang */
     if (f->x) on_loop(f->l, close_ext, f->x);
     pool_free(f->p); /* jobs still running hand their results to the loop, which still runs */
     loop_free(f->l);
@@ -374,9 +377,14 @@ static void block_job(void *arg)
     pthread_mutex_unlock(&g_mu);
 }
 
+/* Released by teardown if an assertion left it blocked; blockers are static for that reason (the
+ * test's frame is gone by then). */
+static blocker *g_blocked;
+
 static void block_pool(pool *p, blocker *b, int threads)
 {
     memset(b, 0, sizeof *b);
+    g_blocked = b;
     for (int i = 0; i < threads; i++)
         assert_int_equal(pool_submit(p, block_job, b), GD_OK);
     pthread_mutex_lock(&g_mu);
@@ -388,9 +396,15 @@ static void block_pool(pool *p, blocker *b, int threads)
 static void unblock_pool(blocker *b)
 {
     pthread_mutex_lock(&g_mu);
+    g_blocked = NULL;
     b->release = true;
     pthread_cond_broadcast(&g_cv);
     pthread_mutex_unlock(&g_mu);
+}
+
+static void release_blocked(void)
+{
+    if (g_blocked) unblock_pool(g_blocked);
 }
 
 static void cancel_call(void *arg)
@@ -781,7 +795,7 @@ static void test_shell_cancel(void **state)
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
 
     /* Cancelled before it started (the pool is busy): the command does not run. */
-    blocker b;
+    static blocker b;
     block_pool(f->p, &b, 4);
     begin(f, &q, f->x, "shell", json_pack("{s:s}", "command", "touch ran"));
     on_loop(f->l, cancel_call, &q);
@@ -1479,7 +1493,7 @@ static int setup_tiny_pool(void **state)
 static void test_pool_full(void **state)
 {
     fx *f = *state;
-    blocker b;
+    static blocker b;
     block_pool(f->p, &b, 1); /* the worker is busy; the queue (1) is empty */
     req queued, refused;
     begin(f, &queued, f->x, "list_files", NULL);
@@ -1513,7 +1527,7 @@ static void test_close_with_calls_running(void **state)
     close(fd);
     pid_t pid = (pid_t)atoi(read_text(f, "sh.pid"));
     assert_true(pid > 0);
-    blocker b;
+    static blocker b;
     block_pool(f->p, &b, 4);
     begin(f, &job, f->x, "list_files", NULL); /* queued behind the blockers */
     on_loop(f->l, close_ext, f->x);
@@ -1676,7 +1690,7 @@ static void test_list_cap(void **state)
     free(o.text);
 
     /* Cancelled (before the walk: the pool is busy): stops while walking, says so. */
-    blocker b;
+    static blocker b;
     block_pool(f->p, &b, 4);
     req q;
     begin(f, &q, f->x, "list_files", json_pack("{s:s, s:s}", "path", "many", "pattern", "nothing"));
