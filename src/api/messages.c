@@ -418,28 +418,31 @@ void api_session_cancel(http_req *r)
     http_reply_json(r, 202, json_pack("{s:b}", "cancelling", 1));
 }
 
-/* POST /api/sessions/{id}/tool_confirmations {"id", "action"}: the user's answer to a
- * tool_confirmation event. */
-void api_tool_confirm(http_req *r)
+/* An answer's body: "id" (the event's) and "action", both strings; false (and a 400 sent) when
+ * one is missing. event names the event, actions the choices, for the message. */
+static bool answer_fields(http_req *r, const char *event, const char *actions, const char **id,
+                          const char **action)
 {
-    app *a = http_app(r);
-    const char *sid = http_param(r, 0);
     json_t *body = http_body(r);
-    json_t *id = json_object_get(body, "id"), *action = json_object_get(body, "action");
-    if (!json_is_string(id) || !json_string_length(id)) {
-        http_reply_error(r, 400, "bad_request",
-                         "id: a string is required (the id of the tool_confirmation event)");
-        return;
+    json_t *jid = json_object_get(body, "id"), *jact = json_object_get(body, "action");
+    if (!json_is_string(jid) || !json_string_length(jid)) {
+        http_reply_error(r, 400, "bad_request", "id: a string is required (the id of the %s event)",
+                         event);
+        return false;
     }
-    if (!json_is_string(action)) {
-        http_reply_error(r, 400, "bad_request",
-                         "action: a string is required (allow_once, always_allow, deny_once, "
-                         "always_deny or cancel)");
-        return;
+    if (!json_is_string(jact)) {
+        http_reply_error(r, 400, "bad_request", "action: a string is required (%s)", actions);
+        return false;
     }
-    char err[512];
-    gd_err e = agent_confirm(a->agent, sid, json_string_value(id), json_string_value(action), err,
-                             sizeof err);
+    *id = json_string_value(jid);
+    *action = json_string_value(jact);
+    return true;
+}
+
+/* What the agent said of an answer, as the HTTP answer. */
+static void answer_reply(http_req *r, const char *sid, gd_err e, const char *err, const char *id,
+                         const char *action)
+{
     if (e == GD_EINVAL) {
         http_reply_error(r, 400, "bad_request", "%s", err);
     } else if (e == GD_ENOTFOUND) {
@@ -448,40 +451,31 @@ void api_tool_confirm(http_req *r)
     } else if (e) {
         http_reply_error(r, 500, "internal", "%s", err);
     } else {
-        http_reply_json(r, 200, json_pack("{s:O, s:O}", "id", id, "action", action));
+        http_reply_json(r, 200, json_pack("{s:s, s:s}", "id", id, "action", action));
     }
+}
+
+/* POST /api/sessions/{id}/tool_confirmations {"id", "action"}: the user's answer to a
+ * tool_confirmation event. */
+void api_tool_confirm(http_req *r)
+{
+    const char *sid = http_param(r, 0), *id, *action;
+    if (!answer_fields(r, "tool_confirmation",
+                       "allow_once, always_allow, deny_once, always_deny or cancel", &id, &action))
+        return;
+    char err[512];
+    gd_err e = agent_confirm(((app *)http_app(r))->agent, sid, id, action, err, sizeof err);
+    answer_reply(r, sid, e, err, id, action);
 }
 
 /* POST /api/sessions/{id}/elicitations {"id", "action", "content"?}: the user's answer to an
  * elicitation event (an extension's server asking for input). */
 void api_elicitation_answer(http_req *r)
 {
-    app *a = http_app(r);
-    const char *sid = http_param(r, 0);
-    json_t *body = http_body(r);
-    json_t *id = json_object_get(body, "id"), *action = json_object_get(body, "action");
-    if (!json_is_string(id) || !json_string_length(id)) {
-        http_reply_error(r, 400, "bad_request",
-                         "id: a string is required (the id of the elicitation event)");
-        return;
-    }
-    if (!json_is_string(action)) {
-        http_reply_error(r, 400, "bad_request",
-                         "action: a string is required (accept, decline or cancel)");
-        return;
-    }
+    const char *sid = http_param(r, 0), *id, *action;
+    if (!answer_fields(r, "elicitation", "accept, decline or cancel", &id, &action)) return;
     char err[512];
-    gd_err e =
-        agent_elicitation_answer(a->agent, sid, json_string_value(id), json_string_value(action),
-                                 json_object_get(body, "content"), err, sizeof err);
-    if (e == GD_EINVAL) {
-        http_reply_error(r, 400, "bad_request", "%s", err);
-    } else if (e == GD_ENOTFOUND) {
-        if (!api_session_found(r, sid)) return;
-        http_reply_error(r, 404, "not_found", "%s", err);
-    } else if (e) {
-        http_reply_error(r, 500, "internal", "%s", err);
-    } else {
-        http_reply_json(r, 200, json_pack("{s:O, s:O}", "id", id, "action", action));
-    }
+    gd_err e = agent_elicitation_answer(((app *)http_app(r))->agent, sid, id, action,
+                                        json_object_get(http_body(r), "content"), err, sizeof err);
+    answer_reply(r, sid, e, err, id, action);
 }
