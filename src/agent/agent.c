@@ -43,7 +43,6 @@ typedef struct sess {
     int watchers; /* clients watching (SSE, WebSocket, a JSON request waiting) */
     bool running; /* a turn is reserved or runs */
     time_t idle_since;
-    char pending[128];  /* the id of the tool request whose tool_confirmation waits, or "" */
     json_t *open_reqs;  /* ids of the extensions\' requests waiting for the user: id -> kind */
     struct sess *next;  /* every session, for the walks (keep-alive, eviction, stop) */
     struct sess *hnext; /* the next in its hash bucket, for lookups by id */
@@ -446,11 +445,25 @@ static turn_permission fx_permission(turn *t, json_t *req)
     }
 }
 
-/* Notes which question waits (under mu: HTTP threads check answers against it). */
+/* Forgets the turn's tool_confirmation (under mu). */
+static void drop_tool_question_locked(sess *se)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(se->open_reqs, tmp, k, v)
+    {
+        if (!strcmp(json_string_value(v) ?: "", "tool")) json_object_del(se->open_reqs, k);
+    }
+}
+
+/* Notes which tool_confirmation waits, or none (under mu: HTTP threads check answers against
+ * it). */
 static void set_pending(a_turn *at, const char *id)
 {
     pthread_mutex_lock(&at->a->mu);
-    snprintf(at->se->pending, sizeof at->se->pending, "%s", id ? id : "");
+    drop_tool_question_locked(at->se);
+    if (id) json_object_set_new(at->se->open_reqs, id, json_string("tool"));
     pthread_mutex_unlock(&at->a->mu);
 }
 
@@ -486,7 +499,7 @@ static void fx_end(turn *t, const char *event, json_t *data)
     at->se->turn = NULL;
     pthread_mutex_lock(&a->mu);
     at->se->running = false;
-    at->se->pending[0] = '\0';
+    drop_tool_question_locked(at->se);
     if (text) bus_publish(at->se->b, event, text);
     sess_release_locked(at->se);
     a->nturns--;
@@ -1262,12 +1275,60 @@ void agent_set_mode(agent *a, exec_mode m)
 
 typedef enum { ACT_ALLOW_ONCE, ACT_ALWAYS_ALLOW, ACT_DENY_ONCE, ACT_ALWAYS_DENY, ACT_CANCEL } act;
 
+/* What every answer posted to the loop starts with. */
 typedef struct {
     agent *a;
-    sess *se;
-    act action;
+    sess *se; /* held (refs) until the answer has run */
     char id[128];
+} answer_hdr;
+
+typedef struct {
+    answer_hdr h;
+    act action;
 } confirm_msg;
+
+/* Takes the question `id` of the session if it waits as one of kinds (a second answer then gets
+ * 404), holds the session and posts fn(m) to the loop; fn ends with answer_done. GD_ENOTFOUND (err
+ * names the question: what), GD_ENOMEM; m is then not posted (the caller frees it). */
+static gd_err post_answer(agent *a, const char *session_id, const char *id,
+                          const char *const *kinds, const char *what, loop_fn fn, answer_hdr *m,
+                          char *err, size_t errlen)
+{
+    pthread_mutex_lock(&a->mu);
+    sess *se = sess_find_locked(a, session_id);
+    const char *kind = se ? json_string_value(json_object_get(se->open_reqs, id)) : NULL;
+    gd_err e = GD_ENOTFOUND;
+    for (int i = 0; kind && kinds[i]; i++)
+        if (!strcmp(kind, kinds[i])) e = GD_OK;
+    if (e == GD_OK) {
+        char was[16];
+        snprintf(was, sizeof was, "%s", kind);
+        json_object_set_new(se->open_reqs, id, json_string("answered"));
+        se->refs++;
+        *m = (answer_hdr){.a = a, .se = se};
+        snprintf(m->id, sizeof m->id, "%s", id);
+        if ((e = loop_post(a->l, fn, m)) != GD_OK) {
+            sess_release_locked(se);
+            json_object_set_new(se->open_reqs, id, json_string(was));
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (e == GD_ENOTFOUND)
+        snprintf(err, errlen, "no %s '%.100s' is waiting in session '%s'", what, id, session_id);
+    else if (e)
+        snprintf(err, errlen, "out of memory");
+    return e;
+}
+
+/* An answer has run on the loop: its question is gone, the session is let go. */
+static void answer_done(answer_hdr *m)
+{
+    pthread_mutex_lock(&m->a->mu);
+    if (!strcmp(json_string_value(json_object_get(m->se->open_reqs, m->id)) ?: "", "answered"))
+        json_object_del(m->se->open_reqs, m->id);
+    sess_release_locked(m->se);
+    pthread_mutex_unlock(&m->a->mu);
+}
 
 /* Writes permission.yaml on a worker: the loop never waits for the disk. */
 static void save_permissions(void *ud)
@@ -1293,7 +1354,7 @@ static void confirm_sampling(confirm_msg *m, agent_req *r)
 {
     char tool[EXT_NAME_MAX + 16];
     snprintf(tool, sizeof tool, "%s__sampling", r->ext);
-    remember(m->a, tool, m->action);
+    remember(m->h.a, tool, m->action);
     if (m->action == ACT_ALLOW_ONCE || m->action == ACT_ALWAYS_ALLOW)
         sampling_start(r);
     else
@@ -1304,25 +1365,22 @@ static void confirm_sampling(confirm_msg *m, agent_req *r)
 static void confirm_on_loop(void *ud)
 {
     confirm_msg *m = ud;
-    a_turn *at = m->se->turn;
-    agent_req *r = req_find(m->se, m->id);
+    a_turn *at = m->h.se->turn;
+    agent_req *r = req_find(m->h.se, m->h.id);
     const char *id = at ? turn_pending_confirmation(at->t) : NULL;
     if (r && r->sampling && !r->call) {
         confirm_sampling(m, r);
-    } else if (id && !strcmp(id, m->id)) { /* else answered or cancelled meanwhile */
-        set_pending(at, NULL);
+    } else if (id && !strcmp(id, m->h.id)) { /* else answered or cancelled meanwhile */
         const char *tool = json_string_value(
             json_object_get(json_array_get(at->t->content, at->t->next_tool), "name"));
-        if (tool) remember(m->a, tool, m->action);
+        if (tool) remember(m->h.a, tool, m->action);
         if (m->action == ACT_CANCEL)
             step(at, &(turn_ev){.kind = TURN_EV_CANCEL});
         else
             step(at, &(turn_ev){.kind = TURN_EV_ANSWER,
                                 .answer = m->action <= ACT_ALWAYS_ALLOW ? TURN_ALLOW : TURN_DENY});
     }
-    pthread_mutex_lock(&m->a->mu);
-    sess_release_locked(m->se);
-    pthread_mutex_unlock(&m->a->mu);
+    answer_done(&m->h);
     free(m);
 }
 
@@ -1349,39 +1407,16 @@ gd_err agent_confirm(agent *a, const char *session_id, const char *id, const cha
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
-    pthread_mutex_lock(&a->mu);
-    sess *se = sess_find_locked(a, session_id);
-    const char *kind = se ? json_string_value(json_object_get(se->open_reqs, id)) : NULL;
-    bool sampling = kind && !strcmp(kind, "sampling");
-    gd_err e =
-        se && ((se->pending[0] && !strcmp(se->pending, id)) || sampling) ? GD_OK : GD_ENOTFOUND;
-    if (e == GD_OK) {
-        if (sampling) /* a second answer to the same question gets 404 */
-            json_object_set_new(se->open_reqs, id, json_string("sampling (answered)"));
-        else
-            se->pending[0] = '\0';
-        se->refs++;
-        *m = (confirm_msg){a, se, acts[i].a, ""};
-        snprintf(m->id, sizeof m->id, "%s", id);
-        if ((e = loop_post(a->l, confirm_on_loop, m)) != GD_OK) {
-            sess_release_locked(se);
-            snprintf(se->pending, sizeof se->pending, "%s", id);
-        }
-    }
-    pthread_mutex_unlock(&a->mu);
-    if (e == GD_ENOTFOUND)
-        snprintf(err, errlen, "no tool confirmation '%.100s' is waiting in session '%s'", id,
-                 session_id);
-    else if (e)
-        snprintf(err, errlen, "out of memory");
+    m->action = acts[i].a;
+    static const char *const kinds[] = {"tool", "sampling", NULL};
+    gd_err e = post_answer(a, session_id, id, kinds, "tool confirmation", confirm_on_loop, &m->h,
+                           err, errlen);
     if (e) free(m);
     return e;
 }
 
 typedef struct {
-    agent *a;
-    sess *se;
-    char id[48];
+    answer_hdr h;
     char action[16];
     json_t *content;
 } elicit_msg;
@@ -1389,7 +1424,7 @@ typedef struct {
 static void elicit_on_loop(void *ud)
 {
     elicit_msg *m = ud;
-    agent_req *r = req_find(m->se, m->id);
+    agent_req *r = req_find(m->h.se, m->h.id);
     if (r && !r->sampling) {
         json_t *res = json_pack("{s:s}", "action", m->action);
         if (res && !strcmp(m->action, "accept")) {
@@ -1397,12 +1432,10 @@ static void elicit_on_loop(void *ud)
             if (c) apply_defaults(c, json_object_get(r->params, "requestedSchema"));
             json_object_set_new(res, "content", c ? c : json_object());
         }
-        log_info("agent", "session %s: the user answered %s: %s", m->se->id, m->id, m->action);
+        log_info("agent", "session %s: the user answered %s: %s", m->h.se->id, m->h.id, m->action);
         req_answer(r, res, res ? 0 : -32603, res ? NULL : "out of memory");
     }
-    pthread_mutex_lock(&m->a->mu);
-    sess_release_locked(m->se);
-    pthread_mutex_unlock(&m->a->mu);
+    answer_done(&m->h);
     json_decref(m->content);
     free(m);
 }
@@ -1424,30 +1457,15 @@ gd_err agent_elicitation_answer(agent *a, const char *session_id, const char *id
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
-    pthread_mutex_lock(&a->mu);
-    sess *se = sess_find_locked(a, session_id);
-    const char *kind = se ? json_string_value(json_object_get(se->open_reqs, id)) : NULL;
-    gd_err e = kind && !strcmp(kind, "elicitation") ? GD_OK : GD_ENOTFOUND;
-    if (e == GD_OK) {
-        json_object_set_new(se->open_reqs, id, json_string("elicitation (answered)"));
-        se->refs++;
-        m->a = a;
-        m->se = se;
-        snprintf(m->id, sizeof m->id, "%s", id);
-        snprintf(m->action, sizeof m->action, "%s", action);
-        m->content = json_incref(content);
-        if ((e = loop_post(a->l, elicit_on_loop, m)) != GD_OK) {
-            sess_release_locked(se);
-            json_object_set_new(se->open_reqs, id, json_string("elicitation"));
-            json_decref(m->content);
-        }
+    snprintf(m->action, sizeof m->action, "%s", action);
+    m->content = json_incref(content);
+    static const char *const kinds[] = {"elicitation", NULL};
+    gd_err e =
+        post_answer(a, session_id, id, kinds, "elicitation", elicit_on_loop, &m->h, err, errlen);
+    if (e) {
+        json_decref(m->content);
+        free(m);
     }
-    pthread_mutex_unlock(&a->mu);
-    if (e == GD_ENOTFOUND)
-        snprintf(err, errlen, "no elicitation '%.60s' is waiting in session '%s'", id, session_id);
-    else if (e)
-        snprintf(err, errlen, "out of memory");
-    if (e) free(m);
     return e;
 }
 
