@@ -947,7 +947,10 @@ static void turn_start_on_loop(void *ud)
         fail_early(at, "internal", "out of memory starting the extensions");
         return;
     }
-    registry_start(at->se->reg, registry_started, at); /* MCP servers start, or are up already */
+    if (registry_up(at->se->reg)) /* the usual case: no loop turn spent waiting for nothing */
+        registry_started(at, GD_OK, NULL);
+    else
+        registry_start(at->se->reg, registry_started, at); /* MCP servers start first */
 }
 
 /* ---- a session's extensions for the API (resources, prompts) ---- */

@@ -189,6 +189,8 @@ gd_err registry_add(ext_registry *r, extension *x);
  * later, on the loop, when all have answered: one that failed offers no tools (its state says
  * why). Freeing r drops a waiting done. */
 void registry_start(ext_registry *r, ext_started done, void *ud);
+/* Whether every extension is up already (registry_start would have nothing to start). */
+bool registry_up(ext_registry *r);
 /* Sum of the extensions' tools_gen: when it changes, registry_tools must be asked again. */
 unsigned registry_tools_gen(ext_registry *r);
 /* Whether the call of full_name with args only reads (extension_ops.read_only, else the tool's

@@ -140,6 +140,18 @@ static void start_none(void *ud)
     start_one_done(s, GD_OK, NULL);
 }
 
+static bool needs_start(extension *x)
+{
+    return x->ops->start && (!x->ops->state || x->ops->state(x, NULL, 0) != EXT_RUNNING);
+}
+
+bool registry_up(ext_registry *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (needs_start(r->xs[i])) return false;
+    return true;
+}
+
 void registry_start(ext_registry *r, ext_started done, void *ud)
 {
     reg_start *s = calloc(1, sizeof *s);
@@ -154,9 +166,7 @@ void registry_start(ext_registry *r, ext_started done, void *ud)
     r->starts = s;
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++)
-        if (r->xs[i]->ops->start &&
-            (!r->xs[i]->ops->state || r->xs[i]->ops->state(r->xs[i], NULL, 0) != EXT_RUNNING))
-            n++;
+        n += needs_start(r->xs[i]);
     if (!n) {
         if (loop_post(r->host->l, start_none, s)) {
             start_unlink(s);
@@ -167,9 +177,7 @@ void registry_start(ext_registry *r, ext_started done, void *ud)
     }
     s->waiting = n + 1; /* held until every start is asked, so none can finish it early */
     for (size_t i = 0; i < r->n; i++)
-        if (r->xs[i]->ops->start &&
-            (!r->xs[i]->ops->state || r->xs[i]->ops->state(r->xs[i], NULL, 0) != EXT_RUNNING))
-            r->xs[i]->ops->start(r->xs[i], start_one_done, s);
+        if (needs_start(r->xs[i])) r->xs[i]->ops->start(r->xs[i], start_one_done, s);
     s->waiting--; /* every start answers later (posted), so waiting > 0 here */
 }
 
