@@ -179,6 +179,8 @@ static struct curl_slist *oa_headers(const provider_cfg *c, struct curl_slist *h
 
 struct prov_parser {
     prov_sink sink;
+    js_doc doc;      /* the current chunk, read without a tree (jscan) */
+    buf scratch;     /* a string of it with escapes, decoded */
     bool done;       /* [DONE] seen */
     char finish[32]; /* finish_reason, "" until seen */
     long in_tokens, out_tokens;
@@ -193,7 +195,10 @@ struct prov_parser {
 static prov_parser *oa_parser_new(const prov_sink *sink)
 {
     prov_parser *p = calloc(1, sizeof *p);
-    if (p) p->sink = *sink;
+    if (!p) return NULL;
+    p->sink = *sink;
+    js_init(&p->doc);
+    buf_init(&p->scratch, BUF_CAP_SSE_LINE * BUF_CAP_SSE_DATA_LINES); /* an event's data, at most */
     return p;
 }
 
@@ -205,6 +210,8 @@ static void oa_parser_free(prov_parser *p)
         free(p->calls[i].name);
         buf_free(&p->calls[i].args);
     }
+    js_free(&p->doc);
+    buf_free(&p->scratch);
     free(p);
 }
 
@@ -214,58 +221,80 @@ static gd_err fail(prov_result *res, const char *msg)
     return GD_EINVAL;
 }
 
-static gd_err tool_delta(prov_parser *p, json_t *tc, prov_result *res)
+/* String member key of object o into a new C string (*out; untouched when absent or already
+ * set). false when out of memory. */
+static bool take_string(prov_parser *p, int o, const char *key, char **out)
 {
-    json_int_t idx = json_integer_value(json_object_get(tc, "index"));
+    const char *s;
+    size_t n;
+    if (*out || !js_string(&p->doc, js_get(&p->doc, o, key), &p->scratch, &s, &n)) return true;
+    return (*out = strndup(s, n)) != NULL;
+}
+
+static gd_err tool_delta(prov_parser *p, int tc, prov_result *res)
+{
+    js_doc *d = &p->doc;
+    long long idx = 0;
+    (void)js_int(d, js_get(d, tc, "index"), &idx); /* absent: 0, as a missing index always was */
     if (idx < 0 || idx >= MAX_TOOL_CALLS)
         return fail(res, "provider sent a tool call index out of range");
     while (p->ncalls <= idx)
         buf_init(&p->calls[p->ncalls++].args, BUF_CAP_TOOL_ARGS);
-    const char *id = json_string_value(json_object_get(tc, "id"));
-    json_t *fn = json_object_get(tc, "function");
-    const char *name = json_string_value(json_object_get(fn, "name"));
-    const char *args = json_string_value(json_object_get(fn, "arguments"));
-    if (id && !p->calls[idx].id) p->calls[idx].id = strdup(id);
-    if (name && !p->calls[idx].name) p->calls[idx].name = strdup(name);
-    if (args && buf_puts(&p->calls[idx].args, args) != GD_OK)
+    int fn = js_get(d, tc, "function");
+    if (!take_string(p, tc, "id", &p->calls[idx].id) ||
+        !take_string(p, fn, "name", &p->calls[idx].name))
+        return fail(res, "out of memory reading a tool call");
+    const char *args;
+    size_t n;
+    if (js_string(d, js_get(d, fn, "arguments"), &p->scratch, &args, &n) &&
+        buf_append(&p->calls[idx].args, args, n) != GD_OK)
         return fail(res, "tool call arguments larger than 4 MiB"); /* BUF_CAP_TOOL_ARGS */
     return GD_OK;
 }
 
+/* A non-empty string member key of object o, handed to emit. */
+static void emit_text(prov_parser *p, int o, const char *key,
+                      void (*emit)(void *ud, const char *s, size_t n))
+{
+    const char *s;
+    size_t n;
+    if (emit && js_string(&p->doc, js_get(&p->doc, o, key), &p->scratch, &s, &n) && n)
+        emit(p->sink.ud, s, n);
+}
+
+/* One chunk, read with jscan: the stream brings one per token, and a tree of jansson nodes for
+ * each cost more than everything else goosed does with it. */
 static gd_err oa_parser_event(prov_parser *p, const char *event, const char *data, prov_result *res)
 {
+    (void)event;
     if (!strcmp(data, "[DONE]")) {
         p->done = true;
         return GD_OK;
     }
-    json_t *chunk = prov_parse_chunk(data, res);
-    if (!chunk) return GD_EINVAL;
-    gd_err e = GD_OK;
-    json_t *usage = json_object_get(chunk, "usage");
-    if (json_is_object(usage)) {
-        p->in_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
-        p->out_tokens = (long)json_integer_value(json_object_get(usage, "completion_tokens"));
+    js_doc *d = &p->doc;
+    if (!prov_scan_chunk(d, data, res)) return GD_EINVAL;
+    int usage = js_get(d, 0, "usage");
+    if (js_typeof(d, usage) == JS_OBJECT) {
+        long long v = 0;
+        p->in_tokens = js_int(d, js_get(d, usage, "prompt_tokens"), &v) ? (long)v : 0;
+        v = 0;
+        p->out_tokens = js_int(d, js_get(d, usage, "completion_tokens"), &v) ? (long)v : 0;
     }
-    json_t *choice = json_array_get(json_object_get(chunk, "choices"), 0);
-    if (!choice) goto out;
-    json_t *delta = json_object_get(choice, "delta");
-    const char *s;
-    if ((s = json_string_value(json_object_get(delta, "reasoning_content"))) && *s &&
-        p->sink.thinking)
-        p->sink.thinking(p->sink.ud, s, strlen(s));
-    if ((s = json_string_value(json_object_get(delta, "content"))) && *s)
-        p->sink.text(p->sink.ud, s, strlen(s));
-    size_t i;
-    json_t *tc;
-    json_array_foreach(json_object_get(delta, "tool_calls"), i, tc)
-    {
-        if ((e = tool_delta(p, tc, res))) goto out;
+    int choice = js_at(d, js_get(d, 0, "choices"), 0);
+    if (js_typeof(d, choice) != JS_OBJECT) return GD_OK;
+    int delta = js_get(d, choice, "delta");
+    emit_text(p, delta, "reasoning_content", p->sink.thinking);
+    emit_text(p, delta, "content", p->sink.text);
+    int calls = js_get(d, delta, "tool_calls");
+    for (size_t i = 0, n = js_size(d, calls); js_typeof(d, calls) == JS_ARRAY && i < n; i++) {
+        gd_err e = tool_delta(p, js_at(d, calls, i), res);
+        if (e) return e;
     }
-    if ((s = json_string_value(json_object_get(choice, "finish_reason"))))
-        snprintf(p->finish, sizeof p->finish, "%s", s);
-out:
-    json_decref(chunk);
-    return e;
+    const char *f;
+    size_t n;
+    if (js_string(d, js_get(d, choice, "finish_reason"), &p->scratch, &f, &n))
+        snprintf(p->finish, sizeof p->finish, "%.*s", (int)n, f);
+    return GD_OK;
 }
 
 static gd_err oa_parser_finish(prov_parser *p, prov_result *res)

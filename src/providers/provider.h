@@ -33,6 +33,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "core/jscan.h"
 #include "core/loop.h"
 
 typedef enum { DIALECT_OPENAI, DIALECT_ANTHROPIC, DIALECT_GOOGLE } prov_dialect;
@@ -134,6 +135,9 @@ void prov_error_body_json(const char *body, size_t len, prov_result *res);
  * JSON, not an object, or an error the provider reported in the stream (an "error" member, as
  * all three dialects send it; see prov_stream_error). */
 json_t *prov_parse_chunk(const char *data, prov_result *res);
+/* The same without a tree, for the chunks of every token: data read into d (jscan). false, with
+ * res->error set as prov_parse_chunk sets it, when it is not a JSON object or is an error. */
+bool prov_scan_chunk(js_doc *d, const char *data, prov_result *res);
 
 extern const prov_dialect_ops dialect_openai;
 extern const prov_dialect_ops dialect_anthropic;

@@ -163,6 +163,30 @@ json_t *prov_parse_chunk(const char *data, prov_result *res)
     return NULL;
 }
 
+bool prov_scan_chunk(js_doc *d, const char *data, prov_result *res)
+{
+    char err[160];
+    gd_err e = js_parse(d, data, strlen(data), err, sizeof err);
+    if (e == GD_ENOMEM) {
+        snprintf(res->error, sizeof res->error, "out of memory reading the provider's stream");
+        return false;
+    }
+    if (e) {
+        snprintf(res->error, sizeof res->error,
+                 "the provider sent a stream chunk that is not valid JSON: %s", err);
+        return false;
+    }
+    if (js_typeof(d, 0) != JS_OBJECT) {
+        snprintf(res->error, sizeof res->error,
+                 "the provider sent a stream chunk that is not a JSON object");
+        return false;
+    }
+    js_type et = js_typeof(d, js_get(d, 0, "error"));
+    if (et == JS_NONE || et == JS_NULL) return true;
+    json_decref(prov_parse_chunk(data, res)); /* the provider's error, reported as it says */
+    return false;
+}
+
 bool prov_transient_error(json_t *err)
 {
     static const char *const transient[] = {
