@@ -39,19 +39,23 @@ typedef struct agent_req agent_req;
 typedef struct sess {
     char id[UUID_STR_LEN];
     bus *b;
-    int refs;     /* bus users, plus one for a running turn, plus pending cancels */
-    int watchers; /* clients watching (SSE, WebSocket, a JSON request waiting) */
-    bool running; /* a turn is reserved or runs */
+    int refs;          /* bus users, plus one for a running turn, plus pending cancels */
+    int watchers;      /* clients watching (SSE, WebSocket, a JSON request waiting) */
+    bool running;      /* a turn is reserved or runs */
+    unsigned turn_seq; /* bumped by each agent_start: which turn a cancel was meant for */
     time_t idle_since;
     json_t *open_reqs;  /* ids of the extensions\' requests waiting for the user: id -> kind */
     struct sess *next;  /* every session, for the walks (keep-alive, eviction, stop) */
     struct sess *hnext; /* the next in its hash bucket, for lookups by id */
     /* ---- loop thread ---- */
     a_turn *turn;
+    bool cancel_early; /* a cancel came before the turn reached the loop (prepare_job) */
+    bool cancel_gone;  /* and its client had gone */
     ext_registry *reg;
     json_t *tools;      /* reg's tools in the providers' shape, made again when they change */
     unsigned tools_gen; /* registry_tools_gen when they were made */
     size_t tools_bytes; /* their size as JSON, for the context estimate */
+    uint64_t noted;     /* note_ext_status's digest of what it noted last (0: nothing yet) */
     unsigned reg_gen;   /* the configured set's generation reg was made from */
     char *reg_key;      /* and the session's own extension settings, as JSON */
     char *cwd;          /* the working directory the extensions were made for */
@@ -112,11 +116,12 @@ struct a_turn {
     exec_mode mode;       /* this turn's */
     json_t *settings;     /* the session's own settings, read when the turn was asked for */
     stored_msg stored[3]; /* one slot per turn_store_kind: at most one write of each runs */
-    /* the history read on a worker */
+    /* what a worker reads for it (prepare_job), before the loop sees it */
+    char sid[UUID_STR_LEN]; /* the session's id, for the worker */
     json_t *history;
     size_t history_bytes;
-    gd_err history_err;
-    char history_msg[256];
+    gd_err read_err; /* the session, its settings or its history could not be read */
+    char read_msg[256];
 };
 
 /* ---- sessions and buses (any thread, under mu) ---- */
@@ -265,39 +270,17 @@ static void history_loaded(void *ud)
     json_t *h = at->history;
     at->history = NULL;
     step(at, &(turn_ev){.kind = TURN_EV_HISTORY,
-                        .err = at->history_err,
-                        .msg = at->history_msg,
+                        .err = at->history ? GD_OK : at->read_err,
+                        .msg = at->read_msg,
                         .history = h,
                         .history_bytes = at->history_bytes});
 }
 
-/* On a worker: reads the whole history. */
-static void history_job(void *arg)
-{
-    a_turn *at = arg;
-    agent *a = at->a;
-    json_t *stored = NULL;
-    at->history_err = a->st->ops->messages_list(a->st, at->se->id, &stored);
-    if (at->history_err) {
-        snprintf(at->history_msg, sizeof at->history_msg, "%s", store_errmsg());
-    } else if (!(at->history = turn_prepare_history(stored, &at->history_bytes))) {
-        at->history_err = GD_ENOMEM;
-        snprintf(at->history_msg, sizeof at->history_msg, "out of memory preparing the history");
-    }
-    json_decref(stored);
-    post_or_log(a, history_loaded, at);
-}
-
+/* The turn is LOADING: its history was read with the session (prepare_job), before the turn
+ * reached the loop. */
 static void fx_load_history(turn *t)
 {
-    a_turn *at = t->owner;
-    gd_err e = pool_submit(at->a->workers, history_job, at);
-    if (e == GD_OK) return;
-    at->history_err = e == GD_AGAIN ? GD_EBUSY : e;
-    snprintf(at->history_msg, sizeof at->history_msg, "%s",
-             e == GD_AGAIN ? "too many tool calls and history reads are waiting; try again"
-                           : "cannot read the session's history now");
-    post_or_log(at->a, history_loaded, at);
+    post_or_log(((a_turn *)t->owner)->a, history_loaded, t->owner); /* not from inside turn_step */
 }
 
 static void stored_on_loop(void *ud)
@@ -880,25 +863,105 @@ static void fail_early(a_turn *at, const char *code, const char *msg)
     a_turn_free(at);
 }
 
-/* Notes what the session's extensions did, for GET /api/extensions (loop thread). */
-static void note_ext_status(agent *a, ext_registry *reg)
+/* A JSON string's size as jansson writes it: quotes, and escapes for '"', '\\' and controls. */
+static size_t json_string_size(const char *s, size_t len)
 {
-    for (size_t i = 0; i < registry_count(reg); i++) {
-        extension *x = registry_get(reg, i);
-        char why[512] = "";
-        ext_state st = x->ops->state ? x->ops->state(x, why, sizeof why) : EXT_RUNNING;
-        static const char *const names[] = {"stopped", "starting", "running", "failed"};
-        json_t *o = json_pack("{s:s}", "status", names[st]);
-        if (!o) continue;
-        if (st == EXT_FAILED) json_object_set_new(o, "error", json_string(why));
-        pthread_mutex_lock(&a->smu);
-        json_t *old = json_object_get(a->ext_status, x->name);
-        json_t *tools = st == EXT_RUNNING ? json_deep_copy(x->ops->tools(x))
-                                          : json_incref(json_object_get(old, "tools"));
-        json_object_set_new(o, "tools", tools ? tools : json_array());
-        json_object_set_new(a->ext_status, x->name, o);
-        pthread_mutex_unlock(&a->smu);
+    size_t n = len + 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+            n += 1;
+        else if (c < 0x20)
+            n += 5; /* \u00XX */
     }
+    return n;
+}
+
+/* The size of v as compact JSON text, as json_dumpb(v, NULL, 0, JSON_COMPACT) says it, without
+ * writing it: for the context estimate, on every new session's first turn. */
+static size_t json_text_size(const json_t *v)
+{
+    char num[64];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = 2, i = 0;
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m)
+        {
+            n += (i++ ? 1 : 0) + json_string_size(k, strlen(k)) + 1 + json_text_size(m);
+        }
+        return n;
+    }
+    case JSON_ARRAY: {
+        size_t n = 2, i;
+        json_t *m;
+        json_array_foreach(v, i, m) n += (i ? 1 : 0) + json_text_size(m);
+        return n;
+    }
+    case JSON_STRING:
+        return json_string_size(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL:
+        return (size_t)snprintf(num, sizeof num, "%.17g", json_real_value(v));
+    case JSON_TRUE:
+        return 4;
+    case JSON_FALSE:
+        return 5;
+    case JSON_NULL:
+        return 4;
+    }
+    return 0;
+}
+
+/* Notes what the session's extensions did, for GET /api/extensions (loop thread). Only when
+ * something changed since this session's last note: a turn of a session whose extensions stay
+ * as they were costs no copy of their tools. */
+static void note_ext_status(agent *a, sess *se)
+{
+    ext_registry *reg = se->reg;
+    size_t n = registry_count(reg);
+    ext_state *sts = n ? malloc(n * sizeof *sts) : NULL;
+    char(*whys)[512] = n ? malloc(n * sizeof *whys) : NULL;
+    if (n && (!sts || !whys)) {
+        free(sts);
+        free(whys);
+        return;
+    }
+    uint64_t digest = 14695981039346656037u; /* FNV-1a over each one's state and tools */
+    for (size_t i = 0; i < n; i++) {
+        extension *x = registry_get(reg, i);
+        whys[i][0] = '\0';
+        sts[i] = x->ops->state ? x->ops->state(x, whys[i], sizeof whys[i]) : EXT_RUNNING;
+        uint64_t v[3] = {(uint64_t)(uintptr_t)x, (uint64_t)sts[i], x->tools_gen};
+        for (int k = 0; k < 3; k++)
+            digest = (digest ^ v[k]) * 1099511628211u;
+        for (const char *p = whys[i]; *p; p++)
+            digest = (digest ^ (unsigned char)*p) * 1099511628211u;
+    }
+    digest |= 1; /* never 0 */
+    if (digest != se->noted) {
+        se->noted = digest;
+        for (size_t i = 0; i < n; i++) {
+            extension *x = registry_get(reg, i);
+            static const char *const names[] = {"stopped", "starting", "running", "failed"};
+            json_t *o = json_pack("{s:s}", "status", names[sts[i]]);
+            if (!o) continue;
+            if (sts[i] == EXT_FAILED) json_object_set_new(o, "error", json_string(whys[i]));
+            pthread_mutex_lock(&a->smu);
+            json_t *old = json_object_get(a->ext_status, x->name);
+            /* An extension's tools are replaced when they change, never changed in place:
+             * holding a reference is as good as a copy. */
+            json_t *tools = sts[i] == EXT_RUNNING ? json_incref(x->ops->tools(x))
+                                                  : json_incref(json_object_get(old, "tools"));
+            json_object_set_new(o, "tools", tools ? tools : json_array());
+            json_object_set_new(a->ext_status, x->name, o);
+            pthread_mutex_unlock(&a->smu);
+        }
+    }
+    free(sts);
+    free(whys);
 }
 
 /* The session's extensions are up (or failed: they then offer no tools): the turn begins. */
@@ -909,13 +972,13 @@ static void registry_started(void *ud, gd_err e, const char *why)
     a_turn *at = ud;
     agent *a = at->a;
     sess *se = at->se;
-    note_ext_status(a, se->reg);
+    note_ext_status(a, se);
     unsigned gen = registry_tools_gen(se->reg);
     if (!se->tools || se->tools_gen != gen) {
         json_decref(se->tools);
         if ((se->tools = registry_tools(se->reg))) {
             se->tools_gen = gen;
-            se->tools_bytes = json_dumpb(se->tools, NULL, 0, JSON_COMPACT);
+            se->tools_bytes = json_text_size(se->tools);
         }
     }
     bool chat = at->mode == MODE_CHAT; /* no tools offered */
@@ -936,6 +999,14 @@ static void turn_start_on_loop(void *ud)
     a_turn *at = ud;
     agent *a = at->a;
     at->se->turn = at;
+    bool cancelled = at->se->cancel_early, gone = at->se->cancel_gone; /* cancel_on_loop's */
+    at->se->cancel_early = at->se->cancel_gone = false;
+    if (cancelled) /* the turn only notes it: it ends as cancelled once its history is in */
+        turn_step(at->t, &(turn_ev){.kind = TURN_EV_CANCEL, .err = gone ? GD_EGONE : GD_OK});
+    if (at->read_err) { /* the turn ends at once, as its LOADING state says for the error */
+        turn_begin(at->t);
+        return;
+    }
     char err[512];
     if (!a->pc && !(a->pc = prov_client_new(a->l, err, sizeof err))) {
         fail_early(at, "provider_unavailable", err);
@@ -1139,40 +1210,49 @@ gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
 
 /* ---- starting, cancelling (HTTP threads) ---- */
 
+/* On a worker: reads what the turn needs from the store (the session's working directory, its
+ * own settings and its history), then hands the turn to the loop. Nothing of the store is read
+ * on the HTTP thread, and the loop gets the turn ready to begin. */
+static void prepare_job(void *arg)
+{
+    a_turn *at = arg;
+    agent *a = at->a;
+    store_session s;
+    json_t *stored = NULL;
+    gd_err e = a->st->ops->session_get(a->st, at->sid, &s);
+    if (!e) e = a->st->ops->session_settings_get(a->st, at->sid, &at->settings);
+    if (!e && !(at->cwd = strdup(s.working_dir))) e = GD_ENOMEM;
+    if (!e) e = a->st->ops->messages_list(a->st, at->sid, &stored);
+    if (!e && !(at->history = turn_prepare_history(stored, &at->history_bytes))) e = GD_ENOMEM;
+    json_decref(stored);
+    if (e) {
+        at->read_err = e;
+        snprintf(at->read_msg, sizeof at->read_msg, "%s",
+                 e == GD_ENOMEM ? "out of memory preparing the history" : store_errmsg());
+    }
+    post_or_log(a, turn_start_on_loop, at);
+}
+
 gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t *first_seq,
                    char *err, size_t errlen)
 {
-    store_session s;
-    gd_err e = a->st->ops->session_get(a->st, session_id, &s);
-    if (e) {
-        snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such session" : store_errmsg());
-        return e;
+    if (!ids_is_uuid(session_id)) {
+        snprintf(err, errlen, "no such session");
+        return GD_ENOTFOUND;
     }
     a_turn *at = calloc(1, sizeof *at);
     if (!at) {
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
+    gd_err e;
     if ((e = agent_provider(a, &at->pcfg, err, errlen))) {
         free(at);
         return e;
     }
-    /* one row's point read, like the session's above: its execution mode and extensions */
-    if ((e = a->st->ops->session_settings_get(a->st, session_id, &at->settings))) {
-        snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such session" : store_errmsg());
-        free(at);
-        return e;
-    }
     at->a = a;
-    if (!(at->cwd = strdup(s.working_dir))) {
-        json_decref(at->settings);
-        free(at);
-        snprintf(err, errlen, "out of memory");
-        return GD_ENOMEM;
-    }
+    snprintf(at->sid, sizeof at->sid, "%s", session_id);
     if (!(at->t = turn_new(&agent_fx, at, text, a->cfg->max_turns, a->cfg->context_limit))) {
-        json_decref(at->settings);
-        free(at->cwd);
         free(at);
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
@@ -1196,27 +1276,35 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         return e;
     }
     se->running = true;
+    se->turn_seq++;
     se->refs++;
     a->nturns++;
     at->se = se;
     *first_seq = bus_next_seq(se->b);
-    if (loop_post(a->l, turn_start_on_loop, at) != GD_OK) {
-        se->running = false;
-        sess_release_locked(se);
-        a->nturns--;
-        pthread_mutex_unlock(&a->mu);
-        a_turn_free(at);
-        snprintf(err, errlen, "out of memory");
-        return GD_ENOMEM;
-    }
     pthread_mutex_unlock(&a->mu);
-    return GD_OK;
+    /* The session, its settings and its history are read on a worker, which then hands the
+     * turn to the loop (prepare_job). */
+    if ((e = pool_submit(a->workers, prepare_job, at)) == GD_OK) return GD_OK;
+    if (e == GD_AGAIN)
+        e = GD_EBUSY,
+        snprintf(err, errlen, "too many tool calls and history reads are waiting; try again");
+    else
+        snprintf(err, errlen, "cannot read the session's history now");
+    pthread_mutex_lock(&a->mu);
+    se->running = false;
+    sess_release_locked(se);
+    a->nturns--;
+    pthread_cond_broadcast(&a->idle);
+    pthread_mutex_unlock(&a->mu);
+    a_turn_free(at);
+    return e;
 }
 
 typedef struct {
     agent *a;
     sess *se;
     bool gone;
+    unsigned turn_seq; /* the turn it was meant for */
 } cancel_msg;
 
 static void cancel_on_loop(void *ud)
@@ -1228,6 +1316,11 @@ static void cancel_on_loop(void *ud)
         step(at, &(turn_ev){.kind = TURN_EV_CANCEL, .err = m->gone ? GD_EGONE : GD_OK});
     }
     pthread_mutex_lock(&m->a->mu);
+    if (!at && m->se->running && m->se->turn_seq == m->turn_seq) {
+        /* its turn is still being read on a worker: turn_start_on_loop cancels it */
+        m->se->cancel_early = true;
+        m->se->cancel_gone |= m->gone;
+    }
     sess_release_locked(m->se);
     pthread_mutex_unlock(&m->a->mu);
     free(m);
@@ -1242,7 +1335,7 @@ static gd_err cancel(agent *a, const char *session_id, bool gone)
     gd_err e = se && se->running ? GD_OK : GD_ENOTFOUND;
     if (e == GD_OK) {
         se->refs++; /* the session stays until the cancel has run */
-        *m = (cancel_msg){a, se, gone};
+        *m = (cancel_msg){a, se, gone, se->turn_seq};
         if ((e = loop_post(a->l, cancel_on_loop, m)) != GD_OK) sess_release_locked(se);
     }
     pthread_mutex_unlock(&a->mu);
