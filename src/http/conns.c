@@ -56,6 +56,7 @@ struct conns {
     pthread_cond_t wake;
     pthread_t sweeper;
     bool stop;
+    uint64_t sleep_until; /* when the sweeper wakes next (UINT64_MAX: when told); 0: awake */
     long max_total, max_per_client;
     uint64_t header_ns, idle_poll_ns;
     long total;
@@ -156,7 +157,13 @@ static void enqueue(conns *cs, conn *c, int q, uint64_t due)
     else
         cs->q[q].head = c;
     cs->q[q].tail = c;
-    if (cs->q[q].head == c) pthread_cond_signal(&cs->wake);
+    /* The sweeper is told only when it would wake too late for c: a new connection's deadline
+     * usually falls after the one the sweeper already sleeps until, and a request then costs no
+     * thread wake-up. */
+    if (due < cs->sleep_until) {
+        cs->sleep_until = 0;
+        pthread_cond_signal(&cs->wake);
+    }
 }
 
 /* Bytes the kernel has received on fd so far; false when it cannot tell. */
@@ -196,12 +203,14 @@ static void *sweep(void *arg)
         uint64_t next = UINT64_MAX;
         for (int q = 0; q < NQUEUES; q++)
             if (cs->q[q].head && cs->q[q].head->due_ns < next) next = cs->q[q].head->due_ns;
+        cs->sleep_until = next;
         if (next == UINT64_MAX) {
             pthread_cond_wait(&cs->wake, &cs->mu);
         } else {
             struct timespec until = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
             pthread_cond_timedwait(&cs->wake, &cs->mu, &until);
         }
+        cs->sleep_until = 0;
     }
     pthread_mutex_unlock(&cs->mu);
     return NULL;
