@@ -1,6 +1,5 @@
 #include "agent/bus.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,11 +164,18 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
 static const char *slot_data(bus *b, size_t slot)
 {
     if (b->ring[slot]->stale) {
-        json_t *o = json_pack("{s:s, s:s%}", "type", b->ring[slot]->kind, "text",
-                              b->ring[slot]->text.data ? b->ring[slot]->text.data : "",
-                              b->ring[slot]->text.len);
-        char *d = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
+        /* {"type":kind,"text":text}, as jansson would write it, without a tree per chunk */
+        buf out;
+        buf_init(&out, BUF_CAP_SSE_OUT);
+        const char *kind = b->ring[slot]->kind ? b->ring[slot]->kind : "";
+        const buf *text = &b->ring[slot]->text;
+        gd_err e = buf_puts(&out, "{\"type\":");
+        if (!e) e = buf_json_string(&out, kind, strlen(kind));
+        if (!e) e = buf_puts(&out, ",\"text\":");
+        if (!e) e = buf_json_string(&out, text->data ? text->data : "", text->len);
+        if (!e) e = buf_puts(&out, "}");
+        char *d = e ? NULL : buf_detach(&out);
+        buf_free(&out);
         if (d) {
             free(b->ring[slot]->data);
             b->ring[slot]->data = d;

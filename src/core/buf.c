@@ -106,3 +106,29 @@ char *buf_detach(buf *b)
     b->len = b->alloc = 0;
     return p;
 }
+
+gd_err buf_json_string(buf *b, const char *s, size_t n)
+{
+    gd_err e = buf_append(b, "\"", 1);
+    size_t run = 0; /* bytes before s[i] that need no escape, not yet appended */
+    for (size_t i = 0; i < n && !e; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        if (run) e = buf_append(b, s + i - run, run);
+        run = 0;
+        if (e) break;
+        static const char short_forms[] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                           ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+        char esc[8];
+        if (c < sizeof short_forms && short_forms[c])
+            e = buf_append(b, (char[]){'\\', short_forms[c]}, 2);
+        else
+            e = buf_append(b, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04X", c));
+    }
+    if (!e && run) e = buf_append(b, s + n - run, run);
+    if (!e) e = buf_append(b, "\"", 1);
+    return e;
+}

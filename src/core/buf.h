@@ -66,5 +66,9 @@ static inline void buf_ignore(gd_err e)
 /* Hands the data to the caller (who frees it with free()) and leaves b empty. Never NULL
  * unless out of memory. */
 char *buf_detach(buf *b) BUF_MUST_CHECK;
+/* Appends the n bytes of UTF-8 at s as a JSON string, quotes included, escaped exactly as jansson
+ * writes it (\" \\ \b \f \n \r \t, other controls as \u00XX, the rest as is). For text that
+ * is already valid UTF-8: it is not checked. */
+gd_err buf_json_string(buf *b, const char *s, size_t n) BUF_MUST_CHECK;
 
 #endif

@@ -182,8 +182,8 @@ static bool number(parser *p)
     /* jansson refuses an integer a long long cannot hold and a real that overflows a double */
     char tmp[64];
     const char *num = (const char *)p->s + k->start;
-    bool integer = !memchr(num, '.', k->len) && !memchr(num, 'e', k->len) &&
-                   !memchr(num, 'E', k->len);
+    bool integer =
+        !memchr(num, '.', k->len) && !memchr(num, 'e', k->len) && !memchr(num, 'E', k->len);
     if (k->len >= sizeof tmp) {
         if (integer) return fail(p, "integer out of range");
         /* a long real: strtod reads it from a copy of its own */
@@ -192,7 +192,8 @@ static bool number(parser *p)
         errno = 0;
         double v = strtod(copy, NULL);
         free(copy);
-        if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL)) return fail(p, "real number overflow");
+        if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL))
+            return fail(p, "real number overflow");
         return true;
     }
     memcpy(tmp, num, k->len);
@@ -203,7 +204,8 @@ static bool number(parser *p)
         if (errno == ERANGE) return fail(p, "integer out of range");
     } else {
         double v = strtod(tmp, NULL);
-        if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL)) return fail(p, "real number overflow");
+        if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL))
+            return fail(p, "real number overflow");
     }
     return true;
 }

@@ -19,7 +19,16 @@
 
 #define JS_MAX_DEPTH 2048 /* as jansson's parser */
 
-typedef enum { JS_NONE, JS_OBJECT, JS_ARRAY, JS_STRING, JS_NUMBER, JS_TRUE, JS_FALSE, JS_NULL } js_type;
+typedef enum {
+    JS_NONE,
+    JS_OBJECT,
+    JS_ARRAY,
+    JS_STRING,
+    JS_NUMBER,
+    JS_TRUE,
+    JS_FALSE,
+    JS_NULL
+} js_type;
 
 typedef struct {
     uint32_t start;  /* offset of its first byte; a string's first byte after the quote */

@@ -4,6 +4,7 @@
  * registry_read_resource); they are offered only while one of them serves resources, so a
  * session without any sends the model exactly the tools it would send without this extension.
  * The real Goose has no tools for prompts: prompts are for the user (the API), not the model. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,22 @@ static json_t *make_tools(void)
         "extension_name", "type", "string", "description", "Optional extension name", "annotations",
         "title", "Read a resource", "readOnlyHint", 1, "destructiveHint", 0, "idempotentHint", 0,
         "openWorldHint", 0);
+}
+
+/* Every session's platform offers the same tools: made once, shared by reference (never
+ * changed once made). */
+static pthread_once_t tools_once = PTHREAD_ONCE_INIT;
+static json_t *tools_made;
+
+static void make_shared_tools(void)
+{
+    tools_made = make_tools();
+}
+
+static json_t *shared_tools(void)
+{
+    pthread_once(&tools_once, make_shared_tools);
+    return tools_made ? json_incref(tools_made) : NULL;
 }
 
 static json_t *p_tools(extension *base)
@@ -230,7 +247,7 @@ extension *platform_new(const ext_host *host, ext_registry *r)
     snprintf(p->base.name, sizeof p->base.name, "platform");
     p->host = host;
     p->r = r;
-    if (!(p->tools = make_tools()) || !(p->none = json_array())) {
+    if (!(p->tools = shared_tools()) || !(p->none = json_array())) {
         json_decref(p->tools);
         free(p);
         return NULL;

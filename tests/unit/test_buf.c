@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/buf.h"
 
 static void test_init_is_empty(void **state)
@@ -304,6 +306,33 @@ static void test_mark_truncated_no_room(void **state)
     buf_free(&b);
 }
 
+/* buf_json_string writes what jansson writes, for every control character, the characters
+ * JSON escapes, and UTF-8 of one to four bytes. */
+static void test_json_string_as_jansson_writes_it(void **state)
+{
+    (void)state;
+    char all[160];
+    size_t n = 0;
+    for (int c = 1; c < 0x80; c++)
+        all[n++] = (char)c;
+    memcpy(all + n, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"\\/", 13);
+    n += 13;
+    for (size_t len = 0; len <= n; len++) {
+        if (len < n && ((unsigned char)all[n - len] & 0xC0) == 0x80) continue; /* mid-character */
+        buf b;
+        buf_init(&b, 4096);
+        assert_int_equal(buf_json_string(&b, all + n - len, len), GD_OK);
+        json_t *s = json_stringn(all + n - len, len);
+        char *want = json_dumps(s, JSON_ENCODE_ANY);
+        assert_non_null(want);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(b.data, want, b.len);
+        free(want);
+        json_decref(s);
+        buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_mark_truncated_makes_room),
         cmocka_unit_test(test_mark_truncated_keeps_utf8_whole),
         cmocka_unit_test(test_mark_truncated_no_room),
+        cmocka_unit_test(test_json_string_as_jansson_writes_it),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

@@ -30,7 +30,8 @@ static void test_reads_an_openai_chunk(void **state)
     buf_init(&scratch, 1024);
     const char *s;
     size_t n;
-    assert_true(js_string(&d, js_get(&d, js_get(&d, choice, "delta"), "content"), &scratch, &s, &n));
+    assert_true(
+        js_string(&d, js_get(&d, js_get(&d, choice, "delta"), "content"), &scratch, &s, &n));
     assert_int_equal(n, 3);
     assert_memory_equal(s, "w1 ", 3);
     assert_null(scratch.data); /* no escapes: read in place */
@@ -73,11 +74,33 @@ static void test_refuses_what_jansson_refuses(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",          "{",           "[1,]",         "{\"a\":1,}",     "{'a':1}",      "01",
-        "1.",        "-",           "1e",           "tru",            "nul",          "[1] x",
-        "\"\\x\"",   "\"\\u00zz\"", "\"\\u0000\"",  "\"\\ud800\"",    "\"\\udc00\"",  "\"a\tb\"",
-        "\"\xc3\"",  "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "9223372036854775808",
-        "1e400",     "{\"a\" 1}",   "[1 2]",        "\"unterminated",
+        "",
+        "{",
+        "[1,]",
+        "{\"a\":1,}",
+        "{'a':1}",
+        "01",
+        "1.",
+        "-",
+        "1e",
+        "tru",
+        "nul",
+        "[1] x",
+        "\"\\x\"",
+        "\"\\u00zz\"",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"a\tb\"",
+        "\"\xc3\"",
+        "\"\xc0\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"",
+        "9223372036854775808",
+        "1e400",
+        "{\"a\" 1}",
+        "[1 2]",
+        "\"unterminated",
     };
     js_doc d;
     js_init(&d);
@@ -94,8 +117,17 @@ static void test_accepts_what_jansson_accepts(void **state)
 {
     (void)state;
     static const char *const good[] = {
-        " {} ", "[]", "-0", "1.5e-3", "1E+2", "1e-400", "\"\xf0\x9f\x98\x80\"", "true",
-        "[null,false,{\"\":[[]]}]", "-9223372036854775808", "\"\\/\\b\\f\\r\\t\"",
+        " {} ",
+        "[]",
+        "-0",
+        "1.5e-3",
+        "1E+2",
+        "1e-400",
+        "\"\xf0\x9f\x98\x80\"",
+        "true",
+        "[null,false,{\"\":[[]]}]",
+        "-9223372036854775808",
+        "\"\\/\\b\\f\\r\\t\"",
     };
     js_doc d;
     js_init(&d);
