@@ -55,10 +55,11 @@ typedef struct sess {
     json_t *tools;      /* reg's tools in the providers' shape, made again when they change */
     unsigned tools_gen; /* registry_tools_gen when they were made */
     size_t tools_bytes; /* their size as JSON, for the context estimate */
-    uint64_t noted;     /* note_ext_status's digest of what it noted last (0: nothing yet) */
-    unsigned reg_gen;   /* the configured set's generation reg was made from */
-    char *reg_key;      /* and the session's own extension settings, as JSON */
-    char *cwd;          /* the working directory the extensions were made for */
+    prov_tools_text tools_text; /* what the provider client wrote of them last */
+    uint64_t noted;   /* note_ext_status's digest of what it noted last (0: nothing yet) */
+    unsigned reg_gen; /* the configured set's generation reg was made from */
+    char *reg_key;    /* and the session's own extension settings, as JSON */
+    char *cwd;        /* the working directory the extensions were made for */
     ext_host host;
     ext_host_ops host_ops; /* ud: this session */
     struct agent *a;
@@ -350,8 +351,8 @@ static bool fx_stream(turn *t)
                       .signature = s_signature,
                       .tool_call = s_tool_call,
                       .burst = s_burst};
-    at->call = prov_call_start(at->a->pc, &at->pcfg, at->system, t->history, at->tools, &sink,
-                               on_provider_done, at);
+    at->call = prov_call_start(at->a->pc, &at->pcfg, at->system, t->history, at->tools,
+                               &at->se->tools_text, &sink, on_provider_done, at);
     return at->call != NULL;
 }
 
@@ -649,8 +650,9 @@ static void sampling_start(agent_req *r)
     prov_sink sink = {.ud = r, .text = sampling_text};
     json_t *none = json_array();
     const char *sys = json_string_value(json_object_get(r->params, "systemPrompt"));
-    r->call = none ? prov_call_start(a->pc, &pcfg, sys ? sys : "", h, none, &sink, sampling_done, r)
-                   : NULL;
+    r->call =
+        none ? prov_call_start(a->pc, &pcfg, sys ? sys : "", h, none, NULL, &sink, sampling_done, r)
+             : NULL;
     json_decref(none);
     json_decref(h);
     log_info("agent", "session %s: %s asked the model for a completion (sampling)", r->se->id,
@@ -1580,6 +1582,7 @@ void agent_session_deleted(agent *a, const char *session_id)
 static void sess_free(sess *s)
 {
     json_decref(s->tools);
+    prov_tools_text_clear(&s->tools_text);
     registry_free(s->reg); /* drops the extensions' open requests (request_cancel) */
     free(s->reg_key);
     free(s->cwd);
@@ -1792,6 +1795,7 @@ static void teardown(void *ud)
         s->reg = NULL;
         json_decref(s->tools);
         s->tools = NULL;
+        prov_tools_text_clear(&s->tools_text);
     }
     prov_client_free(a->pc);
     a->pc = NULL;

@@ -108,6 +108,27 @@ static void results_first(json_t *blocks)
     json_decref(sorted);
 }
 
+static json_t *an_build_tools(json_t *tools)
+{
+    if (!json_array_size(tools)) return NULL;
+    json_t *ts = json_array(), *t;
+    size_t i;
+    json_array_foreach(tools, i, t)
+    {
+        json_t *schema = json_object_get(t, "input_schema");
+        json_t *tool = json_pack("{s:O}", "name", json_object_get(t, "name"));
+        if (!tool) continue;
+        if (json_is_string(json_object_get(t, "description")))
+            json_object_set(tool, "description", json_object_get(t, "description"));
+        json_object_set_new(tool, "input_schema",
+                            json_is_object(schema)
+                                ? json_incref(schema)
+                                : json_pack("{s:s, s:{}}", "type", "object", "properties"));
+        json_array_append_new(ts, tool);
+    }
+    return ts;
+}
+
 static json_t *an_build(const provider_cfg *c, const char *system, json_t *messages, json_t *tools)
 {
     json_t *msgs = json_array(), *m;
@@ -143,23 +164,8 @@ static json_t *an_build(const provider_cfg *c, const char *system, json_t *messa
     if (system && *system) json_object_set_new(body, "system", json_string(system));
     json_object_set_new(body, "stream", json_true());
     json_object_set_new(body, "messages", msgs);
-    if (tools && json_array_size(tools)) {
-        json_t *ts = json_array(), *t;
-        json_array_foreach(tools, i, t)
-        {
-            json_t *schema = json_object_get(t, "input_schema");
-            json_t *tool = json_pack("{s:O}", "name", json_object_get(t, "name"));
-            if (!tool) continue;
-            if (json_is_string(json_object_get(t, "description")))
-                json_object_set(tool, "description", json_object_get(t, "description"));
-            json_object_set_new(tool, "input_schema",
-                                json_is_object(schema)
-                                    ? json_incref(schema)
-                                    : json_pack("{s:s, s:{}}", "type", "object", "properties"));
-            json_array_append_new(ts, tool);
-        }
-        json_object_set_new(body, "tools", ts);
-    }
+    json_t *ts = an_build_tools(tools);
+    if (ts) json_object_set_new(body, "tools", ts);
     return body;
 }
 
@@ -367,6 +373,7 @@ static gd_err an_parser_finish(prov_parser *p, prov_result *res)
 const prov_dialect_ops dialect_anthropic = {
     .name = "anthropic",
     .build = an_build,
+    .build_tools = an_build_tools,
     .url = an_url,
     .headers = an_headers,
     .parser_new = an_parser_new,

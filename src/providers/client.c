@@ -343,18 +343,60 @@ void prov_client_free(prov_client *cl)
     free(cl);
 }
 
+void prov_tools_text_clear(prov_tools_text *tt)
+{
+    json_decref(tt->tools);
+    free(tt->text);
+    *tt = (prov_tools_text){0};
+}
+
+char *prov_body_text(const prov_dialect_ops *d, const provider_cfg *cfg, const char *system,
+                     json_t *messages, json_t *tools, prov_tools_text *tt)
+{
+    prov_tools_text mine = {0};
+    if (!tt) tt = &mine;
+    if (tools && (tt->d != d || tt->tools != tools)) {
+        prov_tools_text_clear(tt);
+        json_t *t = d->build_tools(tools);
+        if (t) {
+            tt->text = json_dumps(t, JSON_COMPACT);
+            json_decref(t);
+            if (!tt->text) return NULL;
+            tt->len = strlen(tt->text);
+        }
+        tt->d = d;
+        tt->tools = json_incref(tools);
+    }
+    json_t *body = d->build(cfg, system, messages, NULL);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text && tools && tt->text) {
+        size_t len = strlen(text);    /* "{...}": the tools go before the closing brace */
+        size_t sep = len > 2 ? 1 : 0; /* a comma after the members before them */
+        char *all = malloc(len + tt->len + 10);
+        if (all) {
+            memcpy(all, text, len - 1);
+            memcpy(all + len - 1, ",\"tools\":" + 1 - sep, 8 + sep);
+            memcpy(all + len + 7 + sep, tt->text, tt->len);
+            memcpy(all + len + 7 + sep + tt->len, "}", 2);
+        }
+        free(text);
+        text = all;
+    }
+    prov_tools_text_clear(&mine);
+    return text;
+}
+
 prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char *system,
-                           json_t *messages, json_t *tools, const prov_sink *sink, prov_done done,
-                           void *ud)
+                           json_t *messages, json_t *tools, prov_tools_text *tt,
+                           const prov_sink *sink, prov_done done, void *ud)
 {
     prov_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->cl = cl;
     c->cfg = *cfg;
     c->d = dialect_of(cfg->def);
-    json_t *body = c->d->build(cfg, system, messages, tools);
-    c->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
+    c->body = prov_body_text(c->d, cfg, system, messages, tools, tt);
     c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Accept: text/event-stream");
     c->hdrs = c->d->headers(cfg, c->hdrs);

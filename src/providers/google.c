@@ -290,6 +290,29 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
     return parts;
 }
 
+static json_t *gm_build_tools(json_t *tools)
+{
+    if (!json_array_size(tools)) return NULL;
+    json_t *decls = json_array(), *t;
+    size_t i;
+    json_array_foreach(tools, i, t)
+    {
+        json_t *d = json_pack("{s:O}", "name", json_object_get(t, "name"));
+        if (!d) continue;
+        if (json_is_string(json_object_get(t, "description")))
+            json_object_set(d, "description", json_object_get(t, "description"));
+        json_t *in = json_object_get(t, "input_schema");
+        schema_ctx x = {.root = in, .active = json_object(), .budget = SCHEMA_NODES};
+        json_t *params = schema(in, &x, 0);
+        json_decref(x.active);
+        /* Gemini refuses an OBJECT without properties: a tool without arguments has none. */
+        if (json_object_get(params, "properties")) json_object_set(d, "parameters", params);
+        json_decref(params);
+        json_array_append_new(decls, d);
+    }
+    return json_pack("[{s:o}]", "functionDeclarations", decls);
+}
+
 static json_t *gm_build(const provider_cfg *c, const char *system, json_t *messages, json_t *tools)
 {
     json_t *contents = json_array(), *names = json_object(), *m;
@@ -316,25 +339,8 @@ static json_t *gm_build(const provider_cfg *c, const char *system, json_t *messa
         json_object_set_new(body, "systemInstruction",
                             json_pack("{s:[{s:s}]}", "parts", "text", system));
     json_object_set_new(body, "contents", contents);
-    if (tools && json_array_size(tools)) {
-        json_t *decls = json_array(), *t;
-        json_array_foreach(tools, i, t)
-        {
-            json_t *d = json_pack("{s:O}", "name", json_object_get(t, "name"));
-            if (!d) continue;
-            if (json_is_string(json_object_get(t, "description")))
-                json_object_set(d, "description", json_object_get(t, "description"));
-            json_t *in = json_object_get(t, "input_schema");
-            schema_ctx x = {.root = in, .active = json_object(), .budget = SCHEMA_NODES};
-            json_t *params = schema(in, &x, 0);
-            json_decref(x.active);
-            /* Gemini refuses an OBJECT without properties: a tool without arguments has none. */
-            if (json_object_get(params, "properties")) json_object_set(d, "parameters", params);
-            json_decref(params);
-            json_array_append_new(decls, d);
-        }
-        json_object_set_new(body, "tools", json_pack("[{s:o}]", "functionDeclarations", decls));
-    }
+    json_t *ts = gm_build_tools(tools);
+    if (ts) json_object_set_new(body, "tools", ts);
     return body;
 }
 
@@ -497,6 +503,7 @@ static void gm_error_body(const char *body, size_t len, prov_result *res)
 const prov_dialect_ops dialect_google = {
     .name = "google",
     .build = gm_build,
+    .build_tools = gm_build_tools,
     .url = gm_url,
     .headers = gm_headers,
     .parser_new = gm_parser_new,

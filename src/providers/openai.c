@@ -121,6 +121,21 @@ static json_t *convert_message(json_t *msg, json_t *out)
     return out;
 }
 
+static json_t *oa_build_tools(json_t *tools)
+{
+    if (!json_array_size(tools)) return NULL;
+    json_t *ts = json_array(), *t;
+    size_t i;
+    json_array_foreach(tools, i, t)
+    {
+        json_array_append_new(ts, json_pack("{s:s, s:{s:O, s:O, s:O}}", "type", "function",
+                                            "function", "name", json_object_get(t, "name"),
+                                            "description", json_object_get(t, "description"),
+                                            "parameters", json_object_get(t, "input_schema")));
+    }
+    return ts;
+}
+
 static json_t *oa_build(const provider_cfg *c, const char *system, json_t *messages, json_t *tools)
 {
     json_t *msgs = json_array();
@@ -131,17 +146,8 @@ static json_t *oa_build(const provider_cfg *c, const char *system, json_t *messa
     json_array_foreach(messages, i, m) convert_message(m, msgs);
     json_t *body = json_pack("{s:s, s:o, s:b, s:{s:b}}", "model", c->model, "messages", msgs,
                              "stream", 1, "stream_options", "include_usage", 1);
-    if (tools && json_array_size(tools)) {
-        json_t *ts = json_array(), *t;
-        json_array_foreach(tools, i, t)
-        {
-            json_array_append_new(ts, json_pack("{s:s, s:{s:O, s:O, s:O}}", "type", "function",
-                                                "function", "name", json_object_get(t, "name"),
-                                                "description", json_object_get(t, "description"),
-                                                "parameters", json_object_get(t, "input_schema")));
-        }
-        json_object_set_new(body, "tools", ts);
-    }
+    json_t *ts = oa_build_tools(tools);
+    if (ts) json_object_set_new(body, "tools", ts);
     return body;
 }
 
@@ -326,6 +332,7 @@ static gd_err oa_parser_finish(prov_parser *p, prov_result *res)
 const prov_dialect_ops dialect_openai = {
     .name = "openai",
     .build = oa_build,
+    .build_tools = oa_build_tools,
     .url = oa_url,
     .headers = oa_headers,
     .parser_new = oa_parser_new,

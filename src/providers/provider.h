@@ -100,8 +100,12 @@ typedef struct prov_parser prov_parser;
 /* A dialect: request building and stream parsing. No I/O here. */
 typedef struct {
     const char *name;
-    /* The request body. Caller owns the result. */
+    /* The request body; its tools (when any) are its last member, "tools", as build_tools makes
+     * them. Caller owns the result. */
     json_t *(*build)(const provider_cfg *c, const char *system, json_t *messages, json_t *tools);
+    /* The value of that "tools" member for tools (goosed's list: name, description,
+     * input_schema); NULL when there are none. Caller owns the result. */
+    json_t *(*build_tools)(json_t *tools);
     /* The endpoint URL for a streamed request, written into url. */
     void (*url)(const provider_cfg *c, char *url, size_t len);
     /* Appends auth and dialect headers (Content-Type and Accept are added by the client). */
@@ -159,13 +163,30 @@ typedef void (*prov_done)(void *ud, const prov_result *res);
 prov_client *prov_client_new(loop *l, char *err, size_t errlen);
 /* Frees the client; calls still running end without their done. */
 void prov_client_free(prov_client *cl);
+/* A tools list written in a dialect's shape, kept between the requests of a conversation: a
+ * session's tools are the same request after request, and writing them was most of the cost of
+ * a request body. Zero it before use; prov_tools_text_clear frees what it holds. Loop thread. */
+typedef struct {
+    const prov_dialect_ops *d; /* the dialect it was written for */
+    json_t *tools;             /* the list it was written from (a reference: never reused) */
+    char *text;
+    size_t len;
+} prov_tools_text;
+void prov_tools_text_clear(prov_tools_text *tt);
+/* The request body as text, as JSON_COMPACT writes d->build's: the body without its tools, then
+ * the tools' text (tt's when written for d and this list; else written now, and kept in tt when
+ * tt is not NULL) spliced in as its last member. NULL when out of memory. Caller frees. */
+char *prov_body_text(const prov_dialect_ops *d, const provider_cfg *cfg, const char *system,
+                     json_t *messages, json_t *tools, prov_tools_text *tt);
+
 /* Starts a streamed request. Takes no ownership of messages/tools (they are serialised now).
+ * tt (may be NULL) keeps tools' text for the next request with the same list.
  * Retries 429, 5xx and connection errors with exponential backoff and jitter, honouring
  * Retry-After, up to cfg->max_retries times, but never once output has reached the sink.
  * Returns NULL (and does not call done) only when out of memory. */
 prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char *system,
-                           json_t *messages, json_t *tools, const prov_sink *sink, prov_done done,
-                           void *ud);
+                           json_t *messages, json_t *tools, prov_tools_text *tt,
+                           const prov_sink *sink, prov_done done, void *ud);
 /* Asks a call to stop; done follows with stop_reason "cancelled". The handle is valid until
  * done has returned. */
 void prov_call_cancel(prov_call *c);

@@ -1576,6 +1576,48 @@ static void test_url_and_headers(void **state)
     assert_null(strstr(url, "k-123"));
 }
 
+/* prov_body_text: what build writes, for every dialect, with the tools written once per list
+ * and dialect and spliced in. */
+static void test_body_text_splices_the_tools(void **state)
+{
+    (void)state;
+    const prov_dialect_ops *ds[] = {&dialect_openai, &dialect_anthropic, &dialect_google};
+    const char *models[] = {"gpt-4o", "claude-sonnet-4-20250514", "gemini-2.0-flash"};
+    const char *names[] = {"openai", "anthropic", "google"};
+    prov_tools_text tt = {0};
+    for (int k = 0; k < 3; k++) {
+        provider_cfg c = cfg_for(names[k], models[k]);
+        json_t *m = parse(CONVERSATION), *t = parse(TOOLS), *none = parse("[]");
+        for (int round = 0; round < 2; round++) {
+            char *text = prov_body_text(ds[k], &c, "Be brief.", m, t, &tt);
+            assert_non_null(text);
+            json_t *got = parse(text), *want = ds[k]->build(&c, "Be brief.", m, t);
+            char *want_text = json_dumps(want, JSON_COMPACT);
+            assert_string_equal(text, want_text); /* byte for byte, not only the same JSON */
+            assert_true(json_equal(got, want));
+            assert_ptr_equal(tt.d, ds[k]);
+            assert_ptr_equal(tt.tools, t);
+            const char *kept = tt.text;
+            free(text);
+            free(want_text);
+            json_decref(got);
+            json_decref(want);
+            text = prov_body_text(ds[k], &c, "Be brief.", m, t, &tt);
+            assert_ptr_equal(tt.text, kept); /* the same list: its text was not written again */
+            free(text);
+        }
+        char *text = prov_body_text(ds[k], &c, NULL, m, none, &tt);
+        json_t *got = parse(text);
+        assert_null(json_object_get(got, "tools"));
+        json_decref(got);
+        free(text);
+        json_decref(m);
+        json_decref(t);
+        json_decref(none);
+    }
+    prov_tools_text_clear(&tt);
+}
+
 int main(void)
 {
     ids_init();
@@ -1599,6 +1641,7 @@ int main(void)
         cmocka_unit_test(test_answer_tool_calls),
         cmocka_unit_test(test_url_and_headers),
         cmocka_unit_test(test_transient_errors),
+        cmocka_unit_test(test_body_text_splices_the_tools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
