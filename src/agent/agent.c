@@ -36,6 +36,8 @@ typedef struct agent_req agent_req;
 
 /* A session the agent knows about. `mu` guards b, refs, watchers, running and idle_since; the
  * fields below the line belong to the loop thread. */
+#define TOOLS_SHARED 8 /* distinct tools lists kept for sessions to share */
+
 typedef struct sess {
     char id[UUID_STR_LEN];
     bus *b;
@@ -55,11 +57,10 @@ typedef struct sess {
     json_t *tools;      /* reg's tools in the providers' shape, made again when they change */
     unsigned tools_gen; /* registry_tools_gen when they were made */
     size_t tools_bytes; /* their size as JSON, for the context estimate */
-    prov_tools_text tools_text; /* what the provider client wrote of them last */
-    uint64_t noted;   /* note_ext_status's digest of what it noted last (0: nothing yet) */
-    unsigned reg_gen; /* the configured set's generation reg was made from */
-    char *reg_key;    /* and the session's own extension settings, as JSON */
-    char *cwd;        /* the working directory the extensions were made for */
+    uint64_t noted;     /* note_ext_status's digest of what it noted last (0: nothing yet) */
+    unsigned reg_gen;   /* the configured set's generation reg was made from */
+    char *reg_key;      /* and the session's own extension settings, as JSON */
+    char *cwd;          /* the working directory the extensions were made for */
     ext_host host;
     ext_host_ops host_ops; /* ud: this session */
     struct agent *a;
@@ -93,7 +94,103 @@ struct agent {
     /* ---- loop thread ---- */
     prov_client *pc;
     loop_timer *ticker;
+    /* Sessions whose extensions offer the same tools share one list (shared_tools), and the
+     * provider client's text of it (tools_text_slot). */
+    struct {
+        json_t *list; /* registry_tools's answer */
+        size_t bytes; /* its size as JSON */
+        size_t n;     /* what it was made from: each extension's name and tools list */
+        char (*names)[EXT_NAME_MAX];
+        json_t **src; /* (references: a list is never changed, so never reused) */
+        uint64_t used;
+    } shared[TOOLS_SHARED];
+    struct {
+        prov_tools_text tt;
+        uint64_t used;
+    } texts[TOOLS_SHARED];
+    uint64_t clock;
 };
+
+/* ---- tools shared between sessions (loop thread) ---- */
+
+static void shared_entry_clear(agent *a, int i)
+{
+    json_decref(a->shared[i].list);
+    for (size_t k = 0; k < a->shared[i].n; k++)
+        json_decref(a->shared[i].src[k]);
+    free(a->shared[i].src);
+    free(a->shared[i].names);
+    memset(&a->shared[i], 0, sizeof a->shared[i]);
+}
+
+static void shared_tools_free(agent *a)
+{
+    for (int i = 0; i < TOOLS_SHARED; i++) {
+        shared_entry_clear(a, i);
+        prov_tools_text_clear(&a->texts[i].tt);
+    }
+}
+
+static size_t json_text_size(const json_t *v);
+
+/* reg's tools in the providers' shape (registry_tools), and their size as JSON in *bytes: the
+ * same list as another session's whose extensions offer the same tools (by name and list). A
+ * new reference; NULL when out of memory. */
+static json_t *shared_tools(agent *a, ext_registry *reg, size_t *bytes)
+{
+    size_t n = registry_count(reg);
+    int victim = 0;
+    for (int i = 0; i < TOOLS_SHARED; i++) {
+        if (a->shared[i].used < a->shared[victim].used) victim = i;
+        if (!a->shared[i].list || a->shared[i].n != n) continue;
+        size_t k = 0;
+        for (; k < n; k++) {
+            extension *x = registry_get(reg, k);
+            if (strcmp(a->shared[i].names[k], x->name) || a->shared[i].src[k] != x->ops->tools(x))
+                break;
+        }
+        if (k < n) continue;
+        a->shared[i].used = ++a->clock;
+        *bytes = a->shared[i].bytes;
+        return json_incref(a->shared[i].list);
+    }
+    json_t *list = registry_tools(reg);
+    if (!list) return NULL;
+    *bytes = json_text_size(list);
+    shared_entry_clear(a, victim);
+    a->shared[victim].src = n ? calloc(n, sizeof *a->shared[victim].src) : NULL;
+    a->shared[victim].names = n ? calloc(n, sizeof *a->shared[victim].names) : NULL;
+    if (n && (!a->shared[victim].src || !a->shared[victim].names)) {
+        shared_entry_clear(a, victim);
+        return list; /* not shared, but right */
+    }
+    for (size_t k = 0; k < n; k++) {
+        extension *x = registry_get(reg, k);
+        snprintf(a->shared[victim].names[k], EXT_NAME_MAX, "%s", x->name);
+        a->shared[victim].src[k] = json_incref(x->ops->tools(x));
+    }
+    a->shared[victim].n = n;
+    a->shared[victim].list = json_incref(list);
+    a->shared[victim].bytes = *bytes;
+    a->shared[victim].used = ++a->clock;
+    return list;
+}
+
+/* Where the provider client keeps its text of tools in dialect d's shape: the slot that holds
+ * it already, or the least recently used one (prov_body_text writes it there). */
+static prov_tools_text *tools_text_slot(agent *a, json_t *tools, const prov_dialect_ops *d)
+{
+    int victim = 0;
+    for (int i = 0; i < TOOLS_SHARED; i++) {
+        if (a->texts[i].tt.tools == tools && a->texts[i].tt.d == d) {
+            a->texts[i].used = ++a->clock;
+            return &a->texts[i].tt;
+        }
+        if (a->texts[i].used < a->texts[victim].used) victim = i;
+    }
+    a->texts[victim].used = ++a->clock;
+    return &a->texts[victim].tt;
+}
 
 /* A store completion on its way to the loop. */
 typedef struct {
@@ -352,7 +449,8 @@ static bool fx_stream(turn *t)
                       .tool_call = s_tool_call,
                       .burst = s_burst};
     at->call = prov_call_start(at->a->pc, &at->pcfg, at->system, t->history, at->tools,
-                               &at->se->tools_text, &sink, on_provider_done, at);
+                               tools_text_slot(at->a, at->tools, dialect_of(at->pcfg.def)), &sink,
+                               on_provider_done, at);
     return at->call != NULL;
 }
 
@@ -978,10 +1076,7 @@ static void registry_started(void *ud, gd_err e, const char *why)
     unsigned gen = registry_tools_gen(se->reg);
     if (!se->tools || se->tools_gen != gen) {
         json_decref(se->tools);
-        if ((se->tools = registry_tools(se->reg))) {
-            se->tools_gen = gen;
-            se->tools_bytes = json_text_size(se->tools);
-        }
+        if ((se->tools = shared_tools(a, se->reg, &se->tools_bytes))) se->tools_gen = gen;
     }
     bool chat = at->mode == MODE_CHAT; /* no tools offered */
     if (!se->tools || !(at->tools = chat ? json_array() : json_incref(se->tools)) ||
@@ -1582,7 +1677,6 @@ void agent_session_deleted(agent *a, const char *session_id)
 static void sess_free(sess *s)
 {
     json_decref(s->tools);
-    prov_tools_text_clear(&s->tools_text);
     registry_free(s->reg); /* drops the extensions' open requests (request_cancel) */
     free(s->reg_key);
     free(s->cwd);
@@ -1795,8 +1889,8 @@ static void teardown(void *ud)
         s->reg = NULL;
         json_decref(s->tools);
         s->tools = NULL;
-        prov_tools_text_clear(&s->tools_text);
     }
+    shared_tools_free(a);
     prov_client_free(a->pc);
     a->pc = NULL;
     pthread_mutex_lock(&m->mu);
