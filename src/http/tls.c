@@ -92,7 +92,8 @@ static gd_err read_small(struct file_ref f, char **out, char *err, size_t errlen
     if (strlen(data) != n) {
         explicit_bzero(data, n);
         free(data);
-        snprintf(err, errlen, "%s %s: holds NUL bytes: not a PEM file (a DER file converts with "
+        snprintf(err, errlen,
+                 "%s %s: holds NUL bytes: not a PEM file (a DER file converts with "
                  "openssl x509 -inform der, or openssl pkey -inform der)",
                  f.label, f.path);
         return GD_EINVAL;
@@ -125,16 +126,19 @@ static gd_err check_pair(const char *cert_pem, const char *key_pem, struct file_
                          size_t errlen)
 {
     if (!strstr(cert_pem, "-----BEGIN CERTIFICATE-----")) {
-        snprintf(err, errlen, "%s %s: not a PEM certificate (no \"-----BEGIN CERTIFICATE-----\" "
+        snprintf(err, errlen,
+                 "%s %s: not a PEM certificate (no \"-----BEGIN CERTIFICATE-----\" "
                  "line)%s",
                  cf.label, cf.path,
-                 strstr(cert_pem, "PRIVATE KEY-----") ? "; it holds a private key: are tls_cert and "
-                                                        "tls_key swapped?"
-                                                      : "");
+                 strstr(cert_pem, "PRIVATE KEY-----")
+                     ? "; it holds a private key: are tls_cert and "
+                       "tls_key swapped?"
+                     : "");
         return GD_EINVAL;
     }
     if (!strstr(key_pem, "PRIVATE KEY-----")) {
-        snprintf(err, errlen, "%s %s: not a PEM private key (no \"-----BEGIN ... PRIVATE KEY-----\" "
+        snprintf(err, errlen,
+                 "%s %s: not a PEM private key (no \"-----BEGIN ... PRIVATE KEY-----\" "
                  "line)%s",
                  kf.label, kf.path,
                  strstr(key_pem, "-----BEGIN CERTIFICATE-----")
@@ -143,7 +147,8 @@ static gd_err check_pair(const char *cert_pem, const char *key_pem, struct file_
         return GD_EINVAL;
     }
     if (strstr(key_pem, "ENCRYPTED")) {
-        snprintf(err, errlen, "%s %s: the private key is encrypted with a passphrase; goosed "
+        snprintf(err, errlen,
+                 "%s %s: the private key is encrypted with a passphrase; goosed "
                  "needs it unencrypted (openssl pkey -in KEY -out KEY.plain), in a file only "
                  "goosed's user can read",
                  kf.label, kf.path);
@@ -178,7 +183,8 @@ static gd_err check_pair(const char *cert_pem, const char *key_pem, struct file_
         goto out;
     }
     if (kn != cn || memcmp(kid, cid, kn) != 0) {
-        snprintf(err, errlen, "%s %s does not match the certificate in %s %s (their public keys "
+        snprintf(err, errlen,
+                 "%s %s does not match the certificate in %s %s (their public keys "
                  "differ; the first certificate of the file must be the server's own)",
                  kf.label, kf.path, cf.label, cf.path);
         goto out;
@@ -266,8 +272,7 @@ static gd_err make_dirs(const char *dir, char *err, size_t errlen)
 }
 
 /* Writes data to path through a temporary file renamed over it, with the given mode. */
-static gd_err write_file(const char *path, const char *data, mode_t mode, char *err,
-                         size_t errlen)
+static gd_err write_file(const char *path, const char *data, mode_t mode, char *err, size_t errlen)
 {
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -327,8 +332,7 @@ static int add_san(gnutls_x509_crt_t crt, const char *host)
 /* Makes an ECDSA P-256 key and a certificate for it, signed by itself, naming localhost,
  * 127.0.0.1, ::1 and host (for a wildcard host: this machine's name). Both PEM strings are the
  * caller's to free (the key wiped first). */
-static gd_err make_pair(const char *host, char **cert_pem, char **key_pem, char *err,
-                        size_t errlen)
+static gd_err make_pair(const char *host, char **cert_pem, char **key_pem, char *err, size_t errlen)
 {
     gnutls_x509_privkey_t key = NULL;
     gnutls_x509_crt_t crt = NULL;
@@ -357,16 +361,17 @@ static gd_err make_pair(const char *host, char **cert_pem, char **key_pem, char 
         gnutls_x509_crt_set_expiration_time(crt, now + (time_t)SELF_SIGNED_DAYS * 86400));
     TRY("the certificate", gnutls_x509_crt_set_dn(crt, "CN=" SELF_SIGNED_CN, NULL));
     TRY("the certificate", gnutls_x509_crt_set_key(crt, key));
-    TRY("the certificate's names", gnutls_x509_crt_set_subject_alt_name(
-                                       crt, GNUTLS_SAN_DNSNAME, "localhost", 9, GNUTLS_FSAN_APPEND));
+    TRY("the certificate's names",
+        gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "localhost", 9,
+                                             GNUTLS_FSAN_APPEND));
     TRY("the certificate's names", add_san(crt, "127.0.0.1"));
     TRY("the certificate's names", add_san(crt, "::1"));
     if (wildcard_host(host)) {
         char me[256] = "";
         if (gethostname(me, sizeof me - 1) == 0 && me[0] && strcmp(me, "localhost") != 0)
             TRY("the certificate's names", add_san(crt, me));
-    } else if (strcasecmp(host, "localhost") && strcmp(host, "127.0.0.1") &&
-               strcmp(host, "::1") && strcmp(host, "[::1]")) {
+    } else if (strcasecmp(host, "localhost") && strcmp(host, "127.0.0.1") && strcmp(host, "::1") &&
+               strcmp(host, "[::1]")) {
         TRY("the certificate's names", add_san(crt, host));
     }
     TRY("the certificate", gnutls_x509_crt_set_basic_constraints(crt, 0, -1));
@@ -375,8 +380,8 @@ static gd_err make_pair(const char *host, char **cert_pem, char **key_pem, char 
     TRY("the certificate", gnutls_x509_crt_set_subject_key_id(crt, kid, kn));
     TRY("the signature", gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
     TRY("the certificate", gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &c));
-    TRY("the key", gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL,
-                                                      GNUTLS_PKCS_PLAIN, &k));
+    TRY("the key",
+        gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &k));
 #undef TRY
     *cert_pem = strndup((const char *)c.data, c.size);
     *key_pem = strndup((const char *)k.data, k.size);
@@ -434,7 +439,8 @@ static gd_err self_signed(const config *cfg, tls_creds *out, struct cert_info *i
                          cpath, cfg->host, kpath);
             return GD_OK;
         }
-        log_warn("tls", "the self-signed certificate %s expires within a day: making a new one "
+        log_warn("tls",
+                 "the self-signed certificate %s expires within a day: making a new one "
                  "(its fingerprint changes)",
                  cpath);
         tls_creds_free(out);
@@ -471,7 +477,8 @@ static gd_err given_files(const config *cfg, tls_creds *out, struct cert_info *i
     warn_key_mode(kf);
     warn_validity(cf, info);
     if (!info->names_host)
-        log_warn("tls", "tls_cert %s does not name host %s: clients that connect by that name "
+        log_warn("tls",
+                 "tls_cert %s does not name host %s: clients that connect by that name "
                  "and check it will refuse it",
                  cfg->tls_cert, cfg->host);
     return GD_OK;
@@ -482,12 +489,14 @@ gd_err tls_load(const config *cfg, tls_creds *out, char *err, size_t errlen)
     memset(out, 0, sizeof *out);
     bool files = cfg->tls_cert[0] || cfg->tls_key[0];
     if (files && cfg->tls_self_signed) {
-        snprintf(err, errlen, "tls_self_signed is true and tls_cert or tls_key is set too: give "
+        snprintf(err, errlen,
+                 "tls_self_signed is true and tls_cert or tls_key is set too: give "
                  "either the certificate and key files, or tls_self_signed");
         return GD_EINVAL;
     }
     if (files && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
-        snprintf(err, errlen, "%s is set but %s is not: TLS needs both the certificate (tls_cert, "
+        snprintf(err, errlen,
+                 "%s is set but %s is not: TLS needs both the certificate (tls_cert, "
                  "env GOOSE_TLS_CERT) and its private key (tls_key, env GOOSE_TLS_KEY), PEM files",
                  cfg->tls_cert[0] ? "tls_cert" : "tls_key",
                  cfg->tls_cert[0] ? "tls_key" : "tls_cert");

@@ -20,9 +20,9 @@
 typedef struct {
     char *cert_pem; /* the certificate (chain), PEM, NUL-terminated */
     char *key_pem;  /* the private key, PEM, NUL-terminated; wiped when freed */
-    char fingerprint[TLS_FINGERPRINT_LEN];    /* of the first (the server's) certificate */
-    char cert_path[PATH_MAX];                 /* where the certificate came from */
-    bool generated;                           /* made by this start (tls_self_signed) */
+    char fingerprint[TLS_FINGERPRINT_LEN]; /* of the first (the server's) certificate */
+    char cert_path[PATH_MAX];              /* where the certificate came from */
+    bool generated;                        /* made by this start (tls_self_signed) */
 } tls_creds;
 
 /* Whether cfg asks for TLS (tls_cert, tls_key or tls_self_signed set). */
