@@ -61,7 +61,12 @@ static gd_err read_small(struct file_ref f, char **out, char *err, size_t errlen
         return GD_EIO;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)TLS_FILE_MAX) {
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s %s: cannot read: %s", f.label, f.path, strerror(errno));
+        close(fd);
+        return GD_EIO;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > (off_t)TLS_FILE_MAX) {
         snprintf(err, errlen, "%s %s: %s", f.label, f.path,
                  !S_ISREG(st.st_mode) ? "not a regular file"
                                       : "larger than 1 MB: not a certificate or a key");

@@ -80,6 +80,27 @@ async function servedCert(srv) {
   return cert;
 }
 
+/** Resolves once the server's stdout has a line GOOSED_CERT_FINGERPRINT=<fp> (stdout and stderr
+ *  are separate pipes: the listening line on stderr may be read first). */
+function printedFingerprint(srv, fp) {
+  const re = new RegExp(`^GOOSED_CERT_FINGERPRINT=${fp}$`, 'm');
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!re.test(srv.stdout())) return;
+      clearTimeout(timer);
+      srv.proc.stdout.off('data', later);
+      resolve();
+    };
+    const later = () => setImmediate(check); // after lib/server.mjs has added the data
+    const timer = setTimeout(() => {
+      srv.proc.stdout.off('data', later);
+      reject(new Error(`stdout has no GOOSED_CERT_FINGERPRINT=${fp}: ${JSON.stringify(srv.stdout())}`));
+    }, WAIT_MS);
+    srv.proc.stdout.on('data', later);
+    check();
+  });
+}
+
 function yaml(o) {
   return Object.entries(o).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join('');
 }
@@ -115,7 +136,7 @@ describe('TLS with certificate and key files', { skip }, () => {
     assert.deepEqual([r.status, r.text], [200, 'ok']);
     assert.equal(r.cert.fingerprint256, certs.fingerprint, 'the certificate served is tls_cert');
     assert.equal(srv.log().match(FINGERPRINT)[1], certs.fingerprint);
-    assert.match(srv.stdout(), new RegExp(`^GOOSED_CERT_FINGERPRINT=${certs.fingerprint}$`, 'm'));
+    await printedFingerprint(srv, certs.fingerprint);
     // by name too: the certificate names localhost
     const byName = await httpsRequest({ ...srv, connectHost: 'localhost' }, 'GET', '/status', { headers: { Host: `localhost:${srv.port}` } });
     assert.equal(byName.status, 200);
@@ -217,7 +238,7 @@ describe('TLS with a self-signed certificate (tls_self_signed)', { skip }, () =>
     try {
       assert.match(first.url, /^https:/);
       printed = first.log().match(FINGERPRINT)[1];
-      assert.match(first.stdout(), new RegExp(`^GOOSED_CERT_FINGERPRINT=${printed}$`, 'm'));
+      await printedFingerprint(first, printed);
       assert.match(first.log(), /made a self-signed certificate/);
       const cert = await servedCert(first);
       assert.equal(cert.fingerprint256, printed, 'the fingerprint printed is that of the certificate served');
