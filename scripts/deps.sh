@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what goosed needs on Debian 12, idempotently and quietly when all is present.
 #   scripts/deps.sh build   compiler, CMake and the libraries goosed links
-#   scripts/deps.sh test    build + cmocka + Node, the npm packages of package-lock.json and nginx
-#                          (the trusted-proxy tests run goosed behind it)
+#   scripts/deps.sh test    build + cmocka + Node, the npm packages of package-lock.json, nginx
+#                          (the trusted-proxy tests run goosed behind it) and openssl (the TLS
+#                          tests make their certificates with it)
 #   scripts/deps.sh bench   build + wrk and nginx (the benchmark's reference server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +11,13 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 # bubblewrap: shell commands and stdio extensions run under bwrap (without it goosed refuses to
 # run tools unless `sandbox: off`).
+# libgnutls28-dev: goosed's own TLS (the certificate checked and the self-signed one made with the
+# library libmicrohttpd serves it with).
 pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev
-      libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap)
+      libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap libgnutls28-dev)
 case $what in
   build) ;;
-  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light) ;;
+  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl) ;;
   bench) pkgs+=(wrk nginx-light) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

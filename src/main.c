@@ -104,9 +104,17 @@ int main(int argc, char **argv)
     }
     cfg.port = http_port(srv);
     const char *lb = strchr(cfg.host, ':') ? "[" : "", *rb = *lb ? "]" : "";
-    /* Always printed, whatever the filter: scripts and tests wait for this line. */
-    log_write(LOG_INFO, "server", "goosed %s listening on http://%s%s%s:%ld", GOOSED_VERSION, lb,
-              cfg.host, rb, cfg.port);
+    /* Always printed, whatever the filter: scripts and tests wait for the listening line; the
+     * fingerprint comes before it, on stdout too as the real goosed prints it (Goose Desktop
+     * pins the certificate with it). */
+    const char *fp = http_tls_fingerprint(srv);
+    if (fp) {
+        log_write(LOG_INFO, "server", "TLS certificate SHA-256 fingerprint: %s", fp);
+        printf("GOOSED_CERT_FINGERPRINT=%s\n", fp);
+        fflush(stdout);
+    }
+    log_write(LOG_INFO, "server", "goosed %s listening on %s://%s%s%s:%ld", GOOSED_VERSION,
+              http_scheme(srv), lb, cfg.host, rb, cfg.port);
     if (!cfg.provider[0])
         log_info(
             "server",

@@ -100,6 +100,12 @@ static const struct cfg_key {
      "a list of proxy addresses such as 127.0.0.1"},
     {"insecure_no_auth", "GOOSE_INSECURE_NO_AUTH", "insecure-no-auth", K_BOOL, 0, 0,
      offsetof(config, insecure_no_auth), 0, "true or false"},
+    {"tls_cert", "GOOSE_TLS_CERT", NULL, K_STR, 0, 0, STR(tls_cert),
+     "the path of a PEM certificate file"},
+    {"tls_key", "GOOSE_TLS_KEY", NULL, K_STR, 0, 0, STR(tls_key),
+     "the path of a PEM private key file"},
+    {"tls_self_signed", "GOOSE_TLS_SELF_SIGNED", NULL, K_BOOL, 0, 0,
+     offsetof(config, tls_self_signed), 0, "true or false"},
 #undef STR
 };
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -125,6 +131,8 @@ static const char usage[] =
     "GOOSE_API_TIMEOUT, GOOSE_MAX_RETRIES, GOOSE_MAX_BODY_SIZE, GOOSE_CORS_ORIGINS, RUST_LOG,\n"
     "GOOSE_SERVER__SECRET_KEY (clients then send it as X-Secret-Key), GOOSE_TRUSTED_PROXY_HEADER,\n"
     "GOOSE_TRUSTED_PROXIES, GOOSE_INSECURE_NO_AUTH,\n"
+    "GOOSE_TLS_CERT and GOOSE_TLS_KEY (serve HTTPS with these PEM files), GOOSE_TLS_SELF_SIGNED\n"
+    "(serve HTTPS with a self-signed certificate made at first start),\n"
     "XDG_DATA_HOME (sessions are stored in $XDG_DATA_HOME/goose/sessions/goosed.db).\n"
     "Precedence: flag > environment > config.yaml > default.\n";
 

@@ -18,6 +18,11 @@ typedef struct http_req http_req;
 http_server *http_start(const config *cfg, const http_route *routes, size_t nroutes, void *app,
                         char *err, size_t errlen);
 int http_port(const http_server *s);
+/* "https" when the server serves TLS (tls_cert and tls_key, or tls_self_signed), else "http". */
+const char *http_scheme(const http_server *s);
+/* The SHA-256 fingerprint of the certificate served ("AB:CD:...", owned by the server), or
+ * NULL when the server speaks plain HTTP. */
+const char *http_tls_fingerprint(const http_server *s);
 /* Graceful stop: stop accepting, wait up to timeout_ms for requests in flight (upgraded
  * connections included), then close all and free the server. false, with nothing freed, when
  * some are still in flight then: the caller must not free what they use (end the process). */

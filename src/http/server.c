@@ -53,6 +53,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "http/conns.h"
+#include "http/tls.h"
 
 #define MAX_EXTRA_HEADERS 8
 #define RID_MAX           128
@@ -79,6 +80,8 @@ struct http_server {
     bool loopback;        /* bound to a loopback address: Host is checked (DNS rebinding) */
     atomic_ulong errors;  /* error responses sent, for the operator */
     atomic_bool stopping; /* new connections are refused */
+    bool tls_on;          /* HTTPS (tls.h): the certificate and key below */
+    tls_creds tls;
 };
 
 struct http_req {
@@ -108,6 +111,8 @@ struct http_req {
     char *hdrs[MAX_EXTRA_HEADERS][2];
     http_upgrade_fn upgrade; /* http_reply_upgrade */
     void *upgrade_cls;
+    struct MHD_UpgradeResponseHandle *urh; /* once upgraded: what http_upgrade_close ends */
+    int tcp_fd;                            /* and the client's socket (TLS: not the app's) */
     conn *cn;       /* the connection's record in s->conns; NULL when it could not be made */
     auth_user user; /* who sent it (auth_request) */
 };
@@ -388,11 +393,17 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
 
 /* ---- protocol upgrades ---- */
 
+/* The http_upgrade handed to the application is the request itself: MHD frees it (on_completed)
+ * only after http_upgrade_close. */
 static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra,
                         size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
     http_req *r = con_cls;
-    r->upgrade(r, r->upgrade_cls, (int)sock, extra, extra_len, (http_upgrade *)urh);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->urh = urh;
+    r->tcp_fd = ci ? ci->connect_fd : -1;
+    r->upgrade(r, r->upgrade_cls, (int)sock, extra, extra_len, (http_upgrade *)r);
 }
 
 void http_reply_upgrade(http_req *r, http_upgrade_fn fn, void *cls)
@@ -404,7 +415,17 @@ void http_reply_upgrade(http_req *r, http_upgrade_fn fn, void *cls)
 
 void http_upgrade_close(http_upgrade *up)
 {
-    MHD_upgrade_action((struct MHD_UpgradeResponseHandle *)up, MHD_UPGRADE_ACTION_CLOSE);
+    http_req *r = (http_req *)up;
+    struct MHD_UpgradeResponseHandle *urh = r->urh; /* r may be freed once the action is taken */
+    /* With TLS the application has one end of a socket pair and MHD carries the bytes to the
+     * client. libmicrohttpd 0.9.75 then closes the client's connection only when it sees the
+     * end of both directions, and it does not look again once the application's end is shut
+     * (as ws.c's lingering close does first): a client waiting for the server to close, as
+     * RFC 6455 says it should, would wait for ever. Shutting the reading side of the client's
+     * socket wakes MHD up, which reads that end, sends what it still holds, and closes. It is
+     * done before the action: until then MHD cannot have closed (and reused) the descriptor. */
+    if (r->s->tls_on && r->tcp_fd >= 0) shutdown(r->tcp_fd, SHUT_RD);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
 }
 
 bool http_stopping(http_req *r)
@@ -495,8 +516,9 @@ static bool host_allowed(const http_server *s, const char *host)
 }
 
 /* Whether origin ("http://127.0.0.1:3000") is this server's own: a loopback name with this
- * server's port, or a host named in allowed_hosts ("*" names none here). Comparing Origin with
- * the request's Host would not do: a rebound page sends its own domain as both. */
+ * server's port and scheme (https when it serves TLS), or a host named in allowed_hosts ("*"
+ * names none here; a proxy in front may serve it either way). Comparing Origin with the request's
+ * Host would not do: a rebound page sends its own domain as both. */
 static bool origin_is_own(const http_server *s, const char *origin)
 {
     if (!origin) return false;
@@ -507,7 +529,8 @@ static bool origin_is_own(const http_server *s, const char *origin)
     long port;
     if (!host_split(host, name, sizeof name, &port)) return false;
     if (port == 0) port = tls ? 443 : 80;
-    return (loopback_name(name) && port == s->port) || host_listed(s->cfg, host, name, false);
+    return (loopback_name(name) && port == s->port && tls == s->tls_on) ||
+           host_listed(s->cfg, host, name, false);
 }
 
 static bool is_json_type(const char *ct)
@@ -1110,11 +1133,20 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     s->routes = routes;
     s->nroutes = nroutes;
     s->app = app;
+    /* the certificate first: a bad file stops the start before anything is bound */
+    if (tls_wanted(cfg)) {
+        if (tls_load(cfg, &s->tls, err, errlen) != GD_OK) {
+            free(s);
+            return NULL;
+        }
+        s->tls_on = true;
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
     int family = AF_INET;
     s->listen_fd = listen_on(cfg->host, (int)cfg->port, &family, err, errlen);
     if (s->listen_fd < 0) {
+        tls_creds_free(&s->tls);
         free(s);
         return NULL;
     }
@@ -1137,6 +1169,7 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
                                          cfg->header_timeout, err, errlen);
     if (!s->conns) {
         close(s->listen_fd);
+        tls_creds_free(&s->tls);
         free(s);
         return NULL;
     }
@@ -1147,17 +1180,29 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    s->daemon =
-        MHD_start_daemon(flags, 0, on_accept, s, on_access, s, MHD_OPTION_LISTEN_SOCKET,
-                         (MHD_socket)s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-                         on_connection, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)mhd_limit,
-                         MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER,
-                         on_mhd_log, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
+    /* HTTPS: TLS 1.2 and 1.3 only. A client speaking plain HTTP to it fails the handshake and is
+     * closed at once. An upgraded connection (the WebSocket) gets one end of a socket pair, MHD
+     * carrying the bytes through TLS on the other. */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls.key_pem},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (s->tls_on) flags |= MHD_USE_TLS;
+    s->daemon = MHD_start_daemon(
+        flags, 0, on_accept, s, on_access, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_ARRAY, s->tls_on ? tls_opts : tls_opts + 3, MHD_OPTION_END);
     if (!s->daemon) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->host, s->port);
+        snprintf(err, errlen, "cannot start the HTTP%s server on %s:%d", s->tls_on ? "S" : "",
+                 cfg->host, s->port);
         conns_free(s->conns);
         close(s->listen_fd);
+        tls_creds_free(&s->tls);
         free(s);
         return NULL;
     }
@@ -1167,6 +1212,16 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
 int http_port(const http_server *s)
 {
     return s->port;
+}
+
+const char *http_scheme(const http_server *s)
+{
+    return s->tls_on ? "https" : "http";
+}
+
+const char *http_tls_fingerprint(const http_server *s)
+{
+    return s->tls_on ? s->tls.fingerprint : NULL;
 }
 
 void http_refuse_new(http_server *s)
@@ -1201,6 +1256,7 @@ bool http_stop(http_server *s, int timeout_ms)
     MHD_stop_daemon(s->daemon);
     conns_free(s->conns); /* every connection is closed now */
     close(s->listen_fd);
+    tls_creds_free(&s->tls);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -1,5 +1,5 @@
 // Spawns the real goosed binary for black-box tests: a fresh HOME, a minimal environment, an
-// ephemeral port read from the `listening on http://HOST:PORT` log line (no sleeps, no guessing).
+// ephemeral port read from the `listening on http(s)://HOST:PORT` log line (no sleeps, no guessing).
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, realpathSync } from 'node:fs';
@@ -13,7 +13,7 @@ export const GOOSED_BIN = process.env.GOOSED_BIN || path.join(REPO, 'build/goose
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 15_000; // the server may take up to 10 s to finish requests in flight
 const SANITIZER = /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|ThreadSanitizer/;
-const LISTENING = /listening on http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)/;
+const LISTENING = /listening on (https?):\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)/;
 // Sanitizer builds read their options from the environment (make check-asan sets them).
 const PASS_THROUGH = ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS', 'TSAN_OPTIONS'];
 
@@ -67,6 +67,8 @@ function writeConfig(home, configYaml) {
  *   keepHome   do not delete the temporary HOME at stop
  *   cwd        the server's working directory (default: HOME)
  *   wrap       a command prefix, e.g. ['prlimit', '--fsize=200000']
+ *   tlsOptions for a server that serves https: node:tls options for clients (e.g. {ca}), kept
+ *              as server.tlsOptions (lib/ws.mjs connects with them)
  * Resolves with {url, host, port, proc, home, cwd, configFile, log(), stdout(), waitForLog(re),
  * stop(signal), kill9(), exited} once the listening line appears; rejects with the collected
  * stderr if the process exits first or does not get ready within 10 s.
@@ -172,13 +174,14 @@ export function startServer(opts = {}) {
     });
     server.waitForLog(LISTENING, { timeoutMs: START_TIMEOUT_MS + 1000 }).then((m) => {
       clearTimeout(timer);
-      let host = m[1];
+      let host = m[2];
       server.host = host;
-      server.port = Number(m[2]);
+      server.port = Number(m[3]);
       // A wildcard bind is reached through loopback.
       if (host === '0.0.0.0') host = '127.0.0.1';
       if (host === '[::]') host = '[::1]';
-      server.url = `http://${host}:${server.port}`;
+      server.url = `${m[1]}://${host}:${server.port}`;
+      server.tlsOptions = opts.tlsOptions; // https: what lib/ws.mjs's tls.connect is given (ca, ...)
       server.connectHost = host.replace(/^\[|\]$/g, '');
       resolve(server);
     }, () => { /* the exit or timeout path reports */ });

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { validateResponse } from './openapi.mjs';
 
@@ -180,8 +181,12 @@ export async function connect(srv, path, { headers = {}, extra } = {}) {
   let req = `GET ${path} HTTP/1.1\r\n`;
   for (const [k, v] of Object.entries(all)) if (v !== undefined) req += `${k}: ${v}\r\n`;
   req += '\r\n';
-  const sock = net.connect({ host: srv.connectHost, port: srv.port });
-  await once(sock, 'connect');
+  // a server that serves https (lib/server.mjs): TLS with the test's options (its CA)
+  const secure = srv.url.startsWith('https:');
+  const sock = secure
+    ? tls.connect({ host: srv.connectHost, port: srv.port, ...srv.tlsOptions })
+    : net.connect({ host: srv.connectHost, port: srv.port });
+  await once(sock, secure ? 'secureConnect' : 'connect');
   sock.write(extra ? Buffer.concat([Buffer.from(req), extra]) : req);
   let buf = Buffer.alloc(0);
   let end;
