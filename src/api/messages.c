@@ -290,6 +290,9 @@ int api_start_failure(gd_err e, const char *session_id, const char *err, const c
     case GD_EBUSY:
         *code = "busy";
         return 503;
+    case GD_EQUOTA:
+        *code = "too_many_replies";
+        return 429;
     case GD_ESHUTDOWN:
         *code = "shutting_down";
         return 503;
@@ -334,7 +337,7 @@ static void start_reply(http_req *r, bool sse)
         const char *code;
         char msg[600];
         int status = api_start_failure(e, sid, err, &code, msg, sizeof msg);
-        if (status == 503) http_add_header(r, "Retry-After", "5");
+        if (status == 503 || status == 429) http_add_header(r, "Retry-After", "5");
         http_reply_error(r, status, code, "%s", msg);
         return;
     }
