@@ -52,10 +52,9 @@ static bool key_decode(const char *s, unsigned char out[KEY_LEN])
     if (n == 2 * KEY_LEN && sodium_hex2bin(out, KEY_LEN, s, n, NULL, &got, NULL) == 0 &&
         got == KEY_LEN)
         return true;
-    static const int variants[] = {sodium_base64_VARIANT_ORIGINAL,
-                                   sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
-                                   sodium_base64_VARIANT_URLSAFE,
-                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING};
+    static const int variants[] = {
+        sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
+        sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
     for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
         unsigned char tmp[KEY_LEN + 8];
         if (sodium_base642bin(tmp, sizeof tmp, s, n, NULL, &got, NULL, variants[i]) == 0 &&
@@ -99,8 +98,9 @@ static void key_file(const char *dir)
         if (ok) {
             memcpy(U.key, k, KEY_LEN);
             U.have_key = true;
-            log_info("auth", "made a new server key in %s (it seals the users' API keys: keep "
-                             "it with the data)",
+            log_info("auth",
+                     "made a new server key in %s (it seals the users' API keys: keep "
+                     "it with the data)",
                      path);
         } else {
             snprintf(U.key_why, sizeof U.key_why, "cannot make %s: %s", path, strerror(errno));
@@ -166,9 +166,9 @@ int user_settings_open(const char *user_id, const char *name, const unsigned cha
         outlen < len - 1 - NONCE_LEN - TAG_LEN + 1)
         return -1;
     unsigned long long plen = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-            (unsigned char *)out, &plen, NULL, sealed + 1 + NONCE_LEN, len - 1 - NONCE_LEN, ad,
-            adlen, sealed + 1, U.key) != 0)
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &plen, NULL,
+                                                   sealed + 1 + NONCE_LEN, len - 1 - NONCE_LEN, ad,
+                                                   adlen, sealed + 1, U.key) != 0)
         return -1;
     out[plen] = '\0';
     return 0;
@@ -254,7 +254,8 @@ gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t err
         }
     } else {
         key_file(data_dir);
-        if (!U.have_key) log_error("auth", "%s: users cannot keep API keys of their own", U.key_why);
+        if (!U.have_key)
+            log_error("auth", "%s: users cannot keep API keys of their own", U.key_why);
     }
     if (!e) load_locked();
     pthread_mutex_unlock(&U.mu);
@@ -301,14 +302,13 @@ bool user_settings_has_key(const char *user_id, const char *key_env)
     return has;
 }
 
-int user_settings_key(const char *user_id, const char *key_env, char *out, size_t outlen,
-                      char *err, size_t errlen)
+int user_settings_key(const char *user_id, const char *key_env, char *out, size_t outlen, char *err,
+                      size_t errlen)
 {
     if (!user_id || !user_id[0] || !key_env) return 0;
     pthread_mutex_lock(&U.mu);
-    const char *b64 =
-        json_string_value(json_object_get(json_object_get(user_locked(user_id, false), "keys"),
-                                          key_env));
+    const char *b64 = json_string_value(
+        json_object_get(json_object_get(user_locked(user_id, false), "keys"), key_env));
     unsigned char sealed[SEALED_MAX];
     size_t len = 0;
     int rc = 0;
@@ -408,7 +408,7 @@ gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule r
 gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen)
 {
     perm_rule r = user_settings_perm(user_id, tool);
-    const char *v = r == PERM_ALWAYS_ALLOW ? "always_allow"
+    const char *v = r == PERM_ALWAYS_ALLOW  ? "always_allow"
                     : r == PERM_NEVER_ALLOW ? "never_allow"
                                             : NULL;
     char item[STORE_ITEM_NAME_MAX + 1];
@@ -417,8 +417,8 @@ gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err,
         snprintf(err, errlen, "the tool's name is too long to keep its permission");
         return GD_ETOOBIG;
     }
-    gd_err e = U.st ? U.st->ops->user_item_set(U.st, user_id, item, v, v ? strlen(v) : 0)
-                    : GD_ESTORE;
+    gd_err e =
+        U.st ? U.st->ops->user_item_set(U.st, user_id, item, v, v ? strlen(v) : 0) : GD_ESTORE;
     if (e) snprintf(err, errlen, "%s", U.st ? store_errmsg() : "no store");
     return e;
 }

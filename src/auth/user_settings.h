@@ -41,8 +41,8 @@ bool user_settings_provider(const char *user_id, char *name, size_t namelen, cha
 /* The user's own API key key_env (e.g. OPENAI_API_KEY), opened into out: 1. 0: they have none.
  * -1: they have one that cannot be opened (the server key changed, or is unusable): why in
  * err, never the key. */
-int user_settings_key(const char *user_id, const char *key_env, char *out, size_t outlen,
-                      char *err, size_t errlen);
+int user_settings_key(const char *user_id, const char *key_env, char *out, size_t outlen, char *err,
+                      size_t errlen);
 /* Whether the user has their own key key_env (not opened). */
 bool user_settings_has_key(const char *user_id, const char *key_env);
 /* Makes name/model the user's provider; api_key (NULL: keep theirs) is sealed and kept as
