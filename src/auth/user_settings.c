@@ -39,6 +39,7 @@ static struct {
     bool have_key;
     char key_why[300]; /* why there is no server key */
     char key_from[PATH_MAX + 32];
+    char dir[PATH_MAX]; /* where server.key is made, on first need ("": GOOSE_SERVER_KEY) */
 } U = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- the server key ---- */
@@ -82,13 +83,19 @@ static int mkdirs(const char *dir)
     return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Reads path (exactly KEY_LEN bytes) or, when it does not exist, makes it. */
-static void key_file(const char *dir)
+/* Reads dir/server.key (exactly KEY_LEN bytes) or, when it does not exist and make, makes it
+ * (under mu). */
+static void key_file(const char *dir, bool make)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/" USER_SETTINGS_KEY_FILE, dir);
     snprintf(U.key_from, sizeof U.key_from, "%s", path);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT && !make) {
+        snprintf(U.key_why, sizeof U.key_why, "%s does not exist (no user has kept a key yet)",
+                 path);
+        return;
+    }
     if (fd < 0 && errno == ENOENT) {
         unsigned char k[KEY_LEN];
         randombytes_buf(k, sizeof k);
@@ -147,6 +154,7 @@ size_t user_settings_seal(const char *user_id, const char *name, const char *pla
 {
     unsigned char ad[UUID_STR_LEN + STORE_ITEM_NAME_MAX + 32];
     size_t adlen = seal_ad(user_id, name, ad, sizeof ad);
+    if (!U.have_key && U.dir[0]) key_file(U.dir, true); /* the first key kept makes it */
     if (!U.have_key || !adlen || outlen < 1 + NONCE_LEN + len + TAG_LEN) return 0;
     out[0] = SEAL_VERSION;
     randombytes_buf(out + 1, NONCE_LEN);
@@ -253,8 +261,10 @@ gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t err
             e = GD_EINVAL;
         }
     } else {
-        key_file(data_dir);
-        if (!U.have_key)
+        /* Made when the first user keeps a key: a server without users makes no file. */
+        snprintf(U.dir, sizeof U.dir, "%s", data_dir);
+        key_file(data_dir, false);
+        if (!U.have_key && access(U.key_from, F_OK) == 0)
             log_error("auth", "%s: users cannot keep API keys of their own", U.key_why);
     }
     if (!e) load_locked();
@@ -271,6 +281,7 @@ void user_settings_free(void)
     U.tried_ns = 0;
     sodium_memzero(U.key, sizeof U.key);
     U.have_key = false;
+    U.dir[0] = '\0';
     pthread_mutex_unlock(&U.mu);
 }
 

@@ -9,7 +9,8 @@
  * server key (a random nonce per write; the user's id and the key's name as associated data,
  * so a sealed key moved to another user or name does not open). The server key is 32 bytes:
  * GOOSE_SERVER_KEY (64 hex digits, or base64), else the file server.key in the data directory
- * (0600), made at first start. Plaintext keys never reach the store, the log, or an answer.
+ * (0600), made when the first user keeps a key (a server without users makes none). Plaintext
+ * keys never reach the store, the log, or an answer.
  *
  * The local user (id "": no authentication, or X-Secret-Key) has no settings of their own.
  * Thread-safe. */
@@ -25,11 +26,12 @@
 
 #define USER_SETTINGS_KEY_FILE "server.key"
 
-/* Reads (or makes) the server key and loads every user's settings from st (borrowed; it must
- * outlive every call here). GD_EINVAL with the reason in err when GOOSE_SERVER_KEY is set but is
- * not 32 bytes in hex or base64: goosed must not start. A server.key that cannot be read or made
- * is logged; sealing and opening keys then fail with that reason. A store that cannot be read
- * now is logged and read again when a provider is next resolved. */
+/* Reads the server key (server.key in data_dir is made on first need) and loads every user's
+ * settings from st (borrowed; it must outlive every call here). GD_EINVAL with the reason in err
+ * when GOOSE_SERVER_KEY is set but is not 32 bytes in hex or base64: goosed must not start. A
+ * server.key that cannot be read or made is logged; sealing and opening keys then fail with that
+ * reason. A store that cannot be read now is logged and read again when a provider is next
+ * resolved. */
 gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t errlen);
 /* Forgets everything (memory only) and wipes the server key. */
 void user_settings_free(void);
@@ -60,7 +62,8 @@ gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule r
  * any event loop). GD_ESTORE with a message in err. */
 gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen);
 
-/* For tests: seals plain (len bytes) for user_id/name into out (at most outlen bytes); the
+/* Seals plain (len bytes) for user_id/name into out (at most outlen bytes), making server.key
+ * when there is none yet (call under no lock of this module; tests call it directly); the
  * length written, 0 when it does not fit or there is no server key. */
 size_t user_settings_seal(const char *user_id, const char *name, const char *plain, size_t len,
                           unsigned char *out, size_t outlen);

@@ -87,12 +87,8 @@ describe('users: their own provider and keys, an admin default, their own always
     }
   });
 
-  it('made a server key at first start: 32 bytes, mode 0600, in the data directory', () => {
-    const f = path.join(dataDir(home), 'server.key');
-    assert.ok(existsSync(f));
-    const st = statSync(f);
-    assert.equal(st.size, 32);
-    assert.equal(st.mode & 0o777, 0o600);
+  it('no server key is made before a user keeps a key', () => {
+    assert.ok(!existsSync(path.join(dataDir(home), 'server.key')));
   });
 
   it('nothing configured: a reply says how to configure a provider', async () => {
@@ -119,6 +115,10 @@ describe('users: their own provider and keys, an admin default, their own always
       assert.deepEqual(r.body, { name: 'openai', model, configured: true });
       assert.ok(!r.text.includes(key));
     }
+    // the first key kept made the server key: 32 bytes, mode 0600, in the data directory
+    const st = statSync(path.join(dataDir(home), 'server.key'));
+    assert.equal(st.size, 32);
+    assert.equal(st.mode & 0o777, 0o600);
     assert.deepEqual((await get(srv, '/api/providers/current', as(alice))).body, { name: 'openai', model: 'gpt-a' });
     assert.deepEqual((await get(srv, '/api/providers/current', as(bob))).body, { name: 'openai', model: 'gpt-b' });
     assert.deepEqual((await get(srv, '/api/providers/current', as(carol))).body, { name: 'openai', model: 'gpt-default' });

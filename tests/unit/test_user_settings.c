@@ -62,7 +62,7 @@ static void test_key_decode(void **state)
     assert_true(key_decode("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", k));
     assert_false(key_decode("", k));
     assert_false(key_decode("not a key", k));
-    assert_false(key_decode("000102", k));                                       /* short */
+    assert_false(key_decode("000102", k));                                           /* short */
     assert_false(key_decode("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ==", k)); /* 34 */
 }
 
@@ -74,6 +74,10 @@ static void test_key_file_made_then_read(void **state)
     snprintf(path, sizeof path, "%s/server.key", dir);
     assert_int_equal(user_settings_init(dir, NULL, err, sizeof err), GD_OK);
     struct stat sb;
+    assert_int_equal(stat(path, &sb), -1); /* made on first need only */
+    assert_false(U.have_key);
+    unsigned char sealed[128];
+    assert_int_not_equal(user_settings_seal("u", "n", "x", 1, sealed, sizeof sealed), 0);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, 32);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -91,6 +95,12 @@ static void test_key_file_made_then_read(void **state)
     assert_non_null(strstr(U.key_why, "is not a server key"));
     unsigned char out[128];
     assert_int_equal(user_settings_seal("u", "n", "x", 1, out, sizeof out), 0);
+    char plain[8];
+    assert_int_equal(
+        user_settings_open("u", "n", sealed, 1 + NONCE_LEN + 1 + TAG_LEN, plain, sizeof plain), -1);
+    /* a broken file is left as it is */
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 5);
 }
 
 static void test_env_key(void **state)
@@ -116,6 +126,7 @@ static void test_seal_binds_user_and_name(void **state)
     char err[256], out[64];
     assert_int_equal(user_settings_init(root, NULL, err, sizeof err), GD_OK);
     unsigned char s1[128], s2[128];
+    /* the first seal makes the key */
     size_t n1 = user_settings_seal("alice", "key:K", "sk-secret", 9, s1, sizeof s1);
     size_t n2 = user_settings_seal("alice", "key:K", "sk-secret", 9, s2, sizeof s2);
     assert_int_equal(n1, 1 + NONCE_LEN + 9 + TAG_LEN);
@@ -150,9 +161,9 @@ static void test_store_round_trip(void **state)
     assert_int_equal(user_settings_put_perm(a.id, "developer__shell", PERM_ALWAYS_ALLOW), GD_OK);
     assert_int_equal(user_settings_save_perm(a.id, "developer__shell", err, sizeof err), GD_OK);
     /* a user that does not exist cannot keep anything */
-    assert_int_equal(user_settings_set_provider("nobody", "openai", "m", NULL, NULL, err,
-                                                sizeof err),
-                     GD_ENOTFOUND);
+    assert_int_equal(
+        user_settings_set_provider("nobody", "openai", "m", NULL, NULL, err, sizeof err),
+        GD_ENOTFOUND);
 
     /* everything comes back from the store */
     assert_int_equal(user_settings_init(root, st, err, sizeof err), GD_OK);
@@ -173,7 +184,12 @@ static void test_store_round_trip(void **state)
     /* another server key: a clear error, without the key */
     char path[160];
     snprintf(path, sizeof path, "%s/server.key", root);
-    assert_int_equal(unlink(path), 0);
+    unsigned char other[32];
+    randombytes_buf(other, sizeof other);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(other, 1, sizeof other, f), sizeof other);
+    fclose(f);
     assert_int_equal(user_settings_init(root, st, err, sizeof err), GD_OK);
     err[0] = '\0';
     assert_int_equal(user_settings_key(a.id, "OPENAI_API_KEY", key, sizeof key, err, sizeof err),
@@ -181,6 +197,12 @@ static void test_store_round_trip(void **state)
     assert_non_null(strstr(err, "cannot decrypt your API key OPENAI_API_KEY"));
     assert_non_null(strstr(err, "server.key changed?"));
     assert_null(strstr(err, "sk-alice"));
+    /* a server.key gone altogether: said so */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(user_settings_init(root, st, err, sizeof err), GD_OK);
+    assert_int_equal(user_settings_key(a.id, "OPENAI_API_KEY", key, sizeof key, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "does not exist"));
 
     /* a removed user's settings go with them */
     assert_int_equal(st->ops->user_remove(st, "alice"), GD_OK);
