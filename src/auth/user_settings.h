@@ -63,8 +63,8 @@ gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule r
 gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen);
 
 /* Seals plain (len bytes) for user_id/name into out (at most outlen bytes), making server.key
- * when there is none yet (call under no lock of this module; tests call it directly); the
- * length written, 0 when it does not fit or there is no server key. */
+ * when there is none yet (user_settings_set_provider calls it under the module's lock; tests
+ * call it directly); the length written, 0 when it does not fit or there is no server key. */
 size_t user_settings_seal(const char *user_id, const char *name, const char *plain, size_t len,
                           unsigned char *out, size_t outlen);
 /* Opens what user_settings_seal made into out (NUL-terminated); -1 when it does not open. */
