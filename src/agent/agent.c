@@ -1050,7 +1050,8 @@ gd_err agent_session_ext_request(agent *a, const char *session_id,
     else if (!se)
         e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
     if (!e) {
-        snprintf(se->user_id, sizeof se->user_id, "%s", s.user_id);
+        if (!se->user_id[0]) /* an owner never changes: written once, read by the loop */
+            snprintf(se->user_id, sizeof se->user_id, "%s", s.user_id);
         se->refs++; /* the session stays until fn has run */
         m->se = se;
         if ((e = loop_post(a->l, ext_request_on_loop, m)) != GD_OK) {
@@ -1275,7 +1276,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
     se->refs++;
     a->nturns++;
     if (ut) ut->n++;
-    snprintf(se->user_id, sizeof se->user_id, "%s", s.user_id);
+    if (!se->user_id[0]) snprintf(se->user_id, sizeof se->user_id, "%s", s.user_id);
     at->se = se;
     *first_seq = bus_next_seq(se->b);
     if (loop_post(a->l, turn_start_on_loop, at) != GD_OK) {
