@@ -9,6 +9,7 @@
 #include "agent/agent.h"
 #include "api/api.h"
 #include "auth/auth.h"
+#include "auth/user_settings.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "config/permissions.h"
@@ -88,7 +89,8 @@ int main(int argc, char **argv)
     }
     agent_use_extensions(a.agent, a.exts);
     /* Authentication, or the refusal to serve a network address without it (exit status 2). */
-    bool refused = auth_setup(&cfg, a.st, err, sizeof err) != GD_OK;
+    bool refused = auth_setup(&cfg, a.st, err, sizeof err) != GD_OK ||
+                   user_settings_init(cfg.data_dir, a.st, err, sizeof err) != GD_OK;
     if (refused) fprintf(stderr, "goosed: %s\n", err);
     if (!refused) agent_repair(a.agent);
     http_server *srv =
@@ -136,6 +138,7 @@ int main(int argc, char **argv)
         return 1;
     }
     agent_free(a.agent);
+    user_settings_free();
     store_close(a.st);
     ext_set_free(a.exts);
     allowlist_stop();

@@ -8,6 +8,7 @@
 #include "agent/agent.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent/turn.h"
+#include "auth/user_settings.h"
 #include "config/permissions.h"
 #include "config/secrets.h"
 #include "core/buf.h"
@@ -46,6 +48,7 @@ typedef struct sess {
     bool running;      /* a turn is reserved or runs */
     unsigned turn_seq; /* bumped by each agent_start: which turn a cancel was meant for */
     time_t idle_since;
+    char user_id[UUID_STR_LEN]; /* the owner ("" the local user), set when first known */
     json_t *open_reqs;  /* ids of the extensions\' requests waiting for the user: id -> kind */
     struct sess *next;  /* every session, for the walks (keep-alive, eviction, stop) */
     struct sess *hnext; /* the next in its hash bucket, for lookups by id */
@@ -83,6 +86,8 @@ struct agent {
     sess **buckets; /* by id hash; nbuckets a power of two, grown with the sessions */
     size_t nbuckets, nsessions;
     long nturns;
+    struct user_turns *uturns; /* replies running per user (users with an id only) */
+    size_t nuturns, caputurns;
     bool stopping;
     _Atomic int mode;    /* exec_mode of sessions without their own */
     pthread_mutex_t pmu; /* guards provider and model */
@@ -190,6 +195,38 @@ static prov_tools_text *tools_text_slot(agent *a, json_t *tools, const prov_dial
     }
     a->texts[victim].used = ++a->clock;
     return &a->texts[victim].tt;
+}
+
+/* How many replies a user runs. */
+struct user_turns {
+    char id[UUID_STR_LEN];
+    long n;
+};
+
+/* The user's count, made when make (NULL: out of memory, or none); under mu. */
+static struct user_turns *uturns_locked(agent *a, const char *id, bool make)
+{
+    for (size_t i = 0; i < a->nuturns; i++)
+        if (!strcmp(a->uturns[i].id, id)) return &a->uturns[i];
+    if (!make) return NULL;
+    if (a->nuturns == a->caputurns) {
+        size_t cap = a->caputurns ? 2 * a->caputurns : 16;
+        struct user_turns *p = realloc(a->uturns, cap * sizeof *p);
+        if (!p) return NULL;
+        a->uturns = p;
+        a->caputurns = cap;
+    }
+    struct user_turns *u = &a->uturns[a->nuturns++];
+    snprintf(u->id, sizeof u->id, "%s", id);
+    u->n = 0;
+    return u;
+}
+
+/* One reply of the user fewer (under mu); the count goes when it reaches 0. */
+static void uturns_end_locked(agent *a, const char *id)
+{
+    struct user_turns *u = id[0] ? uturns_locked(a, id, false) : NULL;
+    if (u && --u->n <= 0) *u = a->uturns[--a->nuturns];
 }
 
 /* A store completion on its way to the loop. */
@@ -500,13 +537,19 @@ static void fx_cancel_tool(turn *t)
     if (at->tool) registry_cancel(at->tool);
 }
 
+perm_rule agent_permission(const char *user_id, const char *tool)
+{
+    perm_rule r = user_settings_perm(user_id, tool);
+    return r != PERM_NONE ? r : permissions_get(tool);
+}
+
 /* The user's standing answer for the tool, else the turn's mode, says whether it runs. */
 static turn_permission fx_permission(turn *t, json_t *req)
 {
     a_turn *at = t->owner;
     const char *name = json_string_value(json_object_get(req, "name"));
     if (at->mode == MODE_CHAT || !name) return TURN_DENY; /* no tool was offered */
-    switch (permissions_get(name)) {
+    switch (agent_permission(at->se->user_id, name)) {
     case PERM_ALWAYS_ALLOW:
         return TURN_ALLOW;
     case PERM_NEVER_ALLOW:
@@ -585,6 +628,7 @@ static void fx_end(turn *t, const char *event, json_t *data)
     if (text) bus_publish(at->se->b, event, text);
     sess_release_locked(at->se);
     a->nturns--;
+    uturns_end_locked(a, at->se->user_id);
     pthread_cond_broadcast(&a->idle);
     pthread_mutex_unlock(&a->mu);
     free(text);
@@ -737,7 +781,7 @@ static void sampling_start(agent_req *r)
     }
     if (r->se->turn) {
         pcfg = r->se->turn->pcfg;
-    } else if (agent_provider(a, &pcfg, err, sizeof err) ||
+    } else if (agent_provider_for(a, r->se->user_id, &pcfg, err, sizeof err) ||
                (!a->pc && !(a->pc = prov_client_new(a->l, err, sizeof err)))) {
         json_decref(h);
         req_answer(r, NULL, -1, err);
@@ -772,7 +816,7 @@ static void sampling_permit(agent_req *r, exec_mode mode)
 {
     char tool[EXT_NAME_MAX + 16];
     snprintf(tool, sizeof tool, "%s__sampling", r->ext);
-    perm_rule rule = permissions_get(tool);
+    perm_rule rule = agent_permission(r->se->user_id, tool);
     if (rule == PERM_NEVER_ALLOW || (mode == MODE_CHAT && rule != PERM_ALWAYS_ALLOW)) {
         req_answer(r, NULL, -1, "the user does not allow this server to use the model");
         return;
@@ -1174,6 +1218,8 @@ gd_err agent_session_ext_request(agent *a, const char *session_id,
     else if (!se)
         e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
     if (!e) {
+        if (!se->user_id[0]) /* an owner never changes: written once, read by the loop */
+            snprintf(se->user_id, sizeof se->user_id, "%s", s.user_id);
         se->refs++; /* the session stays until fn has run */
         m->se = se;
         if ((e = loop_post(a->l, ext_request_on_loop, m)) != GD_OK) {
@@ -1258,11 +1304,24 @@ static gd_err thinking_budget(provider_cfg *out, char *err, size_t errlen)
     return GD_OK;
 }
 
+void agent_current_for(agent *a, const char *user_id, char *name, size_t namelen, char *model,
+                       size_t modellen)
+{
+    if (!user_settings_provider(user_id, name, namelen, model, modellen))
+        agent_current(a, name, namelen, model, modellen);
+}
+
 gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
+{
+    return agent_provider_for(a, "", out, err, errlen);
+}
+
+gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char *err,
+                          size_t errlen)
 {
     const config *cfg = a->cfg;
     char name[128], model[256];
-    agent_current(a, name, sizeof name, model, sizeof model);
+    agent_current_for(a, user_id, name, sizeof name, model, sizeof model);
     memset(out, 0, sizeof *out);
     if (!name[0]) {
         snprintf(err, errlen,
@@ -1293,7 +1352,13 @@ gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
     snprintf(out->path, sizeof out->path, "%s", path && *path ? path : def->default_path);
     while (out->path[0] == '/')
         memmove(out->path, out->path + 1, strlen(out->path));
-    if (def->key_env && !agent_provider_key(def, out->key, sizeof out->key)) {
+    /* The user's own key first (an error when it does not open), then the server's. */
+    int own = user_settings_key(user_id, def->key_env, out->key, sizeof out->key, err, errlen);
+    if (own < 0) {
+        sodium_memzero(out->key, sizeof out->key);
+        return GD_EINVAL;
+    }
+    if (def->key_env && !own && !agent_provider_key(def, out->key, sizeof out->key)) {
         snprintf(err, errlen, "provider %s needs an API key: set %s, or POST /api/providers",
                  def->name, def->key_env);
         return GD_EINVAL;
@@ -1330,8 +1395,8 @@ static void prepare_job(void *arg)
     post_or_log(a, turn_start_on_loop, at);
 }
 
-gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t *first_seq,
-                   char *err, size_t errlen)
+gd_err agent_start(agent *a, const char *session_id, const char *user_id, const char *text,
+                   uint64_t *first_seq, char *err, size_t errlen)
 {
     if (!ids_is_uuid(session_id)) {
         snprintf(err, errlen, "no such session");
@@ -1343,7 +1408,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
         return GD_ENOMEM;
     }
     gd_err e;
-    if ((e = agent_provider(a, &at->pcfg, err, errlen))) {
+    if ((e = agent_provider_for(a, user_id, &at->pcfg, err, errlen))) {
         free(at);
         return e;
     }
@@ -1367,6 +1432,18 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
                                "%ld replies are running, the most this server runs at once "
                                "(max_replies); try again shortly",
                                a->nturns);
+    struct user_turns *ut = NULL;
+    if (!e && user_id[0]) {
+        ut = uturns_locked(a, user_id, true);
+        if (!ut)
+            e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
+        else if (a->cfg->max_replies_per_user > 0 && ut->n >= a->cfg->max_replies_per_user)
+            e = GD_EQUOTA, snprintf(err, errlen,
+                                    "you have %ld replies running, the most one user runs at "
+                                    "once (max_replies_per_user); try again once one ends",
+                                    ut->n);
+        if (ut && !ut->n && e) *ut = a->uturns[--a->nuturns]; /* made for nothing */
+    }
     if (e) {
         pthread_mutex_unlock(&a->mu);
         a_turn_free(at);
@@ -1376,6 +1453,8 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
     se->turn_seq++;
     se->refs++;
     a->nturns++;
+    if (ut) ut->n++;
+    if (!se->user_id[0]) snprintf(se->user_id, sizeof se->user_id, "%s", user_id);
     at->se = se;
     *first_seq = bus_next_seq(se->b);
     pthread_mutex_unlock(&a->mu);
@@ -1391,6 +1470,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t 
     se->running = false;
     sess_release_locked(se);
     a->nturns--;
+    uturns_end_locked(a, user_id);
     pthread_cond_broadcast(&a->idle);
     pthread_mutex_unlock(&a->mu);
     a_turn_free(at);
@@ -1532,12 +1612,51 @@ static void save_permissions(void *ud)
         log_error("agent", "the answer \"always\" holds until goosed stops, but %s", err);
 }
 
-/* Keeps an "always" answer for tool, writing permission.yaml on a worker. */
-static void remember(agent *a, const char *tool, act action)
+/* A user's "always" answer on its way to the store. */
+typedef struct {
+    char user_id[UUID_STR_LEN];
+    char tool[];
+} perm_save;
+
+/* Writes a user's answer to the store on a worker. */
+static void save_user_permission(void *ud)
+{
+    perm_save *p = ud;
+    char err[512];
+    if (user_settings_save_perm(p->user_id, p->tool, err, sizeof err) != GD_OK)
+        log_error("agent",
+                  "the answer \"always\" for %s holds until goosed stops, but it cannot "
+                  "be kept: %s",
+                  p->tool, err);
+    free(p);
+}
+
+/* Keeps an "always" answer for tool: the session owner's own when they are a user (in the
+ * store), else the server's (permission.yaml), written on a worker. */
+static void remember(agent *a, sess *se, const char *tool, act action)
 {
     if (action != ACT_ALWAYS_ALLOW && action != ACT_ALWAYS_DENY) return;
-    if (permissions_put(tool, action == ACT_ALWAYS_ALLOW ? PERM_ALWAYS_ALLOW : PERM_NEVER_ALLOW) ==
-            GD_OK &&
+    perm_rule rule = action == ACT_ALWAYS_ALLOW ? PERM_ALWAYS_ALLOW : PERM_NEVER_ALLOW;
+    if (se->user_id[0]) {
+        size_t n = strlen(tool);
+        perm_save *p = malloc(sizeof *p + n + 1);
+        if (!p || user_settings_put_perm(se->user_id, tool, rule) != GD_OK) {
+            free(p);
+            log_error("agent", "cannot keep the answer \"always\" for %s (out of memory)", tool);
+            return;
+        }
+        snprintf(p->user_id, sizeof p->user_id, "%s", se->user_id);
+        memcpy(p->tool, tool, n + 1);
+        if (pool_submit(a->workers, save_user_permission, p) != GD_OK) {
+            free(p);
+            log_error("agent",
+                      "cannot keep the answer \"always\" for %s now (the workers are "
+                      "busy): it holds until goosed stops",
+                      tool);
+        }
+        return;
+    }
+    if (permissions_put(tool, rule) == GD_OK &&
         pool_submit(a->workers, save_permissions, NULL) != GD_OK)
         log_error("agent", "cannot write permission.yaml now (the workers are busy)");
 }
@@ -1547,7 +1666,7 @@ static void confirm_sampling(confirm_msg *m, agent_req *r)
 {
     char tool[EXT_NAME_MAX + 16];
     snprintf(tool, sizeof tool, "%s__sampling", r->ext);
-    remember(m->h.a, tool, m->action);
+    remember(m->h.a, m->h.se, tool, m->action);
     if (m->action == ACT_ALLOW_ONCE || m->action == ACT_ALWAYS_ALLOW)
         sampling_start(r);
     else
@@ -1566,7 +1685,7 @@ static void confirm_on_loop(void *ud)
     } else if (id && !strcmp(id, m->h.id)) { /* else answered or cancelled meanwhile */
         const char *tool = json_string_value(
             json_object_get(json_array_get(at->t->content, at->t->next_tool), "name"));
-        if (tool) remember(m->h.a, tool, m->action);
+        if (tool) remember(m->h.a, m->h.se, tool, m->action);
         if (m->action == ACT_CANCEL)
             step(at, &(turn_ev){.kind = TURN_EV_CANCEL});
         else
@@ -1975,5 +2094,6 @@ void agent_free(agent *a)
         sess_free(s);
     }
     free(a->buckets);
+    free(a->uturns);
     free(a);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "agent/bus.h"
+#include "config/permissions.h"
 #include "config/config.h"
 #include "extensions/ext_config.h"
 #include "extensions/extension.h"
@@ -63,13 +64,17 @@ void agent_bus_release(agent *a, const char *session_id);
 /* Whether the session has max_watchers_per_session watchers already (a hint: it may change). */
 bool agent_watchers_full(agent *a, const char *session_id);
 
-/* Starts a reply to text. *first_seq is the sequence number of the turn's first event; the
- * turn's events end with `message_complete` or `error`. Errors (message in err): GD_ENOTFOUND
- * no such session; GD_ECONFLICT a reply is already running; GD_EINVAL no usable provider;
- * GD_EBUSY max_replies run already; GD_ESHUTDOWN the server is stopping; GD_ESTORE the store
- * failed; GD_ENOMEM. */
-gd_err agent_start(agent *a, const char *session_id, const char *text, uint64_t *first_seq,
-                   char *err, size_t errlen);
+/* Starts a reply to text in a session of user_id ("" for the local user): the caller has
+ * checked that the session is theirs (auth_request: another user's session is 404). Its
+ * provider is user_id's choice, else the server's. *first_seq is the sequence number of the
+ * turn's first event; the turn's events end with `message_complete` or `error` (a session that
+ * is gone meanwhile: `error` session_gone). Errors (message in err): GD_ENOTFOUND not a session
+ * id; GD_ECONFLICT a reply is already running; GD_EINVAL no usable provider; GD_EBUSY
+ * max_replies run already, or too many reads wait for the workers; GD_EQUOTA the user runs
+ * max_replies_per_user already; GD_ESHUTDOWN the server is stopping; GD_ENOMEM. Reads nothing
+ * of the store: the session, its settings and its history are read on a worker. */
+gd_err agent_start(agent *a, const char *session_id, const char *user_id, const char *text,
+                   uint64_t *first_seq, char *err, size_t errlen);
 /* Stops the running reply (provider request and tools). GD_ENOTFOUND when none runs. */
 gd_err agent_cancel(agent *a, const char *session_id);
 /* The session was deleted: a reply running there stops, ending with session_gone. */
@@ -78,7 +83,8 @@ void agent_session_deleted(agent *a, const char *session_id);
 exec_mode agent_mode(agent *a);
 void agent_set_mode(agent *a, exec_mode m);
 /* Answers the tool_confirmation `id` pending in the session: action is allow_once, always_allow,
- * deny_once (or deny), always_deny or cancel; "always" answers are kept in permission.yaml.
+ * deny_once (or deny), always_deny or cancel; "always" answers are kept for the session's owner
+ * (a user's in the store, the local user's in permission.yaml).
  * GD_EINVAL (an unknown action), GD_ENOTFOUND (no such question is waiting), GD_ENOMEM; the
  * message in err. */
 gd_err agent_confirm(agent *a, const char *session_id, const char *id, const char *action,
@@ -91,6 +97,16 @@ gd_err agent_elicitation_answer(agent *a, const char *session_id, const char *id
 /* Resolves the current provider (name, model, key from the environment or secrets.yaml);
  * GD_EINVAL with a message saying how to configure one. */
 gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen);
+/* The same for a user (user_id "": the local user, as agent_provider): their own provider,
+ * model and key (user_settings.h) where they set them, else the server's. GD_EINVAL too when
+ * their own key cannot be opened (the server key changed): the reason in err. */
+gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char *err,
+                          size_t errlen);
+/* The user's provider and model, or the server's when they chose none. */
+void agent_current_for(agent *a, const char *user_id, char *name, size_t namelen, char *model,
+                       size_t modellen);
+/* The standing answer for a tool: the user's own, else the server's (permission.yaml). */
+perm_rule agent_permission(const char *user_id, const char *tool);
 /* The current provider and model ("" when none). */
 void agent_current(agent *a, char *name, size_t namelen, char *model, size_t modellen);
 /* Makes name/model current for the replies that start from now on. */

@@ -9,6 +9,7 @@
 
 #include "agent/agent.h"
 #include "api/api.h"
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/content.h"
 
@@ -290,6 +291,9 @@ int api_start_failure(gd_err e, const char *session_id, const char *err, const c
     case GD_EBUSY:
         *code = "busy";
         return 503;
+    case GD_EQUOTA:
+        *code = "too_many_replies";
+        return 429;
     case GD_ESHUTDOWN:
         *code = "shutting_down";
         return 503;
@@ -328,13 +332,14 @@ static void start_reply(http_req *r, bool sse)
     }
     uint64_t first;
     char err[512];
-    e = agent_start(a->agent, sid, json_string_value(content), &first, err, sizeof err);
+    e = agent_start(a->agent, sid, http_user(r)->id, json_string_value(content), &first, err,
+                    sizeof err);
     if (e) {
         watch_free(w);
         const char *code;
         char msg[600];
         int status = api_start_failure(e, sid, err, &code, msg, sizeof msg);
-        if (status == 503) http_add_header(r, "Retry-After", "5");
+        if (status == 503 || status == 429) http_add_header(r, "Retry-After", "5");
         http_reply_error(r, status, code, "%s", msg);
         return;
     }

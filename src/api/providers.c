@@ -1,9 +1,13 @@
 /* Providers (seed 001): which LLM providers exist, which is current, and setting one up. The
- * API key goes to secrets.yaml (0600) and is never echoed or logged. */
+ * server's choice (the default) goes to config.yaml and its API key to secrets.yaml (0600); a
+ * user's own (a user with an id: a token, or the trusted proxy's header) goes to the store, the
+ * key sealed under the server key (auth/user_settings.h). Keys are never echoed or logged. */
 #include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
+#include "auth/user_settings.h"
 #include "config/secrets.h"
 
 #define API_KEY_MAX 4096 /* bytes: real keys are under 200; a cap keeps secrets.yaml small */
@@ -17,10 +21,17 @@ static bool has_control(const char *v, size_t n)
     return false;
 }
 
-static json_t *provider_json(app *a, const provider_def *d, const char *current)
+/* Whether the caller (user_id) has a key for d: their own, or the server's. */
+static bool has_key(const char *user_id, const provider_def *d)
 {
     char key[8];
-    bool configured = !d->key_env || agent_provider_key(d, key, sizeof key);
+    return !d->key_env || user_settings_has_key(user_id, d->key_env) ||
+           agent_provider_key(d, key, sizeof key);
+}
+
+static json_t *provider_json(const char *user_id, const provider_def *d, const char *current)
+{
+    bool configured = has_key(user_id, d);
     json_t *keys = json_array();
     if (d->key_env) json_array_append_new(keys, json_string(d->key_env));
     return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "name", d->name, "description",
@@ -31,11 +42,12 @@ static json_t *provider_json(app *a, const provider_def *d, const char *current)
 void api_providers_list(http_req *r)
 {
     app *a = http_app(r);
+    const char *uid = http_user(r)->id;
     char name[128], model[256];
-    agent_current(a->agent, name, sizeof name, model, sizeof model);
+    agent_current_for(a->agent, uid, name, sizeof name, model, sizeof model);
     json_t *arr = json_array();
     for (size_t i = 0; i < provider_ndefs; i++)
-        json_array_append_new(arr, provider_json(a, &provider_defs[i], name));
+        json_array_append_new(arr, provider_json(uid, &provider_defs[i], name));
     http_reply_json(r, 200, arr);
 }
 
@@ -43,7 +55,7 @@ void api_providers_current(http_req *r)
 {
     app *a = http_app(r);
     char name[128], model[256];
-    agent_current(a->agent, name, sizeof name, model, sizeof model);
+    agent_current_for(a->agent, http_user(r)->id, name, sizeof name, model, sizeof model);
     const provider_def *d = name[0] ? provider_find(name) : NULL;
     if (!model[0] && d) snprintf(model, sizeof model, "%s", d->default_model);
     http_reply_json(
@@ -58,6 +70,28 @@ void api_providers_set(http_req *r)
     json_t *jn = body ? json_object_get(body, "name") : NULL;
     json_t *jk = body ? json_object_get(body, "api_key") : NULL;
     json_t *jm = body ? json_object_get(body, "model") : NULL;
+    json_t *js = body ? json_object_get(body, "scope") : NULL;
+    const auth_user *u = http_user(r);
+    const char *scope = json_string_value(js);
+    if (js && (!scope || (strcmp(scope, "user") && strcmp(scope, "default")))) {
+        http_reply_error(r, 400, "bad_request", "scope: \"user\" or \"default\"");
+        return;
+    }
+    /* The local user (no authentication, X-Secret-Key) sets the server's choice, as ever; a
+     * user sets their own, and an admin the server's with scope "default". */
+    bool own = u->id[0] && (!scope || !strcmp(scope, "user"));
+    if (!u->id[0] && scope && !strcmp(scope, "user")) {
+        http_reply_error(r, 400, "bad_request",
+                         "scope: the local user has no settings of their own (use \"default\")");
+        return;
+    }
+    if (!own && !u->admin) {
+        http_reply_error(r, 403, "forbidden",
+                         "POST /api/providers with scope \"default\" sets the server's provider "
+                         "and needs an admin; %s is not one",
+                         u->name);
+        return;
+    }
     if (!json_is_string(jn)) {
         http_reply_error(r, 400, "bad_request",
                          "name: a provider name is required (see GET /api/providers)");
@@ -93,13 +127,25 @@ void api_providers_set(http_req *r)
                          "model: must not hold control characters (a newline, a NUL)");
         return;
     }
-    char have[8];
-    if (d->key_env && !jk && !agent_provider_key(d, have, sizeof have)) {
+    if (!jk && !has_key(own ? u->id : "", d)) {
         http_reply_error(r, 400, "bad_request", "api_key: provider %s needs an API key (%s)",
                          d->name, d->key_env);
         return;
     }
     char err[512];
+    if (own) {
+        const char *model = jm ? json_string_value(jm) : d->default_model;
+        gd_err e = user_settings_set_provider(u->id, d->name, model, d->key_env,
+                                              jk ? json_string_value(jk) : NULL, err, sizeof err);
+        if (e) {
+            http_reply_error(r, 503, "storage_unavailable",
+                             "storage unavailable: cannot save your provider choice: %s", err);
+            return;
+        }
+        http_reply_json(
+            r, 200, json_pack("{s:s, s:s, s:b}", "name", d->name, "model", model, "configured", 1));
+        return;
+    }
     if (d->key_env && jk &&
         secrets_set(d->key_env, json_string_value(jk), err, sizeof err) != GD_OK) {
         http_reply_error(r, 503, "storage_unavailable",

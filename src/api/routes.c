@@ -11,7 +11,7 @@ const http_route api_routes[] = {
     {"GET", "/api/config", api_config_get, 0},
     {"PATCH", "/api/config", api_config_patch, ROUTE_BODY | ROUTE_ADMIN},
     {"GET", "/api/providers", api_providers_list, 0},
-    {"POST", "/api/providers", api_providers_set, ROUTE_BODY | ROUTE_ADMIN},
+    {"POST", "/api/providers", api_providers_set, ROUTE_BODY}, /* a user's own; admin: scope */
     {"GET", "/api/providers/current", api_providers_current, 0},
     {"GET", "/api/extensions", api_extensions_list, 0},
     {"POST", "/api/extensions", api_extensions_add, ROUTE_BODY | ROUTE_ADMIN},

@@ -15,6 +15,7 @@
 
 #include "agent/agent.h"
 #include "api/api.h"
+#include "auth/auth.h"
 #include "core/log.h"
 #include "http/ws.h"
 
@@ -24,6 +25,7 @@ typedef struct {
     bus *b;
     bus_sub *sub;
     char sid[ROUTE_PARAM_MAX];
+    char user_id[UUID_STR_LEN]; /* who opened it (auth_request checked the session is theirs) */
 } stream;
 
 /* ---- server -> client ---- */
@@ -149,8 +151,8 @@ static void start_reply(stream *s, json_t *m)
     }
     uint64_t first;
     char err[512];
-    gd_err e =
-        agent_start(s->a->agent, s->sid, json_string_value(content), &first, err, sizeof err);
+    gd_err e = agent_start(s->a->agent, s->sid, s->user_id, json_string_value(content), &first, err,
+                           sizeof err);
     if (e == GD_OK) return; /* its events arrive through the bus like every other reply's */
     const char *code;
     char msg[600];
@@ -269,6 +271,7 @@ static void *s_open(http_req *r, ws_conn *c)
     s->a = http_app(r);
     s->c = c;
     snprintf(s->sid, sizeof s->sid, "%s", http_param(r, 0));
+    snprintf(s->user_id, sizeof s->user_id, "%s", http_user(r)->id);
     gd_err e;
     /* A session with all the watchers it may have: refused (1011) here only when the race
      * with another client was lost; api_session_stream answered 429 before the upgrade. */

@@ -53,6 +53,8 @@ static const struct cfg_key {
         "a number of seconds 1..3600"),
     LIM("max_replies", "GOOSE_MAX_REPLIES", max_replies, 1, 1000000,
         "a number of replies 1..1000000"),
+    LIM("max_replies_per_user", "GOOSE_MAX_REPLIES_PER_USER", max_replies_per_user, 0, 1000000,
+        "a number of replies 0..1000000 (0: no limit)"),
     LIM("max_watchers_per_session", "GOOSE_MAX_WATCHERS_PER_SESSION", max_watchers_per_session, 1,
         1000000, "a number of clients 1..1000000"),
     LIM("store_queue_max", "GOOSE_STORE_QUEUE_MAX", store_queue_max, 1, 10000000,
@@ -155,6 +157,7 @@ static void set_defaults(config *c)
     c->max_connections_per_client = 1024;
     c->header_timeout = 15;
     c->max_replies = 5000;
+    c->max_replies_per_user = 10;
     c->max_watchers_per_session = 256;
     c->store_queue_max = 100000;
     c->tool_workers = 16;

@@ -27,6 +27,7 @@ typedef struct {
     long max_connections_per_client; /* open HTTP connections from one client address */
     long header_timeout;             /* seconds to send a request's headers (slowloris) */
     long max_replies;                /* replies running at once, all sessions */
+    long max_replies_per_user;       /* replies one user (with an id) runs at once; 0: no limit */
     long max_watchers_per_session;   /* SSE and WebSocket clients watching one session */
     long store_queue_max;            /* writes waiting for the store's writer */
     long tool_workers;               /* threads for tools that block on the disk */

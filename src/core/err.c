@@ -37,6 +37,8 @@ const char *gd_strerror(gd_err err)
         return "refused by policy";
     case GD_EPROTO:
         return "protocol error";
+    case GD_EQUOTA:
+        return "a per-user limit is reached";
     }
     return "unknown error";
 }

@@ -21,7 +21,8 @@ typedef enum {
     GD_ECANCELLED = 14, /* stopped on request */
     GD_EDENIED = 15,    /* refused by policy (the allowlist, the user's answer) */
     GD_EPROTO = 16,     /* a peer broke its protocol (garbage, a line past its cap) */
-#define GD_ERR_LAST GD_EPROTO
+    GD_EQUOTA = 17,     /* a per-user bound is reached (replies): later, 429 */
+#define GD_ERR_LAST GD_EQUOTA
 } gd_err;
 
 /* A static, human-readable description of err. */

@@ -58,6 +58,9 @@ enum stmt_id {
     ST_USER_DELETE,
     ST_USER_SET_TOKEN,
     ST_USER_COUNT,
+    ST_ITEM_SET,
+    ST_ITEM_DELETE,
+    ST_ITEM_LIST,
     ST__N
 };
 
@@ -106,6 +109,12 @@ static const char *const stmt_sql[ST__N] = {
     [ST_USER_SET_TOKEN] = "UPDATE users SET token_hash = ?2 WHERE name = ?1",
     [ST_USER_COUNT] = "SELECT count(*) FROM users",
 #undef USER_COLS
+    [ST_ITEM_SET] =
+        "INSERT INTO user_items(user_id, name, value, updated_us) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT(user_id, name) DO UPDATE SET value = excluded.value, "
+        "updated_us = excluded.updated_us",
+    [ST_ITEM_DELETE] = "DELETE FROM user_items WHERE user_id = ?1 AND name = ?2",
+    [ST_ITEM_LIST] = "SELECT user_id, name, value FROM user_items ORDER BY user_id, name",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -143,6 +152,14 @@ static const char *const migrations[] = {
     "  created_us INTEGER NOT NULL);"
     "ALTER TABLE sessions ADD COLUMN user_id TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX sessions_by_user ON sessions(user_id, created_us DESC);",
+    /* 4: a user's own settings by name (provider choice, API keys sealed under the server key,
+     * "always" answers to tool confirmations); they go with the user */
+    "CREATE TABLE user_items ("
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  value BLOB NOT NULL,"
+    "  updated_us INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, name)) WITHOUT ROWID;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -339,6 +356,8 @@ static enum db_kind db_kind(sqlite3 *db, int *version, char *why, size_t whylen)
             messages = true;
         else if (!strcmp(name, "users"))
             continue; /* schema version 3 on */
+        else if (!strcmp(name, "user_items"))
+            continue; /* schema version 4 on */
         else {
             snprintf(why, whylen, "it has a table '%.64s' goosed does not make", name);
             sqlite3_finalize(s);
@@ -1488,6 +1507,109 @@ static gd_err sq_user_set_token(store *st, const char *name,
     return submit((sqlite_store *)st, &op);
 }
 
+/* ---- a user's own settings ---- */
+
+struct item_write {
+    const char *user_id, *name;
+    const void *value; /* NULL: delete */
+    size_t len;
+};
+
+static gd_err w_item(conn *c, void *arg, char *err, size_t errlen)
+{
+    const struct item_write *w = arg;
+    sqlite3_stmt *st = stmt(c, w->value ? ST_ITEM_SET : ST_ITEM_DELETE);
+    if (!st) {
+        snprintf(err, errlen, "%s", store_errmsg());
+        return GD_ESTORE;
+    }
+    sqlite3_bind_text(st, 1, w->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, w->name, -1, SQLITE_STATIC);
+    if (w->value) {
+        sqlite3_bind_blob(st, 3, w->value, (int)w->len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now_us());
+    }
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) { /* the foreign key: the user is gone */
+        snprintf(err, errlen, "no such user");
+        return GD_ENOTFOUND;
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    return GD_OK;
+}
+
+static gd_err sq_user_item_set(store *st, const char *user_id, const char *name, const void *value,
+                               size_t len)
+{
+    if (len > STORE_ITEM_VALUE_MAX || strlen(name) > STORE_ITEM_NAME_MAX) {
+        store_set_errmsg("a user's setting is too large");
+        return GD_ETOOBIG;
+    }
+    struct item_write w = {.user_id = user_id, .name = name, .value = value, .len = len};
+    write_op op = {.fn = w_item, .arg = &w};
+    return submit((sqlite_store *)st, &op);
+}
+
+static gd_err sq_user_items_list(store *st, store_user_item **out, size_t *n)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *out = NULL;
+    *n = 0;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, ST_ITEM_LIST);
+    gd_err e = GD_ESTORE;
+    store_user_item *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    if (s) {
+        int rc;
+        e = GD_OK;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 16;
+                store_user_item *grown = realloc(arr, cap * sizeof *arr);
+                if (!grown) {
+                    e = GD_ENOMEM;
+                    break;
+                }
+                arr = grown;
+            }
+            store_user_item *it = &arr[cnt];
+            memset(it, 0, sizeof *it);
+            snprintf(it->user_id, sizeof it->user_id, "%s",
+                     (const char *)sqlite3_column_text(s, 0));
+            snprintf(it->name, sizeof it->name, "%s", (const char *)sqlite3_column_text(s, 1));
+            int len = sqlite3_column_bytes(s, 2);
+            const void *v = sqlite3_column_blob(s, 2);
+            if (!(it->value = malloc((size_t)len + 1))) {
+                e = GD_ENOMEM;
+                break;
+            }
+            if (len) memcpy(it->value, v, (size_t)len);
+            it->value[len] = 0;
+            it->len = (size_t)len;
+            cnt++;
+        }
+        if (e == GD_ENOMEM)
+            store_set_errmsg("out of memory");
+        else if (rc != SQLITE_DONE)
+            e = read_failed(c);
+        stmt_done(s);
+    }
+    reader_put(ss, c);
+    if (e) {
+        store_user_items_free(arr, cnt);
+        return e;
+    }
+    *out = arr;
+    *n = cnt;
+    return GD_OK;
+}
+
 static void sq_close(store *st)
 {
     sqlite_store *ss = (sqlite_store *)st;
@@ -1534,6 +1656,8 @@ static const store_ops sqlite_ops = {
     .user_remove = sq_user_remove,
     .user_set_token = sq_user_set_token,
     .user_count = sq_user_count,
+    .user_item_set = sq_user_item_set,
+    .user_items_list = sq_user_items_list,
 };
 
 store *store_sqlite_open(const char *dir, size_t queue_max)

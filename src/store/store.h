@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "core/err.h"
@@ -43,6 +44,24 @@ typedef struct {
     bool has_token; /* users made by a trusted proxy have none */
     time_t created_at;
 } store_user;
+
+/* One of a user's own settings (auth/user_settings.h): an opaque value under a name. */
+#define STORE_ITEM_NAME_MAX  256   /* bytes */
+#define STORE_ITEM_VALUE_MAX 16384 /* bytes */
+typedef struct {
+    char user_id[UUID_STR_LEN];
+    char name[STORE_ITEM_NAME_MAX + 1];
+    unsigned char *value; /* len bytes and a NUL after them */
+    size_t len;
+} store_user_item;
+
+/* Frees an array of n items from user_items_list (NULL is fine). */
+static inline void store_user_items_free(store_user_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i].value);
+    free(items);
+}
 
 typedef struct store store;
 
@@ -113,6 +132,17 @@ typedef struct {
                              const unsigned char hash[STORE_TOKEN_HASH_LEN]);
     /* How many users there are. */
     gd_err (*user_count)(store *st, long *n);
+
+    /* --- a user's own settings (auth/user_settings.c), opaque values by name: secrets arrive
+     * sealed already, so the store never holds a plaintext key. They go with the user. --- */
+    /* Sets the item name of user_id to len bytes of value (NULL: removes it), durably.
+     * GD_ENOTFOUND when the user does not exist; GD_ETOOBIG past STORE_ITEM_NAME_MAX or
+     * STORE_ITEM_VALUE_MAX. */
+    gd_err (*user_item_set)(store *st, const char *user_id, const char *name, const void *value,
+                            size_t len);
+    /* Every user's items, by user and name. *out is an array of *n the caller frees with
+     * store_user_items_free(). */
+    gd_err (*user_items_list)(store *st, store_user_item **out, size_t *n);
 } store_ops;
 
 struct store {

@@ -180,7 +180,7 @@ describe('users with tokens: isolation', () => {
   it('admin-only routes: 403 for a user who is not an admin', async () => {
     const cases = [
       ['PATCH', '/api/config', { execution_mode: 'auto' }],
-      ['POST', '/api/providers', { provider: 'openai', model: 'x' }],
+      ['POST', '/api/providers', { scope: 'default', name: 'openai', model: 'x' }],
       ['POST', '/api/extensions', { name: 'x', type: 'builtin' }],
       ['PATCH', '/api/extensions/developer/toggle', { enabled: true }],
       ['DELETE', '/api/extensions/developer', undefined],

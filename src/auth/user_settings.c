@@ -1,0 +1,435 @@
+/* user_settings: a user's own provider, keys and tool permissions (see user_settings.h). */
+#include "auth/user_settings.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define KEY_LEN      crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define NONCE_LEN    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_LEN      crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define SEAL_VERSION 1 /* the first byte of a sealed value: the format, for a later change */
+#define SEALED_MAX   (1 + NONCE_LEN + 4096 + TAG_LEN)
+#define RELOAD_NS    1000000000ull /* how often a store that failed is asked again */
+
+/* Item names in the store. */
+#define ITEM_PROVIDER "provider"
+#define ITEM_MODEL    "model"
+#define ITEM_KEY      "key:"  /* and the key's name (OPENAI_API_KEY): a sealed value */
+#define ITEM_PERM     "perm:" /* and the tool's name: "always_allow" or "never_allow" */
+
+static struct {
+    pthread_mutex_t mu; /* guards everything below */
+    store *st;
+    json_t *users; /* id -> {"provider", "model", "keys": {name: base64}, "perms": {tool: int}} */
+    bool loaded;
+    uint64_t tried_ns;
+    unsigned char key[KEY_LEN];
+    bool have_key;
+    char key_why[300]; /* why there is no server key */
+    char key_from[PATH_MAX + 32];
+    char dir[PATH_MAX]; /* where server.key is made, on first need ("": GOOSE_SERVER_KEY) */
+} U = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* ---- the server key ---- */
+
+/* Decodes 32 bytes from 64 hex digits or base64 (either alphabet, padded or not). */
+static bool key_decode(const char *s, unsigned char out[KEY_LEN])
+{
+    size_t n = strlen(s), got = 0;
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\r'))
+        n--;
+    if (n == 2 * KEY_LEN && sodium_hex2bin(out, KEY_LEN, s, n, NULL, &got, NULL) == 0 &&
+        got == KEY_LEN)
+        return true;
+    static const int variants[] = {
+        sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
+        sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        unsigned char tmp[KEY_LEN + 8];
+        if (sodium_base642bin(tmp, sizeof tmp, s, n, NULL, &got, NULL, variants[i]) == 0 &&
+            got == KEY_LEN) {
+            memcpy(out, tmp, KEY_LEN);
+            sodium_memzero(tmp, sizeof tmp);
+            return true;
+        }
+        sodium_memzero(tmp, sizeof tmp);
+    }
+    return false;
+}
+
+/* mkdir -p dir, each missing level 0700. */
+static int mkdirs(const char *dir)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Reads dir/server.key (exactly KEY_LEN bytes) or, when it does not exist and make, makes it
+ * (under mu). */
+static void key_file(const char *dir, bool make)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/" USER_SETTINGS_KEY_FILE, dir);
+    snprintf(U.key_from, sizeof U.key_from, "%s", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT && !make) {
+        snprintf(U.key_why, sizeof U.key_why, "%s does not exist (no user has kept a key yet)",
+                 path);
+        return;
+    }
+    if (fd < 0 && errno == ENOENT) {
+        unsigned char k[KEY_LEN];
+        randombytes_buf(k, sizeof k);
+        int w = mkdirs(dir) == 0 ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+        bool ok = w >= 0 && write(w, k, sizeof k) == (ssize_t)sizeof k && fsync(w) == 0;
+        if (w >= 0 && close(w) != 0) ok = false;
+        if (ok) {
+            memcpy(U.key, k, KEY_LEN);
+            U.have_key = true;
+            log_info("auth",
+                     "made a new server key in %s (it seals the users' API keys: keep "
+                     "it with the data)",
+                     path);
+        } else {
+            snprintf(U.key_why, sizeof U.key_why, "cannot make %s: %s", path, strerror(errno));
+            if (w >= 0) unlink(path);
+        }
+        sodium_memzero(k, sizeof k);
+        if (ok || w < 0 || errno != EEXIST) return;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* made beside us meanwhile */
+    }
+    if (fd < 0) {
+        snprintf(U.key_why, sizeof U.key_why, "cannot read %s: %s", path, strerror(errno));
+        return;
+    }
+    struct stat sb;
+    unsigned char k[KEY_LEN + 1];
+    ssize_t n = fstat(fd, &sb) == 0 ? read(fd, k, sizeof k) : -1;
+    close(fd);
+    if (n != (ssize_t)KEY_LEN) {
+        snprintf(U.key_why, sizeof U.key_why,
+                 "%s is not a server key (%d random bytes; it is %zd bytes long)", path, KEY_LEN,
+                 n);
+    } else {
+        memcpy(U.key, k, KEY_LEN);
+        U.have_key = true;
+        if (sb.st_mode & 077)
+            log_warn("auth", "%s can be read by other users (mode %03o): chmod 600 it", path,
+                     (unsigned)(sb.st_mode & 0777));
+    }
+    sodium_memzero(k, sizeof k);
+}
+
+/* ---- sealing ---- */
+
+/* The associated data: the key's owner and name, so a sealed value opens only where it was
+ * put. */
+static size_t seal_ad(const char *user_id, const char *name, unsigned char *ad, size_t adlen)
+{
+    int n = snprintf((char *)ad, adlen, "goosed user secret%c%s%c%s", 0, user_id, 0, name);
+    return n < 0 || (size_t)n >= adlen ? 0 : (size_t)n;
+}
+
+size_t user_settings_seal(const char *user_id, const char *name, const char *plain, size_t len,
+                          unsigned char *out, size_t outlen)
+{
+    unsigned char ad[UUID_STR_LEN + STORE_ITEM_NAME_MAX + 32];
+    size_t adlen = seal_ad(user_id, name, ad, sizeof ad);
+    if (!U.have_key && U.dir[0]) key_file(U.dir, true); /* the first key kept makes it */
+    if (!U.have_key || !adlen || outlen < 1 + NONCE_LEN + len + TAG_LEN) return 0;
+    out[0] = SEAL_VERSION;
+    randombytes_buf(out + 1, NONCE_LEN);
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE_LEN, &clen,
+                                               (const unsigned char *)plain, len, ad, adlen, NULL,
+                                               out + 1, U.key);
+    return 1 + NONCE_LEN + (size_t)clen;
+}
+
+int user_settings_open(const char *user_id, const char *name, const unsigned char *sealed,
+                       size_t len, char *out, size_t outlen)
+{
+    unsigned char ad[UUID_STR_LEN + STORE_ITEM_NAME_MAX + 32];
+    size_t adlen = seal_ad(user_id, name, ad, sizeof ad);
+    if (!U.have_key || !adlen || len < 1 + NONCE_LEN + TAG_LEN || sealed[0] != SEAL_VERSION ||
+        outlen < len - 1 - NONCE_LEN - TAG_LEN + 1)
+        return -1;
+    unsigned long long plen = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &plen, NULL,
+                                                   sealed + 1 + NONCE_LEN, len - 1 - NONCE_LEN, ad,
+                                                   adlen, sealed + 1, U.key) != 0)
+        return -1;
+    out[plen] = '\0';
+    return 0;
+}
+
+/* ---- memory ---- */
+
+/* The user's object (made when make), under mu. */
+static json_t *user_locked(const char *user_id, bool make)
+{
+    if (!U.users && !(make && (U.users = json_object()))) return NULL;
+    json_t *u = json_object_get(U.users, user_id);
+    if (!u && make && (u = json_object())) {
+        if (json_object_set_new(U.users, user_id, u)) return NULL;
+    }
+    return u;
+}
+
+/* Sets what an item of the store means in memory, under mu. */
+static void apply_item_locked(const char *user_id, const char *name, const unsigned char *v,
+                              size_t len)
+{
+    json_t *u = user_locked(user_id, true);
+    if (!u) return;
+    if (!strcmp(name, ITEM_PROVIDER) || !strcmp(name, ITEM_MODEL)) {
+        json_object_set_new(u, name, json_stringn((const char *)v, len));
+    } else if (!strncmp(name, ITEM_KEY, strlen(ITEM_KEY))) {
+        json_t *keys = json_object_get(u, "keys");
+        if (!keys) json_object_set_new(u, "keys", keys = json_object());
+        char b64[sodium_base64_ENCODED_LEN(SEALED_MAX, sodium_base64_VARIANT_ORIGINAL)];
+        if (len <= SEALED_MAX) {
+            sodium_bin2base64(b64, sizeof b64, v, len, sodium_base64_VARIANT_ORIGINAL);
+            json_object_set_new(keys, name + strlen(ITEM_KEY), json_string(b64));
+        }
+    } else if (!strncmp(name, ITEM_PERM, strlen(ITEM_PERM))) {
+        json_t *perms = json_object_get(u, "perms");
+        if (!perms) json_object_set_new(u, "perms", perms = json_object());
+        perm_rule r = len == 12 && !memcmp(v, "always_allow", 12)  ? PERM_ALWAYS_ALLOW
+                      : len == 11 && !memcmp(v, "never_allow", 11) ? PERM_NEVER_ALLOW
+                                                                   : PERM_NONE;
+        if (r != PERM_NONE) json_object_set_new(perms, name + strlen(ITEM_PERM), json_integer(r));
+    }
+}
+
+/* Reads every user's items from the store, once it answers (under mu; at most once a second
+ * after a failure). */
+static void load_locked(void)
+{
+    if (U.loaded || !U.st) return;
+    uint64_t now = clock_mono_ns();
+    if (U.tried_ns && now - U.tried_ns < RELOAD_NS) return;
+    U.tried_ns = now;
+    store_user_item *items = NULL;
+    size_t n = 0;
+    if (U.st->ops->user_items_list(U.st, &items, &n) != GD_OK) {
+        log_error("auth", "cannot read the users' own settings (provider, keys, permissions): %s",
+                  store_errmsg());
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        apply_item_locked(items[i].user_id, items[i].name, items[i].value, items[i].len);
+    store_user_items_free(items, n);
+    U.loaded = true;
+}
+
+gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t errlen)
+{
+    user_settings_free();
+    pthread_mutex_lock(&U.mu);
+    U.st = st;
+    U.key_why[0] = '\0';
+    const char *env = getenv("GOOSE_SERVER_KEY");
+    gd_err e = GD_OK;
+    if (env && *env) {
+        snprintf(U.key_from, sizeof U.key_from, "GOOSE_SERVER_KEY");
+        if (key_decode(env, U.key))
+            U.have_key = true;
+        else {
+            snprintf(err, errlen,
+                     "GOOSE_SERVER_KEY: not a server key (32 bytes as 64 hex digits or base64; "
+                     "make one with: head -c32 /dev/urandom | base64)");
+            e = GD_EINVAL;
+        }
+    } else {
+        /* Made when the first user keeps a key: a server without users makes no file. */
+        snprintf(U.dir, sizeof U.dir, "%s", data_dir);
+        key_file(data_dir, false);
+        if (!U.have_key && access(U.key_from, F_OK) == 0)
+            log_error("auth", "%s: users cannot keep API keys of their own", U.key_why);
+    }
+    if (!e) load_locked();
+    pthread_mutex_unlock(&U.mu);
+    return e;
+}
+
+void user_settings_free(void)
+{
+    pthread_mutex_lock(&U.mu);
+    json_decref(U.users);
+    U.users = NULL;
+    U.loaded = false;
+    U.tried_ns = 0;
+    sodium_memzero(U.key, sizeof U.key);
+    U.have_key = false;
+    U.dir[0] = '\0';
+    pthread_mutex_unlock(&U.mu);
+}
+
+/* ---- provider and keys ---- */
+
+bool user_settings_provider(const char *user_id, char *name, size_t namelen, char *model,
+                            size_t modellen)
+{
+    if (!user_id || !user_id[0]) return false;
+    pthread_mutex_lock(&U.mu);
+    load_locked();
+    json_t *u = user_locked(user_id, false);
+    const char *p = json_string_value(json_object_get(u, ITEM_PROVIDER));
+    const char *m = json_string_value(json_object_get(u, ITEM_MODEL));
+    if (p) {
+        snprintf(name, namelen, "%s", p);
+        snprintf(model, modellen, "%s", m ? m : "");
+    }
+    pthread_mutex_unlock(&U.mu);
+    return p != NULL;
+}
+
+bool user_settings_has_key(const char *user_id, const char *key_env)
+{
+    if (!user_id || !user_id[0] || !key_env) return false;
+    pthread_mutex_lock(&U.mu);
+    bool has = json_object_get(json_object_get(user_locked(user_id, false), "keys"), key_env);
+    pthread_mutex_unlock(&U.mu);
+    return has;
+}
+
+int user_settings_key(const char *user_id, const char *key_env, char *out, size_t outlen, char *err,
+                      size_t errlen)
+{
+    if (!user_id || !user_id[0] || !key_env) return 0;
+    pthread_mutex_lock(&U.mu);
+    const char *b64 = json_string_value(
+        json_object_get(json_object_get(user_locked(user_id, false), "keys"), key_env));
+    unsigned char sealed[SEALED_MAX];
+    size_t len = 0;
+    int rc = 0;
+    if (b64) {
+        char name[STORE_ITEM_NAME_MAX + 1];
+        snprintf(name, sizeof name, ITEM_KEY "%s", key_env);
+        rc = -1;
+        if (!U.have_key)
+            snprintf(err, errlen,
+                     "cannot open your API key %s: the server has no usable key to open it (%s)",
+                     key_env, U.key_why);
+        else if (sodium_base642bin(sealed, sizeof sealed, b64, strlen(b64), NULL, &len, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL) != 0 ||
+                 user_settings_open(user_id, name, sealed, len, out, outlen) != 0)
+            snprintf(err, errlen,
+                     "cannot decrypt your API key %s: it was sealed under another server key "
+                     "(%s changed?); set it again with POST /api/providers",
+                     key_env, U.key_from);
+        else
+            rc = 1;
+    }
+    pthread_mutex_unlock(&U.mu);
+    sodium_memzero(sealed, sizeof sealed);
+    return rc;
+}
+
+gd_err user_settings_set_provider(const char *user_id, const char *name, const char *model,
+                                  const char *key_env, const char *api_key, char *err,
+                                  size_t errlen)
+{
+    if (!U.st || !user_id[0]) {
+        snprintf(err, errlen, "this user cannot keep settings of their own");
+        return GD_EINVAL;
+    }
+    char item[STORE_ITEM_NAME_MAX + 1] = "";
+    unsigned char sealed[SEALED_MAX];
+    size_t slen = 0;
+    if (api_key && key_env) {
+        snprintf(item, sizeof item, ITEM_KEY "%s", key_env);
+        pthread_mutex_lock(&U.mu);
+        slen = user_settings_seal(user_id, item, api_key, strlen(api_key), sealed, sizeof sealed);
+        pthread_mutex_unlock(&U.mu);
+        if (!slen) {
+            snprintf(err, errlen, "cannot seal the API key: %s",
+                     U.have_key ? "it is too long" : U.key_why);
+            return GD_EUNAVAIL;
+        }
+    }
+    struct {
+        const char *name;
+        const void *v;
+        size_t len;
+    } w[] = {{item, sealed, slen},
+             {ITEM_PROVIDER, name, strlen(name)},
+             {ITEM_MODEL, model, strlen(model)}};
+    for (size_t i = slen ? 0 : 1; i < sizeof w / sizeof *w; i++) {
+        gd_err e = U.st->ops->user_item_set(U.st, user_id, w[i].name, w[i].v, w[i].len);
+        if (e) {
+            snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such user" : store_errmsg());
+            return e;
+        }
+        pthread_mutex_lock(&U.mu);
+        apply_item_locked(user_id, w[i].name, w[i].v, w[i].len);
+        pthread_mutex_unlock(&U.mu);
+    }
+    return GD_OK;
+}
+
+/* ---- tool permissions ---- */
+
+perm_rule user_settings_perm(const char *user_id, const char *tool)
+{
+    if (!user_id || !user_id[0]) return PERM_NONE;
+    pthread_mutex_lock(&U.mu);
+    json_t *r = json_object_get(json_object_get(user_locked(user_id, false), "perms"), tool);
+    perm_rule out = r ? (perm_rule)json_integer_value(r) : PERM_NONE;
+    pthread_mutex_unlock(&U.mu);
+    return out;
+}
+
+gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule rule)
+{
+    if (!user_id || !user_id[0]) return GD_EINVAL;
+    pthread_mutex_lock(&U.mu);
+    json_t *u = user_locked(user_id, true);
+    json_t *perms = u ? json_object_get(u, "perms") : NULL;
+    if (u && !perms) json_object_set_new(u, "perms", perms = json_object());
+    gd_err e = GD_ENOMEM;
+    if (perms)
+        e = rule == PERM_NONE ? (json_object_del(perms, tool), GD_OK)
+            : json_object_set_new(perms, tool, json_integer(rule)) ? GD_ENOMEM
+                                                                   : GD_OK;
+    pthread_mutex_unlock(&U.mu);
+    return e;
+}
+
+gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen)
+{
+    perm_rule r = user_settings_perm(user_id, tool);
+    const char *v = r == PERM_ALWAYS_ALLOW  ? "always_allow"
+                    : r == PERM_NEVER_ALLOW ? "never_allow"
+                                            : NULL;
+    char item[STORE_ITEM_NAME_MAX + 1];
+    int n = snprintf(item, sizeof item, ITEM_PERM "%s", tool);
+    if (n < 0 || (size_t)n >= sizeof item) {
+        snprintf(err, errlen, "the tool's name is too long to keep its permission");
+        return GD_ETOOBIG;
+    }
+    gd_err e =
+        U.st ? U.st->ops->user_item_set(U.st, user_id, item, v, v ? strlen(v) : 0) : GD_ESTORE;
+    if (e) snprintf(err, errlen, "%s", U.st ? store_errmsg() : "no store");
+    return e;
+}

@@ -1,0 +1,74 @@
+/* user_settings: what each user (auth.h) chooses for themselves: their provider and model, their
+ * API keys, and their "always" answers to tool confirmations. The server's own settings
+ * (config.yaml, secrets.yaml, permission.yaml) are the admin's and the defaults; a user's own
+ * come first and fall back to them.
+ *
+ * Kept in the store as a user's items (store.h user_item_set), and in memory: every lookup
+ * reads memory (no store read on a reply's path); a change is written to the store, then to
+ * memory. API keys are sealed before they reach the store, with XChaCha20-Poly1305 under the
+ * server key (a random nonce per write; the user's id and the key's name as associated data,
+ * so a sealed key moved to another user or name does not open). The server key is 32 bytes:
+ * GOOSE_SERVER_KEY (64 hex digits, or base64), else the file server.key in the data directory
+ * (0600), made when the first user keeps a key (a server without users makes none). Plaintext
+ * keys never reach the store, the log, or an answer.
+ *
+ * The local user (id "": no authentication, or X-Secret-Key) has no settings of their own.
+ * Thread-safe. */
+#ifndef GD_USER_SETTINGS_H
+#define GD_USER_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/permissions.h"
+#include "core/err.h"
+#include "store/store.h"
+
+#define USER_SETTINGS_KEY_FILE "server.key"
+
+/* Reads the server key (server.key in data_dir is made on first need) and loads every user's
+ * settings from st (borrowed; it must outlive every call here). GD_EINVAL with the reason in err
+ * when GOOSE_SERVER_KEY is set but is not 32 bytes in hex or base64: goosed must not start. A
+ * server.key that cannot be read or made is logged; sealing and opening keys then fail with that
+ * reason. A store that cannot be read now is logged and read again when a provider is next
+ * resolved. */
+gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t errlen);
+/* Forgets everything (memory only) and wipes the server key. */
+void user_settings_free(void);
+
+/* The user's own provider and model, copied out; false when they chose none (then the
+ * server's apply). May read the store (HTTP threads only) when it could not be read before. */
+bool user_settings_provider(const char *user_id, char *name, size_t namelen, char *model,
+                            size_t modellen);
+/* The user's own API key key_env (e.g. OPENAI_API_KEY), opened into out: 1. 0: they have none.
+ * -1: they have one that cannot be opened (the server key changed, or is unusable): why in
+ * err, never the key. */
+int user_settings_key(const char *user_id, const char *key_env, char *out, size_t outlen, char *err,
+                      size_t errlen);
+/* Whether the user has their own key key_env (not opened). */
+bool user_settings_has_key(const char *user_id, const char *key_env);
+/* Makes name/model the user's provider; api_key (NULL: keep theirs) is sealed and kept as
+ * key_env. Blocks on the store. GD_ESTORE, GD_EUNAVAIL (no server key), GD_ENOTFOUND (no such
+ * user), with a message in err. */
+gd_err user_settings_set_provider(const char *user_id, const char *name, const char *model,
+                                  const char *key_env, const char *api_key, char *err,
+                                  size_t errlen);
+
+/* The user's own rule for a tool (PERM_NONE: none; the server's then apply). Memory only. */
+perm_rule user_settings_perm(const char *user_id, const char *tool);
+/* Sets it in memory at once (PERM_NONE removes it). GD_ENOMEM. */
+gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule rule);
+/* Writes the user's rule for tool, as memory holds it now, to the store (blocks: call it off
+ * any event loop). GD_ESTORE with a message in err. */
+gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen);
+
+/* Seals plain (len bytes) for user_id/name into out (at most outlen bytes), making server.key
+ * when there is none yet (user_settings_set_provider calls it under the module's lock; tests
+ * call it directly); the length written, 0 when it does not fit or there is no server key. */
+size_t user_settings_seal(const char *user_id, const char *name, const char *plain, size_t len,
+                          unsigned char *out, size_t outlen);
+/* Opens what user_settings_seal made into out (NUL-terminated); -1 when it does not open. */
+int user_settings_open(const char *user_id, const char *name, const unsigned char *sealed,
+                       size_t len, char *out, size_t outlen);
+
+#endif
