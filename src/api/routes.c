@@ -1,8 +1,10 @@
 /* The route table: a route is one line. /api is canonical; seed 000's unprefixed paths are
  * aliases of the same handlers. */
 #include "api/api.h"
+#include "auth/auth.h"
 
 #include <stdio.h>
+#include <string.h>
 
 const http_route api_routes[] = {
     {"GET", "/status", api_status, ROUTE_PUBLIC},
@@ -71,6 +73,8 @@ void api_store_error(http_req *r, gd_err e, const char *session_id, const char *
 
 bool api_session_found(http_req *r, const char *session_id)
 {
+    const char *seen = http_user(r)->session; /* auth_request read it */
+    if (seen[0] && !strcmp(seen, session_id)) return true;
     app *a = http_app(r);
     store_session s;
     gd_err e = a->st->ops->session_get(a->st, session_id, &s);

@@ -452,6 +452,7 @@ bool auth_request(struct http_req *r, const route_match *m, const char *peer, au
             http_reply_error(r, 404, "not_found", "session '%s' not found", m->params[p]);
             return false;
         }
+        if (e == GD_OK) snprintf(user->session, sizeof user->session, "%s", s.id);
     }
     return true;
 }

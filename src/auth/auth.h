@@ -29,6 +29,9 @@ typedef struct {
     char id[UUID_STR_LEN]; /* "" for the local user */
     char name[STORE_USER_NAME_MAX + 1];
     bool admin;
+    /* the session of the request's path that auth_request found to be theirs, "" if none: the
+     * handler need not read it again (api_session_found) */
+    char session[UUID_STR_LEN];
 } auth_user;
 
 struct http_req;
