@@ -67,17 +67,20 @@ static json_t *make_tools(void)
 /* Every session's platform offers the same tools: made once, shared by reference (never
  * changed once made). */
 static pthread_once_t tools_once = PTHREAD_ONCE_INIT;
-static json_t *tools_made;
+static json_t *tools_made, *none_made;
 
 static void make_shared_tools(void)
 {
     tools_made = make_tools();
+    none_made = json_array();
 }
 
-static json_t *shared_tools(void)
+/* The tools (none: false) or the empty list (none: true) every platform offers: a reference. */
+static json_t *shared_tools(bool none)
 {
     pthread_once(&tools_once, make_shared_tools);
-    return tools_made ? json_incref(tools_made) : NULL;
+    json_t *t = none ? none_made : tools_made;
+    return t ? json_incref(t) : NULL;
 }
 
 static json_t *p_tools(extension *base)
@@ -247,7 +250,7 @@ extension *platform_new(const ext_host *host, ext_registry *r)
     snprintf(p->base.name, sizeof p->base.name, "platform");
     p->host = host;
     p->r = r;
-    if (!(p->tools = shared_tools()) || !(p->none = json_array())) {
+    if (!(p->tools = shared_tools(false)) || !(p->none = shared_tools(true))) {
         json_decref(p->tools);
         free(p);
         return NULL;
