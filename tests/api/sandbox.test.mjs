@@ -11,9 +11,11 @@ import { spawn } from 'node:child_process';
 import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
 import { get, post } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
+import { recordSecret } from './lib/record.mjs';
 
 const KEY = 'sk-sandbox-test-key-0123456789';
 const SECRET = 'sb-secret-value-7f3a9c';
+recordSecret(SECRET, 'sandbox.test.mjs: the secret in secrets.yaml and config.yaml');
 
 function providerEnv(fake, extra = {}) {
   return { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ...extra };
