@@ -111,9 +111,12 @@ static bool rel_under(const char *root, const char *abs, char *rel, size_t n)
     size_t rl = strcmp(root, "/") ? strlen(root) : 0;
     if (strncmp(abs, root, rl)) return false;
     const char *r = abs + rl;
-    if (!r[0]) r = ".";
-    else if (r[0] == '/') r++;
-    else return false;
+    if (!r[0])
+        r = ".";
+    else if (r[0] == '/')
+        r++;
+    else
+        return false;
     if (!r[0]) r = ".";
     return (size_t)snprintf(rel, n, "%s", r) < n;
 }
@@ -142,8 +145,7 @@ bool dev_fs_open(dev_call *c, const char *path, dev_fs *fs)
         rel_under(fs->root_real, path, fs->rel, sizeof fs->rel))
         return true;
     char real[DEV_PATH_MAX];
-    if (real_of(path, real, sizeof real) &&
-        rel_under(fs->root_real, real, fs->rel, sizeof fs->rel))
+    if (real_of(path, real, sizeof real) && rel_under(fs->root_real, real, fs->rel, sizeof fs->rel))
         return true;
     fs->err = EXDEV;
     dev_fs_close(fs);
