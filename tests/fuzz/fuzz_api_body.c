@@ -10,6 +10,7 @@
  *
  * Input: byte 0 picks the route (among those with a body), byte 1 the path parameters (the
  * existing session and extension, or ones that do not exist), the rest is the body. */
+#include <ftw.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -211,13 +212,27 @@ const auth_user *http_user(struct http_req *r)
 
 static const http_route *g_body_routes[64];
 static size_t g_nbody;
+static char g_home[] = "/tmp/goosed-fuzz-api-XXXXXX";
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+/* The temporary home goes at exit (the store may still have it open: unlinked files are fine). */
+static void rm_home(void)
+{
+    nftw(g_home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    char err[256], home[] = "/tmp/goosed-fuzz-api-XXXXXX";
+    char err[256], *home = g_home;
     log_configure("off", err, sizeof err);
     if (!mkdtemp(home)) abort();
+    atexit(rm_home);
     setenv("HOME", home, 1);
     unsetenv("GOOSE_CONFIG_DIR");
     unsetenv("XDG_CONFIG_HOME");
