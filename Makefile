@@ -36,10 +36,16 @@ unit:
 # Two files at a time, except core.test.mjs: it checks that one session's 40 MB history does not
 # stall another's WebSocket (a round trip under 50 ms), which only means something on CPUs that
 # another suite's 200 sandboxed shells are not taking at the same moment. So it runs alone, after.
+# Then the log scan: no secret the suite used (keys, tokens, passwords; tests/api/lib/record.mjs)
+# appears in anything a goosed process wrote, kept in $(BUILD)/api-record.
 api:
-	GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed node --test --test-concurrency=2 \
+	@rm -rf $(CURDIR)/$(BUILD)/api-record
+	GOOSED_SUITE_RECORD=$(CURDIR)/$(BUILD)/api-record GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed \
+	  node --test --test-concurrency=2 \
 	  $$(ls tests/api/*.test.mjs | grep -v '/core\.test\.mjs$$') tests/fakes/
-	GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed node --test tests/api/core.test.mjs
+	GOOSED_SUITE_RECORD=$(CURDIR)/$(BUILD)/api-record GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed \
+	  node --test tests/api/core.test.mjs
+	node tests/api/logscan.mjs $(CURDIR)/$(BUILD)/api-record
 
 # The official MCP conformance suite with `goosed mcp conformance` as its client (normal build only).
 conformance:

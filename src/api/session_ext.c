@@ -246,6 +246,12 @@ void api_session_extensions_add(http_req *r)
 {
     const char *sid = http_param(r, 0);
     json_t *body = http_body(r);
+    if (!body) { /* an empty body: no entry to add (json_pack below would fail on NULL) */
+        http_reply_error(r, 400, "bad_request",
+                         "the body must be an extension entry: {\"name\": ..., \"config\"?: "
+                         "{...}, \"enabled\"?: true|false}");
+        return;
+    }
     json_t *list = json_is_array(body) ? json_incref(body) : json_pack("[O]", body);
     json_t *settings = NULL;
     pthread_mutex_lock(&settings_mu);

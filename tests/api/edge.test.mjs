@@ -441,3 +441,18 @@ describe('POST /api/providers input bounds', () => {
     assert.equal(r.status, 200, r.text);
   });
 });
+
+// Found by the fuzzer of the route bodies (tests/fuzz/fuzz_api_body.c).
+describe('bodies the fuzzer found', () => {
+  let srv;
+  before(async () => { srv = await startServer(); });
+  after(() => stopAndCheck(srv));
+
+  it('POST /api/sessions/{id}/extensions with an empty body is 400, not a 500 "out of memory"', async () => {
+    const s = await post(srv, '/api/sessions', { working_directory: tempDir('goosed-edge-cwd-') });
+    assert.equal(s.status, 201, s.text);
+    const r = await post(srv, `/api/sessions/${s.body.id}/extensions`, undefined);
+    assertError(r, 400, 'bad_request', /extension entry/);
+    await assertAlive(srv);
+  });
+});

@@ -7,12 +7,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
 import { get, post } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
+import { recordSecret } from './lib/record.mjs';
 
 const KEY = 'sk-sandbox-test-key-0123456789';
 const SECRET = 'sb-secret-value-7f3a9c';
+recordSecret(SECRET, 'sandbox.test.mjs: the secret in secrets.yaml and config.yaml');
 
 function providerEnv(fake, extra = {}) {
   return { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ...extra };
@@ -383,5 +386,105 @@ describe('allowed_roots', () => {
 
   it('a root that does not exist is a configuration error', async () => {
     await assert.rejects(startServer({ configYaml: 'allowed_roots: [/nonexistent/goosed-root]\n' }), /allowed_roots/);
+  });
+});
+
+// The paths are checked, then opened: a symbolic link swapped in between the two must not lead
+// out. The file tools open through the working directory with the kernel refusing every step out
+// of it (openat2 RESOLVE_BENEATH), so what was checked is what is opened.
+describe('the file tools against links swapped in after the check', () => {
+  let fake;
+  let srv;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake, { GOOSE_SANDBOX: 'off' }), configYaml: 'GOOSE_MODE: auto\n' });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  /** Runs the text editor calls in one turn of a new session in dir; the results, in order. */
+  async function editorTurn(dir, calls) {
+    await fake.script([
+      { tool_calls: calls.map((args, i) => ({ id: `call_race_${i}`, name: 'developer__text_editor', arguments: args })) },
+      { text: 'ok' },
+    ]);
+    const id = await newSession(srv, dir);
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'go' });
+    assert.equal(r.status, 200, r.text);
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    return hist.body.flatMap((m) => m.content).filter((c) => c.type === 'toolResponse' || 'is_error' in c)
+      .map((c) => ({ text: c.content?.[0]?.text ?? '', is_error: c.is_error }));
+  }
+
+  it('a link inside to a directory outside, an absolute link back inside, a relative one', async () => {
+    const dir = tempDir('goosed-race-cwd-');
+    const outside = tempDir('goosed-race-out-');
+    mkdirSync(path.join(dir, 'sub'));
+    symlinkSync(outside, path.join(dir, 'out'));
+    symlinkSync(path.join(dir, 'sub'), path.join(dir, 'abs'));
+    symlinkSync('sub', path.join(dir, 'rel'));
+    const res = await editorTurn(dir, [
+      { command: 'write', path: 'out/x.txt', file_text: 'pwned\n' },
+      { command: 'write', path: 'out/new/deep/x.txt', file_text: 'pwned\n' },
+      { command: 'write', path: 'abs/a.txt', file_text: 'a\n' },
+      { command: 'write', path: 'rel/deep/er/b.txt', file_text: 'b\n' },
+      { command: 'view', path: 'abs' },
+    ]);
+    assert.equal(res.length, 5, JSON.stringify(res));
+    assert.equal(res[0].is_error, true, res[0].text);
+    assert.equal(res[1].is_error, true, res[1].text);
+    assert.equal(res[2].is_error, false, res[2].text);
+    assert.equal(res[3].is_error, false, res[3].text);
+    assert.match(res[4].text, /a\.txt/);
+    assert.deepEqual(readdirSync(outside), []);
+    assert.equal(readFileSync(path.join(dir, 'sub', 'a.txt'), 'utf8'), 'a\n');
+    assert.equal(readFileSync(path.join(dir, 'sub', 'deep', 'er', 'b.txt'), 'utf8'), 'b\n');
+  });
+
+  it('a directory swapped for a link out, over and over, while the editor writes and inserts through it', async () => {
+    const dir = tempDir('goosed-race-cwd-');
+    const outside = tempDir('goosed-race-out-');
+    writeFileSync(path.join(outside, 'victim.txt'), 'untouched\n');
+    mkdirSync(path.join(dir, 'd'));
+    writeFileSync(path.join(dir, 'd', 'victim.txt'), 'inside\n');
+    symlinkSync(outside, path.join(dir, 'link'));
+    // The swapper: d is a directory, then for a moment the link out, again and again.
+    const swapper = spawn(process.execPath, ['-e', `
+      const fs = require('fs'); process.chdir(${JSON.stringify(dir)});
+      for (let n = 0; ; n++) { try { fs.renameSync('d', 'd.tmp'); fs.renameSync('link', 'd'); fs.renameSync('d', 'link'); fs.renameSync('d.tmp', 'd'); } catch {
+        try { // the editor made a d of its own while d was away: back to a directory d and the link
+          const st = (() => { try { return fs.lstatSync('d'); } catch { return null; } })();
+          if (st && st.isSymbolicLink()) fs.renameSync('d', 'link');
+          else if (st && fs.existsSync('d.tmp')) fs.rmSync('d', { recursive: true, force: true });
+          if (!fs.existsSync('d') && fs.existsSync('d.tmp')) fs.renameSync('d.tmp', 'd');
+          try { fs.lstatSync('link'); } catch { fs.symlinkSync(${JSON.stringify(outside)}, 'link'); }
+        } catch {} }
+        if (n === 100) fs.writeSync(1, 'swapping\\n'); }`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise((resolve, reject) => {
+      swapper.stdout.once('data', resolve);
+      swapper.once('exit', (code) => reject(new Error(`the swapper exited (${code})`)));
+    });
+    let leaked = [];
+    try {
+      for (let round = 0; round < 10 && !leaked.length; round++) {
+        const calls = [];
+        for (let i = 0; i < 21; i++) { // 63 calls: a reply holds at most 64
+          calls.push({ command: 'write', path: `d/w${round}_${i}.txt`, file_text: 'pwned\n' });
+          calls.push({ command: 'write', path: 'd/victim.txt', file_text: 'pwned\n' });
+          calls.push({ command: 'insert', path: 'd/victim.txt', insert_line: 0, new_str: 'pwned' });
+        }
+        await editorTurn(dir, calls);
+        leaked = readdirSync(outside).filter((f) => f !== 'victim.txt');
+        if (readFileSync(path.join(outside, 'victim.txt'), 'utf8') !== 'untouched\n') leaked.push('victim.txt (changed)');
+      }
+    } finally {
+      swapper.kill('SIGKILL');
+    }
+    assert.deepEqual(leaked, [], `written outside the working directory through the swapped link: ${leaked.join(', ')}`);
   });
 });

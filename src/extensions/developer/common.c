@@ -222,64 +222,42 @@ bool dev_resolve_path(const char *cwd_in, const char *p, char *out, size_t n)
     return true;
 }
 
-/* Reads the regular file at path, at most max bytes, into a malloc'd, NUL-terminated *data
- * (caller frees). Returns 0, or an errno value: EFBIG when larger than max, EISDIR / EINVAL
- * when not a regular file. */
-int dev_read_file(const char *path, size_t max, char **data, size_t *len)
+int dev_read_fd(int fd, size_t max, char **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return errno;
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return e;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-    }
-    if ((uint64_t)st.st_size > max) {
-        close(fd);
-        return EFBIG;
-    }
+    if (fstat(fd, &st) < 0) return errno;
+    if (!S_ISREG(st.st_mode)) return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    if ((uint64_t)st.st_size > max) return EFBIG;
     size_t alloc = (size_t)st.st_size + 1, n = 0;
     char *p = malloc(alloc + 1);
-    if (!p) {
-        close(fd);
-        return ENOMEM;
-    }
+    if (!p) return ENOMEM;
     for (;;) {
         if (n == alloc) { /* the file grew while we read it */
             if (alloc > max) {
                 free(p);
-                close(fd);
                 return EFBIG;
             }
             size_t na = alloc * 2 > max + 1 ? max + 1 : alloc * 2;
             char *q = realloc(p, na + 1);
             if (!q) {
                 free(p);
-                close(fd);
                 return ENOMEM;
             }
             p = q;
             alloc = na;
         }
-        ssize_t r = read(fd, p + n, alloc - n);
+        ssize_t r = pread(fd, p + n, alloc - n, (off_t)n);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             int e = errno;
             free(p);
-            close(fd);
             return e;
         }
         if (r == 0) break;
         n += (size_t)r;
     }
-    close(fd);
     if (n > max) {
         free(p);
         return EFBIG;
@@ -290,22 +268,15 @@ int dev_read_file(const char *path, size_t max, char **data, size_t *len)
     return 0;
 }
 
-/* Writes data to path (created or truncated). Returns 0 or an errno value. */
-int dev_write_file(const char *path, const char *data, size_t len)
+int dev_write_fd(int fd, const char *data, size_t len)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666);
-    if (fd < 0) return errno;
+    if (ftruncate(fd, 0) < 0) return errno;
     size_t off = 0;
     while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
+        ssize_t w = pwrite(fd, data + off, len - off, (off_t)off);
         if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-            int e = errno;
-            close(fd);
-            return e;
-        }
+        if (w < 0) return errno;
         off += (size_t)w;
     }
-    if (close(fd) < 0 && errno != EINTR) return errno;
     return 0;
 }

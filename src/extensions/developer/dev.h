@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -64,11 +65,49 @@ bool dev_json_to_ll(json_t *v, long long *out);
 /* Resolves p against cwd (absolute; "" or NULL: the process's own) into out: an absolute path
  * without `.`, `..` or repeated slashes; `~` is $HOME. false with a message in out. */
 bool dev_resolve_path(const char *cwd, const char *p, char *out, size_t n);
-/* Reads a regular file of at most max bytes into a malloc'd, NUL-terminated *data. 0 or an errno
- * value: EFBIG when larger than max, EISDIR / EINVAL when not a regular file. */
-int dev_read_file(const char *path, size_t max, char **data, size_t *len);
-/* Writes data to path (created or truncated). 0 or an errno value. */
-int dev_write_file(const char *path, const char *data, size_t len);
+/* Reads the regular file open at fd (left open) of at most max bytes into a malloc'd,
+ * NUL-terminated *data the caller frees. 0 or an errno value: EFBIG when larger than max,
+ * EISDIR / EINVAL when not a regular file. */
+int dev_read_fd(int fd, size_t max, char **data, size_t *len);
+/* Replaces the content of the file open for writing at fd (left open) with data. 0 or an errno
+ * value. */
+int dev_write_fd(int fd, const char *data, size_t len);
+
+/* ---- opening inside the working directory (fsopen.c) ---- */
+
+typedef struct dev_call dev_call;
+
+/* Not an errno value: what was opened is one of goosed's own directories or inside one. */
+#define DEV_EPROTECTED 100000
+
+/* The target of a file tool's call: the session's working directory, open, and the path
+ * relative to it. Every open, create, mkdir and unlink goes through it, so that a symbolic link
+ * swapped in after dev_path_ok cannot lead out (EXDEV) or into goosed's directories
+ * (DEV_EPROTECTED). */
+typedef struct {
+    const ext_host *host;
+    const char *path;             /* the absolute path, as shown in messages (borrowed) */
+    int root;                     /* O_PATH descriptor of the working directory; AT_FDCWD: none */
+    char root_real[DEV_PATH_MAX]; /* its real path ("" when none) */
+    char rel[DEV_PATH_MAX];       /* path relative to root ("." for itself); absolute if none */
+    int err;                      /* why dev_fs_open failed */
+} dev_fs;
+
+/* Opens the working directory of c for path (absolute, from dev_resolve_path, already accepted
+ * by dev_path_ok). false with an errno value in fs->err (EXDEV: path is not inside it); fs is
+ * then closed. A call without a working directory is not confined. Release with dev_fs_close. */
+bool dev_fs_open(dev_call *c, const char *path, dev_fs *fs);
+void dev_fs_close(dev_fs *fs);
+/* open(2) of rel (fs->rel or a path relative to the root) beneath the root: a descriptor the
+ * caller closes, or minus an errno value (EXDEV: leads out; DEV_EPROTECTED). */
+int dev_fs_openat(const dev_fs *fs, const char *rel, int flags, mode_t mode);
+/* An O_PATH descriptor of the directory holding fs->rel (caller closes), made first with its
+ * parents when make; *base is the last component of fs->rel, for the *at calls. Minus an
+ * errno value on failure. */
+int dev_fs_parent(const dev_fs *fs, bool make, const char **base);
+/* The error result for a failed open (e: an errno value or DEV_EPROTECTED) of fs->path, while
+ * trying to `what` it. Returns the gd_err set. */
+gd_err dev_fs_fail(dev_out *out, const char *tool, const dev_fs *fs, const char *what, int e);
 
 /* ---- the extension and its calls ---- */
 

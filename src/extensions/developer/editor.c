@@ -14,29 +14,13 @@
 #include "extensions/developer/dev.h"
 #include "extensions/sandbox.h"
 
-/* Creates the directories leading to the file path (mkdir -p of its parent). 0 or errno. */
-static int make_parents(const char *path)
+#define TOOL "developer__text_editor"
+
+/* Opens fs->path for reading (a regular file or a directory). A descriptor, or minus an errno
+ * value / DEV_EPROTECTED. */
+static int open_read(const dev_fs *fs)
 {
-    char tmp[DEV_PATH_MAX];
-    size_t len = strlen(path);
-    if (len >= sizeof tmp) return ENAMETOOLONG;
-    memcpy(tmp, path, len + 1);
-    char *slash = strrchr(tmp, '/');
-    if (!slash || slash == tmp) return 0;
-    *slash = '\0';
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0777) < 0 && errno != EEXIST) return errno;
-            if (c == '\0') break;
-            *p = c;
-        }
-    }
-    struct stat st;
-    if (stat(tmp, &st) < 0) return errno;
-    if (!S_ISDIR(st.st_mode)) return ENOTDIR;
-    return 0;
+    return dev_fs_openat(fs, fs->rel, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
 }
 
 /* Lines in data: each '\n' ends one; a last line without one still counts. */
@@ -233,13 +217,17 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static gd_err editor_view_dir(const char *path, dev_out *out)
+/* Lists the directory open at fd (taken: closed here). */
+static gd_err editor_view_dir(const char *path, int fd, dev_out *out)
 {
     char eb[128];
-    DIR *d = opendir(path);
-    if (!d)
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
         return dev_fail(out, GD_EIO, "Cannot list the directory '%s': %s", path,
-                        dev_errstr(errno, eb, sizeof eb));
+                        dev_errstr(e, eb, sizeof eb));
+    }
     size_t n = 0, alloc = 0, total = 0;
     char **names = NULL;
     struct dirent *de;
@@ -297,17 +285,25 @@ static bool parse_range(json_t *vr, long long *first, long long *last)
            dev_json_to_ll(json_array_get(vr, 1), last);
 }
 
-static gd_err editor_view(const char *path, json_t *args, dev_out *out)
+static gd_err editor_view(const dev_fs *fs, json_t *args, dev_out *out)
 {
     char eb[128];
+    const char *path = fs->path;
     struct stat st;
-    if (stat(path, &st) < 0)
-        return dev_fail(out, errno == ENOENT ? GD_ENOTFOUND : GD_EIO,
+    int fd = open_read(fs);
+    if (fd == -EXDEV || fd == -DEV_EPROTECTED) return dev_fs_fail(out, TOOL, fs, "view", -fd);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = fd < 0 ? -fd : errno;
+        if (fd >= 0) close(fd);
+        return dev_fail(out, e == ENOENT ? GD_ENOTFOUND : GD_EIO,
                         "The path '%s' does not exist or is not accessible: %s", path,
-                        dev_errstr(errno, eb, sizeof eb));
-    if (S_ISDIR(st.st_mode)) return editor_view_dir(path, out);
-    if (!S_ISREG(st.st_mode))
+                        dev_errstr(e, eb, sizeof eb));
+    }
+    if (S_ISDIR(st.st_mode)) return editor_view_dir(path, fd, out);
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
         return dev_fail(out, GD_EINVAL, "'%s' is not a regular file or a directory", path);
+    }
 
     json_t *vr = json_object_get(args, "view_range");
     long long first = 1, last = -1;
@@ -324,7 +320,8 @@ static gd_err editor_view(const char *path, json_t *args, dev_out *out)
 
     char *data;
     size_t len;
-    int e = dev_read_file(path, DEV_VIEW_MAX, &data, &len);
+    int e = dev_read_fd(fd, DEV_VIEW_MAX, &data, &len);
+    close(fd);
     if (e == EFBIG)
         return dev_fail(
             out, GD_ETOOBIG,
@@ -411,10 +408,18 @@ static gd_err edit_result(dev_out *out, const char *what, const char *path, cons
 }
 
 /* Reads a file for editing: must exist, be regular, under DEV_EDIT_MAX, text. */
-static gd_err edit_read(const char *path, char **data, size_t *len, dev_out *out)
+static gd_err edit_read(const dev_fs *fs, char **data, size_t *len, dev_out *out)
 {
     char eb[128];
-    int e = dev_read_file(path, DEV_EDIT_MAX, data, len);
+    const char *path = fs->path;
+    int fd = open_read(fs), e;
+    if (fd == -EXDEV || fd == -DEV_EPROTECTED) return dev_fs_fail(out, TOOL, fs, "read", -fd);
+    if (fd < 0) {
+        e = -fd;
+    } else {
+        e = dev_read_fd(fd, DEV_EDIT_MAX, data, len);
+        close(fd);
+    }
     if (e == ENOENT)
         return dev_fail(out, GD_ENOTFOUND,
                         "File '%s' does not exist; create it with the write command", path);
@@ -437,10 +442,25 @@ static gd_err edit_read(const char *path, char **data, size_t *len, dev_out *out
     return GD_OK;
 }
 
-static gd_err edit_write(const char *path, const char *data, size_t len, dev_out *out)
+/* Writes fs->path (created when missing), a regular file. 0 or an errno value /
+ * DEV_EPROTECTED. */
+static int write_file(const dev_fs *fs, const char *data, size_t len)
+{
+    int fd = dev_fs_openat(fs, fs->rel, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK, 0666);
+    if (fd < 0) return -fd;
+    struct stat st;
+    int e = fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (!e) e = dev_write_fd(fd, data, len);
+    if (close(fd) < 0 && !e && errno != EINTR) e = errno;
+    return e;
+}
+
+static gd_err edit_write(const dev_fs *fs, const char *data, size_t len, dev_out *out)
 {
     char eb[128];
-    int e = dev_write_file(path, data, len);
+    const char *path = fs->path;
+    int e = write_file(fs, data, len);
+    if (e == EXDEV || e == DEV_EPROTECTED) return dev_fs_fail(out, TOOL, fs, "write", e);
     if (e)
         return dev_fail(out, GD_EIO,
                         "Cannot write '%s': %s (undo_edit restores the previous content)", path,
@@ -449,9 +469,10 @@ static gd_err edit_write(const char *path, const char *data, size_t len, dev_out
 }
 
 /* Caller holds the path's edit lock. */
-static gd_err editor_write(dev_undo *u, const char *path, json_t *args, dev_out *out)
+static gd_err editor_write(dev_undo *u, const dev_fs *fs, json_t *args, dev_out *out)
 {
     char eb[128];
+    const char *path = fs->path;
     json_t *jt = json_object_get(args, "file_text");
     if (!json_is_string(jt))
         return dev_fail(out, GD_EINVAL, "write needs \"file_text\" (a string): the file's content");
@@ -461,22 +482,31 @@ static gd_err editor_write(dev_undo *u, const char *path, json_t *args, dev_out 
     struct stat st;
     char *old = NULL;
     size_t olen = 0;
-    bool existed = stat(path, &st) == 0;
-    if (existed && S_ISDIR(st.st_mode))
+    int fd = open_read(fs);
+    if (fd == -EXDEV || fd == -DEV_EPROTECTED) return dev_fs_fail(out, TOOL, fs, "write", -fd);
+    bool existed = fd >= 0;
+    if (existed && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
         return dev_fail(out, GD_EINVAL, "'%s' is a directory; give the path of a file", path);
+    }
     bool undoable = true;
     if (existed) {
-        int e = dev_read_file(path, DEV_EDIT_MAX, &old, &olen);
+        int e = dev_read_fd(fd, DEV_EDIT_MAX, &old, &olen);
+        close(fd);
         if (e == EFBIG)
             undoable = false;
         else if (e)
             return dev_fail(out, GD_EIO, "Cannot read the current '%s': %s", path,
                             dev_errstr(e, eb, sizeof eb));
     } else {
-        int e = make_parents(path);
-        if (e)
+        const char *base;
+        int pfd = dev_fs_parent(fs, true, &base);
+        if (pfd == -EXDEV || pfd == -DEV_EPROTECTED)
+            return dev_fs_fail(out, TOOL, fs, "write", -pfd);
+        if (pfd < 0)
             return dev_fail(out, GD_EIO, "Cannot create the directories for '%s': %s", path,
-                            dev_errstr(e, eb, sizeof eb));
+                            dev_errstr(-pfd, eb, sizeof eb));
+        close(pfd);
     }
     bool add_nl = tlen && text[tlen - 1] != '\n';
     char *content = malloc(tlen + 2);
@@ -488,7 +518,7 @@ static gd_err editor_write(dev_undo *u, const char *path, json_t *args, dev_out 
     if (add_nl) content[tlen++] = '\n';
     if (undoable) undoable = undo_push(u, path, existed ? (old ? old : "") : NULL, olen);
     free(old);
-    gd_err ge = edit_write(path, content, tlen, out);
+    gd_err ge = edit_write(fs, content, tlen, out);
     if (ge) {
         free(content);
         return ge;
@@ -536,8 +566,9 @@ static char *to_crlf(const char *s, size_t len, size_t *olen)
 }
 
 /* Caller holds the path's edit lock. */
-static gd_err editor_replace(dev_undo *u, const char *path, json_t *args, dev_out *out)
+static gd_err editor_replace(dev_undo *u, const dev_fs *fs, json_t *args, dev_out *out)
 {
+    const char *path = fs->path;
     json_t *jo = json_object_get(args, "old_str"), *jn = json_object_get(args, "new_str");
     if (!json_is_string(jo))
         return dev_fail(out, GD_EINVAL,
@@ -554,7 +585,7 @@ static gd_err editor_replace(dev_undo *u, const char *path, json_t *args, dev_ou
 
     char *data;
     size_t len;
-    gd_err ge = edit_read(path, &data, &len, out);
+    gd_err ge = edit_read(fs, &data, &len, out);
     if (ge) return ge;
 
     size_t at = 0, count = count_occurrences(data, len, os, ol, &at);
@@ -606,7 +637,7 @@ static gd_err editor_replace(dev_undo *u, const char *path, json_t *args, dev_ou
     size_t to = from + (nl ? count_char(ns, nl, '\n') - (ns[nl - 1] == '\n') : 0);
     free(crlf_o);
     free(crlf_n);
-    ge = edit_write(path, nd, newlen, out);
+    ge = edit_write(fs, nd, newlen, out);
     if (!ge)
         ge = edit_result(out, undoable ? "Edited" : "Edited (too large to keep for undo_edit)",
                          path, nd, newlen, from, to);
@@ -615,8 +646,9 @@ static gd_err editor_replace(dev_undo *u, const char *path, json_t *args, dev_ou
 }
 
 /* Caller holds the path's edit lock. */
-static gd_err editor_insert(dev_undo *u, const char *path, json_t *args, dev_out *out)
+static gd_err editor_insert(dev_undo *u, const dev_fs *fs, json_t *args, dev_out *out)
 {
+    const char *path = fs->path;
     json_t *jl = json_object_get(args, "insert_line"), *jn = json_object_get(args, "new_str");
     long long line;
     if (!jl || !dev_json_to_ll(jl, &line))
@@ -630,7 +662,7 @@ static gd_err editor_insert(dev_undo *u, const char *path, json_t *args, dev_out
 
     char *data;
     size_t len;
-    gd_err ge = edit_read(path, &data, &len, out);
+    gd_err ge = edit_read(fs, &data, &len, out);
     if (ge) return ge;
     size_t total = count_lines(data, len);
     if (line == -1) line = (long long)total;
@@ -661,7 +693,7 @@ static gd_err editor_insert(dev_undo *u, const char *path, json_t *args, dev_out
     nd[newlen] = '\0';
     bool undoable = undo_push(u, path, data, len);
     free(data);
-    ge = edit_write(path, nd, newlen, out);
+    ge = edit_write(fs, nd, newlen, out);
     if (!ge) {
         size_t added = nl ? count_char(ns, nl, '\n') + post_nl : 0;
         char what[64];
@@ -675,9 +707,10 @@ static gd_err editor_insert(dev_undo *u, const char *path, json_t *args, dev_out
 }
 
 /* Caller holds the path's edit lock. */
-static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *out)
+static gd_err editor_undo(dev_undo *u, const dev_fs *fs, json_t *args, dev_out *out)
 {
     char eb[128];
+    const char *path = fs->path;
     undo_step s;
     int left = 0;
     if (!undo_pop(u, path, &s, &left))
@@ -686,8 +719,17 @@ static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *
     buf_init(&b, DEV_TEXT_CAP);
     gd_err be;
     if (!s.data) {
-        if (unlink(path) < 0 && errno != ENOENT) {
-            int e = errno;
+        const char *base;
+        int pfd = dev_fs_parent(fs, false, &base), e = pfd < 0 ? -pfd : 0;
+        if (pfd >= 0) {
+            if (unlinkat(pfd, base, 0) < 0) e = errno;
+            close(pfd);
+        }
+        if (e == EXDEV || e == DEV_EPROTECTED) {
+            undo_unpop(u, path, &s);
+            return dev_fs_fail(out, TOOL, fs, "remove", e);
+        }
+        if (e && e != ENOENT) {
             undo_unpop(u, path, &s);
             return dev_fail(out, GD_EIO, "Cannot remove '%s': %s", path,
                             dev_errstr(e, eb, sizeof eb));
@@ -697,7 +739,11 @@ static gd_err editor_undo(dev_undo *u, const char *path, json_t *args, dev_out *
                         "removed.",
                         path);
     } else {
-        int e = dev_write_file(path, s.data, s.len);
+        int e = write_file(fs, s.data, s.len);
+        if (e == EXDEV || e == DEV_EPROTECTED) {
+            undo_unpop(u, path, &s);
+            return dev_fs_fail(out, TOOL, fs, "write", e);
+        }
         if (e) {
             undo_unpop(u, path, &s);
             return dev_fail(out, GD_EIO, "Cannot write '%s': %s", path,
@@ -741,7 +787,7 @@ void dev_editor_run(dev_call *c, dev_out *out)
         dev_fail(out, GD_EINVAL, "Bad path '%s': %s", json_string_value(jp), path);
         return;
     }
-    gd_err (*fn)(dev_undo *, const char *, json_t *, dev_out *) = NULL;
+    gd_err (*fn)(dev_undo *, const dev_fs *, json_t *, dev_out *) = NULL;
     if (!strcmp(cmd, "write"))
         fn = editor_write;
     else if (!strcmp(cmd, "str_replace"))
@@ -757,13 +803,19 @@ void dev_editor_run(dev_call *c, dev_out *out)
                  cmd);
         return;
     }
-    if (!dev_path_ok(c, "developer__text_editor", path, out)) return;
-    if (!fn) {
-        editor_view(path, args, out);
+    if (!dev_path_ok(c, TOOL, path, out)) return;
+    dev_fs fs;
+    if (!dev_fs_open(c, path, &fs)) {
+        dev_fs_fail(out, TOOL, &fs, "open", fs.err);
         return;
     }
-    pthread_mutex_t *lock = edit_lock(path);
-    pthread_mutex_lock(lock);
-    fn(&c->d->undo, path, args, out);
-    pthread_mutex_unlock(lock);
+    if (!fn) {
+        editor_view(&fs, args, out);
+    } else {
+        pthread_mutex_t *lock = edit_lock(path);
+        pthread_mutex_lock(lock);
+        fn(&c->d->undo, &fs, args, out);
+        pthread_mutex_unlock(lock);
+    }
+    dev_fs_close(&fs);
 }

@@ -155,9 +155,15 @@ static gd_err list_files(dev_call *c, json_t *args, dev_out *out)
     if (!dev_resolve_path(c->cwd, p, path, sizeof path))
         return dev_fail(out, GD_EINVAL, "developer__list_files: bad path '%s': %s", p, path);
     if (!dev_path_ok(c, "developer__list_files", path, out)) return GD_EINVAL;
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+    dev_fs fs;
+    if (!dev_fs_open(c, path, &fs))
+        return dev_fs_fail(out, "developer__list_files", &fs, "list", fs.err);
+    int fd = dev_fs_openat(&fs, fs.rel, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0);
+    dev_fs_close(&fs);
+    if (fd == -EXDEV || fd == -DEV_EPROTECTED)
+        return dev_fs_fail(out, "developer__list_files", &fs, "list", -fd);
     if (fd < 0) {
-        int e = errno;
+        int e = -fd;
         return dev_fail(out,
                         e == ENOENT    ? GD_ENOTFOUND
                         : e == ENOTDIR ? GD_EINVAL

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { validateResponse } from './openapi.mjs';
+import { recordSecretRequest } from './record.mjs';
 
 const RAW_TIMEOUT_MS = 5000;
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -33,6 +34,7 @@ function headersObject(h) {
  */
 export async function request(server, method, path, opts = {}) {
   const { json, body, headers = {}, validate = true } = opts;
+  recordSecretRequest(json, headers);
   const init = { method, headers: { ...headers }, redirect: 'manual' };
   if (json !== undefined) {
     init.body = JSON.stringify(json);

@@ -6,6 +6,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync, realpathSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { recordOutput, recordSecret, recordSecretEnv } from './record.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const GOOSED_BIN = process.env.GOOSED_BIN || path.join(REPO, 'build/goosed');
@@ -82,9 +83,11 @@ export function startServer(opts = {}) {
   const configFile = configYaml !== undefined ? writeConfig(home, configYaml) : null;
   const argv = [...(port === null ? [] : ['--port', String(port)]), ...args];
   const cmd = [...wrap, GOOSED_BIN, ...argv];
+  recordSecretEnv(env);
 
   let stderr = '';
   let stdout = '';
+  const recorded = recordOutput('server');
   const waiters = new Set(); // {re, resolve}
   const proc = spawn(cmd[0], cmd.slice(1), {
     cwd,
@@ -98,9 +101,10 @@ export function startServer(opts = {}) {
   });
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (d) => { stdout += d; });
+  proc.stdout.on('data', (d) => { stdout += d; recorded.stdout(d); });
   proc.stderr.on('data', (d) => {
     stderr += d;
+    recorded.stderr(d);
     for (const w of waiters) {
       const m = stderr.slice(w.from).match(w.re);
       if (m) { waiters.delete(w); w.resolve(m); }
@@ -228,18 +232,23 @@ export async function withServer(t, opts) {
 export function runGoosed(args = [], env = {}, { timeoutMs = 5000, cwd } = {}) {
   const ownHome = !('HOME' in env);
   const home = ownHome ? tempDir() : env.HOME;
+  recordSecretEnv(env);
+  // `user add` and `user token` print a new token on stdout, by design: a secret, not a log.
+  const prints_token = args[0] === 'user' && (args[1] === 'add' || args[1] === 'token');
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
     let timedOut = false;
+    const recorded = recordOutput('run');
     const proc = spawn(GOOSED_BIN, args, { cwd: cwd ?? home ?? os.tmpdir(), env: childEnv(home, env), stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout.setEncoding('utf8');
     proc.stderr.setEncoding('utf8');
-    proc.stdout.on('data', (d) => { stdout += d; });
-    proc.stderr.on('data', (d) => { stderr += d; });
+    proc.stdout.on('data', (d) => { stdout += d; if (!prints_token) recorded.stdout(d); });
+    proc.stderr.on('data', (d) => { stderr += d; recorded.stderr(d); });
     const timer = setTimeout(() => { timedOut = true; proc.kill('SIGKILL'); }, timeoutMs);
     const done = (code, signal, error) => {
       clearTimeout(timer);
+      if (prints_token) for (const t of stdout.split('\n')) recordSecret(t.trim(), `token printed by goosed ${args.join(' ')}`);
       if (ownHome) rmSync(home, { recursive: true, force: true });
       resolve({ code, signal, stdout, stderr, timedOut, error });
     };
