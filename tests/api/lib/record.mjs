@@ -2,7 +2,7 @@
 // secret value a test hands to goosed (secret keys, user tokens, provider API keys, passwords)
 // and everything each goosed process wrote on stdout and stderr. Both go to the directory named
 // by GOOSED_SUITE_RECORD; without it nothing is recorded.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const DIR = process.env.GOOSED_SUITE_RECORD;
@@ -22,9 +22,22 @@ export function recordSecret(value, what) {
   appendFileSync(path.join(DIR, 'secrets', `${process.pid}.jsonl`), JSON.stringify({ what, value }) + '\n');
 }
 
-/** Records the values of env whose names say they are secret (…_KEY, …TOKEN, …SECRET…). */
+// Variables that name a file rather than hold a secret: the secret is what the file holds.
+const SECRET_FILE = /^GOOSE_TLS_KEY$|_(FILE|PATH)$/;
+
+/** Records the values of env whose names say they are secret (…_KEY, …TOKEN, …SECRET…); for one
+ * that names a key file (GOOSE_TLS_KEY), the key in it: each line of its PEM body. */
 export function recordSecretEnv(env = {}) {
-  for (const [k, v] of Object.entries(env)) if (SECRET_NAME.test(k)) recordSecret(v == null ? v : String(v), `env ${k}`);
+  for (const [k, v] of Object.entries(env)) {
+    if (!SECRET_NAME.test(k) || v == null) continue;
+    if (!SECRET_FILE.test(k)) {
+      recordSecret(String(v), `env ${k}`);
+      continue;
+    }
+    let text = '';
+    try { text = readFileSync(String(v), 'utf8'); } catch { continue; } // a test of a missing file
+    for (const line of text.split('\n')) if (/^[A-Za-z0-9+/=]{16,}$/.test(line.trim())) recordSecret(line.trim(), `a line of the file in env ${k}`);
+  }
 }
 
 /** Records the secrets a request sends: an api_key in its JSON body, its credentials headers. */
