@@ -63,6 +63,8 @@ typedef struct sess {
     uint64_t noted;     /* note_ext_status's digest of what it noted last (0: nothing yet) */
     unsigned reg_gen;   /* the configured set's generation reg was made from */
     char *reg_key;      /* and the session's own extension settings, as JSON */
+    unsigned user_gen;  /* and the owner's own extensions' generation (user_settings.h) */
+    json_t *user_added; /* the owner's own extensions reg holds: name -> true (NULL: none) */
     char *cwd;          /* the working directory the extensions were made for */
     ext_host host;
     ext_host_ops host_ops; /* ud: this session */
@@ -933,23 +935,49 @@ static bool removed(json_t *own, const char *name)
     return false;
 }
 
-/* The session's extensions: the configured ones that are enabled, supported and allowed, minus
- * those the session removed, plus those it added. Made again when the configuration or the
- * session's settings changed since (processes of the old set are stopped). */
+/* Adds the owner's own extensions (user_settings.h) that are on and that the session neither
+ * removed nor replaced, noting them in se->user_added. */
+static void add_user_extensions(sess *se, json_t *mine, json_t *own)
+{
+    const char *name;
+    json_t *ue;
+    json_object_foreach(mine, name, ue)
+    {
+        json_t *cfg = json_object_get(ue, "config");
+        if (!cfg || !json_is_true(json_object_get(ue, "enabled")) || removed(own, name) ||
+            json_object_get(json_object_get(own, "add"), name))
+            continue;
+        if (!se->user_added) se->user_added = json_object();
+        json_object_set_new(se->user_added, name, json_true());
+        add_extension(se, cfg);
+    }
+}
+
+/* The session's extensions: the configured ones that are enabled, supported and allowed, as the
+ * owner's own choices change them (their own extensions, the admin's they turned off or on),
+ * minus those the session removed, plus those it added. Made again when the configuration, the
+ * owner's extensions or the session's settings changed since (processes of the old set are
+ * stopped). The owner's are read from memory, and only when user_extensions is on. */
 static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cwd)
 {
-    unsigned gen = 0;
+    unsigned gen = 0, ugen = 0;
     json_t *snap = a->exts ? ext_set_snapshot(a->exts, &gen) : NULL;
     json_t *own = json_object_get(settings, "extensions");
+    json_t *mine = se->user_id[0] && a->cfg->user_extensions
+                       ? user_settings_extensions(se->user_id, &ugen)
+                       : NULL;
     char *key = own ? json_dumps(own, JSON_COMPACT | JSON_SORT_KEYS) : strdup("");
     if (!key || (a->exts && !snap)) {
         free(key);
         json_decref(snap);
+        json_decref(mine);
         return false;
     }
-    if (se->reg && se->reg_gen == gen && se->reg_key && !strcmp(se->reg_key, key)) {
+    if (se->reg && se->reg_gen == gen && se->user_gen == ugen && se->reg_key &&
+        !strcmp(se->reg_key, key)) {
         free(key);
         json_decref(snap);
+        json_decref(mine);
         return true;
     }
     registry_free(se->reg);
@@ -959,6 +987,9 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     free(se->reg_key);
     se->reg_key = key;
     se->reg_gen = gen;
+    se->user_gen = ugen;
+    json_decref(se->user_added);
+    se->user_added = NULL;
     se->host_ops =
         (ext_host_ops){.request = host_request, .request_cancel = host_request_cancel, .ud = se};
     se->host = (ext_host){.l = a->l,
@@ -972,6 +1003,7 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     free(se->cwd);
     if (!(se->cwd = strdup(cwd)) || !(se->reg = registry_new(&se->host))) {
         json_decref(snap);
+        json_decref(mine);
         return false;
     }
     se->host.cwd = se->cwd;
@@ -979,6 +1011,8 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         json_t *dev = json_pack("{s:s, s:s}", "name", "developer", "type", "builtin");
         if (dev) add_extension(se, dev);
         json_decref(dev);
+        add_user_extensions(se, mine, own);
+        json_decref(mine);
         add_platform(se);
         return true;
     }
@@ -986,14 +1020,19 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     json_t *cfg;
     json_object_foreach(snap, name, cfg)
     {
-        if (!json_is_true(json_object_get(cfg, "enabled")) || !ext_config_supported(cfg) ||
-            json_object_get(cfg, "refused") || removed(own, name) ||
-            json_object_get(json_object_get(own, "add"), name))
+        json_t *ue = json_object_get(mine, name); /* the owner's choice for it, if any */
+        bool on =
+            ue ? !json_object_get(ue, "config") && json_is_true(json_object_get(ue, "enabled"))
+               : json_is_true(json_object_get(cfg, "enabled"));
+        if (!on || !ext_config_supported(cfg) || json_object_get(cfg, "refused") ||
+            removed(own, name) || json_object_get(json_object_get(own, "add"), name))
             continue;
         add_extension(se, cfg);
     }
+    add_user_extensions(se, mine, own);
     json_object_foreach(json_object_get(own, "add"), name, cfg) add_extension(se, cfg);
     json_decref(snap);
+    json_decref(mine);
     add_platform(se);
     return true;
 }
@@ -1089,18 +1128,25 @@ static void note_ext_status(agent *a, sess *se)
         se->noted = digest;
         for (size_t i = 0; i < n; i++) {
             extension *x = registry_get(reg, i);
+            /* a user's own extension is noted under their id (agent_extension_status) */
+            char uname[UUID_STR_LEN + EXT_NAME_MAX + 1];
+            const char *sname = x->name;
+            if (json_object_get(se->user_added, x->name)) {
+                snprintf(uname, sizeof uname, "%s/%s", se->user_id, x->name);
+                sname = uname;
+            }
             static const char *const names[] = {"stopped", "starting", "running", "failed"};
             json_t *o = json_pack("{s:s}", "status", names[sts[i]]);
             if (!o) continue;
             if (sts[i] == EXT_FAILED) json_object_set_new(o, "error", json_string(whys[i]));
             pthread_mutex_lock(&a->smu);
-            json_t *old = json_object_get(a->ext_status, x->name);
+            json_t *old = json_object_get(a->ext_status, sname);
             /* An extension's tools are replaced when they change, never changed in place:
              * holding a reference is as good as a copy. */
             json_t *tools = sts[i] == EXT_RUNNING ? json_incref(x->ops->tools(x))
                                                   : json_incref(json_object_get(old, "tools"));
             json_object_set_new(o, "tools", tools ? tools : json_array());
-            json_object_set_new(a->ext_status, x->name, o);
+            json_object_set_new(a->ext_status, sname, o);
             pthread_mutex_unlock(&a->smu);
         }
     }
@@ -1798,6 +1844,7 @@ static void sess_free(sess *s)
     json_decref(s->tools);
     registry_free(s->reg); /* drops the extensions' open requests (request_cancel) */
     free(s->reg_key);
+    json_decref(s->user_added);
     free(s->cwd);
     json_decref(s->open_reqs);
     bus_free(s->b);

@@ -42,7 +42,8 @@ void agent_use_extensions(agent *a, ext_set *s);
 /* What the sessions' instances of the configured extension name are doing: a new object
  * {"status": "running" | "starting" | "failed" | "stopped", "error": why (failed only),
  * "tools": [{"name", "description", "inputSchema", "annotations"?}]} (the tools of its last
- * successful start). NULL when no session has used it since goosed started. Thread-safe. */
+ * successful start). NULL when no session has used it since goosed started. A user's own
+ * extension (user_settings.h) is noted as "USER_ID/name". Thread-safe. */
 json_t *agent_extension_status(agent *a, const char *name);
 /* Runs fn(r, ud) on the agent's loop with the session's extensions (made as its next turn
  * would make them, or those of the turn running there), for requests that are no turn's

@@ -16,9 +16,10 @@ const http_route api_routes[] = {
     {"POST", "/api/providers", api_providers_set, ROUTE_BODY}, /* a user's own; admin: scope */
     {"GET", "/api/providers/current", api_providers_current, 0},
     {"GET", "/api/extensions", api_extensions_list, 0},
-    {"POST", "/api/extensions", api_extensions_add, ROUTE_BODY | ROUTE_ADMIN},
-    {"PATCH", "/api/extensions/{name}/toggle", api_extensions_toggle, ROUTE_BODY | ROUTE_ADMIN},
-    {"DELETE", "/api/extensions/{name}", api_extensions_delete, ROUTE_ADMIN},
+    /* the extension routes act on a user's own set when the caller is not an admin */
+    {"POST", "/api/extensions", api_extensions_add, ROUTE_BODY},
+    {"PATCH", "/api/extensions/{name}/toggle", api_extensions_toggle, ROUTE_BODY},
+    {"DELETE", "/api/extensions/{name}", api_extensions_delete, 0},
 
     {"POST", "/api/sessions", api_session_create, ROUTE_BODY},
     {"GET", "/api/sessions", api_session_list, 0},
@@ -48,8 +49,8 @@ const http_route api_routes[] = {
     {"GET", "/sessions/{id}/messages", api_messages_list, 0},
     {"POST", "/sessions/{id}/messages", api_message_stream, ROUTE_BODY},
     {"GET", "/extensions", api_extensions_list, 0},
-    {"POST", "/extensions/{name}/enable", api_extensions_enable, ROUTE_ADMIN},
-    {"POST", "/extensions/{name}/disable", api_extensions_disable, ROUTE_ADMIN},
+    {"POST", "/extensions/{name}/enable", api_extensions_enable, 0},
+    {"POST", "/extensions/{name}/disable", api_extensions_disable, 0},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof *api_routes;
 

@@ -28,11 +28,14 @@
 #define ITEM_MODEL    "model"
 #define ITEM_KEY      "key:"  /* and the key's name (OPENAI_API_KEY): a sealed value */
 #define ITEM_PERM     "perm:" /* and the tool's name: "always_allow" or "never_allow" */
+#define ITEM_EXT      "ext:"  /* and the extension's key: its entry as JSON text */
 
 static struct {
     pthread_mutex_t mu; /* guards everything below */
     store *st;
-    json_t *users; /* id -> {"provider", "model", "keys": {name: base64}, "perms": {tool: int}} */
+    json_t *users;    /* id -> {"provider", "model", "keys": {name: base64}, "perms": {tool: int},
+                         "exts": {key: entry} (never modified: a change replaces it), "exts_gen"} */
+    unsigned ext_gen; /* bumped by every change of any user's extensions */
     bool loaded;
     uint64_t tried_ns;
     unsigned char key[KEY_LEN];
@@ -195,6 +198,29 @@ static json_t *user_locked(const char *user_id, bool make)
     return u;
 }
 
+/* Sets (entry a new reference; NULL removes) the user's extension key in memory, under mu: the
+ * user's "exts" is replaced by a changed copy, so a reference handed out never changes. */
+static void put_ext_locked(json_t *u, const char *key, json_t *entry)
+{
+    json_t *old = json_object_get(u, "exts");
+    json_t *exts = old ? json_copy(old) : json_object();
+    if (!exts) {
+        json_decref(entry);
+        return;
+    }
+    if (entry)
+        json_object_set_new(exts, key, entry);
+    else
+        json_object_del(exts, key);
+    if (json_object_size(exts)) {
+        json_object_set_new(u, "exts", exts);
+    } else {
+        json_decref(exts);
+        json_object_del(u, "exts");
+    }
+    json_object_set_new(u, "exts_gen", json_integer(++U.ext_gen ? U.ext_gen : ++U.ext_gen));
+}
+
 /* Sets what an item of the store means in memory, under mu. */
 static void apply_item_locked(const char *user_id, const char *name, const unsigned char *v,
                               size_t len)
@@ -218,6 +244,16 @@ static void apply_item_locked(const char *user_id, const char *name, const unsig
                       : len == 11 && !memcmp(v, "never_allow", 11) ? PERM_NEVER_ALLOW
                                                                    : PERM_NONE;
         if (r != PERM_NONE) json_object_set_new(perms, name + strlen(ITEM_PERM), json_integer(r));
+    } else if (!strncmp(name, ITEM_EXT, strlen(ITEM_EXT))) {
+        json_error_t je;
+        json_t *entry = v && len ? json_loadb((const char *)v, len, 0, &je) : NULL;
+        if (v && len && !json_is_object(entry)) {
+            log_error("auth", "user %s: extension %s: not kept as an object: left out", user_id,
+                      name + strlen(ITEM_EXT));
+            json_decref(entry);
+            return;
+        }
+        put_ext_locked(u, name + strlen(ITEM_EXT), entry);
     }
 }
 
@@ -279,6 +315,7 @@ void user_settings_free(void)
     U.users = NULL;
     U.loaded = false;
     U.tried_ns = 0;
+    U.ext_gen = 0;
     sodium_memzero(U.key, sizeof U.key);
     U.have_key = false;
     U.dir[0] = '\0';
@@ -431,5 +468,59 @@ gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err,
     gd_err e =
         U.st ? U.st->ops->user_item_set(U.st, user_id, item, v, v ? strlen(v) : 0) : GD_ESTORE;
     if (e) snprintf(err, errlen, "%s", U.st ? store_errmsg() : "no store");
+    return e;
+}
+
+/* ---- extensions ---- */
+
+/* One write of a user's extensions at a time: the store and memory change in the same order. */
+static pthread_mutex_t ext_write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+json_t *user_settings_extensions(const char *user_id, unsigned *gen)
+{
+    if (gen) *gen = 0;
+    if (!user_id || !user_id[0]) return NULL;
+    pthread_mutex_lock(&U.mu);
+    json_t *u = U.users ? json_object_get(U.users, user_id) : NULL;
+    json_t *exts = u ? json_incref(json_object_get(u, "exts")) : NULL;
+    if (exts && gen) *gen = (unsigned)json_integer_value(json_object_get(u, "exts_gen"));
+    pthread_mutex_unlock(&U.mu);
+    return exts;
+}
+
+gd_err user_settings_put_extension(const char *user_id, const char *key, const json_t *entry,
+                                   char *err, size_t errlen)
+{
+    if (!U.st || !user_id || !user_id[0]) {
+        snprintf(err, errlen, "this user cannot keep settings of their own");
+        return GD_EINVAL;
+    }
+    char item[STORE_ITEM_NAME_MAX + 1];
+    int n = snprintf(item, sizeof item, ITEM_EXT "%s", key);
+    if (n < 0 || (size_t)n >= sizeof item) {
+        snprintf(err, errlen, "the extension's name is too long");
+        return GD_ETOOBIG;
+    }
+    char *text = entry ? json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (entry && !text) {
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
+    pthread_mutex_lock(&ext_write_mu);
+    gd_err e = U.st->ops->user_item_set(U.st, user_id, item, text, text ? strlen(text) : 0);
+    if (e) {
+        snprintf(err, errlen, "%s",
+                 e == GD_ENOTFOUND ? "no such user"
+                 : e == GD_ETOOBIG ? "the extension's config is too large to keep (at most "
+                                     "16384 bytes as JSON)"
+                                   : store_errmsg());
+    } else {
+        pthread_mutex_lock(&U.mu);
+        json_t *u = user_locked(user_id, true);
+        if (u) put_ext_locked(u, key, entry ? json_deep_copy(entry) : NULL);
+        pthread_mutex_unlock(&U.mu);
+    }
+    pthread_mutex_unlock(&ext_write_mu);
+    free(text);
     return e;
 }

@@ -1,7 +1,7 @@
 /* user_settings: what each user (auth.h) chooses for themselves: their provider and model, their
- * API keys, and their "always" answers to tool confirmations. The server's own settings
- * (config.yaml, secrets.yaml, permission.yaml) are the admin's and the defaults; a user's own
- * come first and fall back to them.
+ * API keys, their "always" answers to tool confirmations, and their own extensions. The server's
+ * own settings (config.yaml, secrets.yaml, permission.yaml) are the admin's and the defaults; a
+ * user's own come first and fall back to them.
  *
  * Kept in the store as a user's items (store.h user_item_set), and in memory: every lookup
  * reads memory (no store read on a reply's path); a change is written to the store, then to
@@ -61,6 +61,19 @@ gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule r
 /* Writes the user's rule for tool, as memory holds it now, to the store (blocks: call it off
  * any event loop). GD_ESTORE with a message in err. */
 gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen);
+
+/* The user's own extensions: a new reference (the caller decrefs it) to an object
+ * key -> entry, where an entry is {"enabled": bool} (their choice for the admin's extension key)
+ * or {"enabled": bool, "config": checked config} (their own, ext_config.h); NULL when they have
+ * none. The object is never modified (a change replaces it), so it may be read on any thread.
+ * *gen (when not NULL) gets a number that changes with each change of theirs (0: none). Memory
+ * only: cheap enough for every reply. */
+json_t *user_settings_extensions(const char *user_id, unsigned *gen);
+/* Sets the user's entry for extension key to entry (borrowed, copied; NULL removes it): written
+ * to the store (blocks: call it off any event loop), then to memory. GD_EINVAL (the local user),
+ * GD_ENOTFOUND (no such user), GD_ETOOBIG, GD_ESTORE, with a message in err. */
+gd_err user_settings_put_extension(const char *user_id, const char *key, const json_t *entry,
+                                   char *err, size_t errlen);
 
 /* Seals plain (len bytes) for user_id/name into out (at most outlen bytes), making server.key
  * when there is none yet (user_settings_set_provider calls it under the module's lock; tests

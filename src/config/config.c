@@ -102,6 +102,8 @@ static const struct cfg_key {
      "a list of proxy addresses such as 127.0.0.1"},
     {"insecure_no_auth", "GOOSE_INSECURE_NO_AUTH", "insecure-no-auth", K_BOOL, 0, 0,
      offsetof(config, insecure_no_auth), 0, "true or false"},
+    {"user_extensions", "GOOSE_USER_EXTENSIONS", NULL, K_BOOL, 0, 0,
+     offsetof(config, user_extensions), 0, "true or false"},
     {"tls_cert", "GOOSE_TLS_CERT", NULL, K_STR, 0, 0, STR(tls_cert),
      "the path of a PEM certificate file"},
     {"tls_key", "GOOSE_TLS_KEY", NULL, K_STR, 0, 0, STR(tls_key),
@@ -167,6 +169,7 @@ static void set_defaults(config *c)
     c->context_limit = 128000;
     snprintf(c->sandbox, sizeof c->sandbox, "on");
     c->tool_network = true;
+    c->user_extensions = true;
     c->tool_max_memory = 4L << 30;
     c->tool_max_cpu_seconds = 3600;
     c->tool_max_file_size = 4L << 30;

@@ -61,6 +61,7 @@ typedef struct {
     bool insecure_no_auth;          /* serve a non-loopback address with no authentication */
     long requests_per_minute;       /* per user (429 with Retry-After past it); 0: no limit */
     long max_sessions_per_user;     /* sessions one user may own; 0: no limit */
+    bool user_extensions;           /* users may keep extensions of their own (true) */
     /* TLS on goosed itself (http/tls.h): certificate and key files, or a self-signed pair made
      * at first start in data_dir */
     char tls_cert[PATH_MAX]; /* PEM certificate (chain) file, "" when none */

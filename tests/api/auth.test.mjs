@@ -181,11 +181,7 @@ describe('users with tokens: isolation', () => {
     const cases = [
       ['PATCH', '/api/config', { execution_mode: 'auto' }],
       ['POST', '/api/providers', { scope: 'default', name: 'openai', model: 'x' }],
-      ['POST', '/api/extensions', { name: 'x', type: 'builtin' }],
-      ['PATCH', '/api/extensions/developer/toggle', { enabled: true }],
-      ['DELETE', '/api/extensions/developer', undefined],
-      ['POST', '/extensions/developer/enable', undefined],
-      ['POST', '/extensions/developer/disable', undefined],
+      // the extension routes act on a user's own set (user_extensions.test.mjs)
     ];
     for (const [m, p, json] of cases) {
       const r = await request(srv, m, p, { headers: bearer(bob), json });

@@ -1,0 +1,249 @@
+// Users' own extensions: a user (a token of `goosed user add`, not an admin) adds, turns on and off
+// and removes extensions of their own through the same routes an admin uses for config.yaml's
+// set; theirs reach their replies only (the fake provider records the tools each request offered),
+// within GOOSE_ALLOWLIST and what the admin allows (`user_extensions: false` refuses them); no
+// other user sees or changes them; they survive a restart; their stdio servers run sandboxed. The
+// admin, the X-Secret-Key, and the extension routes of a server without users behave as before.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, stopAndCheck, runGoosed, tempDir, have, REPO } from './lib/server.mjs';
+import { get, post, del, request, assertError } from './lib/http.mjs';
+import { startFake } from '../fakes/lib.mjs';
+
+const KEY = 'sk-user-ext-0123456789';
+const SECRET = 'secret-key-user-ext-0123456789';
+const NODE = process.execPath;
+const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
+const TOKEN_RE = /^gd_[A-Za-z0-9_-]{43}$/;
+
+const patch = (s, p, o) => request(s, 'PATCH', p, o);
+const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
+const asSecret = { headers: { 'X-Secret-Key': SECRET } };
+// a fake MCP server whose command line carries a marker (to find its process)
+const fakeMcp = (marker) => ({ type: 'stdio', cmd: NODE, args: [FAKE_MCP, 'ok', marker], timeout: 30 });
+
+async function addUser(home, name, admin = false) {
+  const r = await runGoosed(['user', 'add', name, ...(admin ? ['--admin'] : [])], { HOME: home });
+  assert.equal(r.code, 0, r.stderr);
+  const token = r.stdout.trim();
+  assert.match(token, TOKEN_RE);
+  return token;
+}
+
+const configYaml = (extra = '') => `GOOSE_MODEL: gpt-test
+extensions:
+  developer: {enabled: true, type: builtin, name: developer, timeout: 300, bundled: true}
+  shared:
+    enabled: true
+    type: stdio
+    name: shared
+    cmd: ${NODE}
+    args: [${FAKE_MCP}, ok, shared-marker]
+    timeout: 30
+  offone:
+    enabled: false
+    type: stdio
+    name: offone
+    cmd: ${NODE}
+    args: [${FAKE_MCP}, ok, offone-marker]
+    timeout: 30
+${extra}`;
+
+const names = (list) => list.body.extensions.map((e) => e.name);
+const byName = (list, n) => list.body.extensions.find((e) => e.name === n);
+
+describe("users' own extensions", () => {
+  let fake, srv, home, dir, allowFile, root, alice, bob;
+  const env = () => ({
+    GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY,
+    GOOSE_ALLOWLIST: allowFile, GOOSE_SERVER__SECRET_KEY: SECRET,
+  });
+
+  /** Starts a session of token's, sends one message, and answers the tools the model was offered. */
+  async function toolsOffered(token) {
+    const s = await post(srv, '/api/sessions', { name: 'ux', working_directory: dir }, as(token));
+    assert.equal(s.status, 201, s.text);
+    await fake.script([{ text: 'ok' }]);
+    const r = await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(token));
+    assert.equal(r.status, 200, r.text);
+    return (await fake.requests('openai')).at(-1).body.tools.map((t) => t.function.name);
+  }
+
+  before(async () => {
+    home = tempDir();
+    dir = tempDir('goosed-ux-cwd-');
+    allowFile = path.join(tempDir('goosed-ux-allow-'), 'allow.yaml');
+    writeFileSync(allowFile, `extensions:\n${['shared', 'offone', 'alice', 'alice2', 'bob', 'admin']
+      .map((m) => `  - id: ${m}\n    command: ${NODE} ${FAKE_MCP} ok ${m}-marker\n`).join('')}`);
+    root = await addUser(home, 'root', true);
+    alice = await addUser(home, 'alice');
+    bob = await addUser(home, 'bob');
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ home, env: env(), configYaml: configYaml() });
+  });
+  after(async () => {
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  it('a user adds an extension of their own: 201, listed for them as theirs, for no one else, not in config.yaml', async () => {
+    const r = await post(srv, '/api/extensions', { name: 'Alice X', config: fakeMcp('alice-marker') }, as(alice));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.name, 'alicex');
+    assert.equal(r.body.source, 'user');
+    assert.equal(r.body.enabled, true);
+    const mine = await get(srv, '/api/extensions', as(alice));
+    assert.deepEqual(mine.body.extensions.map((e) => [e.name, e.source, e.enabled]),
+      [['developer', 'config', true], ['shared', 'config', true], ['offone', 'config', false], ['alicex', 'user', true]]);
+    for (const other of [as(bob), as(root), asSecret]) {
+      const l = await get(srv, '/api/extensions', other);
+      assert.deepEqual(names(l), ['developer', 'shared', 'offone']);
+      assert.ok(!l.text.includes('alice-marker'));
+    }
+    assert.ok(!readFileSync(srv.configFile, 'utf8').includes('alice'), "config.yaml is the admin's alone");
+    // the same again, changed: 200, the keys given change it
+    const again = await post(srv, '/api/extensions', { name: 'alicex', config: { description: 'mine' } }, as(alice));
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.description, 'mine');
+    assert.deepEqual(again.body.config.args, [FAKE_MCP, 'ok', 'alice-marker']);
+  });
+
+  it("the user's extension reaches their replies, and no other user's", async () => {
+    const a = await toolsOffered(alice);
+    assert.ok(a.includes('alicex__echo') && a.includes('shared__echo') && a.includes('developer__shell'), a.join(','));
+    const b = await toolsOffered(bob);
+    assert.ok(!b.some((n) => n.startsWith('alicex__')), b.join(','));
+    assert.ok(b.includes('shared__echo'));
+    const r = await toolsOffered(root);
+    assert.ok(!r.some((n) => n.startsWith('alicex__')));
+    // its status and tools are listed for her, under her name only
+    const mine = byName(await get(srv, '/api/extensions', as(alice)), 'alicex');
+    assert.equal(mine.status, 'running');
+    assert.ok(mine.tools.some((t) => t.name === 'echo'));
+  });
+
+  it('a tool of their own extension runs in their reply', async () => {
+    const s = await post(srv, '/api/sessions', { name: 'ux', working_directory: dir }, as(alice));
+    await fake.script([{ tool_calls: [{ id: 'e1', name: 'alicex__echo', arguments: { text: 'from alice ext' } }] }, { text: 'done' }]);
+    const r = await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'echo' }, as(alice));
+    assert.equal(r.status, 200, r.text);
+    const tool = (await fake.requests('openai')).at(-1).body.messages.filter((m) => m.role === 'tool');
+    assert.match(JSON.stringify(tool), /from alice ext/);
+  });
+
+  it("a user's stdio extension runs in the sandbox", { skip: !have('bwrap') && 'bubblewrap is not installed' }, () => {
+    // goosed started it under bwrap: the process whose command line holds alice's marker is bwrap's
+    const lines = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
+      try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'); } catch { return []; }
+    }).filter((argv) => argv.includes('alice-marker'));
+    assert.ok(lines.length > 0, 'her server is running');
+    assert.ok(lines.some((argv) => path.basename(argv[0]) === 'bwrap'), lines.map((l) => l.join(' ')).join('\n'));
+  });
+
+  it("another user cannot see, change or remove it: 404, as for one that does not exist", async () => {
+    assertError(await patch(srv, '/api/extensions/alicex/toggle', { ...as(bob), json: { enabled: false } }), 404, 'not_found');
+    assertError(await post(srv, '/extensions/alicex/disable', undefined, as(bob)), 404, 'not_found');
+    assertError(await del(srv, '/api/extensions/alicex', as(bob)), 404, 'not_found');
+    // bob's own of the same name is his, and changes nothing of hers
+    const r = await post(srv, '/api/extensions', { name: 'alicex', config: fakeMcp('bob-marker') }, as(bob));
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(byName(await get(srv, '/api/extensions', as(alice)), 'alicex').config.args, [FAKE_MCP, 'ok', 'alice-marker']);
+    assert.equal(byName(await get(srv, '/api/extensions', as(bob)), 'alicex').status, 'stopped', "her server's status is not his");
+    assert.equal((await del(srv, '/api/extensions/alicex', as(bob))).status, 204);
+    assert.ok(byName(await get(srv, '/api/extensions', as(alice)), 'alicex'));
+    assert.ok((await toolsOffered(alice)).includes('alicex__echo'));
+  });
+
+  it("a user turns the admin's extensions off and on for themselves only", async () => {
+    let r = await patch(srv, '/api/extensions/shared/toggle', { ...as(alice), json: { enabled: false } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.enabled, false);
+    assert.equal(r.body.admin_enabled, true);
+    assert.equal(r.body.source, 'config');
+    r = await post(srv, '/extensions/offone/enable', undefined, as(alice));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.enabled, true);
+    const a = await toolsOffered(alice);
+    assert.ok(!a.some((n) => n.startsWith('shared__')) && a.includes('offone__echo'), a.join(','));
+    const b = await toolsOffered(bob);
+    assert.ok(b.includes('shared__echo') && !b.some((n) => n.startsWith('offone__')), b.join(','));
+    assert.equal(byName(await get(srv, '/api/extensions', as(bob)), 'shared').enabled, true);
+    assert.match(readFileSync(srv.configFile, 'utf8'), /shared:\n {4}enabled: true/, "the admin's config is unchanged");
+    // a user cannot remove the admin's; removing their choice brings the admin's back
+    assertError(await del(srv, '/api/extensions/developer', as(alice)), 403, 'forbidden', /admin's.*toggle/);
+    assert.equal((await del(srv, '/api/extensions/shared', as(alice))).status, 204);
+    r = await patch(srv, '/api/extensions/offone/toggle', as(alice));
+    assert.equal(r.body.enabled, false);
+    const l = await get(srv, '/api/extensions', as(alice));
+    assert.equal(byName(l, 'shared').enabled, true);
+    assert.equal(byName(l, 'shared').admin_enabled, undefined, 'no choice of hers is left');
+    assert.ok((await toolsOffered(alice)).includes('shared__echo'));
+  });
+
+  it("within the allowlist and the admin's bounds: the same 403 and 400 as the admin's routes", async () => {
+    const evil = { name: 'evil', config: { type: 'stdio', cmd: 'bash', args: ['-c', 'id'] } };
+    const msg = /'bash -c id' is not in the allowlist/;
+    assertError(await post(srv, '/api/extensions', evil, as(alice)), 403, 'forbidden', msg);
+    assertError(await post(srv, '/api/extensions', evil, asSecret), 403, 'forbidden', msg);
+    assertError(await post(srv, '/api/extensions', { name: 'alice3', config: { ...fakeMcp('alice-marker'), args: [FAKE_MCP, 'ok', 'alice-marker', '--more'] } }, as(alice)),
+      403, 'forbidden', /adds arguments/);
+    assertError(await post(srv, '/api/extensions', { name: 'bad', config: { type: 'stdio' } }, as(alice)), 400, 'bad_request', /cmd/);
+    assertError(await post(srv, '/api/extensions', { name: 'x', type: 'carrier_pigeon' }, as(alice)), 400, 'bad_request', /not supported/);
+    assertError(await post(srv, '/api/extensions', { name: 'keys', config: { ...fakeMcp('alice2-marker'), env_keys: ['OPENAI_API_KEY'] } }, as(alice)),
+      400, 'bad_request', /env_keys/);
+    assertError(await post(srv, '/api/extensions', { name: 'developer', config: { type: 'builtin', allow_shell: true } }, as(alice)),
+      403, 'forbidden', /admin's/);
+    assertError(await patch(srv, '/api/extensions/nothing/toggle', as(alice)), 404, 'not_found');
+    const l = await get(srv, '/api/extensions', as(alice));
+    assert.deepEqual(names(l), ['developer', 'shared', 'offone', 'alicex']);
+  });
+
+  it('the admin (a token or the X-Secret-Key) still changes config.yaml\'s set, as before', async () => {
+    let r = await post(srv, '/api/extensions', { name: 'adminext', config: fakeMcp('admin-marker') }, as(root));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.source, 'config');
+    assert.match(readFileSync(srv.configFile, 'utf8'), /adminext:/);
+    r = await patch(srv, '/api/extensions/adminext/toggle', asSecret);
+    assert.equal(r.body.enabled, false);
+    assert.ok(names(await get(srv, '/api/extensions', as(bob))).includes('adminext'), 'every user sees the admin\'s');
+    assert.equal((await del(srv, '/api/extensions/adminext', asSecret)).status, 204);
+    assert.ok(!readFileSync(srv.configFile, 'utf8').includes('adminext'));
+    assertError(await del(srv, '/api/extensions/adminext', as(root)), 404, 'not_found');
+  });
+
+  it('a restart keeps them (in the store); user_extensions: false sets them aside and refuses changes', async () => {
+    await stopAndCheck(srv);
+    srv = await startServer({ home, env: env(), configYaml: configYaml() });
+    assert.deepEqual(byName(await get(srv, '/api/extensions', as(alice)), 'alicex').config.args, [FAKE_MCP, 'ok', 'alice-marker']);
+    assert.ok((await toolsOffered(alice)).includes('alicex__echo'));
+    await stopAndCheck(srv);
+    srv = await startServer({ home, env: env(), configYaml: configYaml('user_extensions: false\n') });
+    const msg = /user_extensions: false/;
+    assertError(await post(srv, '/api/extensions', { name: 'alice2', config: fakeMcp('alice2-marker') }, as(alice)), 403, 'forbidden', msg);
+    assertError(await patch(srv, '/api/extensions/shared/toggle', as(alice)), 403, 'forbidden', msg);
+    assertError(await post(srv, '/extensions/alicex/disable', undefined, as(alice)), 403, 'forbidden', msg);
+    assertError(await del(srv, '/api/extensions/alicex', as(alice)), 403, 'forbidden', msg);
+    assert.deepEqual(names(await get(srv, '/api/extensions', as(alice))), ['developer', 'shared', 'offone']);
+    assert.ok(!(await toolsOffered(alice)).some((n) => n.startsWith('alicex__')));
+    // the admin is not bound by it
+    const r = await patch(srv, '/api/extensions/offone/toggle', as(root));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.enabled, true);
+  });
+});
+
+describe('extension routes without users', () => {
+  it('act on config.yaml\'s set, listed with source "config"', async () => {
+    const srv = await startServer({ configYaml: 'extensions:\n  developer: {enabled: true, type: builtin, name: developer}\n' });
+    try {
+      const r = await patch(srv, '/api/extensions/developer/toggle');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.enabled, false);
+      assert.equal(r.body.source, 'config');
+      assert.match(readFileSync(srv.configFile, 'utf8'), /enabled: false/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
