@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "extensions/allowlist.h"
 
 /* One read-modify-write of a session's settings at a time (they change rarely). */
@@ -49,7 +50,15 @@ static void unremove(json_t *own, const char *key)
 /* Applies one entry {"name", "config"?, "enabled"?} to settings: a config adds a session-only
  * extension (checked, and allowed by GOOSE_ALLOWLIST); a bare name enables a configured one for
  * this session; "enabled": false removes it. 0, or the HTTP status of the error (msg says why). */
-static int apply_entry(app *a, json_t *settings, json_t *entry, char *msg, size_t len)
+/* Whether the caller is a user who is not an admin (their configs are bounded: apply_entry). */
+static bool restricted(http_req *r)
+{
+    const auth_user *u = http_user(r);
+    return u->id[0] && !u->admin;
+}
+
+static int apply_entry(app *a, json_t *settings, json_t *entry, bool restricted, char *msg,
+                       size_t len)
 {
     json_t *jn = json_object_get(entry, "name"), *jc = json_object_get(entry, "config");
     json_t *je = json_object_get(entry, "enabled");
@@ -97,6 +106,25 @@ static int apply_entry(app *a, json_t *settings, json_t *entry, char *msg, size_
     if (!ext_config_supported(cfg)) {
         snprintf(msg, len, "%s: type %s is not supported by goosed", key,
                  json_string_value(json_object_get(cfg, "type")) ?: "?");
+        json_decref(cfg);
+        return 400;
+    }
+    /* A user who is not an admin gives a config of their own under the rules of their own
+     * extensions (api/extensions.c): nothing of the server's secrets, and the built-in developer
+     * stays as the admin set it (its shell, say). */
+    const char *type = json_string_value(json_object_get(cfg, "type"));
+    if (jc && restricted && type && !strcmp(type, "builtin")) {
+        snprintf(msg, len,
+                 "%s: type builtin: the built-in developer extension is the admin's to configure",
+                 key);
+        json_decref(cfg);
+        return 403;
+    }
+    if (jc && restricted && json_array_size(json_object_get(cfg, "env_keys"))) {
+        snprintf(msg, len,
+                 "%s: env_keys: an extension of your own cannot take the server's secrets; give "
+                 "the values in envs",
+                 key);
         json_decref(cfg);
         return 400;
     }
@@ -162,7 +190,7 @@ int api_session_settings_from_body(http_req *r, json_t *body, json_t **out)
     json_array_foreach(exts, i, e)
     {
         if (status) break;
-        status = apply_entry(a, settings, e, msg, sizeof msg);
+        status = apply_entry(a, settings, e, restricted(r), msg, sizeof msg);
     }
     if (status) {
         json_decref(settings);
@@ -264,7 +292,8 @@ void api_session_extensions_add(http_req *r)
         json_t *e;
         json_array_foreach(list, i, e)
         {
-            if ((status = apply_entry(http_app(r), settings, e, msg, sizeof msg))) break;
+            if ((status = apply_entry(http_app(r), settings, e, restricted(r), msg, sizeof msg)))
+                break;
         }
         if (status)
             http_reply_error(r, status, code_of(status), "%s", msg);
@@ -284,7 +313,7 @@ void api_session_extensions_remove(http_req *r)
     pthread_mutex_lock(&settings_mu);
     if (entry && read_settings(r, sid, &settings)) {
         char msg[512];
-        int status = apply_entry(http_app(r), settings, entry, msg, sizeof msg);
+        int status = apply_entry(http_app(r), settings, entry, restricted(r), msg, sizeof msg);
         if (status)
             http_reply_error(r, status, code_of(status), "%s", msg);
         else if (write_settings(r, sid, settings))

@@ -199,6 +199,26 @@ describe("users' own extensions", () => {
     assert.deepEqual(names(l), ['developer', 'shared', 'offone', 'alicex']);
   });
 
+  it("a session's own extensions are bounded the same for a user: no env_keys, no builtin config; the admin's are not", async () => {
+    const s = await post(srv, '/api/sessions', { name: 'ux-session', working_directory: dir }, as(alice));
+    assert.equal(s.status, 201, s.text);
+    const at = `/api/sessions/${s.body.id}/extensions`;
+    // the server's OPENAI_API_KEY handed to a process of the user's choosing
+    assertError(await post(srv, at, { name: 'keys', config: { ...fakeMcp('alice2-marker'), env_keys: ['OPENAI_API_KEY'] } }, as(alice)),
+      400, 'bad_request', /env_keys/);
+    // the developer with the shell the admin may have turned off
+    assertError(await post(srv, at, { name: 'developer', config: { type: 'builtin', name: 'developer', allow_shell: true } }, as(alice)),
+      403, 'forbidden', /admin's/);
+    // on creation too
+    assertError(await post(srv, '/api/sessions', { working_directory: dir, extensions: [{ name: 'keys', config: { ...fakeMcp('alice2-marker'), env_keys: ['OPENAI_API_KEY'] } }] }, as(alice)),
+      400, 'bad_request', /env_keys/);
+    // what a user may do still works, and an admin's session takes both
+    assert.equal((await post(srv, at, { name: 'mine', config: fakeMcp('alice2-marker') }, as(alice))).status, 200);
+    const rs = await post(srv, '/api/sessions', { name: 'ux-root', working_directory: dir }, as(root));
+    const r = await post(srv, `/api/sessions/${rs.body.id}/extensions`, { name: 'developer', config: { type: 'builtin', name: 'developer', allow_shell: false } }, as(root));
+    assert.equal(r.status, 200, r.text);
+  });
+
   it('the admin (a token or the X-Secret-Key) still changes config.yaml\'s set, as before', async () => {
     let r = await post(srv, '/api/extensions', { name: 'adminext', config: fakeMcp('admin-marker') }, as(root));
     assert.equal(r.status, 201, r.text);
