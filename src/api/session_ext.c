@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "auth/user_settings.h"
 #include "extensions/allowlist.h"
 
 /* One read-modify-write of a session's settings at a time (they change rarely). */
@@ -50,16 +51,26 @@ static void unremove(json_t *own, const char *key)
 /* Applies one entry {"name", "config"?, "enabled"?} to settings: a config adds a session-only
  * extension (checked, and allowed by GOOSE_ALLOWLIST); a bare name enables a configured one for
  * this session; "enabled": false removes it. 0, or the HTTP status of the error (msg says why). */
+/* The caller's own extensions (auth/user_settings.h; the session is theirs: auth_request checked
+ * it), or NULL: none, or user_extensions is off. A new reference. */
+static json_t *users_own(http_req *r)
+{
+    app *a = http_app(r);
+    const char *uid = http_user(r)->id;
+    return uid[0] && a->cfg->user_extensions ? user_settings_extensions(uid, NULL) : NULL;
+}
+
 /* Whether the caller is a user who is not an admin (their configs are bounded: apply_entry). */
-static bool restricted(http_req *r)
+static bool restricted_caller(http_req *r)
 {
     const auth_user *u = http_user(r);
     return u->id[0] && !u->admin;
 }
 
-static int apply_entry(app *a, json_t *settings, json_t *entry, bool restricted, char *msg,
-                       size_t len)
+static int apply_entry(http_req *r, json_t *settings, json_t *entry, char *msg, size_t len)
 {
+    app *a = http_app(r);
+    bool restricted = restricted_caller(r);
     json_t *jn = json_object_get(entry, "name"), *jc = json_object_get(entry, "config");
     json_t *je = json_object_get(entry, "enabled");
     if (!json_is_object(entry) || !json_is_string(jn)) {
@@ -79,16 +90,23 @@ static int apply_entry(app *a, json_t *settings, json_t *entry, bool restricted,
         return 500;
     }
     json_t *add = json_object_get(own, "add");
+    json_t *users = users_own(r);
+    json_t *ue = json_object_get(users, key); /* the caller's own extension of that name */
+    json_t *theirs = json_incref(json_object_get(ue, "config"));
+    bool theirs_on = theirs && json_is_true(json_object_get(ue, "enabled"));
+    json_decref(users);
     if (json_is_false(je)) { /* off for this session */
         bool known = json_object_get(add, key) != NULL;
         json_object_del(add, key);
         json_t *cfg = configured(a, key);
-        if (cfg) {
+        if (cfg || theirs) {
             unremove(own, key);
             json_array_append_new(json_object_get(own, "remove"), json_string(key));
         }
         json_decref(cfg);
-        if (!known && !cfg) {
+        bool any = cfg || theirs;
+        json_decref(theirs);
+        if (!known && !any) {
             snprintf(msg, len, "extension '%s' is neither configured nor added to this session",
                      key);
             return 404;
@@ -96,6 +114,8 @@ static int apply_entry(app *a, json_t *settings, json_t *entry, bool restricted,
         return 0;
     }
     json_t *cfg = jc ? ext_config_check(key, jc, msg, len) : configured(a, key);
+    if (!cfg && !jc && theirs) cfg = json_incref(theirs);
+    json_decref(theirs);
     if (!cfg) {
         if (jc) return 400;
         snprintf(msg, len,
@@ -134,7 +154,7 @@ static int apply_entry(app *a, json_t *settings, json_t *entry, bool restricted,
     }
     unremove(own, key);
     json_t *conf = configured(a, key);
-    bool plain = !jc && conf && json_is_true(json_object_get(conf, "enabled"));
+    bool plain = !jc && ((conf && json_is_true(json_object_get(conf, "enabled"))) || theirs_on);
     json_decref(conf);
     if (plain) { /* enabled in config.yaml already: not removing it is enough */
         json_object_del(add, key);
@@ -159,7 +179,6 @@ static const char *code_of(int status)
 
 int api_session_settings_from_body(http_req *r, json_t *body, json_t **out)
 {
-    app *a = http_app(r);
     *out = NULL;
     json_t *mode = json_object_get(body, "execution_mode");
     json_t *exts = json_object_get(body, "extensions");
@@ -190,7 +209,7 @@ int api_session_settings_from_body(http_req *r, json_t *body, json_t **out)
     json_array_foreach(exts, i, e)
     {
         if (status) break;
-        status = apply_entry(a, settings, e, restricted(r), msg, sizeof msg);
+        status = apply_entry(r, settings, e, msg, sizeof msg);
     }
     if (status) {
         json_decref(settings);
@@ -205,9 +224,23 @@ int api_session_settings_from_body(http_req *r, json_t *body, json_t **out)
 }
 
 /* The session's effective extensions: [{name, type, source, enabled}]. */
-static json_t *effective(app *a, json_t *settings)
+static bool removed_here(json_t *own, const char *k)
 {
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(own, "remove"), i,
+                       v) if (!strcmp(json_string_value(v) ?: "", k)) return true;
+    return false;
+}
+
+/* The session's extensions as a reply runs them (agent.c ensure_registry): the configured ones,
+ * as the caller's own choices turn them on or off; the caller's own ("source": "user"); those
+ * the session added. */
+static json_t *effective(http_req *r, json_t *settings)
+{
+    app *a = http_app(r);
     json_t *snap = a->exts ? ext_set_snapshot(a->exts, NULL) : NULL;
+    json_t *users = users_own(r);
     json_t *own = json_object_get(settings, "extensions");
     json_t *add = json_object_get(own, "add");
     json_t *out = json_array();
@@ -216,20 +249,31 @@ static json_t *effective(app *a, json_t *settings)
     json_object_foreach(snap, k, cfg)
     {
         if (json_object_get(add, k)) continue;
-        bool on = json_is_true(json_object_get(cfg, "enabled")) && ext_config_supported(cfg) &&
-                  !json_object_get(cfg, "refused");
-        size_t i;
-        json_t *v;
-        json_array_foreach(json_object_get(own, "remove"), i,
-                           v) if (!strcmp(json_string_value(v) ?: "", k)) on = false;
+        json_t *ue = json_object_get(users, k);
+        bool on = (ue && !json_object_get(ue, "config")
+                       ? json_is_true(json_object_get(ue, "enabled"))
+                       : json_is_true(json_object_get(cfg, "enabled"))) &&
+                  ext_config_supported(cfg) && !json_object_get(cfg, "refused") &&
+                  !removed_here(own, k);
         json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type",
                                              json_object_get(cfg, "type"), "source", "config",
+                                             "enabled", on));
+    }
+    json_t *ue;
+    json_object_foreach(users, k, ue)
+    {
+        json_t *c = json_object_get(ue, "config");
+        if (!c || json_object_get(add, k)) continue;
+        bool on = json_is_true(json_object_get(ue, "enabled")) && !removed_here(own, k);
+        json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type",
+                                             json_object_get(c, "type"), "source", "user",
                                              "enabled", on));
     }
     json_object_foreach(add, k, cfg) json_array_append_new(
         out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type", json_object_get(cfg, "type"),
                        "source", "session", "enabled", 1));
     json_decref(snap);
+    json_decref(users);
     return out;
 }
 
@@ -241,7 +285,7 @@ static void reply_settings(http_req *r, json_t *settings)
                     json_pack("{s:O, s:s, s:o}", "execution_mode", mode ? mode : json_null(),
                               "effective_mode",
                               mode ? json_string_value(mode) : exec_mode_name(agent_mode(a->agent)),
-                              "extensions", effective(a, settings)));
+                              "extensions", effective(r, settings)));
 }
 
 /* Reads the settings (404 and false when the session does not exist). */
@@ -292,8 +336,7 @@ void api_session_extensions_add(http_req *r)
         json_t *e;
         json_array_foreach(list, i, e)
         {
-            if ((status = apply_entry(http_app(r), settings, e, restricted(r), msg, sizeof msg)))
-                break;
+            if ((status = apply_entry(r, settings, e, msg, sizeof msg))) break;
         }
         if (status)
             http_reply_error(r, status, code_of(status), "%s", msg);
@@ -313,7 +356,7 @@ void api_session_extensions_remove(http_req *r)
     pthread_mutex_lock(&settings_mu);
     if (entry && read_settings(r, sid, &settings)) {
         char msg[512];
-        int status = apply_entry(http_app(r), settings, entry, restricted(r), msg, sizeof msg);
+        int status = apply_entry(r, settings, entry, msg, sizeof msg);
         if (status)
             http_reply_error(r, status, code_of(status), "%s", msg);
         else if (write_settings(r, sid, settings))

@@ -132,6 +132,26 @@ describe("users' own extensions", () => {
     assert.match(JSON.stringify(tool), /from alice ext/);
   });
 
+  it("a session of theirs lists their own extension, and can leave it out", async () => {
+    const s = await post(srv, '/api/sessions', { name: 'ux-off', working_directory: dir }, as(alice));
+    const at = `/api/sessions/${s.body.id}/extensions`;
+    const l = await get(srv, at, as(alice));
+    assert.deepEqual(l.body.extensions.find((e) => e.name === 'alicex'), { name: 'alicex', type: 'stdio', source: 'user', enabled: true });
+    assert.equal((await del(srv, `${at}/alicex`, as(alice))).status, 204);
+    const after = await get(srv, at, as(alice));
+    assert.equal(after.body.extensions.find((e) => e.name === 'alicex').enabled, false);
+    await fake.script([{ text: 'ok' }]);
+    assert.equal((await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(alice))).status, 200);
+    const offered = (await fake.requests('openai')).at(-1).body.tools.map((t) => t.function.name);
+    assert.ok(!offered.some((n) => n.startsWith('alicex__')), offered.join(','));
+    // back on, by name alone (its config is hers)
+    assert.equal((await post(srv, at, { name: 'alicex' }, as(alice))).status, 200);
+    assert.equal((await get(srv, at, as(alice))).body.extensions.find((e) => e.name === 'alicex').enabled, true);
+    // bob's session knows no alicex
+    const b = await post(srv, '/api/sessions', { name: 'ux-b', working_directory: dir }, as(bob));
+    assertError(await del(srv, `/api/sessions/${b.body.id}/extensions/alicex`, as(bob)), 404, 'not_found');
+  });
+
   it("a user's stdio extension runs in the sandbox", { skip: !have('bwrap') && 'bubblewrap is not installed' }, () => {
     // goosed started it under bwrap: the process whose command line holds alice's marker is bwrap's
     const lines = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
