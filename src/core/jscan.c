@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 typedef struct {
     js_doc *d;
     const unsigned char *s;
@@ -73,31 +75,6 @@ static int hex4(const unsigned char *h)
     return v;
 }
 
-/* The length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid (RFC 3629: no
- * overlong forms, no surrogates, nothing past U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t k = 2; k < len; k++)
-        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
-    return len;
-}
-
 /* A string, p->i at its opening quote. */
 static bool string(parser *p)
 {
@@ -121,7 +98,7 @@ static bool string(parser *p)
             continue;
         }
         if (c >= 0x80) {
-            size_t len = utf8_len(p->s + p->i, p->n - p->i);
+            size_t len = utf8_seq_len(p->s + p->i, p->n - p->i);
             if (!len) return fail(p, "invalid UTF-8 in a string");
             p->i += len;
             continue;

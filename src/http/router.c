@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/ids.h"
+#include "core/utf8.h"
 
 /* The member named by the collection segment that ends just before pattern position `brace`
  * ("/api/sessions/{id}" -> "session"), into m->noun. */
@@ -53,31 +54,6 @@ static long decode_segment(const char *in, size_t n, char *out, size_t outlen)
     return (long)o;
 }
 
-/* Length of the valid UTF-8 sequence at p[0..n) (RFC 3629), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    if (len > n || p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return len;
-}
-
 /* Checks every segment of the raw path once: percent-encoding well formed, no NUL, valid UTF-8
  * once decoded. false with m->bad_segment and m->why set. */
 static bool check_segments(const char *path, route_match *m)
@@ -97,7 +73,7 @@ static bool check_segments(const char *path, route_match *m)
             why = "a NUL byte (%00)";
         else if (n >= 0)
             for (size_t k = 0; k < (size_t)n;) {
-                size_t l = utf8_len((const unsigned char *)seg + k, (size_t)n - k);
+                size_t l = utf8_seq_len((const unsigned char *)seg + k, (size_t)n - k);
                 if (!l) {
                     why = "bytes that are not UTF-8";
                     break;

@@ -38,6 +38,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "http/conns.h"
 #include "http/tls.h"
 
@@ -304,32 +306,6 @@ void http_reply_json(http_req *r, int status, json_t *body)
           "application/json; charset=utf-8", len);
 }
 
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates, nothing
- * above U+10FFFF), or 0 when the bytes there are not one. */
-static size_t utf8_seq(const unsigned char *p)
-{
-    unsigned char c = p[0];
-    if (c < 0x80) return 1;
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return n;
-}
-
 /* Copies in to out (outlen > 0), each byte that is not part of valid UTF-8 (and, with controls,
  * each control character) written as \xNN, so that a client's bytes (a path, an id) can go into
  * a JSON string or a log line. Truncates. */
@@ -338,7 +314,7 @@ static void utf8_clean(const char *in, char *out, size_t outlen, bool controls)
     const unsigned char *p = (const unsigned char *)in;
     size_t o = 0;
     while (*p) {
-        size_t n = utf8_seq(p);
+        size_t n = utf8_seq_len(p, SIZE_MAX);
         if (n == 0 || (controls && (*p < 0x20 || *p == 0x7F))) {
             if (o + 4 >= outlen) break;
             snprintf(out + o, outlen - o, "\\x%02X", *p);

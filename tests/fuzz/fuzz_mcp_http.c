@@ -120,9 +120,11 @@ static void run(void *arg)
         CHECK(why[0]);
     }
     mcp_http_abandon(&b, r, "the stream ended");
-    deliver(&b); /* what was queued, now (the loop timer would) */
+    /* What was queued, delivered now as the loop timer would; the timer itself is cancelled
+     * first (deliver forgets it: it expects to be that timer, and b is gone once run returns). */
     if (b.tick) loop_timer_cancel(b.tick);
     b.tick = NULL;
+    deliver(&b);
     mcp_req_free(r);
     json_decref(b.inbox);
     json_decref(b.headers);

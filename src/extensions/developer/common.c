@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/utf8.h"
 #include "extensions/developer/dev.h"
 #include "extensions/sandbox.h"
 
@@ -20,24 +21,7 @@ const char *dev_errstr(int e, char *b, size_t n)
  * count as invalid: the text must be a C string). */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
-    if (c < 0x80) return c ? 1 : 0;
-    if (c < 0xC2 || c > 0xF4) return 0;
-    size_t need = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    if (n < need) return 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F; /* no surrogates */
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F; /* nothing past U+10FFFF */
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < need; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return need;
+    return n && s[0] ? utf8_seq_len(s, n) : 0;
 }
 
 /* A malloc'd copy of data[0..len) as valid UTF-8 without NUL bytes: every byte that does not
