@@ -170,16 +170,24 @@ function descendants(pid) {
   return all;
 }
 
-/** {procs, rss_kb, pss_kb} summed over the descendants of pid (pss only when asked: it is slower). */
+function comm(pid) {
+  try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return ''; }
+}
+
+/** {procs, servers, rss_kb, pss_kb} over the descendants of pid: procs counts them all, servers
+ * those that are not bubblewrap's own (the sandbox runs each server under two bwrap processes);
+ * the memory is summed over all (pss only when asked: it is slower). */
 function treeMemory(pid, withPss = true) {
   const ds = descendants(pid);
   let rss = 0;
   let pss = 0;
+  let servers = 0;
   for (const d of ds) {
     rss += statusKb(d, 'VmRSS');
     if (withPss) pss += pssKb(d);
+    if (comm(d) !== 'bwrap') servers++;
   }
-  return { procs: ds.length, rss_kb: rss, pss_kb: pss };
+  return { procs: ds.length, servers, rss_kb: rss, pss_kb: pss };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,12 +443,13 @@ async function sessions() {
   await new Promise((r) => setTimeout(r, 1000));
   const m = treeMemory(pid);
   out.goosed_rss_with_kb = statusKb(pid, 'VmRSS');
-  out.server_procs = m.procs;
+  out.server_procs = m.servers;
+  out.sandbox_procs = m.procs - m.servers;
   out.server_rss_kb = m.rss_kb;
   out.server_pss_kb = m.pss_kb;
   out.server_rss_per_session_kb = r3(m.rss_kb / n);
   out.server_pss_per_session_kb = r3(m.pss_kb / n);
-  if (m.procs !== n) failed(`${m.procs} server processes under goosed, expected ${n}`);
+  if (m.servers !== n) failed(`${m.servers} server processes under goosed, expected ${n}`);
 
   if (O.perReply > 0) {
     await fakeDefault(echoCalls(O.perReply, 'load'));

@@ -1174,7 +1174,8 @@ What each number includes:
   the provider, so the first reply's time to its first \`message_chunk\` with the extension, minus the same
   without it, is the start-up a stdio server adds to a session. Memory: 1 s later, the sum of \`VmRSS\`, and of
   \`Pss\` (\`/proc/PID/smaps_rollup\`, which shares the pages of the \`node\` binary and its libraries between the
-  processes that map them), over goosed's descendant processes (the servers), divided by N. Then the N sessions
+  processes that map them), over goosed's descendant processes (the servers, and the two \`bwrap\` processes of
+  the sandbox each runs under; "server processes" counts the servers alone), divided by N. Then the N sessions
   with the extension all send one message at the same moment, $MCP_LOAD_CALLS echo calls each (the servers are running
   by then): wall time from the first request to the last \`message_complete\`, per-call times as above, and the
   peak of goosed's \`VmRSS\` plus its descendants' (sampled every 50 ms). Under that load the intervals between
