@@ -218,7 +218,7 @@ gd_err prov_stream_error(json_t *err, prov_result *res)
 {
     const char *msg = json_string_value(json_object_get(err, "message"));
     snprintf(res->error, sizeof res->error, "%s",
-             msg ? msg : "provider reported an error in the stream");
+             msg && *msg ? msg : "provider reported an error in the stream (without a message)");
     res->retryable = prov_transient_error(err);
     return GD_EINVAL;
 }

@@ -422,7 +422,8 @@ gd_err mcp_url_resolve(const char *base, const char *ref, char *out, size_t outl
         n = snprintf(out, outlen, "%.*s%s", (int)sl, base, ref);
     } else if (origin_len(ref)) {
         if (origin_len(ref) != ol || strncasecmp(base, ref, ol)) return GD_EINVAL;
-        n = snprintf(out, outlen, "%s", ref);
+        /* the origin as the server's URL spells it ("httP://" is the same, but not written) */
+        n = snprintf(out, outlen, "%.*s%s", (int)ol, base, ref + ol);
     } else if (ref[0] == '/') {
         n = snprintf(out, outlen, "%.*s%s", (int)ol, base, ref);
     } else {
