@@ -24,7 +24,9 @@ static void test_url_resolve(void **state)
     resolves("http://h:1/a/sse", "message?x=1", "http://h:1/a/message?x=1");
     resolves("http://h:1", "message", "http://h:1/message");
     resolves("http://h:1/sse?k=v", "?sessionId=b", "http://h:1/sse?sessionId=b");
-    resolves("https://H:1/sse", "https://h:1/m", "https://h:1/m");
+    resolves("https://H:1/sse", "https://h:1/m",
+             "https://H:1/m"); /* the origin as the uri spells it */
+    resolves("http://h:1/sse", "httP://h:1/m", "http://h:1/m");
     resolves("http://h:1/sse", "//h:1/m", "http://h:1/m");
     char out[64];
     /* Another origin would receive the config's headers (a bearer token): refused. */
