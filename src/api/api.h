@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "agent/agent.h"
@@ -34,6 +35,14 @@ bool api_session_found(http_req *r, const char *session_id);
  * err. */
 int api_start_failure(gd_err e, const char *session_id, const char *err, const char **code,
                       char *msg, size_t msglen);
+
+/* A session as the API shows it (id, name, working_dir, times, counts): a new object. */
+json_t *api_session_json(const store_session *s);
+/* Whether val (given as field) names a directory a session may work in: resolved into out (an
+ * absolute real path), and inside allowed_roots. 0 when it does; else the HTTP status (400)
+ * and err says why, naming field. */
+int api_dir_check(const config *c, const char *field, const char *val, char out[PATH_MAX],
+                  char *err, size_t errlen);
 
 void api_status(http_req *r);
 void api_health(http_req *r);
@@ -73,5 +82,9 @@ void api_resources_list(http_req *r);
 void api_resources_read(http_req *r);
 void api_prompts_list(http_req *r);
 void api_prompts_get(http_req *r);
+/* Moving sessions between instances (transfer.c). */
+void api_session_export(http_req *r);
+void api_session_import(http_req *r);
+void api_session_fork(http_req *r);
 
 #endif

@@ -22,10 +22,13 @@ const http_route api_routes[] = {
     {"DELETE", "/api/extensions/{name}", api_extensions_delete, 0},
 
     {"POST", "/api/sessions", api_session_create, ROUTE_BODY},
+    {"POST", "/api/sessions/import", api_session_import, ROUTE_BODY},
     {"GET", "/api/sessions", api_session_list, 0},
     {"GET", "/api/sessions/{id}", api_session_get, 0},
     {"DELETE", "/api/sessions/{id}", api_session_delete, 0},
     {"PATCH", "/api/sessions/{id}", api_session_patch, ROUTE_BODY},
+    {"GET", "/api/sessions/{id}/export", api_session_export, 0},
+    {"POST", "/api/sessions/{id}/fork", api_session_fork, ROUTE_BODY},
     {"GET", "/api/sessions/{id}/extensions", api_session_extensions_get, 0},
     {"POST", "/api/sessions/{id}/extensions", api_session_extensions_add, ROUTE_BODY},
     {"DELETE", "/api/sessions/{id}/extensions/{name}", api_session_extensions_remove, 0},

@@ -16,7 +16,7 @@
 #define NAME_MAX_CHARS 256
 #define DEFAULT_NAME   "New session"
 
-static json_t *session_json(const store_session *s)
+json_t *api_session_json(const store_session *s)
 {
     char created[RFC3339_LEN], updated[RFC3339_LEN];
     clock_rfc3339(s->created_at, created);
@@ -53,32 +53,56 @@ static bool opt_string(http_req *r, json_t *body, const char *field, const char 
 }
 
 /* Whether the real path dir is inside one of the configured allowed_roots (none: anywhere);
- * else a 400 naming them. */
-static bool inside_roots(http_req *r, const char *field, const char *dir)
+ * else 400 and a message naming them. */
+static int inside_roots(const config *c, const char *field, const char *dir, char *err,
+                        size_t errlen)
 {
-    const config *c = ((app *)http_app(r))->cfg;
-    if (c->nroots == 0) return true;
+    if (c->nroots == 0) return 0;
     char list[2048] = "";
     size_t used = 0;
     for (int i = 0; i < c->nroots; i++) {
         size_t n = strlen(c->roots[i]);
         if (!strncmp(dir, c->roots[i], n) &&
             (dir[n] == '\0' || dir[n] == '/' || !strcmp(c->roots[i], "/")))
-            return true;
+            return 0;
         int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", c->roots[i]);
         if (w > 0 && (size_t)w < sizeof list - used) used += (size_t)w;
     }
-    http_reply_error(r, 400, "bad_request",
-                     "%s: %s is outside the directories sessions may be created in "
-                     "(allowed_roots: %s)",
-                     field, dir, list);
-    return false;
+    snprintf(err, errlen,
+             "%s: %s is outside the directories sessions may be created in (allowed_roots: %s)",
+             field, dir, list);
+    return 400;
+}
+
+int api_dir_check(const config *c, const char *field, const char *val, char out[PATH_MAX],
+                  char *err, size_t errlen)
+{
+    if (!*val) {
+        snprintf(err, errlen, "%s: must not be empty", field);
+        return 400;
+    }
+    if (strlen(val) >= PATH_MAX) {
+        snprintf(err, errlen, "%s: longer than %d bytes", field, PATH_MAX - 1);
+        return 400;
+    }
+    struct stat st;
+    if (!realpath(val, out) || stat(out, &st) != 0) {
+        snprintf(err, errlen, "%s: %s: %s", field, val,
+                 errno == ENOENT ? "no such directory" : strerror(errno));
+        return 400;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: %s is not a directory", field, val);
+        return 400;
+    }
+    return inside_roots(c, field, out, err, errlen);
 }
 
 /* The working directory, under any of its three names; resolved to an absolute real path. */
 static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
 {
     static const char *const names[] = {"working_directory", "working_dir", "cwd"};
+    const config *c = ((app *)http_app(r))->cfg;
     const char *val = NULL, *field = NULL;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const char *v;
@@ -94,33 +118,21 @@ static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
             field = names[i];
         }
     }
+    char err[PATH_MAX + 2560];
+    int status;
     if (!val) {
         if (!getcwd(out, PATH_MAX)) {
             http_reply_error(r, 500, "internal", "cannot read the server's working directory: %s",
                              strerror(errno));
             return false;
         }
-        return inside_roots(r, "working_dir (the server's own, none was given)", out);
+        status =
+            inside_roots(c, "working_dir (the server's own, none was given)", out, err, sizeof err);
+    } else {
+        status = api_dir_check(c, field, val, out, err, sizeof err);
     }
-    if (!*val) {
-        http_reply_error(r, 400, "bad_request", "%s: must not be empty", field);
-        return false;
-    }
-    if (strlen(val) >= PATH_MAX) {
-        http_reply_error(r, 400, "bad_request", "%s: longer than %d bytes", field, PATH_MAX - 1);
-        return false;
-    }
-    struct stat st;
-    if (!realpath(val, out) || stat(out, &st) != 0) {
-        http_reply_error(r, 400, "bad_request", "%s: %s: %s", field, val,
-                         errno == ENOENT ? "no such directory" : strerror(errno));
-        return false;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        http_reply_error(r, 400, "bad_request", "%s: %s is not a directory", field, val);
-        return false;
-    }
-    return inside_roots(r, field, out);
+    if (status) http_reply_error(r, status, "bad_request", "%s", err);
+    return !status;
 }
 
 /* A create waits for its durable commit without holding a server thread: the request is
@@ -156,7 +168,7 @@ static void create_finish(http_req *r)
     char loc[64];
     snprintf(loc, sizeof loc, "/api/sessions/%s", cs->s.id);
     http_add_header(r, "Location", loc);
-    http_reply_json(r, 201, session_json(&cs->s));
+    http_reply_json(r, 201, api_session_json(&cs->s));
 }
 
 void api_session_create(http_req *r)
@@ -221,7 +233,7 @@ void api_session_list(http_req *r)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, session_json(&list[i]));
+        json_array_append_new(arr, api_session_json(&list[i]));
     free(list);
     char tc[24];
     snprintf(tc, sizeof tc, "%ld", total);
@@ -239,7 +251,7 @@ void api_session_get(http_req *r)
         api_store_error(r, e, id, NULL);
         return;
     }
-    http_reply_json(r, 200, session_json(&s));
+    http_reply_json(r, 200, api_session_json(&s));
 }
 
 void api_session_delete(http_req *r)

@@ -239,3 +239,82 @@ json_t *content_answer_tool_calls(json_t *messages)
     json_decref(open);
     return out;
 }
+
+/* The checks of content_message_check for one item i of a message of the given role. */
+static bool item_check(json_t *it, size_t i, bool assistant, char *err, size_t errlen)
+{
+    if (!json_is_object(it)) {
+        snprintf(err, errlen, "content[%zu]: must be an object", i);
+        return false;
+    }
+    const char *type = content_type(it);
+    const char *field = NULL, *want = NULL;
+    if (!strcmp(type, "text")) {
+        if (!json_is_string(json_object_get(it, "text"))) field = "text", want = "a string";
+    } else if (!strcmp(type, "thinking") && assistant) {
+        json_t *sig = json_object_get(it, "signature");
+        if (!json_is_string(json_object_get(it, "thinking")))
+            field = "thinking", want = "a string";
+        else if (sig && !json_is_string(sig))
+            field = "signature", want = "a string";
+    } else if (!strcmp(type, "tool_request") && assistant) {
+        if (!json_is_string(json_object_get(it, "id")))
+            field = "id", want = "a string";
+        else if (!json_is_string(json_object_get(it, "name")))
+            field = "name", want = "a string";
+        else if (!json_is_object(json_object_get(it, "arguments")))
+            field = "arguments", want = "an object";
+    } else if (!strcmp(type, "tool_response") && !assistant) {
+        json_t *name = json_object_get(it, "name"), *ie = json_object_get(it, "is_error");
+        if (!json_is_string(json_object_get(it, "id")))
+            field = "id", want = "a string";
+        else if (name && !json_is_string(name))
+            field = "name", want = "a string";
+        else if (!json_is_array(json_object_get(it, "content")))
+            field = "content", want = "an array";
+        else if (ie && !json_is_boolean(ie))
+            field = "is_error", want = "a boolean";
+    } else {
+        bool known = !strcmp(type, "thinking") || !strcmp(type, "tool_request") ||
+                     !strcmp(type, "tool_response");
+        if (known)
+            snprintf(err, errlen, "content[%zu].type: %s is not allowed in a%s message", i, type,
+                     assistant ? "n assistant" : " user");
+        else
+            snprintf(err, errlen,
+                     "content[%zu].type: \"%.60s\" is not one of text, thinking, tool_request, "
+                     "tool_response",
+                     i, type);
+        return false;
+    }
+    if (field) {
+        snprintf(err, errlen, "content[%zu].%s: must be %s (in a %s item)", i, field, want, type);
+        return false;
+    }
+    return true;
+}
+
+bool content_message_check(json_t *m, char *err, size_t errlen)
+{
+    if (!json_is_object(m)) {
+        snprintf(err, errlen, "must be an object {\"role\", \"content\"}");
+        return false;
+    }
+    const char *role = json_string_value(json_object_get(m, "role"));
+    if (!role || (strcmp(role, "user") && strcmp(role, "assistant"))) {
+        snprintf(err, errlen, "role: must be \"user\" or \"assistant\"");
+        return false;
+    }
+    json_t *content = json_object_get(m, "content");
+    if (!json_is_array(content) || !json_array_size(content)) {
+        snprintf(err, errlen, "content: must be a non-empty array of content items");
+        return false;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(content, i, it)
+    {
+        if (!item_check(it, i, !strcmp(role, "assistant"), err, errlen)) return false;
+    }
+    return true;
+}

@@ -34,6 +34,13 @@ json_t *content_tool_parts(json_t *items, bool (*image_ok)(const char *mime));
  * that needs no change comes back equal. Returns a new array the caller frees; the input is not
  * changed. */
 json_t *content_answer_tool_calls(json_t *messages);
+/* Whether m is one message goosed can store and send to a provider: an object with "role" "user"
+ * or "assistant" and "content", a non-empty array of items of the kinds above, each with its
+ * fields of the right types: text {"text"}; thinking {"thinking", "signature"?} and tool_request
+ * {"id", "name", "arguments": object} in assistant messages only; tool_response {"id", "name"?,
+ * "content": array, "is_error"?: boolean} in user messages only. When not, false and err says
+ * what is wrong, naming the field ("role", "content[2].type", ...). Nothing is changed. */
+bool content_message_check(json_t *m, char *err, size_t errlen);
 /* The error message of a provider's JSON error body: `{"error": "..."}` or
  * `{"error": {"message": "..."}}` (root may be NULL); else the start of the raw body. Writes
  * into out. */

@@ -61,6 +61,8 @@ enum stmt_id {
     ST_ITEM_SET,
     ST_ITEM_DELETE,
     ST_ITEM_LIST,
+    ST_IMPORT_MESSAGE,
+    ST_IMPORT_FINISH,
     ST__N
 };
 
@@ -115,6 +117,11 @@ static const char *const stmt_sql[ST__N] = {
         "updated_us = excluded.updated_us",
     [ST_ITEM_DELETE] = "DELETE FROM user_items WHERE user_id = ?1 AND name = ?2",
     [ST_ITEM_LIST] = "SELECT user_id, name, value FROM user_items ORDER BY user_id, name",
+    [ST_IMPORT_MESSAGE] = "INSERT INTO messages(id, session_id, seq, role, content, created_us, "
+                          "input_tokens, output_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
+    [ST_IMPORT_FINISH] =
+        "UPDATE sessions SET settings = ?2, message_count = ?3, input_tokens = ?4, "
+        "output_tokens = ?5 WHERE id = ?1",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -1303,6 +1310,91 @@ static void sq_message_append_async(store *st, const char *session_id, const cha
     submit_async((sqlite_store *)st, &a->op);
 }
 
+/* A session_import: the session's row, its messages serialised beforehand, then its totals. */
+struct import_arg {
+    struct insert_arg ins;
+    const char *settings; /* JSON text */
+    size_t n;
+    const char **roles;
+    char **contents;
+};
+
+static gd_err w_session_import(conn *c, void *arg, char *err, size_t errlen)
+{
+    struct import_arg *a = arg;
+    gd_err e = w_session_insert(c, &a->ins, err, errlen);
+    if (e) return e;
+    for (size_t i = 0; i < a->n; i++) {
+        sqlite3_stmt *st = stmt(c, ST_IMPORT_MESSAGE);
+        if (!st) {
+            snprintf(err, errlen, "%s", store_errmsg());
+            return GD_ESTORE;
+        }
+        char id[UUID_STR_LEN];
+        ids_uuid4(id);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, a->ins.s->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)i + 1);
+        sqlite3_bind_text(st, 4, a->roles[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, a->contents[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, a->ins.created_us);
+        int rc = sqlite3_step(st);
+        stmt_done(st);
+        if (rc != SQLITE_DONE) {
+            snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+            return GD_ESTORE;
+        }
+    }
+    sqlite3_stmt *st = stmt(c, ST_IMPORT_FINISH);
+    if (!st) {
+        snprintf(err, errlen, "%s", store_errmsg());
+        return GD_ESTORE;
+    }
+    sqlite3_bind_text(st, 1, a->ins.s->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->settings, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)a->n);
+    sqlite3_bind_int64(st, 4, a->ins.s->input_tokens);
+    sqlite3_bind_int64(st, 5, a->ins.s->output_tokens);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    return GD_OK;
+}
+
+static gd_err sq_session_import(store *st, store_session *s, json_t *settings, json_t *messages)
+{
+    size_t n = json_array_size(messages);
+    struct import_arg a = {.ins = {.s = s, .created_us = now_us()}, .n = n};
+    char *set = settings ? json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+    a.settings = set;
+    a.roles = calloc(n ? n : 1, sizeof *a.roles);
+    a.contents = calloc(n ? n : 1, sizeof *a.contents);
+    gd_err e = set && a.roles && a.contents ? GD_OK : GD_ENOMEM;
+    for (size_t i = 0; !e && i < n; i++) {
+        json_t *m = json_array_get(messages, i);
+        a.roles[i] = json_string_value(json_object_get(m, "role"));
+        a.contents[i] = json_dumps(json_object_get(m, "content"), JSON_COMPACT);
+        if (!a.roles[i] || !a.contents[i]) e = a.roles[i] ? GD_ENOMEM : GD_EINVAL;
+    }
+    if (e) {
+        store_set_errmsg("%s", e == GD_EINVAL ? "a message without a role" : "out of memory");
+    } else {
+        s->created_at = s->updated_at = (time_t)(a.ins.created_us / 1000000);
+        s->message_count = (long)n;
+        write_op op = {.fn = w_session_import, .arg = &a};
+        e = submit((sqlite_store *)st, &op);
+    }
+    for (size_t i = 0; a.contents && i < n; i++)
+        free(a.contents[i]);
+    free(a.contents);
+    free(a.roles);
+    free(set);
+    return e;
+}
+
 static gd_err w_session_delete(conn *c, void *arg, char *err, size_t errlen)
 {
     sqlite3_stmt *st = stmt(c, ST_SESSION_DELETE);
@@ -1648,6 +1740,7 @@ static const store_ops sqlite_ops = {
     .sessions_unfinished = sq_sessions_unfinished,
     .session_settings_get = sq_session_settings_get,
     .session_settings_set = sq_session_settings_set,
+    .session_import = sq_session_import,
     .session_list_owned = sq_session_list_owned,
     .user_add = sq_user_add,
     .user_get_by_token_hash = sq_user_get_by_token_hash,

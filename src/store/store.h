@@ -112,6 +112,15 @@ typedef struct {
     /* Replaces them (settings borrowed), durably. GD_ENOTFOUND when the session is gone. */
     gd_err (*session_settings_set)(store *st, const char *id, json_t *settings);
 
+    /* Stores a new session s with its messages in one transaction: all of it or nothing (for
+     * imports and forks). s's id, name, working_dir, user_id, input_tokens and output_tokens
+     * are read; created_at and updated_at are set here, message_count to the number of
+     * messages. settings (borrowed; NULL: none) are its own settings as session_settings_set
+     * takes them. messages (borrowed) is a JSON array of {"role", "content": [items]} in
+     * order, checked by the caller; each gets a new id, the next sequence number and the time.
+     * GD_ECONFLICT when the id is taken. Waits until durable. */
+    gd_err (*session_import)(store *st, store_session *s, json_t *settings, json_t *messages);
+
     /* --- users and ownership --- */
     /* As session_list, only the sessions whose user_id is user_id ("" the local user's). */
     gd_err (*session_list_owned)(store *st, const char *user_id, long limit, long offset,
