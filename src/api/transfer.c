@@ -136,18 +136,18 @@ static void export_job(job *j)
         size_t i;
         json_array_foreach(msgs, i, m)
         {
-            json_array_append_new(list, json_pack("{s:O, s:O, s:O}", "role",
-                                                  json_object_get(m, "role"), "content",
-                                                  json_object_get(m, "content"), "created_at",
-                                                  json_object_get(m, "created_at")));
+            json_array_append_new(list,
+                                  json_pack("{s:O, s:O, s:O}", "role", json_object_get(m, "role"),
+                                            "content", json_object_get(m, "content"), "created_at",
+                                            json_object_get(m, "created_at")));
         }
-        j->out = json_pack(
-            "{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}, s:o}", "format",
-            FORMAT_NAME, "version", FORMAT_VERSION, "exported_at", now, "session", "name",
-            src.name, "working_dir", src.working_dir, "created_at", created, "updated_at",
-            updated, "message_count", (json_int_t)json_array_size(list), "input_tokens",
-            (json_int_t)src.input_tokens, "output_tokens", (json_int_t)src.output_tokens,
-            "settings", masked(settings), "messages", list);
+        j->out =
+            json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}, s:o}", "format",
+                      FORMAT_NAME, "version", FORMAT_VERSION, "exported_at", now, "session", "name",
+                      src.name, "working_dir", src.working_dir, "created_at", created, "updated_at",
+                      updated, "message_count", (json_int_t)json_array_size(list), "input_tokens",
+                      (json_int_t)src.input_tokens, "output_tokens", (json_int_t)src.output_tokens,
+                      "settings", masked(settings), "messages", list);
         if (!j->out) j->e = GD_ENOMEM;
     }
     json_decref(settings);
@@ -285,8 +285,8 @@ static bool take_name(http_req *r, json_t *v, const char *field, char out[STORE_
 {
     const char *name = json_string_value(v);
     if (!name || !*name || utf8_chars(name) > NAME_MAX_CHARS || strlen(name) > STORE_NAME_MAX) {
-        http_reply_error(r, 400, "bad_request", "%s: must be a string of 1 to %d characters",
-                         field, NAME_MAX_CHARS);
+        http_reply_error(r, 400, "bad_request", "%s: must be a string of 1 to %d characters", field,
+                         NAME_MAX_CHARS);
         return false;
     }
     snprintf(out, STORE_NAME_MAX + 1, "%s", name);
@@ -297,7 +297,8 @@ void api_session_fork(http_req *r)
 {
     json_t *body = http_body(r);
     json_t *mid = json_object_get(body, "message_id"), *name = json_object_get(body, "name");
-    if (mid && !json_is_null(mid) && (!json_is_string(mid) || !ids_is_uuid(json_string_value(mid)))) {
+    if (mid && !json_is_null(mid) &&
+        (!json_is_string(mid) || !ids_is_uuid(json_string_value(mid)))) {
         http_reply_error(r, 400, "bad_request",
                          "message_id: must be the id of a message of the session (a UUID), as "
                          "GET /api/sessions/{id}/messages gives it");
@@ -309,7 +310,8 @@ void api_session_fork(http_req *r)
     j->name_given = name != NULL;
     if (!auth_session_quota(r)) return;
     snprintf(j->id, sizeof j->id, "%s", http_param(r, 0));
-    if (json_is_string(mid)) snprintf(j->message_id, sizeof j->message_id, "%s", json_string_value(mid));
+    if (json_is_string(mid))
+        snprintf(j->message_id, sizeof j->message_id, "%s", json_string_value(mid));
     new_session(r, j);
     job_start(j);
 }
@@ -385,8 +387,7 @@ static json_t *goose_item(json_t *it, bool assistant, json_t *done)
     const char *id = json_string_value(json_object_get(it, "id"));
     if (!strcmp(type, "text") && json_is_string(json_object_get(it, "text")))
         return json_pack("{s:s, s:O}", "type", "text", "text", json_object_get(it, "text"));
-    if (!strcmp(type, "thinking") && assistant &&
-        json_is_string(json_object_get(it, "thinking"))) {
+    if (!strcmp(type, "thinking") && assistant && json_is_string(json_object_get(it, "thinking"))) {
         json_t *sig = json_object_get(it, "signature");
         return json_pack("{s:s, s:O, s:O*}", "type", "thinking", "thinking",
                          json_object_get(it, "thinking"), "signature",
@@ -403,9 +404,8 @@ static json_t *goose_item(json_t *it, bool assistant, json_t *done)
         const char *name = json_string_value(json_object_get(value, "name"));
         json_t *args = json_object_get(value, "arguments");
         if (status && !strcmp(status, "success") && name)
-            return json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_request", "id", id, "name",
-                             name, "arguments",
-                             json_is_object(args) ? json_incref(args) : json_object());
+            return json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_request", "id", id, "name", name,
+                             "arguments", json_is_object(args) ? json_incref(args) : json_object());
         return json_pack("{s:s, s:s}", "type", "text", "text",
                          "[a tool call that could not be read was left out of the import]");
     }
@@ -418,7 +418,8 @@ static json_t *goose_item(json_t *it, bool assistant, json_t *done)
         bool is_error = !ok;
         if (ok && json_is_array(value)) {
             content = json_incref(value);
-        } else if (ok && json_is_object(value) && json_is_array(json_object_get(value, "content"))) {
+        } else if (ok && json_is_object(value) &&
+                   json_is_array(json_object_get(value, "content"))) {
             content = json_incref(json_object_get(value, "content"));
             is_error = json_is_true(json_object_get(value, "isError"));
         } else {
@@ -455,8 +456,7 @@ static json_t *goose_messages(json_t *conv, long *left_out, refusal *why)
         json_t *content = json_object_get(m, "content");
         if (!json_is_object(m) || !role || (strcmp(role, "user") && strcmp(role, "assistant"))) {
             json_decref(out);
-            return refuse(why, 400, "conversation[%zu].role: must be \"user\" or \"assistant\"",
-                          i);
+            return refuse(why, 400, "conversation[%zu].role: must be \"user\" or \"assistant\"", i);
         }
         if (!json_is_array(content)) {
             json_decref(out);
@@ -597,9 +597,9 @@ void api_session_import(http_req *r)
                                  "smart_approve or chat");
                 return;
             }
-            j->settings = json_pack(
-                "{s:s}", "execution_mode",
-                exec_mode_name((exec_mode)exec_mode_parse(json_string_value(mode))));
+            j->settings =
+                json_pack("{s:s}", "execution_mode",
+                          exec_mode_name((exec_mode)exec_mode_parse(json_string_value(mode))));
         }
     }
     if (!j->messages) {
@@ -617,8 +617,8 @@ void api_session_import(http_req *r)
     }
     if (!import_dir(r, doc, exported_dir, j->s.working_dir)) return;
     if (!auth_session_quota(r)) return;
-    j->extra = json_pack("{s:s, s:I}", "imported_from", source, "items_left_out",
-                         (json_int_t)left_out);
+    j->extra =
+        json_pack("{s:s, s:I}", "imported_from", source, "items_left_out", (json_int_t)left_out);
     new_session(r, j);
     job_start(j);
 }

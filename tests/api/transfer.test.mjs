@@ -1,0 +1,292 @@
+// Moving sessions between instances: GET /api/sessions/{id}/export, POST /api/sessions/import
+// (goosed's own format and what the real Goose's `goose session export` writes) and POST
+// /api/sessions/{id}/fork. Round trips through a second server, a conversation that goes on after
+// the import (the fake provider refuses a malformed one), secrets left out, malformed documents
+// refused with nothing made, and another user's sessions out of reach.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { mkdirSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
+import { get, post, assertError, UUID_V4 } from './lib/http.mjs';
+import { startFake } from '../fakes/lib.mjs';
+
+const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
+
+async function addUser(home, name) {
+  const r = await runGoosed(['user', 'add', name], { HOME: home });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+async function newSession(srv, dir, opts) {
+  const r = await post(srv, '/api/sessions', { name: 'transfer', working_directory: dir }, opts);
+  assert.equal(r.status, 201, r.text);
+  return r.body.id;
+}
+
+async function messages(srv, sid, opts) {
+  const r = await get(srv, `/api/sessions/${sid}/messages`, opts);
+  assert.equal(r.status, 200, r.text);
+  return r.body;
+}
+
+async function sessionIds(srv, opts) {
+  const r = await get(srv, '/api/sessions?limit=1000', opts);
+  assert.equal(r.status, 200, r.text);
+  return r.body.map((s) => s.id).sort();
+}
+
+const strip = (ms) => ms.map(({ role, content }) => ({ role, content }));
+
+/** An export without what differs between two copies of one session: times. */
+function timeless(doc) {
+  const { exported_at, ...rest } = doc;
+  assert.ok(exported_at);
+  const { created_at, updated_at, ...session } = doc.session;
+  return { ...rest, session, messages: doc.messages.map(({ created_at: _c, ...m }) => m) };
+}
+
+describe('session export, import and fork', () => {
+  let fake, a, b, dirA, dirB;
+  let sid; // a session of server a with a tool call in its history
+  before(async () => {
+    fake = await startFake();
+    dirA = realpathSync(tempDir('goosed-transfer-a-'));
+    dirB = realpathSync(tempDir('goosed-transfer-b-'));
+    a = await startServer({ env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: 'sk-transfer', GOOSE_MODE: 'auto' } });
+    b = await startServer({
+      env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: 'sk-transfer', GOOSE_MODE: 'auto', GOOSE_ALLOWED_ROOTS: dirB },
+    });
+    sid = await newSession(a, dirA);
+    await fake.script([
+      { text: 'Let me look.', tool_calls: [{ id: 'call_1', name: 'developer__shell', arguments: { command: 'echo transfer-ok' } }] },
+      { text: 'It said transfer-ok.' },
+      { text: 'Second answer.' },
+    ]);
+    let r = await post(a, `/api/sessions/${sid}/messages`, { content: 'run echo' });
+    assert.equal(r.status, 200, r.text);
+    r = await post(a, `/api/sessions/${sid}/messages`, { content: 'and again' });
+    assert.equal(r.status, 200, r.text);
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(a);
+      await stopAndCheck(b);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('an export is one document of the goosed-session format with every message in order', async () => {
+    const r = await get(a, `/api/sessions/${sid}/export`);
+    assert.equal(r.status, 200, r.text);
+    const doc = r.body;
+    assert.equal(doc.format, 'goosed-session');
+    assert.equal(doc.version, 1);
+    assert.equal(doc.session.name, 'transfer');
+    assert.equal(doc.session.working_dir, dirA);
+    const orig = await messages(a, sid);
+    assert.ok(orig.length >= 5, `expected a tool call and two answers, got ${orig.length} messages`);
+    assert.equal(doc.session.message_count, orig.length);
+    assert.deepEqual(strip(doc.messages), strip(orig));
+    assert.ok(!r.text.includes(sid), 'the export names the session id');
+    for (const m of orig) assert.ok(!r.text.includes(m.id), 'the export names a message id');
+  });
+
+  it('round trip: an import on another server has the same messages, and its export equals the original', async () => {
+    const orig = (await get(a, `/api/sessions/${sid}/export`)).body;
+    const before = await sessionIds(b);
+    // the exported directory does not exist on b's allowed roots: refused, naming it
+    assertError(await post(b, '/api/sessions/import', orig), 400, 'bad_request', /session\.working_dir.*working_directory/);
+    assert.deepEqual(await sessionIds(b), before);
+    const r = await post(b, '/api/sessions/import', { ...orig, working_directory: dirB });
+    assert.equal(r.status, 201, r.text);
+    assert.match(r.body.id, UUID_V4);
+    assert.notEqual(r.body.id, sid);
+    assert.equal(r.headers.get('location'), `/api/sessions/${r.body.id}`);
+    assert.equal(r.body.working_dir, dirB);
+    assert.equal(r.body.message_count, orig.messages.length);
+    assert.equal(r.body.name, 'transfer');
+    const got = await messages(b, r.body.id);
+    assert.deepEqual(strip(got), strip(orig.messages));
+    const again = (await get(b, `/api/sessions/${r.body.id}/export`)).body;
+    assert.deepEqual(timeless(again), timeless({ ...orig, session: { ...orig.session, working_dir: dirB } }));
+    // the same document imported twice makes two sessions
+    const r2 = await post(b, `/api/sessions/import?working_directory=${encodeURIComponent(dirB)}`, orig);
+    assert.equal(r2.status, 201, r2.text);
+    assert.notEqual(r2.body.id, r.body.id);
+  });
+
+  it('a conversation goes on after an import (the provider is sent the whole, well-formed history)', async () => {
+    const orig = (await get(a, `/api/sessions/${sid}/export`)).body;
+    const r = await post(b, '/api/sessions/import', { ...orig, working_directory: dirB });
+    assert.equal(r.status, 201, r.text);
+    await fake.clearRequests();
+    const refusedBefore = (await fake.stats()).refused ?? 0;
+    await fake.script([{ text: 'Continued after the move.' }]);
+    const m = await post(b, `/api/sessions/${r.body.id}/messages`, { content: 'still there?' });
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.body.content, 'Continued after the move.');
+    assert.equal((await fake.stats()).refused ?? 0, refusedBefore);
+    const sent = (await fake.requests('openai')).at(-1).body.messages;
+    const texts = JSON.stringify(sent);
+    for (const t of ['run echo', 'It said transfer-ok.', 'Second answer.', 'still there?']) assert.ok(texts.includes(t), t);
+    assert.ok(sent.some((x) => x.role === 'tool'), 'the tool result was sent');
+    const after = await messages(b, r.body.id);
+    assert.equal(after.length, orig.messages.length + 2);
+  });
+
+  it('fork: up to and including a message, or all of them; an unknown message is 404', async () => {
+    const orig = await messages(a, sid);
+    const cut = orig.findIndex((m) => m.role === 'assistant' && m.content.some((c) => c.type === 'text' && c.text === 'It said transfer-ok.'));
+    assert.ok(cut > 0);
+    let r = await post(a, `/api/sessions/${sid}/fork`, { message_id: orig[cut].id });
+    assert.equal(r.status, 201, r.text);
+    assert.notEqual(r.body.id, sid);
+    assert.equal(r.body.working_dir, dirA);
+    assert.equal(r.body.message_count, cut + 1);
+    assert.deepEqual(strip(await messages(a, r.body.id)), strip(orig.slice(0, cut + 1)));
+    // the source is untouched
+    assert.deepEqual(await messages(a, sid), orig);
+    r = await post(a, `/api/sessions/${sid}/fork`, undefined);
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(strip(await messages(a, r.body.id)), strip(orig));
+    r = await post(a, `/api/sessions/${sid}/fork`, { name: 'the copy' });
+    assert.equal(r.body.name, 'the copy');
+    const before = await sessionIds(a);
+    assertError(await post(a, `/api/sessions/${sid}/fork`, { message_id: crypto.randomUUID() }), 404, 'not_found', /message_id: message '.*' not found/);
+    assertError(await post(a, `/api/sessions/${sid}/fork`, { message_id: 3 }), 400, 'bad_request', /message_id/);
+    assertError(await post(a, `/api/sessions/${crypto.randomUUID()}/fork`, {}), 404, 'not_found', /session/);
+    assert.deepEqual(await sessionIds(a), before);
+  });
+
+  it('no secret of a session extension appears in its export', async () => {
+    const s = await newSession(a, dirA);
+    const hsecret = `Bearer hdr-${crypto.randomBytes(12).toString('hex')}`;
+    const esecret = `env-${crypto.randomBytes(12).toString('hex')}`;
+    let r = await post(a, `/api/sessions/${s}/extensions`, {
+      name: 'remote', config: { type: 'streamable_http', uri: 'http://127.0.0.1:9/mcp', headers: { Authorization: hsecret } },
+    });
+    assert.equal(r.status, 200, r.text);
+    r = await post(a, `/api/sessions/${s}/extensions`, { name: 'local', config: { type: 'stdio', cmd: 'true', envs: { API_TOKEN: esecret } } });
+    assert.equal(r.status, 200, r.text);
+    r = await get(a, `/api/sessions/${s}/export`);
+    assert.equal(r.status, 200, r.text);
+    for (const v of [hsecret, esecret, 'hdr-', 'sk-transfer']) assert.ok(!r.text.includes(v), `${v.slice(0, 8)}… is in the export`);
+    const add = r.body.session.settings.extensions.add;
+    assert.deepEqual(add.remote.headers, { Authorization: '***' });
+    assert.deepEqual(add.local.envs, { API_TOKEN: '***' });
+    assert.ok(!('user_id' in r.body.session));
+  });
+
+  it('malformed documents are refused with a message naming what is wrong, and nothing is made', async () => {
+    const good = (await get(a, `/api/sessions/${sid}/export`)).body;
+    const doc = (over) => ({ ...good, working_directory: dirB, ...over });
+    const before = await sessionIds(b);
+    const cases = [
+      [doc({ format: 'other' }), 400, /format/],
+      [doc({ version: 2 }), 400, /version/],
+      [doc({ session: 'x' }), 400, /session/],
+      [doc({ messages: {} }), 400, /messages: must be an array/],
+      [doc({ messages: [{ role: 'system', content: [{ type: 'text', text: 'x' }] }] }), 400, /messages\[0\]\.role/],
+      [doc({ messages: [...good.messages, { role: 'user', content: 'plain' }] }), 400, new RegExp(`messages\\[${good.messages.length}\\]\\.content`)],
+      [doc({ messages: [{ role: 'user', content: [{ type: 'tool_request', id: 'c', name: 'n', arguments: {} }] }] }), 400, /messages\[0\]\.content\[0\]\.type: tool_request is not allowed in a user message/],
+      [doc({ messages: [{ role: 'assistant', content: [{ type: 'text', text: 7 }] }] }), 400, /messages\[0\]\.content\[0\]\.text: must be a string/],
+      [doc({ messages: [{ role: 'assistant', content: [{ type: 'video' }] }] }), 400, /messages\[0\]\.content\[0\]\.type/],
+      [doc({ messages: Array.from({ length: 10001 }, () => ({ role: 'user', content: [{ type: 'text', text: 'x' }] })) }), 413, /messages: 10001 messages, more than the 10000/],
+      [doc({ session: { ...good.session, name: '' }, name: 'x'.repeat(300) }), 400, /name/],
+      [{ ...good, working_directory: path.join(dirB, 'missing') }, 400, /working_directory: .*no such directory/],
+      [{ ...good, working_directory: dirA }, 400, /working_directory: .*allowed_roots/],
+    ];
+    for (const [body, status, re] of cases) {
+      const r = await post(b, '/api/sessions/import', body);
+      assert.equal(r.status, status, `${re}: ${r.text}`);
+      assert.match(r.body.error ?? r.body.message ?? r.text, re);
+    }
+    assertError(await post(b, '/api/sessions/import', undefined), 400, 'bad_request', /session document/);
+    assert.deepEqual(await sessionIds(b), before);
+  });
+
+  it("what the real Goose's `goose session export` writes is imported", async () => {
+    const goose = {
+      id: '20250101_1', name: 'from goose', working_dir: dirB, user_set_name: true, session_type: 'user',
+      created_at: '2025-01-01T10:00:00Z', updated_at: '2025-01-01T10:05:00Z', extension_data: {},
+      total_tokens: 30, input_tokens: 20, output_tokens: 10, accumulated_total_tokens: 30,
+      accumulated_input_tokens: 20, accumulated_output_tokens: 10, schedule_id: null, recipe: null,
+      user_recipe_values: null, message_count: 4,
+      conversation: [
+        { id: 'm1', role: 'user', created: 1735725600, content: [{ type: 'text', text: 'list files' }], metadata: { userVisible: true, agentVisible: true } },
+        {
+          id: 'm2', role: 'assistant', created: 1735725601, metadata: { userVisible: true, agentVisible: true },
+          content: [
+            { type: 'text', text: 'Listing.' },
+            { type: 'toolRequest', id: 'toolu_1', toolCall: { status: 'success', value: { name: 'developer__shell', arguments: { command: 'ls' } } } },
+          ],
+        },
+        {
+          id: 'm3', role: 'user', created: 1735725602, metadata: { userVisible: true, agentVisible: true },
+          content: [{ type: 'toolResponse', id: 'toolu_1', toolResult: { status: 'success', value: [{ type: 'text', text: 'a.txt' }] } }],
+        },
+        { id: 'm4', role: 'assistant', created: 1735725603, content: [{ type: 'text', text: 'There is a.txt.' }], metadata: { userVisible: true, agentVisible: true } },
+      ],
+    };
+    const r = await post(b, '/api/sessions/import', goose);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.name, 'from goose');
+    assert.equal(r.body.imported_from, 'goose');
+    assert.equal(r.body.input_tokens, 20);
+    const got = strip(await messages(b, r.body.id));
+    assert.deepEqual(got, [
+      { role: 'user', content: [{ type: 'text', text: 'list files' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'Listing.' }, { type: 'tool_request', id: 'toolu_1', name: 'developer__shell', arguments: { command: 'ls' } }] },
+      { role: 'user', content: [{ type: 'tool_response', id: 'toolu_1', name: 'developer__shell', content: [{ type: 'text', text: 'a.txt' }], is_error: false }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'There is a.txt.' }] },
+    ]);
+    await fake.script([{ text: 'Goose history goes on.' }]);
+    const m = await post(b, `/api/sessions/${r.body.id}/messages`, { content: 'and now?' });
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.body.content, 'Goose history goes on.');
+    assertError(await post(b, '/api/sessions/import', { ...goose, conversation: [{ role: 'tool', content: [] }] }), 400, 'bad_request', /conversation\[0\]\.role/);
+  });
+});
+
+describe('another user\'s session cannot be exported or forked', () => {
+  let srv, home, dir, alice, bob;
+  before(async () => {
+    home = tempDir();
+    dir = realpathSync(tempDir('goosed-transfer-users-'));
+    mkdirSync(dir, { recursive: true });
+    alice = await addUser(home, 'alice');
+    bob = await addUser(home, 'bob');
+    srv = await startServer({ home, env: { GOOSE_MAX_SESSIONS_PER_USER: 2 } });
+  });
+  after(async () => {
+    await stopAndCheck(srv);
+  });
+
+  it('export and fork of a session of alice are 404 to bob; imports and forks belong to the caller', async () => {
+    const s = await newSession(srv, dir, as(alice));
+    assertError(await get(srv, `/api/sessions/${s}/export`, as(bob)), 404, 'not_found', /session/);
+    assertError(await post(srv, `/api/sessions/${s}/fork`, {}, as(bob)), 404, 'not_found', /session/);
+    const bobsBefore = await sessionIds(srv, as(bob));
+    const doc = (await get(srv, `/api/sessions/${s}/export`, as(alice))).body;
+    assert.equal(doc.format, 'goosed-session');
+    const imp = await post(srv, '/api/sessions/import', doc, as(bob));
+    assert.equal(imp.status, 201, imp.text);
+    assert.deepEqual(await sessionIds(srv, as(bob)), [...bobsBefore, imp.body.id].sort());
+    assertError(await get(srv, `/api/sessions/${imp.body.id}/export`, as(alice)), 404, 'not_found', /session/);
+    const f = await post(srv, `/api/sessions/${s}/fork`, {}, as(alice));
+    assert.equal(f.status, 201, f.text);
+    assert.ok((await sessionIds(srv, as(alice))).includes(f.body.id));
+    assert.ok(!(await sessionIds(srv, as(bob))).includes(f.body.id));
+    assertError(await post(srv, '/api/sessions/import', doc), 401, 'unauthorized', /authentication/);
+    // both count against max_sessions_per_user (2 here): alice has two, bob one
+    const aliceBefore = await sessionIds(srv, as(alice));
+    assertError(await post(srv, `/api/sessions/${s}/fork`, {}, as(alice)), 429, 'too_many_sessions', /max_sessions_per_user/);
+    assert.deepEqual(await sessionIds(srv, as(alice)), aliceBefore);
+    assert.equal((await post(srv, '/api/sessions/import', doc, as(bob))).status, 201);
+    assertError(await post(srv, '/api/sessions/import', doc, as(bob)), 429, 'too_many_sessions', /max_sessions_per_user/);
+  });
+});
