@@ -555,6 +555,8 @@ void api_session_import(http_req *r)
         if (!json_is_integer(out)) out = json_object_get(doc, "output_tokens");
         j->s.input_tokens = json_is_integer(in) ? (long)json_integer_value(in) : 0;
         j->s.output_tokens = json_is_integer(out) ? (long)json_integer_value(out) : 0;
+        if (j->s.input_tokens < 0) j->s.input_tokens = 0;
+        if (j->s.output_tokens < 0) j->s.output_tokens = 0;
     } else {
         json_t *version = json_object_get(doc, "version");
         session = json_object_get(doc, "session");

@@ -1,8 +1,8 @@
 /* Unit tests for store (SQLite backend): sessions CRUD, persistence, a store that cannot open,
  * concurrent writers through the group-commit writer, batches and their savepoints, the
  * asynchronous paths, the bounded queue, messages, crash repair, and living beside the real
- * Goose's sessions.db. Each test gets a fresh temp dir. The .c is included, so a test can
- * hold the writer busy (a gate op) and read its counters. */
+ * Goose's sessions.db, imports in one transaction. Each test gets a fresh temp dir. The .c is
+ * included, so a test can hold the writer busy (a gate op) and read its counters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1063,6 +1063,93 @@ static void test_messages_roundtrip(void **state)
     store_close(st);
 }
 
+/* session_import: a session and its messages in one transaction, all of it or nothing. */
+static void test_session_import(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s, got;
+    new_session(&s, "imported");
+    s.input_tokens = 7;
+    s.output_tokens = 3;
+    json_t *msgs = json_pack("[{s:s, s:o}, {s:s, s:o}, {s:s, s:o}]", "role", "user", "content",
+                             text_content("one"), "role", "assistant", "content",
+                             text_content("two"), "role", "user", "content", text_content("three"));
+    json_t *settings = json_pack("{s:s}", "execution_mode", "chat");
+    ok(st->ops->session_import(st, &s, settings, msgs));
+    assert_int_equal(s.message_count, 3);
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, 3);
+    assert_int_equal(got.input_tokens, 7);
+    assert_int_equal(got.output_tokens, 3);
+    json_t *list, *set;
+    ok(st->ops->messages_list(st, s.id, &list));
+    assert_int_equal(json_array_size(list), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *m = json_array_get(list, i), *want = json_array_get(msgs, i);
+        assert_true(json_equal(json_object_get(m, "role"), json_object_get(want, "role")));
+        assert_true(json_equal(json_object_get(m, "content"), json_object_get(want, "content")));
+    }
+    json_decref(list);
+    ok(st->ops->session_settings_get(st, s.id, &set));
+    assert_true(json_equal(set, settings));
+    json_decref(set);
+    /* a message appended later takes the next place */
+    char id[UUID_STR_LEN];
+    assert_int_equal(append(st, s.id, "assistant", text_content("four"), 0, 0, id), GD_OK);
+    ok(st->ops->messages_list(st, s.id, &list));
+    assert_int_equal(json_array_size(list), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 3), "id")), id);
+    json_decref(list);
+
+    /* the same id again: a conflict, and the first one is untouched */
+    assert_int_equal(st->ops->session_import(st, &s, NULL, msgs), GD_ECONFLICT);
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, 4);
+
+    /* a failure at the third message leaves nothing: not the session, not the first two */
+    char db[512];
+    snprintf(db, sizeof db, "%s/goosed.db", dir);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "CREATE TRIGGER refuse_third BEFORE INSERT ON messages "
+                                  "WHEN NEW.seq = 3 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    store_session t;
+    new_session(&t, "half");
+    assert_int_equal(st->ops->session_import(st, &t, NULL, msgs), GD_ESTORE);
+    assert_non_null(strstr(store_errmsg(), "refused"));
+    assert_int_equal(st->ops->session_get(st, t.id, &got), GD_ENOTFOUND);
+    list = NULL;
+    assert_int_equal(st->ops->messages_list(st, t.id, &list), GD_ENOTFOUND);
+    sqlite3 *check;
+    assert_int_equal(sqlite3_open(db, &check), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(check,
+                                        "SELECT count(*) FROM messages WHERE session_id = ?1", -1,
+                                        &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, t.id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 0);
+    sqlite3_finalize(q);
+    sqlite3_close(check);
+
+    /* no messages at all is a session of none */
+    store_session e;
+    new_session(&e, "empty");
+    json_t *none = json_array();
+    ok(st->ops->session_import(st, &e, NULL, none));
+    ok(st->ops->session_get(st, e.id, &got));
+    assert_int_equal(got.message_count, 0);
+    json_decref(none);
+    json_decref(settings);
+    json_decref(msgs);
+    store_close(st);
+}
+
 static void test_message_get_absent(void **state)
 {
     store *st = store_sqlite_open(dir, 0);
@@ -1573,6 +1660,7 @@ int main(int argc, char **argv)
         T(test_queue_bound),
         T(test_delete_while_queued),
         T(test_messages_roundtrip),
+        T(test_session_import),
         T(test_message_get_absent),
         T(test_sessions_unfinished),
         T(test_sessions_unfinished_many),
