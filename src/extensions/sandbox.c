@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -182,6 +185,7 @@ void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb)
     sc->root = geteuid() == 0;
     sc->bwrap = sb && !sb->open;
     sc->nlimits = 0;
+    sc->cgroup_procs[0] = '\0';
     sc->cap_last = 63; /* unknown: try them all (the kernel says EINVAL past its last) */
     if (sb) {
         const struct {
@@ -208,6 +212,26 @@ void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb)
             if (v > 0 && v < 64) sc->cap_last = v;
         }
     }
+}
+
+void sandbox_child_cgroup(sandbox_child *sc, const char *dir)
+{
+    sc->cgroup_procs[0] = '\0';
+    if (dir && dir[0]) snprintf(sc->cgroup_procs, sizeof sc->cgroup_procs, "%s/cgroup.procs", dir);
+}
+
+int sandbox_child_cgroup_enter(const sandbox_child *sc)
+{
+    if (!sc->cgroup_procs[0]) return 0;
+    int fd = open(sc->cgroup_procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    if (write(fd, "0", 1) != 1) {
+        int e = errno ? errno : EIO;
+        close(fd);
+        return e;
+    }
+    if (close(fd) < 0) return errno;
+    return 0;
 }
 
 int sandbox_child_enter(const sandbox_child *sc)
@@ -244,6 +268,150 @@ int sandbox_child_limits(const sandbox_child *sc)
         if (setrlimit(sc->limits[i].resource, &rl) < 0) return errno;
     }
     return 0;
+}
+
+/* ---- a cgroup per command, as root ---- */
+
+#define CG_V1_PIDS     "/sys/fs/cgroup/pids"
+#define CG_PENDING_MAX 64
+#define CG_KILL_ROUNDS 20 /* of 1 ms: SIGKILLed processes are gone by then */
+
+static char g_cg[64]; /* "" (no cgroups), or the directory of goosed's cgroups */
+static long g_cg_max;
+static pthread_mutex_t g_cg_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long g_cg_seq;
+static char g_cg_pending[CG_PENDING_MAX][SANDBOX_CGROUP_MAX];
+static size_t g_cg_npending;
+
+/* SIGKILLs every process in the cgroup dir and removes it, trying up to `rounds` times. true
+ * once it is gone. */
+static bool cg_kill_rmdir(const char *dir, int rounds)
+{
+    char procs[SANDBOX_CGROUP_MAX + 16];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+    for (int i = 0; i < rounds; i++) {
+        if (rmdir(dir) == 0 || errno == ENOENT) return true;
+        if (errno != EBUSY) {
+            log_warn(LOG_MOD, "cannot remove the cgroup %s: %s", dir, strerror(errno));
+            return false;
+        }
+        FILE *f = fopen(procs, "re");
+        if (f) {
+            long pid;
+            while (fscanf(f, "%ld", &pid) == 1)
+                if (pid > 0) kill((pid_t)pid, SIGKILL);
+            fclose(f);
+        }
+        if (i + 1 < rounds) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    return false;
+}
+
+static bool write_file(const char *path, const char *s)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    size_t n = strlen(s);
+    bool ok = write(fd, s, n) == (ssize_t)n;
+    int e = errno;
+    if (close(fd) < 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    errno = e;
+    return ok;
+}
+
+bool sandbox_cgroup_make(char *dir, size_t n, char *why, size_t whylen)
+{
+    dir[0] = '\0';
+    if (!g_cg[0]) return true;
+    pthread_mutex_lock(&g_cg_mu);
+    unsigned long seq = ++g_cg_seq;
+    size_t kept = 0;
+    for (size_t i = 0; i < g_cg_npending; i++)
+        if (!cg_kill_rmdir(g_cg_pending[i], 1) && kept++ != i)
+            memcpy(g_cg_pending[kept - 1], g_cg_pending[i], sizeof g_cg_pending[i]);
+    g_cg_npending = kept;
+    pthread_mutex_unlock(&g_cg_mu);
+    char max[32];
+    snprintf(max, sizeof max, "%ld", g_cg_max);
+    if ((size_t)snprintf(dir, n, "%s/%ld-%lu", g_cg, (long)getpid(), seq) >= n) {
+        dir[0] = '\0';
+        snprintf(why, whylen, "the cgroup path is too long");
+        return false;
+    }
+    /* The parent again, should someone have removed it meanwhile. */
+    if ((mkdir(g_cg, 0755) < 0 && errno != EEXIST) || mkdir(dir, 0755) < 0) {
+        snprintf(why, whylen, "cannot make the cgroup %s that limits its processes: %s", dir,
+                 strerror(errno));
+        dir[0] = '\0';
+        return false;
+    }
+    char path[SANDBOX_CGROUP_MAX + 16];
+    snprintf(path, sizeof path, "%s/pids.max", dir);
+    if (!write_file(path, max)) {
+        snprintf(why, whylen, "cannot limit the processes of the cgroup %s: %s", dir,
+                 strerror(errno));
+        rmdir(dir);
+        dir[0] = '\0';
+        return false;
+    }
+    return true;
+}
+
+void sandbox_cgroup_remove(char *dir)
+{
+    if (!dir || !dir[0]) return;
+    if (!cg_kill_rmdir(dir, CG_KILL_ROUNDS)) {
+        pthread_mutex_lock(&g_cg_mu);
+        if (g_cg_npending < CG_PENDING_MAX)
+            snprintf(g_cg_pending[g_cg_npending++], SANDBOX_CGROUP_MAX, "%s", dir);
+        else
+            log_warn(LOG_MOD, "the cgroup %s is left behind (too many to retry)", dir);
+        pthread_mutex_unlock(&g_cg_mu);
+    }
+    dir[0] = '\0';
+}
+
+/* As root with a process limit: whether the cgroup v1 `pids` hierarchy can be used, and the
+ * directories of goosed processes that no longer run removed. */
+static void cgroup_init(long max_processes)
+{
+    g_cg[0] = '\0';
+    if (geteuid() != 0 || max_processes <= 0) return;
+    char why[256] = "";
+    const char *base = CG_V1_PIDS "/goosed";
+    if (access(CG_V1_PIDS "/cgroup.procs", W_OK) < 0)
+        snprintf(why, sizeof why, "there is no writable cgroup v1 `pids` hierarchy at %s (%s)",
+                 CG_V1_PIDS, strerror(errno));
+    else if (mkdir(base, 0755) < 0 && errno != EEXIST)
+        snprintf(why, sizeof why, "%s cannot be made: %s", base, strerror(errno));
+    if (why[0]) {
+        log_warn(LOG_MOD,
+                 "goosed runs as root, where RLIMIT_NPROC does not bind, and %s (cgroup v2 is "
+                 "not used): the limit on tool processes (tool_max_user_processes) is not "
+                 "enforced",
+                 why);
+        return;
+    }
+    snprintf(g_cg, sizeof g_cg, "%s", base);
+    g_cg_max = max_processes;
+    DIR *d = opendir(base);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (pid <= 0 || *end != '-') continue;
+        /* Ours from an earlier goosed with the same pid, or of a goosed that is gone. */
+        if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        char dir[SANDBOX_CGROUP_MAX + 256];
+        snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
+        if (cg_kill_rmdir(dir, CG_KILL_ROUNDS))
+            log_info(LOG_MOD, "removed the stale cgroup %s", dir);
+    }
+    if (d) closedir(d);
+    log_info(LOG_MOD, "tool commands run in a cgroup of at most %ld processes each (%s)",
+             max_processes, base);
 }
 
 /* ---- bubblewrap ---- */
@@ -587,6 +755,7 @@ void sandbox_init(const config *cfg)
     sb->max_file_size = cfg->tool_max_file_size;
     sb->max_processes = cfg->tool_max_user_processes;
     g_sb_set = true;
+    cgroup_init(sb->max_processes);
     if (sb->open) {
         log_warn(LOG_MOD, "sandbox: off: shell commands and stdio extensions run without a "
                           "sandbox, with every file of goosed's user in reach");

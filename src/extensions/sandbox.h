@@ -70,6 +70,24 @@ bool sandbox_path_allowed(const ext_host *h, const char *resolved_path);
  * them), without resolving it again. */
 bool sandbox_real_path_allowed(const ext_host *h, const char *real_path);
 
+/* The longest path of a tool's cgroup directory. */
+#define SANDBOX_CGROUP_MAX 96
+
+/* As root, RLIMIT_NPROC does not bind, so each shell command runs in its own cgroup (v1 `pids`
+ * hierarchy, /sys/fs/cgroup/pids/goosed/<goosed's pid>-<n>) whose pids.max is
+ * tool_max_user_processes. sandbox_init finds out whether that hierarchy is usable (and removes
+ * the directories of goosed processes that no longer run).
+ *
+ * Makes a new cgroup for one command into dir (dir "" when none is needed: not root, no process
+ * limit, or no usable hierarchy) and retries the removal of directories left by
+ * sandbox_cgroup_remove. Touches the disk: call it on a worker, before fork. false with the
+ * reason in why when the cgroup cannot be made (the tool must then not run). */
+bool sandbox_cgroup_make(char *dir, size_t n, char *why, size_t whylen);
+/* Kills every process left in the cgroup dir (made by sandbox_cgroup_make; "" is fine) and
+ * removes it; one that cannot be removed yet is retried at the next sandbox_cgroup_make. Clears
+ * dir. Thread-safe. */
+void sandbox_cgroup_remove(char *dir);
+
 /* What a tool's child process needs to drop its privileges, read before fork (reading it
  * afterwards is not async-signal-safe). */
 typedef struct {
@@ -82,11 +100,19 @@ typedef struct {
         int resource;
         unsigned long value;
     } limits[4];
+    char cgroup_procs[SANDBOX_CGROUP_MAX + 16]; /* "" or the cgroup.procs the child joins */
 } sandbox_child;
 
 /* Fills sc for sandbox_child_enter and sandbox_child_limits: sb NULL means no bubblewrap and no
  * limits; `sandbox: off` keeps the limits, without bubblewrap. */
 void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb);
+/* Sets sc->cgroup_procs so that sandbox_child_cgroup_enter moves the child into the cgroup dir ("":
+ * no cgroup). */
+void sandbox_child_cgroup(sandbox_child *sc, const char *dir);
+/* In a child after fork, before it forks anything (async-signal-safe): joins the cgroup of
+ * sandbox_child_cgroup, if any. Returns 0, or the errno of the step that failed (the child must
+ * then not run the tool). */
+int sandbox_child_cgroup_enter(const sandbox_child *sc);
 /* In a child after fork, before exec (async-signal-safe): drops every capability (bounding set,
  * ambient, effective, permitted, inheritable) and, as root, sets no_new_privs, so that exec
  * gives nothing back. Returns 0, or the errno of the step that failed (the child must then not

@@ -4,7 +4,7 @@
 // bounds where sessions are made; without bubblewrap, tools are refused unless `sandbox: off`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
@@ -323,6 +323,74 @@ describe('a fork bomb as a normal user', { skip: (!bwrapWorks || !have('setpriv'
     assert.match(out.text, /fork|Resource temporarily unavailable/i, out.text);
     assert.equal((await get(srv, '/status')).status, 200);
     await until(() => withMarker(m).length === 0, 5000, 'the sleeps to die with the command');
+  });
+});
+
+const CGROUP_PIDS = '/sys/fs/cgroup/pids';
+
+function cgroupPidsWritable() {
+  try {
+    accessSync(`${CGROUP_PIDS}/cgroup.procs`, fsc.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The cgroup directories goosed (pid) made for its commands. */
+function goosedCgroups(pid) {
+  try {
+    return readdirSync(`${CGROUP_PIDS}/goosed`).filter((d) => d.startsWith(`${pid}-`));
+  } catch {
+    return [];
+  }
+}
+
+describe('a fork bomb as root', { skip: (!bwrapWorks || process.getuid() !== 0 || !cgroupPidsWritable()) && 'needs bubblewrap, root and a writable cgroup v1 pids hierarchy' }, () => {
+  // RLIMIT_NPROC does not bind uid 0: each command runs in a cgroup whose pids.max is the limit.
+  let fake;
+  let srv;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake, { GOOSE_TOOL_MAX_USER_PROCESSES: 20 }) });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('says so at start', () => {
+    assert.match(srv.log(), /tool commands run in a cgroup of at most 20 processes each/);
+  });
+
+  it('hits the process limit, and the cgroup goes with the command', async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const m = marker();
+    const last = marker();
+    // dash gives up on a failed fork: the loop runs in a subshell, and the shell then blocks in
+    // an exec (no fork) so that the sleeps can be counted.
+    const command = `(for i in $(seq 60); do sleep ${m} & done); echo started > started.txt; exec sleep ${last}`;
+    await fake.script([
+      { tool_calls: [{ id: 'call_sb', name: 'developer__shell', arguments: { command } }] },
+      { text: 'ok' },
+    ]);
+    const id = await newSession(srv, dir);
+    const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'go' }).catch((e) => e);
+    await until(() => existsSync(path.join(dir, 'started.txt')), 20_000, 'the loop to end');
+    const sleeps = withMarker(m).filter((p) => comm(p) === 'sleep');
+    assert.ok(sleeps.length > 0 && sleeps.length < 25, `${sleeps.length} sleeps run`);
+    assert.equal(goosedCgroups(srv.proc.pid).length, 1, 'the command runs in a cgroup of its own');
+    const cr = await post(srv, `/api/sessions/${id}/cancel`, undefined);
+    assert.equal(cr.status, 202, cr.text);
+    await reply;
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    const text = hist.body[2].content[0].content[0].text;
+    assert.match(text, /Cannot fork|Resource temporarily unavailable/, text);
+    await until(() => !withMarker(m).length && !withMarker(last).length, 5000, 'the sleeps to die with the command');
+    await until(() => goosedCgroups(srv.proc.pid).length === 0, 5000, "the command's cgroup to be removed");
   });
 });
 

@@ -142,6 +142,7 @@ typedef struct {
 /* Where the child failed, sent back on the error pipe (fd 3 in the child). */
 enum {
     STAGE_FDS = 1,
+    STAGE_CGROUP,
     STAGE_SETPGID,
     STAGE_PDEATHSIG,
     STAGE_PRIVS,
@@ -158,6 +159,8 @@ static const char *stage_what(int stage)
     switch (stage) {
     case STAGE_FDS:
         return "setting up its file descriptors";
+    case STAGE_CGROUP:
+        return "joining the cgroup that limits its processes";
     case STAGE_SETPGID:
         return "creating its process group";
     case STAGE_PDEATHSIG:
@@ -257,6 +260,9 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
         if (dup2(hi[i], i) < 0) child_fail(hi[3], STAGE_FDS, errno);
     close_from(4, r->max_fd);
     if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) child_fail(3, STAGE_FDS, errno);
+    /* Before anything forks: the shell and all it starts are inside the cgroup's limit. */
+    int ce = sandbox_child_cgroup_enter(&r->sb);
+    if (ce) child_fail(3, STAGE_CGROUP, ce);
 
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGCHLD, &dfl, NULL); /* not ignored: the shell must be waited for */
@@ -334,6 +340,7 @@ struct dev_shell {
      * ends of the pipes; pid 0 when it did not start (the reason in the call's out) */
     pid_t pid;
     int fd_out, fd_err;
+    char cgroup[SANDBOX_CGROUP_MAX]; /* "" or the cgroup the command runs in (goosed as root) */
     /* on the loop, once started */
     bool running;
     capture co, ce; /* fd -1 once at end of file */
@@ -359,6 +366,7 @@ void dev_shell_free(dev_shell *sh)
 {
     if (!sh) return;
     if (sh->limits) atomic_fetch_sub(&sh->limits->processes, 1);
+    sandbox_cgroup_remove(sh->cgroup); /* kills what is left in it */
     capture_free(&sh->co);
     capture_free(&sh->ce);
     free(sh->chunk);
@@ -419,6 +427,8 @@ static void shell_spawn(void *arg)
                                           (char *const[]){"/bin/sh", "-c", sh->command, NULL}, why,
                                           sizeof why))) {
         dev_fail(&c->out, GD_EINVAL, "developer__shell: refused: %s", why);
+    } else if (!sandbox_cgroup_make(sh->cgroup, sizeof sh->cgroup, why, sizeof why)) {
+        dev_fail(&c->out, GD_EIO, "developer__shell: refused: %s", why);
     } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pr, O_CLOEXEC) < 0 ||
                (nul = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
         dev_fail(&c->out, GD_EIO, "developer__shell: cannot create pipes: %s",
@@ -438,6 +448,7 @@ static void shell_spawn(void *arg)
                        .cwd = cwd,
                        .max_fd = 1 << 16};
         sandbox_child_prepare(&r.sb, sb);
+        sandbox_child_cgroup(&r.sb, sh->cgroup);
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
             rl.rlim_cur < (1u << 20))
@@ -490,6 +501,7 @@ static void shell_spawn(void *arg)
             close(sh->fd_out);
             close(sh->fd_err);
         }
+        sandbox_cgroup_remove(sh->cgroup);
     }
 }
 
