@@ -8,8 +8,8 @@ import { accessSync, constants as fsc, existsSync, readdirSync, readFileSync, wr
 import path from 'node:path';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
-import { get, post } from './lib/http.mjs';
+import { startServer, stopAndCheck, tempDir, have, REPO } from './lib/server.mjs';
+import { get, post, del } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { recordSecret } from './lib/record.mjs';
 
@@ -391,6 +391,28 @@ describe('a fork bomb as root', { skip: (!bwrapWorks || process.getuid() !== 0 |
     assert.match(text, /Cannot fork|Resource temporarily unavailable/, text);
     await until(() => !withMarker(m).length && !withMarker(last).length, 5000, 'the sleeps to die with the command');
     await until(() => goosedCgroups(srv.proc.pid).length === 0, 5000, "the command's cgroup to be removed");
+  });
+
+  it("a stdio extension's server runs in a cgroup of its own too, removed once it is stopped", async () => {
+    const dir = tempDir('goosed-sb-cwd-');
+    const m = marker();
+    const id = await newSession(srv, dir);
+    const cfg = { type: 'stdio', cmd: process.execPath, args: [path.join(REPO, 'tests/fakes/mcp/server.mjs'), 'ok', m], timeout: 30 };
+    const add = await post(srv, `/api/sessions/${id}/extensions`, { name: 'cg', config: cfg });
+    assert.equal(add.status, 200, add.text);
+    await fake.script([{ text: 'ok' }]);
+    assert.equal((await post(srv, `/api/sessions/${id}/messages`, { content: 'start it' })).status, 200);
+    const server = withMarker(m).find((p) => comm(p) !== 'bwrap');
+    assert.ok(server, 'the server runs');
+    const cg = readFileSync(`/proc/${server}/cgroup`, 'utf8').split('\n').find((l) => /:pids:/.test(l));
+    assert.match(cg, new RegExp(`:pids:/goosed/${srv.proc.pid}-\\d+$`), cg);
+    assert.equal(goosedCgroups(srv.proc.pid).length, 1);
+    // taken out of the session: the next reply stops it, and its cgroup goes with it
+    assert.equal((await del(srv, `/api/sessions/${id}/extensions/cg`)).status, 204);
+    await fake.script([{ text: 'ok' }]);
+    assert.equal((await post(srv, `/api/sessions/${id}/messages`, { content: 'again' })).status, 200);
+    await until(() => !withMarker(m).length, 10_000, 'the server to stop');
+    await until(() => goosedCgroups(srv.proc.pid).length === 0, 10_000, "the server's cgroup to be removed");
   });
 });
 

@@ -56,6 +56,7 @@ typedef struct {
     bool exited;
     int status;
     ext_limits *lim; /* the process counts against max_tool_processes until reaped */
+    char cgroup[SANDBOX_CGROUP_MAX]; /* "" or the cgroup bounding its processes (goosed as root) */
 } reaper;
 
 struct stdio_t {
@@ -381,6 +382,7 @@ static void stdio_set_version(mcp_transport *t, const char *v) {}
 static void reaper_free(reaper *rp)
 {
     if (rp->t) loop_timer_cancel(rp->t);
+    sandbox_cgroup_remove(rp->cgroup); /* the server has exited: what it left goes too */
     release_slot(&rp->lim);
     free(rp);
     mcp_linger(-1);
@@ -469,7 +471,7 @@ static const mcp_transport_ops stdio_ops = {
 
 /* ---- spawning ---- */
 
-enum { ST_FDS = 1, ST_SETPGID, ST_PDEATHSIG, ST_PRIVS, ST_CHDIR, ST_EXEC };
+enum { ST_FDS = 1, ST_CGROUP, ST_SETPGID, ST_PDEATHSIG, ST_PRIVS, ST_CHDIR, ST_EXEC };
 
 typedef struct {
     int stage, err;
@@ -480,6 +482,8 @@ static const char *stage_what(int s)
     switch (s) {
     case ST_FDS:
         return "setting up its file descriptors";
+    case ST_CGROUP:
+        return "joining the cgroup that limits its processes";
     case ST_SETPGID:
         return "creating its process group";
     case ST_PDEATHSIG:
@@ -527,6 +531,9 @@ __attribute__((noreturn)) static void child_run(const spawn_req *r, pid_t parent
         for (int fd = 4; fd < r->max_fd; fd++)
             close(fd);
     if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) child_fail(3, ST_FDS, errno);
+    /* Before it can fork: the server and all it starts are inside the cgroup's limit. */
+    int ce = sandbox_child_cgroup_enter(&r->sb);
+    if (ce) child_fail(3, ST_CGROUP, ce);
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
@@ -662,6 +669,7 @@ typedef struct {
     char *cwd;
     pid_t pid;
     int in, out, err;
+    char cgroup[SANDBOX_CGROUP_MAX]; /* "" or the cgroup it runs in (goosed as root) */
     char why[512];
 } spawn_job;
 
@@ -679,6 +687,7 @@ static void spawn_run(spawn_job *j)
 {
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, pfail[2] = {-1, -1};
     char eb[128];
+    if (!sandbox_cgroup_make(j->cgroup, sizeof j->cgroup, j->why, sizeof j->why)) goto out;
     if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0 ||
         pipe2(pfail, O_CLOEXEC) < 0) {
         snprintf(j->why, sizeof j->why, "cannot create pipes: %s",
@@ -691,6 +700,7 @@ static void spawn_run(spawn_job *j)
                    .cwd = j->cwd,
                    .max_fd = 1 << 16};
     sandbox_child_prepare(&r.sb, sandbox_current());
+    sandbox_child_cgroup(&r.sb, j->cgroup);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < (1u << 20))
@@ -741,6 +751,7 @@ out:
         if (perr[i] >= 0) close(perr[i]);
         if (pfail[i] >= 0) close(pfail[i]);
     }
+    if (j->pid <= 0) sandbox_cgroup_remove(j->cgroup); /* it did not start */
 }
 
 static void on_exit_(loop_child *c, pid_t pid, int status, void *ud);
@@ -756,12 +767,16 @@ static void spawned(void *ud)
         rp->l = t->l;
         rp->pid = j->pid;
         rp->owner = t;
+        memcpy(rp->cgroup, j->cgroup, sizeof rp->cgroup); /* removed with the reaper */
+        j->cgroup[0] = '\0';
         rp->ch = loop_child_watch(t->l, j->pid, on_exit_, rp);
     }
     if (j->pid > 0 && (!rp || !rp->ch)) {
         killpg(j->pid, SIGKILL);
         while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {
         }
+        if (rp) memcpy(j->cgroup, rp->cgroup, sizeof j->cgroup);
+        sandbox_cgroup_remove(j->cgroup);
         free(rp);
         rp = NULL;
         close(j->in);
