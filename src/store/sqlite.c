@@ -1489,44 +1489,68 @@ static gd_err sq_user_count(store *st, long *n)
     return e;
 }
 
-static gd_err sq_user_list(store *st, store_user **out, size_t *n)
+/* Every row of statement which (it has no parameters) into a new array of size-byte elements,
+ * each filled by row from its row (zeroed first; GD_ENOMEM when it cannot be). On an error the
+ * elements made so far go with drop (NULL: they hold nothing to free) and the array too. */
+static gd_err list_rows(sqlite_store *ss, enum stmt_id which, size_t size,
+                        gd_err (*row)(sqlite3_stmt *s, void *elem),
+                        void (*drop)(void *arr, size_t n), void **out, size_t *n)
 {
-    sqlite_store *ss = (sqlite_store *)st;
     *out = NULL;
     *n = 0;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, ST_USER_LIST);
+    sqlite3_stmt *s = stmt(c, which);
     gd_err e = GD_ESTORE;
-    store_user *arr = NULL;
+    char *arr = NULL;
     size_t cnt = 0, cap = 0;
     if (s) {
         int rc;
         e = GD_OK;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
             if (cnt == cap) {
-                cap = cap ? cap * 2 : 16;
-                store_user *grown = realloc(arr, cap * sizeof *arr);
+                size_t grown_cap = cap ? cap * 2 : 16;
+                char *grown = realloc(arr, grown_cap * size);
                 if (!grown) {
-                    store_set_errmsg("out of memory");
                     e = GD_ENOMEM;
                     break;
                 }
                 arr = grown;
+                cap = grown_cap;
             }
-            row_to_user(s, &arr[cnt++]);
+            memset(arr + cnt * size, 0, size);
+            if ((e = row(s, arr + cnt * size))) break;
+            cnt++;
         }
-        if (!e && rc != SQLITE_DONE) e = read_failed(c);
+        if (e == GD_ENOMEM)
+            store_set_errmsg("out of memory");
+        else if (!e && rc != SQLITE_DONE)
+            e = read_failed(c);
         stmt_done(s);
     }
     reader_put(ss, c);
     if (e) {
-        free(arr);
+        if (drop && arr)
+            drop(arr, cnt);
+        else
+            free(arr);
         return e;
     }
     *out = arr;
     *n = cnt;
     return GD_OK;
+}
+
+static gd_err user_row(sqlite3_stmt *s, void *elem)
+{
+    row_to_user(s, elem);
+    return GD_OK;
+}
+
+static gd_err sq_user_list(store *st, store_user **out, size_t *n)
+{
+    return list_rows((sqlite_store *)st, ST_USER_LIST, sizeof **out, user_row, NULL, (void **)out,
+                     n);
 }
 
 /* A write to users: which statement, and its parameters. */
@@ -1646,60 +1670,29 @@ static gd_err sq_user_item_set(store *st, const char *user_id, const char *name,
     return submit((sqlite_store *)st, &op);
 }
 
+static gd_err item_row(sqlite3_stmt *s, void *elem)
+{
+    store_user_item *it = elem;
+    snprintf(it->user_id, sizeof it->user_id, "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(it->name, sizeof it->name, "%s", (const char *)sqlite3_column_text(s, 1));
+    int len = sqlite3_column_bytes(s, 2);
+    const void *v = sqlite3_column_blob(s, 2);
+    if (!(it->value = malloc((size_t)len + 1))) return GD_ENOMEM;
+    if (len) memcpy(it->value, v, (size_t)len);
+    it->value[len] = 0;
+    it->len = (size_t)len;
+    return GD_OK;
+}
+
+static void items_drop(void *arr, size_t n)
+{
+    store_user_items_free(arr, n);
+}
+
 static gd_err sq_user_items_list(store *st, store_user_item **out, size_t *n)
 {
-    sqlite_store *ss = (sqlite_store *)st;
-    *out = NULL;
-    *n = 0;
-    conn *c = reader_get(ss);
-    if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, ST_ITEM_LIST);
-    gd_err e = GD_ESTORE;
-    store_user_item *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    if (s) {
-        int rc;
-        e = GD_OK;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 16;
-                store_user_item *grown = realloc(arr, cap * sizeof *arr);
-                if (!grown) {
-                    e = GD_ENOMEM;
-                    break;
-                }
-                arr = grown;
-            }
-            store_user_item *it = &arr[cnt];
-            memset(it, 0, sizeof *it);
-            snprintf(it->user_id, sizeof it->user_id, "%s",
-                     (const char *)sqlite3_column_text(s, 0));
-            snprintf(it->name, sizeof it->name, "%s", (const char *)sqlite3_column_text(s, 1));
-            int len = sqlite3_column_bytes(s, 2);
-            const void *v = sqlite3_column_blob(s, 2);
-            if (!(it->value = malloc((size_t)len + 1))) {
-                e = GD_ENOMEM;
-                break;
-            }
-            if (len) memcpy(it->value, v, (size_t)len);
-            it->value[len] = 0;
-            it->len = (size_t)len;
-            cnt++;
-        }
-        if (e == GD_ENOMEM)
-            store_set_errmsg("out of memory");
-        else if (rc != SQLITE_DONE)
-            e = read_failed(c);
-        stmt_done(s);
-    }
-    reader_put(ss, c);
-    if (e) {
-        store_user_items_free(arr, cnt);
-        return e;
-    }
-    *out = arr;
-    *n = cnt;
-    return GD_OK;
+    return list_rows((sqlite_store *)st, ST_ITEM_LIST, sizeof **out, item_row, items_drop,
+                     (void **)out, n);
 }
 
 static void sq_close(store *st)
