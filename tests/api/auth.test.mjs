@@ -12,21 +12,12 @@ import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs'
 import { request, get, post, assertError } from './lib/http.mjs';
 import { spec } from './lib/openapi.mjs';
 import { connect } from './lib/ws.mjs';
+import { TOKEN_RE, addUser } from './lib/users.mjs';
 
 const SECRET = 'test-secret-' + crypto.randomBytes(12).toString('hex');
-const TOKEN_RE = /^gd_[A-Za-z0-9_-]{43}$/;
 
 /** `goosed user ...` with HOME=home. */
 const user = (home, ...args) => runGoosed(['user', ...args], { HOME: home });
-
-/** Adds a user and returns their token (the one line on stdout). */
-async function addUser(home, name, admin = false) {
-  const r = await user(home, 'add', name, ...(admin ? ['--admin'] : []));
-  assert.equal(r.code, 0, r.stderr);
-  const token = r.stdout.trim();
-  assert.match(token, TOKEN_RE);
-  return token;
-}
 
 const bearer = (token) => ({ Authorization: `Bearer ${token}` });
 

@@ -12,6 +12,7 @@ import { startFake, parseSSE } from '../fakes/lib.mjs';
 import { connect } from './lib/ws.mjs';
 import net from 'node:net';
 import { once } from 'node:events';
+import { withMarker } from './lib/proc.mjs';
 
 const KEY = 'sk-core-test-key-0123456789';
 
@@ -37,20 +38,6 @@ async function until(cond, ms, what) {
 
 function threads(pid) {
   return readdirSync(`/proc/${pid}/task`).length;
-}
-
-/** The pids of the processes whose command line contains marker. */
-function withMarker(marker) {
-  const out = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker)) out.push(Number(p));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }
 
 describe('tools run without holding a thread', () => {

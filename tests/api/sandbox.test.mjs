@@ -12,6 +12,7 @@ import { startServer, stopAndCheck, tempDir, have, REPO } from './lib/server.mjs
 import { get, post, del } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { recordSecret } from './lib/record.mjs';
+import { withMarker, comm } from './lib/proc.mjs';
 
 const KEY = 'sk-sandbox-test-key-0123456789';
 const SECRET = 'sb-secret-value-7f3a9c';
@@ -42,28 +43,6 @@ async function tool(srv, fake, dir, name, args) {
 }
 
 const shell = (srv, fake, dir, command) => tool(srv, fake, dir, 'developer__shell', { command });
-
-/** The pids of the processes whose command line contains marker. */
-function withMarker(marker) {
-  const out = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker)) out.push(Number(p));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-function comm(pid) {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
 
 /** What the processes marked by markers are: pid, state and parent, for a failure message. */
 function describe_(markers) {

@@ -11,14 +11,9 @@ import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
 import { get, post, assertError, UUID_V4 } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
+import { addUser } from './lib/users.mjs';
 
 const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
-
-async function addUser(home, name) {
-  const r = await runGoosed(['user', 'add', name], { HOME: home });
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim();
-}
 
 async function newSession(srv, dir, opts) {
   const r = await post(srv, '/api/sessions', { name: 'transfer', working_directory: dir }, opts);

@@ -11,26 +11,18 @@ import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir, have, REPO } from './lib/server.mjs';
 import { get, post, del, request, assertError } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
+import { addUser } from './lib/users.mjs';
 
 const KEY = 'sk-user-ext-0123456789';
 const SECRET = 'secret-key-user-ext-0123456789';
 const NODE = process.execPath;
 const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
-const TOKEN_RE = /^gd_[A-Za-z0-9_-]{43}$/;
 
 const patch = (s, p, o) => request(s, 'PATCH', p, o);
 const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
 const asSecret = { headers: { 'X-Secret-Key': SECRET } };
 // a fake MCP server whose command line carries a marker (to find its process)
 const fakeMcp = (marker) => ({ type: 'stdio', cmd: NODE, args: [FAKE_MCP, 'ok', marker], timeout: 30 });
-
-async function addUser(home, name, admin = false) {
-  const r = await runGoosed(['user', 'add', name, ...(admin ? ['--admin'] : [])], { HOME: home });
-  assert.equal(r.code, 0, r.stderr);
-  const token = r.stdout.trim();
-  assert.match(token, TOKEN_RE);
-  return token;
-}
 
 const configYaml = (extra = '') => `GOOSE_MODEL: gpt-test
 extensions:

@@ -11,20 +11,12 @@ import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs'
 import { get, post, request, assertError } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { watch } from './lib/events.mjs';
+import { TOKEN_RE, addUser } from './lib/users.mjs';
 
-const TOKEN_RE = /^gd_[A-Za-z0-9_-]{43}$/;
 const secret = (tag) => `sk-${tag}-${crypto.randomBytes(12).toString('hex')}`;
 const KA = secret('alice');
 const KB = secret('bob');
 const KD = secret('default');
-
-async function addUser(home, name, admin = false) {
-  const r = await runGoosed(['user', 'add', name, ...(admin ? ['--admin'] : [])], { HOME: home });
-  assert.equal(r.code, 0, r.stderr);
-  const token = r.stdout.trim();
-  assert.match(token, TOKEN_RE);
-  return token;
-}
 
 const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
 const dataDir = (home) => path.join(home, '.local/share/goose/sessions');
