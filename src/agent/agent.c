@@ -1101,57 +1101,55 @@ static size_t json_text_size(const json_t *v)
 /* Notes what the session's extensions did, for GET /api/extensions (loop thread). Only when
  * something changed since this session's last note: a turn of a session whose extensions stay
  * as they were costs no copy of their tools. */
+/* An extension's state, and why when it failed (into why). */
+static ext_state ext_state_of(extension *x, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    return x->ops->state ? x->ops->state(x, why, whylen) : EXT_RUNNING;
+}
+
 static void note_ext_status(agent *a, sess *se)
 {
     ext_registry *reg = se->reg;
     size_t n = registry_count(reg);
-    ext_state *sts = n ? malloc(n * sizeof *sts) : NULL;
-    char(*whys)[512] = n ? malloc(n * sizeof *whys) : NULL;
-    if (n && (!sts || !whys)) {
-        free(sts);
-        free(whys);
-        return;
-    }
+    char why[512];
     uint64_t digest = 14695981039346656037u; /* FNV-1a over each one's state and tools */
     for (size_t i = 0; i < n; i++) {
         extension *x = registry_get(reg, i);
-        whys[i][0] = '\0';
-        sts[i] = x->ops->state ? x->ops->state(x, whys[i], sizeof whys[i]) : EXT_RUNNING;
-        uint64_t v[3] = {(uint64_t)(uintptr_t)x, (uint64_t)sts[i], x->tools_gen};
+        uint64_t v[3] = {(uint64_t)(uintptr_t)x, (uint64_t)ext_state_of(x, why, sizeof why),
+                         x->tools_gen};
         for (int k = 0; k < 3; k++)
             digest = (digest ^ v[k]) * 1099511628211u;
-        for (const char *p = whys[i]; *p; p++)
+        for (const char *p = why; *p; p++)
             digest = (digest ^ (unsigned char)*p) * 1099511628211u;
     }
-    digest |= 1; /* never 0 */
-    if (digest != se->noted) {
-        se->noted = digest;
-        for (size_t i = 0; i < n; i++) {
-            extension *x = registry_get(reg, i);
-            /* a user's own extension is noted under their id (agent_extension_status) */
-            char uname[UUID_STR_LEN + EXT_NAME_MAX + 1];
-            const char *sname = x->name;
-            if (json_object_get(se->user_added, x->name)) {
-                snprintf(uname, sizeof uname, "%s/%s", se->user_id, x->name);
-                sname = uname;
-            }
-            static const char *const names[] = {"stopped", "starting", "running", "failed"};
-            json_t *o = json_pack("{s:s}", "status", names[sts[i]]);
-            if (!o) continue;
-            if (sts[i] == EXT_FAILED) json_object_set_new(o, "error", json_string(whys[i]));
-            pthread_mutex_lock(&a->smu);
-            json_t *old = json_object_get(a->ext_status, sname);
-            /* An extension's tools are replaced when they change, never changed in place:
-             * holding a reference is as good as a copy. */
-            json_t *tools = sts[i] == EXT_RUNNING ? json_incref(x->ops->tools(x))
-                                                  : json_incref(json_object_get(old, "tools"));
-            json_object_set_new(o, "tools", tools ? tools : json_array());
-            json_object_set_new(a->ext_status, sname, o);
-            pthread_mutex_unlock(&a->smu);
+    digest |= 1;                     /* never 0 */
+    if (digest == se->noted) return; /* the usual turn: nothing changed, nothing to note */
+    se->noted = digest;
+    for (size_t i = 0; i < n; i++) {
+        extension *x = registry_get(reg, i);
+        ext_state st = ext_state_of(x, why, sizeof why);
+        /* a user's own extension is noted under their id (agent_extension_status) */
+        char uname[UUID_STR_LEN + EXT_NAME_MAX + 1];
+        const char *sname = x->name;
+        if (json_object_get(se->user_added, x->name)) {
+            snprintf(uname, sizeof uname, "%s/%s", se->user_id, x->name);
+            sname = uname;
         }
+        static const char *const names[] = {"stopped", "starting", "running", "failed"};
+        json_t *o = json_pack("{s:s}", "status", names[st]);
+        if (!o) continue;
+        if (st == EXT_FAILED) json_object_set_new(o, "error", json_string(why));
+        pthread_mutex_lock(&a->smu);
+        json_t *old = json_object_get(a->ext_status, sname);
+        /* An extension's tools are replaced when they change, never changed in place: holding
+         * a reference is as good as a copy. */
+        json_t *tools = st == EXT_RUNNING ? json_incref(x->ops->tools(x))
+                                          : json_incref(json_object_get(old, "tools"));
+        json_object_set_new(o, "tools", tools ? tools : json_array());
+        json_object_set_new(a->ext_status, sname, o);
+        pthread_mutex_unlock(&a->smu);
     }
-    free(sts);
-    free(whys);
 }
 
 /* The session's extensions are up (or failed: they then offer no tools): the turn begins. */
