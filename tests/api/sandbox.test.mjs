@@ -329,8 +329,12 @@ describe('a fork bomb as root', { skip: (!bwrapWorks || process.getuid() !== 0 |
   // RLIMIT_NPROC does not bind uid 0: each command runs in a cgroup whose pids.max is the limit.
   let fake;
   let srv;
+  let stale;
   before(async () => {
     fake = await startFake({ keys: { openai: KEY } });
+    // the cgroup a goosed that was killed left behind (pid_max: a pid no process can have)
+    stale = `${CGROUP_PIDS}/goosed/${readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim()}-7`;
+    mkdirSync(stale, { recursive: true });
     srv = await startServer({ env: providerEnv(fake, { GOOSE_TOOL_MAX_USER_PROCESSES: 20 }) });
   });
   after(async () => {
@@ -343,6 +347,10 @@ describe('a fork bomb as root', { skip: (!bwrapWorks || process.getuid() !== 0 |
 
   it('says so at start', () => {
     assert.match(srv.log(), /tool commands run in a cgroup of at most 20 processes each/);
+  });
+
+  it('removes at start the cgroups of goosed processes that no longer run', () => {
+    assert.ok(!existsSync(stale), `${stale} is still there`);
   });
 
   it('hits the process limit, and the cgroup goes with the command', async () => {
