@@ -1,147 +1,18 @@
-/* goosed: flags and config, the store, the HTTP server, and a graceful stop on SIGTERM/SIGINT. */
-#include <pthread.h>
-#include <stdbool.h>
-#include <signal.h>
-#include <sys/prctl.h>
+/* goosed: the server (cli/server.c), and its two local subcommands `goosed mcp` and
+ * `goosed user`. The `goose` command (goose.c) offers the same and the client commands. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
-#include "agent/agent.h"
-#include "api/api.h"
-#include "auth/auth.h"
-#include "auth/user_settings.h"
 #include "cli/cli.h"
-#include "config/config.h"
-#include "config/permissions.h"
-#include "config/secrets.h"
-#include "core/clock.h"
-#include "core/ids.h"
-#include "core/log.h"
-#include "extensions/allowlist.h"
-#include "extensions/ext_config.h"
-#include "extensions/sandbox.h"
-#include "http/http.h"
-#include "store/store.h"
-
-#define SHUTDOWN_GRACE_MS 10000
 
 int main(int argc, char **argv)
 {
-    /* Signals: SIGTERM/SIGINT are taken by sigwait below, in this thread only (blocked before any
-     * thread starts, so every thread inherits the mask). A peer closing a socket, or a file size
-     * limit, becomes an error return instead of killing the server. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN);
-
-    /* Not dumpable: no core file with the API keys in it, and no process of the same user (a
-     * tool's shell included, once its capabilities are dropped) can read our memory or
-     * /proc/PID/environ. */
+    /* Not dumpable, whatever the command: see cli_server. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) perror("goosed: prctl(PR_SET_DUMPABLE)");
-
     /* `goosed mcp ...`: the command-line MCP client, not the server. */
     if (argc > 1 && !strcmp(argv[1], "mcp")) return cli_mcp(argc - 1, argv + 1);
     /* `goosed user ...`: the users and their tokens. */
     if (argc > 1 && !strcmp(argv[1], "user")) return cli_user(argc - 1, argv + 1);
-
-    static config cfg;
-    cfg_action action;
-    char err[1024];
-    if (config_load(&cfg, argc, argv, &action, err, sizeof err) != GD_OK) {
-        fprintf(stderr, "goosed: %s\n", err);
-        return 2;
-    }
-    if (action == CFG_HELP) {
-        fputs(config_usage(), stdout);
-        return 0;
-    }
-    if (action == CFG_VERSION) {
-        printf("goosed %s\n", GOOSED_VERSION);
-        return 0;
-    }
-    if (ids_init() != 0) {
-        fprintf(stderr, "goosed: cannot initialise the random number generator\n");
-        return 1;
-    }
-
-    char cfgdir[PATH_MAX];
-    snprintf(cfgdir, sizeof cfgdir, "%s", cfg.config_path);
-    char *slash = strrchr(cfgdir, '/');
-    if (slash) *slash = '\0';
-    if (cfg.config_path[0] && secrets_load(cfgdir, err, sizeof err) != GD_OK)
-        log_warn("config", "%s (ignored: API keys must come from the environment)", err);
-    if (cfg.config_path[0] && permissions_load(cfgdir, err, sizeof err) != GD_OK)
-        log_warn("config", "%s (ignored: tools whose answer was \"always\" will ask again)", err);
-
-    sandbox_init(&cfg); /* how tools run: says so in the log */
-
-    app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
-    allowlist_start();
-    a.exts = ext_set_load(&cfg);
-    a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;
-    if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {
-        fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
-        return 1;
-    }
-    agent_use_extensions(a.agent, a.exts);
-    /* Authentication, or the refusal to serve a network address without it (exit status 2). */
-    bool refused = auth_setup(&cfg, a.st, err, sizeof err) != GD_OK ||
-                   user_settings_init(cfg.data_dir, a.st, err, sizeof err) != GD_OK;
-    if (refused) fprintf(stderr, "goosed: %s\n", err);
-    if (!refused) agent_repair(a.agent);
-    http_server *srv =
-        refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
-    if (!srv) {
-        if (!refused) log_error("server", "%s", err);
-        agent_shutdown(a.agent, 0);
-        agent_free(a.agent);
-        store_close(a.st);
-        ext_set_free(a.exts);
-        allowlist_stop();
-        return refused ? 2 : 1;
-    }
-    cfg.port = http_port(srv);
-    const char *lb = strchr(cfg.host, ':') ? "[" : "", *rb = *lb ? "]" : "";
-    /* Always printed, whatever the filter: scripts and tests wait for the listening line; the
-     * fingerprint comes before it, on stdout too as the real goosed prints it (Goose Desktop
-     * pins the certificate with it). */
-    const char *fp = http_tls_fingerprint(srv);
-    if (fp) {
-        log_write(LOG_INFO, "server", "TLS certificate SHA-256 fingerprint: %s", fp);
-        printf("GOOSED_CERT_FINGERPRINT=%s\n", fp);
-        fflush(stdout);
-    }
-    log_write(LOG_INFO, "server", "goosed %s listening on %s://%s%s%s:%ld", GOOSED_VERSION,
-              http_scheme(srv), lb, cfg.host, rb, cfg.port);
-    if (!cfg.provider[0])
-        log_info(
-            "server",
-            "no provider configured yet (set GOOSE_PROVIDER in the environment or config.yaml)");
-
-    int sig = 0;
-    sigwait(&stop, &sig);
-    log_info("server", "%s received: finishing requests in flight, then stopping",
-             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    /* Order: refuse new connections; let replies finish (then cancel them), which ends their
-     * streams; finish the requests left; then the provider loop and the store. */
-    http_refuse_new(srv);
-    bool ended = agent_shutdown(a.agent, SHUTDOWN_GRACE_MS);
-    bool closed = http_stop(srv, SHUTDOWN_GRACE_MS);
-    if (!ended || !closed) {
-        /* A reply or a connection still holds the agent: freeing it would pull memory from
-         * under them. Every stored message is durable already; the process ends here. */
-        log_error("server", "exiting with %s still running", ended ? "a connection" : "a reply");
-        return 1;
-    }
-    agent_free(a.agent);
-    user_settings_free();
-    store_close(a.st);
-    ext_set_free(a.exts);
-    allowlist_stop();
-    log_write(LOG_INFO, "server", "shutdown complete");
-    return 0;
+    return cli_server(argc, argv);
 }
