@@ -192,7 +192,7 @@ void api_session_create(http_req *r)
     if (!auth_session_quota(r)) return;
     if (api_session_settings_from_body(r, body, &cs->settings) < 0) return;
     snprintf(s->name, sizeof s->name, "%s", name ? name : DEFAULT_NAME);
-    ids_uuid4(s->id);
+    ids_uuid7(s->id);
     snprintf(s->user_id, sizeof s->user_id, "%s", http_user(r)->id); /* the owner */
     http_suspend(r, create_finish);
     a->st->ops->session_create_async(a->st, s, create_done, cs);

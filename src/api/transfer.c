@@ -268,7 +268,7 @@ static void job_start(job *j)
 /* The new session's owner and id. */
 static void new_session(http_req *r, job *j)
 {
-    ids_uuid4(j->s.id);
+    ids_uuid7(j->s.id);
     snprintf(j->s.user_id, sizeof j->s.user_id, "%s", http_user(r)->id);
 }
 

@@ -1,21 +1,19 @@
 #include "core/ids.h"
 
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 int ids_init(void)
 {
     return sodium_init() < 0 ? -1 : 0;
 }
 
-void ids_uuid4(char out[UUID_STR_LEN])
+static void uuid_format(const unsigned char b[16], char out[UUID_STR_LEN])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    randombytes_buf(b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     char *p = out;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
@@ -23,6 +21,40 @@ void ids_uuid4(char out[UUID_STR_LEN])
         *p++ = hex[b[i] & 15];
     }
     *p = '\0';
+}
+
+void ids_uuid4(char out[UUID_STR_LEN])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
+}
+
+void ids_uuid7(char out[UUID_STR_LEN])
+{
+    /* RFC 9562 section 6.2, method 1: the 12 bits after the version count within a
+     * millisecond, so ids made by this process only ever increase (a counter that runs out
+     * borrows the next millisecond). last holds (milliseconds << 12) | counter. */
+    static _Atomic uint64_t last;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 12;
+    uint64_t prev = atomic_load_explicit(&last, memory_order_relaxed), v;
+    do
+        v = now > prev ? now : prev + 1;
+    while (!atomic_compare_exchange_weak_explicit(&last, &prev, v, memory_order_relaxed,
+                                                  memory_order_relaxed));
+    unsigned char b[16];
+    randombytes_buf(b + 8, 8);
+    uint64_t ms = v >> 12;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | ((v >> 8) & 0x0f));
+    b[7] = (unsigned char)(v & 0xff);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
 }
 
 void ids_token(char *out, size_t n)

@@ -2,10 +2,20 @@
  * forward-only migrations.
  *
  * Writes go through one writer thread that commits every write queued meanwhile in a single
- * transaction (group commit): with synchronous=FULL each COMMIT is an fsync, so batching is
- * what lets many concurrent durable writes share one. Each write runs in its own SAVEPOINT, so
- * one failing write does not undo the others. The queue is bounded (queue_max). Reads use a
- * pool of read-only connections, which WAL lets run beside the writer.
+ * transaction (group commit). Each write runs in its own SAVEPOINT, so one failing write does
+ * not undo the others. The queue is bounded (queue_max). Reads use a pool of read-only
+ * connections, which WAL lets run beside the writer.
+ *
+ * Durability is pipelined: the writer commits with synchronous=NORMAL (the WAL is appended to,
+ * not synced) and hands the batch to the syncer thread, which makes it durable with one
+ * fdatasync of the WAL file and only then answers the batch's writes; meanwhile the writer
+ * already runs the next batch. One fdatasync covers every batch committed before it. This is
+ * safe because WAL frames are checksummed in a chain: after a crash SQLite keeps the longest
+ * valid prefix of the WAL, so a batch lost with the page cache takes every later one with it,
+ * and none of those had been answered. Checkpoints sync the WAL before copying it into the
+ * database (synchronous=NORMAL does that). Without WAL (a file system that refuses it), the
+ * writer keeps synchronous=FULL and every COMMIT syncs itself. Readers may see a committed
+ * write shortly before it is durable and answered; no caller acts on a write before its answer.
  *
  * A store that cannot be opened (no such directory, read-only, corrupt) is not fatal: every
  * call answers GD_ESTORE with the reason, and tries again at most once a second. Opening is
@@ -63,6 +73,12 @@ enum stmt_id {
     ST_ITEM_LIST,
     ST_IMPORT_MESSAGE,
     ST_IMPORT_FINISH,
+    ST_TX_BEGIN,
+    ST_TX_SAVEPOINT,
+    ST_TX_ROLLBACK_TO,
+    ST_TX_RELEASE,
+    ST_TX_COMMIT,
+    ST_TX_ROLLBACK,
     ST__N
 };
 
@@ -122,6 +138,14 @@ static const char *const stmt_sql[ST__N] = {
     [ST_IMPORT_FINISH] =
         "UPDATE sessions SET settings = ?2, message_count = ?3, input_tokens = ?4, "
         "output_tokens = ?5 WHERE id = ?1",
+    /* The writer's transaction control, prepared once like the rest: as text, SQLite parsed
+     * them again for every write (more than half of a create's instructions). */
+    [ST_TX_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_TX_SAVEPOINT] = "SAVEPOINT op",
+    [ST_TX_ROLLBACK_TO] = "ROLLBACK TO op",
+    [ST_TX_RELEASE] = "RELEASE op",
+    [ST_TX_COMMIT] = "COMMIT",
+    [ST_TX_ROLLBACK] = "ROLLBACK",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -213,6 +237,13 @@ typedef struct {
     time_t last_try;
     char open_err[PATH_MAX + 512];
     pthread_t writer;
+    pthread_t syncer;
+    pthread_cond_t committed;           /* the syncer waits here for committed batches */
+    write_op *unsynced, *unsynced_tail; /* committed, not yet known to be durable */
+    size_t nunsynced;
+    bool writer_gone; /* the writer has stopped: the syncer stops once unsynced is empty */
+    bool wal;         /* journal_mode is WAL: the syncer makes commits durable */
+    int wal_fd;       /* goosed.db-wal while wal; else -1 */
     conn *wconn;
     write_op *head, *tail;
     size_t nqueued;         /* writes in head..tail */
@@ -596,6 +627,9 @@ static gd_err make_dirs(const char *dir, char *err, size_t errlen)
  * maybe a busy wait on a lock): called without holding mu. */
 static conn *writer_open(sqlite_store *ss, char *err, size_t errlen)
 {
+    if (ss->wal_fd >= 0) close(ss->wal_fd); /* an earlier attempt's */
+    ss->wal_fd = -1;
+    ss->wal = false;
     if (make_dirs(ss->dir, err, errlen) || adopt_legacy(ss, err, errlen)) return NULL;
     conn *c = conn_open_raw(ss->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
     if (!c) return NULL;
@@ -622,6 +656,33 @@ static conn *writer_open(sqlite_store *ss, char *err, size_t errlen)
         snprintf(err, errlen, "cannot prepare %s: %s", ss->path, why);
         goto fail;
     }
+    /* In WAL mode the syncer makes each commit durable (see the top of this file). */
+    sqlite3_stmt *q;
+    ss->wal = false;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &q, NULL) == SQLITE_OK) {
+        ss->wal = sqlite3_step(q) == SQLITE_ROW &&
+                  !strcmp((const char *)sqlite3_column_text(q, 0), "wal");
+        sqlite3_finalize(q);
+    }
+    if (ss->wal) {
+        /* The migrations made the WAL; it stays (the same file, reused from its start after a
+         * checkpoint) as long as this connection is open. */
+        char wal[PATH_MAX + 8];
+        snprintf(wal, sizeof wal, "%s-wal", ss->path);
+        ss->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+        if (ss->wal_fd < 0) {
+            log_warn("store", "cannot open %s: %s", wal, strerror(errno));
+            ss->wal = false;
+        } else if (exec_err(c->db, "PRAGMA synchronous=NORMAL;", why, sizeof why)) {
+            close(ss->wal_fd);
+            ss->wal_fd = -1;
+            ss->wal = false;
+        } else {
+            sync_dir(ss->dir); /* the WAL's name, once */
+        }
+    }
+    if (!ss->wal)
+        log_warn("store", "%s: every commit syncs itself (no WAL to sync apart: slower)", ss->path);
     return c;
 fail:
     conn_close(c);
@@ -630,12 +691,22 @@ fail:
 
 /* ---- the writer ---- */
 
+/* Runs one of the writer's transaction statements: SQLITE_DONE, or the error with err set. */
+static int tx(conn *c, enum stmt_id id, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    int rc = s ? sqlite3_step(s) : SQLITE_ERROR;
+    if (rc != SQLITE_DONE && err) snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+    if (s) sqlite3_reset(s);
+    return rc;
+}
+
 static void run_batch(sqlite_store *ss, write_op *batch)
 {
-    sqlite3 *db = ss->wconn->db;
+    conn *c = ss->wconn;
     char err[256];
     int n = 0;
-    if (exec_err(db, "BEGIN IMMEDIATE", err, sizeof err)) {
+    if (tx(c, ST_TX_BEGIN, err, sizeof err) != SQLITE_DONE) {
         for (write_op *op = batch; op; op = op->next) {
             op->result = GD_ESTORE;
             snprintf(op->err, sizeof op->err, "%s", err);
@@ -643,14 +714,14 @@ static void run_batch(sqlite_store *ss, write_op *batch)
         return;
     }
     for (write_op *op = batch; op; op = op->next, n++) {
-        sqlite3_exec(db, "SAVEPOINT op", NULL, NULL, NULL);
+        tx(c, ST_TX_SAVEPOINT, NULL, 0);
         op->err[0] = '\0';
-        op->result = op->fn(ss->wconn, op->arg, op->err, sizeof op->err);
-        if (op->result) sqlite3_exec(db, "ROLLBACK TO op", NULL, NULL, NULL);
-        sqlite3_exec(db, "RELEASE op", NULL, NULL, NULL);
+        op->result = op->fn(c, op->arg, op->err, sizeof op->err);
+        if (op->result) tx(c, ST_TX_ROLLBACK_TO, NULL, 0);
+        tx(c, ST_TX_RELEASE, NULL, 0);
     }
-    if (exec_err(db, "COMMIT", err, sizeof err)) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (tx(c, ST_TX_COMMIT, err, sizeof err) != SQLITE_DONE) {
+        tx(c, ST_TX_ROLLBACK, NULL, 0);
         log_error("store", "commit of %d write(s) failed: %s", n, err);
         for (write_op *op = batch; op; op = op->next) {
             if (op->result == GD_OK) {
@@ -662,6 +733,8 @@ static void run_batch(sqlite_store *ss, write_op *batch)
     log_trace("store", "committed %d write(s)", n);
 }
 
+/* The writer: takes every queued write, commits them as one batch, hands the batch to the
+ * syncer, and goes on with the next. */
 static void *writer_main(void *arg)
 {
     sqlite_store *ss = arg;
@@ -670,16 +743,57 @@ static void *writer_main(void *arg)
         while (!ss->head && !ss->stopping)
             pthread_cond_wait(&ss->work, &ss->mu);
         if (!ss->head) break; /* stopping, and nothing left to write */
-        write_op *batch = ss->head;
+        write_op *batch = ss->head, *last = ss->tail;
         size_t n = ss->nqueued;
         ss->head = ss->tail = NULL;
         ss->nqueued = 0;
         pthread_mutex_unlock(&ss->mu);
         run_batch(ss, batch);
-        write_op *async = NULL;
         pthread_mutex_lock(&ss->mu);
         ss->batches++;
         ss->last_batch = n;
+        if (ss->unsynced_tail)
+            ss->unsynced_tail->next = batch;
+        else
+            ss->unsynced = batch;
+        ss->unsynced_tail = last;
+        ss->nunsynced += n;
+        pthread_cond_signal(&ss->committed);
+    }
+    ss->writer_gone = true;
+    pthread_cond_signal(&ss->committed);
+    pthread_mutex_unlock(&ss->mu);
+    return NULL;
+}
+
+/* The syncer: makes every batch committed so far durable with one fdatasync of the WAL, then
+ * answers their writes. */
+static void *syncer_main(void *arg)
+{
+    sqlite_store *ss = arg;
+    pthread_mutex_lock(&ss->mu);
+    for (;;) {
+        while (!ss->unsynced && !ss->writer_gone)
+            pthread_cond_wait(&ss->committed, &ss->mu);
+        if (!ss->unsynced) break; /* the writer stopped, and everything is answered */
+        write_op *batch = ss->unsynced;
+        ss->unsynced = ss->unsynced_tail = NULL;
+        ss->nunsynced = 0;
+        int fd = ss->wal ? ss->wal_fd : -1;
+        pthread_mutex_unlock(&ss->mu);
+        if (fd >= 0 && fdatasync(fd) != 0) {
+            char err[256];
+            snprintf(err, sizeof err, "cannot make the write durable: fdatasync of %s-wal: %s",
+                     ss->path, strerror(errno));
+            log_error("store", "%s", err);
+            for (write_op *op = batch; op; op = op->next)
+                if (op->result == GD_OK) {
+                    op->result = GD_ESTORE;
+                    snprintf(op->err, sizeof op->err, "%s", err);
+                }
+        }
+        write_op *async = NULL;
+        pthread_mutex_lock(&ss->mu);
         /* what /api/health reports: whether the last batch could be stored */
         ss->write_failed_at = 0;
         for (write_op *op = batch; op; op = op->next)
@@ -740,8 +854,18 @@ static gd_err ensure_open(sqlite_store *ss)
     char err[sizeof ss->open_err];
     conn *w = writer_open(ss, err, sizeof err);
     /* The writer waits for work under mu, and work is queued only once open is set. */
-    if (w && pthread_create(&ss->writer, NULL, writer_main, ss) != 0) {
+    if (w && pthread_create(&ss->syncer, NULL, syncer_main, ss) != 0) {
+        snprintf(err, sizeof err, "cannot start the store's syncer thread");
+        conn_close(w);
+        w = NULL;
+    } else if (w && pthread_create(&ss->writer, NULL, writer_main, ss) != 0) {
         snprintf(err, sizeof err, "cannot start the store's writer thread");
+        pthread_mutex_lock(&ss->mu);
+        ss->writer_gone = true;
+        pthread_cond_signal(&ss->committed);
+        pthread_mutex_unlock(&ss->mu);
+        pthread_join(ss->syncer, NULL);
+        ss->writer_gone = false;
         conn_close(w);
         w = NULL;
     }
@@ -1294,7 +1418,7 @@ static void sq_message_append_async(store *st, const char *session_id, const cha
     }
     snprintf(a->session_id, sizeof a->session_id, "%s", session_id);
     snprintf(a->role, sizeof a->role, "%s", role);
-    ids_uuid4(id_out);
+    ids_uuid7(id_out);
     a->id = id_out;
     a->content = text;
     a->created_us = now_us();
@@ -1331,7 +1455,7 @@ static gd_err w_session_import(conn *c, void *arg, char *err, size_t errlen)
             return GD_ESTORE;
         }
         char id[UUID_STR_LEN];
-        ids_uuid4(id);
+        ids_uuid7(id);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, a->ins.s->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)i + 1);
@@ -1705,13 +1829,18 @@ static void sq_close(store *st)
     bool was_open = ss->open;
     pthread_cond_signal(&ss->work);
     pthread_mutex_unlock(&ss->mu);
-    if (was_open) pthread_join(ss->writer, NULL); /* it drains the queue first */
+    if (was_open) {
+        pthread_join(ss->writer, NULL); /* it drains the queue first */
+        pthread_join(ss->syncer, NULL); /* and this one answers what the writer committed */
+    }
+    if (ss->wal_fd >= 0) close(ss->wal_fd);
     for (conn *c = ss->idle, *next; c; c = next) {
         next = c->next;
         conn_close(c);
     }
     conn_close(ss->wconn); /* the last connection: SQLite checkpoints and removes the WAL */
     pthread_cond_destroy(&ss->work);
+    pthread_cond_destroy(&ss->committed);
     pthread_cond_destroy(&ss->done);
     pthread_cond_destroy(&ss->opened);
     pthread_mutex_destroy(&ss->mu);
@@ -1757,7 +1886,9 @@ store *store_sqlite_open(const char *dir, size_t queue_max)
     ss->queue_max = queue_max ? queue_max : STORE_QUEUE_MAX_DEFAULT;
     pthread_mutex_init(&ss->mu, NULL);
     pthread_cond_init(&ss->work, NULL);
+    pthread_cond_init(&ss->committed, NULL);
     pthread_cond_init(&ss->done, NULL);
+    ss->wal_fd = -1;
     pthread_cond_init(&ss->opened, NULL);
     ensure_open(ss); /* failure is logged; calls retry */
     return &ss->base;

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import { mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
-import { get, post, assertError, UUID_V4 } from './lib/http.mjs';
+import { get, post, assertError, UUID_V7 } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { addUser } from './lib/users.mjs';
 
@@ -98,7 +98,7 @@ describe('session export, import and fork', () => {
     assert.deepEqual(await sessionIds(b), before);
     const r = await post(b, '/api/sessions/import', { ...orig, working_directory: dirB });
     assert.equal(r.status, 201, r.text);
-    assert.match(r.body.id, UUID_V4);
+    assert.match(r.body.id, UUID_V7);
     assert.notEqual(r.body.id, sid);
     assert.equal(r.headers.get('location'), `/api/sessions/${r.body.id}`);
     assert.equal(r.body.working_dir, dirB);

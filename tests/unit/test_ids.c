@@ -5,8 +5,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/ids.h"
 
@@ -155,13 +157,76 @@ static void test_request_id(void **state)
         if (!strcmp(ids[i - 1], ids[i])) fail_msg("request id %s drawn twice", ids[i]);
 }
 
+/* Version 7: the format, the time it carries, and ids that only increase, across threads too. */
+static void test_uuid7_format_and_time(void **state)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long before = (unsigned long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    char u[UUID_STR_LEN];
+    ids_uuid7(u);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long after = (unsigned long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    assert_true(ids_is_uuid(u));
+    assert_int_equal(u[14], '7');
+    if (!strchr("89ab", u[19])) fail_msg("uuid %s: variant nibble %c", u, u[19]);
+    char hex[13];
+    memcpy(hex, u, 8);
+    memcpy(hex + 8, u + 9, 4);
+    hex[12] = '\0';
+    unsigned long long ms = strtoull(hex, NULL, 16);
+    /* the counter may borrow a millisecond or two ahead, never more in this test */
+    if (ms < before || ms > after + 2)
+        fail_msg("uuid %s: time %llu not in [%llu, %llu]", u, ms, before, after);
+}
+
+#define U7_PER_THREAD 20000
+static void *make_uuid7s(void *arg)
+{
+    char(*out)[UUID_STR_LEN] = arg;
+    for (int i = 0; i < U7_PER_THREAD; i++)
+        ids_uuid7(out[i]);
+    return NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_uuid7_increasing_and_unique(void **state)
+{
+    enum { T = 4 };
+    char(*ids)[UUID_STR_LEN] = malloc((size_t)T * U7_PER_THREAD * UUID_STR_LEN);
+    assert_non_null(ids);
+    pthread_t th[T];
+    for (int t = 0; t < T; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, make_uuid7s, ids + t * U7_PER_THREAD), 0);
+    for (int t = 0; t < T; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < T; t++)
+        for (int i = 1; i < U7_PER_THREAD; i++)
+            if (strcmp(ids[t * U7_PER_THREAD + i - 1], ids[t * U7_PER_THREAD + i]) >= 0)
+                fail_msg("thread %d: %s then %s", t, ids[t * U7_PER_THREAD + i - 1],
+                         ids[t * U7_PER_THREAD + i]);
+    qsort(ids, (size_t)T * U7_PER_THREAD, UUID_STR_LEN, cmp_id);
+    for (int i = 1; i < T * U7_PER_THREAD; i++)
+        if (!strcmp(ids[i - 1], ids[i])) fail_msg("the same id twice: %s", ids[i]);
+    free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid4_format), cmocka_unit_test(test_uuid4_variant_nibbles_all_seen),
-        cmocka_unit_test(test_uuid4_unique), cmocka_unit_test(test_is_uuid),
-        cmocka_unit_test(test_token),        cmocka_unit_test(test_token_small_sizes),
+        cmocka_unit_test(test_uuid4_format),
+        cmocka_unit_test(test_uuid4_variant_nibbles_all_seen),
+        cmocka_unit_test(test_uuid4_unique),
+        cmocka_unit_test(test_is_uuid),
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_token_small_sizes),
         cmocka_unit_test(test_request_id),
+        cmocka_unit_test(test_uuid7_format_and_time),
+        cmocka_unit_test(test_uuid7_increasing_and_unique),
     };
     return cmocka_run_group_tests_name("ids", tests, init, NULL);
 }

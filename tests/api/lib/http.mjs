@@ -230,7 +230,8 @@ export function rawRequest(server, bytes, opts = {}) {
   });
 }
 
-export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// New sessions and messages get time-ordered version-7 UUIDs.
+export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 export const RFC3339_S = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 
 /** Asserts `s` is a Session as the contract defines it; `want` fields must match exactly. */
@@ -240,7 +241,7 @@ export function assertSession(s, want = {}) {
     'total_tokens', 'updated_at', 'working_dir', 'working_directory']) {
     assert.ok(k in s, `a Session has ${k}: ${JSON.stringify(s)}`);
   }
-  assert.match(s.id, UUID_V4);
+  assert.match(s.id, UUID_V7);
   assert.equal(typeof s.name, 'string');
   assert.equal(typeof s.working_dir, 'string');
   assert.equal(s.working_directory, s.working_dir, 'working_directory and working_dir are the same value');
