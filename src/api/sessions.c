@@ -216,18 +216,43 @@ static bool query_long(http_req *r, const char *name, long min, long max, long d
     return true;
 }
 
+/* GET /api/sessions: newest first, a page at a time. With ?cursor= (empty for the first page)
+ * the body is {"sessions": [...], "next_cursor": ...} and every page costs the same at any depth;
+ * with ?offset= (or neither) it is the array of before. Both send X-Total-Count (a count the
+ * store keeps) and, when there is a next page, a Link to it by cursor. */
 void api_session_list(http_req *r)
 {
     app *a = http_app(r);
+    const char *uid = http_user(r)->id;
     long limit, offset, total = 0;
+    const char *cursor = http_query(r, "cursor");
     if (!query_long(r, "limit", 1, 1000, 100, &limit) ||
         !query_long(r, "offset", 0, LONG_MAX / 2, 0, &offset))
         return;
+    if (cursor && http_query(r, "offset")) {
+        http_reply_error(r, 400, "bad_request",
+                         "cursor and offset: give one of them (cursor pages cost the same at "
+                         "any depth)");
+        return;
+    }
     store_session *list;
     size_t n;
-    gd_err e =
-        a->st->ops->session_list_owned(a->st, http_user(r)->id, limit, offset, &list, &n, &total);
+    char next[STORE_CURSOR_LEN] = "";
+    gd_err e;
+    if (cursor) {
+        e = a->st->ops->session_page(a->st, uid, limit, cursor, &list, &n, next);
+        if (e == GD_EINVAL) {
+            http_reply_error(r, 400, "bad_request", "cursor: %s", store_errmsg());
+            return;
+        }
+        if (!e) e = a->st->ops->session_count(a->st, uid, &total);
+    } else {
+        e = a->st->ops->session_list_owned(a->st, uid, limit, offset, &list, &n, &total);
+        if (!e && n == (size_t)limit && offset + (long)n < total)
+            snprintf(next, sizeof next, "%lld_%s", list[n - 1].created_us, list[n - 1].id);
+    }
     if (e) {
+        free(list);
         api_store_error(r, e, NULL, NULL);
         return;
     }
@@ -238,7 +263,19 @@ void api_session_list(http_req *r)
     char tc[24];
     snprintf(tc, sizeof tc, "%ld", total);
     http_add_header(r, "X-Total-Count", tc);
-    http_reply_json(r, 200, arr);
+    if (next[0]) {
+        char link[STORE_CURSOR_LEN + 128];
+        snprintf(link, sizeof link, "<%s?limit=%ld&cursor=%s>; rel=\"next\"", http_path(r), limit,
+                 next);
+        http_add_header(r, "Link", link);
+    }
+    if (!cursor) {
+        http_reply_json(r, 200, arr);
+        return;
+    }
+    http_reply_json(r, 200,
+                    json_pack("{s:o, s:o}", "sessions", arr, "next_cursor",
+                              next[0] ? json_string(next) : json_null()));
 }
 
 void api_session_get(http_req *r)

@@ -262,11 +262,8 @@ bool auth_session_quota(struct http_req *r)
     const auth_user *u = http_user(r);
     long max = A.cfg ? A.cfg->max_sessions_per_user : 0;
     if (max <= 0 || !A.st) return true;
-    store_session *list = NULL;
-    size_t n = 0;
     long total = 0;
-    gd_err e = A.st->ops->session_list_owned(A.st, u->id, 1, 0, &list, &n, &total);
-    free(list);
+    gd_err e = A.st->ops->session_count(A.st, u->id, &total);
     if (e) {
         http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s", store_errmsg());
         return false;

@@ -204,7 +204,7 @@ static void queue(http_req *r, int status, struct MHD_Response *resp, const char
     if (r->origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                                "X-Request-Id, X-Total-Count, Location");
+                                "X-Request-Id, X-Total-Count, Location, Link");
         MHD_add_response_header(resp, "Vary", "Origin");
     }
     for (int i = 0; i < r->nhdrs; i++)

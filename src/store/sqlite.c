@@ -31,6 +31,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -41,6 +42,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/ids.h"
 #include "core/log.h"
 
 #define READERS_MAX 64
@@ -61,6 +63,8 @@ enum stmt_id {
     ST_SETTINGS_SET,
     ST_SESSION_LIST_OWNED,
     ST_SESSION_COUNT_OWNED,
+    ST_SESSION_PAGE,
+    ST_SESSION_PAGE_OWNED,
     ST_USER_INSERT,
     ST_USER_BY_HASH,
     ST_USER_BY_NAME,
@@ -89,8 +93,9 @@ enum stmt_id {
 static const char *const stmt_sql[ST__N] = {
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ?1",
     [ST_SESSION_LIST] = "SELECT " SESSION_COLS
-                        " FROM sessions ORDER BY created_us DESC, rowid DESC LIMIT ?1 OFFSET ?2",
-    [ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
+                        " FROM sessions ORDER BY created_us DESC, id DESC LIMIT ?1 OFFSET ?2",
+    /* The counts are kept by triggers (migration 5): reading one is a lookup, not a scan. */
+    [ST_SESSION_COUNT] = "SELECT coalesce(sum(n), 0) FROM session_counts",
     [ST_SESSION_INSERT] =
         "INSERT INTO sessions(" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, 0, ?5)",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
@@ -115,8 +120,14 @@ static const char *const stmt_sql[ST__N] = {
     [ST_SETTINGS_GET] = "SELECT settings FROM sessions WHERE id = ?1",
     [ST_SETTINGS_SET] = "UPDATE sessions SET settings = ?2 WHERE id = ?1",
     [ST_SESSION_LIST_OWNED] = "SELECT " SESSION_COLS " FROM sessions WHERE user_id = ?3 ORDER BY "
-                              "created_us DESC, rowid DESC LIMIT ?1 OFFSET ?2",
-    [ST_SESSION_COUNT_OWNED] = "SELECT count(*) FROM sessions WHERE user_id = ?1",
+                              "created_us DESC, id DESC LIMIT ?1 OFFSET ?2",
+    [ST_SESSION_COUNT_OWNED] = "SELECT coalesce(sum(n), 0) FROM session_counts WHERE user_id = ?1",
+    /* A page after the cursor (?2, ?3): a seek in the index of migration 5, whatever the depth. */
+    [ST_SESSION_PAGE] = "SELECT " SESSION_COLS " FROM sessions WHERE (created_us, id) < (?2, ?3) "
+                        "ORDER BY created_us DESC, id DESC LIMIT ?1",
+    [ST_SESSION_PAGE_OWNED] = "SELECT " SESSION_COLS " FROM sessions WHERE user_id = ?4 AND "
+                              "(created_us, id) < (?2, ?3) ORDER BY created_us DESC, id DESC "
+                              "LIMIT ?1",
 #define USER_COLS "id, name, admin, token_hash IS NOT NULL, created_us"
     [ST_USER_INSERT] =
         "INSERT INTO users(id, name, admin, token_hash, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -191,6 +202,21 @@ static const char *const migrations[] = {
     "  value BLOB NOT NULL,"
     "  updated_us INTEGER NOT NULL,"
     "  PRIMARY KEY (user_id, name)) WITHOUT ROWID;",
+    /* 5: pages by cursor (the order made total by the id, and its index) and the number of
+     * each user's sessions kept as they come and go, instead of counted per request */
+    "DROP INDEX sessions_by_created;"
+    "CREATE INDEX sessions_by_created ON sessions(created_us DESC, id DESC);"
+    "DROP INDEX sessions_by_user;"
+    "CREATE INDEX sessions_by_user ON sessions(user_id, created_us DESC, id DESC);"
+    "CREATE TABLE session_counts (user_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO session_counts SELECT user_id, count(*) FROM sessions GROUP BY user_id;"
+    "CREATE TRIGGER sessions_counted AFTER INSERT ON sessions BEGIN"
+    "  INSERT INTO session_counts(user_id, n) VALUES (NEW.user_id, 1)"
+    "    ON CONFLICT(user_id) DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER sessions_uncounted AFTER DELETE ON sessions BEGIN"
+    "  UPDATE session_counts SET n = n - 1 WHERE user_id = OLD.user_id;"
+    "END;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -396,6 +422,8 @@ static enum db_kind db_kind(sqlite3 *db, int *version, char *why, size_t whylen)
             continue; /* schema version 3 on */
         else if (!strcmp(name, "user_items"))
             continue; /* schema version 4 on */
+        else if (!strcmp(name, "session_counts"))
+            continue; /* schema version 5 on */
         else {
             snprintf(why, whylen, "it has a table '%.64s' goosed does not make", name);
             sqlite3_finalize(s);
@@ -992,7 +1020,8 @@ static void row_to_session(sqlite3_stmt *s, store_session *out)
     snprintf(out->name, sizeof out->name, "%s", (const char *)sqlite3_column_text(s, 1));
     snprintf(out->working_dir, sizeof out->working_dir, "%s",
              (const char *)sqlite3_column_text(s, 2));
-    out->created_at = (time_t)(sqlite3_column_int64(s, 3) / 1000000);
+    out->created_us = sqlite3_column_int64(s, 3);
+    out->created_at = (time_t)(out->created_us / 1000000);
     out->updated_at = (time_t)(sqlite3_column_int64(s, 4) / 1000000);
     out->message_count = (long)sqlite3_column_int64(s, 5);
     out->input_tokens = (long)sqlite3_column_int64(s, 6);
@@ -1019,7 +1048,7 @@ static gd_err sq_health(store *st)
     sqlite_store *ss = (sqlite_store *)st;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, ST_SESSION_COUNT);
+    sqlite3_stmt *s = stmt(c, ST_SESSION_COUNT); /* a read of the store, and a cheap one */
     gd_err e = !s ? GD_ESTORE : sqlite3_step(s) == SQLITE_ROW ? GD_OK : read_failed(c);
     if (s) stmt_done(s);
     reader_put(ss, c);
@@ -1181,6 +1210,106 @@ out:
     if (ls) stmt_done(ls);
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     free(arr);
+    reader_put(ss, c);
+    return e;
+}
+
+/* A cursor is "<created_us>_<id>" of the last session of a page. */
+static bool cursor_parse(const char *c, long long *us, char id[UUID_STR_LEN])
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)c[0])) return false;
+    long long v = strtoll(c, &end, 10);
+    if (errno || *end != '_' || !ids_is_uuid(end + 1)) return false;
+    *us = v;
+    snprintf(id, UUID_STR_LEN, "%s", end + 1);
+    return true;
+}
+
+static gd_err sq_session_page(store *st, const char *owner, long limit, const char *after,
+                              store_session **out, size_t *n, char next[STORE_CURSOR_LEN])
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *out = NULL;
+    *n = 0;
+    next[0] = '\0';
+    long long us = LLONG_MAX;
+    char id[UUID_STR_LEN] = "g"; /* after every id: ids are lowercase hex and dashes */
+    if (limit <= 0 || limit > 100000) {
+        store_set_errmsg("limit must be from 1 to 100000");
+        return GD_EINVAL;
+    }
+    if (after && after[0] && !cursor_parse(after, &us, id)) {
+        store_set_errmsg("not a cursor of this server (pass next_cursor as it came)");
+        return GD_EINVAL;
+    }
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    gd_err e = GD_ESTORE;
+    store_session *arr = NULL;
+    sqlite3_stmt *ps = stmt(c, owner ? ST_SESSION_PAGE_OWNED : ST_SESSION_PAGE);
+    if (!ps) goto out;
+    /* one more than the page: whether there is a next one */
+    sqlite3_bind_int64(ps, 1, limit + 1);
+    sqlite3_bind_int64(ps, 2, us);
+    sqlite3_bind_text(ps, 3, id, -1, SQLITE_STATIC);
+    if (owner) sqlite3_bind_text(ps, 4, owner, -1, SQLITE_STATIC);
+    arr = malloc((size_t)(limit < 64 ? limit : 64) * sizeof *arr);
+    size_t cap = arr ? (size_t)(limit < 64 ? limit : 64) : 0, cnt = 0;
+    int rc;
+    while ((rc = sqlite3_step(ps)) == SQLITE_ROW) {
+        if (cnt == (size_t)limit) {
+            snprintf(next, STORE_CURSOR_LEN, "%lld_%s", arr[cnt - 1].created_us, arr[cnt - 1].id);
+            rc = SQLITE_DONE;
+            break;
+        }
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            store_session *grown = realloc(arr, ncap * sizeof *arr);
+            if (!grown) {
+                store_set_errmsg("out of memory");
+                e = GD_ENOMEM;
+                goto out;
+            }
+            arr = grown;
+            cap = ncap;
+        }
+        row_to_session(ps, &arr[cnt++]);
+    }
+    if (rc != SQLITE_DONE) {
+        e = read_failed(c);
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+    arr = NULL;
+    e = GD_OK;
+out:
+    if (ps) stmt_done(ps);
+    free(arr);
+    reader_put(ss, c);
+    return e;
+}
+
+static gd_err sq_session_count(store *st, const char *owner, long *n)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *n = 0;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, owner ? ST_SESSION_COUNT_OWNED : ST_SESSION_COUNT);
+    gd_err e = GD_ESTORE;
+    if (s) {
+        if (owner) sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            *n = (long)sqlite3_column_int64(s, 0);
+            e = GD_OK;
+        } else {
+            e = read_failed(c);
+        }
+        stmt_done(s);
+    }
     reader_put(ss, c);
     return e;
 }
@@ -1864,6 +1993,8 @@ static const store_ops sqlite_ops = {
     .session_settings_set = sq_session_settings_set,
     .session_import = sq_session_import,
     .session_list_owned = sq_session_list_owned,
+    .session_page = sq_session_page,
+    .session_count = sq_session_count,
     .user_add = sq_user_add,
     .user_get_by_token_hash = sq_user_get_by_token_hash,
     .user_get_by_name = sq_user_get_by_name,

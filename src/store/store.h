@@ -19,7 +19,8 @@
 #include "core/err.h"
 #include "core/ids.h"
 
-#define STORE_NAME_MAX 1024 /* bytes: 256 characters of up to 4 bytes */
+#define STORE_NAME_MAX   1024 /* bytes: 256 characters of up to 4 bytes */
+#define STORE_CURSOR_LEN 64   /* a page cursor (session_page), with its NUL */
 
 typedef struct {
     char id[UUID_STR_LEN];
@@ -27,6 +28,7 @@ typedef struct {
     char working_dir[PATH_MAX];
     time_t created_at;
     time_t updated_at;
+    long long created_us; /* created_at in microseconds: the store's order */
     long message_count;
     long input_tokens;
     long output_tokens;
@@ -125,6 +127,16 @@ typedef struct {
     /* As session_list, only the sessions whose user_id is user_id ("" the local user's). */
     gd_err (*session_list_owned)(store *st, const char *user_id, long limit, long offset,
                                  store_session **out, size_t *n, long *total);
+    /* Paging by cursor, newest first, with the same cost at any depth: at most limit sessions
+     * of user_id's (NULL: everyone's) that come after the cursor after (NULL or "": from the
+     * newest). next receives the cursor of the following page, "" when there is none. A
+     * cursor is opaque text from next; GD_EINVAL (store_errmsg() saying so) for any other. *out
+     * as for session_list. */
+    gd_err (*session_page)(store *st, const char *user_id, long limit, const char *after,
+                           store_session **out, size_t *n, char next[STORE_CURSOR_LEN]);
+    /* How many sessions user_id has (NULL: everyone): kept up to date by the store, not
+     * counted on each call. */
+    gd_err (*session_count)(store *st, const char *user_id, long *n);
     /* Stores a new user u (name and admin read; id and created_at set here) with the token
      * hash (NULL: a user with no token). GD_ECONFLICT when the name is taken. */
     gd_err (*user_add)(store *st, store_user *u, const unsigned char *token_hash);

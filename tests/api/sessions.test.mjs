@@ -393,3 +393,112 @@ describe('session list', () => {
     assert.deepEqual(r.body.map((s) => s.id), all.slice(0, 3).map((s) => s.id));
   });
 });
+
+// Paging by cursor: the same order as the offset pages, and stable while sessions come and go
+// between pages (a new session never shifts a later page; a deleted one is simply not there).
+describe('session list by cursor', () => {
+  let srv;
+  before(async () => { srv = await startServer(); });
+  after(() => stopAndCheck(srv));
+
+  /** Every page from cursor '' on, following next_cursor; between(i) runs before page i+1. */
+  async function pages(prefix, limit, between = async () => {}) {
+    const seen = [];
+    let cursor = '';
+    for (let i = 0; i < 1000; i++) {
+      const r = await get(srv, `${prefix}?limit=${limit}&cursor=${encodeURIComponent(cursor)}`);
+      assert.equal(r.status, 200, r.text);
+      assert.ok(Array.isArray(r.body.sessions), r.text);
+      assert.ok(r.body.sessions.length <= limit);
+      seen.push(r.body.sessions.map((x) => x.id));
+      const link = r.headers.get('link');
+      if (r.body.next_cursor === null) {
+        assert.equal(link, null, 'no Link on the last page');
+        return { seen, total: Number(r.headers.get('x-total-count')) };
+      }
+      assert.equal(r.body.sessions.length, limit, 'a page before the last is full');
+      assert.equal(link, `<${prefix}?limit=${limit}&cursor=${r.body.next_cursor}>; rel="next"`);
+      cursor = r.body.next_cursor;
+      await between(i, seen.flat());
+    }
+    throw new Error('no last page after 1000');
+  }
+
+  it('pages through every session once, in the offset order, on both paths', async () => {
+    for (let i = 0; i < 23; i++) assert.equal((await post(srv, '/api/sessions', { name: `c${i}` })).status, 201);
+    const list = (await get(srv, '/api/sessions?limit=1000')).body.map((x) => x.id);
+    for (const prefix of PREFIXES) {
+      for (const limit of [1, 5, 23, 100]) {
+        const { seen, total } = await pages(prefix, limit);
+        assert.deepEqual(seen.flat(), list, `limit ${limit}`);
+        assert.equal(total, list.length);
+      }
+    }
+  });
+
+  it('sessions created and deleted between pages: none twice, none skipped, the new ones not in later pages', async () => {
+    const before = (await get(srv, '/api/sessions?limit=1000')).body.map((x) => x.id);
+    const made = [];
+    const deleted = new Set();
+    const { seen, total } = await pages('/api/sessions', 4, async (i, listed) => {
+      const r = await post(srv, '/api/sessions', { name: `between${i}` });
+      assert.equal(r.status, 201);
+      made.push(r.body.id);
+      // delete one that has not been listed yet (the oldest left)
+      const unseen = before.filter((id) => !deleted.has(id) && !listed.includes(id));
+      const victim = unseen[unseen.length - 1];
+      if (victim && i % 2 === 0) {
+        assert.equal((await del(srv, `/api/sessions/${victim}`)).status, 204);
+        deleted.add(victim);
+      }
+    });
+    const ids = seen.flat();
+    assert.equal(new Set(ids).size, ids.length, 'a session listed twice');
+    assert.deepEqual(ids, before.filter((id) => !deleted.has(id)), 'every session there throughout, once, in order');
+    for (const id of made) assert.ok(!ids.includes(id), 'a session made after the first page shows up on a later one');
+    assert.ok(deleted.size > 0 && made.length > 0);
+    assert.equal(total, before.length - deleted.size + made.length, 'X-Total-Count follows creates and deletes');
+  });
+
+  it('the offset form names the next page by cursor too', async () => {
+    const r = await get(srv, '/api/sessions?limit=2&offset=0');
+    assert.ok(Array.isArray(r.body));
+    const next = /^<\/api\/sessions\?limit=2&cursor=([^>]+)>; rel="next"$/.exec(r.headers.get('link'));
+    assert.ok(next, r.headers.get('link'));
+    const r2 = await get(srv, `/api/sessions?limit=2&cursor=${next[1]}`);
+    const r3 = await get(srv, '/api/sessions?limit=2&offset=2');
+    assert.deepEqual(r2.body.sessions.map((x) => x.id), r3.body.map((x) => x.id));
+  });
+
+  for (const [q, what] of [
+    ['cursor=abc', 'cursor'], ['cursor=12_x', 'cursor'], ['cursor=-1_01a21e47-ee02-7000-8ab4-60f6e8311bc9', 'cursor'],
+    ['cursor=99999999999999999999_01a21e47-ee02-7000-8ab4-60f6e8311bc9', 'cursor'],
+    ['cursor=&offset=0', 'offset'], ['cursor=&limit=0', 'limit'],
+  ]) {
+    it(`?${q} is 400 naming ${what}`, async () => {
+      assertError(await get(srv, `/api/sessions?${q}`), 400, 'bad_request', what);
+    });
+  }
+
+  it("another user's sessions are neither listed nor counted", async () => {
+    const { addUser } = await import('./lib/users.mjs');
+    const home = tempDir();
+    const admin = await addUser(home, 'pager-a', true);
+    const bob = await addUser(home, 'pager-b');
+    const as = (t) => ({ headers: { Authorization: `Bearer ${t}` } });
+    const other = await startServer({ home });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await post(other, '/api/sessions', { name: `a${i}` }, as(admin))).status, 201);
+      assert.equal((await post(other, '/api/sessions', { name: 'b0' }, as(bob))).status, 201);
+      const r = await get(other, '/api/sessions?limit=2&cursor=', as(bob));
+      assert.deepEqual(r.body.sessions.map((x) => x.name), ['b0']);
+      assert.equal(r.body.next_cursor, null);
+      assert.equal(r.headers.get('x-total-count'), '1');
+      const ra = await get(other, '/api/sessions?limit=2&cursor=', as(admin));
+      assert.deepEqual(ra.body.sessions.map((x) => x.name), ['a2', 'a1']);
+      assert.equal(ra.headers.get('x-total-count'), '3');
+    } finally {
+      await stopAndCheck(other);
+    }
+  });
+});

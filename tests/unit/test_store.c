@@ -223,6 +223,35 @@ static void test_list(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(l[0].id, s[4].id);
     free_list(l);
+
+    /* By cursor: the same order, pages of 2, the last one saying there is no next. */
+    char next[STORE_CURSOR_LEN];
+    const char *after = "";
+    int seen = 0;
+    for (int page = 0; page < 3; page++) {
+        char cur[STORE_CURSOR_LEN];
+        snprintf(cur, sizeof cur, "%s", after);
+        ok(st->ops->session_page(st, page % 2 ? NULL : "", 2, cur, &l, &n, next));
+        assert_int_equal(n, page < 2 ? 2 : 1);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(l[i].id, s[N - 1 - seen++].id);
+        free_list(l);
+        assert_int_equal(next[0] != '\0', page < 2);
+        after = next;
+    }
+    assert_int_equal(seen, N);
+    assert_int_equal(st->ops->session_page(st, NULL, 2, "nonsense", &l, &n, next), GD_EINVAL);
+    assert_int_equal(st->ops->session_page(st, NULL, 0, "", &l, &n, next), GD_EINVAL);
+    long cnt = -1;
+    ok(st->ops->session_count(st, NULL, &cnt));
+    assert_int_equal(cnt, N);
+    ok(st->ops->session_count(st, "", &cnt));
+    assert_int_equal(cnt, N);
+    ok(st->ops->session_count(st, "someone-else", &cnt));
+    assert_int_equal(cnt, 0);
+    ok(st->ops->session_delete(st, s[2].id));
+    ok(st->ops->session_count(st, "", &cnt));
+    assert_int_equal(cnt, N - 1);
     store_close(st);
 }
 
@@ -1547,6 +1576,10 @@ static void test_old_goosed_db_moved(void **state)
     store_session s;
     new_session(&s, "new");
     ok(st->ops->session_create(st, &s));
+    /* the counts of migration 5 start from the sessions already there */
+    long cnt = -1;
+    ok(st->ops->session_count(st, NULL, &cnt));
+    assert_int_equal(cnt, 3);
     store_close(st);
 
     char p[300];
