@@ -32,7 +32,7 @@ const char cl_common_help[] =
     "set. They are never printed.\n";
 
 struct cl_client {
-    char *base; /* the URL without a trailing '/' */
+    char *base;  /* the URL without a trailing '/' */
     char *shown; /* the same without user:password@, for messages */
     const char *cacert;
     const char *token, *secret;
@@ -166,15 +166,15 @@ char *cl_escape(const char *s)
 /* ---- one request ---- */
 
 typedef struct {
-    buf body;           /* a plain answer, or an error answer's body */
-    sse_reader *sse;    /* a stream: its events go there (once the status is 2xx) */
+    buf body;        /* a plain answer, or an error answer's body */
+    sse_reader *sse; /* a stream: its events go there (once the status is 2xx) */
     CURL *h;
-    long status;        /* known from the first byte of the body on */
+    long status; /* known from the first byte of the body on */
     cl_event_fn fn;
     cl_tick_fn tick;
     void *ud;
-    int stopped;        /* fn or tick asked to stop */
-    gd_err sse_err;     /* the stream broke its framing (a line past the cap) */
+    int stopped;    /* fn or tick asked to stop */
+    gd_err sse_err; /* the stream broke its framing (a line past the cap) */
 } xfer;
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -223,20 +223,34 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 static const char *status_text(long s)
 {
     switch (s) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
     }
 }
 
@@ -262,8 +276,9 @@ static void say_status(cl_client *cl, xfer *x)
             *status_text(x->status) ? " " : "", status_text(x->status), msg ? ": " : "",
             msg ? msg : "");
     if (x->status == 401)
-        fprintf(stderr, "%s: set GOOSE_SERVER_TOKEN (a user's token) or GOOSE_SERVER__SECRET_KEY "
-                        "(the server's key)%s\n",
+        fprintf(stderr,
+                "%s: set GOOSE_SERVER_TOKEN (a user's token) or GOOSE_SERVER__SECRET_KEY "
+                "(the server's key)%s\n",
                 cl->prog, cl->token || cl->secret ? "; the one given was refused" : "");
     json_decref(j);
 }
@@ -303,8 +318,7 @@ static void noop_signal(int sig)
 
 /* Runs one request. 0: a status arrived (x->status); 1: the transport failed (said); 3: fn or
  * tick stopped it. */
-static int perform(cl_client *cl, const char *method, const char *path, const char *body,
-                   xfer *x)
+static int perform(cl_client *cl, const char *method, const char *path, const char *body, xfer *x)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
     buf url, hdr;
@@ -321,8 +335,8 @@ static int perform(cl_client *cl, const char *method, const char *path, const ch
     bool has_body = body != NULL || strcmp(method, "GET");
     gd_err e = GD_OK;
     if (has_body) headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, x->sse ? "Accept: text/event-stream"
-                                                : "Accept: application/json");
+    headers = curl_slist_append(headers,
+                                x->sse ? "Accept: text/event-stream" : "Accept: application/json");
     if (cl->token) {
         buf_reset(&hdr);
         e = buf_printf(&hdr, "Authorization: Bearer %s", cl->token);
@@ -340,7 +354,8 @@ static int perform(cl_client *cl, const char *method, const char *path, const ch
     }
     if (cl->verbose) {
         fprintf(stderr, "> %s %s%s\n", method, cl->shown, path);
-        if (cl->token) fprintf(stderr, "> Authorization: Bearer (GOOSE_SERVER_TOKEN, not shown)\n");
+        if (cl->token)
+            fprintf(stderr, "> Authorization: Bearer (GOOSE_SERVER_TOKEN, not shown)\n");
         else if (cl->secret)
             fprintf(stderr, "> X-Secret-Key: (GOOSE_SERVER__SECRET_KEY, not shown)\n");
         if (body) fprintf(stderr, "> (%zu bytes of JSON)\n", strlen(body));
@@ -410,8 +425,7 @@ out:
     return ret;
 }
 
-json_t *cl_call(cl_client *cl, const char *method, const char *path, const char *body,
-                long *status)
+json_t *cl_call(cl_client *cl, const char *method, const char *path, const char *body, long *status)
 {
     xfer x = {0};
     buf_init(&x.body, CAP_ANSWER);

@@ -10,7 +10,7 @@
 static const char usage[] =
     "usage: goose extension list [options]\n"
     "       goose extension add NAME [--timeout S] [--env K=V]... [--header K=V]... [--disabled]\n"
-    "                           (--cmd COMMAND [ARGS...] | --url URL | --sse URL | --builtin |\n"
+    "                           (--cmd COMMAND [ARGS...] | --uri URL | --sse URL | --builtin |\n"
     "                            --config JSON) [options]\n"
     "       goose extension enable NAME | disable NAME | remove NAME [options]\n"
     "\n"
@@ -20,11 +20,13 @@ static const char usage[] =
     "  add NAME        adds (or replaces) an extension, one of:\n"
     "    --cmd COMMAND [ARGS...]  a stdio server; every argument after COMMAND is its argument,\n"
     "                             so give the other options before --cmd\n"
-    "    --url URL                a streamable HTTP server\n"
+    "    --uri URL                a streamable HTTP server (--uri, the config's field: --url\n"
+    "                             is the goosed server's, as for every command)\n"
     "    --sse URL                a server of the older HTTP+SSE transport\n"
     "    --builtin                a built-in one (developer)\n"
     "    --config JSON            the config object as the API takes it, e.g.\n"
-    "                             '{\"type\":\"stdio\",\"cmd\":\"npx\",\"args\":[\"-y\",\"pkg\"]}'\n"
+    "                             "
+    "'{\"type\":\"stdio\",\"cmd\":\"npx\",\"args\":[\"-y\",\"pkg\"]}'\n"
     "    --env K=V, --header K=V  a stdio server's environment, an HTTP server's headers\n"
     "    --timeout S              seconds a tool call may take (default 300)\n"
     "    --disabled               added but not enabled\n"
@@ -45,18 +47,19 @@ static int cmd_list(cl_client *cl, const cl_common *c)
         return 0;
     }
     json_t *list = json_is_array(r) ? r : json_object_get(r, "extensions");
-    if (!json_array_size(list)) printf("no extensions\n");
+    if (!json_array_size(list))
+        printf("no extensions\n");
     else
-        printf("%-20s  %-15s  %-7s  %-12s  %5s  %s\n", "NAME", "TYPE", "ENABLED", "STATUS",
-               "TOOLS", "COMMAND/URL");
+        printf("%-20s  %-15s  %-7s  %-12s  %5s  %s\n", "NAME", "TYPE", "ENABLED", "STATUS", "TOOLS",
+               "COMMAND/URL");
     size_t i;
     json_t *x;
     json_array_foreach(list, i, x)
     {
         json_t *cfg = json_object_get(x, "config");
         printf("%-20s  %-15s  %-7s  %-12s  %5zu  ", cl_str(x, "name", "?"), cl_str(x, "type", ""),
-               json_is_true(json_object_get(x, "enabled")) ? "yes" : "no",
-               cl_str(x, "status", ""), json_array_size(json_object_get(x, "tools")));
+               json_is_true(json_object_get(x, "enabled")) ? "yes" : "no", cl_str(x, "status", ""),
+               json_array_size(json_object_get(x, "tools")));
         const char *cmd = cl_str(cfg, "cmd", ""), *uri = cl_str(cfg, "uri", "");
         if (*cmd) {
             fputs(cmd, stdout);
@@ -114,7 +117,7 @@ static int parse_add(cl_common *c, int argc, char **argv, int i, const char **na
             json_object_set_new(cfg, "args", args);
             break;
         }
-        if ((r = cl_opt_value(prog, "--url", NULL, argc, argv, &i, &v)) ||
+        if ((r = cl_opt_value(prog, "--uri", NULL, argc, argv, &i, &v)) ||
             (r = cl_opt_value(prog, "--sse", NULL, argc, argv, &i, &v))) {
             if (r < 0) return 2;
             if (kind) goto twice;
@@ -137,8 +140,8 @@ static int parse_add(cl_common *c, int argc, char **argv, int i, const char **na
             json_error_t err;
             json_t *given = json_loads(v, 0, &err);
             if (!json_is_object(given)) {
-                fprintf(stderr, "%s: --config takes a JSON object%s%s\n", prog,
-                        given ? "" : ": ", given ? "" : err.text);
+                fprintf(stderr, "%s: --config takes a JSON object%s%s\n", prog, given ? "" : ": ",
+                        given ? "" : err.text);
                 json_decref(given);
                 return 2;
             }
@@ -180,13 +183,15 @@ static int parse_add(cl_common *c, int argc, char **argv, int i, const char **na
         return 2;
     }
     if (!kind) {
-        fprintf(stderr, "%s: say what it is: --cmd COMMAND [ARGS...], --url URL, --sse URL, "
-                        "--builtin or --config JSON\n", prog);
+        fprintf(stderr,
+                "%s: say what it is: --cmd COMMAND [ARGS...], --uri URL, --sse URL, "
+                "--builtin or --config JSON\n",
+                prog);
         return 2;
     }
     return 0;
 twice:
-    fprintf(stderr, "%s: give one of --cmd, --url, --sse, --builtin and --config\n", prog);
+    fprintf(stderr, "%s: give one of --cmd, --uri, --sse, --builtin and --config\n", prog);
     return 2;
 }
 
@@ -196,7 +201,8 @@ static int cmd_add(cl_client *cl, const cl_common *c, const char *name, json_t *
     json_t *r = cl_call_json(cl, "POST", "/api/extensions", body, NULL);
     json_decref(body);
     if (!r) return 1;
-    if (c->json) cl_print_json(r);
+    if (c->json)
+        cl_print_json(r);
     else
         printf("added extension %s (%s, %s)\n", name, cl_str(r, "type", "?"),
                json_is_false(json_object_get(r, "enabled")) ? "disabled" : "enabled");
@@ -209,9 +215,8 @@ static int cmd_change(cl_client *cl, const cl_common *c, const char *cmd, const 
 {
     char *esc = cl_escape(name), *path = NULL;
     bool rm = !strcmp(cmd, "remove") || !strcmp(cmd, "rm");
-    if (!esc ||
-        (rm ? asprintf(&path, "/api/extensions/%s", esc) : asprintf(&path, "/extensions/%s/%s",
-                                                                  esc, cmd)) < 0)
+    if (!esc || (rm ? asprintf(&path, "/api/extensions/%s", esc)
+                    : asprintf(&path, "/extensions/%s/%s", esc, cmd)) < 0)
         path = NULL;
     free(esc);
     if (!path) {
@@ -221,9 +226,14 @@ static int cmd_change(cl_client *cl, const cl_common *c, const char *cmd, const 
     json_t *r = cl_call(cl, rm ? "DELETE" : "POST", path, NULL, NULL);
     free(path);
     if (!r) return 1;
-    if (c->json) cl_print_json(r);
-    else printf("%s extension %s\n", rm ? "removed" : !strcmp(cmd, "enable") ? "enabled" : "disabled",
-                name);
+    if (c->json)
+        cl_print_json(r);
+    else
+        printf("%s extension %s\n",
+               rm                       ? "removed"
+               : !strcmp(cmd, "enable") ? "enabled"
+                                        : "disabled",
+               name);
     json_decref(r);
     return 0;
 }
@@ -283,9 +293,12 @@ int cli_extension(int argc, char **argv)
     cl_client *cl = cl_open(&c, prog);
     rc = 1;
     if (!cl) goto out;
-    if (!strcmp(cmd, "list")) rc = cmd_list(cl, &c);
-    else if (!strcmp(cmd, "add")) rc = cmd_add(cl, &c, name, cfg);
-    else rc = cmd_change(cl, &c, cmd, name);
+    if (!strcmp(cmd, "list"))
+        rc = cmd_list(cl, &c);
+    else if (!strcmp(cmd, "add"))
+        rc = cmd_add(cl, &c, name, cfg);
+    else
+        rc = cmd_change(cl, &c, cmd, name);
     cl_close(cl);
 out:
     json_decref(cfg);

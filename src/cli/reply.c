@@ -148,12 +148,28 @@ const char *reply_ask_confirmation(const char *tool, json_t *arguments)
         }
         char c = line[strspn(line, " \t")];
         switch (c) {
-        case 'y': case 'Y': action = "allow_once"; break;
-        case 'a': case 'A': action = "always_allow"; break;
-        case 'n': case 'N': action = "deny_once"; break;
-        case 'd': case 'D': action = "always_deny"; break;
-        case 'c': case 'C': action = "cancel"; break;
-        default: fputs("Answer y, a, n, d or c.\n", stderr);
+        case 'y':
+        case 'Y':
+            action = "allow_once";
+            break;
+        case 'a':
+        case 'A':
+            action = "always_allow";
+            break;
+        case 'n':
+        case 'N':
+            action = "deny_once";
+            break;
+        case 'd':
+        case 'D':
+            action = "always_deny";
+            break;
+        case 'c':
+        case 'C':
+            action = "cancel";
+            break;
+        default:
+            fputs("Answer y, a, n, d or c.\n", stderr);
         }
     }
     setitimer(ITIMER_REAL, &saved, NULL);
@@ -166,16 +182,16 @@ typedef struct {
     cl_client *cl;
     const char *sid;
     const reply_opts *o;
-    bool line_start;   /* stdout is at the start of a line */
-    bool spinner;      /* a spinner may be drawn (stderr is a terminal, text output) */
-    bool spinning;     /* a frame is on the screen */
+    bool line_start; /* stdout is at the start of a line */
+    bool spinner;    /* a spinner may be drawn (stderr is a terminal, text output) */
+    bool spinning;   /* a frame is on the screen */
     unsigned frame;
     long last_event_ms;
-    int handled;       /* Ctrl-C presses acted upon */
+    int handled; /* Ctrl-C presses acted upon */
     bool cancel_sent;
-    bool complete;     /* message_complete arrived */
+    bool complete; /* message_complete arrived */
     bool abandoned;
-    bool error_said;   /* an error event was said */
+    bool error_said; /* an error event was said */
     char stop[32];
 } rstate;
 
@@ -251,10 +267,10 @@ static void on_elicitation(rstate *s, json_t *d)
 {
     spin_clear(s);
     if (!s->o->json) newline(s);
-    fprintf(stderr, "%s: the extension %s asks: %s\n%s: declined (the command line does not "
-                    "answer an extension's questions)\n",
-            cl_prog(s->cl), cl_str(d, "extension", "?"), cl_str(d, "message", ""),
-            cl_prog(s->cl));
+    fprintf(stderr,
+            "%s: the extension %s asks: %s\n%s: declined (the command line does not "
+            "answer an extension's questions)\n",
+            cl_prog(s->cl), cl_str(d, "extension", "?"), cl_str(d, "message", ""), cl_prog(s->cl));
     answer(s, "elicitations", cl_str(d, "id", ""), "decline");
 }
 
@@ -314,7 +330,11 @@ static int on_tick(void *ud)
         s->handled = n;
         spin_clear(s);
         if (!s->cancel_sent) {
-            if (!s->o->json) newline(s);
+            /* After the terminal's "^C": a line of its own. */
+            if (!s->o->json && !s->line_start)
+                newline(s);
+            else if (isatty(STDERR_FILENO))
+                fputc('\n', stderr);
             fprintf(stderr, "%s: cancelling the reply (Ctrl-C again to stop waiting)\n",
                     cl_prog(s->cl));
             send_cancel(s);

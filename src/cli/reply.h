@@ -11,9 +11,9 @@
 
 /* What to do when the server asks to confirm a tool call. */
 typedef enum {
-    REPLY_ASK,      /* ask on the terminal; deny_once when there is none */
-    REPLY_APPROVE,  /* allow_once without asking (goose run --approve-all) */
-    REPLY_DENY,     /* deny_once without asking */
+    REPLY_ASK,     /* ask on the terminal; deny_once when there is none */
+    REPLY_APPROVE, /* allow_once without asking (goose run --approve-all) */
+    REPLY_DENY,    /* deny_once without asking */
 } reply_confirm;
 
 typedef struct {

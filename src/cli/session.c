@@ -214,8 +214,10 @@ static int cmd_rm(cl_client *cl, const cl_common *c, const char *id)
     json_t *r = p ? cl_call(cl, "DELETE", p, NULL, NULL) : NULL;
     free(p);
     if (!r) return 1;
-    if (c->json) cl_print_json(r);
-    else printf("removed session %s\n", id);
+    if (c->json)
+        cl_print_json(r);
+    else
+        printf("removed session %s\n", id);
     json_decref(r);
     return 0;
 }
@@ -271,7 +273,9 @@ static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const
     if (f != stdin) fclose(f);
     if (e || bad || !b.len) {
         fprintf(stderr, "%s: cannot read %s: %s\n", cl_prog(cl), file,
-                bad ? "read error" : e ? gd_strerror(e) : "it is empty");
+                bad ? "read error"
+                : e ? gd_strerror(e)
+                    : "it is empty");
         buf_free(&b);
         return 1;
     }
@@ -372,8 +376,10 @@ int cli_session(int argc, char **argv)
                 return 1;
             }
             const char *id = cl_str(json_array_get(list, 0), "id", NULL);
-            if (!id) fprintf(stderr, "%s: there is no session to resume\n", prog);
-            else sid = newest = strdup(id);
+            if (!id)
+                fprintf(stderr, "%s: there is no session to resume\n", prog);
+            else
+                sid = newest = strdup(id);
             json_decref(list);
             if (!sid) {
                 cl_close(cl);
