@@ -200,7 +200,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     return len;
 }
 
-static gd_err on_event(void *ud, const char *event, const char *data)
+static gd_err on_sse_event(void *ud, const char *event, const char *data)
 {
     xfer *x = ud;
     if (x->stopped) return GD_ECANCELLED;
@@ -469,7 +469,7 @@ int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn,
     x.fn = fn;
     x.tick = tick;
     x.ud = ud;
-    x.sse = sse_reader_new(CAP_SSE_LINE, on_event, &x);
+    x.sse = sse_reader_new(CAP_SSE_LINE, on_sse_event, &x);
     if (!x.sse) {
         fprintf(stderr, "%s: out of memory\n", cl->prog);
         return 1;
