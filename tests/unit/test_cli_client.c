@@ -43,8 +43,8 @@ static void test_tool_call_marker(void **state)
     /* a long value is cut before a multi-byte character, never inside it */
     char v[200] = "";
     for (int i = 0; i < 30; i++)
-        strcat(v, "é");                  /* 2 bytes each: 60 bytes */
-    strcat(v, "é");                      /* bytes 60-61: cut at 60 */
+        strcat(v, "é"); /* 2 bytes each: 60 bytes */
+    strcat(v, "é");     /* bytes 60-61: cut at 60 */
     args = json_pack("{s:s}", "x", v);
     s = render(call_fn, args);
     char want[300];
