@@ -127,6 +127,17 @@ cl_client *cl_open(const cl_common *c, const char *prog)
     cl->secret = getenv("GOOSE_SERVER__SECRET_KEY");
     if (cl->secret && !*cl->secret) cl->secret = NULL;
     cl->verbose = c->verbose;
+    /* A credential goes into a header line: a control character in it would end the line. */
+    const char *bad = NULL;
+    for (const char *p = cl->token; p && *p && !bad; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) bad = "GOOSE_SERVER_TOKEN";
+    for (const char *p = cl->secret; p && *p && !bad; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) bad = "GOOSE_SERVER__SECRET_KEY";
+    if (bad) {
+        fprintf(stderr, "%s: %s holds a control character (a line break?); not sent\n", prog, bad);
+        cl_close(cl);
+        return NULL;
+    }
     return cl;
 }
 

@@ -343,10 +343,34 @@ describe('goose: credentials', () => {
       assert.match(r.stderr, /the one given was refused/);
       for (const s of [wrongKey, wrongToken, SECRET, token]) assert.ok(!r.stderr.includes(s) && !r.stdout.includes(s), 'a credential was printed');
     }
+    const broken = await goose(srv, ['session', 'list'], { env: { GOOSE_SERVER_TOKEN: `${token}\nX-Other: 1` } });
+    assert.equal(broken.code, 1);
+    assert.equal(broken.stderr, 'goose session: GOOSE_SERVER_TOKEN holds a control character (a line break?); not sent\n');
     const verbose = await goose(srv, ['session', 'list', '-v'], { env: { GOOSE_SERVER__SECRET_KEY: SECRET } });
     ok(verbose);
     assert.match(verbose.stderr, /> GET http:\/\/[^ ]+\/api\/sessions/);
     assert.match(verbose.stderr, /X-Secret-Key: \(GOOSE_SERVER__SECRET_KEY, not shown\)/);
     assert.ok(!verbose.stderr.includes(SECRET));
+  });
+});
+
+describe('goose over https', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ env: { GOOSE_TLS_SELF_SIGNED: 'true' } });
+  });
+  after(() => stopAndCheck(srv));
+
+  it('verifies the certificate: refused without its CA, trusted with --cacert or GOOSE_SERVER_CACERT', async () => {
+    assert.match(srv.url, /^https:/);
+    const ca = path.join(srv.home, '.local', 'share', 'goose', 'sessions', 'tls-cert.pem');
+    assert.ok(existsSync(ca));
+    const refused = await goose(srv, ['session', 'list']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^goose session: the TLS connection to https:\/\/127\.0\.0\.1:\d+ failed .*--cacert FILE or GOOSE_SERVER_CACERT\n$/);
+    const flag = await goose(srv, ['session', 'list', '--cacert', ca]);
+    ok(flag);
+    assert.equal(flag.stdout, 'no sessions\n');
+    ok(await goose(srv, ['session', 'list', '--json'], { env: { GOOSE_SERVER_CACERT: ca } }));
   });
 });
