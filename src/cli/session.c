@@ -1,6 +1,7 @@
 /* cli/session: `goose session list|show|rm|export|import` against a running server, and `goose
  * session` alone (or `resume ID`), the interactive chat of chat.c. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,10 @@ static int cmd_export(cl_client *cl, const char *id, const char *out)
     } else {
         /* Mode 0600: a conversation is private. */
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0 && fchmod(fd, 0600) != 0) { /* a file that was there keeps its mode else */
+            close(fd);
+            fd = -1;
+        }
         FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
         if (!f) {
             fprintf(stderr, "%s: cannot write %s: %m\n", cl_prog(cl), out);

@@ -186,6 +186,7 @@ describe('goose session and run', () => {
     assert.equal(showJson.messages.length, 4);
 
     const file = path.join(dir, 'export.json');
+    writeFileSync(file, 'an older file, readable by all', { mode: 0o644 });
     const exp = await goose(srv, ['session', 'export', sid, '-o', file]);
     ok(exp);
     assert.equal(statSync(file).mode & 0o777, 0o600);
