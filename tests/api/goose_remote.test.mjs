@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, stopAndCheck, tempDir, GOOSED_BIN } from './lib/server.mjs';
+import { startServer, stopAndCheck, tempDir, assertCleanLog, GOOSED_BIN } from './lib/server.mjs';
 import { get, post, UUID_V4 } from './lib/http.mjs';
 import { recordOutput, recordSecretEnv } from './lib/record.mjs';
 import { addUser } from './lib/users.mjs';
@@ -34,7 +34,10 @@ function goose(srv, args, { env = {}, cwd, input, onStdout } = {}) {
     proc.stderr.setEncoding('utf8');
     proc.stdout.on('data', (d) => { stdout += d; rec.stdout(d); if (onStdout) onStdout(stdout, proc); });
     proc.stderr.on('data', (d) => { stderr += d; rec.stderr(d); });
-    proc.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    proc.on('close', (code, signal) => {
+      assertCleanLog(stderr, `goose ${args.join(' ')}`); // no sanitizer report (make check-asan)
+      resolve({ code, signal, stdout, stderr });
+    });
     if (input !== undefined) proc.stdin.end(input);
     else proc.stdin.end();
   });
