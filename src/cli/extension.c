@@ -8,7 +8,7 @@
 #include "cli/client.h"
 
 static const char usage[] =
-    "usage: goose extension list [options]\n"
+    "usage: goose extension list [--session ID] [options]\n"
     "       goose extension add NAME [--timeout S] [--env K=V]... [--header K=V]... [--disabled]\n"
     "                           (--cmd COMMAND [ARGS...] | --uri URL | --sse URL | --builtin |\n"
     "                            --config JSON) [options]\n"
@@ -32,10 +32,96 @@ static const char usage[] =
     "    --disabled               added but not enabled\n"
     "  enable NAME, disable NAME  turns it on or off\n"
     "  remove NAME     removes it (also: rm)\n"
+    "  -s, --session ID  the same for one session only: list shows its extensions and where\n"
+    "                  each comes from; add NAME with a config adds one to it alone; add NAME\n"
+    "                  alone or enable NAME turns a configured one on there; disable NAME turns\n"
+    "                  one off there; remove NAME takes it out of the session\n"
     "\n"
     "Exit status: 0 done, 1 a failure (the server's answer on stderr: a 403 names what the\n"
     "allowlist refused), 2 a usage error.\n"
     "\n";
+
+/* --session ID: the commands act on that session's extensions only (set per invocation). */
+static const char *session_id;
+
+/* A common option or --session/-s: as cl_common_opt. */
+static int ext_opt(cl_common *c, const char *prog, int argc, char **argv, int *i)
+{
+    int r = cl_common_opt(c, prog, argc, argv, i);
+    if (!r) r = cl_opt_value(prog, "--session", "-s", argc, argv, i, &session_id);
+    return r;
+}
+
+/* "/api/sessions/ID/extensions" + tail (the session of --session); the caller frees. */
+static char *session_path(const char *tail)
+{
+    char *esc = cl_escape(session_id), *p = NULL;
+    if (!esc || asprintf(&p, "/api/sessions/%s/extensions%s", esc, tail) < 0) p = NULL;
+    free(esc);
+    if (!p) fprintf(stderr, "goose extension: out of memory\n");
+    return p;
+}
+
+/* list --session ID: the session's extensions and where each comes from. */
+static int cmd_list_session(cl_client *cl, const cl_common *c)
+{
+    char *path = session_path("");
+    json_t *r = path ? cl_call(cl, "GET", path, NULL, NULL) : NULL;
+    free(path);
+    if (!r) return 1;
+    if (c->json) {
+        cl_print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    printf("mode: %s%s\n", cl_str(r, "effective_mode", "?"),
+           json_is_string(json_object_get(r, "execution_mode")) ? " (the session's own)" : "");
+    json_t *list = json_object_get(r, "extensions");
+    if (!json_array_size(list))
+        printf("no extensions\n");
+    else
+        printf("%-20s  %-15s  %-7s  %s\n", "NAME", "TYPE", "ENABLED", "SOURCE");
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+    {
+        printf("%-20s  %-15s  %-7s  %s\n", cl_str(x, "name", "?"), cl_str(x, "type", ""),
+               json_is_true(json_object_get(x, "enabled")) ? "yes" : "no", cl_str(x, "source", ""));
+    }
+    json_decref(r);
+    return 0;
+}
+
+/* add, enable, disable, remove with --session ID. cfg: add's config (NULL: none given). */
+static int cmd_session_change(cl_client *cl, const cl_common *c, const char *cmd, const char *name,
+                              json_t *cfg)
+{
+    bool rm = !strcmp(cmd, "remove") || !strcmp(cmd, "rm");
+    char *esc = rm ? cl_escape(name) : NULL, *tail = NULL;
+    if (rm && (!esc || asprintf(&tail, "/%s", esc) < 0)) tail = NULL;
+    free(esc);
+    char *path = rm ? (tail ? session_path(tail) : NULL) : session_path("");
+    free(tail);
+    json_t *body = json_pack("{s:s}", "name", name);
+    if (!strcmp(cmd, "add") && cfg) json_object_set(body, "config", cfg);
+    if (!strcmp(cmd, "enable") || !strcmp(cmd, "disable"))
+        json_object_set_new(body, "enabled", json_boolean(!strcmp(cmd, "enable")));
+    json_t *r =
+        path ? cl_call_json(cl, rm ? "DELETE" : "POST", path, rm ? NULL : body, NULL) : NULL;
+    free(path);
+    json_decref(body);
+    if (!r) return 1;
+    const char *did = rm                        ? "removed"
+                      : !strcmp(cmd, "disable") ? "turned off"
+                      : cfg                     ? "added"
+                                                : "turned on";
+    if (c->json)
+        cl_print_json(r);
+    else
+        printf("%s extension %s in session %s\n", did, name, session_id);
+    json_decref(r);
+    return 0;
+}
 
 static int cmd_list(cl_client *cl, const cl_common *c)
 {
@@ -99,7 +185,7 @@ static int parse_add(cl_common *c, int argc, char **argv, int i, const char **na
     const char *kind = NULL;
     for (; i < argc; i++) {
         const char *a = argv[i], *v;
-        int r = cl_common_opt(c, prog, argc, argv, &i);
+        int r = ext_opt(c, prog, argc, argv, &i);
         if (r < 0) return 2;
         if (r) continue;
         if (!strcmp(a, "--cmd")) {
@@ -182,10 +268,11 @@ static int parse_add(cl_common *c, int argc, char **argv, int i, const char **na
         fprintf(stderr, "%s: needs the extension's NAME\n\n%s", prog, usage);
         return 2;
     }
-    if (!kind) {
+    if (!kind && !session_id) {
         fprintf(stderr,
                 "%s: say what it is: --cmd COMMAND [ARGS...], --uri URL, --sse URL, "
-                "--builtin or --config JSON\n",
+                "--builtin or --config JSON (with --session ID, NAME alone turns on a configured "
+                "one there)\n",
                 prog);
         return 2;
     }
@@ -246,8 +333,9 @@ int cli_extension(int argc, char **argv)
     json_t *cfg = json_object();
     int rc = 2;
     int i = 1;
+    session_id = NULL;
     for (; i < argc && !cmd; i++) {
-        int r = cl_common_opt(&c, prog, argc, argv, &i);
+        int r = ext_opt(&c, prog, argc, argv, &i);
         if (r < 0) goto out;
         if (r) continue;
         if (argv[i][0] == '-') {
@@ -261,7 +349,7 @@ int cli_extension(int argc, char **argv)
         if ((rc = parse_add(&c, argc, argv, i, &name, cfg))) goto out;
     } else {
         for (; i < argc; i++) {
-            int r = cl_common_opt(&c, prog, argc, argv, &i);
+            int r = ext_opt(&c, prog, argc, argv, &i);
             if (r < 0) goto out;
             if (r) continue;
             if (argv[i][0] == '-' || name) {
@@ -293,7 +381,11 @@ int cli_extension(int argc, char **argv)
     cl_client *cl = cl_open(&c, prog);
     rc = 1;
     if (!cl) goto out;
-    if (!strcmp(cmd, "list"))
+    if (session_id && !strcmp(cmd, "list"))
+        rc = cmd_list_session(cl, &c);
+    else if (session_id)
+        rc = cmd_session_change(cl, &c, cmd, name, json_object_size(cfg) ? cfg : NULL);
+    else if (!strcmp(cmd, "list"))
         rc = cmd_list(cl, &c);
     else if (!strcmp(cmd, "add"))
         rc = cmd_add(cl, &c, name, cfg);

@@ -308,6 +308,39 @@ describe('goose extension', () => {
     assert.match(gone.stderr, /404/);
   });
 
+  it('--session ID: one session\'s extensions: list, add, disable, enable, remove', async () => {
+    const wd = tempDir('goose-cli-sext-');
+    const made = await post(srv, '/api/sessions', { working_directory: wd });
+    assert.equal(made.status, 201, made.text);
+    const sid = made.body.id;
+    const settings = async () => (await get(srv, `/api/sessions/${sid}/extensions`)).body.extensions;
+    const add = await goose(srv, ['extension', 'add', 'ok', '--session', sid, '--cmd', process.execPath, '-e', '1']);
+    ok(add);
+    assert.equal(add.stdout, `added extension ok in session ${sid}\n`);
+    assert.deepEqual((await settings()).find((e) => e.name === 'ok'), { name: 'ok', type: 'stdio', source: 'session', enabled: true });
+    assert.ok(!(await get(srv, '/api/extensions')).body.extensions.some((e) => e.name === 'ok'), 'the server\'s own list is untouched');
+
+    const list = await goose(srv, ['extension', 'list', '-s', sid]);
+    ok(list);
+    assert.match(list.stdout, /^mode: auto\nNAME\s+TYPE\s+ENABLED\s+SOURCE\n/);
+    assert.match(list.stdout, /^developer\s+builtin\s+yes\s+config$/m);
+    assert.match(list.stdout, /^ok\s+stdio\s+yes\s+session$/m);
+    assert.deepEqual(JSON.parse((await goose(srv, ['extension', 'list', '-s', sid, '--json'])).stdout).extensions, await settings());
+
+    const off = await goose(srv, ['extension', 'disable', 'developer', '-s', sid]);
+    ok(off);
+    assert.equal(off.stdout, `turned off extension developer in session ${sid}\n`);
+    assert.equal((await settings()).find((e) => e.name === 'developer').enabled, false);
+    ok(await goose(srv, ['extension', 'enable', 'developer', '-s', sid]));
+    assert.equal((await settings()).find((e) => e.name === 'developer').enabled, true);
+
+    ok(await goose(srv, ['extension', 'remove', 'ok', '-s', sid]));
+    assert.ok(!(await settings()).some((e) => e.name === 'ok'));
+    const unknown = await goose(srv, ['extension', 'list', '-s', 'no-such-session']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /404/);
+  });
+
   it('a 403 from the allowlist: one line with the server\'s reason, exit 1', async () => {
     const r = await goose(srv, ['extension', 'add', 'evil', '--cmd', '/bin/sh', '-c', 'true']);
     assert.equal(r.code, 1);
