@@ -164,6 +164,21 @@ describe('goose session and run', () => {
     assert.equal(next.status, 200, next.text);
   });
 
+  it('the chat reads its lines from a pipe too: each line a message, end of input leaves (exit 0)', async () => {
+    await fake.script([{ text: 'First answer.' }, { text: 'Second answer.' }]);
+    const r = await goose(srv, ['session', '-n', 'Piped'], { cwd: dir, input: 'one\n\n/help\ntwo\n' });
+    ok(r);
+    assert.match(r.stdout, /^starting session ([0-9a-f-]{36}) in /);
+    assert.match(r.stdout, /\( O\)> First answer\.\n\( O\)> \( O\)> Type a message[^]*\( O\)> Second answer\.\n\( O\)> \n$/);
+    const sid = r.stdout.match(/starting session ([0-9a-f-]{36})/)[1];
+    const s = (await get(srv, `/api/sessions/${sid}`)).body;
+    assert.equal(s.name, 'Piped');
+    assert.equal(s.message_count, 4);
+    const resumed = await goose(srv, ['session', '--resume'], { cwd: dir, input: '/exit\n' });
+    ok(resumed);
+    assert.match(resumed.stdout, new RegExp(`^resuming session ${sid} "Piped" \\(4 messages\\)`));
+  });
+
   it('session list, show, export, import and rm: a round trip', async () => {
     await fake.script([{ tool_calls: [{ id: 'call_s', name: 'developer__shell', arguments: { command: 'echo round-trip' } }] }, { text: 'Round trip answer.' }]);
     const run = await goose(srv, ['run', '-n', 'Round trip', '-t', 'start the trip'], { cwd: dir });
