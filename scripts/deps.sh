@@ -17,7 +17,7 @@ pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev lib
       libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap libgnutls28-dev)
 case $what in
   build) ;;
-  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl) ;;
+  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux) ;;
   bench) pkgs+=(wrk nginx-light) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

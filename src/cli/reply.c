@@ -1,0 +1,395 @@
+/* cli/reply: one reply streamed to the terminal (see reply.h). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/reply.h"
+
+#define SPIN_AFTER_MS   200 /* the spinner shows after this long without an event */
+#define RESULT_LINES    4   /* lines of a tool result shown */
+#define RESULT_COLUMNS  120 /* bytes of each line shown */
+#define ARG_VALUE_BYTES 60  /* bytes of each argument's value in a tool call's marker */
+
+static volatile sig_atomic_t interrupts;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupts++;
+}
+
+void reply_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+int reply_interrupts(void)
+{
+    return interrupts;
+}
+
+void reply_interrupts_clear(void)
+{
+    interrupts = 0;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* ---- how tool calls and results look ---- */
+
+/* The length of at most max bytes of s that does not end inside a UTF-8 sequence. */
+static size_t utf8_prefix(const char *s, size_t len, size_t max)
+{
+    if (len <= max) return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* Writes n bytes of s on f with control characters as spaces. */
+static void put_flat(FILE *f, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fputc((unsigned char)s[i] < 0x20 ? ' ' : s[i], f);
+}
+
+void reply_print_tool_call(FILE *f, const char *tool, json_t *arguments)
+{
+    const char *sep = tool ? strstr(tool, "__") : NULL;
+    const char *name = sep ? sep + 2 : (tool ? tool : "?");
+    fprintf(f, "─── %s(", name);
+    const char *key;
+    json_t *v;
+    bool first = true;
+    json_object_foreach(arguments, key, v)
+    {
+        char *dumped = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        const char *s = json_is_string(v) ? json_string_value(v) : (dumped ? dumped : "?");
+        size_t len = json_is_string(v) ? json_string_length(v) : strlen(s);
+        size_t n = utf8_prefix(s, len, ARG_VALUE_BYTES);
+        fprintf(f, "%s%s: ", first ? "" : ", ", key);
+        put_flat(f, s, n);
+        if (n < len) fputs("…", f);
+        free(dumped);
+        first = false;
+    }
+    fputs(") ───\n", f);
+}
+
+void reply_print_tool_result(FILE *f, const char *text, bool is_error)
+{
+    if (!text) text = "";
+    size_t lines = 0;
+    const char *p = text;
+    while (*p && lines < RESULT_LINES) {
+        size_t len = strcspn(p, "\n");
+        size_t n = utf8_prefix(p, len, RESULT_COLUMNS);
+        fputs(lines == 0 && is_error ? "  error: " : "  ", f);
+        put_flat(f, p, n);
+        fputs(n < len ? "…\n" : "\n", f);
+        lines++;
+        p += len;
+        if (*p == '\n') p++;
+    }
+    size_t more = 0;
+    for (; *p; p++)
+        if (*p == '\n' || !p[1]) more++;
+    if (more) fprintf(f, "  … (%zu more line%s)\n", more, more == 1 ? "" : "s");
+    if (!lines && is_error) fputs("  error\n", f);
+}
+
+/* ---- asking the user ---- */
+
+const char *reply_ask_confirmation(const char *tool, json_t *arguments)
+{
+    /* No ticks while the user reads and answers: they would interrupt the read. */
+    struct itimerval saved, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, &saved);
+    const char *action = NULL;
+    int before = interrupts;
+    (void)arguments;
+    while (!action) {
+        fprintf(stderr,
+                "Allow %s?  [y] allow once  [a] always allow  [n] deny  [d] always deny  "
+                "[c] cancel the reply: ",
+                tool ? tool : "this tool");
+        fflush(stderr);
+        char line[64];
+        if (!fgets(line, sizeof line, stdin)) {
+            bool eof = feof(stdin);
+            clearerr(stdin);
+            if (interrupts != before || eof) {
+                fputc('\n', stderr);
+                action = "cancel";
+                break;
+            }
+            if (errno == EINTR) continue;
+            action = "cancel";
+            break;
+        }
+        if (!strchr(line, '\n')) { /* a long line: the rest goes */
+            int c;
+            while ((c = getchar()) != EOF && c != '\n')
+                ;
+        }
+        char c = line[strspn(line, " \t")];
+        switch (c) {
+        case 'y':
+        case 'Y':
+            action = "allow_once";
+            break;
+        case 'a':
+        case 'A':
+            action = "always_allow";
+            break;
+        case 'n':
+        case 'N':
+            action = "deny_once";
+            break;
+        case 'd':
+        case 'D':
+            action = "always_deny";
+            break;
+        case 'c':
+        case 'C':
+            action = "cancel";
+            break;
+        default:
+            fputs("Answer y, a, n, d or c.\n", stderr);
+        }
+    }
+    setitimer(ITIMER_REAL, &saved, NULL);
+    return action;
+}
+
+/* ---- one reply ---- */
+
+typedef struct {
+    cl_client *cl;
+    const char *sid;
+    const reply_opts *o;
+    bool line_start; /* stdout is at the start of a line */
+    bool spinner;    /* a spinner may be drawn (stderr is a terminal, text output) */
+    bool spinning;   /* a frame is on the screen */
+    unsigned frame;
+    long last_event_ms;
+    int handled; /* Ctrl-C presses acted upon */
+    bool cancel_sent;
+    bool complete; /* message_complete arrived */
+    bool abandoned;
+    bool error_said; /* an error event was said */
+    char stop[32];
+} rstate;
+
+static void spin_clear(rstate *s)
+{
+    if (!s->spinning) return;
+    fputs(" \b", stderr);
+    fflush(stderr);
+    s->spinning = false;
+}
+
+static void out_text(rstate *s, const char *text, size_t n)
+{
+    if (!n) return;
+    spin_clear(s);
+    fwrite(text, 1, n, stdout);
+    fflush(stdout);
+    s->line_start = text[n - 1] == '\n';
+}
+
+/* Starts a new line on stdout unless at one already. */
+static void newline(rstate *s)
+{
+    if (!s->line_start) out_text(s, "\n", 1);
+}
+
+static void send_cancel(rstate *s)
+{
+    char *sid = cl_escape(s->sid);
+    char path[600];
+    snprintf(path, sizeof path, "/api/sessions/%s/cancel", sid ? sid : "");
+    free(sid);
+    json_decref(cl_call(s->cl, "POST", path, NULL, NULL));
+    s->cancel_sent = true;
+}
+
+static void answer(rstate *s, const char *route, const char *id, const char *action)
+{
+    char *sid = cl_escape(s->sid);
+    char path[600];
+    snprintf(path, sizeof path, "/api/sessions/%s/%s", sid ? sid : "", route);
+    free(sid);
+    json_t *body = json_pack("{s:s, s:s}", "id", id, "action", action);
+    json_decref(cl_call_json(s->cl, "POST", path, body, NULL));
+    json_decref(body);
+}
+
+static void on_confirmation(rstate *s, json_t *d)
+{
+    const char *id = cl_str(d, "id", "");
+    const char *tool = cl_str(d, "tool", "?");
+    const char *action;
+    spin_clear(s);
+    if (s->o->confirm == REPLY_APPROVE) {
+        action = "allow_once";
+    } else if (s->o->confirm == REPLY_ASK && isatty(STDIN_FILENO)) {
+        if (!s->o->json) newline(s);
+        fflush(stdout);
+        int before = interrupts;
+        action = reply_ask_confirmation(tool, json_object_get(d, "arguments"));
+        /* A Ctrl-C while asking is the answer "cancel", not a second request to cancel. */
+        s->handled += interrupts - before;
+    } else {
+        action = "deny_once";
+        fprintf(stderr, "%s: denied %s: no terminal to ask on (--approve-all allows every tool)\n",
+                cl_prog(s->cl), tool);
+    }
+    answer(s, "tool_confirmations", id, action);
+    s->last_event_ms = now_ms();
+}
+
+static void on_elicitation(rstate *s, json_t *d)
+{
+    spin_clear(s);
+    if (!s->o->json) newline(s);
+    fprintf(stderr,
+            "%s: the extension %s asks: %s\n%s: declined (the command line does not "
+            "answer an extension's questions)\n",
+            cl_prog(s->cl), cl_str(d, "extension", "?"), cl_str(d, "message", ""), cl_prog(s->cl));
+    answer(s, "elicitations", cl_str(d, "id", ""), "decline");
+}
+
+static int on_event(void *ud, const char *event, const char *id, const char *data)
+{
+    rstate *s = ud;
+    s->last_event_ms = now_ms();
+    json_t *d = json_loads(data, JSON_ALLOW_NUL, NULL);
+    if (s->o->json) {
+        json_t *line = json_pack("{s:s, s:s, s:O?}", "event", event, "id", id, "data", d);
+        if (!d) json_object_set_new(line, "data", json_string(data));
+        char *text = json_dumps(line, JSON_COMPACT);
+        if (text) printf("%s\n", text);
+        fflush(stdout);
+        free(text);
+        json_decref(line);
+    }
+    if (!strcmp(event, "message_chunk")) {
+        const char *kind = cl_str(d, "type", "text");
+        json_t *t = json_object_get(d, "text");
+        if (!s->o->json && !strcmp(kind, "text") && json_is_string(t))
+            out_text(s, json_string_value(t), json_string_length(t));
+    } else if (!strcmp(event, "tool_call") && !s->o->json) {
+        newline(s);
+        spin_clear(s);
+        reply_print_tool_call(stdout, cl_str(d, "tool", "?"), json_object_get(d, "arguments"));
+        fflush(stdout);
+    } else if (!strcmp(event, "tool_result") && !s->o->json) {
+        spin_clear(s);
+        reply_print_tool_result(stdout, cl_str(d, "result", ""),
+                                json_is_true(json_object_get(d, "is_error")));
+        fflush(stdout);
+        s->line_start = true;
+    } else if (!strcmp(event, "tool_confirmation")) {
+        on_confirmation(s, d);
+    } else if (!strcmp(event, "elicitation")) {
+        on_elicitation(s, d);
+    } else if (!strcmp(event, "error")) {
+        spin_clear(s);
+        if (!s->o->json) newline(s);
+        fprintf(stderr, "%s: error: %s\n", cl_prog(s->cl), cl_str(d, "error", data));
+        s->error_said = true;
+    } else if (!strcmp(event, "message_complete")) {
+        snprintf(s->stop, sizeof s->stop, "%s", cl_str(d, "stop_reason", "?"));
+        s->complete = true;
+    }
+    json_decref(d);
+    /* The server may keep the stream open after the reply (it does not): stop at its end. */
+    return s->complete;
+}
+
+static int on_tick(void *ud)
+{
+    rstate *s = ud;
+    int n = interrupts;
+    if (n > s->handled) {
+        s->handled = n;
+        spin_clear(s);
+        if (!s->cancel_sent) {
+            /* After the terminal's "^C": a line of its own. */
+            if (!s->o->json && !s->line_start)
+                newline(s);
+            else if (isatty(STDERR_FILENO))
+                fputc('\n', stderr);
+            fprintf(stderr, "%s: cancelling the reply (Ctrl-C again to stop waiting)\n",
+                    cl_prog(s->cl));
+            send_cancel(s);
+        } else {
+            s->abandoned = true;
+            return 1;
+        }
+    }
+    if (s->spinner && now_ms() - s->last_event_ms >= SPIN_AFTER_MS) {
+        static const char *const frames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+        fprintf(stderr, "%s\b", frames[s->frame++ % (sizeof frames / sizeof *frames)]);
+        fflush(stderr);
+        s->spinning = true;
+    }
+    return 0;
+}
+
+reply_end reply_run(cl_client *cl, const char *sid, const char *text, const reply_opts *opts,
+                    char *stop)
+{
+    rstate s = {.cl = cl, .sid = sid, .o = opts, .line_start = true};
+    s.spinner = !opts->json && isatty(STDERR_FILENO);
+    s.last_event_ms = now_ms();
+    s.handled = interrupts;
+    stop[0] = '\0';
+    char *esc = cl_escape(sid);
+    json_t *body = json_pack("{s:s, s:s}", "content", text, "role", "user");
+    char *btext = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    char path[600];
+    snprintf(path, sizeof path, "/api/sessions/%s/messages/stream", esc ? esc : "");
+    free(esc);
+    if (!btext) {
+        fprintf(stderr, "%s: the message is not valid UTF-8 (or out of memory)\n", cl_prog(cl));
+        return REPLY_FAILED;
+    }
+    int r = cl_stream(cl, path, btext, on_event, on_tick, &s);
+    free(btext);
+    spin_clear(&s);
+    if (!opts->json) newline(&s);
+    snprintf(stop, 32, "%s", s.stop);
+    if (s.abandoned) {
+        fprintf(stderr, "%s: stopped waiting for the reply\n", cl_prog(cl));
+        return REPLY_ABANDONED;
+    }
+    if (r == 1) return REPLY_FAILED;
+    if (!s.complete) {
+        if (!s.error_said)
+            fprintf(stderr, "%s: the connection ended before the reply did\n", cl_prog(cl));
+        return REPLY_FAILED;
+    }
+    if (!strcmp(s.stop, "end_turn")) return REPLY_END_TURN;
+    if (!strcmp(s.stop, "cancelled"))
+        fprintf(stderr, "%s: the reply was cancelled\n", cl_prog(cl));
+    else if (!s.error_said || strcmp(s.stop, "error"))
+        fprintf(stderr, "%s: the reply stopped: %s\n", cl_prog(cl), s.stop);
+    return REPLY_STOPPED;
+}

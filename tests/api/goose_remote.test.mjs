@@ -1,0 +1,428 @@
+// The goose client commands against a real goosed with the fake provider: session
+// list/show/rm/export/import, run streaming text and a tool call, Ctrl-C cancelling a stalled
+// reply, tool confirmations without a terminal, extension list/add/enable/disable/remove, exit
+// codes, authentication errors that never print the credentials, and --json that parses.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, stopAndCheck, tempDir, assertCleanLog, GOOSED_BIN } from './lib/server.mjs';
+import { get, post, UUID_V4 } from './lib/http.mjs';
+import { recordOutput, recordSecretEnv } from './lib/record.mjs';
+import { addUser } from './lib/users.mjs';
+import { startFake } from '../fakes/lib.mjs';
+
+const GOOSE = path.join(path.dirname(GOOSED_BIN), 'goose');
+const KEY = 'sk-goose-remote-test';
+const SECRET = 'goose-remote-secret-key-0123456789';
+
+const providerEnv = (fake, extra = {}) => ({ GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ...extra });
+
+/** Starts goose with args; env is added to a minimal one (GOOSE_SERVER_URL from srv). Resolves
+ *  {code, signal, stdout, stderr} when it exits. onStdout(all so far, proc) sees output as it comes. */
+function goose(srv, args, { env = {}, cwd, input, onStdout } = {}) {
+  const full = { PATH: process.env.PATH, HOME: cwd ?? tempDir('goose-cli-home-'), ...(srv ? { GOOSE_SERVER_URL: srv.url } : {}), ...env };
+  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) full[k] = process.env[k];
+  for (const [k, v] of Object.entries(full)) if (v === undefined) delete full[k];
+  recordSecretEnv(env);
+  const rec = recordOutput('goose');
+  return new Promise((resolve) => {
+    const proc = spawn(GOOSE, args, { cwd: cwd ?? full.HOME, env: full, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    proc.stdout.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
+    proc.stdout.on('data', (d) => { stdout += d; rec.stdout(d); if (onStdout) onStdout(stdout, proc); });
+    proc.stderr.on('data', (d) => { stderr += d; rec.stderr(d); });
+    proc.on('close', (code, signal) => {
+      assertCleanLog(stderr, `goose ${args.join(' ')}`); // no sanitizer report (make check-asan)
+      resolve({ code, signal, stdout, stderr });
+    });
+    if (input !== undefined) proc.stdin.end(input);
+    else proc.stdin.end();
+  });
+}
+
+const ok = (r) => assert.equal(r.code, 0, `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+const jsonLines = (text) => text.trim().split('\n').map((l) => JSON.parse(l));
+
+describe('goose: usage and a missing server', () => {
+  it('each command has --help (exit 0), and a usage error exits 2', async () => {
+    for (const cmd of [['session'], ['run'], ['extension']]) {
+      const r = await goose(null, [...cmd, '--help']);
+      ok(r);
+      assert.match(r.stdout, /usage: goose/);
+      assert.match(r.stdout, /GOOSE_SERVER__SECRET_KEY/);
+      assert.match(r.stdout, /Exit status/);
+    }
+    const run = await goose(null, ['run', '--help']);
+    assert.match(run.stdout, /0 the reply ended normally \(stop reason end_turn\); 1/);
+    for (const bad of [['run'], ['run', '-t'], ['run', '-t', 'x', '--nope'], ['session', 'frobnicate'], ['session', 'show'], ['session', 'rm', 'a', 'b'], ['extension'], ['extension', 'add', 'x'], ['extension', 'enable'], ['extension', 'list', 'extra']]) {
+      const r = await goose(null, bad);
+      assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stderr}`);
+      assert.ok(r.stderr.length > 0);
+    }
+  });
+
+  it('no server running: exit 1, saying so with the URL', async () => {
+    const url = 'http://127.0.0.1:9'; // discard: nothing listens there
+    for (const args of [['session', 'list'], ['run', '-t', 'hi'], ['extension', 'list']]) {
+      const r = await goose(null, args, { env: { GOOSE_SERVER_URL: url } });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /no server is running at http:\/\/127\.0\.0\.1:9/);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+    const viaFlag = await goose(null, ['session', 'list', '--url', url]);
+    assert.match(viaFlag.stderr, /no server is running at http:\/\/127\.0\.0\.1:9/);
+    const bad = await goose(null, ['session', 'list', '--url', 'ftp://x']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /http:\/\/ or https:\/\//);
+  });
+});
+
+describe('goose session and run', () => {
+  let fake, srv, dir;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake) });
+    dir = tempDir('goose-cli-work-');
+  });
+  after(async () => {
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  it('run streams text and a tool call, makes a session in the current directory, exits 0', async () => {
+    await fake.script([
+      { text: 'Let me look.', tool_calls: [{ id: 'call_1', name: 'developer__shell', arguments: { command: 'echo hi-from-the-tool' } }] },
+      { text: 'All done here.', chunks: ['All ', 'done ', 'here.'] },
+    ]);
+    const r = await goose(srv, ['run', '-t', 'what is here?'], { cwd: dir });
+    ok(r);
+    assert.match(r.stdout, /^Let me look\.\n─── shell\(command: echo hi-from-the-tool\) ───\n  exit status: 0\n  stdout:\n  hi-from-the-tool\n[^]*All done here\.\n$/);
+    const m = r.stderr.match(/session ([0-9a-f-]{36}) in (\S+)/);
+    assert.ok(m, r.stderr);
+    assert.equal(m[2], dir);
+    const s = await get(srv, `/api/sessions/${m[1]}`);
+    assert.equal(s.body.working_dir, dir);
+    assert.equal(s.body.message_count, 4);
+    // the model got the user's text
+    const sent = await fake.requests('openai');
+    assert.equal(sent.at(-2).body.messages.at(-1).content, 'what is here?');
+  });
+
+  it('run --json: one JSON object per line, the session first; --session continues it', async () => {
+    await fake.script([{ tool_calls: [{ id: 'call_j', name: 'developer__shell', arguments: { command: 'true' } }] }, { text: 'json reply' }]);
+    const r = await goose(srv, ['run', '--json', '-t', 'go'], { cwd: dir });
+    ok(r);
+    const lines = jsonLines(r.stdout);
+    assert.equal(lines[0].event, 'session');
+    assert.match(lines[0].data.id, UUID_V4);
+    const names = lines.map((l) => l.event);
+    for (const want of ['tool_call', 'tool_result', 'message_chunk', 'message_complete']) assert.ok(names.includes(want), names.join());
+    assert.equal(lines.at(-1).data.stop_reason, 'end_turn');
+    assert.equal(lines.find((l) => l.event === 'tool_call').data.id, 'call_j');
+    const sid = lines[0].data.id;
+    await fake.script([{ text: 'second' }]);
+    const again = await goose(srv, ['run', '--session', sid, '--json', '-t', 'more'], { cwd: dir });
+    ok(again);
+    assert.ok(jsonLines(again.stdout).every((l) => l.event !== 'session'));
+    assert.equal((await get(srv, `/api/sessions/${sid}`)).body.message_count, 6);
+  });
+
+  it('run -i FILE and -i - read the message', async () => {
+    writeFileSync(path.join(dir, 'ask.md'), 'from a file');
+    await fake.script([{ text: 'a' }, { text: 'b' }]);
+    ok(await goose(srv, ['run', '-i', 'ask.md'], { cwd: dir }));
+    ok(await goose(srv, ['run', '-i', '-'], { cwd: dir, input: 'from stdin' }));
+    const sent = (await fake.requests('openai')).slice(-2).map((q) => q.body.messages.at(-1).content);
+    assert.deepEqual(sent, ['from a file', 'from stdin']);
+  });
+
+  it('a reply that ends in an error exits 1 and says why', async () => {
+    await fake.script([{ error: { status: 400, message: 'the fake refuses this' } }]);
+    const r = await goose(srv, ['run', '-t', 'fail please'], { cwd: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /fake refuses this|error/);
+  });
+
+  it('Ctrl-C (SIGINT) during a stalled reply cancels it on the server: exit 1, "cancelled"', async () => {
+    await fake.script([{ text: 'first part and the rest', chunks: ['first part', ' and the rest'], stall_after: 1, stall_ms: 60_000 }]);
+    let sent = false;
+    const r = await goose(srv, ['run', '-t', 'be slow'], {
+      cwd: dir,
+      onStdout: (out, proc) => { if (!sent && out.includes('first part')) { sent = true; proc.kill('SIGINT'); } },
+    });
+    assert.ok(sent, 'the first chunk arrived before the reply ended (streamed)');
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /cancelling the reply/);
+    assert.match(r.stderr, /the reply was cancelled/);
+    assert.doesNotMatch(r.stdout, /the rest/);
+    const sid = r.stderr.match(/session ([0-9a-f-]{36})/)[1];
+    // the reply is over on the server: a new message is taken at once (not 409)
+    await fake.script([{ text: 'after' }]);
+    const next = await post(srv, `/api/sessions/${sid}/messages`, { content: 'again' });
+    assert.equal(next.status, 200, next.text);
+  });
+
+  it('the chat reads its lines from a pipe too: each line a message, end of input leaves (exit 0)', async () => {
+    await fake.script([{ text: 'First answer.' }, { text: 'Second answer.' }]);
+    const r = await goose(srv, ['session', '-n', 'Piped'], { cwd: dir, input: 'one\n\n/help\ntwo\n' });
+    ok(r);
+    assert.match(r.stdout, /^starting session ([0-9a-f-]{36}) in /);
+    assert.match(r.stdout, /\( O\)> First answer\.\n\( O\)> \( O\)> Type a message[^]*\( O\)> Second answer\.\n\( O\)> \n$/);
+    const sid = r.stdout.match(/starting session ([0-9a-f-]{36})/)[1];
+    const s = (await get(srv, `/api/sessions/${sid}`)).body;
+    assert.equal(s.name, 'Piped');
+    assert.equal(s.message_count, 4);
+    const resumed = await goose(srv, ['session', '--resume'], { cwd: dir, input: '/exit\n' });
+    ok(resumed);
+    assert.match(resumed.stdout, new RegExp(`^resuming session ${sid} "Piped" \\(4 messages\\)`));
+  });
+
+  it('session list, show, export, import and rm: a round trip', async () => {
+    await fake.script([{ tool_calls: [{ id: 'call_s', name: 'developer__shell', arguments: { command: 'echo round-trip' } }] }, { text: 'Round trip answer.' }]);
+    const run = await goose(srv, ['run', '-n', 'Round trip', '-t', 'start the trip'], { cwd: dir });
+    ok(run);
+    const sid = run.stderr.match(/session ([0-9a-f-]{36})/)[1];
+
+    const list = await goose(srv, ['session', 'list']);
+    ok(list);
+    assert.match(list.stdout, /^ID\s+UPDATED\s+MESSAGES\s+NAME\s+DIRECTORY\n/);
+    assert.match(list.stdout, new RegExp(`^${sid}\\s+\\S+\\s+4\\s+Round trip\\s+${dir}$`, 'm'));
+    const listJson = await goose(srv, ['session', 'list', '--json']);
+    ok(listJson);
+    assert.deepEqual(JSON.parse(listJson.stdout), (await get(srv, '/api/sessions')).body);
+
+    const show = await goose(srv, ['session', 'show', sid]);
+    ok(show);
+    assert.match(show.stdout, new RegExp(`^session    ${sid}\nname       Round trip\ndirectory  ${dir}\n`));
+    assert.match(show.stdout, /── user · [^\n]+ ──\nstart the trip\n/);
+    assert.match(show.stdout, /─── shell\(command: echo round-trip\) ───\n  exit status: 0\n  stdout:\n  round-trip\n/);
+    assert.match(show.stdout, /Round trip answer\./);
+    const showJson = JSON.parse((await goose(srv, ['session', 'show', sid, '--json'])).stdout);
+    assert.equal(showJson.session.id, sid);
+    assert.equal(showJson.messages.length, 4);
+
+    const file = path.join(dir, 'export.json');
+    writeFileSync(file, 'an older file, readable by all', { mode: 0o644 });
+    const exp = await goose(srv, ['session', 'export', sid, '-o', file]);
+    ok(exp);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(doc.format, 'goosed-session');
+    assert.equal(doc.messages.length, 4);
+    const toStdout = await goose(srv, ['session', 'export', sid]);
+    ok(toStdout);
+    assert.equal(JSON.parse(toStdout.stdout).messages.length, 4);
+
+    const imp = await goose(srv, ['session', 'import', file, '--json']);
+    ok(imp);
+    const made = JSON.parse(imp.stdout);
+    assert.notEqual(made.id, sid);
+    assert.equal(made.message_count, 4);
+    const other = tempDir('goose-cli-import-');
+    const imp2 = await goose(srv, ['session', 'import', '-', '--working-directory', other], { input: readFileSync(file) });
+    ok(imp2);
+    assert.match(imp2.stdout, new RegExp(`^imported session [0-9a-f-]{36} "Round trip" \\(4 messages\\) in ${other}\n$`));
+    const a = (await get(srv, `/api/sessions/${sid}/messages`)).body.map((m) => m.content);
+    const b = (await get(srv, `/api/sessions/${made.id}/messages`)).body.map((m) => m.content);
+    assert.deepEqual(b, a);
+
+    const rm = await goose(srv, ['session', 'rm', made.id]);
+    ok(rm);
+    assert.equal(rm.stdout, `removed session ${made.id}\n`);
+    assert.equal((await get(srv, `/api/sessions/${made.id}`)).status, 404);
+    const again = await goose(srv, ['session', 'rm', made.id]);
+    assert.equal(again.code, 1);
+    assert.equal(again.stderr, `goose session: the server answered 404 Not Found: session '${made.id}' not found\n`);
+    const missing = await goose(srv, ['session', 'show', 'no-such-session']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /404/);
+    const badFile = await goose(srv, ['session', 'import', path.join(dir, 'nope.json')]);
+    assert.equal(badFile.code, 1);
+    writeFileSync(path.join(dir, 'bad.json'), '{"format": "something else"}');
+    const refused = await goose(srv, ['session', 'import', path.join(dir, 'bad.json')]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /answered 400/);
+  });
+});
+
+describe('goose run: tool confirmations without a terminal', () => {
+  let fake, srv, dir;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake, { GOOSE_MODE: 'approve' }) });
+    dir = tempDir('goose-cli-approve-');
+  });
+  after(async () => {
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  const touch = (id, f) => ({ tool_calls: [{ id, name: 'developer__shell', arguments: { command: `touch ${f}` } }] });
+
+  it('denies (the model is told) unless --approve-all, which allows', async () => {
+    await fake.script([touch('c_deny', 'denied.txt'), { text: 'not made' }]);
+    const denied = await goose(srv, ['run', '-t', 'make it'], { cwd: dir });
+    ok(denied);
+    assert.match(denied.stderr, /denied developer__shell: no terminal to ask on/);
+    assert.ok(!existsSync(path.join(dir, 'denied.txt')));
+    const tools = (await fake.requests('openai')).at(-1).body.messages.filter((m) => m.role === 'tool');
+    assert.match(JSON.stringify(tools.at(-1).content), /denied by the user/);
+
+    await fake.script([touch('c_ok', 'allowed.txt'), { text: 'made' }]);
+    ok(await goose(srv, ['run', '--approve-all', '-t', 'make it'], { cwd: dir }));
+    assert.ok(existsSync(path.join(dir, 'allowed.txt')));
+  });
+});
+
+describe('goose extension', () => {
+  let srv, home;
+  before(async () => {
+    home = tempDir('goose-cli-ext-home-');
+    const allow = path.join(home, 'allowlist.yaml');
+    writeFileSync(allow, `extensions:\n  - id: ok\n    command: ${process.execPath} -e 1\n`);
+    srv = await startServer({ home, env: { GOOSE_ALLOWLIST: allow } });
+  });
+  after(() => stopAndCheck(srv));
+
+  it('add, list, disable, enable, remove; --json is the server\'s', async () => {
+    const add = await goose(srv, ['extension', 'add', 'ok', '--timeout', '30', '--env', 'LEVEL=info', '--cmd', process.execPath, '-e', '1']);
+    ok(add);
+    assert.equal(add.stdout, 'added extension ok (stdio, enabled)\n');
+    const x = (await get(srv, '/api/extensions')).body.extensions.find((e) => e.name === 'ok');
+    assert.equal(x.config.cmd, process.execPath);
+    assert.deepEqual(x.config.args, ['-e', '1']);
+    assert.equal(x.config.timeout, 30);
+    assert.deepEqual(x.config.envs, { LEVEL: '***' });
+
+    const list = await goose(srv, ['extension', 'list']);
+    ok(list);
+    assert.match(list.stdout, /^NAME\s+TYPE\s+ENABLED\s+STATUS\s+TOOLS\s+COMMAND\/URL\n/);
+    assert.match(list.stdout, new RegExp(`^ok\\s+stdio\\s+yes\\s+\\S+\\s+0\\s+${process.execPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -e 1$`, 'm'));
+    const listJson = await goose(srv, ['extension', 'list', '--json']);
+    ok(listJson);
+    assert.ok(JSON.parse(listJson.stdout).extensions.some((e) => e.name === 'ok'));
+
+    ok(await goose(srv, ['extension', 'disable', 'ok']));
+    assert.equal((await get(srv, '/api/extensions')).body.extensions.find((e) => e.name === 'ok').enabled, false);
+    const en = await goose(srv, ['extension', 'enable', 'ok']);
+    ok(en);
+    assert.equal(en.stdout, 'enabled extension ok\n');
+    assert.equal((await get(srv, '/api/extensions')).body.extensions.find((e) => e.name === 'ok').enabled, true);
+
+    const http = await goose(srv, ['extension', 'add', 'remote', '--header', 'X-A=b', '--uri', 'http://127.0.0.1:9/mcp', '--json']);
+    ok(http);
+    assert.equal(JSON.parse(http.stdout).type, 'streamable_http');
+    const raw = await goose(srv, ['extension', 'add', 'dev2', '--config', '{"type":"builtin","allow_shell":false}']);
+    ok(raw);
+
+    for (const n of ['ok', 'remote', 'dev2']) ok(await goose(srv, ['extension', 'remove', n]));
+    assert.ok(!(await get(srv, '/api/extensions')).body.extensions.some((e) => ['ok', 'remote', 'dev2'].includes(e.name)));
+    const gone = await goose(srv, ['extension', 'remove', 'ok']);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /404/);
+  });
+
+  it('--session ID: one session\'s extensions: list, add, disable, enable, remove', async () => {
+    const wd = tempDir('goose-cli-sext-');
+    const made = await post(srv, '/api/sessions', { working_directory: wd });
+    assert.equal(made.status, 201, made.text);
+    const sid = made.body.id;
+    const settings = async () => (await get(srv, `/api/sessions/${sid}/extensions`)).body.extensions;
+    const add = await goose(srv, ['extension', 'add', 'ok', '--session', sid, '--cmd', process.execPath, '-e', '1']);
+    ok(add);
+    assert.equal(add.stdout, `added extension ok in session ${sid}\n`);
+    assert.deepEqual((await settings()).find((e) => e.name === 'ok'), { name: 'ok', type: 'stdio', source: 'session', enabled: true });
+    assert.ok(!(await get(srv, '/api/extensions')).body.extensions.some((e) => e.name === 'ok'), 'the server\'s own list is untouched');
+
+    const list = await goose(srv, ['extension', 'list', '-s', sid]);
+    ok(list);
+    assert.match(list.stdout, /^mode: auto\nNAME\s+TYPE\s+ENABLED\s+SOURCE\n/);
+    assert.match(list.stdout, /^developer\s+builtin\s+yes\s+config$/m);
+    assert.match(list.stdout, /^ok\s+stdio\s+yes\s+session$/m);
+    assert.deepEqual(JSON.parse((await goose(srv, ['extension', 'list', '-s', sid, '--json'])).stdout).extensions, await settings());
+
+    const off = await goose(srv, ['extension', 'disable', 'developer', '-s', sid]);
+    ok(off);
+    assert.equal(off.stdout, `turned off extension developer in session ${sid}\n`);
+    assert.equal((await settings()).find((e) => e.name === 'developer').enabled, false);
+    ok(await goose(srv, ['extension', 'enable', 'developer', '-s', sid]));
+    assert.equal((await settings()).find((e) => e.name === 'developer').enabled, true);
+
+    ok(await goose(srv, ['extension', 'remove', 'ok', '-s', sid]));
+    assert.ok(!(await settings()).some((e) => e.name === 'ok'));
+    const unknown = await goose(srv, ['extension', 'list', '-s', 'no-such-session']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /404/);
+  });
+
+  it('a 403 from the allowlist: one line with the server\'s reason, exit 1', async () => {
+    const r = await goose(srv, ['extension', 'add', 'evil', '--cmd', '/bin/sh', '-c', 'true']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^goose extension: the server answered 403 Forbidden: .*allowlist.*\n$/);
+  });
+});
+
+describe('goose: credentials', () => {
+  let srv, token;
+  before(async () => {
+    const home = tempDir('goose-cli-auth-home-');
+    token = await addUser(home, 'alice');
+    srv = await startServer({ home, env: { GOOSE_SERVER__SECRET_KEY: SECRET } });
+  });
+  after(() => stopAndCheck(srv));
+
+  it('without credentials: 401 in one line with what to set, exit 1', async () => {
+    const r = await goose(srv, ['session', 'list']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^goose session: the server answered 401 Unauthorized: .*\ngoose session: set GOOSE_SERVER_TOKEN .* or GOOSE_SERVER__SECRET_KEY/);
+  });
+
+  it('the secret key (X-Secret-Key) and a user token (Bearer) work; a wrong one is refused, never printed', async () => {
+    ok(await goose(srv, ['session', 'list'], { env: { GOOSE_SERVER__SECRET_KEY: SECRET } }));
+    const mine = await goose(srv, ['run', '-t', 'x', '--json'], { env: { GOOSE_SERVER_TOKEN: token }, cwd: tempDir('goose-cli-auth-') });
+    // no provider is configured: the session is made, the reply fails
+    assert.equal(jsonLines(mine.stdout)[0].event, 'session');
+    const ids = JSON.parse((await goose(srv, ['session', 'list', '--json'], { env: { GOOSE_SERVER_TOKEN: token } })).stdout).map((s) => s.id);
+    assert.deepEqual(ids, [jsonLines(mine.stdout)[0].data.id]);
+
+    const wrongKey = 'wrong-secret-key-abcdefghijkl';
+    const wrongToken = 'gd_' + 'x'.repeat(43);
+    for (const env of [{ GOOSE_SERVER__SECRET_KEY: wrongKey }, { GOOSE_SERVER_TOKEN: wrongToken }]) {
+      const r = await goose(srv, ['session', 'list', '--verbose'], { env });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /401/);
+      assert.match(r.stderr, /the one given was refused/);
+      for (const s of [wrongKey, wrongToken, SECRET, token]) assert.ok(!r.stderr.includes(s) && !r.stdout.includes(s), 'a credential was printed');
+    }
+    const broken = await goose(srv, ['session', 'list'], { env: { GOOSE_SERVER_TOKEN: `${token}\nX-Other: 1` } });
+    assert.equal(broken.code, 1);
+    assert.equal(broken.stderr, 'goose session: GOOSE_SERVER_TOKEN holds a control character (a line break?); not sent\n');
+    const verbose = await goose(srv, ['session', 'list', '-v'], { env: { GOOSE_SERVER__SECRET_KEY: SECRET } });
+    ok(verbose);
+    assert.match(verbose.stderr, /> GET http:\/\/[^ ]+\/api\/sessions/);
+    assert.match(verbose.stderr, /X-Secret-Key: \(GOOSE_SERVER__SECRET_KEY, not shown\)/);
+    assert.ok(!verbose.stderr.includes(SECRET));
+  });
+});
+
+describe('goose over https', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ env: { GOOSE_TLS_SELF_SIGNED: 'true' } });
+  });
+  after(() => stopAndCheck(srv));
+
+  it('verifies the certificate: refused without its CA, trusted with --cacert or GOOSE_SERVER_CACERT', async () => {
+    assert.match(srv.url, /^https:/);
+    const ca = path.join(srv.home, '.local', 'share', 'goose', 'sessions', 'tls-cert.pem');
+    assert.ok(existsSync(ca));
+    const refused = await goose(srv, ['session', 'list']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^goose session: the TLS connection to https:\/\/127\.0\.0\.1:\d+ failed .*--cacert FILE or GOOSE_SERVER_CACERT\n$/);
+    const flag = await goose(srv, ['session', 'list', '--cacert', ca]);
+    ok(flag);
+    assert.equal(flag.stdout, 'no sessions\n');
+    ok(await goose(srv, ['session', 'list', '--json'], { env: { GOOSE_SERVER_CACERT: ca } }));
+  });
+});

@@ -1,0 +1,164 @@
+// The interactive parts of goose in a real terminal (tmux: new-session -d, send-keys,
+// capture-pane): the chat of `goose session` (a turn, a tool confirmation answered, Ctrl-C
+// cancelling a stalled reply and not the program, /exit and Ctrl-D leaving), the confirmation
+// asked by `goose run` on a terminal, and its spinner on stderr while nothing arrives.
+// Text is waited for by polling capture-pane, never by sleeping.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { startServer, stopAndCheck, tempDir, GOOSED_BIN } from './lib/server.mjs';
+import { get } from './lib/http.mjs';
+import { recordOutput } from './lib/record.mjs';
+import { startFake } from '../fakes/lib.mjs';
+
+const GOOSE = path.join(path.dirname(GOOSED_BIN), 'goose');
+const KEY = 'sk-goose-tty-test';
+const HAVE_TMUX = spawnSync('tmux', ['-V']).status === 0;
+const SOCKET = `goose-tty-${process.pid}`; // a tmux server of this file's own
+const WAIT_MS = 15_000;
+
+const tmux = (...args) => execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const pane = (name) => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', name);
+
+/** Polls the pane until re matches its text; returns the text. */
+async function waitFor(name, re, what = String(re)) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const text = pane(name);
+    if (re.test(text)) return text;
+    if (Date.now() > deadline) assert.fail(`${what} did not appear in the terminal; it shows:\n${text}`);
+    await delay(50); // a poll interval, not a synchronisation
+  }
+}
+
+/** Runs `sh -c cmd` in a new detached tmux window named name, in dir, with env. When the command
+ *  ends the window shows `EXITED=<status>` and waits, so its last output can be read. */
+function open(name, dir, env, cmd) {
+  const script = path.join(dir, `${name}.sh`);
+  const exports = Object.entries(env).map(([k, v]) => `export ${k}='${String(v).replace(/'/g, "'\\''")}'`).join('\n');
+  // The shell survives the Ctrl-C sent to the command (a trap, which the command does not inherit).
+  writeFileSync(script, `${exports}\ntrap : INT\ncd '${dir}'\n${cmd}\necho "EXITED=$?"\nexec sleep 600\n`);
+  tmux('new-session', '-d', '-s', name, '-x', '160', '-y', '50', 'sh', script);
+}
+
+function close(name) {
+  const rec = recordOutput(`tty-${name}`);
+  try { rec.stdout(pane(name)); } catch { /* gone already */ }
+  try { tmux('kill-session', '-t', name); } catch { /* gone already */ }
+}
+
+describe('goose in a terminal', { skip: !HAVE_TMUX && 'tmux is not installed (scripts/deps.sh test installs it)' }, () => {
+  let fake, srv, dir, env;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_MODE: 'approve' } });
+    dir = tempDir('goose-tty-');
+    env = { PATH: process.env.PATH, HOME: dir, GOOSE_SERVER_URL: srv.url, TERM: 'xterm-256color', LANG: 'C.UTF-8' };
+    for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+  });
+  after(async () => {
+    try { tmux('kill-server'); } catch { /* no session left */ }
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  it('a chat: a turn, a tool confirmation answered, Ctrl-C cancelling a stalled reply, /exit', async () => {
+    await fake.script([
+      { text: 'Hello from the chat.' },
+      { text: 'Making it.', tool_calls: [{ id: 'call_t', name: 'developer__shell', arguments: { command: 'touch confirmed.txt' } }] },
+      { text: 'The file is there.' },
+      { text: 'slow start and never the end', chunks: ['slow start', ' and never the end'], stall_after: 1, stall_ms: 60_000 },
+      { text: 'Still here.' },
+    ]);
+    open('chat', dir, env, `'${GOOSE}' session`);
+    try {
+      let text = await waitFor('chat', /starting session ([0-9a-f-]{36})[^]*\( O\)> $/m, 'the prompt');
+      const sid = text.match(/starting session ([0-9a-f-]{36})/)[1];
+
+      tmux('send-keys', '-t', 'chat', 'say hello', 'Enter');
+      await waitFor('chat', /\( O\)> say hello\nHello from the chat\.\n\( O\)> $/m, 'the first reply and a new prompt');
+
+      tmux('send-keys', '-t', 'chat', 'make a file', 'Enter');
+      text = await waitFor('chat', /Allow developer__shell\?.*\[y\] allow once.*\[a\] always allow.*\[n\] deny.*\[d\] always deny.*\[c\] cancel the reply: $/m, 'the confirmation question');
+      assert.match(text, /Making it\.\n─── shell\(command: touch confirmed\.txt\) ───\n/);
+      assert.ok(!existsSync(path.join(dir, 'confirmed.txt')), 'nothing runs before the answer');
+      tmux('send-keys', '-t', 'chat', 'maybe', 'Enter');
+      await waitFor('chat', /Answer y, a, n, d or c\.\nAllow developer__shell\?.*: $/m, 'the question again after a wrong answer');
+      tmux('send-keys', '-t', 'chat', 'y', 'Enter');
+      await waitFor('chat', /: y\n  exit status: 0\n[^]*The file is there\.\n\( O\)> $/m, 'the tool result and the end of the reply');
+      assert.ok(existsSync(path.join(dir, 'confirmed.txt')));
+
+      tmux('send-keys', '-t', 'chat', 'be slow', 'Enter');
+      await waitFor('chat', /\( O\)> be slow\nslow start/m, 'the stalled reply\'s first words');
+      tmux('send-keys', '-t', 'chat', 'C-c');
+      text = await waitFor('chat', /cancelling the reply[^]*the reply was cancelled\n\( O\)> $/m, 'the cancelled reply and a new prompt');
+      assert.doesNotMatch(text, /never the end/);
+      assert.doesNotMatch(text, /EXITED/);
+
+      // Ctrl-C at the prompt does not leave either
+      tmux('send-keys', '-t', 'chat', 'C-c');
+      await waitFor('chat', /\/exit or Ctrl-D leaves\)\n\( O\)> $/m, 'the hint after Ctrl-C at the prompt');
+      tmux('send-keys', '-t', 'chat', 'still there?', 'Enter');
+      await waitFor('chat', /Still here\.\n\( O\)> $/m, 'a reply after the cancel');
+
+      tmux('send-keys', '-t', 'chat', '/exit', 'Enter');
+      await waitFor('chat', /^EXITED=0$/m, 'the exit');
+      const msgs = (await get(srv, `/api/sessions/${sid}/messages`)).body;
+      assert.equal(msgs.filter((m) => m.role === 'user' && m.content.some((c) => c.type === 'text')).length, 4);
+    } finally {
+      close('chat');
+    }
+  });
+
+  it('resume ID continues a session; Ctrl-D leaves; "always deny" and cancel are answers too', async () => {
+    await fake.script([
+      { tool_calls: [{ id: 'call_d', name: 'developer__list_files', arguments: {} }] },
+      { text: 'Understood, not running it.' },
+      { tool_calls: [{ id: 'call_c', name: 'developer__text_editor', arguments: { command: 'write', path: 'c.txt', file_text: 'x' } }] },
+    ]);
+    const created = await (await fetch(`${srv.url}/api/sessions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Resumed', working_directory: dir }) })).json();
+    open('resume', dir, env, `'${GOOSE}' session resume ${created.id}`);
+    try {
+      await waitFor('resume', new RegExp(`resuming session ${created.id} "Resumed" \\(0 messages\\)[^]*\\( O\\)> $`, 'm'), 'the resumed prompt');
+      tmux('send-keys', '-t', 'resume', 'run it', 'Enter');
+      await waitFor('resume', /Allow developer__list_files\?.*: $/m, 'the question');
+      tmux('send-keys', '-t', 'resume', 'd', 'Enter');
+      await waitFor('resume', /Understood, not running it\.\n\( O\)> $/m, 'the reply after the denial');
+      const tools = (await fake.requests('openai')).at(-1).body.messages.filter((m) => m.role === 'tool');
+      assert.match(JSON.stringify(tools.at(-1).content), /denied/);
+      const perm = readFileSync(path.join(srv.home, '.config', 'goose', 'permission.yaml'), 'utf8');
+      assert.match(perm, /developer__list_files/);
+
+      tmux('send-keys', '-t', 'resume', 'edit', 'Enter');
+      await waitFor('resume', /Allow developer__text_editor\?.*: $/m, 'the second question');
+      tmux('send-keys', '-t', 'resume', 'c', 'Enter');
+      await waitFor('resume', /the reply was cancelled\n\( O\)> $/m, 'the reply cancelled by the answer');
+      assert.ok(!existsSync(path.join(dir, 'c.txt')));
+
+      tmux('send-keys', '-t', 'resume', 'C-d');
+      await waitFor('resume', /^EXITED=0$/m, 'the exit on Ctrl-D');
+    } finally {
+      close('resume');
+    }
+  });
+
+  it('goose run on a terminal asks, and turns a spinner on stderr while nothing arrives', async () => {
+    await fake.script([
+      { text: 'Thinking slowly', chunks: ['Thinking slowly'], tool_calls: [{ id: 'call_r', name: 'developer__shell', arguments: { command: 'touch from-run.txt' } }] },
+      { text: 'ran', stall_ms: 60_000 },
+    ]);
+    open('run', dir, env, `'${GOOSE}' run -t 'do it'`);
+    try {
+      await waitFor('run', /Allow developer__shell\?.*: $/m, 'the question of goose run');
+      tmux('send-keys', '-t', 'run', 'y', 'Enter');
+      await waitFor('run', /  exit status: 0\n[^]*[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/m, 'the spinner while the provider stalls');
+      assert.ok(existsSync(path.join(dir, 'from-run.txt')));
+      tmux('send-keys', '-t', 'run', 'C-c');
+      await waitFor('run', /the reply was cancelled\n(.*\n)*EXITED=1$/m, 'exit 1 after the cancel');
+    } finally {
+      close('run');
+    }
+  });
+});
