@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, tempDir, assertCleanLog, GOOSED_BIN } from './lib/server.mjs';
-import { get, post, UUID_V4 } from './lib/http.mjs';
+import { get, post, UUID_V7 } from './lib/http.mjs';
 import { recordOutput, recordSecretEnv } from './lib/record.mjs';
 import { addUser } from './lib/users.mjs';
 import { startFake } from '../fakes/lib.mjs';
@@ -116,7 +116,7 @@ describe('goose session and run', () => {
     ok(r);
     const lines = jsonLines(r.stdout);
     assert.equal(lines[0].event, 'session');
-    assert.match(lines[0].data.id, UUID_V4);
+    assert.match(lines[0].data.id, UUID_V7);
     const names = lines.map((l) => l.event);
     for (const want of ['tool_call', 'tool_result', 'message_chunk', 'message_complete']) assert.ok(names.includes(want), names.join());
     assert.equal(lines.at(-1).data.stop_reason, 'end_turn');
