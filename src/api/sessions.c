@@ -307,28 +307,44 @@ void api_session_delete(http_req *r)
 }
 
 /* A history read on a worker of the pool: a long history must not hold an HTTP thread (and the
- * other connections it serves) while it is read. The request is suspended meanwhile. */
+ * other connections it serves) while it is read. The request is suspended meanwhile. The store
+ * writes the JSON text itself, each message's content as it was stored. */
 typedef struct {
     http_req *r;
     app *a;
     char id[UUID_STR_LEN];
+    long limit;   /* 0: all */
+    char *cursor; /* NULL: the array of before; else the paged object */
     gd_err e;
     char err[256];
-    json_t *msgs;
+    buf text;
+    char next[STORE_CURSOR_LEN];
 } history_read;
 
 static void history_job(void *arg)
 {
     history_read *h = arg;
-    h->e = h->a->st->ops->messages_list(h->a->st, h->id, &h->msgs);
-    if (h->e) snprintf(h->err, sizeof h->err, "%s", store_errmsg());
+    gd_err e = h->cursor ? buf_puts(&h->text, "{\"messages\":") : GD_OK;
+    if (!e)
+        e = h->a->st->ops->messages_text(h->a->st, h->id, h->limit, h->cursor, &h->text, h->next);
+    if (e && e != GD_ENOMEM && e != GD_ETOOBIG)
+        snprintf(h->err, sizeof h->err, "%s", store_errmsg());
+    if (!e && h->cursor) {
+        e = buf_puts(&h->text, ",\"next_cursor\":");
+        if (!e)
+            e = h->next[0] ? buf_json_string(&h->text, h->next, strlen(h->next))
+                           : buf_puts(&h->text, "null");
+        if (!e) e = buf_puts(&h->text, "}");
+    }
+    h->e = e;
     http_resume(h->r);
 }
 
 static void history_free(void *arg)
 {
     history_read *h = arg;
-    json_decref(h->msgs);
+    buf_free(&h->text);
+    free(h->cursor);
     free(h);
 }
 
@@ -339,22 +355,50 @@ static void messages_answer(http_req *r)
         http_reply_error(r, 503, "storage_unavailable",
                          "storage unavailable: too many history reads and tool calls are waiting; "
                          "try again");
-    } else if (h->e == GD_ESHUTDOWN || h->e == GD_EINVAL) {
+    } else if (h->e == GD_ESHUTDOWN) {
         http_reply_error(r, 503, "storage_unavailable",
                          "storage unavailable: the server is shutting down");
+    } else if (h->e == GD_EINVAL) {
+        http_reply_error(r, 400, "bad_request", "cursor: %s", h->err);
+    } else if (h->e == GD_ETOOBIG) {
+        http_reply_error(r, 413, "too_large",
+                         "the history is too large for one answer: read it a page at a time "
+                         "(?limit=1000&cursor=)");
+    } else if (h->e == GD_ENOMEM) {
+        http_reply_error(r, 500, "internal", "out of memory");
     } else if (h->e) {
         api_store_error(r, h->e, h->id, h->err);
     } else {
-        http_reply_json(r, 200, h->msgs);
-        h->msgs = NULL;
+        if (h->next[0]) {
+            char link[STORE_CURSOR_LEN + 160];
+            snprintf(link, sizeof link, "<%s?limit=%ld&cursor=%s>; rel=\"next\"", http_path(r),
+                     h->limit, h->next);
+            http_add_header(r, "Link", link);
+        }
+        size_t len = h->text.len;
+        char *text = buf_detach(&h->text);
+        if (text)
+            http_reply_json_text(r, 200, text, len);
+        else
+            http_reply_error(r, 500, "internal", "out of memory");
     }
 }
 
+/* GET /api/sessions/{id}/messages: the whole history, oldest first, as an array; or a page at a
+ * time with ?limit= (the first page, still an array) and ?cursor= (the object
+ * {"messages": [...], "next_cursor": ...}), a Link header naming the next page either way. */
 void api_messages_list(http_req *r)
 {
     app *a = http_app(r);
+    long limit;
+    if (!query_long(r, "limit", 1, 100000, 0, &limit)) return;
+    const char *cursor = http_query(r, "cursor");
     history_read **slot = http_state(r, sizeof(history_read *));
     history_read *h = slot ? calloc(1, sizeof *h) : NULL;
+    if (h && cursor && !(h->cursor = strdup(cursor))) {
+        free(h);
+        h = NULL;
+    }
     if (!h) {
         http_reply_error(r, 500, "internal", "out of memory");
         return;
@@ -362,12 +406,14 @@ void api_messages_list(http_req *r)
     *slot = h;
     h->r = r;
     h->a = a;
+    h->limit = cursor && !limit ? 100 : limit;
+    buf_init(&h->text, BUF_CAP_HISTORY);
     snprintf(h->id, sizeof h->id, "%s", http_param(r, 0));
     http_on_done(r, history_free, h);
     http_suspend(r, messages_answer);
     gd_err e = pool_submit(agent_pool(a->agent), history_job, h);
     if (e) {
-        h->e = e == GD_AGAIN ? GD_EBUSY : e;
+        h->e = e == GD_AGAIN ? GD_EBUSY : e == GD_EINVAL ? GD_ESHUTDOWN : e;
         http_resume(r);
     }
 }

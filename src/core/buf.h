@@ -27,11 +27,12 @@
 #define BUF_CAP_REPLY_TEXT     (16u << 20) /* agent: the text (or thinking) of one message */
 #define BUF_CAP_INSTRUCTIONS   (1u << 20)  /* extensions: all their instructions together */
 #define BUF_CAP_SYSTEM_PROMPT  (BUF_CAP_INSTRUCTIONS + (64u << 10)) /* agent: with them */
-#define BUF_CAP_MESSAGE        (64u << 10) /* an error message built from parts */
-#define BUF_CAP_SSE_OUT        (64u << 20) /* api: what waits to be sent to one SSE client */
-#define BUF_CAP_CONFIG_LIST    (16u << 10) /* config: a list setting, joined with commas */
-#define BUF_CAP_CONFIG_FILE    (16u << 20) /* config: config.yaml, read and rewritten */
-#define BUF_CAP_SECRETS_FILE   (1u << 20)  /* config: secrets.yaml */
+#define BUF_CAP_MESSAGE        (64u << 10)       /* an error message built from parts */
+#define BUF_CAP_SSE_OUT        (64u << 20)       /* api: what waits to be sent to one SSE client */
+#define BUF_CAP_CONFIG_LIST    (16u << 10)       /* config: a list setting, joined with commas */
+#define BUF_CAP_CONFIG_FILE    (16u << 20)       /* config: config.yaml, read and rewritten */
+#define BUF_CAP_SECRETS_FILE   (1u << 20)        /* config: secrets.yaml */
+#define BUF_CAP_HISTORY        ((size_t)4 << 30) /* api: a session's history as one JSON text */
 
 #define BUF_MUST_CHECK __attribute__((warn_unused_result))
 

@@ -95,6 +95,8 @@ void http_add_header(http_req *r, const char *name, const char *value);
 void http_reply_json(http_req *r, int status, json_t *body);
 void http_reply_text(http_req *r, int status, const char *content_type, const char *text,
                      size_t len);
+/* JSON already written as text (len bytes, malloc'd): taken over and freed by the server. */
+void http_reply_json_text(http_req *r, int status, char *text, size_t len);
 void http_reply_static(http_req *r, int status, const char *content_type, const void *data,
                        size_t len);
 void http_reply_empty(http_req *r, int status);

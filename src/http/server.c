@@ -306,6 +306,12 @@ void http_reply_json(http_req *r, int status, json_t *body)
           "application/json; charset=utf-8", len);
 }
 
+void http_reply_json_text(http_req *r, int status, char *text, size_t len)
+{
+    queue(r, status, MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE),
+          "application/json; charset=utf-8", len);
+}
+
 /* Copies in to out (outlen > 0), each byte that is not part of valid UTF-8 (and, with controls,
  * each control character) written as \xNN, so that a client's bytes (a path, an id) can go into
  * a JSON string or a log line. Truncates. */

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/jscan.h"
 #include "core/ids.h"
 #include "core/log.h"
 
@@ -64,6 +65,7 @@ enum stmt_id {
     ST_SESSION_LIST_OWNED,
     ST_SESSION_COUNT_OWNED,
     ST_SESSION_PAGE,
+    ST_MESSAGES_PAGE,
     ST_SESSION_PAGE_OWNED,
     ST_USER_INSERT,
     ST_USER_BY_HASH,
@@ -122,6 +124,8 @@ static const char *const stmt_sql[ST__N] = {
     [ST_SESSION_LIST_OWNED] = "SELECT " SESSION_COLS " FROM sessions WHERE user_id = ?3 ORDER BY "
                               "created_us DESC, id DESC LIMIT ?1 OFFSET ?2",
     [ST_SESSION_COUNT_OWNED] = "SELECT coalesce(sum(n), 0) FROM session_counts WHERE user_id = ?1",
+    [ST_MESSAGES_PAGE] = "SELECT id, role, content, created_us, seq FROM messages WHERE "
+                         "session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     /* A page after the cursor (?2, ?3): a seek in the index of migration 5, whatever the depth. */
     [ST_SESSION_PAGE] = "SELECT " SESSION_COLS " FROM sessions WHERE (created_us, id) < (?2, ?3) "
                         "ORDER BY created_us DESC, id DESC LIMIT ?1",
@@ -1388,6 +1392,105 @@ out:
     return e;
 }
 
+/* One message of ST_MESSAGES_PAGE as JSON text: the shape of row_to_message, its content
+ * copied as stored once js_parse has found it a JSON array. */
+static gd_err message_text(sqlite3_stmt *s, js_doc *doc, buf *out)
+{
+    char when[RFC3339_LEN];
+    clock_rfc3339((time_t)(sqlite3_column_int64(s, 3) / 1000000), when);
+    const char *content = (const char *)sqlite3_column_text(s, 2);
+    size_t clen = (size_t)sqlite3_column_bytes(s, 2);
+    char err[64];
+    if (!content || js_parse(doc, content, clen, err, sizeof err) != GD_OK ||
+        js_typeof(doc, 0) != JS_ARRAY) {
+        content = "[]";
+        clen = 2;
+    }
+    const char *id = (const char *)sqlite3_column_text(s, 0);
+    const char *role = (const char *)sqlite3_column_text(s, 1);
+    gd_err e = buf_puts(out, "{\"id\":");
+    if (!e) e = buf_json_string(out, id ? id : "", id ? strlen(id) : 0);
+    if (!e) e = buf_puts(out, ",\"role\":");
+    if (!e) e = buf_json_string(out, role ? role : "", role ? strlen(role) : 0);
+    if (!e) e = buf_puts(out, ",\"content\":");
+    if (!e) e = buf_append(out, content, clen);
+    if (!e) e = buf_printf(out, ",\"created_at\":\"%s\"}", when);
+    return e;
+}
+
+static gd_err sq_messages_text(store *st, const char *session_id, long limit, const char *after,
+                               buf *out, char next[STORE_CURSOR_LEN])
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    next[0] = '\0';
+    long long from = 0;
+    if (after && after[0]) {
+        char *end;
+        errno = 0;
+        from = isdigit((unsigned char)after[0]) ? strtoll(after, &end, 10) : -1;
+        if (from < 0 || errno || *end) {
+            store_set_errmsg("not a cursor of this server (pass next_cursor as it came)");
+            return GD_EINVAL;
+        }
+    }
+    if (limit < 0) {
+        store_set_errmsg("limit must not be negative");
+        return GD_EINVAL;
+    }
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    size_t mark = out->len;
+    gd_err e = GD_ESTORE;
+    sqlite3_stmt *gs = NULL, *ms = NULL;
+    js_doc doc;
+    js_init(&doc);
+    /* One read transaction: the session and its messages as of one moment. */
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        e = read_failed(c);
+        goto out;
+    }
+    if (!(gs = stmt(c, ST_SESSION_GET)) || !(ms = stmt(c, ST_MESSAGES_PAGE))) goto out;
+    sqlite3_bind_text(gs, 1, session_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(gs);
+    if (rc != SQLITE_ROW) {
+        e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
+        goto out;
+    }
+    sqlite3_bind_text(ms, 1, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ms, 2, from);
+    sqlite3_bind_int64(ms, 3, limit ? limit + 1 : -1); /* one more: whether a next page is */
+    e = buf_puts(out, "[");
+    long n = 0;
+    long long last = from;
+    while (!e && (rc = sqlite3_step(ms)) == SQLITE_ROW) {
+        if (limit && n == limit) {
+            snprintf(next, STORE_CURSOR_LEN, "%lld", last);
+            rc = SQLITE_DONE;
+            break;
+        }
+        if (n++) e = buf_puts(out, ",");
+        if (!e) e = message_text(ms, &doc, out);
+        last = sqlite3_column_int64(ms, 4);
+    }
+    if (!e) e = buf_puts(out, "]");
+    if (e) {
+        store_set_errmsg("out of memory");
+    } else if (rc != SQLITE_DONE) {
+        e = read_failed(c);
+    }
+out:
+    if (e) {
+        out->len = mark;
+        next[0] = '\0';
+    }
+    js_free(&doc);
+    if (gs) stmt_done(gs);
+    if (ms) stmt_done(ms);
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    reader_put(ss, c);
+    return e;
+}
+
 static gd_err sq_message_get(store *st, const char *session_id, const char *message_id,
                              json_t **out)
 {
@@ -1994,6 +2097,7 @@ static const store_ops sqlite_ops = {
     .session_import = sq_session_import,
     .session_list_owned = sq_session_list_owned,
     .session_page = sq_session_page,
+    .messages_text = sq_messages_text,
     .session_count = sq_session_count,
     .user_add = sq_user_add,
     .user_get_by_token_hash = sq_user_get_by_token_hash,

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/buf.h"
 #include "core/ids.h"
 
 #define STORE_NAME_MAX   1024 /* bytes: 256 characters of up to 4 bytes */
@@ -99,6 +100,13 @@ typedef struct {
      * {"id", "role", "content": [items], "created_at": RFC 3339}. GD_ENOTFOUND (and *out
      * NULL) when the session does not exist. */
     gd_err (*messages_list)(store *st, const char *session_id, json_t **out);
+    /* The same as JSON text appended to out, a page at a time: at most limit messages (0: all)
+     * after the cursor after (NULL or "": from the first); next as for session_page. Each
+     * message's content is copied as stored (checked, not parsed into a tree and written
+     * again); one that is not a JSON array is given as [] as messages_list does. GD_EINVAL
+     * for a cursor this store did not make; out is left as it was on any error. */
+    gd_err (*messages_text)(store *st, const char *session_id, long limit, const char *after,
+                            buf *out, char next[STORE_CURSOR_LEN]);
     /* One message of a session, as a new JSON object the caller owns, of the same shape as an
      * element of messages_list. GD_ENOTFOUND (and *out NULL) when the session or the message
      * does not exist. */

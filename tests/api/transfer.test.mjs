@@ -10,6 +10,8 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
 import { get, post, assertError, UUID_V7 } from './lib/http.mjs';
+
+const UUID_NIL = '00000000-0000-7000-8000-000000000000';
 import { startFake } from '../fakes/lib.mjs';
 import { addUser } from './lib/users.mjs';
 
@@ -202,6 +204,66 @@ describe('session export, import and fork', () => {
     }
     assertError(await post(b, '/api/sessions/import', undefined), 400, 'bad_request', /session document/);
     assert.deepEqual(await sessionIds(b), before);
+  });
+
+  it('the history is served from the stored text: the same JSON as the export reads through a parser, for every kind of item, whole or a page at a time', async () => {
+    const weird = 'quote " backslash \\ slash / tab \t nl \n ctl \u0001 \u001f del \u007f é 中 😀 \u2028';
+    const doc = {
+      format: 'goosed-session', version: 1,
+      session: { name: 'every item', working_dir: dirB },
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: weird }, { type: 'text', text: '' }] },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'thinking', thinking: 'hmm ' + weird, signature: 'sig==' },
+            { type: 'text', text: 'calling' },
+            { type: 'tool_request', id: 'call_1', name: 'developer__shell', arguments: { command: 'ls', n: 1.5e-7, big: 12345678901234, neg: -0.25, deep: { a: [1, [2, [3, { b: null, t: true, f: false }]]] }, empty: {}, list: [] } },
+          ],
+        },
+        {
+          role: 'user',
+          content: [{ type: 'tool_response', id: 'call_1', name: 'developer__shell', is_error: true, content: [{ type: 'text', text: weird }, { type: 'image', mimeType: 'image/png', data: 'iVBORw0KGgo=' }] }],
+        },
+        { role: 'assistant', content: [{ type: 'text', text: 'done' }] },
+      ],
+    };
+    const r = await post(b, '/api/sessions/import', doc);
+    assert.equal(r.status, 201, r.text);
+    const id = r.body.id;
+    const whole = await get(b, `/api/sessions/${id}/messages`);
+    assert.equal(whole.status, 200, whole.text);
+    assert.equal(whole.headers.get('content-type'), 'application/json; charset=utf-8');
+    const exported = (await get(b, `/api/sessions/${id}/export`)).body.messages;
+    assert.equal(whole.body.length, 4);
+    assert.deepEqual(whole.body.map(({ role, content, created_at }) => ({ role, content, created_at })), exported);
+    assert.deepEqual(strip(whole.body), doc.messages);
+    for (const m of whole.body) assert.match(m.id, UUID_V7);
+    // a page at a time, following next_cursor, while messages are appended between pages
+    for (const limit of [1, 3]) {
+      const seen = [];
+      let cursor = '';
+      for (;;) {
+        const p = await get(b, `/api/sessions/${id}/messages?limit=${limit}&cursor=${cursor}`);
+        assert.equal(p.status, 200, p.text);
+        seen.push(...p.body.messages);
+        if (p.body.next_cursor === null) {
+          assert.equal(p.headers.get('link'), null);
+          break;
+        }
+        assert.equal(p.body.messages.length, limit);
+        assert.equal(p.headers.get('link'), `</api/sessions/${id}/messages?limit=${limit}&cursor=${p.body.next_cursor}>; rel="next"`);
+        cursor = p.body.next_cursor;
+      }
+      const now = (await get(b, `/api/sessions/${id}/messages`)).body;
+      assert.deepEqual(seen, now, `pages of ${limit}: every message once, in order`);
+    }
+    const first = await get(b, `/api/sessions/${id}/messages?limit=2`);
+    assert.deepEqual(first.body, whole.body.slice(0, 2), '?limit= alone: the first page, as an array');
+    assert.match(first.headers.get('link'), /cursor=\d+>; rel="next"$/);
+    assertError(await get(b, `/api/sessions/${id}/messages?cursor=x1`), 400, 'bad_request', /cursor/);
+    assertError(await get(b, `/api/sessions/${id}/messages?limit=0`), 400, 'bad_request', /limit/);
+    assert.equal((await get(b, `/api/sessions/${UUID_NIL}/messages?cursor=`)).status, 404);
   });
 
   it("what the real Goose's `goose session export` writes is imported", async () => {

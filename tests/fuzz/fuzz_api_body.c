@@ -177,6 +177,13 @@ void http_reply_text(http_req *r, int status, const char *content_type, const ch
     (void)content_type, (void)text, (void)len;
     reply(r, status);
 }
+void http_reply_json_text(http_req *r, int status, char *text, size_t len)
+{
+    CHECK(text);
+    (void)len;
+    free(text);
+    reply(r, status);
+}
 void http_reply_static(http_req *r, int status, const char *content_type, const void *data,
                        size_t len)
 {
