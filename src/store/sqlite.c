@@ -32,6 +32,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #define READERS_MAX 64
 #define LEGACY_FILE "sessions.db" /* the real Goose's name, which goosed once used too */
@@ -674,8 +675,11 @@ static void *writer_main(void *arg)
         size_t n = ss->nqueued;
         ss->head = ss->tail = NULL;
         ss->nqueued = 0;
+        metrics_gauge_set(MG_STORE_QUEUE, 0);
         pthread_mutex_unlock(&ss->mu);
+        uint64_t t0 = clock_mono_ns();
         run_batch(ss, batch);
+        metrics_store_commit(clock_mono_ns() - t0);
         write_op *async = NULL;
         pthread_mutex_lock(&ss->mu);
         ss->batches++;
@@ -786,6 +790,7 @@ static gd_err enqueue_locked(sqlite_store *ss, write_op *op)
     *at = op;
     if (!op->next) ss->tail = op;
     ss->nqueued++;
+    metrics_gauge_set(MG_STORE_QUEUE, (long)ss->nqueued);
     pthread_cond_signal(&ss->work);
     return GD_OK;
 }
