@@ -42,8 +42,9 @@ http_server *api_metrics_listen(const config *cfg, void *app_, char *err, size_t
     static config mc; /* the server keeps a pointer to it */
     mc = *cfg;
     if (!split_listen(cfg->metrics_listen, mc.host, sizeof mc.host, &mc.port)) {
-        snprintf(err, errlen, "metrics_listen: expected an address and port such as "
-                              "127.0.0.1:9464, got \"%.100s\"",
+        snprintf(err, errlen,
+                 "metrics_listen: expected an address and port such as "
+                 "127.0.0.1:9464, got \"%.100s\"",
                  cfg->metrics_listen);
         return NULL;
     }
@@ -57,8 +58,9 @@ http_server *api_metrics_listen(const config *cfg, void *app_, char *err, size_t
                                 app_, err, errlen);
     if (s) {
         const char *lb = strchr(mc.host, ':') ? "[" : "", *rb = *lb ? "]" : "";
-        log_write(LOG_INFO, "server", "metrics served without authentication on http://%s%s%s:%d/metrics",
-                  lb, mc.host, rb, http_port(s));
+        log_write(LOG_INFO, "server",
+                  "metrics served without authentication on http://%s%s%s:%d/metrics", lb, mc.host,
+                  rb, http_port(s));
     } else {
         char why[512];
         snprintf(why, sizeof why, "%s", err);

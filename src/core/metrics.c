@@ -104,14 +104,14 @@ static size_t series_slot(series_table *t, const char *a, size_t alen, const cha
     size_t i = 0;
     while (i < n && (strcmp(t->keys[i].a, k.a) || strcmp(t->keys[i].b, k.b)))
         i++;
-    if (i == n) {
+    if (i == n && n < METRICS_MAX_SERIES) { /* a new name, and room for it (or for "other") */
         if (n == METRICS_MAX_SERIES - 1) {
             snprintf(t->keys[n].a, LABEL_MAX, "other");
             snprintf(t->keys[n].b, LABEL_MAX, "other");
         } else {
             t->keys[n] = k;
         }
-        if (n < METRICS_MAX_SERIES) atomic_store_explicit(&t->n, n + 1, memory_order_release);
+        atomic_store_explicit(&t->n, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&t->mu);
     return i < METRICS_MAX_SERIES ? i : METRICS_MAX_SERIES - 1;
@@ -119,8 +119,8 @@ static size_t series_slot(series_table *t, const char *a, size_t alen, const cha
 
 /* ---- the metrics ---- */
 
-static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-                                      "other"};
+static const char *const methods[] = {"GET",   "HEAD",   "POST",    "PUT",
+                                      "PATCH", "DELETE", "OPTIONS", "other"};
 #define NMETHODS (sizeof methods / sizeof *methods)
 static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "none"};
 #define NCLASSES (sizeof classes / sizeof *classes)
@@ -197,8 +197,8 @@ void metrics_gauge_set(metrics_gauge g, long value)
     if (M.on) atomic_store_explicit(&M.gauge[g], value, memory_order_relaxed);
 }
 
-void metrics_provider_call(const char *provider, const char *model, long in_tokens,
-                           long out_tokens, bool error)
+void metrics_provider_call(const char *provider, const char *model, long in_tokens, long out_tokens,
+                           bool error)
 {
     if (!M.on) return;
     size_t i = series_slot(&M.prov, provider, LABEL_MAX, model, LABEL_MAX);
@@ -257,8 +257,8 @@ static gd_err esc(buf *o, const char *v)
 
 /* One histogram's series: name_bucket{labels,le=...}, name_sum{labels}, name_count{labels}.
  * labels is "" or `k="v",` pieces ending with a comma (already escaped). */
-static gd_err histo_render(buf *o, const char *name, const char *labels, histo *h,
-                           const double *le, size_t n)
+static gd_err histo_render(buf *o, const char *name, const char *labels, histo *h, const double *le,
+                           size_t n)
 {
     uint64_t cum = 0;
     gd_err e = GD_OK;
@@ -277,8 +277,7 @@ static gd_err histo_render(buf *o, const char *name, const char *labels, histo *
                        name, (unsigned long long)cum);
     else if (!e)
         e = buf_printf(o, "%s_sum{%.*s} %.9f\n%s_count{%.*s} %llu\n", name, cut, labels,
-                       (double)load(&h->sum_ns) / 1e9, name, cut, labels,
-                       (unsigned long long)cum);
+                       (double)load(&h->sum_ns) / 1e9, name, cut, labels, (unsigned long long)cum);
     return e;
 }
 
@@ -358,8 +357,7 @@ static gd_err render_gauges(buf *o)
     };
     gd_err e = GD_OK;
     for (int i = 0; i < MG_COUNT && !e; i++)
-        e = gauge(o, g[i].name, g[i].help,
-                  atomic_load_explicit(&M.gauge[i], memory_order_relaxed));
+        e = gauge(o, g[i].name, g[i].help, atomic_load_explicit(&M.gauge[i], memory_order_relaxed));
     return e;
 }
 
@@ -381,8 +379,9 @@ static gd_err prov_family(buf *o, const char *name, const char *help, counter *c
     for (size_t i = 0; i < n && !e; i++) {
         buf_reset(lab);
         e = key_labels(lab, "provider", M.prov.keys[i].a, "model", M.prov.keys[i].b);
-        if (!e) e = buf_printf(o, "%s{%.*s} %llu\n", name, (int)lab->len - 1, lab->data,
-                               (unsigned long long)load(&c[i]));
+        if (!e)
+            e = buf_printf(o, "%s{%.*s} %llu\n", name, (int)lab->len - 1, lab->data,
+                           (unsigned long long)load(&c[i]));
     }
     return e;
 }
@@ -475,7 +474,9 @@ static gd_err render_process(buf *o)
 {
     gd_err e = head(o, "goosed_build_info", "gauge", "goosed's version (the value is always 1).");
     if (!e) e = buf_printf(o, "goosed_build_info{version=\"%s\"} 1\n", GOOSED_VERSION);
-    if (!e) e = head(o, "process_start_time_seconds", "gauge", "Start time, in seconds since the epoch.");
+    if (!e)
+        e = head(o, "process_start_time_seconds", "gauge",
+                 "Start time, in seconds since the epoch.");
     if (!e) e = buf_printf(o, "process_start_time_seconds %lld\n", (long long)M.start);
     if (!e)
         e = gauge(o, "process_resident_memory_bytes", "Resident memory size in bytes.",
@@ -495,8 +496,8 @@ gd_err metrics_render(buf *out)
                  "Time the store's writer took to commit a batch of writes (BEGIN to COMMIT, "
                  "fsync included).");
     if (!e)
-        e = histo_render(out, "goosed_store_commit_duration_seconds", "", &M.store_commit,
-                         store_le, NB_STORE);
+        e = histo_render(out, "goosed_store_commit_duration_seconds", "", &M.store_commit, store_le,
+                         NB_STORE);
     if (!e) e = render_process(out);
     return e;
 }

@@ -47,8 +47,8 @@ void metrics_http_done(const http_route *route, const char *method, int status, 
 void metrics_gauge_add(metrics_gauge g, long delta);
 void metrics_gauge_set(metrics_gauge g, long value);
 /* A provider call has ended: tokens in and out (counted when > 0), whether it failed. */
-void metrics_provider_call(const char *provider, const char *model, long in_tokens,
-                           long out_tokens, bool error);
+void metrics_provider_call(const char *provider, const char *model, long in_tokens, long out_tokens,
+                           bool error);
 /* A provider call is retried. */
 void metrics_provider_retry(const char *provider, const char *model);
 /* A tool call has ended. full_name is "<extension>__<tool>"; outcome is one of "ok", "error",
