@@ -633,6 +633,8 @@ if want mcp; then
     done
 fi
 MCP_SECONDS=$((SECONDS - MCP_START))
+METRICS_RUNS=()
+if want metrics; then source bench/metrics_overhead.sh; fi # what metrics cost (uses the fake)
 if [ -n "$FAKE_PID" ]; then
     stop_fake
     FAKE_ERR_LINES=$(grep -c . "$WORK/fake.err" || true)
@@ -858,9 +860,6 @@ if want mcp; then
     done
     MCP_EXIT_TEXT=${MCP_EXIT_TEXT%; }
 fi
-
-METRICS_RUNS=()
-if want metrics; then source bench/metrics_overhead.sh; fi
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
