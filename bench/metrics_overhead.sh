@@ -59,24 +59,29 @@ metrics_best() {
     printf '%s' "${best:-0}"
 }
 
-MS_ON=$(metrics_best mstatus_on rps max)
-MS_OFF=$(metrics_best mstatus_off rps max)
-MR_ON_WALL=$(metrics_best mreplies_on g_batch_wall_ms min)
-MR_OFF_WALL=$(metrics_best mreplies_off g_batch_wall_ms min)
-MR_ON_CPU=$(metrics_best mreplies_on g_goosed_cpu_s min)
-MR_OFF_CPU=$(metrics_best mreplies_off g_goosed_cpu_s min)
-MR_ON_P50=$(metrics_best mreplies_on g_ratio_p50 min)
-MR_OFF_P50=$(metrics_best mreplies_off g_ratio_p50 min)
-# cost in percent: the throughput lost, the time and CPU added
-MS_COST=$(calc "printf \"%.1f\", $MS_OFF > 0 ? 100 * (1 - $MS_ON / $MS_OFF) : 0")
-MR_WALL_COST=$(calc "printf \"%.1f\", $MR_OFF_WALL > 0 ? 100 * ($MR_ON_WALL / $MR_OFF_WALL - 1) : 0")
-MR_CPU_COST=$(calc "printf \"%.1f\", $MR_OFF_CPU > 0 ? 100 * ($MR_ON_CPU / $MR_OFF_CPU - 1) : 0")
-MS_OK=$(verdict "$MS_COST < 5")
-MR_OK=$(verdict "$MR_WALL_COST < 5")
-[ "$MS_OK" = PASS ] || MISSED+=("metrics' cost on GET /status")
-[ "$MR_OK" = PASS ] || MISSED+=("metrics' cost on $AGENT_REPLIES concurrent replies")
-NTARGETS=$((NTARGETS + 2))
-for ((r = 1; r <= METRICS_ROUNDS; r++)); do METRICS_RUNS+=("mreplies_on_$r" "mreplies_off_$r"); done
+
+# metrics_results: the figures, the verdicts and the targets (after run.sh defines calc, MISSED).
+metrics_results() {
+    local r
+    MS_ON=$(metrics_best mstatus_on rps max)
+    MS_OFF=$(metrics_best mstatus_off rps max)
+    MR_ON_WALL=$(metrics_best mreplies_on g_batch_wall_ms min)
+    MR_OFF_WALL=$(metrics_best mreplies_off g_batch_wall_ms min)
+    MR_ON_CPU=$(metrics_best mreplies_on g_goosed_cpu_s min)
+    MR_OFF_CPU=$(metrics_best mreplies_off g_goosed_cpu_s min)
+    MR_ON_P50=$(metrics_best mreplies_on g_ratio_p50 min)
+    MR_OFF_P50=$(metrics_best mreplies_off g_ratio_p50 min)
+    # cost in percent: the throughput lost, the time and CPU added
+    MS_COST=$(calc "printf \"%.1f\", ($MS_OFF > 0 ? 100 * (1 - $MS_ON / $MS_OFF) : 0)")
+    MR_WALL_COST=$(calc "printf \"%.1f\", ($MR_OFF_WALL > 0 ? 100 * ($MR_ON_WALL / $MR_OFF_WALL - 1) : 0)")
+    MR_CPU_COST=$(calc "printf \"%.1f\", ($MR_OFF_CPU > 0 ? 100 * ($MR_ON_CPU / $MR_OFF_CPU - 1) : 0)")
+    MS_OK=$(verdict "$MS_COST < 5")
+    MR_OK=$(verdict "$MR_WALL_COST < 5")
+    [ "$MS_OK" = PASS ] || MISSED+=("metrics' cost on GET /status")
+    [ "$MR_OK" = PASS ] || MISSED+=("metrics' cost on $AGENT_REPLIES concurrent replies")
+    NTARGETS=$((NTARGETS + 2))
+    for ((r = 1; r <= METRICS_ROUNDS; r++)); do METRICS_RUNS+=("mreplies_on_$r" "mreplies_off_$r"); done
+}
 
 report_metrics() {
     local r m rows=

@@ -339,7 +339,8 @@ wait_listening() {
     local i
     LISTEN_PORT=
     for ((i = 0; i < 200; i++)); do
-        LISTEN_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$1" | head -n1)
+        # (the log may not exist yet: the shell that starts the server makes it)
+        LISTEN_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$1" 2>/dev/null | head -n1 || true)
         [ -n "$LISTEN_PORT" ] && return 0
         kill -0 "$2" 2>/dev/null || break
         sleep 0.05
@@ -860,6 +861,8 @@ if want mcp; then
     done
     MCP_EXIT_TEXT=${MCP_EXIT_TEXT%; }
 fi
+
+if want metrics; then metrics_results; fi
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
