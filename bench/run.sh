@@ -42,6 +42,7 @@
 # BENCH_ONLY: a comma-separated subset of http (nginx, goosed under wrk, start-up), agent (issue 3's
 # agent benchmarks), memory and mcp, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
+# BENCH_ONLY=metrics: what metrics cost (bench/metrics_overhead.sh; BENCH_METRICS_ROUNDS, default 3).
 # A reply through goosed that errors or arrives incomplete (or a watcher that fails to connect) makes
 # the exit status 1, after the report is written (its "Problems seen" says what happened).
 set -euo pipefail
@@ -57,7 +58,7 @@ STARTUP_RUNS=${BENCH_STARTUP_RUNS:-20}
 ROUNDS=${BENCH_ROUNDS:-2}
 ONLY=${BENCH_ONLY:-http,agent,memory,mcp}
 for part in ${ONLY//,/ }; do
-    case $part in http | agent | memory | mcp) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp)" >&2 && exit 2 ;; esac
+    case $part in http | agent | memory | mcp | metrics) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics)" >&2 && exit 2 ;; esac
 done
 want() { [[ ,$ONLY, == *,$1,* ]]; } # want PART: whether this run measures PART
 FULL=no
@@ -126,6 +127,7 @@ if want http; then
     [ -n "$NGINX" ] || missing+=(nginx-light)
     command -v cc >/dev/null || missing+=(gcc)
 fi
+want http || ! want metrics || command -v wrk >/dev/null || missing+=(wrk) # metrics: wrk too
 command -v node >/dev/null || missing+=(nodejs) # bench/agent.mjs and the fake provider
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: installing ${missing[*]}"
@@ -337,7 +339,8 @@ wait_listening() {
     local i
     LISTEN_PORT=
     for ((i = 0; i < 200; i++)); do
-        LISTEN_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$1" | head -n1)
+        # (the log may not exist yet: the shell that starts the server makes it)
+        LISTEN_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$1" 2>/dev/null | head -n1 || true)
         [ -n "$LISTEN_PORT" ] && return 0
         kill -0 "$2" 2>/dev/null || break
         sleep 0.05
@@ -436,7 +439,7 @@ fi
 # sends the load, checks every reply and prints one AGENT_RESULT line of JSON. The memory benchmarks
 # use the same fake.
 FAKE_ERR_LINES=0
-if want agent || want memory || want mcp; then
+if want agent || want memory || want mcp || want metrics; then
     fcmd=(node tests/fakes/fake-provider.mjs --no-log --host 127.0.0.1 --port 0)
     record "${fcmd[*]} >fake.out   # prints 'listening on http://127.0.0.1:PORT' when ready"
     "${fcmd[@]}" >"$WORK/fake.out" 2>"$WORK/fake.err" </dev/null &
@@ -631,6 +634,8 @@ if want mcp; then
     done
 fi
 MCP_SECONDS=$((SECONDS - MCP_START))
+METRICS_RUNS=()
+if want metrics; then source bench/metrics_overhead.sh; fi # what metrics cost (uses the fake)
 if [ -n "$FAKE_PID" ]; then
     stop_fake
     FAKE_ERR_LINES=$(grep -c . "$WORK/fake.err" || true)
@@ -856,6 +861,8 @@ if want mcp; then
     done
     MCP_EXIT_TEXT=${MCP_EXIT_TEXT%; }
 fi
+
+if want metrics; then metrics_results; fi
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
@@ -1294,6 +1301,7 @@ mkdir -p "$(dirname "$REPORT")"
     if want agent; then report_agent_every_run; fi
     if want memory; then report_memory_every_run; fi
     if want mcp; then report_mcp; fi
+    if want metrics; then report_metrics; fi
     report_problems
     report_how_head
     if want http; then report_how_http; fi
@@ -1320,7 +1328,7 @@ if want agent; then
     for ((r = 1; r <= AGENT_ROUNDS; r++)); do AGENT_RUNS+=("replies_$r"); done
     AGENT_RUNS+=(ftl relay)
 fi
-for run in "${AGENT_RUNS[@]}" "${MEM_RUNS[@]}" "${MCP_RUNS[@]}"; do
+for run in "${AGENT_RUNS[@]}" "${MEM_RUNS[@]}" "${MCP_RUNS[@]}" "${METRICS_RUNS[@]}"; do
     c=${run}_rc
     [ "${!c}" = 0 ] || FAILED_RUNS+=("$run")
 done

@@ -3,7 +3,8 @@
 #   scripts/deps.sh build   compiler, CMake and the libraries goosed links
 #   scripts/deps.sh test    build + cmocka + Node, the npm packages of package-lock.json, nginx
 #                          (the trusted-proxy tests run goosed behind it) and openssl (the TLS
-#                          tests make their certificates with it)
+#                          tests make their certificates with it), prometheus (it scrapes
+#                          GET /metrics in tests/api/prometheus.test.mjs)
 #   scripts/deps.sh bench   build + wrk and nginx (the benchmark's reference server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,8 @@ pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev lib
       libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap libgnutls28-dev)
 case $what in
   build) ;;
-  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux) ;;
+  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux)
+         pkgs+=(prometheus) ;;
   bench) pkgs+=(wrk nginx-light) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/pool.h"
 #include "extensions/extension.h"
 #include "extensions/mcp/mcp.h"
@@ -249,6 +250,7 @@ struct a_turn {
     json_t *tools;
     prov_call *call;
     ext_call *tool;
+    uint64_t tool_t0;     /* when the running tool call started (metrics) */
     char *cwd;            /* the session's working directory */
     exec_mode mode;       /* this turn's */
     json_t *settings;     /* the session's own settings, read when the turn was asked for */
@@ -346,6 +348,7 @@ bus *agent_bus_get(agent *a, const char *session_id, gd_err *e)
     if (*e == GD_OK) {
         s->refs++;
         s->watchers++;
+        metrics_gauge_add(MG_WATCHERS, 1);
         /* Once stopping, a bus with no reply running is closed, a new one too: its watcher
          * reads what is left and ends (a WebSocket closes with 1001) instead of holding the
          * stop up. A running reply's bus is closed when the reply has ended. */
@@ -370,6 +373,7 @@ void agent_bus_release(agent *a, const char *session_id)
     sess *s = sess_find_locked(a, session_id);
     if (s) {
         s->watchers--;
+        metrics_gauge_add(MG_WATCHERS, -1);
         sess_release_locked(s);
     }
     pthread_mutex_unlock(&a->mu);
@@ -503,6 +507,14 @@ static void on_tool_done(void *ud, ext_result *res)
 {
     a_turn *at = ud;
     at->tool = NULL;
+    uint64_t ns = clock_mono_ns() - at->tool_t0; /* an error at the timeout is the timeout */
+    metrics_tool_call(json_string_value(json_object_get(
+                          json_array_get(at->t->content, at->t->next_tool), "name")),
+                      at->t->cancel                                               ? "cancelled"
+                      : !res->is_error                                            ? "ok"
+                      : ns / 1000000 >= (uint64_t)at->a->cfg->tool_timeout * 1000 ? "timeout"
+                                                                                  : "error",
+                      (int64_t)ns);
     step(at, &(turn_ev){.kind = TURN_EV_TOOL,
                         .content = res->content,
                         .structured = res->structured,
@@ -529,6 +541,7 @@ static bool fx_call_tool(turn *t, const char *name, json_t *args)
     a_turn *at = t->owner;
     const config *cfg = at->a->cfg;
     ext_call_opts o = {.output_cap = (size_t)cfg->tool_output_cap, .progress = on_tool_progress};
+    at->tool_t0 = clock_mono_ns();
     at->tool = registry_call(at->se->reg, name, args, &o, on_tool_done, at);
     return at->tool != NULL;
 }
@@ -630,6 +643,7 @@ static void fx_end(turn *t, const char *event, json_t *data)
     if (text) bus_publish(at->se->b, event, text);
     sess_release_locked(at->se);
     a->nturns--;
+    metrics_gauge_add(MG_REPLIES, -1);
     uturns_end_locked(a, at->se->user_id);
     pthread_cond_broadcast(&a->idle);
     pthread_mutex_unlock(&a->mu);
@@ -1497,6 +1511,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, const 
     se->turn_seq++;
     se->refs++;
     a->nturns++;
+    metrics_gauge_add(MG_REPLIES, 1);
     if (ut) ut->n++;
     if (!se->user_id[0]) snprintf(se->user_id, sizeof se->user_id, "%s", user_id);
     at->se = se;
@@ -1514,6 +1529,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, const 
     se->running = false;
     sess_release_locked(se);
     a->nturns--;
+    metrics_gauge_add(MG_REPLIES, -1);
     uturns_end_locked(a, user_id);
     pthread_cond_broadcast(&a->idle);
     pthread_mutex_unlock(&a->mu);

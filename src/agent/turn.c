@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/content.h"
+#include "core/metrics.h"
 
 turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
                long context_limit)
@@ -304,6 +305,7 @@ static void run_next_tool(turn *t)
             turn_permission p = t->fx->permission ? t->fx->permission(t, req) : TURN_ALLOW;
             if (p == TURN_DENY) {
                 add_text_result(t, req, "denied: the user does not allow this tool");
+                metrics_tool_call(json_string_value(json_object_get(req, "name")), "denied", -1);
             } else if (p == TURN_ASK) {
                 t->state = TURN_AWAITING_APPROVAL;
                 t->fx->publish(t, "tool_confirmation",
@@ -465,7 +467,9 @@ void turn_step(turn *t, const turn_ev *ev)
             t->state = TURN_RUNNING_TOOLS;
             if (start_tool(t, json_array_get(t->content, t->next_tool))) return;
         } else {
-            add_text_result(t, json_array_get(t->content, t->next_tool), "denied by the user");
+            json_t *req = json_array_get(t->content, t->next_tool);
+            add_text_result(t, req, "denied by the user");
+            metrics_tool_call(json_string_value(json_object_get(req, "name")), "denied", -1);
         }
         t->next_tool++;
         run_next_tool(t);

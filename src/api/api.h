@@ -87,4 +87,11 @@ void api_session_export(http_req *r);
 void api_session_import(http_req *r);
 void api_session_fork(http_req *r);
 
+/* GET /metrics (metrics.c). */
+void api_metrics(http_req *r);
+/* Starts the metrics_listen server (GET /metrics without authentication) when configured;
+ * NULL with err "" when it is not, NULL with err set when it cannot start. Stop it with
+ * http_stop. */
+http_server *api_metrics_listen(const config *cfg, void *app, char *err, size_t errlen);
+
 #endif

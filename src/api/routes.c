@@ -10,6 +10,7 @@ const http_route api_routes[] = {
     {"GET", "/status", api_status, ROUTE_PUBLIC},
     {"GET", "/api/health", api_health, 0},
     {"GET", "/openapi.json", api_openapi, 0},
+    {"GET", "/metrics", api_metrics, ROUTE_ADMIN}, /* also on metrics_listen, without auth */
     {"GET", "/api/config", api_config_get, 0},
     {"PATCH", "/api/config", api_config_patch, ROUTE_BODY | ROUTE_ADMIN},
     {"GET", "/api/providers", api_providers_list, 0},

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "extensions/allowlist.h"
 #include "extensions/ext_config.h"
 #include "extensions/sandbox.h"
@@ -76,6 +77,8 @@ int cli_server(int argc, char **argv)
     sandbox_init(&cfg); /* how tools run: says so in the log */
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
+    metrics_init(cfg.metrics);
+    metrics_http_routes(api_routes, api_nroutes);
     allowlist_start();
     a.exts = ext_set_load(&cfg);
     a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;
@@ -91,6 +94,11 @@ int cli_server(int argc, char **argv)
     if (!refused) agent_repair(a.agent);
     http_server *srv =
         refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
+    http_server *msrv = srv ? api_metrics_listen(&cfg, &a, err, sizeof err) : NULL;
+    if (srv && !msrv && err[0]) {
+        http_stop(srv, 0);
+        srv = NULL;
+    }
     if (!srv) {
         if (!refused) log_error("server", "%s", err);
         agent_shutdown(a.agent, 0);
@@ -126,7 +134,7 @@ int cli_server(int argc, char **argv)
      * streams; finish the requests left; then the provider loop and the store. */
     http_refuse_new(srv);
     bool ended = agent_shutdown(a.agent, SHUTDOWN_GRACE_MS);
-    bool closed = http_stop(srv, SHUTDOWN_GRACE_MS);
+    bool closed = http_stop(msrv, SHUTDOWN_GRACE_MS) && http_stop(srv, SHUTDOWN_GRACE_MS);
     if (!ended || !closed) {
         /* A reply or a connection still holds the agent: freeing it would pull memory from
          * under them. Every stored message is durable already; the process ends here. */

@@ -110,6 +110,9 @@ static const struct cfg_key {
      "the path of a PEM private key file"},
     {"tls_self_signed", "GOOSE_TLS_SELF_SIGNED", NULL, K_BOOL, 0, 0,
      offsetof(config, tls_self_signed), 0, "true or false"},
+    {"metrics", "GOOSE_METRICS", NULL, K_BOOL, 0, 0, offsetof(config, metrics), 0, "true or false"},
+    {"metrics_listen", "GOOSE_METRICS_LISTEN", NULL, K_STR, 0, 0, STR(metrics_listen),
+     "an address and port such as 127.0.0.1:9464"},
 #undef STR
 };
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -137,6 +140,8 @@ static const char usage[] =
     "GOOSE_TRUSTED_PROXIES, GOOSE_INSECURE_NO_AUTH,\n"
     "GOOSE_TLS_CERT and GOOSE_TLS_KEY (serve HTTPS with these PEM files), GOOSE_TLS_SELF_SIGNED\n"
     "(serve HTTPS with a self-signed certificate made at first start),\n"
+    "GOOSE_METRICS (false: no GET /metrics), GOOSE_METRICS_LISTEN (serve GET /metrics without\n"
+    "authentication on this address, e.g. 127.0.0.1:9464),\n"
     "XDG_DATA_HOME (sessions are stored in $XDG_DATA_HOME/goose/sessions/goosed.db).\n"
     "Precedence: flag > environment > config.yaml > default.\n";
 
@@ -170,6 +175,7 @@ static void set_defaults(config *c)
     snprintf(c->sandbox, sizeof c->sandbox, "on");
     c->tool_network = true;
     c->user_extensions = true;
+    c->metrics = true;
     c->tool_max_memory = 4L << 30;
     c->tool_max_cpu_seconds = 3600;
     c->tool_max_file_size = 4L << 30;

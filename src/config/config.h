@@ -67,6 +67,10 @@ typedef struct {
     char tls_cert[PATH_MAX]; /* PEM certificate (chain) file, "" when none */
     char tls_key[PATH_MAX];  /* PEM private key file, "" when none */
     bool tls_self_signed;    /* make (once) and serve a self-signed certificate */
+    /* GET /metrics (core/metrics.h): off answers 404 and records nothing; metrics_listen
+     * ("127.0.0.1:9464", "" for none) serves it without authentication on its own address */
+    bool metrics;
+    char metrics_listen[300];
 } config;
 
 typedef enum { CFG_RUN, CFG_HELP, CFG_VERSION } cfg_action;

@@ -53,6 +53,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/utf8.h"
 #include "http/conns.h"
 #include "http/tls.h"
@@ -946,7 +947,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         free(r);
         return;
     }
-    double ms = (double)(clock_mono_ns() - r->t0) / 1e6;
+    uint64_t ns = clock_mono_ns() - r->t0;
+    double ms = (double)ns / 1e6;
+    metrics_http_done(r->m.route, r->method, r->status, ns);
     char path[1024]; /* the client's bytes: one log line whatever they are */
     utf8_clean(r->path, path, sizeof path, true);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -994,6 +997,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                           enum MHD_ConnectionNotificationCode code)
 {
     http_server *s = cls;
+    metrics_gauge_add(MG_CONNECTIONS, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);

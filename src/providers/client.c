@@ -24,6 +24,7 @@
 #include "core/curl_loop.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "providers/provider.h"
 
 #define RETRY_BASE_MS 500
@@ -226,6 +227,8 @@ static void finish(prov_call *c)
         snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "cancelled");
         c->res.error[0] = '\0';
     }
+    metrics_provider_call(c->cfg.def->name, c->cfg.model, c->res.input_tokens, c->res.output_tokens,
+                          !strcmp(c->res.stop_reason, "error"));
     c->done(c->ud, &c->res);
     call_free(c);
 }
@@ -252,6 +255,7 @@ static void fail_or_retry(prov_call *c)
         log_info("provider", "%s: %s; retrying in %ld ms (attempt %d of %ld)", c->cfg.def->name,
                  c->res.error, wait, c->attempt + 1, c->cfg.max_retries + 1);
         attempt_cleanup(c);
+        metrics_provider_retry(c->cfg.def->name, c->cfg.model);
         c->timer = loop_timer_add(c->cl->l, (uint64_t)wait, retry_now, c);
         if (c->timer) return;
         snprintf(c->res.error, sizeof c->res.error, "out of memory scheduling a retry");

@@ -42,9 +42,10 @@
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "core/jscan.h"
 #include "core/ids.h"
+#include "core/jscan.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #define READERS_MAX 64
 #define LEGACY_FILE "sessions.db" /* the real Goose's name, which goosed once used too */
@@ -237,6 +238,7 @@ typedef struct write_op {
      * queued writes for their session); NULL for others. */
     const char *session_id;
     bool deletes;
+    uint64_t batch_t0; /* the first op of a batch: when the writer began it (metrics) */
     gd_err result;
     bool done;
     char err[256];
@@ -779,8 +781,11 @@ static void *writer_main(void *arg)
         size_t n = ss->nqueued;
         ss->head = ss->tail = NULL;
         ss->nqueued = 0;
+        metrics_gauge_set(MG_STORE_QUEUE, 0);
         pthread_mutex_unlock(&ss->mu);
+        uint64_t t0 = clock_mono_ns();
         run_batch(ss, batch);
+        batch->batch_t0 = t0; /* the syncer observes BEGIN to durable */
         pthread_mutex_lock(&ss->mu);
         ss->batches++;
         ss->last_batch = n;
@@ -824,6 +829,9 @@ static void *syncer_main(void *arg)
                     snprintf(op->err, sizeof op->err, "%s", err);
                 }
         }
+        uint64_t now = clock_mono_ns();
+        for (write_op *op = batch; op; op = op->next)
+            if (op->batch_t0) metrics_store_commit(now - op->batch_t0);
         write_op *async = NULL;
         pthread_mutex_lock(&ss->mu);
         /* what /api/health reports: whether the last batch could be stored */
@@ -942,6 +950,7 @@ static gd_err enqueue_locked(sqlite_store *ss, write_op *op)
     *at = op;
     if (!op->next) ss->tail = op;
     ss->nqueued++;
+    metrics_gauge_set(MG_STORE_QUEUE, (long)ss->nqueued);
     pthread_cond_signal(&ss->work);
     return GD_OK;
 }

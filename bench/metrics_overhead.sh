@@ -1,0 +1,117 @@
+# bench/metrics_overhead.sh — the `metrics` part of bench/run.sh (sourced by it: its helpers and
+# settings are in scope). What metrics cost: GET /status throughput under wrk and the
+# BENCH_AGENT_REPLIES concurrent replies, each on a new goosed with `GOOSE_METRICS=true` (scraped
+# every second meanwhile, as a Prometheus would) and with `GOOSE_METRICS=false`, alternating, for
+# BENCH_METRICS_ROUNDS rounds (default 3); each mode's figure is its best round. Target: metrics cost
+# less than 5% of either.
+# shellcheck shell=bash disable=SC2154 # results land in variables named at run time
+
+METRICS_ROUNDS=${BENCH_METRICS_ROUNDS:-3}
+METRICS_SCRAPER_PID=
+METRICS_LOAD=$(cut -d" " -f1-3 /proc/loadavg)
+METRICS_RUNS=()
+
+# metrics_scrape_start: GET /metrics every second until metrics_scrape_stop (a scraper's load).
+metrics_scrape_start() {
+    local url=http://127.0.0.1:$GPORT/metrics
+    (while kill -0 "$GOOSED_PID" 2>/dev/null; do
+        curl -s -o /dev/null "$url" || true
+        sleep 1
+    done) &
+    METRICS_SCRAPER_PID=$!
+}
+metrics_scrape_stop() {
+    [ -z "$METRICS_SCRAPER_PID" ] || { kill "$METRICS_SCRAPER_PID" 2>/dev/null || true; wait "$METRICS_SCRAPER_PID" 2>/dev/null || true; }
+    METRICS_SCRAPER_PID=
+}
+
+for ((r = 1; r <= METRICS_ROUNDS; r++)); do
+    for m in on off; do
+        flag=$([ "$m" = on ] && echo true || echo false)
+        GHOME=$WORK/metrics-status-$m-$r
+        mkdir -m 700 "$GHOME"
+        start_goosed "$WORK/goosed-metrics-status-$m-$r.log" "GOOSE_METRICS=$flag"
+        [ "$m" = off ] || metrics_scrape_start
+        wrk_run "mstatus_${m}_$r" "http://127.0.0.1:$GPORT/status" bench/status.lua warm
+        goosed_alive
+        metrics_scrape_stop
+        stop_goosed
+
+        start_agent_goosed "metrics-replies-$m-$r" "GOOSE_METRICS=$flag"
+        [ "$m" = off ] || metrics_scrape_start
+        agent_run "mreplies_${m}_$r" replies --replies "$AGENT_REPLIES" --tokens "$AGENT_TOKENS" \
+            --interval-ms "$AGENT_INTERVAL_MS" --warmup "$AGENT_REPLIES_WARMUP"
+        goosed_alive
+        metrics_scrape_stop
+        stop_agent_goosed "mreplies_${m}_${r}_goosed"
+    done
+done
+
+# metrics_best PREFIX FIELD max|min: the best round's value of PREFIX_<round>_FIELD.
+metrics_best() {
+    local best= v r
+    for ((r = 1; r <= METRICS_ROUNDS; r++)); do
+        v=${1}_${r}_$2
+        v=${!v:-}
+        [ -n "$v" ] || continue
+        if [ -z "$best" ] || calc "exit !($v $([ "$3" = max ] && echo '>' || echo '<') $best)"; then best=$v; fi
+    done
+    printf '%s' "${best:-0}"
+}
+
+
+# metrics_results: the figures, the verdicts and the targets (after run.sh defines calc, MISSED).
+metrics_results() {
+    local r
+    MS_ON=$(metrics_best mstatus_on rps max)
+    MS_OFF=$(metrics_best mstatus_off rps max)
+    MR_ON_WALL=$(metrics_best mreplies_on g_batch_wall_ms min)
+    MR_OFF_WALL=$(metrics_best mreplies_off g_batch_wall_ms min)
+    MR_ON_CPU=$(metrics_best mreplies_on g_goosed_cpu_s min)
+    MR_OFF_CPU=$(metrics_best mreplies_off g_goosed_cpu_s min)
+    MR_ON_P50=$(metrics_best mreplies_on g_ratio_p50 min)
+    MR_OFF_P50=$(metrics_best mreplies_off g_ratio_p50 min)
+    # cost in percent: the throughput lost, the time and CPU added
+    MS_COST=$(calc "printf \"%.1f\", ($MS_OFF > 0 ? 100 * (1 - $MS_ON / $MS_OFF) : 0)")
+    MR_WALL_COST=$(calc "printf \"%.1f\", ($MR_OFF_WALL > 0 ? 100 * ($MR_ON_WALL / $MR_OFF_WALL - 1) : 0)")
+    MR_CPU_COST=$(calc "printf \"%.1f\", ($MR_OFF_CPU > 0 ? 100 * ($MR_ON_CPU / $MR_OFF_CPU - 1) : 0)")
+    MS_OK=$(verdict "$MS_COST < 5")
+    MR_OK=$(verdict "$MR_WALL_COST < 5")
+    [ "$MS_OK" = PASS ] || MISSED+=("metrics' cost on GET /status")
+    [ "$MR_OK" = PASS ] || MISSED+=("metrics' cost on $AGENT_REPLIES concurrent replies")
+    NTARGETS=$((NTARGETS + 2))
+    for ((r = 1; r <= METRICS_ROUNDS; r++)); do METRICS_RUNS+=("mreplies_on_$r" "mreplies_off_$r"); done
+}
+
+report_metrics() {
+    local r m rows=
+    for ((r = 1; r <= METRICS_ROUNDS; r++)); do
+        for m in on off; do
+            rows+="| $r | $m | $(fmt_int "$(num "mstatus_${m}_${r}_rps")") | $(av "mstatus_${m}_${r}_p99_ms") ms | $(fmt_int "$(num "mreplies_${m}_${r}_g_batch_wall_ms")") ms | $(fmt %.2f "mreplies_${m}_${r}_g_ratio_p50") / $(fmt %.2f "mreplies_${m}_${r}_g_ratio_max") | $(av "mreplies_${m}_${r}_g_goosed_cpu_s") s | $(av "mreplies_${m}_${r}_g_errors") |"$'\n'
+        done
+    done
+    cat <<EOF
+
+## Metrics and tracing overhead
+
+Metrics on (\`GOOSE_METRICS=true\`, \`GET /metrics\` scraped every second meanwhile) against off
+(\`GOOSE_METRICS=false\`), each run on a new goosed, alternating, $METRICS_ROUNDS rounds; each figure is
+the best round of its mode. Target: less than 5% cost.
+
+| benchmark | metrics on | metrics off | cost | target | result |
+|---|---|---|---|---|---|
+| GET /status, requests/s (wrk -t$THREADS -c$CONNS -d${DURATION}s) | $(fmt_int "$MS_ON") | $(fmt_int "$MS_OFF") | $MS_COST% | < 5% | $MS_OK |
+| $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart): batch wall time | $(fmt_int "$MR_ON_WALL") ms | $(fmt_int "$MR_OFF_WALL") ms | $MR_WALL_COST% | < 5% | $MR_OK |
+| the same: goosed CPU during the batch | $MR_ON_CPU s | $MR_OFF_CPU s | $MR_CPU_COST% | information | — |
+| the same: each reply's time ÷ the provider's, p50 | $MR_ON_P50 | $MR_OFF_P50 | | information | — |
+
+Every run:
+
+| round | metrics | /status requests/s | /status p99 | replies: batch wall time | ÷ provider p50 / max | goosed CPU | failed replies |
+|---|---|---|---|---|---|---|---|
+${rows%$'\n'}
+
+Command: \`BENCH_ONLY=metrics make bench\` (\`BENCH_METRICS_ROUNDS\`, default 3). Load average when it
+started: $METRICS_LOAD.
+EOF
+}
