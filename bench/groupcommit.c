@@ -8,8 +8,9 @@
  * durable with one fdatasync (group commit: what a store's writer can do at best, with no parsing,
  * no index and no page format), then answers those writers. The file is DIR/groupcommit.tmp,
  * written full first and then overwritten from its start as a ring, as a WAL is reused (a file
- * that grows would also make every fdatasync write its size), and removed afterwards. Prints one line: records_s=R syncs_s=S mean_batch=B seconds=T
- * Exit 0 on success, 1 when the file cannot be written or synced, 2 on usage errors. */
+ * that grows would also make every fdatasync write its size), and removed afterwards. Prints one
+ * line: records_s=R syncs_s=S mean_batch=B seconds=T Exit 0 on success, 1 when the file cannot be
+ * written or synced, 2 on usage errors. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -124,7 +125,8 @@ int main(int argc, char **argv)
     }
     if (optind != argc - 1 || threads < 1 || threads > 4096 || seconds <= 0 || record_bytes < 1 ||
         record_bytes > 4096) {
-        fprintf(stderr, "usage: groupcommit [-t THREADS 1..4096] [-s SECONDS] [-b BYTES 1..4096] DIR\n");
+        fprintf(stderr,
+                "usage: groupcommit [-t THREADS 1..4096] [-s SECONDS] [-b BYTES 1..4096] DIR\n");
         return 2;
     }
     char path[4096];
