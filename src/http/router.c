@@ -54,11 +54,27 @@ static long decode_segment(const char *in, size_t n, char *out, size_t outlen)
     return (long)o;
 }
 
-/* Checks every segment of the raw path once: percent-encoding well formed, no NUL, valid UTF-8
- * once decoded. false with m->bad_segment and m->why set. */
-static bool check_segments(const char *path, route_match *m)
+/* The path split once into its segments, each percent-decoded once (dn -1: it did not decode or
+ * is too long to be a parameter, so only a pattern longer than any of ours could match it). */
+#define MAX_SEGS 16
+typedef struct {
+    int n;         /* segments, a trailing empty one (the path's last '/') left out */
+    bool too_many; /* more than MAX_SEGS: no route matches */
+    struct {
+        const char *raw;
+        size_t rawlen;
+        long dn;
+        char dec[ROUTE_PARAM_MAX];
+    } s[MAX_SEGS];
+} path_segs;
+
+/* Checks every segment of the raw path once (percent-encoding well formed, no NUL, valid UTF-8
+ * once decoded; false with m->bad_segment and m->why set) and keeps each decoded in ps. */
+static bool split_segments(const char *path, route_match *m, path_segs *ps)
 {
     int i = 0;
+    ps->n = 0;
+    ps->too_many = *path != '/'; /* no pattern matches a path that does not start with '/' */
     for (const char *p = path; *p;) {
         p += *p == '/';
         size_t rn = strcspn(p, "/");
@@ -87,49 +103,72 @@ static bool check_segments(const char *path, route_match *m)
                      (int)(rn < sizeof m->segment ? rn : sizeof m->segment - 1), p);
             return false;
         }
+        bool last_empty = rn == 0 && !p[rn] && i > 1; /* "/api/sessions/": the final '/' */
+        if (!last_empty) {
+            if (ps->n == MAX_SEGS) {
+                ps->too_many = true;
+            } else {
+                int k = ps->n++;
+                ps->s[k].raw = p;
+                ps->s[k].rawlen = rn;
+                ps->s[k].dn = n >= 0 && (size_t)n < ROUTE_PARAM_MAX && rn < sizeof seg / 3 ? n : -1;
+                if (ps->s[k].dn >= 0) memcpy(ps->s[k].dec, seg, (size_t)n + 1);
+            }
+        }
         p += rn;
     }
     return true;
 }
 
-/* Matches the raw path against pattern segment by segment, each path segment percent-decoded
- * once; fills params with the decoded values. A trailing slash on the path is ignored. */
-static bool match_pattern(const char *pat, const char *path, route_match *m)
+/* Whether pattern matches the path's segments: literal segments equal, placeholders non-empty.
+ * Nothing is copied: a walk over the pattern's bytes. */
+static bool matches(const char *pat, const path_segs *ps)
 {
-    const char *pattern = pat;
-    int np = 0, seg = 0;
+    int k = 0, np = 0;
     while (*pat) {
-        if (*pat != '/' || *path != '/') return false;
+        if (*pat != '/' || k == ps->n) return false;
         pat++;
-        path++;
-        seg++;
-        size_t pn = strcspn(pat, "/"), rn = strcspn(path, "/");
-        char dec[ROUTE_PARAM_MAX];
-        long dn = decode_segment(path, rn, dec, sizeof dec);
+        size_t pn = strcspn(pat, "/");
+        long dn = ps->s[k].dn;
         if (*pat == '{') {
-            const char *close = memchr(pat, '}', pn);
-            if (!close || rn == 0 || dn <= 0 || np == ROUTE_MAX_PARAMS) return false;
-            memcpy(m->params[np++], dec, (size_t)dn + 1);
-            if (!m->bad_segment && memchr(dec, '/', (size_t)dn)) {
-                m->bad_segment = seg; /* %2F: one segment must stay one */
+            if (dn <= 0 || ps->s[k].rawlen == 0 || np++ == ROUTE_MAX_PARAMS) return false;
+        } else if (dn < 0 || (size_t)dn != pn || memcmp(ps->s[k].dec, pat, pn) != 0) {
+            return false;
+        }
+        pat += pn;
+        k++;
+    }
+    return k == ps->n;
+}
+
+/* Fills m's parameters from the path for the route whose pattern matched. */
+static void fill_params(const char *pattern, const path_segs *ps, route_match *m)
+{
+    int np = 0, k = 0;
+    for (const char *pat = pattern; *pat; k++) {
+        pat++;
+        size_t pn = strcspn(pat, "/");
+        if (*pat == '{') {
+            const char *dec = ps->s[k].dec;
+            size_t dn = (size_t)ps->s[k].dn;
+            memcpy(m->params[np++], dec, dn + 1);
+            if (!m->bad_segment && memchr(dec, '/', dn)) {
+                m->bad_segment = k + 1; /* %2F: one segment must stay one */
                 snprintf(m->why, sizeof m->why, "an encoded '/' (%%2F)");
+                size_t rn = ps->s[k].rawlen;
                 snprintf(m->segment, sizeof m->segment, "%.*s",
-                         (int)(rn < sizeof m->segment ? rn : sizeof m->segment - 1), path);
+                         (int)(rn < sizeof m->segment ? rn : sizeof m->segment - 1), ps->s[k].raw);
             }
-            if (!m->bad_param && close - pat == 3 && !strncmp(pat, "{id}", 4) &&
+            const char *close = memchr(pat, '}', pn);
+            if (!m->bad_param && close && close - pat == 3 && !strncmp(pat, "{id}", 4) &&
                 !ids_is_uuid(m->params[np - 1])) {
                 m->bad_param = np;
                 set_noun(pattern, pat, m);
             }
-        } else if (dn < 0 || (size_t)dn != pn || memcmp(dec, pat, pn) != 0) {
-            return false;
         }
         pat += pn;
-        path += rn;
     }
-    if (*path && strcmp(path, "/") != 0) return false;
     m->nparams = np;
-    return true;
 }
 
 static void allow_add(route_match *m, const char *method)
@@ -142,25 +181,26 @@ static void allow_add(route_match *m, const char *method)
 void router_match(const http_route *routes, size_t n, const char *method, const char *path,
                   route_match *m)
 {
-    memset(m, 0, sizeof *m);
-    if (!check_segments(path, m)) return;
-    route_match tmp;
+    m->route = NULL;
+    m->path_known = false;
+    m->allow[0] = '\0';
+    m->nparams = 0;
+    m->bad_param = 0;
+    m->noun[0] = '\0';
+    m->bad_segment = 0;
+    m->segment[0] = '\0';
+    m->why[0] = '\0';
+    path_segs ps;
+    if (!split_segments(path, m, &ps) || ps.too_many) return;
     const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
     for (size_t i = 0; i < n; i++) {
-        memset(&tmp, 0, sizeof tmp);
-        if (!match_pattern(routes[i].pattern, path, &tmp)) continue;
+        if (!matches(routes[i].pattern, &ps)) continue;
         m->path_known = true;
         allow_add(m, routes[i].method);
         if (!strcmp(routes[i].method, "GET")) allow_add(m, "HEAD");
         if (!m->route && !strcmp(routes[i].method, want)) {
             m->route = &routes[i];
-            m->nparams = tmp.nparams;
-            memcpy(m->params, tmp.params, sizeof tmp.params);
-            m->bad_param = tmp.bad_param;
-            memcpy(m->noun, tmp.noun, sizeof tmp.noun);
-            m->bad_segment = tmp.bad_segment;
-            memcpy(m->why, tmp.why, sizeof tmp.why);
-            memcpy(m->segment, tmp.segment, sizeof tmp.segment);
+            fill_params(routes[i].pattern, &ps, m);
         }
     }
     if (m->path_known) allow_add(m, "OPTIONS");
