@@ -1,0 +1,122 @@
+# bench/store_scale.sh — the `store` part of bench/run.sh (sourced by it: its helpers and settings
+# are in scope). How the store's costs grow with what it holds: a new goosed on an empty store, then
+# on stores filled beforehand with BENCH_STORE_SESSIONS / 10 and BENCH_STORE_SESSIONS sessions
+# (default 1,000,000; written straight into goosed.db with the sqlite3 shell, after a first start
+# made the schema), each measuring
+#   - durable creates under wrk (POST /api/sessions, -c$CONNS) and the bytes goosed wrote per create
+#     (/proc/PID/io write_bytes: the WAL, the checkpoints into the database, the log);
+#   - GET /api/sessions?limit=100 by cursor: the first page, and the page 90% deep (its cursor read
+#     from the database), each under wrk for half the duration;
+#   - for information, the same depth by offset (the compatible form, which walks every row before).
+# Targets (issue 11): creates at the largest store ≥ 0.9 × the empty store's; the deep page's p50
+# within 1.5 × the first page's. The growth from 1× to 10× the sessions goes to the scaling table.
+# shellcheck shell=bash disable=SC2154 # results land in variables named at run time
+
+STORE_MAX=${BENCH_STORE_SESSIONS:-1000000}
+STORE_SIZES=(0 $((STORE_MAX / 10)) "$STORE_MAX")
+STORE_LOAD=$(cut -d" " -f1-3 /proc/loadavg)
+
+# store_fill HOME N: N sessions of the local user in HOME's goosed.db, created one microsecond apart
+# over the hour before now, with time-ordered ids as goosed makes them.
+store_fill() {
+    local db=$1/.local/share/goose/sessions/goosed.db n=$2
+    local t0=$(($(date +%s) * 1000000 - 3600 * 1000000))
+    sqlite3 "$db" <<SQL
+PRAGMA journal_mode=WAL;
+PRAGMA synchronous=OFF;
+BEGIN;
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $n)
+INSERT INTO sessions(id, name, working_dir, created_us, updated_us, message_count, input_tokens,
+                     output_tokens, user_id)
+SELECT printf('%08x-%04x-7%03x-8%03x-%012x', (($t0 + i) / 1000) >> 16, (($t0 + i) / 1000) & 65535,
+              i % 4096, 0, i),
+       'stored ' || i, '/tmp', $t0 + i, $t0 + i, 0, 0, 0, '' FROM c;
+COMMIT;
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+}
+
+# io_written PID: bytes the process has caused to be written to storage so far.
+io_written() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io"; }
+
+for size in "${STORE_SIZES[@]}"; do
+    GHOME=$WORK/store-$size
+    mkdir -m 700 "$GHOME"
+    if [ "$size" -gt 0 ]; then
+        start_goosed "$WORK/goosed-store-$size-schema.log" # the schema, then stop
+        stop_goosed
+        t=$(date +%s)
+        store_fill "$GHOME" "$size"
+        [ "$size" = "$STORE_MAX" ] && record "sqlite3 goosed.db   # $size sessions inserted with one recursive INSERT (bench/store_scale.sh store_fill)"
+        echo "bench: $size sessions stored in $(($(date +%s) - t)) s" >&2
+    fi
+    start_goosed "$WORK/goosed-store-$size.log"
+    w0=$(io_written "$GOOSED_PID")
+    wrk_run "store_post_$size" "http://127.0.0.1:$GPORT/api/sessions" bench/post_session.lua warm
+    goosed_alive
+    w1=$(io_written "$GOOSED_PID")
+    v=store_post_${size}_requests
+    printf -v "store_bytes_$size" '%s' "$(calc "printf \"%.0f\", ($w1 - $w0) / (${!v} > 0 ? ${!v} : 1)")"
+    printf -v "store_warm_bytes_$size" '%s' "$w0" # written before (the warm-up and start)
+
+    # the cursor of the row 90% deep, read beside goosed (WAL lets a reader in)
+    total=$(sqlite3 "$GHOME/.local/share/goose/sessions/goosed.db" "SELECT coalesce(sum(n), 0) FROM session_counts")
+    depth=$((total * 9 / 10))
+    cursor=$(sqlite3 "$GHOME/.local/share/goose/sessions/goosed.db" \
+        "SELECT created_us || '_' || id FROM sessions ORDER BY created_us DESC, id DESC LIMIT 1 OFFSET $depth")
+    printf -v "store_total_$size" '%s' "$total"
+    printf -v "store_depth_$size" '%s' "$depth"
+    saved=$DURATION
+    DURATION=$(((saved + 1) / 2))
+    wrk_run "store_first_$size" "http://127.0.0.1:$GPORT/api/sessions?limit=100&cursor=" bench/status.lua
+    wrk_run "store_deep_$size" "http://127.0.0.1:$GPORT/api/sessions?limit=100&cursor=$cursor" bench/status.lua
+    wrk_run "store_offset_$size" "http://127.0.0.1:$GPORT/api/sessions?limit=100&offset=$depth" bench/status.lua
+    DURATION=$saved
+    goosed_alive
+    stop_goosed
+done
+
+# store_results: the figures, the verdicts and the targets (after run.sh defines calc, MISSED).
+store_results() {
+    local small=${STORE_SIZES[0]} big=${STORE_SIZES[2]} v w
+    v=store_post_${small}_rps
+    w=store_post_${big}_rps
+    STORE_CREATE_RATIO=$(calc "printf \"%.2f\", ${!w} / (${!v} > 0 ? ${!v} : 1)")
+    STORE_CREATE_OK=$(verdict "${!w} >= 0.9 * ${!v}")
+    v=store_first_${big}_p50_ms
+    w=store_deep_${big}_p50_ms
+    STORE_DEEP_RATIO=$(calc "printf \"%.2f\", ${!w} / (${!v} > 0 ? ${!v} : 1)")
+    STORE_DEEP_OK=$(verdict "${!w} <= 1.5 * ${!v}")
+    [ "$STORE_CREATE_OK" = PASS ] || MISSED+=("durable creates at $big sessions stored")
+    [ "$STORE_DEEP_OK" = PASS ] || MISSED+=("a page 90% deep at $big sessions")
+    NTARGETS=$((NTARGETS + 2))
+}
+
+report_store() {
+    local rows= size
+    for size in "${STORE_SIZES[@]}"; do
+        rows+="| $(fmt_int "$(num "store_total_$size")") | $(fmt_int "$(num "store_post_${size}_rps")") | $(fmt_int "$(num "store_bytes_$size")") B | $(av "store_post_${size}_p99_ms") ms | $(av "store_first_${size}_p50_ms") ms | $(av "store_deep_${size}_p50_ms") ms | $(av "store_offset_${size}_p50_ms") ms |"$'\n'
+    done
+    cat <<EOF
+
+## The store as it grows
+
+A new goosed on an empty store, then on stores of $(fmt_int "${STORE_SIZES[1]}") and $(fmt_int "$STORE_MAX")
+sessions (filled beforehand with the sqlite3 shell). Creates: \`wrk -t$THREADS -c$CONNS -d${DURATION}s\` on
+\`POST /api/sessions\`; bytes written per create from goosed's \`/proc/PID/io\` (the WAL, checkpoints
+and the log). Pages of 100 sessions: the first (\`?cursor=\`) and the one 90% deep by cursor, and the
+same depth by offset for comparison, each under wrk for $(((DURATION + 1) / 2)) s.
+
+| target | figure | result |
+|---|---|---|
+| creates at $(fmt_int "$STORE_MAX") sessions ≥ 0.9 × on an empty store | $STORE_CREATE_RATIO × | $STORE_CREATE_OK |
+| a page 90% deep by cursor at $(fmt_int "$STORE_MAX") sessions: p50 ≤ 1.5 × the first page's | $STORE_DEEP_RATIO × | $STORE_DEEP_OK |
+
+| sessions stored (after the creates) | creates/s | bytes written per create | create p99 | first page p50 | page 90% deep p50 | same depth by offset p50 |
+|---|---|---|---|---|---|---|
+${rows%$'\n'}
+
+Command: \`BENCH_ONLY=store make bench\` (\`BENCH_STORE_SESSIONS\`, default 1,000,000). Load average
+when it started: $STORE_LOAD.
+EOF
+}
