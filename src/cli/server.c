@@ -47,16 +47,25 @@ int cli_server(int argc, char **argv)
     static config cfg;
     cfg_action action;
     char err[1024];
+    /* `goose server`: its help and version say so (the options are goosed's). */
+    bool as_goose = argc > 0 && !strcmp(argv[0], "server");
+    const char *me = as_goose ? "goose server" : "goosed";
     if (config_load(&cfg, argc, argv, &action, err, sizeof err) != GD_OK) {
-        fprintf(stderr, "goosed: %s\n", err);
+        fprintf(stderr, "%s: %s\n", me, err);
         return 2;
     }
     if (action == CFG_HELP) {
-        fputs(config_usage(), stdout);
+        const char *u = config_usage();
+        if (as_goose)
+            printf("Usage: goose server [options]\n\nRuns goosed, the server, with goosed's "
+                   "options.\n%s",
+                   strchr(u, '\n') + 1);
+        else
+            fputs(u, stdout);
         return 0;
     }
     if (action == CFG_VERSION) {
-        printf("goosed %s\n", GOOSED_VERSION);
+        printf("%s %s\n", as_goose ? "goose server (goosed)" : "goosed", GOOSED_VERSION);
         return 0;
     }
     if (ids_init() != 0) {
