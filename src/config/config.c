@@ -178,6 +178,13 @@ static void set_defaults(config *c)
     snprintf(c->log_spec, sizeof c->log_spec, "info");
 }
 
+/* The settings whose values are secrets: never shown by goose configure, nor echoed in a
+ * message. */
+static bool is_secret(const struct cfg_key *k)
+{
+    return k->off == offsetof(config, secret_key);
+}
+
 /* Applies one scalar value to key k. `where` names its source for messages ("GOOSE_PORT",
  * "--port", "/x/config.yaml:3: api_timeout"). */
 static gd_err apply(config *c, const struct cfg_key *k, const char *val, const char *where,
@@ -200,7 +207,11 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
     case K_CSV:
     case K_STR:
         if (strlen(val) >= k->size || (k->min > 0 && !*val)) {
-            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            if (is_secret(k))
+                snprintf(err, errlen, "%s: expected %s, got %zu bytes", where, k->what,
+                         strlen(val));
+            else
+                snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
             return GD_EINVAL;
         }
         snprintf(base + k->off, k->size, "%s", val);
@@ -511,9 +522,7 @@ config_key config_key_at(size_t i)
                  : k->kind == K_BOOL                       ? CFG_T_BOOL
                  : k->kind == K_LIST || k->kind == K_ROOTS ? CFG_T_LIST
                                                            : CFG_T_STRING;
-    /* the settings whose values are secrets (goose configure never shows them) */
-    bool secret = k->off == offsetof(config, secret_key);
-    return (config_key){k->file_key, k->env, k->flag, k->what, t, secret};
+    return (config_key){k->file_key, k->env, k->flag, k->what, t, is_secret(k)};
 }
 
 int config_key_find(const char *name)

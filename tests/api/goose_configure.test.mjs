@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GOOSED_BIN, startServer, stopAndCheck, tempDir, assertCleanLog } from './lib/server.mjs';
@@ -65,7 +66,7 @@ async function listJson(home, args = [], env = {}) {
 const OPENAI = 'sk-test-openai-0123456789abcdefghijklmnop';
 const ANTHROPIC = 'sk-ant-from-secrets-yaml-abcdef0123456789';
 const SERVER_SECRET = 'server-secret-key-in-config-yaml-42';
-const SERVER_KEY = 'a'.repeat(64);
+const SERVER_KEY = randomBytes(32).toString('hex'); // not a pattern another test's output has
 
 describe('goose configure list', () => {
   it('reports each setting with its source: flag, env, file, secrets, default', async () => {
@@ -292,7 +293,20 @@ describe('goose configure set and unset', () => {
       assert.equal(r.code, code, `set ${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, re);
     }
-    let r = await goose(home, ['configure', 'unset', 'nope']);
+    // a secret refused is not echoed in the message
+    const long = `too-long-server-secret-${'x'.repeat(600)}`;
+    recordSecret(long, 'a GOOSE_SERVER__SECRET_KEY too long for goosed');
+    let r = await goose(home, ['configure', 'set', 'GOOSE_SERVER__SECRET_KEY', long]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /GOOSE_SERVER__SECRET_KEY: expected a secret key of at most 511 bytes, got 623 bytes/);
+    assert.ok(!r.stderr.includes('too-long-server'));
+    r = await goose(home, ['configure', 'set', 'GOOSE_SERVER__SECRET_KEY', 'a-server-secret-set-here']);
+    recordSecret('a-server-secret-set-here', 'GOOSE_SERVER__SECRET_KEY given to goose configure set');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /GOOSE_SERVER__SECRET_KEY: \(set, 24 chars\)/);
+    r = await goose(home, ['configure', 'unset', 'GOOSE_SERVER__SECRET_KEY']);
+    assert.equal(r.code, 0, r.stderr);
+    r = await goose(home, ['configure', 'unset', 'nope']);
     assert.equal(r.code, 2);
     assert.equal(readFileSync(file, 'utf8'), 'GOOSE_PORT: 3000\n');
     // a flow mapping cannot be edited line by line: refused, the file untouched
