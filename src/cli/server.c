@@ -69,7 +69,7 @@ int cli_server(int argc, char **argv)
         return 0;
     }
     if (ids_init() != 0) {
-        fprintf(stderr, "goosed: cannot initialise the random number generator\n");
+        fprintf(stderr, "%s: cannot initialise the random number generator\n", me);
         return 1;
     }
 
@@ -89,14 +89,14 @@ int cli_server(int argc, char **argv)
     a.exts = ext_set_load(&cfg);
     a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;
     if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {
-        fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
+        fprintf(stderr, "%s: cannot start (out of memory or threads)\n", me);
         return 1;
     }
     agent_use_extensions(a.agent, a.exts);
     /* Authentication, or the refusal to serve a network address without it (exit status 2). */
     bool refused = auth_setup(&cfg, a.st, err, sizeof err) != GD_OK ||
                    user_settings_init(cfg.data_dir, a.st, err, sizeof err) != GD_OK;
-    if (refused) fprintf(stderr, "goosed: %s\n", err);
+    if (refused) fprintf(stderr, "%s: %s\n", me, err);
     if (!refused) agent_repair(a.agent);
     http_server *srv =
         refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);

@@ -361,12 +361,16 @@ describe('goose configure and goose server: help, version, exit codes', () => {
     r = await goose(home, ['server', '--bogus']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^goose server: unknown option "--bogus"/);
+    r = await goose(home, ['server'], { GOOSE_HOST: '0.0.0.0', GOOSE_PORT: '0' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^goose server: refusing to listen on 0\.0\.0\.0 with no authentication/m);
   });
 
   it('goose server with the deployment guide\'s environment serves /status and stops cleanly', async () => {
     const home = tempDir();
     const secret = 'compose-secret-key-0123456789';
-    const env = { GOOSE_HOST: '127.0.0.1', GOOSE_PORT: '0', GOOSE_PROVIDER: 'anthropic', ANTHROPIC_API_KEY: 'sk-ant-compose-0123456789', GOOSE_SERVER__SECRET_KEY: secret };
+    // the guide's Compose environment, with the secret key goosed requires on 0.0.0.0
+    const env = { GOOSE_HOST: '0.0.0.0', GOOSE_PORT: '0', GOOSE_PROVIDER: 'anthropic', ANTHROPIC_API_KEY: 'sk-ant-compose-0123456789', GOOSE_SERVER__SECRET_KEY: secret };
     recordSecretEnv(env);
     const recorded = recordOutput('goose-server');
     const proc = spawn(GOOSE_BIN, ['server'], { cwd: home, env: childEnv(home, env), stdio: ['ignore', 'pipe', 'pipe'] });
