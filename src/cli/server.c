@@ -48,20 +48,29 @@ int cli_server(int argc, char **argv)
     static config cfg;
     cfg_action action;
     char err[1024];
+    /* `goose server`: its help and version say so (the options are goosed's). */
+    bool as_goose = argc > 0 && !strcmp(argv[0], "server");
+    const char *me = as_goose ? "goose server" : "goosed";
     if (config_load(&cfg, argc, argv, &action, err, sizeof err) != GD_OK) {
-        fprintf(stderr, "goosed: %s\n", err);
+        fprintf(stderr, "%s: %s\n", me, err);
         return 2;
     }
     if (action == CFG_HELP) {
-        fputs(config_usage(), stdout);
+        const char *u = config_usage();
+        if (as_goose)
+            printf("Usage: goose server [options]\n\nRuns goosed, the server, with goosed's "
+                   "options.\n%s",
+                   strchr(u, '\n') + 1);
+        else
+            fputs(u, stdout);
         return 0;
     }
     if (action == CFG_VERSION) {
-        printf("goosed %s\n", GOOSED_VERSION);
+        printf("%s %s\n", as_goose ? "goose server (goosed)" : "goosed", GOOSED_VERSION);
         return 0;
     }
     if (ids_init() != 0) {
-        fprintf(stderr, "goosed: cannot initialise the random number generator\n");
+        fprintf(stderr, "%s: cannot initialise the random number generator\n", me);
         return 1;
     }
 
@@ -83,14 +92,14 @@ int cli_server(int argc, char **argv)
     a.exts = ext_set_load(&cfg);
     a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;
     if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {
-        fprintf(stderr, "goosed: cannot start (out of memory or threads)\n");
+        fprintf(stderr, "%s: cannot start (out of memory or threads)\n", me);
         return 1;
     }
     agent_use_extensions(a.agent, a.exts);
     /* Authentication, or the refusal to serve a network address without it (exit status 2). */
     bool refused = auth_setup(&cfg, a.st, err, sizeof err) != GD_OK ||
                    user_settings_init(cfg.data_dir, a.st, err, sizeof err) != GD_OK;
-    if (refused) fprintf(stderr, "goosed: %s\n", err);
+    if (refused) fprintf(stderr, "%s: %s\n", me, err);
     if (!refused) agent_repair(a.agent);
     http_server *srv =
         refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);

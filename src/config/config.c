@@ -116,6 +116,7 @@ static const struct cfg_key {
 #undef STR
 };
 #define NKEYS (sizeof keys / sizeof *keys)
+_Static_assert(NKEYS <= CFG_MAX_KEYS, "config.h's CFG_MAX_KEYS is smaller than the table");
 
 static const char usage[] =
     "Usage: goosed [options]\n"
@@ -183,6 +184,13 @@ static void set_defaults(config *c)
     snprintf(c->log_spec, sizeof c->log_spec, "info");
 }
 
+/* The settings whose values are secrets: never shown by goose configure, nor echoed in a
+ * message. */
+static bool is_secret(const struct cfg_key *k)
+{
+    return k->off == offsetof(config, secret_key);
+}
+
 /* Applies one scalar value to key k. `where` names its source for messages ("GOOSE_PORT",
  * "--port", "/x/config.yaml:3: api_timeout"). */
 static gd_err apply(config *c, const struct cfg_key *k, const char *val, const char *where,
@@ -205,7 +213,11 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
     case K_CSV:
     case K_STR:
         if (strlen(val) >= k->size || (k->min > 0 && !*val)) {
-            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            if (is_secret(k))
+                snprintf(err, errlen, "%s: expected %s, got %zu bytes", where, k->what,
+                         strlen(val));
+            else
+                snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
             return GD_EINVAL;
         }
         snprintf(base + k->off, k->size, "%s", val);
@@ -353,6 +365,7 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
         if (!k) continue; /* the real Goose keeps many other keys here */
         char where[PATH_MAX + 64];
         snprintf(where, sizeof where, "%s:%zu: %s", path, vn->start_mark.line + 1, name);
+        c->source[k - keys] = CFG_SRC_FILE;
         if (vn->type == YAML_SCALAR_NODE) {
             rc = apply(c, k, (const char *)vn->data.scalar.value, where, err, errlen);
         } else if (vn->type == YAML_SEQUENCE_NODE &&
@@ -418,6 +431,15 @@ static gd_err default_paths(config *c, char *cfgpath, size_t cfglen, char *err, 
     return GD_OK;
 }
 
+gd_err config_locate(config *c, const char *config_flag, char *err, size_t errlen)
+{
+    char cfgpath[PATH_MAX];
+    gd_err rc = default_paths(c, cfgpath, sizeof cfgpath, err, errlen);
+    if (rc) return rc;
+    snprintf(c->config_path, sizeof c->config_path, "%s", config_flag ? config_flag : cfgpath);
+    return GD_OK;
+}
+
 gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *err, size_t errlen)
 {
     const char *flagval[NKEYS] = {0};
@@ -468,26 +490,100 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
         *slot = val;
     }
 
-    char cfgpath[PATH_MAX];
-    gd_err rc = default_paths(c, cfgpath, sizeof cfgpath, err, errlen);
+    gd_err rc = config_locate(c, config_flag, err, errlen);
     if (rc) return rc;
-    snprintf(c->config_path, sizeof c->config_path, "%s", config_flag ? config_flag : cfgpath);
-    if (config_flag)
-        rc = load_file(c, config_flag, true, err, errlen);
-    else if (cfgpath[0])
-        rc = load_file(c, cfgpath, false, err, errlen);
+    if (config_flag || c->config_path[0])
+        rc = load_file(c, c->config_path, config_flag != NULL, err, errlen);
     if (rc) return rc;
 
     for (size_t k = 0; k < NKEYS; k++) {
         const char *v = getenv(keys[k].env);
-        if (v && (*v || keys[k].kind == K_STR) &&
-            (rc = apply(c, &keys[k], v, keys[k].env, err, errlen)))
-            return rc;
+        if (v && (*v || keys[k].kind == K_STR)) {
+            if ((rc = apply(c, &keys[k], v, keys[k].env, err, errlen))) return rc;
+            c->source[k] = CFG_SRC_ENV;
+        }
     }
     for (size_t k = 0; k < NKEYS; k++) {
         char where[64];
         snprintf(where, sizeof where, "--%s", keys[k].flag ? keys[k].flag : "");
-        if (flagval[k] && (rc = apply(c, &keys[k], flagval[k], where, err, errlen))) return rc;
+        if (flagval[k]) {
+            if ((rc = apply(c, &keys[k], flagval[k], where, err, errlen))) return rc;
+            c->source[k] = CFG_SRC_FLAG;
+        }
     }
     return GD_OK;
+}
+
+/* ---- the table, for `goose configure` ---- */
+
+size_t config_nkeys(void)
+{
+    return NKEYS;
+}
+
+config_key config_key_at(size_t i)
+{
+    const struct cfg_key *k = &keys[i];
+    cfg_type t = k->kind == K_INT                          ? CFG_T_INT
+                 : k->kind == K_BOOL                       ? CFG_T_BOOL
+                 : k->kind == K_LIST || k->kind == K_ROOTS ? CFG_T_LIST
+                                                           : CFG_T_STRING;
+    return (config_key){k->file_key, k->env, k->flag, k->what, t, is_secret(k)};
+}
+
+int config_key_find(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].file_key, name) || !strcmp(keys[i].env, name)) return (int)i;
+    return -1;
+}
+
+cfg_source config_source(const config *c, size_t i)
+{
+    return i < NKEYS ? (cfg_source)c->source[i] : CFG_SRC_DEFAULT;
+}
+
+const char *config_source_name(cfg_source s)
+{
+    static const char *const names[] = {"default", "file", "env", "flag"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "default";
+}
+
+gd_err config_value(const config *c, size_t i, buf *out)
+{
+    const struct cfg_key *k = &keys[i];
+    const char *base = (const char *)c;
+    gd_err e = GD_OK;
+    switch (k->kind) {
+    case K_INT:
+        return buf_printf(out, "%ld", *(const long *)(base + k->off));
+    case K_BOOL:
+        return buf_puts(out, *(const bool *)(base + k->off) ? "true" : "false");
+    case K_LIST: {
+        const char(*list)[256] = (const char(*)[256])(base + k->off);
+        int n = *(const int *)(base + k->size);
+        for (int j = 0; j < n && !e; j++)
+            e = buf_printf(out, "%s%s", j ? "," : "", list[j]);
+        return e;
+    }
+    case K_ROOTS:
+        for (int j = 0; j < c->nroots && !e; j++)
+            e = buf_printf(out, "%s%s", j ? "," : "", c->roots[j]);
+        return e;
+    default:
+        return buf_puts(out, base + k->off);
+    }
+}
+
+gd_err config_check(size_t i, const char *val, char *err, size_t errlen)
+{
+    config *scratch = malloc(sizeof *scratch);
+    if (!scratch) {
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
+    set_defaults(scratch);
+    gd_err rc = apply(scratch, &keys[i], val, keys[i].file_key, err, errlen);
+    free(scratch);
+    return rc;
 }

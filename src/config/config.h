@@ -7,10 +7,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 
 #define CFG_MAX_ORIGINS 32
 #define CFG_MAX_ROOTS   16
+#define CFG_MAX_KEYS    96 /* rows of config.c's table, at most */
+
+/* Where a setting's effective value came from (config_source). */
+typedef enum { CFG_SRC_DEFAULT, CFG_SRC_FILE, CFG_SRC_ENV, CFG_SRC_FLAG } cfg_source;
 
 typedef struct {
     char host[256];
@@ -71,6 +76,7 @@ typedef struct {
      * ("127.0.0.1:9464", "" for none) serves it without authentication on its own address */
     bool metrics;
     char metrics_listen[300];
+    unsigned char source[CFG_MAX_KEYS]; /* a cfg_source per row of the table (config_key_at) */
 } config;
 
 typedef enum { CFG_RUN, CFG_HELP, CFG_VERSION } cfg_action;
@@ -82,5 +88,38 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
 
 /* The usage text for --help. */
 const char *config_usage(void);
+
+/* ---- the table, for `goose configure` ---- */
+typedef enum { CFG_T_STRING, CFG_T_INT, CFG_T_BOOL, CFG_T_LIST } cfg_type;
+typedef struct {
+    const char *key;  /* config.yaml's key: "GOOSE_PORT", "api_timeout" */
+    const char *env;  /* "GOOSE_PORT", "GOOSE_API_TIMEOUT" */
+    const char *flag; /* "port" (as --port), or NULL */
+    const char *what; /* the values it takes: "a port 0..65535" */
+    cfg_type type;    /* CFG_T_LIST: config_value joins the items with commas */
+    bool secret;      /* its value is never shown */
+} config_key;
+
+/* The number of settings (rows of the table). */
+size_t config_nkeys(void);
+/* Row i (< config_nkeys()); the strings are static. */
+config_key config_key_at(size_t i);
+/* The row whose config.yaml key or environment variable is name (exactly), or -1. */
+int config_key_find(const char *name);
+/* Where row i's value in c came from (config_load records it). */
+cfg_source config_source(const config *c, size_t i);
+/* "default", "file", "env" or "flag". Static. */
+const char *config_source_name(cfg_source s);
+/* Appends row i's value in c to out as text: a number, true/false, the string, or a list's items
+ * joined with commas. A secret's value too: the caller must not show it. */
+gd_err config_value(const config *c, size_t i, buf *out) BUF_MUST_CHECK;
+/* GD_OK when val is a value row i accepts (as config.yaml, the variable or the flag would give
+ * it), else GD_EINVAL with the table's message in err ("GOOSE_PORT: expected a port 0..65535,
+ * got ..."); GD_ENOMEM. A log_level value is applied to this process's log filter. */
+gd_err config_check(size_t i, const char *val, char *err, size_t errlen);
+/* Sets c->config_path (config_flag when not NULL, else the default: $GOOSE_CONFIG_DIR,
+ * $XDG_CONFIG_HOME/goose or ~/.config/goose, /config.yaml) and c->data_dir, reading nothing:
+ * what config_load does first. GD_EINVAL with a message when HOME is not set. */
+gd_err config_locate(config *c, const char *config_flag, char *err, size_t errlen);
 
 #endif

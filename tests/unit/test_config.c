@@ -626,6 +626,65 @@ static void test_file_unreadable(void **state)
     load_fails_prefix(LOAD("--config", dir), dir);
 }
 
+/* ---- the sources and the table (goose configure) ---- */
+
+static cfg_source src_of(const char *name)
+{
+    int i = config_key_find(name);
+    assert_true(i >= 0);
+    return config_source(&c, (size_t)i);
+}
+
+static void test_sources(void **state)
+{
+    write_file(home_cfg, "GOOSE_PORT: 1111\nGOOSE_MODEL: file-model\ncors_origins:\n  - a\n");
+    setenv("GOOSE_MODEL", "env-model", 1);
+    setenv("GOOSE_API_TIMEOUT", "", 1); /* empty: not applied, so not its source */
+    load_ok(LOAD("--port", "3333"));
+    assert_int_equal(src_of("GOOSE_PORT"), CFG_SRC_FLAG);
+    assert_int_equal(src_of("GOOSE_MODEL"), CFG_SRC_ENV);
+    assert_int_equal(src_of("cors_origins"), CFG_SRC_FILE);
+    assert_int_equal(src_of("GOOSE_CORS_ORIGINS"), CFG_SRC_FILE); /* by its variable too */
+    assert_int_equal(src_of("api_timeout"), CFG_SRC_DEFAULT);
+    assert_int_equal(src_of("GOOSE_HOST"), CFG_SRC_DEFAULT);
+    assert_string_equal(config_source_name(CFG_SRC_FLAG), "flag");
+    assert_int_equal(config_key_find("goose_port"), -1); /* the table's case only */
+    unsetenv("GOOSE_MODEL");
+    unsetenv("GOOSE_API_TIMEOUT");
+}
+
+static void test_table_values(void **state)
+{
+    write_file(home_cfg, "cors_origins: [https://a.example, https://b.example]\n"
+                         "GOOSE_SERVER__SECRET_KEY: s3cret\n");
+    load_ok(LOAD0());
+    struct {
+        const char *key, *want;
+    } cases[] = {{"GOOSE_PORT", "3000"},
+                 {"tool_network", "true"},
+                 {"cors_origins", "https://a.example,https://b.example"},
+                 {"GOOSE_HOST", "127.0.0.1"}};
+    for (size_t j = 0; j < sizeof cases / sizeof *cases; j++) {
+        buf b;
+        buf_init(&b, 4096);
+        assert_int_equal(config_value(&c, (size_t)config_key_find(cases[j].key), &b), GD_OK);
+        assert_string_equal(b.data, cases[j].want);
+        buf_free(&b);
+    }
+    size_t secrets = 0;
+    for (size_t i = 0; i < config_nkeys(); i++)
+        secrets += config_key_at(i).secret;
+    assert_int_equal(secrets, 1);
+    assert_true(config_key_at((size_t)config_key_find("GOOSE_SERVER__SECRET_KEY")).secret);
+    assert_int_equal(config_key_at((size_t)config_key_find("cors_origins")).type, CFG_T_LIST);
+
+    char e[256];
+    assert_int_equal(config_check((size_t)config_key_find("GOOSE_PORT"), "80", e, sizeof e), GD_OK);
+    assert_int_equal(config_check((size_t)config_key_find("GOOSE_PORT"), "x", e, sizeof e),
+                     GD_EINVAL);
+    assert_string_equal(e, "GOOSE_PORT: expected a port 0..65535, got \"x\"");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -657,6 +716,8 @@ int main(void)
         T(test_file_wrong_shape),
         T(test_file_syntax_error),
         T(test_file_unreadable),
+        T(test_sources),
+        T(test_table_values),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
