@@ -43,6 +43,7 @@
 # agent benchmarks), memory and mcp, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
 # BENCH_ONLY=metrics: what metrics cost (bench/metrics_overhead.sh; BENCH_METRICS_ROUNDS, default 3).
+# BENCH_ONLY=store: the store as it grows (bench/store_scale.sh; BENCH_STORE_SESSIONS, default 1M).
 # A reply through goosed that errors or arrives incomplete (or a watcher that fails to connect) makes
 # the exit status 1, after the report is written (its "Problems seen" says what happened).
 set -euo pipefail
@@ -56,13 +57,13 @@ THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-20}
 ROUNDS=${BENCH_ROUNDS:-2}
-ONLY=${BENCH_ONLY:-http,agent,memory,mcp}
+ONLY=${BENCH_ONLY:-http,agent,memory,mcp,metrics,store}
 for part in ${ONLY//,/ }; do
-    case $part in http | agent | memory | mcp | metrics) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics)" >&2 && exit 2 ;; esac
+    case $part in http | agent | memory | mcp | metrics | store) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics, store)" >&2 && exit 2 ;; esac
 done
 want() { [[ ,$ONLY, == *,$1,* ]]; } # want PART: whether this run measures PART
 FULL=no
-want http && want agent && want memory && want mcp && FULL=yes
+want http && want agent && want memory && want mcp && want metrics && want store && FULL=yes
 if [ "$FULL" = yes ]; then REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}; else REPORT=${BENCH_REPORT:-bench/out/BENCHMARKS.md}; fi
 OUTDIR=$ROOT/bench/out # raw wrk output and server logs of the last run (git-ignored)
 POST_BODY='{"name":"bench","working_directory":"/tmp"}'
@@ -128,6 +129,8 @@ if want http; then
     command -v cc >/dev/null || missing+=(gcc)
 fi
 want http || ! want metrics || command -v wrk >/dev/null || missing+=(wrk) # metrics: wrk too
+want http || ! want store || command -v wrk >/dev/null || missing+=(wrk)     # store: wrk too
+! want store || command -v sqlite3 >/dev/null || missing+=(sqlite3)          # store: fills goosed.db
 command -v node >/dev/null || missing+=(nodejs) # bench/agent.mjs and the fake provider
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: installing ${missing[*]}"
@@ -369,6 +372,9 @@ goosed_alive() {
     GOOSED_PID=
     exit 1
 }
+
+# --- the store as it grows (the store part) ----------------------------------------------------------
+if want store; then source bench/store_scale.sh; fi
 
 # --- nginx beside goosed under wrk, and the start-up time (the http part) ---------------------------
 if want http; then
@@ -878,6 +884,7 @@ if want mcp; then
 fi
 
 if want metrics; then metrics_results; fi
+if want store; then store_results; fi
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
@@ -1317,6 +1324,7 @@ mkdir -p "$(dirname "$REPORT")"
     if want memory; then report_memory_every_run; fi
     if want mcp; then report_mcp; fi
     if want metrics; then report_metrics; fi
+    if want store; then report_store; fi
     report_problems
     report_how_head
     if want http; then report_how_http; fi

@@ -4,7 +4,7 @@
 # (default 1,000,000; written straight into goosed.db with the sqlite3 shell, after a first start
 # made the schema), each measuring
 #   - durable creates under wrk (POST /api/sessions, -c$CONNS) and the bytes goosed wrote per create
-#     (/proc/PID/io write_bytes: the WAL, the checkpoints into the database, the log);
+#     (/proc/PID/io wchar: the WAL, the checkpoints into the database, the log);
 #   - GET /api/sessions?limit=100 by cursor: the first page, and the page 90% deep (its cursor read
 #     from the database), each under wrk for half the duration;
 #   - for information, the same depth by offset (the compatible form, which walks every row before).
@@ -36,8 +36,9 @@ PRAGMA wal_checkpoint(TRUNCATE);
 SQL
 }
 
-# io_written PID: bytes the process has caused to be written to storage so far.
-io_written() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io"; }
+# io_written PID: bytes the process has written so far (write and pwrite calls: the WAL, checkpoints
+# into the database, the log; this kernel does not account write_bytes to processes).
+io_written() { awk '/^wchar:/ {print $2}' "/proc/$1/io"; }
 
 for size in "${STORE_SIZES[@]}"; do
     GHOME=$WORK/store-$size
@@ -56,7 +57,7 @@ for size in "${STORE_SIZES[@]}"; do
     goosed_alive
     w1=$(io_written "$GOOSED_PID")
     v=store_post_${size}_requests
-    printf -v "store_bytes_$size" '%s' "$(calc "printf \"%.0f\", ($w1 - $w0) / (${!v} > 0 ? ${!v} : 1)")"
+    printf -v "store_bytes_$size" '%s' "$(((w1 - w0) / (${!v} > 0 ? ${!v} : 1)))"
     printf -v "store_warm_bytes_$size" '%s' "$w0" # written before (the warm-up and start)
 
     # the cursor of the row 90% deep, read beside goosed (WAL lets a reader in)
@@ -103,8 +104,8 @@ report_store() {
 
 A new goosed on an empty store, then on stores of $(fmt_int "${STORE_SIZES[1]}") and $(fmt_int "$STORE_MAX")
 sessions (filled beforehand with the sqlite3 shell). Creates: \`wrk -t$THREADS -c$CONNS -d${DURATION}s\` on
-\`POST /api/sessions\`; bytes written per create from goosed's \`/proc/PID/io\` (the WAL, checkpoints
-and the log). Pages of 100 sessions: the first (\`?cursor=\`) and the one 90% deep by cursor, and the
+\`POST /api/sessions\`; bytes written per create: goosed's \`wchar\` in \`/proc/PID/io\` (its writes:
+the WAL, checkpoints into the database, the access log). Pages of 100 sessions: the first (\`?cursor=\`) and the one 90% deep by cursor, and the
 same depth by offset for comparison, each under wrk for $(((DURATION + 1) / 2)) s.
 
 | target | figure | result |

@@ -20,7 +20,7 @@ case $what in
   build) ;;
   test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux)
          pkgs+=(prometheus) ;;
-  bench) pkgs+=(wrk nginx-light) ;;
+  bench) pkgs+=(wrk nginx-light sqlite3) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 [ "$what" = test ] && ! command -v node >/dev/null && pkgs+=(nodejs npm)
