@@ -29,8 +29,8 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"server", cli_server},   {"configure", cli_configure}, {"session", cli_session},
-    {"run", cli_run},         {"extension", cli_extension}, {"user", cli_user},
+    {"server", cli_server}, {"configure", cli_configure}, {"session", cli_session},
+    {"run", cli_run},       {"extension", cli_extension}, {"user", cli_user},
     {"mcp", cli_mcp},
 };
 
