@@ -3,14 +3,29 @@
 # debian:bookworm-slim, without a registry: `debootstrap --variant=minbase bookworm` from the
 # mirror this machine's apt uses, kept as a tarball under $DEPLOY_CACHE (a second run reuses it),
 # imported into buildah's storage under both names.
-#   tests/deploy/base.sh           (env: DEPLOY_CACHE, BUILDAH_ROOT, BUILDAH_RUNROOT)
+# The storage driver is overlay when this file system can mount it (layers kept as differences),
+# else vfs (a whole copy per layer); the choice is written to $DEPLOY_CACHE/driver, and the
+# storage is $DEPLOY_CACHE/storage-DRIVER.
+#   tests/deploy/base.sh           (env: DEPLOY_CACHE, BUILDAH_DRIVER to force one)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache=${DEPLOY_CACHE:-$PWD/build/deploy}
-root=${BUILDAH_ROOT:-$cache/storage}
-runroot=${BUILDAH_RUNROOT:-$cache/run}
 mkdir -p "$cache"
-B=(buildah --root "$root" --runroot "$runroot" --storage-driver vfs)
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$cache/containers.conf}
+[ -f "$CONTAINERS_CONF" ] || printf '[containers]\ndefault_ulimits = []\n' >"$CONTAINERS_CONF"
+
+driver=${BUILDAH_DRIVER:-}
+if [ -z "$driver" ]; then
+  driver=vfs
+  probe=(buildah --root "$cache/probe" --runroot "$cache/probe-run" --storage-driver overlay)
+  if c=$("${probe[@]}" from scratch 2>/dev/null) && "${probe[@]}" mount "$c" >/dev/null 2>&1; then
+    driver=overlay
+  fi
+  "${probe[@]}" rm --all >/dev/null 2>&1 || true
+  rm -rf "$cache/probe" "$cache/probe-run" 2>/dev/null || true
+fi
+echo "$driver" >"$cache/driver"
+B=(buildah --root "$cache/storage-$driver" --runroot "$cache/run-$driver" --storage-driver "$driver")
 
 # The first URIs line of the apt sources that name bookworm (deb822 or one-line format).
 mirror() {

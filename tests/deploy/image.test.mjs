@@ -26,7 +26,8 @@ const CONF = path.join(CACHE, 'containers.conf');
 // the empty default_ulimits stops buildah from setting limits the machine refuses.
 writeFileSync(CONF, '[containers]\ndefault_ulimits = []\n');
 const ENV = { ...process.env, CONTAINERS_CONF: CONF };
-const B = ['--root', path.join(CACHE, 'storage'), '--runroot', path.join(CACHE, 'run'), '--storage-driver', 'vfs'];
+// set once base.sh has chosen the storage driver (overlay, or vfs where overlay cannot mount)
+let B = [];
 
 /** The first process named comm found below pid (breadth first), or 0. */
 function descendant(pid, comm) {
@@ -69,6 +70,9 @@ describe('deploy/Dockerfile, built with buildah and run', () => {
 
   before(async () => {
     execFileSync(path.join(REPO, 'tests/deploy/base.sh'), { env: { ...ENV, DEPLOY_CACHE: CACHE }, stdio: 'inherit' });
+    const driver = readFileSync(path.join(CACHE, 'driver'), 'utf8').trim();
+    B = ['--root', path.join(CACHE, `storage-${driver}`), '--runroot', path.join(CACHE, `run-${driver}`), '--storage-driver', driver];
+    report.storage_driver = driver;
     // --layers: the package layers are reused while scripts/deps.sh and the Dockerfile stay the same
     const t0 = process.hrtime.bigint();
     buildah(['bud', '--isolation=chroot', '--pull=never', '--layers', '--format=docker', '-f', 'deploy/Dockerfile', '-t', IMAGE, '.'],
