@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 HOST       ?= 127.0.0.1
 PORT       ?= 3000
 
-.PHONY: all deps build run test unit api conformance lint check-asan bench format clean fuzz fuzz-replay
+.PHONY: all deps build run test unit api deploy-test conformance lint check-asan bench format clean fuzz fuzz-replay
 
 all: build
 
@@ -22,11 +22,11 @@ run: deps build
 	$(BUILD)/goosed --host $(HOST) --port $(PORT)
 
 # make test: unit tests (with the replay of every fuzz corpus, tests/fuzz/corpus), OpenAPI lint,
-# black-box suite, the MCP conformance suite; then the unit tests, the replays and the black-box
+# black-box suite, the deployment files (deploy-test), the MCP conformance suite; then the unit tests, the replays and the black-box
 # tests again under ASan+UBSan.
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory build unit api conformance BUILD=$(BUILD)
+	@$(MAKE) --no-print-directory build unit api deploy-test conformance BUILD=$(BUILD)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check-asan
 
@@ -46,6 +46,18 @@ api:
 	GOOSED_SUITE_RECORD=$(CURDIR)/$(BUILD)/api-record GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed \
 	  node --test tests/api/core.test.mjs
 	node tests/api/logscan.mjs $(CURDIR)/$(BUILD)/api-record
+
+# The deployment files for real (tests/deploy/): the image of deploy/Dockerfile built by buildah on
+# a debootstrapped Debian (cached in build/deploy) and run, with a streamed conversation; the
+# Kubernetes manifests against the Kubernetes schemas and their probes against goosed; the Compose
+# file; `systemd-analyze verify` of the unit. (deploy/nginx/goose.conf and the secret key settings
+# are tested by `make api`: tests/api/deploy_*.test.mjs.) Then the log scan, as for `make api`.
+deploy-test:
+	@scripts/deps.sh deploy
+	@rm -rf $(CURDIR)/$(BUILD)/deploy-record
+	GOOSED_SUITE_RECORD=$(CURDIR)/$(BUILD)/deploy-record GOOSED_BIN=$(CURDIR)/$(BUILD)/goosed \
+	  node --test --test-concurrency=2 tests/deploy/
+	node tests/api/logscan.mjs $(CURDIR)/$(BUILD)/deploy-record
 
 # The official MCP conformance suite with `goosed mcp conformance` as its client (normal build only).
 conformance:

@@ -6,6 +6,10 @@
 #                          tests make their certificates with it), prometheus (it scrapes
 #                          GET /metrics in tests/api/prometheus.test.mjs)
 #   scripts/deps.sh bench   build + wrk and nginx (the benchmark's reference server)
+#   scripts/deps.sh deploy  test + what `make deploy-test` uses: buildah and debootstrap (the
+#                          container image built from deploy/Dockerfile and run), systemd
+#                          (systemd-analyze verify), curl (the Kubernetes readiness probe's
+#                          command, run against goosed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +22,13 @@ pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev lib
       libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap libgnutls28-dev)
 case $what in
   build) ;;
-  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux)
-         pkgs+=(prometheus) ;;
+  test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux prometheus) ;;
   bench) pkgs+=(wrk nginx-light sqlite3) ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  deploy) pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux prometheus buildah
+                 debootstrap systemd curl) ;;
+  *) echo "usage: $0 build|test|bench|deploy" >&2; exit 2 ;;
 esac
-[ "$what" = test ] && ! command -v node >/dev/null && pkgs+=(nodejs npm)
+case $what in test | deploy) command -v node >/dev/null || pkgs+=(nodejs npm) ;; esac
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -38,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "$what" = test ]; then
+if [ "$what" = test ] || [ "$what" = deploy ]; then
   # npm ci only when node_modules is absent or older than the lock file.
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     echo "deps: npm ci"

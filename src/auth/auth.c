@@ -2,6 +2,8 @@
 #include "auth/auth.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sodium.h>
@@ -12,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -20,11 +24,13 @@
 #define MAX_PROXIES      32
 #define USERS_RECHECK_NS 1000000000ull /* how often "are there users now?" is asked, when none */
 #define SESSION_SEGMENT  "/sessions/{id}"
-#define RATE_SLOTS       1024 /* users counted at once by requests_per_minute */
+#define RATE_SLOTS       1024         /* users counted at once by requests_per_minute */
+#define SECRET_FILE      "secret_key" /* generate_secret's file, in data_dir */
 
 static struct {
     const config *cfg;
     store *st;
+    char secret[sizeof(((config *)0)->secret_key)]; /* the X-Secret-Key: given, read or made */
     int nproxies;
     struct sockaddr_storage proxies[MAX_PROXIES]; /* ss_family and the address only */
     atomic_bool users;        /* some user exists (once seen, kept until restart) */
@@ -151,13 +157,111 @@ static bool users_exist(void)
 
 bool auth_enabled(void)
 {
-    return A.cfg && (A.cfg->secret_key[0] || proxy_mode() || users_exist());
+    return A.cfg && (A.secret[0] || proxy_mode() || users_exist());
+}
+
+/* Reads the secret key from path into A.secret: the file's content less its trailing white
+ * space (a newline left by an editor or `echo`). */
+static gd_err secret_read(const char *path, const char *what, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+        return errno == ENOENT ? GD_ENOTFOUND : GD_EIO;
+    }
+    char buf[sizeof A.secret + 1];
+    size_t n = 0;
+    ssize_t got;
+    while (n < sizeof buf && (got = read(fd, buf + n, sizeof buf - n)) != 0) {
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+            close(fd);
+            sodium_memzero(buf, sizeof buf);
+            return GD_EIO;
+        }
+        n += (size_t)got;
+    }
+    close(fd);
+    while (n &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    gd_err rc = GD_OK;
+    if (n == 0 || n >= sizeof A.secret || memchr(buf, '\0', n)) {
+        snprintf(err, errlen, "%s %s must hold one secret key of 1 to %zu bytes", what, path,
+                 sizeof A.secret - 1);
+        rc = GD_EINVAL;
+    } else {
+        memcpy(A.secret, buf, n);
+        A.secret[n] = '\0';
+    }
+    sodium_memzero(buf, sizeof buf);
+    return rc;
+}
+
+/* The secret key: GOOSE_SERVER__SECRET_KEY, else the file secret_key_file names, else with
+ * generate_secret the one made at the first start into data_dir/secret_key (mode 0600). Its
+ * path is logged, never its value. */
+static gd_err secret_setup(const config *cfg, char *err, size_t errlen)
+{
+    sodium_memzero(A.secret, sizeof A.secret);
+    if (cfg->secret_key[0] && cfg->secret_key_file[0]) {
+        snprintf(err, errlen,
+                 "both GOOSE_SERVER__SECRET_KEY and GOOSE_SERVER__SECRET_KEY_FILE are set: give "
+                 "one of them");
+        return GD_EINVAL;
+    }
+    if (cfg->secret_key[0]) {
+        snprintf(A.secret, sizeof A.secret, "%s", cfg->secret_key);
+        return GD_OK;
+    }
+    if (cfg->secret_key_file[0])
+        return secret_read(cfg->secret_key_file, "the secret key file (secret_key_file)", err,
+                           errlen);
+    if (!cfg->generate_secret) return GD_OK;
+    char path[PATH_MAX + sizeof SECRET_FILE + 1];
+    snprintf(path, sizeof path, "%s/%s", cfg->data_dir, SECRET_FILE);
+    const char *what = "the generated secret key";
+    gd_err rc = secret_read(path, what, err, errlen);
+    if (rc != GD_ENOTFOUND) {
+        if (rc == GD_OK)
+            log_info("auth", "the secret key is the one generated at the first start, in %s", path);
+        return rc;
+    }
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    char key[64];
+    sodium_bin2base64(key, sizeof key, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    size_t len = strlen(key);
+    bool ok = fd >= 0 && write(fd, key, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok) {
+        sodium_memzero(key, sizeof key);
+        if (fd >= 0) unlink(path);
+        snprintf(err, errlen, "cannot write %s %s: %s", what, path, strerror(e));
+        return GD_EIO;
+    }
+    memcpy(A.secret, key, len + 1);
+    sodium_memzero(key, sizeof key);
+    log_warn("auth",
+             "generated a secret key at the first start (generate_secret): clients send it as "
+             "X-Secret-Key; read it with `cat %s` where this server runs",
+             path);
+    return GD_OK;
 }
 
 gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
 {
     A.cfg = cfg;
     A.st = st;
+    gd_err src = secret_setup(cfg, err, errlen);
+    if (src != GD_OK) return src;
     A.nproxies = 0;
     atomic_store(&A.users, false);
     atomic_store(&A.users_seen, 0);
@@ -203,7 +307,7 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
         log_warn("auth", "serving %s with NO authentication (--insecure-no-auth)", cfg->host);
     }
     if (on)
-        log_info("auth", "authentication on:%s%s%s", cfg->secret_key[0] ? " X-Secret-Key" : "",
+        log_info("auth", "authentication on:%s%s%s", A.secret[0] ? " X-Secret-Key" : "",
                  atomic_load(&A.users) ? " user tokens" : "",
                  proxy_mode() ? " trusted proxy header" : "");
     return GD_OK;
@@ -301,7 +405,7 @@ static void unauthorized(struct http_req *r, const char *why)
 {
     char ways[256] = "";
     size_t o = 0;
-    if (A.cfg->secret_key[0]) o += (size_t)snprintf(ways + o, sizeof ways - o, "X-Secret-Key");
+    if (A.secret[0]) o += (size_t)snprintf(ways + o, sizeof ways - o, "X-Secret-Key");
     o += (size_t)snprintf(ways + o, sizeof ways - o, "%sAuthorization: Bearer <token>",
                           o ? ", or " : "");
     if (proxy_mode()) snprintf(ways + o, sizeof ways - o, ", or come through the trusted proxy");
@@ -362,7 +466,7 @@ static bool authenticate(struct http_req *r, const char *peer, auth_user *user)
     }
     const char *key = http_header(r, "X-Secret-Key");
     if (key) {
-        if (A.cfg->secret_key[0] && auth_secret_equal(key, A.cfg->secret_key)) {
+        if (A.secret[0] && auth_secret_equal(key, A.secret)) {
             local_user(user);
             return true;
         }

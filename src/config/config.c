@@ -96,6 +96,10 @@ static const struct cfg_key {
      "a level (error, warn, info, debug, trace) or a filter such as info,goose=debug"},
     {"GOOSE_SERVER__SECRET_KEY", "GOOSE_SERVER__SECRET_KEY", NULL, K_STR, 0, 0, STR(secret_key),
      "a secret key of at most 511 bytes"},
+    {"GOOSE_SERVER__SECRET_KEY_FILE", "GOOSE_SERVER__SECRET_KEY_FILE", NULL, K_STR, 0, 0,
+     STR(secret_key_file), "the path of a file holding the secret key"},
+    {"generate_secret", "GOOSE_GENERATE_SECRET", NULL, K_BOOL, 0, 0,
+     offsetof(config, generate_secret), 0, "true or false"},
     {"trusted_proxy_header", "GOOSE_TRUSTED_PROXY_HEADER", NULL, K_STR, 0, 0,
      STR(trusted_proxy_header), "a header name such as X-Remote-User"},
     {"trusted_proxies", "GOOSE_TRUSTED_PROXIES", NULL, K_CSV, 0, 0, STR(trusted_proxies),
@@ -137,7 +141,9 @@ static const char usage[] =
     "\n"
     "Environment: GOOSE_HOST, GOOSE_PORT, GOOSE_CONFIG_DIR, GOOSE_PROVIDER, GOOSE_MODEL,\n"
     "GOOSE_API_TIMEOUT, GOOSE_MAX_RETRIES, GOOSE_MAX_BODY_SIZE, GOOSE_CORS_ORIGINS, RUST_LOG,\n"
-    "GOOSE_SERVER__SECRET_KEY (clients then send it as X-Secret-Key), GOOSE_TRUSTED_PROXY_HEADER,\n"
+    "GOOSE_SERVER__SECRET_KEY (clients then send it as X-Secret-Key), or\n"
+    "GOOSE_SERVER__SECRET_KEY_FILE (a file holding it), or GOOSE_GENERATE_SECRET=true (made at\n"
+    "first start into the data directory, file secret_key), GOOSE_TRUSTED_PROXY_HEADER,\n"
     "GOOSE_TRUSTED_PROXIES, GOOSE_INSECURE_NO_AUTH,\n"
     "GOOSE_TLS_CERT and GOOSE_TLS_KEY (serve HTTPS with these PEM files), GOOSE_TLS_SELF_SIGNED\n"
     "(serve HTTPS with a self-signed certificate made at first start),\n"

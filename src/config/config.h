@@ -61,6 +61,8 @@ typedef struct {
                                  */
     /* authentication (auth/auth.h) */
     char secret_key[512];           /* GOOSE_SERVER__SECRET_KEY: the X-Secret-Key; "" when none */
+    char secret_key_file[PATH_MAX]; /* a file holding it instead (auth reads it); "" when none */
+    bool generate_secret; /* none given: made at the first start into data_dir/secret_key */
     char trusted_proxy_header[128]; /* e.g. X-Remote-User; "" when no proxy is trusted */
     char trusted_proxies[1024];     /* their addresses, comma-separated */
     bool insecure_no_auth;          /* serve a non-loopback address with no authentication */
