@@ -169,33 +169,33 @@ static gd_err secret_read(const char *path, const char *what, char *err, size_t 
         snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
         return errno == ENOENT ? GD_ENOTFOUND : GD_EIO;
     }
-    char buf[sizeof A.secret + 1];
+    char text[sizeof A.secret + 1];
     size_t n = 0;
     ssize_t got;
-    while (n < sizeof buf && (got = read(fd, buf + n, sizeof buf - n)) != 0) {
+    while (n < sizeof text && (got = read(fd, text + n, sizeof text - n)) != 0) {
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
             close(fd);
-            sodium_memzero(buf, sizeof buf);
+            sodium_memzero(text, sizeof text);
             return GD_EIO;
         }
         n += (size_t)got;
     }
     close(fd);
-    while (n &&
-           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' ||
+                 text[n - 1] == '\t'))
         n--;
     gd_err rc = GD_OK;
-    if (n == 0 || n >= sizeof A.secret || memchr(buf, '\0', n)) {
+    if (n == 0 || n >= sizeof A.secret || memchr(text, '\0', n)) {
         snprintf(err, errlen, "%s %s must hold one secret key of 1 to %zu bytes", what, path,
                  sizeof A.secret - 1);
         rc = GD_EINVAL;
     } else {
-        memcpy(A.secret, buf, n);
+        memcpy(A.secret, text, n);
         A.secret[n] = '\0';
     }
-    sodium_memzero(buf, sizeof buf);
+    sodium_memzero(text, sizeof text);
     return rc;
 }
 
