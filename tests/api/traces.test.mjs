@@ -138,12 +138,11 @@ describe('traces exported over OTLP/HTTP', () => {
   });
 
   it('starts a new trace for a request without traceparent, and sends resource and headers', async () => {
-    const r = await get(srv, '/status');
+    const r = await get(srv, '/status', { headers: { 'X-Request-Id': 'trace-test-status' } });
     assert.equal(r.status, 200);
+    const status = await receiver.request('trace-test-status');
+    assert.equal(status.name, 'GET /status');
     const exp = await receiver.exports(1);
-    const all = exp.flatMap((e) => e.spans);
-    const status = all.find((s) => s.name === 'GET /status');
-    assert.ok(status, 'a span for GET /status');
     assert.equal(status.parentSpanId, '', 'a root span');
     assert.match(status.traceId, /^[0-9a-f]{32}$/);
     assert.notEqual(status.traceId, '0'.repeat(32));
@@ -158,8 +157,11 @@ describe('traces exported over OTLP/HTTP', () => {
   });
 
   it('ignores a malformed traceparent (a new trace) and puts no secret in any span', async () => {
-    const r = await request(srv, 'GET', '/status', { headers: { traceparent: `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01` } });
+    const r = await request(srv, 'GET', '/status', { headers: { 'X-Request-Id': 'trace-test-bad', traceparent: `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01` } });
     assert.equal(r.status, 200);
+    const bad = await receiver.request('trace-test-bad');
+    assert.notEqual(bad.traceId, '0'.repeat(32));
+    assert.equal(bad.parentSpanId, '', 'a malformed traceparent names no parent');
     const exp = await receiver.exports(1);
     for (const e of exp) {
       assert.ok(!e.raw.includes(KEY), 'no provider key in an export');

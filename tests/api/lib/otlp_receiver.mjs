@@ -7,7 +7,8 @@
 //   node tests/api/lib/otlp_receiver.mjs [--stall]   # stdout: "listening on http://127.0.0.1:PORT"
 //
 // Control routes (answered in both modes):
-//   GET /_spans?trace=HEX&count=N  waits until N spans of that trace arrived (all: no trace), then
+//   GET /_spans?trace=HEX&rid=ID&count=N  waits until N spans of that trace (and request id)
+//                                  arrived (all: neither given), then
 //                                  [{traceId, spanId, parentSpanId, name, kind, start, end,
 //                                    attributes: {k: v}, status: {code, message}, flags, traceState}]
 //   GET /_exports?count=N          waits until N exports arrived (stall: were read), then
@@ -51,8 +52,9 @@ function serve(stall) {
     const url = new URL(req.url, 'http://x');
     if (req.method === 'GET' && url.pathname === '/_spans') {
       const trace = url.searchParams.get('trace');
+      const rid = url.searchParams.get('rid');
       const count = Number(url.searchParams.get('count') ?? 1);
-      const mine = () => spans.filter((s) => !trace || s.traceId === trace);
+      const mine = () => spans.filter((s) => (!trace || s.traceId === trace) && (!rid || s.attributes['goose.request_id'] === rid));
       return wait(res, () => mine().length >= count, mine);
     }
     if (req.method === 'GET' && url.pathname === '/_exports') {
@@ -126,6 +128,7 @@ export function startReceiver({ stall = false } = {}) {
         url,
         stderr: () => err,
         spans: (trace, count = 1) => getJson(`/_spans?count=${count}${trace ? `&trace=${trace}` : ''}`),
+        request: async (rid) => (await getJson(`/_spans?rid=${encodeURIComponent(rid)}`))[0],
         exports: (count = 1) => getJson(`/_exports?count=${count}`),
         stop: () => new Promise((r) => { proc.removeAllListeners('exit'); proc.on('exit', r); proc.kill('SIGKILL'); }),
       });
