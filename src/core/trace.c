@@ -640,8 +640,7 @@ static void trim(const char **s, size_t *n)
 
 /* Calls fn(key, value) for each "k=v" of a comma list (W3C baggage's shape, as the OTEL_*
  * variables use it), both percent-decoded. Returns the number of items that were malformed. */
-static int each_pair(const char *list, void (*fn)(const char *k, const char *v, void *ud),
-                     void *ud)
+static int each_pair(const char *list, void (*fn)(const char *k, const char *v, void *ud), void *ud)
 {
     int bad = 0;
     for (const char *p = list; p && *p;) {
@@ -851,8 +850,8 @@ static void export_batch(CURL **easy, trace_span **spans, size_t n, long timeout
     pb b = {0};
     encode_request(&b, T.resource, T.resource_len, spans, n);
     char why[256];
-    const char *err = b.oom ? "out of memory encoding spans" : post(easy, &b, timeout_ms, why,
-                                                                     sizeof why);
+    const char *err =
+        b.oom ? "out of memory encoding spans" : post(easy, &b, timeout_ms, why, sizeof why);
     free(b.p);
     if (err && !atomic_load(&T.abort_io)) {
         time_t now = time(NULL);
@@ -898,8 +897,7 @@ static void *exporter(void *arg)
             log_warn("trace",
                      "%llu span(s) dropped: the export queue (OTEL_BSP_MAX_QUEUE_SIZE=%zu) was "
                      "full (%llu since start)",
-                     (unsigned long long)(dropped - reported), T.qcap,
-                     (unsigned long long)dropped);
+                     (unsigned long long)(dropped - reported), T.qcap, (unsigned long long)dropped);
             reported = dropped;
             last_drop = now;
         }
@@ -946,8 +944,9 @@ void trace_init(bool disable_telemetry)
     const char *proto = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
     if (!proto) proto = env("OTEL_EXPORTER_OTLP_PROTOCOL");
     if (proto && strcmp(proto, "http/protobuf")) {
-        log_warn("trace", "traces are off: OTLP protocol \"%.40s\" is not supported (goosed "
-                          "sends http/protobuf only)",
+        log_warn("trace",
+                 "traces are off: OTLP protocol \"%.40s\" is not supported (goosed "
+                 "sends http/protobuf only)",
                  proto);
         return;
     }
@@ -996,7 +995,8 @@ void trace_init(bool disable_telemetry)
         return;
     }
     T.thread_on = true;
-    log_info("trace", "traces are exported to %s (OTLP/HTTP protobuf, %d header(s), batches of %zu)",
+    log_info("trace",
+             "traces are exported to %s (OTLP/HTTP protobuf, %d header(s), batches of %zu)",
              T.where, h.n, T.batch);
 }
 
