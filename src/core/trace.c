@@ -30,9 +30,12 @@ typedef enum { A_STR, A_INT, A_BOOL } attr_type;
 struct attr {
     const char *key;
     attr_type type;
+    bool owned; /* s was allocated (it did not fit in the span's arena) */
     int64_t i;
     char *s;
 };
+
+#define ARENA_SIZE 448 /* string values of a span, without an allocation each */
 
 struct trace_span {
     trace_ctx ctx;
@@ -46,6 +49,8 @@ struct trace_span {
     struct attr attrs[MAX_ATTRS];
     int status; /* 0 unset, 1 ok, 2 error */
     char *status_msg;
+    size_t arena_used;
+    char arena[ARENA_SIZE];
 };
 
 typedef enum {
@@ -313,8 +318,9 @@ static struct attr *attr_slot(trace_span *s, const char *key)
 {
     for (int i = 0; i < s->nattrs; i++)
         if (!strcmp(s->attrs[i].key, key)) {
-            if (s->attrs[i].type == A_STR) free(s->attrs[i].s);
+            if (s->attrs[i].owned) free(s->attrs[i].s);
             s->attrs[i].s = NULL;
+            s->attrs[i].owned = false;
             return &s->attrs[i];
         }
     if (s->nattrs == MAX_ATTRS) {
@@ -332,8 +338,19 @@ void trace_attr_str(trace_span *s, const char *key, const char *value)
     struct attr *a = attr_slot(s, key);
     if (!a) return;
     a->type = A_STR;
-    a->s = strndup(value, VALUE_MAX);
-    if (!a->s) s->nattrs--; /* out of memory: the attribute is left out */
+    size_t n = strnlen(value, VALUE_MAX);
+    if (n < ARENA_SIZE - s->arena_used) {
+        a->s = s->arena + s->arena_used;
+        memcpy(a->s, value, n);
+        a->s[n] = '\0';
+        s->arena_used += n + 1;
+    } else if ((a->s = strndup(value, n))) {
+        a->owned = true;
+    } else {
+        a->type = A_INT; /* out of memory: the attribute is left out */
+        a->i = 0;
+        if (a == &s->attrs[s->nattrs - 1]) s->nattrs--;
+    }
 }
 
 void trace_attr_int(trace_span *s, const char *key, int64_t value)
@@ -366,7 +383,7 @@ void trace_span_discard(trace_span *s)
 {
     if (!s) return;
     for (int i = 0; i < s->nattrs; i++)
-        if (s->attrs[i].type == A_STR) free(s->attrs[i].s);
+        if (s->attrs[i].owned) free(s->attrs[i].s);
     free(s->status_msg);
     free(s);
 }

@@ -47,16 +47,16 @@ static void test_parse_invalid(void **state)
     static const char *const bad[] = {
         NULL,
         "",
-        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",         /* no flags */
-        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x",    /* 00 has no more */
-        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",      /* uppercase */
-        "00-00000000000000000000000000000000-b7ad6b7169203331-01",      /* zero trace id */
-        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",      /* zero span id */
-        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",      /* version ff */
-        "00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",      /* separator */
-        "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",      /* not hex */
-        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",       /* short flags */
-        "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x",     /* no dash after */
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",      /* no flags */
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x", /* 00 has no more */
+        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",   /* uppercase */
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",   /* zero trace id */
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",   /* zero span id */
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",   /* version ff */
+        "00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",   /* separator */
+        "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",   /* not hex */
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",    /* short flags */
+        "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x",  /* no dash after */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         trace_ctx c;
@@ -91,7 +91,8 @@ static void test_current_header(void **state)
     trace_set_tracestate(&c, "k=v");
     assert_null(trace_set_current(&c));
     assert_true(trace_header_line(line));
-    assert_string_equal(line, "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    assert_string_equal(line,
+                        "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     assert_true(trace_state_line(line));
     assert_string_equal(line, "tracestate: k=v");
     assert_ptr_equal(trace_set_current(NULL), &c);
@@ -106,12 +107,9 @@ static void test_varint(void **state)
         const char *bytes;
         size_t n;
     } cases[] = {
-        {0, "\x00", 1},
-        {1, "\x01", 1},
-        {127, "\x7f", 1},
-        {128, "\x80\x01", 2},
-        {300, "\xac\x02", 2},
-        {UINT64_MAX, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10},
+        {0, "\x00", 1},       {1, "\x01", 1},
+        {127, "\x7f", 1},     {128, "\x80\x01", 2},
+        {300, "\xac\x02", 2}, {UINT64_MAX, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         pb b = {0};
@@ -221,8 +219,8 @@ static void test_encode_request(void **state)
     atomic_store(&T.on, true);
     T.sampler = S_ALWAYS_ON;
     trace_ctx parent;
-    assert_true(
-        trace_parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &parent));
+    assert_true(trace_parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                        &parent));
     trace_set_tracestate(&parent, "k=v");
     trace_span *s = trace_span_start("GET /status", TRACE_SERVER, &parent);
     assert_non_null(s);
@@ -241,12 +239,12 @@ static void test_encode_request(void **state)
     assert_false(out.oom);
 
     rd r = {out.p, out.p + out.len};
-    rd rs = rd_get(r, 1);                          /* ResourceSpans */
-    rd resource = rd_get(rs, 1);                   /* Resource */
-    rd kv = rd_get(resource, 1);                   /* KeyValue */
+    rd rs = rd_get(r, 1);        /* ResourceSpans */
+    rd resource = rd_get(rs, 1); /* Resource */
+    rd kv = rd_get(resource, 1); /* KeyValue */
     assert_true(rd_streq(rd_get(kv, 1), "service.name"));
     assert_true(rd_streq(rd_get(rd_get(kv, 2), 1), "goosed"));
-    rd ss = rd_get(rs, 2);                         /* ScopeSpans */
+    rd ss = rd_get(rs, 2); /* ScopeSpans */
     assert_true(rd_streq(rd_get(rd_get(ss, 1), 1), "goosed"));
     rd span = rd_get(ss, 2);
     assert_memory_equal(rd_get(span, 1).p, parent.trace_id, 16);
@@ -341,10 +339,10 @@ static void test_sampler(void **state)
 {
     atomic_store(&T.on, true);
     trace_ctx unsampled, sampled;
-    assert_true(
-        trace_parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", &unsampled));
-    assert_true(
-        trace_parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &sampled));
+    assert_true(trace_parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+                                        &unsampled));
+    assert_true(trace_parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                        &sampled));
 
     setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on", 1);
     assert_true(parse_sampler());
@@ -385,6 +383,39 @@ static void test_sampler(void **state)
     assert_null(trace_span_start("x", TRACE_INTERNAL, NULL)); /* off: nothing recorded */
 }
 
+/* String values go to the span's arena until it is full, then each is allocated; a value set
+ * again replaces the old one; none outlives the span (the ASan build checks the frees). */
+static void test_attr_storage(void **state)
+{
+    atomic_store(&T.on, true);
+    T.sampler = S_ALWAYS_ON;
+    trace_span *s = trace_span_start("x", TRACE_INTERNAL, NULL);
+    char big[600];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    trace_attr_str(s, "small", "value");
+    trace_attr_str(s, "big", big);
+    trace_attr_str(s, "big", "now small");
+    trace_attr_str(s, "big2", big);
+    assert_int_equal(s->nattrs, 3);
+    assert_string_equal(s->attrs[0].s, "value");
+    assert_false(s->attrs[0].owned);
+    assert_string_equal(s->attrs[1].s, "now small");
+    assert_string_equal(s->attrs[2].s, big);
+    assert_true(s->attrs[2].owned);
+    for (int i = 0; i < 20; i++)
+        trace_attr_int(s, i % 2 ? "odd" : "even", i);
+    assert_int_equal(s->nattrs, 5);
+    static const char *const keys[] = {"k0", "k1", "k2", "k3",  "k4",  "k5",  "k6",
+                                       "k7", "k8", "k9", "k10", "k11", "k12", "k13"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        trace_attr_str(s, keys[i], big);
+    assert_int_equal(s->nattrs, MAX_ATTRS);
+    assert_int_equal(s->dropped_attrs, 3);
+    trace_span_discard(s);
+    atomic_store(&T.on, false);
+}
+
 static void test_describe(void **state)
 {
     char out[256];
@@ -395,12 +426,12 @@ static void test_describe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),    cmocka_unit_test(test_parse_invalid),
-        cmocka_unit_test(test_tracestate),     cmocka_unit_test(test_current_header),
-        cmocka_unit_test(test_varint),         cmocka_unit_test(test_nested_lengths),
-        cmocka_unit_test(test_encode_request), cmocka_unit_test(test_pairs),
+        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_parse_invalid),
+        cmocka_unit_test(test_tracestate),       cmocka_unit_test(test_current_header),
+        cmocka_unit_test(test_varint),           cmocka_unit_test(test_nested_lengths),
+        cmocka_unit_test(test_encode_request),   cmocka_unit_test(test_pairs),
         cmocka_unit_test(test_headers_override), cmocka_unit_test(test_sampler),
-        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_describe),         cmocka_unit_test(test_attr_storage),
     };
     return cmocka_run_group_tests_name("trace", tests, init, NULL);
 }

@@ -2,9 +2,10 @@
 // `POST /v1/traces` (application/x-protobuf) with the code generated from the official
 // opentelemetry-proto definitions (@opentelemetry/otlp-transformer ships it), and keeps the
 // spans for the test to query. `--stall` accepts and reads every export but never answers it
-// (a collector that hangs).
+// (a collector that hangs). `--discard` (bench/run.sh) acknowledges every export at once without
+// decoding or keeping it, and only counts them: GET /_count answers {exports, spans_bytes}.
 //
-//   node tests/api/lib/otlp_receiver.mjs [--stall]   # stdout: "listening on http://127.0.0.1:PORT"
+//   node tests/api/lib/otlp_receiver.mjs [--stall | --discard]   # stdout: "listening on http://127.0.0.1:PORT"
 //
 // Control routes (answered in both modes):
 //   GET /_spans?trace=HEX&rid=ID&count=N  waits until N spans of that trace (and request id)
@@ -33,6 +34,28 @@ function attrs(list = []) {
   const o = {};
   for (const kv of list) o[kv.key] = value(kv.value);
   return o;
+}
+
+function discard() {
+  let exports = 0;
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    if (req.method === 'POST') {
+      req.on('data', (c) => { bytes += c.length; });
+      req.on('end', () => {
+        exports++;
+        res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
+        res.end();
+      });
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ exports, spans_bytes: bytes }));
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1', () => {
+    process.stdout.write(`listening on http://127.0.0.1:${server.address().port}\n`);
+  });
 }
 
 function serve(stall) {
@@ -136,4 +159,7 @@ export function startReceiver({ stall = false } = {}) {
   });
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) serve(process.argv.includes('--stall'));
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv.includes('--discard')) discard();
+  else serve(process.argv.includes('--stall'));
+}
