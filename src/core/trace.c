@@ -277,17 +277,30 @@ static bool sample(const trace_ctx *parent, const uint8_t id[16])
     return false;
 }
 
+/* Copies a string into a fixed field, cut to fit (no printf: this runs for every request). */
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 trace_span *trace_span_start(const char *name, trace_kind kind, const trace_ctx *parent)
 {
     if (!trace_enabled()) return NULL;
-    trace_span *s = calloc(1, sizeof *s);
+    /* not calloc: the attributes and the arena are written before they are read */
+    trace_span *s = malloc(sizeof *s);
     if (!s) return NULL;
+    memset(s, 0, offsetof(trace_span, attrs));
+    s->status = 0;
+    s->status_msg = NULL;
+    s->arena_used = 0;
     if (parent && !parent->valid) parent = NULL;
     if (parent) {
         memcpy(s->ctx.trace_id, parent->trace_id, 16);
         memcpy(s->parent, parent->span_id, 8);
         s->has_parent = true;
-        memcpy(s->ctx.state, parent->state, sizeof s->ctx.state);
+        copy_name(s->ctx.state, sizeof s->ctx.state, parent->state);
     } else {
         do
             rand_bytes(s->ctx.trace_id, 16);
@@ -299,7 +312,7 @@ trace_span *trace_span_start(const char *name, trace_kind kind, const trace_ctx 
     s->ctx.flags = sample(parent, s->ctx.trace_id) ? 1 : 0;
     s->ctx.valid = true;
     s->kind = (uint8_t)kind;
-    snprintf(s->name, sizeof s->name, "%s", name ? name : "");
+    copy_name(s->name, sizeof s->name, name);
     s->start_ns = now_ns();
     return s;
 }
@@ -311,7 +324,7 @@ const trace_ctx *trace_span_ctx(const trace_span *s)
 
 void trace_span_rename(trace_span *s, const char *name)
 {
-    if (s) snprintf(s->name, sizeof s->name, "%s", name);
+    if (s) copy_name(s->name, sizeof s->name, name);
 }
 
 static struct attr *attr_slot(trace_span *s, const char *key)
@@ -329,6 +342,8 @@ static struct attr *attr_slot(trace_span *s, const char *key)
     }
     struct attr *a = &s->attrs[s->nattrs++];
     a->key = key;
+    a->owned = false;
+    a->s = NULL;
     return a;
 }
 

@@ -967,9 +967,15 @@ static void end_span(http_req *r, const char *path, enum MHD_RequestTerminationC
     trace_span *sp = r->span;
     r->span = NULL;
     const char *route = r->m.route ? r->m.route->pattern : NULL;
-    char name[96];
-    snprintf(name, sizeof name, "%s%s%s", r->method, route ? " " : "", route ? route : "");
-    trace_span_rename(sp, name);
+    if (route) { /* "GET /status" (the span was started with the method as its name) */
+        char name[96];
+        size_t m = strlen(r->method), n = strnlen(route, sizeof name - m - 2);
+        memcpy(name, r->method, m);
+        name[m] = ' ';
+        memcpy(name + m + 1, route, n);
+        name[m + 1 + n] = '\0';
+        trace_span_rename(sp, name);
+    }
     trace_attr_str(sp, "http.request.method", r->method);
     if (route) trace_attr_str(sp, "http.route", route);
     trace_attr_str(sp, "url.path", path);
