@@ -6,6 +6,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
 import { request, get, post } from './lib/http.mjs';
 import { recordSecret } from './lib/record.mjs';
@@ -202,6 +205,48 @@ describe('a collector that never answers', () => {
     for (let i = 0; i < 20; i++) assert.equal((await get(srv, '/status')).status, 200);
     const exp = await receiver.exports(1);
     assert.equal(exp.length, 1, 'the exporter still waits for its first answer');
+  });
+});
+
+describe('an MCP server over HTTP', () => {
+  it("is sent the tool call's traceparent", async (t) => {
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fakes/mcp/http_server.mjs');
+    const mcp = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => mcp.kill('SIGKILL'));
+    let seen = '';
+    mcp.stderr.on('data', (d) => { seen += d; });
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      mcp.on('exit', (c) => reject(new Error(`the MCP server exited (${c})`)));
+      mcp.stdout.on('data', (d) => { out += d; const m = /port (\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+    });
+    const fake = await startFake({ keys: { openai: KEY } });
+    t.after(() => fake.stop());
+    const receiver = await startReceiver();
+    t.after(() => receiver.stop());
+    const srv = await startServer({
+      env: env(fake, receiver),
+      configYaml: `extensions:\n  remote:\n    enabled: true\n    type: streamable_http\n    name: remote\n    uri: http://127.0.0.1:${port}/mcp\n`,
+    });
+    try {
+      const id = await newSession(srv, tempDir('goosed-traces-mcp-'));
+      await fake.script([
+        { tool_calls: [{ id: 'call_r', name: 'remote__echo', arguments: { message: 'traced' } }] },
+        { text: 'echoed' },
+      ]);
+      const client = ids();
+      const { events } = await reply(srv, id, 'echo it', { traceparent: `00-${client.trace}-${client.span}-01` });
+      assert.equal(events.at(-1).event, 'message_complete', JSON.stringify(events.at(-1)));
+      const spans = await receiver.spans(client.trace, 5);
+      const tool = spans.find((s) => s.name === 'execute_tool remote__echo');
+      assert.ok(tool, `a tool span; got ${spans.map((s) => s.name)}`);
+      assert.equal(tool.attributes['goose.extension'], 'remote');
+      const call = seen.trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.rpc === 'tools/call');
+      assert.ok(call, 'the MCP server was called');
+      assert.equal(call.traceparent, `00-${client.trace}-${tool.spanId}-01`);
+    } finally {
+      await stopAndCheck(srv);
+    }
   });
 });
 
