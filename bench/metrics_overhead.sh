@@ -94,6 +94,8 @@ report_metrics() {
 
 ## Metrics and tracing overhead
 
+### Metrics
+
 Metrics on (\`GOOSE_METRICS=true\`, \`GET /metrics\` scraped every second meanwhile) against off
 (\`GOOSE_METRICS=false\`), each run on a new goosed, alternating, $METRICS_ROUNDS rounds; each figure is
 the best round of its mode. Target: less than 5% cost.

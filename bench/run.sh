@@ -39,8 +39,12 @@
 # BENCH_MCP_LOAD_CALLS (20 echo calls per session when they all call at once), BENCH_MCP_START_BATCH
 # (10: more sessions than that start their servers that many at a time), BENCH_MCP_TIMEOUT (600 s
 # per bench/mcp.mjs run).
+# Tracing overhead (issue 10; BENCH_ONLY=tracing): GET /status under wrk and the concurrent replies,
+# each on a new goosed with traces off, then on (OTLP/HTTP to tests/api/lib/otlp_receiver.mjs
+# --discard, which reads and acknowledges every export without decoding it); BENCH_ROUNDS rounds, the
+# best of each for GET /status and the worst for the replies.
 # BENCH_ONLY: a comma-separated subset of http (nginx, goosed under wrk, start-up), agent (issue 3's
-# agent benchmarks), memory and mcp, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
+# agent benchmarks), memory, mcp and tracing, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
 # BENCH_ONLY=metrics: what metrics cost (bench/metrics_overhead.sh; BENCH_METRICS_ROUNDS, default 3).
 # BENCH_ONLY=store: the store as it grows (bench/store_scale.sh; BENCH_STORE_SESSIONS, default 1M).
@@ -57,13 +61,13 @@ THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-20}
 ROUNDS=${BENCH_ROUNDS:-2}
-ONLY=${BENCH_ONLY:-http,agent,memory,mcp,metrics,store}
+ONLY=${BENCH_ONLY:-http,agent,memory,mcp,metrics,tracing,store}
 for part in ${ONLY//,/ }; do
-    case $part in http | agent | memory | mcp | metrics | store) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics, store)" >&2 && exit 2 ;; esac
+    case $part in http | agent | memory | mcp | metrics | tracing | store) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics, tracing, store)" >&2 && exit 2 ;; esac
 done
 want() { [[ ,$ONLY, == *,$1,* ]]; } # want PART: whether this run measures PART
 FULL=no
-want http && want agent && want memory && want mcp && want metrics && want store && FULL=yes
+want http && want agent && want memory && want mcp && want metrics && want tracing && want store && FULL=yes
 if [ "$FULL" = yes ]; then REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}; else REPORT=${BENCH_REPORT:-bench/out/BENCHMARKS.md}; fi
 OUTDIR=$ROOT/bench/out # raw wrk output and server logs of the last run (git-ignored)
 POST_BODY='{"name":"bench","working_directory":"/tmp"}'
@@ -220,6 +224,7 @@ cleanup() {
     stop_nginx
     stop_goosed
     stop_fake
+    [ -z "${OTLP_PID-}" ] || stop_pid "$OTLP_PID" 5 || true
     if [ -f "$WORK/goosed.log" ]; then
         { grep -v ' access: ' "$WORK/goosed.log"; echo "... last access lines:"; grep ' access: ' "$WORK/goosed.log" | tail -n 20; } >"$OUTDIR/goosed.log"
     fi
@@ -453,7 +458,7 @@ fi
 # sends the load, checks every reply and prints one AGENT_RESULT line of JSON. The memory benchmarks
 # use the same fake.
 FAKE_ERR_LINES=0
-if want agent || want memory || want mcp || want metrics; then
+if want agent || want memory || want mcp || want metrics || want tracing; then
     fcmd=(node tests/fakes/fake-provider.mjs --no-log --host 127.0.0.1 --port 0)
     record "${fcmd[*]} >fake.out   # prints 'listening on http://127.0.0.1:PORT' when ready"
     "${fcmd[@]}" >"$WORK/fake.out" 2>"$WORK/fake.err" </dev/null &
@@ -650,6 +655,67 @@ fi
 MCP_SECONDS=$((SECONDS - MCP_START))
 METRICS_RUNS=()
 if want metrics; then source bench/metrics_overhead.sh; fi # what metrics cost (uses the fake)
+
+# --- tracing overhead (issue 10) ----------------------------------------------------------------------
+# The same load on a goosed with traces off and on a goosed exporting every span (the default sampler,
+# parentbased_always_on: all of them) over OTLP/HTTP to a receiver that acknowledges each export at
+# once without decoding it (a collector on another machine would not share these CPUs; this one does).
+# Each measurement runs on a new goosed on a new HOME; off and on alternate within each round.
+TRACE_START=$SECONDS
+if want tracing; then
+    rcmd=(node tests/api/lib/otlp_receiver.mjs --discard)
+    record "${rcmd[*]} >otlp.out   # prints 'listening on http://127.0.0.1:PORT' when ready"
+    "${rcmd[@]}" >"$WORK/otlp.out" 2>"$WORK/otlp.err" </dev/null &
+    OTLP_PID=$!
+    wait_listening "$WORK/otlp.out" "$OTLP_PID" "the OTLP receiver"
+    OTLP_URL=http://127.0.0.1:$LISTEN_PORT
+    TICKS=$(getconf CLK_TCK)
+    cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, in clock ticks
+    otlp_count() { node -e 'fetch(process.argv[1]).then((r) => r.json()).then((j) => console.log(`${j.exports} ${j.spans_bytes}`))' "$OTLP_URL/_count"; }
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for mode in off on; do
+            GHOME=$WORK/trace-$mode-$r-home
+            mkdir -m 700 "$GHOME"
+            tenv=()
+            [ "$mode" = on ] && tenv=("OTEL_EXPORTER_OTLP_ENDPOINT=$OTLP_URL")
+            start_goosed "$WORK/goosed-trace-$mode-$r.log" "${tenv[@]}"
+            expect 200 GET "$GPORT" /status
+            d=$DURATION
+            DURATION=$WARMUP
+            wrk_run "trace_status_${mode}_${r}_warmup" "http://127.0.0.1:$GPORT/status" bench/status.lua
+            DURATION=$d
+            g0=$(cpu_ticks "$GOOSED_PID") o0=$(cpu_ticks "$OTLP_PID")
+            wrk_run "trace_status_${mode}_$r" "http://127.0.0.1:$GPORT/status" bench/status.lua
+            g1=$(cpu_ticks "$GOOSED_PID") o1=$(cpu_ticks "$OTLP_PID")
+            # CPU per request, in microseconds: goosed's, and the receiver's
+            n=trace_status_${mode}_${r}_requests
+            printf -v "trace_status_${mode}_${r}_gcpu_us" '%s' "$(awk "BEGIN { printf \"%.1f\", ($g1 - $g0) / $TICKS * 1e6 / ${!n} }")"
+            printf -v "trace_status_${mode}_${r}_ocpu_us" '%s' "$(awk "BEGIN { printf \"%.1f\", ($o1 - $o0) / $TICKS * 1e6 / ${!n} }")"
+            goosed_alive
+            stop_goosed
+            printf -v "trace_status_${mode}_${r}_exit" '%s' "$GOOSED_RC"
+        done
+    done
+    read -r TRACE_EXPORTS_STATUS TRACE_BYTES_STATUS < <(otlp_count)
+    best trace_status_off # the best round of each: trace_status_off_rps, ...
+    best trace_status_on
+    for ((r = 1; r <= AGENT_ROUNDS; r++)); do
+        for mode in off on; do
+            tenv=()
+            [ "$mode" = on ] && tenv=("OTEL_EXPORTER_OTLP_ENDPOINT=$OTLP_URL")
+            start_agent_goosed "trace-replies-$mode-$r" "${tenv[@]}"
+            agent_run "trr_${mode}_$r" replies --replies "$AGENT_REPLIES" --tokens "$AGENT_TOKENS" \
+                --interval-ms "$AGENT_INTERVAL_MS" --warmup "$AGENT_REPLIES_WARMUP"
+            goosed_alive
+            stop_agent_goosed "trr_${mode}_${r}_goosed"
+        done
+    done
+    read -r TRACE_EXPORTS TRACE_BYTES < <(otlp_count)
+    stop_pid "$OTLP_PID" 5 || true
+    wait "$OTLP_PID" 2>/dev/null || true
+    OTLP_PID=
+fi
+TRACE_SECONDS=$((SECONDS - TRACE_START))
 if [ -n "$FAKE_PID" ]; then
     stop_fake
     FAKE_ERR_LINES=$(grep -c . "$WORK/fake.err" || true)
@@ -1008,6 +1074,61 @@ fi
 
 
 # The report, section by section (each but the first starts with its blank line).
+# --- tracing overhead: figures and section ---
+if want tracing; then
+    # the replies: the worst round of each mode (the highest p50 of each reply's time ÷ the provider's)
+    for mode in off on; do
+        w=1
+        for ((r = 2; r <= AGENT_ROUNDS; r++)); do
+            if calc "exit !($(num "trr_${mode}_${r}_g_ratio_p50") > $(num "trr_${mode}_${w}_g_ratio_p50"))"; then w=$r; fi
+        done
+        printf -v "TRR_${mode}" '%s' "trr_${mode}_$w"
+    done
+    pct() { calc "printf \"%.1f\", ($1) * 100"; }
+    TS_COST=$(pct "1 - $(num trace_status_on_rps) / $(num trace_status_off_rps)")
+    TR_COST=$(pct "$(num "${TRR_on}_g_ratio_p50") / $(num "${TRR_off}_g_ratio_p50") - 1")
+    TRM_COST=$(pct "$(num "${TRR_on}_g_ratio_max") / $(num "${TRR_off}_g_ratio_max") - 1")
+    for mode in off on; do # CPU per request, in the round whose throughput counted
+        b=trace_status_${mode}_round
+        for f in gcpu_us ocpu_us; do
+            v=trace_status_${mode}_${!b}_$f
+            printf -v "trace_status_${mode}_$f" '%s' "${!v-}"
+        done
+    done
+    TSC_COST=$(pct "$(num trace_status_on_gcpu_us) / $(num trace_status_off_gcpu_us) - 1")
+    TRC_COST=$(pct "$(num "${TRR_on}_g_goosed_cpu_s") / $(num "${TRR_off}_g_goosed_cpu_s") - 1")
+    met() { calc "print ($1 < 5) ? \"met\" : \"missed\""; }
+    TS_OK=$(met "$TS_COST")
+    TR_OK=$(met "$TR_COST")
+    TRACE_TABLE="| benchmark | traces off | traces on | cost | target | result |
+| --- | --- | --- | --- | --- | --- |
+| \`GET /status\` requests/s, best of $ROUNDS rounds (wrk $THREADS threads, $CONNS connections, $DURATION s) | $(fmt_int "$(num trace_status_off_rps)") | $(fmt_int "$(num trace_status_on_rps)") | $TS_COST % | < 5 % | $TS_OK |
+| the same, goosed's CPU time per request (utime + stime ÷ requests) | $(av trace_status_off_gcpu_us) µs | $(av trace_status_on_gcpu_us) µs | $TSC_COST % | information | — |
+| the same, the receiver's CPU time per request (its share of this machine) | — | $(av trace_status_on_ocpu_us) µs | — | information | — |
+| $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart): each reply's time ÷ the provider's $(fmt_int "$PROVIDER_MS") ms, p50, worst of $AGENT_ROUNDS rounds | $(fmt %.3f "${TRR_off}_g_ratio_p50") | $(fmt %.3f "${TRR_on}_g_ratio_p50") | $TR_COST % | < 5 % | $TR_OK |
+| the same, the slowest reply | $(fmt %.3f "${TRR_off}_g_ratio_max") | $(fmt %.3f "${TRR_on}_g_ratio_max") | $TRM_COST % | information | — |
+| the same, goosed's CPU time for the measured replies | $(av "${TRR_off}_g_goosed_cpu_s") s | $(av "${TRR_on}_g_goosed_cpu_s") s | $TRC_COST % | information | — |
+| \`GET /status\` latency p50 / p99 (the best round) | $(av trace_status_off_p50_ms) / $(av trace_status_off_p99_ms) ms | $(av trace_status_on_p50_ms) / $(av trace_status_on_p99_ms) ms | — | information | — |"
+fi
+report_tracing() {
+    want metrics || printf '\n## Metrics and tracing overhead\n'
+    cat <<EOT
+
+### Tracing
+
+goosed with OpenTelemetry traces off (no endpoint: the default) and on
+(\`OTEL_EXPORTER_OTLP_ENDPOINT\` set, default sampler \`parentbased_always_on\`: every request,
+turn and provider call is a span, exported in batches of 512 over OTLP/HTTP protobuf). The receiver
+(\`tests/api/lib/otlp_receiver.mjs --discard\`) acknowledges each export without decoding it, and runs on
+this machine: its CPU counts against goosed's. Each figure comes from a new goosed on a new \`HOME\`; off
+and on alternate within each round. Load average at the start: $LOAD_START.
+
+$TRACE_TABLE
+
+The receiver counted $(av TRACE_EXPORTS_STATUS) exports ($(fmt_int "$(num TRACE_BYTES_STATUS)") bytes) during the \`GET /status\` runs and
+$(av TRACE_EXPORTS) ($(fmt_int "$(num TRACE_BYTES)") bytes) by the end of the replies. These runs took $TRACE_SECONDS s.
+EOT
+}
 report_top() {
     cat <<EOF
 # Benchmarks
@@ -1324,6 +1445,7 @@ mkdir -p "$(dirname "$REPORT")"
     if want memory; then report_memory_every_run; fi
     if want mcp; then report_mcp; fi
     if want metrics; then report_metrics; fi
+    if want tracing; then report_tracing; fi
     if want store; then report_store; fi
     report_problems
     report_how_head
@@ -1339,6 +1461,7 @@ if want http; then printf '\n%s\n' "$TABLE"; fi
 if want agent; then printf '\n%s\n' "$AGENT_TABLE"; fi
 if want memory; then printf '\n%s\n' "$MEM_TABLE"; fi
 if want mcp; then printf '\n%s\n\n%s\n' "$MCP_TABLE" "$MCP_DETAILS"; fi
+if want tracing; then printf '\n%s\n' "$TRACE_TABLE"; fi
 if want http; then printf '\n%s\n' "$DETAILS"; fi
 echo
 echo "Problems seen:"
@@ -1350,6 +1473,9 @@ AGENT_RUNS=()
 if want agent; then
     for ((r = 1; r <= AGENT_ROUNDS; r++)); do AGENT_RUNS+=("replies_$r"); done
     AGENT_RUNS+=(ftl relay)
+fi
+if want tracing; then
+    for ((r = 1; r <= AGENT_ROUNDS; r++)); do AGENT_RUNS+=("trr_off_$r" "trr_on_$r"); done
 fi
 for run in "${AGENT_RUNS[@]}" "${MEM_RUNS[@]}" "${MCP_RUNS[@]}" "${METRICS_RUNS[@]}"; do
     c=${run}_rc

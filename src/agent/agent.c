@@ -26,6 +26,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+#include "core/trace.h"
 #include "extensions/extension.h"
 #include "extensions/mcp/mcp.h"
 #include "extensions/sandbox.h"
@@ -261,6 +262,12 @@ struct a_turn {
     size_t history_bytes;
     gd_err read_err; /* the session, its settings or its history could not be read */
     char read_msg[256];
+    /* observability (core/trace.h, core/log.h): the turn's span and those of its provider
+     * request and tool call running; the context of its log lines */
+    trace_span *span, *pspan, *tspan;
+    log_ctx lctx;
+    char rid[129];
+    char user[UUID_STR_LEN + 64];
 };
 
 /* ---- sessions and buses (any thread, under mu) ---- */
@@ -383,6 +390,9 @@ void agent_bus_release(agent *a, const char *session_id)
 
 static void a_turn_free(a_turn *at)
 {
+    trace_span_discard(at->pspan);
+    trace_span_discard(at->tspan);
+    trace_span_discard(at->span);
     turn_free(at->t);
     json_decref(at->tools);
     json_decref(at->history);
@@ -395,8 +405,10 @@ static void a_turn_free(a_turn *at)
 /* Steps the turn, and frees it once it is over (the outermost step: turn.c may step itself). */
 static void step(a_turn *at, const turn_ev *ev)
 {
+    const log_ctx *lc = log_ctx_set(&at->lctx);
     turn_step(at->t, ev);
     if (at->t->state == TURN_DONE) a_turn_free(at);
+    log_ctx_set(lc);
 }
 
 static void post_or_log(agent *a, loop_fn fn, void *ud)
@@ -479,6 +491,15 @@ static void on_provider_done(void *ud, const prov_result *res)
 {
     a_turn *at = ud;
     at->call = NULL;
+    trace_span *sp = at->pspan;
+    at->pspan = NULL;
+    trace_attr_int(sp, "gen_ai.usage.input_tokens", res->input_tokens);
+    trace_attr_int(sp, "gen_ai.usage.output_tokens", res->output_tokens);
+    trace_attr_str(sp, "gen_ai.response.finish_reasons", res->stop_reason);
+    if (res->http_status) trace_attr_int(sp, "http.response.status_code", res->http_status);
+    if (!strcmp(res->stop_reason, "error")) /* not the provider's message: it may quote a key */
+        trace_set_status(sp, true, "the provider request failed");
+    trace_span_end(sp);
     step(at, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = res});
 }
 
@@ -491,9 +512,21 @@ static bool fx_stream(turn *t)
                       .signature = s_signature,
                       .tool_call = s_tool_call,
                       .burst = s_burst};
+    char name[96];
+    snprintf(name, sizeof name, "chat %s", at->pcfg.model);
+    at->pspan = trace_span_start(name, TRACE_CLIENT, trace_span_ctx(at->span));
+    trace_attr_str(at->pspan, "gen_ai.operation.name", "chat");
+    trace_attr_str(at->pspan, "gen_ai.system", at->pcfg.def->name);
+    trace_attr_str(at->pspan, "gen_ai.request.model", at->pcfg.model);
+    const trace_ctx *prev = trace_set_current(trace_span_ctx(at->pspan)); /* its traceparent */
     at->call = prov_call_start(at->a->pc, &at->pcfg, at->system, t->history, at->tools,
                                tools_text_slot(at->a, at->tools, dialect_of(at->pcfg.def)), &sink,
                                on_provider_done, at);
+    trace_set_current(prev);
+    if (!at->call) {
+        trace_span_discard(at->pspan);
+        at->pspan = NULL;
+    }
     return at->call != NULL;
 }
 
@@ -515,6 +548,14 @@ static void on_tool_done(void *ud, ext_result *res)
                       : ns / 1000000 >= (uint64_t)at->a->cfg->tool_timeout * 1000 ? "timeout"
                                                                                   : "error",
                       (int64_t)ns);
+    trace_span *sp = at->tspan;
+    at->tspan = NULL;
+    trace_attr_str(sp, "goose.tool.outcome",
+                   at->t->cancel   ? "cancelled"
+                   : res->is_error ? "error"
+                                   : "ok");
+    if (res->is_error) trace_set_status(sp, true, "the tool call failed");
+    trace_span_end(sp);
     step(at, &(turn_ev){.kind = TURN_EV_TOOL,
                         .content = res->content,
                         .structured = res->structured,
@@ -542,7 +583,25 @@ static bool fx_call_tool(turn *t, const char *name, json_t *args)
     const config *cfg = at->a->cfg;
     ext_call_opts o = {.output_cap = (size_t)cfg->tool_output_cap, .progress = on_tool_progress};
     at->tool_t0 = clock_mono_ns();
+    char sname[96];
+    snprintf(sname, sizeof sname, "execute_tool %s", name);
+    at->tspan = trace_span_start(sname, TRACE_INTERNAL, trace_span_ctx(at->span));
+    if (at->tspan) {
+        const char *sep = strstr(name, "__");
+        char ext[64];
+        snprintf(ext, sizeof ext, "%.*s", sep ? (int)(sep - name) : 0, name);
+        trace_attr_str(at->tspan, "gen_ai.operation.name", "execute_tool");
+        trace_attr_str(at->tspan, "gen_ai.tool.name", name);
+        if (sep) trace_attr_str(at->tspan, "goose.extension", ext);
+        trace_attr_str(at->tspan, "goose.tool", sep ? sep + 2 : name);
+    }
+    const trace_ctx *prev = trace_set_current(trace_span_ctx(at->tspan)); /* MCP over HTTP */
     at->tool = registry_call(at->se->reg, name, args, &o, on_tool_done, at);
+    trace_set_current(prev);
+    if (!at->tool) {
+        trace_span_discard(at->tspan);
+        at->tspan = NULL;
+    }
     return at->tool != NULL;
 }
 
@@ -634,6 +693,20 @@ static void fx_end(turn *t, const char *event, json_t *data)
     log_info("agent", "session %s: reply ended (%s, %d round(s), %ld in / %ld out tokens)",
              at->se->id, t->last.stop_reason[0] ? t->last.stop_reason : "error", t->rounds,
              t->in_tok, t->out_tok);
+    if (at->span) {
+        trace_span *sp = at->span;
+        at->span = NULL;
+        trace_attr_str(sp, "goose.stop_reason",
+                       t->last.stop_reason[0] ? t->last.stop_reason : "error");
+        trace_attr_int(sp, "goose.rounds", t->rounds);
+        trace_attr_int(sp, "gen_ai.usage.input_tokens", t->in_tok);
+        trace_attr_int(sp, "gen_ai.usage.output_tokens", t->out_tok);
+        if (!strcmp(event, "error")) {
+            trace_attr_str(sp, "error.type", json_string_value(json_object_get(data, "code")));
+            trace_set_status(sp, true, "the reply ended with an error");
+        }
+        trace_span_end(sp);
+    }
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     at->se->turn = NULL;
@@ -1167,11 +1240,19 @@ static void note_ext_status(agent *a, sess *se)
 }
 
 /* The session's extensions are up (or failed: they then offer no tools): the turn begins. */
+static void registry_started_in(a_turn *at);
+
 static void registry_started(void *ud, gd_err e, const char *why)
 {
     (void)e;
     (void)why;
-    a_turn *at = ud;
+    const log_ctx *lc = log_ctx_set(&((a_turn *)ud)->lctx);
+    registry_started_in(ud);
+    log_ctx_set(lc);
+}
+
+static void registry_started_in(a_turn *at)
+{
     agent *a = at->a;
     sess *se = at->se;
     note_ext_status(a, se);
@@ -1193,9 +1274,17 @@ static void registry_started(void *ud, gd_err e, const char *why)
     if (at->t->state == TURN_DONE) a_turn_free(at);
 }
 
+static void turn_start_in(a_turn *at);
+
 static void turn_start_on_loop(void *ud)
 {
-    a_turn *at = ud;
+    const log_ctx *lc = log_ctx_set(&((a_turn *)ud)->lctx);
+    turn_start_in(ud);
+    log_ctx_set(lc);
+}
+
+static void turn_start_in(a_turn *at)
+{
     agent *a = at->a;
     at->se->turn = at;
     bool cancelled = at->se->cancel_early, gone = at->se->cancel_gone; /* cancel_on_loop's */
@@ -1472,6 +1561,20 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, const 
     }
     at->a = a;
     snprintf(at->sid, sizeof at->sid, "%s", session_id);
+    /* the request that asked for it: its id, user and span are the turn's context */
+    const log_ctx *lc = log_ctx_get();
+    snprintf(at->rid, sizeof at->rid, "%s", lc && lc->request_id ? lc->request_id : "");
+    snprintf(at->user, sizeof at->user, "%s", lc && lc->user && lc->user[0] ? lc->user : user_id);
+    at->lctx = (log_ctx){.request_id = at->rid, .session_id = at->sid, .user = at->user};
+    if ((at->span = trace_span_start("invoke_agent goose", TRACE_INTERNAL, trace_current()))) {
+        trace_id_hex(trace_span_ctx(at->span), at->lctx.trace_id);
+        trace_attr_str(at->span, "gen_ai.operation.name", "invoke_agent");
+        trace_attr_str(at->span, "gen_ai.agent.name", "goose");
+        trace_attr_str(at->span, "gen_ai.conversation.id", session_id);
+        trace_attr_str(at->span, "goose.session_id", session_id);
+        trace_attr_str(at->span, "gen_ai.system", at->pcfg.def->name);
+        trace_attr_str(at->span, "gen_ai.request.model", at->pcfg.model);
+    }
     if (!(at->t = turn_new(&agent_fx, at, text, a->cfg->max_turns, a->cfg->context_limit))) {
         free(at);
         snprintf(err, errlen, "out of memory");

@@ -19,6 +19,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "extensions/allowlist.h"
 #include "extensions/ext_config.h"
 #include "extensions/sandbox.h"
@@ -83,7 +84,8 @@ int cli_server(int argc, char **argv)
     if (cfg.config_path[0] && permissions_load(cfgdir, err, sizeof err) != GD_OK)
         log_warn("config", "%s (ignored: tools whose answer was \"always\" will ask again)", err);
 
-    sandbox_init(&cfg); /* how tools run: says so in the log */
+    sandbox_init(&cfg);                /* how tools run: says so in the log */
+    trace_init(cfg.disable_telemetry); /* OTLP export, when an endpoint is configured */
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
     metrics_init(cfg.metrics);
@@ -115,6 +117,7 @@ int cli_server(int argc, char **argv)
         store_close(a.st);
         ext_set_free(a.exts);
         allowlist_stop();
+        trace_shutdown();
         return refused ? 2 : 1;
     }
     cfg.port = http_port(srv);
@@ -155,6 +158,7 @@ int cli_server(int argc, char **argv)
     store_close(a.st);
     ext_set_free(a.exts);
     allowlist_stop();
+    trace_shutdown(); /* the spans of the last requests are sent (one short try) */
     log_write(LOG_INFO, "server", "shutdown complete");
     return 0;
 }

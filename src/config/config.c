@@ -11,8 +11,20 @@
 
 /* K_CSV: a string kept as given, which config.yaml may also give as a list (joined with commas);
  * K_BOOL: true/false (yes/no, 1/0) into a bool, and a flag that takes no value; K_ONOFF: "on" or
- * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths. */
-typedef enum { K_STR, K_INT, K_LIST, K_LOG, K_MODE, K_CSV, K_BOOL, K_ONOFF, K_ROOTS } key_kind;
+ * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths; K_LOGFMT:
+ * "text" or "json" (log.h). */
+typedef enum {
+    K_STR,
+    K_INT,
+    K_LIST,
+    K_LOG,
+    K_MODE,
+    K_CSV,
+    K_BOOL,
+    K_ONOFF,
+    K_ROOTS,
+    K_LOGFMT
+} key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
 static const struct cfg_key {
@@ -94,6 +106,9 @@ static const struct cfg_key {
      offsetof(config, nallowed_hosts), "a list of host names such as goose.example.com, or *"},
     {"log_level", "RUST_LOG", "log-level", K_LOG, 0, 0, STR(log_spec),
      "a level (error, warn, info, debug, trace) or a filter such as info,goose=debug"},
+    {"log_format", "GOOSE_LOG_FORMAT", NULL, K_LOGFMT, 0, 0, STR(log_format), "text or json"},
+    {"GOOSE_DISABLE_TELEMETRY", "GOOSE_DISABLE_TELEMETRY", NULL, K_BOOL, 0, 0,
+     offsetof(config, disable_telemetry), 0, "true or false"},
     {"GOOSE_SERVER__SECRET_KEY", "GOOSE_SERVER__SECRET_KEY", NULL, K_STR, 0, 0, STR(secret_key),
      "a secret key of at most 511 bytes"},
     {"GOOSE_SERVER__SECRET_KEY_FILE", "GOOSE_SERVER__SECRET_KEY_FILE", NULL, K_STR, 0, 0,
@@ -149,6 +164,8 @@ static const char usage[] =
     "(serve HTTPS with a self-signed certificate made at first start),\n"
     "GOOSE_METRICS (false: no GET /metrics), GOOSE_METRICS_LISTEN (serve GET /metrics without\n"
     "authentication on this address, e.g. 127.0.0.1:9464),\n"
+    "GOOSE_LOG_FORMAT (text or json), GOOSE_DISABLE_TELEMETRY, and the OpenTelemetry\n"
+    "variables OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, ... (traces: see the README),\n"
     "XDG_DATA_HOME (sessions are stored in $XDG_DATA_HOME/goose/sessions/goosed.db).\n"
     "Precedence: flag > environment > config.yaml > default.\n";
 
@@ -163,6 +180,7 @@ static void set_defaults(config *c)
     snprintf(c->host, sizeof c->host, "127.0.0.1");
     c->port = 3000;
     snprintf(c->mode, sizeof c->mode, "auto");
+    snprintf(c->log_format, sizeof c->log_format, "text");
     c->api_timeout = 600;
     c->max_retries = 3;
     c->max_turns = 1000;
@@ -307,6 +325,16 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             }
         snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
         return GD_EINVAL;
+    }
+    case K_LOGFMT: {
+        log_format f;
+        if (!log_parse_format(val, &f)) {
+            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        log_set_format(f);
+        snprintf(base + k->off, k->size, "%s", val);
+        return GD_OK;
     }
     case K_LOG: {
         char msg[200];

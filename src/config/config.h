@@ -51,6 +51,8 @@ typedef struct {
     int nroots;                   /* allowed_roots: 0 means anywhere */
     char roots[CFG_MAX_ROOTS][PATH_MAX]; /* real paths */
     char log_spec[256];
+    char log_format[8];     /* "text" (the default) or "json": one JSON object per line */
+    bool disable_telemetry; /* GOOSE_DISABLE_TELEMETRY: no OTLP export even when configured */
     int ncors;
     char cors[CFG_MAX_ORIGINS][256]; /* "*" alone allows every origin */
     int nallowed_hosts;

@@ -20,6 +20,27 @@ void log_write(log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *log_spec(void); /* the filter in force, as given */
 
+/* The line format: LOG_TEXT (the default: "TIME LEVEL module: message") or LOG_JSON (one JSON
+ * object per line: time, level, target, message, and the context below when known). Not
+ * thread-safe: call before serving. */
+typedef enum { LOG_TEXT, LOG_JSON } log_format;
+void log_set_format(log_format f);
+/* "text" or "json" into *out; false for anything else. */
+bool log_parse_format(const char *s, log_format *out);
+
+/* What this thread is working on, added to JSON lines: NULL or "" members are left out. The
+ * struct is borrowed (it must stay valid while it is current): set it where a request or a
+ * step of a turn is handled, put the previous one back after. user is a name or an id, never
+ * a credential. */
+typedef struct {
+    const char *request_id;
+    const char *session_id;
+    const char *user;
+    char trace_id[33]; /* 32 hex digits, or "" */
+} log_ctx;
+const log_ctx *log_ctx_set(const log_ctx *c); /* returns the previous one */
+const log_ctx *log_ctx_get(void);
+
 #define LOG_AT(lvl, mod, ...)                                                                      \
     do {                                                                                           \
         if (log_enabled(lvl, mod)) log_write(lvl, mod, __VA_ARGS__);                               \

@@ -54,6 +54,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "core/utf8.h"
 #include "http/conns.h"
 #include "http/tls.h"
@@ -122,8 +123,10 @@ struct http_req {
     void *upgrade_cls;
     struct MHD_UpgradeResponseHandle *urh; /* once upgraded: what http_upgrade_close ends */
     int tcp_fd;                            /* and the client's socket (TLS: not the app's) */
-    conn *cn;       /* the connection's record in s->conns; NULL when it could not be made */
-    auth_user user; /* who sent it (auth_request) */
+    conn *cn;         /* the connection's record in s->conns; NULL when it could not be made */
+    auth_user user;   /* who sent it (auth_request) */
+    trace_span *span; /* the request's server span (trace.h), NULL when tracing is off */
+    log_ctx lctx;     /* what JSON log lines written while handling it carry */
 };
 
 /* ---- helpers for handlers ---- */
@@ -570,6 +573,16 @@ static http_req *req_init(http_server *s, http_req *r, struct MHD_Connection *c,
         snprintf(r->rid, sizeof r->rid, "%s", rid);
     else
         ids_request_id(r->rid);
+    r->lctx.request_id = r->rid;
+    if (trace_enabled()) { /* the client's traceparent makes this request a child of its span */
+        trace_ctx parent;
+        if (trace_parse_traceparent(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "traceparent"),
+                                    &parent))
+            trace_set_tracestate(&parent,
+                                 MHD_lookup_connection_value(c, MHD_HEADER_KIND, "tracestate"));
+        r->span = trace_span_start(r->method, TRACE_SERVER, &parent);
+        if (r->span) trace_id_hex(trace_span_ctx(r->span), r->lctx.trace_id);
+    }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
@@ -599,6 +612,7 @@ void http_on_done(http_req *r, void (*fn)(void *), void *arg)
 static void req_free(http_req *r)
 {
     if (r->on_done) r->on_done(r->on_done_arg);
+    trace_span_discard(r->span);
     buf_free(&r->body);
     json_decref(r->json);
     for (int i = 0; i < r->nhdrs; i++) {
@@ -784,6 +798,8 @@ static void begin(http_req *r, const char *version)
         return;
     }
     if (!auth_request(r, &r->m, r->client, &r->user)) return; /* 401/403/404 sent */
+    r->lctx.user = r->user.name[0] ? r->user.name : r->user.id;
+    r->lctx.session_id = r->user.session;
     if (!r->m.route) {
         if (r->m.path_known) {
             http_add_header(r, "Allow", r->m.allow);
@@ -884,17 +900,24 @@ static void dispatch(http_req *r)
     run_handler(r, rt->fn);
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *version, const char *upload,
-                                 size_t *upload_size, void **con_cls)
+/* The request's log context and trace context become this thread's (log.h, trace.h). */
+static void req_enter(http_req *r)
 {
-    http_server *s = cls;
+    log_ctx_set(&r->lctx);
+    trace_set_current(trace_span_ctx(r->span));
+}
+
+static enum MHD_Result access_step(http_server *s, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version, const char *upload,
+                                   size_t *upload_size, void **con_cls)
+{
     http_req *r = *con_cls;
     if (!r || !r->s) {
         *con_cls = NULL;
         r = req_init(s, r, c, url, method);
         if (!r) return MHD_NO; /* out of memory: MHD closes the connection */
         *con_cls = r;
+        req_enter(r);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->cn = ci ? ci->socket_context : NULL;
@@ -907,6 +930,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             conns_body_wait(s->conns, r->cn);
         return MHD_YES;
     }
+    req_enter(r);
     if (*upload_size) {
         /* MHD takes no response in the middle of an upload: past the cap, the rest of the body
          * is read and dropped, and the 413 goes out when it ends. */
@@ -938,6 +962,45 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     return MHD_YES;
 }
 
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    const log_ctx *lc = log_ctx_get();
+    const trace_ctx *tc = trace_current();
+    enum MHD_Result res = access_step(cls, c, url, method, version, upload, upload_size, con_cls);
+    log_ctx_set(lc);
+    trace_set_current(tc);
+    return res;
+}
+
+/* The request's span: named for its route ("GET /status"), with its outcome. */
+static void end_span(http_req *r, const char *path, enum MHD_RequestTerminationCode toe)
+{
+    trace_span *sp = r->span;
+    r->span = NULL;
+    const char *route = r->m.route ? r->m.route->pattern : NULL;
+    if (route) { /* "GET /status" (the span was started with the method as its name) */
+        char name[96];
+        size_t m = strlen(r->method), n = strnlen(route, sizeof name - m - 2);
+        memcpy(name, r->method, m);
+        name[m] = ' ';
+        memcpy(name + m + 1, route, n);
+        name[m + 1 + n] = '\0';
+        trace_span_rename(sp, name);
+    }
+    trace_attr_str(sp, "http.request.method", r->method);
+    if (route) trace_attr_str(sp, "http.route", route);
+    trace_attr_str(sp, "url.path", path);
+    trace_attr_int(sp, "http.response.status_code", r->status);
+    trace_attr_str(sp, "goose.request_id", r->rid);
+    if (r->lctx.session_id && r->lctx.session_id[0])
+        trace_attr_str(sp, "goose.session_id", r->lctx.session_id);
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) trace_attr_bool(sp, "goose.aborted", true);
+    if (r->status >= 500 || !r->status) trace_set_status(sp, true, NULL);
+    trace_span_end(sp);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -958,12 +1021,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     metrics_http_done(r->m.route, r->method, r->status, ns);
     char path[1024]; /* the client's bytes: one log line whatever they are */
     utf8_clean(r->path, path, sizeof path, true);
+    const log_ctx *lc = log_ctx_set(&r->lctx);
+    if (r->span) end_span(r, path, toe);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method, path,
                  r->status, r->resp_len, ms, r->rid);
     else
         log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s aborted=%d", r->client, r->method,
                  path, r->status, r->resp_len, ms, r->rid, (int)toe);
+    log_ctx_set(lc);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->upgrade)
         conns_request_done(s->conns, r->cn); /* kept alive, or about to be closed */
     else

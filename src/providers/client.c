@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "providers/provider.h"
 
 #define RETRY_BASE_MS 500
@@ -404,6 +405,9 @@ prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char 
     c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Accept: text/event-stream");
     c->hdrs = c->d->headers(cfg, c->hdrs);
+    char tp[TRACESTATE_MAX + 16]; /* the provider span's context (trace.h), when traced */
+    if (c->hdrs && trace_header_line(tp)) c->hdrs = curl_slist_append(c->hdrs, tp);
+    if (c->hdrs && trace_state_line(tp)) c->hdrs = curl_slist_append(c->hdrs, tp);
     buf_init(&c->errbody, BUF_CAP_PROVIDER_ERROR);
     c->user = *sink;
     c->mine = (prov_sink){.ud = c,

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "core/log.h"
+#include "core/trace.h"
 #include "extensions/mcp/http_common.h"
 
 /* ---- delivery ---- */
@@ -293,6 +294,9 @@ mcp_req *mcp_req_start(mcp_http_base *b, const char *method, const char *url,
     bool ok = (r->easy = curl_easy_init()) != NULL;
     for (size_t i = 0; ok && extra && extra[i]; i++)
         ok = (r->hdrs = curl_slist_append(r->hdrs, extra[i])) != NULL;
+    char tp[TRACESTATE_MAX + 16]; /* the tool call's trace context (trace.h), when traced */
+    if (ok && trace_header_line(tp)) ok = (r->hdrs = curl_slist_append(r->hdrs, tp)) != NULL;
+    if (ok && trace_state_line(tp)) ok = (r->hdrs = curl_slist_append(r->hdrs, tp)) != NULL;
     /* No "Expect: 100-continue" round trip before a large POST. */
     if (ok) ok = (r->hdrs = curl_slist_append(r->hdrs, "Expect:")) != NULL;
     const char *k;

@@ -3,7 +3,7 @@
 // echo as JSON, and with MCP_FAKE_STALE=1 answers 404 to the first tools/call of the first
 // session (a session the server forgot), so the client must initialize again. It listens on a
 // free port of 127.0.0.1 and prints "port N" on stdout once it does; what it saw goes to stderr
-// as one JSON line per request.
+// as one JSON line per request (with its traceparent header, or null).
 import http from 'node:http';
 
 const token = process.env.MCP_FAKE_TOKEN;
@@ -21,7 +21,7 @@ const server = http.createServer((req, res) => {
     const auth = req.headers.authorization;
     let msg = null;
     try { msg = body ? JSON.parse(body) : null; } catch { /* reported below */ }
-    process.stderr.write(JSON.stringify({ method: req.method, rpc: msg?.method ?? null, sid: sid ?? null, auth: auth === `Bearer ${token}` }) + '\n');
+    process.stderr.write(JSON.stringify({ method: req.method, rpc: msg?.method ?? null, sid: sid ?? null, auth: auth === `Bearer ${token}`, traceparent: req.headers.traceparent ?? null }) + '\n');
     if (token && auth !== `Bearer ${token}`) { res.writeHead(401); res.end('missing or wrong bearer token'); return; }
     if (req.method === 'GET') { res.writeHead(405); res.end(); return; }
     if (req.method === 'DELETE') { sessions.delete(sid); res.writeHead(200); res.end(); return; }
