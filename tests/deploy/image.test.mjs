@@ -73,9 +73,10 @@ describe('deploy/Dockerfile, built with buildah and run', () => {
     const driver = readFileSync(path.join(CACHE, 'driver'), 'utf8').trim();
     B = ['--root', path.join(CACHE, `storage-${driver}`), '--runroot', path.join(CACHE, `run-${driver}`), '--storage-driver', driver];
     report.storage_driver = driver;
-    // --layers: the package layers are reused while scripts/deps.sh and the Dockerfile stay the same
+    // --layers: the package layers are reused while scripts/deps.sh and the Dockerfile stay the same.
+    // No -f: the guide's `docker build -t goose:latest .` finds ./Dockerfile (deploy/Dockerfile).
     const t0 = process.hrtime.bigint();
-    buildah(['bud', '--isolation=chroot', '--pull=never', '--layers', '--format=docker', '-f', 'deploy/Dockerfile', '-t', IMAGE, '.'],
+    buildah(['bud', '--isolation=chroot', '--pull=never', '--layers', '--format=docker', '-t', IMAGE, '.'],
       { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
     report.build_seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     fake = await startFake({ keys: { anthropic: KEY } });
