@@ -159,6 +159,7 @@ int cli_server(int argc, char **argv)
     ext_set_free(a.exts);
     allowlist_stop();
     trace_shutdown(); /* the spans of the last requests are sent (one short try) */
+    log_flush();      /* the access lines of the last requests come before the last line */
     log_write(LOG_INFO, "server", "shutdown complete");
     return 0;
 }

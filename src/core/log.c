@@ -1,6 +1,8 @@
 #include "core/log.h"
 
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -204,59 +206,231 @@ static void json_member(char *line, size_t *n, size_t cap, const char *key, cons
     line[(*n)++] = '"';
 }
 
-/* One JSON object: {"time","level","target","message", then the thread's context}. */
-static void write_json(log_level level, const char *module, const struct tm *tm, long ms,
-                       const char *msg)
+/* One JSON object: {"time","level","target","message", then the context c} and a newline, into
+ * line (size cap + 2 at least); returns its length. */
+static size_t json_line(char *line, size_t cap, log_level level, const char *module,
+                        const struct tm *tm, long ms, const char *msg, const log_ctx *c)
 {
-    char line[8192];
-    size_t cap = sizeof line - 2; /* room for "}\n" */
     size_t n = (size_t)snprintf(
-        line, sizeof line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
+        line, cap, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
         tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ms,
         level_names[level]);
     json_member(line, &n, cap, "target", module);
     json_member(line, &n, cap, "message", msg);
-    if (ctx) {
-        json_member(line, &n, cap, "request_id", ctx->request_id);
-        json_member(line, &n, cap, "session_id", ctx->session_id);
-        json_member(line, &n, cap, "user", ctx->user);
-        json_member(line, &n, cap, "trace_id", ctx->trace_id);
+    if (c) {
+        json_member(line, &n, cap, "request_id", c->request_id);
+        json_member(line, &n, cap, "session_id", c->session_id);
+        json_member(line, &n, cap, "user", c->user);
+        json_member(line, &n, cap, "trace_id", c->trace_id);
     }
     line[n++] = '}';
     line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, n);
-    (void)w;
+    return n;
+}
+
+static const char *const tags[] = {"OFF  ", "ERROR", "WARN ", "INFO ", "DEBUG", "TRACE"};
+
+/* "TIME LEVEL module: message" and a newline into line (size cap); returns its length. */
+static size_t text_line(char *line, size_t cap, log_level level, const char *module,
+                        const struct tm *tm, long ms, const char *fmt, va_list ap)
+{
+    int n = snprintf(line, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm->tm_year + 1900,
+                     tm->tm_mon + 1, tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ms,
+                     tags[level], module);
+    int m = vsnprintf(line + n, cap - (size_t)n - 1, fmt, ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > cap - 2) len = cap - 2;
+    line[len++] = '\n';
+    return len;
+}
+
+static size_t text_linef(char *line, size_t cap, log_level level, const char *module,
+                         const struct tm *tm, long ms, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static size_t text_linef(char *line, size_t cap, log_level level, const char *module,
+                         const struct tm *tm, long ms, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = text_line(line, cap, level, module, tm, ms, fmt, ap);
+    va_end(ap);
+    return n;
 }
 
 void log_write(log_level level, const char *module, const char *fmt, ...)
 {
-    static const char *const tags[] = {"OFF  ", "ERROR", "WARN ", "INFO ", "DEBUG", "TRACE"};
-    char line[4096];
+    char line[8192];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    if (format == LOG_JSON) {
-        char msg[4096];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        write_json(level, module, &tm, ts.tv_nsec / 1000000, msg);
-        return;
-    }
-    int n = snprintf(line, sizeof line,
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, tags[level], module);
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    size_t len;
+    if (format == LOG_JSON) {
+        char msg[4096];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        len = json_line(line, sizeof line - 2, level, module, &tm, ts.tv_nsec / 1000000, msg, ctx);
+    } else {
+        len = text_line(line, 4096, level, module, &tm, ts.tv_nsec / 1000000, fmt, ap);
+    }
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2) len = sizeof line - 2;
-    line[len++] = '\n';
     /* One write(2) per line keeps lines from different threads whole. */
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+/* ---- the access log ---- */
+
+typedef struct {
+    log_access_rec r;
+    struct timespec at;
+} access_entry;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    pthread_cond_t idle; /* log_flush waits here */
+    access_entry *ring;  /* LOG_ACCESS_QUEUE entries */
+    size_t head, n;      /* the oldest queued, and how many */
+    bool writing;        /* the writer holds entries it took out of the ring */
+    bool asleep;         /* the writer waits for work: a push wakes it */
+    bool started;
+} A = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .work = PTHREAD_COND_INITIALIZER,
+       .idle = PTHREAD_COND_INITIALIZER};
+
+/* One access line into line (size cap); returns its length. */
+static size_t access_line(char *line, size_t cap, const access_entry *e)
+{
+    const log_access_rec *r = &e->r;
+    struct tm tm;
+    gmtime_r(&e->at.tv_sec, &tm);
+    long ms = e->at.tv_nsec / 1000000;
+    char msg[1024];
+    if (r->aborted)
+        snprintf(msg, sizeof msg, "%s \"%s %s\" %d %zu %.2fms rid=%s aborted=%d", r->client,
+                 r->method, r->path, r->status, r->bytes, r->ms, r->rid, r->aborted);
+    else
+        snprintf(msg, sizeof msg, "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method,
+                 r->path, r->status, r->bytes, r->ms, r->rid);
+    if (format == LOG_JSON) {
+        log_ctx c = {.request_id = r->rid, .session_id = r->session_id, .user = r->user};
+        memcpy(c.trace_id, r->trace_id, sizeof c.trace_id);
+        return json_line(line, cap - 2, LOG_INFO, "access", &tm, ms, msg, &c);
+    }
+    return text_linef(line, cap, LOG_INFO, "access", &tm, ms, "%s", msg);
+}
+
+/* Writes entries [from, from + n) of the ring (mu not held: they are the writer's until it
+ * gives them back), as few write(2)s as fit in a 64 KiB buffer each. */
+static void write_entries(size_t from, size_t n)
+{
+    static char out[64 << 10];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        char line[2048];
+        size_t l = access_line(line, sizeof line, &A.ring[(from + i) % LOG_ACCESS_QUEUE]);
+        if (len + l > sizeof out) {
+            ssize_t w = write(STDERR_FILENO, out, len);
+            (void)w;
+            len = 0;
+        }
+        memcpy(out + len, line, l);
+        len += l;
+    }
+    if (len) {
+        ssize_t w = write(STDERR_FILENO, out, len);
+        (void)w;
+    }
+}
+
+/* Takes what is queued and writes it; called with mu held, returns with it held. */
+static void drain_locked(void)
+{
+    while (A.n && !A.writing) {
+        size_t from = A.head, n = A.n;
+        A.writing = true;
+        pthread_mutex_unlock(&A.mu);
+        write_entries(from, n);
+        pthread_mutex_lock(&A.mu);
+        A.head = (A.head + n) % LOG_ACCESS_QUEUE;
+        A.n -= n;
+        A.writing = false;
+        pthread_cond_broadcast(&A.idle); /* room in the ring; maybe empty */
+    }
+}
+
+static void *access_writer(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&A.mu);
+    for (;;) {
+        while (!A.n) {
+            A.asleep = true;
+            pthread_cond_wait(&A.work, &A.mu);
+            A.asleep = false;
+        }
+        drain_locked();
+    }
+    return NULL;
+}
+
+static void access_at_exit(void)
+{
+    log_flush();
+}
+
+static void access_start_locked(void)
+{
+    A.started = true; /* tried once: without a thread, callers write their own lines */
+    A.ring = malloc(LOG_ACCESS_QUEUE * sizeof *A.ring);
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (A.ring && pthread_create(&th, &at, access_writer, NULL) == 0) {
+        pthread_setname_np(th, "log");
+        atexit(access_at_exit);
+    } else {
+        free(A.ring);
+        A.ring = NULL;
+    }
+    pthread_attr_destroy(&at);
+}
+
+void log_access(const log_access_rec *r)
+{
+    if (!log_enabled(LOG_INFO, "access")) return;
+    access_entry e = {.r = *r};
+    clock_gettime(CLOCK_REALTIME, &e.at);
+    pthread_mutex_lock(&A.mu);
+    if (!A.started) access_start_locked();
+    /* The writer is behind: this thread writes what is queued (in order), or waits for room. */
+    while (A.ring && A.n == LOG_ACCESS_QUEUE) {
+        if (A.writing)
+            pthread_cond_wait(&A.idle, &A.mu);
+        else
+            drain_locked();
+    }
+    if (A.ring) {
+        A.ring[(A.head + A.n++) % LOG_ACCESS_QUEUE] = e;
+        if (A.asleep) pthread_cond_signal(&A.work);
+        pthread_mutex_unlock(&A.mu);
+        return;
+    }
+    pthread_mutex_unlock(&A.mu);
+    char line[2048]; /* no writer thread could be started: this line is written here */
+    size_t l = access_line(line, sizeof line, &e);
+    ssize_t w = write(STDERR_FILENO, line, l);
+    (void)w;
+}
+
+void log_flush(void)
+{
+    pthread_mutex_lock(&A.mu);
+    drain_locked();
+    while (A.n || A.writing)
+        pthread_cond_wait(&A.idle, &A.mu);
+    pthread_mutex_unlock(&A.mu);
 }

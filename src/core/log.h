@@ -41,6 +41,33 @@ typedef struct {
 const log_ctx *log_ctx_set(const log_ctx *c); /* returns the previous one */
 const log_ctx *log_ctx_get(void);
 
+/* The access log: one line per request, as `CLIENT "METHOD PATH" STATUS BYTES MSms rid=RID`
+ * (and ` aborted=N` when it did not complete), at level info of module "access". The request's
+ * thread only copies the fields (path already cleaned to printable UTF-8, truncated to fit);
+ * a log writer thread formats and writes them, many lines per write(2) under load, so that
+ * neither the formatting nor the system call is on the request's path. Lines keep their order
+ * and the time they were recorded at. When the writer falls behind by LOG_ACCESS_QUEUE lines,
+ * the caller writes the queued lines itself (or waits for room), as nginx's buffered log does. */
+#define LOG_ACCESS_QUEUE 4096
+typedef struct {
+    char client[64];
+    char method[16];
+    char path[320];
+    int status;
+    size_t bytes;
+    double ms;
+    char rid[129];
+    int aborted; /* 0, or the termination code */
+    /* JSON lines' context */
+    char session_id[37];
+    char user[65];
+    char trace_id[33];
+} log_access_rec;
+/* Queues r (copied) when "access" is enabled at info; no effect otherwise. */
+void log_access(const log_access_rec *r);
+/* Writes every queued access line now; the writer stops at exit after the same. */
+void log_flush(void);
+
 #define LOG_AT(lvl, mod, ...)                                                                      \
     do {                                                                                           \
         if (log_enabled(lvl, mod)) log_write(lvl, mod, __VA_ARGS__);                               \

@@ -974,6 +974,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     return res;
 }
 
+/* src (NULL: "") into dst of size n, cut to fit. */
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    size_t l = src ? strnlen(src, n - 1) : 0;
+    if (l) memcpy(dst, src, l);
+    dst[l] = '\0';
+}
+
 /* The request's span: named for its route ("GET /status"), with its outcome. */
 static void end_span(http_req *r, const char *path, enum MHD_RequestTerminationCode toe)
 {
@@ -1019,16 +1027,26 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     uint64_t ns = clock_mono_ns() - r->t0;
     double ms = (double)ns / 1e6;
     metrics_http_done(r->m.route, r->method, r->status, ns);
+    bool logged = log_enabled(LOG_INFO, "access");
     char path[1024]; /* the client's bytes: one log line whatever they are */
-    utf8_clean(r->path, path, sizeof path, true);
+    if (logged || r->span) utf8_clean(r->path, path, sizeof path, true);
     const log_ctx *lc = log_ctx_set(&r->lctx);
     if (r->span) end_span(r, path, toe);
-    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s", r->client, r->method, path,
-                 r->status, r->resp_len, ms, r->rid);
-    else
-        log_info("access", "%s \"%s %s\" %d %zu %.2fms rid=%s aborted=%d", r->client, r->method,
-                 path, r->status, r->resp_len, ms, r->rid, (int)toe);
+    if (logged) { /* copied here, written by the log's thread (core/log.h) */
+        log_access_rec a;
+        copy_str(a.client, sizeof a.client, r->client);
+        copy_str(a.method, sizeof a.method, r->method);
+        copy_str(a.path, sizeof a.path, path);
+        a.status = r->status;
+        a.bytes = r->resp_len;
+        a.ms = ms;
+        copy_str(a.rid, sizeof a.rid, r->rid);
+        a.aborted = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 0 : (int)toe;
+        copy_str(a.session_id, sizeof a.session_id, r->lctx.session_id);
+        copy_str(a.user, sizeof a.user, r->lctx.user);
+        copy_str(a.trace_id, sizeof a.trace_id, r->lctx.trace_id);
+        log_access(&a);
+    }
     log_ctx_set(lc);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->upgrade)
         conns_request_done(s->conns, r->cn); /* kept alive, or about to be closed */

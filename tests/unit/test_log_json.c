@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,13 +110,93 @@ static void test_parse_format(void **state)
     assert_false(log_parse_format("", &f));
 }
 
+/* The access log: lines recorded by several threads, written by the log's thread, each whole,
+ * in each thread's order, none lost, all out by log_flush; text and JSON. */
+#define ACCESS_THREADS 4
+#define ACCESS_EACH    3000 /* 12,000 lines: the queue (4096) fills, callers write their own */
+
+static void *record_lines(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int i = 0; i < ACCESS_EACH; i++) {
+        log_access_rec a = {.status = 200, .bytes = (size_t)i, .ms = 0.25};
+        snprintf(a.client, sizeof a.client, "127.0.0.%d", t);
+        snprintf(a.method, sizeof a.method, "GET");
+        snprintf(a.path, sizeof a.path, "/t%d/%d", t, i);
+        snprintf(a.rid, sizeof a.rid, "rid-%d-%d", t, i);
+        snprintf(a.session_id, sizeof a.session_id, "s%d", t);
+        log_access(&a);
+    }
+    return NULL;
+}
+
+static void access_burst(void)
+{
+    pthread_t th[ACCESS_THREADS];
+    for (int t = 0; t < ACCESS_THREADS; t++)
+        pthread_create(&th[t], NULL, record_lines, (void *)(intptr_t)t);
+    for (int t = 0; t < ACCESS_THREADS; t++)
+        pthread_join(th[t], NULL);
+    log_flush();
+}
+
+static void check_access(const char *out, bool json)
+{
+    int next[ACCESS_THREADS] = {0};
+    int lines = 0;
+    for (const char *p = out; *p;) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        char line[1024];
+        size_t n = (size_t)(nl - p);
+        assert_true(n < sizeof line);
+        memcpy(line, p, n);
+        line[n] = '\0';
+        int t, i;
+        const char *at = strstr(line, "\"GET /t");
+        if (json) at = strstr(line, "\\\"GET /t");
+        assert_non_null(at);
+        assert_int_equal(sscanf(at + (json ? 6 : 5), "/t%d/%d", &t, &i), 2);
+        assert_true(t >= 0 && t < ACCESS_THREADS);
+        if (i != next[t])
+            fail_msg("thread %d: line %d came when %d was due: %s", t, i, next[t], line);
+        next[t]++;
+        char want[160];
+        if (json) {
+            assert_non_null(strstr(line, "\"target\":\"access\""));
+            snprintf(want, sizeof want, "\"request_id\":\"rid-%d-%d\",\"session_id\":\"s%d\"", t, i,
+                     t);
+        } else {
+            assert_non_null(strstr(line, " INFO  access: "));
+            snprintf(want, sizeof want, "127.0.0.%d \"GET /t%d/%d\" 200 %d 0.25ms rid=rid-%d-%d", t,
+                     t, i, i, t, i);
+        }
+        if (!strstr(line, want)) fail_msg("line without \"%s\": %s", want, line);
+        lines++;
+        p = nl + 1;
+    }
+    assert_int_equal(lines, ACCESS_THREADS * ACCESS_EACH);
+}
+
+static void test_access_log(void **state)
+{
+    log_set_format(LOG_TEXT);
+    char *out = capture(access_burst);
+    check_access(out, false);
+    free(out);
+    log_set_format(LOG_JSON);
+    out = capture(access_burst);
+    log_set_format(LOG_TEXT);
+    check_access(out, true);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_context),
-        cmocka_unit_test(test_text_unchanged),
-        cmocka_unit_test(test_parse_format),
+        cmocka_unit_test(test_escapes),        cmocka_unit_test(test_context),
+        cmocka_unit_test(test_text_unchanged), cmocka_unit_test(test_parse_format),
+        cmocka_unit_test(test_access_log),
     };
     return cmocka_run_group_tests_name("log_json", tests, NULL, NULL);
 }
