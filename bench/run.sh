@@ -1129,6 +1129,32 @@ The receiver counted $(av TRACE_EXPORTS_STATUS) exports ($(fmt_int "$(num TRACE_
 $(av TRACE_EXPORTS) ($(fmt_int "$(num TRACE_BYTES)") bytes) by the end of the replies. These runs took $TRACE_SECONDS s.
 EOT
 }
+# The container image: not built by make bench (it takes minutes and a Debian mirror) but by
+# make deploy-test, which leaves its figures in build/deploy/image-report.json; shown when present.
+report_image() {
+    local f=build/deploy/image-report.json
+    [ -f "$f" ] || { printf '\n## Container image\n\nNot measured: run `make deploy-test` first (it builds the image and writes %s).\n' "$f"; return; }
+    node -e '
+const fs = require("fs");
+const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+const when = fs.statSync(process.argv[1]).mtime.toISOString().slice(0, 16).replace("T", " ");
+const n = (v, u) => (v === undefined ? "n/a" : `${v}${u}`);
+console.log(`
+## Container image
+
+Measured by \`make deploy-test\` (tests/deploy/image.test.mjs) at ${when} UTC, on this machine: the
+Dockerfile built with \`buildah bud --isolation=chroot\` on a debootstrapped Debian bookworm, then
+\`goose server\` started from the image with \`buildah run\` and asked for \`/status\` until it answered.
+
+| what | measured |
+|---|---|
+| image size (\`buildah images\`) | ${n(r.image_size, "")} (root file system ${r.rootfs_bytes ? r.rootfs_bytes.toLocaleString("en") : "n/a"} bytes unpacked) |
+| \`buildah run\` to the first \`/status\` answer | ${n(r.start_to_status_ms, " ms")} |
+| this build (${r.build_seconds > 60 ? "cold: base and packages fetched" : "warm: layers cached"}) | ${n(r.build_seconds === undefined ? undefined : Math.round(r.build_seconds), " s")} |
+| storage driver | ${n(r.storage_driver, "")} |`);
+' "$f"
+}
+
 report_top() {
     cat <<EOF
 # Benchmarks
@@ -1447,6 +1473,7 @@ mkdir -p "$(dirname "$REPORT")"
     if want metrics; then report_metrics; fi
     if want tracing; then report_tracing; fi
     if want store; then report_store; fi
+    if [ "$FULL" = yes ]; then report_image; fi
     report_problems
     report_how_head
     if want http; then report_how_http; fi
