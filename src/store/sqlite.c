@@ -1372,31 +1372,38 @@ static json_t *unfinished_row(sqlite3_stmt *s)
              : NULL;
 }
 
+/* Opens a read transaction on c (the session and its messages as of one moment), finds the
+ * session (GD_ENOTFOUND when it is not there) and binds its id to list's ?1. *gs and *ms are
+ * set as far as they were prepared; history_end releases them whatever happened. */
+static gd_err history_begin(conn *c, const char *session_id, enum stmt_id list, sqlite3_stmt **gs,
+                            sqlite3_stmt **ms)
+{
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) return read_failed(c);
+    if (!(*gs = stmt(c, ST_SESSION_GET)) || !(*ms = stmt(c, list))) return GD_ESTORE;
+    sqlite3_bind_text(*gs, 1, session_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(*gs);
+    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
+    sqlite3_bind_text(*ms, 1, session_id, -1, SQLITE_STATIC);
+    return GD_OK;
+}
+
+static void history_end(conn *c, sqlite3_stmt *gs, sqlite3_stmt *ms)
+{
+    if (gs) stmt_done(gs);
+    if (ms) stmt_done(ms);
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+}
+
 static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
 {
     sqlite_store *ss = (sqlite_store *)st;
     *out = NULL;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
-    gd_err e = GD_ESTORE;
     sqlite3_stmt *gs = NULL, *ms = NULL;
-    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        e = read_failed(c);
-        goto out;
-    }
-    if (!(gs = stmt(c, ST_SESSION_GET)) || !(ms = stmt(c, ST_MESSAGES_LIST))) goto out;
-    sqlite3_bind_text(gs, 1, session_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(gs);
-    if (rc != SQLITE_ROW) {
-        e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
-        goto out;
-    }
-    sqlite3_bind_text(ms, 1, session_id, -1, SQLITE_STATIC);
-    e = collect_rows(c, ms, message_row, out);
-out:
-    if (gs) stmt_done(gs);
-    if (ms) stmt_done(ms);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    gd_err e = history_begin(c, session_id, ST_MESSAGES_LIST, &gs, &ms);
+    if (!e) e = collect_rows(c, ms, message_row, out);
+    history_end(c, gs, ms);
     reader_put(ss, c);
     return e;
 }
@@ -1449,23 +1456,12 @@ static gd_err sq_messages_text(store *st, const char *session_id, long limit, co
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
     size_t mark = out->len;
-    gd_err e = GD_ESTORE;
     sqlite3_stmt *gs = NULL, *ms = NULL;
     js_doc doc;
     js_init(&doc);
-    /* One read transaction: the session and its messages as of one moment. */
-    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        e = read_failed(c);
-        goto out;
-    }
-    if (!(gs = stmt(c, ST_SESSION_GET)) || !(ms = stmt(c, ST_MESSAGES_PAGE))) goto out;
-    sqlite3_bind_text(gs, 1, session_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(gs);
-    if (rc != SQLITE_ROW) {
-        e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
-        goto out;
-    }
-    sqlite3_bind_text(ms, 1, session_id, -1, SQLITE_STATIC);
+    int rc = SQLITE_DONE;
+    gd_err e = history_begin(c, session_id, ST_MESSAGES_PAGE, &gs, &ms);
+    if (e) goto out;
     sqlite3_bind_int64(ms, 2, from);
     sqlite3_bind_int64(ms, 3, limit ? limit + 1 : -1); /* one more: whether a next page is */
     e = buf_puts(out, "[");
@@ -1493,9 +1489,7 @@ out:
         next[0] = '\0';
     }
     js_free(&doc);
-    if (gs) stmt_done(gs);
-    if (ms) stmt_done(ms);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    history_end(c, gs, ms);
     reader_put(ss, c);
     return e;
 }
