@@ -2,6 +2,7 @@
  * request; an event stream is read with the providers' SSE reader. */
 #include <curl/curl.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,6 +503,32 @@ void cl_print_json(json_t *v)
 {
     json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
     fputc('\n', stdout);
+}
+
+bool cl_read_file(const char *prog, const char *path, size_t cap, buf *out)
+{
+    buf_init(out, cap);
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, path, strerror(errno));
+        return false;
+    }
+    char chunk[65536];
+    size_t n;
+    gd_err e = GD_OK;
+    while (!e && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        e = buf_append(out, chunk, n);
+    bool bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!e && !bad) e = buf_append(out, "", 1); /* the NUL, not counted */
+    if (e || bad) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, path,
+                bad ? "read error" : gd_strerror(e));
+        buf_free(out);
+        return false;
+    }
+    out->len--;
+    return true;
 }
 
 const char *cl_str(json_t *o, const char *key, const char *dflt)

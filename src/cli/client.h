@@ -71,6 +71,11 @@ typedef int (*cl_tick_fn)(void *ud);
 int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn, cl_tick_fn tick,
               void *ud);
 
+/* Reads all of path ("-": standard input) into out (initialised here with cap), as text (NUL
+ * after the bytes). false after a message on stderr prefixed with prog (cannot open or read it,
+ * larger than cap); out is then freed. */
+bool cl_read_file(const char *prog, const char *path, size_t cap, buf *out);
+
 /* Writes a JSON value to stdout as one indented document and a newline. */
 void cl_print_json(json_t *v);
 /* The string member key of o, or dflt when absent or not a string. */

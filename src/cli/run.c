@@ -47,26 +47,8 @@ static const char usage[] =
 /* Reads all of path ("-": stdin) into a string the caller frees; NULL after a message. */
 static char *read_text(const char *path)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        perror(path);
-        return NULL;
-    }
     buf b;
-    buf_init(&b, MAX_TEXT);
-    char chunk[8192];
-    size_t n;
-    gd_err e = GD_OK;
-    while (!e && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        e = buf_append(&b, chunk, n);
-    bool bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (e || bad) {
-        fprintf(stderr, "goose run: cannot read %s: %s\n", path,
-                bad ? "read error" : gd_strerror(e));
-        buf_free(&b);
-        return NULL;
-    }
+    if (!cl_read_file("goose run", path, MAX_TEXT, &b)) return NULL;
     char *s = b.len ? buf_detach(&b) : strdup("");
     buf_free(&b);
     return s;

@@ -262,25 +262,10 @@ static int cmd_export(cl_client *cl, const char *id, const char *out)
 
 static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const char *wd)
 {
-    FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "%s: cannot read %s: %m\n", cl_prog(cl), file);
-        return 1;
-    }
     buf b;
-    buf_init(&b, MAX_IMPORT);
-    char chunk[65536];
-    size_t n;
-    gd_err e = GD_OK;
-    while (!e && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        e = buf_append(&b, chunk, n);
-    bool bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (e || bad || !b.len) {
-        fprintf(stderr, "%s: cannot read %s: %s\n", cl_prog(cl), file,
-                bad ? "read error"
-                : e ? gd_strerror(e)
-                    : "it is empty");
+    if (!cl_read_file(cl_prog(cl), file, MAX_IMPORT, &b)) return 1;
+    if (!b.len) {
+        fprintf(stderr, "%s: cannot read %s: it is empty\n", cl_prog(cl), file);
         buf_free(&b);
         return 1;
     }
