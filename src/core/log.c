@@ -361,16 +361,37 @@ static void drain_locked(void)
     }
 }
 
+/* The writer wakes for the first line queued, then gathers lines for up to ACCESS_FLUSH_MS (or
+ * until ACCESS_BATCH are waiting) and writes them together: one wake-up per batch, not one per
+ * request. */
+#define ACCESS_FLUSH_MS 100
+#define ACCESS_BATCH    256
+
 static void *access_writer(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&A.mu);
     for (;;) {
-        while (!A.n) {
+        while (!A.n || A.writing) { /* nothing queued, or a caller writing it (the ring full) */
+            if (A.writing) {
+                pthread_cond_wait(&A.idle, &A.mu);
+                continue;
+            }
             A.asleep = true;
             pthread_cond_wait(&A.work, &A.mu);
             A.asleep = false;
         }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += ACCESS_FLUSH_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        A.asleep = true;
+        while (A.n < ACCESS_BATCH && pthread_cond_timedwait(&A.work, &A.mu, &until) == 0) {
+        }
+        A.asleep = false;
         drain_locked();
     }
     return NULL;
@@ -415,7 +436,7 @@ void log_access(const log_access_rec *r)
     }
     if (A.ring) {
         A.ring[(A.head + A.n++) % LOG_ACCESS_QUEUE] = e;
-        if (A.asleep) pthread_cond_signal(&A.work);
+        if (A.asleep && (A.n == 1 || A.n == ACCESS_BATCH)) pthread_cond_signal(&A.work);
         pthread_mutex_unlock(&A.mu);
         return;
     }

@@ -44,7 +44,8 @@ const log_ctx *log_ctx_get(void);
 /* The access log: one line per request, as `CLIENT "METHOD PATH" STATUS BYTES MSms rid=RID`
  * (and ` aborted=N` when it did not complete), at level info of module "access". The request's
  * thread only copies the fields (path already cleaned to printable UTF-8, truncated to fit);
- * a log writer thread formats and writes them, many lines per write(2) under load, so that
+ * a log writer thread formats and writes them at most 100 ms later, many lines per write(2) and
+ * one wake-up per batch, so that
  * neither the formatting nor the system call is on the request's path. Lines keep their order
  * and the time they were recorded at. When the writer falls behind by LOG_ACCESS_QUEUE lines,
  * the caller writes the queued lines itself (or waits for room), as nginx's buffered log does. */
