@@ -1305,16 +1305,16 @@ out:
     return e;
 }
 
-static gd_err sq_session_count(store *st, const char *owner, long *n)
+/* The one integer statement id answers (arg, when not NULL, bound to ?1) into *n. */
+static gd_err read_count(sqlite_store *ss, enum stmt_id id, const char *arg, long *n)
 {
-    sqlite_store *ss = (sqlite_store *)st;
     *n = 0;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, owner ? ST_SESSION_COUNT_OWNED : ST_SESSION_COUNT);
+    sqlite3_stmt *s = stmt(c, id);
     gd_err e = GD_ESTORE;
     if (s) {
-        if (owner) sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+        if (arg) sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
         if (sqlite3_step(s) == SQLITE_ROW) {
             *n = (long)sqlite3_column_int64(s, 0);
             e = GD_OK;
@@ -1325,6 +1325,12 @@ static gd_err sq_session_count(store *st, const char *owner, long *n)
     }
     reader_put(ss, c);
     return e;
+}
+
+static gd_err sq_session_count(store *st, const char *owner, long *n)
+{
+    return read_count((sqlite_store *)st, owner ? ST_SESSION_COUNT_OWNED : ST_SESSION_COUNT, owner,
+                      n);
 }
 
 static gd_err sq_session_list(store *st, long limit, long offset, store_session **out, size_t *n,
@@ -1829,23 +1835,7 @@ static gd_err sq_user_get_by_name(store *st, const char *name, store_user *out)
 
 static gd_err sq_user_count(store *st, long *n)
 {
-    sqlite_store *ss = (sqlite_store *)st;
-    *n = 0;
-    conn *c = reader_get(ss);
-    if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, ST_USER_COUNT);
-    gd_err e = GD_ESTORE;
-    if (s) {
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            *n = (long)sqlite3_column_int64(s, 0);
-            e = GD_OK;
-        } else {
-            e = read_failed(c);
-        }
-        stmt_done(s);
-    }
-    reader_put(ss, c);
-    return e;
+    return read_count((sqlite_store *)st, ST_USER_COUNT, NULL, n);
 }
 
 /* Every row of statement which (it has no parameters) into a new array of size-byte elements,
