@@ -18,7 +18,7 @@
 static const char usage[] =
     "usage: goose session [--session ID | --resume | -n NAME] [options]   an interactive chat\n"
     "       goose session resume ID [options]      the chat, in an existing session\n"
-    "       goose session list [--limit N] [options]\n"
+    "       goose session list [--limit N] [--after CURSOR] [options]\n"
     "       goose session show ID [options]\n"
     "       goose session rm ID [options]\n"
     "       goose session export ID [-o FILE] [options]\n"
@@ -32,7 +32,9 @@ static const char usage[] =
     "                a always allow, n deny, d always deny, c cancel the reply. Ctrl-C during a\n"
     "                reply cancels it (twice: stop waiting); /exit, /quit or Ctrl-D leaves.\n"
     "  list          the sessions, newest first: id, last update, messages, name, directory\n"
-    "                (--limit N, default 100)\n"
+    "                (--limit N, default 100); when there are more, says so and how to see\n"
+    "                the next page (--after CURSOR; --json then gives {\"sessions\", "
+    "\"next_cursor\"})\n"
     "  show ID       the session and its conversation (--json: {\"session\":…,\"messages\":[…]})\n"
     "  rm ID         deletes the session and its messages (also: remove, delete)\n"
     "  export ID     the session with all its messages as one JSON document, on stdout or into\n"
@@ -98,20 +100,27 @@ static void put_cell(const char *s, size_t cols, bool pad)
             fputc(' ', stdout);
 }
 
-static int cmd_list(cl_client *cl, const cl_common *c, const char *limit)
+static int cmd_list(cl_client *cl, const cl_common *c, const char *limit, const char *after)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/api/sessions?limit=%s", limit ? limit : "100");
-    json_t *list = cl_call(cl, "GET", path, NULL, NULL);
-    if (!list) return 1;
+    /* by cursor: a page costs the same at any depth, and the answer says whether more follow */
+    char *esc = cl_escape(after ? after : "");
+    char *path = NULL;
+    if (!esc || asprintf(&path, "/api/sessions?limit=%s&cursor=%s", limit ? limit : "100", esc) < 0)
+        path = NULL;
+    free(esc);
+    json_t *page = path ? cl_call(cl, "GET", path, NULL, NULL) : NULL;
+    free(path);
+    if (!page) return 1;
+    json_t *list = json_object_get(page, "sessions");
+    const char *next = cl_str(page, "next_cursor", NULL);
     if (c->json) {
-        cl_print_json(list);
-        json_decref(list);
+        cl_print_json(after ? page : list); /* the array, as before, unless paging on */
+        json_decref(page);
         return 0;
     }
     if (!json_array_size(list)) {
         printf("no sessions\n");
-        json_decref(list);
+        json_decref(page);
         return 0;
     }
     printf("%-36s  %-20s  %8s  %-*s  %s\n", "ID", "UPDATED", "MESSAGES", NAME_COLS, "NAME",
@@ -125,7 +134,10 @@ static int cmd_list(cl_client *cl, const cl_common *c, const char *limit)
         put_cell(cl_str(s, "name", ""), NAME_COLS, true);
         printf("  %s\n", cl_str(s, "working_dir", ""));
     }
-    json_decref(list);
+    if (next)
+        fprintf(stderr, "%s: more sessions follow: goose session list --limit %s --after %s\n",
+                cl_prog(cl), limit ? limit : "100", next);
+    json_decref(page);
     return 0;
 }
 
@@ -298,7 +310,7 @@ int cli_session(int argc, char **argv)
     cl_common c = {0};
     const char *pos[3] = {0};
     int npos = 0;
-    const char *sid = NULL, *name = NULL, *out = NULL, *limit = NULL, *wd = NULL;
+    const char *sid = NULL, *name = NULL, *out = NULL, *limit = NULL, *wd = NULL, *after = NULL;
     bool resume = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -307,6 +319,7 @@ int cli_session(int argc, char **argv)
         if (!r) r = cl_opt_value(prog, "--name", "-n", argc, argv, &i, &name);
         if (!r) r = cl_opt_value(prog, "--output", "-o", argc, argv, &i, &out);
         if (!r) r = cl_opt_value(prog, "--limit", NULL, argc, argv, &i, &limit);
+        if (!r) r = cl_opt_value(prog, "--after", NULL, argc, argv, &i, &after);
         if (!r) r = cl_opt_value(prog, "--working-directory", NULL, argc, argv, &i, &wd);
         if (!r && (!strcmp(a, "--resume") || !strcmp(a, "-r"))) r = 1, resume = true;
         if (r < 0) return 2;
@@ -379,7 +392,7 @@ int cli_session(int argc, char **argv)
         rc = chat_main(cl, sid, name, c.json);
         free(newest);
     } else if (!strcmp(cmd, "list")) {
-        rc = cmd_list(cl, &c, limit);
+        rc = cmd_list(cl, &c, limit, after);
     } else if (!strcmp(cmd, "show")) {
         rc = cmd_show(cl, &c, pos[1]);
     } else if (!strcmp(cmd, "export")) {

@@ -193,6 +193,29 @@ describe('goose session and run', () => {
     ok(listJson);
     assert.deepEqual(JSON.parse(listJson.stdout), (await get(srv, '/api/sessions')).body);
 
+    // a page at a time: the table says more follow and how to see them; --after pages on
+    for (let i = 0; i < 2; i++) assert.equal((await post(srv, '/api/sessions', { name: `pager ${i}` })).status, 201);
+    const all = (await get(srv, '/api/sessions?limit=1000')).body.map((x) => x.id);
+    const seen = [];
+    let args = ['session', 'list', '--limit', '1'];
+    for (let page = 0; page < 1000; page++) {
+      const p = await goose(srv, args);
+      ok(p);
+      const ids = [...p.stdout.matchAll(/^([0-9a-f-]{36})\s/gm)].map((m) => m[1]);
+      assert.equal(ids.length, 1, p.stdout);
+      seen.push(...ids);
+      const more = /more sessions follow: goose session list --limit 1 --after (\S+)$/m.exec(p.stderr);
+      if (!more) break;
+      args = ['session', 'list', '--limit', '1', '--after', more[1]];
+    }
+    assert.deepEqual(seen, all, 'every session once, newest first');
+    const paged = JSON.parse((await goose(srv, ['session', 'list', '--limit', '2', '--after', '', '--json'])).stdout);
+    assert.deepEqual(paged.sessions.map((x) => x.id), all.slice(0, 2));
+    assert.equal(typeof paged.next_cursor, 'string');
+    const bad = await goose(srv, ['session', 'list', '--after', 'nonsense']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /cursor/);
+
     const show = await goose(srv, ['session', 'show', sid]);
     ok(show);
     assert.match(show.stdout, new RegExp(`^session    ${sid}\nname       Round trip\ndirectory  ${dir}\n`));
