@@ -1160,6 +1160,44 @@ static gd_err sq_session_settings_set(store *st, const char *id, json_t *setting
     return e;
 }
 
+/* At most max rows of s (bound) as sessions into *out and *n (freed by the caller with free());
+ * *more says whether s had a row beyond them. GD_ENOMEM, or the read's error (nothing kept then).
+ */
+static gd_err collect_sessions(conn *c, sqlite3_stmt *s, size_t max, store_session **out, size_t *n,
+                               bool *more)
+{
+    store_session *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+    *more = false;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (cnt == max) {
+            *more = true;
+            rc = SQLITE_DONE;
+            break;
+        }
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : (max < 16 ? max : 16);
+            store_session *grown = realloc(arr, ncap * sizeof *arr);
+            if (!grown) {
+                free(arr);
+                store_set_errmsg("out of memory");
+                return GD_ENOMEM;
+            }
+            arr = grown;
+            cap = ncap;
+        }
+        row_to_session(s, &arr[cnt++]);
+    }
+    if (rc != SQLITE_DONE) {
+        free(arr);
+        return read_failed(c);
+    }
+    *out = arr;
+    *n = cnt;
+    return GD_OK;
+}
+
 /* session_list, of every session (owner NULL) or of one owner's. */
 static gd_err session_list(store *st, const char *owner, long limit, long offset,
                            store_session **out, size_t *n, long *total)
@@ -1174,8 +1212,6 @@ static gd_err session_list(store *st, const char *owner, long limit, long offset
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
     gd_err e = GD_ESTORE;
-    store_session *arr = NULL;
-    size_t cnt = 0;
     sqlite3_stmt *cs = NULL, *ls = NULL;
     /* One read transaction, so the count and the page agree. */
     if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
@@ -1196,33 +1232,12 @@ static gd_err session_list(store *st, const char *owner, long limit, long offset
     *total = (long)sqlite3_column_int64(cs, 0);
     sqlite3_bind_int64(ls, 1, limit);
     sqlite3_bind_int64(ls, 2, offset);
-    int rc;
-    size_t cap = 0;
-    while ((rc = sqlite3_step(ls)) == SQLITE_ROW && cnt < (size_t)limit) {
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 16;
-            store_session *grown = realloc(arr, cap * sizeof *arr);
-            if (!grown) {
-                store_set_errmsg("out of memory");
-                goto out;
-            }
-            arr = grown;
-        }
-        row_to_session(ls, &arr[cnt++]);
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        e = read_failed(c);
-        goto out;
-    }
-    *out = arr;
-    *n = cnt;
-    arr = NULL;
-    e = GD_OK;
+    bool more;
+    e = collect_sessions(c, ls, (size_t)limit, out, n, &more);
 out:
     if (cs) stmt_done(cs);
     if (ls) stmt_done(ls);
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-    free(arr);
     reader_put(ss, c);
     return e;
 }
@@ -1260,7 +1275,6 @@ static gd_err sq_session_page(store *st, const char *owner, long limit, const ch
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
     gd_err e = GD_ESTORE;
-    store_session *arr = NULL;
     sqlite3_stmt *ps = stmt(c, owner ? ST_SESSION_PAGE_OWNED : ST_SESSION_PAGE);
     if (!ps) goto out;
     /* one more than the page: whether there is a next one */
@@ -1268,39 +1282,12 @@ static gd_err sq_session_page(store *st, const char *owner, long limit, const ch
     sqlite3_bind_int64(ps, 2, us);
     sqlite3_bind_text(ps, 3, id, -1, SQLITE_STATIC);
     if (owner) sqlite3_bind_text(ps, 4, owner, -1, SQLITE_STATIC);
-    arr = malloc((size_t)(limit < 64 ? limit : 64) * sizeof *arr);
-    size_t cap = arr ? (size_t)(limit < 64 ? limit : 64) : 0, cnt = 0;
-    int rc;
-    while ((rc = sqlite3_step(ps)) == SQLITE_ROW) {
-        if (cnt == (size_t)limit) {
-            snprintf(next, STORE_CURSOR_LEN, "%lld_%s", arr[cnt - 1].created_us, arr[cnt - 1].id);
-            rc = SQLITE_DONE;
-            break;
-        }
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            store_session *grown = realloc(arr, ncap * sizeof *arr);
-            if (!grown) {
-                store_set_errmsg("out of memory");
-                e = GD_ENOMEM;
-                goto out;
-            }
-            arr = grown;
-            cap = ncap;
-        }
-        row_to_session(ps, &arr[cnt++]);
-    }
-    if (rc != SQLITE_DONE) {
-        e = read_failed(c);
-        goto out;
-    }
-    *out = arr;
-    *n = cnt;
-    arr = NULL;
-    e = GD_OK;
+    bool more;
+    e = collect_sessions(c, ps, (size_t)limit, out, n, &more);
+    if (!e && more)
+        snprintf(next, STORE_CURSOR_LEN, "%lld_%s", (*out)[*n - 1].created_us, (*out)[*n - 1].id);
 out:
     if (ps) stmt_done(ps);
-    free(arr);
     reader_put(ss, c);
     return e;
 }
