@@ -3,7 +3,7 @@
 // open, and every session route of one user tried by another (404, no data).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { request, get, post, assertError } from './lib/http.mjs';
 import { spec } from './lib/openapi.mjs';
 import { connect } from './lib/ws.mjs';
 import { TOKEN_RE, addUser } from './lib/users.mjs';
+import { startNginx, stopNginx } from './lib/nginx.mjs';
 
 const SECRET = 'test-secret-' + crypto.randomBytes(12).toString('hex');
 
@@ -277,19 +278,6 @@ async function freePort() {
 }
 
 /** Resolves once something accepts connections on 127.0.0.1:port, or rejects after ms. */
-async function waitListening(port, proc, ms = 10_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const c = net.connect({ host: '127.0.0.1', port }, () => { c.destroy(); resolve(true); });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (proc.exitCode !== null || Date.now() > until) throw new Error(`nginx is not listening on ${port}`);
-    await new Promise((r) => setTimeout(r, 50)); // polling a port nginx prints nothing about
-  }
-}
-
 describe('trusted proxy: goosed behind a real nginx with auth_basic', () => {
   let srv, nginx, nport, dir;
   const PROXY_ADDR = '127.0.0.2'; // nginx connects from here; the test's own requests come from 127.0.0.1
@@ -307,20 +295,7 @@ describe('trusted proxy: goosed behind a real nginx with auth_basic', () => {
     }
     writeFileSync(path.join(dir, 'htpasswd'), `carol:${entry}\nerin:{PLAIN}erin-pw\n`);
     // As the deployment guide sets it up, with the user passed on in X-Remote-User.
-    writeFileSync(path.join(dir, 'nginx.conf'), `
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 64; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
+    nginx = await startNginx(dir, `  server {
     listen 127.0.0.1:${nport};
     auth_basic "Goose Server";
     auth_basic_user_file ${dir}/htpasswd;
@@ -337,18 +312,10 @@ http {
       proxy_set_header X-Remote-User $remote_user;
     }
   }
-}
-`);
-    nginx = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    nginx.stderr.on('data', (d) => { err += d; });
-    await waitListening(nport, nginx).catch((e) => { throw new Error(`${e.message}: ${err}`); });
+`, nport);
   });
   after(async () => {
-    if (nginx && nginx.exitCode === null) {
-      nginx.kill('SIGTERM');
-      await new Promise((r) => nginx.on('close', r));
-    }
+    await stopNginx(nginx);
     const log = srv.log();
     assert.ok(!log.includes('carol-pw') && !log.includes('erin-pw'), 'no password in the log');
     await stopAndCheck(srv);

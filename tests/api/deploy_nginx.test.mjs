@@ -6,14 +6,15 @@
 // sessions; without credentials nginx answers 401.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { REPO, startServer, stopAndCheck, tempDir } from './lib/server.mjs';
 import { recordSecret } from './lib/record.mjs';
+import { startNginx, stopNginx } from './lib/nginx.mjs';
 import { connect } from './lib/ws.mjs';
 import { parseSSE } from '../fakes/lib.mjs';
 
@@ -70,7 +71,7 @@ async function freePort() {
 }
 
 describe('deploy/nginx/goose.conf in front of goosed', () => {
-  let dir, nginx, nginxErr = '', port, srv, provider, ca;
+  let dir, nginx, port, srv, provider, ca;
 
   /** A request through nginx over TLS as user (or no one): resolves with the response, whose
    *  body is left to read (res.text() reads it whole). */
@@ -127,45 +128,12 @@ describe('deploy/nginx/goose.conf in front of goosed', () => {
       conf = conf.replace(from, to);
     }
     writeFileSync(path.join(dir, 'goose.conf'), conf);
-    for (const t of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, t));
-    writeFileSync(path.join(dir, 'nginx.conf'), `
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 64; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  include ${dir}/goose.conf;
-}
-`);
-    execFileSync('nginx', ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'inherit' });
-    nginx = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    nginx.stderr.on('data', (d) => { nginxErr += d; });
-    // nginx prints nothing once it listens: try to connect until it accepts (or has exited)
-    const until = Date.now() + 10_000;
-    for (;;) {
-      const ok = await new Promise((resolve) => {
-        const c = net.connect({ host: '127.0.0.1', port }, () => { c.destroy(); resolve(true); });
-        c.on('error', () => resolve(false));
-      });
-      if (ok) break;
-      if (nginx.exitCode !== null || Date.now() > until) throw new Error(`nginx is not listening: ${nginxErr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    nginx = await startNginx(dir, `  include ${dir}/goose.conf;`, port);
   });
 
   after(async () => {
     provider?.release();
-    if (nginx && nginx.exitCode === null) {
-      nginx.kill('SIGTERM');
-      await new Promise((r) => nginx.on('close', r));
-    }
+    await stopNginx(nginx);
     if (srv) {
       for (const pw of Object.values(USERS)) assert.ok(!srv.log().includes(pw), 'no password reaches goosed');
       await stopAndCheck(srv);
