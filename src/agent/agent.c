@@ -713,10 +713,10 @@ static void fx_end(turn *t, const char *event, json_t *data)
     pthread_mutex_lock(&a->mu);
     at->se->running = false;
     drop_tool_question_locked(at->se);
+    metrics_gauge_add(MG_REPLIES, -1); /* before the end event: whoever sees it sees the count */
     if (text) bus_publish(at->se->b, event, text);
     sess_release_locked(at->se);
     a->nturns--;
-    metrics_gauge_add(MG_REPLIES, -1);
     uturns_end_locked(a, at->se->user_id);
     pthread_cond_broadcast(&a->idle);
     pthread_mutex_unlock(&a->mu);
