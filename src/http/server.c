@@ -64,10 +64,10 @@
 #define RETRY_AFTER_S     "1" /* seconds, for every 503 and 429 that does not say otherwise */
 #define IDLE_TIMEOUT_S    75u /* a kept-alive connection between requests */
 /* libmicrohttpd's memory per connection: the request line and headers, then the response's head
- * (bodies pass through in pieces). 16 KiB instead of its 32: request headers up to about 7.9 KB
- * (nginx takes 8 KB a line), 431 beyond; an idle watcher costs half as much, and each request
- * clears half as much. 8 KiB would leave 0.9.75 about 4 KB for headers. Just under the limit
- * 0.9.75 closes without an answer (it cannot fit its 431), whatever the size chosen. */
+ * (bodies pass through in pieces). 16 KiB instead of its 32: request headers up to about 15.9 KB
+ * (a Cookie header about half that: 0.9.75 parses it into the pool), 431 beyond; an idle watcher
+ * costs half as much, and each request clears half as much. Just under the limit 0.9.75 closes
+ * without an answer (it cannot fit its 431), whatever the size chosen. */
 #define CONN_POOL_BYTES 16384
 #define FD_HEADROOM     256L /* descriptors besides connections: store, logs, pipes, children */
 /* bytes of a body over max_body_size read and dropped before the 413 (see begin) */

@@ -385,6 +385,16 @@ describe('http', () => {
       assert.ok(r.status >= 400 && r.status < 500, r.statusLine ?? 'connection closed without an answer');
     });
 
+    // libmicrohttpd's 16 KiB pool per connection (http/server.c CONN_POOL_BYTES): request headers
+    // of up to about 15.9 KB are served, larger ones get 431, and the server goes on.
+    it('request headers: 15 KB are served, 17 KB get 431', async () => {
+      const ok = await rawRequest(srv, `GET /status HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(15000)}\r\nConnection: close\r\n\r\n`, { validate: false });
+      assert.equal(ok.status, 200, ok.statusLine ?? 'connection closed without an answer');
+      const big = await rawRequest(srv, `GET /status HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(17000)}\r\nConnection: close\r\n\r\n`, { validate: false });
+      assert.equal(big.status, 431, big.statusLine ?? 'connection closed without an answer');
+      await assertAlive(srv);
+    });
+
     it('a connection closed in the middle of the headers does no harm', async () => {
       await sendAndDisconnect(srv, 'GET /status HTTP/1.1\r\nHost: localhost\r\nX-Half');
     });
