@@ -48,6 +48,9 @@
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
 # BENCH_ONLY=metrics: what metrics cost (bench/metrics_overhead.sh; BENCH_METRICS_ROUNDS, default 3).
 # BENCH_ONLY=store: the store as it grows (bench/store_scale.sh; BENCH_STORE_SESSIONS, default 1M).
+# BENCH_ONLY=history: a session's history of 1,000 and 10,000 messages served by goosed against SQLite
+# alone reading the same rows (bench/history.sh, bench/history_read.c; BENCH_HISTORY_MESSAGES,
+# BENCH_HISTORY_ROUNDS, BENCH_HISTORY_SECONDS).
 # A reply through goosed that errors or arrives incomplete (or a watcher that fails to connect) makes
 # the exit status 1, after the report is written (its "Problems seen" says what happened).
 set -euo pipefail
@@ -61,13 +64,13 @@ THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-20}
 ROUNDS=${BENCH_ROUNDS:-2}
-ONLY=${BENCH_ONLY:-http,agent,memory,mcp,metrics,tracing,store}
+ONLY=${BENCH_ONLY:-http,agent,memory,mcp,metrics,tracing,store,history}
 for part in ${ONLY//,/ }; do
-    case $part in http | agent | memory | mcp | metrics | tracing | store) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics, tracing, store)" >&2 && exit 2 ;; esac
+    case $part in http | agent | memory | mcp | metrics | tracing | store | history) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics, tracing, store, history)" >&2 && exit 2 ;; esac
 done
 want() { [[ ,$ONLY, == *,$1,* ]]; } # want PART: whether this run measures PART
 FULL=no
-want http && want agent && want memory && want mcp && want metrics && want tracing && want store && FULL=yes
+want http && want agent && want memory && want mcp && want metrics && want tracing && want store && want history && FULL=yes
 if [ "$FULL" = yes ]; then REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}; else REPORT=${BENCH_REPORT:-bench/out/BENCHMARKS.md}; fi
 OUTDIR=$ROOT/bench/out # raw wrk output and server logs of the last run (git-ignored)
 POST_BODY='{"name":"bench","working_directory":"/tmp"}'
@@ -135,6 +138,8 @@ fi
 want http || ! want metrics || command -v wrk >/dev/null || missing+=(wrk) # metrics: wrk too
 want http || ! want store || command -v wrk >/dev/null || missing+=(wrk)     # store: wrk too
 ! want store || command -v sqlite3 >/dev/null || missing+=(sqlite3)          # store: fills goosed.db
+want http || ! want history || command -v wrk >/dev/null || missing+=(wrk)   # history: wrk too
+! want history || command -v cc >/dev/null || missing+=(gcc)                  # history: history_read.c
 command -v node >/dev/null || missing+=(nodejs) # bench/agent.mjs and the fake provider
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: installing ${missing[*]}"
@@ -380,6 +385,9 @@ goosed_alive() {
 
 # --- the store as it grows (the store part) ----------------------------------------------------------
 if want store; then source bench/store_scale.sh; fi
+
+# --- a long history against SQLite alone (the history part) -------------------------------------------
+if want history; then source bench/history.sh; fi
 
 # --- nginx beside goosed under wrk, and the start-up time (the http part) ---------------------------
 if want http; then
@@ -951,6 +959,7 @@ fi
 
 if want metrics; then metrics_results; fi
 if want store; then store_results; fi
+if want history; then history_results; fi
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
@@ -1064,6 +1073,22 @@ if want mcp; then
         [ "${!sd}" = yes ] || PROBLEMS+=("goosed of the MCP benchmarks ($log) did not log \`shutdown complete\` after SIGTERM.")
         [ "${!l}" = 0 ] || PROBLEMS+=("goosed of the MCP benchmarks ($log) left ${!l} server processes running 2 s after it exited.")
     done
+fi
+if want history; then
+    for n in $HIST_SIZES; do
+        for ((r = 1; r <= HIST_ROUNDS; r++)); do
+            for k in full first deep par; do
+                e=$(errs "hist_g_${k}_${n}_$r")
+                [ "$e" = 0 ] || PROBLEMS+=("wrk run \`hist_g_${k}_${n}_$r\` (history): $e.")
+            done
+        done
+    done
+    if [ "$HIST_BAD" -gt 0 ]; then
+        first=$(grep -Em1 ' (ERROR|WARN) ' "$WORK/goosed-history.log" | cut -c1-200)
+        PROBLEMS+=("goosed of the history benchmarks logged $HIST_BAD WARN/ERROR lines; the first: \`$first\`.")
+    fi
+    [ "$HIST_EXIT" = 0 ] || PROBLEMS+=("goosed of the history benchmarks exited with status $HIST_EXIT after SIGTERM (expected 0).")
+    [ "$HIST_SHUTDOWN" = yes ] || PROBLEMS+=("goosed of the history benchmarks did not log \`shutdown complete\` after SIGTERM.")
 fi
 [ "$FAKE_ERR_LINES" = 0 ] || PROBLEMS+=("the fake provider wrote $FAKE_ERR_LINES lines to stderr (bench/out/fake-provider.err).")
 if [ ${#PROBLEMS[@]} -eq 0 ]; then
@@ -1473,6 +1498,7 @@ mkdir -p "$(dirname "$REPORT")"
     if want metrics; then report_metrics; fi
     if want tracing; then report_tracing; fi
     if want store; then report_store; fi
+    if want history; then report_history; fi
     if [ "$FULL" = yes ]; then report_image; fi
     report_problems
     report_how_head
