@@ -36,6 +36,9 @@
 //                same connections to N other sessions (goosed's provider connections open by then,
 //                as in `replies` after its warm-up), for its reply times. Every reply must end
 //                within --batch-timeout-s (default 60) of its batch's start or counts as failed.
+//                Each batch's reply times against the fake's (paired by rank: wd_* for the second
+//                batch, gd_* for the first; *_over: how many over 1.2), and goosed's CPU per token
+//                relayed (g_/w_cpu_us_per_token: utime + stime over the batch ÷ tokens delivered).
 //   watchers     --sessions S --per-session P --samples Q --warmup W (50, 100, 1000, 50): goosed's
 //                memory per idle watcher. S sessions are created; Q sequential GET /status (after W
 //                not counted) on one keep-alive connection; goosed's VmRSS ("base"); then S x P
@@ -584,6 +587,21 @@ function batchFigures(b, prefix, providerMs) {
   };
 }
 
+/** Each reply of batch `b` against the same load sent straight to the fake (batch `base`, same N),
+ *  paired by rank: the k-th fastest through goosed over the reply at the same rank fraction from the
+ *  fake (the fastest with the fastest, the median with the median, the slowest with the slowest).
+ *  prefix_min / _p50 / _p99 / _max / _mean of those ratios, prefix_over: how many exceed 1.2, and
+ *  prefix_n: how many were paired (every reply of `b` that completed). */
+function pairedRatios(b, base, prefix) {
+  const dur = (x) => x.replies.filter((r, i) => x.problems[i].length === 0).map((r) => ms(r.tSend, r.tComplete)).sort((p, q) => p - q);
+  const g = dur(b);
+  const d = dur(base);
+  if (!g.length || !d.length) return { [`${prefix}_n`]: 0, [`${prefix}_over`]: b.replies.length };
+  const ratios = g.map((t, k) => t / d[Math.round((g.length > 1 ? k / (g.length - 1) : 0) * (d.length - 1))]);
+  // A reply that failed or did not end counts as over.
+  return { ...summary(ratios, prefix), [`${prefix}_n`]: ratios.length, [`${prefix}_over`]: ratios.filter((x) => x > 1.2).length + (b.replies.length - g.length) };
+}
+
 async function modeReplies() {
   const { replies: n, tokens, intervalMs } = O;
   const providerMs = tokens * intervalMs;
@@ -858,6 +876,13 @@ async function modeMemory() {
   Object.assign(res, batchFigures(w, 'w', providerMs), cpuSince(mark, 'w'));
   res.w_hwm_peak_kb = statusKb(pid, 'VmHWM');
   res.w_rss_end_kb = statusKb(pid, 'VmRSS');
+  // Against the same load straight to the fake, and goosed's CPU per token relayed.
+  Object.assign(res, pairedRatios(w, d, 'wd'), pairedRatios(g, d, 'gd'));
+  for (const p of ['g', 'w']) {
+    const cpu = res[`${p}_goosed_cpu_s`];
+    const relayed = res[`${p}_ok`] * tokens;
+    res[`${p}_cpu_us_per_token`] = cpu === undefined || !relayed ? null : r3((cpu * 1e6) / relayed);
+  }
   for (const c of gconns) c.close();
   fc.close();
   await sleep(O.settleMs);

@@ -26,8 +26,8 @@
 # of BENCH_AGENT_REPLIES_WARMUP = BENCH_AGENT_REPLIES concurrent replies), BENCH_AGENT_SAMPLES
 # (500 first-token samples each way, after BENCH_AGENT_WARMUP = 50), BENCH_AGENT_RELAY_TOKENS
 # (100000 tokens at full speed), BENCH_AGENT_RELAY_RUNS (3), BENCH_AGENT_TIMEOUT (120 s per
-# bench/agent.mjs run); memory benchmarks: BENCH_MEMORY_REPLIES (the batch sizes, "500 1000 2000"; each
-# reply BENCH_AGENT_TOKENS tokens BENCH_AGENT_INTERVAL_MS apart), BENCH_MEMORY_SESSIONS (50) ×
+# bench/agent.mjs run); memory benchmarks: BENCH_MEMORY_REPLIES (the batch sizes, "500 1000 2000 5000"; each
+# reply BENCH_AGENT_TOKENS tokens BENCH_AGENT_INTERVAL_MS apart), BENCH_MEMORY_SESSIONS (100) ×
 # BENCH_MEMORY_WATCHERS_PER_SESSION (100) watchers, BENCH_MEMORY_STATUS_SAMPLES (1000 GET /status),
 # BENCH_MEMORY_LOCAL_ADDRS (the connections to goosed come from 127.0.0.1 .. 127.0.0.K; default: 1,
 # or more when the ephemeral port range is short), BENCH_MEMORY_TIMEOUT (300 s per bench/agent.mjs run).
@@ -86,8 +86,8 @@ AGENT_WARMUP=${BENCH_AGENT_WARMUP:-50}
 RELAY_TOKENS=${BENCH_AGENT_RELAY_TOKENS:-100000}
 RELAY_RUNS=${BENCH_AGENT_RELAY_RUNS:-3}
 AGENT_TIMEOUT=${BENCH_AGENT_TIMEOUT:-120}
-MEM_SIZES=${BENCH_MEMORY_REPLIES:-500 1000 2000}
-MEM_SESSIONS=${BENCH_MEMORY_SESSIONS:-50}
+MEM_SIZES=${BENCH_MEMORY_REPLIES:-500 1000 2000 5000}
+MEM_SESSIONS=${BENCH_MEMORY_SESSIONS:-100}
 MEM_PER_SESSION=${BENCH_MEMORY_WATCHERS_PER_SESSION:-100}
 MEM_WATCHERS=$((MEM_SESSIONS * MEM_PER_SESSION))
 MEM_STATUS_SAMPLES=${BENCH_MEMORY_STATUS_SAMPLES:-1000}
@@ -162,13 +162,16 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)
 # The limit set here is inherited by goosed, the fake and the client.
 NEED_FDS=$((2 * AGENT_REPLIES + 256))
 NEED_FOR=("$AGENT_REPLIES concurrent replies")
-if want memory && [ $((2 * MEM_PEAK_CONNS + 256)) -gt "$NEED_FDS" ]; then
-    NEED_FDS=$((2 * MEM_PEAK_CONNS + 256))
+# (A reply holds 2 in goosed, its client's and its provider's; a watcher 1 in goosed and 1 in the client.)
+MEM_NEED_FDS=$(((2 * MEM_MAX_REPLIES > MEM_WATCHERS ? 2 * MEM_MAX_REPLIES : MEM_WATCHERS) + 256))
+if want memory && [ "$MEM_NEED_FDS" -gt "$NEED_FDS" ]; then
+    NEED_FDS=$MEM_NEED_FDS
     NEED_FOR=("$MEM_MAX_REPLIES concurrent replies and $MEM_WATCHERS watchers")
 fi
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FDS" ]; then
+    # the soft limit up to the hard one (or to what is needed, when the hard one is unlimited)
     hard=$(ulimit -Hn)
-    if [ "$hard" = unlimited ] || [ "$hard" -ge "$NEED_FDS" ]; then ulimit -n "$NEED_FDS"; else ulimit -n "$hard"; fi
+    if [ "$hard" = unlimited ]; then ulimit -n "$NEED_FDS"; else ulimit -n "$hard"; fi
     if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED_FDS" ]; then
         die "open-file limit $(ulimit -n) (hard limit $hard) is below the $NEED_FDS that ${NEED_FOR[*]} need (raise ulimit -Hn)"
     fi
@@ -883,7 +886,7 @@ if want agent; then
     NTARGETS=$((NTARGETS + 4))
 fi
 
-# The memory benchmarks (reported, no target).
+# The memory and concurrency benchmarks (issue 11, target 5).
 if want memory; then
     # The memory benchmarks. mem_result NAME: the result cell ("—", or where to look when the run failed).
     mem_result() {
@@ -895,15 +898,43 @@ if want memory; then
     MEM_DETAILS="| replies at once | RSS before: base / with their connections | peak: VmHWM / VmRSS every 10 ms | after the first batch / 1 s after the second closed | per reply | per connection alone | failed | reply time ÷ $(fmt_int "$PROVIDER_MS") ms through goosed p50 / p99 / max | request → first token through goosed p50 / max | batch wall time | CPU goosed / fake / client | second batch: failed, ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max, peak (VmHWM) | the fake alone ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     MEM_EXITS=()
+    MEM_RATIO_ROWS= MEM_CPU_ROWS= MEM_KB_ROWS=
     for n in $MEM_SIZES; do
         p=mem_$n
-        MEM_TABLE+=$'\n'"| memory per concurrent reply: $(fmt_int "$n") replies at once ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart; a goosed of their own), (peak − before) ÷ $(fmt_int "$n") | $(fmt %.1f "${p}_per_reply_kb") kB per reply: RSS $(mb "$(num "${p}_rss_base_kb")") before, peak $(mb "$(num "${p}_peak_kb")"); worst reply $(fmt %.2f "${p}_g_ratio_max") × the provider's $(fmt_int "$PROVIDER_MS") ms (p50 $(fmt %.2f "${p}_g_ratio_p50")) with goosed opening its provider connections in the batch, $(fmt %.2f "${p}_w_ratio_max") × (p50 $(fmt %.2f "${p}_w_ratio_p50")) in a second batch right after; $(( $(num "${p}_g_errors") + $(num "${p}_w_errors") )) of $(fmt_int "$((2 * n))") failed | worst reply $(fmt %.2f "${p}_d_ratio_max") × (p50 $(fmt %.2f "${p}_d_ratio_p50")) | reported | $(mem_result "$p") |"
         MEM_DETAILS+=$'\n'"| $(fmt_int "$n") | $(av "${p}_rss_base_kb") / $(av "${p}_rss_conns_kb") kB | $(av "${p}_hwm_peak_kb") / $(av "${p}_rss_sampled_max_kb") kB | $(av "${p}_rss_end_kb") / $(av "${p}_rss_closed_kb") kB | $(fmt %.1f "${p}_per_reply_kb") kB | $(fmt %.1f "${p}_per_conn_kb") kB | $(av "${p}_g_errors") | $(fmt %.2f "${p}_g_ratio_p50") / $(fmt %.2f "${p}_g_ratio_p99") / $(fmt %.2f "${p}_g_ratio_max") | $(fmt %.0f "${p}_g_first_ms_p50") / $(fmt %.0f "${p}_g_first_ms_max") ms | $(fmt_int "$(num "${p}_g_batch_wall_ms")") ms | $(av "${p}_g_goosed_cpu_s") / $(av "${p}_g_fake_cpu_s") / $(av "${p}_g_client_cpu_s") s in $(av "${p}_g_wall_s") s | $(av "${p}_w_errors"), $(fmt %.2f "${p}_w_ratio_p50") / $(fmt %.2f "${p}_w_ratio_p99") / $(fmt %.2f "${p}_w_ratio_max"), $(av "${p}_w_hwm_peak_kb") kB | $(fmt %.2f "${p}_d_ratio_p50") / $(fmt %.2f "${p}_d_ratio_p99") / $(fmt %.2f "${p}_d_ratio_max") |"
         MEM_EXITS+=("${p}_goosed")
+        # issue 11, target 5: the second batch (goosed's provider connections open) against the same N
+        # straight to the fake, reply by reply (paired by rank); goosed's CPU per token; memory per reply
+        printf -v "MEM_RATIO_OK_$n" '%s' "$(verdict "$(num "${p}_rc") == 0 && $(num "${p}_wd_n") == $n && $(num "${p}_wd_over") == 0")"
+        printf -v "MEM_CPU_OK_$n" '%s' "$(verdict "$(num "${p}_w_cpu_us_per_token") > 0 && $(num "${p}_w_cpu_us_per_token") <= 10")"
+        printf -v "MEM_KB_OK_$n" '%s' "$(verdict "$(num "${p}_per_reply_kb") > 0 && $(num "${p}_per_reply_kb") <= 40")"
+        ok=MEM_RATIO_OK_$n
+        [ "${!ok}" = PASS ] || MISSED+=("$(fmt_int "$n") concurrent replies within 1.2 × the fake alone")
+        NTARGETS=$((NTARGETS + 1))
+        MEM_RATIO_ROWS+=$'\n'"| $(fmt_int "$n") replies at once ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart; a goosed of their own): each reply through goosed ÷ the reply of the same rank when the same $(fmt_int "$n") go straight to the fake | min $(fmt %.2f "${p}_wd_min"), median $(fmt %.2f "${p}_wd_p50"), max $(fmt %.2f "${p}_wd_max"); $(av "${p}_wd_over") of $(fmt_int "$n") over 1.2 or failed (reply p50 $(fmt_int "$(num "${p}_w_dur_ms_p50")") ms, max $(fmt_int "$(num "${p}_w_dur_ms_max")") ms) | reply p50 $(fmt_int "$(num "${p}_d_dur_ms_p50")") ms, max $(fmt_int "$(num "${p}_d_dur_ms_max")") ms | every reply ≤ 1.2 × | ${!ok} |"
+        ok=MEM_CPU_OK_$n
+        MEM_CPU_ROWS+=$'\n'"| goosed's CPU per token relayed, $(fmt_int "$n") replies at once (utime + stime over the batch ÷ $(fmt_int "$((n * AGENT_TOKENS))") tokens) | $(fmt %.2f "${p}_w_cpu_us_per_token") µs (first batch, opening its provider connections: $(fmt %.2f "${p}_g_cpu_us_per_token") µs) | — | ≤ 10 µs | ${!ok} |"
+        ok=MEM_KB_OK_$n
+        MEM_KB_ROWS+=$'\n'"| memory per running reply, $(fmt_int "$n") at once: (peak − before) ÷ $(fmt_int "$n") | $(fmt %.1f "${p}_per_reply_kb") kB: RSS $(mb "$(num "${p}_rss_base_kb")") before, peak $(mb "$(num "${p}_peak_kb")") | — | ≤ 40 kB | ${!ok} |"
     done
     MEM_EXITS+=(watch_goosed)
-    MEM_TABLE+=$'\n'"| memory per idle watcher: $(fmt_int "$MEM_WATCHERS") SSE clients of \`GET /api/sessions/{id}/events\` ($MEM_SESSIONS sessions × $MEM_PER_SESSION, each on its own connection; a goosed of their own), (connected − before) ÷ $(fmt_int "$MEM_WATCHERS") | $(fmt %.1f watch_per_watcher_kb) kB per watcher: RSS $(mb "$(num watch_rss_base_kb)") before, $(mb "$(num watch_rss_connected_kb)") with them connected; $(fmt_int "$(num watch_connected)") of $(fmt_int "$MEM_WATCHERS") connected | — | reported | $(mem_result watch) |
-| \`GET /status\` latency while those $(fmt_int "$MEM_WATCHERS") watchers are connected, $(fmt_int "$MEM_STATUS_SAMPLES") sequential requests | p50 $(av watch_status_ms_p50) ms, p99 $(av watch_status_ms_p99) ms (with none connected: p50 $(av watch_idle_status_ms_p50) ms, p99 $(av watch_idle_status_ms_p99) ms) | — | reported | $(mem_result watch) |"
+    MEM_CPU_OK=PASS MEM_KB_OK=PASS
+    for n in $MEM_SIZES; do
+        ok=MEM_CPU_OK_$n
+        [ "${!ok}" = PASS ] || MEM_CPU_OK=FAIL
+        ok=MEM_KB_OK_$n
+        [ "${!ok}" = PASS ] || MEM_KB_OK=FAIL
+    done
+    [ "$MEM_CPU_OK" = PASS ] || MISSED+=("goosed's CPU per token under concurrent replies")
+    [ "$MEM_KB_OK" = PASS ] || MISSED+=("memory per running reply")
+    WATCH_KB_OK=$(verdict "$(num watch_rc) == 0 && $(num watch_per_watcher_kb) <= 10")
+    WATCH_STATUS_OK=$(verdict "$(num watch_rc) == 0 && $(num watch_connected) == $MEM_WATCHERS && $(num watch_status_ms_p99) > 0 && $(num watch_status_ms_p99) < 10")
+    [ "$WATCH_KB_OK" = PASS ] || MISSED+=("memory per idle watcher")
+    [ "$WATCH_STATUS_OK" = PASS ] || MISSED+=("GET /status p99 with $(fmt_int "$MEM_WATCHERS") idle watchers")
+    NTARGETS=$((NTARGETS + 4))
+    MEM_TABLE+="$MEM_RATIO_ROWS$MEM_CPU_ROWS$MEM_KB_ROWS"
+    MEM_TABLE+=$'\n'"| memory per idle watcher: $(fmt_int "$MEM_WATCHERS") SSE clients of \`GET /api/sessions/{id}/events\` ($MEM_SESSIONS sessions × $MEM_PER_SESSION, each on its own connection; a goosed of their own), (connected − before) ÷ $(fmt_int "$MEM_WATCHERS") | $(fmt %.1f watch_per_watcher_kb) kB per watcher: RSS $(mb "$(num watch_rss_base_kb)") before, $(mb "$(num watch_rss_connected_kb)") with them connected; $(fmt_int "$(num watch_connected)") of $(fmt_int "$MEM_WATCHERS") connected | — | ≤ 10 kB | $WATCH_KB_OK |
+| \`GET /status\` latency while those $(fmt_int "$MEM_WATCHERS") watchers are connected, $(fmt_int "$MEM_STATUS_SAMPLES") sequential requests | p50 $(av watch_status_ms_p50) ms, p99 $(av watch_status_ms_p99) ms (with none connected: p50 $(av watch_idle_status_ms_p50) ms, p99 $(av watch_idle_status_ms_p99) ms) | — | p99 < 10 ms, all connected | $WATCH_STATUS_OK |"
     MEM_WATCH_TEXT="Watchers: the $(fmt_int "$MEM_WATCHERS") connected in $(av watch_connect_wall_s) s (goosed used $(av watch_connect_goosed_cpu_s) s of CPU meanwhile)."
     MEM_WATCH_TEXT+=" goosed's RSS: $(av watch_rss_base_kb) kB before, $(av watch_rss_connected_kb) kB with them connected (VmHWM $(av watch_hwm_connected_kb) kB),"
     MEM_WATCH_TEXT+=" $(av watch_rss_after_status_kb) kB after the \`GET /status\` samples, $(av watch_rss_closed_kb) kB 1 s after they closed."
@@ -960,6 +991,8 @@ fi
 if want metrics; then metrics_results; fi
 if want store; then store_results; fi
 if want history; then history_results; fi
+source bench/growth.sh # issue 11's targets at a glance, and how each figure grows from 1× to 10×
+growth_results
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
 if [ -n "$(git status --porcelain -- . ":!$REPORT" ":!bench/out" 2>/dev/null)" ]; then
@@ -1228,12 +1261,21 @@ EOF
 report_memory_top() {
     echo
     cat <<EOF
-## Memory per concurrent reply and per idle watcher
+## Concurrent replies and idle watchers (issue 11, target 5)
 
-Reported, with no target yet. The client is \`bench/agent.mjs\` again, the provider the same fake; each batch size
-and the watchers run on a goosed of their own.
+The client is \`bench/agent.mjs\` again, the provider the same fake; each batch size and the watchers run on a
+goosed of their own, its bounds set for the load ($MEM_LIMITS_TEXT; open files $OPEN_FILES).
 
 $MEM_TABLE
+
+Through goosed against the fake alone: at each size, the same N streams are first asked of the fake directly
+(after a warm-up of N), then twice of goosed; the second batch through goosed (its provider connections open,
+as a server's are in use) is compared reply by reply with the direct one, paired by rank: the k-th fastest
+through goosed over the k-th fastest straight from the fake, so the fastest meet the fastest and the slowest
+the slowest (both batches share the machine's $(nproc) CPUs with the fake and the client). A reply that failed
+or did not end counts as over 1.2. CPU per token: goosed's utime + stime (\`/proc/PID/stat\`) over that second
+batch ÷ the tokens it delivered; the first batch's, which includes opening N provider connections, is shown
+beside it. Every size runs once (one round).
 
 Memory per concurrent reply: on a new goosed, 2N + 1 sessions are created and one short reply is asked first, on
 connections closed before the base is read, so "before" (\`VmRSS\`) holds start-up, the store and the provider
@@ -1243,9 +1285,9 @@ batch (or \`VmRSS\` sampled every 10 ms meanwhile, if that was higher). (peak �
 concurrent reply costs goosed: its client's connection, its reply and its connection to the provider. Unlike the
 agent benchmarks' $AGENT_REPLIES concurrent replies, no warm-up batch goes through goosed (its memory would be in
 "before"), so goosed opens its N provider connections inside the batch: the reply times include that, and the
-1.2 × target is not applied. A second batch of N follows at once on the same connections, to N other sessions,
-with goosed's provider connections open (libcurl keeps up to 1,024 idle ones): its times compare with the agent
-benchmarks'. The fake alone: the same N streams asked of the fake directly, after a warm-up of N. Memory per idle
+1.2 × target is judged on the next batch. A second batch of N follows at once on the same connections, to N other
+sessions, with goosed's provider connections open (libcurl keeps up to 1,024 idle ones): its times are the ones
+compared with the fake alone's. The fake alone: the same N streams asked of the fake directly, after a warm-up of N. Memory per idle
 watcher: on a new goosed, $MEM_SESSIONS sessions, then $(fmt_int "$MEM_WATCHERS") clients ($MEM_PER_SESSION per session, each on its own
 connection) send \`GET /api/sessions/{id}/events\` and stay connected, idle; once every one has its \`200\` head
 and 1 s has passed, (\`VmRSS\` − \`VmRSS\` before they connected) ÷ $(fmt_int "$MEM_WATCHERS"). \`GET /status\` latency:
@@ -1486,6 +1528,7 @@ if [ "$MEM_ADDRS" = 1 ]; then MEM_ADDR_TEXT=127.0.0.1; else MEM_ADDR_TEXT="127.0
 mkdir -p "$(dirname "$REPORT")"
 {
     report_top
+    report_scale_top
     if want http; then report_http_top; fi
     if want agent; then report_agent_top; fi
     if want memory; then report_memory_top; fi
@@ -1499,6 +1542,7 @@ mkdir -p "$(dirname "$REPORT")"
     if want tracing; then report_tracing; fi
     if want store; then report_store; fi
     if want history; then report_history; fi
+    report_growth
     if [ "$FULL" = yes ]; then report_image; fi
     report_problems
     report_how_head
