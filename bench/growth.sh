@@ -103,7 +103,7 @@ scale_summary() {
     if want memory; then
         for n in $MEM_SIZES; do
             v=MEM_RATIO_OK_$n p=mem_$n
-            rows+="| $(fmt_int "$n") concurrent replies: every reply through goosed ≤ 1.2 × the same rank's straight from the fake | median $(fmt %.2f "${p}_wd_p50") ×, max $(fmt %.2f "${p}_wd_max") ×; $(av "${p}_wd_over") of $(fmt_int "$n") over | ${!v} |"$'\n'
+            rows+="| $(fmt_int "$n") concurrent replies: every reply through goosed ≤ 1.2 × the same rank's straight from the fake | median $(fmt %.2f "${p}_wd_p50") ×, max $(fmt %.2f "${p}_wd_max") ×; $(fmt_int "$(num "${p}_wd_over")") of $(fmt_int "$n") over | ${!v} |"$'\n'
         done
         rows+="| goosed's CPU per token ≤ 10 µs (at each of $(printf '%s\n' $MEM_SIZES | sed 's/$/,/' | tr '\n' ' ' | sed 's/, $//') replies) | $(for n in $MEM_SIZES; do printf '%s / ' "$(fmt %.1f "mem_${n}_w_cpu_us_per_token")"; done | sed 's| / $||') µs | $MEM_CPU_OK |"$'\n'
         rows+="| memory ≤ 40 kB per running reply (at each) | $(for n in $MEM_SIZES; do printf '%s / ' "$(fmt %.1f "mem_${n}_per_reply_kb")"; done | sed 's| / $||') kB | $MEM_KB_OK |"$'\n'
