@@ -93,7 +93,7 @@ av2() { printf '%s' "${!1:-}"; } # the value of variable NAME, empty when the ru
 # scale_summary: SCALE_TABLE, one line per issue 11 target measured by this run's history, memory
 # and growth parts (the http, agent and store parts have their own tables).
 scale_summary() {
-    local rows= n v p
+    local rows='' n v p
     if want history; then
         for n in $HIST_SIZES; do
             v=HIST_OK_$n

@@ -24,8 +24,9 @@ HIST_CLIENTS=8
 HIST_LOAD=$(cut -d" " -f1-3 /proc/loadavg)
 HIST_START=$SECONDS
 for n in $HIST_SIZES; do
-    [[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 10000 ] ||
+    if ! [[ $n =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 10000 ]; then
         die "BENCH_HISTORY_MESSAGES: '$n' is not a whole number 1..10000 (an import takes at most 10000 messages)"
+    fi
 done
 [[ $HIST_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_HISTORY_ROUNDS: '$HIST_ROUNDS' is not a positive whole number"
 
@@ -134,7 +135,7 @@ history_results() {
 }
 
 report_history() {
-    local n rows= every= r ok ratio
+    local n rows='' every='' r ok
     for n in $HIST_SIZES; do
         ok=HIST_OK_$n
         rows+="| the whole history of $(fmt_int "$n") messages ($(fmt_int "$(num "hist_${n}_body_bytes")") bytes as imported), one client: goosed's requests/s ÷ SQLite alone's reads/s, median (min–max) of $HIST_ROUNDS rounds | $(fmt %.2f "hist_ratio_full_${n}_med") ($(fmt %.2f "hist_ratio_full_${n}_min")–$(fmt %.2f "hist_ratio_full_${n}_max")): $(fmt %.1f "hist_g_full_${n}_rps_med")/s, p50 $(fmt %.2f "hist_g_full_${n}_p50_ms_med") ms, p99 $(fmt %.2f "hist_g_full_${n}_p99_ms_med") ms | $(fmt %.1f "hist_sql_full_${n}_reads_s_med")/s, p50 $(fmt %.2f "hist_sql_full_${n}_p50_ms_med") ms, p99 $(fmt %.2f "hist_sql_full_${n}_p99_ms_med") ms | ≥ 0.8 × | ${!ok} |"$'\n'

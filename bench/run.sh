@@ -891,11 +891,6 @@ fi
 
 # The memory and concurrency benchmarks (issue 11, target 5).
 if want memory; then
-    # The memory benchmarks. mem_result NAME: the result cell ("—", or where to look when the run failed).
-    mem_result() {
-        local c=${1}_rc
-        if [ "${!c}" = 0 ]; then printf '—'; else printf 'incomplete (see Problems seen)'; fi
-    }
     MEM_TABLE="| benchmark | goosed | the fake alone | target | result |
 |---|---|---|---|---|"
     MEM_DETAILS="| replies at once | RSS before: base / with their connections | peak: VmHWM / VmRSS every 10 ms | after the first batch / 1 s after the second closed | per reply | per connection alone | failed | reply time ÷ $(fmt_int "$PROVIDER_MS") ms through goosed p50 / p99 / max | request → first token through goosed p50 / max | batch wall time | CPU goosed / fake / client | second batch: failed, ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max, peak (VmHWM) | the fake alone ÷ $(fmt_int "$PROVIDER_MS") ms p50 / p99 / max |
