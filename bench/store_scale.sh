@@ -88,8 +88,8 @@ store_results() {
     w=store_deep_${big}_p50_ms
     STORE_DEEP_RATIO=$(calc "printf \"%.2f\", ${!w} / (${!v} > 0 ? ${!v} : 1)")
     STORE_DEEP_OK=$(verdict "${!w} <= 1.5 * ${!v}")
-    [ "$STORE_CREATE_OK" = PASS ] || MISSED+=("durable creates at $big sessions stored")
-    [ "$STORE_DEEP_OK" = PASS ] || MISSED+=("a page 90% deep at $big sessions")
+    [ "$STORE_CREATE_OK" = PASS ] || MISSED+=("durable creates at $(fmt_int "$big") sessions stored")
+    [ "$STORE_DEEP_OK" = PASS ] || MISSED+=("a page 90% deep at $(fmt_int "$big") sessions")
     NTARGETS=$((NTARGETS + 2))
 }
 
