@@ -1,5 +1,7 @@
 /* metrics: fixed arrays of atomic counters, written with relaxed adds on the hot path and read
- * (each value on its own, without a snapshot of them all) when a scrape renders them.
+ * (each value on its own, without a snapshot of them all) when a scrape renders them. The
+ * request counters and their histograms, written on every request, have a copy per thread
+ * (HTTP_SHARDS of them, shared round-robin past that), added up at render time.
  *
  * A histogram keeps one non-cumulative count per bucket and the sum in nanoseconds; the
  * cumulative `le` counts, _count and _sum are computed at render time.
