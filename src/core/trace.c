@@ -301,6 +301,26 @@ static void copy_name(char *dst, size_t cap, const char *src)
  * shared pool in groups (one lock per group). The exporter gives a whole batch back at once. A
  * thread's list goes back to the pool when the thread ends. */
 
+/* Under AddressSanitizer a pooled span is poisoned but for its link, so that a use after
+ * trace_span_end or trace_span_discard is still caught as it would be after free(). */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_ASAN 1
+#endif
+#endif
+#ifdef POOL_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPAN_POISON(s)                                                                             \
+    ASAN_POISON_MEMORY_REGION((char *)(s) + sizeof(trace_span *),                                  \
+                              sizeof(trace_span) - sizeof(trace_span *))
+#define SPAN_UNPOISON(s) ASAN_UNPOISON_MEMORY_REGION((s), sizeof(trace_span))
+#else
+#define SPAN_POISON(s)   ((void)(s))
+#define SPAN_UNPOISON(s) ((void)(s))
+#endif
+
 #define CACHE_MAX  64   /* spans a thread keeps; past it, half go to the shared pool */
 #define CACHE_FILL 32   /* spans a thread takes from the pool at once */
 #define POOL_MAX   1024 /* spans the shared pool keeps; past it, spans are freed */
@@ -340,6 +360,7 @@ static void pool_put(trace_span *first, trace_span *last, size_t n)
     pthread_mutex_unlock(&P.mu);
     while (extra) {
         trace_span *nx = extra->next;
+        SPAN_UNPOISON(extra);
         free(extra);
         extra = nx;
     }
@@ -392,6 +413,7 @@ static trace_span *span_alloc(void)
     trace_span *s = cache.head;
     cache.head = s->next;
     cache.n--;
+    SPAN_UNPOISON(s);
     return s;
 }
 
@@ -410,6 +432,7 @@ static void span_release(trace_span *s)
 {
     cache_hook();
     s->next = cache.head;
+    SPAN_POISON(s);
     cache.head = s;
     if (++cache.n <= CACHE_MAX) return;
     trace_span *first = cache.head, *last = first;
@@ -431,6 +454,7 @@ static void pool_drain(void)
     pthread_mutex_unlock(&P.mu);
     while (s) {
         trace_span *nx = s->next;
+        SPAN_UNPOISON(s);
         free(s);
         s = nx;
     }
@@ -1165,6 +1189,7 @@ static void batch_release(trace_span **spans, size_t n)
     for (size_t i = 0; i < n; i++) {
         span_clear(spans[i]);
         spans[i]->next = i + 1 < n ? spans[i + 1] : NULL;
+        SPAN_POISON(spans[i]);
     }
     if (n) pool_put(spans[0], spans[n - 1], n);
 }
