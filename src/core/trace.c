@@ -1372,6 +1372,6 @@ void trace_shutdown(void)
     T.headers = NULL;
     free(T.resource);
     T.resource = NULL;
-    free(T.q);
-    T.q = NULL;
+    /* The queue stays: a thread that read T.stopping before it was set may still put a span in
+     * it (the span stays there, dropped); freeing it would pull it from under that thread. */
 }
