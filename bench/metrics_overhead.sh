@@ -2,8 +2,9 @@
 # settings are in scope). What metrics cost: GET /status throughput under wrk and the
 # BENCH_AGENT_REPLIES concurrent replies, each on a new goosed with `GOOSE_METRICS=true` (scraped
 # every second meanwhile, as a Prometheus would) and with `GOOSE_METRICS=false`, alternating, for
-# BENCH_METRICS_ROUNDS rounds (default 3); each mode's figure is its best round. Target: metrics cost
-# less than 5% of either.
+# BENCH_METRICS_ROUNDS rounds (default 3); each mode's figure is its best round (the most requests/s,
+# the least CPU per request). Target: metrics cost less than 5% of either, and of /status's CPU per
+# request.
 # shellcheck shell=bash disable=SC2154 # results land in variables named at run time
 
 METRICS_ROUNDS=${BENCH_METRICS_ROUNDS:-3}
@@ -32,7 +33,17 @@ for ((r = 1; r <= METRICS_ROUNDS; r++)); do
         mkdir -m 700 "$GHOME"
         start_goosed "$WORK/goosed-metrics-status-$m-$r.log" "GOOSE_METRICS=$flag"
         [ "$m" = off ] || metrics_scrape_start
-        wrk_run "mstatus_${m}_$r" "http://127.0.0.1:$GPORT/status" bench/status.lua warm
+        d=$DURATION
+        DURATION=$WARMUP
+        wrk_run "mstatus_${m}_${r}_warmup" "http://127.0.0.1:$GPORT/status" bench/status.lua
+        DURATION=$d
+        c0=$(cpu_ticks "$GOOSED_PID")
+        instr_start "$GOOSED_PID"
+        wrk_run "mstatus_${m}_$r" "http://127.0.0.1:$GPORT/status" bench/status.lua
+        instr=$(instr_stop)
+        c1=$(cpu_ticks "$GOOSED_PID")
+        printf -v "mstatus_${m}_${r}_gcpu_us" '%s' "$(per_request "$(awk "BEGIN { printf \"%.0f\", ($c1 - $c0) / $TICKS * 1e6 }")" "mstatus_${m}_$r")"
+        printf -v "mstatus_${m}_${r}_instr" '%s' "$(per_request "$instr" "mstatus_${m}_$r")"
         goosed_alive
         metrics_scrape_stop
         stop_goosed
@@ -65,6 +76,10 @@ metrics_results() {
     local r
     MS_ON=$(metrics_best mstatus_on rps max)
     MS_OFF=$(metrics_best mstatus_off rps max)
+    MS_CPU_ON=$(metrics_best mstatus_on gcpu_us min)
+    MS_CPU_OFF=$(metrics_best mstatus_off gcpu_us min)
+    MS_INSTR_ON=$(metrics_best mstatus_on instr min)
+    MS_INSTR_OFF=$(metrics_best mstatus_off instr min)
     MR_ON_WALL=$(metrics_best mreplies_on g_batch_wall_ms min)
     MR_OFF_WALL=$(metrics_best mreplies_off g_batch_wall_ms min)
     MR_ON_CPU=$(metrics_best mreplies_on g_goosed_cpu_s min)
@@ -73,13 +88,18 @@ metrics_results() {
     MR_OFF_P50=$(metrics_best mreplies_off g_ratio_p50 min)
     # cost in percent: the throughput lost, the time and CPU added
     MS_COST=$(calc "printf \"%.1f\", ($MS_OFF > 0 ? 100 * (1 - $MS_ON / $MS_OFF) : 0)")
+    MS_CPU_COST=$(calc "printf \"%.1f\", ($MS_CPU_OFF > 0 ? 100 * ($MS_CPU_ON / $MS_CPU_OFF - 1) : 0)")
+    MS_INSTR_COST=—
+    [ "$MS_INSTR_OFF" = 0 ] || MS_INSTR_COST="$(calc "printf \"%.1f\", 100 * ($MS_INSTR_ON / $MS_INSTR_OFF - 1)")%"
     MR_WALL_COST=$(calc "printf \"%.1f\", ($MR_OFF_WALL > 0 ? 100 * ($MR_ON_WALL / $MR_OFF_WALL - 1) : 0)")
     MR_CPU_COST=$(calc "printf \"%.1f\", ($MR_OFF_CPU > 0 ? 100 * ($MR_ON_CPU / $MR_OFF_CPU - 1) : 0)")
     MS_OK=$(verdict "$MS_COST < 5")
+    MS_CPU_OK=$(verdict "$MS_CPU_COST < 5")
     MR_OK=$(verdict "$MR_WALL_COST < 5")
     [ "$MS_OK" = PASS ] || MISSED+=("metrics' cost on GET /status")
+    [ "$MS_CPU_OK" = PASS ] || MISSED+=("metrics' CPU per GET /status")
     [ "$MR_OK" = PASS ] || MISSED+=("metrics' cost on $AGENT_REPLIES concurrent replies")
-    NTARGETS=$((NTARGETS + 2))
+    NTARGETS=$((NTARGETS + 3))
     for ((r = 1; r <= METRICS_ROUNDS; r++)); do METRICS_RUNS+=("mreplies_on_$r" "mreplies_off_$r"); done
 }
 
@@ -87,7 +107,7 @@ report_metrics() {
     local r m rows=
     for ((r = 1; r <= METRICS_ROUNDS; r++)); do
         for m in on off; do
-            rows+="| $r | $m | $(fmt_int "$(num "mstatus_${m}_${r}_rps")") | $(av "mstatus_${m}_${r}_p99_ms") ms | $(fmt_int "$(num "mreplies_${m}_${r}_g_batch_wall_ms")") ms | $(fmt %.2f "mreplies_${m}_${r}_g_ratio_p50") / $(fmt %.2f "mreplies_${m}_${r}_g_ratio_max") | $(av "mreplies_${m}_${r}_g_goosed_cpu_s") s | $(av "mreplies_${m}_${r}_g_errors") |"$'\n'
+            rows+="| $r | $m | $(fmt_int "$(num "mstatus_${m}_${r}_rps")") | $(av "mstatus_${m}_${r}_p99_ms") ms | $(av "mstatus_${m}_${r}_gcpu_us") µs | $(fmt_int "$(num "mreplies_${m}_${r}_g_batch_wall_ms")") ms | $(fmt %.2f "mreplies_${m}_${r}_g_ratio_p50") / $(fmt %.2f "mreplies_${m}_${r}_g_ratio_max") | $(av "mreplies_${m}_${r}_g_goosed_cpu_s") s | $(av "mreplies_${m}_${r}_g_errors") |"$'\n'
         done
     done
     cat <<EOF
@@ -103,14 +123,16 @@ the best round of its mode. Target: less than 5% cost.
 | benchmark | metrics on | metrics off | cost | target | result |
 |---|---|---|---|---|---|
 | GET /status, requests/s (wrk -t$THREADS -c$CONNS -d${DURATION}s) | $(fmt_int "$MS_ON") | $(fmt_int "$MS_OFF") | $MS_COST% | < 5% | $MS_OK |
+| the same: goosed's CPU time per request (utime + stime ÷ requests; the least round) | $MS_CPU_ON µs | $MS_CPU_OFF µs | $MS_CPU_COST% | < 5% | $MS_CPU_OK |
+| the same: instructions goosed executed per request (\`perf stat -e instructions -p PID\`; the least round) | $([ "$MS_INSTR_ON" = 0 ] && echo n/a || fmt_int "$MS_INSTR_ON") | $([ "$MS_INSTR_OFF" = 0 ] && echo n/a || fmt_int "$MS_INSTR_OFF") | $MS_INSTR_COST | information | — |
 | $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart): batch wall time | $(fmt_int "$MR_ON_WALL") ms | $(fmt_int "$MR_OFF_WALL") ms | $MR_WALL_COST% | < 5% | $MR_OK |
 | the same: goosed CPU during the batch | $MR_ON_CPU s | $MR_OFF_CPU s | $MR_CPU_COST% | information | — |
 | the same: each reply's time ÷ the provider's, p50 | $MR_ON_P50 | $MR_OFF_P50 | | information | — |
 
 Every run:
 
-| round | metrics | /status requests/s | /status p99 | replies: batch wall time | ÷ provider p50 / max | goosed CPU | failed replies |
-|---|---|---|---|---|---|---|---|
+| round | metrics | /status requests/s | /status p99 | /status CPU per request | replies: batch wall time | ÷ provider p50 / max | goosed CPU | failed replies |
+|---|---|---|---|---|---|---|---|---|
 ${rows%$'\n'}
 
 Command: \`BENCH_ONLY=metrics make bench\` (\`BENCH_METRICS_ROUNDS\`, default 3). Load average when it

@@ -1,5 +1,7 @@
 /* metrics: fixed arrays of atomic counters, written with relaxed adds on the hot path and read
- * (each value on its own, without a snapshot of them all) when a scrape renders them.
+ * (each value on its own, without a snapshot of them all) when a scrape renders them. The
+ * request counters and their histograms, written on every request, have a copy per thread
+ * (HTTP_SHARDS of them, shared round-robin past that), added up at render time.
  *
  * A histogram keeps one non-cumulative count per bucket and the sum in nanoseconds; the
  * cumulative `le` counts, _count and _sum are computed at render time.
@@ -14,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,19 +41,31 @@ typedef struct {
     counter sum_ns;
 } histo;
 
-/* The bucket of ns among n bounds (seconds), n when it is over them all. */
-static size_t bucket_of(const double *le, size_t n, uint64_t ns)
+/* The same bounds in nanoseconds (exact for every bound above: each is a whole number of ns). */
+#define NS(x) ((uint64_t)((x)*1e9 + 0.5))
+static const uint64_t http_le_ns[NB_HTTP] = {NS(0.0005), NS(0.001), NS(0.0025), NS(0.005), NS(0.01),
+                                             NS(0.025),  NS(0.05),  NS(0.1),    NS(0.25),  NS(0.5),
+                                             NS(1),      NS(2.5),   NS(5),      NS(10)};
+static const uint64_t tool_le_ns[NB_TOOL] = {NS(0.001), NS(0.005), NS(0.01), NS(0.05),
+                                             NS(0.1),   NS(0.25),  NS(0.5),  NS(1),
+                                             NS(2.5),   NS(5),     NS(10),   NS(30)};
+static const uint64_t store_le_ns[NB_STORE] = {NS(0.0001), NS(0.00025), NS(0.0005), NS(0.001),
+                                               NS(0.0025), NS(0.005),   NS(0.01),   NS(0.025),
+                                               NS(0.05),   NS(0.1),     NS(0.25),   NS(1)};
+
+/* The bucket of ns among n bounds, n when it is over them all (a value on a bound is in its
+ * bucket: `le` is "less than or equal"). */
+static size_t bucket_of(const uint64_t *le_ns, size_t n, uint64_t ns)
 {
-    double s = (double)ns / 1e9;
     size_t i = 0;
-    while (i < n && s > le[i])
+    while (i < n && ns > le_ns[i])
         i++;
     return i;
 }
 
-static void observe(histo *h, const double *le, size_t n, uint64_t ns)
+static void observe(histo *h, const uint64_t *le_ns, size_t n, uint64_t ns)
 {
-    atomic_fetch_add_explicit(&h->bucket[bucket_of(le, n, ns)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->bucket[bucket_of(le_ns, n, ns)], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
@@ -129,13 +144,32 @@ static const char *const outcomes[] = {"ok", "error", "denied", "timeout", "canc
 #define NOUTCOMES (sizeof outcomes / sizeof *outcomes)
 #define NROUTES   (METRICS_MAX_ROUTES + 1) /* the last: no route matched */
 
+/* The request counters, one copy per shard: a thread counts into its own shard (threads beyond
+ * HTTP_SHARDS share), so the request path writes no cache line another core is writing; a
+ * scrape sums the shards. */
+#define HTTP_SHARDS 8
+typedef struct {
+    _Alignas(64) counter http[NROUTES][NMETHODS][NCLASSES];
+    histo http_time[NROUTES];
+} http_shard;
+
+static http_shard shards[HTTP_SHARDS];
+static _Atomic unsigned shards_taken;
+static _Thread_local unsigned my_shard; /* 1 + the thread's shard; 0 until its first request */
+
+static http_shard *shard(void)
+{
+    if (!my_shard)
+        my_shard =
+            1 + atomic_fetch_add_explicit(&shards_taken, 1, memory_order_relaxed) % HTTP_SHARDS;
+    return &shards[my_shard - 1];
+}
+
 static struct {
     bool on;
     time_t start;
     const http_route *routes;
     size_t nroutes;
-    counter http[NROUTES][NMETHODS][NCLASSES];
-    histo http_time[NROUTES];
     _Atomic long gauge[MG_COUNT];
     series_table prov;
     counter tok_in[METRICS_MAX_SERIES], tok_out[METRICS_MAX_SERIES];
@@ -166,6 +200,7 @@ void metrics_http_routes(const http_route *routes, size_t n)
 
 static size_t method_index(const char *m)
 {
+    if (m[0] == 'G' && m[1] == 'E' && m[2] == 'T' && !m[3]) return 0; /* the usual one */
     for (size_t i = 0; i < NMETHODS - 1; i++)
         if (!strcmp(methods[i], m)) return i;
     return NMETHODS - 1;
@@ -183,8 +218,9 @@ void metrics_http_done(const http_route *route, const char *method, int status, 
     else
         return; /* another server's route (the metrics listener) */
     size_t ci = status >= 100 && status <= 599 ? (size_t)(status / 100 - 1) : NCLASSES - 1;
-    inc(&M.http[ri][method_index(method)][ci], 1);
-    observe(&M.http_time[ri], http_le, NB_HTTP, ns);
+    http_shard *sh = shard();
+    inc(&sh->http[ri][method_index(method)][ci], 1);
+    observe(&sh->http_time[ri], http_le_ns, NB_HTTP, ns);
 }
 
 void metrics_gauge_add(metrics_gauge g, long delta)
@@ -225,12 +261,12 @@ void metrics_tool_call(const char *full_name, const char *outcome, int64_t ns)
     for (size_t k = 0; outcome && k < NOUTCOMES; k++)
         if (!strcmp(outcomes[k], outcome)) o = k;
     inc(&M.tool_calls[i][o], 1);
-    if (ns >= 0) observe(&M.tool_time[i], tool_le, NB_TOOL, (uint64_t)ns);
+    if (ns >= 0) observe(&M.tool_time[i], tool_le_ns, NB_TOOL, (uint64_t)ns);
 }
 
 void metrics_store_commit(uint64_t ns)
 {
-    if (M.on) observe(&M.store_commit, store_le, NB_STORE, ns);
+    if (M.on) observe(&M.store_commit, store_le_ns, NB_STORE, ns);
 }
 
 /* ---- rendering ---- */
@@ -281,6 +317,27 @@ static gd_err histo_render(buf *o, const char *name, const char *labels, histo *
     return e;
 }
 
+static void acc(counter *dst, counter *src)
+{
+    atomic_store_explicit(dst, load(dst) + load(src), memory_order_relaxed);
+}
+
+/* The request counters of every shard added up into one (a scrape's). */
+static void shards_sum(http_shard *out)
+{
+    for (size_t k = 0; k < HTTP_SHARDS; k++) {
+        http_shard *sh = &shards[k];
+        for (size_t r = 0; r < NROUTES; r++) {
+            for (size_t m = 0; m < NMETHODS; m++)
+                for (size_t c = 0; c < NCLASSES; c++)
+                    acc(&out->http[r][m][c], &sh->http[r][m][c]);
+            for (size_t b = 0; b <= NB_MAX; b++)
+                acc(&out->http_time[r].bucket[b], &sh->http_time[r].bucket[b]);
+            acc(&out->http_time[r].sum_ns, &sh->http_time[r].sum_ns);
+        }
+    }
+}
+
 static uint64_t histo_count(histo *h)
 {
     uint64_t n = 0;
@@ -308,6 +365,9 @@ static void route_label(size_t ri, bool with_method, char *lab, size_t len)
 
 static gd_err render_http(buf *o)
 {
+    http_shard *sum = calloc(1, sizeof *sum); /* about 50 KB: not on the stack */
+    if (!sum) return GD_ENOMEM;
+    shards_sum(sum);
     gd_err e = head(o, "goosed_http_requests_total", "counter",
                     "HTTP requests completed, by route pattern, method and status class.");
     char lab[256];
@@ -315,7 +375,7 @@ static gd_err render_http(buf *o)
         route_label(r, false, lab, sizeof lab);
         for (size_t m = 0; m < NMETHODS && !e; m++)
             for (size_t c = 0; c < NCLASSES && !e; c++) {
-                uint64_t v = load(&M.http[r][m][c]);
+                uint64_t v = load(&sum->http[r][m][c]);
                 if (v)
                     e = buf_printf(o,
                                    "goosed_http_requests_total{%smethod=\"%s\",status=\"%s\"} "
@@ -327,11 +387,12 @@ static gd_err render_http(buf *o)
         e = head(o, "goosed_http_request_duration_seconds", "histogram",
                  "Time from a request's headers to its completion, by route pattern and method.");
     for (size_t r = 0; r < NROUTES && !e; r++) {
-        if (!histo_count(&M.http_time[r])) continue;
+        if (!histo_count(&sum->http_time[r])) continue;
         route_label(r, true, lab, sizeof lab);
-        e = histo_render(o, "goosed_http_request_duration_seconds", lab, &M.http_time[r], http_le,
-                         NB_HTTP);
+        e = histo_render(o, "goosed_http_request_duration_seconds", lab, &sum->http_time[r],
+                         http_le, NB_HTTP);
     }
+    free(sum);
     return e;
 }
 

@@ -1,8 +1,10 @@
 /* metrics: counters, gauges and histograms for GET /metrics (the Prometheus text format).
  *
- * Recording is a few relaxed atomic adds: no lock, no allocation, no formatting. Label sets are
- * bounded: a request is counted under its route's pattern (never the raw path), its method and
- * its status class; provider, model, extension and tool names (which come from outside) take
+ * Recording is a few relaxed atomic adds: no lock, no allocation, no formatting; a request is
+ * counted in its thread's shard of the request counters (a scrape sums them), so the threads
+ * serving requests seldom write the same cache lines. Label
+ * sets are bounded: a request is counted under its route's pattern (never the raw path), its method
+ * and its status class; provider, model, extension and tool names (which come from outside) take
  * one of a fixed number of series each, and anything past the cap is counted as "other".
  * Rendering happens only on a scrape (metrics_render).
  *

@@ -30,7 +30,9 @@ typedef enum { A_STR, A_INT, A_BOOL } attr_type;
 struct attr {
     const char *key;
     attr_type type;
-    bool owned; /* s was allocated (it did not fit in the span's arena) */
+    bool owned;    /* s was allocated (it did not fit in the span's arena) */
+    uint16_t klen; /* strlen(key), noted by the encoder's sizing pass */
+    uint32_t len;  /* strlen(s) for A_STR */
     int64_t i;
     char *s;
 };
@@ -38,6 +40,9 @@ struct attr {
 #define ARENA_SIZE 448 /* string values of a span, without an allocation each */
 
 struct trace_span {
+    trace_span *next; /* in a free list (the span pool) */
+    size_t enc_len;   /* the encoded Span's length, noted by the encoder's sizing pass */
+    size_t name_len;  /* likewise */
     trace_ctx ctx;
     uint8_t parent[8];
     bool has_parent;
@@ -75,17 +80,27 @@ static struct {
     long delay_ms;
     size_t batch;
     size_t qcap;
-    /* the queue: a ring of finished spans */
-    pthread_mutex_t mu;
+    /* the queue of finished spans: a bounded lock-free ring, many producers (the threads ending
+     * spans), one consumer (the exporter) */
+    struct qslot *q;
+    _Atomic size_t qtail;  /* the next position a producer takes */
+    _Atomic size_t qhead;  /* the next position the exporter reads */
+    atomic_bool wake_sent; /* a producer has signalled a full batch the exporter has not taken */
+    pthread_mutex_t mu;    /* for the exporter's sleep only */
     pthread_cond_t cv;
-    trace_span **q;
-    size_t qhead, qlen;
-    bool stopping;
+    atomic_bool stopping;
     atomic_bool abort_io; /* the exporter's request in flight is abandoned */
     pthread_t thread;
     bool thread_on;
     atomic_uint_fast64_t dropped;
 } T = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* A slot of the queue: seq says whose turn it is (Vyukov's bounded queue): pos when a producer may
+ * write it for position pos, pos + 1 once written, pos + qcap once the exporter has read it. */
+struct qslot {
+    _Atomic size_t seq;
+    trace_span *span;
+};
 
 static _Thread_local const trace_ctx *current;
 
@@ -103,17 +118,6 @@ static uint64_t rand64(void)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     return z ^ (z >> 31);
-}
-
-static void rand_bytes(uint8_t *out, size_t n)
-{
-    while (n) {
-        uint64_t v = rand64();
-        size_t k = n < 8 ? n : 8;
-        memcpy(out, &v, k);
-        out += k;
-        n -= k;
-    }
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -153,7 +157,13 @@ static void put_hex(const uint8_t *in, size_t n, char *out)
 
 bool trace_parse_traceparent(const char *s, trace_ctx *out)
 {
-    memset(out, 0, sizeof *out);
+    /* not the whole of out (its tracestate is 257 bytes): every request without a traceparent
+     * comes here */
+    memset(out->trace_id, 0, sizeof out->trace_id);
+    memset(out->span_id, 0, sizeof out->span_id);
+    out->flags = 0;
+    out->valid = false;
+    out->state[0] = '\0';
     if (!s) return false;
     while (*s == ' ' || *s == '\t')
         s++;
@@ -285,16 +295,184 @@ static void copy_name(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* ---- the span pool: spans are reused, not allocated one by one ----
+ *
+ * Each thread keeps a short free list of its own (no lock); it refills from, and spills into, a
+ * shared pool in groups (one lock per group). The exporter gives a whole batch back at once. A
+ * thread's list goes back to the pool when the thread ends. */
+
+/* Under AddressSanitizer a pooled span is poisoned but for its link, so that a use after
+ * trace_span_end or trace_span_discard is still caught as it would be after free(). */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_ASAN 1
+#endif
+#endif
+#ifdef POOL_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPAN_POISON(s)                                                                             \
+    ASAN_POISON_MEMORY_REGION((char *)(s) + sizeof(trace_span *),                                  \
+                              sizeof(trace_span) - sizeof(trace_span *))
+#define SPAN_UNPOISON(s) ASAN_UNPOISON_MEMORY_REGION((s), sizeof(trace_span))
+#else
+#define SPAN_POISON(s)   ((void)(s))
+#define SPAN_UNPOISON(s) ((void)(s))
+#endif
+
+#define CACHE_MAX  64   /* spans a thread keeps; past it, half go to the shared pool */
+#define CACHE_FILL 32   /* spans a thread takes from the pool at once */
+#define POOL_MAX   1024 /* spans the shared pool keeps; past it, spans are freed */
+
+static struct {
+    pthread_mutex_t mu;
+    trace_span *head;
+    size_t n;
+} P = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static _Thread_local struct {
+    trace_span *head;
+    unsigned n;
+    bool keyed; /* the thread-exit hook is set */
+} cache;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+/* Gives a list of n spans (first .. last) to the shared pool, freeing what it cannot keep. */
+static void pool_put(trace_span *first, trace_span *last, size_t n)
+{
+    if (!first) return;
+    pthread_mutex_lock(&P.mu);
+    last->next = P.head;
+    P.head = first;
+    P.n += n;
+    trace_span *extra = NULL;
+    if (P.n > POOL_MAX) { /* keep the first POOL_MAX */
+        trace_span *s = P.head;
+        for (size_t i = 1; i < POOL_MAX; i++)
+            s = s->next;
+        extra = s->next;
+        s->next = NULL;
+        P.n = POOL_MAX;
+    }
+    pthread_mutex_unlock(&P.mu);
+    while (extra) {
+        trace_span *nx = extra->next;
+        SPAN_UNPOISON(extra);
+        free(extra);
+        extra = nx;
+    }
+}
+
+/* The thread's list, given back when the thread ends. */
+static void cache_exit(void *unused)
+{
+    (void)unused;
+    trace_span *last = cache.head;
+    while (last && last->next)
+        last = last->next;
+    pool_put(cache.head, last, cache.n);
+    cache.head = NULL;
+    cache.n = 0;
+}
+
+static bool cache_key_ok;
+
+static void cache_key_make(void)
+{
+    cache_key_ok = !pthread_key_create(&cache_key, cache_exit);
+}
+
+/* The thread's list is given back when the thread ends (set up with its first span). */
+static void cache_hook(void)
+{
+    if (cache.keyed) return;
+    pthread_once(&cache_once, cache_key_make);
+    cache.keyed = true; /* without the hook (no key to be had), a thread's list stays its own */
+    if (cache_key_ok) pthread_setspecific(cache_key, &cache);
+}
+
+static trace_span *span_alloc(void)
+{
+    if (!cache.head) {
+        cache_hook();
+        pthread_mutex_lock(&P.mu);
+        while (P.head && cache.n < CACHE_FILL) {
+            trace_span *s = P.head;
+            P.head = s->next;
+            P.n--;
+            s->next = cache.head;
+            cache.head = s;
+            cache.n++;
+        }
+        pthread_mutex_unlock(&P.mu);
+        if (!cache.head) return malloc(sizeof(trace_span));
+    }
+    trace_span *s = cache.head;
+    cache.head = s->next;
+    cache.n--;
+    SPAN_UNPOISON(s);
+    return s;
+}
+
+/* Frees what a span owns (its long values, its status message). */
+static void span_clear(trace_span *s)
+{
+    for (int i = 0; i < s->nattrs; i++)
+        if (s->attrs[i].owned) free(s->attrs[i].s);
+    s->nattrs = 0;
+    free(s->status_msg);
+    s->status_msg = NULL;
+}
+
+/* Back to this thread's list (half of it to the pool when it is long). */
+static void span_release(trace_span *s)
+{
+    cache_hook();
+    s->next = cache.head;
+    SPAN_POISON(s);
+    cache.head = s;
+    if (++cache.n <= CACHE_MAX) return;
+    trace_span *first = cache.head, *last = first;
+    for (unsigned i = 1; i < CACHE_MAX / 2; i++)
+        last = last->next;
+    cache.head = last->next;
+    last->next = NULL;
+    cache.n -= CACHE_MAX / 2;
+    pool_put(first, last, CACHE_MAX / 2);
+}
+
+/* The pool's spans freed (trace_shutdown; spans of other threads' lists stay theirs). */
+static void pool_drain(void)
+{
+    pthread_mutex_lock(&P.mu);
+    trace_span *s = P.head;
+    P.head = NULL;
+    P.n = 0;
+    pthread_mutex_unlock(&P.mu);
+    while (s) {
+        trace_span *nx = s->next;
+        SPAN_UNPOISON(s);
+        free(s);
+        s = nx;
+    }
+}
+
 trace_span *trace_span_start(const char *name, trace_kind kind, const trace_ctx *parent)
 {
     if (!trace_enabled()) return NULL;
-    /* not calloc: the attributes and the arena are written before they are read */
-    trace_span *s = malloc(sizeof *s);
+    trace_span *s = span_alloc();
     if (!s) return NULL;
-    memset(s, 0, offsetof(trace_span, attrs));
+    /* only what is read before it is written (not the attributes, the arena, or the state) */
+    s->next = NULL;
+    s->nattrs = 0;
+    s->dropped_attrs = 0;
     s->status = 0;
     s->status_msg = NULL;
     s->arena_used = 0;
+    s->end_ns = 0;
     if (parent && !parent->valid) parent = NULL;
     if (parent) {
         memcpy(s->ctx.trace_id, parent->trace_id, 16);
@@ -302,13 +480,20 @@ trace_span *trace_span_start(const char *name, trace_kind kind, const trace_ctx 
         s->has_parent = true;
         copy_name(s->ctx.state, sizeof s->ctx.state, parent->state);
     } else {
+        s->has_parent = false;
+        s->ctx.state[0] = '\0';
+        uint64_t a, b;
         do
-            rand_bytes(s->ctx.trace_id, 16);
-        while (all_zero(s->ctx.trace_id, 16));
+            a = rand64(), b = rand64();
+        while (!a && !b);
+        memcpy(s->ctx.trace_id, &a, 8);
+        memcpy(s->ctx.trace_id + 8, &b, 8);
     }
+    uint64_t id;
     do
-        rand_bytes(s->ctx.span_id, 8);
-    while (all_zero(s->ctx.span_id, 8));
+        id = rand64();
+    while (!id);
+    memcpy(s->ctx.span_id, &id, 8);
     s->ctx.flags = sample(parent, s->ctx.trace_id) ? 1 : 0;
     s->ctx.valid = true;
     s->kind = (uint8_t)kind;
@@ -329,8 +514,9 @@ void trace_span_rename(trace_span *s, const char *name)
 
 static struct attr *attr_slot(trace_span *s, const char *key)
 {
-    for (int i = 0; i < s->nattrs; i++)
-        if (!strcmp(s->attrs[i].key, key)) {
+    for (int i = 0; i < s->nattrs; i++) /* keys are literals: the same one is the same pointer */
+        if (s->attrs[i].key == key ||
+            (s->attrs[i].key[0] == key[0] && !strcmp(s->attrs[i].key, key))) {
             if (s->attrs[i].owned) free(s->attrs[i].s);
             s->attrs[i].s = NULL;
             s->attrs[i].owned = false;
@@ -354,6 +540,7 @@ void trace_attr_str(trace_span *s, const char *key, const char *value)
     if (!a) return;
     a->type = A_STR;
     size_t n = strnlen(value, VALUE_MAX);
+    a->len = (uint32_t)n;
     if (n < ARENA_SIZE - s->arena_used) {
         a->s = s->arena + s->arena_used;
         memcpy(a->s, value, n);
@@ -397,10 +584,62 @@ void trace_set_status(trace_span *s, bool error, const char *message)
 void trace_span_discard(trace_span *s)
 {
     if (!s) return;
-    for (int i = 0; i < s->nattrs; i++)
-        if (s->attrs[i].owned) free(s->attrs[i].s);
-    free(s->status_msg);
-    free(s);
+    span_clear(s);
+    span_release(s);
+}
+
+/* Whether positions up to tail hold a full batch the exporter has not been told about. */
+static void maybe_wake(size_t tail)
+{
+    size_t head = atomic_load_explicit(&T.qhead, memory_order_relaxed);
+    if (tail < head || tail - head < T.batch ||
+        atomic_load_explicit(&T.wake_sent, memory_order_relaxed))
+        return;
+    if (atomic_exchange(&T.wake_sent, true)) return;
+    pthread_mutex_lock(&T.mu); /* the exporter checks the queue under it before it sleeps */
+    pthread_cond_signal(&T.cv);
+    pthread_mutex_unlock(&T.mu);
+}
+
+/* Puts s at the queue's tail; false when the queue is full. */
+static bool q_push(trace_span *s)
+{
+    size_t pos = atomic_load_explicit(&T.qtail, memory_order_relaxed);
+    for (;;) {
+        struct qslot *q = &T.q[pos % T.qcap];
+        size_t seq = atomic_load_explicit(&q->seq, memory_order_acquire);
+        if (seq == pos) {
+            if (atomic_compare_exchange_weak_explicit(&T.qtail, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                q->span = s;
+                atomic_store_explicit(&q->seq, pos + 1, memory_order_release);
+                maybe_wake(pos + 1);
+                return true;
+            }
+        } else if ((ptrdiff_t)(seq - pos) < 0) {
+            return false; /* the slot still holds a span from a lap ago: full */
+        } else {
+            pos = atomic_load_explicit(&T.qtail, memory_order_relaxed);
+        }
+    }
+}
+
+/* The exporter's side: the span at the queue's head, NULL when there is none (yet). */
+static trace_span *q_pop(void)
+{
+    size_t pos = atomic_load_explicit(&T.qhead, memory_order_relaxed);
+    struct qslot *q = &T.q[pos % T.qcap];
+    if (atomic_load_explicit(&q->seq, memory_order_acquire) != pos + 1) return NULL;
+    trace_span *s = q->span;
+    atomic_store_explicit(&q->seq, pos + T.qcap, memory_order_release);
+    atomic_store_explicit(&T.qhead, pos + 1, memory_order_relaxed);
+    return s;
+}
+
+/* Spans queued (a producer may be between taking a position and filling it). */
+static size_t q_len(void)
+{
+    return atomic_load(&T.qtail) - atomic_load(&T.qhead);
 }
 
 void trace_span_end(trace_span *s)
@@ -411,17 +650,10 @@ void trace_span_end(trace_span *s)
         return;
     }
     s->end_ns = now_ns();
-    pthread_mutex_lock(&T.mu);
-    if (T.stopping || !T.q || T.qlen == T.qcap) {
-        pthread_mutex_unlock(&T.mu);
-        atomic_fetch_add(&T.dropped, 1);
+    if (atomic_load_explicit(&T.stopping, memory_order_relaxed) || !T.q || !q_push(s)) {
+        atomic_fetch_add_explicit(&T.dropped, 1, memory_order_relaxed);
         trace_span_discard(s);
-        return;
     }
-    T.q[(T.qhead + T.qlen) % T.qcap] = s;
-    T.qlen++;
-    if (T.qlen == T.batch) pthread_cond_signal(&T.cv); /* a full batch: no need to wait */
-    pthread_mutex_unlock(&T.mu);
 }
 
 /* ---- protobuf (the few wire types OTLP needs) ---- */
@@ -432,23 +664,31 @@ typedef struct {
     bool oom;
 } pb;
 
+static bool pb_reserve(pb *b, size_t n);
+
 static void pb_put(pb *b, const void *d, size_t n)
 {
-    if (b->oom) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
+    if (!pb_reserve(b, n)) return;
     memcpy(b->p + b->len, d, n);
     b->len += n;
+}
+
+/* Room for n more bytes; false (and oom set) when there is none. */
+static bool pb_reserve(pb *b, size_t n)
+{
+    if (b->oom) return false;
+    if (b->len + n <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + n)
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
 }
 
 static size_t varint_len(uint64_t v)
@@ -495,24 +735,6 @@ static void pb_str(pb *b, unsigned field, const char *s)
     pb_bytes(b, field, s, strlen(s));
 }
 
-static void pb_fixed64(pb *b, unsigned field, uint64_t v)
-{
-    uint8_t le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (uint8_t)(v >> (8 * i));
-    pb_tag(b, field, 1);
-    pb_put(b, le, 8);
-}
-
-static void pb_fixed32(pb *b, unsigned field, uint32_t v)
-{
-    uint8_t le[4];
-    for (int i = 0; i < 4; i++)
-        le[i] = (uint8_t)(v >> (8 * i));
-    pb_tag(b, field, 5);
-    pb_put(b, le, 4);
-}
-
 /* A nested message: its tag and a one-byte length now, the real length at pb_close (the body
  * is moved when the length takes more bytes). Returns where the body starts. */
 static size_t pb_open(pb *b, unsigned field)
@@ -548,70 +770,155 @@ static void pb_kv_str(pb *b, unsigned field, const char *k, const char *v)
     pb_close(b, kv);
 }
 
-static void pb_attr(pb *b, const struct attr *a)
+/* ---- encoding a batch: sizes first, then one pass of writes into a buffer reserved for it ---- */
+
+/* A varint's length, and a length-delimited field's with a one-byte tag. */
+static size_t vlen(uint64_t v)
 {
-    if (a->type == A_STR) {
-        pb_kv_str(b, 9, a->key, a->s);
-        return;
-    }
-    size_t kv = pb_open(b, 9);
-    pb_str(b, 1, a->key);
-    size_t av = pb_open(b, 2);
-    pb_tag(b, a->type == A_BOOL ? 2 : 3, 0);
-    pb_varint(b, (uint64_t)a->i);
-    pb_close(b, av);
-    pb_close(b, kv);
+    return v < 0x80 ? 1 : varint_len(v);
 }
 
-/* Span (opentelemetry/proto/trace/v1/trace.proto), as field `field` of its container. */
-static void pb_span(pb *b, unsigned field, const trace_span *s)
+static size_t ld_len(size_t n)
 {
-    size_t at = pb_open(b, field);
-    pb_bytes(b, 1, s->ctx.trace_id, 16);
-    pb_bytes(b, 2, s->ctx.span_id, 8);
-    if (s->ctx.state[0]) pb_str(b, 3, s->ctx.state);
-    if (s->has_parent) pb_bytes(b, 4, s->parent, 8);
-    pb_str(b, 5, s->name);
-    pb_tag(b, 6, 0);
-    pb_varint(b, s->kind);
-    pb_fixed64(b, 7, s->start_ns);
-    pb_fixed64(b, 8, s->end_ns);
-    for (int i = 0; i < s->nattrs; i++)
-        pb_attr(b, &s->attrs[i]);
-    if (s->dropped_attrs) {
-        pb_tag(b, 10, 0);
-        pb_varint(b, s->dropped_attrs);
+    return 1 + vlen(n) + n;
+}
+
+/* The AnyValue and KeyValue bodies of an attribute (klen must be noted). */
+static size_t any_len(const struct attr *a)
+{
+    return a->type == A_STR ? ld_len(a->len) : 1 + vlen((uint64_t)a->i);
+}
+
+static size_t kv_len(const struct attr *a)
+{
+    return ld_len(a->klen) + ld_len(any_len(a));
+}
+
+static size_t status_len(const trace_span *s)
+{
+    return (s->status_msg ? ld_len(strlen(s->status_msg)) : 0) + 2;
+}
+
+/* The Span body's length; notes the lengths the writer needs again. */
+static size_t span_len(trace_span *s)
+{
+    s->name_len = strlen(s->name);
+    size_t n = ld_len(16) + ld_len(8) + ld_len(s->name_len) + 2 /* kind */ + 2 * 9 /* times */ + 2 +
+               4 /* flags */;
+    if (s->ctx.state[0]) n += ld_len(strlen(s->ctx.state));
+    if (s->has_parent) n += ld_len(8);
+    for (int i = 0; i < s->nattrs; i++) {
+        struct attr *a = &s->attrs[i];
+        size_t kl = strlen(a->key);
+        a->klen = (uint16_t)(kl < 0xffff ? kl : 0xffff);
+        n += ld_len(kv_len(a));
     }
-    if (s->status) {
-        size_t st = pb_open(b, 15);
-        if (s->status_msg) pb_str(b, 2, s->status_msg);
-        pb_tag(b, 3, 0);
-        pb_varint(b, (uint64_t)s->status);
-        pb_close(b, st);
+    if (s->dropped_attrs) n += 1 + vlen(s->dropped_attrs);
+    if (s->status) n += ld_len(status_len(s));
+    s->enc_len = n;
+    return n;
+}
+
+static uint8_t *w_varint(uint8_t *w, uint64_t v)
+{
+    return w + varint_write(w, v);
+}
+
+static uint8_t *w_ld(uint8_t *w, uint8_t tag, const void *d, size_t n)
+{
+    *w++ = tag;
+    w = w_varint(w, n);
+    memcpy(w, d, n);
+    return w + n;
+}
+
+static uint8_t *w_fixed(uint8_t *w, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        *w++ = (uint8_t)(v >> (8 * i));
+    return w;
+}
+
+/* Span (opentelemetry/proto/trace/v1/trace.proto) as field 2 of ScopeSpans; span_len(s) first. */
+static uint8_t *w_span(uint8_t *w, const trace_span *s)
+{
+    *w++ = 2 << 3 | 2;
+    w = w_varint(w, s->enc_len);
+    w = w_ld(w, 1 << 3 | 2, s->ctx.trace_id, 16);
+    w = w_ld(w, 2 << 3 | 2, s->ctx.span_id, 8);
+    if (s->ctx.state[0]) w = w_ld(w, 3 << 3 | 2, s->ctx.state, strlen(s->ctx.state));
+    if (s->has_parent) w = w_ld(w, 4 << 3 | 2, s->parent, 8);
+    w = w_ld(w, 5 << 3 | 2, s->name, s->name_len);
+    *w++ = 6 << 3;
+    *w++ = s->kind; /* < 128 */
+    *w++ = 7 << 3 | 1;
+    w = w_fixed(w, s->start_ns, 8);
+    *w++ = 8 << 3 | 1;
+    w = w_fixed(w, s->end_ns, 8);
+    for (int i = 0; i < s->nattrs; i++) { /* KeyValue {1: key, 2: AnyValue} */
+        const struct attr *a = &s->attrs[i];
+        *w++ = 9 << 3 | 2;
+        w = w_varint(w, kv_len(a));
+        w = w_ld(w, 1 << 3 | 2, a->key, a->klen);
+        *w++ = 2 << 3 | 2;
+        w = w_varint(w, any_len(a));
+        if (a->type == A_STR) { /* AnyValue {1: string_value | 2: bool_value | 3: int_value} */
+            w = w_ld(w, 1 << 3 | 2, a->s, a->len);
+        } else {
+            *w++ = a->type == A_BOOL ? 2 << 3 : 3 << 3;
+            w = w_varint(w, (uint64_t)a->i);
+        }
+    }
+    if (s->dropped_attrs) {
+        *w++ = 10 << 3;
+        w = w_varint(w, s->dropped_attrs);
+    }
+    if (s->status) { /* Status {2: message, 3: code} */
+        *w++ = 15 << 3 | 2;
+        w = w_varint(w, status_len(s));
+        if (s->status_msg) w = w_ld(w, 2 << 3 | 2, s->status_msg, strlen(s->status_msg));
+        *w++ = 3 << 3;
+        *w++ = (uint8_t)s->status;
     }
     /* W3C trace flags, and bit 8: whether the parent is remote (unknown: not set) */
-    pb_fixed32(b, 16, s->ctx.flags);
-    pb_close(b, at);
+    *w++ = (uint8_t)(16 << 3 | 5 | 0x80);
+    *w++ = 1;
+    return w_fixed(w, s->ctx.flags, 4);
 }
 
+#ifdef GOOSED_VERSION
+#define SCOPE_VERSION GOOSED_VERSION
+#else
+#define SCOPE_VERSION ""
+#endif
+
 /* ExportTraceServiceRequest {1: ResourceSpans {1: Resource, 2: ScopeSpans {1: scope, 2: spans}}}
- * for spans[0..n). The caller frees out->p. */
+ * for spans[0..n), appended to out (out->oom when it cannot grow). The caller frees out->p. */
 static void encode_request(pb *out, const uint8_t *resource, size_t resource_len,
                            trace_span *const *spans, size_t n)
 {
-    size_t rs = pb_open(out, 1);
-    pb_bytes(out, 1, resource, resource_len);
-    size_t ss = pb_open(out, 2);
-    size_t scope = pb_open(out, 1);
-    pb_str(out, 1, "goosed");
-#ifdef GOOSED_VERSION
-    pb_str(out, 2, GOOSED_VERSION);
-#endif
-    pb_close(out, scope);
+    static const char scope_name[] = "goosed";
+    size_t vl = strlen(SCOPE_VERSION);
+    size_t scope = ld_len(sizeof scope_name - 1) + (vl ? ld_len(vl) : 0);
+    size_t ss = ld_len(scope);
     for (size_t i = 0; i < n; i++)
-        pb_span(out, 2, spans[i]);
-    pb_close(out, ss);
-    pb_close(out, rs);
+        ss += ld_len(span_len(spans[i]));
+    size_t rs = ld_len(resource_len) + ld_len(ss);
+    size_t total = ld_len(rs);
+    if (!pb_reserve(out, total)) return;
+    uint8_t *w = out->p + out->len;
+    *w++ = 1 << 3 | 2;
+    w = w_varint(w, rs);
+    w = w_ld(w, 1 << 3 | 2, resource, resource_len);
+    *w++ = 2 << 3 | 2;
+    w = w_varint(w, ss);
+    *w++ = 1 << 3 | 2; /* InstrumentationScope {1: name, 2: version} */
+    w = w_varint(w, scope);
+    w = w_ld(w, 1 << 3 | 2, scope_name, sizeof scope_name - 1);
+    if (vl) w = w_ld(w, 2 << 3 | 2, SCOPE_VERSION, vl);
+    for (size_t i = 0; i < n; i++)
+        w = w_span(w, spans[i]);
+    out->len = (size_t)(w - out->p);
 }
 
 /* ---- configuration from the environment ---- */
@@ -876,15 +1183,31 @@ static const char *post(CURL **easy, const pb *body, long timeout_ms, char *why,
     return NULL;
 }
 
-static void export_batch(CURL **easy, trace_span **spans, size_t n, long timeout_ms,
+/* The spans of a batch, done with, back to the pool in one go. */
+static void batch_release(trace_span **spans, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        span_clear(spans[i]);
+        spans[i]->next = i + 1 < n ? spans[i + 1] : NULL;
+        SPAN_POISON(spans[i]);
+    }
+    if (n) pool_put(spans[0], spans[n - 1], n);
+}
+
+/* Encodes spans[0..n) into body (reused from batch to batch) and POSTs it. */
+static void export_batch(CURL **easy, pb *body, trace_span **spans, size_t n, long timeout_ms,
                          time_t *last_fail)
 {
-    pb b = {0};
-    encode_request(&b, T.resource, T.resource_len, spans, n);
+    body->len = 0;
+    body->oom = false;
+    encode_request(body, T.resource, T.resource_len, spans, n);
     char why[256];
     const char *err =
-        b.oom ? "out of memory encoding spans" : post(easy, &b, timeout_ms, why, sizeof why);
-    free(b.p);
+        body->oom ? "out of memory encoding spans" : post(easy, body, timeout_ms, why, sizeof why);
+    if (body->cap > (8u << 20)) { /* an unusually large batch: do not keep its memory */
+        free(body->p);
+        *body = (pb){0};
+    }
     if (err && !atomic_load(&T.abort_io)) {
         time_t now = time(NULL);
         if (now - *last_fail >= FAIL_LOG_EVERY) {
@@ -892,37 +1215,35 @@ static void export_batch(CURL **easy, trace_span **spans, size_t n, long timeout
             log_warn("trace", "%zu span(s) not exported to %s: %s", n, T.where, err);
         }
     }
-    for (size_t i = 0; i < n; i++)
-        trace_span_discard(spans[i]);
+    batch_release(spans, n);
 }
 
 static void *exporter(void *arg)
 {
     (void)arg;
     CURL *easy = NULL;
+    pb body = {0};
     time_t last_drop = 0, last_fail = 0;
     uint64_t reported = 0;
     struct timespec last_call = {0}; /* the final flush's deadline, once stopping */
     trace_span **batch = calloc(T.batch, sizeof *batch);
-    pthread_mutex_lock(&T.mu);
     for (;;) {
-        if (!T.stopping && T.qlen < T.batch) {
+        pthread_mutex_lock(&T.mu);
+        if (!atomic_load(&T.stopping) && q_len() < T.batch) {
             struct timespec dl;
             clock_gettime(CLOCK_REALTIME, &dl);
             dl.tv_sec += T.delay_ms / 1000;
             dl.tv_nsec += (T.delay_ms % 1000) * 1000000;
             if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
-            while (!T.stopping && T.qlen < T.batch)
+            while (!atomic_load(&T.stopping) && q_len() < T.batch)
                 if (pthread_cond_timedwait(&T.cv, &T.mu, &dl)) break;
         }
-        bool stopping = T.stopping;
-        size_t n = 0;
-        while (batch && n < T.batch && T.qlen) {
-            batch[n++] = T.q[T.qhead];
-            T.qhead = (T.qhead + 1) % T.qcap;
-            T.qlen--;
-        }
         pthread_mutex_unlock(&T.mu);
+        bool stopping = atomic_load(&T.stopping);
+        atomic_store(&T.wake_sent, false); /* the next full batch signals again */
+        size_t n = 0;
+        for (trace_span *s; batch && n < T.batch && (s = q_pop());)
+            batch[n++] = s;
         uint64_t dropped = atomic_load(&T.dropped);
         time_t now = time(NULL);
         if (dropped != reported && now - last_drop >= DROP_LOG_EVERY) {
@@ -946,15 +1267,13 @@ static void *exporter(void *arg)
             tmo = FINAL_FLUSH_MS - spent < tmo ? FINAL_FLUSH_MS - spent : tmo;
         }
         if (n && tmo > 0)
-            export_batch(&easy, batch, n, tmo, &last_fail);
+            export_batch(&easy, &body, batch, n, tmo, &last_fail);
         else
-            for (size_t i = 0; i < n; i++)
-                trace_span_discard(batch[i]);
-        pthread_mutex_lock(&T.mu);
-        if (stopping && (!T.qlen || !batch)) break;
+            batch_release(batch, n);
+        if (stopping && (!n || !batch)) break;
     }
-    pthread_mutex_unlock(&T.mu);
     free(batch);
+    free(body.p);
     if (easy) curl_easy_cleanup(easy);
     return NULL;
 }
@@ -1020,6 +1339,8 @@ void trace_init(bool disable_telemetry)
         T.q = NULL;
         return;
     }
+    for (size_t i = 0; i < T.qcap; i++)
+        atomic_init(&T.q[i].seq, i);
     atomic_store(&T.on, true);
     if (pthread_create(&T.thread, NULL, exporter, NULL) != 0) {
         atomic_store(&T.on, false);
@@ -1038,16 +1359,19 @@ void trace_shutdown(void)
     atomic_store(&T.on, false);
     atomic_store(&T.abort_io, true); /* a request in flight (a stalled collector) ends now */
     pthread_mutex_lock(&T.mu);
-    T.stopping = true;
+    atomic_store(&T.stopping, true);
     pthread_cond_signal(&T.cv);
     pthread_mutex_unlock(&T.mu);
     /* the batch being sent is abandoned; what is still queued gets one short try */
     pthread_join(T.thread, NULL);
     T.thread_on = false;
+    for (trace_span *s; (s = q_pop());) /* ended while the exporter was leaving */
+        trace_span_discard(s);
+    pool_drain();
     curl_slist_free_all(T.headers);
     T.headers = NULL;
     free(T.resource);
     T.resource = NULL;
-    free(T.q);
-    T.q = NULL;
+    /* The queue stays: a thread that read T.stopping before it was set may still put a span in
+     * it (the span stays there, dropped); freeing it would pull it from under that thread. */
 }

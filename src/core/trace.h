@@ -2,9 +2,11 @@
  *
  * Off unless an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or
  * OTEL_EXPORTER_OTLP_ENDPOINT + "/v1/traces"); then every function here is cheap and never
- * blocks on the network: a finished span goes into a bounded queue (a full queue drops it and
- * counts it), and one exporter thread batches the queue and POSTs it with libcurl, with
- * timeouts. Off, trace_span_start returns NULL and every other function accepts NULL.
+ * blocks on the network or takes a lock: a span comes from a per-thread pool (no allocation per
+ * span), a finished one goes into a bounded lock-free queue (a full queue drops it and counts
+ * it), and one exporter thread, woken by a full batch or the schedule delay, encodes the batch
+ * into one reused buffer and POSTs it with libcurl, with timeouts. Off, trace_span_start returns
+ * NULL and every other function accepts NULL.
  *
  * Spans are owned by whoever started them until trace_span_end (or trace_span_discard), which
  * takes them; attribute keys are kept by pointer (string literals), values are copied. */

@@ -159,6 +159,30 @@ describe('traces exported over OTLP/HTTP', () => {
     assert.equal(e.resource['team'], 'agents/core');
   });
 
+  it('exports every span of many concurrent requests exactly once (more than a batch)', async () => {
+    const client = ids();
+    const n = 600; // more than a batch (512): the exporter is woken by a full batch, then by its delay
+    const rids = Array.from({ length: n }, (_, i) => `trace-burst-${i}`);
+    let next = 0;
+    const worker = async () => {
+      while (next < n) {
+        const rid = rids[next++];
+        const r = await get(srv, '/status', { headers: { 'X-Request-Id': rid, traceparent: `00-${client.trace}-${client.span}-01` } });
+        assert.equal(r.status, 200);
+      }
+    };
+    await Promise.all(Array.from({ length: 24 }, worker));
+    const spans = await receiver.spans(client.trace, n);
+    assert.equal(spans.length, n, 'no span lost, none sent twice');
+    assert.deepEqual(spans.map((s) => s.attributes['goose.request_id']).sort(), [...rids].sort());
+    assert.equal(new Set(spans.map((s) => s.spanId)).size, n, 'every span its own id');
+    for (const s of spans) {
+      assert.equal(s.parentSpanId, client.span);
+      assert.equal(s.name, 'GET /status');
+      assert.equal(s.attributes['http.response.status_code'], 200);
+    }
+  });
+
   it('ignores a malformed traceparent (a new trace) and puts no secret in any span', async () => {
     const r = await request(srv, 'GET', '/status', { headers: { 'X-Request-Id': 'trace-test-bad', traceparent: `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01` } });
     assert.equal(r.status, 200);

@@ -28,6 +28,7 @@ static const http_route foreign = {"GET", "/metrics", noop, 0};
 static int reset(void **state)
 {
     memset(&M, 0, sizeof M);
+    memset(shards, 0, sizeof shards);
     pthread_mutex_init(&M.prov.mu, NULL);
     pthread_mutex_init(&M.tools.mu, NULL);
     metrics_init(true);
@@ -226,6 +227,49 @@ static void test_every_family_has_help_and_type(void **state)
     free(t);
 }
 
+/* Requests counted on many threads (each into its shard; more threads than shards, so some
+ * share one) add up at a scrape, the histogram's buckets and sum with them. */
+#define COUNT_THREADS 12
+#define COUNT_EACH    5000
+
+static void *count_requests(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < COUNT_EACH; i++)
+        metrics_http_done(&routes[0], "GET", 200, i % 2 ? 1000000 : 3000000); /* 1 or 3 ms */
+    return NULL;
+}
+
+static void test_http_counted_across_threads(void **state)
+{
+    pthread_t th[COUNT_THREADS];
+    for (int i = 0; i < COUNT_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, count_requests, NULL), 0);
+    for (int i = 0; i < COUNT_THREADS; i++)
+        pthread_join(th[i], NULL);
+    char *t = render();
+    char line[256];
+    snprintf(line, sizeof line,
+             "goosed_http_requests_total{route=\"/status\",method=\"GET\",status=\"2xx\"} %d",
+             COUNT_THREADS * COUNT_EACH);
+    assert_has(t, line);
+    snprintf(line, sizeof line,
+             "goosed_http_request_duration_seconds_bucket{route=\"/status\",method=\"GET\","
+             "le=\"0.001\"} %d",
+             COUNT_THREADS * COUNT_EACH / 2);
+    assert_has(t, line); /* 1 ms is on the bound: in its bucket */
+    snprintf(line, sizeof line,
+             "goosed_http_request_duration_seconds_count{route=\"/status\",method=\"GET\"} %d",
+             COUNT_THREADS * COUNT_EACH);
+    assert_has(t, line);
+    snprintf(line, sizeof line,
+             "goosed_http_request_duration_seconds_sum{route=\"/status\",method=\"GET\"} "
+             "%.9f",
+             COUNT_THREADS * COUNT_EACH / 2 * 0.004);
+    assert_has(t, line);
+    free(t);
+}
+
 static void test_render_cap(void **state)
 {
     metrics_http_done(&routes[0], "GET", 200, 1000);
@@ -247,6 +291,7 @@ int main(void)
         cmocka_unit_test_setup(test_store_histogram_without_labels, reset),
         cmocka_unit_test_setup(test_every_family_has_help_and_type, reset),
         cmocka_unit_test_setup(test_render_cap, reset),
+        cmocka_unit_test_setup(test_http_counted_across_threads, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

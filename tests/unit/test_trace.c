@@ -312,6 +312,154 @@ static void collect(const char *k, const char *v, void *ud)
     snprintf(out + n, 512 - n, "[%s|%s]", k, v);
 }
 
+/* A batch of many spans, some with values too long for the span's arena and each longer than a
+ * one-byte length: every length written is the one read back, and the request ends exactly at
+ * its last byte; encoding it again into the reused buffer gives the same bytes. */
+static void test_encode_batch(void **state)
+{
+    atomic_store(&T.on, true);
+    T.sampler = S_ALWAYS_ON;
+    enum { N = 300 };
+    trace_span *spans[N];
+    char big[700];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "span %d", i);
+        spans[i] = trace_span_start(name, TRACE_INTERNAL, NULL);
+        assert_non_null(spans[i]);
+        trace_attr_str(spans[i], "goose.value", i % 3 ? "short" : big);
+        trace_attr_int(spans[i], "goose.index", i);
+        if (i % 7 == 0) trace_set_status(spans[i], true, "failed");
+        spans[i]->end_ns = spans[i]->start_ns + (uint64_t)i;
+    }
+    atomic_store(&T.on, false);
+    pb out = {0};
+    encode_request(&out, (const uint8_t *)"", 0, spans, N);
+    assert_false(out.oom);
+    uint8_t *first = malloc(out.len);
+    assert_non_null(first);
+    memcpy(first, out.p, out.len);
+    size_t first_len = out.len;
+
+    rd r = {out.p, out.p + out.len};
+    unsigned f, w;
+    uint64_t v;
+    rd rs;
+    assert_true(rd_field(&r, &f, &w, &v, &rs));
+    assert_int_equal(f, 1);
+    assert_true(r.p == r.end); /* one ResourceSpans, the whole request */
+    rd ss = rd_get(rs, 2), sub;
+    int n = 0;
+    while (rd_field(&ss, &f, &w, &v, &sub)) {
+        if (f != 2) continue;
+        char name[32];
+        snprintf(name, sizeof name, "span %d", n);
+        assert_true(rd_streq(rd_get(sub, 5), name));
+        rd kv = rd_get(sub, 9); /* the first attribute */
+        assert_true(rd_streq(rd_get(kv, 1), "goose.value"));
+        assert_true(rd_streq(rd_get(rd_get(kv, 2), 1), n % 3 ? "short" : big));
+        if (n % 7 == 0) assert_true(rd_streq(rd_get(rd_get(sub, 15), 2), "failed"));
+        n++;
+    }
+    assert_int_equal(n, N);
+
+    out.len = 0; /* the exporter's reuse */
+    encode_request(&out, (const uint8_t *)"", 0, spans, N);
+    assert_int_equal(out.len, first_len);
+    assert_memory_equal(out.p, first, first_len);
+    free(first);
+    free(out.p);
+    for (int i = 0; i < N; i++)
+        trace_span_discard(spans[i]);
+}
+
+/* ---- the queue and the span pool ---- */
+
+static trace_span *started(void)
+{
+    atomic_store(&T.on, true);
+    T.sampler = S_ALWAYS_ON;
+    trace_span *s = trace_span_start("q", TRACE_INTERNAL, NULL);
+    assert_non_null(s);
+    return s;
+}
+
+/* Ended spans queue in order up to the queue's size; past it they are dropped and counted; the
+ * exporter is signalled once per full batch, until it has taken the queue. */
+static void test_queue_bounded(void **state)
+{
+    T.qcap = 4;
+    T.batch = 2;
+    T.q = calloc(T.qcap, sizeof *T.q);
+    for (size_t i = 0; i < T.qcap; i++)
+        atomic_init(&T.q[i].seq, i);
+    atomic_store(&T.qhead, 0);
+    atomic_store(&T.qtail, 0);
+    atomic_store(&T.wake_sent, false);
+    uint64_t dropped = trace_dropped();
+    trace_span *s[6];
+    for (int i = 0; i < 6; i++) {
+        s[i] = started();
+        if (i == 1) assert_false(atomic_load(&T.wake_sent));
+        trace_span_end(s[i]);
+        if (i == 1) assert_true(atomic_load(&T.wake_sent)); /* a batch of two */
+    }
+    assert_int_equal(trace_dropped(), dropped + 2);
+    assert_int_equal(q_len(), 4);
+    for (int lap = 0; lap < 3; lap++) { /* around the ring more than once */
+        for (int i = 0; i < 4; i++) {
+            trace_span *got = q_pop();
+            assert_ptr_equal(got, s[i]);
+            trace_span_end(got); /* queued again, behind the others */
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        trace_span_discard(q_pop());
+    assert_null(q_pop());
+    atomic_store(&T.on, false);
+    free(T.q);
+    T.q = NULL;
+    pool_drain();
+}
+
+/* Spans started on one thread and freed on another are reused, never lost: a thread's own list
+ * goes back to the shared pool when it ends. */
+static void *discard_all(void *arg)
+{
+    trace_span **spans = arg;
+    for (int i = 0; i < 100; i++)
+        trace_span_discard(spans[i]);
+    return NULL;
+}
+
+static void test_pool_across_threads(void **state)
+{
+    pool_drain();
+    trace_span *spans[100];
+    for (int i = 0; i < 100; i++)
+        spans[i] = started();
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    trace_attr_str(spans[0], "long", big); /* an owned value: freed, not kept with the span */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, discard_all, spans), 0);
+    pthread_join(th, NULL);
+    pthread_mutex_lock(&P.mu);
+    size_t pooled = P.n;
+    pthread_mutex_unlock(&P.mu);
+    assert_int_equal(pooled, 100); /* the thread's list and what it spilled */
+    trace_span *again = started(); /* this thread's list is empty: it takes from the pool */
+    pthread_mutex_lock(&P.mu);
+    assert_int_equal(P.n, 100 - CACHE_FILL);
+    pthread_mutex_unlock(&P.mu);
+    trace_span_discard(again);
+    atomic_store(&T.on, false);
+    pool_drain();
+}
+
 static void test_pairs(void **state)
 {
     char out[512] = "";
@@ -426,12 +574,21 @@ static void test_describe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_parse_invalid),
-        cmocka_unit_test(test_tracestate),       cmocka_unit_test(test_current_header),
-        cmocka_unit_test(test_varint),           cmocka_unit_test(test_nested_lengths),
-        cmocka_unit_test(test_encode_request),   cmocka_unit_test(test_pairs),
-        cmocka_unit_test(test_headers_override), cmocka_unit_test(test_sampler),
-        cmocka_unit_test(test_describe),         cmocka_unit_test(test_attr_storage),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_invalid),
+        cmocka_unit_test(test_tracestate),
+        cmocka_unit_test(test_current_header),
+        cmocka_unit_test(test_varint),
+        cmocka_unit_test(test_nested_lengths),
+        cmocka_unit_test(test_encode_request),
+        cmocka_unit_test(test_pairs),
+        cmocka_unit_test(test_headers_override),
+        cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_attr_storage),
+        cmocka_unit_test(test_encode_batch),
+        cmocka_unit_test(test_queue_bounded),
+        cmocka_unit_test(test_pool_across_threads),
     };
     return cmocka_run_group_tests_name("trace", tests, init, NULL);
 }
