@@ -260,7 +260,8 @@ struct a_turn {
     char sid[UUID_STR_LEN]; /* the session's id, for the worker */
     json_t *history;
     size_t history_bytes;
-    gd_err read_err; /* the session, its settings or its history could not be read */
+    gd_err read_err;     /* the session, its settings or its history could not be read */
+    bool history_wanted; /* the turn asked for it (fx_load_history): begin() hands it over */
     char read_msg[256];
     /* observability (core/trace.h, core/log.h): the turn's span and those of its provider
      * request and tool call running; the context of its log lines */
@@ -430,10 +431,24 @@ static void history_loaded(void *ud)
 }
 
 /* The turn is LOADING: its history was read with the session (prepare_job), before the turn
- * reached the loop. */
+ * reached the loop. It is handed over by begin() as soon as turn_begin returns (not from inside
+ * turn_step), not a loop iteration later: under a burst of replies one iteration is many
+ * milliseconds of everyone's first token. */
 static void fx_load_history(turn *t)
 {
-    post_or_log(((a_turn *)t->owner)->a, history_loaded, t->owner); /* not from inside turn_step */
+    ((a_turn *)t->owner)->history_wanted = true;
+}
+
+/* Begins the turn and hands it its history; frees it when that ended it. */
+static void begin(a_turn *at)
+{
+    turn_begin(at->t);
+    if (at->history_wanted) {
+        at->history_wanted = false;
+        history_loaded(at); /* steps: frees at when the turn is over */
+        return;
+    }
+    if (at->t->state == TURN_DONE) a_turn_free(at);
 }
 
 static void stored_on_loop(void *ud)
@@ -1270,8 +1285,7 @@ static void registry_started_in(a_turn *at)
     at->t->overhead_bytes = strlen(at->system) + (chat ? 0 : se->tools_bytes);
     log_info("agent", "session %s: reply started with %s/%s (%s)", se->id, at->pcfg.def->name,
              at->pcfg.model, exec_mode_name(at->mode));
-    turn_begin(at->t);
-    if (at->t->state == TURN_DONE) a_turn_free(at);
+    begin(at);
 }
 
 static void turn_start_in(a_turn *at);
@@ -1292,7 +1306,7 @@ static void turn_start_in(a_turn *at)
     if (cancelled) /* the turn only notes it: it ends as cancelled once its history is in */
         turn_step(at->t, &(turn_ev){.kind = TURN_EV_CANCEL, .err = gone ? GD_EGONE : GD_OK});
     if (at->read_err) { /* the turn ends at once, as its LOADING state says for the error */
-        turn_begin(at->t);
+        begin(at);
         return;
     }
     char err[512];
