@@ -53,6 +53,7 @@ struct prov_call {
     prov_parser *parser;
     sse_reader *sse;
     prov_result res;
+    long status; /* the attempt's HTTP status, once its body comes (on_body) */
     bool output_started;
     bool stream_error; /* the parser rejected the stream */
     bool cancel;
@@ -122,8 +123,9 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     prov_call *c = ud;
     size_t len = size * n;
     if (c->cancel) return 0; /* aborts the transfer */
-    long status = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    long status = c->status; /* the response's, read once (no redirect is followed) */
+    if (!status) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    c->status = status;
     if (status < 200 || status > 299) {
         /* Only the start is kept, to explain the error; its status is reported in any case, so
          * a piece lost to a lack of memory only shortens the explanation. */
@@ -192,6 +194,7 @@ static bool attempt_start(prov_call *c)
     }
     buf_reset(&c->errbody);
     memset(&c->res, 0, sizeof c->res);
+    c->status = 0;
     c->stream_error = false;
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, c->url);
