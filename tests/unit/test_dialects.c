@@ -830,19 +830,20 @@ static void test_anthropic_edges(void **state)
 /* OpenAI names tool calls by index: the parser's list grows to the highest one seen (the
  * earlier indices, never named, are calls without a name), up to MAX_TOOL_CALLS (64). */
 #define OEV(json) "data: " json "\n\n"
-static const char O_CALL_AT_2[] =
-    OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":2,\"id\":\"c2\","
-        "\"function\":{\"name\":\"t\",\"arguments\":\"{}\"}}]}}]}") OEV(
-        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}") "data: "
+static const char O_CALL_AT_2[] = OEV(
+    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":2,\"id\":\"c2\","
+    "\"function\":{\"name\":\"t\",\"arguments\":\"{}\"}}]}}]}")
+    OEV("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}") "data: "
                                                                                        "[DONE]\n\n";
 static const char O_CALLS_0_AND_1[] =
     OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"c1\","
         "\"function\":{\"name\":\"b\",\"arguments\":\"{\\\"x\\\":\"}}]}}]}")
         OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c0\","
-            "\"function\":{\"name\":\"a\",\"arguments\":\"{}\"}}]}}]}") OEV(
-            "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{"
-            "\"arguments\":\"1}\"}}]}}]}") OEV("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_"
-                                               "reason\":\"tool_calls\"}]}") "data: [DONE]\n\n";
+            "\"function\":{\"name\":\"a\",\"arguments\":\"{}\"}}]}}]}")
+            OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{"
+                "\"arguments\":\"1}\"}}]}}]}")
+                OEV("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_"
+                    "reason\":\"tool_calls\"}]}") "data: [DONE]\n\n";
 static const char O_CALL_AT_64[] =
     OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":64,\"id\":\"c\","
         "\"function\":{\"name\":\"t\",\"arguments\":\"{}\"}}]}}]}");
