@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,8 @@ struct agent {
     ext_set *exts;       /* the configured extensions (borrowed); NULL: the developer alone */
     pthread_mutex_t smu; /* guards ext_status */
     json_t *ext_status;  /* name -> {status, error?, tools}: what sessions' instances did last */
+    pthread_mutex_t cmu; /* guards the shared provider settings' counts and cfg_last */
+    struct shared_cfg *cfg_last; /* the last resolved (cfg_share), for the next turn to share */
     /* ---- loop thread ---- */
     prov_client *pc;
     loop_timer *ticker;
@@ -246,7 +249,7 @@ struct a_turn {
     agent *a;
     sess *se;
     turn *t;
-    provider_cfg pcfg;
+    const provider_cfg *pcfg; /* shared (cfg_share): most turns resolve the same settings */
     char *system;
     json_t *tools;
     prov_call *call;
@@ -260,7 +263,8 @@ struct a_turn {
     char sid[UUID_STR_LEN]; /* the session's id, for the worker */
     json_t *history;
     size_t history_bytes;
-    gd_err read_err; /* the session, its settings or its history could not be read */
+    gd_err read_err;     /* the session, its settings or its history could not be read */
+    bool history_wanted; /* the turn asked for it (fx_load_history): begin() hands it over */
     char read_msg[256];
     /* observability (core/trace.h, core/log.h): the turn's span and those of its provider
      * request and tool call running; the context of its log lines */
@@ -388,8 +392,58 @@ void agent_bus_release(agent *a, const char *session_id)
 
 /* ---- the effects of a turn (loop thread) ---- */
 
+/* ---- provider settings shared by turns (any thread) ---- */
+
+/* A turn's provider settings (2.6 KB, the key included), counted: the turns that resolved the
+ * same settings hold one copy, not one each. */
+typedef struct shared_cfg {
+    provider_cfg cfg;
+    int refs;
+} shared_cfg;
+
+static bool cfg_same(const provider_cfg *x, const provider_cfg *y)
+{
+    return x->def == y->def && !strcmp(x->base, y->base) && !strcmp(x->path, y->path) &&
+           !strcmp(x->key, y->key) && !strcmp(x->model, y->model) && x->timeout_s == y->timeout_s &&
+           x->max_retries == y->max_retries && x->thinking_budget == y->thinking_budget;
+}
+
+static void cfg_unref_locked(shared_cfg *s)
+{
+    if (!s || --s->refs) return;
+    sodium_memzero(&s->cfg, sizeof s->cfg);
+    free(s);
+}
+
+/* c's settings as shared ones (a reference the caller drops with cfg_unref); NULL when out of
+ * memory. */
+static const provider_cfg *cfg_share(agent *a, const provider_cfg *c)
+{
+    pthread_mutex_lock(&a->cmu);
+    shared_cfg *s = a->cfg_last;
+    if (s && cfg_same(&s->cfg, c)) {
+        s->refs++;
+    } else if ((s = malloc(sizeof *s))) {
+        s->cfg = *c;
+        s->refs = 2; /* cfg_last's and the caller's */
+        cfg_unref_locked(a->cfg_last);
+        a->cfg_last = s;
+    }
+    pthread_mutex_unlock(&a->cmu);
+    return s ? &s->cfg : NULL;
+}
+
+static void cfg_unref(agent *a, const provider_cfg *c)
+{
+    if (!c) return;
+    pthread_mutex_lock(&a->cmu);
+    cfg_unref_locked((shared_cfg *)(void *)((char *)c - offsetof(shared_cfg, cfg)));
+    pthread_mutex_unlock(&a->cmu);
+}
+
 static void a_turn_free(a_turn *at)
 {
+    cfg_unref(at->a, at->pcfg);
     trace_span_discard(at->pspan);
     trace_span_discard(at->tspan);
     trace_span_discard(at->span);
@@ -430,10 +484,24 @@ static void history_loaded(void *ud)
 }
 
 /* The turn is LOADING: its history was read with the session (prepare_job), before the turn
- * reached the loop. */
+ * reached the loop. It is handed over by begin() as soon as turn_begin returns (not from inside
+ * turn_step), not a loop iteration later: under a burst of replies one iteration is many
+ * milliseconds of everyone's first token. */
 static void fx_load_history(turn *t)
 {
-    post_or_log(((a_turn *)t->owner)->a, history_loaded, t->owner); /* not from inside turn_step */
+    ((a_turn *)t->owner)->history_wanted = true;
+}
+
+/* Begins the turn and hands it its history; frees it when that ended it. */
+static void begin(a_turn *at)
+{
+    turn_begin(at->t);
+    if (at->history_wanted) {
+        at->history_wanted = false;
+        history_loaded(at); /* steps: frees at when the turn is over */
+        return;
+    }
+    if (at->t->state == TURN_DONE) a_turn_free(at);
 }
 
 static void stored_on_loop(void *ud)
@@ -513,14 +581,14 @@ static bool fx_stream(turn *t)
                       .tool_call = s_tool_call,
                       .burst = s_burst};
     char name[96];
-    snprintf(name, sizeof name, "chat %s", at->pcfg.model);
+    snprintf(name, sizeof name, "chat %s", at->pcfg->model);
     at->pspan = trace_span_start(name, TRACE_CLIENT, trace_span_ctx(at->span));
     trace_attr_str(at->pspan, "gen_ai.operation.name", "chat");
-    trace_attr_str(at->pspan, "gen_ai.system", at->pcfg.def->name);
-    trace_attr_str(at->pspan, "gen_ai.request.model", at->pcfg.model);
+    trace_attr_str(at->pspan, "gen_ai.system", at->pcfg->def->name);
+    trace_attr_str(at->pspan, "gen_ai.request.model", at->pcfg->model);
     const trace_ctx *prev = trace_set_current(trace_span_ctx(at->pspan)); /* its traceparent */
-    at->call = prov_call_start(at->a->pc, &at->pcfg, at->system, t->history, at->tools,
-                               tools_text_slot(at->a, at->tools, dialect_of(at->pcfg.def)), &sink,
+    at->call = prov_call_start(at->a->pc, at->pcfg, at->system, t->history, at->tools,
+                               tools_text_slot(at->a, at->tools, dialect_of(at->pcfg->def)), &sink,
                                on_provider_done, at);
     trace_set_current(prev);
     if (!at->call) {
@@ -869,7 +937,7 @@ static void sampling_start(agent_req *r)
         return;
     }
     if (r->se->turn) {
-        pcfg = r->se->turn->pcfg;
+        pcfg = *r->se->turn->pcfg;
     } else if (agent_provider_for(a, r->se->user_id, &pcfg, err, sizeof err) ||
                (!a->pc && !(a->pc = prov_client_new(a->l, err, sizeof err)))) {
         json_decref(h);
@@ -1268,10 +1336,9 @@ static void registry_started_in(a_turn *at)
         return;
     }
     at->t->overhead_bytes = strlen(at->system) + (chat ? 0 : se->tools_bytes);
-    log_info("agent", "session %s: reply started with %s/%s (%s)", se->id, at->pcfg.def->name,
-             at->pcfg.model, exec_mode_name(at->mode));
-    turn_begin(at->t);
-    if (at->t->state == TURN_DONE) a_turn_free(at);
+    log_info("agent", "session %s: reply started with %s/%s (%s)", se->id, at->pcfg->def->name,
+             at->pcfg->model, exec_mode_name(at->mode));
+    begin(at);
 }
 
 static void turn_start_in(a_turn *at);
@@ -1292,7 +1359,7 @@ static void turn_start_in(a_turn *at)
     if (cancelled) /* the turn only notes it: it ends as cancelled once its history is in */
         turn_step(at->t, &(turn_ev){.kind = TURN_EV_CANCEL, .err = gone ? GD_EGONE : GD_OK});
     if (at->read_err) { /* the turn ends at once, as its LOADING state says for the error */
-        turn_begin(at->t);
+        begin(at);
         return;
     }
     char err[512];
@@ -1555,7 +1622,12 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, const 
         return GD_ENOMEM;
     }
     gd_err e;
-    if ((e = agent_provider_for(a, user_id, &at->pcfg, err, errlen))) {
+    provider_cfg pcfg;
+    e = agent_provider_for(a, user_id, &pcfg, err, errlen);
+    if (!e && !(at->pcfg = cfg_share(a, &pcfg)))
+        e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
+    sodium_memzero(&pcfg, sizeof pcfg);
+    if (e) {
         free(at);
         return e;
     }
@@ -1572,10 +1644,12 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, const 
         trace_attr_str(at->span, "gen_ai.agent.name", "goose");
         trace_attr_str(at->span, "gen_ai.conversation.id", session_id);
         trace_attr_str(at->span, "goose.session_id", session_id);
-        trace_attr_str(at->span, "gen_ai.system", at->pcfg.def->name);
-        trace_attr_str(at->span, "gen_ai.request.model", at->pcfg.model);
+        trace_attr_str(at->span, "gen_ai.system", at->pcfg->def->name);
+        trace_attr_str(at->span, "gen_ai.request.model", at->pcfg->model);
     }
     if (!(at->t = turn_new(&agent_fx, at, text, a->cfg->max_turns, a->cfg->context_limit))) {
+        trace_span_discard(at->span);
+        cfg_unref(a, at->pcfg);
         free(at);
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
@@ -2105,6 +2179,7 @@ agent *agent_new(const config *cfg, store *st)
     pthread_cond_init(&a->idle, NULL);
     pthread_mutex_init(&a->pmu, NULL);
     pthread_mutex_init(&a->smu, NULL);
+    pthread_mutex_init(&a->cmu, NULL);
     a->ext_status = json_object();
     snprintf(a->provider, sizeof a->provider, "%s", cfg->provider);
     snprintf(a->model, sizeof a->model, "%s", cfg->model);
@@ -2250,6 +2325,8 @@ void agent_free(agent *a)
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->pmu);
     pthread_mutex_destroy(&a->smu);
+    cfg_unref_locked(a->cfg_last);
+    pthread_mutex_destroy(&a->cmu);
     json_decref(a->ext_status);
     /* The HTTP server is stopped before this, so no session has bus users left. */
     while (a->sessions) {

@@ -8,6 +8,7 @@
 #include "core/buf.h"
 
 #define CHUNK_MERGE_MAX (64u << 10) /* a merged chunk's text stops growing here */
+#define RING_BLOCK      64u         /* the ring's slots are allocated this many at a time */
 
 struct bus_sub {
     bus *b;
@@ -30,8 +31,11 @@ struct slot {
 
 struct bus {
     pthread_mutex_t mu;
-    uint64_t next_seq;           /* starts at the creation time in microseconds */
-    struct slot *ring[BUS_RING]; /* NULL until used: an idle session's bus stays small */
+    uint64_t next_seq; /* starts at the creation time in microseconds */
+    /* The ring of the last BUS_RING events, by sequence number modulo BUS_RING, in blocks of
+     * RING_BLOCK slot pointers allocated when first used: a reply of a few dozen events costs
+     * one block, not the whole ring's 8 KiB. */
+    struct slot **ring[BUS_RING / RING_BLOCK];
     bus_sub *subs;
     bool closed;
     int held;          /* bus_hold depth: wake-ups wait for bus_release */
@@ -49,17 +53,36 @@ bus *bus_new(void)
     return b;
 }
 
+/* The slot at ring index i, NULL when none was ever taken there. */
+static struct slot *ring_get(const bus *b, size_t i)
+{
+    struct slot **blk = b->ring[i / RING_BLOCK];
+    return blk ? blk[i % RING_BLOCK] : NULL;
+}
+
+/* Where the slot at ring index i goes, its block allocated if needed; NULL when out of memory. */
+static struct slot **ring_ref(bus *b, size_t i)
+{
+    struct slot ***blk = &b->ring[i / RING_BLOCK];
+    if (!*blk && !(*blk = calloc(RING_BLOCK, sizeof **blk))) return NULL;
+    return &(*blk)[i % RING_BLOCK];
+}
+
 void bus_free(bus *b)
 {
     if (!b) return;
-    for (int i = 0; i < BUS_RING; i++) {
-        struct slot *e = b->ring[i];
-        if (!e) continue;
-        free(e->event);
-        free(e->data);
-        free(e->kind);
-        buf_free(&e->text);
-        free(e);
+    for (size_t k = 0; k < BUS_RING / RING_BLOCK; k++) {
+        if (!b->ring[k]) continue;
+        for (size_t i = 0; i < RING_BLOCK; i++) {
+            struct slot *e = b->ring[k][i];
+            if (!e) continue;
+            free(e->event);
+            free(e->data);
+            free(e->kind);
+            buf_free(&e->text);
+            free(e);
+        }
+        free(b->ring[k]);
     }
     pthread_mutex_destroy(&b->mu);
     free(b);
@@ -85,15 +108,15 @@ static void wake_armed(bus *b)
 static struct slot *take_slot(bus *b, char *event, char *data, char *kind)
 {
     uint64_t seq = b->next_seq++;
-    size_t i = seq % BUS_RING;
-    struct slot *e = b->ring[i];
+    struct slot **ref = ring_ref(b, seq % BUS_RING);
+    struct slot *e = ref ? *ref : NULL;
     if (e) {
         free(e->event);
         free(e->data);
         free(e->kind);
         buf_free(&e->text); /* a merged chunk's allocation is not kept */
-    } else {
-        e = b->ring[i] = calloc(1, sizeof *e);
+    } else if (ref) {
+        e = *ref = calloc(1, sizeof *e);
     }
     if (!e || !event || (!data && !kind)) {
         if (e) e->seq = 0; /* never a valid sequence number: a gap */
@@ -128,10 +151,9 @@ static bool mergeable(bus *b, const char *event, const char *kind, size_t n)
 {
     if (b->next_seq == 0) return false;
     uint64_t last = b->next_seq - 1;
-    size_t slot = last % BUS_RING;
-    if (!b->ring[slot] || b->ring[slot]->seq != last || !b->ring[slot]->stale ||
-        !b->ring[slot]->kind || strcmp(b->ring[slot]->kind, kind) || !b->ring[slot]->event ||
-        strcmp(b->ring[slot]->event, event) || b->ring[slot]->text.len + n > CHUNK_MERGE_MAX)
+    const struct slot *e = ring_get(b, last % BUS_RING);
+    if (!e || e->seq != last || !e->stale || !e->kind || strcmp(e->kind, kind) || !e->event ||
+        strcmp(e->event, event) || e->text.len + n > CHUNK_MERGE_MAX)
         return false;
     for (bus_sub *s = b->subs; s; s = s->next)
         if (s->cursor > last) return false;
@@ -145,7 +167,7 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
     struct slot *e;
     if (mergeable(b, event, kind, n)) {
         seq = b->next_seq - 1;
-        e = b->ring[seq % BUS_RING];
+        e = ring_get(b, seq % BUS_RING);
     } else {
         seq = b->next_seq;
         e = take_slot(b, strdup(event), NULL, strdup(kind));
@@ -161,14 +183,14 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
 }
 
 /* A chunk's data, rendered from its text when stale; under the lock. */
-static const char *slot_data(bus *b, size_t slot)
+static const char *slot_data(struct slot *sl)
 {
-    if (b->ring[slot]->stale) {
+    if (sl->stale) {
         /* {"type":kind,"text":text}, as jansson would write it, without a tree per chunk */
         buf out;
         buf_init(&out, BUF_CAP_SSE_OUT);
-        const char *kind = b->ring[slot]->kind ? b->ring[slot]->kind : "";
-        const buf *text = &b->ring[slot]->text;
+        const char *kind = sl->kind ? sl->kind : "";
+        const buf *text = &sl->text;
         gd_err e = buf_puts(&out, "{\"type\":");
         if (!e) e = buf_json_string(&out, kind, strlen(kind));
         if (!e) e = buf_puts(&out, ",\"text\":");
@@ -177,14 +199,14 @@ static const char *slot_data(bus *b, size_t slot)
         char *d = e ? NULL : buf_detach(&out);
         buf_free(&out);
         if (d) {
-            free(b->ring[slot]->data);
-            b->ring[slot]->data = d;
-            b->ring[slot]->stale = false;
+            free(sl->data);
+            sl->data = d;
+            sl->stale = false;
             /* Read now, so nothing merges into it any more: the rendered data is all we keep. */
-            buf_free(&b->ring[slot]->text);
+            buf_free(&sl->text);
         }
     }
-    return b->ring[slot]->data ? b->ring[slot]->data : "{}";
+    return sl->data ? sl->data : "{}";
 }
 
 uint64_t bus_next_seq(bus *b)
@@ -247,14 +269,14 @@ static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool 
     bus_read r;
     pthread_mutex_lock(&b->mu);
     if (s->cursor < b->next_seq) {
-        size_t slot = s->cursor % BUS_RING;
-        if (!b->ring[slot] || b->ring[slot]->seq != s->cursor) {
+        struct slot *sl = ring_get(b, s->cursor % BUS_RING);
+        if (!sl || sl->seq != s->cursor) {
             s->cursor = b->next_seq;
             r = BUS_GAP;
         } else {
             *seq = s->cursor++;
-            *event = strdup(b->ring[slot]->event);
-            *data = strdup(slot_data(b, slot));
+            *event = strdup(sl->event);
+            *data = strdup(slot_data(sl));
             r = BUS_EVENT;
         }
     } else if (b->closed) {

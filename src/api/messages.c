@@ -168,7 +168,12 @@ static long sse_read(void *cls, char *dst, size_t max)
         buf_reset(&w->out);
         w->off = 0;
         if (w->done) return HTTP_STREAM_END;
-        if (!pull_event(w, true)) return 0; /* suspended until the next publish */
+        if (!pull_event(w, true)) {
+            /* suspended until the next publish: a stream that waits (a reply between tokens, an
+             * idle watcher) holds no buffer meanwhile */
+            buf_free(&w->out);
+            return 0;
+        }
         /* Everything else ready, up to what fits this call: one send for many events, so that
          * a fast provider's stream does not cost a send (and an epoll round) per token. */
         while (!w->done && w->out.len < max && pull_event(w, false))

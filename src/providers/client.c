@@ -30,12 +30,20 @@
 
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS  30000
+/* libcurl's receive buffer per transfer (its default is 16 KiB): a provider's stream comes in
+ * small events, and a reply held open for a minute keeps it all that time. */
+#define RECV_BUFFER 4096L
 
 struct prov_call {
     prov_client *cl;
-    provider_cfg cfg;
+    /* what the attempts need of the caller's provider_cfg (not a copy of its 2.5 KB: the key
+     * went into hdrs) */
+    const provider_def *def;
+    char *url, *base, *model;
+    long timeout_s, max_retries;
     const prov_dialect_ops *d;
-    char *body;
+    char *body; /* kept for a retry until output starts and libcurl has sent it all */
+    size_t body_len;
     struct curl_slist *hdrs;
     CURL *easy;
     prov_sink user; /* the caller's sink */
@@ -45,6 +53,7 @@ struct prov_call {
     prov_parser *parser;
     sse_reader *sse;
     prov_result res;
+    long status; /* the attempt's HTTP status, once its body comes (on_body) */
     bool output_started;
     bool stream_error; /* the parser rejected the stream */
     bool cancel;
@@ -63,16 +72,30 @@ struct prov_client {
 
 /* ---- the sink wrapper ---- */
 
+/* Output started: the call is not retried any more (fail_or_retry), so its body is freed once
+ * libcurl has sent all of it (it reads CURLOPT_POSTFIELDS in place). */
+static void output_starts(prov_call *c)
+{
+    c->output_started = true;
+    if (!c->body || !c->easy) return;
+    curl_off_t sent = -1;
+    if (curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK ||
+        sent != (curl_off_t)c->body_len)
+        return;
+    free(c->body);
+    c->body = NULL;
+}
+
 static void w_text(void *ud, const char *s, size_t n)
 {
     prov_call *c = ud;
-    c->output_started = true;
+    if (!c->output_started) output_starts(c);
     c->user.text(c->user.ud, s, n);
 }
 static void w_thinking(void *ud, const char *s, size_t n)
 {
     prov_call *c = ud;
-    c->output_started = true;
+    if (!c->output_started) output_starts(c);
     if (c->user.thinking) c->user.thinking(c->user.ud, s, n);
 }
 static void w_signature(void *ud, const char *s)
@@ -83,7 +106,7 @@ static void w_signature(void *ud, const char *s)
 static void w_tool_call(void *ud, const char *id, const char *name, json_t *args)
 {
     prov_call *c = ud;
-    c->output_started = true;
+    if (!c->output_started) output_starts(c);
     c->user.tool_call(c->user.ud, id, name, args);
 }
 
@@ -100,8 +123,9 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     prov_call *c = ud;
     size_t len = size * n;
     if (c->cancel) return 0; /* aborts the transfer */
-    long status = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    long status = c->status; /* the response's, read once (no redirect is followed) */
+    if (!status) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    c->status = status;
     if (status < 200 || status > 299) {
         /* Only the start is kept, to explain the error; its status is reported in any case, so
          * a piece lost to a lack of memory only shortens the explanation. */
@@ -161,8 +185,6 @@ static void on_transfer_end(CURL *easy, CURLcode code, void *ud)
 
 static bool attempt_start(prov_call *c)
 {
-    char url[1400];
-    c->d->url(&c->cfg, url, sizeof url);
     c->parser = c->d->parser_new(&c->mine);
     c->sse = sse_reader_new(BUF_CAP_SSE_LINE, on_event, c);
     c->easy = curl_easy_init();
@@ -172,10 +194,13 @@ static bool attempt_start(prov_call *c)
     }
     buf_reset(&c->errbody);
     memset(&c->res, 0, sizeof c->res);
+    c->status = 0;
     c->stream_error = false;
     CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, RECV_BUFFER);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
@@ -183,10 +208,10 @@ static bool attempt_start(prov_call *c)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, c->cfg.timeout_s);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, c->timeout_s);
     /* A stall: less than 1 byte/s for api_timeout seconds. */
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->cfg.timeout_s);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->timeout_s);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     c->errbuf[0] = '\0';
@@ -195,7 +220,7 @@ static bool attempt_start(prov_call *c)
         snprintf(c->res.error, sizeof c->res.error, "cannot start the provider request");
         return false;
     }
-    log_debug("provider", "%s attempt %d: POST %s", c->cfg.def->name, c->attempt, url);
+    log_debug("provider", "%s attempt %d: POST %s", c->def->name, c->attempt, c->url);
     return true;
 }
 
@@ -205,6 +230,9 @@ static void call_free(prov_call *c)
     if (c->timer) loop_timer_cancel(c->timer);
     curl_slist_free_all(c->hdrs);
     free(c->body);
+    free(c->url);
+    free(c->base);
+    free(c->model);
     buf_free(&c->errbody);
     free(c);
 }
@@ -228,7 +256,7 @@ static void finish(prov_call *c)
         snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "cancelled");
         c->res.error[0] = '\0';
     }
-    metrics_provider_call(c->cfg.def->name, c->cfg.model, c->res.input_tokens, c->res.output_tokens,
+    metrics_provider_call(c->def->name, c->model, c->res.input_tokens, c->res.output_tokens,
                           !strcmp(c->res.stop_reason, "error"));
     c->done(c->ud, &c->res);
     call_free(c);
@@ -244,19 +272,28 @@ static void retry_now(void *ud)
     }
 }
 
+/* The first attempt could not start (prov_call_start): reported on the next iteration. */
+static void fail_now(void *ud)
+{
+    prov_call *c = ud;
+    c->timer = NULL;
+    if (!c->cancel) snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
+    finish(c);
+}
+
 static void fail_or_retry(prov_call *c)
 {
-    if (c->res.retryable && !c->output_started && c->attempt <= c->cfg.max_retries && !c->cancel) {
+    if (c->res.retryable && !c->output_started && c->attempt <= c->max_retries && !c->cancel) {
         long wait = c->res.retry_after_ms;
         if (!wait) {
             long base = RETRY_BASE_MS << (c->attempt - 1 < 6 ? c->attempt - 1 : 6);
             wait = base / 2 + (long)randombytes_uniform((uint32_t)(base / 2 + 1));
         }
         if (wait > RETRY_MAX_MS) wait = RETRY_MAX_MS;
-        log_info("provider", "%s: %s; retrying in %ld ms (attempt %d of %ld)", c->cfg.def->name,
-                 c->res.error, wait, c->attempt + 1, c->cfg.max_retries + 1);
+        log_info("provider", "%s: %s; retrying in %ld ms (attempt %d of %ld)", c->def->name,
+                 c->res.error, wait, c->attempt + 1, c->max_retries + 1);
         attempt_cleanup(c);
-        metrics_provider_retry(c->cfg.def->name, c->cfg.model);
+        metrics_provider_retry(c->def->name, c->model);
         c->timer = loop_timer_add(c->cl->l, (uint64_t)wait, retry_now, c);
         if (c->timer) return;
         snprintf(c->res.error, sizeof c->res.error, "out of memory scheduling a retry");
@@ -293,7 +330,7 @@ static void on_transfer_done(prov_call *c, CURLcode code)
                      "the provider's stream ended before it was complete (%s)", why);
         else
             snprintf(c->res.error, sizeof c->res.error, "cannot reach the provider at %s: %s",
-                     c->cfg.base, why);
+                     c->base, why);
         c->res.retryable = true;
         fail_or_retry(c);
         return;
@@ -302,7 +339,7 @@ static void on_transfer_done(prov_call *c, CURLcode code)
         c->d->error_body(c->errbody.data ? c->errbody.data : "", c->errbody.len, &c->res);
         char msg[sizeof c->res.error];
         snprintf(msg, sizeof msg, "%s", c->res.error);
-        snprintf(c->res.error, sizeof c->res.error, "%s returned HTTP %ld: %s", c->cfg.def->name,
+        snprintf(c->res.error, sizeof c->res.error, "%s returned HTTP %ld: %s", c->def->name,
                  status, msg);
         c->res.retryable = status == 429 || status >= 500;
         fail_or_retry(c);
@@ -399,9 +436,17 @@ prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char 
     prov_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->cl = cl;
-    c->cfg = *cfg;
+    c->def = cfg->def;
+    c->timeout_s = cfg->timeout_s;
+    c->max_retries = cfg->max_retries;
     c->d = dialect_of(cfg->def);
+    char url[sizeof cfg->base + sizeof cfg->path + sizeof cfg->model + 64];
+    c->d->url(cfg, url, sizeof url);
+    c->url = strdup(url);
+    c->base = strdup(cfg->base);
+    c->model = strdup(cfg->model);
     c->body = prov_body_text(c->d, cfg, system, messages, tools, tt);
+    c->body_len = c->body ? strlen(c->body) : 0;
     c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Accept: text/event-stream");
     c->hdrs = c->d->headers(cfg, c->hdrs);
@@ -417,8 +462,14 @@ prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char 
                           .tool_call = w_tool_call};
     c->done = done;
     c->ud = ud;
-    /* The first attempt starts on the next iteration, so done never runs inside this call. */
-    if (!c->body || !c->hdrs || !(c->timer = loop_timer_add(cl->l, 0, retry_now, c))) {
+    if (!c->body || !c->hdrs || !c->url || !c->base || !c->model) {
+        call_free(c);
+        return NULL;
+    }
+    /* The first attempt starts now: libcurl only notes the transfer here (its timer runs it on
+     * the next iteration), so done never runs inside this call. One that cannot start is
+     * reported on the next iteration, for the same reason. */
+    if (!attempt_start(c) && !(c->timer = loop_timer_add(cl->l, 0, fail_now, c))) {
         call_free(c);
         return NULL;
     }

@@ -190,12 +190,12 @@ struct prov_parser {
     bool done;       /* [DONE] seen */
     char finish[32]; /* finish_reason, "" until seen */
     long in_tokens, out_tokens;
-    int ncalls;
-    struct {
+    int ncalls; /* calls[0 .. ncalls): grown as the stream names them (most replies: none) */
+    struct oa_call {
         char *id;
         char *name;
         buf args;
-    } calls[MAX_TOOL_CALLS];
+    } * calls;
 };
 
 static prov_parser *oa_parser_new(const prov_sink *sink)
@@ -216,6 +216,7 @@ static void oa_parser_free(prov_parser *p)
         free(p->calls[i].name);
         buf_free(&p->calls[i].args);
     }
+    free(p->calls);
     js_free(&p->doc);
     buf_free(&p->scratch);
     free(p);
@@ -244,8 +245,15 @@ static gd_err tool_delta(prov_parser *p, int tc, prov_result *res)
     (void)js_int(d, js_get(d, tc, "index"), &idx); /* absent: 0, as a missing index always was */
     if (idx < 0 || idx >= MAX_TOOL_CALLS)
         return fail(res, "provider sent a tool call index out of range");
-    while (p->ncalls <= idx)
-        buf_init(&p->calls[p->ncalls++].args, BUF_CAP_TOOL_ARGS);
+    if (p->ncalls <= idx) {
+        struct oa_call *more = realloc(p->calls, (size_t)(idx + 1) * sizeof *more);
+        if (!more) return fail(res, "out of memory reading a tool call");
+        p->calls = more;
+        while (p->ncalls <= idx) {
+            p->calls[p->ncalls] = (struct oa_call){0};
+            buf_init(&p->calls[p->ncalls++].args, BUF_CAP_TOOL_ARGS);
+        }
+    }
     int fn = js_get(d, tc, "function");
     if (!take_string(p, tc, "id", &p->calls[idx].id) ||
         !take_string(p, fn, "name", &p->calls[idx].name))

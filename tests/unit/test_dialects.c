@@ -827,6 +827,59 @@ static void test_anthropic_edges(void **state)
     rec_free(&r);
 }
 
+/* OpenAI names tool calls by index: the parser's list grows to the highest one seen (the
+ * earlier indices, never named, are calls without a name), up to MAX_TOOL_CALLS (64). */
+#define OEV(json) "data: " json "\n\n"
+static const char O_CALL_AT_2[] = OEV(
+    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":2,\"id\":\"c2\","
+    "\"function\":{\"name\":\"t\",\"arguments\":\"{}\"}}]}}]}")
+    OEV("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}") "data: "
+                                                                                       "[DONE]\n\n";
+static const char O_CALLS_0_AND_1[] =
+    OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"c1\","
+        "\"function\":{\"name\":\"b\",\"arguments\":\"{\\\"x\\\":\"}}]}}]}")
+        OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c0\","
+            "\"function\":{\"name\":\"a\",\"arguments\":\"{}\"}}]}}]}")
+            OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{"
+                "\"arguments\":\"1}\"}}]}}]}")
+                OEV("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_"
+                    "reason\":\"tool_calls\"}]}") "data: [DONE]\n\n";
+static const char O_CALL_AT_64[] =
+    OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":64,\"id\":\"c\","
+        "\"function\":{\"name\":\"t\",\"arguments\":\"{}\"}}]}}]}");
+static const char O_CALL_AT_63[] =
+    OEV("{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":63,\"id\":\"c\","
+        "\"function\":{\"name\":\"t\",\"arguments\":\"{}\"}}]}}]}") "data: [DONE]\n\n";
+
+static void test_openai_call_indices(void **state)
+{
+    (void)state;
+    rec r;
+    prov_result res;
+    /* index 2 first: 0 and 1 were never named, which the end reports */
+    assert_int_equal(run1(&dialect_openai, O_CALL_AT_2, &r, &res), GD_EINVAL);
+    assert_string_equal(res.error, "provider sent a tool call without a name");
+    rec_free(&r);
+
+    /* out of order, the arguments of the second coming in two pieces around the first */
+    assert_int_equal(run1(&dialect_openai, O_CALLS_0_AND_1, &r, &res), GD_OK);
+    json_t *want = json_pack("[{s:s, s:s, s:{}}, {s:s, s:s, s:{s:i}}]", "id", "c0", "name", "a",
+                             "arguments", "id", "c1", "name", "b", "arguments", "x", 1);
+    assert_true(json_equal(r.calls, want));
+    json_decref(want);
+    assert_string_equal(res.stop_reason, "tool_use");
+    rec_free(&r);
+
+    assert_int_equal(run1(&dialect_openai, O_CALL_AT_64, &r, &res), GD_EINVAL);
+    assert_string_equal(res.error, "provider sent a tool call index out of range");
+    rec_free(&r);
+
+    /* the highest index there is: 63 unnamed calls before it */
+    assert_int_equal(run1(&dialect_openai, O_CALL_AT_63, &r, &res), GD_EINVAL);
+    assert_string_equal(res.error, "provider sent a tool call without a name");
+    rec_free(&r);
+}
+
 static void test_google_edges(void **state)
 {
     rec r;
@@ -1628,6 +1681,7 @@ int main(void)
         cmocka_unit_test(test_google_signature_order),
         cmocka_unit_test(test_anthropic_signature_at_block_stop),
         cmocka_unit_test(test_anthropic_edges),
+        cmocka_unit_test(test_openai_call_indices),
         cmocka_unit_test(test_google_edges),
         cmocka_unit_test(test_error_bodies),
         cmocka_unit_test(test_build_openai),
