@@ -44,7 +44,8 @@ static const char *find_end(const char *start, const char *end, const char *from
 
 static long parse_request_line(const char *p, const char *e, h1_head *h)
 {
-    if (memchr(p, '\r', (size_t)(e - p))) return bad(h, "a CR without LF in the request line", NULL, 0);
+    if (memchr(p, '\r', (size_t)(e - p)))
+        return bad(h, "a CR without LF in the request line", NULL, 0);
     const char *sp1 = memchr(p, ' ', (size_t)(e - p));
     if (!sp1 || sp1 == p) return bad(h, "a malformed request line", NULL, 0);
     for (const char *q = p; q < sp1; q++)
@@ -116,7 +117,8 @@ long h1_parse_head(const char *buf, size_t len, size_t max, size_t from, h1_head
     h->bad = NULL;
     h->badlen = 0;
     /* empty lines before the request line (after a body, some clients send one) */
-    while (start < end && (*start == '\n' || (*start == '\r' && start + 1 < end && start[1] == '\n')))
+    while (start < end &&
+           (*start == '\n' || (*start == '\r' && start + 1 < end && start[1] == '\n')))
         start += *start == '\n' ? 1 : 2;
     if (start == end) return len > max ? H1_HEAD_TOO_BIG : H1_MORE;
     const char *first = line_end(start, end);
@@ -156,8 +158,20 @@ bool h1_name_is(const h1_header *hd, const char *name)
 
 /* ---- chunked ---- */
 
-enum { C_SIZE, C_SIZE_WS, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER, C_TLINE,
-       C_TLF, C_END_LF, C_DONE };
+enum {
+    C_SIZE,
+    C_SIZE_WS,
+    C_EXT,
+    C_SIZE_LF,
+    C_DATA,
+    C_DATA_CR,
+    C_DATA_LF,
+    C_TRAILER,
+    C_TLINE,
+    C_TLF,
+    C_END_LF,
+    C_DONE
+};
 
 static int hexval(unsigned char c)
 {
@@ -261,7 +275,8 @@ int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t 
             *used = i;
             return 1;
         case C_TLINE:
-            if (c == '\n') d->state = C_TRAILER;
+            if (c == '\n')
+                d->state = C_TRAILER;
             else if ((c < ' ' && c != '\t' && c != '\r') || c == 0x7F)
                 return -1;
             break;

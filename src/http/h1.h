@@ -33,11 +33,11 @@ typedef struct {
 
 /* What h1_parse_head returns when it does not return the head's length. */
 enum {
-    H1_MORE = 0,             /* the head is not complete yet */
-    H1_BAD = -400,           /* malformed (h->why says how) */
+    H1_MORE = 0,               /* the head is not complete yet */
+    H1_BAD = -400,             /* malformed (h->why says how) */
     H1_TARGET_TOO_LONG = -414, /* the request line alone is over the limit */
-    H1_HEAD_TOO_BIG = -431,  /* the head is over the limit (or has too many fields) */
-    H1_VERSION = -505,       /* not HTTP/1.x (HTTP/2's preface included) */
+    H1_HEAD_TOO_BIG = -431,    /* the head is over the limit (or has too many fields) */
+    H1_VERSION = -505,         /* not HTTP/1.x (HTTP/2's preface included) */
 };
 
 /* Parses the request head at buf[0..len). Returns its length (through its empty line; leading
@@ -55,9 +55,9 @@ bool h1_name_is(const h1_header *hd, const char *name);
 /* Incremental decoder of a chunked body. Zero it to start. */
 typedef struct {
     int state;
-    uint64_t left;    /* bytes of the current chunk still to come */
-    size_t linelen;   /* bytes of the current size or trailer line */
-    size_t trailers;  /* bytes of trailer section so far */
+    uint64_t left;   /* bytes of the current chunk still to come */
+    size_t linelen;  /* bytes of the current size or trailer line */
+    size_t trailers; /* bytes of trailer section so far */
     int digits;
 } h1_chunked;
 

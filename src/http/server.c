@@ -872,6 +872,7 @@ static void begin(http_req *r, const struct framing *f)
     if (r->m.bad_segment) {
         char seg[200];
         utf8_clean(r->m.segment, seg, sizeof seg, true);
+        http_add_header(r, "Connection", "close"); /* a malformed request: nothing more on it */
         http_reply_error(r, 400, "bad_request", "path segment %d (\"%s\") holds %s",
                          r->m.bad_segment, seg, r->m.why);
         return;
@@ -1784,6 +1785,8 @@ static void head_done(hconn *c, long hlen, const h1_head *h)
     if (body) {
         if (r->expect && !r->status) send_continue(c);
         c->state = ST_BODY;
+        conns_body_wait(s->conns, c->cn); /* each piece of the body is due within the deadline */
+        c->deadline = c->cn != NULL;
         return;
     }
     body_done(c);
@@ -1809,8 +1812,15 @@ static bool step_handshake(hconn *c)
     if (!gnutls_error_is_fatal(rc)) return true;
     log_debug("http", "fd %d: TLS handshake with %s failed: %s", c->fd, c->client,
               gnutls_strerror(rc));
-    conn_close(c);
-    return false;
+    /* closed after reading what the client sent (plain HTTP, say): a close with unread bytes
+     * would reset the connection */
+    gnutls_deinit(c->tls);
+    c->tls = NULL;
+    shutdown(c->fd, SHUT_WR);
+    c->state = ST_LINGER;
+    c->lingered = 0;
+    tl_add(&c->w->linger, c);
+    return true;
 }
 
 static bool step_head(hconn *c)
@@ -1829,7 +1839,7 @@ static bool step_head(hconn *c)
         c->scanned = c->rlen;
         if (!c->deadline) { /* the head comes in pieces: its deadline runs */
             conns_body_wait(w->s->conns, c->cn);
-            c->deadline = true;
+            c->deadline = c->cn != NULL;
         }
     }
     if (!c->readable) return false;
@@ -1920,7 +1930,7 @@ static bool step_body(hconn *c)
     if (k > 0) {
         c->rlen += (size_t)k;
         conns_body_wait(c->w->s->conns, c->cn); /* the next piece is due within the deadline */
-        c->deadline = true;
+        c->deadline = c->cn != NULL;
         return true;
     }
     if (k == IO_AGAIN) return false;
