@@ -2433,6 +2433,11 @@ static void workers_free(http_server *s, unsigned n)
             conn_close(c);
         }
         free_graves(w);
+        while (w->qhead) { /* only requests freed with a resume on its way can be left */
+            http_req *r = w->qhead;
+            w->qhead = r->qnext;
+            if (r->zombie) free(r);
+        }
         for (int k = 0; k < w->nfree; k++)
             free(w->freebufs[k]);
         close(w->epfd);

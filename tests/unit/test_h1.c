@@ -182,9 +182,12 @@ static void test_chunked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_simple_request), cmocka_unit_test(test_bare_lf_and_leading_empty_lines),
-        cmocka_unit_test(test_incomplete_in_pieces), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_versions),       cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_simple_request),
+        cmocka_unit_test(test_bare_lf_and_leading_empty_lines),
+        cmocka_unit_test(test_incomplete_in_pieces),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_chunked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
