@@ -1254,7 +1254,10 @@ static int flush_out(hconn *c, bool head_is_scratch)
             }
             return 0;
         }
-        if (k < 0) return -1;
+        if (k < 0) {
+            if (head_is_scratch) c->ohead = NULL; /* not ours to free */
+            return -1;
+        }
         c->ooff += (size_t)k;
     }
     if (!head_is_scratch) free(c->ohead);
@@ -1368,22 +1371,25 @@ static const char *http_date(worker *w)
     return w->date;
 }
 
-/* Appends to out at *n (cap bytes); false when it does not fit. */
-static bool put(char *out, size_t cap, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static bool put(char *out, size_t cap, size_t *n, const char *fmt, ...)
+/* Appends the strings (up to a NULL) to out at *n (cap bytes); false when they do not fit (then
+ * *n is cap). */
+static bool put(char *out, size_t cap, size_t *n, ...)
 {
-    if (*n >= cap) return false;
     va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(out + *n, cap - *n, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= cap - *n) {
-        *n = cap;
-        return false;
+    va_start(ap, n);
+    bool ok = true;
+    for (const char *p; (p = va_arg(ap, const char *));) {
+        size_t l = strlen(p);
+        if (l > cap - *n) {
+            *n = cap;
+            ok = false;
+            break;
+        }
+        memcpy(out + *n, p, l);
+        *n += l;
     }
-    *n += (size_t)k;
-    return true;
+    va_end(ap);
+    return ok;
 }
 
 static bool header_is(const http_req *r, const char *name, const char *value)
@@ -1401,37 +1407,43 @@ static size_t build_head(hconn *c, http_req *r, char *out)
     bool stream = r->sc != NULL;
     if (header_is(r, "Connection", "close") || !r->keep || (stream && r->minor == 0) || !r->framed)
         c->close_after = true;
-    put(out, cap, &n, "HTTP/1.1 %d %s\r\nDate: %s\r\n", st, reason(st), http_date(c->w));
-    if (r->ctype) put(out, cap, &n, "Content-Type: %s\r\n", r->ctype);
-    put(out, cap, &n, "X-Request-Id: %s\r\n", r->rid);
+    char code[8];
+    snprintf(code, sizeof code, "%d ", st < 100 || st > 999 ? 500 : st);
+    put(out, cap, &n, "HTTP/1.1 ", code, reason(st), "\r\nDate: ", http_date(c->w), "\r\n", NULL);
+    if (r->ctype) put(out, cap, &n, "Content-Type: ", r->ctype, "\r\n", NULL);
+    put(out, cap, &n, "X-Request-Id: ", r->rid, "\r\n", NULL);
     if (r->origin)
-        put(out, cap, &n,
-            "Access-Control-Allow-Origin: %s\r\nAccess-Control-Expose-Headers: X-Request-Id, "
-            "X-Total-Count, Location, Link\r\nVary: Origin\r\n",
-            r->origin);
+        put(out, cap, &n, "Access-Control-Allow-Origin: ", r->origin,
+            "\r\nAccess-Control-Expose-Headers: X-Request-Id, X-Total-Count, Location, "
+            "Link\r\nVary: Origin\r\n",
+            NULL);
     bool own_connection = false;
     for (int i = 0; i < r->nhdrs; i++) {
         if (!strcasecmp(r->hdrs[i][0], "Connection")) own_connection = true;
-        put(out, cap, &n, "%s: %s\r\n", r->hdrs[i][0], r->hdrs[i][1]);
+        put(out, cap, &n, r->hdrs[i][0], ": ", r->hdrs[i][1], "\r\n", NULL);
     }
     if (st == 101)
-        put(out, cap, &n, "Connection: Upgrade\r\n");
+        put(out, cap, &n, "Connection: Upgrade\r\n", NULL);
     else if (stream) {
-        if (r->minor >= 1) put(out, cap, &n, "Transfer-Encoding: chunked\r\n");
-    } else if (st >= 200 && st != 204 && st != 304)
-        put(out, cap, &n, "Content-Length: %zu\r\n", r->rbodylen);
+        if (r->minor >= 1) put(out, cap, &n, "Transfer-Encoding: chunked\r\n", NULL);
+    } else if (st >= 200 && st != 204 && st != 304) {
+        char len[24];
+        snprintf(len, sizeof len, "%zu", r->rbodylen);
+        put(out, cap, &n, "Content-Length: ", len, "\r\n", NULL);
+    }
     if (st != 101 && !own_connection) {
         if (c->close_after)
-            put(out, cap, &n, "Connection: close\r\n");
+            put(out, cap, &n, "Connection: close\r\n", NULL);
         else if (r->minor == 0)
-            put(out, cap, &n, "Connection: keep-alive\r\n");
+            put(out, cap, &n, "Connection: keep-alive\r\n", NULL);
     }
-    if (!put(out, cap, &n, "\r\n")) {
-        log_error("http", "the reply head to %s %s is over %d bytes; sent as a 500", r->method,
+    if (!put(out, cap, &n, "\r\n", NULL)) {
+        log_error("http", "the reply head to %s %s is over %u bytes; sent as a 500", r->method,
                   r->path, HEAD_OUT_MAX);
         n = 0;
         put(out, cap, &n,
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            NULL);
         c->close_after = true;
         r->upgrade = NULL;
         r->status = 500;
