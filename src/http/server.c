@@ -210,6 +210,8 @@ struct http_server {
     tls_creds tls;
     gnutls_certificate_credentials_t xcred;
     gnutls_priority_t prio;
+    int reserve_fd;     /* a descriptor given up to shed a client when none is left (shed_one) */
+    time_t shed_logged; /* when shedding was last logged (under mu) */
 };
 
 struct http_req {
@@ -2263,6 +2265,27 @@ static void drain_queue(worker *w)
     }
 }
 
+/* Out of descriptors: the listening socket stays readable (its epoll would wake every thread at
+ * once, for ever), so the waiting client is accepted on the descriptor kept in reserve and closed
+ * at once. */
+static void shed_one(http_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->reserve_fd >= 0) {
+        close(s->reserve_fd);
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) close(fd);
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    time_t now = time(NULL);
+    bool say = now != s->shed_logged;
+    s->shed_logged = now;
+    pthread_mutex_unlock(&s->mu);
+    if (say)
+        log_warn("http", "out of file descriptors: new connections are closed at once (raise the "
+                         "open-file limit, or lower max_connections)");
+}
+
 static void accept_some(worker *w)
 {
     http_server *s = w->s;
@@ -2272,6 +2295,10 @@ static void accept_some(worker *w)
         int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                shed_one(s);
+                return;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 log_warn("http", "accept: %s", strerror(errno));
             return;
@@ -2491,6 +2518,7 @@ static void tls_teardown(http_server *s)
 /* Frees a server that failed to start (nothing running). */
 static http_server *start_failed(http_server *s)
 {
+    if (s->reserve_fd >= 0) close(s->reserve_fd);
     if (s->conns) conns_free(s->conns);
     if (s->listen_fd >= 0) close(s->listen_fd);
     tls_teardown(s);
@@ -2556,6 +2584,7 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     s->nroutes = nroutes;
     s->app = app;
     s->listen_fd = -1;
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
     /* the certificate first: a bad file stops the start before anything is bound */
@@ -2640,6 +2669,7 @@ bool http_stop(http_server *s, int timeout_ms)
     workers_free(s, s->nworkers);
     conns_free(s->conns); /* every connection is closed now */
     close(s->listen_fd);
+    if (s->reserve_fd >= 0) close(s->reserve_fd);
     tls_teardown(s);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
