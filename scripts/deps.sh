@@ -16,9 +16,9 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 # bubblewrap: shell commands and stdio extensions run under bwrap (without it goosed refuses to
 # run tools unless `sandbox: off`).
-# libgnutls28-dev: goosed's own TLS (the certificate checked and the self-signed one made with the
-# library libmicrohttpd serves it with).
-pkgs=(gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev
+# libgnutls28-dev: goosed's own TLS (the certificate checked, the self-signed one made, HTTPS
+# served by its own HTTP engine).
+pkgs=(gcc make cmake pkg-config libjansson-dev libyaml-dev libsqlite3-dev
       libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap libgnutls28-dev)
 case $what in
   build) ;;

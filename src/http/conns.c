@@ -4,12 +4,11 @@
  * the `idle` queue. Each queue's entries share one duration (header_timeout, the idle poll), so
  * appending keeps a queue sorted by due time: the sweeper only ever looks at the heads.
  *
- * Why shutdown() from the sweeper is safe with libmicrohttpd 0.9.75: MHD calls the connection's
- * CLOSED notification (which takes our lock and removes the record) before it closes the socket,
- * so a socket the sweeper finds in a queue is still open and still that connection's. shutdown()
- * (unlike close()) leaves the descriptor to MHD; it wakes MHD's epoll (the read side reports end
- * of file), MHD's thread for that connection reads 0 bytes and closes the connection as it does
- * when a client goes away.
+ * Why shutdown() from the sweeper is safe: the server calls conns_close (which takes our lock and
+ * removes the record) before it closes the socket, so a socket the sweeper finds in a queue is
+ * still open and still that connection's. shutdown() (unlike close()) leaves the descriptor to the
+ * server; it wakes the connection's epoll (the read side reports end of file), and the
+ * connection's thread reads 0 bytes and closes it as it does when a client goes away.
  *
  * An idle kept-alive connection has no deadline; the kernel's count of bytes received on it
  * (TCP_INFO) tells the sweeper when the next request has started, within one idle poll. */

@@ -1,5 +1,5 @@
 /* The certificate and key goosed serves HTTPS with: read and checked here (so that a bad file
- * stops goosed with a message naming it, not a bare "cannot start" from libmicrohttpd), or made
+ * stops goosed with a message naming it, not a bare "cannot start" from the server), or made
  * once and stored when tls_self_signed asks for it. See tls.h. */
 #include "http/tls.h"
 
@@ -194,7 +194,7 @@ static gd_err check_pair(const char *cert_pem, const char *key_pem, struct file_
                  kf.label, kf.path, cf.label, cf.path);
         goto out;
     }
-    /* what libmicrohttpd will do with them, so that it cannot fail for a reason not named here */
+    /* what the server will do with them, so that it cannot fail for a reason not named here */
     if ((e = gnutls_certificate_allocate_credentials(&creds)) < 0 ||
         (e = gnutls_certificate_set_x509_key_mem2(creds, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) <
             0) {

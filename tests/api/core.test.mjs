@@ -88,7 +88,7 @@ describe('tools run without holding a thread', () => {
       assert.equal(result.is_error, false, JSON.stringify(result));
       assert.match(result.content[0].text, new RegExp(`saw ${N} running`));
     }
-    // MHD's threads, the agent loop, the WebSocket loop, the store's writer, 4 tool workers.
+    // The HTTP threads, the agent loop, the WebSocket loop, the store's writer, 4 tool workers.
     assert.ok(during < 32, `goosed ran ${during} threads while ${N} tools ran`);
     console.log(`# ${N} concurrent 2 s shell tools: ${wall} ms wall, ${during} threads in goosed`);
   });
