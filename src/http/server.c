@@ -78,6 +78,7 @@
 #include "core/utf8.h"
 #include "http/conns.h"
 #include "http/h1.h"
+#include "http/origin.h"
 #include "http/tls.h"
 
 #define MAX_EXTRA_HEADERS 8
@@ -247,7 +248,7 @@ struct http_req {
     void *on_done_arg;
     void *state;        /* http_state */
     const char *origin; /* the request's Origin when it is allowed, else NULL */
-    bool origin_own;    /* the request's Origin is this server's own (origin_is_own) */
+    bool origin_own;    /* the request's Origin is this server's own (origin.h) */
     char rid[RID_MAX + 1];
     int nhdrs;
     char *hdrs[MAX_EXTRA_HEADERS][2];
@@ -601,91 +602,6 @@ static bool valid_rid(const char *v)
     return true;
 }
 
-static const char *allowed_origin(const config *cfg, const char *origin)
-{
-    if (!origin) return NULL;
-    for (int i = 0; i < cfg->ncors; i++)
-        if (!strcmp(cfg->cors[i], "*") || !strcmp(cfg->cors[i], origin)) return origin;
-    return NULL;
-}
-
-/* Whether name (a Host's name part, brackets kept for IPv6) names this machine's loopback:
- * localhost, 127.x.x.x or [::1]. */
-static bool loopback_name(const char *name)
-{
-    struct in_addr a4;
-    if (!strcasecmp(name, "localhost") || !strcmp(name, "[::1]")) return true;
-    return inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
-}
-
-/* Splits a Host value ("name", "name:port", "[v6]:port") into its name (into name) and port (0
- * when none). false when it is not of that shape. */
-static bool host_split(const char *host, char *name, size_t namelen, long *port)
-{
-    const char *colon;
-    if (host[0] == '[') {
-        const char *close = strchr(host, ']');
-        if (!close) return false;
-        colon = close[1] == ':' ? close + 1 : NULL;
-        if (close[1] && !colon) return false;
-    } else {
-        colon = strchr(host, ':');
-    }
-    size_t n = colon ? (size_t)(colon - host) : strlen(host);
-    if (n == 0 || n >= namelen) return false;
-    memcpy(name, host, n);
-    name[n] = '\0';
-    *port = 0;
-    if (colon) {
-        char *end;
-        errno = 0;
-        const char *p = colon + 1;
-        if (*p < '0' || *p > '9') return false;
-        *port = strtol(p, &end, 10);
-        if (errno || *end || *port < 1 || *port > 65535) return false;
-    }
-    return true;
-}
-
-/* Whether host (a Host header, or an origin's host[:port]) is listed in allowed_hosts, whole or
- * by its name alone; with star, "*" lists every host. */
-static bool host_listed(const config *cfg, const char *host, const char *name, bool star)
-{
-    for (int i = 0; i < cfg->nallowed_hosts; i++)
-        if ((star && !strcmp(cfg->allowed_hosts[i], "*")) ||
-            !strcasecmp(cfg->allowed_hosts[i], host) || !strcasecmp(cfg->allowed_hosts[i], name))
-            return true;
-    return false;
-}
-
-/* Whether a server bound to loopback may answer a request for host: a page on a domain an
- * attacker rebinds to 127.0.0.1 sends its own domain as Host, and is refused. */
-static bool host_allowed(const http_server *s, const char *host)
-{
-    char name[256];
-    long port;
-    if (!host_split(host, name, sizeof name, &port)) return false;
-    return loopback_name(name) || host_listed(s->cfg, host, name, true);
-}
-
-/* Whether origin ("http://127.0.0.1:3000") is this server's own: a loopback name with this
- * server's port and scheme (https when it serves TLS), or a host named in allowed_hosts ("*"
- * names none here; a proxy in front may serve it either way). Comparing Origin with the request's
- * Host would not do: a rebound page sends its own domain as both. */
-static bool origin_is_own(const http_server *s, const char *origin)
-{
-    if (!origin) return false;
-    bool tls = !strncasecmp(origin, "https://", 8);
-    if (!tls && strncasecmp(origin, "http://", 7)) return false;
-    const char *host = origin + (tls ? 8 : 7);
-    char name[256];
-    long port;
-    if (!host_split(host, name, sizeof name, &port)) return false;
-    if (port == 0) port = tls ? 443 : 80;
-    return (loopback_name(name) && port == s->port && tls == s->tls_on) ||
-           host_listed(s->cfg, host, name, false);
-}
-
 static bool is_json_type(const char *ct)
 {
     if (!ct) return false;
@@ -762,7 +678,7 @@ static bool check_request(http_req *r, const struct framing *f)
         refuse_framing(r, "an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)");
         return false;
     }
-    if (host && s->loopback && !host_allowed(s, host)) {
+    if (host && s->loopback && !origin_host_allowed(s->cfg, host)) {
         char h[120];
         utf8_clean(host, h, sizeof h, true);
         http_reply_error(r, 421, "misdirected_host",
@@ -1538,8 +1454,8 @@ static http_req *req_new(hconn *c, const h1_head *h, size_t hlen)
         if (r->span) trace_id_hex(trace_span_ctx(r->span), r->lctx.trace_id);
     }
     const char *origin = http_header(r, "Origin");
-    r->origin = allowed_origin(s->cfg, origin);
-    r->origin_own = origin_is_own(s, origin);
+    r->origin = origin_listed(s->cfg, origin);
+    r->origin_own = origin_is_own(s->cfg, s->port, s->tls_on, origin);
     atomic_fetch_add(&s->inflight, 1);
     return r;
 }
