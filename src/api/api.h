@@ -36,7 +36,10 @@ bool api_session_found(http_req *r, const char *session_id);
 int api_start_failure(gd_err e, const char *session_id, const char *err, const char **code,
                       char *msg, size_t msglen);
 
-/* A session as the API shows it (id, name, working_dir, times, counts): a new object. */
+/* A session as the API shows it (id, name, working_dir, times, counts), appended to b as JSON
+ * text; GD_EINVAL (nothing appended) when its name or directory is not UTF-8, GD_ENOMEM. */
+gd_err api_session_text(buf *b, const store_session *s);
+/* The same as a new object (NULL when it cannot be made). */
 json_t *api_session_json(const store_session *s);
 /* Whether val (given as field) names a directory a session may work in: resolved into out (an
  * absolute real path), and inside allowed_roots. 0 when it does; else the HTTP status (400)

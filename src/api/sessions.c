@@ -11,22 +11,76 @@
 #include "auth/auth.h"
 #include "core/pool.h"
 #include "core/clock.h"
+#include "core/utf8.h"
 #include "core/ids.h"
 
 #define NAME_MAX_CHARS 256
 #define DEFAULT_NAME   "New session"
+/* a page of up to 1,000 sessions of at most a 1 KB name and a PATH_MAX directory each, escaped */
+#define SESSION_TEXT_CAP (64u << 20)
 
-json_t *api_session_json(const store_session *s)
+/* Whether the n bytes at p are all UTF-8 (a JSON string may hold nothing else). */
+static bool utf8_valid(const char *p, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_seq_len((const unsigned char *)p + i, n - i))) return false;
+    return true;
+}
+
+/* One string member: ,"key":"value" (first: no comma). */
+static gd_err member_string(buf *b, const char *key, const char *v)
+{
+    size_t n = strlen(v);
+    if (!utf8_valid(v, n)) return GD_EINVAL;
+    gd_err e = buf_puts(b, key);
+    if (!e) e = buf_json_string(b, v, n);
+    return e;
+}
+
+gd_err api_session_text(buf *b, const store_session *s)
 {
     char created[RFC3339_LEN], updated[RFC3339_LEN];
     clock_rfc3339(s->created_at, created);
     clock_rfc3339(s->updated_at, updated);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id", s->id, "name",
-                     s->name, "working_dir", s->working_dir, "working_directory", s->working_dir,
-                     "created_at", created, "updated_at", updated, "message_count",
-                     (json_int_t)s->message_count, "input_tokens", (json_int_t)s->input_tokens,
-                     "output_tokens", (json_int_t)s->output_tokens, "total_tokens",
-                     (json_int_t)(s->input_tokens + s->output_tokens));
+    size_t mark = b->len;
+    gd_err e = member_string(b, "{\"id\":", s->id);
+    if (!e) e = member_string(b, ",\"name\":", s->name);
+    if (!e) e = member_string(b, ",\"working_dir\":", s->working_dir);
+    if (!e) e = member_string(b, ",\"working_directory\":", s->working_dir);
+    if (!e)
+        e = buf_printf(b,
+                       ",\"created_at\":\"%s\",\"updated_at\":\"%s\",\"message_count\":%ld,"
+                       "\"input_tokens\":%ld,\"output_tokens\":%ld,\"total_tokens\":%lld}",
+                       created, updated, s->message_count, s->input_tokens, s->output_tokens,
+                       (long long)s->input_tokens + s->output_tokens);
+    if (e) b->len = mark;
+    return e;
+}
+
+json_t *api_session_json(const store_session *s)
+{
+    buf b;
+    buf_init(&b, SESSION_TEXT_CAP);
+    json_t *v = api_session_text(&b, s) ? NULL : json_loadb(b.data, b.len, 0, NULL);
+    buf_free(&b);
+    return v;
+}
+
+/* Replies with the session as api_session_text writes it (500 when it cannot be written). */
+static void reply_session(http_req *r, int status, const store_session *s)
+{
+    buf b;
+    buf_init(&b, SESSION_TEXT_CAP);
+    gd_err e = api_session_text(&b, s);
+    size_t len = b.len;
+    char *text = e ? NULL : buf_detach(&b);
+    buf_free(&b);
+    if (!text) {
+        http_reply_error(r, 500, "internal", "could not encode the session (%s)",
+                         e == GD_EINVAL ? "not UTF-8" : "out of memory");
+        return;
+    }
+    http_reply_json_text(r, status, text, len);
 }
 
 static size_t utf8_chars(const char *s)
@@ -168,7 +222,7 @@ static void create_finish(http_req *r)
     char loc[64];
     snprintf(loc, sizeof loc, "/api/sessions/%s", cs->s.id);
     http_add_header(r, "Location", loc);
-    http_reply_json(r, 201, api_session_json(&cs->s));
+    reply_session(r, 201, &cs->s);
 }
 
 void api_session_create(http_req *r)
@@ -256,10 +310,29 @@ void api_session_list(http_req *r)
         api_store_error(r, e, NULL, NULL);
         return;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, api_session_json(&list[i]));
+    /* The page written as text: the sessions, then (by cursor) the next one. */
+    buf b;
+    buf_init(&b, SESSION_TEXT_CAP);
+    e = buf_puts(&b, cursor ? "{\"sessions\":[" : "[");
+    for (size_t i = 0; !e && i < n; i++) {
+        if (i) e = buf_puts(&b, ",");
+        if (!e) e = api_session_text(&b, &list[i]);
+    }
     free(list);
+    if (!e) e = buf_puts(&b, "]");
+    if (!e && cursor) {
+        e = buf_puts(&b, ",\"next_cursor\":");
+        if (!e) e = next[0] ? buf_json_string(&b, next, strlen(next)) : buf_puts(&b, "null");
+        if (!e) e = buf_puts(&b, "}");
+    }
+    size_t len = b.len;
+    char *text = e ? NULL : buf_detach(&b);
+    buf_free(&b);
+    if (!text) {
+        http_reply_error(r, 500, "internal", "could not encode the sessions (%s)",
+                         e == GD_EINVAL ? "not UTF-8" : "out of memory");
+        return;
+    }
     char tc[24];
     snprintf(tc, sizeof tc, "%ld", total);
     http_add_header(r, "X-Total-Count", tc);
@@ -269,13 +342,7 @@ void api_session_list(http_req *r)
                  next);
         http_add_header(r, "Link", link);
     }
-    if (!cursor) {
-        http_reply_json(r, 200, arr);
-        return;
-    }
-    http_reply_json(r, 200,
-                    json_pack("{s:o, s:o}", "sessions", arr, "next_cursor",
-                              next[0] ? json_string(next) : json_null()));
+    http_reply_json_text(r, 200, text, len);
 }
 
 void api_session_get(http_req *r)
@@ -288,7 +355,7 @@ void api_session_get(http_req *r)
         api_store_error(r, e, id, NULL);
         return;
     }
-    http_reply_json(r, 200, api_session_json(&s));
+    reply_session(r, 200, &s);
 }
 
 void api_session_delete(http_req *r)
