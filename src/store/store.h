@@ -102,8 +102,9 @@ typedef struct {
     gd_err (*messages_list)(store *st, const char *session_id, json_t **out);
     /* The same as JSON text appended to out, a page at a time: at most limit messages (0: all)
      * after the cursor after (NULL or "": from the first); next as for session_page. Each
-     * message's content is copied as stored (checked, not parsed into a tree and written
-     * again); one that is not a JSON array is given as [] as messages_list does. GD_EINVAL
+     * message's content is copied as stored, not parsed into a tree and written again: the
+     * store wrote it as an array, so only its frame "[...]" is checked; one that is not framed
+     * so (a file edited by hand) is given as []. GD_EINVAL
      * for a cursor this store did not make; out is left as it was on any error. */
     gd_err (*messages_text)(store *st, const char *session_id, long limit, const char *after,
                             buf *out, char next[STORE_CURSOR_LEN]);

@@ -1092,6 +1092,96 @@ static void test_messages_roundtrip(void **state)
     store_close(st);
 }
 
+/* messages_text as a jansson-parsed array, checked against messages_list (the tree form). */
+static void text_matches_list(store *st, const char *sid, long limit)
+{
+    json_t *want;
+    ok(st->ops->messages_list(st, sid, &want));
+    json_t *got = json_array();
+    char cursor[STORE_CURSOR_LEN] = "";
+    for (int pages = 0;; pages++) {
+        assert_true(pages <= 1000);
+        buf b;
+        buf_init(&b, BUF_CAP_HISTORY);
+        char next[STORE_CURSOR_LEN];
+        ok(st->ops->messages_text(st, sid, limit, cursor, &b, next));
+        json_error_t err;
+        json_t *page = json_loadb(b.data, b.len, 0, &err);
+        if (!page) fail_msg("messages_text gave no JSON (%s): %.200s", err.text, b.data);
+        assert_true(json_is_array(page));
+        json_array_extend(got, page);
+        json_decref(page);
+        buf_free(&b);
+        if (!next[0]) break;
+        assert_true(limit > 0);
+        snprintf(cursor, sizeof cursor, "%s", next);
+    }
+    assert_int_equal(json_array_size(got), json_array_size(want));
+    for (size_t i = 0; i < json_array_size(want); i++) {
+        if (json_equal(json_array_get(got, i), json_array_get(want, i))) continue;
+        char *a = json_dumps(json_array_get(got, i), JSON_COMPACT);
+        char *w = json_dumps(json_array_get(want, i), JSON_COMPACT);
+        fail_msg("message %zu: messages_text %s\nmessages_list %s", i, a, w);
+    }
+    json_decref(got);
+    json_decref(want);
+}
+
+/* messages_text: the same messages as messages_list, whole or by pages, whatever their content
+ * and time (days apart, before the epoch, past year 9999); a content that is not a stored array
+ * (the file edited by hand) given as []. */
+static void test_messages_text(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s;
+    new_session(&s, "text");
+    ok(st->ops->session_create(st, &s));
+    enum { N = 150 };
+    for (int i = 0; i < N; i++) {
+        char text[160];
+        snprintf(text, sizeof text,
+                 "message %d: \"quoted\", a \\, a tab\t, a line\n, \xC3\xA9t\xC3\xA9", i);
+        json_t *c = i % 7 == 3 ? json_array() : text_content(text);
+        char id[UUID_STR_LEN];
+        assert_int_equal(append(st, s.id, i % 2 ? "assistant" : "user", c, 0, 0, id), GD_OK);
+    }
+    text_matches_list(st, s.id, 0);
+    text_matches_list(st, s.id, 40);
+    text_matches_list(st, s.id, 1);
+
+    char db[512];
+    snprintf(db, sizeof db, "%s/goosed.db", dir);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(raw,
+                     "UPDATE messages SET created_us = seq * 7 * 3600 * 1000000 + 999999;"
+                     "UPDATE messages SET created_us = -1500000 WHERE seq = 5;"
+                     "UPDATE messages SET created_us = 400000000000 * 1000000 WHERE seq = 6;"
+                     "UPDATE messages SET created_us = -70000000000 * 1000000 WHERE seq = 7;"
+                     "UPDATE messages SET content = 'not json' WHERE seq = 8;"
+                     "UPDATE messages SET content = '' WHERE seq = 9;"
+                     "UPDATE messages SET content = '\"a string\"' WHERE seq = 10;"
+                     "UPDATE messages SET content = ' [1,2' WHERE seq = 11;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(raw);
+    text_matches_list(st, s.id, 0);
+    text_matches_list(st, s.id, 40);
+
+    buf b;
+    buf_init(&b, BUF_CAP_HISTORY);
+    char next[STORE_CURSOR_LEN];
+    assert_int_equal(st->ops->messages_text(st, s.id, 0, "x1", &b, next), GD_EINVAL);
+    assert_int_equal(b.len, 0);
+    char other[UUID_STR_LEN];
+    ids_uuid4(other);
+    assert_int_equal(st->ops->messages_text(st, other, 0, NULL, &b, next), GD_ENOTFOUND);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+    store_close(st);
+}
+
 /* session_import: a session and its messages in one transaction, all of it or nothing. */
 static void test_session_import(void **state)
 {
@@ -1693,6 +1783,7 @@ int main(int argc, char **argv)
         T(test_queue_bound),
         T(test_delete_while_queued),
         T(test_messages_roundtrip),
+        T(test_messages_text),
         T(test_session_import),
         T(test_message_get_absent),
         T(test_sessions_unfinished),
