@@ -66,7 +66,7 @@ void agent_bus_release(agent *a, const char *session_id);
 bool agent_watchers_full(agent *a, const char *session_id);
 
 /* Starts a reply to text in a session of user_id ("" for the local user): the caller has
- * checked that the session is theirs (auth_request: another user's session is 404). Its
+ * checked that the session is theirs (auth_gate: another user's session is 404). Its
  * provider is user_id's choice, else the server's. *first_seq is the sequence number of the
  * turn's first event; the turn's events end with `message_complete` or `error` (a session that
  * is gone meanwhile: `error` session_gone). Errors (message in err): GD_ENOTFOUND not a session

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "core/log.h"
 
 static const http_route metrics_routes[] = {
@@ -55,7 +56,7 @@ http_server *api_metrics_listen(const config *cfg, void *app_, char *err, size_t
     mc.max_connections_per_client = 16;
     mc.ncors = 0;
     http_server *s = http_start(&mc, metrics_routes, sizeof metrics_routes / sizeof *metrics_routes,
-                                app_, err, errlen);
+                                app_, auth_gate, err, errlen);
     if (s) {
         const char *lb = strchr(mc.host, ':') ? "[" : "", *rb = *lb ? "]" : "";
         log_write(LOG_INFO, "server",

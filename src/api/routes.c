@@ -78,7 +78,7 @@ void api_store_error(http_req *r, gd_err e, const char *session_id, const char *
 
 bool api_session_found(http_req *r, const char *session_id)
 {
-    const char *seen = http_user(r)->session; /* auth_request read it */
+    const char *seen = http_user(r)->session; /* auth_gate read it */
     if (seen[0] && !strcmp(seen, session_id)) return true;
     app *a = http_app(r);
     store_session s;

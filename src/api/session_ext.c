@@ -51,7 +51,7 @@ static void unremove(json_t *own, const char *key)
 /* Applies one entry {"name", "config"?, "enabled"?} to settings: a config adds a session-only
  * extension (checked, and allowed by GOOSE_ALLOWLIST); a bare name enables a configured one for
  * this session; "enabled": false removes it. 0, or the HTTP status of the error (msg says why). */
-/* The caller's own extensions (auth/user_settings.h; the session is theirs: auth_request checked
+/* The caller's own extensions (auth/user_settings.h; the session is theirs: auth_gate checked
  * it), or NULL: none, or user_extensions is off. A new reference. */
 static json_t *users_own(http_req *r)
 {

@@ -25,7 +25,7 @@ typedef struct {
     bus *b;
     bus_sub *sub;
     char sid[ROUTE_PARAM_MAX];
-    char user_id[UUID_STR_LEN]; /* who opened it (auth_request checked the session is theirs) */
+    char user_id[UUID_STR_LEN]; /* who opened it (auth_gate checked the session is theirs) */
 } stream;
 
 /* ---- server -> client ---- */

@@ -511,7 +511,8 @@ static int session_param(const http_route *rt)
     return i;
 }
 
-bool auth_request(struct http_req *r, const route_match *m, const char *peer, auth_user *user)
+static bool auth_request(struct http_req *r, const route_match *m, const char *peer,
+                         auth_user *user)
 {
     if (m->route && (m->route->flags & ROUTE_PUBLIC)) {
         local_user(user);
@@ -556,4 +557,19 @@ bool auth_request(struct http_req *r, const route_match *m, const char *peer, au
         if (e == GD_OK) snprintf(user->session, sizeof user->session, "%s", s.id);
     }
     return true;
+}
+
+_Static_assert(sizeof(auth_user) <= HTTP_WHO_BYTES, "an auth_user must fit the request's who room");
+
+bool auth_gate(struct http_req *r, const route_match *m, const char *peer)
+{
+    auth_user *user = http_who(r);
+    if (!auth_request(r, m, peer, user)) return false;
+    http_set_log_who(r, user->name[0] ? user->name : user->id, user->session);
+    return true;
+}
+
+const auth_user *http_user(struct http_req *r)
+{
+    return http_who(r); /* zeroed when no gate ran: the local user's id "", not an admin */
 }

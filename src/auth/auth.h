@@ -29,7 +29,7 @@ typedef struct {
     char id[UUID_STR_LEN]; /* "" for the local user */
     char name[STORE_USER_NAME_MAX + 1];
     bool admin;
-    /* the session of the request's path that auth_request found to be theirs, "" if none: the
+    /* the session of the request's path that auth_gate found to be theirs, "" if none: the
      * handler need not read it again (api_session_found) */
     char session[UUID_STR_LEN];
 } auth_user;
@@ -42,13 +42,14 @@ struct http_req;
  * insecure_no_auth), or a trusted_proxies entry that is not an address. */
 gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen);
 
-/* The server's hook, on a request's first call (its headers read): decides who sent it into
- * *user. true: go on. false: the answer (401, 403, 404, 503) has been sent. m is the route match
- * (m->route NULL when nothing matched); peer the client's address as text. */
-bool auth_request(struct http_req *r, const route_match *m, const char *peer, auth_user *user);
+/* The gate of goosed's listeners (http.h's http_gate_fn, given to http_start): decides who sent
+ * the request, kept in the request's http_who room as an auth_user, and names them for its log
+ * lines. true: go on. false: the answer (401, 403, 404, 429, 503) has been sent. m is the route
+ * match (m->route NULL when nothing matched); peer the client's address as text. */
+bool auth_gate(struct http_req *r, const route_match *m, const char *peer);
 
-/* Who sent the request (set by auth_request; the local user when authentication is off). Owned
- * by the request. Implemented by the server (http/server.c). */
+/* Who sent the request (decided by auth_gate; the local user when authentication is off, or
+ * for a server started without the gate). Owned by the request. */
 const auth_user *http_user(struct http_req *r);
 
 /* For a handler that makes a session: true when the caller may own one more

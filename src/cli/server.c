@@ -104,7 +104,7 @@ int cli_server(int argc, char **argv)
     if (refused) fprintf(stderr, "%s: %s\n", me, err);
     if (!refused) agent_repair(a.agent);
     http_server *srv =
-        refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, err, sizeof err);
+        refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, auth_gate, err, sizeof err);
     http_server *msrv = srv ? api_metrics_listen(&cfg, &a, err, sizeof err) : NULL;
     if (srv && !msrv && err[0]) {
         http_stop(srv, 0);

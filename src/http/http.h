@@ -13,10 +13,18 @@
 typedef struct http_server http_server;
 typedef struct http_req http_req;
 
-/* Starts serving routes on cfg->host:cfg->port. `app` is handed to handlers (http_app).
- * Returns NULL with a message in err when the address cannot be bound. */
+/* Who a request comes from, decided once its head is read and before its handler runs: the gate
+ * given to http_start (goosed's listeners use auth/auth.h's auth_gate; http knows nothing of
+ * users). true: go on; false: the gate has answered (401, 403, 404, 429, 503...). m is the route
+ * match (m->route NULL when nothing matched); peer the client's address as text. The gate keeps
+ * what it decided in http_who(r) and names it for the logs with http_set_log_who. */
+typedef bool (*http_gate_fn)(http_req *r, const route_match *m, const char *peer);
+
+/* Starts serving routes on cfg->host:cfg->port. `app` is handed to handlers (http_app); gate
+ * (NULL: none, every request goes on) runs before them. Returns NULL with a message in err when
+ * the address cannot be bound. */
 http_server *http_start(const config *cfg, const http_route *routes, size_t nroutes, void *app,
-                        char *err, size_t errlen);
+                        http_gate_fn gate, char *err, size_t errlen);
 int http_port(const http_server *s);
 /* "https" when the server serves TLS (tls_cert and tls_key, or tls_self_signed), else "http". */
 const char *http_scheme(const http_server *s);
@@ -40,6 +48,13 @@ bool http_origin_listed(http_req *r);
 /* Whether the request's Origin is listed (above) or this server's own: a loopback origin with
  * this server's port, or a host of allowed_hosts. */
 bool http_origin_trusted(http_req *r);
+/* The request's room for what its gate decided: HTTP_WHO_BYTES bytes, zeroed when the request
+ * starts, aligned for any type, owned by the request. */
+#define HTTP_WHO_BYTES 256
+void *http_who(http_req *r);
+/* Names the request's user and session (either NULL) in its log lines, access-log line and
+ * trace: strings that live as long as the request (in http_who's room, or static). */
+void http_set_log_who(http_req *r, const char *user, const char *session_id);
 /* The request's JSON object body, or NULL when the body was empty. Owned by the request. */
 json_t *http_body(http_req *r);
 

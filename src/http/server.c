@@ -55,6 +55,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/ids.h"
@@ -202,6 +202,7 @@ struct http_server {
     const http_route *routes;
     size_t nroutes;
     void *app;
+    http_gate_fn gate; /* who a request comes from (http.h), or NULL */
     conns *conns;
     long max_conns; /* max_connections, lowered when the open-file limit cannot hold it */
     worker *workers;
@@ -269,7 +270,7 @@ struct http_req {
     /* the resume queue (under w->mu) */
     http_req *qnext;
     bool queued, zombie;
-    auth_user user;   /* who sent it (auth_request) */
+    _Alignas(max_align_t) unsigned char who[HTTP_WHO_BYTES]; /* the gate's (http_who) */
     trace_span *span; /* the request's server span (trace.h), NULL when tracing is off */
     log_ctx lctx;     /* what JSON log lines written while handling it carry */
 };
@@ -371,9 +372,14 @@ json_t *http_body(http_req *r)
 {
     return r->json;
 }
-const auth_user *http_user(http_req *r)
+void *http_who(http_req *r)
 {
-    return &r->user;
+    return r->who;
+}
+void http_set_log_who(http_req *r, const char *user, const char *session_id)
+{
+    r->lctx.user = user;
+    r->lctx.session_id = session_id;
 }
 
 void *http_state(http_req *r, size_t size)
@@ -812,9 +818,7 @@ static void begin(http_req *r, const struct framing *f)
         http_reply_empty(r, 204);
         return;
     }
-    if (!auth_request(r, &r->m, r->c->client, &r->user)) return; /* 401/403/404 sent */
-    r->lctx.user = r->user.name[0] ? r->user.name : r->user.id;
-    r->lctx.session_id = r->user.session;
+    if (s->gate && !s->gate(r, &r->m, r->c->client)) return; /* 401/403/404 sent */
     if (!r->m.route) {
         if (r->m.path_known) {
             http_add_header(r, "Allow", r->m.allow);
@@ -2493,7 +2497,7 @@ static bool workers_start(http_server *s, char *err, size_t errlen)
 }
 
 http_server *http_start(const config *cfg, const http_route *routes, size_t nroutes, void *app,
-                        char *err, size_t errlen)
+                        http_gate_fn gate, char *err, size_t errlen)
 {
     http_server *s = calloc(1, sizeof *s);
     if (!s) {
@@ -2504,6 +2508,7 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     s->routes = routes;
     s->nroutes = nroutes;
     s->app = app;
+    s->gate = gate;
     s->listen_fd = -1;
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pthread_mutex_init(&s->mu, NULL);
