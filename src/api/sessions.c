@@ -66,21 +66,27 @@ json_t *api_session_json(const store_session *s)
     return v;
 }
 
+/* The text built in b (e: how building it went), handed over; NULL once a 500 naming why has
+ * been sent. b is left empty. */
+static char *text_or_500(http_req *r, buf *b, gd_err e, const char *what, size_t *len)
+{
+    *len = b->len;
+    char *text = e ? NULL : buf_detach(b);
+    buf_free(b);
+    if (!text)
+        http_reply_error(r, 500, "internal", "could not encode the %s (%s)", what,
+                         e == GD_EINVAL ? "not UTF-8" : "out of memory");
+    return text;
+}
+
 /* Replies with the session as api_session_text writes it (500 when it cannot be written). */
 static void reply_session(http_req *r, int status, const store_session *s)
 {
     buf b;
     buf_init(&b, SESSION_TEXT_CAP);
-    gd_err e = api_session_text(&b, s);
-    size_t len = b.len;
-    char *text = e ? NULL : buf_detach(&b);
-    buf_free(&b);
-    if (!text) {
-        http_reply_error(r, 500, "internal", "could not encode the session (%s)",
-                         e == GD_EINVAL ? "not UTF-8" : "out of memory");
-        return;
-    }
-    http_reply_json_text(r, status, text, len);
+    size_t len;
+    char *text = text_or_500(r, &b, api_session_text(&b, s), "session", &len);
+    if (text) http_reply_json_text(r, status, text, len);
 }
 
 static size_t utf8_chars(const char *s)
@@ -325,14 +331,9 @@ void api_session_list(http_req *r)
         if (!e) e = next[0] ? buf_json_string(&b, next, strlen(next)) : buf_puts(&b, "null");
         if (!e) e = buf_puts(&b, "}");
     }
-    size_t len = b.len;
-    char *text = e ? NULL : buf_detach(&b);
-    buf_free(&b);
-    if (!text) {
-        http_reply_error(r, 500, "internal", "could not encode the sessions (%s)",
-                         e == GD_EINVAL ? "not UTF-8" : "out of memory");
-        return;
-    }
+    size_t len;
+    char *text = text_or_500(r, &b, e, "sessions", &len);
+    if (!text) return;
     char tc[24];
     snprintf(tc, sizeof tc, "%ld", total);
     http_add_header(r, "X-Total-Count", tc);

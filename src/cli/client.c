@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "cli/client.h"
+#include "http/http.h"
 #include "providers/provider.h"
 
 #define DEFAULT_URL   "http://127.0.0.1:3000"
@@ -232,38 +233,11 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return x->stopped;
 }
 
+/* The reason phrase of status, or "" when it has none worth printing. */
 static const char *status_text(long s)
 {
-    switch (s) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "";
-    }
+    const char *t = http_reason((int)s);
+    return strcmp(t, "Unknown") ? t : "";
 }
 
 /* Says the error answer x holds: its status and the server's message, in one line. */

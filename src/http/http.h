@@ -104,6 +104,10 @@ void http_upgrade_close(http_upgrade *up);
 /* True once the server has started stopping (http_refuse_new or http_stop). */
 bool http_stopping(http_req *r);
 
+/* The reason phrase of status (RFC 9110 section 15): "Not Found"; "Unknown" for a status it
+ * does not know. A static string. */
+const char *http_reason(int status);
+
 /* Adds a response header; call before a reply function. Copies both strings. */
 void http_add_header(http_req *r, const char *name, const char *value);
 /* Replies. Exactly one per request. http_reply_json takes ownership of body. */

@@ -1196,7 +1196,7 @@ static int flush_out(hconn *c, bool head_is_scratch)
 
 /* ---- the reply's head ---- */
 
-static const char *reason(int status)
+const char *http_reason(int status)
 {
     switch (status) {
     case 100:
@@ -1336,7 +1336,8 @@ static size_t build_head(hconn *c, http_req *r, char *out)
         c->close_after = true;
     char code[8];
     snprintf(code, sizeof code, "%d ", st < 100 || st > 999 ? 500 : st);
-    put(out, cap, &n, "HTTP/1.1 ", code, reason(st), "\r\nDate: ", http_date(c->w), "\r\n", NULL);
+    put(out, cap, &n, "HTTP/1.1 ", code, http_reason(st), "\r\nDate: ", http_date(c->w), "\r\n",
+        NULL);
     if (r->ctype) put(out, cap, &n, "Content-Type: ", r->ctype, "\r\n", NULL);
     put(out, cap, &n, "X-Request-Id: ", r->rid, "\r\n", NULL);
     if (r->origin)
