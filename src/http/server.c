@@ -1578,6 +1578,10 @@ static void conn_close(hconn *c)
     metrics_gauge_add(MG_CONNECTIONS, -1);
     if (c->tls) gnutls_deinit(c->tls);
     c->tls = NULL;
+    /* Out of the epoll set before the close: epoll watches the open file, not the descriptor, and a
+     * child forked for a tool holds a copy of every descriptor until its exec -- the closed
+     * connection's events would then still come, for a struct already freed. */
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
     rbuf_put(c);
@@ -2136,6 +2140,7 @@ static void upgrade_finish(hconn *c)
     relay *rl = c->rl;
     if (rl) {
         relay_run(c); /* what the application wrote last, best effort */
+        epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, rl->fd, NULL); /* as in conn_close */
         close(rl->fd);
         close(rl->app_fd);
         free(rl->in);
