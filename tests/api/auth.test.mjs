@@ -5,10 +5,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
+import { startServer, stopAndCheck, runGoosed, tempDir, freePort } from './lib/server.mjs';
 import { request, get, post, assertError } from './lib/http.mjs';
 import { spec } from './lib/openapi.mjs';
 import { connect } from './lib/ws.mjs';
@@ -268,14 +267,6 @@ describe('refusal to serve a network address without authentication', () => {
   });
 });
 
-/** A free loopback port (taken, then released for nginx). */
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Resolves once something accepts connections on 127.0.0.1:port, or rejects after ms. */
 describe('trusted proxy: goosed behind a real nginx with auth_basic', () => {

@@ -10,9 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import path from 'node:path';
-import { REPO, startServer, stopAndCheck, tempDir } from './lib/server.mjs';
+import { REPO, startServer, stopAndCheck, tempDir, freePort } from './lib/server.mjs';
 import { recordSecret } from './lib/record.mjs';
 import { startNginx, stopNginx } from './lib/nginx.mjs';
 import { connect } from './lib/ws.mjs';
@@ -60,14 +59,6 @@ function gatedProvider() {
     },
     get held_count() { return gates.length; },
   };
-}
-
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 describe('deploy/nginx/goose.conf in front of goosed', () => {

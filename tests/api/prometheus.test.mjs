@@ -7,27 +7,15 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
+import { startServer, stopAndCheck, tempDir, have, freePort } from './lib/server.mjs';
 import { get } from './lib/http.mjs';
 import { addUser } from './lib/users.mjs';
 
 const WAIT_MS = 60_000; // scrapes every second: a minute is ample even on a busy machine
 const POLL_MS = 200; // between two questions to Prometheus' API (it answers; this is not a wait for it)
 
-/** A free loopback port (Prometheus cannot say which port it took with :0). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Asks Prometheus' API until check(data) returns something other than undefined. */
 async function until(base, apiPath, check, what) {

@@ -2,6 +2,7 @@
 // ephemeral port read from the `listening on http(s)://HOST:PORT` log line (no sleeps, no guessing).
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -265,4 +266,17 @@ export function have(tool) {
   } catch {
     return false;
   }
+}
+
+/** A free loopback port: taken with port 0, then released, for a peer that cannot say which port
+ * it took (nginx, Prometheus). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 }
