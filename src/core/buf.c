@@ -25,7 +25,7 @@ void buf_reset(buf *b)
     if (b->data) b->data[0] = '\0';
 }
 
-static gd_err buf_reserve(buf *b, size_t extra)
+gd_err buf_reserve(buf *b, size_t extra)
 {
     if (extra > b->cap || b->len > b->cap - extra) return GD_ETOOBIG;
     size_t need = b->len + extra + 1;
@@ -109,7 +109,8 @@ char *buf_detach(buf *b)
 
 gd_err buf_json_string(buf *b, const char *s, size_t n)
 {
-    gd_err e = buf_append(b, "\"", 1);
+    gd_err e = buf_reserve(b, n + 2); /* enough unless something must be escaped */
+    if (!e) e = buf_append(b, "\"", 1);
     size_t run = 0; /* bytes before s[i] that need no escape, not yet appended */
     for (size_t i = 0; i < n && !e; i++) {
         unsigned char c = (unsigned char)s[i];

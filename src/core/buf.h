@@ -46,6 +46,9 @@ typedef struct {
 void buf_init(buf *b, size_t cap);
 void buf_free(buf *b);
 void buf_reset(buf *b); /* keeps the allocation, len = 0 */
+/* Makes room for extra more bytes now (appends grow the buffer themselves: this saves the copies
+ * of a long text built in many appends). GD_ETOOBIG past the cap, GD_ENOMEM. */
+gd_err buf_reserve(buf *b, size_t extra) BUF_MUST_CHECK;
 /* Appends; GD_ETOOBIG past the cap, GD_ENOMEM, (printf) GD_EINVAL for a bad format. On failure
  * nothing is written. */
 gd_err buf_append(buf *b, const void *data, size_t len) BUF_MUST_CHECK;

@@ -1448,33 +1448,13 @@ static void history_when(history_clock *hc, long long t, char out[RFC3339_LEN])
     out[20] = '\0';
 }
 
-/* Whether s[0..n) can stand between quotes in JSON as it is (nothing to escape). */
-static bool plain_string(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x7f) return false;
-    }
-    return true;
-}
-
-/* Appends "name":"value" (after the text lead) to out, escaping the value only when it needs it. */
+/* Appends "name":"value" (after the text lead) to out. */
 static gd_err field_text(buf *out, const char *lead, sqlite3_stmt *s, int col)
 {
     const char *v = (const char *)sqlite3_column_text(s, col);
     size_t n = v ? (size_t)sqlite3_column_bytes(s, col) : 0;
-    if (!v) v = "";
-    char small[128];
-    size_t ll = strlen(lead);
-    if (ll + n + 2 <= sizeof small && plain_string(v, n)) {
-        memcpy(small, lead, ll);
-        small[ll] = '"';
-        memcpy(small + ll + 1, v, n);
-        small[ll + 1 + n] = '"';
-        return buf_append(out, small, ll + n + 2);
-    }
     gd_err e = buf_puts(out, lead);
-    return e ? e : buf_json_string(out, v, n);
+    return e ? e : buf_json_string(out, v ? v : "", n);
 }
 
 /* One message of ST_MESSAGES_PAGE as JSON text: the shape of row_to_message, its content copied
@@ -1503,20 +1483,6 @@ static gd_err message_text(sqlite3_stmt *s, history_clock *hc, buf *out)
 
 /* How many messages of a history are written before the rest are sized after them. */
 #define HISTORY_SAMPLE 64
-
-/* Grows out's allocation to hold extra more bytes, once, so that a long history is not copied
- * again at every doubling of its buffer. Only a hint: nothing happens past out's cap or when
- * memory is short (the appends then grow it as they need). */
-static void history_reserve(buf *out, size_t extra)
-{
-    if (extra > out->cap || out->len > out->cap - extra) return;
-    size_t need = out->len + extra + 1;
-    if (need <= out->alloc) return;
-    char *p = realloc(out->data, need);
-    if (!p) return;
-    out->data = p;
-    out->alloc = need;
-}
 
 static gd_err sq_messages_text(store *st, const char *session_id, long limit, const char *after,
                                buf *out, char next[STORE_CURSOR_LEN])
@@ -1560,7 +1526,9 @@ static gd_err sq_messages_text(store *st, const char *session_id, long limit, co
             break;
         }
         if (n == HISTORY_SAMPLE && rows > n) /* the rest sized after the first rows, 1/8 more */
-            history_reserve(out, (out->len - start) / (size_t)n * (size_t)(rows - n) / 8 * 9);
+            /* only a hint: past the cap or short of memory, the appends grow it as they need */
+            buf_ignore(
+                buf_reserve(out, (out->len - start) / (size_t)n * (size_t)(rows - n) / 8 * 9));
         if (n++) e = buf_puts(out, ",");
         if (!e) e = message_text(ms, &hc, out);
         last = sqlite3_column_int64(ms, 4);
