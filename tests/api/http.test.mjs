@@ -396,6 +396,18 @@ describe('http', () => {
       await assertAlive(srv);
     });
 
+    // At most 128 header fields (http/h1.h H1_MAX_HEADERS): 128 are served, the 129th is a 431.
+    it('header fields: 128 are served, 129 get 431', async () => {
+      const fields = (n) => Array.from({ length: n - 2 }, (_, i) => `X-F${i}: ${i}\r\n`).join('');
+      const head = (n) => `GET /status HTTP/1.1\r\nHost: localhost\r\n${fields(n)}Connection: close\r\n\r\n`;
+      const ok = await rawRequest(srv, head(128), { validate: false });
+      assert.equal(ok.status, 200, ok.statusLine ?? 'connection closed without an answer');
+      const over = await rawRequest(srv, head(129), { validate: false });
+      assert.equal(over.status, 431, over.statusLine ?? 'connection closed without an answer');
+      assert.equal(over.json?.code, 'headers_too_large', over.body);
+      await assertAlive(srv);
+    });
+
     it('a connection closed in the middle of the headers does no harm', async () => {
       await sendAndDisconnect(srv, 'GET /status HTTP/1.1\r\nHost: localhost\r\nX-Half');
     });
