@@ -23,6 +23,7 @@
 #include "config/secrets.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/jtext.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -143,8 +144,6 @@ static void shared_tools_free(agent *a)
     }
 }
 
-static size_t json_text_size(const json_t *v);
-
 /* reg's tools in the providers' shape (registry_tools), and their size as JSON in *bytes: the
  * same list as another session's whose extensions offer the same tools (by name and list). A
  * new reference; NULL when out of memory. */
@@ -168,7 +167,7 @@ static json_t *shared_tools(agent *a, ext_registry *reg, size_t *bytes)
     }
     json_t *list = registry_tools(reg);
     if (!list) return NULL;
-    *bytes = json_text_size(list);
+    *bytes = jtext_size(list);
     shared_entry_clear(a, victim);
     a->shared[victim].src = n ? calloc(n, sizeof *a->shared[victim].src) : NULL;
     a->shared[victim].names = n ? calloc(n, sizeof *a->shared[victim].names) : NULL;
@@ -739,7 +738,7 @@ static void fx_publish(turn *t, const char *event, json_t *data)
     a_turn *at = t->owner;
     if (!strcmp(event, "tool_confirmation"))
         set_pending(at, json_string_value(json_object_get(data, "id")));
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    char *text = jtext(data, NULL);
     json_decref(data);
     if (text) bus_publish(at->se->b, event, text);
     free(text);
@@ -775,7 +774,7 @@ static void fx_end(turn *t, const char *event, json_t *data)
         }
         trace_span_end(sp);
     }
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    char *text = jtext(data, NULL);
     json_decref(data);
     at->se->turn = NULL;
     pthread_mutex_lock(&a->mu);
@@ -962,7 +961,7 @@ static void sampling_start(agent_req *r)
 /* Publishes an event on the session's bus (data consumed). */
 static void publish(sess *se, const char *event, json_t *data)
 {
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    char *text = jtext(data, NULL);
     json_decref(data);
     if (text) bus_publish(se->b, event, text);
     free(text);
@@ -1199,58 +1198,6 @@ static void fail_early(a_turn *at, const char *code, const char *msg)
     snprintf(at->t->last.stop_reason, sizeof at->t->last.stop_reason, "error");
     agent_fx.end(at->t, "error", json_pack("{s:s, s:s}", "error", msg, "code", code));
     a_turn_free(at);
-}
-
-/* A JSON string's size as jansson writes it: quotes, and escapes for '"', '\\' and controls. */
-static size_t json_string_size(const char *s, size_t len)
-{
-    size_t n = len + 2;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
-            n += 1;
-        else if (c < 0x20)
-            n += 5; /* \u00XX */
-    }
-    return n;
-}
-
-/* The size of v as compact JSON text, as json_dumpb(v, NULL, 0, JSON_COMPACT) says it, without
- * writing it: for the context estimate, on every new session's first turn. */
-static size_t json_text_size(const json_t *v)
-{
-    char num[64];
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        size_t n = 2, i = 0;
-        const char *k;
-        json_t *m;
-        json_object_foreach((json_t *)v, k, m)
-        {
-            n += (i++ ? 1 : 0) + json_string_size(k, strlen(k)) + 1 + json_text_size(m);
-        }
-        return n;
-    }
-    case JSON_ARRAY: {
-        size_t n = 2, i;
-        json_t *m;
-        json_array_foreach(v, i, m) n += (i ? 1 : 0) + json_text_size(m);
-        return n;
-    }
-    case JSON_STRING:
-        return json_string_size(json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL:
-        return (size_t)snprintf(num, sizeof num, "%.17g", json_real_value(v));
-    case JSON_TRUE:
-        return 4;
-    case JSON_FALSE:
-        return 5;
-    case JSON_NULL:
-        return 4;
-    }
-    return 0;
 }
 
 /* Notes what the session's extensions did, for GET /api/extensions (loop thread). Only when

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/content.h"
+#include "core/jtext.h"
 #include "core/metrics.h"
 
 turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
@@ -91,17 +92,12 @@ static void store_failed(turn *t, gd_err e, const char *msg)
 
 /* ---- the history sent to the provider ---- */
 
-static size_t json_size(json_t *j)
-{
-    return json_dumpb(j, NULL, 0, JSON_COMPACT);
-}
-
 /* Appends {role, content} (content borrowed) to history and counts its bytes in *bytes. */
 static bool add_message(json_t *history, size_t *bytes, const char *role, json_t *content)
 {
     json_t *m = json_pack("{s:s, s:O}", "role", role, "content", content);
     if (!m) return false;
-    *bytes += json_size(m) + 1;
+    *bytes += jtext_size(m) + 1;
     return json_array_append_new(history, m) == 0;
 }
 
@@ -128,7 +124,7 @@ json_t *turn_prepare_history(json_t *stored, size_t *bytes)
      * conversation otherwise. */
     json_t *fixed = content_answer_tool_calls(h);
     json_decref(h);
-    if (fixed) *bytes = json_size(fixed);
+    if (fixed) *bytes = jtext_size(fixed);
     return fixed;
 }
 

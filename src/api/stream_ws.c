@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "core/log.h"
+#include "core/jtext.h"
 #include "http/ws.h"
 
 typedef struct {
@@ -46,7 +47,7 @@ static const struct {
 /* Queues a frame (consumed). */
 static void send_json(ws_conn *c, json_t *frame)
 {
-    char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+    char *text = jtext(frame, NULL);
     json_decref(frame);
     if (!text) {
         log_error("ws", "could not encode a frame (out of memory)");

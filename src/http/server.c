@@ -72,6 +72,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/ids.h"
+#include "core/jtext.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/trace.h"
@@ -502,7 +503,7 @@ void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_f
 
 void http_reply_json(http_req *r, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = jtext(body, NULL);
     json_decref(body);
     if (!text) {
         http_reply_error(r, 500, "internal", "could not encode the response");
@@ -560,7 +561,7 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
     if ((status == 503 || status == 429) && !has_header(r, "Retry-After"))
         http_add_header(r, "Retry-After", RETRY_AFTER_S);
     json_t *o = json_pack("{s:s, s:s}", "error", msg, "code", code);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *text = jtext(o, NULL);
     json_decref(o);
     if (!text) { /* out of memory: still answer */
         static const char fallback[] = "{\"error\":\"internal error\",\"code\":\"internal\"}";

@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/curl_loop.h"
+#include "core/jtext.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -401,30 +402,28 @@ char *prov_body_text(const prov_dialect_ops *d, const provider_cfg *cfg, const c
         prov_tools_text_clear(tt);
         json_t *t = d->build_tools(tools);
         if (t) {
-            tt->text = json_dumps(t, JSON_COMPACT);
+            tt->text = jtext(t, &tt->len);
             json_decref(t);
             if (!tt->text) return NULL;
-            tt->len = strlen(tt->text);
         }
         tt->d = d;
         tt->tools = json_incref(tools);
     }
     json_t *body = d->build(cfg, system, messages, NULL);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    buf b;
+    buf_init(&b, (size_t)-1);
+    gd_err e = body ? buf_reserve(&b, 4096 + (tt->text ? tt->len : 0)) : GD_ENOMEM;
+    if (!e) e = jtext_append(&b, body);
     json_decref(body);
-    if (text && tools && tt->text) {
-        size_t len = strlen(text);    /* "{...}": the tools go before the closing brace */
-        size_t sep = len > 2 ? 1 : 0; /* a comma after the members before them */
-        char *all = malloc(len + tt->len + 10);
-        if (all) {
-            memcpy(all, text, len - 1);
-            memcpy(all + len - 1, ",\"tools\":" + 1 - sep, 8 + sep);
-            memcpy(all + len + 7 + sep, tt->text, tt->len);
-            memcpy(all + len + 7 + sep + tt->len, "}", 2);
-        }
-        free(text);
-        text = all;
+    if (!e && tools && tt->text && b.len >= 2) {
+        bool empty = b.len == 2; /* "{}": no comma before the tools */
+        b.len--;                 /* the closing brace: the tools go before it */
+        e = buf_puts(&b, empty ? "\"tools\":" : ",\"tools\":");
+        if (!e) e = buf_append(&b, tt->text, tt->len);
+        if (!e) e = buf_append(&b, "}", 1);
     }
+    char *text = e ? NULL : buf_detach(&b);
+    buf_free(&b);
     prov_tools_text_clear(&mine);
     return text;
 }

@@ -43,6 +43,7 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "core/jtext.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -1699,7 +1700,7 @@ static void sq_message_append_async(store *st, const char *session_id, const cha
                                     char id_out[UUID_STR_LEN], store_done done, void *ud)
 {
     struct append_op *a = calloc(1, sizeof *a);
-    char *text = json_dumps(content, JSON_COMPACT);
+    char *text = jtext(content, NULL);
     if (!a || !text) {
         free(a);
         free(text);
@@ -1790,7 +1791,7 @@ static gd_err sq_session_import(store *st, store_session *s, json_t *settings, j
     for (size_t i = 0; !e && i < n; i++) {
         json_t *m = json_array_get(messages, i);
         a.roles[i] = json_string_value(json_object_get(m, "role"));
-        a.contents[i] = json_dumps(json_object_get(m, "content"), JSON_COMPACT);
+        a.contents[i] = jtext(json_object_get(m, "content"), NULL);
         if (!a.roles[i] || !a.contents[i]) e = a.roles[i] ? GD_ENOMEM : GD_EINVAL;
     }
     if (e) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jtext.h"
 #include "core/log.h"
 #include "extensions/ext_config.h"
 #include "extensions/mcp/client.h"
@@ -290,7 +291,7 @@ static void take_page(mcp_ext *x, json_t *acc, json_t *list)
         if (json_is_object(ann)) json_object_set(o, "annotations", ann);
         json_t *title = json_object_get(t, "title");
         if (json_is_string(title)) json_object_set(o, "title", title);
-        size_t size = json_dumpb(o, NULL, 0, JSON_COMPACT);
+        size_t size = jtext_size(o);
         if (json_array_size(acc) >= MCP_TOOLS_MAX || x->acc_bytes + size > MCP_TOOLS_BYTES) {
             if (!x->acc_full)
                 log_warn(LOG_MOD,
@@ -793,7 +794,7 @@ static bool take_items(mcp_ext *x, mcp_call *c, json_t *list)
         if (!o) continue;
         json_t *args = json_object_get(it, "arguments");
         if (c->kind == K_PROMPTS && json_is_array(args)) json_object_set(o, "arguments", args);
-        size_t size = json_dumpb(o, NULL, 0, JSON_COMPACT);
+        size_t size = jtext_size(o);
         if (json_array_size(c->acc) >= MCP_ITEMS_MAX || c->acc_bytes + size > MCP_ITEMS_BYTES) {
             log_warn(LOG_MOD, "%s: %s: more than %d items or %u bytes of them; the rest is ignored",
                      x->base.name, kind_method[c->kind], MCP_ITEMS_MAX, MCP_ITEMS_BYTES);
@@ -856,7 +857,7 @@ static void on_json(mcp_call *c, json_t *result, int code, const char *msg)
         call_finish(c, acc, false, NULL);
         return;
     }
-    size_t size = json_dumpb(result, NULL, 0, JSON_COMPACT);
+    size_t size = jtext_size(result);
     if (size > MCP_READ_BYTES) {
         call_fail_e(c, GD_ETOOBIG, "%s: %s: the answer has %zu bytes, more than the %u kept",
                     x->base.name, m, size, MCP_READ_BYTES);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jtext.h"
 #include "core/log.h"
 #include "extensions/mcp/http_common.h"
 
@@ -242,7 +243,7 @@ static void http_send(mcp_transport *tr, json_t *msg)
 {
     http_t *t = (http_t *)tr;
     if (t->b.failed) return;
-    char *body = json_dumps(msg, JSON_COMPACT);
+    char *body = jtext(msg, NULL);
     if (!body) {
         mcp_http_fail(&t->b, GD_ENOMEM, "out of memory sending a message");
         return;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jtext.h"
 #include "core/log.h"
 #include "extensions/mcp/http_common.h"
 
@@ -92,7 +93,7 @@ static void on_stream_done(mcp_req *r, CURLcode code)
 
 static void post(sse_t *t, json_t *msg)
 {
-    char *body = json_dumps(msg, JSON_COMPACT);
+    char *body = jtext(msg, NULL);
     static const char *const lines[] = {"Content-Type: application/json", NULL};
     mcp_req *r =
         body ? mcp_req_start(&t->b, "POST", t->endpoint, lines, body,

@@ -25,6 +25,7 @@
 
 #include "config/secrets.h"
 #include "core/buf.h"
+#include "core/jtext.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "extensions/mcp/client.h"
@@ -354,7 +355,7 @@ static void stdio_send(mcp_transport *base, json_t *msg)
 {
     stdio_t *t = (stdio_t *)base;
     if (t->failed) return;
-    char *s = json_dumps(msg, JSON_COMPACT);
+    char *s = jtext(msg, NULL);
     if (!s) {
         fail(t, GD_ENOMEM, "out of memory for a message");
         return;
