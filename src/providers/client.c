@@ -65,11 +65,36 @@ struct prov_call {
     struct prov_call *prev, *next;
 };
 
+/* Easy handles kept for the next attempts: a reset handle keeps its allocations (its receive
+ * buffer, its state), so a reply does not pay libcurl's set-up and tear-down of a new one. */
+#define IDLE_EASY_MAX 32
+
 struct prov_client {
     loop *l;
     curl_loop *curl;
     prov_call *calls; /* started, waiting to retry, or being cancelled */
+    CURL *idle[IDLE_EASY_MAX];
+    int nidle;
 };
+
+/* An easy handle with libcurl's defaults: a kept one, reset, or a new one. NULL when out of
+ * memory. */
+static CURL *easy_get(prov_client *cl)
+{
+    if (!cl->nidle) return curl_easy_init();
+    CURL *e = cl->idle[--cl->nidle];
+    curl_easy_reset(e);
+    return e;
+}
+
+/* Keeps e (removed from the multi handle) for a later attempt, or cleans it up. */
+static void easy_put(prov_client *cl, CURL *e)
+{
+    if (cl->nidle < IDLE_EASY_MAX)
+        cl->idle[cl->nidle++] = e;
+    else
+        curl_easy_cleanup(e);
+}
 
 /* ---- the sink wrapper ---- */
 
@@ -167,7 +192,7 @@ static void attempt_cleanup(prov_call *c)
 {
     if (c->easy) {
         curl_loop_remove(c->cl->curl, c->easy);
-        curl_easy_cleanup(c->easy);
+        easy_put(c->cl, c->easy);
         c->easy = NULL;
     }
     if (c->parser) c->d->parser_free(c->parser);
@@ -188,7 +213,7 @@ static bool attempt_start(prov_call *c)
 {
     c->parser = c->d->parser_new(&c->mine);
     c->sse = sse_reader_new(BUF_CAP_SSE_LINE, on_event, c);
-    c->easy = curl_easy_init();
+    c->easy = easy_get(c->cl);
     if (!c->parser || !c->sse || !c->easy) {
         snprintf(c->res.error, sizeof c->res.error, "out of memory");
         return false;
@@ -382,6 +407,8 @@ void prov_client_free(prov_client *cl)
         unlink_call(c);
         call_free(c);
     }
+    while (cl->nidle)
+        curl_easy_cleanup(cl->idle[--cl->nidle]);
     curl_loop_free(cl->curl);
     free(cl);
 }

@@ -27,6 +27,7 @@ static struct {
     CURLMsg *(*multi_info_read)(CURLM *, int *);
     CURL *(*easy_init)(void);
     void (*easy_cleanup)(CURL *);
+    void (*easy_reset)(CURL *);
     CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
     CURLcode (*easy_perform)(CURL *);
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
@@ -62,6 +63,7 @@ static void load(void)
         S(multi_info_read, "curl_multi_info_read"),
         S(easy_init, "curl_easy_init"),
         S(easy_cleanup, "curl_easy_cleanup"),
+        S(easy_reset, "curl_easy_reset"),
         S(easy_setopt, "curl_easy_setopt"),
         S(easy_perform, "curl_easy_perform"),
         S(easy_getinfo, "curl_easy_getinfo"),
@@ -148,6 +150,10 @@ HIDDEN CURL *curl_easy_init(void)
 HIDDEN void curl_easy_cleanup(CURL *e)
 {
     if (ready()) fn.easy_cleanup(e);
+}
+HIDDEN void curl_easy_reset(CURL *e)
+{
+    if (ready()) fn.easy_reset(e);
 }
 HIDDEN CURLcode curl_easy_perform(CURL *e)
 {
