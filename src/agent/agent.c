@@ -813,13 +813,17 @@ static char *system_prompt(const char *cwd, ext_registry *reg)
     if (!ext) return NULL; /* out of memory */
     buf b;
     buf_init(&b, BUF_CAP_SYSTEM_PROMPT);
-    gd_err e = buf_printf(&b,
-                          "You are goose, a general-purpose AI agent. You help the user by "
-                          "reasoning and by calling the tools you are given; prefer doing over "
-                          "describing.\n\n"
-                          "The current date and time is %s.\nThe working directory is %s.\n\n"
-                          "# Extensions\n\n%s",
-                          date, cwd, ext);
+    /* in pieces: the instructions can be kilobytes, which printf would scan twice */
+    gd_err e = buf_reserve(&b, 400 + strlen(cwd) + strlen(ext));
+    if (!e)
+        e = buf_puts(&b, "You are goose, a general-purpose AI agent. You help the user by "
+                         "reasoning and by calling the tools you are given; prefer doing over "
+                         "describing.\n\nThe current date and time is ");
+    if (!e) e = buf_puts(&b, date);
+    if (!e) e = buf_puts(&b, ".\nThe working directory is ");
+    if (!e) e = buf_puts(&b, cwd);
+    if (!e) e = buf_puts(&b, ".\n\n# Extensions\n\n");
+    if (!e) e = buf_puts(&b, ext);
     free(ext);
     if (e) {
         buf_free(&b);
