@@ -274,12 +274,14 @@ typedef struct {
     write_op *unsynced, *unsynced_tail; /* committed, not yet known to be durable */
     size_t nunsynced;
     bool writer_gone; /* the writer has stopped: the syncer stops once unsynced is empty */
+    bool syncing;     /* the syncer is in an fdatasync */
     bool wal;         /* journal_mode is WAL: the syncer makes commits durable */
     int wal_fd;       /* goosed.db-wal while wal; else -1 */
     conn *wconn;
     write_op *head, *tail;
     size_t nqueued;         /* writes in head..tail */
     uint64_t batches;       /* transactions the writer ran, one per batch */
+    uint64_t writes;        /* writes in them */
     size_t last_batch;      /* writes in the last one */
     time_t write_failed_at; /* when the last batch failed to be stored (disk full), or 0 */
     char write_err[256];    /* why, for /api/health */
@@ -741,66 +743,101 @@ static int tx(conn *c, enum stmt_id id, char *err, size_t errlen)
     return rc;
 }
 
-static void run_batch(sqlite_store *ss, write_op *batch)
+/* Marks every write from op on that has not failed yet as failed with err. */
+static void fail_writes(write_op *op, const char *err)
 {
-    conn *c = ss->wconn;
-    char err[256];
-    int n = 0;
-    if (tx(c, ST_TX_BEGIN, err, sizeof err) != SQLITE_DONE) {
-        for (write_op *op = batch; op; op = op->next) {
+    for (; op; op = op->next)
+        if (op->result == GD_OK) {
             op->result = GD_ESTORE;
             snprintf(op->err, sizeof op->err, "%s", err);
         }
-        return;
-    }
-    for (write_op *op = batch; op; op = op->next, n++) {
-        tx(c, ST_TX_SAVEPOINT, NULL, 0);
+}
+
+/* Runs the writes of ops in the open transaction, each in a savepoint of its own (one that
+ * fails is rolled back alone); when began is false (BEGIN failed) they fail with err. */
+static void run_ops(conn *c, write_op *ops, bool began, const char *err)
+{
+    for (write_op *op = ops; op; op = op->next) {
         op->err[0] = '\0';
+        if (!began) {
+            op->result = GD_ESTORE;
+            snprintf(op->err, sizeof op->err, "%s", err);
+            continue;
+        }
+        tx(c, ST_TX_SAVEPOINT, NULL, 0);
         op->result = op->fn(c, op->arg, op->err, sizeof op->err);
         if (op->result) tx(c, ST_TX_ROLLBACK_TO, NULL, 0);
         tx(c, ST_TX_RELEASE, NULL, 0);
     }
-    if (tx(c, ST_TX_COMMIT, err, sizeof err) != SQLITE_DONE) {
-        tx(c, ST_TX_ROLLBACK, NULL, 0);
-        log_error("store", "commit of %d write(s) failed: %s", n, err);
-        for (write_op *op = batch; op; op = op->next) {
-            if (op->result == GD_OK) {
-                op->result = GD_ESTORE;
-                snprintf(op->err, sizeof op->err, "%s", err);
-            }
-        }
-    }
-    log_trace("store", "committed %d write(s)", n);
 }
 
-/* The writer: takes every queued write, commits them as one batch, hands the batch to the
- * syncer, and goes on with the next. */
+/* The most writes one transaction takes before it is committed even while a sync runs. */
+#define BATCH_MAX 4096
+
+/* The writer: runs every queued write at once in the open transaction (BEGIN when none is
+ * open), and commits that transaction as one batch when the syncer is free (or the batch is
+ * BATCH_MAX writes, or the store is stopping), handing it to the syncer. While a sync runs,
+ * the writes that arrive meanwhile are run and wait in the open transaction: they would wait
+ * for that sync anyway, and one commit then writes the pages they share once for them all
+ * (a commit costs per page touched, not per write). */
 static void *writer_main(void *arg)
 {
     sqlite_store *ss = arg;
+    conn *c = NULL; /* ss->wconn, set (under mu) once both threads started */
+    write_op *open = NULL, *open_tail = NULL; /* run, not yet committed */
+    size_t open_n = 0;
+    bool began = false;
+    char err[256] = "";
+    uint64_t t0 = 0;
     pthread_mutex_lock(&ss->mu);
     for (;;) {
-        while (!ss->head && !ss->stopping)
+        while (!ss->head && !(open && (!ss->syncing || ss->stopping)) && !ss->stopping)
             pthread_cond_wait(&ss->work, &ss->mu);
-        if (!ss->head) break; /* stopping, and nothing left to write */
-        write_op *batch = ss->head, *last = ss->tail;
-        size_t n = ss->nqueued;
-        ss->head = ss->tail = NULL;
-        ss->nqueued = 0;
-        metrics_gauge_set(MG_STORE_QUEUE, 0);
+        /* an open batch is committed as soon as the syncer is free: it waits for nothing else */
+        if (ss->head && (!open || (ss->syncing && !ss->stopping && open_n < BATCH_MAX))) {
+            write_op *ops = ss->head, *last = ss->tail;
+            size_t n = ss->nqueued;
+            c = ss->wconn;
+            ss->head = ss->tail = NULL;
+            ss->nqueued = 0;
+            metrics_gauge_set(MG_STORE_QUEUE, 0);
+            pthread_mutex_unlock(&ss->mu);
+            if (!open) {
+                t0 = clock_mono_ns();
+                began = tx(c, ST_TX_BEGIN, err, sizeof err) == SQLITE_DONE;
+            }
+            run_ops(c, ops, began, err);
+            if (open_tail)
+                open_tail->next = ops;
+            else
+                open = ops;
+            open_tail = last;
+            open_n += n;
+            pthread_mutex_lock(&ss->mu);
+            continue; /* more may have come meanwhile; the sync may have ended */
+        }
+        if (!open) break; /* stopping, and nothing left to write */
         pthread_mutex_unlock(&ss->mu);
-        uint64_t t0 = clock_mono_ns();
-        run_batch(ss, batch);
-        batch->batch_t0 = t0; /* the syncer observes BEGIN to durable */
+        if (began && tx(c, ST_TX_COMMIT, err, sizeof err) != SQLITE_DONE) {
+            tx(c, ST_TX_ROLLBACK, NULL, 0);
+            log_error("store", "commit of %zu write(s) failed: %s", open_n, err);
+            fail_writes(open, err);
+        }
+        log_trace("store", "committed %zu write(s)", open_n);
+        open->batch_t0 = t0; /* the syncer observes BEGIN to durable */
         pthread_mutex_lock(&ss->mu);
         ss->batches++;
-        ss->last_batch = n;
+        ss->writes += open_n;
+        ss->last_batch = open_n;
         if (ss->unsynced_tail)
-            ss->unsynced_tail->next = batch;
+            ss->unsynced_tail->next = open;
         else
-            ss->unsynced = batch;
-        ss->unsynced_tail = last;
-        ss->nunsynced += n;
+            ss->unsynced = open;
+        ss->unsynced_tail = open_tail;
+        ss->nunsynced += open_n;
+        open = open_tail = NULL;
+        open_n = 0;
+        began = false;
         pthread_cond_signal(&ss->committed);
     }
     ss->writer_gone = true;
@@ -822,6 +859,7 @@ static void *syncer_main(void *arg)
         write_op *batch = ss->unsynced;
         ss->unsynced = ss->unsynced_tail = NULL;
         ss->nunsynced = 0;
+        ss->syncing = true; /* the writer holds its next batch open meanwhile */
         int fd = ss->wal ? ss->wal_fd : -1;
         pthread_mutex_unlock(&ss->mu);
         if (fd >= 0 && fdatasync(fd) != 0) {
@@ -840,6 +878,8 @@ static void *syncer_main(void *arg)
             if (op->batch_t0) metrics_store_commit(now - op->batch_t0);
         write_op *async = NULL;
         pthread_mutex_lock(&ss->mu);
+        ss->syncing = false;
+        pthread_cond_signal(&ss->work); /* the writer may commit what it holds */
         /* what /api/health reports: whether the last batch could be stored */
         ss->write_failed_at = 0;
         for (write_op *op = batch; op; op = op->next)
@@ -2107,6 +2147,10 @@ static void sq_close(store *st)
     if (was_open) {
         pthread_join(ss->writer, NULL); /* it drains the queue first */
         pthread_join(ss->syncer, NULL); /* and this one answers what the writer committed */
+        if (ss->batches)
+            log_info("store", "closed after %llu write(s) in %llu transaction(s) (%.1f a batch)",
+                     (unsigned long long)ss->writes, (unsigned long long)ss->batches,
+                     (double)ss->writes / (double)ss->batches);
     }
     if (ss->wal_fd >= 0) close(ss->wal_fd);
     for (conn *c = ss->idle, *next; c; c = next) {
