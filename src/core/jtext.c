@@ -101,7 +101,11 @@ char *jtext(const json_t *v, size_t *len)
         return NULL;
     }
     if (len) *len = b.len;
-    return buf_detach(&b);
+    size_t n = b.len;
+    char *p = buf_detach(&b);
+    char *fit =
+        p ? realloc(p, n + 1) : NULL; /* texts are kept (events, stored messages): no slack */
+    return fit ? fit : p;
 }
 
 /* A string's escaped length, quotes included (as buf_json_string writes it). */
