@@ -100,6 +100,9 @@ scale_summary() {
             rows+="| history served from the stored text: the whole history of $(fmt_int "$n") messages ≥ 0.8 × SQLite alone reading its rows (median of $HIST_ROUNDS rounds) | $(fmt %.2f "hist_ratio_full_${n}_med") × ($(fmt %.2f "hist_ratio_full_${n}_min")–$(fmt %.2f "hist_ratio_full_${n}_max")); $HIST_CLIENTS clients at once: p99 $(fmt %.0f "hist_g_par_${n}_p99_ms_med") ms | ${!v} |"$'\n'
         done
     fi
+    if want agent; then
+        rows+="| relay of one fast reply ≥ 0.9 × the fake alone (100,000 tokens at full speed; each run's goosed ÷ fake, median of $RELAY_RUNS runs) | median $RELAY_R_MED × (min $RELAY_R_MIN, max $RELAY_R_MAX) | $RELAY_RATIO_OK |"$'\n'
+    fi
     if want memory; then
         for n in $MEM_SIZES; do
             v=MEM_RATIO_OK_$n p=mem_$n

@@ -859,6 +859,16 @@ if want agent; then
     AGENT_RSS_OK=$(verdict "$AGENT_HWM > 0 && $AGENT_HWM * 1024 < 128000000")
     FTL_OK=$(verdict "$ftl_rc == 0 && $(num ftl_added_p50_ms) < 1")
     RELAY_OK=$(verdict "$relay_rc == 0 && $relay_g_complete_runs == $RELAY_RUNS")
+    # Issue 11, target 4: the relay at 0.9 x the fake alone. Each run asks the fake directly, then
+    # goosed; the ratio of each run's pair, min / median / max over the runs (the median judged).
+    RELAY_RATIOS=()
+    for ((r = 1; r <= RELAY_RUNS; r++)); do
+        RELAY_RATIOS+=("$(calc "printf \"%.3f\", $(num "relay_g${r}_tps") / $(num "relay_d${r}_tps")")")
+    done
+    read -r RELAY_R_MIN RELAY_R_MED RELAY_R_MAX < <(printf '%s\n' "${RELAY_RATIOS[@]}" | sort -g |
+        awk '{v[NR] = $1} END {printf "%s %s %s\n", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR]}')
+    RELAY_RATIO_OK=FAIL
+    [ "$RELAY_OK" != PASS ] || RELAY_RATIO_OK=$(verdict "$RELAY_R_MED >= 0.9")
     ALL_REPLIES=$((AGENT_ROUNDS * AGENT_REPLIES))
     BATCH_RATIO=$(calc "printf \"%.2f\", $(num "${W}_g_batch_wall_ms") / $PROVIDER_MS")
     BATCH_CMP=$(calc "print ($(num "${W}_g_batch_wall_ms") <= $LIMIT_MS) ? \"within\" : \"over\"")
@@ -870,7 +880,8 @@ if want agent; then
 | goosed peak RSS (VmHWM) during the concurrent replies (a goosed of their own, $AGENT_ROUNDS rounds) | $(mb "$AGENT_HWM") ($AGENT_HWM kB) | — | < 128 MB | $AGENT_RSS_OK |
 | first-token latency added by goosed, p50 of $ftl_samples sequential samples | $(fmt %.3f ftl_added_p50_ms) ms ($(fmt %.3f ftl_g_first_ms_p50) − $(fmt %.3f ftl_d_first_ms_p50)) | $(fmt %.3f ftl_d_first_ms_p50) ms | < 1 ms | $FTL_OK |
 | the same, p99 | $(fmt %.3f ftl_added_p99_ms) ms ($(fmt %.3f ftl_g_first_ms_p99) − $(fmt %.3f ftl_d_first_ms_p99)) | $(fmt %.3f ftl_d_first_ms_p99) ms | information | — |
-| relay throughput: one reply of $(fmt_int "$RELAY_TOKENS") tokens at full speed, tokens/s, best of $RELAY_RUNS | $(fmt_int "$relay_g_tps_best") | $(fmt_int "$relay_d_tps_best") | every token arrives | $RELAY_OK ($relay_g_complete_runs of $RELAY_RUNS runs complete) |"
+| relay throughput: one reply of $(fmt_int "$RELAY_TOKENS") tokens at full speed, tokens/s, best of $RELAY_RUNS | $(fmt_int "$relay_g_tps_best") | $(fmt_int "$relay_d_tps_best") | every token arrives | $RELAY_OK ($relay_g_complete_runs of $RELAY_RUNS runs complete) |
+| the same through goosed ÷ the fake alone, run by run (issue 11, target 4) | median $RELAY_R_MED × (min $RELAY_R_MIN, max $RELAY_R_MAX) | 1 × | median ≥ 0.9 × | $RELAY_RATIO_OK |"
 
     # The concurrent replies, every round, both ways.
     rrow() { # rrow ROUND PREFIX LABEL
@@ -913,7 +924,8 @@ if want agent; then
     [ "$AGENT_RSS_OK" = PASS ] || MISSED+=("peak RSS under $AGENT_REPLIES concurrent replies")
     [ "$FTL_OK" = PASS ] || MISSED+=("added first-token latency")
     [ "$RELAY_OK" = PASS ] || MISSED+=("relay throughput: every token arrives")
-    NTARGETS=$((NTARGETS + 4))
+    [ "$RELAY_RATIO_OK" = PASS ] || MISSED+=("relay throughput at 0.9 × the fake alone")
+    NTARGETS=$((NTARGETS + 5))
 fi
 
 # The memory and concurrency benchmarks (issue 11, target 5).
