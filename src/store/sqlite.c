@@ -846,6 +846,9 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* How the syncer makes the WAL durable (a unit test holds a sync open with its own). */
+static int (*sync_wal)(int fd) = fdatasync;
+
 /* The syncer: makes every batch committed so far durable with one fdatasync of the WAL, then
  * answers their writes. */
 static void *syncer_main(void *arg)
@@ -862,7 +865,7 @@ static void *syncer_main(void *arg)
         ss->syncing = true; /* the writer holds its next batch open meanwhile */
         int fd = ss->wal ? ss->wal_fd : -1;
         pthread_mutex_unlock(&ss->mu);
-        if (fd >= 0 && fdatasync(fd) != 0) {
+        if (fd >= 0 && sync_wal(fd) != 0) {
             char err[256];
             snprintf(err, sizeof err, "cannot make the write durable: fdatasync of %s-wal: %s",
                      ss->path, strerror(errno));

@@ -38,9 +38,16 @@ static void check_as_jansson(json_t *v)
 static void test_scalars(void **state)
 {
     (void)state;
-    json_t *vs[] = {json_null(), json_true(), json_false(), json_integer(0), json_integer(-1),
-                    json_integer(INT64_MAX), json_integer(INT64_MIN), json_string(""),
-                    json_string("plain"), json_string("quote \" backslash \\ slash / tab \t"),
+    json_t *vs[] = {json_null(),
+                    json_true(),
+                    json_false(),
+                    json_integer(0),
+                    json_integer(-1),
+                    json_integer(INT64_MAX),
+                    json_integer(INT64_MIN),
+                    json_string(""),
+                    json_string("plain"),
+                    json_string("quote \" backslash \\ slash / tab \t"),
                     json_string("\x01\x1f\n\r\b\f é ☃ 😀 \xe2\x80\xa8")};
     for (size_t i = 0; i < sizeof vs / sizeof *vs; i++) {
         check_as_jansson(vs[i]);
@@ -52,8 +59,21 @@ static void test_scalars(void **state)
 static void test_reals(void **state)
 {
     (void)state;
-    double ds[] = {0.0, -0.0, 1.0, -2.5, 0.1, 1e300, 1e-300, 123456789012345678.0, 1e21, 1e-7,
-                   3.141592653589793, 5e-324, 1.7976931348623157e308, 100.0, 1e100};
+    double ds[] = {0.0,
+                   -0.0,
+                   1.0,
+                   -2.5,
+                   0.1,
+                   1e300,
+                   1e-300,
+                   123456789012345678.0,
+                   1e21,
+                   1e-7,
+                   3.141592653589793,
+                   5e-324,
+                   1.7976931348623157e308,
+                   100.0,
+                   1e100};
     for (size_t i = 0; i < sizeof ds / sizeof *ds; i++) {
         json_t *r = json_real(ds[i]);
         check_as_jansson(r);

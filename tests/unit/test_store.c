@@ -796,6 +796,86 @@ static void test_batched_commit(void **state)
         assert_int_equal(calls(&w[i]), 1);
 }
 
+/* A sync of the WAL held until the test releases it. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool in, release;
+} held = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+static int held_sync(int fd)
+{
+    pthread_mutex_lock(&held.mu);
+    held.in = true;
+    pthread_cond_broadcast(&held.cv);
+    while (!held.release)
+        pthread_cond_wait(&held.cv, &held.mu);
+    pthread_mutex_unlock(&held.mu);
+    return fdatasync(fd);
+}
+
+/* Writes that arrive while a sync runs are run at once but committed together, as one
+ * transaction, once the syncer is free; none is answered before its own batch is durable. */
+static void test_writes_wait_in_one_batch_during_a_sync(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s;
+    new_session(&s, "during a sync");
+    ok(st->ops->session_create(st, &s));
+    held.in = held.release = false;
+    sync_wal = held_sync;
+
+    waiter first;
+    waiter_init(&first);
+    json_t *c = text_content("first");
+    char id[UUID_STR_LEN];
+    st->ops->message_append_async(st, s.id, "user", c, 0, 0, id, on_done, &first);
+    json_decref(c);
+    pthread_mutex_lock(&held.mu);
+    while (!held.in) /* the first write's batch is being synced */
+        pthread_cond_wait(&held.cv, &held.mu);
+    pthread_mutex_unlock(&held.mu);
+    uint64_t before;
+    size_t last;
+    batches(st, &before, &last);
+    assert_int_equal(last, 1);
+
+    enum { N = 10 };
+    waiter w[N];
+    char ids[N][UUID_STR_LEN];
+    for (int i = 0; i < N; i++) {
+        waiter_init(&w[i]);
+        json_t *m = text_content("meanwhile");
+        st->ops->message_append_async(st, s.id, "assistant", m, 1, 1, ids[i], on_done, &w[i]);
+        json_decref(m);
+    }
+    while (queued(st)) /* the writer takes them into its open transaction */
+        sched_yield();
+    uint64_t during;
+    batches(st, &during, &last);
+    assert_int_equal(during, before); /* none committed while the sync runs */
+    assert_int_equal(calls(&first), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(calls(&w[i]), 0);
+
+    pthread_mutex_lock(&held.mu);
+    held.release = true;
+    pthread_cond_broadcast(&held.cv);
+    pthread_mutex_unlock(&held.mu);
+    assert_int_equal(wait_done(&first), GD_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(wait_done(&w[i]), GD_OK);
+    uint64_t after;
+    batches(st, &after, &last);
+    assert_int_equal(after, before + 1);
+    assert_int_equal(last, N); /* the ten in one transaction */
+    sync_wal = fdatasync;
+    store_session got;
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, N + 1);
+    store_close(st);
+}
+
 /* Inserts a session, then fails: its savepoint must undo the insert, and only it. */
 static store_session partial_session;
 static gd_err w_partial(conn *c, void *arg, char *err, size_t errlen)
@@ -1778,6 +1858,7 @@ int main(int argc, char **argv)
         T(test_recovers),
         T(test_concurrent_creates),
         T(test_batched_commit),
+        T(test_writes_wait_in_one_batch_during_a_sync),
         T(test_savepoint_rollback),
         T(test_async_paths),
         T(test_queue_bound),
