@@ -1,6 +1,7 @@
 #include "agent/bus.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -248,22 +249,63 @@ void bus_unsubscribe(bus_sub *s)
     free(s);
 }
 
-static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool arming,
-                     void (*arm)(void *ud), void *ud);
+/* What the reader takes of an event, under the bus lock: copies of it (bus_next, bus_poll), or its
+ * SSE text appended to a buffer (bus_next_sse). */
+typedef struct {
+    uint64_t *seq;
+    char **event, **data; /* copies */
+    buf *sse;             /* or the SSE text */
+    char *name;           /* and the event's name, BUS_NAME_MAX bytes */
+    gd_err err;
+} take;
+
+static bus_read next(bus_sub *s, take *t, bool arming, void (*arm)(void *ud), void *ud);
 
 bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*arm)(void *ud),
                   void *ud)
 {
-    return next(s, seq, event, data, true, arm, ud);
+    take t = {.seq = seq, .event = event, .data = data};
+    return next(s, &t, true, arm, ud);
 }
 
 bus_read bus_poll(bus_sub *s, uint64_t *seq, char **event, char **data)
 {
-    return next(s, seq, event, data, false, NULL, NULL);
+    take t = {.seq = seq, .event = event, .data = data};
+    return next(s, &t, false, NULL, NULL);
 }
 
-static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool arming,
-                     void (*arm)(void *ud), void *ud)
+bus_read bus_next_sse(bus_sub *s, buf *out, char name[BUS_NAME_MAX], gd_err *e, bool arming,
+                      void (*arm)(void *ud), void *ud)
+{
+    uint64_t seq;
+    take t = {.seq = &seq, .sse = out, .name = name};
+    bus_read r = next(s, &t, arming, arm, ud);
+    *e = t.err;
+    return r;
+}
+
+/* "id: SEQ\nevent: NAME\ndata: DATA\n\n" appended to out in one reservation: all or nothing. */
+static gd_err sse_event(buf *out, uint64_t seq, const char *event, const char *data)
+{
+    char num[24];
+    size_t nn = 0;
+    do
+        num[sizeof num - 1 - nn++] = (char)('0' + seq % 10);
+    while ((seq /= 10) && nn < sizeof num);
+    size_t el = strlen(event), dl = strlen(data);
+    gd_err e = buf_reserve(out, 4 + nn + 8 + el + 7 + dl + 2);
+    if (e) return e;
+    buf_ignore(buf_append(out, "id: ", 4)); /* reserved above: these cannot fail */
+    buf_ignore(buf_append(out, num + sizeof num - nn, nn));
+    buf_ignore(buf_append(out, "\nevent: ", 8));
+    buf_ignore(buf_append(out, event, el));
+    buf_ignore(buf_append(out, "\ndata: ", 7));
+    buf_ignore(buf_append(out, data, dl));
+    buf_ignore(buf_append(out, "\n\n", 2));
+    return GD_OK;
+}
+
+static bus_read next(bus_sub *s, take *t, bool arming, void (*arm)(void *ud), void *ud)
 {
     bus *b = s->b;
     bus_read r;
@@ -274,9 +316,14 @@ static bus_read next(bus_sub *s, uint64_t *seq, char **event, char **data, bool 
             s->cursor = b->next_seq;
             r = BUS_GAP;
         } else {
-            *seq = s->cursor++;
-            *event = strdup(sl->event);
-            *data = strdup(slot_data(sl));
+            *t->seq = s->cursor++;
+            if (t->sse) {
+                t->err = sse_event(t->sse, *t->seq, sl->event, slot_data(sl));
+                snprintf(t->name, BUS_NAME_MAX, "%s", sl->event);
+            } else {
+                *t->event = strdup(sl->event);
+                *t->data = strdup(slot_data(sl));
+            }
             r = BUS_EVENT;
         }
     } else if (b->closed) {

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 #define BUS_RING 1024 /* events kept per session for replay */
 
 typedef struct bus bus;
@@ -48,6 +50,14 @@ bus_read bus_next(bus_sub *s, uint64_t *seq, char **event, char **data, void (*a
 /* bus_next without arming: BUS_NONE just means nothing now, and no wake-up will follow. For a
  * reader that already holds something to send and only wants to add what else is ready. */
 bus_read bus_poll(bus_sub *s, uint64_t *seq, char **event, char **data);
+
+/* bus_next (arming) or bus_poll (not) for an SSE writer: an event is appended to out as
+ * "id: SEQ\nevent: NAME\ndata: DATA\n\n" under the bus lock, without copying it first, and its
+ * name (cut to BUS_NAME_MAX - 1 bytes) goes to name. *e is the append's result: on an error
+ * nothing was appended (the event is read all the same). */
+#define BUS_NAME_MAX 48
+bus_read bus_next_sse(bus_sub *s, buf *out, char name[BUS_NAME_MAX], gd_err *e, bool arming,
+                      void (*arm)(void *ud), void *ud);
 
 /* Between bus_hold and bus_release, publishing wakes nobody; bus_release wakes the armed
  * subscribers once if anything was published. For a producer that publishes a burst (all the

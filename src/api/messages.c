@@ -118,18 +118,13 @@ static void pull_failed(watch *w, gd_err e)
  * the subscriber is then armed and the connection suspended, and a publish resumes it. */
 static bool pull_event(watch *w, bool arm)
 {
-    uint64_t seq;
-    char *ev, *data;
+    char ev[BUS_NAME_MAX];
     gd_err e;
-    switch (arm ? bus_next(w->sub, &seq, &ev, &data, w_arm_stream, w)
-                : bus_poll(w->sub, &seq, &ev, &data)) {
+    switch (bus_next_sse(w->sub, &w->out, ev, &e, arm, arm ? w_arm_stream : NULL, w)) {
     case BUS_NONE:
         return false;
     case BUS_EVENT:
-        e = buf_printf(&w->out, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", seq, ev, data);
         if (w->until_turn_end && is_turn_end(ev)) w->done = true;
-        free(ev);
-        free(data);
         if (e) pull_failed(w, e);
         return true;
     case BUS_PING:

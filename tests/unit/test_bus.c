@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,12 +174,70 @@ static void test_merge_stops_at_64k(void **state)
     bus_free(b);
 }
 
+/* An SSE writer's read: each event appended as its SSE text, under the lock, the name handed
+ * back; merged chunks rendered; an event past the buffer's cap appends nothing and is still
+ * read (the writer then says events were lost). */
+static void test_next_sse(void **state)
+{
+    (void)state;
+    bus *b = bus_new();
+    bus_sub *s = bus_subscribe(b, 0, on_wake, NULL);
+    uint64_t first = bus_publish(b, "message", "{\"a\":1}");
+    bus_publish_chunk(b, "message_chunk", "text", "he", 2);
+    bus_publish_chunk(b, "message_chunk", "text", "llo\n", 4);
+    buf out;
+    buf_init(&out, 1u << 20);
+    char name[BUS_NAME_MAX];
+    gd_err e = GD_EINVAL;
+    assert_int_equal(bus_next_sse(s, &out, name, &e, false, NULL, NULL), BUS_EVENT);
+    assert_int_equal(e, GD_OK);
+    assert_string_equal(name, "message");
+    char want[256];
+    snprintf(want, sizeof want, "id: %llu\nevent: message\ndata: {\"a\":1}\n\n",
+             (unsigned long long)first);
+    assert_string_equal(out.data, want);
+    buf_reset(&out);
+    assert_int_equal(bus_next_sse(s, &out, name, &e, false, NULL, NULL), BUS_EVENT);
+    assert_string_equal(name, "message_chunk");
+    snprintf(want, sizeof want,
+             "id: %llu\nevent: message_chunk\ndata: {\"type\":\"text\",\"text\":\"hello\\n\"}\n\n",
+             (unsigned long long)(first + 1));
+    assert_string_equal(out.data, want);
+    /* nothing more: armed, woken by the next publish */
+    wakes = 0;
+    assert_int_equal(bus_next_sse(s, &out, name, &e, true, NULL, NULL), BUS_NONE);
+    char big[200];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    bus_publish(b, "large", big);
+    bus_publish(b, "after", "{}");
+    assert_int_equal(wakes, 1);
+    buf small;
+    buf_init(&small, 64);
+    assert_int_equal(bus_next_sse(s, &small, name, &e, false, NULL, NULL), BUS_EVENT);
+    assert_int_equal(e, GD_ETOOBIG);
+    assert_string_equal(name, "large");
+    assert_int_equal(small.len, 0); /* all or nothing */
+    assert_int_equal(bus_next_sse(s, &small, name, &e, false, NULL, NULL), BUS_EVENT);
+    assert_int_equal(e, GD_OK);
+    assert_string_equal(name, "after");
+    assert_non_null(strstr(small.data, "event: after\ndata: {}\n\n"));
+    buf_free(&small);
+    buf_free(&out);
+    bus_unsubscribe(s);
+    bus_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sequence_and_replay),     cmocka_unit_test(test_gap),
-        cmocka_unit_test(test_chunks_merge_until_read), cmocka_unit_test(test_read_chunk_is_final),
-        cmocka_unit_test(test_hold_wakes_once),         cmocka_unit_test(test_merge_stops_at_64k),
+        cmocka_unit_test(test_next_sse),
+        cmocka_unit_test(test_sequence_and_replay),
+        cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_chunks_merge_until_read),
+        cmocka_unit_test(test_read_chunk_is_final),
+        cmocka_unit_test(test_hold_wakes_once),
+        cmocka_unit_test(test_merge_stops_at_64k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
