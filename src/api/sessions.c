@@ -539,7 +539,10 @@ static long history_stream(void *cls, char *dst, size_t max)
         if (sent) h->held -= sent->len;
         h->cur = h->head;
         h->off = 0;
-        if (h->cur && !(h->head = h->cur->next)) h->tail = NULL;
+        if (h->cur) {
+            if (!(h->head = h->cur->next)) h->tail = NULL;
+            h->cur->next = NULL;
+        }
         bool done = h->done;
         gd_err e = h->e;
         if (!h->cur && (!done || e)) {
@@ -547,10 +550,7 @@ static long history_stream(void *cls, char *dst, size_t max)
             http_stream_wait(h->r);
         }
         pthread_mutex_unlock(&h->mu);
-        if (sent) {
-            sent->next = NULL;
-            pieces_free(sent);
-        }
+        pieces_free(sent);
         if (!h->cur) {
             if (!done) return 0;
             if (!e) return HTTP_STREAM_END;
