@@ -1453,36 +1453,76 @@ static void history_when(history_clock *hc, long long t, char out[RFC3339_LEN])
     out[20] = '\0';
 }
 
-/* Appends "name":"value" (after the text lead) to out. */
-static gd_err field_text(buf *out, const char *lead, sqlite3_stmt *s, int col)
+/* Whether the n bytes at s go into a JSON string as they are: no quote, backslash or control
+ * character (what buf_json_string escapes). */
+static bool json_plain(const char *s, size_t n)
 {
-    const char *v = (const char *)sqlite3_column_text(s, col);
-    size_t n = v ? (size_t)sqlite3_column_bytes(s, col) : 0;
-    gd_err e = buf_puts(out, lead);
-    return e ? e : buf_json_string(out, v ? v : "", n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\') return false;
+    }
+    return true;
 }
 
-/* One message of ST_MESSAGES_PAGE as JSON text: the shape of row_to_message, its content copied
- * as stored. The store wrote every content as jansson's compact text of an array (message
- * append and import both check it), so the frame is checked, not the whole text parsed again:
- * a content that is not "[...]" (a file edited by hand) is given as [] as row_to_message does. */
-static gd_err message_text(sqlite3_stmt *s, history_clock *hc, buf *out)
+static char *put(char *p, const void *data, size_t n)
 {
-    char tail[sizeof ",\"created_at\":\"\"}" + RFC3339_LEN];
-    memcpy(tail, ",\"created_at\":\"", 15);
-    history_when(hc, sqlite3_column_int64(s, 3) / 1000000, tail + 15);
-    memcpy(tail + 15 + RFC3339_LEN - 1, "\"}", 2);
+    memcpy(p, data, n);
+    return p + n;
+}
+
+/* One message of ST_MESSAGES_PAGE as JSON text (after a comma unless first): the shape of
+ * row_to_message, its content copied as stored. The store wrote every content as jansson's
+ * compact text of an array (message append and import both check it), so the frame is checked,
+ * not the whole text parsed again: a content that is not "[...]" (a file edited by hand) is
+ * given as [] as row_to_message does. An id and a role with nothing to escape (those goosed
+ * writes) go in with the rest at once, in one reservation. */
+static gd_err message_text(sqlite3_stmt *s, history_clock *hc, buf *out, bool first)
+{
+    char when[RFC3339_LEN];
+    history_when(hc, sqlite3_column_int64(s, 3) / 1000000, when);
     const char *content = (const char *)sqlite3_column_text(s, 2);
     size_t clen = content ? (size_t)sqlite3_column_bytes(s, 2) : 0;
     if (clen < 2 || content[0] != '[' || content[clen - 1] != ']' || memchr(content, 0, clen)) {
         content = "[]";
         clen = 2;
     }
-    gd_err e = field_text(out, "{\"id\":", s, 0);
-    if (!e) e = field_text(out, ",\"role\":", s, 1);
-    if (!e) e = buf_append(out, ",\"content\":", 11);
+    const char *id = (const char *)sqlite3_column_text(s, 0);
+    size_t idlen = id ? (size_t)sqlite3_column_bytes(s, 0) : 0;
+    const char *role = (const char *)sqlite3_column_text(s, 1);
+    size_t rolelen = role ? (size_t)sqlite3_column_bytes(s, 1) : 0;
+    if (!id) id = "";
+    if (!role) role = "";
+    static const char lead[] = ",{\"id\":\"", mid[] = "\",\"role\":\"",
+                      body[] = "\",\"content\":", tail[] = ",\"created_at\":\"";
+    size_t whenlen = RFC3339_LEN - 1;
+    if (json_plain(id, idlen) && json_plain(role, rolelen)) {
+        size_t need = sizeof lead - 1 + idlen + sizeof mid - 1 + rolelen + sizeof body - 1 + clen +
+                      sizeof tail - 1 + whenlen + 2;
+        gd_err e = buf_reserve(out, need);
+        if (e) return e;
+        char *p = out->data + out->len;
+        p = first ? put(p, lead + 1, sizeof lead - 2) : put(p, lead, sizeof lead - 1);
+        p = put(p, id, idlen);
+        p = put(p, mid, sizeof mid - 1);
+        p = put(p, role, rolelen);
+        p = put(p, body, sizeof body - 1);
+        p = put(p, content, clen);
+        p = put(p, tail, sizeof tail - 1);
+        p = put(p, when, whenlen);
+        p = put(p, "\"}", 2);
+        *p = '\0';
+        out->len = (size_t)(p - out->data);
+        return GD_OK;
+    }
+    gd_err e = buf_puts(out, first ? "{\"id\":" : ",{\"id\":");
+    if (!e) e = buf_json_string(out, id, idlen);
+    if (!e) e = buf_puts(out, ",\"role\":");
+    if (!e) e = buf_json_string(out, role, rolelen);
+    if (!e) e = buf_append(out, body + 1, sizeof body - 2);
     if (!e) e = buf_append(out, content, clen);
-    if (!e) e = buf_append(out, tail, 15 + RFC3339_LEN - 1 + 2);
+    if (!e) e = buf_append(out, tail, sizeof tail - 1);
+    if (!e) e = buf_append(out, when, whenlen);
+    if (!e) e = buf_append(out, "\"}", 2);
     return e;
 }
 
@@ -1579,8 +1619,7 @@ static gd_err sq_messages_text(store *st, const char *session_id, long limit, co
             /* only a hint: past the cap or short of memory, the appends grow it as they need */
             buf_ignore(
                 buf_reserve(out, (out->len - start) / (size_t)n * (size_t)(rows - n) / 8 * 9));
-        if (n++) e = buf_puts(out, ",");
-        if (!e) e = message_text(ms, &hc, out);
+        e = message_text(ms, &hc, out, n++ == 0);
         if (!e && pieces && out->len >= pieces->size) e = pieces_hand(out, pieces, &handed);
     }
     if (!e) e = buf_puts(out, "]");

@@ -1162,7 +1162,9 @@ static void test_messages_text(void **state)
                      "UPDATE messages SET content = 'not json' WHERE seq = 8;"
                      "UPDATE messages SET content = '' WHERE seq = 9;"
                      "UPDATE messages SET content = '\"a string\"' WHERE seq = 10;"
-                     "UPDATE messages SET content = ' [1,2' WHERE seq = 11;",
+                     "UPDATE messages SET content = ' [1,2' WHERE seq = 11;"
+                     "UPDATE messages SET role = 'a \"role\"' || char(9) WHERE seq = 12;"
+                     "UPDATE messages SET id = 'an \\ id' || char(10) WHERE seq = 13;",
                      NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(raw);
