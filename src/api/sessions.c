@@ -390,6 +390,9 @@ void api_session_delete(http_req *r)
  * copies it out. The reader never waits for the client: what it has handed over and the client
  * has not taken yet is bounded by BUF_CAP_HISTORY, past which the answer is cut short. */
 #define HISTORY_PIECE (64u << 10)
+/* An answer all read before its head goes, up to this size (a page), is sent as one buffer: a
+ * stream spends a write on each piece and one on its end. */
+#define HISTORY_WHOLE_MAX (4 * HISTORY_PIECE)
 
 typedef struct history_piece {
     struct history_piece *next;
@@ -581,6 +584,13 @@ static void messages_answer(http_req *r)
     pthread_mutex_lock(&h->mu);
     bool some = h->head != NULL;
     gd_err e = h->e;
+    history_piece *all = NULL; /* the whole answer, when it is all read already */
+    size_t len = h->held;
+    if (h->done && !e && len <= HISTORY_WHOLE_MAX) {
+        all = h->head;
+        h->head = h->tail = NULL;
+        h->held = 0;
+    }
     pthread_mutex_unlock(&h->mu);
     if (some) e = GD_OK; /* an error after the first piece is the stream's to tell */
     if (e == GD_EBUSY) {
@@ -607,7 +617,27 @@ static void messages_answer(http_req *r)
                      h->limit, h->next);
             http_add_header(r, "Link", link);
         }
-        http_reply_stream(r, 200, "application/json; charset=utf-8", history_stream, h, NULL);
+        if (!all) {
+            http_reply_stream(r, 200, "application/json; charset=utf-8", history_stream, h, NULL);
+            return;
+        }
+        /* short, and all read before its head went: one buffer (HISTORY_WHOLE_MAX) */
+        char *text = all->next ? malloc(len + 1) : all->text;
+        if (text == all->text) {
+            all->text = NULL;
+        } else if (text) {
+            size_t at = 0;
+            for (history_piece *p = all; p; p = p->next) {
+                memcpy(text + at, p->text, p->len);
+                at += p->len;
+            }
+            text[at] = '\0';
+        }
+        pieces_free(all);
+        if (text)
+            http_reply_json_text(r, 200, text, len);
+        else
+            http_reply_error(r, 500, "internal", "out of memory");
     }
 }
 
