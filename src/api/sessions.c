@@ -456,11 +456,14 @@ static void history_request_done(void *arg)
     history_release(h);
 }
 
-/* Under mu: resumes the request when it waits for its head or for a piece. */
+/* Under mu: resumes the request when it waits for its head or for a piece. The head of the
+ * whole history goes with its first piece; a page's waits for its end up to HISTORY_WHOLE_MAX
+ * (most pages: then sent as one buffer, whichever thread is quicker). */
 static void history_wake(history_read *h)
 {
     if (!h->r) return;
     if (!h->started) {
+        if (!h->done && h->limit && h->held <= HISTORY_WHOLE_MAX) return;
         h->started = true;
         http_resume(h->r);
     } else if (h->waiting) {
