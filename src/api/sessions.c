@@ -564,12 +564,11 @@ static long history_stream(void *cls, char *dst, size_t max)
              * its last chunk (the client sees a body cut short, never a complete-looking one)
              * until the client closes it: the HTTP engine has no way yet for a stream to end
              * its connection. */
-            log_error("api", "the history of session %s was cut short after %s: %s", h->id,
-                      "its head had been sent",
-                      e == GD_ECANCELLED ? "the client went away"
-                      : e == GD_ETOOBIG  ? "the client reads too slowly (too much waits for it)"
-                      : h->err[0]        ? h->err
-                                         : gd_strerror(e));
+            log_error("api", "the history of session %s was cut short after its head went: %s",
+                      h->id,
+                      e == GD_ETOOBIG ? "the client reads too slowly (too much waits for it)"
+                      : h->err[0]     ? h->err
+                                      : gd_strerror(e));
             return 0;
         }
     }
