@@ -67,6 +67,7 @@ enum stmt_id {
     ST_SESSION_COUNT_OWNED,
     ST_SESSION_PAGE,
     ST_MESSAGES_PAGE,
+    ST_MESSAGES_NEXT,
     ST_SESSION_PAGE_OWNED,
     ST_USER_INSERT,
     ST_USER_BY_HASH,
@@ -127,6 +128,10 @@ static const char *const stmt_sql[ST__N] = {
     [ST_SESSION_COUNT_OWNED] = "SELECT coalesce(sum(n), 0) FROM session_counts WHERE user_id = ?1",
     [ST_MESSAGES_PAGE] = "SELECT id, role, content, created_us, seq FROM messages WHERE "
                          "session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    /* The seq of a page's last message (?3: the page's size less one) and of the one after it,
+     * if any: the next page's cursor before the page is read, from the index alone. */
+    [ST_MESSAGES_NEXT] = "SELECT seq FROM messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq "
+                         "LIMIT 2 OFFSET ?3",
     /* A page after the cursor (?2, ?3): a seek in the index of migration 5, whatever the depth. */
     [ST_SESSION_PAGE] = "SELECT " SESSION_COLS " FROM sessions WHERE (created_us, id) < (?2, ?3) "
                         "ORDER BY created_us DESC, id DESC LIMIT ?1",
@@ -1492,44 +1497,126 @@ static void history_when(history_clock *hc, long long t, char out[RFC3339_LEN])
     out[20] = '\0';
 }
 
-/* Appends "name":"value" (after the text lead) to out. */
-static gd_err field_text(buf *out, const char *lead, sqlite3_stmt *s, int col)
+/* Whether the n bytes at s go into a JSON string as they are: no quote, backslash or control
+ * character (what buf_json_string escapes). */
+static bool json_plain(const char *s, size_t n)
 {
-    const char *v = (const char *)sqlite3_column_text(s, col);
-    size_t n = v ? (size_t)sqlite3_column_bytes(s, col) : 0;
-    gd_err e = buf_puts(out, lead);
-    return e ? e : buf_json_string(out, v ? v : "", n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\') return false;
+    }
+    return true;
 }
 
-/* One message of ST_MESSAGES_PAGE as JSON text: the shape of row_to_message, its content copied
- * as stored. The store wrote every content as jansson's compact text of an array (message
- * append and import both check it), so the frame is checked, not the whole text parsed again:
- * a content that is not "[...]" (a file edited by hand) is given as [] as row_to_message does. */
-static gd_err message_text(sqlite3_stmt *s, history_clock *hc, buf *out)
+static char *put(char *p, const void *data, size_t n)
 {
-    char tail[sizeof ",\"created_at\":\"\"}" + RFC3339_LEN];
-    memcpy(tail, ",\"created_at\":\"", 15);
-    history_when(hc, sqlite3_column_int64(s, 3) / 1000000, tail + 15);
-    memcpy(tail + 15 + RFC3339_LEN - 1, "\"}", 2);
+    memcpy(p, data, n);
+    return p + n;
+}
+
+/* One message of ST_MESSAGES_PAGE as JSON text (after a comma unless first): the shape of
+ * row_to_message, its content copied as stored. The store wrote every content as jansson's
+ * compact text of an array (message append and import both check it), so the frame is checked,
+ * not the whole text parsed again: a content that is not "[...]" (a file edited by hand) is
+ * given as [] as row_to_message does. An id and a role with nothing to escape (those goosed
+ * writes) go in with the rest at once, in one reservation. */
+static gd_err message_text(sqlite3_stmt *s, history_clock *hc, buf *out, bool first)
+{
+    char when[RFC3339_LEN];
+    history_when(hc, sqlite3_column_int64(s, 3) / 1000000, when);
     const char *content = (const char *)sqlite3_column_text(s, 2);
     size_t clen = content ? (size_t)sqlite3_column_bytes(s, 2) : 0;
     if (clen < 2 || content[0] != '[' || content[clen - 1] != ']' || memchr(content, 0, clen)) {
         content = "[]";
         clen = 2;
     }
-    gd_err e = field_text(out, "{\"id\":", s, 0);
-    if (!e) e = field_text(out, ",\"role\":", s, 1);
-    if (!e) e = buf_append(out, ",\"content\":", 11);
+    const char *id = (const char *)sqlite3_column_text(s, 0);
+    size_t idlen = id ? (size_t)sqlite3_column_bytes(s, 0) : 0;
+    const char *role = (const char *)sqlite3_column_text(s, 1);
+    size_t rolelen = role ? (size_t)sqlite3_column_bytes(s, 1) : 0;
+    if (!id) id = "";
+    if (!role) role = "";
+    static const char lead[] = ",{\"id\":\"", mid[] = "\",\"role\":\"",
+                      body[] = "\",\"content\":", tail[] = ",\"created_at\":\"";
+    size_t whenlen = RFC3339_LEN - 1;
+    if (json_plain(id, idlen) && json_plain(role, rolelen)) {
+        size_t need = sizeof lead - 1 + idlen + sizeof mid - 1 + rolelen + sizeof body - 1 + clen +
+                      sizeof tail - 1 + whenlen + 2;
+        gd_err e = buf_reserve(out, need);
+        if (e) return e;
+        char *p = out->data + out->len;
+        p = first ? put(p, lead + 1, sizeof lead - 2) : put(p, lead, sizeof lead - 1);
+        p = put(p, id, idlen);
+        p = put(p, mid, sizeof mid - 1);
+        p = put(p, role, rolelen);
+        p = put(p, body, sizeof body - 1);
+        p = put(p, content, clen);
+        p = put(p, tail, sizeof tail - 1);
+        p = put(p, when, whenlen);
+        p = put(p, "\"}", 2);
+        *p = '\0';
+        out->len = (size_t)(p - out->data);
+        return GD_OK;
+    }
+    gd_err e = buf_puts(out, first ? "{\"id\":" : ",{\"id\":");
+    if (!e) e = buf_json_string(out, id, idlen);
+    if (!e) e = buf_puts(out, ",\"role\":");
+    if (!e) e = buf_json_string(out, role, rolelen);
+    if (!e) e = buf_append(out, body + 1, sizeof body - 2);
     if (!e) e = buf_append(out, content, clen);
-    if (!e) e = buf_append(out, tail, 15 + RFC3339_LEN - 1 + 2);
+    if (!e) e = buf_append(out, tail, sizeof tail - 1);
+    if (!e) e = buf_append(out, when, whenlen);
+    if (!e) e = buf_append(out, "\"}", 2);
     return e;
 }
 
 /* How many messages of a history are written before the rest are sized after them. */
 #define HISTORY_SAMPLE 64
 
+/* The cursor of the page of limit messages after from, into next ("" when that page is the
+ * last): the seq of its last message when another follows it. */
+static gd_err page_next(conn *c, const char *session_id, long long from, long limit,
+                        char next[STORE_CURSOR_LEN])
+{
+    sqlite3_stmt *s = stmt(c, ST_MESSAGES_NEXT);
+    if (!s) return GD_ESTORE;
+    sqlite3_bind_text(s, 1, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, from);
+    sqlite3_bind_int64(s, 3, limit - 1);
+    long long last = 0;
+    int rc = sqlite3_step(s), rows = 0;
+    for (; rc == SQLITE_ROW && rows < 2; rc = sqlite3_step(s))
+        if (rows++ == 0) last = sqlite3_column_int64(s, 0);
+    gd_err e = rc == SQLITE_ROW || rc == SQLITE_DONE ? GD_OK : read_failed(c);
+    stmt_done(s);
+    if (!e && rows == 2) snprintf(next, STORE_CURSOR_LEN, "%lld", last);
+    return e;
+}
+
+/* Hands the whole pieces at the start of out to p->fn; out keeps the rest, in a new buffer with
+ * room for the next piece and the message that will cross its end. *handed: set once
+ * anything has gone. */
+static gd_err pieces_hand(buf *out, const store_pieces *p, bool *handed)
+{
+    size_t cut = out->len - out->len % p->size, rest = out->len - cut;
+    buf nb;
+    buf_init(&nb, out->cap);
+    gd_err e = buf_reserve(&nb, p->size + p->size / 4);
+    if (!e && rest) e = buf_append(&nb, out->data + cut, rest);
+    if (e) {
+        buf_free(&nb);
+        return e;
+    }
+    out->data[cut] = '\0';
+    char *text = buf_detach(out); /* never NULL: out holds a piece */
+    buf_free(out);
+    *out = nb;
+    *handed = true;
+    return p->fn(p->ud, text, cut);
+}
+
 static gd_err sq_messages_text(store *st, const char *session_id, long limit, const char *after,
-                               buf *out, char next[STORE_CURSOR_LEN])
+                               buf *out, char next[STORE_CURSOR_LEN], const store_pieces *pieces)
 {
     sqlite_store *ss = (sqlite_store *)st;
     next[0] = '\0';
@@ -1547,45 +1634,50 @@ static gd_err sq_messages_text(store *st, const char *session_id, long limit, co
         store_set_errmsg("limit must not be negative");
         return GD_EINVAL;
     }
+    if (pieces && (!pieces->size || !pieces->fn)) {
+        store_set_errmsg("pieces of no size, or no one to take them");
+        return GD_EINVAL;
+    }
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
     size_t mark = out->len;
+    bool handed = false;
     sqlite3_stmt *gs = NULL, *ms = NULL;
     history_clock hc = {.day = LLONG_MIN};
     int rc = SQLITE_DONE;
     gd_err e = history_begin(c, session_id, ST_MESSAGES_PAGE, &gs, &ms);
+    if (!e && limit) e = page_next(c, session_id, from, limit, next);
     if (e) goto out;
     sqlite3_bind_int64(ms, 2, from);
-    sqlite3_bind_int64(ms, 3, limit ? limit + 1 : -1); /* one more: whether a next page is */
-    long long rows = sqlite3_column_int64(gs, 5);      /* the session's message_count */
+    sqlite3_bind_int64(ms, 3, limit ? limit : -1);
+    long long rows = sqlite3_column_int64(gs, 5); /* the session's message_count */
     if (limit && limit < rows) rows = limit;
+    /* Whole: the rest sized after the first rows. In pieces: room for one and a message. */
+    if (pieces)
+        buf_ignore(buf_reserve(out, pieces->size + pieces->size / 4)); /* a hint, as below */
     e = buf_puts(out, "[");
     size_t start = out->len;
     long n = 0;
-    long long last = from;
     while (!e && (rc = sqlite3_step(ms)) == SQLITE_ROW) {
-        if (limit && n == limit) {
-            snprintf(next, STORE_CURSOR_LEN, "%lld", last);
-            rc = SQLITE_DONE;
-            break;
-        }
-        if (n == HISTORY_SAMPLE && rows > n) /* the rest sized after the first rows, 1/8 more */
+        if (n == HISTORY_SAMPLE && rows > n && !pieces) /* 1/8 more than the first rows say */
             /* only a hint: past the cap or short of memory, the appends grow it as they need */
             buf_ignore(
                 buf_reserve(out, (out->len - start) / (size_t)n * (size_t)(rows - n) / 8 * 9));
-        if (n++) e = buf_puts(out, ",");
-        if (!e) e = message_text(ms, &hc, out);
-        last = sqlite3_column_int64(ms, 4);
+        e = message_text(ms, &hc, out, n++ == 0);
+        if (!e && pieces && out->len >= pieces->size) e = pieces_hand(out, pieces, &handed);
     }
     if (!e) e = buf_puts(out, "]");
-    if (e) {
-        store_set_errmsg("out of memory");
-    } else if (rc != SQLITE_DONE) {
+    if (!e && pieces && out->len >= pieces->size && rc == SQLITE_DONE)
+        e = pieces_hand(out, pieces, &handed);
+    if (!e && rc != SQLITE_ROW && rc != SQLITE_DONE) {
         e = read_failed(c);
+    } else if (e == GD_ENOMEM || e == GD_ETOOBIG) {
+        store_set_errmsg("%s", e == GD_ENOMEM ? "out of memory" : "the text is past its cap");
     }
 out:
     if (e) {
-        out->len = mark;
+        out->len = handed ? 0 : mark;
+        if (out->data) out->data[out->len] = '\0';
         next[0] = '\0';
     }
     history_end(c, gs, ms);

@@ -68,6 +68,16 @@ static inline void store_user_items_free(store_user_item *items, size_t n)
 
 typedef struct store store;
 
+/* Takes a piece of messages_text's text: len bytes at text, malloc'd (a NUL after them), the
+ * receiver's to free whatever it returns. GD_OK to go on; any error stops the read. Runs on
+ * the reading thread: it must be quick (queue the piece, wake whoever sends it). */
+typedef gd_err (*store_piece_fn)(void *ud, char *text, size_t len);
+typedef struct {
+    size_t size; /* bytes in a piece (> 0): the pieces handed over are multiples of it */
+    store_piece_fn fn;
+    void *ud;
+} store_pieces;
+
 /* Called when an asynchronous write is durable or has failed; errmsg is NULL on success. It
  * runs on the store's writer thread (or at once, in the caller, when the store is down), so it
  * must be quick: hand the result over and wake whoever waits. */
@@ -101,13 +111,23 @@ typedef struct {
      * NULL) when the session does not exist. */
     gd_err (*messages_list)(store *st, const char *session_id, json_t **out);
     /* The same as JSON text appended to out, a page at a time: at most limit messages (0: all)
-     * after the cursor after (NULL or "": from the first); next as for session_page. Each
-     * message's content is copied as stored, not parsed into a tree and written again: the
-     * store wrote it as an array, so only its frame "[...]" is checked; one that is not framed
-     * so (a file edited by hand) is given as []. GD_EINVAL
-     * for a cursor this store did not make; out is left as it was on any error. */
+     * after the cursor after (NULL or "": from the first); next as for session_page, set
+     * before any piece is handed over. Each message's content is copied as stored, not parsed
+     * into a tree and written again: the store wrote it as an array, so only its frame "[...]"
+     * is checked; one that is not framed so (a file edited by hand) is given as []. GD_EINVAL
+     * for a cursor this store did not make. One read transaction for the whole text.
+     *
+     * pieces NULL: the whole text is left in out. Otherwise the text is handed over while it
+     * is read: whenever out holds pieces->size bytes or more (what the caller had in it
+     * included), the longest run of whole pieces at its start goes to pieces->fn, and out keeps
+     * the rest (less than a piece: the caller appends its own end and hands that over itself).
+     * A piece's boundary may fall anywhere, inside a message too. pieces->fn's error stops the
+     * read and is returned (the receiver is gone, or holds too much).
+     *
+     * On any error, out is left as it was when nothing was handed over yet; once something
+     * was, out is emptied (the answer is cut short: the caller must say so). */
     gd_err (*messages_text)(store *st, const char *session_id, long limit, const char *after,
-                            buf *out, char next[STORE_CURSOR_LEN]);
+                            buf *out, char next[STORE_CURSOR_LEN], const store_pieces *pieces);
     /* One message of a session, as a new JSON object the caller owns, of the same shape as an
      * element of messages_list. GD_ENOTFOUND (and *out NULL) when the session or the message
      * does not exist. */

@@ -1184,7 +1184,7 @@ static void text_matches_list(store *st, const char *sid, long limit)
         buf b;
         buf_init(&b, BUF_CAP_HISTORY);
         char next[STORE_CURSOR_LEN];
-        ok(st->ops->messages_text(st, sid, limit, cursor, &b, next));
+        ok(st->ops->messages_text(st, sid, limit, cursor, &b, next, NULL));
         json_error_t err;
         json_t *page = json_loadb(b.data, b.len, 0, &err);
         if (!page) fail_msg("messages_text gave no JSON (%s): %.200s", err.text, b.data);
@@ -1242,7 +1242,9 @@ static void test_messages_text(void **state)
                      "UPDATE messages SET content = 'not json' WHERE seq = 8;"
                      "UPDATE messages SET content = '' WHERE seq = 9;"
                      "UPDATE messages SET content = '\"a string\"' WHERE seq = 10;"
-                     "UPDATE messages SET content = ' [1,2' WHERE seq = 11;",
+                     "UPDATE messages SET content = ' [1,2' WHERE seq = 11;"
+                     "UPDATE messages SET role = 'a \"role\"' || char(9) WHERE seq = 12;"
+                     "UPDATE messages SET id = 'an \\ id' || char(10) WHERE seq = 13;",
                      NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(raw);
@@ -1252,13 +1254,122 @@ static void test_messages_text(void **state)
     buf b;
     buf_init(&b, BUF_CAP_HISTORY);
     char next[STORE_CURSOR_LEN];
-    assert_int_equal(st->ops->messages_text(st, s.id, 0, "x1", &b, next), GD_EINVAL);
+    assert_int_equal(st->ops->messages_text(st, s.id, 0, "x1", &b, next, NULL), GD_EINVAL);
     assert_int_equal(b.len, 0);
     char other[UUID_STR_LEN];
     ids_uuid4(other);
-    assert_int_equal(st->ops->messages_text(st, other, 0, NULL, &b, next), GD_ENOTFOUND);
+    assert_int_equal(st->ops->messages_text(st, other, 0, NULL, &b, next, NULL), GD_ENOTFOUND);
     assert_int_equal(b.len, 0);
     buf_free(&b);
+    store_close(st);
+}
+
+/* What a messages_text read in pieces handed over: the pieces joined, their count, and the
+ * cursor as it was when the first came. stop_after: the receiver refuses the piece after that
+ * many (0: never). */
+typedef struct {
+    buf all;
+    size_t size, count, stop_after;
+    const char *next; /* the caller's next[], looked at when the first piece comes */
+    char next_at_first[STORE_CURSOR_LEN];
+} pieces_seen;
+
+static gd_err take_piece(void *ud, char *text, size_t len)
+{
+    pieces_seen *ps = ud;
+    if (ps->stop_after && ps->count == ps->stop_after) {
+        free(text);
+        return GD_ECANCELLED;
+    }
+    assert_true(len > 0);
+    assert_int_equal(len % ps->size, 0); /* whole pieces only */
+    assert_int_equal(strlen(text), len); /* a NUL after them, none inside */
+    if (!ps->count++) snprintf(ps->next_at_first, sizeof ps->next_at_first, "%s", ps->next);
+    ok(buf_append(&ps->all, text, len));
+    free(text);
+    return GD_OK;
+}
+
+/* The same read whole and in pieces of size (after a prefix the caller put in out): the
+ * pieces and out's rest joined are the whole text, byte for byte; next is known at the first
+ * piece. Returns how many times pieces came. */
+static size_t pieces_match_whole(store *st, const char *sid, long limit, const char *after,
+                                 size_t size)
+{
+    buf whole, out;
+    buf_init(&whole, BUF_CAP_HISTORY);
+    buf_init(&out, BUF_CAP_HISTORY);
+    char next_whole[STORE_CURSOR_LEN], next[STORE_CURSOR_LEN];
+    ok(buf_puts(&whole, "{\"messages\":"));
+    ok(buf_puts(&out, "{\"messages\":"));
+    ok(st->ops->messages_text(st, sid, limit, after, &whole, next_whole, NULL));
+    pieces_seen ps = {.size = size, .next = next};
+    buf_init(&ps.all, BUF_CAP_HISTORY);
+    store_pieces p = {size, take_piece, &ps};
+    ok(st->ops->messages_text(st, sid, limit, after, &out, next, &p));
+    assert_true(out.len < size);
+    assert_int_equal(ps.all.len, whole.len / size * size); /* every whole piece handed over */
+    ok(buf_append(&ps.all, out.data, out.len));
+    assert_int_equal(ps.all.len, whole.len);
+    assert_memory_equal(ps.all.data, whole.data, whole.len);
+    assert_string_equal(next, next_whole);
+    if (ps.count) assert_string_equal(ps.next_at_first, next_whole);
+    buf_free(&ps.all);
+    buf_free(&out);
+    buf_free(&whole);
+    return ps.count;
+}
+
+/* messages_text in pieces: many messages of every size (one larger than several pieces), read
+ * whole and by pages in pieces of 1 byte to more than the whole: the same bytes in the same
+ * order, each boundary wherever it falls (inside messages); a receiver that refuses a piece
+ * stops the read with its error and out is emptied. */
+static void test_messages_text_pieces(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s;
+    new_session(&s, "pieces");
+    ok(st->ops->session_create(st, &s));
+    enum { N = 400 };
+    static char text[70000];
+    for (int i = 0; i < N; i++) {
+        size_t len = i == 200 ? sizeof text - 1 : (size_t)(i * 37 % 1500);
+        for (size_t k = 0; k < len; k++)
+            text[k] = k % 61 == 60 ? '\n' : k % 13 == 12 ? '"' : (char)('a' + (i + k) % 26);
+        text[len] = '\0';
+        char id[UUID_STR_LEN];
+        assert_int_equal(
+            append(st, s.id, i % 2 ? "assistant" : "user", text_content(text), 0, 0, id), GD_OK);
+    }
+    static const size_t sizes[] = {1, 7, 1000, 4096, 65536, 1u << 24};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        size_t n = pieces_match_whole(st, s.id, 0, NULL, sizes[k]);
+        if (sizes[k] == 65536) assert_true(n >= 4);       /* a history of several pieces */
+        if (sizes[k] == 1u << 24) assert_int_equal(n, 0); /* all of it left in out */
+        pieces_match_whole(st, s.id, 150, NULL, sizes[k]);
+        pieces_match_whole(st, s.id, 150, "150", sizes[k]); /* the page of the big one */
+        pieces_match_whole(st, s.id, 150, "300", sizes[k]); /* the last page */
+    }
+
+    /* the receiver says stop at its third piece */
+    buf out;
+    buf_init(&out, BUF_CAP_HISTORY);
+    char next[STORE_CURSOR_LEN];
+    pieces_seen ps = {.size = 4096, .next = next, .stop_after = 2};
+    buf_init(&ps.all, BUF_CAP_HISTORY);
+    store_pieces p = {4096, take_piece, &ps};
+    assert_int_equal(st->ops->messages_text(st, s.id, 0, NULL, &out, next, &p), GD_ECANCELLED);
+    assert_int_equal(ps.count, 2);
+    assert_int_equal(out.len, 0);
+    /* errors before anything is read leave out as it was */
+    ok(buf_puts(&out, "kept"));
+    assert_int_equal(st->ops->messages_text(st, s.id, 0, "x1", &out, next, &p), GD_EINVAL);
+    char other[UUID_STR_LEN];
+    ids_uuid4(other);
+    assert_int_equal(st->ops->messages_text(st, other, 0, NULL, &out, next, &p), GD_ENOTFOUND);
+    assert_string_equal(out.data, "kept");
+    buf_free(&out);
+    buf_free(&ps.all);
     store_close(st);
 }
 
@@ -1865,6 +1976,7 @@ int main(int argc, char **argv)
         T(test_delete_while_queued),
         T(test_messages_roundtrip),
         T(test_messages_text),
+        T(test_messages_text_pieces),
         T(test_session_import),
         T(test_message_get_absent),
         T(test_sessions_unfinished),

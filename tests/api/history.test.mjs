@@ -1,0 +1,140 @@
+// A session's history is sent while it is read (GET /api/sessions/{id}/messages, chunked, in pieces
+// of 64 KiB): a history of many pieces, with messages larger than a piece, arrives whole, in order,
+// and parses, whole or a page at a time; clients that stop reading halfway (and close, or keep their
+// connection open without reading) hold none of the readers: other requests are served meanwhile,
+// and the next request works.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { realpathSync } from 'node:fs';
+import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
+import { get, post } from './lib/http.mjs';
+
+const N = 1500;
+const PIECE = 64 << 10;
+
+/** The messages of the session: every tenth of them larger than a piece; texts JSON escapes. */
+function messages(dir) {
+  const out = [];
+  for (let i = 0; i < N; i++) {
+    const len = i % 100 === 7 ? PIECE + 1000 + i : 200 + ((i * 37) % 1800);
+    let text = `message ${i}: "quoted" \\ tab\t nl\n é 中 😀 `;
+    while (text.length < len) text += `word${i % 97} `;
+    out.push(i % 2
+      ? { role: 'assistant', content: [{ type: 'text', text }, { type: 'tool_request', id: `call_${i}`, name: 'developer__shell', arguments: { command: `ls ${i}` } }] }
+      : { role: 'user', content: [{ type: 'text', text }] });
+  }
+  return out;
+}
+
+/** Sends a GET for path on a new connection and reads `upTo` bytes of the answer (0: none), then
+ * resolves with the socket, still open (paused when it stopped reading). */
+function partialGet(srv, path, upTo) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(srv.port, '127.0.0.1');
+    let got = 0;
+    sock.on('error', reject);
+    sock.on('connect', () => {
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\n\r\n`);
+      if (!upTo) {
+        sock.pause();
+        resolve(sock);
+      }
+    });
+    sock.on('data', (d) => {
+      got += d.length;
+      if (upTo && got >= upTo) {
+        sock.pause();
+        sock.removeAllListeners('data');
+        resolve(sock);
+      }
+    });
+  });
+}
+
+describe('a long history, sent while it is read', () => {
+  let srv, sid, sent, whole;
+  before(async () => {
+    const dir = realpathSync(tempDir('goosed-history-'));
+    srv = await startServer({ env: { GOOSE_MAX_BODY_SIZE: String(64 << 20) } });
+    sent = messages(dir);
+    const r = await post(srv, '/api/sessions/import', {
+      format: 'goosed-session', version: 1, session: { name: 'long', working_dir: dir }, messages: sent,
+    });
+    assert.equal(r.status, 201, r.text);
+    sid = r.body.id;
+  });
+  after(async () => {
+    await stopAndCheck(srv);
+  });
+
+  it('arrives whole, in order, and parses: many pieces, messages larger than a piece', async () => {
+    const r = await get(srv, `/api/sessions/${sid}/messages`);
+    assert.equal(r.status, 200, r.text.slice(0, 500));
+    assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.ok(r.text.length > 10 * PIECE, `${r.text.length} bytes: a history of many pieces`);
+    whole = r.body;
+    assert.equal(whole.length, N);
+    assert.deepEqual(whole.map(({ role, content }) => ({ role, content })), sent);
+    const exported = (await get(srv, `/api/sessions/${sid}/export`)).body.messages;
+    assert.deepEqual(whole.map(({ role, content, created_at }) => ({ role, content, created_at })), exported);
+  });
+
+  it('a page at a time, pages of several pieces: the same messages, with their Link and next_cursor', async () => {
+    assert.ok(whole, 'the whole history was read');
+    for (const limit of [400, 1499, 1500, 1501]) {
+      const seen = [];
+      let cursor = '';
+      for (let pages = 0; ; pages++) {
+        assert.ok(pages <= N / limit + 1);
+        const p = await get(srv, `/api/sessions/${sid}/messages?limit=${limit}&cursor=${cursor}`);
+        assert.equal(p.status, 200, p.text.slice(0, 500));
+        seen.push(...p.body.messages);
+        if (p.body.next_cursor === null) {
+          assert.equal(p.headers.get('link'), null);
+          break;
+        }
+        assert.equal(p.body.messages.length, limit);
+        assert.equal(p.headers.get('link'), `</api/sessions/${sid}/messages?limit=${limit}&cursor=${p.body.next_cursor}>; rel="next"`);
+        cursor = p.body.next_cursor;
+      }
+      assert.deepEqual(seen, whole, `pages of ${limit}`);
+    }
+  });
+
+  it('HEAD answers the head alone', async () => {
+    const r = await fetch(`${srv.url}/api/sessions/${sid}/messages`, { method: 'HEAD' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(await r.text(), '');
+    assert.equal((await get(srv, `/api/sessions/${sid}/messages?limit=1`)).body.length, 1);
+  });
+
+  it('clients that read part of it and close do not hurt: the next requests are served whole', async () => {
+    assert.ok(whole, 'the whole history was read');
+    const socks = await Promise.all([1, 1000, PIECE, 3 * PIECE, 5 * PIECE].map((n) => partialGet(srv, `/api/sessions/${sid}/messages`, n)));
+    for (const s of socks) s.destroy();
+    const r = await get(srv, `/api/sessions/${sid}/messages`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, whole);
+  });
+
+  it('clients that stop reading and keep their connection open hold no reader: other requests are served meanwhile', async () => {
+    assert.ok(whole, 'the whole history was read');
+    // more of them than the pool has workers: a reader that waited for its client would leave
+    // none for the requests below, which would then never be answered
+    const stalled = await Promise.all(Array.from({ length: 12 }, (_, i) => partialGet(srv, `/api/sessions/${sid}/messages`, i % 2 ? PIECE : 0)));
+    try {
+      for (let k = 0; k < 3; k++) {
+        const r = await get(srv, `/api/sessions/${sid}/messages`);
+        assert.equal(r.status, 200);
+        assert.deepEqual(r.body, whole);
+      }
+    } finally {
+      for (const s of stalled) s.destroy();
+    }
+    const r = await get(srv, `/api/sessions/${sid}/messages?limit=2&cursor=`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.messages, whole.slice(0, 2));
+  });
+});
