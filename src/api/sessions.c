@@ -560,16 +560,15 @@ static long history_stream(void *cls, char *dst, size_t max)
         if (!h->cur) {
             if (!done) return 0;
             if (!e) return HTTP_STREAM_END;
-            /* The head has gone: the answer cannot say it failed any more. It is left without
-             * its last chunk (the client sees a body cut short, never a complete-looking one)
-             * until the client closes it: the HTTP engine has no way yet for a stream to end
-             * its connection. */
+            /* The head has gone: the answer cannot say it failed any more. The connection is
+             * closed without the last chunk: the client sees a body cut short, never a
+             * complete-looking one. */
             log_error("api", "the history of session %s was cut short after its head went: %s",
                       h->id,
                       e == GD_ETOOBIG ? "the client reads too slowly (too much waits for it)"
                       : h->err[0]     ? h->err
                                       : gd_strerror(e));
-            return 0;
+            return HTTP_STREAM_ABORT;
         }
     }
     size_t n = h->cur->len - h->off;

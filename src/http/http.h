@@ -72,6 +72,9 @@ void http_resume(http_req *r);
  * again); HTTP_STREAM_END ends the response. Runs on a server thread. free_cls(cls) is called
  * once the response is done with (the connection closed or finished). */
 #define HTTP_STREAM_END ((long)-1)
+/* From a stream function: the response cannot be completed (its head has gone): the connection
+ * is closed without the end of the body (no last chunk), so the client sees it cut short. */
+#define HTTP_STREAM_ABORT ((long)-2)
 typedef long (*http_stream_fn)(void *cls, char *buf, size_t max);
 void http_reply_stream(http_req *r, int status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_cls)(void *cls));

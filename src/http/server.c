@@ -97,7 +97,7 @@
 #define HEAD_MAX     16384u
 #define RBUF_MIN     4096u
 #define RBUF_FREE    32     /* read buffers of RBUF_MIN kept for reuse per thread */
-#define STREAM_MAX   4096u  /* a streamed reply's piece */
+#define STREAM_MAX   65536u /* a streamed reply's piece */
 #define HEAD_OUT_MAX 16384u /* a reply's head */
 #define MAX_EVENTS   64
 #define FD_HEADROOM  256L /* descriptors besides connections: store, logs, pipes, children */
@@ -1956,6 +1956,9 @@ static bool step_stream(hconn *c)
         }
         out = "0\r\n\r\n";
         len = 5;
+    } else if (n == HTTP_STREAM_ABORT) {
+        request_done(c, ABORT_ERROR);
+        return false;
     } else if (n <= 0 || (size_t)n > STREAM_MAX) {
         r->stream_wait = true; /* the function said it waits (http_stream_wait) */
         return true;
