@@ -329,8 +329,8 @@ static void resolved(void *ud);
 static void resolve_job(void *arg)
 {
     rjob *j = arg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
     j->rc = getaddrinfo(j->host, j->port, &hints, &j->res);
     if (loop_post(j->l, resolved, j) != GD_OK) {
         if (j->res) freeaddrinfo(j->res);
@@ -455,13 +455,12 @@ static void tls_start(h1conn *k)
     bool literal = inet_pton(AF_INET, r->origin_host, &a6) == 1 ||
                    inet_pton(AF_INET6, r->origin_host, &a6) == 1;
     if (e >= 0 && !literal)
-        e = gnutls_server_name_set(k->tls, GNUTLS_NAME_DNS, r->origin_host,
-                                   strlen(r->origin_host));
+        e = gnutls_server_name_set(k->tls, GNUTLS_NAME_DNS, r->origin_host, strlen(r->origin_host));
     gnutls_datum_t alpn = {.data = (unsigned char *)"http/1.1", .size = 8};
     if (e >= 0) e = gnutls_alpn_set_protocols(k->tls, &alpn, 1, 0);
     if (e < 0) {
-        req_fail(k, H1_ECONNECT, "cannot start TLS with %s:%u: %s", r->origin_host,
-                 r->origin_port, gnutls_strerror(e));
+        req_fail(k, H1_ECONNECT, "cannot start TLS with %s:%u: %s", r->origin_host, r->origin_port,
+                 gnutls_strerror(e));
         return;
     }
     gnutls_session_set_verify_cert(k->tls, r->origin_host, 0);
@@ -586,7 +585,8 @@ static int resp_body(void *ud, const char *p, size_t n)
 
 static void start_read(h1conn *k, bool connect_answer)
 {
-    h1resp_cb cb = {.ud = k, .header = connect_answer ? NULL : resp_header,
+    h1resp_cb cb = {.ud = k,
+                    .header = connect_answer ? NULL : resp_header,
                     .body = connect_answer ? NULL : resp_body};
     h1resp_init(&k->resp, &cb, connect_answer);
     k->state = connect_answer ? C_PROXY_READ : C_READ;
@@ -614,8 +614,7 @@ static bool got(h1conn *k, const char *p, size_t n)
         if (!h1resp_done(&k->resp)) return true;
         if (k->resp.status != 200) {
             req_fail(k, H1_ECONNECT, "the proxy %s:%u refused the tunnel to %s:%u: HTTP %d",
-                     r->dest_host, r->dest_port, r->origin_host, r->origin_port,
-                     k->resp.status);
+                     r->dest_host, r->dest_port, r->origin_host, r->origin_port, k->resp.status);
             return false;
         }
         if (used < n) {
@@ -635,8 +634,7 @@ static bool got(h1conn *k, const char *p, size_t n)
         if (n == 0 || e == GD_EIO)
             req_fail(k, H1_EIO, "%s:%u: %s", r->origin_host, r->origin_port, k->resp.err);
         else
-            req_fail(k, H1_EPROTO, "%s:%u sent %s", r->origin_host, r->origin_port,
-                     k->resp.err);
+            req_fail(k, H1_EPROTO, "%s:%u sent %s", r->origin_host, r->origin_port, k->resp.err);
         return false;
     }
     if (!h1resp_done(&k->resp)) return true;
@@ -745,8 +743,8 @@ static void conn_io(loop_fd *w, int fd, unsigned events, void *ud)
         ssize_t n = recv(fd, k->cl->rbuf, sizeof k->cl->rbuf, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (n < 0) {
-            req_fail(k, H1_ECONNECT, "reading from the proxy %s:%u: %s", r->dest_host,
-                     r->dest_port, strerror(errno));
+            req_fail(k, H1_ECONNECT, "reading from the proxy %s:%u: %s", r->dest_host, r->dest_port,
+                     strerror(errno));
             return;
         }
         got(k, k->cl->rbuf, (size_t)n);
@@ -881,8 +879,10 @@ h1req *h1_post(h1client *cl, const char *url, const char *hdrs, size_t hlen, con
     bool have_proxy = false;
     if (proxy) {
         char tmp[2048];
-        if (!strstr(proxy, "://")) snprintf(tmp, sizeof tmp, "http://%s", proxy);
-        else snprintf(tmp, sizeof tmp, "%s", proxy);
+        if (!strstr(proxy, "://"))
+            snprintf(tmp, sizeof tmp, "http://%s", proxy);
+        else
+            snprintf(tmp, sizeof tmp, "%s", proxy);
         char perr[300];
         if (h1_url_parse(tmp, &pu, perr, sizeof perr) || pu.tls) {
             snprintf(err, errlen, "the proxy in the environment is not usable: %s",

@@ -25,12 +25,12 @@
 /* A parsed absolute URL. host has no brackets (an IPv6 literal is "::1"); target is the path
  * with its query ("/" when empty). */
 typedef struct {
-    bool tls;                   /* https */
-    char host[H1_HOST_MAX];     /* lower-case for names */
-    unsigned short port;        /* the scheme's default when absent */
-    bool ipv6;                  /* host is an IPv6 literal (bracketed in Host and CONNECT) */
-    char *target;               /* malloc'd: path and query */
-    char *userinfo;             /* malloc'd "user:password" (percent-decoded), or NULL */
+    bool tls;               /* https */
+    char host[H1_HOST_MAX]; /* lower-case for names */
+    unsigned short port;    /* the scheme's default when absent */
+    bool ipv6;              /* host is an IPv6 literal (bracketed in Host and CONNECT) */
+    char *target;           /* malloc'd: path and query */
+    char *userinfo;         /* malloc'd "user:password" (percent-decoded), or NULL */
 } h1_url;
 
 /* Parses "http[s]://[user:pass@]host[:port][/path][?query]" (no fragment is sent). GD_EINVAL
@@ -62,8 +62,18 @@ typedef struct {
     int (*body)(void *ud, const char *p, size_t n);
 } h1resp_cb;
 
-enum { H1R_STATUS, H1R_HEADERS, H1R_BODY_LEN, H1R_BODY_CLOSE, H1R_CHUNK_SIZE, H1R_CHUNK_DATA,
-       H1R_CHUNK_CRLF, H1R_TRAILERS, H1R_DONE, H1R_ERROR };
+enum {
+    H1R_STATUS,
+    H1R_HEADERS,
+    H1R_BODY_LEN,
+    H1R_BODY_CLOSE,
+    H1R_CHUNK_SIZE,
+    H1R_CHUNK_DATA,
+    H1R_CHUNK_CRLF,
+    H1R_TRAILERS,
+    H1R_DONE,
+    H1R_ERROR
+};
 
 /* The response parser of one response: status line, headers, then the body by chunked
  * decoding, by Content-Length or until the connection closes. No allocation but the line being
@@ -112,12 +122,12 @@ typedef struct h1req h1req;
 /* How a request ended. */
 typedef enum {
     H1_OK,
-    H1_ECONNECT,  /* resolving, connecting, the proxy or TLS failed: nothing was answered */
-    H1_ETIMEOUT,  /* connecting took longer than the timeout */
-    H1_ESTALL,    /* no byte for the timeout */
-    H1_EIO,       /* the connection broke or closed during the response */
-    H1_EPROTO,    /* a malformed response */
-    H1_EABORT,    /* the body callback asked to stop */
+    H1_ECONNECT, /* resolving, connecting, the proxy or TLS failed: nothing was answered */
+    H1_ETIMEOUT, /* connecting took longer than the timeout */
+    H1_ESTALL,   /* no byte for the timeout */
+    H1_EIO,      /* the connection broke or closed during the response */
+    H1_EPROTO,   /* a malformed response */
+    H1_EABORT,   /* the body callback asked to stop */
 } h1_status;
 
 typedef struct {

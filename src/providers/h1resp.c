@@ -55,11 +55,14 @@ static bool token_is(const char *v, size_t n, const char *tok)
     size_t tl = strlen(tok);
     size_t i = 0;
     while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
         size_t st = i;
-        while (i < n && v[i] != ',') i++;
+        while (i < n && v[i] != ',')
+            i++;
         size_t en = i;
-        while (en > st && (v[en - 1] == ' ' || v[en - 1] == '\t')) en--;
+        while (en > st && (v[en - 1] == ' ' || v[en - 1] == '\t'))
+            en--;
         if (en - st == tl && !strncasecmp(v + st, tok, tl)) return true;
     }
     return false;
@@ -69,12 +72,15 @@ static gd_err header_line(h1resp *r, const char *s, size_t n)
 {
     if (s[0] == ' ' || s[0] == '\t') return fail(r, GD_EINVAL, "a folded header line");
     size_t nl = 0;
-    while (nl < n && is_tchar((unsigned char)s[nl])) nl++;
+    while (nl < n && is_tchar((unsigned char)s[nl]))
+        nl++;
     if (!nl || nl >= n || s[nl] != ':') return fail(r, GD_EINVAL, "a malformed header line");
     const char *v = s + nl + 1;
     size_t vl = n - nl - 1;
-    while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
-    while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+    while (vl && (*v == ' ' || *v == '\t'))
+        v++, vl--;
+    while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+        vl--;
     for (size_t i = 0; i < vl; i++)
         if (((unsigned char)v[i] < ' ' && v[i] != '\t') || v[i] == 0x7f)
             return fail(r, GD_EINVAL, "a control character in a header");
@@ -96,7 +102,8 @@ static gd_err header_line(h1resp *r, const char *s, size_t n)
         const char *last = v;
         for (size_t i = 0; i < vl; i++)
             if (v[i] == ',') last = v + i + 1;
-        while (last < v + en && (*last == ' ' || *last == '\t')) last++;
+        while (last < v + en && (*last == ' ' || *last == '\t'))
+            last++;
         if ((size_t)(v + en - last) != 7 || strncasecmp(last, "chunked", 7) || r->chunked)
             return fail(r, GD_EINVAL, "a Transfer-Encoding other than chunked");
         if (last != v) return fail(r, GD_EINVAL, "a Transfer-Encoding other than chunked");
@@ -290,8 +297,9 @@ gd_err h1resp_eof(h1resp *r)
         r->state = H1R_DONE;
         return GD_OK;
     case H1R_STATUS:
-        return fail(r, GD_EINVAL, r->head_len ? "the connection closed inside the status line"
-                                              : "the connection closed before any answer");
+        return fail(r, GD_EINVAL,
+                    r->head_len ? "the connection closed inside the status line"
+                                : "the connection closed before any answer");
     case H1R_HEADERS:
         return fail(r, GD_EINVAL, "the connection closed inside the headers");
     case H1R_ERROR:
