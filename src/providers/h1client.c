@@ -87,6 +87,7 @@ struct h1conn {
     gnutls_session_t tls;
     int state;
     bool reused;
+    bool answered; /* a byte of the current answer came */
     struct addrinfo *ai, *ai_cur;
     rjob *job;
     h1req *req;
@@ -197,6 +198,7 @@ static void conn_release(h1conn *k)
     if (k->timer) loop_timer_cancel(k->timer);
     k->timer = NULL;
     k->req = NULL;
+    k->answered = false;
     if (!k->resp.keep_alive || conn_watch(k, LOOP_READ)) {
         conn_close(k);
         return;
@@ -293,7 +295,7 @@ static void req_fail(h1conn *k, h1_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (r && k->reused && !r->retried && st == H1_EIO && !h1resp_started(&k->resp)) {
+    if (r && k->reused && !r->retried && st == H1_EIO && !k->answered) {
         log_debug("provider", "a kept connection to %s:%u closed: retrying on a new one",
                   r->dest_host, r->dest_port);
         k->req = NULL;
@@ -601,6 +603,7 @@ static bool got(h1conn *k, const char *p, size_t n)
     k->last_ms = loop_now_ms(k->cl->l);
     gd_err e;
     size_t used = 0;
+    if (n && k->state == C_READ) k->answered = true;
     if (n)
         e = h1resp_feed(&k->resp, p, n, &used);
     else

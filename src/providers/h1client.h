@@ -107,11 +107,6 @@ static inline bool h1resp_done(const h1resp *r)
 {
     return r->state == H1R_DONE;
 }
-/* Whether any byte of the response has been read. */
-static inline bool h1resp_started(const h1resp *r)
-{
-    return r->head_len > 0 || r->state != H1R_STATUS;
-}
 void h1resp_free(h1resp *r);
 
 /* ---- h1client.c ---- */
