@@ -886,10 +886,11 @@ h1req *h1_post(h1client *cl, const char *url, const char *hdrs, size_t hlen, con
             snprintf(tmp, sizeof tmp, "http://%s", proxy);
         else
             snprintf(tmp, sizeof tmp, "%s", proxy);
-        char perr[300];
+        char perr[300]; /* not shown: it quotes the URL, and its password */
         if (h1_url_parse(tmp, &pu, perr, sizeof perr) || pu.tls) {
-            snprintf(err, errlen, "the proxy in the environment is not usable: %s",
-                     pu.tls ? "only http:// proxies are supported" : perr);
+            snprintf(err, errlen, "the proxy in %s is not usable: %s",
+                     u.tls ? "https_proxy" : "http_proxy",
+                     pu.tls ? "only http:// proxies are supported" : "not a valid URL");
             h1_url_clear(&pu);
             h1_url_clear(&u);
             return NULL;

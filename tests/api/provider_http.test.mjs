@@ -238,6 +238,17 @@ describe('provider client: kept connections, stalls, refusals', () => {
     });
   });
 
+  it('a proxy that is not http:// is refused, without quoting its URL (and password)', async () => {
+    await withGoosed(fake.url, { http_proxy: 'https://u:pxsecret@127.0.0.1:9', GOOSE_MAX_RETRIES: '0' }, async (srv) => {
+      const id = await newSession(srv);
+      const ev = await reply(srv, id);
+      assert.equal(ev.at(-1).event, 'error');
+      assert.match(ev.at(-1).json.error, /the proxy in http_proxy is not usable: only http:\/\/ proxies are supported/);
+      assert.doesNotMatch(ev.at(-1).json.error, /pxsecret/);
+      assert.doesNotMatch(srv.log(), /pxsecret/);
+    });
+  });
+
   it('a host that cannot be resolved says so', async () => {
     await withGoosed('http://no-such-host.invalid:9', { GOOSE_MAX_RETRIES: '0' }, async (srv) => {
       const id = await newSession(srv);
