@@ -230,12 +230,19 @@ static void req_free(h1req *r)
     free(r);
 }
 
-/* Ends r with st: frees it (and detaches it from its connection) and tells its owner. */
+/* k's request, no longer attached to k (NULL when it had none). */
+static h1req *detach(h1conn *k)
+{
+    h1req *r = k->req;
+    k->req = NULL;
+    if (r) r->conn = NULL;
+    return r;
+}
+
+/* Ends r (detached from its connection) with st: frees it and tells its owner. */
 static void req_end(h1req *r, h1_status st, const char *msg)
 {
     h1req_cb cb = r->cb;
-    if (r->conn) r->conn->req = NULL;
-    r->conn = NULL;
     req_free(r);
     cb.done(cb.ud, st, msg);
 }
@@ -264,6 +271,7 @@ static void timer_fn(void *ud)
         char *m = k->fail_msg;
         k->fail_msg = NULL;
         h1_status st = k->fail_st;
+        detach(k);
         conn_close(k);
         req_end(r, st, m);
         free(m);
@@ -295,17 +303,16 @@ static void req_fail(h1conn *k, h1_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (r && k->reused && !r->retried && st == H1_EIO && !k->answered) {
+    bool retry = r && k->reused && !r->retried && st == H1_EIO && !k->answered;
+    detach(k);
+    conn_close(k);
+    if (retry) {
         log_debug("provider", "a kept connection to %s:%u closed: retrying on a new one",
                   r->dest_host, r->dest_port);
-        k->req = NULL;
-        r->conn = NULL;
-        conn_close(k);
         r->retried = true;
         req_connect(r, false);
         return;
     }
-    conn_close(k);
     if (r) req_end(r, st, msg);
 }
 
@@ -643,7 +650,7 @@ static bool got(h1conn *k, const char *p, size_t n)
     if (!h1resp_done(&k->resp)) return true;
     tell_status(k);
     if (used < n) k->resp.keep_alive = false; /* bytes nobody asked for */
-    r = k->req;
+    r = detach(k);
     if (!r) return false;
     conn_release(k);
     req_end(r, H1_OK, "");
