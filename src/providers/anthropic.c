@@ -174,14 +174,10 @@ static void an_url(const provider_cfg *c, char *url, size_t len)
     snprintf(url, len, "%s/%s", c->base, c->path);
 }
 
-static struct curl_slist *an_headers(const provider_cfg *c, struct curl_slist *h)
+static gd_err an_headers(const provider_cfg *c, buf *h)
 {
-    if (c->key[0]) {
-        char key[1100];
-        snprintf(key, sizeof key, "x-api-key: %s", c->key);
-        h = curl_slist_append(h, key);
-    }
-    return curl_slist_append(h, "anthropic-version: " VERSION);
+    gd_err e = c->key[0] ? buf_printf(h, "x-api-key: %s\r\n", c->key) : GD_OK;
+    return e ? e : buf_puts(h, "anthropic-version: " VERSION "\r\n");
 }
 
 /* ---- stream ---- */

@@ -1,14 +1,12 @@
-/* Provider requests for every session on one libcurl multi handle, driven by a core/loop (the
- * agent's): a thousand replies in flight are a thousand small structs and easy handles, not
- * threads. The loop watches the sockets libcurl names and hands it only the ready ones
- * (curl_multi_socket_action), so the cost of a token does not grow with the number of replies
- * in flight, as it would with curl_multi_perform and curl_multi_poll, which visit every one.
+/* Provider requests for every session on goosed's own HTTP/1.1 client (h1client.h), driven by a
+ * core/loop (the agent's): a thousand replies in flight are a thousand small structs and
+ * connections, not threads, and a token costs one read and the parsing of its bytes.
  *
  * A call is attempted, and retried on 429, 5xx and connection errors (exponential backoff with
  * jitter, or the provider's Retry-After) as long as nothing has reached the sink yet. A stall
- * longer than api_timeout ends the attempt (CURLOPT_LOW_SPEED_*). Everything here happens on
- * the loop's thread: the sink and done callbacks run there, so the agent that owns the loop
- * needs no locks and no hand-over for a token. */
+ * longer than api_timeout ends the attempt. Everything here happens on the loop's thread: the
+ * sink and done callbacks run there, so the agent that owns the loop needs no locks and no
+ * hand-over for a token. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,19 +19,16 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
-#include "core/curl_loop.h"
 #include "core/jtext.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/trace.h"
+#include "providers/h1client.h"
 #include "providers/provider.h"
 
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS  30000
-/* libcurl's receive buffer per transfer (its default is 16 KiB): a provider's stream comes in
- * small events, and a reply held open for a minute keeps it all that time. */
-#define RECV_BUFFER 4096L
 
 struct prov_call {
     prov_client *cl;
@@ -43,10 +38,11 @@ struct prov_call {
     char *url, *base, *model;
     long timeout_s, max_retries;
     const prov_dialect_ops *d;
-    char *body; /* kept for a retry until output starts and libcurl has sent it all */
+    char *body; /* kept for a retry until output starts and the client has sent it all */
     size_t body_len;
-    struct curl_slist *hdrs;
-    CURL *easy;
+    char *hdrs; /* "Name: value\r\n" lines */
+    size_t hdrs_len;
+    h1req *req;
     prov_sink user; /* the caller's sink */
     prov_sink mine; /* forwards to user, noting that output started */
     prov_done done;
@@ -54,60 +50,30 @@ struct prov_call {
     prov_parser *parser;
     sse_reader *sse;
     prov_result res;
-    long status; /* the attempt's HTTP status, once its body comes (on_body) */
+    long status; /* the attempt's HTTP status, once its head came */
     bool output_started;
     bool stream_error; /* the parser rejected the stream */
     bool cancel;
     int attempt;
     loop_timer *timer; /* the next attempt (a retry), or the cancel taking effect */
     buf errbody;
-    char errbuf[CURL_ERROR_SIZE];
     struct prov_call *prev, *next;
 };
 
-/* Easy handles kept for the next attempts: a reset handle keeps its allocations (its receive
- * buffer, its state), so a reply does not pay libcurl's set-up and tear-down of a new one. */
-#define IDLE_EASY_MAX 32
-
 struct prov_client {
     loop *l;
-    curl_loop *curl;
+    h1client *h1;
     prov_call *calls; /* started, waiting to retry, or being cancelled */
-    CURL *idle[IDLE_EASY_MAX];
-    int nidle;
 };
-
-/* An easy handle with libcurl's defaults: a kept one, reset, or a new one. NULL when out of
- * memory. */
-static CURL *easy_get(prov_client *cl)
-{
-    if (!cl->nidle) return curl_easy_init();
-    CURL *e = cl->idle[--cl->nidle];
-    curl_easy_reset(e);
-    return e;
-}
-
-/* Keeps e (removed from the multi handle) for a later attempt, or cleans it up. */
-static void easy_put(prov_client *cl, CURL *e)
-{
-    if (cl->nidle < IDLE_EASY_MAX)
-        cl->idle[cl->nidle++] = e;
-    else
-        curl_easy_cleanup(e);
-}
 
 /* ---- the sink wrapper ---- */
 
 /* Output started: the call is not retried any more (fail_or_retry), so its body is freed once
- * libcurl has sent all of it (it reads CURLOPT_POSTFIELDS in place). */
+ * the client has sent all of it (it writes it from here, not from a copy). */
 static void output_starts(prov_call *c)
 {
     c->output_started = true;
-    if (!c->body || !c->easy) return;
-    curl_off_t sent = -1;
-    if (curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK ||
-        sent != (curl_off_t)c->body_len)
-        return;
+    if (!c->body || !c->req || !h1req_body_sent(c->req)) return;
     free(c->body);
     c->body = NULL;
 }
@@ -136,7 +102,7 @@ static void w_tool_call(void *ud, const char *id, const char *name, json_t *args
     c->user.tool_call(c->user.ud, id, name, args);
 }
 
-/* ---- curl callbacks ---- */
+/* ---- the HTTP client's callbacks ---- */
 
 static gd_err on_event(void *ud, const char *event, const char *data)
 {
@@ -144,20 +110,23 @@ static gd_err on_event(void *ud, const char *event, const char *data)
     return c->d->parser_event(c->parser, event, data, &c->res);
 }
 
-static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
+static void on_status(void *ud, int status)
 {
     prov_call *c = ud;
-    size_t len = size * n;
-    if (c->cancel) return 0; /* aborts the transfer */
-    long status = c->status; /* the response's, read once (no redirect is followed) */
-    if (!status) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
     c->status = status;
+}
+
+static int on_body(void *ud, const char *ptr, size_t len)
+{
+    prov_call *c = ud;
+    if (c->cancel) return 1; /* aborts the transfer */
+    long status = c->status;
     if (status < 200 || status > 299) {
         /* Only the start is kept, to explain the error; its status is reported in any case, so
          * a piece lost to a lack of memory only shortens the explanation. */
         size_t room = BUF_CAP_PROVIDER_ERROR - c->errbody.len;
         buf_ignore(buf_append(&c->errbody, ptr, len < room ? len : room));
-        return len;
+        return 0;
     }
     if (c->user.burst) c->user.burst(c->user.ud, true);
     gd_err e = sse_reader_feed(c->sse, ptr, len);
@@ -170,30 +139,30 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
                      BUF_CAP_SSE_LINE, BUF_CAP_SSE_LINE * BUF_CAP_SSE_DATA_LINES,
                      BUF_CAP_SSE_EVENT_NAME);
         c->stream_error = true;
-        return 0;
+        return 1;
     }
-    return len;
+    return 0;
 }
 
-static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
+static void on_header(void *ud, const char *name, size_t nlen, const char *val, size_t vlen)
 {
     prov_call *c = ud;
-    size_t len = size * n;
-    if (len > 12 && !strncasecmp(ptr, "retry-after:", 12)) {
-        double secs = atof(ptr + 12);
+    if (nlen == 11 && !strncasecmp(name, "retry-after", 11) && vlen && vlen < 32) {
+        char v[32];
+        memcpy(v, val, vlen);
+        v[vlen] = '\0';
+        double secs = atof(v);
         if (secs > 0) c->res.retry_after_ms = (long)(secs * 1000);
     }
-    return len;
 }
 
 /* ---- attempts ---- */
 
 static void attempt_cleanup(prov_call *c)
 {
-    if (c->easy) {
-        curl_loop_remove(c->cl->curl, c->easy);
-        easy_put(c->cl, c->easy);
-        c->easy = NULL;
+    if (c->req) {
+        h1req_cancel(c->req); /* a half-read answer: its connection is closed */
+        c->req = NULL;
     }
     if (c->parser) c->d->parser_free(c->parser);
     c->parser = NULL;
@@ -201,20 +170,13 @@ static void attempt_cleanup(prov_call *c)
     c->sse = NULL;
 }
 
-static void on_transfer_done(prov_call *c, CURLcode code);
-
-static void on_transfer_end(CURL *easy, CURLcode code, void *ud)
-{
-    (void)easy;
-    on_transfer_done(ud, code);
-}
+static void on_request_done(void *ud, h1_status st, const char *msg);
 
 static bool attempt_start(prov_call *c)
 {
     c->parser = c->d->parser_new(&c->mine);
     c->sse = sse_reader_new(BUF_CAP_SSE_LINE, on_event, c);
-    c->easy = easy_get(c->cl);
-    if (!c->parser || !c->sse || !c->easy) {
+    if (!c->parser || !c->sse) {
         snprintf(c->res.error, sizeof c->res.error, "out of memory");
         return false;
     }
@@ -222,28 +184,17 @@ static bool attempt_start(prov_call *c)
     memset(&c->res, 0, sizeof c->res);
     c->status = 0;
     c->stream_error = false;
-    CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, RECV_BUFFER);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, c->timeout_s);
-    /* A stall: less than 1 byte/s for api_timeout seconds. */
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->timeout_s);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    c->errbuf[0] = '\0';
     c->attempt++;
-    if (curl_loop_add(c->cl->curl, e, on_transfer_end, c) != GD_OK) {
-        snprintf(c->res.error, sizeof c->res.error, "cannot start the provider request");
+    h1req_cb cb = {.ud = c,
+                   .status = on_status,
+                   .header = on_header,
+                   .body = on_body,
+                   .done = on_request_done};
+    char err[300];
+    c->req = h1_post(c->cl->h1, c->url, c->hdrs, c->hdrs_len, c->body, c->body_len, c->timeout_s,
+                     &cb, err, sizeof err);
+    if (!c->req) {
+        snprintf(c->res.error, sizeof c->res.error, "cannot start the provider request: %s", err);
         return false;
     }
     log_debug("provider", "%s attempt %d: POST %s", c->def->name, c->attempt, c->url);
@@ -254,7 +205,8 @@ static void call_free(prov_call *c)
 {
     attempt_cleanup(c);
     if (c->timer) loop_timer_cancel(c->timer);
-    curl_slist_free_all(c->hdrs);
+    if (c->hdrs) sodium_memzero(c->hdrs, c->hdrs_len); /* the API key */
+    free(c->hdrs);
     free(c->body);
     free(c->url);
     free(c->base);
@@ -262,7 +214,6 @@ static void call_free(prov_call *c)
     buf_free(&c->errbody);
     free(c);
 }
-
 static void unlink_call(prov_call *c)
 {
     if (c->prev)
@@ -328,10 +279,11 @@ static void fail_or_retry(prov_call *c)
     finish(c);
 }
 
-static void on_transfer_done(prov_call *c, CURLcode code)
+static void on_request_done(void *ud, h1_status st, const char *msg)
 {
-    long status = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    prov_call *c = ud;
+    c->req = NULL; /* freed by the client */
+    long status = c->status;
     c->res.http_status = status;
     if (c->cancel) {
         finish(c);
@@ -349,24 +301,23 @@ static void on_transfer_done(prov_call *c, CURLcode code)
         finish(c);
         return;
     }
-    if (code != CURLE_OK) {
-        const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
+    if (st != H1_OK) {
         if (status >= 200 && status <= 299)
             snprintf(c->res.error, sizeof c->res.error,
-                     "the provider's stream ended before it was complete (%s)", why);
+                     "the provider's stream ended before it was complete (%s)", msg);
         else
             snprintf(c->res.error, sizeof c->res.error, "cannot reach the provider at %s: %s",
-                     c->base, why);
+                     c->base, msg);
         c->res.retryable = true;
         fail_or_retry(c);
         return;
     }
     if (status < 200 || status > 299) {
         c->d->error_body(c->errbody.data ? c->errbody.data : "", c->errbody.len, &c->res);
-        char msg[sizeof c->res.error];
-        snprintf(msg, sizeof msg, "%s", c->res.error);
+        char own[sizeof c->res.error];
+        snprintf(own, sizeof own, "%s", c->res.error);
         snprintf(c->res.error, sizeof c->res.error, "%s returned HTTP %ld: %s", c->def->name,
-                 status, msg);
+                 status, own);
         c->res.retryable = status == 429 || status >= 500;
         fail_or_retry(c);
         return;
@@ -385,14 +336,9 @@ static void on_transfer_done(prov_call *c, CURLcode code)
 prov_client *prov_client_new(loop *l, char *err, size_t errlen)
 {
     prov_client *cl = calloc(1, sizeof *cl);
-    if (!cl) {
-        snprintf(err, errlen, "out of memory starting the provider client");
-        return NULL;
-    }
-    char why[200];
-    if (!(cl->curl = curl_loop_new(l, "provider", why, sizeof why))) {
+    if (!cl || !(cl->h1 = h1client_new(l))) {
         free(cl);
-        snprintf(err, errlen, "the provider client is unavailable: %s", why);
+        snprintf(err, errlen, "out of memory starting the provider client");
         return NULL;
     }
     cl->l = l;
@@ -407,9 +353,7 @@ void prov_client_free(prov_client *cl)
         unlink_call(c);
         call_free(c);
     }
-    while (cl->nidle)
-        curl_easy_cleanup(cl->idle[--cl->nidle]);
-    curl_loop_free(cl->curl);
+    h1client_free(cl->h1);
     free(cl);
 }
 
@@ -476,12 +420,17 @@ prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char 
     c->model = strdup(cfg->model);
     c->body = prov_body_text(c->d, cfg, system, messages, tools, tt);
     c->body_len = c->body ? strlen(c->body) : 0;
-    c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    c->hdrs = curl_slist_append(c->hdrs, "Accept: text/event-stream");
-    c->hdrs = c->d->headers(cfg, c->hdrs);
+    buf h;
+    buf_init(&h, BUF_CAP_MESSAGE);
+    gd_err he = buf_puts(&h, "Content-Type: application/json\r\nAccept: text/event-stream\r\n");
+    if (!he) he = c->d->headers(cfg, &h);
     char tp[TRACESTATE_MAX + 16]; /* the provider span's context (trace.h), when traced */
-    if (c->hdrs && trace_header_line(tp)) c->hdrs = curl_slist_append(c->hdrs, tp);
-    if (c->hdrs && trace_state_line(tp)) c->hdrs = curl_slist_append(c->hdrs, tp);
+    if (!he && trace_header_line(tp)) he = buf_printf(&h, "%s\r\n", tp);
+    if (!he && trace_state_line(tp)) he = buf_printf(&h, "%s\r\n", tp);
+    c->hdrs_len = h.len;
+    c->hdrs = he ? NULL : buf_detach(&h);
+    if (h.data) sodium_memzero(h.data, h.len);
+    buf_free(&h);
     buf_init(&c->errbody, BUF_CAP_PROVIDER_ERROR);
     c->user = *sink;
     c->mine = (prov_sink){.ud = c,
@@ -495,9 +444,9 @@ prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char 
         call_free(c);
         return NULL;
     }
-    /* The first attempt starts now: libcurl only notes the transfer here (its timer runs it on
-     * the next iteration), so done never runs inside this call. One that cannot start is
-     * reported on the next iteration, for the same reason. */
+    /* The first attempt starts now: the client only starts connecting here, and never calls
+     * done inside h1_post. One that cannot start is reported on the next iteration, for the
+     * same reason. */
     if (!attempt_start(c) && !(c->timer = loop_timer_add(cl->l, 0, fail_now, c))) {
         call_free(c);
         return NULL;
@@ -512,7 +461,7 @@ static void cancel_now(void *ud)
 {
     prov_call *c = ud;
     c->timer = NULL;
-    finish(c); /* removes the easy handle: the transfer stops now */
+    finish(c); /* closes the connection: the transfer stops now */
 }
 
 void prov_call_cancel(prov_call *c)
@@ -520,7 +469,7 @@ void prov_call_cancel(prov_call *c)
     if (c->cancel) return;
     c->cancel = true;
     /* Ends on the next iteration (not inside this call, which may come from a sink callback
-     * running inside libcurl): a pending retry or first attempt is replaced. */
+     * running inside the HTTP client): a pending retry or first attempt is replaced. */
     if (c->timer) loop_timer_cancel(c->timer);
     c->timer = loop_timer_add(c->cl->l, 0, cancel_now, c);
     /* Out of memory: the write callback sees the flag and aborts the transfer. */

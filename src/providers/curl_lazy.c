@@ -1,4 +1,5 @@
-/* libcurl, loaded when the first provider request needs it (dlopen), not at start-up: libcurl
+/* libcurl, loaded when the first MCP HTTP request or CLI request needs it (dlopen), not at
+ * start-up (the provider requests use goosed's own client, h1client.c): libcurl
  * brings its TLS, HTTP/2, SSH, LDAP and Kerberos libraries, and loading them costs a server that
  * has not replied yet about 3 MB of resident memory. These are the libcurl functions goosed
  * uses, forwarding to the library once loaded; without it they fail the way libcurl reports
@@ -27,7 +28,6 @@ static struct {
     CURLMsg *(*multi_info_read)(CURLM *, int *);
     CURL *(*easy_init)(void);
     void (*easy_cleanup)(CURL *);
-    void (*easy_reset)(CURL *);
     CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
     CURLcode (*easy_perform)(CURL *);
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
@@ -63,7 +63,6 @@ static void load(void)
         S(multi_info_read, "curl_multi_info_read"),
         S(easy_init, "curl_easy_init"),
         S(easy_cleanup, "curl_easy_cleanup"),
-        S(easy_reset, "curl_easy_reset"),
         S(easy_setopt, "curl_easy_setopt"),
         S(easy_perform, "curl_easy_perform"),
         S(easy_getinfo, "curl_easy_getinfo"),
@@ -150,10 +149,6 @@ HIDDEN CURL *curl_easy_init(void)
 HIDDEN void curl_easy_cleanup(CURL *e)
 {
     if (ready()) fn.easy_cleanup(e);
-}
-HIDDEN void curl_easy_reset(CURL *e)
-{
-    if (ready()) fn.easy_reset(e);
 }
 HIDDEN CURLcode curl_easy_perform(CURL *e)
 {

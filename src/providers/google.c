@@ -351,14 +351,9 @@ static void gm_url(const provider_cfg *c, char *url, size_t len)
     snprintf(url, len, "%s/%s/%s:streamGenerateContent?alt=sse", c->base, c->path, model);
 }
 
-static struct curl_slist *gm_headers(const provider_cfg *c, struct curl_slist *h)
+static gd_err gm_headers(const provider_cfg *c, buf *h)
 {
-    if (c->key[0]) {
-        char key[1100];
-        snprintf(key, sizeof key, "x-goog-api-key: %s", c->key);
-        h = curl_slist_append(h, key);
-    }
-    return h;
+    return c->key[0] ? buf_printf(h, "x-goog-api-key: %s\r\n", c->key) : GD_OK;
 }
 
 /* ---- stream ---- */

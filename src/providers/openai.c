@@ -170,15 +170,10 @@ static void oa_url(const provider_cfg *c, char *url, size_t len)
     snprintf(url, len, "%s/%s", c->base, c->path);
 }
 
-static struct curl_slist *oa_headers(const provider_cfg *c, struct curl_slist *h)
+static gd_err oa_headers(const provider_cfg *c, buf *h)
 {
-    if (c->key[0]) {
-        char auth[1100];
-        snprintf(auth, sizeof auth, is_azure(c) ? "api-key: %s" : "Authorization: Bearer %s",
-                 c->key);
-        h = curl_slist_append(h, auth);
-    }
-    return h;
+    if (!c->key[0]) return GD_OK;
+    return buf_printf(h, is_azure(c) ? "api-key: %s\r\n" : "Authorization: Bearer %s\r\n", c->key);
 }
 
 /* ---- stream ---- */

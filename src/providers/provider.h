@@ -1,7 +1,7 @@
 /* providers: LLM providers. A provider is a row of the table in registry.c (name, dialect, host
  * and key variables, default model); a dialect (openai.c, anthropic.c, google.c) knows how to
  * build a request body and parse the provider's stream. client.c drives every request of every
- * session on one libcurl multi handle, with retries.
+ * session on goosed's own HTTP/1.1 client (h1client.h), with retries.
  *
  * The conversation handed to a dialect is goosed's own message format: an array of
  *   {"role": "user"|"assistant", "content": [item, ...]}
@@ -27,11 +27,11 @@
 #ifndef GD_PROVIDER_H
 #define GD_PROVIDER_H
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/jscan.h"
 #include "core/loop.h"
@@ -108,8 +108,9 @@ typedef struct {
     json_t *(*build_tools)(json_t *tools);
     /* The endpoint URL for a streamed request, written into url. */
     void (*url)(const provider_cfg *c, char *url, size_t len);
-    /* Appends auth and dialect headers (Content-Type and Accept are added by the client). */
-    struct curl_slist *(*headers)(const provider_cfg *c, struct curl_slist *h);
+    /* Appends auth and dialect headers to h, each "Name: value\r\n" (Content-Type and Accept
+     * are added by the client). GD_ENOMEM / GD_ETOOBIG from h. */
+    gd_err (*headers)(const provider_cfg *c, buf *h);
     prov_parser *(*parser_new)(const prov_sink *sink);
     /* One server-sent event: event is its `event:` name or NULL, data its joined `data:` lines.
      * Returns GD_EINVAL with res->error set for a malformed event (the stream is then failed). */
@@ -148,7 +149,7 @@ extern const prov_dialect_ops dialect_anthropic;
 extern const prov_dialect_ops dialect_google;
 const prov_dialect_ops *dialect_of(const provider_def *def);
 
-/* ---- client.c: requests on libcurl's multi interface, on a core/loop ---- */
+/* ---- client.c: requests on h1client, on a core/loop ---- */
 
 typedef struct prov_client prov_client;
 typedef struct prov_call prov_call;
@@ -157,8 +158,8 @@ typedef struct prov_call prov_call;
  * freed right after it returns. */
 typedef void (*prov_done)(void *ud, const prov_result *res);
 
-/* A client whose requests run on l (borrowed). Loads libcurl on first use; NULL with a message
- * in err when it cannot be loaded (GD_EUNAVAIL for the caller) or when out of memory. Every
+/* A client whose requests run on l (borrowed). NULL with a message in err when out of
+ * memory. Every
  * function below runs on l's thread only. */
 prov_client *prov_client_new(loop *l, char *err, size_t errlen);
 /* Frees the client; calls still running end without their done. */

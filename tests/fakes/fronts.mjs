@@ -1,0 +1,125 @@
+// Fronts for the fake provider in goosed's tests of its provider client, run inside the test
+// process (node: modules only):
+//   startFront({ target, tls?, closeReused? })  a TCP (or TLS-terminating) relay to the fake that
+//       counts connections; closeReused: a connection that already carried an answer is closed,
+//       unanswered, when more bytes come on it (a kept connection that died meanwhile).
+//   startProxy()  an HTTP proxy: CONNECT tunnels and absolute-form requests, counted, with the
+//       Proxy-Authorization each came with.
+// Each resolves with { url, port, stats, dropAll(), close() }.
+import http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+
+function listen(server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(server.address().port));
+  });
+}
+
+function tracked(server, sockets) {
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+}
+
+export async function startFront({ target, tls: tlsOpts = null, closeReused = false }) {
+  const t = new URL(target);
+  const stats = { connections: 0, closedReused: 0 };
+  const sockets = new Set();
+  const onClient = (client) => {
+    stats.connections++;
+    let answered = false;
+    const up = net.connect(Number(t.port), t.hostname);
+    client.on('data', (d) => {
+      if (closeReused && answered) {
+        stats.closedReused++;
+        client.destroy();
+        up.destroy();
+        return;
+      }
+      up.write(d);
+    });
+    up.on('data', (d) => {
+      answered = true;
+      client.write(d);
+    });
+    up.on('end', () => client.end());
+    client.on('end', () => up.end());
+    up.on('error', () => client.destroy());
+    client.on('error', () => up.destroy());
+    client.on('close', () => up.destroy());
+  };
+  const server = tlsOpts ? tls.createServer(tlsOpts, onClient) : net.createServer(onClient);
+  if (tlsOpts) server.on('tlsClientError', () => {});
+  tracked(server, sockets);
+  const port = await listen(server);
+  return {
+    url: `${tlsOpts ? 'https' : 'http'}://127.0.0.1:${port}`,
+    port,
+    stats,
+    dropAll() {
+      for (const s of sockets) s.destroy();
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+export async function startProxy() {
+  const stats = { connections: 0, tunnels: 0, requests: 0, auth: [], targets: [] };
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    // absolute-form: POST http://host:port/path
+    stats.requests++;
+    stats.auth.push(req.headers['proxy-authorization'] ?? null);
+    stats.targets.push(req.url);
+    let u;
+    try {
+      u = new URL(req.url);
+    } catch {
+      res.writeHead(400).end('not absolute-form');
+      return;
+    }
+    const headers = { ...req.headers };
+    delete headers['proxy-authorization'];
+    const up = http.request({ host: u.hostname, port: u.port, method: req.method, path: u.pathname + u.search, headers }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.on('connect', (req, client, head) => {
+    stats.tunnels++;
+    stats.auth.push(req.headers['proxy-authorization'] ?? null);
+    stats.targets.push(req.url);
+    const [host, port] = req.url.split(':');
+    const up = net.connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      if (head.length) up.write(head);
+      up.pipe(client);
+      client.pipe(up);
+    });
+    up.on('error', () => client.destroy());
+    client.on('error', () => up.destroy());
+  });
+  server.on('connection', () => stats.connections++);
+  tracked(server, sockets);
+  const port = await listen(server);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    stats,
+    dropAll() {
+      for (const s of sockets) s.destroy();
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
