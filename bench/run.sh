@@ -1331,7 +1331,7 @@ concurrent reply costs goosed: its client's connection, its reply and its connec
 agent benchmarks' $AGENT_REPLIES concurrent replies, no warm-up batch goes through goosed (its memory would be in
 "before"), so goosed opens its N provider connections inside the batch: the reply times include that, and the
 1.2 × target is judged on the next batch. A second batch of N follows at once on the same connections, to N other
-sessions, with goosed's provider connections open (libcurl keeps up to 1,024 idle ones): its times are the ones
+sessions, with goosed's provider connections open (goosed's provider client keeps up to 1,024 idle ones): its times are the ones
 compared with the fake alone's. The fake alone: the same N streams asked of the fake directly, after a warm-up of N. Memory per idle
 watcher: on a new goosed, $MEM_SESSIONS sessions, then $(fmt_int "$MEM_WATCHERS") clients ($MEM_PER_SESSION per session, each on its own
 connection) send \`GET /api/sessions/{id}/events\` and stay connected, idle; once every one has its \`200\` head
@@ -1384,7 +1384,7 @@ $REPLY_DETAILS
 The fake's own lateness in writing paced tokens (\`GET /_fake/stats\`): ${LATENESS_TEXT%; }.
 Each round started with a warm-up of $(av replies_1_warmup) concurrent replies each way (same script; not counted, but checked):
 the client holds its connections to the fake open before timing, and the warm-up gives goosed its pool of
-provider connections the same way (libcurl keeps up to 1,024 idle ones). All
+provider connections the same way (goosed's provider client keeps up to 1,024 idle ones). All
 $AGENT_REPLIES requests were written within $(av replies_1_g_send_spread_ms) ms (round 1, through goosed). These rounds ran on a goosed of their own:
 RSS $(mb "$AGENT_IDLE_RSS") after start-up; VmHWM ${HWM_TEXT%, }; RSS $(mb "$AGENT_END_RSS") after the last round.
 
