@@ -100,6 +100,10 @@ scale_summary() {
             rows+="| history served from the stored text: the whole history of $(fmt_int "$n") messages ≥ 0.8 × SQLite alone reading its rows (median of $HIST_ROUNDS rounds) | $(fmt %.2f "hist_ratio_full_${n}_med") × ($(fmt %.2f "hist_ratio_full_${n}_min")–$(fmt %.2f "hist_ratio_full_${n}_max")); $HIST_CLIENTS clients at once: p99 $(fmt %.0f "hist_g_par_${n}_p99_ms_med") ms | ${!v} |"$'\n'
         done
     fi
+    if want http; then
+        rows+="| \`GET /status\` ≥ 0.9 × nginx's static 200 (best of 2 rounds each, same run) | $STATUS_RATIO × | $STATUS11_OK |"$'\n'
+        rows+="| durable creates ≥ 0.8 × the ideal group commit, or ≥ 0.4 × nginx (same run) | $GC_RATIO × ideal, $POST_RATIO × nginx | $GC_OK |"$'\n'
+    fi
     if want agent; then
         rows+="| relay of one fast reply ≥ 0.9 × the fake alone (100,000 tokens at full speed; each run's goosed ÷ fake, median of $RELAY_RUNS runs) | median $RELAY_R_MED × (min $RELAY_R_MIN, max $RELAY_R_MAX) | $RELAY_RATIO_OK |"$'\n'
     fi
