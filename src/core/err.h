@@ -16,7 +16,7 @@ typedef enum {
     GD_EBUSY = 9,       /* a configured bound is reached (connections, replies, queue): later */
     GD_ESHUTDOWN = 10,  /* the server is shutting down */
     GD_EGONE = 11,      /* the object went away while in use (a session deleted mid-reply) */
-    GD_EUNAVAIL = 12,   /* a service needed is unavailable (the provider, libcurl missing) */
+    GD_EUNAVAIL = 12,   /* a service needed is unavailable (the provider client, libcurl) */
     GD_ETIMEOUT = 13,   /* an operation ran out of time */
     GD_ECANCELLED = 14, /* stopped on request */
     GD_EDENIED = 15,    /* refused by policy (the allowlist, the user's answer) */
