@@ -53,20 +53,7 @@ export async function startFront({ target, tls: tlsOpts = null, closeReused = fa
   };
   const server = tlsOpts ? tls.createServer(tlsOpts, onClient) : net.createServer(onClient);
   if (tlsOpts) server.on('tlsClientError', () => {});
-  tracked(server, sockets);
-  const port = await listen(server);
-  return {
-    url: `${tlsOpts ? 'https' : 'http'}://127.0.0.1:${port}`,
-    port,
-    stats,
-    dropAll() {
-      for (const s of sockets) s.destroy();
-    },
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(resolve));
-    },
-  };
+  return handle(server, sockets, stats, tlsOpts ? 'https' : 'http');
 }
 
 export async function startProxy() {
@@ -108,10 +95,15 @@ export async function startProxy() {
     client.on('error', () => up.destroy());
   });
   server.on('connection', () => stats.connections++);
+  return handle(server, sockets, stats, 'http');
+}
+
+// The handle a test gets of a front: its URL, its counts, and ways to drop its connections or stop.
+async function handle(server, sockets, stats, scheme) {
   tracked(server, sockets);
   const port = await listen(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     port,
     stats,
     dropAll() {
