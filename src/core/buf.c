@@ -133,3 +133,16 @@ gd_err buf_json_string(buf *b, const char *s, size_t n)
     if (!e) e = buf_append(b, "\"", 1);
     return e;
 }
+
+size_t buf_json_string_size(const char *s, size_t n)
+{
+    size_t size = n + 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+            size += 1;
+        else if (c < 0x20)
+            size += 5; /* \u00XX */
+    }
+    return size;
+}

@@ -74,5 +74,7 @@ char *buf_detach(buf *b) BUF_MUST_CHECK;
  * writes it (\" \\ \b \f \n \r \t, other controls as \u00XX, the rest as is). For text that
  * is already valid UTF-8: it is not checked. */
 gd_err buf_json_string(buf *b, const char *s, size_t n) BUF_MUST_CHECK;
+/* How many bytes buf_json_string writes for those n bytes, quotes included. */
+size_t buf_json_string_size(const char *s, size_t n);
 
 #endif

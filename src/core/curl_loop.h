@@ -2,7 +2,7 @@
  * watches the sockets libcurl names and hands it only the ready ones, and runs libcurl's one
  * timer). The MCP HTTP transports run their transfers on one (the providers have a client of
  * their own, src/providers/h1client.c). libcurl itself is loaded on the first curl_loop_new
- * (src/providers/curl_lazy.c).
+ * (src/core/curl_lazy.c).
  *
  * Threads: everything here runs on the loop's thread, as do the done callbacks. */
 #ifndef GD_CURL_LOOP_H

@@ -108,20 +108,6 @@ char *jtext(const json_t *v, size_t *len)
     return fit ? fit : p;
 }
 
-/* A string's escaped length, quotes included (as buf_json_string writes it). */
-static size_t string_size(const char *s, size_t len)
-{
-    size_t n = len + 2;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
-            n += 1;
-        else if (c < 0x20)
-            n += 5; /* \u00XX */
-    }
-    return n;
-}
-
 size_t jtext_size(const json_t *v)
 {
     char num[32];
@@ -132,7 +118,7 @@ size_t jtext_size(const json_t *v)
         json_t *m;
         json_object_foreach((json_t *)v, k, m)
         {
-            n += (i++ ? 1 : 0) + string_size(k, strlen(k)) + 1 + jtext_size(m);
+            n += (i++ ? 1 : 0) + buf_json_string_size(k, strlen(k)) + 1 + jtext_size(m);
         }
         return n;
     }
@@ -143,7 +129,7 @@ size_t jtext_size(const json_t *v)
         return n;
     }
     case JSON_STRING:
-        return string_size(json_string_value(v), json_string_length(v));
+        return buf_json_string_size(json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         return (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     case JSON_REAL:

@@ -306,8 +306,8 @@ static void test_mark_truncated_no_room(void **state)
     buf_free(&b);
 }
 
-/* buf_json_string writes what jansson writes, for every control character, the characters
- * JSON escapes, and UTF-8 of one to four bytes. */
+/* buf_json_string writes what jansson writes (and buf_json_string_size says how long), for every
+ * control character, the characters JSON escapes, and UTF-8 of one to four bytes. */
 static void test_json_string_as_jansson_writes_it(void **state)
 {
     (void)state;
@@ -327,6 +327,7 @@ static void test_json_string_as_jansson_writes_it(void **state)
         assert_non_null(want);
         assert_int_equal(b.len, strlen(want));
         assert_memory_equal(b.data, want, b.len);
+        assert_int_equal(buf_json_string_size(all + n - len, len), b.len);
         free(want);
         json_decref(s);
         buf_free(&b);

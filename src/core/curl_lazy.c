@@ -1,9 +1,10 @@
-/* libcurl, loaded when the first MCP HTTP request or CLI request needs it (dlopen), not at
- * start-up (the provider requests use goosed's own client, h1client.c): libcurl
- * brings its TLS, HTTP/2, SSH, LDAP and Kerberos libraries, and loading them costs a server that
- * has not replied yet about 3 MB of resident memory. These are the libcurl functions goosed
- * uses, forwarding to the library once loaded; without it they fail the way libcurl reports
- * failure (CURLE_FAILED_INIT, NULL), and the reply ends with that error. */
+/* libcurl, loaded when the first request that needs it comes (dlopen), not at start-up: the MCP
+ * HTTP transports (core/curl_loop), the allowlist URL, OTLP export and the goose CLI. The
+ * provider requests use goosed's own client (src/providers/h1client.c). libcurl brings its TLS,
+ * HTTP/2, SSH, LDAP and Kerberos libraries, and loading them costs a server that has not used
+ * them about 3 MB of resident memory. These are the libcurl functions goosed uses, forwarding to
+ * the library once loaded; without it they fail the way libcurl reports failure
+ * (CURLE_FAILED_INIT, NULL), and the caller reports that error. */
 #define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -43,7 +44,7 @@ static void load(void)
 {
     void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        log_error("provider", "cannot load libcurl: %s", dlerror());
+        log_error("curl", "cannot load libcurl: %s", dlerror());
         return;
     }
     static const struct {
@@ -74,7 +75,7 @@ static void load(void)
     for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
         void *p = dlsym(h, syms[i].name);
         if (!p) {
-            log_error("provider", "libcurl lacks %s", syms[i].name);
+            log_error("curl", "libcurl lacks %s", syms[i].name);
             return;
         }
         *(void **)((char *)&fn + syms[i].off) = p;
