@@ -107,6 +107,14 @@ char *buf_detach(buf *b)
     return p;
 }
 
+char *buf_detach_fit(buf *b)
+{
+    size_t n = b->len;
+    char *p = buf_detach(b);
+    char *fit = p && n ? realloc(p, n + 1) : NULL;
+    return fit ? fit : p;
+}
+
 gd_err buf_json_string(buf *b, const char *s, size_t n)
 {
     gd_err e = buf_reserve(b, n + 2); /* enough unless something must be escaped */

@@ -70,6 +70,8 @@ static inline void buf_ignore(gd_err e)
 /* Hands the data to the caller (who frees it with free()) and leaves b empty. Never NULL
  * unless out of memory. */
 char *buf_detach(buf *b) BUF_MUST_CHECK;
+/* buf_detach, the allocation cut to the data: for a text that is kept (no growth slack). */
+char *buf_detach_fit(buf *b) BUF_MUST_CHECK;
 /* Appends the n bytes of UTF-8 at s as a JSON string, quotes included, escaped exactly as jansson
  * writes it (\" \\ \b \f \n \r \t, other controls as \u00XX, the rest as is). For text that
  * is already valid UTF-8: it is not checked. */

@@ -101,11 +101,7 @@ char *jtext(const json_t *v, size_t *len)
         return NULL;
     }
     if (len) *len = b.len;
-    size_t n = b.len;
-    char *p = buf_detach(&b);
-    char *fit =
-        p ? realloc(p, n + 1) : NULL; /* texts are kept (events, stored messages): no slack */
-    return fit ? fit : p;
+    return buf_detach_fit(&b); /* texts are kept (events, stored messages) */
 }
 
 size_t jtext_size(const json_t *v)

@@ -393,11 +393,8 @@ char *prov_body_text(const prov_dialect_ops *d, const provider_cfg *cfg, const c
         if (!e) e = buf_append(&b, tt->text, tt->len);
         if (!e) e = buf_append(&b, "}", 1);
     }
-    size_t n = b.len;
-    char *text = e ? NULL : buf_detach(&b);
+    char *text = e ? NULL : buf_detach_fit(&b); /* kept until sent */
     buf_free(&b);
-    char *fit = text ? realloc(text, n + 1) : NULL; /* kept until sent: no slack */
-    if (fit) text = fit;
     prov_tools_text_clear(&mine);
     return text;
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,24 @@ static void test_detach(void **state)
     assert_int_equal(buf_puts(&b, "again"), GD_OK);
     assert_string_equal(b.data, "again");
     buf_free(&b);
+}
+
+/* buf_detach_fit hands over the text with no growth slack left in its allocation. */
+static void test_detach_fit(void **state)
+{
+    (void)state;
+    buf b;
+    buf_init(&b, 1u << 20);
+    assert_int_equal(buf_reserve(&b, 16 << 10), GD_OK);
+    assert_int_equal(buf_puts(&b, "kept"), GD_OK);
+    char *s = buf_detach_fit(&b);
+    assert_string_equal(s, "kept");
+    assert_true(malloc_usable_size(s) < 1024); /* not the 16 KiB reserved */
+    free(s);
+    assert_null(b.data);
+    s = buf_detach_fit(&b); /* empty: "" as buf_detach gives */
+    assert_string_equal(s, "");
+    free(s);
 }
 
 static void test_detach_empty_is_not_null(void **state)
@@ -344,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_printf_empty_first),
         cmocka_unit_test(test_reset_keeps_allocation),
         cmocka_unit_test(test_detach),
+        cmocka_unit_test(test_detach_fit),
         cmocka_unit_test(test_detach_empty_is_not_null),
         cmocka_unit_test(test_cap_exact),
         cmocka_unit_test(test_cap_one_append_too_big),
