@@ -1017,9 +1017,3 @@ void h1client_free(h1client *cl)
     if (cl->cred) gnutls_certificate_free_credentials(cl->cred);
     free(cl);
 }
-
-size_t h1client_conns(const h1client *cl, size_t *idle)
-{
-    if (idle) *idle = cl->nidle;
-    return cl->nconns;
-}

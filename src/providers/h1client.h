@@ -154,7 +154,4 @@ bool h1req_body_sent(const h1req *r);
 /* Stops and frees a running request without calling done; its connection is closed. */
 void h1req_cancel(h1req *r);
 
-/* Connections open now, idle ones among them (for tests and /status). */
-size_t h1client_conns(const h1client *c, size_t *idle);
-
 #endif

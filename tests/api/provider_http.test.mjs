@@ -2,7 +2,8 @@
 // (a TLS front for the fake provider, its CA trusted through SSL_CERT_FILE) and one whose
 // certificate names another host, refused with a clear error; through an HTTP proxy (CONNECT
 // for https, absolute-form for http, Proxy-Authorization from the proxy URL) and no_proxy
-// bypassing it; keep-alive (sequential replies on one connection); a provider that closes its
+// bypassing it; keep-alive (sequential replies on one connection, and the cap of 1,024 idle
+// connections at its edge); a provider that closes its
 // idle connections, and one that closes a kept connection when the next request comes on it;
 // a stall past api_timeout; a refused connection and the retry policy on it. The certificates
 // are made with openssl (those tests are skipped without it).
@@ -186,6 +187,27 @@ describe('provider client: kept connections, stalls, refusals', () => {
         await fake.script([{ text: 'after the close' }]);
         assert.equal(texts(await reply(srv, id)), 'after the close');
         assert.equal(front.stats.connections, 2);
+      });
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('at most 1,024 idle connections are kept: of 1,025 replies at once, one connection is closed after, and the 1,024 kept carry the next batch', { timeout: 120000 }, async () => {
+    const N = 1025;
+    const front = await startFront({ target: fake.url, holdUntil: N }); // all N in flight at once
+    const limits = { GOOSE_MAX_CONNECTIONS: '8192', GOOSE_MAX_CONNECTIONS_PER_CLIENT: '8192', GOOSE_MAX_REPLIES: '4096' };
+    try {
+      await withGoosed(front.url, limits, async (srv) => {
+        const ids = await Promise.all(Array.from({ length: N }, () => newSession(srv)));
+        for (const ev of await Promise.all(ids.map((id) => reply(srv, id))))
+          assert.equal(ev.at(-1).event, 'message_complete', JSON.stringify(ev.at(-1)));
+        assert.equal(front.stats.connections, N);
+        await front.untilOpen(N - 1); // the connection over the cap is closed once idle
+        assert.equal(front.open(), 1024);
+        for (const ev of await Promise.all(ids.slice(0, 1024).map((id) => reply(srv, id))))
+          assert.equal(ev.at(-1).event, 'message_complete', JSON.stringify(ev.at(-1)));
+        assert.equal(front.stats.connections, N, '1,024 replies at once on the 1,024 kept connections');
       });
     } finally {
       await front.close();

@@ -1,11 +1,14 @@
 // Fronts for the fake provider in goosed's tests of its provider client, run inside the test
 // process (node: modules only):
-//   startFront({ target, tls?, closeReused? })  a TCP (or TLS-terminating) relay to the fake that
-//       counts connections; closeReused: a connection that already carried an answer is closed,
-//       unanswered, when more bytes come on it (a kept connection that died meanwhile).
+//   startFront({ target, tls?, closeReused?, holdUntil? })  a TCP (or TLS-terminating) relay to
+//       the fake that counts connections; closeReused: a connection that already carried an
+//       answer is closed, unanswered, when more bytes come on it (a kept connection that died
+//       meanwhile); holdUntil: N: nothing is passed on to the fake until N connections came (so
+//       that N requests are in flight at once).
 //   startProxy()  an HTTP proxy: CONNECT tunnels and absolute-form requests, counted, with the
 //       Proxy-Authorization each came with.
-// Each resolves with { url, port, stats, dropAll(), close() }.
+// Each resolves with { url, port, stats, open(), untilOpen(n), dropAll(), close() }: open() the
+// connections open now, untilOpen(n) resolves once no more than n are.
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -24,12 +27,14 @@ function tracked(server, sockets) {
   });
 }
 
-export async function startFront({ target, tls: tlsOpts = null, closeReused = false }) {
+export async function startFront({ target, tls: tlsOpts = null, closeReused = false, holdUntil = 0 }) {
   const t = new URL(target);
   const stats = { connections: 0, closedReused: 0 };
   const sockets = new Set();
+  const held = []; // [up, data] until holdUntil connections came
   const onClient = (client) => {
     stats.connections++;
+    if (stats.connections === holdUntil) for (const [u, d] of held.splice(0)) u.write(d);
     let answered = false;
     const up = net.connect(Number(t.port), t.hostname);
     client.on('data', (d) => {
@@ -39,7 +44,8 @@ export async function startFront({ target, tls: tlsOpts = null, closeReused = fa
         up.destroy();
         return;
       }
-      up.write(d);
+      if (stats.connections < holdUntil) held.push([up, d]);
+      else up.write(d);
     });
     up.on('data', (d) => {
       answered = true;
@@ -102,10 +108,22 @@ export async function startProxy() {
 async function handle(server, sockets, stats, scheme) {
   tracked(server, sockets);
   const port = await listen(server);
+  const waiters = [];
+  server.on('connection', (s) =>
+    s.on('close', () => {
+      for (const w of waiters.splice(0)) if (!w()) waiters.push(w);
+    }));
   return {
     url: `${scheme}://127.0.0.1:${port}`,
     port,
     stats,
+    open: () => sockets.size,
+    untilOpen(n) {
+      return new Promise((resolve) => {
+        const check = () => sockets.size <= n && (resolve(), true);
+        if (!check()) waiters.push(check);
+      });
+    },
     dropAll() {
       for (const s of sockets) s.destroy();
     },
