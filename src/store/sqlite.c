@@ -796,10 +796,11 @@ static void *writer_main(void *arg)
     uint64_t t0 = 0;
     pthread_mutex_lock(&ss->mu);
     for (;;) {
-        while (!ss->head && !(open && (!ss->syncing || ss->stopping)) && !ss->stopping)
+        while (!ss->head && !ss->stopping && !(open && !ss->syncing))
             pthread_cond_wait(&ss->work, &ss->mu);
         /* an open batch is committed as soon as the syncer is free: it waits for nothing else */
-        if (ss->head && (!open || (ss->syncing && !ss->stopping && open_n < BATCH_MAX))) {
+        bool commit_now = open && (!ss->syncing || ss->stopping || open_n >= BATCH_MAX);
+        if (ss->head && !commit_now) {
             write_op *ops = ss->head, *last = ss->tail;
             size_t n = ss->nqueued;
             c = ss->wconn;
