@@ -1546,10 +1546,8 @@ static void prepare_job(void *arg)
     agent *a = at->a;
     store_session s;
     json_t *stored = NULL;
-    gd_err e = a->st->ops->session_get(a->st, at->sid, &s);
-    if (!e) e = a->st->ops->session_settings_get(a->st, at->sid, &at->settings);
+    gd_err e = a->st->ops->session_read(a->st, at->sid, &s, &at->settings, &stored);
     if (!e && !(at->cwd = strdup(s.working_dir))) e = GD_ENOMEM;
-    if (!e) e = a->st->ops->messages_list(a->st, at->sid, &stored);
     if (!e && !(at->history = turn_prepare_history(stored, &at->history_bytes))) e = GD_ENOMEM;
     json_decref(stored);
     if (e) {

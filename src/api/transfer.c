@@ -114,10 +114,7 @@ static json_t *masked(json_t *v)
 static gd_err read_source(job *j, store_session *src, json_t **settings, json_t **msgs)
 {
     store *st = j->a->st;
-    gd_err e = st->ops->session_get(st, j->id, src);
-    if (!e) e = st->ops->session_settings_get(st, j->id, settings);
-    if (!e) e = st->ops->messages_list(st, j->id, msgs);
-    return e;
+    return st->ops->session_read(st, j->id, src, settings, msgs);
 }
 
 static void export_job(job *j)

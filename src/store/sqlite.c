@@ -87,6 +87,8 @@ enum stmt_id {
     ST_TX_RELEASE,
     ST_TX_COMMIT,
     ST_TX_ROLLBACK,
+    ST_READ_BEGIN,
+    ST_READ_END,
     ST__N
 };
 
@@ -167,6 +169,10 @@ static const char *const stmt_sql[ST__N] = {
     [ST_TX_RELEASE] = "RELEASE op",
     [ST_TX_COMMIT] = "COMMIT",
     [ST_TX_ROLLBACK] = "ROLLBACK",
+    /* A reader's transaction (deferred: it takes its snapshot at its first read), prepared once
+     * too: as text it cost a history read of a few messages a third of its time. */
+    [ST_READ_BEGIN] = "BEGIN",
+    [ST_READ_END] = "COMMIT",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -243,6 +249,8 @@ typedef struct write_op {
      * queued writes for their session); NULL for others. */
     const char *session_id;
     bool deletes;
+    const store_session *made; /* a session it creates: its owner is remembered once durable */
+    uint64_t gen;              /* owners_gen when made was queued */
     uint64_t batch_t0; /* the first op of a batch: when the writer began it (metrics) */
     gd_err result;
     bool done;
@@ -292,7 +300,59 @@ typedef struct {
     char write_err[256];    /* why, for /api/health */
     conn *idle;             /* idle read connections */
     int nidle;
+    /* Who owns which session, remembered: a session's owner never changes, and every request
+     * about a session asks it first (auth). A slot per hash of the id, the last one asked for
+     * or made winning it; a delete forgets its session once durable and moves owners_gen on,
+     * so that a read begun before it cannot put the session back. */
+    pthread_mutex_t owners_mu;
+    struct owner_slot *owners; /* OWNERS slots */
+    uint64_t owners_gen;
 } sqlite_store;
+
+#define OWNERS 4096 /* a power of two: 4096 × 74 bytes */
+
+struct owner_slot {
+    char id[UUID_STR_LEN]; /* "" empty */
+    char owner[UUID_STR_LEN];
+};
+
+static struct owner_slot *owner_slot_of(sqlite_store *ss, const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
+    return &ss->owners[h & (OWNERS - 1)];
+}
+
+/* Remembers id's owner, unless a delete happened since gen was read. */
+static void owner_remember(sqlite_store *ss, const char *id, const char *owner, uint64_t gen)
+{
+    if (!ss->owners || strlen(id) >= UUID_STR_LEN || strlen(owner) >= UUID_STR_LEN) return;
+    pthread_mutex_lock(&ss->owners_mu);
+    if (gen == ss->owners_gen) {
+        struct owner_slot *o = owner_slot_of(ss, id);
+        memcpy(o->id, id, strlen(id) + 1);
+        memcpy(o->owner, owner, strlen(owner) + 1);
+    }
+    pthread_mutex_unlock(&ss->owners_mu);
+}
+
+static uint64_t owners_gen(sqlite_store *ss)
+{
+    pthread_mutex_lock(&ss->owners_mu);
+    uint64_t gen = ss->owners_gen;
+    pthread_mutex_unlock(&ss->owners_mu);
+    return gen;
+}
+
+static void owner_forget(sqlite_store *ss, const char *id)
+{
+    if (!ss->owners) return;
+    pthread_mutex_lock(&ss->owners_mu);
+    ss->owners_gen++;
+    struct owner_slot *o = owner_slot_of(ss, id);
+    if (!strcmp(o->id, id)) o->id[0] = '\0';
+    pthread_mutex_unlock(&ss->owners_mu);
+}
 
 static int64_t now_us(void)
 {
@@ -900,6 +960,8 @@ static void *syncer_main(void *arg)
             }
         for (write_op *op = batch, *next; op; op = next) {
             next = op->next; /* op belongs to its caller once done is set */
+            if (op->made && op->result == GD_OK)
+                owner_remember(ss, op->made->id, op->made->user_id, op->gen);
             if (op->on_done) {
                 op->next = async;
                 async = op;
@@ -1155,27 +1217,53 @@ static gd_err sq_session_get(store *st, const char *id, store_session *out)
     return e;
 }
 
+static gd_err settings_row(conn *c, const char *id, json_t **out)
+{
+    sqlite3_stmt *s = stmt(c, ST_SETTINGS_GET);
+    if (!s) return GD_ESTORE;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    gd_err e;
+    if (rc == SQLITE_ROW) {
+        json_t *o = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
+        *out = json_is_object(o) ? o : json_object();
+        if (o && !json_is_object(o)) json_decref(o);
+        e = *out ? GD_OK : GD_ENOMEM;
+    } else {
+        e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
+    }
+    stmt_done(s);
+    return e;
+}
+
+static gd_err sq_session_owner(store *st, const char *id, char owner[UUID_STR_LEN])
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    uint64_t gen = 0;
+    if (ss->owners) {
+        pthread_mutex_lock(&ss->owners_mu);
+        struct owner_slot *o = owner_slot_of(ss, id);
+        bool hit = o->id[0] && !strcmp(o->id, id);
+        if (hit) memcpy(owner, o->owner, UUID_STR_LEN);
+        gen = ss->owners_gen;
+        pthread_mutex_unlock(&ss->owners_mu);
+        if (hit) return GD_OK;
+    }
+    store_session s;
+    gd_err e = sq_session_get(st, id, &s);
+    if (e) return e;
+    memcpy(owner, s.user_id, UUID_STR_LEN);
+    owner_remember(ss, id, s.user_id, gen);
+    return GD_OK;
+}
+
 static gd_err sq_session_settings_get(store *st, const char *id, json_t **out)
 {
     sqlite_store *ss = (sqlite_store *)st;
     *out = NULL;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, ST_SETTINGS_GET);
-    gd_err e = GD_ESTORE;
-    if (s) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            json_t *o = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
-            *out = json_is_object(o) ? o : json_object();
-            if (o && !json_is_object(o)) json_decref(o);
-            e = *out ? GD_OK : GD_ENOMEM;
-        } else {
-            e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
-        }
-        stmt_done(s);
-    }
+    gd_err e = settings_row(c, id, out);
     reader_put(ss, c);
     return e;
 }
@@ -1269,7 +1357,7 @@ static gd_err session_list(store *st, const char *owner, long limit, long offset
     gd_err e = GD_ESTORE;
     sqlite3_stmt *cs = NULL, *ls = NULL;
     /* One read transaction, so the count and the page agree. */
-    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    if (tx(c, ST_READ_BEGIN, NULL, 0) != SQLITE_DONE) {
         e = read_failed(c);
         goto out;
     }
@@ -1292,7 +1380,7 @@ static gd_err session_list(store *st, const char *owner, long limit, long offset
 out:
     if (cs) stmt_done(cs);
     if (ls) stmt_done(ls);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    tx(c, ST_READ_END, NULL, 0);
     reader_put(ss, c);
     return e;
 }
@@ -1426,7 +1514,7 @@ static json_t *unfinished_row(sqlite3_stmt *s)
 static gd_err history_begin(conn *c, const char *session_id, enum stmt_id list, sqlite3_stmt **gs,
                             sqlite3_stmt **ms)
 {
-    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) return read_failed(c);
+    if (tx(c, ST_READ_BEGIN, NULL, 0) != SQLITE_DONE) return read_failed(c);
     if (!(*gs = stmt(c, ST_SESSION_GET)) || !(*ms = stmt(c, list))) return GD_ESTORE;
     sqlite3_bind_text(*gs, 1, session_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(*gs);
@@ -1439,7 +1527,7 @@ static void history_end(conn *c, sqlite3_stmt *gs, sqlite3_stmt *ms)
 {
     if (gs) stmt_done(gs);
     if (ms) stmt_done(ms);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    tx(c, ST_READ_END, NULL, 0);
 }
 
 static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
@@ -1453,6 +1541,28 @@ static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
     if (!e) e = collect_rows(c, ms, message_row, out);
     history_end(c, gs, ms);
     reader_put(ss, c);
+    return e;
+}
+
+static gd_err sq_session_read(store *st, const char *id, store_session *out, json_t **settings,
+                              json_t **messages)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    if (settings) *settings = NULL;
+    *messages = NULL;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *gs = NULL, *ms = NULL;
+    gd_err e = history_begin(c, id, ST_MESSAGES_LIST, &gs, &ms);
+    if (!e) row_to_session(gs, out);
+    if (!e && settings) e = settings_row(c, id, settings);
+    if (!e) e = collect_rows(c, ms, message_row, messages);
+    history_end(c, gs, ms);
+    reader_put(ss, c);
+    if (e && settings) {
+        json_decref(*settings);
+        *settings = NULL;
+    }
     return e;
 }
 
@@ -1757,7 +1867,7 @@ static gd_err sq_session_create(store *st, store_session *s)
 {
     struct insert_arg a = {.s = s, .created_us = now_us()};
     s->created_at = s->updated_at = (time_t)(a.created_us / 1000000);
-    write_op op = {.fn = w_session_insert, .arg = &a};
+    write_op op = {.fn = w_session_insert, .arg = &a, .made = s, .gen = owners_gen((sqlite_store *)st)};
     return submit((sqlite_store *)st, &op);
 }
 
@@ -1778,6 +1888,8 @@ static void sq_session_create_async(store *st, store_session *s, store_done done
     s->created_at = s->updated_at = (time_t)(io->a.created_us / 1000000);
     io->op.fn = w_session_insert;
     io->op.arg = &io->a;
+    io->op.made = s;
+    io->op.gen = owners_gen((sqlite_store *)st);
     io->op.on_done = done;
     io->op.ud = ud;
     submit_async((sqlite_store *)st, &io->op);
@@ -1966,7 +2078,9 @@ static gd_err w_session_delete(conn *c, void *arg, char *err, size_t errlen)
 static gd_err sq_session_delete(store *st, const char *id)
 {
     write_op op = {.fn = w_session_delete, .arg = (void *)id, .session_id = id, .deletes = true};
-    return submit((sqlite_store *)st, &op);
+    gd_err e = submit((sqlite_store *)st, &op);
+    owner_forget((sqlite_store *)st, id);
+    return e;
 }
 
 /* ---- users ---- */
@@ -2259,6 +2373,8 @@ static void sq_close(store *st)
     pthread_cond_destroy(&ss->done);
     pthread_cond_destroy(&ss->opened);
     pthread_mutex_destroy(&ss->mu);
+    pthread_mutex_destroy(&ss->owners_mu);
+    free(ss->owners);
     free(ss);
 }
 
@@ -2272,6 +2388,8 @@ static const store_ops sqlite_ops = {
     .session_list = sq_session_list,
     .session_delete = sq_session_delete,
     .messages_list = sq_messages_list,
+    .session_read = sq_session_read,
+    .session_owner = sq_session_owner,
     .message_append_async = sq_message_append_async,
     .message_get = sq_message_get,
     .sessions_unfinished = sq_sessions_unfinished,
@@ -2303,6 +2421,8 @@ store *store_sqlite_open(const char *dir, size_t queue_max)
     snprintf(ss->legacy, sizeof ss->legacy, "%s/" LEGACY_FILE, dir);
     ss->queue_max = queue_max ? queue_max : STORE_QUEUE_MAX_DEFAULT;
     pthread_mutex_init(&ss->mu, NULL);
+    pthread_mutex_init(&ss->owners_mu, NULL);
+    ss->owners = calloc(OWNERS, sizeof *ss->owners); /* NULL: nothing is remembered */
     pthread_cond_init(&ss->work, NULL);
     pthread_cond_init(&ss->committed, NULL);
     pthread_cond_init(&ss->done, NULL);

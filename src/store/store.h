@@ -137,6 +137,17 @@ typedef struct {
      * "assistant", "message" being that last message as in messages_list. One indexed lookup
      * per session: cheap with many sessions. The caller decides what to repair. */
     gd_err (*sessions_unfinished)(store *st, json_t **out);
+    /* The id of the user who owns the session ("" the local user) into owner. A session's
+     * owner never changes: it is remembered after the first time, and forgotten when the
+     * session is deleted through this store (GD_ENOTFOUND from then on). */
+    gd_err (*session_owner)(store *st, const char *id, char owner[UUID_STR_LEN]);
+    /* A session as of one moment, in one read transaction: its row into out, its settings as
+     * session_settings_get gives them (settings NULL: not read) and its messages as
+     * messages_list gives them. What a turn starts from and an export writes; one transaction
+     * instead of three also means the three agree. GD_ENOTFOUND when the session does not
+     * exist; on any error nothing is left for the caller to free. */
+    gd_err (*session_read)(store *st, const char *id, store_session *out, json_t **settings,
+                           json_t **messages);
     /* The session's own settings, a JSON object ({} when none: "execution_mode", "extensions"
      * ...) the caller owns. GD_ENOTFOUND when the session does not exist. */
     gd_err (*session_settings_get)(store *st, const char *id, json_t **out);

@@ -1373,6 +1373,87 @@ static void test_messages_text_pieces(void **state)
     store_close(st);
 }
 
+/* session_read: the row, the settings and the messages of one moment, in one call. */
+static void test_session_read(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s, got;
+    new_session(&s, "read");
+    json_t *msgs = json_pack("[{s:s, s:o}, {s:s, s:o}]", "role", "user", "content",
+                             text_content("one"), "role", "assistant", "content",
+                             text_content("two"));
+    json_t *settings = json_pack("{s:s}", "execution_mode", "approve");
+    ok(st->ops->session_import(st, &s, settings, msgs));
+    char id[UUID_STR_LEN];
+    assert_int_equal(append(st, s.id, "user", text_content("three"), 0, 0, id), GD_OK);
+
+    json_t *set = NULL, *list = NULL;
+    ok(st->ops->session_read(st, s.id, &got, &set, &list));
+    assert_string_equal(got.id, s.id);
+    assert_string_equal(got.name, "read");
+    assert_int_equal(got.message_count, 3);
+    assert_true(json_equal(set, settings));
+    assert_int_equal(json_array_size(list), 3);
+    const char *texts[] = {"one", "two", "three"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *it = json_array_get(json_object_get(json_array_get(list, i), "content"), 0);
+        assert_string_equal(json_string_value(json_object_get(it, "text")), texts[i]);
+    }
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 2), "id")), id);
+    json_decref(set);
+    json_decref(list);
+
+    /* settings not asked for: only the row and the messages */
+    ok(st->ops->session_read(st, s.id, &got, NULL, &list));
+    assert_int_equal(json_array_size(list), 3);
+    json_decref(list);
+
+    /* a session that is not there: GD_ENOTFOUND, nothing to free */
+    char unknown[UUID_STR_LEN];
+    ids_uuid4(unknown);
+    set = list = (json_t *)1;
+    assert_int_equal(st->ops->session_read(st, unknown, &got, &set, &list), GD_ENOTFOUND);
+    assert_null(set);
+    assert_null(list);
+    json_decref(settings);
+    json_decref(msgs);
+    store_close(st);
+}
+
+/* session_owner: the owner of a session made here, of one made by another handle on the same
+ * database (read, then remembered), none once deleted, the same answer asked again. */
+static void test_session_owner(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store *other = store_sqlite_open(dir, 0);
+    store_session a, b;
+    new_session(&a, "mine");
+    snprintf(a.user_id, sizeof a.user_id, "user-a");
+    ok(st->ops->session_create(st, &a));
+    new_session(&b, "theirs");
+    snprintf(b.user_id, sizeof b.user_id, "user-b");
+    ok(other->ops->session_create(other, &b));
+
+    char owner[UUID_STR_LEN];
+    for (int i = 0; i < 2; i++) { /* the first time and the remembered one agree */
+        ok(st->ops->session_owner(st, a.id, owner));
+        assert_string_equal(owner, "user-a");
+        ok(st->ops->session_owner(st, b.id, owner));
+        assert_string_equal(owner, "user-b");
+    }
+    ok(st->ops->session_delete(st, a.id));
+    assert_int_equal(st->ops->session_owner(st, a.id, owner), GD_ENOTFOUND);
+    ok(st->ops->session_owner(st, b.id, owner));
+    assert_string_equal(owner, "user-b");
+
+    char unknown[UUID_STR_LEN];
+    ids_uuid4(unknown);
+    assert_int_equal(st->ops->session_owner(st, unknown, owner), GD_ENOTFOUND);
+    assert_int_equal(st->ops->session_owner(st, "not-an-id", owner), GD_ENOTFOUND);
+    store_close(other);
+    store_close(st);
+}
+
 /* session_import: a session and its messages in one transaction, all of it or nothing. */
 static void test_session_import(void **state)
 {
@@ -1960,6 +2041,8 @@ int main(int argc, char **argv)
         T(test_empty_dir),
         T(test_delete),
         T(test_messages_list),
+        T(test_session_read),
+        T(test_session_owner),
         T(test_reopen),
         T(test_parent_is_a_file),
         T(test_dir_is_a_file),
