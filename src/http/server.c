@@ -1919,6 +1919,8 @@ static bool step_send(hconn *c)
 }
 
 #define CHUNK_PRE 18 /* room before a streamed piece for its chunk size line */
+/* Asking the stream for more in the same send: only while at least this much room is left. */
+#define STREAM_MORE_MIN 256
 
 static bool step_stream(hconn *c)
 {
@@ -1970,6 +1972,36 @@ static bool step_stream(hconn *c)
         out = sb + CHUNK_PRE - pl;
         len = (size_t)pl + (size_t)n + 2;
         r->resp_len += (size_t)n;
+        /* What else is ready goes in the same send, its end too: a reply's last event and the
+         * last chunk are one write, not two (and one wake-up of the client). */
+        char *end = sb + CHUNK_PRE + n + 2, *limit = sb + CHUNK_PRE + STREAM_MAX + 2;
+        while ((size_t)(limit - end) >= CHUNK_PRE + 2 + STREAM_MORE_MIN) {
+            size_t room = (size_t)(limit - end) - CHUNK_PRE - 2;
+            long m;
+            WITH_REQ(r, m = r->sc->fn(r->sc->cls, end + CHUNK_PRE, room));
+            if (m == HTTP_STREAM_END) {
+                memcpy(end, "0\r\n\r\n", 5);
+                end += 5;
+                c->stream_end = true;
+                break;
+            }
+            if (m == HTTP_STREAM_ABORT) {
+                request_done(c, ABORT_ERROR);
+                return false;
+            }
+            if (m <= 0 || (size_t)m > room) {
+                r->stream_wait = true; /* as above: it waits; what came before goes now */
+                break;
+            }
+            pl = snprintf(pre, sizeof pre, "%lx\r\n", m);
+            memmove(end + pl, end + CHUNK_PRE, (size_t)m);
+            memcpy(end, pre, (size_t)pl);
+            end += pl + m;
+            memcpy(end, "\r\n", 2);
+            end += 2;
+            r->resp_len += (size_t)m;
+        }
+        len = (size_t)(end - out);
     } else {
         out = sb + CHUNK_PRE;
         len = (size_t)n;
