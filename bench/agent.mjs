@@ -38,7 +38,8 @@
 //                within --batch-timeout-s (default 60) of its batch's start or counts as failed.
 //                Each batch's reply times against the fake's (paired by rank: wd_* for the second
 //                batch, gd_* for the first; *_over: how many over 1.2), and goosed's CPU per token
-//                relayed (g_/w_cpu_us_per_token: utime + stime over the batch ÷ tokens delivered).
+//                relayed (g_/w_cpu_us_per_token: utime + stime over the batch ÷ tokens delivered;
+//                g_/w_sys_us_per_token: stime alone, the kernel's part).
 //   watchers     --sessions S --per-session P --samples Q --warmup W (50, 100, 1000, 50): goosed's
 //                memory per idle watcher. S sessions are created; Q sequential GET /status (after W
 //                not counted) on one keep-alive connection; goosed's VmRSS ("base"); then S x P
@@ -466,12 +467,14 @@ async function fakeSetup(conn, response) {
 }
 
 const TICKS = 100; // USER_HZ on Linux
-function cpuSeconds(pid) {
+function cpuSeconds(pid, kernelOnly = false) {
   if (!pid) return null;
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS; // utime, stime (fields 14 and 15)
+    // utime, stime (fields 14 and 15); stime alone: the kernel's share (system calls, the
+    // loopback network stack run on the sender's behalf)
+    return ((kernelOnly ? 0 : Number(f[11])) + Number(f[12])) / TICKS;
   } catch { return null; }
 }
 function statusKb(pid, key) {
@@ -481,13 +484,17 @@ function statusKb(pid, key) {
     return m ? Number(m[1]) : null;
   } catch { return null; }
 }
-function cpuMark() { return { g: cpuSeconds(O.goosedPid), f: cpuSeconds(O.fakePid), c: process.cpuUsage(), t: now() }; }
+function cpuMark() {
+  return { g: cpuSeconds(O.goosedPid), gk: cpuSeconds(O.goosedPid, true), f: cpuSeconds(O.fakePid), c: process.cpuUsage(), t: now() };
+}
 function cpuSince(m, prefix) {
   const g = cpuSeconds(O.goosedPid);
   const f = cpuSeconds(O.fakePid);
   const c = process.cpuUsage(m.c);
   const o = { [`${prefix}_wall_s`]: r3(ms(m.t, now()) / 1000), [`${prefix}_client_cpu_s`]: r3((c.user + c.system) / 1e6) };
   if (g !== null && m.g !== null) o[`${prefix}_goosed_cpu_s`] = r3(g - m.g);
+  const gk = cpuSeconds(O.goosedPid, true);
+  if (gk !== null && m.gk !== null) o[`${prefix}_goosed_sys_s`] = r3(gk - m.gk);
   if (f !== null && m.f !== null) o[`${prefix}_fake_cpu_s`] = r3(f - m.f);
   return o;
 }
@@ -882,6 +889,8 @@ async function modeMemory() {
     const cpu = res[`${p}_goosed_cpu_s`];
     const relayed = res[`${p}_ok`] * tokens;
     res[`${p}_cpu_us_per_token`] = cpu === undefined || !relayed ? null : r3((cpu * 1e6) / relayed);
+    const sys = res[`${p}_goosed_sys_s`];
+    res[`${p}_sys_us_per_token`] = sys === undefined || !relayed ? null : r3((sys * 1e6) / relayed);
   }
   for (const c of gconns) c.close();
   fc.close();
