@@ -251,7 +251,7 @@ typedef struct write_op {
     bool deletes;
     const store_session *made; /* a session it creates: its owner is remembered once durable */
     uint64_t gen;              /* owners_gen when made was queued */
-    uint64_t batch_t0; /* the first op of a batch: when the writer began it (metrics) */
+    uint64_t batch_t0;         /* the first op of a batch: when the writer began it (metrics) */
     gd_err result;
     bool done;
     char err[256];
@@ -319,7 +319,8 @@ struct owner_slot {
 static struct owner_slot *owner_slot_of(sqlite_store *ss, const char *id)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
     return &ss->owners[h & (OWNERS - 1)];
 }
 
@@ -1867,7 +1868,8 @@ static gd_err sq_session_create(store *st, store_session *s)
 {
     struct insert_arg a = {.s = s, .created_us = now_us()};
     s->created_at = s->updated_at = (time_t)(a.created_us / 1000000);
-    write_op op = {.fn = w_session_insert, .arg = &a, .made = s, .gen = owners_gen((sqlite_store *)st)};
+    write_op op = {
+        .fn = w_session_insert, .arg = &a, .made = s, .gen = owners_gen((sqlite_store *)st)};
     return submit((sqlite_store *)st, &op);
 }
 

@@ -1379,9 +1379,9 @@ static void test_session_read(void **state)
     store *st = store_sqlite_open(dir, 0);
     store_session s, got;
     new_session(&s, "read");
-    json_t *msgs = json_pack("[{s:s, s:o}, {s:s, s:o}]", "role", "user", "content",
-                             text_content("one"), "role", "assistant", "content",
-                             text_content("two"));
+    json_t *msgs =
+        json_pack("[{s:s, s:o}, {s:s, s:o}]", "role", "user", "content", text_content("one"),
+                  "role", "assistant", "content", text_content("two"));
     json_t *settings = json_pack("{s:s}", "execution_mode", "approve");
     ok(st->ops->session_import(st, &s, settings, msgs));
     char id[UUID_STR_LEN];
