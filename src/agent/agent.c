@@ -526,7 +526,8 @@ static void fx_store(turn *t, turn_store_kind kind, const char *role, json_t *co
     m->at = at;
     m->kind = kind;
     at->a->st->ops->message_append_async(at->a->st, at->se->id, role, content, in_tok, out_tok,
-                                         id_out, on_store_done, m);
+                                         kind == TURN_STORE_USER ? STORE_WITHIN_MS : 0, id_out,
+                                         on_store_done, m);
 }
 
 static void s_text(void *ud, const char *s, size_t n)
@@ -2077,7 +2078,7 @@ static gd_err repair_one(agent *a, const char *sid, json_t *content)
     }
     waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     char id[UUID_STR_LEN];
-    a->st->ops->message_append_async(a->st, sid, "user", results, 0, 0, id, repair_done, &w);
+    a->st->ops->message_append_async(a->st, sid, "user", results, 0, 0, 0, id, repair_done, &w);
     json_decref(results);
     pthread_mutex_lock(&w.mu);
     while (!w.done)

@@ -252,6 +252,8 @@ typedef struct write_op {
     const store_session *made; /* a session it creates: its owner is remembered once durable */
     uint64_t gen;              /* owners_gen when made was queued */
     uint64_t batch_t0;         /* the first op of a batch: when the writer began it (metrics) */
+    uint64_t commit_by;        /* 0: commit as soon as the syncer is free; else clock_mono_ns()
+                                * by which it must be committed (message_append_async within_ms) */
     gd_err result;
     bool done;
     char err[256];
@@ -842,25 +844,49 @@ static void run_ops(conn *c, write_op *ops, bool began, const char *err)
 
 /* The writer: runs every queued write at once in the open transaction (BEGIN when none is
  * open), and commits that transaction as one batch when the syncer is free (or the batch is
- * BATCH_MAX writes, or the store is stopping), handing it to the syncer. While a sync runs,
- * the writes that arrive meanwhile are run and wait in the open transaction: they would wait
- * for that sync anyway, and one commit then writes the pages they share once for them all
- * (a commit costs per page touched, not per write). */
+ * BATCH_MAX writes, or the store is stopping), handing it to the syncer; a batch of writes that
+ * may all wait (within_ms) is committed when the first of them must be, or sooner with a write
+ * that cannot wait: a burst of such writes shares a few commits instead of taking one each. While a
+ * sync runs, the writes that arrive meanwhile are run and wait in the open transaction: they would
+ * wait for that sync anyway, and one commit then writes the pages they share once for them all (a
+ * commit costs per page touched, not per write). */
 static void *writer_main(void *arg)
 {
     sqlite_store *ss = arg;
     conn *c = NULL; /* ss->wconn, set (under mu) once both threads started */
     write_op *open = NULL, *open_tail = NULL; /* run, not yet committed */
     size_t open_n = 0;
+    bool open_urgent = false;      /* a write in it cannot wait */
+    uint64_t open_by = UINT64_MAX; /* else: when the first of its writes must be committed */
     bool began = false;
     char err[256] = "";
     uint64_t t0 = 0;
     pthread_mutex_lock(&ss->mu);
     for (;;) {
-        while (!ss->head && !ss->stopping && !(open && !ss->syncing))
-            pthread_cond_wait(&ss->work, &ss->mu);
-        /* an open batch is committed as soon as the syncer is free: it waits for nothing else */
-        bool commit_now = open && (!ss->syncing || ss->stopping || open_n >= BATCH_MAX);
+        /* An open batch is committed as soon as the syncer is free, unless every write in it
+         * may wait (within_ms): then when the first of them must be, or when a write that
+         * cannot wait joins it, whichever comes first. */
+        while (!ss->head && !ss->stopping) {
+            if (open && !ss->syncing) {
+                if (open_urgent || open_n >= BATCH_MAX) break;
+                uint64_t now = clock_mono_ns();
+                if (now >= open_by) {
+                    open_urgent = true;
+                    break;
+                }
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until); /* the condition's clock */
+                uint64_t ns = (uint64_t)until.tv_nsec + (open_by - now);
+                until.tv_sec += (time_t)(ns / 1000000000u);
+                until.tv_nsec = (long)(ns % 1000000000u);
+                pthread_cond_timedwait(&ss->work, &ss->mu, &until);
+            } else {
+                pthread_cond_wait(&ss->work, &ss->mu);
+            }
+        }
+        if (open && !open_urgent && !ss->syncing && clock_mono_ns() >= open_by) open_urgent = true;
+        bool commit_now =
+            open && (ss->stopping || open_n >= BATCH_MAX || (!ss->syncing && open_urgent));
         if (ss->head && !commit_now) {
             write_op *ops = ss->head, *last = ss->tail;
             size_t n = ss->nqueued;
@@ -874,6 +900,13 @@ static void *writer_main(void *arg)
                 began = tx(c, ST_TX_BEGIN, err, sizeof err) == SQLITE_DONE;
             }
             run_ops(c, ops, began, err);
+            for (write_op *op = ops; op; op = op->next) {
+                if (!op->commit_by)
+                    open_urgent = true;
+                else if (op->commit_by < open_by)
+                    open_by = op->commit_by;
+                if (op == last) break;
+            }
             if (open_tail)
                 open_tail->next = ops;
             else
@@ -904,6 +937,8 @@ static void *writer_main(void *arg)
         ss->nunsynced += open_n;
         open = open_tail = NULL;
         open_n = 0;
+        open_urgent = false;
+        open_by = UINT64_MAX;
         began = false;
         pthread_cond_signal(&ss->committed);
     }
@@ -1946,7 +1981,7 @@ static gd_err w_message_append(conn *c, void *arg, char *err, size_t errlen)
 }
 
 static void sq_message_append_async(store *st, const char *session_id, const char *role,
-                                    json_t *content, long in_tok, long out_tok,
+                                    json_t *content, long in_tok, long out_tok, unsigned within_ms,
                                     char id_out[UUID_STR_LEN], store_done done, void *ud)
 {
     struct append_op *a = calloc(1, sizeof *a);
@@ -1968,6 +2003,7 @@ static void sq_message_append_async(store *st, const char *session_id, const cha
     a->op.fn = w_message_append;
     a->op.arg = a;
     a->op.session_id = a->session_id;
+    a->op.commit_by = within_ms ? clock_mono_ns() + (uint64_t)within_ms * 1000000u : 0;
     a->op.on_done = done;
     a->op.ud = ud;
     a->op.free_arg = free; /* the content string */

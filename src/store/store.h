@@ -102,10 +102,17 @@ typedef struct {
      * id_out, which must stay valid until done), the next sequence number and the time, adds
      * its tokens to the session's totals and bumps message_count and updated_at. content is
      * serialised before this returns. done as for session_create_async; GD_ENOTFOUND when
-     * the session is gone. */
+     * the session is gone.
+     *
+     * within_ms 0: committed as soon as the store can (a write someone waits for). Otherwise
+     * the write may wait up to within_ms for other writes to share its commit and its sync
+     * (one fdatasync for many), unless a write that cannot wait commits it sooner: for a write
+     * nothing waits on yet (a turn's user message, stored while its first request already
+     * runs). */
     void (*message_append_async)(store *st, const char *session_id, const char *role,
                                  json_t *content, long input_tokens, long output_tokens,
-                                 char id_out[UUID_STR_LEN], store_done done, void *ud);
+                                 unsigned within_ms, char id_out[UUID_STR_LEN], store_done done,
+                                 void *ud);
     /* The session's messages, oldest first, as a new JSON array the caller owns: each one
      * {"id", "role", "content": [items], "created_at": RFC 3339}. GD_ENOTFOUND (and *out
      * NULL) when the session does not exist. */
@@ -217,6 +224,8 @@ struct store {
 #define STORE_SQLITE_APP_ID 0x67736431
 /* Default bound of the write queue (store_sqlite_open's queue_max 0). */
 #define STORE_QUEUE_MAX_DEFAULT 100000
+/* How long a write that nothing waits on yet may wait to share a commit (message_append_async). */
+#define STORE_WITHIN_MS 5
 
 /* Opens (or will keep trying to open) the SQLite store STORE_SQLITE_FILE in dir, with at most
  * queue_max writes waiting for the writer (0: STORE_QUEUE_MAX_DEFAULT). Never NULL unless out

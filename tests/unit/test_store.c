@@ -729,12 +729,60 @@ static gd_err append(store *st, const char *sid, const char *role, json_t *conte
 {
     waiter w;
     waiter_init(&w);
-    st->ops->message_append_async(st, sid, role, content, in, out, id, on_done, &w);
+    st->ops->message_append_async(st, sid, role, content, in, out, 0, id, on_done, &w);
     json_decref(content);
     return wait_done(&w);
 }
 
 /* ---- batches ---- */
+
+/* A write that may wait (within_ms) waits for a write that cannot and shares its commit; alone,
+ * it is committed when its time is up. */
+static void test_write_that_may_wait(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s;
+    new_session(&s, "lazy");
+    ok(st->ops->session_create(st, &s));
+    uint64_t n0, n1;
+    size_t last;
+    batches(st, &n0, &last);
+
+    /* 60 s to wait: only the second write can commit it */
+    waiter lazy, now;
+    waiter_init(&lazy);
+    waiter_init(&now);
+    char id1[UUID_STR_LEN], id2[UUID_STR_LEN];
+    json_t *c1 = text_content("may wait"), *c2 = text_content("cannot wait");
+    st->ops->message_append_async(st, s.id, "user", c1, 0, 0, 60000, id1, on_done, &lazy);
+    st->ops->message_append_async(st, s.id, "assistant", c2, 0, 0, 0, id2, on_done, &now);
+    json_decref(c1);
+    json_decref(c2);
+    assert_int_equal(wait_done(&now), GD_OK);
+    assert_int_equal(wait_done(&lazy), GD_OK);
+    batches(st, &n1, &last);
+    assert_int_equal(n1 - n0, 1); /* one commit for both */
+    assert_int_equal(last, 2);
+    json_t *msgs;
+    ok(st->ops->messages_list(st, s.id, &msgs));
+    assert_int_equal(json_array_size(msgs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "id")), id1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "id")), id2);
+    json_decref(msgs);
+
+    /* alone, with 20 ms to wait: committed all the same */
+    waiter alone;
+    waiter_init(&alone);
+    char id3[UUID_STR_LEN];
+    json_t *c3 = text_content("alone");
+    st->ops->message_append_async(st, s.id, "user", c3, 0, 0, 20, id3, on_done, &alone);
+    json_decref(c3);
+    assert_int_equal(wait_done(&alone), GD_OK);
+    batches(st, &n0, &last);
+    assert_int_equal(n0 - n1, 1);
+    assert_int_equal(last, 1);
+    store_close(st);
+}
 
 static void test_batched_commit(void **state)
 {
@@ -756,7 +804,7 @@ static void test_batched_commit(void **state)
         snprintf(text, sizeof text, "m%d", i);
         waiter_init(&w[i]);
         json_t *c = text_content(text);
-        st->ops->message_append_async(st, s.id, i % 2 ? "assistant" : "user", c, 1, 2, ids[i],
+        st->ops->message_append_async(st, s.id, i % 2 ? "assistant" : "user", c, 1, 2, 0, ids[i],
                                       on_done, &w[i]);
         json_decref(c);
     }
@@ -829,7 +877,7 @@ static void test_writes_wait_in_one_batch_during_a_sync(void **state)
     waiter_init(&first);
     json_t *c = text_content("first");
     char id[UUID_STR_LEN];
-    st->ops->message_append_async(st, s.id, "user", c, 0, 0, id, on_done, &first);
+    st->ops->message_append_async(st, s.id, "user", c, 0, 0, 0, id, on_done, &first);
     json_decref(c);
     pthread_mutex_lock(&held.mu);
     while (!held.in) /* the first write's batch is being synced */
@@ -846,7 +894,7 @@ static void test_writes_wait_in_one_batch_during_a_sync(void **state)
     for (int i = 0; i < N; i++) {
         waiter_init(&w[i]);
         json_t *m = text_content("meanwhile");
-        st->ops->message_append_async(st, s.id, "assistant", m, 1, 1, ids[i], on_done, &w[i]);
+        st->ops->message_append_async(st, s.id, "assistant", m, 1, 1, 0, ids[i], on_done, &w[i]);
         json_decref(m);
     }
     while (queued(st)) /* the writer takes them into its open transaction */
@@ -906,14 +954,14 @@ static void test_savepoint_rollback(void **state)
     for (int i = 0; i < 5; i++)
         waiter_init(&w[i]);
     json_t *one = text_content("one"), *lost = text_content("lost"), *two = text_content("two");
-    st->ops->message_append_async(st, a.id, "user", one, 1, 0, ids[0], on_done, &w[0]);
-    st->ops->message_append_async(st, gone.id, "user", lost, 1, 0, ids[1], on_done, &w[1]);
+    st->ops->message_append_async(st, a.id, "user", one, 1, 0, 0, ids[0], on_done, &w[0]);
+    st->ops->message_append_async(st, gone.id, "user", lost, 1, 0, 0, ids[1], on_done, &w[1]);
     write_op *op = calloc(1, sizeof *op);
     op->fn = w_partial;
     op->on_done = on_done;
     op->ud = &w[2];
     submit_async((sqlite_store *)st, op);
-    st->ops->message_append_async(st, a.id, "assistant", two, 0, 1, ids[3], on_done, &w[3]);
+    st->ops->message_append_async(st, a.id, "assistant", two, 0, 1, 0, ids[3], on_done, &w[3]);
     st->ops->session_create_async(st, &c, on_done, &w[4]);
     json_decref(one);
     json_decref(lost);
@@ -973,10 +1021,10 @@ static void test_async_paths(void **state)
     char id[UUID_STR_LEN], never[UUID_STR_LEN];
     ids_uuid4(never);
     json_t *c = text_content("hello");
-    st->ops->message_append_async(st, never, "user", c, 0, 0, id, on_done, &w[2]);
+    st->ops->message_append_async(st, never, "user", c, 0, 0, 0, id, on_done, &w[2]);
     assert_int_equal(wait_done(&w[2]), GD_ENOTFOUND);
     assert_non_null(strstr(w[2].msg, never));
-    st->ops->message_append_async(st, s.id, "user", c, 0, 0, id, on_done, &w[3]);
+    st->ops->message_append_async(st, s.id, "user", c, 0, 0, 0, id, on_done, &w[3]);
     json_decref(c); /* serialised before the call returns */
     assert_int_equal(wait_done(&w[3]), GD_OK);
     assert_int_equal(strlen(id), UUID_STR_LEN - 1);
@@ -1000,7 +1048,7 @@ static void test_async_paths(void **state)
     assert_int_equal(w[0].e, GD_ESTORE);
     assert_non_null(strstr(w[0].msg, "Not a directory"));
     c = text_content("x");
-    st->ops->message_append_async(st, s.id, "user", c, 0, 0, id, on_done, &w[1]);
+    st->ops->message_append_async(st, s.id, "user", c, 0, 0, 0, id, on_done, &w[1]);
     json_decref(c);
     assert_int_equal(calls(&w[1]), 1);
     assert_int_equal(w[1].e, GD_ESTORE);
@@ -1025,7 +1073,7 @@ static void test_queue_bound(void **state)
     json_t *c = text_content("q");
     for (int i = 0; i < 5; i++) {
         waiter_init(&w[i]);
-        st->ops->message_append_async(st, s.id, "user", c, 0, 0, ids[i], on_done, &w[i]);
+        st->ops->message_append_async(st, s.id, "user", c, 0, 0, 0, ids[i], on_done, &w[i]);
     }
     assert_int_equal(queued(st), 3);
     for (int i = 3; i < 5; i++) { /* beyond the bound: refused at once, in the caller */
@@ -1084,16 +1132,16 @@ static void test_delete_while_queued(void **state)
     char ids[3][UUID_STR_LEN];
     json_t *c = text_content("queued");
     waiter_init(&w[0]);
-    st->ops->message_append_async(st, a.id, "assistant", c, 0, 0, ids[0], on_done, &w[0]);
+    st->ops->message_append_async(st, a.id, "assistant", c, 0, 0, 0, ids[0], on_done, &w[0]);
     waiter_init(&w[1]);
-    st->ops->message_append_async(st, b.id, "assistant", c, 0, 0, ids[1], on_done, &w[1]);
+    st->ops->message_append_async(st, b.id, "assistant", c, 0, 0, 0, ids[1], on_done, &w[1]);
     struct deleter d = {.st = st, .id = a.id, .e = (gd_err)-1};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, delete_main, &d), 0);
     while (queued(st) < 3) /* the delete is queued (its caller waits) */
         sched_yield();
     waiter_init(&w[2]);
-    st->ops->message_append_async(st, a.id, "user", c, 0, 0, ids[2], on_done, &w[2]);
+    st->ops->message_append_async(st, a.id, "user", c, 0, 0, 0, ids[2], on_done, &w[2]);
     json_decref(c);
     gate_open(&g);
     pthread_join(t, NULL);
@@ -2052,6 +2100,7 @@ int main(int argc, char **argv)
         T(test_recovers),
         T(test_concurrent_creates),
         T(test_batched_commit),
+        T(test_write_that_may_wait),
         T(test_writes_wait_in_one_batch_during_a_sync),
         T(test_savepoint_rollback),
         T(test_async_paths),
