@@ -133,15 +133,30 @@ describe('the strict edge on a loopback server', () => {
       assert.equal(await sessionCount(srv), before);
     });
 
-    it('/cancel and DELETE need Content-Type: application/json too', async () => {
+    it('/cancel needs Content-Type: application/json too, and a DELETE with a body', async () => {
       const id = (await post(srv, '/api/sessions', {})).body.id;
       assertError(await request(srv, 'POST', `/api/sessions/${id}/cancel`, { headers: { 'Content-Type': 'text/plain' } }), 415, 'unsupported_media_type');
       const c = await rawRequest(srv, raw('POST', `/api/sessions/${id}/cancel`, [H, 'Connection: close']));
       assert.equal(c.status, 415, c.statusLine);
-      const d = await rawRequest(srv, raw('DELETE', `/api/sessions/${id}`, [H, 'Connection: close']));
-      assert.equal(d.status, 415, d.statusLine);
+      for (const ct of [null, 'text/plain']) {
+        const d = await rawRequest(srv, raw('DELETE', `/api/sessions/${id}`, [H, ...(ct ? [`Content-Type: ${ct}`] : []), 'Content-Length: 2', 'Connection: close'], '{}'));
+        assert.equal(d.status, 415, `${ct}: ${d.statusLine}`);
+      }
       assert.equal((await get(srv, `/api/sessions/${id}`)).status, 200, 'still there');
       assert.equal((await post(srv, `/api/sessions/${id}/cancel`)).status, 409, 'with the header: served (nothing running)');
+    });
+
+    it('a DELETE without a body needs no Content-Type (as the API is written), but still its own origin', async () => {
+      const id = (await post(srv, '/api/sessions', {})).body.id;
+      const evil = await rawRequest(srv, raw('DELETE', `/api/sessions/${id}`, [H, 'Origin: https://evil.example', 'Connection: close']));
+      assert.equal(evil.status, 403, evil.statusLine);
+      assert.equal(evil.json.code, 'forbidden_origin');
+      const cross = await rawRequest(srv, raw('DELETE', `/api/sessions/${id}`, [H, 'Sec-Fetch-Site: cross-site', 'Connection: close']));
+      assert.equal(cross.status, 403, cross.statusLine);
+      assert.equal((await get(srv, `/api/sessions/${id}`)).status, 200, 'still there');
+      const d = await rawRequest(srv, raw('DELETE', `/api/sessions/${id}`, [H, 'Connection: close']));
+      assert.equal(d.status, 204, d.statusLine);
+      assert.equal((await get(srv, `/api/sessions/${id}`)).status, 404, 'deleted');
     });
 
     for (const [what, headers] of [

@@ -13,10 +13,12 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 
+// A backlog as deep as the fake provider's: a test that opens 1,025 connections at once must not
+// see the kernel drop some of them (node's default backlog is 511) and goosed connect again.
 function listen(server) {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server.address().port));
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => resolve(server.address().port));
   });
 }
 
