@@ -839,11 +839,13 @@ static void begin(http_req *r, const struct framing *f)
     if (state_changing(r->method)) {
         if (!check_origin(r)) return;
         /* Even with no body: a form posts without one, and a form cannot say application/json.
-         * A DELETE without a body is the exception (`DELETE /api/sessions/{id}` as the API is
-         * written): no form and no request a page may send without asking first (CORS
-         * preflight, answered only for cors_origins) has that method. */
-        bool bodiless_delete = !strcmp(r->method, "DELETE") && !r->chunked && r->cl_left == 0;
-        if (!bodiless_delete && !check_json_type(r)) return;
+         * A DELETE or PATCH without a body is the exception (`DELETE /api/sessions/{id}`,
+         * `PATCH /api/extensions/{id}/toggle` as the API is written): no form and no request a
+         * page may send without asking first (CORS preflight, answered only for cors_origins)
+         * has those methods. */
+        bool bodiless = (!strcmp(r->method, "DELETE") || !strcmp(r->method, "PATCH")) &&
+                        !r->chunked && r->cl_left == 0;
+        if (!bodiless && !check_json_type(r)) return;
     }
     if (r->too_big) buf_free(&r->body);
     if (r->cl_left > 0 && (r->m.route->flags & ROUTE_BODY)) check_json_type(r);

@@ -146,7 +146,7 @@ describe('the strict edge on a loopback server', () => {
       assert.equal((await post(srv, `/api/sessions/${id}/cancel`)).status, 409, 'with the header: served (nothing running)');
     });
 
-    it('a DELETE without a body needs no Content-Type (as the API is written), but still its own origin', async () => {
+    it('a DELETE or PATCH without a body needs no Content-Type (as the API is written), but still its own origin', async () => {
       const id = (await post(srv, '/api/sessions', {})).body.id;
       const evil = await rawRequest(srv, raw('DELETE', `/api/sessions/${id}`, [H, 'Origin: https://evil.example', 'Connection: close']));
       assert.equal(evil.status, 403, evil.statusLine);
@@ -157,6 +157,12 @@ describe('the strict edge on a loopback server', () => {
       const d = await rawRequest(srv, raw('DELETE', `/api/sessions/${id}`, [H, 'Connection: close']));
       assert.equal(d.status, 204, d.statusLine);
       assert.equal((await get(srv, `/api/sessions/${id}`)).status, 404, 'deleted');
+      // a PATCH without a body the same (the toggle as the API is written): past the type check
+      const p = await rawRequest(srv, raw('PATCH', '/api/extensions/nosuch/toggle', [H, 'Connection: close']));
+      assert.equal(p.status, 404, p.statusLine);
+      assert.equal(p.json.code, 'not_found');
+      const pe = await rawRequest(srv, raw('PATCH', '/api/extensions/nosuch/toggle', [H, 'Origin: https://evil.example', 'Connection: close']));
+      assert.equal(pe.status, 403, pe.statusLine);
     });
 
     for (const [what, headers] of [
