@@ -870,10 +870,7 @@ static void *writer_main(void *arg)
             if (open && !ss->syncing) {
                 if (open_urgent || open_n >= BATCH_MAX) break;
                 uint64_t now = clock_mono_ns();
-                if (now >= open_by) {
-                    open_urgent = true;
-                    break;
-                }
+                if (now >= open_by) break;
                 struct timespec until;
                 clock_gettime(CLOCK_REALTIME, &until); /* the condition's clock */
                 uint64_t ns = (uint64_t)until.tv_nsec + (open_by - now);
@@ -884,9 +881,8 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&ss->work, &ss->mu);
             }
         }
-        if (open && !open_urgent && !ss->syncing && clock_mono_ns() >= open_by) open_urgent = true;
-        bool commit_now =
-            open && (ss->stopping || open_n >= BATCH_MAX || (!ss->syncing && open_urgent));
+        bool commit_now = open && (ss->stopping || open_n >= BATCH_MAX ||
+                                   (!ss->syncing && (open_urgent || clock_mono_ns() >= open_by)));
         if (ss->head && !commit_now) {
             write_op *ops = ss->head, *last = ss->tail;
             size_t n = ss->nqueued;
@@ -1566,20 +1562,6 @@ static void history_end(conn *c, sqlite3_stmt *gs, sqlite3_stmt *ms)
     tx(c, ST_READ_END, NULL, 0);
 }
 
-static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
-{
-    sqlite_store *ss = (sqlite_store *)st;
-    *out = NULL;
-    conn *c = reader_get(ss);
-    if (!c) return GD_ESTORE;
-    sqlite3_stmt *gs = NULL, *ms = NULL;
-    gd_err e = history_begin(c, session_id, ST_MESSAGES_LIST, &gs, &ms);
-    if (!e) e = collect_rows(c, ms, message_row, out);
-    history_end(c, gs, ms);
-    reader_put(ss, c);
-    return e;
-}
-
 static gd_err sq_session_read(store *st, const char *id, store_session *out, json_t **settings,
                               json_t **messages)
 {
@@ -1600,6 +1582,12 @@ static gd_err sq_session_read(store *st, const char *id, store_session *out, jso
         *settings = NULL;
     }
     return e;
+}
+
+static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
+{
+    store_session s;
+    return sq_session_read(st, session_id, &s, NULL, out);
 }
 
 /* The created_at of a history's messages: clock_rfc3339, the date part kept from the last row

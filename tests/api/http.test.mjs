@@ -336,15 +336,18 @@ describe('http', () => {
       });
     }
 
-    it('preflight from a denied origin: 204 without the CORS headers', async () => {
-      const r = await request(srv, 'OPTIONS', '/api/sessions', {
-        headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' },
+    // (a DELETE or PATCH without a body needs no Content-Type because a page must ask this first)
+    for (const [method, path] of [['POST', '/api/sessions'], ['DELETE', '/api/sessions/00000000-0000-4000-8000-000000000000'], ['PATCH', '/api/extensions/x/toggle']]) {
+      it(`preflight of a ${method} from a denied origin: 204 without the CORS headers`, async () => {
+        const r = await request(srv, 'OPTIONS', path, {
+          headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': method },
+        });
+        assert.equal(r.status, 204);
+        for (const h of ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers', 'access-control-max-age']) {
+          assert.equal(r.headers.get(h), null, `${h} on a denied preflight`);
+        }
       });
-      assert.equal(r.status, 204);
-      for (const h of ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers', 'access-control-max-age']) {
-        assert.equal(r.headers.get(h), null, `${h} on a denied preflight`);
-      }
-    });
+    }
   });
 
   describe('hostile and malformed requests', () => {
