@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/chat.h"
 #include "cli/client.h"
 #include "cli/reply.h"
-#include "cli/session.h"
 
 #define PROMPT "( O)> "
 
@@ -23,7 +23,7 @@ int chat_main(cl_client *cl, const char *sid, const char *name, bool json)
     char *owned = NULL;
     FILE *say = json ? stderr : stdout; /* what is not an event */
     if (!sid) {
-        json_t *s = session_create(cl, name);
+        json_t *s = cl_session_create(cl, name);
         if (!s) return 1;
         sid = owned = strdup(cl_str(s, "id", ""));
         fprintf(say, "starting session %s in %s\n", sid, cl_str(s, "working_dir", "?"));

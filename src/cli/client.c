@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "cli/client.h"
 #include "http/http.h"
@@ -509,4 +510,23 @@ const char *cl_str(json_t *o, const char *key, const char *dflt)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : dflt;
+}
+
+json_t *cl_session_create(cl_client *cl, const char *name)
+{
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) {
+        perror("goose: the current directory");
+        return NULL;
+    }
+    json_t *body = json_pack("{s:s}", "working_directory", cwd);
+    if (name) json_object_set_new(body, "name", json_string(name));
+    json_t *s = cl_call_json(cl, "POST", "/api/sessions", body, NULL);
+    json_decref(body);
+    if (s && !json_is_string(json_object_get(s, "id"))) {
+        fprintf(stderr, "%s: the server's answer has no session id\n", cl_prog(cl));
+        json_decref(s);
+        return NULL;
+    }
+    return s;
 }

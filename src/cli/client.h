@@ -57,6 +57,10 @@ json_t *cl_call(cl_client *cl, const char *method, const char *path, const char 
 json_t *cl_call_json(cl_client *cl, const char *method, const char *path, json_t *body,
                      long *status);
 
+/* Makes a new session whose working directory is the current directory, named name (NULL: the
+ * server's default). Answers the server's Session (the caller decrefs), NULL after a message. */
+json_t *cl_session_create(cl_client *cl, const char *name);
+
 /* Called for each event of a stream: event name (never NULL; "message" when unnamed), its id
  * ("" when none) and data. Return 0 to go on, nonzero to stop reading (the stream is closed). */
 typedef int (*cl_event_fn)(void *ud, const char *event, const char *id, const char *data);

@@ -8,7 +8,6 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/reply.h"
-#include "cli/session.h"
 
 #define MAX_TEXT (16u << 20) /* the message read from a file or stdin */
 
@@ -100,7 +99,7 @@ int cli_run(int argc, char **argv)
     int rc = 1;
     char *made = NULL;
     if (!sid) {
-        json_t *s = session_create(cl, name);
+        json_t *s = cl_session_create(cl, name);
         if (!s) goto out;
         sid = made = strdup(cl_str(s, "id", ""));
         if (c.json) {

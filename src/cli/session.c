@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/chat.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/reply.h"
-#include "cli/session.h"
 
 #define MAX_IMPORT (256u << 20) /* a file given to import */
 #define NAME_COLS  28           /* a name's column in the list */
@@ -44,25 +44,6 @@ static const char usage[] =
     "\n"
     "Exit status: 0 done, 1 a failure (the server's answer on stderr), 2 a usage error.\n"
     "\n";
-
-json_t *session_create(cl_client *cl, const char *name)
-{
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) {
-        perror("goose: the current directory");
-        return NULL;
-    }
-    json_t *body = json_pack("{s:s}", "working_directory", cwd);
-    if (name) json_object_set_new(body, "name", json_string(name));
-    json_t *s = cl_call_json(cl, "POST", "/api/sessions", body, NULL);
-    json_decref(body);
-    if (s && !json_is_string(json_object_get(s, "id"))) {
-        fprintf(stderr, "%s: the server's answer has no session id\n", cl_prog(cl));
-        json_decref(s);
-        return NULL;
-    }
-    return s;
-}
 
 /* "/api/sessions/ID" + tail; NULL when out of memory (said). The caller frees. */
 static char *session_path(cl_client *cl, const char *id, const char *tail)
