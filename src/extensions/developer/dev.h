@@ -2,6 +2,9 @@
  * its limits, the extension and call structs, and the helpers every tool uses (UTF-8
  * sanitising, error results, integer arguments, path resolution, whole-file reads and writes).
  *
+ * Layers: common.c and fsopen.c (helpers), call.c (a call's life), the tools (shell.c, editor.c,
+ * files.c), developer.c (the extension: its tool table and ops).
+ *
  * Threads: a call starts and ends on the host's loop thread. The text editor and list_files run
  * on a pool worker (dev_job); the shell forks on a worker and is then watched by the loop. */
 #ifndef GD_DEV_H
@@ -154,8 +157,19 @@ struct dev_call {
     json_t *args;   /* a reference, for the job */
     dev_job_fn job; /* the text editor or list_files, run on a worker */
     dev_out out;
-    dev_shell *sh; /* a shell call */
+    dev_shell *sh;                /* a shell call */
+    void (*release)(dev_call *c); /* frees the tool's own state (sh), when set */
 };
+
+/* ---- a call's life (call.c) ---- */
+
+/* Takes c out of its extension's list of running calls. */
+void dev_call_unlink(dev_call *c);
+/* Frees c (unlinking it unless orphaned, releasing its tool's state) and drops the reference it
+ * holds on its extension. */
+void dev_call_free(dev_call *c);
+/* Drops a reference to d; the last one frees it. Loop thread only. */
+void dev_unref(developer *d);
 
 /* Ends c on the loop thread with c->out: done(ud, that result) unless c was orphaned, then
  * frees c. */
@@ -179,8 +193,6 @@ void dev_undo_free(dev_undo *u);
 /* The shell: starts the command in args (validated here) and ends c through dev_call_end.
  * false when out of memory (c is left to the caller). */
 bool dev_shell_start(dev_call *c, json_t *args, const ext_call_opts *o);
-/* Frees a shell call's state (NULL is fine). */
-void dev_shell_free(dev_shell *sh);
 /* Asks a running shell call to stop. */
 void dev_shell_cancel(dev_call *c);
 /* At close: stops the shell at once (its process group is killed) and frees its state; true

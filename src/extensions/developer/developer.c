@@ -1,5 +1,6 @@
-/* developer: the built-in developer extension (extension.h): its tool table, its ops, and the
- * life of a call. The tools live beside it: shell.c, editor.c, files.c. */
+/* developer: the built-in developer extension (extension.h): its tool table and its ops, which
+ * start, cancel and close calls. A call's life is call.c's; the tools live beside it: shell.c,
+ * editor.c, files.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,76 +177,7 @@ static json_t *tools_ref(void)
     return shared_tools ? json_incref(shared_tools) : NULL;
 }
 
-/* ---- calls ---- */
-
-static void dev_free(developer *d)
-{
-    dev_undo_free(&d->undo);
-    pthread_mutex_destroy(&d->undo.mu);
-    json_decref(d->tools);
-    sandbox_env_free(d->env);
-    sandbox_env_free(d->protected_dirs);
-    free(d);
-}
-
-static void dev_unref(developer *d)
-{
-    if (--d->refs == 0) dev_free(d);
-}
-
-static void call_unlink(dev_call *c)
-{
-    developer *d = c->d;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (d->calls == c)
-        d->calls = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
-static void call_free(dev_call *c)
-{
-    developer *d = c->d;
-    if (!c->orphan) call_unlink(c);
-    dev_shell_free(c->sh);
-    json_decref(c->args);
-    free(c->out.text);
-    free(c);
-    dev_unref(d);
-}
-
-void dev_call_end(dev_call *c)
-{
-    if (!c->orphan) {
-        call_unlink(c);
-        c->orphan = true; /* unlinked: call_free must not do it again */
-        ext_result res = c->out.text ? ext_text_result(c->out.text, c->out.is_error)
-                                     : ext_text_result("out of memory", true);
-        c->done(c->ud, &res); /* res.content is the callee's now */
-    }
-    call_free(c);
-}
-
-static void posted_end(void *arg)
-{
-    dev_call_end(arg);
-}
-
-gd_err dev_call_post(dev_call *c)
-{
-    return loop_post(c->d->host.l, posted_end, c);
-}
-
-gd_err dev_submit(dev_call *c, pool_fn fn)
-{
-    gd_err e = pool_submit(c->d->host.workers, fn, c);
-    if (e == GD_OK || e == GD_ENOMEM) return e;
-    dev_fail(&c->out, e,
-             e == GD_AGAIN ? "too many tool calls are running; try again"
-                           : "the tool was not run: goosed is shutting down");
-    return dev_call_post(c);
-}
+/* ---- calls of the text editor and list_files (the shell has its own: shell.c) ---- */
 
 /* A job's result back on the loop. */
 static void job_done(void *arg)
@@ -311,7 +243,7 @@ static ext_call *dev_call_start(extension *x, const char *tool, json_t *args,
         ok = dev_call_post(c) == GD_OK;
     }
     if (!ok) {
-        call_free(c);
+        dev_call_free(c);
         return NULL;
     }
     return &c->base;
@@ -330,12 +262,12 @@ static void dev_close(extension *x)
     d->closed = true;
     while (d->calls) {
         dev_call *c = d->calls;
-        call_unlink(c);
+        dev_call_unlink(c);
         c->orphan = true;
         atomic_store(&c->cancel, true);
         /* A running shell is killed now; a job, a start or a posted result still to come frees
          * its call when it arrives (the extension lives on until then, without the host). */
-        if (c->sh && dev_shell_close(c)) call_free(c);
+        if (c->sh && dev_shell_close(c)) dev_call_free(c);
     }
     dev_unref(d);
 }

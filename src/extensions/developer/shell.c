@@ -362,7 +362,7 @@ static void kill_group(dev_shell *sh, int sig)
         log_warn(LOG_MOD, "killpg %d: %s", (int)sh->pid, strerror(errno));
 }
 
-void dev_shell_free(dev_shell *sh)
+static void dev_shell_free(dev_shell *sh)
 {
     if (!sh) return;
     if (sh->limits) atomic_fetch_sub(&sh->limits->processes, 1);
@@ -372,6 +372,13 @@ void dev_shell_free(dev_shell *sh)
     free(sh->chunk);
     free(sh->command);
     free(sh);
+}
+
+/* c->release of a shell call: what is left of its state when the call is freed. */
+static void shell_release(dev_call *c)
+{
+    dev_shell_free(c->sh);
+    c->sh = NULL;
 }
 
 /* Stops watching: the timer, the pipes (closed). */
@@ -751,6 +758,7 @@ bool dev_shell_start(dev_call *c, json_t *args, const ext_call_opts *o)
     sh->cap = o && o->output_cap > 0 ? o->output_cap : DEV_OUTPUT_CAP;
     if (sh->cap > DEV_TEXT_CAP / 2 - 4096) sh->cap = DEV_TEXT_CAP / 2 - 4096;
     c->sh = sh;
+    c->release = shell_release;
     return dev_submit(c, shell_spawn) == GD_OK;
 }
 
