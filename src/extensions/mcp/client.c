@@ -12,6 +12,21 @@
 
 #define MCP_HOST_REQUESTS_MAX 16 /* elicitations and samplings of one server waiting at once */
 
+/* The transport for a checked config, by its type. */
+static mcp_transport *mcp_transport_new(const json_t *cfg, const ext_host *host,
+                                        const mcp_transport_cb *cb, char *err, size_t errlen)
+{
+    const char *type = json_string_value(json_object_get(cfg, "type"));
+    const char *name = json_string_value(json_object_get(cfg, "name"));
+    if (!type) type = "";
+    if (!strcmp(type, "stdio")) return mcp_stdio_new(cfg, host, cb, err, errlen);
+    if (!strcmp(type, "streamable_http")) return mcp_http_new(cfg, host, cb, err, errlen);
+    if (!strcmp(type, "sse")) return mcp_sse_new(cfg, host, cb, err, errlen);
+    snprintf(err, errlen, "%s: type '%s' is not an MCP transport (stdio, streamable_http, sse)",
+             name ? name : "extension", type);
+    return NULL;
+}
+
 mcp_transport_factory mcp_rpc_transport_new = mcp_transport_new;
 
 typedef struct pending {
@@ -70,33 +85,6 @@ char *mcp_file_uri(const char *path)
     }
     *p = '\0';
     return u;
-}
-
-void mcp_escape(const char *s, size_t len, size_t max, char *out, size_t outlen)
-{
-    size_t o = 0;
-    if (!outlen) return;
-    for (size_t i = 0; i < len && i < max; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char tmp[8];
-        int k;
-        if (c == '\\')
-            k = snprintf(tmp, sizeof tmp, "\\\\");
-        else if (c >= 0x20 && c < 0x7f)
-            k = snprintf(tmp, sizeof tmp, "%c", c);
-        else if (c == '\n')
-            k = snprintf(tmp, sizeof tmp, "\\n");
-        else
-            k = snprintf(tmp, sizeof tmp, "\\x%02x", c);
-        if (o + (size_t)k + 4 >= outlen) break;
-        memcpy(out + o, tmp, (size_t)k);
-        o += (size_t)k;
-    }
-    if (len > max && o + 3 < outlen) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
 }
 
 /* ---- sending ---- */

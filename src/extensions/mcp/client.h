@@ -63,8 +63,4 @@ bool mcp_version_supported(const char *v);
 /* "file://" + path, percent-encoded; caller frees. NULL when out of memory. */
 char *mcp_file_uri(const char *path);
 
-/* Writes s (len bytes) into out as printable text: at most max input bytes, non-printable bytes
- * as \xNN, with "..." when cut. */
-void mcp_escape(const char *s, size_t len, size_t max, char *out, size_t outlen);
-
 #endif

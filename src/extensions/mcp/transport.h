@@ -39,11 +39,9 @@ struct mcp_transport {
     const mcp_transport_ops *ops;
 };
 
-/* The transport for a checked config of type stdio, streamable_http or sse. name tags the
- * server's stderr in goosed's log. NULL with a message in err. */
-mcp_transport *mcp_transport_new(const json_t *cfg, const ext_host *host,
-                                 const mcp_transport_cb *cb, char *err, size_t errlen);
-
+/* Each transport's constructor, for a checked config of its type (client.c picks one by the
+ * config's type: stdio, streamable_http or sse). name tags the server's stderr in goosed's log.
+ * NULL with a message in err. */
 mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
                              char *err, size_t errlen);
 mcp_transport *mcp_http_new(const json_t *cfg, const ext_host *host, const mcp_transport_cb *cb,
@@ -54,5 +52,9 @@ mcp_transport *mcp_sse_new(const json_t *cfg, const ext_host *host, const mcp_tr
 /* A closed transport still runs something (+1) or no longer does (-1): a server process not
  * reaped yet, a DELETE in flight. mcp_servers_running / mcp_servers_wait count them. */
 void mcp_linger(int delta);
+
+/* Writes s (len bytes) into out as printable text: at most max input bytes, non-printable bytes
+ * as \xNN, with "..." when cut. */
+void mcp_escape(const char *s, size_t len, size_t max, char *out, size_t outlen);
 
 #endif
