@@ -4,11 +4,12 @@
  *   them -> the functions posted from other threads, in the order posted -> the timers due, in
  *   deadline order -> the fd watchers deleted during this iteration are freed
  *
- * Level-triggered throughout. The posted functions sit in a mutex-protected FIFO; posting to an
- * empty FIFO writes the eventfd, which wakes epoll_wait. Timers are a binary min-heap ordered by
- * (deadline, creation number), so equal deadlines fire in the order they were added, and each
- * timer knows its place in the heap, so cancelling one is O(log n). Child processes are watched
- * through a pidfd, itself a fd watcher of the loop.
+ * then the round function, if any (loop_on_round). Level-triggered unless a watcher asks for edges
+ * (LOOP_EDGE: the HTTP server's sockets). The posted functions sit in a mutex-protected FIFO;
+ * posting to an empty FIFO writes the eventfd, which wakes epoll_wait. Timers are a binary min-heap
+ * ordered by (deadline, creation number), so equal deadlines fire in the order they were added, and
+ * each timer knows its place in the heap, so cancelling one is O(log n). Child processes are
+ * watched through a pidfd, itself a fd watcher of the loop.
  *
  * A fd watcher deleted inside a callback may still have an event in the batch being dispatched:
  * it is marked dead (and removed from epoll at once), skipped by the dispatch, and freed at the
@@ -85,6 +86,16 @@ struct loop {
     loop_timer *firing;       /* the timer whose callback runs */
     loop_child *children;     /* watched or forgotten, not yet reaped */
     loop_child *child_firing; /* the child whose callback runs */
+    int (*round)(void *ud);   /* loop_on_round */
+    void *round_ud;
+    int round_ms; /* what round last answered: -1, or ms until it wants to run again */
+
+    /* loop_start: the init function's answer, under mu */
+    int (*init)(loop *l, void *ud);
+    void *init_ud;
+    int init_rc;
+    bool init_done;
+    pthread_cond_t init_cv;
 };
 
 static _Thread_local loop *current; /* the loop whose thread this is */
@@ -155,13 +166,16 @@ static bool run_posts(loop *l)
 
 static uint32_t to_epoll(unsigned events)
 {
-    return (events & LOOP_READ ? EPOLLIN : 0) | (events & LOOP_WRITE ? EPOLLOUT : 0);
+    return (events & LOOP_READ ? EPOLLIN : 0) | (events & LOOP_WRITE ? EPOLLOUT : 0) |
+           (events & LOOP_RDHUP ? EPOLLRDHUP : 0) | (events & LOOP_EDGE ? EPOLLET : 0) |
+           (events & LOOP_EXCLUSIVE ? EPOLLEXCLUSIVE : 0);
 }
 
 static unsigned from_epoll(uint32_t ev)
 {
     return (ev & EPOLLIN ? LOOP_READ : 0) | (ev & EPOLLOUT ? LOOP_WRITE : 0) |
-           (ev & (EPOLLHUP | EPOLLRDHUP) ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERR : 0);
+           (ev & EPOLLHUP ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERR : 0) |
+           (ev & EPOLLRDHUP ? LOOP_RDHUP : 0);
 }
 
 loop_fd *loop_fd_add(loop *l, int fd, unsigned events, loop_fd_fn fn, void *ud)
@@ -188,7 +202,7 @@ loop_fd *loop_fd_add(loop *l, int fd, unsigned events, loop_fd_fn fn, void *ud)
 
 gd_err loop_fd_mod(loop_fd *w, unsigned events)
 {
-    if (w->dead) return GD_EINVAL;
+    if (w->dead || ((events | w->events) & LOOP_EXCLUSIVE)) return GD_EINVAL;
     if (events == w->events) return GD_OK;
     struct epoll_event ev = {.events = to_epoll(events), .data.ptr = w};
     if (epoll_ctl(w->l->epfd, EPOLL_CTL_MOD, w->fd, &ev) != 0) return GD_EIO;
@@ -320,13 +334,24 @@ static void run_timers(loop *l, uint64_t limit)
     }
 }
 
-/* epoll_wait's timeout: until the earliest timer, -1 with none. */
+/* epoll_wait's timeout: until the earliest timer or what the round function asked for, -1 with
+ * neither. */
 static int next_timeout(loop *l)
 {
-    if (!l->nheap) return -1;
-    uint64_t now = mono_ms(), at = l->heap[0]->deadline;
-    if (at <= now) return 0;
-    return at - now > 86400000u ? 86400000 : (int)(at - now);
+    int ms = -1;
+    if (l->nheap) {
+        uint64_t now = mono_ms(), at = l->heap[0]->deadline;
+        ms = at <= now ? 0 : at - now > 86400000u ? 86400000 : (int)(at - now);
+    }
+    if (l->round && l->round_ms >= 0 && (ms < 0 || l->round_ms < ms)) ms = l->round_ms;
+    return ms;
+}
+
+void loop_on_round(loop *l, int (*fn)(void *ud), void *ud)
+{
+    l->round = fn;
+    l->round_ud = ud;
+    l->round_ms = 0; /* the next iteration does not wait for events: fn runs at its end */
 }
 
 /* ---- child processes ---- */
@@ -419,6 +444,19 @@ static void *loop_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_setname_np(pthread_self(), l->name);
 
+    if (l->init) {
+        int rc = l->init(l, l->init_ud);
+        pthread_mutex_lock(&l->mu);
+        l->init_rc = rc;
+        l->init_done = true;
+        pthread_cond_signal(&l->init_cv);
+        pthread_mutex_unlock(&l->mu);
+        if (rc) {
+            free_graveyard(l);
+            return NULL; /* loop_start joins and frees */
+        }
+    }
+
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         uint64_t limit = l->timer_seq;
@@ -441,52 +479,16 @@ static void *loop_main(void *arg)
         }
         if (run_posts(l)) break;
         run_timers(l, limit);
+        if (l->round) l->round_ms = l->round(l->round_ud);
         free_graveyard(l);
     }
     free_graveyard(l);
     return NULL;
 }
 
-loop *loop_new(const char *name)
+/* What is left once the thread is gone, freed without callbacks. */
+static void loop_destroy(loop *l)
 {
-    loop *l = calloc(1, sizeof *l);
-    if (!l) return NULL;
-    snprintf(l->name, sizeof l->name, "%s", name ? name : "loop");
-    l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    int e = 0;
-    if (l->epfd < 0 || l->evfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) != 0)
-        e = errno;
-    else if (pthread_mutex_init(&l->mu, NULL) != 0)
-        e = ENOMEM;
-    if (!e) {
-        l->now = mono_ms();
-        e = pthread_create(&l->thread, NULL, loop_main, l);
-        if (e) pthread_mutex_destroy(&l->mu);
-    }
-    if (e) {
-        if (l->epfd >= 0) close(l->epfd);
-        if (l->evfd >= 0) close(l->evfd);
-        free(l);
-        errno = e;
-        return NULL;
-    }
-    return l;
-}
-
-void loop_free(loop *l)
-{
-    if (!l) return;
-    pthread_mutex_lock(&l->mu);
-    l->stopping = true;
-    uint64_t one = 1;
-    if (write(l->evfd, &one, sizeof one) < 0) { /* counter full: the loop is awake anyway */
-    }
-    pthread_mutex_unlock(&l->mu);
-    pthread_join(l->thread, NULL);
-
-    /* The thread is gone: what is left is freed without callbacks. */
     while (l->children) {
         loop_child *c = l->children;
         l->children = c->next;
@@ -506,6 +508,76 @@ void loop_free(loop *l)
     /* nothing is posted once stopping is set, and the thread ran all that was before */
     close(l->epfd);
     close(l->evfd);
+    pthread_cond_destroy(&l->init_cv);
     pthread_mutex_destroy(&l->mu);
     free(l);
+}
+
+loop *loop_start(const char *name, int (*init)(loop *l, void *ud), void *ud)
+{
+    loop *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    snprintf(l->name, sizeof l->name, "%s", name ? name : "loop");
+    l->init = init;
+    l->init_ud = ud;
+    l->round_ms = -1;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    int e = 0;
+    if (l->epfd < 0 || l->evfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) != 0)
+        e = errno;
+    else if (pthread_mutex_init(&l->mu, NULL) != 0)
+        e = ENOMEM;
+    else if (pthread_cond_init(&l->init_cv, NULL) != 0) {
+        pthread_mutex_destroy(&l->mu);
+        e = ENOMEM;
+    }
+    if (!e) {
+        l->now = mono_ms();
+        e = pthread_create(&l->thread, NULL, loop_main, l);
+        if (e) {
+            pthread_cond_destroy(&l->init_cv);
+            pthread_mutex_destroy(&l->mu);
+        }
+    }
+    if (e) {
+        if (l->epfd >= 0) close(l->epfd);
+        if (l->evfd >= 0) close(l->evfd);
+        free(l);
+        errno = e;
+        return NULL;
+    }
+    if (init) {
+        pthread_mutex_lock(&l->mu);
+        while (!l->init_done)
+            pthread_cond_wait(&l->init_cv, &l->mu);
+        e = l->init_rc;
+        pthread_mutex_unlock(&l->mu);
+        if (e) {
+            pthread_join(l->thread, NULL);
+            loop_destroy(l);
+            errno = e;
+            return NULL;
+        }
+    }
+    return l;
+}
+
+loop *loop_new(const char *name)
+{
+    return loop_start(name, NULL, NULL);
+}
+
+void loop_free(loop *l)
+{
+    if (!l) return;
+    pthread_mutex_lock(&l->mu);
+    l->stopping = true;
+    uint64_t one = 1;
+    if (write(l->evfd, &one, sizeof one) < 0) { /* counter full: the loop is awake anyway */
+    }
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->thread, NULL);
+    loop_destroy(l);
 }

@@ -1,21 +1,23 @@
-/* The HTTP server: goosed's own HTTP/1.1 engine (http/h1.c parses) on epoll, with as many event
- * loop threads as twice the cores, each with its own epoll set, all waiting on the one listening
- * socket (EPOLLEXCLUSIVE: a new connection wakes one of them, which accepts it and keeps it for
- * its life). A request's life on its connection's thread:
+/* The HTTP server: goosed's own HTTP/1.1 engine (http/h1.c parses) on core/loop, with as many
+ * loops (threads) as twice the cores, all watching the one listening socket (LOOP_EXCLUSIVE: a
+ * new connection wakes one of them, which accepts it and keeps it for its life). At the end of
+ * each round of events a loop sweeps its idle and lingering connections and frees those closed.
+ *
+ * A request's life on its connection's thread:
  *   head read     -> parsed (h1.c), request id, route match, early 404/405/413/415, CORS preflight
  *   body          -> appended to a capped buffer (past the cap: read and dropped, then 413)
  *   body complete -> JSON body parsed and checked, the route's handler called
  *   reply sent    -> one access-log line, the request freed (never inside a handler).
  * A handler may suspend (http_suspend); http_resume, from any thread, queues the request to its
- * thread and wakes it (an eventfd). A streamed reply (SSE) is written in chunks as its function
- * produces them; between them the connection holds no buffer.
+ * thread and wakes it (a function posted to its loop, once per batch). A streamed reply (SSE) is
+ * written in chunks as its function produces them; between them the connection holds no buffer.
  *
  * Memory: a connection is a small struct. Its read buffer (4 KiB, growing to the head limit) is
  * taken from its thread's free list when bytes arrive and given back once a request's head and
  * body have been read; the head is kept, compacted, with the request. Nothing else is held per
  * connection: an idle SSE watcher costs the struct, its request and what its handler keeps.
  *
- * Sockets are edge-triggered (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, registered once): each
+ * Sockets are edge-triggered (LOOP_READ|LOOP_WRITE|LOOP_RDHUP|LOOP_EDGE, registered once): each
  * connection remembers whether it may be readable or writable, and reads or writes only while
  * it has something to do; a small reply is one read(), one writev() of head and body.
  *
@@ -61,8 +63,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -74,6 +74,7 @@
 #include "core/ids.h"
 #include "core/jtext.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/metrics.h"
 #include "core/trace.h"
 #include "core/utf8.h"
@@ -99,8 +100,7 @@
 #define RBUF_FREE    32     /* read buffers of RBUF_MIN kept for reuse per thread */
 #define STREAM_MAX   65536u /* a streamed reply's piece */
 #define HEAD_OUT_MAX 16384u /* a reply's head */
-#define MAX_EVENTS   64
-#define FD_HEADROOM  256L /* descriptors besides connections: store, logs, pipes, children */
+#define FD_HEADROOM  256L   /* descriptors besides connections: store, logs, pipes, children */
 /* bytes of a body over max_body_size read and dropped before the 413 (see begin) */
 #define BODY_DRAIN_MAX(max)                                                                        \
     ((unsigned long long)(max)*4 > (16ull << 20) ? (unsigned long long)(max)*4 : (16ull << 20))
@@ -108,8 +108,6 @@
 
 typedef struct worker worker;
 typedef struct hconn hconn;
-
-enum { K_LISTEN = 1, K_WAKE, K_CONN, K_RELAY }; /* what an epoll event's pointer points to */
 
 /* A connection's place in a request (hconn.state). */
 enum {
@@ -130,14 +128,12 @@ typedef struct {
 } tlist;
 
 struct worker {
-    int kind; /* K_WAKE: the eventfd's epoll pointer */
     http_server *s;
-    pthread_t th;
-    int epfd, evfd;
-    pthread_mutex_t mu; /* the resume queue */
+    loop *l;            /* the thread's loop (NULL once stopped, under mu) */
+    loop_fd *lw;        /* the listening socket, as this loop watches it */
+    pthread_mutex_t mu; /* the resume queue, and l for enqueue */
     http_req *qhead, *qtail;
-    bool woken;
-    atomic_bool stop;
+    bool woken; /* drain_queue is posted to the loop */
     tlist idle, linger;
     hconn *all;    /* every connection of this thread */
     hconn *graves; /* closed during this round of events, freed after it */
@@ -157,7 +153,7 @@ struct stream_ctx {
 
 /* A TLS connection's upgrade: the application's socket pair and what is in transit. */
 typedef struct {
-    int kind; /* K_RELAY */
+    loop_fd *lw; /* fd, watched */
     hconn *c;
     int fd, app_fd; /* ours, the application's */
     char *in;       /* from the client, not yet written to fd */
@@ -168,7 +164,7 @@ typedef struct {
 } relay;
 
 struct hconn {
-    int kind; /* K_CONN */
+    loop_fd *lw; /* fd, watched (NULL once upgraded without TLS) */
     int fd;
     int state;
     worker *w;
@@ -395,6 +391,10 @@ void http_suspend(http_req *r, http_handler cont)
 }
 
 /* Queues r to its thread (the resume queue), which then looks at what it waits for. */
+static void drain_posted(void *ud);
+static void conn_io(loop_fd *lw, int fd, unsigned events, void *ud);
+static void relay_io(loop_fd *lw, int fd, unsigned events, void *ud);
+
 static void enqueue(http_req *r)
 {
     worker *w = r->w;
@@ -407,11 +407,9 @@ static void enqueue(http_req *r)
         else
             w->qhead = r;
         w->qtail = r;
-        if (!w->woken) {
-            w->woken = true;
-            uint64_t one = 1;
-            if (write(w->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-                log_error("http", "cannot wake a server thread: %s", strerror(errno));
+        if (!w->woken && w->l) {
+            w->woken = loop_post(w->l, drain_posted, w) == GD_OK;
+            if (!w->woken) log_error("http", "cannot wake a server thread: out of memory");
         }
     }
     pthread_mutex_unlock(&w->mu);
@@ -1588,7 +1586,12 @@ static void conn_close(hconn *c)
     /* Out of the epoll set before the close: epoll watches the open file, not the descriptor, and a
      * child forked for a tool holds a copy of every descriptor until its exec -- the closed
      * connection's events would then still come, for a struct already freed. */
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    loop_fd_del(c->lw);
+    c->lw = NULL;
+    if (c->rl) { /* its fds are upgrade_finish's (or workers_free's) to close */
+        loop_fd_del(c->rl->lw);
+        c->rl->lw = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     rbuf_put(c);
@@ -2147,7 +2150,8 @@ static void upgrade_now(hconn *c)
     conns_retire(w->s->conns, c->cn);
     int fd = c->fd;
     if (!c->tls) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        loop_fd_del(c->lw);
+        c->lw = NULL;
     } else {
         int sv[2];
         relay *rl = calloc(1, sizeof *rl);
@@ -2158,14 +2162,20 @@ static void upgrade_now(hconn *c)
             request_done(c, ABORT_ERROR);
             return;
         }
-        rl->kind = K_RELAY;
         rl->c = c;
         rl->fd = sv[0];
         rl->app_fd = sv[1];
         rl->readable = rl->writable = true;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = rl};
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, rl->fd, &ev);
+        rl->lw = loop_fd_add(w->l, rl->fd, LOOP_READ | LOOP_WRITE | LOOP_RDHUP | LOOP_EDGE,
+                             relay_io, rl);
+        if (!rl->lw) {
+            log_error("http", "cannot relay an upgraded TLS connection: %s", strerror(errno));
+            close(sv[0]);
+            close(sv[1]);
+            free(rl);
+            request_done(c, ABORT_ERROR);
+            return;
+        }
         c->rl = rl;
         fd = sv[1];
     }
@@ -2181,8 +2191,9 @@ static void upgrade_finish(hconn *c)
 {
     relay *rl = c->rl;
     if (rl) {
-        relay_run(c); /* what the application wrote last, best effort */
-        epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, rl->fd, NULL); /* as in conn_close */
+        relay_run(c);        /* what the application wrote last, best effort */
+        loop_fd_del(rl->lw); /* as in conn_close */
+        rl->lw = NULL;
         close(rl->fd);
         close(rl->app_fd);
         free(rl->in);
@@ -2200,9 +2211,6 @@ static void upgrade_finish(hconn *c)
 /* Runs what http_resume and http_upgrade_close queued, one at a time. */
 static void drain_queue(worker *w)
 {
-    uint64_t v;
-    if (read(w->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
-        log_debug("http", "eventfd read: %s", strerror(errno));
     for (;;) {
         pthread_mutex_lock(&w->mu);
         http_req *r = w->qhead;
@@ -2286,7 +2294,6 @@ static void accept_some(worker *w)
             close(fd);
             continue;
         }
-        c->kind = K_CONN;
         c->fd = fd;
         c->w = w;
         c->state = ST_HEAD;
@@ -2322,10 +2329,9 @@ static void accept_some(worker *w)
         c->anext = w->all;
         if (w->all) w->all->aprev = c;
         w->all = c;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            log_error("http", "epoll_ctl: %s", strerror(errno));
+        c->lw = loop_fd_add(w->l, fd, LOOP_READ | LOOP_WRITE | LOOP_RDHUP | LOOP_EDGE, conn_io, c);
+        if (!c->lw) {
+            log_error("http", "cannot watch a connection: %s", strerror(errno));
             conn_close(c);
             continue;
         }
@@ -2333,12 +2339,12 @@ static void accept_some(worker *w)
     }
 }
 
-static void conn_event(hconn *c, uint32_t ev)
+static void conn_event(hconn *c, unsigned ev)
 {
     if (c->closed) return;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = true;
-    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->writable = true;
-    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->hup = true;
+    if (ev & (LOOP_READ | LOOP_RDHUP | LOOP_HUP | LOOP_ERR)) c->readable = true;
+    if (ev & (LOOP_WRITE | LOOP_HUP | LOOP_ERR)) c->writable = true;
+    if (ev & (LOOP_RDHUP | LOOP_HUP | LOOP_ERR)) c->hup = true;
     if (c->state == ST_UPGRADED) {
         if (c->rl && !atomic_load(&c->r->upgrade_done)) relay_run(c);
         return;
@@ -2380,60 +2386,82 @@ static void free_graves(worker *w)
     }
 }
 
-static int listen_kind = K_LISTEN;
-
-static void *worker_main(void *arg)
+/* The loop's callbacks: a connection's socket, a TLS upgrade's relay, the listening socket, the
+ * resume queue, and the end of each round of events. */
+static void conn_io(loop_fd *lw, int fd, unsigned events, void *ud)
 {
-    worker *w = arg;
-    struct epoll_event evs[MAX_EVENTS];
-    while (!atomic_load(&w->stop)) {
-        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, next_timeout(w));
-        if (n < 0 && errno != EINTR) {
-            log_error("http", "epoll_wait: %s", strerror(errno));
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            int kind = *(int *)evs[i].data.ptr;
-            if (kind == K_LISTEN)
-                accept_some(w);
-            else if (kind == K_WAKE)
-                drain_queue(w);
-            else if (kind == K_CONN)
-                conn_event(evs[i].data.ptr, evs[i].events);
-            else if (kind == K_RELAY) {
-                relay *rl = evs[i].data.ptr;
-                if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                    rl->readable = true;
-                if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) rl->writable = true;
-                if (!rl->c->closed && !atomic_load(&rl->c->r->upgrade_done)) relay_run(rl->c);
-            }
-        }
-        sweep_timeouts(w);
-        free_graves(w);
+    (void)lw, (void)fd;
+    conn_event(ud, events);
+}
+
+static void relay_io(loop_fd *lw, int fd, unsigned events, void *ud)
+{
+    (void)lw, (void)fd;
+    relay *rl = ud;
+    if (events & (LOOP_READ | LOOP_RDHUP | LOOP_HUP | LOOP_ERR)) rl->readable = true;
+    if (events & (LOOP_WRITE | LOOP_HUP | LOOP_ERR)) rl->writable = true;
+    if (!rl->c->closed && !atomic_load(&rl->c->r->upgrade_done)) relay_run(rl->c);
+}
+
+static void listen_io(loop_fd *lw, int fd, unsigned events, void *ud)
+{
+    (void)lw, (void)fd, (void)events;
+    accept_some(ud);
+}
+
+static void drain_posted(void *ud)
+{
+    drain_queue(ud);
+}
+
+static int worker_round(void *ud)
+{
+    worker *w = ud;
+    sweep_timeouts(w);
+    free_graves(w);
+    return next_timeout(w);
+}
+
+/* On the worker's new loop: the listening socket watched (one of the loops woken per new
+ * connection), and the round function. */
+static int worker_init(loop *l, void *ud)
+{
+    worker *w = ud;
+    w->l = l;
+    w->lw = loop_fd_add(l, w->s->listen_fd, LOOP_READ | LOOP_EXCLUSIVE, listen_io, w);
+    if (!w->lw) {
+        w->l = NULL; /* loop_start frees it */
+        return errno ? errno : ENOMEM;
     }
-    return NULL;
+    loop_on_round(l, worker_round, w);
+    return 0;
 }
 
 /* ---- start and stop ---- */
 
+/* Stops the threads: each loop runs what was posted to it, then ends. */
 static void workers_stop(http_server *s, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         worker *w = &s->workers[i];
-        atomic_store(&w->stop, true);
-        uint64_t one = 1;
-        if (write(w->evfd, &one, sizeof one) < 0)
-            log_debug("http", "eventfd write: %s", strerror(errno));
+        pthread_mutex_lock(&w->mu);
+        loop *l = w->l;
+        w->l = NULL; /* a resume from now on is only queued */
+        pthread_mutex_unlock(&w->mu);
+        loop_free(l);
     }
-    for (unsigned i = 0; i < n; i++)
-        pthread_join(s->workers[i].th, NULL);
 }
 
-/* Frees what the threads held (after they stopped): their connections, buffers and epolls. */
+/* Frees what the threads held (after they stopped): their connections and buffers. Their loops
+ * freed the watchers already. */
 static void workers_free(http_server *s, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         worker *w = &s->workers[i];
+        for (hconn *c = w->all; c; c = c->anext) {
+            c->lw = NULL;
+            if (c->rl) c->rl->lw = NULL;
+        }
         while (w->all) {
             hconn *c = w->all;
             if (c->rl) {
@@ -2452,8 +2480,6 @@ static void workers_free(http_server *s, unsigned n)
         }
         for (int k = 0; k < w->nfree; k++)
             free(w->freebufs[k]);
-        close(w->epfd);
-        close(w->evfd);
         pthread_mutex_destroy(&w->mu);
     }
     free(s->workers);
@@ -2514,32 +2540,19 @@ static bool workers_start(http_server *s, char *err, size_t errlen)
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
         worker *w = &s->workers[i];
-        w->kind = K_WAKE;
         w->s = s;
         w->idle.ns = (uint64_t)IDLE_TIMEOUT_S * 1000000000ull;
         w->linger.ns = (uint64_t)LINGER_S * 1000000000ull;
         pthread_mutex_init(&w->mu, NULL);
-        w->epfd = epoll_create1(EPOLL_CLOEXEC);
-        w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        struct epoll_event we = {.events = EPOLLIN, .data.ptr = w};
-        struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_kind};
-        int rc = -1;
-        if (w->epfd >= 0 && w->evfd >= 0 && epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &we) == 0 &&
-            epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->listen_fd, &le) == 0)
-            rc = pthread_create(&w->th, NULL, worker_main, w);
-        if (rc != 0) {
-            snprintf(err, errlen, "cannot start the HTTP server's threads: %s",
-                     strerror(rc > 0 ? rc : errno));
-            if (w->epfd >= 0) close(w->epfd);
-            if (w->evfd >= 0) close(w->evfd);
+        char name[16];
+        snprintf(name, sizeof name, "http-%u", i);
+        if (!loop_start(name, worker_init, w)) { /* worker_init sets w->l */
+            snprintf(err, errlen, "cannot start the HTTP server's threads: %s", strerror(errno));
             pthread_mutex_destroy(&w->mu);
             workers_stop(s, i);
             workers_free(s, i);
             return false;
         }
-        char name[16];
-        snprintf(name, sizeof name, "http-%u", i);
-        pthread_setname_np(w->th, name);
     }
     return true;
 }

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -643,6 +644,152 @@ static void test_fd_write_mod(void **state)
     latch_destroy(&s.ev);
 }
 
+/* LOOP_EDGE and LOOP_RDHUP: one call per edge, even with bytes left unread; the peer's
+ * half-close reported as LOOP_RDHUP. */
+typedef struct {
+    loop *l;
+    int fd;
+    loop_fd *w;
+    int calls, rdhups;
+    char got[8];
+    int ngot;
+    latch ev;
+} edge_state;
+
+static void on_edge(loop_fd *w, int fd, unsigned events, void *ud)
+{
+    (void)w;
+    edge_state *s = ud;
+    s->calls++;
+    if (events & LOOP_RDHUP) s->rdhups++;
+    char c;
+    if ((events & LOOP_READ) && s->ngot < (int)sizeof s->got && read(fd, &c, 1) == 1)
+        s->got[s->ngot++] = c; /* one byte only: the rest stays unread */
+    latch_add(&s->ev);
+}
+
+static void add_edge(void *ud)
+{
+    edge_state *s = ud;
+    s->w = loop_fd_add(s->l, s->fd, LOOP_READ | LOOP_RDHUP | LOOP_EDGE, on_edge, s);
+}
+
+static void del_edge_watcher(void *ud)
+{
+    loop_fd_del(((edge_state *)ud)->w);
+}
+
+static void test_fd_edge(void **state)
+{
+    loop *l = loop_new("t-edge");
+    assert_non_null(l);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    edge_state s = {.l = l, .fd = sv[0]};
+    latch_init(&s.ev);
+    run_on(l, add_edge, &s);
+    assert_non_null(s.w);
+    assert_int_equal(write(sv[1], "ab", 2), 2);
+    latch_wait(&s.ev, 1);
+    /* Two more rounds of the loop: level-triggered, the byte left would call again each time. */
+    run_on(l, nothing, NULL);
+    run_on(l, nothing, NULL);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.ngot, 1);
+    assert_int_equal(write(sv[1], "c", 1), 1); /* a new edge */
+    latch_wait(&s.ev, 2);
+    assert_int_equal(s.calls, 2);
+    assert_memory_equal(s.got, "ab", 2);
+    assert_int_equal(s.rdhups, 0);
+    assert_int_equal(shutdown(sv[1], SHUT_WR), 0); /* the peer's half-close */
+    latch_wait(&s.ev, 3);
+    assert_int_equal(s.rdhups, 1);
+    run_on(l, del_edge_watcher, &s);
+    loop_free(l);
+    close(sv[0]);
+    close(sv[1]);
+    latch_destroy(&s.ev);
+}
+
+/* LOOP_EXCLUSIVE: added, but not modified (epoll refuses it). */
+typedef struct {
+    loop *l;
+    int fd;
+    loop_fd *w;
+    gd_err mod;
+} excl_state;
+
+static void add_exclusive(void *ud)
+{
+    excl_state *s = ud;
+    s->w = loop_fd_add(s->l, s->fd, LOOP_READ | LOOP_EXCLUSIVE, on_edge, NULL);
+    if (s->w) s->mod = loop_fd_mod(s->w, LOOP_READ | LOOP_WRITE);
+    loop_fd_del(s->w);
+}
+
+static void test_fd_exclusive(void **state)
+{
+    loop *l = loop_new("t-excl");
+    assert_non_null(l);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    excl_state s = {.l = l, .fd = p[0], .mod = GD_OK};
+    run_on(l, add_exclusive, &s);
+    assert_non_null(s.w);
+    assert_int_equal(s.mod, GD_EINVAL);
+    loop_free(l);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* ---- loop_start and the round function ---- */
+
+typedef struct {
+    int rc;         /* what init answers */
+    bool on_thread; /* init ran on the loop's own thread */
+    int rounds;     /* round calls */
+    int want;       /* rounds to count before the latch */
+    latch done;
+} start_state;
+
+static int on_round(void *ud)
+{
+    start_state *s = ud;
+    if (++s->rounds == s->want) latch_add(&s->done);
+    return s->rounds < s->want ? 1 : -1; /* no events come: only its own deadline calls it */
+}
+
+static int start_init(loop *l, void *ud)
+{
+    start_state *s = ud;
+    s->on_thread = loop_on_thread(l);
+    if (!s->rc) loop_on_round(l, on_round, s);
+    return s->rc;
+}
+
+static void test_start_and_rounds(void **state)
+{
+    start_state s = {.want = 5};
+    latch_init(&s.done);
+    loop *l = loop_start("t-start", start_init, &s);
+    assert_non_null(l);
+    assert_true(s.on_thread);
+    /* Nothing is posted and no fd is watched: the round function's 1 ms is all that wakes it. */
+    latch_wait(&s.done, 1);
+    loop_free(l);
+    assert_true(s.rounds >= s.want);
+    latch_destroy(&s.done);
+}
+
+static void test_start_init_fails(void **state)
+{
+    start_state s = {.rc = EMFILE};
+    errno = 0;
+    assert_null(loop_start("t-fail", start_init, &s));
+    assert_int_equal(errno, EMFILE);
+    assert_true(s.on_thread);
+}
+
 /* ---- child processes ---- */
 
 typedef struct {
@@ -793,6 +940,10 @@ int main(void)
         cmocka_unit_test(test_fd_pipe),
         cmocka_unit_test(test_fd_del_in_batch),
         cmocka_unit_test(test_fd_write_mod),
+        cmocka_unit_test(test_fd_edge),
+        cmocka_unit_test(test_fd_exclusive),
+        cmocka_unit_test(test_start_and_rounds),
+        cmocka_unit_test(test_start_init_fails),
         cmocka_unit_test(test_child_exit_status),
         cmocka_unit_test(test_child_killed),
         cmocka_unit_test(test_child_not_ours),
