@@ -89,7 +89,8 @@ int cli_server(int argc, char **argv)
 
     app a = {.cfg = &cfg, .started_ns = clock_mono_ns()};
     metrics_init(cfg.metrics);
-    metrics_http_routes(api_routes, api_nroutes);
+    for (size_t i = 0; i < api_nroutes; i++)
+        metrics_http_route(api_routes, i, api_routes[i].method, api_routes[i].pattern);
     allowlist_start();
     a.exts = ext_set_load(&cfg);
     a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;

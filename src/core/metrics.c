@@ -168,7 +168,8 @@ static http_shard *shard(void)
 static struct {
     bool on;
     time_t start;
-    const http_route *routes;
+    const void *table; /* metrics_http_route's */
+    const char *method[METRICS_MAX_ROUTES], *pattern[METRICS_MAX_ROUTES];
     size_t nroutes;
     _Atomic long gauge[MG_COUNT];
     series_table prov;
@@ -192,10 +193,15 @@ bool metrics_enabled(void)
     return M.on;
 }
 
-void metrics_http_routes(const http_route *routes, size_t n)
+void metrics_http_route(const void *table, size_t i, const char *method, const char *pattern)
 {
-    M.routes = routes;
-    M.nroutes = n;
+    if (table != M.table) M.nroutes = 0; /* another table: it replaces the one before */
+    M.table = table;
+    if (i < METRICS_MAX_ROUTES) {
+        M.method[i] = method;
+        M.pattern[i] = pattern;
+    }
+    if (i >= M.nroutes) M.nroutes = i + 1;
 }
 
 static size_t method_index(const char *m)
@@ -206,15 +212,14 @@ static size_t method_index(const char *m)
     return NMETHODS - 1;
 }
 
-void metrics_http_done(const http_route *route, const char *method, int status, uint64_t ns)
+void metrics_http_done(const void *table, long route, const char *method, int status, uint64_t ns)
 {
     if (!M.on) return;
     size_t ri;
-    if (!route)
+    if (route < 0)
         ri = NROUTES - 1;
-    else if (M.routes && route >= M.routes && route < M.routes + M.nroutes)
-        ri = (size_t)(route - M.routes) < METRICS_MAX_ROUTES ? (size_t)(route - M.routes)
-                                                             : METRICS_MAX_ROUTES - 1;
+    else if (table && table == M.table && (size_t)route < M.nroutes)
+        ri = (size_t)route < METRICS_MAX_ROUTES ? (size_t)route : METRICS_MAX_ROUTES - 1;
     else
         return; /* another server's route (the metrics listener) */
     size_t ci = status >= 100 && status <= 599 ? (size_t)(status / 100 - 1) : NCLASSES - 1;
@@ -353,12 +358,11 @@ static void route_label(size_t ri, bool with_method, char *lab, size_t len)
     buf b;
     buf_init(&b, len - 1);
     bool named = ri < M.nroutes && ri < METRICS_MAX_ROUTES - 1;
-    const char *pat = ri == NROUTES - 1 ? "unmatched" : named ? M.routes[ri].pattern : "other";
+    const char *pat = ri == NROUTES - 1 ? "unmatched" : named ? M.pattern[ri] : "other";
     gd_err e = buf_puts(&b, "route=\"");
     if (!e) e = esc(&b, pat);
     if (!e) e = buf_puts(&b, "\",");
-    if (!e && with_method)
-        e = buf_printf(&b, "method=\"%s\",", named ? M.routes[ri].method : "other");
+    if (!e && with_method) e = buf_printf(&b, "method=\"%s\",", named ? M.method[ri] : "other");
     snprintf(lab, len, "%s", !e && b.data ? b.data : "route=\"other\",");
     buf_free(&b);
 }

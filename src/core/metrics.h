@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 #include "core/buf.h"
-#include "http/router.h"
 
 /* Series per labelled family (provider/model pairs, extension/tool pairs); the last is "other". */
 #define METRICS_MAX_SERIES 64
@@ -39,13 +38,14 @@ typedef enum {
 /* Turns recording on or off and notes the start time (for process_start_time_seconds). */
 void metrics_init(bool enabled);
 bool metrics_enabled(void);
-/* The route table requests are counted against (patterns and methods are read at render time:
- * the table must outlive the process's use of metrics). A route not in it is not counted. */
-void metrics_http_routes(const http_route *routes, size_t n);
+/* Route i of the route table requests are counted against: table names the table (the server's
+ * own array), method and pattern label its requests (read at render time: they must outlive the
+ * process's use of metrics). Requests routed by another table are not counted. */
+void metrics_http_route(const void *table, size_t i, const char *method, const char *pattern);
 
-/* A request has completed: its route (NULL when none matched), method, status (0 when none
- * was sent) and duration. */
-void metrics_http_done(const http_route *route, const char *method, int status, uint64_t ns);
+/* A request has completed: the table it was routed by and its route's index there (-1 when none
+ * matched), its method, status (0 when none was sent) and duration. */
+void metrics_http_done(const void *table, long route, const char *method, int status, uint64_t ns);
 void metrics_gauge_add(metrics_gauge g, long delta);
 void metrics_gauge_set(metrics_gauge g, long value);
 /* A provider call has ended: tokens in and out (counted when > 0), whether it failed. */

@@ -1535,7 +1535,8 @@ static void req_finish(hconn *c, int aborted)
     c->r = NULL;
     http_server *s = r->s;
     uint64_t ns = clock_mono_ns() - r->t0;
-    metrics_http_done(r->m.route, r->method, r->status, ns);
+    metrics_http_done(s->routes, r->m.route ? (long)(r->m.route - s->routes) : -1, r->method,
+                      r->status, ns);
     bool logged = log_enabled(LOG_INFO, "access");
     char path[1024]; /* the client's bytes: one log line whatever they are */
     if (logged || r->span) utf8_clean(r->path, path, sizeof path, true);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/metrics.c"
+#include "http/router.h"
 
 static void noop(struct http_req *r)
 {
@@ -32,7 +33,8 @@ static int reset(void **state)
     pthread_mutex_init(&M.prov.mu, NULL);
     pthread_mutex_init(&M.tools.mu, NULL);
     metrics_init(true);
-    metrics_http_routes(routes, sizeof routes / sizeof *routes);
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        metrics_http_route(routes, i, routes[i].method, routes[i].pattern);
     return 0;
 }
 
@@ -62,7 +64,7 @@ static void assert_lacks(const char *text, const char *piece)
 static void test_off_records_nothing(void **state)
 {
     metrics_init(false);
-    metrics_http_done(&routes[0], "GET", 200, 1000);
+    metrics_http_done(routes, 0, "GET", 200, 1000);
     metrics_gauge_add(MG_REPLIES, 3);
     metrics_provider_call("openai", "gpt", 10, 5, false);
     metrics_tool_call("developer__shell", "ok", 1000);
@@ -76,12 +78,12 @@ static void test_off_records_nothing(void **state)
 
 static void test_http_by_pattern_method_and_class(void **state)
 {
-    metrics_http_done(&routes[0], "GET", 200, 3000000); /* 3 ms */
-    metrics_http_done(&routes[0], "HEAD", 200, 3000000);
-    metrics_http_done(&routes[1], "GET", 404, 100000);
-    metrics_http_done(&routes[2], "DELETE", 204, 100000);
-    metrics_http_done(NULL, "BREW", 0, 100000);
-    metrics_http_done(&foreign, "GET", 200, 100000); /* another server's: not counted */
+    metrics_http_done(routes, 0, "GET", 200, 3000000); /* 3 ms */
+    metrics_http_done(routes, 0, "HEAD", 200, 3000000);
+    metrics_http_done(routes, 1, "GET", 404, 100000);
+    metrics_http_done(routes, 2, "DELETE", 204, 100000);
+    metrics_http_done(routes, -1, "BREW", 0, 100000);
+    metrics_http_done(&foreign, 0, "GET", 200, 100000); /* another server's: not counted */
     char *t = render();
     assert_has(t, "# TYPE goosed_http_requests_total counter");
     assert_has(t, "goosed_http_requests_total{route=\"/status\",method=\"GET\",status=\"2xx\"} 1");
@@ -209,7 +211,7 @@ static void test_store_histogram_without_labels(void **state)
 
 static void test_every_family_has_help_and_type(void **state)
 {
-    metrics_http_done(&routes[0], "GET", 200, 1000);
+    metrics_http_done(routes, 0, "GET", 200, 1000);
     char *t = render();
     /* every sample's family was declared by HELP then TYPE before it */
     char fam[128] = "";
@@ -236,7 +238,7 @@ static void *count_requests(void *arg)
 {
     (void)arg;
     for (int i = 0; i < COUNT_EACH; i++)
-        metrics_http_done(&routes[0], "GET", 200, i % 2 ? 1000000 : 3000000); /* 1 or 3 ms */
+        metrics_http_done(routes, 0, "GET", 200, i % 2 ? 1000000 : 3000000); /* 1 or 3 ms */
     return NULL;
 }
 
@@ -272,7 +274,7 @@ static void test_http_counted_across_threads(void **state)
 
 static void test_render_cap(void **state)
 {
-    metrics_http_done(&routes[0], "GET", 200, 1000);
+    metrics_http_done(routes, 0, "GET", 200, 1000);
     buf b;
     buf_init(&b, 200);
     assert_int_equal(metrics_render(&b), GD_ETOOBIG);
