@@ -1,4 +1,4 @@
-/* http: the HTTP/1.1 server (its own, on epoll threads) and the request API handlers use.
+/* http: the HTTP/1.1 server (its own, on core/loop threads) and the request API handlers use.
  * http knows nothing of sessions: handlers come from the route table given to http_start. */
 #ifndef GD_HTTP_H
 #define GD_HTTP_H
