@@ -5,6 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { readdirSync } from 'node:fs';
 import { startServer, stopAndCheck } from './lib/server.mjs';
 import { get } from './lib/http.mjs';
 
@@ -122,6 +123,29 @@ describe('the HTTP/1.1 engine', () => {
     const [first, second] = r.text.split(/(?=HTTP\/1\.1 200)/);
     assert.match(first, /Content-Length: 2\r\n\r\n$/);
     assert.match(second, /\r\n\r\nok$/);
+  });
+
+  // The loop's round function sweeps lingering connections, and its deadline bounds the loop's
+  // wait: a client that gets a closing answer and never closes its own side is let go after the
+  // linger, with nothing else waking that loop. Seen from outside as goosed's open descriptors
+  // falling back (read in /proc, which wakes nothing in goosed).
+  it('a closing answer to a client that keeps its side open: the server closes it after the linger', async () => {
+    const fds = () => readdirSync(`/proc/${srv.proc.pid}/fd`).length;
+    const base = fds();
+    const sock = net.connect({ host: srv.connectHost, port: srv.port, allowHalfOpen: true });
+    let text = '';
+    const ended = new Promise((resolve) => sock.on('end', resolve)); // the server's FIN
+    sock.on('data', (d) => { text += d.toString('latin1'); });
+    sock.on('error', () => {});
+    await new Promise((r) => sock.on('connect', r));
+    sock.write(`POST /api/sessions HTTP/1.1\r\n${H}\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n`);
+    await ended;
+    assert.match(text, /^HTTP\/1\.1 400 /, text);
+    assert.equal(fds(), base + 1, 'the lingering connection is still open'); // our side is open
+    let n;
+    for (let i = 0; i < 200 && (n = fds()) > base; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(n, base, 'the server let the lingering connection go');
+    sock.destroy();
   });
 
   it('the server is still fine', async () => {
