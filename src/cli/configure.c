@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "config/secrets.h"
+#include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "providers/provider.h"
@@ -494,27 +495,14 @@ static gd_err put_entry(buf *out, const struct line_edit *c, const char *comment
 static bool has_change(const char *text, size_t len, const struct line_edit *c, char *why,
                        size_t whylen)
 {
-    yaml_parser_t p;
     yaml_document_t doc;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&p, &doc)) {
-        snprintf(why, whylen, "line %zu: %s", p.problem_mark.line + 1,
-                 p.problem ? p.problem : "invalid YAML");
-        yaml_parser_delete(&p);
-        return false;
-    }
+    if (!yamldoc_text(&doc, text, len, why, whylen)) return false;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     const char *found = NULL;
     bool ok = true;
     if (root && root->type == YAML_MAPPING_NODE) {
-        for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
-             pr < root->data.mapping.pairs.top; pr++) {
-            yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
-            yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
-            if (k && k->type == YAML_SCALAR_NODE && !strcmp((char *)k->data.scalar.value, c->key))
-                found = v && v->type == YAML_SCALAR_NODE ? (char *)v->data.scalar.value : "";
-        }
+        yaml_node_t *v = yamldoc_get(&doc, root, c->key);
+        if (v) found = v->type == YAML_SCALAR_NODE ? (char *)v->data.scalar.value : "";
     } else if (root && !(root->type == YAML_SCALAR_NODE && !root->data.scalar.length)) {
         ok = false;
     }
@@ -526,7 +514,6 @@ static bool has_change(const char *text, size_t len, const struct line_edit *c, 
         snprintf(why, whylen, "%s would still be there", c->key);
     ok = ok && (c->value ? found && !strcmp(found, c->value) : !found);
     yaml_document_delete(&doc);
-    yaml_parser_delete(&p);
     return ok;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/log.h"
 
@@ -367,16 +368,9 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
     }
     snprintf(c->config_file, sizeof c->config_file, "%s", path);
 
-    yaml_parser_t parser;
     yaml_document_t doc;
     gd_err rc = GD_OK;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu: %s%s%s", path, parser.problem_mark.line + 1,
-                 parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
-                 parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
+    if (!yamldoc_file(&doc, f, path, err, errlen)) {
         fclose(f);
         return GD_EINVAL;
     }
@@ -431,7 +425,6 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
     }
 out:
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
     fclose(f);
     return rc;
 }

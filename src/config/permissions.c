@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "config/secrets.h"
+#include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/log.h"
 
@@ -90,30 +91,23 @@ static gd_err load_doc(yaml_document_t *doc, char *err, size_t errlen)
         snprintf(err, errlen, "%s: not a mapping", perms.path);
         return GD_EINVAL;
     }
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(doc, p->value);
-        if (!k || k->type != YAML_SCALAR_NODE || strcmp((char *)k->data.scalar.value, "user"))
-            continue;
-        if (!v || v->type != YAML_MAPPING_NODE) continue;
-        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
-             q++) {
-            yaml_node_t *sk = yaml_document_get_node(doc, q->key);
-            yaml_node_t *sv = yaml_document_get_node(doc, q->value);
-            perm_rule r = sk && sk->type == YAML_SCALAR_NODE
-                              ? section_rule((char *)sk->data.scalar.value)
-                              : PERM_NONE;
-            if (r == PERM_NONE || !sv || sv->type != YAML_SEQUENCE_NODE) continue;
-            for (yaml_node_item_t *it = sv->data.sequence.items.start;
-                 it < sv->data.sequence.items.top; it++) {
-                yaml_node_t *n = yaml_document_get_node(doc, *it);
-                if (!n || n->type != YAML_SCALAR_NODE) continue;
-                gd_err e = put_locked((char *)n->data.scalar.value, r);
-                if (e) {
-                    snprintf(err, errlen, "%s: %s", perms.path, gd_strerror(e));
-                    return e;
-                }
+    yaml_node_t *v = yamldoc_get(doc, root, "user");
+    if (!v || v->type != YAML_MAPPING_NODE) return GD_OK;
+    for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+        yaml_node_t *sk = yaml_document_get_node(doc, q->key);
+        yaml_node_t *sv = yaml_document_get_node(doc, q->value);
+        perm_rule r = sk && sk->type == YAML_SCALAR_NODE
+                          ? section_rule((char *)sk->data.scalar.value)
+                          : PERM_NONE;
+        if (r == PERM_NONE || !sv || sv->type != YAML_SEQUENCE_NODE) continue;
+        for (yaml_node_item_t *it = sv->data.sequence.items.start; it < sv->data.sequence.items.top;
+             it++) {
+            yaml_node_t *n = yaml_document_get_node(doc, *it);
+            if (!n || n->type != YAML_SCALAR_NODE) continue;
+            gd_err e = put_locked((char *)n->data.scalar.value, r);
+            if (e) {
+                snprintf(err, errlen, "%s: %s", perms.path, gd_strerror(e));
+                return e;
             }
         }
     }
@@ -130,20 +124,14 @@ gd_err permissions_load(const char *dir, char *err, size_t errlen)
         pthread_mutex_unlock(&perms.mu);
         return GD_OK;
     }
-    yaml_parser_t parser;
     yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
     gd_err e = GD_OK;
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu: %s", perms.path, parser.problem_mark.line + 1,
-                 parser.problem ? parser.problem : "invalid YAML");
+    if (!yamldoc_file(&doc, f, perms.path, err, errlen)) {
         e = GD_EINVAL;
     } else {
         e = load_doc(&doc, err, errlen);
         yaml_document_delete(&doc);
     }
-    yaml_parser_delete(&parser);
     fclose(f);
     pthread_mutex_unlock(&perms.mu);
     if (e) permissions_reset();

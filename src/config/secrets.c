@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/log.h"
 
@@ -60,14 +61,9 @@ gd_err secrets_load(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot open: %s", sec.path, strerror(errno));
         return GD_EINVAL;
     }
-    yaml_parser_t p;
     yaml_document_t doc;
     gd_err rc = GD_OK;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_file(&p, f);
-    if (!yaml_parser_load(&p, &doc)) {
-        snprintf(err, errlen, "%s:%zu: %s", sec.path, p.problem_mark.line + 1,
-                 p.problem ? p.problem : "invalid YAML");
+    if (!yamldoc_file(&doc, f, sec.path, err, errlen)) {
         rc = GD_EINVAL;
     } else {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -85,7 +81,6 @@ gd_err secrets_load(const char *dir, char *err, size_t errlen)
         }
         yaml_document_delete(&doc);
     }
-    yaml_parser_delete(&p);
     fclose(f);
     pthread_mutex_unlock(&sec.mu);
     return rc;

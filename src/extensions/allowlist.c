@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/log.h"
 
@@ -61,29 +62,12 @@ static void free_list(char **cmds, size_t n)
 static gd_err parse_list(const char *text, size_t len, char ***out, size_t *n, char *why,
                          size_t whylen)
 {
-    yaml_parser_t p;
     yaml_document_t doc;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&p, &doc)) {
-        snprintf(why, whylen, "line %zu: %s", p.problem_mark.line + 1,
-                 p.problem ? p.problem : "invalid YAML");
-        yaml_parser_delete(&p);
-        return GD_EINVAL;
-    }
+    if (!yamldoc_text(&doc, text, len, why, whylen)) return GD_EINVAL;
     gd_err e = GD_OK;
     char **cmds = NULL;
     size_t k = 0;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    yaml_node_t *list = NULL;
-    for (yaml_node_pair_t *pr =
-             root && root->type == YAML_MAPPING_NODE ? root->data.mapping.pairs.start : NULL;
-         pr && pr < root->data.mapping.pairs.top; pr++) {
-        yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
-        if (kn && kn->type == YAML_SCALAR_NODE &&
-            !strcmp((const char *)kn->data.scalar.value, "extensions"))
-            list = yaml_document_get_node(&doc, pr->value);
-    }
+    yaml_node_t *list = yamldoc_get(&doc, yaml_document_get_root_node(&doc), "extensions");
     if (!list || list->type != YAML_SEQUENCE_NODE) {
         snprintf(why, whylen, "expected `extensions:` with a list of {id, command}");
         e = GD_EINVAL;
@@ -104,19 +88,11 @@ static gd_err parse_list(const char *text, size_t len, char ***out, size_t *n, c
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
          it++) {
         yaml_node_t *en = yaml_document_get_node(&doc, *it);
-        const char *cmd = NULL, *id = NULL;
-        for (yaml_node_pair_t *pr =
-                 en && en->type == YAML_MAPPING_NODE ? en->data.mapping.pairs.start : NULL;
-             pr && pr < en->data.mapping.pairs.top; pr++) {
-            yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
-            yaml_node_t *vn = yaml_document_get_node(&doc, pr->value);
-            if (!kn || !vn || kn->type != YAML_SCALAR_NODE || vn->type != YAML_SCALAR_NODE)
-                continue;
-            if (!strcmp((const char *)kn->data.scalar.value, "command"))
-                cmd = (const char *)vn->data.scalar.value;
-            if (!strcmp((const char *)kn->data.scalar.value, "id"))
-                id = (const char *)vn->data.scalar.value;
-        }
+        yaml_node_t *cn = yamldoc_get(&doc, en, "command"), *in = yamldoc_get(&doc, en, "id");
+        const char *cmd =
+            cn && cn->type == YAML_SCALAR_NODE ? (const char *)cn->data.scalar.value : NULL;
+        const char *id =
+            in && in->type == YAML_SCALAR_NODE ? (const char *)in->data.scalar.value : NULL;
         size_t i = (size_t)(it - list->data.sequence.items.start);
         if (!cmd || !id) {
             snprintf(why, whylen, "extensions[%zu] (line %zu): needs an id and a command", i,
@@ -132,7 +108,6 @@ static gd_err parse_list(const char *text, size_t len, char ***out, size_t *n, c
     }
 out:
     yaml_document_delete(&doc);
-    yaml_parser_delete(&p);
     if (e) {
         free_list(cmds, k);
         return e;

@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "config/secrets.h"
+#include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "extensions/allowlist.h"
@@ -423,28 +424,15 @@ static bool load_map(const char *path, json_t *map)
         if (errno != ENOENT) log_warn("extensions", "%s: cannot open: %s", path, strerror(errno));
         return false;
     }
-    yaml_parser_t parser;
     yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
+    char why[512];
     bool have = false;
-    if (!yaml_parser_load(&parser, &doc)) {
-        log_warn("extensions", "%s:%zu: %s: extensions not read", path,
-                 parser.problem_mark.line + 1, parser.problem ? parser.problem : "invalid YAML");
-        yaml_parser_delete(&parser);
+    if (!yamldoc_file(&doc, f, path, why, sizeof why)) {
+        log_warn("extensions", "%s: extensions not read", why);
         fclose(f);
         return false;
     }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    yaml_node_t *ext = NULL;
-    for (yaml_node_pair_t *p =
-             root && root->type == YAML_MAPPING_NODE ? root->data.mapping.pairs.start : NULL;
-         p && p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(&doc, p->key);
-        if (k && k->type == YAML_SCALAR_NODE &&
-            !strcmp((const char *)k->data.scalar.value, "extensions"))
-            ext = yaml_document_get_node(&doc, p->value);
-    }
+    yaml_node_t *ext = yamldoc_get(&doc, yaml_document_get_root_node(&doc), "extensions");
     if (ext && ext->type == YAML_MAPPING_NODE) {
         have = true;
         for (yaml_node_pair_t *p = ext->data.mapping.pairs.start; p < ext->data.mapping.pairs.top;
@@ -490,7 +478,6 @@ static bool load_map(const char *path, json_t *map)
                  ext->start_mark.line + 1);
     }
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
     fclose(f);
     return have;
 }
