@@ -390,11 +390,11 @@ void http_suspend(http_req *r, http_handler cont)
     r->cont = cont;
 }
 
-/* Queues r to its thread (the resume queue), which then looks at what it waits for. */
 static void drain_posted(void *ud);
 static void conn_io(loop_fd *lw, int fd, unsigned events, void *ud);
 static void relay_io(loop_fd *lw, int fd, unsigned events, void *ud);
 
+/* Queues r to its thread (the resume queue), which then looks at what it waits for. */
 static void enqueue(http_req *r)
 {
     worker *w = r->w;
