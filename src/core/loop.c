@@ -1,15 +1,16 @@
 /* The event loop: one thread per loop running
  *
- *   epoll_wait (timeout: the earliest timer) -> the fd events collected, in the order epoll gave
- *   them -> the functions posted from other threads, in the order posted -> the timers due, in
- *   deadline order -> the fd watchers deleted during this iteration are freed
+ *   epoll_wait (timeout: the earliest timer, or the round function's) -> the fd events collected,
+ * in the order epoll gave them -> the functions posted from other threads, in the order posted ->
+ * the timers due, in deadline order -> the round function, if any (loop_on_round) -> the fd
+ * watchers deleted during this iteration are freed
  *
- * then the round function, if any (loop_on_round). Level-triggered unless a watcher asks for edges
- * (LOOP_EDGE: the HTTP server's sockets). The posted functions sit in a mutex-protected FIFO;
- * posting to an empty FIFO writes the eventfd, which wakes epoll_wait. Timers are a binary min-heap
- * ordered by (deadline, creation number), so equal deadlines fire in the order they were added, and
- * each timer knows its place in the heap, so cancelling one is O(log n). Child processes are
- * watched through a pidfd, itself a fd watcher of the loop.
+ * Level-triggered unless a watcher asks for edges (LOOP_EDGE: the HTTP server's sockets). The
+ * posted functions sit in a mutex-protected FIFO; posting to an empty FIFO writes the eventfd,
+ * which wakes epoll_wait. Timers are a binary min-heap ordered by (deadline, creation number), so
+ * equal deadlines fire in the order they were added, and each timer knows its place in the heap, so
+ * cancelling one is O(log n). Child processes are watched through a pidfd, itself a fd watcher of
+ * the loop.
  *
  * A fd watcher deleted inside a callback may still have an event in the batch being dispatched:
  * it is marked dead (and removed from epoll at once), skipped by the dispatch, and freed at the
