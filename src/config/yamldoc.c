@@ -2,17 +2,23 @@
 
 #include <string.h>
 
-/* The parser's problem, where it is and, when libyaml says it, in what context. */
-static void problem(const yaml_parser_t *p, const char *path, char *why, size_t whylen)
+/* Loads the document from p (its input set) and frees p; on failure why says where (path, or
+ * a line of text when path is NULL) and what, with libyaml's context when it gives one. */
+static bool load(yaml_parser_t *p, yaml_document_t *doc, const char *path, char *why, size_t whylen)
 {
-    const char *what = p->problem ? p->problem : "invalid YAML";
-    size_t line = p->problem_mark.line + 1;
-    if (path)
-        snprintf(why, whylen, "%s:%zu: %s%s%s", path, line, what, p->context ? " " : "",
-                 p->context ? p->context : "");
-    else
-        snprintf(why, whylen, "line %zu: %s%s%s", line, what, p->context ? " " : "",
-                 p->context ? p->context : "");
+    bool ok = yaml_parser_load(p, doc);
+    if (!ok) {
+        char where[4200];
+        size_t line = p->problem_mark.line + 1;
+        if (path)
+            snprintf(where, sizeof where, "%s:%zu", path, line);
+        else
+            snprintf(where, sizeof where, "line %zu", line);
+        snprintf(why, whylen, "%s: %s%s%s", where, p->problem ? p->problem : "invalid YAML",
+                 p->context ? " " : "", p->context ? p->context : "");
+    }
+    yaml_parser_delete(p);
+    return ok;
 }
 
 bool yamldoc_file(yaml_document_t *doc, FILE *f, const char *path, char *why, size_t whylen)
@@ -23,10 +29,7 @@ bool yamldoc_file(yaml_document_t *doc, FILE *f, const char *path, char *why, si
         return false;
     }
     yaml_parser_set_input_file(&p, f);
-    bool ok = yaml_parser_load(&p, doc);
-    if (!ok) problem(&p, path, why, whylen);
-    yaml_parser_delete(&p);
-    return ok;
+    return load(&p, doc, path, why, whylen);
 }
 
 bool yamldoc_text(yaml_document_t *doc, const char *text, size_t len, char *why, size_t whylen)
@@ -37,10 +40,7 @@ bool yamldoc_text(yaml_document_t *doc, const char *text, size_t len, char *why,
         return false;
     }
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    bool ok = yaml_parser_load(&p, doc);
-    if (!ok) problem(&p, NULL, why, whylen);
-    yaml_parser_delete(&p);
-    return ok;
+    return load(&p, doc, NULL, why, whylen);
 }
 
 yaml_node_t *yamldoc_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
