@@ -1955,67 +1955,72 @@ static bool step_stream(hconn *c)
         return false;
     }
     char *sb = c->w->scratch;
-    long n;
-    WITH_REQ(r, n = r->sc->fn(r->sc->cls, sb + CHUNK_PRE, STREAM_MAX));
-    bool chunked = r->minor >= 1;
     const char *out;
     size_t len;
-    if (n == HTTP_STREAM_END) {
-        c->stream_end = true;
-        if (!chunked) {
+    if (r->minor < 1) { /* HTTP/1.0: the bytes as they come, the end a close */
+        long n;
+        WITH_REQ(r, n = r->sc->fn(r->sc->cls, sb, STREAM_MAX));
+        if (n == HTTP_STREAM_END) {
+            c->stream_end = true;
             request_done(c, 0);
             return true;
         }
-        out = "0\r\n\r\n";
-        len = 5;
-    } else if (n == HTTP_STREAM_ABORT) {
-        request_done(c, ABORT_ERROR);
-        return false;
-    } else if (n <= 0 || (size_t)n > STREAM_MAX) {
-        r->stream_wait = true; /* the function said it waits (http_stream_wait) */
-        return true;
-    } else if (chunked) {
-        char pre[CHUNK_PRE];
-        int pl = snprintf(pre, sizeof pre, "%lx\r\n", n);
-        memcpy(sb + CHUNK_PRE - pl, pre, (size_t)pl);
-        memcpy(sb + CHUNK_PRE + n, "\r\n", 2);
-        out = sb + CHUNK_PRE - pl;
-        len = (size_t)pl + (size_t)n + 2;
+        if (n == HTTP_STREAM_ABORT) {
+            request_done(c, ABORT_ERROR);
+            return false;
+        }
+        if (n <= 0 || (size_t)n > STREAM_MAX) {
+            r->stream_wait = true; /* the function said it waits (http_stream_wait) */
+            return true;
+        }
+        out = sb;
+        len = (size_t)n;
         r->resp_len += (size_t)n;
-        /* What else is ready goes in the same send, its end too: a reply's last event and the
-         * last chunk are one write, not two (and one wake-up of the client). */
-        char *end = sb + CHUNK_PRE + n + 2, *limit = sb + CHUNK_PRE + STREAM_MAX + 2;
-        while ((size_t)(limit - end) >= CHUNK_PRE + 2 + STREAM_MORE_MIN) {
-            size_t room = (size_t)(limit - end) - CHUNK_PRE - 2;
+    } else {
+        /* Chunks one after the other in the scratch buffer: what is ready goes in one send, the
+         * end too (a reply's last event and the last chunk are one write, and one wake-up of
+         * the client). The stream function writes a piece CHUNK_PRE bytes on, leaving room for
+         * its size line: the first piece's goes just before it, a later one's moves it up. */
+        char *first = NULL, *end = sb, *limit = sb + CHUNK_PRE + STREAM_MAX + 2;
+        for (;;) {
+            size_t left = (size_t)(limit - end); /* 0 after a whole first piece */
+            if (first && left < CHUNK_PRE + 2 + STREAM_MORE_MIN) break;
+            size_t room = left - CHUNK_PRE - 2;
             long m;
             WITH_REQ(r, m = r->sc->fn(r->sc->cls, end + CHUNK_PRE, room));
+            if (m == HTTP_STREAM_ABORT) {
+                request_done(c, ABORT_ERROR);
+                return false;
+            }
             if (m == HTTP_STREAM_END) {
+                if (!first) first = end;
                 memcpy(end, "0\r\n\r\n", 5);
                 end += 5;
                 c->stream_end = true;
                 break;
             }
-            if (m == HTTP_STREAM_ABORT) {
-                request_done(c, ABORT_ERROR);
-                return false;
-            }
             if (m <= 0 || (size_t)m > room) {
-                r->stream_wait = true; /* as above: it waits; what came before goes now */
+                r->stream_wait = true; /* the function said it waits (http_stream_wait) */
                 break;
             }
-            pl = snprintf(pre, sizeof pre, "%lx\r\n", m);
-            memmove(end + pl, end + CHUNK_PRE, (size_t)m);
-            memcpy(end, pre, (size_t)pl);
-            end += pl + m;
+            char pre[CHUNK_PRE];
+            int pl = snprintf(pre, sizeof pre, "%lx\r\n", m);
+            if (!first) {
+                first = end + CHUNK_PRE - pl;
+                memcpy(first, pre, (size_t)pl);
+                end += CHUNK_PRE + m;
+            } else {
+                memmove(end + pl, end + CHUNK_PRE, (size_t)m);
+                memcpy(end, pre, (size_t)pl);
+                end += pl + m;
+            }
             memcpy(end, "\r\n", 2);
             end += 2;
             r->resp_len += (size_t)m;
         }
-        len = (size_t)(end - out);
-    } else {
-        out = sb + CHUNK_PRE;
-        len = (size_t)n;
-        r->resp_len += (size_t)n;
+        if (!first) return true; /* nothing yet: it waits */
+        out = first;
+        len = (size_t)(end - first);
     }
     c->ohead = (char *)out;
     c->oheadlen = len;
