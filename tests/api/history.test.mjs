@@ -68,6 +68,27 @@ describe('a long history, sent while it is read', () => {
     await stopAndCheck(srv);
   });
 
+  // HTTP/1.0 has no chunks: the pieces go as they are, and the close ends the body.
+  it('over HTTP/1.0: the same history unframed, ended by the close', async () => {
+    const whole11 = await get(srv, `/api/sessions/${sid}/messages`);
+    const raw = await new Promise((resolve, reject) => {
+      const parts = [];
+      const sock = net.connect(srv.port, '127.0.0.1');
+      sock.on('error', reject);
+      sock.on('connect', () => sock.write(`GET /api/sessions/${sid}/messages HTTP/1.0\r\nHost: 127.0.0.1:${srv.port}\r\n\r\n`));
+      sock.on('data', (d) => parts.push(d));
+      sock.on('end', () => resolve(Buffer.concat(parts)));
+    });
+    const at = raw.indexOf('\r\n\r\n');
+    const head = raw.subarray(0, at).toString('latin1');
+    assert.match(head, /^HTTP\/1\.[01] 200 /, head);
+    assert.doesNotMatch(head, /transfer-encoding/i, head);
+    const body = raw.subarray(at + 4).toString('utf8');
+    assert.ok(body.length > 10 * PIECE, `${body.length} bytes: many pieces`);
+    assert.equal(body, whole11.text, 'the same bytes as over HTTP/1.1, without chunk framing');
+    assert.equal(JSON.parse(body).length, N);
+  });
+
   it('arrives whole, in order, and parses: many pieces, messages larger than a piece', async () => {
     const r = await get(srv, `/api/sessions/${sid}/messages`);
     assert.equal(r.status, 200, r.text.slice(0, 500));
