@@ -93,14 +93,6 @@ grep -q 'shutdown complete' "$WORK/goosed-history.log" && HIST_SHUTDOWN=yes || H
 HIST_BAD=$(grep -Ec ' (ERROR|WARN) ' "$WORK/goosed-history.log" || true)
 HIST_SECONDS_TOOK=$((SECONDS - HIST_START))
 
-# mmm VALUES...: "min median max" of the values (the median of an even count: the mean of the two
-# middle ones).
-mmm() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%s %s %s\n", v[1], m, v[NR] }'
-}
-
 # hist_stat FIGURE VAR_PREFIX VAR_SUFFIX: min/median/max of a figure over the rounds, into
 # FIGURE_min, FIGURE_med, FIGURE_max (e.g. hist_stat hist_g_full_1000_p50 hist_g_full_1000 p50_ms).
 hist_stat() {

@@ -44,8 +44,9 @@
 # per bench/mcp.mjs run).
 # Tracing overhead (issue 10; BENCH_ONLY=tracing): GET /status under wrk and the concurrent replies,
 # each on a new goosed with traces off, then on (OTLP/HTTP to tests/api/lib/otlp_receiver.mjs
-# --discard, which reads and acknowledges every export without decoding it); BENCH_ROUNDS rounds, the
-# best of each for GET /status and the worst for the replies.
+# --discard, which reads and acknowledges every export without decoding it); BENCH_ROUNDS rounds. Each
+# cost is taken within a round (on against the off run beside it) and judged on its median over the
+# rounds; the figures shown are the best round of each for GET /status and the worst for the replies.
 # BENCH_ONLY: a comma-separated subset of http (nginx, goosed under wrk, start-up), agent (issue 3's
 # agent benchmarks), memory, mcp and tracing, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
@@ -72,6 +73,9 @@ for part in ${ONLY//,/ }; do
     case $part in http | agent | memory | mcp | metrics | tracing | store | history) ;; *) echo "bench: BENCH_ONLY: unknown part '$part' (http, agent, memory, mcp, metrics, tracing, store, history)" >&2 && exit 2 ;; esac
 done
 want() { [[ ,$ONLY, == *,$1,* ]]; } # want PART: whether this run measures PART
+# abba ROUND A B: "A B" in odd rounds, "B A" in even ones: two modes compared round by round take
+# turns at going first, so that neither gains from its place (a warmer machine, a fresher one).
+abba() { if (($1 % 2)); then echo "$2 $3"; else echo "$3 $2"; fi; }
 FULL=no
 want http && want agent && want memory && want mcp && want metrics && want tracing && want store && want history && FULL=yes
 if [ "$FULL" = yes ]; then REPORT=${BENCH_REPORT:-docs/BENCHMARKS.md}; else REPORT=${BENCH_REPORT:-bench/out/BENCHMARKS.md}; fi
@@ -700,7 +704,7 @@ if want metrics; then source bench/metrics_overhead.sh; fi # what metrics cost (
 # The same load on a goosed with traces off and on a goosed exporting every span (the default sampler,
 # parentbased_always_on: all of them) over OTLP/HTTP to a receiver that acknowledges each export at
 # once without decoding it (a collector on another machine would not share these CPUs; this one does).
-# Each measurement runs on a new goosed on a new HOME; off and on alternate within each round.
+# Each measurement runs on a new goosed on a new HOME; off and on alternate within each round (which goes first: abba).
 TRACE_START=$SECONDS
 if want tracing; then
     rcmd=(node tests/api/lib/otlp_receiver.mjs --discard)
@@ -711,7 +715,7 @@ if want tracing; then
     OTLP_URL=http://127.0.0.1:$LISTEN_PORT
     otlp_count() { node -e 'fetch(process.argv[1]).then((r) => r.json()).then((j) => console.log(`${j.exports} ${j.spans_bytes}`))' "$OTLP_URL/_count"; }
     for ((r = 1; r <= ROUNDS; r++)); do
-        for mode in off on; do
+        for mode in $(abba "$r" off on); do # which goes first alternates by round
             GHOME=$WORK/trace-$mode-$r-home
             mkdir -m 700 "$GHOME"
             tenv=()
@@ -741,7 +745,7 @@ if want tracing; then
     best trace_status_off # the best round of each: trace_status_off_rps, ...
     best trace_status_on
     for ((r = 1; r <= AGENT_ROUNDS; r++)); do
-        for mode in off on; do
+        for mode in $(abba "$r" off on); do # which goes first alternates by round
             tenv=()
             [ "$mode" = on ] && tenv=("OTEL_EXPORTER_OTLP_ENDPOINT=$OTLP_URL")
             start_agent_goosed "trace-replies-$mode-$r" "${tenv[@]}"
@@ -764,6 +768,35 @@ fi
 
 # --- report -----------------------------------------------------------------------------------------
 calc() { awk "BEGIN { $1 }"; }
+# mmm VALUES...: "min median max" of the values (the median of an even count: the mean of the two
+# middle ones).
+mmm() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%s %s %s\n", v[1], m, v[NR] }'
+}
+# paired_cost NAME PREFIX FIELD loss|gain ROUNDS: what a feature costs in percent, round by round
+# (PREFIX_on_R_FIELD against PREFIX_off_R_FIELD, run beside it within a minute), into NAME_min,
+# NAME_med, NAME_max (the median is what a target judges): "loss" for a rate (the share of off's
+# lost), "gain" for a time or CPU (the share added to off's). Pairing the rounds keeps the machine's
+# drift between rounds (±15% in GET /status requests/s for the same binary here) out of the
+# comparison; the best round of each mode compares two extremes of that noise.
+paired_cost() {
+    local r on off vals=()
+    for ((r = 1; r <= $5; r++)); do
+        on=${2}_on_${r}_$3 off=${2}_off_${r}_$3
+        on=${!on:-} off=${!off:-}
+        [ -n "$on" ] && [ -n "$off" ] && calc "exit !($off > 0)" || continue
+        if [ "$4" = loss ]; then
+            vals+=("$(calc "printf \"%.1f\", 100 * (1 - $on / $off)")")
+        else
+            vals+=("$(calc "printf \"%.1f\", 100 * ($on / $off - 1)")")
+        fi
+    done
+    [ ${#vals[@]} -gt 0 ] || vals=(100)
+    read -r "${1}_min" "${1}_med" "${1}_max" < <(mmm "${vals[@]}")
+}
+
 fmt_int() { printf '%.0f' "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
 verdict() { calc "print (($1) ? \"PASS\" : \"FAIL\")"; }
 mb() { calc "printf \"%.1f MB\", $1 * 1024 / 1e6"; }
@@ -1182,8 +1215,11 @@ if want tracing; then
         printf -v "TRR_${mode}" '%s' "trr_${mode}_$w"
     done
     pct() { calc "printf \"%.1f\", ($1) * 100"; }
-    TS_COST=$(pct "1 - $(num trace_status_on_rps) / $(num trace_status_off_rps)")
-    TR_COST=$(pct "$(num "${TRR_on}_g_ratio_p50") / $(num "${TRR_off}_g_ratio_p50") - 1")
+    # the costs judged: round by round (on against the off run beside it), their median
+    paired_cost TS trace_status rps loss "$ROUNDS"
+    paired_cost TSC trace_status gcpu_us gain "$ROUNDS"
+    paired_cost TR trr g_ratio_p50 gain "$AGENT_ROUNDS"
+    TS_COST=$TS_med TSC_COST=$TSC_med TR_COST=$TR_med
     TRM_COST=$(pct "$(num "${TRR_on}_g_ratio_max") / $(num "${TRR_off}_g_ratio_max") - 1")
     for mode in off on; do # CPU per request: the least of the rounds (the least disturbed)
         for f in gcpu_us ocpu_us instr; do
@@ -1196,7 +1232,6 @@ if want tracing; then
             printf -v "trace_status_${mode}_$f" '%s' "$least"
         done
     done
-    TSC_COST=$(pct "$(num trace_status_on_gcpu_us) / $(num trace_status_off_gcpu_us) - 1")
     TSI_COST=—
     [ -z "$trace_status_on_instr" ] || TSI_COST="$(pct "$(num trace_status_on_instr) / $(num trace_status_off_instr) - 1") %"
     TRC_COST=$(pct "$(num "${TRR_on}_g_goosed_cpu_s") / $(num "${TRR_off}_g_goosed_cpu_s") - 1")
@@ -1206,11 +1241,11 @@ if want tracing; then
     TR_OK=$(met "$TR_COST")
     TRACE_TABLE="| benchmark | traces off | traces on | cost | target | result |
 | --- | --- | --- | --- | --- | --- |
-| \`GET /status\` requests/s, best of $ROUNDS rounds (wrk $THREADS threads, $CONNS connections, $DURATION s) | $(fmt_int "$(num trace_status_off_rps)") | $(fmt_int "$(num trace_status_on_rps)") | $TS_COST % | < 5 % | $TS_OK |
-| the same, goosed's CPU time per request (utime + stime ÷ requests, the least of $ROUNDS rounds) | $(av trace_status_off_gcpu_us) µs | $(av trace_status_on_gcpu_us) µs | $TSC_COST % | < 5 % | $TSC_OK |
+| \`GET /status\` requests/s, best of $ROUNDS rounds (wrk $THREADS threads, $CONNS connections, $DURATION s); cost: the share lost, median of the rounds (min – max) | $(fmt_int "$(num trace_status_off_rps)") | $(fmt_int "$(num trace_status_on_rps)") | $TS_COST % ($TS_min – $TS_max) | < 5 % | $TS_OK |
+| the same, goosed's CPU time per request (utime + stime ÷ requests, the least of $ROUNDS rounds); cost: the share added, median of the rounds | $(av trace_status_off_gcpu_us) µs | $(av trace_status_on_gcpu_us) µs | $TSC_COST % ($TSC_min – $TSC_max) | < 5 % | $TSC_OK |
 | the same, instructions goosed executed per request (\`perf stat -e instructions -p PID\`, the least of $ROUNDS rounds) | $(av trace_status_off_instr) | $(av trace_status_on_instr) | $TSI_COST | information | — |
 | the same, the receiver's CPU time per request (its share of this machine) | — | $(av trace_status_on_ocpu_us) µs | — | information | — |
-| $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart): each reply's time ÷ the provider's $(fmt_int "$PROVIDER_MS") ms, p50, worst of $AGENT_ROUNDS rounds | $(fmt %.3f "${TRR_off}_g_ratio_p50") | $(fmt %.3f "${TRR_on}_g_ratio_p50") | $TR_COST % | < 5 % | $TR_OK |
+| $AGENT_REPLIES concurrent replies ($AGENT_TOKENS tokens, $AGENT_INTERVAL_MS ms apart): each reply's time ÷ the provider's $(fmt_int "$PROVIDER_MS") ms, p50, worst of $AGENT_ROUNDS rounds; cost: the share added, median of the rounds | $(fmt %.3f "${TRR_off}_g_ratio_p50") | $(fmt %.3f "${TRR_on}_g_ratio_p50") | $TR_COST % ($TR_min – $TR_max) | < 5 % | $TR_OK |
 | the same, the slowest reply | $(fmt %.3f "${TRR_off}_g_ratio_max") | $(fmt %.3f "${TRR_on}_g_ratio_max") | $TRM_COST % | information | — |
 | the same, goosed's CPU time for the measured replies | $(av "${TRR_off}_g_goosed_cpu_s") s | $(av "${TRR_on}_g_goosed_cpu_s") s | $TRC_COST % | information | — |
 | \`GET /status\` latency p50 / p99 (the best round) | $(av trace_status_off_p50_ms) / $(av trace_status_off_p99_ms) ms | $(av trace_status_on_p50_ms) / $(av trace_status_on_p99_ms) ms | — | information | — |"
@@ -1226,7 +1261,9 @@ goosed with OpenTelemetry traces off (no endpoint: the default) and on
 turn and provider call is a span, exported in batches of 512 over OTLP/HTTP protobuf). The receiver
 (\`tests/api/lib/otlp_receiver.mjs --discard\`) acknowledges each export without decoding it, and runs on
 this machine: its CPU counts against goosed's. Each figure comes from a new goosed on a new \`HOME\`; off
-and on alternate within each round. Load average at the start: $LOAD_START.
+and on alternate within each round, off first in odd rounds and on first in even ones. A cost is taken
+round by round (on against the off run beside it) and judged on its median over the rounds: the machine
+drifts between rounds by more than the 5 % judged. Load average at the start: $LOAD_START.
 
 $TRACE_TABLE
 
