@@ -4,7 +4,7 @@
 # every second meanwhile, as a Prometheus would) and with `GOOSE_METRICS=false`, alternating (on
 # first in odd rounds, off first in even ones, so that neither gains from its place), for
 # BENCH_METRICS_ROUNDS rounds (default 3). The cost is taken within each round (on against the off
-# run after it) and judged on its median over the rounds. Target: metrics cost less than 5% of either,
+# run beside it) and judged on its median over the rounds. Target: metrics cost less than 5% of either,
 # and of /status's CPU per request.
 # shellcheck shell=bash disable=SC2154 # results land in variables named at run time
 
@@ -117,10 +117,10 @@ report_metrics() {
 ### Metrics
 
 Metrics on (\`GOOSE_METRICS=true\`, \`GET /metrics\` scraped every second meanwhile) against off
-(\`GOOSE_METRICS=false\`), each run on a new goosed, $METRICS_ROUNDS rounds of both (on first in odd rounds, off first in
-even ones, so that neither gains from its place). The cost is taken round by round (on against the off run
-beside it) and judged on its median over the rounds (min–max
-beside it); the figures of each mode are its best round, for information. Target: less than 5% cost.
+(\`GOOSE_METRICS=false\`), each run on a new goosed, $METRICS_ROUNDS rounds of both (on first in odd rounds,
+off first in even ones, so that neither gains from its place). The cost is taken round by round (on
+against the off run beside it) and judged on its median over the rounds (min–max beside it); the
+figures of each mode are its best round, for information. Target: less than 5% cost.
 
 | benchmark | metrics on (best round) | metrics off (best round) | cost, median of rounds (min–max) | target | result |
 |---|---|---|---|---|---|

@@ -153,11 +153,12 @@ describe('the HTTP/1.1 engine', () => {
     sock.on('data', (d) => { text += d.toString('latin1'); });
     sock.on('error', () => {});
     await new Promise((r) => sock.on('connect', r));
-    const inode = inodeOf(srv.port, sock.localPort);
-    assert.ok(inode, `goosed's socket for client port ${sock.localPort} is in /proc/net/tcp`);
     sock.write(`POST /api/sessions HTTP/1.1\r\n${H}\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n`);
     await ended;
     assert.match(text, /^HTTP\/1\.1 400 /, text);
+    // accepted and answered by now, so the socket has its inode (none while in the accept queue)
+    const inode = inodeOf(srv.port, sock.localPort);
+    assert.ok(inode, `goosed's socket for client port ${sock.localPort} is in /proc/net/tcp`);
     assert.ok(holds(inode), 'the lingering connection is still open'); // our side is open
     let open = true;
     for (let i = 0; i < 200 && (open = holds(inode)); i++) await new Promise((r) => setTimeout(r, 50));
