@@ -59,33 +59,25 @@ for ((r = 1; r <= METRICS_ROUNDS; r++)); do
     done
 done
 
-# metrics_best PREFIX FIELD max|min: the best round's value of PREFIX_<round>_FIELD.
-metrics_best() {
-    local best= v r
-    for ((r = 1; r <= METRICS_ROUNDS; r++)); do
-        v=${1}_${r}_$2
-        v=${!v:-}
-        [ -n "$v" ] || continue
-        if [ -z "$best" ] || calc "exit !($v $([ "$3" = max ] && echo '>' || echo '<') $best)"; then best=$v; fi
-    done
-    printf '%s' "${best:-0}"
-}
-
 # metrics_results: the figures, the verdicts and the targets (after run.sh defines calc, MISSED).
 metrics_results() {
     local r
-    MS_ON=$(metrics_best mstatus_on rps max)
-    MS_OFF=$(metrics_best mstatus_off rps max)
-    MS_CPU_ON=$(metrics_best mstatus_on gcpu_us min)
-    MS_CPU_OFF=$(metrics_best mstatus_off gcpu_us min)
-    MS_INSTR_ON=$(metrics_best mstatus_on instr min)
-    MS_INSTR_OFF=$(metrics_best mstatus_off instr min)
-    MR_ON_WALL=$(metrics_best mreplies_on g_batch_wall_ms min)
-    MR_OFF_WALL=$(metrics_best mreplies_off g_batch_wall_ms min)
-    MR_ON_CPU=$(metrics_best mreplies_on g_goosed_cpu_s min)
-    MR_OFF_CPU=$(metrics_best mreplies_off g_goosed_cpu_s min)
-    MR_ON_P50=$(metrics_best mreplies_on g_ratio_p50 min)
-    MR_OFF_P50=$(metrics_best mreplies_off g_ratio_p50 min)
+    MS_ON=$(round_best mstatus_on rps max "$METRICS_ROUNDS")
+    MS_OFF=$(round_best mstatus_off rps max "$METRICS_ROUNDS")
+    MS_CPU_ON=$(round_best mstatus_on gcpu_us min "$METRICS_ROUNDS")
+    MS_CPU_OFF=$(round_best mstatus_off gcpu_us min "$METRICS_ROUNDS")
+    MS_INSTR_ON=$(round_best mstatus_on instr min "$METRICS_ROUNDS")
+    MS_INSTR_OFF=$(round_best mstatus_off instr min "$METRICS_ROUNDS")
+    MR_ON_WALL=$(round_best mreplies_on g_batch_wall_ms min "$METRICS_ROUNDS")
+    MR_OFF_WALL=$(round_best mreplies_off g_batch_wall_ms min "$METRICS_ROUNDS")
+    MR_ON_CPU=$(round_best mreplies_on g_goosed_cpu_s min "$METRICS_ROUNDS")
+    MR_OFF_CPU=$(round_best mreplies_off g_goosed_cpu_s min "$METRICS_ROUNDS")
+    MR_ON_P50=$(round_best mreplies_on g_ratio_p50 min "$METRICS_ROUNDS")
+    MR_OFF_P50=$(round_best mreplies_off g_ratio_p50 min "$METRICS_ROUNDS")
+    for v in MS_ON MS_OFF MS_CPU_ON MS_CPU_OFF MS_INSTR_ON MS_INSTR_OFF MR_ON_WALL MR_OFF_WALL \
+        MR_ON_CPU MR_OFF_CPU MR_ON_P50 MR_OFF_P50; do
+        printf -v "$v" '%s' "${!v:-0}" # a figure no round has counts as 0 (instructions: n/a)
+    done
     # cost in percent, round by round: the throughput lost, the time and CPU added
     paired_cost MS_COST mstatus rps loss "$METRICS_ROUNDS"
     paired_cost MS_CPU_COST mstatus gcpu_us gain "$METRICS_ROUNDS"

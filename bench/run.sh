@@ -775,6 +775,18 @@ mmm() {
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         printf "%s %s %s\n", v[1], m, v[NR] }'
 }
+# round_best PREFIX FIELD max|min ROUNDS: the most (or the least) of PREFIX_<round>_FIELD over the
+# rounds that have it; nothing when none has.
+round_best() {
+    local best= v r
+    for ((r = 1; r <= $4; r++)); do
+        v=${1}_${r}_$2
+        v=${!v:-}
+        [ -n "$v" ] || continue
+        if [ -z "$best" ] || calc "exit !($v $([ "$3" = max ] && echo '>' || echo '<') $best)"; then best=$v; fi
+    done
+    printf '%s' "$best"
+}
 # paired_cost NAME PREFIX FIELD loss|gain ROUNDS: what a feature costs in percent, round by round
 # (PREFIX_on_R_FIELD against PREFIX_off_R_FIELD, run beside it within a minute), into NAME_min,
 # NAME_med, NAME_max (the median is what a target judges): "loss" for a rate (the share of off's
@@ -1223,13 +1235,7 @@ if want tracing; then
     TRM_COST=$(pct "$(num "${TRR_on}_g_ratio_max") / $(num "${TRR_off}_g_ratio_max") - 1")
     for mode in off on; do # CPU per request: the least of the rounds (the least disturbed)
         for f in gcpu_us ocpu_us instr; do
-            least=
-            for ((r = 1; r <= ROUNDS; r++)); do
-                v=trace_status_${mode}_${r}_$f
-                [ -n "${!v-}" ] || continue
-                if [ -z "$least" ] || calc "exit !(${!v} < $least)"; then least=${!v}; fi
-            done
-            printf -v "trace_status_${mode}_$f" '%s' "$least"
+            printf -v "trace_status_${mode}_$f" '%s' "$(round_best "trace_status_$mode" "$f" min "$ROUNDS")"
         done
     done
     TSI_COST=—
