@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/log.h"
 
 #define KEY_LEN      crypto_aead_xchacha20poly1305_ietf_KEYBYTES
@@ -72,20 +73,6 @@ static bool key_decode(const char *s, unsigned char out[KEY_LEN])
     return false;
 }
 
-/* mkdir -p dir, each missing level 0700. */
-static int mkdirs(const char *dir)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Reads dir/server.key (exactly KEY_LEN bytes) or, when it does not exist and make, makes it
  * (under mu). */
 static void key_file(const char *dir, bool make)
@@ -102,7 +89,9 @@ static void key_file(const char *dir, bool make)
     if (fd < 0 && errno == ENOENT) {
         unsigned char k[KEY_LEN];
         randombytes_buf(k, sizeof k);
-        int w = mkdirs(dir) == 0 ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+        int w = fs_mkdirs(dir, 0700, NULL, 0) == 0
+                    ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                    : -1;
         bool ok = w >= 0 && write(w, k, sizeof k) == (ssize_t)sizeof k && fsync(w) == 0;
         if (w >= 0 && close(w) != 0) ok = false;
         if (ok) {

@@ -14,6 +14,7 @@
 
 #include "config/yamldoc.h"
 #include "core/buf.h"
+#include "core/fs.h"
 #include "core/log.h"
 
 #define MAX_SECRETS 64
@@ -123,22 +124,15 @@ static gd_err yaml_entry(buf *b, const char *key, const char *value)
     return e ? e : buf_puts(b, "\n");
 }
 
-/* mkdir -p of path's directory, 0700. */
+/* mkdir -p of path's directory, 0700 (a failure shows when the file is opened). */
 static void make_parent(const char *path)
 {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    char *slash = strrchr(tmp, '/');
-    if (!slash || slash == tmp) return;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return;
     *slash = '\0';
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(tmp, 0700);
-            *p = '/';
-        }
-    }
-    mkdir(tmp, 0700);
+    (void)fs_mkdirs(dir, 0700, NULL, 0);
 }
 
 gd_err config_write_atomic(const char *path, const char *data, size_t len, unsigned mode, char *err,

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 
 #define LOG_MOD "sandbox"
@@ -495,6 +496,67 @@ static bool under_any(const char *path, const char *const *roots, size_t n)
     return false;
 }
 
+/* Whether a component of path (absolute, as configured) is a symbolic link in a directory
+ * inside root. true when that cannot be told (fail closed). */
+static bool link_inside(const char *path, const char *root)
+{
+    char pre[SB_PATH_MAX], dir[SB_PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof pre) return true;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && path[i] != '/') continue;
+        memcpy(pre, path, i);
+        pre[i] = '\0';
+        struct stat st;
+        if (lstat(pre, &st) != 0) return false; /* missing from here on: goosed makes the rest */
+        if (!S_ISLNK(st.st_mode)) continue;
+        size_t dl = (size_t)(strrchr(pre, '/') - pre);
+        memcpy(dir, pre, dl ? dl : 1);
+        dir[dl ? dl : 1] = '\0';
+        char rdir[SB_PATH_MAX];
+        if (!resolve_real(dir, rdir, sizeof rdir) || inside(rdir, root)) return true;
+    }
+    return false;
+}
+
+/* goosed's own directory d (real: its real path) inside the writable bind w. A command could
+ * make it while it is missing (a config.yaml planted for goosed's next start), rename a
+ * directory above it and make a new one in its place, or point a symbolic link on its way
+ * elsewhere. So: a link on its way inside w refuses the command; a missing d is made (0700, as
+ * goosed makes it) to be hidden like one that exists; and every directory between w and it is
+ * bound onto itself, since a mount point cannot be renamed or removed (EBUSY). false with why. */
+static bool guard_protected(sb_argv *a, const char *d, const char *real, const char *w, char *why,
+                            size_t whylen)
+{
+    if (link_inside(d, w)) {
+        snprintf(why, whylen,
+                 "goosed's own directory %s is reached through a symbolic link inside the "
+                 "session's working directory %s, which a command could change; create the "
+                 "session in a project directory",
+                 d, w);
+        return false;
+    }
+    if (!is_dir(real)) {
+        int rc = fs_mkdirs(real, 0700, NULL, 0);
+        if (rc != 0 || !is_dir(real)) {
+            snprintf(why, whylen,
+                     "goosed's own directory %s, inside the session's working directory, is not "
+                     "a directory and cannot be made one: %s",
+                     real, rc ? strerror(errno) : "something else is there");
+            return false;
+        }
+    }
+    char up[SB_PATH_MAX];
+    size_t wl = strlen(w);
+    for (const char *s = real + wl + 1; (s = strchr(s, '/')); s++) {
+        size_t ul = (size_t)(s - real);
+        memcpy(up, real, ul);
+        up[ul] = '\0';
+        av_add3(a, "--bind", up, up);
+    }
+    return true;
+}
+
 #define SB_MAX_BINDS 32
 
 /* The read-only directories a stdio server's executable and absolute path arguments need:
@@ -551,8 +613,8 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
         }
     }
     sb_argv a = {0};
-    const char *roots[SB_MAX_BINDS + 16];
-    size_t nroots = 0;
+    const char *roots[SB_MAX_BINDS + 16], *wroots[2]; /* wroots: the writable binds */
+    size_t nroots = 0, nwroots = 0;
     av_add(&a, sb->bwrap);
     av_add(&a, "--die-with-parent");
     av_add(&a, "--new-session");
@@ -623,21 +685,33 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
         base = base ? base + 1 : cmd[0];
         char npm[SB_PATH_MAX];
         if ((!strcmp(base, "npx") || !strcmp(base, "npm")) && home && home[0] == '/' &&
-            snprintf(npm, sizeof npm, "%s/.npm", home) < (int)sizeof npm && is_dir(npm))
+            snprintf(npm, sizeof npm, "%s/.npm", home) < (int)sizeof npm && is_dir(npm)) {
             av_add3(&a, "--bind", npm, npm);
+            roots[nroots++] = npm;
+            wroots[nwroots++] = npm;
+        }
     }
     if (rcwd[0]) {
         av_add3(&a, "--bind", rcwd, rcwd);
         av_add2(&a, "--chdir", rcwd);
         roots[nroots++] = rcwd;
+        wroots[nwroots++] = rcwd;
     } else {
         av_add2(&a, "--chdir", "/");
     }
     /* goosed's own directories, where something bound above shows them: an empty tmpfs. */
     for (const char *const *d = h ? h->protected_dirs : NULL; d && *d; d++) {
         char real[SB_PATH_MAX];
-        if ((*d)[0] != '/' || !resolve_real(*d, real, sizeof real) || !is_dir(real)) continue;
-        if (under_any(real, roots, nroots)) av_add2(&a, "--tmpfs", real);
+        if ((*d)[0] != '/' || !resolve_real(*d, real, sizeof real)) continue;
+        const char *w = NULL;
+        for (size_t i = 0; i < nwroots; i++)
+            if (inside(real, wroots[i]) && (!w || strlen(wroots[i]) > strlen(w))) w = wroots[i];
+        if (w && !guard_protected(&a, *d, real, w, why, whylen)) {
+            free(binds);
+            sandbox_argv_free(a.v);
+            return NULL;
+        }
+        if (is_dir(real) && under_any(real, roots, nroots)) av_add2(&a, "--tmpfs", real);
     }
     av_add(&a, "--");
     for (size_t i = 0; cmd[i]; i++)

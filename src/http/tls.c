@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 
 #define SELF_SIGNED_DAYS 825 /* the longest validity some clients accept for a server cert */
@@ -261,19 +262,10 @@ static void warn_key_mode(struct file_ref kf)
 /* mkdir -p, each new directory 0700. */
 static gd_err make_dirs(const char *dir, char *err, size_t errlen)
 {
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create the data directory %s: %s", p, strerror(errno));
-            return GD_EIO;
-        }
-        *s = c;
-        if (!c) return GD_OK;
-    }
+    char failed[PATH_MAX];
+    if (fs_mkdirs(dir, 0700, failed, sizeof failed) == 0) return GD_OK;
+    snprintf(err, errlen, "cannot create the data directory %s: %s", failed, strerror(errno));
+    return GD_EIO;
 }
 
 /* Writes data to path through a temporary file renamed over it, with the given mode. */

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/ids.h"
 #include "core/jtext.h"
 #include "core/log.h"
@@ -715,25 +716,14 @@ out:
 /* mkdir -p dir, each missing level 0700. */
 static gd_err make_dirs(const char *dir, char *err, size_t errlen)
 {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    if (!tmp[0]) {
+    char failed[PATH_MAX];
+    if (!dir[0]) {
         snprintf(err, errlen, "no data directory given");
         return GD_ESTORE;
     }
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-                snprintf(err, errlen, "cannot create directory %s: %s", tmp, strerror(errno));
-                return GD_ESTORE;
-            }
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return GD_OK;
+    if (fs_mkdirs(dir, 0700, failed, sizeof failed) == 0) return GD_OK;
+    snprintf(err, errlen, "cannot create directory %s: %s", failed, strerror(errno));
+    return GD_ESTORE;
 }
 
 /* The writer's connection to goosed.db, migrated and ready; NULL with err set. Slow (disk I/O,

@@ -214,6 +214,69 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
   });
 });
 
+describe("a command cannot plant goosed's configuration for its next start", { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
+  // A session whose working directory is $HOME holds goosed's own directories. A config.yaml a
+  // command left there (`sandbox: off`) would be read at goosed's next start.
+  let fake;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+  });
+  after(async () => {
+    await fake.stop();
+  });
+  const PLANT = 'mkdir -p .config/goose && printf "sandbox: off\\n" > .config/goose/config.yaml && echo written';
+
+  it('while the configuration directory does not exist yet, what a command writes there never reaches the disk', async () => {
+    const srv = await startServer({ env: providerEnv(fake) });
+    try {
+      const cfg = path.join(srv.home, '.config', 'goose');
+      assert.ok(!existsSync(cfg), 'the test needs a home without a configuration directory');
+      const out = await shell(srv, fake, srv.home, PLANT);
+      assert.match(out.text, /written/);
+      assert.ok(!existsSync(path.join(cfg, 'config.yaml')), `a command planted ${cfg}/config.yaml`);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('a directory above it cannot be renamed to put another in its place', async () => {
+    const home = tempDir('goosed-sb-plant-');
+    const cfg = path.join(home, '.config', 'goose');
+    mkdirSync(cfg, { recursive: true });
+    writeFileSync(path.join(cfg, 'secrets.yaml'), `MY_KEY: ${SECRET}\n`);
+    const srv = await startServer({ home, env: providerEnv(fake) });
+    try {
+      const out = await shell(srv, fake, home, `mv .config .config.moved; mv .local/share .local/share.moved; ${PLANT}`);
+      assert.match(out.text, /mv: cannot move '\.config' to '\.config\.moved': Device or resource busy/);
+      assert.match(out.text, /mv: cannot move '\.local\/share' to '\.local\/share\.moved': Device or resource busy/);
+      assert.ok(!existsSync(path.join(home, '.config.moved')) && !existsSync(path.join(home, '.local', 'share.moved')));
+      assert.ok(!existsSync(path.join(cfg, 'config.yaml')), `a command planted ${cfg}/config.yaml`);
+      assert.equal(readFileSync(path.join(cfg, 'secrets.yaml'), 'utf8'), `MY_KEY: ${SECRET}\n`);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('a symbolic link on its way, inside the working directory, refuses the command', async () => {
+    const home = tempDir('goosed-sb-plant-');
+    mkdirSync(path.join(home, 'dots', 'config', 'goose'), { recursive: true });
+    symlinkSync('dots/config', path.join(home, '.config'));
+    const srv = await startServer({ home, env: providerEnv(fake) });
+    try {
+      const out = await shell(srv, fake, home, 'echo ran');
+      assert.equal(out.is_error, true, out.text);
+      assert.match(out.text, /reached through a symbolic link inside the session's working directory/);
+      assert.doesNotMatch(out.text, /^ran$/m);
+      // In a project directory of the same home the command runs.
+      const proj = path.join(home, 'proj');
+      mkdirSync(proj);
+      assert.match((await shell(srv, fake, proj, 'echo ran')).text, /ran/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
 describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
   let fake;
   let srv;
