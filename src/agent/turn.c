@@ -513,9 +513,35 @@ void turn_on_signature(turn *t, const char *s)
     t->signature = strdup(s);
 }
 
+/* Whether the reply so far has a call with this id. */
+static bool has_call(json_t *content, const char *id)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(content, i, it)
+    {
+        const char *cid = json_string_value(json_object_get(it, "id"));
+        if (cid && !strcmp(cid, id) && !strcmp(content_type(it), "tool_request")) return true;
+    }
+    return false;
+}
+
 void turn_on_tool_call(turn *t, const char *id, const char *name, json_t *args)
 {
     flush_text(t);
+    /* Each call needs an id of its own: the next request answers every call by its id, and the
+     * providers refuse a conversation with two calls of one id (or one without). A model that
+     * repeats an id, or sends none, gets the first free "ID_2", "ID_3" ... ("call_2" ...). */
+    char *alt = NULL;
+    if (!id[0] || has_call(t->content, id)) {
+        size_t n = strlen(id) + 16;
+        alt = malloc(n);
+        for (unsigned k = 2; alt; k++) {
+            snprintf(alt, n, "%s_%u", id[0] ? id : "call", k);
+            if (!has_call(t->content, alt)) break;
+        }
+        if (alt) id = alt; /* else out of memory: the next request will say what is wrong */
+    }
     /* O takes a reference, o steals one: json_object() for missing arguments must be stolen. */
     json_t *it = json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_request", "id", id, "name", name,
                            "arguments", args ? json_incref(args) : json_object());
@@ -530,4 +556,5 @@ void turn_on_tool_call(turn *t, const char *id, const char *name, json_t *args)
     t->fx->publish(t, "tool_call",
                    json_pack("{s:s, s:s, s:o, s:s}", "id", id, "tool", name, "arguments",
                              args ? json_incref(args) : json_object(), "status", "running"));
+    free(alt);
 }

@@ -211,15 +211,22 @@ json_t *content_answer_tool_calls(json_t *messages)
             json_array_append_new(content, interrupted(id, req));
         }
         json_decref(missing);
-        /* keep the rest, less the answers to no call */
+        /* keep the rest, less the answers to no call, and a second call or answer of one id (a
+         * message stored before ids were made unique: the providers refuse them) */
+        json_t *kept = json_object();
         json_array_foreach(json_object_get(m, "content"), j, it)
         {
             const char *rid = json_string_value(json_object_get(it, "id"));
-            if (!strcmp(content_type(it), "tool_response") &&
-                (!user || !rid || !json_object_get(open, rid)))
-                continue;
+            const char *type = content_type(it);
+            bool answer = !strcmp(type, "tool_response");
+            if (answer && (!user || !rid || !json_object_get(open, rid))) continue;
+            if (rid && (answer || !strcmp(type, "tool_request"))) {
+                if (json_object_get(kept, rid)) continue;
+                json_object_set_new(kept, rid, json_true());
+            }
             json_array_append(content, it);
         }
+        json_decref(kept);
         json_t *copy = json_copy(m);
         json_object_set_new(copy, "content", content);
         json_array_append_new(out, copy);
@@ -311,10 +318,28 @@ bool content_message_check(json_t *m, char *err, size_t errlen)
         return false;
     }
     size_t i;
-    json_t *it;
+    json_t *it, *ids = json_object(); /* the calls' (or answers') ids so far: id -> index */
+    bool ok = true;
     json_array_foreach(content, i, it)
     {
-        if (!item_check(it, i, !strcmp(role, "assistant"), err, errlen)) return false;
+        if (!(ok = item_check(it, i, !strcmp(role, "assistant"), err, errlen))) break;
+        const char *type = content_type(it);
+        if (strcmp(type, "tool_request") && strcmp(type, "tool_response")) continue;
+        const char *id = json_string_value(json_object_get(it, "id"));
+        json_t *first = json_object_get(ids, id);
+        if (!id[0] || first) {
+            if (!id[0])
+                snprintf(err, errlen, "content[%zu].id: must not be empty (in a %s item)", i, type);
+            else
+                snprintf(err, errlen,
+                         "content[%zu].id: \"%.60s\" is the id of content[%lld] too; each %s of "
+                         "a message needs an id of its own",
+                         i, id, json_integer_value(first), type);
+            ok = false;
+            break;
+        }
+        json_object_set_new(ids, id, json_integer((json_int_t)i));
     }
-    return true;
+    json_decref(ids);
+    return ok;
 }

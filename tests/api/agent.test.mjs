@@ -147,6 +147,29 @@ describe('agent with an OpenAI-compatible provider', () => {
     assert.equal(hist.body[2].content[0].id, 'call_1');
   });
 
+  it('a model that gives two calls one id (or none): each gets an id of its own, and the session goes on', async () => {
+    const id = await newSession(srv, dir);
+    const call = (cid, word) => ({ id: cid, name: 'developer__shell', arguments: { command: `echo ${word}` } });
+    await fake.script([
+      { tool_calls: [call('same', 'one'), call('same', 'two'), call('same_2', 'three')] },
+      { text: 'Three ran.' },
+      { text: 'Still here.' },
+    ]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'Run them');
+    const calls = events.filter((e) => e.event === 'tool_call').map((e) => [e.json.id, e.json.arguments.command]);
+    assert.deepEqual(calls, [['same', 'echo one'], ['same_2', 'echo two'], ['same_2_2', 'echo three']]);
+    const results = events.filter((e) => e.event === 'tool_result').map((e) => [e.json.id, e.json.result.trim()]);
+    assert.deepEqual(results.map(([rid]) => rid), ['same', 'same_2', 'same_2_2']);
+    assert.equal(events.at(-1).event, 'message_complete');
+    // the provider was sent each call with its own answer (the fake refuses otherwise), and again next time
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'and now?' });
+    assert.equal(r.status, 200, r.text);
+    const sent = (await fake.requests()).at(-1).body.messages;
+    const asked = sent.find((m) => m.role === 'assistant' && m.tool_calls);
+    assert.deepEqual(asked.tool_calls.map((c) => c.id), ['same', 'same_2', 'same_2_2']);
+    assert.deepEqual(sent.filter((m) => m.role === 'tool').map((m) => m.tool_call_id), ['same', 'same_2', 'same_2_2']);
+  });
+
   it("the shell sees an allow-listed environment: no API keys, no other variable of goosed's", async () => {
     const id = await newSession(srv, dir);
     const command = 'echo "openai=${OPENAI_API_KEY:-unset} anthropic=${ANTHROPIC_API_KEY:-unset} other=${GOOSED_TEST_VISIBLE:-unset} path=${PATH:+set}"';

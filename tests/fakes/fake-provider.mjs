@@ -367,7 +367,8 @@ function anthropicImageError(b, at) {
 }
 
 /** Anthropic Messages: every tool_use has a tool_result with its id in the very next message (a
- * user message), every tool_result a tool_use in the message before; image blocks well formed. */
+ * user message), every tool_result a tool_use in the message before; the tool_use ids of a message
+ * are unique; image blocks well formed. */
 function checkAnthropic(body) {
   const msgs = Array.isArray(body.messages) ? body.messages : [];
   const blocks = (m) => (Array.isArray(m?.content) ? m.content : []);
@@ -395,6 +396,12 @@ function checkAnthropic(body) {
       }
     }
     if (m?.role !== 'assistant') continue;
+    const seen = new Set();
+    for (const [j, b] of blocks(m).entries()) {
+      if (b?.type !== 'tool_use') continue;
+      if (seen.has(b.id)) return { status: 400, message: `messages.${i}.content.${j}: \`tool_use\` ids must be unique` };
+      seen.add(b.id);
+    }
     const next = msgs[i + 1];
     const answered = new Set(next?.role === 'user'
       ? blocks(next).filter((b) => b?.type === 'tool_result').map((b) => b.tool_use_id) : []);

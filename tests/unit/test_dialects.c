@@ -1475,6 +1475,10 @@ static void test_answer_tool_calls(void **state)
         {"[" MSG("user", RESP("z") "," TEXT("hi")) "," MSG("assistant", REQ("a")) "," MSG(
              "user", RESP("a") "," RESP("q")) "]",
          "[" MSG("user", TEXT("hi")) "," MSG("assistant", REQ("a")) "," MSG("user", RESP("a")) "]"},
+        /* a second call and a second answer of one id (stored before ids were made unique) */
+        {"[" MSG("assistant", REQ("a") "," REQ("a") "," REQ("b")) "," MSG(
+             "user", RESP("a") "," RESP("a") "," RESP("b")) "]",
+         "[" MSG("assistant", REQ("a") "," REQ("b")) "," MSG("user", RESP("a") "," RESP("b")) "]"},
     };
     for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
         json_t *in = parse(convs[i].in);
