@@ -21,14 +21,6 @@
 /* a page of up to 1,000 sessions of at most a 1 KB name and a PATH_MAX directory each, escaped */
 #define SESSION_TEXT_CAP (64u << 20)
 
-/* Whether the n bytes at p are all UTF-8 (a JSON string may hold nothing else). */
-static bool utf8_valid(const char *p, size_t n)
-{
-    for (size_t i = 0, k; i < n; i += k)
-        if (!(k = utf8_seq_len((const unsigned char *)p + i, n - i))) return false;
-    return true;
-}
-
 /* One string member: ,"key":"value" (first: no comma). */
 static gd_err member_string(buf *b, const char *key, const char *v)
 {
@@ -49,12 +41,15 @@ gd_err api_session_text(buf *b, const store_session *s)
     if (!e) e = member_string(b, ",\"name\":", s->name);
     if (!e) e = member_string(b, ",\"working_dir\":", s->working_dir);
     if (!e) e = member_string(b, ",\"working_directory\":", s->working_dir);
+    long long total; /* the counts saturate in the store: so does their sum */
+    if (__builtin_add_overflow((long long)s->input_tokens, (long long)s->output_tokens, &total))
+        total = s->input_tokens < 0 ? LLONG_MIN : LLONG_MAX;
     if (!e)
         e = buf_printf(b,
                        ",\"created_at\":\"%s\",\"updated_at\":\"%s\",\"message_count\":%ld,"
                        "\"input_tokens\":%ld,\"output_tokens\":%ld,\"total_tokens\":%lld}",
                        created, updated, s->message_count, s->input_tokens, s->output_tokens,
-                       (long long)s->input_tokens + s->output_tokens);
+                       total);
     if (e) b->len = mark;
     return e;
 }
@@ -155,6 +150,10 @@ int api_dir_check(const config *c, const char *field, const char *val, char out[
     }
     if (!S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "%s: %s is not a directory", field, val);
+        return 400;
+    }
+    if (!utf8_valid(out, strlen(out))) { /* a session's directory goes out in JSON */
+        snprintf(err, errlen, "%s: %s: its real path is not UTF-8", field, val);
         return 400;
     }
     return inside_roots(c, field, out, err, errlen);

@@ -39,8 +39,18 @@
 #include "core/ids.h"
 #include "core/pool.h"
 
-#define FORMAT_NAME         "goosed-session"
-#define FORMAT_VERSION      1
+#define FORMAT_NAME    "goosed-session"
+#define FORMAT_VERSION 1
+
+/* The most tokens an imported session may say it used (a thousand times a year of a busy team):
+ * more is a mistake or an attack, and the counts are added to and summed later. */
+#define MAX_TOKENS 1000000000000000LL
+
+/* A count of a Goose export, which goosed takes as it is: in 0..MAX_TOKENS. */
+static long tokens_clamped(json_int_t v)
+{
+    return v < 0 ? 0 : v > MAX_TOKENS ? (long)MAX_TOKENS : (long)v;
+}
 #define IMPORT_MAX_MESSAGES 10000
 #define NAME_MAX_CHARS      256
 #define IMPORTED_NAME       "Imported session"
@@ -550,10 +560,8 @@ void api_session_import(http_req *r)
         json_t *out = json_object_get(doc, "accumulated_output_tokens");
         if (!json_is_integer(in)) in = json_object_get(doc, "input_tokens");
         if (!json_is_integer(out)) out = json_object_get(doc, "output_tokens");
-        j->s.input_tokens = json_is_integer(in) ? (long)json_integer_value(in) : 0;
-        j->s.output_tokens = json_is_integer(out) ? (long)json_integer_value(out) : 0;
-        if (j->s.input_tokens < 0) j->s.input_tokens = 0;
-        if (j->s.output_tokens < 0) j->s.output_tokens = 0;
+        j->s.input_tokens = json_is_integer(in) ? tokens_clamped(json_integer_value(in)) : 0;
+        j->s.output_tokens = json_is_integer(out) ? tokens_clamped(json_integer_value(out)) : 0;
     } else {
         json_t *version = json_object_get(doc, "version");
         session = json_object_get(doc, "session");
@@ -580,13 +588,16 @@ void api_session_import(http_req *r)
         j->messages = checked_messages(json_object_get(doc, "messages"), "messages", &why);
         json_t *in = json_object_get(session, "input_tokens");
         json_t *out = json_object_get(session, "output_tokens");
-        j->s.input_tokens = json_is_integer(in) ? (long)json_integer_value(in) : 0;
-        j->s.output_tokens = json_is_integer(out) ? (long)json_integer_value(out) : 0;
-        if (j->s.input_tokens < 0 || j->s.output_tokens < 0) {
+        json_int_t iv = json_is_integer(in) ? json_integer_value(in) : 0;
+        json_int_t ov = json_is_integer(out) ? json_integer_value(out) : 0;
+        if (iv < 0 || ov < 0 || iv > MAX_TOKENS || ov > MAX_TOKENS) {
             http_reply_error(r, 400, "bad_request",
-                             "session.input_tokens, session.output_tokens: must not be negative");
+                             "session.input_tokens, session.output_tokens: must be 0..%lld",
+                             (long long)MAX_TOKENS);
             return;
         }
+        j->s.input_tokens = (long)iv;
+        j->s.output_tokens = (long)ov;
         /* of the settings, the execution mode (extension configs came without their secrets) */
         json_t *mode = json_object_get(json_object_get(session, "settings"), "execution_mode");
         if (mode) {

@@ -15,6 +15,7 @@
 #include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "core/log.h"
 
 #define MAX_SECRETS 64
@@ -104,14 +105,32 @@ int secrets_get(const char *name, char *out, size_t outlen)
 gd_err config_yaml_quote(buf *b, const char *s)
 {
     gd_err e = buf_puts(b, "\"");
-    for (; *s && !e; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            e = buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            e = buf_printf(b, "\\x%02x", c);
+    size_t n = strlen(s);
+    for (size_t i = 0, k; i < n && !e; i += k) {
+        const unsigned char *p = (const unsigned char *)s + i;
+        if (!(k = utf8_seq_len(p, n - i))) { /* not UTF-8: as it is (YAML cannot hold it) */
+            k = 1;
+            e = buf_append(b, s + i, 1);
+            continue;
+        }
+        unsigned cp = k == 1   ? p[0]
+                      : k == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)
+                      : k == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
+                               : (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 |
+                                     (p[3] & 0x3fu);
+        /* What YAML would not read back as it is: the quote and the backslash; what it does not
+         * allow in a document (C0 and C1 controls, DEL, U+FFFE/U+FFFF); and the line breaks it
+         * folds in a quoted scalar: U+0085 (NEL, escaped among C1), U+2028, U+2029. */
+        if (cp == '"' || cp == '\\')
+            e = buf_printf(b, "\\%c", (char)cp);
+        else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            e = buf_printf(b, "\\x%02x", cp);
+        else if (cp == 0x2028 || cp == 0x2029)
+            e = buf_puts(b, cp == 0x2028 ? "\\L" : "\\P");
+        else if (cp == 0xfffe || cp == 0xffff)
+            e = buf_printf(b, "\\u%04x", cp);
         else
-            e = buf_append(b, s, 1);
+            e = buf_append(b, s + i, k);
     }
     return e ? e : buf_puts(b, "\"");
 }

@@ -33,7 +33,8 @@ typedef gd_err (*config_file_edit_fn)(const char *old, size_t oldlen, buf *out, 
                                       char *err, size_t errlen);
 gd_err config_file_edit(const char *path, config_file_edit_fn edit, void *ctx, char *err,
                         size_t errlen);
-/* Appends s to b as a YAML double-quoted scalar (control characters escaped). */
+/* Appends s to b as a YAML double-quoted scalar that reads back as s: control characters, line
+ * breaks (U+0085, U+2028, U+2029) and what YAML does not allow in a document escaped. */
 gd_err config_yaml_quote(buf *b, const char *s) BUF_MUST_CHECK;
 
 #endif

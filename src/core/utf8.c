@@ -25,3 +25,10 @@ size_t utf8_seq_len(const unsigned char *p, size_t n)
         if (p[i] < 0x80 || p[i] > 0xBF) return 0;
     return len;
 }
+
+bool utf8_valid(const char *p, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_seq_len((const unsigned char *)p + i, n - i))) return false;
+    return true;
+}

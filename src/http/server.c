@@ -232,7 +232,8 @@ struct http_req {
     char *(*qkv)[2];
     size_t nq;
     bool qparsed;
-    int minor; /* HTTP/1.minor */
+    const char *qbad, *qbad_name; /* a decoded name or value that is no text: why, and its name */
+    int minor;                    /* HTTP/1.minor */
     bool is_head, keep, expect;
     route_match m;
     buf body;
@@ -303,8 +304,9 @@ static int hexdig(char c)
     return -1;
 }
 
-/* Decodes a query string piece in place: '+' is a space, %XX a byte (a broken escape is kept). */
-static void unescape(char *s)
+/* Decodes a query string piece in place: '+' is a space, %XX a byte (a broken escape is kept).
+ * Returns the length decoded: past the first NUL when a %00 made one. */
+static size_t unescape(char *s)
 {
     char *o = s;
     for (char *p = s; *p; p++) {
@@ -318,6 +320,14 @@ static void unescape(char *s)
             *o++ = *p;
     }
     *o = '\0';
+    return (size_t)(o - s);
+}
+
+/* Why the n decoded bytes at s are not text a handler can take, or NULL. */
+static const char *not_text(const char *s, size_t n)
+{
+    if (strlen(s) != n) return "a NUL byte (%00)";
+    return utf8_valid(s, n) ? NULL : "bytes that are not UTF-8";
 }
 
 /* Splits the query string into decoded name/value pairs, once. */
@@ -336,8 +346,13 @@ static void parse_query(http_req *r)
     for (char *tok = strtok_r(r->qbuf, "&", &save); tok; tok = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(tok, '=');
         if (eq) *eq++ = '\0';
-        unescape(tok);
-        if (eq) unescape(eq);
+        size_t nl = unescape(tok), vl = eq ? unescape(eq) : 0;
+        const char *bad = not_text(tok, nl);
+        if (!bad && eq) bad = not_text(eq, vl);
+        if (bad && !r->qbad) {
+            r->qbad = bad;
+            r->qbad_name = tok;
+        }
         r->qkv[r->nq][0] = tok;
         r->qkv[r->nq][1] = eq; /* "name" without '=' has no value */
         r->nq++;
@@ -803,6 +818,13 @@ static void begin(http_req *r, const struct framing *f)
         http_add_header(r, "Connection", "close"); /* a malformed request: nothing more on it */
         http_reply_error(r, 400, "bad_request", "path segment %d (\"%s\") holds %s",
                          r->m.bad_segment, seg, r->m.why);
+        return;
+    }
+    if (r->query && r->query[0] && !r->qparsed) parse_query(r);
+    if (r->qbad) { /* what no handler would take as text: %00 (cut short in C) or not UTF-8 */
+        char name[120];
+        utf8_clean(r->qbad_name, name, sizeof name, true);
+        http_reply_error(r, 400, "bad_request", "query parameter \"%s\" holds %s", name, r->qbad);
         return;
     }
     if (!strcmp(r->method, "OPTIONS") && r->m.path_known) {

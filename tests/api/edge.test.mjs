@@ -267,6 +267,18 @@ describe('the strict edge on a loopback server', () => {
       });
     }
 
+    it('a query value that decodes to a NUL or to bytes that are not UTF-8 is 400 naming the parameter', async () => {
+      for (const [q, name, why] of [
+        ['limit=1%00abc', 'limit', 'NUL'], ['after=1%00junk', 'after', 'NUL'], ['limit=1&extension=dev%FF', 'extension', 'UTF-8'],
+        ['x%C0%AF=1', 'x\\xC0\\xAF', 'UTF-8'], ['limit=%E2%82', 'limit', 'UTF-8'],
+      ]) {
+        const r = await get(srv, `/api/sessions?${q}`);
+        assertError(r, 400, 'bad_request', `query parameter "${name}" holds`);
+        assert.ok(r.body.error.includes(why), r.body.error);
+      }
+      assert.equal((await get(srv, '/api/sessions?limit=1&note=%C3%A9%20ok')).status, 200, 'UTF-8 and spaces are fine');
+    });
+
     it('each segment is decoded once: %73 is "s", %252F stays "%2F" (404 naming it)', async () => {
       assert.equal((await get(srv, '/api/%73essions', { validate: false })).status, 200);
       assertError(await get(srv, '/api/sessions/%252F'), 404, 'not_found', "session '%2F' not found");

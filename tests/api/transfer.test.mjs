@@ -6,10 +6,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
-import { get, post, assertError, UUID_V7 } from './lib/http.mjs';
+import { get, post, request, assertError, UUID_V7 } from './lib/http.mjs';
 
 const UUID_NIL = '00000000-0000-7000-8000-000000000000';
 import { startFake } from '../fakes/lib.mjs';
@@ -312,6 +312,57 @@ describe('session export, import and fork', () => {
     assert.equal(m.status, 200, m.text);
     assert.equal(m.body.content, 'Goose history goes on.');
     assertError(await post(b, '/api/sessions/import', { ...goose, conversation: [{ role: 'tool', content: [] }] }), 400, 'bad_request', /conversation\[0\]\.role/);
+  });
+});
+
+describe('imports that would break the session list', () => {
+  let srv, dir;
+  before(async () => {
+    dir = realpathSync(tempDir('goosed-transfer-odd-'));
+    srv = await startServer();
+  });
+  after(async () => {
+    await stopAndCheck(srv);
+  });
+  const doc = (over = {}) => ({
+    format: 'goosed-session', version: 1, working_directory: dir,
+    session: { name: 'tokens', working_dir: dir, input_tokens: 1, output_tokens: 1, ...over },
+    messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+  });
+  const raw = (text) => request(srv, 'POST', '/api/sessions/import', { body: text, headers: { 'Content-Type': 'application/json' } });
+
+  it("token counts past any real use: 400 in goosed's format, capped from a Goose export; the list still answers", async () => {
+    const before = await sessionIds(srv);
+    const big = JSON.stringify(doc()).replace('"input_tokens":1', '"input_tokens":9223372036854775807');
+    assert.match(big, /9223372036854775807/);
+    assertError(await raw(big), 400, 'bad_request', /session\.input_tokens, session\.output_tokens: must be 0\.\.1000000000000000/);
+    assertError(await post(srv, '/api/sessions/import', doc({ output_tokens: 1e15 + 1 })), 400, 'bad_request', /must be 0\.\./);
+    assert.deepEqual(await sessionIds(srv), before);
+    const goose = JSON.stringify({
+      name: 'from goose', working_dir: dir, accumulated_input_tokens: 1, accumulated_output_tokens: 1,
+      conversation: [{ id: 'm1', role: 'user', created: 1735725600, content: [{ type: 'text', text: 'hi' }] }],
+    }).replace('"accumulated_input_tokens":1', '"accumulated_input_tokens":9223372036854775807')
+      .replace('"accumulated_output_tokens":1', '"accumulated_output_tokens":9223372036854775807');
+    const r = await raw(goose);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.input_tokens, 1e15);
+    assert.equal(r.body.total_tokens, 2e15);
+    const list = await get(srv, '/api/sessions');
+    assert.equal(list.status, 200, list.text);
+    assert.ok(list.body.some((x) => x.id === r.body.id));
+    assert.equal((await get(srv, `/api/sessions/${r.body.id}`)).status, 200);
+  });
+
+  it('a working directory whose real path is not UTF-8 is refused, nothing is stored, and the list still answers', async () => {
+    const before = await sessionIds(srv);
+    const odd = Buffer.concat([Buffer.from(`${dir}/d`), Buffer.from([0xff]), Buffer.from('x')]);
+    mkdirSync(odd);
+    const link = path.join(dir, 'link-to-odd');
+    symlinkSync(odd, link);
+    assertError(await post(srv, '/api/sessions', { working_directory: link }), 400, 'bad_request', /working_directory: .*link-to-odd: its real path is not UTF-8/);
+    assertError(await raw(JSON.stringify({ ...doc(), working_directory: link })), 400, 'bad_request', /its real path is not UTF-8/);
+    assert.deepEqual(await sessionIds(srv), before);
+    assert.equal((await get(srv, '/api/sessions')).status, 200);
   });
 });
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/secrets.h"
 #include "config/yamldoc.h"
 
 static const char *scalar(yaml_node_t *n)
@@ -56,6 +57,43 @@ static void test_file_error_names_the_path(void **state)
     fclose(f);
 }
 
+/* What goosed writes into config.yaml and secrets.yaml reads back as it was, whatever the text:
+ * line breaks YAML folds (NEL, U+2028, U+2029), controls it refuses (C0, DEL, C1, U+FFFE). */
+static void test_quoted_values_read_back(void **state)
+{
+    static const char *const values[] = {
+        "plain",
+        "a \"quote\" and a \\ backslash",
+        "\x01\x09\x0a\x0d\x1f\x7f",
+        "gpt\xc2\x85x",
+        "sk-a\xc2\x85"
+        "b",
+        "\xc2\x80\xc2\x9f\xc2\xa0",
+        "\xe2\x80\xa8\xe2\x80\xa9",
+        "\xef\xbf\xbe\xef\xbf\xbf\xef\xbb\xbf",
+        "\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80",
+        "  spaces  ",
+        "",
+        "# not a comment: {[,]}",
+    };
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        buf b;
+        buf_init(&b, 4096);
+        assert_int_equal(buf_puts(&b, "k: "), GD_OK);
+        assert_int_equal(config_yaml_quote(&b, values[i]), GD_OK);
+        assert_int_equal(buf_puts(&b, "\n"), GD_OK);
+        yaml_document_t doc;
+        char why[256] = "";
+        bool ok = yamldoc_text(&doc, b.data, b.len, why, sizeof why);
+        if (!ok) fail_msg("value %zu: %s: %s", i, b.data, why);
+        const char *got = scalar(yamldoc_get(&doc, yaml_document_get_root_node(&doc), "k"));
+        if (!got || strcmp(got, values[i]))
+            fail_msg("value %zu: %s read back as %s", i, b.data, got);
+        yaml_document_delete(&doc);
+        buf_free(&b);
+    }
+}
+
 static void test_empty_file_is_an_empty_document(void **state)
 {
     FILE *f = tmpfile();
@@ -74,6 +112,7 @@ int main(void)
         cmocka_unit_test(test_text_parses),
         cmocka_unit_test(test_text_error_names_the_line),
         cmocka_unit_test(test_file_error_names_the_path),
+        cmocka_unit_test(test_quoted_values_read_back),
         cmocka_unit_test(test_empty_file_is_an_empty_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
