@@ -12,13 +12,27 @@
 
 #define API_KEY_MAX 4096 /* bytes: real keys are under 200; a cap keeps secrets.yaml small */
 
-/* Whether v holds a control character (a newline would end a line of secrets.yaml or
- * config.yaml, and no key or model name has one). */
+/* Whether v holds a control character or a line break (C0, DEL, C1 with U+0085, U+2028,
+ * U+2029): no key or model name has one, and they are what a line of a file or a header ends at. */
 static bool has_control(const char *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7F) return true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7F) return true;
+        if (c == 0xC2 && i + 1 < n && (unsigned char)v[i + 1] <= 0x9F) return true;
+        if (c == 0xE2 && i + 2 < n && (unsigned char)v[i + 1] == 0x80 &&
+            ((unsigned char)v[i + 2] == 0xA8 || (unsigned char)v[i + 2] == 0xA9))
+            return true;
+    }
     return false;
+}
+
+/* Whether v is a key as providers make them: printable ASCII, no space (it goes in a header). */
+static bool key_chars(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7F) return false;
+    return true;
 }
 
 /* Whether the caller (user_id) has a key for d: their own, or the server's. */
@@ -113,9 +127,10 @@ void api_providers_set(http_req *r)
                          API_KEY_MAX, json_string_length(jk));
         return;
     }
-    if (jk && has_control(json_string_value(jk), json_string_length(jk))) {
+    if (jk && !key_chars(json_string_value(jk), json_string_length(jk))) {
         http_reply_error(r, 400, "bad_request",
-                         "api_key: must not hold control characters (a newline, a NUL)");
+                         "api_key: must be printable ASCII, without spaces or control characters "
+                         "(a newline, a NUL)");
         return;
     }
     if (jm && (!json_is_string(jm) || !json_string_length(jm) || json_string_length(jm) > 255)) {

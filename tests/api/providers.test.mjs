@@ -40,6 +40,13 @@ describe('providers', () => {
       assertError(await post(srv, '/api/providers', { name: 'anthropic' }), 400, 'bad_request', /api_key.*ANTHROPIC_API_KEY/);
       assertError(await post(srv, '/api/providers', { name: 'anthropic', api_key: 7 }), 400, 'bad_request', /api_key/);
       assertError(await post(srv, '/api/providers', { name: 'anthropic', api_key: 'k', model: '' }), 400, 'bad_request', /model/);
+      // what a header or a line of secrets.yaml would end at, or YAML fold: never stored
+      for (const k of ['sk-a\nb', 'sk-a\u0085b', 'sk a', 'sk-\u00e9', 'sk-\u2028']) {
+        assertError(await post(srv, '/api/providers', { name: 'anthropic', api_key: k }), 400, 'bad_request', /api_key: must be printable ASCII/);
+      }
+      for (const m of ['gpt\u0085x', 'gpt\u2029', 'gpt\u009f', 'gpt\x7f']) {
+        assertError(await post(srv, '/api/providers', { name: 'anthropic', api_key: 'k', model: m }), 400, 'bad_request', /model: must not hold control characters/);
+      }
     } finally {
       await stopAndCheck(srv);
     }
