@@ -230,16 +230,48 @@ static size_t json_line(char *line, size_t cap, log_level level, const char *mod
 
 static const char *const tags[] = {"OFF  ", "ERROR", "WARN ", "INFO ", "DEBUG", "TRACE"};
 
+/* Appends s to line[*n..cap) so that it stays on its line and cannot drive a terminal: control
+ * characters (C0 but the tab, DEL, C1) and bytes that are not UTF-8 are written as \xHH (a C1
+ * character as its two bytes), the rest as it is; stops quietly when full. A message may carry
+ * what a client, a provider or a tool said: it must not forge the next line. */
+static void text_escape(char *line, size_t *n, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = *n, len = strlen(s);
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        size_t adv = c < 0x80 ? 1 : utf8_seq_len(p + i, len - i);
+        bool esc =
+            adv == 0 || (c < 0x20 && c != '\t') || c == 0x7f || (c == 0xc2 && p[i + 1] < 0xa0);
+        if (!adv) adv = 1;
+        if (esc) {
+            if (o + 4 * adv >= cap) break;
+            for (size_t k = 0; k < adv; k++) {
+                line[o++] = '\\', line[o++] = 'x';
+                line[o++] = hex[p[i + k] >> 4], line[o++] = hex[p[i + k] & 15];
+            }
+        } else {
+            if (o + adv >= cap) break;
+            memcpy(line + o, p + i, adv);
+            o += adv;
+        }
+        i += adv;
+    }
+    *n = o;
+}
+
 /* "TIME LEVEL module: message" and a newline into line (size cap); returns its length. */
 static size_t text_line(char *line, size_t cap, log_level level, const char *module,
                         const struct tm *tm, long ms, const char *fmt, va_list ap)
 {
+    char msg[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     int n = snprintf(line, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm->tm_year + 1900,
                      tm->tm_mon + 1, tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ms,
                      tags[level], module);
-    int m = vsnprintf(line + n, cap - (size_t)n - 1, fmt, ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > cap - 2) len = cap - 2;
+    size_t len = n < 0 ? 0 : (size_t)n > cap - 2 ? cap - 2 : (size_t)n;
+    text_escape(line, &len, cap - 1, msg);
     line[len++] = '\n';
     return len;
 }

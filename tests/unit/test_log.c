@@ -240,6 +240,25 @@ static void test_log_write_long_line(void **state)
     assert_int_equal(out[n - 1], '\n');
 }
 
+static void write_forged_line(void)
+{
+    log_write(
+        LOG_WARN, "http", "provider said: %s",
+        "bad\n2026-01-01T00:00:00.000Z ERROR forged: x\r\x1b[31mred\x7f\xc2\x9b\xff\tok \xc3\xa9");
+}
+
+/* A message holds what a client or a provider said: it stays on its one line, its controls and
+ * bytes that are not UTF-8 written as \xHH, so it cannot forge a line or drive a terminal. */
+static void test_log_write_escapes_controls(void **state)
+{
+    static char out[4096];
+    size_t n = capture(write_forged_line, out, sizeof out);
+    assert_int_equal(out[n - 1], '\n');
+    assert_ptr_equal(strchr(out, '\n'), out + n - 1); /* one line */
+    assert_non_null(strstr(out, "WARN  http: provider said: bad\\x0A2026-01-01T00:00:00.000Z ERROR "
+                                "forged: x\\x0D\\x1B[31mred\\x7F\\xC2\\x9B\\xFF\tok \xc3\xa9\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +273,7 @@ int main(void)
         cmocka_unit_test_setup(test_rejection_keeps_previous, reset),
         cmocka_unit_test_setup(test_macros_skip_arguments, reset),
         cmocka_unit_test_setup(test_log_write_long_line, reset),
+        cmocka_unit_test_setup(test_log_write_escapes_controls, reset),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
