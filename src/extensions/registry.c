@@ -7,7 +7,8 @@
 #include "core/log.h"
 #include "extensions/extension.h"
 
-#define LOG_MOD "extensions"
+#define TOOL_NAME_MAX 64 /* "<extension>__<tool>", as the providers take it */
+#define LOG_MOD       "extensions"
 
 /* A call that ends without reaching an extension (unknown tool or extension): its result is
  * posted to the loop, so done never runs inside registry_call. */
@@ -201,6 +202,13 @@ json_t *registry_tools(ext_registry *r)
             }
             char *full = NULL;
             if (asprintf(&full, "%s__%s", x->name, name) < 0) full = NULL;
+            if (full && strlen(full) > TOOL_NAME_MAX) {
+                /* OpenAI and Gemini refuse a longer function name, and with it every request */
+                log_warn(LOG_MOD, "%s: tool %s left out: its name passes %d characters", x->name,
+                         full, TOOL_NAME_MAX);
+                free(full);
+                continue;
+            }
             json_t *desc = json_object_get(t, "description");
             json_t *ann = json_object_get(t, "annotations");
             json_t *p = full ? json_pack("{s:s, s:s, s:O}", "name", full, "description",

@@ -314,6 +314,37 @@ describe('extensions that crash or hang, in replies', () => {
   });
 });
 
+describe('an MCP server whose tool names or schemas the providers refuse', () => {
+  const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
+  it('offers each under a name the providers take, once, leaves out what they refuse, and calls it by its own name', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({
+      env: env(fake),
+      configYaml: `extensions:\n  odd:\n    enabled: true\n    type: stdio\n    name: odd\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, names]\n`,
+    });
+    try {
+      const sid = await newSession(srv, srv.home);
+      await fake.script([call('c1', 'odd__dotted_name', {}), call('c2', 'odd__a_b_c__x______', {}), { text: 'done' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'call them' });
+      assert.equal(r.status, 200, r.text); // the fake refuses what OpenAI refuses: no 502
+      const offered = (await fake.requests('openai')).at(-1).body.tools.map((t) => t.function.name).filter((n) => n.startsWith('odd__'));
+      assert.deepEqual(offered, ['odd__dotted_name', 'odd__a_b_c__x______', 'odd__echo']);
+      const results = (await toolMessages(fake)).map((m) => (typeof m.content === 'string' ? m.content : JSON.stringify(m.content)));
+      assert.ok(results[0].includes(`called ${JSON.stringify('dotted.name')}`), results[0]);
+      assert.ok(results[1].includes(`called ${JSON.stringify('a\nb"c</x>\u0001😀')}`), results[1]);
+      const log = srv.log();
+      assert.match(log, /odd: tools\/list: a second tool named echo left out/);
+      assert.match(log, /odd: tools\/list: a second tool named dotted_name left out/);
+      assert.match(log, /odd: tools\/list: tool arr left out: its inputSchema is not an object's/);
+      assert.match(log, /odd: tool odd__x{70} left out: its name passes 64 characters/);
+      assert.match(log, /odd: tools\/list: more than 100 pages; the rest is ignored/);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});
+
 describe('the developer extension through the API (seed 001)', () => {
   it('allow_shell: false takes the shell tool away from the next reply, true gives it back', async () => {
     const fake = await startFake({ keys: { openai: KEY } });

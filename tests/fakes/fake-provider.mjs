@@ -318,9 +318,28 @@ function errorBody(provider, e) {
 // Each check returns null when the request body is a conversation the provider takes, else the
 // error the provider answers with: {status: 400, message, type?, code?, param?}.
 
-/** OpenAI Chat Completions: an assistant message with tool_calls is followed by tool messages
- * answering each of its ids before any other role; a tool message answers a preceding call. */
+/** OpenAI Chat Completions: each tool's function name matches ^[a-zA-Z0-9_-]+$ in at most 64
+ * characters and its parameters are an object's schema; an assistant message with tool_calls is
+ * followed by tool messages answering each of its ids before any other role; a tool message
+ * answers a preceding call. */
 function checkOpenAI(body) {
+  for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
+    const name = t?.function?.name;
+    const at = `tools[${i}].function.name`;
+    if (typeof name === 'string' && name.length > 64) {
+      return { status: 400, code: 'string_above_max_length', param: at,
+        message: `Invalid '${at}': string too long. Expected a string with maximum length 64, but got a string with length ${name.length} instead.` };
+    }
+    if (typeof name !== 'string' || !/^[a-zA-Z0-9_-]+$/.test(name)) {
+      return { status: 400, code: 'invalid_value', param: at,
+        message: `Invalid '${at}': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.` };
+    }
+    const type = t.function.parameters?.type;
+    if (t.function.parameters !== undefined && type !== 'object') {
+      return { status: 400, code: 'invalid_function_parameters', param: `tools[${i}].function.parameters`,
+        message: `Invalid schema for function '${name}': schema must be a JSON Schema of 'type: "object"', got 'type: "${type}"'.` };
+    }
+  }
   const msgs = Array.isArray(body.messages) ? body.messages : [];
   let open = null; // ids of the last assistant message's tool_calls still to be answered
   for (let i = 0; i <= msgs.length; i++) {
@@ -370,6 +389,16 @@ function anthropicImageError(b, at) {
  * user message), every tool_result a tool_use in the message before; the tool_use ids of a message
  * are unique; image blocks well formed. */
 function checkAnthropic(body) {
+  const names = new Set();
+  for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
+    if (t?.type && t.type !== 'custom') continue; // a server tool (web_search ...)
+    if (typeof t?.name !== 'string' || !/^[a-zA-Z0-9_-]{1,128}$/.test(t.name)) {
+      return { status: 400, message: `tools.${i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'` };
+    }
+    if (t.input_schema?.type !== 'object') return { status: 400, message: `tools.${i}.custom.input_schema.type: Input should be 'object'` };
+    if (names.has(t.name)) return { status: 400, message: 'tools: Tool names must be unique.' };
+    names.add(t.name);
+  }
   const msgs = Array.isArray(body.messages) ? body.messages : [];
   const blocks = (m) => (Array.isArray(m?.content) ? m.content : []);
   for (const [i, m] of msgs.entries()) {
@@ -420,6 +449,13 @@ function checkAnthropic(body) {
 /** Gemini: a model turn with functionCall parts is followed by a user turn with as many
  * functionResponse parts; function responses come right after a function call turn. */
 function checkGoogle(body) {
+  for (const [k, tool] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
+    for (const [i, f] of (Array.isArray(tool?.functionDeclarations) ? tool.functionDeclarations : []).entries()) {
+      if (typeof f?.name !== 'string' || !/^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$/.test(f.name)) {
+        return { status: 400, message: `* GenerateContentRequest.tools[${k}].function_declarations[${i}].name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.\n` };
+      }
+    }
+  }
   const contents = Array.isArray(body.contents) ? body.contents : [];
   const count = (c, key) => (Array.isArray(c?.parts) ? c.parts.filter((p) => isObj(p?.[key])).length : 0);
   for (const [i, c] of contents.entries()) {

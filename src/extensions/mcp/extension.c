@@ -5,6 +5,7 @@
  * says why, the next start tries again after a backoff). Every completion is posted through a
  * zero-delay loop timer, so no callback runs inside the op that caused it and close can drop
  * what is still queued. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +55,8 @@ typedef struct spost {
 typedef struct mcp_call {
     ext_call base;
     struct mcp_call *next;
-    json_int_t id; /* the pending tools/call, 0 when none */
-    char tool[128];
+    json_int_t id;  /* the pending tools/call, 0 when none */
+    char tool[129]; /* a tool name: at most 128 bytes */
     char token[32];
     long timeout_ms;
     ext_progress_fn progress;
@@ -270,7 +271,13 @@ static bool tool_allowed(mcp_ext *x, const char *name)
     return false;
 }
 
-/* Adds the valid tools of one page to acc (name, description, inputSchema, annotations). */
+static json_t *find_tool(json_t *tools, const char *name);
+
+/* Adds the valid tools of one page to acc (name, description, inputSchema, annotations). The
+ * providers take a tool name of letters, digits, _ and - only (OpenAI, Anthropic; Gemini adds . and
+ * :): a name with anything else (MCP allows a dot) is offered with each such byte as _, and
+ * called by its own name (mcp_name). A name taken already, or a schema that is not of an object
+ * (the providers refuse it, and with it every request), leaves the tool out. */
 static void take_page(mcp_ext *x, json_t *acc, json_t *list)
 {
     size_t i;
@@ -280,13 +287,36 @@ static void take_page(mcp_ext *x, json_t *acc, json_t *list)
         const char *name = json_string_value(json_object_get(t, "name"));
         if (!name || !name[0] || strlen(name) > 128) continue;
         if (!tool_allowed(x, name)) continue;
+        char offered[129];
+        size_t n = strlen(name);
+        for (size_t k = 0; k <= n; k++)
+            offered[k] =
+                k == n || isalnum((unsigned char)name[k]) || name[k] == '_' || name[k] == '-'
+                    ? name[k]
+                    : '_';
         json_t *schema = json_object_get(t, "inputSchema");
+        json_t *type = json_object_get(schema, "type");
+        if ((schema && !json_is_object(schema)) ||
+            (type && (!json_is_string(type) || strcmp(json_string_value(type), "object")))) {
+            log_warn(LOG_MOD,
+                     "%s: tools/list: tool %s left out: its inputSchema is not an object's",
+                     x->base.name, offered);
+            continue;
+        }
+        if (find_tool(acc, offered)) {
+            log_warn(LOG_MOD, "%s: tools/list: a second tool named %s left out", x->base.name,
+                     offered);
+            continue;
+        }
         const char *desc = json_string_value(json_object_get(t, "description"));
-        json_t *sch =
-            json_is_object(schema) ? json_incref(schema) : json_pack("{s:s}", "type", "object");
-        json_t *o = json_pack("{s:s, s:s, s:o}", "name", name, "description", desc ? desc : "",
+        json_t *sch = schema ? json_incref(schema) : json_pack("{s:s}", "type", "object");
+        json_t *o = json_pack("{s:s, s:s, s:o}", "name", offered, "description", desc ? desc : "",
                               "inputSchema", sch);
         if (!o) continue;
+        if (strcmp(offered, name) && json_object_set_new(o, "mcp_name", json_string(name))) {
+            json_decref(o);
+            continue;
+        }
         json_t *ann = json_object_get(t, "annotations");
         if (json_is_object(ann)) json_object_set(o, "annotations", ann);
         json_t *title = json_object_get(t, "title");
@@ -678,11 +708,11 @@ static void on_call(void *ud, json_t *result, int code, const char *msg)
     call_finish(c, json_incref(content), is_error, sc ? json_incref(sc) : NULL);
 }
 
-static json_t *find_tool(mcp_ext *x, const char *name)
+static json_t *find_tool(json_t *tools, const char *name)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(x->tools, i, t)
+    json_array_foreach(tools, i, t)
     {
         if (!strcmp(json_string_value(json_object_get(t, "name")), name)) return t;
     }
@@ -709,7 +739,8 @@ static ext_call *x_call(extension *base, const char *tool, json_t *args, const e
                   x->st == EXT_FAILED ? ": " : "", x->st == EXT_FAILED ? x->why : "");
         return &c->base;
     }
-    if (!find_tool(x, tool)) {
+    json_t *found = find_tool(x->tools, tool);
+    if (!found) {
         char names[1024] = "";
         size_t i, k = 0;
         json_t *t;
@@ -728,6 +759,8 @@ static ext_call *x_call(extension *base, const char *tool, json_t *args, const e
         call_fail(c, "%s__%s: the arguments must be a JSON object", x->base.name, tool);
         return &c->base;
     }
+    const char *own = json_string_value(json_object_get(found, "mcp_name"));
+    if (own) snprintf(c->tool, sizeof c->tool, "%s", own); /* the server's own name */
     c->args = args ? json_incref(args) : json_object();
     if (!c->args || !call_send(x, c)) {
         x->calls = c->next;

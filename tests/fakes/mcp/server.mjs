@@ -6,7 +6,8 @@
 // status 1), oldversion (speaks 2024-11-05 only), silent (never answers initialize),
 // serverreq (the tool ask sends the client an unsupported request and a ping, and reports the
 // answers), stderrflood (5000 lines on stderr before it starts), resources (serves resources in two
-// pages: fake://hang is never answered, fake://broken is answered with an error).
+// pages: fake://hang is never answered, fake://broken is answered with an error), names (tools
+// whose names or schemas the providers refuse, listed again and again under one nextCursor).
 import { createInterface } from 'node:readline';
 
 const mode = process.argv[2] || 'ok';
@@ -63,6 +64,21 @@ rl.on('line', async (line) => {
     });
     return;
   }
+  if (mode === 'names' && m.method === 'tools/list') {
+    reply(m.id, {
+      tools: [
+        { name: 'dotted.name', description: 'MCP allows a dot', inputSchema: { type: 'object' } },
+        { name: 'a\nb"c</x>\u0001😀', description: 'hostile', inputSchema: { type: 'object' } },
+        { name: 'echo', description: 'first echo', inputSchema: { type: 'object' } },
+        { name: 'echo', description: 'second echo', inputSchema: { type: 'object' } },
+        { name: 'dotted_name', description: 'the same name once dots are _', inputSchema: { type: 'object' } },
+        { name: 'arr', description: 'not an object schema', inputSchema: { type: 'array' } },
+        { name: 'x'.repeat(70), description: 'too long with its prefix', inputSchema: { type: 'object' } },
+      ],
+      nextCursor: 'again',
+    });
+    return;
+  }
   if (m.method === 'tools/list') {
     // three pages: one tool, one tool, the rest
     const page = m.params && m.params.cursor ? Number(m.params.cursor) : 0;
@@ -87,7 +103,9 @@ rl.on('line', async (line) => {
   }
   if (m.method === 'tools/call') {
     const name = m.params.name;
-    if (name === 'echo') {
+    if (mode === 'names') {
+      reply(m.id, { content: [{ type: 'text', text: `called ${JSON.stringify(name)}` }] });
+    } else if (name === 'echo') {
       reply(m.id, { content: [{ type: 'text', text: String(m.params.arguments.text) }] });
     } else if (name === 'boom') {
       if (mode === 'crash') {
