@@ -265,6 +265,8 @@ static gd_err block_start(prov_parser *p, json_t *block, prov_result *res)
         const char *name = json_string_value(json_object_get(block, "name"));
         if (!id || !name || !*name)
             return fail(res, "provider sent a tool call without an id or a name");
+        if (p->ncalls >= PROV_MAX_TOOL_CALLS)
+            return fail(res, "provider sent more than 64 tool calls in one reply");
         p->block = BLOCK_TOOL;
         p->tool_id = strdup(id);
         p->tool_name = strdup(name);

@@ -11,6 +11,7 @@
 
 #include "core/buf.h"
 #include "core/ids.h"
+#include "core/jtext.h"
 #include "core/content.h"
 #include "providers/provider.h"
 
@@ -392,7 +393,11 @@ static gd_err part(prov_parser *p, json_t *pt, prov_result *res)
     if (fc) {
         const char *name = json_string_value(json_object_get(fc, "name"));
         if (!name || !*name) return fail(res, "provider sent a function call without a name");
+        if (p->ncalls >= PROV_MAX_TOOL_CALLS)
+            return fail(res, "provider sent more than 64 tool calls in one reply");
         json_t *args = json_object_get(fc, "args");
+        if (args && jtext_size(args) > BUF_CAP_TOOL_ARGS) /* as the streamed dialects cap them */
+            return fail(res, "tool call arguments larger than 4 MiB"); /* BUF_CAP_TOOL_ARGS */
         json_t *owned = args ? NULL : json_object();
         /* Gemini has no call ids (or, on Vertex, sometimes one): make a unique one. */
         char id[8 + REQUEST_ID_LEN];

@@ -10,8 +10,6 @@
 #include "core/content.h"
 #include "providers/provider.h"
 
-#define MAX_TOOL_CALLS 64
-
 /* ---- request ---- */
 
 /* The image types the Chat Completions API takes in an image_url part. */
@@ -238,7 +236,7 @@ static gd_err tool_delta(prov_parser *p, int tc, prov_result *res)
     js_doc *d = &p->doc;
     long long idx = 0;
     (void)js_int(d, js_get(d, tc, "index"), &idx); /* absent: 0, as a missing index always was */
-    if (idx < 0 || idx >= MAX_TOOL_CALLS)
+    if (idx < 0 || idx >= PROV_MAX_TOOL_CALLS)
         return fail(res, "provider sent a tool call index out of range");
     if (p->ncalls <= idx) {
         struct oa_call *more = realloc(p->calls, (size_t)(idx + 1) * sizeof *more);

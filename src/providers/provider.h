@@ -36,6 +36,10 @@
 #include "core/jscan.h"
 #include "core/loop.h"
 
+/* Tool calls taken from one reply, in every dialect: a model that sends more is broken (or
+ * hostile), and each is run and answered in the next request. */
+#define PROV_MAX_TOOL_CALLS 64
+
 typedef enum { DIALECT_OPENAI, DIALECT_ANTHROPIC, DIALECT_GOOGLE } prov_dialect;
 
 /* One row per provider. */

@@ -523,7 +523,7 @@ static gd_err run(const prov_dialect_ops *d, const char *stream, size_t piece, r
     memset(res, 0, sizeof *res);
     feed_ctx f = {.d = d, .p = d->parser_new(&sink), .res = res};
     assert_non_null(f.p);
-    sse_reader *sse = sse_reader_new(1 << 20, on_event, &f);
+    sse_reader *sse = sse_reader_new(BUF_CAP_SSE_LINE, on_event, &f); /* as client.c */
     assert_non_null(sse);
     gd_err e = GD_OK;
     size_t len = strlen(stream);
@@ -1492,6 +1492,81 @@ static void test_answer_tool_calls(void **state)
     }
 }
 
+/* A stream of n tool calls (each a call with {} arguments, or for Gemini with an argument of
+ * argbytes bytes when given) in d's wire format, as a new buffer. */
+static char *many_calls(const prov_dialect_ops *d, int n, size_t argbytes)
+{
+    buf b;
+    buf_init(&b, 64u << 20);
+    gd_err e = GD_OK;
+    if (d == &dialect_anthropic) {
+        e = buf_puts(&b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{"
+                         "\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
+                         "\"model\":\"m\",\"content\":[],\"usage\":{\"input_tokens\":1,"
+                         "\"output_tokens\":1}}}\n\n");
+        for (int i = 0; i < n && !e; i++)
+            e = buf_printf(&b,
+                           "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+                           "\"index\":%d,\"content_block\":{\"type\":\"tool_use\",\"id\":"
+                           "\"toolu_%d\",\"name\":\"t\",\"input\":{}}}\n\n"
+                           "event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
+                           "\"index\":%d}\n\n",
+                           i, i, i);
+        if (!e)
+            e = buf_puts(&b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
+                             "\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":2}}\n\n"
+                             "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    } else {
+        e = buf_puts(&b, "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[");
+        for (int i = 0; i < n && !e; i++) {
+            e = buf_printf(&b, "%s{\"functionCall\":{\"name\":\"t\",\"args\":{\"a\":\"",
+                           i ? "," : "");
+            for (size_t k = 0; k < argbytes && !e; k++)
+                e = buf_append(&b, "x", 1);
+            if (!e) e = buf_puts(&b, "\"}}}");
+        }
+        if (!e)
+            e = buf_puts(&b, "]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{"
+                             "\"promptTokenCount\":1,\"candidatesTokenCount\":1}}\r\n\r\n");
+    }
+    assert_int_equal(e, GD_OK);
+    return buf_detach(&b);
+}
+
+/* Every dialect takes at most 64 tool calls from one reply, and arguments of at most 4 MiB. */
+static void test_tool_call_caps(void **state)
+{
+    (void)state;
+    const prov_dialect_ops *ds[] = {&dialect_anthropic, &dialect_google};
+    for (size_t i = 0; i < 2; i++) {
+        for (int n = 64; n <= 65; n++) {
+            char *stream = many_calls(ds[i], n, 0);
+            rec r;
+            rec_init(&r);
+            prov_result res;
+            gd_err e = run(ds[i], stream, 1 << 20, &r, &res);
+            if (n == 64) {
+                assert_int_equal(e, GD_OK);
+                assert_int_equal(json_array_size(r.calls), 64);
+            } else {
+                assert_int_not_equal(e, GD_OK);
+                assert_non_null(strstr(res.error, "more than 64 tool calls"));
+            }
+            rec_free(&r);
+            free(stream);
+        }
+    }
+    char *stream = many_calls(&dialect_google, 1, (4u << 20) + 1);
+    rec r;
+    rec_init(&r);
+    prov_result res;
+    assert_int_not_equal(run(&dialect_google, stream, 1 << 20, &r, &res), GD_OK);
+    assert_non_null(strstr(res.error, "tool call arguments larger than 4 MiB"));
+    assert_int_equal(json_array_size(r.calls), 0);
+    rec_free(&r);
+    free(stream);
+}
+
 /* Gemini takes a subset of OpenAPI 3.0's schema and refuses unknown keys. */
 static void test_google_schema(void **state)
 {
@@ -1709,6 +1784,7 @@ int main(void)
         cmocka_unit_test(test_mcp_google),
         cmocka_unit_test(test_mcp_edges),
         cmocka_unit_test(test_answer_tool_calls),
+        cmocka_unit_test(test_tool_call_caps),
         cmocka_unit_test(test_url_and_headers),
         cmocka_unit_test(test_transient_errors),
         cmocka_unit_test(test_body_text_splices_the_tools),
