@@ -134,11 +134,20 @@ static bool fits_context(turn *t)
 {
     long tokens = (long)((t->history_bytes + t->overhead_bytes) / 4);
     if (tokens <= t->context_limit) return true;
-    char msg[300];
-    snprintf(msg, sizeof msg,
-             "the conversation is about %ld tokens, over the context limit of %ld "
-             "(context_limit in config.yaml, GOOSE_CONTEXT_LIMIT); start a new session",
-             tokens, t->context_limit);
+    long fixed = (long)(t->overhead_bytes / 4);
+    char msg[400];
+    if (fixed * 2 > t->context_limit) /* a new session would not help: say what fills it */
+        snprintf(msg, sizeof msg,
+                 "the request is about %ld tokens, over the context limit of %ld (context_limit "
+                 "in config.yaml, GOOSE_CONTEXT_LIMIT); the system prompt and the extensions' "
+                 "tool definitions alone are about %ld: disable an extension with large tool "
+                 "definitions, or raise the limit",
+                 tokens, t->context_limit, fixed);
+    else
+        snprintf(msg, sizeof msg,
+                 "the conversation is about %ld tokens, over the context limit of %ld "
+                 "(context_limit in config.yaml, GOOSE_CONTEXT_LIMIT); start a new session",
+                 tokens, t->context_limit);
     turn_fail(t, "context_too_long", msg);
     return false;
 }

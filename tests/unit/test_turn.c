@@ -315,8 +315,21 @@ static void test_context_limit(void **state)
     history(t, big);
     assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
                         "context_too_long");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(r.last_data, "error")), "start a new session"));
     assert_int_equal(find(&r, "store:user"), -1);
     assert_int_equal(find(&r, "stream"), -1);
+    done(t, &r);
+
+    /* the tools alone fill it: a new session would not help, and the message says what would */
+    memset(&r, 0, sizeof r);
+    t = turn_new(&fx, &r, "hello", 10, 1000);
+    t->overhead_bytes = 3000 * 4;
+    turn_begin(t);
+    history(t, json_array());
+    const char *msg = json_string_value(json_object_get(r.last_data, "error"));
+    assert_non_null(strstr(msg, "tool definitions alone are about 3000"));
+    assert_null(strstr(msg, "start a new session"));
     done(t, &r);
 }
 
