@@ -487,3 +487,25 @@ void log_flush(void)
         pthread_cond_wait(&A.idle, &A.mu);
     pthread_mutex_unlock(&A.mu);
 }
+
+void log_limit_flush(log_limit *l, const char *mod, const char *what)
+{
+    if (l->dropped) log_info(mod, "(%lu more %s not logged)", l->dropped, what);
+    l->lines = 0;
+    l->dropped = 0;
+}
+
+bool log_limit_take(log_limit *l, uint64_t now_ms, unsigned burst, uint64_t window_ms,
+                    const char *mod, const char *what)
+{
+    if (now_ms - l->win >= window_ms) {
+        log_limit_flush(l, mod, what);
+        l->win = now_ms;
+    }
+    if (l->lines >= burst) {
+        l->dropped++;
+        return false;
+    }
+    l->lines++;
+    return true;
+}

@@ -4,6 +4,7 @@
 #define GD_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -68,6 +69,21 @@ typedef struct {
 void log_access(const log_access_rec *r);
 /* Writes every queued access line now; the writer stops at exit after the same. */
 void log_flush(void);
+
+/* A bound on the lines a peer makes goosed log (an MCP server's stderr or its log messages): at
+ * most burst of them per window of window_ms; the rest are counted, and the count is logged (at
+ * info, in module mod, as "(N more WHAT not logged)") when the next window starts or on
+ * log_limit_flush. Zero it to start; the caller's thread only. */
+typedef struct {
+    uint64_t win; /* when the window began, ms */
+    unsigned lines;
+    unsigned long dropped;
+} log_limit;
+/* Whether one more line may be logged now (now_ms: a monotonic clock in ms). */
+bool log_limit_take(log_limit *l, uint64_t now_ms, unsigned burst, uint64_t window_ms,
+                    const char *mod, const char *what);
+/* Logs the count of what was left out, if any, and starts over. */
+void log_limit_flush(log_limit *l, const char *mod, const char *what);
 
 #define LOG_AT(lvl, mod, ...)                                                                      \
     do {                                                                                           \

@@ -345,6 +345,32 @@ describe('an MCP server whose tool names or schemas the providers refuse', () =>
   });
 });
 
+describe('an MCP server that floods its log messages', () => {
+  const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
+  it('gets 200 lines of the log per 10 s, and a count of the rest', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({
+      env: env(fake),
+      configYaml: `extensions:\n  noisy:\n    enabled: true\n    type: stdio\n    name: noisy\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, logflood]\n`,
+    });
+    let log;
+    try {
+      const sid = await newSession(srv, srv.home);
+      await fake.script([call('n1', 'noisy__echo', { text: 'after the flood' }), { text: 'done' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'go' });
+      assert.equal(r.status, 200, r.text);
+      assert.match(JSON.stringify((await toolMessages(fake)).at(-1).content), /after the flood/);
+    } finally {
+      await stopAndCheck(srv);
+      log = srv.log();
+      await fake.stop();
+    }
+    const logged = log.split('\n').filter((l) => /noisy: server log: flood \d+/.test(l)).length;
+    assert.equal(logged, 200, `${logged} lines of the flood were logged`);
+    assert.match(log, /\(2800 more server log messages not logged\)/);
+  });
+});
+
 describe('the developer extension through the API (seed 001)', () => {
   it('allow_shell: false takes the shell tool away from the next reply, true gives it back', async () => {
     const fake = await startFake({ keys: { openai: KEY } });

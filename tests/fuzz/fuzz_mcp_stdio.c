@@ -56,7 +56,7 @@ static mcp_transport *factory(const json_t *cfg, const ext_host *host, const mcp
     buf_init(&t->rx, MCP_LINE_MAX + 1);
     buf_init(&t->tx, STDIO_TX_CAP);
     buf_init(&t->erx, STDIO_ERR_LINE + 1);
-    t->err_win = loop_now_ms(host->l);
+    t->err_limit.win = loop_now_ms(host->l);
     t->in = open("/dev/null", O_WRONLY | O_CLOEXEC);
     t->out = pipe_with(in_data, in_size);
     t->err = pipe_with(in_data, in_size);

@@ -22,6 +22,8 @@
 #define MCP_START_TIMEOUT_MS 30000 /* the most a start waits for initialize */
 #define MCP_BACKOFF_MAX_MS   60000
 #define MCP_TOOLS_MAX        1000        /* tools kept of one server */
+#define MCP_LOG_BURST        200         /* notifications/message lines logged per window ... */
+#define MCP_LOG_WINDOW       10000       /* ... of this many ms; the rest are counted */
 #define MCP_TOOLS_BYTES      (16u << 20) /* bytes of their JSON */
 #define MCP_STABLE_MS        60000       /* a server up this long starts its backoff afresh */
 #define MCP_ITEMS_MAX        1000        /* resources or prompts kept of one listing */
@@ -86,7 +88,8 @@ struct mcp_ext {
     char why[512];
     json_t *tools;
     char *instructions;
-    unsigned serves; /* EXT_SERVES_* from the capabilities of the last initialize */
+    unsigned serves;     /* EXT_SERVES_* from the capabilities of the last initialize */
+    log_limit msg_limit; /* notifications/message lines logged */
     /* tools/list under way */
     json_t *acc;
     json_int_t list_id;
@@ -521,8 +524,11 @@ static void on_notify(void *ud, const char *method, json_t *params)
         char *s = json_is_string(data) ? NULL : json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
         const char *txt = json_is_string(data) ? json_string_value(data) : s;
         char esc[1024];
-        mcp_escape(txt ? txt : "", txt ? strlen(txt) : 0, 200, esc, sizeof esc);
-        log_info(LOG_MOD, "%s: server log: %s", x->base.name, esc);
+        if (log_limit_take(&x->msg_limit, loop_now_ms(x->host->l), MCP_LOG_BURST, MCP_LOG_WINDOW,
+                           LOG_MOD, "server log messages")) {
+            mcp_escape(txt ? txt : "", txt ? strlen(txt) : 0, 200, esc, sizeof esc);
+            log_info(LOG_MOD, "%s: server log: %s", x->base.name, esc);
+        }
         free(s);
     }
 }
@@ -1046,6 +1052,7 @@ static void x_close(extension *base)
         x->waiters = w->next;
         free(w);
     }
+    log_limit_flush(&x->msg_limit, LOG_MOD, "server log messages");
     json_decref(x->acc);
     json_decref(x->tools);
     json_decref(x->cfg);

@@ -77,11 +77,9 @@ struct stdio_t {
     char fwhy[256];
     int depth;
     bool closing;
-    uint64_t err_win;
-    unsigned err_lines;
-    unsigned long err_dropped;
-    void *job;       /* spawn_job while the process starts (spawned() clears it) */
-    ext_limits *lim; /* a reserved process slot, until the reaper takes it over */
+    log_limit err_limit; /* stderr lines logged */
+    void *job;           /* spawn_job while the process starts (spawned() clears it) */
+    ext_limits *lim;     /* a reserved process slot, until the reaper takes it over */
 };
 
 /* Gives back a slot of max_tool_processes. */
@@ -257,18 +255,9 @@ static void on_out(loop_fd *w, int fd, unsigned events, void *ud)
 
 static void err_line(stdio_t *t, const char *p, size_t n)
 {
-    uint64_t now = loop_now_ms(t->l);
-    if (now - t->err_win >= STDIO_ERR_WINDOW) {
-        if (t->err_dropped)
-            log_info(t->name, "(%lu more lines of stderr not logged)", t->err_dropped);
-        t->err_win = now;
-        t->err_lines = 0;
-        t->err_dropped = 0;
-    }
-    if (++t->err_lines > STDIO_ERR_BURST) {
-        t->err_dropped++;
+    if (!log_limit_take(&t->err_limit, loop_now_ms(t->l), STDIO_ERR_BURST, STDIO_ERR_WINDOW,
+                        t->name, "lines of stderr"))
         return;
-    }
     char esc[STDIO_ERR_LINE + 8];
     while (n && (p[n - 1] == '\r'))
         n--;
@@ -427,7 +416,7 @@ static void reaper_step(void *ud)
 
 static void stdio_free(stdio_t *t)
 {
-    if (t->err_dropped) log_info(t->name, "(%lu more lines of stderr not logged)", t->err_dropped);
+    log_limit_flush(&t->err_limit, t->name, "lines of stderr");
     unwatch_io(t);
     if (t->eof_timer) loop_timer_cancel(t->eof_timer);
     if (t->fail_timer) loop_timer_cancel(t->fail_timer);
@@ -912,7 +901,7 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
     buf_init(&t->rx, MCP_LINE_MAX + 1);
     buf_init(&t->tx, STDIO_TX_CAP);
     buf_init(&t->erx, STDIO_ERR_LINE + 1);
-    t->err_win = loop_now_ms(host->l);
+    t->err_limit.win = loop_now_ms(host->l);
     t->job = j;
     ext_limits *lim = host->limits;
     if (lim && atomic_fetch_add(&lim->processes, 1) >= lim->max_processes) {

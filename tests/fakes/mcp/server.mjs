@@ -7,7 +7,8 @@
 // serverreq (the tool ask sends the client an unsupported request and a ping, and reports the
 // answers), stderrflood (5000 lines on stderr before it starts), resources (serves resources in two
 // pages: fake://hang is never answered, fake://broken is answered with an error), names (tools
-// whose names or schemas the providers refuse, listed again and again under one nextCursor).
+// whose names or schemas the providers refuse, listed again and again under one nextCursor),
+// logflood (a call of echo first sends 3000 notifications/message).
 import { createInterface } from 'node:readline';
 
 const mode = process.argv[2] || 'ok';
@@ -103,6 +104,9 @@ rl.on('line', async (line) => {
   }
   if (m.method === 'tools/call') {
     const name = m.params.name;
+    if (mode === 'logflood') {
+      for (let i = 0; i < 3000; i++) send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `flood ${i}` } });
+    }
     if (mode === 'names') {
       reply(m.id, { content: [{ type: 'text', text: `called ${JSON.stringify(name)}` }] });
     } else if (name === 'echo') {
