@@ -69,6 +69,7 @@ typedef struct sess {
     char *reg_key;      /* and the session's own extension settings, as JSON */
     unsigned user_gen;  /* and the owner's own extensions' generation (user_settings.h) */
     json_t *user_added; /* the owner's own extensions reg holds: name -> true (NULL: none) */
+    json_t *sess_added; /* the session's own (settings' "add") reg holds: name -> true, or NULL */
     char *cwd;          /* the working directory the extensions were made for */
     ext_host host;
     ext_host_ops host_ops; /* ud: this session */
@@ -1149,6 +1150,8 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     se->user_gen = ugen;
     json_decref(se->user_added);
     se->user_added = NULL;
+    json_decref(se->sess_added);
+    se->sess_added = NULL;
     se->host_ops =
         (ext_host_ops){.request = host_request, .request_cancel = host_request_cancel, .ud = se};
     se->host = (ext_host){.l = a->l,
@@ -1189,7 +1192,12 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         add_extension(se, cfg);
     }
     add_user_extensions(se, mine, own);
-    json_object_foreach(json_object_get(own, "add"), name, cfg) add_extension(se, cfg);
+    json_object_foreach(json_object_get(own, "add"), name, cfg)
+    {
+        if (!se->sess_added) se->sess_added = json_object();
+        json_object_set_new(se->sess_added, name, json_true());
+        add_extension(se, cfg);
+    }
     json_decref(snap);
     json_decref(mine);
     add_platform(se);
@@ -1235,6 +1243,9 @@ static void note_ext_status(agent *a, sess *se)
     se->noted = digest;
     for (size_t i = 0; i < n; i++) {
         extension *x = registry_get(reg, i);
+        /* a session's own extension is that session's business: noted under its name it would
+         * show as the configured one of that name to every user */
+        if (json_object_get(se->sess_added, x->name)) continue;
         ext_state st = ext_state_of(x, why, sizeof why);
         /* a user's own extension is noted under their id (agent_extension_status) */
         char uname[UUID_STR_LEN + EXT_NAME_MAX + 1];
@@ -1986,6 +1997,7 @@ static void sess_free(sess *s)
     registry_free(s->reg); /* drops the extensions' open requests (request_cancel) */
     free(s->reg_key);
     json_decref(s->user_added);
+    json_decref(s->sess_added);
     free(s->cwd);
     json_decref(s->open_reqs);
     bus_free(s->b);

@@ -652,9 +652,10 @@ struct framing {
     int content_length; /* how many Content-Length headers */
     const char *first_cl;
     bool cl_differ;
-    bool transfer_encoding;
-    const char *te; /* the (first) Transfer-Encoding value */
-    int hosts;      /* how many Host headers */
+    int transfer_encodings; /* how many Transfer-Encoding headers */
+    const char *te;         /* the (first) Transfer-Encoding value */
+    int hosts;              /* how many Host headers */
+    int origins;            /* how many Origin headers */
 };
 
 static void count_framing(const http_req *r, struct framing *f)
@@ -663,14 +664,14 @@ static void count_framing(const http_req *r, struct framing *f)
     for (size_t i = 0; i < r->nhdr; i++) {
         const char *key = r->hdr[i][0], *value = r->hdr[i][1];
         if (!strcasecmp(key, "Host")) f->hosts++;
+        if (!strcasecmp(key, "Origin")) f->origins++;
         if (!strcasecmp(key, "Content-Length")) {
             if (f->content_length++ == 0)
                 f->first_cl = value;
             else if (strcmp(f->first_cl, value) != 0)
                 f->cl_differ = true;
         } else if (!strcasecmp(key, "Transfer-Encoding")) {
-            if (!f->transfer_encoding) f->te = value;
-            f->transfer_encoding = true;
+            if (!f->transfer_encodings++) f->te = value;
         }
     }
 }
@@ -694,8 +695,9 @@ static void refuse_framing(http_req *r, const char *what)
 static bool check_request(http_req *r, const struct framing *f)
 {
     http_server *s = r->s;
-    if (f->hosts > 1) {
-        refuse_framing(r, "more than one Host header");
+    if (f->hosts > 1 || f->origins > 1) { /* which one would a check trust? */
+        refuse_framing(r,
+                       f->hosts > 1 ? "more than one Host header" : "more than one Origin header");
         return false;
     }
     const char *host = http_header(r, "Host");
@@ -722,12 +724,16 @@ static bool check_request(http_req *r, const struct framing *f)
  * differently: both refused, and codings not read here. false once it has answered. */
 static bool check_framing(http_req *r, const struct framing *f)
 {
-    if (f->cl_differ || (f->content_length && f->transfer_encoding)) {
+    if (f->cl_differ || (f->content_length && f->transfer_encodings)) {
         refuse_framing(r, f->cl_differ ? "conflicting Content-Length headers"
                                        : "both Content-Length and Transfer-Encoding given");
         return false;
     }
-    if (f->transfer_encoding) {
+    if (f->transfer_encodings > 1) { /* together "chunked, chunked": chunked applied twice */
+        refuse_framing(r, "more than one Transfer-Encoding header");
+        return false;
+    }
+    if (f->transfer_encodings) {
         if (strcasecmp(f->te, "chunked") != 0) {
             char te[100], msg[200];
             utf8_clean(f->te, te, sizeof te, true);

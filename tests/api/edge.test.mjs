@@ -336,6 +336,8 @@ describe('the strict edge on a loopback server', () => {
       ['TE unknown', P(['Transfer-Encoding: foo'], '{}'), true],
       ['CL and TE', P(['Content-Length: 2', 'Transfer-Encoding: chunked'], '2\r\n{}\r\n0\r\n\r\n'), true],
       ['two different CL', P(['Content-Length: 2', 'Content-Length: 3'], '{} '), true],
+      ['two TE chunked', P(['Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'], '2\r\n{}\r\n0\r\n\r\n'), true],
+      ['two Origins', P(['Origin: http://127.0.0.1', 'Origin: https://evil.example', 'Content-Length: 2'], '{}'), true],
       ['space in a header name', 'GET /status HTTP/1.1\r\nHOST\r\nX A: 1\r\n\r\n', true],
       ['leading space (folded first header)', 'GET /status HTTP/1.1\r\nHOST\r\n X-A: 1\r\n\r\n', true],
       ['control character in a header value', 'GET /status HTTP/1.1\r\nHOST\r\nX-A: a\x01b\r\n\r\n', true],

@@ -167,6 +167,22 @@ describe("users' own extensions", () => {
     assert.ok((await toolsOffered(alice)).includes('alicex__echo'));
   });
 
+  it("a session's own extension named like the admin's: its state and error reach no one else's list", async () => {
+    const s = await post(srv, '/api/sessions', { name: 'ux-own', working_directory: dir }, as(alice));
+    assert.equal(s.status, 201, s.text);
+    const mine = { type: 'streamable_http', uri: 'http://127.0.0.1:1/alice-private-mcp?token=ALICE-PRIVATE-URI-TOKEN' };
+    assert.equal((await post(srv, `/api/sessions/${s.body.id}/extensions`, { name: 'offone', config: mine }, as(alice))).status, 200);
+    await fake.script([{ text: 'ok' }]);
+    assert.equal((await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(alice))).status, 200);
+    for (const who of [bob, root, alice]) {
+      const list = await get(srv, '/api/extensions', as(who));
+      const entry = byName(list, 'offone');
+      assert.equal(entry.status, 'stopped', JSON.stringify(entry)); // the admin's, never started
+      assert.equal(entry.error, undefined, JSON.stringify(entry));
+      assert.ok(!list.text.includes('ALICE-PRIVATE-URI-TOKEN'), list.text);
+    }
+  });
+
   it("a user turns the admin's extensions off and on for themselves only", async () => {
     let r = await patch(srv, '/api/extensions/shared/toggle', { ...as(alice), json: { enabled: false } });
     assert.equal(r.status, 200, r.text);
