@@ -132,6 +132,14 @@ static bool pull_event(watch *w, bool arm)
             w->done = true;
             return true;
         }
+        if (!auth_still_valid(http_user(w->r))) { /* checked again at each keep-alive */
+            w->done = true;
+            e = buf_puts(&w->out, "event: error\ndata: {\"error\":\"the token that opened this "
+                                  "stream was replaced, or its user removed\",\"code\":"
+                                  "\"unauthorized\"}\n\n");
+            if (e) pull_failed(w, e);
+            return true;
+        }
         if ((e = buf_puts(&w->out, ": ping\n\n"))) pull_failed(w, e);
         return true;
     case BUS_GAP:

@@ -26,8 +26,17 @@ typedef struct {
     bus *b;
     bus_sub *sub;
     char sid[ROUTE_PARAM_MAX];
-    char user_id[UUID_STR_LEN]; /* who opened it (auth_gate checked the session is theirs) */
+    auth_user user; /* who opened it (auth_gate checked the session is theirs) */
 } stream;
+
+/* Whether the credentials that opened the stream still hold; when not, it is closed (1008). */
+static bool still_theirs(stream *s)
+{
+    if (auth_still_valid(&s->user)) return true;
+    ws_close(s->c, WS_CLOSE_POLICY,
+             "the token that opened this connection was replaced, or its user removed");
+    return false;
+}
 
 /* ---- server -> client ---- */
 
@@ -121,7 +130,8 @@ static void s_pull(ws_conn *c, void *ud)
             free(ev);
             free(data);
             break;
-        case BUS_PING: /* the WebSocket has its own pings */
+        case BUS_PING: /* the WebSocket has its own pings; who it is for is checked again */
+            if (!still_theirs(s)) return;
             break;
         case BUS_GAP:
             send_error(c, "events_lost",
@@ -152,7 +162,7 @@ static void start_reply(stream *s, json_t *m)
     }
     uint64_t first;
     char err[512];
-    gd_err e = agent_start(s->a->agent, s->sid, s->user_id, json_string_value(content), &first, err,
+    gd_err e = agent_start(s->a->agent, s->sid, s->user.id, json_string_value(content), &first, err,
                            sizeof err);
     if (e == GD_OK) return; /* its events arrive through the bus like every other reply's */
     const char *code;
@@ -235,6 +245,10 @@ static void s_message(ws_conn *c, void *ud, bool text, const char *data, size_t 
         json_decref(m);
         return;
     }
+    if (!still_theirs(s)) {
+        json_decref(m);
+        return;
+    }
     const char *type = json_string_value(json_object_get(m, "type"));
     size_t i = 0, n = sizeof client_frames / sizeof *client_frames;
     while (type && i < n && strcmp(client_frames[i].type, type))
@@ -272,7 +286,7 @@ static void *s_open(http_req *r, ws_conn *c)
     s->a = http_app(r);
     s->c = c;
     snprintf(s->sid, sizeof s->sid, "%s", http_param(r, 0));
-    snprintf(s->user_id, sizeof s->user_id, "%s", http_user(r)->id);
+    s->user = *http_user(r);
     gd_err e;
     /* A session with all the watchers it may have: refused (1011) here only when the race
      * with another client was lost; api_session_stream answered 429 before the upgrade. */

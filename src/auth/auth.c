@@ -487,6 +487,8 @@ static bool authenticate(struct http_req *r, const char *peer, auth_user *user)
         gd_err e = len ? A.st->ops->user_get_by_token_hash(A.st, hash, &su) : GD_ENOTFOUND;
         if (e == GD_OK) {
             from_store(user, &su);
+            user->by_token = true;
+            memcpy(user->token_hash, hash, sizeof hash);
             return true;
         }
         if (e == GD_ENOTFOUND) {
@@ -572,4 +574,13 @@ bool auth_gate(struct http_req *r, const route_match *m, const char *peer)
 const auth_user *http_user(struct http_req *r)
 {
     return http_who(r); /* zeroed when no gate ran: the local user's id "", not an admin */
+}
+
+bool auth_still_valid(const auth_user *u)
+{
+    if (!u->by_token) return true;
+    store_user su;
+    gd_err e = A.st->ops->user_get_by_token_hash(A.st, u->token_hash, &su);
+    if (e == GD_OK) return !strcmp(su.id, u->id);
+    return e != GD_ENOTFOUND;
 }

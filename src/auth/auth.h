@@ -32,6 +32,8 @@ typedef struct {
     /* the session of the request's path that auth_gate found to be theirs, "" if none: the
      * handler need not read it again (api_session_found) */
     char session[UUID_STR_LEN];
+    bool by_token; /* a bearer token said who: its hash, for auth_still_valid */
+    unsigned char token_hash[STORE_TOKEN_HASH_LEN];
 } auth_user;
 
 struct http_req;
@@ -55,6 +57,12 @@ const auth_user *http_user(struct http_req *r);
 /* For a handler that makes a session: true when the caller may own one more
  * (max_sessions_per_user); otherwise false, answered 429 too_many_sessions (or 503). */
 bool auth_session_quota(struct http_req *r);
+
+/* For a connection that outlives its request (SSE, WebSocket): whether who u says still holds.
+ * false once the bearer token that opened it was replaced (goosed user token) or its user
+ * removed; then the connection must stop acting for them. A store that cannot be read answers
+ * true: an outage does not cut every open stream. */
+bool auth_still_valid(const auth_user *u);
 
 /* Whether authentication is on now (a secret key, a trusted proxy, or at least one user). */
 bool auth_enabled(void);

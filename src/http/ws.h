@@ -27,6 +27,7 @@ enum {
     WS_CLOSE_NORMAL = 1000,
     WS_CLOSE_GOING_AWAY = 1001,
     WS_CLOSE_PROTOCOL_ERROR = 1002,
+    WS_CLOSE_POLICY = 1008, /* policy violation: credentials no longer valid */
     WS_CLOSE_TOO_BIG = 1009,
     WS_CLOSE_INTERNAL = 1011,
 };

@@ -183,6 +183,11 @@ describe('users with tokens: isolation', () => {
   });
 
   it('goosed user token rotates: the old token stops working, the new one works (server running)', async () => {
+    // streams opened with the old token: the WebSocket and the SSE events
+    const { ws } = await connect(srv, `/api/sessions/${bobSession.id}/stream`, { headers: bearer(bob) });
+    const ac = new AbortController();
+    const sse = await fetch(`${srv.url}/api/sessions/${bobSession.id}/events`, { headers: bearer(bob), signal: ac.signal });
+    assert.equal(sse.status, 200);
     const r = await user(home, 'token', 'bob');
     assert.equal(r.code, 0, r.stderr);
     const fresh = r.stdout.trim();
@@ -191,6 +196,18 @@ describe('users with tokens: isolation', () => {
     assertError(await get(srv, '/api/sessions', { headers: bearer(bob) }), 401, 'unauthorized');
     const b = await get(srv, '/api/sessions', { headers: bearer(fresh) });
     assert.deepEqual(b.body.map((s) => s.id), [bobSession.id]);
+    // the WebSocket acts for no one now: its next frame closes it (1008), no reply starts
+    ws.sendJSON({ type: 'message', content: 'still here?' });
+    const f = await ws.frame();
+    assert.equal(f.opcode, 8, 'a close frame');
+    assert.equal(f.code, 1008);
+    assert.match(f.reason, /token that opened this connection was replaced/);
+    // the SSE stream ends at its next keep-alive (every 15 s) with an error event
+    let text = '';
+    const dec = new TextDecoder();
+    for await (const chunk of sse.body) text += dec.decode(chunk, { stream: true });
+    assert.match(text, /event: error\ndata: \{"error":"the token that opened this stream was replaced, or its user removed","code":"unauthorized"\}/);
+    ac.abort();
   });
 
   it('only a hash is stored: no token in goosed.db or its WAL', () => {
