@@ -60,6 +60,25 @@ async function toolMessages(fake) {
   return (await fake.requests('openai')).at(-1).body.messages.filter((m) => m.role === 'tool');
 }
 
+const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
+/** config.yaml's entry for an extension `name` that is the fake MCP server in `mode`. */
+const fakeMcpEntry = (name, mode, extra = '') =>
+  `  ${name}:\n    enabled: true\n    type: stdio\n    name: ${name}\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, ${mode}]\n${extra}`;
+
+/** A fake provider and a goosed with those extensions, for fn({fake, srv}); both stopped after.
+ * Resolves with goosed's log. */
+async function withFakeMcp(entries, fn) {
+  const fake = await startFake({ keys: { openai: KEY } });
+  const srv = await startServer({ env: env(fake), configYaml: `extensions:\n${entries.join('')}` });
+  try {
+    await fn({ fake, srv });
+  } finally {
+    await stopAndCheck(srv);
+    await fake.stop();
+  }
+  return srv.log();
+}
+
 describe('an MCP server from config.yaml in a reply', () => {
   let fake, srv, dir, fsDir;
   before(async () => {
@@ -271,14 +290,8 @@ describe('a broken MCP server in a reply', () => {
 });
 
 describe('extensions that crash or hang, in replies', () => {
-  const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
   it('a crash is a tool error for the model, other sessions keep their own server, and the next reply starts it again', async () => {
-    const fake = await startFake({ keys: { openai: KEY } });
-    const srv = await startServer({
-      env: env(fake),
-      configYaml: `extensions:\n  crashy:\n    enabled: true\n    type: stdio\n    name: crashy\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, crash]\n  hangy:\n    enabled: true\n    type: stdio\n    name: hangy\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, hang]\n    timeout: 1\n`,
-    });
-    try {
+    await withFakeMcp([fakeMcpEntry('crashy', 'crash'), fakeMcpEntry('hangy', 'hang', '    timeout: 1\n')], async ({ fake, srv }) => {
       const a = await newSession(srv, srv.home);
       const b = await newSession(srv, srv.home);
       // b's server is up before a's crashes
@@ -307,22 +320,13 @@ describe('extensions that crash or hang, in replies', () => {
       }
       assert.ok(offered, 'the crashed server was started again by a later reply');
       assert.match(srv.log(), /crashy.*exited with status 3/);
-    } finally {
-      await stopAndCheck(srv);
-      await fake.stop();
-    }
+    });
   });
 });
 
 describe('an MCP server whose tool names or schemas the providers refuse', () => {
-  const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
   it('offers each under a name the providers take, once, leaves out what they refuse, and calls it by its own name', async () => {
-    const fake = await startFake({ keys: { openai: KEY } });
-    const srv = await startServer({
-      env: env(fake),
-      configYaml: `extensions:\n  odd:\n    enabled: true\n    type: stdio\n    name: odd\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, names]\n`,
-    });
-    try {
+    await withFakeMcp([fakeMcpEntry('odd', 'names')], async ({ fake, srv }) => {
       const sid = await newSession(srv, srv.home);
       await fake.script([call('c1', 'odd__dotted_name', {}), call('c2', 'odd__a_b_c__x______', {}), { text: 'done' }]);
       const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'call them' });
@@ -338,33 +342,19 @@ describe('an MCP server whose tool names or schemas the providers refuse', () =>
       assert.match(log, /odd: tools\/list: tool arr left out: its inputSchema is not an object's/);
       assert.match(log, /odd: tool odd__x{70} left out: its name passes 64 characters/);
       assert.match(log, /odd: tools\/list: more than 100 pages; the rest is ignored/);
-    } finally {
-      await stopAndCheck(srv);
-      await fake.stop();
-    }
+    });
   });
 });
 
 describe('an MCP server that floods its log messages', () => {
-  const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
   it('gets 200 lines of the log per 10 s, and a count of the rest', async () => {
-    const fake = await startFake({ keys: { openai: KEY } });
-    const srv = await startServer({
-      env: env(fake),
-      configYaml: `extensions:\n  noisy:\n    enabled: true\n    type: stdio\n    name: noisy\n    cmd: ${process.execPath}\n    args: [${FAKE_MCP}, logflood]\n`,
-    });
-    let log;
-    try {
+    const log = await withFakeMcp([fakeMcpEntry('noisy', 'logflood')], async ({ fake, srv }) => {
       const sid = await newSession(srv, srv.home);
       await fake.script([call('n1', 'noisy__echo', { text: 'after the flood' }), { text: 'done' }]);
       const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'go' });
       assert.equal(r.status, 200, r.text);
       assert.match(JSON.stringify((await toolMessages(fake)).at(-1).content), /after the flood/);
-    } finally {
-      await stopAndCheck(srv);
-      log = srv.log();
-      await fake.stop();
-    }
+    });
     const logged = log.split('\n').filter((l) => /noisy: server log: flood \d+/.test(l)).length;
     assert.equal(logged, 200, `${logged} lines of the flood were logged`);
     assert.match(log, /\(2800 more server log messages not logged\)/);
