@@ -736,16 +736,26 @@ static conn *writer_open(sqlite_store *ss, char *err, size_t errlen)
     if (make_dirs(ss->dir, err, errlen) || adopt_legacy(ss, err, errlen)) return NULL;
     conn *c = conn_open_raw(ss->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
     if (!c) return NULL;
-    /* Look before writing anything: a file that is not goosed's is left as it is. */
+    /* Look before writing anything: a file that is not goosed's is left as it is. Closing the
+     * last connection checkpoints the WAL into the database: with a WAL another program left
+     * beside goosed.db (SQLite cannot tell it is not this file's), that close would write the
+     * other database over goosed's. So no checkpoint on close until the look says ours. */
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
     char why[256];
     int version;
     switch (db_kind(c->db, &version, why, sizeof why)) {
     case DB_EMPTY:
     case DB_OURS:
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, (int *)NULL);
         break;
-    case DB_FOREIGN:
-        snprintf(err, errlen, "%s is not goosed's database (%s): move it away", ss->path, why);
+    case DB_FOREIGN: {
+        char wal[PATH_MAX + 8];
+        snprintf(wal, sizeof wal, "%s-wal", ss->path);
+        snprintf(err, errlen, "%s is not goosed's database (%s): move it away%s%s%s", ss->path, why,
+                 access(wal, F_OK) == 0 ? ", or first " : "", access(wal, F_OK) == 0 ? wal : "",
+                 access(wal, F_OK) == 0 ? " beside it, which may be another database's log" : "");
         goto fail;
+    }
     case DB_UNREADABLE:
         snprintf(err, errlen, "cannot read %s: %s", ss->path, why);
         goto fail;

@@ -216,3 +216,42 @@ describe("goosed's own old sessions.db", () => {
     assert.equal(sha256(path.join(dir, 'sessions.db')), hash);
   });
 });
+
+describe("another program's WAL beside goosed.db", () => {
+  it('is refused, and goosed.db is left as it was: its sessions are back once the WAL is moved away', async (t) => {
+    if (!have('sqlite3')) return t.skip('the sqlite3 command-line tool is missing (scripts/deps.sh test)');
+    let srv = await startServer({ keepHome: true });
+    const home = srv.home;
+    const dir = path.join(home, '.local', 'share', 'goose', 'sessions');
+    let ids;
+    try {
+      for (const name of ['precious 1', 'precious 2']) assert.equal((await post(srv, '/api/sessions', { name })).status, 201);
+      ids = (await listAll(srv)).map((x) => x.id).sort();
+    } finally {
+      await stopAndCheck(srv);
+    }
+    const db = path.join(dir, 'goosed.db');
+    const before = createHash('sha256').update(readFileSync(db)).digest('hex');
+    // another WAL-mode database whose log was never checkpointed, its WAL copied beside goosed.db
+    const other = path.join(tempDir('goosed-otherdb-'), 'other.db');
+    sqlite(other, '.dbconfig no_ckpt_on_close on', 'PRAGMA journal_mode=WAL;', 'CREATE TABLE t(x);', 'INSERT INTO t VALUES (1);');
+    writeFileSync(`${db}-wal`, readFileSync(`${other}-wal`));
+    srv = await startServer({ home, keepHome: true });
+    try {
+      const h = await get(srv, '/api/health');
+      assert.equal(h.status, 503, h.text);
+      assert.match(JSON.stringify(h.body), /goosed\.db is not goosed's database .*goosed\.db-wal/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+    assert.equal(createHash('sha256').update(readFileSync(db)).digest('hex'), before, 'goosed.db was written over');
+    rmSync(`${db}-wal`);
+    rmSync(`${db}-shm`, { force: true });
+    srv = await startServer({ home });
+    try {
+      assert.deepEqual((await listAll(srv)).map((x) => x.id).sort(), ids);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
