@@ -143,10 +143,17 @@ static bool fits_context(turn *t)
                  "tool definitions alone are about %ld: disable an extension with large tool "
                  "definitions, or raise the limit",
                  tokens, t->context_limit, fixed);
+    else if (t->rounds > 0) /* tool results pushed it over: what ran is stored */
+        snprintf(msg, sizeof msg,
+                 "the tool results grew the conversation to about %ld tokens, over the context "
+                 "limit of %ld (context_limit in config.yaml, GOOSE_CONTEXT_LIMIT): what ran is "
+                 "stored, and the reply ends here; start a new session",
+                 tokens, t->context_limit);
     else
         snprintf(msg, sizeof msg,
                  "the conversation is about %ld tokens, over the context limit of %ld "
-                 "(context_limit in config.yaml, GOOSE_CONTEXT_LIMIT); start a new session",
+                 "(context_limit in config.yaml, GOOSE_CONTEXT_LIMIT); nothing was stored; start "
+                 "a new session",
                  tokens, t->context_limit);
     turn_fail(t, "context_too_long", msg);
     return false;

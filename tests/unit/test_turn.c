@@ -321,6 +321,29 @@ static void test_context_limit(void **state)
     assert_int_equal(find(&r, "stream"), -1);
     done(t, &r);
 
+    /* a tool's result pushes it over in the next round: the turn ends saying what is stored */
+    memset(&r, 0, sizeof r);
+    r.stream_ok = true;
+    t = turn_new(&fx, &r, "hello", 10, 1000);
+    turn_begin(t);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__a", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    char *huge = malloc(5001);
+    memset(huge, 'b', 5000);
+    huge[5000] = '\0';
+    tool_done(t, huge, false);
+    free(huge);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
+                        "context_too_long");
+    assert_non_null(strstr(json_string_value(json_object_get(r.last_data, "error")),
+                           "what ran is stored"));
+    assert_int_equal(t->rounds, 1);
+    done(t, &r);
+
     /* the tools alone fill it: a new session would not help, and the message says what would */
     memset(&r, 0, sizeof r);
     t = turn_new(&fx, &r, "hello", 10, 1000);
