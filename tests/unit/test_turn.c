@@ -339,8 +339,8 @@ static void test_context_limit(void **state)
     stored(t, TURN_STORE_RESULTS, GD_OK);
     assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
                         "context_too_long");
-    assert_non_null(strstr(json_string_value(json_object_get(r.last_data, "error")),
-                           "what ran is stored"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(r.last_data, "error")), "what ran is stored"));
     assert_int_equal(t->rounds, 1);
     done(t, &r);
 
