@@ -92,6 +92,7 @@ int cli_server(int argc, char **argv)
     for (size_t i = 0; i < api_nroutes; i++)
         metrics_http_route(api_routes, i, api_routes[i].method, api_routes[i].pattern);
     allowlist_start();
+    ext_config_reserve_header(cfg.trusted_proxy_header); /* before any config is checked */
     a.exts = ext_set_load(&cfg);
     a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;
     if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {

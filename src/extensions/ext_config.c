@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "config/secrets.h"
@@ -142,6 +143,13 @@ static bool check_strings(const char *name, json_t *out, const json_t *cfg, cons
     return true;
 }
 
+static char reserved_header[128]; /* ext_config_reserve_header */
+
+void ext_config_reserve_header(const char *name)
+{
+    snprintf(reserved_header, sizeof reserved_header, "%s", name ? name : "");
+}
+
 /* out[key] = a map of names to strings from cfg[key] (absent or null: {}); numbers and
  * booleans (YAML's `PORT: 8080`) become strings. */
 static bool check_map(const char *name, json_t *out, const json_t *cfg, const char *key,
@@ -161,6 +169,10 @@ static bool check_map(const char *name, json_t *out, const json_t *cfg, const ch
         if (headers ? !header_name_ok(k) : !env_name_ok(k))
             FAIL("%s: %s: '%.60s' is not %s", name, key, k,
                  headers ? "an HTTP header name" : "an environment variable name");
+        if (headers && reserved_header[0] && !strcasecmp(k, reserved_header))
+            FAIL("%s: headers: %s is the header goosed takes its users' names from "
+                 "(trusted_proxy_header): an extension must not send it",
+                 name, k);
         json_t *sv;
         if (json_is_string(it)) {
             if (json_string_length(it) > MAX_STRING)

@@ -45,6 +45,12 @@
  * holds "__" (it separates an extension's name from its tools' names). */
 gd_err ext_name_key(const char *name, char *key, size_t keylen, char *err, size_t errlen);
 
+/* The header goosed takes a user's name from when a trusted proxy sends it (trusted_proxy_header;
+ * "" or NULL: none). No extension may send it: an extension's requests come from goosed's own
+ * address, which may be a trusted one, so pointed at goosed itself it could name any user, an
+ * admin too. Set before any config is checked. */
+void ext_config_reserve_header(const char *name);
+
 /* Checks and normalizes one extension's config (borrowed) named name: a new object (see above)
  * with "name" set to name's key (ext_name_key; a "name" the config held that differs becomes its
  * "display_name"), or NULL with GD_EINVAL and a message naming the bad key in err

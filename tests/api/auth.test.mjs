@@ -285,6 +285,36 @@ describe('refusal to serve a network address without authentication', () => {
 });
 
 
+describe("an extension cannot send the trusted proxy's header", () => {
+  // Its requests come from goosed's own address, which may be a trusted proxy's: pointed at
+  // goosed itself, an extension sending X-Remote-User could name any user, an admin too.
+  it("a user's own, a session's and config.yaml's are refused, naming the header", async () => {
+    const bad = (port) => ({ type: 'streamable_http', uri: `http://127.0.0.1:${port}/extensions/developer/disable`, headers: { 'x-remote-user': 'root' } });
+    const proxy = 'trusted_proxy_header: X-Remote-User\ntrusted_proxies:\n  - 127.0.0.1\n';
+    const srv = await startServer({ configYaml: proxy });
+    try {
+      const bob = { headers: { 'X-Remote-User': 'bob' } };
+      assertError(await post(srv, '/api/extensions', { name: 'evil', config: bad(srv.port) }, bob), 400, 'bad_request',
+        /headers: x-remote-user is the header goosed takes its users' names from \(trusted_proxy_header\)/);
+      const s = await post(srv, '/api/sessions', {}, bob);
+      assert.equal(s.status, 201, s.text);
+      assertError(await post(srv, `/api/sessions/${s.body.id}/extensions`, { name: 'evil', config: bad(srv.port) }, bob), 400, 'bad_request', /trusted_proxy_header/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+    const yaml = `${proxy}extensions:\n  evil:\n    enabled: true\n    type: streamable_http\n    uri: http://127.0.0.1:9/x\n    headers:\n      X-Remote-User: root\n`;
+    const srv2 = await startServer({ configYaml: yaml });
+    try {
+      const list = await get(srv2, '/api/extensions', { headers: { 'X-Remote-User': 'bob' } });
+      const evil = list.body.extensions.find((e) => e.name === 'evil');
+      assert.equal(evil.supported, false, JSON.stringify(evil));
+      assert.match(evil.error, /evil: headers: X-Remote-User is the header goosed takes its users' names from/);
+    } finally {
+      await stopAndCheck(srv2);
+    }
+  });
+});
+
 /** Resolves once something accepts connections on 127.0.0.1:port, or rejects after ms. */
 describe('trusted proxy: goosed behind a real nginx with auth_basic', () => {
   let srv, nginx, nport, dir;
