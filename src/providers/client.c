@@ -42,6 +42,7 @@ struct prov_call {
     size_t body_len;
     char *hdrs; /* "Name: value\r\n" lines */
     size_t hdrs_len;
+    size_t key_off, key_len; /* where the API key is in hdrs (key_len 0: none) */
     h1req *req;
     prov_sink user; /* the caller's sink */
     prov_sink mine; /* forwards to user, noting that output started */
@@ -201,6 +202,25 @@ static bool attempt_start(prov_call *c)
     return true;
 }
 
+/* src into dst with every copy of the call's API key as "***": a provider may quote the key it
+ * refused ("Incorrect API key provided: sk-..."), and its message goes to the client and the
+ * log. */
+static void unkeyed(const prov_call *c, const char *src, char *dst, size_t dstlen)
+{
+    const char *key = c->hdrs + c->key_off;
+    size_t o = 0;
+    while (*src && o + 1 < dstlen) {
+        if (c->key_len && !strncmp(src, key, c->key_len)) {
+            for (const char *m = "***"; *m && o + 1 < dstlen; m++)
+                dst[o++] = *m;
+            src += c->key_len;
+        } else {
+            dst[o++] = *src++;
+        }
+    }
+    dst[o] = '\0';
+}
+
 static void call_free(prov_call *c)
 {
     attempt_cleanup(c);
@@ -315,7 +335,7 @@ static void on_request_done(void *ud, h1_status st, const char *msg)
     if (status < 200 || status > 299) {
         c->d->error_body(c->errbody.data ? c->errbody.data : "", c->errbody.len, &c->res);
         char own[sizeof c->res.error];
-        snprintf(own, sizeof own, "%s", c->res.error);
+        unkeyed(c, c->res.error, own, sizeof own);
         snprintf(c->res.error, sizeof c->res.error, "%s returned HTTP %ld: %s", c->def->name,
                  status, own);
         c->res.retryable = status == 429 || status >= 500;
@@ -425,6 +445,12 @@ prov_call *prov_call_start(prov_client *cl, const provider_cfg *cfg, const char 
     if (!he && trace_header_line(tp)) he = buf_printf(&h, "%s\r\n", tp);
     if (!he && trace_state_line(tp)) he = buf_printf(&h, "%s\r\n", tp);
     c->hdrs_len = h.len;
+    size_t klen = strlen(cfg->key);
+    const char *at = !he && klen >= 8 ? memmem(h.data, h.len, cfg->key, klen) : NULL;
+    if (at) {
+        c->key_off = (size_t)(at - h.data);
+        c->key_len = klen;
+    }
     c->hdrs = he ? NULL : buf_detach(&h);
     if (h.data) sodium_memzero(h.data, h.len);
     buf_free(&h);

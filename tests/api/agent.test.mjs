@@ -400,6 +400,25 @@ describe('provider edge cases', () => {
     }
   });
 
+  it('a provider (or a proxy before it) that quotes the whole key: the key reaches neither the client nor the log', async () => {
+    const fake = await startFake();
+    const srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: 'sk-echoed-key-5678' } });
+    try {
+      const id = await newSession(srv, srv.home);
+      await fake.script([{ error: { status: 401, message: 'Incorrect API key provided: Bearer sk-echoed-key-5678 (again: sk-echoed-key-5678)' } }]);
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      assertError(r, 502, 'provider_error', /Incorrect API key provided: Bearer \*\*\* \(again: \*\*\*\)/);
+      assert.doesNotMatch(r.text, /sk-echoed-key-5678/);
+      assert.doesNotMatch(srv.log(), /sk-echoed-key-5678/);
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  });
+
   it('Anthropic overloaded inside the stream, before any output: retried like a 529', async () => {
     const fake = await startFake({ keys: { anthropic: 'ak' } });
     const srv = await startServer({ env: { GOOSE_PROVIDER: 'anthropic', ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: 'ak' } });
