@@ -128,7 +128,8 @@ static gd_err head_end(h1resp *r)
         return GD_OK;
     }
     if (r->chunked) {
-        r->has_len = false; /* chunked wins (RFC 9112 6.3); the connection is not reused */
+        if (r->has_len) r->keep_alive = false; /* a length too: not reused (RFC 9112 6.3) */
+        r->has_len = false;                    /* chunked wins */
         r->state = H1R_CHUNK_SIZE;
         r->line_len = r->digits = 0;
         r->ext = false;

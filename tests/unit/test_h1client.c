@@ -231,9 +231,13 @@ static void test_resp_chunked(void **state)
     expect_body(in, false, 200, "hello 0123456789", true);
     in = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\nabc\n0\n\n";
     expect_body(in, false, 200, "abc", true);
+    /* a length too: chunked frames it, and the connection is not reused (RFC 9112 6.3) */
     in = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n"
          "2\r\nok\r\n0\r\n\r\n";
-    expect_body(in, false, 200, "ok", true);
+    expect_body(in, false, 200, "ok", false);
+    in = "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "2\r\nok\r\n0\r\n\r\n";
+    expect_body(in, false, 200, "ok", false);
     /* the end of the stream inside a chunk */
     sink s;
     in = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel";
