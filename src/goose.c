@@ -1,6 +1,7 @@
 /* goose: the command of seed 000's deployment guide. `goose server` is goosed itself (the image's
  * CMD); `goose configure` shows and changes the configuration; session, run and extension talk
  * to a running server over its HTTP API; user and mcp are goosed's local subcommands. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -34,6 +35,18 @@ static const struct {
     {"mcp", cli_mcp},
 };
 
+/* A command's exit status, unless what it wrote to stdout did not all get there (a full disk, a
+ * closed pipe): then 1, said in one line. An export that wrote nothing must not say 0. */
+static int finish(int rc)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    if (errno != EPIPE) /* the reader left: nothing to say to it */
+        fprintf(stderr, "goose: cannot write the output: %s\n",
+                errno ? strerror(errno) : "a write failed");
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
     /* Not dumpable: tokens and API keys are in this process's memory too (see cli_server). */
@@ -52,7 +65,7 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(cmd, commands[i].name)) return finish(commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "goose: unknown command \"%s\"\n\n%s", cmd, usage);
     return 2;
 }

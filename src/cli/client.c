@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/client.h"
+#include "core/utf8.h"
 #include "http/http.h"
 #include "providers/provider.h"
 
@@ -259,9 +260,10 @@ static void say_status(cl_client *cl, xfer *x)
         text[k] = '\0';
         if (k) msg = text;
     }
-    fprintf(stderr, "%s: the server answered %ld%s%s%s%s\n", cl->prog, x->status,
-            *status_text(x->status) ? " " : "", status_text(x->status), msg ? ": " : "",
-            msg ? msg : "");
+    fprintf(stderr, "%s: the server answered %ld%s%s%s", cl->prog, x->status,
+            *status_text(x->status) ? " " : "", status_text(x->status), msg ? ": " : "");
+    cl_puts_text(stderr, msg ? msg : "");
+    fputc('\n', stderr);
     if (x->status == 401)
         fprintf(stderr,
                 "%s: set GOOSE_SERVER_TOKEN (a user's token) or GOOSE_SERVER__SECRET_KEY "
@@ -529,4 +531,28 @@ json_t *cl_session_create(cl_client *cl, const char *name)
         return NULL;
     }
     return s;
+}
+
+void cl_put_text(FILE *f, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = p[i] < 0x80 ? 1 : utf8_seq_len(p + i, n - i);
+        bool control = (p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f ||
+                       (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0);
+        if (!k || control) {
+            for (size_t j = 0; j < (k ? k : 1); j++)
+                fprintf(f, "\\x%02X", p[i + j]);
+            i += k ? k : 1;
+        } else {
+            fwrite(p + i, 1, k, f);
+            i += k;
+        }
+    }
+}
+
+void cl_puts_text(FILE *f, const char *s)
+{
+    cl_put_text(f, s, strlen(s));
 }

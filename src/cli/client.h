@@ -82,6 +82,12 @@ bool cl_read_file(const char *prog, const char *path, size_t cap, buf *out);
 
 /* Writes a JSON value to stdout as one indented document and a newline. */
 void cl_print_json(json_t *v);
+/* Writes n bytes of text that came from the server, a model or a tool to f, so that it cannot
+ * drive the terminal: control characters but the newline and the tab (ESC, CR, DEL, C1) and
+ * bytes that are not UTF-8 are written as \xHH. */
+void cl_put_text(FILE *f, const char *s, size_t n);
+/* The same for a NUL-terminated string. */
+void cl_puts_text(FILE *f, const char *s);
 /* The string member key of o, or dflt when absent or not a string. */
 const char *cl_str(json_t *o, const char *key, const char *dflt);
 

@@ -71,7 +71,9 @@ void reply_print_tool_call(FILE *f, const char *tool, json_t *arguments)
 {
     const char *sep = tool ? strstr(tool, "__") : NULL;
     const char *name = sep ? sep + 2 : (tool ? tool : "?");
-    fprintf(f, "─── %s(", name);
+    fputs("─── ", f);
+    cl_puts_text(f, name);
+    fputc('(', f);
     const char *key;
     json_t *v;
     bool first = true;
@@ -207,7 +209,7 @@ static void out_text(rstate *s, const char *text, size_t n)
 {
     if (!n) return;
     spin_clear(s);
-    fwrite(text, 1, n, stdout);
+    cl_put_text(stdout, text, n);
     fflush(stdout);
     s->line_start = text[n - 1] == '\n';
 }
@@ -311,7 +313,9 @@ static int on_event(void *ud, const char *event, const char *id, const char *dat
     } else if (!strcmp(event, "error")) {
         spin_clear(s);
         if (!s->o->json) newline(s);
-        fprintf(stderr, "%s: error: %s\n", cl_prog(s->cl), cl_str(d, "error", data));
+        fprintf(stderr, "%s: error: ", cl_prog(s->cl));
+        cl_puts_text(stderr, cl_str(d, "error", data));
+        fputc('\n', stderr);
         s->error_said = true;
     } else if (!strcmp(event, "message_complete")) {
         snprintf(s->stop, sizeof s->stop, "%s", cl_str(d, "stop_reason", "?"));
@@ -389,7 +393,10 @@ reply_end reply_run(cl_client *cl, const char *sid, const char *text, const repl
     if (!strcmp(s.stop, "end_turn")) return REPLY_END_TURN;
     if (!strcmp(s.stop, "cancelled"))
         fprintf(stderr, "%s: the reply was cancelled\n", cl_prog(cl));
-    else if (!s.error_said || strcmp(s.stop, "error"))
-        fprintf(stderr, "%s: the reply stopped: %s\n", cl_prog(cl), s.stop);
+    else if (!s.error_said || strcmp(s.stop, "error")) {
+        fprintf(stderr, "%s: the reply stopped: ", cl_prog(cl));
+        cl_puts_text(stderr, s.stop);
+        fputc('\n', stderr);
+    }
     return REPLY_STOPPED;
 }

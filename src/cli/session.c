@@ -71,7 +71,7 @@ static void put_cell(const char *s, size_t cols, bool pad)
         while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
             n--;
     }
-    fwrite(s, 1, n, stdout);
+    cl_put_text(stdout, s, n);
     size_t shown = 0;
     for (size_t i = 0; i < n; i++)
         if (((unsigned char)s[i] & 0xC0) != 0x80) shown++;

@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, tempDir, assertCleanLog, GOOSED_BIN } from './lib/server.mjs';
 import { get, post, UUID_V7 } from './lib/http.mjs';
@@ -21,18 +21,20 @@ const providerEnv = (fake, extra = {}) => ({ GOOSE_PROVIDER: 'openai', GOOSE_MOD
 
 /** Starts goose with args; env is added to a minimal one (GOOSE_SERVER_URL from srv). Resolves
  *  {code, signal, stdout, stderr} when it exits. onStdout(all so far, proc) sees output as it comes. */
-function goose(srv, args, { env = {}, cwd, input, onStdout } = {}) {
+function goose(srv, args, { env = {}, cwd, input, onStdout, stdoutFd } = {}) {
   const full = { PATH: process.env.PATH, HOME: cwd ?? tempDir('goose-cli-home-'), ...(srv ? { GOOSE_SERVER_URL: srv.url } : {}), ...env };
   for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) full[k] = process.env[k];
   for (const [k, v] of Object.entries(full)) if (v === undefined) delete full[k];
   recordSecretEnv(env);
   const rec = recordOutput('goose');
   return new Promise((resolve) => {
-    const proc = spawn(GOOSE, args, { cwd: cwd ?? full.HOME, env: full, stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(GOOSE, args, { cwd: cwd ?? full.HOME, env: full, stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
-    proc.stdout.setEncoding('utf8');
     proc.stderr.setEncoding('utf8');
-    proc.stdout.on('data', (d) => { stdout += d; rec.stdout(d); if (onStdout) onStdout(stdout, proc); });
+    if (proc.stdout) {
+      proc.stdout.setEncoding('utf8');
+      proc.stdout.on('data', (d) => { stdout += d; rec.stdout(d); if (onStdout) onStdout(stdout, proc); });
+    }
     proc.stderr.on('data', (d) => { stderr += d; rec.stderr(d); });
     proc.on('close', (code, signal) => {
       assertCleanLog(stderr, `goose ${args.join(' ')}`); // no sanitizer report (make check-asan)
@@ -136,6 +138,31 @@ describe('goose session and run', () => {
     ok(await goose(srv, ['run', '-i', '-'], { cwd: dir, input: 'from stdin' }));
     const sent = (await fake.requests('openai')).slice(-2).map((q) => q.body.messages.at(-1).content);
     assert.deepEqual(sent, ['from a file', 'from stdin']);
+  });
+
+  it("text from the model, a tool's name or the server cannot drive the terminal: its controls come out as \\xHH", async () => {
+    await fake.script([{ text: 'a\u001b]0;pwned\u0007b\u001b[2Jc\u009bd\ttab\nline' }]);
+    const r = await goose(srv, ['run', '-t', 'hi'], { cwd: dir });
+    ok(r);
+    assert.ok(r.stdout.includes('a\\x1B]0;pwned\\x07b\\x1B[2Jc\\xC2\\x9Bd\ttab\nline'), JSON.stringify(r.stdout));
+    assert.doesNotMatch(r.stdout + r.stderr, /[\u001b\u0007\u009b]/);
+    await fake.script([{ error: { status: 400, message: 'refused \u001b[31mred\u001b[0m' } }]);
+    const e = await goose(srv, ['run', '-t', 'hi'], { cwd: dir });
+    assert.equal(e.code, 1);
+    assert.match(e.stderr, /refused \\x1B\[31mred\\x1B\[0m/);
+    assert.doesNotMatch(e.stderr, /\u001b/);
+  });
+
+  it('output that cannot be written (a full disk): exit 1, saying so, never 0', async () => {
+    const id = (await post(srv, '/api/sessions', { name: 'to /dev/full', working_directory: dir })).body.id;
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = await goose(srv, ['session', 'export', id], { cwd: dir, stdoutFd: full });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^goose: cannot write the output: No space left on device$/m);
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('a reply that ends in an error exits 1 and says why', async () => {
