@@ -427,9 +427,12 @@ json_t *cl_call(cl_client *cl, const char *method, const char *path, const char 
     }
     if (!x.body.len) {
         v = json_null();
-    } else {
-        v = json_loadb(x.body.data, x.body.len, JSON_ALLOW_NUL, NULL);
-        if (!v) v = json_stringn_nocheck(x.body.data, x.body.len);
+    } else if (!(v = json_loadb(x.body.data, x.body.len, JSON_ALLOW_NUL, NULL))) {
+        fprintf(stderr,
+                "%s: the server at %s answered with something that is not JSON (is it a "
+                "goosed?)\n",
+                cl->prog, cl->shown);
+        goto out;
     }
     if (!v) fprintf(stderr, "%s: out of memory\n", cl->prog);
 out:
@@ -555,4 +558,14 @@ void cl_put_text(FILE *f, const char *s, size_t n)
 void cl_puts_text(FILE *f, const char *s)
 {
     cl_put_text(f, s, strlen(s));
+}
+
+bool cl_shape(cl_client *cl, bool ok, const char *what)
+{
+    if (!ok)
+        fprintf(stderr,
+                "%s: the server at %s answered with something that is not %s (is it a "
+                "goosed?)\n",
+                cl->prog, cl->shown, what);
+    return ok;
 }

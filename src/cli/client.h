@@ -88,6 +88,9 @@ void cl_print_json(json_t *v);
 void cl_put_text(FILE *f, const char *s, size_t n);
 /* The same for a NUL-terminated string. */
 void cl_puts_text(FILE *f, const char *s);
+/* ok, or (saying so in one line: the server's answer is not WHAT) false: for an answer of the
+ * wrong shape, which a list must not show as empty. */
+bool cl_shape(cl_client *cl, bool ok, const char *what);
 /* The string member key of o, or dflt when absent or not a string. */
 const char *cl_str(json_t *o, const char *key, const char *dflt);
 

@@ -127,6 +127,11 @@ static int cmd_list(cl_client *cl, const cl_common *c)
 {
     json_t *r = cl_call(cl, "GET", "/api/extensions", NULL, NULL);
     if (!r) return 1;
+    if (!cl_shape(cl, json_is_array(r) || json_is_array(json_object_get(r, "extensions")),
+                  "a list of extensions")) {
+        json_decref(r);
+        return 1;
+    }
     if (c->json) {
         cl_print_json(r);
         json_decref(r);

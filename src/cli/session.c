@@ -93,6 +93,10 @@ static int cmd_list(cl_client *cl, const cl_common *c, const char *limit, const 
     free(path);
     if (!page) return 1;
     json_t *list = json_object_get(page, "sessions");
+    if (!cl_shape(cl, json_is_array(list), "a page of sessions")) {
+        json_decref(page);
+        return 1;
+    }
     const char *next = cl_str(page, "next_cursor", NULL);
     if (c->json) {
         cl_print_json(after ? page : list); /* the array, as before, unless paging on */
@@ -178,7 +182,11 @@ static int cmd_show(cl_client *cl, const cl_common *c, const char *id)
     free(p1);
     free(p2);
     int rc = 1;
-    if (!msgs) goto out;
+    if (!msgs || !cl_shape(cl,
+                           json_is_object(s) && json_is_string(json_object_get(s, "id")) &&
+                               json_is_array(msgs),
+                           "a session and its messages"))
+        goto out;
     rc = 0;
     if (c->json) {
         json_t *o = json_pack("{s:O, s:O}", "session", s, "messages", msgs);

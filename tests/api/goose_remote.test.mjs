@@ -6,6 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { startServer, stopAndCheck, tempDir, assertCleanLog, GOOSED_BIN } from './lib/server.mjs';
 import { get, post, UUID_V7 } from './lib/http.mjs';
@@ -63,6 +64,29 @@ describe('goose: usage and a missing server', () => {
       const r = await goose(null, bad);
       assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stderr}`);
       assert.ok(r.stderr.length > 0);
+    }
+  });
+
+  it("a server whose 200 is not goosed's answer: exit 1, saying so, never an empty list", async () => {
+    const bodies = ['{"sessions": [ {"id": ', '{"sessions":"nope","next_cursor":5}', '[1,2]', 'plain text'];
+    for (const body of bodies) {
+      const other = http.createServer((req, res) => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(body);
+      });
+      await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${other.address().port}`;
+      try {
+        for (const args of [['session', 'list'], ['session', 'show', 's1'], ['extension', 'list'], ['session', 'list', '--json']]) {
+          const r = await goose(null, args, { env: { GOOSE_SERVER_URL: url } });
+          if (body === '[1,2]' && args[0] === 'extension') continue; // an array of extensions: rows of ?
+          assert.equal(r.code, 1, `${body} / ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+          assert.match(r.stderr, /answered with something that is not (JSON|a page of sessions|a session and its messages|a list of extensions) \(is it a goosed\?\)/);
+          assert.doesNotMatch(r.stdout, /no sessions|no extensions/);
+        }
+      } finally {
+        await new Promise((resolve) => other.close(resolve));
+      }
     }
   });
 
