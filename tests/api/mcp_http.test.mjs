@@ -86,6 +86,46 @@ test('a bearer token from config.yaml reaches the server, never the log; a forgo
   assert.ok(seen.some((r) => r.rpc === 'tools/call' && r.sid === 's2'));
 });
 
+/** goosed with a streamable HTTP extension `remote` on the fake server (its env), one reply made so
+ * that it starts; resolves {srv, seen()} (seen: the server's requests so far). */
+async function replyWithFakeHttp(t, env) {
+  const mcp = await startNode([fake], env, (s) => Number(/port (\d+)/.exec(s)?.[1] ?? 0));
+  t.after(() => mcp.proc.kill('SIGTERM'));
+  const prov = await startFake();
+  t.after(() => prov.stop());
+  const srv = await startServer({
+    env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: prov.url, OPENAI_API_KEY: 'sk-x' },
+    configYaml: `extensions:\n  remote:\n    enabled: true\n    type: streamable_http\n    name: remote\n    uri: http://127.0.0.1:${mcp.port}/mcp\n`,
+  });
+  t.after(() => stopAndCheck(srv));
+  await prov.script([{ text: 'ok' }]);
+  const s = await post(srv, '/api/sessions', { working_directory: srv.home });
+  assert.equal((await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' })).status, 200);
+  return { srv, seen: () => mcp.stderr().trim().split('\n').map((l) => JSON.parse(l)) };
+}
+
+test('a server that forgets every session: a new one three times in a minute, then a failure, not a loop', async (t) => {
+  const { srv, seen } = await replyWithFakeHttp(t, { MCP_FAKE_FORGETFUL: '1' });
+  const failed = /WARN .*remote: the server ended the MCP session \(HTTP 404\)/;
+  const end = Date.now() + 20000;
+  while (!failed.test(srv.log()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.match(srv.log(), failed);
+  assert.equal((srv.log().match(/initializing a new session/g) ?? []).length, 3);
+  assert.equal(seen().filter((r) => r.rpc === 'initialize').length, 4, 'the first session and three new ones');
+});
+
+test("a stream whose server says retry: 0 is reconnected at most every 500 ms, not at once", async (t) => {
+  const { seen } = await replyWithFakeHttp(t, { MCP_FAKE_RETRY0: '1' });
+  const gets = () => seen().filter((r) => r.method === 'GET').length;
+  const end = Date.now() + 20000;
+  while (gets() < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  const t0 = Date.now();
+  const n0 = gets();
+  while (gets() < n0 + 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  // three more reconnects took at least three floors (a client without one makes thousands a second)
+  assert.ok(Date.now() - t0 >= 3 * 500 - 100, `${gets() - n0} reconnects in ${Date.now() - t0} ms`);
+});
+
 test('in replies: server-everything over streamable HTTP, its tools called by the model (echo, sum, image, progress, elicitation, sampling)', async (t) => {
   const KEY = 'sk-mcp-http-agent';
   const ev = await startEverything(t, 'streamableHttp');

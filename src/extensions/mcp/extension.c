@@ -26,6 +26,7 @@
 #define MCP_LOG_WINDOW       10000       /* ... of this many ms; the rest are counted */
 #define MCP_TOOLS_BYTES      (16u << 20) /* bytes of their JSON */
 #define MCP_STABLE_MS        60000       /* a server up this long starts its backoff afresh */
+#define MCP_RENEWALS_MAX     3           /* new sessions after a 404 in a minute, then a failure */
 #define MCP_ITEMS_MAX        1000        /* resources or prompts kept of one listing */
 #define MCP_ITEMS_BYTES      (4u << 20)  /* bytes of their JSON */
 #define MCP_READ_BYTES       (16u << 20) /* bytes of a resource read or a prompt got */
@@ -102,6 +103,8 @@ struct mcp_ext {
     mcp_call *calls;
     unsigned failures;
     uint64_t retry_at, up_at;
+    uint64_t renew_win; /* when the minute of the last new sessions after a 404 began */
+    int renewals;       /* new sessions after a 404 in that minute */
     long timeout_ms;
     unsigned long long seq;
     bool holds_slot;           /* one of ext_limits.max_starting, while it starts */
@@ -553,9 +556,16 @@ static void resend_waiting(void *ud, gd_err e, const char *why)
 static void on_closed(void *ud, gd_err e, const char *why)
 {
     mcp_ext *x = ud;
-    if (e == GD_ENOTFOUND && x->st == EXT_RUNNING) {
+    uint64_t now = loop_now_ms(x->host->l);
+    if (e == GD_ENOTFOUND && now - x->renew_win >= MCP_STABLE_MS) {
+        x->renew_win = now;
+        x->renewals = 0;
+    }
+    if (e == GD_ENOTFOUND && x->st == EXT_RUNNING && ++x->renewals <= MCP_RENEWALS_MAX) {
         /* The server forgot our session (streamable HTTP's 404): a new one is initialized at
-         * once (no backoff: nothing crashed), and each interrupted call is sent again, once. */
+         * once (no backoff: nothing crashed), and each interrupted call is sent again, once. More
+         * than MCP_RENEWALS_MAX in a minute is a failure like a crash (below): backed off, or a
+         * server that forgets every session would be initialized again without end. */
         log_info(LOG_MOD, "%s: the server %s: initializing a new session", x->base.name, why);
         for (mcp_call *c = x->calls; c; c = c->next) {
             if (c->finished || c->waiting) continue;

@@ -14,6 +14,7 @@
 
 #define RETRY_DEFAULT_MS 1000  /* before reconnecting a stream that named no retry: time */
 #define RETRY_MAX_MS     30000 /* the longest wait between two attempts */
+#define RETRY_MIN_MS     500   /* the shortest, whatever the server's retry: says (0 would spin) */
 #define GET_FAILURES_MAX 3     /* attempts in a row that bring nothing before a stream is dropped */
 
 typedef struct http_t http_t;
@@ -142,11 +143,14 @@ static void on_get_done(mcp_req *r, CURLcode code)
         return;
     }
     bool ok = r->sse && r->status >= 200 && r->status <= 299;
-    if (ok && r->got_event)
+    /* Progress: for the session's own stream, any event; for a stream resumed for answers, one
+     * of those answers (events without them, such as pings, would resume it forever). */
+    if (ok && (main ? r->got_event : json_array_size(r->want) < r->wanted))
         failures = 0;
     else
         failures++;
     long wait = retry_of(t, r);
+    if (wait < RETRY_MIN_MS) wait = RETRY_MIN_MS;
     if (!ok) wait = wait << (failures < 5 ? failures : 5);
     if (wait > RETRY_MAX_MS) wait = RETRY_MAX_MS;
     if (!main && !json_array_size(r->want)) {
@@ -192,6 +196,7 @@ static void start_get(http_t *t, json_t *want, const char *last_id, int failures
     }
     r->kind = failures;
     r->want = want ? json_incref(want) : NULL;
+    r->wanted = json_array_size(want);
 }
 
 static void on_post_done(mcp_req *r, CURLcode code)

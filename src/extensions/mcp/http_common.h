@@ -45,6 +45,7 @@ struct mcp_req {
     buf raw;           /* a body that is not an event stream */
     gd_err stream_err; /* the body was cut: why says why */
     json_t *want;      /* ids of requests whose responses this stream should bring, or NULL */
+    size_t wanted;     /* how many of them it began with (the transport's) */
     mcp_req_done done;
     mcp_req_event event; /* NULL: events other than messages are ignored */
     void *ud;            /* the transport's */

@@ -3,7 +3,9 @@
 // echo as JSON, and with MCP_FAKE_STALE=1 answers 404 to the first tools/call of the first
 // session (a session the server forgot), so the client must initialize again. It listens on a
 // free port of 127.0.0.1 and prints "port N" on stdout once it does; what it saw goes to stderr
-// as one JSON line per request (with its traceparent header, or null).
+// as one JSON line per request (with its traceparent header, or null). With MCP_FAKE_FORGETFUL=1
+// every session's own GET stream is answered 404 (a server that forgets each session at once);
+// with MCP_FAKE_RETRY0=1 it is a stream of one event with `retry: 0`, then the end.
 import http from 'node:http';
 
 const token = process.env.MCP_FAKE_TOKEN;
@@ -23,6 +25,15 @@ const server = http.createServer((req, res) => {
     try { msg = body ? JSON.parse(body) : null; } catch { /* reported below */ }
     process.stderr.write(JSON.stringify({ method: req.method, rpc: msg?.method ?? null, sid: sid ?? null, auth: auth === `Bearer ${token}`, traceparent: req.headers.traceparent ?? null }) + '\n');
     if (token && auth !== `Bearer ${token}`) { res.writeHead(401); res.end('missing or wrong bearer token'); return; }
+    if (req.method === 'GET' && process.env.MCP_FAKE_FORGETFUL === '1') { // once the client is up
+      setTimeout(() => { sessions.delete(sid); res.writeHead(404); res.end('session not found'); }, 300);
+      return;
+    }
+    if (req.method === 'GET' && process.env.MCP_FAKE_RETRY0 === '1') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`id: ${Date.now()}\nretry: 0\ndata:\n\n`);
+      return;
+    }
     if (req.method === 'GET') { res.writeHead(405); res.end(); return; }
     if (req.method === 'DELETE') { sessions.delete(sid); res.writeHead(200); res.end(); return; }
     if (!msg) { res.writeHead(400); res.end('bad JSON'); return; }
