@@ -86,6 +86,16 @@ test('a bearer token from config.yaml reaches the server, never the log; a forgo
   assert.ok(seen.some((r) => r.rpc === 'tools/call' && r.sid === 's2'));
 });
 
+test('an Mcp-Session-Id over 255 bytes: a clear failure, never sent back cut short', async (t) => {
+  const srv = await startNode([fake], { MCP_FAKE_SID_LONG: '1' }, (s) => Number(/port (\d+)/.exec(s)?.[1] ?? 0));
+  t.after(() => srv.proc.kill('SIGTERM'));
+  const r = await runGoosed(['mcp', 'call', `http://127.0.0.1:${srv.port}/mcp`, 'echo', '{"message":"hi"}'], {}, { timeoutMs: 30000 });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /sent an Mcp-Session-Id longer than 255 bytes/);
+  const seen = srv.stderr().trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(seen.every((x) => x.sid === null), 'no request named a session cut short');
+});
+
 /** goosed with a streamable HTTP extension `remote` on the fake server (its env), one reply made so
  * that it starts; resolves {srv, seen()} (seen: the server's requests so far). */
 async function replyWithFakeHttp(t, env) {

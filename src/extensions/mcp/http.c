@@ -208,6 +208,13 @@ static void on_post_done(mcp_req *r, CURLcode code)
         mcp_req_free(r);
         return;
     }
+    if (r->session_bad && !t->session) {
+        mcp_http_fail(&t->b, GD_EPROTO,
+                      "sent an Mcp-Session-Id longer than 255 bytes or with characters other "
+                      "than visible ASCII (MCP allows 0x21 to 0x7E)");
+        mcp_req_free(r);
+        return;
+    }
     if (r->session[0] && !t->session && !(t->session = strdup(r->session))) {
         mcp_http_fail(&t->b, GD_ENOMEM, "out of memory keeping the MCP session");
         mcp_req_free(r);

@@ -237,18 +237,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-/* Copies a header's value (after "name:"), trimmed, into out. */
-static void header_value(const char *p, size_t len, size_t skip, char *out, size_t outlen)
+/* Copies a header's value (after "name:"), trimmed, into out (cut to fit); returns its whole
+ * length. */
+static size_t header_value(const char *p, size_t len, size_t skip, char *out, size_t outlen)
 {
     const char *v = p + skip, *end = p + len;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
     while (end > v && isspace((unsigned char)end[-1]))
         end--;
-    size_t n = (size_t)(end - v);
+    size_t n = (size_t)(end - v), whole = n;
     if (n >= outlen) n = outlen - 1;
     memcpy(out, v, n);
     out[n] = '\0';
+    return whole;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -258,6 +260,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (len > 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after a 100 Continue) */
         r->ctype[0] = '\0';
         r->session[0] = '\0';
+        r->session_bad = false;
     } else if (len > 13 && !strncasecmp(p, "content-type:", 13)) {
         header_value(p, len, 13, r->ctype, sizeof r->ctype);
         char *semi = strchr(r->ctype, ';');
@@ -267,7 +270,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         for (size_t i = strlen(r->ctype); i && r->ctype[i - 1] == ' '; i--)
             r->ctype[i - 1] = '\0';
     } else if (len > 15 && !strncasecmp(p, "mcp-session-id:", 15)) {
-        header_value(p, len, 15, r->session, sizeof r->session);
+        size_t whole = header_value(p, len, 15, r->session, sizeof r->session);
+        r->session_bad = whole >= sizeof r->session;
+        for (const char *c = r->session; *c; c++)
+            if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e) r->session_bad = true;
     }
     return len;
 }

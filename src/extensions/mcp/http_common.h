@@ -39,6 +39,7 @@ struct mcp_req {
     long status;
     char ctype[64];    /* the response's media type, lowercased, without parameters */
     char session[256]; /* the response's Mcp-Session-Id, "" when none */
+    bool session_bad;  /* it was longer than that, or held more than visible ASCII (MCP) */
     bool sse;          /* the response is an event stream */
     bool got_event;    /* at least one event arrived */
     sse_reader *rd;

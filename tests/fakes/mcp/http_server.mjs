@@ -5,7 +5,8 @@
 // free port of 127.0.0.1 and prints "port N" on stdout once it does; what it saw goes to stderr
 // as one JSON line per request (with its traceparent header, or null). With MCP_FAKE_FORGETFUL=1
 // every session's own GET stream is answered 404 (a server that forgets each session at once);
-// with MCP_FAKE_RETRY0=1 it is a stream of one event with `retry: 0`, then the end.
+// with MCP_FAKE_RETRY0=1 it is a stream of one event with `retry: 0`, then the end. With
+// MCP_FAKE_SID_LONG=1 its session ids are over 300 bytes (MCP does not bound them; goosed does).
 import http from 'node:http';
 
 const token = process.env.MCP_FAKE_TOKEN;
@@ -38,7 +39,7 @@ const server = http.createServer((req, res) => {
     if (req.method === 'DELETE') { sessions.delete(sid); res.writeHead(200); res.end(); return; }
     if (!msg) { res.writeHead(400); res.end('bad JSON'); return; }
     if (msg.method === 'initialize') {
-      const id = `s${++sessionsMade}`;
+      const id = process.env.MCP_FAKE_SID_LONG === '1' ? `s${++sessionsMade}${'x'.repeat(300)}` : `s${++sessionsMade}`;
       sessions.add(id);
       res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': id });
       res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: msg.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'fake-http', version: '1' } } }));
