@@ -188,8 +188,9 @@ typedef struct {
     cl_event_fn fn;
     cl_tick_fn tick;
     void *ud;
-    int stopped;    /* fn or tick asked to stop */
-    gd_err sse_err; /* the stream broke its framing (a line past the cap) */
+    int (*stop)(void); /* cl_call_until's */
+    int stopped;       /* fn, tick or stop asked to stop */
+    gd_err sse_err;    /* the stream broke its framing (a line past the cap) */
 } xfer;
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -232,6 +233,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     (void)dt, (void)dn, (void)ut, (void)un;
     xfer *x = ud;
     if (x->tick && !x->stopped && x->tick(x->ud)) x->stopped = 1;
+    if (x->stop && !x->stopped && x->stop()) x->stopped = 1;
     return x->stopped;
 }
 
@@ -373,6 +375,11 @@ static int perform(cl_client *cl, const char *method, const char *path, const ch
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     } else {
         curl_easy_setopt(h, CURLOPT_TIMEOUT, CALL_TIMEOUT);
+        if (x->stop) {
+            curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+            curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+            curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+        }
     }
 
     /* A stream ticks: SIGALRM every 100 ms wakes libcurl's poll so that the progress function
@@ -414,9 +421,10 @@ out:
     return ret;
 }
 
-json_t *cl_call(cl_client *cl, const char *method, const char *path, const char *body, long *status)
+static json_t *call(cl_client *cl, const char *method, const char *path, const char *body,
+                    long *status, int (*stop)(void))
 {
-    xfer x = {0};
+    xfer x = {.stop = stop};
     buf_init(&x.body, CAP_ANSWER);
     json_t *v = NULL;
     if (perform(cl, method, path, body, &x)) goto out;
@@ -438,6 +446,17 @@ json_t *cl_call(cl_client *cl, const char *method, const char *path, const char 
 out:
     buf_free(&x.body);
     return v;
+}
+
+json_t *cl_call(cl_client *cl, const char *method, const char *path, const char *body, long *status)
+{
+    return call(cl, method, path, body, status, NULL);
+}
+
+json_t *cl_call_until(cl_client *cl, const char *method, const char *path, const char *body,
+                      int (*stop)(void))
+{
+    return call(cl, method, path, body, NULL, stop);
 }
 
 json_t *cl_call_json(cl_client *cl, const char *method, const char *path, json_t *body,

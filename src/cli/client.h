@@ -47,12 +47,17 @@ const char *cl_prog(const cl_client *cl);
 char *cl_escape(const char *s);
 
 /* Sends method to path (starting with '/', relative to the server's URL) with body (JSON text, or
- * NULL for none). Answers the parsed JSON of a 2xx answer (json_null() for an empty one, a JSON
- * string holding the text when it is not JSON) with *status set when status is not NULL; the
- * caller decrefs. NULL on any failure, said in one line on stderr: the server unreachable (with
- * its URL), or its error status and message (a 401 also says which variables give credentials). */
+ * NULL for none). Answers the parsed JSON of a 2xx answer (json_null() for an empty one) with
+ * *status set when status is not NULL; the caller decrefs. NULL on any failure, said in one line
+ * on stderr: the server unreachable (with its URL), an answer that is not JSON, or its error
+ * status and message (a 401 also says which variables give credentials). */
 json_t *cl_call(cl_client *cl, const char *method, const char *path, const char *body,
                 long *status);
+/* cl_call that gives up, saying nothing, as soon as stop() answers true (checked as the transfer
+ * goes, and at least every 100 ms inside cl_stream's ticks): a request made from a stream's tick
+ * that the user can abandon (a second Ctrl-C). */
+json_t *cl_call_until(cl_client *cl, const char *method, const char *path, const char *body,
+                      int (*stop)(void));
 /* The same with body a JSON value (borrowed; NULL for none). */
 json_t *cl_call_json(cl_client *cl, const char *method, const char *path, json_t *body,
                      long *status);

@@ -220,13 +220,21 @@ static void newline(rstate *s)
     if (!s->line_start) out_text(s, "\n", 1);
 }
 
+static int cancel_mark; /* interrupts when the cancel was sent: one more stops waiting for it */
+
+static int interrupted_again(void)
+{
+    return interrupts > cancel_mark;
+}
+
 static void send_cancel(rstate *s)
 {
     char *sid = cl_escape(s->sid);
     char path[600];
     snprintf(path, sizeof path, "/api/sessions/%s/cancel", sid ? sid : "");
     free(sid);
-    json_decref(cl_call(s->cl, "POST", path, NULL, NULL));
+    cancel_mark = interrupts;
+    json_decref(cl_call_until(s->cl, "POST", path, NULL, interrupted_again));
     s->cancel_sent = true;
 }
 

@@ -22,7 +22,7 @@ const providerEnv = (fake, extra = {}) => ({ GOOSE_PROVIDER: 'openai', GOOSE_MOD
 
 /** Starts goose with args; env is added to a minimal one (GOOSE_SERVER_URL from srv). Resolves
  *  {code, signal, stdout, stderr} when it exits. onStdout(all so far, proc) sees output as it comes. */
-function goose(srv, args, { env = {}, cwd, input, onStdout, stdoutFd } = {}) {
+function goose(srv, args, { env = {}, cwd, input, onStdout, onStderr, stdoutFd } = {}) {
   const full = { PATH: process.env.PATH, HOME: cwd ?? tempDir('goose-cli-home-'), ...(srv ? { GOOSE_SERVER_URL: srv.url } : {}), ...env };
   for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) full[k] = process.env[k];
   for (const [k, v] of Object.entries(full)) if (v === undefined) delete full[k];
@@ -36,7 +36,7 @@ function goose(srv, args, { env = {}, cwd, input, onStdout, stdoutFd } = {}) {
       proc.stdout.setEncoding('utf8');
       proc.stdout.on('data', (d) => { stdout += d; rec.stdout(d); if (onStdout) onStdout(stdout, proc); });
     }
-    proc.stderr.on('data', (d) => { stderr += d; rec.stderr(d); });
+    proc.stderr.on('data', (d) => { stderr += d; rec.stderr(d); if (onStderr) onStderr(stderr, proc); });
     proc.on('close', (code, signal) => {
       assertCleanLog(stderr, `goose ${args.join(' ')}`); // no sanitizer report (make check-asan)
       resolve({ code, signal, stdout, stderr });
@@ -213,6 +213,42 @@ describe('goose session and run', () => {
     await fake.script([{ text: 'after' }]);
     const next = await post(srv, `/api/sessions/${sid}/messages`, { content: 'again' });
     assert.equal(next.status, 200, next.text);
+  });
+
+  it('a second Ctrl-C stops waiting even when the server never answers the cancel', { timeout: 30_000 }, async () => {
+    // a server that streams a reply forever and never answers POST .../cancel
+    const stuck = http.createServer((req, res) => {
+      if (req.method === 'POST' && req.url === '/api/sessions') {
+        res.writeHead(201, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ id: 's1', name: 'x', working_dir: '/tmp', working_directory: '/tmp', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', message_count: 0 }));
+        return;
+      }
+      if (req.url.endsWith('/cancel')) return; // never answered
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      const t = setInterval(() => res.write('event: message_chunk\ndata: {"type":"text","text":"w "}\n\n'), 20);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise((resolve) => stuck.listen(0, '127.0.0.1', resolve));
+    try {
+      let stage = 0;
+      let errSeen = '';
+      const r = await goose(null, ['run', '-t', 'hi'], {
+        env: { GOOSE_SERVER_URL: `http://127.0.0.1:${stuck.address().port}` },
+        onStdout: (out, proc) => {
+          if (stage === 0 && out.includes('w ')) { stage = 1; proc.kill('SIGINT'); }
+        },
+        onStderr: (err, proc) => {
+          errSeen = err;
+          if (stage === 1 && err.includes('cancelling the reply')) { stage = 2; proc.kill('SIGINT'); }
+        },
+      });
+      assert.equal(stage, 2, errSeen);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /stopped waiting for the reply/);
+    } finally {
+      stuck.closeAllConnections();
+      await new Promise((resolve) => stuck.close(resolve));
+    }
   });
 
   it('the chat reads its lines from a pipe too: each line a message, end of input leaves (exit 0)', async () => {
