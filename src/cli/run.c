@@ -66,8 +66,14 @@ int cli_run(int argc, char **argv)
         if (!r) r = cl_opt_value(prog, "--instructions", "-i", argc, argv, &i, &file);
         if (!r) r = cl_opt_value(prog, "--session", "-s", argc, argv, &i, &sid);
         if (!r) r = cl_opt_value(prog, "--name", "-n", argc, argv, &i, &name);
-        if (!r && !strcmp(a, "--approve-all")) r = 1, o.confirm = REPLY_APPROVE;
-        if (!r && !strcmp(a, "--deny-all")) r = 1, o.confirm = REPLY_DENY;
+        if (!r && (!strcmp(a, "--approve-all") || !strcmp(a, "--deny-all"))) {
+            reply_confirm want = !strcmp(a, "--approve-all") ? REPLY_APPROVE : REPLY_DENY;
+            if (o.confirm != REPLY_ASK && o.confirm != want) {
+                fprintf(stderr, "%s: --approve-all and --deny-all: give one of them\n", prog);
+                return 2;
+            }
+            r = 1, o.confirm = want;
+        }
         if (r < 0) return 2;
         if (!r) {
             fprintf(stderr, "%s: unknown argument \"%s\"\n\n%s%s", prog, a, usage, cl_common_help);

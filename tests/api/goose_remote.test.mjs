@@ -60,7 +60,7 @@ describe('goose: usage and a missing server', () => {
     }
     const run = await goose(null, ['run', '--help']);
     assert.match(run.stdout, /0 the reply ended normally \(stop reason end_turn\); 1/);
-    for (const bad of [['run'], ['run', '-t'], ['run', '-t', 'x', '--nope'], ['session', 'frobnicate'], ['session', 'show'], ['session', 'rm', 'a', 'b'], ['extension'], ['extension', 'add', 'x'], ['extension', 'enable'], ['extension', 'list', 'extra']]) {
+    for (const bad of [['run'], ['run', '-t'], ['run', '-t', 'x', '--nope'], ['session', 'frobnicate'], ['session', 'show'], ['session', 'rm', 'a', 'b'], ['extension'], ['extension', 'add', 'x'], ['extension', 'enable'], ['extension', 'list', 'extra'], ['run', '-t', 'x', '--approve-all', '--deny-all']]) {
       const r = await goose(null, bad);
       assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stderr}`);
       assert.ok(r.stderr.length > 0);
