@@ -154,6 +154,23 @@ static void tool_call(turn *t, const char *id, const char *name, json_t *args)
     json_decref(args);
 }
 
+/* A turn (max_rounds, context_limit) whose first round asked for one tool (c1, x__a), stored:
+ * its tool runs. */
+static turn *turn_at_tool(rec *r, long max_rounds, long context_limit)
+{
+    memset(r, 0, sizeof *r);
+    r->stream_ok = true;
+    turn *t = turn_new(&fx, r, "hello", max_rounds, context_limit);
+    assert_non_null(t);
+    turn_begin(t);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__a", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    return t;
+}
+
 static int find(rec *r, const char *what)
 {
     for (int i = 0; i < r->n; i++)
@@ -322,15 +339,7 @@ static void test_context_limit(void **state)
     done(t, &r);
 
     /* a tool's result pushes it over in the next round: the turn ends saying what is stored */
-    memset(&r, 0, sizeof r);
-    r.stream_ok = true;
-    t = turn_new(&fx, &r, "hello", 10, 1000);
-    turn_begin(t);
-    history(t, json_array());
-    stored(t, TURN_STORE_USER, GD_OK);
-    tool_call(t, "c1", "x__a", json_object());
-    provider(t, "tool_use");
-    stored(t, TURN_STORE_REPLY, GD_OK);
+    t = turn_at_tool(&r, 10, 1000);
     char *huge = malloc(5001);
     memset(huge, 'b', 5000);
     huge[5000] = '\0';
@@ -360,15 +369,7 @@ static void test_context_limit(void **state)
 static void test_max_turns(void **state)
 {
     rec r;
-    memset(&r, 0, sizeof r);
-    r.stream_ok = true;
-    turn *t = turn_new(&fx, &r, "hello", 1, 100000);
-    turn_begin(t);
-    history(t, json_array());
-    stored(t, TURN_STORE_USER, GD_OK);
-    tool_call(t, "c1", "x__a", json_object());
-    provider(t, "tool_use");
-    stored(t, TURN_STORE_REPLY, GD_OK);
+    turn *t = turn_at_tool(&r, 1, 100000);
     tool_done(t, "ok", false);
     stored(t, TURN_STORE_RESULTS, GD_OK);
     assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
