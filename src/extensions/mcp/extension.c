@@ -553,9 +553,13 @@ static void resend_waiting(void *ud, gd_err e, const char *why)
     }
 }
 
-static void on_closed(void *ud, gd_err e, const char *why)
+static void on_closed(void *ud, gd_err e, const char *why_in)
 {
     mcp_ext *x = ud;
+    /* why: what the server did ("exited with status 3"), made a whole clause unless the transport
+     * gave one already ("the MCP server answered HTTP 403 ..."). */
+    char why[600];
+    snprintf(why, sizeof why, "%s%s", strncmp(why_in, "the ", 4) ? "the server " : "", why_in);
     uint64_t now = loop_now_ms(x->host->l);
     if (e == GD_ENOTFOUND && now - x->renew_win >= MCP_STABLE_MS) {
         x->renew_win = now;
@@ -566,11 +570,11 @@ static void on_closed(void *ud, gd_err e, const char *why)
          * once (no backoff: nothing crashed), and each interrupted call is sent again, once. More
          * than MCP_RENEWALS_MAX in a minute is a failure like a crash (below): backed off, or a
          * server that forgets every session would be initialized again without end. */
-        log_info(LOG_MOD, "%s: the server %s: initializing a new session", x->base.name, why);
+        log_info(LOG_MOD, "%s: %s: initializing a new session", x->base.name, why);
         for (mcp_call *c = x->calls; c; c = c->next) {
             if (c->finished || c->waiting) continue;
             if (c->retried) {
-                call_fail(c, "%s__%s failed: the server %s twice", x->base.name, c->tool, why);
+                call_fail(c, "%s__%s failed: %s twice", x->base.name, c->tool, why);
                 continue;
             }
             c->retried = c->waiting = true;
@@ -590,11 +594,11 @@ static void on_closed(void *ud, gd_err e, const char *why)
         return;
     }
     if (x->st == EXT_STARTING) {
-        start_failed(x, "the server %s", why);
+        start_failed(x, "%s", why);
         return;
     }
     char msg[512];
-    snprintf(msg, sizeof msg, "%s: the server %s", x->base.name, why);
+    snprintf(msg, sizeof msg, "%s: %s", x->base.name, why);
     for (mcp_call *c = x->calls; c; c = c->next)
         if (!c->finished) call_fail(c, "%s__%s failed: %s", x->base.name, c->tool, msg);
     went_down(x, msg);
