@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/utf8.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/reply.h"
@@ -94,6 +95,13 @@ int cli_run(int argc, char **argv)
     if (file && !(text = owned = read_text(file))) return 1;
     if (!*text) {
         fprintf(stderr, "%s: the message is empty\n", prog);
+        free(owned);
+        return 2;
+    }
+    /* Checked before anything is made on the server: no empty session left behind. */
+    if (!utf8_valid(text, strlen(text)) || (name && !utf8_valid(name, strlen(name)))) {
+        fprintf(stderr, "%s: the %s is not valid UTF-8\n", prog,
+                utf8_valid(text, strlen(text)) ? "session name" : "message");
         free(owned);
         return 2;
     }

@@ -164,6 +164,16 @@ describe('goose session and run', () => {
     assert.deepEqual(sent, ['from a file', 'from stdin']);
   });
 
+  it('a message that is not UTF-8: exit 2 before anything is made on the server', async () => {
+    writeFileSync(path.join(dir, 'bad.md'), Buffer.from([0x61, 0xff, 0x62]));
+    const before = (await get(srv, '/api/sessions?limit=1000')).body.length;
+    const r = await goose(srv, ['run', '-i', 'bad.md'], { cwd: dir });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /the message is not valid UTF-8/);
+    assert.doesNotMatch(r.stderr, /session [0-9a-f-]{36}/);
+    assert.equal((await get(srv, '/api/sessions?limit=1000')).body.length, before, 'an empty session was left behind');
+  });
+
   it("text from the model, a tool's name or the server cannot drive the terminal: its controls come out as \\xHH", async () => {
     await fake.script([{ text: 'a\u001b]0;pwned\u0007b\u001b[2Jc\u009bd\ttab\nline' }]);
     const r = await goose(srv, ['run', '-t', 'hi'], { cwd: dir });
