@@ -670,6 +670,7 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
     if (home && home[0] == '/' && strcmp(home, "/") && !under_any(home, roots, nroots))
         av_add2(&a, "--tmpfs", home);
     char(*binds)[SB_PATH_MAX] = NULL;
+    char npm[SB_PATH_MAX]; /* here: roots and wroots point at it until the end */
     if (kind == SANDBOX_SERVER && !(binds = malloc(SB_MAX_BINDS * sizeof *binds))) a.oom = true;
     if (binds) {
         size_t nb = server_paths(cmd, binds, SB_MAX_BINDS);
@@ -683,7 +684,6 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
          * a server would run later). */
         const char *base = strrchr(cmd[0], '/');
         base = base ? base + 1 : cmd[0];
-        char npm[SB_PATH_MAX];
         if ((!strcmp(base, "npx") || !strcmp(base, "npm")) && home && home[0] == '/' &&
             snprintf(npm, sizeof npm, "%s/.npm", home) < (int)sizeof npm && is_dir(npm)) {
             av_add3(&a, "--bind", npm, npm);
