@@ -560,17 +560,12 @@ void cl_put_text(FILE *f, const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
-        size_t k = p[i] < 0x80 ? 1 : utf8_seq_len(p + i, n - i);
-        bool control = (p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f ||
-                       (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0);
-        if (!k || control) {
-            for (size_t j = 0; j < (k ? k : 1); j++)
-                fprintf(f, "\\x%02X", p[i + j]);
-            i += k ? k : 1;
-        } else {
-            fwrite(p + i, 1, k, f);
-            i += k;
-        }
+        bool esc;
+        size_t k = utf8_next_shown(p + i, n - i, "\n\t", &esc);
+        for (size_t j = 0; esc && j < k; j++)
+            fprintf(f, "\\x%02X", p[i + j]);
+        if (!esc) fwrite(p + i, 1, k, f);
+        i += k;
     }
 }
 

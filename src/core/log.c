@@ -240,11 +240,8 @@ static void text_escape(char *line, size_t *n, size_t cap, const char *s)
     size_t o = *n, len = strlen(s);
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
-        unsigned char c = p[i];
-        size_t adv = c < 0x80 ? 1 : utf8_seq_len(p + i, len - i);
-        bool esc =
-            adv == 0 || (c < 0x20 && c != '\t') || c == 0x7f || (c == 0xc2 && p[i + 1] < 0xa0);
-        if (!adv) adv = 1;
+        bool esc;
+        size_t adv = utf8_next_shown(p + i, len - i, "\t", &esc);
         if (esc) {
             if (o + 4 * adv >= cap) break;
             for (size_t k = 0; k < adv; k++) {

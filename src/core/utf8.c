@@ -1,5 +1,7 @@
 #include "core/utf8.h"
 
+#include <string.h>
+
 size_t utf8_seq_len(const unsigned char *p, size_t n)
 {
     if (!n) return 0;
@@ -31,4 +33,16 @@ bool utf8_valid(const char *p, size_t n)
     for (size_t i = 0, k; i < n; i += k)
         if (!(k = utf8_seq_len((const unsigned char *)p + i, n - i))) return false;
     return true;
+}
+
+size_t utf8_next_shown(const unsigned char *p, size_t n, const char *keep, bool *escape)
+{
+    size_t k = p[0] < 0x80 ? 1 : utf8_seq_len(p, n);
+    if (!k) {
+        *escape = true;
+        return 1;
+    }
+    *escape = (p[0] < 0x20 && !(p[0] && strchr(keep, p[0]))) || p[0] == 0x7f ||
+              (k == 2 && p[0] == 0xc2 && p[1] < 0xa0);
+    return k;
 }

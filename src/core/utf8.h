@@ -14,4 +14,10 @@ size_t utf8_seq_len(const unsigned char *p, size_t n);
 /* Whether the n bytes at p are all UTF-8 (a JSON string may hold nothing else; NUL counts). */
 bool utf8_valid(const char *p, size_t n);
 
+/* For text from a peer written where it must not drive a terminal or start a line of its own
+ * (goosed's log, goose's output): the length of the next unit at p (n > 0 bytes readable), and
+ * in *escape whether to write it as \xHH per byte: a control character (C0 but the bytes in
+ * keep, DEL, C1) or a byte that is not UTF-8 (a unit of one byte). */
+size_t utf8_next_shown(const unsigned char *p, size_t n, const char *keep, bool *escape);
+
 #endif
