@@ -62,22 +62,26 @@ done
 # metrics_results: the figures, the verdicts and the targets (after run.sh defines calc, MISSED).
 metrics_results() {
     local r
-    MS_ON=$(round_best mstatus_on rps max "$METRICS_ROUNDS")
-    MS_OFF=$(round_best mstatus_off rps max "$METRICS_ROUNDS")
-    MS_CPU_ON=$(round_best mstatus_on gcpu_us min "$METRICS_ROUNDS")
-    MS_CPU_OFF=$(round_best mstatus_off gcpu_us min "$METRICS_ROUNDS")
-    MS_INSTR_ON=$(round_best mstatus_on instr min "$METRICS_ROUNDS")
-    MS_INSTR_OFF=$(round_best mstatus_off instr min "$METRICS_ROUNDS")
-    MR_ON_WALL=$(round_best mreplies_on g_batch_wall_ms min "$METRICS_ROUNDS")
-    MR_OFF_WALL=$(round_best mreplies_off g_batch_wall_ms min "$METRICS_ROUNDS")
-    MR_ON_CPU=$(round_best mreplies_on g_goosed_cpu_s min "$METRICS_ROUNDS")
-    MR_OFF_CPU=$(round_best mreplies_off g_goosed_cpu_s min "$METRICS_ROUNDS")
-    MR_ON_P50=$(round_best mreplies_on g_ratio_p50 min "$METRICS_ROUNDS")
-    MR_OFF_P50=$(round_best mreplies_off g_ratio_p50 min "$METRICS_ROUNDS")
-    for v in MS_ON MS_OFF MS_CPU_ON MS_CPU_OFF MS_INSTR_ON MS_INSTR_OFF MR_ON_WALL MR_OFF_WALL \
-        MR_ON_CPU MR_OFF_CPU MR_ON_P50 MR_OFF_P50; do
-        printf -v "$v" '%s' "${!v:-0}" # a figure no round has counts as 0 (instructions: n/a)
-    done
+    local v prefix field best
+    # each mode's best round: VARIABLE PREFIX FIELD max|min; a figure no round has counts as 0
+    # (instructions: n/a)
+    while read -r v prefix field best; do
+        printf -v "$v" '%s' "$(round_best "$prefix" "$field" "$best" "$METRICS_ROUNDS")"
+        printf -v "$v" '%s' "${!v:-0}"
+    done <<'EOT'
+MS_ON mstatus_on rps max
+MS_OFF mstatus_off rps max
+MS_CPU_ON mstatus_on gcpu_us min
+MS_CPU_OFF mstatus_off gcpu_us min
+MS_INSTR_ON mstatus_on instr min
+MS_INSTR_OFF mstatus_off instr min
+MR_ON_WALL mreplies_on g_batch_wall_ms min
+MR_OFF_WALL mreplies_off g_batch_wall_ms min
+MR_ON_CPU mreplies_on g_goosed_cpu_s min
+MR_OFF_CPU mreplies_off g_goosed_cpu_s min
+MR_ON_P50 mreplies_on g_ratio_p50 min
+MR_OFF_P50 mreplies_off g_ratio_p50 min
+EOT
     # cost in percent, round by round: the throughput lost, the time and CPU added
     paired_cost MS_COST mstatus rps loss "$METRICS_ROUNDS"
     paired_cost MS_CPU_COST mstatus gcpu_us gain "$METRICS_ROUNDS"
