@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/netaddr.h"
 #include "core/pool.h"
 #include "core/trace.h"
 #include "extensions/extension.h"
@@ -71,7 +72,9 @@ typedef struct sess {
     json_t *user_added; /* the owner's own extensions reg holds: name -> true (NULL: none) */
     json_t *sess_added; /* the session's own (settings' "add") reg holds: name -> true, or NULL */
     char *cwd;          /* the working directory the extensions were made for */
-    ext_host host;
+    ext_host host;      /* the configured extensions' (config.yaml's) */
+    ext_host uhost;     /* the owner's own and the session's: host, with the owner's reach */
+    bool reg_admin;     /* the owner was an admin when reg was made (uhost reaches anything) */
     ext_host_ops host_ops; /* ud: this session */
     struct agent *a;
     agent_req *reqs;  /* the extensions\' requests (elicitation, sampling) not answered yet */
@@ -84,6 +87,7 @@ struct agent {
     loop *l;
     pool *workers;
     char **tool_env;
+    net_allow *reach; /* user_extension_hosts; NULL when it is "*" (anything) */
     char cfg_dir[PATH_MAX];
     const char *protected_dirs[3];
     ext_limits limits;
@@ -256,6 +260,7 @@ struct a_turn {
     ext_call *tool;
     uint64_t tool_t0;     /* when the running tool call started (metrics) */
     char *cwd;            /* the session's working directory */
+    bool admin;           /* the owner is an admin: their own extensions may reach anything */
     exec_mode mode;       /* this turn's */
     json_t *settings;     /* the session's own settings, read when the turn was asked for */
     stored_msg stored[3]; /* one slot per turn_store_kind: at most one write of each runs */
@@ -1059,16 +1064,16 @@ static void apply_defaults(json_t *content, json_t *schema)
 
 /* Adds the extension for cfg (checked) to se's registry; one that cannot be made is logged and
  * left out (the model then simply does not get its tools). */
-static void add_extension(sess *se, json_t *cfg)
+static void add_extension(sess *se, const ext_host *host, json_t *cfg)
 {
     const char *name = json_string_value(json_object_get(cfg, "name"));
     const char *type = json_string_value(json_object_get(cfg, "type"));
     char err[512] = "out of memory";
     extension *x = NULL;
     if (type && !strcmp(type, "builtin"))
-        x = developer_new(&se->host, cfg); /* the one builtin goosed has (ext_config_supported) */
+        x = developer_new(host, cfg); /* the one builtin goosed has (ext_config_supported) */
     else
-        x = mcp_extension_new(cfg, &se->host, err, sizeof err);
+        x = mcp_extension_new(cfg, host, err, sizeof err);
     gd_err e = x ? registry_add(se->reg, x) : GD_ENOMEM;
     if (e)
         log_warn("agent", "session %s: extension %s left out: %s", se->id, name ? name : "?",
@@ -1109,7 +1114,7 @@ static void add_user_extensions(sess *se, json_t *mine, json_t *own)
             continue;
         if (!se->user_added) se->user_added = json_object();
         json_object_set_new(se->user_added, name, json_true());
-        add_extension(se, cfg);
+        add_extension(se, &se->uhost, cfg);
     }
 }
 
@@ -1118,7 +1123,7 @@ static void add_user_extensions(sess *se, json_t *mine, json_t *own)
  * minus those the session removed, plus those it added. Made again when the configuration, the
  * owner's extensions or the session's settings changed since (processes of the old set are
  * stopped). The owner's are read from memory, and only when user_extensions is on. */
-static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cwd)
+static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cwd, bool admin)
 {
     unsigned gen = 0, ugen = 0;
     json_t *snap = a->exts ? ext_set_snapshot(a->exts, &gen) : NULL;
@@ -1133,8 +1138,8 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         json_decref(mine);
         return false;
     }
-    if (se->reg && se->reg_gen == gen && se->user_gen == ugen && se->reg_key &&
-        !strcmp(se->reg_key, key)) {
+    if (se->reg && se->reg_gen == gen && se->user_gen == ugen && se->reg_admin == admin &&
+        se->reg_key && !strcmp(se->reg_key, key)) {
         free(key);
         json_decref(snap);
         json_decref(mine);
@@ -1148,6 +1153,7 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     se->reg_key = key;
     se->reg_gen = gen;
     se->user_gen = ugen;
+    se->reg_admin = admin;
     json_decref(se->user_added);
     se->user_added = NULL;
     json_decref(se->sess_added);
@@ -1169,9 +1175,13 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         return false;
     }
     se->host.cwd = se->cwd;
+    /* What a user who is not an admin adds (their own, their session's) reaches only public
+     * addresses and user_extension_hosts: not what trusts goosed for where it stands. */
+    se->uhost = se->host;
+    se->uhost.reach = admin ? NULL : a->reach;
     if (!snap) { /* no configured set: the developer extension alone */
         json_t *dev = json_pack("{s:s, s:s}", "name", "developer", "type", "builtin");
-        if (dev) add_extension(se, dev);
+        if (dev) add_extension(se, &se->host, dev);
         json_decref(dev);
         add_user_extensions(se, mine, own);
         json_decref(mine);
@@ -1189,14 +1199,14 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         if (!on || !ext_config_supported(cfg) || json_object_get(cfg, "refused") ||
             removed(own, name) || json_object_get(json_object_get(own, "add"), name))
             continue;
-        add_extension(se, cfg);
+        add_extension(se, &se->host, cfg);
     }
     add_user_extensions(se, mine, own);
     json_object_foreach(json_object_get(own, "add"), name, cfg)
     {
         if (!se->sess_added) se->sess_added = json_object();
         json_object_set_new(se->sess_added, name, json_true());
-        add_extension(se, cfg);
+        add_extension(se, &se->uhost, cfg);
     }
     json_decref(snap);
     json_decref(mine);
@@ -1332,7 +1342,7 @@ static void turn_start_in(a_turn *at)
     }
     int own = exec_mode_parse(json_string_value(json_object_get(at->settings, "execution_mode")));
     at->mode = own >= 0 ? (exec_mode)own : agent_mode(a);
-    if (!ensure_registry(a, at->se, at->settings, at->cwd)) {
+    if (!ensure_registry(a, at->se, at->settings, at->cwd, at->admin)) {
         fail_early(at, "internal", "out of memory starting the extensions");
         return;
     }
@@ -1349,6 +1359,7 @@ typedef struct {
     sess *se;
     json_t *settings;
     char *cwd;
+    bool admin;
     void (*fn)(ext_registry *r, void *ud);
     void *ud;
 } ext_req_msg;
@@ -1358,7 +1369,7 @@ static void ext_request_on_loop(void *ud)
     ext_req_msg *m = ud;
     sess *se = m->se;
     /* a running turn keeps the registry it began with; otherwise it is made as a turn would */
-    bool ok = se->turn ? se->reg != NULL : ensure_registry(m->a, se, m->settings, m->cwd);
+    bool ok = se->turn ? se->reg != NULL : ensure_registry(m->a, se, m->settings, m->cwd, m->admin);
     m->fn(ok ? se->reg : NULL, m->ud);
     pthread_mutex_lock(&m->a->mu);
     sess_release_locked(se);
@@ -1368,7 +1379,7 @@ static void ext_request_on_loop(void *ud)
     free(m);
 }
 
-gd_err agent_session_ext_request(agent *a, const char *session_id,
+gd_err agent_session_ext_request(agent *a, const char *session_id, bool admin,
                                  void (*fn)(ext_registry *r, void *ud), void *ud, char *err,
                                  size_t errlen)
 {
@@ -1386,8 +1397,12 @@ gd_err agent_session_ext_request(agent *a, const char *session_id,
         free(m);
         return e;
     }
-    *m = (ext_req_msg){
-        .a = a, .settings = m->settings, .cwd = strdup(s.working_dir), .fn = fn, .ud = ud};
+    *m = (ext_req_msg){.a = a,
+                       .settings = m->settings,
+                       .cwd = strdup(s.working_dir),
+                       .admin = admin,
+                       .fn = fn,
+                       .ud = ud};
     pthread_mutex_lock(&a->mu);
     sess *se = a->stopping || !m->cwd ? NULL : sess_get_locked(a, session_id);
     if (a->stopping)
@@ -1570,8 +1585,8 @@ static void prepare_job(void *arg)
     post_or_log(a, turn_start_on_loop, at);
 }
 
-gd_err agent_start(agent *a, const char *session_id, const char *user_id, const char *text,
-                   uint64_t *first_seq, char *err, size_t errlen)
+gd_err agent_start(agent *a, const char *session_id, const char *user_id, bool admin,
+                   const char *text, uint64_t *first_seq, char *err, size_t errlen)
 {
     if (!ids_is_uuid(session_id)) {
         snprintf(err, errlen, "no such session");
@@ -1593,6 +1608,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, const 
         return e;
     }
     at->a = a;
+    at->admin = admin;
     snprintf(at->sid, sizeof at->sid, "%s", session_id);
     /* the request that asked for it: its id, user and span are the turn's context */
     const log_ctx *lc = log_ctx_get();
@@ -2158,10 +2174,20 @@ agent *agent_new(const config *cfg, store *st)
     a->limits.max_processes = cfg->max_tool_processes;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a->limits.max_starting = (int)(cpus > 1 ? 2 * cpus : 2); /* MCP servers starting at once */
+    char why[300];
+    bool reach_ok = net_allow_parse(cfg->user_extension_hosts, &a->reach, why, sizeof why) == GD_OK;
+    if (!reach_ok) /* config_load checked it: only memory can be short */
+        log_error("agent", "user_extension_hosts: %s", why);
+    if (net_allow_any(a->reach)) {
+        net_allow_free(a->reach);
+        a->reach = NULL;
+    }
     a->tool_env = sandbox_env_new();
     a->workers = pool_new("tools", (int)cfg->tool_workers, 4096);
     a->l = loop_new("agent");
-    if (!a->tool_env || !a->workers || !a->l || loop_post(a->l, start_ticker, a) != GD_OK) {
+    if (!reach_ok || !a->tool_env || !a->workers || !a->l ||
+        loop_post(a->l, start_ticker, a) != GD_OK) {
+        net_allow_free(a->reach);
         if (a->l) loop_free(a->l);
         if (a->workers) pool_free(a->workers);
         sandbox_env_free(a->tool_env);
@@ -2283,6 +2309,7 @@ void agent_free(agent *a)
     pool_free(a->workers);
     loop_free(a->l);
     sandbox_env_free(a->tool_env);
+    net_allow_free(a->reach);
     pthread_cond_destroy(&a->idle);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->pmu);

@@ -51,7 +51,7 @@ json_t *agent_extension_status(agent *a, const char *name);
  * started on it (registry_list ...) end by themselves, with GD_EGONE if it is freed first.
  * GD_ENOTFOUND (no such session), GD_ESTORE, GD_ESHUTDOWN, GD_ENOMEM with the message in err:
  * fn is then never called. */
-gd_err agent_session_ext_request(agent *a, const char *session_id,
+gd_err agent_session_ext_request(agent *a, const char *session_id, bool admin,
                                  void (*fn)(ext_registry *r, void *ud), void *ud, char *err,
                                  size_t errlen);
 /* Frees the agent; agent_shutdown first, and no bus users left. */
@@ -73,9 +73,11 @@ bool agent_watchers_full(agent *a, const char *session_id);
  * id; GD_ECONFLICT a reply is already running; GD_EINVAL no usable provider; GD_EBUSY
  * max_replies run already, or too many reads wait for the workers; GD_EQUOTA the user runs
  * max_replies_per_user already; GD_ESHUTDOWN the server is stopping; GD_ENOMEM. Reads nothing
- * of the store: the session, its settings and its history are read on a worker. */
-gd_err agent_start(agent *a, const char *session_id, const char *user_id, const char *text,
-                   uint64_t *first_seq, char *err, size_t errlen);
+ * of the store: the session, its settings and its history are read on a worker. admin: the
+ * caller (the owner) is an admin, so their own extensions and the session's may connect to any
+ * address; otherwise only to public ones and user_extension_hosts (core/netaddr.h). */
+gd_err agent_start(agent *a, const char *session_id, const char *user_id, bool admin,
+                   const char *text, uint64_t *first_seq, char *err, size_t errlen);
 /* Stops the running reply (provider request and tools). GD_ENOTFOUND when none runs. */
 gd_err agent_cancel(agent *a, const char *session_id);
 /* The session was deleted: a reply running there stops, ending with session_gone. */

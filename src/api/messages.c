@@ -340,8 +340,8 @@ static void start_reply(http_req *r, bool sse)
     }
     uint64_t first;
     char err[512];
-    e = agent_start(a->agent, sid, http_user(r)->id, json_string_value(content), &first, err,
-                    sizeof err);
+    e = agent_start(a->agent, sid, http_user(r)->id, http_user(r)->admin,
+                    json_string_value(content), &first, err, sizeof err);
     if (e) {
         watch_free(w);
         const char *code;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 
 typedef enum { OP_RESOURCES, OP_READ, OP_PROMPTS, OP_PROMPT } res_op;
 
@@ -118,7 +119,8 @@ static void ask(http_req *r, res_state *st)
     app *a = http_app(r);
     char msg[sizeof st->msg];
     http_suspend(r, answer);
-    gd_err e = agent_session_ext_request(a->agent, st->session, on_registry, st, msg, sizeof msg);
+    gd_err e = agent_session_ext_request(a->agent, st->session, http_user(r)->admin, on_registry,
+                                         st, msg, sizeof msg);
     if (e) {
         st->e = e;
         memcpy(st->msg, msg, sizeof msg);

@@ -162,8 +162,8 @@ static void start_reply(stream *s, json_t *m)
     }
     uint64_t first;
     char err[512];
-    gd_err e = agent_start(s->a->agent, s->sid, s->user.id, json_string_value(content), &first, err,
-                           sizeof err);
+    gd_err e = agent_start(s->a->agent, s->sid, s->user.id, s->user.admin,
+                           json_string_value(content), &first, err, sizeof err);
     if (e == GD_OK) return; /* its events arrive through the bus like every other reply's */
     const char *code;
     char msg[600];

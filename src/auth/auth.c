@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "http/http.h"
 
 #define MAX_PROXIES      32
@@ -75,53 +76,6 @@ bool auth_name_valid(const char *name)
 
 /* ---- set-up ---- */
 
-/* Parses an address (IPv4 or IPv6, no port) into ss; false when it is none. */
-static bool parse_addr(const char *s, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, s, &in4->sin_addr) == 1) {
-        ss->ss_family = AF_INET;
-        return true;
-    }
-    if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
-        ss->ss_family = AF_INET6;
-        /* An IPv4-mapped address is the IPv4 one (a dual-stack socket reports them so). */
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            struct in_addr v4;
-            memcpy(&v4, &in6->sin6_addr.s6_addr[12], 4);
-            memset(ss, 0, sizeof *ss);
-            ss->ss_family = AF_INET;
-            in4->sin_addr = v4;
-        }
-        return true;
-    }
-    return false;
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) return false;
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                   &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
-}
-
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a)) return true;
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return false;
-}
-
 /* Whether every address host resolves to is a loopback one (false when it does not resolve). */
 static bool host_is_loopback(const char *host)
 {
@@ -131,7 +85,7 @@ static bool host_is_loopback(const char *host)
     if (getaddrinfo(host, "0", &hints, &res) != 0) return false;
     bool all = res != NULL;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        if (!is_loopback(ai->ai_addr)) all = false;
+        if (!net_addr_loopback(ai->ai_addr)) all = false;
     freeaddrinfo(res);
     return all;
 }
@@ -273,7 +227,7 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
             snprintf(err, errlen, "trusted_proxies: at most %d addresses", MAX_PROXIES);
             return GD_EINVAL;
         }
-        if (!parse_addr(tok, &A.proxies[A.nproxies])) {
+        if (!net_addr_parse(tok, &A.proxies[A.nproxies])) {
             snprintf(err, errlen,
                      "trusted_proxies: \"%.64s\" is not an IPv4 or IPv6 address (names and "
                      "networks are not accepted)",
@@ -416,9 +370,9 @@ static void unauthorized(struct http_req *r, const char *why)
 static bool peer_trusted(const char *peer)
 {
     struct sockaddr_storage ss;
-    if (!parse_addr(peer, &ss)) return false;
+    if (!net_addr_parse(peer, &ss)) return false;
     for (int i = 0; i < A.nproxies; i++)
-        if (same_addr(&ss, &A.proxies[i])) return true;
+        if (net_addr_same(&ss, &A.proxies[i])) return true;
     return false;
 }
 

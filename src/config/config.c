@@ -9,8 +9,10 @@
 #include "config/yamldoc.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 
 /* K_CSV: a string kept as given, which config.yaml may also give as a list (joined with commas);
+ * K_NETS: the same, each item a host name, an address or a network (core/netaddr.h's list);
  * K_BOOL: true/false (yes/no, 1/0) into a bool, and a flag that takes no value; K_ONOFF: "on" or
  * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths; K_LOGFMT:
  * "text" or "json" (log.h). */
@@ -21,6 +23,7 @@ typedef enum {
     K_LOG,
     K_MODE,
     K_CSV,
+    K_NETS,
     K_BOOL,
     K_ONOFF,
     K_ROOTS,
@@ -124,6 +127,9 @@ static const struct cfg_key {
      offsetof(config, insecure_no_auth), 0, "true or false"},
     {"user_extensions", "GOOSE_USER_EXTENSIONS", NULL, K_BOOL, 0, 0,
      offsetof(config, user_extensions), 0, "true or false"},
+    {"user_extension_hosts", "GOOSE_USER_EXTENSION_HOSTS", NULL, K_NETS, 0, 0,
+     STR(user_extension_hosts),
+     "a list of host names, addresses or networks such as mcp.internal, 10.1.0.0/16, or *"},
     {"tls_cert", "GOOSE_TLS_CERT", NULL, K_STR, 0, 0, STR(tls_cert),
      "the path of a PEM certificate file"},
     {"tls_key", "GOOSE_TLS_KEY", NULL, K_STR, 0, 0, STR(tls_key),
@@ -235,6 +241,21 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
         }
         return GD_OK;
     }
+    case K_NETS: {
+        net_allow *na = NULL;
+        char why[200];
+        gd_err e = net_allow_parse(val, &na, why, sizeof why);
+        net_allow_free(na);
+        if (e == GD_ENOMEM) {
+            snprintf(err, errlen, "out of memory");
+            return e;
+        }
+        if (e) {
+            snprintf(err, errlen, "%s: expected %s: %s", where, k->what, why);
+            return e;
+        }
+    }
+        /* fall through */
     case K_CSV:
     case K_STR:
         if (strlen(val) >= k->size || (k->min > 0 && !*val)) {
@@ -396,8 +417,8 @@ static gd_err load_file(config *c, const char *path, bool must_exist, char *err,
         c->source[k - keys] = CFG_SRC_FILE;
         if (vn->type == YAML_SCALAR_NODE) {
             rc = apply(c, k, (const char *)vn->data.scalar.value, where, err, errlen);
-        } else if (vn->type == YAML_SEQUENCE_NODE &&
-                   (k->kind == K_LIST || k->kind == K_CSV || k->kind == K_ROOTS)) {
+        } else if (vn->type == YAML_SEQUENCE_NODE && (k->kind == K_LIST || k->kind == K_CSV ||
+                                                      k->kind == K_NETS || k->kind == K_ROOTS)) {
             buf joined;
             buf_init(&joined, BUF_CAP_CONFIG_LIST);
             for (yaml_node_item_t *it = vn->data.sequence.items.start;

@@ -23,6 +23,7 @@
 
 #include "core/err.h"
 #include "core/loop.h"
+#include "core/netaddr.h"
 #include "core/pool.h"
 
 #define EXT_NAME_MAX 64 /* bytes of an extension's name; tool names are "<extension>__<tool>" */
@@ -76,6 +77,9 @@ typedef struct {
     const ext_host_ops *ops; /* NULL: the host serves no requests */
     long tool_timeout_ms;    /* built-in tools' default timeout (0: their own); an MCP
                               * extension's is its config's `timeout` */
+    /* NULL: remote extensions may connect to any address. Else only to public addresses and
+     * to what this list (core/netaddr.h) names: the host of a user who is not an admin. */
+    const net_allow *reach;
 } ext_host;
 
 /* A tool's progress (MCP notifications/progress): total < 0 when unknown, message may be NULL.

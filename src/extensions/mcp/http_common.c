@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <sodium.h>
 
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/trace.h"
 #include "extensions/mcp/http_common.h"
 
@@ -111,6 +113,43 @@ void mcp_http_abandon(mcp_http_base *b, mcp_req *r, const char *why)
 
 /* ---- config ---- */
 
+/* The host of an http(s) URL, as libcurl will read it, into out: false when the URL is not of
+ * the plain form (scheme://host[:port][/?#...], the host a name or an address) whose host no
+ * parser can read otherwise. Only then may the host's name lift the reach check. */
+static bool uri_host(const char *uri, char *out, size_t outlen)
+{
+    const char *p = strstr(uri, "://");
+    if (!p) return false;
+    p += 3;
+    size_t n = strcspn(p, "/?#");
+    const char *port = NULL;
+    size_t hn;
+    if (p[0] == '[') {
+        const char *close = memchr(p, ']', n);
+        if (!close) return false;
+        hn = (size_t)(close - p) + 1;
+        if (hn < n) port = p + hn;
+    } else {
+        const char *colon = memchr(p, ':', n);
+        hn = colon ? (size_t)(colon - p) : n;
+        port = colon;
+    }
+    if (port) {
+        if (*port != ':' || port + 1 == p + n) return false;
+        for (const char *c = port + 1; c < p + n; c++)
+            if (*c < '0' || *c > '9') return false;
+    }
+    if (!hn || hn >= outlen) return false;
+    for (size_t i = 0; i < hn; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || c == '[' || c == ']' || c == ':'))
+            return false;
+    }
+    memcpy(out, p, hn);
+    out[hn] = '\0';
+    return true;
+}
+
 gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *host,
                           const mcp_transport_cb *cb, char *err, size_t errlen)
 {
@@ -142,6 +181,11 @@ gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *h
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
+    char name[256];
+    b->reach =
+        host->reach && !(uri_host(uri, name, sizeof name) && net_allow_host(host->reach, name))
+            ? host->reach
+            : NULL;
     char why[200];
     if (!(b->curl = curl_loop_new(b->l, "mcp", why, sizeof why))) {
         snprintf(err, errlen, "%s", why);
@@ -278,6 +322,26 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION under a reach (mcp_http_base): the socket for an address the
+ * reach allows, else none (libcurl then tries the host's next address, or fails). */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    mcp_req *r = ud;
+    const struct sockaddr *sa = &a->addr; /* a->addrlen bytes: the whole address */
+    const char *what = purpose == CURLSOCKTYPE_IPCXN ? net_addr_internal(sa) : "not an address";
+    if (what && !net_allow_addr(r->b->reach, sa)) {
+        char text[64];
+        net_addr_text(sa, text, sizeof text);
+        log_warn("mcp",
+                 "%s: not connecting to %s, %s: a user's extension may reach only public "
+                 "addresses and user_extension_hosts",
+                 r->b->uri, text, what);
+        r->refused = what;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 static void on_done(CURL *easy, CURLcode code, void *ud)
 {
     mcp_req *r = ud;
@@ -344,6 +408,11 @@ mcp_req *mcp_req_start(mcp_http_base *b, const char *method, const char *url,
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    if (b->reach) {
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* the address checked is the one reached */
+    }
     if (curl_loop_add(b->curl, e, on_done, r) != GD_OK) {
         log_error("mcp", "%s: libcurl refused a request", b->uri);
         curl_slist_free_all(r->hdrs);
@@ -384,6 +453,11 @@ void mcp_req_error(const mcp_req *r, CURLcode code, char *out, size_t outlen)
 {
     if (r->stream_err) {
         snprintf(out, outlen, "%s", r->why);
+    } else if (code != CURLE_OK && !r->status && r->refused) {
+        snprintf(out, outlen,
+                 "cannot reach the MCP server at %s: its address is %s, which a user's own "
+                 "extension may not reach (an admin may allow it in user_extension_hosts)",
+                 r->b->uri, r->refused);
     } else if (code != CURLE_OK && !r->status) {
         snprintf(out, outlen, "cannot reach the MCP server at %s: %s", r->b->uri,
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));

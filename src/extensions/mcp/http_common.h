@@ -53,6 +53,7 @@ struct mcp_req {
     int kind;            /* the transport's */
     char why[256];
     char errbuf[CURL_ERROR_SIZE];
+    const char *refused; /* what the address it would have connected to is (ext_host's reach) */
     mcp_req *prev, *next;
 };
 
@@ -62,7 +63,10 @@ struct mcp_http_base {
     curl_loop *curl;
     mcp_transport_cb cb;
     char *uri;
-    json_t *headers;  /* the config's headers: name -> value (secrets: never logged) */
+    json_t *headers; /* the config's headers: name -> value (secrets: never logged) */
+    /* ext_host's reach, NULL when it names the uri's host: only the addresses it allows are
+     * connected to, and no proxy is used */
+    const net_allow *reach;
     long timeout_s;   /* a POST's bound: the config's timeout */
     json_t *inbox;    /* messages waiting for delivery */
     loop_timer *tick; /* delivers the inbox */

@@ -1,0 +1,143 @@
+// Where users' remote extensions may connect. A user who is not an admin adds an extension of
+// their own (or their session's) whose URL points at goosed's own host: at a service there that
+// trusts goosed for where it stands. goosed refuses the connection whatever the URL spells (an
+// address, a name that resolves to one, an IPv4-mapped IPv6 address, a decimal number): the
+// server never sees a request, the user sees why. An admin's extensions, and what the admin lists
+// in user_extension_hosts, are reached as before; a wrong list stops goosed at start.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { startServer, stopAndCheck, runGoosed, tempDir, REPO } from './lib/server.mjs';
+import { get, post, request } from './lib/http.mjs';
+import { startFake } from '../fakes/lib.mjs';
+import { addUser } from './lib/users.mjs';
+
+const KEY = 'sk-reach-0123456789';
+const FAKE_HTTP_MCP = path.join(REPO, 'tests/fakes/mcp/http_server.mjs');
+const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
+
+/** The fake streamable HTTP MCP server on 127.0.0.1: {port, seen() (its requests), stop()}. */
+function startMcp() {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [FAKE_HTTP_MCP], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /port (\d+)/.exec(out);
+      if (m) {
+        resolve({
+          port: Number(m[1]),
+          seen: () => err.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)),
+          stop: () => new Promise((res) => { proc.on('close', res); proc.kill('SIGTERM'); }),
+        });
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`the fake MCP server exited with ${code}: ${err}`)));
+  });
+}
+
+describe("users' remote extensions reach public addresses only, unless the admin lists more", () => {
+  let fake, mcp, home, dir, root, alice;
+  const servers = [];
+  const env = () => ({ GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_MODEL: 'gpt-test' });
+
+  before(async () => {
+    home = tempDir();
+    dir = tempDir('goosed-reach-cwd-');
+    root = await addUser(home, 'root', true);
+    alice = await addUser(home, 'alice');
+    fake = await startFake({ keys: { openai: KEY } });
+    mcp = await startMcp();
+  });
+  after(async () => {
+    try {
+      for (const s of servers) await stopAndCheck(s);
+    } finally {
+      await mcp.stop();
+      await fake.stop();
+    }
+  });
+
+  async function start(extraEnv = {}) {
+    const srv = await startServer({ home, env: { ...env(), ...extraEnv } });
+    servers.push(srv);
+    return srv;
+  }
+
+  /** A session of token's with the given own extensions ({name: uri}), one reply; the tools offered. */
+  async function toolsWith(srv, token, exts) {
+    const s = await post(srv, '/api/sessions', { name: 'reach', working_directory: dir }, as(token));
+    assert.equal(s.status, 201, s.text);
+    for (const [name, uri] of Object.entries(exts)) {
+      const a = await post(srv, `/api/sessions/${s.body.id}/extensions`, { name, config: { type: 'streamable_http', uri, timeout: 30 } }, as(token));
+      assert.equal(a.status, 200, a.text);
+    }
+    await fake.script([{ text: 'ok' }]);
+    const r = await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(token));
+    assert.equal(r.status, 200, r.text);
+    return (await fake.requests('openai')).at(-1).body.tools.map((t) => t.function.name);
+  }
+
+  it("a user's session extensions on goosed's host, however the URL spells it: never connected to", async () => {
+    const srv = await start();
+    const p = mcp.port;
+    const before = mcp.seen().length;
+    const tools = await toolsWith(srv, alice, {
+      byaddress: `http://127.0.0.1:${p}/mcp`,
+      byname: `http://localhost:${p}/mcp`,
+      mapped: `http://[::ffff:127.0.0.1]:${p}/mcp`,
+      decimal: `http://2130706433:${p}/mcp`,
+      zeros: `http://0.0.0.0:${p}/mcp`,
+    });
+    assert.ok(tools.includes('developer__shell'), tools.join(','));
+    for (const n of ['byaddress', 'byname', 'mapped', 'decimal', 'zeros'])
+      assert.ok(!tools.some((t) => t.startsWith(`${n}__`)), `${n} was reached: ${tools.join(',')}`);
+    assert.equal(mcp.seen().length, before, 'the MCP server on goosed\'s host got a request from a user\'s extension');
+    assert.match(srv.log(), /not connecting to 127\.0\.0\.1, an address of this host/);
+  });
+
+  it("a user's own extension: listed as failed, with why and what the admin can do", async () => {
+    const srv = servers[0];
+    const before = mcp.seen().length;
+    const r = await post(srv, '/api/extensions', { name: 'mine', config: { type: 'streamable_http', uri: `http://localhost:${mcp.port}/mcp`, timeout: 30 } }, as(alice));
+    assert.equal(r.status, 201, r.text);
+    const tools = await toolsWith(srv, alice, {});
+    assert.ok(!tools.some((t) => t.startsWith('mine__')), tools.join(','));
+    const mine = (await get(srv, '/api/extensions', as(alice))).body.extensions.find((e) => e.name === 'mine');
+    assert.equal(mine.status, 'failed', JSON.stringify(mine));
+    assert.match(mine.error, /its address is an address of this host, which a user's own extension may not reach \(an admin may allow it in user_extension_hosts\)/);
+    assert.equal(mcp.seen().length, before);
+    assert.equal((await request(srv, 'DELETE', '/api/extensions/mine', as(alice))).status, 204);
+  });
+
+  it("an admin's session extension on the same URL is reached", async () => {
+    const srv = servers[0];
+    const before = mcp.seen().length;
+    const tools = await toolsWith(srv, root, { admins: `http://127.0.0.1:${mcp.port}/mcp` });
+    assert.ok(tools.includes('admins__echo'), tools.join(','));
+    assert.ok(mcp.seen().length > before);
+  });
+
+  it('user_extension_hosts lets users reach what it names: a name, or a network', async () => {
+    const byName = await start({ GOOSE_USER_EXTENSION_HOSTS: 'mcp.internal, localhost' });
+    let before = mcp.seen().length;
+    let tools = await toolsWith(byName, alice, { named: `http://localhost:${mcp.port}/mcp`, other: `http://127.0.0.1:${mcp.port}/mcp` });
+    assert.ok(tools.includes('named__echo'), tools.join(','));
+    assert.ok(!tools.some((t) => t.startsWith('other__')), 'the name lets that name through, not the address by itself');
+    assert.ok(mcp.seen().length > before);
+    const byNet = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+    before = mcp.seen().length;
+    tools = await toolsWith(byNet, alice, { net: `http://localhost:${mcp.port}/mcp` });
+    assert.ok(tools.includes('net__echo'), tools.join(','));
+    assert.ok(mcp.seen().length > before);
+  });
+
+  it('a user_extension_hosts item that is none of those: goosed does not start, and says which', async () => {
+    const r = await runGoosed(['--port', '0'], { GOOSE_USER_EXTENSION_HOSTS: 'mcp.internal, 10.0.0.0/33' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /GOOSE_USER_EXTENSION_HOSTS.*"10\.0\.0\.0\/33" is not a host name, an address or a network/);
+  });
+});
