@@ -488,7 +488,7 @@ int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn,
     int r = perform(cl, "POST", path, body, &x);
     if (r == 0 && (x.status < 200 || x.status >= 300)) {
         say_status(cl, &x);
-        r = 1;
+        r = 2;
     } else if (r == 0) {
         /* A last event without its blank line. */
         if (sse_reader_end(x.sse) == GD_ECANCELLED || x.stopped) r = 3;

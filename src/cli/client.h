@@ -75,8 +75,9 @@ typedef int (*cl_tick_fn)(void *ud);
 
 /* POSTs body (JSON text) to path asking for text/event-stream and hands each event to fn as it
  * arrives, tick meanwhile. Returns 0 when the server ended the stream, 1 on a failure (said on
- * stderr: unreachable, an error status with the server's message, a broken stream), 3 when fn or
- * tick stopped it. While it runs SIGALRM ticks every 100 ms (the handler does nothing). */
+ * stderr: unreachable, a broken stream), 2 when the server answered an error status (said on
+ * stderr with the server's message: it refused the request), 3 when fn or tick stopped it. While it
+ * runs SIGALRM ticks every 100 ms (the handler does nothing). */
 int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn, cl_tick_fn tick,
               void *ud);
 

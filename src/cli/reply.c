@@ -392,6 +392,7 @@ reply_end reply_run(cl_client *cl, const char *sid, const char *text, const repl
         fprintf(stderr, "%s: stopped waiting for the reply\n", cl_prog(cl));
         return REPLY_ABANDONED;
     }
+    if (r == 2) return REPLY_REFUSED;
     if (r == 1) return REPLY_FAILED;
     if (!s.complete) {
         if (!s.error_said)

@@ -27,6 +27,7 @@ typedef enum {
     REPLY_END_TURN = 0, /* message_complete with end_turn */
     REPLY_STOPPED,      /* message_complete with another stop reason (said on stderr) */
     REPLY_FAILED,       /* the request failed or the stream ended early (said on stderr) */
+    REPLY_REFUSED,      /* the server refused the message with an error status: no reply began */
     REPLY_ABANDONED,    /* the user pressed Ctrl-C twice: no longer waited for */
 } reply_end;
 

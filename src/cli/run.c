@@ -131,7 +131,18 @@ int cli_run(int argc, char **argv)
     }
     reply_signals();
     char stop[32];
-    rc = reply_run(cl, sid, text, &o, stop) == REPLY_END_TURN ? 0 : 1;
+    reply_end end = reply_run(cl, sid, text, &o, stop);
+    rc = end == REPLY_END_TURN ? 0 : 1;
+    if (end == REPLY_REFUSED && made) { /* nothing of this run is left in the session made */
+        char *esc = cl_escape(made), path[600];
+        snprintf(path, sizeof path, "/api/sessions/%s", esc ? esc : "");
+        free(esc);
+        json_t *gone = cl_call(cl, "DELETE", path, NULL, NULL);
+        if (gone)
+            fprintf(stderr, "%s: session %s removed: the server refused its first message\n", prog,
+                    made);
+        json_decref(gone);
+    }
 out:
     free(made);
     free(owned);

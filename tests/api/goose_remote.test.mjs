@@ -174,6 +174,18 @@ describe('goose session and run', () => {
     assert.equal((await get(srv, '/api/sessions?limit=1000')).body.length, before, 'an empty session was left behind');
   });
 
+  it('a message the server refuses (over max_body_size): exit 1 with its reason, no session left behind', async () => {
+    writeFileSync(path.join(dir, 'huge.md'), 'x'.repeat(11 * 1024 * 1024));
+    const before = (await get(srv, '/api/sessions?limit=1000')).body.length;
+    const r = await goose(srv, ['run', '-i', 'huge.md'], { cwd: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /413/);
+    const m = r.stderr.match(/session ([0-9a-f-]{36}) removed: the server refused its first message/);
+    assert.ok(m, r.stderr);
+    assert.equal((await get(srv, `/api/sessions/${m[1]}`)).status, 404);
+    assert.equal((await get(srv, '/api/sessions?limit=1000')).body.length, before, 'an empty session was left behind');
+  });
+
   it("text from the model, a tool's name or the server cannot drive the terminal: its controls come out as \\xHH", async () => {
     await fake.script([{ text: 'a\u001b]0;pwned\u0007b\u001b[2Jc\u009bd\ttab\nline' }]);
     const r = await goose(srv, ['run', '-t', 'hi'], { cwd: dir });
@@ -501,10 +513,15 @@ describe('goose: credentials', () => {
   it('the secret key (X-Secret-Key) and a user token (Bearer) work; a wrong one is refused, never printed', async () => {
     ok(await goose(srv, ['session', 'list'], { env: { GOOSE_SERVER__SECRET_KEY: SECRET } }));
     const mine = await goose(srv, ['run', '-t', 'x', '--json'], { env: { GOOSE_SERVER_TOKEN: token }, cwd: tempDir('goose-cli-auth-') });
-    // no provider is configured: the session is made, the reply fails
+    // no provider is configured: the session is made, its message refused, the session removed
+    assert.equal(mine.code, 1);
     assert.equal(jsonLines(mine.stdout)[0].event, 'session');
+    assert.match(mine.stderr, /provider/);
+    assert.match(mine.stderr, /session [0-9a-f-]{36} removed: the server refused its first message/);
+    const made = await post(srv, '/api/sessions', { name: 'hers', working_directory: tempDir('goose-cli-auth-') }, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(made.status, 201, made.text);
     const ids = JSON.parse((await goose(srv, ['session', 'list', '--json'], { env: { GOOSE_SERVER_TOKEN: token } })).stdout).map((s) => s.id);
-    assert.deepEqual(ids, [jsonLines(mine.stdout)[0].data.id]);
+    assert.deepEqual(ids, [made.body.id]);
 
     const wrongKey = 'wrong-secret-key-abcdefghijkl';
     const wrongToken = 'gd_' + 'x'.repeat(43);
