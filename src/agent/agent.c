@@ -536,6 +536,15 @@ static void fx_store(turn *t, turn_store_kind kind, const char *role, json_t *co
                                          on_store_done, m);
 }
 
+static void fx_update(turn *t, turn_store_kind kind, json_t *content, const char *id)
+{
+    a_turn *at = t->owner;
+    stored_msg *m = &at->stored[kind];
+    m->at = at;
+    m->kind = kind;
+    at->a->st->ops->message_update_async(at->a->st, at->se->id, id, content, on_store_done, m);
+}
+
 static void s_text(void *ud, const char *s, size_t n)
 {
     turn_on_text(((a_turn *)ud)->t, s, n);
@@ -800,6 +809,7 @@ static void fx_end(turn *t, const char *event, json_t *data)
 static const turn_fx agent_fx = {
     .load_history = fx_load_history,
     .store = fx_store,
+    .update = fx_update,
     .stream = fx_stream,
     .cancel_stream = fx_cancel_stream,
     .call_tool = fx_call_tool,
@@ -2061,8 +2071,9 @@ static void tick(void *ud)
 /* ---- crash repair ---- */
 
 /* After a crash (kill -9, power loss) during a tool call, a session's last message is the
- * assistant's tool request with no result: the providers refuse such a conversation (every
- * tool call must be answered). Each gets a stored result saying the turn was interrupted. */
+ * assistant's tool request with no result, or the round's results so far without the ones of
+ * the calls that had not ended: the providers refuse such a conversation (every tool call must
+ * be answered). Each such call gets a stored result saying the turn was interrupted. */
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -2083,13 +2094,35 @@ static void repair_done(void *ud, gd_err e, const char *msg)
     pthread_mutex_unlock(&w->mu);
 }
 
-static gd_err repair_one(agent *a, const char *sid, json_t *content)
+/* Whether content (an array of items) holds a tool_response for the call id. */
+static bool answered(json_t *content, const char *id)
 {
-    json_t *results = json_array(), *it;
     size_t i;
+    json_t *it;
+    json_array_foreach(content, i, it)
+    {
+        if (!strcmp(json_string_value(json_object_get(it, "type")) ?: "", "tool_response") &&
+            !strcmp(json_string_value(json_object_get(it, "id")) ?: "", id))
+            return true;
+    }
+    return false;
+}
+
+/* Repairs one session: msg its last message, prev the one before it when msg is a user's
+ * holding tool responses (NULL otherwise). */
+static gd_err repair_one(agent *a, const char *sid, json_t *msg, json_t *prev)
+{
+    bool partial = prev != NULL;
+    json_t *content = json_object_get(partial ? prev : msg, "content");
+    json_t *have = json_object_get(msg, "content");
+    if (partial && strcmp(json_string_value(json_object_get(prev, "role")) ?: "", "assistant"))
+        return GD_OK; /* results after something else than a reply: nothing to answer */
+    json_t *results = partial ? json_deep_copy(have) : json_array(), *it;
+    size_t i, before = json_array_size(results);
     json_array_foreach(content, i, it)
     {
         if (strcmp(json_string_value(json_object_get(it, "type")) ?: "", "tool_request")) continue;
+        if (partial && answered(have, json_string_value(json_object_get(it, "id")) ?: "")) continue;
         json_array_append_new(
             results,
             json_pack("{s:s, s:s?, s:s?, s:[{s:s, s:s}], s:b}", "type", "tool_response", "id",
@@ -2100,13 +2133,17 @@ static gd_err repair_one(agent *a, const char *sid, json_t *content)
                       "was restarted); it may or may not have taken effect",
                       "is_error", 1));
     }
-    if (json_array_size(results) == 0) {
+    if (json_array_size(results) == before) {
         json_decref(results);
         return GD_OK;
     }
     waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     char id[UUID_STR_LEN];
-    a->st->ops->message_append_async(a->st, sid, "user", results, 0, 0, 0, id, repair_done, &w);
+    if (partial)
+        a->st->ops->message_update_async(a->st, sid, json_string_value(json_object_get(msg, "id")),
+                                         results, repair_done, &w);
+    else
+        a->st->ops->message_append_async(a->st, sid, "user", results, 0, 0, 0, id, repair_done, &w);
     json_decref(results);
     pthread_mutex_lock(&w.mu);
     while (!w.done)
@@ -2133,8 +2170,11 @@ void agent_repair(agent *a)
     json_array_foreach(list, i, it)
     {
         const char *sid = json_string_value(json_object_get(it, "session_id"));
-        json_t *content = json_object_get(json_object_get(it, "message"), "content");
-        if (sid && json_is_array(content)) repair_one(a, sid, content); /* logs a failure */
+        json_t *msg = json_object_get(it, "message");
+        json_t *prev = json_object_get(it, "previous");
+        if (sid && json_is_array(json_object_get(msg, "content")) &&
+            (!prev || json_is_array(json_object_get(prev, "content"))))
+            repair_one(a, sid, msg, prev); /* logs a failure */
     }
     json_decref(list);
 }

@@ -245,24 +245,48 @@ static void round_over(turn *t)
 
 /* ---- tools ---- */
 
+/* Stores the round's results so far: the first time as a new message, then as that message's
+ * new content. Each result is stored before its tool_result is published, so that a result a
+ * client saw survives a crash (publish_stored, once stored). */
 static void store_results(turn *t)
 {
     t->state = TURN_STORING_RESULTS;
-    t->fx->store(t, TURN_STORE_RESULTS, "user", t->results, 0, 0, t->results_id);
+    t->results_sent = json_array_size(t->results);
+    if (t->results_id[0])
+        t->fx->update(t, TURN_STORE_RESULTS, t->results, t->results_id);
+    else
+        t->fx->store(t, TURN_STORE_RESULTS, "user", t->results, 0, 0, t->results_id);
 }
 
-/* Adds the result of the tool request `req` and publishes it (content and structured, which
- * may be NULL, consumed). */
+/* Publishes the tool_result of each result just stored (those from t->results_published on). */
+static void publish_stored(turn *t)
+{
+    for (; t->results_published < t->results_sent; t->results_published++) {
+        json_t *item = json_array_get(t->results, t->results_published);
+        json_t *content = json_object_get(item, "content");
+        json_t *structured = json_object_get(item, "structured_content");
+        char *text = content_text(content, "\n");
+        json_t *ev = json_pack("{s:O, s:O, s:s, s:O, s:O}", "id", json_object_get(item, "id"),
+                               "tool", json_object_get(item, "name"), "result", text ? text : "",
+                               "content", content, "is_error", json_object_get(item, "is_error"));
+        if (ev && structured) json_object_set(ev, "structured_content", structured);
+        t->fx->publish(t, "tool_result", ev);
+        free(text);
+    }
+}
+
+/* Whether some results are not stored yet. */
+static bool results_unstored(const turn *t)
+{
+    return json_array_size(t->results) > t->results_sent;
+}
+
+/* Adds the result of the tool request `req` (content and structured, which may be NULL,
+ * consumed); it is published once stored. */
 static void add_result(turn *t, json_t *req, json_t *content, json_t *structured, bool is_error)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *name = json_string_value(json_object_get(req, "name"));
-    char *text = content_text(content, "\n");
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:O, s:b}", "id", id, "tool", name, "result",
-                           text ? text : "", "content", content, "is_error", is_error);
-    if (ev && structured) json_object_set(ev, "structured_content", structured);
-    t->fx->publish(t, "tool_result", ev);
-    free(text);
     json_t *item = json_pack("{s:s, s:s, s:s, s:o, s:b}", "type", "tool_response", "id", id, "name",
                              name, "content", content, "is_error", is_error);
     if (item && structured) json_object_set(item, "structured_content", structured);
@@ -293,16 +317,30 @@ static bool start_tool(turn *t, json_t *req)
     return false;
 }
 
-/* Starts the next tool request of the stored reply, or stores the results once none is left.
- * A call that cannot start gets an error result, so the model always sees one result per
- * request (the providers refuse a conversation without it). */
+/* Every result of the round is stored: the next round, or the end. */
+static void results_done(turn *t)
+{
+    history_add(t, "user", t->results);
+    if (t->cancel)
+        complete(t, "cancelled");
+    else
+        start_round(t);
+}
+
+/* Starts the next tool request of the stored reply, or ends the round once none is left. A
+ * call that cannot start gets an error result, so the model always sees one result per
+ * request (the providers refuse a conversation without it). The results that came so far are
+ * stored before the turn waits for anything (a tool, the user's answer) and at the end. */
 static void run_next_tool(turn *t)
 {
     t->state = TURN_RUNNING_TOOLS;
     for (;;) {
         json_t *req = json_array_get(t->content, t->next_tool);
         if (!req) {
-            store_results(t);
+            if (results_unstored(t))
+                store_results(t);
+            else
+                results_done(t);
             return;
         }
         if (strcmp(content_type(req), "tool_request")) {
@@ -313,6 +351,9 @@ static void run_next_tool(turn *t)
             add_text_result(t, req, "cancelled by the user before it ran");
         } else if (json_is_true(json_object_get(req, "invalid_arguments"))) {
             add_text_result(t, req, "the tool call's arguments were not valid JSON");
+        } else if (results_unstored(t)) {
+            store_results(t); /* then back here (on_stored) */
+            return;
         } else {
             turn_permission p = t->fx->permission ? t->fx->permission(t, req) : TURN_ALLOW;
             if (p == TURN_DENY) {
@@ -399,6 +440,8 @@ static void on_stored(turn *t, const turn_ev *ev)
         }
         json_decref(t->results);
         t->results = json_array();
+        t->results_sent = t->results_published = 0;
+        t->results_id[0] = '\0';
         t->next_tool = 0;
         run_next_tool(t);
         return;
@@ -407,11 +450,8 @@ static void on_stored(turn *t, const turn_ev *ev)
             store_failed(t, ev->err, ev->msg);
             return;
         }
-        history_add(t, "user", t->results);
-        if (t->cancel)
-            complete(t, "cancelled");
-        else
-            start_round(t);
+        publish_stored(t);
+        run_next_tool(t);
         return;
     }
 }

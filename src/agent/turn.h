@@ -7,10 +7,11 @@
  *   (the user message is stored while the first     (no tool calls, error,    │
  *    request streams; the round's end waits for it)  cancelled, max_turns)    ▼
  *                    ▲                                                 RUNNING_TOOLS ◄─┐
- *                    └──────────── stored ◄── STORING_RESULTS ◄── all tools done   │ answer
+ *                    └──── all stored ◄── STORING_RESULTS ◄─► each tool done   │ answer
  *                                                     (a tool that must ask) AWAITING_APPROVAL
  *
- * Every message is stored before the event that completes it is published. */
+ * Every message is stored before the event that completes it is published; a round's tool
+ * results form one message, stored anew as each tool ends, before its tool_result. */
 #ifndef GD_TURN_H
 #define GD_TURN_H
 
@@ -71,6 +72,9 @@ typedef struct {
     /* Appends a message; id_out gets its id (it must stay valid until the completion). */
     void (*store)(turn *t, turn_store_kind kind, const char *role, json_t *content, long in_tok,
                   long out_tok, char id_out[UUID_STR_LEN]);
+    /* Replaces the content of the message id (one store made): the round's results so far.
+     * Completes as a TURN_EV_STORED of kind, as store does. */
+    void (*update)(turn *t, turn_store_kind kind, json_t *content, const char *id);
     /* Starts a provider request with t->history; false when it cannot start (out of memory). */
     bool (*stream)(turn *t);
     void (*cancel_stream)(turn *t);
@@ -114,7 +118,9 @@ struct turn {
     bool truncated; /* text or thinking passed its cap: the stored reply would lack it */
     /* the tool calls of the stored reply, run one after the other */
     size_t next_tool;
-    json_t *results;
+    json_t *results;          /* their results so far: one message, stored as they come */
+    size_t results_sent;      /* how many of them the last store (or update) held */
+    size_t results_published; /* how many have had their tool_result published */
     int rounds;
     long in_tok, out_tok;
     prov_result last;

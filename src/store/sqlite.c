@@ -62,6 +62,8 @@ enum stmt_id {
     ST_SESSION_BUMP,
     ST_MESSAGE_GET,
     ST_UNFINISHED,
+    ST_MESSAGE_UPDATE,
+    ST_SESSION_TOUCH,
     ST_SETTINGS_GET,
     ST_SETTINGS_SET,
     ST_SESSION_LIST_OWNED,
@@ -122,11 +124,22 @@ static const char *const stmt_sql[ST__N] = {
                        "AND id = ?2",
     /* Sessions drive (CROSS JOIN keeps them the outer loop); each one's last message is two
      * searches of the UNIQUE (session_id, seq) index, never a scan of messages. */
-    [ST_UNFINISHED] = "SELECT s.id, lastmsg.id, lastmsg.role, lastmsg.content, lastmsg.created_us "
-                      "FROM sessions AS s CROSS JOIN messages AS lastmsg "
-                      "WHERE lastmsg.session_id = s.id AND lastmsg.seq = "
-                      "(SELECT prev.seq FROM messages AS prev WHERE prev.session_id = s.id "
-                      "ORDER BY prev.seq DESC LIMIT 1) AND lastmsg.role = 'assistant'",
+    /* the content is jansson's compact text: "tool_request" with its quotes is a key or a
+     * value, never inside a string (its quotes would be escaped), so instr() only narrows */
+    [ST_UNFINISHED] =
+        "SELECT s.id, lastmsg.id, lastmsg.role, lastmsg.content, lastmsg.created_us, pmsg.id, "
+        "pmsg.role, pmsg.content, pmsg.created_us FROM sessions AS s CROSS JOIN messages AS "
+        "lastmsg "
+        "LEFT JOIN messages AS pmsg ON lastmsg.role = 'user' AND pmsg.session_id = s.id AND "
+        "pmsg.seq = (SELECT max(qmsg.seq) FROM messages AS qmsg WHERE qmsg.session_id = s.id AND "
+        "qmsg.seq < lastmsg.seq) "
+        "WHERE lastmsg.session_id = s.id AND lastmsg.seq = "
+        "(SELECT prev.seq FROM messages AS prev WHERE prev.session_id = s.id "
+        "ORDER BY prev.seq DESC LIMIT 1) AND ((lastmsg.role = 'assistant' AND "
+        "instr(lastmsg.content, '\"tool_request\"') > 0) OR (lastmsg.role = 'user' AND "
+        "instr(lastmsg.content, '\"tool_response\"') > 0))",
+    [ST_MESSAGE_UPDATE] = "UPDATE messages SET content = ?3 WHERE session_id = ?1 AND id = ?2",
+    [ST_SESSION_TOUCH] = "UPDATE sessions SET updated_us = max(updated_us, ?2) WHERE id = ?1",
     [ST_SETTINGS_GET] = "SELECT settings FROM sessions WHERE id = ?1",
     [ST_SETTINGS_SET] = "UPDATE sessions SET settings = ?2 WHERE id = ?1",
     [ST_SESSION_LIST_OWNED] = "SELECT " SESSION_COLS " FROM sessions WHERE user_id = ?3 ORDER BY "
@@ -1538,9 +1551,17 @@ static json_t *message_row(sqlite3_stmt *s)
 static json_t *unfinished_row(sqlite3_stmt *s)
 {
     json_t *m = row_to_message(s, 1);
-    return m ? json_pack("{s:s, s:o}", "session_id", (const char *)sqlite3_column_text(s, 0),
-                         "message", m)
-             : NULL;
+    json_t *row = m ? json_pack("{s:s, s:o}", "session_id", (const char *)sqlite3_column_text(s, 0),
+                                "message", m)
+                    : NULL;
+    if (row && sqlite3_column_type(s, 5) != SQLITE_NULL) {
+        json_t *p = row_to_message(s, 5);
+        if (!p || json_object_set_new(row, "previous", p)) {
+            json_decref(row);
+            return NULL;
+        }
+    }
+    return row;
 }
 
 /* Opens a read transaction on c (the session and its messages as of one moment), finds the
@@ -2002,6 +2023,69 @@ static void sq_message_append_async(store *st, const char *session_id, const cha
     submit_async((sqlite_store *)st, &a->op);
 }
 
+struct update_op {
+    write_op op;
+    char session_id[UUID_STR_LEN];
+    char id[UUID_STR_LEN];
+    char *content;
+    int64_t at_us;
+};
+
+static gd_err w_message_update(conn *c, void *arg, char *err, size_t errlen)
+{
+    struct update_op *u = arg;
+    sqlite3_stmt *up = stmt(c, ST_MESSAGE_UPDATE), *touch = stmt(c, ST_SESSION_TOUCH);
+    if (!up || !touch) {
+        snprintf(err, errlen, "%s", store_errmsg());
+        return GD_ESTORE;
+    }
+    sqlite3_bind_text(up, 1, u->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(up, 2, u->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(up, 3, u->content, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(up);
+    stmt_done(up);
+    if (rc == SQLITE_DONE && sqlite3_changes(c->db) == 0) {
+        snprintf(err, errlen, "message '%s' of session '%s' not found", u->id, u->session_id);
+        return GD_ENOTFOUND;
+    }
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_text(touch, 1, u->session_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(touch, 2, u->at_us);
+        rc = sqlite3_step(touch);
+    }
+    stmt_done(touch);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    return GD_OK;
+}
+
+static void sq_message_update_async(store *st, const char *session_id, const char *message_id,
+                                    json_t *content, store_done done, void *ud)
+{
+    struct update_op *u = calloc(1, sizeof *u);
+    char *text = jtext(content, NULL);
+    if (!u || !text) {
+        free(u);
+        free(text);
+        done(ud, GD_ENOMEM, "out of memory");
+        return;
+    }
+    snprintf(u->session_id, sizeof u->session_id, "%s", session_id);
+    snprintf(u->id, sizeof u->id, "%s", message_id);
+    u->content = text;
+    u->at_us = now_us();
+    u->op.fn = w_message_update;
+    u->op.arg = u;
+    u->op.session_id = u->session_id;
+    u->op.on_done = done;
+    u->op.ud = ud;
+    u->op.free_arg = free; /* the content string */
+    u->op.free_ptr = text;
+    submit_async((sqlite_store *)st, &u->op);
+}
+
 /* A session_import: the session's row, its messages serialised beforehand, then its totals. */
 struct import_arg {
     struct insert_arg ins;
@@ -2420,6 +2504,7 @@ static const store_ops sqlite_ops = {
     .session_read = sq_session_read,
     .session_owner = sq_session_owner,
     .message_append_async = sq_message_append_async,
+    .message_update_async = sq_message_update_async,
     .message_get = sq_message_get,
     .sessions_unfinished = sq_sessions_unfinished,
     .session_settings_get = sq_session_settings_get,

@@ -113,6 +113,13 @@ typedef struct {
                                  json_t *content, long input_tokens, long output_tokens,
                                  unsigned within_ms, char id_out[UUID_STR_LEN], store_done done,
                                  void *ud);
+    /* Replaces the content of the session's message message_id (a turn's tool results, stored
+     * as each tool ends): the message keeps its id, place and time; the session's updated_at
+     * is bumped. content is serialised before this returns; committed as soon as the store
+     * can. done as for session_create_async; GD_ENOTFOUND when the session or the message is
+     * gone. */
+    void (*message_update_async)(store *st, const char *session_id, const char *message_id,
+                                 json_t *content, store_done done, void *ud);
     /* The session's messages, oldest first, as a new JSON array the caller owns: each one
      * {"id", "role", "content": [items], "created_at": RFC 3339}. GD_ENOTFOUND (and *out
      * NULL) when the session does not exist. */
@@ -140,9 +147,11 @@ typedef struct {
      * does not exist. */
     gd_err (*message_get)(store *st, const char *session_id, const char *message_id, json_t **out);
     /* For repair after a crash: a new JSON array the caller owns, in no particular order, of
-     * {"session_id", "message"} for every session whose last message has the role
-     * "assistant", "message" being that last message as in messages_list. One indexed lookup
-     * per session: cheap with many sessions. The caller decides what to repair. */
+     * {"session_id", "message", "previous"?} for every session whose last message may leave a
+     * tool call unanswered: the assistant's, holding a tool request; or a user's holding tool
+     * responses (the results of a round cut short), with "previous" the message before it.
+     * "message" and "previous" are as in messages_list. One indexed lookup per session: cheap
+     * with many sessions. The caller decides what to repair. */
     gd_err (*sessions_unfinished)(store *st, json_t **out);
     /* The id of the user who owns the session ("" the local user) into owner. A session's
      * owner never changes: it is remembered after the first time, and forgotten when the

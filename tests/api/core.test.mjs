@@ -13,6 +13,7 @@ import { connect } from './lib/ws.mjs';
 import net from 'node:net';
 import { once } from 'node:events';
 import { withMarker } from './lib/proc.mjs';
+import { watch } from './lib/events.mjs';
 
 const KEY = 'sk-core-test-key-0123456789';
 
@@ -207,6 +208,60 @@ describe('crash consistency: kill -9 during a tool call', () => {
       const msgs = sent.at(-1).body.messages;
       const toolMsg = msgs.find((m) => m.role === 'tool');
       assert.equal(toolMsg.tool_call_id, 'call_crash');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('crash consistency inside a round of several tools', () => {
+  let fake;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+  });
+  after(() => fake.stop());
+
+  it('kill -9 during the second tool: the first result a client saw is kept, the second says interrupted', async () => {
+    const home = tempDir('goosed-core-crash2-');
+    const dir = tempDir('goosed-core-cwd2-');
+    const pidFile = path.join(dir, 'second.pid');
+    const marker = `301.${process.pid}${Date.now() % 100000}`;
+    await fake.script([
+      { tool_calls: [
+        { id: 'call_first', name: 'developer__shell', arguments: { command: 'echo first-done' } },
+        { id: 'call_long', name: 'developer__shell', arguments: { command: `sleep ${marker} & echo $! > "${pidFile}"; wait` } },
+      ] },
+    ]);
+    let srv = await startServer({ home, env: providerEnv(fake) });
+    const id = await newSession(srv, dir);
+    const w = await watch(srv, id);
+    const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'run two things' }).catch((e) => e);
+    const seen = await w.until('tool_result', (d) => d.id === 'call_first');
+    assert.match(seen.find((e) => e.event === 'tool_result').data, /first-done/);
+    await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 10_000, 'the second tool to start');
+    await kill9AndCheck(srv);
+    w.close();
+    await reply;
+
+    await fake.reset();
+    await fake.script([{ text: 'Back.' }]);
+    srv = await startServer({ home, env: providerEnv(fake) });
+    try {
+      const hist = await get(srv, `/api/sessions/${id}/messages`);
+      assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant', 'user']);
+      const [first, second] = hist.body[2].content;
+      assert.equal(hist.body[2].content.length, 2, JSON.stringify(hist.body[2]));
+      assert.equal(first.id, 'call_first');
+      assert.equal(first.is_error, false, 'the result the client saw became "interrupted"');
+      assert.match(first.content[0].text, /first-done/);
+      assert.equal(second.id, 'call_long');
+      assert.equal(second.is_error, true);
+      assert.match(second.content[0].text, /interrupted/);
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'still there?' });
+      assert.equal(r.status, 200, r.text);
+      const msgs = (await fake.requests()).at(-1).body.messages;
+      assert.deepEqual(msgs.filter((m) => m.role === 'tool').map((m) => m.tool_call_id), ['call_first', 'call_long']);
+      assert.equal((await get(srv, `/api/sessions/${id}/messages`)).body.length, 5, 'the repair is stored once, not again');
     } finally {
       await stopAndCheck(srv);
     }

@@ -734,6 +734,49 @@ static gd_err append(store *st, const char *sid, const char *role, json_t *conte
     return wait_done(&w);
 }
 
+/* Replaces a message's content and waits until it is durable; its code. */
+static gd_err update(store *st, const char *sid, const char *id, json_t *content)
+{
+    waiter w;
+    waiter_init(&w);
+    st->ops->message_update_async(st, sid, id, content, on_done, &w);
+    json_decref(content);
+    return wait_done(&w);
+}
+
+/* A round's results, stored as they come: the message keeps its id and place; another session's
+ * message, or one that is not there, is not found. */
+static void test_message_update(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    store_session s, other;
+    new_session(&s, "update");
+    new_session(&other, "other");
+    ok(st->ops->session_create(st, &s));
+    ok(st->ops->session_create(st, &other));
+    char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
+    ok(append(st, s.id, "assistant", text_content("asks"), 0, 0, a));
+    ok(append(st, s.id, "user", text_content("one"), 0, 0, b));
+    ok(append(st, s.id, "assistant", text_content("after"), 0, 0, c));
+    ok(update(st, s.id, b,
+              json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "text", "text", "one", "type", "text",
+                        "text", "two")));
+    json_t *msgs;
+    ok(st->ops->messages_list(st, s.id, &msgs));
+    assert_int_equal(json_array_size(msgs), 3);
+    json_t *m = json_array_get(msgs, 1);
+    assert_string_equal(json_string_value(json_object_get(m, "id")), b);
+    assert_int_equal(json_array_size(json_object_get(m, "content")), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 2), "id")), c);
+    json_decref(msgs);
+    store_session got;
+    ok(st->ops->session_get(st, s.id, &got));
+    assert_int_equal(got.message_count, 3);
+    assert_int_equal(update(st, other.id, b, text_content("x")), GD_ENOTFOUND);
+    assert_int_equal(update(st, s.id, "no-such-message", text_content("x")), GD_ENOTFOUND);
+    store_close(st);
+}
+
 /* ---- batches ---- */
 
 /* A write that may wait (within_ms) waits for a write that cannot and shares its commit; alone,
@@ -1639,29 +1682,44 @@ static void test_sessions_unfinished(void **state)
     assert_int_equal(json_array_size(arr), 0);
     json_decref(arr);
 
-    /* empty; user last; assistant last (twice); assistant then user */
-    const char *shapes[5] = {"", "u", "ua", "aua", "au"};
-    store_session s[5];
+    /* u: a user's text, a: the assistant's text, A: its tool request, r: a tool response.
+     * Empty; user last; a text reply last; a tool request last (twice); the results of a round
+     * last; a user's text after a tool request; a text mentioning "tool_request". */
+    const char *shapes[8] = {"", "u", "ua", "uA", "uaA", "uAr", "uAu", "uaq"};
+    store_session s[8];
     char id[UUID_STR_LEN];
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 8; i++) {
         new_session(&s[i], shapes[i]);
         ok(st->ops->session_create(st, &s[i]));
         for (const char *r = shapes[i]; *r; r++) {
             char text[32];
             snprintf(text, sizeof text, "%s #%d", shapes[i], (int)(r - shapes[i]));
+            json_t *c = *r == 'A'   ? json_pack("[{s:s, s:s, s:s}]", "type", "tool_request", "id",
+                                                "c1", "name", "x__a")
+                        : *r == 'r' ? json_pack("[{s:s, s:s, s:[]}]", "type", "tool_response", "id",
+                                                "c1", "content")
+                        : *r == 'q' ? text_content("\"tool_request\"")
+                                    : text_content(text);
             assert_int_equal(
-                append(st, s[i].id, *r == 'u' ? "user" : "assistant", text_content(text), 0, 0, id),
+                append(st, s[i].id, *r == 'a' || *r == 'A' ? "assistant" : "user", c, 0, 0, id),
                 GD_OK);
         }
     }
     ok(st->ops->sessions_unfinished(st, &arr));
-    assert_int_equal(json_array_size(arr), 2);
-    for (int i = 2; i <= 3; i++) {
+    assert_int_equal(json_array_size(arr), 3);
+    for (int i = 3; i <= 5; i++) {
         json_t *m = find_unfinished(arr, s[i].id), *msgs;
         assert_non_null(m);
         ok(st->ops->messages_list(st, s[i].id, &msgs));
-        assert_true(json_equal(m, json_array_get(msgs, json_array_size(msgs) - 1)));
-        assert_string_equal(json_string_value(json_object_get(m, "role")), "assistant");
+        size_t n = json_array_size(msgs);
+        assert_true(json_equal(m, json_array_get(msgs, n - 1)));
+        json_t *row = NULL, *e;
+        size_t k;
+        json_array_foreach(arr, k, e) if (json_object_get(e, "message") == m) row = e;
+        if (i == 5) /* the round's results last: the reply before them comes along */
+            assert_true(json_equal(json_object_get(row, "previous"), json_array_get(msgs, n - 2)));
+        else
+            assert_null(json_object_get(row, "previous"));
         json_decref(msgs);
     }
     json_decref(arr);
@@ -1687,7 +1745,7 @@ static void test_sessions_unfinished_many(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "INSERT INTO messages(id, session_id, seq, role, content, "
-                                        "created_us) VALUES (?1, ?2, ?3, ?4, '[]', ?5)",
+                                        "created_us) VALUES (?1, ?2, ?3, ?4, ?6, ?5)",
                                         -1, &im, NULL),
                      SQLITE_OK);
     int want = 0;
@@ -1706,7 +1764,10 @@ static void test_sessions_unfinished_many(void **state)
             sqlite3_bind_text(im, 1, mid, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(im, 2, sid, -1, SQLITE_TRANSIENT);
             sqlite3_bind_int(im, 3, k);
-            sqlite3_bind_text(im, 4, (k % 2 == 0) == unfinished ? "assistant" : "user", -1,
+            bool assistant = (k % 2 == 0) == unfinished;
+            sqlite3_bind_text(im, 4, assistant ? "assistant" : "user", -1, SQLITE_STATIC);
+            sqlite3_bind_text(im, 6,
+                              assistant ? "[{\"type\":\"tool_request\",\"id\":\"c\"}]" : "[]", -1,
                               SQLITE_STATIC);
             sqlite3_bind_int64(im, 5, 1000000LL * i + k);
             assert_int_equal(sqlite3_step(im), SQLITE_DONE);
@@ -1725,7 +1786,8 @@ static void test_sessions_unfinished_many(void **state)
     int searches = 0;
     while (sqlite3_step(plan) == SQLITE_ROW) {
         const char *detail = (const char *)sqlite3_column_text(plan, 3);
-        if (strstr(detail, "lastmsg") || strstr(detail, "prev")) {
+        if (strstr(detail, "lastmsg") || strstr(detail, "prev") || strstr(detail, "pmsg") ||
+            strstr(detail, "qmsg")) {
             if (strncmp(detail, "SEARCH", 6) || !strstr(detail, "INDEX"))
                 fail_msg("messages is not searched through an index: %s", detail);
             searches++;
@@ -1733,7 +1795,7 @@ static void test_sessions_unfinished_many(void **state)
     }
     sqlite3_finalize(plan);
     sqlite3_close(db);
-    assert_int_equal(searches, 2);
+    assert_int_equal(searches, 4);
 
     struct timespec t0, t1;
     json_t *arr;
@@ -2112,6 +2174,7 @@ int main(int argc, char **argv)
         T(test_session_import),
         T(test_message_get_absent),
         T(test_sessions_unfinished),
+        T(test_message_update),
         T(test_sessions_unfinished_many),
         T(test_opening_is_not_waited_for),
         T(test_beside_real_goose),

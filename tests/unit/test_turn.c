@@ -38,6 +38,12 @@ static void f_store(turn *t, turn_store_kind kind, const char *role, json_t *con
     note(t, "store", names[kind]);
     snprintf(id, UUID_STR_LEN, "id-%s", names[kind]);
 }
+static void f_update(turn *t, turn_store_kind kind, json_t *content, const char *id)
+{
+    static const char *names[] = {"user", "reply", "results"};
+    note(t, "update", names[kind]);
+    assert_string_equal(id, "id-results");
+}
 static bool f_stream(turn *t)
 {
     rec *r = t->owner;
@@ -92,6 +98,7 @@ static void f_end(turn *t, const char *event, json_t *data)
 
 static const turn_fx fx = {.load_history = f_load,
                            .store = f_store,
+                           .update = f_update,
                            .stream = f_stream,
                            .cancel_stream = f_cancel_stream,
                            .call_tool = f_call_tool,
@@ -171,6 +178,14 @@ static turn *turn_at_tool(rec *r, long max_rounds, long context_limit)
     return t;
 }
 
+static int count(rec *r, const char *what)
+{
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += !strcmp(r->log[i], what);
+    return n;
+}
+
 static int find(rec *r, const char *what)
 {
     for (int i = 0; i < r->n; i++)
@@ -225,8 +240,9 @@ static void test_tool_round(void **state)
     assert_true(find(&r, "tool:developer__shell") >= 0);
     tool_done(t, "a.txt", false);
     assert_int_equal(t->state, TURN_STORING_RESULTS);
-    assert_true(find(&r, "publish:tool_result") >= 0);
+    assert_int_equal(find(&r, "publish:tool_result"), -1); /* not before it is stored */
     stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_true(find(&r, "publish:tool_result") >= 0);
     assert_int_equal(t->state, TURN_STREAMING);
     /* user, assistant (tool request), user (tool response) */
     assert_int_equal(json_array_size(r.streamed_history), 3);
@@ -239,6 +255,56 @@ static void test_tool_round(void **state)
     stored(t, TURN_STORE_REPLY, GD_OK);
     assert_string_equal(r.last_event, "message_complete");
     assert_int_equal(t->rounds, 2);
+    done(t, &r);
+}
+
+/* Two tools: each result is stored (the second as the new content of the first's message)
+ * before its tool_result is published, so a result a client saw survives a crash; the next
+ * request waits for both. A failed store publishes nothing more and ends the turn. */
+static void test_results_stored_as_they_come(void **state)
+{
+    rec r;
+    turn *t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__a", json_object());
+    tool_call(t, "c2", "x__b", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    tool_done(t, "one", false);
+    assert_int_equal(t->state, TURN_STORING_RESULTS);
+    assert_int_equal(find(&r, "store:results"), r.n - 1);
+    assert_int_equal(find(&r, "tool:x__b"), -1); /* the next waits for the store */
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    int first = find(&r, "publish:tool_result");
+    assert_true(first >= 0 && find(&r, "tool:x__b") > first);
+    tool_done(t, "two", false);
+    assert_string_equal(r.log[r.n - 1], "update:results");
+    assert_int_equal(json_array_size(t->results), 2);
+    assert_int_equal(count(&r, "publish:tool_result"), 1);
+    assert_int_equal(count(&r, "stream"), 1); /* only the first round's so far */
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_int_equal(count(&r, "publish:tool_result"), 2);
+    assert_int_equal(t->state, TURN_STREAMING);
+    assert_int_equal(
+        json_array_size(json_object_get(json_array_get(r.streamed_history, 2), "content")), 2);
+    done(t, &r);
+
+    /* the second store fails: its tool_result is never published */
+    t = new_turn(&r);
+    history(t, json_array());
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__a", json_object());
+    tool_call(t, "c2", "x__b", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    tool_done(t, "one", false);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    tool_done(t, "two", false);
+    stored(t, TURN_STORE_RESULTS, GD_ESTORE);
+    assert_int_equal(t->state, TURN_DONE);
+    assert_string_equal(r.last_event, "error");
+    assert_int_equal(count(&r, "publish:tool_result"), 1);
     done(t, &r);
 }
 
@@ -485,11 +551,15 @@ static void test_approval_allow_and_deny(void **state)
     assert_int_equal(t->state, TURN_RUNNING_TOOLS);
     assert_true(find(&r, "tool:x__write") >= 0);
     tool_done(t, "written", false);
+    /* its result is stored before the next question */
+    assert_int_equal(t->state, TURN_STORING_RESULTS);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
     assert_int_equal(t->state, TURN_AWAITING_APPROVAL);
     assert_string_equal(turn_pending_confirmation(t), "c2");
     turn_step(t, &(turn_ev){.kind = TURN_EV_ANSWER, .answer = TURN_DENY});
     assert_int_equal(find(&r, "tool:x__delete"), -1);
     assert_int_equal(t->state, TURN_STORING_RESULTS);
+    assert_true(find(&r, "update:results") >= 0);
     json_t *denied = json_array_get(t->results, 1);
     assert_true(json_is_true(json_object_get(denied, "is_error")));
     char *text = content_text(json_object_get(denied, "content"), "");
@@ -551,6 +621,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_reply),
         cmocka_unit_test(test_tool_round),
+        cmocka_unit_test(test_results_stored_as_they_come),
         cmocka_unit_test(test_cancel_during_tool),
         cmocka_unit_test(test_user_store_fails),
         cmocka_unit_test(test_session_gone),

@@ -47,8 +47,14 @@ static void f_end(turn *t, const char *event, json_t *data)
     r->end_data = data;
 }
 
+static void f_update(turn *t, turn_store_kind kind, json_t *content, const char *id)
+{
+    (void)t, (void)kind, (void)content, (void)id;
+}
+
 static const turn_fx fx = {.load_history = f_load,
                            .store = f_store,
+                           .update = f_update,
                            .stream = f_stream,
                            .cancel_stream = f_cancel_stream,
                            .call_tool = f_call_tool,
