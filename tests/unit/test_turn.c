@@ -161,9 +161,9 @@ static void tool_call(turn *t, const char *id, const char *name, json_t *args)
     json_decref(args);
 }
 
-/* A turn (max_rounds, context_limit) whose first round asked for one tool (c1, x__a), stored:
- * its tool runs. */
-static turn *turn_at_tool(rec *r, long max_rounds, long context_limit)
+/* A turn (max_rounds, context_limit) whose first round asked for n tools (c1 x__a, c2 x__b, ...),
+ * stored: the first runs. */
+static turn *turn_at_tools(rec *r, int n, long max_rounds, long context_limit)
 {
     memset(r, 0, sizeof *r);
     r->stream_ok = true;
@@ -172,7 +172,12 @@ static turn *turn_at_tool(rec *r, long max_rounds, long context_limit)
     turn_begin(t);
     history(t, json_array());
     stored(t, TURN_STORE_USER, GD_OK);
-    tool_call(t, "c1", "x__a", json_object());
+    for (int i = 0; i < n; i++) {
+        char id[8], name[8];
+        snprintf(id, sizeof id, "c%d", i + 1);
+        snprintf(name, sizeof name, "x__%c", 'a' + i);
+        tool_call(t, id, name, json_object());
+    }
     provider(t, "tool_use");
     stored(t, TURN_STORE_REPLY, GD_OK);
     return t;
@@ -264,13 +269,7 @@ static void test_tool_round(void **state)
 static void test_results_stored_as_they_come(void **state)
 {
     rec r;
-    turn *t = new_turn(&r);
-    history(t, json_array());
-    stored(t, TURN_STORE_USER, GD_OK);
-    tool_call(t, "c1", "x__a", json_object());
-    tool_call(t, "c2", "x__b", json_object());
-    provider(t, "tool_use");
-    stored(t, TURN_STORE_REPLY, GD_OK);
+    turn *t = turn_at_tools(&r, 2, 10, 100000);
     tool_done(t, "one", false);
     assert_int_equal(t->state, TURN_STORING_RESULTS);
     assert_int_equal(find(&r, "store:results"), r.n - 1);
@@ -291,13 +290,7 @@ static void test_results_stored_as_they_come(void **state)
     done(t, &r);
 
     /* the second store fails: its tool_result is never published */
-    t = new_turn(&r);
-    history(t, json_array());
-    stored(t, TURN_STORE_USER, GD_OK);
-    tool_call(t, "c1", "x__a", json_object());
-    tool_call(t, "c2", "x__b", json_object());
-    provider(t, "tool_use");
-    stored(t, TURN_STORE_REPLY, GD_OK);
+    t = turn_at_tools(&r, 2, 10, 100000);
     tool_done(t, "one", false);
     stored(t, TURN_STORE_RESULTS, GD_OK);
     tool_done(t, "two", false);
@@ -313,13 +306,7 @@ static void test_results_stored_as_they_come(void **state)
 static void test_cancel_during_tool(void **state)
 {
     rec r;
-    turn *t = new_turn(&r);
-    history(t, json_array());
-    stored(t, TURN_STORE_USER, GD_OK);
-    tool_call(t, "c1", "x__a", json_object());
-    tool_call(t, "c2", "x__b", json_object());
-    provider(t, "tool_use");
-    stored(t, TURN_STORE_REPLY, GD_OK);
+    turn *t = turn_at_tools(&r, 2, 10, 100000);
     turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
     assert_true(find(&r, "cancel_tool") >= 0);
     tool_done(t, "killed", true);
@@ -405,7 +392,7 @@ static void test_context_limit(void **state)
     done(t, &r);
 
     /* a tool's result pushes it over in the next round: the turn ends saying what is stored */
-    t = turn_at_tool(&r, 10, 1000);
+    t = turn_at_tools(&r, 1, 10, 1000);
     char *huge = malloc(5001);
     memset(huge, 'b', 5000);
     huge[5000] = '\0';
@@ -435,7 +422,7 @@ static void test_context_limit(void **state)
 static void test_max_turns(void **state)
 {
     rec r;
-    turn *t = turn_at_tool(&r, 1, 100000);
+    turn *t = turn_at_tools(&r, 1, 1, 100000);
     tool_done(t, "ok", false);
     stored(t, TURN_STORE_RESULTS, GD_OK);
     assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
