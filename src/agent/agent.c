@@ -1110,6 +1110,22 @@ static bool removed(json_t *own, const char *name)
     return false;
 }
 
+/* Whether cfg, a session's own extension named name, is the configured one of that name (the
+ * admin's, turned on for the session), whatever its "enabled" says: it then reaches what the
+ * admin's do. */
+static bool configured_one(json_t *snap, const char *name, json_t *cfg)
+{
+    json_t *mine = json_object_get(snap, name);
+    if (!mine) return false;
+    json_t *x = json_copy(mine), *y = json_copy(cfg);
+    if (x) json_object_del(x, "enabled");
+    if (y) json_object_del(y, "enabled");
+    bool same = x && y && json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
 /* Adds the owner's own extensions (user_settings.h) that are on and that the session neither
  * removed nor replaced, noting them in se->user_added. */
 static void add_user_extensions(sess *se, json_t *mine, json_t *own)
@@ -1216,7 +1232,7 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     {
         if (!se->sess_added) se->sess_added = json_object();
         json_object_set_new(se->sess_added, name, json_true());
-        add_extension(se, &se->uhost, cfg);
+        add_extension(se, configured_one(snap, name, cfg) ? &se->host : &se->uhost, cfg);
     }
     json_decref(snap);
     json_decref(mine);
@@ -1506,6 +1522,44 @@ static gd_err thinking_budget(provider_cfg *out, char *err, size_t errlen)
     return GD_OK;
 }
 
+/* Whether url's host ("http://localhost:11434") is this machine or a private network. */
+static bool url_local(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    char host[256];
+    size_t n = strcspn(p, "/?#");
+    if (n >= sizeof host) return false;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+    if (host[0] == '[' && end) {
+        *end = '\0';
+        memmove(host, host + 1, strlen(host));
+    } else if (end) {
+        *end = '\0';
+    }
+    size_t hl = strlen(host);
+    if (hl && host[hl - 1] == '.') host[--hl] = '\0';
+    if (!strcasecmp(host, "localhost") || (hl > 10 && !strcasecmp(host + hl - 10, ".localhost")))
+        return true;
+    struct sockaddr_storage ss;
+    return net_addr_parse(host, &ss) && net_addr_internal((const struct sockaddr *)&ss);
+}
+
+bool agent_provider_open(agent *a, const provider_def *def, char *why, size_t whylen)
+{
+    char name[128], model[256];
+    agent_current(a, name, sizeof name, model, sizeof model);
+    const char *host = getenv(def->host_env);
+    if (!strcmp(name, def->name) || (host && *host) || !url_local(def->default_host)) return true;
+    snprintf(why, whylen,
+             "provider %s: its built-in address %s is on this server's machine, where only an "
+             "admin may point goosed (an admin can set %s, or make %s the server's provider)",
+             def->name, def->default_host, def->host_env, def->name);
+    return false;
+}
+
 void agent_current_for(agent *a, const char *user_id, char *name, size_t namelen, char *model,
                        size_t modellen)
 {
@@ -1610,6 +1664,8 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, bool a
     gd_err e;
     provider_cfg pcfg;
     e = agent_provider_for(a, user_id, &pcfg, err, errlen);
+    /* a choice a user stored before an admin changed the server's */
+    if (!e && !admin && user_id[0] && !agent_provider_open(a, pcfg.def, err, errlen)) e = GD_EINVAL;
     if (!e && !(at->pcfg = cfg_share(a, &pcfg)))
         e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
     sodium_memzero(&pcfg, sizeof pcfg);

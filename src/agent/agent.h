@@ -114,6 +114,11 @@ perm_rule agent_permission(const char *user_id, const char *tool);
 void agent_current(agent *a, char *name, size_t namelen, char *model, size_t modellen);
 /* Makes name/model current for the replies that start from now on. */
 void agent_set_current(agent *a, const char *name, const char *model);
+/* Whether a user who is not an admin may choose def for themselves: it is the server's provider,
+ * an admin set its host (def->host_env), or its built-in host is not on this machine. A
+ * built-in local default (ollama's http://localhost:11434, custom's ...) would let any user make
+ * goosed post to a service of its own host. When false, why says so (for the user). */
+bool agent_provider_open(agent *a, const provider_def *def, char *why, size_t whylen);
 /* The API key of def from the environment or secrets.yaml; 0 when there is none. */
 int agent_provider_key(const provider_def *def, char *out, size_t outlen);
 

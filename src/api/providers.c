@@ -118,6 +118,11 @@ void api_providers_set(http_req *r)
                          json_string_value(jn));
         return;
     }
+    char why[400];
+    if (own && !u->admin && !agent_provider_open(a->agent, d, why, sizeof why)) {
+        http_reply_error(r, 403, "forbidden", "%s", why);
+        return;
+    }
     if (jk && (!json_is_string(jk) || !json_string_length(jk))) {
         http_reply_error(r, 400, "bad_request", "api_key: must be a non-empty string");
         return;

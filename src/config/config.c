@@ -242,6 +242,13 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
         return GD_OK;
     }
     case K_NETS: {
+        if (strlen(val) >= k->size) {
+            snprintf(err, errlen,
+                     "%s: the list is longer than %zu bytes (name networks, such as "
+                     "10.0.0.0/8, rather than many addresses)",
+                     where, k->size - 1);
+            return GD_EINVAL;
+        }
         net_allow *na = NULL;
         char why[200];
         gd_err e = net_allow_parse(val, &na, why, sizeof why);

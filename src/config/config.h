@@ -73,7 +73,7 @@ typedef struct {
     bool user_extensions;           /* users may keep extensions of their own (true) */
     /* what users' own remote extensions (and their sessions') may reach besides public
      * addresses (core/netaddr.h's list, comma-separated; "*": anything) */
-    char user_extension_hosts[1024];
+    char user_extension_hosts[8192];
     /* TLS on goosed itself (http/tls.h): certificate and key files, or a self-signed pair made
      * at first start in data_dir */
     char tls_cert[PATH_MAX]; /* PEM certificate (chain) file, "" when none */

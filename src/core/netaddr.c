@@ -1,5 +1,6 @@
 /* IP addresses: parsing, comparing, public or not, and the list of what may be reached anyway. */
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -138,6 +139,25 @@ const char *net_addr_internal(const struct sockaddr *sa)
     return "an address of another family than IPv4 and IPv6";
 }
 
+const char *net_addr_local(const struct sockaddr *sa)
+{
+    struct sockaddr_storage want;
+    normalize(sa, &want);
+    if (want.ss_family != AF_INET && want.ss_family != AF_INET6) return NULL;
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs)) return NULL;
+    bool mine = false;
+    for (struct ifaddrs *i = ifs; i && !mine; i = i->ifa_next) {
+        if (!i->ifa_addr) continue;
+        struct sockaddr_storage have;
+        normalize(i->ifa_addr, &have);
+        mine = (have.ss_family == AF_INET || have.ss_family == AF_INET6) &&
+               net_addr_same(&have, &want);
+    }
+    freeifaddrs(ifs);
+    return mine ? THIS_HOST : NULL;
+}
+
 void net_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 {
     const void *p =
@@ -164,13 +184,14 @@ struct net_allow {
 static bool name_valid(const char *s, size_t n)
 {
     if (!n || n > 253) return false;
+    bool alnum = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == '_'))
-            return false;
+        bool an = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!an && c != '.' && c != '-' && c != '_') return false;
+        alnum |= an;
     }
-    return true;
+    return alnum; /* not ".", "-", ".." */
 }
 
 /* One item (n bytes at s, trimmed) into it: GD_EINVAL when it is none of the forms. */

@@ -25,6 +25,10 @@ bool net_addr_loopback(const struct sockaddr *sa);
  * address of a private network", ...). Looks through IPv4-mapped and NAT64 (64:ff9b::/96)
  * addresses to the IPv4 one inside. Any family other than IPv4 and IPv6 is not public. */
 const char *net_addr_internal(const struct sockaddr *sa);
+/* "an address of this host" when sa is one of this machine's own interfaces' addresses (its
+ * public ones too: a connection to them stays on this host), else NULL. Reads the interfaces
+ * (getifaddrs) on each call. */
+const char *net_addr_local(const struct sockaddr *sa);
 /* The address as text into out (at least 46 bytes), "?" when it is neither family. */
 void net_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 

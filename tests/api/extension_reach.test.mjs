@@ -99,18 +99,58 @@ describe("users' remote extensions reach public addresses only, unless the admin
     assert.match(srv.log(), /not connecting to 127\.0\.0\.1, an address of this host/);
   });
 
-  it("a user's own extension: listed as failed, with why and what the admin can do", async () => {
+  it("a user's own extension: listed as failed, saying what the admin can do, the same words for a name that does not resolve", async () => {
     const srv = servers[0];
     const before = mcp.seen().length;
-    const r = await post(srv, '/api/extensions', { name: 'mine', config: { type: 'streamable_http', uri: `http://localhost:${mcp.port}/mcp`, timeout: 30 } }, as(alice));
-    assert.equal(r.status, 201, r.text);
-    const tools = await toolsWith(srv, alice, {});
-    assert.ok(!tools.some((t) => t.startsWith('mine__')), tools.join(','));
-    const mine = (await get(srv, '/api/extensions', as(alice))).body.extensions.find((e) => e.name === 'mine');
-    assert.equal(mine.status, 'failed', JSON.stringify(mine));
-    assert.match(mine.error, /its address is an address of this host, which a user's own extension may not reach \(an admin may allow it in user_extension_hosts\)/);
+    const errors = [];
+    for (const uri of [`http://localhost:${mcp.port}/mcp`, 'http://nosuch.invalid/mcp']) {
+      const r = await post(srv, '/api/extensions', { name: 'mine', config: { type: 'streamable_http', uri, timeout: 30 } }, as(alice));
+      assert.ok(r.status === 201 || r.status === 200, r.text);
+      const tools = await toolsWith(srv, alice, {});
+      assert.ok(!tools.some((t) => t.startsWith('mine__')), tools.join(','));
+      const mine = (await get(srv, '/api/extensions', as(alice))).body.extensions.find((e) => e.name === 'mine');
+      assert.equal(mine.status, 'failed', JSON.stringify(mine));
+      assert.match(mine.error, /a user's extension may connect only to public addresses that answer \(an admin may allow others in user_extension_hosts/);
+      errors.push(mine.error.replace(uri, 'URL'));
+    }
+    assert.equal(errors[0], errors[1], 'the user can tell an internal address from a name that does not resolve');
+    assert.match(srv.log(), /nosuch\.invalid/, 'the log says what happened');
     assert.equal(mcp.seen().length, before);
     assert.equal((await request(srv, 'DELETE', '/api/extensions/mine', as(alice))).status, 204);
+  });
+
+  it("config.yaml's extension, off there and turned on by a user for a session, reaches what the admin's do", async () => {
+    const srv = await startServer({
+      home, env: env(),
+      configYaml: `extensions:\n  internal:\n    enabled: false\n    type: streamable_http\n    name: internal\n    uri: http://127.0.0.1:${mcp.port}/mcp\n    timeout: 30\n`,
+    });
+    servers.push(srv);
+    const s = await post(srv, '/api/sessions', { name: 'reach', working_directory: dir }, as(alice));
+    assert.equal(s.status, 201, s.text);
+    const on = await post(srv, `/api/sessions/${s.body.id}/extensions`, { name: 'internal', enabled: true }, as(alice));
+    assert.equal(on.status, 200, on.text);
+    await fake.script([{ text: 'ok' }]);
+    assert.equal((await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(alice))).status, 200);
+    const tools = (await fake.requests('openai')).at(-1).body.tools.map((t) => t.function.name);
+    assert.ok(tools.includes('internal__echo'), tools.join(','));
+  });
+
+  it('a provider whose built-in address is on this machine: a user may not choose it until an admin sets its host', async () => {
+    const srv = servers[0];
+    for (const name of ['ollama', 'custom']) {
+      const r = await post(srv, '/api/providers', { name, api_key: 'sk-reach-alice-own-key-7f3a9', model: 'x' }, as(alice));
+      assert.equal(r.status, 403, r.text);
+      assert.match(r.body.error, new RegExp(`provider ${name}: its built-in address http://localhost:\\d+ is on this server's machine, where only an admin may point goosed \\(an admin can set ${name.toUpperCase()}_HOST`));
+    }
+    // a provider with a public address is hers to choose; the admin may choose ollama
+    assert.equal((await post(srv, '/api/providers', { name: 'anthropic', api_key: 'sk-ant-alice', model: 'claude-x' }, as(alice))).status, 200);
+    assert.equal((await post(srv, '/api/providers', { name: 'ollama', model: 'llama' }, as(root))).status, 200);
+    // once an admin sets OLLAMA_HOST, it is open to users too
+    const withHost = await start({ OLLAMA_HOST: fake.url });
+    const r = await post(withHost, '/api/providers', { name: 'ollama', model: 'llama' }, as(alice));
+    assert.equal(r.status, 200, r.text);
+    for (const who of [alice, root]) // back to the server's, for what follows
+      assert.equal((await post(srv, '/api/providers', { name: 'openai', model: 'gpt-test' }, as(who))).status, 200);
   });
 
   it("an admin's session extension on the same URL is reached", async () => {

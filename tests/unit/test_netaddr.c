@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,7 +172,10 @@ static void test_allow_list(void **state)
                                       "1.2.3.4/-1",
                                       "::ffff:1.2.3.4/95",
                                       "host/8",
-                                      "caf\xc3\xa9.example"};
+                                      "caf\xc3\xa9.example",
+                                      ".",
+                                      "-",
+                                      ".."};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         a = (net_allow *)1;
         err[0] = '\0';
@@ -182,12 +186,33 @@ static void test_allow_list(void **state)
     }
 }
 
+/* The machine's own addresses are this host's, whatever their range. */
+static void test_local(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    assert_true(net_addr_parse("127.0.0.1", &ss));
+    assert_non_null(net_addr_local((const struct sockaddr *)&ss));
+    assert_true(net_addr_parse("::ffff:127.0.0.1", &ss));
+    assert_non_null(net_addr_local((const struct sockaddr *)&ss));
+    assert_true(net_addr_parse("192.0.2.77", &ss)); /* documentation: no machine has it */
+    assert_null(net_addr_local((const struct sockaddr *)&ss));
+    struct ifaddrs *ifs, *i;
+    assert_int_equal(getifaddrs(&ifs), 0);
+    for (i = ifs; i; i = i->ifa_next) /* every address of every interface */
+        if (i->ifa_addr &&
+            (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6))
+            assert_non_null(net_addr_local(i->ifa_addr));
+    freeifaddrs(ifs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_and_same),
         cmocka_unit_test(test_internal),
         cmocka_unit_test(test_allow_list),
+        cmocka_unit_test(test_local),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -328,7 +328,8 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
 {
     mcp_req *r = ud;
     const struct sockaddr *sa = &a->addr; /* a->addrlen bytes: the whole address */
-    const char *what = purpose == CURLSOCKTYPE_IPCXN ? net_addr_internal(sa) : "not an address";
+    const char *what = purpose != CURLSOCKTYPE_IPCXN ? "not an address"
+                       : net_addr_internal(sa)       ?: net_addr_local(sa);
     if (what && !net_allow_addr(r->b->reach, sa)) {
         char text[64];
         net_addr_text(sa, text, sizeof text);
@@ -347,6 +348,9 @@ static void on_done(CURL *easy, CURLcode code, void *ud)
     mcp_req *r = ud;
     curl_loop_remove(r->b->curl, easy);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
+    if (code != CURLE_OK && !r->status && r->b->reach &&
+        !r->refused) /* what the user is not told */
+        log_warn("mcp", "%s: %s", r->b->uri, r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
     r->done(r, code);
 }
 
@@ -453,11 +457,14 @@ void mcp_req_error(const mcp_req *r, CURLcode code, char *out, size_t outlen)
 {
     if (r->stream_err) {
         snprintf(out, outlen, "%s", r->why);
-    } else if (code != CURLE_OK && !r->status && r->refused) {
+    } else if (code != CURLE_OK && !r->status && r->b->reach) {
+        /* One answer whatever happened (refused here, not resolved, not answering): the user
+         * learns nothing of the names and addresses inside; the log says which. */
         snprintf(out, outlen,
-                 "cannot reach the MCP server at %s: its address is %s, which a user's own "
-                 "extension may not reach (an admin may allow it in user_extension_hosts)",
-                 r->b->uri, r->refused);
+                 "cannot reach the MCP server at %s: a user's extension may connect only to "
+                 "public addresses that answer (an admin may allow others in "
+                 "user_extension_hosts; the server's log says more)",
+                 r->b->uri);
     } else if (code != CURLE_OK && !r->status) {
         snprintf(out, outlen, "cannot reach the MCP server at %s: %s", r->b->uri,
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
