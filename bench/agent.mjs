@@ -1031,7 +1031,15 @@ async function modeWatchers() {
   log(`connecting ${total} watchers (${per} on each of ${ns} sessions)`);
   const ws = Array.from({ length: total }, (_, i) => new Watcher(O.goosed, `/api/sessions/${ids[i % ns]}/events`, localAddress(i)));
   const mark = cpuMark();
-  await openWatchers(ws, 128, O.connectTimeoutS);
+  // half of them first: the memory at half the load too, to see how it grows
+  const half = Math.floor(total / 2);
+  await openWatchers(ws.slice(0, half), 128, O.connectTimeoutS);
+  await sleep(O.settleMs);
+  res.half = half;
+  res.half_connected = ws.slice(0, half).filter((w) => w.status === 200).length;
+  res.rss_half_kb = statusKb(pid, 'VmRSS');
+  res.per_watcher_kb_half = half ? r3((res.rss_half_kb - res.rss_base_kb) / half) : 0;
+  await openWatchers(ws.slice(half), 128, O.connectTimeoutS);
   Object.assign(res, cpuSince(mark, 'connect'));
   const failed = ws.filter((w) => w.status !== 200);
   res.connected = total - failed.length;

@@ -1012,11 +1012,14 @@ if want memory; then
     [ "$MEM_CPU_OK" = PASS ] || MISSED+=("goosed's CPU per token under concurrent replies")
     [ "$MEM_KB_OK" = PASS ] || MISSED+=("memory per running reply")
     WATCH_KB_OK=$(verdict "$(num watch_rc) == 0 && $(num watch_per_watcher_kb) <= 10")
+    WATCH_HALF_OK=$(verdict "$(num watch_rc) == 0 && $(num watch_half_connected) == $(num watch_half) && $(num watch_per_watcher_kb_half) <= 10")
+    [ "$WATCH_HALF_OK" = PASS ] || MISSED+=("memory per idle watcher at $(fmt_int "$(num watch_half)")")
     WATCH_STATUS_OK=$(verdict "$(num watch_rc) == 0 && $(num watch_connected) == $MEM_WATCHERS && $(num watch_status_ms_p99) > 0 && $(num watch_status_ms_p99) < 10")
     [ "$WATCH_KB_OK" = PASS ] || MISSED+=("memory per idle watcher")
     [ "$WATCH_STATUS_OK" = PASS ] || MISSED+=("GET /status p99 with $(fmt_int "$MEM_WATCHERS") idle watchers")
     NTARGETS=$((NTARGETS + 4))
     MEM_TABLE+="$MEM_RATIO_ROWS$MEM_CPU_ROWS$MEM_KB_ROWS"
+    MEM_TABLE+=$'\n'"| memory per idle watcher at half the load (issue 7: at 5,000): the first $(fmt_int "$(num watch_half)") of the clients below connected, (connected − before) ÷ $(fmt_int "$(num watch_half)") | $(fmt %.1f watch_per_watcher_kb_half) kB per watcher: RSS $(mb "$(num watch_rss_base_kb)") before, $(mb "$(num watch_rss_half_kb)") with them connected; $(fmt_int "$(num watch_half_connected)") of $(fmt_int "$(num watch_half)") connected | — | ≤ 10 kB | $WATCH_HALF_OK |"
     MEM_TABLE+=$'\n'"| memory per idle watcher: $(fmt_int "$MEM_WATCHERS") SSE clients of \`GET /api/sessions/{id}/events\` ($MEM_SESSIONS sessions × $MEM_PER_SESSION, each on its own connection; a goosed of their own), (connected − before) ÷ $(fmt_int "$MEM_WATCHERS") | $(fmt %.1f watch_per_watcher_kb) kB per watcher: RSS $(mb "$(num watch_rss_base_kb)") before, $(mb "$(num watch_rss_connected_kb)") with them connected; $(fmt_int "$(num watch_connected)") of $(fmt_int "$MEM_WATCHERS") connected | — | ≤ 10 kB | $WATCH_KB_OK |
 | \`GET /status\` latency while those $(fmt_int "$MEM_WATCHERS") watchers are connected, $(fmt_int "$MEM_STATUS_SAMPLES") sequential requests | p50 $(av watch_status_ms_p50) ms, p99 $(av watch_status_ms_p99) ms (with none connected: p50 $(av watch_idle_status_ms_p50) ms, p99 $(av watch_idle_status_ms_p99) ms) | — | p99 < 10 ms, all connected | $WATCH_STATUS_OK |"
     MEM_WATCH_TEXT="Watchers: the $(fmt_int "$MEM_WATCHERS") connected in $(av watch_connect_wall_s) s (goosed used $(av watch_connect_goosed_cpu_s) s of CPU meanwhile)."
@@ -1380,7 +1383,8 @@ sessions, with goosed's provider connections open (goosed's provider client keep
 compared with the fake alone's. The fake alone: the same N streams asked of the fake directly, after a warm-up of N. Memory per idle
 watcher: on a new goosed, $MEM_SESSIONS sessions, then $(fmt_int "$MEM_WATCHERS") clients ($MEM_PER_SESSION per session, each on its own
 connection) send \`GET /api/sessions/{id}/events\` and stay connected, idle; once every one has its \`200\` head
-and 1 s has passed, (\`VmRSS\` − \`VmRSS\` before they connected) ÷ $(fmt_int "$MEM_WATCHERS"). \`GET /status\` latency:
+and 1 s has passed, (\`VmRSS\` − \`VmRSS\` before they connected) ÷ $(fmt_int "$MEM_WATCHERS"); the first half of them
+connect first, and the same figure is taken 1 s after they have, before the others connect. \`GET /status\` latency:
 $(fmt_int "$MEM_STATUS_SAMPLES") sequential requests on one keep-alive connection (after 50 not counted), from sending the request to
 receiving the whole answer, while the watchers are connected, and before they connected for comparison. kB are
 the 1,024-byte units of \`/proc/PID/status\`.
