@@ -51,6 +51,7 @@ typedef struct sess {
     int refs;          /* bus users, plus one for a running turn, plus pending cancels */
     int watchers;      /* clients watching (SSE, WebSocket, a JSON request waiting) */
     bool running;      /* a turn is reserved or runs */
+    bool deleted;      /* the session was deleted: its bus is closed once no reply runs */
     unsigned turn_seq; /* bumped by each agent_start: which turn a cancel was meant for */
     time_t idle_since;
     char user_id[UUID_STR_LEN]; /* the owner ("" the local user), set when first known */
@@ -260,6 +261,7 @@ struct a_turn {
     ext_call *tool;
     uint64_t tool_t0;     /* when the running tool call started (metrics) */
     char *cwd;            /* the session's working directory */
+    reg_start *starting;  /* the session's extensions being started for it, or NULL */
     bool admin;           /* the owner is an admin: their own extensions may reach anything */
     exec_mode mode;       /* this turn's */
     json_t *settings;     /* the session's own settings, read when the turn was asked for */
@@ -798,6 +800,7 @@ static void fx_end(turn *t, const char *event, json_t *data)
     drop_tool_question_locked(at->se);
     metrics_gauge_add(MG_REPLIES, -1); /* before the end event: whoever sees it sees the count */
     if (text) bus_publish(at->se->b, event, text);
+    if (at->se->deleted) bus_close(at->se->b); /* its watchers read the end, then end too */
     sess_release_locked(at->se);
     a->nturns--;
     uturns_end_locked(a, at->se->user_id);
@@ -1313,8 +1316,27 @@ static void registry_started(void *ud, gd_err e, const char *why)
 {
     (void)e;
     (void)why;
+    ((a_turn *)ud)->starting = NULL;
     const log_ctx *lc = log_ctx_set(&((a_turn *)ud)->lctx);
     registry_started_in(ud);
+    log_ctx_set(lc);
+}
+
+/* A cancel (or the session's deletion, or shutdown) while the session's extensions start (a
+ * server slow to answer initialize, npx fetching a package): the turn stops waiting for them and
+ * begins at once, to end as cancelled as soon as its history is in. Steps the cancel first. */
+static void cancel_turn(a_turn *at, bool gone)
+{
+    reg_start *s = at->starting;
+    if (!s) {
+        step(at, &(turn_ev){.kind = TURN_EV_CANCEL, .err = gone ? GD_EGONE : GD_OK});
+        return;
+    }
+    at->starting = NULL;
+    registry_start_abandon(s);
+    turn_step(at->t, &(turn_ev){.kind = TURN_EV_CANCEL, .err = gone ? GD_EGONE : GD_OK});
+    const log_ctx *lc = log_ctx_set(&at->lctx);
+    begin(at);
     log_ctx_set(lc);
 }
 
@@ -1374,8 +1396,8 @@ static void turn_start_in(a_turn *at)
     }
     if (registry_up(at->se->reg)) /* the usual case: no loop turn spent waiting for nothing */
         registry_started(at, GD_OK, NULL);
-    else
-        registry_start(at->se->reg, registry_started, at); /* MCP servers start first */
+    else if (!(at->starting = registry_start(at->se->reg, registry_started, at))) /* MCP first */
+        fail_early(at, "internal", "out of memory starting the extensions");
 }
 
 /* ---- a session's extensions for the API (resources, prompts) ---- */
@@ -1770,7 +1792,7 @@ static void cancel_on_loop(void *ud)
     a_turn *at = m->se->turn;
     if (at) {
         if (turn_pending_confirmation(at->t)) set_pending(at, NULL);
-        step(at, &(turn_ev){.kind = TURN_EV_CANCEL, .err = m->gone ? GD_EGONE : GD_OK});
+        cancel_turn(at, m->gone);
     }
     pthread_mutex_lock(&m->a->mu);
     if (!at && m->se->running && m->se->turn_seq == m->turn_seq) {
@@ -2068,6 +2090,19 @@ gd_err agent_cancel(agent *a, const char *session_id)
 
 void agent_session_deleted(agent *a, const char *session_id)
 {
+    /* Its watchers are told and their streams end: at once when no reply runs, else when the
+     * reply has ended (with session_gone). */
+    pthread_mutex_lock(&a->mu);
+    sess *se = sess_find_locked(a, session_id);
+    if (se) {
+        se->deleted = true;
+        if (!se->running) {
+            bus_publish(se->b, "error",
+                        "{\"error\":\"the session was deleted\",\"code\":\"session_gone\"}");
+            bus_close(se->b);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
     (void)cancel(a, session_id, true);
 }
 
@@ -2301,13 +2336,17 @@ static void cancel_all(void *ud)
     for (sess *s = a->sessions; s; s = s->next)
         n += s->turn != NULL;
     a_turn **turns = calloc(n ? n : 1, sizeof *turns);
-    for (sess *s = a->sessions; s && turns; s = s->next)
-        if (s->turn) turns[k++] = s->turn;
+    for (sess *s = a->sessions; s && turns; s = s->next) {
+        if (s->turn)
+            turns[k++] = s->turn;
+        else if (s->running)
+            s->cancel_early = true; /* still read on a worker (prepare_job) */
+    }
     pthread_mutex_unlock(&a->mu);
     /* Outside the lock: a turn that ends takes it. Nothing else frees turns meanwhile, since
      * only this thread does. */
     for (size_t i = 0; i < k; i++)
-        step(turns[i], &(turn_ev){.kind = TURN_EV_CANCEL});
+        cancel_turn(turns[i], false);
     free(turns);
 }
 

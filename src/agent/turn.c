@@ -438,6 +438,18 @@ static void on_stored(turn *t, const turn_ev *ev)
             complete(t, t->cancel ? "cancelled" : t->last.stop_reason);
             return;
         }
+        /* The calls are announced now that they are stored and will run (each gets a result):
+         * one cut by a cancel or a provider error while streaming was never shown. */
+        json_t *it;
+        size_t i;
+        json_array_foreach(t->content, i, it)
+        {
+            if (strcmp(content_type(it), "tool_request")) continue;
+            t->fx->publish(t, "tool_call",
+                           json_pack("{s:O, s:O, s:O, s:s}", "id", json_object_get(it, "id"),
+                                     "tool", json_object_get(it, "name"), "arguments",
+                                     json_object_get(it, "arguments"), "status", "running"));
+        }
         json_decref(t->results);
         t->results = json_array();
         t->results_sent = t->results_published = 0;
@@ -608,9 +620,6 @@ void turn_on_tool_call(turn *t, const char *id, const char *name, json_t *args)
         free(t->signature);
         t->signature = NULL;
     }
-    json_array_append_new(t->content, it);
-    t->fx->publish(t, "tool_call",
-                   json_pack("{s:s, s:s, s:o, s:s}", "id", id, "tool", name, "arguments",
-                             args ? json_incref(args) : json_object(), "status", "running"));
+    json_array_append_new(t->content, it); /* announced once the reply is stored (on_stored) */
     free(alt);
 }

@@ -191,8 +191,13 @@ ext_registry *registry_new(const ext_host *host);
 gd_err registry_add(ext_registry *r, extension *x);
 /* Starts every extension that is not up (extension_ops.start), then done(ud, GD_OK, NULL) once,
  * later, on the loop, when all have answered: one that failed offers no tools (its state says
- * why). Freeing r drops a waiting done. */
-void registry_start(ext_registry *r, ext_started done, void *ud);
+ * why). Freeing r drops a waiting done. Returns the start, for registry_start_abandon; NULL
+ * when out of memory: done is then never called. */
+typedef struct reg_start reg_start;
+reg_start *registry_start(ext_registry *r, ext_started done, void *ud);
+/* The caller no longer waits (a cancelled turn): done is never called; the extensions go on
+ * starting, for whoever asks next. */
+void registry_start_abandon(reg_start *s);
 /* Whether every extension is up already (registry_start would have nothing to start). */
 bool registry_up(ext_registry *r);
 /* Sum of the extensions' tools_gen: when it changes, registry_tools must be asked again. */

@@ -24,9 +24,10 @@ typedef struct reg_call {
 /* A registry_start waiting for its extensions. */
 typedef struct reg_start {
     struct reg_start *next;
-    ext_registry *r; /* NULL once the registry is freed: nothing more is called */
-    size_t waiting;  /* extensions that have not answered yet */
-    ext_started done;
+    ext_registry *r;  /* NULL once the registry is freed: nothing more is called */
+    size_t waiting;   /* extensions that have not answered yet */
+    bool none;        /* nothing had to start: start_none is posted, and frees it */
+    ext_started done; /* NULL once abandoned */
     void *ud;
 } reg_start;
 
@@ -128,7 +129,7 @@ static void start_one_done(void *ud, gd_err e, const char *why)
     if (--s->waiting) return;
     if (s->r) {
         start_unlink(s);
-        s->done(s->ud, GD_OK, NULL);
+        if (s->done) s->done(s->ud, GD_OK, NULL);
     }
     free(s);
 }
@@ -153,13 +154,15 @@ bool registry_up(ext_registry *r)
     return true;
 }
 
-void registry_start(ext_registry *r, ext_started done, void *ud)
+void registry_start_abandon(reg_start *s)
+{
+    s->done = NULL; /* freed by the last answer, which calls nothing, or by registry_free */
+}
+
+reg_start *registry_start(ext_registry *r, ext_started done, void *ud)
 {
     reg_start *s = calloc(1, sizeof *s);
-    if (!s) {
-        done(ud, GD_ENOMEM, "out of memory starting the extensions");
-        return;
-    }
+    if (!s) return NULL;
     s->r = r;
     s->done = done;
     s->ud = ud;
@@ -169,17 +172,19 @@ void registry_start(ext_registry *r, ext_started done, void *ud)
     for (size_t i = 0; i < r->n; i++)
         n += needs_start(r->xs[i]);
     if (!n) {
+        s->none = true;
         if (loop_post(r->host->l, start_none, s)) {
             start_unlink(s);
             free(s);
-            done(ud, GD_ENOMEM, "out of memory starting the extensions");
+            return NULL;
         }
-        return;
+        return s;
     }
     s->waiting = n + 1; /* held until every start is asked, so none can finish it early */
     for (size_t i = 0; i < r->n; i++)
         if (needs_start(r->xs[i])) r->xs[i]->ops->start(r->xs[i], start_one_done, s);
     s->waiting--; /* every start answers later (posted), so waiting > 0 here */
+    return s;
 }
 
 json_t *registry_tools(ext_registry *r)
@@ -373,10 +378,9 @@ static void reqs_free(ext_registry *r);
 void registry_free(ext_registry *r)
 {
     if (!r) return;
-    for (reg_start *s = r->starts, *next; s; s = next) { /* freed when their last start answers */
-        next = s->next;
+    reg_start *starts = r->starts;
+    for (reg_start *s = starts; s; s = s->next)
         s->r = NULL;
-    }
     r->starts = NULL;
     while (r->pending) { /* posted: freed when they run, without their done */
         reg_call *c = r->pending;
@@ -385,6 +389,12 @@ void registry_free(ext_registry *r)
     }
     for (size_t i = r->n; i-- > 0;)
         r->xs[i]->ops->close(r->xs[i]);
+    /* A closed extension never answers a start (its waiting answers are dropped): the starts
+     * are freed here, but those start_none will free when it runs. */
+    for (reg_start *s = starts, *next; s; s = next) {
+        next = s->next;
+        if (!s->none) free(s);
+    }
     reqs_free(r); /* after the extensions: the platform's close cancels its own first */
     free(r->xs);
     free(r);

@@ -599,3 +599,64 @@ describe('cancelling before any output', () => {
     }
   });
 });
+
+describe('a tool call cut by a provider error while streaming (Anthropic)', () => {
+  let fake, srv;
+  before(async () => {
+    fake = await startFake({ keys: { anthropic: 'sk-ant-cut' } });
+    srv = await startServer({
+      env: { GOOSE_PROVIDER: 'anthropic', GOOSE_MODEL: 'claude-test', ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: 'sk-ant-cut', GOOSE_MAX_RETRIES: '0' },
+    });
+  });
+  after(async () => {
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  it('is never announced: every tool_call a client sees gets its tool_result, and none is stored half', async () => {
+    const id = await newSession(srv, tempDir('goosed-agent-cut-'));
+    // the first tool_use block is complete when the stream fails, during the second
+    await fake.script([{
+      tool_calls: [
+        { id: 'toolu_one', name: 'developer__shell', arguments: { command: 'echo one' }, split: 1 },
+        { id: 'toolu_two', name: 'developer__shell', arguments: { command: 'echo two' }, split: 1 },
+      ],
+      error: { status: 529, in_stream: true, after: 2, type: 'overloaded_error', message: 'Overloaded' },
+    }]);
+    const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'run two commands');
+    const names = events.map((e) => e.event);
+    assert.equal(names.at(-1), 'error', names.join(','));
+    const calls = events.filter((e) => e.event === 'tool_call').map((e) => JSON.parse(e.data).id);
+    const results = events.filter((e) => e.event === 'tool_result').map((e) => JSON.parse(e.data).id);
+    assert.deepEqual(calls.filter((c) => !results.includes(c)), [], `announced and never answered: ${names.join(',')}`);
+    const hist = await get(srv, `/api/sessions/${id}/messages`);
+    const requests = hist.body.flatMap((m) => m.content.filter((x) => x.type === 'tool_request'));
+    assert.deepEqual(requests, []);
+  });
+});
+
+describe('deleting an idle session', () => {
+  it('tells its watchers (error session_gone) and ends their streams', { timeout: 30_000 }, async () => {
+    const srv = await startServer({});
+    try {
+      const id = await newSession(srv, tempDir('goosed-agent-del-'));
+      const res = await fetch(`${srv.url}/api/sessions/${id}/events`);
+      assert.equal(res.status, 200);
+      const reader = res.body.getReader();
+      const dec = new TextDecoder();
+      let text = '';
+      // the head (and a first keep-alive or nothing) is there: the watcher is attached
+      const del = await request(srv, 'DELETE', `/api/sessions/${id}`);
+      assert.equal(del.status, 204, del.text);
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break; // the stream ends: no watcher is left hanging on a deleted session
+        text += dec.decode(r.value);
+      }
+      const ev = parseSSE(text).filter((e) => e.event === 'error');
+      assert.equal(ev.length, 1, text);
+      assert.equal(JSON.parse(ev[0].data).code, 'session_gone');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});

@@ -268,6 +268,54 @@ describe('crash consistency inside a round of several tools', () => {
   });
 });
 
+describe('a reply waiting for its extensions to start', () => {
+  let fake;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+  });
+  after(() => fake.stop());
+
+  /** goosed with an MCP server that never answers initialize (its command line carries marker). */
+  async function withSilentServer(marker) {
+    const silent = path.join(path.dirname(new URL(import.meta.url).pathname), '../fakes/mcp/server.mjs');
+    return startServer({
+      env: providerEnv(fake),
+      configYaml: `extensions:\n  silent:\n    enabled: true\n    type: stdio\n    name: silent\n    cmd: ${process.execPath}\n    args: [${silent}, silent, ${marker}]\n`,
+    });
+  }
+
+  it('a cancel ends it at once, while the server is still starting', async () => {
+    const marker = `silent-cancel-${process.pid}-${Date.now()}`;
+    const srv = await withSilentServer(marker);
+    try {
+      const id = await newSession(srv, tempDir('goosed-core-start-'));
+      await fake.script([{ text: 'never asked' }]);
+      const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      await until(() => withMarker(marker).length > 0, 10_000, 'the MCP server to be started');
+      const c = await post(srv, `/api/sessions/${id}/cancel`);
+      assert.ok(c.status === 200 || c.status === 202, c.text);
+      const r = await reply;
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.stop_reason, 'cancelled');
+      // it ended while the server was still being waited for (its start gives up after 30 s)
+      assert.ok(withMarker(marker).length > 0, 'the reply ended only once the start had failed');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('SIGTERM while it waits: the reply ends cancelled and goosed exits 0', async () => {
+    const marker = `silent-term-${process.pid}-${Date.now()}`;
+    const srv = await withSilentServer(marker);
+    const id = await newSession(srv, tempDir('goosed-core-start-'));
+    const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'hi' }).catch((e) => e);
+    await until(() => withMarker(marker).length > 0, 10_000, 'the MCP server to be started');
+    await stopAndCheck(srv); // exit 0 and "shutdown complete"
+    const r = await reply;
+    if (r.status) assert.equal(r.body.stop_reason, 'cancelled', r.text);
+  });
+});
+
 describe('bounds and error codes', () => {
   let fake;
   before(async () => {
