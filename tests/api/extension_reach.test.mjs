@@ -175,6 +175,24 @@ describe("users' remote extensions reach public addresses only, unless the admin
     assert.ok(mcp.seen().length > before);
   });
 
+  it("the environment's proxy is not used for a user's extension; an admin's goes through it", async () => {
+    const net = await import('node:net');
+    const seen = [];
+    const proxy = net.createServer((c) => { c.once('data', (d) => { seen.push(d.toString('latin1').split('\r\n')[0]); c.destroy(); }); });
+    await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+    const purl = `http://127.0.0.1:${proxy.address().port}`;
+    try {
+      const srv = await start({ http_proxy: purl, HTTP_PROXY: purl, ALL_PROXY: purl, NO_PROXY: '127.0.0.1,localhost' });
+      // a public address (no request reaches it offline): a user's goes direct, an admin's to the proxy
+      await toolsWith(srv, alice, { direct: 'http://198.41.0.4:9/mcp' });
+      assert.deepEqual(seen, [], "a user's extension went through the proxy");
+      await toolsWith(srv, root, { proxied: 'http://198.41.0.4:9/mcp' });
+      assert.ok(seen.some((l) => l.startsWith('POST http://198.41.0.4:9/mcp')), `the admin's did not use the proxy: ${seen}`);
+    } finally {
+      proxy.close();
+    }
+  });
+
   it('a user_extension_hosts item that is none of those: goosed does not start, and says which', async () => {
     const r = await runGoosed(['--port', '0'], { GOOSE_USER_EXTENSION_HOSTS: 'mcp.internal, 10.0.0.0/33' });
     assert.equal(r.code, 2, r.stderr);
