@@ -1544,26 +1544,19 @@ static gd_err thinking_budget(provider_cfg *out, char *err, size_t errlen)
     return GD_OK;
 }
 
-/* Whether url's host ("http://localhost:11434") is this machine or a private network. */
+/* Whether url's host ("http://localhost:11434") is this machine or a private network (a URL
+ * whose host cannot be read plainly counts as such). */
 static bool url_local(const char *url)
 {
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
     char host[256];
-    size_t n = strcspn(p, "/?#");
-    if (n >= sizeof host) return false;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
-    if (host[0] == '[' && end) {
-        *end = '\0';
-        memmove(host, host + 1, strlen(host));
-    } else if (end) {
-        *end = '\0';
+    if (!net_url_host(url, host, sizeof host)) return true;
+    size_t n = strlen(host);
+    if (host[0] == '[' && n > 2) { /* [::1] */
+        memmove(host, host + 1, n - 2);
+        host[n -= 2] = '\0';
     }
-    size_t hl = strlen(host);
-    if (hl && host[hl - 1] == '.') host[--hl] = '\0';
-    if (!strcasecmp(host, "localhost") || (hl > 10 && !strcasecmp(host + hl - 10, ".localhost")))
+    if (n && host[n - 1] == '.') host[--n] = '\0';
+    if (!strcasecmp(host, "localhost") || (n > 10 && !strcasecmp(host + n - 10, ".localhost")))
         return true;
     struct sockaddr_storage ss;
     return net_addr_parse(host, &ss) && net_addr_internal((const struct sockaddr *)&ss);

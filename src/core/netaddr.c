@@ -1,5 +1,6 @@
 /* IP addresses: parsing, comparing, public or not, and the list of what may be reached anyway. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -165,6 +166,40 @@ void net_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
         : sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
                                     : NULL;
     if (!p || !inet_ntop(sa->sa_family, p, out, (socklen_t)outlen)) snprintf(out, outlen, "?");
+}
+
+bool net_url_host(const char *uri, char *out, size_t outlen)
+{
+    const char *p = strstr(uri, "://");
+    if (!p) return false;
+    p += 3;
+    size_t n = strcspn(p, "/?#");
+    const char *port = NULL;
+    size_t hn;
+    if (p[0] == '[') {
+        const char *close = memchr(p, ']', n);
+        if (!close) return false;
+        hn = (size_t)(close - p) + 1;
+        if (hn < n) port = p + hn;
+    } else {
+        const char *colon = memchr(p, ':', n);
+        hn = colon ? (size_t)(colon - p) : n;
+        port = colon;
+    }
+    if (port) {
+        if (*port != ':' || port + 1 == p + n) return false;
+        for (const char *c = port + 1; c < p + n; c++)
+            if (*c < '0' || *c > '9') return false;
+    }
+    if (!hn || hn >= outlen) return false;
+    for (size_t i = 0; i < hn; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || c == '[' || c == ']' || c == ':'))
+            return false;
+    }
+    memcpy(out, p, hn);
+    out[hn] = '\0';
+    return true;
 }
 
 /* ---- the list ---- */

@@ -32,6 +32,12 @@ const char *net_addr_local(const struct sockaddr *sa);
 /* The address as text into out (at least 46 bytes), "?" when it is neither family. */
 void net_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* The host of an http(s) URL, as libcurl reads it, into out (an IPv6 address with its
+ * brackets): false when the URL is not of the plain form scheme://host[:port][/?#...] (user
+ * info, percent-encoding, a backslash, a port that is not digits...), whose host no parser can
+ * read otherwise. Only such a host's name may lift a reach check. */
+bool net_url_host(const char *url, char *out, size_t outlen);
+
 /* A list of what may be reached although it is not public: host names (matched against a URL's
  * host, case-insensitively), addresses and networks in CIDR notation (10.0.0.0/8, fd00::/8),
  * or "*" alone: anything. */

@@ -206,13 +206,36 @@ static void test_local(void **state)
     freeifaddrs(ifs);
 }
 
+/* The host of a URL, only when no parser can read it otherwise. */
+static void test_url_host(void **state)
+{
+    (void)state;
+    char h[64];
+    assert_true(net_url_host("http://mcp.internal:8080/mcp?x=1", h, sizeof h));
+    assert_string_equal(h, "mcp.internal");
+    assert_true(net_url_host("https://[::1]:9/", h, sizeof h));
+    assert_string_equal(h, "[::1]");
+    assert_true(net_url_host("http://10.0.0.1", h, sizeof h));
+    assert_string_equal(h, "10.0.0.1");
+    static const char *const odd[] = {"http://allowed@127.0.0.1/",
+                                      "http://127.0.0.1\\@allowed/",
+                                      "http://%31%32%37.0.0.1/",
+                                      "http://host:80x/",
+                                      "http://host:/",
+                                      "http:///path",
+                                      "no-scheme",
+                                      "http://[::1/"};
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++)
+        if (net_url_host(odd[i], h, sizeof h)) fail_msg("%s gave the host %s", odd[i], h);
+    assert_false(net_url_host("http://a-rather-long-host-name.example/", h, 8)); /* no room */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_and_same),
-        cmocka_unit_test(test_internal),
-        cmocka_unit_test(test_allow_list),
-        cmocka_unit_test(test_local),
+        cmocka_unit_test(test_parse_and_same), cmocka_unit_test(test_internal),
+        cmocka_unit_test(test_allow_list),     cmocka_unit_test(test_local),
+        cmocka_unit_test(test_url_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

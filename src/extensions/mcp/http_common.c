@@ -113,43 +113,6 @@ void mcp_http_abandon(mcp_http_base *b, mcp_req *r, const char *why)
 
 /* ---- config ---- */
 
-/* The host of an http(s) URL, as libcurl will read it, into out: false when the URL is not of
- * the plain form (scheme://host[:port][/?#...], the host a name or an address) whose host no
- * parser can read otherwise. Only then may the host's name lift the reach check. */
-static bool uri_host(const char *uri, char *out, size_t outlen)
-{
-    const char *p = strstr(uri, "://");
-    if (!p) return false;
-    p += 3;
-    size_t n = strcspn(p, "/?#");
-    const char *port = NULL;
-    size_t hn;
-    if (p[0] == '[') {
-        const char *close = memchr(p, ']', n);
-        if (!close) return false;
-        hn = (size_t)(close - p) + 1;
-        if (hn < n) port = p + hn;
-    } else {
-        const char *colon = memchr(p, ':', n);
-        hn = colon ? (size_t)(colon - p) : n;
-        port = colon;
-    }
-    if (port) {
-        if (*port != ':' || port + 1 == p + n) return false;
-        for (const char *c = port + 1; c < p + n; c++)
-            if (*c < '0' || *c > '9') return false;
-    }
-    if (!hn || hn >= outlen) return false;
-    for (size_t i = 0; i < hn; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || c == '[' || c == ']' || c == ':'))
-            return false;
-    }
-    memcpy(out, p, hn);
-    out[hn] = '\0';
-    return true;
-}
-
 gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *host,
                           const mcp_transport_cb *cb, char *err, size_t errlen)
 {
@@ -183,7 +146,7 @@ gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *h
     }
     char name[256];
     b->reach =
-        host->reach && !(uri_host(uri, name, sizeof name) && net_allow_host(host->reach, name))
+        host->reach && !(net_url_host(uri, name, sizeof name) && net_allow_host(host->reach, name))
             ? host->reach
             : NULL;
     char why[200];
