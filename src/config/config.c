@@ -97,6 +97,8 @@ static const struct cfg_key {
     LIM("tool_max_user_processes", "GOOSE_TOOL_MAX_USER_PROCESSES", tool_max_user_processes, 0,
         10000000, "a number of processes (0: no limit)"),
 #undef LIM
+    {"batch_scheduling", "GOOSE_BATCH_SCHEDULING", NULL, K_BOOL, 0, 0,
+     offsetof(config, batch_scheduling), 0, "true or false"},
     {"sandbox", "GOOSE_SANDBOX", NULL, K_ONOFF, 0, 0, STR(sandbox), "on or off"},
     {"tool_network", "GOOSE_TOOL_NETWORK", NULL, K_BOOL, 0, 0, offsetof(config, tool_network), 0,
      "true or false"},
@@ -199,6 +201,7 @@ static void set_defaults(config *c)
     c->max_replies_per_user = 10;
     c->max_watchers_per_session = 256;
     c->store_queue_max = 100000;
+    c->batch_scheduling = true;
     c->tool_workers = 16;
     c->max_tool_processes = 512;
     c->tool_timeout = 300;

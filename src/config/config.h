@@ -35,6 +35,7 @@ typedef struct {
     long max_replies_per_user;       /* replies one user (with an id) runs at once; 0: no limit */
     long max_watchers_per_session;   /* SSE and WebSocket clients watching one session */
     long store_queue_max;            /* writes waiting for the store's writer */
+    bool batch_scheduling;           /* SCHED_BATCH for goosed's threads (and its children) */
     long tool_workers;               /* threads for tools that block on the disk */
     long max_tool_processes;         /* tool child processes running at once */
     long tool_timeout;               /* seconds a tool call may run */

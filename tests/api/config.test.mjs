@@ -2,7 +2,7 @@
 // and GET /api/config; --help/--version; errors that stop start-up with exit 2 and one clear line.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import { startServer, stopAndCheck, runGoosed, tempDir } from './lib/server.mjs';
@@ -442,4 +442,33 @@ describe('effective configuration', () => {
     assert.ok(lines.length >= 3);
     for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|WARN|INFO|DEBUG|TRACE) +[\w.-]+: \S/, l);
   }));
+});
+
+// batch_scheduling: goosed's threads under SCHED_BATCH (policy 3 in field 41 of /proc/PID/task/TID/stat)
+// unless it is false; SCHED_OTHER is 0.
+describe('batch_scheduling', () => {
+  /** The scheduling policy of each thread of pid, read after the field (comm) in parentheses. */
+  function policies(pid) {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    });
+  }
+
+  it('by default every thread of goosed runs under SCHED_BATCH, those started by requests too', () => withServer({}, async (srv) => {
+    for (let i = 0; i < 3; i++) assert.equal((await get(srv, '/status')).text, 'ok');
+    const p = policies(srv.proc.pid);
+    assert.ok(p.length >= 4, `threads: ${p.length}`);
+    assert.deepEqual([...new Set(p)], [3], `policies: ${p}`);
+  }));
+
+  it('false leaves every thread under SCHED_OTHER', () => withServer({ env: { GOOSE_BATCH_SCHEDULING: 'false' } }, async (srv) => {
+    assert.equal((await get(srv, '/status')).text, 'ok');
+    assert.deepEqual([...new Set(policies(srv.proc.pid))], [0]);
+  }));
+
+  it('a value that is not true or false stops start-up naming it', async () => {
+    const r = await runGoosed([], { GOOSE_BATCH_SCHEDULING: 'sometimes' });
+    assertStartupError(r, /^goosed: GOOSE_BATCH_SCHEDULING: .*sometimes/);
+  });
 });
