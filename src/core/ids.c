@@ -11,6 +11,23 @@ int ids_init(void)
     return sodium_init() < 0 ? -1 : 0;
 }
 
+/* Random bytes for ids, taken from a per-thread pool that the CSPRNG refills 256 bytes at a
+ * time: one getrandom() per 32 session or message ids instead of one each. What was handed out
+ * is wiped from the pool. Secrets (ids_token, keys) still come from the CSPRNG directly. */
+static void id_random(unsigned char *out, size_t n)
+{
+    static _Thread_local unsigned char pool[256];
+    static _Thread_local size_t left;
+    if (left < n) {
+        randombytes_buf(pool, sizeof pool);
+        left = sizeof pool;
+    }
+    unsigned char *p = pool + sizeof pool - left;
+    memcpy(out, p, n);
+    sodium_memzero(p, n);
+    left -= n;
+}
+
 static void uuid_format(const unsigned char b[16], char out[UUID_STR_LEN])
 {
     static const char hex[] = "0123456789abcdef";
@@ -26,7 +43,7 @@ static void uuid_format(const unsigned char b[16], char out[UUID_STR_LEN])
 void ids_uuid4(char out[UUID_STR_LEN])
 {
     unsigned char b[16];
-    randombytes_buf(b, sizeof b);
+    id_random(b, sizeof b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     uuid_format(b, out);
@@ -47,7 +64,7 @@ void ids_uuid7(char out[UUID_STR_LEN])
     while (!atomic_compare_exchange_weak_explicit(&last, &prev, v, memory_order_relaxed,
                                                   memory_order_relaxed));
     unsigned char b[16];
-    randombytes_buf(b + 8, 8);
+    id_random(b + 8, 8);
     uint64_t ms = v >> 12;
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
