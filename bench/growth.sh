@@ -46,6 +46,7 @@ growth_results() {
     if want store; then
         s=${STORE_SIZES[1]} b=${STORE_SIZES[2]}
         local work="sessions stored"
+        growth_row "$work" "$s" "$b" "start-up to the first answer, median" ms "$(av2 "store_startup_${s}_median_ms")" "$(av2 "store_startup_${b}_median_ms")" flat lower
         growth_row "$work" "$s" "$b" "durable creates/s" /s "$(av2 "store_post_${s}_rps")" "$(av2 "store_post_${b}_rps")" flat higher
         growth_row "$work" "$s" "$b" "bytes written per create" B "$(av2 "store_bytes_$s")" "$(av2 "store_bytes_$b")" flat lower
         growth_row "$work" "$s" "$b" "create latency p50" ms "$(av2 "store_post_${s}_p50_ms")" "$(av2 "store_post_${b}_p50_ms")" flat lower

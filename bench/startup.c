@@ -7,6 +7,8 @@
  *                            n=N median_ms=X min_ms=Y max_ms=Z bad_exits=K
  *                            (K: runs where the server did not exit 0 after SIGTERM; its log goes
  *                            to stderr, and the timing still counts)
+ *   startup -H HOME ... BIN  the same on HOME, which is kept as it is (its data: a store already
+ *                            filled), the server's log in HOME/goosed-startup.log
  *   startup --free-port      prints a free TCP port on 127.0.0.1
  *
  * The child gets only HOME (a new directory under $TMPDIR or /tmp, removed afterwards) and PATH, so
@@ -159,20 +161,24 @@ static int get_status(int fd)
 
 /* One run; returns elapsed ms, or a negative value on failure. *bad_exit is set when the server
  * did not exit 0 after SIGTERM. */
-static double run_once(const char *bin, int verbose, int *bad_exit)
+static double run_once(const char *bin, const char *keep_home, int verbose, int *bad_exit)
 {
     const char *tmp = getenv("TMPDIR");
     char home[256];
-    snprintf(home, sizeof home, "%s/goosed-startup.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(home)) {
-        perror("startup: mkdtemp");
-        return -1;
+    if (keep_home) {
+        snprintf(home, sizeof home, "%s", keep_home);
+    } else {
+        snprintf(home, sizeof home, "%s/goosed-startup.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(home)) {
+            perror("startup: mkdtemp");
+            return -1;
+        }
     }
     int port = free_port();
     char portstr[16], homeenv[300], logpath[300];
     snprintf(portstr, sizeof portstr, "%d", port);
     snprintf(homeenv, sizeof homeenv, "HOME=%s", home);
-    snprintf(logpath, sizeof logpath, "%s/goosed.log", home);
+    snprintf(logpath, sizeof logpath, "%s/goosed-startup.log", home);
     const char *path = getenv("PATH");
     char pathenv[4096];
     snprintf(pathenv, sizeof pathenv, "PATH=%s", path ? path : "/usr/bin:/bin");
@@ -181,7 +187,7 @@ static double run_once(const char *bin, int verbose, int *bad_exit)
     pid_t pid = fork();
     if (pid < 0) {
         perror("startup: fork");
-        rm_tree(home);
+        if (!keep_home) rm_tree(home);
         return -1;
     }
     if (pid == 0) {
@@ -232,7 +238,7 @@ static double run_once(const char *bin, int verbose, int *bad_exit)
     if (ms >= 0 && verbose) {
         printf("run: %.2f ms\n", ms);
     }
-    rm_tree(home);
+    if (!keep_home) rm_tree(home);
     return ms;
 }
 
@@ -245,7 +251,7 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     int n = 20, verbose = 0, bad_exits = 0;
-    const char *bin = NULL;
+    const char *bin = NULL, *keep_home = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--free-port") == 0) {
             int p = free_port();
@@ -257,17 +263,19 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             n = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "-H") == 0 && i + 1 < argc) {
+            keep_home = argv[++i];
         } else if (strcmp(argv[i], "-v") == 0) {
             verbose = 1;
         } else if (argv[i][0] != '-' && !bin) {
             bin = argv[i];
         } else {
-            fprintf(stderr, "usage: startup [-n N] [-v] BIN | startup --free-port\n");
+            fprintf(stderr, "usage: startup [-n N] [-H HOME] [-v] BIN | startup --free-port\n");
             return 2;
         }
     }
     if (!bin || n < 1 || n > 10000) {
-        fprintf(stderr, "usage: startup [-n N] [-v] BIN | startup --free-port\n");
+        fprintf(stderr, "usage: startup [-n N] [-H HOME] [-v] BIN | startup --free-port\n");
         return 2;
     }
     if (access(bin, X_OK) != 0) {
@@ -280,7 +288,7 @@ int main(int argc, char **argv)
     if (!ms) return 1;
     for (int i = 0; i < n; i++) {
         int bad = 0;
-        ms[i] = run_once(bin, verbose, &bad);
+        ms[i] = run_once(bin, keep_home, verbose, &bad);
         bad_exits += bad;
         if (ms[i] < 0) {
             fprintf(stderr, "startup: run %d of %d failed\n", i + 1, n);

@@ -15,11 +15,13 @@
 
 STORE_MAX=${BENCH_STORE_SESSIONS:-1000000}
 STORE_ROUNDS=${BENCH_STORE_ROUNDS:-3}
+STORE_STARTUP_RUNS=5
 STORE_SIZES=(0 $((STORE_MAX / 10)) "$STORE_MAX")
 STORE_LOAD=$(cut -d" " -f1-3 /proc/loadavg)
 
 # store_fill HOME N: N sessions of the local user in HOME's goosed.db, created one microsecond apart
-# over the hour before now, with time-ordered ids as goosed makes them.
+# over the hour before now, with time-ordered ids as goosed makes them, each with two messages (a
+# user's text and the assistant's answer).
 store_fill() {
     local db=$1/.local/share/goose/sessions/goosed.db n=$2
     local t0=$(($(date +%s) * 1000000 - 3600 * 1000000))
@@ -32,7 +34,17 @@ INSERT INTO sessions(id, name, working_dir, created_us, updated_us, message_coun
                      output_tokens, user_id)
 SELECT printf('%08x-%04x-7%03x-8%03x-%012x', (($t0 + i) / 1000) >> 16, (($t0 + i) / 1000) & 65535,
               i % 4096, 0, i),
-       'stored ' || i, '/tmp', $t0 + i, $t0 + i, 0, 0, 0, '' FROM c;
+       'stored ' || i, '/tmp', $t0 + i, $t0 + i, 2, 0, 0, '' FROM c;
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $n),
+  m(k) AS (VALUES (1), (2))
+INSERT INTO messages(id, session_id, seq, role, content, created_us)
+SELECT printf('%08x-%04x-7%03x-%x%03x-%012x', (($t0 + i) / 1000) >> 16, (($t0 + i) / 1000) & 65535,
+              i % 4096, 8 + k, 0, i),
+       printf('%08x-%04x-7%03x-8%03x-%012x', (($t0 + i) / 1000) >> 16, (($t0 + i) / 1000) & 65535,
+              i % 4096, 0, i),
+       k, CASE k WHEN 1 THEN 'user' ELSE 'assistant' END,
+       '[{"type":"text","text":"' || CASE k WHEN 1 THEN 'question ' ELSE 'answer ' END || i || '"}]',
+       $t0 + i FROM c CROSS JOIN m;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 SQL
@@ -57,6 +69,22 @@ for size in "${STORE_SIZES[@]}"; do
     store_fill "$GHOME" "$size"
     [ "$size" = "$STORE_MAX" ] && record "sqlite3 goosed.db   # $size sessions inserted with one recursive INSERT (bench/store_scale.sh store_fill)"
     echo "bench: $size sessions stored in $(($(date +%s) - t)) s" >&2
+done
+
+# Start-up with each store (before the creates): bench/startup.c on the size's HOME, kept; the
+# empty store's first start makes it.
+STORE_STARTUP=$WORK/startup-store
+cc -std=c11 -O2 -Wall -Wextra -o "$STORE_STARTUP" bench/startup.c || die "cannot build bench/startup.c"
+for size in "${STORE_SIZES[@]}"; do
+    GHOME=$(store_home "$size" 0)
+    [ "$size" = 0 ] && mkdir -m 700 "$GHOME"
+    [ "$size" = 0 ] || GHOME=$(store_home "$size" 1)
+    scmd=("$STORE_STARTUP" -n "$STORE_STARTUP_RUNS" -H "$GHOME" "$GOOSED_BIN")
+    [ "$size" = "$STORE_MAX" ] && record "startup -n $STORE_STARTUP_RUNS -H <the HOME of $size sessions> $GOOSED_BIN"
+    echo "bench: ${scmd[*]}" >&2
+    line=$("${scmd[@]}" 2>"$OUTDIR/store_startup_$size.err") ||
+        die "start-up with $size sessions failed (see $OUTDIR/store_startup_$size.err)"
+    for kv in $line; do printf -v "store_startup_${size}_${kv%%=*}" '%s' "${kv#*=}"; done
 done
 
 for ((r = 1; r <= STORE_ROUNDS; r++)); do
@@ -136,7 +164,7 @@ store_results() {
 report_store() {
     local rows= size
     for size in "${STORE_SIZES[@]}"; do
-        rows+="| $(fmt_int "$(num "store_total_$size")") | $(fmt_int "$(num "store_post_${size}_rps")") | $(fmt_int "$(num "store_bytes_$size")") B | $(av "store_post_${size}_p99_ms") ms | $(av "store_first_${size}_p50_ms") ms | $(av "store_deep_${size}_p50_ms") ms | $(av "store_offset_${size}_p50_ms") ms |"$'\n'
+        rows+="| $(fmt_int "$(num "store_total_$size")") | $(av "store_startup_${size}_median_ms") ms | $(fmt_int "$(num "store_post_${size}_rps")") | $(fmt_int "$(num "store_bytes_$size")") B | $(av "store_post_${size}_p99_ms") ms | $(av "store_first_${size}_p50_ms") ms | $(av "store_deep_${size}_p50_ms") ms | $(av "store_offset_${size}_p50_ms") ms |"$'\n'
     done
     cat <<EOF
 
@@ -147,7 +175,11 @@ sessions (filled beforehand with the sqlite3 shell). Creates: \`wrk -t$THREADS -
 \`POST /api/sessions\`, in $STORE_ROUNDS rounds; each round runs every size on a new goosed in turn (in reverse
 order every other round; the empty store a new one each round, the others keep what earlier rounds
 created), and gives its own ratio of the largest store's creates/s to the empty store's; the target is
-judged on the median of those ratios. Each size's row below is its median round. Bytes written per create:
+judged on the median of those ratios. Each size's row below is its median round. Start-up: from
+starting goosed on that store (as filled, before any create; the empty one made by the first of these
+starts) to the answer of its first \`GET /status\`, median of $STORE_STARTUP_RUNS starts (\`bench/startup.c -H\`); the
+filled stores hold two messages per session (a user's text and the answer), so the crash repair at
+start-up has every session's last message to look at if it reads them. Bytes written per create:
 goosed's \`wchar\` in \`/proc/PID/io\` (its writes: the WAL, checkpoints into the database, the access log). Pages of 100 sessions: the first (\`?cursor=\`) and the one 90% deep by cursor, and the
 same depth by offset for comparison, each under wrk for $(((DURATION + 1) / 2)) s.
 
@@ -156,8 +188,8 @@ same depth by offset for comparison, each under wrk for $(((DURATION + 1) / 2)) 
 | creates at $(fmt_int "$STORE_MAX") sessions ≥ 0.9 × on an empty store (median of $STORE_ROUNDS rounds' ratios) | $STORE_CREATE_RATIO × ($STORE_CREATE_RANGE; rounds: $STORE_CREATE_ROUNDS) | $STORE_CREATE_OK |
 | a page 90% deep by cursor at $(fmt_int "$STORE_MAX") sessions: p50 ≤ 1.5 × the first page's | $STORE_DEEP_RATIO × | $STORE_DEEP_OK |
 
-| sessions stored (after the creates) | creates/s | bytes written per create | create p99 | first page p50 | page 90% deep p50 | same depth by offset p50 |
-|---|---|---|---|---|---|---|
+| sessions stored (after the creates) | start-up, before the creates | creates/s | bytes written per create | create p99 | first page p50 | page 90% deep p50 | same depth by offset p50 |
+|---|---|---|---|---|---|---|---|
 ${rows%$'\n'}
 
 Command: \`BENCH_ONLY=store make bench\` (\`BENCH_STORE_SESSIONS\`, default 1,000,000; \`BENCH_STORE_ROUNDS\`, default 3). Load average

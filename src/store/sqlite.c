@@ -118,12 +118,13 @@ static const char *const stmt_sql[ST__N] = {
         "output_tokens) VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages "
         "WHERE session_id = ?2), ?3, ?4, ?5, ?6, ?7)",
     [ST_SESSION_BUMP] = "UPDATE sessions SET message_count = message_count + 1, updated_us = ?2, "
-                        "input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4 "
-                        "WHERE id = ?1",
+                        "input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4, "
+                        "open_round = ?5 WHERE id = ?1",
     [ST_MESSAGE_GET] = "SELECT id, role, content, created_us FROM messages WHERE session_id = ?1 "
                        "AND id = ?2",
-    /* Sessions drive (CROSS JOIN keeps them the outer loop); each one's last message is two
-     * searches of the UNIQUE (session_id, seq) index, never a scan of messages. */
+    /* Only the sessions whose last message left a round of tools open (migration 6's partial
+     * index), whatever the store holds; they drive (CROSS JOIN keeps them the outer loop), and
+     * each one's last message is two searches of the UNIQUE (session_id, seq) index. */
     /* the content is jansson's compact text: "tool_request" with its quotes is a key or a
      * value, never inside a string (its quotes would be escaped), so instr() only narrows */
     [ST_UNFINISHED] =
@@ -133,7 +134,7 @@ static const char *const stmt_sql[ST__N] = {
         "LEFT JOIN messages AS pmsg ON lastmsg.role = 'user' AND pmsg.session_id = s.id AND "
         "pmsg.seq = (SELECT max(qmsg.seq) FROM messages AS qmsg WHERE qmsg.session_id = s.id AND "
         "qmsg.seq < lastmsg.seq) "
-        "WHERE lastmsg.session_id = s.id AND lastmsg.seq = "
+        "WHERE s.open_round = 1 AND lastmsg.session_id = s.id AND lastmsg.seq = "
         "(SELECT prev.seq FROM messages AS prev WHERE prev.session_id = s.id "
         "ORDER BY prev.seq DESC LIMIT 1) AND ((lastmsg.role = 'assistant' AND "
         "instr(lastmsg.content, '\"tool_request\"') > 0) OR (lastmsg.role = 'user' AND "
@@ -177,7 +178,7 @@ static const char *const stmt_sql[ST__N] = {
                           "input_tokens, output_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
     [ST_IMPORT_FINISH] =
         "UPDATE sessions SET settings = ?2, message_count = ?3, input_tokens = ?4, "
-        "output_tokens = ?5 WHERE id = ?1",
+        "output_tokens = ?5, open_round = ?6 WHERE id = ?1",
     /* The writer's transaction control, prepared once like the rest: as text, SQLite parsed
      * them again for every write (more than half of a create's instructions). */
     [ST_TX_BEGIN] = "BEGIN IMMEDIATE",
@@ -250,6 +251,17 @@ static const char *const migrations[] = {
     "CREATE TRIGGER sessions_uncounted AFTER DELETE ON sessions BEGIN"
     "  UPDATE session_counts SET n = n - 1 WHERE user_id = OLD.user_id;"
     "END;",
+    /* 6: whether a session's last message is a round of tools a crash may have cut (the
+     * assistant's tool requests, or the results of them), kept with each append; the start-up
+     * repair reads only those sessions, through the partial index, instead of every session's
+     * last message. The sessions already there are looked at once, here. */
+    "ALTER TABLE sessions ADD COLUMN open_round INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE sessions SET open_round = 1 WHERE EXISTS (SELECT 1 FROM messages AS m WHERE "
+    "m.session_id = sessions.id AND m.seq = (SELECT max(p.seq) FROM messages AS p WHERE "
+    "p.session_id = sessions.id) AND ((m.role = 'assistant' AND instr(m.content, "
+    "'\"tool_request\"') > 0) OR (m.role = 'user' AND instr(m.content, '\"tool_response\"') > "
+    "0)));"
+    "CREATE INDEX sessions_open ON sessions(id) WHERE open_round = 1;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -1954,6 +1966,14 @@ struct append_op {
     char *id;
 };
 
+/* Whether a message, once last, leaves its session's round of tools open (migration 6): the
+ * assistant's tool requests, or the results of them. The same test as ST_UNFINISHED's. */
+static int opens_round(const char *role, const char *content)
+{
+    return (!strcmp(role, "assistant") && strstr(content, "\"tool_request\"")) ||
+           (!strcmp(role, "user") && strstr(content, "\"tool_response\""));
+}
+
 static gd_err w_message_append(conn *c, void *arg, char *err, size_t errlen)
 {
     struct append_op *a = arg;
@@ -1966,6 +1986,7 @@ static gd_err w_message_append(conn *c, void *arg, char *err, size_t errlen)
     sqlite3_bind_int64(bump, 2, a->created_us);
     sqlite3_bind_int64(bump, 3, a->in_tok);
     sqlite3_bind_int64(bump, 4, a->out_tok);
+    sqlite3_bind_int(bump, 5, opens_round(a->role, a->content));
     int rc = sqlite3_step(bump);
     stmt_done(bump);
     if (rc != SQLITE_DONE) {
@@ -2131,6 +2152,7 @@ static gd_err w_session_import(conn *c, void *arg, char *err, size_t errlen)
     sqlite3_bind_int64(st, 3, (sqlite3_int64)a->n);
     sqlite3_bind_int64(st, 4, a->ins.s->input_tokens);
     sqlite3_bind_int64(st, 5, a->ins.s->output_tokens);
+    sqlite3_bind_int(st, 6, a->n ? opens_round(a->roles[a->n - 1], a->contents[a->n - 1]) : 0);
     int rc = sqlite3_step(st);
     stmt_done(st);
     if (rc != SQLITE_DONE) {

@@ -1684,11 +1684,12 @@ static void test_sessions_unfinished(void **state)
 
     /* u: a user's text, a: the assistant's text, A: its tool request, r: a tool response.
      * Empty; user last; a text reply last; a tool request last (twice); the results of a round
-     * last; a user's text after a tool request; a text mentioning "tool_request". */
-    const char *shapes[8] = {"", "u", "ua", "uA", "uaA", "uAr", "uAu", "uaq"};
-    store_session s[8];
+     * last; a user's text after a tool request; a text mentioning "tool_request"; a round of
+     * tools closed by the reply after it. */
+    const char *shapes[9] = {"", "u", "ua", "uA", "uaA", "uAr", "uAu", "uaq", "uAra"};
+    store_session s[9];
     char id[UUID_STR_LEN];
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         new_session(&s[i], shapes[i]);
         ok(st->ops->session_create(st, &s[i]));
         for (const char *r = shapes[i]; *r; r++) {
@@ -1705,8 +1706,23 @@ static void test_sessions_unfinished(void **state)
                 GD_OK);
         }
     }
+    /* Imported (or forked) with a tool request last, and with a closed round. */
+    store_session imp[2];
+    for (int i = 0; i < 2; i++) {
+        new_session(&imp[i], i ? "imported, closed" : "imported, open");
+        json_t *last =
+            i ? text_content("done")
+              : json_pack("[{s:s, s:s, s:s}]", "type", "tool_request", "id", "c9", "name", "x__a");
+        json_t *msgs = json_pack("[{s:s, s:o}, {s:s, s:o}]", "role", "user", "content",
+                                 text_content("go"), "role", "assistant", "content", last);
+        assert_non_null(msgs);
+        ok(st->ops->session_import(st, &imp[i], NULL, msgs));
+        json_decref(msgs);
+    }
     ok(st->ops->sessions_unfinished(st, &arr));
-    assert_int_equal(json_array_size(arr), 3);
+    assert_int_equal(json_array_size(arr), 4);
+    assert_non_null(find_unfinished(arr, imp[0].id));
+    assert_null(find_unfinished(arr, imp[1].id));
     for (int i = 3; i <= 5; i++) {
         json_t *m = find_unfinished(arr, s[i].id), *msgs;
         assert_non_null(m);
@@ -1730,12 +1746,21 @@ static void test_sessions_unfinished(void **state)
  * printed, not asserted. */
 static void test_sessions_unfinished_many(void **state)
 {
+    /* The sessions are written as a goosed of schema 5 left them (no open_round), and found by
+     * migration 6 when the store opens them. */
     store *st = store_sqlite_open(dir, 0);
-    sqlite_store *ss = (sqlite_store *)st;
+    char path[sizeof((sqlite_store *)st)->path];
+    snprintf(path, sizeof path, "%s", ((sqlite_store *)st)->path);
+    store_close(st);
     enum { S = 10000, PER = 4 };
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(ss->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
+                                  "open_round; UPDATE schema_version SET version = 5",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_stmt *is, *im;
     assert_int_equal(sqlite3_prepare_v2(db,
@@ -1777,15 +1802,21 @@ static void test_sessions_unfinished_many(void **state)
     sqlite3_finalize(is);
     sqlite3_finalize(im);
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    st = store_sqlite_open(dir, 0); /* migration 6 */
+    ok(st->ops->health(st));
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 
-    /* The plan: sessions scanned, messages only searched through an index. */
+    /* The plan: only the sessions of the partial index, messages only searched through an
+     * index. */
     sqlite3_stmt *plan;
     char sql[1024];
     snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", stmt_sql[ST_UNFINISHED]);
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &plan, NULL), SQLITE_OK);
-    int searches = 0;
+    int searches = 0, open = 0;
     while (sqlite3_step(plan) == SQLITE_ROW) {
         const char *detail = (const char *)sqlite3_column_text(plan, 3);
+        if (strstr(detail, "sessions_open")) open++;
         if (strstr(detail, "lastmsg") || strstr(detail, "prev") || strstr(detail, "pmsg") ||
             strstr(detail, "qmsg")) {
             if (strncmp(detail, "SEARCH", 6) || !strstr(detail, "INDEX"))
@@ -1796,6 +1827,7 @@ static void test_sessions_unfinished_many(void **state)
     sqlite3_finalize(plan);
     sqlite3_close(db);
     assert_int_equal(searches, 4);
+    assert_int_equal(open, 1);
 
     struct timespec t0, t1;
     json_t *arr;
