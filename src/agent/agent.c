@@ -1810,6 +1810,10 @@ static gd_err cancel(agent *a, const char *session_id, bool gone)
         *m = (cancel_msg){a, se, gone, se->turn_seq};
         if ((e = loop_post(a->l, cancel_on_loop, m)) != GD_OK) sess_release_locked(se);
     }
+    /* The reply's question goes with the cancel's answer: an answer to it after this is refused
+     * (404), not taken and then ignored because the loop ran the cancel first. One posted
+     * before is run before the cancel. */
+    if (e == GD_OK) drop_tool_question_locked(se);
     pthread_mutex_unlock(&a->mu);
     if (e) free(m);
     return e;

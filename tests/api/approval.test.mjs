@@ -123,6 +123,25 @@ describe('approve mode', () => {
     w2.close();
   });
 
+  it('an answer sent once a cancel was accepted is refused with 404, never taken and ignored', async () => {
+    // The cancel's 202 and the answer race to the agent; 50 tries, the answer right after the 202.
+    for (let i = 0; i < 50; i++) {
+      const sid = await newSession(srv, dir);
+      await fake.script([shell(`call_late${i}`, `touch late${i}.txt`), { text: 'unused' }]);
+      const w = await watch(srv, sid);
+      fetch(`${srv.url}/api/sessions/${sid}/messages/stream`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ content: 'go' }) }).then((r) => r.text()).catch(() => {});
+      await w.until('tool_confirmation');
+      const c = await post(srv, `/api/sessions/${sid}/cancel`, undefined);
+      assert.equal(c.status, 202, c.text);
+      const a = await confirm(srv, sid, `call_late${i}`, 'allow_once');
+      assertError(a, 404, 'not_found', new RegExp(`no tool confirmation 'call_late${i}' is waiting`));
+      const end = await w.until('message_complete');
+      assert.equal(JSON.parse(end.find((e) => e.event === 'message_complete').data).stop_reason, 'cancelled');
+      assert.ok(!existsSync(path.join(dir, `late${i}.txt`)));
+      w.close();
+    }
+  });
+
   it('answers over the WebSocket too', async () => {
     const sid = await newSession(srv, dir);
     await fake.script([shell('call_ws', 'touch ws.txt'), { text: 'done over ws' }]);
