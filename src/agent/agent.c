@@ -849,7 +849,7 @@ static char *system_prompt(const char *cwd, ext_registry *reg)
         buf_free(&b);
         return NULL;
     }
-    return buf_detach(&b);
+    return buf_detach_fit(&b); /* kept for the reply's life: no spare room */
 }
 
 /* ---- the extensions' requests: elicitation and sampling (loop thread) ----

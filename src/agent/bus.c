@@ -54,6 +54,34 @@ bus *bus_new(void)
     return b;
 }
 
+/* The event names and chunk kinds the agent publishes: a slot points at these instead of a copy
+ * (a streamed reply publishes an event per token, and the ring keeps them for replays). */
+static const char *const known_names[] = {"message_chunk", "message_complete", "tool_call",
+                                          "tool_result",   "tool_progress",    "tool_confirmation",
+                                          "elicitation",   "notification",     "error",
+                                          "text",          "thinking"};
+#define NKNOWN (sizeof known_names / sizeof *known_names)
+
+static bool name_known(const char *s)
+{
+    for (size_t i = 0; i < NKNOWN; i++)
+        if (s == known_names[i]) return true;
+    return false;
+}
+
+/* s as a slot keeps it: a known name itself, else a copy (NULL when out of memory). */
+static char *name_dup(const char *s)
+{
+    for (size_t i = 0; i < NKNOWN; i++)
+        if (!strcmp(s, known_names[i])) return (char *)known_names[i];
+    return strdup(s);
+}
+
+static void name_free(char *s)
+{
+    if (s && !name_known(s)) free(s);
+}
+
 /* The slot at ring index i, NULL when none was ever taken there. */
 static struct slot *ring_get(const bus *b, size_t i)
 {
@@ -77,9 +105,9 @@ void bus_free(bus *b)
         for (size_t i = 0; i < RING_BLOCK; i++) {
             struct slot *e = b->ring[k][i];
             if (!e) continue;
-            free(e->event);
+            name_free(e->event);
             free(e->data);
-            free(e->kind);
+            name_free(e->kind);
             buf_free(&e->text);
             free(e);
         }
@@ -103,27 +131,27 @@ static void wake_armed(bus *b)
     }
 }
 
-/* Takes the next slot for event (its strings are consumed); under the lock. Out of memory, the
- * event is dropped but still numbered, so that readers see a gap (events_lost) rather than
- * nothing: returns NULL then. */
+/* Takes the next slot for event (its strings are consumed: name_dup's for event and kind); under
+ * the lock. Out of memory, the event is dropped but still numbered, so that readers see a gap
+ * (events_lost) rather than nothing: returns NULL then. */
 static struct slot *take_slot(bus *b, char *event, char *data, char *kind)
 {
     uint64_t seq = b->next_seq++;
     struct slot **ref = ring_ref(b, seq % BUS_RING);
     struct slot *e = ref ? *ref : NULL;
     if (e) {
-        free(e->event);
+        name_free(e->event);
         free(e->data);
-        free(e->kind);
+        name_free(e->kind);
         buf_free(&e->text); /* a merged chunk's allocation is not kept */
     } else if (ref) {
         e = *ref = calloc(1, sizeof *e);
     }
     if (!e || !event || (!data && !kind)) {
         if (e) e->seq = 0; /* never a valid sequence number: a gap */
-        free(event);
+        name_free(event);
         free(data);
-        free(kind);
+        name_free(kind);
         if (e) e->event = e->data = e->kind = NULL;
         return NULL;
     }
@@ -137,7 +165,7 @@ static struct slot *take_slot(bus *b, char *event, char *data, char *kind)
 
 uint64_t bus_publish(bus *b, const char *event, const char *data)
 {
-    char *e = strdup(event), *d = strdup(data);
+    char *e = name_dup(event), *d = strdup(data);
     pthread_mutex_lock(&b->mu);
     uint64_t seq = b->next_seq;
     take_slot(b, e, d, NULL);
@@ -171,7 +199,7 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
         e = ring_get(b, seq % BUS_RING);
     } else {
         seq = b->next_seq;
-        e = take_slot(b, strdup(event), NULL, strdup(kind));
+        e = take_slot(b, name_dup(event), NULL, name_dup(kind));
         if (e) buf_init(&e->text, n > CHUNK_MERGE_MAX ? n : CHUNK_MERGE_MAX);
     }
     if (e && buf_append(&e->text, text, n) != GD_OK)
@@ -197,7 +225,7 @@ static const char *slot_data(struct slot *sl)
         if (!e) e = buf_puts(&out, ",\"text\":");
         if (!e) e = buf_json_string(&out, text->data ? text->data : "", text->len);
         if (!e) e = buf_puts(&out, "}");
-        char *d = e ? NULL : buf_detach(&out);
+        char *d = e ? NULL : buf_detach_fit(&out); /* kept in the ring: no spare room */
         buf_free(&out);
         if (d) {
             free(sl->data);
