@@ -52,7 +52,7 @@
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
 # BENCH_ONLY=metrics: what metrics cost (bench/metrics_overhead.sh; BENCH_METRICS_ROUNDS, default 3).
 # BENCH_ONLY=store: the store as it grows (bench/store_scale.sh; BENCH_STORE_SESSIONS, default 1M;
-# BENCH_STORE_ROUNDS, default 3).
+# BENCH_STORE_ROUNDS, default 7; BENCH_STORE_SECONDS, default 4).
 # BENCH_ONLY=history: a session's history of 1,000 and 10,000 messages served by goosed against SQLite
 # alone reading the same rows (bench/history.sh, bench/history_read.c; BENCH_HISTORY_MESSAGES,
 # BENCH_HISTORY_ROUNDS, BENCH_HISTORY_SECONDS).

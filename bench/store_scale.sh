@@ -9,12 +9,13 @@
 #     from the database), each under wrk for half the duration;
 #   - for information, the same depth by offset (the compatible form, which walks every row before).
 # Targets (issue 11): creates at the largest store ≥ 0.9 × the empty store's (the median over
-# BENCH_STORE_ROUNDS interleaved rounds, default 3, of each round's ratio); the deep page's p50 within
-# 1.5 × the first page's. The growth from 1× to 10× the sessions goes to the scaling table.
+# BENCH_STORE_ROUNDS interleaved rounds, default 7, of BENCH_STORE_SECONDS each, default 4, of each
+# round's ratio); the deep page's p50 within 1.5 × the first page's. The growth from 1× to 10× the sessions goes to the scaling table.
 # shellcheck shell=bash disable=SC2154 # results land in variables named at run time
 
 STORE_MAX=${BENCH_STORE_SESSIONS:-1000000}
-STORE_ROUNDS=${BENCH_STORE_ROUNDS:-3}
+STORE_ROUNDS=${BENCH_STORE_ROUNDS:-7}
+STORE_SECONDS=${BENCH_STORE_SECONDS:-4} # each round's creates (short: the rounds' sizes run close together)
 STORE_STARTUP_RUNS=5
 STORE_SIZES=(0 $((STORE_MAX / 10)) "$STORE_MAX")
 STORE_LOAD=$(cut -d" " -f1-3 /proc/loadavg)
@@ -95,7 +96,10 @@ for ((r = 1; r <= STORE_ROUNDS; r++)); do
         [ -d "$GHOME" ] || mkdir -m 700 "$GHOME"
         start_goosed "$WORK/goosed-store-$size-r$r.log"
         w0=$(io_written "$GOOSED_PID")
+        saved=$DURATION
+        DURATION=$STORE_SECONDS
         wrk_run "store_post_${size}_r$r" "http://127.0.0.1:$GPORT/api/sessions" bench/post_session.lua warm
+        DURATION=$saved
         goosed_alive
         w1=$(io_written "$GOOSED_PID")
         v=store_post_${size}_r${r}_requests
@@ -171,8 +175,8 @@ report_store() {
 ## The store as it grows
 
 A new goosed on an empty store, then on stores of $(fmt_int "${STORE_SIZES[1]}") and $(fmt_int "$STORE_MAX")
-sessions (filled beforehand with the sqlite3 shell). Creates: \`wrk -t$THREADS -c$CONNS -d${DURATION}s\` on
-\`POST /api/sessions\`, in $STORE_ROUNDS rounds; each round runs every size on a new goosed in turn (in reverse
+sessions (filled beforehand with the sqlite3 shell). Creates: \`wrk -t$THREADS -c$CONNS -d${STORE_SECONDS}s\` on
+\`POST /api/sessions\` (after ${WARMUP} s of warm-up), in $STORE_ROUNDS rounds; each round runs every size on a new goosed in turn (in reverse
 order every other round; the empty store a new one each round, the others keep what earlier rounds
 created), and gives its own ratio of the largest store's creates/s to the empty store's; the target is
 judged on the median of those ratios. Each size's row below is its median round. Start-up: from
@@ -192,7 +196,7 @@ same depth by offset for comparison, each under wrk for $(((DURATION + 1) / 2)) 
 |---|---|---|---|---|---|---|---|
 ${rows%$'\n'}
 
-Command: \`BENCH_ONLY=store make bench\` (\`BENCH_STORE_SESSIONS\`, default 1,000,000; \`BENCH_STORE_ROUNDS\`, default 3). Load average
+Command: \`BENCH_ONLY=store make bench\` (\`BENCH_STORE_SESSIONS\`, default 1,000,000; \`BENCH_STORE_ROUNDS\`, default 7; \`BENCH_STORE_SECONDS\`, default 4). Load average
 when it started: $STORE_LOAD.
 EOF
 }
