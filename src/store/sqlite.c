@@ -122,11 +122,10 @@ static const char *const stmt_sql[ST__N] = {
                         "open_round = ?5 WHERE id = ?1",
     [ST_MESSAGE_GET] = "SELECT id, role, content, created_us FROM messages WHERE session_id = ?1 "
                        "AND id = ?2",
-    /* Only the sessions whose last message left a round of tools open (migration 6's partial
-     * index), whatever the store holds; they drive (CROSS JOIN keeps them the outer loop), and
-     * each one's last message is two searches of the UNIQUE (session_id, seq) index. */
-    /* the content is jansson's compact text: "tool_request" with its quotes is a key or a
-     * value, never inside a string (its quotes would be escaped), so instr() only narrows */
+    /* Only the sessions whose last message left a round of tools open (open_round, kept by
+     * opens_round; migration 6's partial index), whatever the store holds; they drive (CROSS
+     * JOIN keeps them the outer loop), and each one's last message is two searches of the
+     * UNIQUE (session_id, seq) index. */
     [ST_UNFINISHED] =
         "SELECT s.id, lastmsg.id, lastmsg.role, lastmsg.content, lastmsg.created_us, pmsg.id, "
         "pmsg.role, pmsg.content, pmsg.created_us FROM sessions AS s CROSS JOIN messages AS "
@@ -136,9 +135,7 @@ static const char *const stmt_sql[ST__N] = {
         "qmsg.seq < lastmsg.seq) "
         "WHERE s.open_round = 1 AND lastmsg.session_id = s.id AND lastmsg.seq = "
         "(SELECT prev.seq FROM messages AS prev WHERE prev.session_id = s.id "
-        "ORDER BY prev.seq DESC LIMIT 1) AND ((lastmsg.role = 'assistant' AND "
-        "instr(lastmsg.content, '\"tool_request\"') > 0) OR (lastmsg.role = 'user' AND "
-        "instr(lastmsg.content, '\"tool_response\"') > 0))",
+        "ORDER BY prev.seq DESC LIMIT 1)",
     [ST_MESSAGE_UPDATE] = "UPDATE messages SET content = ?3 WHERE session_id = ?1 AND id = ?2",
     [ST_SESSION_TOUCH] = "UPDATE sessions SET updated_us = max(updated_us, ?2) WHERE id = ?1",
     [ST_SETTINGS_GET] = "SELECT settings FROM sessions WHERE id = ?1",
@@ -1966,8 +1963,10 @@ struct append_op {
     char *id;
 };
 
-/* Whether a message, once last, leaves its session's round of tools open (migration 6): the
- * assistant's tool requests, or the results of them. The same test as ST_UNFINISHED's. */
+/* Whether a message, once last, leaves its session's round of tools open (open_round): the
+ * assistant's tool requests, or the results of them (migration 6 asks the same of the sessions
+ * it finds). The content is jansson's compact text: "tool_request" with its quotes is a key or
+ * a value, never inside a string (its quotes would be escaped). */
 static int opens_round(const char *role, const char *content)
 {
     return (!strcmp(role, "assistant") && strstr(content, "\"tool_request\"")) ||
