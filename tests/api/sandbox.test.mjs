@@ -175,6 +175,13 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
       'every process to die at the cancels', () => describe_(marks));
   });
 
+  it('a command runs under goosed\'s batch_scheduling (SCHED_BATCH, policy 3), as the README says', async () => {
+    // field 41 of /proc/self/stat, counted after the command name in parentheses
+    const r = await shell(srv, fake, tempDir('goosed-sb-cwd-'), "s=$(cat /proc/self/stat); set -- ${s##*) }; shift 38; echo policy=$1");
+    assert.equal(r.is_error, false, r.text);
+    assert.match(r.text, /policy=3\b/);
+  });
+
   it('the network is on by default', async () => {
     const listener = net.createServer((s) => s.end());
     await new Promise((r) => listener.listen(0, '127.0.0.1', r));
