@@ -259,6 +259,15 @@ static const char *const migrations[] = {
     "'\"tool_request\"') > 0) OR (m.role = 'user' AND instr(m.content, '\"tool_response\"') > "
     "0)));"
     "CREATE INDEX sessions_open ON sessions(id) WHERE open_round = 1;",
+    /* 7: migration 5's two indexes ascending. SQLite reads them backwards for the newest first
+     * just as well (the same plans, no sort); but a new session, the newest, went in at the
+     * left end of a descending index, where a full leaf is split in half, and one at the right
+     * end of an ascending one fills its leaf and starts the next: the indexes were twice their
+     * size, and a batch of creates wrote about twice the pages. */
+    "DROP INDEX sessions_by_created;"
+    "CREATE INDEX sessions_by_created ON sessions(created_us, id);"
+    "DROP INDEX sessions_by_user;"
+    "CREATE INDEX sessions_by_user ON sessions(user_id, created_us, id);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 

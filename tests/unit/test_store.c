@@ -1845,6 +1845,146 @@ static void test_sessions_unfinished_many(void **state)
     store_close(st);
 }
 
+/* Migration 7: the session indexes of a schema-6 store (descending) rebuilt ascending; the
+ * lists and pages still read them newest first without a sort, in the same order (ties on
+ * created_us broken by the id); and sessions made in time order keep them packed, where the
+ * descending ones ended about twice the size of the id's own index. */
+static int64_t pages_of(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM dbstat WHERE name = ?1", -1, &q, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+static void insert_sessions(sqlite3 *db, int from, int to)
+{
+    sqlite3_stmt *is;
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO sessions(id, name, working_dir, created_us, "
+                                        "updated_us, user_id) VALUES (?1, 'idx', '/tmp', ?2, ?2, "
+                                        "?3)",
+                                        -1, &is, NULL),
+                     SQLITE_OK);
+    for (int i = from; i < to; i++) {
+        /* In time order, as ids_uuid7 makes them; but every third shares its predecessor's time
+         * and has the smaller id of the two (as two ids of one millisecond may): the newer of
+         * them by the id is the one made first. */
+        int num = i % 3 == 1 ? i + 1 : i % 3 == 2 ? i - 1 : i;
+        char sid[48];
+        snprintf(sid, sizeof sid, "%08x-0000-7000-8000-%012x", (unsigned)num, (unsigned)num);
+        sqlite3_bind_text(is, 1, sid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(is, 2, 1000LL * (i - (i % 3 == 2)));
+        sqlite3_bind_text(is, 3, num % 2 ? "u1" : "u2", -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(is), SQLITE_DONE);
+        sqlite3_reset(is);
+    }
+    sqlite3_finalize(is);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void test_session_indexes_ascending(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    char path[sizeof((sqlite_store *)st)->path];
+    snprintf(path, sizeof path, "%s", ((sqlite_store *)st)->path);
+    store_close(st);
+    enum { BEFORE = 900, AFTER = 9000 }; /* each a multiple of 3: no tie is split */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP INDEX sessions_by_created; DROP INDEX sessions_by_user; "
+                     "CREATE INDEX sessions_by_created ON sessions(created_us DESC, "
+                     "id DESC); CREATE INDEX sessions_by_user ON sessions(user_id, "
+                     "created_us DESC, id DESC); UPDATE schema_version SET version = 6",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    insert_sessions(db, 0, BEFORE);
+    sqlite3_close(db);
+
+    st = store_sqlite_open(dir, 0); /* migration 7 */
+    ok(st->ops->health(st));
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                                        "('sessions_by_created', 'sessions_by_user') AND sql NOT "
+                                        "LIKE '%DESC%'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+
+    /* Each list and page statement: through its index, never a sort of its own. */
+    const enum stmt_id lists[] = {ST_SESSION_LIST, ST_SESSION_LIST_OWNED, ST_SESSION_PAGE,
+                                  ST_SESSION_PAGE_OWNED};
+    for (size_t k = 0; k < sizeof lists / sizeof *lists; k++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", stmt_sql[lists[k]]);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+        int indexed = 0;
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *detail = (const char *)sqlite3_column_text(q, 3);
+            if (strstr(detail, "TEMP B-TREE")) fail_msg("%s sorts: %s", stmt_sql[lists[k]], detail);
+            indexed += strstr(detail, "INDEX sessions_by_") != NULL;
+        }
+        sqlite3_finalize(q);
+        if (indexed != 1) fail_msg("%s does not read a session index", stmt_sql[lists[k]]);
+    }
+
+    /* Sessions made after it, as goosed makes them: the index stays packed. */
+    insert_sessions(db, BEFORE, BEFORE + AFTER);
+    int64_t by_id = pages_of(db, "sqlite_autoindex_sessions_1");
+    int64_t by_created = pages_of(db, "sessions_by_created");
+    int64_t by_user = pages_of(db, "sessions_by_user");
+    sqlite3_close(db);
+    printf("# session indexes, pages: id %lld, created %lld, user %lld\n", (long long)by_id,
+           (long long)by_created, (long long)by_user);
+    assert_true(by_created * 10 <= by_id * 14);
+    assert_true(by_user * 10 <= by_id * 14);
+
+    /* Newest first, ties by the id, every page by cursor; and one user's alone. */
+    for (int owned = 0; owned < 2; owned++) {
+        char next[STORE_CURSOR_LEN] = "", cur[STORE_CURSOR_LEN];
+        int at = BEFORE + AFTER - 1, seen = 0;
+        do {
+            store_session *l;
+            size_t n;
+            snprintf(cur, sizeof cur, "%s", next);
+            ok(st->ops->session_page(st, owned ? "u1" : NULL, 97, cur, &l, &n, next));
+            for (size_t i = 0; i < n; i++, at--) {
+                if (owned && at % 2 == 0) at--;
+                char want[48];
+                snprintf(want, sizeof want, "%08x-0000-7000-8000-%012x", (unsigned)at,
+                         (unsigned)at);
+                assert_string_equal(l[i].id, want);
+                seen++;
+            }
+            free_list(l);
+        } while (next[0]);
+        assert_int_equal(seen, owned ? (BEFORE + AFTER) / 2 : BEFORE + AFTER);
+    }
+    store_session *l;
+    size_t n;
+    long total;
+    ok(st->ops->session_list(st, 3, BEFORE + AFTER - 3, &l, &n, &total));
+    assert_int_equal(n, 3);
+    assert_int_equal(total, BEFORE + AFTER);
+    assert_string_equal(l[2].id, "00000000-0000-7000-8000-000000000000");
+    free_list(l);
+    store_close(st);
+}
+
 /* ---- opening ---- */
 
 static void test_opening_is_not_waited_for(void **state)
@@ -2208,6 +2348,7 @@ int main(int argc, char **argv)
         T(test_sessions_unfinished),
         T(test_message_update),
         T(test_sessions_unfinished_many),
+        T(test_session_indexes_ascending),
         T(test_opening_is_not_waited_for),
         T(test_beside_real_goose),
         T(test_beside_other_sessions_db),
