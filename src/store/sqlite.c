@@ -17,10 +17,10 @@
  * writer keeps synchronous=FULL and every COMMIT syncs itself. Readers may see a committed
  * write shortly before it is durable and answered; no caller acts on a write before its answer.
  *
- * A store that cannot be opened (no such directory, read-only, corrupt) is not fatal: every
- * call answers GD_ESTORE with the reason, and tries again at most once a second. Opening is
- * done by one caller at a time, without holding the store's mutex; others answer GD_ESTORE
- * ("the store is opening") meanwhile.
+ * A store that cannot be opened (no such directory, read-only, corrupt, locked by another
+ * program) is not fatal: every call answers GD_ESTORE with the reason, and tries again a second
+ * after a failed attempt. Opening is done by one caller at a time, without holding the store's
+ * mutex; others answer GD_ESTORE ("the store is opening") meanwhile.
  *
  * The real Goose keeps its sessions.db in the same directory with a schema of its own. goosed
  * before goosed.db used that name too: such a file (goosed's tables, a schema version this
@@ -316,7 +316,7 @@ typedef struct {
     bool open;
     bool opening; /* one caller is opening the store, without holding mu */
     bool stopping;
-    time_t last_try;
+    uint64_t last_try; /* clock_mono_ns() at the end of the last failed attempt to open; 0: none */
     char open_err[PATH_MAX + 512];
     pthread_t writer;
     pthread_t syncer;
@@ -411,6 +411,15 @@ static void conn_close(conn *c)
 }
 
 /* Opens name (a path, or a file: URI) with flags; NULL with err set on failure. */
+/* How long a statement waits for a lock another connection holds (a checkpoint, another
+ * goosed's write, a backup) before it fails with "database is locked". */
+#define BUSY_MS 5000
+/* While the store is being opened: an open attempt runs on the thread of the call that needed
+ * the store (an HTTP thread, or start-up), and is retried at most once a second; a file another
+ * program keeps locked fails it after this, instead of holding that thread for BUSY_MS each
+ * time (at start-up, once per step that reads the store: about 20 s before listening). */
+#define OPEN_BUSY_MS 250
+
 static conn *conn_open_raw(const char *name, int flags, char *err, size_t errlen)
 {
     conn *c = calloc(1, sizeof *c);
@@ -425,7 +434,7 @@ static conn *conn_open_raw(const char *name, int flags, char *err, size_t errlen
         conn_close(c);
         return NULL;
     }
-    sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_busy_timeout(c->db, BUSY_MS);
     return c;
 }
 
@@ -767,6 +776,7 @@ static conn *writer_open(sqlite_store *ss, char *err, size_t errlen)
     if (make_dirs(ss->dir, err, errlen) || adopt_legacy(ss, err, errlen)) return NULL;
     conn *c = conn_open_raw(ss->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
     if (!c) return NULL;
+    sqlite3_busy_timeout(c->db, OPEN_BUSY_MS); /* BUSY_MS once open */
     /* Look before writing anything: a file that is not goosed's is left as it is. Closing the
      * last connection checkpoints the WAL into the database: with a WAL another program left
      * beside goosed.db (SQLite cannot tell it is not this file's), that close would write the
@@ -827,6 +837,7 @@ static conn *writer_open(sqlite_store *ss, char *err, size_t errlen)
     }
     if (!ss->wal)
         log_warn("store", "%s: every commit syncs itself (no WAL to sync apart: slower)", ss->path);
+    sqlite3_busy_timeout(c->db, BUSY_MS);
     return c;
 fail:
     conn_close(c);
@@ -1050,27 +1061,27 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
-/* Opens the store if it is not open yet (at most one attempt a second, by one caller at a
- * time; the others answer GD_ESTORE meanwhile). The I/O runs without holding mu. */
+/* Opens the store if it is not open yet (by one caller at a time, the next attempt a second
+ * after a failed one ended; the others answer GD_ESTORE meanwhile). The I/O runs without holding
+ * mu. */
 static gd_err ensure_open(sqlite_store *ss)
 {
     pthread_mutex_lock(&ss->mu);
     const char *why = NULL;
-    time_t now = time(NULL);
+    uint64_t now = clock_mono_ns();
     if (ss->open)
         why = "";
     else if (ss->stopping)
         why = "the store is closing";
     else if (ss->opening)
         why = "the store is opening (another call is opening it now)";
-    else if (ss->last_try && now - ss->last_try < 1)
+    else if (ss->last_try && now - ss->last_try < 1000000000u)
         why = ss->open_err;
     if (why) {
         if (why[0]) store_set_errmsg("%s", why);
         pthread_mutex_unlock(&ss->mu);
         return why[0] ? GD_ESTORE : GD_OK;
     }
-    ss->last_try = now;
     ss->opening = true;
     pthread_mutex_unlock(&ss->mu);
 
@@ -1100,6 +1111,7 @@ static gd_err ensure_open(sqlite_store *ss)
         ss->open = true;
     } else {
         snprintf(ss->open_err, sizeof ss->open_err, "%s", err);
+        ss->last_try = clock_mono_ns(); /* a second from now, not from its start */
     }
     pthread_cond_broadcast(&ss->opened);
     pthread_mutex_unlock(&ss->mu);

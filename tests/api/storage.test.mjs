@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync, readFileSync, rmSync, mkdirSync, chmodSync, chownSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
 import { get, post, del, request, assertError, assertAlive, assertSession } from './lib/http.mjs';
@@ -90,6 +91,50 @@ describe('store unavailable at start', () => {
       await stopAndCheck(srv);
     }
     assert.deepEqual(readFileSync(db), junk, 'the server must not overwrite a file it cannot read');
+  });
+
+  it('goosed.db locked by another program: listening at once, 503 naming the lock, back when it is released', async (t) => {
+    if (!have('sqlite3')) return t.skip('the sqlite3 command-line tool is missing');
+    const home = tempDir();
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    let srv = await startServer({ home });
+    const before = await post(srv, '/api/sessions', { name: 'before the lock' });
+    assert.equal(before.status, 201, before.text);
+    await stopAndCheck(srv);
+
+    // Another program holds the file: an exclusive lock, kept until its stdin ends.
+    const db = path.join(home, '.local/share/goose/sessions/goosed.db');
+    const holder = spawn('sqlite3', ['-batch', db], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise((resolve) => holder.on('exit', resolve));
+    t.after(() => holder.kill('SIGKILL'));
+    holder.stdin.write("PRAGMA locking_mode=EXCLUSIVE;\nBEGIN EXCLUSIVE;\nSELECT 'held';\n");
+    await new Promise((resolve, reject) => {
+      let out = '';
+      holder.stdout.on('data', (d) => { out += d; if (out.includes('held')) resolve(); });
+      holder.on('exit', () => reject(new Error(`sqlite3 exited before taking the lock: ${out}`)));
+    });
+
+    srv = await startServer({ home });
+    try {
+      // Each start-up step that reads the store (the store, the users' settings, the crash
+      // repair) used to wait out SQLite's 5 s busy timeout in turn: one attempt now, before
+      // listening, and the steps after it fail at once with its reason.
+      const atStart = srv.log().slice(0, srv.log().search(/listening on/));
+      assert.equal(atStart.match(/ERROR store: .*database is locked/g)?.length, 1, atStart);
+      assert.match(atStart, /cannot look for replies interrupted by a crash: .*database is locked/);
+      await assertStoreDown(srv);
+      const r = await post(srv, '/api/sessions', { name: 'while locked' });
+      assertError(r, 503, 'storage_unavailable', /database is locked/);
+
+      holder.stdin.end(); // the other program lets go
+      await exited;
+      await assertStoreUp(srv);
+      const l = await get(srv, '/api/sessions');
+      assert.ok(l.body.some((x) => x.id === before.body.id), 'the session made before the lock is there');
+      assert.ok(!l.body.some((x) => x.name === 'while locked'));
+    } finally {
+      await stopAndCheck(srv);
+    }
   });
 
   it('a read-only data directory: 503 until it is writable again', async (t) => {
