@@ -35,6 +35,7 @@ static struct {
     int nproxies;
     struct sockaddr_storage proxies[MAX_PROXIES]; /* ss_family and the address only */
     atomic_bool users;        /* some user exists (once seen, kept until restart) */
+    atomic_bool users_known;  /* the store has answered whether any does (once, since start) */
     atomic_ullong users_seen; /* when the store was last asked, monotonic ns */
 } A;
 
@@ -95,23 +96,37 @@ static bool proxy_mode(void)
     return A.cfg && A.cfg->trusted_proxy_header[0] && A.nproxies > 0;
 }
 
-/* Asks the store whether users exist, at most once a second while none did. Once some did,
- * authentication stays on until restart (removing every user does not open the server). */
-static bool users_exist(void)
+/* Whether users exist, asking the store at most once a second while none did. Once some did,
+ * authentication stays on until restart (removing every user does not open the server). Until
+ * the store has answered once, it is not known: authentication fails closed meanwhile (503),
+ * rather than serving everyone as the local user on a server whose users it cannot read (a
+ * goosed.db another program keeps locked at start, an unreadable disk). A store that answered
+ * "none" and then fails is taken at its last answer. */
+enum users_state { USERS_UNKNOWN, USERS_NONE, USERS_SOME };
+
+static enum users_state users_state(void)
 {
-    if (atomic_load(&A.users)) return true;
-    if (!A.st) return false;
+    if (atomic_load(&A.users)) return USERS_SOME;
+    if (!A.st) return USERS_NONE;
     uint64_t now = clock_mono_ns(), last = atomic_load(&A.users_seen);
-    if (last && now - last < USERS_RECHECK_NS) return false;
-    if (!atomic_compare_exchange_strong(&A.users_seen, &last, now)) return atomic_load(&A.users);
+    if ((last && now - last < USERS_RECHECK_NS) ||
+        !atomic_compare_exchange_strong(&A.users_seen, &last, now))
+        return atomic_load(&A.users)         ? USERS_SOME
+               : atomic_load(&A.users_known) ? USERS_NONE
+                                             : USERS_UNKNOWN;
     long n = 0;
-    if (A.st->ops->user_count(A.st, &n) == GD_OK && n > 0) atomic_store(&A.users, true);
-    return atomic_load(&A.users);
+    if (A.st->ops->user_count(A.st, &n) == GD_OK) {
+        if (n > 0) atomic_store(&A.users, true);
+        atomic_store(&A.users_known, true);
+    }
+    return atomic_load(&A.users)         ? USERS_SOME
+           : atomic_load(&A.users_known) ? USERS_NONE
+                                         : USERS_UNKNOWN;
 }
 
 bool auth_enabled(void)
 {
-    return A.cfg && (A.secret[0] || proxy_mode() || users_exist());
+    return A.cfg && (A.secret[0] || proxy_mode() || users_state() != USERS_NONE);
 }
 
 /* Reads the secret key from path into A.secret: the file's content less its trailing white
@@ -218,6 +233,7 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
     if (src != GD_OK) return src;
     A.nproxies = 0;
     atomic_store(&A.users, false);
+    atomic_store(&A.users_known, false);
     atomic_store(&A.users_seen, 0);
     char list[sizeof cfg->trusted_proxies];
     snprintf(list, sizeof list, "%s", cfg->trusted_proxies);
@@ -245,9 +261,12 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
         log_warn("auth", "trusted_proxies is set but trusted_proxy_header is not: no proxy is "
                          "trusted");
     long n = 0;
-    if (st && st->ops->user_count(st, &n) == GD_OK && n > 0) atomic_store(&A.users, true);
+    if (st && st->ops->user_count(st, &n) == GD_OK) {
+        if (n > 0) atomic_store(&A.users, true);
+        atomic_store(&A.users_known, true);
+    }
     atomic_store(&A.users_seen, clock_mono_ns());
-    bool on = auth_enabled();
+    bool on = auth_enabled(); /* on too while the store cannot say (users_state) */
     if (!on && !host_is_loopback(cfg->host)) {
         if (!cfg->insecure_no_auth) {
             snprintf(err, errlen,
@@ -260,7 +279,10 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
         }
         log_warn("auth", "serving %s with NO authentication (--insecure-no-auth)", cfg->host);
     }
-    if (on)
+    if (on && !A.secret[0] && !proxy_mode() && !atomic_load(&A.users_known))
+        log_warn("auth", "cannot tell whether users exist (the store cannot be read): requests "
+                         "are refused (503) until it can");
+    else if (on)
         log_info("auth", "authentication on:%s%s%s", A.secret[0] ? " X-Secret-Key" : "",
                  atomic_load(&A.users) ? " user tokens" : "",
                  proxy_mode() ? " trusted proxy header" : "");
@@ -417,6 +439,17 @@ static bool authenticate(struct http_req *r, const char *peer, auth_user *user)
     if (!on) {
         local_user(user);
         return true;
+    }
+    if (!A.secret[0] && !atomic_load(&A.users) && !atomic_load(&A.users_known)) {
+        /* No secret, and the store cannot say whether there are users whose tokens it would
+         * ask for (users_state): nobody can be told apart from the local user. The store's
+         * reason: health answers the last failed attempt's within the second after it. */
+        A.st->ops->health(A.st);
+        http_reply_error(r, 503, "storage_unavailable",
+                         "storage unavailable: cannot tell whether this server has users (so "
+                         "whether to ask for a token): %s",
+                         store_errmsg());
+        return false;
     }
     const char *key = http_header(r, "X-Secret-Key");
     if (key) {

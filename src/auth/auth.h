@@ -64,7 +64,8 @@ bool auth_session_quota(struct http_req *r);
  * true: an outage does not cut every open stream. */
 bool auth_still_valid(const auth_user *u);
 
-/* Whether authentication is on now (a secret key, a trusted proxy, or at least one user). */
+/* Whether authentication is on now (a secret key, a trusted proxy, at least one user, or a
+ * store that cannot say yet whether there are users: then requests get 503). */
 bool auth_enabled(void);
 
 /* A user token: "gd_" and 43 base64url characters (32 random bytes), and its NUL. */

@@ -2288,9 +2288,22 @@ static gd_err sq_user_get_by_name(store *st, const char *name, store_user *out)
     return user_get(st, ST_USER_BY_NAME, name, NULL, out);
 }
 
+/* When the store cannot be read, none for certain only if there is no database to hold any:
+ * neither goosed.db nor a sessions.db an older goosed may have left (authentication fails closed
+ * on anything else: src/auth/auth.c). */
 static gd_err sq_user_count(store *st, long *n)
 {
-    return read_count((sqlite_store *)st, ST_USER_COUNT, NULL, n);
+    sqlite_store *ss = (sqlite_store *)st;
+    gd_err e = read_count(ss, ST_USER_COUNT, NULL, n);
+    if (e != GD_ESTORE) return e;
+    struct stat sb;
+    int err = errno;
+    bool none = stat(ss->path, &sb) != 0 && (errno == ENOENT || errno == ENOTDIR) &&
+                stat(ss->legacy, &sb) != 0 && (errno == ENOENT || errno == ENOTDIR);
+    errno = err;
+    if (!none) return e;
+    *n = 0;
+    return GD_OK;
 }
 
 /* Every row of statement which (it has no parameters) into a new array of size-byte elements,

@@ -207,7 +207,8 @@ typedef struct {
     /* Replaces the user's token hash (the old token stops working). GD_ENOTFOUND when none. */
     gd_err (*user_set_token)(store *st, const char *name,
                              const unsigned char hash[STORE_TOKEN_HASH_LEN]);
-    /* How many users there are. */
+    /* How many users there are. 0 also when the store cannot be opened but holds no database
+     * at all (none can exist); an error when it cannot tell. */
     gd_err (*user_count)(store *st, long *n);
 
     /* --- a user's own settings (auth/user_settings.c), opaque values by name: secrets arrive

@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, stopAndCheck, tempDir, have } from './lib/server.mjs';
 import { get, post, del, request, assertError, assertAlive, assertSession } from './lib/http.mjs';
 import { startFake, parseSSE } from '../fakes/lib.mjs';
+import { addUser } from './lib/users.mjs';
 
 /** Every session route answers 503 storage_unavailable, and the rest of the server works. */
 async function assertStoreDown(srv) {
@@ -58,6 +59,41 @@ async function assertStoreUp(srv) {
   assert.ok(l.body.some((s) => s.id === r.body.id));
 }
 
+/** While the store cannot say whether the server has users (its file there but unreadable),
+ * every route but /status answers 503 naming that and the store's reason: nobody is served as
+ * the local user of a server whose users it cannot read. */
+async function assertLockedOut(srv, reason) {
+  const s = await get(srv, '/status');
+  assert.equal(s.status, 200);
+  assert.equal(s.text, 'ok');
+  for (const r of [
+    await get(srv, '/api/health'),
+    await get(srv, '/api/config'),
+    await get(srv, '/api/extensions'),
+    await post(srv, '/api/sessions', { name: 'x' }),
+    await get(srv, '/openapi.json'),
+  ]) {
+    assertError(r, 503, 'storage_unavailable', /^storage unavailable: cannot tell whether this server has users/);
+    assert.match(r.body.error, reason);
+  }
+}
+
+/** Another program holding goosed.db under home with an exclusive lock (sqlite3, in exclusive
+ * locking mode, in a transaction), until release(). */
+async function holdLocked(t, home) {
+  const db = path.join(home, '.local/share/goose/sessions/goosed.db');
+  const holder = spawn('sqlite3', ['-batch', db], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => holder.on('exit', resolve));
+  t.after(() => holder.kill('SIGKILL'));
+  holder.stdin.write("PRAGMA locking_mode=EXCLUSIVE;\nBEGIN EXCLUSIVE;\nSELECT 'held';\n");
+  await new Promise((resolve, reject) => {
+    let out = '';
+    holder.stdout.on('data', (d) => { out += d; if (out.includes('held')) resolve(); });
+    holder.on('exit', () => reject(new Error(`sqlite3 exited before taking the lock: ${out}`)));
+  });
+  return { release: async () => { holder.stdin.end(); await exited; } };
+}
+
 describe('store unavailable at start', () => {
   it('XDG_DATA_HOME is a regular file: the server starts, session routes are 503, then it recovers', async (t) => {
     const dir = tempDir();
@@ -86,7 +122,7 @@ describe('store unavailable at start', () => {
     writeFileSync(db, junk);
     const srv = await startServer({ home });
     try {
-      await assertStoreDown(srv);
+      await assertLockedOut(srv, /file is not a database|not goosed's/);
     } finally {
       await stopAndCheck(srv);
     }
@@ -102,18 +138,7 @@ describe('store unavailable at start', () => {
     assert.equal(before.status, 201, before.text);
     await stopAndCheck(srv);
 
-    // Another program holds the file: an exclusive lock, kept until its stdin ends.
-    const db = path.join(home, '.local/share/goose/sessions/goosed.db');
-    const holder = spawn('sqlite3', ['-batch', db], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const exited = new Promise((resolve) => holder.on('exit', resolve));
-    t.after(() => holder.kill('SIGKILL'));
-    holder.stdin.write("PRAGMA locking_mode=EXCLUSIVE;\nBEGIN EXCLUSIVE;\nSELECT 'held';\n");
-    await new Promise((resolve, reject) => {
-      let out = '';
-      holder.stdout.on('data', (d) => { out += d; if (out.includes('held')) resolve(); });
-      holder.on('exit', () => reject(new Error(`sqlite3 exited before taking the lock: ${out}`)));
-    });
-
+    const lock = await holdLocked(t, home);
     srv = await startServer({ home });
     try {
       // Each start-up step that reads the store (the store, the users' settings, the crash
@@ -122,16 +147,41 @@ describe('store unavailable at start', () => {
       const atStart = srv.log().slice(0, srv.log().search(/listening on/));
       assert.equal(atStart.match(/ERROR store: .*database is locked/g)?.length, 1, atStart);
       assert.match(atStart, /cannot look for replies interrupted by a crash: .*database is locked/);
-      await assertStoreDown(srv);
-      const r = await post(srv, '/api/sessions', { name: 'while locked' });
-      assertError(r, 503, 'storage_unavailable', /database is locked/);
+      // The file may hold users: until it can be read, nobody is served as the local user.
+      await assertLockedOut(srv, /database is locked/);
 
-      holder.stdin.end(); // the other program lets go
-      await exited;
+      await lock.release();
       await assertStoreUp(srv);
       const l = await get(srv, '/api/sessions');
       assert.ok(l.body.some((x) => x.id === before.body.id), 'the session made before the lock is there');
-      assert.ok(!l.body.some((x) => x.name === 'while locked'));
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('a server with users whose goosed.db is locked at start does not serve anyone as the local user', async (t) => {
+    if (!have('sqlite3')) return t.skip('the sqlite3 command-line tool is missing');
+    const home = tempDir();
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const token = await addUser(home, 'alice', true);
+    const lock = await holdLocked(t, home);
+    const srv = await startServer({ home });
+    try {
+      assert.match(srv.log(), /cannot tell whether users exist/);
+      // No token: before, the users unread, this was the local user (an admin): 200.
+      await assertLockedOut(srv, /database is locked/);
+      const cfg = await get(srv, '/api/config', { headers: { Authorization: `Bearer ${token}` } });
+      assertError(cfg, 503, 'storage_unavailable', /database is locked/);
+
+      await lock.release();
+      let r;
+      for (const t0 = Date.now(); Date.now() - t0 < 5000; await delay(50)) {
+        r = await get(srv, '/api/config');
+        if (r.status !== 503) break;
+      }
+      assertError(r, 401, 'unauthorized', /authentication required/);
+      const ok = await get(srv, '/api/config', { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(ok.status, 200, ok.text);
     } finally {
       await stopAndCheck(srv);
     }
