@@ -1592,8 +1592,10 @@ gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char
 {
     const config *cfg = a->cfg;
     char name[128], model[256];
-    agent_current_for(a, user_id, name, sizeof name, model, sizeof model);
     memset(out, 0, sizeof *out);
+    gd_err ready = user_settings_ready(user_id, err, errlen);
+    if (ready) return ready;
+    agent_current_for(a, user_id, name, sizeof name, model, sizeof model);
     if (!name[0]) {
         snprintf(err, errlen,
                  "no provider configured: set GOOSE_PROVIDER (openai, anthropic, google, ollama, "

@@ -247,12 +247,12 @@ static void apply_item_locked(const char *user_id, const char *name, const unsig
 }
 
 /* Reads every user's items from the store, once it answers (under mu; at most once a second
- * after a failure). */
-static void load_locked(void)
+ * after a failure, unless now). */
+static void load_locked_now(bool now_anyway)
 {
     if (U.loaded || !U.st) return;
     uint64_t now = clock_mono_ns();
-    if (U.tried_ns && now - U.tried_ns < RELOAD_NS) return;
+    if (!now_anyway && U.tried_ns && now - U.tried_ns < RELOAD_NS) return;
     U.tried_ns = now;
     store_user_item *items = NULL;
     size_t n = 0;
@@ -265,6 +265,24 @@ static void load_locked(void)
         apply_item_locked(items[i].user_id, items[i].name, items[i].value, items[i].len);
     store_user_items_free(items, n);
     U.loaded = true;
+}
+
+static void load_locked(void)
+{
+    load_locked_now(false);
+}
+
+gd_err user_settings_ready(const char *user_id, char *err, size_t errlen)
+{
+    if (!user_id || !user_id[0]) return GD_OK;
+    pthread_mutex_lock(&U.mu);
+    load_locked_now(true); /* the store paces its own attempts to open */
+    bool loaded = U.loaded || !U.st;
+    pthread_mutex_unlock(&U.mu);
+    if (loaded) return GD_OK;
+    snprintf(err, errlen, "cannot read your own settings (provider, keys, tool permissions): %s",
+             store_errmsg());
+    return GD_ESTORE;
 }
 
 gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t errlen)

@@ -36,6 +36,13 @@ gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t err
 /* Forgets everything (memory only) and wipes the server key. */
 void user_settings_free(void);
 
+/* GD_OK when the users' settings are read (or user_id is the local user's: "", who keeps none);
+ * else reads them now and, when the store still cannot be read, GD_ESTORE with err saying so. A
+ * turn asks this first: run with the server's provider and without the user's tool permissions
+ * ("never allow"), it would send their conversation where they did not choose and run what they
+ * forbade. May read the store (not on the agent's loop). */
+gd_err user_settings_ready(const char *user_id, char *err, size_t errlen);
+
 /* The user's own provider and model, copied out; false when they chose none (then the
  * server's apply). May read the store (HTTP threads only) when it could not be read before. */
 bool user_settings_provider(const char *user_id, char *name, size_t namelen, char *model,

@@ -167,6 +167,7 @@ static void test_store_round_trip(void **state)
 
     /* everything comes back from the store */
     assert_int_equal(user_settings_init(root, st, err, sizeof err), GD_OK);
+    assert_int_equal(user_settings_ready(a.id, err, sizeof err), GD_OK);
     char name[32], model[32];
     assert_true(user_settings_provider(a.id, name, sizeof name, model, sizeof model));
     assert_string_equal(name, "openai");
@@ -215,6 +216,29 @@ static void test_store_round_trip(void **state)
     store_close(st);
 }
 
+/* A store that cannot be read: a user's turn is refused, naming why, rather than run on the
+ * server's provider without their tool permissions; the local user keeps none and goes on. */
+static void test_unreadable_store_fails_closed(void **state)
+{
+    (void)state;
+    char err[512] = "", file[128], dir[160];
+    snprintf(file, sizeof file, "%s/a-file", root);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(dir, sizeof dir, "%s/sessions", file);
+    store *st = store_sqlite_open(dir, 0);
+    assert_non_null(st);
+    assert_int_equal(user_settings_init(root, st, err, sizeof err), GD_OK);
+    assert_int_equal(user_settings_ready("0f0f0f0f-0000-4000-8000-000000000001", err, sizeof err),
+                     GD_ESTORE);
+    assert_non_null(strstr(err, "cannot read your own settings"));
+    assert_non_null(strstr(err, "Not a directory"));
+    assert_int_equal(user_settings_ready("", err, sizeof err), GD_OK);
+    user_settings_free();
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +247,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_binds_user_and_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_store_fails_closed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
