@@ -141,11 +141,13 @@ describe('store unavailable at start', () => {
     const lock = await holdLocked(t, home);
     srv = await startServer({ home });
     try {
-      // Each start-up step that reads the store (the store, the users' settings, the crash
-      // repair) used to wait out SQLite's 5 s busy timeout in turn: one attempt now, before
-      // listening, and the steps after it fail at once with its reason.
+      // Each of the four start-up steps that read the store (the store, authentication, the
+      // users' settings, the crash repair) used to make its own attempt, waiting out SQLite's
+      // 5 s busy timeout: now one attempt, and the steps within a second after it fail at once
+      // with its reason (two, should start-up take over a second between them).
       const atStart = srv.log().slice(0, srv.log().search(/listening on/));
-      assert.equal(atStart.match(/ERROR store: .*database is locked/g)?.length, 1, atStart);
+      const attempts = atStart.match(/ERROR store: .*database is locked/g)?.length ?? 0;
+      assert.ok(attempts >= 1 && attempts <= 2, atStart);
       assert.match(atStart, /cannot look for replies interrupted by a crash: .*database is locked/);
       // The file may hold users: until it can be read, nobody is served as the local user.
       await assertLockedOut(srv, /database is locked/);
