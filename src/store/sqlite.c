@@ -584,36 +584,53 @@ static enum db_kind db_kind(sqlite3 *db, int *version, char *why, size_t whylen)
     return DB_OURS;
 }
 
-static gd_err migrate(sqlite3 *db, char *err, size_t errlen)
+/* The schema version of db (0: a new file, whose schema_version the first migration makes), or
+ * -1 with err set. */
+static long long schema_version(sqlite3 *db, char *err, size_t errlen)
 {
-    /* In a new file, schema_version is made with the first migration. */
     long long have = query_int(
         db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
         err, errlen);
-    long long v =
-        have > 0 ? query_int(db, "SELECT max(version) FROM schema_version", err, errlen) : have;
+    return have > 0 ? query_int(db, "SELECT max(version) FROM schema_version", err, errlen) : have;
+}
+
+/* Brings db's schema up to date: every migration it lacks, in one transaction (one sync; all or
+ * none, the version read again inside it, so that two goosed opening one file at once do not
+ * both migrate it). A file already up to date takes no write lock. */
+static gd_err migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    long long v = schema_version(db, err, errlen);
     if (v < 0) return GD_ESTORE;
-    int version = v > INT_MAX ? INT_MAX : (int)v;
-    if (version > NMIGRATIONS) {
-        snprintf(err, errlen,
-                 "the database schema is version %d, newer than this goosed knows (%d)", version,
-                 NMIGRATIONS);
-        return GD_ESTORE;
-    }
-    for (int m = version; m < NMIGRATIONS; m++) {
-        char bump[160];
-        snprintf(bump, sizeof bump,
-                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
-                 "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d);",
-                 m + 1);
+    if (v < NMIGRATIONS) {
         if (exec_err(db, "BEGIN IMMEDIATE", err, errlen)) return GD_ESTORE;
-        if (exec_err(db, migrations[m], err, errlen) || exec_err(db, bump, err, errlen) ||
-            exec_err(db, "COMMIT", err, errlen)) {
+        long long from = v = schema_version(db, err, errlen);
+        bool failed = v < 0;
+        for (; !failed && v < NMIGRATIONS; v++)
+            failed = exec_err(db, migrations[v], err, errlen) != GD_OK;
+        if (!failed && from < NMIGRATIONS) {
+            char bump[256];
+            snprintf(bump, sizeof bump,
+                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                     "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d);"
+                     "PRAGMA application_id = %d;",
+                     NMIGRATIONS, STORE_SQLITE_APP_ID);
+            failed = exec_err(db, bump, err, errlen) || exec_err(db, "COMMIT", err, errlen);
+        } else if (!failed) {
+            failed = exec_err(db, "COMMIT", err, errlen); /* another goosed did it meanwhile */
+        }
+        if (failed) {
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return GD_ESTORE;
         }
-        log_info("store", "migrated %s to schema version %d", sqlite3_db_filename(db, "main"),
-                 m + 1);
+        if (from < NMIGRATIONS)
+            log_info("store", "migrated %s from schema version %lld to %d",
+                     sqlite3_db_filename(db, "main"), from, NMIGRATIONS);
+    }
+    if (v > NMIGRATIONS) {
+        snprintf(err, errlen,
+                 "the database schema is version %lld, newer than this goosed knows (%d)", v,
+                 NMIGRATIONS);
+        return GD_ESTORE;
     }
     long long app = query_int(db, "PRAGMA application_id", err, errlen);
     if (app < 0) return GD_ESTORE;

@@ -1984,6 +1984,56 @@ static void test_session_indexes_ascending(void **state)
     store_close(st);
 }
 
+/* The migrations a file lacks run as one transaction: one that fails leaves the file as it was
+ * (its version and the earlier ones' changes too), and the open says which statement failed. */
+static void test_migrations_all_or_none(void **state)
+{
+    store *st = store_sqlite_open(dir, 0);
+    char path[sizeof((sqlite_store *)st)->path];
+    snprintf(path, sizeof path, "%s", ((sqlite_store *)st)->path);
+    store_close(st);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    /* schema 5, lacking an index migration 7 drops (6 runs, 7 fails) */
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
+                                  "open_round; UPDATE schema_version SET version = 5; DROP INDEX "
+                                  "sessions_by_created",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    st = store_sqlite_open(dir, 0);
+    assert_estore(st->ops->health(st), "health", "no such index: sessions_by_created");
+    store_close(st);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT version FROM schema_version), (SELECT "
+                                        "count(*) FROM pragma_table_info('sessions') WHERE name "
+                                        "= 'open_round')",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 5);
+    assert_int_equal(sqlite3_column_int(q, 1), 0); /* migration 6's column went with the rest */
+    sqlite3_finalize(q);
+    /* the index back: all of them, once */
+    assert_int_equal(sqlite3_exec(db, "CREATE INDEX sessions_by_created ON sessions(created_us)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    st = store_sqlite_open(dir, 0);
+    ok(st->ops->health(st));
+    store_close(st);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), NMIGRATIONS);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 /* ---- opening ---- */
 
 static void test_opening_is_not_waited_for(void **state)
@@ -2348,6 +2398,7 @@ int main(int argc, char **argv)
         T(test_message_update),
         T(test_sessions_unfinished_many),
         T(test_session_indexes_ascending),
+        T(test_migrations_all_or_none),
         T(test_opening_is_not_waited_for),
         T(test_beside_real_goose),
         T(test_beside_other_sessions_db),
