@@ -1741,20 +1741,40 @@ static void test_sessions_unfinished(void **state)
     store_close(st);
 }
 
+/* A store file made by the store (the current schema), closed, and the SQLite connection to it
+ * a test rewrites it through (as an older goosed, or another program, would have left it);
+ * path: the file's. */
+static sqlite3 *db_made(char path[PATH_MAX])
+{
+    store *st = store_sqlite_open(dir, 0);
+    snprintf(path, PATH_MAX, "%s", ((sqlite_store *)st)->path);
+    store_close(st);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+/* Column col of the first row sql gives on db, as an integer. */
+static int64_t sql_int(sqlite3 *db, const char *sql, int col)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(q, col);
+    sqlite3_finalize(q);
+    return v;
+}
+
 /* With 10k sessions: one indexed lookup per session, never a scan of messages. The time is
  * printed, not asserted. */
 static void test_sessions_unfinished_many(void **state)
 {
     /* The sessions are written as a goosed of schema 5 left them (no open_round), and found by
      * migration 6 when the store opens them. */
-    store *st = store_sqlite_open(dir, 0);
-    char path[sizeof((sqlite_store *)st)->path];
-    snprintf(path, sizeof path, "%s", ((sqlite_store *)st)->path);
-    store_close(st);
+    char path[PATH_MAX];
+    sqlite3 *db = db_made(path);
     enum { S = 10000, PER = 4 };
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
                                   "open_round; UPDATE schema_version SET version = 5",
@@ -1802,7 +1822,7 @@ static void test_sessions_unfinished_many(void **state)
     sqlite3_finalize(im);
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    st = store_sqlite_open(dir, 0); /* migration 6 */
+    store *st = store_sqlite_open(dir, 0); /* migration 6 */
     ok(st->ops->health(st));
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 
@@ -1850,15 +1870,9 @@ static void test_sessions_unfinished_many(void **state)
  * descending ones ended about twice the size of the id's own index. */
 static int64_t pages_of(sqlite3 *db, const char *name)
 {
-    sqlite3_stmt *q;
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM dbstat WHERE name = ?1", -1, &q, NULL),
-        SQLITE_OK);
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    return n;
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM dbstat WHERE name = '%s'", name);
+    return sql_int(db, sql, 0);
 }
 
 static void insert_sessions(sqlite3 *db, int from, int to)
@@ -1890,14 +1904,9 @@ static void insert_sessions(sqlite3 *db, int from, int to)
 
 static void test_session_indexes_ascending(void **state)
 {
-    store *st = store_sqlite_open(dir, 0);
-    char path[sizeof((sqlite_store *)st)->path];
-    snprintf(path, sizeof path, "%s", ((sqlite_store *)st)->path);
-    store_close(st);
+    char path[PATH_MAX];
+    sqlite3 *db = db_made(path);
     enum { BEFORE = 900, AFTER = 9000 }; /* each a multiple of 3: no tie is split */
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
     assert_int_equal(
         sqlite3_exec(db,
                      "DROP INDEX sessions_by_created; DROP INDEX sessions_by_user; "
@@ -1909,20 +1918,17 @@ static void test_session_indexes_ascending(void **state)
     insert_sessions(db, 0, BEFORE);
     sqlite3_close(db);
 
-    st = store_sqlite_open(dir, 0); /* migration 7 */
+    store *st = store_sqlite_open(dir, 0); /* migration 7 */
     ok(st->ops->health(st));
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sql_int(db,
+                             "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                             "('sessions_by_created', 'sessions_by_user') AND sql NOT LIKE "
+                             "'%DESC%'",
+                             0),
+                     2);
     sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM sqlite_schema WHERE name IN "
-                                        "('sessions_by_created', 'sessions_by_user') AND sql NOT "
-                                        "LIKE '%DESC%'",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 2);
-    sqlite3_finalize(q);
 
     /* Each list and page statement: through its index, never a sort of its own. */
     const enum stmt_id lists[] = {ST_SESSION_LIST, ST_SESSION_LIST_OWNED, ST_SESSION_PAGE,
@@ -1988,12 +1994,8 @@ static void test_session_indexes_ascending(void **state)
  * (its version and the earlier ones' changes too), and the open says which statement failed. */
 static void test_migrations_all_or_none(void **state)
 {
-    store *st = store_sqlite_open(dir, 0);
-    char path[sizeof((sqlite_store *)st)->path];
-    snprintf(path, sizeof path, "%s", ((sqlite_store *)st)->path);
-    store_close(st);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char path[PATH_MAX];
+    sqlite3 *db = db_made(path);
     /* schema 5, lacking an index migration 7 drops (6 runs, 7 fails) */
     assert_int_equal(sqlite3_exec(db,
                                   "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
@@ -2002,21 +2004,16 @@ static void test_migrations_all_or_none(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    st = store_sqlite_open(dir, 0);
+    store *st = store_sqlite_open(dir, 0);
     assert_estore(st->ops->health(st), "health", "no such index: sessions_by_created");
     store_close(st);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT (SELECT version FROM schema_version), (SELECT "
-                                        "count(*) FROM pragma_table_info('sessions') WHERE name "
-                                        "= 'open_round')",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 5);
-    assert_int_equal(sqlite3_column_int(q, 1), 0); /* migration 6's column went with the rest */
-    sqlite3_finalize(q);
+    assert_int_equal(sql_int(db, "SELECT version FROM schema_version", 0), 5);
+    /* migration 6's column went with the rest */
+    assert_int_equal(
+        sql_int(db, "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'open_round'",
+                0),
+        0);
     /* the index back: all of them, once */
     assert_int_equal(sqlite3_exec(db, "CREATE INDEX sessions_by_created ON sessions(created_us)",
                                   NULL, NULL, NULL),
@@ -2026,11 +2023,7 @@ static void test_migrations_all_or_none(void **state)
     ok(st->ops->health(st));
     store_close(st);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), NMIGRATIONS);
-    sqlite3_finalize(q);
+    assert_int_equal(sql_int(db, "SELECT version FROM schema_version", 0), NMIGRATIONS);
     sqlite3_close(db);
 }
 
