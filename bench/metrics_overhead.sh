@@ -3,12 +3,14 @@
 # BENCH_AGENT_REPLIES concurrent replies, each on a new goosed with `GOOSE_METRICS=true` (scraped
 # every second meanwhile, as a Prometheus would) and with `GOOSE_METRICS=false`, alternating (on
 # first in odd rounds, off first in even ones, so that neither gains from its place), for
-# BENCH_METRICS_ROUNDS rounds (default 3). The cost is taken within each round (on against the off
-# run beside it) and judged on its median over the rounds. Target: metrics cost less than 5% of either,
+# BENCH_METRICS_ROUNDS rounds (default 5: one 10 s /status run swings by 10-20 % on a shared 2-CPU
+# machine, and the median of 3 rounds' costs followed those swings, from -16 % to +7 % between full
+# runs of the same code). The cost is taken within each round (on against the off run beside it)
+# and judged on its median over the rounds. Target: metrics cost less than 5% of either,
 # and of /status's CPU per request.
 # shellcheck shell=bash disable=SC2154 # results land in variables named at run time
 
-METRICS_ROUNDS=${BENCH_METRICS_ROUNDS:-3}
+METRICS_ROUNDS=${BENCH_METRICS_ROUNDS:-5}
 METRICS_SCRAPER_PID=
 METRICS_LOAD=$(cut -d" " -f1-3 /proc/loadavg)
 METRICS_RUNS=()
@@ -133,7 +135,7 @@ Every run:
 |---|---|---|---|---|---|---|---|---|
 ${rows%$'\n'}
 
-Command: \`BENCH_ONLY=metrics make bench\` (\`BENCH_METRICS_ROUNDS\`, default 3). Load average when it
+Command: \`BENCH_ONLY=metrics make bench\` (\`BENCH_METRICS_ROUNDS\`, default 5). Load average when it
 started: $METRICS_LOAD.
 EOF
 }

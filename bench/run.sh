@@ -50,7 +50,7 @@
 # BENCH_ONLY: a comma-separated subset of http (nginx, goosed under wrk, start-up), agent (issue 3's
 # agent benchmarks), memory, mcp and tracing, e.g. BENCH_ONLY=memory; a partial run writes only its own sections,
 # to bench/out/BENCHMARKS.md unless BENCH_REPORT says otherwise (docs/BENCHMARKS.md is the full run's).
-# BENCH_ONLY=metrics: what metrics cost (bench/metrics_overhead.sh; BENCH_METRICS_ROUNDS, default 3).
+# BENCH_ONLY=metrics: what metrics cost (bench/metrics_overhead.sh; BENCH_METRICS_ROUNDS, default 5).
 # BENCH_ONLY=store: the store as it grows (bench/store_scale.sh; BENCH_STORE_SESSIONS, default 1M;
 # BENCH_STORE_ROUNDS, default 7; BENCH_STORE_SECONDS, default 4).
 # BENCH_ONLY=history: a session's history of 1,000 and 10,000 messages served by goosed against SQLite
