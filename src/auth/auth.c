@@ -535,15 +535,26 @@ static bool auth_request(struct http_req *r, const route_match *m, const char *p
     int p = session_param(m->route);
     if (p >= 0 && p < m->nparams && A.st) {
         /* Another user's session and a session that does not exist get the same answer, here,
-         * before anything else about the request is looked at (api_store_error's 404). A store
-         * that fails is left to the handler, which answers for it. */
+         * before anything else about the request is looked at (api_store_error's 404). When the
+         * store cannot say whose it is, nothing is done with it either: a handler that does not
+         * read the store itself (a tool confirmation, an extension's resources) would act on
+         * another user's session for whoever asked. */
         char owner[UUID_STR_LEN];
         gd_err e = A.st->ops->session_owner(A.st, m->params[p], owner);
         if (e == GD_ENOTFOUND || (e == GD_OK && strcmp(owner, user->id) != 0)) {
             http_reply_error(r, 404, "not_found", "session '%s' not found", m->params[p]);
             return false;
         }
-        if (e == GD_OK) snprintf(user->session, sizeof user->session, "%s", m->params[p]);
+        if (e == GD_ESTORE || e == GD_EBUSY) {
+            http_reply_error(r, 503, "storage_unavailable", "storage unavailable: %s",
+                             store_errmsg());
+            return false;
+        }
+        if (e) {
+            http_reply_error(r, 500, "internal", "internal error: %s", gd_strerror(e));
+            return false;
+        }
+        snprintf(user->session, sizeof user->session, "%s", m->params[p]);
     }
     return true;
 }

@@ -189,6 +189,46 @@ describe('store unavailable at start', () => {
     }
   });
 
+  it("a session whose owner the store cannot tell is not acted on: another user's, reached while goosed.db is locked", async (t) => {
+    if (!have('sqlite3')) return t.skip('the sqlite3 command-line tool is missing');
+    const home = tempDir();
+    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const env = { GOOSE_SERVER__SECRET_KEY: 'the-shared-secret-of-this-test' };
+    const token = await addUser(home, 'alice');
+    let srv = await startServer({ home, env });
+    const made = await post(srv, '/api/sessions', { name: "alice's" }, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(made.status, 201, made.text);
+    await stopAndCheck(srv);
+
+    // The secret key's holder is the local user: alice's session is not theirs. With the store
+    // locked since start, whose it is cannot be read; the routes that do not read the store
+    // themselves used to act on it anyway (an answer to its tool confirmation, its extensions'
+    // resources).
+    const lock = await holdLocked(t, home);
+    srv = await startServer({ home, env });
+    const key = { headers: { 'X-Secret-Key': env.GOOSE_SERVER__SECRET_KEY } };
+    try {
+      const answer = { id: 'call_1', action: 'always_allow' };
+      const id = made.body.id;
+      for (const r of [
+        await post(srv, `/api/sessions/${id}/tool_confirmations`, answer, key),
+        await get(srv, `/api/sessions/${id}/resources`, key),
+        await get(srv, `/api/sessions/${id}/extensions`, key),
+      ]) {
+        assertError(r, 503, 'storage_unavailable', /database is locked/);
+      }
+      await lock.release();
+      let r;
+      for (const t0 = Date.now(); Date.now() - t0 < 5000; await delay(50)) {
+        r = await post(srv, `/api/sessions/${id}/tool_confirmations`, answer, key);
+        if (r.status !== 503) break;
+      }
+      assertError(r, 404, 'not_found', new RegExp(`session '${id}' not found`));
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
   it('a read-only data directory: 503 until it is writable again', async (t) => {
     const isRoot = process.getuid() === 0;
     if (isRoot && !have('setpriv')) return t.skip('running as root and setpriv (util-linux) is missing');
