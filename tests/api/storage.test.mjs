@@ -41,14 +41,20 @@ async function assertStoreDown(srv) {
   assert.equal((await get(srv, '/openapi.json')).status, 200);
 }
 
-/** The server retries opening the store on later requests (it may pace its attempts): poll
- * /api/health, bounded, until the store is back; then it must work. */
-async function assertStoreUp(srv) {
-  let h;
+/** The server retries opening the store on later requests, and paces its attempts (a second
+ * after a failed one): asks again, bounded, while the answer is 503; the last answer. */
+async function onceStoreBack(ask) {
+  let r;
   for (const t0 = Date.now(); Date.now() - t0 < 5000; await delay(50)) {
-    h = await get(srv, '/api/health');
-    if (h.status !== 503) break;
+    r = await ask();
+    if (r.status !== 503) break;
   }
+  return r;
+}
+
+/** Once the store is back (/api/health says so), it must work. */
+async function assertStoreUp(srv) {
+  const h = await onceStoreBack(() => get(srv, '/api/health'));
   assert.equal(h.status, 200, h.text);
   assert.equal(h.body.store, 'ok');
   const r = await post(srv, '/api/sessions', { name: 'store is back' });
@@ -176,11 +182,7 @@ describe('store unavailable at start', () => {
       assertError(cfg, 503, 'storage_unavailable', /database is locked/);
 
       await lock.release();
-      let r;
-      for (const t0 = Date.now(); Date.now() - t0 < 5000; await delay(50)) {
-        r = await get(srv, '/api/config');
-        if (r.status !== 503) break;
-      }
+      const r = await onceStoreBack(() => get(srv, '/api/config'));
       assertError(r, 401, 'unauthorized', /authentication required/);
       const ok = await get(srv, '/api/config', { headers: { Authorization: `Bearer ${token}` } });
       assert.equal(ok.status, 200, ok.text);
@@ -218,11 +220,7 @@ describe('store unavailable at start', () => {
         assertError(r, 503, 'storage_unavailable', /database is locked/);
       }
       await lock.release();
-      let r;
-      for (const t0 = Date.now(); Date.now() - t0 < 5000; await delay(50)) {
-        r = await post(srv, `/api/sessions/${id}/tool_confirmations`, answer, key);
-        if (r.status !== 503) break;
-      }
+      const r = await onceStoreBack(() => post(srv, `/api/sessions/${id}/tool_confirmations`, answer, key));
       assertError(r, 404, 'not_found', new RegExp(`session '${id}' not found`));
     } finally {
       await stopAndCheck(srv);
