@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
 
@@ -22,7 +21,6 @@
 #define TAG_LEN      crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define SEAL_VERSION 1 /* the first byte of a sealed value: the format, for a later change */
 #define SEALED_MAX   (1 + NONCE_LEN + 4096 + TAG_LEN)
-#define RELOAD_NS    1000000000ull /* how often a store that failed is asked again */
 
 /* Item names in the store. */
 #define ITEM_PROVIDER "provider"
@@ -38,7 +36,6 @@ static struct {
                          "exts": {key: entry} (never modified: a change replaces it), "exts_gen"} */
     unsigned ext_gen; /* bumped by every change of any user's extensions */
     bool loaded;
-    uint64_t tried_ns;
     unsigned char key[KEY_LEN];
     bool have_key;
     char key_why[300]; /* why there is no server key */
@@ -246,14 +243,11 @@ static void apply_item_locked(const char *user_id, const char *name, const unsig
     }
 }
 
-/* Reads every user's items from the store, once it answers (under mu; at most once a second
- * after a failure, unless now). */
-static void load_locked_now(bool now_anyway)
+/* Reads every user's items from the store, once it answers (under mu; until then, on each call:
+ * the store itself paces its attempts to open, a second after a failed one). */
+static void load_locked(void)
 {
     if (U.loaded || !U.st) return;
-    uint64_t now = clock_mono_ns();
-    if (!now_anyway && U.tried_ns && now - U.tried_ns < RELOAD_NS) return;
-    U.tried_ns = now;
     store_user_item *items = NULL;
     size_t n = 0;
     if (U.st->ops->user_items_list(U.st, &items, &n) != GD_OK) {
@@ -267,16 +261,11 @@ static void load_locked_now(bool now_anyway)
     U.loaded = true;
 }
 
-static void load_locked(void)
-{
-    load_locked_now(false);
-}
-
 gd_err user_settings_ready(const char *user_id, char *err, size_t errlen)
 {
     if (!user_id || !user_id[0]) return GD_OK;
     pthread_mutex_lock(&U.mu);
-    load_locked_now(true); /* the store paces its own attempts to open */
+    load_locked();
     bool loaded = U.loaded || !U.st;
     pthread_mutex_unlock(&U.mu);
     if (loaded) return GD_OK;
@@ -321,7 +310,6 @@ void user_settings_free(void)
     json_decref(U.users);
     U.users = NULL;
     U.loaded = false;
-    U.tried_ns = 0;
     U.ext_gen = 0;
     sodium_memzero(U.key, sizeof U.key);
     U.have_key = false;

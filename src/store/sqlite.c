@@ -410,16 +410,16 @@ static void conn_close(conn *c)
     free(c);
 }
 
-/* Opens name (a path, or a file: URI) with flags; NULL with err set on failure. */
 /* How long a statement waits for a lock another connection holds (a checkpoint, another
  * goosed's write, a backup) before it fails with "database is locked". */
 #define BUSY_MS 5000
 /* While the store is being opened: an open attempt runs on the thread of the call that needed
- * the store (an HTTP thread, or start-up), and is retried at most once a second; a file another
- * program keeps locked fails it after this, instead of holding that thread for BUSY_MS each
- * time (at start-up, once per step that reads the store: about 20 s before listening). */
+ * the store (an HTTP thread, or start-up), and the next one a second after it failed; a file
+ * another program keeps locked fails it after this, instead of holding that thread for BUSY_MS
+ * each time (at start-up, once per step that reads the store: about 20 s before listening). */
 #define OPEN_BUSY_MS 250
 
+/* Opens name (a path, or a file: URI) with flags; NULL with err set on failure. */
 static conn *conn_open_raw(const char *name, int flags, char *err, size_t errlen)
 {
     conn *c = calloc(1, sizeof *c);
