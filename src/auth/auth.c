@@ -104,21 +104,24 @@ static bool proxy_mode(void)
  * "none" and then fails is taken at its last answer. */
 enum users_state { USERS_UNKNOWN, USERS_NONE, USERS_SOME };
 
+/* Asks the store, and keeps its answer (none when it cannot say). */
+static void users_ask(store *st)
+{
+    long n = 0;
+    if (st->ops->user_count(st, &n) == GD_OK) {
+        if (n > 0) atomic_store(&A.users, true);
+        atomic_store(&A.users_known, true);
+    }
+}
+
 static enum users_state users_state(void)
 {
     if (atomic_load(&A.users)) return USERS_SOME;
     if (!A.st) return USERS_NONE;
     uint64_t now = clock_mono_ns(), last = atomic_load(&A.users_seen);
-    if ((last && now - last < USERS_RECHECK_NS) ||
-        !atomic_compare_exchange_strong(&A.users_seen, &last, now))
-        return atomic_load(&A.users)         ? USERS_SOME
-               : atomic_load(&A.users_known) ? USERS_NONE
-                                             : USERS_UNKNOWN;
-    long n = 0;
-    if (A.st->ops->user_count(A.st, &n) == GD_OK) {
-        if (n > 0) atomic_store(&A.users, true);
-        atomic_store(&A.users_known, true);
-    }
+    if ((!last || now - last >= USERS_RECHECK_NS) &&
+        atomic_compare_exchange_strong(&A.users_seen, &last, now))
+        users_ask(A.st);
     return atomic_load(&A.users)         ? USERS_SOME
            : atomic_load(&A.users_known) ? USERS_NONE
                                          : USERS_UNKNOWN;
@@ -260,11 +263,7 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
     if (A.nproxies && !cfg->trusted_proxy_header[0])
         log_warn("auth", "trusted_proxies is set but trusted_proxy_header is not: no proxy is "
                          "trusted");
-    long n = 0;
-    if (st && st->ops->user_count(st, &n) == GD_OK) {
-        if (n > 0) atomic_store(&A.users, true);
-        atomic_store(&A.users_known, true);
-    }
+    if (st) users_ask(st);
     atomic_store(&A.users_seen, clock_mono_ns());
     bool on = auth_enabled(); /* on too while the store cannot say (users_state) */
     if (!on && !host_is_loopback(cfg->host)) {
