@@ -287,16 +287,22 @@ describe("a command cannot plant goosed's configuration for its next start", { s
 describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
   let fake;
   let srv;
+  let cpuSrv;
   before(async () => {
     fake = await startFake({ keys: { openai: KEY } });
+    // The memory hog gets CPU time enough to reach its memory limit on a loaded machine (it
+    // copies about 2 GB on the way: 1-2 s, and more under contention); the busy loop a short
+    // CPU limit on a server of its own.
     srv = await startServer({
       env: providerEnv(fake),
-      configYaml: 'tool_network: false\ntool_max_memory: 1073741824\ntool_max_file_size: 100000\ntool_max_cpu_seconds: 3\n',
+      configYaml: 'tool_network: false\ntool_max_memory: 1073741824\ntool_max_file_size: 100000\ntool_max_cpu_seconds: 60\n',
     });
+    cpuSrv = await startServer({ env: providerEnv(fake), configYaml: 'tool_max_cpu_seconds: 3\n' });
   });
   after(async () => {
     try {
       await stopAndCheck(srv);
+      await stopAndCheck(cpuSrv);
     } finally {
       await fake.stop();
     }
@@ -334,7 +340,7 @@ describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not ins
   });
 
   it('a busy loop hits tool_max_cpu_seconds', async () => {
-    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), 'sh -c "while :; do :; done"; echo "rc=$?"');
+    const out = await shell(cpuSrv, fake, tempDir('goosed-sb-cwd-'), 'sh -c "while :; do :; done"; echo "rc=$?"');
     assert.match(out.text, /rc=152/, 'the loop is killed by SIGXCPU');
   });
 });
