@@ -202,25 +202,26 @@ describe('store unavailable at start', () => {
     assert.equal(made.status, 201, made.text);
     await stopAndCheck(srv);
 
-    // The secret key's holder is the local user: alice's session is not theirs. With the store
-    // locked since start, whose it is cannot be read; the routes that do not read the store
-    // themselves used to act on it anyway (an answer to its tool confirmation, its extensions'
-    // resources).
+    // The secret key's holder is the local user: alice's session is not theirs, and nothing
+    // about a request for it is looked at before that is known (a request for another user's
+    // session is 404 before its body is read). With the store locked since start, whose it is
+    // cannot be read: the answer is 503 before the body is read too, not the handler's 400 for
+    // a confirmation without an action, nor anything else a handler would do with it.
     const lock = await holdLocked(t, home);
     srv = await startServer({ home, env });
     const key = { headers: { 'X-Secret-Key': env.GOOSE_SERVER__SECRET_KEY } };
+    const id = made.body.id;
+    const unanswerable = { id: 'call_1' };
     try {
-      const answer = { id: 'call_1', action: 'always_allow' };
-      const id = made.body.id;
       for (const r of [
-        await post(srv, `/api/sessions/${id}/tool_confirmations`, answer, key),
+        await post(srv, `/api/sessions/${id}/tool_confirmations`, unanswerable, key),
+        await post(srv, `/api/sessions/${id}/elicitations`, unanswerable, key),
         await get(srv, `/api/sessions/${id}/resources`, key),
-        await get(srv, `/api/sessions/${id}/extensions`, key),
       ]) {
         assertError(r, 503, 'storage_unavailable', /database is locked/);
       }
       await lock.release();
-      const r = await onceStoreBack(() => post(srv, `/api/sessions/${id}/tool_confirmations`, answer, key));
+      const r = await onceStoreBack(() => post(srv, `/api/sessions/${id}/tool_confirmations`, unanswerable, key));
       assertError(r, 404, 'not_found', new RegExp(`session '${id}' not found`));
     } finally {
       await stopAndCheck(srv);
