@@ -40,7 +40,10 @@ void user_settings_free(void);
  * else reads them now and, when the store still cannot be read, GD_ESTORE with err saying so. A
  * turn asks this first: run with the server's provider and without the user's tool permissions
  * ("never allow"), it would send their conversation where they did not choose and run what they
- * forbade. May read the store (not on the agent's loop). */
+ * forbade. Reads the store, on the calling thread, only until the settings have been read once
+ * since start (until then the store was failing: an MCP sampling request outside a turn, on the
+ * agent's loop, may then wait for it: an attempt to open waits at most 0.25 s for a lock, a read
+ * of an open store up to 5 s). */
 gd_err user_settings_ready(const char *user_id, char *err, size_t errlen);
 
 /* The user's own provider and model, copied out; false when they chose none (then the
