@@ -78,6 +78,13 @@ void http_resume(http_req *r);
 typedef long (*http_stream_fn)(void *cls, char *buf, size_t max);
 void http_reply_stream(http_req *r, int status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_cls)(void *cls));
+/* A streamed response body whose pieces stay the caller's, written from where they are (no copy):
+ * fn sets *data to the next piece and returns its length, valid until fn's next call (or the
+ * end: free_cls); 0 means "nothing now" as for http_stream_fn, HTTP_STREAM_END and
+ * HTTP_STREAM_ABORT as there. */
+typedef long (*http_piece_fn)(void *cls, const char **data);
+void http_reply_pieces(http_req *r, int status, const char *content_type, http_piece_fn fn,
+                       void *cls, void (*free_cls)(void *cls));
 /* From inside a stream function: whether the client has closed its side of the connection (a
  * peek at the socket, without reading). A suspended stream learns it no other way until a write
  * fails. */

@@ -146,7 +146,8 @@ struct worker {
 };
 
 struct stream_ctx {
-    http_stream_fn fn;
+    http_stream_fn fn;   /* copies into the server's buffer; or */
+    http_piece_fn piece; /* hands over its own memory */
     void *cls;
     void (*free_cls)(void *);
 };
@@ -181,6 +182,7 @@ struct hconn {
     const char *obody;
     size_t obodylen;
     bool stream_end; /* the last chunk has been queued */
+    bool chunk_open; /* a piece's chunk went without its closing CRLF (it leads the next) */
     bool head_sent;  /* the reply's head is written or pending */
     size_t lingered;
     gnutls_session_t tls;
@@ -507,10 +509,26 @@ void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_f
         http_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    *sc = (struct stream_ctx){fn, cls, free_cls};
+    *sc = (struct stream_ctx){fn, NULL, cls, free_cls};
     r->sc = sc;
     http_add_header(r, "Cache-Control", "no-cache");
     http_add_header(r, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
+    queue(r, status, ctype, NULL, 0, NULL);
+}
+
+void http_reply_pieces(http_req *r, int status, const char *ctype, http_piece_fn fn, void *cls,
+                       void (*free_cls)(void *))
+{
+    struct stream_ctx *sc = malloc(sizeof *sc);
+    if (!sc) {
+        if (free_cls) free_cls(cls);
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    *sc = (struct stream_ctx){NULL, fn, cls, free_cls};
+    r->sc = sc;
+    http_add_header(r, "Cache-Control", "no-cache");
+    http_add_header(r, "X-Accel-Buffering", "no");
     queue(r, status, ctype, NULL, 0, NULL);
 }
 
@@ -1642,6 +1660,7 @@ static void request_done(hconn *c, int aborted)
     req_finish(c, aborted);
     c->head_sent = false;
     c->stream_end = false;
+    c->chunk_open = false;
     if (aborted) {
         conn_close(c);
         return;
@@ -1960,10 +1979,56 @@ static bool step_send(hconn *c)
 /* Asking the stream for more in the same send: only while at least this much room is left. */
 #define STREAM_MORE_MIN 256
 
+/* A stream of pieces the function keeps (http_reply_pieces): each is written from where it
+ * is, its chunk's size line (after the CRLF closing the chunk before) in the scratch buffer as the
+ * head of one writev. What the socket does not take stays the function's until its next call. */
+static bool step_pieces(hconn *c)
+{
+    http_req *r = c->r;
+    const char *data = NULL;
+    long m;
+    WITH_REQ(r, m = r->sc->piece(r->sc->cls, &data));
+    if (m == HTTP_STREAM_ABORT) {
+        request_done(c, ABORT_ERROR);
+        return false;
+    }
+    bool chunked = r->minor >= 1; /* HTTP/1.0: the bytes as they come, the end a close */
+    char *sb = c->w->scratch;
+    int hl = 0;
+    if (m == HTTP_STREAM_END) {
+        c->stream_end = true;
+        if (!chunked) {
+            request_done(c, 0);
+            return true;
+        }
+        hl = snprintf(sb, CHUNK_PRE + 8, "%s0\r\n\r\n", c->chunk_open ? "\r\n" : "");
+        data = NULL;
+        m = 0;
+    } else if (m <= 0 || !data) {
+        r->stream_wait = true; /* the function said it waits (http_stream_wait) */
+        return true;
+    } else {
+        if (chunked) hl = snprintf(sb, CHUNK_PRE + 8, "%s%lx\r\n", c->chunk_open ? "\r\n" : "", m);
+        c->chunk_open = chunked;
+        r->resp_len += (size_t)m;
+    }
+    c->ohead = sb;
+    c->oheadlen = (size_t)hl;
+    c->obody = data;
+    c->obodylen = (size_t)m;
+    c->ooff = 0;
+    int rc = flush_out(c, true);
+    if (rc < 0) {
+        request_done(c, ABORT_CLIENT);
+        return false;
+    }
+    return rc == 1;
+}
+
 static bool step_stream(hconn *c)
 {
     http_req *r = c->r;
-    if (c->oheadlen) {
+    if (c->oheadlen || c->obodylen) { /* what the socket did not take last time */
         int rc = flush_out(c, false);
         if (rc < 0) {
             request_done(c, ABORT_CLIENT);
@@ -1982,6 +2047,7 @@ static bool step_stream(hconn *c)
         }
         return false;
     }
+    if (r->sc->piece) return step_pieces(c);
     char *sb = c->w->scratch;
     const char *out;
     size_t len;

@@ -1,5 +1,5 @@
 // A session's history is sent while it is read (GET /api/sessions/{id}/messages, chunked, in pieces
-// of 64 KiB): a history of many pieces, with messages larger than a piece, arrives whole, in order,
+// of 256 KiB): a history of many pieces, with messages larger than a piece, arrives whole, in order,
 // and parses, whole or a page at a time; clients that stop reading halfway (and close, or keep their
 // connection open without reading) hold none of the readers: other requests are served meanwhile,
 // and the next request works.
@@ -11,7 +11,7 @@ import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
 import { get, post } from './lib/http.mjs';
 
 const N = 1500;
-const PIECE = 64 << 10;
+const PIECE = 256 << 10;
 
 /** The messages of the session: every tenth of them larger than a piece; texts JSON escapes. */
 function messages(dir) {
@@ -121,6 +121,45 @@ describe('a long history, sent while it is read', () => {
       }
       assert.deepEqual(seen, whole, `pages of ${limit}`);
     }
+  });
+
+  // A client slower than the server: the socket takes part of a piece, the rest waits for it (the
+  // piece stays where it is until the socket has taken it); the chunks are framed exactly.
+  it('a client that reads slowly gets it whole, in exact chunks', async () => {
+    assert.ok(whole, 'the whole history was read');
+    const raw = await new Promise((resolve, reject) => {
+      const parts = [];
+      const sock = net.connect(srv.port, '127.0.0.1');
+      sock.on('error', reject);
+      sock.on('connect', () => sock.write(`GET /api/sessions/${sid}/messages HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\nConnection: close\r\n\r\n`));
+      sock.on('data', (d) => {
+        parts.push(d);
+        sock.pause(); // a little at a time: the server meets a full socket again and again
+        setTimeout(() => sock.resume(), 1);
+      });
+      sock.on('end', () => resolve(Buffer.concat(parts)));
+    });
+    const at = raw.indexOf('\r\n\r\n');
+    assert.match(raw.subarray(0, at).toString('latin1'), /^HTTP\/1\.1 200 [^]*\r\ntransfer-encoding: chunked/i);
+    const chunks = [];
+    let off = at + 4;
+    for (;;) {
+      const eol = raw.indexOf('\r\n', off);
+      const line = raw.subarray(off, eol).toString('latin1');
+      assert.match(line, /^[0-9a-f]+$/, `a chunk's size line at byte ${off}`);
+      const size = parseInt(line, 16);
+      off = eol + 2;
+      if (size === 0) {
+        assert.equal(raw.subarray(off).toString('latin1'), '\r\n', 'the last chunk, then the end');
+        break;
+      }
+      chunks.push(raw.subarray(off, off + size));
+      off += size;
+      assert.equal(raw.subarray(off, off + 2).toString('latin1'), '\r\n', `the CRLF after a chunk of ${size} bytes`);
+      off += 2;
+    }
+    assert.ok(chunks.length > 1, `${chunks.length} chunks`);
+    assert.deepEqual(JSON.parse(Buffer.concat(chunks).toString('utf8')), whole);
   });
 
   it('HEAD answers the head alone', async () => {
