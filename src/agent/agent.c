@@ -994,6 +994,15 @@ static void publish(sess *se, const char *event, json_t *data)
 /* A sampling request is approved like a tool call named <extension>__sampling. */
 static void sampling_permit(agent_req *r, exec_mode mode)
 {
+    /* Outside a turn (a turn read them before it began): the user's "never allow" and provider
+     * are not known while the store could not be read since start, and this loop does not wait
+     * for the store. */
+    if (!user_settings_known(r->se->user_id)) {
+        req_answer(r, NULL, -1,
+                   "cannot read the user's own settings (provider, tool permissions): storage "
+                   "unavailable; try again");
+        return;
+    }
     char tool[EXT_NAME_MAX + 16];
     snprintf(tool, sizeof tool, "%s__sampling", r->ext);
     perm_rule rule = agent_permission(r->se->user_id, tool);

@@ -274,6 +274,15 @@ gd_err user_settings_ready(const char *user_id, char *err, size_t errlen)
     return GD_ESTORE;
 }
 
+bool user_settings_known(const char *user_id)
+{
+    if (!user_id || !user_id[0]) return true;
+    pthread_mutex_lock(&U.mu);
+    bool known = U.loaded || !U.st;
+    pthread_mutex_unlock(&U.mu);
+    return known;
+}
+
 gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t errlen)
 {
     user_settings_free();

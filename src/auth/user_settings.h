@@ -41,10 +41,13 @@ void user_settings_free(void);
  * turn asks this first: run with the server's provider and without the user's tool permissions
  * ("never allow"), it would send their conversation where they did not choose and run what they
  * forbade. Reads the store, on the calling thread, only until the settings have been read once
- * since start (until then the store was failing: an MCP sampling request outside a turn, on the
- * agent's loop, may then wait for it: an attempt to open waits at most 0.25 s for a lock, a read
- * of an open store up to 5 s). */
+ * since start (until then the store was failing: an attempt to open waits at most 0.25 s for a
+ * lock, a read of an open store up to 5 s). Never on the agent's loop: see user_settings_known. */
 gd_err user_settings_ready(const char *user_id, char *err, size_t errlen);
+/* Whether user_settings_ready would answer GD_OK without reading the store: the settings are
+ * read (or user_id is the local user's, or there is no store). Never reads the store: for the
+ * agent's loop, which serves every session and must not wait for it. */
+bool user_settings_known(const char *user_id);
 
 /* The user's own provider and model, copied out; false when they chose none (then the
  * server's apply). May read the store (HTTP threads only) when it could not be read before. */

@@ -167,6 +167,7 @@ static void test_store_round_trip(void **state)
 
     /* everything comes back from the store */
     assert_int_equal(user_settings_init(root, st, err, sizeof err), GD_OK);
+    assert_true(user_settings_known(a.id)); /* read at start: a store that answers */
     assert_int_equal(user_settings_ready(a.id, err, sizeof err), GD_OK);
     char name[32], model[32];
     assert_true(user_settings_provider(a.id, name, sizeof name, model, sizeof model));
@@ -235,6 +236,9 @@ static void test_unreadable_store_fails_closed(void **state)
     assert_non_null(strstr(err, "cannot read your own settings"));
     assert_non_null(strstr(err, "Not a directory"));
     assert_int_equal(user_settings_ready("", err, sizeof err), GD_OK);
+    /* known: the same answer without a read (the agent's loop asks it) */
+    assert_false(user_settings_known("0f0f0f0f-0000-4000-8000-000000000001"));
+    assert_true(user_settings_known(""));
     user_settings_free();
     store_close(st);
 }
