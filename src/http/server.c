@@ -183,7 +183,9 @@ struct hconn {
     size_t obodylen;
     bool stream_end; /* the last chunk has been queued */
     bool chunk_open; /* a piece's chunk went without its closing CRLF (it leads the next) */
-    bool head_sent;  /* the reply's head is written or pending */
+    size_t
+        head_held;  /* a pieces stream's head, built in the scratch, waiting for its first piece */
+    bool head_sent; /* the reply's head is written or pending */
     size_t lingered;
     gnutls_session_t tls;
     relay *rl;
@@ -1661,6 +1663,7 @@ static void request_done(hconn *c, int aborted)
     c->head_sent = false;
     c->stream_end = false;
     c->chunk_open = false;
+    c->head_held = 0;
     if (aborted) {
         conn_close(c);
         return;
@@ -1949,6 +1952,12 @@ static bool step_send(hconn *c)
     if (!c->head_sent) {
         c->head_sent = true;
         size_t n = build_head(c, r, c->w->scratch);
+        if (r->sc && r->sc->piece && !r->is_head && r->status != 500) {
+            /* the head goes with the first piece: one write, one wake-up of the client */
+            c->head_held = n;
+            c->state = ST_STREAM;
+            return true;
+        }
         c->ohead = c->w->scratch;
         c->oheadlen = n;
         c->ooff = 0;
@@ -1994,26 +2003,28 @@ static bool step_pieces(hconn *c)
     }
     bool chunked = r->minor >= 1; /* HTTP/1.0: the bytes as they come, the end a close */
     char *sb = c->w->scratch;
+    size_t at = c->head_held; /* the reply's head, still to go before the rest */
+    c->head_held = 0;
     int hl = 0;
     if (m == HTTP_STREAM_END) {
-        c->stream_end = true;
-        if (!chunked) {
-            request_done(c, 0);
-            return true;
-        }
-        hl = snprintf(sb, CHUNK_PRE + 8, "%s0\r\n\r\n", c->chunk_open ? "\r\n" : "");
+        c->stream_end = true; /* once what is written here has gone */
+        if (chunked)
+            hl = snprintf(sb + at, CHUNK_PRE + 8, "%s0\r\n\r\n", c->chunk_open ? "\r\n" : "");
         data = NULL;
         m = 0;
     } else if (m <= 0 || !data) {
         r->stream_wait = true; /* the function said it waits (http_stream_wait) */
-        return true;
+        if (!at) return true;
+        data = NULL; /* the head goes now, alone */
+        m = 0;
     } else {
-        if (chunked) hl = snprintf(sb, CHUNK_PRE + 8, "%s%lx\r\n", c->chunk_open ? "\r\n" : "", m);
+        if (chunked)
+            hl = snprintf(sb + at, CHUNK_PRE + 8, "%s%lx\r\n", c->chunk_open ? "\r\n" : "", m);
         c->chunk_open = chunked;
         r->resp_len += (size_t)m;
     }
     c->ohead = sb;
-    c->oheadlen = (size_t)hl;
+    c->oheadlen = at + (size_t)hl;
     c->obody = data;
     c->obodylen = (size_t)m;
     c->ooff = 0;
