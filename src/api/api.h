@@ -73,6 +73,7 @@ int api_session_settings_from_body(http_req *r, json_t *body, json_t **out);
 void api_session_stream(http_req *r); /* the WebSocket, stream_ws.c */
 void api_providers_list(http_req *r);
 void api_providers_current(http_req *r);
+void api_providers_clear(http_req *r);
 void api_providers_set(http_req *r);
 void api_extensions_list(http_req *r);
 void api_extensions_add(http_req *r);

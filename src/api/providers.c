@@ -77,6 +77,27 @@ void api_providers_current(http_req *r)
         json_pack("{s:s?, s:s?}", "name", name[0] ? name : NULL, "model", model[0] ? model : NULL));
 }
 
+/* DELETE /api/providers/current: a user forgets their own provider, model and keys; the
+ * server's apply to them again (the answer says which). */
+void api_providers_clear(http_req *r)
+{
+    const auth_user *u = http_user(r);
+    if (!u->id[0]) {
+        http_reply_error(r, 400, "bad_request",
+                         "the local user has no provider of their own to forget: POST "
+                         "/api/providers sets the server's");
+        return;
+    }
+    char err[512];
+    gd_err e = user_settings_clear_provider(u->id, err, sizeof err);
+    if (e) {
+        http_reply_error(r, 503, "storage_unavailable",
+                         "storage unavailable: cannot forget your provider choice: %s", err);
+        return;
+    }
+    api_providers_current(r);
+}
+
 void api_providers_set(http_req *r)
 {
     app *a = http_app(r);

@@ -16,6 +16,7 @@ const http_route api_routes[] = {
     {"GET", "/api/providers", api_providers_list, 0},
     {"POST", "/api/providers", api_providers_set, ROUTE_BODY}, /* a user's own; admin: scope */
     {"GET", "/api/providers/current", api_providers_current, 0},
+    {"DELETE", "/api/providers/current", api_providers_clear, 0}, /* a user's own choice */
     {"GET", "/api/extensions", api_extensions_list, 0},
     /* the extension routes act on a user's own set when the caller is not an admin */
     {"POST", "/api/extensions", api_extensions_add, ROUTE_BODY},

@@ -214,9 +214,16 @@ static void apply_item_locked(const char *user_id, const char *name, const unsig
     json_t *u = user_locked(user_id, true);
     if (!u) return;
     if (!strcmp(name, ITEM_PROVIDER) || !strcmp(name, ITEM_MODEL)) {
-        json_object_set_new(u, name, json_stringn((const char *)v, len));
+        if (v)
+            json_object_set_new(u, name, json_stringn((const char *)v, len));
+        else
+            json_object_del(u, name);
     } else if (!strncmp(name, ITEM_KEY, strlen(ITEM_KEY))) {
         json_t *keys = json_object_get(u, "keys");
+        if (!v) {
+            json_object_del(keys, name + strlen(ITEM_KEY));
+            return;
+        }
         if (!keys) json_object_set_new(u, "keys", keys = json_object());
         char b64[sodium_base64_ENCODED_LEN(SEALED_MAX, sodium_base64_VARIANT_ORIGINAL)];
         if (len <= SEALED_MAX) {
@@ -427,6 +434,47 @@ gd_err user_settings_set_provider(const char *user_id, const char *name, const c
         pthread_mutex_unlock(&U.mu);
     }
     return GD_OK;
+}
+
+gd_err user_settings_clear_provider(const char *user_id, char *err, size_t errlen)
+{
+    if (!U.st || !user_id[0]) {
+        snprintf(err, errlen, "this user keeps no settings of their own");
+        return GD_EINVAL;
+    }
+    gd_err e = user_settings_ready(user_id, err, errlen);
+    if (e) return e;
+    /* the items to remove: the choice, and a key: item for each key kept */
+    json_t *names = json_pack("[ss]", ITEM_PROVIDER, ITEM_MODEL);
+    if (!names) {
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
+    pthread_mutex_lock(&U.mu);
+    const char *env;
+    json_t *v;
+    json_object_foreach(json_object_get(user_locked(user_id, false), "keys"), env, v)
+        json_array_append_new(names, json_sprintf(ITEM_KEY "%s", env));
+    pthread_mutex_unlock(&U.mu);
+    size_t i;
+    json_array_foreach(names, i, v)
+    {
+        const char *item = json_string_value(v);
+        if (!item) {
+            e = GD_ENOMEM;
+            snprintf(err, errlen, "out of memory");
+            break;
+        }
+        if ((e = U.st->ops->user_item_set(U.st, user_id, item, NULL, 0))) {
+            snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such user" : store_errmsg());
+            break;
+        }
+        pthread_mutex_lock(&U.mu);
+        apply_item_locked(user_id, item, NULL, 0);
+        pthread_mutex_unlock(&U.mu);
+    }
+    json_decref(names);
+    return e;
 }
 
 /* ---- tool permissions ---- */

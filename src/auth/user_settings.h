@@ -66,6 +66,10 @@ bool user_settings_has_key(const char *user_id, const char *key_env);
 gd_err user_settings_set_provider(const char *user_id, const char *name, const char *model,
                                   const char *key_env, const char *api_key, char *err,
                                   size_t errlen);
+/* Forgets the user's own provider, model and every API key they kept: the server's apply to
+ * them again. Blocks on the store; nothing to forget is not an error. GD_ESTORE, GD_ENOTFOUND (no
+ * such user), GD_EINVAL (the local user, who keeps none), with a message in err. */
+gd_err user_settings_clear_provider(const char *user_id, char *err, size_t errlen);
 
 /* The user's own rule for a tool (PERM_NONE: none; the server's then apply). Memory only. */
 perm_rule user_settings_perm(const char *user_id, const char *tool);

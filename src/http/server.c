@@ -502,36 +502,32 @@ void http_stream_wait(http_req *r)
     r->stream_wait = true;
 }
 
-void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_fn fn, void *cls,
-                       void (*free_cls)(void *))
+/* A streamed reply's head (its body comes from sc, which the request now owns). */
+static void reply_streamed(http_req *r, int status, const char *ctype, struct stream_ctx sc)
 {
-    struct stream_ctx *sc = malloc(sizeof *sc);
-    if (!sc) {
-        if (free_cls) free_cls(cls);
+    struct stream_ctx *p = malloc(sizeof *p);
+    if (!p) {
+        if (sc.free_cls) sc.free_cls(sc.cls);
         http_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    *sc = (struct stream_ctx){fn, NULL, cls, free_cls};
-    r->sc = sc;
+    *p = sc;
+    r->sc = p;
     http_add_header(r, "Cache-Control", "no-cache");
     http_add_header(r, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
     queue(r, status, ctype, NULL, 0, NULL);
 }
 
+void http_reply_stream(http_req *r, int status, const char *ctype, http_stream_fn fn, void *cls,
+                       void (*free_cls)(void *))
+{
+    reply_streamed(r, status, ctype, (struct stream_ctx){fn, NULL, cls, free_cls});
+}
+
 void http_reply_pieces(http_req *r, int status, const char *ctype, http_piece_fn fn, void *cls,
                        void (*free_cls)(void *))
 {
-    struct stream_ctx *sc = malloc(sizeof *sc);
-    if (!sc) {
-        if (free_cls) free_cls(cls);
-        http_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    *sc = (struct stream_ctx){NULL, fn, cls, free_cls};
-    r->sc = sc;
-    http_add_header(r, "Cache-Control", "no-cache");
-    http_add_header(r, "X-Accel-Buffering", "no");
-    queue(r, status, ctype, NULL, 0, NULL);
+    reply_streamed(r, status, ctype, (struct stream_ctx){NULL, fn, cls, free_cls});
 }
 
 void http_reply_json(http_req *r, int status, json_t *body)

@@ -229,6 +229,29 @@ describe('users: their own provider and keys, an admin default, their own always
     assert.equal(ok.status, 200, ok.text);
     assert.deepEqual(await lastCall(fake), { auth: `Bearer ${KA}`, model: 'gpt-a' });
   });
+
+  it('a user forgets their own provider and keys (DELETE /api/providers/current): the default applies to them again, also after a restart', async () => {
+    const r = await request(srv, 'DELETE', '/api/providers/current', as(bob));
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body, { name: 'openai', model: 'gpt-default' });
+    assert.deepEqual((await get(srv, '/api/providers/current', as(bob))).body, { name: 'openai', model: 'gpt-default' });
+    // alice keeps hers; carol, who kept nothing, forgets nothing
+    assert.deepEqual((await get(srv, '/api/providers/current', as(alice))).body, { name: 'openai', model: 'gpt-a' });
+    assert.equal((await request(srv, 'DELETE', '/api/providers/current', as(carol))).status, 200);
+    // bob's replies go out with the server's key and model, not the key he had kept
+    const say1 = async () => {
+      await fake.script([{ text: 'bob on the default' }]);
+      const sid = await newSession(srv, bob, dir);
+      const out = await say(srv, bob, sid, 'hello');
+      assert.equal(out.status, 200, out.text);
+      assert.deepEqual(await lastCall(fake), { auth: `Bearer ${KD}`, model: 'gpt-default' });
+    };
+    await say1();
+    await stopAndCheck(srv);
+    srv = await startServer({ home, env: { OPENAI_HOST: fake.url, GOOSE_MODE: 'approve' } });
+    assert.deepEqual((await get(srv, '/api/providers/current', as(bob))).body, { name: 'openai', model: 'gpt-default' });
+    await say1(); // bob's key (KB) is gone from the store too: it would go first
+  });
 });
 
 describe('the server key from GOOSE_SERVER_KEY', () => {
@@ -265,6 +288,7 @@ describe('without users (the single-user and X-Secret-Key modes) nothing changes
       assert.ok(readFileSync(path.join(srv.home, '.config/goose/secrets.yaml'), 'utf8').includes(KD));
       assert.match(readFileSync(path.join(srv.home, '.config/goose/config.yaml'), 'utf8'), /GOOSE_MODEL: "?gpt-x/);
       assertError(await post(srv, '/api/providers', { name: 'openai', scope: 'user' }), 400, 'bad_request', /local user/);
+      assertError(await request(srv, 'DELETE', '/api/providers/current'), 400, 'bad_request', /local user has no provider of their own/);
       const r2 = await request(srv, 'POST', '/api/providers', { json: { name: 'openai', scope: 'default' } });
       assert.equal(r2.status, 200, r2.text);
     } finally {

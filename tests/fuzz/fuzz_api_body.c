@@ -124,21 +124,23 @@ static void reply(http_req *r, int status)
     r->replies++;
     r->status = status;
 }
+static void streamed(http_req *r, int status, void *cls, void (*free_cls)(void *cls))
+{
+    reply(r, status);
+    r->stream_cls = cls;
+    r->stream_free = free_cls;
+}
 void http_reply_stream(http_req *r, int status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_cls)(void *cls))
 {
     (void)content_type, (void)fn;
-    reply(r, status);
-    r->stream_cls = cls;
-    r->stream_free = free_cls;
+    streamed(r, status, cls, free_cls);
 }
 void http_reply_pieces(http_req *r, int status, const char *content_type, http_piece_fn fn,
                        void *cls, void (*free_cls)(void *cls))
 {
     (void)content_type, (void)fn;
-    reply(r, status);
-    r->stream_cls = cls;
-    r->stream_free = free_cls;
+    streamed(r, status, cls, free_cls);
 }
 bool http_peer_gone(http_req *r)
 {
