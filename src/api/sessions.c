@@ -383,10 +383,10 @@ void api_session_delete(http_req *r)
  * overlap. The head waits for the first piece (or the end, or an error): what is known before
  * it (404, 400 for a cursor, 503, 413) is still answered with its status.
  *
- * 256 KiB: producing one takes the reader 0.2 to 0.4 ms. Handing one over is a lock and at most
+ * 256 KiB: producing one takes the reader about 0.2 ms. Handing one over is a lock and at most
  * one wake-up of the HTTP thread, which is what costs: the reader spends about 12 us in the
  * eventfd write that wakes an idle core (2-CPU VM, perf), a fifth of the time it took to write a
- * 64 KiB piece (a quarter less CPU per 700 KB history with 256 KiB than with 64 KiB). The HTTP
+ * 64 KiB piece (a sixth less CPU per 700 KB history with 256 KiB than with 64 KiB). The HTTP
  * thread writes each piece from where it is (http_reply_pieces), so their size costs no copy.
  * The reader never waits for the client: what it has handed over and the client has not taken
  * yet is bounded by BUF_CAP_HISTORY, past which the answer is cut short. */

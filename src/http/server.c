@@ -181,11 +181,10 @@ struct hconn {
     size_t oheadlen, ooff;
     const char *obody;
     size_t obodylen;
-    bool stream_end; /* the last chunk has been queued */
-    bool chunk_open; /* a piece's chunk went without its closing CRLF (it leads the next) */
-    size_t
-        head_held;  /* a pieces stream's head, built in the scratch, waiting for its first piece */
-    bool head_sent; /* the reply's head is written or pending */
+    bool stream_end;  /* the last chunk has been queued */
+    bool chunk_open;  /* a piece's chunk went without its closing CRLF (it leads the next) */
+    size_t head_held; /* a pieces stream's head, in the scratch, waiting for its first piece */
+    bool head_sent;   /* the reply's head is written or pending */
     size_t lingered;
     gnutls_session_t tls;
     relay *rl;

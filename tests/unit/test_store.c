@@ -1324,18 +1324,26 @@ static void test_messages_text(void **state)
     sqlite3 *raw;
     assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
     assert_int_equal(
-        sqlite3_exec(raw,
-                     "UPDATE messages SET created_us = seq * 7 * 3600 * 1000000 + 999999;"
-                     "UPDATE messages SET created_us = -1500000 WHERE seq = 5;"
-                     "UPDATE messages SET created_us = 400000000000 * 1000000 WHERE seq = 6;"
-                     "UPDATE messages SET created_us = -70000000000 * 1000000 WHERE seq = 7;"
-                     "UPDATE messages SET content = 'not json' WHERE seq = 8;"
-                     "UPDATE messages SET content = '' WHERE seq = 9;"
-                     "UPDATE messages SET content = '\"a string\"' WHERE seq = 10;"
-                     "UPDATE messages SET content = ' [1,2' WHERE seq = 11;"
-                     "UPDATE messages SET role = 'a \"role\"' || char(9) WHERE seq = 12;"
-                     "UPDATE messages SET id = 'an \\ id' || char(10) WHERE seq = 13;",
-                     NULL, NULL, NULL),
+        sqlite3_exec(
+            raw,
+            "UPDATE messages SET created_us = seq * 7 * 3600 * 1000000 + 999999;"
+            "UPDATE messages SET created_us = -1500000 WHERE seq = 5;"
+            "UPDATE messages SET created_us = 400000000000 * 1000000 WHERE seq = 6;"
+            "UPDATE messages SET created_us = -70000000000 * 1000000 WHERE seq = 7;"
+            "UPDATE messages SET content = 'not json' WHERE seq = 8;"
+            "UPDATE messages SET content = '' WHERE seq = 9;"
+            "UPDATE messages SET content = '\"a string\"' WHERE seq = 10;"
+            "UPDATE messages SET content = ' [1,2' WHERE seq = 11;"
+            "UPDATE messages SET role = 'a \"role\"' || char(9) WHERE seq = 12;"
+            "UPDATE messages SET id = 'an \\ id' || char(10) WHERE seq = 13;"
+            /* what needs escaping in the second word of eight bytes, in the tail after
+             * whole words, after bytes past 0x7F; and none next to the bytes either side
+             * of it (a space, DEL) */
+            "UPDATE messages SET id = 'abcdefgh\"ijklmnop' WHERE seq = 14;"
+            "UPDATE messages SET role = 'assistant' || char(31) WHERE seq = 15;"
+            "UPDATE messages SET id = '\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\\' WHERE seq = 16;"
+            "UPDATE messages SET id = 'abcdefg ' || char(127) || '!#[]{}~' WHERE seq = 17;",
+            NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(raw);
     text_matches_list(st, s.id, 0);
