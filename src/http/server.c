@@ -1983,6 +1983,23 @@ static bool step_send(hconn *c)
 /* Asking the stream for more in the same send: only while at least this much room is left. */
 #define STREAM_MORE_MIN 256
 
+/* Writes a streamed reply's next part: head (in the thread's scratch) then body (the stream's,
+ * or NULL). true when all of it went; what the socket did not take waits for it to be writable. */
+static bool stream_out(hconn *c, char *head, size_t headlen, const char *body, size_t bodylen)
+{
+    c->ohead = head;
+    c->oheadlen = headlen;
+    c->obody = body;
+    c->obodylen = bodylen;
+    c->ooff = 0;
+    int rc = flush_out(c, true);
+    if (rc < 0) {
+        request_done(c, ABORT_CLIENT);
+        return false;
+    }
+    return rc == 1;
+}
+
 /* A stream of pieces the function keeps (http_reply_pieces): each is written from where it
  * is, its chunk's size line (after the CRLF closing the chunk before) in the scratch buffer as the
  * head of one writev. What the socket does not take stays the function's until its next call. */
@@ -2018,17 +2035,7 @@ static bool step_pieces(hconn *c)
         c->chunk_open = chunked;
         r->resp_len += (size_t)m;
     }
-    c->ohead = sb;
-    c->oheadlen = at + (size_t)hl;
-    c->obody = data;
-    c->obodylen = (size_t)m;
-    c->ooff = 0;
-    int rc = flush_out(c, true);
-    if (rc < 0) {
-        request_done(c, ABORT_CLIENT);
-        return false;
-    }
-    return rc == 1;
+    return stream_out(c, sb, at + (size_t)hl, data, (size_t)m);
 }
 
 static bool step_stream(hconn *c)
@@ -2122,15 +2129,7 @@ static bool step_stream(hconn *c)
         out = first;
         len = (size_t)(end - first);
     }
-    c->ohead = (char *)out;
-    c->oheadlen = len;
-    c->ooff = 0;
-    int rc = flush_out(c, true);
-    if (rc < 0) {
-        request_done(c, ABORT_CLIENT);
-        return false;
-    }
-    return rc == 1;
+    return stream_out(c, (char *)out, len, NULL, 0);
 }
 
 static bool step_linger(hconn *c)
