@@ -84,6 +84,20 @@ async function assertLockedOut(srv, reason) {
   }
 }
 
+/** A new HOME for one test, removed after it. */
+function ownHome(t) {
+  const home = tempDir();
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  return home;
+}
+
+/** A HOME for a test that locks goosed.db with the sqlite3 tool, which `make test` installs
+ * (scripts/deps.sh test): without it such a test fails, rather than pass by not running. */
+function lockableHome(t) {
+  assert.ok(have('sqlite3'), 'the sqlite3 command-line tool is missing (scripts/deps.sh test installs it)');
+  return ownHome(t);
+}
+
 /** Another program holding goosed.db under home with an exclusive lock (sqlite3, in exclusive
  * locking mode, in a transaction), until release(). */
 async function holdLocked(t, home) {
@@ -119,8 +133,7 @@ describe('store unavailable at start', () => {
   });
 
   it('a corrupt goosed.db: 503, the file is left as it was', async (t) => {
-    const home = tempDir();
-    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const home = ownHome(t);
     const dir = path.join(home, '.local/share/goose/sessions');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = path.join(dir, 'goosed.db');
@@ -136,9 +149,7 @@ describe('store unavailable at start', () => {
   });
 
   it('goosed.db locked by another program: listening at once, 503 naming the lock, back when it is released', async (t) => {
-    if (!have('sqlite3')) return t.skip('the sqlite3 command-line tool is missing');
-    const home = tempDir();
-    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const home = lockableHome(t);
     let srv = await startServer({ home });
     const before = await post(srv, '/api/sessions', { name: 'before the lock' });
     assert.equal(before.status, 201, before.text);
@@ -168,9 +179,7 @@ describe('store unavailable at start', () => {
   });
 
   it('a server with users whose goosed.db is locked at start does not serve anyone as the local user', async (t) => {
-    if (!have('sqlite3')) return t.skip('the sqlite3 command-line tool is missing');
-    const home = tempDir();
-    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const home = lockableHome(t);
     const token = await addUser(home, 'alice', true);
     const lock = await holdLocked(t, home);
     const srv = await startServer({ home });
@@ -192,9 +201,7 @@ describe('store unavailable at start', () => {
   });
 
   it("a session whose owner the store cannot tell is not acted on: another user's, reached while goosed.db is locked", async (t) => {
-    if (!have('sqlite3')) return t.skip('the sqlite3 command-line tool is missing');
-    const home = tempDir();
-    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const home = lockableHome(t);
     const env = { GOOSE_SERVER__SECRET_KEY: 'the-shared-secret-of-this-test' };
     const token = await addUser(home, 'alice');
     let srv = await startServer({ home, env });
@@ -231,8 +238,7 @@ describe('store unavailable at start', () => {
   it('a read-only data directory: 503 until it is writable again', async (t) => {
     const isRoot = process.getuid() === 0;
     if (isRoot && !have('setpriv')) return t.skip('running as root and setpriv (util-linux) is missing');
-    const home = tempDir();
-    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const home = ownHome(t);
     const data = path.join(home, '.local/share/goose/sessions');
     mkdirSync(data, { recursive: true });
     let wrap = [];
@@ -272,8 +278,7 @@ describe('store directories', () => {
 describe('disk full', () => {
   it('writes fail with 503 storage_unavailable; reads keep working; nothing answered 201 is lost', async (t) => {
     if (!have('prlimit')) return t.skip('prlimit (util-linux) is missing');
-    const home = tempDir();
-    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const home = ownHome(t);
     const srv = await startServer({ home, wrap: ['prlimit', '--fsize=200000'] });
     const made = [];
     let full;
@@ -320,8 +325,7 @@ describe('disk full', () => {
 
   it('a message that cannot be stored ends its reply with storage_unavailable, and nothing half-stored', async (t) => {
     if (!have('prlimit')) return t.skip('prlimit (util-linux) is missing');
-    const home = tempDir();
-    t.after(() => rmSync(home, { recursive: true, force: true }));
+    const home = ownHome(t);
     const fake = await startFake({ keys: { openai: 'sk-full' } });
     t.after(() => fake.stop());
     await fake.script({ responses: [], default: { text: 'an answer that will not be kept' } });

@@ -23,6 +23,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "store/sqlite.c"
+#include "file_in_the_way.h"
 
 static char root[64];
 static char dir[256]; /* root/a/b/sessions: none of the levels below root exist yet */
@@ -404,10 +405,7 @@ static void test_parent_is_a_file(void **state)
 {
     char file[300], bad[400];
     snprintf(file, sizeof file, "%s/plainfile", root);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fclose(f);
-    snprintf(bad, sizeof bad, "%s/sessions", file);
+    dir_under_file(root, "plainfile", bad, sizeof bad);
 
     store *st = store_sqlite_open(bad, 0);
     assert_non_null(st); /* never NULL: it answers GD_ESTORE instead */
@@ -496,10 +494,7 @@ static void test_recovers(void **state)
     /* A store that could not open retries (a second after the failed attempt) and recovers. */
     char file[300], sub[400];
     snprintf(file, sizeof file, "%s/later", root);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fclose(f);
-    snprintf(sub, sizeof sub, "%s/sessions", file);
+    dir_under_file(root, "later", sub, sizeof sub);
     store *st = store_sqlite_open(sub, 0);
     assert_int_equal(st->ops->health(st), GD_ESTORE);
     assert_int_equal(unlink(file), 0);
@@ -1075,12 +1070,8 @@ static void test_async_paths(void **state)
         assert_int_equal(calls(&w[i]), 1);
 
     /* A store that is down answers at once, in the caller. */
-    char file[300], bad[400];
-    snprintf(file, sizeof file, "%s/plainfile", root);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fclose(f);
-    snprintf(bad, sizeof bad, "%s/sessions", file);
+    char bad[400];
+    dir_under_file(root, "plainfile", bad, sizeof bad);
     st = store_sqlite_open(bad, 0);
     for (int i = 0; i < 2; i++)
         waiter_init(&w[i]);
@@ -2040,12 +2031,8 @@ static void test_migrations_all_or_none(void **state)
 static void test_opening_is_not_waited_for(void **state)
 {
     /* While one caller opens the store (without holding its mutex), others answer at once. */
-    char file[300], bad[400];
-    snprintf(file, sizeof file, "%s/plainfile", root);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fclose(f);
-    snprintf(bad, sizeof bad, "%s/sessions", file);
+    char bad[400];
+    dir_under_file(root, "plainfile", bad, sizeof bad);
     store *st = store_sqlite_open(bad, 0);
     sqlite_store *ss = (sqlite_store *)st;
     pthread_mutex_lock(&ss->mu);

@@ -18,6 +18,7 @@
 #include "auth/user_settings.c"
 #include "core/ids.h"
 #include "core/log.h"
+#include "file_in_the_way.h"
 
 static char root[64];
 
@@ -222,12 +223,8 @@ static void test_store_round_trip(void **state)
 static void test_unreadable_store_fails_closed(void **state)
 {
     (void)state;
-    char err[512] = "", file[128], dir[160];
-    snprintf(file, sizeof file, "%s/a-file", root);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fclose(f);
-    snprintf(dir, sizeof dir, "%s/sessions", file);
+    char err[512] = "", dir[600];
+    dir_under_file(root, "a-file", dir, sizeof dir);
     store *st = store_sqlite_open(dir, 0);
     assert_non_null(st);
     assert_int_equal(user_settings_init(root, st, err, sizeof err), GD_OK);
