@@ -278,7 +278,7 @@ gd_err auth_setup(const config *cfg, store *st, char *err, size_t errlen)
         }
         log_warn("auth", "serving %s with NO authentication (--insecure-no-auth)", cfg->host);
     }
-    if (on && st && !A.secret[0] && !proxy_mode() && !atomic_load(&A.users_known))
+    if (on && !A.secret[0] && !proxy_mode() && users_state() == USERS_UNKNOWN)
         log_warn("auth", "cannot tell whether users exist (the store cannot be read): requests "
                          "are refused (503) until it can");
     else if (on)
@@ -439,7 +439,7 @@ static bool authenticate(struct http_req *r, const char *peer, auth_user *user)
         local_user(user);
         return true;
     }
-    if (A.st && !A.secret[0] && !atomic_load(&A.users) && !atomic_load(&A.users_known)) {
+    if (!A.secret[0] && users_state() == USERS_UNKNOWN) {
         /* No secret, and the store cannot say whether there are users whose tokens it would
          * ask for (users_state): nobody can be told apart from the local user. The store's
          * reason: health answers the last failed attempt's within the second after it. */
