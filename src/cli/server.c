@@ -1,6 +1,7 @@
 /* cli/server: the server itself (`goosed [options]`, `goose server [options]`): flags and config,
  * the store, the HTTP server, and a graceful stop on SIGTERM/SIGINT. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -26,19 +27,48 @@
 #include "extensions/ext_config.h"
 #include "extensions/sandbox.h"
 #include "http/http.h"
+#include "http/tls.h"
 #include "store/store.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
+/* SIGHUP: the certificate and key read again (a renewed certificate served without a restart),
+ * as nginx does on a reload; the connections already open keep theirs. A pair that does not load
+ * leaves the one served in place. */
+static void reload_tls(http_server *srv, const config *cfg)
+{
+    if (!http_tls_fingerprint(srv)) {
+        log_info("server", "SIGHUP received: nothing to reload (goosed serves plain HTTP; a "
+                           "SIGHUP reloads only the TLS certificate)");
+        return;
+    }
+    char fp[TLS_FINGERPRINT_LEN], err[PATH_MAX + 512];
+    char was[TLS_FINGERPRINT_LEN];
+    snprintf(was, sizeof was, "%s", http_tls_fingerprint(srv));
+    if (http_tls_reload(srv, cfg, fp, sizeof fp, err, sizeof err) != GD_OK) {
+        log_error("server",
+                  "SIGHUP received: the TLS certificate was not reloaded, the one "
+                  "served stays (SHA-256 fingerprint %s): %s",
+                  was, err);
+        return;
+    }
+    log_write(LOG_INFO, "server",
+              "SIGHUP received: TLS certificate reloaded; new connections get SHA-256 "
+              "fingerprint %s (was %s)",
+              fp, was);
+}
+
 int cli_server(int argc, char **argv)
 {
-    /* Signals: SIGTERM/SIGINT are taken by sigwait below, in this thread only (blocked before any
-     * thread starts, so every thread inherits the mask). A peer closing a socket, or a file size
-     * limit, becomes an error return instead of killing the server. */
+    /* Signals: SIGTERM/SIGINT (stop) and SIGHUP (read the TLS certificate again) are taken by
+     * sigwait below, in this thread only (blocked before any thread starts, so every thread
+     * inherits the mask). A peer closing a socket, or a file size limit, becomes an error return
+     * instead of killing the server. */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
@@ -154,7 +184,8 @@ int cli_server(int argc, char **argv)
             "no provider configured yet (set GOOSE_PROVIDER in the environment or config.yaml)");
 
     int sig = 0;
-    sigwait(&stop, &sig);
+    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
+        reload_tls(srv, &cfg);
     log_info("server", "%s received: finishing requests in flight, then stopping",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* Order: refuse new connections; let replies finish (then cancel them), which ends their

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "core/err.h"
 #include "http/router.h"
 
 typedef struct http_server http_server;
@@ -28,9 +29,16 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
 int http_port(const http_server *s);
 /* "https" when the server serves TLS (tls_cert and tls_key, or tls_self_signed), else "http". */
 const char *http_scheme(const http_server *s);
-/* The SHA-256 fingerprint of the certificate served ("AB:CD:...", owned by the server), or
- * NULL when the server speaks plain HTTP. */
+/* The SHA-256 fingerprint of the certificate served ("AB:CD:...", owned by the server, valid
+ * until the next http_tls_reload), or NULL when the server speaks plain HTTP. */
 const char *http_tls_fingerprint(const http_server *s);
+/* Reads the certificate and key again, as at the start (tls_cert and tls_key, or the stored
+ * self-signed pair), and serves them to the connections that come next; those already open keep
+ * the pair they began with. GD_OK with the new certificate's fingerprint in fingerprint; else
+ * the error (err names the file and the problem) and the pair served stays as it was. Not
+ * thread-safe against itself or http_tls_fingerprint: one thread (the main one) calls both. */
+gd_err http_tls_reload(http_server *s, const config *cfg, char *fingerprint, size_t fplen,
+                       char *err, size_t errlen);
 /* Graceful stop: stop accepting, wait up to timeout_ms for requests in flight (upgraded
  * connections included), then close all and free the server. false, with nothing freed, when
  * some are still in flight then: the caller must not free what they use (end the process). */

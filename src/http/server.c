@@ -164,6 +164,24 @@ typedef struct {
     bool readable, writable, app_eof, client_eof, bye;
 } relay;
 
+/* The credentials TLS connections are set up with, counted: a reload puts new ones in place for
+ * the connections that come next, while those set up before keep theirs (GnuTLS reads a
+ * session's credentials until the session is freed) until the last of them closes. */
+typedef struct {
+    gnutls_certificate_credentials_t xcred;
+    atomic_int refs;
+} tls_keys;
+
+static void keys_unref(tls_keys *k)
+{
+    if (!k || atomic_fetch_sub(&k->refs, 1) != 1) return;
+    gnutls_certificate_free_credentials(k->xcred);
+    free(k);
+}
+
+/* Ends a connection's TLS session, and its hold on the credentials it was set up with. */
+static void conn_tls_end(hconn *c);
+
 struct hconn {
     loop_fd *lw; /* fd, watched (NULL once upgraded without TLS) */
     int fd;
@@ -187,6 +205,7 @@ struct hconn {
     bool head_sent;   /* the reply's head is written or pending */
     size_t lingered;
     gnutls_session_t tls;
+    tls_keys *keys; /* tls's credentials (a reference) */
     relay *rl;
     hconn *tprev, *tnext; /* in w->idle or w->linger */
     tlist *tl;
@@ -210,12 +229,13 @@ struct http_server {
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when inflight drops to 0 while stopping */
     atomic_int inflight;
-    bool loopback;        /* bound to a loopback address: Host is checked (DNS rebinding) */
-    atomic_ulong errors;  /* error responses sent, for the operator */
-    atomic_bool stopping; /* new connections are refused */
-    bool tls_on;          /* HTTPS (tls.h): the certificate and key below */
+    bool loopback;          /* bound to a loopback address: Host is checked (DNS rebinding) */
+    atomic_ulong errors;    /* error responses sent, for the operator */
+    atomic_bool stopping;   /* new connections are refused */
+    bool tls_on;            /* HTTPS (tls.h): the certificate and key below */
+    pthread_mutex_t tls_mu; /* guards tls and keys, which a reload (http_tls_reload) replaces */
     tls_creds tls;
-    gnutls_certificate_credentials_t xcred;
+    tls_keys *keys; /* what a new connection is set up with */
     gnutls_priority_t prio;
     int reserve_fd;     /* a descriptor given up to shed a client when none is left (shed_one) */
     time_t shed_logged; /* when shedding was last logged (under mu) */
@@ -1625,8 +1645,7 @@ static void conn_close(hconn *c)
     conns_close(w->s->conns, c->cn); /* before the close: the sweeper may shut fd down till then */
     c->cn = NULL;
     metrics_gauge_add(MG_CONNECTIONS, -1);
-    if (c->tls) gnutls_deinit(c->tls);
-    c->tls = NULL;
+    conn_tls_end(c);
     /* Out of the epoll set before the close: epoll watches the open file, not the descriptor, and a
      * child forked for a tool holds a copy of every descriptor until its exec -- the closed
      * connection's events would then still come, for a struct already freed. */
@@ -1792,6 +1811,14 @@ static void head_done(hconn *c, long hlen, const h1_head *h)
     body_done(c);
 }
 
+static void conn_tls_end(hconn *c)
+{
+    if (c->tls) gnutls_deinit(c->tls);
+    c->tls = NULL;
+    keys_unref(c->keys);
+    c->keys = NULL;
+}
+
 /* ---- the connection's steps: each returns true when it made progress ---- */
 
 static bool step_handshake(hconn *c)
@@ -1814,8 +1841,7 @@ static bool step_handshake(hconn *c)
               gnutls_strerror(rc));
     /* closed after reading what the client sent (plain HTTP, say): a close with unread bytes
      * would reset the connection */
-    gnutls_deinit(c->tls);
-    c->tls = NULL;
+    conn_tls_end(c);
     shutdown(c->fd, SHUT_WR);
     c->state = ST_LINGER;
     c->lingered = 0;
@@ -2415,11 +2441,15 @@ static void accept_some(worker *w)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (s->tls_on) {
+            pthread_mutex_lock(&s->tls_mu);
+            c->keys = s->keys;
+            atomic_fetch_add(&c->keys->refs, 1);
+            pthread_mutex_unlock(&s->tls_mu);
             if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0 ||
                 gnutls_priority_set(c->tls, s->prio) < 0 ||
-                gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, s->xcred) < 0) {
+                gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->keys->xcred) < 0) {
                 log_error("http", "cannot set up a TLS session");
-                if (c->tls) gnutls_deinit(c->tls);
+                conn_tls_end(c);
                 free(c);
                 close(fd);
                 continue;
@@ -2591,20 +2621,38 @@ static void workers_free(http_server *s, unsigned n)
     s->workers = NULL;
 }
 
+/* The credentials for the pair in c (one reference), or NULL with err set. */
+static tls_keys *keys_new(const tls_creds *c, char *err, size_t errlen)
+{
+    gnutls_datum_t cert = {(unsigned char *)c->cert_pem, (unsigned)strlen(c->cert_pem)};
+    gnutls_datum_t key = {(unsigned char *)c->key_pem, (unsigned)strlen(c->key_pem)};
+    tls_keys *k = calloc(1, sizeof *k);
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&k->refs, 1);
+    int rc = gnutls_certificate_allocate_credentials(&k->xcred);
+    if (rc >= 0)
+        rc = gnutls_certificate_set_x509_key_mem(k->xcred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot set up TLS with %s: %s", c->cert_path, gnutls_strerror(rc));
+        if (k->xcred) gnutls_certificate_free_credentials(k->xcred);
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
 static bool tls_setup(http_server *s, char *err, size_t errlen)
 {
-    gnutls_datum_t cert = {(unsigned char *)s->tls.cert_pem, (unsigned)strlen(s->tls.cert_pem)};
-    gnutls_datum_t key = {(unsigned char *)s->tls.key_pem, (unsigned)strlen(s->tls.key_pem)};
     const char *where = NULL;
-    int rc = gnutls_certificate_allocate_credentials(&s->xcred);
-    if (rc >= 0)
-        rc = gnutls_certificate_set_x509_key_mem(s->xcred, &cert, &key, GNUTLS_X509_FMT_PEM);
-    if (rc >= 0) rc = gnutls_priority_init(&s->prio, TLS_PRIORITIES, &where);
+    if (!(s->keys = keys_new(&s->tls, err, errlen))) return false;
+    int rc = gnutls_priority_init(&s->prio, TLS_PRIORITIES, &where);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot set up TLS with %s: %s", s->tls.cert_path,
-                 gnutls_strerror(rc));
-        if (s->xcred) gnutls_certificate_free_credentials(s->xcred);
-        s->xcred = NULL;
+        snprintf(err, errlen, "cannot set up TLS: %s", gnutls_strerror(rc));
+        keys_unref(s->keys);
+        s->keys = NULL;
         return false;
     }
     return true;
@@ -2613,10 +2661,37 @@ static bool tls_setup(http_server *s, char *err, size_t errlen)
 static void tls_teardown(http_server *s)
 {
     if (s->prio) gnutls_priority_deinit(s->prio);
-    if (s->xcred) gnutls_certificate_free_credentials(s->xcred);
+    keys_unref(s->keys); /* the last reference: every connection is closed */
     s->prio = NULL;
-    s->xcred = NULL;
+    s->keys = NULL;
     tls_creds_free(&s->tls);
+}
+
+gd_err http_tls_reload(http_server *s, const config *cfg, char *fingerprint, size_t fplen,
+                       char *err, size_t errlen)
+{
+    if (!s->tls_on) {
+        snprintf(err, errlen, "the server does not serve TLS");
+        return GD_EINVAL;
+    }
+    tls_creds fresh;
+    gd_err e = tls_load(cfg, &fresh, err, errlen);
+    if (e) return e;
+    tls_keys *k = keys_new(&fresh, err, errlen);
+    if (!k) {
+        tls_creds_free(&fresh);
+        return GD_EINVAL;
+    }
+    pthread_mutex_lock(&s->tls_mu);
+    tls_keys *old = s->keys;
+    tls_creds was = s->tls;
+    s->keys = k;
+    s->tls = fresh;
+    snprintf(fingerprint, fplen, "%s", fresh.fingerprint);
+    pthread_mutex_unlock(&s->tls_mu);
+    keys_unref(old); /* freed once the connections set up with it have closed */
+    tls_creds_free(&was);
+    return GD_OK;
 }
 
 /* Frees a server that failed to start (nothing running). */
@@ -2627,6 +2702,7 @@ static http_server *start_failed(http_server *s)
     if (s->listen_fd >= 0) close(s->listen_fd);
     tls_teardown(s);
     pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->tls_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
     return NULL;
@@ -2678,6 +2754,7 @@ http_server *http_start(const config *cfg, const http_route *routes, size_t nrou
     s->listen_fd = -1;
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->tls_mu, NULL);
     pthread_cond_init(&s->idle, NULL);
     /* the certificate first: a bad file stops the start before anything is bound */
     if (tls_wanted(cfg)) {
@@ -2764,6 +2841,7 @@ bool http_stop(http_server *s, int timeout_ms)
     if (s->reserve_fd >= 0) close(s->reserve_fd);
     tls_teardown(s);
     pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->tls_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
     return true;

@@ -228,6 +228,109 @@ describe('TLS with certificate and key files', { skip }, () => {
   });
 });
 
+/** A renewal of certs' server certificate: a new key and certificate for the same names, signed
+ *  by the same CA, in certs.dir as NAME.key and NAME.pem; resolves with their paths and the new
+ *  certificate's fingerprint. */
+function renew(certs, name) {
+  const d = certs.dir;
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`,
+    '-out', `${name}.csr`, '-subj', '/CN=localhost'], d);
+  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '2', '-days', '2',
+    '-extfile', 'ext.cnf', '-out', `${name}.pem`], d);
+  const f = (n) => path.join(d, n);
+  return { cert: f(`${name}.pem`), key: f(`${name}.key`), fingerprint: new crypto.X509Certificate(readFileSync(f(`${name}.pem`))).fingerprint256 };
+}
+
+/** GET /status on an open TLS socket (keep-alive); resolves with the response's text. */
+function statusOn(sock, port) {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(() => done(new Error(`no answer on the open connection within ${WAIT_MS} ms: ${JSON.stringify(got)}`)), WAIT_MS);
+    const onData = (d) => {
+      got += d;
+      if (/\r\n\r\n[\s\S]*ok$/.test(got)) done(null);
+    };
+    const onEnd = () => done(new Error(`the connection closed: ${JSON.stringify(got)}`));
+    function done(err) {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      if (err) reject(err); else resolve(got);
+    }
+    sock.setEncoding('utf8');
+    sock.on('data', onData);
+    sock.on('end', onEnd);
+    sock.write(`GET /status HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  });
+}
+
+describe('a renewed certificate, read again on SIGHUP', { skip }, () => {
+  it('new connections get the new one, open ones keep theirs, and a pair that does not load leaves it in place', async () => {
+    const certs = makeCerts();
+    const live = tempDir('goosed-tls-live-');
+    const cert = path.join(live, 'cert.pem');
+    const key = path.join(live, 'key.pem');
+    writeFileSync(cert, readFileSync(certs.cert));
+    writeFileSync(key, readFileSync(certs.key), { mode: 0o600 });
+    const srv = await startServer({ configYaml: yaml({ tls_cert: cert, tls_key: key }), tlsOptions: { ca: certs.ca } });
+    try {
+      const open = tls.connect({ host: srv.connectHost, port: srv.port, ca: certs.ca });
+      await once(open, 'secureConnect');
+      assert.match(await statusOn(open, srv.port), /^HTTP\/1\.1 200/);
+      assert.equal(open.getPeerCertificate().fingerprint256, certs.fingerprint);
+
+      // the renewal, as certbot or cert-manager does it: the files replaced, then a SIGHUP
+      const next = renew(certs, 'renewed');
+      assert.notEqual(next.fingerprint, certs.fingerprint);
+      writeFileSync(cert, readFileSync(next.cert));
+      writeFileSync(key, readFileSync(next.key));
+      let from = srv.log().length;
+      srv.proc.kill('SIGHUP');
+      const m = await srv.waitForLog(/SIGHUP received: TLS certificate reloaded; new connections get SHA-256 fingerprint (\S+) \(was (\S+)\)/, { from });
+      assert.deepEqual([m[1], m[2]], [next.fingerprint, certs.fingerprint]);
+      const r = await httpsRequest(srv, 'GET', '/status'); // a new connection, verified against the CA
+      assert.deepEqual([r.status, r.text], [200, 'ok']);
+      assert.equal(r.cert.fingerprint256, next.fingerprint, 'a new connection gets the renewed certificate');
+      // the connection opened before goes on, with the certificate it began with
+      assert.match(await statusOn(open, srv.port), /^HTTP\/1\.1 200/);
+      assert.equal(open.getPeerCertificate().fingerprint256, certs.fingerprint);
+      open.destroy();
+
+      // a broken renewal (a half-written file, a key of another certificate) changes nothing
+      for (const [certText, keyText, why] of [
+        ['-----BEGIN CERTIFICATE-----\nnot base64\n', readFileSync(next.key), /tls_cert/],
+        [readFileSync(next.cert), readFileSync(certs.otherKey), /tls_key|match/],
+      ]) {
+        writeFileSync(cert, certText);
+        writeFileSync(key, keyText);
+        from = srv.log().length;
+        srv.proc.kill('SIGHUP');
+        const bad = await srv.waitForLog(/SIGHUP received: the TLS certificate was not reloaded, the one served stays \(SHA-256 fingerprint (\S+)\): (.*)/, { from });
+        assert.equal(bad[1], next.fingerprint);
+        assert.match(bad[2], why);
+        assert.equal((await servedCert(srv)).fingerprint256, next.fingerprint, 'still the last good certificate');
+        assert.equal((await httpsRequest(srv, 'GET', '/status')).status, 200);
+      }
+    } finally {
+      await stopAndCheck(srv);
+    }
+    assert.doesNotMatch(srv.log(), /BEGIN (EC )?PRIVATE KEY/, 'no key in the log');
+  });
+
+  it('a server without TLS logs that there is nothing to reload, and goes on', async () => {
+    const srv = await startServer({});
+    try {
+      const from = srv.log().length;
+      srv.proc.kill('SIGHUP');
+      await srv.waitForLog(/SIGHUP received: nothing to reload/, { from });
+      const r = await fetch(`${srv.url}/status`);
+      assert.equal(await r.text(), 'ok');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
+
 describe('TLS with a self-signed certificate (tls_self_signed)', { skip }, () => {
   it('made at the first start (key 0600), its printed fingerprint is the one served, the same after a restart', async () => {
     const home = tempDir('goosed-tls-home-');

@@ -155,7 +155,7 @@ describe('deploy/systemd/goosed.service', () => {
     const goose = path.join(path.dirname(GOOSED_BIN), 'goose');
     const unit = readFileSync(path.join(REPO, 'deploy/systemd/goosed.service'), 'utf8');
     assert.match(unit, /^ExecStart=\/usr\/local\/bin\/goose server$/m);
-    for (const opt of ['DynamicUser=yes', 'StateDirectory=goosed', 'ProtectSystem=strict', 'ProtectHome=yes', 'NoNewPrivileges=yes', 'PrivateTmp=yes']) {
+    for (const opt of ['ExecReload=/bin/kill -HUP \\$MAINPID', 'DynamicUser=yes', 'StateDirectory=goosed', 'ProtectSystem=strict', 'ProtectHome=yes', 'NoNewPrivileges=yes', 'PrivateTmp=yes']) {
       assert.match(unit, new RegExp(`^${opt}$`, 'm'));
     }
     const file = path.join(dir, 'goosed.service');
