@@ -270,6 +270,8 @@ struct a_turn {
     char sid[UUID_STR_LEN]; /* the session's id, for the worker */
     json_t *history;
     size_t history_bytes;
+    char *summary;       /* what stands for the session's first summarized messages, or NULL */
+    long nstored;        /* the session's stored messages, summarized included */
     gd_err read_err;     /* the session, its settings or its history could not be read */
     bool history_wanted; /* the turn asked for it (fx_load_history): begin() hands it over */
     char read_msg[256];
@@ -458,6 +460,7 @@ static void a_turn_free(a_turn *at)
     json_decref(at->tools);
     json_decref(at->history);
     json_decref(at->settings);
+    free(at->summary);
     free(at->system);
     free(at->cwd);
     free(at);
@@ -487,7 +490,9 @@ static void history_loaded(void *ud)
                         .err = at->history ? GD_OK : at->read_err,
                         .msg = at->read_msg,
                         .history = h,
-                        .history_bytes = at->history_bytes});
+                        .history_bytes = at->history_bytes,
+                        .summary = at->summary,
+                        .stored = at->nstored});
 }
 
 /* The turn is LOADING: its history was read with the session (prepare_job), before the turn
@@ -613,6 +618,53 @@ static bool fx_stream(turn *t)
         at->pspan = NULL;
     }
     return at->call != NULL;
+}
+
+static bool fx_summarize(turn *t, const char *system, json_t *messages)
+{
+    a_turn *at = t->owner;
+    prov_sink sink = {.ud = at,
+                      .text = s_text,
+                      .thinking = s_thinking,
+                      .signature = s_signature,
+                      .tool_call = s_tool_call,
+                      .burst = s_burst};
+    char name[96];
+    snprintf(name, sizeof name, "chat %s", at->pcfg->model);
+    at->pspan = trace_span_start(name, TRACE_CLIENT, trace_span_ctx(at->span));
+    trace_attr_str(at->pspan, "gen_ai.operation.name", "chat");
+    trace_attr_str(at->pspan, "gen_ai.system", at->pcfg->def->name);
+    trace_attr_str(at->pspan, "gen_ai.request.model", at->pcfg->model);
+    trace_attr_str(at->pspan, "goose.request.purpose", "compaction");
+    const trace_ctx *prev = trace_set_current(trace_span_ctx(at->pspan));
+    at->call = prov_call_start(at->a->pc, at->pcfg, system, messages, NULL, NULL, &sink,
+                               on_provider_done, at);
+    trace_set_current(prev);
+    if (!at->call) {
+        trace_span_discard(at->pspan);
+        at->pspan = NULL;
+    }
+    return at->call != NULL;
+}
+
+static void summary_saved(void *ud, gd_err e, const char *msg)
+{
+    char *sid = ud;
+    if (e && e != GD_ENOTFOUND) /* a session deleted meanwhile has nothing to keep */
+        log_warn("agent",
+                 "session %s: the conversation's summary was not stored (it is made "
+                 "again when needed): %s",
+                 sid, msg ? msg : gd_strerror(e));
+    free(sid);
+}
+
+static void fx_save_summary(turn *t, const char *text, long count)
+{
+    a_turn *at = t->owner;
+    char *sid = strdup(at->se->id);
+    if (!sid) return;
+    at->a->st->ops->session_summary_set_async(at->a->st, at->se->id, text, count, summary_saved,
+                                              sid);
 }
 
 static void fx_cancel_stream(turn *t)
@@ -814,6 +866,8 @@ static const turn_fx agent_fx = {
     .store = fx_store,
     .update = fx_update,
     .stream = fx_stream,
+    .summarize = fx_summarize,
+    .save_summary = fx_save_summary,
     .cancel_stream = fx_cancel_stream,
     .call_tool = fx_call_tool,
     .cancel_tool = fx_cancel_tool,
@@ -1664,8 +1718,17 @@ static void prepare_job(void *arg)
     store_session s;
     json_t *stored = NULL;
     gd_err e = a->st->ops->session_read(a->st, at->sid, &s, &at->settings, &stored);
+    long summarized = 0;
     if (!e && !(at->cwd = strdup(s.working_dir))) e = GD_ENOMEM;
-    if (!e && !(at->history = turn_prepare_history(stored, &at->history_bytes))) e = GD_ENOMEM;
+    if (!e) e = a->st->ops->session_summary_get(a->st, at->sid, &at->summary, &summarized);
+    at->nstored = stored ? (long)json_array_size(stored) : 0;
+    if (!e && summarized > at->nstored) { /* not this history's (a file edited by hand) */
+        free(at->summary);
+        at->summary = NULL;
+        summarized = 0;
+    }
+    if (!e && !(at->history = turn_prepare_history(stored, (size_t)summarized, &at->history_bytes)))
+        e = GD_ENOMEM;
     json_decref(stored);
     if (e) {
         at->read_err = e;
@@ -1723,6 +1786,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, bool a
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
+    at->t->compact_threshold = a->cfg->auto_compact_threshold;
     pthread_mutex_lock(&a->mu);
     sess *se = a->stopping ? NULL : sess_get_locked(a, session_id);
     if (a->stopping)

@@ -38,6 +38,7 @@ void turn_free(turn *t)
     buf_free(&t->text);
     buf_free(&t->thinking);
     free(t->signature);
+    free(t->summary);
     free(t);
 }
 
@@ -106,13 +107,14 @@ static bool history_add(turn *t, const char *role, json_t *content)
     return add_message(t->history, &t->history_bytes, role, content);
 }
 
-json_t *turn_prepare_history(json_t *stored, size_t *bytes)
+json_t *turn_prepare_history(json_t *stored, size_t skip, size_t *bytes)
 {
     json_t *h = json_array(), *m;
     size_t i, n = 2;
     if (!h) return NULL;
     json_array_foreach(stored, i, m)
     {
+        if (i < skip) continue;
         if (!add_message(h, &n, json_string_value(json_object_get(m, "role")),
                          json_object_get(m, "content"))) {
             json_decref(h);
@@ -159,6 +161,265 @@ static bool fits_context(turn *t)
     return false;
 }
 
+/* ---- compaction ---- */
+
+/* What the provider is asked to write. */
+static const char COMPACT_SYSTEM[] =
+    "You summarize a conversation between a user and an AI agent that works with tools, so that "
+    "the agent can carry on the work with your summary in place of the conversation, which it "
+    "will no longer see. Keep what the agent needs: what the user asked for and wants (goals, "
+    "preferences, constraints, decisions), what has been done (files read or changed, commands "
+    "run and what they showed), where the work stands, the problems met and how they were "
+    "solved, and what remains to be done. Keep exact file paths, names, identifiers, numbers, "
+    "commands and error messages that matter. Invent nothing. Write the summary only, in the "
+    "conversation's language, without a preamble.";
+static const char COMPACT_ASK[] = "Summarize this conversation:\n\n<conversation>\n";
+static const char COMPACT_ASK_END[] = "</conversation>";
+/* How the summary is put before the rest of the conversation. */
+static const char SUMMARY_HEAD[] = "[The earlier part of this conversation was summarized to fit "
+                                   "the context window. The summary:]\n\n";
+static const char SUMMARY_TAIL[] = "\n\n[End of the summary; the conversation goes on from here.]";
+
+#define COMPACT_TEXT_MAX                                                                           \
+    4000 /* bytes of one text in the transcript: a longer one loses its middle */
+#define COMPACT_RESULT_MAX 2000 /* ... of one tool result, or one call's arguments */
+
+/* Appends s (n bytes), its middle left out when over cap (cut on UTF-8 boundaries). */
+static gd_err put_capped(buf *b, const char *s, size_t n, size_t cap)
+{
+    if (n <= cap) return buf_append(b, s, n);
+    size_t head = cap / 2, tail = cap / 2;
+    while (head > 0 && ((unsigned char)s[head] & 0xC0) == 0x80)
+        head--;
+    size_t from = n - tail;
+    while (from < n && ((unsigned char)s[from] & 0xC0) == 0x80)
+        from++;
+    gd_err e = buf_append(b, s, head);
+    if (!e) e = buf_printf(b, " [... %zu bytes left out ...] ", from - head);
+    if (!e) e = buf_append(b, s + from, n - from);
+    return e;
+}
+
+/* One message of the conversation as the transcript shows it, from its item skip on. */
+static gd_err put_message(buf *b, json_t *m, size_t skip)
+{
+    const char *role = json_string_value(json_object_get(m, "role"));
+    json_t *it;
+    size_t i;
+    gd_err e = buf_printf(b, "[%s]:", role ? role : "?");
+    json_array_foreach(json_object_get(m, "content"), i, it)
+    {
+        if (e) break;
+        if (i < skip) continue;
+        const char *type = content_type(it);
+        const char *name = json_string_value(json_object_get(it, "name"));
+        if (!strcmp(type, "text")) {
+            const char *x = json_string_value(json_object_get(it, "text"));
+            e = buf_puts(b, "\n");
+            if (!e && x) e = put_capped(b, x, strlen(x), COMPACT_TEXT_MAX);
+        } else if (!strcmp(type, "tool_request")) {
+            char *args = jtext(json_object_get(it, "arguments"), NULL);
+            e = buf_printf(b, "\n(calls the tool %s with ", name ? name : "?");
+            if (!e)
+                e = put_capped(b, args ? args : "{}", args ? strlen(args) : 2, COMPACT_RESULT_MAX);
+            if (!e) e = buf_puts(b, ")");
+            free(args);
+        } else if (!strcmp(type, "tool_response")) {
+            char *x = content_text(json_object_get(it, "content"), "\n");
+            e = buf_printf(b, "\n(the tool %s %s:\n", name ? name : "?",
+                           json_is_true(json_object_get(it, "is_error")) ? "failed" : "answered");
+            if (!e && x) e = put_capped(b, x, strlen(x), COMPACT_RESULT_MAX);
+            if (!e) e = buf_puts(b, ")");
+            free(x);
+        } else if (strcmp(type, "thinking") && strcmp(type, "redacted_thinking")) {
+            e = buf_printf(b, "\n(%s)", type);
+        }
+    }
+    if (!e) e = buf_puts(b, "\n\n");
+    return e;
+}
+
+/* The request for a summary: one user message with the conversation before this reply as a
+ * transcript. Past the budget (half the context limit, in bytes at four a token), the first
+ * message (the summary of before, if any) and the latest that fit are kept, and how many were
+ * left out between is said. Its cost is bounded by the budget, not the history's length. */
+static json_t *compact_request(turn *t)
+{
+    size_t budget = (size_t)t->context_limit * 2, used = 0, n = t->own_from, first_kept = n;
+    buf head, b;
+    buf_init(&head, BUF_CAP_REPLY_TEXT);
+    buf_init(&b, BUF_CAP_REPLY_TEXT);
+    buf *parts = calloc(n, sizeof *parts);
+    gd_err e = parts ? GD_OK : GD_ENOMEM;
+    /* The summary of before (the first item of the first message) goes whole. */
+    if (!e && t->summary)
+        e = buf_printf(&head, "[summary of what came before]:\n%s\n\n", t->summary);
+    if (!e) e = put_message(&head, json_array_get(t->history, 0), t->summary ? 1 : 0);
+    used = head.len;
+    for (size_t i = n; !e && i-- > 1;) { /* the latest first, until the budget is spent */
+        buf_init(&parts[i], BUF_CAP_REPLY_TEXT);
+        e = put_message(&parts[i], json_array_get(t->history, i), 0);
+        if (e || used + parts[i].len > budget) break;
+        used += parts[i].len;
+        first_kept = i;
+    }
+    if (!e) e = buf_puts(&b, COMPACT_ASK);
+    if (!e) e = buf_append(&b, head.data, head.len);
+    if (!e && first_kept > 1)
+        e = buf_printf(&b, "[... %zu messages left out here ...]\n\n", first_kept - 1);
+    for (size_t i = first_kept; !e && i < n; i++)
+        e = buf_append(&b, parts[i].data, parts[i].len);
+    if (!e) e = buf_puts(&b, COMPACT_ASK_END);
+    json_t *req = e ? NULL
+                    : json_pack("[{s:s, s:[{s:s, s:s%}]}]", "role", "user", "content", "type",
+                                "text", "text", b.data, b.len);
+    for (size_t i = 0; parts && i < n; i++)
+        buf_free(&parts[i]);
+    free(parts);
+    buf_free(&head);
+    buf_free(&b);
+    return req;
+}
+
+/* Whether the conversation is over the threshold and something before this reply can go. */
+static bool wants_compaction(const turn *t)
+{
+    if (!(t->compact_threshold > 0 && t->compact_threshold < 1) || t->compact_failed ||
+        t->own_from == 0 || !t->fx->summarize)
+        return false;
+    double tokens = (double)(t->history_bytes + t->overhead_bytes) / 4;
+    return tokens > t->compact_threshold * (double)t->context_limit;
+}
+
+/* history[0] with the summary's text at the head of its content (a new message: the content is
+ * shared with what is stored, and never changed), or a message of its own before it when it is
+ * not the user's; history_bytes follows. */
+static bool put_summary(turn *t)
+{
+    json_t *first = json_array_get(t->history, 0);
+    if (!t->summary || !first) return true;
+    buf b;
+    buf_init(&b, BUF_CAP_REPLY_TEXT);
+    gd_err e = buf_puts(&b, SUMMARY_HEAD);
+    if (!e) e = buf_puts(&b, t->summary);
+    if (!e) e = buf_puts(&b, SUMMARY_TAIL);
+    json_t *content = e ? NULL : json_pack("[{s:s, s:s%}]", "type", "text", "text", b.data, b.len);
+    buf_free(&b);
+    if (!content) return false;
+    const char *role = json_string_value(json_object_get(first, "role"));
+    bool user = role && !strcmp(role, "user");
+    size_t was = user ? jtext_size(first) + 1 : 0;
+    if (user) json_array_extend(content, json_object_get(first, "content"));
+    json_t *m = json_pack("{s:s, s:o}", "role", "user", "content", content);
+    if (!m) return false;
+    size_t now = jtext_size(m) + 1;
+    if ((user ? json_array_set_new(t->history, 0, m) : json_array_insert_new(t->history, 0, m)))
+        return false;
+    t->history_bytes = t->history_bytes - was + now;
+    if (!user) t->own_from++;
+    return true;
+}
+
+static void first_round(turn *t);
+static void start_round(turn *t);
+
+static void start_compaction(turn *t, bool in_round)
+{
+    t->state = TURN_COMPACTING;
+    t->compact_in_round = in_round;
+    t->compact_from_bytes = t->history_bytes + t->overhead_bytes;
+    buf_reset(&t->text);
+    json_t *req = compact_request(t);
+    if (!req || !t->fx->summarize(t, COMPACT_SYSTEM, req)) {
+        json_decref(req);
+        prov_result r = {.stop_reason = "error", .error = "out of memory asking for a summary"};
+        turn_step(t, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = &r});
+        return;
+    }
+    json_decref(req);
+}
+
+static void after_compaction(turn *t)
+{
+    if (t->compact_in_round)
+        start_round(t);
+    else
+        first_round(t);
+}
+
+/* No summary: the reply goes on as it is when it still fits, else it ends saying why. */
+static void compaction_failed(turn *t, const char *why)
+{
+    t->compact_failed = true;
+    long tokens = (long)((t->history_bytes + t->overhead_bytes) / 4);
+    if (tokens <= t->context_limit) {
+        after_compaction(t);
+        return;
+    }
+    char msg[600];
+    snprintf(msg, sizeof msg,
+             "the conversation is about %ld tokens, over the context limit of %ld (context_limit "
+             "in config.yaml, GOOSE_CONTEXT_LIMIT), and it could not be summarized: %s; %s",
+             tokens, t->context_limit, why,
+             t->compact_in_round ? "what ran is stored, and the reply ends here"
+                                 : "nothing was stored");
+    turn_fail(t, "context_too_long", msg);
+}
+
+static void on_summary(turn *t, const turn_ev *ev)
+{
+    const prov_result *res = ev->res;
+    t->in_tok += res->input_tokens;
+    t->out_tok += res->output_tokens;
+    if (t->cancel || !strcmp(res->stop_reason, "cancelled")) {
+        complete(t, "cancelled");
+        return;
+    }
+    if (!strcmp(res->stop_reason, "error") || t->truncated || t->text.len == 0) {
+        compaction_failed(t, !strcmp(res->stop_reason, "error") ? res->error
+                             : t->truncated                     ? "the summary was too long"
+                                            : "the provider's summary was empty");
+        t->truncated = false;
+        buf_reset(&t->text);
+        return;
+    }
+    /* This reply's own messages, the summary at the head of the first. */
+    json_t *h = json_array(), *m;
+    size_t i, bytes = 2;
+    char *summary = strdup(t->text.data);
+    buf_reset(&t->text);
+    json_array_foreach(t->history, i, m)
+    {
+        if (i < t->own_from) continue;
+        json_array_append(h, m);
+        bytes += jtext_size(m) + 1;
+    }
+    if (!summary || json_array_size(h) != json_array_size(t->history) - t->own_from) {
+        free(summary);
+        json_decref(h);
+        compaction_failed(t, "out of memory");
+        return;
+    }
+    json_decref(t->history);
+    t->history = h;
+    t->history_bytes = bytes;
+    t->own_from = 0;
+    free(t->summary);
+    t->summary = summary;
+    if (!put_summary(t)) {
+        turn_fail(t, "internal", "out of memory putting the summary in place");
+        return;
+    }
+    t->fx->save_summary(t, t->summary, t->stored_before);
+    t->fx->publish(t, "context_compacted",
+                   json_pack("{s:I, s:I, s:I, s:I}", "summarized_messages",
+                             (json_int_t)t->stored_before, "tokens_before",
+                             (json_int_t)(t->compact_from_bytes / 4), "tokens_after",
+                             (json_int_t)((t->history_bytes + t->overhead_bytes) / 4),
+                             "context_limit", (json_int_t)t->context_limit));
+    after_compaction(t);
+}
+
 /* ---- rounds ---- */
 
 static void round_over(turn *t);
@@ -173,6 +434,10 @@ static void start_round(turn *t)
     }
     if (t->rounds >= t->max_rounds) {
         complete(t, "max_turns");
+        return;
+    }
+    if (t->rounds > 0 && wants_compaction(t)) {
+        start_compaction(t, true);
         return;
     }
     if (t->rounds > 0 && !fits_context(t)) return;
@@ -397,7 +662,25 @@ static void on_history(turn *t, const turn_ev *ev)
     }
     t->history = ev->history; /* prepared off the loop: turn_prepare_history */
     t->history_bytes = ev->history_bytes;
-    history_add(t, "user", t->user);
+    t->stored_before = ev->stored;
+    t->own_from = json_array_size(t->history);
+    if (ev->summary && !(t->summary = strdup(ev->summary))) {
+        turn_fail(t, "internal", "out of memory reading the conversation's summary");
+        return;
+    }
+    if (!history_add(t, "user", t->user) || !put_summary(t)) {
+        turn_fail(t, "internal", "out of memory preparing the history");
+        return;
+    }
+    if (wants_compaction(t)) {
+        start_compaction(t, false);
+        return;
+    }
+    first_round(t);
+}
+
+static void first_round(turn *t)
+{
     if (!fits_context(t)) return;
     /* The user message is stored while the first request is already on its way: the fsync is
      * off the first token's path, and the round's end waits for it. */
@@ -500,7 +783,8 @@ void turn_step(turn *t, const turn_ev *ev)
         if (ev->err == GD_EGONE) t->gone = true;
         if (t->cancel) return;
         t->cancel = true;
-        if (t->state == TURN_STREAMING && !t->round_over) t->fx->cancel_stream(t);
+        if ((t->state == TURN_STREAMING && !t->round_over) || t->state == TURN_COMPACTING)
+            t->fx->cancel_stream(t);
         if (t->state == TURN_RUNNING_TOOLS) t->fx->cancel_tool(t);
         if (t->state == TURN_AWAITING_APPROVAL) run_next_tool(t); /* answers it: cancelled */
         return;
@@ -508,6 +792,9 @@ void turn_step(turn *t, const turn_ev *ev)
     switch (t->state) {
     case TURN_LOADING:
         if (ev->kind == TURN_EV_HISTORY) on_history(t, ev);
+        return;
+    case TURN_COMPACTING:
+        if (ev->kind == TURN_EV_PROVIDER) on_summary(t, ev);
         return;
     case TURN_STREAMING:
         if (ev->kind == TURN_EV_PROVIDER) on_provider(t, ev);
@@ -566,17 +853,23 @@ static void keep_piece(turn *t, buf *b, const char *kind, const char *s, size_t 
 
 void turn_on_text(turn *t, const char *s, size_t n)
 {
+    if (t->state == TURN_COMPACTING) { /* the summary: kept, not shown */
+        if (!t->truncated && buf_append(&t->text, s, n) != GD_OK) t->truncated = true;
+        return;
+    }
     if (t->thinking.len) flush_text(t);
     keep_piece(t, &t->text, "text", s, n);
 }
 
 void turn_on_thinking(turn *t, const char *s, size_t n)
 {
+    if (t->state == TURN_COMPACTING) return;
     keep_piece(t, &t->thinking, "thinking", s, n);
 }
 
 void turn_on_signature(turn *t, const char *s)
 {
+    if (t->state == TURN_COMPACTING) return;
     free(t->signature);
     t->signature = strdup(s);
 }
@@ -596,6 +889,7 @@ static bool has_call(json_t *content, const char *id)
 
 void turn_on_tool_call(turn *t, const char *id, const char *name, json_t *args)
 {
+    if (t->state == TURN_COMPACTING) return; /* none was offered */
     flush_text(t);
     /* Each call needs an id of its own: the next request answers every call by its id, and the
      * providers refuse a conversation with two calls of one id (or one without). A model that

@@ -11,7 +11,13 @@
  *                                                     (a tool that must ask) AWAITING_APPROVAL
  *
  * Every message is stored before the event that completes it is published; a round's tool
- * results form one message, stored anew as each tool ends, before its tool_result. */
+ * results form one message, stored anew as each tool ends, before its tool_result.
+ *
+ * Compaction: when the conversation passes compact_threshold of the context limit, as the reply
+ * starts or before a later round, and something said before this reply can go, the turn first
+ * asks the provider to summarize it (COMPACTING, no tools), then goes on with the summary in its
+ * place at the head of this reply's first message. The summary is stored with the session (the
+ * messages it stands for stay, for the user and the API) and taken up by the replies after. */
 #ifndef GD_TURN_H
 #define GD_TURN_H
 
@@ -26,6 +32,7 @@
 
 typedef enum {
     TURN_LOADING,           /* the history is being read (off the loop, on a worker) */
+    TURN_COMPACTING,        /* the provider summarizes the conversation before this reply */
     TURN_STREAMING,         /* a provider request runs (the first one beside the user message) */
     TURN_STORING_REPLY,     /* the assistant message is being stored */
     TURN_RUNNING_TOOLS,     /* its tool calls run, one after the other */
@@ -55,6 +62,8 @@ typedef struct {
     const char *msg; /* why err, for the user */
     json_t *history; /* TURN_EV_HISTORY: from turn_prepare_history */
     size_t history_bytes;
+    const char *summary; /* TURN_EV_HISTORY: what stands for the first summarized messages */
+    long stored;         /* TURN_EV_HISTORY: the session's stored messages, summarized included */
     turn_store_kind store;
     const prov_result *res;
     json_t *content;    /* TURN_EV_TOOL: MCP content items (stolen) */
@@ -77,6 +86,13 @@ typedef struct {
     void (*update)(turn *t, turn_store_kind kind, json_t *content, const char *id);
     /* Starts a provider request with t->history; false when it cannot start (out of memory). */
     bool (*stream)(turn *t);
+    /* Starts a provider request of messages under the system prompt system, with no tools, for
+     * a summary: its text comes through turn_on_text, its end as TURN_EV_PROVIDER, as stream's;
+     * cancel_stream stops it. false when it cannot start. */
+    bool (*summarize)(turn *t, const char *system, json_t *messages);
+    /* Stores text as the summary of the session's first count messages (not waited for: a
+     * summary that is lost is made again when needed). */
+    void (*save_summary)(turn *t, const char *text, long count);
     void (*cancel_stream)(turn *t);
     /* Starts a tool call; false when it cannot start (out of memory). */
     bool (*call_tool)(turn *t, const char *name, json_t *args);
@@ -98,11 +114,18 @@ struct turn {
     void *owner; /* the agent's per-turn data */
     turn_state state;
     long max_rounds;
-    long context_limit;    /* tokens, estimated as bytes / 4 */
-    size_t overhead_bytes; /* sent with every request besides the history: prompt, tools */
-    json_t *history;       /* [{role, content}] as sent to the provider */
-    size_t history_bytes;  /* its size as JSON */
-    json_t *user;          /* the user's content items, until stored */
+    long context_limit;       /* tokens, estimated as bytes / 4 */
+    double compact_threshold; /* share of context_limit past which it compacts; 0: never */
+    size_t overhead_bytes;    /* sent with every request besides the history: prompt, tools */
+    json_t *history;          /* [{role, content}] as sent to the provider */
+    size_t history_bytes;     /* its size as JSON */
+    size_t own_from;          /* history[own_from] is this reply's first message (its user's) */
+    long stored_before;       /* the session's messages stored before this reply */
+    char *summary;            /* what stands for the messages before history[0], or NULL */
+    bool compact_failed;      /* a summary was asked for and not had: not asked again */
+    bool compact_in_round;    /* the compaction runs before a later round (else before the first) */
+    size_t compact_from_bytes; /* the history's size when it began */
+    json_t *user;              /* the user's content items, until stored */
     bool cancel;
     bool gone; /* the session was deleted: the turn ends with session_gone */
     /* the first round's user message: stored while the request streams */
@@ -129,11 +152,11 @@ struct turn {
     char results_id[UUID_STR_LEN]; /* the last tool results stored */
 };
 
-/* The history a turn starts from, made from the stored messages (borrowed) off the agent's
- * loop, since a long one takes a while: [{role, content}], with an is_error answer for every
- * tool call whose result was never stored; *bytes gets its size as JSON. NULL when out of
- * memory. */
-json_t *turn_prepare_history(json_t *stored, size_t *bytes);
+/* The history a turn starts from, made from the stored messages (borrowed) from index skip on
+ * (the first skip are summarized), off the agent's loop, since a long one takes a while:
+ * [{role, content}], with an is_error answer for every tool call whose result was never
+ * stored; *bytes gets its size as JSON. NULL when out of memory. */
+json_t *turn_prepare_history(json_t *stored, size_t skip, size_t *bytes);
 /* A turn for the user's text (copied). NULL when out of memory. */
 turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
                long context_limit);

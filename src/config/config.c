@@ -15,7 +15,7 @@
  * K_NETS: the same, each item a host name, an address or a network (core/netaddr.h's list);
  * K_BOOL: true/false (yes/no, 1/0) into a bool, and a flag that takes no value; K_ONOFF: "on" or
  * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths; K_LOGFMT:
- * "text" or "json" (log.h). */
+ * "text" or "json" (log.h); K_RATIO: a decimal number from 0 to 1 into a double. */
 typedef enum {
     K_STR,
     K_INT,
@@ -27,7 +27,8 @@ typedef enum {
     K_BOOL,
     K_ONOFF,
     K_ROOTS,
-    K_LOGFMT
+    K_LOGFMT,
+    K_RATIO
 } key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
@@ -84,6 +85,9 @@ static const struct cfg_key {
         "a number of bytes 1024..1073741824"),
     LIM("context_limit", "GOOSE_CONTEXT_LIMIT", context_limit, 1000, 100000000,
         "a number of tokens 1000..100000000"),
+    {"GOOSE_AUTO_COMPACT_THRESHOLD", "GOOSE_AUTO_COMPACT_THRESHOLD", NULL, K_RATIO, 0, 0,
+     offsetof(config, auto_compact_threshold), 0,
+     "a fraction of context_limit from 0 to 1, such as 0.8 (0 or 1: never compact)"},
     LIM("requests_per_minute", "GOOSE_REQUESTS_PER_MINUTE", requests_per_minute, 0, 100000000,
         "a number of requests 0..100000000 (0: no limit)"),
     LIM("max_sessions_per_user", "GOOSE_MAX_SESSIONS_PER_USER", max_sessions_per_user, 0, 100000000,
@@ -207,6 +211,7 @@ static void set_defaults(config *c)
     c->tool_timeout = 300;
     c->tool_output_cap = 64L * 1024;
     c->context_limit = 128000;
+    c->auto_compact_threshold = 0.8;
     snprintf(c->sandbox, sizeof c->sandbox, "on");
     c->tool_network = true;
     c->user_extensions = true;
@@ -357,6 +362,19 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             }
         snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
         return GD_EINVAL;
+    }
+    case K_RATIO: {
+        char *end;
+        errno = 0;
+        double v = strtod(val, &end);
+        /* digits only (no "nan", "inf", hex or exponent), within [0, 1] */
+        if (!*val || *end || errno || strspn(val, "0123456789.") != strlen(val) || !(v >= 0) ||
+            v > 1) {
+            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        *(double *)(base + k->off) = v;
+        return GD_OK;
     }
     case K_LOGFMT: {
         log_format f;
@@ -617,6 +635,8 @@ gd_err config_value(const config *c, size_t i, buf *out)
         return buf_printf(out, "%ld", *(const long *)(base + k->off));
     case K_BOOL:
         return buf_puts(out, *(const bool *)(base + k->off) ? "true" : "false");
+    case K_RATIO:
+        return buf_printf(out, "%g", *(const double *)(base + k->off));
     case K_LIST: {
         const char(*list)[256] = (const char(*)[256])(base + k->off);
         int n = *(const int *)(base + k->size);

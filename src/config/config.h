@@ -41,6 +41,8 @@ typedef struct {
     long tool_timeout;               /* seconds a tool call may run */
     long tool_output_cap;            /* bytes of a tool's output kept (per stream) */
     long context_limit;              /* tokens of history sent to the provider (estimated) */
+    double auto_compact_threshold;   /* over this share of context_limit, the conversation is
+                                      * summarized (agent/turn.c); 0 or 1: never */
     /* the tools' sandbox (src/extensions/sandbox.c) */
     char sandbox[8];              /* "on": bubblewrap, or no tools; "off": tools run open */
     char bwrap_path[PATH_MAX];    /* "" : bwrap found in PATH */

@@ -93,6 +93,8 @@ enum stmt_id {
     ST_TX_ROLLBACK,
     ST_READ_BEGIN,
     ST_READ_END,
+    ST_SUMMARY_GET,
+    ST_SUMMARY_SET,
     ST__N
 };
 
@@ -189,6 +191,8 @@ static const char *const stmt_sql[ST__N] = {
      * too: as text it cost a history read of a few messages a third of its time. */
     [ST_READ_BEGIN] = "BEGIN",
     [ST_READ_END] = "COMMIT",
+    [ST_SUMMARY_GET] = "SELECT summary, summary_count FROM sessions WHERE id = ?1",
+    [ST_SUMMARY_SET] = "UPDATE sessions SET summary = ?2, summary_count = ?3 WHERE id = ?1",
 };
 
 /* Forward-only: a released entry is never edited; new schema changes are appended. */
@@ -269,6 +273,10 @@ static const char *const migrations[] = {
     "CREATE INDEX sessions_by_created ON sessions(created_us, id);"
     "DROP INDEX sessions_by_user;"
     "CREATE INDEX sessions_by_user ON sessions(user_id, created_us, id);",
+    /* 8: a compacted conversation: the summary that stands, for the agent, in place of the
+     * session's first summary_count messages (which stay, for the user and the API) */
+    "ALTER TABLE sessions ADD COLUMN summary TEXT;"
+    "ALTER TABLE sessions ADD COLUMN summary_count INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -1351,6 +1359,92 @@ static gd_err sq_session_owner(store *st, const char *id, char owner[UUID_STR_LE
     memcpy(owner, s.user_id, UUID_STR_LEN);
     owner_remember(ss, id, s.user_id, gen);
     return GD_OK;
+}
+
+static gd_err sq_session_summary_get(store *st, const char *id, char **text, long *count)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *text = NULL;
+    *count = 0;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, ST_SUMMARY_GET);
+    gd_err e = GD_ESTORE;
+    if (s) {
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(s, 0);
+            long long n = sqlite3_column_int64(s, 1);
+            e = GD_OK;
+            if (t && n > 0) {
+                if ((*text = strdup(t)))
+                    *count = n > LONG_MAX ? LONG_MAX : (long)n;
+                else
+                    e = GD_ENOMEM;
+            }
+        } else {
+            e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
+        }
+        stmt_done(s);
+    }
+    reader_put(ss, c);
+    return e;
+}
+
+struct summary_op {
+    write_op op;
+    char session_id[UUID_STR_LEN];
+    char *text;
+    long count;
+};
+
+static gd_err w_summary_set(conn *c, void *arg, char *err, size_t errlen)
+{
+    struct summary_op *u = arg;
+    sqlite3_stmt *s = stmt(c, ST_SUMMARY_SET);
+    if (!s) {
+        snprintf(err, errlen, "%s", store_errmsg());
+        return GD_ESTORE;
+    }
+    sqlite3_bind_text(s, 1, u->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, u->text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, u->count);
+    int rc = sqlite3_step(s);
+    stmt_done(s);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+        return GD_ESTORE;
+    }
+    if (sqlite3_changes(c->db) == 0) {
+        snprintf(err, errlen, "session '%s' not found", u->session_id);
+        return GD_ENOTFOUND;
+    }
+    return GD_OK;
+}
+
+static void sq_session_summary_set_async(store *st, const char *id, const char *text, long count,
+                                         store_done done, void *ud)
+{
+    struct summary_op *u = calloc(1, sizeof *u);
+    char *copy = strdup(text);
+    if (!u || !copy) {
+        free(u);
+        free(copy);
+        done(ud, GD_ENOMEM, "out of memory");
+        return;
+    }
+    snprintf(u->session_id, sizeof u->session_id, "%s", id);
+    u->text = copy;
+    u->count = count;
+    u->op.fn = w_summary_set;
+    u->op.arg = u;
+    u->op.session_id = u->session_id;
+    u->op.on_done = done;
+    u->op.ud = ud;
+    u->op.free_arg = free;
+    u->op.free_ptr = copy;
+    submit_async((sqlite_store *)st, &u->op);
 }
 
 static gd_err sq_session_settings_get(store *st, const char *id, json_t **out)
@@ -2588,6 +2682,8 @@ static const store_ops sqlite_ops = {
     .session_owner = sq_session_owner,
     .message_append_async = sq_message_append_async,
     .message_update_async = sq_message_update_async,
+    .session_summary_get = sq_session_summary_get,
+    .session_summary_set_async = sq_session_summary_set_async,
     .message_get = sq_message_get,
     .sessions_unfinished = sq_sessions_unfinished,
     .session_settings_get = sq_session_settings_get,

@@ -120,6 +120,14 @@ typedef struct {
      * gone. */
     void (*message_update_async)(store *st, const char *session_id, const char *message_id,
                                  json_t *content, store_done done, void *ud);
+    /* A compacted conversation (agent/turn.c): the summary that stands, for the agent, in place
+     * of the session's first *count messages, into *text (the caller frees it); NULL and 0 when
+     * there is none. GD_ENOTFOUND when the session does not exist. */
+    gd_err (*session_summary_get)(store *st, const char *id, char **text, long *count);
+    /* Replaces it (text copied): summary_get gives it from then on. GD_ENOTFOUND through done
+     * when the session is gone. */
+    void (*session_summary_set_async)(store *st, const char *id, const char *text, long count,
+                                      store_done done, void *ud);
     /* The session's messages, oldest first, as a new JSON array the caller owns: each one
      * {"id", "role", "content": [items], "created_at": RFC 3339}. GD_ENOTFOUND (and *out
      * NULL) when the session does not exist. */

@@ -56,6 +56,9 @@ function initialConfig() {
     // Refuse, as the real APIs do, a conversation whose tool calls are not all answered
     // (see checkConversation).
     check_conversation: true,
+    // The model's context window in tokens (0: none): a longer request is refused as the real
+    // APIs refuse it (tokens counted here as the request body's bytes / 4).
+    context_window: 0,
   };
 }
 
@@ -292,6 +295,19 @@ const GOOGLE_ERR = {
   503: ['UNAVAILABLE', 'The model is overloaded. Please try again later.'],
   504: ['DEADLINE_EXCEEDED', 'Deadline expired before operation could complete.'],
 };
+
+/** The real APIs' refusal of a request over the model's context window, or null. */
+function tooLong(provider, bytes) {
+  const max = state.config.context_window;
+  const tokens = Math.ceil(bytes / 4);
+  if (!max || tokens <= max) return null;
+  if (provider === 'openai') {
+    return { status: 400, type: 'invalid_request_error', code: 'context_length_exceeded', param: 'messages',
+      message: `This model's maximum context length is ${max} tokens. However, your messages resulted in ${tokens} tokens. Please reduce the length of the messages.` };
+  }
+  if (provider === 'anthropic') return { status: 400, type: 'invalid_request_error', message: `prompt is too long: ${tokens} tokens > ${max} maximum` };
+  return { status: 400, type: 'INVALID_ARGUMENT', message: `The input token count (${tokens}) exceeds the maximum number of tokens allowed (${max}).` };
+}
 
 function errorBody(provider, e) {
   const status = e.status ?? 500;
@@ -996,7 +1012,8 @@ function handleProvider(req, res, url, route, rawBody) {
   }
   // A conversation the real API refuses gets its 400 and, like an auth error, takes no
   // scripted response.
-  const refusal = state.config.check_conversation ? CHECKS[provider](body) : null;
+  const refusal = (state.config.check_conversation ? CHECKS[provider](body) : null) ??
+    tooLong(provider, rawBody.length);
   if (refusal) {
     noteRefusal(entry, refusal);
     sendProviderError(res, provider, refusal, ctx);
@@ -1110,7 +1127,7 @@ function handleControl(req, res, url, rawBody) {
   if (p === '/_fake/config' && m === 'POST') {
     if (!isObj(body)) return sendJson(res, 400, { error: 'body must be an object' });
     for (const k of Object.keys(body)) {
-      if (!['keys', 'log', 'require_anthropic_version', 'check_conversation'].includes(k)) return sendJson(res, 400, { error: `unknown key "${k}"` });
+      if (!['keys', 'log', 'require_anthropic_version', 'check_conversation', 'context_window'].includes(k)) return sendJson(res, 400, { error: `unknown key "${k}"` });
     }
     if (body.keys !== undefined) {
       const e = setKeys(body.keys);
@@ -1119,6 +1136,10 @@ function handleControl(req, res, url, rawBody) {
     if (body.log !== undefined) state.config.log = Boolean(body.log);
     if (body.require_anthropic_version !== undefined) state.config.require_anthropic_version = Boolean(body.require_anthropic_version);
     if (body.check_conversation !== undefined) state.config.check_conversation = Boolean(body.check_conversation);
+    if (body.context_window !== undefined) {
+      if (!Number.isInteger(body.context_window) || body.context_window < 0) return sendJson(res, 400, { error: 'context_window: a whole number of tokens, 0 for none' });
+      state.config.context_window = body.context_window;
+    }
     return sendJson(res, 200, state.config);
   }
   if (p === '/_fake/config' && m === 'GET') return sendJson(res, 200, state.config);

@@ -1774,11 +1774,13 @@ static void test_sessions_unfinished_many(void **state)
     char path[PATH_MAX];
     sqlite3 *db = db_made(path);
     enum { S = 10000, PER = 4 };
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
-                                  "open_round; UPDATE schema_version SET version = 5",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
+                     "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "
+                     "DROP COLUMN summary_count; UPDATE schema_version SET version = 5",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_stmt *is, *im;
     assert_int_equal(sqlite3_prepare_v2(db,
@@ -1907,12 +1909,14 @@ static void test_session_indexes_ascending(void **state)
     sqlite3 *db = db_made(path);
     enum { BEFORE = 900, AFTER = 9000 }; /* each a multiple of 3: no tie is split */
     assert_int_equal(
-        sqlite3_exec(db,
-                     "DROP INDEX sessions_by_created; DROP INDEX sessions_by_user; "
-                     "CREATE INDEX sessions_by_created ON sessions(created_us DESC, "
-                     "id DESC); CREATE INDEX sessions_by_user ON sessions(user_id, "
-                     "created_us DESC, id DESC); UPDATE schema_version SET version = 6",
-                     NULL, NULL, NULL),
+        sqlite3_exec(
+            db,
+            "DROP INDEX sessions_by_created; DROP INDEX sessions_by_user; "
+            "CREATE INDEX sessions_by_created ON sessions(created_us DESC, "
+            "id DESC); CREATE INDEX sessions_by_user ON sessions(user_id, "
+            "created_us DESC, id DESC); ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE "
+            "sessions DROP COLUMN summary_count; UPDATE schema_version SET version = 6",
+            NULL, NULL, NULL),
         SQLITE_OK);
     insert_sessions(db, 0, BEFORE);
     sqlite3_close(db);
@@ -1996,12 +2000,14 @@ static void test_migrations_all_or_none(void **state)
     char path[PATH_MAX];
     sqlite3 *db = db_made(path);
     /* schema 5, lacking an index migration 7 drops (6 runs, 7 fails) */
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
-                                  "open_round; UPDATE schema_version SET version = 5; DROP INDEX "
-                                  "sessions_by_created",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
+                     "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "
+                     "DROP COLUMN summary_count; UPDATE schema_version SET version = 5; DROP INDEX "
+                     "sessions_by_created",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     store *st = store_sqlite_open(dir, 0);
     assert_estore(st->ops->health(st), "health", "no such index: sessions_by_created");

@@ -18,6 +18,8 @@ typedef struct {
     json_t *streamed_history; /* a copy of the history at each stream */
     turn_permission policy;   /* what f_permission answers (TURN_ALLOW by memset: 0) */
     json_t *confirmation;     /* the last tool_confirmation's data */
+    json_t *summarized;       /* what the last request for a summary sent */
+    json_t *compacted;        /* the last context_compacted event's data */
 } rec;
 
 /* Notes "what" or "what:arg". */
@@ -52,6 +54,22 @@ static bool f_stream(turn *t)
     r->streamed_history = json_deep_copy(t->history);
     return r->stream_ok;
 }
+static bool f_summarize(turn *t, const char *system, json_t *messages)
+{
+    rec *r = t->owner;
+    note(t, "summarize", "");
+    assert_non_null(strstr(system, "summar"));
+    json_decref(r->summarized);
+    r->summarized = json_deep_copy(messages);
+    return r->stream_ok;
+}
+static void f_save_summary(turn *t, const char *text, long count)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%ld", count);
+    note(t, "save_summary", n);
+    assert_string_equal(text, t->summary);
+}
 static void f_cancel_stream(turn *t)
 {
     note(t, "cancel_stream", "");
@@ -85,6 +103,11 @@ static void f_publish(turn *t, const char *event, json_t *data)
         r->confirmation = data;
         return;
     }
+    if (!strcmp(event, "context_compacted")) {
+        json_decref(r->compacted);
+        r->compacted = data;
+        return;
+    }
     json_decref(data);
 }
 static void f_end(turn *t, const char *event, json_t *data)
@@ -100,6 +123,8 @@ static const turn_fx fx = {.load_history = f_load,
                            .store = f_store,
                            .update = f_update,
                            .stream = f_stream,
+                           .summarize = f_summarize,
+                           .save_summary = f_save_summary,
                            .cancel_stream = f_cancel_stream,
                            .call_tool = f_call_tool,
                            .cancel_tool = f_cancel_tool,
@@ -124,13 +149,15 @@ static void done(turn *t, rec *r)
     json_decref(r->last_data);
     json_decref(r->streamed_history);
     json_decref(r->confirmation);
+    json_decref(r->summarized);
+    json_decref(r->compacted);
 }
 
 /* The stored messages msgs (consumed) arrive, prepared as the agent's worker prepares them. */
 static void history(turn *t, json_t *msgs)
 {
     size_t bytes = 0;
-    json_t *h = turn_prepare_history(msgs, &bytes);
+    json_t *h = turn_prepare_history(msgs, 0, &bytes);
     json_decref(msgs);
     assert_non_null(h);
     turn_step(t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = h, .history_bytes = bytes});
@@ -418,6 +445,142 @@ static void test_context_limit(void **state)
     done(t, &r);
 }
 
+/* A stored message of n bytes of c. */
+static json_t *filled(const char *role, char c, size_t n)
+{
+    char *text = malloc(n + 1);
+    memset(text, c, n);
+    text[n] = '\0';
+    json_t *m =
+        json_pack("{s:s, s:[{s:s, s:s}]}", "role", role, "content", "type", "text", "text", text);
+    free(text);
+    return m;
+}
+
+/* A turn (context_limit 2000, compacting past half of it) after two stored messages of 1,200
+ * bytes: under the threshold as it starts. */
+static turn *turn_after_two(rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->stream_ok = true;
+    turn *t = turn_new(&fx, r, "hello", 10, 2000);
+    t->compact_threshold = 0.5;
+    turn_begin(t);
+    json_t *msgs = json_pack("[o, o]", filled("user", 'q', 1200), filled("assistant", 'r', 1200));
+    size_t bytes = 0;
+    json_t *h = turn_prepare_history(msgs, 0, &bytes);
+    json_decref(msgs);
+    turn_step(
+        t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = h, .history_bytes = bytes, .stored = 2});
+    return t;
+}
+
+/* Compaction before a later round: the tool's result pushes the conversation past the threshold;
+ * what came before this reply is summarized (not this reply's own messages), the summary heads
+ * the reply's first message in the next request, is saved for the 2 messages it stands for, and
+ * the reply goes on. */
+static void test_compaction_before_a_round(void **state)
+{
+    rec r;
+    turn *t = turn_after_two(&r);
+    assert_int_equal(find(&r, "summarize"), -1);
+    assert_int_equal(t->state, TURN_STREAMING);
+    stored(t, TURN_STORE_USER, GD_OK);
+    tool_call(t, "c1", "x__a", json_object());
+    provider(t, "tool_use");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    char *big = malloc(3001);
+    memset(big, 'b', 3000);
+    big[3000] = '\0';
+    tool_done(t, big, false);
+    free(big);
+    stored(t, TURN_STORE_RESULTS, GD_OK);
+    assert_int_equal(t->state, TURN_COMPACTING);
+    assert_true(find(&r, "summarize") > find(&r, "store:results"));
+    char *asked = jtext(r.summarized, NULL);
+    assert_non_null(strstr(asked, "qqqq"));
+    assert_non_null(strstr(asked, "rrrr"));
+    assert_null(strstr(asked, "bbbb")); /* this reply's own messages stay whole */
+    free(asked);
+    turn_on_text(t, "SUMMARY", 7); /* kept, not shown */
+    assert_int_equal(count(&r, "chunk:text"), 0);
+    provider(t, "end_turn");
+    assert_int_equal(t->state, TURN_STREAMING);
+    assert_true(find(&r, "save_summary:2") >= 0);
+    assert_true(find(&r, "publish:context_compacted") > find(&r, "save_summary:2"));
+    assert_true(find(&r, "stream") < find(&r, "summarize")); /* the first round's only */
+    assert_int_equal(json_integer_value(json_object_get(r.compacted, "summarized_messages")), 2);
+    assert_true(json_integer_value(json_object_get(r.compacted, "tokens_after")) <
+                json_integer_value(json_object_get(r.compacted, "tokens_before")));
+    /* the request: hello (headed by the summary), the call, its result */
+    assert_int_equal(json_array_size(r.streamed_history), 3);
+    json_t *first = json_object_get(json_array_get(r.streamed_history, 0), "content");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_array_get(first, 0), "text")), "SUMMARY"));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(first, 1), "text")),
+                        "hello");
+    char *sent = jtext(r.streamed_history, NULL);
+    assert_null(strstr(sent, "qqqq"));
+    free(sent);
+    turn_on_text(t, "done", 4);
+    provider(t, "end_turn");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_string_equal(r.last_event, "message_complete");
+    assert_int_equal(count(&r, "summarize"), 1);
+    done(t, &r);
+}
+
+/* A cancel while the summary is asked for stops that request and ends the reply, nothing
+ * stored; a summary that fails while the conversation still fits lets the reply go on whole. */
+static void test_compaction_cancel_and_failure(void **state)
+{
+    rec r;
+    memset(&r, 0, sizeof r);
+    r.stream_ok = true;
+    turn *t = turn_new(&fx, &r, "hello", 10, 1000);
+    t->compact_threshold = 0.5;
+    turn_begin(t);
+    json_t *msgs = json_pack("[o, o]", filled("user", 'q', 1200), filled("assistant", 'r', 1200));
+    size_t bytes = 0;
+    json_t *h = turn_prepare_history(msgs, 0, &bytes);
+    json_decref(msgs);
+    turn_step(
+        t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = h, .history_bytes = bytes, .stored = 2});
+    assert_int_equal(t->state, TURN_COMPACTING);
+    turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
+    assert_true(find(&r, "cancel_stream") > find(&r, "summarize"));
+    provider(t, "cancelled");
+    assert_string_equal(r.last_event, "message_complete");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "stop_reason")),
+                        "cancelled");
+    assert_int_equal(find(&r, "store:user"), -1);
+    assert_int_equal(find(&r, "save_summary:2"), -1);
+    done(t, &r);
+
+    /* past the threshold, under the limit: the summary fails, the request goes out whole */
+    memset(&r, 0, sizeof r);
+    r.stream_ok = true;
+    t = turn_new(&fx, &r, "hello", 10, 1000);
+    t->compact_threshold = 0.5;
+    turn_begin(t);
+    msgs = json_pack("[o, o]", filled("user", 'q', 1000), filled("assistant", 'r', 1000));
+    h = turn_prepare_history(msgs, 0, &bytes);
+    json_decref(msgs);
+    turn_step(
+        t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = h, .history_bytes = bytes, .stored = 2});
+    assert_int_equal(t->state, TURN_COMPACTING);
+    provider(t, "error");
+    assert_int_equal(t->state, TURN_STREAMING);
+    assert_int_equal(json_array_size(r.streamed_history), 3);
+    assert_int_equal(find(&r, "publish:context_compacted"), -1);
+    stored(t, TURN_STORE_USER, GD_OK);
+    provider(t, "end_turn");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_string_equal(r.last_event, "message_complete");
+    assert_int_equal(count(&r, "summarize"), 1);
+    done(t, &r);
+}
+
 /* max_turns: the rounds stop at the limit with stop_reason max_turns. */
 static void test_max_turns(void **state)
 {
@@ -622,6 +785,8 @@ int main(void)
         cmocka_unit_test(test_approval_allow_and_deny),
         cmocka_unit_test(test_approval_cancelled),
         cmocka_unit_test(test_policy_denies),
+        cmocka_unit_test(test_compaction_before_a_round),
+        cmocka_unit_test(test_compaction_cancel_and_failure),
     };
     return cmocka_run_group_tests_name("turn", tests, NULL, NULL);
 }
