@@ -202,6 +202,43 @@ describe('compaction of a long conversation', () => {
     }
   });
 
+  for (const p of [
+    { name: 'anthropic', env: (url) => ({ GOOSE_PROVIDER: 'anthropic', ANTHROPIC_HOST: url, ANTHROPIC_API_KEY: 'ak' }), keys: { anthropic: 'ak' },
+      system: (b) => (Array.isArray(b.system) ? b.system.map((x) => x.text).join('') : b.system), turns: (b) => b.messages },
+    { name: 'google', env: (url) => ({ GOOSE_PROVIDER: 'google', GOOGLE_HOST: url, GOOGLE_API_KEY: 'gk' }), keys: { google: 'gk' },
+      system: (b) => b.systemInstruction.parts.map((x) => x.text).join(''), turns: (b) => b.contents },
+  ]) {
+    it(`the same through ${p.name}'s API: the summary is asked for without tools, and stands in the next request`, async () => {
+      const f = await startFake({ keys: p.keys });
+      const srv = await startServer({ env: { ...p.env(f.url), GOOSE_CONTEXT_LIMIT: String(LIMIT), GOOSE_AUTO_COMPACT_THRESHOLD: '0.6' } });
+      try {
+        await f.config({ context_window: LIMIT });
+        const id = await newSession(srv);
+        for (const n of [1, 2]) {
+          await f.script([{ text: answer(n) }]);
+          assert.equal((await send(srv, id, said(n))).at(-1).event, 'message_complete');
+        }
+        await f.clearRequests();
+        await f.script([{ text: `SUMMARY-${p.name}` }, { text: 'MARK-A3 done' }]);
+        const ev = await send(srv, id, said(3));
+        assert.ok(ev.some((e) => e.event === 'context_compacted'), ev.map((e) => e.event).join(', '));
+        assert.equal(ev.at(-1).event, 'message_complete', JSON.stringify(ev.at(-1)));
+        const [ask, reply] = (await f.requests()).map((r) => r.body);
+        assert.equal(ask.tools, undefined);
+        assert.match(p.system(ask), /summar/i);
+        assert.match(JSON.stringify(p.turns(ask)), /MARK-U1[\s\S]*MARK-A2/);
+        const sent = JSON.stringify(p.turns(reply));
+        assert.match(sent, new RegExp(`SUMMARY-${p.name}[\\s\\S]*MARK-U3`));
+        assert.doesNotMatch(sent, /MARK-[UA][12]/);
+        assert.equal(p.turns(reply).length, 1, 'one turn: the user\'s, headed by the summary');
+        assert.equal((await f.stats()).refused, 0);
+      } finally {
+        await stopAndCheck(srv);
+        await f.stop();
+      }
+    });
+  }
+
   it('GOOSE_AUTO_COMPACT_THRESHOLD must be a fraction from 0 to 1', async () => {
     for (const bad of ['1.5', '-0.1', 'nan', '0x1', '80%']) {
       const { runGoosed } = await import('./lib/server.mjs');
