@@ -593,9 +593,11 @@ static void on_provider_done(void *ud, const prov_result *res)
     step(at, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = res});
 }
 
-static bool fx_stream(turn *t)
+/* Starts a provider request of the turn's, in a span of its own (purpose: an attribute, or
+ * NULL); tools NULL: none offered. */
+static bool start_call(a_turn *at, const char *system, json_t *messages, json_t *tools,
+                       const char *purpose)
 {
-    a_turn *at = t->owner;
     prov_sink sink = {.ud = at,
                       .text = s_text,
                       .thinking = s_thinking,
@@ -608,10 +610,12 @@ static bool fx_stream(turn *t)
     trace_attr_str(at->pspan, "gen_ai.operation.name", "chat");
     trace_attr_str(at->pspan, "gen_ai.system", at->pcfg->def->name);
     trace_attr_str(at->pspan, "gen_ai.request.model", at->pcfg->model);
+    if (purpose) trace_attr_str(at->pspan, "goose.request.purpose", purpose);
     const trace_ctx *prev = trace_set_current(trace_span_ctx(at->pspan)); /* its traceparent */
-    at->call = prov_call_start(at->a->pc, at->pcfg, at->system, t->history, at->tools,
-                               tools_text_slot(at->a, at->tools, dialect_of(at->pcfg->def)), &sink,
-                               on_provider_done, at);
+    at->call =
+        prov_call_start(at->a->pc, at->pcfg, system, messages, tools,
+                        tools ? tools_text_slot(at->a, tools, dialect_of(at->pcfg->def)) : NULL,
+                        &sink, on_provider_done, at);
     trace_set_current(prev);
     if (!at->call) {
         trace_span_discard(at->pspan);
@@ -620,31 +624,15 @@ static bool fx_stream(turn *t)
     return at->call != NULL;
 }
 
-static bool fx_summarize(turn *t, const char *system, json_t *messages)
+static bool fx_stream(turn *t)
 {
     a_turn *at = t->owner;
-    prov_sink sink = {.ud = at,
-                      .text = s_text,
-                      .thinking = s_thinking,
-                      .signature = s_signature,
-                      .tool_call = s_tool_call,
-                      .burst = s_burst};
-    char name[96];
-    snprintf(name, sizeof name, "chat %s", at->pcfg->model);
-    at->pspan = trace_span_start(name, TRACE_CLIENT, trace_span_ctx(at->span));
-    trace_attr_str(at->pspan, "gen_ai.operation.name", "chat");
-    trace_attr_str(at->pspan, "gen_ai.system", at->pcfg->def->name);
-    trace_attr_str(at->pspan, "gen_ai.request.model", at->pcfg->model);
-    trace_attr_str(at->pspan, "goose.request.purpose", "compaction");
-    const trace_ctx *prev = trace_set_current(trace_span_ctx(at->pspan));
-    at->call = prov_call_start(at->a->pc, at->pcfg, system, messages, NULL, NULL, &sink,
-                               on_provider_done, at);
-    trace_set_current(prev);
-    if (!at->call) {
-        trace_span_discard(at->pspan);
-        at->pspan = NULL;
-    }
-    return at->call != NULL;
+    return start_call(at, at->system, t->history, at->tools, NULL);
+}
+
+static bool fx_summarize(turn *t, const char *system, json_t *messages)
+{
+    return start_call(t->owner, system, messages, NULL, "compaction");
 }
 
 static void summary_saved(void *ud, gd_err e, const char *msg)

@@ -457,16 +457,15 @@ static json_t *filled(const char *role, char c, size_t n)
     return m;
 }
 
-/* A turn (context_limit 2000, compacting past half of it) after two stored messages of 1,200
- * bytes: under the threshold as it starts. */
-static turn *turn_after_two(rec *r)
+/* A turn (context_limit, compacting past half of it) after two stored messages of `each` bytes. */
+static turn *turn_after_two(rec *r, long context_limit, size_t each)
 {
     memset(r, 0, sizeof *r);
     r->stream_ok = true;
-    turn *t = turn_new(&fx, r, "hello", 10, 2000);
+    turn *t = turn_new(&fx, r, "hello", 10, context_limit);
     t->compact_threshold = 0.5;
     turn_begin(t);
-    json_t *msgs = json_pack("[o, o]", filled("user", 'q', 1200), filled("assistant", 'r', 1200));
+    json_t *msgs = json_pack("[o, o]", filled("user", 'q', each), filled("assistant", 'r', each));
     size_t bytes = 0;
     json_t *h = turn_prepare_history(msgs, 0, &bytes);
     json_decref(msgs);
@@ -482,7 +481,7 @@ static turn *turn_after_two(rec *r)
 static void test_compaction_before_a_round(void **state)
 {
     rec r;
-    turn *t = turn_after_two(&r);
+    turn *t = turn_after_two(&r, 2000, 1200); /* under the threshold as it starts */
     assert_int_equal(find(&r, "summarize"), -1);
     assert_int_equal(t->state, TURN_STREAMING);
     stored(t, TURN_STORE_USER, GD_OK);
@@ -535,17 +534,7 @@ static void test_compaction_before_a_round(void **state)
 static void test_compaction_cancel_and_failure(void **state)
 {
     rec r;
-    memset(&r, 0, sizeof r);
-    r.stream_ok = true;
-    turn *t = turn_new(&fx, &r, "hello", 10, 1000);
-    t->compact_threshold = 0.5;
-    turn_begin(t);
-    json_t *msgs = json_pack("[o, o]", filled("user", 'q', 1200), filled("assistant", 'r', 1200));
-    size_t bytes = 0;
-    json_t *h = turn_prepare_history(msgs, 0, &bytes);
-    json_decref(msgs);
-    turn_step(
-        t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = h, .history_bytes = bytes, .stored = 2});
+    turn *t = turn_after_two(&r, 1000, 1200);
     assert_int_equal(t->state, TURN_COMPACTING);
     turn_step(t, &(turn_ev){.kind = TURN_EV_CANCEL});
     assert_true(find(&r, "cancel_stream") > find(&r, "summarize"));
@@ -558,16 +547,7 @@ static void test_compaction_cancel_and_failure(void **state)
     done(t, &r);
 
     /* past the threshold, under the limit: the summary fails, the request goes out whole */
-    memset(&r, 0, sizeof r);
-    r.stream_ok = true;
-    t = turn_new(&fx, &r, "hello", 10, 1000);
-    t->compact_threshold = 0.5;
-    turn_begin(t);
-    msgs = json_pack("[o, o]", filled("user", 'q', 1000), filled("assistant", 'r', 1000));
-    h = turn_prepare_history(msgs, 0, &bytes);
-    json_decref(msgs);
-    turn_step(
-        t, &(turn_ev){.kind = TURN_EV_HISTORY, .history = h, .history_bytes = bytes, .stored = 2});
+    t = turn_after_two(&r, 1000, 1000);
     assert_int_equal(t->state, TURN_COMPACTING);
     provider(t, "error");
     assert_int_equal(t->state, TURN_STREAMING);
