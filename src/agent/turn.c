@@ -245,7 +245,8 @@ static gd_err put_message(buf *b, json_t *m, size_t skip)
  * left out between is said. Its cost is bounded by the budget, not the history's length. */
 static json_t *compact_request(turn *t)
 {
-    size_t budget = (size_t)t->context_limit * 2, used = 0, n = t->own_from, first_kept = n;
+    if (!t->compact_budget) t->compact_budget = (size_t)t->context_limit * 2;
+    size_t budget = t->compact_budget, used = 0, n = t->own_from, first_kept = n;
     buf head, b;
     buf_init(&head, BUF_CAP_REPLY_TEXT);
     buf_init(&b, BUF_CAP_REPLY_TEXT);
@@ -281,12 +282,17 @@ static json_t *compact_request(turn *t)
     return req;
 }
 
+/* Whether compaction is on and something before this reply can go. */
+static bool can_compact(const turn *t)
+{
+    return t->compact_threshold > 0 && t->compact_threshold < 1 && !t->compact_failed &&
+           t->own_from > 0 && t->fx->summarize;
+}
+
 /* Whether the conversation is over the threshold and something before this reply can go. */
 static bool wants_compaction(const turn *t)
 {
-    if (!(t->compact_threshold > 0 && t->compact_threshold < 1) || t->compact_failed ||
-        t->own_from == 0 || !t->fx->summarize)
-        return false;
+    if (!can_compact(t)) return false;
     double tokens = (double)(t->history_bytes + t->overhead_bytes) / 4;
     return tokens > t->compact_threshold * (double)t->context_limit;
 }
@@ -352,35 +358,56 @@ static void compaction_failed(turn *t, const char *why)
 {
     t->compact_failed = true;
     long tokens = (long)((t->history_bytes + t->overhead_bytes) / 4);
-    if (tokens <= t->context_limit) {
+    if (tokens <= t->context_limit && !t->compact_refused) {
         after_compaction(t);
         return;
     }
     char msg[600];
-    snprintf(msg, sizeof msg,
-             "the conversation is about %ld tokens, over the context limit of %ld (context_limit "
-             "in config.yaml, GOOSE_CONTEXT_LIMIT), and it could not be summarized: %s; %s",
-             tokens, t->context_limit, why,
-             t->compact_in_round ? "what ran is stored, and the reply ends here"
-                                 : "nothing was stored");
+    if (t->compact_refused) /* the user message of the first round is stored by now */
+        snprintf(msg, sizeof msg,
+                 "the provider refused the conversation (about %ld tokens by goosed's estimate) as "
+                 "over the model's context window, and it could not be summarized: %s; %s",
+                 tokens, why,
+                 t->rounds > 0 ? "what ran is stored, and the reply ends here"
+                               : "your message is stored, the reply ends here");
+    else
+        snprintf(msg, sizeof msg,
+                 "the conversation is about %ld tokens, over the context limit of %ld "
+                 "(context_limit in config.yaml, GOOSE_CONTEXT_LIMIT), and it could not be "
+                 "summarized: %s; %s",
+                 tokens, t->context_limit, why,
+                 t->compact_in_round ? "what ran is stored, and the reply ends here"
+                                     : "nothing was stored");
     turn_fail(t, "context_too_long", msg);
 }
 
-static void on_summary(turn *t, const turn_ev *ev)
+/* The summary's request is over, and no store of the user message is in flight. */
+static void summary_over(turn *t, const prov_result *res)
 {
-    const prov_result *res = ev->res;
     t->in_tok += res->input_tokens;
     t->out_tok += res->output_tokens;
+    if (t->user_err) { /* the user message of a request sent again could not be stored */
+        store_failed(t, t->user_err, t->user_msg);
+        return;
+    }
     if (t->cancel || !strcmp(res->stop_reason, "cancelled")) {
         complete(t, "cancelled");
         return;
     }
+    if (res->too_long && t->compact_budget > 4096) { /* the transcript is over the window too */
+        t->compact_budget /= 4;
+        start_compaction(t, t->compact_in_round);
+        return;
+    }
     if (!strcmp(res->stop_reason, "error") || t->truncated || t->text.len == 0) {
-        compaction_failed(t, !strcmp(res->stop_reason, "error") ? res->error
-                             : t->truncated                     ? "the summary was too long"
-                                            : "the provider's summary was empty");
+        char why[sizeof res->error];
+        snprintf(why, sizeof why, "%s",
+                 !strcmp(res->stop_reason, "error") ? res->error
+                 : t->truncated                     ? "the summary was too long"
+                                                    : "the provider's summary was empty");
         t->truncated = false;
         buf_reset(&t->text);
+        compaction_failed(t, why);
         return;
     }
     /* This reply's own messages, the summary at the head of the first. */
@@ -418,6 +445,18 @@ static void on_summary(turn *t, const turn_ev *ev)
                              (json_int_t)((t->history_bytes + t->overhead_bytes) / 4),
                              "context_limit", (json_int_t)t->context_limit));
     after_compaction(t);
+}
+
+/* The summary's request ended; after a refusal in the first round the user message may still
+ * be on its way to the store: the turn waits for it, as a round's end does. */
+static void on_summary(turn *t, const turn_ev *ev)
+{
+    if (t->user_pending) {
+        t->last = *ev->res;
+        t->round_over = true; /* summary_over runs once the user message is stored */
+        return;
+    }
+    summary_over(t, ev->res);
 }
 
 /* ---- rounds ---- */
@@ -700,11 +739,15 @@ static void on_stored(turn *t, const turn_ev *ev)
             t->user_err = ev->err;
             snprintf(t->user_msg, sizeof t->user_msg, "%s", ev->msg ? ev->msg : "");
             t->cancel = true;
-            if (t->state == TURN_STREAMING && !t->round_over) t->fx->cancel_stream(t);
+            if ((t->state == TURN_STREAMING && !t->round_over) || t->state == TURN_COMPACTING)
+                t->fx->cancel_stream(t);
         }
         if (t->round_over) {
             t->round_over = false;
-            round_over(t);
+            if (t->state == TURN_COMPACTING)
+                summary_over(t, &t->last);
+            else
+                round_over(t);
         }
         return;
     case TURN_STORE_REPLY:
@@ -753,6 +796,14 @@ static void on_stored(turn *t, const turn_ev *ev)
 
 static void on_provider(turn *t, const turn_ev *ev)
 {
+    /* Refused as over the model's window before anything of it came: compacted, sent again. */
+    if (ev->res->too_long && can_compact(t) && !t->text.len && !t->thinking.len &&
+        !json_array_size(t->content)) {
+        t->rounds--;
+        t->compact_refused = true;
+        start_compaction(t, true);
+        return;
+    }
     flush_text(t);
     t->last = *ev->res;
     t->in_tok += ev->res->input_tokens;
@@ -795,6 +846,7 @@ void turn_step(turn *t, const turn_ev *ev)
         return;
     case TURN_COMPACTING:
         if (ev->kind == TURN_EV_PROVIDER) on_summary(t, ev);
+        if (ev->kind == TURN_EV_STORED) on_stored(t, ev); /* the user's, after a refusal */
         return;
     case TURN_STREAMING:
         if (ev->kind == TURN_EV_PROVIDER) on_provider(t, ev);

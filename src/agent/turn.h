@@ -17,7 +17,9 @@
  * starts or before a later round, and something said before this reply can go, the turn first
  * asks the provider to summarize it (COMPACTING, no tools), then goes on with the summary in its
  * place at the head of this reply's first message. The summary is stored with the session (the
- * messages it stands for stay, for the user and the API) and taken up by the replies after. */
+ * messages it stands for stay, for the user and the API) and taken up by the replies after. A
+ * request the provider refuses as over the model's window (before anything of it streamed) is
+ * compacted in the same way and sent again: the estimate of four bytes a token can be low. */
 #ifndef GD_TURN_H
 #define GD_TURN_H
 
@@ -124,7 +126,9 @@ struct turn {
     char *summary;            /* what stands for the messages before history[0], or NULL */
     bool compact_failed;      /* a summary was asked for and not had: not asked again */
     bool compact_in_round;    /* the compaction runs before a later round (else before the first) */
+    bool compact_refused;     /* ... because the provider refused the request as too long */
     size_t compact_from_bytes; /* the history's size when it began */
+    size_t compact_budget;     /* bytes of transcript asked for; 0: half the context limit's */
     json_t *user;              /* the user's content items, until stored */
     bool cancel;
     bool gone; /* the session was deleted: the turn ends with session_gone */

@@ -299,6 +299,22 @@ static void fail_or_retry(prov_call *c)
     finish(c);
 }
 
+/* Whether an error answer refuses the request as longer than the model's context window, in
+ * the words of the providers that say so: OpenAI and its family ("context_length_exceeded",
+ * "maximum context length"), Anthropic ("prompt is too long"), Google ("exceeds the maximum
+ * number of tokens"), and others' "context window" / "context length". */
+static bool says_too_long(long status, const char *body, size_t len)
+{
+    static const char *const marks[] = {
+        "context_length_exceeded", "maximum context length",
+        "prompt is too long",      "exceeds the maximum number of tokens",
+        "context window",          "context length"};
+    if (status != 400 && status != 413 && status != 422) return false;
+    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
+        if (memmem(body, len, marks[i], strlen(marks[i]))) return true;
+    return false;
+}
+
 static void on_request_done(void *ud, h1_status st, const char *msg)
 {
     prov_call *c = ud;
@@ -334,6 +350,8 @@ static void on_request_done(void *ud, h1_status st, const char *msg)
     }
     if (status < 200 || status > 299) {
         c->d->error_body(c->errbody.data ? c->errbody.data : "", c->errbody.len, &c->res);
+        c->res.too_long =
+            says_too_long(status, c->errbody.data ? c->errbody.data : "", c->errbody.len);
         char own[sizeof c->res.error];
         unkeyed(c, c->res.error, own, sizeof own);
         snprintf(c->res.error, sizeof c->res.error, "%s returned HTTP %ld: %s", c->def->name,

@@ -82,6 +82,7 @@ typedef struct {
     bool retryable;      /* 429, 5xx, connection errors */
     long retry_after_ms; /* from Retry-After, 0 when absent */
     char error[1024];    /* the provider's own message when it failed */
+    bool too_long;       /* it refused the request as over the model's context window */
 } prov_result;
 
 /* Where a dialect's parser delivers the reply as it arrives (on the provider thread). The

@@ -168,6 +168,37 @@ describe('compaction of a long conversation', () => {
     }
   });
 
+  it('a request the model refuses as over its window (under goosed\'s estimate) is compacted and sent again', async () => {
+    await fake.reset();
+    await fake.config({ context_window: LIMIT });
+    // goosed's own limit is far above the model's: only the model's refusal says it is too long.
+    const srv = await startServer({ env: providerEnv(fake, { GOOSE_CONTEXT_LIMIT: '100000' }) });
+    try {
+      const id = await newSession(srv);
+      for (const n of [1, 2, 3, 4]) {
+        await fake.script([{ text: answer(n) }]);
+        assert.equal((await send(srv, id, said(n))).at(-1).event, 'message_complete');
+      }
+      await fake.clearRequests();
+      await fake.script([{ text: 'SUMMARY-AFTER-REFUSAL' }, { text: 'MARK-A5 made it' }]);
+      const ev = await send(srv, id, said(5));
+      assert.equal(ev.at(-1).event, 'message_complete', JSON.stringify(ev.at(-1)));
+      assert.equal(ev.filter((e) => e.event === 'message_chunk').map((e) => e.json.text).join(''), 'MARK-A5 made it');
+      assert.equal(ev.find((e) => e.event === 'context_compacted')?.json.summarized_messages, 8);
+      const reqs = (await fake.requests()).map((r) => r.body);
+      assert.equal(reqs.length, 3, 'the refused request, the summary, the same request again');
+      assert.equal((await fake.stats()).refused, 1);
+      assert.match(textOf(reqs[0]), /MARK-U1[\s\S]*MARK-U5/);
+      assert.equal(reqs[1].tools, undefined);
+      assert.match(textOf(reqs[2]), /SUMMARY-AFTER-REFUSAL[\s\S]*MARK-U5/);
+      assert.doesNotMatch(textOf(reqs[2]), /MARK-U1/);
+      const hist = (await get(srv, `/api/sessions/${id}/messages`)).body;
+      assert.equal(hist.length, 10, 'the user message once, and the reply');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
   it('a summary the provider does not give: the reply goes on while it fits, and over the limit it ends saying why, nothing stored', async () => {
     await fake.reset();
     const srv = await startServer({ env: providerEnv(fake, { GOOSE_AUTO_COMPACT_THRESHOLD: '0.6' }) });

@@ -561,6 +561,52 @@ static void test_compaction_cancel_and_failure(void **state)
     done(t, &r);
 }
 
+/* The provider refuses the request as over the model's window. */
+static void refused(turn *t)
+{
+    prov_result r = {.stop_reason = "error", .http_status = 400, .too_long = true};
+    snprintf(r.error, sizeof r.error, "prompt is too long");
+    turn_step(t, &(turn_ev){.kind = TURN_EV_PROVIDER, .res = &r});
+}
+
+/* A request refused as too long before anything of it came, under goosed's own threshold:
+ * compacted and sent again, the round not counted twice; the user message stored meanwhile is
+ * waited for. When the summary fails too, the reply ends saying so, once the user message is. */
+static void test_compaction_after_a_refusal(void **state)
+{
+    rec r;
+    turn *t = turn_after_two(&r, 100000, 1200);
+    assert_int_equal(t->state, TURN_STREAMING);
+    refused(t);
+    assert_int_equal(t->state, TURN_COMPACTING);
+    assert_int_equal(t->rounds, 0);
+    stored(t, TURN_STORE_USER, GD_OK); /* while the summary is asked for */
+    turn_on_text(t, "SUMMARY", 7);
+    provider(t, "end_turn");
+    assert_int_equal(count(&r, "stream"), 2);
+    assert_int_equal(t->rounds, 1);
+    assert_int_equal(json_array_size(r.streamed_history), 1);
+    provider(t, "end_turn");
+    stored(t, TURN_STORE_REPLY, GD_OK);
+    assert_string_equal(r.last_event, "message_complete");
+    assert_int_equal(count(&r, "store:user"), 1);
+    done(t, &r);
+
+    t = turn_after_two(&r, 100000, 1200);
+    refused(t);
+    provider(t, "error"); /* the summary fails while the user message is still being stored */
+    assert_int_equal(t->state, TURN_COMPACTING);
+    assert_int_equal(find(&r, "end:error"), -1);
+    stored(t, TURN_STORE_USER, GD_OK);
+    assert_string_equal(r.last_event, "error");
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
+                        "context_too_long");
+    assert_non_null(strstr(json_string_value(json_object_get(r.last_data, "error")),
+                           "refused the conversation"));
+    assert_int_equal(count(&r, "stream"), 1); /* not sent again as it was */
+    done(t, &r);
+}
+
 /* max_turns: the rounds stop at the limit with stop_reason max_turns. */
 static void test_max_turns(void **state)
 {
@@ -767,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_policy_denies),
         cmocka_unit_test(test_compaction_before_a_round),
         cmocka_unit_test(test_compaction_cancel_and_failure),
+        cmocka_unit_test(test_compaction_after_a_refusal),
     };
     return cmocka_run_group_tests_name("turn", tests, NULL, NULL);
 }
