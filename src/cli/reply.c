@@ -314,6 +314,14 @@ static int on_event(void *ud, const char *event, const char *id, const char *dat
                                 json_is_true(json_object_get(d, "is_error")));
         fflush(stdout);
         s->line_start = true;
+    } else if (!strcmp(event, "context_compacted") && !s->o->json) {
+        /* on stderr, as the session's line: stdout stays the reply */
+        spin_clear(s);
+        fprintf(stderr,
+                "%s: the conversation so far (%lld messages) was summarized to fit the model's "
+                "context\n",
+                cl_prog(s->cl),
+                (long long)json_integer_value(json_object_get(d, "summarized_messages")));
     } else if (!strcmp(event, "tool_confirmation")) {
         on_confirmation(s, d);
     } else if (!strcmp(event, "elicitation")) {

@@ -5,7 +5,9 @@
 // request over it: without compaction the same conversation no longer goes through.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { startServer, stopAndCheck, tempDir, assertCleanLog, GOOSED_BIN } from './lib/server.mjs';
 import { request, get, post } from './lib/http.mjs';
 import { startFake, parseSSE } from '../fakes/lib.mjs';
 
@@ -269,6 +271,29 @@ describe('compaction of a long conversation', () => {
       }
     });
   }
+
+  it('goose run says so on stderr, and prints the reply alone on stdout', async () => {
+    await fake.reset();
+    const srv = await startServer({ env: providerEnv(fake, { GOOSE_AUTO_COMPACT_THRESHOLD: '0.6' }) });
+    try {
+      const id = await newSession(srv);
+      for (const n of [1, 2]) {
+        await fake.script([{ text: answer(n) }]);
+        await send(srv, id, said(n));
+      }
+      await fake.script([{ text: 'SUMMARY' }, { text: 'MARK-A3 via the CLI' }]);
+      const goose = path.join(path.dirname(GOOSED_BIN), 'goose');
+      const env = { PATH: process.env.PATH, HOME: tempDir('goose-cli-home-'), GOOSE_SERVER_URL: srv.url };
+      for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+      const r = spawnSync(goose, ['run', '--session', id, '-t', said(3)], { env, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, 'MARK-A3 via the CLI\n');
+      assert.match(r.stderr, /^goose run: the conversation so far \(4 messages\) was summarized to fit the model's context/);
+      assertCleanLog(r.stderr, 'goose run');
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
 
   it('GOOSE_AUTO_COMPACT_THRESHOLD must be a fraction from 0 to 1', async () => {
     for (const bad of ['1.5', '-0.1', 'nan', '0x1', '80%']) {
