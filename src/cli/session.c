@@ -23,6 +23,7 @@ static const char usage[] =
     "       goose session rm ID [options]\n"
     "       goose session export ID [-o FILE] [options]\n"
     "       goose session import FILE [--working-directory DIR] [options]\n"
+    "       goose session fork ID [--at MESSAGE_ID] [-n NAME] [options]\n"
     "\n"
     "The sessions of a running server.\n"
     "  (no command)  a chat in the terminal: a new session in the current directory, or the one\n"
@@ -41,6 +42,9 @@ static const char usage[] =
     "                -o FILE (made with mode 0600)\n"
     "  import FILE   a new session from an export (goosed's, or the real Goose's JSON session\n"
     "                export); FILE - reads stdin; --working-directory DIR puts it there\n"
+    "  fork ID       a new session with a copy of the conversation, up to and including the\n"
+    "                message --at MESSAGE_ID (its id in `show --json`; default: all of it);\n"
+    "                -n NAME names it\n"
     "\n"
     "Exit status: 0 done, 1 a failure (the server's answer on stderr), 2 a usage error.\n"
     "\n";
@@ -261,6 +265,29 @@ static int cmd_export(cl_client *cl, const char *id, const char *out)
     return rc;
 }
 
+static int cmd_fork(cl_client *cl, const cl_common *c, const char *id, const char *at,
+                    const char *name)
+{
+    char *p = session_path(cl, id, "/fork");
+    json_t *body = json_object();
+    if (at) json_object_set_new(body, "message_id", json_string(at));
+    if (name) json_object_set_new(body, "name", json_string(name));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    json_t *r = p && text ? cl_call(cl, "POST", p, text, NULL) : NULL;
+    if (p && !text) fprintf(stderr, "%s: out of memory\n", cl_prog(cl));
+    free(p);
+    free(text);
+    if (!r) return 1;
+    if (c->json)
+        cl_print_json(r);
+    else
+        printf("forked session %s \"%s\" (%ld messages) from %s\n", cl_str(r, "id", "?"),
+               cl_str(r, "name", ""), num(r, "message_count"), id);
+    json_decref(r);
+    return 0;
+}
+
 static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const char *wd)
 {
     buf b;
@@ -299,7 +326,8 @@ int cli_session(int argc, char **argv)
     cl_common c = {0};
     const char *pos[3] = {0};
     int npos = 0;
-    const char *sid = NULL, *name = NULL, *out = NULL, *limit = NULL, *wd = NULL, *after = NULL;
+    const char *sid = NULL, *name = NULL, *out = NULL, *limit = NULL, *wd = NULL, *after = NULL,
+               *at = NULL;
     bool resume = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -309,6 +337,7 @@ int cli_session(int argc, char **argv)
         if (!r) r = cl_opt_value(prog, "--output", "-o", argc, argv, &i, &out);
         if (!r) r = cl_opt_value(prog, "--limit", NULL, argc, argv, &i, &limit);
         if (!r) r = cl_opt_value(prog, "--after", NULL, argc, argv, &i, &after);
+        if (!r) r = cl_opt_value(prog, "--at", NULL, argc, argv, &i, &at);
         if (!r) r = cl_opt_value(prog, "--working-directory", NULL, argc, argv, &i, &wd);
         if (!r && (!strcmp(a, "--resume") || !strcmp(a, "-r"))) r = 1, resume = true;
         if (r < 0) return 2;
@@ -330,8 +359,8 @@ int cli_session(int argc, char **argv)
     static const struct {
         const char *name;
         int args; /* positional arguments it takes */
-    } cmds[] = {{"list", 0},   {"show", 1},   {"rm", 1},     {"remove", 1},
-                {"delete", 1}, {"export", 1}, {"import", 1}, {"resume", 1}};
+    } cmds[] = {{"list", 0},   {"show", 1},   {"rm", 1},     {"remove", 1}, {"delete", 1},
+                {"export", 1}, {"import", 1}, {"resume", 1}, {"fork", 1}};
     const char *cmd = npos ? pos[0] : NULL;
     if (cmd) {
         size_t k = 0, n = sizeof cmds / sizeof *cmds;
@@ -349,6 +378,10 @@ int cli_session(int argc, char **argv)
     }
     if (limit && (strspn(limit, "0123456789") != strlen(limit) || !*limit || strlen(limit) > 6)) {
         fprintf(stderr, "%s: --limit takes a number\n", prog);
+        return 2;
+    }
+    if (at && (!cmd || strcmp(cmd, "fork"))) {
+        fprintf(stderr, "%s: --at is for fork\n", prog);
         return 2;
     }
     if ((sid || resume) && cmd && strcmp(cmd, "resume")) {
@@ -388,6 +421,8 @@ int cli_session(int argc, char **argv)
         rc = cmd_export(cl, pos[1], out);
     } else if (!strcmp(cmd, "import")) {
         rc = cmd_import(cl, &c, pos[1], wd);
+    } else if (!strcmp(cmd, "fork")) {
+        rc = cmd_fork(cl, &c, pos[1], at, name);
     } else {
         rc = cmd_rm(cl, &c, pos[1]);
     }

@@ -325,6 +325,27 @@ describe('goose session and run', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /cursor/);
 
+    // fork: the whole conversation, or up to one message; --at without fork is a usage error
+    const msgs = (await get(srv, `/api/sessions/${sid}/messages`)).body;
+    const whole = await goose(srv, ['session', 'fork', sid, '-n', 'Another way']);
+    ok(whole);
+    const fm = whole.stdout.match(/^forked session ([0-9a-f-]{36}) "Another way" \(4 messages\) from (\S+)\n$/);
+    assert.ok(fm, whole.stdout);
+    assert.equal(fm[2], sid);
+    assert.deepEqual((await get(srv, `/api/sessions/${fm[1]}/messages`)).body.map((m) => m.content), msgs.map((m) => m.content));
+    const cut = await goose(srv, ['session', 'fork', sid, '--at', msgs[0].id, '--json']);
+    ok(cut);
+    const forked = JSON.parse(cut.stdout);
+    assert.equal(forked.message_count, 1);
+    assert.deepEqual((await get(srv, `/api/sessions/${forked.id}/messages`)).body.map((m) => m.content), [msgs[0].content]);
+    const noSuch = await goose(srv, ['session', 'fork', sid, '--at', '01234567-89ab-7def-8123-456789abcdef']);
+    assert.equal(noSuch.code, 1);
+    assert.match(noSuch.stderr, /message/);
+    const misplaced = await goose(srv, ['session', 'show', sid, '--at', msgs[0].id]);
+    assert.equal(misplaced.code, 2);
+    assert.match(misplaced.stderr, /--at is for fork/);
+    for (const f of [fm[1], forked.id]) assert.equal((await goose(srv, ['session', 'rm', f])).code, 0);
+
     const show = await goose(srv, ['session', 'show', sid]);
     ok(show);
     assert.match(show.stdout, new RegExp(`^session    ${sid}\nname       Round trip\ndirectory  ${dir}\n`));
