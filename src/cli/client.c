@@ -188,9 +188,10 @@ typedef struct {
     cl_event_fn fn;
     cl_tick_fn tick;
     void *ud;
-    int (*stop)(void); /* cl_call_until's */
-    int stopped;       /* fn, tick or stop asked to stop */
-    gd_err sse_err;    /* the stream broke its framing (a line past the cap) */
+    int (*stop)(void);   /* cl_call_until's */
+    int stopped;         /* fn, tick or stop asked to stop */
+    gd_err sse_err;      /* the stream broke its framing (a line past the cap) */
+    const char *last_id; /* a stream taken up again: its Last-Event-ID, or NULL */
 } xfer;
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -328,6 +329,11 @@ static int perform(cl_client *cl, const char *method, const char *path, const ch
     if (has_body) headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers,
                                 x->sse ? "Accept: text/event-stream" : "Accept: application/json");
+    if (x->last_id) {
+        buf_reset(&hdr);
+        e = buf_printf(&hdr, "Last-Event-ID: %s", x->last_id);
+        if (!e) headers = curl_slist_append(headers, hdr.data);
+    }
     if (cl->token) {
         buf_reset(&hdr);
         e = buf_printf(&hdr, "Authorization: Bearer %s", cl->token);
@@ -472,10 +478,10 @@ json_t *cl_call_json(cl_client *cl, const char *method, const char *path, json_t
     return v;
 }
 
-int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn, cl_tick_fn tick,
-              void *ud)
+static int stream(cl_client *cl, const char *method, const char *path, const char *body,
+                  const char *last_id, cl_event_fn fn, cl_tick_fn tick, void *ud)
 {
-    xfer x = {0};
+    xfer x = {.last_id = last_id};
     buf_init(&x.body, CAP_ERROR);
     x.fn = fn;
     x.tick = tick;
@@ -485,7 +491,7 @@ int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn,
         fprintf(stderr, "%s: out of memory\n", cl->prog);
         return 1;
     }
-    int r = perform(cl, "POST", path, body, &x);
+    int r = perform(cl, method, path, body, &x);
     if (r == 0 && (x.status < 200 || x.status >= 300)) {
         say_status(cl, &x);
         r = 2;
@@ -496,6 +502,18 @@ int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn,
     sse_reader_free(x.sse);
     buf_free(&x.body);
     return r;
+}
+
+int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn, cl_tick_fn tick,
+              void *ud)
+{
+    return stream(cl, "POST", path, body, NULL, fn, tick, ud);
+}
+
+int cl_stream_from(cl_client *cl, const char *path, const char *last_id, cl_event_fn fn,
+                   cl_tick_fn tick, void *ud)
+{
+    return stream(cl, "GET", path, NULL, last_id, fn, tick, ud);
 }
 
 void cl_print_json(json_t *v)

@@ -80,6 +80,10 @@ typedef int (*cl_tick_fn)(void *ud);
  * runs SIGALRM ticks every 100 ms (the handler does nothing). */
 int cl_stream(cl_client *cl, const char *path, const char *body, cl_event_fn fn, cl_tick_fn tick,
               void *ud);
+/* The same for a GET of the stream at path from after the event last_id (sent as
+ * Last-Event-ID): a stream taken up again where it broke. */
+int cl_stream_from(cl_client *cl, const char *path, const char *last_id, cl_event_fn fn,
+                   cl_tick_fn tick, void *ud);
 
 /* Reads all of path ("-": standard input) into out (initialised here with cap), as text (NUL
  * after the bytes). false after a message on stderr prefixed with prog (cannot open or read it,

@@ -17,6 +17,8 @@
 
 static volatile sig_atomic_t interrupts;
 
+#define RESUME_TRIES 3 /* times a broken reply stream is taken up again */
+
 static void on_sigint(int sig)
 {
     (void)sig;
@@ -195,6 +197,7 @@ typedef struct {
     bool abandoned;
     bool error_said; /* an error event was said */
     char stop[32];
+    char last_id[32]; /* the id of the last event, where a broken stream is taken up */
 } rstate;
 
 static void spin_clear(rstate *s)
@@ -288,6 +291,7 @@ static int on_event(void *ud, const char *event, const char *id, const char *dat
 {
     rstate *s = ud;
     s->last_event_ms = now_ms();
+    if (id && *id) snprintf(s->last_id, sizeof s->last_id, "%s", id);
     json_t *d = json_loads(data, JSON_ALLOW_NUL, NULL);
     if (s->o->json) {
         json_t *line = json_pack("{s:s, s:s, s:O?}", "event", event, "id", id, "data", d);
@@ -393,6 +397,24 @@ reply_end reply_run(cl_client *cl, const char *sid, const char *text, const repl
     }
     int r = cl_stream(cl, path, btext, on_event, on_tick, &s);
     free(btext);
+    /* A stream that broke before the reply ended (a proxy's timeout, a dropped connection) is
+     * taken up where it broke, from the session's events after the last one seen: the reply goes
+     * on on the server meanwhile. */
+    for (int tries = 0; tries < RESUME_TRIES && (r == 0 || r == 1) && !s.complete &&
+                        !s.error_said && !s.abandoned && s.last_id[0];
+         tries++) {
+        spin_clear(&s);
+        fprintf(stderr, "%s: the connection dropped; taking the reply up again after event %s\n",
+                cl_prog(cl), s.last_id);
+        long until = now_ms() + (250L << (2 * tries)); /* 0.25 s, 1 s, 4 s */
+        while (now_ms() < until && interrupts == s.handled)
+            usleep(20000);
+        if (interrupts != s.handled) break; /* Ctrl-C while waiting: the end below says so */
+        esc = cl_escape(sid);
+        snprintf(path, sizeof path, "/api/sessions/%s/events", esc ? esc : "");
+        free(esc);
+        r = cl_stream_from(cl, path, s.last_id, on_event, on_tick, &s);
+    }
     spin_clear(&s);
     if (!opts->json) newline(&s);
     snprintf(stop, 32, "%s", s.stop);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { startServer, stopAndCheck, tempDir, assertCleanLog, GOOSED_BIN } from './lib/server.mjs';
 import { get, post, UUID_V7 } from './lib/http.mjs';
@@ -216,6 +217,42 @@ describe('goose session and run', () => {
     const r = await goose(srv, ['run', '-t', 'fail please'], { cwd: dir });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /fake refuses this|error/);
+  });
+
+  it('a reply stream that breaks is taken up again after its last event (Last-Event-ID): the text whole, once', async () => {
+    // A proxy that cuts the reply's stream once its first chunk has gone through, as a proxy's
+    // timeout or a dropped connection would; every other connection passes.
+    let cut = 0;
+    const proxy = net.createServer((down) => {
+      const up = net.connect(srv.port, '127.0.0.1');
+      let head = '', seen = '';
+      down.on('data', (d) => { head += d; up.write(d); });
+      up.on('data', (d) => {
+        seen += d;
+        if (!cut && /messages\/stream/.test(head) && /event: message_chunk/.test(seen)) {
+          cut++;
+          down.write(d, () => { down.destroy(); up.destroy(); });
+          return;
+        }
+        down.write(d);
+      });
+      const end = () => { down.destroy(); up.destroy(); };
+      down.on('error', end);
+      up.on('error', end);
+      down.on('close', end);
+      up.on('close', end);
+    });
+    await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      await fake.script([{ text: 'one two three', chunks: ['one ', 'two ', 'three'], interval_ms: 400 }]);
+      const r = await goose(null, ['run', '-t', 'count'], { cwd: dir, env: { GOOSE_SERVER_URL: `http://127.0.0.1:${proxy.address().port}` } });
+      ok(r);
+      assert.equal(cut, 1, 'the stream was cut');
+      assert.equal(r.stdout, 'one two three\n');
+      assert.match(r.stderr, /the connection dropped; taking the reply up again after event \d+/);
+    } finally {
+      proxy.close();
+    }
   });
 
   it('Ctrl-C (SIGINT) during a stalled reply cancels it on the server: exit 1, "cancelled"', async () => {
