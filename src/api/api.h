@@ -84,6 +84,7 @@ void api_extensions_delete(http_req *r);
 /* A session's MCP resources and prompts (resources.c). */
 void api_resources_list(http_req *r);
 void api_resources_read(http_req *r);
+void api_resource_templates_list(http_req *r);
 void api_prompts_list(http_req *r);
 void api_prompts_get(http_req *r);
 /* Moving sessions between instances (transfer.c). */

@@ -1,7 +1,7 @@
 /* resources: a session's MCP resources and prompts over HTTP (GET /api/sessions/{id}/resources,
- * GET .../resources/read, GET .../prompts, POST .../prompts/get). The session's extensions live
- * on the agent's loop: the request is suspended, the question posted there
- * (agent_session_ext_request), and the registry's answer resumes it. A server that never
+ * GET .../resources/read, GET .../resources/templates, GET .../prompts, POST .../prompts/get). The
+ * session's extensions live on the agent's loop: the request is suspended, the question posted
+ * there (agent_session_ext_request), and the registry's answer resumes it. A server that never
  * answers is bounded by its extension's timeout. */
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 #include "api/api.h"
 #include "auth/auth.h"
 
-typedef enum { OP_RESOURCES, OP_READ, OP_PROMPTS, OP_PROMPT } res_op;
+typedef enum { OP_RESOURCES, OP_READ, OP_PROMPTS, OP_PROMPT, OP_TEMPLATES } res_op;
 
 typedef struct {
     http_req *r;
@@ -56,6 +56,9 @@ static void on_registry(ext_registry *reg, void *ud)
             break;
         case OP_PROMPTS:
             q = registry_list(reg, REG_PROMPTS, ext, on_answer, st);
+            break;
+        case OP_TEMPLATES:
+            q = registry_list(reg, REG_TEMPLATES, ext, on_answer, st);
             break;
         case OP_READ:
             q = registry_read_resource(reg, ext, st->arg, on_answer, st);
@@ -156,6 +159,12 @@ static res_state *begin(http_req *r, res_op op, const char *ext)
 void api_resources_list(http_req *r)
 {
     res_state *st = begin(r, OP_RESOURCES, http_query(r, "extension"));
+    if (st) ask(r, st);
+}
+
+void api_resource_templates_list(http_req *r)
+{
+    res_state *st = begin(r, OP_TEMPLATES, http_query(r, "extension"));
     if (st) ask(r, st);
 }
 

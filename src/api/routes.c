@@ -44,6 +44,7 @@ const http_route api_routes[] = {
     {"GET", "/api/sessions/{id}/stream", api_session_stream, 0}, /* WebSocket */
     {"GET", "/api/sessions/{id}/resources", api_resources_list, 0},
     {"GET", "/api/sessions/{id}/resources/read", api_resources_read, 0},
+    {"GET", "/api/sessions/{id}/resources/templates", api_resource_templates_list, 0},
     {"GET", "/api/sessions/{id}/prompts", api_prompts_list, 0},
     {"POST", "/api/sessions/{id}/prompts/get", api_prompts_get, ROUTE_BODY},
 

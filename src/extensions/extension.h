@@ -163,6 +163,9 @@ typedef struct {
     ext_call *(*read_resource)(extension *x, const char *uri, ext_json_done done, void *ud);
     /* Every prompt: done gets an array of {"name", "description"?, "arguments"?}. */
     ext_call *(*prompts)(extension *x, ext_json_done done, void *ud);
+    /* Every resource template (MCP resources/templates/list): done gets an array of
+     * {"uriTemplate", "name", "description"?, "mimeType"?, "title"?}. */
+    ext_call *(*resource_templates)(extension *x, ext_json_done done, void *ud);
     /* The prompt name with args (borrowed, string values; may be NULL): done gets
      * {"description"?, "messages": [{"role", "content"}]}. */
     ext_call *(*get_prompt)(extension *x, const char *name, json_t *args, ext_json_done done,
@@ -228,9 +231,10 @@ void registry_free(ext_registry *r);
 /* ---- resources and prompts across a session's extensions (the platform tools, the API) ---- */
 
 typedef struct reg_req reg_req;
-enum { REG_RESOURCES, REG_PROMPTS };
+enum { REG_RESOURCES, REG_PROMPTS, REG_TEMPLATES };
 
-/* Lists what (REG_RESOURCES or REG_PROMPTS) of the extension called ext (NULL: of every
+/* Lists what (REG_RESOURCES, REG_PROMPTS or REG_TEMPLATES: resource templates) of the extension
+ * called ext (NULL: of every
  * extension that serves them; one that fails is then left out, with a log line). Extensions
  * that are not up are started first. done gets an array of the items, each with "extension"
  * (its extension's name) first. ext unknown or serving none: GD_ENOTFOUND. done exactly once,

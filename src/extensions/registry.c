@@ -402,7 +402,7 @@ void registry_free(ext_registry *r)
 
 /* ---- resources and prompts across the extensions ---- */
 
-typedef enum { Q_RESOURCES, Q_PROMPTS, Q_READ, Q_PROMPT } q_kind;
+typedef enum { Q_RESOURCES, Q_PROMPTS, Q_READ, Q_PROMPT, Q_TEMPLATES } q_kind;
 
 typedef struct {
     reg_req *q;
@@ -461,6 +461,8 @@ static bool has_op(extension *x, q_kind k)
         return x->ops->read_resource != NULL;
     case Q_PROMPT:
         return x->ops->get_prompt != NULL;
+    case Q_TEMPLATES:
+        return x->ops->resource_templates != NULL;
     }
     return false;
 }
@@ -477,7 +479,7 @@ static json_t *req_answer(reg_req *q, gd_err *e, char *msg, size_t msglen)
             return NULL;
         }
     }
-    if (q->kind == Q_RESOURCES || q->kind == Q_PROMPTS) {
+    if (q->kind == Q_RESOURCES || q->kind == Q_PROMPTS || q->kind == Q_TEMPLATES) {
         json_t *out = json_array();
         for (size_t i = 0; out && i < q->nsubs; i++) {
             reg_sub *s = &q->subs[i];
@@ -570,6 +572,9 @@ static bool sub_issue(reg_sub *s)
     case Q_PROMPT:
         s->c = x->ops->get_prompt(x, q->arg, q->args, sub_done, s);
         break;
+    case Q_TEMPLATES:
+        s->c = x->ops->resource_templates(x, sub_done, s);
+        break;
     }
     return s->c != NULL;
 }
@@ -606,7 +611,8 @@ static reg_req *req_new(ext_registry *r, q_kind kind, const char *ext, const cha
     q->next = r->reqs;
     if (q->next) q->next->prev = q;
     r->reqs = q;
-    static const char *const what[] = {"resources", "prompts", "resources", "prompts"};
+    static const char *const what[] = {"resources", "prompts", "resources", "prompts",
+                                       "resource templates"};
     if (ext) {
         extension *x = registry_find(r, ext);
         reg_sub *s = &q->subs[q->nsubs++];
@@ -647,7 +653,11 @@ static reg_req *req_new(ext_registry *r, q_kind kind, const char *ext, const cha
 
 reg_req *registry_list(ext_registry *r, int what, const char *ext, ext_json_done done, void *ud)
 {
-    return req_new(r, what == REG_PROMPTS ? Q_PROMPTS : Q_RESOURCES, ext, NULL, NULL, done, ud);
+    return req_new(r,
+                   what == REG_PROMPTS     ? Q_PROMPTS
+                   : what == REG_TEMPLATES ? Q_TEMPLATES
+                                           : Q_RESOURCES,
+                   ext, NULL, NULL, done, ud);
 }
 
 reg_req *registry_read_resource(ext_registry *r, const char *ext, const char *uri,

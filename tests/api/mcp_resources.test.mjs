@@ -106,6 +106,25 @@ describe('MCP resources and prompts', () => {
     assert.deepEqual(any.body, rd.body, 'found without naming the extension');
   });
 
+  it('lists resource templates through the API, and a resource made from one is read', async () => {
+    const sid = await newSession();
+    const t = await get(srv, `/api/sessions/${sid}/resources/templates`);
+    assert.equal(t.status, 200, t.text);
+    const text = t.body.find((x) => x.uriTemplate === 'demo://resource/dynamic/text/{resourceId}');
+    assert.ok(text, JSON.stringify(t.body));
+    assert.equal(text.extension, 'everything');
+    assert.equal(text.name, 'Dynamic Text Resource');
+    assert.equal(text.mimeType, 'text/plain');
+    assert.ok(t.body.some((x) => x.uriTemplate === 'demo://resource/dynamic/blob/{resourceId}'));
+    const one = await get(srv, `/api/sessions/${sid}/resources/templates?extension=everything`);
+    assert.deepEqual(one.body, t.body);
+    const uri = text.uriTemplate.replace('{resourceId}', '7');
+    const rd = await get(srv, `/api/sessions/${sid}/resources/read?extension=everything&uri=${encodeURIComponent(uri)}`);
+    assert.equal(rd.status, 200, rd.text);
+    assert.equal(rd.body.contents[0].uri, uri);
+    assertError(await get(srv, `/api/sessions/${sid}/resources/templates?extension=nothing`), 404, 'not_found', /no extension named 'nothing'/);
+  });
+
   it('lists and gets prompts through the API', async () => {
     const sid = await newSession();
     const l = await get(srv, `/api/sessions/${sid}/prompts`);

@@ -32,9 +32,14 @@
 #define MCP_READ_BYTES       (16u << 20) /* bytes of a resource read or a prompt got */
 
 /* What a call asks: a tool, or (answered through ext_json_done) a resource or prompt request. */
-typedef enum { K_TOOL, K_RESOURCES, K_READ, K_PROMPTS, K_PROMPT } call_kind;
-static const char *const kind_method[] = {"tools/call", "resources/list", "resources/read",
-                                          "prompts/list", "prompts/get"};
+typedef enum { K_TOOL, K_RESOURCES, K_READ, K_PROMPTS, K_PROMPT, K_TEMPLATES } call_kind;
+static const char *const kind_method[] = {"tools/call",     "resources/list",
+                                          "resources/read", "prompts/list",
+                                          "prompts/get",    "resources/templates/list"};
+/* A listing's kinds, and the result's array of each */
+#define LISTING(k) ((k) == K_RESOURCES || (k) == K_PROMPTS || (k) == K_TEMPLATES)
+#define LIST_KEY(k)                                                                                \
+    ((k) == K_RESOURCES ? "resources" : (k) == K_PROMPTS ? "prompts" : "resourceTemplates")
 
 typedef struct mcp_ext mcp_ext;
 
@@ -839,11 +844,14 @@ static bool take_items(mcp_ext *x, mcp_call *c, json_t *list)
 {
     static const char *const rkeys[] = {"uri", "name", "description", "mimeType", "title"};
     static const char *const pkeys[] = {"name", "description", "title"};
+    static const char *const tkeys[] = {"uriTemplate", "name", "description", "mimeType", "title"};
     size_t i;
     json_t *it;
     json_array_foreach(list, i, it)
     {
-        json_t *o = c->kind == K_RESOURCES ? pick(it, rkeys, 5, 2) : pick(it, pkeys, 3, 1);
+        json_t *o = c->kind == K_RESOURCES   ? pick(it, rkeys, 5, 2)
+                    : c->kind == K_TEMPLATES ? pick(it, tkeys, 5, 2)
+                                             : pick(it, pkeys, 3, 1);
         if (!o) continue;
         json_t *args = json_object_get(it, "arguments");
         if (c->kind == K_PROMPTS && json_is_array(args)) json_object_set(o, "arguments", args);
@@ -887,11 +895,11 @@ static void on_json(mcp_call *c, json_t *result, int code, const char *msg)
         }
         return;
     }
-    if (c->kind == K_RESOURCES || c->kind == K_PROMPTS) {
-        json_t *list = json_object_get(result, c->kind == K_RESOURCES ? "resources" : "prompts");
+    if (LISTING(c->kind)) {
+        json_t *list = json_object_get(result, LIST_KEY(c->kind));
         if (!json_is_array(list)) {
             call_fail_e(c, GD_EPROTO, "%s: %s: the server's result has no %s array", x->base.name,
-                        m, c->kind == K_RESOURCES ? "resources" : "prompts");
+                        m, LIST_KEY(c->kind));
             return;
         }
         bool room = take_items(x, c, list);
@@ -969,17 +977,16 @@ static ext_call *json_request(mcp_ext *x, call_kind kind, json_t *params, ext_js
     c->timeout_ms = x->timeout_ms;
     c->next = x->calls;
     x->calls = c;
-    unsigned need =
-        kind == K_RESOURCES || kind == K_READ ? EXT_SERVES_RESOURCES : EXT_SERVES_PROMPTS;
+    unsigned need = kind == K_RESOURCES || kind == K_READ || kind == K_TEMPLATES
+                        ? EXT_SERVES_RESOURCES
+                        : EXT_SERVES_PROMPTS;
     if (x->st != EXT_RUNNING) {
         call_fail(c, "%s: the extension is not running%s%s", x->base.name,
                   x->st == EXT_FAILED ? ": " : "", x->st == EXT_FAILED ? x->why : "");
     } else if (!(x->serves & need)) {
         call_fail_e(c, GD_ENOTFOUND, "%s has no %s", x->base.name,
                     need == EXT_SERVES_RESOURCES ? "resources" : "prompts");
-    } else if (!params ||
-               ((kind == K_RESOURCES || kind == K_PROMPTS) && !(c->acc = json_array())) ||
-               !call_send(x, c)) {
+    } else if (!params || (LISTING(kind) && !(c->acc = json_array())) || !call_send(x, c)) {
         x->calls = c->next;
         json_decref(c->args);
         json_decref(c->acc);
@@ -1002,6 +1009,11 @@ static ext_call *x_resources(extension *base, ext_json_done done, void *ud)
 static ext_call *x_read_resource(extension *base, const char *uri, ext_json_done done, void *ud)
 {
     return json_request((mcp_ext *)base, K_READ, json_pack("{s:s}", "uri", uri), done, ud);
+}
+
+static ext_call *x_resource_templates(extension *base, ext_json_done done, void *ud)
+{
+    return json_request((mcp_ext *)base, K_TEMPLATES, json_object(), done, ud);
 }
 
 static ext_call *x_prompts(extension *base, ext_json_done done, void *ud)
@@ -1086,6 +1098,7 @@ static const extension_ops mcp_ops = {
     .resources = x_resources,
     .read_resource = x_read_resource,
     .prompts = x_prompts,
+    .resource_templates = x_resource_templates,
     .get_prompt = x_get_prompt,
 };
 
