@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -180,6 +181,204 @@ const char *reply_ask_confirmation(const char *tool, json_t *arguments)
     return action;
 }
 
+/* One line typed on the terminal into line (its newline dropped; a longer line's rest read
+ * and dropped). false at the end of input or on Ctrl-C: the question is cancelled. */
+static bool read_answer(char *line, size_t n, int before)
+{
+    for (;;) {
+        if (fgets(line, (int)n, stdin)) break;
+        bool eof = feof(stdin);
+        clearerr(stdin);
+        if (interrupts != before || eof || errno != EINTR) {
+            fputc('\n', stderr);
+            return false;
+        }
+    }
+    size_t len = strlen(line);
+    if (len && line[len - 1] == '\n') {
+        line[--len] = '\0';
+    } else {
+        int c;
+        while ((c = getchar()) != EOF && c != '\n')
+            ;
+    }
+    return true;
+}
+
+/* The choices a field offers, as [{"value", "label"}]: enum (with the older enumNames), or
+ * oneOf/anyOf of {"const", "title"}; of its items for an array. NULL: a free answer. */
+static json_t *choices_of(json_t *prop)
+{
+    json_t *p = json_is_array(json_object_get(prop, "enum")) || json_object_get(prop, "oneOf") ||
+                        json_object_get(prop, "anyOf")
+                    ? prop
+                    : json_object_get(prop, "items");
+    json_t *out = json_array(), *it;
+    size_t i;
+    json_t *en = json_object_get(p, "enum"), *names = json_object_get(p, "enumNames");
+    json_array_foreach(en, i, it)
+    {
+        json_t *label = json_array_get(names, i);
+        json_array_append_new(
+            out, json_pack("{s:O, s:O}", "value", it, "label", json_is_string(label) ? label : it));
+    }
+    json_t *alts =
+        json_object_get(p, "oneOf") ? json_object_get(p, "oneOf") : json_object_get(p, "anyOf");
+    json_array_foreach(alts, i, it)
+    {
+        json_t *v = json_object_get(it, "const"), *t = json_object_get(it, "title");
+        if (v) json_array_append_new(out, json_pack("{s:O, s:O}", "value", v, "label", t ? t : v));
+    }
+    if (!json_array_size(out)) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The choice word names (its number from 1, its value or its label, any case), or NULL. */
+static json_t *pick_choice(json_t *choices, const char *word)
+{
+    char *end;
+    long k = strtol(word, &end, 10);
+    if (!*end && k >= 1 && (size_t)k <= json_array_size(choices))
+        return json_object_get(json_array_get(choices, (size_t)k - 1), "value");
+    size_t i;
+    json_t *c;
+    json_array_foreach(choices, i, c)
+    {
+        const char *v = json_string_value(json_object_get(c, "value"));
+        const char *l = json_string_value(json_object_get(c, "label"));
+        if ((v && !strcasecmp(v, word)) || (l && !strcasecmp(l, word)))
+            return json_object_get(c, "value");
+    }
+    return NULL;
+}
+
+/* text as the field's type, or NULL with why said. */
+static json_t *field_value(json_t *prop, json_t *choices, const char *text)
+{
+    const char *type = cl_str(prop, "type", "string");
+    if (!strcmp(type, "array")) {
+        json_t *out = json_array();
+        char *copy = strdup(text), *save = NULL;
+        for (char *w = copy ? strtok_r(copy, ",", &save) : NULL; w;
+             w = strtok_r(NULL, ",", &save)) {
+            w += strspn(w, " ");
+            size_t n = strlen(w);
+            while (n && w[n - 1] == ' ')
+                w[--n] = '\0';
+            json_t *v = choices ? pick_choice(choices, w) : json_string(w);
+            if (!v) {
+                fprintf(stderr, "  \"%s\" is not one of the choices\n", w);
+                json_decref(out);
+                out = NULL;
+                break;
+            }
+            json_array_append(out, v);
+            if (!choices) json_decref(v);
+        }
+        free(copy);
+        return out;
+    }
+    if (choices) {
+        json_t *v = pick_choice(choices, text);
+        if (!v) fputs("  Answer with one of the choices (its number or its name).\n", stderr);
+        return v ? json_incref(v) : NULL;
+    }
+    if (!strcmp(type, "boolean")) {
+        if (strchr("yY", text[0]) || !strcasecmp(text, "true")) return json_true();
+        if (strchr("nN", text[0]) || !strcasecmp(text, "false")) return json_false();
+        fputs("  Answer y or n.\n", stderr);
+        return NULL;
+    }
+    if (!strcmp(type, "integer") || !strcmp(type, "number")) {
+        bool whole = !strcmp(type, "integer");
+        char *end;
+        errno = 0;
+        long long i = whole ? strtoll(text, &end, 10) : 0;
+        double d = whole ? (double)i : strtod(text, &end);
+        json_t *min = json_object_get(prop, "minimum"), *max = json_object_get(prop, "maximum");
+        if (*end || errno || d != d) {
+            fprintf(stderr, "  Answer with %s.\n", whole ? "a whole number" : "a number");
+            return NULL;
+        }
+        if ((min && d < json_number_value(min)) || (max && d > json_number_value(max))) {
+            fprintf(stderr, "  Answer with a number from %g to %g.\n",
+                    min ? json_number_value(min) : -1e308, max ? json_number_value(max) : 1e308);
+            return NULL;
+        }
+        return whole ? json_integer((json_int_t)i) : json_real(d);
+    }
+    return json_string(text);
+}
+
+/* Asks each field of an elicitation's flat schema on the terminal, in its order: its title, the
+ * choices, the default (taken by an empty answer). NULL when the user stopped (end of input or
+ * Ctrl-C): the question is then cancelled. */
+static json_t *ask_form(json_t *schema)
+{
+    json_t *content = json_object(), *required = json_object_get(schema, "required");
+    const char *name;
+    json_t *prop;
+    int before = interrupts;
+    json_object_foreach(json_object_get(schema, "properties"), name, prop)
+    {
+        bool must = false;
+        size_t i;
+        json_t *r;
+        json_array_foreach(required, i, r) must |=
+            json_is_string(r) && !strcmp(json_string_value(r), name);
+        json_t *choices = choices_of(prop), *def = json_object_get(prop, "default");
+        for (;;) {
+            fprintf(stderr, "  %s", cl_str(prop, "title", name));
+            if (json_object_get(prop, "description"))
+                fprintf(stderr, " (%s)", cl_str(prop, "description", ""));
+            if (choices) {
+                fputs(!strcmp(cl_str(prop, "type", ""), "array") ? " — any of, with commas:"
+                                                                 : " — one of:",
+                      stderr);
+                json_t *c;
+                json_array_foreach(choices, i, c)
+                {
+                    fprintf(stderr, " %zu) ", i + 1);
+                    cl_puts_text(stderr, cl_str(c, "label", "?"));
+                }
+            } else if (!strcmp(cl_str(prop, "type", ""), "boolean")) {
+                fputs(" [y/n]", stderr);
+            }
+            if (def) {
+                char *d = json_dumps(def, JSON_ENCODE_ANY | JSON_COMPACT);
+                fprintf(stderr, " [%s]", d ? d : "");
+                free(d);
+            } else if (must) {
+                fputs(" (required)", stderr);
+            }
+            fputs(": ", stderr);
+            fflush(stderr);
+            char line[4096];
+            if (!read_answer(line, sizeof line, before)) {
+                json_decref(choices);
+                json_decref(content);
+                return NULL;
+            }
+            if (!line[0]) {
+                if (def) json_object_set(content, name, def);
+                if (def || !must) break;
+                fputs("  An answer is required.\n", stderr);
+                continue;
+            }
+            json_t *v = field_value(prop, choices, line);
+            if (v) {
+                json_object_set_new(content, name, v);
+                break;
+            }
+        }
+        json_decref(choices);
+    }
+    return content;
+}
+
 /* ---- one reply ---- */
 
 typedef struct {
@@ -241,15 +440,22 @@ static void send_cancel(rstate *s)
     s->cancel_sent = true;
 }
 
-static void answer(rstate *s, const char *route, const char *id, const char *action)
+static void answer_with(rstate *s, const char *route, const char *id, const char *action,
+                        json_t *content)
 {
     char *sid = cl_escape(s->sid);
     char path[600];
     snprintf(path, sizeof path, "/api/sessions/%s/%s", sid ? sid : "", route);
     free(sid);
     json_t *body = json_pack("{s:s, s:s}", "id", id, "action", action);
+    if (body && content) json_object_set(body, "content", content);
     json_decref(cl_call_json(s->cl, "POST", path, body, NULL));
     json_decref(body);
+}
+
+static void answer(rstate *s, const char *route, const char *id, const char *action)
+{
+    answer_with(s, route, id, action, NULL);
 }
 
 static void on_confirmation(rstate *s, json_t *d)
@@ -276,15 +482,51 @@ static void on_confirmation(rstate *s, json_t *d)
     s->last_event_ms = now_ms();
 }
 
+/* An extension's question: asked on the terminal (the user may answer, decline or cancel);
+ * declined without one, or with --json. */
 static void on_elicitation(rstate *s, json_t *d)
 {
     spin_clear(s);
     if (!s->o->json) newline(s);
-    fprintf(stderr,
-            "%s: the extension %s asks: %s\n%s: declined (the command line does not "
-            "answer an extension's questions)\n",
-            cl_prog(s->cl), cl_str(d, "extension", "?"), cl_str(d, "message", ""), cl_prog(s->cl));
-    answer(s, "elicitations", cl_str(d, "id", ""), "decline");
+    fflush(stdout);
+    const char *id = cl_str(d, "id", "");
+    fprintf(stderr, "%s: the extension ", cl_prog(s->cl));
+    cl_puts_text(stderr, cl_str(d, "extension", "?"));
+    fputs(" asks: ", stderr);
+    cl_puts_text(stderr, cl_str(d, "message", ""));
+    fputc('\n', stderr);
+    if (s->o->json || !isatty(STDIN_FILENO)) {
+        fprintf(stderr, "%s: declined (no terminal to ask on)\n", cl_prog(s->cl));
+        answer(s, "elicitations", id, "decline");
+        return;
+    }
+    struct itimerval saved, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, &saved); /* no ticks while the user answers */
+    int before = interrupts;
+    const char *action = NULL;
+    json_t *content = NULL;
+    while (!action) {
+        fputs("Answer it?  [y] yes  [n] decline  [c] cancel: ", stderr);
+        fflush(stderr);
+        char line[64];
+        if (!read_answer(line, sizeof line, before)) {
+            action = "cancel";
+        } else if (strchr("yY", line[0]) && line[0]) {
+            content = ask_form(json_object_get(d, "requested_schema"));
+            action = content ? "accept" : "cancel";
+        } else if (strchr("nN", line[0]) && line[0]) {
+            action = "decline";
+        } else if (strchr("cC", line[0]) && line[0]) {
+            action = "cancel";
+        } else {
+            fputs("Answer y, n or c.\n", stderr);
+        }
+    }
+    setitimer(ITIMER_REAL, &saved, NULL);
+    s->handled += interrupts - before; /* a Ctrl-C here answered the question */
+    answer_with(s, "elicitations", id, action, content);
+    json_decref(content);
+    s->last_event_ms = now_ms();
 }
 
 static int on_event(void *ud, const char *event, const char *id, const char *data)

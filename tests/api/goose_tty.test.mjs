@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startServer, stopAndCheck, tempDir, GOOSED_BIN } from './lib/server.mjs';
+import { startServer, stopAndCheck, tempDir, GOOSED_BIN, REPO } from './lib/server.mjs';
 import { get } from './lib/http.mjs';
 import { recordOutput } from './lib/record.mjs';
 import { startFake } from '../fakes/lib.mjs';
@@ -160,5 +160,69 @@ describe('goose in a terminal', { skip: !HAVE_TMUX && 'tmux is not installed (sc
     } finally {
       close('run');
     }
+  });
+});
+
+describe('an extension\'s question (elicitation) asked in a terminal', { skip: !HAVE_TMUX && 'tmux is not installed (scripts/deps.sh test installs it)' }, () => {
+  const EVERYTHING = path.join(REPO, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+  let fake, srv, dir, env;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({
+      env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY },
+      configYaml: `extensions:\n  everything:\n    enabled: true\n    name: everything\n    type: stdio\n    cmd: ${process.execPath}\n    args: [${EVERYTHING}, stdio]\n    timeout: 60\n`,
+    });
+    dir = tempDir('goose-tty-elicit-');
+    env = { PATH: process.env.PATH, HOME: dir, GOOSE_SERVER_URL: srv.url, TERM: 'xterm-256color', LANG: 'C.UTF-8' };
+    for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+  });
+  after(async () => {
+    try { tmux('kill-server'); } catch { /* no session left */ }
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  it('goose run asks each field (choices by number or name, defaults on Enter, a wrong answer asked again), and the answer reaches the extension', async () => {
+    await fake.script([{ tool_calls: [{ id: 'el1', name: 'everything__trigger-elicitation-request', arguments: {} }] }, { text: 'thanks for the answers' }]);
+    open('elicit', dir, env, `'${GOOSE}' run -t 'ask me'`);
+    try {
+      await waitFor('elicit', /the extension everything asks: .*\nAnswer it\?.*: $/m, 'the question');
+      tmux('send-keys', '-t', 'elicit', 'y', 'Enter');
+      const step = async (re, keys) => {
+        await waitFor('elicit', re);
+        if (keys) tmux('send-keys', '-t', 'elicit', '-l', keys);
+        tmux('send-keys', '-t', 'elicit', 'Enter');
+      };
+      await step(/  String[^\n]*\(required\): $/m, ''); // required: asked again
+      await step(/An answer is required\.\n  String[^\n]*\(required\): $/m, 'Ada');
+      await step(/  Boolean[^\n]*\[y\/n\]: $/m, 'y');
+      await step(/  String with default[^\n]*\["It was a dark and stormy night\."\]: $/m, '');
+      await step(/  String with email format[^\n]*: $/m, 'ada@example.com');
+      await step(/  String with uri format[^\n]*: $/m, '');
+      await step(/  String with date format[^\n]*: $/m, '');
+      await step(/  Integer[^\n]*\[42\]: $/m, 'seven');
+      await step(/Answer with a whole number\.\n  Integer[^\n]*\[42\]: $/m, '7');
+      await step(/  Number in range 1-1000[^\n]*: $/m, '');
+      await step(/  Untitled Single Select Enum[^\n]* 2\) Rachel[^\n]*\["Monica"\]: $/m, '2');
+      await step(/  Untitled Multiple Select Enum[^\n]*any of, with commas:[^\n]*: $/m, 'piano, 5');
+      await step(/  Titled Single Select Enum[^\n]*3\) Wonder Woman[^\n]*: $/m, 'wonder woman');
+      await step(/  Titled Multiple Select Enum[^\n]*: $/m, '');
+      await step(/  Legacy Titled Single Select Enum[^\n]*2\) Dogs[^\n]*: $/m, 'Dogs');
+      await waitFor('elicit', /thanks for the answers\n(.*\n)*EXITED=0$/m, 'the reply and exit 0');
+    } finally {
+      close('elicit');
+    }
+    const tool = (await fake.requests('openai')).at(-1).body.messages.find((m) => m.role === 'tool');
+    const text = typeof tool.content === 'string' ? tool.content : tool.content.map((c) => c.text).join('\n');
+    const raw = JSON.parse(text.slice(text.indexOf('Raw result: ') + 'Raw result: '.length));
+    assert.equal(raw.action, 'accept');
+    assert.equal(raw.content.name, 'Ada');
+    assert.equal(raw.content.check, true);
+    assert.equal(raw.content.firstLine, 'It was a dark and stormy night.');
+    assert.equal(raw.content.email, 'ada@example.com');
+    assert.equal(raw.content.integer, 7);
+    assert.equal(raw.content.untitledSingleSelectEnum, 'Rachel');
+    assert.deepEqual(raw.content.untitledMultipleSelectEnum, ['Piano', 'Bass']);
+    assert.equal(raw.content.titledSingleSelectEnum, 'hero-3');
+    assert.equal(raw.content.legacyTitledEnum, 'pet-2');
   });
 });
