@@ -16,11 +16,13 @@
 #include "core/fs.h"
 #include "core/log.h"
 
-#define KEY_LEN      crypto_aead_xchacha20poly1305_ietf_KEYBYTES
-#define NONCE_LEN    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define TAG_LEN      crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define SEAL_VERSION 1 /* the first byte of a sealed value: the format, for a later change */
-#define SEALED_MAX   (1 + NONCE_LEN + 4096 + TAG_LEN)
+#define KEY_LEN       crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define SEAL_VERSION  1 /* the first byte of a sealed value: the format, for a later change */
+#define SEALED_MAX    (1 + NONCE_LEN + 4096 + TAG_LEN)
+#define SEAL_OVERHEAD (1 + NONCE_LEN + TAG_LEN)
+#define EXT_TEXT_MAX  (STORE_ITEM_VALUE_MAX - SEAL_OVERHEAD) /* an extension's JSON, sealed */
 
 /* Item names in the store. */
 #define ITEM_PROVIDER "provider"
@@ -238,8 +240,25 @@ static void apply_item_locked(const char *user_id, const char *name, const unsig
                                                                    : PERM_NONE;
         if (r != PERM_NONE) json_object_set_new(perms, name + strlen(ITEM_PERM), json_integer(r));
     } else if (!strncmp(name, ITEM_EXT, strlen(ITEM_EXT))) {
+        /* Sealed (its headers and envs are secrets) since it was kept so; JSON text before. */
+        char *plain = NULL;
+        if (v && len && v[0] == SEAL_VERSION) {
+            plain = malloc(len);
+            if (!plain || user_settings_open(user_id, name, v, len, plain, len) != 0) {
+                log_error("auth",
+                          "user %s: extension %s: cannot be opened (sealed under another server "
+                          "key?): left out; the user can add it again",
+                          user_id, name + strlen(ITEM_EXT));
+                free(plain);
+                return;
+            }
+            v = (const unsigned char *)plain;
+            len = strlen(plain);
+        }
         json_error_t je;
         json_t *entry = v && len ? json_loadb((const char *)v, len, 0, &je) : NULL;
+        if (plain) sodium_memzero(plain, len);
+        free(plain);
         if (v && len && !json_is_object(entry)) {
             log_error("auth", "user %s: extension %s: not kept as an object: left out", user_id,
                       name + strlen(ITEM_EXT));
@@ -558,13 +577,33 @@ gd_err user_settings_put_extension(const char *user_id, const char *key, const j
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
     }
+    /* Kept sealed under the server key, as API keys are: its headers and envs hold secrets. */
+    size_t tlen = text ? strlen(text) : 0, slen = 0;
+    unsigned char *sealed = NULL;
+    if (text && tlen > EXT_TEXT_MAX) {
+        snprintf(err, errlen,
+                 "the extension's config is too large to keep (at most %d bytes as JSON)",
+                 (int)EXT_TEXT_MAX);
+        sodium_memzero(text, tlen);
+        free(text);
+        return GD_ETOOBIG;
+    }
+    if (text &&
+        (!(sealed = malloc(tlen + SEAL_OVERHEAD)) ||
+         !(slen = user_settings_seal(user_id, item, text, tlen, sealed, tlen + SEAL_OVERHEAD)))) {
+        snprintf(err, errlen, "cannot seal the extension's config: %s",
+                 sealed ? U.key_why : "out of memory");
+        sodium_memzero(text, tlen);
+        free(text);
+        free(sealed);
+        return sealed ? GD_EIO : GD_ENOMEM;
+    }
     pthread_mutex_lock(&ext_write_mu);
-    gd_err e = U.st->ops->user_item_set(U.st, user_id, item, text, text ? strlen(text) : 0);
+    gd_err e = U.st->ops->user_item_set(U.st, user_id, item, sealed, slen);
     if (e) {
         snprintf(err, errlen, "%s",
                  e == GD_ENOTFOUND ? "no such user"
-                 : e == GD_ETOOBIG ? "the extension's config is too large to keep (at most "
-                                     "16384 bytes as JSON)"
+                 : e == GD_ETOOBIG ? "the extension's config is too large to keep"
                                    : store_errmsg());
     } else {
         pthread_mutex_lock(&U.mu);
@@ -573,6 +612,8 @@ gd_err user_settings_put_extension(const char *user_id, const char *key, const j
         pthread_mutex_unlock(&U.mu);
     }
     pthread_mutex_unlock(&ext_write_mu);
+    if (text) sodium_memzero(text, tlen);
     free(text);
+    free(sealed);
     return e;
 }

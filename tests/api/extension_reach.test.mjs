@@ -7,20 +7,22 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir, REPO } from './lib/server.mjs';
 import { get, post, request } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { addUser } from './lib/users.mjs';
+import { recordSecret } from './lib/record.mjs';
 
 const KEY = 'sk-reach-0123456789';
 const FAKE_HTTP_MCP = path.join(REPO, 'tests/fakes/mcp/http_server.mjs');
 const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
 
 /** The fake streamable HTTP MCP server on 127.0.0.1: {port, seen() (its requests), stop()}. */
-function startMcp() {
+function startMcp(env = {}) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [FAKE_HTTP_MCP], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [FAKE_HTTP_MCP], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     proc.stderr.on('data', (d) => { err += d; });
@@ -190,6 +192,36 @@ describe("users' remote extensions reach public addresses only, unless the admin
       assert.ok(seen.some((l) => l.startsWith('POST http://198.41.0.4:9/mcp')), `the admin's did not use the proxy: ${seen}`);
     } finally {
       proxy.close();
+    }
+  });
+
+  it("a user's own extension is kept sealed: its header is nowhere in goosed.db, and after a restart it still reaches the server with it", async () => {
+    const TOKEN = 'reach-sealed-token-5f1c2e9a7b';
+    recordSecret(TOKEN, 'extension_reach.test.mjs: a user extension\'s bearer token');
+    const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    try {
+      let srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      const uri = `http://127.0.0.1:${locked.port}/mcp`;
+      const add = await post(srv, '/api/extensions', { name: 'locked', config: { type: 'streamable_http', uri, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` } } }, as(alice));
+      assert.ok(add.status === 200 || add.status === 201, add.text);
+      assert.ok((await toolsWith(srv, alice, {})).includes('locked__echo'));
+      const data = path.join(home, '.local/share/goose/sessions');
+      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+      assert.ok(!stored().includes(TOKEN), 'the token is not in the database as written');
+      assert.ok(!stored().includes('reach-sealed'), 'nor any part of it');
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      assert.ok(!stored().includes(TOKEN), 'nor once the log is checkpointed into it');
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      const before = locked.seen().length;
+      assert.ok((await toolsWith(srv, alice, {})).includes('locked__echo'), 'taken up after the restart');
+      const after = locked.seen().slice(before);
+      assert.ok(after.length > 0 && after.every((r) => r.auth), JSON.stringify(after));
+      const listed = (await get(srv, '/api/extensions', as(alice))).body.extensions.find((e) => e.name === 'locked');
+      assert.equal(JSON.stringify(listed).includes(TOKEN), false, 'the API masks it as before');
+      assert.equal((await request(srv, 'DELETE', '/api/extensions/locked', as(alice))).status, 204);
+    } finally {
+      await locked.stop();
     }
   });
 
