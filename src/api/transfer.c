@@ -176,8 +176,13 @@ static void fork_job(job *j)
     bool found = !j->message_id[0];
     json_array_foreach(msgs, i, m)
     {
-        json_array_append_new(copy, json_pack("{s:O, s:O}", "role", json_object_get(m, "role"),
-                                              "content", json_object_get(m, "content")));
+        json_t *c = json_pack("{s:O, s:O}", "role", json_object_get(m, "role"), "content",
+                              json_object_get(m, "content"));
+        const char *at = json_string_value(json_object_get(m, "created_at"));
+        int64_t us;
+        if (c && at && clock_parse_rfc3339(at, &us)) /* when it was said */
+            json_object_set_new(c, "created_us", json_integer(us));
+        json_array_append_new(copy, c);
         const char *mid = json_string_value(json_object_get(m, "id"));
         if (j->message_id[0] && mid && !strcmp(mid, j->message_id)) {
             found = true;
@@ -362,8 +367,21 @@ static json_t *checked_messages(json_t *list, const char *field, refusal *why)
             return refuse(why, 400, "%s[%zu]%s%s", field, i, strncmp(err, "must", 4) ? "." : ": ",
                           err);
         }
-        json_array_append_new(out, json_pack("{s:O, s:O}", "role", json_object_get(m, "role"),
-                                             "content", json_object_get(m, "content")));
+        json_t *c = json_pack("{s:O, s:O}", "role", json_object_get(m, "role"), "content",
+                              json_object_get(m, "content"));
+        json_t *at = json_object_get(m, "created_at");
+        int64_t us;
+        if (at &&
+            (!json_is_string(at) || !clock_parse_rfc3339(json_string_value(at), &us) || us < 0)) {
+            json_decref(c);
+            json_decref(out);
+            return refuse(why, 400,
+                          "%s[%zu].created_at: must be an RFC 3339 time such as "
+                          "2026-03-04T12:00:00Z",
+                          field, i);
+        }
+        if (at) json_object_set_new(c, "created_us", json_integer(us)); /* kept as exported */
+        json_array_append_new(out, c);
     }
     return out;
 }
@@ -484,10 +502,19 @@ static json_t *goose_messages(json_t *conv, long *left_out, refusal *why)
             else
                 (*left_out)++;
         }
-        if (json_array_size(items))
-            json_array_append_new(out, json_pack("{s:s, s:o}", "role", role, "content", items));
-        else
+        if (!json_array_size(items)) {
             json_decref(items);
+            continue;
+        }
+        json_t *c = json_pack("{s:s, s:o}", "role", role, "content", items);
+        json_t *when = json_object_get(m, "created"); /* Goose's: seconds since the epoch */
+        if (c && json_is_integer(when) && json_integer_value(when) >= 0 &&
+            json_integer_value(when) < ((json_int_t)1 << 37)) {
+            char at[RFC3339_LEN]; /* checked_messages takes it as goosed's own */
+            clock_rfc3339((time_t)json_integer_value(when), at);
+            json_object_set_new(c, "created_at", json_string(at));
+        }
+        json_array_append_new(out, c);
     }
     return out;
 }

@@ -2256,6 +2256,7 @@ struct import_arg {
     size_t n;
     const char **roles;
     char **contents;
+    int64_t *times; /* each message's created_us */
 };
 
 static gd_err w_session_import(conn *c, void *arg, char *err, size_t errlen)
@@ -2276,7 +2277,7 @@ static gd_err w_session_import(conn *c, void *arg, char *err, size_t errlen)
         sqlite3_bind_int64(st, 3, (sqlite3_int64)i + 1);
         sqlite3_bind_text(st, 4, a->roles[i], -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, a->contents[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, a->ins.created_us);
+        sqlite3_bind_int64(st, 6, a->times[i]);
         int rc = sqlite3_step(st);
         stmt_done(st);
         if (rc != SQLITE_DONE) {
@@ -2312,9 +2313,12 @@ static gd_err sq_session_import(store *st, store_session *s, json_t *settings, j
     a.settings = set;
     a.roles = calloc(n ? n : 1, sizeof *a.roles);
     a.contents = calloc(n ? n : 1, sizeof *a.contents);
-    gd_err e = set && a.roles && a.contents ? GD_OK : GD_ENOMEM;
+    a.times = calloc(n ? n : 1, sizeof *a.times);
+    gd_err e = set && a.roles && a.contents && a.times ? GD_OK : GD_ENOMEM;
     for (size_t i = 0; !e && i < n; i++) {
         json_t *m = json_array_get(messages, i);
+        json_t *at = json_object_get(m, "created_us");
+        a.times[i] = json_is_integer(at) ? (int64_t)json_integer_value(at) : a.ins.created_us;
         a.roles[i] = json_string_value(json_object_get(m, "role"));
         a.contents[i] = jtext(json_object_get(m, "content"), NULL);
         if (!a.roles[i] || !a.contents[i]) e = a.roles[i] ? GD_ENOMEM : GD_EINVAL;
@@ -2331,6 +2335,7 @@ static gd_err sq_session_import(store *st, store_session *s, json_t *settings, j
         free(a.contents[i]);
     free(a.contents);
     free(a.roles);
+    free(a.times);
     free(set);
     return e;
 }

@@ -182,8 +182,9 @@ typedef struct {
      * imports and forks). s's id, name, working_dir, user_id, input_tokens and output_tokens
      * are read; created_at and updated_at are set here, message_count to the number of
      * messages. settings (borrowed; NULL: none) are its own settings as session_settings_set
-     * takes them. messages (borrowed) is a JSON array of {"role", "content": [items]} in
-     * order, checked by the caller; each gets a new id, the next sequence number and the time.
+     * takes them. messages (borrowed) is a JSON array of {"role", "content": [items],
+     * "created_us"?} in order, checked by the caller; each gets a new id, the next sequence
+     * number, and its created_us (microseconds since the epoch) or else the time of the import.
      * GD_ECONFLICT when the id is taken. Waits until durable. */
     gd_err (*session_import)(store *st, store_session *s, json_t *settings, json_t *messages);
 

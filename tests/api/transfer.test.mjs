@@ -135,6 +135,28 @@ describe('session export, import and fork', () => {
     assert.equal(after.length, orig.messages.length + 2);
   });
 
+  it('an import and a fork keep when each message was said (its created_at), in either format', async () => {
+    const when = ['2024-02-29T12:34:56Z', '2024-02-29T12:35:01Z'];
+    const r = await post(b, '/api/sessions/import', {
+      format: 'goosed-session', version: 1, working_directory: dirB, session: { name: 'dated', working_dir: dirB },
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'when?' }], created_at: when[0] },
+        { role: 'assistant', content: [{ type: 'text', text: 'then.' }], created_at: '2024-02-29T13:35:01+01:00' },
+      ],
+    });
+    assert.equal(r.status, 201, r.text);
+    const got = await messages(b, r.body.id);
+    assert.deepEqual(got.map((m) => m.created_at), when);
+    assert.deepEqual((await get(b, `/api/sessions/${r.body.id}/export`)).body.messages.map((m) => m.created_at), when);
+    const f = await post(b, `/api/sessions/${r.body.id}/fork`, {});
+    assert.equal(f.status, 201, f.text);
+    assert.deepEqual((await messages(b, f.body.id)).map((m) => m.created_at), when, 'a fork keeps them too');
+    // without one, a message takes the time of the import
+    const now = await post(b, '/api/sessions/import', { format: 'goosed-session', version: 1, working_directory: dirB, session: { name: 'undated', working_dir: dirB }, messages: [{ role: 'user', content: [{ type: 'text', text: 'now' }] }] });
+    const t = Date.parse((await messages(b, now.body.id))[0].created_at);
+    assert.ok(Math.abs(t - Date.now()) < 120_000, 'the import\'s time');
+  });
+
   it('fork: up to and including a message, or all of them; an unknown message is 404', async () => {
     const orig = await messages(a, sid);
     const cut = orig.findIndex((m) => m.role === 'assistant' && m.content.some((c) => c.type === 'text' && c.text === 'It said transfer-ok.'));
@@ -187,6 +209,9 @@ describe('session export, import and fork', () => {
       [doc({ version: 2 }), 400, /version/],
       [doc({ session: 'x' }), 400, /session/],
       [doc({ messages: {} }), 400, /messages: must be an array/],
+      [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 'yesterday' }] }), 400, /messages\[0\]\.created_at: must be an RFC 3339 time/],
+      [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '2026-02-30T10:00:00Z' }] }), 400, /messages\[0\]\.created_at/],
+      [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 1700000000 }] }), 400, /messages\[0\]\.created_at/],
       [doc({ messages: [{ role: 'system', content: [{ type: 'text', text: 'x' }] }] }), 400, /messages\[0\]\.role/],
       [doc({ messages: [...good.messages, { role: 'user', content: 'plain' }] }), 400, new RegExp(`messages\\[${good.messages.length}\\]\\.content`)],
       [doc({ messages: [{ role: 'user', content: [{ type: 'tool_request', id: 'c', name: 'n', arguments: {} }] }] }), 400, /messages\[0\]\.content\[0\]\.type: tool_request is not allowed in a user message/],
@@ -299,6 +324,8 @@ describe('session export, import and fork', () => {
     assert.equal(r.status, 201, r.text);
     assert.equal(r.body.name, 'from goose');
     assert.equal(r.body.imported_from, 'goose');
+    assert.deepEqual((await messages(b, r.body.id)).map((m) => m.created_at),
+      ['2025-01-01T10:00:00Z', '2025-01-01T10:00:01Z', '2025-01-01T10:00:02Z', '2025-01-01T10:00:03Z'], 'the times of the Goose export');
     assert.equal(r.body.input_tokens, 20);
     const got = strip(await messages(b, r.body.id));
     assert.deepEqual(got, [

@@ -58,6 +58,48 @@ static void test_rfc3339_length(void **state)
     assert_int_equal(out[19], 'Z');
 }
 
+static void parsed(const char *s, int64_t want)
+{
+    int64_t us = -1;
+    assert_true(clock_parse_rfc3339(s, &us));
+    assert_int_equal(us, want);
+}
+
+static void test_parse_rfc3339(void **state)
+{
+    parsed("1970-01-01T00:00:00Z", 0);
+    parsed("2026-03-04T12:00:00Z", 1772625600LL * 1000000);
+    parsed("2000-02-29T00:00:00z", 951782400LL * 1000000); /* leap day; "z" */
+    parsed("2026-03-04t12:00:00.5Z", 1772625600LL * 1000000 + 500000);
+    parsed("2026-03-04T12:00:00.1234567Z", 1772625600LL * 1000000 + 123456); /* past µs: cut */
+    parsed("2026-03-04T13:30:00+01:30", 1772625600LL * 1000000);
+    parsed("2026-03-04T07:00:00-05:00", 1772625600LL * 1000000);
+    parsed("2016-12-31T23:59:60Z", 1483228799LL * 1000000); /* a leap second: its minute's end */
+    /* every printed time reads back */
+    char out[RFC3339_LEN];
+    clock_rfc3339(1234567890, out);
+    parsed(out, 1234567890LL * 1000000);
+    int64_t us;
+    const char *bad[] = {"",
+                         "yesterday",
+                         "2026-03-04",
+                         "2026-03-04T12:00:00",
+                         "2026-3-04T12:00:00Z",
+                         "2026-02-30T12:00:00Z",
+                         "2025-02-29T00:00:00Z",
+                         "2026-13-01T00:00:00Z",
+                         "2026-03-04T24:00:00Z",
+                         "2026-03-04T12:60:00Z",
+                         "2026-03-04T12:00:00.Z",
+                         "2026-03-04T12:00:00+0100",
+                         "2026-03-04T12:00:00Zjunk",
+                         "2026-03-04 12:00:00Z",
+                         "+2026-03-04T12:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (clock_parse_rfc3339(bad[i], &us)) fail_msg("\"%s\" was taken", bad[i]);
+    }
+}
+
 static void test_mono_ns(void **state)
 {
     uint64_t a = clock_mono_ns();
@@ -74,7 +116,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc3339_known),  cmocka_unit_test(test_rfc3339_out_of_range),
         cmocka_unit_test(test_rfc3339_is_utc), cmocka_unit_test(test_rfc3339_length),
-        cmocka_unit_test(test_mono_ns),
+        cmocka_unit_test(test_mono_ns),        cmocka_unit_test(test_parse_rfc3339),
     };
     return cmocka_run_group_tests_name("clock", tests, NULL, NULL);
 }
