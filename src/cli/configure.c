@@ -133,11 +133,24 @@ static bool usage_error(const char *msg)
 
 /* Loads the configuration as goosed would with argv's options, and the rows. Returns the exit
  * status on failure (message on stderr), 0 on success. */
+static row *find_row(rows *r, const char *name);
+
+/* Whether name is a provider's address variable (OPENAI_HOST, OPENAI_BASE_PATH, ...): read from
+ * the environment only. */
+static bool provider_address(const char *name)
+{
+    for (size_t p = 0; p < provider_ndefs; p++)
+        if ((provider_defs[p].host_env && !strcmp(provider_defs[p].host_env, name)) ||
+            (provider_defs[p].path_env && !strcmp(provider_defs[p].path_env, name)))
+            return true;
+    return false;
+}
+
 static int load_rows(rows *r, int argc, char **argv)
 {
     memset(r, 0, sizeof *r);
     r->cfg = calloc(1, sizeof *r->cfg);
-    size_t cap = config_nkeys() + provider_ndefs + 1;
+    size_t cap = config_nkeys() + 3 * provider_ndefs + 1;
     r->v = calloc(cap, sizeof *r->v);
     if (!r->cfg || !r->v) {
         fprintf(stderr, "goose configure: out of memory\n");
@@ -207,6 +220,27 @@ static int load_rows(rows *r, int argc, char **argv)
             explicit_bzero(val, sizeof val);
         } else {
             mask(w, 0);
+        }
+    }
+
+    /* The providers' addresses (agent_provider_for): the environment only, else the built-in. */
+    for (size_t p = 0; p < provider_ndefs; p++) {
+        const char *vars[2] = {provider_defs[p].host_env, provider_defs[p].path_env};
+        const char *defs[2] = {provider_defs[p].default_host, provider_defs[p].default_path};
+        for (int k = 0; k < 2; k++) {
+            if (!vars[k] || find_row(r, vars[k])) continue;
+            const char *env = getenv(vars[k]);
+            row *h = &r->v[r->n++];
+            *h = (row){.key = vars[k],
+                       .env = vars[k],
+                       .source = env && *env ? "env" : "default",
+                       .text = strdup(env && *env ? env
+                                      : defs[k]   ? defs[k]
+                                                  : "")};
+            if (!h->text) {
+                fprintf(stderr, "goose configure: out of memory\n");
+                return 1;
+            }
         }
     }
 
@@ -644,6 +678,13 @@ static int cmd_set(int argc, char **argv)
     const char *name = pos[0], *value = pos[1];
     int i = config_key_find(name);
     const char *pk = i < 0 ? provider_key(name) : NULL;
+    if (i < 0 && !pk && provider_address(name)) {
+        fprintf(stderr,
+                "goose configure: %s is read from the environment only (set it where goosed "
+                "starts: its service's environment, or export it)\n",
+                name);
+        return 2;
+    }
     if (i < 0 && !pk && !strcmp(name, "GOOSE_SERVER_KEY")) {
         fprintf(stderr, "goose configure set: GOOSE_SERVER_KEY is read from the environment only "
                         "(else goosed keeps server.key in its data directory)\n");
@@ -710,6 +751,13 @@ static int cmd_unset(int argc, char **argv)
     const char *name = pos[0];
     int i = config_key_find(name);
     const char *pk = i < 0 ? provider_key(name) : NULL;
+    if (i < 0 && !pk && provider_address(name)) {
+        fprintf(stderr,
+                "goose configure: %s is read from the environment only (set it where goosed "
+                "starts: its service's environment, or export it)\n",
+                name);
+        return 2;
+    }
     if (i < 0 && !pk && !strcmp(name, "GOOSE_SERVER_KEY")) {
         fprintf(stderr, "goose configure unset: GOOSE_SERVER_KEY is read from the environment "
                         "only: unset it there\n");

@@ -175,6 +175,23 @@ describe('goose configure get', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /usage: goose configure get KEY/);
   });
+
+  it("shows where each provider is reached (its host and path variables: the environment's, else the built-in), which set refuses", async () => {
+    const home = tempDir();
+    const { rows } = await listJson(home, [], { OPENAI_HOST: 'http://10.0.0.5:8000' });
+    assert.deepEqual(rows.OPENAI_HOST, { key: 'OPENAI_HOST', env: 'OPENAI_HOST', value: 'http://10.0.0.5:8000', source: 'env', secret: false });
+    assert.deepEqual(rows.OPENAI_BASE_PATH, { key: 'OPENAI_BASE_PATH', env: 'OPENAI_BASE_PATH', value: 'v1/chat/completions', source: 'default', secret: false });
+    assert.equal(rows.ANTHROPIC_HOST.value, 'https://api.anthropic.com');
+    assert.equal(rows.OLLAMA_HOST.source, 'default');
+    let r = await goose(home, ['configure', 'get', 'OLLAMA_HOST'], { OLLAMA_HOST: 'http://gpu-box:11434' });
+    assert.deepEqual([r.code, r.stdout], [0, 'http://gpu-box:11434\n']);
+    for (const cmd of [['set', 'OPENAI_HOST', 'http://x'], ['unset', 'OPENAI_HOST']]) {
+      r = await goose(home, ['configure', ...cmd]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /OPENAI_HOST is read from the environment only/);
+    }
+    assert.ok(!existsSync(path.join(home, '.config', 'goose', 'config.yaml')), 'nothing written');
+  });
 });
 
 describe('goose configure set and unset', () => {
