@@ -1641,12 +1641,23 @@ gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen)
 gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char *err,
                           size_t errlen)
 {
+    return agent_provider_chosen(a, user_id, NULL, NULL, out, err, errlen);
+}
+
+gd_err agent_provider_chosen(agent *a, const char *user_id, const char *want,
+                             const char *want_model, provider_cfg *out, char *err, size_t errlen)
+{
     const config *cfg = a->cfg;
     char name[128], model[256];
     memset(out, 0, sizeof *out);
     gd_err ready = user_settings_ready(user_id, err, errlen);
     if (ready) return ready;
     agent_current_for(a, user_id, name, sizeof name, model, sizeof model);
+    if (want && strcmp(want, name)) { /* another provider: its own default model, unless given */
+        snprintf(name, sizeof name, "%s", want);
+        model[0] = '\0';
+    }
+    if (want_model) snprintf(model, sizeof model, "%s", want_model);
     if (!name[0]) {
         snprintf(err, errlen,
                  "no provider configured: set GOOSE_PROVIDER (openai, anthropic, google, ollama, "
@@ -1696,6 +1707,31 @@ gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char
 
 /* ---- starting, cancelling (HTTP threads) ---- */
 
+/* The session's own provider or model (PATCH /api/sessions/{id}), when it has one, in place of
+ * the user's or the server's the turn was started with: nonzero with why in msg when it cannot
+ * be used (no key, or a local provider a user may not reach). */
+static gd_err session_provider(a_turn *at, char *msg, size_t msglen)
+{
+    const char *name = json_string_value(json_object_get(at->settings, "provider"));
+    const char *model = json_string_value(json_object_get(at->settings, "model"));
+    if (!name && !model) return GD_OK;
+    const char *uid = at->se->user_id;
+    provider_cfg pcfg;
+    gd_err e = agent_provider_chosen(at->a, uid, name, model, &pcfg, msg, msglen);
+    if (!e && !at->admin && uid[0] && !agent_provider_open(at->a, pcfg.def, msg, msglen))
+        e = GD_EINVAL;
+    const provider_cfg *shared = e ? NULL : cfg_share(at->a, &pcfg);
+    sodium_memzero(&pcfg, sizeof pcfg);
+    if (e) return e;
+    if (!shared) {
+        snprintf(msg, msglen, "out of memory");
+        return GD_ENOMEM;
+    }
+    cfg_unref(at->a, at->pcfg);
+    at->pcfg = shared;
+    return GD_OK;
+}
+
 /* On a worker: reads what the turn needs from the store (the session's working directory, its
  * own settings and its history), then hands the turn to the loop. Nothing of the store is read
  * on the HTTP thread, and the loop gets the turn ready to begin. */
@@ -1722,6 +1758,10 @@ static void prepare_job(void *arg)
         at->read_err = e;
         snprintf(at->read_msg, sizeof at->read_msg, "%s",
                  e == GD_ENOMEM ? "out of memory preparing the history" : store_errmsg());
+    } else if ((e = session_provider(at, at->read_msg, sizeof at->read_msg))) {
+        json_decref(at->history); /* the turn ends at once, saying why (read_msg) */
+        at->history = NULL;
+        at->read_err = e == GD_ENOMEM ? GD_ENOMEM : GD_EINVAL;
     }
     post_or_log(a, turn_start_on_loop, at);
 }

@@ -105,6 +105,10 @@ gd_err agent_provider(agent *a, provider_cfg *out, char *err, size_t errlen);
  * their own key cannot be opened (the server key changed): the reason in err. */
 gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char *err,
                           size_t errlen);
+/* The same with a provider (NULL: theirs) and a model (NULL: that provider's, theirs when it is
+ * their provider) chosen for one session. */
+gd_err agent_provider_chosen(agent *a, const char *user_id, const char *want,
+                             const char *want_model, provider_cfg *out, char *err, size_t errlen);
 /* The user's provider and model, or the server's when they chose none. */
 void agent_current_for(agent *a, const char *user_id, char *name, size_t namelen, char *model,
                        size_t modellen);

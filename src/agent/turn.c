@@ -690,6 +690,7 @@ static void on_history(turn *t, const turn_ev *ev)
             turn_fail(t,
                       ev->err == GD_EBUSY    ? "busy"
                       : ev->err == GD_ENOMEM ? "internal"
+                      : ev->err == GD_EINVAL ? "provider_not_configured" /* the session's own */
                                              : "storage_unavailable",
                       ev->msg ? ev->msg : "cannot read the session's history");
         return;

@@ -206,9 +206,10 @@ static int end_status(const char *code)
         const char *code;
         int status;
     } map[] = {
-        {"storage_unavailable", 503},  {"busy", 503},
-        {"provider_unavailable", 503}, {"session_gone", 410},
-        {"context_too_long", 413},     {"internal", 500},
+        {"storage_unavailable", 503},     {"busy", 503},
+        {"provider_unavailable", 503},    {"session_gone", 410},
+        {"context_too_long", 413},        {"internal", 500},
+        {"provider_not_configured", 503},
     };
     for (size_t i = 0; code && i < sizeof map / sizeof *map; i++)
         if (!strcmp(map[i].code, code)) return map[i].status;

@@ -7,6 +7,7 @@
  *
  * A change applies to the session's next reply. */
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -281,11 +282,26 @@ static void reply_settings(http_req *r, json_t *settings)
 {
     app *a = http_app(r);
     json_t *mode = json_object_get(settings, "execution_mode");
+    json_t *prov = json_object_get(settings, "provider"),
+           *model = json_object_get(settings, "model");
+    /* what its replies use: its own provider and model, else the caller's (or the server's) */
+    char name[128], cur_model[256];
+    agent_current_for(a->agent, http_user(r)->id, name, sizeof name, cur_model, sizeof cur_model);
+    const char *pn = json_is_string(prov) ? json_string_value(prov) : name;
+    const provider_def *d = pn[0] ? provider_find(pn) : NULL;
+    const char *mn = json_is_string(model)                      ? json_string_value(model)
+                     : json_is_string(prov) && strcmp(pn, name) ? (d ? d->default_model : "")
+                     : cur_model[0]                             ? cur_model
+                     : d                                        ? d->default_model
+                                                                : "";
     http_reply_json(r, 200,
-                    json_pack("{s:O, s:s, s:o}", "execution_mode", mode ? mode : json_null(),
-                              "effective_mode",
+                    json_pack("{s:O, s:s, s:O, s:O, s:s?, s:s?, s:o}", "execution_mode",
+                              mode ? mode : json_null(), "effective_mode",
                               mode ? json_string_value(mode) : exec_mode_name(agent_mode(a->agent)),
-                              "extensions", effective(r, settings)));
+                              "provider", prov ? prov : json_null(), "model",
+                              model ? model : json_null(), "effective_provider", pn[0] ? pn : NULL,
+                              "effective_model", mn[0] ? mn : NULL, "extensions",
+                              effective(r, settings)));
 }
 
 /* Reads the settings (404 and false when the session does not exist). */
@@ -370,38 +386,96 @@ void api_session_extensions_remove(http_req *r)
 }
 
 /* PATCH /api/sessions/{id} {"execution_mode": mode | null}. */
+/* A model name as providers take them: 1..255 bytes of printable text. */
+static bool model_ok(const char *m)
+{
+    size_t n = strlen(m);
+    if (!n || n > 255) return false;
+    for (const unsigned char *p = (const unsigned char *)m; *p; p++)
+        if (*p < 0x20 || *p == 0x7F) return false;
+    return true;
+}
+
+/* PATCH /api/sessions/{id}: the session's own execution mode, provider and model (each a value,
+ * or null for the user's or the server's again). A provider is checked as a reply would use
+ * it (known, with a key, one the user may reach) before it is kept. */
 void api_session_patch(http_req *r)
 {
     const char *sid = http_param(r, 0);
     json_t *body = http_body(r);
     const char *k;
     json_t *v;
-    json_object_foreach(body, k, v) if (strcmp(k, "execution_mode"))
+    json_object_foreach(body, k, v) if (strcmp(k, "execution_mode") && strcmp(k, "provider") &&
+                                        strcmp(k, "model"))
     {
         http_reply_error(r, 400, "bad_request",
-                         "%.64s: unknown setting (PATCH takes execution_mode)", k);
+                         "%.64s: unknown setting (PATCH takes execution_mode, provider and model)",
+                         k);
         return;
     }
     json_t *mode = json_object_get(body, "execution_mode");
-    if (!mode) {
-        http_reply_error(r, 400, "bad_request", "execution_mode: required (a mode, or null)");
+    json_t *prov = json_object_get(body, "provider");
+    json_t *model = json_object_get(body, "model");
+    if (!mode && !prov && !model) {
+        http_reply_error(r, 400, "bad_request",
+                         "execution_mode, provider or model: one is required (a value, or null)");
         return;
     }
-    int m = json_is_null(mode) ? -2 : exec_mode_parse(json_string_value(mode));
+    int m = !mode || json_is_null(mode) ? -2 : exec_mode_parse(json_string_value(mode));
     if (m == -1) {
         http_reply_error(r, 400, "bad_request",
                          "execution_mode: expected auto, approve, smart_approve (or "
                          "smart_approval), chat, or null for the server's");
         return;
     }
+    if (prov && !json_is_null(prov) && !json_is_string(prov)) {
+        http_reply_error(r, 400, "bad_request", "provider: a provider's name, or null");
+        return;
+    }
+    if (model && !json_is_null(model) &&
+        (!json_is_string(model) || !model_ok(json_string_value(model)))) {
+        http_reply_error(r, 400, "bad_request",
+                         "model: a model's name (1 to 255 printable bytes), or null");
+        return;
+    }
     json_t *settings;
     pthread_mutex_lock(&settings_mu);
     if (read_settings(r, sid, &settings)) {
-        if (m == -2)
+        if (mode && m == -2)
             json_object_del(settings, "execution_mode");
-        else
+        else if (mode)
             json_object_set_new(settings, "execution_mode", json_string(exec_mode_name(m)));
-        if (write_settings(r, sid, settings)) reply_settings(r, settings);
+        if (prov && json_is_null(prov))
+            json_object_del(settings, "provider");
+        else if (prov)
+            json_object_set(settings, "provider", prov);
+        if (model && json_is_null(model))
+            json_object_del(settings, "model");
+        else if (model)
+            json_object_set(settings, "model", model);
+        /* what a reply of this session would use now: refused here rather than at its start */
+        const char *pn = json_string_value(json_object_get(settings, "provider"));
+        const char *mn = json_string_value(json_object_get(settings, "model"));
+        char why[512] = "";
+        bool ok = true;
+        if ((prov || model) && (pn || mn)) {
+            provider_cfg pcfg;
+            const auth_user *u = http_user(r);
+            gd_err e = pn && !provider_find(pn)
+                           ? (snprintf(why, sizeof why, "provider: unknown provider '%.64s'", pn),
+                              GD_EINVAL)
+                           : agent_provider_chosen(((app *)http_app(r))->agent, u->id, pn, mn,
+                                                   &pcfg, why, sizeof why);
+            if (!e && !u->admin && u->id[0] &&
+                !agent_provider_open(((app *)http_app(r))->agent, pcfg.def, why, sizeof why))
+                e = GD_EINVAL;
+            sodium_memzero(&pcfg, sizeof pcfg);
+            ok = !e;
+        }
+        if (!ok)
+            http_reply_error(r, 400, "bad_request", "%s", why);
+        else if (write_settings(r, sid, settings))
+            reply_settings(r, settings);
         json_decref(settings);
     }
     pthread_mutex_unlock(&settings_mu);
