@@ -161,6 +161,23 @@ static void export_job(job *j)
     json_decref(msgs);
 }
 
+/* msgs (consumed) as a conversation the providers take, as it is stored: every tool call
+ * answered (a copy cut while a tool ran, or at a message asking for tools, gets the answer a
+ * crash would leave: the call did not finish), no answer to a call it does not hold, no message
+ * left empty by that. NULL when out of memory. */
+static json_t *well_formed(json_t *msgs)
+{
+    json_t *fixed = msgs ? content_answer_tool_calls(msgs) : NULL;
+    json_decref(msgs);
+    if (!fixed) return NULL;
+    json_t *out = json_array(), *m;
+    size_t i;
+    json_array_foreach(fixed, i, m) if (json_array_size(json_object_get(m, "content")))
+        json_array_append(out, m);
+    json_decref(fixed);
+    return out;
+}
+
 static void fork_job(job *j)
 {
     store_session src;
@@ -199,6 +216,11 @@ static void fork_job(job *j)
     }
     snprintf(j->s.working_dir, sizeof j->s.working_dir, "%s", src.working_dir);
     if (!j->name_given) snprintf(j->s.name, sizeof j->s.name, "%s", src.name);
+    if (!(copy = well_formed(copy))) {
+        j->e = GD_ENOMEM;
+        snprintf(j->err, sizeof j->err, "out of memory");
+        return;
+    }
     j->e = j->a->st->ops->session_import(j->a->st, &j->s, j->settings, copy);
     if (j->e) snprintf(j->err, sizeof j->err, "%s", store_errmsg());
     json_decref(copy);
@@ -642,6 +664,10 @@ void api_session_import(http_req *r)
     if (!j->messages) {
         http_reply_error(r, why.status, why.status == 413 ? "payload_too_large" : "bad_request",
                          "%s", why.msg);
+        return;
+    }
+    if (!(j->messages = well_formed(j->messages))) {
+        http_reply_error(r, 500, "internal", "out of memory");
         return;
     }
     json_t *override = json_object_get(doc, "name");

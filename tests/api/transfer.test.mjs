@@ -157,6 +157,42 @@ describe('session export, import and fork', () => {
     assert.ok(Math.abs(t - Date.now()) < 120_000, 'the import\'s time');
   });
 
+  it('a fork cut at a message that asks for tools, and an import with an answer to no call, are stored as conversations the providers take', async () => {
+    const orig = await messages(a, sid);
+    const asks = orig.findIndex((m) => m.role === 'assistant' && m.content.some((c) => c.type === 'tool_request'));
+    assert.ok(asks >= 0);
+    const call = orig[asks].content.find((c) => c.type === 'tool_request');
+    const f = await post(a, `/api/sessions/${sid}/fork`, { message_id: orig[asks].id });
+    assert.equal(f.status, 201, f.text);
+    const forked = await messages(a, f.body.id);
+    assert.equal(forked.length, asks + 2, 'the request, then its answer');
+    assert.equal(f.body.message_count, asks + 2);
+    const answer = forked.at(-1);
+    assert.equal(answer.role, 'user');
+    assert.deepEqual([answer.content[0].type, answer.content[0].id, answer.content[0].is_error], ['tool_response', call.id, true]);
+    assert.match(JSON.stringify(answer.content[0].content), /did not finish/);
+
+    const r = await post(b, '/api/sessions/import', {
+      format: 'goosed-session', version: 1, working_directory: dirB, session: { name: 'odd', working_dir: dirB },
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'go' }] },
+        { role: 'user', content: [{ type: 'tool_response', id: 'nobody', name: 'x__y', content: [{ type: 'text', text: 'stray' }], is_error: false }] },
+        { role: 'assistant', content: [{ type: 'tool_request', id: 'c9', name: 'developer__shell', arguments: { command: 'ls' } }] },
+      ],
+    });
+    assert.equal(r.status, 201, r.text);
+    const got = await messages(b, r.body.id);
+    assert.deepEqual(got.map((m) => [m.role, m.content.map((c) => c.type).join()]),
+      [['user', 'text'], ['assistant', 'tool_request'], ['user', 'tool_response']], 'the stray answer dropped, the open call answered');
+    assert.equal(got[2].content[0].id, 'c9');
+    assert.equal(r.body.message_count, 3);
+    await fake.clearRequests();
+    const refusedBefore = (await fake.stats()).refused ?? 0;
+    await fake.script([{ text: 'fine' }]);
+    assert.equal((await post(b, `/api/sessions/${r.body.id}/messages`, { content: 'and now?' })).status, 200);
+    assert.equal((await fake.stats()).refused ?? 0, refusedBefore, 'the provider takes it');
+  });
+
   it('fork: up to and including a message, or all of them; an unknown message is 404', async () => {
     const orig = await messages(a, sid);
     const cut = orig.findIndex((m) => m.role === 'assistant' && m.content.some((c) => c.type === 'text' && c.text === 'It said transfer-ok.'));
