@@ -1286,7 +1286,14 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     {
         if (!se->sess_added) se->sess_added = json_object();
         json_object_set_new(se->sess_added, name, json_true());
-        add_extension(se, configured_one(snap, name, cfg) ? &se->host : &se->uhost, cfg);
+        char why[PATH_MAX + 512];
+        json_t *opened = user_settings_open_fields(cfg, name, why, sizeof why); /* sealed */
+        if (!opened) {
+            log_error("agent", "session %s: extension %s left out: %s", se->id, name, why);
+            continue;
+        }
+        add_extension(se, configured_one(snap, name, opened) ? &se->host : &se->uhost, opened);
+        json_decref(opened);
     }
     json_decref(snap);
     json_decref(mine);

@@ -313,10 +313,27 @@ static bool read_settings(http_req *r, const char *sid, json_t **out)
     return !e;
 }
 
+/* Stores the settings, the headers and envs of the session's own extensions sealed under the
+ * server key (as users' API keys and own extensions are); the caller's copy keeps what it had. */
 static bool write_settings(http_req *r, const char *sid, json_t *settings)
 {
     app *a = http_app(r);
-    gd_err e = a->st->ops->session_settings_set(a->st, sid, settings);
+    json_t *kept = json_deep_copy(settings);
+    const char *key;
+    json_t *cfg;
+    char err[PATH_MAX + 512] = "";
+    gd_err e = kept ? GD_OK : GD_ENOMEM;
+    json_object_foreach(json_object_get(json_object_get(kept, "extensions"), "add"), key, cfg)
+    {
+        if (!e) e = user_settings_seal_fields(cfg, key, err, sizeof err);
+    }
+    if (e) {
+        http_reply_error(r, 500, "internal", "%s", err[0] ? err : "out of memory");
+        json_decref(kept);
+        return false;
+    }
+    e = a->st->ops->session_settings_set(a->st, sid, kept);
+    json_decref(kept);
     if (e) api_store_error(r, e, sid, NULL);
     return !e;
 }

@@ -173,6 +173,92 @@ int user_settings_open(const char *user_id, const char *name, const unsigned cha
     return 0;
 }
 
+/* ---- a session's own extensions: their headers and envs, sealed value by value ---- */
+
+#define SEALED_PREFIX "gdsealed:1:" /* a value kept sealed; what follows is base64 */
+#define SEAL_OWNER    "session extension"
+
+static const char *const secret_fields[] = {"headers", "envs"};
+
+/* The name a value is sealed under: the extension, the field and the entry, bound in. */
+static void field_name(char *out, size_t n, const char *ext, const char *field, const char *k)
+{
+    snprintf(out, n, "%s/%s/%s", ext, field, k);
+}
+
+gd_err user_settings_seal_fields(json_t *cfg, const char *ext, char *err, size_t errlen)
+{
+    for (size_t f = 0; f < sizeof secret_fields / sizeof *secret_fields; f++) {
+        json_t *o = json_object_get(cfg, secret_fields[f]), *v;
+        const char *k;
+        json_object_foreach(o, k, v)
+        {
+            const char *plain = json_string_value(v);
+            if (!plain || !strncmp(plain, SEALED_PREFIX, strlen(SEALED_PREFIX))) continue;
+            char name[STORE_ITEM_NAME_MAX + 1];
+            field_name(name, sizeof name, ext, secret_fields[f], k);
+            size_t len = strlen(plain), cap = len + SEAL_OVERHEAD;
+            unsigned char *sealed = malloc(cap);
+            size_t b64cap = sodium_base64_ENCODED_LEN(cap, sodium_base64_VARIANT_ORIGINAL);
+            char *text = malloc(strlen(SEALED_PREFIX) + b64cap);
+            size_t slen =
+                sealed && text ? user_settings_seal(SEAL_OWNER, name, plain, len, sealed, cap) : 0;
+            if (slen) {
+                memcpy(text, SEALED_PREFIX, strlen(SEALED_PREFIX));
+                sodium_bin2base64(text + strlen(SEALED_PREFIX), b64cap, sealed, slen,
+                                  sodium_base64_VARIANT_ORIGINAL);
+                json_object_set_new(o, k, json_string(text));
+            }
+            free(sealed);
+            free(text);
+            if (!slen) {
+                snprintf(err, errlen, "cannot seal %s.%s.%s: %s", ext, secret_fields[f], k,
+                         U.have_key ? "out of memory" : U.key_why);
+                return U.have_key ? GD_ENOMEM : GD_EIO;
+            }
+        }
+    }
+    return GD_OK;
+}
+
+json_t *user_settings_open_fields(json_t *cfg, const char *ext, char *err, size_t errlen)
+{
+    json_t *out = json_deep_copy(cfg);
+    for (size_t f = 0; out && f < sizeof secret_fields / sizeof *secret_fields; f++) {
+        json_t *o = json_object_get(out, secret_fields[f]), *v;
+        const char *k;
+        json_object_foreach(o, k, v)
+        {
+            const char *text = json_string_value(v);
+            if (!text || strncmp(text, SEALED_PREFIX, strlen(SEALED_PREFIX))) continue;
+            text += strlen(SEALED_PREFIX);
+            char name[STORE_ITEM_NAME_MAX + 1];
+            field_name(name, sizeof name, ext, secret_fields[f], k);
+            size_t n = strlen(text), len = 0;
+            unsigned char *sealed = malloc(n + 1);
+            char *plain = malloc(n + 1);
+            bool ok = sealed && plain &&
+                      sodium_base642bin(sealed, n + 1, text, n, NULL, &len, NULL,
+                                        sodium_base64_VARIANT_ORIGINAL) == 0 &&
+                      user_settings_open(SEAL_OWNER, name, sealed, len, plain, n + 1) == 0;
+            if (ok) json_object_set_new(o, k, json_string(plain));
+            if (plain) sodium_memzero(plain, n + 1);
+            free(plain);
+            free(sealed);
+            if (!ok) {
+                snprintf(err, errlen,
+                         "cannot open %s.%s.%s: it was sealed under another server key (%s "
+                         "changed?); add the extension to the session again",
+                         ext, secret_fields[f], k, U.key_from[0] ? U.key_from : "server.key");
+                json_decref(out);
+                return NULL;
+            }
+        }
+    }
+    if (!out) snprintf(err, errlen, "out of memory");
+    return out;
+}
+
 /* ---- memory ---- */
 
 /* The user's object (made when make), under mu. */

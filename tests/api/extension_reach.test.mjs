@@ -225,6 +225,41 @@ describe("users' remote extensions reach public addresses only, unless the admin
     }
   });
 
+  it("a session's own extension is kept sealed too, and reaches its server with its header, also after a restart", async () => {
+    const TOKEN = 'reach-session-sealed-4c7d1e0b93';
+    recordSecret(TOKEN, 'extension_reach.test.mjs: a session extension\'s bearer token');
+    const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    try {
+      let srv = await start();
+      const s = await post(srv, '/api/sessions', { name: 'sealed', working_directory: dir }, as(root));
+      assert.equal(s.status, 201, s.text);
+      const add = await post(srv, `/api/sessions/${s.body.id}/extensions`, { name: 'tokened', config: { type: 'streamable_http', uri: `http://127.0.0.1:${locked.port}/mcp`, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` } } }, as(root));
+      assert.equal(add.status, 200, add.text);
+      const tools = async () => {
+        await fake.script([{ text: 'ok' }]);
+        const r = await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(root));
+        assert.equal(r.status, 200, r.text);
+        return ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
+      };
+      assert.ok((await tools()).includes('tokened__echo'));
+      const data = path.join(home, '.local/share/goose/sessions');
+      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+      assert.ok(!stored().includes(TOKEN) && !stored().includes('session-sealed'), 'not in the database');
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      assert.ok(!stored().includes(TOKEN), 'nor once the log is checkpointed');
+      srv = await start();
+      const before = locked.seen().length;
+      assert.ok((await tools()).includes('tokened__echo'), 'taken up after the restart');
+      const seen = locked.seen().slice(before);
+      assert.ok(seen.length > 0 && seen.every((r) => r.auth), JSON.stringify(seen));
+      const exp = await get(srv, `/api/sessions/${s.body.id}/export`, as(root));
+      assert.ok(!JSON.stringify(exp.body).includes(TOKEN) && !JSON.stringify(exp.body).includes('gdsealed'), 'the export masks it');
+    } finally {
+      await locked.stop();
+    }
+  });
+
   it('a user_extension_hosts item that is none of those: goosed does not start, and says which', async () => {
     const r = await runGoosed(['--port', '0'], { GOOSE_USER_EXTENSION_HOSTS: 'mcp.internal, 10.0.0.0/33' });
     assert.equal(r.code, 2, r.stderr);
