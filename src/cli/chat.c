@@ -12,11 +12,14 @@
 #include "cli/reply.h"
 
 #define PROMPT "( O)> "
+#define MORE   "   .. "
 
-static const char help[] = "Type a message and press Enter to send it. Commands:\n"
-                           "  /exit, /quit   leave (so does Ctrl-D)\n"
-                           "  /help          this help\n"
-                           "Ctrl-C during a reply cancels it; twice stops waiting for it.\n";
+static const char help[] =
+    "Type a message and press Enter to send it; end a line with \\ to go on\n"
+    "on the next (a message of several lines). Commands:\n"
+    "  /exit, /quit   leave (so does Ctrl-D)\n"
+    "  /help          this help\n"
+    "Ctrl-C during a reply cancels it; twice stops waiting for it.\n";
 
 int chat_main(cl_client *cl, const char *sid, const char *name, bool json)
 {
@@ -64,6 +67,33 @@ int chat_main(cl_client *cl, const char *sid, const char *name, bool json)
         }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
+        /* A line that ends with a backslash goes on on the next: a message of several lines. */
+        while (n > 0 && line[n - 1] == '\\') {
+            line[n - 1] = '\n';
+            fputs(MORE, say);
+            fflush(say);
+            char *next = NULL;
+            size_t ncap = 0;
+            ssize_t m = getline(&next, &ncap, stdin);
+            if (m < 0) { /* the end of input: what was typed goes */
+                clearerr(stdin);
+                free(next);
+                line[--n] = '\0';
+                break;
+            }
+            while (m > 0 && (next[m - 1] == '\n' || next[m - 1] == '\r'))
+                next[--m] = '\0';
+            char *joined = realloc(line, (size_t)n + (size_t)m + 1);
+            if (!joined) {
+                free(next);
+                break;
+            }
+            memcpy(joined + n, next, (size_t)m + 1);
+            line = joined;
+            cap = (size_t)n + (size_t)m + 1;
+            n += m;
+            free(next);
+        }
         char *text = line + strspn(line, " \t");
         if (!*text) continue;
         if (!strcmp(text, "/exit") || !strcmp(text, "/quit")) break;

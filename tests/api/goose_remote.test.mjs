@@ -325,6 +325,18 @@ describe('goose session and run', () => {
     assert.match(resumed.stdout, new RegExp(`^resuming session ${sid} "Piped" \\(4 messages\\)`));
   });
 
+  it('the chat takes a message of several lines: a line ending with a backslash goes on on the next', async () => {
+    await fake.script([{ text: 'Got both lines.' }, { text: 'And the last.' }, { text: 'Bye.' }]);
+    const r = await goose(srv, ['session'], { cwd: dir, input: 'line one\\\nline two\\\n  indented three\nsingle\nends at the end\\' });
+    ok(r);
+    assert.match(r.stdout, /\( O\)>    \.\.    \.\. Got both lines\.\n\( O\)> And the last\.\n/);
+    const sent = (await fake.requests('openai')).slice(-3).map((q) => q.body.messages.filter((m) => m.role === 'user').at(-1).content);
+    assert.deepEqual(sent, ['line one\nline two\n  indented three', 'single', 'ends at the end']);
+    const sid = r.stdout.match(/starting session ([0-9a-f-]{36})/)[1];
+    const msgs = (await get(srv, `/api/sessions/${sid}/messages`)).body;
+    assert.equal(msgs.at(-2).content[0].text, 'ends at the end', 'the end of input sends what was typed');
+  });
+
   it('session list, show, export, import and rm: a round trip', async () => {
     await fake.script([{ tool_calls: [{ id: 'call_s', name: 'developer__shell', arguments: { command: 'echo round-trip' } }] }, { text: 'Round trip answer.' }]);
     const run = await goose(srv, ['run', '-n', 'Round trip', '-t', 'start the trip'], { cwd: dir });
