@@ -41,7 +41,8 @@ static const char usage[] =
     "  export ID     the session with all its messages as one JSON document, on stdout or into\n"
     "                -o FILE (made with mode 0600)\n"
     "  import FILE   a new session from an export (goosed's, or the real Goose's JSON session\n"
-    "                export); FILE - reads stdin; --working-directory DIR puts it there\n"
+    "                export, or an older Goose's .jsonl session file); FILE - reads stdin;\n"
+    "                --working-directory DIR puts it there\n"
     "  fork ID       a new session with a copy of the conversation, up to and including the\n"
     "                message --at MESSAGE_ID (its id in `show --json`; default: all of it);\n"
     "                -n NAME names it\n"
@@ -288,6 +289,47 @@ static int cmd_fork(cl_client *cl, const cl_common *c, const char *id, const cha
     return 0;
 }
 
+/* The older Goose's session file (`.jsonl`): its first line the session's metadata
+ * ({"working_dir", "description", ...}), each line after one message in Goose's own format. As
+ * the document of Goose's JSON export ({"description", "working_dir", "conversation": [...]}),
+ * which goosed imports; NULL (said on stderr) when text is not such a file. */
+static char *goose_jsonl(const char *prog, const char *file, const char *text)
+{
+    json_t *doc = json_object(), *conv = json_array();
+    json_object_set_new(doc, "conversation", conv);
+    size_t line = 0;
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        line++;
+        if (n && strspn(p, " \t\r") < n) {
+            json_error_t je;
+            json_t *v = json_loadb(p, n, 0, &je);
+            if (!json_is_object(v)) {
+                fprintf(stderr, "%s: %s: line %zu is not a JSON object (%s)\n", prog, file, line,
+                        v ? "another value" : je.text);
+                json_decref(v);
+                json_decref(doc);
+                return NULL;
+            }
+            if (line == 1 && !json_object_get(v, "role")) { /* the metadata */
+                json_t *wd = json_object_get(v, "working_dir");
+                json_t *desc = json_object_get(v, "description");
+                if (json_is_string(wd)) json_object_set(doc, "working_dir", wd);
+                if (json_is_string(desc)) json_object_set(doc, "description", desc);
+                json_decref(v);
+            } else {
+                json_array_append_new(conv, v);
+            }
+        }
+        p += n;
+        if (*p) p++;
+    }
+    char *out = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!out) fprintf(stderr, "%s: out of memory\n", prog);
+    return out;
+}
+
 static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const char *wd)
 {
     buf b;
@@ -296,6 +338,30 @@ static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const
         fprintf(stderr, "%s: cannot read %s: it is empty\n", cl_prog(cl), file);
         buf_free(&b);
         return 1;
+    }
+    /* JSON Lines (the older Goose's session files): taken as the document of its JSON export */
+    json_t *probe = json_loadb(b.data, b.len, JSON_DISABLE_EOF_CHECK, NULL);
+    size_t n = strlen(file);
+    bool lines = n > 6 && !strcmp(file + n - 6, ".jsonl");
+    if (!lines && json_is_object(probe)) { /* one object, then more text: several lines */
+        json_error_t je;
+        json_t *whole = json_loadb(b.data, b.len, 0, &je);
+        lines = !whole;
+        json_decref(whole);
+    }
+    json_decref(probe);
+    if (lines) {
+        char *doc = goose_jsonl(cl_prog(cl), file, b.data);
+        buf_free(&b);
+        if (!doc) return 1;
+        buf_init(&b, MAX_IMPORT);
+        gd_err e = buf_puts(&b, doc);
+        free(doc);
+        if (e) {
+            fprintf(stderr, "%s: %s is larger than an import takes\n", cl_prog(cl), file);
+            buf_free(&b);
+            return 1;
+        }
     }
     char *path = NULL, *esc = wd ? cl_escape(wd) : NULL;
     if (wd && esc) {

@@ -337,6 +337,29 @@ describe('goose session and run', () => {
     assert.equal(msgs.at(-2).content[0].text, 'ends at the end', 'the end of input sends what was typed');
   });
 
+  it("session import reads an older Goose's .jsonl session file (metadata, then a message a line)", async () => {
+    const file = path.join(dir, 'old-goose-session.jsonl');
+    writeFileSync(file, [
+      JSON.stringify({ working_dir: dir, description: 'old goose chat', schedule_id: null, message_count: 2, total_tokens: 30 }),
+      JSON.stringify({ role: 'user', created: 1700000000, content: [{ type: 'text', text: 'hi old goose' }] }),
+      '',
+      JSON.stringify({ role: 'assistant', created: 1700000005, content: [{ type: 'text', text: 'hello from the past' }] }),
+    ].join('\n') + '\n');
+    const r = await goose(srv, ['session', 'import', file]);
+    ok(r);
+    const m = r.stdout.match(/^imported session ([0-9a-f-]{36}) "old goose chat" \(2 messages\) in (.*)\n$/);
+    assert.ok(m, r.stdout);
+    assert.equal(m[2], dir);
+    const msgs = (await get(srv, `/api/sessions/${m[1]}/messages`)).body;
+    assert.deepEqual(msgs.map((x) => [x.role, x.content[0].text, x.created_at]),
+      [['user', 'hi old goose', '2023-11-14T22:13:20Z'], ['assistant', 'hello from the past', '2023-11-14T22:13:25Z']]);
+    writeFileSync(file, `${JSON.stringify({ working_dir: dir })}\n{"role": "user", "content": [\n`);
+    const bad = await goose(srv, ['session', 'import', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /old-goose-session\.jsonl: line 2 is not a JSON object/);
+    assert.equal((await goose(srv, ['session', 'rm', m[1]])).code, 0);
+  });
+
   it('session list, show, export, import and rm: a round trip', async () => {
     await fake.script([{ tool_calls: [{ id: 'call_s', name: 'developer__shell', arguments: { command: 'echo round-trip' } }] }, { text: 'Round trip answer.' }]);
     const run = await goose(srv, ['run', '-n', 'Round trip', '-t', 'start the trip'], { cwd: dir });
