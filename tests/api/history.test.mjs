@@ -13,16 +13,19 @@ import { get, post } from './lib/http.mjs';
 const N = 1500;
 const PIECE = 256 << 10;
 
-/** The messages of the session: every tenth of them larger than a piece; texts JSON escapes. */
+/** The messages of the session: every tenth of them larger than a piece; texts JSON escapes; a
+ *  conversation the providers take (as an import stores it): each call answered by the next
+ *  message, none left open at the end. */
 function messages(dir) {
   const out = [];
   for (let i = 0; i < N; i++) {
     const len = i % 100 === 7 ? PIECE + 1000 + i : 200 + ((i * 37) % 1800);
     let text = `message ${i}: "quoted" \\ tab\t nl\n é 中 😀 `;
     while (text.length < len) text += `word${i % 97} `;
+    const answer = i > 0 ? [{ type: 'tool_response', id: `call_${i - 1}`, name: 'developer__shell', content: [{ type: 'text', text: `listed ${i - 1}` }], is_error: false }] : [];
     out.push(i % 2
-      ? { role: 'assistant', content: [{ type: 'text', text }, { type: 'tool_request', id: `call_${i}`, name: 'developer__shell', arguments: { command: `ls ${i}` } }] }
-      : { role: 'user', content: [{ type: 'text', text }] });
+      ? { role: 'assistant', content: [{ type: 'text', text }, ...(i < N - 1 ? [{ type: 'tool_request', id: `call_${i}`, name: 'developer__shell', arguments: { command: `ls ${i}` } }] : [])] }
+      : { role: 'user', content: [...answer, { type: 'text', text }] });
   }
   return out;
 }
