@@ -146,6 +146,17 @@ static bool provider_address(const char *name)
     return false;
 }
 
+/* Whether name is a provider's address, which goosed reads from its environment only (said). */
+static bool env_only(const char *name)
+{
+    if (!provider_address(name)) return false;
+    fprintf(stderr,
+            "goose configure: %s is read from the environment only (set it where goosed starts: "
+            "its service's environment, or export it)\n",
+            name);
+    return true;
+}
+
 static int load_rows(rows *r, int argc, char **argv)
 {
     memset(r, 0, sizeof *r);
@@ -678,13 +689,7 @@ static int cmd_set(int argc, char **argv)
     const char *name = pos[0], *value = pos[1];
     int i = config_key_find(name);
     const char *pk = i < 0 ? provider_key(name) : NULL;
-    if (i < 0 && !pk && provider_address(name)) {
-        fprintf(stderr,
-                "goose configure: %s is read from the environment only (set it where goosed "
-                "starts: its service's environment, or export it)\n",
-                name);
-        return 2;
-    }
+    if (i < 0 && !pk && env_only(name)) return 2;
     if (i < 0 && !pk && !strcmp(name, "GOOSE_SERVER_KEY")) {
         fprintf(stderr, "goose configure set: GOOSE_SERVER_KEY is read from the environment only "
                         "(else goosed keeps server.key in its data directory)\n");
@@ -751,13 +756,7 @@ static int cmd_unset(int argc, char **argv)
     const char *name = pos[0];
     int i = config_key_find(name);
     const char *pk = i < 0 ? provider_key(name) : NULL;
-    if (i < 0 && !pk && provider_address(name)) {
-        fprintf(stderr,
-                "goose configure: %s is read from the environment only (set it where goosed "
-                "starts: its service's environment, or export it)\n",
-                name);
-        return 2;
-    }
+    if (i < 0 && !pk && env_only(name)) return 2;
     if (i < 0 && !pk && !strcmp(name, "GOOSE_SERVER_KEY")) {
         fprintf(stderr, "goose configure unset: GOOSE_SERVER_KEY is read from the environment "
                         "only: unset it there\n");

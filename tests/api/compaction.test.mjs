@@ -30,6 +30,16 @@ const said = (n) => `MARK-U${n} ${WORDS.repeat(52)}`;
 /** The model's n-th answer: 2,000 bytes. */
 const answer = (n) => `MARK-A${n} ${WORDS.repeat(26)}`;
 
+/** A new session with two long exchanges (under 60 % of the window); resolves with its id. */
+async function twoExchanges(srv, fake) {
+  const id = await newSession(srv);
+  for (const n of [1, 2]) {
+    await fake.script([{ text: answer(n) }]);
+    await send(srv, id, said(n));
+  }
+  return id;
+}
+
 async function newSession(srv) {
   const r = await post(srv, '/api/sessions', { working_directory: tempDir('goosed-compact-cwd-') });
   assert.equal(r.status, 201, r.text);
@@ -205,11 +215,7 @@ describe('compaction of a long conversation', () => {
     await fake.reset();
     const srv = await startServer({ env: providerEnv(fake, { GOOSE_AUTO_COMPACT_THRESHOLD: '0.6' }) });
     try {
-      const id = await newSession(srv);
-      for (const n of [1, 2]) {
-        await fake.script([{ text: answer(n) }]);
-        await send(srv, id, said(n));
-      }
+      const id = await twoExchanges(srv, fake);
       // Over 60 %, under the limit: the summary fails (a 400 is not retried), the reply goes on.
       await fake.clearRequests();
       await fake.script([{ error: { status: 400, message: 'summaries are refused today' } }, { text: 'MARK-A3 anyway' }]);
@@ -276,11 +282,7 @@ describe('compaction of a long conversation', () => {
     await fake.reset();
     const srv = await startServer({ env: providerEnv(fake, { GOOSE_AUTO_COMPACT_THRESHOLD: '0.6' }) });
     try {
-      const id = await newSession(srv);
-      for (const n of [1, 2]) {
-        await fake.script([{ text: answer(n) }]);
-        await send(srv, id, said(n));
-      }
+      const id = await twoExchanges(srv, fake);
       await fake.script([{ text: 'SUMMARY' }, { text: 'MARK-A3 via the CLI' }]);
       const goose = path.join(path.dirname(GOOSED_BIN), 'goose');
       const env = { PATH: process.env.PATH, HOME: tempDir('goose-cli-home-'), GOOSE_SERVER_URL: srv.url };

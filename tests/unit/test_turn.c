@@ -181,6 +181,16 @@ static void tool_done(turn *t, const char *text, bool is_error)
                             .is_error = is_error});
 }
 
+/* A tool's result of n bytes of c. */
+static void tool_done_of(turn *t, char c, size_t n)
+{
+    char *text = malloc(n + 1);
+    memset(text, c, n);
+    text[n] = '\0';
+    tool_done(t, text, false);
+    free(text);
+}
+
 /* The provider's tool call (args consumed: the turn only borrows them). */
 static void tool_call(turn *t, const char *id, const char *name, json_t *args)
 {
@@ -420,11 +430,7 @@ static void test_context_limit(void **state)
 
     /* a tool's result pushes it over in the next round: the turn ends saying what is stored */
     t = turn_at_tools(&r, 1, 10, 1000);
-    char *huge = malloc(5001);
-    memset(huge, 'b', 5000);
-    huge[5000] = '\0';
-    tool_done(t, huge, false);
-    free(huge);
+    tool_done_of(t, 'b', 5000);
     stored(t, TURN_STORE_RESULTS, GD_OK);
     assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
                         "context_too_long");
@@ -488,11 +494,7 @@ static void test_compaction_before_a_round(void **state)
     tool_call(t, "c1", "x__a", json_object());
     provider(t, "tool_use");
     stored(t, TURN_STORE_REPLY, GD_OK);
-    char *big = malloc(3001);
-    memset(big, 'b', 3000);
-    big[3000] = '\0';
-    tool_done(t, big, false);
-    free(big);
+    tool_done_of(t, 'b', 3000);
     stored(t, TURN_STORE_RESULTS, GD_OK);
     assert_int_equal(t->state, TURN_COMPACTING);
     assert_true(find(&r, "summarize") > find(&r, "store:results"));
