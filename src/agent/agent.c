@@ -1062,14 +1062,34 @@ static void sampling_permit(agent_req *r, exec_mode mode)
                       "always_deny", "cancel"));
 }
 
+/* Whether u is a URL a user may be shown to open: http or https, printable, bounded. */
+static bool url_ok(const char *u)
+{
+    if (!u || (strncasecmp(u, "https://", 8) && strncasecmp(u, "http://", 7))) return false;
+    size_t n = strlen(u);
+    if (n > 2048) return false;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= 0x20 || *p == 0x7F) return false;
+    return true;
+}
+
 static void *host_request(void *ud, extension *x, const char *method, json_t *params,
                           ext_reply_fn reply, void *rud)
 {
     sess *se = ud;
     bool sampling = !strcmp(method, "sampling/createMessage");
     const char *emode = json_string_value(json_object_get(params, "mode"));
-    if (!sampling && emode && strcmp(emode, "form")) {
-        reply(rud, NULL, -32602, "only form elicitation is supported");
+    bool url_mode = !sampling && emode && !strcmp(emode, "url");
+    if (!sampling && emode && strcmp(emode, "form") && !url_mode) {
+        reply(rud, NULL, -32602, "elicitation mode: form or url are supported");
+        return NULL;
+    }
+    /* A URL the user is asked to open: shown to them, never opened by goosed; only an http(s)
+     * address of printable text (not javascript:, file:, or one that hides a line break). */
+    const char *url = json_string_value(json_object_get(params, "url"));
+    if (url_mode && !url_ok(url)) {
+        reply(rud, NULL, -32602,
+              "url: an http:// or https:// address of at most 2048 printable bytes");
         return NULL;
     }
     agent_req *r = calloc(1, sizeof *r);
@@ -1095,10 +1115,16 @@ static void *host_request(void *ud, extension *x, const char *method, json_t *pa
         sampling_permit(r, se->turn ? se->turn->mode : agent_mode(se->a));
         return req_find(se, id); /* NULL: answered already */
     }
-    publish(se, "elicitation",
-            json_pack("{s:s, s:s, s:O?, s:O?}", "id", r->id, "extension", r->ext, "message",
-                      json_object_get(params, "message"), "requested_schema",
-                      json_object_get(params, "requestedSchema")));
+    if (url_mode)
+        publish(se, "elicitation",
+                json_pack("{s:s, s:s, s:s, s:O?, s:s, s:O?}", "id", r->id, "extension", r->ext,
+                          "mode", "url", "message", json_object_get(params, "message"), "url", url,
+                          "elicitation_id", json_object_get(params, "elicitationId")));
+    else
+        publish(se, "elicitation",
+                json_pack("{s:s, s:s, s:O?, s:O?}", "id", r->id, "extension", r->ext, "message",
+                          json_object_get(params, "message"), "requested_schema",
+                          json_object_get(params, "requestedSchema")));
     log_info("agent", "session %s: %s asks the user for input (%s)", se->id, r->ext, r->id);
     return r;
 }
@@ -2148,7 +2174,9 @@ static void elicit_on_loop(void *ud)
     agent_req *r = req_find(m->h.se, m->h.id);
     if (r && !r->sampling) {
         json_t *res = json_pack("{s:s}", "action", m->action);
-        if (res && !strcmp(m->action, "accept")) {
+        const char *mode = json_string_value(json_object_get(r->params, "mode"));
+        bool url_mode = mode && !strcmp(mode, "url"); /* its accept carries no content */
+        if (res && !strcmp(m->action, "accept") && !url_mode) {
             json_t *c = m->content ? json_deep_copy(m->content) : json_object();
             if (c) apply_defaults(c, json_object_get(r->params, "requestedSchema"));
             json_object_set_new(res, "content", c ? c : json_object());

@@ -495,6 +495,13 @@ static void on_elicitation(rstate *s, json_t *d)
     fputs(" asks: ", stderr);
     cl_puts_text(stderr, cl_str(d, "message", ""));
     fputc('\n', stderr);
+    const char *url = cl_str(d, "url", NULL);
+    bool url_mode = url && !strcmp(cl_str(d, "mode", ""), "url");
+    if (url_mode) { /* shown, never opened here: the user opens it, and says so */
+        fprintf(stderr, "%s: the address to open: ", cl_prog(s->cl));
+        cl_puts_text(stderr, url);
+        fputc('\n', stderr);
+    }
     if (s->o->json || !isatty(STDIN_FILENO)) {
         fprintf(stderr, "%s: declined (no terminal to ask on)\n", cl_prog(s->cl));
         answer(s, "elicitations", id, "decline");
@@ -506,11 +513,15 @@ static void on_elicitation(rstate *s, json_t *d)
     const char *action = NULL;
     json_t *content = NULL;
     while (!action) {
-        fputs("Answer it?  [y] yes  [n] decline  [c] cancel: ", stderr);
+        fputs(url_mode ? "Open it in your browser, then:  [y] done  [n] decline  [c] cancel: "
+                       : "Answer it?  [y] yes  [n] decline  [c] cancel: ",
+              stderr);
         fflush(stderr);
         char line[64];
         if (!read_answer(line, sizeof line, before)) {
             action = "cancel";
+        } else if (strchr("yY", line[0]) && line[0] && url_mode) {
+            action = "accept";
         } else if (strchr("yY", line[0]) && line[0]) {
             content = ask_form(json_object_get(d, "requested_schema"));
             action = content ? "accept" : "cancel";

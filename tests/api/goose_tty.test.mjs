@@ -225,4 +225,18 @@ describe('an extension\'s question (elicitation) asked in a terminal', { skip: !
     assert.equal(raw.content.titledSingleSelectEnum, 'hero-3');
     assert.equal(raw.content.legacyTitledEnum, 'pet-2');
   });
+
+  it('a URL to open is shown (never opened by goose), and "done" accepts it', async () => {
+    await fake.script([{ tool_calls: [{ id: 'el2', name: 'everything__trigger-url-elicitation', arguments: { url: 'https://example.com/sign-in', message: 'Sign in first.' } }] }, { text: 'signed in, thanks' }]);
+    open('url', dir, env, `'${GOOSE}' run -t 'sign me in'`);
+    try {
+      await waitFor('url', /asks: Sign in first\.\n.*the address to open: https:\/\/example\.com\/sign-in\nOpen it in your browser, then:.*: $/m, 'the address and the question');
+      tmux('send-keys', '-t', 'url', 'y', 'Enter');
+      await waitFor('url', /signed in, thanks\n(.*\n)*EXITED=0$/m, 'the reply and exit 0');
+    } finally {
+      close('url');
+    }
+    const tool = (await fake.requests('openai')).at(-1).body.messages.find((m) => m.role === 'tool');
+    assert.match(JSON.stringify(tool.content), /accept/);
+  });
 });

@@ -168,6 +168,30 @@ describe('an MCP server from config.yaml in a reply', () => {
     assert.match(text, /Monica/);
   });
 
+  it('a URL elicitation reaches the client with its address (never opened by goosed); accepted, the server hears so; an address that is not http(s) is refused', async () => {
+    const sid = await newSession(srv, dir);
+    const w = await watch(srv, sid);
+    await fake.script([call('u1', 'everything__trigger-url-elicitation', { url: 'https://example.com/authorize?x=1', message: 'Sign in to continue.', elicitationId: 'flow-7' }), { text: 'signed in' }]);
+    const pending = post(srv, `/api/sessions/${sid}/messages`, { content: 'sign me in' });
+    const seen = await w.until('elicitation');
+    const q = JSON.parse(seen.find((e) => e.event === 'elicitation').data);
+    assert.deepEqual({ mode: q.mode, url: q.url, message: q.message, elicitation_id: q.elicitation_id, extension: q.extension, schema: q.requested_schema },
+      { mode: 'url', url: 'https://example.com/authorize?x=1', message: 'Sign in to continue.', elicitation_id: 'flow-7', extension: 'everything', schema: undefined });
+    const ok = await post(srv, `/api/sessions/${sid}/elicitations`, { id: q.id, action: 'accept' });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await pending).status, 200);
+    w.close();
+    assert.match(JSON.stringify((await toolMessages(fake))[0].content), /accept/);
+
+    // javascript: (or file:, or an address hiding a line break) is never shown to the user
+    const sid2 = await newSession(srv, dir);
+    await fake.script([call('u2', 'everything__trigger-url-elicitation', { url: 'javascript:alert(document.cookie)' }), { text: 'refused' }]);
+    const r = await post(srv, `/api/sessions/${sid2}/messages`, { content: 'sign me in' }, { headers: { Accept: 'text/event-stream' } });
+    assert.equal(r.status, 200, r.text);
+    assert.doesNotMatch(r.text, /event: elicitation/);
+    assert.match(JSON.stringify((await toolMessages(fake))[0].content), /http:\/\/ or https:\/\/ address/);
+  });
+
   it('a sampling request is served by the session\'s provider (auto mode)', async () => {
     const sid = await newSession(srv, dir);
     await fake.script([call('sa1', 'everything__trigger-sampling-request', { prompt: 'say hi', maxTokens: 20 }), { text: 'the sampled answer' }, { text: 'done sampling' }]);

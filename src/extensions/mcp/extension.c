@@ -471,7 +471,7 @@ static void begin(mcp_ext *x)
     bool host_serves = x->host->ops && x->host->ops->request;
     json_t *caps = json_pack("{s:{s:b}}", "roots", "listChanged", 0);
     if (caps && host_serves) {
-        json_object_set_new(caps, "elicitation", json_pack("{s:{}}", "form"));
+        json_object_set_new(caps, "elicitation", json_pack("{s:{}, s:{}}", "form", "url"));
         json_object_set_new(caps, "sampling", json_object());
     }
     json_t *params = json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", MCP_PROTOCOL_LATEST,
