@@ -190,6 +190,24 @@ describe('an MCP server from config.yaml in a reply', () => {
     assert.equal(r.status, 200, r.text);
     assert.doesNotMatch(r.text, /event: elicitation/);
     assert.match(JSON.stringify((await toolMessages(fake))[0].content), /http:\/\/ or https:\/\/ address/);
+
+    // at most 2,048 bytes: the longest is shown, one more is refused
+    for (const [len, shown] of [[2048, true], [2049, false]]) {
+      const url = `https://example.com/${'a'.repeat(len - 20)}`;
+      assert.equal(url.length, len);
+      const s3 = await newSession(srv, dir);
+      const w3 = await watch(srv, s3);
+      await fake.script([call(`u${len}`, 'everything__trigger-url-elicitation', { url }), { text: 'done' }]);
+      const reply = post(srv, `/api/sessions/${s3}/messages`, { content: 'sign me in' });
+      if (shown) {
+        const q3 = JSON.parse((await w3.until('elicitation')).find((e) => e.event === 'elicitation').data);
+        assert.equal(q3.url, url);
+        assert.equal((await post(srv, `/api/sessions/${s3}/elicitations`, { id: q3.id, action: 'decline' })).status, 200);
+      }
+      assert.equal((await reply).status, 200);
+      w3.close();
+      if (!shown) assert.match(JSON.stringify((await toolMessages(fake))[0].content), /at most 2048 printable bytes/);
+    }
   });
 
   it('a sampling request is served by the session\'s provider (auto mode)', async () => {

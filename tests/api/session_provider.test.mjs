@@ -85,6 +85,10 @@ describe("a session's own provider and model", () => {
     assertError(await patch(srv, id, { provider: 7 }), 400, 'bad_request', /provider: a provider's name, or null/);
     assertError(await patch(srv, id, { model: '' }), 400, 'bad_request', /model: a model's name/);
     assertError(await patch(srv, id, { model: 'bad\nname' }), 400, 'bad_request', /model/);
+    assertError(await patch(srv, id, { model: 'm'.repeat(256) }), 400, 'bad_request', /1 to 255 printable bytes/);
+    const longest = await patch(srv, id, { model: 'm'.repeat(255) });
+    assert.equal(longest.status, 200, longest.text);
+    assert.equal((await patch(srv, id, { model: null })).status, 200);
     assertError(await patch(srv, id, { temperature: 1 }), 400, 'bad_request', /temperature: unknown setting/);
     assertError(await patch(srv, id, {}), 400, 'bad_request', /one is required/);
     const q = await reply(id);

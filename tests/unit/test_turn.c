@@ -609,6 +609,31 @@ static void test_compaction_after_a_refusal(void **state)
     done(t, &r);
 }
 
+/* A request for a summary that is itself over the model's window is asked again with a quarter
+ * of the transcript, down to a floor; then the summary is taken. */
+static void test_compaction_request_too_long(void **state)
+{
+    rec r;
+    turn *t = turn_after_two(&r, 100000, 3000); /* under the threshold: sent whole */
+    refused(t);                                 /* the reply's request: too long for the model */
+    assert_int_equal(t->state, TURN_COMPACTING);
+    stored(t, TURN_STORE_USER, GD_OK);
+    assert_int_equal(t->compact_budget, 200000); /* half the limit, in bytes */
+    size_t first = jtext_size(r.summarized);
+    for (size_t want = 50000; want >= 3125; want /= 4) {
+        refused(t); /* the summary's request too: asked again with a quarter */
+        assert_int_equal(t->state, TURN_COMPACTING);
+        assert_int_equal(t->compact_budget, want);
+    }
+    assert_int_equal(count(&r, "summarize"), 4);
+    assert_true(jtext_size(r.summarized) < first); /* the older of the two messages left out */
+    refused(t); /* under the floor: no smaller request; the summary is not had */
+    assert_int_equal(count(&r, "summarize"), 4);
+    assert_string_equal(json_string_value(json_object_get(r.last_data, "code")),
+                        "context_too_long");
+    done(t, &r);
+}
+
 /* max_turns: the rounds stop at the limit with stop_reason max_turns. */
 static void test_max_turns(void **state)
 {
@@ -816,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_compaction_before_a_round),
         cmocka_unit_test(test_compaction_cancel_and_failure),
         cmocka_unit_test(test_compaction_after_a_refusal),
+        cmocka_unit_test(test_compaction_request_too_long),
     };
     return cmocka_run_group_tests_name("turn", tests, NULL, NULL);
 }
