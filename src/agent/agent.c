@@ -1740,6 +1740,16 @@ gd_err agent_provider_chosen(agent *a, const char *user_id, const char *want,
 
 /* ---- starting, cancelling (HTTP threads) ---- */
 
+/* Whether the session chose a provider or a model of its own. */
+static bool session_has_provider(agent *a, const char *session_id)
+{
+    json_t *settings = NULL;
+    bool has = a->st->ops->session_settings_get(a->st, session_id, &settings) == GD_OK &&
+               (json_object_get(settings, "provider") || json_object_get(settings, "model"));
+    json_decref(settings);
+    return has;
+}
+
 /* The session's own provider or model (PATCH /api/sessions/{id}), when it has one, in place of
  * the user's or the server's the turn was started with: nonzero with why in msg when it cannot
  * be used (no key, or a local provider a user may not reach). */
@@ -1791,7 +1801,8 @@ static void prepare_job(void *arg)
         at->read_err = e;
         snprintf(at->read_msg, sizeof at->read_msg, "%s",
                  e == GD_ENOMEM ? "out of memory preparing the history" : store_errmsg());
-    } else if ((e = session_provider(at, at->read_msg, sizeof at->read_msg))) {
+    } else if ((e = session_provider(at, at->read_msg, sizeof at->read_msg)) || !at->pcfg) {
+        /* (no pcfg: it chose none after all; read_msg says why there is no other) */
         json_decref(at->history); /* the turn ends at once, saying why (read_msg) */
         at->history = NULL;
         at->read_err = e == GD_ENOMEM ? GD_ENOMEM : GD_EINVAL;
@@ -1819,6 +1830,12 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, bool a
     if (!e && !(at->pcfg = cfg_share(a, &pcfg)))
         e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
     sodium_memzero(&pcfg, sizeof pcfg);
+    /* Without a provider of the user's or the server's, a session that chose its own still
+     * replies: looked up only on this path (a small row), resolved with the history. */
+    if (e == GD_EINVAL && session_has_provider(a, session_id)) {
+        e = GD_OK;
+        snprintf(at->read_msg, sizeof at->read_msg, "%s", err); /* if it chose none after all */
+    }
     if (e) {
         free(at);
         return e;
@@ -1837,8 +1854,10 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, bool a
         trace_attr_str(at->span, "gen_ai.agent.name", "goose");
         trace_attr_str(at->span, "gen_ai.conversation.id", session_id);
         trace_attr_str(at->span, "goose.session_id", session_id);
-        trace_attr_str(at->span, "gen_ai.system", at->pcfg->def->name);
-        trace_attr_str(at->span, "gen_ai.request.model", at->pcfg->model);
+        if (at->pcfg) { /* else the session's own, known with its history */
+            trace_attr_str(at->span, "gen_ai.system", at->pcfg->def->name);
+            trace_attr_str(at->span, "gen_ai.request.model", at->pcfg->model);
+        }
     }
     if (!(at->t = turn_new(&agent_fx, at, text, a->cfg->max_turns, a->cfg->context_limit))) {
         trace_span_discard(at->span);

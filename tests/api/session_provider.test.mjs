@@ -95,6 +95,31 @@ describe("a session's own provider and model", () => {
     assert.deepEqual([q.provider, q.body.model], ['openai', 'gpt-default']);
   });
 
+  it('a server with no provider of its own: a session that chose one replies, the others are told none is configured', async () => {
+    const noDefault = await startServer({ env: { OPENAI_HOST: fake.url, OPENAI_API_KEY: OA, ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: AN } });
+    try {
+      const mk = async () => (await post(noDefault, '/api/sessions', { working_directory: tempDir('goosed-sp-cwd-') })).body.id;
+      const own = await mk();
+      const none = await mk();
+      const p = await patch(noDefault, own, { provider: 'anthropic' });
+      assert.equal(p.status, 200, p.text);
+      await fake.clearRequests();
+      await fake.script([{ text: 'from its own provider' }]);
+      const r = await post(noDefault, `/api/sessions/${own}/messages`, { content: 'hi' });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.content, 'from its own provider');
+      assert.equal((await fake.requests())[0].provider, 'anthropic');
+      assertError(await post(noDefault, `/api/sessions/${none}/messages`, { content: 'hi' }), 503, 'provider_not_configured', /no provider configured/);
+      // a choice taken back while nothing else is configured: the reply says so, nothing is sent
+      assert.equal((await patch(noDefault, own, { provider: null })).status, 200);
+      await fake.clearRequests();
+      assertError(await post(noDefault, `/api/sessions/${own}/messages`, { content: 'hi' }), 503, 'provider_not_configured', /no provider configured/);
+      assert.equal((await fake.requests()).length, 0);
+    } finally {
+      await stopAndCheck(noDefault);
+    }
+  });
+
   it('the choice is kept with the session across a restart', async () => {
     const id = await newSession();
     assert.equal((await patch(srv, id, { provider: 'anthropic', model: 'claude-kept' })).status, 200);
