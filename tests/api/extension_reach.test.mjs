@@ -219,6 +219,16 @@ describe("users' remote extensions reach public addresses only, unless the admin
       assert.ok(after.length > 0 && after.every((r) => r.auth), JSON.stringify(after));
       const listed = (await get(srv, '/api/extensions', as(alice))).body.extensions.find((e) => e.name === 'locked');
       assert.equal(JSON.stringify(listed).includes(TOKEN), false, 'the API masks it as before');
+      // under another server key it does not open: left out, with a log line saying why
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8', GOOSE_SERVER_KEY: 'cd'.repeat(32) });
+      assert.ok(!(await toolsWith(srv, alice, {})).includes('locked__echo'), 'left out');
+      assert.match(srv.log(), /extension locked: cannot be opened \(sealed under another server key\?\): left out/);
+      assert.ok(!srv.log().includes(TOKEN));
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' }); /* its own key again */
       assert.equal((await request(srv, 'DELETE', '/api/extensions/locked', as(alice))).status, 204);
     } finally {
       await locked.stop();
@@ -255,6 +265,15 @@ describe("users' remote extensions reach public addresses only, unless the admin
       assert.ok(seen.length > 0 && seen.every((r) => r.auth), JSON.stringify(seen));
       const exp = await get(srv, `/api/sessions/${s.body.id}/export`, as(root));
       assert.ok(!JSON.stringify(exp.body).includes(TOKEN) && !JSON.stringify(exp.body).includes('gdsealed'), 'the export masks it');
+      // under another server key it does not open: left out, with a log line saying why
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      srv = await start({ GOOSE_SERVER_KEY: 'ab'.repeat(32) });
+      const seenBefore = locked.seen().length;
+      assert.ok(!(await tools()).some((t) => t.startsWith('tokened__')), 'left out');
+      assert.equal(locked.seen().length, seenBefore, 'never reached, with or without its header');
+      assert.match(srv.log(), /extension tokened left out: cannot open tokened\.headers\.Authorization: it was sealed under another server key/);
+      assert.ok(!srv.log().includes(TOKEN));
     } finally {
       await locked.stop();
     }
