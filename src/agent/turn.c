@@ -130,11 +130,17 @@ json_t *turn_prepare_history(json_t *stored, size_t skip, size_t *bytes)
     return fixed;
 }
 
-/* Whether the history fits the context limit; when not, ends the turn. Tokens are estimated at
- * four bytes each, as the providers' tokenizers average on English and code. */
+/* The request's size in tokens: the history with the prompt and the tools, estimated at four
+ * bytes each, as the providers' tokenizers average on English and code. */
+static long tokens_of(const turn *t)
+{
+    return (long)((t->history_bytes + t->overhead_bytes) / 4);
+}
+
+/* Whether the history fits the context limit; when not, ends the turn. */
 static bool fits_context(turn *t)
 {
-    long tokens = (long)((t->history_bytes + t->overhead_bytes) / 4);
+    long tokens = tokens_of(t);
     if (tokens <= t->context_limit) return true;
     long fixed = (long)(t->overhead_bytes / 4);
     char msg[400];
@@ -293,8 +299,7 @@ static bool can_compact(const turn *t)
 static bool wants_compaction(const turn *t)
 {
     if (!can_compact(t)) return false;
-    double tokens = (double)(t->history_bytes + t->overhead_bytes) / 4;
-    return tokens > t->compact_threshold * (double)t->context_limit;
+    return (double)tokens_of(t) > t->compact_threshold * (double)t->context_limit;
 }
 
 /* history[0] with the summary's text at the head of its content (a new message: the content is
@@ -333,7 +338,7 @@ static void start_compaction(turn *t, bool in_round)
 {
     t->state = TURN_COMPACTING;
     t->compact_in_round = in_round;
-    t->compact_from_bytes = t->history_bytes + t->overhead_bytes;
+    t->compact_from_tokens = tokens_of(t);
     buf_reset(&t->text);
     json_t *req = compact_request(t);
     if (!req || !t->fx->summarize(t, COMPACT_SYSTEM, req)) {
@@ -357,7 +362,7 @@ static void after_compaction(turn *t)
 static void compaction_failed(turn *t, const char *why)
 {
     t->compact_failed = true;
-    long tokens = (long)((t->history_bytes + t->overhead_bytes) / 4);
+    long tokens = tokens_of(t);
     if (tokens <= t->context_limit && !t->compact_refused) {
         after_compaction(t);
         return;
@@ -438,12 +443,11 @@ static void summary_over(turn *t, const prov_result *res)
         return;
     }
     t->fx->save_summary(t, t->summary, t->stored_before);
-    t->fx->publish(t, "context_compacted",
-                   json_pack("{s:I, s:I, s:I, s:I}", "summarized_messages",
-                             (json_int_t)t->stored_before, "tokens_before",
-                             (json_int_t)(t->compact_from_bytes / 4), "tokens_after",
-                             (json_int_t)((t->history_bytes + t->overhead_bytes) / 4),
-                             "context_limit", (json_int_t)t->context_limit));
+    t->fx->publish(
+        t, "context_compacted",
+        json_pack("{s:I, s:I, s:I, s:I}", "summarized_messages", (json_int_t)t->stored_before,
+                  "tokens_before", (json_int_t)t->compact_from_tokens, "tokens_after",
+                  (json_int_t)tokens_of(t), "context_limit", (json_int_t)t->context_limit));
     after_compaction(t);
 }
 

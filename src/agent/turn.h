@@ -127,9 +127,9 @@ struct turn {
     bool compact_failed;      /* a summary was asked for and not had: not asked again */
     bool compact_in_round;    /* the compaction runs before a later round (else before the first) */
     bool compact_refused;     /* ... because the provider refused the request as too long */
-    size_t compact_from_bytes; /* the history's size when it began */
-    size_t compact_budget;     /* bytes of transcript asked for; 0: half the context limit's */
-    json_t *user;              /* the user's content items, until stored */
+    long compact_from_tokens; /* the request's size (tokens_of) when it began */
+    size_t compact_budget;    /* bytes of transcript asked for; 0: half the context limit's */
+    json_t *user;             /* the user's content items, until stored */
     bool cancel;
     bool gone; /* the session was deleted: the turn ends with session_gone */
     /* the first round's user message: stored while the request streams */
