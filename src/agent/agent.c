@@ -1784,10 +1784,11 @@ static void prepare_job(void *arg)
     agent *a = at->a;
     store_session s;
     json_t *stored = NULL;
-    gd_err e = a->st->ops->session_read(a->st, at->sid, &s, &at->settings, &stored);
-    long summarized = 0;
+    store_summary sum;
+    gd_err e = a->st->ops->session_read(a->st, at->sid, &s, &at->settings, &sum, &stored);
+    at->summary = sum.text;
+    long summarized = sum.count;
     if (!e && !(at->cwd = strdup(s.working_dir))) e = GD_ENOMEM;
-    if (!e) e = a->st->ops->session_summary_get(a->st, at->sid, &at->summary, &summarized);
     at->nstored = stored ? (long)json_array_size(stored) : 0;
     if (!e && summarized > at->nstored) { /* not this history's (a file edited by hand) */
         free(at->summary);

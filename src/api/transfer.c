@@ -124,7 +124,7 @@ static json_t *masked(json_t *v)
 static gd_err read_source(job *j, store_session *src, json_t **settings, json_t **msgs)
 {
     store *st = j->a->st;
-    return st->ops->session_read(st, j->id, src, settings, msgs);
+    return st->ops->session_read(st, j->id, src, settings, NULL, msgs);
 }
 
 static void export_job(job *j)

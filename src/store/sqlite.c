@@ -1361,34 +1361,29 @@ static gd_err sq_session_owner(store *st, const char *id, char owner[UUID_STR_LE
     return GD_OK;
 }
 
-static gd_err sq_session_summary_get(store *st, const char *id, char **text, long *count)
+/* The session's summary (migration 8) into *sum, within the caller's read. */
+static gd_err summary_row(conn *c, const char *id, store_summary *sum)
 {
-    sqlite_store *ss = (sqlite_store *)st;
-    *text = NULL;
-    *count = 0;
-    conn *c = reader_get(ss);
-    if (!c) return GD_ESTORE;
+    *sum = (store_summary){0};
     sqlite3_stmt *s = stmt(c, ST_SUMMARY_GET);
-    gd_err e = GD_ESTORE;
-    if (s) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            const char *t = (const char *)sqlite3_column_text(s, 0);
-            long long n = sqlite3_column_int64(s, 1);
-            e = GD_OK;
-            if (t && n > 0) {
-                if ((*text = strdup(t)))
-                    *count = n > LONG_MAX ? LONG_MAX : (long)n;
-                else
-                    e = GD_ENOMEM;
-            }
-        } else {
-            e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
+    if (!s) return GD_ESTORE;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    gd_err e;
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        long long n = sqlite3_column_int64(s, 1);
+        e = GD_OK;
+        if (t && n > 0) {
+            if ((sum->text = strdup(t)))
+                sum->count = n > LONG_MAX ? LONG_MAX : (long)n;
+            else
+                e = GD_ENOMEM;
         }
-        stmt_done(s);
+    } else {
+        e = rc == SQLITE_DONE ? GD_ENOTFOUND : read_failed(c);
     }
-    reader_put(ss, c);
+    stmt_done(s);
     return e;
 }
 
@@ -1729,10 +1724,11 @@ static void history_end(conn *c, sqlite3_stmt *gs, sqlite3_stmt *ms)
 }
 
 static gd_err sq_session_read(store *st, const char *id, store_session *out, json_t **settings,
-                              json_t **messages)
+                              store_summary *summary, json_t **messages)
 {
     sqlite_store *ss = (sqlite_store *)st;
     if (settings) *settings = NULL;
+    if (summary) *summary = (store_summary){0};
     *messages = NULL;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
@@ -1740,6 +1736,7 @@ static gd_err sq_session_read(store *st, const char *id, store_session *out, jso
     gd_err e = history_begin(c, id, ST_MESSAGES_LIST, &gs, &ms);
     if (!e) row_to_session(gs, out);
     if (!e && settings) e = settings_row(c, id, settings);
+    if (!e && summary) e = summary_row(c, id, summary);
     if (!e) e = collect_rows(c, ms, message_row, messages);
     history_end(c, gs, ms);
     reader_put(ss, c);
@@ -1747,13 +1744,17 @@ static gd_err sq_session_read(store *st, const char *id, store_session *out, jso
         json_decref(*settings);
         *settings = NULL;
     }
+    if (e && summary) {
+        free(summary->text);
+        *summary = (store_summary){0};
+    }
     return e;
 }
 
 static gd_err sq_messages_list(store *st, const char *session_id, json_t **out)
 {
     store_session s;
-    return sq_session_read(st, session_id, &s, NULL, out);
+    return sq_session_read(st, session_id, &s, NULL, NULL, out);
 }
 
 /* The created_at of a history's messages: clock_rfc3339, the date part kept from the last row
@@ -2687,7 +2688,6 @@ static const store_ops sqlite_ops = {
     .session_owner = sq_session_owner,
     .message_append_async = sq_message_append_async,
     .message_update_async = sq_message_update_async,
-    .session_summary_get = sq_session_summary_get,
     .session_summary_set_async = sq_session_summary_set_async,
     .message_get = sq_message_get,
     .sessions_unfinished = sq_sessions_unfinished,

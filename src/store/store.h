@@ -66,6 +66,14 @@ static inline void store_user_items_free(store_user_item *items, size_t n)
     free(items);
 }
 
+/* A compacted conversation (agent/turn.c): the summary that stands, for the agent, in place of
+ * the session's first count messages (which stay, for the user and the API); text NULL and
+ * count 0 when there is none. */
+typedef struct {
+    char *text;
+    long count;
+} store_summary;
+
 typedef struct store store;
 
 /* Takes a piece of messages_text's text: len bytes at text, malloc'd (a NUL after them), the
@@ -120,12 +128,8 @@ typedef struct {
      * gone. */
     void (*message_update_async)(store *st, const char *session_id, const char *message_id,
                                  json_t *content, store_done done, void *ud);
-    /* A compacted conversation (agent/turn.c): the summary that stands, for the agent, in place
-     * of the session's first *count messages, into *text (the caller frees it); NULL and 0 when
-     * there is none. GD_ENOTFOUND when the session does not exist. */
-    gd_err (*session_summary_get)(store *st, const char *id, char **text, long *count);
-    /* Replaces it (text copied): summary_get gives it from then on. GD_ENOTFOUND through done
-     * when the session is gone. */
+    /* Replaces the session's summary (text copied; see store_summary): session_read gives it
+     * from then on. GD_ENOTFOUND through done when the session is gone. */
     void (*session_summary_set_async)(store *st, const char *id, const char *text, long count,
                                       store_done done, void *ud);
     /* The session's messages, oldest first, as a new JSON array the caller owns: each one
@@ -166,12 +170,13 @@ typedef struct {
      * session is deleted through this store (GD_ENOTFOUND from then on). */
     gd_err (*session_owner)(store *st, const char *id, char owner[UUID_STR_LEN]);
     /* A session as of one moment, in one read transaction: its row into out, its settings as
-     * session_settings_get gives them (settings NULL: not read) and its messages as
-     * messages_list gives them. What a turn starts from and an export writes; one transaction
-     * instead of three also means the three agree. GD_ENOTFOUND when the session does not
-     * exist; on any error nothing is left for the caller to free. */
+     * session_settings_get gives them (settings NULL: not read), its summary (summary NULL: not
+     * read; its text the caller frees) and its messages as messages_list gives them. What a
+     * turn starts from and an export writes; one transaction instead of four also means they
+     * agree. GD_ENOTFOUND when the session does not exist; on any error nothing is left for
+     * the caller to free. */
     gd_err (*session_read)(store *st, const char *id, store_session *out, json_t **settings,
-                           json_t **messages);
+                           store_summary *summary, json_t **messages);
     /* The session's own settings, a JSON object ({} when none: "execution_mode", "extensions"
      * ...) the caller owns. GD_ENOTFOUND when the session does not exist. */
     gd_err (*session_settings_get)(store *st, const char *id, json_t **out);

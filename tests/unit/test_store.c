@@ -1477,7 +1477,7 @@ static void test_session_read(void **state)
     assert_int_equal(append(st, s.id, "user", text_content("three"), 0, 0, id), GD_OK);
 
     json_t *set = NULL, *list = NULL;
-    ok(st->ops->session_read(st, s.id, &got, &set, &list));
+    ok(st->ops->session_read(st, s.id, &got, &set, NULL, &list));
     assert_string_equal(got.id, s.id);
     assert_string_equal(got.name, "read");
     assert_int_equal(got.message_count, 3);
@@ -1493,7 +1493,7 @@ static void test_session_read(void **state)
     json_decref(list);
 
     /* settings not asked for: only the row and the messages */
-    ok(st->ops->session_read(st, s.id, &got, NULL, &list));
+    ok(st->ops->session_read(st, s.id, &got, NULL, NULL, &list));
     assert_int_equal(json_array_size(list), 3);
     json_decref(list);
 
@@ -1501,7 +1501,7 @@ static void test_session_read(void **state)
     char unknown[UUID_STR_LEN];
     ids_uuid4(unknown);
     set = list = (json_t *)1;
-    assert_int_equal(st->ops->session_read(st, unknown, &got, &set, &list), GD_ENOTFOUND);
+    assert_int_equal(st->ops->session_read(st, unknown, &got, &set, NULL, &list), GD_ENOTFOUND);
     assert_null(set);
     assert_null(list);
     json_decref(settings);
