@@ -15,7 +15,8 @@
  * K_NETS: the same, each item a host name, an address or a network (core/netaddr.h's list);
  * K_BOOL: true/false (yes/no, 1/0) into a bool, and a flag that takes no value; K_ONOFF: "on" or
  * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths; K_LOGFMT:
- * "text" or "json" (log.h); K_RATIO: a decimal number from 0 to 1 into a double. */
+ * "text" or "json" (log.h); K_RATIO: a decimal number from 0 to 1 into a double; K_NET: a boolean
+ * (stored as "true" or "false") or "host". */
 typedef enum {
     K_STR,
     K_INT,
@@ -28,7 +29,8 @@ typedef enum {
     K_ONOFF,
     K_ROOTS,
     K_LOGFMT,
-    K_RATIO
+    K_RATIO,
+    K_NET
 } key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
@@ -104,8 +106,8 @@ static const struct cfg_key {
     {"batch_scheduling", "GOOSE_BATCH_SCHEDULING", NULL, K_BOOL, 0, 0,
      offsetof(config, batch_scheduling), 0, "true or false"},
     {"sandbox", "GOOSE_SANDBOX", NULL, K_ONOFF, 0, 0, STR(sandbox), "on or off"},
-    {"tool_network", "GOOSE_TOOL_NETWORK", NULL, K_BOOL, 0, 0, offsetof(config, tool_network), 0,
-     "true or false"},
+    {"tool_network", "GOOSE_TOOL_NETWORK", NULL, K_NET, 0, 0, STR(tool_network),
+     "true, false or host"},
     {"bwrap_path", "GOOSE_BWRAP_PATH", NULL, K_STR, 0, 0, STR(bwrap_path),
      "the path of the bwrap executable"},
     {"allowed_roots", "GOOSE_ALLOWED_ROOTS", NULL, K_ROOTS, 0, 0, offsetof(config, roots), 0,
@@ -213,7 +215,7 @@ static void set_defaults(config *c)
     c->context_limit = 128000;
     c->auto_compact_threshold = 0.8;
     snprintf(c->sandbox, sizeof c->sandbox, "on");
-    c->tool_network = true;
+    snprintf(c->tool_network, sizeof c->tool_network, "true");
     c->user_extensions = true;
     c->metrics = true;
     c->tool_max_memory = 4L << 30;
@@ -316,6 +318,18 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             list[(*count)++][n] = '\0';
             p += n;
         }
+        return GD_OK;
+    }
+    case K_NET: {
+        const char *v = !strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "1")   ? "true"
+                        : !strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "0") ? "false"
+                        : !strcmp(val, "host")                                             ? "host"
+                                                                                           : NULL;
+        if (!v) {
+            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        snprintf(base + k->off, k->size, "%s", v);
         return GD_OK;
     }
     case K_ONOFF:

@@ -46,7 +46,8 @@ typedef struct {
     /* the tools' sandbox (src/extensions/sandbox.c) */
     char sandbox[8];              /* "on": bubblewrap, or no tools; "off": tools run open */
     char bwrap_path[PATH_MAX];    /* "" : bwrap found in PATH */
-    bool tool_network;            /* false: --unshare-net */
+    char tool_network[8];         /* "true": the outside, not the host's loopback (slirp4netns);
+                                   * "false": none; "host": goosed's own network */
     long tool_max_memory;         /* bytes of address space per process (RLIMIT_AS), 0: none */
     long tool_max_cpu_seconds;    /* CPU seconds per process (RLIMIT_CPU), 0: none */
     long tool_max_file_size;      /* bytes of one file written (RLIMIT_FSIZE), 0: none */

@@ -187,6 +187,8 @@ void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb)
     sc->bwrap = sb && !sb->open;
     sc->nlimits = 0;
     sc->cgroup_procs[0] = '\0';
+    sc->slirp = sb && !sb->open && sb->net == SANDBOX_NET_OUTSIDE ? sb->slirp : NULL;
+    sc->resolv = sc->slirp ? sb->resolv : NULL;
     sc->cap_last = 63; /* unknown: try them all (the kernel says EINVAL past its last) */
     if (sb) {
         const struct {
@@ -269,6 +271,201 @@ int sandbox_child_limits(const sandbox_child *sc)
         if (setrlimit(sc->limits[i].resource, &rl) < 0) return errno;
     }
     return 0;
+}
+
+/* ---- a network of the command's own: slirp4netns ---- */
+
+/* The fds sandbox_child_net leaves in the child, as bwrap's argv names them. */
+enum { NET_FD_INFO = 4, NET_FD_BLOCK = 5, NET_FD_RESOLV = 6, NET_FD_HOLD = 7 };
+#define NET_FD_INFO_S   "4"
+#define NET_FD_BLOCK_S  "5"
+#define NET_FD_RESOLV_S "6"
+
+/* Moves the n fds of from to the numbers of to (through copies above them, so that none is
+ * overwritten before it is moved), without FD_CLOEXEC. Async-signal-safe. */
+static int move_fds(const int *from, const int *to, int n)
+{
+    int hi[4];
+    for (int i = 0; i < n; i++) {
+        if ((hi[i] = fcntl(from[i], F_DUPFD, 16)) < 0) return errno;
+        close(from[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        if (dup2(hi[i], to[i]) < 0) return errno;
+        close(hi[i]);
+    }
+    return 0;
+}
+
+static void close_above(int lo)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)lo, ~0U, 0) == 0) return;
+#endif
+    for (int fd = lo; fd < 1024; fd++)
+        close(fd);
+}
+
+/* The helper: reads bwrap's {"child-pid": N} from info, then becomes slirp4netns for that
+ * process's network namespace (and user namespace, which slirp4netns joins itself), with ready
+ * (bwrap's --block-fd) as its --ready-fd and hold as its --exit-fd. */
+__attribute__((noreturn)) static void net_helper(const sandbox_child *sc, pid_t parent, int info,
+                                                 int ready, int hold)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    int nul = open("/dev/null", O_RDWR);
+    if (nul < 0) _exit(1);
+    for (int i = 0; i < 3; i++)
+        if (dup2(nul, i) < 0) _exit(1);
+    char b[512];
+    size_t got = 0;
+    while (got < sizeof b - 1) {
+        ssize_t r = read(info, b + got, sizeof b - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+        if (memchr(b, '}', got)) break;
+    }
+    b[got] = '\0';
+    const char *k = strstr(b, "\"child-pid\"");
+    if (!k) _exit(1); /* bwrap failed before making its namespaces: it says why itself */
+    k += sizeof "\"child-pid\"" - 1;
+    while (*k == ' ' || *k == ':')
+        k++;
+    char pid[16];
+    size_t n = 0;
+    while (*k >= '0' && *k <= '9' && n < sizeof pid - 1)
+        pid[n++] = *k++;
+    pid[n] = '\0';
+    if (!n) _exit(1);
+    /* bwrap gives the namespace's loopback its 127.0.0.1 itself, and dies when the address is
+     * there already: slirp4netns, which sets the loopback up (and the kernel then adds the
+     * address), must start after that. Nothing tells when; the namespace's routes show it. */
+    char fib[48] = "/proc/";
+    memcpy(fib + 6, pid, n);
+    memcpy(fib + 6 + n, "/net/fib_trie", sizeof "/net/fib_trie");
+    for (int i = 0;; i++) {
+        int fd = open(fib, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) _exit(1); /* bwrap's child is gone */
+        ssize_t r = read(fd, b, sizeof b - 1);
+        close(fd);
+        b[r > 0 ? r : 0] = '\0';
+        if (strstr(b, "127.0.0.1")) break;
+        if (i == 10000) _exit(1); /* 10 s: something else is wrong; no network */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    const int from[2] = {ready, hold}, to[2] = {3, 4};
+    if (move_fds(from, to, 2)) _exit(1);
+    close_above(5);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* --disable-host-loopback: the gateway (10.0.2.2) does not lead to the host's 127.0.0.1;
+     * the namespace's own 127.0.0.1 is its own. --enable-sandbox and --enable-seccomp: what
+     * parses the command's packets runs with as little as it needs. */
+    char *const argv[] = {(char *)sc->slirp,
+                          "--configure",
+                          "--mtu=65520",
+                          "--disable-host-loopback",
+                          "--enable-sandbox",
+                          "--enable-seccomp",
+                          "--ready-fd=3",
+                          "--exit-fd=4",
+                          pid,
+                          "tap0",
+                          NULL};
+    char *const envp[] = {NULL};
+    execve(sc->slirp, argv, envp);
+    _exit(127);
+}
+
+int sandbox_child_net(const sandbox_child *sc)
+{
+    if (!sc->slirp) return 0;
+    int info[2], block[2], hold[2], resolv[2];
+    if (pipe(info) < 0) return errno;
+    if (pipe(block) < 0 || pipe(hold) < 0 || pipe(resolv) < 0) return errno;
+    size_t len = strlen(sc->resolv); /* at most 1 KiB: the pipe takes it whole */
+    if (write(resolv[1], sc->resolv, len) != (ssize_t)len) return errno ? errno : EIO;
+    close(resolv[1]);
+    pid_t self = getpid();
+    pid_t h = fork();
+    if (h < 0) return errno;
+    if (h == 0) {
+        close(info[1]);
+        close(block[0]);
+        close(hold[1]);
+        close(resolv[0]);
+        net_helper(sc, self, info[0], block[1], hold[0]);
+    }
+    close(info[0]);
+    close(block[1]);
+    close(hold[0]);
+    const int from[4] = {info[1], block[0], resolv[0], hold[1]};
+    const int to[4] = {NET_FD_INFO, NET_FD_BLOCK, NET_FD_RESOLV, NET_FD_HOLD};
+    return move_fds(from, to, 4);
+}
+
+void sandbox_child_net_close(const sandbox_child *sc)
+{
+    if (!sc->slirp) return;
+    for (int fd = NET_FD_INFO; fd <= NET_FD_HOLD; fd++)
+        close(fd);
+}
+
+/* The file /etc/resolv.conf names: itself, or where its symbolic links lead (also when that
+ * does not exist: systemd-resolved's is under /run, which the sandbox does not have); "" when
+ * there is none. */
+static void resolv_dest(char *out, size_t n)
+{
+    struct stat st;
+    out[0] = '\0';
+    if (lstat("/etc/resolv.conf", &st) < 0) return;
+    if (!S_ISLNK(st.st_mode)) {
+        snprintf(out, n, "/etc/resolv.conf");
+        return;
+    }
+    char real[SB_PATH_MAX];
+    if (realpath("/etc/resolv.conf", real)) {
+        snprintf(out, n, "%s", real);
+        return;
+    }
+    char t[SB_PATH_MAX];
+    ssize_t l = readlink("/etc/resolv.conf", t, sizeof t - 1);
+    if (l <= 0) return;
+    t[l] = '\0';
+    if (t[0] == '/')
+        snprintf(out, n, "%s", t);
+    else if (snprintf(out, n, "/etc/%s", t) >= (int)n)
+        out[0] = '\0';
+}
+
+/* The sandbox's /etc/resolv.conf: the host's search domains and options, with slirp4netns's
+ * name server (10.0.2.3, which forwards to the host's: a host's 127.0.0.53 cannot be reached
+ * from the namespace), and where it goes: /etc/resolv.conf, or the file it links to (bound over
+ * it; a systemd-resolved host's /run/systemd/resolve/stub-resolv.conf is made in the sandbox). */
+static void resolv_make(sandbox_cfg *sb)
+{
+    size_t n = 0;
+    FILE *f = fopen("/etc/resolv.conf", "re");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            const char *p = line + strspn(line, " \t");
+            if ((strncmp(p, "search", 6) && strncmp(p, "domain", 6) && strncmp(p, "options", 7)) ||
+                !strchr(line, '\n') || n + strlen(line) + 32 >= sizeof sb->resolv)
+                continue;
+            memcpy(sb->resolv + n, line, strlen(line));
+            n += strlen(line);
+        }
+        fclose(f);
+    }
+    snprintf(sb->resolv + n, sizeof sb->resolv - n, "nameserver 10.0.2.3\n");
+    resolv_dest(sb->resolv_dest, sizeof sb->resolv_dest);
 }
 
 /* ---- a cgroup per command, as root ---- */
@@ -623,7 +820,11 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
     av_add(&a, "--unshare-uts");
     av_add(&a, "--unshare-cgroup-try");
     if (!sb->root) av_add(&a, "--unshare-user");
-    if (!sb->network) av_add(&a, "--unshare-net");
+    if (sb->net != SANDBOX_NET_HOST) av_add(&a, "--unshare-net");
+    if (sb->net == SANDBOX_NET_OUTSIDE) { /* sandbox_child_net's fds */
+        av_add2(&a, "--info-fd", NET_FD_INFO_S);
+        av_add2(&a, "--block-fd", NET_FD_BLOCK_S);
+    }
     av_add2(&a, "--cap-drop", "ALL");
     for (size_t i = 0; i < sizeof SYSTEM_DIRS / sizeof *SYSTEM_DIRS; i++) {
         const char *d = SYSTEM_DIRS[i];
@@ -713,6 +914,15 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
         }
         if (is_dir(real) && under_any(real, roots, nroots)) av_add2(&a, "--tmpfs", real);
     }
+    /* Last, so that nothing above covers it: the name servers slirp4netns answers for; with the
+     * host's network, the host's file where it lies outside what is bound (systemd-resolved's
+     * link to /run). */
+    if (sb->net == SANDBOX_NET_OUTSIDE && sb->resolv_dest[0])
+        av_add3(&a, "--ro-bind-data", NET_FD_RESOLV_S, sb->resolv_dest);
+    if (sb->net == SANDBOX_NET_HOST && sb->resolv_dest[0] &&
+        !under_any(sb->resolv_dest, SYSTEM_DIRS, sizeof SYSTEM_DIRS / sizeof *SYSTEM_DIRS) &&
+        access(sb->resolv_dest, R_OK) == 0)
+        av_add3(&a, "--ro-bind", sb->resolv_dest, sb->resolv_dest);
     av_add(&a, "--");
     for (size_t i = 0; cmd[i]; i++)
         av_add(&a, cmd[i]);
@@ -733,6 +943,23 @@ bool sandbox_path_inside(const char *root, const char *path)
     return inside(rp, rr);
 }
 
+/* name in PATH (goosed's). */
+static bool find_in_path(const char *name, char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *c = strchr(path, ':');
+        size_t len = c ? (size_t)(c - path) : strlen(path);
+        struct stat st;
+        if (len && snprintf(out, n, "%.*s/%s", (int)len, path, name) < (int)n &&
+            stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+            return true;
+        path += len + (c ? 1 : 0);
+    }
+    return false;
+}
+
 /* bwrap in PATH (goosed's), or the configured path. */
 static bool find_bwrap(const char *configured, char *out, size_t n, char *why, size_t whylen)
 {
@@ -742,33 +969,20 @@ static bool find_bwrap(const char *configured, char *out, size_t n, char *why, s
         snprintf(why, whylen, "bwrap_path %s: %s", configured, strerror(errno));
         return false;
     }
-    const char *path = getenv("PATH");
-    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *c = strchr(path, ':');
-        size_t len = c ? (size_t)(c - path) : strlen(path);
-        struct stat st;
-        if (len && snprintf(out, n, "%.*s/bwrap", (int)len, path) < (int)n && stat(out, &st) == 0 &&
-            S_ISREG(st.st_mode) && access(out, X_OK) == 0)
-            return true;
-        path += len + (c ? 1 : 0);
-    }
+    if (find_in_path("bwrap", out, n)) return true;
     snprintf(why, whylen, "bubblewrap (bwrap) is not installed: it is not in PATH");
     return false;
 }
 
-/* Runs bwrap once, as a tool would, with /bin/true: whether it can make its namespaces here. */
-static bool probe(sandbox_cfg *sb)
+/* Runs cmd under bwrap once, as a tool would: whether it exits with 0. When not, why holds what
+ * bwrap said on stderr, or how it ended. */
+static bool probe(const sandbox_cfg *sb, char *const *cmd, char *why, size_t whylen)
 {
-    const char *t = access("/usr/bin/true", X_OK) == 0 ? "/usr/bin/true" : "/bin/true";
-    char *const cmd[] = {(char *)t, NULL};
-    char why[256];
-    char **argv = sandbox_argv_new(sb, NULL, SANDBOX_SHELL, NULL, cmd, why, sizeof why);
+    char **argv = sandbox_argv_new(sb, NULL, SANDBOX_SHELL, NULL, cmd, why, whylen);
     char **env = sandbox_env_new();
     int pe[2];
     if (!argv || !env || pipe2(pe, O_CLOEXEC) < 0) {
-        snprintf(sb->why, sizeof sb->why, "cannot try bubblewrap: %s",
-                 argv ? strerror(errno) : why);
+        if (argv) snprintf(why, whylen, "%s", strerror(errno));
         sandbox_argv_free(argv);
         sandbox_env_free(env);
         return false;
@@ -783,7 +997,9 @@ static bool probe(sandbox_cfg *sb)
             dup2(nul, 1);
         }
         dup2(pe[1], 2);
-        if (sandbox_child_enter(&sc) == 0) execve(argv[0], argv, env);
+        close_above(3);
+        if (sandbox_child_net(&sc) == 0 && sandbox_child_enter(&sc) == 0)
+            execve(argv[0], argv, env);
         _exit(127);
     }
     close(pe[1]);
@@ -809,11 +1025,32 @@ static bool probe(sandbox_cfg *sb)
         msg[--got] = '\0';
     for (char *p = msg; *p; p++)
         if (*p == '\n') *p = ' ';
-    snprintf(sb->why, sizeof sb->why, "%s does not work here (%s)", sb->bwrap,
+    snprintf(why, whylen, "%s",
              pid < 0         ? "fork failed"
              : got           ? msg
              : WIFEXITED(st) ? "it exited with an error"
                              : "it was killed");
+    return false;
+}
+
+/* For SANDBOX_NET_OUTSIDE: slirp4netns, and a command that sees its interface. Without them, the
+ * commands get no network at all (never goosed's): false with why. */
+static bool net_init(sandbox_cfg *sb, char *why, size_t whylen)
+{
+    if (!find_in_path("slirp4netns", sb->slirp, sizeof sb->slirp)) {
+        snprintf(why, whylen, "slirp4netns is not installed: it is not in PATH");
+        return false;
+    }
+    resolv_make(sb);
+    char *const cmd[] = {"/bin/sh", "-c",
+                         "while read -r l; do case $l in tap0:*) exit 0;; esac; done "
+                         "</proc/net/dev; exit 1",
+                         NULL};
+    char pwhy[256];
+    if (probe(sb, cmd, pwhy, sizeof pwhy)) return true;
+    snprintf(why, whylen, "%s did not give a command its network%s", sb->slirp,
+             access("/dev/net/tun", R_OK | W_OK) < 0 ? " (/dev/net/tun cannot be opened here)"
+                                                     : "");
     return false;
 }
 
@@ -822,7 +1059,9 @@ void sandbox_init(const config *cfg)
     sandbox_cfg *sb = &g_sb;
     memset(sb, 0, sizeof *sb);
     sb->open = !strcmp(cfg->sandbox, "off");
-    sb->network = cfg->tool_network;
+    sb->net = !strcmp(cfg->tool_network, "false")  ? SANDBOX_NET_NONE
+              : !strcmp(cfg->tool_network, "host") ? SANDBOX_NET_HOST
+                                                   : SANDBOX_NET_OUTSIDE;
     sb->root = geteuid() == 0;
     sb->max_memory = cfg->tool_max_memory;
     sb->max_cpu_seconds = cfg->tool_max_cpu_seconds;
@@ -835,11 +1074,35 @@ void sandbox_init(const config *cfg)
                           "sandbox, with every file of goosed's user in reach");
         return;
     }
-    if (find_bwrap(cfg->bwrap_path, sb->bwrap, sizeof sb->bwrap, sb->why, sizeof sb->why))
-        sb->ready = probe(sb);
+    sandbox_net want = sb->net;
+    if (find_bwrap(cfg->bwrap_path, sb->bwrap, sizeof sb->bwrap, sb->why, sizeof sb->why)) {
+        /* bubblewrap alone first, with no network: whether tools can run at all */
+        const char *t = access("/usr/bin/true", X_OK) == 0 ? "/usr/bin/true" : "/bin/true";
+        char *const cmd[] = {(char *)t, NULL};
+        char why[256];
+        sb->net = want == SANDBOX_NET_HOST ? SANDBOX_NET_HOST : SANDBOX_NET_NONE;
+        sb->ready = probe(sb, cmd, why, sizeof why);
+        if (!sb->ready)
+            snprintf(sb->why, sizeof sb->why, "%s does not work here (%s)", sb->bwrap, why);
+        sb->net = want;
+    }
+    char nwhy[512] = "";
+    if (sb->ready && sb->net == SANDBOX_NET_OUTSIDE && !net_init(sb, nwhy, sizeof nwhy)) {
+        sb->net = SANDBOX_NET_NONE;
+        log_error(LOG_MOD,
+                  "tools get no network: %s. Install slirp4netns (and give goosed /dev/net/tun), "
+                  "or set `tool_network: host` to give them goosed's own network, loopback "
+                  "included",
+                  nwhy);
+    }
+    if (sb->net == SANDBOX_NET_HOST) resolv_dest(sb->resolv_dest, sizeof sb->resolv_dest);
     if (sb->ready)
-        log_info(LOG_MOD, "tools run in a sandbox: %s, network %s", sb->bwrap,
-                 sb->network ? "on" : "off (tool_network: false)");
+        log_info(
+            LOG_MOD, "tools run in a sandbox: %s, network %s", sb->bwrap,
+            sb->net == SANDBOX_NET_OUTSIDE ? "on, the host's loopback out of reach (slirp4netns)"
+            : sb->net == SANDBOX_NET_HOST  ? "goosed's own, loopback included (tool_network: host)"
+            : want == SANDBOX_NET_NONE     ? "off (tool_network: false)"
+                                           : "off (slirp4netns cannot run)");
     else
         log_error(LOG_MOD,
                   "tools cannot run: %s. Shell commands and stdio extensions are refused; install "

@@ -2,8 +2,8 @@
  * allow-list; every capability dropped in a tool's process; shell commands and stdio MCP servers
  * run under bubblewrap (the session's working directory writable, the system read-only, goosed's
  * configuration and data and every home directory absent, their own PID namespace, limits on
- * memory, CPU time, file size and processes, network on or off); and the paths the built-in file
- * tools accept (inside the session's working directory, never goosed's own directories). */
+ * memory, CPU time, file size and processes, a network of their own); and the paths the built-in
+ * file tools accept (inside the session's working directory, never goosed's own directories). */
 #ifndef GD_SANDBOX_H
 #define GD_SANDBOX_H
 
@@ -12,14 +12,28 @@
 #include "config/config.h"
 #include "extensions/extension.h"
 
+/* What network a sandboxed command has (`tool_network`):
+ * - SANDBOX_NET_OUTSIDE (true, the default): a network namespace of its own, its own loopback,
+ *   and the outside through slirp4netns, a user-mode NAT, with the host's loopback out of reach
+ *   (--disable-host-loopback): goosed's own API, and every service of the machine that listens
+ *   on 127.0.0.1 only, cannot be reached;
+ * - SANDBOX_NET_NONE (false, or slirp4netns missing or failing): a loopback of its own only;
+ * - SANDBOX_NET_HOST (host): goosed's network, its loopback included. */
+typedef enum { SANDBOX_NET_OUTSIDE, SANDBOX_NET_NONE, SANDBOX_NET_HOST } sandbox_net;
+
 /* How tools run, from the configuration, probed once at start (sandbox_init). */
 typedef struct {
-    bool open;    /* `sandbox: off`: tools run without bubblewrap */
-    bool ready;   /* bubblewrap runs here (probed) */
-    bool network; /* `tool_network`: false adds --unshare-net */
-    bool root;    /* goosed runs as uid 0: bwrap sets up the namespaces with its privileges */
+    bool open;  /* `sandbox: off`: tools run without bubblewrap */
+    bool ready; /* bubblewrap runs here (probed) */
+    bool root;  /* goosed runs as uid 0: bwrap sets up the namespaces with its privileges */
+    sandbox_net net;
     char bwrap[PATH_MAX];
-    char why[512]; /* when not ready: why, for the tool result */
+    char slirp[PATH_MAX];       /* SANDBOX_NET_OUTSIDE: the slirp4netns executable */
+    char resolv[1024];          /* SANDBOX_NET_OUTSIDE: the sandbox's /etc/resolv.conf (the
+                                 * host's, its name servers replaced by slirp4netns's) */
+    char resolv_dest[PATH_MAX]; /* where it goes: /etc/resolv.conf, or the file it links to; ""
+                                 * when the host has none */
+    char why[512];              /* when not ready: why, for the tool result */
     long max_memory, max_cpu_seconds, max_file_size, max_processes; /* 0: no limit */
 } sandbox_cfg;
 
@@ -101,6 +115,8 @@ typedef struct {
         unsigned long value;
     } limits[4];
     char cgroup_procs[SANDBOX_CGROUP_MAX + 16]; /* "" or the cgroup.procs the child joins */
+    const char *slirp;  /* NULL, or the slirp4netns that gives bwrap's namespace its network */
+    const char *resolv; /* with it: the sandbox's /etc/resolv.conf */
 } sandbox_child;
 
 /* Fills sc for sandbox_child_enter and sandbox_child_limits: sb NULL means no bubblewrap and no
@@ -118,6 +134,18 @@ int sandbox_child_cgroup_enter(const sandbox_child *sc);
  * gives nothing back. Returns 0, or the errno of the step that failed (the child must then not
  * run the tool). */
 int sandbox_child_enter(const sandbox_child *sc);
+/* In a child after fork, with its fds 0..3 in place and none above them, before
+ * sandbox_child_enter (async-signal-safe): when sc->slirp is set, starts the network of the bwrap
+ * this child (or its child) executes next: fds 4..7 become what sandbox_argv_new's argv names
+ * (bwrap's --info-fd, --block-fd, --ro-bind-data for /etc/resolv.conf, and a pipe bwrap holds),
+ * and a helper process waits for bwrap's namespace, then becomes slirp4netns, which lets bwrap
+ * go on once the network is up and exits when bwrap is gone (the pipe's end of file; it also
+ * dies with this process). A helper that fails leaves the command without a network. Returns 0,
+ * or the errno of the step that failed. */
+int sandbox_child_net(const sandbox_child *sc);
+/* In a process that ran sandbox_child_net and forked the one that executes bwrap: closes fds
+ * 4..7 (the pipe slirp4netns watches must be held by bwrap only). */
+void sandbox_child_net_close(const sandbox_child *sc);
 /* In a child, just before exec (async-signal-safe): sets the resource limits (RLIMIT_AS, CPU,
  * FSIZE, NPROC) of the sandbox. Returns 0 or the errno of the setrlimit that failed. */
 int sandbox_child_limits(const sandbox_child *sc);

@@ -98,7 +98,7 @@ describe('goose configure list', () => {
     assert.equal(rows.cors_origins.source, 'file');
     assert.deepEqual(rows.max_retries, { key: 'max_retries', env: 'GOOSE_MAX_RETRIES', value: 3, source: 'default', secret: false });
     assert.equal(rows.GOOSE_HOST.value, '127.0.0.1');
-    assert.equal(rows.tool_network.value, true);
+    assert.equal(rows.tool_network.value, 'true');
     assert.equal(rows.log_level.env, 'RUST_LOG');
     // the secrets: where they came from, masked
     assert.deepEqual(rows.GOOSE_SERVER__SECRET_KEY, { key: 'GOOSE_SERVER__SECRET_KEY', env: 'GOOSE_SERVER__SECRET_KEY', value: `(set, ${SERVER_SECRET.length} chars)`, source: 'file', secret: true });
@@ -299,7 +299,7 @@ describe('goose configure set and unset', () => {
       [['GOOSE_PORT', '70000'], 1, /expected a port 0\.\.65535/],
       [['GOOSE_MODE', 'yolo'], 1, /expected an execution mode: auto, approve, smart_approve or chat/],
       [['allowed_roots', '/no/such/dir'], 1, /\/no\/such\/dir/],
-      [['tool_network', 'maybe'], 1, /expected true or false/],
+      [['tool_network', 'maybe'], 1, /expected true, false or host/],
       [['port', '4000'], 2, /unknown key "port": did you mean GOOSE_PORT\?/],
       [['wat', '1'], 2, /unknown key "wat"/],
       [['GOOSE_PORT'], 2, /usage: goose configure set KEY VALUE/],

@@ -1,12 +1,14 @@
 // Tools in a sandbox: shell commands run under bubblewrap (the working directory writable, the
 // system read-only, goosed's own directories and the homes absent, their own PID namespace,
-// limits, network on or off); the file tools stay inside the working directory; allowed_roots
+// limits, a network of their own without the host's loopback, or none, or the host's); the file tools stay inside the working directory; allowed_roots
 // bounds where sessions are made; without bubblewrap, tools are refused unless `sandbox: off`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { accessSync, constants as fsc, existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, statSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
+import os from 'node:os';
+import { promises as dns } from 'node:dns';
 import { spawn } from 'node:child_process';
 import { startServer, stopAndCheck, tempDir, have, REPO } from './lib/server.mjs';
 import { get, post, del } from './lib/http.mjs';
@@ -69,6 +71,35 @@ let seq = 0;
 const marker = () => `900.${process.pid}${++seq}${Date.now() % 10000}`;
 
 const bwrapWorks = have('bwrap');
+
+// The machine's first address that is not loopback: what a command's network reaches the host by.
+const outsideAddr = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const PUBLIC_NAME = 'registry.npmjs.org';
+const hostResolves = await new dns.Resolver({ timeout: 3000, tries: 1 }).resolve4(PUBLIC_NAME).then(() => true, () => false);
+
+/** A TCP listener on host: its port, how many connected, the first connection's data. */
+async function listen(host) {
+  let n = 0;
+  let got;
+  const data = new Promise((r) => { got = r; });
+  const srv = net.createServer((s) => {
+    n++;
+    let b = '';
+    s.on('data', (d) => { b += d; });
+    s.on('end', () => { got(b); s.end(); });
+    s.on('error', () => {});
+  });
+  await new Promise((r) => srv.listen(0, host, r));
+  return { port: srv.address().port, count: () => n, data: () => data, close: () => srv.close() };
+}
+
+/** A shell command that connects to each [host, port] in turn and prints `host:port CONNECTED`
+ * or `host:port ERR code`. */
+function reachCmd(targets) {
+  return `node -e '(async()=>{for(const [h,p] of ${JSON.stringify(targets)}){const r=await new Promise((res)=>{` +
+    'const s=require("net").connect({host:h,port:p,timeout:5000});s.on("connect",()=>{s.destroy();res("CONNECTED")});' +
+    's.on("timeout",()=>{s.destroy();res("ERR TIMEOUT")});s.on("error",(e)=>res("ERR "+e.code))});console.log(h+":"+p+" "+r)}})()\'';
+}
 
 describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
   let fake;
@@ -182,16 +213,58 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
     assert.match(r.text, /policy=3\b/);
   });
 
-  it('the network is on by default', async () => {
-    const listener = net.createServer((s) => s.end());
-    await new Promise((r) => listener.listen(0, '127.0.0.1', r));
+  it("by default a command reaches the outside, but neither goosed's API nor anything else on the host's loopback", { skip: !outsideAddr && 'this machine has no address but loopback' }, async () => {
+    assert.match(srv.log(), /network on, the host's loopback out of reach/);
+    const loop = await listen('127.0.0.1');
+    const outside = await listen(outsideAddr);
     try {
-      const port = listener.address().port;
-      const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'),
-        `node -e "require('net').connect(${port},'127.0.0.1').on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',(e)=>console.log('ERR',e.code))"`);
-      assert.match(out.text, /CONNECTED/);
+      const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), reachCmd([
+        ['127.0.0.1', srv.port], // goosed itself: a tool driving a local goosed without authentication
+        ['10.0.2.2', srv.port], // the user-mode NAT's gateway, which would lead to the host's loopback
+        ['127.0.0.1', loop.port],
+        [outsideAddr, srv.port],
+        [outsideAddr, outside.port],
+      ]));
+      assert.match(out.text, new RegExp(`127\\.0\\.0\\.1:${srv.port} ERR`), out.text);
+      assert.match(out.text, new RegExp(`10\\.0\\.2\\.2:${srv.port} ERR`), out.text);
+      assert.match(out.text, new RegExp(`127\\.0\\.0\\.1:${loop.port} ERR`), out.text);
+      assert.match(out.text, new RegExp(`${outsideAddr.replaceAll('.', '\\.')}:${srv.port} ERR`), out.text);
+      assert.match(out.text, new RegExp(`${outsideAddr.replaceAll('.', '\\.')}:${outside.port} CONNECTED`), out.text);
+      assert.equal(loop.count(), 0);
+      assert.equal(outside.count(), 1);
     } finally {
-      listener.close();
+      loop.close();
+      outside.close();
+    }
+  });
+
+  it("a command's names are resolved through the sandbox's own name server", async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), 'cat /etc/resolv.conf');
+    assert.match(out.text, /^nameserver 10\.0\.2\.3$/m);
+    assert.equal(out.text.match(/^nameserver/gm).length, 1, out.text);
+  });
+
+  it('a name the host resolves, the command resolves too', { skip: !hostResolves && 'this machine resolves no public name' }, async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), `getent hosts ${PUBLIC_NAME} || echo UNRESOLVED`);
+    assert.match(out.text, /^[0-9a-f.:]+\s+registry\.npmjs\.org/m, out.text);
+  });
+
+  it("a stdio extension's server cannot reach goosed's API either", { skip: !outsideAddr && 'this machine has no address but loopback' }, async () => {
+    const outside = await listen(outsideAddr);
+    try {
+      const id = await newSession(srv, tempDir('goosed-sb-cwd-'));
+      // The "server" tries goosed, then tells the outside listener what it got, and exits.
+      const script = `const net=require("net");const s=net.connect(${srv.port},"127.0.0.1");` +
+        `const tell=(r)=>{const o=net.connect(${outside.port},${JSON.stringify(outsideAddr)},()=>o.end("goosed:"+r))};` +
+        's.on("connect",()=>{s.destroy();tell("CONNECTED")});s.on("error",(e)=>tell("ERR "+e.code))';
+      const add = await post(srv, `/api/sessions/${id}/extensions`, { name: 'probe', config: { type: 'stdio', cmd: process.execPath, args: ['-e', script], timeout: 30 } });
+      assert.equal(add.status, 200, add.text);
+      await fake.script([{ text: 'ok' }]);
+      const reply = post(srv, `/api/sessions/${id}/messages`, { content: 'start it' });
+      assert.match(await outside.data(), /^goosed:ERR E/);
+      assert.equal((await reply).status, 200);
+    } finally {
+      outside.close();
     }
   });
 
@@ -345,6 +418,34 @@ describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not ins
   });
 });
 
+describe("tool_network: host gives commands goosed's own network", { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
+  let fake;
+  let srv;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake), configYaml: 'tool_network: host\n' });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('the host\'s loopback included, and says so at start', async () => {
+    assert.match(srv.log(), /network goosed's own, loopback included \(tool_network: host\)/);
+    const loop = await listen('127.0.0.1');
+    try {
+      const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), reachCmd([['127.0.0.1', loop.port]]));
+      assert.match(out.text, /CONNECTED/, out.text);
+      assert.equal(loop.count(), 1);
+    } finally {
+      loop.close();
+    }
+  });
+});
+
 describe('a fork bomb as a normal user', { skip: (!bwrapWorks || !have('setpriv') || process.getuid() !== 0) && 'needs bubblewrap, setpriv and root to become nobody' }, () => {
   // RLIMIT_NPROC does not bind uid 0, so goosed runs as nobody here.
   let fake;
@@ -379,6 +480,21 @@ describe('a fork bomb as a normal user', { skip: (!bwrapWorks || !have('setpriv'
     assert.equal((await get(srv, '/status')).status, 200);
     await until(() => withMarker(m).length === 0, 5000, 'the sleeps to die with the command');
   });
+
+  it("as a normal user too, a command reaches the outside but not goosed's API; where it cannot open /dev/net/tun, no network at all", { skip: !outsideAddr && 'this machine has no address but loopback' }, async () => {
+    const tunOpen = (statSync('/dev/net/tun', { throwIfNoEntry: false })?.mode & 0o006) === 0o006;
+    if (tunOpen) assert.match(srv.log(), /network on, the host's loopback out of reach/);
+    else assert.match(srv.log(), /tools get no network: .*slirp4netns did not give a command its network \(\/dev\/net\/tun cannot be opened here\)[^\n]*set `tool_network: host`/);
+    const outside = await listen(outsideAddr);
+    try {
+      const out = await shell(srv, fake, dir, reachCmd([['127.0.0.1', srv.port], [outsideAddr, outside.port]]));
+      assert.match(out.text, new RegExp(`127\\.0\\.0\\.1:${srv.port} ERR`), out.text);
+      assert.match(out.text, tunOpen ? /CONNECTED/ : /:\d+ ERR E\w+\n[^\n]*:\d+ ERR E/, out.text);
+      assert.equal(outside.count(), tunOpen ? 1 : 0);
+    } finally {
+      outside.close();
+    }
+  });
 });
 
 const CGROUP_PIDS = '/sys/fs/cgroup/pids';
@@ -393,6 +509,14 @@ function cgroupPidsWritable() {
 }
 
 /** The cgroup directories goosed (pid) made for its commands. */
+/** What is left in goosed's cgroups: each one's processes, with their state and command. */
+function cgroupsLeft(pid) {
+  return goosedCgroups(pid).map((d) => {
+    const procs = readFileSync(`${CGROUP_PIDS}/goosed/${d}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
+    return `${d}: ${procs.map((p) => { try { return readFileSync(`/proc/${p}/stat`, 'utf8').trim(); } catch { return `${p} gone`; } }).join('; ') || 'no process'}`;
+  }).join('\n');
+}
+
 function goosedCgroups(pid) {
   try {
     return readdirSync(`${CGROUP_PIDS}/goosed`).filter((d) => d.startsWith(`${pid}-`));
@@ -475,7 +599,7 @@ describe('a fork bomb as root', { skip: (!bwrapWorks || process.getuid() !== 0 |
     await fake.script([{ text: 'ok' }]);
     assert.equal((await post(srv, `/api/sessions/${id}/messages`, { content: 'again' })).status, 200);
     await until(() => !withMarker(m).length, 10_000, 'the server to stop');
-    await until(() => goosedCgroups(srv.proc.pid).length === 0, 10_000, "the server's cgroup to be removed");
+    await until(() => goosedCgroups(srv.proc.pid).length === 0, 10_000, "the server's cgroup to be removed", () => cgroupsLeft(srv.proc.pid));
   });
 });
 

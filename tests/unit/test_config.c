@@ -538,6 +538,25 @@ static void test_file_bad_values(void **state)
     file_fails("GOOSE_PORT: \"+80\"\n", ":1: GOOSE_PORT: expected a port 0..65535, got \"+80\"");
 }
 
+/* tool_network: a boolean, or host (the host's own network); kept as one of three words */
+static void test_tool_network(void **state)
+{
+    const char *cases[][2] = {{"true", "true"},   {"yes", "true"}, {"1", "true"},
+                              {"false", "false"}, {"no", "false"}, {"0", "false"},
+                              {"host", "host"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char yaml[64];
+        snprintf(yaml, sizeof yaml, "tool_network: %s\n", cases[i][0]);
+        write_file(home_cfg, yaml);
+        load_ok(LOAD0());
+        assert_string_equal(c.tool_network, cases[i][1]);
+    }
+    file_fails("tool_network: HOST\n",
+               ":1: tool_network: expected true, false or host, got \"HOST\"");
+    file_fails("tool_network: outside\n",
+               ":1: tool_network: expected true, false or host, got \"outside\"");
+}
+
 /* regression: without HOME the data went to a shared /tmp directory */
 static void test_no_home(void **state)
 {
@@ -711,6 +730,7 @@ int main(void)
         T(test_file_empty_string_values),
         T(test_precedence),
         T(test_file_bad_values),
+        T(test_tool_network),
         T(test_file_cors_list_too_long),
         T(test_no_home),
         T(test_file_wrong_shape),

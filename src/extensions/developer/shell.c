@@ -146,6 +146,7 @@ enum {
     STAGE_SETPGID,
     STAGE_PDEATHSIG,
     STAGE_PRIVS,
+    STAGE_NET,
     STAGE_FORK,
     STAGE_CHDIR,
     STAGE_EXEC
@@ -167,6 +168,8 @@ static const char *stage_what(int stage)
         return "tying it to goosed's life";
     case STAGE_PRIVS:
         return "dropping its privileges";
+    case STAGE_NET:
+        return "starting its network";
     case STAGE_FORK:
         return "forking the shell";
     case STAGE_CHDIR:
@@ -260,7 +263,12 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
         if (dup2(hi[i], i) < 0) child_fail(hi[3], STAGE_FDS, errno);
     close_from(4, r->max_fd);
     if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) child_fail(3, STAGE_FDS, errno);
-    /* Before anything forks: the shell and all it starts are inside the cgroup's limit. */
+    /* The command's network, outside the cgroup (slirp4netns is not the command's: it would
+     * count against its limit, and its exit, as its mount namespace goes, can outlast the
+     * cgroup's removal) and before the privileges go (slirp4netns needs them as root). */
+    int ne = sandbox_child_net(&r->sb);
+    if (ne) child_fail(3, STAGE_NET, ne);
+    /* Before anything else forks: the shell and all it starts are inside the cgroup's limit. */
     int ce = sandbox_child_cgroup_enter(&r->sb);
     if (ce) child_fail(3, STAGE_CGROUP, ce);
 
@@ -294,6 +302,7 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
     }
     /* The output pipes stay with the shell only: they reach end of file once it and whatever
      * it left behind are gone. */
+    sandbox_child_net_close(&r->sb);
     close(0);
     close(1);
     close(2);

@@ -461,7 +461,7 @@ static const mcp_transport_ops stdio_ops = {
 
 /* ---- spawning ---- */
 
-enum { ST_FDS = 1, ST_CGROUP, ST_SETPGID, ST_PDEATHSIG, ST_PRIVS, ST_CHDIR, ST_EXEC };
+enum { ST_FDS = 1, ST_CGROUP, ST_SETPGID, ST_PDEATHSIG, ST_NET, ST_PRIVS, ST_CHDIR, ST_EXEC };
 
 typedef struct {
     int stage, err;
@@ -478,6 +478,8 @@ static const char *stage_what(int s)
         return "creating its process group";
     case ST_PDEATHSIG:
         return "tying it to goosed's life";
+    case ST_NET:
+        return "starting its network";
     case ST_PRIVS:
         return "dropping its privileges";
     case ST_CHDIR:
@@ -521,6 +523,9 @@ __attribute__((noreturn)) static void child_run(const spawn_req *r, pid_t parent
         for (int fd = 4; fd < r->max_fd; fd++)
             close(fd);
     if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) child_fail(3, ST_FDS, errno);
+    /* The server's network, outside its cgroup and before the privileges go (shell.c says why) */
+    int ne = sandbox_child_net(&r->sb);
+    if (ne) child_fail(3, ST_NET, ne);
     /* Before it can fork: the server and all it starts are inside the cgroup's limit. */
     int ce = sandbox_child_cgroup_enter(&r->sb);
     if (ce) child_fail(3, ST_CGROUP, ce);
