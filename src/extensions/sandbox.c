@@ -383,8 +383,9 @@ __attribute__((noreturn)) static void net_helper(const sandbox_child *sc, pid_t 
     _exit(127);
 }
 
-int sandbox_child_net(const sandbox_child *sc)
+int sandbox_child_net(const sandbox_child *sc, pid_t *helper)
 {
+    if (helper) *helper = 0;
     if (!sc->slirp) return 0;
     int info[2], block[2], hold[2], resolv[2];
     if (pipe(info) < 0) return errno;
@@ -402,6 +403,7 @@ int sandbox_child_net(const sandbox_child *sc)
         close(resolv[0]);
         net_helper(sc, self, info[0], block[1], hold[0]);
     }
+    if (helper) *helper = h;
     close(info[0]);
     close(block[1]);
     close(hold[0]);
@@ -998,7 +1000,7 @@ static bool probe(const sandbox_cfg *sb, char *const *cmd, char *why, size_t why
         }
         dup2(pe[1], 2);
         close_above(3);
-        if (sandbox_child_net(&sc) == 0 && sandbox_child_enter(&sc) == 0)
+        if (sandbox_child_net(&sc, NULL) == 0 && sandbox_child_enter(&sc) == 0)
             execve(argv[0], argv, env);
         _exit(127);
     }

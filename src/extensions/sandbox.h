@@ -8,6 +8,7 @@
 #define GD_SANDBOX_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "config/config.h"
 #include "extensions/extension.h"
@@ -141,8 +142,9 @@ int sandbox_child_enter(const sandbox_child *sc);
  * and a helper process waits for bwrap's namespace, then becomes slirp4netns, which lets bwrap
  * go on once the network is up and exits when bwrap is gone (the pipe's end of file; it also
  * dies with this process). A helper that fails leaves the command without a network. Returns 0,
- * or the errno of the step that failed. */
-int sandbox_child_net(const sandbox_child *sc);
+ * or the errno of the step that failed; *helper (when not NULL) is the helper's pid, 0 without
+ * one. */
+int sandbox_child_net(const sandbox_child *sc, pid_t *helper);
 /* In a process that ran sandbox_child_net and forked the one that executes bwrap: closes fds
  * 4..7 (the pipe slirp4netns watches must be held by bwrap only). */
 void sandbox_child_net_close(const sandbox_child *sc);

@@ -213,8 +213,11 @@ __attribute__((noreturn)) static void die_like(int sig)
 
 /* In the supervisor, once the shell (or bwrap) is gone: SIGKILLs the processes it adopted as a
  * subreaper (from /proc/self/task/PID/children) and reaps them. A sandbox's namespace init dies
- * with everything in its namespace. Async-signal-safe. */
-static void kill_adopted(void)
+ * with everything in its namespace. keep (slirp4netns, or 0) is left alone: it ends by itself
+ * once bwrap is gone, and dies with this process, and its end (the network device it closes is
+ * unregistered, which waits for the kernel's RCU grace periods) takes tens of milliseconds the
+ * command's result need not wait for. Async-signal-safe. */
+static void kill_adopted(pid_t keep)
 {
     char path[64] = "/proc/self/task/", num[16];
     int n = 0;
@@ -232,18 +235,21 @@ static void kill_adopted(void)
         close(fd);
         if (r <= 0) return;
         b[r] = '\0';
-        int killed = 0;
+        pid_t killed[sizeof b / 2];
+        int nkilled = 0;
         for (char *p = b; *p;) {
             long pid = 0;
             while (*p >= '0' && *p <= '9')
                 pid = pid * 10 + (*p++ - '0');
-            if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0) killed++;
+            if (pid > 0 && pid != keep && kill((pid_t)pid, SIGKILL) == 0)
+                killed[nkilled++] = (pid_t)pid;
             while (*p && (*p < '0' || *p > '9'))
                 p++;
         }
-        while (waitpid(-1, NULL, 0) > 0) {
-        }
-        if (!killed) return;
+        for (int i = 0; i < nkilled; i++)
+            while (waitpid(killed[i], NULL, 0) < 0 && errno == EINTR) {
+            }
+        if (!nkilled) return;
     }
 }
 
@@ -266,7 +272,8 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
     /* The command's network, outside the cgroup (slirp4netns is not the command's: it would
      * count against its limit, and its exit, as its mount namespace goes, can outlast the
      * cgroup's removal) and before the privileges go (slirp4netns needs them as root). */
-    int ne = sandbox_child_net(&r->sb);
+    pid_t net = 0;
+    int ne = sandbox_child_net(&r->sb, &net);
     if (ne) child_fail(3, STAGE_NET, ne);
     /* Before anything else forks: the shell and all it starts are inside the cgroup's limit. */
     int ce = sandbox_child_cgroup_enter(&r->sb);
@@ -318,7 +325,7 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
         if (s == SIGCHLD) {
             int st;
             pid_t p = waitpid(sh, &st, WNOHANG);
-            if (p == sh && r->sb.bwrap) kill_adopted();
+            if (p == sh && r->sb.bwrap) kill_adopted(net);
             if (p == sh && WIFEXITED(st)) _exit(WEXITSTATUS(st));
             if (p == sh && WIFSIGNALED(st)) die_like(WTERMSIG(st));
             if (p < 0 && errno == ECHILD) _exit(127);

@@ -524,7 +524,7 @@ __attribute__((noreturn)) static void child_run(const spawn_req *r, pid_t parent
             close(fd);
     if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) child_fail(3, ST_FDS, errno);
     /* The server's network, outside its cgroup and before the privileges go (shell.c says why) */
-    int ne = sandbox_child_net(&r->sb);
+    int ne = sandbox_child_net(&r->sb, NULL);
     if (ne) child_fail(3, ST_NET, ne);
     /* Before it can fork: the server and all it starts are inside the cgroup's limit. */
     int ce = sandbox_child_cgroup_enter(&r->sb);
