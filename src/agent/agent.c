@@ -1285,6 +1285,7 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
      * addresses and user_extension_hosts: not what trusts goosed for where it stands. */
     se->uhost = se->host;
     se->uhost.reach = admin ? NULL : a->reach;
+    se->uhost.confined = !admin;
     if (!snap) { /* no configured set: the developer extension alone */
         json_t *dev = json_pack("{s:s, s:s}", "name", "developer", "type", "builtin");
         if (dev) add_extension(se, &se->host, dev);

@@ -80,6 +80,10 @@ typedef struct {
     /* NULL: remote extensions may connect to any address. Else only to public addresses and
      * to what this list (core/netaddr.h) names: the host of a user who is not an admin. */
     const net_allow *reach;
+    /* A user who is not an admin added the extension: a stdio server's executable and absolute
+     * path arguments must lie in the system's directories or the session's working directory
+     * (nothing else of the machine is mounted for it), and it gets no shared npm cache. */
+    bool confined;
 } ext_host;
 
 /* A tool's progress (MCP notifications/progress): total < 0 when unknown, message may be NULL.

@@ -875,7 +875,29 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
     char(*binds)[SB_PATH_MAX] = NULL;
     char npm[SB_PATH_MAX]; /* here: roots and wroots point at it until the end */
     if (kind == SANDBOX_SERVER && !(binds = malloc(SB_MAX_BINDS * sizeof *binds))) a.oom = true;
-    if (binds) {
+    if (binds && h && h->confined) {
+        /* A user's server: what it names must already be in its sandbox (the system, read-only;
+         * the working directory): another user's directory, the host's keys, goosed's user's
+         * files stay out. No ~/.npm: a package planted there would run in other users'
+         * sessions; npx fetches into the sandbox's own empty home instead. */
+        for (size_t i = 0; cmd[i]; i++) {
+            char real[SB_PATH_MAX];
+            if (cmd[i][0] != '/' || !realpath(cmd[i], real)) continue;
+            bool ok = rcwd[0] && inside(real, rcwd);
+            for (size_t k = 0; k < sizeof SYSTEM_DIRS / sizeof *SYSTEM_DIRS; k++)
+                if (inside(real, SYSTEM_DIRS[k])) ok = true;
+            if (!ok) {
+                snprintf(why, whylen,
+                         "'%s' is outside the system's directories and the session's working "
+                         "directory: a stdio extension of a user who is not an admin may name "
+                         "nothing else of the machine",
+                         cmd[i]);
+                free(binds);
+                sandbox_argv_free(a.v);
+                return NULL;
+            }
+        }
+    } else if (binds) {
         size_t nb = server_paths(cmd, binds, SB_MAX_BINDS);
         for (size_t i = 0; i < nb; i++)
             if (sandbox_real_path_allowed(h, binds[i])) {

@@ -6,12 +6,13 @@
 // admin, the X-Secret-Key, and the extension routes of a server without users behave as before.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, readdirSync, copyFileSync, mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir, have, REPO } from './lib/server.mjs';
 import { get, post, del, request, assertError } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { addUser } from './lib/users.mjs';
+import { recordSecret } from './lib/record.mjs';
 
 const KEY = 'sk-user-ext-0123456789';
 const SECRET = 'secret-key-user-ext-0123456789';
@@ -21,8 +22,11 @@ const FAKE_MCP = path.join(REPO, 'tests/fakes/mcp/server.mjs');
 const patch = (s, p, o) => request(s, 'PATCH', p, o);
 const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
 const asSecret = { headers: { 'X-Secret-Key': SECRET } };
+// A user's stdio server may name only the system and the session's working directory: users'
+// fake MCP server is a copy in the sessions' working directory (made before the server starts).
+let USER_MCP;
 // a fake MCP server whose command line carries a marker (to find its process)
-const fakeMcp = (marker) => ({ type: 'stdio', cmd: NODE, args: [FAKE_MCP, 'ok', marker], timeout: 30 });
+const fakeMcp = (marker) => ({ type: 'stdio', cmd: NODE, args: [USER_MCP, 'ok', marker], timeout: 30 });
 
 const configYaml = (extra = '') => `GOOSE_MODEL: gpt-test
 extensions:
@@ -66,9 +70,11 @@ describe("users' own extensions", () => {
   before(async () => {
     home = tempDir();
     dir = tempDir('goosed-ux-cwd-');
+    USER_MCP = path.join(dir, 'server.mjs');
+    copyFileSync(FAKE_MCP, USER_MCP);
     allowFile = path.join(tempDir('goosed-ux-allow-'), 'allow.yaml');
     writeFileSync(allowFile, `extensions:\n${['shared', 'offone', 'alice', 'alice2', 'bob', 'admin']
-      .map((m) => `  - id: ${m}\n    command: ${NODE} ${FAKE_MCP} ok ${m}-marker\n`).join('')}`);
+      .map((m) => `  - id: ${m}\n    command: ${NODE} ${['shared', 'offone'].includes(m) ? FAKE_MCP : USER_MCP} ok ${m}-marker\n`).join('')}`);
     root = await addUser(home, 'root', true);
     alice = await addUser(home, 'alice');
     bob = await addUser(home, 'bob');
@@ -98,7 +104,7 @@ describe("users' own extensions", () => {
     const again = await post(srv, '/api/extensions', { name: 'alicex', config: { description: 'mine' } }, as(alice));
     assert.equal(again.status, 200, again.text);
     assert.equal(again.body.description, 'mine');
-    assert.deepEqual(again.body.config.args, [FAKE_MCP, 'ok', 'alice-marker']);
+    assert.deepEqual(again.body.config.args, [USER_MCP, 'ok', 'alice-marker']);
   });
 
   it("the user's extension reaches their replies, and no other user's", async () => {
@@ -160,7 +166,7 @@ describe("users' own extensions", () => {
     // bob's own of the same name is his, and changes nothing of hers
     const r = await post(srv, '/api/extensions', { name: 'alicex', config: fakeMcp('bob-marker') }, as(bob));
     assert.equal(r.status, 201, r.text);
-    assert.deepEqual(byName(await get(srv, '/api/extensions', as(alice)), 'alicex').config.args, [FAKE_MCP, 'ok', 'alice-marker']);
+    assert.deepEqual(byName(await get(srv, '/api/extensions', as(alice)), 'alicex').config.args, [USER_MCP, 'ok', 'alice-marker']);
     assert.equal(byName(await get(srv, '/api/extensions', as(bob)), 'alicex').status, 'stopped', "her server's status is not his");
     assert.equal((await del(srv, '/api/extensions/alicex', as(bob))).status, 204);
     assert.ok(byName(await get(srv, '/api/extensions', as(alice)), 'alicex'));
@@ -214,7 +220,7 @@ describe("users' own extensions", () => {
     const msg = /'bash -c id' is not in the allowlist/;
     assertError(await post(srv, '/api/extensions', evil, as(alice)), 403, 'forbidden', msg);
     assertError(await post(srv, '/api/extensions', evil, asSecret), 403, 'forbidden', msg);
-    assertError(await post(srv, '/api/extensions', { name: 'alice3', config: { ...fakeMcp('alice-marker'), args: [FAKE_MCP, 'ok', 'alice-marker', '--more'] } }, as(alice)),
+    assertError(await post(srv, '/api/extensions', { name: 'alice3', config: { ...fakeMcp('alice-marker'), args: [USER_MCP, 'ok', 'alice-marker', '--more'] } }, as(alice)),
       403, 'forbidden', /adds arguments/);
     assertError(await post(srv, '/api/extensions', { name: 'bad', config: { type: 'stdio' } }, as(alice)), 400, 'bad_request', /cmd/);
     assertError(await post(srv, '/api/extensions', { name: 'x', type: 'carrier_pigeon' }, as(alice)), 400, 'bad_request', /not supported/);
@@ -263,7 +269,7 @@ describe("users' own extensions", () => {
   it('a restart keeps them (in the store); user_extensions: false sets them aside and refuses changes', async () => {
     await stopAndCheck(srv);
     srv = await startServer({ home, env: env(), configYaml: configYaml() });
-    assert.deepEqual(byName(await get(srv, '/api/extensions', as(alice)), 'alicex').config.args, [FAKE_MCP, 'ok', 'alice-marker']);
+    assert.deepEqual(byName(await get(srv, '/api/extensions', as(alice)), 'alicex').config.args, [USER_MCP, 'ok', 'alice-marker']);
     assert.ok((await toolsOffered(alice)).includes('alicex__echo'));
     await stopAndCheck(srv);
     srv = await startServer({ home, env: env(), configYaml: configYaml('user_extensions: false\n') });
@@ -278,6 +284,70 @@ describe("users' own extensions", () => {
     const r = await patch(srv, '/api/extensions/offone/toggle', as(root));
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.enabled, true);
+  });
+});
+
+describe("a user's stdio server sees only the system and the session's working directory", { skip: !have('bwrap') && 'bubblewrap is not installed' }, () => {
+  let fake, srv, home, root, alice, secretFile;
+  const SECRET_TEXT = 'another-users-private-key-5e1f0c';
+  recordSecret(SECRET_TEXT, "user_extensions.test.mjs: a file outside alice's reach");
+
+  before(async () => {
+    home = tempDir();
+    secretFile = path.join(tempDir('goosed-ux-secret-'), 'id_key');
+    writeFileSync(secretFile, SECRET_TEXT);
+    // the npm cache of goosed's user, with something in it: an admin's npx server gets it
+    mkdirSync(path.join(home, '.npm'));
+    writeFileSync(path.join(home, '.npm', 'planted'), 'x');
+    root = await addUser(home, 'root', true);
+    alice = await addUser(home, 'alice');
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ home, env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_SERVER__SECRET_KEY: SECRET } });
+  });
+  after(async () => {
+    try { await stopAndCheck(srv); } finally { await fake.stop(); }
+  });
+
+  /** Adds config as token's own extension `name`, runs one reply in a new session made in dir
+   * (which starts it), and gives back the extension as token's list shows it. */
+  async function startOwn(token, name, config, dir) {
+    assert.equal((await post(srv, '/api/extensions', { name, config }, as(token))).status, 201);
+    const s = await post(srv, '/api/sessions', { name: 'ux-paths', working_directory: dir }, as(token));
+    assert.equal(s.status, 201, s.text);
+    await fake.script([{ text: 'ok' }]);
+    assert.equal((await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(token))).status, 200);
+    return byName(await get(srv, '/api/extensions', as(token)), name);
+  }
+
+  it("a path outside them in a user's server refuses it; the admin's runs with it", async () => {
+    const steal = { type: 'stdio', cmd: '/bin/sh', args: ['-c', 'cat "$0" > leaked.txt', secretFile], timeout: 30 };
+    const aliceDir = tempDir('goosed-ux-alice-');
+    const mine = await startOwn(alice, 'steal', steal, aliceDir);
+    assert.equal(mine.status, 'failed', JSON.stringify(mine));
+    assert.match(mine.error, new RegExp(`'${secretFile}' is outside the system's directories and the session's working directory`));
+    assert.ok(!existsSync(path.join(aliceDir, 'leaked.txt')), 'the server never ran');
+    // the same server of the admin's is started, and reads the file
+    const rootDir = tempDir('goosed-ux-root-');
+    await startOwn(root, 'steal', steal, rootDir);
+    assert.equal(readFileSync(path.join(rootDir, 'leaked.txt'), 'utf8'), SECRET_TEXT);
+    assert.ok(!srv.log().includes(SECRET_TEXT));
+  });
+
+  it("a user's server inside the session's working directory runs", async () => {
+    const aliceDir = tempDir('goosed-ux-alice-');
+    copyFileSync(FAKE_MCP, path.join(aliceDir, 'server.mjs'));
+    const mine = await startOwn(alice, 'inside', { type: 'stdio', cmd: NODE, args: [path.join(aliceDir, 'server.mjs'), 'ok', 'inside-marker'], timeout: 30 }, aliceDir);
+    assert.equal(mine.status, 'running', JSON.stringify(mine));
+  });
+
+  it("a user's npm server gets no shared npm cache (a package planted there would run for others); the admin's does", async () => {
+    const probe = { type: 'stdio', cmd: 'npm', args: ['exec', '--offline', '--yes', '--', 'node', '-e', 'require("fs").writeFileSync("probe.txt", String(require("fs").existsSync(process.env.HOME + "/.npm/planted")))'], timeout: 30 };
+    const aliceDir = tempDir('goosed-ux-alice-');
+    await startOwn(alice, 'npmprobe', probe, aliceDir);
+    assert.equal(readFileSync(path.join(aliceDir, 'probe.txt'), 'utf8'), 'false');
+    const rootDir = tempDir('goosed-ux-root-');
+    await startOwn(root, 'npmprobe', probe, rootDir);
+    assert.equal(readFileSync(path.join(rootDir, 'probe.txt'), 'utf8'), 'true');
   });
 });
 
