@@ -7,11 +7,15 @@
 #include <pthread.h>
 #include <signal.h>
 #include <linux/capability.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -306,6 +310,58 @@ static void close_above(int lo)
         close(fd);
 }
 
+/* In the namespace of process pid (its user namespace too, when it is not ours): routes that
+ * make link-local addresses (169.254.0.0/16: the cloud metadata services, with the machine's
+ * credentials) unreachable from the command. In a process of its own (it changes namespaces).
+ * 0 when they are in place. Async-signal-safe. */
+static int net_block_link_local(const char *pid)
+{
+    char p[64] = "/proc/";
+    size_t n = strlen(pid);
+    memcpy(p + 6, pid, n);
+    memcpy(p + 6 + n, "/ns/user", sizeof "/ns/user");
+    int ufd = open(p, O_RDONLY | O_CLOEXEC);
+    memcpy(p + 6 + n, "/ns/net", sizeof "/ns/net");
+    int nfd = open(p, O_RDONLY | O_CLOEXEC);
+    struct stat mine, theirs;
+    if (ufd < 0 || nfd < 0 || stat("/proc/self/ns/user", &mine) < 0 || fstat(ufd, &theirs) < 0)
+        return 1;
+    if ((mine.st_ino != theirs.st_ino || mine.st_dev != theirs.st_dev) &&
+        setns(ufd, CLONE_NEWUSER) < 0)
+        return 1;
+    if (setns(nfd, CLONE_NEWNET) < 0) return 1;
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0) return 1;
+    struct {
+        struct nlmsghdr n;
+        struct rtmsg r;
+        struct rtattr a;
+        unsigned char dst[4];
+    } req;
+    memset(&req, 0, sizeof req);
+    req.n.nlmsg_len = sizeof req;
+    req.n.nlmsg_type = RTM_NEWROUTE;
+    req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+    req.n.nlmsg_seq = 1;
+    req.r.rtm_family = AF_INET;
+    req.r.rtm_dst_len = 16;
+    req.r.rtm_table = RT_TABLE_MAIN;
+    req.r.rtm_protocol = RTPROT_BOOT;
+    req.r.rtm_scope = RT_SCOPE_UNIVERSE;
+    req.r.rtm_type = RTN_UNREACHABLE;
+    req.a.rta_len = RTA_LENGTH(4);
+    req.a.rta_type = RTA_DST;
+    req.dst[0] = 169;
+    req.dst[1] = 254;
+    if (send(s, &req, sizeof req, 0) != (ssize_t)sizeof req) return 1;
+    char b[512];
+    ssize_t r = recv(s, b, sizeof b, 0);
+    const struct nlmsghdr *h = (const struct nlmsghdr *)b;
+    if (r < (ssize_t)(sizeof *h + sizeof(struct nlmsgerr)) || h->nlmsg_type != NLMSG_ERROR)
+        return 1;
+    return ((const struct nlmsgerr *)NLMSG_DATA(h))->error == 0 ? 0 : 1;
+}
+
 /* The helper: reads bwrap's {"child-pid": N} from info, then becomes slirp4netns for that
  * process's network namespace (and user namespace, which slirp4netns joins itself), with ready
  * (bwrap's --block-fd) as its --ready-fd and hold as its --exit-fd. */
@@ -355,6 +411,14 @@ __attribute__((noreturn)) static void net_helper(const sandbox_child *sc, pid_t 
         if (i == 10000) _exit(1); /* 10 s: something else is wrong; no network */
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
+    /* Before slirp4netns lets the command go: the metadata services out of its reach. */
+    pid_t g = fork();
+    if (g < 0) _exit(1);
+    if (g == 0) _exit(net_block_link_local(pid));
+    int st = 0;
+    while (waitpid(g, &st, 0) < 0)
+        if (errno != EINTR) _exit(1);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) _exit(1); /* no network rather than that */
     const int from[2] = {ready, hold}, to[2] = {3, 4};
     if (move_fds(from, to, 2)) _exit(1);
     close_above(5);

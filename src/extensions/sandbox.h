@@ -17,7 +17,8 @@
  * - SANDBOX_NET_OUTSIDE (true, the default): a network namespace of its own, its own loopback,
  *   and the outside through slirp4netns, a user-mode NAT, with the host's loopback out of reach
  *   (--disable-host-loopback): goosed's own API, and every service of the machine that listens
- *   on 127.0.0.1 only, cannot be reached;
+ *   on 127.0.0.1 only, cannot be reached, nor link-local addresses (the cloud metadata service:
+ *   an unreachable route of the namespace's own, added before the command starts);
  * - SANDBOX_NET_NONE (false, or slirp4netns missing or failing): a loopback of its own only;
  * - SANDBOX_NET_HOST (host): goosed's network, its loopback included. */
 typedef enum { SANDBOX_NET_OUTSIDE, SANDBOX_NET_NONE, SANDBOX_NET_HOST } sandbox_net;

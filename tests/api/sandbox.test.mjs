@@ -213,7 +213,7 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
     assert.match(r.text, /policy=3\b/);
   });
 
-  it("by default a command reaches the outside, but neither goosed's API nor anything else on the host's loopback", { skip: !outsideAddr && 'this machine has no address but loopback' }, async () => {
+  it("by default a command reaches the outside, but neither goosed's API nor anything else on the host's loopback, nor a metadata service", { skip: !outsideAddr && 'this machine has no address but loopback' }, async () => {
     assert.match(srv.log(), /network on, the host's loopback out of reach/);
     const loop = await listen('127.0.0.1');
     const outside = await listen(outsideAddr);
@@ -224,12 +224,14 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
         ['127.0.0.1', loop.port],
         [outsideAddr, srv.port],
         [outsideAddr, outside.port],
+        ['169.254.169.254', 80], // a cloud's metadata service, with the machine's credentials
       ]));
       assert.match(out.text, new RegExp(`127\\.0\\.0\\.1:${srv.port} ERR`), out.text);
       assert.match(out.text, new RegExp(`10\\.0\\.2\\.2:${srv.port} ERR`), out.text);
       assert.match(out.text, new RegExp(`127\\.0\\.0\\.1:${loop.port} ERR`), out.text);
       assert.match(out.text, new RegExp(`${outsideAddr.replaceAll('.', '\\.')}:${srv.port} ERR`), out.text);
       assert.match(out.text, new RegExp(`${outsideAddr.replaceAll('.', '\\.')}:${outside.port} CONNECTED`), out.text);
+      assert.match(out.text, /169\.254\.169\.254:80 ERR EHOSTUNREACH/, out.text);
       assert.equal(loop.count(), 0);
       assert.equal(outside.count(), 1);
     } finally {
