@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -310,25 +312,13 @@ static void close_above(int lo)
         close(fd);
 }
 
-/* In the namespace of process pid (its user namespace too, when it is not ours): routes that
- * make link-local addresses (169.254.0.0/16: the cloud metadata services, with the machine's
- * credentials) unreachable from the command. In a process of its own (it changes namespaces).
- * 0 when they are in place. Async-signal-safe. */
-static int net_block_link_local(const char *pid)
+/* In the network namespace nfd (joining first its owner, the user namespace ufd, when that is not
+ * ours): a route that makes link-local addresses (169.254.0.0/16: the cloud metadata services,
+ * with the machine's credentials) unreachable from the command. In a process of its own (it
+ * changes namespaces). 0 when it is in place. Async-signal-safe. */
+static int net_block_link_local(int ufd, bool own_userns, int nfd)
 {
-    char p[64] = "/proc/";
-    size_t n = strlen(pid);
-    memcpy(p + 6, pid, n);
-    memcpy(p + 6 + n, "/ns/user", sizeof "/ns/user");
-    int ufd = open(p, O_RDONLY | O_CLOEXEC);
-    memcpy(p + 6 + n, "/ns/net", sizeof "/ns/net");
-    int nfd = open(p, O_RDONLY | O_CLOEXEC);
-    struct stat mine, theirs;
-    if (ufd < 0 || nfd < 0 || stat("/proc/self/ns/user", &mine) < 0 || fstat(ufd, &theirs) < 0)
-        return 1;
-    if ((mine.st_ino != theirs.st_ino || mine.st_dev != theirs.st_dev) &&
-        setns(ufd, CLONE_NEWUSER) < 0)
-        return 1;
+    if (!own_userns && setns(ufd, CLONE_NEWUSER) < 0) return 1;
     if (setns(nfd, CLONE_NEWNET) < 0) return 1;
     int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (s < 0) return 1;
@@ -411,17 +401,27 @@ __attribute__((noreturn)) static void net_helper(const sandbox_child *sc, pid_t 
         if (i == 10000) _exit(1); /* 10 s: something else is wrong; no network */
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
+    /* The user namespace that owns the network namespace: slirp4netns must join it to reach the
+     * network namespace. Not /proc/PID/ns/user: unprivileged, bwrap's child moves on into a
+     * user namespace nested in it (to map the user back after mounting /dev), which holds no
+     * rights over the network namespace. */
+    memcpy(fib + 6 + n, "/ns/net", sizeof "/ns/net");
+    int nfd = open(fib, O_RDONLY | O_CLOEXEC);
+    int ufd = nfd < 0 ? -1 : ioctl(nfd, NS_GET_USERNS);
+    struct stat mine, owner;
+    if (ufd < 0 || stat("/proc/self/ns/user", &mine) < 0 || fstat(ufd, &owner) < 0) _exit(1);
+    bool own = mine.st_ino == owner.st_ino && mine.st_dev == owner.st_dev;
     /* Before slirp4netns lets the command go: the metadata services out of its reach. */
     pid_t g = fork();
     if (g < 0) _exit(1);
-    if (g == 0) _exit(net_block_link_local(pid));
+    if (g == 0) _exit(net_block_link_local(ufd, own, nfd));
     int st = 0;
     while (waitpid(g, &st, 0) < 0)
         if (errno != EINTR) _exit(1);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) _exit(1); /* no network rather than that */
-    const int from[2] = {ready, hold}, to[2] = {3, 4};
-    if (move_fds(from, to, 2)) _exit(1);
-    close_above(5);
+    const int from[3] = {ready, hold, ufd}, to[3] = {3, 4, 5};
+    if (move_fds(from, to, 3)) _exit(1);
+    close_above(6);
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
@@ -429,14 +429,16 @@ __attribute__((noreturn)) static void net_helper(const sandbox_child *sc, pid_t 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* --disable-host-loopback: the gateway (10.0.2.2) does not lead to the host's 127.0.0.1;
-     * the namespace's own 127.0.0.1 is its own. --enable-sandbox and --enable-seccomp: what
-     * parses the command's packets runs with as little as it needs. */
+     * the namespace's own 127.0.0.1 is its own. --enable-seccomp (and, as root,
+     * --enable-sandbox): what parses the command's packets runs with as little as it needs.
+     * Without root, --enable-sandbox would join /proc/PID/ns/user, the nested namespace where
+     * uid 0 is not mapped, and fail. */
     char *const argv[] = {(char *)sc->slirp,
                           "--configure",
                           "--mtu=65520",
                           "--disable-host-loopback",
-                          "--enable-sandbox",
                           "--enable-seccomp",
+                          own ? "--enable-sandbox" : "--userns-path=/proc/self/fd/5",
                           "--ready-fd=3",
                           "--exit-fd=4",
                           pid,

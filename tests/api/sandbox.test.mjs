@@ -527,6 +527,60 @@ function goosedCgroups(pid) {
   }
 }
 
+describe("a normal user's commands get a network of their own too", { skip: (!bwrapWorks || !have('setpriv') || !have('unshare') || !have('slirp4netns') || process.getuid() !== 0 || !existsSync('/dev/net/tun') || !outsideAddr) && 'needs bubblewrap, setpriv, unshare, slirp4netns, /dev/net/tun, root to become nobody, and an address but loopback' }, () => {
+  // goosed runs as nobody in a mount namespace of its own whose /dev/net/tun nobody may open (a
+  // node of the tun device on a tmpfs of that namespace, bound over it): the machine's stays as
+  // it is, as on most distributions, where the device is open to every user.
+  let fake;
+  let srv;
+  let dir;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    const home = tempDir('goosed-sb-nobody-');
+    dir = path.join(home, 'work');
+    mkdirSync(dir);
+    chownSync(home, 65534, 65534);
+    chownSync(dir, 65534, 65534);
+    const devs = tempDir('goosed-sb-tun-');
+    srv = await startServer({
+      home,
+      cwd: home,
+      env: providerEnv(fake),
+      wrap: ['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
+        `mount -t tmpfs tun ${devs} && mknod -m 666 ${devs}/tun c 10 200 && mount --bind ${devs}/tun /dev/net/tun && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"`, 'sh'],
+    });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it("the outside is reached; goosed's API, the host's loopback and the metadata service are not", async () => {
+    assert.match(srv.log(), /network on, the host's loopback out of reach/);
+    const loop = await listen('127.0.0.1');
+    const outside = await listen(outsideAddr);
+    try {
+      const out = await shell(srv, fake, dir, reachCmd([
+        ['127.0.0.1', srv.port], ['10.0.2.2', srv.port], ['127.0.0.1', loop.port],
+        ['169.254.169.254', 80], [outsideAddr, outside.port],
+      ]));
+      assert.match(out.text, new RegExp(`127\\.0\\.0\\.1:${srv.port} ERR`), out.text);
+      assert.match(out.text, new RegExp(`10\\.0\\.2\\.2:${srv.port} ERR`), out.text);
+      assert.match(out.text, new RegExp(`127\\.0\\.0\\.1:${loop.port} ERR`), out.text);
+      assert.match(out.text, /169\.254\.169\.254:80 ERR EHOSTUNREACH/, out.text);
+      assert.match(out.text, new RegExp(`:${outside.port} CONNECTED`), out.text);
+      assert.equal(loop.count(), 0);
+      assert.equal(outside.count(), 1);
+    } finally {
+      loop.close();
+      outside.close();
+    }
+  });
+});
+
 describe('a fork bomb as root', { skip: (!bwrapWorks || process.getuid() !== 0 || !cgroupPidsWritable()) && 'needs bubblewrap, root and a writable cgroup v1 pids hierarchy' }, () => {
   // RLIMIT_NPROC does not bind uid 0: each command runs in a cgroup whose pids.max is the limit.
   let fake;
