@@ -43,6 +43,8 @@ static struct {
     char key_why[300]; /* why there is no server key */
     char key_from[PATH_MAX + 32];
     char dir[PATH_MAX]; /* where server.key is made, on first need ("": GOOSE_SERVER_KEY) */
+    json_t *legacy;     /* [[user id, extension key], ...]: extensions found kept as plain JSON
+                         * text (before they were sealed), to seal once loaded */
 } U = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- the server key ---- */
@@ -351,8 +353,39 @@ static void apply_item_locked(const char *user_id, const char *name, const unsig
             json_decref(entry);
             return;
         }
+        if (!plain && entry && json_object_get(entry, "config")) {
+            if (!U.legacy) U.legacy = json_array();
+            json_array_append_new(U.legacy, json_pack("[s, s]", user_id, name + strlen(ITEM_EXT)));
+        }
         put_ext_locked(u, name + strlen(ITEM_EXT), entry);
     }
+}
+
+/* Seals, once loaded, the users' extensions that an earlier goosed kept as plain JSON text (with
+ * the tokens of their headers and envs): written again through user_settings_put_extension. */
+static void seal_legacy(void)
+{
+    pthread_mutex_lock(&U.mu);
+    json_t *todo = U.legacy;
+    U.legacy = NULL;
+    pthread_mutex_unlock(&U.mu);
+    size_t i;
+    json_t *it;
+    json_array_foreach(todo, i, it)
+    {
+        const char *uid = json_string_value(json_array_get(it, 0));
+        const char *key = json_string_value(json_array_get(it, 1));
+        json_t *exts = user_settings_extensions(uid, NULL);
+        char err[256];
+        gd_err e =
+            user_settings_put_extension(uid, key, json_object_get(exts, key), err, sizeof err);
+        if (e)
+            log_error("auth", "user %s: extension %s stays unsealed: %s", uid, key, err);
+        else
+            log_info("auth", "user %s: extension %s is now kept sealed", uid, key);
+        json_decref(exts);
+    }
+    json_decref(todo);
 }
 
 /* Reads every user's items from the store, once it answers (under mu; until then, on each call:
@@ -422,6 +455,7 @@ gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t err
     }
     if (!e) load_locked();
     pthread_mutex_unlock(&U.mu);
+    if (!e) seal_legacy();
     return e;
 }
 
@@ -435,6 +469,8 @@ void user_settings_free(void)
     sodium_memzero(U.key, sizeof U.key);
     U.have_key = false;
     U.dir[0] = '\0';
+    json_decref(U.legacy);
+    U.legacy = NULL;
     pthread_mutex_unlock(&U.mu);
 }
 

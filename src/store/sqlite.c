@@ -827,7 +827,12 @@ static conn *writer_open(sqlite_store *ss, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s: %s", ss->path, why);
         goto fail;
     }
-    if (exec_err(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+    /* secure_delete: what is deleted or replaced (a session deleted, a secret sealed in place
+     * of its plain text) is overwritten with zeros, rather than left readable in the file's free
+     * space (FAST left it in pages that went to the free list). */
+    if (exec_err(c->db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+                 "PRAGMA secure_delete=ON;",
                  why, sizeof why)) {
         snprintf(err, errlen, "cannot set up %s: %s", ss->path, why);
         goto fail;

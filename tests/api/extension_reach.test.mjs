@@ -6,10 +6,10 @@
 // in user_extension_hosts, are reached as before; a wrong list stops goosed at start.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, stopAndCheck, runGoosed, tempDir, REPO } from './lib/server.mjs';
+import { startServer, stopAndCheck, runGoosed, tempDir, have, REPO } from './lib/server.mjs';
 import { get, post, request } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { addUser } from './lib/users.mjs';
@@ -230,6 +230,37 @@ describe("users' remote extensions reach public addresses only, unless the admin
       servers.splice(servers.indexOf(srv), 1);
       srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' }); /* its own key again */
       assert.equal((await request(srv, 'DELETE', '/api/extensions/locked', as(alice))).status, 204);
+    } finally {
+      await locked.stop();
+    }
+  });
+
+  it("a user's extension an earlier goosed kept as plain text is sealed at the next start, and still reaches its server", { skip: !have('sqlite3') && 'needs the sqlite3 shell to write the old form' }, async () => {
+    const TOKEN = 'reach-legacy-plain-8d2a61f0c4';
+    recordSecret(TOKEN, "extension_reach.test.mjs: an unsealed extension's bearer token");
+    const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    try {
+      const data = path.join(home, '.local/share/goose/sessions');
+      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+      // no other goosed on this database: its open connection would keep the log's old frames
+      for (const s of servers.splice(0)) await stopAndCheck(s);
+      let srv = await start(); // the database and its users are there
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      // as goosed kept a user's extension before it sealed them: the entry's JSON text
+      const entry = JSON.stringify({ enabled: true, config: { type: 'streamable_http', name: 'legacy', uri: `http://127.0.0.1:${locked.port}/mcp`, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` } } });
+      execFileSync('sqlite3', [path.join(data, 'goosed.db'), `INSERT INTO user_items(user_id, name, value, updated_us) SELECT id, 'ext:legacy', CAST('${entry}' AS BLOB), 1 FROM users WHERE name = 'alice'`]);
+      assert.ok(stored().includes(TOKEN), 'written in the old form');
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      assert.match(srv.log(), /extension legacy is now kept sealed/);
+      assert.ok((await toolsWith(srv, alice, {})).includes('legacy__echo'), 'still there, and reaching its server');
+      assert.ok(locked.seen().length > 0 && locked.seen().every((r) => r.auth), 'with its header');
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      assert.ok(!stored().includes(TOKEN), 'the plain text is gone from the file, not left in its free space');
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      assert.doesNotMatch(srv.log(), /extension legacy is now kept sealed/, 'sealed once');
+      assert.equal((await request(srv, 'DELETE', '/api/extensions/legacy', as(alice))).status, 204);
     } finally {
       await locked.stop();
     }

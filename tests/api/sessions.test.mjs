@@ -2,7 +2,7 @@
 // validation, get, list (order, paging), delete, messages, and 404s.
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, symlinkSync, rmSync, realpathSync } from 'node:fs';
+import { mkdirSync, writeFileSync, symlinkSync, rmSync, realpathSync, existsSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
@@ -499,6 +499,34 @@ describe('session list by cursor', () => {
       assert.equal(ra.headers.get('x-total-count'), '3');
     } finally {
       await stopAndCheck(other);
+    }
+  });
+});
+
+describe('a deleted session', () => {
+  it('leaves nothing of itself readable in goosed.db (its free space is zeroed)', async () => {
+    const MARK = `deleted-session-text-${randomUUID()}`;
+    const home = tempDir();
+    const dir = tempDir('goosed-del-cwd-');
+    let srv = await startServer({ home });
+    const data = path.join(home, '.local/share/goose/sessions');
+    const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+    try {
+      const messages = Array.from({ length: 40 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: [{ type: 'text', text: `${MARK} ${i} ${'x'.repeat(2000)}` }] }));
+      const imp = await post(srv, '/api/sessions/import', { format: 'goosed-session', version: 1, working_directory: dir, session: { name: MARK, working_dir: dir }, messages });
+      assert.equal(imp.status, 201, imp.text);
+      const keep = await post(srv, '/api/sessions', { name: 'kept', working_directory: dir });
+      assert.equal(keep.status, 201, keep.text);
+      await stopAndCheck(srv);
+      assert.ok(stored().includes(MARK), 'stored');
+      srv = await startServer({ home });
+      assert.equal((await del(srv, `/api/sessions/${imp.body.id}`)).status, 204);
+      await stopAndCheck(srv);
+      srv = null;
+      assert.ok(!stored().includes(MARK), 'a deleted session\'s name and messages are not left in the file');
+      assert.ok(stored().includes('kept'));
+    } finally {
+      if (srv) await stopAndCheck(srv);
     }
   });
 });
