@@ -72,6 +72,16 @@ const marker = () => `900.${process.pid}${++seq}${Date.now() % 10000}`;
 
 const bwrapWorks = have('bwrap');
 
+/** A HOME and a working directory in it that nobody (uid 65534), as whom goosed runs, owns. */
+function nobodyHome() {
+  const home = tempDir('goosed-sb-nobody-');
+  const dir = path.join(home, 'work');
+  mkdirSync(dir);
+  chownSync(home, 65534, 65534);
+  chownSync(dir, 65534, 65534);
+  return { home, dir };
+}
+
 // The machine's first address that is not loopback: what a command's network reaches the host by.
 const outsideAddr = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 const PUBLIC_NAME = 'registry.npmjs.org';
@@ -455,11 +465,8 @@ describe('a fork bomb as a normal user', { skip: (!bwrapWorks || !have('setpriv'
   let dir;
   before(async () => {
     fake = await startFake({ keys: { openai: KEY } });
-    const home = tempDir('goosed-sb-nobody-');
-    dir = path.join(home, 'work');
-    mkdirSync(dir);
-    chownSync(home, 65534, 65534);
-    chownSync(dir, 65534, 65534);
+    let home;
+    ({ home, dir } = nobodyHome());
     srv = await startServer({
       home,
       cwd: home,
@@ -536,11 +543,8 @@ describe("a normal user's commands get a network of their own too", { skip: (!bw
   let dir;
   before(async () => {
     fake = await startFake({ keys: { openai: KEY } });
-    const home = tempDir('goosed-sb-nobody-');
-    dir = path.join(home, 'work');
-    mkdirSync(dir);
-    chownSync(home, 65534, 65534);
-    chownSync(dir, 65534, 65534);
+    let home;
+    ({ home, dir } = nobodyHome());
     const devs = tempDir('goosed-sb-tun-');
     srv = await startServer({
       home,
