@@ -73,6 +73,7 @@ typedef struct sess {
     json_t *user_added; /* the owner's own extensions reg holds: name -> true (NULL: none) */
     json_t *sess_added; /* the session's own (settings' "add") reg holds: name -> true, or NULL */
     char *cwd;          /* the working directory the extensions were made for */
+    char *npm_cache;    /* the owner's own npm cache (uhost.npm_cache), when not an admin */
     ext_host host;      /* the configured extensions' (config.yaml's) */
     ext_host uhost;     /* the owner's own and the session's: host, with the owner's reach */
     bool reg_admin;     /* the owner was an admin when reg was made (uhost reaches anything) */
@@ -1286,6 +1287,13 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
     se->uhost = se->host;
     se->uhost.reach = admin ? NULL : a->reach;
     se->uhost.confined = !admin;
+    /* Their npx servers' packages, kept for them alone (a shared cache could be planted). */
+    free(se->npm_cache);
+    se->npm_cache = NULL;
+    if (!admin && se->user_id[0] && a->cfg->data_dir[0] &&
+        asprintf(&se->npm_cache, "%s/npm/%s", a->cfg->data_dir, se->user_id) < 0)
+        se->npm_cache = NULL;
+    se->uhost.npm_cache = se->npm_cache;
     if (!snap) { /* no configured set: the developer extension alone */
         json_t *dev = json_pack("{s:s, s:s}", "name", "developer", "type", "builtin");
         if (dev) add_extension(se, &se->host, dev);
@@ -2272,6 +2280,7 @@ static void sess_free(sess *s)
     json_decref(s->user_added);
     json_decref(s->sess_added);
     free(s->cwd);
+    free(s->npm_cache);
     json_decref(s->open_reqs);
     bus_free(s->b);
     free(s);

@@ -82,8 +82,11 @@ typedef struct {
     const net_allow *reach;
     /* A user who is not an admin added the extension: a stdio server's executable and absolute
      * path arguments must lie in the system's directories or the session's working directory
-     * (nothing else of the machine is mounted for it), and it gets no shared npm cache. */
+     * (nothing else of the machine is mounted for it), and it gets no shared npm cache: its
+     * npx and npm run with the user's own, npm_cache (made on first use; NULL: none, npx
+     * fetches into the sandbox's empty home at each start). */
     bool confined;
+    const char *npm_cache;
 } ext_host;
 
 /* A tool's progress (MCP notifications/progress): total < 0 when unknown, message may be NULL.

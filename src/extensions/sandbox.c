@@ -944,8 +944,14 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
     if (binds && h && h->confined) {
         /* A user's server: what it names must already be in its sandbox (the system, read-only;
          * the working directory): another user's directory, the host's keys, goosed's user's
-         * files stay out. No ~/.npm: a package planted there would run in other users'
-         * sessions; npx fetches into the sandbox's own empty home instead. */
+         * files stay out. Not goosed's ~/.npm (a package planted there would run in other
+         * users' sessions) but the user's own, as ~/.npm, for npx and npm. */
+        const char *base = strrchr(cmd[0], '/');
+        base = base ? base + 1 : cmd[0];
+        if ((!strcmp(base, "npx") || !strcmp(base, "npm")) && h->npm_cache && home &&
+            home[0] == '/' && snprintf(npm, sizeof npm, "%s/.npm", home) < (int)sizeof npm &&
+            fs_mkdirs(h->npm_cache, 0700, NULL, 0) == 0)
+            av_add3(&a, "--bind", h->npm_cache, npm);
         for (size_t i = 0; cmd[i]; i++) {
             char real[SB_PATH_MAX];
             if (cmd[i][0] != '/' || !realpath(cmd[i], real)) continue;

@@ -288,7 +288,7 @@ describe("users' own extensions", () => {
 });
 
 describe("a user's stdio server sees only the system and the session's working directory", { skip: !have('bwrap') && 'bubblewrap is not installed' }, () => {
-  let fake, srv, home, root, alice, secretFile;
+  let fake, srv, home, root, alice, bob, secretFile;
   const SECRET_TEXT = 'another-users-private-key-5e1f0c';
   recordSecret(SECRET_TEXT, "user_extensions.test.mjs: a file outside alice's reach");
 
@@ -301,6 +301,7 @@ describe("a user's stdio server sees only the system and the session's working d
     writeFileSync(path.join(home, '.npm', 'planted'), 'x');
     root = await addUser(home, 'root', true);
     alice = await addUser(home, 'alice');
+    bob = await addUser(home, 'bob');
     fake = await startFake({ keys: { openai: KEY } });
     srv = await startServer({ home, env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_SERVER__SECRET_KEY: SECRET } });
   });
@@ -340,14 +341,21 @@ describe("a user's stdio server sees only the system and the session's working d
     assert.equal(mine.status, 'running', JSON.stringify(mine));
   });
 
-  it("a user's npm server gets no shared npm cache (a package planted there would run for others); the admin's does", async () => {
-    const probe = { type: 'stdio', cmd: 'npm', args: ['exec', '--offline', '--yes', '--', 'node', '-e', 'require("fs").writeFileSync("probe.txt", String(require("fs").existsSync(process.env.HOME + "/.npm/planted")))'], timeout: 30 };
-    const aliceDir = tempDir('goosed-ux-alice-');
-    await startOwn(alice, 'npmprobe', probe, aliceDir);
-    assert.equal(readFileSync(path.join(aliceDir, 'probe.txt'), 'utf8'), 'false');
-    const rootDir = tempDir('goosed-ux-root-');
-    await startOwn(root, 'npmprobe', probe, rootDir);
-    assert.equal(readFileSync(path.join(rootDir, 'probe.txt'), 'utf8'), 'true');
+  it("a user's npm servers get a cache of their own, not goosed's (a package planted there would run for others); the admin's get goosed's", async () => {
+    // writes what it finds in ~/.npm to probe.txt, then leaves a mark of the user's there
+    const probe = (who) => ({ type: 'stdio', cmd: 'npm', timeout: 30, args: ['exec', '--offline', '--yes', '--', 'node', '-e',
+      'const fs=require("fs"),h=process.env.HOME+"/.npm/";fs.writeFileSync("probe.txt",JSON.stringify({planted:fs.existsSync(h+"planted"),marks:fs.readdirSync(h).filter((f)=>f.endsWith("-was-here"))}));fs.writeFileSync(h+process.argv[1]+"-was-here","")', who] });
+    const run = async (token, who, name) => {
+      const d = tempDir(`goosed-ux-${who}-`);
+      await startOwn(token, name, probe(who), d);
+      return JSON.parse(readFileSync(path.join(d, 'probe.txt'), 'utf8'));
+    };
+    assert.deepEqual(await run(alice, 'alice', 'npm1'), { planted: false, marks: [] });
+    assert.deepEqual(await run(alice, 'alice', 'npm2'), { planted: false, marks: ['alice-was-here'] }, 'hers, kept');
+    assert.deepEqual(await run(bob, 'bob', 'npm1'), { planted: false, marks: [] }, "not alice's");
+    const admin = await run(root, 'root', 'npm1');
+    assert.equal(admin.planted, true, "the admin's server runs with goosed's ~/.npm");
+    assert.ok(!existsSync(path.join(home, '.npm', 'alice-was-here')));
   });
 });
 
