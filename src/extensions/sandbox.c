@@ -352,9 +352,11 @@ static int net_block_link_local(int ufd, bool own_userns, int nfd)
     return ((const struct nlmsgerr *)NLMSG_DATA(h))->error == 0 ? 0 : 1;
 }
 
-/* The helper: reads bwrap's {"child-pid": N} from info, then becomes slirp4netns for that
- * process's network namespace (and user namespace, which slirp4netns joins itself), with ready
- * (bwrap's --block-fd) as its --ready-fd and hold as its --exit-fd. */
+/* The helper: reads bwrap's {"child-pid": N} from info, waits for bwrap's loopback, makes
+ * link-local addresses unreachable, then becomes slirp4netns for that process's network
+ * namespace (joining the user namespace that owns it), with ready (bwrap's --block-fd) as its
+ * --ready-fd and hold as its --exit-fd. Any step that fails ends it: the command then runs with
+ * its loopback alone. */
 __attribute__((noreturn)) static void net_helper(const sandbox_child *sc, pid_t parent, int info,
                                                  int ready, int hold)
 {
@@ -1129,7 +1131,11 @@ static bool probe(const sandbox_cfg *sb, char *const *cmd, char *why, size_t why
     return false;
 }
 
-/* For SANDBOX_NET_OUTSIDE: slirp4netns, and a command that sees its interface. Without them, the
+#define NET_FIX                                                                                    \
+    "Install slirp4netns (and give goosed /dev/net/tun), or set `tool_network: host` to give "     \
+    "them goosed's own network, loopback included"
+
+/* For SANDBOX_NET_OUTSIDE: slirp4netns, and the sandbox's resolv.conf. Without slirp4netns, the
  * commands get no network at all (never goosed's): false with why. */
 static bool net_init(sandbox_cfg *sb, char *why, size_t whylen)
 {
@@ -1138,16 +1144,27 @@ static bool net_init(sandbox_cfg *sb, char *why, size_t whylen)
         return false;
     }
     resolv_make(sb);
+    return true;
+}
+
+/* Runs a command as a tool would and logs when it saw no network interface but its loopback:
+ * slirp4netns cannot run here (no /dev/net/tun, a seccomp policy...), and every command will then
+ * run with its loopback alone. In a thread of its own, so that goosed's start does not wait for
+ * it (30-40 ms); it only logs, and changes nothing another thread reads. */
+static void *net_check(void *arg)
+{
+    const sandbox_cfg *sb = arg;
     char *const cmd[] = {"/bin/sh", "-c",
                          "while read -r l; do case $l in tap0:*) exit 0;; esac; done "
                          "</proc/net/dev; exit 1",
                          NULL};
     char pwhy[256];
-    if (probe(sb, cmd, pwhy, sizeof pwhy)) return true;
-    snprintf(why, whylen, "%s did not give a command its network%s", sb->slirp,
-             access("/dev/net/tun", R_OK | W_OK) < 0 ? " (/dev/net/tun cannot be opened here)"
-                                                     : "");
-    return false;
+    if (!probe(sb, cmd, pwhy, sizeof pwhy))
+        log_error(
+            LOG_MOD, "tools get no network: %s did not give a command its network%s. " NET_FIX,
+            sb->slirp,
+            access("/dev/net/tun", R_OK | W_OK) < 0 ? " (/dev/net/tun cannot be opened here)" : "");
+    return NULL;
 }
 
 void sandbox_init(const config *cfg)
@@ -1185,11 +1202,7 @@ void sandbox_init(const config *cfg)
     char nwhy[512] = "";
     if (sb->ready && sb->net == SANDBOX_NET_OUTSIDE && !net_init(sb, nwhy, sizeof nwhy)) {
         sb->net = SANDBOX_NET_NONE;
-        log_error(LOG_MOD,
-                  "tools get no network: %s. Install slirp4netns (and give goosed /dev/net/tun), "
-                  "or set `tool_network: host` to give them goosed's own network, loopback "
-                  "included",
-                  nwhy);
+        log_error(LOG_MOD, "tools get no network: %s. " NET_FIX, nwhy);
     }
     if (sb->net == SANDBOX_NET_HOST) resolv_dest(sb->resolv_dest, sizeof sb->resolv_dest);
     if (sb->ready)
@@ -1198,11 +1211,14 @@ void sandbox_init(const config *cfg)
             sb->net == SANDBOX_NET_OUTSIDE ? "on, the host's loopback out of reach (slirp4netns)"
             : sb->net == SANDBOX_NET_HOST  ? "goosed's own, loopback included (tool_network: host)"
             : want == SANDBOX_NET_NONE     ? "off (tool_network: false)"
-                                           : "off (slirp4netns cannot run)");
+                                           : "off (slirp4netns is not installed)");
     else
         log_error(LOG_MOD,
                   "tools cannot run: %s. Shell commands and stdio extensions are refused; install "
                   "bubblewrap, or set `sandbox: off` (GOOSE_SANDBOX=off) to run them without a "
                   "sandbox",
                   sb->why);
+    pthread_t t;
+    if (sb->ready && sb->net == SANDBOX_NET_OUTSIDE && pthread_create(&t, NULL, net_check, sb) == 0)
+        pthread_detach(t);
 }

@@ -493,7 +493,7 @@ describe('a fork bomb as a normal user', { skip: (!bwrapWorks || !have('setpriv'
   it("as a normal user too, a command reaches the outside but not goosed's API; where it cannot open /dev/net/tun, no network at all", { skip: !outsideAddr && 'this machine has no address but loopback' }, async () => {
     const tunOpen = (statSync('/dev/net/tun', { throwIfNoEntry: false })?.mode & 0o006) === 0o006;
     if (tunOpen) assert.match(srv.log(), /network on, the host's loopback out of reach/);
-    else assert.match(srv.log(), /tools get no network: .*slirp4netns did not give a command its network \(\/dev\/net\/tun cannot be opened here\)[^\n]*set `tool_network: host`/);
+    else await srv.waitForLog(/tools get no network: .*slirp4netns did not give a command its network \(\/dev\/net\/tun cannot be opened here\)[^\n]*set `tool_network: host`/);
     const outside = await listen(outsideAddr);
     try {
       const out = await shell(srv, fake, dir, reachCmd([['127.0.0.1', srv.port], [outsideAddr, outside.port]]));
