@@ -270,8 +270,8 @@ __attribute__((noreturn)) static void supervise(const spawn_req *r, pid_t parent
     close_from(4, r->max_fd);
     if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) child_fail(3, STAGE_FDS, errno);
     /* The command's network, outside the cgroup (slirp4netns is not the command's: it would
-     * count against its limit, and its exit, as its mount namespace goes, can outlast the
-     * cgroup's removal) and before the privileges go (slirp4netns needs them as root). */
+     * count against its limit, and its end, which waits for its network device's removal, can
+     * outlast the cgroup's) and before the privileges go (slirp4netns needs them as root). */
     pid_t net = 0;
     int ne = sandbox_child_net(&r->sb, &net);
     if (ne) child_fail(3, STAGE_NET, ne);
