@@ -77,6 +77,9 @@ typedef struct sess {
     ext_host host;      /* the configured extensions' (config.yaml's) */
     ext_host uhost;     /* the owner's own and the session's: host, with the owner's reach */
     bool reg_admin;     /* the owner was an admin when reg was made (uhost reaches anything) */
+    /* The session's own provider and model (PATCH /api/sessions/{id}) as its last reply read
+     * them ("": none): what serves an extension's sampling request between replies. Loop. */
+    char own_provider[64], own_model[256];
     ext_host_ops host_ops; /* ud: this session */
     struct agent *a;
     agent_req *reqs;  /* the extensions\' requests (elicitation, sampling) not answered yet */
@@ -1002,10 +1005,18 @@ static void sampling_start(agent_req *r)
                    "messages: a list of {role: user or assistant, content} is required");
         return;
     }
-    if (r->se->turn) {
-        pcfg = *r->se->turn->pcfg;
-    } else if (agent_provider_for(a, r->se->user_id, &pcfg, err, sizeof err) ||
+    sess *se = r->se;
+    if (se->turn) {
+        pcfg = *se->turn->pcfg;
+    } else if ((se->own_provider[0] || se->own_model[0]
+                    ? agent_provider_chosen(
+                          a, se->user_id, se->own_provider[0] ? se->own_provider : NULL,
+                          se->own_model[0] ? se->own_model : NULL, &pcfg, err, sizeof err) ||
+                          (!se->reg_admin && se->user_id[0] &&
+                           !agent_provider_open(a, pcfg.def, err, sizeof err))
+                    : agent_provider_for(a, se->user_id, &pcfg, err, sizeof err) != GD_OK) ||
                (!a->pc && !(a->pc = prov_client_new(a->l, err, sizeof err)))) {
+        sodium_memzero(&pcfg, sizeof pcfg);
         json_decref(h);
         req_answer(r, NULL, -1, err);
         return;
@@ -1483,6 +1494,10 @@ static void turn_start_in(a_turn *at)
     }
     int own = exec_mode_parse(json_string_value(json_object_get(at->settings, "execution_mode")));
     at->mode = own >= 0 ? (exec_mode)own : agent_mode(a);
+    const char *oprov = json_string_value(json_object_get(at->settings, "provider"));
+    const char *omodel = json_string_value(json_object_get(at->settings, "model"));
+    snprintf(at->se->own_provider, sizeof at->se->own_provider, "%s", oprov ? oprov : "");
+    snprintf(at->se->own_model, sizeof at->se->own_model, "%s", omodel ? omodel : "");
     if (!ensure_registry(a, at->se, at->settings, at->cwd, at->admin)) {
         fail_early(at, "internal", "out of memory starting the extensions");
         return;

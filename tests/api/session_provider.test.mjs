@@ -3,7 +3,10 @@
 // provider that cannot be used is refused when it is chosen, and the choice survives a restart.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, stopAndCheck, tempDir, REPO } from './lib/server.mjs';
+import { withMarker, comm } from './lib/proc.mjs';
 import { request, post, assertError } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 
@@ -42,6 +45,33 @@ describe("a session's own provider and model", () => {
     assert.equal(reqs.length, 1);
     return reqs[0];
   }
+
+  it("an extension's sampling request between replies is served by the session's own provider", async () => {
+    const dir = tempDir('goosed-sp-cwd-');
+    const r0 = await post(srv, '/api/sessions', { working_directory: dir });
+    assert.equal(r0.status, 201, r0.text);
+    const id = r0.body.id;
+    assert.equal((await patch(srv, id, { provider: 'anthropic', model: 'claude-sampler' })).status, 200);
+    const m = `sp-sampler-${process.pid}-${Date.now()}`;
+    const add = await post(srv, `/api/sessions/${id}/extensions`, { name: 'sampler', config: { type: 'stdio', cmd: process.execPath, args: [path.join(REPO, 'tests/fakes/mcp/server.mjs'), 'samplelater', m], timeout: 30 } });
+    assert.equal(add.status, 200, add.text);
+    await reply(id); // starts the server; the reply is over when it returns
+    const server = withMarker(m).find((p) => comm(p) !== 'bwrap');
+    assert.ok(server, 'the server runs');
+    await fake.clearRequests();
+    await fake.script([{ text: 'sampled by the session provider' }]);
+    process.kill(Number(server), 'SIGUSR1'); // it asks for a completion now, with no reply running
+    const file = path.join(dir, 'sampled.json');
+    for (const end = Date.now() + 10_000; !existsSync(file) || !readFileSync(file, 'utf8');) {
+      assert.ok(Date.now() < end, 'the server got no answer');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const answer = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(answer.result?.content?.text, 'sampled by the session provider', JSON.stringify(answer));
+    const reqs = await fake.requests();
+    assert.deepEqual(reqs.map((q) => [q.provider, q.body.model]), [['anthropic', 'claude-sampler']]);
+    assert.match(JSON.stringify(reqs[0].body.messages), /a sample between replies/);
+  });
 
   it('a model of its own, another provider, back to the server\'s with null; other sessions untouched', async () => {
     const a = await newSession();

@@ -8,8 +8,11 @@
 // answers), stderrflood (5000 lines on stderr before it starts), resources (serves resources in two
 // pages: fake://hang is never answered, fake://broken is answered with an error), names (tools
 // whose names or schemas the providers refuse, listed again and again under one nextCursor),
-// logflood (a call of echo first sends 3000 notifications/message).
+// logflood (a call of echo first sends 3000 notifications/message), samplelater (on SIGUSR1, when
+// no call of the client's is open, asks the client for a completion: sampling/createMessage; the
+// answer goes to sampled.json in its working directory).
 import { createInterface } from 'node:readline';
+import { writeFileSync } from 'node:fs';
 
 const mode = process.argv[2] || 'ok';
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
@@ -37,6 +40,16 @@ const ask = (method, params) =>
     waiting.set(id, resolve);
     send({ jsonrpc: '2.0', id, method, params });
   });
+
+if (mode === 'samplelater') {
+  process.on('SIGUSR1', async () => {
+    const answer = await ask('sampling/createMessage', {
+      messages: [{ role: 'user', content: { type: 'text', text: 'a sample between replies' } }],
+      maxTokens: 20,
+    });
+    writeFileSync('sampled.json', JSON.stringify(answer));
+  });
+}
 
 const rl = createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
