@@ -87,6 +87,11 @@ const outsideAddr = Object.values(os.networkInterfaces()).flat().find((a) => a &
 const PUBLIC_NAME = 'registry.npmjs.org';
 const hostResolves = await new dns.Resolver({ timeout: 3000, tries: 1 }).resolve4(PUBLIC_NAME).then(() => true, () => false);
 
+/** What the model was told of the shell in the last request the fake got. */
+async function shellDescription(fake) {
+  return (await fake.requests('openai')).at(-1).body.tools.find((t) => t.function.name === 'developer__shell').function.description;
+}
+
 /** A TCP listener on host: its port, how many connected, the first connection's data. */
 async function listen(host) {
   let n = 0;
@@ -242,6 +247,8 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
       assert.match(out.text, new RegExp(`${outsideAddr.replaceAll('.', '\\.')}:${srv.port} ERR`), out.text);
       assert.match(out.text, new RegExp(`${outsideAddr.replaceAll('.', '\\.')}:${outside.port} CONNECTED`), out.text);
       assert.match(out.text, /169\.254\.169\.254:80 ERR EHOSTUNREACH/, out.text);
+      // and the model is told, so that it can say why a local database does not answer
+      assert.match(await shellDescription(fake), /runs in a sandbox.*ends when it ends.*network of its own: it reaches the internet, but not the services that listen only on the machine's localhost/);
       assert.equal(loop.count(), 0);
       assert.equal(outside.count(), 1);
     } finally {
@@ -404,6 +411,7 @@ describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not ins
         `node -e "require('net').connect(${port},'127.0.0.1').on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',(e)=>console.log('ERR',e.code))"`);
       assert.match(out.text, /ERR E/);
       assert.ok(!out.text.includes('CONNECTED'));
+      assert.match(await shellDescription(fake), /It has no network\./);
       assert.equal(connections, 0);
     } finally {
       listener.close();
@@ -451,6 +459,7 @@ describe("tool_network: host gives commands goosed's own network", { skip: !bwra
     try {
       const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), reachCmd([['127.0.0.1', loop.port]]));
       assert.match(out.text, /CONNECTED/, out.text);
+      assert.doesNotMatch(await shellDescription(fake), /network/);
       assert.equal(loop.count(), 1);
     } finally {
       loop.close();
@@ -692,6 +701,9 @@ describe('without bubblewrap', () => {
       const out = await shell(srv, fake, dir, 'echo ran > ran.txt; echo done');
       assert.equal(out.is_error, false, out.text);
       assert.ok(existsSync(path.join(dir, 'ran.txt')));
+      const desc = await shellDescription(fake);
+      assert.match(desc, /nohup server/, 'open, a background process may outlive the call');
+      assert.doesNotMatch(desc, /sandbox/);
     } finally {
       await stopAndCheck(srv);
     }

@@ -24,10 +24,22 @@ static const char SHELL_DESC[] =
     "limit; each of stdout and stderr keeps a bounded number of bytes (the first and last halves, "
     "with a note saying how much was left out in between), so avoid commands that print a lot - "
     "filter them (grep, head, tail) or redirect output to a file and read the parts you need. "
+    "Prefer `rg` / `grep -rn` to search code and developer__list_files to explore directories. ";
+
+/* What the shell's description says of where its commands run (build_tools picks by the
+ * sandbox's settings). */
+static const char SHELL_OPEN[] =
     "The call returns when the command ends; background processes that still hold its output "
     "then get SIGHUP, so start a long-running process as `nohup server > server.log 2>&1 &` to "
-    "keep it running. Prefer `rg` / `grep -rn` to search code and developer__list_files to "
-    "explore directories.";
+    "keep it running.";
+static const char SHELL_SANDBOXED[] =
+    "The command runs in a sandbox: it can write only inside the working directory, and "
+    "everything it starts, background processes included, ends when it ends: start a server and "
+    "use it in the same call (`./server & sleep 1; curl localhost:8080; kill %1`).";
+static const char SHELL_NET_OWN[] =
+    " It has a network of its own: it reaches the internet, but not the services that listen "
+    "only on the machine's localhost (a local database or web server).";
+static const char SHELL_NET_NONE[] = " It has no network.";
 
 static const char EDITOR_DESC_FMT[] =
     "View and edit text files. Paths are absolute or relative to the session's working directory. "
@@ -148,9 +160,19 @@ static json_t *build_tools(void)
              DEV_UNDO_STEPS, DEV_EDIT_MAX / (1024 * 1024));
     snprintf(list_desc, sizeof list_desc, LIST_DESC_FMT, DEV_LIST_DEPTH, DEV_LIST_MAX);
     snprintf(list_schema, sizeof list_schema, LIST_SCHEMA_FMT, DEV_LIST_DEPTH);
+    const sandbox_cfg *sb = sandbox_current();
+    bool boxed = sb && !sb->open;
+    char shell_desc[sizeof SHELL_DESC + sizeof SHELL_OPEN + sizeof SHELL_SANDBOXED +
+                    sizeof SHELL_NET_OWN];
+    snprintf(shell_desc, sizeof shell_desc, "%s%s%s", SHELL_DESC,
+             boxed ? SHELL_SANDBOXED : SHELL_OPEN,
+             !boxed                           ? ""
+             : sb->net == SANDBOX_NET_OUTSIDE ? SHELL_NET_OWN
+             : sb->net == SANDBOX_NET_NONE    ? SHELL_NET_NONE
+                                              : "");
     json_t *tools = json_array();
     if (!tools ||
-        json_array_append_new(tools, tool_entry("shell", SHELL_DESC, SHELL_SCHEMA, SHELL_ANN)) ||
+        json_array_append_new(tools, tool_entry("shell", shell_desc, SHELL_SCHEMA, SHELL_ANN)) ||
         json_array_append_new(tools,
                               tool_entry("text_editor", editor_desc, EDITOR_SCHEMA, EDITOR_ANN)) ||
         json_array_append_new(tools, tool_entry("list_files", list_desc, list_schema, LIST_ANN))) {
