@@ -111,7 +111,7 @@ async function listen(host) {
 /** A shell command that connects to each [host, port] in turn and prints `host:port CONNECTED`
  * or `host:port ERR code`. */
 function reachCmd(targets) {
-  return `node -e '(async()=>{for(const [h,p] of ${JSON.stringify(targets)}){const r=await new Promise((res)=>{` +
+  return `${process.execPath} -e '(async()=>{for(const [h,p] of ${JSON.stringify(targets)}){const r=await new Promise((res)=>{` +
     'const s=require("net").connect({host:h,port:p,timeout:5000});s.on("connect",()=>{s.destroy();res("CONNECTED")});' +
     's.on("timeout",()=>{s.destroy();res("ERR TIMEOUT")});s.on("error",(e)=>res("ERR "+e.code))});console.log(h+":"+p+" "+r)}})()\'';
 }
@@ -435,6 +435,41 @@ describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not ins
   it('a busy loop hits tool_max_cpu_seconds', async () => {
     const out = await shell(cpuSrv, fake, tempDir('goosed-sb-cwd-'), 'sh -c "while :; do :; done"; echo "rc=$?"');
     assert.match(out.text, /rc=152/, 'the loop is killed by SIGXCPU');
+  });
+});
+
+describe('without slirp4netns', { skip: (!bwrapWorks || !outsideAddr) && 'needs bubblewrap and an address but loopback' }, () => {
+  let fake;
+  let srv;
+  before(async () => {
+    fake = await startFake({ keys: { openai: KEY } });
+    // a PATH without slirp4netns (bwrap named by its path)
+    const bin = tempDir('goosed-sb-path-');
+    srv = await startServer({ env: providerEnv(fake, { PATH: bin }), configYaml: 'bwrap_path: /usr/bin/bwrap\n' });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it("goosed says so at start, and commands get no network rather than goosed's", async () => {
+    assert.match(srv.log(), /tools get no network: slirp4netns is not installed: it is not in PATH\. Install slirp4netns/);
+    assert.match(srv.log(), /network off \(slirp4netns is not installed\)/);
+    const outside = await listen(outsideAddr);
+    const loop = await listen('127.0.0.1');
+    try {
+      const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), reachCmd([[outsideAddr, outside.port], ['127.0.0.1', loop.port]]));
+      assert.match(out.text, new RegExp(`:${outside.port} ERR E`), out.text);
+      assert.match(out.text, new RegExp(`:${loop.port} ERR E`), out.text);
+      assert.equal(outside.count() + loop.count(), 0);
+      assert.match(await shellDescription(fake), /It has no network\./);
+    } finally {
+      outside.close();
+      loop.close();
+    }
   });
 });
 
