@@ -86,6 +86,7 @@ function nobodyHome() {
 const outsideAddr = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 const PUBLIC_NAME = 'registry.npmjs.org';
 const hostResolves = await new dns.Resolver({ timeout: 3000, tries: 1 }).resolve4(PUBLIC_NAME).then(() => true, () => false);
+const hostReachesRegistry = hostResolves && await fetch(`https://${PUBLIC_NAME}/is-number`, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false);
 
 /** What the model was told of the shell in the last request the fake got. */
 async function shellDescription(fake) {
@@ -266,6 +267,12 @@ describe('the shell runs in a sandbox', { skip: !bwrapWorks && 'bubblewrap is no
   it('a name the host resolves, the command resolves too', { skip: !hostResolves && 'this machine resolves no public name' }, async () => {
     const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), `getent hosts ${PUBLIC_NAME} || echo UNRESOLVED`);
     assert.match(out.text, /^[0-9a-f.:]+\s+registry\.npmjs\.org/m, out.text);
+  });
+
+  it('a package manager works: npm asks the registry', { skip: !hostReachesRegistry && 'this machine does not reach the npm registry' }, async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), 'npm view is-number name 2>&1; echo "rc=$?"');
+    assert.match(out.text, /^is-number$/m, out.text);
+    assert.match(out.text, /rc=0/, out.text);
   });
 
   it("a stdio extension's server cannot reach goosed's API either", { skip: !outsideAddr && 'this machine has no address but loopback' }, async () => {
