@@ -232,6 +232,14 @@ static bool is_secret(const struct cfg_key *k)
     return k->off == offsetof(config, secret_key);
 }
 
+/* true/yes/1: 1; false/no/0: 0; anything else: -1. */
+static int bool_word(const char *val)
+{
+    if (!strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "1")) return 1;
+    if (!strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "0")) return 0;
+    return -1;
+}
+
 /* Applies one scalar value to key k. `where` names its source for messages ("GOOSE_PORT",
  * "--port", "/x/config.yaml:3: api_timeout"). */
 static gd_err apply(config *c, const struct cfg_key *k, const char *val, const char *where,
@@ -240,15 +248,12 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
     char *base = (char *)c;
     switch (k->kind) {
     case K_BOOL: {
-        bool *b = (bool *)(base + k->off);
-        if (!strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "1"))
-            *b = true;
-        else if (!strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "0"))
-            *b = false;
-        else {
+        int v = bool_word(val);
+        if (v < 0) {
             snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
             return GD_EINVAL;
         }
+        *(bool *)(base + k->off) = v;
         return GD_OK;
     }
     case K_NETS: {
@@ -321,15 +326,12 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
         return GD_OK;
     }
     case K_NET: {
-        const char *v = !strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "1")   ? "true"
-                        : !strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "0") ? "false"
-                        : !strcmp(val, "host")                                             ? "host"
-                                                                                           : NULL;
-        if (!v) {
+        int v = bool_word(val);
+        if (v < 0 && strcmp(val, "host")) {
             snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
             return GD_EINVAL;
         }
-        snprintf(base + k->off, k->size, "%s", v);
+        snprintf(base + k->off, k->size, "%s", v < 0 ? "host" : v ? "true" : "false");
         return GD_OK;
     }
     case K_ONOFF:
