@@ -447,11 +447,18 @@ describe('effective configuration', () => {
 // batch_scheduling: goosed's threads under SCHED_BATCH (policy 3 in field 41 of /proc/PID/task/TID/stat)
 // unless it is false; SCHED_OTHER is 0.
 describe('batch_scheduling', () => {
-  /** The scheduling policy of each thread of pid, read after the field (comm) in parentheses. */
+  /** The scheduling policy of each thread of pid, read after the field (comm) in parentheses;
+   *  a thread that ends between the listing and the read (a detached start-up check) is skipped. */
   function policies(pid) {
-    return readdirSync(`/proc/${pid}/task`).map((tid) => {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+      let stat;
+      try {
+        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      } catch (e) {
+        if (e.code === 'ENOENT' || e.code === 'ESRCH') return [];
+        throw e;
+      }
+      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38])];
     });
   }
 
