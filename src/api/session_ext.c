@@ -319,14 +319,8 @@ static bool write_settings(http_req *r, const char *sid, json_t *settings)
 {
     app *a = http_app(r);
     json_t *kept = json_deep_copy(settings);
-    const char *key;
-    json_t *cfg;
     char err[PATH_MAX + 512] = "";
-    gd_err e = kept ? GD_OK : GD_ENOMEM;
-    json_object_foreach(json_object_get(json_object_get(kept, "extensions"), "add"), key, cfg)
-    {
-        if (!e) e = user_settings_seal_fields(cfg, key, err, sizeof err);
-    }
+    gd_err e = kept ? user_settings_seal_session(kept, err, sizeof err) : GD_ENOMEM;
     if (e) {
         http_reply_error(r, 500, "internal", "%s", err[0] ? err : "out of memory");
         json_decref(kept);

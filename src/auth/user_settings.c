@@ -223,6 +223,18 @@ gd_err user_settings_seal_fields(json_t *cfg, const char *ext, char *err, size_t
     return GD_OK;
 }
 
+gd_err user_settings_seal_session(json_t *settings, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *cfg;
+    json_object_foreach(json_object_get(json_object_get(settings, "extensions"), "add"), key, cfg)
+    {
+        gd_err e = user_settings_seal_fields(cfg, key, err, errlen);
+        if (e) return e;
+    }
+    return GD_OK;
+}
+
 json_t *user_settings_open_fields(json_t *cfg, const char *ext, char *err, size_t errlen)
 {
     json_t *out = json_deep_copy(cfg);
@@ -388,6 +400,39 @@ static void seal_legacy(void)
     json_decref(todo);
 }
 
+/* Seals the sessions' own extensions that an earlier goosed kept in plain text (the store lists
+ * them once, from its migration; writing their settings takes them off the list). */
+static void seal_sessions(store *st)
+{
+    json_t *ids = NULL, *it;
+    if (st->ops->sessions_unsealed(st, &ids) != GD_OK) {
+        log_error("auth", "cannot look for sessions whose extensions are kept unsealed: %s",
+                  store_errmsg());
+        return;
+    }
+    size_t i, sealed = 0;
+    json_array_foreach(ids, i, it)
+    {
+        const char *sid = json_string_value(it);
+        json_t *settings = NULL;
+        char err[PATH_MAX + 512] = "";
+        gd_err e = st->ops->session_settings_get(st, sid, &settings);
+        if (e == GD_ENOTFOUND) continue; /* deleted meanwhile: its mark went with it */
+        if (!e) e = user_settings_seal_session(settings, err, sizeof err);
+        if (!e) e = st->ops->session_settings_set(st, sid, settings);
+        json_decref(settings);
+        if (!e)
+            sealed++;
+        else if (e != GD_ENOTFOUND)
+            log_error("auth", "session %s: its own extensions stay unsealed: %s", sid,
+                      err[0] ? err : store_errmsg());
+    }
+    if (sealed)
+        log_info("auth", "the own extensions of %zu session%s are now kept sealed", sealed,
+                 sealed == 1 ? "" : "s");
+    json_decref(ids);
+}
+
 /* Reads every user's items from the store, once it answers (under mu; until then, on each call:
  * the store itself paces its attempts to open, a second after a failed one). */
 static void load_locked(void)
@@ -456,6 +501,7 @@ gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t err
     if (!e) load_locked();
     pthread_mutex_unlock(&U.mu);
     if (!e) seal_legacy();
+    if (!e && st) seal_sessions(st);
     return e;
 }
 

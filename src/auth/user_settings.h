@@ -92,9 +92,6 @@ json_t *user_settings_extensions(const char *user_id, unsigned *gen);
 gd_err user_settings_put_extension(const char *user_id, const char *key, const json_t *entry,
                                    char *err, size_t errlen);
 
-/* Seals plain (len bytes) for user_id/name into out (at most outlen bytes), making server.key
- * when there is none yet (user_settings_set_provider calls it under the module's lock; tests
- * call it directly); the length written, 0 when it does not fit or there is no server key. */
 /* A session's own extension config (cfg, the extension ext's): each value of its "headers" and
  * "envs" sealed in place under the server key (made when there is none yet), as text
  * "gdsealed:1:..." (values sealed already are left). GD_EIO when there is no server key to seal
@@ -103,6 +100,13 @@ gd_err user_settings_seal_fields(json_t *cfg, const char *ext, char *err, size_t
 /* A copy of cfg with those values opened; NULL with err when one does not open (another server
  * key) or out of memory. Values that are not sealed are taken as they are. */
 json_t *user_settings_open_fields(json_t *cfg, const char *ext, char *err, size_t errlen);
+/* A session's own settings (as the store keeps them): the config of each extension they add
+ * sealed as user_settings_seal_fields does. */
+gd_err user_settings_seal_session(json_t *settings, char *err, size_t errlen);
+
+/* Seals plain (len bytes) for user_id/name into out (at most outlen bytes), making server.key
+ * when there is none yet (user_settings_set_provider calls it under the module's lock; tests
+ * call it directly); the length written, 0 when it does not fit or there is no server key. */
 size_t user_settings_seal(const char *user_id, const char *name, const char *plain, size_t len,
                           unsigned char *out, size_t outlen);
 /* Opens what user_settings_seal made into out (NUL-terminated); -1 when it does not open. */

@@ -63,6 +63,7 @@ enum stmt_id {
     ST_SESSION_BUMP,
     ST_MESSAGE_GET,
     ST_UNFINISHED,
+    ST_UNSEALED,
     ST_MESSAGE_UPDATE,
     ST_SESSION_TOUCH,
     ST_SETTINGS_GET,
@@ -139,6 +140,7 @@ static const char *const stmt_sql[ST__N] = {
         "WHERE s.open_round = 1 AND lastmsg.session_id = s.id AND lastmsg.seq = "
         "(SELECT prev.seq FROM messages AS prev WHERE prev.session_id = s.id "
         "ORDER BY prev.seq DESC LIMIT 1)",
+    [ST_UNSEALED] = "SELECT id FROM sessions_unsealed",
     [ST_MESSAGE_UPDATE] = "UPDATE messages SET content = ?3 WHERE session_id = ?1 AND id = ?2",
     [ST_SESSION_TOUCH] = "UPDATE sessions SET updated_us = max(updated_us, ?2) WHERE id = ?1",
     [ST_SETTINGS_GET] = "SELECT settings FROM sessions WHERE id = ?1",
@@ -277,6 +279,16 @@ static const char *const migrations[] = {
      * session's first summary_count messages (which stay, for the user and the API) */
     "ALTER TABLE sessions ADD COLUMN summary TEXT;"
     "ALTER TABLE sessions ADD COLUMN summary_count INTEGER NOT NULL DEFAULT 0;",
+    /* 9: the sessions whose own extensions an earlier goosed kept with their headers and envs
+     * in plain text (their settings name extensions added), looked at once here; the start
+     * seals them (sessions_unsealed), and a session leaves the list when its settings are next
+     * written (all written since are sealed) or when it is deleted */
+    "CREATE TABLE sessions_unsealed (id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE "
+    "CASCADE) WITHOUT ROWID;"
+    "INSERT INTO sessions_unsealed SELECT id FROM sessions WHERE instr(settings, '\"add\"') > 0;"
+    "CREATE TRIGGER sessions_sealed AFTER UPDATE OF settings ON sessions BEGIN"
+    "  DELETE FROM sessions_unsealed WHERE id = NEW.id;"
+    "END;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -559,6 +571,8 @@ static enum db_kind db_kind(sqlite3 *db, int *version, char *why, size_t whylen)
             continue; /* schema version 4 on */
         else if (!strcmp(name, "session_counts"))
             continue; /* schema version 5 on */
+        else if (!strcmp(name, "sessions_unsealed"))
+            continue; /* schema version 9 on */
         else {
             snprintf(why, whylen, "it has a table '%.64s' goosed does not make", name);
             sqlite3_finalize(s);
@@ -2043,6 +2057,24 @@ static gd_err sq_sessions_unfinished(store *st, json_t **out)
     return e;
 }
 
+static json_t *id_row(sqlite3_stmt *s)
+{
+    return json_string((const char *)sqlite3_column_text(s, 0));
+}
+
+static gd_err sq_sessions_unsealed(store *st, json_t **out)
+{
+    sqlite_store *ss = (sqlite_store *)st;
+    *out = NULL;
+    conn *c = reader_get(ss);
+    if (!c) return GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, ST_UNSEALED);
+    gd_err e = s ? collect_rows(c, s, id_row, out) : GD_ESTORE;
+    if (s) stmt_done(s);
+    reader_put(ss, c);
+    return e;
+}
+
 struct insert_arg {
     const store_session *s;
     int64_t created_us;
@@ -2696,6 +2728,7 @@ static const store_ops sqlite_ops = {
     .session_summary_set_async = sq_session_summary_set_async,
     .message_get = sq_message_get,
     .sessions_unfinished = sq_sessions_unfinished,
+    .sessions_unsealed = sq_sessions_unsealed,
     .session_settings_get = sq_session_settings_get,
     .session_settings_set = sq_session_settings_set,
     .session_import = sq_session_import,

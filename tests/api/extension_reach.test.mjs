@@ -310,6 +310,42 @@ describe("users' remote extensions reach public addresses only, unless the admin
     }
   });
 
+  it("a session's own extension an earlier goosed kept as plain text is sealed once at the next start, and still reaches its server", { skip: !have('sqlite3') && 'needs the sqlite3 shell to write the old form' }, async () => {
+    const TOKEN = 'reach-session-plain-52b9e07d1a';
+    recordSecret(TOKEN, "extension_reach.test.mjs: an unsealed session extension's bearer token");
+    const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    try {
+      const data = path.join(home, '.local/share/goose/sessions');
+      const db = path.join(data, 'goosed.db');
+      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+      for (const s of servers.splice(0)) await stopAndCheck(s);
+      let srv = await start();
+      const s = await post(srv, '/api/sessions', { name: 'plain', working_directory: dir }, as(root));
+      assert.equal(s.status, 201, s.text);
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      // as a goosed of schema 8 kept a session's own extension: its header's value as it came
+      const settings = JSON.stringify({ extensions: { add: { tokened: { type: 'streamable_http', name: 'tokened', uri: `http://127.0.0.1:${locked.port}/mcp`, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` } } } } });
+      execFileSync('sqlite3', [db, `DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; UPDATE schema_version SET version = 8; UPDATE sessions SET settings = '${settings}' WHERE id = '${s.body.id}'`]);
+      assert.ok(stored().includes(TOKEN), 'written in the old form');
+      srv = await start();
+      assert.match(srv.log(), /the own extensions of \d+ sessions? are now kept sealed/, 'this one and those of the tests before, whose values are sealed already');
+      await fake.script([{ text: 'ok' }]);
+      const r = await post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'hi' }, as(root));
+      assert.equal(r.status, 200, r.text);
+      const tools = ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
+      assert.ok(tools.includes('tokened__echo'), `still there, and reaching its server: ${tools}`);
+      assert.ok(locked.seen().length > 0 && locked.seen().every((q) => q.auth), 'with its header');
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      assert.ok(!stored().includes(TOKEN), 'the plain text is gone from the file, not left in its free space');
+      srv = await start();
+      assert.doesNotMatch(srv.log(), /now kept sealed/, 'sealed once');
+    } finally {
+      await locked.stop();
+    }
+  });
+
   it('a user_extension_hosts item that is none of those: goosed does not start, and says which', async () => {
     const r = await runGoosed(['--port', '0'], { GOOSE_USER_EXTENSION_HOSTS: 'mcp.internal, 10.0.0.0/33' });
     assert.equal(r.code, 2, r.stderr);

@@ -1776,6 +1776,7 @@ static void test_sessions_unfinished_many(void **state)
     enum { S = 10000, PER = 4 };
     assert_int_equal(
         sqlite3_exec(db,
+                     "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
                      "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
                      "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "
                      "DROP COLUMN summary_count; UPDATE schema_version SET version = 5",
@@ -1911,6 +1912,7 @@ static void test_session_indexes_ascending(void **state)
     assert_int_equal(
         sqlite3_exec(
             db,
+            "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
             "DROP INDEX sessions_by_created; DROP INDEX sessions_by_user; "
             "CREATE INDEX sessions_by_created ON sessions(created_us DESC, "
             "id DESC); CREATE INDEX sessions_by_user ON sessions(user_id, "
@@ -1993,6 +1995,49 @@ static void test_session_indexes_ascending(void **state)
     store_close(st);
 }
 
+/* Migration 9 lists the sessions whose settings name extensions added (an earlier goosed kept
+ * their headers and envs in plain text); a session leaves the list when its settings are written
+ * again, or when it is deleted. */
+static void test_sessions_unsealed(void **state)
+{
+    char path[PATH_MAX];
+    sqlite3 *db = db_made(path);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
+            "UPDATE schema_version SET version = 8; "
+            "INSERT INTO sessions(id, name, working_dir, created_us, updated_us, settings) VALUES "
+            "('s-plain', 'a', '/tmp', 1, 1, '{\"extensions\":{\"add\":{\"x\":{\"type\":"
+            "\"stdio\",\"envs\":{\"K\":\"v\"}}}}}'), "
+            "('s-gone', 'b', '/tmp', 2, 2, '{\"extensions\":{\"add\":{}}}'), "
+            "('s-none', 'c', '/tmp', 3, 3, '{\"execution_mode\":\"auto\"}'), "
+            "('s-empty', 'd', '/tmp', 4, 4, '{}')",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    store *st = store_sqlite_open(dir, 0); /* migration 9 */
+    json_t *ids;
+    ok(st->ops->sessions_unsealed(st, &ids));
+    assert_int_equal(json_array_size(ids), 2);
+    assert_string_equal(json_string_value(json_array_get(ids, 0)), "s-gone");
+    assert_string_equal(json_string_value(json_array_get(ids, 1)), "s-plain");
+    json_decref(ids);
+    ok(st->ops->session_delete(st, "s-gone"));
+    json_t *settings = json_pack("{s:s}", "execution_mode", "chat");
+    ok(st->ops->session_settings_set(st, "s-plain", settings));
+    json_decref(settings);
+    ok(st->ops->sessions_unsealed(st, &ids));
+    assert_int_equal(json_array_size(ids), 0);
+    json_decref(ids);
+    store_close(st);
+    st = store_sqlite_open(dir, 0); /* not migrated again: the list stays empty */
+    ok(st->ops->sessions_unsealed(st, &ids));
+    assert_int_equal(json_array_size(ids), 0);
+    json_decref(ids);
+    store_close(st);
+}
+
 /* The migrations a file lacks run as one transaction: one that fails leaves the file as it was
  * (its version and the earlier ones' changes too), and the open says which statement failed. */
 static void test_migrations_all_or_none(void **state)
@@ -2002,6 +2047,7 @@ static void test_migrations_all_or_none(void **state)
     /* schema 5, lacking an index migration 7 drops (6 runs, 7 fails) */
     assert_int_equal(
         sqlite3_exec(db,
+                     "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
                      "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
                      "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "
                      "DROP COLUMN summary_count; UPDATE schema_version SET version = 5; DROP INDEX "
@@ -2391,6 +2437,7 @@ int main(int argc, char **argv)
         T(test_sessions_unfinished),
         T(test_message_update),
         T(test_sessions_unfinished_many),
+        T(test_sessions_unsealed),
         T(test_session_indexes_ascending),
         T(test_migrations_all_or_none),
         T(test_opening_is_not_waited_for),
