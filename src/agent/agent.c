@@ -1293,6 +1293,9 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         return false;
     }
     se->host.cwd = se->cwd;
+    /* The commands the model runs for a user who is not an admin: kept from the private
+     * networks and the host, as their remote extensions are. */
+    se->host.cmd_reach = admin ? NULL : a->reach;
     /* What a user who is not an admin adds (their own, their session's) reaches only public
      * addresses and user_extension_hosts: not what trusts goosed for where it stands. */
     se->uhost = se->host;

@@ -76,31 +76,34 @@ static const char *const RESERVED = "a reserved address";
 static const char *const MULTICAST = "a multicast address";
 
 /* IANA's special-purpose IPv4 registry, less what is globally reachable. */
+static const struct {
+    uint32_t net;
+    int bits;
+    const char *const *what;
+} V4_INTERNAL[] = {
+    {0x00000000u, 8, &THIS_HOST},   /* 0.0.0.0/8: "this network", 0.0.0.0 reaches this host */
+    {0x7f000000u, 8, &THIS_HOST},   /* 127.0.0.0/8 */
+    {0x0a000000u, 8, &PRIVATE},     /* 10.0.0.0/8 */
+    {0x64400000u, 10, &PRIVATE},    /* 100.64.0.0/10: carrier-grade NAT */
+    {0xa9fe0000u, 16, &LINK_LOCAL}, /* 169.254.0.0/16: cloud metadata services live here */
+    {0xac100000u, 12, &PRIVATE},    /* 172.16.0.0/12 */
+    {0xc0000000u, 24, &RESERVED},   /* 192.0.0.0/24: protocol assignments */
+    {0xc0000200u, 24, &RESERVED},   /* 192.0.2.0/24: documentation */
+    {0xc0586300u, 24, &RESERVED},   /* 192.88.99.0/24: 6to4 relays */
+    {0xc0a80000u, 16, &PRIVATE},    /* 192.168.0.0/16 */
+    {0xc6120000u, 15, &RESERVED},   /* 198.18.0.0/15: benchmarking */
+    {0xc6336400u, 24, &RESERVED},   /* 198.51.100.0/24: documentation */
+    {0xcb007100u, 24, &RESERVED},   /* 203.0.113.0/24: documentation */
+    {0xe0000000u, 4, &MULTICAST},   /* 224.0.0.0/4 */
+    {0xf0000000u, 4, &RESERVED},    /* 240.0.0.0/4, 255.255.255.255 */
+};
+#define V4_INTERNAL_N (sizeof V4_INTERNAL / sizeof *V4_INTERNAL)
+
 static const char *v4_internal(uint32_t x)
 {
-    static const struct {
-        uint32_t net;
-        int bits;
-        const char *const *what;
-    } t[] = {
-        {0x00000000u, 8, &THIS_HOST},   /* 0.0.0.0/8: "this network", 0.0.0.0 reaches this host */
-        {0x7f000000u, 8, &THIS_HOST},   /* 127.0.0.0/8 */
-        {0x0a000000u, 8, &PRIVATE},     /* 10.0.0.0/8 */
-        {0x64400000u, 10, &PRIVATE},    /* 100.64.0.0/10: carrier-grade NAT */
-        {0xa9fe0000u, 16, &LINK_LOCAL}, /* 169.254.0.0/16: cloud metadata services live here */
-        {0xac100000u, 12, &PRIVATE},    /* 172.16.0.0/12 */
-        {0xc0000000u, 24, &RESERVED},   /* 192.0.0.0/24: protocol assignments */
-        {0xc0000200u, 24, &RESERVED},   /* 192.0.2.0/24: documentation */
-        {0xc0586300u, 24, &RESERVED},   /* 192.88.99.0/24: 6to4 relays */
-        {0xc0a80000u, 16, &PRIVATE},    /* 192.168.0.0/16 */
-        {0xc6120000u, 15, &RESERVED},   /* 198.18.0.0/15: benchmarking */
-        {0xc6336400u, 24, &RESERVED},   /* 198.51.100.0/24: documentation */
-        {0xcb007100u, 24, &RESERVED},   /* 203.0.113.0/24: documentation */
-        {0xe0000000u, 4, &MULTICAST},   /* 224.0.0.0/4 */
-        {0xf0000000u, 4, &RESERVED},    /* 240.0.0.0/4, 255.255.255.255 */
-    };
-    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
-        if ((x >> (32 - t[i].bits)) == (t[i].net >> (32 - t[i].bits))) return *t[i].what;
+    for (size_t i = 0; i < V4_INTERNAL_N; i++)
+        if ((x >> (32 - V4_INTERNAL[i].bits)) == (V4_INTERNAL[i].net >> (32 - V4_INTERNAL[i].bits)))
+            return *V4_INTERNAL[i].what;
     return NULL;
 }
 
@@ -380,4 +383,56 @@ bool net_allow_host(const net_allow *a, const char *host)
     for (size_t i = 0; i < a->n; i++)
         if (a->items[i].name && !strcasecmp(a->items[i].name, tmp)) return true;
     return false;
+}
+
+/* ---- what a user's command may not reach ---- */
+
+static bool v4_inside(uint32_t x, uint32_t net, int bits)
+{
+    return bits == 0 || (x >> (32 - bits)) == (net >> (32 - bits));
+}
+
+/* Appends b to out less every IPv4 network of a from item i on: a network inside b splits b in
+ * halves, each looked at again; one that holds b removes it. The count, or -1 past max. */
+static int carve(const net_allow *a, size_t i, net_v4 b, net_v4 *out, int n, int max)
+{
+    for (; n >= 0 && i < a->n; i++) {
+        const allow_item *it = &a->items[i];
+        if (it->name || it->ss.ss_family != AF_INET) continue;
+        uint32_t x = ntohl(((const struct sockaddr_in *)&it->ss)->sin_addr.s_addr);
+        if (it->bits <= b.bits) {
+            if (v4_inside(b.net, x, it->bits)) return n; /* all of b may be reached */
+        } else if (v4_inside(x, b.net, b.bits)) {        /* a part of b may */
+            net_v4 lo = {b.net, b.bits + 1}, hi = {b.net | (1u << (31 - b.bits)), b.bits + 1};
+            n = carve(a, i, lo, out, n, max);
+            return n < 0 ? n : carve(a, i, hi, out, n, max);
+        }
+    }
+    if (n < 0 || n == max) return -1;
+    out[n] = b;
+    return n + 1;
+}
+
+int net_v4_unreachable(const net_allow *a, net_v4 *out, int max)
+{
+    static const net_allow none = {0};
+    if (!a) a = &none;
+    if (a->any) return 0;
+    int n = 0;
+    for (size_t i = 0; n >= 0 && i < V4_INTERNAL_N; i++)
+        if (*V4_INTERNAL[i].what == PRIVATE || *V4_INTERNAL[i].what == LINK_LOCAL)
+            n = carve(a, 0, (net_v4){V4_INTERNAL[i].net, V4_INTERNAL[i].bits}, out, n, max);
+    struct ifaddrs *ifs;
+    if (n < 0 || getifaddrs(&ifs)) return n;
+    for (struct ifaddrs *f = ifs; f && n >= 0; f = f->ifa_next) {
+        if (!f->ifa_addr || f->ifa_addr->sa_family != AF_INET) continue;
+        uint32_t x = ntohl(((const struct sockaddr_in *)f->ifa_addr)->sin_addr.s_addr);
+        const char *what = v4_internal(x);
+        bool seen = what == PRIVATE || what == LINK_LOCAL || what == THIS_HOST; /* above, or own */
+        for (int k = 0; k < n && !seen; k++)
+            seen = out[k].bits == 32 && out[k].net == x;
+        if (!seen) n = carve(a, 0, (net_v4){x, 32}, out, n, max);
+    }
+    freeifaddrs(ifs);
+    return n;
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "core/err.h"
@@ -54,5 +55,21 @@ bool net_allow_any(const net_allow *a);
 bool net_allow_host(const net_allow *a, const char *host);
 /* Whether sa is inside one of the list's addresses or networks. */
 bool net_allow_addr(const net_allow *a, const struct sockaddr *sa);
+
+/* An IPv4 network: its address in host order, and its prefix length. */
+typedef struct {
+    uint32_t net;
+    int bits;
+} net_v4;
+
+/* The IPv4 networks a command run for a user who is not an admin is kept from (as unreachable
+ * routes of its network namespace): the private networks (10.0.0.0/8, 100.64.0.0/10,
+ * 172.16.0.0/12, 192.168.0.0/16), link-local addresses, and this host's own addresses
+ * (getifaddrs; 127.0.0.0/8 is the namespace's own), less the addresses and networks the list a
+ * names (its host names are not looked up: a route is by address). Not the reserved ranges that
+ * net_addr_internal also refuses (documentation, benchmarking, multicast): no network's
+ * services live there, and some networks route them as if public. Into out, at most max; the
+ * count, or -1 when they do not fit. */
+int net_v4_unreachable(const net_allow *a, net_v4 *out, int max);
 
 #endif

@@ -80,6 +80,10 @@ typedef struct {
     /* NULL: remote extensions may connect to any address. Else only to public addresses and
      * to what this list (core/netaddr.h) names: the host of a user who is not an admin. */
     const net_allow *reach;
+    /* NULL: shell commands reach what tool_network gives. Else they run for a user who is not
+     * an admin: with a network of their own, only public addresses and what this list names by
+     * address or network (sandbox_child_reach). A stdio server is held to reach when confined. */
+    const net_allow *cmd_reach;
     /* A user who is not an admin added the extension: a stdio server's executable and absolute
      * path arguments must lie in the system's directories or the session's working directory
      * (nothing else of the machine is mounted for it), and it gets no shared npm cache: its

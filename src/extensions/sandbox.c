@@ -195,6 +195,8 @@ void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb)
     sc->cgroup_procs[0] = '\0';
     sc->slirp = sb && !sb->open && sb->net == SANDBOX_NET_OUTSIDE ? sb->slirp : NULL;
     sc->resolv = sc->slirp ? sb->resolv : NULL;
+    sc->unreach[0] = (net_v4){0xa9fe0000u, 16}; /* 169.254.0.0/16: the metadata services */
+    sc->nunreach = 1;
     sc->cap_last = 63; /* unknown: try them all (the kernel says EINVAL past its last) */
     if (sb) {
         const struct {
@@ -221,6 +223,17 @@ void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb)
             if (v > 0 && v < 64) sc->cap_last = v;
         }
     }
+}
+
+void sandbox_child_reach(sandbox_child *sc, const net_allow *reach)
+{
+    if (!reach || !sc->slirp) return;
+    sc->nunreach = net_v4_unreachable(reach, sc->unreach, SANDBOX_UNREACH_MAX);
+    if (sc->nunreach < 0)
+        log_error(LOG_MOD,
+                  "a command of a user who is not an admin gets no network: user_extension_hosts "
+                  "cuts the private networks into more than %d pieces (name fewer, larger ones)",
+                  SANDBOX_UNREACH_MAX);
 }
 
 void sandbox_child_cgroup(sandbox_child *sc, const char *dir)
@@ -313,47 +326,55 @@ static void close_above(int lo)
 }
 
 /* In the network namespace nfd (joining first its owner, the user namespace ufd, when that is not
- * ours): a route that makes link-local addresses (169.254.0.0/16: the cloud metadata services,
- * with the machine's credentials) unreachable from the command. In a process of its own (it
- * changes namespaces). 0 when it is in place. Async-signal-safe. */
-static int net_block_link_local(int ufd, bool own_userns, int nfd)
+ * ours): a route that makes each network of sc->unreach unreachable from the command (link-local
+ * addresses, 169.254.0.0/16, where the cloud metadata services answer with the machine's
+ * credentials; for a user who is not an admin, the private networks and the host's addresses
+ * too). A more specific route wins: slirp4netns's own network (10.0.2.0/24, its gateway and
+ * name server), made later, stays reachable inside 10.0.0.0/8. In a process of its own (it
+ * changes namespaces). 0 when all are in place. Async-signal-safe. */
+static int net_block(const sandbox_child *sc, int ufd, bool own_userns, int nfd)
 {
+    if (sc->nunreach < 0) return 1;
     if (!own_userns && setns(ufd, CLONE_NEWUSER) < 0) return 1;
     if (setns(nfd, CLONE_NEWNET) < 0) return 1;
     int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (s < 0) return 1;
-    struct {
-        struct nlmsghdr n;
-        struct rtmsg r;
-        struct rtattr a;
-        unsigned char dst[4];
-    } req;
-    memset(&req, 0, sizeof req);
-    req.n.nlmsg_len = sizeof req;
-    req.n.nlmsg_type = RTM_NEWROUTE;
-    req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
-    req.n.nlmsg_seq = 1;
-    req.r.rtm_family = AF_INET;
-    req.r.rtm_dst_len = 16;
-    req.r.rtm_table = RT_TABLE_MAIN;
-    req.r.rtm_protocol = RTPROT_BOOT;
-    req.r.rtm_scope = RT_SCOPE_UNIVERSE;
-    req.r.rtm_type = RTN_UNREACHABLE;
-    req.a.rta_len = RTA_LENGTH(4);
-    req.a.rta_type = RTA_DST;
-    req.dst[0] = 169;
-    req.dst[1] = 254;
-    if (send(s, &req, sizeof req, 0) != (ssize_t)sizeof req) return 1;
-    char b[512];
-    ssize_t r = recv(s, b, sizeof b, 0);
-    const struct nlmsghdr *h = (const struct nlmsghdr *)b;
-    if (r < (ssize_t)(sizeof *h + sizeof(struct nlmsgerr)) || h->nlmsg_type != NLMSG_ERROR)
-        return 1;
-    return ((const struct nlmsgerr *)NLMSG_DATA(h))->error == 0 ? 0 : 1;
+    for (int i = 0; i < sc->nunreach; i++) {
+        struct {
+            struct nlmsghdr n;
+            struct rtmsg r;
+            struct rtattr a;
+            unsigned char dst[4];
+        } req;
+        memset(&req, 0, sizeof req);
+        req.n.nlmsg_len = sizeof req;
+        req.n.nlmsg_type = RTM_NEWROUTE;
+        req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK;
+        req.n.nlmsg_seq = (unsigned)i + 1;
+        req.r.rtm_family = AF_INET;
+        req.r.rtm_dst_len = (unsigned char)sc->unreach[i].bits;
+        req.r.rtm_table = RT_TABLE_MAIN;
+        req.r.rtm_protocol = RTPROT_BOOT;
+        req.r.rtm_scope = RT_SCOPE_UNIVERSE;
+        req.r.rtm_type = RTN_UNREACHABLE;
+        req.a.rta_len = RTA_LENGTH(4);
+        req.a.rta_type = RTA_DST;
+        uint32_t net = sc->unreach[i].net;
+        for (int k = 0; k < 4; k++)
+            req.dst[k] = (unsigned char)(net >> (24 - 8 * k));
+        if (send(s, &req, sizeof req, 0) != (ssize_t)sizeof req) return 1;
+        char b[512];
+        ssize_t r = recv(s, b, sizeof b, 0);
+        const struct nlmsghdr *h = (const struct nlmsghdr *)b;
+        if (r < (ssize_t)(sizeof *h + sizeof(struct nlmsgerr)) || h->nlmsg_type != NLMSG_ERROR ||
+            ((const struct nlmsgerr *)NLMSG_DATA(h))->error != 0)
+            return 1;
+    }
+    return 0;
 }
 
 /* The helper: reads bwrap's {"child-pid": N} from info, waits for bwrap's loopback, makes
- * link-local addresses unreachable, then becomes slirp4netns for that process's network
+ * sc->unreach unreachable, then becomes slirp4netns for that process's network
  * namespace (joining the user namespace that owns it), with ready (bwrap's --block-fd) as its
  * --ready-fd and hold as its --exit-fd. Any step that fails ends it: the command then runs with
  * its loopback alone. */
@@ -413,10 +434,11 @@ __attribute__((noreturn)) static void net_helper(const sandbox_child *sc, pid_t 
     struct stat mine, owner;
     if (ufd < 0 || stat("/proc/self/ns/user", &mine) < 0 || fstat(ufd, &owner) < 0) _exit(1);
     bool own = mine.st_ino == owner.st_ino && mine.st_dev == owner.st_dev;
-    /* Before slirp4netns lets the command go: the metadata services out of its reach. */
+    /* Before slirp4netns lets the command go: the metadata services (and, for a user who is
+     * not an admin, the private networks) out of its reach. */
     pid_t g = fork();
     if (g < 0) _exit(1);
-    if (g == 0) _exit(net_block_link_local(ufd, own, nfd));
+    if (g == 0) _exit(net_block(sc, ufd, own, nfd));
     int st = 0;
     while (waitpid(g, &st, 0) < 0)
         if (errno != EINTR) _exit(1);

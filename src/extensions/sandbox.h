@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "core/netaddr.h"
 #include "extensions/extension.h"
 
 /* What network a sandboxed command has (`tool_network`):
@@ -104,6 +105,8 @@ bool sandbox_cgroup_make(char *dir, size_t n, char *why, size_t whylen);
  * dir. Thread-safe. */
 void sandbox_cgroup_remove(char *dir);
 
+/* The most networks a command is kept from (sandbox_child's unreach). */
+#define SANDBOX_UNREACH_MAX 128
 /* What a tool's child process needs to drop its privileges, read before fork (reading it
  * afterwards is not async-signal-safe). */
 typedef struct {
@@ -119,11 +122,21 @@ typedef struct {
     char cgroup_procs[SANDBOX_CGROUP_MAX + 16]; /* "" or the cgroup.procs the child joins */
     const char *slirp;  /* NULL, or the slirp4netns that gives bwrap's namespace its network */
     const char *resolv; /* with it: the sandbox's /etc/resolv.conf */
+    /* With it: the networks the command is kept from (unreachable routes of its namespace):
+     * link-local addresses always; for a user who is not an admin, sandbox_child_reach's.
+     * -1: more than fit, the command gets no network. */
+    int nunreach;
+    net_v4 unreach[SANDBOX_UNREACH_MAX];
 } sandbox_child;
 
 /* Fills sc for sandbox_child_enter and sandbox_child_limits: sb NULL means no bubblewrap and no
  * limits; `sandbox: off` keeps the limits, without bubblewrap. */
 void sandbox_child_prepare(sandbox_child *sc, const sandbox_cfg *sb);
+/* For a command run for a user who is not an admin (reach: user_extension_hosts; NULL, as "*",
+ * changes nothing): with a network of its own, it reaches public addresses only (not a private
+ * network, nor this host's own addresses), and those reach names by address or network
+ * (net_v4_unreachable). Reads the host's interfaces: call it before fork. */
+void sandbox_child_reach(sandbox_child *sc, const net_allow *reach);
 /* Sets sc->cgroup_procs so that sandbox_child_cgroup_enter moves the child into the cgroup dir ("":
  * no cgroup). */
 void sandbox_child_cgroup(sandbox_child *sc, const char *dir);

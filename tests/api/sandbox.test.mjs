@@ -14,6 +14,7 @@ import { startServer, stopAndCheck, tempDir, have, REPO } from './lib/server.mjs
 import { get, post, del } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { recordSecret } from './lib/record.mjs';
+import { addUser } from './lib/users.mjs';
 import { withMarker, comm } from './lib/proc.mjs';
 
 const KEY = 'sk-sandbox-test-key-0123456789';
@@ -24,27 +25,27 @@ function providerEnv(fake, extra = {}) {
   return { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, ...extra };
 }
 
-async function newSession(srv, dir) {
-  const r = await post(srv, '/api/sessions', { name: 'sandbox test', working_directory: dir });
+async function newSession(srv, dir, opts) {
+  const r = await post(srv, '/api/sessions', { name: 'sandbox test', working_directory: dir }, opts);
   assert.equal(r.status, 201, r.text);
   return r.body.id;
 }
 
-/** Runs one tool call in a new session made in dir; resolves with {text, is_error}. */
-async function tool(srv, fake, dir, name, args) {
+/** Runs one tool call in a new session made in dir (as opts' user); resolves with {text, is_error}. */
+async function tool(srv, fake, dir, name, args, opts) {
   await fake.script([
     { tool_calls: [{ id: 'call_sb', name, arguments: args }] },
     { text: 'ok' },
   ]);
-  const id = await newSession(srv, dir);
-  const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'go' });
+  const id = await newSession(srv, dir, opts);
+  const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'go' }, opts);
   assert.equal(r.status, 200, r.text);
-  const hist = await get(srv, `/api/sessions/${id}/messages`);
+  const hist = await get(srv, `/api/sessions/${id}/messages`, opts);
   const res = hist.body[2].content[0];
   return { text: res.content[0].text, is_error: res.is_error };
 }
 
-const shell = (srv, fake, dir, command) => tool(srv, fake, dir, 'developer__shell', { command });
+const shell = (srv, fake, dir, command, opts) => tool(srv, fake, dir, 'developer__shell', { command }, opts);
 
 /** What the processes marked by markers are: pid, state and parent, for a failure message. */
 function describe_(markers) {
@@ -120,10 +121,10 @@ function reachCmd(targets) {
     's.on("timeout",()=>{s.destroy();res("ERR TIMEOUT")});s.on("error",(e)=>res("ERR "+e.code))});console.log(h+":"+p+" "+r)}})()\'';
 }
 
-/** Runs reachCmd(targets) as one shell command in a new session made in dir; resolves with
+/** Runs reachCmd(targets) as one shell command in a new session made in dir (as opts' user); resolves with
  * {"host:port": "CONNECTED" or "ERR code"}, one entry per target. */
-async function reach(srv, fake, dir, targets) {
-  const out = await shell(srv, fake, dir, reachCmd(targets));
+async function reach(srv, fake, dir, targets, opts) {
+  const out = await shell(srv, fake, dir, reachCmd(targets), opts);
   const got = Object.fromEntries([...out.text.matchAll(/^(\S+:\d+) (CONNECTED|ERR \S+)$/gm)].map((m) => [m[1], m[2]]));
   assert.equal(Object.keys(got).length, targets.length, out.text);
   return got;
@@ -520,6 +521,98 @@ describe("tool_network: host gives commands goosed's own network", { skip: !bwra
       assert.equal(loop.count(), 1);
     } finally {
       loop.close();
+    }
+  });
+});
+
+describe("a user's commands and stdio servers reach public addresses only, as their remote extensions do", { skip: (!bwrapWorks || !have('slirp4netns') || !outsideAddr) && 'needs bubblewrap, slirp4netns and an address but loopback' }, () => {
+  let fake;
+  let home;
+  let root;
+  let alice;
+  let srv;
+  const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
+  const start = async (extra = {}) => {
+    if (srv) await stopAndCheck(srv);
+    srv = await startServer({ home, env: providerEnv(fake, extra) });
+  };
+  // a private network's address nothing here answers: kept out at once, or tried (not asked of
+  // an admin's command, whose try would wait for the connection's timeout)
+  const PRIVATE = [['10.1.2.3', 9], ['172.16.5.5', 9], ['192.168.77.1', 9]];
+  const UNREACH = Object.fromEntries(PRIVATE.map(([h, p]) => [`${h}:${p}`, 'ERR EHOSTUNREACH']));
+  before(async () => {
+    home = tempDir();
+    root = await addUser(home, 'root', true);
+    alice = await addUser(home, 'alice');
+    fake = await startFake({ keys: { openai: KEY } });
+    await start();
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it("a user's command reaches neither the host's addresses nor a private network; an admin's reaches the host", async () => {
+    const outside = await listen(outsideAddr);
+    try {
+      const mine = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port], ...PRIVATE, ['169.254.169.254', 80]], as(alice));
+      assertReach(mine, { [`${outsideAddr}:${outside.port}`]: 'ERR EHOSTUNREACH', ...UNREACH, '169.254.169.254:80': 'ERR EHOSTUNREACH' });
+      assert.equal(outside.count(), 0);
+      const admin = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port]], as(root));
+      assertReach(admin, { [`${outsideAddr}:${outside.port}`]: 'CONNECTED' });
+      assert.equal(outside.count(), 1);
+    } finally {
+      outside.close();
+    }
+  });
+
+  it("a user's command still resolves names through the sandbox's name server, inside 10.0.0.0/8", { skip: !hostResolves && 'this machine resolves no public name' }, async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), `getent hosts ${PUBLIC_NAME} || echo UNRESOLVED`, as(alice));
+    assert.match(out.text, /^[0-9a-f.:]+\s+registry\.npmjs\.org/m, out.text);
+  });
+
+  it("a user's command reaches the public internet: npm asks the registry", { skip: !hostReachesRegistry && 'this machine does not reach the npm registry' }, async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), 'npm view is-number name 2>&1; echo "rc=$?"', as(alice));
+    assert.match(out.text, /^is-number$/m, out.text);
+  });
+
+  it("a user's own stdio server is kept out the same way", async () => {
+    const outside = await listen(outsideAddr);
+    try {
+      const dir = tempDir('goosed-sb-cwd-');
+      const id = await newSession(srv, dir, as(alice));
+      // The "server" tries the host and a private network, writes what it got beside it, exits.
+      const targets = [[outsideAddr, outside.port], PRIVATE[0]];
+      const script = `const net=require("net");Promise.all(${JSON.stringify(targets)}.map(([h,p])=>new Promise((res)=>{` +
+        'const s=net.connect({host:h,port:p,timeout:5000});s.on("connect",()=>{s.destroy();res(h+":"+p+" CONNECTED")});' +
+        's.on("timeout",()=>{s.destroy();res(h+":"+p+" ERR TIMEOUT")});s.on("error",(e)=>res(h+":"+p+" ERR "+e.code))})))' +
+        '.then((r)=>require("fs").writeFileSync("reach.txt",r.join("\\n")))';
+      const add = await post(srv, `/api/sessions/${id}/extensions`, { name: 'probe', config: { type: 'stdio', cmd: process.execPath, args: ['-e', script], timeout: 30 } }, as(alice));
+      assert.equal(add.status, 200, add.text);
+      await fake.script([{ text: 'ok' }]);
+      assert.equal((await post(srv, `/api/sessions/${id}/messages`, { content: 'start it' }, as(alice))).status, 200);
+      const file = path.join(dir, 'reach.txt');
+      await until(() => existsSync(file), 10_000, 'the server to write what it reached');
+      const got = Object.fromEntries(readFileSync(file, 'utf8').split('\n').map((l) => l.split(' ')).map(([k, ...v]) => [k, v.join(' ')]));
+      assertReach(got, { [`${outsideAddr}:${outside.port}`]: 'ERR EHOSTUNREACH', [`${PRIVATE[0][0]}:${PRIVATE[0][1]}`]: 'ERR EHOSTUNREACH' });
+      assert.equal(outside.count(), 0);
+    } finally {
+      outside.close();
+    }
+  });
+
+  it('what user_extension_hosts names, by address or network, a user\'s command reaches; the rest stays out', async () => {
+    await start({ GOOSE_USER_EXTENSION_HOSTS: `${outsideAddr}, 172.16.0.0/16` });
+    const outside = await listen(outsideAddr);
+    try {
+      const mine = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port], PRIVATE[0], ['172.17.0.1', 9]], as(alice));
+      assertReach(mine, { [`${outsideAddr}:${outside.port}`]: 'CONNECTED', '10.1.2.3:9': 'ERR EHOSTUNREACH', '172.17.0.1:9': 'ERR EHOSTUNREACH' });
+      assert.equal(outside.count(), 1);
+    } finally {
+      outside.close();
     }
   });
 });

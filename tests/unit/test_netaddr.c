@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,12 +232,118 @@ static void test_url_host(void **state)
     assert_false(net_url_host("http://a-rather-long-host-name.example/", h, 8)); /* no room */
 }
 
+/* Whether x (host order) is inside one of the n networks of out. */
+static bool v4_in(const net_v4 *out, int n, uint32_t x)
+{
+    for (int i = 0; i < n; i++)
+        if (out[i].bits == 0 || (x >> (32 - out[i].bits)) == (out[i].net >> (32 - out[i].bits)))
+            return true;
+    return false;
+}
+
+static struct sockaddr_in v4(uint32_t x)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(x)};
+    return sa;
+}
+
+/* Whether x is one of this host's IPv4 addresses (as net_addr_local says, read once). */
+static bool host_addr(uint32_t x)
+{
+    static uint32_t mine[64];
+    static int n = -1;
+    if (n < 0) {
+        struct ifaddrs *ifs;
+        assert_int_equal(getifaddrs(&ifs), 0);
+        n = 0;
+        for (struct ifaddrs *f = ifs; f && n < 64; f = f->ifa_next)
+            if (f->ifa_addr && f->ifa_addr->sa_family == AF_INET) {
+                mine[n] = ntohl(((const struct sockaddr_in *)f->ifa_addr)->sin_addr.s_addr);
+                assert_non_null(net_addr_local(f->ifa_addr));
+                n++;
+            }
+        freeifaddrs(ifs);
+    }
+    for (int i = 0; i < n; i++)
+        if (mine[i] == x) return true;
+    return false;
+}
+
+/* What net_v4_unreachable gives, checked address by address against the rule it stands for:
+ * kept out when in a private network or link-local, or one of this host's (less the
+ * namespace's own 0/8 and 127/8), and not named by the list. */
+static void check_unreachable(const char *list, uint32_t *probe, size_t nprobe)
+{
+    char err[256];
+    net_allow *a = NULL;
+    assert_int_equal(net_allow_parse(list, &a, err, sizeof err), GD_OK);
+    net_v4 out[256];
+    int n = net_v4_unreachable(a, out, 256);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++) /* each a network: nothing set past its prefix */
+        assert_true(out[i].bits == 32 || (out[i].net & (0xffffffffu >> out[i].bits)) == 0);
+    uint32_t seed = 12345;
+    for (size_t k = 0; k < nprobe + 100000; k++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t x = k < nprobe ? probe[k] : seed ^ (seed >> 15) << 7;
+        struct sockaddr_in sa = v4(x);
+        const struct sockaddr *s = (const struct sockaddr *)&sa;
+        bool own = (x >> 24) == 0 || (x >> 24) == 127;
+        const char *what = net_addr_internal(s);
+        bool inner = what && (strstr(what, "private") || strstr(what, "link-local"));
+        bool kept = !own && (inner || host_addr(x)) && !net_allow_addr(a, s);
+        if (v4_in(out, n, x) != kept)
+            fail_msg("%s: %u.%u.%u.%u: %s, expected %s", list, x >> 24, (x >> 16) & 255,
+                     (x >> 8) & 255, x & 255, kept ? "reached" : "kept out",
+                     kept ? "kept out" : "reached");
+    }
+    net_allow_free(a);
+}
+
+static void test_unreachable(void **state)
+{
+    (void)state;
+    uint32_t probe[] = {0x0a000000u, 0x0affffffu, 0x0a140000u, 0x0a13ffffu, 0x0a14ffffu,
+                        0x0a150000u, 0xa9fea9feu, 0xac100001u, 0xac1fffffu, 0xac200000u,
+                        0xc0a80101u, 0x08080808u, 0x01010101u, 0xe0000001u, 0xffffffffu,
+                        0x64400001u, 0x0a000205u, 0x7f000001u, 0x00000000u};
+    size_t np = sizeof probe / sizeof *probe;
+    check_unreachable("", probe, np);
+    check_unreachable("10.20.0.0/16", probe, np);
+    check_unreachable("mcp.internal, 10.0.2.5, 172.16.0.0/12, 192.168.1.0/24, fd00::/8", probe, np);
+    check_unreachable("10.0.0.0/8, 169.254.169.254", probe, np);
+    check_unreachable("0.0.0.0/1", probe, np); /* half of everything, private ones too */
+    /* this host's own addresses, kept out unless named */
+    struct ifaddrs *ifs;
+    assert_int_equal(getifaddrs(&ifs), 0);
+    for (struct ifaddrs *f = ifs; f; f = f->ifa_next)
+        if (f->ifa_addr && f->ifa_addr->sa_family == AF_INET) {
+            uint32_t x = ntohl(((const struct sockaddr_in *)f->ifa_addr)->sin_addr.s_addr);
+            check_unreachable("", &x, 1);
+        }
+    freeifaddrs(ifs);
+    /* "*": nothing kept out; NULL: as the empty list; too many for out: -1 */
+    char err[256];
+    net_allow *a = NULL;
+    net_v4 out[64];
+    assert_int_equal(net_allow_parse("*", &a, err, sizeof err), GD_OK);
+    assert_int_equal(net_v4_unreachable(a, out, 64), 0);
+    net_allow_free(a);
+    assert_true(net_v4_unreachable(NULL, out, 64) >= 5);
+    assert_int_equal(net_v4_unreachable(NULL, out, 3), -1);
+    assert_int_equal(net_allow_parse("10.1.2.3, 172.20.1.1, 192.168.7.7", &a, err, sizeof err),
+                     GD_OK);
+    assert_int_equal(net_v4_unreachable(a, out, 20),
+                     -1); /* each address splits its network 32 ways */
+    net_allow_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_and_same), cmocka_unit_test(test_internal),
         cmocka_unit_test(test_allow_list),     cmocka_unit_test(test_local),
-        cmocka_unit_test(test_url_host),
+        cmocka_unit_test(test_url_host),       cmocka_unit_test(test_unreachable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

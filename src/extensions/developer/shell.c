@@ -471,6 +471,7 @@ static void shell_spawn(void *arg)
                        .cwd = cwd,
                        .max_fd = 1 << 16};
         sandbox_child_prepare(&r.sb, sb);
+        sandbox_child_reach(&r.sb, c->d->host.cmd_reach);
         sandbox_child_cgroup(&r.sb, sh->cgroup);
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&

@@ -665,6 +665,7 @@ typedef struct {
     pid_t pid;
     int in, out, err;
     char cgroup[SANDBOX_CGROUP_MAX]; /* "" or the cgroup it runs in (goosed as root) */
+    const net_allow *reach;          /* a user's server: its network's reach (sandbox.h) */
     char why[512];
 } spawn_job;
 
@@ -695,6 +696,7 @@ static void spawn_run(spawn_job *j)
                    .cwd = j->cwd,
                    .max_fd = 1 << 16};
     sandbox_child_prepare(&r.sb, sandbox_current());
+    sandbox_child_reach(&r.sb, j->reach);
     sandbox_child_cgroup(&r.sb, j->cgroup);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
@@ -867,6 +869,7 @@ mcp_transport *mcp_stdio_new(const json_t *cfg, const ext_host *host, const mcp_
         goto fail;
     }
     snprintf(j->cmd, sizeof j->cmd, "%s", cmd);
+    j->reach = host->confined ? host->reach : NULL;
     if (!find_exec(cmd, j->env, j->path, sizeof j->path)) {
         snprintf(err, errlen, "%s: cannot start '%s': %s", name, cmd,
                  strchr(cmd, '/') ? "no such executable file" : "not found in PATH");
