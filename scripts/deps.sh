@@ -17,11 +17,12 @@ what=${1:-build}
 # bubblewrap: shell commands and stdio extensions run under bwrap (without it goosed refuses to
 # run tools unless `sandbox: off`). slirp4netns: their network, without the host's loopback (without
 # it they get none, unless `tool_network: host`).
+# libedit-dev: the line editor of `goose session`'s chat.
 # libgnutls28-dev: goosed's own TLS (the certificate checked, the self-signed one made, HTTPS
 # served by its own HTTP engine).
 pkgs=(gcc make cmake pkg-config libjansson-dev libyaml-dev libsqlite3-dev
       libsodium-dev libcurl4-openssl-dev libwslay-dev libcmocka-dev bubblewrap slirp4netns
-      libgnutls28-dev)
+      libgnutls28-dev libedit-dev)
 case $what in
   build) ;;
   test)  pkgs+=(util-linux clang-format sqlite3 nginx-light openssl tmux prometheus) ;;

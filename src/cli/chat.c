@@ -1,14 +1,16 @@
 /* cli/chat: `goose session` alone: a chat with the agent of a running server in the terminal. A
  * prompt, the reply streamed as `goose run` shows it, tool confirmations asked; /exit, /quit or
- * end of input (Ctrl-D) leaves; Ctrl-C during a reply cancels the reply, at the prompt it only
- * says how to leave. */
-#include <errno.h>
+ * end of input (Ctrl-D) leaves; Ctrl-C during a reply cancels the reply, at the prompt it drops
+ * the line typed and says how to leave. Lines are read through cli/lineedit (an editor and a
+ * history on a terminal). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/chat.h"
 #include "cli/client.h"
+#include "cli/lineedit.h"
 #include "cli/reply.h"
 
 #define PROMPT "( O)> "
@@ -47,55 +49,44 @@ int chat_main(cl_client *cl, const char *sid, const char *name, bool json)
     fputs("Type a message and press Enter; /exit or Ctrl-D leaves, Ctrl-C cancels a reply.\n", say);
     reply_signals();
     reply_opts o = {.json = json, .confirm = REPLY_ASK, .chat = true};
-    char *line = NULL;
-    size_t cap = 0;
-    for (;;) {
+    char hist[PATH_MAX];
+    line_editor *le = le_open(say, le_history_path(hist, sizeof hist) ? hist : NULL);
+    char *msg = NULL;
+    for (; le;) {
         reply_interrupts_clear();
-        fputs(PROMPT, say);
-        fflush(say);
-        errno = 0;
-        ssize_t n = getline(&line, &cap, stdin);
-        if (n < 0) {
-            bool eof = feof(stdin);
-            clearerr(stdin);
-            if (!eof && (errno == EINTR || reply_interrupts())) {
-                fputs("\n(Ctrl-C cancels a reply; /exit or Ctrl-D leaves)\n", say);
-                continue;
-            }
+        bool intr;
+        const char *line = le_read(le, PROMPT, &intr);
+        if (!line && intr) {
+            fputs("(Ctrl-C cancels a reply; /exit or Ctrl-D leaves)\n", say);
+            continue;
+        }
+        if (!line) {
             fputc('\n', say);
             break;
         }
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
+        free(msg);
+        msg = strdup(line);
         /* A line that ends with a backslash goes on on the next: a message of several lines. */
-        while (n > 0 && line[n - 1] == '\\') {
-            line[n - 1] = '\n';
-            fputs(MORE, say);
-            fflush(say);
-            char *next = NULL;
-            size_t ncap = 0;
-            ssize_t m = getline(&next, &ncap, stdin);
-            if (m < 0) { /* the end of input: what was typed goes */
-                clearerr(stdin);
-                free(next);
-                line[--n] = '\0';
+        size_t n = msg ? strlen(msg) : 0;
+        while (msg && n > 0 && msg[n - 1] == '\\') {
+            msg[n - 1] = '\n';
+            const char *next = le_read(le, MORE, &intr);
+            if (!next) { /* the end of input: what was typed goes; Ctrl-C drops it */
+                msg[n - 1] = '\0';
+                if (intr) msg[0] = '\0';
                 break;
             }
-            while (m > 0 && (next[m - 1] == '\n' || next[m - 1] == '\r'))
-                next[--m] = '\0';
-            char *joined = realloc(line, (size_t)n + (size_t)m + 1);
-            if (!joined) {
-                free(next);
-                break;
-            }
-            memcpy(joined + n, next, (size_t)m + 1);
-            line = joined;
-            cap = (size_t)n + (size_t)m + 1;
+            size_t m = strlen(next);
+            char *joined = realloc(msg, n + m + 1);
+            if (!joined) break;
+            memcpy(joined + n, next, m + 1);
+            msg = joined;
             n += m;
-            free(next);
         }
-        char *text = line + strspn(line, " \t");
+        if (!msg) break;
+        char *text = msg + strspn(msg, " \t");
         if (!*text) continue;
+        le_remember(le, msg);
         if (!strcmp(text, "/exit") || !strcmp(text, "/quit")) break;
         if (!strcmp(text, "/help") || !strcmp(text, "/?")) {
             fputs(help, say);
@@ -108,7 +99,8 @@ int chat_main(cl_client *cl, const char *sid, const char *name, bool json)
         char stop[32];
         reply_run(cl, sid, text, &o, stop);
     }
-    free(line);
+    free(msg);
+    le_close(le);
     free(owned);
     return 0;
 }

@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, stopAndCheck, tempDir, GOOSED_BIN, REPO } from './lib/server.mjs';
@@ -141,6 +141,65 @@ describe('goose in a terminal', { skip: !HAVE_TMUX && 'tmux is not installed (sc
       await waitFor('resume', /^EXITED=0$/m, 'the exit on Ctrl-D');
     } finally {
       close('resume');
+    }
+  });
+
+  it('the chat edits the line, recalls earlier messages with the up arrow, also in the next run, and keeps them for the user alone', async () => {
+    const home = tempDir('goose-tty-hist-');
+    const henv = { ...env, HOME: home };
+    const lastUser = async () => {
+      const m = (await fake.requests('openai')).at(-1).body.messages.filter((x) => x.role === 'user').at(-1);
+      return typeof m.content === 'string' ? m.content : m.content.map((c) => c.text).join('');
+    };
+    await fake.script([{ text: 'one.' }, { text: 'two.' }, { text: 'three.' }, { text: 'four.' }, { text: 'five.' }]);
+    open('hist', home, henv, `'${GOOSE}' session`);
+    try {
+      await waitFor('hist', /\( O\)> $/m, 'the prompt');
+      // a typo mended: the cursor moved back into the word, a letter put in, é kept whole
+      tmux('send-keys', '-t', 'hist', '-l', 'helo wörld');
+      for (let i = 0; i < 7; i++) tmux('send-keys', '-t', 'hist', 'Left'); // back over 'o wörld', ö one character
+      tmux('send-keys', '-t', 'hist', '-l', 'l');
+      tmux('send-keys', '-t', 'hist', 'Enter');
+      await waitFor('hist', /one\.\n\( O\)> $/m, 'the first reply');
+      assert.equal(await lastUser(), 'hello wörld');
+      // Ctrl-C drops what was typed
+      tmux('send-keys', '-t', 'hist', '-l', 'draft');
+      tmux('send-keys', '-t', 'hist', 'C-c');
+      await waitFor('hist', /\/exit or Ctrl-D leaves\)\n\( O\)> $/m, 'the prompt after Ctrl-C');
+      // a message that starts with a space stays out of the history
+      tmux('send-keys', '-t', 'hist', '-l', ' my token is hist-secret-51');
+      tmux('send-keys', '-t', 'hist', 'Enter');
+      await waitFor('hist', /two\.\n\( O\)> $/m, 'the second reply');
+      assert.equal(await lastUser(), 'my token is hist-secret-51'); // sent without the space
+      // the up arrow brings back the last message kept
+      tmux('send-keys', '-t', 'hist', 'Up');
+      tmux('send-keys', '-t', 'hist', 'Enter');
+      await waitFor('hist', /three\.\n\( O\)> $/m, 'the third reply');
+      assert.equal(await lastUser(), 'hello wörld');
+      tmux('send-keys', '-t', 'hist', '/exit', 'Enter');
+      await waitFor('hist', /^EXITED=0$/m, 'the exit');
+    } finally {
+      close('hist');
+    }
+    const file = path.join(home, '.local/state/goose/chat_history');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(statSync(path.dirname(file)).mode & 0o777, 0o700);
+    const kept = readFileSync(file, 'utf8');
+    assert.ok(!kept.includes('hist-secret-51') && !kept.includes('draft'), kept);
+    // the next run recalls them: /exit, then the message before it
+    open('hist2', home, henv, `'${GOOSE}' session`);
+    try {
+      await waitFor('hist2', /\( O\)> $/m, 'the prompt');
+      tmux('send-keys', '-t', 'hist2', 'Up');
+      await waitFor('hist2', /\( O\)> \/exit$/m, 'the last line of the run before');
+      tmux('send-keys', '-t', 'hist2', 'Up');
+      tmux('send-keys', '-t', 'hist2', 'Enter');
+      await waitFor('hist2', /four\.\n\( O\)> $/m, 'the reply to the recalled message');
+      assert.equal(await lastUser(), 'hello wörld');
+      tmux('send-keys', '-t', 'hist2', 'C-d');
+      await waitFor('hist2', /^EXITED=0$/m, 'the exit on Ctrl-D');
+    } finally {
+      close('hist2');
     }
   });
 
