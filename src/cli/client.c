@@ -27,6 +27,10 @@ const char cl_common_help[] =
     "  --url URL       the server (default: GOOSE_SERVER_URL, else " DEFAULT_URL ")\n"
     "  --cacert FILE   trust this CA certificate for https (default: GOOSE_SERVER_CACERT;\n"
     "                  else the system's CAs)\n"
+    "  --cert FILE     show this client certificate (PEM) to a server that asks for one\n"
+    "                  (default: GOOSE_SERVER_CLIENT_CERT)\n"
+    "  --key FILE      the client certificate's key, when not in its file (default:\n"
+    "                  GOOSE_SERVER_CLIENT_KEY)\n"
     "  --json          the server's JSON instead of text\n"
     "  -v, --verbose   each request and its status on stderr (never the credentials)\n"
     "  -h, --help      this help\n"
@@ -38,7 +42,7 @@ const char cl_common_help[] =
 struct cl_client {
     char *base;  /* the URL without a trailing '/' */
     char *shown; /* the same without user:password@, for messages */
-    const char *cacert;
+    const char *cacert, *cert, *key;
     const char *token, *secret;
     bool verbose;
     char *prog;
@@ -77,6 +81,8 @@ int cl_common_opt(cl_common *c, const char *prog, int argc, char **argv, int *i)
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) return c->help = true, 1;
     int r = cl_opt_value(prog, "--url", NULL, argc, argv, i, &c->url);
     if (r) return r;
+    if ((r = cl_opt_value(prog, "--cert", NULL, argc, argv, i, &c->cert))) return r;
+    if ((r = cl_opt_value(prog, "--key", NULL, argc, argv, i, &c->key))) return r;
     return cl_opt_value(prog, "--cacert", NULL, argc, argv, i, &c->cacert);
 }
 
@@ -126,6 +132,10 @@ cl_client *cl_open(const cl_common *c, const char *prog)
         cl->shown[--n] = '\0';
     cl->cacert = c->cacert && *c->cacert ? c->cacert : getenv("GOOSE_SERVER_CACERT");
     if (cl->cacert && !*cl->cacert) cl->cacert = NULL;
+    cl->cert = c->cert && *c->cert ? c->cert : getenv("GOOSE_SERVER_CLIENT_CERT");
+    if (cl->cert && !*cl->cert) cl->cert = NULL;
+    cl->key = c->key && *c->key ? c->key : getenv("GOOSE_SERVER_CLIENT_KEY");
+    if (cl->key && !*cl->key) cl->key = NULL;
     cl->token = getenv("GOOSE_SERVER_TOKEN");
     if (cl->token && !*cl->token) cl->token = NULL;
     cl->secret = getenv("GOOSE_SERVER__SECRET_KEY");
@@ -279,6 +289,19 @@ static void say_status(cl_client *cl, xfer *x)
 static void say_transport(cl_client *cl, CURLcode rc, const char *errbuf)
 {
     const char *why = errbuf && *errbuf ? errbuf : curl_easy_strerror(rc);
+    /* The server's TLS alert: it asks for a client certificate, or refused the one shown (TLS
+     * 1.3 checks it after the client's side of the handshake: the alert comes at a read). */
+    if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_SSL_CONNECT_ERROR) &&
+        (strstr(why, "alert certificate required") || strstr(why, "alert bad certificate") ||
+         strstr(why, "alert unknown ca"))) {
+        fprintf(stderr,
+                "%s: the server at %s %s (%s); give one its CA issued with --cert FILE (and "
+                "--key FILE), or GOOSE_SERVER_CLIENT_CERT and GOOSE_SERVER_CLIENT_KEY\n",
+                cl->prog, cl->shown,
+                cl->cert ? "refused the client certificate shown" : "asks for a client certificate",
+                why);
+        return;
+    }
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
         fprintf(stderr,
@@ -374,6 +397,8 @@ static int perform(cl_client *cl, const char *method, const char *path, const ch
     curl_easy_setopt(h, CURLOPT_USERAGENT, "goose/" GOOSED_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (cl->cacert) curl_easy_setopt(h, CURLOPT_CAINFO, cl->cacert);
+    if (cl->cert) curl_easy_setopt(h, CURLOPT_SSLCERT, cl->cert);
+    if (cl->key) curl_easy_setopt(h, CURLOPT_SSLKEY, cl->key);
     if (x->sse) {
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);

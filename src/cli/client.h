@@ -17,6 +17,8 @@
 typedef struct {
     const char *url;    /* --url, else GOOSE_SERVER_URL, else the default */
     const char *cacert; /* --cacert, else GOOSE_SERVER_CACERT */
+    const char *cert;   /* --cert, else GOOSE_SERVER_CLIENT_CERT: a client certificate (PEM) */
+    const char *key;    /* --key, else GOOSE_SERVER_CLIENT_KEY: its key (default: in cert) */
     bool json;          /* --json: the server's JSON instead of text */
     bool verbose;       /* --verbose/-v: each request and its status on stderr */
     bool help;          /* --help/-h */

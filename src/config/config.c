@@ -144,6 +144,8 @@ static const struct cfg_key {
      "the path of a PEM private key file"},
     {"tls_self_signed", "GOOSE_TLS_SELF_SIGNED", NULL, K_BOOL, 0, 0,
      offsetof(config, tls_self_signed), 0, "true or false"},
+    {"tls_client_ca", "GOOSE_TLS_CLIENT_CA", NULL, K_STR, 0, 0, STR(tls_client_ca),
+     "the path of a PEM file of CA certificates"},
     {"metrics", "GOOSE_METRICS", NULL, K_BOOL, 0, 0, offsetof(config, metrics), 0, "true or false"},
     {"metrics_listen", "GOOSE_METRICS_LISTEN", NULL, K_STR, 0, 0, STR(metrics_listen),
      "an address and port such as 127.0.0.1:9464"},

@@ -80,9 +80,11 @@ typedef struct {
     char user_extension_hosts[8192];
     /* TLS on goosed itself (http/tls.h): certificate and key files, or a self-signed pair made
      * at first start in data_dir */
-    char tls_cert[PATH_MAX]; /* PEM certificate (chain) file, "" when none */
-    char tls_key[PATH_MAX];  /* PEM private key file, "" when none */
-    bool tls_self_signed;    /* make (once) and serve a self-signed certificate */
+    char tls_cert[PATH_MAX];      /* PEM certificate (chain) file, "" when none */
+    char tls_key[PATH_MAX];       /* PEM private key file, "" when none */
+    bool tls_self_signed;         /* make (once) and serve a self-signed certificate */
+    char tls_client_ca[PATH_MAX]; /* PEM CA certificates a client's certificate must chain
+                                   * to (every connection must show one); "" when none */
     /* GET /metrics (core/metrics.h): off answers 404 and records nothing; metrics_listen
      * ("127.0.0.1:9464", "" for none) serves it without authentication on its own address */
     bool metrics;

@@ -169,6 +169,7 @@ typedef struct {
  * session's credentials until the session is freed) until the last of them closes. */
 typedef struct {
     gnutls_certificate_credentials_t xcred;
+    bool verify_client; /* every client must show a certificate of tls_client_ca's CAs */
     atomic_int refs;
 } tls_keys;
 
@@ -177,6 +178,15 @@ static void keys_unref(tls_keys *k)
     if (!k || atomic_fetch_sub(&k->refs, 1) != 1) return;
     gnutls_certificate_free_credentials(k->xcred);
     free(k);
+}
+
+/* Asks the client of session for a certificate, and makes the handshake fail unless it shows
+ * one that chains to the trusted CAs (tls_client_ca), valid now: as nginx's
+ * `ssl_verify_client on`. */
+static void tls_require_client(gnutls_session_t session)
+{
+    gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
+    gnutls_session_set_verify_cert(session, NULL, 0);
 }
 
 /* Ends a connection's TLS session, and its hold on the credentials it was set up with. */
@@ -1839,6 +1849,10 @@ static bool step_handshake(hconn *c)
     if (!gnutls_error_is_fatal(rc)) return true;
     log_debug("http", "fd %d: TLS handshake with %s failed: %s", c->fd, c->client,
               gnutls_strerror(rc));
+    /* The client is told why (a certificate required or refused, no common cipher...), as far
+     * as the socket takes the alert now: the close follows either way. */
+    if (rc != GNUTLS_E_UNEXPECTED_PACKET_LENGTH && rc != GNUTLS_E_PREMATURE_TERMINATION)
+        gnutls_alert_send_appropriate(c->tls, rc);
     /* closed after reading what the client sent (plain HTTP, say): a close with unread bytes
      * would reset the connection */
     conn_tls_end(c);
@@ -2454,6 +2468,7 @@ static void accept_some(worker *w)
                 close(fd);
                 continue;
             }
+            if (c->keys->verify_client) tls_require_client(c->tls);
             gnutls_transport_set_int(c->tls, fd);
             c->state = ST_HANDSHAKE;
         }
@@ -2635,8 +2650,16 @@ static tls_keys *keys_new(const tls_creds *c, char *err, size_t errlen)
     int rc = gnutls_certificate_allocate_credentials(&k->xcred);
     if (rc >= 0)
         rc = gnutls_certificate_set_x509_key_mem(k->xcred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    const char *what = c->cert_path;
+    if (rc >= 0 && c->client_ca_pem) {
+        gnutls_datum_t ca = {(unsigned char *)c->client_ca_pem, (unsigned)strlen(c->client_ca_pem)};
+        what = "tls_client_ca";
+        rc = gnutls_certificate_set_x509_trust_mem(k->xcred, &ca, GNUTLS_X509_FMT_PEM);
+        k->verify_client = rc > 0;
+        if (rc == 0) rc = GNUTLS_E_NO_CERTIFICATE_FOUND;
+    }
     if (rc < 0) {
-        snprintf(err, errlen, "cannot set up TLS with %s: %s", c->cert_path, gnutls_strerror(rc));
+        snprintf(err, errlen, "cannot set up TLS with %s: %s", what, gnutls_strerror(rc));
         if (k->xcred) gnutls_certificate_free_credentials(k->xcred);
         free(k);
         return NULL;

@@ -38,7 +38,7 @@ struct file_ref {
 
 bool tls_wanted(const config *cfg)
 {
-    return cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_self_signed;
+    return cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_self_signed || cfg->tls_client_ca[0];
 }
 
 void tls_creds_free(tls_creds *c)
@@ -49,6 +49,7 @@ void tls_creds_free(tls_creds *c)
         free(c->key_pem);
     }
     free(c->cert_pem);
+    free(c->client_ca_pem);
     memset(c, 0, sizeof *c);
 }
 
@@ -481,10 +482,43 @@ static gd_err given_files(const config *cfg, tls_creds *out, struct cert_info *i
     return GD_OK;
 }
 
+/* tls_client_ca's certificates into out: PEM, each one parsed, at least one. */
+static gd_err client_cas(const config *cfg, tls_creds *out, char *err, size_t errlen)
+{
+    struct file_ref f = {"tls_client_ca", cfg->tls_client_ca};
+    gd_err rc = read_small(f, &out->client_ca_pem, err, errlen);
+    if (rc) return rc;
+    gnutls_datum_t pem = {(unsigned char *)out->client_ca_pem,
+                          (unsigned)strlen(out->client_ca_pem)};
+    gnutls_x509_crt_t *list = NULL;
+    unsigned n = 0;
+    int r = gnutls_x509_crt_list_import2(&list, &n, &pem, GNUTLS_X509_FMT_PEM, 0);
+    for (unsigned i = 0; r >= 0 && i < n; i++)
+        gnutls_x509_crt_deinit(list[i]);
+    gnutls_free(list);
+    if (r < 0 || n == 0) {
+        snprintf(err, errlen,
+                 "tls_client_ca %s: not PEM CA certificates (-----BEGIN CERTIFICATE-----): %s",
+                 cfg->tls_client_ca, r < 0 ? gnutls_strerror(r) : "none in the file");
+        return GD_EINVAL;
+    }
+    out->client_cas = n;
+    log_info("tls",
+             "clients must show a certificate issued by one of the %u CA certificate%s of %s", n,
+             n == 1 ? "" : "s", cfg->tls_client_ca);
+    return GD_OK;
+}
+
 gd_err tls_load(const config *cfg, tls_creds *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     bool files = cfg->tls_cert[0] || cfg->tls_key[0];
+    if (cfg->tls_client_ca[0] && !files && !cfg->tls_self_signed) {
+        snprintf(err, errlen,
+                 "tls_client_ca is set but goosed serves no TLS: client certificates need "
+                 "tls_cert and tls_key, or tls_self_signed");
+        return GD_EINVAL;
+    }
     if (files && cfg->tls_self_signed) {
         snprintf(err, errlen,
                  "tls_self_signed is true and tls_cert or tls_key is set too: give "
@@ -502,7 +536,11 @@ gd_err tls_load(const config *cfg, tls_creds *out, char *err, size_t errlen)
     struct cert_info info = {0};
     gd_err rc = files ? given_files(cfg, out, &info, err, errlen)
                       : self_signed(cfg, out, &info, err, errlen);
-    if (rc) return rc;
+    if (!rc && cfg->tls_client_ca[0]) rc = client_cas(cfg, out, err, errlen);
+    if (rc) {
+        tls_creds_free(out);
+        return rc;
+    }
     memcpy(out->fingerprint, info.fingerprint, sizeof out->fingerprint);
     return GD_OK;
 }

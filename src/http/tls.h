@@ -22,19 +22,23 @@ typedef struct {
     char *key_pem;  /* the private key, PEM, NUL-terminated; wiped when freed */
     char fingerprint[TLS_FINGERPRINT_LEN]; /* of the first (the server's) certificate */
     char cert_path[PATH_MAX];              /* where the certificate came from */
-    bool generated;                        /* made by this start (tls_self_signed) */
+    char *client_ca_pem; /* tls_client_ca's certificates, PEM, or NULL: no client certificate
+                          * is asked for */
+    unsigned client_cas; /* how many */
+    bool generated;      /* made by this start (tls_self_signed) */
 } tls_creds;
 
-/* Whether cfg asks for TLS (tls_cert, tls_key or tls_self_signed set). */
+/* Whether cfg asks for TLS (tls_cert, tls_key, tls_self_signed or tls_client_ca set). */
 bool tls_wanted(const config *cfg);
 
 /* Reads (or, with tls_self_signed and no pair in cfg->data_dir yet, makes and stores) the
  * certificate and key, and checks them as the TLS library will use them: both PEM, the key
- * unencrypted and matching the certificate. On failure returns GD_EINVAL (GD_EIO for a file
- * that cannot be read or written) with a message naming the file and the problem in err, and
- * *out holds nothing. On success the caller frees *out with tls_creds_free. Logs warnings
- * (a key file others can read, a certificate out of its validity, a self-signed one that does
- * not name the configured host). */
+ * unencrypted and matching the certificate; and tls_client_ca's certificates, when it is set
+ * (PEM certificates, at least one; a CA file without a certificate to serve is refused). On failure
+ * returns GD_EINVAL (GD_EIO for a file that cannot be read or written) with a message naming the
+ * file and the problem in err, and *out holds nothing. On success the caller frees *out with
+ * tls_creds_free. Logs warnings (a key file others can read, a certificate out of its validity, a
+ * self-signed one that does not name the configured host). */
 gd_err tls_load(const config *cfg, tls_creds *out, char *err, size_t errlen);
 
 /* Frees what tls_load filled (the key wiped first); *c is left empty. NULL-safe. */
