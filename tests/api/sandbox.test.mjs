@@ -561,9 +561,12 @@ describe("a user's commands and stdio servers reach public addresses only, as th
       const mine = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port], ...PRIVATE, ['169.254.169.254', 80]], as(alice));
       assertReach(mine, { [`${outsideAddr}:${outside.port}`]: 'ERR EHOSTUNREACH', ...UNREACH, '169.254.169.254:80': 'ERR EHOSTUNREACH' });
       assert.equal(outside.count(), 0);
+      // and the model is told
+      assert.match(await shellDescription(fake), /network of its own: it reaches the internet, but not the services of the machine it runs on \(its localhost and its other addresses\) nor those of private networks/);
       const admin = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port]], as(root));
       assertReach(admin, { [`${outsideAddr}:${outside.port}`]: 'CONNECTED' });
       assert.equal(outside.count(), 1);
+      assert.match(await shellDescription(fake), /it reaches the internet, but not the services that listen only on the machine's localhost/);
     } finally {
       outside.close();
     }

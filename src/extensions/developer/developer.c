@@ -39,6 +39,11 @@ static const char SHELL_SANDBOXED[] =
 static const char SHELL_NET_OWN[] =
     " It has a network of its own: it reaches the internet, but not the services that listen "
     "only on the machine's localhost (a local database or web server).";
+/* A user who is not an admin: kept from the host and the private networks (sandbox.h). */
+static const char SHELL_NET_USER[] =
+    " It has a network of its own: it reaches the internet, but not the services of the "
+    "machine it runs on (its localhost and its other addresses) nor those of private networks "
+    "(10.x, 172.16-31.x, 192.168.x addresses).";
 static const char SHELL_NET_NONE[] = " It has no network.";
 
 static const char EDITOR_DESC_FMT[] =
@@ -152,7 +157,8 @@ static json_t *tool_entry(const char *name, const char *desc, const char *schema
                      "annotations", a);
 }
 
-static json_t *build_tools(void)
+/* The tools; user: the description of a user's shell (who is not an admin). */
+static json_t *build_tools(bool user)
 {
     char editor_desc[sizeof EDITOR_DESC_FMT + 64], list_desc[sizeof LIST_DESC_FMT + 64],
         list_schema[sizeof LIST_SCHEMA_FMT + 64];
@@ -163,11 +169,11 @@ static json_t *build_tools(void)
     const sandbox_cfg *sb = sandbox_current();
     bool boxed = sb && !sb->open;
     char shell_desc[sizeof SHELL_DESC + sizeof SHELL_OPEN + sizeof SHELL_SANDBOXED +
-                    sizeof SHELL_NET_OWN];
+                    sizeof SHELL_NET_USER];
     snprintf(shell_desc, sizeof shell_desc, "%s%s%s", SHELL_DESC,
              boxed ? SHELL_SANDBOXED : SHELL_OPEN,
              !boxed                           ? ""
-             : sb->net == SANDBOX_NET_OUTSIDE ? SHELL_NET_OWN
+             : sb->net == SANDBOX_NET_OUTSIDE ? (user ? SHELL_NET_USER : SHELL_NET_OWN)
              : sb->net == SANDBOX_NET_NONE    ? SHELL_NET_NONE
                                               : "");
     json_t *tools = json_array();
@@ -185,18 +191,19 @@ static json_t *build_tools(void)
 /* The tool list is the same for every instance (a session each), so it is built once and
  * shared: jansson's reference counts are atomic, and nothing changes it after it is built. It
  * lives as long as the process. */
-static json_t *shared_tools;
+static json_t *shared_tools[2]; /* an admin's, and a user's (their shell's network) */
 static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
 
 static void shared_tools_build(void)
 {
-    shared_tools = build_tools();
+    shared_tools[0] = build_tools(false);
+    shared_tools[1] = build_tools(true);
 }
 
-static json_t *tools_ref(void)
+static json_t *tools_ref(bool user)
 {
     pthread_once(&shared_once, shared_tools_build);
-    return shared_tools ? json_incref(shared_tools) : NULL;
+    return shared_tools[user] ? json_incref(shared_tools[user]) : NULL;
 }
 
 /* ---- calls of the text editor and list_files (the shell has its own: shell.c) ---- */
@@ -340,7 +347,7 @@ extension *developer_new(const ext_host *host, const json_t *cfg)
     /* Copies: workers may still read them after close, when the host may be gone. */
     d->env = host->env ? sandbox_env_dup(host->env) : sandbox_env_new();
     d->protected_dirs = sandbox_env_dup((char *const *)host->protected_dirs);
-    d->tools = tools_ref();
+    d->tools = tools_ref(host->cmd_reach != NULL);
     if (d->tools && json_is_false(json_object_get(cfg, "allow_shell"))) {
         json_t *some = tools_without_shell(d->tools);
         json_decref(d->tools);
