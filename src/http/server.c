@@ -51,6 +51,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -181,12 +182,15 @@ static void keys_unref(tls_keys *k)
 }
 
 /* Asks the client of session for a certificate, and makes the handshake fail unless it shows
- * one that chains to the trusted CAs (tls_client_ca), valid now: as nginx's
- * `ssl_verify_client on`. */
+ * one that chains to the trusted CAs (tls_client_ca), valid now, and made for a TLS client
+ * (its extended key usage, when it has one, names clientAuth: a server's certificate of the
+ * same CA is not a client's): as nginx's `ssl_verify_client on` with OpenSSL's checks. */
 static void tls_require_client(gnutls_session_t session)
 {
+    static gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID,
+                                            (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0};
     gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
-    gnutls_session_set_verify_cert(session, NULL, 0);
+    gnutls_session_set_verify_cert2(session, &purpose, 1, 0);
 }
 
 /* Ends a connection's TLS session, and its hold on the credentials it was set up with. */

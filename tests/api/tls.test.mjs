@@ -389,7 +389,8 @@ describe('TLS with a self-signed certificate (tls_self_signed)', { skip }, () =>
   });
 });
 
-/** A CA of its own in a fresh directory and, signed by it, a client certificate for name. */
+/** A CA of its own in a fresh directory and, signed by it, a client certificate for name (and
+ *  one made for a server, serverAuth only: not a client's). */
 function clientCA(name) {
   const d = tempDir('goosed-tls-clients-');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
@@ -399,7 +400,11 @@ function clientCA(name) {
   writeFileSync(path.join(d, 'ext.cnf'), 'extendedKeyUsage=clientAuth\n');
   openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '7', '-days', '2',
     '-extfile', 'ext.cnf', '-out', 'client.pem'], d);
+  writeFileSync(path.join(d, 'server.cnf'), 'extendedKeyUsage=serverAuth\n');
+  openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '8', '-days', '2',
+    '-extfile', 'server.cnf', '-out', 'server.pem'], d);
   return {
+    serverCert: readFileSync(path.join(d, 'server.pem')),
     ca: path.join(d, 'ca.pem'), certFile: path.join(d, 'client.pem'), keyFile: path.join(d, 'client.key'),
     cert: readFileSync(path.join(d, 'client.pem')), key: readFileSync(path.join(d, 'client.key')),
   };
@@ -441,8 +446,10 @@ describe('client certificates (tls_client_ca)', { skip }, () => {
       assert.equal(await statusAs(srv, { cert: team.cert, key: team.key }), 200);
       await assert.rejects(statusAs(srv, {}), 'no client certificate');
       await assert.rejects(statusAs(srv, { cert: other.cert, key: other.key }), "another CA's");
-      // the server's own certificate, of the server's CA, is not a client's either
+      // the server's own certificate, of the server's CA, is not a client's either, nor one of
+      // the trusted CA's made for a server
       await assert.rejects(statusAs(srv, { cert: readFileSync(certs.cert), key: readFileSync(certs.key) }), "the server CA's");
+      await assert.rejects(statusAs(srv, { cert: team.serverCert, key: team.key }), "the CA's, made for a server");
       // the goose client shows one with --cert and --key (or GOOSE_SERVER_CLIENT_CERT and _KEY)
       const caFile = path.join(certs.dir, 'ca.pem');
       const without = await gooseList(srv, { GOOSE_SERVER_CACERT: caFile });
