@@ -1620,6 +1620,11 @@ void agent_set_current(agent *a, const char *name, const char *model)
     pthread_mutex_unlock(&a->pmu);
 }
 
+long agent_tool_processes(agent *a)
+{
+    return atomic_load(&a->limits.processes);
+}
+
 int agent_provider_key(const provider_def *def, char *out, size_t outlen)
 {
     if (!def->key_env) return 0;

@@ -126,4 +126,8 @@ bool agent_provider_open(agent *a, const provider_def *def, char *why, size_t wh
 /* The API key of def from the environment or secrets.yaml; 0 when there is none. */
 int agent_provider_key(const provider_def *def, char *out, size_t outlen);
 
+/* The tool processes running now (shell commands, sessions' stdio servers): what
+ * max_tool_processes bounds. */
+long agent_tool_processes(agent *a);
+
 #endif

@@ -20,6 +20,7 @@ void api_metrics(http_req *r)
     }
     /* read here, not counted at each start and stop: the transport keeps the number */
     metrics_gauge_set(MG_EXT_PROCESSES, (long)mcp_servers_running());
+    metrics_gauge_set(MG_TOOL_PROCESSES, agent_tool_processes(a->agent));
     buf b;
     buf_init(&b, BUF_CAP_METRICS);
     gd_err e = metrics_render(&b);

@@ -419,6 +419,9 @@ static gd_err render_gauges(buf *o)
         [MG_STORE_QUEUE] = {"goosed_store_queue_depth", "Writes waiting for the store's writer."},
         [MG_EXT_PROCESSES] = {"goosed_extension_processes",
                               "Extension processes (MCP stdio servers) running."},
+        [MG_TOOL_PROCESSES] = {"goosed_tool_processes",
+                               "Tool processes running (shell commands and the sessions' MCP stdio "
+                               "servers), against max_tool_processes."},
     };
     gd_err e = GD_OK;
     for (int i = 0; i < MG_COUNT && !e; i++)

@@ -27,11 +27,13 @@
 #define BUF_CAP_METRICS (8u << 20)
 
 typedef enum {
-    MG_CONNECTIONS,   /* open HTTP connections */
-    MG_REPLIES,       /* replies running */
-    MG_WATCHERS,      /* clients watching a session (SSE, WebSocket, a waiting request) */
-    MG_STORE_QUEUE,   /* writes waiting for the store's writer */
-    MG_EXT_PROCESSES, /* extension (MCP stdio server) processes running */
+    MG_CONNECTIONS,    /* open HTTP connections */
+    MG_REPLIES,        /* replies running */
+    MG_WATCHERS,       /* clients watching a session (SSE, WebSocket, a waiting request) */
+    MG_STORE_QUEUE,    /* writes waiting for the store's writer */
+    MG_EXT_PROCESSES,  /* extension (MCP stdio server) processes running */
+    MG_TOOL_PROCESSES, /* the processes max_tool_processes bounds: shell commands, sessions'
+                        * stdio servers */
     MG_COUNT
 } metrics_gauge;
 

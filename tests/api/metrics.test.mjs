@@ -152,7 +152,7 @@ describe('GET /metrics on a loopback server without authentication', () => {
       ['goosed_provider_input_tokens_total', 'counter'], ['goosed_provider_output_tokens_total', 'counter'],
       ['goosed_provider_errors_total', 'counter'], ['goosed_provider_retries_total', 'counter'],
       ['goosed_tool_calls_total', 'counter'], ['goosed_tool_call_duration_seconds', 'histogram'],
-      ['goosed_extension_processes', 'gauge'], ['goosed_store_commit_duration_seconds', 'histogram'],
+      ['goosed_extension_processes', 'gauge'], ['goosed_tool_processes', 'gauge'], ['goosed_store_commit_duration_seconds', 'histogram'],
       ['goosed_store_queue_depth', 'gauge'], ['process_start_time_seconds', 'gauge'],
       ['process_resident_memory_bytes', 'gauge'], ['process_open_fds', 'gauge'], ['goosed_build_info', 'gauge'],
     ]) assert.equal(m.families.get(name)?.type, type, name);
@@ -228,6 +228,25 @@ describe('GET /metrics on a loopback server without authentication', () => {
     }
     assert.equal(watchers, 0);
     assert.equal(val(after, 'goosed_store_queue_depth'), 0);
+  });
+
+  it('goosed_tool_processes counts a shell command while it runs, and is back to 0 once it is gone', async () => {
+    await fake.reset();
+    await fake.script([{ tool_calls: [{ id: 'call_m2', name: 'developer__shell', arguments: { command: 'sleep 120' } }] }, { text: 'stopped' }]);
+    const s = await post(srv, '/api/sessions', { name: 'metrics tools', working_directory: dir });
+    assert.equal(s.status, 201, s.text);
+    assert.equal(val(await scrape(srv), 'goosed_tool_processes'), 0);
+    const reply = post(srv, `/api/sessions/${s.body.id}/messages`, { content: 'wait' });
+    const gauge = async (want) => {
+      let v;
+      for (let i = 0; i < 500 && (v = val(await scrape(srv), 'goosed_tool_processes')) !== want; i++)
+        await new Promise((res) => setTimeout(res, 20)); // polling a gauge nothing announces
+      assert.equal(v, want);
+    };
+    await gauge(1);
+    assert.equal((await post(srv, `/api/sessions/${s.body.id}/cancel`)).status < 300, true);
+    await reply;
+    await gauge(0);
   });
 
   it('counts a provider error and its retries', async () => {
