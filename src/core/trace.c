@@ -13,17 +13,25 @@
 
 #include "core/log.h"
 
-#define MAX_ATTRS       16
-#define NAME_MAX_LEN    96
-#define VALUE_MAX       1024
-#define MAX_HEADERS     32
-#define MAX_RES_ATTRS   32
-#define DROP_LOG_EVERY  60 /* seconds between two "spans dropped" lines */
-#define FAIL_LOG_EVERY  60 /* seconds between two "export failed" lines */
-#define FINAL_FLUSH_MS  1000
-#define CONNECT_MAX_MS  5000
-#define ENDPOINT_MAX    2048
-#define HEADER_LINE_MAX 8192
+#define MAX_ATTRS      16
+#define NAME_MAX_LEN   96
+#define VALUE_MAX      1024
+#define MAX_HEADERS    32
+#define MAX_RES_ATTRS  32
+#define DROP_LOG_EVERY 60 /* seconds between two "spans dropped" lines */
+#define FAIL_LOG_EVERY 60 /* seconds between two "export failed" lines */
+#define FINAL_FLUSH_MS 1000
+#define CONNECT_MAX_MS 5000
+/* A batch the collector could not take now (429, 502, 503, 504, or no connection) is sent again,
+ * as OTLP/HTTP asks: at most EXPORT_TRIES times in all, waiting 1 s, 2 s, 4 s... (at most
+ * BACKOFF_MAX_MS, a fifth more or less at random), or what its Retry-After says (at most
+ * RETRY_AFTER_MAX_MS). Not once goosed is stopping. */
+#define EXPORT_TRIES       5
+#define BACKOFF_MS         1000
+#define BACKOFF_MAX_MS     5000
+#define RETRY_AFTER_MAX_MS 30000
+#define ENDPOINT_MAX       2048
+#define HEADER_LINE_MAX    8192
 
 typedef enum { A_STR, A_INT, A_BOOL } attr_type;
 
@@ -1149,9 +1157,14 @@ static void curl_init(void)
     curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* POSTs one encoded request. Returns a message for the log on failure, NULL on success. */
-static const char *post(CURL **easy, const pb *body, long timeout_ms, char *why, size_t whylen)
+/* POSTs one encoded request. Returns a message for the log on failure, NULL on success; then
+ * *again says whether the collector may take it later, *after_ms how long its Retry-After asks
+ * to wait (0: it did not say). */
+static const char *post(CURL **easy, const pb *body, long timeout_ms, bool *again, long *after_ms,
+                        char *why, size_t whylen)
 {
+    *again = false;
+    *after_ms = 0;
     pthread_once(&curl_once, curl_init);
     if (curl_rc != CURLE_OK) return "libcurl (libcurl.so.4) cannot be loaded; install libcurl4";
     if (!*easy && !(*easy = curl_easy_init())) return "out of memory starting a request";
@@ -1171,12 +1184,18 @@ static const char *post(CURL **easy, const pb *body, long timeout_ms, char *why,
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     CURLcode rc = curl_easy_perform(e);
     if (rc != CURLE_OK) {
+        *again = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                 rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
         snprintf(why, whylen, "%s", curl_easy_strerror(rc));
         return why;
     }
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status > 299) {
+        *again = status == 429 || status == 502 || status == 503 || status == 504;
+        curl_off_t after = 0;
+        if (*again && curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+            *after_ms = after > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (long)after * 1000;
         snprintf(why, whylen, "the collector answered HTTP %ld", status);
         return why;
     }
@@ -1194,7 +1213,23 @@ static void batch_release(trace_span **spans, size_t n)
     if (n) pool_put(spans[0], spans[n - 1], n);
 }
 
-/* Encodes spans[0..n) into body (reused from batch to batch) and POSTs it. */
+/* Waits ms, or less when goosed begins to stop; false when it is stopping. */
+static bool backoff(long ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
+    pthread_mutex_lock(&T.mu);
+    while (!atomic_load(&T.stopping))
+        if (pthread_cond_timedwait(&T.cv, &T.mu, &dl)) break;
+    pthread_mutex_unlock(&T.mu);
+    return !atomic_load(&T.stopping);
+}
+
+/* Encodes spans[0..n) into body (reused from batch to batch) and POSTs it, again while the
+ * collector asks for that (EXPORT_TRIES). */
 static void export_batch(CURL **easy, pb *body, trace_span **spans, size_t n, long timeout_ms,
                          time_t *last_fail)
 {
@@ -1202,8 +1237,20 @@ static void export_batch(CURL **easy, pb *body, trace_span **spans, size_t n, lo
     body->oom = false;
     encode_request(body, T.resource, T.resource_len, spans, n);
     char why[256];
-    const char *err =
-        body->oom ? "out of memory encoding spans" : post(easy, body, timeout_ms, why, sizeof why);
+    const char *err = body->oom ? "out of memory encoding spans" : NULL;
+    bool again = !err;
+    long wait = BACKOFF_MS;
+    for (int tries = 0; again && tries < EXPORT_TRIES; tries++) {
+        long after = 0;
+        if (tries) {
+            long ms = wait + (long)(random() % (wait / 5 * 2 + 1)) - wait / 5; /* ±20 % */
+            if (!backoff(ms)) break;
+            wait = wait * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : wait * 2;
+        }
+        err = post(easy, body, timeout_ms, &again, &after, why, sizeof why);
+        if (after) wait = after; /* the collector's own word for the next wait */
+        again = err && again && !atomic_load(&T.stopping);
+    }
     if (body->cap > (8u << 20)) { /* an unusually large batch: do not keep its memory */
         free(body->p);
         *body = (pb){0};

@@ -232,6 +232,28 @@ describe('a collector that never answers', () => {
   });
 });
 
+describe('a collector that is overloaded for a while', () => {
+  it('gets the same batch again after its Retry-After, until it takes it; nothing is lost or logged as lost', { timeout: 60_000 }, async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const receiver = await startReceiver({ refuse: 2 });
+    const srv = await startServer({ env: env(fake, receiver) });
+    try {
+      const t = ids();
+      assert.equal((await get(srv, '/status', { headers: { traceparent: `00-${t.trace}-${t.span}-01` } })).status, 200);
+      const [span] = await receiver.spans(t.trace, 1); // there once the collector took it
+      assert.equal(span.name, 'GET /status');
+      const exp = await receiver.exports(3);
+      assert.deepEqual(exp.map((e) => !!e.refused), [true, true, false]);
+      assert.equal(new Set(exp.map((e) => e.raw)).size, 1, 'the same batch each time');
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+      await receiver.stop();
+    }
+    assert.doesNotMatch(srv.log(), /not exported/);
+  });
+});
+
 describe('an MCP server over HTTP', () => {
   it("is sent the tool call's traceparent", async (t) => {
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fakes/mcp/http_server.mjs');

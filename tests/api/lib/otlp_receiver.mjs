@@ -2,10 +2,12 @@
 // `POST /v1/traces` (application/x-protobuf) with the code generated from the official
 // opentelemetry-proto definitions (@opentelemetry/otlp-transformer ships it), and keeps the
 // spans for the test to query. `--stall` accepts and reads every export but never answers it
-// (a collector that hangs). `--discard` (bench/run.sh) acknowledges every export at once without
+// (a collector that hangs). `--refuse N` answers the first N exports 503 with `Retry-After: 1`
+// (a collector that is overloaded): they are listed in /_exports with `refused: true`, their
+// spans are not kept. `--discard` (bench/run.sh) acknowledges every export at once without
 // decoding or keeping it, and only counts them: GET /_count answers {exports, spans_bytes}.
 //
-//   node tests/api/lib/otlp_receiver.mjs [--stall | --discard]   # stdout: "listening on http://127.0.0.1:PORT"
+//   node tests/api/lib/otlp_receiver.mjs [--stall | --discard | --refuse N]   # stdout: "listening on http://127.0.0.1:PORT"
 //
 // Control routes (answered in both modes):
 //   GET /_spans?trace=HEX&rid=ID&count=N  waits until N spans of that trace (and request id)
@@ -58,7 +60,7 @@ function discard() {
   });
 }
 
-function serve(stall) {
+function serve(stall, refuse) {
   const require = createRequire(import.meta.url);
   const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js');
   const Req = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
@@ -103,7 +105,7 @@ function serve(stall) {
                   flags: s.flags, traceState: s.traceState, scope: ss.scope?.name,
                 };
                 got.spans.push(span);
-                spans.push(span);
+                if (exports.length >= refuse) spans.push(span);
               }
             }
           }
@@ -111,9 +113,14 @@ function serve(stall) {
           got.error = e.message;
           process.stderr.write(`otlp-receiver: cannot decode an export: ${e.message}\n`);
         }
+        if (exports.length < refuse) got.refused = true;
         exports.push(got);
         wake();
         if (stall) return; // read, never answered
+        if (got.refused) {
+          res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
+          return res.end('overloaded');
+        }
         if (got.error) {
           res.writeHead(400, { 'content-type': 'text/plain' });
           return res.end(got.error);
@@ -134,8 +141,8 @@ function serve(stall) {
 }
 
 /** Spawns a receiver process; resolves with {url, spans(trace, count), exports(count), stop()}. */
-export function startReceiver({ stall = false } = {}) {
-  const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), ...(stall ? ['--stall'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startReceiver({ stall = false, refuse = 0 } = {}) {
+  const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), ...(stall ? ['--stall'] : []), ...(refuse ? ['--refuse', String(refuse)] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (d) => { err += d; });
   return new Promise((resolve, reject) => {
@@ -161,5 +168,8 @@ export function startReceiver({ stall = false } = {}) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--discard')) discard();
-  else serve(process.argv.includes('--stall'));
+  else {
+    const r = process.argv.indexOf('--refuse');
+    serve(process.argv.includes('--stall'), r > 0 ? Number(process.argv[r + 1]) : 0);
+  }
 }
