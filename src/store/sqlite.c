@@ -2044,17 +2044,24 @@ static gd_err sq_message_get(store *st, const char *session_id, const char *mess
     return e;
 }
 
-static gd_err sq_sessions_unfinished(store *st, json_t **out)
+/* Every row of statement which (it takes no parameters), each made into JSON by row, into a new
+ * array *out. */
+static gd_err all_rows(store *st, enum stmt_id which, json_t *(*row)(sqlite3_stmt *s), json_t **out)
 {
     sqlite_store *ss = (sqlite_store *)st;
     *out = NULL;
     conn *c = reader_get(ss);
     if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, ST_UNFINISHED);
-    gd_err e = s ? collect_rows(c, s, unfinished_row, out) : GD_ESTORE;
+    sqlite3_stmt *s = stmt(c, which);
+    gd_err e = s ? collect_rows(c, s, row, out) : GD_ESTORE;
     if (s) stmt_done(s);
     reader_put(ss, c);
     return e;
+}
+
+static gd_err sq_sessions_unfinished(store *st, json_t **out)
+{
+    return all_rows(st, ST_UNFINISHED, unfinished_row, out);
 }
 
 static json_t *id_row(sqlite3_stmt *s)
@@ -2064,15 +2071,7 @@ static json_t *id_row(sqlite3_stmt *s)
 
 static gd_err sq_sessions_unsealed(store *st, json_t **out)
 {
-    sqlite_store *ss = (sqlite_store *)st;
-    *out = NULL;
-    conn *c = reader_get(ss);
-    if (!c) return GD_ESTORE;
-    sqlite3_stmt *s = stmt(c, ST_UNSEALED);
-    gd_err e = s ? collect_rows(c, s, id_row, out) : GD_ESTORE;
-    if (s) stmt_done(s);
-    reader_put(ss, c);
-    return e;
+    return all_rows(st, ST_UNSEALED, id_row, out);
 }
 
 struct insert_arg {

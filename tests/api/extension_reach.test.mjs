@@ -43,6 +43,9 @@ function startMcp(env = {}) {
 
 describe("users' remote extensions reach public addresses only, unless the admin lists more", () => {
   let fake, mcp, home, dir, root, alice;
+  const dataDir = () => path.join(home, '.local/share/goose/sessions');
+  /** goosed.db and its write-ahead log as they are on disk, to look for a secret in. */
+  const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(dataDir(), f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
   const servers = [];
   const env = () => ({ GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_MODEL: 'gpt-test' });
 
@@ -205,8 +208,6 @@ describe("users' remote extensions reach public addresses only, unless the admin
       const add = await post(srv, '/api/extensions', { name: 'locked', config: { type: 'streamable_http', uri, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` } } }, as(alice));
       assert.ok(add.status === 200 || add.status === 201, add.text);
       assert.ok((await toolsWith(srv, alice, {})).includes('locked__echo'));
-      const data = path.join(home, '.local/share/goose/sessions');
-      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
       assert.ok(!stored().includes(TOKEN), 'the token is not in the database as written');
       assert.ok(!stored().includes('reach-sealed'), 'nor any part of it');
       await stopAndCheck(srv);
@@ -240,8 +241,6 @@ describe("users' remote extensions reach public addresses only, unless the admin
     recordSecret(TOKEN, "extension_reach.test.mjs: an unsealed extension's bearer token");
     const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
     try {
-      const data = path.join(home, '.local/share/goose/sessions');
-      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
       // no other goosed on this database: its open connection would keep the log's old frames
       for (const s of servers.splice(0)) await stopAndCheck(s);
       let srv = await start(); // the database and its users are there
@@ -249,7 +248,7 @@ describe("users' remote extensions reach public addresses only, unless the admin
       servers.splice(servers.indexOf(srv), 1);
       // as goosed kept a user's extension before it sealed them: the entry's JSON text
       const entry = JSON.stringify({ enabled: true, config: { type: 'streamable_http', name: 'legacy', uri: `http://127.0.0.1:${locked.port}/mcp`, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` } } });
-      execFileSync('sqlite3', [path.join(data, 'goosed.db'), `INSERT INTO user_items(user_id, name, value, updated_us) SELECT id, 'ext:legacy', CAST('${entry}' AS BLOB), 1 FROM users WHERE name = 'alice'`]);
+      execFileSync('sqlite3', [path.join(dataDir(), 'goosed.db'), `INSERT INTO user_items(user_id, name, value, updated_us) SELECT id, 'ext:legacy', CAST('${entry}' AS BLOB), 1 FROM users WHERE name = 'alice'`]);
       assert.ok(stored().includes(TOKEN), 'written in the old form');
       srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
       assert.match(srv.log(), /extension legacy is now kept sealed/);
@@ -283,8 +282,6 @@ describe("users' remote extensions reach public addresses only, unless the admin
         return ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
       };
       assert.ok((await tools()).includes('tokened__echo'));
-      const data = path.join(home, '.local/share/goose/sessions');
-      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
       assert.ok(!stored().includes(TOKEN) && !stored().includes('session-sealed'), 'not in the database');
       await stopAndCheck(srv);
       servers.splice(servers.indexOf(srv), 1);
@@ -315,9 +312,7 @@ describe("users' remote extensions reach public addresses only, unless the admin
     recordSecret(TOKEN, "extension_reach.test.mjs: an unsealed session extension's bearer token");
     const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
     try {
-      const data = path.join(home, '.local/share/goose/sessions');
-      const db = path.join(data, 'goosed.db');
-      const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(data, f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
+      const db = path.join(dataDir(), 'goosed.db');
       for (const s of servers.splice(0)) await stopAndCheck(s);
       let srv = await start();
       const s = await post(srv, '/api/sessions', { name: 'plain', working_directory: dir }, as(root));
