@@ -78,7 +78,8 @@ typedef struct sess {
     ext_host uhost;     /* the owner's own and the session's: host, with the owner's reach */
     bool reg_admin;     /* the owner was an admin when reg was made (uhost reaches anything) */
     /* The session's own provider and model (PATCH /api/sessions/{id}) as its last reply read
-     * them ("": none): what serves an extension's sampling request between replies. Loop. */
+     * them or a PATCH since set them ("": none): what serves an extension's sampling request
+     * between replies. Under a->mu. */
     char own_provider[64], own_model[256];
     ext_host_ops host_ops; /* ud: this session */
     struct agent *a;
@@ -357,6 +358,13 @@ static void sess_unhash_locked(agent *a, sess *s)
         }
     }
     a->nsessions--;
+}
+
+/* Under a->mu: the session's own provider and model, as its settings have them now. */
+static void own_choice_set_locked(sess *se, const char *provider, const char *model)
+{
+    snprintf(se->own_provider, sizeof se->own_provider, "%s", provider ? provider : "");
+    snprintf(se->own_model, sizeof se->own_model, "%s", model ? model : "");
 }
 
 static void sess_release_locked(sess *s)
@@ -1006,12 +1014,16 @@ static void sampling_start(agent_req *r)
         return;
     }
     sess *se = r->se;
+    char oprov[sizeof se->own_provider], omodel[sizeof se->own_model];
+    pthread_mutex_lock(&a->mu); /* a PATCH of the session sets them on its own thread */
+    memcpy(oprov, se->own_provider, sizeof oprov);
+    memcpy(omodel, se->own_model, sizeof omodel);
+    pthread_mutex_unlock(&a->mu);
     if (se->turn) {
         pcfg = *se->turn->pcfg;
-    } else if ((se->own_provider[0] || se->own_model[0]
-                    ? agent_provider_chosen(
-                          a, se->user_id, se->own_provider[0] ? se->own_provider : NULL,
-                          se->own_model[0] ? se->own_model : NULL, &pcfg, err, sizeof err) ||
+    } else if ((oprov[0] || omodel[0]
+                    ? agent_provider_chosen(a, se->user_id, oprov[0] ? oprov : NULL,
+                                            omodel[0] ? omodel : NULL, &pcfg, err, sizeof err) ||
                           (!se->reg_admin && se->user_id[0] &&
                            !agent_provider_open(a, pcfg.def, err, sizeof err))
                     : agent_provider_for(a, se->user_id, &pcfg, err, sizeof err) != GD_OK) ||
@@ -1499,8 +1511,9 @@ static void turn_start_in(a_turn *at)
     at->mode = own >= 0 ? (exec_mode)own : agent_mode(a);
     const char *oprov = json_string_value(json_object_get(at->settings, "provider"));
     const char *omodel = json_string_value(json_object_get(at->settings, "model"));
-    snprintf(at->se->own_provider, sizeof at->se->own_provider, "%s", oprov ? oprov : "");
-    snprintf(at->se->own_model, sizeof at->se->own_model, "%s", omodel ? omodel : "");
+    pthread_mutex_lock(&a->mu);
+    own_choice_set_locked(at->se, oprov, omodel);
+    pthread_mutex_unlock(&a->mu);
     if (!ensure_registry(a, at->se, at->settings, at->cwd, at->admin)) {
         fail_early(at, "internal", "out of memory starting the extensions");
         return;
@@ -1618,6 +1631,15 @@ void agent_set_current(agent *a, const char *name, const char *model)
     snprintf(a->provider, sizeof a->provider, "%s", name);
     snprintf(a->model, sizeof a->model, "%s", model);
     pthread_mutex_unlock(&a->pmu);
+}
+
+void agent_session_provider_set(agent *a, const char *session_id, const char *provider,
+                                const char *model)
+{
+    pthread_mutex_lock(&a->mu);
+    sess *se = sess_find_locked(a, session_id); /* none in memory: a reply reads the store */
+    if (se) own_choice_set_locked(se, provider, model);
+    pthread_mutex_unlock(&a->mu);
 }
 
 long agent_tool_processes(agent *a)

@@ -126,6 +126,11 @@ bool agent_provider_open(agent *a, const provider_def *def, char *why, size_t wh
 /* The API key of def from the environment or secrets.yaml; 0 when there is none. */
 int agent_provider_key(const provider_def *def, char *out, size_t outlen);
 
+/* A session's own provider and model (NULL: none) were changed: what its extensions' sampling
+ * requests between replies use from now on (a reply reads them as it starts). */
+void agent_session_provider_set(agent *a, const char *session_id, const char *provider,
+                                const char *model);
+
 /* The tool processes running now (shell commands, sessions' stdio servers): what
  * max_tool_processes bounds. */
 long agent_tool_processes(agent *a);

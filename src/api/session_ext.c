@@ -485,8 +485,10 @@ void api_session_patch(http_req *r)
         }
         if (!ok)
             http_reply_error(r, 400, "bad_request", "%s", why);
-        else if (write_settings(r, sid, settings))
+        else if (write_settings(r, sid, settings)) {
+            if (prov || model) agent_session_provider_set(((app *)http_app(r))->agent, sid, pn, mn);
             reply_settings(r, settings);
+        }
         json_decref(settings);
     }
     pthread_mutex_unlock(&settings_mu);

@@ -3,7 +3,7 @@
 // provider that cannot be used is refused when it is chosen, and the choice survives a restart.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, tempDir, REPO } from './lib/server.mjs';
 import { withMarker, comm } from './lib/proc.mjs';
@@ -46,7 +46,7 @@ describe("a session's own provider and model", () => {
     return reqs[0];
   }
 
-  it("an extension's sampling request between replies is served by the session's own provider", async () => {
+  it("an extension's sampling request between replies is served by the session's own provider, also once changed with no reply since", async () => {
     const dir = tempDir('goosed-sp-cwd-');
     const r0 = await post(srv, '/api/sessions', { working_directory: dir });
     assert.equal(r0.status, 201, r0.text);
@@ -71,6 +71,19 @@ describe("a session's own provider and model", () => {
     const reqs = await fake.requests();
     assert.deepEqual(reqs.map((q) => [q.provider, q.body.model]), [['anthropic', 'claude-sampler']]);
     assert.match(JSON.stringify(reqs[0].body.messages), /a sample between replies/);
+
+    // changed with no reply since: the next sample goes where the session now points
+    assert.equal((await patch(srv, id, { provider: 'openai', model: 'gpt-sampler-2' })).status, 200);
+    unlinkSync(file);
+    await fake.clearRequests();
+    await fake.script([{ text: 'sampled after the change' }]);
+    process.kill(Number(server), 'SIGUSR1');
+    for (const end = Date.now() + 10_000; !existsSync(file) || !readFileSync(file, 'utf8');) {
+      assert.ok(Date.now() < end, 'the server got no second answer');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).result?.content?.text, 'sampled after the change');
+    assert.deepEqual((await fake.requests()).map((q) => [q.provider, q.body.model]), [['openai', 'gpt-sampler-2']]);
   });
 
   it('a model of its own, another provider, back to the server\'s with null; other sessions untouched', async () => {
