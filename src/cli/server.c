@@ -140,6 +140,7 @@ int cli_server(int argc, char **argv)
     a.st = a.exts ? store_sqlite_open(cfg.data_dir, (size_t)cfg.store_queue_max) : NULL;
     if (!a.st || !(a.agent = agent_new(&cfg, a.st))) {
         fprintf(stderr, "%s: cannot start (out of memory or threads)\n", me);
+        sandbox_settle();
         return 1;
     }
     agent_use_extensions(a.agent, a.exts);
@@ -163,6 +164,7 @@ int cli_server(int argc, char **argv)
         ext_set_free(a.exts);
         allowlist_stop();
         trace_shutdown();
+        sandbox_settle();
         return refused ? 2 : 1;
     }
     cfg.port = http_port(srv);
@@ -197,6 +199,7 @@ int cli_server(int argc, char **argv)
         /* A reply or a connection still holds the agent: freeing it would pull memory from
          * under them. Every stored message is durable already; the process ends here. */
         log_error("server", "exiting with %s still running", ended ? "a connection" : "a reply");
+        sandbox_settle();
         return 1;
     }
     agent_free(a.agent);
@@ -206,6 +209,7 @@ int cli_server(int argc, char **argv)
     allowlist_stop();
     trace_shutdown(); /* the spans of the last requests are sent (one short try) */
     log_flush();      /* the access lines of the last requests come before the last line */
+    sandbox_settle();
     log_write(LOG_INFO, "server", "shutdown complete");
     return 0;
 }

@@ -1173,6 +1173,10 @@ static bool net_init(sandbox_cfg *sb, char *why, size_t whylen)
  * slirp4netns cannot run here (no /dev/net/tun, a seccomp policy...), and every command will then
  * run with its loopback alone. In a thread of its own, so that goosed's start does not wait for
  * it (30-40 ms); it only logs, and changes nothing another thread reads. */
+/* The check of slirp4netns, running beside the start; sandbox_settle waits for it. */
+static pthread_t g_check;
+static bool g_check_on;
+
 static void *net_check(void *arg)
 {
     const sandbox_cfg *sb = arg;
@@ -1240,7 +1244,16 @@ void sandbox_init(const config *cfg)
                   "bubblewrap, or set `sandbox: off` (GOOSE_SANDBOX=off) to run them without a "
                   "sandbox",
                   sb->why);
-    pthread_t t;
-    if (sb->ready && sb->net == SANDBOX_NET_OUTSIDE && pthread_create(&t, NULL, net_check, sb) == 0)
-        pthread_detach(t);
+    g_check_on = sb->ready && sb->net == SANDBOX_NET_OUTSIDE &&
+                 pthread_create(&g_check, NULL, net_check, sb) == 0;
+}
+
+void sandbox_settle(void)
+{
+    if (!g_check_on) return;
+    g_check_on = false;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    if (pthread_timedjoin_np(g_check, NULL, &dl) != 0) pthread_detach(g_check);
 }

@@ -45,6 +45,11 @@ typedef struct {
  * and before threads spawn tools. Until it is called (the command-line client `goosed mcp`, unit
  * tests), sandbox_current() is NULL and tools run open. */
 void sandbox_init(const config *cfg);
+/* Waits (at most 5 s) for what sandbox_init left running beside the start (the check that
+ * slirp4netns works, a bwrap of its own): a goosed that stops at once (a start refused) must not
+ * leave that bwrap between its processes (killed by its parent's death while it forks, it can
+ * leave its sandbox's init waiting forever). Call before goosed exits. */
+void sandbox_settle(void);
 /* The settings sandbox_init made, or NULL before it. */
 const sandbox_cfg *sandbox_current(void);
 
