@@ -435,7 +435,9 @@ static void send_cancel(rstate *s)
     char path[600];
     snprintf(path, sizeof path, "/api/sessions/%s/cancel", sid ? sid : "");
     free(sid);
-    cancel_mark = interrupts;
+    /* the Ctrl-C this cancel answers: one that came after it (even before this line, as when
+     * the user presses it twice quickly) stops waiting */
+    cancel_mark = s->handled;
     json_decref(cl_call_until(s->cl, "POST", path, NULL, interrupted_again));
     s->cancel_sent = true;
 }
