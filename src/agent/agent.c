@@ -2124,6 +2124,7 @@ static void save_permissions(void *ud)
 /* A user's "always" answer on its way to the store. */
 typedef struct {
     char user_id[UUID_STR_LEN];
+    perm_rule rule;
     char tool[];
 } perm_save;
 
@@ -2132,9 +2133,10 @@ static void save_user_permission(void *ud)
 {
     perm_save *p = ud;
     char err[512];
-    if (user_settings_save_perm(p->user_id, p->tool, err, sizeof err) != GD_OK)
+    if (user_settings_save_perm(p->user_id, p->tool, p->rule, err, sizeof err) != GD_OK)
         log_error("agent",
-                  "the answer \"always\" for %s holds until goosed stops, but it cannot "
+                  "the answer \"always\" for %s holds in this goosed's memory only (until it "
+                  "stops, or reads the users' settings again), as it cannot "
                   "be kept: %s",
                   p->tool, err);
     free(p);
@@ -2155,12 +2157,13 @@ static void remember(agent *a, sess *se, const char *tool, act action)
             return;
         }
         snprintf(p->user_id, sizeof p->user_id, "%s", se->user_id);
+        p->rule = rule;
         memcpy(p->tool, tool, n + 1);
         if (pool_submit(a->workers, save_user_permission, p) != GD_OK) {
             free(p);
             log_error("agent",
                       "cannot keep the answer \"always\" for %s now (the workers are "
-                      "busy): it holds until goosed stops",
+                      "busy): it holds in this goosed's memory only",
                       tool);
         }
         return;

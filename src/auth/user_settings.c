@@ -45,7 +45,17 @@ static struct {
     char dir[PATH_MAX]; /* where server.key is made, on first need ("": GOOSE_SERVER_KEY) */
     json_t *legacy;     /* [[user id, extension key], ...]: extensions found kept as plain JSON
                          * text (before they were sealed), to seal once loaded */
-} U = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    /* Another goosed on the same store changes users' settings too: the store's version of them
+     * (user_items_version) as memory holds them, looked at every USERS_POLL_MS by a thread of
+     * its own, which reads them again when it has moved. */
+    long version;
+    unsigned changes; /* this goosed's changes to memory: a reading they overtook is not kept */
+    pthread_t poller;
+    bool polling, stop;
+    pthread_cond_t cv;
+} U = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+#define USERS_POLL_MS 1000
 
 /* ---- the server key ---- */
 
@@ -440,7 +450,9 @@ static void load_locked(void)
     if (U.loaded || !U.st) return;
     store_user_item *items = NULL;
     size_t n = 0;
-    if (U.st->ops->user_items_list(U.st, &items, &n) != GD_OK) {
+    long v = 0;
+    if (U.st->ops->user_items_version(U.st, &v) != GD_OK ||
+        U.st->ops->user_items_list(U.st, &items, &n) != GD_OK) {
         log_error("auth", "cannot read the users' own settings (provider, keys, permissions): %s",
                   store_errmsg());
         return;
@@ -448,7 +460,77 @@ static void load_locked(void)
     for (size_t i = 0; i < n; i++)
         apply_item_locked(items[i].user_id, items[i].name, items[i].value, items[i].len);
     store_user_items_free(items, n);
+    U.version = v;
     U.loaded = true;
+}
+
+/* Under mu: memory as items (read at version v) say, in place of what it held. A user whose
+ * extensions are the same keeps their object and generation: their sessions' extensions are
+ * not started again for nothing. */
+static void reload_locked(store_user_item *items, size_t n, long v)
+{
+    json_t *old = U.users, *legacy = U.legacy;
+    U.users = json_object();
+    U.legacy = NULL;
+    for (size_t i = 0; U.users && i < n; i++)
+        apply_item_locked(items[i].user_id, items[i].name, items[i].value, items[i].len);
+    if (!U.users) { /* out of memory: the old stays, read again at the next look */
+        U.users = old;
+        U.legacy = legacy;
+        return;
+    }
+    const char *id;
+    json_t *u;
+    json_object_foreach(U.users, id, u)
+    {
+        json_t *was = json_object_get(old, id);
+        json_t *a = json_object_get(was, "exts"), *b = json_object_get(u, "exts");
+        if ((!a && !b) || (a && b && json_equal(a, b))) {
+            if (a) json_object_set(u, "exts", a);
+            json_t *g = json_object_get(was, "exts_gen");
+            if (g)
+                json_object_set(u, "exts_gen", g);
+            else
+                json_object_del(u, "exts_gen");
+        }
+    }
+    json_decref(old);
+    json_decref(U.legacy); /* sealed at start, or by the goosed that wrote them */
+    U.legacy = legacy;
+    U.version = v;
+}
+
+/* The poller: every USERS_POLL_MS, the store's version of the users' settings; when it has
+ * moved (another goosed changed them, or this one did), memory is read again, unless this
+ * goosed changed memory meanwhile (then at the next look). */
+static void *poll_users(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&U.mu);
+    while (!U.stop) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += USERS_POLL_MS / 1000;
+        dl.tv_nsec += (USERS_POLL_MS % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        while (!U.stop && pthread_cond_timedwait(&U.cv, &U.mu, &dl) == 0) {
+        }
+        if (U.stop || !U.loaded || !U.st) continue;
+        store *st = U.st;
+        long have = U.version;
+        unsigned changes = U.changes;
+        pthread_mutex_unlock(&U.mu);
+        long v = have;
+        store_user_item *items = NULL;
+        size_t n = 0;
+        bool got = st->ops->user_items_version(st, &v) == GD_OK && v != have &&
+                   st->ops->user_items_list(st, &items, &n) == GD_OK;
+        pthread_mutex_lock(&U.mu);
+        if (got && !U.stop && U.st == st && U.changes == changes) reload_locked(items, n, v);
+        if (got) store_user_items_free(items, n);
+    }
+    pthread_mutex_unlock(&U.mu);
+    return NULL;
 }
 
 gd_err user_settings_ready(const char *user_id, char *err, size_t errlen)
@@ -499,6 +581,8 @@ gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t err
             log_error("auth", "%s: users cannot keep API keys of their own", U.key_why);
     }
     if (!e) load_locked();
+    U.stop = false;
+    U.polling = !e && st && pthread_create(&U.poller, NULL, poll_users, NULL) == 0;
     pthread_mutex_unlock(&U.mu);
     if (!e) seal_legacy();
     if (!e && st) seal_sessions(st);
@@ -507,6 +591,13 @@ gd_err user_settings_init(const char *data_dir, store *st, char *err, size_t err
 
 void user_settings_free(void)
 {
+    pthread_mutex_lock(&U.mu);
+    bool polling = U.polling;
+    U.polling = false;
+    U.stop = true;
+    pthread_cond_broadcast(&U.cv);
+    pthread_mutex_unlock(&U.mu);
+    if (polling) pthread_join(U.poller, NULL);
     pthread_mutex_lock(&U.mu);
     json_decref(U.users);
     U.users = NULL;
@@ -618,6 +709,7 @@ gd_err user_settings_set_provider(const char *user_id, const char *name, const c
         }
         pthread_mutex_lock(&U.mu);
         apply_item_locked(user_id, w[i].name, w[i].v, w[i].len);
+        U.changes++;
         pthread_mutex_unlock(&U.mu);
     }
     return GD_OK;
@@ -658,6 +750,7 @@ gd_err user_settings_clear_provider(const char *user_id, char *err, size_t errle
         }
         pthread_mutex_lock(&U.mu);
         apply_item_locked(user_id, item, NULL, 0);
+        U.changes++;
         pthread_mutex_unlock(&U.mu);
     }
     json_decref(names);
@@ -688,13 +781,14 @@ gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule r
         e = rule == PERM_NONE ? (json_object_del(perms, tool), GD_OK)
             : json_object_set_new(perms, tool, json_integer(rule)) ? GD_ENOMEM
                                                                    : GD_OK;
+    U.changes++;
     pthread_mutex_unlock(&U.mu);
     return e;
 }
 
-gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen)
+gd_err user_settings_save_perm(const char *user_id, const char *tool, perm_rule r, char *err,
+                               size_t errlen)
 {
-    perm_rule r = user_settings_perm(user_id, tool);
     const char *v = r == PERM_ALWAYS_ALLOW  ? "always_allow"
                     : r == PERM_NEVER_ALLOW ? "never_allow"
                                             : NULL;
@@ -777,6 +871,7 @@ gd_err user_settings_put_extension(const char *user_id, const char *key, const j
         pthread_mutex_lock(&U.mu);
         json_t *u = user_locked(user_id, true);
         if (u) put_ext_locked(u, key, entry ? json_deep_copy(entry) : NULL);
+        U.changes++;
         pthread_mutex_unlock(&U.mu);
     }
     pthread_mutex_unlock(&ext_write_mu);

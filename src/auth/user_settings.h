@@ -75,9 +75,10 @@ gd_err user_settings_clear_provider(const char *user_id, char *err, size_t errle
 perm_rule user_settings_perm(const char *user_id, const char *tool);
 /* Sets it in memory at once (PERM_NONE removes it). GD_ENOMEM. */
 gd_err user_settings_put_perm(const char *user_id, const char *tool, perm_rule rule);
-/* Writes the user's rule for tool, as memory holds it now, to the store (blocks: call it off
+/* Writes the user's rule r for tool (as put in memory before) to the store (blocks: call it off
  * any event loop). GD_ESTORE with a message in err. */
-gd_err user_settings_save_perm(const char *user_id, const char *tool, char *err, size_t errlen);
+gd_err user_settings_save_perm(const char *user_id, const char *tool, perm_rule r, char *err,
+                               size_t errlen);
 
 /* The user's own extensions: a new reference (the caller decrefs it) to an object
  * key -> entry, where an entry is {"enabled": bool} (their choice for the admin's extension key)

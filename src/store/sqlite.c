@@ -84,6 +84,7 @@ enum stmt_id {
     ST_ITEM_SET,
     ST_ITEM_DELETE,
     ST_ITEM_LIST,
+    ST_ITEMS_VERSION,
     ST_IMPORT_MESSAGE,
     ST_IMPORT_FINISH,
     ST_TX_BEGIN,
@@ -176,6 +177,7 @@ static const char *const stmt_sql[ST__N] = {
         "updated_us = excluded.updated_us",
     [ST_ITEM_DELETE] = "DELETE FROM user_items WHERE user_id = ?1 AND name = ?2",
     [ST_ITEM_LIST] = "SELECT user_id, name, value FROM user_items ORDER BY user_id, name",
+    [ST_ITEMS_VERSION] = "SELECT v FROM user_items_version",
     [ST_IMPORT_MESSAGE] = "INSERT INTO messages(id, session_id, seq, role, content, created_us, "
                           "input_tokens, output_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
     [ST_IMPORT_FINISH] =
@@ -288,6 +290,19 @@ static const char *const migrations[] = {
     "INSERT INTO sessions_unsealed SELECT id FROM sessions WHERE instr(settings, '\"add\"') > 0;"
     "CREATE TRIGGER sessions_sealed AFTER UPDATE OF settings ON sessions BEGIN"
     "  DELETE FROM sessions_unsealed WHERE id = NEW.id;"
+    "END;",
+    /* 10: a number that every change of a user's own settings moves on (their removal too, by
+     * the cascade), so that every goosed on this file sees that another changed them */
+    "CREATE TABLE user_items_version (v INTEGER NOT NULL);"
+    "INSERT INTO user_items_version VALUES (0);"
+    "CREATE TRIGGER user_items_added AFTER INSERT ON user_items BEGIN"
+    "  UPDATE user_items_version SET v = v + 1;"
+    "END;"
+    "CREATE TRIGGER user_items_changed AFTER UPDATE ON user_items BEGIN"
+    "  UPDATE user_items_version SET v = v + 1;"
+    "END;"
+    "CREATE TRIGGER user_items_removed AFTER DELETE ON user_items BEGIN"
+    "  UPDATE user_items_version SET v = v + 1;"
     "END;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
@@ -573,6 +588,8 @@ static enum db_kind db_kind(sqlite3 *db, int *version, char *why, size_t whylen)
             continue; /* schema version 5 on */
         else if (!strcmp(name, "sessions_unsealed"))
             continue; /* schema version 9 on */
+        else if (!strcmp(name, "user_items_version"))
+            continue; /* schema version 10 on */
         else {
             snprintf(why, whylen, "it has a table '%.64s' goosed does not make", name);
             sqlite3_finalize(s);
@@ -2670,6 +2687,11 @@ static void items_drop(void *arr, size_t n)
     store_user_items_free(arr, n);
 }
 
+static gd_err sq_user_items_version(store *st, long *v)
+{
+    return read_count((sqlite_store *)st, ST_ITEMS_VERSION, NULL, v);
+}
+
 static gd_err sq_user_items_list(store *st, store_user_item **out, size_t *n)
 {
     return list_rows((sqlite_store *)st, ST_ITEM_LIST, sizeof **out, item_row, items_drop,
@@ -2744,6 +2766,7 @@ static const store_ops sqlite_ops = {
     .user_count = sq_user_count,
     .user_item_set = sq_user_item_set,
     .user_items_list = sq_user_items_list,
+    .user_items_version = sq_user_items_version,
 };
 
 store *store_sqlite_open(const char *dir, size_t queue_max)

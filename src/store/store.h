@@ -239,6 +239,9 @@ typedef struct {
     /* Every user's items, by user and name. *out is an array of *n the caller frees with
      * store_user_items_free(). */
     gd_err (*user_items_list)(store *st, store_user_item **out, size_t *n);
+    /* A number that moves on with every change of any user's items, through any goosed on this
+     * store: read it before user_items_list, and read the items again when it has moved. */
+    gd_err (*user_items_version)(store *st, long *v);
 } store_ops;
 
 struct store {

@@ -266,6 +266,31 @@ describe("users' own extensions", () => {
     assertError(await del(srv, '/api/extensions/adminext', as(root)), 404, 'not_found');
   });
 
+  it("another goosed on the same data sees a user's change within a poll or two, and this one sees the other's", async () => {
+    const other = await startServer({ home, env: env(), configYaml: configYaml() });
+    try {
+      /** Lists bob's extensions on s until pred holds (each goosed looks at the store every second). */
+      const until = async (s, pred, what) => {
+        for (let i = 0; ; i++) {
+          const l = await get(s, '/api/extensions', as(bob));
+          if (pred(names(l))) return;
+          assert.ok(i < 500, `${what}: ${names(l)}`);
+          await new Promise((res) => setTimeout(res, 20)); // polling what another process changed
+        }
+      };
+      const add = await post(srv, '/api/extensions', { name: 'bobshared', config: fakeMcp('bob-marker') }, as(bob));
+      assert.equal(add.status, 201, add.text);
+      await until(other, (n) => n.includes('bobshared'), 'the other goosed lists it');
+      const r = await del(other, '/api/extensions/bobshared', as(bob));
+      assert.ok(r.status < 300, r.text);
+      await until(srv, (n) => !n.includes('bobshared'), 'this goosed drops it');
+      // alice's, unchanged meanwhile, are still there on both
+      for (const s of [srv, other]) assert.ok(names(await get(s, '/api/extensions', as(alice))).includes('alicex'));
+    } finally {
+      await stopAndCheck(other);
+    }
+  });
+
   it('a restart keeps them (in the store); user_extensions: false sets them aside and refuses changes', async () => {
     await stopAndCheck(srv);
     srv = await startServer({ home, env: env(), configYaml: configYaml() });

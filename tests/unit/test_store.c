@@ -1776,6 +1776,8 @@ static void test_sessions_unfinished_many(void **state)
     enum { S = 10000, PER = 4 };
     assert_int_equal(
         sqlite3_exec(db,
+                     "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
+                     "user_items_removed; DROP TABLE user_items_version; "
                      "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
                      "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
                      "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "
@@ -1912,6 +1914,8 @@ static void test_session_indexes_ascending(void **state)
     assert_int_equal(
         sqlite3_exec(
             db,
+            "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
+            "user_items_removed; DROP TABLE user_items_version; "
             "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
             "DROP INDEX sessions_by_created; DROP INDEX sessions_by_user; "
             "CREATE INDEX sessions_by_created ON sessions(created_us DESC, "
@@ -2005,6 +2009,8 @@ static void test_sessions_unsealed(void **state)
     assert_int_equal(
         sqlite3_exec(
             db,
+            "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
+            "user_items_removed; DROP TABLE user_items_version; "
             "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
             "UPDATE schema_version SET version = 8; "
             "INSERT INTO sessions(id, name, working_dir, created_us, updated_us, settings) VALUES "
@@ -2047,6 +2053,8 @@ static void test_migrations_all_or_none(void **state)
     /* schema 5, lacking an index migration 7 drops (6 runs, 7 fails) */
     assert_int_equal(
         sqlite3_exec(db,
+                     "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
+                     "user_items_removed; DROP TABLE user_items_version; "
                      "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
                      "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
                      "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,7 +161,9 @@ static void test_store_round_trip(void **state)
                                                 "sk-alice", err, sizeof err),
                      GD_OK);
     assert_int_equal(user_settings_put_perm(a.id, "developer__shell", PERM_ALWAYS_ALLOW), GD_OK);
-    assert_int_equal(user_settings_save_perm(a.id, "developer__shell", err, sizeof err), GD_OK);
+    assert_int_equal(
+        user_settings_save_perm(a.id, "developer__shell", PERM_ALWAYS_ALLOW, err, sizeof err),
+        GD_OK);
     /* a user that does not exist cannot keep anything */
     assert_int_equal(
         user_settings_set_provider("nobody", "openai", "m", NULL, NULL, err, sizeof err),
@@ -183,6 +186,21 @@ static void test_store_round_trip(void **state)
                      0);
     assert_int_equal(user_settings_perm(a.id, "developer__shell"), PERM_ALWAYS_ALLOW);
     assert_int_equal(user_settings_perm(b.id, "developer__shell"), PERM_NONE);
+
+    /* written by another goosed (straight into the store): read again within a poll or two */
+    long v0, v1;
+    assert_int_equal(st->ops->user_items_version(st, &v0), GD_OK);
+    assert_int_equal(st->ops->user_item_set(st, b.id, "provider", "anthropic", 9), GD_OK);
+    assert_int_equal(st->ops->user_items_version(st, &v1), GD_OK);
+    assert_true(v1 > v0);
+    bool seen = false;
+    for (int i = 0; i < 500 && !seen; i++) { /* polling what a thread of its own reads */
+        seen = user_settings_provider(b.id, name, sizeof name, model, sizeof model);
+        if (!seen) nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    assert_true(seen);
+    assert_string_equal(name, "anthropic");
+    assert_int_equal(user_settings_perm(a.id, "developer__shell"), PERM_ALWAYS_ALLOW); /* kept */
 
     /* another server key: a clear error, without the key */
     char path[160];
@@ -207,12 +225,16 @@ static void test_store_round_trip(void **state)
                      -1);
     assert_non_null(strstr(err, "does not exist"));
 
-    /* a removed user's settings go with them */
+    /* a removed user's settings go with them, and the version moves on (the cascade) */
+    assert_int_equal(st->ops->user_items_version(st, &v0), GD_OK);
     assert_int_equal(st->ops->user_remove(st, "alice"), GD_OK);
+    assert_int_equal(st->ops->user_items_version(st, &v1), GD_OK);
+    assert_true(v1 > v0);
     store_user_item *items = NULL;
     size_t n = 9;
     assert_int_equal(st->ops->user_items_list(st, &items, &n), GD_OK);
-    assert_int_equal(n, 0);
+    assert_int_equal(n, 1); /* bob's provider alone */
+    assert_string_equal(items[0].user_id, b.id);
     store_user_items_free(items, n);
     user_settings_free();
     store_close(st);
