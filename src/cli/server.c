@@ -160,6 +160,7 @@ int cli_server(int argc, char **argv)
         if (!refused) log_error("server", "%s", err);
         agent_shutdown(a.agent, 0);
         agent_free(a.agent);
+        user_settings_free(); /* its reader of the store stops before the store closes */
         store_close(a.st);
         ext_set_free(a.exts);
         allowlist_stop();
