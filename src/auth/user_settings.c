@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
 
@@ -508,11 +509,7 @@ static void *poll_users(void *arg)
     (void)arg;
     pthread_mutex_lock(&U.mu);
     while (!U.stop) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += USERS_POLL_MS / 1000;
-        dl.tv_nsec += (USERS_POLL_MS % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        struct timespec dl = clock_deadline(USERS_POLL_MS);
         while (!U.stop && pthread_cond_timedwait(&U.cv, &U.mu, &dl) == 0) {
         }
         if (U.stop || !U.loaded || !U.st) continue;

@@ -14,5 +14,8 @@ void clock_rfc3339(time_t t, char out[RFC3339_LEN]);
  * names a day or time that does not exist. */
 bool clock_parse_rfc3339(const char *s, int64_t *us);
 uint64_t clock_mono_ns(void);
+/* The wall-clock time ms milliseconds from now: the deadline pthread_cond_timedwait takes (its
+ * condition variables keep CLOCK_REALTIME). */
+struct timespec clock_deadline(long ms);
 
 #endif

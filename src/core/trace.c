@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 #define MAX_ATTRS      16
@@ -1216,11 +1217,7 @@ static void batch_release(trace_span **spans, size_t n)
 /* Waits ms, or less when goosed begins to stop; false when it is stopping. */
 static bool backoff(long ms)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
+    struct timespec dl = clock_deadline(ms);
     pthread_mutex_lock(&T.mu);
     while (!atomic_load(&T.stopping))
         if (pthread_cond_timedwait(&T.cv, &T.mu, &dl)) break;
@@ -1277,11 +1274,7 @@ static void *exporter(void *arg)
     for (;;) {
         pthread_mutex_lock(&T.mu);
         if (!atomic_load(&T.stopping) && q_len() < T.batch) {
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_sec += T.delay_ms / 1000;
-            dl.tv_nsec += (T.delay_ms % 1000) * 1000000;
-            if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
+            struct timespec dl = clock_deadline(T.delay_ms);
             while (!atomic_load(&T.stopping) && q_len() < T.batch)
                 if (pthread_cond_timedwait(&T.cv, &T.mu, &dl)) break;
         }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
 
@@ -1252,8 +1253,6 @@ void sandbox_settle(void)
 {
     if (!g_check_on) return;
     g_check_on = false;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 5;
+    struct timespec dl = clock_deadline(5000);
     if (pthread_timedjoin_np(g_check, NULL, &dl) != 0) pthread_detach(g_check);
 }

@@ -1740,6 +1740,13 @@ static void test_sessions_unfinished(void **state)
     store_close(st);
 }
 
+/* What migrations 9 and 10 made, undone: the start of the SQL that writes a file as a goosed of
+ * an earlier schema left it. */
+#define UNDO_9_10                                                                                  \
+    "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "                \
+    "user_items_removed; DROP TABLE user_items_version; DROP TRIGGER sessions_sealed; DROP TABLE " \
+    "sessions_unsealed; "
+
 /* A store file made by the store (the current schema), closed, and the SQLite connection to it
  * a test rewrites it through (as an older goosed, or another program, would have left it);
  * path: the file's. */
@@ -1776,9 +1783,7 @@ static void test_sessions_unfinished_many(void **state)
     enum { S = 10000, PER = 4 };
     assert_int_equal(
         sqlite3_exec(db,
-                     "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
-                     "user_items_removed; DROP TABLE user_items_version; "
-                     "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
+                     UNDO_9_10
                      "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
                      "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "
                      "DROP COLUMN summary_count; UPDATE schema_version SET version = 5",
@@ -1914,9 +1919,7 @@ static void test_session_indexes_ascending(void **state)
     assert_int_equal(
         sqlite3_exec(
             db,
-            "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
-            "user_items_removed; DROP TABLE user_items_version; "
-            "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
+            UNDO_9_10
             "DROP INDEX sessions_by_created; DROP INDEX sessions_by_user; "
             "CREATE INDEX sessions_by_created ON sessions(created_us DESC, "
             "id DESC); CREATE INDEX sessions_by_user ON sessions(user_id, "
@@ -2009,9 +2012,7 @@ static void test_sessions_unsealed(void **state)
     assert_int_equal(
         sqlite3_exec(
             db,
-            "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
-            "user_items_removed; DROP TABLE user_items_version; "
-            "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
+            UNDO_9_10
             "UPDATE schema_version SET version = 8; "
             "INSERT INTO sessions(id, name, working_dir, created_us, updated_us, settings) VALUES "
             "('s-plain', 'a', '/tmp', 1, 1, '{\"extensions\":{\"add\":{\"x\":{\"type\":"
@@ -2053,9 +2054,7 @@ static void test_migrations_all_or_none(void **state)
     /* schema 5, lacking an index migration 7 drops (6 runs, 7 fails) */
     assert_int_equal(
         sqlite3_exec(db,
-                     "DROP TRIGGER user_items_added; DROP TRIGGER user_items_changed; DROP TRIGGER "
-                     "user_items_removed; DROP TABLE user_items_version; "
-                     "DROP TRIGGER sessions_sealed; DROP TABLE sessions_unsealed; "
+                     UNDO_9_10
                      "DROP INDEX sessions_open; ALTER TABLE sessions DROP COLUMN "
                      "open_round; ALTER TABLE sessions DROP COLUMN summary; ALTER TABLE sessions "
                      "DROP COLUMN summary_count; UPDATE schema_version SET version = 5; DROP INDEX "

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "extensions/mcp/mcp.h"
 
 /* What closed transports still run: server processes not reaped, DELETEs in flight. */
@@ -33,14 +34,7 @@ unsigned mcp_servers_running(void)
 
 bool mcp_servers_wait(long ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_deadline(ms);
     pthread_mutex_lock(&linger_mu);
     while (lingering && pthread_cond_timedwait(&linger_cv, &linger_mu, &until) == 0) {
     }
