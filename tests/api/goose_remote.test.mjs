@@ -314,6 +314,7 @@ describe('goose session and run', () => {
     await fake.script([{ text: 'First answer.' }, { text: 'Second answer.' }]);
     const r = await goose(srv, ['session', '-n', 'Piped'], { cwd: dir, input: 'one\n\n/help\ntwo\n' });
     ok(r);
+    assert.ok(!existsSync(path.join(dir, '.local/state/goose/chat_history')), 'without a terminal no history is kept');
     assert.match(r.stdout, /^starting session ([0-9a-f-]{36}) in /);
     assert.match(r.stdout, /\( O\)> First answer\.\n\( O\)> \( O\)> Type a message[^]*\( O\)> Second answer\.\n\( O\)> \n$/);
     const sid = r.stdout.match(/starting session ([0-9a-f-]{36})/)[1];

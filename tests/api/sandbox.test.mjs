@@ -618,6 +618,17 @@ describe("a user's commands and stdio servers reach public addresses only, as th
       outside.close();
     }
   });
+
+  it("user_extension_hosts: '*' lets a user's command reach what an admin's does", async () => {
+    await start({ GOOSE_USER_EXTENSION_HOSTS: '*' });
+    const outside = await listen(outsideAddr);
+    try {
+      assertReach(await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port]], as(alice)), { [`${outsideAddr}:${outside.port}`]: 'CONNECTED' });
+      assert.match(await shellDescription(fake), /it reaches the internet, but not the services that listen only on the machine's localhost/);
+    } finally {
+      outside.close();
+    }
+  });
 });
 
 describe('a fork bomb as a normal user', { skip: (!bwrapWorks || !have('setpriv') || process.getuid() !== 0) && 'needs bubblewrap, setpriv and root to become nobody' }, () => {
