@@ -469,8 +469,11 @@ describe('client certificates (tls_client_ca)', { skip }, () => {
       await assert.rejects(statusAs(srv, { cert: team.cert, key: team.key }), 'the first CA, no longer trusted');
       // both CAs in the file: both
       writeFileSync(cas, Buffer.concat([readFileSync(team.ca), readFileSync(other.ca)]));
+      const again = srv.log().length; // before the signal: its lines come after
       srv.proc.kill('SIGHUP');
-      await srv.waitForLog(/one of the 2 CA certificates of/, { from: srv.log().length });
+      // the CA file is read (and logged) before the new credentials take over: wait for both
+      await srv.waitForLog(/one of the 2 CA certificates of/, { from: again });
+      await srv.waitForLog(/SIGHUP received: TLS certificate reloaded/, { from: again });
       assert.equal(await statusAs(srv, { cert: team.cert, key: team.key }), 200);
       assert.equal(await statusAs(srv, { cert: other.cert, key: other.key }), 200);
     } finally {
