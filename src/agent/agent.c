@@ -1021,12 +1021,8 @@ static void sampling_start(agent_req *r)
     pthread_mutex_unlock(&a->mu);
     if (se->turn) {
         pcfg = *se->turn->pcfg;
-    } else if ((oprov[0] || omodel[0]
-                    ? agent_provider_chosen(a, se->user_id, oprov[0] ? oprov : NULL,
-                                            omodel[0] ? omodel : NULL, &pcfg, err, sizeof err) ||
-                          (!se->reg_admin && se->user_id[0] &&
-                           !agent_provider_open(a, pcfg.def, err, sizeof err))
-                    : agent_provider_for(a, se->user_id, &pcfg, err, sizeof err) != GD_OK) ||
+    } else if (agent_provider_owned(a, se->user_id, se->reg_admin, oprov[0] ? oprov : NULL,
+                                    omodel[0] ? omodel : NULL, &pcfg, err, sizeof err) ||
                (!a->pc && !(a->pc = prov_client_new(a->l, err, sizeof err)))) {
         sodium_memzero(&pcfg, sizeof pcfg);
         json_decref(h);
@@ -1731,6 +1727,17 @@ gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char
     return agent_provider_chosen(a, user_id, NULL, NULL, out, err, errlen);
 }
 
+gd_err agent_provider_owned(agent *a, const char *user_id, bool admin, const char *want,
+                            const char *want_model, provider_cfg *out, char *err, size_t errlen)
+{
+    gd_err e = agent_provider_chosen(a, user_id, want, want_model, out, err, errlen);
+    if (!e && !admin && user_id[0] && !agent_provider_open(a, out->def, err, errlen)) {
+        sodium_memzero(out, sizeof *out);
+        e = GD_EINVAL;
+    }
+    return e;
+}
+
 gd_err agent_provider_chosen(agent *a, const char *user_id, const char *want,
                              const char *want_model, provider_cfg *out, char *err, size_t errlen)
 {
@@ -1814,9 +1821,7 @@ static gd_err session_provider(a_turn *at, char *msg, size_t msglen)
     if (!name && !model) return GD_OK;
     const char *uid = at->se->user_id;
     provider_cfg pcfg;
-    gd_err e = agent_provider_chosen(at->a, uid, name, model, &pcfg, msg, msglen);
-    if (!e && !at->admin && uid[0] && !agent_provider_open(at->a, pcfg.def, msg, msglen))
-        e = GD_EINVAL;
+    gd_err e = agent_provider_owned(at->a, uid, at->admin, name, model, &pcfg, msg, msglen);
     const provider_cfg *shared = e ? NULL : cfg_share(at->a, &pcfg);
     sodium_memzero(&pcfg, sizeof pcfg);
     if (e) return e;
@@ -1879,9 +1884,7 @@ gd_err agent_start(agent *a, const char *session_id, const char *user_id, bool a
     }
     gd_err e;
     provider_cfg pcfg;
-    e = agent_provider_for(a, user_id, &pcfg, err, errlen);
-    /* a choice a user stored before an admin changed the server's */
-    if (!e && !admin && user_id[0] && !agent_provider_open(a, pcfg.def, err, errlen)) e = GD_EINVAL;
+    e = agent_provider_owned(a, user_id, admin, NULL, NULL, &pcfg, err, errlen);
     if (!e && !(at->pcfg = cfg_share(a, &pcfg)))
         e = GD_ENOMEM, snprintf(err, errlen, "out of memory");
     sodium_memzero(&pcfg, sizeof pcfg);

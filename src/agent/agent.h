@@ -109,6 +109,13 @@ gd_err agent_provider_for(agent *a, const char *user_id, provider_cfg *out, char
  * their provider) chosen for one session. */
 gd_err agent_provider_chosen(agent *a, const char *user_id, const char *want,
                              const char *want_model, provider_cfg *out, char *err, size_t errlen);
+/* What a reply or a sampling request of a session owned by user_id uses: as
+ * agent_provider_chosen (want and want_model NULL: the user's, else the server's), and for a user
+ * who is not an admin GD_EINVAL when it is a provider they may not reach (agent_provider_open):
+ * one chosen before an admin changed the server's, say. Every path that picks a session's
+ * provider goes through it. */
+gd_err agent_provider_owned(agent *a, const char *user_id, bool admin, const char *want,
+                            const char *want_model, provider_cfg *out, char *err, size_t errlen);
 /* The user's provider and model, or the server's when they chose none. */
 void agent_current_for(agent *a, const char *user_id, char *name, size_t namelen, char *model,
                        size_t modellen);

@@ -475,11 +475,8 @@ void api_session_patch(http_req *r)
             gd_err e = pn && !provider_find(pn)
                            ? (snprintf(why, sizeof why, "provider: unknown provider '%.64s'", pn),
                               GD_EINVAL)
-                           : agent_provider_chosen(((app *)http_app(r))->agent, u->id, pn, mn,
-                                                   &pcfg, why, sizeof why);
-            if (!e && !u->admin && u->id[0] &&
-                !agent_provider_open(((app *)http_app(r))->agent, pcfg.def, why, sizeof why))
-                e = GD_EINVAL;
+                           : agent_provider_owned(((app *)http_app(r))->agent, u->id, u->admin, pn,
+                                                  mn, &pcfg, why, sizeof why);
             sodium_memzero(&pcfg, sizeof pcfg);
             ok = !e;
         }
