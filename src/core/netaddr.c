@@ -99,11 +99,16 @@ static const struct {
 };
 #define V4_INTERNAL_N (sizeof V4_INTERNAL / sizeof *V4_INTERNAL)
 
+/* Whether x is inside the network net/bits. */
+static bool v4_inside(uint32_t x, uint32_t net, int bits)
+{
+    return bits == 0 || (x >> (32 - bits)) == (net >> (32 - bits));
+}
+
 static const char *v4_internal(uint32_t x)
 {
     for (size_t i = 0; i < V4_INTERNAL_N; i++)
-        if ((x >> (32 - V4_INTERNAL[i].bits)) == (V4_INTERNAL[i].net >> (32 - V4_INTERNAL[i].bits)))
-            return *V4_INTERNAL[i].what;
+        if (v4_inside(x, V4_INTERNAL[i].net, V4_INTERNAL[i].bits)) return *V4_INTERNAL[i].what;
     return NULL;
 }
 
@@ -386,11 +391,6 @@ bool net_allow_host(const net_allow *a, const char *host)
 }
 
 /* ---- what a user's command may not reach ---- */
-
-static bool v4_inside(uint32_t x, uint32_t net, int bits)
-{
-    return bits == 0 || (x >> (32 - bits)) == (net >> (32 - bits));
-}
 
 /* Appends b to out less every IPv4 network of a from item i on: a network inside b splits b in
  * halves, each looked at again; one that holds b removes it. The count, or -1 past max. */

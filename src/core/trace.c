@@ -14,15 +14,18 @@
 #include "core/clock.h"
 #include "core/log.h"
 
-#define MAX_ATTRS      16
-#define NAME_MAX_LEN   96
-#define VALUE_MAX      1024
-#define MAX_HEADERS    32
-#define MAX_RES_ATTRS  32
-#define DROP_LOG_EVERY 60 /* seconds between two "spans dropped" lines */
-#define FAIL_LOG_EVERY 60 /* seconds between two "export failed" lines */
-#define FINAL_FLUSH_MS 1000
-#define CONNECT_MAX_MS 5000
+#define MAX_ATTRS       16
+#define NAME_MAX_LEN    96
+#define VALUE_MAX       1024
+#define MAX_HEADERS     32
+#define MAX_RES_ATTRS   32
+#define DROP_LOG_EVERY  60 /* seconds between two "spans dropped" lines */
+#define FAIL_LOG_EVERY  60 /* seconds between two "export failed" lines */
+#define FINAL_FLUSH_MS  1000
+#define CONNECT_MAX_MS  5000
+#define ENDPOINT_MAX    2048
+#define HEADER_LINE_MAX 8192
+
 /* A batch the collector could not take now (429, 502, 503, 504, or no connection) is sent again,
  * as OTLP/HTTP asks: at most EXPORT_TRIES times in all, waiting 1 s, 2 s, 4 s... (at most
  * BACKOFF_MAX_MS, a fifth more or less at random), or what its Retry-After says (at most
@@ -31,8 +34,6 @@
 #define BACKOFF_MS         1000
 #define BACKOFF_MAX_MS     5000
 #define RETRY_AFTER_MAX_MS 30000
-#define ENDPOINT_MAX       2048
-#define HEADER_LINE_MAX    8192
 
 typedef enum { A_STR, A_INT, A_BOOL } attr_type;
 
@@ -1236,16 +1237,14 @@ static void export_batch(CURL **easy, pb *body, trace_span **spans, size_t n, lo
     char why[256];
     const char *err = body->oom ? "out of memory encoding spans" : NULL;
     bool again = !err;
-    long wait = BACKOFF_MS;
+    long wait = BACKOFF_MS, after = 0;
     for (int tries = 0; again && tries < EXPORT_TRIES; tries++) {
-        long after = 0;
-        if (tries) {
-            long ms = wait + (long)(random() % (wait / 5 * 2 + 1)) - wait / 5; /* ±20 % */
+        if (tries) { /* the collector's own word (Retry-After) as it is, else ours ±20 % */
+            long ms = after ? after : wait + (long)(random() % (wait / 5 * 2 + 1)) - wait / 5;
             if (!backoff(ms)) break;
             wait = wait * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : wait * 2;
         }
         err = post(easy, body, timeout_ms, &again, &after, why, sizeof why);
-        if (after) wait = after; /* the collector's own word for the next wait */
         again = err && again && !atomic_load(&T.stopping);
     }
     if (body->cap > (8u << 20)) { /* an unusually large batch: do not keep its memory */

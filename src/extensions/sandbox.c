@@ -1170,14 +1170,14 @@ static bool net_init(sandbox_cfg *sb, char *why, size_t whylen)
     return true;
 }
 
-/* Runs a command as a tool would and logs when it saw no network interface but its loopback:
- * slirp4netns cannot run here (no /dev/net/tun, a seccomp policy...), and every command will then
- * run with its loopback alone. In a thread of its own, so that goosed's start does not wait for
- * it (30-40 ms); it only logs, and changes nothing another thread reads. */
 /* The check of slirp4netns, running beside the start; sandbox_settle waits for it. */
 static pthread_t g_check;
 static bool g_check_on;
 
+/* Runs a command as a tool would and logs when it saw no network interface but its loopback:
+ * slirp4netns cannot run here (no /dev/net/tun, a seccomp policy...), and every command will then
+ * run with its loopback alone. In a thread of its own, so that goosed's start does not wait for
+ * it (30-40 ms); it only logs, and changes nothing another thread reads. */
 static void *net_check(void *arg)
 {
     const sandbox_cfg *sb = arg;
