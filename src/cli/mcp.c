@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/signin.h"
 #include "config/config.h"
 #include "config/secrets.h"
 #include "core/log.h"
 #include "extensions/ext_config.h"
 #include "extensions/mcp/mcp.h"
+#include "extensions/mcp/oauth.h"
 #include "extensions/sandbox.h"
 
 static const char usage[] =
@@ -49,6 +51,8 @@ static const char usage[] =
     "  --env NAME=VALUE  a variable for a stdio server (its config's envs); repeatable\n"
     "  --env-key NAME    passes NAME from goosed's environment or secrets.yaml (env_keys)\n"
     "A stdio server gets only a safe part of goosed's environment (PATH, HOME, LANG ...).\n"
+    "A remote server that asks for a sign-in (OAuth) gets one: goosed prints the address to open\n"
+    "in a browser, which comes back to a port of 127.0.0.1 (within 300 s).\n"
     "\n"
     "Exit status: 0 done, 1 the server or the tool failed, 2 a usage error.\n";
 
@@ -71,6 +75,8 @@ typedef struct {
     size_t next; /* conformance: the next tool to call */
     json_t *tools;
     json_t *envs, *env_keys; /* --env, --env-key */
+    signin signin;           /* a remote server's OAuth sign-in comes back here */
+    mcp_oauth_cfg oauth;
 } cli;
 
 static void finish(cli *c, int rc)
@@ -578,6 +584,18 @@ static int mcp_main(cli *c, int argc, char **argv)
         /* as configured */
     } else if (url) {
         json_object_set_new(cfg, "uri", json_string(url));
+        /* the conformance suite's pre-registered client */
+        json_t *ctx = c->mode == M_CONFORMANCE && getenv("MCP_CONFORMANCE_CONTEXT")
+                          ? json_loads(getenv("MCP_CONFORMANCE_CONTEXT"), 0, NULL)
+                          : NULL;
+        const char *id = json_string_value(json_object_get(ctx, "client_id"));
+        const char *secret = json_string_value(json_object_get(ctx, "client_secret"));
+        if (id)
+            json_object_set_new(
+                cfg, "oauth",
+                secret ? json_pack("{s:s, s:s}", "client_id", id, "client_secret", secret)
+                       : json_pack("{s:s}", "client_id", id));
+        json_decref(ctx);
     } else {
         json_object_set_new(cfg, "cmd", json_string(argv[cmd_at]));
         json_t *args = json_object_get(cfg, "args");
@@ -594,6 +612,25 @@ static int mcp_main(cli *c, int argc, char **argv)
     myops.ud = c;
     c->host = (ext_host){.env = env, .cwd = cwd, .ops = &myops};
     char err[1024];
+    /* A remote server may ask for a sign-in (OAuth): the conformance suite's approves at once;
+     * a real one through the user's browser, which comes back to a port of 127.0.0.1. */
+    c->signin.fd = -1;
+    const char *ct = json_string_value(json_object_get(cfg, "type"));
+    if (ct && strcmp(ct, "stdio")) {
+        c->oauth = (mcp_oauth_cfg){.client_name = "goosed"};
+        if (c->mode == M_CONFORMANCE) {
+            /* the suite's client ID metadata document (its example client names the same) */
+            c->oauth.client_metadata_url = "https://conformance-test.local/client-metadata.json";
+            c->oauth.redirect_uri = "http://localhost:3000/callback";
+            c->oauth.consent = signin_fetch;
+            c->host.oauth = &c->oauth;
+        } else if (signin_listen(&c->signin, err, sizeof err) == GD_OK) {
+            c->oauth.redirect_uri = c->signin.redirect_uri;
+            c->oauth.consent = signin_browser;
+            c->oauth.consent_ud = &c->signin;
+            c->host.oauth = &c->oauth;
+        }
+    }
     sem_init(&c->sem, 0, 0);
     if (!env || !(c->l = loop_new("mcp-cli")) || !(c->workers = pool_new("mcp-cli", 1, 4))) {
         if (c->l) loop_free(c->l);
@@ -643,6 +680,7 @@ static int mcp_main(cli *c, int argc, char **argv)
     json_decref(c->tools);
     sandbox_env_free(env);
     sem_destroy(&c->sem);
+    signin_close(&c->signin);
     return rc;
 }
 

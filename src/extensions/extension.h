@@ -91,6 +91,10 @@ typedef struct {
      * fetches into the sandbox's empty home at each start). */
     bool confined;
     const char *npm_cache;
+    /* NULL: a remote server that asks for OAuth (401) is refused as before. Else how its user
+     * signs in (extensions/mcp/oauth.h: the consent, the redirect URI and the client's name;
+     * the transport adds the server's URL, the config's oauth client and the reach). */
+    const struct mcp_oauth_cfg *oauth;
 } ext_host;
 
 /* A tool's progress (MCP notifications/progress): total < 0 when unknown, message may be NULL.

@@ -16,6 +16,7 @@
 #define RETRY_MAX_MS     30000 /* the longest wait between two attempts */
 #define RETRY_MIN_MS     500   /* the shortest, whatever the server's retry: says (0 would spin) */
 #define GET_FAILURES_MAX 3     /* attempts in a row that bring nothing before a stream is dropped */
+#define AUTH_TRIES_MAX   3     /* authorizations for one message before its refusal stands */
 
 typedef struct http_t http_t;
 
@@ -29,8 +30,27 @@ typedef struct resume {
     struct resume *prev, *next;
 } resume;
 
+/* A message the server refused for its authorization (401, 403 insufficient_scope), waiting
+ * for a new token from a worker (oauth.h), then sent again. t is NULL once the transport closed:
+ * the answer then only frees it. */
+typedef struct renewal {
+    http_t *t;
+    loop *l;
+    mcp_oauth *o;
+    char *body;
+    json_t *want;
+    int tries;
+    long status;
+    unsigned had;
+    char www_auth[1024];
+    gd_err e;
+    char err[512];
+    struct renewal *prev, *next;
+} renewal;
+
 struct http_t {
     mcp_http_base b;
+    renewal *renewals;
     char *session;
     char version[32];
     long retry_ms;      /* the last retry: time a stream gave */
@@ -199,12 +219,105 @@ static void start_get(http_t *t, json_t *want, const char *last_id, int failures
     r->wanted = json_array_size(want);
 }
 
+static void post(http_t *t, char *body, json_t *want, int tries);
+
+static void renewal_unlink(renewal *rn)
+{
+    http_t *t = rn->t;
+    if (rn->prev)
+        rn->prev->next = rn->next;
+    else if (t->renewals == rn)
+        t->renewals = rn->next;
+    if (rn->next) rn->next->prev = rn->prev;
+    rn->prev = rn->next = NULL;
+    rn->t = NULL;
+}
+
+static void renewal_free(renewal *rn)
+{
+    mcp_oauth_unref(rn->o);
+    free(rn->body);
+    json_decref(rn->want);
+    free(rn);
+}
+
+/* On the loop: the token is renewed (send the message again) or cannot be. */
+static void renewed(void *ud)
+{
+    renewal *rn = ud;
+    http_t *t = rn->t;
+    if (!t || t->b.failed) {
+        if (t) renewal_unlink(rn);
+        renewal_free(rn);
+        return;
+    }
+    renewal_unlink(rn);
+    if (rn->e) {
+        log_warn("mcp", "%s: not authorized: %s", t->b.uri, rn->err);
+        char why[600];
+        snprintf(why, sizeof why, "the MCP server asks for authorization: %s", rn->err);
+        mcp_req tmp = {.want = rn->want};
+        mcp_http_abandon(&t->b, &tmp, why);
+    } else {
+        post(t, rn->body, rn->want, rn->tries);
+        rn->body = NULL;
+        rn->want = NULL;
+    }
+    renewal_free(rn);
+}
+
+static void renew_work(void *ud)
+{
+    renewal *rn = ud;
+    rn->e = mcp_oauth_renew(rn->o, rn->status, rn->www_auth, rn->had, rn->err, sizeof rn->err);
+    if (loop_post(rn->l, renewed, rn) != GD_OK)
+        log_error("mcp", "out of memory handing back an authorization");
+}
+
+/* r was refused for its authorization and OAuth may mend that: a worker gets a new token and
+ * the message goes again (its body and the ids it waits for move to the renewal). */
+static bool renew(http_t *t, mcp_req *r)
+{
+    char error[64] = "";
+    if (!t->b.oauth || !r->body || r->kind >= AUTH_TRIES_MAX ||
+        !(r->status == 401 ||
+          (r->status == 403 &&
+           mcp_oauth_challenge_param(r->www_auth, "error", error, sizeof error) &&
+           !strcmp(error, "insufficient_scope"))))
+        return false;
+    renewal *rn = calloc(1, sizeof *rn);
+    if (!rn) return false;
+    rn->t = t;
+    rn->l = t->b.l;
+    rn->o = mcp_oauth_ref(t->b.oauth);
+    rn->tries = r->kind + 1;
+    rn->status = r->status;
+    rn->had = r->token_gen;
+    snprintf(rn->www_auth, sizeof rn->www_auth, "%s", r->www_auth);
+    if (pool_submit(t->b.workers, renew_work, rn) != GD_OK) {
+        renewal_free(rn);
+        return false;
+    }
+    rn->body = r->body; /* the transfer is over: libcurl no longer reads it */
+    r->body = NULL;
+    rn->want = r->want;
+    r->want = NULL;
+    rn->next = t->renewals;
+    if (t->renewals) t->renewals->prev = rn;
+    t->renewals = rn;
+    return true;
+}
+
 static void on_post_done(mcp_req *r, CURLcode code)
 {
     http_t *t = r->ud;
     char why[512];
     mcp_req_error(r, code, why, sizeof why);
     if (t->b.failed || session_gone(t, r)) {
+        mcp_req_free(r);
+        return;
+    }
+    if (code == CURLE_OK && !r->stream_err && renew(t, r)) {
         mcp_req_free(r);
         return;
     }
@@ -251,35 +364,42 @@ static void on_post_done(mcp_req *r, CURLcode code)
     mcp_req_free(r);
 }
 
-static void http_send(mcp_transport *tr, json_t *msg)
+/* POSTs body (freed) with want (stolen: the ids of the responses it should bring, or NULL);
+ * tries: how many times it was authorized again. */
+static void post(http_t *t, char *body, json_t *want, int tries)
 {
-    http_t *t = (http_t *)tr;
-    if (t->b.failed) return;
-    char *body = jtext(msg, NULL);
-    if (!body) {
-        mcp_http_fail(&t->b, GD_ENOMEM, "out of memory sending a message");
-        return;
-    }
     const char *lines[6] = {"Content-Type: application/json",
                             "Accept: application/json, text/event-stream"};
     size_t n = 2;
     char ver[64], sid[300];
     session_headers(t, lines, &n, ver, sizeof ver, sid, sizeof sid);
-    json_t *id = json_object_get(msg, "id");
-    const char *method = json_string_value(json_object_get(msg, "method"));
     mcp_req *r =
         mcp_req_start(&t->b, "POST", t->b.uri, lines, body,
                       (t->b.timeout_s + MCP_HTTP_CONNECT_S) * 1000L, on_post_done, NULL, t);
     free(body);
     if (!r) {
+        json_decref(want);
         mcp_http_fail(&t->b, GD_ENOMEM, "out of memory sending a message");
         return;
     }
-    if (id && method && !(r->want = json_pack("[O]", id))) {
-        mcp_req_free(r);
+    r->want = want;
+    r->kind = tries;
+}
+
+static void http_send(mcp_transport *tr, json_t *msg)
+{
+    http_t *t = (http_t *)tr;
+    if (t->b.failed) return;
+    char *body = jtext(msg, NULL);
+    json_t *id = json_object_get(msg, "id");
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    json_t *want = id && method ? json_pack("[O]", id) : NULL;
+    if (!body || (id && method && !want)) {
+        free(body);
         mcp_http_fail(&t->b, GD_ENOMEM, "out of memory sending a message");
         return;
     }
+    post(t, body, want, 0);
     /* Initialization is over: open the stream of what the server starts. */
     if (method && !strcmp(method, "notifications/initialized") && !t->get_started) {
         t->get_started = true;
@@ -325,6 +445,8 @@ static void teardown(mcp_http_base *b)
     b->failed = true;
     while (t->resumes)
         resume_free(t->resumes);
+    while (t->renewals) /* freed when their worker answers */
+        renewal_unlink(t->renewals);
     while (b->reqs)
         mcp_req_free(b->reqs);
     if (b->tick) loop_timer_cancel(b->tick);

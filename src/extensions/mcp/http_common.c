@@ -149,6 +149,33 @@ gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *h
         host->reach && !(net_url_host(uri, name, sizeof name) && net_allow_host(host->reach, name))
             ? host->reach
             : NULL;
+    b->workers = host->workers;
+    json_t *oa = json_object_get(cfg, "oauth");
+    if (oa && !json_is_object(oa)) {
+        snprintf(err, errlen, "oauth: an object (client_id, client_secret, scope) is required");
+        return GD_EINVAL;
+    }
+    static const char *const oauth_keys[] = {"client_id", "client_secret", "scope"};
+    for (size_t i = 0; i < sizeof oauth_keys / sizeof *oauth_keys; i++) {
+        json_t *x = json_object_get(oa, oauth_keys[i]);
+        if (x && !json_is_string(x)) {
+            snprintf(err, errlen, "oauth: %s: a string is required", oauth_keys[i]);
+            return GD_EINVAL;
+        }
+    }
+    bool own_auth = false;
+    json_object_foreach(b->headers, k, v) own_auth |= !strcasecmp(k, "authorization");
+    if (host->oauth && host->workers && !own_auth) {
+        mcp_oauth_cfg oc = *host->oauth;
+        oc.client_id = json_string_value(json_object_get(oa, "client_id"));
+        oc.client_secret = json_string_value(json_object_get(oa, "client_secret"));
+        oc.scope = json_string_value(json_object_get(oa, "scope"));
+        oc.reach = b->reach;
+        if (!(b->oauth = mcp_oauth_new(uri, &oc))) {
+            snprintf(err, errlen, "out of memory");
+            return GD_ENOMEM;
+        }
+    }
     char why[200];
     if (!(b->curl = curl_loop_new(b->l, "mcp", why, sizeof why))) {
         snprintf(err, errlen, "%s", why);
@@ -167,6 +194,8 @@ void mcp_http_base_free(mcp_http_base *b)
     b->curl = NULL;
     json_decref(b->inbox);
     json_decref(b->headers);
+    mcp_oauth_unref(b->oauth);
+    b->oauth = NULL;
     free(b->uri);
 }
 
@@ -268,6 +297,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         r->ctype[0] = '\0';
         r->session[0] = '\0';
         r->session_bad = false;
+        r->www_auth[0] = '\0';
     } else if (len > 13 && !strncasecmp(p, "content-type:", 13)) {
         header_value(p, len, 13, r->ctype, sizeof r->ctype);
         char *semi = strchr(r->ctype, ';');
@@ -276,6 +306,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             *c = (char)tolower((unsigned char)*c);
         for (size_t i = strlen(r->ctype); i && r->ctype[i - 1] == ' '; i--)
             r->ctype[i - 1] = '\0';
+    } else if (len > 17 && !strncasecmp(p, "www-authenticate:", 17)) {
+        char v[sizeof r->www_auth];
+        header_value(p, len, 17, v, sizeof v);
+        if (!r->www_auth[0] || !strncasecmp(v, "bearer", 6)) /* the Bearer challenge first */
+            snprintf(r->www_auth, sizeof r->www_auth, "%s", v);
     } else if (len > 15 && !strncasecmp(p, "mcp-session-id:", 15)) {
         size_t whole = header_value(p, len, 15, r->session, sizeof r->session);
         r->session_bad = whole >= sizeof r->session;
@@ -285,25 +320,31 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-/* CURLOPT_OPENSOCKETFUNCTION under a reach (mcp_http_base): the socket for an address the
- * reach allows, else none (libcurl then tries the host's next address, or fails). */
-static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+curl_socket_t mcp_http_socket(const net_allow *reach, const char *uri, curlsocktype purpose,
+                              struct curl_sockaddr *a, const char **refused)
 {
-    mcp_req *r = ud;
     const struct sockaddr *sa = &a->addr; /* a->addrlen bytes: the whole address */
     const char *what = purpose != CURLSOCKTYPE_IPCXN ? "not an address"
                        : net_addr_internal(sa)       ?: net_addr_local(sa);
-    if (what && !net_allow_addr(r->b->reach, sa)) {
+    if (what && !net_allow_addr(reach, sa)) {
         char text[64];
         net_addr_text(sa, text, sizeof text);
         log_warn("mcp",
                  "%s: not connecting to %s, %s: a user's extension may reach only public "
                  "addresses and user_extension_hosts",
-                 r->b->uri, text, what);
-        r->refused = what;
+                 uri, text, what);
+        *refused = what;
         return CURL_SOCKET_BAD;
     }
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION under a reach (mcp_http_base): the socket for an address the
+ * reach allows, else none (libcurl then tries the host's next address, or fails). */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    mcp_req *r = ud;
+    return mcp_http_socket(r->b->reach, r->b->uri, purpose, a, &r->refused);
 }
 
 static void on_done(CURL *easy, CURLcode code, void *ud)
@@ -346,6 +387,13 @@ mcp_req *mcp_req_start(mcp_http_base *b, const char *method, const char *url,
             continue;
         ok = (r->hdrs = curl_slist_append(r->hdrs, line)) != NULL;
         sodium_memzero(line, sizeof line); /* it may hold a token */
+    }
+    if (ok && b->oauth) {
+        char line[8300] = "Authorization: Bearer ";
+        size_t at = strlen(line);
+        r->token_gen = mcp_oauth_token(b->oauth, line + at, sizeof line - at);
+        if (line[at]) ok = (r->hdrs = curl_slist_append(r->hdrs, line)) != NULL;
+        sodium_memzero(line, sizeof line);
     }
     if (ok && body) ok = (r->body = strdup(body)) != NULL;
     if (!ok) {

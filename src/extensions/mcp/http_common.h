@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/curl_loop.h"
+#include "extensions/mcp/oauth.h"
 #include "extensions/mcp/transport.h"
 #include "providers/provider.h"
 
@@ -54,6 +55,8 @@ struct mcp_req {
     char why[256];
     char errbuf[CURL_ERROR_SIZE];
     const char *refused; /* what the address it would have connected to is (ext_host's reach) */
+    char www_auth[1024]; /* the answer's WWW-Authenticate (its Bearer challenge), "" when none */
+    unsigned token_gen;  /* the generation of the OAuth token it carried (oauth.h) */
     mcp_req *prev, *next;
 };
 
@@ -67,7 +70,11 @@ struct mcp_http_base {
     /* ext_host's reach, NULL when it names the uri's host: only the addresses it allows are
      * connected to, and no proxy is used */
     const net_allow *reach;
-    long timeout_s;   /* a POST's bound: the config's timeout */
+    long timeout_s; /* a POST's bound: the config's timeout */
+    /* OAuth (oauth.h) when the host offers it and the config sets no Authorization header: its
+     * token goes with every request. NULL: none. */
+    mcp_oauth *oauth;
+    pool *workers;    /* the host's: where an authorization runs */
     json_t *inbox;    /* messages waiting for delivery */
     loop_timer *tick; /* delivers the inbox */
     bool failed;      /* the end is queued or delivered: nothing more is sent */
@@ -113,6 +120,11 @@ mcp_req *mcp_req_start(mcp_http_base *b, const char *method, const char *url,
 void mcp_req_free(mcp_req *r);
 /* Why r failed, for the log and the model: the curl error, or HTTP status and the body's start. */
 void mcp_req_error(const mcp_req *r, CURLcode code, char *out, size_t outlen);
+
+/* The socket for a connection libcurl opens (CURLOPT_OPENSOCKETFUNCTION) under reach: an
+ * address reach does not allow gets none (*refused says what it is, and why is logged). */
+curl_socket_t mcp_http_socket(const net_allow *reach, const char *uri, curlsocktype purpose,
+                              struct curl_sockaddr *a, const char **refused);
 
 /* Resolves ref (an absolute URL, an absolute path or a relative path) against base into out.
  * GD_EINVAL when it is another origin (scheme, host and port) than base's, holds a space or a

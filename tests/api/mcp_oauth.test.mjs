@@ -1,0 +1,109 @@
+// OAuth for remote MCP servers (MCP's authorization specification), against the MCP SDK's own
+// example server with OAuth (simpleStreamableHttp --oauth --oauth-strict: an authorization
+// server with dynamic registration and PKCE, protected resource metadata, tokens checked for
+// this resource). `goosed mcp` prints the sign-in address, the test is the user's browser.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GOOSED_BIN } from './lib/server.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const example = path.join(root, 'node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js');
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+/** The SDK's example server with OAuth: {url (its MCP endpoint), stop}. */
+async function startOAuthServer(t) {
+  const mcpPort = await freePort();
+  const authPort = await freePort();
+  const proc = spawn(process.execPath, [example, '--oauth', '--oauth-strict'], {
+    env: { PATH: process.env.PATH, MCP_PORT: String(mcpPort), MCP_AUTH_PORT: String(authPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => proc.kill('SIGTERM'));
+  let out = '';
+  await new Promise((resolve, reject) => {
+    const check = () => { if (out.includes(`listening on port ${mcpPort}`) && out.includes(`listening on port ${authPort}`)) resolve(); };
+    proc.stdout.on('data', (d) => { out += d; check(); });
+    proc.stderr.on('data', (d) => { out += d; });
+    proc.on('exit', (code) => reject(new Error(`the example server exited with ${code}: ${out}`)));
+  });
+  return { url: `http://localhost:${mcpPort}/mcp`, output: () => out };
+}
+
+/** goosed mcp ARGS; onUrl(url) is called with the sign-in address it prints. {code, stdout, stderr}. */
+function runSignin(args, onUrl) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(GOOSED_BIN, ['mcp', ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let seen = false;
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 60000);
+    proc.stdout.on('data', (d) => { stdout += d; });
+    proc.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /^\s+(http\S+)$/m.exec(stderr);
+      if (m && !seen) { seen = true; onUrl(m[1]).catch(reject); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+test('goosed mcp signs in to an OAuth server through the browser and lists its tools', async (t) => {
+  const srv = await startOAuthServer(t);
+  let page = '';
+  let authorize;
+  const r = await runSignin(['tools', srv.url], async (url) => {
+    authorize = new URL(url);
+    const a = await fetch(url, { redirect: 'manual' }); // the authorization server approves at once
+    assert.equal(a.status, 302);
+    const back = await fetch(a.headers.get('location')); // the browser comes back to goosed
+    page = await back.text();
+    assert.equal(back.status, 200);
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\bgreet\b/);
+  assert.match(page, /Signed in/);
+  // what MCP asks of the authorization request: PKCE with S256, the resource, a state
+  assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
+  assert.match(authorize.searchParams.get('code_challenge'), /^[A-Za-z0-9_-]{43}$/);
+  assert.equal(authorize.searchParams.get('resource'), srv.url);
+  assert.match(authorize.searchParams.get('state'), /^[A-Za-z0-9_-]{22}$/);
+  assert.match(authorize.searchParams.get('redirect_uri'), /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+  // a token never reaches the output
+  assert.ok(!/Bearer [A-Za-z0-9-]{20}/.test(r.stderr + r.stdout));
+});
+
+test('a refused sign-in ends goosed mcp with the authorization server\'s error; a stray visit does not', async (t) => {
+  const srv = await startOAuthServer(t);
+  let stray;
+  const r = await runSignin(['tools', srv.url], async (url) => {
+    const u = new URL(url);
+    const back = new URL(u.searchParams.get('redirect_uri'));
+    stray = await fetch(`${back.origin}/callback?code=x&state=not-this-one`); // another sign-in's
+    back.searchParams.set('error', 'access_denied');
+    back.searchParams.set('state', u.searchParams.get('state'));
+    await fetch(back);
+  });
+  assert.equal(stray.status, 400);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /the MCP server asks for authorization: the sign-in was refused: access_denied/);
+});
+
+test('a server whose metadata names another resource is not authorized for', async (t) => {
+  const srv = await startOAuthServer(t);
+  // the same server under another name: its metadata names localhost, not 127.0.0.1
+  const other = srv.url.replace('localhost', '127.0.0.1');
+  let visited = false;
+  const r = await runSignin(['tools', other], async () => { visited = true; });
+  assert.equal(r.code, 1);
+  assert.equal(visited, false);
+  assert.match(r.stderr, /names the resource http:\/\/localhost:\d+\/mcp, not http:\/\/127\.0\.0\.1:\d+\/mcp/);
+});
