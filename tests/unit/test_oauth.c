@@ -59,6 +59,10 @@ static void test_resource(void **state)
     assert_false(mcp_oauth_resource_matches("https://x@a.example/mcp", "https://a.example/mcp"));
     assert_false(mcp_oauth_resource_matches("ftp://a.example/mcp", "ftp://a.example/mcp"));
     assert_false(mcp_oauth_resource_matches("https://a.example.evil/", "https://a.example/mcp"));
+    /* what would reach a terminal or a browser as something else */
+    assert_false(mcp_oauth_resource_matches("https://a.example/\x1b[2J", "https://a.example/mcp"));
+    assert_false(mcp_oauth_resource_matches("https://a.example/\xc2\x9b", "https://a.example/mcp"));
+    assert_false(mcp_oauth_resource_matches("https://a.example\\@b/", "https://a.example/mcp"));
 }
 
 static void test_urlenc(void **state)

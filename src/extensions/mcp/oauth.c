@@ -200,7 +200,9 @@ bool mcp_oauth_challenge_param(const char *www_auth, const char *name, char *out
 static bool url_split(const char *url, char *origin, size_t olen, char *path, size_t plen)
 {
     size_t sl = !strncasecmp(url, "https://", 8) ? 8 : !strncasecmp(url, "http://", 7) ? 7 : 0;
-    if (!sl || strpbrk(url, "\\ \t\r\n")) return false;
+    if (!sl) return false;
+    for (const unsigned char *c = (const unsigned char *)url; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f || *c == '\\') return false;
     const char *host = url + sl;
     size_t hl = strcspn(host, "/?#");
     if (!hl || memchr(host, '@', hl) || sl + hl >= olen) return false;
@@ -505,10 +507,18 @@ static gd_err discover_server(mcp_oauth *o, const resource_info *ri, server_info
     if (!json_is_array(methods)) si->basic = true; /* RFC 8414's default */
     si->cimd = json_is_true(json_object_get(m, "client_id_metadata_document_supported"));
     gd_err e = GD_OK;
+    /* The authorization endpoint is shown to the user to open: a plain http(s) URL only (no
+     * control characters for a terminal, no other scheme for a browser). */
+    char eo[URL_MAX], ep[URL_MAX];
     if (!az || !tk || strlen(az) >= sizeof si->authorize || strlen(tk) >= sizeof si->token ||
-        (rg && strlen(rg) >= sizeof si->registration))
+        (rg && strlen(rg) >= sizeof si->registration) ||
+        !url_split(az, eo, sizeof eo, ep, sizeof ep) ||
+        !url_split(tk, eo, sizeof eo, ep, sizeof ep) ||
+        (rg && !url_split(rg, eo, sizeof eo, ep, sizeof ep)))
         e = fail(GD_EPROTO, err, errlen,
-                 "the authorization server %s names no authorization or token endpoint", ri->as);
+                 "the authorization server %s names no authorization or token endpoint (as "
+                 "http(s) URLs)",
+                 ri->as);
     if (!e) {
         snprintf(si->authorize, sizeof si->authorize, "%s", az);
         snprintf(si->token, sizeof si->token, "%s", tk);
