@@ -241,7 +241,6 @@ typedef struct {
     mcp_oauth *o;
     buf body;
     long status;
-    char location[URL_MAX];
     const char *refused;
 } answer;
 
@@ -249,25 +248,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     answer *a = ud;
     return buf_append(&a->body, p, size * n) ? 0 : size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    answer *a = ud;
-    size_t len = size * n;
-    if (len > 9 && !strncasecmp(p, "location:", 9)) {
-        const char *v = p + 9, *end = p + len;
-        while (v < end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (end > v && isspace((unsigned char)end[-1]))
-            end--;
-        size_t vlen = (size_t)(end - v);
-        if (vlen < sizeof a->location) {
-            memcpy(a->location, v, vlen);
-            a->location[vlen] = '\0';
-        }
-    }
-    return len;
 }
 
 static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *sa)
@@ -307,8 +287,6 @@ static gd_err fetch(mcp_oauth *o, const char *url, const char *form, const char 
     }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, a);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)MCP_OAUTH_HTTP_S);
