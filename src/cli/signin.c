@@ -108,10 +108,11 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-gd_err signin_fetch(void *ud, const char *url, const char *state, const char *redirect_uri,
-                    char **code, char *err, size_t errlen)
+gd_err signin_fetch(void *ud, const char *label, const char *url, const char *state,
+                    const char *redirect_uri, char **code, char *err, size_t errlen)
 {
     (void)ud;
+    (void)label;
     (void)redirect_uri;
     CURL *e = curl_easy_init();
     if (!e) {
@@ -150,13 +151,14 @@ static const char page_bad[] =
     "Cache-Control: no-store\r\n\r\n<!doctype html><title>goosed</title><p>This is not the "
     "sign-in goosed waits for.</p>\n";
 
-gd_err signin_browser(void *ud, const char *url, const char *state, const char *redirect_uri,
-                      char **code, char *err, size_t errlen)
+gd_err signin_browser(void *ud, const char *label, const char *url, const char *state,
+                      const char *redirect_uri, char **code, char *err, size_t errlen)
 {
     signin *s = ud;
     (void)redirect_uri;
     fprintf(stderr,
-            "The MCP server asks you to sign in. Open this address in a browser:\n\n  %s\n\n", url);
+            "The MCP server %s asks you to sign in. Open this address in a browser:\n\n  %s\n\n",
+            label, url);
     time_t until = time(NULL) + SIGNIN_WAIT_S;
     for (;;) {
         int left = (int)(until - time(NULL));

@@ -57,6 +57,7 @@ struct mcp_rpc {
     json_int_t next_id;
     pending *pend;
     hostreq *reqs;
+    int held;         /* requests the transport holds while the user signs in */
     int depth;        /* inside a transport callback */
     bool dead;        /* closed while inside one: freed when it returns */
     loop_timer *reap; /* the deferred close */
@@ -156,7 +157,7 @@ json_int_t mcp_rpc_request(mcp_rpc *r, const char *method, json_t *params, long 
     p->fn = fn;
     p->ud = ud;
     p->timeout_ms = timeout_ms;
-    if (timeout_ms > 0 &&
+    if (timeout_ms > 0 && !r->held &&
         !(p->timer = loop_timer_add(r->host->l, (uint64_t)timeout_ms, on_timeout, p))) {
         free(p);
         json_decref(m);
@@ -378,6 +379,23 @@ static void t_closed(void *ud, gd_err e, const char *why)
     r->depth--;
 }
 
+/* While the user signs in, no request times out: each one's timer starts again, whole, once the
+ * sign-in is over (the user's reading and typing is not the server's slowness). */
+static void t_held(void *ud, int delta)
+{
+    mcp_rpc *r = ud;
+    if (r->dead) return;
+    r->held += delta;
+    for (pending *p = r->pend; p; p = p->next) {
+        if (r->held && p->timer) {
+            loop_timer_cancel(p->timer);
+            p->timer = NULL;
+        } else if (!r->held && !p->timer && p->timeout_ms > 0) {
+            p->timer = loop_timer_add(r->host->l, (uint64_t)p->timeout_ms, on_timeout, p);
+        }
+    }
+}
+
 mcp_rpc *mcp_rpc_new(const json_t *cfg, const ext_host *host, extension *x, const mcp_rpc_cb *cb,
                      char *err, size_t errlen)
 {
@@ -389,7 +407,7 @@ mcp_rpc *mcp_rpc_new(const json_t *cfg, const ext_host *host, extension *x, cons
     r->host = host;
     r->x = x;
     r->cb = *cb;
-    mcp_transport_cb tcb = {.message = t_message, .closed = t_closed, .ud = r};
+    mcp_transport_cb tcb = {.message = t_message, .closed = t_closed, .held = t_held, .ud = r};
     if (!(r->t = mcp_rpc_transport_new(cfg, host, &tcb, err, errlen))) {
         free(r);
         return NULL;

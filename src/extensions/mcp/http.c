@@ -252,6 +252,7 @@ static void renewed(void *ud)
         return;
     }
     renewal_unlink(rn);
+    if (t->b.cb.held) t->b.cb.held(t->b.cb.ud, -1);
     if (rn->e) {
         log_warn("mcp", "%s: not authorized: %s", t->b.uri, rn->err);
         char why[600];
@@ -305,6 +306,7 @@ static bool renew(http_t *t, mcp_req *r)
     rn->next = t->renewals;
     if (t->renewals) t->renewals->prev = rn;
     t->renewals = rn;
+    if (t->b.cb.held) t->b.cb.held(t->b.cb.ud, +1);
     return true;
 }
 

@@ -171,6 +171,8 @@ gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *h
         oc.client_secret = json_string_value(json_object_get(oa, "client_secret"));
         oc.scope = json_string_value(json_object_get(oa, "scope"));
         oc.reach = b->reach;
+        oc.label = json_string_value(json_object_get(cfg, "name"));
+        if (oc.workers) b->workers = oc.workers; /* a flow may wait minutes for the user */
         if (!(b->oauth = mcp_oauth_new(uri, &oc))) {
             snprintf(err, errlen, "out of memory");
             return GD_ENOMEM;
@@ -194,6 +196,7 @@ void mcp_http_base_free(mcp_http_base *b)
     b->curl = NULL;
     json_decref(b->inbox);
     json_decref(b->headers);
+    mcp_oauth_abort(b->oauth); /* a sign-in waiting for the user ends */
     mcp_oauth_unref(b->oauth);
     b->oauth = NULL;
     free(b->uri);

@@ -74,7 +74,7 @@ struct mcp_http_base {
     /* OAuth (oauth.h) when the host offers it and the config sets no Authorization header: its
      * token goes with every request. NULL: none. */
     mcp_oauth *oauth;
-    pool *workers;    /* the host's: where an authorization runs */
+    pool *workers;    /* where an authorization runs: the OAuth config's, else the host's */
     json_t *inbox;    /* messages waiting for delivery */
     loop_timer *tick; /* delivers the inbox */
     bool failed;      /* the end is queued or delivered: nothing more is sent */

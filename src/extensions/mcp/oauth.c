@@ -31,13 +31,21 @@ struct mcp_oauth {
     char *server;         /* the MCP server's URL, as configured */
     char *client_name, *redirect_uri, *cfg_client_id, *cfg_client_secret, *metadata_url, *cfg_scope;
     const net_allow *reach;
+    char *label;
     mcp_oauth_consent_fn consent;
+    void (*consent_abort)(void *ud, const char *state);
+    char *(*grant_load)(void *ud, const char *server);
+    void (*grant_save)(void *ud, const char *server, const char *grant);
     void *consent_ud;
+    void (*hold)(void *ud, int delta);
+    bool aborted;     /* mu's: the owner is gone */
+    char waiting[32]; /* mu's: the state of the consent waited for now, or "" */
     /* what the flow learnt; flow's lock */
-    char issuer[URL_MAX];    /* the authorization server these belong to */
-    char client_id[URL_MAX]; /* registered (or configured, or the metadata document's URL) */
-    char client_secret[512]; /* "" for a public client */
-    char auth_method[32];    /* client_secret_basic, client_secret_post or none */
+    char issuer[URL_MAX];          /* the authorization server these belong to */
+    char client_id[URL_MAX];       /* registered (or configured, or the metadata document's URL) */
+    char client_secret[512];       /* "" for a public client */
+    char auth_method[32];          /* client_secret_basic, client_secret_post or none */
+    char client_redirect[URL_MAX]; /* the redirect URI the client was chosen for */
     char token_endpoint[URL_MAX];
     char resource[URL_MAX]; /* the resource indicator sent */
     char scope[SCOPE_MAX];  /* the scope last asked for */
@@ -45,6 +53,8 @@ struct mcp_oauth {
     char token[TOKEN_MAX]; /* mu's, with its generation */
     unsigned gen;
 };
+
+static bool adopt_saved(mcp_oauth *o);
 
 /* ---- small parts ---- */
 
@@ -75,15 +85,36 @@ mcp_oauth *mcp_oauth_new(const char *server_url, const mcp_oauth_cfg *cfg)
     o->metadata_url = dup_or_null(cfg->client_metadata_url);
     o->cfg_scope = dup_or_null(cfg->scope);
     o->reach = cfg->reach;
+    o->label = strdup(cfg->label ? cfg->label : server_url);
     o->consent = cfg->consent;
+    o->consent_abort = cfg->consent_abort;
+    o->grant_load = cfg->grant_load;
+    o->grant_save = cfg->grant_save;
     o->consent_ud = cfg->consent_ud;
-    if (!o->server || !o->client_name || !o->redirect_uri ||
+    if ((o->hold = cfg->hold)) o->hold(o->consent_ud, +1);
+    if (!o->server || !o->client_name || !o->redirect_uri || !o->label ||
         (cfg->client_id && *cfg->client_id && !o->cfg_client_id) ||
         (cfg->client_secret && *cfg->client_secret && !o->cfg_client_secret)) {
         mcp_oauth_unref(o);
         return NULL;
     }
+    char *g = o->grant_load ? o->grant_load(o->consent_ud, o->server) : NULL;
+    if (g) {
+        mcp_oauth_import(o, g);
+        wipe_free(g);
+    }
     return o;
+}
+
+void mcp_oauth_abort(mcp_oauth *o)
+{
+    if (!o) return;
+    char state[sizeof o->waiting];
+    pthread_mutex_lock(&o->mu);
+    o->aborted = true;
+    snprintf(state, sizeof state, "%s", o->waiting);
+    pthread_mutex_unlock(&o->mu);
+    if (state[0] && o->consent_abort) o->consent_abort(o->consent_ud, state);
 }
 
 mcp_oauth *mcp_oauth_ref(mcp_oauth *o)
@@ -102,6 +133,8 @@ void mcp_oauth_unref(mcp_oauth *o)
     wipe_free(o->cfg_client_secret);
     free(o->metadata_url);
     free(o->cfg_scope);
+    free(o->label);
+    if (o->hold) o->hold(o->consent_ud, -1);
     pthread_mutex_destroy(&o->flow);
     pthread_mutex_destroy(&o->mu);
     sodium_memzero(o, sizeof *o);
@@ -524,9 +557,14 @@ static void server_error(answer *a, char *out, size_t outlen)
 static gd_err client_for(mcp_oauth *o, const resource_info *ri, const server_info *si, char *err,
                          size_t errlen)
 {
-    if (!strcmp(o->issuer, ri->as) && o->client_id[0]) return GD_OK;
+    /* kept (a grant from before may be): the same server, redirect URI and configured client */
+    if (!strcmp(o->issuer, ri->as) && o->client_id[0] &&
+        !strcmp(o->client_redirect, o->redirect_uri) &&
+        (!o->cfg_client_id || !strcmp(o->cfg_client_id, o->client_id)))
+        return GD_OK;
     o->client_id[0] = o->client_secret[0] = '\0';
     snprintf(o->issuer, sizeof o->issuer, "%s", ri->as);
+    snprintf(o->client_redirect, sizeof o->client_redirect, "%s", o->redirect_uri);
     const char *method = si->basic  ? "client_secret_basic"
                          : si->post ? "client_secret_post"
                                     : "none";
@@ -737,7 +775,16 @@ static gd_err authorize(mcp_oauth *o, const server_info *si, const char *scope, 
     buf_free(&q);
     if (!url) return fail(GD_ENOMEM, err, errlen, "out of memory");
     char *code = NULL;
-    gd_err e = o->consent(o->consent_ud, url, state, o->redirect_uri, &code, err, errlen);
+    pthread_mutex_lock(&o->mu);
+    bool gone = o->aborted;
+    if (!gone) snprintf(o->waiting, sizeof o->waiting, "%s", state);
+    pthread_mutex_unlock(&o->mu);
+    gd_err e =
+        gone ? fail(GD_ECANCELLED, err, errlen, "the extension was closed")
+             : o->consent(o->consent_ud, o->label, url, state, o->redirect_uri, &code, err, errlen);
+    pthread_mutex_lock(&o->mu);
+    o->waiting[0] = '\0';
+    pthread_mutex_unlock(&o->mu);
     free(url);
     if (e) return e;
     buf b;
@@ -765,10 +812,16 @@ gd_err mcp_oauth_renew(mcp_oauth *o, long status, const char *www_auth, unsigned
     pthread_mutex_lock(&o->flow);
     pthread_mutex_lock(&o->mu);
     unsigned now = o->gen;
+    bool gone = o->aborted;
     pthread_mutex_unlock(&o->mu);
     gd_err e = GD_OK;
     bool step_up = status == 403;
-    if (now != had) goto done; /* another request renewed it meanwhile */
+    if (gone) {
+        e = fail(GD_ECANCELLED, err, errlen, "the extension was closed");
+        goto done;
+    }
+    if (now != had) goto done;                 /* another request renewed it meanwhile */
+    if (!step_up && adopt_saved(o)) goto done; /* another session of the user's renewed it */
     if (!step_up && o->refresh[0]) {
         char why[512];
         if (!refresh(o, why, sizeof why)) goto done;
@@ -797,6 +850,77 @@ gd_err mcp_oauth_renew(mcp_oauth *o, long status, const char *www_auth, unsigned
     else
         e = authorize(o, &si, scope, err, errlen);
 done:
+    pthread_mutex_lock(&o->mu);
+    bool renewed = o->gen != now;
+    pthread_mutex_unlock(&o->mu);
+    if (!e && renewed && o->grant_save) {
+        char *g = mcp_oauth_export(o);
+        if (g) o->grant_save(o->consent_ud, o->server, g);
+        wipe_free(g);
+    }
     pthread_mutex_unlock(&o->flow);
     return e;
+}
+
+/* ---- the grant, kept outside ---- */
+
+/* The fields of a grant: the flow's state that outlives a flow. */
+#define GRANT_FIELDS(X)                                                                            \
+    X(issuer)                                                                                      \
+    X(client_id)                                                                                   \
+    X(client_secret)                                                                               \
+    X(auth_method) X(client_redirect) X(token_endpoint) X(resource) X(scope) X(refresh)
+
+char *mcp_oauth_export(mcp_oauth *o)
+{
+    char token[TOKEN_MAX];
+    mcp_oauth_token(o, token, sizeof token);
+    if (!token[0]) return NULL;
+    json_t *j = json_pack("{s:i, s:s, s:s}", "v", 1, "server", o->server, "token", token);
+#define PUT(f)                                                                                     \
+    if (j && json_object_set_new(j, #f, json_string(o->f))) j = (json_decref(j), NULL);
+    GRANT_FIELDS(PUT)
+#undef PUT
+    sodium_memzero(token, sizeof token);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
+}
+
+bool mcp_oauth_import(mcp_oauth *o, const char *grant)
+{
+    json_t *j = json_loads(grant, 0, NULL);
+    const char *token = jstr(j, "token");
+    bool ok = json_integer_value(json_object_get(j, "v")) == 1 && token &&
+              strlen(token) < TOKEN_MAX && !strpbrk(token, "\r\n") &&
+              !strcmp(jstr(j, "server") ? jstr(j, "server") : "", o->server);
+#define CHECK(f)                                                                                   \
+    ok = ok && json_is_string(json_object_get(j, #f)) &&                                           \
+         strlen(json_string_value(json_object_get(j, #f))) < sizeof o->f;
+    GRANT_FIELDS(CHECK)
+#undef CHECK
+    if (ok) {
+#define TAKE(f) snprintf(o->f, sizeof o->f, "%s", json_string_value(json_object_get(j, #f)));
+        GRANT_FIELDS(TAKE)
+#undef TAKE
+        set_token(o, token);
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* The grant saved outside, when its token is not the one just refused: taken (true). */
+static bool adopt_saved(mcp_oauth *o)
+{
+    char *g = o->grant_load ? o->grant_load(o->consent_ud, o->server) : NULL;
+    if (!g) return false;
+    json_t *j = json_loads(g, 0, NULL);
+    const char *t = jstr(j, "token");
+    char mine[TOKEN_MAX];
+    mcp_oauth_token(o, mine, sizeof mine);
+    bool other = t && strcmp(t, mine) && mcp_oauth_import(o, g);
+    sodium_memzero(mine, sizeof mine);
+    json_decref(j);
+    wipe_free(g);
+    return other;
 }

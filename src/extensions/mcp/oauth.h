@@ -24,12 +24,13 @@
 
 typedef struct mcp_oauth mcp_oauth;
 
-/* The user's consent: url is the authorization request to visit; the authorization server sends
- * the browser back to redirect_uri with a code and state. Returns GD_OK with *code (malloc'd)
- * once the redirect with this state came back, else an error with err set (shown to the user). */
-typedef gd_err (*mcp_oauth_consent_fn)(void *ud, const char *url, const char *state,
-                                       const char *redirect_uri, char **code, char *err,
-                                       size_t errlen);
+/* The user's consent: url is the authorization request to visit, for what label names (the
+ * extension, for the user); the authorization server sends the browser back to redirect_uri with
+ * a code and state. Returns GD_OK with *code (malloc'd) once the redirect with this state came
+ * back, else an error with err set (shown to the user). */
+typedef gd_err (*mcp_oauth_consent_fn)(void *ud, const char *label, const char *url,
+                                       const char *state, const char *redirect_uri, char **code,
+                                       char *err, size_t errlen);
 
 typedef struct mcp_oauth_cfg {
     const char *client_name;         /* registered as the client's name */
@@ -41,13 +42,30 @@ typedef struct mcp_oauth_cfg {
     /* NULL: any address. Else the servers' addresses are held to it as the extension's are
      * (core/netaddr.h): metadata URLs come from the MCP server, which may be hostile. */
     const net_allow *reach;
+    const char *label; /* who asks, as the user knows it (NULL: the server's URL) */
     mcp_oauth_consent_fn consent;
-    void *consent_ud;
+    /* NULL, or ends the consent waiting for state soon, with an error (mcp_oauth_abort). */
+    void (*consent_abort)(void *ud, const char *state);
+    /* NULL, or grants kept outside the object (a user's sessions share them, a restart keeps
+     * them): grant_load answers the grant last saved for the server (malloc'd text
+     * mcp_oauth_export made) or NULL; grant_save keeps a new one. Both may run on any thread
+     * the object's calls run on; load also in mcp_oauth_new. */
+    char *(*grant_load)(void *ud, const char *server);
+    void (*grant_save)(void *ud, const char *server, const char *grant);
+    void *consent_ud; /* every hook's ud */
+    /* NULL, or keeps consent_ud alive as long as the object (+1 in mcp_oauth_new, -1 at its
+     * end, which may come on a worker after the owner has gone) */
+    void (*hold)(void *ud, int delta);
+    /* NULL, or where the transport runs the flows, which may wait minutes for the user (else
+     * the host's workers) */
+    struct pool *workers;
 } mcp_oauth_cfg;
 
 /* For the MCP server at server_url (copied, with cfg's strings). NULL when out of memory. */
 mcp_oauth *mcp_oauth_new(const char *server_url, const mcp_oauth_cfg *cfg);
 mcp_oauth *mcp_oauth_ref(mcp_oauth *o);
+/* Its owner is gone: a consent waiting now is ended (consent_abort), later flows fail at once. */
+void mcp_oauth_abort(mcp_oauth *o);
 void mcp_oauth_unref(mcp_oauth *o);
 
 /* The access token to send now into out ("" when none, or when it does not fit); returns its
@@ -62,6 +80,12 @@ unsigned mcp_oauth_token(mcp_oauth *o, char *out, size_t outlen);
  * server could not be reached or answered nonsense), GD_ENOMEM, with err saying what and where. */
 gd_err mcp_oauth_renew(mcp_oauth *o, long status, const char *www_auth, unsigned had, char *err,
                        size_t errlen);
+
+/* The grant (the client registered, the tokens, where they are used and renewed) as JSON text
+ * to keep sealed (malloc'd; NULL when there is no token, or out of memory); mcp_oauth_import
+ * takes it back (false when it is not such a text: nothing changes). The caller wipes it. */
+char *mcp_oauth_export(mcp_oauth *o);
+bool mcp_oauth_import(mcp_oauth *o, const char *grant);
 
 /* A parameter of a WWW-Authenticate challenge for the Bearer scheme (RFC 6750 §3) into out:
  * false when absent (or when it does not fit). Exposed for the unit tests. */

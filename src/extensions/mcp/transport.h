@@ -21,6 +21,9 @@ typedef struct {
      * session the server no longer knows: initialize again), why for the log and the model.
      * Nothing is called after it; the owner still calls close. */
     void (*closed)(void *ud, gd_err e, const char *why);
+    /* NULL, or: the transport holds a request while the user signs in (+1), or no longer (-1):
+     * the requests' timeouts stand still while any is held, and start again when none is. */
+    void (*held)(void *ud, int delta);
     void *ud;
 } mcp_transport_cb;
 
