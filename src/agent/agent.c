@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/signin.h"
 #include "agent/turn.h"
 #include "auth/user_settings.h"
 #include "config/permissions.h"
@@ -32,6 +34,7 @@
 #include "core/trace.h"
 #include "extensions/extension.h"
 #include "extensions/mcp/mcp.h"
+#include "extensions/mcp/oauth.h"
 #include "extensions/sandbox.h"
 
 #define KEEPALIVE_MS      (15 * 1000)
@@ -40,6 +43,15 @@
 
 typedef struct a_turn a_turn;
 typedef struct agent_req agent_req;
+typedef struct signin_who signin_who;
+
+/* A sign-in an extension of the session waits for (signin.h), shown to the user as a URL
+ * elicitation: its id there and its state. Loop thread. */
+typedef struct signin_req {
+    struct signin_req *next;
+    char id[32];
+    char state[SIGNIN_STATE_MAX];
+} signin_req;
 
 /* A session the agent knows about. `mu` guards b, refs, watchers, running and idle_since; the
  * fields below the line belong to the loop thread. */
@@ -85,6 +97,11 @@ typedef struct sess {
     struct agent *a;
     agent_req *reqs;  /* the extensions\' requests (elicitation, sampling) not answered yet */
     unsigned req_seq; /* for their ids */
+    /* The sign-ins its remote extensions ask for (MCP OAuth): the consent's ud (held by each
+     * extension's OAuth client too, which may outlive the session), and those shown now. */
+    signin_who *who;
+    mcp_oauth_cfg oauth;
+    signin_req *signins;
 } sess;
 
 struct agent {
@@ -92,6 +109,11 @@ struct agent {
     store *st;
     loop *l;
     pool *workers;
+    /* The extensions' sign-ins: the waits and grants, and the threads that wait (apart from the
+     * tools': a sign-in waits minutes for its user). redirect_uri: "" when none is offered. */
+    signins *signins;
+    pool *signin_workers;
+    char redirect_uri[1100];
     char **tool_env;
     net_allow *reach; /* user_extension_hosts; NULL when it is "*" (anything) */
     char cfg_dir[PATH_MAX];
@@ -1160,6 +1182,181 @@ static void host_request_cancel(void *ud, void *handle)
         req_answer(r, NULL, 0, NULL);
 }
 
+/* ---- the extensions' sign-ins (MCP OAuth; signin.h) ----
+ *
+ * A remote extension whose server asks for authorization signs in on a worker of
+ * signin_workers (extensions/mcp/oauth.c); its consent (here) shows the user the address as a
+ * URL elicitation of the session (`elicitation` event, mode "url", answered "decline" or
+ * "cancel" to give up) and waits for the browser's return to GET /oauth/callback. The grants
+ * are shared by the owner's sessions (signin_grant_*). */
+
+struct signin_who {
+    atomic_int refs;
+    agent *a;
+    char session_id[UUID_STR_LEN];
+    char user_id[UUID_STR_LEN];
+};
+
+static void who_hold(void *ud, int delta)
+{
+    signin_who *w = ud;
+    if (atomic_fetch_add(&w->refs, delta) + delta == 0) free(w);
+}
+
+typedef struct {
+    agent *a;
+    bool over; /* the wait has ended: the question goes */
+    char session_id[UUID_STR_LEN];
+    char state[SIGNIN_STATE_MAX];
+    char label[EXT_NAME_MAX];
+    char *url;
+} signin_msg;
+
+static void signin_req_drop(sess *se, signin_req *q)
+{
+    for (signin_req **pp = &se->signins; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    pthread_mutex_lock(&se->a->mu);
+    json_object_del(se->open_reqs, q->id);
+    pthread_mutex_unlock(&se->a->mu);
+    free(q);
+}
+
+static void signin_on_loop(void *ud)
+{
+    signin_msg *m = ud;
+    agent *a = m->a;
+    pthread_mutex_lock(&a->mu);
+    sess *se = sess_find_locked(a, m->session_id); /* freed on this thread only */
+    pthread_mutex_unlock(&a->mu);
+    signin_req *q = se ? se->signins : NULL;
+    while (q && strcmp(q->state, m->state))
+        q = q->next;
+    if (m->over) {
+        if (q) signin_req_drop(se, q);
+    } else if (!se || !se->reg || !(q = calloc(1, sizeof *q))) {
+        signin_cancel(a->signins, m->state, se ? GD_ENOMEM : GD_ECANCELLED,
+                      se ? "out of memory" : "the session is gone");
+    } else {
+        snprintf(q->id, sizeof q->id, "signin-%u", ++se->req_seq);
+        snprintf(q->state, sizeof q->state, "%s", m->state);
+        q->next = se->signins;
+        se->signins = q;
+        pthread_mutex_lock(&a->mu);
+        json_object_set_new(se->open_reqs, q->id, json_string("signin"));
+        pthread_mutex_unlock(&a->mu);
+        char msg[EXT_NAME_MAX + 200];
+        snprintf(msg, sizeof msg,
+                 "%s asks you to sign in: open the address to authorize goosed (within %d "
+                 "minutes)",
+                 m->label, SIGNIN_WAIT_S / 60);
+        publish(se, "elicitation",
+                json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", q->id, "extension", m->label, "mode",
+                          "url", "message", msg, "url", m->url));
+        log_info("agent", "session %s: %s asks the user to sign in (%s)", se->id, m->label, q->id);
+    }
+    free(m->url);
+    free(m);
+}
+
+static gd_err signin_post(signin_who *w, bool over, const char *label, const char *url,
+                          const char *state)
+{
+    signin_msg *m = calloc(1, sizeof *m);
+    if (!m || (url && !(m->url = strdup(url)))) {
+        free(m);
+        return GD_ENOMEM;
+    }
+    m->a = w->a;
+    m->over = over;
+    snprintf(m->session_id, sizeof m->session_id, "%s", w->session_id);
+    snprintf(m->state, sizeof m->state, "%s", state);
+    snprintf(m->label, sizeof m->label, "%s", label ? label : "");
+    gd_err e = loop_post(w->a->l, signin_on_loop, m);
+    if (e) {
+        free(m->url);
+        free(m);
+    }
+    return e;
+}
+
+/* mcp_oauth_consent_fn, on a sign-in worker */
+static gd_err session_consent(void *ud, const char *label, const char *url, const char *state,
+                              const char *redirect_uri, char **code, char *err, size_t errlen)
+{
+    (void)redirect_uri;
+    signin_who *w = ud;
+    gd_err e = signin_add(w->a->signins, state, w->user_id);
+    if (!e && (e = signin_post(w, false, label, url, state)))
+        signin_cancel(w->a->signins, state, e, "out of memory");
+    if (e == GD_ESHUTDOWN) {
+        snprintf(err, errlen, "the server is stopping");
+        return e;
+    }
+    if (e == GD_ENOMEM || e == GD_ECONFLICT || e == GD_EINVAL) {
+        snprintf(err, errlen, "cannot wait for the sign-in (%s)", gd_strerror(e));
+        return e;
+    }
+    e = signin_wait(w->a->signins, state, code, err, errlen);
+    if (signin_post(w, true, label, NULL, state))
+        log_warn("agent", "out of memory taking a sign-in's question away");
+    return e;
+}
+
+static void session_consent_abort(void *ud, const char *state)
+{
+    signin_who *w = ud;
+    signin_cancel(w->a->signins, state, GD_ECANCELLED, "the extension was closed");
+}
+
+static char *session_grant_load(void *ud, const char *server)
+{
+    signin_who *w = ud;
+    return signin_grant_get(w->a->signins, w->user_id, server);
+}
+
+static void session_grant_save(void *ud, const char *server, const char *grant)
+{
+    signin_who *w = ud;
+    signin_grant_put(w->a->signins, w->user_id, server, grant);
+}
+
+/* The session's OAuth settings for its extensions' hosts: NULL when goosed offers no sign-in
+ * (no address for the browser to come back to) or out of memory. */
+static const mcp_oauth_cfg *session_oauth(agent *a, sess *se)
+{
+    const config *c = a->cfg;
+    const char *h = c->host;
+    bool loopback = !strcmp(h, "localhost") || !strncmp(h, "127.", 4) || !strcmp(h, "::1");
+    if (c->public_url[0])
+        snprintf(a->redirect_uri, sizeof a->redirect_uri, "%s/oauth/callback", c->public_url);
+    else if (loopback && c->port > 0) /* the port is known once the server listens */
+        snprintf(a->redirect_uri, sizeof a->redirect_uri, "%s://%s%s%s:%ld/oauth/callback",
+                 c->tls_cert[0] || c->tls_self_signed ? "https" : "http", strchr(h, ':') ? "[" : "",
+                 h, strchr(h, ':') ? "]" : "", c->port);
+    if (!a->redirect_uri[0]) return NULL;
+    if (!se->who) {
+        if (!(se->who = calloc(1, sizeof *se->who))) return NULL;
+        atomic_init(&se->who->refs, 1);
+        se->who->a = a;
+        snprintf(se->who->session_id, sizeof se->who->session_id, "%s", se->id);
+        snprintf(se->who->user_id, sizeof se->who->user_id, "%s", se->user_id);
+    }
+    se->oauth = (mcp_oauth_cfg){.client_name = "goosed",
+                                .redirect_uri = a->redirect_uri,
+                                .consent = session_consent,
+                                .consent_abort = session_consent_abort,
+                                .grant_load = session_grant_load,
+                                .grant_save = session_grant_save,
+                                .consent_ud = se->who,
+                                .hold = who_hold,
+                                .workers = a->signin_workers};
+    return &se->oauth;
+}
+
 /* Fills what the user left out of content with the schema's defaults. */
 static void apply_defaults(json_t *content, json_t *schema)
 {
@@ -1292,7 +1489,8 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
                           .protected_dirs = a->protected_dirs,
                           .limits = &a->limits,
                           .ops = &se->host_ops,
-                          .tool_timeout_ms = a->cfg->tool_timeout * 1000};
+                          .tool_timeout_ms = a->cfg->tool_timeout * 1000,
+                          .oauth = session_oauth(a, se)};
     snprintf(se->host.session_id, sizeof se->host.session_id, "%s", se->id);
     free(se->cwd);
     if (!(se->cwd = strdup(cwd)) || !(se->reg = registry_new(&se->host))) {
@@ -2252,7 +2450,16 @@ static void elicit_on_loop(void *ud)
 {
     elicit_msg *m = ud;
     agent_req *r = req_find(m->h.se, m->h.id);
-    if (r && !r->sampling) {
+    signin_req *q = m->h.se->signins;
+    while (q && strcmp(q->id, m->h.id))
+        q = q->next;
+    if (q) { /* a sign-in: "accept" only says the user went to the page */
+        log_info("agent", "session %s: the user answered %s: %s", m->h.se->id, m->h.id, m->action);
+        if (strcmp(m->action, "accept"))
+            signin_cancel(m->h.se->a->signins, q->state, GD_EDENIED,
+                          "the user declined to sign in");
+        signin_req_drop(m->h.se, q);
+    } else if (r && !r->sampling) {
         json_t *res = json_pack("{s:s}", "action", m->action);
         const char *mode = json_string_value(json_object_get(r->params, "mode"));
         bool url_mode = mode && !strcmp(mode, "url"); /* its accept carries no content */
@@ -2288,7 +2495,7 @@ gd_err agent_elicitation_answer(agent *a, const char *session_id, const char *id
     }
     snprintf(m->action, sizeof m->action, "%s", action);
     m->content = json_incref(content);
-    static const char *const kinds[] = {"elicitation", NULL};
+    static const char *const kinds[] = {"elicitation", "signin", NULL};
     gd_err e =
         post_answer(a, session_id, id, kinds, "elicitation", elicit_on_loop, &m->h, err, errlen);
     if (e) {
@@ -2333,6 +2540,12 @@ static void sess_free(sess *s)
     free(s->cwd);
     free(s->npm_cache);
     json_decref(s->open_reqs);
+    while (s->signins) {
+        signin_req *q = s->signins;
+        s->signins = q->next;
+        free(q);
+    }
+    if (s->who) who_hold(s->who, -1);
     bus_free(s->b);
     free(s);
 }
@@ -2531,12 +2744,16 @@ agent *agent_new(const config *cfg, store *st)
     }
     a->tool_env = sandbox_env_new();
     a->workers = pool_new("tools", (int)cfg->tool_workers, 4096);
+    a->signins = signins_new();
+    a->signin_workers = pool_new("signin", SIGNIN_WORKERS, 1024);
     a->l = loop_new("agent");
-    if (!reach_ok || !a->tool_env || !a->workers || !a->l ||
+    if (!reach_ok || !a->tool_env || !a->workers || !a->signins || !a->signin_workers || !a->l ||
         loop_post(a->l, start_ticker, a) != GD_OK) {
         net_allow_free(a->reach);
         if (a->l) loop_free(a->l);
         if (a->workers) pool_free(a->workers);
+        if (a->signin_workers) pool_free(a->signin_workers);
+        signins_free(a->signins);
         sandbox_env_free(a->tool_env);
         free(a);
         return NULL;
@@ -2606,6 +2823,9 @@ bool agent_shutdown(agent *a, int grace_ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
+    /* A sign-in waiting for its user ends now: the reply that waits for it goes on without the
+     * extension, and ends within the grace. */
+    signins_shutdown(a->signins);
     pthread_mutex_lock(&a->mu);
     a->stopping = true;
     while (a->nturns > 0)
@@ -2638,6 +2858,11 @@ pool *agent_pool(agent *a)
     return a->workers;
 }
 
+signins *agent_signins(agent *a)
+{
+    return a->signins;
+}
+
 void agent_free(agent *a)
 {
     if (!a) return;
@@ -2658,7 +2883,9 @@ void agent_free(agent *a)
     if (!mcp_servers_wait(MCP_CLOSE_WAIT_MS))
         log_warn("agent", "%u MCP server(s) still not reaped at exit", mcp_servers_running());
     pool_free(a->workers);
+    pool_free(a->signin_workers); /* their last completions reach the loop still running */
     loop_free(a->l);
+    signins_free(a->signins);
     sandbox_env_free(a->tool_env);
     net_allow_free(a->reach);
     pthread_cond_destroy(&a->idle);

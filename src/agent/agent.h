@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "agent/bus.h"
+#include "agent/signin.h"
 #include "config/permissions.h"
 #include "config/config.h"
 #include "extensions/ext_config.h"
@@ -36,6 +37,8 @@ bool agent_shutdown(agent *a, int grace_ms);
 /* The workers for blocking reads and tools (the bounded pool of tool_workers threads), for
  * handlers that must not read a long history on an HTTP thread. */
 pool *agent_pool(agent *a);
+/* The extensions' sign-ins (signin.h): GET /oauth/callback delivers the browser's return. */
+signins *agent_signins(agent *a);
 /* The configured extensions sessions start from (borrowed: it must outlive the agent). Changes
  * to the set apply to each session's next turn. Call before serving. */
 void agent_use_extensions(agent *a, ext_set *s);

@@ -57,6 +57,7 @@ void api_session_list(http_req *r);
 void api_session_get(http_req *r);
 void api_session_delete(http_req *r);
 void api_messages_list(http_req *r);
+void api_oauth_callback(http_req *r);
 void api_message_post(http_req *r);
 void api_message_stream(http_req *r);
 void api_session_events(http_req *r);

@@ -28,15 +28,17 @@
 /* Item names in the store. */
 #define ITEM_PROVIDER "provider"
 #define ITEM_MODEL    "model"
-#define ITEM_KEY      "key:"  /* and the key's name (OPENAI_API_KEY): a sealed value */
-#define ITEM_PERM     "perm:" /* and the tool's name: "always_allow" or "never_allow" */
-#define ITEM_EXT      "ext:"  /* and the extension's key: its entry as JSON text */
+#define ITEM_KEY      "key:"   /* and the key's name (OPENAI_API_KEY): a sealed value */
+#define ITEM_PERM     "perm:"  /* and the tool's name: "always_allow" or "never_allow" */
+#define ITEM_EXT      "ext:"   /* and the extension's key: its entry as JSON text */
+#define ITEM_GRANT    "oauth:" /* and the SHA-256 (hex) of an MCP server's URL: a sealed grant */
 
 static struct {
     pthread_mutex_t mu; /* guards everything below */
     store *st;
     json_t *users;    /* id -> {"provider", "model", "keys": {name: base64}, "perms": {tool: int},
-                         "exts": {key: entry} (never modified: a change replaces it), "exts_gen"} */
+                         "exts": {key: entry} (never modified: a change replaces it), "exts_gen",
+                         "grants": {item name: base64 of the sealed grant}} */
     unsigned ext_gen; /* bumped by every change of any user's extensions */
     bool loaded;
     unsigned char key[KEY_LEN];
@@ -343,6 +345,20 @@ static void apply_item_locked(const char *user_id, const char *name, const unsig
             sodium_bin2base64(b64, sizeof b64, v, len, sodium_base64_VARIANT_ORIGINAL);
             json_object_set_new(keys, name + strlen(ITEM_KEY), json_string(b64));
         }
+    } else if (!strncmp(name, ITEM_GRANT, strlen(ITEM_GRANT))) {
+        json_t *grants = json_object_get(u, "grants");
+        if (!v) {
+            json_object_del(grants, name);
+            return;
+        }
+        if (!grants) json_object_set_new(u, "grants", grants = json_object());
+        size_t blen = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(blen);
+        if (b64) {
+            sodium_bin2base64(b64, blen, v, len, sodium_base64_VARIANT_ORIGINAL);
+            json_object_set_new(grants, name, json_string(b64));
+        }
+        free(b64);
     } else if (!strncmp(name, ITEM_PERM, strlen(ITEM_PERM))) {
         json_t *perms = json_object_get(u, "perms");
         if (!perms) json_object_set_new(u, "perms", perms = json_object());
@@ -874,6 +890,79 @@ gd_err user_settings_put_extension(const char *user_id, const char *key, const j
     pthread_mutex_unlock(&ext_write_mu);
     if (text) sodium_memzero(text, tlen);
     free(text);
+    free(sealed);
+    return e;
+}
+
+/* ---- the users' OAuth grants for their extensions' servers (agent/signin.h) ---- */
+
+/* The item a grant for url is kept under: the URL's SHA-256, for a name of bounded length. */
+static void grant_item(const char *url, char *out, size_t outlen)
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[2 * sizeof h + 1];
+    crypto_hash_sha256(h, (const unsigned char *)url, strlen(url));
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    snprintf(out, outlen, ITEM_GRANT "%s", hex);
+}
+
+char *user_settings_grant(const char *user_id, const char *url)
+{
+    if (!user_id || !user_id[0]) return NULL;
+    char item[STORE_ITEM_NAME_MAX + 1];
+    grant_item(url, item, sizeof item);
+    char *plain = NULL;
+    pthread_mutex_lock(&U.mu);
+    const char *b64 = json_string_value(
+        json_object_get(json_object_get(user_locked(user_id, false), "grants"), item));
+    unsigned char *sealed = b64 ? malloc(STORE_ITEM_VALUE_MAX) : NULL;
+    size_t len = 0;
+    if (sealed &&
+        sodium_base642bin(sealed, STORE_ITEM_VALUE_MAX, b64, strlen(b64), NULL, &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) == 0 &&
+        (plain = malloc(len)) && user_settings_open(user_id, item, sealed, len, plain, len) != 0) {
+        log_warn("auth",
+                 "user %s: an extension's sign-in cannot be opened (sealed under another "
+                 "server key?): the user signs in again",
+                 user_id);
+        free(plain);
+        plain = NULL;
+    }
+    pthread_mutex_unlock(&U.mu);
+    free(sealed);
+    return plain;
+}
+
+gd_err user_settings_put_grant(const char *user_id, const char *url, const char *grant, char *err,
+                               size_t errlen)
+{
+    if (!U.st || !user_id || !user_id[0]) {
+        snprintf(err, errlen, "this user cannot keep settings of their own");
+        return GD_EINVAL;
+    }
+    char item[STORE_ITEM_NAME_MAX + 1];
+    grant_item(url, item, sizeof item);
+    unsigned char *sealed = malloc(STORE_ITEM_VALUE_MAX);
+    if (!sealed) {
+        snprintf(err, errlen, "out of memory");
+        return GD_ENOMEM;
+    }
+    pthread_mutex_lock(&U.mu);
+    size_t slen =
+        user_settings_seal(user_id, item, grant, strlen(grant), sealed, STORE_ITEM_VALUE_MAX);
+    pthread_mutex_unlock(&U.mu);
+    gd_err e = GD_OK;
+    if (!slen) {
+        snprintf(err, errlen, "cannot seal it: %s", U.have_key ? "it is too long" : U.key_why);
+        e = U.have_key ? GD_ETOOBIG : GD_EUNAVAIL;
+    } else if ((e = U.st->ops->user_item_set(U.st, user_id, item, sealed, slen))) {
+        snprintf(err, errlen, "%s", e == GD_ENOTFOUND ? "no such user" : store_errmsg());
+    } else {
+        pthread_mutex_lock(&U.mu);
+        apply_item_locked(user_id, item, sealed, slen);
+        U.changes++;
+        pthread_mutex_unlock(&U.mu);
+    }
     free(sealed);
     return e;
 }

@@ -105,6 +105,16 @@ json_t *user_settings_open_fields(json_t *cfg, const char *ext, char *err, size_
  * sealed as user_settings_seal_fields does. */
 gd_err user_settings_seal_session(json_t *settings, char *err, size_t errlen);
 
+/* The OAuth grant user_id keeps for the MCP server at url (extensions/mcp/oauth.h's text,
+ * agent/signin.h), opened from memory: malloc'd, NULL when none (or it does not open: the user
+ * then signs in again). The local user keeps none. */
+char *user_settings_grant(const char *user_id, const char *url);
+/* Keeps grant sealed for user_id and url (the store, then memory): another goosed on the store
+ * and the next start find it. Blocks on the store: never on a loop. GD_EINVAL (the local user),
+ * GD_ETOOBIG, GD_EUNAVAIL (no server key), a store's error, with err saying why. */
+gd_err user_settings_put_grant(const char *user_id, const char *url, const char *grant, char *err,
+                               size_t errlen);
+
 /* Seals plain (len bytes) for user_id/name into out (at most outlen bytes), making server.key
  * when there is none yet (user_settings_set_provider calls it under the module's lock; tests
  * call it directly); the length written, 0 when it does not fit or there is no server key. */

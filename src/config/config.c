@@ -16,9 +16,11 @@
  * K_BOOL: true/false (yes/no, 1/0) into a bool, and a flag that takes no value; K_ONOFF: "on" or
  * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths; K_LOGFMT:
  * "text" or "json" (log.h); K_RATIO: a decimal number from 0 to 1 into a double; K_NET: a boolean
- * (stored as "true" or "false") or "host". */
+ * (stored as "true" or "false") or "host"; K_URL: an http:// or https:// address of printable
+ * ASCII without a query or fragment, kept without its trailing slashes. */
 typedef enum {
     K_STR,
+    K_URL,
     K_INT,
     K_LIST,
     K_LOG,
@@ -149,6 +151,8 @@ static const struct cfg_key {
     {"metrics", "GOOSE_METRICS", NULL, K_BOOL, 0, 0, offsetof(config, metrics), 0, "true or false"},
     {"metrics_listen", "GOOSE_METRICS_LISTEN", NULL, K_STR, 0, 0, STR(metrics_listen),
      "an address and port such as 127.0.0.1:9464"},
+    {"public_url", "GOOSE_PUBLIC_URL", NULL, K_URL, 0, 0, STR(public_url),
+     "the http:// or https:// address users reach goosed at, such as https://goose.example.com"},
 #undef STR
 };
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -256,6 +260,21 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
             return GD_EINVAL;
         }
         *(bool *)(base + k->off) = v;
+        return GD_OK;
+    }
+    case K_URL: {
+        size_t n = strlen(val);
+        while (n && val[n - 1] == '/')
+            n--;
+        bool ok = n < k->size && (!strncmp(val, "http://", 7) || !strncmp(val, "https://", 8)) &&
+                  n > (size_t)(val[4] == 's' ? 8 : 7);
+        for (size_t i = 0; ok && i < n; i++)
+            ok = val[i] > 0x20 && val[i] < 0x7f && val[i] != '?' && val[i] != '#';
+        if (!ok) {
+            snprintf(err, errlen, "%s: expected %s, got \"%.80s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        snprintf(base + k->off, k->size, "%.*s", (int)n, val);
         return GD_OK;
     }
     case K_NETS: {

@@ -89,6 +89,9 @@ typedef struct {
      * ("127.0.0.1:9464", "" for none) serves it without authentication on its own address */
     bool metrics;
     char metrics_listen[300];
+    /* the address users' browsers reach goosed at (an extension's OAuth sign-in comes back to
+     * it): "" derives it from a loopback host and port, else sign-ins are not offered */
+    char public_url[1024];
     unsigned char source[CFG_MAX_KEYS]; /* a cfg_source per row of the table (config_key_at) */
 } config;
 

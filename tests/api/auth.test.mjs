@@ -53,9 +53,15 @@ describe('X-Secret-Key (GOOSE_SERVER__SECRET_KEY)', () => {
     assert.equal(r.text, 'ok');
   });
 
+  it('/oauth/callback is answered without the key (a browser\'s redirect carries none), taking nothing it does not wait for', async () => {
+    const r = await get(srv, '/oauth/callback?state=guess&code=x');
+    assert.equal(r.status, 400);
+    assert.match(r.text, /No sign-in waits for this page/);
+  });
+
   it('every other route answers 401 with WWW-Authenticate and a JSON body without it, and with a wrong key', async () => {
     for (const [m, p] of everyRoute()) {
-      if (p === '/status') continue;
+      if (p === '/status' || p === '/oauth/callback') continue;
       for (const headers of [{}, { 'X-Secret-Key': 'wrong' }, { 'X-Secret-Key': SECRET + 'x' }, { 'X-Secret-Key': '' },
         bearer('gd_' + 'A'.repeat(43)), { Authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }]) {
         const r = await request(srv, m, p, { headers, json: ['POST', 'PATCH'].includes(m) ? {} : undefined });

@@ -1,0 +1,246 @@
+/* The server's sign-ins (signin.h): the waits by state, the grants by user and server. */
+#include "agent/signin.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "auth/user_settings.h"
+#include "core/log.h"
+
+typedef struct waiter {
+    struct waiter *next;
+    char state[SIGNIN_STATE_MAX];
+    char user_id[64];
+    bool done;
+    gd_err e;
+    char *code;
+    char why[300];
+} waiter;
+
+typedef struct grant {
+    struct grant *next;
+    char *user_id, *url, *text;
+} grant;
+
+struct signins {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a waiter is done */
+    bool stopping;
+    waiter *waiting;
+    grant *grants;
+};
+
+static void wipe_free(char *s)
+{
+    if (!s) return;
+    sodium_memzero(s, strlen(s));
+    free(s);
+}
+
+signins *signins_new(void)
+{
+    signins *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return s;
+}
+
+void signins_free(signins *s)
+{
+    if (!s) return;
+    while (s->waiting) {
+        waiter *w = s->waiting;
+        s->waiting = w->next;
+        wipe_free(w->code);
+        free(w);
+    }
+    while (s->grants) {
+        grant *g = s->grants;
+        s->grants = g->next;
+        free(g->user_id);
+        free(g->url);
+        wipe_free(g->text);
+        free(g);
+    }
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* Ends w's wait with e (the lock held). */
+static void finish(signins *s, waiter *w, gd_err e, char *code, const char *why)
+{
+    if (w->done) {
+        wipe_free(code);
+        return;
+    }
+    w->done = true;
+    w->e = e;
+    w->code = code;
+    snprintf(w->why, sizeof w->why, "%s", why ? why : "");
+    for (char *c = w->why; *c; c++) /* an authorization server's words: printable ASCII */
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) *c = '?';
+    pthread_cond_broadcast(&s->cv);
+}
+
+void signins_shutdown(signins *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    for (waiter *w = s->waiting; w; w = w->next)
+        finish(s, w, GD_ESHUTDOWN, NULL, "the server is stopping");
+    pthread_mutex_unlock(&s->mu);
+}
+
+static waiter *find_locked(signins *s, const char *state)
+{
+    for (waiter *w = s->waiting; w; w = w->next)
+        if (!strcmp(w->state, state)) return w;
+    return NULL;
+}
+
+gd_err signin_add(signins *s, const char *state, const char *user_id)
+{
+    if (strlen(state) >= SIGNIN_STATE_MAX || !*state) return GD_EINVAL;
+    waiter *w = calloc(1, sizeof *w);
+    if (!w) return GD_ENOMEM;
+    snprintf(w->state, sizeof w->state, "%s", state);
+    snprintf(w->user_id, sizeof w->user_id, "%s", user_id);
+    pthread_mutex_lock(&s->mu);
+    gd_err e = s->stopping ? GD_ESHUTDOWN : find_locked(s, state) ? GD_ECONFLICT : GD_OK;
+    if (!e) {
+        w->next = s->waiting;
+        s->waiting = w;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (e) free(w);
+    return e;
+}
+
+gd_err signin_wait(signins *s, const char *state, char **code, char *err, size_t errlen)
+{
+    *code = NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += SIGNIN_WAIT_S;
+    pthread_mutex_lock(&s->mu);
+    waiter *w = find_locked(s, state);
+    while (w && !w->done)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT && !w->done)
+            finish(s, w, GD_ETIMEOUT, NULL, NULL);
+    gd_err e = GD_ENOTFOUND;
+    if (w) {
+        for (waiter **pp = &s->waiting; *pp; pp = &(*pp)->next)
+            if (*pp == w) {
+                *pp = w->next;
+                break;
+            }
+        e = w->e;
+        if (e == GD_ETIMEOUT)
+            snprintf(err, errlen, "no sign-in came back within %d s", SIGNIN_WAIT_S);
+        else if (e)
+            snprintf(err, errlen, "%s", w->why);
+        *code = w->code;
+        free(w);
+    } else {
+        snprintf(err, errlen, "the sign-in was never announced");
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+gd_err signin_deliver(signins *s, const char *state, const char *code, const char *error)
+{
+    char *c = code && !error ? strdup(code) : NULL;
+    pthread_mutex_lock(&s->mu);
+    waiter *w = state ? find_locked(s, state) : NULL;
+    gd_err e = w && !w->done ? GD_OK : GD_ENOTFOUND;
+    if (e) {
+        wipe_free(c);
+    } else if (error || !code) {
+        char why[300];
+        snprintf(why, sizeof why, "the authorization server refused the sign-in: %s",
+                 error ? error : "it sent no code");
+        finish(s, w, GD_EDENIED, NULL, why);
+    } else if (!c) {
+        finish(s, w, GD_ENOMEM, NULL, "out of memory");
+    } else {
+        finish(s, w, GD_OK, c, NULL);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+void signin_cancel(signins *s, const char *state, gd_err e, const char *why)
+{
+    pthread_mutex_lock(&s->mu);
+    waiter *w = find_locked(s, state);
+    if (w) finish(s, w, e, NULL, why);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- grants ---- */
+
+static grant *grant_find_locked(signins *s, const char *user_id, const char *url)
+{
+    for (grant *g = s->grants; g; g = g->next)
+        if (!strcmp(g->user_id, user_id) && !strcmp(g->url, url)) return g;
+    return NULL;
+}
+
+char *signin_grant_get(signins *s, const char *user_id, const char *url)
+{
+    char *kept = user_settings_grant(user_id, url); /* a user with an id: sealed in the store */
+    if (kept) return kept;
+    pthread_mutex_lock(&s->mu);
+    grant *g = grant_find_locked(s, user_id, url);
+    char *t = g ? strdup(g->text) : NULL;
+    pthread_mutex_unlock(&s->mu);
+    return t;
+}
+
+void signin_grant_put(signins *s, const char *user_id, const char *url, const char *text)
+{
+    char err[300];
+    if (user_id[0]) {
+        if (user_settings_put_grant(user_id, url, text, err, sizeof err) == GD_OK) return;
+        log_warn("agent", "user %s: the sign-in to %s is kept in memory only: %s", user_id, url,
+                 err);
+    }
+    char *t = strdup(text);
+    if (!t) return;
+    pthread_mutex_lock(&s->mu);
+    grant *g = grant_find_locked(s, user_id, url);
+    if (!g && (g = calloc(1, sizeof *g))) {
+        g->user_id = strdup(user_id);
+        g->url = strdup(url);
+        if (!g->user_id || !g->url) {
+            free(g->user_id);
+            free(g->url);
+            free(g);
+            g = NULL;
+        } else {
+            g->next = s->grants;
+            s->grants = g;
+        }
+    }
+    if (g) {
+        wipe_free(g->text);
+        g->text = t;
+        t = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    wipe_free(t);
+}

@@ -1,0 +1,54 @@
+/* signin: the sign-ins goosed's remote extensions ask their users for (MCP's OAuth:
+ * extensions/mcp/oauth.h), on the server's side. An extension's authorization waits on a worker
+ * (signin_wait) while its user is shown the address to visit; the authorization server sends the
+ * user's browser back to goosed's own GET /oauth/callback, whose state names the sign-in that
+ * waits for it (signin_deliver). The state is the only credential of that return (a browser
+ * carries no goosed token on a redirect): 128 random bits, used once, for SIGNIN_WAIT_S.
+ *
+ * The grants an authorization brings (the client registered, the tokens) are kept per user and
+ * MCP server, so that every session of the user shares one sign-in (signin_grant_get/put): a
+ * user with an id keeps them sealed in the store with their settings (auth/user_settings.h: a
+ * restart and the other goosed on the store find them); the local user (no id) in memory.
+ *
+ * Thread-safe. */
+#ifndef GD_SIGNIN_H
+#define GD_SIGNIN_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+
+#define SIGNIN_WAIT_S    300 /* how long a sign-in waits for the browser's return */
+#define SIGNIN_STATE_MAX 64  /* bytes of a state, with its NUL */
+#define SIGNIN_WORKERS   16  /* threads for the extensions' authorizations (each may wait) */
+
+typedef struct signins signins;
+
+signins *signins_new(void);
+/* Once nothing waits any more (signins_shutdown, then the workers joined). */
+void signins_free(signins *s);
+/* The server stops: every wait ends (GD_ESHUTDOWN) and no new one starts. */
+void signins_shutdown(signins *s);
+
+/* Announces a sign-in for state, for its owner user_id ("" the local user): from now on a
+ * return with this state is taken. GD_ESHUTDOWN, GD_ENOMEM, GD_ECONFLICT (a state used twice). */
+gd_err signin_add(signins *s, const char *state, const char *user_id);
+/* Waits (at most SIGNIN_WAIT_S) for the return of state, then forgets it: GD_OK with *code
+ * (malloc'd: the caller wipes and frees it), else GD_EDENIED (the user or the authorization
+ * server refused), GD_ETIMEOUT, GD_ECANCELLED, GD_ESHUTDOWN, with err saying so. */
+gd_err signin_wait(signins *s, const char *state, char **code, char *err, size_t errlen);
+/* The browser came back with state and either code or error (the authorization server's,
+ * printable ASCII kept). GD_OK when a sign-in waited for it; GD_ENOTFOUND when none does (an
+ * unknown or used state: nothing is changed). */
+gd_err signin_deliver(signins *s, const char *state, const char *code, const char *error);
+/* Ends the wait for state with e and why (declined, the extension closed). No effect when none. */
+void signin_cancel(signins *s, const char *state, gd_err e, const char *why);
+
+/* The grant last kept for user_id and the server at url (malloc'd text the caller wipes, or
+ * NULL). Reads memory only. */
+char *signin_grant_get(signins *s, const char *user_id, const char *url);
+/* Keeps grant for user_id and url (replacing the one before): for a user with an id, writes
+ * the store (a worker's call), in memory alone when that fails (logged). */
+void signin_grant_put(signins *s, const char *user_id, const char *url, const char *grant);
+
+#endif

@@ -1,0 +1,34 @@
+/* GET /oauth/callback: where an authorization server sends the user's browser back after an
+ * extension's sign-in (agent/signin.h). Public: a browser's redirect carries no goosed token;
+ * the state names the one sign-in that waits for it. The page says only whether it worked:
+ * nothing of the request is written back into it. */
+#include "api/api.h"
+
+#include <string.h>
+
+static const char page_ok[] = "<!doctype html><meta charset=utf-8><title>goosed</title>"
+                              "<p>Signed in. You can close this page and go back to goose.</p>\n";
+static const char page_refused[] = "<!doctype html><meta charset=utf-8><title>goosed</title>"
+                                   "<p>The sign-in was refused. goose shows why.</p>\n";
+static const char page_unknown[] =
+    "<!doctype html><meta charset=utf-8><title>goosed</title>"
+    "<p>No sign-in waits for this page: it was used already, has expired, or was never "
+    "started here.</p>\n";
+
+void api_oauth_callback(http_req *r)
+{
+    const char *state = http_query(r, "state");
+    const char *code = http_query(r, "code");
+    const char *error = http_query(r, "error");
+    const char *desc = http_query(r, "error_description");
+    char why[300];
+    if (error) snprintf(why, sizeof why, "%s%s%s", error, desc ? ": " : "", desc ? desc : "");
+    gd_err e = state && *state ? signin_deliver(agent_signins(((app *)http_app(r))->agent), state,
+                                                code, error ? why : NULL)
+                               : GD_ENOTFOUND;
+    http_add_header(r, "Cache-Control", "no-store");
+    http_add_header(r, "Content-Security-Policy", "default-src 'none'");
+    http_add_header(r, "Referrer-Policy", "no-referrer");
+    const char *page = e ? page_unknown : error || !code ? page_refused : page_ok;
+    http_reply_static(r, e ? 400 : 200, "text/html; charset=utf-8", page, strlen(page));
+}
