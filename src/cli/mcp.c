@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "cli/signin.h"
 #include "config/config.h"
 #include "config/secrets.h"
@@ -52,7 +54,12 @@ static const char usage[] =
     "  --env-key NAME    passes NAME from goosed's environment or secrets.yaml (env_keys)\n"
     "A stdio server gets only a safe part of goosed's environment (PATH, HOME, LANG ...).\n"
     "A remote server that asks for a sign-in (OAuth) gets one: goosed prints the address to open\n"
-    "in a browser, which comes back to a port of 127.0.0.1 (within 300 s).\n"
+    "in a browser, which comes back to a port of 127.0.0.1 (within 300 s). It registers itself\n"
+    "as a client unless given one registered beforehand:\n"
+    "  --client-id ID            the client's ID\n"
+    "  --client-secret-env NAME  its secret, read from the environment variable NAME\n"
+    "  --client-key FILE         or its private key (PEM, EC P-256): a signed JWT authenticates\n"
+    "                            it (private_key_jwt) where the authorization server offers that\n"
     "\n"
     "Exit status: 0 done, 1 the server or the tool failed, 2 a usage error.\n";
 
@@ -489,6 +496,7 @@ static int mcp_main(cli *c, int argc, char **argv)
     const char *pos[3];
     int npos = 0;
     json_t *envs = c->envs, *env_keys = c->env_keys;
+    const char *client_id = NULL, *secret_env = NULL, *key_file = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) {
@@ -515,6 +523,11 @@ static int mcp_main(cli *c, int argc, char **argv)
         } else if (!strcmp(a, "--env-key")) {
             if (i + 1 >= argc || !argv[i + 1][0]) return usage_error("%s needs a NAME", a);
             json_array_append_new(env_keys, json_string(argv[++i]));
+        } else if (!strcmp(a, "--client-id") || !strcmp(a, "--client-secret-env") ||
+                   !strcmp(a, "--client-key")) {
+            if (i + 1 >= argc || !argv[i + 1][0]) return usage_error("%s needs a value", a);
+            const char **slot = a[9] == 'i' ? &client_id : a[9] == 's' ? &secret_env : &key_file;
+            *slot = argv[++i];
         } else if (!strcmp(a, "--sse")) {
             if (i + 1 >= argc) return usage_error("%s needs a URL", a);
             url = argv[++i];
@@ -540,6 +553,14 @@ static int mcp_main(cli *c, int argc, char **argv)
         return usage_error("%s", "no server: give -- COMMAND [ARGS...], a URL, --sse URL or the "
                                  "name of an extension in config.yaml");
     if (cmd_at >= 0 && url) return usage_error("%s", "give either a command or a URL, not both");
+    if ((secret_env || key_file) && !client_id)
+        return usage_error("%s", "--client-secret-env and --client-key go with --client-id");
+    if (client_id && (!url || sse || c->mode == M_CONFORMANCE))
+        return usage_error("%s", "--client-id is for a streamable HTTP server's sign-in (a URL)");
+    if (secret_env && key_file)
+        return usage_error("%s", "give the client a secret or a key, not both");
+    if (secret_env && !getenv(secret_env))
+        return usage_error("--client-secret-env: %s is not set", secret_env);
     if ((c->mode == M_TOOLS || c->mode == M_RESOURCES || c->mode == M_PROMPTS) && npos)
         return usage_error("unexpected argument '%s'", pos[0]);
     if (c->mode == M_READ) {
@@ -559,6 +580,12 @@ static int mcp_main(cli *c, int argc, char **argv)
             json_decref(c->args);
             return usage_error("%s", "the arguments must be a JSON object");
         }
+    }
+    char *client_key = NULL; /* the PEM text */
+    if (key_file) {
+        buf kb;
+        if (!cl_read_file("goosed mcp: --client-key", key_file, 64u << 10, &kb)) return 2;
+        client_key = kb.data;
     }
     c->scenario = getenv("MCP_CONFORMANCE_SCENARIO");
 
@@ -590,12 +617,25 @@ static int mcp_main(cli *c, int argc, char **argv)
                           : NULL;
         const char *id = json_string_value(json_object_get(ctx, "client_id"));
         const char *secret = json_string_value(json_object_get(ctx, "client_secret"));
-        if (id)
-            json_object_set_new(
-                cfg, "oauth",
-                secret ? json_pack("{s:s, s:s}", "client_id", id, "client_secret", secret)
-                       : json_pack("{s:s}", "client_id", id));
+        const char *key = json_string_value(json_object_get(ctx, "private_key_pem"));
+        json_t *oa = id ? json_pack("{s:s}", "client_id", id) : NULL;
+        if (oa && secret) json_object_set_new(oa, "client_secret", json_string(secret));
+        if (oa && key) json_object_set_new(oa, "private_key", json_string(key));
+        if (oa) json_object_set_new(cfg, "oauth", oa);
         json_decref(ctx);
+        if (client_id) { /* a client registered beforehand, given on the command line */
+            json_t *given = json_pack("{s:s}", "client_id", client_id);
+            if (given && secret_env)
+                json_object_set_new(given, "client_secret", json_string(getenv(secret_env)));
+            if (given && client_key)
+                json_object_set_new(given, "private_key", json_string(client_key));
+            if (given) json_object_set_new(cfg, "oauth", given);
+        }
+        if (client_key) {
+            sodium_memzero(client_key, strlen(client_key));
+            free(client_key);
+            client_key = NULL;
+        }
     } else {
         json_object_set_new(cfg, "cmd", json_string(argv[cmd_at]));
         json_t *args = json_object_get(cfg, "args");

@@ -152,10 +152,11 @@ gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *h
     b->workers = host->workers;
     json_t *oa = json_object_get(cfg, "oauth");
     if (oa && !json_is_object(oa)) {
-        snprintf(err, errlen, "oauth: an object (client_id, client_secret, scope) is required");
+        snprintf(err, errlen,
+                 "oauth: an object (client_id, client_secret, private_key, scope) is required");
         return GD_EINVAL;
     }
-    static const char *const oauth_keys[] = {"client_id", "client_secret", "scope"};
+    static const char *const oauth_keys[] = {"client_id", "client_secret", "private_key", "scope"};
     for (size_t i = 0; i < sizeof oauth_keys / sizeof *oauth_keys; i++) {
         json_t *x = json_object_get(oa, oauth_keys[i]);
         if (x && !json_is_string(x)) {
@@ -169,6 +170,7 @@ gd_err mcp_http_base_init(mcp_http_base *b, const json_t *cfg, const ext_host *h
         mcp_oauth_cfg oc = *host->oauth;
         oc.client_id = json_string_value(json_object_get(oa, "client_id"));
         oc.client_secret = json_string_value(json_object_get(oa, "client_secret"));
+        oc.client_key = json_string_value(json_object_get(oa, "private_key"));
         oc.scope = json_string_value(json_object_get(oa, "scope"));
         oc.reach = b->reach;
         oc.label = json_string_value(json_object_get(cfg, "name"));

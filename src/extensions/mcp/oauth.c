@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -30,6 +34,7 @@ struct mcp_oauth {
     pthread_mutex_t mu;   /* the token, read by the transport's loop */
     char *server;         /* the MCP server's URL, as configured */
     char *client_name, *redirect_uri, *cfg_client_id, *cfg_client_secret, *metadata_url, *cfg_scope;
+    char *cfg_client_key; /* PEM: private_key_jwt */
     const net_allow *reach;
     char *label;
     mcp_oauth_consent_fn consent;
@@ -55,6 +60,7 @@ struct mcp_oauth {
 };
 
 static bool adopt_saved(mcp_oauth *o);
+static void b64url(const unsigned char *in, size_t len, char *out, size_t outlen);
 
 /* ---- small parts ---- */
 
@@ -82,6 +88,7 @@ mcp_oauth *mcp_oauth_new(const char *server_url, const mcp_oauth_cfg *cfg)
     o->redirect_uri = dup_or_null(cfg->redirect_uri);
     o->cfg_client_id = dup_or_null(cfg->client_id);
     o->cfg_client_secret = dup_or_null(cfg->client_secret);
+    o->cfg_client_key = dup_or_null(cfg->client_key);
     o->metadata_url = dup_or_null(cfg->client_metadata_url);
     o->cfg_scope = dup_or_null(cfg->scope);
     o->reach = cfg->reach;
@@ -94,7 +101,8 @@ mcp_oauth *mcp_oauth_new(const char *server_url, const mcp_oauth_cfg *cfg)
     if ((o->hold = cfg->hold)) o->hold(o->consent_ud, +1);
     if (!o->server || !o->client_name || !o->redirect_uri || !o->label ||
         (cfg->client_id && *cfg->client_id && !o->cfg_client_id) ||
-        (cfg->client_secret && *cfg->client_secret && !o->cfg_client_secret)) {
+        (cfg->client_secret && *cfg->client_secret && !o->cfg_client_secret) ||
+        (cfg->client_key && *cfg->client_key && !o->cfg_client_key)) {
         mcp_oauth_unref(o);
         return NULL;
     }
@@ -131,6 +139,7 @@ void mcp_oauth_unref(mcp_oauth *o)
     free(o->redirect_uri);
     free(o->cfg_client_id);
     wipe_free(o->cfg_client_secret);
+    wipe_free(o->cfg_client_key);
     free(o->metadata_url);
     free(o->cfg_scope);
     free(o->label);
@@ -456,6 +465,7 @@ typedef struct {
     bool s256;              /* PKCE with S256 (code_challenge_methods_supported) */
     bool code, cc;          /* the authorization code and client credentials grants */
     bool basic, post, none; /* token_endpoint_auth_methods_supported (basic alone when absent) */
+    bool jwt;               /* and private_key_jwt with ES256 */
 } server_info;
 
 /* RFC 8414 §3.1 and OpenID Connect discovery, in MCP's order; without metadata (2025-03-26 only)
@@ -514,8 +524,14 @@ static gd_err discover_server(mcp_oauth *o, const resource_info *ri, server_info
         si->basic |= !strcmp(s, "client_secret_basic");
         si->post |= !strcmp(s, "client_secret_post");
         si->none |= !strcmp(s, "none");
+        si->jwt |= !strcmp(s, "private_key_jwt");
     }
     if (!json_is_array(methods)) si->basic = true; /* RFC 8414's default */
+    json_t *algs = json_object_get(m, "token_endpoint_auth_signing_alg_values_supported");
+    bool es256 = !json_is_array(algs);
+    json_array_foreach(algs, i, v) es256 |=
+        json_is_string(v) && !strcmp(json_string_value(v), "ES256");
+    si->jwt &= es256;
     si->cimd = json_is_true(json_object_get(m, "client_id_metadata_document_supported"));
     gd_err e = GD_OK;
     /* The authorization endpoint is shown to the user to open: a plain http(s) URL only (no
@@ -573,7 +589,9 @@ static gd_err client_for(mcp_oauth *o, const resource_info *ri, const server_inf
         snprintf(o->client_secret, sizeof o->client_secret, "%s",
                  o->cfg_client_secret ? o->cfg_client_secret : "");
         snprintf(o->auth_method, sizeof o->auth_method, "%s",
-                 o->client_secret[0] ? method : "none");
+                 o->cfg_client_key && si->jwt ? "private_key_jwt"
+                 : o->client_secret[0]        ? method
+                                              : "none");
         return GD_OK;
     }
     if (si->cimd && o->metadata_url) {
@@ -632,6 +650,85 @@ static bool form_add(buf *b, const char *name, const char *value)
     return !buf_printf(b, "%s%s=", b->len ? "&" : "", name) && !url_encode(b, value);
 }
 
+/* RFC 7523 §2.2: the client's authentication as a JWT signed with its key (ES256: ECDSA with
+ * P-256 and SHA-256, the signature as r and s of 32 bytes each), for the authorization server
+ * (aud: its issuer), short-lived and used once (exp, jti). */
+static gd_err client_assertion(mcp_oauth *o, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!o->cfg_client_key) return fail(GD_EDENIED, err, errlen, "no private key to sign with");
+    unsigned char jti[16];
+    char jtis[32];
+    randombytes_buf(jti, sizeof jti);
+    b64url(jti, sizeof jti, jtis, sizeof jtis);
+    long now = (long)time(NULL);
+    json_t *hdr = json_pack("{s:s, s:s}", "alg", "ES256", "typ", "JWT");
+    json_t *claims =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", o->client_id, "sub", o->client_id, "aud",
+                  o->issuer, "iat", (json_int_t)now, "exp", (json_int_t)now + 300, "jti", jtis);
+    char *h = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
+    char *c = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
+    json_decref(hdr);
+    json_decref(claims);
+    size_t hl =
+        h ? sodium_base64_ENCODED_LEN(strlen(h), sodium_base64_VARIANT_URLSAFE_NO_PADDING) : 0;
+    size_t cl =
+        c ? sodium_base64_ENCODED_LEN(strlen(c), sodium_base64_VARIANT_URLSAFE_NO_PADDING) : 0;
+    size_t cap = hl + cl + 2 + 128;
+    char *jwt = h && c ? malloc(cap) : NULL;
+    gd_err e = jwt ? GD_OK : fail(GD_ENOMEM, err, errlen, "out of memory");
+    if (!e) {
+        sodium_bin2base64(jwt, hl, (const unsigned char *)h, strlen(h),
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        size_t at = strlen(jwt);
+        jwt[at++] = '.';
+        sodium_bin2base64(jwt + at, cl, (const unsigned char *)c, strlen(c),
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+    free(h);
+    free(c);
+    gnutls_privkey_t pk = NULL;
+    gnutls_datum_t pem = {(unsigned char *)o->cfg_client_key, (unsigned)strlen(o->cfg_client_key)};
+    gnutls_datum_t sig = {0}, r = {0}, s = {0};
+    unsigned bits = 0;
+    if (!e && (gnutls_privkey_init(&pk) < 0 ||
+               gnutls_privkey_import_x509_raw(pk, &pem, GNUTLS_X509_FMT_PEM, NULL, 0) < 0 ||
+               gnutls_privkey_get_pk_algorithm(pk, &bits) != GNUTLS_PK_ECDSA || bits != 256))
+        e = fail(GD_EDENIED, err, errlen,
+                 "the client's private key is not an EC P-256 key in PEM (PKCS #8)");
+    if (!e) {
+        gnutls_datum_t in = {(unsigned char *)jwt, (unsigned)strlen(jwt)};
+        if (gnutls_privkey_sign_data2(pk, GNUTLS_SIGN_ECDSA_SHA256, 0, &in, &sig) < 0 ||
+            gnutls_decode_rs_value(&sig, &r, &s) < 0)
+            e = fail(GD_EDENIED, err, errlen, "signing the client's assertion failed");
+    }
+    unsigned char rs[64] = {0};
+    /* DER integers: a leading 0 byte when the top bit is set, fewer bytes when small */
+    for (int k = 0; !e && k < 2; k++) {
+        gnutls_datum_t *d = k ? &s : &r;
+        unsigned n = d->size, skip = 0;
+        while (n - skip > 32 && d->data[skip] == 0)
+            skip++;
+        if (n - skip > 32)
+            e = fail(GD_EDENIED, err, errlen, "signing the client's assertion failed");
+        else
+            memcpy(rs + 32 * k + (32 - (n - skip)), d->data + skip, n - skip);
+    }
+    if (!e) {
+        size_t at = strlen(jwt);
+        jwt[at++] = '.';
+        b64url(rs, sizeof rs, jwt + at, cap - at);
+        *out = jwt;
+        jwt = NULL;
+    }
+    gnutls_free(sig.data);
+    gnutls_free(r.data);
+    gnutls_free(s.data);
+    if (pk) gnutls_privkey_deinit(pk);
+    free(jwt);
+    return e;
+}
+
 /* POSTs the grant in b to the token endpoint with the client's authentication; on success the
  * new token (and refresh token) are kept. */
 static gd_err token_request(mcp_oauth *o, buf *b, char *err, size_t errlen)
@@ -640,7 +737,19 @@ static gd_err token_request(mcp_oauth *o, buf *b, char *err, size_t errlen)
     buf_init(&basic, 8192);
     const char *user = NULL;
     bool ok = true;
-    if (!strcmp(o->auth_method, "client_secret_basic")) {
+    char *assertion = NULL;
+    if (!strcmp(o->auth_method, "private_key_jwt")) {
+        gd_err je = client_assertion(o, &assertion, err, errlen);
+        if (je) {
+            buf_free(&basic);
+            return je;
+        }
+        ok = form_add(b, "client_id", o->client_id) &&
+             form_add(b, "client_assertion_type",
+                      "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") &&
+             form_add(b, "client_assertion", assertion);
+        wipe_free(assertion);
+    } else if (!strcmp(o->auth_method, "client_secret_basic")) {
         /* RFC 6749 §2.3.1: each form-encoded before they are joined */
         ok = !url_encode(&basic, o->client_id) && !buf_puts(&basic, ":") &&
              !url_encode(&basic, o->client_secret);
@@ -845,7 +954,7 @@ gd_err mcp_oauth_renew(mcp_oauth *o, long status, const char *www_auth, unsigned
     else if (o->cfg_scope)
         snprintf(scope, sizeof scope, "%s", o->cfg_scope);
     if (step_up) scope_union(scope, sizeof scope, o->scope); /* keep what was granted */
-    if (!si.code && si.cc && o->client_secret[0])
+    if (!si.code && si.cc && (o->client_secret[0] || !strcmp(o->auth_method, "private_key_jwt")))
         e = client_credentials(o, scope, err, errlen);
     else
         e = authorize(o, &si, scope, err, errlen);

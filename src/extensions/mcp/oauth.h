@@ -33,10 +33,13 @@ typedef gd_err (*mcp_oauth_consent_fn)(void *ud, const char *label, const char *
                                        char *err, size_t errlen);
 
 typedef struct mcp_oauth_cfg {
-    const char *client_name;         /* registered as the client's name */
-    const char *redirect_uri;        /* where the authorization server sends the browser back */
-    const char *client_id;           /* a client registered beforehand, or NULL */
-    const char *client_secret;       /* its secret, or NULL (a public client) */
+    const char *client_name;   /* registered as the client's name */
+    const char *redirect_uri;  /* where the authorization server sends the browser back */
+    const char *client_id;     /* a client registered beforehand, or NULL */
+    const char *client_secret; /* its secret, or NULL (a public client) */
+    /* or its private key (PKCS #8 PEM, EC P-256): it authenticates with a JWT signed with it
+     * (private_key_jwt, RFC 7523, ES256) where the authorization server offers that */
+    const char *client_key;
     const char *client_metadata_url; /* a client ID metadata document naming this client, or NULL */
     const char *scope;               /* asked when neither the server nor its metadata names one */
     /* NULL: any address. Else the servers' addresses are held to it as the extension's are
