@@ -1583,8 +1583,14 @@ static void note_ext_status(agent *a, sess *se)
     uint64_t digest = 14695981039346656037u; /* FNV-1a over each one's state and tools */
     for (size_t i = 0; i < n; i++) {
         extension *x = registry_get(reg, i);
-        uint64_t v[3] = {(uint64_t)(uintptr_t)x, (uint64_t)ext_state_of(x, why, sizeof why),
-                         x->tools_gen};
+        ext_state st = ext_state_of(x, why, sizeof why);
+        /* Each reply that goes on without an extension tells the session's watchers why (a
+         * `notification` event): the session's list shows no state, a user's own is theirs. */
+        if (st == EXT_FAILED)
+            publish(se, "notification",
+                    json_pack("{s:s, s:s, s:s}", "level", "error", "extension", x->name, "message",
+                              why));
+        uint64_t v[3] = {(uint64_t)(uintptr_t)x, (uint64_t)st, x->tools_gen};
         for (int k = 0; k < 3; k++)
             digest = (digest ^ v[k]) * 1099511628211u;
         for (const char *p = why; *p; p++)
@@ -1595,10 +1601,10 @@ static void note_ext_status(agent *a, sess *se)
     se->noted = digest;
     for (size_t i = 0; i < n; i++) {
         extension *x = registry_get(reg, i);
+        ext_state st = ext_state_of(x, why, sizeof why);
         /* a session's own extension is that session's business: noted under its name it would
          * show as the configured one of that name to every user */
         if (json_object_get(se->sess_added, x->name)) continue;
-        ext_state st = ext_state_of(x, why, sizeof why);
         /* a user's own extension is noted under their id (agent_extension_status) */
         char uname[UUID_STR_LEN + EXT_NAME_MAX + 1];
         const char *sname = x->name;

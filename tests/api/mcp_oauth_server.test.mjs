@@ -121,7 +121,7 @@ describe('a session\'s remote extension that asks for OAuth', () => {
     assert.ok(!seen.some((e) => e.event === 'elicitation' && JSON.parse(e.data).extension === 'demo'), 'no second sign-in');
   });
 
-  it('a declined sign-in fails the extension\'s start with why; the reply still ends', async () => {
+  it('a declined sign-in fails the extension\'s start, told to the client as a notification; the reply still ends', async () => {
     const sid = await newSession();
     // the session's own extension, added through the API: another server, not signed in to
     const add = await post(srv, `/api/sessions/${sid}/extensions`, { name: 'other', config: { type: 'streamable_http', uri: other.url, timeout: 30 } }, { headers: H });
@@ -135,8 +135,12 @@ describe('a session\'s remote extension that asks for OAuth', () => {
     assert.equal(ans.status, 200, ans.text);
     const r = await reply;
     assert.equal(r.status, 200, r.text);
-    // the model is told the tool is not there; the log says why
+    // the model is told the tool is not there; the client and the log why
     assert.match(await toolText(fake), /unknown tool 'other__greet'/);
+    const told = await w.until('notification', (d) => d.extension === 'other');
+    const note = JSON.parse(told.filter((e) => e.event === 'notification').at(-1).data);
+    assert.equal(note.level, 'error');
+    assert.match(note.message, /the user declined to sign in/);
     await srv.waitForLog(/other: .*the user declined to sign in/);
     // its address, visited after all, is no longer taken
     const a = await fetch(q.url, { redirect: 'manual' });
