@@ -19,7 +19,7 @@
 #include "extensions/allowlist.h"
 #include "extensions/ext_config.h"
 
-/* The config as shown: derived keys out, header and env values masked. A new object. */
+/* The config as shown: derived keys out, header, env and oauth values masked. A new object. */
 static json_t *public_config(const json_t *c)
 {
     json_t *out = json_object();
@@ -28,7 +28,8 @@ static json_t *public_config(const json_t *c)
     json_object_foreach((json_t *)c, k, v)
     {
         if (!strcmp(k, "supported") || !strcmp(k, "invalid") || !strcmp(k, "refused")) continue;
-        if ((!strcmp(k, "headers") || !strcmp(k, "envs")) && json_is_object(v)) {
+        if ((!strcmp(k, "headers") || !strcmp(k, "envs") || !strcmp(k, "oauth")) &&
+            json_is_object(v)) {
             json_t *m = json_object();
             const char *hk;
             json_t *hv;

@@ -8,8 +8,9 @@
  *                "input_tokens", "output_tokens", "settings": {"execution_mode"?, "extensions"?}},
  *    "messages": [{"role", "content": [items], "created_at"}]}
  *
- * It holds no secret: no owner, no token, no key, and the values of every "headers" and "envs"
- * of the session's own extension configs are masked ("***"), as GET /api/extensions shows them.
+ * It holds no secret: no owner, no token, no key, and the values of every "headers", "envs" and
+ * "oauth" of the session's own extension configs are masked ("***"), as GET /api/extensions
+ * shows them.
  *
  * An import takes that document, or what the real Goose's `goose session export` writes (its
  * Session with "conversation"), and makes a new session of the caller's, with the messages in
@@ -93,7 +94,7 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
-/* A copy of v in which every "headers" and "envs" object has its values masked. */
+/* A copy of v in which every "headers", "envs" and "oauth" object has its values masked. */
 static json_t *masked(json_t *v)
 {
     if (json_is_array(v)) {
@@ -107,7 +108,8 @@ static json_t *masked(json_t *v)
     const char *k;
     json_object_foreach(v, k, it)
     {
-        if ((!strcmp(k, "headers") || !strcmp(k, "envs")) && json_is_object(it)) {
+        if ((!strcmp(k, "headers") || !strcmp(k, "envs") || !strcmp(k, "oauth")) &&
+            json_is_object(it)) {
             json_t *m = json_object(), *hv;
             const char *hk;
             json_object_foreach(it, hk, hv) json_object_set_new(m, hk, json_string(MASK));

@@ -193,7 +193,7 @@ int user_settings_open(const char *user_id, const char *name, const unsigned cha
 #define SEALED_PREFIX "gdsealed:1:" /* a value kept sealed; what follows is base64 */
 #define SEAL_OWNER    "session extension"
 
-static const char *const secret_fields[] = {"headers", "envs"};
+static const char *const secret_fields[] = {"headers", "envs", "oauth"};
 
 /* The name a value is sealed under: the extension, the field and the entry, bound in. */
 static void field_name(char *out, size_t n, const char *ext, const char *field, const char *k)

@@ -195,6 +195,43 @@ static bool check_map(const char *name, json_t *out, const json_t *cfg, const ch
     return true;
 }
 
+/* out.oauth = cfg.oauth when given: a remote server's OAuth client registered beforehand
+ * (extensions/mcp/oauth.h), its values strings (secrets: masked and sealed as headers are). */
+static bool check_oauth(const char *name, json_t *out, const json_t *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"client_id", "client_secret", "private_key", "scope"};
+    json_t *v = json_object_get(cfg, "oauth");
+    json_object_del(out, "oauth");
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_object(v))
+        FAIL("%s: oauth: must be a map (client_id, client_secret or private_key, scope)", name);
+    const char *k;
+    json_t *it;
+    json_object_foreach((json_t *)v, k, it)
+    {
+        bool known = false;
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+            known = known || !strcmp(k, keys[i]);
+        if (!known)
+            FAIL("%s: oauth: '%.60s' is not one of client_id, client_secret, private_key, scope",
+                 name, k);
+        if (!json_is_string(it) || !json_string_length(it))
+            FAIL("%s: oauth.%s: must be a string", name, k);
+        if (json_string_length(it) > MAX_STRING)
+            FAIL("%s: oauth.%s: longer than %d bytes", name, k, MAX_STRING);
+        if (!clean_string(it, strcmp(k, "private_key") != 0))
+            FAIL("%s: oauth.%s: must not hold a NUL%s", name, k,
+                 strcmp(k, "private_key") ? " or a line break" : "");
+    }
+    if (!json_object_get(v, "client_id") &&
+        (json_object_get(v, "client_secret") || json_object_get(v, "private_key")))
+        FAIL("%s: oauth: a client_secret or private_key goes with its client_id", name);
+    if (json_object_get(v, "client_secret") && json_object_get(v, "private_key"))
+        FAIL("%s: oauth: a client_secret or a private_key, not both", name);
+    json_object_set_new(out, "oauth", json_deep_copy(v));
+    return true;
+}
+
 /* out[key] = cfg[key] as a string (absent or null: ""). */
 static bool check_string(const char *name, json_t *out, const json_t *cfg, const char *key,
                          bool line, char *err, size_t errlen)
@@ -274,7 +311,8 @@ static bool check_all(const char *name, json_t *out, const json_t *cfg, char *er
         !check_strings(name, out, cfg, "env_keys", true, true, err, errlen) ||
         !check_strings(name, out, cfg, "available_tools", true, false, err, errlen) ||
         !check_map(name, out, cfg, "envs", false, err, errlen) ||
-        !check_map(name, out, cfg, "headers", true, err, errlen))
+        !check_map(name, out, cfg, "headers", true, err, errlen) ||
+        !check_oauth(name, out, cfg, err, errlen))
         return false;
 
     if (!strcmp(t, "stdio") && !json_string_length(json_object_get(out, "cmd")))

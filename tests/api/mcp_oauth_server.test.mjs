@@ -35,6 +35,7 @@ async function startOAuthServer() {
   });
   return {
     url: `http://localhost:${mcpPort}/mcp`,
+    auth: `http://localhost:${authPort}`,
     output: () => out,
     stop: () => new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); }),
   };
@@ -165,6 +166,41 @@ describe('a session\'s remote extension that asks for OAuth', () => {
     assert.equal(r.status, 200, r.text);
     assert.match(await toolText(fake), /Hello, Slow!/);
     w.close();
+  });
+
+  it('signs in with a client registered beforehand (the extension\'s oauth), never shown or exported', async () => {
+    const third = await startOAuthServer();
+    try {
+      // the admin registers goosed at the authorization server, with goosed's callback
+      const reg = await fetch(`${third.auth}/register`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ client_name: 'our goosed', redirect_uris: [`${srv.url}/oauth/callback`], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post' }),
+      });
+      assert.equal(reg.status, 201);
+      const client = await reg.json();
+      const sid = await newSession();
+      const bad = await post(srv, `/api/sessions/${sid}/extensions`, { name: 'given', config: { type: 'streamable_http', uri: third.url, oauth: { client_secret: 'x' } } }, { headers: H });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.error, /oauth: a client_secret or private_key goes with its client_id/);
+      const add = await post(srv, `/api/sessions/${sid}/extensions`, { name: 'given', config: { type: 'streamable_http', uri: third.url, timeout: 30, oauth: { client_id: client.client_id, client_secret: client.client_secret } } }, { headers: H });
+      assert.equal(add.status, 200, add.text);
+      const w = await watch(srv, sid, H);
+      await fake.script([call('c1', 'given__greet', { name: 'Given' }), { text: 'greeted' }]);
+      const reply = post(srv, `/api/sessions/${sid}/messages`, { content: 'greet' }, { headers: H });
+      const q = await signIn(w, 'given');
+      assert.equal(new URL(q.url).searchParams.get('client_id'), client.client_id, 'the given client, not a new registration');
+      const r = await reply;
+      assert.equal(r.status, 200, r.text);
+      assert.match(await toolText(fake), /Hello, Given!/);
+      w.close();
+      // the secret is nowhere a client can read it
+      const shown = JSON.stringify((await get(srv, `/api/sessions/${sid}/extensions`, { headers: H })).body);
+      const exported = (await get(srv, `/api/sessions/${sid}/export`, { headers: H })).text;
+      for (const text of [shown, exported]) assert.ok(!text.includes(client.client_secret), 'the client secret is shown');
+      assert.ok(!readFileSync(path.join(srv.home, '.local/share/goose/sessions/goosed.db')).toString('latin1').includes(client.client_secret), 'the client secret is in goosed.db as text');
+    } finally {
+      await third.stop();
+    }
   });
 
   it('a sign-in waiting for its user does not hold up a stop: the reply ends without the extension', async () => {
