@@ -2,12 +2,16 @@
 #include "agent/signin.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -35,7 +39,14 @@ struct signins {
     bool stopping;
     waiter *waiting;
     grant *grants;
+    /* the local user's grants, kept sealed in this file (signins_load): "" when not kept */
+    pthread_mutex_t fmu; /* one write of the file at a time, in order */
+    char file[PATH_MAX];
 };
+
+#define LOCAL_FILE     "signins" /* in the data directory, 0600 */
+#define LOCAL_SEAL_AS  "oauth grants"
+#define LOCAL_FILE_MAX (1u << 20)
 
 static void wipe_free(char *s)
 {
@@ -49,6 +60,7 @@ signins *signins_new(void)
     signins *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->fmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -76,6 +88,7 @@ void signins_free(signins *s)
     }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->fmu);
     free(s);
 }
 
@@ -191,6 +204,8 @@ void signin_cancel(signins *s, const char *state, gd_err e, const char *why)
     pthread_mutex_unlock(&s->mu);
 }
 
+static void save_local(signins *s);
+
 /* ---- grants ---- */
 
 static grant *grant_find_locked(signins *s, const char *user_id, const char *url)
@@ -243,4 +258,93 @@ void signin_grant_put(signins *s, const char *user_id, const char *url, const ch
     }
     pthread_mutex_unlock(&s->mu);
     wipe_free(t);
+    if (!user_id[0] && s->file[0]) save_local(s);
+}
+
+/* ---- the local user's grants in the data directory ---- */
+
+/* Writes every grant of the local user, as one JSON object sealed under the server key, to the
+ * file (a new file renamed over the old). Logged when it cannot: they stay in memory. */
+static void save_local(signins *s)
+{
+    pthread_mutex_lock(&s->fmu);
+    json_t *all = json_object();
+    pthread_mutex_lock(&s->mu);
+    for (grant *g = s->grants; g && all; g = g->next)
+        if (!g->user_id[0] && json_object_set_new(all, g->url, json_string(g->text))) {
+            json_decref(all);
+            all = NULL;
+        }
+    pthread_mutex_unlock(&s->mu);
+    char *text = all ? json_dumps(all, JSON_COMPACT) : NULL;
+    json_decref(all);
+    size_t len = text ? strlen(text) : 0, cap = len + 256;
+    unsigned char *sealed = text && len < LOCAL_FILE_MAX ? malloc(cap) : NULL;
+    size_t slen = sealed ? user_settings_seal("", LOCAL_SEAL_AS, text, len, sealed, cap) : 0;
+    if (text) sodium_memzero(text, len);
+    free(text);
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->file);
+    int fd = slen ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+    bool ok = fd >= 0;
+    for (size_t off = 0; ok && off < slen;) {
+        ssize_t w = write(fd, sealed + off, slen - off);
+        if (w < 0 && errno == EINTR) continue;
+        ok = w > 0;
+        off += ok ? (size_t)w : 0;
+    }
+    if (fd >= 0) ok = fsync(fd) == 0 && close(fd) == 0 && ok && rename(tmp, s->file) == 0;
+    if (!ok) {
+        log_warn("agent", "the local user's sign-ins are kept in memory only: %s: %s", s->file,
+                 !slen ? "nothing to seal them with (no server key)" : strerror(errno));
+        if (fd >= 0) unlink(tmp);
+    }
+    free(sealed);
+    pthread_mutex_unlock(&s->fmu);
+}
+
+void signins_load(signins *s, const char *data_dir)
+{
+    if (!data_dir || !data_dir[0]) return;
+    snprintf(s->file, sizeof s->file, "%s/" LOCAL_FILE, data_dir);
+    int fd = open(s->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return; /* none kept yet */
+    unsigned char *sealed = malloc(LOCAL_FILE_MAX);
+    size_t len = 0;
+    for (ssize_t r = 1; sealed && r > 0 && len<LOCAL_FILE_MAX; len += r> 0 ? (size_t)r : 0)
+        if ((r = read(fd, sealed + len, LOCAL_FILE_MAX - len)) < 0 && errno == EINTR) r = 1;
+    close(fd);
+    char *plain = sealed && len ? malloc(len) : NULL;
+    json_t *all = plain && user_settings_open("", LOCAL_SEAL_AS, sealed, len, plain, len) == 0
+                      ? json_loads(plain, 0, NULL)
+                      : NULL;
+    if (plain) sodium_memzero(plain, len);
+    free(plain);
+    free(sealed);
+    if (!json_is_object(all)) {
+        log_warn("agent",
+                 "%s does not open (sealed under another server key?): the local user "
+                 "signs in again",
+                 s->file);
+        json_decref(all);
+        return;
+    }
+    const char *url;
+    json_t *g;
+    json_object_foreach(all, url, g)
+    {
+        if (!json_is_string(g)) continue;
+        char *t = strdup(json_string_value(g)), *u = strdup(url), *id = strdup("");
+        grant *n = calloc(1, sizeof *n);
+        if (!t || !u || !id || !n) {
+            wipe_free(t);
+            free(u);
+            free(id);
+            free(n);
+            break;
+        }
+        *n = (grant){.next = s->grants, .user_id = id, .url = u, .text = t};
+        s->grants = n;
+    }
+    json_decref(all);
 }

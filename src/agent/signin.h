@@ -8,7 +8,8 @@
  * The grants an authorization brings (the client registered, the tokens) are kept per user and
  * MCP server, so that every session of the user shares one sign-in (signin_grant_get/put): a
  * user with an id keeps them sealed in the store with their settings (auth/user_settings.h: a
- * restart and the other goosed on the store find them); the local user (no id) in memory.
+ * restart and the other goosed on the store find them); the local user (no id) sealed in the
+ * file "signins" of the data directory (signins_load).
  *
  * Thread-safe. */
 #ifndef GD_SIGNIN_H
@@ -25,6 +26,10 @@
 typedef struct signins signins;
 
 signins *signins_new(void);
+/* Reads the local user's grants kept in data_dir (their file, sealed under the server key:
+ * auth/user_settings.h, which must be set up first), and keeps them there from now on. On the
+ * main thread, once, before serving. */
+void signins_load(signins *s, const char *data_dir);
 /* Once nothing waits any more (signins_shutdown, then the workers joined). */
 void signins_free(signins *s);
 /* The server stops: every wait ends (GD_ESHUTDOWN) and no new one starts. */
@@ -48,7 +53,8 @@ void signin_cancel(signins *s, const char *state, gd_err e, const char *why);
  * NULL). Reads memory only. */
 char *signin_grant_get(signins *s, const char *user_id, const char *url);
 /* Keeps grant for user_id and url (replacing the one before): for a user with an id, writes
- * the store (a worker's call), in memory alone when that fails (logged). */
+ * the store, for the local user their file (a worker's call); in memory alone when that fails
+ * (logged). */
 void signin_grant_put(signins *s, const char *user_id, const char *url, const char *grant);
 
 #endif

@@ -149,6 +149,7 @@ int cli_server(int argc, char **argv)
                    user_settings_init(cfg.data_dir, a.st, err, sizeof err) != GD_OK;
     if (refused) fprintf(stderr, "%s: %s\n", me, err);
     if (!refused) agent_repair(a.agent);
+    if (!refused) signins_load(agent_signins(a.agent), cfg.data_dir); /* the local user's */
     http_server *srv =
         refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, auth_gate, err, sizeof err);
     http_server *msrv = srv ? api_metrics_listen(&cfg, &a, err, sizeof err) : NULL;

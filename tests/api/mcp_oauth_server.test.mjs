@@ -12,7 +12,7 @@ import { get, post, request } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { watch } from './lib/events.mjs';
 import { addUser } from './lib/users.mjs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 
 const KEY = 'sk-oauth-server-secret-0123';
 const SECRET = 'goosed-secret-key-for-the-oauth-test';
@@ -244,6 +244,33 @@ async function signIn(w, name) {
   return q;
 }
 
+/** A session of who on srv asks the model to greet name through the demo extension (signing in
+ * first when signin); resolves with how many elicitations its watcher saw. */
+async function greetThrough(srv, fake, dir, who, name, { signin = false } = {}) {
+  const c = await post(srv, '/api/sessions', { name: 'oauth', working_directory: dir }, { headers: who });
+  assert.equal(c.status, 201, c.text);
+  const sid = c.body.id;
+  const w = await watch(srv, sid, who);
+  await fake.script([call(`g-${name}`, 'demo__greet', { name }), { text: 'greeted' }]);
+  const reply = post(srv, `/api/sessions/${sid}/messages`, { content: `greet ${name}` }, { headers: who });
+  if (signin) {
+    await signIn(w, 'demo');
+  } else { // asked after all: said at once (declined, so the reply ends), not after the wait
+    const first = (await w.until(['elicitation', 'message_complete'])).find((e) => ['elicitation', 'message_complete'].includes(e.event));
+    if (first.event === 'elicitation') {
+      await post(srv, `/api/sessions/${sid}/elicitations`, { id: JSON.parse(first.data).id, action: 'decline' }, { headers: who });
+      await reply;
+      assert.fail(`${name}: asked to sign in again`);
+    }
+  }
+  const r = await reply;
+  assert.equal(r.status, 200, r.text);
+  const seen = await w.until('message_complete');
+  w.close();
+  assert.match(await toolText(fake), new RegExp(`Hello, ${name}!`));
+  return seen.filter((e) => e.event === 'elicitation').length;
+}
+
 describe('sign-ins of users with an id', () => {
   let fake, mcp, home, dir, alice, bob;
   const config = () => `extensions:\n  demo:\n    enabled: true\n    type: streamable_http\n    name: demo\n    uri: ${mcp.url}\n    timeout: 30\n`;
@@ -258,21 +285,7 @@ describe('sign-ins of users with an id', () => {
   });
   after(async () => { await fake.stop(); await mcp.stop(); });
 
-  async function greet(srv, who, name, { signin = false } = {}) {
-    const c = await post(srv, '/api/sessions', { name: 'oauth', working_directory: dir }, { headers: who });
-    assert.equal(c.status, 201, c.text);
-    const sid = c.body.id;
-    const w = await watch(srv, sid, who);
-    await fake.script([call(`g-${name}`, 'demo__greet', { name }), { text: 'greeted' }]);
-    const reply = post(srv, `/api/sessions/${sid}/messages`, { content: `greet ${name}` }, { headers: who });
-    if (signin) await signIn(w, 'demo');
-    const r = await reply;
-    assert.equal(r.status, 200, r.text);
-    const seen = await w.until('message_complete');
-    w.close();
-    assert.match(await toolText(fake), new RegExp(`Hello, ${name}!`));
-    return seen.filter((e) => e.event === 'elicitation').length;
-  }
+  const greet = (srv, who, name, opts) => greetThrough(srv, fake, dir, who, name, opts);
 
   it('keeps a user\'s sign-in sealed in the store across a restart, and never lends it to another user', async () => {
     let srv = await start();
@@ -294,6 +307,40 @@ describe('sign-ins of users with an id', () => {
       for (const t of [...mcp.output().matchAll(/token: '([^']+)'/g)].map((m) => m[1])) assert.ok(!log.includes(t), 'a token reached the log');
     } finally {
       await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('the local user\'s sign-ins (no users)', () => {
+  it('are kept sealed in the data directory (0600) across a restart', async () => {
+    const mcp = await startOAuthServer();
+    const fake = await startFake({ keys: { openai: KEY } });
+    const home = tempDir('goosed-oauth-local-');
+    const dir = tempDir('goosed-oauth-cwd-');
+    const start = () => startServer({ home, env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY },
+      configYaml: `extensions:\n  demo:\n    enabled: true\n    type: streamable_http\n    name: demo\n    uri: ${mcp.url}\n    timeout: 30\n` });
+    try {
+      let srv = await start();
+      try {
+        assert.equal(await greetThrough(srv, fake, dir, {}, 'Local', { signin: true }), 1);
+      } finally {
+        await stopAndCheck(srv);
+      }
+      const file = path.join(home, '.local/share/goose/sessions/signins');
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      const kept = readFileSync(file).toString('latin1');
+      const tokens = [...mcp.output().matchAll(/token: '([^']+)'/g)].map((m) => m[1]);
+      assert.ok(tokens.length > 0);
+      for (const t of tokens) assert.ok(!kept.includes(t), 'a token is in the file as text');
+      srv = await start();
+      try {
+        assert.equal(await greetThrough(srv, fake, dir, {}, 'Back'), 0, 'not asked again after the restart');
+      } finally {
+        await stopAndCheck(srv);
+      }
+    } finally {
+      await fake.stop();
+      await mcp.stop();
     }
   });
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { parseSSE } from '../../fakes/lib.mjs';
 
 /** Opens GET /events and returns {seen, until(name, pred?), close()}: until reads parsed events
- *  until one named `name` (and matching pred, if given) has arrived, and returns all so far. */
+ *  until one named `name` (or any of the names, given an array; and matching pred, if given) has
+ *  arrived, and returns all so far. */
 export async function watch(srv, id, headers = {}) {
   const ctl = new AbortController();
   const res = await fetch(`${srv.url}/api/sessions/${id}/events`, { signal: ctl.signal, headers });
@@ -15,9 +16,10 @@ export async function watch(srv, id, headers = {}) {
   return {
     seen,
     async until(name, pred = () => true) {
+      const names = Array.isArray(name) ? name : [name];
       for (;;) {
         const done = parseSSE(buf).filter((e) => !e.incomplete);
-        if (done.some((e) => e.event === name && pred(JSON.parse(e.data)))) {
+        if (done.some((e) => names.includes(e.event) && pred(JSON.parse(e.data)))) {
           seen.splice(0, seen.length, ...done);
           return done;
         }
