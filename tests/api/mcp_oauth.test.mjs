@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,4 +110,32 @@ test('a server whose metadata names another resource is not authorized for', asy
   assert.equal(r.code, 1);
   assert.equal(visited, false);
   assert.match(r.stderr, /names the resource http:\/\/localhost:\d+\/mcp, not http:\/\/127\.0\.0\.1:\d+\/mcp/);
+});
+
+test('an authorization server whose metadata names another issuer is not used (RFC 8414 §3.3)', async (t) => {
+  // an MCP server that asks for a sign-in, naming an authorization server on its own origin
+  // whose metadata claims to be another's (a mix-up: codes and secrets sent to the wrong one)
+  const seen = [];
+  const srv = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const origin = `http://127.0.0.1:${srv.address().port}`;
+    const json = (code, body, headers = {}) => { res.writeHead(code, { 'Content-Type': 'application/json', ...headers }); res.end(JSON.stringify(body)); };
+    if (req.url === '/mcp') return json(401, { error: 'invalid_token' }, { 'WWW-Authenticate': `Bearer resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp"` });
+    if (req.url === '/.well-known/oauth-protected-resource/mcp') return json(200, { resource: `${origin}/mcp`, authorization_servers: [origin] });
+    if (req.url === '/.well-known/oauth-authorization-server') {
+      return json(200, {
+        issuer: 'https://as.evil.example', authorization_endpoint: `${origin}/authorize`, token_endpoint: `${origin}/token`,
+        registration_endpoint: `${origin}/register`, code_challenge_methods_supported: ['S256'], response_types_supported: ['code'],
+      });
+    }
+    return json(404, { error: 'not_found' });
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  t.after(() => srv.close());
+  let visited = false;
+  const r = await runSignin(['tools', `http://127.0.0.1:${srv.address().port}/mcp`], async () => { visited = true; });
+  assert.equal(r.code, 1);
+  assert.equal(visited, false);
+  assert.match(r.stderr, /the authorization server's metadata names the issuer https:\/\/as\.evil\.example, not http:\/\/127\.0\.0\.1:\d+/);
+  assert.ok(!seen.some((s) => s.startsWith('POST /register')), 'nothing was registered there');
 });

@@ -500,6 +500,19 @@ static gd_err discover_server(mcp_oauth *o, const resource_info *ri, server_info
         si->basic = si->post = si->none = si->s256 = si->code = true;
         return GD_OK;
     }
+    /* RFC 8414 §3.3 (and OpenID Connect discovery §4.3): the metadata names the issuer it was
+     * asked for, else it may be another server's, planted to collect codes and secrets. Held to
+     * the same origin (scheme, host, port): a server with a path (a tenant) often names its
+     * origin alone, as the MCP conformance suite's does. */
+    const char *iss = jstr(m, "issuer");
+    char io[URL_MAX], ip[URL_MAX];
+    if (!iss || !url_split(iss, io, sizeof io, ip, sizeof ip) || strcmp(io, origin)) {
+        fail(GD_EDENIED, err, errlen,
+             "the authorization server's metadata names the issuer %.200s, not %s",
+             iss ? iss : "(none)", ri->as);
+        json_decref(m);
+        return GD_EDENIED;
+    }
     const char *az = jstr(m, "authorization_endpoint"), *tk = jstr(m, "token_endpoint"),
                *rg = jstr(m, "registration_endpoint");
     json_t *v;
