@@ -6,37 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GOOSED_BIN } from './lib/server.mjs';
+import { startOAuthServer as startExample } from './lib/mcp_oauth.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const example = path.join(root, 'node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js');
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-/** The SDK's example server with OAuth: {url (its MCP endpoint), stop}. */
+/** The SDK's example server with OAuth, stopped when test t ends. */
 async function startOAuthServer(t) {
-  const mcpPort = await freePort();
-  const authPort = await freePort();
-  const proc = spawn(process.execPath, [example, '--oauth', '--oauth-strict'], {
-    env: { PATH: process.env.PATH, MCP_PORT: String(mcpPort), MCP_AUTH_PORT: String(authPort) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => proc.kill('SIGTERM'));
-  let out = '';
-  await new Promise((resolve, reject) => {
-    const check = () => { if (out.includes(`listening on port ${mcpPort}`) && out.includes(`listening on port ${authPort}`)) resolve(); };
-    proc.stdout.on('data', (d) => { out += d; check(); });
-    proc.stderr.on('data', (d) => { out += d; });
-    proc.on('exit', (code) => reject(new Error(`the example server exited with ${code}: ${out}`)));
-  });
-  return { url: `http://localhost:${mcpPort}/mcp`, output: () => out };
+  const srv = await startExample();
+  t.after(srv.stop);
+  return srv;
 }
 
 /** goosed mcp ARGS; onUrl(url) is called with the sign-in address it prints. {code, stdout, stderr}. */

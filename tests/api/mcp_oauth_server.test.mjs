@@ -5,42 +5,17 @@
 // test is the user's client and browser.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { startServer, stopAndCheck, tempDir, freePort, runGoosed, REPO } from './lib/server.mjs';
+import { startServer, stopAndCheck, tempDir, runGoosed } from './lib/server.mjs';
 import { get, post, request } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { watch } from './lib/events.mjs';
 import { addUser } from './lib/users.mjs';
+import { startOAuthServer } from './lib/mcp_oauth.mjs';
 import { readFileSync, statSync } from 'node:fs';
 
 const KEY = 'sk-oauth-server-secret-0123';
 const SECRET = 'goosed-secret-key-for-the-oauth-test';
-const example = path.join(REPO, 'node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js');
-
-/** The SDK's example server with OAuth: {url (its MCP endpoint), output(), stop()}. */
-async function startOAuthServer() {
-  const mcpPort = await freePort();
-  const authPort = await freePort();
-  const proc = spawn(process.execPath, [example, '--oauth', '--oauth-strict'], {
-    env: { PATH: process.env.PATH, MCP_PORT: String(mcpPort), MCP_AUTH_PORT: String(authPort) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  await new Promise((resolve, reject) => {
-    const check = () => { if (out.includes(`listening on port ${mcpPort}`) && out.includes(`listening on port ${authPort}`)) resolve(); };
-    proc.stdout.on('data', (d) => { out += d; check(); });
-    proc.stderr.on('data', (d) => { out += d; });
-    proc.on('exit', (code) => reject(new Error(`the example server exited with ${code}: ${out}`)));
-  });
-  return {
-    url: `http://localhost:${mcpPort}/mcp`,
-    auth: `http://localhost:${authPort}`,
-    output: () => out,
-    stop: () => new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); }),
-  };
-}
-
 const call = (id, name, args) => ({ tool_calls: [{ id, name, arguments: args }] });
 const H = { 'X-Secret-Key': SECRET };
 
