@@ -581,6 +581,15 @@ static int on_event(void *ud, const char *event, const char *id, const char *dat
                 "context\n",
                 cl_prog(s->cl),
                 (long long)json_integer_value(json_object_get(d, "summarized_messages")));
+    } else if (!strcmp(event, "notification") && !s->o->json) {
+        /* an extension the reply goes on without, and why: on stderr, as the session's line */
+        spin_clear(s);
+        if (!s->line_start) newline(s);
+        fprintf(stderr, "%s: extension ", cl_prog(s->cl));
+        cl_puts_text(stderr, cl_str(d, "extension", "?"));
+        fputs(": ", stderr);
+        cl_puts_text(stderr, cl_str(d, "message", ""));
+        fputc('\n', stderr);
     } else if (!strcmp(event, "tool_confirmation")) {
         on_confirmation(s, d);
     } else if (!strcmp(event, "elicitation")) {

@@ -657,3 +657,21 @@ describe('goose over https', () => {
     ok(await goose(srv, ['session', 'list', '--json'], { env: { GOOSE_SERVER_CACERT: ca } }));
   });
 });
+
+describe('goose run with an extension that cannot start', () => {
+  it('says which and why on stderr, and the reply goes on without it', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const srv = await startServer({ env: providerEnv(fake), configYaml: 'extensions:\n  broken:\n    enabled: true\n    type: stdio\n    name: broken\n    cmd: /nonexistent/mcp-server\n    timeout: 5\n' });
+    try {
+      await fake.script([{ text: 'Answered anyway.' }]);
+      const dir = tempDir('goose-cli-work-');
+      const r = await goose(srv, ['run', '-t', 'hi'], { cwd: dir });
+      ok(r);
+      assert.equal(r.stdout, 'Answered anyway.\n');
+      assert.match(r.stderr, /^goose run: extension broken: .*cannot start '\/nonexistent\/mcp-server'/m);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});
