@@ -1296,6 +1296,12 @@ static gd_err session_consent(void *ud, const char *label, const char *url, cons
         snprintf(err, errlen, "the server is stopping");
         return e;
     }
+    if (e == GD_EBUSY) {
+        snprintf(err, errlen,
+                 "%d sign-ins wait for you already: finish or decline one of them first",
+                 SIGNIN_PER_USER);
+        return e;
+    }
     if (e == GD_ENOMEM || e == GD_ECONFLICT || e == GD_EINVAL) {
         snprintf(err, errlen, "cannot wait for the sign-in (%s)", gd_strerror(e));
         return e;

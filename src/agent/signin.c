@@ -132,7 +132,13 @@ gd_err signin_add(signins *s, const char *state, const char *user_id)
     snprintf(w->state, sizeof w->state, "%s", state);
     snprintf(w->user_id, sizeof w->user_id, "%s", user_id);
     pthread_mutex_lock(&s->mu);
-    gd_err e = s->stopping ? GD_ESHUTDOWN : find_locked(s, state) ? GD_ECONFLICT : GD_OK;
+    int theirs = 0;
+    for (waiter *o = s->waiting; o; o = o->next)
+        theirs += !o->done && !strcmp(o->user_id, w->user_id);
+    gd_err e = s->stopping                 ? GD_ESHUTDOWN
+               : find_locked(s, state)     ? GD_ECONFLICT
+               : theirs >= SIGNIN_PER_USER ? GD_EBUSY
+                                           : GD_OK;
     if (!e) {
         w->next = s->waiting;
         s->waiting = w;

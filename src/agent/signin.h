@@ -22,6 +22,8 @@
 #define SIGNIN_WAIT_S    300 /* how long a sign-in waits for the browser's return */
 #define SIGNIN_STATE_MAX 64  /* bytes of a state, with its NUL */
 #define SIGNIN_WORKERS   16  /* threads for the extensions' authorizations (each may wait) */
+#define SIGNIN_PER_USER  4 /* sign-ins one user may leave waiting at once (the threads are shared) \
+                            */
 
 typedef struct signins signins;
 
@@ -36,7 +38,8 @@ void signins_free(signins *s);
 void signins_shutdown(signins *s);
 
 /* Announces a sign-in for state, for its owner user_id ("" the local user): from now on a
- * return with this state is taken. GD_ESHUTDOWN, GD_ENOMEM, GD_ECONFLICT (a state used twice). */
+ * return with this state is taken. GD_ESHUTDOWN, GD_ENOMEM, GD_ECONFLICT (a state used twice),
+ * GD_EBUSY (SIGNIN_PER_USER of the user's wait already: one user cannot hold every thread). */
 gd_err signin_add(signins *s, const char *state, const char *user_id);
 /* Waits (at most SIGNIN_WAIT_S) for the return of state, then forgets it: GD_OK with *code
  * (malloc'd: the caller wipes and frees it), else GD_EDENIED (the user or the authorization

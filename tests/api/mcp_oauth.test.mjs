@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { GOOSED_BIN } from './lib/server.mjs';
-import { startOAuthServer as startExample } from './lib/mcp_oauth.mjs';
+import { startOAuthServer as startExample, startExpiringServer as startExpiring } from './lib/mcp_oauth.mjs';
 
 /** The SDK's example server with OAuth, stopped when test t ends. */
 async function startOAuthServer(t) {
@@ -117,72 +117,9 @@ test('an authorization server whose metadata names another issuer is not used (R
   assert.ok(!seen.some((s) => s.startsWith('POST /register')), 'nothing was registered there');
 });
 
-/** An MCP server over streamable HTTP (JSON answers) with its own authorization server, whose
- * access tokens each serve `uses` requests, then are refused (401) as expired; it issues refresh
- * tokens, each used once. The SDK's example issues none: this is the refresh path's server. */
-async function startExpiringServer(t, uses) {
-  const log = [];
-  const access = new Map(); // token -> requests left
-  const refresh = new Set();
-  let n = 0;
-  const issue = () => {
-    const a = `at-${++n}-${Math.random().toString(36).slice(2)}`;
-    const r = `rt-${n}-${Math.random().toString(36).slice(2)}`;
-    access.set(a, uses);
-    refresh.add(r);
-    return { access_token: a, token_type: 'Bearer', expires_in: 60, refresh_token: r };
-  };
-  const body = (req) => new Promise((resolve) => { let b = ''; req.on('data', (d) => { b += d; }); req.on('end', () => resolve(b)); });
-  const srv = http.createServer(async (req, res) => {
-    const origin = `http://127.0.0.1:${srv.address().port}`;
-    const url = new URL(req.url, origin);
-    const json = (code, obj, headers = {}) => { res.writeHead(code, { 'Content-Type': 'application/json', ...headers }); res.end(JSON.stringify(obj)); };
-    const text = await body(req);
-    if (url.pathname === '/.well-known/oauth-protected-resource/mcp') return json(200, { resource: `${origin}/mcp`, authorization_servers: [origin] });
-    if (url.pathname === '/.well-known/oauth-authorization-server') {
-      return json(200, { issuer: origin, authorization_endpoint: `${origin}/authorize`, token_endpoint: `${origin}/token`, registration_endpoint: `${origin}/register`,
-        code_challenge_methods_supported: ['S256'], grant_types_supported: ['authorization_code', 'refresh_token'], token_endpoint_auth_methods_supported: ['none'] });
-    }
-    if (url.pathname === '/register') return json(201, { client_id: 'expiring-client', token_endpoint_auth_method: 'none', redirect_uris: JSON.parse(text).redirect_uris });
-    if (url.pathname === '/authorize') {
-      log.push('authorize');
-      const back = new URL(url.searchParams.get('redirect_uri'));
-      back.searchParams.set('code', 'the-code');
-      back.searchParams.set('state', url.searchParams.get('state'));
-      res.writeHead(302, { Location: back.toString() });
-      return res.end();
-    }
-    if (url.pathname === '/token') {
-      const f = new URLSearchParams(text);
-      log.push(`token ${f.get('grant_type')} resource=${f.get('resource')}`);
-      if (f.get('grant_type') === 'authorization_code' && f.get('code') === 'the-code' && f.get('code_verifier')) return json(200, issue());
-      if (f.get('grant_type') === 'refresh_token' && refresh.delete(f.get('refresh_token'))) return json(200, issue());
-      return json(400, { error: 'invalid_grant' });
-    }
-    if (url.pathname !== '/mcp') return json(404, { error: 'not_found' });
-    const tok = (req.headers.authorization || '').replace(/^Bearer /, '');
-    const left = access.get(tok);
-    if (!left) {
-      log.push(`401 ${tok ? 'expired' : 'none'}`);
-      return json(401, { error: 'invalid_token' }, { 'WWW-Authenticate': `Bearer error="invalid_token", resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp"` });
-    }
-    access.set(tok, left - 1);
-    const msg = JSON.parse(text);
-    if (msg.id === undefined) { res.writeHead(202); return res.end(); }
-    const result = msg.method === 'initialize'
-      ? { protocolVersion: msg.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'expiring', version: '1.0.0' } }
-      : msg.method === 'tools/list'
-        ? { tools: [{ name: 'whoami', description: 'says who asks', inputSchema: { type: 'object' } }] }
-        : { content: [{ type: 'text', text: `you hold token ${tok.split('-')[1]}` }] };
-    return json(200, { jsonrpc: '2.0', id: msg.id, result });
-  });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  t.after(() => srv.close());
-  return { url: `http://127.0.0.1:${srv.address().port}/mcp`, log };
-}
-
 test('an expired token is refreshed with the refresh token, without a second sign-in', async (t) => {
-  const srv = await startExpiringServer(t, 2); // initialize and its notification, then expired
+  const srv = await startExpiring(2); // initialize and its notification, then expired
+  t.after(srv.stop);
   let signins = 0;
   const r = await runSignin(['call', srv.url, 'whoami', '{}'], async (url) => {
     signins++;

@@ -11,7 +11,7 @@ import { get, post, request } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
 import { watch } from './lib/events.mjs';
 import { addUser } from './lib/users.mjs';
-import { startOAuthServer } from './lib/mcp_oauth.mjs';
+import { startOAuthServer, startExpiringServer } from './lib/mcp_oauth.mjs';
 import { readFileSync, statSync } from 'node:fs';
 
 const KEY = 'sk-oauth-server-secret-0123';
@@ -316,6 +316,57 @@ describe('the local user\'s sign-ins (no users)', () => {
     } finally {
       await fake.stop();
       await mcp.stop();
+    }
+  });
+});
+
+describe('a kept sign-in whose token has expired', () => {
+  it('is refreshed with its refresh token after a restart, without asking the user again', async () => {
+    const exp = await startExpiringServer(4);
+    const fake = await startFake({ keys: { openai: KEY } });
+    const home = tempDir('goosed-oauth-refresh-');
+    const dir = tempDir('goosed-oauth-cwd-');
+    const start = () => startServer({ home, env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY },
+      configYaml: `extensions:\n  exp:\n    enabled: true\n    type: streamable_http\n    name: exp\n    uri: ${exp.url}\n    timeout: 30\n` });
+    const ask = async (srv, signin) => {
+      const c = await post(srv, '/api/sessions', { name: 'refresh', working_directory: dir });
+      const w = await watch(srv, c.body.id);
+      await fake.script([call('w1', 'exp__whoami', {}), { text: 'known' }]);
+      const reply = post(srv, `/api/sessions/${c.body.id}/messages`, { content: 'who am I?' });
+      if (signin) {
+        await signIn(w, 'exp');
+      } else {
+        const first = (await w.until(['elicitation', 'message_complete'])).find((e) => ['elicitation', 'message_complete'].includes(e.event));
+        if (first.event === 'elicitation') {
+          await post(srv, `/api/sessions/${c.body.id}/elicitations`, { id: JSON.parse(first.data).id, action: 'decline' });
+          await reply;
+          assert.fail('asked to sign in again after the restart');
+        }
+      }
+      assert.equal((await reply).status, 200);
+      w.close();
+      return toolText(fake);
+    };
+    try {
+      let srv = await start();
+      try {
+        assert.match(await ask(srv, true), /you hold token \d+/);
+      } finally {
+        await stopAndCheck(srv);
+      }
+      const before = exp.log.length;
+      srv = await start();
+      try {
+        assert.match(await ask(srv, false), /you hold token \d+/);
+      } finally {
+        await stopAndCheck(srv);
+      }
+      const after = exp.log.slice(before); // the restarted goosed's: its kept token expired
+      assert.ok(after.includes('401 expired') && after.some((l) => l.startsWith('token refresh_token')), after.join('\n'));
+      assert.ok(!after.includes('authorize'), after.join('\n'));
+    } finally {
+      await fake.stop();
+      await exp.stop();
     }
   });
 });

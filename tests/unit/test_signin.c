@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,23 @@ static void test_shutdown(void **state)
     signins_free(s);
 }
 
+static void test_per_user_bound(void **state)
+{
+    (void)state;
+    signins *s = signins_new();
+    char st[SIGNIN_PER_USER + 1][16];
+    for (int i = 0; i < SIGNIN_PER_USER; i++) {
+        snprintf(st[i], sizeof st[i], "ann-%d", i);
+        assert_int_equal(signin_add(s, st[i], "ann"), GD_OK);
+    }
+    assert_int_equal(signin_add(s, "ann-more", "ann"), GD_EBUSY); /* hers are all taken */
+    assert_int_equal(signin_add(s, "bob-1", "bob"), GD_OK);       /* another user's are not */
+    assert_int_equal(signin_deliver(s, st[0], "code", NULL), GD_OK);
+    assert_int_equal(signin_add(s, "ann-more", "ann"), GD_OK); /* one of hers has ended */
+    signins_shutdown(s);
+    signins_free(s); /* frees the waits nobody took */
+}
+
 static void test_grants_by_user_and_server(void **state)
 {
     (void)state;
@@ -124,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_code_taken_once),
         cmocka_unit_test(test_refused_and_cancelled),
         cmocka_unit_test(test_shutdown),
+        cmocka_unit_test(test_per_user_bound),
         cmocka_unit_test(test_grants_by_user_and_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
