@@ -22,8 +22,7 @@
 #define SIGNIN_WAIT_S    300 /* how long a sign-in waits for the browser's return */
 #define SIGNIN_STATE_MAX 64  /* bytes of a state, with its NUL */
 #define SIGNIN_WORKERS   16  /* threads for the extensions' authorizations (each may wait) */
-#define SIGNIN_PER_USER  4 /* sign-ins one user may leave waiting at once (the threads are shared) \
-                            */
+#define SIGNIN_PER_USER  4   /* sign-ins one user may leave waiting (the threads are shared) */
 
 typedef struct signins signins;
 
