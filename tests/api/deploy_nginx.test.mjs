@@ -16,6 +16,7 @@ import { recordSecret } from './lib/record.mjs';
 import { startNginx, stopNginx } from './lib/nginx.mjs';
 import { connect } from './lib/ws.mjs';
 import { parseSSE } from '../fakes/lib.mjs';
+import { startOAuthServer } from './lib/mcp_oauth.mjs';
 
 const HOST = 'goose.example.com';
 const USERS = { alice: 'alice-nginx-pw', bob: 'bob-nginx-pw' };
@@ -62,7 +63,7 @@ function gatedProvider() {
 }
 
 describe('deploy/nginx/goose.conf in front of goosed', () => {
-  let dir, nginx, port, srv, provider, ca;
+  let dir, nginx, port, srv, provider, ca, mcp;
 
   /** A request through nginx over TLS as user (or no one): resolves with the response, whose
    *  body is left to read (res.text() reads it whole). */
@@ -90,8 +91,13 @@ describe('deploy/nginx/goose.conf in front of goosed', () => {
     dir = tempDir('goosed-deploy-nginx-');
     provider = gatedProvider();
     await new Promise((r) => provider.srv.listen(0, '127.0.0.1', r));
+    port = await freePort();
+    mcp = await startOAuthServer(); // an extension's server that asks for a sign-in
     srv = await startServer({
-      configYaml: `trusted_proxy_header: X-Remote-User\ntrusted_proxies: [127.0.0.1]\nallowed_hosts: [${HOST}]\n`,
+      // public_url: where the browser comes back after an extension's sign-in, through nginx;
+      // user_extension_hosts: the users' own extensions may reach that server on localhost
+      configYaml: `trusted_proxy_header: X-Remote-User\ntrusted_proxies: [127.0.0.1]\nallowed_hosts: [${HOST}]\n` +
+        `public_url: https://${HOST}:${port}\nuser_extension_hosts: [localhost]\n`,
       env: { GOOSE_PROVIDER: 'anthropic', ANTHROPIC_API_KEY: 'sk-ant-nginx-test', ANTHROPIC_HOST: `http://127.0.0.1:${provider.srv.address().port}` },
     });
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${HOST}`,
@@ -104,7 +110,6 @@ describe('deploy/nginx/goose.conf in front of goosed', () => {
     writeFileSync(path.join(dir, 'htpasswd'), lines.join('\n') + '\n');
 
     // The file as shipped, with this machine's ports and paths put in (each found exactly once).
-    port = await freePort();
     const plain = await freePort();
     let conf = readFileSync(path.join(REPO, 'deploy/nginx/goose.conf'), 'utf8');
     for (const [from, to] of [
@@ -130,6 +135,7 @@ describe('deploy/nginx/goose.conf in front of goosed', () => {
       await stopAndCheck(srv);
     }
     await new Promise((r) => provider?.srv.close(r));
+    await mcp?.stop();
   });
 
   it('without credentials, or wrong ones: 401 from nginx', async () => {
@@ -202,5 +208,39 @@ describe('deploy/nginx/goose.conf in front of goosed', () => {
     await ws.close();
     const hist = await jsonReq('GET', `/api/sessions/${s.body.id}/messages`, { user: 'bob' });
     assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant']);
+  });
+
+  it('an extension\'s sign-in comes back through nginx to public_url, the user\'s own password asked there', { timeout: 30_000 }, async () => {
+    const s = await jsonReq('POST', '/api/sessions', { user: 'alice', json: { name: 'signin' } });
+    const add = await jsonReq('POST', `/api/sessions/${s.body.id}/extensions`, { user: 'alice', json: { name: 'demo', config: { type: 'streamable_http', uri: mcp.url, timeout: 30 } } });
+    assert.equal(add.status, 200, JSON.stringify(add.body));
+    const res = await req('POST', `/sessions/${s.body.id}/messages`, { user: 'alice', json: { content: 'hi' } });
+    assert.equal(res.statusCode, 200);
+    let buf = '';
+    const seen = [];
+    for await (const d of res) {
+      buf += d;
+      for (const e of parseSSE(buf).filter((x) => !x.incomplete).slice(seen.length)) {
+        seen.push(e);
+        if (e.event === 'elicitation') {
+          const q = JSON.parse(e.data);
+          const a = await fetch(q.url, { redirect: 'manual' }); // the authorization server approves
+          const back = new URL(a.headers.get('location'));
+          assert.equal(`${back.origin}${back.pathname}`, `https://${HOST}:${port}/oauth/callback`);
+          // the browser, at nginx: without the user's password, nginx asks for it; with it, goosed takes the sign-in
+          const bare = await req('GET', back.pathname + back.search);
+          assert.equal(bare.statusCode, 401);
+          await bare.text();
+          const done = await req('GET', back.pathname + back.search, { user: 'alice' });
+          assert.equal(done.statusCode, 200);
+          assert.match(await done.text(), /Signed in/);
+        }
+        if (e.event === 'message_chunk' && provider.held_count) provider.release();
+      }
+    }
+    assert.ok(seen.some((e) => e.event === 'elicitation'), 'asked to sign in');
+    assert.equal(seen.at(-1).event, 'message_complete');
+    assert.ok(!seen.some((e) => e.event === 'notification'), 'the extension started');
+    assert.match(srv.log(), /demo: running, \d+ tools/);
   });
 });
