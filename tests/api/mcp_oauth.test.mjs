@@ -5,7 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { GOOSED_BIN } from './lib/server.mjs';
 import { startOAuthServer as startExample, startExpiringServer as startExpiring } from './lib/mcp_oauth.mjs';
 
@@ -134,4 +138,29 @@ test('an expired token is refreshed with the refresh token, without a second sig
     ...srv.log.filter((l) => l.startsWith('token refresh_token')).map(() => `token refresh_token ${resource}`)]);
   assert.ok(srv.log.includes(`token refresh_token ${resource}`), srv.log.join('\n'));
   assert.ok(srv.log.includes('401 expired'));
+});
+
+test('a machine client authenticates with a JWT signed with its key (private_key_jwt: ES256 and RS256)', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'goosed-jwt-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [alg, kind, opts] of [['ES256', 'ec', { namedCurve: 'P-256' }], ['RS256', 'rsa', { modulusLength: 2048 }]]) {
+    const { publicKey, privateKey } = crypto.generateKeyPairSync(kind, opts);
+    const key = path.join(dir, `${alg}.pem`);
+    writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const srv = await startExpiring(100, { client_id: 'my-agent', publicKey, algs: [alg] });
+    t.after(srv.stop);
+    const r = await runSignin(['call', '--client-id', 'my-agent', '--client-key', key, srv.url, 'whoami', '{}'], async () => assert.fail('no browser for a machine'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /you hold token 1/);
+    assert.deepEqual(srv.log.filter((l) => l.startsWith('assertion')), [`assertion ok ${alg}`]);
+  }
+  // a key of another kind, or an algorithm the server does not take: said, nothing sent
+  const p384 = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  writeFileSync(path.join(dir, 'p384.pem'), p384.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const srv = await startExpiring(100, { client_id: 'my-agent', publicKey: p384.publicKey, algs: ['ES384'] });
+  t.after(srv.stop);
+  const r = await runSignin(['tools', '--client-id', 'my-agent', '--client-key', path.join(dir, 'p384.pem'), srv.url], async () => assert.fail('no browser'));
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /does not take a JWT signed with the client's key \(not an EC P-256 or RSA key in PEM\)/);
+  assert.ok(!srv.log.some((l) => l.startsWith('assertion')), 'no assertion was sent');
 });

@@ -61,6 +61,7 @@ struct mcp_oauth {
 
 static bool adopt_saved(mcp_oauth *o);
 static void b64url(const unsigned char *in, size_t len, char *out, size_t outlen);
+static const char *key_alg(const char *pem_text, gnutls_privkey_t *pk);
 
 /* ---- small parts ---- */
 
@@ -465,7 +466,8 @@ typedef struct {
     bool s256;              /* PKCE with S256 (code_challenge_methods_supported) */
     bool code, cc;          /* the authorization code and client credentials grants */
     bool basic, post, none; /* token_endpoint_auth_methods_supported (basic alone when absent) */
-    bool jwt;               /* and private_key_jwt with ES256 */
+    bool jwt;               /* and private_key_jwt */
+    bool es256, rs256;      /* token_endpoint_auth_signing_alg_values_supported (any when absent) */
 } server_info;
 
 /* RFC 8414 §3.1 and OpenID Connect discovery, in MCP's order; without metadata (2025-03-26 only)
@@ -541,18 +543,23 @@ static gd_err discover_server(mcp_oauth *o, const resource_info *ri, server_info
     }
     if (!json_is_array(methods)) si->basic = true; /* RFC 8414's default */
     json_t *algs = json_object_get(m, "token_endpoint_auth_signing_alg_values_supported");
-    bool es256 = !json_is_array(algs);
-    json_array_foreach(algs, i, v) es256 |=
-        json_is_string(v) && !strcmp(json_string_value(v), "ES256");
-    si->jwt &= es256;
+    si->es256 = si->rs256 = !json_is_array(algs);
+    json_array_foreach(algs, i, v)
+    {
+        const char *a = json_string_value(v);
+        si->es256 |= a && !strcmp(a, "ES256");
+        si->rs256 |= a && !strcmp(a, "RS256");
+    }
     si->cimd = json_is_true(json_object_get(m, "client_id_metadata_document_supported"));
     gd_err e = GD_OK;
     /* The authorization endpoint is shown to the user to open: a plain http(s) URL only (no
      * control characters for a terminal, no other scheme for a browser). */
     char eo[URL_MAX], ep[URL_MAX];
-    if (!az || !tk || strlen(az) >= sizeof si->authorize || strlen(tk) >= sizeof si->token ||
-        (rg && strlen(rg) >= sizeof si->registration) ||
-        !url_split(az, eo, sizeof eo, ep, sizeof ep) ||
+    /* RFC 8414 §2: no authorization endpoint where no grant uses one (a machine's server) */
+    if (!az && !si->code) az = "";
+    if ((!*az && si->code) || !tk || strlen(az) >= sizeof si->authorize ||
+        strlen(tk) >= sizeof si->token || (rg && strlen(rg) >= sizeof si->registration) ||
+        (*az && !url_split(az, eo, sizeof eo, ep, sizeof ep)) ||
         !url_split(tk, eo, sizeof eo, ep, sizeof ep) ||
         (rg && !url_split(rg, eo, sizeof eo, ep, sizeof ep)))
         e = fail(GD_EPROTO, err, errlen,
@@ -601,10 +608,18 @@ static gd_err client_for(mcp_oauth *o, const resource_info *ri, const server_inf
         snprintf(o->client_id, sizeof o->client_id, "%s", o->cfg_client_id);
         snprintf(o->client_secret, sizeof o->client_secret, "%s",
                  o->cfg_client_secret ? o->cfg_client_secret : "");
+        const char *alg = o->cfg_client_key ? key_alg(o->cfg_client_key, NULL) : NULL;
+        bool jwt = alg && si->jwt && (!strcmp(alg, "ES256") ? si->es256 : si->rs256);
+        if (o->cfg_client_key && !jwt && !o->client_secret[0])
+            return fail(GD_EDENIED, err, errlen,
+                        "the authorization server %s does not take a JWT signed with the "
+                        "client's key (%s): private_key_jwt with %s",
+                        ri->as, alg ? alg : "not an EC P-256 or RSA key in PEM",
+                        alg ? alg : "ES256 or RS256");
         snprintf(o->auth_method, sizeof o->auth_method, "%s",
-                 o->cfg_client_key && si->jwt ? "private_key_jwt"
-                 : o->client_secret[0]        ? method
-                                              : "none");
+                 jwt                   ? "private_key_jwt"
+                 : o->client_secret[0] ? method
+                                       : "none");
         return GD_OK;
     }
     if (si->cimd && o->metadata_url) {
@@ -663,19 +678,48 @@ static bool form_add(buf *b, const char *name, const char *value)
     return !buf_printf(b, "%s%s=", b->len ? "&" : "", name) && !url_encode(b, value);
 }
 
+/* The JWS algorithm of a private key in PEM: "ES256" (EC P-256), "RS256" (RSA of 2048 bits or
+ * more), or NULL (another, or not a key). The key, imported, into *pk when pk is not NULL. */
+static const char *key_alg(const char *pem_text, gnutls_privkey_t *pk)
+{
+    gnutls_privkey_t k = NULL;
+    gnutls_datum_t pem = {(unsigned char *)pem_text, (unsigned)strlen(pem_text)};
+    unsigned bits = 0;
+    const char *alg = NULL;
+    if (gnutls_privkey_init(&k) >= 0 &&
+        gnutls_privkey_import_x509_raw(k, &pem, GNUTLS_X509_FMT_PEM, NULL, 0) >= 0) {
+        int a = gnutls_privkey_get_pk_algorithm(k, &bits);
+        alg = a == GNUTLS_PK_ECDSA && bits == 256  ? "ES256"
+              : a == GNUTLS_PK_RSA && bits >= 2048 ? "RS256"
+                                                   : NULL;
+    }
+    if (alg && pk) {
+        *pk = k;
+        k = NULL;
+    }
+    if (k) gnutls_privkey_deinit(k);
+    return alg;
+}
+
 /* RFC 7523 §2.2: the client's authentication as a JWT signed with its key (ES256: ECDSA with
- * P-256 and SHA-256, the signature as r and s of 32 bytes each), for the authorization server
- * (aud: its issuer), short-lived and used once (exp, jti). */
+ * P-256 and SHA-256, the signature as r and s of 32 bytes each; RS256: RSASSA-PKCS1-v1_5 with
+ * SHA-256), for the authorization server (aud: its issuer), short-lived and used once (exp,
+ * jti). */
 static gd_err client_assertion(mcp_oauth *o, char **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!o->cfg_client_key) return fail(GD_EDENIED, err, errlen, "no private key to sign with");
+    gnutls_privkey_t pk = NULL;
+    const char *alg = o->cfg_client_key ? key_alg(o->cfg_client_key, &pk) : NULL;
+    if (!alg)
+        return fail(GD_EDENIED, err, errlen,
+                    "the client's private key is not an EC P-256 or RSA (2048 bits or more) key "
+                    "in PEM");
     unsigned char jti[16];
     char jtis[32];
     randombytes_buf(jti, sizeof jti);
     b64url(jti, sizeof jti, jtis, sizeof jtis);
     long now = (long)time(NULL);
-    json_t *hdr = json_pack("{s:s, s:s}", "alg", "ES256", "typ", "JWT");
+    json_t *hdr = json_pack("{s:s, s:s}", "alg", alg, "typ", "JWT");
     json_t *claims =
         json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", o->client_id, "sub", o->client_id, "aud",
                   o->issuer, "iat", (json_int_t)now, "exp", (json_int_t)now + 300, "jti", jtis);
@@ -687,7 +731,7 @@ static gd_err client_assertion(mcp_oauth *o, char **out, char *err, size_t errle
         h ? sodium_base64_ENCODED_LEN(strlen(h), sodium_base64_VARIANT_URLSAFE_NO_PADDING) : 0;
     size_t cl =
         c ? sodium_base64_ENCODED_LEN(strlen(c), sodium_base64_VARIANT_URLSAFE_NO_PADDING) : 0;
-    size_t cap = hl + cl + 2 + 128;
+    size_t cap = hl + cl + 2 + 2048; /* and the signature: 86 characters, or up to 1366 (RSA) */
     char *jwt = h && c ? malloc(cap) : NULL;
     gd_err e = jwt ? GD_OK : fail(GD_ENOMEM, err, errlen, "out of memory");
     if (!e) {
@@ -700,24 +744,20 @@ static gd_err client_assertion(mcp_oauth *o, char **out, char *err, size_t errle
     }
     free(h);
     free(c);
-    gnutls_privkey_t pk = NULL;
-    gnutls_datum_t pem = {(unsigned char *)o->cfg_client_key, (unsigned)strlen(o->cfg_client_key)};
+    bool ec = !strcmp(alg, "ES256");
     gnutls_datum_t sig = {0}, r = {0}, s = {0};
-    unsigned bits = 0;
-    if (!e && (gnutls_privkey_init(&pk) < 0 ||
-               gnutls_privkey_import_x509_raw(pk, &pem, GNUTLS_X509_FMT_PEM, NULL, 0) < 0 ||
-               gnutls_privkey_get_pk_algorithm(pk, &bits) != GNUTLS_PK_ECDSA || bits != 256))
-        e = fail(GD_EDENIED, err, errlen,
-                 "the client's private key is not an EC P-256 key in PEM (PKCS #8)");
     if (!e) {
         gnutls_datum_t in = {(unsigned char *)jwt, (unsigned)strlen(jwt)};
-        if (gnutls_privkey_sign_data2(pk, GNUTLS_SIGN_ECDSA_SHA256, 0, &in, &sig) < 0 ||
-            gnutls_decode_rs_value(&sig, &r, &s) < 0)
+        if (gnutls_privkey_sign_data2(pk, ec ? GNUTLS_SIGN_ECDSA_SHA256 : GNUTLS_SIGN_RSA_SHA256, 0,
+                                      &in, &sig) < 0 ||
+            (ec && gnutls_decode_rs_value(&sig, &r, &s) < 0) || (!ec && sig.size > 1024))
             e = fail(GD_EDENIED, err, errlen, "signing the client's assertion failed");
     }
-    unsigned char rs[64] = {0};
-    /* DER integers: a leading 0 byte when the top bit is set, fewer bytes when small */
-    for (int k = 0; !e && k < 2; k++) {
+    unsigned char raw[1024] = {0};
+    size_t rawlen = ec ? 64 : sig.size;
+    /* ES256: the DER integers r and s, each as 32 bytes (DER adds a 0 byte when the top bit
+     * is set, and drops leading zeros) */
+    for (int k = 0; !e && ec && k < 2; k++) {
         gnutls_datum_t *d = k ? &s : &r;
         unsigned n = d->size, skip = 0;
         while (n - skip > 32 && d->data[skip] == 0)
@@ -725,12 +765,13 @@ static gd_err client_assertion(mcp_oauth *o, char **out, char *err, size_t errle
         if (n - skip > 32)
             e = fail(GD_EDENIED, err, errlen, "signing the client's assertion failed");
         else
-            memcpy(rs + 32 * k + (32 - (n - skip)), d->data + skip, n - skip);
+            memcpy(raw + 32 * k + (32 - (n - skip)), d->data + skip, n - skip);
     }
+    if (!e && !ec) memcpy(raw, sig.data, rawlen); /* RS256: the signature as it is */
     if (!e) {
         size_t at = strlen(jwt);
         jwt[at++] = '.';
-        b64url(rs, sizeof rs, jwt + at, cap - at);
+        b64url(raw, rawlen, jwt + at, cap - at);
         *out = jwt;
         jwt = NULL;
     }
@@ -867,6 +908,11 @@ static gd_err client_credentials(mcp_oauth *o, const char *scope, char *err, siz
 static gd_err authorize(mcp_oauth *o, const server_info *si, const char *scope, char *err,
                         size_t errlen)
 {
+    if (!si->authorize[0])
+        return fail(GD_EDENIED, err, errlen,
+                    "the authorization server %s offers neither the authorization code grant nor "
+                    "client credentials goosed holds",
+                    o->issuer);
     if (!si->s256)
         return fail(GD_EDENIED, err, errlen,
                     "the authorization server %s does not offer PKCE with S256, which MCP requires",

@@ -2,6 +2,7 @@
 // authorization server with dynamic registration and PKCE, protected resource metadata, tokens
 // checked for this resource), for the tests of goosed's OAuth client.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import { freePort, REPO } from './server.mjs';
@@ -35,8 +36,11 @@ export async function startOAuthServer() {
 
 /** An MCP server over streamable HTTP (JSON answers) with its own authorization server, whose
  * access tokens each serve `uses` requests, then are refused (401) as expired; it issues refresh
- * tokens, each used once. The SDK's example issues none: this is the refresh path's server. */
-export async function startExpiringServer(uses) {
+ * tokens, each used once. The SDK's example issues none: this is the refresh path's server.
+ * With `machine` ({client_id, publicKey (a KeyObject), algs}) it is a machine's server instead:
+ * client_credentials only, the client authenticated by a JWT signed with its key (RFC 7523),
+ * verified here (signature, iss, sub, aud, exp); log then holds what each assertion said. */
+export async function startExpiringServer(uses, machine = null) {
   const log = [];
   const access = new Map(); // token -> requests left
   const refresh = new Set();
@@ -55,6 +59,10 @@ export async function startExpiringServer(uses) {
     const json = (code, obj, headers = {}) => { res.writeHead(code, { 'Content-Type': 'application/json', ...headers }); res.end(JSON.stringify(obj)); };
     const text = await body(req);
     if (url.pathname === '/.well-known/oauth-protected-resource/mcp') return json(200, { resource: `${origin}/mcp`, authorization_servers: [origin] });
+    if (url.pathname === '/.well-known/oauth-authorization-server' && machine) {
+      return json(200, { issuer: origin, token_endpoint: `${origin}/token`, grant_types_supported: ['client_credentials'],
+        token_endpoint_auth_methods_supported: ['private_key_jwt'], token_endpoint_auth_signing_alg_values_supported: machine.algs });
+    }
     if (url.pathname === '/.well-known/oauth-authorization-server') {
       return json(200, { issuer: origin, authorization_endpoint: `${origin}/authorize`, token_endpoint: `${origin}/token`, registration_endpoint: `${origin}/register`,
         code_challenge_methods_supported: ['S256'], grant_types_supported: ['authorization_code', 'refresh_token'], token_endpoint_auth_methods_supported: ['none'] });
@@ -73,6 +81,11 @@ export async function startExpiringServer(uses) {
       log.push(`token ${f.get('grant_type')} resource=${f.get('resource')}`);
       if (f.get('grant_type') === 'authorization_code' && f.get('code') === 'the-code' && f.get('code_verifier')) return json(200, issue());
       if (f.get('grant_type') === 'refresh_token' && refresh.delete(f.get('refresh_token'))) return json(200, issue());
+      if (f.get('grant_type') === 'client_credentials' && machine) {
+        const verdict = checkAssertion(f, machine, origin);
+        log.push(`assertion ${verdict}`);
+        return verdict.startsWith('ok') ? json(200, issue()) : json(401, { error: 'invalid_client', error_description: verdict });
+      }
       return json(400, { error: 'invalid_grant' });
     }
     if (url.pathname !== '/mcp') return json(404, { error: 'not_found' });
@@ -102,4 +115,22 @@ export async function startExpiringServer(uses) {
     log,
     stop: () => new Promise((resolve) => { srv.closeAllConnections(); srv.close(resolve); }),
   };
+}
+
+/** RFC 7523 §3 as an authorization server checks it: "ok ALG", or what is wrong. */
+function checkAssertion(form, machine, origin) {
+  if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') return 'no jwt-bearer assertion type';
+  const parts = (form.get('client_assertion') || '').split('.');
+  if (parts.length !== 3) return 'not a JWS';
+  const header = JSON.parse(Buffer.from(parts[0], 'base64url'));
+  const claims = JSON.parse(Buffer.from(parts[1], 'base64url'));
+  if (!machine.algs.includes(header.alg)) return `alg ${header.alg} not offered`;
+  const ok = crypto.verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`),
+    { key: machine.publicKey, ...(header.alg === 'ES256' ? { dsaEncoding: 'ieee-p1363' } : {}) }, Buffer.from(parts[2], 'base64url'));
+  if (!ok) return 'bad signature';
+  const now = Date.now() / 1000;
+  if (claims.iss !== machine.client_id || claims.sub !== machine.client_id) return 'iss or sub is not the client';
+  if (claims.aud !== origin && claims.aud !== `${origin}/`) return `aud ${claims.aud}`;
+  if (!(claims.exp > now && claims.exp < now + 3600) || !claims.jti) return 'exp or jti';
+  return `ok ${header.alg}`;
 }
