@@ -67,7 +67,10 @@ typedef struct sess {
     unsigned turn_seq; /* bumped by each agent_start: which turn a cancel was meant for */
     time_t idle_since;
     char user_id[UUID_STR_LEN]; /* the owner ("" the local user), set when first known */
-    json_t *open_reqs;  /* ids of the extensions\' requests waiting for the user: id -> kind */
+    json_t *open_reqs; /* ids of the extensions\' requests waiting for the user: id -> kind */
+    /* its extensions as its last reply found them: name -> {"status", "error"?} (a new object
+     * each time, never changed in place); "signing_in" while one waits for its user */
+    json_t *ext_states;
     struct sess *next;  /* every session, for the walks (keep-alive, eviction, stop) */
     struct sess *hnext; /* the next in its hash bucket, for lookups by id */
     /* ---- loop thread ---- */
@@ -1247,7 +1250,14 @@ static void signin_on_loop(void *ud)
         se->signins = q;
         pthread_mutex_lock(&a->mu);
         json_object_set_new(se->open_reqs, q->id, json_string("signin"));
+        json_t *states = se->ext_states ? json_copy(se->ext_states) : json_object();
+        if (states) { /* a new object: a reference handed out never changes */
+            json_object_set_new(states, m->label, json_pack("{s:s}", "status", "signing_in"));
+            json_decref(se->ext_states);
+            se->ext_states = states;
+        }
         pthread_mutex_unlock(&a->mu);
+        se->noted = 0; /* the next reply notes the states again, whatever they are */
         char msg[EXT_NAME_MAX + 200];
         snprintf(msg, sizeof msg,
                  "%s asks you to sign in: open the address to authorize goosed (within %d "
@@ -1605,6 +1615,21 @@ static void note_ext_status(agent *a, sess *se)
     digest |= 1;                     /* never 0 */
     if (digest == se->noted) return; /* the usual turn: nothing changed, nothing to note */
     se->noted = digest;
+    static const char *const names[] = {"stopped", "starting", "running", "failed"};
+    json_t *states = json_object(); /* the session's own view (agent_session_ext_states) */
+    for (size_t i = 0; states && i < n; i++) {
+        extension *x = registry_get(reg, i);
+        ext_state st = ext_state_of(x, why, sizeof why);
+        json_t *o = json_pack("{s:s}", "status", names[st]);
+        if (o && st == EXT_FAILED) json_object_set_new(o, "error", json_string(why));
+        if (o) json_object_set_new(states, x->name, o);
+    }
+    if (states) {
+        pthread_mutex_lock(&a->mu);
+        json_decref(se->ext_states);
+        se->ext_states = states;
+        pthread_mutex_unlock(&a->mu);
+    }
     for (size_t i = 0; i < n; i++) {
         extension *x = registry_get(reg, i);
         ext_state st = ext_state_of(x, why, sizeof why);
@@ -1618,7 +1643,6 @@ static void note_ext_status(agent *a, sess *se)
             snprintf(uname, sizeof uname, "%s/%s", se->user_id, x->name);
             sname = uname;
         }
-        static const char *const names[] = {"stopped", "starting", "running", "failed"};
         json_t *o = json_pack("{s:s}", "status", names[st]);
         if (!o) continue;
         if (st == EXT_FAILED) json_object_set_new(o, "error", json_string(why));
@@ -1811,6 +1835,15 @@ gd_err agent_session_ext_request(agent *a, const char *session_id, bool admin,
 void agent_use_extensions(agent *a, ext_set *s)
 {
     a->exts = s;
+}
+
+json_t *agent_session_ext_states(agent *a, const char *session_id)
+{
+    pthread_mutex_lock(&a->mu);
+    sess *se = sess_find_locked(a, session_id);
+    json_t *o = se ? json_incref(se->ext_states) : NULL;
+    pthread_mutex_unlock(&a->mu);
+    return o;
 }
 
 json_t *agent_extension_status(agent *a, const char *name)
@@ -2552,6 +2585,7 @@ static void sess_free(sess *s)
     free(s->cwd);
     free(s->npm_cache);
     json_decref(s->open_reqs);
+    json_decref(s->ext_states);
     while (s->signins) {
         signin_req *q = s->signins;
         s->signins = q->next;

@@ -48,6 +48,10 @@ void agent_use_extensions(agent *a, ext_set *s);
  * successful start). NULL when no session has used it since goosed started. A user's own
  * extension (user_settings.h) is noted as "USER_ID/name". Thread-safe. */
 json_t *agent_extension_status(agent *a, const char *name);
+/* The session's extensions as its last reply in this goosed found them: {name: {"status":
+ * "running" | "failed" | "starting" | "stopped" | "signing_in", "error"?}} (a reference the
+ * caller drops; never changed), or NULL when no reply has started them here yet. */
+json_t *agent_session_ext_states(agent *a, const char *session_id);
 /* Runs fn(r, ud) on the agent's loop with the session's extensions (made as its next turn
  * would make them, or those of the turn running there), for requests that are no turn's
  * (resources, prompts). r is NULL when out of memory; it is valid during fn only, but requests

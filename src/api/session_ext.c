@@ -273,6 +273,18 @@ static json_t *effective(http_req *r, json_t *settings)
     json_object_foreach(add, k, cfg) json_array_append_new(
         out, json_pack("{s:s, s:O, s:s, s:b}", "name", k, "type", json_object_get(cfg, "type"),
                        "source", "session", "enabled", 1));
+    /* how the session's last reply found each (when one has started them in this goosed) */
+    json_t *states = agent_session_ext_states(a->agent, http_param(r, 0));
+    size_t i;
+    json_t *e;
+    json_array_foreach(out, i, e)
+    {
+        json_t *st = json_object_get(states, json_string_value(json_object_get(e, "name")));
+        if (!json_is_true(json_object_get(e, "enabled")) || !st) continue;
+        json_object_set(e, "status", json_object_get(st, "status"));
+        if (json_object_get(st, "error")) json_object_set(e, "error", json_object_get(st, "error"));
+    }
+    json_decref(states);
     json_decref(snap);
     json_decref(users);
     return out;
@@ -313,8 +325,9 @@ static bool read_settings(http_req *r, const char *sid, json_t **out)
     return !e;
 }
 
-/* Stores the settings, the headers and envs of the session's own extensions sealed under the
- * server key (as users' API keys and own extensions are); the caller's copy keeps what it had. */
+/* Stores the settings, the headers, envs and oauth of the session's own extensions sealed under
+ * the server key (as users' API keys and own extensions are); the caller's copy keeps what it had.
+ */
 static bool write_settings(http_req *r, const char *sid, json_t *settings)
 {
     app *a = http_app(r);

@@ -62,6 +62,8 @@ describe('a session\'s remote extension that asks for OAuth', () => {
     const q = JSON.parse(seen.find((e) => e.event === 'elicitation').data);
     assert.equal(q.mode, 'url');
     assert.match(q.message, /demo asks you to sign in/);
+    const waiting = await get(srv, `/api/sessions/${sid}/extensions`, { headers: H });
+    assert.equal(waiting.body.extensions.find((e) => e.name === 'demo').status, 'signing_in');
     const authorize = new URL(q.url);
     assert.equal(authorize.searchParams.get('redirect_uri'), `${srv.url}/oauth/callback`);
     assert.equal(authorize.searchParams.get('resource'), mcp.url);
@@ -80,6 +82,7 @@ describe('a session\'s remote extension that asks for OAuth', () => {
     const r = await reply;
     assert.equal(r.status, 200, r.text);
     assert.match(await toolText(fake), /Hello, Ada!/);
+    assert.equal((await get(srv, `/api/sessions/${sid}/extensions`, { headers: H })).body.extensions.find((e) => e.name === 'demo').status, 'running');
     // used once: the same return again is not taken
     assert.equal((await fetch(a.headers.get('location'))).status, 400);
     w.close();
@@ -118,6 +121,9 @@ describe('a session\'s remote extension that asks for OAuth', () => {
     assert.equal(note.level, 'error');
     assert.match(note.message, /the user declined to sign in/);
     await srv.waitForLog(/other: .*the user declined to sign in/);
+    const listed = (await get(srv, `/api/sessions/${sid}/extensions`, { headers: H })).body.extensions.find((e) => e.name === 'other');
+    assert.equal(listed.status, 'failed');
+    assert.match(listed.error, /the user declined to sign in/);
     // its address, visited after all, is no longer taken
     const a = await fetch(q.url, { redirect: 'manual' });
     assert.equal((await fetch(a.headers.get('location'))).status, 400);
