@@ -31,8 +31,10 @@ typedef struct resume {
 } resume;
 
 /* A message the server refused for its authorization (401, 403 insufficient_scope), waiting
- * for a new token from a worker (oauth.h), then sent again. t is NULL once the transport closed:
- * the answer then only frees it. */
+ * for a new token from a worker (oauth.h), then sent again. One renewal of a transport runs on a
+ * worker at a time (running): the others wait on the loop for its outcome, so a server that
+ * refuses many requests at once holds one thread, not one each (a sign-in may wait minutes). t
+ * is NULL once the transport closed: the worker's answer then only frees it. */
 typedef struct renewal {
     http_t *t;
     loop *l;
@@ -45,6 +47,7 @@ typedef struct renewal {
     char www_auth[1024];
     gd_err e;
     char err[512];
+    bool running; /* its worker job is out */
     struct renewal *prev, *next;
 } renewal;
 
@@ -241,7 +244,24 @@ static void renewal_free(renewal *rn)
     free(rn);
 }
 
-/* On the loop: the token is renewed (send the message again) or cannot be. */
+/* Sends rn's message again (the token renewed), or answers it with why; frees it. */
+static void renewal_end(http_t *t, renewal *rn, const char *why)
+{
+    renewal_unlink(rn);
+    if (t->b.cb.held) t->b.cb.held(t->b.cb.ud, -1);
+    if (why) {
+        mcp_req tmp = {.want = rn->want};
+        mcp_http_abandon(&t->b, &tmp, why);
+    } else {
+        post(t, rn->body, rn->want, rn->tries);
+        rn->body = NULL;
+        rn->want = NULL;
+    }
+    renewal_free(rn);
+}
+
+/* On the loop: the token is renewed (send the message again) or cannot be; the messages that
+ * waited for this renewal go again too, or are answered with the same reason. */
 static void renewed(void *ud)
 {
     renewal *rn = ud;
@@ -251,20 +271,14 @@ static void renewed(void *ud)
         renewal_free(rn);
         return;
     }
-    renewal_unlink(rn);
-    if (t->b.cb.held) t->b.cb.held(t->b.cb.ud, -1);
+    char why[600] = "";
     if (rn->e) {
         log_warn("mcp", "%s: not authorized: %s", t->b.uri, rn->err);
-        char why[600];
         snprintf(why, sizeof why, "the MCP server asks for authorization: %s", rn->err);
-        mcp_req tmp = {.want = rn->want};
-        mcp_http_abandon(&t->b, &tmp, why);
-    } else {
-        post(t, rn->body, rn->want, rn->tries);
-        rn->body = NULL;
-        rn->want = NULL;
     }
-    renewal_free(rn);
+    renewal_end(t, rn, why[0] ? why : NULL);
+    while (t->renewals && !t->b.failed) /* none runs now: they waited for this one */
+        renewal_end(t, t->renewals, why[0] ? why : NULL);
 }
 
 static void renew_work(void *ud)
@@ -295,11 +309,15 @@ static bool renew(http_t *t, mcp_req *r)
     rn->status = r->status;
     rn->had = r->token_gen;
     snprintf(rn->www_auth, sizeof rn->www_auth, "%s", r->www_auth);
-    if (pool_submit(t->b.workers, renew_work, rn) != GD_OK) {
+    bool one_runs = false;
+    for (renewal *o = t->renewals; o; o = o->next)
+        one_runs |= o->running;
+    if (!one_runs && pool_submit(t->b.workers, renew_work, rn) != GD_OK) {
         renewal_free(rn);
         return false;
     }
-    rn->body = r->body; /* the transfer is over: libcurl no longer reads it */
+    rn->running = !one_runs; /* else it waits for the running one's outcome */
+    rn->body = r->body;      /* the transfer is over: libcurl no longer reads it */
     r->body = NULL;
     rn->want = r->want;
     r->want = NULL;
@@ -447,8 +465,12 @@ static void teardown(mcp_http_base *b)
     b->failed = true;
     while (t->resumes)
         resume_free(t->resumes);
-    while (t->renewals) /* freed when their worker answers */
-        renewal_unlink(t->renewals);
+    while (t->renewals) { /* a running one is freed when its worker answers */
+        renewal *rn = t->renewals;
+        bool running = rn->running;
+        renewal_unlink(rn);
+        if (!running) renewal_free(rn);
+    }
     while (b->reqs)
         mcp_req_free(b->reqs);
     if (b->tick) loop_timer_cancel(b->tick);
