@@ -1241,8 +1241,10 @@ static void signin_on_loop(void *ud)
     if (m->over) {
         if (q) signin_req_drop(se, q);
     } else if (!se || !se->reg || !(q = calloc(1, sizeof *q))) {
-        signin_cancel(a->signins, m->state, se ? GD_ENOMEM : GD_ECANCELLED,
-                      se ? "out of memory" : "the session is gone");
+        signin_cancel(a->signins, m->state, se && se->reg ? GD_ENOMEM : GD_ECANCELLED,
+                      !se        ? "the session is gone"
+                      : !se->reg ? "the session's extensions were closed"
+                                 : "out of memory");
     } else {
         snprintf(q->id, sizeof q->id, "signin-%u", ++se->req_seq);
         snprintf(q->state, sizeof q->state, "%s", m->state);
@@ -1302,8 +1304,9 @@ static gd_err session_consent(void *ud, const char *label, const char *url, cons
     gd_err e = signin_add(w->a->signins, state, w->user_id);
     if (!e && (e = signin_post(w, false, label, url, state)))
         signin_cancel(w->a->signins, state, e, "out of memory");
-    if (e == GD_ESHUTDOWN) {
-        snprintf(err, errlen, "the server is stopping");
+    if (e == GD_ESHUTDOWN || e == GD_ECANCELLED) {
+        snprintf(err, errlen, "%s",
+                 e == GD_ESHUTDOWN ? "the server is stopping" : "the extension was closed");
         return e;
     }
     if (e == GD_EBUSY) {

@@ -28,6 +28,14 @@ typedef struct waiter {
     char why[300];
 } waiter;
 
+/* A cancel that came before its sign-in was announced (an extension closed just as its flow
+ * began): signin_add refuses that state. Forgotten after SIGNIN_WAIT_S. */
+typedef struct tomb {
+    struct tomb *next;
+    char state[SIGNIN_STATE_MAX];
+    time_t at;
+} tomb;
+
 typedef struct grant {
     struct grant *next;
     char *user_id, *url, *text;
@@ -38,6 +46,7 @@ struct signins {
     pthread_cond_t cv; /* a waiter is done */
     bool stopping;
     waiter *waiting;
+    tomb *tombs;
     grant *grants;
     /* the local user's grants, kept sealed in this file (signins_load): "" when not kept */
     pthread_mutex_t fmu; /* one write of the file at a time, in order */
@@ -77,6 +86,11 @@ void signins_free(signins *s)
         s->waiting = w->next;
         wipe_free(w->code);
         free(w);
+    }
+    while (s->tombs) {
+        tomb *t = s->tombs;
+        s->tombs = t->next;
+        free(t);
     }
     while (s->grants) {
         grant *g = s->grants;
@@ -132,10 +146,24 @@ gd_err signin_add(signins *s, const char *state, const char *user_id)
     snprintf(w->state, sizeof w->state, "%s", state);
     snprintf(w->user_id, sizeof w->user_id, "%s", user_id);
     pthread_mutex_lock(&s->mu);
+    bool cancelled = false;
+    time_t now = time(NULL);
+    for (tomb **pp = &s->tombs; *pp;) {
+        tomb *t = *pp;
+        bool match = !strcmp(t->state, state);
+        if (match || now - t->at > SIGNIN_WAIT_S) {
+            cancelled |= match;
+            *pp = t->next;
+            free(t);
+        } else {
+            pp = &t->next;
+        }
+    }
     int theirs = 0;
     for (waiter *o = s->waiting; o; o = o->next)
         theirs += !o->done && !strcmp(o->user_id, w->user_id);
     gd_err e = s->stopping                 ? GD_ESHUTDOWN
+               : cancelled                 ? GD_ECANCELLED
                : find_locked(s, state)     ? GD_ECONFLICT
                : theirs >= SIGNIN_PER_USER ? GD_EBUSY
                                            : GD_OK;
@@ -180,12 +208,15 @@ gd_err signin_wait(signins *s, const char *state, char **code, char *err, size_t
     return e;
 }
 
-gd_err signin_deliver(signins *s, const char *state, const char *code, const char *error)
+gd_err signin_deliver(signins *s, const char *state, const char *code, const char *error,
+                      const char *user_id)
 {
     char *c = code && !error ? strdup(code) : NULL;
     pthread_mutex_lock(&s->mu);
     waiter *w = state ? find_locked(s, state) : NULL;
-    gd_err e = w && !w->done ? GD_OK : GD_ENOTFOUND;
+    gd_err e = !w || w->done                            ? GD_ENOTFOUND
+               : user_id && strcmp(user_id, w->user_id) ? GD_EDENIED
+                                                        : GD_OK;
     if (e) {
         wipe_free(c);
     } else if (error || !code) {
@@ -206,7 +237,21 @@ void signin_cancel(signins *s, const char *state, gd_err e, const char *why)
 {
     pthread_mutex_lock(&s->mu);
     waiter *w = find_locked(s, state);
-    if (w) finish(s, w, e, NULL, why);
+    if (w) {
+        finish(s, w, e, NULL, why);
+    } else if (e == GD_ECANCELLED && strlen(state) < SIGNIN_STATE_MAX) {
+        /* its flow may be about to announce it: refused then (signin_add) */
+        int n = 0;
+        for (tomb *t = s->tombs; t; t = t->next)
+            n++;
+        tomb *t = n < 256 ? calloc(1, sizeof *t) : NULL;
+        if (t) {
+            snprintf(t->state, sizeof t->state, "%s", state);
+            t->at = time(NULL);
+            t->next = s->tombs;
+            s->tombs = t;
+        }
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -223,20 +268,34 @@ static grant *grant_find_locked(signins *s, const char *user_id, const char *url
 
 char *signin_grant_get(signins *s, const char *user_id, const char *url)
 {
-    char *kept = user_settings_grant(user_id, url); /* a user with an id: sealed in the store */
-    if (kept) return kept;
+    /* memory first: for a user with an id it holds only a grant the store could not take
+     * (newer than the store's) */
     pthread_mutex_lock(&s->mu);
     grant *g = grant_find_locked(s, user_id, url);
     char *t = g ? strdup(g->text) : NULL;
     pthread_mutex_unlock(&s->mu);
-    return t;
+    return t ? t : user_settings_grant(user_id, url); /* a user with an id: sealed in the store */
 }
 
 void signin_grant_put(signins *s, const char *user_id, const char *url, const char *text)
 {
     char err[300];
     if (user_id[0]) {
-        if (user_settings_put_grant(user_id, url, text, err, sizeof err) == GD_OK) return;
+        if (user_settings_put_grant(user_id, url, text, err, sizeof err) == GD_OK) {
+            pthread_mutex_lock(&s->mu); /* a copy kept in memory before is older now */
+            for (grant **pp = &s->grants; *pp; pp = &(*pp)->next)
+                if (!strcmp((*pp)->user_id, user_id) && !strcmp((*pp)->url, url)) {
+                    grant *g = *pp;
+                    *pp = g->next;
+                    free(g->user_id);
+                    free(g->url);
+                    wipe_free(g->text);
+                    free(g);
+                    break;
+                }
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
         log_warn("agent", "user %s: the sign-in to %s is kept in memory only: %s", user_id, url,
                  err);
     }
@@ -286,7 +345,7 @@ static void save_local(signins *s)
     json_decref(all);
     size_t len = text ? strlen(text) : 0, cap = len + 256;
     unsigned char *sealed = text && len < LOCAL_FILE_MAX ? malloc(cap) : NULL;
-    size_t slen = sealed ? user_settings_seal("", LOCAL_SEAL_AS, text, len, sealed, cap) : 0;
+    size_t slen = sealed ? user_settings_seal_value("", LOCAL_SEAL_AS, text, len, sealed, cap) : 0;
     if (text) sodium_memzero(text, len);
     free(text);
     char tmp[PATH_MAX + 8];
@@ -317,11 +376,15 @@ void signins_load(signins *s, const char *data_dir)
     if (fd < 0) return; /* none kept yet */
     unsigned char *sealed = malloc(LOCAL_FILE_MAX);
     size_t len = 0;
-    for (ssize_t r = 1; sealed && r > 0 && len<LOCAL_FILE_MAX; len += r> 0 ? (size_t)r : 0)
-        if ((r = read(fd, sealed + len, LOCAL_FILE_MAX - len)) < 0 && errno == EINTR) r = 1;
+    while (sealed && len < LOCAL_FILE_MAX) {
+        ssize_t r = read(fd, sealed + len, LOCAL_FILE_MAX - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
     close(fd);
     char *plain = sealed && len ? malloc(len) : NULL;
-    json_t *all = plain && user_settings_open("", LOCAL_SEAL_AS, sealed, len, plain, len) == 0
+    json_t *all = plain && user_settings_open_value("", LOCAL_SEAL_AS, sealed, len, plain, len) == 0
                       ? json_loads(plain, 0, NULL)
                       : NULL;
     if (plain) sodium_memzero(plain, len);

@@ -9,7 +9,7 @@
 const http_route api_routes[] = {
     {"GET", "/status", api_status, ROUTE_PUBLIC},
     /* an extension's OAuth sign-in comes back here from the user's browser (api/oauth.c) */
-    {"GET", "/oauth/callback", api_oauth_callback, ROUTE_PUBLIC},
+    {"GET", "/oauth/callback", api_oauth_callback, ROUTE_PUBLIC | ROUTE_PROXY_WHO},
     {"GET", "/api/health", api_health, 0},
     {"GET", "/openapi.json", api_openapi, 0},
     {"GET", "/metrics", api_metrics, ROUTE_ADMIN}, /* also on metrics_listen, without auth */

@@ -503,6 +503,11 @@ static bool auth_request(struct http_req *r, const route_match *m, const char *p
                          auth_user *user)
 {
     if (m->route && (m->route->flags & ROUTE_PUBLIC)) {
+        const char *hdr =
+            A.cfg && (m->route->flags & ROUTE_PROXY_WHO) ? A.cfg->trusted_proxy_header : "";
+        const char *named = hdr[0] ? http_header(r, hdr) : NULL;
+        if (named && *named && proxy_mode() && peer_trusted(peer))
+            return proxy_user(r, named, user); /* the browser's user, as the proxy names them */
         local_user(user);
         user->admin = false;
         snprintf(user->name, sizeof user->name, "anonymous");

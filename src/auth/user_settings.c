@@ -966,3 +966,21 @@ gd_err user_settings_put_grant(const char *user_id, const char *url, const char 
     free(sealed);
     return e;
 }
+
+size_t user_settings_seal_value(const char *user_id, const char *name, const char *plain,
+                                size_t len, unsigned char *out, size_t outlen)
+{
+    pthread_mutex_lock(&U.mu);
+    size_t n = user_settings_seal(user_id, name, plain, len, out, outlen);
+    pthread_mutex_unlock(&U.mu);
+    return n;
+}
+
+int user_settings_open_value(const char *user_id, const char *name, const unsigned char *sealed,
+                             size_t len, char *out, size_t outlen)
+{
+    pthread_mutex_lock(&U.mu);
+    int rc = user_settings_open(user_id, name, sealed, len, out, outlen);
+    pthread_mutex_unlock(&U.mu);
+    return rc;
+}

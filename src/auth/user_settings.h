@@ -120,6 +120,12 @@ gd_err user_settings_put_grant(const char *user_id, const char *url, const char 
  * call it directly); the length written, 0 when it does not fit or there is no server key. */
 size_t user_settings_seal(const char *user_id, const char *name, const char *plain, size_t len,
                           unsigned char *out, size_t outlen);
+/* The same two under the module's lock, for callers outside it (the server key may be made
+ * meanwhile). */
+size_t user_settings_seal_value(const char *user_id, const char *name, const char *plain,
+                                size_t len, unsigned char *out, size_t outlen);
+int user_settings_open_value(const char *user_id, const char *name, const unsigned char *sealed,
+                             size_t len, char *out, size_t outlen);
 /* Opens what user_settings_seal made into out (NUL-terminated); -1 when it does not open. */
 int user_settings_open(const char *user_id, const char *name, const unsigned char *sealed,
                        size_t len, char *out, size_t outlen);

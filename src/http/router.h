@@ -28,6 +28,9 @@ enum {
     ROUTE_BODY = 1,   /* the handler takes a JSON object body (Content-Type checked, body parsed) */
     ROUTE_PUBLIC = 2, /* answered without authentication (auth/auth.h) */
     ROUTE_ADMIN = 4,  /* only an admin may call it: 403 for other users */
+    /* with ROUTE_PUBLIC: the user a trusted proxy names is still taken (auth/auth.h), so the
+     * handler can tell them from anyone else; without one, anonymous */
+    ROUTE_PROXY_WHO = 8,
 };
 
 typedef struct {

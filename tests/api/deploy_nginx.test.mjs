@@ -210,7 +210,7 @@ describe('deploy/nginx/goose.conf in front of goosed', () => {
     assert.deepEqual(hist.body.map((m) => m.role), ['user', 'assistant']);
   });
 
-  it('an extension\'s sign-in comes back through nginx to public_url, the user\'s own password asked there', { timeout: 30_000 }, async () => {
+  it('an extension\'s sign-in comes back through nginx to public_url: nginx asks for the password, and only the user who started it may finish it', { timeout: 30_000 }, async () => {
     const s = await jsonReq('POST', '/api/sessions', { user: 'alice', json: { name: 'signin' } });
     const add = await jsonReq('POST', `/api/sessions/${s.body.id}/extensions`, { user: 'alice', json: { name: 'demo', config: { type: 'streamable_http', uri: mcp.url, timeout: 30 } } });
     assert.equal(add.status, 200, JSON.stringify(add.body));
@@ -231,6 +231,10 @@ describe('deploy/nginx/goose.conf in front of goosed', () => {
           const bare = await req('GET', back.pathname + back.search);
           assert.equal(bare.statusCode, 401);
           await bare.text();
+          // another user's browser (the link passed on): refused, and alice's sign-in still waits
+          const other = await req('GET', back.pathname + back.search, { user: 'bob' });
+          assert.equal(other.statusCode, 400);
+          assert.match(await other.text(), /started by another user/);
           const done = await req('GET', back.pathname + back.search, { user: 'alice' });
           assert.equal(done.statusCode, 200);
           assert.match(await done.text(), /Signed in/);

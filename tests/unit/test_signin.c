@@ -47,16 +47,19 @@ static void test_code_taken_once(void **state)
     waiting w;
     pthread_t t = start(&w, s, "state-1");
     assert_int_equal(signin_add(s, "state-1", ""), GD_ECONFLICT); /* a state is used once */
-    assert_int_equal(signin_deliver(s, "another", "code-x", NULL), GD_ENOTFOUND);
-    assert_int_equal(signin_deliver(s, NULL, "code-x", NULL), GD_ENOTFOUND);
-    assert_int_equal(signin_deliver(s, "state-1", "the-code", NULL), GD_OK);
-    assert_int_equal(signin_deliver(s, "state-1", "again", NULL), GD_ENOTFOUND); /* replayed */
+    assert_int_equal(signin_deliver(s, "another", "code-x", NULL, NULL), GD_ENOTFOUND);
+    assert_int_equal(signin_deliver(s, NULL, "code-x", NULL, NULL), GD_ENOTFOUND);
+    /* a browser whose user is known (a proxy names them) and is not the owner: refused, kept */
+    assert_int_equal(signin_deliver(s, "state-1", "stolen", NULL, "someone-else"), GD_EDENIED);
+    assert_int_equal(signin_deliver(s, "state-1", "the-code", NULL, ""), GD_OK);
+    assert_int_equal(signin_deliver(s, "state-1", "again", NULL, NULL),
+                     GD_ENOTFOUND); /* replayed */
     pthread_join(t, NULL);
     assert_int_equal(w.e, GD_OK);
     assert_string_equal(w.code, "the-code");
     free(w.code);
     /* gone once taken */
-    assert_int_equal(signin_deliver(s, "state-1", "later", NULL), GD_ENOTFOUND);
+    assert_int_equal(signin_deliver(s, "state-1", "later", NULL, NULL), GD_ENOTFOUND);
     signins_free(s);
 }
 
@@ -66,7 +69,7 @@ static void test_refused_and_cancelled(void **state)
     signins *s = signins_new();
     waiting w;
     pthread_t t = start(&w, s, "state-2");
-    assert_int_equal(signin_deliver(s, "state-2", NULL, "access_denied: no\nthanks"), GD_OK);
+    assert_int_equal(signin_deliver(s, "state-2", NULL, "access_denied: no\nthanks", NULL), GD_OK);
     pthread_join(t, NULL);
     assert_int_equal(w.e, GD_EDENIED);
     assert_null(w.code);
@@ -80,6 +83,21 @@ static void test_refused_and_cancelled(void **state)
     pthread_join(t, NULL);
     assert_int_equal(w.e, GD_EDENIED);
     assert_string_equal(w.err, "the user declined to sign in");
+    signins_free(s);
+}
+
+static void test_cancel_before_announced(void **state)
+{
+    (void)state;
+    signins *s = signins_new();
+    /* the extension closed just as its flow began: the announcement that follows is refused */
+    signin_cancel(s, "early", GD_ECANCELLED, "the extension was closed");
+    assert_int_equal(signin_add(s, "early", ""), GD_ECANCELLED);
+    assert_int_equal(signin_add(s, "early", ""), GD_OK); /* once */
+    /* another reason for a state nobody waits for leaves nothing behind */
+    signin_cancel(s, "declined", GD_EDENIED, "the user declined to sign in");
+    assert_int_equal(signin_add(s, "declined", ""), GD_OK);
+    signins_shutdown(s);
     signins_free(s);
 }
 
@@ -112,7 +130,7 @@ static void test_per_user_bound(void **state)
     }
     assert_int_equal(signin_add(s, "ann-more", "ann"), GD_EBUSY); /* hers are all taken */
     assert_int_equal(signin_add(s, "bob-1", "bob"), GD_OK);       /* another user's are not */
-    assert_int_equal(signin_deliver(s, st[0], "code", NULL), GD_OK);
+    assert_int_equal(signin_deliver(s, st[0], "code", NULL, NULL), GD_OK);
     assert_int_equal(signin_add(s, "ann-more", "ann"), GD_OK); /* one of hers has ended */
     signins_shutdown(s);
     signins_free(s); /* frees the waits nobody took */
@@ -139,11 +157,9 @@ static void test_grants_by_user_and_server(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_code_taken_once),
-        cmocka_unit_test(test_refused_and_cancelled),
-        cmocka_unit_test(test_shutdown),
-        cmocka_unit_test(test_per_user_bound),
-        cmocka_unit_test(test_grants_by_user_and_server),
+        cmocka_unit_test(test_code_taken_once), cmocka_unit_test(test_refused_and_cancelled),
+        cmocka_unit_test(test_shutdown),        cmocka_unit_test(test_cancel_before_announced),
+        cmocka_unit_test(test_per_user_bound),  cmocka_unit_test(test_grants_by_user_and_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

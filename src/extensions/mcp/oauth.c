@@ -51,6 +51,7 @@ struct mcp_oauth {
     char client_secret[512];       /* "" for a public client */
     char auth_method[32];          /* client_secret_basic, client_secret_post or none */
     char client_redirect[URL_MAX]; /* the redirect URI the client was chosen for */
+    char as_issuer[URL_MAX];       /* the issuer its metadata names: a signed JWT's audience */
     char token_endpoint[URL_MAX];
     char resource[URL_MAX]; /* the resource indicator sent */
     char scope[SCOPE_MAX];  /* the scope last asked for */
@@ -461,6 +462,7 @@ static gd_err discover_resource(mcp_oauth *o, const char *www_auth, resource_inf
 }
 
 typedef struct {
+    char issuer[URL_MAX]; /* as its metadata names it (else the identifier it was found by) */
     char authorize[URL_MAX], token[URL_MAX], registration[URL_MAX];
     bool cimd;              /* client_id_metadata_document_supported */
     bool s256;              /* PKCE with S256 (code_challenge_methods_supported) */
@@ -496,6 +498,7 @@ static gd_err discover_server(mcp_oauth *o, const resource_info *ri, server_info
         if (ri->prm)
             return fail(GD_EPROTO, err, errlen,
                         "the authorization server %s publishes no metadata (RFC 8414)", ri->as);
+        snprintf(si->issuer, sizeof si->issuer, "%s", ri->as);
         snprintf(si->authorize, sizeof si->authorize, "%s/authorize", origin);
         snprintf(si->token, sizeof si->token, "%s/token", origin);
         snprintf(si->registration, sizeof si->registration, "%s/register", origin);
@@ -567,6 +570,7 @@ static gd_err discover_server(mcp_oauth *o, const resource_info *ri, server_info
                  "http(s) URLs)",
                  ri->as);
     if (!e) {
+        snprintf(si->issuer, sizeof si->issuer, "%.*s", (int)sizeof si->issuer - 1, iss);
         snprintf(si->authorize, sizeof si->authorize, "%s", az);
         snprintf(si->token, sizeof si->token, "%s", tk);
         snprintf(si->registration, sizeof si->registration, "%s", rg ? rg : "");
@@ -593,10 +597,10 @@ static void server_error(answer *a, char *out, size_t outlen)
 static gd_err client_for(mcp_oauth *o, const resource_info *ri, const server_info *si, char *err,
                          size_t errlen)
 {
-    /* kept (a grant from before may be): the same server, redirect URI and configured client */
+    /* kept (a grant from before may be): the same server and redirect URI; a configured client
+     * is taken from the config each time (its secret may have changed since) */
     if (!strcmp(o->issuer, ri->as) && o->client_id[0] &&
-        !strcmp(o->client_redirect, o->redirect_uri) &&
-        (!o->cfg_client_id || !strcmp(o->cfg_client_id, o->client_id)))
+        !strcmp(o->client_redirect, o->redirect_uri) && !o->cfg_client_id)
         return GD_OK;
     o->client_id[0] = o->client_secret[0] = '\0';
     snprintf(o->issuer, sizeof o->issuer, "%s", ri->as);
@@ -720,9 +724,9 @@ static gd_err client_assertion(mcp_oauth *o, char **out, char *err, size_t errle
     b64url(jti, sizeof jti, jtis, sizeof jtis);
     long now = (long)time(NULL);
     json_t *hdr = json_pack("{s:s, s:s}", "alg", alg, "typ", "JWT");
-    json_t *claims =
-        json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", o->client_id, "sub", o->client_id, "aud",
-                  o->issuer, "iat", (json_int_t)now, "exp", (json_int_t)now + 300, "jti", jtis);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", o->client_id, "sub",
+                               o->client_id, "aud", o->as_issuer[0] ? o->as_issuer : o->issuer,
+                               "iat", (json_int_t)now, "exp", (json_int_t)now + 300, "jti", jtis);
     char *h = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
     char *c = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
     json_decref(hdr);
@@ -1003,6 +1007,7 @@ gd_err mcp_oauth_renew(mcp_oauth *o, long status, const char *www_auth, unsigned
         (e = discover_server(o, &ri, &si, err, errlen)) ||
         (e = client_for(o, &ri, &si, err, errlen)))
         goto done;
+    snprintf(o->as_issuer, sizeof o->as_issuer, "%s", si.issuer);
     snprintf(o->token_endpoint, sizeof o->token_endpoint, "%s", si.token);
     snprintf(o->resource, sizeof o->resource, "%s", ri.resource);
     char scope[SCOPE_MAX] = "", named[SCOPE_MAX];
@@ -1037,7 +1042,7 @@ done:
     X(issuer)                                                                                      \
     X(client_id)                                                                                   \
     X(client_secret)                                                                               \
-    X(auth_method) X(client_redirect) X(token_endpoint) X(resource) X(scope) X(refresh)
+    X(auth_method) X(client_redirect) X(as_issuer) X(token_endpoint) X(resource) X(scope) X(refresh)
 
 char *mcp_oauth_export(mcp_oauth *o)
 {
@@ -1049,6 +1054,8 @@ char *mcp_oauth_export(mcp_oauth *o)
     if (j && json_object_set_new(j, #f, json_string(o->f))) j = (json_decref(j), NULL);
     GRANT_FIELDS(PUT)
 #undef PUT
+    /* a configured client's secret stays in the config: it is not copied into each grant */
+    if (j && o->cfg_client_id) json_object_set_new(j, "client_secret", json_string(""));
     sodium_memzero(token, sizeof token);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -1071,6 +1078,17 @@ bool mcp_oauth_import(mcp_oauth *o, const char *grant)
 #define TAKE(f) snprintf(o->f, sizeof o->f, "%s", json_string_value(json_object_get(j, #f)));
         GRANT_FIELDS(TAKE)
 #undef TAKE
+        if (o->cfg_client_id) { /* the client as configured now, not as it was saved */
+            const char *m = o->auth_method;
+            bool fits = o->cfg_client_key ? !strcmp(m, "private_key_jwt")
+                        : o->cfg_client_secret
+                            ? !strcmp(m, "client_secret_basic") || !strcmp(m, "client_secret_post")
+                            : !strcmp(m, "none");
+            if (strcmp(o->client_id, o->cfg_client_id) || !fits)
+                o->client_id[0] = o->auth_method[0] = '\0'; /* chosen again at the next flow */
+            snprintf(o->client_secret, sizeof o->client_secret, "%s",
+                     o->cfg_client_secret ? o->cfg_client_secret : "");
+        }
         set_token(o, token);
     }
     json_decref(j);
