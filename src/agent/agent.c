@@ -1297,7 +1297,8 @@ static gd_err signin_post(signin_who *w, bool over, const char *label, const cha
 
 /* mcp_oauth_consent_fn, on a sign-in worker */
 static gd_err session_consent(void *ud, const char *label, const char *url, const char *state,
-                              const char *redirect_uri, char **code, char *err, size_t errlen)
+                              const char *redirect_uri, char **code, char **iss, char *err,
+                              size_t errlen)
 {
     (void)redirect_uri;
     signin_who *w = ud;
@@ -1319,7 +1320,7 @@ static gd_err session_consent(void *ud, const char *label, const char *url, cons
         snprintf(err, errlen, "cannot wait for the sign-in (%s)", gd_strerror(e));
         return e;
     }
-    e = signin_wait(w->a->signins, state, code, err, errlen);
+    e = signin_wait(w->a->signins, state, code, iss, err, errlen);
     if (signin_post(w, true, label, NULL, state))
         log_warn("agent", "out of memory taking a sign-in's question away");
     return e;

@@ -24,7 +24,7 @@ typedef struct waiter {
     char user_id[64];
     bool done;
     gd_err e;
-    char *code;
+    char *code, *iss;
     char why[300];
 } waiter;
 
@@ -85,6 +85,7 @@ void signins_free(signins *s)
         waiter *w = s->waiting;
         s->waiting = w->next;
         wipe_free(w->code);
+        free(w->iss);
         free(w);
     }
     while (s->tombs) {
@@ -176,9 +177,9 @@ gd_err signin_add(signins *s, const char *state, const char *user_id)
     return e;
 }
 
-gd_err signin_wait(signins *s, const char *state, char **code, char *err, size_t errlen)
+gd_err signin_wait(signins *s, const char *state, char **code, char **iss, char *err, size_t errlen)
 {
-    *code = NULL;
+    *code = *iss = NULL;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += SIGNIN_WAIT_S;
@@ -200,6 +201,7 @@ gd_err signin_wait(signins *s, const char *state, char **code, char *err, size_t
         else if (e)
             snprintf(err, errlen, "%s", w->why);
         *code = w->code;
+        *iss = w->iss;
         free(w);
     } else {
         snprintf(err, errlen, "the sign-in was never announced");
@@ -208,10 +210,11 @@ gd_err signin_wait(signins *s, const char *state, char **code, char *err, size_t
     return e;
 }
 
-gd_err signin_deliver(signins *s, const char *state, const char *code, const char *error,
-                      const char *user_id)
+gd_err signin_deliver(signins *s, const char *state, const char *code, const char *iss,
+                      const char *error, const char *user_id)
 {
     char *c = code && !error ? strdup(code) : NULL;
+    char *is = c && iss ? strdup(iss) : NULL;
     pthread_mutex_lock(&s->mu);
     waiter *w = state ? find_locked(s, state) : NULL;
     gd_err e = !w || w->done                            ? GD_ENOTFOUND
@@ -219,14 +222,21 @@ gd_err signin_deliver(signins *s, const char *state, const char *code, const cha
                                                         : GD_OK;
     if (e) {
         wipe_free(c);
+        free(is);
     } else if (error || !code) {
         char why[300];
         snprintf(why, sizeof why, "the authorization server refused the sign-in: %s",
                  error ? error : "it sent no code");
         finish(s, w, GD_EDENIED, NULL, why);
-    } else if (!c) {
+    } else if (!c || (iss && !is)) {
+        wipe_free(c);
+        free(is);
         finish(s, w, GD_ENOMEM, NULL, "out of memory");
     } else {
+        if (!w->done)
+            w->iss = is;
+        else
+            free(is);
         finish(s, w, GD_OK, c, NULL);
     }
     pthread_mutex_unlock(&s->mu);

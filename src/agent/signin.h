@@ -42,16 +42,18 @@ void signins_shutdown(signins *s);
  * GD_EBUSY (SIGNIN_PER_USER of the user's wait already: one user cannot hold every thread). */
 gd_err signin_add(signins *s, const char *state, const char *user_id);
 /* Waits (at most SIGNIN_WAIT_S) for the return of state, then forgets it: GD_OK with *code
- * (malloc'd: the caller wipes and frees it), else GD_EDENIED (the user or the authorization
+ * (malloc'd: the caller wipes and frees it) and *iss (the issuer the redirect named, RFC 9207;
+ * malloc'd, or NULL), else GD_EDENIED (the user or the authorization
  * server refused), GD_ETIMEOUT, GD_ECANCELLED, GD_ESHUTDOWN, with err saying so. */
-gd_err signin_wait(signins *s, const char *state, char **code, char *err, size_t errlen);
+gd_err signin_wait(signins *s, const char *state, char **code, char **iss, char *err,
+                   size_t errlen);
 /* The browser came back with state and either code or error (the authorization server's,
  * printable ASCII kept). user_id: who the browser is, when known (a trusted proxy names them),
  * else NULL. GD_OK when a sign-in waited for it; GD_ENOTFOUND when none does (an unknown or
  * used state), GD_EDENIED when it is another user's (a link passed on: RFC 9700 §4.7); nothing
  * is changed then. */
-gd_err signin_deliver(signins *s, const char *state, const char *code, const char *error,
-                      const char *user_id);
+gd_err signin_deliver(signins *s, const char *state, const char *code, const char *iss,
+                      const char *error, const char *user_id);
 /* Ends the wait for state with e and why (declined, the extension closed). When none waits and e
  * is GD_ECANCELLED, a signin_add of that state within SIGNIN_WAIT_S is refused instead (its
  * owner went away just before it was announced). */

@@ -30,7 +30,8 @@ void api_oauth_callback(http_req *r)
     /* behind a proxy that names the browser's user, only that sign-in's owner may finish it */
     const auth_user *u = http_user(r);
     gd_err e = state && *state ? signin_deliver(agent_signins(((app *)http_app(r))->agent), state,
-                                                code, error ? why : NULL, u->id[0] ? u->id : NULL)
+                                                code, http_query(r, "iss"), error ? why : NULL,
+                                                u->id[0] ? u->id : NULL)
                                : GD_ENOTFOUND;
     http_add_header(r, "Cache-Control", "no-store");
     http_add_header(r, "Content-Security-Policy", "default-src 'none'");

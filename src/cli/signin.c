@@ -56,9 +56,11 @@ bool signin_query_param(const char *url, const char *name, char *out, size_t out
 }
 
 /* The code from a redirect to redirect_uri carrying state, or the error it names. */
-static gd_err code_of(const char *where, const char *state, char **code, char *err, size_t errlen)
+static gd_err code_of(const char *where, const char *state, char **code, char **iss, char *err,
+                      size_t errlen)
 {
-    char got[256], c[4096], e[128];
+    char got[256], c[4096], e[128], is[2048];
+    *iss = NULL;
     if (signin_query_param(where, "error", e, sizeof e)) {
         for (char *p = e; *p; p++)
             if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
@@ -75,6 +77,10 @@ static gd_err code_of(const char *where, const char *state, char **code, char *e
     }
     *code = strdup(c);
     sodium_memzero(c, sizeof c);
+    if (signin_query_param(where, "iss", is, sizeof is) && !(*iss = strdup(is))) {
+        free(*code);
+        *code = NULL;
+    }
     if (!*code) {
         snprintf(err, errlen, "out of memory");
         return GD_ENOMEM;
@@ -109,7 +115,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 }
 
 gd_err signin_fetch(void *ud, const char *label, const char *url, const char *state,
-                    const char *redirect_uri, char **code, char *err, size_t errlen)
+                    const char *redirect_uri, char **code, char **iss, char *err, size_t errlen)
 {
     (void)ud;
     (void)label;
@@ -137,7 +143,7 @@ gd_err signin_fetch(void *ud, const char *label, const char *url, const char *st
         snprintf(err, errlen, "the authorization endpoint sent no redirect");
         return GD_EDENIED;
     }
-    gd_err r = code_of(loc, state, code, err, errlen);
+    gd_err r = code_of(loc, state, code, iss, err, errlen);
     sodium_memzero(loc, sizeof loc);
     return r;
 }
@@ -152,7 +158,7 @@ static const char page_bad[] =
     "sign-in goosed waits for.</p>\n";
 
 gd_err signin_browser(void *ud, const char *label, const char *url, const char *state,
-                      const char *redirect_uri, char **code, char *err, size_t errlen)
+                      const char *redirect_uri, char **code, char **iss, char *err, size_t errlen)
 {
     signin *s = ud;
     (void)redirect_uri;
@@ -179,7 +185,7 @@ gd_err signin_browser(void *ud, const char *label, const char *url, const char *
         char got[256];
         bool ours = !strncmp(req, "GET /callback?", 14) &&
                     signin_query_param(req + 4, "state", got, sizeof got) && !strcmp(got, state);
-        gd_err e = ours ? code_of(req + 4, state, code, err, errlen) : GD_EDENIED;
+        gd_err e = ours ? code_of(req + 4, state, code, iss, err, errlen) : GD_EDENIED;
         ssize_t w = send(c, e ? page_bad : page_ok, e ? sizeof page_bad - 1 : sizeof page_ok - 1,
                          MSG_NOSIGNAL);
         (void)w;

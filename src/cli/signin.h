@@ -24,12 +24,12 @@ void signin_close(signin *s);
 /* mcp_oauth_consent_fn, ud a signin: prints url for the user on stderr and waits for the
  * browser's return to the listener (SIGNIN_WAIT_S). */
 gd_err signin_browser(void *ud, const char *label, const char *url, const char *state,
-                      const char *redirect_uri, char **code, char *err, size_t errlen);
+                      const char *redirect_uri, char **code, char **iss, char *err, size_t errlen);
 
 /* mcp_oauth_consent_fn, ud unused: fetches url and reads the code from the redirect it answers
  * with (an authorization server that approves without asking: the conformance suite's). */
 gd_err signin_fetch(void *ud, const char *label, const char *url, const char *state,
-                    const char *redirect_uri, char **code, char *err, size_t errlen);
+                    const char *redirect_uri, char **code, char **iss, char *err, size_t errlen);
 
 /* The value of the query parameter name of url, percent-decoded, into out: false when absent or
  * too long. */

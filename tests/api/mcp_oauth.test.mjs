@@ -164,3 +164,20 @@ test('a machine client authenticates with a JWT signed with its key (private_key
   assert.match(r.stderr, /does not take a JWT signed with the client's key \(not an EC P-256 or RSA key in PEM\)/);
   assert.ok(!srv.log.some((l) => l.startsWith('assertion')), 'no assertion was sent');
 });
+
+test('the issuer a redirect names (RFC 9207) must be the authorization server\'s own', async (t) => {
+  const visit = async (url) => { const a = await fetch(url, { redirect: 'manual' }); await fetch(a.headers.get('location')); };
+  for (const [iss, ok] of [['own', true], ['https://as.evil.example', false], [null, false]]) {
+    const srv = await startExpiring(100, null, { iss });
+    t.after(srv.stop);
+    const r = await runSignin(['call', srv.url, 'whoami', '{}'], visit);
+    if (ok) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /you hold token 1/);
+    } else {
+      assert.equal(r.code, 1, `iss ${iss}: ${r.stdout}`);
+      assert.match(r.stderr, new RegExp(`the authorization response names the issuer ${iss ? 'https://as\\.evil\\.example' : '\\(none\\)'}, not http://127\\.0\\.0\\.1:\\d+`));
+      assert.ok(!srv.log.some((l) => l.startsWith('token authorization_code')), 'the code was not exchanged');
+    }
+  }
+});

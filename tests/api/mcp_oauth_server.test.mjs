@@ -328,7 +328,8 @@ describe('the local user\'s sign-ins (no users)', () => {
 
 describe('a kept sign-in whose token has expired', () => {
   it('is refreshed with its refresh token after a restart, without asking the user again', async () => {
-    const exp = await startExpiringServer(4);
+    // its redirects name their issuer (RFC 9207): goosed's callback passes it on to be checked
+    const exp = await startExpiringServer(4, null, { iss: 'own' });
     const fake = await startFake({ keys: { openai: KEY } });
     const home = tempDir('goosed-oauth-refresh-');
     const dir = tempDir('goosed-oauth-cwd-');

@@ -19,14 +19,14 @@ typedef struct {
     signins *s;
     const char *state;
     gd_err e;
-    char *code;
+    char *code, *iss;
     char err[300];
 } waiting;
 
 static void *wait_thread(void *ud)
 {
     waiting *w = ud;
-    w->e = signin_wait(w->s, w->state, &w->code, w->err, sizeof w->err);
+    w->e = signin_wait(w->s, w->state, &w->code, &w->iss, w->err, sizeof w->err);
     return NULL;
 }
 
@@ -47,19 +47,23 @@ static void test_code_taken_once(void **state)
     waiting w;
     pthread_t t = start(&w, s, "state-1");
     assert_int_equal(signin_add(s, "state-1", ""), GD_ECONFLICT); /* a state is used once */
-    assert_int_equal(signin_deliver(s, "another", "code-x", NULL, NULL), GD_ENOTFOUND);
-    assert_int_equal(signin_deliver(s, NULL, "code-x", NULL, NULL), GD_ENOTFOUND);
+    assert_int_equal(signin_deliver(s, "another", "code-x", NULL, NULL, NULL), GD_ENOTFOUND);
+    assert_int_equal(signin_deliver(s, NULL, "code-x", NULL, NULL, NULL), GD_ENOTFOUND);
     /* a browser whose user is known (a proxy names them) and is not the owner: refused, kept */
-    assert_int_equal(signin_deliver(s, "state-1", "stolen", NULL, "someone-else"), GD_EDENIED);
-    assert_int_equal(signin_deliver(s, "state-1", "the-code", NULL, ""), GD_OK);
-    assert_int_equal(signin_deliver(s, "state-1", "again", NULL, NULL),
+    assert_int_equal(signin_deliver(s, "state-1", "stolen", NULL, NULL, "someone-else"),
+                     GD_EDENIED);
+    assert_int_equal(signin_deliver(s, "state-1", "the-code", "https://as.example", NULL, ""),
+                     GD_OK);
+    assert_int_equal(signin_deliver(s, "state-1", "again", NULL, NULL, NULL),
                      GD_ENOTFOUND); /* replayed */
     pthread_join(t, NULL);
     assert_int_equal(w.e, GD_OK);
     assert_string_equal(w.code, "the-code");
+    assert_string_equal(w.iss, "https://as.example"); /* the issuer the redirect named */
     free(w.code);
+    free(w.iss);
     /* gone once taken */
-    assert_int_equal(signin_deliver(s, "state-1", "later", NULL, NULL), GD_ENOTFOUND);
+    assert_int_equal(signin_deliver(s, "state-1", "later", NULL, NULL, NULL), GD_ENOTFOUND);
     signins_free(s);
 }
 
@@ -69,7 +73,8 @@ static void test_refused_and_cancelled(void **state)
     signins *s = signins_new();
     waiting w;
     pthread_t t = start(&w, s, "state-2");
-    assert_int_equal(signin_deliver(s, "state-2", NULL, "access_denied: no\nthanks", NULL), GD_OK);
+    assert_int_equal(signin_deliver(s, "state-2", NULL, NULL, "access_denied: no\nthanks", NULL),
+                     GD_OK);
     pthread_join(t, NULL);
     assert_int_equal(w.e, GD_EDENIED);
     assert_null(w.code);
@@ -130,7 +135,7 @@ static void test_per_user_bound(void **state)
     }
     assert_int_equal(signin_add(s, "ann-more", "ann"), GD_EBUSY); /* hers are all taken */
     assert_int_equal(signin_add(s, "bob-1", "bob"), GD_OK);       /* another user's are not */
-    assert_int_equal(signin_deliver(s, st[0], "code", NULL, NULL), GD_OK);
+    assert_int_equal(signin_deliver(s, st[0], "code", NULL, NULL, NULL), GD_OK);
     assert_int_equal(signin_add(s, "ann-more", "ann"), GD_OK); /* one of hers has ended */
     signins_shutdown(s);
     signins_free(s); /* frees the waits nobody took */

@@ -470,6 +470,7 @@ typedef struct {
     bool basic, post, none; /* token_endpoint_auth_methods_supported (basic alone when absent) */
     bool jwt;               /* and private_key_jwt */
     bool es256, rs256;      /* token_endpoint_auth_signing_alg_values_supported (any when absent) */
+    bool iss_param;         /* authorization_response_iss_parameter_supported (RFC 9207) */
 } server_info;
 
 /* RFC 8414 §3.1 and OpenID Connect discovery, in MCP's order; without metadata (2025-03-26 only)
@@ -554,6 +555,8 @@ static gd_err discover_server(mcp_oauth *o, const resource_info *ri, server_info
         si->rs256 |= a && !strcmp(a, "RS256");
     }
     si->cimd = json_is_true(json_object_get(m, "client_id_metadata_document_supported"));
+    si->iss_param =
+        json_is_true(json_object_get(m, "authorization_response_iss_parameter_supported"));
     gd_err e = GD_OK;
     /* The authorization endpoint is shown to the user to open: a plain http(s) URL only (no
      * control characters for a terminal, no other scheme for a browser). */
@@ -946,19 +949,29 @@ static gd_err authorize(mcp_oauth *o, const server_info *si, const char *scope, 
         url = NULL;
     buf_free(&q);
     if (!url) return fail(GD_ENOMEM, err, errlen, "out of memory");
-    char *code = NULL;
+    char *code = NULL, *iss = NULL;
     pthread_mutex_lock(&o->mu);
     bool gone = o->aborted;
     if (!gone) snprintf(o->waiting, sizeof o->waiting, "%s", state);
     pthread_mutex_unlock(&o->mu);
-    gd_err e =
-        gone ? fail(GD_ECANCELLED, err, errlen, "the extension was closed")
-             : o->consent(o->consent_ud, o->label, url, state, o->redirect_uri, &code, err, errlen);
+    gd_err e = gone ? fail(GD_ECANCELLED, err, errlen, "the extension was closed")
+                    : o->consent(o->consent_ud, o->label, url, state, o->redirect_uri, &code, &iss,
+                                 err, errlen);
     pthread_mutex_lock(&o->mu);
     o->waiting[0] = '\0';
     pthread_mutex_unlock(&o->mu);
     free(url);
-    if (e) return e;
+    /* RFC 9207: the redirect names the issuer it came from (one redirect URI serves every
+     * server): another's is a mix-up, and none where this server says it names one */
+    if (!e && (iss ? strcmp(iss, si->issuer) != 0 : si->iss_param))
+        e = fail(GD_EDENIED, err, errlen,
+                 "the authorization response names the issuer %.200s, not %.200s",
+                 iss ? iss : "(none)", si->issuer);
+    free(iss);
+    if (e) {
+        wipe_free(code);
+        return e;
+    }
     buf b;
     buf_init(&b, 16384);
     e = form_add(&b, "grant_type", "authorization_code") && form_add(&b, "code", code) &&

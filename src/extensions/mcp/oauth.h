@@ -27,10 +27,11 @@ typedef struct mcp_oauth mcp_oauth;
 /* The user's consent: url is the authorization request to visit, for what label names (the
  * extension, for the user); the authorization server sends the browser back to redirect_uri with
  * a code and state. Returns GD_OK with *code (malloc'd) once the redirect with this state came
- * back, else an error with err set (shown to the user). */
+ * back, and *iss (malloc'd, or NULL when the redirect named none: RFC 9207), else an error
+ * with err set (shown to the user). */
 typedef gd_err (*mcp_oauth_consent_fn)(void *ud, const char *label, const char *url,
                                        const char *state, const char *redirect_uri, char **code,
-                                       char *err, size_t errlen);
+                                       char **iss, char *err, size_t errlen);
 
 typedef struct mcp_oauth_cfg {
     const char *client_name;   /* registered as the client's name */

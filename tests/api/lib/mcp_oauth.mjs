@@ -39,8 +39,10 @@ export async function startOAuthServer() {
  * tokens, each used once. The SDK's example issues none: this is the refresh path's server.
  * With `machine` ({client_id, publicKey (a KeyObject), algs}) it is a machine's server instead:
  * client_credentials only, the client authenticated by a JWT signed with its key (RFC 7523),
- * verified here (signature, iss, sub, aud, exp); log then holds what each assertion said. */
-export async function startExpiringServer(uses, machine = null) {
+ * verified here (signature, iss, sub, aud, exp); log then holds what each assertion said.
+ * `iss` (RFC 9207): undefined, the server says nothing of it; else it says its redirects name
+ * their issuer, and names 'own' (its own), another string, or none (null). */
+export async function startExpiringServer(uses, machine = null, { iss } = {}) {
   const log = [];
   const access = new Map(); // token -> requests left
   const refresh = new Set();
@@ -65,7 +67,8 @@ export async function startExpiringServer(uses, machine = null) {
     }
     if (url.pathname === '/.well-known/oauth-authorization-server') {
       return json(200, { issuer: origin, authorization_endpoint: `${origin}/authorize`, token_endpoint: `${origin}/token`, registration_endpoint: `${origin}/register`,
-        code_challenge_methods_supported: ['S256'], grant_types_supported: ['authorization_code', 'refresh_token'], token_endpoint_auth_methods_supported: ['none'] });
+        code_challenge_methods_supported: ['S256'], grant_types_supported: ['authorization_code', 'refresh_token'], token_endpoint_auth_methods_supported: ['none'],
+        ...(iss !== undefined ? { authorization_response_iss_parameter_supported: true } : {}) });
     }
     if (url.pathname === '/register') return json(201, { client_id: 'expiring-client', token_endpoint_auth_method: 'none', redirect_uris: JSON.parse(text).redirect_uris });
     if (url.pathname === '/authorize') {
@@ -73,6 +76,7 @@ export async function startExpiringServer(uses, machine = null) {
       const back = new URL(url.searchParams.get('redirect_uri'));
       back.searchParams.set('code', 'the-code');
       back.searchParams.set('state', url.searchParams.get('state'));
+      if (iss) back.searchParams.set('iss', iss === 'own' ? origin : iss);
       res.writeHead(302, { Location: back.toString() });
       return res.end();
     }
