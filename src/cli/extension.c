@@ -32,10 +32,12 @@ static const char usage[] =
     "    --disabled               added but not enabled\n"
     "  enable NAME, disable NAME  turns it on or off\n"
     "  remove NAME     removes it (also: rm)\n"
-    "  -s, --session ID  the same for one session only: list shows its extensions and where\n"
-    "                  each comes from; add NAME with a config adds one to it alone; add NAME\n"
-    "                  alone or enable NAME turns a configured one on there; disable NAME turns\n"
-    "                  one off there; remove NAME takes it out of the session\n"
+    "  -s, --session ID  the same for one session only: list shows its extensions, where each\n"
+    "                  comes from and how its last reply found it (running, failed,\n"
+    "                  signing_in; - before one); add NAME with a config adds one to it\n"
+    "                  alone; add NAME alone or enable NAME turns a configured one on there;\n"
+    "                  disable NAME turns one off there; remove NAME takes it out of the\n"
+    "                  session\n"
     "\n"
     "Exit status: 0 done, 1 a failure (the server's answer on stderr: a 403 names what the\n"
     "allowlist refused), 2 a usage error.\n"
@@ -62,7 +64,8 @@ static char *session_path(const char *tail)
     return p;
 }
 
-/* list --session ID: the session's extensions and where each comes from. */
+/* list --session ID: the session's extensions, where each comes from, and how its last reply
+ * found each ("-": not started in this goosed yet). */
 static int cmd_list_session(cl_client *cl, const cl_common *c)
 {
     char *path = session_path("");
@@ -80,13 +83,14 @@ static int cmd_list_session(cl_client *cl, const cl_common *c)
     if (!json_array_size(list))
         printf("no extensions\n");
     else
-        printf("%-20s  %-15s  %-7s  %s\n", "NAME", "TYPE", "ENABLED", "SOURCE");
+        printf("%-20s  %-15s  %-7s  %-7s  %s\n", "NAME", "TYPE", "ENABLED", "SOURCE", "STATUS");
     size_t i;
     json_t *x;
     json_array_foreach(list, i, x)
     {
-        printf("%-20s  %-15s  %-7s  %s\n", cl_str(x, "name", "?"), cl_str(x, "type", ""),
-               json_is_true(json_object_get(x, "enabled")) ? "yes" : "no", cl_str(x, "source", ""));
+        printf("%-20s  %-15s  %-7s  %-7s  %s\n", cl_str(x, "name", "?"), cl_str(x, "type", ""),
+               json_is_true(json_object_get(x, "enabled")) ? "yes" : "no", cl_str(x, "source", ""),
+               cl_str(x, "status", "-"));
     }
     json_decref(r);
     return 0;

@@ -563,9 +563,9 @@ describe('goose extension', () => {
 
     const list = await goose(srv, ['extension', 'list', '-s', sid]);
     ok(list);
-    assert.match(list.stdout, /^mode: auto\nNAME\s+TYPE\s+ENABLED\s+SOURCE\n/);
-    assert.match(list.stdout, /^developer\s+builtin\s+yes\s+config$/m);
-    assert.match(list.stdout, /^ok\s+stdio\s+yes\s+session$/m);
+    assert.match(list.stdout, /^mode: auto\nNAME\s+TYPE\s+ENABLED\s+SOURCE\s+STATUS\n/);
+    assert.match(list.stdout, /^developer\s+builtin\s+yes\s+config\s+-$/m); // no reply yet
+    assert.match(list.stdout, /^ok\s+stdio\s+yes\s+session\s+-$/m);
     assert.deepEqual(JSON.parse((await goose(srv, ['extension', 'list', '-s', sid, '--json'])).stdout).extensions, await settings());
 
     const off = await goose(srv, ['extension', 'disable', 'developer', '-s', sid]);
@@ -669,6 +669,11 @@ describe('goose run with an extension that cannot start', () => {
       ok(r);
       assert.equal(r.stdout, 'Answered anyway.\n');
       assert.match(r.stderr, /^goose run: extension broken: .*cannot start '\/nonexistent\/mcp-server'/m);
+      // and the session's list says how its reply found each
+      const sid = r.stderr.match(/session ([0-9a-f-]{36}) in/)[1];
+      const list = await goose(srv, ['extension', 'list', '-s', sid]);
+      ok(list);
+      assert.match(list.stdout, /^broken\s+stdio\s+yes\s+config\s+failed$/m);
     } finally {
       await stopAndCheck(srv);
       await fake.stop();
