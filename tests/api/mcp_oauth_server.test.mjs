@@ -378,6 +378,49 @@ describe('a kept sign-in whose token has expired', () => {
   });
 });
 
+describe('sign-ins one user leaves waiting', () => {
+  it('are at most 4: a fifth fails at once, saying so, and the others go on waiting without holding up other servers\' starts', { timeout: 60_000 }, async () => {
+    const mcp = await startOAuthServer();
+    const fake = await startFake({ keys: { openai: KEY } });
+    const dir = tempDir('goosed-oauth-cwd-');
+    const srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY },
+      configYaml: `extensions:\n  demo:\n    enabled: true\n    type: streamable_http\n    name: demo\n    uri: ${mcp.url}\n    timeout: 30\n` });
+    try {
+      await fake.script([{ text: 'a' }, { text: 'b' }, { text: 'c' }, { text: 'd' }, { text: 'e' }]);
+      const sessions = [];
+      for (let i = 0; i < 5; i++) {
+        const c = await post(srv, '/api/sessions', { name: `wait ${i}`, working_directory: dir });
+        sessions.push({ sid: c.body.id, w: await watch(srv, c.body.id) });
+      }
+      // four replies, each waiting for its sign-in
+      const replies = [];
+      for (const s of sessions.slice(0, 4)) {
+        replies.push(post(srv, `/api/sessions/${s.sid}/messages`, { content: 'hi' }));
+        await s.w.until('elicitation', (d) => d.extension === 'demo');
+      }
+      // the fifth: refused at once, the reply goes on without the extension
+      const last = sessions[4];
+      const r = await post(srv, `/api/sessions/${last.sid}/messages`, { content: 'hi' });
+      assert.equal(r.status, 200, r.text);
+      const told = await last.w.until('notification', (d) => d.extension === 'demo');
+      assert.match(JSON.parse(told.filter((e) => e.event === 'notification').at(-1).data).message, /4 sign-ins wait for you already/);
+      assert.ok(!told.some((e) => e.event === 'elicitation'), 'the fifth is not shown an address');
+      // the four still wait: their extensions are signing_in
+      for (const s of sessions.slice(0, 4)) {
+        const ext = (await get(srv, `/api/sessions/${s.sid}/extensions`)).body.extensions.find((e) => e.name === 'demo');
+        assert.equal(ext.status, 'signing_in');
+      }
+      await stopAndCheck(srv); // and a stop ends them
+      for (const p of replies) assert.equal((await p).status, 200);
+      for (const s of sessions) s.w.close();
+    } finally {
+      if (srv.proc.exitCode === null) await stopAndCheck(srv);
+      await fake.stop();
+      await mcp.stop();
+    }
+  });
+});
+
 describe('where the sign-in comes back: public_url', () => {
   let fake, mcp, dir;
   before(async () => {

@@ -385,6 +385,7 @@ static void t_held(void *ud, int delta)
 {
     mcp_rpc *r = ud;
     if (r->dead) return;
+    bool was = r->held > 0;
     r->held += delta;
     for (pending *p = r->pend; p; p = p->next) {
         if (r->held && p->timer) {
@@ -394,6 +395,7 @@ static void t_held(void *ud, int delta)
             p->timer = loop_timer_add(r->host->l, (uint64_t)p->timeout_ms, on_timeout, p);
         }
     }
+    if (was != (r->held > 0) && r->cb.held) r->cb.held(r->cb.ud, r->held > 0);
 }
 
 mcp_rpc *mcp_rpc_new(const json_t *cfg, const ext_host *host, extension *x, const mcp_rpc_cb *cb,

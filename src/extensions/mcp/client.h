@@ -29,6 +29,9 @@ typedef struct {
     /* The transport is over (see mcp_transport_cb.closed). Pending requests are not answered:
      * the owner ends what waits on them and closes the rpc. */
     void (*closed)(void *ud, gd_err e, const char *why);
+    /* NULL, or: the transport now holds requests while the user signs in (true), or no longer
+     * (false); no request times out meanwhile. */
+    void (*held)(void *ud, bool held);
     void *ud;
 } mcp_rpc_cb;
 

@@ -208,6 +208,18 @@ static void gate_release(mcp_ext *x)
     }
 }
 
+/* The server's transport waits for its user to sign in (minutes, maybe): its start gives up its
+ * slot, so that other servers (other users' too) start meanwhile. */
+static void on_held(void *ud, bool held)
+{
+    mcp_ext *x = ud;
+    if (held && x->holds_slot) {
+        log_debug(LOG_MOD, "%s: waits for a sign-in: another server may start meanwhile",
+                  x->base.name);
+        gate_release(x);
+    }
+}
+
 /* Whether x may start now; if not, it waits in the queue (still EXT_STARTING). */
 static bool gate_enter(mcp_ext *x)
 {
@@ -461,7 +473,7 @@ static void begin(mcp_ext *x)
     char err[512];
     x->st = EXT_STARTING;
     if (!gate_enter(x)) return; /* gate_release begins it later */
-    mcp_rpc_cb cb = {.notify = on_notify, .closed = on_closed, .ud = x};
+    mcp_rpc_cb cb = {.notify = on_notify, .closed = on_closed, .held = on_held, .ud = x};
     if (!(x->rpc = mcp_rpc_new(x->cfg, x->host, &x->base, &cb, err, sizeof err))) {
         /* err names the extension already */
         went_down(x, err);
