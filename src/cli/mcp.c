@@ -58,8 +58,9 @@ static const char usage[] =
     "as a client unless given one registered beforehand:\n"
     "  --client-id ID            the client's ID\n"
     "  --client-secret-env NAME  its secret, read from the environment variable NAME\n"
-    "  --client-key FILE         or its private key (PEM, EC P-256): a signed JWT authenticates\n"
-    "                            it (private_key_jwt) where the authorization server offers that\n"
+    "  --client-key FILE         or its private key (PEM: EC P-256, or RSA of 2048 bits or more):\n"
+    "                            a JWT signed with it (ES256, RS256) authenticates it where the\n"
+    "                            authorization server offers that (private_key_jwt)\n"
     "\n"
     "Exit status: 0 done, 1 the server or the tool failed, 2 a usage error.\n";
 
