@@ -1351,9 +1351,10 @@ static const mcp_oauth_cfg *session_oauth(agent *a, sess *se)
     const config *c = a->cfg;
     const char *h = c->host;
     bool loopback = !strcmp(h, "localhost") || !strncmp(h, "127.", 4) || !strcmp(h, "::1");
-    if (c->public_url[0])
+    /* made once, at the first registry after the server listens (the port is known then) */
+    if (!a->redirect_uri[0] && c->public_url[0])
         snprintf(a->redirect_uri, sizeof a->redirect_uri, "%s/oauth/callback", c->public_url);
-    else if (loopback && c->port > 0) /* the port is known once the server listens */
+    else if (!a->redirect_uri[0] && loopback && c->port > 0)
         snprintf(a->redirect_uri, sizeof a->redirect_uri, "%s://%s%s%s:%ld/oauth/callback",
                  c->tls_cert[0] || c->tls_self_signed ? "https" : "http", strchr(h, ':') ? "[" : "",
                  h, strchr(h, ':') ? "]" : "", c->port);

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "auth/user_settings.h"
+#include "config/secrets.h"
 #include "core/log.h"
 
 typedef struct waiter {
@@ -63,6 +64,13 @@ static void wipe_free(char *s)
     sodium_memzero(s, strlen(s));
     free(s);
 }
+static void grant_free(grant *g)
+{
+    free(g->user_id);
+    free(g->url);
+    wipe_free(g->text);
+    free(g);
+}
 
 signins *signins_new(void)
 {
@@ -96,10 +104,7 @@ void signins_free(signins *s)
     while (s->grants) {
         grant *g = s->grants;
         s->grants = g->next;
-        free(g->user_id);
-        free(g->url);
-        wipe_free(g->text);
-        free(g);
+        grant_free(g);
     }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
@@ -297,10 +302,7 @@ void signin_grant_put(signins *s, const char *user_id, const char *url, const ch
                 if (!strcmp((*pp)->user_id, user_id) && !strcmp((*pp)->url, url)) {
                     grant *g = *pp;
                     *pp = g->next;
-                    free(g->user_id);
-                    free(g->url);
-                    wipe_free(g->text);
-                    free(g);
+                    grant_free(g);
                     break;
                 }
             pthread_mutex_unlock(&s->mu);
@@ -358,22 +360,9 @@ static void save_local(signins *s)
     size_t slen = sealed ? user_settings_seal_value("", LOCAL_SEAL_AS, text, len, sealed, cap) : 0;
     if (text) sodium_memzero(text, len);
     free(text);
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", s->file);
-    int fd = slen ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
-    bool ok = fd >= 0;
-    for (size_t off = 0; ok && off < slen;) {
-        ssize_t w = write(fd, sealed + off, slen - off);
-        if (w < 0 && errno == EINTR) continue;
-        ok = w > 0;
-        off += ok ? (size_t)w : 0;
-    }
-    if (fd >= 0) ok = fsync(fd) == 0 && close(fd) == 0 && ok && rename(tmp, s->file) == 0;
-    if (!ok) {
-        log_warn("agent", "the local user's sign-ins are kept in memory only: %s: %s", s->file,
-                 !slen ? "nothing to seal them with (no server key)" : strerror(errno));
-        if (fd >= 0) unlink(tmp);
-    }
+    char why[PATH_MAX + 64] = "nothing to seal them with (no server key)";
+    if (!slen || config_write_atomic(s->file, (const char *)sealed, slen, 0600, why, sizeof why))
+        log_warn("agent", "the local user's sign-ins are kept in memory only: %s", why);
     free(sealed);
     pthread_mutex_unlock(&s->fmu);
 }
