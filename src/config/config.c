@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "config/yamldoc.h"
@@ -101,6 +102,8 @@ static const struct cfg_key {
     LIM("tool_max_cpu_seconds", "GOOSE_TOOL_MAX_CPU_SECONDS", tool_max_cpu_seconds, 0, 1L << 30,
         "a number of seconds (0: no limit)"),
     LIM("tool_max_file_size", "GOOSE_TOOL_MAX_FILE_SIZE", tool_max_file_size, 0, 1L << 50,
+        "a number of bytes (0: no limit)"),
+    LIM("tool_max_tmp_size", "GOOSE_TOOL_MAX_TMP_SIZE", tool_max_tmp_size, 0, 1L << 50,
         "a number of bytes (0: no limit)"),
     LIM("tool_max_user_processes", "GOOSE_TOOL_MAX_USER_PROCESSES", tool_max_user_processes, 0,
         10000000, "a number of processes (0: no limit)"),
@@ -227,6 +230,7 @@ static void set_defaults(config *c)
     c->tool_max_memory = 4L << 30;
     c->tool_max_cpu_seconds = 3600;
     c->tool_max_file_size = 4L << 30;
+    c->tool_max_tmp_size = 512L << 20;
     c->tool_max_user_processes = 4096;
     snprintf(c->log_spec, sizeof c->log_spec, "info");
 }
@@ -544,13 +548,39 @@ static gd_err default_paths(config *c, char *cfgpath, size_t cfglen, char *err, 
     return GD_OK;
 }
 
+/* path made absolute against the working directory, in place: goosed's own files are known to
+ * the tools' sandbox by absolute paths (a relative one would be left in their reach). */
+static gd_err absolute(char *path, size_t size, const char *what, char *err, size_t errlen)
+{
+    if (!path[0] || path[0] == '/') return GD_OK;
+    char cwd[PATH_MAX], abs[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+        snprintf(err, errlen, "%s %.200s is relative and the working directory cannot be read: %s",
+                 what, path, strerror(errno));
+        return GD_EINVAL;
+    }
+    const char *rel = path;
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    if (snprintf(abs, sizeof abs, "%s/%s", strcmp(cwd, "/") ? cwd : "", rel) >= (int)sizeof abs ||
+        strlen(abs) >= size) {
+        snprintf(err, errlen, "%s %.200s: too long once made absolute", what, path);
+        return GD_EINVAL;
+    }
+    memcpy(path, abs, strlen(abs) + 1);
+    return GD_OK;
+}
+
 gd_err config_locate(config *c, const char *config_flag, char *err, size_t errlen)
 {
     char cfgpath[PATH_MAX];
     gd_err rc = default_paths(c, cfgpath, sizeof cfgpath, err, errlen);
     if (rc) return rc;
     snprintf(c->config_path, sizeof c->config_path, "%s", config_flag ? config_flag : cfgpath);
-    return GD_OK;
+    if ((rc = absolute(c->config_path, sizeof c->config_path, "the configuration file", err,
+                       errlen)))
+        return rc;
+    return absolute(c->data_dir, sizeof c->data_dir, "the data directory", err, errlen);
 }
 
 gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *err, size_t errlen)

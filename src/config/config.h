@@ -51,6 +51,7 @@ typedef struct {
     long tool_max_memory;         /* bytes of address space per process (RLIMIT_AS), 0: none */
     long tool_max_cpu_seconds;    /* CPU seconds per process (RLIMIT_CPU), 0: none */
     long tool_max_file_size;      /* bytes of one file written (RLIMIT_FSIZE), 0: none */
+    long tool_max_tmp_size;       /* bytes of a sandbox's in-memory /tmp, and home, 0: none */
     long tool_max_user_processes; /* RLIMIT_NPROC, 0: none */
     int nroots;                   /* allowed_roots: 0 means anywhere */
     char roots[CFG_MAX_ROOTS][PATH_MAX]; /* real paths */

@@ -164,8 +164,14 @@ static bool inside(const char *path, const char *dir)
     return !strncmp(path, dir, dl) && (path[dl] == '\0' || path[dl] == '/');
 }
 
+/* What sandbox_init made (set once at start, before any tool runs). */
+static sandbox_cfg g_sb;
+static bool g_sb_set;
+
 bool sandbox_real_path_allowed(const ext_host *h, const char *real_path)
 {
+    for (size_t i = 0; g_sb_set && i < sizeof g_sb.secret_files / sizeof *g_sb.secret_files; i++)
+        if (g_sb.secret_files[i][0] && !strcmp(real_path, g_sb.secret_files[i])) return false;
     if (!h || !h->protected_dirs) return true;
     for (const char *const *d = h->protected_dirs; *d; d++) {
         if (!(*d)[0]) continue;
@@ -707,9 +713,6 @@ static void cgroup_init(long max_processes)
 
 /* ---- bubblewrap ---- */
 
-static sandbox_cfg g_sb;
-static bool g_sb_set;
-
 const sandbox_cfg *sandbox_current(void)
 {
     return g_sb_set ? &g_sb : NULL;
@@ -776,6 +779,52 @@ static bool is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* What of the host's /proc a command must not change or read, also as root: its own procfs is
+ * mounted, but uid 0 may write the kernel's settings (/proc/sys: kernel.core_pattern names a
+ * program the kernel runs as the host's root) and trigger actions (sysrq) by their file modes
+ * alone, capabilities or not. Made read-only as container runtimes do (bwrap covers irq and bus
+ * alone, and only where it can write them itself). */
+static const char *const PROC_READONLY[] = {
+    "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/scsi"};
+/* ... and those that tell about the host's kernel and other processes: an empty file (or
+ * directory). */
+static const char *const PROC_MASKED[] = {
+    "/proc/kcore",         "/proc/keys", "/proc/key-users", "/proc/timer_list", "/proc/sched_debug",
+    "/proc/latency_stats", "/proc/acpi", "/proc/kallsyms",  "/proc/kmsg"};
+
+/* At most this many entries of /etc are looked at, and hidden, as root. */
+#define ROOT_ONLY_SCAN 20000
+#define ROOT_ONLY_MAX  1024
+
+/* Adds what of dir only root may read to sb->root_only (goosed runs as root): a file without
+ * read permission for others, a directory others may not enter (not looked into). */
+static void root_only_scan(sandbox_cfg *sb, const char *dir, int depth, size_t *seen)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d)) && *seen < ROOT_ONLY_SCAN && sb->nroot_only < ROOT_ONLY_MAX) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        (*seen)++;
+        char p[SB_PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
+        struct stat st;
+        if (lstat(p, &st) < 0) continue;
+        bool isdir = S_ISDIR(st.st_mode);
+        if (!isdir && !S_ISREG(st.st_mode)) continue; /* links: what they point at is checked */
+        bool hide = !(st.st_mode & (isdir ? S_IXOTH : S_IROTH));
+        if (hide) {
+            char *c = strdup(p);
+            if (!c) break;
+            sb->root_only[sb->nroot_only] = c;
+            sb->root_only_dir[sb->nroot_only++] = isdir;
+        } else if (isdir && depth < 8) {
+            root_only_scan(sb, p, depth + 1, seen);
+        }
+    }
+    closedir(d);
 }
 
 /* Whether path is visible in the sandbox through one of the binds so far (roots). */
@@ -955,14 +1004,37 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
                 av_add3(&a, "--ro-bind", "/dev/null", p);
         closedir(sshd);
     }
+    for (size_t i = 0; i < sb->nroot_only; i++)
+        if (sb->root_only_dir[i])
+            av_add2(&a, "--tmpfs", sb->root_only[i]);
+        else
+            av_add3(&a, "--ro-bind", "/dev/null", sb->root_only[i]);
     av_add2(&a, "--proc", "/proc");
+    /* The host's files, where the command's own procfs has them (the same kernel): bound over
+     * their namesakes, read-only. Those under /proc/sys/net show the command's own network. */
+    for (size_t i = 0; i < sizeof PROC_READONLY / sizeof *PROC_READONLY; i++)
+        if (access(PROC_READONLY[i], F_OK) == 0)
+            av_add3(&a, "--ro-bind", PROC_READONLY[i], PROC_READONLY[i]);
+    for (size_t i = 0; i < sizeof PROC_MASKED / sizeof *PROC_MASKED; i++)
+        if (access(PROC_MASKED[i], F_OK) == 0) {
+            if (is_dir(PROC_MASKED[i]))
+                av_add2(&a, "--tmpfs", PROC_MASKED[i]);
+            else
+                av_add3(&a, "--ro-bind", "/dev/null", PROC_MASKED[i]);
+        }
     av_add2(&a, "--dev", "/dev");
+    /* In memory, and counted by no limit of the command's: as large as tool_max_tmp_size. */
+    char tmpsize[24];
+    snprintf(tmpsize, sizeof tmpsize, "%ld", sb->max_tmp_size);
+    if (sb->max_tmp_size) av_add2(&a, "--size", tmpsize);
     av_add2(&a, "--tmpfs", "/tmp");
     av_add3(&a, "--setenv", "TMPDIR", "/tmp");
     /* The home directory: an empty one, thrown away at the end (dotfiles, caches). */
     const char *home = getenv("HOME");
-    if (home && home[0] == '/' && strcmp(home, "/") && !under_any(home, roots, nroots))
+    if (home && home[0] == '/' && strcmp(home, "/") && !under_any(home, roots, nroots)) {
+        if (sb->max_tmp_size) av_add2(&a, "--size", tmpsize);
         av_add2(&a, "--tmpfs", home);
+    }
     char(*binds)[SB_PATH_MAX] = NULL;
     char npm[SB_PATH_MAX]; /* here: roots and wroots point at it until the end */
     if (kind == SANDBOX_SERVER && !(binds = malloc(SB_MAX_BINDS * sizeof *binds))) a.oom = true;
@@ -1035,6 +1107,11 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
         }
         if (is_dir(real) && under_any(real, roots, nroots)) av_add2(&a, "--tmpfs", real);
     }
+    /* goosed's secret files, where a bind shows them (a session in the directory of one): an
+     * empty file in their place, which the command can neither read nor move. */
+    for (size_t i = 0; i < sizeof sb->secret_files / sizeof *sb->secret_files; i++)
+        if (sb->secret_files[i][0] && under_any(sb->secret_files[i], roots, nroots))
+            av_add3(&a, "--ro-bind", "/dev/null", sb->secret_files[i]);
     /* Last, so that nothing above covers it: the name servers slirp4netns answers for; with the
      * host's network, the host's file where it lies outside what is bound (systemd-resolved's
      * link to /run). */
@@ -1207,6 +1284,24 @@ void sandbox_init(const config *cfg)
     sb->max_cpu_seconds = cfg->tool_max_cpu_seconds;
     sb->max_file_size = cfg->tool_max_file_size;
     sb->max_processes = cfg->tool_max_user_processes;
+    sb->max_tmp_size = cfg->tool_max_tmp_size;
+    const char *secrets[] = {cfg->secret_key_file, cfg->tls_key};
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+        if (secrets[i][0] && !realpath(secrets[i], sb->secret_files[i]))
+            sb->secret_files[i][0] = '\0';
+    if (sb->root && !sb->open) {
+        /* As root, bubblewrap's commands are root too (no user namespace): what only root may
+         * read in /etc would be theirs, beyond the few files hidden by name. */
+        size_t seen = 0;
+        sb->root_only = calloc(ROOT_ONLY_MAX, sizeof *sb->root_only);
+        sb->root_only_dir = calloc(ROOT_ONLY_MAX, sizeof *sb->root_only_dir);
+        if (sb->root_only && sb->root_only_dir) root_only_scan(sb, "/etc", 0, &seen);
+        if (seen >= ROOT_ONLY_SCAN || sb->nroot_only >= ROOT_ONLY_MAX)
+            log_warn(LOG_MOD,
+                     "sandbox: /etc holds more than %d entries or %d only root may read: the "
+                     "rest are in reach of commands (goosed runs as root)",
+                     ROOT_ONLY_SCAN, ROOT_ONLY_MAX);
+    }
     g_sb_set = true;
     cgroup_init(sb->max_processes);
     if (sb->open) {

@@ -38,6 +38,16 @@ typedef struct {
                                  * when the host has none */
     char why[512];              /* when not ready: why, for the tool result */
     long max_memory, max_cpu_seconds, max_file_size, max_processes; /* 0: no limit */
+    long max_tmp_size; /* bytes of each of the sandbox's in-memory /tmp and home, 0: no limit */
+    /* As root: what of /etc only root may read (no read permission for others), found at start:
+     * hidden from commands as from any other user (an empty file, an empty directory). */
+    char **root_only;
+    bool *root_only_dir;
+    size_t nroot_only;
+    /* goosed's secret files the configuration names outside its own directories (the secret
+     * key's, TLS's private key), real paths: empty wherever a command could see them, refused
+     * by the file tools. "" when none. */
+    char secret_files[2][PATH_MAX];
 } sandbox_cfg;
 
 /* Reads the sandbox settings of cfg, looks for bubblewrap and runs it once to see that it works

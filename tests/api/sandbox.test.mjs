@@ -4,7 +4,7 @@
 // bounds where sessions are made; without bubblewrap, tools are refused unless `sandbox: off`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { accessSync, constants as fsc, existsSync, statSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, statSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import os from 'node:os';
@@ -412,7 +412,8 @@ describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not ins
     // CPU limit on a server of its own.
     srv = await startServer({
       env: providerEnv(fake),
-      configYaml: 'tool_network: false\ntool_max_memory: 1073741824\ntool_max_file_size: 100000\ntool_max_cpu_seconds: 60\n',
+      configYaml: 'tool_network: false\ntool_max_memory: 1073741824\ntool_max_file_size: 100000\ntool_max_cpu_seconds: 60\n'
+        + 'tool_max_tmp_size: 1000000\n',
     });
     cpuSrv = await startServer({ env: providerEnv(fake), configYaml: 'tool_max_cpu_seconds: 3\n' });
   });
@@ -457,9 +458,133 @@ describe('limits and network off', { skip: !bwrapWorks && 'bubblewrap is not ins
     assert.equal(readFileSync(path.join(dir, 'big')).length, 100000);
   });
 
+  it('/tmp and the home directory, in memory, hold at most tool_max_tmp_size each', async () => {
+    // Files under tool_max_file_size each, 1.8 MB in all: the memory no process limit counts.
+    const fill = (d) => `n=0; for i in $(seq 1 20); do head -c 90000 /dev/zero > ${d}/f$i || break; n=$i; done; echo "${d} $n"`;
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), `${fill('/tmp')}; ${fill('"$HOME"')} 2>&1`);
+    assert.match(out.text, /No space left on device/);
+    const kept = [...out.text.matchAll(/^\S+ (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.equal(kept.length, 2, out.text);
+    for (const n of kept) assert.ok(n >= 5 && n <= 11, `${n} files of 90,000 bytes in 1,000,000:\n${out.text}`);
+  });
+
   it('a busy loop hits tool_max_cpu_seconds', async () => {
     const out = await shell(cpuSrv, fake, tempDir('goosed-sb-cwd-'), 'sh -c "while :; do :; done"; echo "rc=$?"');
     assert.match(out.text, /rc=152/, 'the loop is killed by SIGXCPU');
+  });
+});
+
+describe("goosed's secret files named by its configuration stay out of the tools' reach", { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
+  // The secret key's file is the admin's password: a session made in its directory (a project
+  // directory the admin keeps it in, or one a user may use) must not hand it to the model.
+  const KEYTEXT = 'secret-key-file-5b9e-admin';
+  recordSecret(KEYTEXT, "sandbox.test.mjs: the secret key's file");
+  let fake;
+  let srv;
+  let dir;
+  const admin = { headers: { 'X-Secret-Key': KEYTEXT } };
+  before(async () => {
+    dir = tempDir('goosed-sb-keydir-');
+    writeFileSync(path.join(dir, 'secret-key'), KEYTEXT, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'notes.txt'), 'project notes');
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake, { GOOSE_SERVER__SECRET_KEY_FILE: path.join(dir, 'secret-key') }) });
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  it('a shell command in its directory reads nothing of it, and cannot move it away', async () => {
+    const out = await shell(srv, fake, dir, 'cat secret-key; echo "[$?]"; mv secret-key k2; cat notes.txt', admin);
+    assert.ok(!out.text.includes(KEYTEXT), out.text);
+    assert.match(out.text, /project notes/, 'the rest of the directory is there');
+    assert.equal(readFileSync(path.join(dir, 'secret-key'), 'utf8'), KEYTEXT);
+  });
+
+  it('the text editor refuses it', async () => {
+    const out = await tool(srv, fake, dir, 'developer__text_editor', { command: 'view', path: path.join(dir, 'secret-key') }, admin);
+    assert.equal(out.is_error, true, out.text);
+    assert.match(out.text, /goosed's own/, out.text);
+    assert.ok(!out.text.includes(KEYTEXT), out.text);
+  });
+});
+
+describe("goosed's directories named relatively are its own all the same", { skip: !bwrapWorks && 'bubblewrap is not installed' }, () => {
+  it('GOOSE_CONFIG_DIR=conf and XDG_DATA_HOME=data, a session in the server\'s working directory: neither is in reach', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const dir = tempDir('goosed-sb-rel-');
+    mkdirSync(path.join(dir, 'conf'));
+    writeFileSync(path.join(dir, 'conf', 'config.yaml'), 'GOOSE_MODE: auto\n');
+    writeFileSync(path.join(dir, 'conf', 'secrets.yaml'), `MY_SECRET: ${SECRET}\n`, { mode: 0o600 });
+    const srv = await startServer({ cwd: dir, env: providerEnv(fake, { GOOSE_CONFIG_DIR: 'conf', XDG_DATA_HOME: 'data' }) });
+    try {
+      assert.ok(existsSync(path.join(dir, 'data', 'goose', 'sessions', 'goosed.db')), srv.log());
+      const out = await shell(srv, fake, dir, 'cat conf/secrets.yaml; ls -A conf data/goose/sessions; echo listed');
+      assert.ok(!out.text.includes(SECRET), out.text);
+      assert.ok(!out.text.includes('goosed.db'), out.text);
+      assert.match(out.text, /listed/);
+      const ed = await tool(srv, fake, dir, 'developer__text_editor', { command: 'view', path: path.join(dir, 'conf', 'secrets.yaml') });
+      assert.equal(ed.is_error, true, ed.text);
+      assert.ok(!ed.text.includes(SECRET), ed.text);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});
+
+describe("as root, a command changes none of the host kernel's settings and reads nothing of /etc only root may", { skip: (!bwrapWorks || process.getuid() !== 0) && 'needs bubblewrap and root' }, () => {
+  // Root's commands have no user namespace of their own: uid 0 may write the kernel's settings by
+  // file mode alone (kernel.core_pattern names a program the kernel runs as the host's root) and
+  // read every file of /etc, capabilities or not.
+  const SECRET_FILE = `/etc/goosed-test-root-only-${process.pid}`;
+  const SECRET_DIR = `/etc/goosed-test-root-only-dir-${process.pid}`;
+  const ROOT_ONLY = 'root-only-7c1e-not-for-tools';
+  recordSecret(ROOT_ONLY, 'sandbox.test.mjs: a file of /etc only root may read');
+  let fake;
+  let srv;
+  before(async () => {
+    writeFileSync(SECRET_FILE, ROOT_ONLY, { mode: 0o600 });
+    mkdirSync(SECRET_DIR, { mode: 0o700 });
+    writeFileSync(path.join(SECRET_DIR, 'key'), ROOT_ONLY, { mode: 0o644 });
+    fake = await startFake({ keys: { openai: KEY } });
+    srv = await startServer({ env: providerEnv(fake) }); // after the files: goosed looks at start
+  });
+  after(async () => {
+    try {
+      await stopAndCheck(srv);
+    } finally {
+      await fake.stop();
+      rmSync(SECRET_FILE, { force: true });
+      rmSync(SECRET_DIR, { recursive: true, force: true });
+    }
+  });
+
+  it('/proc/sys and the kernel triggers are read-only; the host-wide files cannot be read', async () => {
+    const probe = ['/proc/sys/kernel/core_pattern', '/proc/sys/kernel/printk_ratelimit', '/proc/sysrq-trigger', '/proc/sys/vm/drop_caches']
+      .filter((f) => existsSync(f));
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'),
+      `id -u; for f in ${probe.join(' ')}; do [ -w $f ] && echo "$f WRITABLE" || echo "$f read-only"; done; `
+      + 'cat /proc/sys/kernel/ostype; echo "keys $(wc -c < /proc/keys)"');
+    const lines = out.text.split('\n');
+    assert.ok(lines.includes('0'), `the command runs as root:\n${out.text}`);
+    for (const f of probe) assert.ok(lines.includes(`${f} read-only`), `${f}:\n${out.text}`);
+    assert.ok(lines.includes('Linux'), `the settings stay readable:\n${out.text}`);
+    // replaced by a device it may not open (or an empty file): nothing of the host's keyrings
+    if (existsSync('/proc/keys')) assert.match(out.text, /^keys 0?$/m);
+  });
+
+  it('a file of /etc only root may read cannot be read, a directory only root may enter is empty', async () => {
+    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'),
+      `cat ${SECRET_FILE}; echo "[$(wc -c < ${SECRET_FILE})]"; ls -A ${SECRET_DIR}; echo "[$(ls -A ${SECRET_DIR} | wc -l)]"; grep -q '^root:' /etc/passwd && echo readable`);
+    assert.ok(!out.text.includes(ROOT_ONLY), out.text);
+    assert.match(out.text, /^\[0?\]$/m, 'the file: nothing to read');
+    assert.match(out.text, /^\[0\]$/m, 'the directory: empty');
+    assert.match(out.text, /^readable$/m, 'what others may read stays');
   });
 });
 
