@@ -726,6 +726,9 @@ static void on_tool_done(void *ud, ext_result *res)
 
 static void fx_publish(turn *t, const char *event, json_t *data);
 
+/* Bytes of a progress notification's message kept (then cut, with an ellipsis). */
+#define PROGRESS_MESSAGE_MAX 1024
+
 /* An extension's progress notification for the running call: a tool_progress event. */
 static void on_tool_progress(void *ud, double progress, double total, const char *message)
 {
@@ -735,7 +738,24 @@ static void on_tool_progress(void *ud, double progress, double total, const char
                            json_object_get(req, "name"), "progress", progress);
     if (!ev) return;
     if (total >= 0) json_object_set_new(ev, "total", json_real(total));
-    if (message) json_object_set_new(ev, "message", json_string(message));
+    if (message) { /* a line of status, not a channel for the server's data */
+        size_t n = strlen(message);
+        if (n > PROGRESS_MESSAGE_MAX) {
+            n = PROGRESS_MESSAGE_MAX;
+            while (n > 0 && ((unsigned char)message[n] & 0xC0) == 0x80) /* within a character */
+                n--;
+        }
+        json_t *m = json_stringn(message, n);
+        if (m && n < strlen(message)) {
+            char *cut = NULL;
+            if (asprintf(&cut, "%.*s…", (int)n, message) >= 0) {
+                json_decref(m);
+                m = json_string(cut);
+            }
+            free(cut);
+        }
+        json_object_set_new(ev, "message", m);
+    }
     fx_publish(at->t, "tool_progress", ev);
 }
 

@@ -24,10 +24,11 @@ struct bus_sub {
 struct slot {
     uint64_t seq;
     char *event;
-    char *data; /* JSON text; for a chunk, rendered from kind and text when stale */
-    char *kind; /* a chunk's "type" (text, thinking); NULL for other events */
-    buf text;   /* a chunk's text, merged pieces included */
-    bool stale; /* data lags text */
+    char *data;  /* JSON text; for a chunk, rendered from kind and text when stale */
+    char *kind;  /* a chunk's "type" (text, thinking); NULL for other events */
+    buf text;    /* a chunk's text, merged pieces included */
+    bool stale;  /* data lags text */
+    size_t size; /* what it holds: data's length and text's allocation (BUS_RING_BYTES) */
 };
 
 struct bus {
@@ -41,6 +42,8 @@ struct bus {
     bool closed;
     int held;          /* bus_hold depth: wake-ups wait for bus_release */
     bool wake_pending; /* something was published while held */
+    size_t bytes;      /* the sizes of the slots in the ring */
+    uint64_t oldest;   /* no slot older than this sequence number holds anything */
 };
 
 bus *bus_new(void)
@@ -51,6 +54,7 @@ bus *bus_new(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     b->next_seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    b->oldest = b->next_seq;
     return b;
 }
 
@@ -117,6 +121,40 @@ void bus_free(bus *b)
     free(b);
 }
 
+/* sl's size counted anew in b->bytes, after a change to what it holds; under the lock. */
+static void slot_resize(bus *b, struct slot *sl)
+{
+    b->bytes -= sl->size;
+    sl->size = (sl->data ? strlen(sl->data) : 0) + sl->text.alloc;
+    b->bytes += sl->size;
+}
+
+/* Empties sl: what it held is freed, and a reader reaching it meets a gap. Under the lock. */
+static void slot_drop(bus *b, struct slot *sl)
+{
+    name_free(sl->event);
+    free(sl->data);
+    name_free(sl->kind);
+    buf_free(&sl->text);
+    sl->event = sl->data = sl->kind = NULL;
+    sl->seq = 0;
+    sl->stale = false;
+    b->bytes -= sl->size;
+    sl->size = 0;
+}
+
+/* Drops the oldest events while the ring holds more than BUS_RING_BYTES, the newest kept (a
+ * server's or a model's flood of large events must not pin a session's memory). */
+static void ring_trim(bus *b)
+{
+    if (b->next_seq - b->oldest > BUS_RING) b->oldest = b->next_seq - BUS_RING;
+    while (b->bytes > BUS_RING_BYTES && b->oldest + 1 < b->next_seq) {
+        struct slot *sl = ring_get(b, b->oldest % BUS_RING);
+        if (sl && sl->seq == b->oldest) slot_drop(b, sl);
+        b->oldest++;
+    }
+}
+
 static void wake_armed(bus *b)
 {
     if (b->held) {
@@ -140,19 +178,15 @@ static struct slot *take_slot(bus *b, char *event, char *data, char *kind)
     struct slot **ref = ring_ref(b, seq % BUS_RING);
     struct slot *e = ref ? *ref : NULL;
     if (e) {
-        name_free(e->event);
-        free(e->data);
-        name_free(e->kind);
-        buf_free(&e->text); /* a merged chunk's allocation is not kept */
+        slot_drop(b, e); /* a merged chunk's allocation is not kept */
     } else if (ref) {
         e = *ref = calloc(1, sizeof *e);
     }
     if (!e || !event || (!data && !kind)) {
-        if (e) e->seq = 0; /* never a valid sequence number: a gap */
+        /* seq 0: never a valid sequence number, a gap */
         name_free(event);
         free(data);
         name_free(kind);
-        if (e) e->event = e->data = e->kind = NULL;
         return NULL;
     }
     e->seq = seq;
@@ -160,6 +194,7 @@ static struct slot *take_slot(bus *b, char *event, char *data, char *kind)
     e->data = data;
     e->kind = kind;
     e->stale = false;
+    slot_resize(b, e);
     return e;
 }
 
@@ -169,6 +204,7 @@ uint64_t bus_publish(bus *b, const char *event, const char *data)
     pthread_mutex_lock(&b->mu);
     uint64_t seq = b->next_seq;
     take_slot(b, e, d, NULL);
+    ring_trim(b);
     wake_armed(b);
     pthread_mutex_unlock(&b->mu);
     return seq;
@@ -203,16 +239,18 @@ uint64_t bus_publish_chunk(bus *b, const char *event, const char *kind, const ch
         if (e) buf_init(&e->text, n > CHUNK_MERGE_MAX ? n : CHUNK_MERGE_MAX);
     }
     if (e && buf_append(&e->text, text, n) != GD_OK)
-        e->seq = 0; /* out of memory: subscribers reach a gap (events lost), as in take_slot */
+        slot_drop(b, e); /* out of memory: subscribers reach a gap (events lost), as in take_slot */
     else if (e)
         e->stale = true;
+    if (e) slot_resize(b, e);
+    ring_trim(b);
     wake_armed(b); /* a subscriber that is armed has read everything: the event is new to it */
     pthread_mutex_unlock(&b->mu);
     return seq;
 }
 
 /* A chunk's data, rendered from its text when stale; under the lock. */
-static const char *slot_data(struct slot *sl)
+static const char *slot_data(bus *b, struct slot *sl)
 {
     if (sl->stale) {
         /* {"type":kind,"text":text}, as jansson would write it, without a tree per chunk */
@@ -233,6 +271,7 @@ static const char *slot_data(struct slot *sl)
             sl->stale = false;
             /* Read now, so nothing merges into it any more: the rendered data is all we keep. */
             buf_free(&sl->text);
+            slot_resize(b, sl);
         }
     }
     return sl->data ? sl->data : "{}";
@@ -346,11 +385,11 @@ static bus_read next(bus_sub *s, take *t, bool arming, void (*arm)(void *ud), vo
         } else {
             *t->seq = s->cursor++;
             if (t->sse) {
-                t->err = sse_event(t->sse, *t->seq, sl->event, slot_data(sl));
+                t->err = sse_event(t->sse, *t->seq, sl->event, slot_data(s->b, sl));
                 snprintf(t->name, BUS_NAME_MAX, "%s", sl->event);
             } else {
                 *t->event = strdup(sl->event);
-                *t->data = strdup(slot_data(sl));
+                *t->data = strdup(slot_data(s->b, sl));
             }
             r = BUS_EVENT;
         }

@@ -11,6 +11,9 @@
 #include "core/buf.h"
 
 #define BUS_RING 1024 /* events kept per session for replay */
+/* ... and at most this many bytes of them: past it, the oldest go (a reader that had not read
+ * them meets a gap, events_lost), the newest is always kept. */
+#define BUS_RING_BYTES (8u << 20)
 
 typedef struct bus bus;
 typedef struct bus_sub bus_sub;

@@ -223,7 +223,7 @@ static void conformance_next(cli *c)
     }
     json_t *t = json_array_get(c->tools, c->next++);
     json_t *args = schema_args(json_object_get(t, "inputSchema"));
-    ext_call_opts o = {.progress = progress};
+    ext_call_opts o = {.output_cap = SIZE_MAX, .progress = progress}; /* all of it */
     ext_call *call = c->x->ops->call(c->x, json_string_value(json_object_get(t, "name")), args, &o,
                                      call_done, c);
     json_decref(args);
@@ -275,7 +275,7 @@ static void started(void *ud, gd_err e, const char *why)
         }
         return;
     }
-    ext_call_opts o = {.progress = progress};
+    ext_call_opts o = {.output_cap = SIZE_MAX, .progress = progress}; /* all of it */
     if (!c->x->ops->call(c->x, c->tool, c->args, &o, call_done, c)) {
         snprintf(c->msg, sizeof c->msg, "out of memory");
         finish(c, 1);

@@ -388,6 +388,56 @@ describe('an MCP server whose tool names or schemas the providers refuse', () =>
   });
 });
 
+describe('an MCP server that offers tools by the hundred thousand', () => {
+  it('is looked at for 10,000 of them, and asked for no more pages', async () => {
+    const log = await withFakeMcp([fakeMcpEntry('flood', 'toolflood')], async ({ fake, srv }) => {
+      const sid = await newSession(srv, srv.home);
+      await fake.script([call('f1', 'flood__pages', {}), { text: 'done' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'how many?' });
+      assert.equal(r.status, 200, r.text);
+      const offered = (await fake.requests('openai')).at(-1).body.tools.map((t) => t.function.name).filter((n) => n.startsWith('flood__'));
+      assert.deepEqual(offered, ['flood__pages', 'flood__dup']);
+      assert.match(JSON.stringify((await toolMessages(fake)).at(-1).content), /tools\/list requests: 1\b/);
+    });
+    assert.match(log, /flood: tools\/list: more than 10000 tools offered; the rest is ignored/);
+    const warned = log.split('\n').filter((l) => /flood: tools\/list: a second tool named dup left out/.test(l)).length;
+    assert.equal(warned, 8, 'the tools left out are logged a few at a time, not one line each');
+  });
+});
+
+describe("an MCP server's large outputs", () => {
+  it('a tool result keeps tool_output_cap bytes of its text, its start and end, and says how much was left out', async () => {
+    await withFakeMcp([fakeMcpEntry('big', 'bigout')], async ({ fake, srv }) => {
+      const sid = await newSession(srv, srv.home);
+      await fake.script([call('b1', 'big__big', {}), { text: 'done' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'go' });
+      assert.equal(r.status, 200, r.text);
+      const msg = (await toolMessages(fake)).at(-1);
+      const text = typeof msg.content === 'string' ? msg.content : msg.content.map((c) => c.text).join('');
+      assert.ok(text.startsWith('BEGIN') && text.endsWith('END'), text.slice(0, 80));
+      assert.match(text, /\[\.\.\. 234\d{3} bytes of the tool's output omitted: the first 32768 and last 32768 bytes are shown \.\.\.\]/);
+      assert.ok(text.length < 66 * 1024, `${text.length} bytes reached the model`);
+    });
+  });
+
+  it("a progress notification's message is cut to 1 KiB in its tool_progress event", async () => {
+    await withFakeMcp([fakeMcpEntry('big', 'bigout')], async ({ fake, srv }) => {
+      const sid = await newSession(srv, srv.home);
+      const w = await watch(srv, sid);
+      await fake.script([call('p1', 'big__progressbig', {}), { text: 'done' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'go' });
+      assert.equal(r.status, 200, r.text);
+      const seen = await w.until('message_complete');
+      w.close();
+      const progress = seen.filter((e) => e.event === 'tool_progress').map((e) => JSON.parse(e.data));
+      assert.equal(progress.length, 1, JSON.stringify(seen.map((e) => e.event)));
+      const m = progress[0].message;
+      assert.ok(m.startsWith('Séé') && m.endsWith('…'), m.slice(0, 20));
+      assert.ok(Buffer.byteLength(m) <= 1024 + 3, `${Buffer.byteLength(m)} bytes`);
+    });
+  });
+});
+
 describe('an MCP server that floods its log messages', () => {
   it('gets 200 lines of the log per 10 s, and a count of the rest', async () => {
     const log = await withFakeMcp([fakeMcpEntry('noisy', 'logflood')], async ({ fake, srv }) => {

@@ -83,6 +83,51 @@ static void test_gap(void **state)
     bus_free(b);
 }
 
+/* Large events: the ring keeps at most BUS_RING_BYTES of them, the oldest dropped (a reader
+ * replaying from there meets a gap), the newest always kept. */
+static void test_byte_bound(void **state)
+{
+    (void)state;
+    bus *b = bus_new();
+    size_t big = 1u << 20;
+    char *data = malloc(big + 3);
+    assert_non_null(data);
+    data[0] = '"';
+    memset(data + 1, 'x', big);
+    data[big + 1] = '"';
+    data[big + 2] = '\0';
+    uint64_t first = bus_next_seq(b);
+    int n = (int)(3 * BUS_RING_BYTES / big);
+    for (int i = 0; i < n; i++)
+        bus_publish(b, "tool_progress", data);
+    uint64_t seq;
+    char *ev, *d;
+    bus_sub *from_start = bus_subscribe(b, first, NULL, NULL);
+    assert_int_equal(bus_poll(from_start, &seq, &ev, &d), BUS_GAP);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        bus_sub *s = bus_subscribe(b, first + (uint64_t)i, NULL, NULL);
+        bus_read r = bus_poll(s, &seq, &ev, &d);
+        if (r == BUS_EVENT) {
+            kept++;
+            assert_int_equal(seq, first + (uint64_t)i);
+            free(ev);
+            free(d);
+        }
+        bus_unsubscribe(s);
+    }
+    assert_true(kept >= 1 && (size_t)kept * big <= BUS_RING_BYTES);
+    assert_true((size_t)(kept + 1) * big > BUS_RING_BYTES / 2); /* not all dropped either */
+    bus_sub *last = bus_subscribe(b, first + (uint64_t)n - 1, NULL, NULL);
+    assert_int_equal(bus_poll(last, &seq, &ev, &d), BUS_EVENT);
+    free(ev);
+    free(d);
+    bus_unsubscribe(last);
+    bus_unsubscribe(from_start);
+    free(data);
+    bus_free(b);
+}
+
 static void test_chunks_merge_until_read(void **state)
 {
     (void)state;
@@ -234,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_next_sse),
         cmocka_unit_test(test_sequence_and_replay),
         cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_chunks_merge_until_read),
         cmocka_unit_test(test_read_chunk_is_final),
         cmocka_unit_test(test_hold_wakes_once),

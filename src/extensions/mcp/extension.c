@@ -28,8 +28,14 @@
 #define MCP_STABLE_MS        60000       /* a server up this long starts its backoff afresh */
 #define MCP_RENEWALS_MAX     3           /* new sessions after a 404 in a minute, then a failure */
 #define MCP_ITEMS_MAX        1000        /* resources or prompts kept of one listing */
-#define MCP_ITEMS_BYTES      (4u << 20)  /* bytes of their JSON */
-#define MCP_READ_BYTES       (16u << 20) /* bytes of a resource read or a prompt got */
+/* Entries of one listing looked at, kept or not (a name taken already, a schema refused): a server
+ * sending pages of hundreds of thousands would hold the loop, which every session's extensions
+ * share, for minutes. */
+#define MCP_LIST_SEEN_MAX 10000
+#define MCP_OUTPUT_CAP    (64u << 10) /* a tool result's texts kept, when the caller sets none */
+#define MCP_LIST_WARNS    8           /* entries left out that are logged one by one per listing */
+#define MCP_ITEMS_BYTES   (4u << 20)  /* bytes of their JSON */
+#define MCP_READ_BYTES    (16u << 20) /* bytes of a resource read or a prompt got */
 
 /* What a call asks: a tool, or (answered through ext_json_done) a resource or prompt request. */
 typedef enum { K_TOOL, K_RESOURCES, K_READ, K_PROMPTS, K_PROMPT, K_TEMPLATES } call_kind;
@@ -83,6 +89,8 @@ typedef struct mcp_call {
     json_t *acc;      /* a listing's items so far */
     size_t acc_bytes; /* their size as JSON */
     int pages;
+    size_t seen;       /* entries looked at (MCP_LIST_SEEN_MAX) */
+    size_t output_cap; /* a tool call's: bytes of its texts kept */
 } mcp_call;
 
 struct mcp_ext {
@@ -101,7 +109,9 @@ struct mcp_ext {
     json_int_t list_id;
     int pages;
     size_t acc_bytes; /* of the tools in acc */
-    bool acc_full;
+    size_t acc_seen;  /* tools looked at (MCP_LIST_SEEN_MAX) */
+    int acc_warned;   /* tools left out and logged (MCP_LIST_WARNS) */
+    bool acc_full;    /* a bound is reached: the rest is not looked at */
     bool relist;
     waiter *waiters;
     spost *posts;
@@ -307,6 +317,12 @@ static void take_page(mcp_ext *x, json_t *acc, json_t *list)
     json_t *t;
     json_array_foreach(list, i, t)
     {
+        if (!x->acc_full && ++x->acc_seen > MCP_LIST_SEEN_MAX) {
+            log_warn(LOG_MOD, "%s: tools/list: more than %d tools offered; the rest is ignored",
+                     x->base.name, MCP_LIST_SEEN_MAX);
+            x->acc_full = true;
+        }
+        if (x->acc_full) break;
         const char *name = json_string_value(json_object_get(t, "name"));
         if (!name || !name[0] || strlen(name) > 128) continue;
         if (!tool_allowed(x, name)) continue;
@@ -321,14 +337,16 @@ static void take_page(mcp_ext *x, json_t *acc, json_t *list)
         json_t *type = json_object_get(schema, "type");
         if ((schema && !json_is_object(schema)) ||
             (type && (!json_is_string(type) || strcmp(json_string_value(type), "object")))) {
-            log_warn(LOG_MOD,
-                     "%s: tools/list: tool %s left out: its inputSchema is not an object's",
-                     x->base.name, offered);
+            if (x->acc_warned++ < MCP_LIST_WARNS)
+                log_warn(LOG_MOD,
+                         "%s: tools/list: tool %s left out: its inputSchema is not an object's",
+                         x->base.name, offered);
             continue;
         }
         if (find_tool(acc, offered)) {
-            log_warn(LOG_MOD, "%s: tools/list: a second tool named %s left out", x->base.name,
-                     offered);
+            if (x->acc_warned++ < MCP_LIST_WARNS)
+                log_warn(LOG_MOD, "%s: tools/list: a second tool named %s left out", x->base.name,
+                         offered);
             continue;
         }
         const char *desc = json_string_value(json_object_get(t, "description"));
@@ -353,7 +371,7 @@ static void take_page(mcp_ext *x, json_t *acc, json_t *list)
                          x->base.name, MCP_TOOLS_MAX, MCP_TOOLS_BYTES);
             x->acc_full = true;
             json_decref(o);
-            continue;
+            break;
         }
         x->acc_bytes += size;
         json_array_append_new(acc, o);
@@ -400,11 +418,11 @@ static void on_list(void *ud, json_t *result, int code, const char *msg)
     }
     take_page(x, x->acc, json_object_get(result, "tools"));
     const char *next = json_string_value(json_object_get(result, "nextCursor"));
-    if (next && next[0] && ++x->pages < MCP_LIST_PAGES_MAX) {
+    if (next && next[0] && !x->acc_full && ++x->pages < MCP_LIST_PAGES_MAX) {
         list_page(x, next);
         return;
     }
-    if (next && next[0])
+    if (next && next[0] && !x->acc_full)
         log_warn(LOG_MOD, "%s: tools/list: more than %d pages; the rest is ignored", x->base.name,
                  MCP_LIST_PAGES_MAX);
     listed(x);
@@ -417,6 +435,8 @@ static void list_page(mcp_ext *x, const char *cursor)
         x->acc = json_array();
         x->pages = 0;
         x->acc_bytes = 0;
+        x->acc_seen = 0;
+        x->acc_warned = 0;
         x->acc_full = false;
     }
     json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
@@ -708,6 +728,43 @@ static void send_cancelled(mcp_ext *x, json_int_t id, const char *reason)
 
 static void on_json(mcp_call *c, json_t *result, int code, const char *msg);
 
+/* The texts of a tool's result kept within cap bytes in all, as the shell's output is: a text
+ * over what is left loses its middle (cut on UTF-8 boundaries), with a note saying how much;
+ * the texts after it are left out. */
+static void cap_texts(json_t *content, size_t cap)
+{
+    size_t i, left = cap;
+    json_t *it;
+    json_array_foreach(content, i, it)
+    {
+        json_t *holder = it;
+        const char *type = json_string_value(json_object_get(it, "type"));
+        if (type && !strcmp(type, "resource")) holder = json_object_get(it, "resource");
+        json_t *tv = json_object_get(holder, "text");
+        if (!json_is_string(tv)) continue;
+        const char *t = json_string_value(tv);
+        size_t n = json_string_length(tv);
+        if (n <= left) {
+            left -= n;
+            continue;
+        }
+        size_t head = left / 2, from = n - left / 2;
+        while (head > 0 && ((unsigned char)t[head] & 0xC0) == 0x80)
+            head--;
+        while (from < n && ((unsigned char)t[from] & 0xC0) == 0x80)
+            from++;
+        char *cut = NULL;
+        if (asprintf(
+                &cut,
+                "%.*s\n[... %zu bytes of the tool's output omitted: the first %zu and last %zu "
+                "bytes are shown ...]\n%s",
+                (int)head, t, from - head, head, n - from, t + from) >= 0)
+            json_object_set_new(holder, "text", json_string(cut));
+        free(cut);
+        left = 0;
+    }
+}
+
 static void on_call(void *ud, json_t *result, int code, const char *msg)
 {
     mcp_call *c = ud;
@@ -736,12 +793,14 @@ static void on_call(void *ud, json_t *result, int code, const char *msg)
             char *s = json_dumps(sc, JSON_COMPACT | JSON_ENCODE_ANY);
             ext_result r = ext_text_result(s ? s : "", is_error);
             free(s);
+            cap_texts(r.content, c->output_cap);
             call_finish(c, r.content, is_error, json_incref(sc));
             return;
         }
         call_fail(c, "%s__%s: the server's result has no content array", x->base.name, c->tool);
         return;
     }
+    cap_texts(content, c->output_cap);
     call_finish(c, json_incref(content), is_error, sc ? json_incref(sc) : NULL);
 }
 
@@ -766,6 +825,7 @@ static ext_call *x_call(extension *base, const char *tool, json_t *args, const e
     c->done = done;
     c->ud = ud;
     c->progress = o ? o->progress : NULL;
+    c->output_cap = o && o->output_cap ? o->output_cap : MCP_OUTPUT_CAP;
     snprintf(c->tool, sizeof c->tool, "%s", tool);
     snprintf(c->token, sizeof c->token, "goosed-%llu", ++x->seq);
     c->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : x->timeout_ms;
@@ -861,6 +921,11 @@ static bool take_items(mcp_ext *x, mcp_call *c, json_t *list)
     json_t *it;
     json_array_foreach(list, i, it)
     {
+        if (++c->seen > MCP_LIST_SEEN_MAX) {
+            log_warn(LOG_MOD, "%s: %s: more than %d items offered; the rest is ignored",
+                     x->base.name, kind_method[c->kind], MCP_LIST_SEEN_MAX);
+            return false;
+        }
         json_t *o = c->kind == K_RESOURCES   ? pick(it, rkeys, 5, 2)
                     : c->kind == K_TEMPLATES ? pick(it, tkeys, 5, 2)
                                              : pick(it, pkeys, 3, 1);

@@ -10,7 +10,10 @@
 // whose names or schemas the providers refuse, listed again and again under one nextCursor),
 // logflood (a call of echo first sends 3000 notifications/message), samplelater (on SIGUSR1, when
 // no call of the client's is open, asks the client for a completion: sampling/createMessage; the
-// answer goes to sampled.json in its working directory).
+// answer goes to sampled.json in its working directory), toolflood (every page of tools/list is
+// 20,000 tools, all but two named alike, with a nextCursor: the tool pages says how many pages
+// were asked for), bigout (the tool big answers 300,000 bytes of text between BEGIN and END; the
+// tool progressbig sends a progress notification of 200,000 bytes first).
 import { createInterface } from 'node:readline';
 import { writeFileSync } from 'node:fs';
 
@@ -40,6 +43,8 @@ const ask = (method, params) =>
     waiting.set(id, resolve);
     send({ jsonrpc: '2.0', id, method, params });
   });
+
+let listed = 0; // toolflood: tools/list requests
 
 if (mode === 'samplelater') {
   process.on('SIGUSR1', async () => {
@@ -93,6 +98,17 @@ rl.on('line', async (line) => {
     });
     return;
   }
+  if (mode === 'toolflood' && m.method === 'tools/list') {
+    listed++;
+    const page = [{ name: 'pages', description: 'How many pages were asked for', inputSchema: { type: 'object' } }];
+    for (let i = 1; i < 20000; i++) page.push({ name: 'dup', description: 'one of many', inputSchema: { type: 'object' } });
+    reply(m.id, { tools: page, nextCursor: `c${listed}` });
+    return;
+  }
+  if (mode === 'bigout' && m.method === 'tools/list') {
+    reply(m.id, { tools: ['big', 'progressbig'].map((name) => ({ name, description: name, inputSchema: { type: 'object' } })) });
+    return;
+  }
   if (m.method === 'tools/list') {
     // three pages: one tool, one tool, the rest
     const page = m.params && m.params.cursor ? Number(m.params.cursor) : 0;
@@ -122,6 +138,14 @@ rl.on('line', async (line) => {
     }
     if (mode === 'names') {
       reply(m.id, { content: [{ type: 'text', text: `called ${JSON.stringify(name)}` }] });
+    } else if (mode === 'toolflood') {
+      reply(m.id, { content: [{ type: 'text', text: `tools/list requests: ${listed}` }] });
+    } else if (mode === 'bigout' && name === 'big') {
+      reply(m.id, { content: [{ type: 'text', text: `BEGIN${'0123456789'.repeat(30000)}END` }] });
+    } else if (mode === 'bigout') {
+      const token = m.params._meta?.progressToken;
+      if (token !== undefined) send({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: 1, total: 2, message: `S${'é'.repeat(100000)}` } });
+      reply(m.id, { content: [{ type: 'text', text: 'progressed' }] });
     } else if (name === 'echo') {
       reply(m.id, { content: [{ type: 'text', text: String(m.params.arguments.text) }] });
     } else if (name === 'boom') {
