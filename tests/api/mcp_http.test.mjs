@@ -66,6 +66,16 @@ test('server-everything over the legacy HTTP+SSE transport: tools and a call', a
   assert.match(call.stdout, /Echo: hi/);
 });
 
+test('a server that sends requests and never takes their answers is cut off at 128 requests open, saying so', async (t) => {
+  const srv = await startNode([fake], { MCP_FAKE_PINGFLOOD: '500' }, (s) => Number(/port (\d+)/.exec(s)?.[1] ?? 0));
+  t.after(() => srv.proc.kill('SIGTERM'));
+  const call = await runGoosed(['mcp', 'call', `http://127.0.0.1:${srv.port}/mcp`, 'echo', '{"message":"hi"}'], {}, { timeoutMs: 30000 });
+  assert.equal(call.code, 1, call.stdout + call.stderr);
+  assert.match(call.stderr, /more than 128 of goosed's requests to the MCP server are open at once \(it leaves them unanswered\)/);
+  const held = Math.max(0, ...[...srv.stderr().matchAll(/\{"held":(\d+)\}/g)].map((m) => Number(m[1])));
+  assert.ok(held > 0 && held <= 128, `${held} answers were held open`);
+});
+
 test('a bearer token from config.yaml reaches the server, never the log; a forgotten session is initialized again', async (t) => {
   const token = 'tok-' + Math.random().toString(36).slice(2);
   const srv = await startNode([fake], { MCP_FAKE_TOKEN: token, MCP_FAKE_STALE: '1' }, (s) => Number(/port (\d+)/.exec(s)?.[1] ?? 0));

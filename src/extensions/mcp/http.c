@@ -388,6 +388,11 @@ static void on_post_done(mcp_req *r, CURLcode code)
  * tries: how many times it was authorized again. */
 static void post(http_t *t, char *body, json_t *want, int tries)
 {
+    if (mcp_http_too_many(&t->b)) {
+        free(body);
+        json_decref(want);
+        return;
+    }
     const char *lines[6] = {"Content-Type: application/json",
                             "Accept: application/json, text/event-stream"};
     size_t n = 2;

@@ -444,8 +444,19 @@ mcp_req *mcp_req_start(mcp_http_base *b, const char *method, const char *url,
     r->next = b->reqs;
     if (b->reqs) b->reqs->prev = r;
     b->reqs = r;
+    b->nreqs++;
     log_debug("mcp", "%s %s", method, url);
     return r;
+}
+
+bool mcp_http_too_many(mcp_http_base *b)
+{
+    if (b->nreqs < MCP_HTTP_REQS_MAX) return false;
+    mcp_http_fail(b, GD_EPROTO,
+                  "more than %d of goosed's requests to the MCP server are open at once (it "
+                  "leaves them unanswered)",
+                  MCP_HTTP_REQS_MAX);
+    return true;
 }
 
 void mcp_req_free(mcp_req *r)
@@ -457,6 +468,7 @@ void mcp_req_free(mcp_req *r)
     else if (b->reqs == r)
         b->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
+    b->nreqs--;
     if (r->easy) {
         curl_loop_remove(b->curl, r->easy);
         curl_easy_cleanup(r->easy);

@@ -84,8 +84,16 @@ struct mcp_http_base {
     int depth;    /* deliveries on the stack */
     bool closing; /* close was called from inside a delivery */
     mcp_req *reqs;
+    int nreqs;                          /* in reqs */
     void (*teardown)(mcp_http_base *b); /* the transport's close, at a safe point */
 };
+
+/* goosed's requests to one server open at once (each a connection): a server that sends
+ * requests and never takes the answers' POSTs (202) must not hold every descriptor of goosed.
+ * Past it the transport fails, saying so (mcp_http_too_many). */
+#define MCP_HTTP_REQS_MAX 128
+/* Whether b has MCP_HTTP_REQS_MAX requests open already: then the transport is failed. */
+bool mcp_http_too_many(mcp_http_base *b);
 
 /* Fills b from cfg ("uri", "headers", "timeout"): GD_EINVAL with a message in err for a missing
  * or non-http(s) uri, or a header that is not a string or holds a line break; GD_ENOMEM,

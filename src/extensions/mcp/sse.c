@@ -93,6 +93,7 @@ static void on_stream_done(mcp_req *r, CURLcode code)
 
 static void post(sse_t *t, json_t *msg)
 {
+    if (mcp_http_too_many(&t->b)) return;
     char *body = jtext(msg, NULL);
     static const char *const lines[] = {"Content-Type: application/json", NULL};
     mcp_req *r =

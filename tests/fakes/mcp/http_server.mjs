@@ -7,6 +7,8 @@
 // every session's own GET stream is answered 404 (a server that forgets each session at once);
 // with MCP_FAKE_RETRY0=1 it is a stream of one event with `retry: 0`, then the end. With
 // MCP_FAKE_SID_LONG=1 its session ids are over 300 bytes (MCP does not bound them; goosed does).
+// With MCP_FAKE_PINGFLOOD=N its GET stream sends N pings and it never answers the POSTs that
+// bring their answers (it holds each open); a tools/call is answered once all N have come.
 import http from 'node:http';
 
 const token = process.env.MCP_FAKE_TOKEN;
@@ -14,6 +16,10 @@ const stale = process.env.MCP_FAKE_STALE === '1';
 const sessions = new Set();
 let sessionsMade = 0;
 let staleDone = false;
+const flood = Number(process.env.MCP_FAKE_PINGFLOOD || 0);
+let held = 0; // POSTs of answers held open
+let heldAll = null;
+const allHeld = new Promise((r) => { heldAll = r; });
 
 const server = http.createServer((req, res) => {
   let body = '';
@@ -35,6 +41,11 @@ const server = http.createServer((req, res) => {
       res.end(`id: ${Date.now()}\nretry: 0\ndata:\n\n`);
       return;
     }
+    if (req.method === 'GET' && flood) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (let i = 0; i < flood; i++) res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: `p${i}`, method: 'ping' })}\n\n`);
+      return;
+    }
     if (req.method === 'GET') { res.writeHead(405); res.end(); return; }
     if (req.method === 'DELETE') { sessions.delete(sid); res.writeHead(200); res.end(); return; }
     if (!msg) { res.writeHead(400); res.end('bad JSON'); return; }
@@ -49,7 +60,19 @@ const server = http.createServer((req, res) => {
       if (msg.method === 'tools/call') { staleDone = true; sessions.delete(sid); }
       res.writeHead(404); res.end('session not found'); return;
     }
+    if (flood && msg.id !== undefined && msg.method === undefined) {
+      process.stderr.write(JSON.stringify({ held: ++held }) + '\n');
+      if (held === flood) heldAll();
+      return; // never answered
+    }
     if (msg.id === undefined || msg.method === undefined) { res.writeHead(202); res.end(); return; }
+    if (flood && msg.method === 'tools/call') {
+      allHeld.then(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { content: [{ type: 'text', text: 'all held' }] } }));
+      });
+      return;
+    }
     let result;
     if (msg.method === 'tools/list') result = { tools: [{ name: 'echo', description: 'Echoes a message', inputSchema: { type: 'object', properties: { message: { type: 'string' } } } }] };
     else if (msg.method === 'tools/call') result = { content: [{ type: 'text', text: `Echo: ${msg.params.arguments?.message}` }] };
