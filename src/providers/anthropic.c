@@ -240,12 +240,12 @@ static void take_usage(prov_parser *p, json_t *usage)
 {
     json_t *in = json_object_get(usage, "input_tokens");
     if (json_is_integer(in))
-        p->in_tokens =
-            (long)(json_integer_value(in) +
-                   json_integer_value(json_object_get(usage, "cache_creation_input_tokens")) +
-                   json_integer_value(json_object_get(usage, "cache_read_input_tokens")));
+        p->in_tokens = prov_tokens(
+            prov_tokens(json_integer_value(in)) +
+            prov_tokens(json_integer_value(json_object_get(usage, "cache_creation_input_tokens"))) +
+            prov_tokens(json_integer_value(json_object_get(usage, "cache_read_input_tokens"))));
     json_t *out = json_object_get(usage, "output_tokens");
-    if (json_is_integer(out)) p->out_tokens = (long)json_integer_value(out);
+    if (json_is_integer(out)) p->out_tokens = prov_tokens(json_integer_value(out));
 }
 
 static gd_err block_start(prov_parser *p, json_t *block, prov_result *res)
@@ -265,6 +265,8 @@ static gd_err block_start(prov_parser *p, json_t *block, prov_result *res)
         const char *name = json_string_value(json_object_get(block, "name"));
         if (!id || !name || !*name)
             return fail(res, "provider sent a tool call without an id or a name");
+        if (strlen(id) > PROV_MAX_TOOL_ID || strlen(name) > PROV_MAX_TOOL_ID)
+            return fail(res, "provider sent a tool call whose id or name passes 256 bytes");
         if (p->ncalls >= PROV_MAX_TOOL_CALLS)
             return fail(res, "provider sent more than 64 tool calls in one reply");
         p->block = BLOCK_TOOL;

@@ -54,6 +54,8 @@ struct prov_call {
     long status; /* the attempt's HTTP status, once its head came */
     bool output_started;
     bool stream_error; /* the parser rejected the stream */
+    bool events_seen;  /* the answer brought an event */
+    bool errbody_full; /* an error answer's body past what is kept: not read further */
     bool cancel;
     int attempt;
     loop_timer *timer; /* the next attempt (a retry), or the cancel taking effect */
@@ -108,6 +110,8 @@ static void w_tool_call(void *ud, const char *id, const char *name, json_t *args
 static gd_err on_event(void *ud, const char *event, const char *data)
 {
     prov_call *c = ud;
+    c->events_seen = true;
+    h1req_progress(c->req); /* bytes alone are not: a trickle or comments never end */
     return c->d->parser_event(c->parser, event, data, &c->res);
 }
 
@@ -127,7 +131,13 @@ static int on_body(void *ud, const char *ptr, size_t len)
          * a piece lost to a lack of memory only shortens the explanation. */
         size_t room = BUF_CAP_PROVIDER_ERROR - c->errbody.len;
         buf_ignore(buf_append(&c->errbody, ptr, len < room ? len : room));
-        return 0;
+        if (len < room) return 0;
+        c->errbody_full = true; /* enough to explain it: an endless body is not read on */
+        return 1;
+    }
+    if (!c->events_seen) { /* the start, in case it is an error in JSON, not a stream */
+        size_t room = BUF_CAP_PROVIDER_ERROR - c->errbody.len;
+        buf_ignore(buf_append(&c->errbody, ptr, len < room ? len : room));
     }
     if (c->user.burst) c->user.burst(c->user.ud, true);
     gd_err e = sse_reader_feed(c->sse, ptr, len);
@@ -152,8 +162,7 @@ static void on_header(void *ud, const char *name, size_t nlen, const char *val, 
         char v[32];
         memcpy(v, val, vlen);
         v[vlen] = '\0';
-        double secs = atof(v);
-        if (secs > 0) c->res.retry_after_ms = (long)(secs * 1000);
+        c->res.retry_after_ms = prov_retry_ms(v);
     }
 }
 
@@ -186,11 +195,13 @@ static bool attempt_start(prov_call *c)
     c->status = 0;
     c->stream_error = false;
     c->attempt++;
+    c->events_seen = c->errbody_full = false;
     h1req_cb cb = {.ud = c,
                    .status = on_status,
                    .header = on_header,
                    .body = on_body,
-                   .done = on_request_done};
+                   .done = on_request_done,
+                   .progress_by_caller = true};
     char err[300];
     c->req = h1_post(c->cl->h1, c->url, c->hdrs, c->hdrs_len, c->body, c->body_len, c->timeout_s,
                      &cb, err, sizeof err);
@@ -245,8 +256,18 @@ static void unlink_call(prov_call *c)
 }
 
 /* Removes c from the client's list, reports, frees. */
+/* res.error without the API key, wherever the provider quoted it (in an error answer, or an
+ * error event of a stream): what reaches the log, the client and the session. */
+static void error_unkeyed(prov_call *c)
+{
+    char own[sizeof c->res.error];
+    unkeyed(c, c->res.error, own, sizeof own);
+    memcpy(c->res.error, own, sizeof own);
+}
+
 static void finish(prov_call *c)
 {
+    error_unkeyed(c);
     unlink_call(c);
     attempt_cleanup(c);
     if (c->cancel) {
@@ -278,15 +299,26 @@ static void fail_now(void *ud)
     finish(c);
 }
 
+long prov_retry_ms(const char *secs)
+{
+    char *end;
+    double s = strtod(secs, &end);
+    while (*end == ' ' || *end == 's') /* Gemini's retryDelay: "12s" */
+        end++;
+    if (end == secs || *end || !(s > 0) || s != s) return 0; /* not a positive number */
+    return s * 1000 >= RETRY_MAX_MS ? RETRY_MAX_MS : (long)(s * 1000);
+}
+
 static void fail_or_retry(prov_call *c)
 {
+    error_unkeyed(c);
     if (c->res.retryable && !c->output_started && c->attempt <= c->max_retries && !c->cancel) {
         long wait = c->res.retry_after_ms;
         if (!wait) {
             long base = RETRY_BASE_MS << (c->attempt - 1 < 6 ? c->attempt - 1 : 6);
             wait = base / 2 + (long)randombytes_uniform((uint32_t)(base / 2 + 1));
         }
-        if (wait > RETRY_MAX_MS) wait = RETRY_MAX_MS;
+        if (wait > RETRY_MAX_MS || wait < 0) wait = RETRY_MAX_MS;
         log_info("provider", "%s: %s; retrying in %ld ms (attempt %d of %ld)", c->def->name,
                  c->res.error, wait, c->attempt + 1, c->max_retries + 1);
         attempt_cleanup(c);
@@ -337,7 +369,7 @@ static void on_request_done(void *ud, h1_status st, const char *msg)
         finish(c);
         return;
     }
-    if (st != H1_OK) {
+    if (st != H1_OK && !c->errbody_full) {
         if (status >= 200 && status <= 299)
             snprintf(c->res.error, sizeof c->res.error,
                      "the provider's stream ended before it was complete (%s)", msg);
@@ -362,6 +394,19 @@ static void on_request_done(void *ud, h1_status st, const char *msg)
     }
     gd_err e = sse_reader_end(c->sse);
     if (!e) e = c->d->parser_finish(c->parser, &c->res);
+    if (e && !c->events_seen && c->errbody.len && c->errbody.data[0] == '{') {
+        /* 200 with an error in JSON instead of a stream: the provider's own words */
+        prov_result r = {0};
+        c->d->error_body(c->errbody.data, c->errbody.len, &r);
+        if (r.error[0]) {
+            snprintf(c->res.error, sizeof c->res.error, "%s returned HTTP %ld with an error: %s",
+                     c->def->name, status, r.error);
+            snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
+            c->res.retryable = false;
+            fail_or_retry(c);
+            return;
+        }
+    }
     if (e) {
         snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
         c->res.retryable = !c->output_started;

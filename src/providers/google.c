@@ -393,6 +393,8 @@ static gd_err part(prov_parser *p, json_t *pt, prov_result *res)
     if (fc) {
         const char *name = json_string_value(json_object_get(fc, "name"));
         if (!name || !*name) return fail(res, "provider sent a function call without a name");
+        if (strlen(name) > PROV_MAX_TOOL_ID)
+            return fail(res, "provider sent a function call whose name passes 256 bytes");
         if (p->ncalls >= PROV_MAX_TOOL_CALLS)
             return fail(res, "provider sent more than 64 tool calls in one reply");
         json_t *args = json_object_get(fc, "args");
@@ -441,9 +443,10 @@ static gd_err gm_parser_event(prov_parser *p, const char *event, const char *dat
     }
     json_t *usage = json_object_get(chunk, "usageMetadata");
     if (json_is_object(usage)) { /* running totals: the last one counts */
-        p->in_tokens = (long)json_integer_value(json_object_get(usage, "promptTokenCount"));
-        p->out_tokens = (long)(json_integer_value(json_object_get(usage, "candidatesTokenCount")) +
-                               json_integer_value(json_object_get(usage, "thoughtsTokenCount")));
+        p->in_tokens = prov_tokens(json_integer_value(json_object_get(usage, "promptTokenCount")));
+        p->out_tokens = prov_tokens(
+            prov_tokens(json_integer_value(json_object_get(usage, "candidatesTokenCount"))) +
+            prov_tokens(json_integer_value(json_object_get(usage, "thoughtsTokenCount"))));
     }
     json_t *cand = json_array_get(json_object_get(chunk, "candidates"), 0);
     size_t i;
@@ -492,10 +495,8 @@ static void gm_error_body(const char *body, size_t len, prov_result *res)
     {
         const char *type = json_string_value(json_object_get(d, "@type"));
         const char *delay = json_string_value(json_object_get(d, "retryDelay"));
-        if (type && strstr(type, "RetryInfo") && delay && !res->retry_after_ms) {
-            double secs = atof(delay);
-            if (secs > 0) res->retry_after_ms = (long)(secs * 1000);
-        }
+        if (type && strstr(type, "RetryInfo") && delay && !res->retry_after_ms)
+            res->retry_after_ms = prov_retry_ms(delay);
     }
     json_decref(j);
 }

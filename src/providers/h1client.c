@@ -290,6 +290,11 @@ static void timer_fn(void *ud)
                  r->timeout_s);
 }
 
+void h1req_progress(h1req *r)
+{
+    if (r && r->conn) r->conn->last_ms = loop_now_ms(r->cl->l);
+}
+
 /* A new connection for r (not from the idle list). */
 static bool req_connect(h1req *r, bool in_post);
 
@@ -607,7 +612,8 @@ static void start_read(h1conn *k, bool connect_answer)
 static bool got(h1conn *k, const char *p, size_t n)
 {
     h1req *r = k->req;
-    k->last_ms = loop_now_ms(k->cl->l);
+    if (!(r && r->cb.progress_by_caller && k->state == C_READ && k->resp.state > H1R_HEADERS))
+        k->last_ms = loop_now_ms(k->cl->l);
     gd_err e;
     size_t used = 0;
     if (n && k->state == C_READ) k->answered = true;

@@ -136,6 +136,10 @@ typedef struct {
      * is freed before this call: the caller drops its handle. Never called from inside
      * h1_post or h1req_cancel. */
     void (*done)(void *ud, h1_status st, const char *msg);
+    /* Once the head has come, the body's bytes are not progress: the caller says what is
+     * (h1req_progress), and timeout_s bounds the time between two. A peer that trickles bytes,
+     * or keep-alive comments, forever, is then cut off. */
+    bool progress_by_caller;
 } h1req_cb;
 
 /* A client on l (borrowed). NULL when out of memory. Loop thread. */
@@ -151,6 +155,8 @@ h1req *h1_post(h1client *c, const char *url, const char *hdrs, size_t hlen, cons
                size_t blen, long timeout_s, const h1req_cb *cb, char *err, size_t errlen);
 /* Whether the whole body was written (the caller may free it). */
 bool h1req_body_sent(const h1req *r);
+/* The answer made progress (progress_by_caller): its stall timeout starts again. */
+void h1req_progress(h1req *r);
 /* Stops and frees a running request without calling done; its connection is closed. */
 void h1req_cancel(h1req *r);
 

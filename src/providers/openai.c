@@ -223,12 +223,15 @@ static gd_err fail(prov_result *res, const char *msg)
 
 /* String member key of object o into a new C string (*out; untouched when absent or already
  * set). false when out of memory. */
-static bool take_string(prov_parser *p, int o, const char *key, char **out)
+/* Takes the string member key of o into *out, once (the first chunk that has it); NULL, or why
+ * it cannot be taken. */
+static const char *take_string(prov_parser *p, int o, const char *key, char **out)
 {
     const char *s;
     size_t n;
-    if (*out || !js_string(&p->doc, js_get(&p->doc, o, key), &p->scratch, &s, &n)) return true;
-    return (*out = strndup(s, n)) != NULL;
+    if (*out || !js_string(&p->doc, js_get(&p->doc, o, key), &p->scratch, &s, &n)) return NULL;
+    if (n > PROV_MAX_TOOL_ID) return "provider sent a tool call whose id or name passes 256 bytes";
+    return (*out = strndup(s, n)) ? NULL : "out of memory reading a tool call";
 }
 
 static gd_err tool_delta(prov_parser *p, int tc, prov_result *res)
@@ -248,9 +251,9 @@ static gd_err tool_delta(prov_parser *p, int tc, prov_result *res)
         }
     }
     int fn = js_get(d, tc, "function");
-    if (!take_string(p, tc, "id", &p->calls[idx].id) ||
-        !take_string(p, fn, "name", &p->calls[idx].name))
-        return fail(res, "out of memory reading a tool call");
+    const char *why = take_string(p, tc, "id", &p->calls[idx].id);
+    if (!why) why = take_string(p, fn, "name", &p->calls[idx].name);
+    if (why) return fail(res, why);
     const char *args;
     size_t n;
     if (js_string(d, js_get(d, fn, "arguments"), &p->scratch, &args, &n) &&
@@ -283,9 +286,9 @@ static gd_err oa_parser_event(prov_parser *p, const char *event, const char *dat
     int usage = js_get(d, 0, "usage");
     if (js_typeof(d, usage) == JS_OBJECT) {
         long long v = 0;
-        p->in_tokens = js_int(d, js_get(d, usage, "prompt_tokens"), &v) ? (long)v : 0;
+        p->in_tokens = js_int(d, js_get(d, usage, "prompt_tokens"), &v) ? prov_tokens(v) : 0;
         v = 0;
-        p->out_tokens = js_int(d, js_get(d, usage, "completion_tokens"), &v) ? (long)v : 0;
+        p->out_tokens = js_int(d, js_get(d, usage, "completion_tokens"), &v) ? prov_tokens(v) : 0;
     }
     int choice = js_at(d, js_get(d, 0, "choices"), 0);
     if (js_typeof(d, choice) != JS_OBJECT) return GD_OK;

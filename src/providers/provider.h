@@ -39,6 +39,10 @@
 /* Tool calls taken from one reply, in every dialect: a model that sends more is broken (or
  * hostile), and each is run and answered in the next request. */
 #define PROV_MAX_TOOL_CALLS 64
+/* Bytes of a tool call's id or name a provider may send: the providers' own ids are a few dozen
+ * bytes and their names at most 64 (a name over it calls no tool of goosed's anyway); each is
+ * stored, sent back with every later request, and its result message rewritten as tools end. */
+#define PROV_MAX_TOOL_ID 256
 
 typedef enum { DIALECT_OPENAI, DIALECT_ANTHROPIC, DIALECT_GOOGLE } prov_dialect;
 
@@ -140,6 +144,15 @@ gd_err prov_stream_error(json_t *err, prov_result *res);
 /* error_body for providers whose error answers are JSON with the message where
  * content_error_message looks for it (OpenAI's and Anthropic's {"error": {"message"}}). */
 void prov_error_body_json(const char *body, size_t len, prov_result *res);
+/* A retry delay given in seconds (Retry-After, Gemini's retryDelay "12s"), in ms, at most the
+ * longest goosed waits; 0 when it is not a positive number (then goosed's own backoff). */
+long prov_retry_ms(const char *secs);
+/* A token count a provider reported, made sane: none below 0 or above 10^12 (an answer's counts
+ * are added up over a reply's rounds and a session's replies). */
+static inline long prov_tokens(long long v)
+{
+    return v < 0 ? 0 : v > 1000000000000LL ? 1000000000000L : (long)v;
+}
 
 /* One streamed chunk's JSON object, or NULL with res->error naming what was wrong with it: not
  * JSON, not an object, or an error the provider reported in the stream (an "error" member, as

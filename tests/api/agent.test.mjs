@@ -419,6 +419,100 @@ describe('provider edge cases', () => {
     }
   });
 
+  /** A fake provider and a goosed using it with key (extra env), for fn({fake, srv, id}). */
+  async function withOpenAI(key, extra, fn) {
+    const fake = await startFake();
+    const srv = await startServer({ env: { GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: key, ...extra } });
+    try {
+      await fn({ fake, srv, id: await newSession(srv, srv.home) });
+    } finally {
+      try {
+        await stopAndCheck(srv);
+      } finally {
+        await fake.stop();
+      }
+    }
+  }
+
+  it('the key quoted in an error inside a stream (a retryable one, logged at each retry) reaches neither the client nor the log', async () => {
+    await withOpenAI('sk-instream-key-2468', { GOOSE_MAX_RETRIES: '1' }, async ({ fake, srv, id }) => {
+      const error = { status: 500, message: 'upstream refused Bearer sk-instream-key-2468', in_stream: true, after: 0 };
+      await fake.script([{ error }, { error }]);
+      const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+      assert.equal(events.at(-1).event, 'error');
+      assert.match(events.at(-1).json.error, /upstream refused Bearer \*\*\*/);
+      assert.doesNotMatch(JSON.stringify(events), /sk-instream-key-2468/);
+      assert.equal((await fake.requests()).length, 2, 'retried once');
+      assert.match(srv.log(), /retrying in/);
+      assert.doesNotMatch(srv.log(), /sk-instream-key-2468/);
+    });
+  });
+
+  it('token counts past any sane size are taken as 10^12, and added up without overflowing', async () => {
+    await withOpenAI(KEY, {}, async ({ fake, srv, id }) => {
+      const huge = { input: 4600000000000000000, output: 4600000000000000000 }; // their sum still a long long
+      await fake.script([
+        { tool_calls: [{ name: 'developer__shell', arguments: { command: 'true' } }], usage: huge },
+        { text: 'done', usage: huge },
+      ]);
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      assert.equal(r.status, 200, r.text);
+      const s = await get(srv, `/api/sessions/${id}`);
+      assert.equal(s.body.input_tokens, 2e12);
+      assert.equal(s.body.output_tokens, 2e12);
+      await assertAlive(srv);
+    });
+  });
+
+  it('a Retry-After of 1e300 seconds waits goosed\'s longest (30 s), not forever; the reply can be cancelled meanwhile', async () => {
+    await withOpenAI(KEY, {}, async ({ fake, srv, id }) => {
+      await fake.script([{ error: { status: 429, retry_after: 1e300 } }, { text: 'never asked for' }]);
+      const w = await watch(srv, id);
+      const pending = post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      await srv.waitForLog(/retrying in (-?\d+) ms/);
+      assert.match(srv.log(), /retrying in 30000 ms/);
+      assert.equal((await post(srv, `/api/sessions/${id}/cancel`, {})).status, 202);
+      await pending;
+      await w.until(['message_complete', 'error']);
+      w.close();
+      assert.equal((await fake.requests()).length, 1);
+    });
+  });
+
+  it('a stream of keep-alive comments and nothing else ends after api_timeout, as silence does', async () => {
+    await withOpenAI(KEY, { GOOSE_API_TIMEOUT: '1', GOOSE_MAX_RETRIES: '0' }, async ({ fake, srv, id }) => {
+      await fake.script([{ comments_ms: 100 }]);
+      const events = await sse(srv, `/api/sessions/${id}/messages/stream`, 'hi');
+      assert.equal(events.at(-1).event, 'error');
+      assert.equal(events.at(-1).json.code, 'provider_error');
+      assert.match(events.at(-1).json.error, /no data from .* for 1 s/);
+    });
+  });
+
+  it('a tool call whose id or name passes 256 bytes is refused as a broken answer, nothing of it stored', async () => {
+    await withOpenAI(KEY, { GOOSE_MAX_RETRIES: '0' }, async ({ fake, srv, id }) => {
+      await fake.script([
+        { tool_calls: [{ id: `call_${'x'.repeat(300)}`, name: 'developer__shell', arguments: { command: 'true' } }] },
+        { tool_calls: [{ name: `developer__${'y'.repeat(300)}`, arguments: {} }] },
+      ]);
+      for (let i = 0; i < 2; i++) {
+        const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+        assertError(r, 502, 'provider_error', /tool call whose id or name passes 256 bytes/);
+      }
+      const hist = await get(srv, `/api/sessions/${id}/messages`);
+      assert.doesNotMatch(hist.text, /xxxxxxxx|yyyyyyyy/);
+    });
+  });
+
+  it("200 with an error in JSON instead of a stream: the provider's own message, not retried", async () => {
+    await withOpenAI(KEY, {}, async ({ fake, srv, id }) => {
+      await fake.script([{ body: { status: 200, text: JSON.stringify({ error: { message: 'model overloaded, try later (fake)', type: 'server_error' } }) } }]);
+      const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' });
+      assertError(r, 502, 'provider_error', /HTTP 200 with an error: model overloaded, try later \(fake\)/);
+      assert.equal((await fake.requests()).length, 1);
+    });
+  });
+
   it('Anthropic overloaded inside the stream, before any output: retried like a 529', async () => {
     const fake = await startFake({ keys: { anthropic: 'ak' } });
     const srv = await startServer({ env: { GOOSE_PROVIDER: 'anthropic', ANTHROPIC_HOST: fake.url, ANTHROPIC_API_KEY: 'ak' } });

@@ -133,7 +133,8 @@ function maskKey(k) {
 const RESPONSE_KEYS = new Set([
   'text', 'chunks', 'delay_ms', 'interval_ms', 'usage', 'thinking', 'thinking_chunks', 'signature',
   'tool_calls', 'split', 'error', 'truncate_after', 'garbage_after', 'stall_ms', 'stall_after',
-  'tokens', 'provider_delay_ms', 'finish_reason', 'model', 'headers', 'id', 'eol',
+  'tokens', 'provider_delay_ms', 'finish_reason', 'model', 'headers', 'id', 'eol', 'comments_ms',
+  'body',
 ]);
 const TOOL_KEYS = new Set(['id', 'name', 'arguments', 'split']);
 const ERROR_KEYS = new Set(['status', 'message', 'retry_after', 'type', 'code', 'in_stream', 'after']);
@@ -155,7 +156,7 @@ function validateResponse(r, where) {
   if (r.thinking !== undefined && typeof r.thinking !== 'string') return `${where}.thinking: must be a string`;
   if (r.thinking_chunks !== undefined && !(Number.isInteger(r.thinking_chunks) && r.thinking_chunks >= 1)) return `${where}.thinking_chunks: a positive integer`;
   if (r.signature !== undefined && typeof r.signature !== 'string') return `${where}.signature: must be a string`;
-  for (const k of ['delay_ms', 'interval_ms', 'truncate_after', 'garbage_after', 'stall_ms', 'stall_after', 'tokens', 'provider_delay_ms']) {
+  for (const k of ['delay_ms', 'interval_ms', 'truncate_after', 'garbage_after', 'stall_ms', 'stall_after', 'tokens', 'provider_delay_ms', 'comments_ms']) {
     if (r[k] !== undefined && !nonNegInt(r[k])) return `${where}.${k}: a non-negative integer`;
   }
   if (r.split !== undefined && !(Number.isInteger(r.split) && r.split >= 1)) return `${where}.split: a positive integer`;
@@ -188,6 +189,8 @@ function validateResponse(r, where) {
   if (r.finish_reason !== undefined && typeof r.finish_reason !== 'string') return `${where}.finish_reason: a string`;
   if (r.headers !== undefined && !isObj(r.headers)) return `${where}.headers: an object`;
   if (r.eol !== undefined && r.eol !== '\n' && r.eol !== '\r\n') return `${where}.eol: "\\n" or "\\r\\n"`;
+  if (r.body !== undefined && !(isObj(r.body) && Number.isInteger(r.body.status) && typeof r.body.text === 'string'
+    && (r.body.content_type === undefined || typeof r.body.content_type === 'string'))) return `${where}.body: {status, text, content_type?}`;
   return null;
 }
 
@@ -756,6 +759,17 @@ function respond(req, res, provider, ctx, r) {
     state.stats.active--;
   });
   later(conn, p.providerDelayMs, () => {
+    if (r.body) { // an answer exactly as scripted
+      res.writeHead(r.body.status, { 'content-type': r.body.content_type ?? 'application/json' });
+      res.end(r.body.text);
+      return;
+    }
+    if (r.comments_ms && ctx.stream) { // a stream of keep-alive comments, and nothing else, ever
+      res.writeHead(200, { 'content-type': 'text/event-stream', ...providerHeaders(provider, ctx) });
+      const tick = () => { res.write(': keep-alive\n\n'); later(conn, r.comments_ms, tick); };
+      tick();
+      return;
+    }
     const err = p.error;
     if (err && !(err.in_stream && ctx.stream)) {
       sendProviderError(res, provider, err, ctx, p.headers);
