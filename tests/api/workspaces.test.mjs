@@ -2,7 +2,8 @@
 // (user_workspaces/USER_ID, made on demand, mode 0700) and may make, import and fork sessions
 // only there and inside allowed_roots when it is set; never in goosed's HOME, another user's
 // directory or the system's. Admins and the local user choose any directory (inside
-// allowed_roots when set), as before.
+// allowed_roots when set), as before. A session a user made elsewhere before (under other
+// allowed_roots, or through a link put in place since) runs no tool there.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -144,6 +145,78 @@ describe('a user who is not an admin works in their own workspace', () => {
     const r = await post(srv, `/api/sessions/${sid}/fork`, {}, as(alice));
     assert.equal(r.status, 201, r.text);
     assert.equal(r.body.working_dir, aliceWs);
+  });
+});
+
+describe('sessions a user made where they may no longer work', () => {
+  let fake, home, outside, user, admin;
+  before(async () => {
+    home = tempDir('goosed-ws-old-');
+    outside = tempDir('goosed-ws-old-outside-');
+    user = await addUser(home, 'carol');
+    admin = await addUser(home, 'root', true);
+    fake = await startFake();
+  });
+  after(() => fake.stop());
+
+  it('a reply runs no tool there, and says why; a fork is refused; the admin\'s session there still runs', async () => {
+    // made while allowed_roots let users in there
+    let srv = await startServer({ home, keepHome: true, env: providerEnv(fake, { GOOSE_ALLOWED_ROOTS: outside }) });
+    let sid, adminSid;
+    try {
+      const s = await created(srv, user, { working_directory: outside });
+      assert.equal(s.working_dir, outside);
+      sid = s.id;
+      adminSid = (await created(srv, admin, { working_directory: outside })).id;
+      assert.match(await runShell(srv, fake, user, sid, 'echo then > then.txt; cat then.txt'), /then/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+    // the admin takes allowed_roots away: the user may now work in their workspace alone
+    srv = await startServer({ home, keepHome: true, env: providerEnv(fake) });
+    try {
+      await fake.clearRequests();
+      await fake.script([shellCall('echo planted > planted.txt'), { text: 'done' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'go' }, as(user));
+      assertError(r, 403, 'forbidden', `the session's working directory: ${outside} is outside the directories you may use`);
+      assert.match(r.body.error, /its tools do not run there.*import.*allowed_roots/);
+      assert.ok(!existsSync(path.join(outside, 'planted.txt')), 'the tool ran');
+      assert.equal((await fake.requests('openai')).length, 0, 'the provider was asked');
+      const hist = await get(srv, `/api/sessions/${sid}/messages`, as(user));
+      assert.equal(hist.body.length, 4, 'the refused message was stored');
+      // the session's extensions are not started there either
+      assertError(await get(srv, `/api/sessions/${sid}/resources`, as(user)), 403, 'forbidden', outside);
+      assertError(await post(srv, `/api/sessions/${sid}/fork`, {}, as(user)), 400, 'bad_request',
+        `working_dir: ${outside} is outside the directories you may use`);
+      // exported and imported into their workspace, it goes on
+      const doc = await get(srv, `/api/sessions/${sid}/export`, as(user));
+      assert.equal(doc.status, 200, doc.text);
+      const ws = (await created(srv, user, {})).working_dir;
+      const imp = await post(srv, '/api/sessions/import', { ...doc.body, working_directory: ws }, as(user));
+      assert.equal(imp.status, 201, imp.text);
+      // the admin's session in the same directory is theirs to use
+      assert.match(await runShell(srv, fake, admin, adminSid, 'cat then.txt'), /then/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+
+  it('a directory of their workspace replaced by a link elsewhere runs no tool', async () => {
+    const srv = await startServer({ home, keepHome: true, env: providerEnv(fake) });
+    try {
+      const ws = (await created(srv, user, {})).working_dir;
+      const sub = path.join(ws, 'sub');
+      mkdirSync(sub);
+      const sid = (await created(srv, user, { working_directory: sub })).id;
+      rmSync(sub, { recursive: true });
+      symlinkSync(outside, sub); // what a command of another session of theirs in ws could do
+      await fake.script([shellCall('echo planted > linked.txt'), { text: 'done' }]);
+      const r = await post(srv, `/api/sessions/${sid}/messages`, { content: 'go' }, as(user));
+      assertError(r, 403, 'forbidden', `${outside} is outside the directories you may use`);
+      assert.ok(!existsSync(path.join(outside, 'linked.txt')), 'the tool ran in the linked directory');
+    } finally {
+      await stopAndCheck(srv);
+    }
   });
 });
 
