@@ -291,6 +291,7 @@ struct a_turn {
     ext_call *tool;
     uint64_t tool_t0;     /* when the running tool call started (metrics) */
     char *cwd;            /* the session's working directory */
+    char *dir_refused;    /* why its tools may not run there (work_dir_refusal), or NULL */
     reg_start *starting;  /* the session's extensions being started for it, or NULL */
     bool admin;           /* the owner is an admin: their own extensions may reach anything */
     exec_mode mode;       /* this turn's */
@@ -500,6 +501,7 @@ static void a_turn_free(a_turn *at)
     free(at->summary);
     free(at->system);
     free(at->cwd);
+    free(at->dir_refused);
     free(at);
 }
 
@@ -1482,6 +1484,34 @@ static void add_user_extensions(sess *se, json_t *mine, json_t *own)
     }
 }
 
+/* Whether the tools of a session of user_id (an admin or not) may run in its working directory
+ * dir, as it resolves now: a user who is not an admin works only in their workspace and inside
+ * allowed_roots (config_session_dir_check). A session made before that rule (or while they were
+ * an admin, or before allowed_roots changed) elsewhere gets no tools there: neither the shell nor
+ * the editor nor a stdio server would be kept from goosed's HOME or another user's project.
+ * NULL when they may; else why (the caller frees it), or NULL with *oom set. */
+static char *work_dir_refusal(agent *a, const char *user_id, bool admin, const char *dir, bool *oom)
+{
+    *oom = false;
+    if (!config_user_confined(user_id, admin)) return NULL;
+    char real[PATH_MAX], err[PATH_MAX * 2 + 2560];
+    const char *d =
+        realpath(dir, real) ? real : dir; /* a link put in its place since is followed */
+    if (!config_session_dir_check(a->cfg, user_id, admin, "the session's working directory", d, err,
+                                  sizeof err))
+        return NULL;
+    char *msg = NULL;
+    if (asprintf(&msg,
+                 "%s; its tools do not run there. Go on in a session of your workspace (a new "
+                 "one, or this one exported and imported with \"working_directory\"), or ask an "
+                 "admin to add the directory to allowed_roots",
+                 err) < 0) {
+        *oom = true;
+        return NULL;
+    }
+    return msg;
+}
+
 /* The session's extensions: the configured ones that are enabled, supported and allowed, as the
  * owner's own choices change them (their own extensions, the admin's they turned off or on),
  * minus those the session removed, plus those it added. Made again when the configuration, the
@@ -1753,6 +1783,10 @@ static void turn_start_in(a_turn *at)
     at->se->cancel_early = at->se->cancel_gone = false;
     if (cancelled) /* the turn only notes it: it ends as cancelled once its history is in */
         turn_step(at->t, &(turn_ev){.kind = TURN_EV_CANCEL, .err = gone ? GD_EGONE : GD_OK});
+    if (at->dir_refused) { /* no tools where the owner may not work: no reply at all */
+        fail_early(at, "forbidden", at->dir_refused);
+        return;
+    }
     if (at->read_err) { /* the turn ends at once, as its LOADING state says for the error */
         begin(at);
         return;
@@ -1823,6 +1857,15 @@ gd_err agent_session_ext_request(agent *a, const char *session_id, bool admin,
         json_decref(m->settings);
         free(m);
         return e;
+    }
+    bool oom = false;
+    char *refused = work_dir_refusal(a, s.user_id, admin, s.working_dir, &oom);
+    if (refused || oom) { /* its extensions would start there */
+        snprintf(err, errlen, "%s", refused ? refused : "out of memory");
+        free(refused);
+        json_decref(m->settings);
+        free(m);
+        return refused ? GD_EDENIED : GD_ENOMEM;
     }
     *m = (ext_req_msg){.a = a,
                        .settings = m->settings,
@@ -2116,6 +2159,15 @@ static void prepare_job(void *arg)
     at->summary = sum.text;
     long summarized = sum.count;
     if (!e && !(at->cwd = strdup(s.working_dir))) e = GD_ENOMEM;
+    bool oom = false;
+    if (!e && (at->dir_refused = work_dir_refusal(a, s.user_id, at->admin, s.working_dir, &oom))) {
+        json_decref(stored); /* the turn ends at once, saying why (turn_start_in) */
+        free(at->summary);
+        at->summary = NULL;
+        post_or_log(a, turn_start_on_loop, at);
+        return;
+    }
+    if (oom) e = GD_ENOMEM;
     at->nstored = stored ? (long)json_array_size(stored) : 0;
     if (!e && summarized > at->nstored) { /* not this history's (a file edited by hand) */
         free(at->summary);

@@ -56,8 +56,9 @@ json_t *agent_session_ext_states(agent *a, const char *session_id);
  * would make them, or those of the turn running there), for requests that are no turn's
  * (resources, prompts). r is NULL when out of memory; it is valid during fn only, but requests
  * started on it (registry_list ...) end by themselves, with GD_EGONE if it is freed first.
- * GD_ENOTFOUND (no such session), GD_ESTORE, GD_ESHUTDOWN, GD_ENOMEM with the message in err:
- * fn is then never called. */
+ * GD_ENOTFOUND (no such session), GD_ESTORE, GD_ESHUTDOWN, GD_ENOMEM, GD_EDENIED (a user who
+ * is not an admin and a working directory outside where they may work: config.h) with the
+ * message in err: fn is then never called. */
 gd_err agent_session_ext_request(agent *a, const char *session_id, bool admin,
                                  void (*fn)(ext_registry *r, void *ud), void *ud, char *err,
                                  size_t errlen);
@@ -76,7 +77,9 @@ bool agent_watchers_full(agent *a, const char *session_id);
  * checked that the session is theirs (auth_gate: another user's session is 404). Its
  * provider is user_id's choice, else the server's. *first_seq is the sequence number of the
  * turn's first event; the turn's events end with `message_complete` or `error` (a session that
- * is gone meanwhile: `error` session_gone). Errors (message in err): GD_ENOTFOUND not a session
+ * is gone meanwhile: `error` session_gone; one whose working directory its owner, a user who is
+ * not an admin, may not use (config_session_dir_check): `error` forbidden, with
+ * nothing stored and no tool started). Errors (message in err): GD_ENOTFOUND not a session
  * id; GD_ECONFLICT a reply is already running; GD_EINVAL no usable provider; GD_EBUSY
  * max_replies run already, or too many reads wait for the workers; GD_EQUOTA the user runs
  * max_replies_per_user already; GD_ESHUTDOWN the server is stopping; GD_ENOMEM. Reads nothing

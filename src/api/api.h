@@ -41,11 +41,12 @@ int api_start_failure(gd_err e, const char *session_id, const char *err, const c
 gd_err api_session_text(buf *b, const store_session *s);
 /* The same as a new object (NULL when it cannot be made). */
 json_t *api_session_json(const store_session *s);
-/* Whether val (given as field) names a directory a session may work in: resolved into out (an
- * absolute real path), and inside allowed_roots. 0 when it does; else the HTTP status (400)
- * and err says why, naming field. */
-int api_dir_check(const config *c, const char *field, const char *val, char out[PATH_MAX],
-                  char *err, size_t errlen);
+/* Whether val (given as field) names a directory a session of r's caller may work in:
+ * resolved into out (an absolute real path), and where config_session_dir_check lets the caller
+ * work (allowed_roots; a user who is not an admin, their workspace). 0 when it does; else the
+ * HTTP status (400) and err (PATH_MAX * 2 + 2560 bytes hold it) says why, naming field. */
+int api_dir_check(http_req *r, const char *field, const char *val, char out[PATH_MAX], char *err,
+                  size_t errlen);
 
 void api_status(http_req *r);
 void api_health(http_req *r);

@@ -209,7 +209,7 @@ static int end_status(const char *code)
         {"storage_unavailable", 503},     {"busy", 503},
         {"provider_unavailable", 503},    {"session_gone", 410},
         {"context_too_long", 413},        {"internal", 500},
-        {"provider_not_configured", 503},
+        {"provider_not_configured", 503}, {"forbidden", 403}, /* a working directory */
     };
     for (size_t i = 0; code && i < sizeof map / sizeof *map; i++)
         if (!strcmp(map[i].code, code)) return map[i].status;

@@ -21,7 +21,7 @@ typedef struct {
     json_t *args; /* the prompt's arguments */
     bool asked;   /* the session was found: errors are the registry's */
     gd_err e;
-    char msg[512];
+    char msg[PATH_MAX * 3]; /* a refusal names two directories */
     json_t *result;
 } res_state;
 
@@ -76,6 +76,8 @@ static void answer(http_req *r)
     if (!st->asked && st->e) { /* the session itself */
         if (st->e == GD_ESHUTDOWN)
             http_reply_error(r, 503, "shutting_down", "%s", st->msg);
+        else if (st->e == GD_EDENIED) /* its working directory is not one its owner may use */
+            http_reply_error(r, 403, "forbidden", "%s", st->msg);
         else
             api_store_error(r, st->e, st->session, st->msg);
         return;

@@ -109,31 +109,29 @@ static bool opt_string(http_req *r, json_t *body, const char *field, const char 
     return true;
 }
 
-/* Whether the real path dir is inside one of the configured allowed_roots (none: anywhere);
- * else 400 and a message naming them. */
-static int inside_roots(const config *c, const char *field, const char *dir, char *err,
-                        size_t errlen)
+/* The caller's workspace, made when missing, into out, when they are kept to it (a user who is
+ * not an admin); "" for the others. false when it cannot be made: a 500 has been sent. */
+static bool own_workspace(http_req *r, char out[PATH_MAX])
 {
-    if (c->nroots == 0) return 0;
-    char list[2048] = "";
-    size_t used = 0;
-    for (int i = 0; i < c->nroots; i++) {
-        size_t n = strlen(c->roots[i]);
-        if (!strncmp(dir, c->roots[i], n) &&
-            (dir[n] == '\0' || dir[n] == '/' || !strcmp(c->roots[i], "/")))
-            return 0;
-        int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", c->roots[i]);
-        if (w > 0 && (size_t)w < sizeof list - used) used += (size_t)w;
-    }
-    snprintf(err, errlen,
-             "%s: %s is outside the directories sessions may be created in (allowed_roots: %s)",
-             field, dir, list);
-    return 400;
+    const config *c = ((app *)http_app(r))->cfg;
+    const auth_user *u = http_user(r);
+    char err[PATH_MAX + 256];
+    out[0] = '\0';
+    if (!config_user_confined(u->id, u->admin)) return true;
+    if (config_user_workspace(c, u->id, out, err, sizeof err) == GD_OK) return true;
+    http_reply_error(r, 500, "internal", "%s", err);
+    return false;
 }
 
-int api_dir_check(const config *c, const char *field, const char *val, char out[PATH_MAX],
-                  char *err, size_t errlen)
+int api_dir_check(http_req *r, const char *field, const char *val, char out[PATH_MAX], char *err,
+                  size_t errlen)
 {
+    const config *c = ((app *)http_app(r))->cfg;
+    const auth_user *u = http_user(r);
+    char ws[PATH_MAX];
+    if (config_user_confined(u->id, u->admin) &&
+        config_user_workspace(c, u->id, ws, err, errlen) != GD_OK)
+        return 500; /* made on demand: its own path may be the one given */
     if (!*val) {
         snprintf(err, errlen, "%s: must not be empty", field);
         return 400;
@@ -156,14 +154,16 @@ int api_dir_check(const config *c, const char *field, const char *val, char out[
         snprintf(err, errlen, "%s: %s: its real path is not UTF-8", field, val);
         return 400;
     }
-    return inside_roots(c, field, out, err, errlen);
+    return config_session_dir_check(c, u->id, u->admin, field, out, err, errlen);
 }
 
-/* The working directory, under any of its three names; resolved to an absolute real path. */
+/* The working directory, under any of its three names; resolved to an absolute real path. None
+ * given: the caller's workspace for a user who is not an admin, else the server's own. */
 static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
 {
     static const char *const names[] = {"working_directory", "working_dir", "cwd"};
     const config *c = ((app *)http_app(r))->cfg;
+    const auth_user *u = http_user(r);
     const char *val = NULL, *field = NULL;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const char *v;
@@ -179,20 +179,26 @@ static bool working_dir(http_req *r, json_t *body, char out[PATH_MAX])
             field = names[i];
         }
     }
-    char err[PATH_MAX + 2560];
+    char err[PATH_MAX * 2 + 2560], ws[PATH_MAX];
     int status;
+    if (!val && !own_workspace(r, ws)) return false;
+    if (!val && ws[0]) {
+        memcpy(out, ws, PATH_MAX);
+        return true;
+    }
     if (!val) {
         if (!getcwd(out, PATH_MAX)) {
             http_reply_error(r, 500, "internal", "cannot read the server's working directory: %s",
                              strerror(errno));
             return false;
         }
-        status =
-            inside_roots(c, "working_dir (the server's own, none was given)", out, err, sizeof err);
+        status = config_session_dir_check(c, u->id, u->admin,
+                                          "working_dir (the server's own, none was given)", out,
+                                          err, sizeof err);
     } else {
-        status = api_dir_check(c, field, val, out, err, sizeof err);
+        status = api_dir_check(r, field, val, out, err, sizeof err);
     }
-    if (status) http_reply_error(r, status, "bad_request", "%s", err);
+    if (status) http_reply_error(r, status, status == 500 ? "internal" : "bad_request", "%s", err);
     return !status;
 }
 

@@ -17,12 +17,14 @@
  * their order, in one transaction of the store. Everything is checked before anything is
  * stored: the document's size (max_body_size), the number of messages (IMPORT_MAX_MESSAGES),
  * each message as content_message_check wants it, and the working directory as a new session's
- * (allowed_roots); "working_directory" in the body (or the query) puts the session elsewhere.
+ * (allowed_roots; a user who is not an admin, their workspace: config_session_dir_check);
+ * "working_directory" in the body (or the query) puts the session elsewhere.
  * Of the settings only the execution mode is taken: an extension config came without its
  * secrets, so the session's own extensions are not re-added.
  *
  * A fork copies a session of the caller's up to and including the message {"message_id"} (all of
- * them without one) into a new session of theirs, with the same working directory and settings.
+ * them without one) into a new session of theirs, with the same working directory and settings;
+ * a directory the caller may no longer work in (config_session_dir_check) is a 400.
  *
  * The store work runs on a worker of the pool, the request suspended meanwhile. */
 #include <limits.h>
@@ -66,6 +68,7 @@ typedef struct {
     char id[UUID_STR_LEN];         /* the session exported or forked */
     char message_id[UUID_STR_LEN]; /* a fork's last message ("" all) */
     bool name_given;               /* a fork's name came in the body */
+    bool admin;                    /* a fork's caller is an admin (where it may work) */
     store_session s;               /* the new session (import, fork) */
     json_t *settings;              /* its settings (import) */
     json_t *messages;              /* its messages (import) */
@@ -73,7 +76,7 @@ typedef struct {
     json_t *out;                   /* the export */
     gd_err e;
     int status; /* a 4xx the job found, with err */
-    char err[512];
+    char err[PATH_MAX * 2 + 3072];
 } job;
 
 static void job_free(void *arg)
@@ -216,6 +219,20 @@ static void fork_job(job *j)
                  j->message_id, j->id);
         return;
     }
+    /* the fork works where the source does: only where its caller may now (as it resolves now) */
+    char real[PATH_MAX];
+    const char *dir = realpath(src.working_dir, real) ? real : src.working_dir;
+    int status = config_session_dir_check(j->a->cfg, j->s.user_id, j->admin, "working_dir", dir,
+                                          j->err, sizeof j->err - 200);
+    if (status) {
+        json_decref(copy);
+        j->status = status;
+        size_t n = strlen(j->err);
+        snprintf(j->err + n, sizeof j->err - n,
+                 "; export the session and import it with \"working_directory\" to go on with "
+                 "it elsewhere");
+        return;
+    }
     snprintf(j->s.working_dir, sizeof j->s.working_dir, "%s", src.working_dir);
     if (!j->name_given) snprintf(j->s.name, sizeof j->s.name, "%s", src.name);
     if (!(copy = well_formed(copy))) {
@@ -344,6 +361,7 @@ void api_session_fork(http_req *r)
     if (!j) return;
     if (name && !take_name(r, name, "name", j->s.name)) return;
     j->name_given = name != NULL;
+    j->admin = http_user(r)->admin;
     if (!auth_session_quota(r)) return;
     snprintf(j->id, sizeof j->id, "%s", http_param(r, 0));
     if (json_is_string(mid))
@@ -547,10 +565,9 @@ static json_t *goose_messages(json_t *conv, long *left_out, refusal *why)
  * exported one; false and the answer sent when it cannot be used. */
 static bool import_dir(http_req *r, json_t *body, const char *exported, char out[PATH_MAX])
 {
-    const config *c = ((app *)http_app(r))->cfg;
     json_t *given = json_object_get(body, "working_directory");
     const char *val = json_string_value(given), *field = "working_directory";
-    char err[PATH_MAX + 2560];
+    char err[PATH_MAX * 2 + 2560];
     if (given && !val) {
         http_reply_error(r, 400, "bad_request", "working_directory: must be a string");
         return false;
@@ -566,9 +583,11 @@ static bool import_dir(http_req *r, json_t *body, const char *exported, char out
         val = exported;
         field = "session.working_dir";
     }
-    int status = api_dir_check(c, field, val, out, err, sizeof err);
+    int status = api_dir_check(r, field, val, out, err, sizeof err);
     if (!status) return true;
-    if (val == exported)
+    if (status == 500)
+        http_reply_error(r, status, "internal", "%s", err);
+    else if (val == exported)
         http_reply_error(r, status, "bad_request",
                          "%s; give \"working_directory\" in the body (or the query) to import the "
                          "session into another directory",

@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
 #include "config/yamldoc.h"
 #include "core/buf.h"
+#include "core/fs.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "core/netaddr.h"
 
@@ -18,7 +21,8 @@
  * "off" (stored as written); K_ROOTS: a list of existing directories, kept as real paths; K_LOGFMT:
  * "text" or "json" (log.h); K_RATIO: a decimal number from 0 to 1 into a double; K_NET: a boolean
  * (stored as "true" or "false") or "host"; K_URL: an http:// or https:// address of printable
- * ASCII without a query or fragment, kept without its trailing slashes. */
+ * ASCII without a query or fragment, kept without its trailing slashes; K_ABS: an absolute path,
+ * kept as given. */
 typedef enum {
     K_STR,
     K_URL,
@@ -33,7 +37,8 @@ typedef enum {
     K_ROOTS,
     K_LOGFMT,
     K_RATIO,
-    K_NET
+    K_NET,
+    K_ABS
 } key_kind;
 
 /* One row per setting: its config.yaml key, environment variable, flag, type and bounds. */
@@ -117,6 +122,8 @@ static const struct cfg_key {
      "the path of the bwrap executable"},
     {"allowed_roots", "GOOSE_ALLOWED_ROOTS", NULL, K_ROOTS, 0, 0, offsetof(config, roots), 0,
      "a list of existing directories"},
+    {"user_workspaces", "GOOSE_USER_WORKSPACES", NULL, K_ABS, 0, 0, STR(user_workspaces),
+     "an absolute path"},
     {"cors_origins", "GOOSE_CORS_ORIGINS", NULL, K_LIST, 0, 0, offsetof(config, cors),
      offsetof(config, ncors), "a list of origins such as https://app.example.com, or *"},
     {"allowed_hosts", "GOOSE_ALLOWED_HOSTS", NULL, K_LIST, 0, 0, offsetof(config, allowed_hosts),
@@ -366,6 +373,13 @@ static gd_err apply(config *c, const struct cfg_key *k, const char *val, const c
         }
         snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
         return GD_EINVAL;
+    case K_ABS:
+        if (val[0] != '/' || strlen(val) >= k->size) {
+            snprintf(err, errlen, "%s: expected %s, got \"%.40s\"", where, k->what, val);
+            return GD_EINVAL;
+        }
+        snprintf(base + k->off, k->size, "%s", val);
+        return GD_OK;
     case K_ROOTS: {
         /* A comma-separated string replaces the list; each entry resolved to its real path. */
         c->nroots = 0;
@@ -541,10 +555,14 @@ static gd_err default_paths(config *c, char *cfgpath, size_t cfglen, char *err, 
         snprintf(cfgpath, cfglen, "%s/goose/config.yaml", xdg_cfg);
     else if (home)
         snprintf(cfgpath, cfglen, "%s/.config/goose/config.yaml", home);
-    if (xdg_data && *xdg_data)
+    if (xdg_data && *xdg_data) {
         snprintf(c->data_dir, sizeof c->data_dir, "%s/goose/sessions", xdg_data);
-    else
+        snprintf(c->user_workspaces, sizeof c->user_workspaces, "%s/goose/workspaces", xdg_data);
+    } else {
         snprintf(c->data_dir, sizeof c->data_dir, "%s/.local/share/goose/sessions", home);
+        snprintf(c->user_workspaces, sizeof c->user_workspaces, "%s/.local/share/goose/workspaces",
+                 home);
+    }
     return GD_OK;
 }
 
@@ -580,7 +598,47 @@ gd_err config_locate(config *c, const char *config_flag, char *err, size_t errle
     if ((rc = absolute(c->config_path, sizeof c->config_path, "the configuration file", err,
                        errlen)))
         return rc;
-    return absolute(c->data_dir, sizeof c->data_dir, "the data directory", err, errlen);
+    if ((rc = absolute(c->data_dir, sizeof c->data_dir, "the data directory", err, errlen)))
+        return rc;
+    return absolute(c->user_workspaces, sizeof c->user_workspaces, "user_workspaces", err, errlen);
+}
+
+/* Whether path is dir or inside it (both absolute, as written; "/" holds everything). */
+static bool path_inside(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (n == 1 && dir[0] == '/') return true;
+    return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Whether path is inside dir, as written or once both are resolved (when they exist). */
+static bool path_inside_real(const char *path, const char *dir)
+{
+    char rp[PATH_MAX], rd[PATH_MAX];
+    return path_inside(path, dir) ||
+           (realpath(path, rp) && realpath(dir, rd) && path_inside(rp, rd));
+}
+
+/* user_workspaces must not lie in goosed's own configuration or data directory: the tools'
+ * sandbox refuses a working directory there, and a user's commands must never reach them. */
+static gd_err check_workspaces(const config *c, char *err, size_t errlen)
+{
+    char cfg_dir[PATH_MAX];
+    snprintf(cfg_dir, sizeof cfg_dir, "%s", c->config_path);
+    char *slash = strrchr(cfg_dir, '/');
+    if (slash) *slash = '\0';
+    const char *in = c->data_dir[0] && path_inside_real(c->user_workspaces, c->data_dir)
+                         ? c->data_dir
+                     : cfg_dir[0] && path_inside_real(c->user_workspaces, cfg_dir) ? cfg_dir
+                                                                                   : NULL;
+    if (!in) return GD_OK;
+    snprintf(err, errlen,
+             "user_workspaces: %s is inside goosed's own %s directory %s, which tools never "
+             "reach; choose a directory outside it",
+             c->user_workspaces, in == c->data_dir ? "data" : "configuration", in);
+    return GD_EINVAL;
 }
 
 gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *err, size_t errlen)
@@ -654,7 +712,7 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
             c->source[k] = CFG_SRC_FLAG;
         }
     }
-    return GD_OK;
+    return check_workspaces(c, err, errlen);
 }
 
 /* ---- the table, for `goose configure` ---- */
@@ -731,4 +789,105 @@ gd_err config_check(size_t i, const char *val, char *err, size_t errlen)
     gd_err rc = apply(scratch, &keys[i], val, keys[i].file_key, err, errlen);
     free(scratch);
     return rc;
+}
+
+/* ---- where a session may work ---- */
+
+bool config_user_confined(const char *user_id, bool admin)
+{
+    return !admin && user_id && user_id[0];
+}
+
+/* The workspace's path as configured (not resolved): user_workspaces/user_id. false (err set)
+ * when user_id is not one of goosed's ids (a UUID: hex digits and dashes, safe as a name). */
+static bool workspace_path(const config *c, const char *user_id, char out[PATH_MAX], char *err,
+                           size_t errlen)
+{
+    if (!ids_is_uuid(user_id)) {
+        snprintf(err, errlen, "the user's id is not one of goosed's: no workspace for it");
+        return false;
+    }
+    if (snprintf(out, PATH_MAX, "%s/%s", c->user_workspaces, user_id) >= PATH_MAX) {
+        snprintf(err, errlen, "user_workspaces: %s is too long", c->user_workspaces);
+        return false;
+    }
+    return true;
+}
+
+gd_err config_user_workspace(const config *c, const char *user_id, char out[PATH_MAX], char *err,
+                             size_t errlen)
+{
+    char ws[PATH_MAX], failed[PATH_MAX];
+    if (!workspace_path(c, user_id, ws, err, errlen)) return GD_EINVAL;
+    struct stat st;
+    if (fs_mkdirs(c->user_workspaces, 0700, failed, sizeof failed) != 0 ||
+        (mkdir(ws, 0700) != 0 && errno != EEXIST)) {
+        int e = errno;
+        snprintf(err, errlen, "cannot make the user's workspace %s: %s", ws, strerror(e));
+        return GD_EIO;
+    }
+    /* goosed made it: a link or a file in its place is someone else's doing */
+    if (lstat(ws, &st) != 0 || !S_ISDIR(st.st_mode) || !realpath(ws, out)) {
+        snprintf(err, errlen, "the user's workspace %s is not a directory goosed made", ws);
+        return GD_EIO;
+    }
+    return GD_OK;
+}
+
+/* The roots as one line for a message ("/srv/a, /srv/b"). */
+static void roots_text(const config *c, char *list, size_t len)
+{
+    size_t used = 0;
+    list[0] = '\0';
+    for (int i = 0; i < c->nroots; i++) {
+        int w = snprintf(list + used, len - used, "%s%s", i ? ", " : "", c->roots[i]);
+        if (w > 0 && (size_t)w < len - used) used += (size_t)w;
+    }
+}
+
+static bool inside_roots(const config *c, const char *dir)
+{
+    for (int i = 0; i < c->nroots; i++)
+        if (path_inside(dir, c->roots[i])) return true;
+    return false;
+}
+
+int config_session_dir_check(const config *c, const char *user_id, bool admin, const char *field,
+                             const char *dir, char *err, size_t errlen)
+{
+    char list[2048];
+    roots_text(c, list, sizeof list);
+    if (!config_user_confined(user_id, admin)) {
+        if (c->nroots == 0 || inside_roots(c, dir)) return 0;
+        snprintf(err, errlen,
+                 "%s: %s is outside the directories sessions may be created in (allowed_roots: %s)",
+                 field, dir, list);
+        return 400;
+    }
+    char ws[PATH_MAX], why[PATH_MAX + 128], base[PATH_MAX];
+    if (!workspace_path(c, user_id, ws, why, sizeof why)) {
+        snprintf(err, errlen, "%s: %s: %s", field, dir, why);
+        return 400;
+    }
+    /* the workspaces as the real path of user_workspaces (goosed makes each, so no link lies
+     * below it), dir being a real path too. Another user's workspace stays theirs even where
+     * allowed_roots holds it, and so does a directory holding them all. */
+    bool all = realpath(c->user_workspaces, base) != NULL;
+    size_t n = all && strcmp(base, "/") ? strlen(base) : 0, idl = strlen(user_id);
+    if (all && path_inside(base, dir)) {
+        /* refused: it is user_workspaces or holds it */
+    } else if (all && path_inside(dir, base)) {
+        if (!strncmp(dir + n + 1, user_id, idl) &&
+            (dir[n + 1 + idl] == '\0' || dir[n + 1 + idl] == '/'))
+            return 0;
+    } else if (c->nroots > 0 && inside_roots(c, dir)) {
+        return 0;
+    }
+    snprintf(err, errlen,
+             "%s: %s is outside the directories you may use: a user who is not an admin works in "
+             "their own workspace, %s (where a session goes when no working directory is "
+             "given)%s%s%s",
+             field, dir, ws, c->nroots ? ", or inside allowed_roots (" : "", c->nroots ? list : "",
+             c->nroots ? ")" : "");
+    return 400;
 }

@@ -55,6 +55,9 @@ typedef struct {
     long tool_max_user_processes; /* RLIMIT_NPROC, 0: none */
     int nroots;                   /* allowed_roots: 0 means anywhere */
     char roots[CFG_MAX_ROOTS][PATH_MAX]; /* real paths */
+    /* where each user who is not an admin works: user_workspaces/USER_ID (absolute; default
+     * $XDG_DATA_HOME/goose/workspaces, beside data_dir and never inside it) */
+    char user_workspaces[PATH_MAX];
     char log_spec[256];
     char log_format[8];     /* "text" (the default) or "json": one JSON object per line */
     bool disable_telemetry; /* GOOSE_DISABLE_TELEMETRY: no OTLP export even when configured */
@@ -138,5 +141,25 @@ gd_err config_check(size_t i, const char *val, char *err, size_t errlen);
  * $XDG_CONFIG_HOME/goose or ~/.config/goose, /config.yaml) and c->data_dir, reading nothing:
  * what config_load does first. GD_EINVAL with a message when HOME is not set. */
 gd_err config_locate(config *c, const char *config_flag, char *err, size_t errlen);
+
+/* ---- where a session may work ----
+ * The local user (user_id "") and admins: inside allowed_roots, anywhere when it is unset. A user
+ * who is not an admin: inside their own workspace (config_user_workspace), and inside
+ * allowed_roots when it is set (the admin's explicit choice); nowhere else, whatever
+ * allowed_roots says for admins. */
+
+/* Whether a session of user_id (admin or not) is kept to its workspace and allowed_roots. */
+bool config_user_confined(const char *user_id, bool admin);
+/* The workspace of user_id (a user id of goosed's, a UUID): user_workspaces/USER_ID, made with
+ * mode 0700 when missing (its parents too); its real path into out. GD_EINVAL when user_id is
+ * not an id of goosed's, GD_EIO when it cannot be made or is not a directory; err says why. */
+gd_err config_user_workspace(const config *c, const char *user_id, char out[PATH_MAX], char *err,
+                             size_t errlen);
+/* Whether a session of user_id (admin or not) may work in dir, an absolute real path (as
+ * realpath gives it). 0 when it may; else 400 and err (PATH_MAX * 2 + 2560 bytes hold it) names
+ * field, dir and where this user may create sessions. Reads nothing but user_workspaces' real
+ * path; makes nothing. */
+int config_session_dir_check(const config *c, const char *user_id, bool admin, const char *field,
+                             const char *dir, char *err, size_t errlen);
 
 #endif

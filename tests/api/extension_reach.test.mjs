@@ -47,7 +47,8 @@ describe("users' remote extensions reach public addresses only, unless the admin
   /** goosed.db and its write-ahead log as they are on disk, to look for a secret in. */
   const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(dataDir(), f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
   const servers = [];
-  const env = () => ({ GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_MODEL: 'gpt-test' });
+  // GOOSE_ALLOWED_ROOTS: the users' sessions work in dir too (else in their workspace only)
+  const env = () => ({ GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_MODEL: 'gpt-test', GOOSE_ALLOWED_ROOTS: dir });
 
   before(async () => {
     home = tempDir();

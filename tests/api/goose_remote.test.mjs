@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -590,11 +590,12 @@ describe('goose extension', () => {
 });
 
 describe('goose: credentials', () => {
-  let srv, token;
+  let srv, token, roots;
   before(async () => {
     const home = tempDir('goose-cli-auth-home-');
+    roots = tempDir('goose-cli-auth-roots-'); // where alice (not an admin) may work besides her workspace
     token = await addUser(home, 'alice');
-    srv = await startServer({ home, env: { GOOSE_SERVER__SECRET_KEY: SECRET } });
+    srv = await startServer({ home, env: { GOOSE_SERVER__SECRET_KEY: SECRET, GOOSE_ALLOWED_ROOTS: roots } });
   });
   after(() => stopAndCheck(srv));
 
@@ -606,13 +607,13 @@ describe('goose: credentials', () => {
 
   it('the secret key (X-Secret-Key) and a user token (Bearer) work; a wrong one is refused, never printed', async () => {
     ok(await goose(srv, ['session', 'list'], { env: { GOOSE_SERVER__SECRET_KEY: SECRET } }));
-    const mine = await goose(srv, ['run', '-t', 'x', '--json'], { env: { GOOSE_SERVER_TOKEN: token }, cwd: tempDir('goose-cli-auth-') });
+    const mine = await goose(srv, ['run', '-t', 'x', '--json'], { env: { GOOSE_SERVER_TOKEN: token }, cwd: mkdtempSync(path.join(roots, 'cwd-')) });
     // no provider is configured: the session is made, its message refused, the session removed
     assert.equal(mine.code, 1);
     assert.equal(jsonLines(mine.stdout)[0].event, 'session');
     assert.match(mine.stderr, /provider/);
     assert.match(mine.stderr, /session [0-9a-f-]{36} removed: the server refused its first message/);
-    const made = await post(srv, '/api/sessions', { name: 'hers', working_directory: tempDir('goose-cli-auth-') }, { headers: { Authorization: `Bearer ${token}` } });
+    const made = await post(srv, '/api/sessions', { name: 'hers', working_directory: mkdtempSync(path.join(roots, 'cwd-')) }, { headers: { Authorization: `Bearer ${token}` } });
     assert.equal(made.status, 201, made.text);
     const ids = JSON.parse((await goose(srv, ['session', 'list', '--json'], { env: { GOOSE_SERVER_TOKEN: token } })).stdout).map((s) => s.id);
     assert.deepEqual(ids, [made.body.id]);

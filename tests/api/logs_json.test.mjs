@@ -31,7 +31,7 @@ describe('GOOSE_LOG_FORMAT=json', () => {
       },
     });
     const as = { Authorization: `Bearer ${token}` };
-    const s = await request(srv, 'POST', '/api/sessions', { json: { name: 'logged', working_directory: tempDir('goosed-jsonlog-') }, headers: as });
+    const s = await request(srv, 'POST', '/api/sessions', { json: { name: 'logged' }, headers: as });
     assert.equal(s.status, 201, s.text);
     sid = s.body.id;
     await fake.script([{ text: 'logged reply' }]);

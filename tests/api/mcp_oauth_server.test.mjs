@@ -255,7 +255,8 @@ async function greetThrough(srv, fake, dir, who, name, { signin = false } = {}) 
 describe('sign-ins of users with an id', () => {
   let fake, mcp, home, dir, alice, bob;
   const config = () => `extensions:\n  demo:\n    enabled: true\n    type: streamable_http\n    name: demo\n    uri: ${mcp.url}\n    timeout: 30\n`;
-  const start = () => startServer({ home, env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY }, configYaml: config() });
+  // GOOSE_ALLOWED_ROOTS: the users' sessions work in dir too (else in their workspace only)
+  const start = () => startServer({ home, env: { GOOSE_PROVIDER: 'openai', GOOSE_MODEL: 'gpt-test', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY, GOOSE_ALLOWED_ROOTS: dir }, configYaml: config() });
   before(async () => {
     mcp = await startOAuthServer();
     fake = await startFake({ keys: { openai: KEY } });

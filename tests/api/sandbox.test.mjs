@@ -4,7 +4,7 @@
 // bounds where sessions are made; without bubblewrap, tools are refused unless `sandbox: off`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { accessSync, constants as fsc, existsSync, statSync, readdirSync, readFileSync, writeFileSync, mkdirSync, symlinkSync, chownSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, statSync, readdirSync, readFileSync, writeFileSync, mkdirSync, mkdtempSync, symlinkSync, chownSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import os from 'node:os';
@@ -657,9 +657,13 @@ describe("a user's commands and stdio servers reach public addresses only, as th
   let alice;
   let srv;
   const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
+  // the commands' working directories: inside allowed_roots, which lets alice (not an admin)
+  // work there as well as in her own workspace
+  const cwds = tempDir('goosed-sb-cwds-');
+  const cwdDir = () => mkdtempSync(path.join(cwds, 'cwd-'));
   const start = async (extra = {}) => {
     if (srv) await stopAndCheck(srv);
-    srv = await startServer({ home, env: providerEnv(fake, extra) });
+    srv = await startServer({ home, env: providerEnv(fake, { GOOSE_ALLOWED_ROOTS: cwds, ...extra }) });
   };
   // a private network's address nothing here answers: kept out at once, or tried (not asked of
   // an admin's command, whose try would wait for the connection's timeout)
@@ -683,12 +687,12 @@ describe("a user's commands and stdio servers reach public addresses only, as th
   it("a user's command reaches neither the host's addresses nor a private network; an admin's reaches the host", async () => {
     const outside = await listen(outsideAddr);
     try {
-      const mine = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port], ...PRIVATE, ['169.254.169.254', 80]], as(alice));
+      const mine = await reach(srv, fake, cwdDir(), [[outsideAddr, outside.port], ...PRIVATE, ['169.254.169.254', 80]], as(alice));
       assertReach(mine, { [`${outsideAddr}:${outside.port}`]: 'ERR EHOSTUNREACH', ...UNREACH, '169.254.169.254:80': 'ERR EHOSTUNREACH' });
       assert.equal(outside.count(), 0);
       // and the model is told
       assert.match(await shellDescription(fake), /network of its own: it reaches the internet, but not the services of the machine it runs on \(its localhost and its other addresses\) nor those of private networks/);
-      const admin = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port]], as(root));
+      const admin = await reach(srv, fake, cwdDir(), [[outsideAddr, outside.port]], as(root));
       assertReach(admin, { [`${outsideAddr}:${outside.port}`]: 'CONNECTED' });
       assert.equal(outside.count(), 1);
       assert.match(await shellDescription(fake), /it reaches the internet, but not the services that listen only on the machine's localhost/);
@@ -698,19 +702,19 @@ describe("a user's commands and stdio servers reach public addresses only, as th
   });
 
   it("a user's command still resolves names through the sandbox's name server, inside 10.0.0.0/8", { skip: !hostResolves && 'this machine resolves no public name' }, async () => {
-    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), `getent hosts ${PUBLIC_NAME} || echo UNRESOLVED`, as(alice));
+    const out = await shell(srv, fake, cwdDir(), `getent hosts ${PUBLIC_NAME} || echo UNRESOLVED`, as(alice));
     assert.match(out.text, /^[0-9a-f.:]+\s+registry\.npmjs\.org/m, out.text);
   });
 
   it("a user's command reaches the public internet: npm asks the registry", { skip: !hostReachesRegistry && 'this machine does not reach the npm registry' }, async () => {
-    const out = await shell(srv, fake, tempDir('goosed-sb-cwd-'), 'npm view is-number name 2>&1; echo "rc=$?"', as(alice));
+    const out = await shell(srv, fake, cwdDir(), 'npm view is-number name 2>&1; echo "rc=$?"', as(alice));
     assert.match(out.text, /^is-number$/m, out.text);
   });
 
   it("a user's own stdio server is kept out the same way", async () => {
     const outside = await listen(outsideAddr);
     try {
-      const dir = tempDir('goosed-sb-cwd-');
+      const dir = cwdDir();
       const id = await newSession(srv, dir, as(alice));
       // The "server" tries the host and a private network, writes what it got beside it, exits.
       const targets = [[outsideAddr, outside.port], PRIVATE[0]];
@@ -736,7 +740,7 @@ describe("a user's commands and stdio servers reach public addresses only, as th
     await start({ GOOSE_USER_EXTENSION_HOSTS: `${outsideAddr}, 172.16.0.0/16` });
     const outside = await listen(outsideAddr);
     try {
-      const mine = await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port], PRIVATE[0], ['172.17.0.1', 9]], as(alice));
+      const mine = await reach(srv, fake, cwdDir(), [[outsideAddr, outside.port], PRIVATE[0], ['172.17.0.1', 9]], as(alice));
       assertReach(mine, { [`${outsideAddr}:${outside.port}`]: 'CONNECTED', '10.1.2.3:9': 'ERR EHOSTUNREACH', '172.17.0.1:9': 'ERR EHOSTUNREACH' });
       assert.equal(outside.count(), 1);
     } finally {
@@ -748,7 +752,7 @@ describe("a user's commands and stdio servers reach public addresses only, as th
     await start({ GOOSE_USER_EXTENSION_HOSTS: '*' });
     const outside = await listen(outsideAddr);
     try {
-      assertReach(await reach(srv, fake, tempDir('goosed-sb-cwd-'), [[outsideAddr, outside.port]], as(alice)), { [`${outsideAddr}:${outside.port}`]: 'CONNECTED' });
+      assertReach(await reach(srv, fake, cwdDir(), [[outsideAddr, outside.port]], as(alice)), { [`${outsideAddr}:${outside.port}`]: 'CONNECTED' });
       assert.match(await shellDescription(fake), /it reaches the internet, but not the services that listen only on the machine's localhost/);
     } finally {
       outside.close();

@@ -437,7 +437,7 @@ describe('another user\'s session cannot be exported or forked', () => {
     mkdirSync(dir, { recursive: true });
     alice = await addUser(home, 'alice');
     bob = await addUser(home, 'bob');
-    srv = await startServer({ home, env: { GOOSE_MAX_SESSIONS_PER_USER: 2 } });
+    srv = await startServer({ home, env: { GOOSE_MAX_SESSIONS_PER_USER: 2, GOOSE_ALLOWED_ROOTS: dir } });
   });
   after(async () => {
     await stopAndCheck(srv);

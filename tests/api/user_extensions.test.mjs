@@ -6,7 +6,7 @@
 // admin, the X-Secret-Key, and the extension routes of a server without users behave as before.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, readdirSync, copyFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, readdirSync, copyFileSync, mkdirSync, mkdtempSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir, have, REPO } from './lib/server.mjs';
 import { get, post, del, request, assertError } from './lib/http.mjs';
@@ -55,6 +55,7 @@ describe("users' own extensions", () => {
   const env = () => ({
     GOOSE_PROVIDER: 'openai', OPENAI_HOST: fake.url, OPENAI_API_KEY: KEY,
     GOOSE_ALLOWLIST: allowFile, GOOSE_SERVER__SECRET_KEY: SECRET,
+    GOOSE_ALLOWED_ROOTS: dir, // users' sessions may work there too (else in their workspace only)
   });
 
   /** Starts a session of token's, sends one message, and answers the tools the model was offered. */
@@ -334,6 +335,13 @@ describe("a user's stdio server sees only the system and the session's working d
     try { await stopAndCheck(srv); } finally { await fake.stop(); }
   });
 
+  /** A new directory in token's workspace (a user who is not an admin may work nowhere else). */
+  async function userDir(token) {
+    const s = await post(srv, '/api/sessions', { name: 'ux-workspace' }, as(token));
+    assert.equal(s.status, 201, s.text);
+    return mkdtempSync(path.join(s.body.working_dir, 'd-'));
+  }
+
   /** Adds config as token's own extension `name`, runs one reply in a new session made in dir
    * (which starts it), and gives back the extension as token's list shows it. */
   async function startOwn(token, name, config, dir) {
@@ -347,7 +355,7 @@ describe("a user's stdio server sees only the system and the session's working d
 
   it("a path outside them in a user's server refuses it; the admin's runs with it", async () => {
     const steal = { type: 'stdio', cmd: '/bin/sh', args: ['-c', 'cat "$0" > leaked.txt', secretFile], timeout: 30 };
-    const aliceDir = tempDir('goosed-ux-alice-');
+    const aliceDir = await userDir(alice);
     const mine = await startOwn(alice, 'steal', steal, aliceDir);
     assert.equal(mine.status, 'failed', JSON.stringify(mine));
     assert.match(mine.error, new RegExp(`'${secretFile}' is outside the system's directories and the session's working directory`));
@@ -360,7 +368,7 @@ describe("a user's stdio server sees only the system and the session's working d
   });
 
   it("a user's server inside the session's working directory runs", async () => {
-    const aliceDir = tempDir('goosed-ux-alice-');
+    const aliceDir = await userDir(alice);
     copyFileSync(FAKE_MCP, path.join(aliceDir, 'server.mjs'));
     const mine = await startOwn(alice, 'inside', { type: 'stdio', cmd: NODE, args: [path.join(aliceDir, 'server.mjs'), 'ok', 'inside-marker'], timeout: 30 }, aliceDir);
     assert.equal(mine.status, 'running', JSON.stringify(mine));
@@ -371,7 +379,7 @@ describe("a user's stdio server sees only the system and the session's working d
     const probe = (who) => ({ type: 'stdio', cmd: 'npm', timeout: 30, args: ['exec', '--offline', '--yes', '--', 'node', '-e',
       'const fs=require("fs"),h=process.env.HOME+"/.npm/";fs.writeFileSync("probe.txt",JSON.stringify({planted:fs.existsSync(h+"planted"),marks:fs.readdirSync(h).filter((f)=>f.endsWith("-was-here"))}));fs.writeFileSync(h+process.argv[1]+"-was-here","")', who] });
     const run = async (token, who, name) => {
-      const d = tempDir(`goosed-ux-${who}-`);
+      const d = token === root ? tempDir(`goosed-ux-${who}-`) : await userDir(token);
       await startOwn(token, name, probe(who), d);
       return JSON.parse(readFileSync(path.join(d, 'probe.txt'), 'utf8'));
     };

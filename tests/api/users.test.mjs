@@ -21,8 +21,9 @@ const KD = secret('default');
 const as = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
 const dataDir = (home) => path.join(home, '.local/share/goose/sessions');
 
-async function newSession(srv, token, dir) {
-  const r = await post(srv, '/api/sessions', { name: 'users', working_directory: dir }, as(token));
+/** A session of token's user in their own workspace (a user who is not an admin may use no other). */
+async function newSession(srv, token) {
+  const r = await post(srv, '/api/sessions', { name: 'users' }, as(token));
   assert.equal(r.status, 201, r.text);
   return r.body.id;
 }
@@ -55,10 +56,9 @@ function dbBytes(home) {
 }
 
 describe('users: their own provider and keys, an admin default, their own always-allow', () => {
-  let fake, srv, home, dir, root, alice, bob, carol;
+  let fake, srv, home, root, alice, bob, carol;
   before(async () => {
     home = tempDir();
-    dir = tempDir('goosed-users-');
     root = await addUser(home, 'root', true);
     alice = await addUser(home, 'alice');
     bob = await addUser(home, 'bob');
@@ -84,7 +84,7 @@ describe('users: their own provider and keys, an admin default, their own always
   });
 
   it('nothing configured: a reply says how to configure a provider', async () => {
-    const sid = await newSession(srv, carol, dir);
+    const sid = await newSession(srv, carol);
     assertError(await say(srv, carol, sid, 'hi'), 503, 'provider_not_configured', /POST \/api\/providers/);
   });
 
@@ -126,7 +126,7 @@ describe('users: their own provider and keys, an admin default, their own always
   it("each user's replies reach the provider with their own key and model; the others' the default", async () => {
     await fake.script([{ text: 'for alice' }, { text: 'for bob' }, { text: 'for carol' }]);
     for (const [tok, key, model, text] of [[alice, KA, 'gpt-a', 'for alice'], [bob, KB, 'gpt-b', 'for bob'], [carol, KD, 'gpt-default', 'for carol']]) {
-      const sid = await newSession(srv, tok, dir);
+      const sid = await newSession(srv, tok);
       const r = await say(srv, tok, sid, 'hello');
       assert.equal(r.status, 200, r.text);
       assert.match(r.text, new RegExp(text));
@@ -148,9 +148,9 @@ describe('users: their own provider and keys, an admin default, their own always
 
   it('max_replies_per_user: a second reply of the same user is 429 with Retry-After; another user still starts one', async () => {
     await fake.script([shell('call_q', 'true'), { text: 'bob goes on' }, { text: 'carol done' }]);
-    const s1 = await newSession(srv, carol, dir);
-    const s2 = await newSession(srv, carol, dir);
-    const sb = await newSession(srv, bob, dir);
+    const s1 = await newSession(srv, carol);
+    const s2 = await newSession(srv, carol);
+    const sb = await newSession(srv, bob);
     const w = await watch(srv, s1, as(carol).headers);
     const pending = sayLater(srv, carol, s1, 'run true');
     await w.until('tool_confirmation'); // carol's reply runs, waiting for her answer
@@ -171,7 +171,7 @@ describe('users: their own provider and keys, an admin default, their own always
 
   it("a user's always_allow is theirs: it is not asked of them again, but another user is still asked", async () => {
     const permFile = path.join(home, '.config/goose/permission.yaml');
-    const sa = await newSession(srv, alice, dir);
+    const sa = await newSession(srv, alice);
     const wa = await watch(srv, sa, as(alice).headers);
     await fake.script([shell('call_a1', 'true'), { text: 'done a1' }]);
     const pa = sayLater(srv, alice, sa, 'run it');
@@ -191,7 +191,7 @@ describe('users: their own provider and keys, an admin default, their own always
     // the server's permission.yaml is the admin's: alice's answer is not there
     assert.ok(!existsSync(permFile) || !readFileSync(permFile, 'utf8').includes('developer__shell'));
     // bob is asked
-    const sb = await newSession(srv, bob, dir);
+    const sb = await newSession(srv, bob);
     const wb = await watch(srv, sb, as(bob).headers);
     await fake.script([shell('call_b1', 'true'), { text: 'done b1' }]);
     const pb = sayLater(srv, bob, sb, 'run it');
@@ -205,7 +205,7 @@ describe('users: their own provider and keys, an admin default, their own always
   it("alice's always_allow is kept across a restart; a replaced server.key gives alice a clear error, not a crash", async () => {
     await stopAndCheck(srv);
     srv = await startServer({ home, env: { OPENAI_HOST: fake.url, GOOSE_MODE: 'approve', GOOSE_MAX_REPLIES_PER_USER: 1 } });
-    const sa = await newSession(srv, alice, dir);
+    const sa = await newSession(srv, alice);
     await fake.script([shell('call_a3', 'true'), { text: 'done a3' }]);
     const r = await say(srv, alice, sa, 'run it after the restart');
     assert.equal(r.status, 200, r.text);
@@ -221,7 +221,7 @@ describe('users: their own provider and keys, an admin default, their own always
     // the server is fine, and carol (the default) is served
     assert.equal((await get(srv, '/status')).status, 200);
     await fake.script([{ text: 'carol fine' }, { text: 'alice again' }]);
-    const sc = await newSession(srv, carol, dir);
+    const sc = await newSession(srv, carol);
     assert.equal((await say(srv, carol, sc, 'hi')).status, 200);
     // alice sets her key again, and is served
     assert.equal((await post(srv, '/api/providers', { name: 'openai', api_key: KA, model: 'gpt-a' }, as(alice))).status, 200);
@@ -241,7 +241,7 @@ describe('users: their own provider and keys, an admin default, their own always
     // bob's replies go out with the server's key and model, not the key he had kept
     const say1 = async () => {
       await fake.script([{ text: 'bob on the default' }]);
-      const sid = await newSession(srv, bob, dir);
+      const sid = await newSession(srv, bob);
       const out = await say(srv, bob, sid, 'hello');
       assert.equal(out.status, 200, out.text);
       assert.deepEqual(await lastCall(fake), { auth: `Bearer ${KD}`, model: 'gpt-default' });
