@@ -341,6 +341,43 @@ describe("users' remote extensions reach public addresses only, unless the admin
     }
   });
 
+  /** A reply in session id of token's at srv: the names of the tools it was offered. */
+  async function replyTools(srv, token, id) {
+    await fake.script([{ text: 'ok' }]);
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' }, as(token));
+    assert.equal(r.status, 200, r.text);
+    return ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
+  }
+
+  it("a session's own extension given at its creation is kept sealed: not in goosed.db as created, nor in its fork, nor after a restart; both reach the server with it", async () => {
+    const TOKEN = 'reach-create-sealed-9e41b7c2d0';
+    recordSecret(TOKEN, "extension_reach.test.mjs: a session extension's bearer token, given at creation");
+    const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    try {
+      let srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      const config = { type: 'streamable_http', uri: `http://127.0.0.1:${locked.port}/mcp`, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` }, envs: {} };
+      const s = await post(srv, '/api/sessions', { name: 'created', working_directory: dir, extensions: [{ name: 'tokened', config }] }, as(alice));
+      assert.equal(s.status, 201, s.text);
+      assert.ok(!stored().includes(TOKEN) && !stored().includes('create-sealed'), 'not in the database as created');
+      const f = await post(srv, `/api/sessions/${s.body.id}/fork`, {}, as(alice));
+      assert.equal(f.status, 201, f.text);
+      assert.ok(!stored().includes(TOKEN), 'nor once forked');
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      assert.ok(!stored().includes(TOKEN), 'nor once the log is checkpointed');
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      for (const id of [s.body.id, f.body.id]) {
+        const before = locked.seen().length;
+        assert.ok((await replyTools(srv, alice, id)).includes('tokened__echo'), `session ${id} reaches its server`);
+        const seen = locked.seen().slice(before);
+        assert.ok(seen.length > 0 && seen.every((q) => q.auth), `with its header: ${JSON.stringify(seen)}`);
+      }
+      assert.ok(!stored().includes(TOKEN), 'nor after the restart');
+    } finally {
+      await locked.stop();
+    }
+  });
+
   it('a user_extension_hosts item that is none of those: goosed does not start, and says which', async () => {
     const r = await runGoosed(['--port', '0'], { GOOSE_USER_EXTENSION_HOSTS: 'mcp.internal, 10.0.0.0/33' });
     assert.equal(r.code, 2, r.stderr);
