@@ -253,10 +253,12 @@ void api_session_create(http_req *r)
     if (!working_dir(r, body, s->working_dir)) return;
     if (!auth_session_quota(r)) return;
     if (api_session_settings_from_body(r, body, &cs->settings) < 0) return;
-    /* the headers, envs and oauth of its own extensions kept sealed, as when they are added
-     * later (api/session_ext.c) */
+    /* the headers, envs and oauth of its own extensions kept sealed for the caller, its owner,
+     * as when they are added later (api/session_ext.c) */
     char err[PATH_MAX + 512] = "";
-    gd_err se = cs->settings ? user_settings_seal_session(cs->settings, err, sizeof err) : GD_OK;
+    gd_err se = cs->settings
+                    ? user_settings_seal_session(cs->settings, http_user(r)->id, err, sizeof err)
+                    : GD_OK;
     if (se) {
         json_decref(cs->settings);
         cs->settings = NULL;

@@ -182,12 +182,13 @@ static json_t *well_formed(json_t *msgs)
 }
 
 /* The new session's settings as every write of a session's keeps them: the headers, envs and
- * oauth of its own extensions sealed (a fork's source may be a session an earlier
+ * oauth of its own extensions sealed for its owner (a fork's source may be a session an earlier
  * goosed kept otherwise). false with the error in j when they cannot be. */
 static bool sealed_settings(job *j)
 {
     char err[PATH_MAX + 512] = "";
-    gd_err e = j->settings ? user_settings_seal_session(j->settings, err, sizeof err) : GD_OK;
+    gd_err e = j->settings ? user_settings_seal_session(j->settings, j->s.user_id, err, sizeof err)
+                           : GD_OK;
     if (e) {
         j->e = e;
         snprintf(j->err, sizeof j->err, "%s", err[0] ? err : "out of memory");
