@@ -1613,7 +1613,8 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         if (!se->sess_added) se->sess_added = json_object();
         json_object_set_new(se->sess_added, name, json_true());
         char why[PATH_MAX + 512];
-        json_t *opened = user_settings_open_fields(cfg, name, why, sizeof why); /* sealed */
+        json_t *opened =
+            user_settings_open_fields(cfg, se->user_id, name, why, sizeof why); /* sealed */
         if (!opened) {
             log_error("agent", "session %s: extension %s left out: %s", se->id, name, why);
             continue;

@@ -115,7 +115,8 @@ static int apply_entry(http_req *r, json_t *settings, json_t *entry, char *msg, 
         return 0;
     }
     json_t *cfg = jc ? ext_config_check(key, jc, msg, len) : configured(a, key);
-    if (!cfg && !jc && theirs) cfg = json_incref(theirs);
+    bool from_theirs = !cfg && !jc && theirs;
+    if (from_theirs) cfg = json_incref(theirs);
     json_decref(theirs);
     if (!cfg) {
         if (jc) return 400;
@@ -161,6 +162,19 @@ static int apply_entry(http_req *r, json_t *settings, json_t *entry, char *msg, 
         json_object_del(add, key);
         json_decref(cfg);
         return 0;
+    }
+    /* A sealed value is goosed's own writing, opened for the session's owner only: one the
+     * caller gives (in the config, or in their own extension's) could be another user's,
+     * copied from the database, which goosed would open and send where the caller chose. */
+    char field[320];
+    if ((jc || from_theirs) && user_settings_sealed_field(cfg, field, sizeof field)) {
+        snprintf(msg, len,
+                 "%s: %.200s: a value beginning with \"" USER_SETTINGS_SEALED_MARK
+                 "\" is sealed by goosed itself and is not taken from a client: give the value "
+                 "itself",
+                 key, field);
+        json_decref(cfg);
+        return 400;
     }
     /* a copy: the configured one belongs to the set's snapshot, which is never modified */
     json_t *mine = json_deep_copy(cfg);
@@ -326,14 +340,15 @@ static bool read_settings(http_req *r, const char *sid, json_t **out)
 }
 
 /* Stores the settings, the headers, envs and oauth of the session's own extensions sealed under
- * the server key (as users' API keys and own extensions are); the caller's copy keeps what it had.
- */
+ * the server key for the session's owner, the caller (as users' API keys and own extensions
+ * are); the caller's copy keeps what it had. */
 static bool write_settings(http_req *r, const char *sid, json_t *settings)
 {
     app *a = http_app(r);
     json_t *kept = json_deep_copy(settings);
     char err[PATH_MAX + 512] = "";
-    gd_err e = kept ? user_settings_seal_session(kept, err, sizeof err) : GD_ENOMEM;
+    gd_err e =
+        kept ? user_settings_seal_session(kept, http_user(r)->id, err, sizeof err) : GD_ENOMEM;
     if (e) {
         http_reply_error(r, 500, "internal", "%s", err[0] ? err : "out of memory");
         json_decref(kept);

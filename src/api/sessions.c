@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "auth/user_settings.h"
 #include "core/pool.h"
 #include "core/clock.h"
 #include "core/utf8.h"
@@ -258,6 +259,18 @@ void api_session_create(http_req *r)
     if (!working_dir(r, body, s->working_dir)) return;
     if (!auth_session_quota(r)) return;
     if (api_session_settings_from_body(r, body, &cs->settings) < 0) return;
+    /* the headers, envs and oauth of its own extensions kept sealed for the caller, its owner,
+     * as when they are added later (api/session_ext.c) */
+    char err[PATH_MAX + 512] = "";
+    gd_err se = cs->settings
+                    ? user_settings_seal_session(cs->settings, http_user(r)->id, err, sizeof err)
+                    : GD_OK;
+    if (se) {
+        json_decref(cs->settings);
+        cs->settings = NULL;
+        http_reply_error(r, 500, "internal", "%s", err[0] ? err : "out of memory");
+        return;
+    }
     snprintf(s->name, sizeof s->name, "%s", name ? name : DEFAULT_NAME);
     ids_uuid7(s->id);
     snprintf(s->user_id, sizeof s->user_id, "%s", http_user(r)->id); /* the owner */

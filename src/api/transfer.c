@@ -37,6 +37,7 @@
 #include "agent/agent.h"
 #include "api/api.h"
 #include "auth/auth.h"
+#include "auth/user_settings.h"
 #include "core/clock.h"
 #include "core/content.h"
 #include "core/ids.h"
@@ -183,6 +184,21 @@ static json_t *well_formed(json_t *msgs)
     return out;
 }
 
+/* The new session's settings as every write of a session's keeps them: the headers, envs and
+ * oauth of its own extensions sealed for its owner (a fork's source may be a session an earlier
+ * goosed kept otherwise). false with the error in j when they cannot be. */
+static bool sealed_settings(job *j)
+{
+    char err[PATH_MAX + 512] = "";
+    gd_err e = j->settings ? user_settings_seal_session(j->settings, j->s.user_id, err, sizeof err)
+                           : GD_OK;
+    if (e) {
+        j->e = e;
+        snprintf(j->err, sizeof j->err, "%s", err[0] ? err : "out of memory");
+    }
+    return !e;
+}
+
 static void fork_job(job *j)
 {
     store_session src;
@@ -240,6 +256,10 @@ static void fork_job(job *j)
         snprintf(j->err, sizeof j->err, "out of memory");
         return;
     }
+    if (!sealed_settings(j)) {
+        json_decref(copy);
+        return;
+    }
     j->e = j->a->st->ops->session_import(j->a->st, &j->s, j->settings, copy);
     if (j->e) snprintf(j->err, sizeof j->err, "%s", store_errmsg());
     json_decref(copy);
@@ -256,6 +276,7 @@ static void run_job(void *arg)
         fork_job(j);
         break;
     case JOB_IMPORT:
+        if (!sealed_settings(j)) break;
         j->e = j->a->st->ops->session_import(j->a->st, &j->s, j->settings, j->messages);
         if (j->e) snprintf(j->err, sizeof j->err, "%s", store_errmsg());
         break;

@@ -190,65 +190,159 @@ int user_settings_open(const char *user_id, const char *name, const unsigned cha
 
 /* ---- a session's own extensions: their headers and envs, sealed value by value ---- */
 
-#define SEALED_PREFIX "gdsealed:1:" /* a value kept sealed; what follows is base64 */
-#define SEAL_OWNER    "session extension"
+/* A value kept sealed for the user who owns the session (their id in the associated data, as
+ * their own keys are), base64 after the prefix. An earlier goosed sealed them for no one in
+ * particular (LEGACY_OWNER, with LEGACY_PREFIX): a value copied into another user's session
+ * opened there. Those are sealed again for their session's owner at start (seal_sessions) and
+ * whenever the session's settings are written; they are never opened as they are. */
+#define SEALED_PREFIX "gdsealed:2:"
+#define LEGACY_PREFIX "gdsealed:1:"
+#define LEGACY_OWNER  "session extension"
 
 static const char *const secret_fields[] = {"headers", "envs", "oauth"};
 
-/* The name a value is sealed under: the extension, the field and the entry, bound in. */
-static void field_name(char *out, size_t n, const char *ext, const char *field, const char *k)
+static bool has_prefix(const char *s, const char *prefix)
 {
-    snprintf(out, n, "%s/%s/%s", ext, field, k);
+    return !strncmp(s, prefix, strlen(prefix));
 }
 
-gd_err user_settings_seal_fields(json_t *cfg, const char *ext, char *err, size_t errlen)
+/* The name a value is sealed under: the extension, the field and the entry, bound in; the
+ * "session:" before them keeps it apart from the names of the user's own items (key:, ext:, ...),
+ * sealed for the same user. An earlier goosed's (LEGACY_OWNER) had no "session:". */
+static void field_name(char *out, size_t n, bool legacy, const char *ext, const char *field,
+                       const char *k)
+{
+    snprintf(out, n, "%s%s/%s/%s", legacy ? "" : "session:", ext, field, k);
+}
+
+/* text (after its prefix) opened for owner/name: malloc'd, NULL when it does not open. */
+static char *open_text(const char *owner, const char *name, const char *text)
+{
+    size_t n = strlen(text), len = 0;
+    unsigned char *sealed = malloc(n + 1);
+    char *plain = malloc(n + 1);
+    bool ok = sealed && plain &&
+              sodium_base642bin(sealed, n + 1, text, n, NULL, &len, NULL,
+                                sodium_base64_VARIANT_ORIGINAL) == 0 &&
+              user_settings_open(owner, name, sealed, len, plain, n + 1) == 0;
+    free(sealed);
+    if (!ok && plain) {
+        sodium_memzero(plain, n + 1);
+        free(plain);
+        plain = NULL;
+    }
+    return plain;
+}
+
+/* plain sealed for owner/name, as SEALED_PREFIX text: malloc'd, NULL (no server key, or out of
+ * memory). */
+static char *seal_text(const char *owner, const char *name, const char *plain)
+{
+    size_t len = strlen(plain), cap = len + SEAL_OVERHEAD;
+    size_t b64cap = sodium_base64_ENCODED_LEN(cap, sodium_base64_VARIANT_ORIGINAL);
+    unsigned char *sealed = malloc(cap);
+    char *text = malloc(strlen(SEALED_PREFIX) + b64cap);
+    size_t slen = sealed && text ? user_settings_seal(owner, name, plain, len, sealed, cap) : 0;
+    if (slen) {
+        memcpy(text, SEALED_PREFIX, strlen(SEALED_PREFIX));
+        sodium_bin2base64(text + strlen(SEALED_PREFIX), b64cap, sealed, slen,
+                          sodium_base64_VARIANT_ORIGINAL);
+    } else {
+        free(text);
+        text = NULL;
+    }
+    free(sealed);
+    return text;
+}
+
+bool user_settings_sealed_field(const json_t *cfg, char *field, size_t fieldlen)
 {
     for (size_t f = 0; f < sizeof secret_fields / sizeof *secret_fields; f++) {
         json_t *o = json_object_get(cfg, secret_fields[f]), *v;
         const char *k;
         json_object_foreach(o, k, v)
         {
-            const char *plain = json_string_value(v);
-            if (!plain || !strncmp(plain, SEALED_PREFIX, strlen(SEALED_PREFIX))) continue;
+            const char *s = json_string_value(v);
+            if (s && has_prefix(s, USER_SETTINGS_SEALED_MARK)) {
+                snprintf(field, fieldlen, "%s.%s", secret_fields[f], k);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* As user_settings_seal_fields; *stale counts the earlier goosed's values that do not open
+ * under this server key (left as they are). */
+static gd_err seal_fields(json_t *cfg, const char *user_id, const char *ext, size_t *stale,
+                          char *err, size_t errlen)
+{
+    for (size_t f = 0; f < sizeof secret_fields / sizeof *secret_fields; f++) {
+        json_t *o = json_object_get(cfg, secret_fields[f]), *v;
+        const char *k;
+        json_object_foreach(o, k, v)
+        {
+            const char *value = json_string_value(v);
+            if (!value || has_prefix(value, SEALED_PREFIX)) continue;
             char name[STORE_ITEM_NAME_MAX + 1];
-            field_name(name, sizeof name, ext, secret_fields[f], k);
-            size_t len = strlen(plain), cap = len + SEAL_OVERHEAD;
-            unsigned char *sealed = malloc(cap);
-            size_t b64cap = sodium_base64_ENCODED_LEN(cap, sodium_base64_VARIANT_ORIGINAL);
-            char *text = malloc(strlen(SEALED_PREFIX) + b64cap);
-            size_t slen =
-                sealed && text ? user_settings_seal(SEAL_OWNER, name, plain, len, sealed, cap) : 0;
-            if (slen) {
-                memcpy(text, SEALED_PREFIX, strlen(SEALED_PREFIX));
-                sodium_bin2base64(text + strlen(SEALED_PREFIX), b64cap, sealed, slen,
-                                  sodium_base64_VARIANT_ORIGINAL);
-                json_object_set_new(o, k, json_string(text));
+            char *plain = NULL;
+            if (has_prefix(value, LEGACY_PREFIX)) {
+                field_name(name, sizeof name, true, ext, secret_fields[f], k);
+                pthread_mutex_lock(&U.mu);
+                plain = open_text(LEGACY_OWNER, name, value + strlen(LEGACY_PREFIX));
+                pthread_mutex_unlock(&U.mu);
+                if (!plain) {
+                    if (stale) ++*stale;
+                    continue;
+                }
+                value = plain;
             }
-            free(sealed);
-            free(text);
-            if (!slen) {
+            field_name(name, sizeof name, false, ext, secret_fields[f], k);
+            pthread_mutex_lock(&U.mu);
+            char *text = seal_text(user_id, name, value);
+            bool have_key = U.have_key;
+            pthread_mutex_unlock(&U.mu);
+            if (plain) sodium_memzero(plain, strlen(plain));
+            free(plain);
+            if (!text) {
                 snprintf(err, errlen, "cannot seal %s.%s.%s: %s", ext, secret_fields[f], k,
-                         U.have_key ? "out of memory" : U.key_why);
-                return U.have_key ? GD_ENOMEM : GD_EIO;
+                         have_key ? "out of memory" : U.key_why);
+                return have_key ? GD_ENOMEM : GD_EIO;
             }
+            json_object_set_new(o, k, json_string(text));
+            free(text);
         }
     }
     return GD_OK;
 }
 
-gd_err user_settings_seal_session(json_t *settings, char *err, size_t errlen)
+gd_err user_settings_seal_fields(json_t *cfg, const char *user_id, const char *ext, char *err,
+                                 size_t errlen)
+{
+    return seal_fields(cfg, user_id, ext, NULL, err, errlen);
+}
+
+/* As user_settings_seal_session, counting into *stale (seal_fields). */
+static gd_err seal_session(json_t *settings, const char *user_id, size_t *stale, char *err,
+                           size_t errlen)
 {
     const char *key;
     json_t *cfg;
     json_object_foreach(json_object_get(json_object_get(settings, "extensions"), "add"), key, cfg)
     {
-        gd_err e = user_settings_seal_fields(cfg, key, err, errlen);
+        gd_err e = seal_fields(cfg, user_id, key, stale, err, errlen);
         if (e) return e;
     }
     return GD_OK;
 }
 
-json_t *user_settings_open_fields(json_t *cfg, const char *ext, char *err, size_t errlen)
+gd_err user_settings_seal_session(json_t *settings, const char *user_id, char *err, size_t errlen)
+{
+    return seal_session(settings, user_id, NULL, err, errlen);
+}
+
+json_t *user_settings_open_fields(json_t *cfg, const char *user_id, const char *ext, char *err,
+                                  size_t errlen)
 {
     json_t *out = json_deep_copy(cfg);
     for (size_t f = 0; out && f < sizeof secret_fields / sizeof *secret_fields; f++) {
@@ -257,29 +351,34 @@ json_t *user_settings_open_fields(json_t *cfg, const char *ext, char *err, size_
         json_object_foreach(o, k, v)
         {
             const char *text = json_string_value(v);
-            if (!text || strncmp(text, SEALED_PREFIX, strlen(SEALED_PREFIX))) continue;
-            text += strlen(SEALED_PREFIX);
-            char name[STORE_ITEM_NAME_MAX + 1];
-            field_name(name, sizeof name, ext, secret_fields[f], k);
-            size_t n = strlen(text), len = 0;
-            unsigned char *sealed = malloc(n + 1);
-            char *plain = malloc(n + 1);
-            bool ok = sealed && plain &&
-                      sodium_base642bin(sealed, n + 1, text, n, NULL, &len, NULL,
-                                        sodium_base64_VARIANT_ORIGINAL) == 0 &&
-                      user_settings_open(SEAL_OWNER, name, sealed, len, plain, n + 1) == 0;
-            if (ok) json_object_set_new(o, k, json_string(plain));
-            if (plain) sodium_memzero(plain, n + 1);
-            free(plain);
-            free(sealed);
-            if (!ok) {
+            if (!text || !has_prefix(text, USER_SETTINGS_SEALED_MARK)) continue;
+            char *plain = NULL;
+            if (has_prefix(text, SEALED_PREFIX)) {
+                char name[STORE_ITEM_NAME_MAX + 1];
+                field_name(name, sizeof name, false, ext, secret_fields[f], k);
+                pthread_mutex_lock(&U.mu);
+                plain = open_text(user_id, name, text + strlen(SEALED_PREFIX));
+                pthread_mutex_unlock(&U.mu);
+            }
+            if (plain) {
+                json_object_set_new(o, k, json_string(plain));
+                sodium_memzero(plain, strlen(plain));
+                free(plain);
+                continue;
+            }
+            if (has_prefix(text, LEGACY_PREFIX))
+                snprintf(err, errlen,
+                         "cannot open %s.%s.%s: an earlier goosed sealed it, and it did not open "
+                         "under this server key (%s) to be sealed again for its owner; add the "
+                         "extension to the session again",
+                         ext, secret_fields[f], k, U.key_from[0] ? U.key_from : "server.key");
+            else
                 snprintf(err, errlen,
                          "cannot open %s.%s.%s: it was sealed under another server key (%s "
-                         "changed?); add the extension to the session again",
+                         "changed?) or for another user; add the extension to the session again",
                          ext, secret_fields[f], k, U.key_from[0] ? U.key_from : "server.key");
-                json_decref(out);
-                return NULL;
-            }
+            json_decref(out);
+            return NULL;
         }
     }
     if (!out) snprintf(err, errlen, "out of memory");
@@ -427,8 +526,11 @@ static void seal_legacy(void)
     json_decref(todo);
 }
 
-/* Seals the sessions' own extensions that an earlier goosed kept in plain text (the store lists
- * them once, from its migration; writing their settings takes them off the list). */
+/* Seals the sessions' own extensions that an earlier goosed kept in plain text, or sealed for no
+ * one in particular, for the session's owner (the store lists them, from its migrations; writing
+ * their settings takes them off the list). A session with a value of an earlier goosed that does
+ * not open under this server key is left as it is, on the list: tried again at the next start
+ * (the right key back, say), not lost. */
 static void seal_sessions(store *st)
 {
     json_t *ids = NULL, *it;
@@ -442,10 +544,21 @@ static void seal_sessions(store *st)
     {
         const char *sid = json_string_value(it);
         json_t *settings = NULL;
-        char err[PATH_MAX + 512] = "";
-        gd_err e = st->ops->session_settings_get(st, sid, &settings);
+        char err[PATH_MAX + 512] = "", owner[UUID_STR_LEN];
+        size_t stale = 0;
+        gd_err e = st->ops->session_owner(st, sid, owner);
+        if (!e) e = st->ops->session_settings_get(st, sid, &settings);
         if (e == GD_ENOTFOUND) continue; /* deleted meanwhile: its mark went with it */
-        if (!e) e = user_settings_seal_session(settings, err, sizeof err);
+        if (!e) e = seal_session(settings, owner, &stale, err, sizeof err);
+        if (!e && stale) {
+            log_error("auth",
+                      "session %s: %zu value%s of its own extensions, sealed by an earlier "
+                      "goosed, do not open under this server key (%s): the session is left as "
+                      "it is until a start whose key opens them",
+                      sid, stale, stale == 1 ? "" : "s", U.key_from[0] ? U.key_from : "none");
+            json_decref(settings);
+            continue;
+        }
         if (!e) e = st->ops->session_settings_set(st, sid, settings);
         json_decref(settings);
         if (!e)

@@ -93,17 +93,32 @@ json_t *user_settings_extensions(const char *user_id, unsigned *gen);
 gd_err user_settings_put_extension(const char *user_id, const char *key, const json_t *entry,
                                    char *err, size_t errlen);
 
-/* A session's own extension config (cfg, the extension ext's): each value of its "headers" and
- * "envs" sealed in place under the server key (made when there is none yet), as text
- * "gdsealed:1:..." (values sealed already are left). GD_EIO when there is no server key to seal
- * with, err saying why. */
-gd_err user_settings_seal_fields(json_t *cfg, const char *ext, char *err, size_t errlen);
-/* A copy of cfg with those values opened; NULL with err when one does not open (another server
- * key) or out of memory. Values that are not sealed are taken as they are. */
-json_t *user_settings_open_fields(json_t *cfg, const char *ext, char *err, size_t errlen);
-/* A session's own settings (as the store keeps them): the config of each extension they add
- * sealed as user_settings_seal_fields does. */
-gd_err user_settings_seal_session(json_t *settings, char *err, size_t errlen);
+/* What every sealed value of a session's own extensions starts with ("gdsealed:2:..." now,
+ * "gdsealed:1:..." from an earlier goosed). goosed writes such values itself: a client that
+ * sends one is refused (user_settings_sealed_field), or it could hand goosed a value sealed for
+ * someone else to open and send where the client chooses. */
+#define USER_SETTINGS_SEALED_MARK "gdsealed:"
+
+/* Whether a value of cfg's "headers", "envs" or "oauth" starts with USER_SETTINGS_SEALED_MARK;
+ * the first such field ("headers.Authorization") into field when so. */
+bool user_settings_sealed_field(const json_t *cfg, char *field, size_t fieldlen);
+/* A session's own extension config (cfg, the extension ext's, in a session of user_id's): each
+ * value of its "headers", "envs" and "oauth" sealed in place under the server key (made when
+ * there is none yet) for user_id (their id in the associated data, as their own keys are), as
+ * text "gdsealed:2:...". Values sealed so already are left; an earlier goosed's
+ * ("gdsealed:1:...", for no one in particular) are opened and sealed for user_id, or left when
+ * they do not open under this server key. GD_EIO when there is no server key to seal with, err
+ * saying why. */
+gd_err user_settings_seal_fields(json_t *cfg, const char *user_id, const char *ext, char *err,
+                                 size_t errlen);
+/* A copy of cfg with those values opened for user_id; NULL with err when one does not open
+ * (another server key, another user, an earlier goosed's value not sealed again) or out of
+ * memory. Values that are not sealed are taken as they are. */
+json_t *user_settings_open_fields(json_t *cfg, const char *user_id, const char *ext, char *err,
+                                  size_t errlen);
+/* A session's own settings (as the store keeps them), the session user_id's: the config of each
+ * extension they add sealed as user_settings_seal_fields does. */
+gd_err user_settings_seal_session(json_t *settings, const char *user_id, char *err, size_t errlen);
 
 /* The OAuth grant user_id keeps for the MCP server at url (extensions/mcp/oauth.h's text,
  * agent/signin.h), opened from memory: malloc'd, NULL when none (or it does not open: the user

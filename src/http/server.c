@@ -705,15 +705,18 @@ struct framing {
     const char *te;         /* the (first) Transfer-Encoding value */
     int hosts;              /* how many Host headers */
     int origins;            /* how many Origin headers */
+    int proxy_users;        /* how many of the trusted proxy's user header (trusted_proxy_header) */
 };
 
 static void count_framing(const http_req *r, struct framing *f)
 {
     memset(f, 0, sizeof *f);
+    const char *who = r->s->cfg->trusted_proxy_header;
     for (size_t i = 0; i < r->nhdr; i++) {
         const char *key = r->hdr[i][0], *value = r->hdr[i][1];
         if (!strcasecmp(key, "Host")) f->hosts++;
         if (!strcasecmp(key, "Origin")) f->origins++;
+        if (who[0] && !strcasecmp(key, who)) f->proxy_users++;
         if (!strcasecmp(key, "Content-Length")) {
             if (f->content_length++ == 0)
                 f->first_cl = value;
@@ -747,6 +750,15 @@ static bool check_request(http_req *r, const struct framing *f)
     if (f->hosts > 1 || f->origins > 1) { /* which one would a check trust? */
         refuse_framing(r,
                        f->hosts > 1 ? "more than one Host header" : "more than one Origin header");
+        return false;
+    }
+    if (f->proxy_users > 1) {
+        /* Which one names the user? A proxy that adds its own after the client's would make
+         * the first, the client's, win. Refused from any address. */
+        char msg[200];
+        snprintf(msg, sizeof msg, "more than one %s header (trusted_proxy_header)",
+                 s->cfg->trusted_proxy_header);
+        refuse_framing(r, msg);
         return false;
     }
     const char *host = http_header(r, "Host");

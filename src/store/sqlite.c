@@ -304,6 +304,12 @@ static const char *const migrations[] = {
     "CREATE TRIGGER user_items_removed AFTER DELETE ON user_items BEGIN"
     "  UPDATE user_items_version SET v = v + 1;"
     "END;",
+    /* 11: the sessions whose settings name extensions added, listed again for the start to seal
+     * (sessions_unsealed): an earlier goosed sealed their values for no user in particular (one
+     * copied into another user's session opened there), and kept those given at the session's
+     * creation in plain text; each is sealed again for the session's owner */
+    "INSERT OR IGNORE INTO sessions_unsealed SELECT id FROM sessions"
+    "  WHERE instr(settings, '\"add\"') > 0;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 

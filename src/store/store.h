@@ -166,8 +166,9 @@ typedef struct {
      * with many sessions. The caller decides what to repair. */
     gd_err (*sessions_unfinished)(store *st, json_t **out);
     /* The ids (a new JSON array of strings) of the sessions whose own settings an earlier
-     * goosed wrote, naming extensions added, before it sealed their headers and envs. A
-     * session leaves the list when its settings are next written, or when it is deleted. */
+     * goosed wrote, naming extensions added, before it sealed their headers and envs for the
+     * session's owner. A session leaves the list when its settings are next written, or when it
+     * is deleted. */
     gd_err (*sessions_unsealed)(store *st, json_t **out);
     /* The id of the user who owns the session ("" the local user) into owner. A session's
      * owner never changes: it is remembered after the first time, and forgotten when the

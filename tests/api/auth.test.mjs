@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { startServer, stopAndCheck, runGoosed, tempDir, freePort } from './lib/server.mjs';
-import { request, get, post, assertError } from './lib/http.mjs';
+import { request, get, post, assertError, rawRequest } from './lib/http.mjs';
 import { spec } from './lib/openapi.mjs';
 import { connect } from './lib/ws.mjs';
 import { TOKEN_RE, addUser } from './lib/users.mjs';
@@ -317,6 +318,55 @@ describe("an extension cannot send the trusted proxy's header", () => {
       assert.match(evil.error, /evil: headers: X-Remote-User is the header goosed takes its users' names from/);
     } finally {
       await stopAndCheck(srv2);
+    }
+  });
+});
+
+describe("the trusted proxy's header given twice", () => {
+  // A proxy that adds its header after the client's, rather than replacing it, would pass on the
+  // client's as the first: which one names the user? Refused, as a doubled Host or Origin is.
+  /** GET path from localAddress with headers (an array value: one header line per item). */
+  const send = (srv, localAddress, path, headers) => new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, path, localAddress, headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: /json/.test(res.headers['content-type'] ?? '') ? JSON.parse(body) : body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+
+  it('is refused with 400 naming it, from a trusted address or not; once, it names the user', async () => {
+    const home = tempDir();
+    await addUser(home, 'root', true);
+    const srv = await startServer({ home, configYaml: 'trusted_proxy_header: X-Remote-User\ntrusted_proxies:\n  - 127.0.0.1\n' });
+    try {
+      assert.equal((await send(srv, '127.0.0.1', '/metrics', { 'X-Remote-User': 'root' })).status, 200, 'root, an admin');
+      assert.equal((await send(srv, '127.0.0.1', '/metrics', { 'X-Remote-User': 'bob' })).status, 403, 'bob, not one');
+      for (const [from, headers] of [
+        ['127.0.0.1', { 'X-Remote-User': ['root', 'bob'] }],
+        ['127.0.0.1', { 'X-Remote-User': ['bob', 'root'] }],
+        ['127.0.0.1', { 'X-Remote-User': ['root', ''] }],
+        ['127.0.0.2', { 'X-Remote-User': ['root', 'bob'] }], // not a trusted proxy: refused all the same
+      ]) {
+        const r = await send(srv, from, '/metrics', headers);
+        assert.equal(r.status, 400, `${from} ${JSON.stringify(headers)}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.code, 'bad_request');
+        assert.match(r.body.error, /more than one X-Remote-User header \(trusted_proxy_header\)/);
+      }
+      // the name is matched whatever its case, as every header's is
+      const raw = await rawRequest(srv, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\nx-remote-user: root\r\nX-REMOTE-USER: bob\r\n\r\n`);
+      assert.equal(raw.status, 400, raw.body);
+      assert.match(raw.json.error, /more than one X-Remote-User header/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+    // without trusted_proxy_header, the header means nothing to goosed: not refused
+    const plain = await startServer();
+    try {
+      assert.equal((await send(plain, '127.0.0.1', '/status', { 'X-Remote-User': ['root', 'bob'] })).status, 200);
+    } finally {
+      await stopAndCheck(plain);
     }
   });
 });

@@ -7,6 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, runGoosed, tempDir, have, REPO } from './lib/server.mjs';
@@ -41,8 +42,41 @@ function startMcp(env = {}) {
   });
 }
 
+/** HChaCha20 (the subkey of XChaCha20) of key (32 bytes) and nonce16. */
+function hchacha20(key, nonce16) {
+  const s = new Uint32Array(16);
+  s.set([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
+  for (let i = 0; i < 8; i++) s[4 + i] = key.readUInt32LE(4 * i);
+  for (let i = 0; i < 4; i++) s[12 + i] = nonce16.readUInt32LE(4 * i);
+  const rotl = (v, c) => (v << c) | (v >>> (32 - c));
+  const qr = (a, b, c, d) => {
+    s[a] += s[b]; s[d] = rotl(s[d] ^ s[a], 16);
+    s[c] += s[d]; s[b] = rotl(s[b] ^ s[c], 12);
+    s[a] += s[b]; s[d] = rotl(s[d] ^ s[a], 8);
+    s[c] += s[d]; s[b] = rotl(s[b] ^ s[c], 7);
+  };
+  for (let i = 0; i < 10; i++) {
+    qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15);
+    qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14);
+  }
+  const out = Buffer.alloc(32);
+  [0, 1, 2, 3, 12, 13, 14, 15].forEach((w, i) => out.writeUInt32LE(s[w], 4 * i));
+  return out;
+}
+
+/** A session extension's value as goosed sealed it before it bound them to the session's owner:
+ * "gdsealed:1:" and base64 of [1][24-byte nonce][XChaCha20-Poly1305 of plain], under the server
+ * key, its associated data naming no user ("session extension") and name ("ext/field/key"). */
+function sealAsBefore(key, name, plain) {
+  const nonce = randomBytes(24);
+  const c = createCipheriv('chacha20-poly1305', hchacha20(key, nonce.subarray(0, 16)), Buffer.concat([Buffer.alloc(4), nonce.subarray(16)]), { authTagLength: 16 });
+  c.setAAD(Buffer.from(`goosed user secret\0session extension\0${name}`), { plaintextLength: Buffer.byteLength(plain) });
+  const ct = Buffer.concat([c.update(plain, 'utf8'), c.final(), c.getAuthTag()]);
+  return `gdsealed:1:${Buffer.concat([Buffer.from([1]), nonce, ct]).toString('base64')}`;
+}
+
 describe("users' remote extensions reach public addresses only, unless the admin lists more", () => {
-  let fake, mcp, home, dir, root, alice;
+  let fake, mcp, home, dir, root, alice, bob;
   const dataDir = () => path.join(home, '.local/share/goose/sessions');
   /** goosed.db and its write-ahead log as they are on disk, to look for a secret in. */
   const stored = () => ['goosed.db', 'goosed.db-wal'].map((f) => path.join(dataDir(), f)).filter(existsSync).map((f) => readFileSync(f).toString('latin1')).join('');
@@ -55,6 +89,7 @@ describe("users' remote extensions reach public addresses only, unless the admin
     dir = tempDir('goosed-reach-cwd-');
     root = await addUser(home, 'root', true);
     alice = await addUser(home, 'alice');
+    bob = await addUser(home, 'bob');
     fake = await startFake({ keys: { openai: KEY } });
     mcp = await startMcp();
   });
@@ -337,6 +372,136 @@ describe("users' remote extensions reach public addresses only, unless the admin
       assert.ok(!stored().includes(TOKEN), 'the plain text is gone from the file, not left in its free space');
       srv = await start();
       assert.doesNotMatch(srv.log(), /now kept sealed/, 'sealed once');
+    } finally {
+      await locked.stop();
+    }
+  });
+
+  /** A reply in session id of token's at srv: the names of the tools it was offered. */
+  async function replyTools(srv, token, id) {
+    await fake.script([{ text: 'ok' }]);
+    const r = await post(srv, `/api/sessions/${id}/messages`, { content: 'hi' }, as(token));
+    assert.equal(r.status, 200, r.text);
+    return ((await fake.requests('openai')).at(-1).body.tools ?? []).map((t) => t.function.name);
+  }
+  /** The settings goosed.db keeps for session id (the sqlite3 shell). */
+  const keptSettings = (id) => JSON.parse(execFileSync('sqlite3', [path.join(dataDir(), 'goosed.db'), `SELECT settings FROM sessions WHERE id = '${id}'`], { encoding: 'utf8' }));
+
+  it("a session's own extension given at its creation is kept sealed: not in goosed.db as created, nor in its fork, nor after a restart; both reach the server with it", async () => {
+    const TOKEN = 'reach-create-sealed-9e41b7c2d0';
+    recordSecret(TOKEN, "extension_reach.test.mjs: a session extension's bearer token, given at creation");
+    const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    try {
+      let srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      const config = { type: 'streamable_http', uri: `http://127.0.0.1:${locked.port}/mcp`, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` }, envs: {} };
+      const s = await post(srv, '/api/sessions', { name: 'created', working_directory: dir, extensions: [{ name: 'tokened', config }] }, as(alice));
+      assert.equal(s.status, 201, s.text);
+      assert.ok(!stored().includes(TOKEN) && !stored().includes('create-sealed'), 'not in the database as created');
+      const f = await post(srv, `/api/sessions/${s.body.id}/fork`, {}, as(alice));
+      assert.equal(f.status, 201, f.text);
+      assert.ok(!stored().includes(TOKEN), 'nor once forked');
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      assert.ok(!stored().includes(TOKEN), 'nor once the log is checkpointed');
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      for (const id of [s.body.id, f.body.id]) {
+        const before = locked.seen().length;
+        assert.ok((await replyTools(srv, alice, id)).includes('tokened__echo'), `session ${id} reaches its server`);
+        const seen = locked.seen().slice(before);
+        assert.ok(seen.length > 0 && seen.every((q) => q.auth), `with its header: ${JSON.stringify(seen)}`);
+      }
+      assert.ok(!stored().includes(TOKEN), 'nor after the restart');
+    } finally {
+      await locked.stop();
+    }
+  });
+
+  it("a sealed value is goosed's own: another user who gives one in a session of theirs is refused, naming the field, and the secret never reaches their server", async () => {
+    const TOKEN = 'reach-alice-sealed-3b8f60a1e2';
+    recordSecret(TOKEN, "extension_reach.test.mjs: alice's session extension's bearer token");
+    const alices = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    const bobs = await startMcp({ MCP_FAKE_TOKEN: TOKEN }); // its "auth" says whether it got alice's token
+    try {
+      const srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      const a = await post(srv, '/api/sessions', { name: 'alice', working_directory: dir, extensions: [{ name: 'crm', config: { type: 'streamable_http', uri: `http://127.0.0.1:${alices.port}/mcp`, timeout: 30, headers: { Authorization: `Bearer ${TOKEN}` } } }] }, as(alice));
+      assert.equal(a.status, 201, a.text);
+      // the value as a copy of goosed.db holds it
+      const blob = keptSettings(a.body.id).extensions.add.crm.headers.Authorization;
+      assert.match(blob, /^gdsealed:/);
+      const bobsCfg = (field) => ({ type: 'streamable_http', uri: `http://127.0.0.1:${bobs.port}/mcp`, timeout: 30, ...field });
+      const refused = /crm: headers\.Authorization: a value beginning with "gdsealed:" is sealed by goosed itself and is not taken from a client: give the value itself/;
+      const c = await post(srv, '/api/sessions', { name: 'bob', working_directory: dir, extensions: [{ name: 'crm', config: bobsCfg({ headers: { Authorization: blob } }) }] }, as(bob));
+      assert.equal(c.status, 400, c.text);
+      assert.match(c.body.error, refused);
+      const b = await post(srv, '/api/sessions', { name: 'bob', working_directory: dir }, as(bob));
+      assert.equal(b.status, 201, b.text);
+      let r = await post(srv, `/api/sessions/${b.body.id}/extensions`, { name: 'crm', config: bobsCfg({ headers: { Authorization: blob } }) }, as(bob));
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.body.error, refused);
+      r = await post(srv, `/api/sessions/${b.body.id}/extensions`, { name: 'crm', config: bobsCfg({ headers: { Authorization: blob.replace('gdsealed:2:', 'gdsealed:1:') } }) }, as(bob));
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.body.error, refused, "an earlier goosed's form too");
+      r = await post(srv, `/api/sessions/${b.body.id}/extensions`, { name: 'crm', config: { type: 'stdio', cmd: 'true', envs: { TOKEN: blob } } }, as(bob));
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.body.error, /crm: envs\.TOKEN: a value beginning with "gdsealed:"/);
+      // nor through an extension of his own (off), turned on for his session
+      const own = await post(srv, '/api/extensions', { name: 'crm', config: { ...bobsCfg({ headers: { Authorization: blob } }), enabled: false } }, as(bob));
+      assert.ok(own.status === 200 || own.status === 201, own.text);
+      r = await post(srv, `/api/sessions/${b.body.id}/extensions`, { name: 'crm' }, as(bob));
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.body.error, refused);
+      assert.equal((await request(srv, 'DELETE', '/api/extensions/crm', as(bob))).status, 204);
+      await replyTools(srv, bob, b.body.id);
+      assert.deepEqual(bobs.seen().filter((q) => q.auth), [], "alice's token reached bob's server");
+      if (!have('sqlite3')) return;
+      // the value copied into his session's settings behind goosed's back: sealed for alice, it does not open for bob
+      const settings = JSON.stringify({ extensions: { add: { crm: { ...bobsCfg({ headers: { Authorization: blob } }), name: 'crm', enabled: true } } } });
+      execFileSync('sqlite3', [path.join(dataDir(), 'goosed.db'), `UPDATE sessions SET settings = '${settings}' WHERE id = '${b.body.id}'`]);
+      const from = srv.log().length;
+      assert.ok(!(await replyTools(srv, bob, b.body.id)).some((t) => t.startsWith('crm__')), 'left out');
+      assert.match(srv.log().slice(from), /extension crm left out: cannot open crm\.headers\.Authorization: it was sealed under another server key \(.*\) or for another user/);
+      assert.deepEqual(bobs.seen().filter((q) => q.auth), [], "alice's token reached bob's server");
+      assert.ok((await replyTools(srv, alice, a.body.id)).includes('crm__echo'), 'while it still opens for alice');
+      assert.ok(alices.seen().length > 0 && alices.seen().every((q) => q.auth));
+    } finally {
+      await alices.stop();
+      await bobs.stop();
+    }
+  });
+
+  it("a session's own extension an earlier goosed sealed for no user in particular is sealed again for its owner at the next start, and still reaches its server", { skip: !have('sqlite3') && 'needs the sqlite3 shell to write the old form' }, async () => {
+    const TOKEN = 'reach-session-old-seal-7c2e5a9f14';
+    recordSecret(TOKEN, "extension_reach.test.mjs: a session extension's bearer token, sealed the earlier way");
+    const locked = await startMcp({ MCP_FAKE_TOKEN: TOKEN });
+    try {
+      const db = path.join(dataDir(), 'goosed.db');
+      for (const s of servers.splice(0)) await stopAndCheck(s);
+      let srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      const uri = `http://127.0.0.1:${locked.port}/mcp`;
+      // (a sealed value of its own makes the server key, when the tests before made none)
+      const s = await post(srv, '/api/sessions', { name: 'old seal', working_directory: dir, extensions: [{ name: 'tokened', config: { type: 'streamable_http', uri, timeout: 30, headers: { Authorization: 'Bearer replaced' } } }] }, as(alice));
+      assert.equal(s.status, 201, s.text);
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      const key = readFileSync(path.join(dataDir(), 'server.key'));
+      const old = JSON.stringify({ extensions: { add: { tokened: { type: 'streamable_http', name: 'tokened', uri, timeout: 30, enabled: true, headers: { Authorization: sealAsBefore(key, 'tokened/headers/Authorization', `Bearer ${TOKEN}`) } } } } });
+      // as a goosed of schema 10 left it
+      execFileSync('sqlite3', [db, `UPDATE sessions SET settings = '${old}' WHERE id = '${s.body.id}'; UPDATE schema_version SET version = 10`]);
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      assert.match(srv.log(), /the own extensions of \d+ sessions? are now kept sealed/);
+      assert.match(keptSettings(s.body.id).extensions.add.tokened.headers.Authorization, /^gdsealed:2:/, 'sealed again, for alice');
+      assert.ok((await replyTools(srv, alice, s.body.id)).includes('tokened__echo'), 'still there, and reaching its server');
+      assert.ok(locked.seen().length > 0 && locked.seen().every((q) => q.auth), 'with its header');
+      await stopAndCheck(srv);
+      servers.splice(servers.indexOf(srv), 1);
+      // the earlier form found where no start put it back (written since, behind goosed's back): never opened as it is
+      execFileSync('sqlite3', [db, `UPDATE sessions SET settings = '${old}' WHERE id = '${s.body.id}'`]);
+      srv = await start({ GOOSE_USER_EXTENSION_HOSTS: '127.0.0.0/8' });
+      assert.doesNotMatch(srv.log(), /now kept sealed/, 'sealed again once, at the upgrade');
+      const before = locked.seen().length;
+      assert.ok(!(await replyTools(srv, alice, s.body.id)).some((t) => t.startsWith('tokened__')), 'left out');
+      assert.equal(locked.seen().length, before);
+      assert.match(srv.log(), /extension tokened left out: cannot open tokened\.headers\.Authorization: an earlier goosed sealed it/);
     } finally {
       await locked.stop();
     }
