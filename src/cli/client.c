@@ -46,6 +46,10 @@ struct cl_client {
     const char *token, *secret;
     bool verbose;
     char *prog;
+    /* cl_session_create: a 400 refusing the working directory to a user of a shared server is
+     * not printed but noted, to ask again without it */
+    bool quiet_workdir;
+    bool workdir_refused;
 };
 
 int cl_opt_value(const char *prog, const char *name, const char *alias, int argc, char **argv,
@@ -272,6 +276,12 @@ static void say_status(cl_client *cl, xfer *x)
         }
         text[k] = '\0';
         if (k) msg = text;
+    }
+    if (cl->quiet_workdir && x->status == 400 && msg &&
+        strstr(msg, "works in their own workspace")) {
+        cl->workdir_refused = true;
+        json_decref(j);
+        return;
     }
     fprintf(stderr, "%s: the server answered %ld%s%s%s", cl->prog, x->status,
             *status_text(x->status) ? " " : "", status_text(x->status), msg ? ": " : "");
@@ -588,7 +598,19 @@ json_t *cl_session_create(cl_client *cl, const char *name)
     }
     json_t *body = json_pack("{s:s}", "working_directory", cwd);
     if (name) json_object_set_new(body, "name", json_string(name));
+    cl->quiet_workdir = true;
+    cl->workdir_refused = false;
     json_t *s = cl_call_json(cl, "POST", "/api/sessions", body, NULL);
+    cl->quiet_workdir = false;
+    if (!s && cl->workdir_refused) {
+        /* a user of a shared server: the session works where the server keeps theirs */
+        fprintf(stderr,
+                "%s: this directory is not yours to use on the server: the session works "
+                "in your workspace there\n",
+                cl->prog);
+        json_object_del(body, "working_directory");
+        s = cl_call_json(cl, "POST", "/api/sessions", body, NULL);
+    }
     json_decref(body);
     if (s && !json_is_string(json_object_get(s, "id"))) {
         fprintf(stderr, "%s: the server's answer has no session id\n", cl_prog(cl));

@@ -150,6 +150,9 @@ int cli_server(int argc, char **argv)
     if (refused) fprintf(stderr, "%s: %s\n", me, err);
     if (!refused) agent_repair(a.agent);
     if (!refused) signins_load(agent_signins(a.agent), cfg.data_dir); /* the local user's */
+    char wwhy[PATH_MAX * 3];
+    if (config_check_workspaces(&cfg, wwhy, sizeof wwhy)) /* users' sessions are refused */
+        log_warn("server", "%s", wwhy);
     http_server *srv =
         refused ? NULL : http_start(&cfg, api_routes, api_nroutes, &a, auth_gate, err, sizeof err);
     http_server *msrv = srv ? api_metrics_listen(&cfg, &a, err, sizeof err) : NULL;

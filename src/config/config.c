@@ -623,7 +623,7 @@ static bool path_inside_real(const char *path, const char *dir)
 
 /* user_workspaces must not lie in goosed's own configuration or data directory: the tools'
  * sandbox refuses a working directory there, and a user's commands must never reach them. */
-static gd_err check_workspaces(const config *c, char *err, size_t errlen)
+gd_err config_check_workspaces(const config *c, char *err, size_t errlen)
 {
     char cfg_dir[PATH_MAX];
     snprintf(cfg_dir, sizeof cfg_dir, "%s", c->config_path);
@@ -712,7 +712,12 @@ gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *e
             c->source[k] = CFG_SRC_FLAG;
         }
     }
-    return check_workspaces(c, err, errlen);
+    /* Set by the admin inside goosed's own directories: said at once. The default lying there
+     * (config.yaml in the home directory) is only warned about by the server. */
+    const struct cfg_key *wk = find_file_key("user_workspaces");
+    if (wk && c->source[wk - keys] != CFG_SRC_DEFAULT)
+        return config_check_workspaces(c, err, errlen);
+    return GD_OK;
 }
 
 /* ---- the table, for `goose configure` ---- */

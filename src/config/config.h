@@ -104,6 +104,9 @@ typedef enum { CFG_RUN, CFG_HELP, CFG_VERSION } cfg_action;
 /* Fills c from argv, the environment and config.yaml. On a bad flag, value or file returns
  * GD_EINVAL with a one-line message in err (naming the file, line and key, the variable, or
  * the flag). *action says whether to serve or to print help/version. */
+/* Whether user_workspaces lies outside goosed's own configuration and data directories (where the
+ * tools' sandbox lets no session work): GD_EINVAL with why in err otherwise. */
+gd_err config_check_workspaces(const config *c, char *err, size_t errlen);
 gd_err config_load(config *c, int argc, char **argv, cfg_action *action, char *err, size_t errlen);
 
 /* The usage text for --help. */

@@ -638,6 +638,30 @@ describe('goose: credentials', () => {
   });
 });
 
+describe('goose: a user of a shared server, in a directory not theirs on it', () => {
+  it('run makes the session in their workspace, saying so, instead of failing', async () => {
+    const fake = await startFake({ keys: { openai: KEY } });
+    const home = tempDir('goose-cli-ws-home-');
+    const token = await addUser(home, 'bob');
+    const srv = await startServer({ home, env: providerEnv(fake, { GOOSE_SERVER__SECRET_KEY: SECRET }) });
+    try {
+      await fake.script([{ text: 'hello from the workspace' }]);
+      const r = await goose(srv, ['run', '-t', 'hi', '--json'], { env: { GOOSE_SERVER_TOKEN: token }, cwd: tempDir('goose-cli-elsewhere-') });
+      ok(r);
+      assert.match(r.stderr, /this directory is not yours to use on the server: the session works in your workspace there/);
+      assert.doesNotMatch(r.stderr, /answered 400/);
+      const made = jsonLines(r.stdout)[0];
+      assert.equal(made.event, 'session');
+      const s = await get(srv, `/api/sessions/${made.data?.id ?? made.id}`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(s.status, 200, s.text);
+      assert.ok(s.body.working_dir.startsWith(path.join(home, '.local/share/goose/workspaces/')), s.body.working_dir);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
+    }
+  });
+});
+
 describe('goose over https', () => {
   let srv;
   before(async () => {
