@@ -48,6 +48,15 @@ json_t *api_session_json(const store_session *s);
 int api_dir_check(http_req *r, const char *field, const char *val, char out[PATH_MAX], char *err,
                   size_t errlen);
 
+/* What the large answers (an export, a history) hold in memory while their clients read them, in
+ * all: clients that ask and never read must not make goosed hold gigabytes. *mine: what this
+ * answer holds (0 at first; changed only by these calls). n more bytes that would pass
+ * cfg->max_answer_memory are refused (false: answer api_answers_busy, 503 busy with Retry-After,
+ * or cut a stream short), unless no other answer holds anything (one alone always goes). */
+bool api_answer_hold(const config *cfg, size_t *mine, size_t n);
+void api_answer_release(size_t *mine, size_t n);
+void api_answers_busy(http_req *r);
+
 void api_status(http_req *r);
 void api_health(http_req *r);
 void api_openapi(http_req *r);

@@ -439,13 +439,52 @@ typedef struct {
     char err[256];
     /* the HTTP thread's own */
     history_piece *cur; /* being sent, from off */
+    size_t counted;     /* the pieces' bytes counted in what answers hold (api_answer_hold) */
     size_t off;
 } history_read;
 
-static void pieces_free(history_piece *p)
+/* api_answer_hold's: the bytes held and how many answers hold them. */
+static pthread_mutex_t answers_mu = PTHREAD_MUTEX_INITIALIZER;
+static size_t answers_bytes, answers_holding;
+
+bool api_answer_hold(const config *cfg, size_t *mine, size_t n)
+{
+    pthread_mutex_lock(&answers_mu);
+    bool ok =
+        answers_bytes + n <= (size_t)cfg->max_answer_memory || answers_holding == (*mine ? 1u : 0u);
+    if (ok) {
+        answers_holding += !*mine;
+        *mine += n;
+        answers_bytes += n;
+    }
+    pthread_mutex_unlock(&answers_mu);
+    return ok;
+}
+
+void api_answer_release(size_t *mine, size_t n)
+{
+    pthread_mutex_lock(&answers_mu);
+    *mine -= n;
+    answers_bytes -= n;
+    answers_holding -= !*mine;
+    pthread_mutex_unlock(&answers_mu);
+}
+
+void api_answers_busy(http_req *r)
+{
+    http_add_header(r, "Retry-After", "5");
+    http_reply_error(r, 503, "busy",
+                     "busy: the answers clients have not read yet hold all goosed keeps for them "
+                     "(max_answer_memory, %ld bytes); try again",
+                     ((app *)http_app(r))->cfg->max_answer_memory);
+}
+
+/* Frees a list of pieces, each counted in what answers hold (history_take) as *held. */
+static void pieces_free(history_piece *p, size_t *held)
 {
     while (p) {
         history_piece *next = p->next;
+        if (p->text) api_answer_release(held, p->len);
         free(p->text);
         free(p);
         p = next;
@@ -458,8 +497,8 @@ static void history_release(history_read *h)
     bool last = --h->refs == 0;
     pthread_mutex_unlock(&h->mu);
     if (!last) return;
-    pieces_free(h->head);
-    pieces_free(h->cur);
+    pieces_free(h->head, &h->counted);
+    pieces_free(h->cur, &h->counted);
     free(h->cursor);
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -497,10 +536,11 @@ static gd_err history_take(void *ud, char *text, size_t len)
     history_read *h = ud;
     history_piece *p = malloc(sizeof *p);
     pthread_mutex_lock(&h->mu);
-    gd_err e = !h->r                             ? GD_ECANCELLED
-               : !p                              ? GD_ENOMEM
-               : h->held > BUF_CAP_HISTORY - len ? GD_ETOOBIG
-                                                 : GD_OK;
+    gd_err e = !h->r                                           ? GD_ECANCELLED
+               : !p                                            ? GD_ENOMEM
+               : h->held > BUF_CAP_HISTORY - len               ? GD_ETOOBIG
+               : !api_answer_hold(h->a->cfg, &h->counted, len) ? GD_AGAIN
+                                                               : GD_OK;
     if (!e) {
         *p = (history_piece){NULL, text, len};
         if (h->tail)
@@ -576,7 +616,7 @@ static long history_stream(void *cls, const char **data)
             http_stream_wait(h->r);
         }
         pthread_mutex_unlock(&h->mu);
-        pieces_free(sent);
+        pieces_free(sent, &h->counted);
         if (!h->cur) {
             if (!done) return 0;
             if (!e) return HTTP_STREAM_END;
@@ -586,6 +626,7 @@ static long history_stream(void *cls, const char **data)
             log_error("api", "the history of session %s was cut short after its head went: %s",
                       h->id,
                       e == GD_ETOOBIG ? "the client reads too slowly (too much waits for it)"
+                      : e == GD_AGAIN ? "the answers clients have not read hold all goosed keeps"
                       : h->err[0]     ? h->err
                                       : gd_strerror(e));
             return HTTP_STREAM_ABORT;
@@ -613,7 +654,9 @@ static void messages_answer(http_req *r)
     }
     pthread_mutex_unlock(&h->mu);
     if (some) e = GD_OK; /* an error after the first piece is the stream's to tell */
-    if (e == GD_EBUSY) {
+    if (e == GD_AGAIN) {
+        api_answers_busy(r);
+    } else if (e == GD_EBUSY) {
         http_reply_error(r, 503, "storage_unavailable",
                          "storage unavailable: too many history reads and tool calls are waiting; "
                          "try again");
@@ -644,6 +687,7 @@ static void messages_answer(http_req *r)
         /* short, and all read before its head went: one buffer (HISTORY_WHOLE_MAX) */
         char *text = all->next ? malloc(len + 1) : all->text;
         if (text == all->text) {
+            api_answer_release(&h->counted, all->len);
             all->text = NULL;
         } else if (text) {
             size_t at = 0;
@@ -653,7 +697,7 @@ static void messages_answer(http_req *r)
             }
             text[at] = '\0';
         }
-        pieces_free(all);
+        pieces_free(all, &h->counted);
         if (text)
             http_reply_json_text(r, 200, text, len);
         else

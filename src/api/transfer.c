@@ -41,6 +41,7 @@
 #include "core/clock.h"
 #include "core/content.h"
 #include "core/ids.h"
+#include "core/jtext.h"
 #include "core/pool.h"
 
 #define FORMAT_NAME    "goosed-session"
@@ -74,7 +75,10 @@ typedef struct {
     json_t *settings;              /* its settings (import) */
     json_t *messages;              /* its messages (import) */
     json_t *extra;                 /* fields added to an import's answer */
-    json_t *out;                   /* the export */
+    char *out;                     /* the export's text */
+    size_t out_len;
+    size_t out_held; /* out_len once counted in what answers hold (api_answer_hold) */
+    bool busy;       /* refused: answers hold too much already */
     gd_err e;
     int status; /* a 4xx the job found, with err */
     char err[PATH_MAX * 2 + 3072];
@@ -86,7 +90,8 @@ static void job_free(void *arg)
     json_decref(j->settings);
     json_decref(j->messages);
     json_decref(j->extra);
-    json_decref(j->out);
+    free(j->out);
+    if (j->out_held) api_answer_release(&j->out_held, j->out_held);
     free(j);
 }
 
@@ -154,14 +159,23 @@ static void export_job(job *j)
                                             "content", json_object_get(m, "content"), "created_at",
                                             json_object_get(m, "created_at")));
         }
-        j->out =
+        json_t *out =
             json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}, s:o}", "format",
                       FORMAT_NAME, "version", FORMAT_VERSION, "exported_at", now, "session", "name",
                       src.name, "working_dir", src.working_dir, "created_at", created, "updated_at",
                       updated, "message_count", (json_int_t)json_array_size(list), "input_tokens",
                       (json_int_t)src.input_tokens, "output_tokens", (json_int_t)src.output_tokens,
                       "settings", masked(settings), "messages", list);
-        if (!j->out) j->e = GD_ENOMEM;
+        /* its text, made here (not on an HTTP thread), counted while the client reads it */
+        j->out = out ? jtext(out, &j->out_len) : NULL;
+        json_decref(out);
+        if (!j->out) {
+            j->e = GD_ENOMEM;
+        } else if (!api_answer_hold(j->a->cfg, &j->out_held, j->out_len)) {
+            j->busy = true;
+            free(j->out);
+            j->out = NULL;
+        }
     }
     json_decref(settings);
     json_decref(msgs);
@@ -299,9 +313,11 @@ static void job_answer(http_req *r)
                          "storage unavailable: the server is shutting down");
     } else if (j->e) {
         api_store_error(r, j->e, j->kind == JOB_IMPORT ? j->s.id : j->id, j->err);
+    } else if (j->busy) {
+        api_answers_busy(r);
     } else if (j->kind == JOB_EXPORT) {
-        http_reply_json(r, 200, j->out);
-        j->out = NULL;
+        http_reply_json_text(r, 200, j->out, j->out_len);
+        j->out = NULL; /* the answer's now; counted until the request is done (job_free) */
     } else {
         json_t *res = api_session_json(&j->s);
         if (j->extra) json_object_update(res, j->extra);

@@ -64,6 +64,8 @@ static const struct cfg_key {
      "an integer 0..100"},
     {"max_body_size", "GOOSE_MAX_BODY_SIZE", NULL, K_INT, 1024, 1L << 30,
      offsetof(config, max_body_size), 0, "a number of bytes 1024..1073741824"},
+    {"max_answer_memory", "GOOSE_MAX_ANSWER_MEMORY", NULL, K_INT, 1024, 1L << 46,
+     offsetof(config, max_answer_memory), 0, "a number of bytes from 1024"},
     {"GOOSE_MODE", "GOOSE_MODE", NULL, K_MODE, 0, 0, STR(mode),
      "an execution mode: auto, approve, smart_approve or chat"},
     {"GOOSE_MAX_TURNS", "GOOSE_MAX_TURNS", NULL, K_INT, 1, 100000, offsetof(config, max_turns), 0,
@@ -216,6 +218,7 @@ static void set_defaults(config *c)
     c->max_retries = 3;
     c->max_turns = 1000;
     c->max_body_size = 10L * 1024 * 1024;
+    c->max_answer_memory = 512L << 20;
     c->max_connections = 10000;
     c->max_connections_per_client = 1024;
     c->header_timeout = 15;

@@ -25,8 +25,9 @@ typedef struct {
     char mode[32];      /* execution mode: auto, approve, smart_approve (smart_approval), chat */
     long api_timeout;   /* seconds */
     long max_retries;
-    long max_body_size; /* bytes */
-    long max_turns;     /* provider round trips in one reply */
+    long max_body_size;     /* bytes */
+    long max_answer_memory; /* bytes the exports and histories clients have not read hold, in all */
+    long max_turns;         /* provider round trips in one reply */
     /* bounds: what one client, or all of them, may hold (each refused with 429/503) */
     long max_connections;            /* open HTTP connections in total */
     long max_connections_per_client; /* open HTTP connections from one client address */
