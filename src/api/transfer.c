@@ -165,8 +165,9 @@ static void export_job(job *j)
 
 /* msgs (consumed) as a conversation the providers take, as it is stored: every tool call
  * answered (a copy cut while a tool ran, or at a message asking for tools, gets the answer a
- * crash would leave: the call did not finish), no answer to a call it does not hold, no message
- * left empty by that. NULL when out of memory. */
+ * crash would leave: the call did not finish), no answer to a call it does not hold, no user
+ * message left empty by that. An empty reply (the model said nothing) is kept as it was stored:
+ * the dialects leave it out of what they send. NULL when out of memory. */
 static json_t *well_formed(json_t *msgs)
 {
     json_t *fixed = msgs ? content_answer_tool_calls(msgs) : NULL;
@@ -174,8 +175,12 @@ static json_t *well_formed(json_t *msgs)
     if (!fixed) return NULL;
     json_t *out = json_array(), *m;
     size_t i;
-    json_array_foreach(fixed, i, m) if (json_array_size(json_object_get(m, "content")))
-        json_array_append(out, m);
+    json_array_foreach(fixed, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (json_array_size(json_object_get(m, "content")) || (role && !strcmp(role, "assistant")))
+            json_array_append(out, m);
+    }
     json_decref(fixed);
     return out;
 }

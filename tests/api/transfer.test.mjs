@@ -135,6 +135,37 @@ describe('session export, import and fork', () => {
     assert.equal(after.length, orig.messages.length + 2);
   });
 
+  it('a reply with nothing in it (stored with content []) survives export, import and fork, and the conversation goes on', async () => {
+    const id = await newSession(a, dirA);
+    await fake.script([{ text: '' }, { thinking: 'only thinking', signature: '' }]);
+    for (const said of ['say nothing', 'think only']) {
+      const r = await post(a, `/api/sessions/${id}/messages`, { content: said });
+      assert.equal(r.status, 200, r.text);
+    }
+    const orig = (await get(a, `/api/sessions/${id}/export`)).body;
+    assert.deepEqual(orig.messages.map((m) => [m.role, m.content.map((c) => c.type)]),
+      [['user', ['text']], ['assistant', []], ['user', ['text']], ['assistant', ['thinking']]]);
+    const r = await post(b, '/api/sessions/import', { ...orig, working_directory: dirB });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.message_count, 4);
+    assert.deepEqual(strip(await messages(b, r.body.id)), strip(orig.messages));
+    const again = (await get(b, `/api/sessions/${r.body.id}/export`)).body;
+    assert.deepEqual(timeless(again), timeless({ ...orig, session: { ...orig.session, working_dir: dirB } }));
+    const f = await post(a, `/api/sessions/${id}/fork`, {});
+    assert.equal(f.status, 201, f.text);
+    assert.equal(f.body.message_count, 4, 'a fork keeps the empty reply');
+    assert.deepEqual(strip(await messages(a, f.body.id)), strip(orig.messages));
+    const cut = await post(a, `/api/sessions/${id}/fork`, { message_id: (await messages(a, id))[1].id });
+    assert.equal(cut.status, 201, cut.text);
+    assert.deepEqual(strip(await messages(a, cut.body.id)), strip(orig.messages.slice(0, 2)), 'a fork cut at the empty reply ends with it');
+    const refusedBefore = (await fake.stats()).refused ?? 0;
+    await fake.script([{ text: 'Here now.' }]);
+    const m = await post(b, `/api/sessions/${r.body.id}/messages`, { content: 'anything?' });
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.body.content, 'Here now.');
+    assert.equal((await fake.stats()).refused ?? 0, refusedBefore);
+  });
+
   it('an import and a fork keep when each message was said (its created_at), in either format', async () => {
     const when = ['2024-02-29T12:34:56Z', '2024-02-29T12:35:01Z'];
     const r = await post(b, '/api/sessions/import', {
@@ -248,6 +279,8 @@ describe('session export, import and fork', () => {
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 'yesterday' }] }), 400, /messages\[0\]\.created_at: must be an RFC 3339 time/],
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '2026-02-30T10:00:00Z' }] }), 400, /messages\[0\]\.created_at/],
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 1700000000 }] }), 400, /messages\[0\]\.created_at/],
+      [doc({ messages: [{ role: 'user', content: [] }] }), 400, /^messages\[0\]\.content: must be a non-empty array of content items$/],
+      [doc({ messages: [{ role: 'assistant', content: {} }] }), 400, /^messages\[0\]\.content: must be an array of content items$/],
       [doc({ messages: [{ role: 'system', content: [{ type: 'text', text: 'x' }] }] }), 400, /messages\[0\]\.role/],
       [doc({ messages: [...good.messages, { role: 'user', content: 'plain' }] }), 400, new RegExp(`messages\\[${good.messages.length}\\]\\.content`)],
       [doc({ messages: [{ role: 'user', content: [{ type: 'tool_request', id: 'c', name: 'n', arguments: {} }] }] }), 400, /messages\[0\]\.content\[0\]\.type: tool_request is not allowed in a user message/],
