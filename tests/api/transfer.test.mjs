@@ -182,6 +182,13 @@ describe('session export, import and fork', () => {
     const f = await post(b, `/api/sessions/${r.body.id}/fork`, {});
     assert.equal(f.status, 201, f.text);
     assert.deepEqual((await messages(b, f.body.id)).map((m) => m.created_at), when, 'a fork keeps them too');
+    // the last second RFC 3339 can show, however its offset writes it
+    const last = await post(b, '/api/sessions/import', {
+      format: 'goosed-session', version: 1, working_directory: dirB, session: { name: 'late', working_dir: dirB },
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'late' }], created_at: '9999-12-31T22:59:59-01:00' }],
+    });
+    assert.equal(last.status, 201, last.text);
+    assert.equal((await messages(b, last.body.id))[0].created_at, '9999-12-31T23:59:59Z');
     // without one, a message takes the time of the import
     const now = await post(b, '/api/sessions/import', { format: 'goosed-session', version: 1, working_directory: dirB, session: { name: 'undated', working_dir: dirB }, messages: [{ role: 'user', content: [{ type: 'text', text: 'now' }] }] });
     const t = Date.parse((await messages(b, now.body.id))[0].created_at);
@@ -279,6 +286,10 @@ describe('session export, import and fork', () => {
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 'yesterday' }] }), 400, /messages\[0\]\.created_at: must be an RFC 3339 time/],
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '2026-02-30T10:00:00Z' }] }), 400, /messages\[0\]\.created_at/],
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 1700000000 }] }), 400, /messages\[0\]\.created_at/],
+      // year 10000 in UTC, and before the epoch: no RFC 3339 time of goosed's could show them
+      [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '9999-12-31T23:59:59-23:59' }] }), 400,
+        /^messages\[0\]\.created_at: "9999-12-31T23:59:59-23:59" is out of range: must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z in UTC$/],
+      [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '1969-12-31T23:59:59Z' }] }), 400, /messages\[0\]\.created_at: .* is out of range/],
       [doc({ messages: [{ role: 'user', content: [] }] }), 400, /^messages\[0\]\.content: must be a non-empty array of content items$/],
       [doc({ messages: [{ role: 'assistant', content: {} }] }), 400, /^messages\[0\]\.content: must be an array of content items$/],
       [doc({ messages: [{ role: 'system', content: [{ type: 'text', text: 'x' }] }] }), 400, /messages\[0\]\.role/],
