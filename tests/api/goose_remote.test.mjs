@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -198,6 +198,35 @@ describe('goose session and run', () => {
     assert.equal(e.code, 1);
     assert.match(e.stderr, /refused \\x1B\[31mred\\x1B\[0m/);
     assert.doesNotMatch(e.stderr, /\u001b/);
+  });
+
+  it('session show, list, import and fork: a name, a directory or a text with controls cannot drive the terminal either', async () => {
+    const ESC = '\u001b';
+    const name = `proj${ESC}]0;pwned-title\u0007${ESC}[2J\u009bRED`;
+    const wd = path.join(dir, `wd${ESC}[8m`);
+    mkdirSync(wd, { recursive: true });
+    const docFile = path.join(dir, 'controls.json');
+    writeFileSync(docFile, JSON.stringify({ format: 'goosed-session', version: 1, session: { name, working_dir: wd },
+      messages: [{ role: 'user', content: [{ type: 'text', text: `hi${ESC}[31m` }] }] }));
+    const im = await goose(srv, ['session', 'import', docFile]);
+    ok(im);
+    const id = im.stdout.match(/^imported session ([0-9a-f-]{36}) /)[1];
+    await fake.script([{ text: `model says ${ESC}]52;c;ZWNobyBwd25lZA==\u0007 and ${ESC}[8mhidden${ESC}[0m` }]);
+    assert.equal((await post(srv, `/api/sessions/${id}/messages`, { content: 'x' })).status, 200);
+    const show = await goose(srv, ['session', 'show', id]);
+    ok(show);
+    const list = await goose(srv, ['session', 'list']);
+    ok(list);
+    const fork = await goose(srv, ['session', 'fork', id]);
+    ok(fork);
+    for (const r of [im, show, list, fork]) assert.doesNotMatch(r.stdout + r.stderr, /[\u001b\u0007\u009b]/, JSON.stringify(r.stdout));
+    assert.ok(show.stdout.includes('name       proj\\x1B]0;pwned-title\\x07\\x1B[2J\\xC2\\x9BRED\n'), show.stdout);
+    assert.ok(show.stdout.includes(`directory  ${dir}/wd\\x1B[8m\n`), show.stdout);
+    assert.ok(show.stdout.includes('hi\\x1B[31m\n'), show.stdout);
+    assert.ok(show.stdout.includes('model says \\x1B]52;c;ZWNobyBwd25lZA==\\x07 and \\x1B[8mhidden\\x1B[0m\n'), show.stdout);
+    assert.ok(list.stdout.includes(`${dir}/wd\\x1B[8m\n`), list.stdout);
+    assert.match(im.stdout, /"proj\\x1B\]0;pwned-title/);
+    assert.match(fork.stdout, /"proj\\x1B\]0;pwned-title/);
   });
 
   it('output that cannot be written (a full disk): exit 1, saying so, never 0', async () => {
