@@ -362,6 +362,20 @@ static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const
         buf_free(&b);
         return 1;
     }
+    /* A NUL byte ends the text a JSON reader and the request see: refused, so that nothing after
+     * it is dropped without a word. */
+    const char *nul = memchr(b.data, '\0', b.len);
+    if (nul) {
+        size_t line = 1;
+        for (const char *q = b.data; q < nul; q++)
+            line += *q == '\n';
+        fprintf(stderr,
+                "%s: %s: line %zu holds a NUL byte (byte %zu of the file): not a session "
+                "export goose can import\n",
+                cl_prog(cl), file, line, (size_t)(nul - b.data) + 1);
+        buf_free(&b);
+        return 1;
+    }
     /* JSON Lines (the older Goose's session files): taken as the document of its JSON export */
     json_t *probe = json_loadb(b.data, b.len, JSON_DISABLE_EOF_CHECK, NULL);
     size_t n = strlen(file);

@@ -387,6 +387,20 @@ describe('goose session and run', () => {
     const bad = await goose(srv, ['session', 'import', file]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /old-goose-session\.jsonl: line 2 is not a JSON object/);
+    // a NUL byte: refused naming its line, never the lines after it dropped
+    const before = (await get(srv, '/api/sessions?limit=1000')).body.length;
+    const lines = [JSON.stringify({ working_dir: dir, description: 'nul' }),
+      ...['one', 'two', 'three', 'four'].map((t, i) => JSON.stringify({ role: i % 2 ? 'assistant' : 'user', content: [{ type: 'text', text: t }] }))];
+    writeFileSync(file, Buffer.concat([Buffer.from(`${lines.slice(0, 3).join('\n')}\n`), Buffer.from([0]), Buffer.from(`${lines.slice(3).join('\n')}\n`)]));
+    const nul = await goose(srv, ['session', 'import', file]);
+    assert.equal(nul.code, 1, nul.stdout);
+    assert.match(nul.stderr, /old-goose-session\.jsonl: line 4 holds a NUL byte \(byte \d+ of the file\)/);
+    const jsonFile = path.join(dir, 'nul.json');
+    writeFileSync(jsonFile, Buffer.concat([Buffer.from(JSON.stringify({ format: 'goosed-session', version: 1, session: { name: 'n', working_dir: dir }, messages: [] })), Buffer.from('\n\0')]));
+    const nul2 = await goose(srv, ['session', 'import', jsonFile]);
+    assert.equal(nul2.code, 1, nul2.stdout);
+    assert.match(nul2.stderr, /nul\.json: line 2 holds a NUL byte/);
+    assert.equal((await get(srv, '/api/sessions?limit=1000')).body.length, before, 'nothing was imported');
     assert.equal((await goose(srv, ['session', 'rm', m[1]])).code, 0);
   });
 
