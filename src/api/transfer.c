@@ -56,6 +56,8 @@ static long tokens_clamped(json_int_t v)
 {
     return v < 0 ? 0 : v > MAX_TOKENS ? (long)MAX_TOKENS : (long)v;
 }
+/* The first microsecond after 9999-12-31T23:59:59.999999Z: RFC 3339 has four-digit years. */
+#define LAST_TIME_US        (253402300800LL * 1000000)
 #define IMPORT_MAX_MESSAGES 10000
 #define NAME_MAX_CHARS      256
 #define IMPORTED_NAME       "Imported session"
@@ -183,8 +185,9 @@ static void export_job(job *j)
 
 /* msgs (consumed) as a conversation the providers take, as it is stored: every tool call
  * answered (a copy cut while a tool ran, or at a message asking for tools, gets the answer a
- * crash would leave: the call did not finish), no answer to a call it does not hold, no message
- * left empty by that. NULL when out of memory. */
+ * crash would leave: the call did not finish), no answer to a call it does not hold, no user
+ * message left empty by that. An empty reply (the model said nothing) is kept as it was stored:
+ * the dialects leave it out of what they send. NULL when out of memory. */
 static json_t *well_formed(json_t *msgs)
 {
     json_t *fixed = msgs ? content_answer_tool_calls(msgs) : NULL;
@@ -192,8 +195,12 @@ static json_t *well_formed(json_t *msgs)
     if (!fixed) return NULL;
     json_t *out = json_array(), *m;
     size_t i;
-    json_array_foreach(fixed, i, m) if (json_array_size(json_object_get(m, "content")))
-        json_array_append(out, m);
+    json_array_foreach(fixed, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (json_array_size(json_object_get(m, "content")) || (role && !strcmp(role, "assistant")))
+            json_array_append(out, m);
+    }
     json_decref(fixed);
     return out;
 }
@@ -450,14 +457,22 @@ static json_t *checked_messages(json_t *list, const char *field, refusal *why)
                               json_object_get(m, "content"));
         json_t *at = json_object_get(m, "created_at");
         int64_t us;
-        if (at &&
-            (!json_is_string(at) || !clock_parse_rfc3339(json_string_value(at), &us) || us < 0)) {
+        if (at && (!json_is_string(at) || !clock_parse_rfc3339(json_string_value(at), &us))) {
             json_decref(c);
             json_decref(out);
             return refuse(why, 400,
                           "%s[%zu].created_at: must be an RFC 3339 time such as "
                           "2026-03-04T12:00:00Z",
                           field, i);
+        }
+        /* Only a time that is shown again as it came: in UTC, from the epoch to year 9999. */
+        if (at && (us < 0 || us >= LAST_TIME_US)) {
+            json_decref(c);
+            json_decref(out);
+            return refuse(why, 400,
+                          "%s[%zu].created_at: \"%.40s\" is out of range: must be from "
+                          "1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z in UTC",
+                          field, i, json_string_value(at));
         }
         if (at) json_object_set_new(c, "created_us", json_integer(us)); /* kept as exported */
         json_array_append_new(out, c);

@@ -86,6 +86,15 @@ static void put_cell(const char *s, size_t cols, bool pad)
             fputc(' ', stdout);
 }
 
+/* label, then s (from the server: its controls shown as \xHH, never run by the terminal), then a
+ * newline. */
+static void put_line(const char *label, const char *s)
+{
+    fputs(label, stdout);
+    cl_puts_text(stdout, s);
+    fputc('\n', stdout);
+}
+
 static int cmd_list(cl_client *cl, const cl_common *c, const char *limit, const char *after)
 {
     /* by cursor: a page costs the same at any depth, and the answer says whether more follow */
@@ -122,7 +131,7 @@ static int cmd_list(cl_client *cl, const cl_common *c, const char *limit, const 
         printf("%-36s  %-20s  %8ld  ", cl_str(s, "id", "?"), cl_str(s, "updated_at", ""),
                num(s, "message_count"));
         put_cell(cl_str(s, "name", ""), NAME_COLS, true);
-        printf("  %s\n", cl_str(s, "working_dir", ""));
+        put_line("  ", cl_str(s, "working_dir", ""));
     }
     if (next)
         fprintf(stderr, "%s: more sessions follow: goose session list --limit %s --after %s\n",
@@ -131,7 +140,8 @@ static int cmd_list(cl_client *cl, const cl_common *c, const char *limit, const 
     return 0;
 }
 
-/* Prints one stored message's items: text as is, tool requests and responses as run shows them. */
+/* Prints one stored message's items: text as is (but for its control characters, as run shows
+ * them), tool requests and responses as run shows them. */
 static void print_message(json_t *m)
 {
     const char *role = cl_str(m, "role", "?");
@@ -141,9 +151,15 @@ static void print_message(json_t *m)
     json_t *it;
     json_array_foreach(content, i, it) if (strcmp(cl_str(it, "type", ""), "tool_response"))
         only_results = false;
-    if (!only_results) printf("\n── %s · %s ──\n", role, cl_str(m, "created_at", ""));
+    if (!only_results) {
+        fputs("\n── ", stdout);
+        cl_puts_text(stdout, role);
+        fputs(" · ", stdout);
+        cl_puts_text(stdout, cl_str(m, "created_at", ""));
+        fputs(" ──\n", stdout);
+    }
     if (json_is_string(content)) {
-        printf("%s\n", json_string_value(content));
+        put_line("", json_string_value(content));
         return;
     }
     json_array_foreach(content, i, it)
@@ -152,7 +168,8 @@ static void print_message(json_t *m)
         if (!strcmp(type, "text")) {
             const char *t = cl_str(it, "text", "");
             size_t n = strlen(t);
-            printf("%s%s", t, n && t[n - 1] == '\n' ? "" : "\n");
+            cl_put_text(stdout, t, n);
+            if (!n || t[n - 1] != '\n') fputc('\n', stdout);
         } else if (!strcmp(type, "tool_request")) {
             reply_print_tool_call(stdout, cl_str(it, "name", "?"),
                                   json_object_get(it, "arguments"));
@@ -174,7 +191,9 @@ static void print_message(json_t *m)
         } else if (!strcmp(type, "thinking")) {
             /* not shown, as in the chat */
         } else {
-            printf("[%s]\n", type);
+            fputc('[', stdout);
+            cl_puts_text(stdout, type);
+            fputs("]\n", stdout);
         }
     }
 }
@@ -199,11 +218,11 @@ static int cmd_show(cl_client *cl, const cl_common *c, const char *id)
         json_decref(o);
         goto out;
     }
-    printf("session    %s\n", cl_str(s, "id", "?"));
-    printf("name       %s\n", cl_str(s, "name", ""));
-    printf("directory  %s\n", cl_str(s, "working_dir", ""));
-    printf("created    %s\n", cl_str(s, "created_at", ""));
-    printf("updated    %s\n", cl_str(s, "updated_at", ""));
+    put_line("session    ", cl_str(s, "id", "?"));
+    put_line("name       ", cl_str(s, "name", ""));
+    put_line("directory  ", cl_str(s, "working_dir", ""));
+    put_line("created    ", cl_str(s, "created_at", ""));
+    put_line("updated    ", cl_str(s, "updated_at", ""));
     printf("messages   %ld\n", num(s, "message_count"));
     printf("tokens     %ld in, %ld out\n", num(s, "input_tokens"), num(s, "output_tokens"));
     size_t i;
@@ -282,9 +301,13 @@ static int cmd_fork(cl_client *cl, const cl_common *c, const char *id, const cha
     if (!r) return 1;
     if (c->json)
         cl_print_json(r);
-    else
-        printf("forked session %s \"%s\" (%ld messages) from %s\n", cl_str(r, "id", "?"),
-               cl_str(r, "name", ""), num(r, "message_count"), id);
+    else {
+        fputs("forked session ", stdout);
+        cl_puts_text(stdout, cl_str(r, "id", "?"));
+        fputs(" \"", stdout);
+        cl_puts_text(stdout, cl_str(r, "name", ""));
+        printf("\" (%ld messages) from %s\n", num(r, "message_count"), id);
+    }
     json_decref(r);
     return 0;
 }
@@ -339,6 +362,20 @@ static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const
         buf_free(&b);
         return 1;
     }
+    /* A NUL byte ends the text a JSON reader and the request see: refused, so that nothing after
+     * it is dropped without a word. */
+    const char *nul = memchr(b.data, '\0', b.len);
+    if (nul) {
+        size_t line = 1;
+        for (const char *q = b.data; q < nul; q++)
+            line += *q == '\n';
+        fprintf(stderr,
+                "%s: %s: line %zu holds a NUL byte (byte %zu of the file): not a session "
+                "export goose can import\n",
+                cl_prog(cl), file, line, (size_t)(nul - b.data) + 1);
+        buf_free(&b);
+        return 1;
+    }
     /* JSON Lines (the older Goose's session files): taken as the document of its JSON export */
     json_t *probe = json_loadb(b.data, b.len, JSON_DISABLE_EOF_CHECK, NULL);
     size_t n = strlen(file);
@@ -377,10 +414,13 @@ static int cmd_import(cl_client *cl, const cl_common *c, const char *file, const
     if (c->json) {
         cl_print_json(r);
     } else {
-        printf("imported session %s \"%s\" (%ld messages", cl_str(r, "id", "?"),
-               cl_str(r, "name", ""), num(r, "message_count"));
+        fputs("imported session ", stdout);
+        cl_puts_text(stdout, cl_str(r, "id", "?"));
+        fputs(" \"", stdout);
+        cl_puts_text(stdout, cl_str(r, "name", ""));
+        printf("\" (%ld messages", num(r, "message_count"));
         if (num(r, "items_left_out")) printf("; %ld items left out", num(r, "items_left_out"));
-        printf(") in %s\n", cl_str(r, "working_dir", ""));
+        put_line(") in ", cl_str(r, "working_dir", ""));
     }
     json_decref(r);
     return 0;

@@ -313,8 +313,12 @@ bool content_message_check(json_t *m, char *err, size_t errlen)
         return false;
     }
     json_t *content = json_object_get(m, "content");
-    if (!json_is_array(content) || !json_array_size(content)) {
-        snprintf(err, errlen, "content: must be a non-empty array of content items");
+    bool assistant = !strcmp(role, "assistant");
+    /* A reply may be empty (the model said nothing): goosed stores it so, and takes it back. */
+    if (!json_is_array(content) || (!assistant && !json_array_size(content))) {
+        snprintf(err, errlen,
+                 assistant ? "content: must be an array of content items"
+                           : "content: must be a non-empty array of content items");
         return false;
     }
     size_t i;
@@ -322,7 +326,7 @@ bool content_message_check(json_t *m, char *err, size_t errlen)
     bool ok = true;
     json_array_foreach(content, i, it)
     {
-        if (!(ok = item_check(it, i, !strcmp(role, "assistant"), err, errlen))) break;
+        if (!(ok = item_check(it, i, assistant, err, errlen))) break;
         const char *type = content_type(it);
         if (strcmp(type, "tool_request") && strcmp(type, "tool_response")) continue;
         const char *id = json_string_value(json_object_get(it, "id"));

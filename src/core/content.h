@@ -35,7 +35,8 @@ json_t *content_tool_parts(json_t *items, bool (*image_ok)(const char *mime));
  * changed. */
 json_t *content_answer_tool_calls(json_t *messages);
 /* Whether m is one message goosed can store and send to a provider: an object with "role" "user"
- * or "assistant" and "content", a non-empty array of items of the kinds above, each with its
+ * or "assistant" and "content", an array of items of the kinds above (non-empty in a user
+ * message; an assistant's may be empty, as a reply with nothing in it is stored), each with its
  * fields of the right types: text {"text"}; thinking {"thinking", "signature"?} and tool_request
  * {"id", "name", "arguments": object} in assistant messages only; tool_response {"id", "name"?,
  * "content": array, "is_error"?: boolean} in user messages only. When not, false and err says

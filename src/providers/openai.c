@@ -92,12 +92,16 @@ static json_t *convert_message(json_t *msg, json_t *out)
                                                    "arguments", args ? args : "{}"));
             free(args);
         }
-        json_t *m = json_pack("{s:s}", "role", "assistant");
-        json_object_set_new(m, "content", *text ? json_string(text) : json_null());
-        if (json_array_size(calls)) json_object_set(m, "tool_calls", calls);
+        /* content may be null only beside tool_calls: a reply with neither (empty, or thinking
+         * only) has nothing to send and is left out, as the API refuses it (400). */
+        if (*text || json_array_size(calls)) {
+            json_t *m = json_pack("{s:s}", "role", "assistant");
+            json_object_set_new(m, "content", *text ? json_string(text) : json_null());
+            if (json_array_size(calls)) json_object_set(m, "tool_calls", calls);
+            json_array_append_new(out, m);
+        }
         json_decref(calls);
         free(text);
-        json_array_append_new(out, m);
         return out;
     }
     /* user: tool results first (they must follow the assistant's tool calls), then text */

@@ -377,6 +377,48 @@ for (const prov of [
   });
 }
 
+// A reply with nothing a provider could be sent back (no text and no tool call, or thinking only)
+// is kept in the session; every later request must still be one the real API takes: OpenAI and
+// Ollama refuse an assistant message with content null and no tool_calls, Anthropic one with no
+// content before the last, Gemini a content without parts (the fake refuses each likewise).
+describe('a reply with nothing to send back', () => {
+  const provs = [
+    { name: 'openai', env: (url) => ({ OPENAI_HOST: url, OPENAI_API_KEY: KEY }), keys: { openai: KEY } },
+    { name: 'ollama', env: (url) => ({ OLLAMA_HOST: url }), keys: {} },
+    { name: 'anthropic', env: (url) => ({ ANTHROPIC_HOST: url, ANTHROPIC_API_KEY: 'ak' }), keys: { anthropic: 'ak' } },
+    { name: 'google', env: (url) => ({ GOOGLE_HOST: url, GOOGLE_API_KEY: 'gk' }), keys: { google: 'gk' } },
+  ];
+  for (const prov of provs) {
+    it(`${prov.name}: the session goes on after an empty, a blank and a thinking-only reply`, async () => {
+      const fake = await startFake({ keys: prov.keys });
+      const srv = await startServer({ env: { GOOSE_PROVIDER: prov.name, ...prov.env(fake.url) } });
+      try {
+        for (const empty of [{ text: '' }, { text: '  \n' }, { thinking: 'hmm, nothing to say', signature: '' }]) {
+          const id = await newSession(srv, srv.home);
+          await fake.script([empty, { text: 'second answer' }, { text: 'third answer' }]);
+          const first = await post(srv, `/api/sessions/${id}/messages`, { content: 'first' });
+          assert.equal(first.status, 200, first.text);
+          for (const [said, want] of [['second', 'second answer'], ['third', 'third answer']]) {
+            const r = await post(srv, `/api/sessions/${id}/messages`, { content: said });
+            assert.equal(r.status, 200, `${JSON.stringify(empty)}, then "${said}": ${r.text}`);
+            assert.equal(r.body.content, want);
+          }
+          const h = await get(srv, `/api/sessions/${id}/messages`);
+          assert.deepEqual(h.body.map((m) => m.role), ['user', 'assistant', 'user', 'assistant', 'user', 'assistant'],
+            'the empty reply stays in the history');
+        }
+        assert.equal((await fake.stats()).refused, 0, fake.stderr());
+      } finally {
+        try {
+          await stopAndCheck(srv);
+        } finally {
+          await fake.stop();
+        }
+      }
+    });
+  }
+});
+
 describe('provider edge cases', () => {
   it("a wrong API key: the provider's 401 message, not retried", async () => {
     const fake = await startFake({ keys: { openai: KEY } });

@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -200,6 +200,35 @@ describe('goose session and run', () => {
     assert.doesNotMatch(e.stderr, /\u001b/);
   });
 
+  it('session show, list, import and fork: a name, a directory or a text with controls cannot drive the terminal either', async () => {
+    const ESC = '\u001b';
+    const name = `proj${ESC}]0;pwned-title\u0007${ESC}[2J\u009bRED`;
+    const wd = path.join(dir, `wd${ESC}[8m`);
+    mkdirSync(wd, { recursive: true });
+    const docFile = path.join(dir, 'controls.json');
+    writeFileSync(docFile, JSON.stringify({ format: 'goosed-session', version: 1, session: { name, working_dir: wd },
+      messages: [{ role: 'user', content: [{ type: 'text', text: `hi${ESC}[31m` }] }] }));
+    const im = await goose(srv, ['session', 'import', docFile]);
+    ok(im);
+    const id = im.stdout.match(/^imported session ([0-9a-f-]{36}) /)[1];
+    await fake.script([{ text: `model says ${ESC}]52;c;ZWNobyBwd25lZA==\u0007 and ${ESC}[8mhidden${ESC}[0m` }]);
+    assert.equal((await post(srv, `/api/sessions/${id}/messages`, { content: 'x' })).status, 200);
+    const show = await goose(srv, ['session', 'show', id]);
+    ok(show);
+    const list = await goose(srv, ['session', 'list']);
+    ok(list);
+    const fork = await goose(srv, ['session', 'fork', id]);
+    ok(fork);
+    for (const r of [im, show, list, fork]) assert.doesNotMatch(r.stdout + r.stderr, /[\u001b\u0007\u009b]/, JSON.stringify(r.stdout));
+    assert.ok(show.stdout.includes('name       proj\\x1B]0;pwned-title\\x07\\x1B[2J\\xC2\\x9BRED\n'), show.stdout);
+    assert.ok(show.stdout.includes(`directory  ${dir}/wd\\x1B[8m\n`), show.stdout);
+    assert.ok(show.stdout.includes('hi\\x1B[31m\n'), show.stdout);
+    assert.ok(show.stdout.includes('model says \\x1B]52;c;ZWNobyBwd25lZA==\\x07 and \\x1B[8mhidden\\x1B[0m\n'), show.stdout);
+    assert.ok(list.stdout.includes(`${dir}/wd\\x1B[8m\n`), list.stdout);
+    assert.match(im.stdout, /"proj\\x1B\]0;pwned-title/);
+    assert.match(fork.stdout, /"proj\\x1B\]0;pwned-title/);
+  });
+
   it('output that cannot be written (a full disk): exit 1, saying so, never 0', async () => {
     const id = (await post(srv, '/api/sessions', { name: 'to /dev/full', working_directory: dir })).body.id;
     const full = openSync('/dev/full', 'w');
@@ -358,6 +387,20 @@ describe('goose session and run', () => {
     const bad = await goose(srv, ['session', 'import', file]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /old-goose-session\.jsonl: line 2 is not a JSON object/);
+    // a NUL byte: refused naming its line, never the lines after it dropped
+    const before = (await get(srv, '/api/sessions?limit=1000')).body.length;
+    const lines = [JSON.stringify({ working_dir: dir, description: 'nul' }),
+      ...['one', 'two', 'three', 'four'].map((t, i) => JSON.stringify({ role: i % 2 ? 'assistant' : 'user', content: [{ type: 'text', text: t }] }))];
+    writeFileSync(file, Buffer.concat([Buffer.from(`${lines.slice(0, 3).join('\n')}\n`), Buffer.from([0]), Buffer.from(`${lines.slice(3).join('\n')}\n`)]));
+    const nul = await goose(srv, ['session', 'import', file]);
+    assert.equal(nul.code, 1, nul.stdout);
+    assert.match(nul.stderr, /old-goose-session\.jsonl: line 4 holds a NUL byte \(byte \d+ of the file\)/);
+    const jsonFile = path.join(dir, 'nul.json');
+    writeFileSync(jsonFile, Buffer.concat([Buffer.from(JSON.stringify({ format: 'goosed-session', version: 1, session: { name: 'n', working_dir: dir }, messages: [] })), Buffer.from('\n\0')]));
+    const nul2 = await goose(srv, ['session', 'import', jsonFile]);
+    assert.equal(nul2.code, 1, nul2.stdout);
+    assert.match(nul2.stderr, /nul\.json: line 2 holds a NUL byte/);
+    assert.equal((await get(srv, '/api/sessions?limit=1000')).body.length, before, 'nothing was imported');
     assert.equal((await goose(srv, ['session', 'rm', m[1]])).code, 0);
   });
 

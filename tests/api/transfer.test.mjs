@@ -135,6 +135,37 @@ describe('session export, import and fork', () => {
     assert.equal(after.length, orig.messages.length + 2);
   });
 
+  it('a reply with nothing in it (stored with content []) survives export, import and fork, and the conversation goes on', async () => {
+    const id = await newSession(a, dirA);
+    await fake.script([{ text: '' }, { thinking: 'only thinking', signature: '' }]);
+    for (const said of ['say nothing', 'think only']) {
+      const r = await post(a, `/api/sessions/${id}/messages`, { content: said });
+      assert.equal(r.status, 200, r.text);
+    }
+    const orig = (await get(a, `/api/sessions/${id}/export`)).body;
+    assert.deepEqual(orig.messages.map((m) => [m.role, m.content.map((c) => c.type)]),
+      [['user', ['text']], ['assistant', []], ['user', ['text']], ['assistant', ['thinking']]]);
+    const r = await post(b, '/api/sessions/import', { ...orig, working_directory: dirB });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.message_count, 4);
+    assert.deepEqual(strip(await messages(b, r.body.id)), strip(orig.messages));
+    const again = (await get(b, `/api/sessions/${r.body.id}/export`)).body;
+    assert.deepEqual(timeless(again), timeless({ ...orig, session: { ...orig.session, working_dir: dirB } }));
+    const f = await post(a, `/api/sessions/${id}/fork`, {});
+    assert.equal(f.status, 201, f.text);
+    assert.equal(f.body.message_count, 4, 'a fork keeps the empty reply');
+    assert.deepEqual(strip(await messages(a, f.body.id)), strip(orig.messages));
+    const cut = await post(a, `/api/sessions/${id}/fork`, { message_id: (await messages(a, id))[1].id });
+    assert.equal(cut.status, 201, cut.text);
+    assert.deepEqual(strip(await messages(a, cut.body.id)), strip(orig.messages.slice(0, 2)), 'a fork cut at the empty reply ends with it');
+    const refusedBefore = (await fake.stats()).refused ?? 0;
+    await fake.script([{ text: 'Here now.' }]);
+    const m = await post(b, `/api/sessions/${r.body.id}/messages`, { content: 'anything?' });
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.body.content, 'Here now.');
+    assert.equal((await fake.stats()).refused ?? 0, refusedBefore);
+  });
+
   it('an import and a fork keep when each message was said (its created_at), in either format', async () => {
     const when = ['2024-02-29T12:34:56Z', '2024-02-29T12:35:01Z'];
     const r = await post(b, '/api/sessions/import', {
@@ -151,6 +182,13 @@ describe('session export, import and fork', () => {
     const f = await post(b, `/api/sessions/${r.body.id}/fork`, {});
     assert.equal(f.status, 201, f.text);
     assert.deepEqual((await messages(b, f.body.id)).map((m) => m.created_at), when, 'a fork keeps them too');
+    // the last second RFC 3339 can show, however its offset writes it
+    const last = await post(b, '/api/sessions/import', {
+      format: 'goosed-session', version: 1, working_directory: dirB, session: { name: 'late', working_dir: dirB },
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'late' }], created_at: '9999-12-31T22:59:59-01:00' }],
+    });
+    assert.equal(last.status, 201, last.text);
+    assert.equal((await messages(b, last.body.id))[0].created_at, '9999-12-31T23:59:59Z');
     // without one, a message takes the time of the import
     const now = await post(b, '/api/sessions/import', { format: 'goosed-session', version: 1, working_directory: dirB, session: { name: 'undated', working_dir: dirB }, messages: [{ role: 'user', content: [{ type: 'text', text: 'now' }] }] });
     const t = Date.parse((await messages(b, now.body.id))[0].created_at);
@@ -248,6 +286,12 @@ describe('session export, import and fork', () => {
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 'yesterday' }] }), 400, /messages\[0\]\.created_at: must be an RFC 3339 time/],
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '2026-02-30T10:00:00Z' }] }), 400, /messages\[0\]\.created_at/],
       [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: 1700000000 }] }), 400, /messages\[0\]\.created_at/],
+      // year 10000 in UTC, and before the epoch: no RFC 3339 time of goosed's could show them
+      [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '9999-12-31T23:59:59-23:59' }] }), 400,
+        /^messages\[0\]\.created_at: "9999-12-31T23:59:59-23:59" is out of range: must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z in UTC$/],
+      [doc({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }], created_at: '1969-12-31T23:59:59Z' }] }), 400, /messages\[0\]\.created_at: .* is out of range/],
+      [doc({ messages: [{ role: 'user', content: [] }] }), 400, /^messages\[0\]\.content: must be a non-empty array of content items$/],
+      [doc({ messages: [{ role: 'assistant', content: {} }] }), 400, /^messages\[0\]\.content: must be an array of content items$/],
       [doc({ messages: [{ role: 'system', content: [{ type: 'text', text: 'x' }] }] }), 400, /messages\[0\]\.role/],
       [doc({ messages: [...good.messages, { role: 'user', content: 'plain' }] }), 400, new RegExp(`messages\\[${good.messages.length}\\]\\.content`)],
       [doc({ messages: [{ role: 'user', content: [{ type: 'tool_request', id: 'c', name: 'n', arguments: {} }] }] }), 400, /messages\[0\]\.content\[0\]\.type: tool_request is not allowed in a user message/],

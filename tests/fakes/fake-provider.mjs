@@ -337,10 +337,28 @@ function errorBody(provider, e) {
 // Each check returns null when the request body is a conversation the provider takes, else the
 // error the provider answers with: {status: 400, message, type?, code?, param?}.
 
+/** OpenAI Chat Completions (and Ollama's copy of it): a message's content is a string or a
+ * non-empty array of parts; only an assistant message with tool_calls may leave it null or out. */
+function openaiContentError(m, i) {
+  const at = `messages.[${i}].content`;
+  const calls = m?.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length > 0;
+  if (m?.content === undefined && !calls) {
+    return { status: 400, code: 'missing_required_parameter', param: at, message: `Missing required parameter: '${at}'.` };
+  }
+  if (m?.content === null && !calls) {
+    return { status: 400, code: null, param: at, message: "Invalid value for 'content': expected a string, got null." };
+  }
+  if (Array.isArray(m?.content) && m.content.length === 0) {
+    return { status: 400, code: 'empty_array', param: at,
+      message: `Invalid '${at}': empty array. Expected an array with minimum length 1, but got an empty array instead.` };
+  }
+  return null;
+}
+
 /** OpenAI Chat Completions: each tool's function name matches ^[a-zA-Z0-9_-]+$ in at most 64
- * characters and its parameters are an object's schema; an assistant message with tool_calls is
- * followed by tool messages answering each of its ids before any other role; a tool message
- * answers a preceding call. */
+ * characters and its parameters are an object's schema; every message has content (see
+ * openaiContentError); an assistant message with tool_calls is followed by tool messages
+ * answering each of its ids before any other role; a tool message answers a preceding call. */
 function checkOpenAI(body) {
   for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
     const name = t?.function?.name;
@@ -360,6 +378,10 @@ function checkOpenAI(body) {
     }
   }
   const msgs = Array.isArray(body.messages) ? body.messages : [];
+  for (const [i, m] of msgs.entries()) {
+    const e = openaiContentError(m, i);
+    if (e) return e;
+  }
   let open = null; // ids of the last assistant message's tool_calls still to be answered
   for (let i = 0; i <= msgs.length; i++) {
     const m = msgs[i];
@@ -404,9 +426,10 @@ function anthropicImageError(b, at) {
   return `${at}.image.source: Input tag '${src.type}' found using 'type' does not match any of the expected tags: 'base64', 'url'`;
 }
 
-/** Anthropic Messages: every tool_use has a tool_result with its id in the very next message (a
- * user message), every tool_result a tool_use in the message before; the tool_use ids of a message
- * are unique; image blocks well formed. */
+/** Anthropic Messages: every message has content (a non-empty string or blocks) but a last
+ * assistant one (a prefill), and no text block is empty or only white space; every tool_use has a
+ * tool_result with its id in the very next message (a user message), every tool_result a tool_use
+ * in the message before; the tool_use ids of a message are unique; image blocks well formed. */
 function checkAnthropic(body) {
   const names = new Set();
   for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
@@ -421,6 +444,15 @@ function checkAnthropic(body) {
   const msgs = Array.isArray(body.messages) ? body.messages : [];
   const blocks = (m) => (Array.isArray(m?.content) ? m.content : []);
   for (const [i, m] of msgs.entries()) {
+    const empty = m?.content === '' || (Array.isArray(m?.content) && m.content.length === 0);
+    if (empty && !(i === msgs.length - 1 && m.role === 'assistant')) {
+      return { status: 400, message: `messages.${i}: all messages must have non-empty content except for the optional final assistant message` };
+    }
+    for (const b of blocks(m)) {
+      if (b?.type !== 'text' || typeof b.text !== 'string') continue;
+      if (b.text === '') return { status: 400, message: 'messages: text content blocks must be non-empty' };
+      if (!b.text.trim()) return { status: 400, message: 'messages: text content blocks must contain non-whitespace text' };
+    }
     for (const [j, b] of blocks(m).entries()) {
       const inner = b?.type === 'tool_result' && Array.isArray(b.content) ? b.content : [];
       const images = [[b, `messages.${i}.content.${j}`],
@@ -465,8 +497,9 @@ function checkAnthropic(body) {
   return null;
 }
 
-/** Gemini: a model turn with functionCall parts is followed by a user turn with as many
- * functionResponse parts; function responses come right after a function call turn. */
+/** Gemini: every content has at least one part; a model turn with functionCall parts is followed
+ * by a user turn with as many functionResponse parts; function responses come right after a
+ * function call turn. */
 function checkGoogle(body) {
   for (const [k, tool] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
     for (const [i, f] of (Array.isArray(tool?.functionDeclarations) ? tool.functionDeclarations : []).entries()) {
@@ -477,6 +510,11 @@ function checkGoogle(body) {
   }
   const contents = Array.isArray(body.contents) ? body.contents : [];
   const count = (c, key) => (Array.isArray(c?.parts) ? c.parts.filter((p) => isObj(p?.[key])).length : 0);
+  for (const [i, c] of contents.entries()) {
+    if (!Array.isArray(c?.parts) || c.parts.length === 0) {
+      return { status: 400, message: `* GenerateContentRequest.contents[${i}].parts: contents.parts must not be empty.\n` };
+    }
+  }
   for (const [i, c] of contents.entries()) {
     const calls = c?.role === 'model' ? count(c, 'functionCall') : 0;
     const prevCalls = i > 0 && contents[i - 1]?.role === 'model' ? count(contents[i - 1], 'functionCall') : 0;

@@ -526,6 +526,25 @@ describe('conversation rules: every tool call answered, as the real APIs demand'
     assert.equal(e.message, msg, 'an id no call had');
   });
 
+  test('openai: content null or left out only beside tool_calls, never an empty array', async () => {
+    await accepted(OA, { model: 'm', messages: [user('hi'), { role: 'assistant', content: '' }, user('again')] });
+    await accepted(OA, { model: 'm', messages: [user('hi'), asst('a'), tool('a')] });
+    let e = (await refused(OA, { model: 'm', messages: [user('hi'), { role: 'assistant', content: null }, user('again')] })).error;
+    assert.equal(e.message, "Invalid value for 'content': expected a string, got null.");
+    assert.equal(e.type, 'invalid_request_error');
+    assert.equal(e.param, 'messages.[1].content');
+    assert.equal(e.code, null);
+    // an empty tool_calls list is no tool call
+    e = (await refused(OA, { model: 'm', messages: [user('hi'), { role: 'assistant', content: null, tool_calls: [] }] })).error;
+    assert.equal(e.param, 'messages.[1].content');
+    e = (await refused(OA, { model: 'm', messages: [user('hi'), { role: 'assistant' }] })).error;
+    assert.equal(e.message, "Missing required parameter: 'messages.[1].content'.");
+    assert.equal(e.code, 'missing_required_parameter');
+    e = (await refused(OA, { model: 'm', messages: [{ role: 'user', content: [] }] })).error;
+    assert.equal(e.code, 'empty_array');
+    assert.equal(e.param, 'messages.[0].content');
+  });
+
   const AN = '/v1/messages';
   const use = (id) => ({ type: 'tool_use', id, name: 'developer__shell', input: {} });
   const result = (id, content) => ({ type: 'tool_result', tool_use_id: id, ...(content ? { content } : {}) });
@@ -582,6 +601,35 @@ describe('conversation rules: every tool call answered, as the real APIs demand'
     assert.match(b.error.message, /Input tag 'file' found/);
     b = await refused(AN, { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: [image({ type: 'base64', data: 'x' })] }] }, ANTHROPIC_HEADERS);
     assert.match(b.error.message, /^messages\.0\.content\.0\.image\.source\.base64\.media_type/);
+  });
+
+  test('anthropic: every message has content but a last assistant one; no blank text block', async () => {
+    const h = ANTHROPIC_HEADERS;
+    const conv = (...messages) => ({ model: 'm', max_tokens: 10, messages });
+    await accepted(AN, conv({ role: 'user', content: 'hi' }, { role: 'assistant', content: [] }), h);
+    await accepted(AN, conv({ role: 'user', content: 'hi' }, { role: 'assistant', content: '' }), h);
+    const msg = 'messages.1: all messages must have non-empty content except for the optional final assistant message';
+    let b = await refused(AN, conv({ role: 'user', content: 'hi' }, { role: 'assistant', content: [] }, { role: 'user', content: 'again' }), h);
+    assert.equal(b.type, 'error');
+    assert.equal(b.error.type, 'invalid_request_error');
+    assert.equal(b.error.message, msg);
+    b = await refused(AN, conv({ role: 'user', content: 'hi' }, { role: 'user', content: '' }), h);
+    assert.equal(b.error.message, msg, 'a last user message is no prefill');
+    b = await refused(AN, conv({ role: 'user', content: [{ type: 'text', text: '' }] }), h);
+    assert.equal(b.error.message, 'messages: text content blocks must be non-empty');
+    b = await refused(AN, conv({ role: 'user', content: [{ type: 'text', text: ' \n' }] }), h);
+    assert.equal(b.error.message, 'messages: text content blocks must contain non-whitespace text');
+  });
+
+  test('gemini: every content has at least one part', async () => {
+    const b = await refused(GEMINI_STREAM, { contents: [
+      { role: 'user', parts: [{ text: 'hi' }] }, { role: 'model', parts: [] }, { role: 'user', parts: [{ text: 'again' }] },
+    ] });
+    assert.equal(b.error.code, 400);
+    assert.equal(b.error.status, 'INVALID_ARGUMENT');
+    assert.equal(b.error.message, '* GenerateContentRequest.contents[1].parts: contents.parts must not be empty.\n');
+    const b2 = await refused(GEMINI_WHOLE, { contents: [{ role: 'user' }] });
+    assert.match(b2.error.message, /contents\[0\]\.parts: contents\.parts must not be empty/);
   });
 
   const fcall = (name) => ({ functionCall: { name, args: {} } });
