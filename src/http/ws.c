@@ -433,6 +433,14 @@ static void conn_flush(ws_conn *c)
 }
 
 /* Moves c along OPEN -> LINGER after the close handshake and watches the events it needs. */
+/* Whether what waits to be sent has reached WS_OUT_HIGH: then nothing more is read until it
+ * drains. A peer that sends pings (each queues a pong) or messages answered by frames, and reads
+ * nothing, would otherwise grow the queue without end. */
+static bool backlogged(ws_conn *c)
+{
+    return wslay_event_get_queued_msg_length(c->ctx) >= WS_OUT_HIGH;
+}
+
 static void conn_settle(ws_conn *c)
 {
     uint64_t now = now_ms();
@@ -455,7 +463,8 @@ static void conn_settle(ws_conn *c)
     }
     if (c->state == WS_DEAD) return;
     unsigned want = 0;
-    if (c->state == WS_LINGER || wslay_event_want_read(c->ctx)) want |= LOOP_READ;
+    if (c->state == WS_LINGER || (wslay_event_want_read(c->ctx) && !backlogged(c)))
+        want |= LOOP_READ;
     if (c->state == WS_OPEN && c->wblocked) want |= LOOP_WRITE;
     if (loop_fd_mod(c->w, want) != GD_OK) conn_dead(c);
 }
@@ -511,7 +520,7 @@ static void conn_service(ws_conn *c, unsigned ev, bool wake)
         return;
     }
     if (ev & LOOP_WRITE) c->wblocked = false;
-    if (ev & (LOOP_READ | LOOP_HUP)) {
+    if ((ev & (LOOP_READ | LOOP_HUP)) && !backlogged(c)) {
         if (!wslay_event_want_read(c->ctx)) {
             if (ev & LOOP_HUP) conn_dead(c);
         } else {

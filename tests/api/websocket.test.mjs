@@ -4,6 +4,8 @@
 // provider is tests/fakes (OpenAI's streaming format).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { startServer, stopAndCheck, tempDir } from './lib/server.mjs';
 import { get, post, rawRequest, assertAlive } from './lib/http.mjs';
 import { startFake } from '../fakes/lib.mjs';
@@ -386,5 +388,36 @@ describe('WebSocket and server shutdown', () => {
     assert.deepEqual([f.opcode, f.code], [OP.close, 1001]);
     await ws.closed; // the server gave up waiting and closed
     await stopping;
+  });
+});
+
+describe('a WebSocket client that sends and never reads', () => {
+  it('is read no further once 1 MiB of answers (pongs) waits for it: goosed holds no more', async () => {
+    const srv = await startServer({});
+    try {
+      const made = await post(srv, '/api/sessions', { name: 'pings', working_directory: srv.home });
+      const { ws } = await connect(srv, `/api/sessions/${made.body.id}/stream`);
+      ws.sock.pause(); // reads nothing from here on
+      const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8'))[1]);
+      const before = rss();
+      const batch = Buffer.concat(Array.from({ length: 2000 }, () => frame(OP.ping, 'p'.repeat(125))));
+      // 100 MB of pings, each of which asks for a pong; sent while goosed takes them. The loop
+      // stops when the socket has taken nothing for 3 s (goosed stopped reading) or all went.
+      let sent = 0;
+      while (sent < 100e6) {
+        if (!ws.sock.write(batch)) {
+          const drained = await Promise.race([once(ws.sock, 'drain').then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+          if (!drained) break;
+        }
+        sent += batch.length;
+      }
+      const grown = rss() - before;
+      assert.ok(sent < 100e6, `all ${sent} bytes of pings were taken by a server whose answers nobody reads`);
+      assert.ok(grown < 32 * 1024, `goosed grew by ${grown} kB for ${sent} bytes of pings`);
+      ws.sock.destroy();
+      await assertAlive(srv);
+    } finally {
+      await stopAndCheck(srv);
+    }
   });
 });
