@@ -1969,8 +1969,20 @@ static bool step_body(hconn *c)
         if (!ok) {
             log_info("http", "%s %s: the body went on past %llu bytes dropped; closing", r->method,
                      r->path, r->dropped);
-            request_done(c, ABORT_ERROR);
-            return false;
+            if (r->status) { /* answered already (not a 413): nothing more to say */
+                request_done(c, ABORT_ERROR);
+                return false;
+            }
+            /* A chunked body (its size unknown at its head) past what is dropped: the 413 all
+             * the same, then the lingering close (the client may still be writing). */
+            http_add_header(r, "Connection", "close");
+            WITH_REQ(r, http_reply_error(r, 413, "payload_too_large",
+                                         "request body is larger than the limit of %ld bytes",
+                                         r->s->cfg->max_body_size));
+            c->close_after = true;
+            c->rlen = 0;
+            c->state = ST_SEND;
+            return true;
         }
         if (done) {
             body_done(c);

@@ -1,6 +1,7 @@
 // The HTTP layer: 404/405/413/415/400 answers, request ids, CORS, hostile requests, the access log.
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import net from 'node:net';
 import { startServer, stopAndCheck } from './lib/server.mjs';
 import { request, get, post, rawRequest, assertError, assertAlive, assertSession } from './lib/http.mjs';
@@ -147,6 +148,28 @@ describe('http', () => {
       const r = await rawRequest(srv, rawPost('/api/sessions', ['Content-Type: application/json', 'Transfer-Encoding: chunked'], chunks.join('')));
       assert.equal(r.status, 413, r.statusLine);
       assert.equal(r.json.code, 'payload_too_large');
+    });
+
+    it('a chunked body that goes on past what is read and dropped (4 × max_body_size, at least 16 MiB) is 413 too, not a reset', async () => {
+      const sock = net.connect(srv.port, '127.0.0.1');
+      await once(sock, 'connect');
+      let answer = '';
+      const answered = new Promise((resolve) => sock.on('data', (d) => { answer += d; if (answer.includes('\r\n\r\n')) resolve(); }));
+      sock.on('error', () => {});
+      sock.write(`POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      const chunk = `10000\r\n${'x'.repeat(0x10000)}\r\n`;
+      let stop = false;
+      answered.then(() => { stop = true; });
+      // what a client does: sends until the server answers (it drops at least 16 MiB)
+      for (let sent = 0; !stop && sent < 24 << 20;) {
+        if (!sock.write(chunk)) await Promise.race([once(sock, 'drain'), answered]);
+        else await new Promise((r) => setImmediate(r)); // the answer is read as it comes
+        sent += 0x10000;
+      }
+      await Promise.race([answered, once(sock, 'close')]);
+      sock.destroy();
+      assert.match(answer, /^HTTP\/1\.1 413 /);
+      assert.match(answer, /connection: close/i);
     });
 
     it('a small chunked body is read like any other', async () => {
