@@ -66,8 +66,12 @@ void mcp_http_queue(mcp_http_base *b, mcp_req *r, json_t *msg)
                 break;
             }
     }
-    if (b->ended || json_array_append_new(b->inbox, msg)) {
-        if (!b->ended) log_error("mcp", "%s: out of memory queueing a message", b->uri);
+    if (b->ended) { /* what comes after the end goes nowhere */
+        json_decref(msg);
+        return;
+    }
+    if (json_array_append_new(b->inbox, msg)) { /* which took msg all the same */
+        log_error("mcp", "%s: out of memory queueing a message", b->uri);
         return;
     }
     schedule(b);
@@ -453,8 +457,8 @@ bool mcp_http_too_many(mcp_http_base *b)
 {
     if (b->nreqs < MCP_HTTP_REQS_MAX) return false;
     mcp_http_fail(b, GD_EPROTO,
-                  "more than %d of goosed's requests to the MCP server are open at once (it "
-                  "leaves them unanswered)",
+                  "the MCP server leaves more than %d of goosed's requests to it unanswered at "
+                  "once",
                   MCP_HTTP_REQS_MAX);
     return true;
 }
