@@ -394,9 +394,10 @@ describe('WebSocket and server shutdown', () => {
 describe('a WebSocket client that sends and never reads', () => {
   it('is read no further once 1 MiB of answers (pongs) waits for it: goosed holds no more', async () => {
     const srv = await startServer({});
+    let ws;
     try {
       const made = await post(srv, '/api/sessions', { name: 'pings', working_directory: srv.home });
-      const { ws } = await connect(srv, `/api/sessions/${made.body.id}/stream`);
+      ({ ws } = await connect(srv, `/api/sessions/${made.body.id}/stream`));
       ws.sock.pause(); // reads nothing from here on
       const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8'))[1]);
       const before = rss();
@@ -413,10 +414,12 @@ describe('a WebSocket client that sends and never reads', () => {
       }
       const grown = rss() - before;
       assert.ok(sent < 100e6, `all ${sent} bytes of pings were taken by a server whose answers nobody reads`);
-      assert.ok(grown < 32 * 1024, `goosed grew by ${grown} kB for ${sent} bytes of pings`);
+      // (under AddressSanitizer freed memory stays in its quarantine: the size says nothing)
+      if (!process.env.ASAN_OPTIONS) assert.ok(grown < 32 * 1024, `goosed grew by ${grown} kB for ${sent} bytes of pings`);
       ws.sock.destroy();
       await assertAlive(srv);
     } finally {
+      ws?.sock.destroy(); // a client that never reads holds a stop for 10 s (see the README)
       await stopAndCheck(srv);
     }
   });
