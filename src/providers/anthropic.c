@@ -44,8 +44,11 @@ static json_t *tool_result(json_t *item)
             json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", t));
     }
     json_decref(parts);
-    json_t *b =
-        json_pack("{s:s, s:O}", "type", "tool_result", "tool_use_id", json_object_get(item, "id"));
+    const char *given = json_string_value(json_object_get(item, "id"));
+    char id[PROV_SAFE_NAME_LEN];
+    json_t *b = given ? json_pack("{s:s, s:s}", "type", "tool_result", "tool_use_id",
+                                  prov_safe_name(given, id))
+                      : NULL;
     if (!b) { /* no id: nothing the API could match it with */
         json_decref(blocks);
         return NULL;
@@ -78,8 +81,12 @@ static json_t *convert_content(json_t *content, bool assistant)
                               sig);
         } else if (!strcmp(type, "tool_request") && assistant) {
             json_t *args = json_object_get(it, "arguments");
-            b = json_pack("{s:s, s:O, s:O}", "type", "tool_use", "id", json_object_get(it, "id"),
-                          "name", json_object_get(it, "name"));
+            const char *id = json_string_value(json_object_get(it, "id"));
+            const char *name = json_string_value(json_object_get(it, "name"));
+            char sid[PROV_SAFE_NAME_LEN], sname[PROV_SAFE_NAME_LEN];
+            b = id && name ? json_pack("{s:s, s:s, s:s}", "type", "tool_use", "id",
+                                       prov_safe_name(id, sid), "name", prov_safe_name(name, sname))
+                           : NULL;
             if (b)
                 json_object_set_new(b, "input",
                                     json_is_object(args) ? json_incref(args) : json_object());

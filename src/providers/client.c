@@ -7,6 +7,7 @@
  * longer than api_timeout ends the attempt. Everything here happens on the loop's thread: the
  * sink and done callbacks run there, so the agent that owns the loop needs no locks and no
  * hand-over for a token. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +298,25 @@ static void fail_now(void *ud)
     c->timer = NULL;
     if (!c->cancel) snprintf(c->res.stop_reason, sizeof c->res.stop_reason, "error");
     finish(c);
+}
+
+const char *prov_safe_name(const char *s, char out[PROV_SAFE_NAME_LEN])
+{
+    if (!s) s = "";
+    size_t n = strlen(s);
+    bool ok = n > 0 && n < PROV_SAFE_NAME_LEN && (isalpha((unsigned char)s[0]) || s[0] == '_');
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-';
+    if (ok) return memcpy(out, s, n + 1);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    size_t o = 0;
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_')) out[o++] = '_';
+    for (size_t i = 0; i < n && o < 55; i++)
+        out[o++] = isalnum((unsigned char)s[i]) || s[i] == '-' ? s[i] : '_';
+    snprintf(out + o, PROV_SAFE_NAME_LEN - o, "_%08x", (unsigned)h);
+    return out;
 }
 
 long prov_retry_ms(const char *secs)

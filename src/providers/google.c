@@ -237,8 +237,10 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
             json_t *args = json_object_get(it, "arguments");
             if (!name) continue;
             if (id) json_object_set_new(names, id, json_string(name));
-            json_t *part = json_pack("{s:{s:s, s:o}}", "functionCall", "name", name, "args",
-                                     json_is_object(args) ? json_incref(args) : json_object());
+            char sname[PROV_SAFE_NAME_LEN];
+            json_t *part =
+                json_pack("{s:{s:s, s:o}}", "functionCall", "name", prov_safe_name(name, sname),
+                          "args", json_is_object(args) ? json_incref(args) : json_object());
             /* The call's own signature if the agent kept one on it; else the first call of
              * the message takes the signature of the thinking before it. */
             const char *own = json_string_value(json_object_get(it, "signature"));
@@ -277,8 +279,10 @@ static json_t *convert_parts(const provider_cfg *c, json_t *content, bool model,
                     ? "[this tool result was left out: out of memory]"
                 : text.data ? text.data
                             : "";
-            json_array_append_new(parts, json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name",
-                                                   name, "response", "content", s));
+            char sname[PROV_SAFE_NAME_LEN];
+            json_array_append_new(parts,
+                                  json_pack("{s:{s:s, s:{s:s}}}", "functionResponse", "name",
+                                            prov_safe_name(name, sname), "response", "content", s));
             buf_free(&text);
             json_decref(results);
         }

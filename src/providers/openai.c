@@ -65,8 +65,9 @@ static void tool_message(json_t *item, json_t *out, json_t *images)
             ? "[this tool result was left out: out of memory]"
         : text.data ? text.data
                     : "";
-    json_array_append_new(out, json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
-                                         json_object_get(item, "id"), "content", s));
+    char sid[PROV_SAFE_NAME_LEN];
+    json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id",
+                                         prov_safe_name(id, sid), "content", s));
     buf_free(&text);
     json_decref(parts);
 }
@@ -86,10 +87,14 @@ static json_t *convert_message(json_t *msg, json_t *out)
             char *args = json_object_get(it, "arguments")
                              ? json_dumps(json_object_get(it, "arguments"), JSON_COMPACT)
                              : NULL;
-            json_array_append_new(calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id",
-                                                   json_object_get(it, "id"), "type", "function",
-                                                   "function", "name", json_object_get(it, "name"),
-                                                   "arguments", args ? args : "{}"));
+            char id[PROV_SAFE_NAME_LEN], name[PROV_SAFE_NAME_LEN];
+            json_array_append_new(
+                calls,
+                json_pack("{s:s, s:s, s:{s:s, s:s}}", "id",
+                          prov_safe_name(json_string_value(json_object_get(it, "id")), id), "type",
+                          "function", "function", "name",
+                          prov_safe_name(json_string_value(json_object_get(it, "name")), name),
+                          "arguments", args ? args : "{}"));
             free(args);
         }
         /* content may be null only beside tool_calls: a reply with neither (empty, or thinking

@@ -144,6 +144,14 @@ gd_err prov_stream_error(json_t *err, prov_result *res);
 /* error_body for providers whose error answers are JSON with the message where
  * content_error_message looks for it (OpenAI's and Anthropic's {"error": {"message"}}). */
 void prov_error_body_json(const char *body, size_t len, prov_result *res);
+/* A tool's name or a call's id from the history as every provider's API takes it back: itself when
+ * it is [A-Za-z_][A-Za-z0-9_-]{0,63}; else its bytes outside that set as _, a leading _ when it
+ * starts otherwise, cut to 55 bytes, and _ with 8 hex digits of its hash (the same one always,
+ * two different ones kept apart). A model may name a tool that does not exist (repo.open_file),
+ * another provider's ids take other characters (functions.x:0): stored as they came, they would
+ * make every later request of the session refused. Returns out. */
+#define PROV_SAFE_NAME_LEN 65
+const char *prov_safe_name(const char *s, char out[PROV_SAFE_NAME_LEN]);
 /* A retry delay given in seconds (Retry-After, Gemini's retryDelay "12s"), in ms, at most the
  * longest goosed waits; 0 when it is not a positive number (then goosed's own backoff). */
 long prov_retry_ms(const char *secs);

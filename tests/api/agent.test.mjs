@@ -419,6 +419,44 @@ describe('a reply with nothing to send back', () => {
   }
 });
 
+describe("a tool name or call id no API takes back, from the model or another provider", () => {
+  const provs = [
+    { name: 'openai', env: (url) => ({ OPENAI_HOST: url, OPENAI_API_KEY: KEY }), keys: { openai: KEY } },
+    { name: 'anthropic', env: (url) => ({ ANTHROPIC_HOST: url, ANTHROPIC_API_KEY: 'ak' }), keys: { anthropic: 'ak' } },
+    { name: 'google', env: (url) => ({ GOOGLE_HOST: url, GOOGLE_API_KEY: 'gk' }), keys: { google: 'gk' } },
+  ];
+  for (const prov of provs) {
+    it(`${prov.name}: a call of "repo browser/open.file" with id "functions.x:0" is answered, and the session goes on`, async () => {
+      const fake = await startFake({ keys: prov.keys });
+      const srv = await startServer({ env: { GOOSE_PROVIDER: prov.name, ...prov.env(fake.url) } });
+      try {
+        const id = await newSession(srv, srv.home);
+        await fake.script([
+          { tool_calls: [{ id: 'functions.x:0', name: 'repo browser/open.file', arguments: { path: 'a' } }] },
+          { text: 'no such tool, then' },
+          { text: 'still here' },
+        ]);
+        const first = await post(srv, `/api/sessions/${id}/messages`, { content: 'open it' });
+        assert.equal(first.status, 200, first.text);
+        assert.equal(first.body.content, 'no such tool, then');
+        const again = await post(srv, `/api/sessions/${id}/messages`, { content: 'and now?' });
+        assert.equal(again.status, 200, again.text);
+        assert.equal(again.body.content, 'still here');
+        assert.equal((await fake.stats()).refused, 0, fake.stderr());
+        const h = await get(srv, `/api/sessions/${id}/messages`);
+        const call = h.body.flatMap((m) => m.content).find((c) => c.type === 'tool_request');
+        assert.equal(call.name, 'repo browser/open.file', 'stored as it came');
+      } finally {
+        try {
+          await stopAndCheck(srv);
+        } finally {
+          await fake.stop();
+        }
+      }
+    });
+  }
+});
+
 describe('provider edge cases', () => {
   it("a wrong API key: the provider's 401 message, not retried", async () => {
     const fake = await startFake({ keys: { openai: KEY } });

@@ -381,6 +381,14 @@ function checkOpenAI(body) {
   for (const [i, m] of msgs.entries()) {
     const e = openaiContentError(m, i);
     if (e) return e;
+    for (const [j, tc] of (m?.role === 'assistant' && Array.isArray(m.tool_calls) ? m.tool_calls : []).entries()) {
+      const name = tc?.function?.name;
+      const at = `messages[${i}].tool_calls[${j}].function.name`;
+      if (typeof name !== 'string' || !/^[a-zA-Z0-9_-]+$/.test(name)) {
+        return { status: 400, code: 'invalid_value', param: at,
+          message: `Invalid '${at}': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.` };
+      }
+    }
   }
   let open = null; // ids of the last assistant message's tool_calls still to be answered
   for (let i = 0; i <= msgs.length; i++) {
@@ -475,6 +483,13 @@ function checkAnthropic(body) {
         };
       }
     }
+    for (const [j, b] of blocks(m).entries()) {
+      const id = b?.type === 'tool_use' ? b.id : b?.type === 'tool_result' ? b.tool_use_id : null;
+      const field = b?.type === 'tool_use' ? 'tool_use.id' : 'tool_result.tool_use_id';
+      if (id !== null && (typeof id !== 'string' || !/^[a-zA-Z0-9_-]+$/.test(id))) {
+        return { status: 400, message: `messages.${i}.content.${j}.${field}: String should match pattern '^[a-zA-Z0-9_-]+$'` };
+      }
+    }
     if (m?.role !== 'assistant') continue;
     const seen = new Set();
     for (const [j, b] of blocks(m).entries()) {
@@ -509,6 +524,14 @@ function checkGoogle(body) {
     }
   }
   const contents = Array.isArray(body.contents) ? body.contents : [];
+  for (const [i, c] of contents.entries()) {
+    for (const [j, p] of (Array.isArray(c?.parts) ? c.parts : []).entries()) {
+      const name = p?.functionCall?.name ?? p?.functionResponse?.name;
+      if (name !== undefined && (typeof name !== 'string' || !/^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$/.test(name))) {
+        return { status: 400, message: `* GenerateContentRequest.contents[${i}].parts[${j}].${p.functionCall ? 'function_call' : 'function_response'}.name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.\n` };
+      }
+    }
+  }
   const count = (c, key) => (Array.isArray(c?.parts) ? c.parts.filter((p) => isObj(p?.[key])).length : 0);
   for (const [i, c] of contents.entries()) {
     if (!Array.isArray(c?.parts) || c.parts.length === 0) {
