@@ -64,10 +64,22 @@ static size_t utf8_prefix(const char *s, size_t len, size_t max)
 }
 
 /* Writes n bytes of s on f with control characters as spaces. */
+/* s on one line: line breaks and tabs as spaces, every other control (C0, DEL, C1: a model's
+ * or a tool's text must not drive the terminal) as \xHH, as cl_put_text writes them. */
 static void put_flat(FILE *f, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        fputc((unsigned char)s[i] < 0x20 ? ' ' : s[i], f);
+    size_t i = 0;
+    while (i < n) {
+        size_t k = 0;
+        while (i + k < n && s[i + k] != '\n' && s[i + k] != '\t' && s[i + k] != '\r')
+            k++;
+        cl_put_text(f, s + i, k);
+        i += k;
+        if (i < n) {
+            fputc(' ', f);
+            i++;
+        }
+    }
 }
 
 void reply_print_tool_call(FILE *f, const char *tool, json_t *arguments)
@@ -86,7 +98,9 @@ void reply_print_tool_call(FILE *f, const char *tool, json_t *arguments)
         const char *s = json_is_string(v) ? json_string_value(v) : (dumped ? dumped : "?");
         size_t len = json_is_string(v) ? json_string_length(v) : strlen(s);
         size_t n = utf8_prefix(s, len, ARG_VALUE_BYTES);
-        fprintf(f, "%s%s: ", first ? "" : ", ", key);
+        fputs(first ? "" : ", ", f);
+        cl_puts_text(f, key);
+        fputs(": ", f);
         put_flat(f, s, n);
         if (n < len) fputs("…", f);
         free(dumped);

@@ -193,6 +193,15 @@ describe('goose session and run', () => {
     ok(r);
     assert.ok(r.stdout.includes('a\\x1B]0;pwned\\x07b\\x1B[2Jc\\xC2\\x9Bd\ttab\nline'), JSON.stringify(r.stdout));
     assert.doesNotMatch(r.stdout + r.stderr, /[\u001b\u0007\u009b]/);
+    // a tool call's argument names and values, and its result, shown on one line each
+    await fake.script([
+      { tool_calls: [{ name: 'developer__shell', arguments: { 'k\u001b[2J': 'v\u009bx\u007f', command: "printf 'r\\302\\233s\\033[8m'" } }] },
+      { text: 'done' },
+    ]);
+    const t = await goose(srv, ['run', '-t', 'hi', '--approve-all'], { cwd: dir });
+    ok(t);
+    assert.ok(t.stdout.includes('k\\x1B[2J: v\\xC2\\x9Bx\\x7F'), JSON.stringify(t.stdout));
+    assert.doesNotMatch(t.stdout + t.stderr, /[\u001b\u0007\u009b\u007f]/);
     await fake.script([{ error: { status: 400, message: 'refused \u001b[31mred\u001b[0m' } }]);
     const e = await goose(srv, ['run', '-t', 'hi'], { cwd: dir });
     assert.equal(e.code, 1);
