@@ -606,22 +606,11 @@ gd_err config_locate(config *c, const char *config_flag, char *err, size_t errle
     return absolute(c->user_workspaces, sizeof c->user_workspaces, "user_workspaces", err, errlen);
 }
 
-/* Whether path is dir or inside it (both absolute, as written; "/" holds everything). */
-static bool path_inside(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/')
-        n--;
-    if (n == 1 && dir[0] == '/') return true;
-    return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
-}
-
 /* Whether path is inside dir, as written or once both are resolved (when they exist). */
 static bool path_inside_real(const char *path, const char *dir)
 {
     char rp[PATH_MAX], rd[PATH_MAX];
-    return path_inside(path, dir) ||
-           (realpath(path, rp) && realpath(dir, rd) && path_inside(rp, rd));
+    return fs_inside(path, dir) || (realpath(path, rp) && realpath(dir, rd) && fs_inside(rp, rd));
 }
 
 /* user_workspaces must not lie in goosed's own configuration or data directory: the tools'
@@ -856,7 +845,7 @@ static void roots_text(const config *c, char *list, size_t len)
 static bool inside_roots(const config *c, const char *dir)
 {
     for (int i = 0; i < c->nroots; i++)
-        if (path_inside(dir, c->roots[i])) return true;
+        if (fs_inside(dir, c->roots[i])) return true;
     return false;
 }
 
@@ -882,9 +871,9 @@ int config_session_dir_check(const config *c, const char *user_id, bool admin, c
      * allowed_roots holds it, and so does a directory holding them all. */
     bool all = realpath(c->user_workspaces, base) != NULL;
     size_t n = all && strcmp(base, "/") ? strlen(base) : 0, idl = strlen(user_id);
-    if (all && path_inside(base, dir)) {
+    if (all && fs_inside(base, dir)) {
         /* refused: it is user_workspaces or holds it */
-    } else if (all && path_inside(dir, base)) {
+    } else if (all && fs_inside(dir, base)) {
         if (!strncmp(dir + n + 1, user_id, idl) &&
             (dir[n + 1 + idl] == '\0' || dir[n + 1 + idl] == '/'))
             return 0;

@@ -29,3 +29,12 @@ int fs_mkdirs(const char *dir, mode_t mode, char *failed, size_t failedlen)
         if (!c) return 0;
     }
 }
+
+bool fs_inside(const char *path, const char *dir)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if (dl == 1 && dir[0] == '/') return true;
+    return !strncmp(path, dir, dl) && (path[dl] == '\0' || path[dl] == '/');
+}

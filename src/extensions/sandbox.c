@@ -153,17 +153,6 @@ static bool resolve_real(const char *path, char *out, size_t n)
     return true;
 }
 
-/* Whether path is dir or inside it (both absolute; dir without a trailing slash, "/" holds
- * everything). */
-static bool inside(const char *path, const char *dir)
-{
-    size_t dl = strlen(dir);
-    while (dl > 1 && dir[dl - 1] == '/')
-        dl--;
-    if (dl == 1 && dir[0] == '/') return true;
-    return !strncmp(path, dir, dl) && (path[dl] == '\0' || path[dl] == '/');
-}
-
 /* What sandbox_init made (set once at start, before any tool runs). */
 static sandbox_cfg g_sb;
 static bool g_sb_set;
@@ -175,10 +164,10 @@ bool sandbox_real_path_allowed(const ext_host *h, const char *real_path)
     if (!h || !h->protected_dirs) return true;
     for (const char *const *d = h->protected_dirs; *d; d++) {
         if (!(*d)[0]) continue;
-        if (inside(real_path, *d)) return false;
+        if (fs_inside(real_path, *d)) return false;
         char real_dir[SB_PATH_MAX];
         if ((*d)[0] == '/' && resolve_real(*d, real_dir, sizeof real_dir) &&
-            inside(real_path, real_dir))
+            fs_inside(real_path, real_dir))
             return false;
     }
     return true;
@@ -831,7 +820,7 @@ static void root_only_scan(sandbox_cfg *sb, const char *dir, int depth, size_t *
 static bool under_any(const char *path, const char *const *roots, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (inside(path, roots[i])) return true;
+        if (fs_inside(path, roots[i])) return true;
     return false;
 }
 
@@ -853,7 +842,7 @@ static bool link_inside(const char *path, const char *root)
         memcpy(dir, pre, dl ? dl : 1);
         dir[dl ? dl : 1] = '\0';
         char rdir[SB_PATH_MAX];
-        if (!resolve_real(dir, rdir, sizeof rdir) || inside(rdir, root)) return true;
+        if (!resolve_real(dir, rdir, sizeof rdir) || fs_inside(rdir, root)) return true;
     }
     return false;
 }
@@ -911,7 +900,7 @@ static size_t server_paths(char *const *cmd, char binds[][SB_PATH_MAX], size_t m
         if (!realpath(cmd[i], real)) continue;
         bool sys = false;
         for (size_t k = 0; k < sizeof SYSTEM_DIRS / sizeof *SYSTEM_DIRS; k++)
-            if (inside(real, SYSTEM_DIRS[k])) sys = true;
+            if (fs_inside(real, SYSTEM_DIRS[k])) sys = true;
         if (sys) continue;
         char *nm = strstr(real, "/node_modules/");
         if (nm) {
@@ -1052,9 +1041,9 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
         for (size_t i = 0; cmd[i]; i++) {
             char real[SB_PATH_MAX];
             if (cmd[i][0] != '/' || !realpath(cmd[i], real)) continue;
-            bool ok = rcwd[0] && inside(real, rcwd);
+            bool ok = rcwd[0] && fs_inside(real, rcwd);
             for (size_t k = 0; k < sizeof SYSTEM_DIRS / sizeof *SYSTEM_DIRS; k++)
-                if (inside(real, SYSTEM_DIRS[k])) ok = true;
+                if (fs_inside(real, SYSTEM_DIRS[k])) ok = true;
             if (!ok) {
                 snprintf(why, whylen,
                          "'%s' is outside the system's directories and the session's working "
@@ -1099,7 +1088,7 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
         if ((*d)[0] != '/' || !resolve_real(*d, real, sizeof real)) continue;
         const char *w = NULL;
         for (size_t i = 0; i < nwroots; i++)
-            if (inside(real, wroots[i]) && (!w || strlen(wroots[i]) > strlen(w))) w = wroots[i];
+            if (fs_inside(real, wroots[i]) && (!w || strlen(wroots[i]) > strlen(w))) w = wroots[i];
         if (w && !guard_protected(&a, *d, real, w, why, whylen)) {
             free(binds);
             sandbox_argv_free(a.v);
@@ -1138,7 +1127,7 @@ bool sandbox_path_inside(const char *root, const char *path)
     char rr[SB_PATH_MAX], rp[SB_PATH_MAX];
     if (!root || root[0] != '/' || !resolve_real(root, rr, sizeof rr)) return false;
     if (!resolve_real(path, rp, sizeof rp)) return false; /* fail closed */
-    return inside(rp, rr);
+    return fs_inside(rp, rr);
 }
 
 /* name in PATH (goosed's). */
