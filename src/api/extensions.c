@@ -19,7 +19,7 @@
 #include "extensions/allowlist.h"
 #include "extensions/ext_config.h"
 
-/* The config as shown: derived keys out, header, env and oauth values masked. A new object. */
+/* The config as shown: derived keys out, its secrets masked (ext_config_masked). A new object. */
 static json_t *public_config(const json_t *c)
 {
     json_t *out = json_object();
@@ -28,21 +28,11 @@ static json_t *public_config(const json_t *c)
     json_object_foreach((json_t *)c, k, v)
     {
         if (!strcmp(k, "supported") || !strcmp(k, "invalid") || !strcmp(k, "refused")) continue;
-        if ((!strcmp(k, "headers") || !strcmp(k, "envs") || !strcmp(k, "oauth")) &&
-            json_is_object(v)) {
-            json_t *m = json_object();
-            const char *hk;
-            json_t *hv;
-            json_object_foreach(v, hk, hv)
-            {
-                json_object_set_new(m, hk, json_string("***"));
-            }
-            json_object_set_new(out, k, m);
-        } else {
-            json_object_set(out, k, v);
-        }
+        json_object_set(out, k, v);
     }
-    return out;
+    json_t *shown = ext_config_masked(out);
+    json_decref(out);
+    return shown;
 }
 
 /* One list entry for name's checked config c; its status is agent_extension_status's for

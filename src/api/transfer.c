@@ -43,6 +43,7 @@
 #include "core/ids.h"
 #include "core/jtext.h"
 #include "core/pool.h"
+#include "extensions/ext_config.h"
 
 #define FORMAT_NAME    "goosed-session"
 #define FORMAT_VERSION 1
@@ -61,7 +62,6 @@ static long tokens_clamped(json_int_t v)
 #define IMPORT_MAX_MESSAGES 10000
 #define NAME_MAX_CHARS      256
 #define IMPORTED_NAME       "Imported session"
-#define MASK                "***"
 
 typedef enum { JOB_EXPORT, JOB_IMPORT, JOB_FORK } job_kind;
 
@@ -105,33 +105,6 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
-/* A copy of v in which every "headers", "envs" and "oauth" object has its values masked. */
-static json_t *masked(json_t *v)
-{
-    if (json_is_array(v)) {
-        json_t *out = json_array(), *it;
-        size_t i;
-        json_array_foreach(v, i, it) json_array_append_new(out, masked(it));
-        return out;
-    }
-    if (!json_is_object(v)) return json_deep_copy(v);
-    json_t *out = json_object(), *it;
-    const char *k;
-    json_object_foreach(v, k, it)
-    {
-        if ((!strcmp(k, "headers") || !strcmp(k, "envs") || !strcmp(k, "oauth")) &&
-            json_is_object(it)) {
-            json_t *m = json_object(), *hv;
-            const char *hk;
-            json_object_foreach(it, hk, hv) json_object_set_new(m, hk, json_string(MASK));
-            json_object_set_new(out, k, m);
-        } else {
-            json_object_set_new(out, k, masked(it));
-        }
-    }
-    return out;
-}
-
 /* ---- the store work, on a worker ---- */
 
 static gd_err read_source(job *j, store_session *src, json_t **settings, json_t **msgs)
@@ -167,7 +140,7 @@ static void export_job(job *j)
                       src.name, "working_dir", src.working_dir, "created_at", created, "updated_at",
                       updated, "message_count", (json_int_t)json_array_size(list), "input_tokens",
                       (json_int_t)src.input_tokens, "output_tokens", (json_int_t)src.output_tokens,
-                      "settings", masked(settings), "messages", list);
+                      "settings", ext_config_masked(settings), "messages", list);
         /* its text, made here (not on an HTTP thread), counted while the client reads it */
         j->out = out ? jtext(out, &j->out_len) : NULL;
         json_decref(out);

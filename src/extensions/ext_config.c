@@ -1092,3 +1092,126 @@ gd_err ext_set_remove(ext_set *s, const char *name, char *err, size_t errlen)
     if (!e) log_info("extensions", "extension %s removed", key);
     return e;
 }
+
+/* ---- what is shown of a config ---- */
+
+#define MASK "***"
+
+/* uri with its password (user:PASSWORD@) and every query value as ***. A new string. */
+static char *uri_masked(const char *uri)
+{
+    buf b;
+    buf_init(&b, strlen(uri) * 2 + 64);
+    const char *s = strstr(uri, "://");
+    const char *auth = s ? s + 3 : uri;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', alen);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    gd_err e;
+    if (colon) {
+        e = buf_append(&b, uri, (size_t)(colon + 1 - uri));
+        if (!e) e = buf_puts(&b, MASK);
+        if (!e) e = buf_append(&b, at, (size_t)(auth + alen - at));
+    } else {
+        e = buf_append(&b, uri, (size_t)(auth + alen - uri));
+    }
+    const char *p = auth + alen;
+    const char *q = strchr(p, '?');
+    if (!e) e = buf_append(&b, p, q ? (size_t)(q - p) : strlen(p));
+    for (const char *r = q; !e && r && *r;) {
+        if (*r != '?' && *r != '&') { /* the fragment */
+            e = buf_puts(&b, r);
+            break;
+        }
+        size_t n = strcspn(r + 1, "&#");
+        const char *eq = memchr(r + 1, '=', n);
+        e = buf_append(&b, r, eq ? (size_t)(eq + 1 - r) : n + 1);
+        if (!e && eq) e = buf_puts(&b, MASK);
+        r += 1 + n;
+    }
+    char *out = e ? NULL : buf_detach(&b);
+    buf_free(&b);
+    return out;
+}
+
+/* Whether an option's name (after its dashes) says it holds a secret. */
+static bool secret_name(const char *name, size_t n)
+{
+    static const char *const words[] = {"key", "token", "secret", "password", "passwd", "auth"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        size_t w = strlen(words[i]);
+        for (size_t k = 0; k + w <= n; k++)
+            if (!strncasecmp(name + k, words[i], w)) return true;
+    }
+    return false;
+}
+
+static json_t *args_masked(const json_t *args)
+{
+    json_t *out = json_array(), *a;
+    size_t i;
+    bool next_secret = false;
+    json_array_foreach((json_t *)args, i, a)
+    {
+        const char *s = json_string_value(a);
+        if (!s) {
+            json_array_append_new(out, json_deep_copy(a));
+            next_secret = false;
+            continue;
+        }
+        if (next_secret && s[0] != '-') {
+            json_array_append_new(out, json_string(MASK));
+            next_secret = false;
+            continue;
+        }
+        next_secret = false;
+        const char *name = s;
+        while (*name == '-')
+            name++;
+        const char *eq = strchr(name, '=');
+        if (name != s && eq && secret_name(name, (size_t)(eq - name))) {
+            char *m = NULL;
+            if (asprintf(&m, "%.*s" MASK, (int)(eq + 1 - s), s) < 0) m = NULL;
+            json_array_append_new(out, m ? json_string(m) : json_string(MASK));
+            free(m);
+            continue;
+        }
+        next_secret = name != s && !eq && secret_name(name, strlen(name));
+        json_array_append_new(out, json_string(s));
+    }
+    return out;
+}
+
+json_t *ext_config_masked(const json_t *v)
+{
+    if (json_is_array(v)) {
+        json_t *out = json_array(), *it;
+        size_t i;
+        json_array_foreach((json_t *)v, i, it) json_array_append_new(out, ext_config_masked(it));
+        return out;
+    }
+    if (!json_is_object(v)) return json_deep_copy(v);
+    json_t *out = json_object(), *it;
+    const char *k;
+    json_object_foreach((json_t *)v, k, it)
+    {
+        json_t *m;
+        if ((!strcmp(k, "headers") || !strcmp(k, "envs") || !strcmp(k, "oauth")) &&
+            json_is_object(it)) {
+            m = json_object();
+            const char *hk;
+            json_t *hv;
+            json_object_foreach(it, hk, hv) json_object_set_new(m, hk, json_string(MASK));
+        } else if ((!strcmp(k, "uri") || !strcmp(k, "url")) && json_is_string(it)) {
+            char *u = uri_masked(json_string_value(it));
+            m = u ? json_string(u) : json_string(MASK);
+            free(u);
+        } else if (!strcmp(k, "args") && json_is_array(it)) {
+            m = args_masked(it);
+        } else {
+            m = ext_config_masked(it);
+        }
+        json_object_set_new(out, k, m);
+    }
+    return out;
+}

@@ -61,6 +61,13 @@ json_t *ext_config_check(const char *name, const json_t *cfg, char *err, size_t 
 /* Whether goosed can run this (checked) config: builtin developer, stdio, streamable_http, sse. */
 bool ext_config_supported(const json_t *cfg);
 
+/* A copy of an extension's config as it is shown (GET /api/extensions) and exported: the values
+ * of headers, envs and oauth as ***, and the secrets a URI or an argument can hold: a URI's
+ * password and its query's values, an argument --NAME=VALUE or the one after --NAME where NAME
+ * says key, token, secret, password or auth (case aside). Nested objects and arrays alike. A
+ * new reference (NULL when out of memory). */
+json_t *ext_config_masked(const json_t *cfg);
+
 /* ---- the set of configured extensions (process-wide, thread-safe) ---- */
 
 typedef struct ext_set ext_set;

@@ -274,6 +274,25 @@ describe('session export, import and fork', () => {
     assert.ok(!('user_id' in r.body.session));
   });
 
+  it("nor the secrets an extension's URI or arguments hold: a password, query values, --token=, --api-key VALUE", async () => {
+    const s = await newSession(a, dirA);
+    const secrets = ['pw-7a1c9e', 'qv-33d0aa', 'tok-5be2f0', 'ak-91c4d7'];
+    let r = await post(a, `/api/sessions/${s}/extensions`, {
+      name: 'remote', config: { type: 'streamable_http', uri: `http://alice:${secrets[0]}@127.0.0.1:9/mcp?api_key=${secrets[1]}&x=1#frag` },
+    });
+    assert.equal(r.status, 200, r.text);
+    r = await post(a, `/api/sessions/${s}/extensions`, {
+      name: 'local', config: { type: 'stdio', cmd: 'true', args: ['--verbose', `--token=${secrets[2]}`, '--api-key', secrets[3], 'plain'] },
+    });
+    assert.equal(r.status, 200, r.text);
+    r = await get(a, `/api/sessions/${s}/export`);
+    assert.equal(r.status, 200, r.text);
+    for (const v of secrets) assert.ok(!r.text.includes(v), `${v} is in the export`);
+    const add = r.body.session.settings.extensions.add;
+    assert.equal(add.remote.uri, 'http://alice:***@127.0.0.1:9/mcp?api_key=***&x=***#frag');
+    assert.deepEqual(add.local.args, ['--verbose', '--token=***', '--api-key', '***', 'plain']);
+  });
+
   it('malformed documents are refused with a message naming what is wrong, and nothing is made', async () => {
     const good = (await get(a, `/api/sessions/${sid}/export`)).body;
     const doc = (over) => ({ ...good, working_directory: dirB, ...over });
