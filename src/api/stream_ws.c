@@ -240,8 +240,8 @@ static void s_message(ws_conn *c, void *ud, bool text, const char *data, size_t 
         if (m)
             send_error(c, "invalid_json", "a frame must be a JSON object");
         else
-            send_error(c, "invalid_json", "the frame is not valid JSON: %s (column %d)", jerr.text,
-                       jerr.column);
+            send_error(c, "invalid_json", "the frame is not valid JSON: %s (column %d)",
+                       jtext_parse_error(&jerr), jerr.column);
         json_decref(m);
         return;
     }

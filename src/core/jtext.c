@@ -139,3 +139,10 @@ size_t jtext_size(const json_t *v)
     }
     return 0;
 }
+
+const char *jtext_parse_error(const json_error_t *e)
+{
+    if (json_error_code(e) == json_error_null_character)
+        return "a string holds \\u0000 (NUL), which is not taken";
+    return e->text;
+}

@@ -22,5 +22,8 @@ gd_err jtext_append(buf *b, const json_t *v) BUF_MUST_CHECK;
 char *jtext(const json_t *v, size_t *len);
 /* The length of v's text, without writing it (what json_dumpb(v, NULL, 0, JSON_COMPACT) says). */
 size_t jtext_size(const json_t *v);
+/* What a jansson parse error says, for a client: its text, but for the errors whose text names
+ * jansson's own flags (a NUL in a string: "...without JSON_ALLOW_NUL"). */
+const char *jtext_parse_error(const json_error_t *e);
 
 #endif

@@ -964,7 +964,7 @@ static void dispatch(http_req *r)
             else
                 http_reply_error(r, 400, "invalid_json",
                                  "request body is not valid JSON: %s (line %d, column %d)",
-                                 jerr.text, jerr.line, jerr.column);
+                                 jtext_parse_error(&jerr), jerr.line, jerr.column);
             return;
         }
         if (!json_is_object(r->json)) {

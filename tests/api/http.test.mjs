@@ -220,6 +220,12 @@ describe('http', () => {
       });
     }
 
+    it('a string holding \\u0000 is 400 invalid_json saying so in words, not in the JSON library\'s', async () => {
+      const r = await request(srv, 'POST', '/api/sessions', { body: '{"name": "a\\u0000b"}', headers: { 'Content-Type': 'application/json' } });
+      assertError(r, 400, 'invalid_json', /a string holds \\u0000 \(NUL\), which is not taken \(line 1, column \d+\)/);
+      assert.doesNotMatch(r.body.error, /JSON_/);
+    });
+
     for (const [what, bytes] of [
       ['0xff 0xfe', [0xff, 0xfe]],
       ['a truncated sequence', [0xc3]],
