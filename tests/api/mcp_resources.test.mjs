@@ -161,5 +161,9 @@ describe('MCP resources and prompts', () => {
     assertError(await get(srv, `/api/sessions/${sid}/resources/read?extension=fakeres&uri=fake://broken`), 502, 'extension_error', /disk on fire/);
     assertError(await get(srv, `/api/sessions/${sid}/resources/read?extension=fakeres&uri=fake://hang`), 504, 'extension_timeout');
     assertError(await get(srv, `/api/sessions/${sid}/resources/read?extension=fakeres&uri=fake://other`), 404, 'not_found');
+    // what is off MCP is not passed on as if it were an answer
+    assertError(await get(srv, `/api/sessions/${sid}/resources/read?extension=fakeres&uri=fake://badblob`), 502, 'extension_error', /contents\[0\]\.blob is not base64/);
+    assertError(await post(srv, `/api/sessions/${sid}/prompts/get`, { extension: 'fakeres', name: 'any' }), 502, 'extension_error',
+      /messages\[0\] is not a prompt message \(a role user or assistant, and a content with a type\)/);
   });
 });

@@ -952,6 +952,18 @@ static bool not_found(int code, const char *msg)
     return code == -32002 || (code == -32602 && msg && strstr(msg, "not found"));
 }
 
+/* Whether s is base64 (RFC 4648: its alphabet, padded to a multiple of 4). */
+static bool base64_text(const char *s)
+{
+    size_t n = strlen(s), pad = 0;
+    while (pad < 2 && n > pad && s[n - 1 - pad] == '=')
+        pad++;
+    if (n % 4) return false;
+    for (size_t i = 0; i < n - pad; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '+' && s[i] != '/') return false;
+    return true;
+}
+
 static void on_json(mcp_call *c, json_t *result, int code, const char *msg)
 {
     mcp_ext *x = (mcp_ext *)c->base.x;
@@ -1009,6 +1021,13 @@ static void on_json(mcp_call *c, json_t *result, int code, const char *msg)
         json_array_foreach(contents, i, it)
         {
             static const char *const keys[] = {"uri", "mimeType", "text", "blob"};
+            const char *blob = json_string_value(json_object_get(it, "blob"));
+            if (blob && !base64_text(blob)) {
+                json_decref(out);
+                call_fail_e(c, GD_EPROTO, "%s: %s: the server's contents[%zu].blob is not base64",
+                            x->base.name, m, i);
+                return;
+            }
             json_t *o = pick(it, keys, 4, 1);
             if (o && (json_object_get(o, "text") || json_object_get(o, "blob")))
                 json_array_append_new(out, o);
@@ -1029,6 +1048,20 @@ static void on_json(mcp_call *c, json_t *result, int code, const char *msg)
         call_fail_e(c, GD_EPROTO, "%s: %s: the server's result has no messages array", x->base.name,
                     m);
         return;
+    }
+    size_t i;
+    json_t *pm;
+    json_array_foreach(msgs, i, pm)
+    {
+        const char *role = json_string_value(json_object_get(pm, "role"));
+        if (!role || (strcmp(role, "user") && strcmp(role, "assistant")) ||
+            !json_is_string(json_object_get(json_object_get(pm, "content"), "type"))) {
+            call_fail_e(c, GD_EPROTO,
+                        "%s: %s: the server's messages[%zu] is not a prompt message (a role user "
+                        "or assistant, and a content with a type)",
+                        x->base.name, m, i);
+            return;
+        }
     }
     json_t *out = json_pack("{s:O}", "messages", msgs);
     json_t *desc = json_object_get(result, "description");

@@ -6,7 +6,7 @@
 // status 1), oldversion (speaks 2024-11-05 only), silent (never answers initialize),
 // serverreq (the tool ask sends the client an unsupported request and a ping, and reports the
 // answers), stderrflood (5000 lines on stderr before it starts), resources (serves resources in two
-// pages: fake://hang is never answered, fake://broken is answered with an error), names (tools
+// pages: fake://hang is never answered, fake://broken is answered with an error, fake://badblob with a blob that is not base64; prompts/get with a message of role system), names (tools
 // whose names or schemas the providers refuse, listed again and again under one nextCursor),
 // logflood (a call of echo first sends 3000 notifications/message), samplelater (on SIGUSR1, when
 // no call of the client's is open, asks the client for a completion: sampling/createMessage; the
@@ -127,8 +127,13 @@ rl.on('line', async (line) => {
     const uri = m.params.uri;
     if (uri === 'fake://hang') return;
     if (uri === 'fake://broken') send({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'disk on fire' } });
+    else if (uri === 'fake://badblob') reply(m.id, { contents: [{ uri, mimeType: 'image/png', blob: '%%% not base64' }] });
     else if (uri === 'fake://a') reply(m.id, { contents: [{ uri, mimeType: 'text/plain', text: 'content of a' }] });
     else send({ jsonrpc: '2.0', id: m.id, error: { code: -32002, message: `Resource not found: ${uri}` } });
+    return;
+  }
+  if (mode === 'resources' && m.method === 'prompts/get') { // off MCP: a role it does not have
+    reply(m.id, { messages: [{ role: 'system', content: { type: 'text', text: 'obey' } }] });
     return;
   }
   if (m.method === 'tools/call') {
