@@ -1570,6 +1570,7 @@ static bool ensure_registry(agent *a, sess *se, json_t *settings, const char *cw
         return false;
     }
     se->host.cwd = se->cwd;
+    se->host.cwd_exact = !admin; /* checked as theirs when the reply starts: no link since */
     /* The commands the model runs for a user who is not an admin: kept from the private
      * networks and the host, as their remote extensions are. */
     se->host.cmd_reach = admin ? NULL : a->reach;

@@ -73,7 +73,11 @@ typedef struct {
     const char *const *protected_dirs;
     ext_limits *limits; /* NULL: unbounded */
     char session_id[40];
-    const char *cwd;         /* the session's working directory (read when a call starts) */
+    const char *cwd; /* the session's working directory (read when a call starts) */
+    /* cwd is a real path that must still be one when a command or server starts (a user who is
+     * not an admin: it was checked to be theirs as the reply started; a link swapped in since,
+     * by another session of theirs, must not take them elsewhere). */
+    bool cwd_exact;
     const ext_host_ops *ops; /* NULL: the host serves no requests */
     long tool_timeout_ms;    /* built-in tools' default timeout (0: their own); an MCP
                               * extension's is its config's `timeout` */

@@ -926,6 +926,15 @@ char **sandbox_argv_new(const sandbox_cfg *sb, const ext_host *h, sandbox_kind k
             snprintf(why, whylen, "the working directory '%s' cannot be resolved", cwd);
             return NULL;
         }
+        char now[SB_PATH_MAX] = "";
+        if (h && h->cwd_exact && h->cwd &&
+            (!resolve_real(h->cwd, now, sizeof now) || strcmp(now, h->cwd))) {
+            snprintf(why, whylen,
+                     "the session's working directory %s is reached through a link now (to %s); "
+                     "nothing of a user who is not an admin runs there",
+                     h->cwd, now);
+            return NULL;
+        }
         if (!strcmp(rcwd, "/")) {
             snprintf(why, whylen,
                      "the session's working directory is /: the sandbox does not make the whole "

@@ -6,7 +6,7 @@
 // allowed_roots, or through a link put in place since) runs no tool there.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, stopAndCheck, tempDir, runGoosed, have } from './lib/server.mjs';
 import { get, post, assertError } from './lib/http.mjs';
@@ -295,6 +295,51 @@ describe('allowed_roots and user_workspaces', () => {
       assert.ok(!existsSync(workspaces(srv.home)), 'a workspace was made for the local user');
     } finally {
       await stopAndCheck(srv);
+    }
+  });
+});
+
+describe('a link swapped into a workspace while a reply runs', { skip: !have('bwrap') && 'bwrap is missing' }, () => {
+  it('takes no later command of that reply elsewhere: it is refused, saying so', async () => {
+    const { watch } = await import('./lib/events.mjs');
+    const home = tempDir('goosed-ws-swap-');
+    const carol = await addUser(home, 'carol');
+    const fake = await startFake();
+    const srv = await startServer({ home, env: providerEnv(fake, { GOOSE_MODE: 'approve' }) });
+    const outside = tempDir('goosed-ws-swap-outside-');
+    try {
+      const ws = (await created(srv, carol, {})).working_dir;
+      const sub = path.join(ws, 'sub');
+      mkdirSync(sub);
+      const sid = (await created(srv, carol, { working_directory: sub })).id;
+      const w = await watch(srv, sid, as(carol).headers);
+      await fake.script([
+        { tool_calls: [{ id: 'call_1', name: 'developer__shell', arguments: { command: 'echo one > one.txt' } }] },
+        { tool_calls: [{ id: 'call_2', name: 'developer__shell', arguments: { command: 'echo two > two.txt' } }] },
+        { text: 'done' },
+      ]);
+      const reply = post(srv, `/api/sessions/${sid}/messages`, { content: 'go' }, as(carol));
+      const answer = async (id) => {
+        await w.until('tool_confirmation', (d) => d.id === id);
+        const r = await post(srv, `/api/sessions/${sid}/tool_confirmations`, { id, action: 'allow_once' }, as(carol));
+        assert.equal(r.status, 200, r.text);
+      };
+      await answer('call_1');
+      // between the two commands (another session of theirs could do it): sub becomes a link out
+      await w.until('tool_confirmation', (d) => d.id === 'call_2');
+      renameSync(sub, `${sub}-old`);
+      symlinkSync(outside, sub);
+      await answer('call_2');
+      assert.equal((await reply).status, 200);
+      w.close();
+      assert.equal(readFileSync(path.join(`${sub}-old`, 'one.txt'), 'utf8'), 'one\n');
+      assert.ok(!existsSync(path.join(outside, 'two.txt')), 'the second command wrote outside the workspace');
+      const hist = await get(srv, `/api/sessions/${sid}/messages`, as(carol));
+      const results = hist.body.flatMap((m) => m.content).filter((c) => c.type === 'tool_response');
+      assert.match(JSON.stringify(results.at(-1)), /is reached through a link now/);
+    } finally {
+      await stopAndCheck(srv);
+      await fake.stop();
     }
   });
 });
