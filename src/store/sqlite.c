@@ -345,7 +345,13 @@ typedef struct write_op {
 
 #define HEALTH_WRITE_S 60 /* how long a failed write makes /api/health answer 503 */
 
-typedef struct {
+struct sqlite_store;
+/* err (a write refused as read-only) with the files of the store goosed may not write named:
+ * SQLite makes goosed.db-wal and -shm with goosed.db's mode, so a goosed.db once read-only leaves
+ * them so after it is writable again, and only they still refuse. */
+static void readonly_why(struct sqlite_store *ss, char err[256]);
+
+typedef struct sqlite_store {
     store base;
     char dir[PATH_MAX];
     char path[PATH_MAX];   /* dir/goosed.db */
@@ -486,6 +492,25 @@ static conn *conn_open_raw(const char *name, int flags, char *err, size_t errlen
  * it) instead of copying every page out of the kernel with pread: a long history read costs
  * about 40% less CPU. The mapped pages are the page cache's, counted in RSS as file pages. NULL
  * with err set on failure. */
+static void readonly_why(struct sqlite_store *ss, char err[256])
+{
+    static const char *const sfx[] = {"", "-wal", "-shm"};
+    char names[200] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+        char p[PATH_MAX + 8];
+        snprintf(p, sizeof p, "%s%s", ss->path, sfx[i]);
+        if (access(p, F_OK) == 0 && access(p, W_OK) != 0) {
+            int w = snprintf(names + used, sizeof names - used, "%sgoosed.db%s", used ? ", " : "",
+                             sfx[i]);
+            if (w > 0 && (size_t)w < sizeof names - used) used += (size_t)w;
+        }
+    }
+    if (!used) return;
+    size_t n = strlen(err);
+    snprintf(err + n, 256 - n, " (goosed may not write %s in %s)", names, ss->dir);
+}
+
 static conn *reader_open(const char *path, char *err, size_t errlen)
 {
     conn *c = conn_open_raw(path, SQLITE_OPEN_READWRITE, err, errlen);
@@ -1096,6 +1121,8 @@ static void *syncer_main(void *arg)
         pthread_cond_signal(&ss->work); /* the writer may commit what it holds */
         /* what /api/health reports: whether the last batch could be stored */
         ss->write_failed_at = 0;
+        for (write_op *op = batch; op; op = op->next)
+            if (op->result == GD_ESTORE && strstr(op->err, "readonly")) readonly_why(ss, op->err);
         for (write_op *op = batch; op; op = op->next)
             if (op->result == GD_ESTORE) {
                 ss->write_failed_at = time(NULL);

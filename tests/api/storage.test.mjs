@@ -357,3 +357,36 @@ describe('disk full', () => {
     }
   });
 });
+
+describe('a goosed.db once read-only', { skip: (process.getuid() !== 0 || !have('setpriv')) && 'needs root to run goosed as nobody (setpriv)' }, () => {
+  it('leaves goosed.db-shm read-only after goosed.db is writable again: the 503 names the file', async () => {
+    const home = tempDir('goosed-ro-');
+    const wd = path.join(home, 'wd');
+    mkdirSync(wd);
+    const chownR = (p) => { chownSync(p, 65534, 65534); };
+    chownR(home);
+    chownR(wd);
+    const wrap = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    const start = () => startServer({ home, wrap, cwd: home });
+    const sdir = path.join(home, '.local/share/goose/sessions');
+    let srv = await start();
+    assert.equal((await post(srv, '/api/sessions', { name: 'a', working_directory: wd })).status, 201);
+    await stopAndCheck(srv);
+    chmodSync(path.join(sdir, 'goosed.db'), 0o444); // read-only: SQLite makes -shm read-only too
+    srv = await start();
+    assert.equal((await post(srv, '/api/sessions', { name: 'b', working_directory: wd })).status, 503);
+    await stopAndCheck(srv);
+    chmodSync(path.join(sdir, 'goosed.db'), 0o600);
+    srv = await start();
+    try {
+      const r = await post(srv, '/api/sessions', { name: 'c', working_directory: wd });
+      if ((statSync(path.join(sdir, 'goosed.db-shm')).mode & 0o222) === 0) {
+        assertError(r, 503, 'storage_unavailable', new RegExp(`goosed may not write goosed\\.db-shm in ${sdir.replace(/[.]/g, '\\.')}`));
+      } else {
+        assert.equal(r.status, 201, r.text); // an SQLite that made -shm writable: nothing to say
+      }
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
