@@ -81,6 +81,7 @@
 #include "core/utf8.h"
 #include "http/conns.h"
 #include "http/h1.h"
+#include "http/ws.h"
 #include "http/origin.h"
 #include "http/tls.h"
 
@@ -2865,6 +2866,9 @@ bool http_stop(http_server *s, int timeout_ms)
 {
     if (!s) return true;
     atomic_store(&s->stopping, true);
+    /* the replies are over: a WebSocket still open (its client reads nothing, so the end of its
+     * events has not reached it) is closed now, not waited for */
+    ws_stop_all();
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;

@@ -78,12 +78,14 @@ struct ws_conn {
     loop_timer *timer; /* the deadline or the keep-alive check */
     uint64_t timer_at; /* ms: when timer fires */
     ws_conn *dnext;    /* io.dead */
+    ws_conn *oprev, *onext; /* io.open */
 };
 
 static struct {
     pthread_mutex_t mu; /* guards l's creation */
     loop *l;            /* "ws-io", created with the first connection; never freed */
     ws_conn *dead;      /* marked DEAD, not yet reaped (loop thread) */
+    ws_conn *open;      /* watched by the loop, not yet reaped (loop thread) */
     bool reap_posted;   /* a reap is posted (loop thread) */
 } io = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -584,6 +586,9 @@ static void conn_start(void *ud)
         conn_dead(c);
         return;
     }
+    c->onext = io.open;
+    if (io.open) io.open->oprev = c;
+    io.open = c;
     conn_arm(c);
     if (!c->ud)
         ws_close(c, WS_CLOSE_INTERNAL, "the server could not start this stream");
@@ -602,6 +607,13 @@ static void conn_free(void *ud)
 
 static void conn_reap(ws_conn *c)
 {
+    if (c->w) { /* in io.open since conn_start */
+        if (c->oprev)
+            c->oprev->onext = c->onext;
+        else
+            io.open = c->onext;
+        if (c->onext) c->onext->oprev = c->oprev;
+    }
     loop_fd_del(c->w);
     loop_timer_cancel(c->timer);
     c->w = NULL;
@@ -627,6 +639,27 @@ static void reap_dead(void *ud)
         io.dead = c->dnext;
         conn_reap(c);
     }
+}
+
+/* Posted by ws_stop_all: every connection not closing yet starts its close handshake. */
+static void stop_all(void *ud)
+{
+    (void)ud;
+    for (ws_conn *c = io.open; c; c = c->onext) {
+        if (c->state != WS_OPEN || c->closing) continue;
+        ws_close(c, WS_CLOSE_GOING_AWAY, "the server is shutting down");
+        conn_flush(c);
+        conn_settle(c);
+    }
+}
+
+void ws_stop_all(void)
+{
+    pthread_mutex_lock(&io.mu);
+    loop *l = io.l;
+    pthread_mutex_unlock(&io.mu);
+    if (l && loop_post(l, stop_all, NULL) != GD_OK)
+        log_error("ws", "cannot close the WebSocket connections (out of memory)");
 }
 
 /* The loop, created on first use. NULL when it cannot be started. */

@@ -71,6 +71,11 @@ gd_err ws_send_text(ws_conn *c, const char *text, size_t len);
 /* Starts the close handshake with code and a short reason (truncated to 120 bytes). */
 void ws_close(ws_conn *c, uint16_t code, const char *reason);
 
+/* The server stops: every connection that is not closing already starts its close handshake
+ * (1001), whose end is awaited a short while (a client that reads nothing is closed then), not
+ * for as long as the stop waits for requests. Any thread. */
+void ws_stop_all(void);
+
 /* Sec-WebSocket-Accept for key: base64(SHA-1(key + the RFC's GUID)); out gets 29 bytes. */
 void ws_accept_key(const char *key, char out[29]);
 
