@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -1310,9 +1311,24 @@ static void reader_put(sqlite_store *ss, conn *c)
     conn_close(c);
 }
 
+/* When a read last found the file damaged (SQLITE_CORRUPT, SQLITE_NOTADB), 0: never. One store
+ * per process; /api/health answers with it from then on. */
+static _Atomic long long damaged_at;
+
+#define DAMAGED_HOW                                                                                \
+    "it will not mend by itself: stop goosed and restore goosed.db from a backup (or recover "     \
+    "what "                                                                                        \
+    "it holds with sqlite3's .recover)"
+
 static gd_err read_failed(conn *c)
 {
-    store_set_errmsg("%s", sqlite3_errmsg(c->db));
+    int rc = sqlite3_errcode(c->db);
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+        atomic_store(&damaged_at, (long long)time(NULL));
+        store_set_errmsg("the store is damaged (%s); " DAMAGED_HOW, sqlite3_errmsg(c->db));
+    } else {
+        store_set_errmsg("%s", sqlite3_errmsg(c->db));
+    }
     return GD_ESTORE;
 }
 
@@ -1357,6 +1373,12 @@ static gd_err sq_health(store *st)
     reader_put(ss, c);
     /* Reads working is not enough: a full disk fails every write. Until a later write is
      * stored (or HEALTH_WRITE_S pass with none tried), the last failure is the answer. */
+    long long dmg = atomic_load(&damaged_at);
+    if (!e && dmg) {
+        store_set_errmsg("the store was found damaged %lld s ago; " DAMAGED_HOW,
+                         (long long)time(NULL) - dmg);
+        return GD_ESTORE;
+    }
     pthread_mutex_lock(&ss->mu);
     time_t at = ss->write_failed_at;
     if (!e && at && time(NULL) - at < HEALTH_WRITE_S) {

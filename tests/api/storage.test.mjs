@@ -390,3 +390,43 @@ describe('a goosed.db once read-only', { skip: (process.getuid() !== 0 || !have(
     }
   });
 });
+
+describe('a damaged goosed.db', () => {
+  it('a read that meets the damage says it will not mend, and /api/health says so from then on', async () => {
+    const home = tempDir('goosed-damaged-');
+    const wd = tempDir('goosed-damaged-wd-');
+    let srv = await startServer({ home });
+    const ids = [];
+    try {
+      for (let i = 0; i < 30; i++) {
+        const messages = Array.from({ length: 20 }, (_, k) => ({ role: k % 2 ? 'assistant' : 'user', content: [{ type: 'text', text: `s${i} m${k} ${'x'.repeat(500)}` }] }));
+        const r = await post(srv, '/api/sessions/import', { format: 'goosed-session', version: 1, session: { name: `s${i}`, working_dir: wd }, messages });
+        assert.equal(r.status, 201, r.text);
+        ids.push(r.body.id);
+      }
+    } finally {
+      await stopAndCheck(srv);
+    }
+    // a quarter of the file, from its middle on, zeroed (a disk that lost pages)
+    const db = path.join(home, '.local/share/goose/sessions/goosed.db');
+    const bytes = readFileSync(db);
+    const from = Math.floor(bytes.length / 2 / 4096) * 4096;
+    bytes.fill(0, from, from + Math.floor(bytes.length / 4 / 4096) * 4096);
+    writeFileSync(db, bytes);
+    srv = await startServer({ home });
+    try {
+      let damaged;
+      for (const id of ids) {
+        const r = await get(srv, `/api/sessions/${id}/messages`);
+        if (r.status !== 200) damaged = r;
+      }
+      assert.ok(damaged, 'no read met the zeroed quarter of the file');
+      assertError(damaged, 503, 'storage_unavailable', /the store is damaged \(.*\); it will not mend by itself: stop goosed and restore goosed\.db from a backup/);
+      const h = await get(srv, '/api/health');
+      assert.equal(h.status, 503);
+      assert.match(h.body.store, /the store was found damaged \d+ s ago; it will not mend by itself/);
+    } finally {
+      await stopAndCheck(srv);
+    }
+  });
+});
