@@ -1,6 +1,7 @@
 /* cli/server: the server itself (`goosed [options]`, `goose server [options]`): flags and config,
  * the store, the HTTP server, and a graceful stop on SIGTERM/SIGINT. */
 #include <errno.h>
+#include <execinfo.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -9,6 +10,7 @@
 #include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "api/api.h"
@@ -58,6 +60,69 @@ static void reload_tls(http_server *srv, const config *cfg)
               fp, was);
 }
 
+/* A crash report, as Redis writes one: goosed is not dumpable (no core file holds its keys), so
+ * a crash that happens once in a while is told on stderr: the signal and the stack, addresses
+ * included (addr2line -f -e goosed +OFFSET names the function and line); then the signal is
+ * raised again, so the process ends as it would have. Only async-signal-safe calls (backtrace was
+ * called once before, so that it loads nothing here). AddressSanitizer's own report does this in
+ * its builds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CRASH_REPORT 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CRASH_REPORT 0
+#endif
+#endif
+#ifndef CRASH_REPORT
+#define CRASH_REPORT 1
+#endif
+
+static void put_err(const char *s)
+{
+    ssize_t ignored = write(STDERR_FILENO, s, strlen(s));
+    (void)ignored;
+}
+
+static void on_fatal(int sig)
+{
+    char num[12] = "";
+    size_t n = sizeof num - 1;
+    for (int v = sig; n > 0; v /= 10) {
+        num[--n] = (char)('0' + v % 10);
+        if (v < 10) break;
+    }
+    put_err("goosed: fatal signal ");
+    put_err(num + n);
+    put_err(sig == SIGSEGV   ? " (SIGSEGV)"
+            : sig == SIGBUS  ? " (SIGBUS)"
+            : sig == SIGILL  ? " (SIGILL)"
+            : sig == SIGFPE  ? " (SIGFPE)"
+            : sig == SIGABRT ? " (SIGABRT)"
+                             : "");
+    put_err("; this is a bug of goosed: please report it with these lines. The stack:\n");
+    void *frames[64];
+    int nf = backtrace(frames, 64);
+    backtrace_symbols_fd(frames, nf, STDERR_FILENO);
+    put_err("goosed: (addr2line -f -e goosed +OFFSET names each function and line)\n");
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void crash_report_setup(void)
+{
+    if (!CRASH_REPORT) return;
+    static char alt[64 * 1024]; /* a stack overflow leaves the thread's own stack no room */
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+    sigaltstack(&ss, NULL);
+    void *one[1];
+    backtrace(one, 1); /* loads what it needs now, not in the handler */
+    struct sigaction sa = {.sa_handler = on_fatal, .sa_flags = SA_ONSTACK | SA_RESETHAND};
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
 int cli_server(int argc, char **argv)
 {
     /* Signals: SIGTERM/SIGINT (stop) and SIGHUP (read the TLS certificate again) are taken by
@@ -72,6 +137,7 @@ int cli_server(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
+    crash_report_setup();
 
     /* Not dumpable: no core file with the API keys in it, and no process of the same user (a
      * tool's shell included, once its capabilities are dropped) can read our memory or

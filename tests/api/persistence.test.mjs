@@ -107,6 +107,17 @@ describe('persistence', () => {
   });
 });
 
+describe('a crash', () => {
+  // goosed is not dumpable (no core file holds its keys): a crash tells its stack on stderr.
+  it('says so on stderr with its stack, and goosed still ends by the signal', { skip: !!process.env.ASAN_OPTIONS && 'AddressSanitizer reports crashes itself' }, async () => {
+    const srv = await startServer({});
+    const r = await srv.stop('SIGSEGV');
+    assert.deepEqual({ code: r.code, signal: r.signal }, { code: null, signal: 'SIGSEGV' });
+    assert.match(srv.log(), /goosed: fatal signal 11 \(SIGSEGV\); this is a bug of goosed: please report it with these lines\. The stack:\n/);
+    assert.match(srv.log(), /goosed\(\+0x[0-9a-f]+\)/, 'frames of goosed, by offset');
+  });
+});
+
 describe('shutdown', () => {
   for (const sig of ['SIGTERM', 'SIGINT']) {
     it(`${sig}: exit 0 and "shutdown complete" in the log`, async () => {
