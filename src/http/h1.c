@@ -219,8 +219,6 @@ int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t 
                 d->state = C_EXT;
             else if (c == '\r')
                 d->state = C_SIZE_LF;
-            else if (c == '\n')
-                size_done(d);
             else
                 return -1;
             break;
@@ -230,16 +228,12 @@ int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t 
                 d->state = C_EXT;
             else if (c == '\r')
                 d->state = C_SIZE_LF;
-            else if (c == '\n')
-                size_done(d);
             else if (c != ' ' && c != '\t')
                 return -1;
             break;
         case C_EXT:
             if (c == '\r')
                 d->state = C_SIZE_LF;
-            else if (c == '\n')
-                size_done(d);
             else if ((c < ' ' && c != '\t') || c == 0x7F)
                 return -1;
             break;
@@ -248,10 +242,6 @@ int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t 
             size_done(d);
             break;
         case C_DATA_CR:
-            if (c == '\n') {
-                d->state = C_SIZE;
-                break;
-            }
             if (c != '\r') return -1;
             d->state = C_DATA_LF;
             break;
@@ -260,12 +250,7 @@ int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t 
             d->state = C_SIZE;
             break;
         case C_TRAILER: /* the start of a trailer line, or the final empty line */
-            if (c == '\n') {
-                d->state = C_DONE;
-                *out = o;
-                *used = i;
-                return 1;
-            }
+            if (c == '\n') return -1;
             d->state = c == '\r' ? C_END_LF : C_TLINE;
             break;
         case C_END_LF:
@@ -275,10 +260,14 @@ int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t 
             *used = i;
             return 1;
         case C_TLINE:
-            if (c == '\n')
-                d->state = C_TRAILER;
-            else if ((c < ' ' && c != '\t' && c != '\r') || c == 0x7F)
+            if (c == '\r')
+                d->state = C_TLF;
+            else if ((c < ' ' && c != '\t') || c == 0x7F)
                 return -1;
+            break;
+        case C_TLF:
+            if (c != '\n') return -1;
+            d->state = C_TRAILER;
             break;
         default:
             return -1;
@@ -286,7 +275,8 @@ int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t 
         if (d->state == C_SIZE || d->state == C_SIZE_WS || d->state == C_EXT ||
             d->state == C_SIZE_LF) {
             if (++d->linelen > H1_CHUNK_LINE_MAX) return -1;
-        } else if (d->state == C_TLINE || d->state == C_TRAILER || d->state == C_END_LF) {
+        } else if (d->state == C_TLINE || d->state == C_TLF || d->state == C_TRAILER ||
+                   d->state == C_END_LF) {
             if (++d->trailers > H1_TRAILERS_MAX) return -1;
         }
     }

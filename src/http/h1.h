@@ -65,9 +65,11 @@ typedef struct {
 #define H1_TRAILERS_MAX   (16 << 10) /* the trailer section */
 
 /* Decodes buf[0..len) in place: the body's data bytes are moved to buf[0..*out); *used says how
- * many input bytes were consumed. Returns 1 when the body (and its trailers) ended within them
- * (bytes after *used belong to what follows), 0 when more input is needed (*used == len), -1
- * when malformed. */
+ * many input bytes were consumed. Every line of the framing ends with CRLF, as RFC 9112 section 7.1
+ * writes it: a bare LF, which a head may use, is refused here (a proxy in front that reads it
+ * otherwise would disagree about where the body, and so the next request, begins). Returns 1 when
+ * the body (and its trailers) ended within them (bytes after *used belong to what follows), 0 when
+ * more input is needed (*used == len), -1 when malformed. */
 int h1_chunked_decode(h1_chunked *d, char *buf, size_t len, size_t *out, size_t *used);
 
 #endif

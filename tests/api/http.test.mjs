@@ -173,6 +173,14 @@ describe('http', () => {
       assert.match(answer, /connection: close/i);
     });
 
+    it('a chunked body whose framing has a bare LF is 400, not read otherwise than a proxy in front might', async () => {
+      for (const body of ['2\n{}\n0\n\n', '2\r\n{}\n0\r\n\r\n', '2\r\n{}\r\n0\r\nX: 1\n\r\n']) {
+        const r = await rawRequest(srv, rawPost('/api/sessions', ['Content-Type: application/json', 'Transfer-Encoding: chunked'], body));
+        assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.statusLine}`);
+        assert.match(r.json.error, /malformed chunked body/);
+      }
+    });
+
     it('a small chunked body is read like any other', async () => {
       const j = '{"name":"chunky"}';
       const r = await rawRequest(srv, rawPost('/api/sessions', ['Content-Type: application/json', 'Transfer-Encoding: chunked'],

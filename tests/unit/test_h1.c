@@ -169,7 +169,11 @@ static void test_chunked(void **state)
         free(o);
     }
     const char *bad[] = {"zz\r\n{}\r\n0\r\n\r\n", "2\r\n{}XX0\r\n\r\n", "\r\n",
-                         "1234567890123456\r\n", "2\r\n{}\r\n0\r\nX: a\001\r\n\r\n"};
+                         "1234567890123456\r\n", "2\r\n{}\r\n0\r\nX: a\001\r\n\r\n",
+                         /* a bare LF anywhere in the framing */
+                         "2\n{}\r\n0\r\n\r\n", "2\r\n{}\n0\r\n\r\n", "2\r\n{}\r\n0\n\r\n",
+                         "2\r\n{}\r\n0\r\n\n", "2\r\n{}\r\n0\r\nX: a\n\r\n",
+                         "2;ext\n{}\r\n0\r\n\r\n", "2 \n{}\r\n0\r\n\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc;
         size_t rest;
