@@ -128,7 +128,13 @@ describe('goose in a terminal', { skip: !HAVE_TMUX && 'tmux is not installed (sc
       await waitFor('resume', /Understood, not running it\.\n\( O\)> $/m, 'the reply after the denial');
       const tools = (await fake.requests('openai')).at(-1).body.messages.filter((m) => m.role === 'tool');
       assert.match(JSON.stringify(tools.at(-1).content), /denied/);
-      const perm = readFileSync(path.join(srv.home, '.config', 'goose', 'permission.yaml'), 'utf8');
+      // written on a worker (the loop never waits for the disk): it comes when it comes
+      const permFile = path.join(srv.home, '.config', 'goose', 'permission.yaml');
+      let perm = '';
+      for (let i = 0; i < 250 && !/developer__list_files/.test(perm); i++) {
+        if (i) await new Promise((r) => setTimeout(r, 20));
+        perm = existsSync(permFile) ? readFileSync(permFile, 'utf8') : '';
+      }
       assert.match(perm, /developer__list_files/);
 
       tmux('send-keys', '-t', 'resume', 'edit', 'Enter');
