@@ -32,6 +32,7 @@
 #include "core/netaddr.h"
 #include "core/pool.h"
 #include "core/trace.h"
+#include "core/utf8.h"
 #include "extensions/extension.h"
 #include "extensions/mcp/mcp.h"
 #include "extensions/mcp/oauth.h"
@@ -741,22 +742,11 @@ static void on_tool_progress(void *ud, double progress, double total, const char
     if (!ev) return;
     if (total >= 0) json_object_set_new(ev, "total", json_real(total));
     if (message) { /* a line of status, not a channel for the server's data */
-        size_t n = strlen(message);
-        if (n > PROGRESS_MESSAGE_MAX) {
-            n = PROGRESS_MESSAGE_MAX;
-            while (n > 0 && ((unsigned char)message[n] & 0xC0) == 0x80) /* within a character */
-                n--;
-        }
-        json_t *m = json_stringn(message, n);
-        if (m && n < strlen(message)) {
-            char *cut = NULL;
-            if (asprintf(&cut, "%.*s…", (int)n, message) >= 0) {
-                json_decref(m);
-                m = json_string(cut);
-            }
-            free(cut);
-        }
-        json_object_set_new(ev, "message", m);
+        size_t len = strlen(message), n = utf8_prefix(message, len, PROGRESS_MESSAGE_MAX);
+        char *cut = NULL;
+        if (n < len && asprintf(&cut, "%.*s…", (int)n, message) < 0) cut = NULL;
+        json_object_set_new(ev, "message", cut ? json_string(cut) : json_stringn(message, n));
+        free(cut);
     }
     fx_publish(at->t, "tool_progress", ev);
 }

@@ -7,6 +7,7 @@
 #include "core/content.h"
 #include "core/jtext.h"
 #include "core/metrics.h"
+#include "core/utf8.h"
 
 turn *turn_new(const turn_fx *fx, void *owner, const char *text, long max_rounds,
                long context_limit)
@@ -194,12 +195,7 @@ static const char SUMMARY_TAIL[] = "\n\n[End of the summary; the conversation go
 static gd_err put_capped(buf *b, const char *s, size_t n, size_t cap)
 {
     if (n <= cap) return buf_append(b, s, n);
-    size_t head = cap / 2, tail = cap / 2;
-    while (head > 0 && ((unsigned char)s[head] & 0xC0) == 0x80)
-        head--;
-    size_t from = n - tail;
-    while (from < n && ((unsigned char)s[from] & 0xC0) == 0x80)
-        from++;
+    size_t head = utf8_prefix(s, n, cap / 2), from = utf8_suffix(s, n, cap / 2);
     gd_err e = buf_append(b, s, head);
     if (!e) e = buf_printf(b, " [... %zu bytes left out ...] ", from - head);
     if (!e) e = buf_append(b, s + from, n - from);

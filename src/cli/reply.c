@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/utf8.h"
 #include "cli/reply.h"
 
 #define SPIN_AFTER_MS   200 /* the spinner shows after this long without an event */
@@ -52,16 +53,6 @@ static long now_ms(void)
 }
 
 /* ---- how tool calls and results look ---- */
-
-/* The length of at most max bytes of s that does not end inside a UTF-8 sequence. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max)
-{
-    if (len <= max) return len;
-    size_t n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
 
 /* Writes n bytes of s on f with control characters as spaces. */
 /* s on one line: line breaks and tabs as spaces, every other control (C0, DEL, C1: a model's

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/utf8.h"
 #include "cli/chat.h"
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -71,11 +72,7 @@ static long num(json_t *o, const char *key)
 static void put_cell(const char *s, size_t cols, bool pad)
 {
     size_t len = strlen(s), n = len;
-    if (len > cols) {
-        n = cols - 1;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
+    if (len > cols) n = utf8_prefix(s, len, cols - 1);
     cl_put_text(stdout, s, n);
     size_t shown = 0;
     for (size_t i = 0; i < n; i++)

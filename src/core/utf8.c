@@ -46,3 +46,21 @@ size_t utf8_next_shown(const unsigned char *p, size_t n, const char *keep, bool 
               (k == 2 && p[0] == 0xc2 && p[1] < 0xa0);
     return k;
 }
+
+size_t utf8_prefix(const char *s, size_t len, size_t max)
+{
+    if (len <= max) return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* a continuation byte */
+        n--;
+    return n;
+}
+
+size_t utf8_suffix(const char *s, size_t len, size_t max)
+{
+    if (len <= max) return 0;
+    size_t from = len - max;
+    while (from < len && ((unsigned char)s[from] & 0xC0) == 0x80)
+        from++;
+    return from;
+}

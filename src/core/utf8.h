@@ -20,4 +20,10 @@ bool utf8_valid(const char *p, size_t n);
  * keep, DEL, C1) or a byte that is not UTF-8 (a unit of one byte). */
 size_t utf8_next_shown(const unsigned char *p, size_t n, const char *keep, bool *escape);
 
+/* Where to cut text of len bytes so that no character is split: the largest length of at most max
+ * bytes that ends between characters (len when len <= max). */
+size_t utf8_prefix(const char *s, size_t len, size_t max);
+/* The start of the last part of s (len bytes) of at most max bytes that begins on a character. */
+size_t utf8_suffix(const char *s, size_t len, size_t max);
+
 #endif

@@ -13,6 +13,7 @@
 
 #include "core/jtext.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "extensions/ext_config.h"
 #include "extensions/mcp/client.h"
 #include "extensions/mcp/mcp.h"
@@ -748,11 +749,7 @@ static void cap_texts(json_t *content, size_t cap)
             left -= n;
             continue;
         }
-        size_t head = left / 2, from = n - left / 2;
-        while (head > 0 && ((unsigned char)t[head] & 0xC0) == 0x80)
-            head--;
-        while (from < n && ((unsigned char)t[from] & 0xC0) == 0x80)
-            from++;
+        size_t head = utf8_prefix(t, n, left / 2), from = utf8_suffix(t, n, left / 2);
         char *cut = NULL;
         if (asprintf(
                 &cut,
